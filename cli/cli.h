@@ -1,0 +1,49 @@
+/* Shared pieces of the asrimg command: subcommand entry points, error and number formatting,
+ * the JSON emitter and the terminal progress meter. */
+#ifndef ASR_CLI_H
+#define ASR_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "asr_format.h"
+
+/* Exit codes: 0 success, 1 the operation failed (bad image, I/O), 2 usage. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+int cmd_info(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *cli_bytes(uint64_t n, char *buf, size_t len); /* "1.5 GiB" */
+void cli_uuid(const uint8_t b[16], bool gpt_mixed_endian, char out[37]);
+
+/* JSON emitter: no allocation; commas handled by tracking the first member of each level. */
+struct json {
+    FILE *f;
+    int depth;
+    bool first[32];
+};
+void json_begin(struct json *j, FILE *f);
+void json_obj(struct json *j, const char *key);   /* key NULL inside arrays or at top level */
+void json_arr(struct json *j, const char *key);
+void json_end_obj(struct json *j);
+void json_end_arr(struct json *j);
+void json_str(struct json *j, const char *key, const char *v);
+void json_u64(struct json *j, const char *key, uint64_t v);
+void json_dbl(struct json *j, const char *key, double v);
+void json_bool(struct json *j, const char *key, bool v);
+void json_finish(struct json *j);
+
+/* Progress on stderr, only when it is a terminal: bytes, MB/s, ETA. */
+struct progress {
+    bool enabled;
+    const char *label;
+    double start, last;
+};
+void progress_init(struct progress *p, const char *label, bool quiet);
+void progress_update(uint64_t done, uint64_t total, void *ctx); /* matches asr_progress_fn */
+void progress_done(struct progress *p);
+
+#endif

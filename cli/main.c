@@ -1,0 +1,80 @@
+/* asrimg: command dispatch and the shared formatting helpers of the command line. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: asrimg COMMAND [ARGS]\n"
+            "\n"
+            "commands:\n"
+            "  info IMAGE [--json]     format, creator, disks, partitions, volumes, sizes and ratios\n"
+            "  verify IMAGE [--json]   check every checksum; exit 0 only if every byte checks out\n"
+            "  version                 print the version\n"
+            "\n"
+            "IMAGE is an .asrimg file, or the first part of a split set (IMAGE.002 ... beside it).\n");
+}
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("asrimg: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+const char *cli_bytes(uint64_t n, char *buf, size_t len)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = (double)n;
+    unsigned u = 0;
+    while (v >= 1024 && u < 5) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, len, "%llu B", (unsigned long long)n);
+    else
+        snprintf(buf, len, "%.1f %s", v, units[u]);
+    return buf;
+}
+
+void cli_uuid(const uint8_t b[16], bool mixed, char out[37])
+{
+    /* GPT stores the first three GUID fields little-endian. */
+    static const int gpt_order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
+    char *p = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *p++ = '-';
+        p += sprintf(p, "%02x", b[mixed ? gpt_order[i] : i]);
+    }
+    *p = '\0';
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "info"))
+        return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "verify"))
+        return cmd_verify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("asrimg %s (image format %u)\n", asr_version(), ASR_FORMAT_VERSION);
+        return EXIT_OK;
+    }
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    cli_error("unknown command '%s' (see 'asrimg help')", cmd);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,46 @@
+/* Terminal progress: one line on stderr redrawn at most ten times a second with bytes done,
+ * total, MB/s and ETA. Silent when stderr is not a terminal, so pipes and logs stay clean. */
+#include "cli.h"
+
+#include <time.h>
+#include <unistd.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void progress_init(struct progress *p, const char *label, bool quiet)
+{
+    p->enabled = !quiet && isatty(STDERR_FILENO);
+    p->label = label;
+    p->start = now();
+    p->last = 0;
+}
+
+void progress_update(uint64_t done, uint64_t total, void *ctx)
+{
+    struct progress *p = ctx;
+    if (!p->enabled)
+        return;
+    double t = now();
+    if (t - p->last < 0.1 && done < total)
+        return;
+    p->last = t;
+    double secs = t - p->start, rate = secs > 0 ? done / secs : 0;
+    char a[32], b[32];
+    fprintf(stderr, "\r%s: %s / %s  %.0f MB/s", p->label, cli_bytes(done, a, sizeof a), cli_bytes(total, b, sizeof b),
+            rate / 1e6);
+    if (rate > 0 && total > done)
+        fprintf(stderr, "  ETA %.0fs   ", (total - done) / rate);
+    else
+        fputs("          ", stderr);
+}
+
+void progress_done(struct progress *p)
+{
+    if (p->enabled)
+        fputs("\r\033[K", stderr);
+}

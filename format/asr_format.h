@@ -1,0 +1,325 @@
+/* Public API of the .asrimg container (format/): writer, reader and verifier.
+ * SPEC.md describes every byte these functions produce and accept. The library never prints
+ * and never exits: every failure is an enum asr_status plus a one-line message in struct
+ * asr_error saying what went wrong and where. */
+#ifndef ASR_FORMAT_H
+#define ASR_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors ------------------------------------------------------------------------------ */
+
+/* Values are pinned: never renumber or reuse one (scripts see them through --json). */
+enum asr_status {
+    ASR_OK = 0,
+    ASR_E_IO = 1,          /* the operating system refused a read, write, open ... */
+    ASR_E_NOMEM = 2,
+    ASR_E_ARG = 3,         /* the caller passed something invalid */
+    ASR_E_NOT_IMAGE = 4,   /* no .asrimg magic where one must be */
+    ASR_E_INCOMPLETE = 5,  /* no valid footer: interrupted or truncated image */
+    ASR_E_CORRUPT = 6,     /* a checksum or a structural rule failed */
+    ASR_E_UNSUPPORTED = 7, /* newer format version or unknown incompatible feature */
+    ASR_E_PARTS = 8,       /* split set: part missing, reordered, truncated or foreign */
+    ASR_E_EXISTS = 9,      /* output exists and overwriting was not asked for */
+    ASR_E_UNREADABLE = 10, /* the range was unreadable on the source when it was imaged */
+    ASR_E_LIMIT = 11,      /* a count or size exceeds a hard cap of this implementation */
+    ASR_E_STATE = 12,      /* call out of order (e.g. layout after data) */
+};
+
+#define ASR_ERROR_MSG_MAX 512
+
+struct asr_error {
+    enum asr_status code;
+    char msg[ASR_ERROR_MSG_MAX];
+};
+
+/* Short stable name of a status ("corrupt", "incomplete", ...). */
+const char *asr_status_name(enum asr_status code);
+
+/* ---- format constants -------------------------------------------------------------------- */
+
+#define ASR_FORMAT_VERSION 1u
+#define ASR_MAX_CHUNK_SIZE (16u << 20) /* hard cap on one chunk's uncompressed content */
+#define ASR_DEFAULT_CHUNK_SIZE (1u << 20)
+#define ASR_MIN_SPLIT_SIZE (1u << 20)
+#define ASR_MAX_PARTS 9999u
+#define ASR_FAT32_SPLIT_SIZE 4294967295ull /* 4 GiB - 1: the largest file FAT32 holds */
+
+/* Feature bits. Classes: an unknown INCOMPAT bit makes a reader refuse the image; an unknown
+ * RO_COMPAT bit lets it read and restore but not append to or rewrite the image; an unknown
+ * COMPAT bit is ignored. Bits are never reused. */
+#define ASR_FEATURE_COMPAT_SPLIT (1ull << 0) /* written as a split set */
+#define ASR_KNOWN_INCOMPAT 0ull
+#define ASR_KNOWN_RO_COMPAT 0ull
+#define ASR_KNOWN_COMPAT ASR_FEATURE_COMPAT_SPLIT
+
+enum asr_feature_class { ASR_FEATURE_INCOMPAT = 0, ASR_FEATURE_RO_COMPAT = 1, ASR_FEATURE_COMPAT = 2 };
+
+/* ---- disk layout model (what the layout section carries) --------------------------------- */
+
+enum asr_label { ASR_LABEL_NONE = 0, ASR_LABEL_MBR = 1, ASR_LABEL_GPT = 2 };
+
+/* How a partition's contents were captured. */
+enum asr_capture {
+    ASR_CAPTURE_SKIP = 0,   /* not in the image */
+    ASR_CAPTURE_USED = 1,   /* used clusters only, read from filesystem metadata */
+    ASR_CAPTURE_FULL = 2,   /* every byte (all-zero blocks elided) */
+    ASR_CAPTURE_HEADER = 3, /* only a header (e.g. swap: its UUID) */
+};
+
+enum asr_part_kind { ASR_PART_GPT = 0, ASR_PART_PRIMARY = 1, ASR_PART_EXTENDED = 2, ASR_PART_LOGICAL = 3 };
+
+/* Raw disk regions that must come back byte-exact. */
+enum asr_region_kind {
+    ASR_REGION_MBR = 1,          /* logical sector 0: boot code, signature, table (or protective MBR) */
+    ASR_REGION_GAP = 2,          /* from sector 1 to the first partition (GRUB core on BIOS) */
+    ASR_REGION_GPT_HEADER = 3,   /* primary GPT header sector */
+    ASR_REGION_GPT_ENTRIES = 4,  /* primary GPT entry array */
+    ASR_REGION_GPT_BACKUP_ENTRIES = 5,
+    ASR_REGION_GPT_BACKUP_HEADER = 6,
+    ASR_REGION_EBR = 7,          /* an extended boot record sector */
+    ASR_REGION_OTHER = 8,
+};
+
+#define ASR_NAME_MAX 255   /* partition names, source paths (UTF-8 bytes) */
+#define ASR_FSNAME_MAX 63  /* fs type, fs uuid, fs label */
+#define ASR_MAX_DISKS 64u
+#define ASR_MAX_PARTITIONS 4096u /* per disk */
+#define ASR_MAX_REGIONS 4096u    /* per disk */
+#define ASR_MAX_REGION_SIZE (32u << 20)
+#define ASR_MAX_VOLUMES 4096u
+
+struct asr_partition_desc {
+    uint32_t number; /* 1-based, as the OS numbers it */
+    uint8_t kind;    /* enum asr_part_kind */
+    uint8_t mbr_type;
+    uint8_t bootable;
+    uint8_t capture; /* enum asr_capture */
+    uint64_t start_bytes;
+    uint64_t size_bytes;
+    uint8_t type_guid[16]; /* GPT: as stored on disk (mixed-endian) */
+    uint8_t part_guid[16];
+    uint64_t attributes;
+    char name[ASR_NAME_MAX + 1];
+};
+
+struct asr_region_desc {
+    uint16_t kind; /* enum asr_region_kind */
+    uint64_t offset; /* byte offset on the source disk */
+    uint32_t length;
+    const uint8_t *data; /* length bytes; owned by the caller (writer) or the reader */
+};
+
+struct asr_disk_desc {
+    char source[ASR_NAME_MAX + 1]; /* path it was read from, informational */
+    uint64_t size_bytes;
+    uint32_t logical_sector;
+    uint32_t physical_sector;
+    uint8_t label;        /* enum asr_label */
+    uint8_t disk_id[16];  /* MBR: 4-byte signature in [0..3] (LE); GPT: disk GUID as on disk */
+    uint64_t gpt_first_usable_lba;
+    uint64_t gpt_last_usable_lba;
+    uint32_t gpt_entry_count;
+    uint32_t gpt_entry_size;
+    uint32_t partition_count;
+    const struct asr_partition_desc *partitions;
+    uint32_t region_count;
+    const struct asr_region_desc *regions;
+};
+
+struct asr_volume_desc {
+    uint32_t disk_index;       /* index into the image's disks */
+    uint32_t partition_number; /* 0: the whole disk (no partition table) */
+    uint64_t disk_offset;      /* byte offset of the volume on its disk */
+    uint64_t size_bytes;
+    uint64_t used_bytes;       /* as the filesystem reported it when imaged */
+    uint32_t block_size;
+    char fs_type[ASR_FSNAME_MAX + 1];
+    char fs_uuid[ASR_FSNAME_MAX + 1];
+    char fs_label[ASR_FSNAME_MAX + 1];
+};
+
+/* ---- chunks and extents ------------------------------------------------------------------ */
+
+enum asr_codec { ASR_CODEC_STORED = 0, ASR_CODEC_ZSTD = 1 };
+
+struct asr_hash128 {
+    uint64_t lo, hi;
+};
+
+/* A chunk ready to append: stored bytes as they go into the image. */
+struct asr_chunk {
+    uint8_t codec; /* enum asr_codec */
+    const void *stored;
+    uint32_t stored_len;
+    uint32_t content_len;
+    struct asr_hash128 content_hash; /* asr_content_hash(seed, content) */
+};
+
+#define ASR_REF_ZERO UINT64_MAX             /* all-zero data, no chunk stored */
+#define ASR_REF_UNREADABLE (UINT64_MAX - 1) /* source could not be read here */
+
+struct asr_extent {
+    uint64_t offset; /* within the volume */
+    uint64_t length;
+    uint64_t ref;          /* chunk id, ASR_REF_ZERO or ASR_REF_UNREADABLE */
+    uint32_t chunk_offset; /* where in the chunk's content this extent starts */
+};
+
+/* The dedup key and content checksum of chunk content: XXH3-128 seeded per image. */
+struct asr_hash128 asr_content_hash(uint64_t seed, const void *data, size_t len);
+
+/* Encode content into a chunk: zstd at level, or stored when compression does not shrink it
+ * (level 0 always stores). out must hold asr_chunk_bound(len) bytes; c->stored points into out. */
+size_t asr_chunk_bound(size_t content_len);
+int asr_chunk_encode(const void *content, size_t len, int level, uint64_t seed, void *out,
+                     size_t out_cap, struct asr_chunk *c, struct asr_error *err);
+
+/* ---- progress ------------------------------------------------------------------------------ */
+
+typedef void (*asr_progress_fn)(uint64_t done, uint64_t total, void *ctx);
+
+/* ---- writer ------------------------------------------------------------------------------- */
+
+struct asr_writer;
+
+struct asr_writer_options {
+    uint64_t split_size;     /* 0: one file; else every part holds at most this many bytes */
+    uint32_t max_chunk_size; /* 0: ASR_DEFAULT_CHUNK_SIZE */
+    int overwrite;           /* replace an existing image */
+    const char *creator_version; /* NULL: this library's version */
+    /* Reproducible output (golden images, tests): take identity from here. */
+    int fixed_identity;
+    uint8_t uuid[16];
+    uint64_t hash_seed;
+    uint64_t created_unix;
+};
+
+/* Write to path.partial (and path.NNN.partial parts when split); asr_writer_finish renames them
+ * into place only after the footer is written and synced. */
+int asr_writer_create(const char *path, const struct asr_writer_options *opt, struct asr_writer **out,
+                      struct asr_error *err);
+/* Write a single-part image to an open descriptor (a pipe works: the writer never seeks). */
+int asr_writer_create_fd(int fd, const struct asr_writer_options *opt, struct asr_writer **out,
+                         struct asr_error *err);
+
+uint64_t asr_writer_hash_seed(const struct asr_writer *w);
+uint32_t asr_writer_max_chunk_size(const struct asr_writer *w);
+
+/* Layout first (all disks, then all volumes); the first chunk or extent seals it. */
+int asr_writer_add_disk(struct asr_writer *w, const struct asr_disk_desc *d, struct asr_error *err);
+int asr_writer_add_volume(struct asr_writer *w, const struct asr_volume_desc *v, uint32_t *volume_id,
+                          struct asr_error *err);
+
+int asr_writer_append_chunk(struct asr_writer *w, const struct asr_chunk *c, uint64_t *chunk_id,
+                            struct asr_error *err);
+/* Extents of one volume are added in increasing, non-overlapping offset order. content is the
+ * extent's bytes (length of them): they feed the volume's content hash. */
+int asr_writer_add_extent(struct asr_writer *w, uint32_t volume_id, uint64_t offset, uint64_t length,
+                          uint64_t chunk_id, uint32_t chunk_offset, const void *content,
+                          struct asr_error *err);
+int asr_writer_add_zero(struct asr_writer *w, uint32_t volume_id, uint64_t offset, uint64_t length,
+                        struct asr_error *err);
+int asr_writer_add_unreadable(struct asr_writer *w, uint32_t volume_id, uint64_t offset,
+                              uint64_t length, struct asr_error *err);
+
+/* Index, footer, fsync, rename. */
+int asr_writer_finish(struct asr_writer *w, struct asr_error *err);
+/* NULL-safe. An unfinished writer removes its .partial files. */
+void asr_writer_free(struct asr_writer *w);
+
+/* ---- reader ------------------------------------------------------------------------------- */
+
+struct asr_reader;
+
+struct asr_image_info {
+    uint32_t format_version;
+    uint64_t incompat, ro_compat, compat;
+    uint8_t uuid[16];
+    uint64_t hash_seed;
+    uint64_t created_unix;
+    uint32_t max_chunk_size;
+    char creator[ASR_FSNAME_MAX + 1];
+    char creator_version[ASR_FSNAME_MAX + 1];
+    uint32_t part_count;
+    uint64_t split_size;
+    uint64_t image_bytes;  /* all parts, on disk */
+    uint64_t chunk_count;
+    uint64_t stored_bytes;  /* sum of chunk stored lengths */
+    uint64_t unique_bytes;  /* sum of chunk content lengths */
+    uint64_t data_bytes;    /* sum of data extent lengths (before dedup) */
+    uint64_t zero_bytes;
+    uint64_t unreadable_bytes;
+    int ro_compat_unknown;  /* an unknown read-only-compatible feature is set */
+};
+
+struct asr_volume_stats {
+    uint64_t extent_count;
+    uint64_t data_bytes, zero_bytes, unreadable_bytes;
+    struct asr_hash128 content_hash;
+};
+
+/* Open an image (its first part; the other parts of a split set are found beside it).
+ * Checks parts, footer, header, layout and index; chunk data is checked when read. */
+int asr_reader_open(const char *path, struct asr_reader **out, struct asr_error *err);
+void asr_reader_free(struct asr_reader *r);
+
+const struct asr_image_info *asr_reader_info(const struct asr_reader *r);
+uint32_t asr_reader_disk_count(const struct asr_reader *r);
+const struct asr_disk_desc *asr_reader_disk(const struct asr_reader *r, uint32_t i);
+uint32_t asr_reader_volume_count(const struct asr_reader *r);
+const struct asr_volume_desc *asr_reader_volume(const struct asr_reader *r, uint32_t i);
+const struct asr_volume_stats *asr_reader_volume_stats(const struct asr_reader *r, uint32_t i);
+/* Extents of a volume, sorted by offset. */
+const struct asr_extent *asr_reader_extents(const struct asr_reader *r, uint32_t volume, uint64_t *count);
+/* Name of feature bit `bit` of `cls` as the image declares it, or NULL. */
+const char *asr_reader_feature_name(const struct asr_reader *r, enum asr_feature_class cls, unsigned bit);
+
+/* Read and check one chunk's content (content_len bytes into buf of cap bytes). */
+int asr_reader_read_chunk(struct asr_reader *r, uint64_t chunk_id, void *buf, size_t cap,
+                          uint32_t *content_len, struct asr_error *err);
+/* Read a byte range of a volume: uncaptured and zero ranges read as zeros. Returns
+ * ASR_E_UNREADABLE (buffer still filled, zeros there) if the range touches unreadable data. */
+int asr_reader_read_volume(struct asr_reader *r, uint32_t volume, uint64_t offset, void *buf,
+                           size_t len, struct asr_error *err);
+
+/* ---- verifier ----------------------------------------------------------------------------- */
+
+struct asr_problem {
+    enum asr_status code;
+    const char *what;       /* structure: "part header", "chunk 17", "index", ... */
+    uint32_t part;          /* 1-based part number, 0 if not tied to a part */
+    uint64_t part_offset;   /* byte offset within that part's file */
+    uint64_t logical_offset;
+    const char *message;    /* one line */
+};
+
+typedef void (*asr_problem_fn)(const struct asr_problem *p, void *ctx);
+
+struct asr_verify_report {
+    int complete;           /* a valid footer was found */
+    uint64_t structures;    /* structures checked */
+    uint64_t chunks;
+    uint64_t volumes;
+    uint64_t bytes_checked; /* logical stream bytes covered by a good checksum */
+    uint64_t problems;
+};
+
+/* Check every checksum and every structural rule of the image; each bad structure is reported
+ * through on_problem with its location. Returns ASR_OK only when there is no problem at all. */
+int asr_verify(const char *path, asr_problem_fn on_problem, void *problem_ctx,
+               asr_progress_fn on_progress, void *progress_ctx, struct asr_verify_report *report,
+               struct asr_error *err);
+
+/* Version string of this library ("0.1.0"). */
+const char *asr_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

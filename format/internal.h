@@ -1,0 +1,218 @@
+/* Internal interfaces shared by the format/ modules: the fixed on-disk records (records.c), the
+ * layout and index bodies (layout.c, index.c), the split-set byte stream (parts.c) and error
+ * helpers (error.c). Nothing here is part of the public API. */
+#ifndef ASR_FORMAT_INTERNAL_H
+#define ASR_FORMAT_INTERNAL_H
+
+#include "asr_format.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+#define ASR_PART_HEADER_SIZE 64u
+#define ASR_IMAGE_HEADER_FIXED 80u
+#define ASR_IMAGE_HEADER_MAX 65536u
+#define ASR_SECTION_HEADER_SIZE 32u
+#define ASR_CHUNK_HEADER_SIZE 64u
+#define ASR_FOOTER_SIZE 64u
+#define ASR_EXTENT_SIZE 32u
+#define ASR_CHUNK_ENTRY_SIZE 32u
+#define ASR_VOLUME_ENTRY_SIZE 64u
+#define ASR_INDEX_FIXED 32u
+#define ASR_MAX_LAYOUT_SIZE (128u << 20)
+#define ASR_MAX_VOLTABLE_SIZE (4u << 20)
+#define ASR_MAX_EXTENT_RECORD 4096u /* extents in one AEXT record */
+#define ASR_MAX_INDEX_SIZE (1ull << 30)
+#define ASR_MAX_FEATURE_NAMES 192u
+
+#define ASR_TAG(a, b, c, d) ((uint32_t)(a) | ((uint32_t)(b) << 8) | ((uint32_t)(c) << 16) | ((uint32_t)(d) << 24))
+#define ASR_TAG_HEADER ASR_TAG('A', 'H', 'D', 'R')
+#define ASR_TAG_LAYOUT ASR_TAG('A', 'L', 'A', 'Y')
+#define ASR_TAG_VOLUMES ASR_TAG('A', 'V', 'O', 'L')
+#define ASR_TAG_CHUNK ASR_TAG('A', 'C', 'N', 'K')
+#define ASR_TAG_EXTENTS ASR_TAG('A', 'E', 'X', 'T')
+#define ASR_TAG_INDEX ASR_TAG('A', 'I', 'D', 'X')
+#define ASR_TAG_FOOTER ASR_TAG('A', 'E', 'N', 'D')
+
+extern const uint8_t asr_part_magic[8];
+
+/* error.c */
+int asr_fail(struct asr_error *err, enum asr_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+uint64_t asr_checksum64(const void *data, size_t len); /* XXH3-64, unseeded */
+
+/* chunk.c: checks the stored hash, decompresses into out (cap >= content_len), checks the
+ * content hash. zstd_dctx is a ZSTD_DCtx *. */
+struct asr_chunk_header;
+int asr_chunk_decode(const struct asr_chunk_header *h, const uint8_t *stored, void *out, size_t cap,
+                     uint64_t seed, void *zstd_dctx, struct asr_error *err);
+
+/* records.c: fixed-layout records. decode returns ASR_OK or a status with err naming the field. */
+struct asr_part_header {
+    uint32_t format_version;
+    uint32_t part_number; /* 1-based */
+    uint8_t uuid[16];
+    uint64_t split_size;     /* 0: not split */
+    uint64_t payload_offset; /* logical offset of this part's first payload byte */
+};
+void asr_part_header_encode(const struct asr_part_header *h, uint8_t out[ASR_PART_HEADER_SIZE]);
+int asr_part_header_decode(const uint8_t in[ASR_PART_HEADER_SIZE], struct asr_part_header *h,
+                           struct asr_error *err);
+
+struct asr_feature_name {
+    uint8_t cls, bit;
+    char name[64];
+};
+
+struct asr_image_header {
+    uint32_t header_len;
+    uint32_t format_version;
+    uint64_t incompat, ro_compat, compat;
+    uint8_t uuid[16];
+    uint64_t hash_seed;
+    uint64_t created_unix;
+    uint32_t max_chunk_size;
+    char creator[ASR_FSNAME_MAX + 1];
+    char creator_version[ASR_FSNAME_MAX + 1];
+    uint32_t feature_count;
+    struct asr_feature_name features[ASR_MAX_FEATURE_NAMES];
+};
+/* Returns the encoded length (header_len), or 0 if out_cap is too small. */
+size_t asr_image_header_encode(const struct asr_image_header *h, uint8_t *out, size_t out_cap);
+/* in holds avail bytes starting at the header. */
+int asr_image_header_decode(const uint8_t *in, size_t avail, struct asr_image_header *h,
+                            struct asr_error *err);
+/* ASR_OK, or ASR_E_UNSUPPORTED naming the first unknown incompatible feature. */
+int asr_image_header_check_support(const struct asr_image_header *h, struct asr_error *err);
+
+struct asr_section_header {
+    uint32_t tag;
+    uint32_t flags;
+    uint64_t content_len;
+    uint64_t content_hash; /* XXH3-64 of the content bytes */
+};
+void asr_section_header_encode(const struct asr_section_header *s, uint8_t out[ASR_SECTION_HEADER_SIZE]);
+int asr_section_header_decode(const uint8_t in[ASR_SECTION_HEADER_SIZE], struct asr_section_header *s,
+                              struct asr_error *err);
+
+struct asr_chunk_header {
+    uint8_t codec;
+    uint64_t chunk_id;
+    uint32_t stored_len;
+    uint32_t content_len;
+    struct asr_hash128 content_hash;
+    uint64_t stored_hash;
+};
+void asr_chunk_header_encode(const struct asr_chunk_header *c, uint8_t out[ASR_CHUNK_HEADER_SIZE]);
+int asr_chunk_header_decode(const uint8_t in[ASR_CHUNK_HEADER_SIZE], struct asr_chunk_header *c,
+                            struct asr_error *err);
+
+struct asr_footer {
+    uint32_t format_version;
+    uint64_t index_offset;
+    uint64_t index_length;
+    uint32_t part_count;
+    uint8_t uuid[16];
+    uint64_t index_hash; /* XXH3-64 of the whole index section (envelope and content) */
+};
+void asr_footer_encode(const struct asr_footer *f, uint8_t out[ASR_FOOTER_SIZE]);
+int asr_footer_decode(const uint8_t in[ASR_FOOTER_SIZE], struct asr_footer *f, struct asr_error *err);
+
+void asr_extent_encode(const struct asr_extent *e, uint8_t out[ASR_EXTENT_SIZE]);
+int asr_extent_decode(const uint8_t in[ASR_EXTENT_SIZE], struct asr_extent *e, struct asr_error *err);
+
+struct asr_chunk_entry {
+    uint64_t offset; /* logical offset of the chunk header */
+    uint32_t stored_len;
+    uint32_t content_len;
+    struct asr_hash128 content_hash;
+};
+void asr_chunk_entry_encode(const struct asr_chunk_entry *c, uint8_t out[ASR_CHUNK_ENTRY_SIZE]);
+void asr_chunk_entry_decode(const uint8_t in[ASR_CHUNK_ENTRY_SIZE], struct asr_chunk_entry *c);
+
+void asr_hash128_put(uint8_t out[16], struct asr_hash128 h);
+struct asr_hash128 asr_hash128_get(const uint8_t in[16]);
+bool asr_hash128_eq(struct asr_hash128 a, struct asr_hash128 b);
+
+/* A growable byte buffer for building section bodies. */
+struct asr_buf {
+    uint8_t *data;
+    size_t len, cap;
+    bool failed; /* an allocation failed: the content is incomplete */
+};
+uint8_t *asr_buf_extend(struct asr_buf *b, size_t n); /* NULL (and failed set) on OOM */
+void asr_buf_free(struct asr_buf *b);
+
+/* A bounds-checked cursor for parsing section bodies. */
+struct asr_cursor {
+    const uint8_t *p;
+    size_t left;
+    const char *what; /* for messages */
+};
+const uint8_t *asr_cursor_take(struct asr_cursor *c, size_t n); /* NULL when short */
+
+/* layout.c: the layout section (disks) and the volume table. */
+struct asr_layout {
+    uint32_t disk_count;
+    struct asr_disk_desc *disks;
+    uint32_t volume_count;
+    struct asr_volume_desc *volumes;
+    uint8_t *body; /* copy of the layout body: region data points into it */
+};
+int asr_layout_encode_disks(const struct asr_disk_desc *disks, uint32_t n, struct asr_buf *out,
+                            struct asr_error *err);
+int asr_layout_encode_volumes(const struct asr_volume_desc *v, uint32_t n, struct asr_buf *out,
+                              struct asr_error *err);
+int asr_layout_decode_disks(const uint8_t *body, size_t len, struct asr_layout *l, struct asr_error *err);
+int asr_layout_decode_volumes(const uint8_t *body, size_t len, struct asr_layout *l,
+                              struct asr_error *err);
+int asr_volume_desc_check(const struct asr_volume_desc *v, const struct asr_disk_desc *disks,
+                          uint32_t disk_count, struct asr_error *err);
+int asr_disk_desc_check(const struct asr_disk_desc *d, struct asr_error *err);
+void asr_layout_free(struct asr_layout *l);
+
+/* index.c: the index body. */
+struct asr_index {
+    uint32_t volume_count;
+    uint64_t chunk_count;
+    struct asr_hash128 stream_hash; /* XXH3-128 of logical bytes [0, index offset) */
+    struct asr_chunk_entry *chunks;
+    struct asr_volume_stats *stats; /* per volume */
+    struct asr_extent **extents;    /* per volume, stats[i].extent_count each */
+};
+int asr_index_encode(const struct asr_index *ix, struct asr_buf *out, struct asr_error *err);
+/* Validates against limits: chunk entries inside [data_start, index_offset), extents inside
+ * their volume and their chunk. */
+int asr_index_decode(const uint8_t *body, size_t len, const struct asr_layout *layout,
+                     uint64_t data_start, uint64_t index_offset, uint32_t max_chunk,
+                     struct asr_index *ix, struct asr_error *err);
+void asr_index_free(struct asr_index *ix);
+/* The AEXT record body: volume id, count, extents. */
+int asr_extent_record_decode(const uint8_t *body, size_t len, uint32_t *volume_id,
+                             struct asr_extent *out, uint32_t *count, struct asr_error *err);
+/* Feeds one extent into a volume content hash state (descriptor, then content if data). */
+void asr_volume_hash_extent(void *xxh3_state, const struct asr_extent *e, const void *content);
+
+/* reader.c: what the verifier cross-checks its sequential scan against. */
+struct asr_reader;
+const struct asr_index *asr_reader_index(const struct asr_reader *r);
+uint64_t asr_reader_data_start(const struct asr_reader *r);
+uint64_t asr_reader_index_offset(const struct asr_reader *r);
+
+/* parts.c: the logical byte stream over one file or a split set. */
+struct asr_partset;
+int asr_partset_open(const char *path, struct asr_partset **out, struct asr_error *err);
+void asr_partset_close(struct asr_partset *ps);
+uint64_t asr_partset_size(const struct asr_partset *ps); /* logical bytes */
+uint32_t asr_partset_count(const struct asr_partset *ps);
+uint64_t asr_partset_split_size(const struct asr_partset *ps);
+uint64_t asr_partset_file_bytes(const struct asr_partset *ps);
+const uint8_t *asr_partset_uuid(const struct asr_partset *ps);
+const char *asr_partset_path(const struct asr_partset *ps, uint32_t part); /* 1-based */
+int asr_partset_read(struct asr_partset *ps, uint64_t off, void *buf, size_t len, struct asr_error *err);
+/* Which part (1-based) and file offset hold logical byte off. */
+void asr_partset_locate(const struct asr_partset *ps, uint64_t off, uint32_t *part, uint64_t *file_off);
+/* "base" for part 1, "base.NNN" after; caller frees. */
+char *asr_part_path(const char *base, uint32_t part);
+
+#endif

@@ -1,0 +1,372 @@
+/* The image reader: opens an image by its footer, checks header, layout, volume table and
+ * index against each other and against the file sizes, then serves chunks and volume byte
+ * ranges with every chunk's checksums verified on the way. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+#include <zstd.h>
+
+struct asr_reader {
+    struct asr_partset *ps;
+    struct asr_image_header header;
+    struct asr_footer footer;
+    struct asr_layout layout;
+    struct asr_index index;
+    struct asr_image_info info;
+    uint64_t data_start;
+    ZSTD_DCtx *dctx;
+    uint8_t *stored;   /* one chunk as stored: header and data */
+    uint8_t *cache;    /* the last chunk's content */
+    uint64_t cache_id; /* UINT64_MAX: empty */
+    uint32_t cache_len;
+};
+
+/* "part 2 offset 1234 (logical 5678)" for messages */
+static const char *where(const struct asr_reader *r, uint64_t off, char *buf, size_t n)
+{
+    uint32_t part;
+    uint64_t foff;
+    asr_partset_locate(r->ps, off, &part, &foff);
+    snprintf(buf, n, "%s offset %llu", asr_partset_path(r->ps, part), (unsigned long long)foff);
+    return buf;
+}
+
+/* Reads the section at off whose body must end by limit; body is malloc'd. */
+static int read_section(struct asr_reader *r, uint64_t off, uint32_t tag, const char *what, uint64_t cap,
+                        uint64_t limit, uint8_t **body, uint64_t *len, struct asr_error *err)
+{
+    char at[512];
+    uint8_t raw[ASR_SECTION_HEADER_SIZE];
+    struct asr_section_header s;
+    struct asr_error why = {0};
+    *body = NULL;
+    if (off > limit || limit - off < ASR_SECTION_HEADER_SIZE)
+        return asr_fail(err, ASR_E_CORRUPT, "%s missing: %s", what, where(r, off, at, sizeof at));
+    int rc = asr_partset_read(r->ps, off, raw, sizeof raw, err);
+    if (rc)
+        return rc;
+    if ((rc = asr_section_header_decode(raw, &s, &why)))
+        return asr_fail(err, rc, "%s: %s: %s", what, why.msg, where(r, off, at, sizeof at));
+    if (s.tag != tag)
+        return asr_fail(err, ASR_E_CORRUPT, "%s: wrong section tag: %s", what, where(r, off, at, sizeof at));
+    if (s.content_len > cap || s.content_len > limit - off - ASR_SECTION_HEADER_SIZE)
+        return asr_fail(err, ASR_E_CORRUPT, "%s: length %llu out of range: %s", what,
+                        (unsigned long long)s.content_len, where(r, off, at, sizeof at));
+    if (!(*body = malloc(s.content_len ? s.content_len : 1)))
+        return asr_fail(err, ASR_E_NOMEM, "%s: out of memory", what);
+    if ((rc = asr_partset_read(r->ps, off + ASR_SECTION_HEADER_SIZE, *body, s.content_len, err)))
+        return rc;
+    if (asr_checksum64(*body, s.content_len) != s.content_hash)
+        return asr_fail(err, ASR_E_CORRUPT, "%s: checksum mismatch: %s", what, where(r, off, at, sizeof at));
+    *len = s.content_len;
+    return ASR_OK;
+}
+
+static int open_footer(struct asr_reader *r, struct asr_error *err)
+{
+    uint64_t size = asr_partset_size(r->ps);
+    const char *last = asr_partset_path(r->ps, asr_partset_count(r->ps));
+    uint8_t raw[ASR_FOOTER_SIZE];
+    struct asr_error why = {0};
+    if (size < ASR_IMAGE_HEADER_FIXED + ASR_FOOTER_SIZE)
+        return asr_fail(err, ASR_E_INCOMPLETE,
+                        "incomplete image: %s holds %llu bytes, too few for a footer (backup interrupted?)",
+                        last, (unsigned long long)size);
+    int rc = asr_partset_read(r->ps, size - ASR_FOOTER_SIZE, raw, sizeof raw, err);
+    if (rc)
+        return rc;
+    struct asr_footer *f = &r->footer;
+    if ((rc = asr_footer_decode(raw, f, &why)))
+        return asr_fail(err, rc,
+                        "incomplete image: no valid footer at the end of %s (%s): the backup was interrupted, "
+                        "the disk filled up, the copy is truncated or later parts are missing",
+                        last, why.msg);
+    if (memcmp(f->uuid, asr_partset_uuid(r->ps), 16) != 0)
+        return asr_fail(err, ASR_E_PARTS, "footer at the end of %s belongs to another image", last);
+    if (f->part_count != asr_partset_count(r->ps))
+        return asr_fail(err, ASR_E_PARTS, "footer says the image has %u parts, %u found beside %s",
+                        f->part_count, asr_partset_count(r->ps), asr_partset_path(r->ps, 1));
+    if (f->index_length < ASR_SECTION_HEADER_SIZE || f->index_offset > size - ASR_FOOTER_SIZE ||
+        f->index_length != size - ASR_FOOTER_SIZE - f->index_offset)
+        return asr_fail(err, ASR_E_CORRUPT, "footer: index position does not match the image size (%s)", last);
+    return ASR_OK;
+}
+
+static int open_header(struct asr_reader *r, struct asr_error *err)
+{
+    size_t avail = r->footer.index_offset < ASR_IMAGE_HEADER_MAX ? (size_t)r->footer.index_offset
+                                                                 : ASR_IMAGE_HEADER_MAX;
+    uint8_t *raw = malloc(avail ? avail : 1);
+    if (!raw)
+        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+    struct asr_error why = {0};
+    int rc = asr_partset_read(r->ps, 0, raw, avail, err);
+    if (!rc && (rc = asr_image_header_decode(raw, avail, &r->header, &why)))
+        asr_fail(err, rc, "image header: %s: %s", why.msg, asr_partset_path(r->ps, 1));
+    free(raw);
+    if (rc)
+        return rc;
+    if ((rc = asr_image_header_check_support(&r->header, err)))
+        return rc;
+    if (memcmp(r->header.uuid, asr_partset_uuid(r->ps), 16) != 0)
+        return asr_fail(err, ASR_E_CORRUPT, "image header and part header disagree on the image id");
+    return ASR_OK;
+}
+
+static int open_layout(struct asr_reader *r, struct asr_error *err)
+{
+    uint8_t *body;
+    uint64_t len, off = r->header.header_len, limit = r->footer.index_offset;
+    struct asr_error why = {0};
+    int rc = read_section(r, off, ASR_TAG_LAYOUT, "layout section", ASR_MAX_LAYOUT_SIZE, limit, &body, &len, err);
+    if (!rc && (rc = asr_layout_decode_disks(body, (size_t)len, &r->layout, &why)))
+        asr_fail(err, rc, "%s", why.msg);
+    free(body);
+    if (rc)
+        return rc;
+    off += ASR_SECTION_HEADER_SIZE + len;
+    rc = read_section(r, off, ASR_TAG_VOLUMES, "volume table", ASR_MAX_VOLTABLE_SIZE, limit, &body, &len, err);
+    if (!rc && (rc = asr_layout_decode_volumes(body, (size_t)len, &r->layout, &why)))
+        asr_fail(err, rc, "%s", why.msg);
+    free(body);
+    r->data_start = off + ASR_SECTION_HEADER_SIZE + len;
+    return rc;
+}
+
+static int open_index(struct asr_reader *r, struct asr_error *err)
+{
+    uint8_t *body;
+    uint64_t len, off = r->footer.index_offset;
+    struct asr_error why = {0};
+    int rc = read_section(r, off, ASR_TAG_INDEX, "index", ASR_MAX_INDEX_SIZE, off + r->footer.index_length,
+                          &body, &len, err);
+    if (!rc) {
+        uint8_t env[ASR_SECTION_HEADER_SIZE];
+        XXH3_state_t *st = XXH3_createState();
+        rc = asr_partset_read(r->ps, off, env, sizeof env, err);
+        if (!rc && !st)
+            rc = asr_fail(err, ASR_E_NOMEM, "out of memory");
+        if (!rc) {
+            XXH3_64bits_reset(st);
+            XXH3_64bits_update(st, env, sizeof env);
+            XXH3_64bits_update(st, body, len);
+            if (XXH3_64bits_digest(st) != r->footer.index_hash)
+                rc = asr_fail(err, ASR_E_CORRUPT, "index does not match the footer's checksum of it");
+        }
+        XXH3_freeState(st);
+    }
+    if (!rc && (rc = asr_index_decode(body, (size_t)len, &r->layout, r->data_start, off, r->header.max_chunk_size,
+                                      &r->index, &why)))
+        asr_fail(err, rc, "%s", why.msg);
+    free(body);
+    return rc;
+}
+
+static void fill_info(struct asr_reader *r)
+{
+    struct asr_image_info *i = &r->info;
+    const struct asr_image_header *h = &r->header;
+    i->format_version = h->format_version;
+    i->incompat = h->incompat;
+    i->ro_compat = h->ro_compat;
+    i->compat = h->compat;
+    memcpy(i->uuid, h->uuid, 16);
+    i->hash_seed = h->hash_seed;
+    i->created_unix = h->created_unix;
+    i->max_chunk_size = h->max_chunk_size;
+    memcpy(i->creator, h->creator, sizeof i->creator);
+    memcpy(i->creator_version, h->creator_version, sizeof i->creator_version);
+    i->part_count = asr_partset_count(r->ps);
+    i->split_size = asr_partset_split_size(r->ps);
+    i->image_bytes = asr_partset_file_bytes(r->ps);
+    i->chunk_count = r->index.chunk_count;
+    for (uint64_t c = 0; c < r->index.chunk_count; c++) {
+        i->stored_bytes += r->index.chunks[c].stored_len;
+        i->unique_bytes += r->index.chunks[c].content_len;
+    }
+    for (uint32_t v = 0; v < r->index.volume_count; v++) {
+        i->data_bytes += r->index.stats[v].data_bytes;
+        i->zero_bytes += r->index.stats[v].zero_bytes;
+        i->unreadable_bytes += r->index.stats[v].unreadable_bytes;
+    }
+    i->ro_compat_unknown = (h->ro_compat & ~ASR_KNOWN_RO_COMPAT) != 0;
+}
+
+int asr_reader_open(const char *path, struct asr_reader **out, struct asr_error *err)
+{
+    *out = NULL;
+    struct asr_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+    r->cache_id = UINT64_MAX;
+    int rc = asr_partset_open(path, &r->ps, err);
+    if (!rc)
+        rc = open_footer(r, err);
+    if (!rc)
+        rc = open_header(r, err);
+    if (!rc)
+        rc = open_layout(r, err);
+    if (!rc)
+        rc = open_index(r, err);
+    if (!rc) {
+        r->dctx = ZSTD_createDCtx();
+        r->stored = malloc(ASR_CHUNK_HEADER_SIZE + (size_t)r->header.max_chunk_size);
+        r->cache = malloc(r->header.max_chunk_size);
+        if (!r->dctx || !r->stored || !r->cache)
+            rc = asr_fail(err, ASR_E_NOMEM, "out of memory");
+    }
+    if (rc) {
+        asr_reader_free(r);
+        return rc;
+    }
+    fill_info(r);
+    *out = r;
+    return ASR_OK;
+}
+
+void asr_reader_free(struct asr_reader *r)
+{
+    if (!r)
+        return;
+    asr_partset_close(r->ps);
+    asr_layout_free(&r->layout);
+    asr_index_free(&r->index);
+    ZSTD_freeDCtx(r->dctx);
+    free(r->stored);
+    free(r->cache);
+    free(r);
+}
+
+const struct asr_image_info *asr_reader_info(const struct asr_reader *r) { return &r->info; }
+uint32_t asr_reader_disk_count(const struct asr_reader *r) { return r->layout.disk_count; }
+uint32_t asr_reader_volume_count(const struct asr_reader *r) { return r->layout.volume_count; }
+
+const struct asr_disk_desc *asr_reader_disk(const struct asr_reader *r, uint32_t i)
+{
+    return i < r->layout.disk_count ? &r->layout.disks[i] : NULL;
+}
+
+const struct asr_volume_desc *asr_reader_volume(const struct asr_reader *r, uint32_t i)
+{
+    return i < r->layout.volume_count ? &r->layout.volumes[i] : NULL;
+}
+
+const struct asr_volume_stats *asr_reader_volume_stats(const struct asr_reader *r, uint32_t i)
+{
+    return i < r->index.volume_count ? &r->index.stats[i] : NULL;
+}
+
+const struct asr_extent *asr_reader_extents(const struct asr_reader *r, uint32_t v, uint64_t *count)
+{
+    *count = v < r->index.volume_count ? r->index.stats[v].extent_count : 0;
+    return v < r->index.volume_count ? r->index.extents[v] : NULL;
+}
+
+const char *asr_reader_feature_name(const struct asr_reader *r, enum asr_feature_class cls, unsigned bit)
+{
+    for (uint32_t i = 0; i < r->header.feature_count; i++)
+        if (r->header.features[i].cls == cls && r->header.features[i].bit == bit)
+            return r->header.features[i].name;
+    return NULL;
+}
+
+/* Loads chunk id into the cache, checking it against its index entry and its checksums. */
+static int load_chunk(struct asr_reader *r, uint64_t id, struct asr_error *err)
+{
+    if (r->cache_id == id)
+        return ASR_OK;
+    if (id >= r->index.chunk_count)
+        return asr_fail(err, ASR_E_ARG, "chunk %llu does not exist", (unsigned long long)id);
+    const struct asr_chunk_entry *e = &r->index.chunks[id];
+    char at[512];
+    struct asr_chunk_header h;
+    struct asr_error why = {0};
+    r->cache_id = UINT64_MAX;
+    int rc = asr_partset_read(r->ps, e->offset, r->stored, ASR_CHUNK_HEADER_SIZE + (size_t)e->stored_len, err);
+    if (rc)
+        return rc;
+    if (!(rc = asr_chunk_header_decode(r->stored, &h, &why)) &&
+        (h.chunk_id != id || h.stored_len != e->stored_len || h.content_len != e->content_len ||
+         !asr_hash128_eq(h.content_hash, e->content_hash)))
+        rc = asr_fail(&why, ASR_E_CORRUPT, "chunk header disagrees with the index");
+    if (!rc)
+        rc = asr_chunk_decode(&h, r->stored + ASR_CHUNK_HEADER_SIZE, r->cache, r->header.max_chunk_size,
+                              r->header.hash_seed, r->dctx, &why);
+    if (rc)
+        return asr_fail(err, rc, "chunk %llu: %s: %s", (unsigned long long)id, why.msg,
+                        where(r, e->offset, at, sizeof at));
+    r->cache_id = id;
+    r->cache_len = h.content_len;
+    return ASR_OK;
+}
+
+int asr_reader_read_chunk(struct asr_reader *r, uint64_t id, void *buf, size_t cap, uint32_t *content_len,
+                          struct asr_error *err)
+{
+    int rc = load_chunk(r, id, err);
+    if (rc)
+        return rc;
+    if (cap < r->cache_len)
+        return asr_fail(err, ASR_E_ARG, "buffer of %zu bytes too small for chunk of %u", cap, r->cache_len);
+    memcpy(buf, r->cache, r->cache_len);
+    if (content_len)
+        *content_len = r->cache_len;
+    return ASR_OK;
+}
+
+/* First extent whose end lies past off. */
+static uint64_t first_extent_after(const struct asr_extent *ext, uint64_t n, uint64_t off)
+{
+    uint64_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (ext[mid].offset + ext[mid].length <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int asr_reader_read_volume(struct asr_reader *r, uint32_t v, uint64_t offset, void *buf, size_t len,
+                           struct asr_error *err)
+{
+    if (v >= r->layout.volume_count)
+        return asr_fail(err, ASR_E_ARG, "volume %u does not exist", v);
+    uint64_t size = r->layout.volumes[v].size_bytes;
+    if (offset > size || len > size - offset)
+        return asr_fail(err, ASR_E_ARG, "read of %zu bytes at %llu past the end of volume %u", len,
+                        (unsigned long long)offset, v);
+    memset(buf, 0, len);
+    const struct asr_extent *ext = r->index.extents[v];
+    uint64_t n = r->index.stats[v].extent_count, end = offset + len;
+    uint64_t unreadable_at = UINT64_MAX;
+    for (uint64_t i = first_extent_after(ext, n, offset); i < n && ext[i].offset < end; i++) {
+        const struct asr_extent *e = &ext[i];
+        uint64_t from = e->offset > offset ? e->offset : offset;
+        uint64_t to = e->offset + e->length < end ? e->offset + e->length : end;
+        if (e->ref == ASR_REF_ZERO)
+            continue;
+        if (e->ref == ASR_REF_UNREADABLE) {
+            if (unreadable_at == UINT64_MAX)
+                unreadable_at = from;
+            continue;
+        }
+        int rc = load_chunk(r, e->ref, err);
+        if (rc)
+            return rc;
+        memcpy((uint8_t *)buf + (from - offset), r->cache + e->chunk_offset + (from - e->offset), to - from);
+    }
+    if (unreadable_at != UINT64_MAX)
+        return asr_fail(err, ASR_E_UNREADABLE, "volume %u offset %llu was unreadable on the source disk", v,
+                        (unsigned long long)unreadable_at);
+    return ASR_OK;
+}
+
+/* For the verifier: the parts of the reader it cross-checks a sequential scan against. */
+const struct asr_index *asr_reader_index(const struct asr_reader *r) { return &r->index; }
+uint64_t asr_reader_data_start(const struct asr_reader *r) { return r->data_start; }
+uint64_t asr_reader_index_offset(const struct asr_reader *r) { return r->footer.index_offset; }

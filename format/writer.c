@@ -1,0 +1,756 @@
+/* The image writer: appends header, layout, volume table, chunks and extent records to a byte
+ * stream that is only ever appended to (so a pipe works), cuts it into parts when split, and
+ * ends it with the index and footer. A file image is written as NAME.partial and renamed into
+ * place only after everything is synced, so an interrupted backup never looks valid. */
+#include "internal.h"
+#include "le.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define SINK_BUFFER (1u << 20)
+
+/* ---- the output stream ----------------------------------------------------------------- */
+
+struct sink {
+    int fd;
+    char *base;          /* NULL when writing to a caller's descriptor */
+    uint64_t split_size; /* 0: one part */
+    uint32_t part;       /* current part, 1-based */
+    uint64_t in_part;    /* bytes in the current part file, its header included */
+    uint8_t uuid[16];
+    uint64_t logical;    /* logical bytes written so far */
+    XXH3_state_t *stream_hash;
+    bool hashing;
+    uint8_t *buf;
+    size_t used;
+};
+
+static char *partial_path(const char *base, uint32_t part)
+{
+    char *p = asr_part_path(base, part);
+    if (!p)
+        return NULL;
+    char *q = malloc(strlen(p) + 9);
+    if (q)
+        sprintf(q, "%s.partial", p);
+    free(p);
+    return q;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int sink_write_part_header(struct sink *s, struct asr_error *err)
+{
+    uint64_t payload_offset = s->split_size ? (uint64_t)(s->part - 1) * (s->split_size - ASR_PART_HEADER_SIZE) : 0;
+    struct asr_part_header h = {ASR_FORMAT_VERSION, s->part, {0}, s->split_size, payload_offset};
+    memcpy(h.uuid, s->uuid, 16);
+    uint8_t raw[ASR_PART_HEADER_SIZE];
+    asr_part_header_encode(&h, raw);
+    int rc = write_all(s->fd, raw, sizeof raw);
+    if (rc)
+        return asr_fail(err, ASR_E_IO, "writing part %u header: %s", s->part, strerror(-rc));
+    s->in_part = ASR_PART_HEADER_SIZE;
+    return ASR_OK;
+}
+
+static int sync_and_close(int fd, uint32_t part, struct asr_error *err)
+{
+    /* fsync fails with EINVAL on pipes and character devices: nothing to sync there. */
+    if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS) {
+        int e = errno;
+        close(fd);
+        return asr_fail(err, ASR_E_IO, "syncing part %u: %s", part, strerror(e));
+    }
+    if (close(fd) != 0)
+        return asr_fail(err, ASR_E_IO, "closing part %u: %s", part, strerror(errno));
+    return ASR_OK;
+}
+
+static int sink_next_part(struct sink *s, struct asr_error *err)
+{
+    int rc = sync_and_close(s->fd, s->part, err);
+    s->fd = -1;
+    if (rc)
+        return rc;
+    if (s->part >= ASR_MAX_PARTS)
+        return asr_fail(err, ASR_E_LIMIT, "more than %u parts: use a larger split size", ASR_MAX_PARTS);
+    s->part++;
+    char *path = partial_path(s->base, s->part);
+    if (!path)
+        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+    s->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (s->fd < 0) {
+        rc = asr_fail(err, ASR_E_IO, "cannot create %s: %s", path, strerror(errno));
+        free(path);
+        return rc;
+    }
+    free(path);
+    return sink_write_part_header(s, err);
+}
+
+/* Write bytes to the part files, starting a new part whenever the current one is full. */
+static int sink_emit(struct sink *s, const uint8_t *p, size_t len, struct asr_error *err)
+{
+    while (len) {
+        if (s->split_size && s->in_part == s->split_size) {
+            int rc = sink_next_part(s, err);
+            if (rc)
+                return rc;
+        }
+        size_t n = len;
+        if (s->split_size && n > s->split_size - s->in_part)
+            n = (size_t)(s->split_size - s->in_part);
+        int rc = write_all(s->fd, p, n);
+        if (rc)
+            return asr_fail(err, ASR_E_IO, "writing part %u: %s", s->part, strerror(-rc));
+        s->in_part += n;
+        p += n;
+        len -= n;
+    }
+    return ASR_OK;
+}
+
+static int sink_flush(struct sink *s, struct asr_error *err)
+{
+    int rc = sink_emit(s, s->buf, s->used, err);
+    s->used = 0;
+    return rc;
+}
+
+static int sink_put(struct sink *s, const void *data, size_t len, struct asr_error *err)
+{
+    if (s->hashing)
+        XXH3_128bits_update(s->stream_hash, data, len);
+    s->logical += len;
+    if (s->used + len <= SINK_BUFFER) {
+        memcpy(s->buf + s->used, data, len);
+        s->used += len;
+        return ASR_OK;
+    }
+    int rc = sink_flush(s, err);
+    if (rc)
+        return rc;
+    if (len >= SINK_BUFFER / 2)
+        return sink_emit(s, data, len, err);
+    memcpy(s->buf, data, len);
+    s->used = len;
+    return ASR_OK;
+}
+
+/* ---- writer state ------------------------------------------------------------------------ */
+
+struct volume_state {
+    struct asr_volume_desc desc;
+    struct asr_extent *extents;
+    uint64_t count, cap;
+    uint64_t end;           /* end of the last extent added */
+    struct asr_extent run;  /* open run of zero or unreadable bytes, not yet final */
+    bool run_open;
+    XXH3_state_t *hash;
+    struct asr_volume_stats stats;
+};
+
+struct asr_writer {
+    struct sink sink;
+    struct asr_image_header header;
+    bool sealed, finished, failed;
+    uint32_t disk_count;
+    struct asr_disk_desc *disks;
+    uint32_t volume_count;
+    struct volume_state *volumes;
+    struct asr_chunk_entry *chunks;
+    uint64_t chunk_count, chunk_cap;
+    /* extents not yet written as an AEXT record; all of one volume */
+    uint32_t pending_volume;
+    uint32_t pending_count;
+    uint8_t *pending;
+    bool overwrite;
+};
+
+static int writer_failed(struct asr_writer *w, int rc)
+{
+    if (rc)
+        w->failed = true;
+    return rc;
+}
+
+static int grow(void **arr, uint64_t *cap, uint64_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    uint64_t n = *cap ? *cap * 2 : 64;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*arr, n * elem);
+    if (!p)
+        return -1;
+    *arr = p;
+    *cap = n;
+    return 0;
+}
+
+static void init_header(struct asr_writer *w, const struct asr_writer_options *opt)
+{
+    struct asr_image_header *h = &w->header;
+    h->format_version = ASR_FORMAT_VERSION;
+    h->max_chunk_size = opt->max_chunk_size ? opt->max_chunk_size : ASR_DEFAULT_CHUNK_SIZE;
+    snprintf(h->creator, sizeof h->creator, "asrimg");
+    snprintf(h->creator_version, sizeof h->creator_version, "%s",
+             opt->creator_version ? opt->creator_version : asr_version());
+    if (opt->fixed_identity) {
+        memcpy(h->uuid, opt->uuid, 16);
+        h->hash_seed = opt->hash_seed;
+        h->created_unix = opt->created_unix;
+    } else {
+        uint8_t rnd[24];
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+            /* No entropy syscall: fall back to time and address bits, still unique enough to tell
+             * images apart; the seed only needs to differ between images. */
+            uint64_t t = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)w << 16);
+            for (size_t i = 0; i < sizeof rnd; i++)
+                rnd[i] = (uint8_t)(t >> (8 * (i % 8))) ^ (uint8_t)(i * 37);
+        }
+        memcpy(h->uuid, rnd, 16);
+        h->uuid[6] = (h->uuid[6] & 0x0f) | 0x40; /* RFC 4122 version 4 */
+        h->uuid[8] = (h->uuid[8] & 0x3f) | 0x80;
+        h->hash_seed = get_le64(rnd + 16);
+        h->created_unix = (uint64_t)time(NULL);
+    }
+    if (opt->split_size) {
+        h->compat |= ASR_FEATURE_COMPAT_SPLIT;
+        struct asr_feature_name *f = &h->features[h->feature_count++];
+        f->cls = ASR_FEATURE_COMPAT;
+        f->bit = 0;
+        snprintf(f->name, sizeof f->name, "split-set");
+    }
+}
+
+static int writer_alloc(const struct asr_writer_options *opt, struct asr_writer **out, struct asr_error *err)
+{
+    static const struct asr_writer_options defaults = {0};
+    if (!opt)
+        opt = &defaults;
+    if (opt->max_chunk_size > ASR_MAX_CHUNK_SIZE || (opt->max_chunk_size && opt->max_chunk_size < 4096))
+        return asr_fail(err, ASR_E_ARG, "max chunk size %u outside 4096..%u", opt->max_chunk_size,
+                        ASR_MAX_CHUNK_SIZE);
+    if (opt->split_size && opt->split_size < ASR_MIN_SPLIT_SIZE)
+        return asr_fail(err, ASR_E_ARG, "split size %llu below the minimum of %u bytes",
+                        (unsigned long long)opt->split_size, ASR_MIN_SPLIT_SIZE);
+    struct asr_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+    w->sink.fd = -1;
+    w->sink.part = 1;
+    w->sink.split_size = opt->split_size;
+    w->sink.buf = malloc(SINK_BUFFER);
+    w->sink.stream_hash = XXH3_createState();
+    w->pending = malloc(8 + (size_t)ASR_MAX_EXTENT_RECORD * ASR_EXTENT_SIZE);
+    w->overwrite = opt->overwrite != 0;
+    if (!w->sink.buf || !w->sink.stream_hash || !w->pending) {
+        asr_writer_free(w);
+        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+    }
+    XXH3_128bits_reset(w->sink.stream_hash);
+    w->sink.hashing = true;
+    init_header(w, opt);
+    memcpy(w->sink.uuid, w->header.uuid, 16);
+    *out = w;
+    return ASR_OK;
+}
+
+static bool path_exists(const char *p)
+{
+    struct stat st;
+    return lstat(p, &st) == 0;
+}
+
+int asr_writer_create(const char *path, const struct asr_writer_options *opt, struct asr_writer **out,
+                      struct asr_error *err)
+{
+    *out = NULL;
+    struct asr_writer *w;
+    int rc = writer_alloc(opt, &w, err);
+    if (rc)
+        return rc;
+    char *second = asr_part_path(path, 2);
+    char *first_partial = partial_path(path, 1);
+    if (!(w->sink.base = strdup(path)) || !second || !first_partial) {
+        rc = asr_fail(err, ASR_E_NOMEM, "out of memory");
+    } else if (!w->overwrite && (path_exists(path) || path_exists(second))) {
+        rc = asr_fail(err, ASR_E_EXISTS, "%s already exists (use --force to replace it)",
+                      path_exists(path) ? path : second);
+    } else if ((w->sink.fd = open(first_partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+        rc = asr_fail(err, ASR_E_IO, "cannot create %s: %s", first_partial, strerror(errno));
+    }
+    free(second);
+    free(first_partial);
+    if (rc) {
+        asr_writer_free(w);
+        return rc;
+    }
+    *out = w;
+    return ASR_OK;
+}
+
+int asr_writer_create_fd(int fd, const struct asr_writer_options *opt, struct asr_writer **out,
+                         struct asr_error *err)
+{
+    *out = NULL;
+    if (opt && opt->split_size)
+        return asr_fail(err, ASR_E_ARG, "a split image needs a file name, not a descriptor");
+    struct asr_writer *w;
+    int rc = writer_alloc(opt, &w, err);
+    if (rc)
+        return rc;
+    w->sink.fd = fd;
+    *out = w;
+    return ASR_OK;
+}
+
+uint64_t asr_writer_hash_seed(const struct asr_writer *w) { return w->header.hash_seed; }
+uint32_t asr_writer_max_chunk_size(const struct asr_writer *w) { return w->header.max_chunk_size; }
+
+/* ---- layout ------------------------------------------------------------------------------- */
+
+static int copy_disk(struct asr_disk_desc *dst, const struct asr_disk_desc *src)
+{
+    *dst = *src;
+    dst->partitions = NULL;
+    dst->regions = NULL;
+    struct asr_partition_desc *parts = calloc(src->partition_count + 1u, sizeof *parts);
+    struct asr_region_desc *regions = calloc(src->region_count + 1u, sizeof *regions);
+    dst->partitions = parts;
+    dst->regions = regions;
+    if (!parts || !regions)
+        return -1;
+    if (src->partition_count)
+        memcpy(parts, src->partitions, src->partition_count * sizeof *parts);
+    for (uint32_t i = 0; i < src->region_count; i++) {
+        regions[i] = src->regions[i];
+        uint8_t *data = malloc(src->regions[i].length);
+        regions[i].data = data;
+        if (!data)
+            return -1;
+        memcpy(data, src->regions[i].data, src->regions[i].length);
+    }
+    return 0;
+}
+
+static void free_disk(struct asr_disk_desc *d)
+{
+    for (uint32_t i = 0; d->regions && i < d->region_count; i++)
+        free((void *)d->regions[i].data);
+    free((void *)d->regions);
+    free((void *)d->partitions);
+}
+
+int asr_writer_add_disk(struct asr_writer *w, const struct asr_disk_desc *d, struct asr_error *err)
+{
+    if (w->sealed || w->volume_count)
+        return asr_fail(err, ASR_E_STATE, "disks must be added before volumes and data");
+    if (w->disk_count >= ASR_MAX_DISKS)
+        return asr_fail(err, ASR_E_LIMIT, "more than %u disks", ASR_MAX_DISKS);
+    struct asr_error why = {0};
+    if (asr_disk_desc_check(d, &why))
+        return asr_fail(err, ASR_E_ARG, "disk %u: %s", w->disk_count, why.msg);
+    struct asr_disk_desc *grown = realloc(w->disks, (w->disk_count + 1) * sizeof *grown);
+    if (!grown)
+        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+    w->disks = grown;
+    if (copy_disk(&w->disks[w->disk_count], d)) {
+        free_disk(&w->disks[w->disk_count]);
+        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+    }
+    w->disk_count++;
+    return ASR_OK;
+}
+
+int asr_writer_add_volume(struct asr_writer *w, const struct asr_volume_desc *v, uint32_t *volume_id,
+                          struct asr_error *err)
+{
+    if (w->sealed)
+        return asr_fail(err, ASR_E_STATE, "volumes must be added before data");
+    if (w->volume_count >= ASR_MAX_VOLUMES)
+        return asr_fail(err, ASR_E_LIMIT, "more than %u volumes", ASR_MAX_VOLUMES);
+    struct asr_error why = {0};
+    if (asr_volume_desc_check(v, w->disks, w->disk_count, &why))
+        return asr_fail(err, ASR_E_ARG, "volume %u: %s", w->volume_count, why.msg);
+    struct volume_state *grown = realloc(w->volumes, (w->volume_count + 1) * sizeof *grown);
+    if (!grown)
+        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+    w->volumes = grown;
+    struct volume_state *vs = &w->volumes[w->volume_count];
+    memset(vs, 0, sizeof *vs);
+    vs->desc = *v;
+    if (!(vs->hash = XXH3_createState()))
+        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+    XXH3_128bits_reset_withSeed(vs->hash, w->header.hash_seed);
+    if (volume_id)
+        *volume_id = w->volume_count;
+    w->volume_count++;
+    return ASR_OK;
+}
+
+static int put_section(struct asr_writer *w, uint32_t tag, const uint8_t *body, size_t len,
+                       struct asr_error *err)
+{
+    struct asr_section_header s = {tag, 0, len, asr_checksum64(body, len)};
+    uint8_t raw[ASR_SECTION_HEADER_SIZE];
+    asr_section_header_encode(&s, raw);
+    int rc = sink_put(&w->sink, raw, sizeof raw, err);
+    return rc ? rc : sink_put(&w->sink, body, len, err);
+}
+
+/* Writes the part header, image header, layout and volume table: everything before data. */
+static int seal(struct asr_writer *w, struct asr_error *err)
+{
+    if (w->sealed)
+        return ASR_OK;
+    if (w->finished || w->failed)
+        return asr_fail(err, ASR_E_STATE, "writer already finished or failed");
+    w->sealed = true;
+    int rc = sink_write_part_header(&w->sink, err);
+    if (rc)
+        return rc;
+    uint8_t hdr[ASR_IMAGE_HEADER_MAX];
+    size_t n = asr_image_header_encode(&w->header, hdr, sizeof hdr);
+    if (n == 0)
+        return asr_fail(err, ASR_E_LIMIT, "image header too large");
+    if ((rc = sink_put(&w->sink, hdr, n, err)))
+        return rc;
+    struct asr_buf body = {0};
+    rc = asr_layout_encode_disks(w->disks, w->disk_count, &body, err);
+    if (!rc)
+        rc = put_section(w, ASR_TAG_LAYOUT, body.data, body.len, err);
+    body.len = 0;
+    struct asr_volume_desc *descs = calloc(w->volume_count + 1u, sizeof *descs);
+    if (!rc && !descs)
+        rc = asr_fail(err, ASR_E_NOMEM, "out of memory");
+    for (uint32_t i = 0; !rc && i < w->volume_count; i++)
+        descs[i] = w->volumes[i].desc;
+    if (!rc)
+        rc = asr_layout_encode_volumes(descs, w->volume_count, &body, err);
+    if (!rc)
+        rc = put_section(w, ASR_TAG_VOLUMES, body.data, body.len, err);
+    free(descs);
+    asr_buf_free(&body);
+    return rc;
+}
+
+/* ---- data ------------------------------------------------------------------------------------ */
+
+static int flush_pending(struct asr_writer *w, struct asr_error *err)
+{
+    if (!w->pending_count)
+        return ASR_OK;
+    put_le32(w->pending, w->pending_volume);
+    put_le32(w->pending + 4, w->pending_count);
+    size_t len = 8 + (size_t)w->pending_count * ASR_EXTENT_SIZE;
+    w->pending_count = 0;
+    return put_section(w, ASR_TAG_EXTENTS, w->pending, len, err);
+}
+
+/* An extent becomes final: into the volume's map, its hash and the next inline record. */
+static int finalize_extent(struct asr_writer *w, uint32_t v, const struct asr_extent *e, const void *content,
+                           struct asr_error *err)
+{
+    struct volume_state *vs = &w->volumes[v];
+    if (grow((void **)&vs->extents, &vs->cap, vs->count + 1, sizeof *vs->extents))
+        return asr_fail(err, ASR_E_NOMEM, "out of memory for the extent map");
+    vs->extents[vs->count++] = *e;
+    asr_volume_hash_extent(vs->hash, e, content);
+    if (e->ref == ASR_REF_ZERO)
+        vs->stats.zero_bytes += e->length;
+    else if (e->ref == ASR_REF_UNREADABLE)
+        vs->stats.unreadable_bytes += e->length;
+    else
+        vs->stats.data_bytes += e->length;
+    if (w->pending_count && (w->pending_volume != v || w->pending_count == ASR_MAX_EXTENT_RECORD)) {
+        int rc = flush_pending(w, err);
+        if (rc)
+            return rc;
+    }
+    w->pending_volume = v;
+    asr_extent_encode(e, w->pending + 8 + (size_t)w->pending_count * ASR_EXTENT_SIZE);
+    w->pending_count++;
+    return ASR_OK;
+}
+
+static int close_run(struct asr_writer *w, uint32_t v, struct asr_error *err)
+{
+    struct volume_state *vs = &w->volumes[v];
+    if (!vs->run_open)
+        return ASR_OK;
+    vs->run_open = false;
+    return finalize_extent(w, v, &vs->run, NULL, err);
+}
+
+int asr_writer_append_chunk(struct asr_writer *w, const struct asr_chunk *c, uint64_t *chunk_id,
+                            struct asr_error *err)
+{
+    if (c->codec > ASR_CODEC_ZSTD || c->content_len == 0 || c->content_len > w->header.max_chunk_size ||
+        c->stored_len == 0 || c->stored_len > c->content_len ||
+        (c->codec == ASR_CODEC_STORED) != (c->stored_len == c->content_len))
+        return asr_fail(err, ASR_E_ARG, "chunk: codec %u with %u stored / %u content bytes is invalid "
+                        "(max chunk %u; zstd chunks must be smaller than their content)",
+                        c->codec, c->stored_len, c->content_len, w->header.max_chunk_size);
+    int rc = seal(w, err);
+    if (!rc)
+        rc = flush_pending(w, err);
+    if (!rc && grow((void **)&w->chunks, &w->chunk_cap, w->chunk_count + 1, sizeof *w->chunks))
+        rc = asr_fail(err, ASR_E_NOMEM, "out of memory for the chunk table");
+    if (rc)
+        return writer_failed(w, rc);
+    struct asr_chunk_header h = {c->codec, w->chunk_count, c->stored_len, c->content_len, c->content_hash,
+                                 asr_checksum64(c->stored, c->stored_len)};
+    uint8_t raw[ASR_CHUNK_HEADER_SIZE];
+    asr_chunk_header_encode(&h, raw);
+    w->chunks[w->chunk_count] = (struct asr_chunk_entry){w->sink.logical, c->stored_len, c->content_len,
+                                                         c->content_hash};
+    rc = sink_put(&w->sink, raw, sizeof raw, err);
+    if (!rc)
+        rc = sink_put(&w->sink, c->stored, c->stored_len, err);
+    if (rc)
+        return writer_failed(w, rc);
+    if (chunk_id)
+        *chunk_id = w->chunk_count;
+    w->chunk_count++;
+    return ASR_OK;
+}
+
+static int check_range(struct asr_writer *w, uint32_t v, uint64_t offset, uint64_t length, struct asr_error *err)
+{
+    if (v >= w->volume_count)
+        return asr_fail(err, ASR_E_ARG, "volume %u does not exist", v);
+    const struct volume_state *vs = &w->volumes[v];
+    if (length == 0 || offset < vs->end || offset > vs->desc.size_bytes ||
+        length > vs->desc.size_bytes - offset)
+        return asr_fail(err, ASR_E_ARG, "volume %u: extent of %llu bytes at %llu out of order or outside the volume",
+                        v, (unsigned long long)length, (unsigned long long)offset);
+    return seal(w, err);
+}
+
+int asr_writer_add_extent(struct asr_writer *w, uint32_t v, uint64_t offset, uint64_t length,
+                          uint64_t chunk_id, uint32_t chunk_offset, const void *content, struct asr_error *err)
+{
+    int rc = check_range(w, v, offset, length, err);
+    if (rc)
+        return writer_failed(w, rc);
+    if (chunk_id >= w->chunk_count || (uint64_t)chunk_offset + length > w->chunks[chunk_id].content_len || !content)
+        return asr_fail(err, ASR_E_ARG, "volume %u: extent at %llu refers outside chunk %llu", v,
+                        (unsigned long long)offset, (unsigned long long)chunk_id);
+    struct asr_extent e = {offset, length, chunk_id, chunk_offset};
+    w->volumes[v].end = offset + length;
+    if ((rc = close_run(w, v, err)) || (rc = finalize_extent(w, v, &e, content, err)))
+        return writer_failed(w, rc);
+    return ASR_OK;
+}
+
+/* Zero and unreadable ranges merge with a touching range of the same kind, so a long run of
+ * zero blocks costs one extent. */
+static int add_run(struct asr_writer *w, uint32_t v, uint64_t offset, uint64_t length, uint64_t ref,
+                   struct asr_error *err)
+{
+    int rc = check_range(w, v, offset, length, err);
+    if (rc)
+        return writer_failed(w, rc);
+    struct volume_state *vs = &w->volumes[v];
+    vs->end = offset + length;
+    if (vs->run_open && vs->run.ref == ref && vs->run.offset + vs->run.length == offset) {
+        vs->run.length += length;
+        return ASR_OK;
+    }
+    if ((rc = close_run(w, v, err)))
+        return writer_failed(w, rc);
+    vs->run = (struct asr_extent){offset, length, ref, 0};
+    vs->run_open = true;
+    return ASR_OK;
+}
+
+int asr_writer_add_zero(struct asr_writer *w, uint32_t v, uint64_t offset, uint64_t length, struct asr_error *err)
+{
+    return add_run(w, v, offset, length, ASR_REF_ZERO, err);
+}
+
+int asr_writer_add_unreadable(struct asr_writer *w, uint32_t v, uint64_t offset, uint64_t length,
+                              struct asr_error *err)
+{
+    return add_run(w, v, offset, length, ASR_REF_UNREADABLE, err);
+}
+
+/* ---- finish --------------------------------------------------------------------------------- */
+
+static int write_index_and_footer(struct asr_writer *w, struct asr_error *err)
+{
+    int rc = 0;
+    for (uint32_t v = 0; v < w->volume_count && !rc; v++)
+        rc = close_run(w, v, err);
+    if (rc || (rc = flush_pending(w, err)))
+        return rc;
+    struct asr_index ix = {.volume_count = w->volume_count, .chunk_count = w->chunk_count, .chunks = w->chunks};
+    XXH128_hash_t sh = XXH3_128bits_digest(w->sink.stream_hash);
+    ix.stream_hash = (struct asr_hash128){sh.low64, sh.high64};
+    w->sink.hashing = false;
+    ix.stats = calloc(w->volume_count + 1u, sizeof *ix.stats);
+    ix.extents = calloc(w->volume_count + 1u, sizeof *ix.extents);
+    struct asr_buf body = {0};
+    if (!ix.stats || !ix.extents) {
+        rc = asr_fail(err, ASR_E_NOMEM, "out of memory");
+    } else {
+        for (uint32_t v = 0; v < w->volume_count; v++) {
+            struct volume_state *vs = &w->volumes[v];
+            XXH128_hash_t h = XXH3_128bits_digest(vs->hash);
+            vs->stats.content_hash = (struct asr_hash128){h.low64, h.high64};
+            vs->stats.extent_count = vs->count;
+            ix.stats[v] = vs->stats;
+            ix.extents[v] = vs->extents;
+        }
+        rc = asr_index_encode(&ix, &body, err);
+    }
+    uint64_t index_offset = w->sink.logical;
+    if (!rc)
+        rc = put_section(w, ASR_TAG_INDEX, body.data, body.len, err);
+    if (!rc) {
+        /* index_hash covers the envelope too: recompute it the way the reader will see it. */
+        uint8_t env[ASR_SECTION_HEADER_SIZE];
+        struct asr_section_header s = {ASR_TAG_INDEX, 0, body.len, asr_checksum64(body.data, body.len)};
+        asr_section_header_encode(&s, env);
+        XXH3_state_t *st = XXH3_createState();
+        if (!st) {
+            rc = asr_fail(err, ASR_E_NOMEM, "out of memory");
+        } else {
+            XXH3_64bits_reset(st);
+            XXH3_64bits_update(st, env, sizeof env);
+            XXH3_64bits_update(st, body.data, body.len);
+            struct asr_footer f = {ASR_FORMAT_VERSION, index_offset, ASR_SECTION_HEADER_SIZE + body.len, 0, {0},
+                                   XXH3_64bits_digest(st)};
+            XXH3_freeState(st);
+            memcpy(f.uuid, w->header.uuid, 16);
+            /* The part count is fixed once we know where the footer's last byte lands. */
+            uint64_t end = w->sink.logical + ASR_FOOTER_SIZE;
+            f.part_count = w->sink.split_size ? (uint32_t)((end - 1) / (w->sink.split_size - ASR_PART_HEADER_SIZE)) + 1 : 1;
+            uint8_t raw[ASR_FOOTER_SIZE];
+            asr_footer_encode(&f, raw);
+            rc = sink_put(&w->sink, raw, sizeof raw, err);
+        }
+    }
+    free(ix.stats);
+    free(ix.extents);
+    asr_buf_free(&body);
+    if (!rc)
+        rc = sink_flush(&w->sink, err);
+    return rc;
+}
+
+static int fsync_dir_of(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return -1;
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(copy);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Rename parts N..2 first and part 1 last: the image's own name appears only when the whole
+ * set is in place. Leftover parts of an older image with more parts are removed. */
+static int publish(struct asr_writer *w, struct asr_error *err)
+{
+    const char *base = w->sink.base;
+    for (uint32_t k = w->sink.part; k >= 1; k--) {
+        char *from = partial_path(base, k), *to = asr_part_path(base, k);
+        int rc = (!from || !to) ? asr_fail(err, ASR_E_NOMEM, "out of memory")
+                 : rename(from, to) != 0 ? asr_fail(err, ASR_E_IO, "cannot rename %s: %s", from, strerror(errno))
+                                         : ASR_OK;
+        free(from);
+        free(to);
+        if (rc)
+            return rc;
+    }
+    for (uint32_t k = w->sink.part + 1; k <= ASR_MAX_PARTS; k++) {
+        char *stale = asr_part_path(base, k);
+        int gone = stale && unlink(stale) != 0 && errno == ENOENT;
+        free(stale);
+        if (gone)
+            break;
+    }
+    fsync_dir_of(base);
+    return ASR_OK;
+}
+
+int asr_writer_finish(struct asr_writer *w, struct asr_error *err)
+{
+    if (w->finished || w->failed)
+        return asr_fail(err, ASR_E_STATE, "writer already finished or failed");
+    int rc = seal(w, err);
+    if (!rc)
+        rc = write_index_and_footer(w, err);
+    if (!rc && w->sink.base) {
+        rc = sync_and_close(w->sink.fd, w->sink.part, err);
+        w->sink.fd = -1;
+        if (!rc)
+            rc = publish(w, err);
+    }
+    if (rc)
+        return writer_failed(w, rc);
+    w->finished = true;
+    return ASR_OK;
+}
+
+void asr_writer_free(struct asr_writer *w)
+{
+    if (!w)
+        return;
+    if (w->sink.base) {
+        if (w->sink.fd >= 0)
+            close(w->sink.fd);
+        if (!w->finished)
+            for (uint32_t k = 1; k <= w->sink.part; k++) {
+                char *p = partial_path(w->sink.base, k);
+                if (p)
+                    unlink(p);
+                free(p);
+            }
+    }
+    for (uint32_t i = 0; i < w->disk_count; i++)
+        free_disk(&w->disks[i]);
+    free(w->disks);
+    for (uint32_t v = 0; v < w->volume_count; v++) {
+        free(w->volumes[v].extents);
+        XXH3_freeState(w->volumes[v].hash);
+    }
+    free(w->volumes);
+    free(w->chunks);
+    free(w->pending);
+    free(w->sink.buf);
+    XXH3_freeState(w->sink.stream_hash);
+    free(w->sink.base);
+    free(w);
+}
