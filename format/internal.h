@@ -193,6 +193,10 @@ int asr_extent_record_decode(const uint8_t *body, size_t len, uint32_t *volume_i
 /* Feeds one extent into a volume content hash state (descriptor, then content if data). */
 void asr_volume_hash_extent(void *xxh3_state, const struct asr_extent *e, const void *content);
 
+/* writer.c: makes the image declare a feature (bit set and named), as a future asrimg would;
+ * only tests call it, to check how this version treats images from later ones. */
+int asr_writer_declare_feature(struct asr_writer *w, enum asr_feature_class cls, unsigned bit, const char *name);
+
 /* reader.c: what the verifier cross-checks its sequential scan against. */
 struct asr_reader;
 const struct asr_index *asr_reader_index(const struct asr_reader *r);

@@ -11,7 +11,7 @@
 #include <xxhash.h>
 #include <zstd.h>
 
-#define RESYNC_WINDOW (1u << 20)
+#define RESYNC_WINDOW (64u << 10)
 
 struct verifier {
     struct asr_partset *ps;
@@ -82,6 +82,21 @@ static void covered(struct verifier *v, const uint8_t *bytes, size_t len)
         XXH3_128bits_update(v->stream, bytes, len);
 }
 
+/* Buffers for one chunk of up to max_chunk bytes (and a resync window): sized from the image
+ * header once it is known, so checking an image of small chunks stays small. */
+static int size_buffers(struct verifier *v, uint32_t max_chunk)
+{
+    size_t stored = ASR_CHUNK_HEADER_SIZE + (size_t)max_chunk;
+    if (stored < RESYNC_WINDOW + ASR_CHUNK_HEADER_SIZE)
+        stored = RESYNC_WINDOW + ASR_CHUNK_HEADER_SIZE;
+    uint8_t *a = realloc(v->stored, stored), *b = a ? realloc(v->content, max_chunk) : NULL;
+    if (a)
+        v->stored = a;
+    if (b)
+        v->content = b;
+    return a && b ? 0 : -1;
+}
+
 /* ---- resynchronisation -------------------------------------------------------------------- */
 
 static bool plausible_record(const uint8_t *p, size_t avail)
@@ -125,6 +140,10 @@ static uint64_t check_header(struct verifier *v)
     size_t avail = v->end < ASR_IMAGE_HEADER_MAX ? (size_t)v->end : ASR_IMAGE_HEADER_MAX;
     if (asr_partset_read(v->ps, 0, v->stored, avail, &why) || asr_image_header_decode(v->stored, avail, &h, &why)) {
         problem(v, ASR_E_CORRUPT, "image header", 0, "%s", why.msg);
+        if (size_buffers(v, ASR_MAX_CHUNK_SIZE)) {
+            problem(v, ASR_E_NOMEM, "verify", UINT64_MAX, "out of memory");
+            return v->end;
+        }
         return resync(v, 0);
     }
     if (asr_image_header_check_support(&h, &why))
@@ -139,6 +158,10 @@ static uint64_t check_header(struct verifier *v)
     v->max_chunk = h.max_chunk_size;
     v->seed = h.hash_seed;
     covered(v, v->stored, h.header_len);
+    if (size_buffers(v, v->max_chunk)) {
+        problem(v, ASR_E_NOMEM, "verify", UINT64_MAX, "out of memory");
+        return v->end;
+    }
     return h.header_len;
 }
 
@@ -411,16 +434,13 @@ static int prepare(struct verifier *v, const char *path, struct asr_error *err)
     v->max_chunk = ASR_MAX_CHUNK_SIZE;
     v->stream = XXH3_createState();
     v->dctx = ZSTD_createDCtx();
-    v->stored = malloc(ASR_CHUNK_HEADER_SIZE + (size_t)ASR_MAX_CHUNK_SIZE);
-    v->content = malloc(ASR_MAX_CHUNK_SIZE);
     v->ext = malloc(ASR_MAX_EXTENT_RECORD * sizeof *v->ext);
-    if (!v->stream || !v->dctx || !v->stored || !v->content || !v->ext)
+    if (!v->stream || !v->dctx || !v->ext || size_buffers(v, ASR_IMAGE_HEADER_MAX))
         return asr_fail(err, ASR_E_NOMEM, "out of memory");
     XXH3_128bits_reset(v->stream);
     v->stream_valid = true;
     return ASR_OK;
 }
-
 static void release(struct verifier *v)
 {
     asr_reader_free(v->r);

@@ -330,6 +330,21 @@ int asr_writer_create_fd(int fd, const struct asr_writer_options *opt, struct as
     return ASR_OK;
 }
 
+int asr_writer_declare_feature(struct asr_writer *w, enum asr_feature_class cls, unsigned bit, const char *name)
+{
+    struct asr_image_header *h = &w->header;
+    if (w->sealed || bit > 63 || cls > ASR_FEATURE_COMPAT || h->feature_count >= ASR_MAX_FEATURE_NAMES || !name ||
+        !name[0] || strlen(name) >= sizeof h->features[0].name)
+        return ASR_E_ARG;
+    uint64_t *set = cls == ASR_FEATURE_INCOMPAT ? &h->incompat : cls == ASR_FEATURE_RO_COMPAT ? &h->ro_compat : &h->compat;
+    *set |= 1ull << bit;
+    struct asr_feature_name *f = &h->features[h->feature_count++];
+    f->cls = (uint8_t)cls;
+    f->bit = (uint8_t)bit;
+    snprintf(f->name, sizeof f->name, "%s", name);
+    return ASR_OK;
+}
+
 uint64_t asr_writer_hash_seed(const struct asr_writer *w) { return w->header.hash_seed; }
 uint32_t asr_writer_max_chunk_size(const struct asr_writer *w) { return w->header.max_chunk_size; }
 
@@ -427,12 +442,12 @@ static int put_section(struct asr_writer *w, uint32_t tag, const uint8_t *body, 
 /* Writes the part header, image header, layout and volume table: everything before data. */
 static int seal(struct asr_writer *w, struct asr_error *err)
 {
-    if (w->sealed)
-        return ASR_OK;
     if (w->finished || w->failed)
         return asr_fail(err, ASR_E_STATE, "writer already finished or failed");
+    if (w->sealed)
+        return ASR_OK;
     w->sealed = true;
-    int rc = sink_write_part_header(&w->sink, err);
+    int rc = writer_failed(w, sink_write_part_header(&w->sink, err));
     if (rc)
         return rc;
     uint8_t hdr[ASR_IMAGE_HEADER_MAX];
@@ -457,7 +472,7 @@ static int seal(struct asr_writer *w, struct asr_error *err)
         rc = put_section(w, ASR_TAG_VOLUMES, body.data, body.len, err);
     free(descs);
     asr_buf_free(&body);
-    return rc;
+    return writer_failed(w, rc);
 }
 
 /* ---- data ------------------------------------------------------------------------------------ */
@@ -558,7 +573,7 @@ int asr_writer_add_extent(struct asr_writer *w, uint32_t v, uint64_t offset, uin
 {
     int rc = check_range(w, v, offset, length, err);
     if (rc)
-        return writer_failed(w, rc);
+        return rc;
     if (chunk_id >= w->chunk_count || (uint64_t)chunk_offset + length > w->chunks[chunk_id].content_len || !content)
         return asr_fail(err, ASR_E_ARG, "volume %u: extent at %llu refers outside chunk %llu", v,
                         (unsigned long long)offset, (unsigned long long)chunk_id);
@@ -576,7 +591,7 @@ static int add_run(struct asr_writer *w, uint32_t v, uint64_t offset, uint64_t l
 {
     int rc = check_range(w, v, offset, length, err);
     if (rc)
-        return writer_failed(w, rc);
+        return rc;
     struct volume_state *vs = &w->volumes[v];
     vs->end = offset + length;
     if (vs->run_open && vs->run.ref == ref && vs->run.offset + vs->run.length == offset) {

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages asrimg needs to build, test and benchmark, when missing.
+# Idempotent; needs root (apt-get). Usage: scripts/deps.sh [build|test|all]
+set -euo pipefail
+
+build_pkgs=(build-essential cmake pkg-config libzstd-dev libxxhash-dev liburing-dev libfdisk-dev
+            libblkid-dev libext2fs-dev uuid-dev)
+test_pkgs=(libcriterion-dev clang libclang-rt-14-dev zstd fdisk gdisk dosfstools mtools exfatprogs
+           ntfs-3g e2fsprogs python3)
+
+case "${1:-all}" in
+  build) want=("${build_pkgs[@]}") ;;
+  test|all) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "asrimg: error: missing Debian packages (${missing[*]}): run as root or install them" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,41 @@
+/* Test support: scratch directories, file helpers and a builder of small but complete images
+ * (several disks, partitions, raw regions, volumes; stored, compressed, deduplicated, zero and
+ * unreadable extents) whose expected volume contents the tests can recompute. */
+#ifndef ASR_TEST_SUPPORT_H
+#define ASR_TEST_SUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "asr_format.h"
+
+/* A fresh directory under /tmp, removed by scratch_cleanup. */
+const char *scratch_dir(void);
+void scratch_cleanup(void);
+char *scratch_path(const char *name); /* malloc'd */
+
+uint8_t *read_file(const char *path, size_t *len);
+void write_file(const char *path, const void *data, size_t len);
+void copy_file(const char *from, const char *to);
+void patch_byte(const char *path, uint64_t off, uint8_t value);
+
+/* Deterministic volume content: byte at offset off of a volume with seed s. Ranges the builder
+ * marks zero or unreadable read as zero. */
+uint8_t pattern_byte(uint32_t seed, uint64_t off);
+
+struct sample_opts {
+    uint64_t split_size;
+    uint32_t max_chunk;  /* 0: 64 KiB */
+    uint32_t volume_kib; /* size of each volume; 0: 512 */
+    int level;           /* zstd level; 0 stores */
+    int fixed_identity;
+};
+
+/* Writes a sample image to path: 2 disks (GPT and MBR with an extended and a logical partition),
+ * raw regions, 3 volumes. Returns ASR_OK. Each volume v's bytes are
+ * sample_expected(v, off) for off < volume size. */
+int write_sample_image(const char *path, const struct sample_opts *o, struct asr_error *err);
+int sample_expected(uint32_t volume, uint64_t off, int *unreadable);
+uint64_t sample_volume_size(const struct sample_opts *o);
+
+#endif
