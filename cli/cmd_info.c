@@ -101,9 +101,9 @@ static void print_text(const char *path, struct asr_reader *r)
     for (uint32_t v = 0; v < asr_reader_volume_count(r); v++) {
         const struct asr_volume_desc *vd = asr_reader_volume(r, v);
         const struct asr_volume_stats *s = asr_reader_volume_stats(r, v);
-        printf("\nvolume %u:   disk %u partition %u, %s %s, fs %s%s%s, size %s, used %s, captured %s in %llu extents\n", v,
-               vd->disk_index, vd->partition_number, vd->fs_label[0] ? "label" : "", vd->fs_label,
-               vd->fs_type[0] ? vd->fs_type : "unknown", vd->fs_uuid[0] ? " uuid " : "", vd->fs_uuid,
+        printf("\nvolume %u:   disk %u partition %u, fs %s%s%s%s%s, size %s, used %s, captured %s in %llu extents\n", v,
+               vd->disk_index, vd->partition_number, vd->fs_type[0] ? vd->fs_type : "unknown",
+               vd->fs_label[0] ? " label " : "", vd->fs_label, vd->fs_uuid[0] ? " uuid " : "", vd->fs_uuid,
                cli_bytes(vd->size_bytes, a, sizeof a), cli_bytes(vd->used_bytes, b, sizeof b),
                cli_bytes(s->data_bytes + s->zero_bytes + s->unreadable_bytes, c, sizeof c),
                (unsigned long long)s->extent_count);

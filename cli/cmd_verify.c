@@ -62,6 +62,8 @@ int cmd_verify(int argc, char **argv)
     if (o.json) {
         json_end_arr(&j);
         json_bool(&j, "ok", rc == ASR_OK);
+        if (rc != ASR_OK && rep.problems == 0)
+            json_str(&j, "error", err.msg);
         json_bool(&j, "complete", rep.complete);
         json_u64(&j, "structures", rep.structures);
         json_u64(&j, "chunks", rep.chunks);
@@ -75,6 +77,8 @@ int cmd_verify(int argc, char **argv)
         printf("%s: OK: %llu structures, %llu chunks, %llu volumes, %s checked\n", path,
                (unsigned long long)rep.structures, (unsigned long long)rep.chunks, (unsigned long long)rep.volumes,
                cli_bytes(rep.bytes_checked, b, sizeof b));
+    } else if (rep.problems == 0) {
+        cli_error("%s", err.msg);
     } else {
         cli_error("%s: verification failed with %llu problem%s; first: %s", path, (unsigned long long)rep.problems,
                   rep.problems == 1 ? "" : "s", err.msg);

@@ -46,7 +46,7 @@ const char *asr_status_name(enum asr_status code);
 #define ASR_FORMAT_VERSION 1u
 #define ASR_MAX_CHUNK_SIZE (16u << 20) /* hard cap on one chunk's uncompressed content */
 #define ASR_DEFAULT_CHUNK_SIZE (1u << 20)
-#define ASR_MIN_SPLIT_SIZE (1u << 20)
+#define ASR_MIN_SPLIT_SIZE (64u << 10)
 #define ASR_MAX_PARTS 9999u
 #define ASR_FAT32_SPLIT_SIZE 4294967295ull /* 4 GiB - 1: the largest file FAT32 holds */
 
@@ -311,7 +311,10 @@ struct asr_verify_report {
 };
 
 /* Check every checksum and every structural rule of the image; each bad structure is reported
- * through on_problem with its location. Returns ASR_OK only when there is no problem at all. */
+ * through on_problem with its location. Returns ASR_OK only when there is no problem at all.
+ * When the image cannot be opened at all (not an image, unreadable, a split set with a part
+ * missing, reordered, truncated or foreign) it returns that error in err without calling
+ * on_problem. */
 int asr_verify(const char *path, asr_problem_fn on_problem, void *problem_ctx,
                asr_progress_fn on_progress, void *progress_ctx, struct asr_verify_report *report,
                struct asr_error *err);

@@ -398,10 +398,8 @@ static void check_volumes(struct verifier *v, uint64_t done)
 static int prepare(struct verifier *v, const char *path, struct asr_error *err)
 {
     int rc = asr_partset_open(path, &v->ps, err);
-    if (rc) {
-        problem(v, rc, "image", UINT64_MAX, "%s", err->msg);
-        return rc;
-    }
+    if (rc)
+        return rc; /* not an image at all, or a broken split set: one error, no structure list */
     struct asr_error why = {0};
     if (asr_reader_open(path, &v->r, &why) != ASR_OK)
         problem(v, why.code, why.code == ASR_E_INCOMPLETE ? "footer" : "image", UINT64_MAX, "%s", why.msg);
@@ -470,8 +468,11 @@ int asr_verify(const char *path, asr_problem_fn on_problem, void *problem_ctx, a
         check_against_index(&v);
         check_volumes(&v, v.end);
         progress(&v, v.total_work);
-    } else if (v.rep->problems == 0) {
-        problem(&v, rc, "verify", UINT64_MAX, "%s", scratch.msg);
+    } else {
+        release(&v);
+        if (err)
+            *err = scratch;
+        return rc;
     }
     release(&v);
     if (v.rep->problems == 0)

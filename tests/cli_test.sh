@@ -1,2 +1,74 @@
-#!/bin/sh
-exit 0
+#!/usr/bin/env bash
+# End-to-end checks of the asrimg command: exit codes, one-line errors naming what and where,
+# valid --json, silence on a pipe. Usage: cli_test.sh ASRIMG ASRIMG-MKIMAGE
+set -u
+asrimg=$1 mkimage=$2
+work=$(mktemp -d /tmp/asrimg-cli-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+pass=0 fail=0
+check() { # name, then a command that must succeed
+  local name=$1; shift
+  if "$@" >"$work/out" 2>"$work/err"; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: $name"; sed 's/^/  out: /' "$work/out" | head -5; sed 's/^/  err: /' "$work/err" | head -5; fi
+}
+exit_is() { local want=$1; shift; "$@"; [ $? -eq "$want" ]; }
+one_error_line() { # stderr of the last command is exactly one "asrimg: error: ..." line mentioning $1
+  [ "$(wc -l <"$work/err.saved")" -eq 1 ] && grep -q "^asrimg: error: .*$1" "$work/err.saved"
+}
+run_saving() { "$@" >"$work/out.saved" 2>"$work/err.saved"; echo $? >"$work/rc.saved"; }
+rc_is() { [ "$(cat "$work/rc.saved")" -eq "$1" ]; }
+
+# A small disk: data, zeros, and a repeated block.
+head -c 3M /dev/urandom >"$work/disk.img"
+truncate -s 6M "$work/disk.img"
+dd if="$work/disk.img" of="$work/disk.img" bs=1M count=1 seek=4 conv=notrunc status=none
+check "mkimage" "$mkimage" "$work/disk.img" -o "$work/a.asrimg"
+run_saving "$asrimg" info "$work/a.asrimg"
+check "info exits 0" rc_is 0
+check "info names the image" grep -q "a.asrimg" "$work/out.saved"
+check "info --json is valid JSON" sh -c "'$asrimg' info --json '$work/a.asrimg' | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"format_version\"]==1 and d[\"volumes\"][0][\"data_bytes\"]==4*1024*1024'"
+check "verify exits 0" "$asrimg" verify "$work/a.asrimg"
+check "verify is silent on stderr when piped" test ! -s "$work/err"
+check "verify --json ok" sh -c "'$asrimg' verify --json '$work/a.asrimg' | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"ok\"] is True and d[\"problem_count\"]==0'"
+
+cp "$work/a.asrimg" "$work/bad.asrimg"
+printf '\xff' | dd of="$work/bad.asrimg" bs=1 seek=100000 conv=notrunc status=none
+run_saving "$asrimg" verify "$work/bad.asrimg"
+check "verify of a damaged image exits 1" rc_is 1
+check "verify names the problem" grep -q "^asrimg: problem: chunk" "$work/err.saved"
+check "verify --json lists the problem" sh -c "'$asrimg' verify --json '$work/bad.asrimg'; test \$? -eq 1" 
+check "verify --json problem has a location" sh -c "'$asrimg' verify --json '$work/bad.asrimg' | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"ok\"] is False and d[\"problems\"][0][\"part\"]==1 and d[\"problems\"][0][\"part_offset\"]>0'"
+
+head -c 50000 "$work/a.asrimg" >"$work/cut.asrimg"
+run_saving "$asrimg" info "$work/cut.asrimg"
+check "info of a truncated image exits 1" rc_is 1
+check "truncated image: one error line saying incomplete" one_error_line "incomplete"
+
+run_saving "$asrimg" info "$work/missing.asrimg"
+check "missing image exits 1" rc_is 1
+check "missing image: one error line naming it" one_error_line "missing.asrimg"
+
+echo "not an image" >"$work/text.asrimg"
+run_saving "$asrimg" verify "$work/text.asrimg"
+check "not an image exits 1" rc_is 1
+check "not an image: one error line naming it" one_error_line "text.asrimg"
+
+run_saving "$asrimg" frobnicate
+check "unknown command exits 2" rc_is 2
+run_saving "$asrimg" info
+check "missing argument exits 2" rc_is 2
+
+check "split mkimage" "$mkimage" "$work/disk.img" -o "$work/s.asrimg" --split 1048576 --level 0
+check "split verify" "$asrimg" verify "$work/s.asrimg"
+check "info shows parts" sh -c "'$asrimg' info --json '$work/s.asrimg' | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"parts\"]>=3'"
+mv "$work/s.asrimg.002" "$work/aside"
+run_saving "$asrimg" verify "$work/s.asrimg"
+check "missing part exits 1" rc_is 1
+check "missing part is named" grep -q "s.asrimg.002" "$work/err.saved"
+
+run_saving "$mkimage" "$work/disk.img" -o "$work/a.asrimg"
+check "existing image is not overwritten" rc_is 1
+check "refusal names the file" grep -q "a.asrimg already exists" "$work/err.saved"
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

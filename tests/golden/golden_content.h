@@ -1,0 +1,74 @@
+/* What the golden images hold, shared by their generator (make_golden.c, run once per format
+ * version) and by test_golden.c, which reads the committed files forever after. Changing this
+ * file changes what old images are expected to contain: never edit a version's plan. */
+#ifndef ASR_GOLDEN_CONTENT_H
+#define ASR_GOLDEN_CONTENT_H
+
+#include <stdint.h>
+
+enum golden_kind { G_DATA, G_ZERO, G_UNREADABLE, G_DUP };
+
+struct golden_segment {
+    uint32_t volume;
+    uint64_t offset, length;
+    enum golden_kind kind;
+    uint32_t src_volume; /* G_DUP: copy of this volume's bytes ... */
+    uint64_t src_offset; /* ... from here (inside one chunk of a G_DATA segment) */
+};
+
+#define GOLDEN_V1_CHUNK 32768u
+#define GOLDEN_V1_SEED 0x60d5eedull
+#define GOLDEN_V1_CREATED 1795400000ull
+#define GOLDEN_V1_UUID "golden-image-v1!"
+#define GOLDEN_MIB (1ull << 20)
+
+/* Volume 0: 2 MiB on partition 1 (vfat); volume 1: 4 MiB on partition 2 (ext4). */
+static const struct golden_segment golden_v1_plan[] = {
+    {0, 0, 65536, G_DATA, 0, 0},
+    {0, 65536, 65536, G_ZERO, 0, 0},
+    {0, 131072, 32768, G_DATA, 0, 0},
+    {0, GOLDEN_MIB, 32768, G_DUP, 0, 0},
+    {1, 0, 4096, G_DATA, 0, 0},
+    {1, 4096, 4096, G_UNREADABLE, 0, 0},
+    {1, 8192, 5000, G_DUP, 0, 1234},
+    {1, 65536, 100000, G_DATA, 0, 0},
+};
+#define GOLDEN_V1_SEGMENTS (sizeof golden_v1_plan / sizeof golden_v1_plan[0])
+
+/* Volume 0's second segment is incompressible; everything else compresses. */
+static inline uint8_t golden_byte(uint32_t volume, uint64_t off)
+{
+    if (volume == 0 && off >= 131072 && off < 131072 + 32768) {
+        uint64_t x = off * 0x9e3779b97f4a7c15ull;
+        x ^= x >> 29;
+        x *= 0xbf58476d1ce4e5b9ull;
+        return (uint8_t)(x >> 32);
+    }
+    return (uint8_t)("golden asrimg v1 "[(off + volume * 5 + off / 777) % 17]);
+}
+
+/* The byte a reader must return at off of volume v (0 where nothing or zero was captured). */
+static inline uint8_t golden_expected(uint32_t v, uint64_t off, int *unreadable)
+{
+    *unreadable = 0;
+    for (unsigned i = 0; i < GOLDEN_V1_SEGMENTS; i++) {
+        const struct golden_segment *s = &golden_v1_plan[i];
+        if (s->volume != v || off < s->offset || off >= s->offset + s->length)
+            continue;
+        if (s->kind == G_DATA)
+            return golden_byte(v, off);
+        if (s->kind == G_DUP)
+            return golden_byte(s->src_volume, s->src_offset + (off - s->offset));
+        *unreadable = s->kind == G_UNREADABLE;
+        return 0;
+    }
+    return 0;
+}
+
+/* Raw region bytes: region r's byte i. */
+static inline uint8_t golden_region_byte(unsigned r, uint32_t i)
+{
+    return (uint8_t)(i * 31 + r * 7 + (i >> 8));
+}
+
+#endif

@@ -1,0 +1,143 @@
+/* make_golden: writes the golden images of the current format version into a directory. Run it
+ * once when a format version is introduced and commit the files; test_golden.c then checks that
+ * every later asrimg still reads them. Usage: make_golden DIR */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "asr_format.h"
+#include "golden_content.h"
+
+static int die(const char *what, const struct asr_error *e)
+{
+    fprintf(stderr, "make_golden: %s: %s\n", what, e->msg);
+    exit(1);
+}
+
+static void put_layout(struct asr_writer *w, struct asr_error *err, uint8_t *regions)
+{
+    static const uint8_t efi_type[16] = {0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11,
+                                         0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b};
+    static const uint8_t linux_type[16] = {0xaf, 0x3d, 0xc6, 0x0f, 0x83, 0x84, 0x72, 0x47,
+                                           0x8e, 0x79, 0x3d, 0x69, 0xd8, 0x47, 0x7d, 0xe4};
+    struct asr_partition_desc parts[2] = {
+        {.number = 1, .kind = ASR_PART_GPT, .capture = ASR_CAPTURE_USED, .start_bytes = GOLDEN_MIB,
+         .size_bytes = 2 * GOLDEN_MIB, .attributes = 1},
+        {.number = 2, .kind = ASR_PART_GPT, .capture = ASR_CAPTURE_USED, .start_bytes = 3 * GOLDEN_MIB,
+         .size_bytes = 4 * GOLDEN_MIB, .attributes = 1ull << 60},
+    };
+    memcpy(parts[0].type_guid, efi_type, 16);
+    memcpy(parts[1].type_guid, linux_type, 16);
+    for (int i = 0; i < 16; i++) {
+        parts[0].part_guid[i] = (uint8_t)(0x10 + i);
+        parts[1].part_guid[i] = (uint8_t)(0x20 + i);
+    }
+    snprintf(parts[0].name, sizeof parts[0].name, "EFI System");
+    snprintf(parts[1].name, sizeof parts[1].name, "root");
+    const uint32_t lens[5] = {512, 512, 16384, 16384, 512};
+    const uint64_t offs[5] = {0, 512, 1024, 8 * GOLDEN_MIB - 33 * 512, 8 * GOLDEN_MIB - 512};
+    struct asr_region_desc reg[5];
+    uint8_t *at = regions;
+    for (unsigned r = 0; r < 5; r++) {
+        for (uint32_t i = 0; i < lens[r]; i++)
+            at[i] = golden_region_byte(r, i);
+        reg[r] = (struct asr_region_desc){(uint16_t)(ASR_REGION_MBR + (r == 0 ? 0 : r + 1)), offs[r], lens[r], at};
+        at += lens[r];
+    }
+    struct asr_disk_desc d = {.size_bytes = 8 * GOLDEN_MIB, .logical_sector = 512, .physical_sector = 4096,
+                              .label = ASR_LABEL_GPT, .gpt_first_usable_lba = 34,
+                              .gpt_last_usable_lba = 8 * GOLDEN_MIB / 512 - 34, .gpt_entry_count = 128,
+                              .gpt_entry_size = 128, .partition_count = 2, .partitions = parts,
+                              .region_count = 5, .regions = reg};
+    snprintf(d.source, sizeof d.source, "/dev/golden");
+    for (int i = 0; i < 16; i++)
+        d.disk_id[i] = (uint8_t)(0xd0 + i);
+    struct asr_volume_desc v[2] = {
+        {.disk_index = 0, .partition_number = 1, .disk_offset = GOLDEN_MIB, .size_bytes = 2 * GOLDEN_MIB,
+         .used_bytes = 200000, .block_size = 4096},
+        {.disk_index = 0, .partition_number = 2, .disk_offset = 3 * GOLDEN_MIB, .size_bytes = 4 * GOLDEN_MIB,
+         .used_bytes = 120000, .block_size = 1024},
+    };
+    snprintf(v[0].fs_type, sizeof v[0].fs_type, "vfat");
+    snprintf(v[0].fs_label, sizeof v[0].fs_label, "ESP");
+    snprintf(v[1].fs_type, sizeof v[1].fs_type, "ext4");
+    snprintf(v[1].fs_uuid, sizeof v[1].fs_uuid, "6f1c7d2a-0c55-4e0e-9d55-2b0c2f4a9e11");
+    if (asr_writer_add_disk(w, &d, err) || asr_writer_add_volume(w, &v[0], NULL, err) ||
+        asr_writer_add_volume(w, &v[1], NULL, err))
+        die("layout", err);
+}
+
+/* Chunk id holding volume v's bytes at off (data segments are cut at GOLDEN_V1_CHUNK multiples). */
+struct placed {
+    uint32_t volume;
+    uint64_t offset;
+    uint64_t id;
+};
+
+static void write_image(const char *path, uint64_t split, int level)
+{
+    struct asr_writer_options o = {.split_size = split, .max_chunk_size = GOLDEN_V1_CHUNK, .overwrite = 1,
+                                   .creator_version = "0.1.0", .fixed_identity = 1, .hash_seed = GOLDEN_V1_SEED,
+                                   .created_unix = GOLDEN_V1_CREATED};
+    memcpy(o.uuid, GOLDEN_V1_UUID, 16);
+    struct asr_writer *w;
+    struct asr_error err = {0};
+    if (asr_writer_create(path, &o, &w, &err))
+        die(path, &err);
+    static uint8_t regions[40000], buf[GOLDEN_V1_CHUNK], enc[2 * GOLDEN_V1_CHUNK];
+    put_layout(w, &err, regions);
+    struct placed placed[64];
+    unsigned np = 0;
+    for (unsigned s = 0; s < GOLDEN_V1_SEGMENTS; s++) {
+        const struct golden_segment *g = &golden_v1_plan[s];
+        int rc = 0, unr;
+        if (g->kind == G_ZERO)
+            rc = asr_writer_add_zero(w, g->volume, g->offset, g->length, &err);
+        else if (g->kind == G_UNREADABLE)
+            rc = asr_writer_add_unreadable(w, g->volume, g->offset, g->length, &err);
+        else if (g->kind == G_DUP) {
+            uint64_t id = UINT64_MAX, base = 0;
+            for (unsigned k = 0; k < np; k++)
+                if (placed[k].volume == g->src_volume && placed[k].offset <= g->src_offset &&
+                    g->src_offset + g->length <= placed[k].offset + GOLDEN_V1_CHUNK)
+                    id = placed[k].id, base = placed[k].offset;
+            for (uint64_t i = 0; i < g->length; i++)
+                buf[i] = golden_expected(g->volume, g->offset + i, &unr);
+            rc = asr_writer_add_extent(w, g->volume, g->offset, g->length, id, (uint32_t)(g->src_offset - base), buf,
+                                       &err);
+        } else {
+            for (uint64_t at = g->offset; at < g->offset + g->length && !rc; at += GOLDEN_V1_CHUNK) {
+                size_t n = g->offset + g->length - at < GOLDEN_V1_CHUNK ? g->offset + g->length - at : GOLDEN_V1_CHUNK;
+                for (size_t i = 0; i < n; i++)
+                    buf[i] = golden_byte(g->volume, at + i);
+                struct asr_chunk c;
+                uint64_t id;
+                rc = asr_chunk_encode(buf, n, level, asr_writer_hash_seed(w), enc, sizeof enc, &c, &err);
+                if (!rc)
+                    rc = asr_writer_append_chunk(w, &c, &id, &err);
+                if (!rc)
+                    rc = asr_writer_add_extent(w, g->volume, at, n, id, 0, buf, &err);
+                placed[np++] = (struct placed){g->volume, at, id};
+            }
+        }
+        if (rc)
+            die("data", &err);
+    }
+    if (asr_writer_finish(w, &err))
+        die("finish", &err);
+    asr_writer_free(w);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: make_golden DIR\n");
+        return 2;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/v1-basic.asrimg", argv[1]);
+    write_image(path, 0, 3);
+    snprintf(path, sizeof path, "%s/v1-split.asrimg", argv[1]);
+    write_image(path, ASR_MIN_SPLIT_SIZE, 0);
+    return 0;
+}
