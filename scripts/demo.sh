@@ -24,7 +24,7 @@ mkdir -p "$work/root/etc" && cp /etc/os-release "$work/root/etc/"
 head -c 16M /dev/urandom > "$work/root/random.bin"
 cp "$work/root/random.bin" "$work/root/random-copy.bin"
 mkfs.ext4 -q -F -d "$work/root" -E offset=$((133120 * 512)) "$disk" $(( (256 * 1024 - 133120 / 2 - 1024) ))k
-mkfs.vfat -F 32 --offset 2048 "$disk" $((64 * 1024)) >/dev/null
+mkfs.vfat -F 32 --offset 2048 "$disk" $((64 * 1024)) >/dev/null 2>&1
 echo "sample disk: $disk"
 sfdisk -l "$disk" | sed 's/^/  /'
 
