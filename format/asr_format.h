@@ -41,6 +41,11 @@ struct asr_error {
 /* Short stable name of a status ("corrupt", "incomplete", ...). */
 const char *asr_status_name(enum asr_status code);
 
+/* Sets err (if not NULL) to code and a printf-formatted message; returns code. For modules
+ * built on format/ (the engine) so that every layer reports errors the same way. */
+int asr_fail_public(struct asr_error *err, enum asr_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* ---- format constants -------------------------------------------------------------------- */
 
 #define ASR_FORMAT_VERSION 1u

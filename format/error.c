@@ -27,7 +27,7 @@ const char *asr_status_name(enum asr_status code)
     return "unknown error";
 }
 
-int asr_fail(struct asr_error *err, enum asr_status code, const char *fmt, ...)
+int asr_fail_public(struct asr_error *err, enum asr_status code, const char *fmt, ...)
 {
     if (err) {
         va_list ap;

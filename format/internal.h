@@ -37,8 +37,7 @@
 extern const uint8_t asr_part_magic[8];
 
 /* error.c */
-int asr_fail(struct asr_error *err, enum asr_status code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#define asr_fail asr_fail_public /* the short name inside format/ */
 uint64_t asr_checksum64(const void *data, size_t len); /* XXH3-64, unseeded */
 
 /* chunk.c: checks the stored hash, decompresses into out (cap >= content_len), checks the

@@ -4,8 +4,8 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libzstd-dev libxxhash-dev liburing-dev libfdisk-dev
-            libblkid-dev libext2fs-dev uuid-dev)
-test_pkgs=(libcriterion-dev clang libclang-rt-14-dev zstd fdisk gdisk dosfstools mtools exfatprogs
+            libblkid-dev libext2fs-dev ntfs-3g-dev uuid-dev)
+test_pkgs=(libcriterion-dev clang libclang-rt-14-dev zstd fdisk gdisk dosfstools mtools exfatprogs exfat-fuse partclone
            ntfs-3g e2fsprogs python3)
 
 case "${1:-all}" in

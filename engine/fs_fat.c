@@ -1,0 +1,8 @@
+/* Placeholder: the fat used-map parser is being written. */
+#include "asr_engine.h"
+
+int asr_fat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err)
+{
+    (void)w, (void)out;
+    return asr_fail_public(err, ASR_E_UNSUPPORTED, "fat used-map not implemented yet");
+}

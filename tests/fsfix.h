@@ -1,0 +1,30 @@
+/* Fixtures for filesystem tests: run the real tools (mkfs.*, mtools, debugfs, fsck.*), and
+ * the central check of the used-cluster maps: copy only the reported ranges onto a target full
+ * of random garbage, then let the filesystem's own checker and file reads judge the result. */
+#ifndef ASR_TEST_FSFIX_H
+#define ASR_TEST_FSFIX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "asr_engine.h"
+
+/* Runs a shell command (printf-style); returns its exit status. Output goes to the test log. */
+int fsfix_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Like fsfix_sh but captures stdout into a malloc'd string (NULL on failure). */
+char *fsfix_sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Whether a program is on PATH (tests skip, with the reason, when a tool is missing). */
+bool fsfix_have(const char *program);
+
+/* Opens path read-only as a window [base, base+size). Close w->fd when done. */
+struct asr_window fsfix_window(const char *path, uint64_t base, uint64_t size);
+
+/* Writes dst: size bytes of random garbage, then, for each range in used, the bytes of src at
+ * src_base + range offset copied to the same offset. */
+void fsfix_copy_used(const char *src, uint64_t src_base, const struct asr_ranges *used, const char *dst,
+                     uint64_t size);
+
+/* Checks ranges are sorted, non-overlapping, inside [0, size). */
+void fsfix_check_ranges(const struct asr_ranges *r, uint64_t size);
+
+#endif
