@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build
 scripts/deps.sh test   # mkfs tools for the sample disk
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DASRIMG_BUILD_TESTS=OFF >/dev/null
-cmake --build build -j"$(nproc)" >/dev/null
+cmake -S . -B build >/dev/null
+cmake --build build -j"$(nproc)" --target asrimg asrimg-mkimage >/dev/null
 
 work=${ASRIMG_DEMO_DIR:-build/demo}
 rm -rf "$work" && mkdir -p "$work/root"
