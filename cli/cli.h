@@ -14,6 +14,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 int cmd_info(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_layout(int argc, char **argv);
 
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *cli_bytes(uint64_t n, char *buf, size_t len); /* "1.5 GiB" */

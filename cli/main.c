@@ -10,6 +10,8 @@ static void usage(FILE *f)
             "usage: asrimg COMMAND [ARGS]\n"
             "\n"
             "commands:\n"
+            "  layout DISK... [--volumes critical|all|LIST] [--json]\n"
+            "                          disks, partitions, filesystems, used bytes, critical volumes\n"
             "  info IMAGE [--json]     format, creator, disks, partitions, volumes, sizes and ratios\n"
             "  verify IMAGE [--json]   check every checksum; exit 0 only if every byte checks out\n"
             "  version                 print the version\n"
@@ -65,6 +67,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "info"))
         return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "layout"))
+        return cmd_layout(argc - 1, argv + 1);
     if (!strcmp(cmd, "verify"))
         return cmd_verify(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

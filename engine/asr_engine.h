@@ -4,8 +4,10 @@
 #ifndef ASR_ENGINE_H
 #define ASR_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "asr_format.h"
 
@@ -66,6 +68,52 @@ int asr_ntfs_used(const struct asr_window *w, struct asr_usedmap *out, struct as
 int asr_ext_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_swap_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 void asr_usedmap_free(struct asr_usedmap *m);
+
+/* ---- source disks ---------------------------------------------------------------------- */
+
+struct asr_disk;
+
+/* Opens a block device or disk image file read-only and reads its layout (libfdisk) and raw
+ * boot regions. Partitions are addressed by offset: no partition device nodes are needed. */
+int asr_disk_open(const char *path, struct asr_disk **out, struct asr_error *err);
+void asr_disk_close(struct asr_disk *d); /* NULL-safe */
+/* The layout as the image records it: every partition (capture SKIP until planned), regions. */
+const struct asr_disk_desc *asr_disk_desc(const struct asr_disk *d);
+int asr_disk_fd(const struct asr_disk *d);
+const char *asr_disk_path(const struct asr_disk *d);
+/* Problems met while reading the layout, one per line ("" when none). */
+const char *asr_disk_warnings(const struct asr_disk *d);
+bool asr_disk_is_block(const struct asr_disk *d, dev_t *rdev);
+/* Partition i's type as libfdisk names it ("EFI System", "Linux"). */
+const char *asr_disk_type_name(const struct asr_disk *d, uint32_t i);
+
+/* ---- volumes: what each partition holds and how it will be captured ------------------- */
+
+struct asr_volume_info {
+    uint32_t disk_index;
+    uint32_t partition_number; /* 0: the whole (unpartitioned) disk */
+    uint64_t start_bytes, size_bytes;
+    char type_name[64];   /* partition type as people know it ("EFI System", "0x83 Linux") */
+    struct asr_usedmap map; /* fs type, uuid, label, block size, and used ranges for USED/HEADER */
+    uint8_t capture;      /* enum asr_capture, after selection */
+    uint8_t natural_capture; /* what capture would be if selected: USED, FULL or HEADER */
+    bool critical;
+    char reason[160];     /* why critical, or why not */
+    char warning[320];    /* why a full capture instead of used clusters, etc. */
+};
+
+/* Probes every partition of d (libblkid), maps its used bytes, and decides whether it is
+ * critical (needed to boot). *vols is malloc'd; free with asr_volume_infos_free. */
+int asr_disk_analyze(struct asr_disk *d, uint32_t disk_index, struct asr_volume_info **vols, size_t *count,
+                     struct asr_error *err);
+void asr_volume_infos_free(struct asr_volume_info *v, size_t count);
+/* Bytes a volume's capture will read (used ranges, the header, or the whole volume). */
+uint64_t asr_volume_capture_bytes(const struct asr_volume_info *v);
+
+/* Applies a selection: "critical" (the default), "all", or a comma list of DISK:PART or PART
+ * (PART alone means on the first disk; 0 is a whole unpartitioned disk). Unselected volumes
+ * get capture SKIP. ASR_E_ARG naming the item when one matches nothing. */
+int asr_select_volumes(struct asr_volume_info *v, size_t count, const char *selection, struct asr_error *err);
 
 #ifdef __cplusplus
 }

@@ -149,6 +149,10 @@ struct asr_volume_desc {
     char fs_label[ASR_FSNAME_MAX + 1];
 };
 
+/* Checks a disk description against the rules the layout section enforces (sector sizes,
+ * partitions and raw regions inside the disk, counts within limits). */
+int asr_disk_desc_valid(const struct asr_disk_desc *d, struct asr_error *err);
+
 /* ---- chunks and extents ------------------------------------------------------------------ */
 
 enum asr_codec { ASR_CODEC_STORED = 0, ASR_CODEC_ZSTD = 1 };

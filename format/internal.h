@@ -167,7 +167,6 @@ int asr_layout_decode_volumes(const uint8_t *body, size_t len, struct asr_layout
                               struct asr_error *err);
 int asr_volume_desc_check(const struct asr_volume_desc *v, const struct asr_disk_desc *disks,
                           uint32_t disk_count, struct asr_error *err);
-int asr_disk_desc_check(const struct asr_disk_desc *d, struct asr_error *err);
 void asr_layout_free(struct asr_layout *l);
 
 /* index.c: the index body. */

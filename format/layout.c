@@ -53,7 +53,7 @@ static int take_str(struct asr_cursor *c, char *dst, size_t max, struct asr_erro
 
 /* ---- validation shared by writer and reader ------------------------------------------- */
 
-int asr_disk_desc_check(const struct asr_disk_desc *d, struct asr_error *err)
+int asr_disk_desc_valid(const struct asr_disk_desc *d, struct asr_error *err)
 {
     if (!is_pow2_in(d->logical_sector, 512, 65536) || !is_pow2_in(d->physical_sector, 512, 65536) ||
         d->physical_sector < d->logical_sector)
@@ -241,7 +241,7 @@ static int decode_disk(struct asr_cursor *c, struct asr_disk_desc *d, struct asr
     for (uint32_t i = 0; i < d->region_count; i++)
         if ((rc = decode_region(c, &regions[i], err)))
             return rc;
-    return asr_disk_desc_check(d, err);
+    return asr_disk_desc_valid(d, err);
 }
 
 int asr_layout_encode_disks(const struct asr_disk_desc *disks, uint32_t n, struct asr_buf *out,

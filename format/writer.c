@@ -389,7 +389,7 @@ int asr_writer_add_disk(struct asr_writer *w, const struct asr_disk_desc *d, str
     if (w->disk_count >= ASR_MAX_DISKS)
         return asr_fail(err, ASR_E_LIMIT, "more than %u disks", ASR_MAX_DISKS);
     struct asr_error why = {0};
-    if (asr_disk_desc_check(d, &why))
+    if (asr_disk_desc_valid(d, &why))
         return asr_fail(err, ASR_E_ARG, "disk %u: %s", w->disk_count, why.msg);
     struct asr_disk_desc *grown = realloc(w->disks, (w->disk_count + 1) * sizeof *grown);
     if (!grown)

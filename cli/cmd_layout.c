@@ -1,0 +1,201 @@
+/* asrimg layout: each disk's geometry, partition table and identifiers, and for each partition
+ * its filesystem, used bytes, whether it is critical (and why) and how a backup would take it. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "asr_engine.h"
+
+static const char *label_name(uint8_t l)
+{
+    return l == ASR_LABEL_MBR ? "mbr" : l == ASR_LABEL_GPT ? "gpt" : "none";
+}
+
+static const char *capture_name(uint8_t c)
+{
+    static const char *const names[] = {"skip", "used", "full", "header"};
+    return c < 4 ? names[c] : "?";
+}
+
+static void disk_id(const struct asr_disk_desc *d, char out[37])
+{
+    if (d->label == ASR_LABEL_GPT)
+        cli_uuid(d->disk_id, true, out);
+    else if (d->label == ASR_LABEL_MBR)
+        snprintf(out, 37, "0x%02x%02x%02x%02x", d->disk_id[3], d->disk_id[2], d->disk_id[1], d->disk_id[0]);
+    else
+        snprintf(out, 37, "-");
+}
+
+static const struct asr_volume_info *volume_of(const struct asr_volume_info *v, size_t n, uint32_t part)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].partition_number == part)
+            return &v[i];
+    return NULL;
+}
+
+static void print_disk_text(const struct asr_disk *disk, uint32_t index, const struct asr_volume_info *v, size_t n)
+{
+    const struct asr_disk_desc *d = asr_disk_desc(disk);
+    char a[32], b[32], id[37];
+    disk_id(d, id);
+    printf("disk %u: %s, %s, sectors %u/%u, label %s, id %s\n", index, asr_disk_path(disk),
+           cli_bytes(d->size_bytes, a, sizeof a), d->logical_sector, d->physical_sector, label_name(d->label), id);
+    printf("  %-3s %14s %10s %-18s %-12s %-6s %10s %-8s %-7s %s\n", "#", "start", "size", "type", "name", "fs", "used",
+           "critical", "capture", "reason");
+    for (size_t i = 0; i < n; i++) {
+        const struct asr_volume_info *vi = &v[i];
+        const char *name = "";
+        for (uint32_t k = 0; k < d->partition_count; k++)
+            if (d->partitions[k].number == vi->partition_number)
+                name = d->partitions[k].name;
+        printf("  %-3u %14llu %10s %-18.18s %-12.12s %-6s %10s %-8s %-7s %s\n", vi->partition_number,
+               (unsigned long long)vi->start_bytes, cli_bytes(vi->size_bytes, a, sizeof a), vi->type_name, name,
+               vi->map.fs_type[0] ? vi->map.fs_type : "-",
+               vi->natural_capture == ASR_CAPTURE_FULL ? "-" : cli_bytes(asr_ranges_bytes(&vi->map.used), b, sizeof b),
+               vi->critical ? "yes" : "no", capture_name(vi->capture), vi->reason);
+        if (vi->warning[0])
+            printf("      note: %s\n", vi->warning);
+    }
+    const char *w = asr_disk_warnings(disk);
+    while (*w) {
+        const char *nl = strchr(w, '\n');
+        int len = nl ? (int)(nl - w) : (int)strlen(w);
+        printf("  warning: %.*s\n", len, w);
+        w += len + (nl ? 1 : 0);
+    }
+}
+
+static void print_disk_json(struct json *j, const struct asr_disk *disk, const struct asr_volume_info *v, size_t n)
+{
+    const struct asr_disk_desc *d = asr_disk_desc(disk);
+    char id[37];
+    json_obj(j, NULL);
+    json_str(j, "path", asr_disk_path(disk));
+    json_u64(j, "size_bytes", d->size_bytes);
+    json_u64(j, "logical_sector", d->logical_sector);
+    json_u64(j, "physical_sector", d->physical_sector);
+    json_str(j, "label", label_name(d->label));
+    disk_id(d, id);
+    json_str(j, "id", id);
+    json_arr(j, "partitions");
+    uint32_t rows = d->label == ASR_LABEL_NONE ? 1 : d->partition_count;
+    for (uint32_t k = 0; k < rows; k++) {
+        const struct asr_partition_desc *p = d->label == ASR_LABEL_NONE ? NULL : &d->partitions[k];
+        const struct asr_volume_info *vi = volume_of(v, n, p ? p->number : 0);
+        json_obj(j, NULL);
+        json_u64(j, "number", p ? p->number : 0);
+        json_u64(j, "start_bytes", p ? p->start_bytes : 0);
+        json_u64(j, "size_bytes", p ? p->size_bytes : d->size_bytes);
+        json_str(j, "type", p ? asr_disk_type_name(disk, k) : "whole disk");
+        if (p && d->label == ASR_LABEL_GPT) {
+            cli_uuid(p->type_guid, true, id);
+            json_str(j, "type_guid", id);
+            cli_uuid(p->part_guid, true, id);
+            json_str(j, "guid", id);
+            json_u64(j, "attributes", p->attributes);
+        } else if (p) {
+            snprintf(id, sizeof id, "0x%02x", p->mbr_type);
+            json_str(j, "mbr_type", id);
+            json_bool(j, "bootable", p->bootable);
+            json_str(j, "kind", p->kind == ASR_PART_EXTENDED ? "extended" : p->kind == ASR_PART_LOGICAL ? "logical" : "primary");
+        }
+        json_str(j, "name", p ? p->name : "");
+        json_str(j, "fs", vi ? vi->map.fs_type : "");
+        json_str(j, "fs_uuid", vi ? vi->map.fs_uuid : "");
+        json_str(j, "fs_label", vi ? vi->map.fs_label : "");
+        json_u64(j, "block_size", vi ? vi->map.block_size : 0);
+        json_u64(j, "used_bytes", !vi ? 0 : vi->natural_capture == ASR_CAPTURE_FULL ? vi->size_bytes
+                                                                                     : asr_ranges_bytes(&vi->map.used));
+        json_bool(j, "critical", vi && vi->critical);
+        json_str(j, "reason", vi ? vi->reason : "extended partition: a container for logical partitions");
+        json_str(j, "capture", vi ? capture_name(vi->capture) : "skip");
+        json_str(j, "warning", vi ? vi->warning : "");
+        json_end_obj(j);
+    }
+    json_end_arr(j);
+    json_arr(j, "warnings");
+    const char *w = asr_disk_warnings(disk);
+    while (*w) {
+        const char *nl = strchr(w, '\n');
+        size_t len = nl ? (size_t)(nl - w) : strlen(w);
+        char line[512];
+        snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), w);
+        json_str(j, NULL, line);
+        w += len + (nl ? 1 : 0);
+    }
+    json_end_arr(j);
+    json_end_obj(j);
+}
+
+int cmd_layout(int argc, char **argv)
+{
+    bool as_json = false;
+    const char *selection = "critical";
+    const char *paths[ASR_MAX_DISKS];
+    uint32_t ndisks = 0;
+    for (int a = 1; a < argc; a++) {
+        if (!strcmp(argv[a], "--json"))
+            as_json = true;
+        else if (!strcmp(argv[a], "--volumes") && a + 1 < argc)
+            selection = argv[++a];
+        else if (argv[a][0] == '-' && argv[a][1])
+            return cli_error("layout: unknown option %s", argv[a]), EXIT_USAGE;
+        else if (ndisks < ASR_MAX_DISKS)
+            paths[ndisks++] = argv[a];
+        else
+            return cli_error("layout: at most %u disks", ASR_MAX_DISKS), EXIT_USAGE;
+    }
+    if (!ndisks)
+        return cli_error("usage: asrimg layout DISK... [--volumes critical|all|LIST] [--json]"), EXIT_USAGE;
+    struct asr_disk *disks[ASR_MAX_DISKS] = {0};
+    struct asr_volume_info *vols[ASR_MAX_DISKS] = {0};
+    size_t counts[ASR_MAX_DISKS] = {0};
+    struct asr_error err = {0};
+    int rc = EXIT_OK;
+    for (uint32_t i = 0; i < ndisks && rc == EXIT_OK; i++)
+        if (asr_disk_open(paths[i], &disks[i], &err) || asr_disk_analyze(disks[i], i, &vols[i], &counts[i], &err))
+            rc = EXIT_FAIL;
+    /* Selection spans all disks: gather the volumes into one list, apply, scatter back. */
+    size_t total = 0;
+    for (uint32_t i = 0; i < ndisks && rc == EXIT_OK; i++)
+        total += counts[i];
+    struct asr_volume_info *all = rc == EXIT_OK ? calloc(total + 1, sizeof *all) : NULL;
+    if (rc == EXIT_OK && !all)
+        rc = EXIT_FAIL, snprintf(err.msg, sizeof err.msg, "out of memory");
+    if (rc == EXIT_OK) {
+        size_t at = 0;
+        for (uint32_t i = 0; i < ndisks; i++)
+            memcpy(all + at, vols[i], counts[i] * sizeof *all), at += counts[i];
+        if (asr_select_volumes(all, total, selection, &err) != ASR_OK)
+            rc = EXIT_FAIL;
+        at = 0;
+        for (uint32_t i = 0; i < ndisks; i++)
+            memcpy(vols[i], all + at, counts[i] * sizeof *all), at += counts[i];
+    }
+    free(all);
+    if (rc != EXIT_OK) {
+        cli_error("%s", err.msg);
+    } else if (as_json) {
+        struct json j;
+        json_begin(&j, stdout);
+        json_arr(&j, NULL);
+        for (uint32_t i = 0; i < ndisks; i++)
+            print_disk_json(&j, disks[i], vols[i], counts[i]);
+        json_end_arr(&j);
+        json_finish(&j);
+    } else {
+        for (uint32_t i = 0; i < ndisks; i++) {
+            if (i)
+                putchar('\n');
+            print_disk_text(disks[i], i, vols[i], counts[i]);
+        }
+    }
+    for (uint32_t i = 0; i < ndisks; i++) {
+        asr_volume_infos_free(vols[i], counts[i]);
+        asr_disk_close(disks[i]);
+    }
+    return rc;
+}

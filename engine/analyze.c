@@ -1,0 +1,370 @@
+/* What each partition of a disk holds and how a backup takes it: probing with libblkid, used
+ * bytes from the filesystem's own metadata (full capture, with the reason, when that is not
+ * possible), and ASR's "critical volume" decision (needed to boot) with the reason for it. */
+#include "asr_engine.h"
+
+#include <blkid/blkid.h>
+#include <ctype.h>
+#include <et/com_err.h>
+#include <ext2fs/ext2fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+/* ---- partition types ------------------------------------------------------------------- */
+
+struct critical_type {
+    const char *guid; /* as written, first three fields big-endian */
+    const char *why;
+};
+
+static const struct critical_type critical_gpt_types[] = {
+    {"C12A7328-F81F-11D2-BA4B-00A0C93EC93B", "EFI System partition"},
+    {"21686148-6449-6E6F-744E-656564454649", "BIOS boot partition (GRUB core)"},
+    {"E3C9E316-0B5C-4DB8-817D-F92DF00215AE", "Microsoft Reserved partition"},
+    {"BC13C2FF-59E6-4262-A352-B275FD6F7172", "Linux extended boot (XBOOTLDR) partition"},
+    {"4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709", "Linux root (x86-64) partition type"},
+    {"44479540-F297-41B2-9AF7-D131D5F0458A", "Linux root (x86) partition type"},
+    {"B921B045-1DF0-41C3-AF44-4C6F280D3FAE", "Linux root (ARM64) partition type"},
+    {"69DAD710-2CE4-4E3C-B16C-21A1D49ABED3", "Linux root (ARM) partition type"},
+    {"8484680C-9521-48C6-9C11-B0720656F69E", "Linux /usr (x86-64) partition type"},
+    {"B0E01050-EE5F-4390-949A-9101B17104E9", "Linux /usr (ARM64) partition type"},
+};
+
+/* Types whose contents have no filesystem to read: captured whole (zero blocks elided). */
+static const char *const whole_gpt_types[] = {
+    "21686148-6449-6E6F-744E-656564454649", /* BIOS boot */
+    "E3C9E316-0B5C-4DB8-817D-F92DF00215AE", /* Microsoft Reserved */
+};
+
+static void guid_string(const uint8_t b[16], char out[37])
+{
+    static const int order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
+    char *p = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *p++ = '-';
+        p += sprintf(p, "%02X", b[order[i]]);
+    }
+}
+
+/* ---- probing and used maps --------------------------------------------------------------- */
+
+static void probe(const struct asr_window *w, struct asr_usedmap *m)
+{
+    blkid_probe pr = blkid_new_probe();
+    if (!pr)
+        return;
+    const char *v;
+    if (blkid_probe_set_device(pr, w->fd, (blkid_loff_t)w->base, (blkid_loff_t)w->size) == 0) {
+        blkid_probe_enable_superblocks(pr, 1);
+        blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_UUID | BLKID_SUBLKS_LABEL);
+        if (blkid_do_safeprobe(pr) == 0) {
+            if (blkid_probe_lookup_value(pr, "TYPE", &v, NULL) == 0)
+                snprintf(m->fs_type, sizeof m->fs_type, "%s", v);
+            if (blkid_probe_lookup_value(pr, "UUID", &v, NULL) == 0)
+                snprintf(m->fs_uuid, sizeof m->fs_uuid, "%s", v);
+            if (blkid_probe_lookup_value(pr, "LABEL", &v, NULL) == 0)
+                snprintf(m->fs_label, sizeof m->fs_label, "%s", v);
+        }
+    }
+    blkid_free_probe(pr);
+}
+
+typedef int (*used_fn)(const struct asr_window *, struct asr_usedmap *, struct asr_error *);
+
+static used_fn parser_for(const char *fs)
+{
+    if (!strcmp(fs, "vfat"))
+        return asr_fat_used;
+    if (!strcmp(fs, "exfat"))
+        return asr_exfat_used;
+    if (!strcmp(fs, "ntfs"))
+        return asr_ntfs_used;
+    if (!strcmp(fs, "ext2") || !strcmp(fs, "ext3") || !strcmp(fs, "ext4"))
+        return asr_ext_used;
+    if (!strcmp(fs, "swap"))
+        return asr_swap_used;
+    return NULL;
+}
+
+static void map_volume(const struct asr_window *w, bool no_filesystem_type, struct asr_volume_info *v)
+{
+    probe(w, &v->map);
+    char fs[32], uuid[64], label[64];
+    memcpy(fs, v->map.fs_type, sizeof fs);
+    memcpy(uuid, v->map.fs_uuid, sizeof uuid);
+    memcpy(label, v->map.fs_label, sizeof label);
+    v->natural_capture = ASR_CAPTURE_FULL;
+    if (no_filesystem_type) {
+        snprintf(v->warning, sizeof v->warning, "%s partitions hold no filesystem: captured whole, zero blocks elided",
+                 v->type_name);
+        return;
+    }
+    used_fn parse = parser_for(fs);
+    if (!parse) {
+        snprintf(v->warning, sizeof v->warning, "%s: captured whole, zero blocks elided",
+                 fs[0] ? "filesystem type not supported for used-block capture" : "no filesystem recognised");
+        if (fs[0])
+            snprintf(v->warning + strlen(v->warning), sizeof v->warning - strlen(v->warning), " (%s)", fs);
+        return;
+    }
+    struct asr_error why = {0};
+    if (parse(w, &v->map, &why) != ASR_OK) {
+        asr_usedmap_free(&v->map);
+        snprintf(v->warning, sizeof v->warning, "%.31s metadata unusable (%.250s): captured whole", fs, why.msg);
+        return;
+    }
+    v->natural_capture = strcmp(fs, "swap") == 0 ? ASR_CAPTURE_HEADER : ASR_CAPTURE_USED;
+    /* blkid's view of the names wins where the parser had none. */
+    memcpy(v->map.fs_type, fs, sizeof fs);
+    if (!v->map.fs_uuid[0])
+        memcpy(v->map.fs_uuid, uuid, sizeof uuid);
+    if (!v->map.fs_label[0])
+        memcpy(v->map.fs_label, label, sizeof label);
+}
+
+uint64_t asr_volume_capture_bytes(const struct asr_volume_info *v)
+{
+    if (v->capture == ASR_CAPTURE_SKIP)
+        return 0;
+    return v->capture == ASR_CAPTURE_FULL ? v->size_bytes : asr_ranges_bytes(&v->map.used);
+}
+
+/* ---- critical volumes ---------------------------------------------------------------------- */
+
+/* Is this partition mounted at a boot-critical point on this machine? mountinfo gives the device
+ * number; sysfs gives its parent disk and start sector. */
+static bool mounted_critical(const struct asr_disk *d, const struct asr_volume_info *v, char *why, size_t n)
+{
+    dev_t disk;
+    if (!asr_disk_is_block(d, &disk))
+        return false;
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    if (!f)
+        return false;
+    static const char *const points[] = {"/", "/boot", "/boot/efi", "/usr"};
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        unsigned maj, min;
+        char mnt[1024];
+        if (sscanf(line, "%*u %*u %u:%u %*s %1023s", &maj, &min, mnt) != 3)
+            continue;
+        bool point = false;
+        for (size_t i = 0; i < sizeof points / sizeof points[0]; i++)
+            point |= strcmp(mnt, points[i]) == 0;
+        if (!point)
+            continue;
+        if (makedev(maj, min) == disk && v->partition_number == 0) {
+            found = true;
+        } else {
+            char path[128];
+            unsigned long long start = 0;
+            unsigned pmaj = 0, pmin = 0;
+            snprintf(path, sizeof path, "/sys/dev/block/%u:%u/start", maj, min);
+            FILE *s = fopen(path, "r");
+            if (s) {
+                if (fscanf(s, "%llu", &start) != 1)
+                    start = 0;
+                fclose(s);
+            }
+            snprintf(path, sizeof path, "/sys/dev/block/%u:%u/../dev", maj, min);
+            s = fopen(path, "r");
+            if (s) {
+                if (fscanf(s, "%u:%u", &pmaj, &pmin) != 2)
+                    pmaj = pmin = 0;
+                fclose(s);
+            }
+            found = s && makedev(pmaj, pmin) == disk && start * 512 == v->start_bytes;
+        }
+        if (found)
+            snprintf(why, n, "mounted at %.64s on this machine", mnt);
+    }
+    fclose(f);
+    return found;
+}
+
+struct boot_dir_scan {
+    bool found;
+};
+
+static int find_kernel(struct ext2_dir_entry *de, int offset, int blocksize, char *buf, void *priv)
+{
+    (void)offset, (void)blocksize, (void)buf;
+    struct boot_dir_scan *s = priv;
+    int len = ext2fs_dirent_name_len(de);
+    if (len >= 7 && strncmp(de->name, "vmlinuz", 7) == 0) {
+        s->found = true;
+        return DIRENT_ABORT;
+    }
+    return 0;
+}
+
+/* Contents that show a Linux filesystem is needed to boot, read with libext2fs (no mount). */
+static bool ext_boot_content(const struct asr_window *w, char *why, size_t n)
+{
+    char opts[64];
+    snprintf(opts, sizeof opts, "offset=%llu", (unsigned long long)w->base);
+    ext2_filsys fs = NULL;
+    if (ext2fs_open2(w->path, opts, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs) != 0)
+        return false;
+    static const char *const paths[] = {"/boot/grub", "/boot/grub2", "/loader", "/etc/fstab", "/etc/os-release",
+                                        "/grub", "/grub2"};
+    bool found = false;
+    ext2_ino_t ino;
+    for (size_t i = 0; !found && i < sizeof paths / sizeof paths[0]; i++)
+        if (ext2fs_namei(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, paths[i], &ino) == 0) {
+            snprintf(why, n, "holds %s", paths[i]);
+            found = true;
+        }
+    static const char *const kernel_dirs[] = {"/boot", "/"};
+    for (size_t i = 0; !found && i < 2; i++) {
+        struct boot_dir_scan scan = {false};
+        if (ext2fs_namei(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, kernel_dirs[i], &ino) == 0 &&
+            ext2fs_dir_iterate(fs, ino, 0, NULL, find_kernel, &scan) == 0 && scan.found) {
+            snprintf(why, n, "holds %svmlinuz*", i == 0 ? "/boot/" : "/");
+            found = true;
+        }
+    }
+    ext2fs_close_free(&fs);
+    return found;
+}
+
+static void decide_critical(const struct asr_disk *d, const struct asr_partition_desc *p, const struct asr_window *w,
+                            struct asr_volume_info *v)
+{
+    const struct asr_disk_desc *dd = asr_disk_desc(d);
+    if (p && dd->label == ASR_LABEL_GPT) {
+        char g[37];
+        guid_string(p->type_guid, g);
+        for (size_t i = 0; i < sizeof critical_gpt_types / sizeof critical_gpt_types[0]; i++)
+            if (strcmp(g, critical_gpt_types[i].guid) == 0) {
+                v->critical = true;
+                snprintf(v->reason, sizeof v->reason, "%s", critical_gpt_types[i].why);
+                return;
+            }
+    }
+    if (p && dd->label == ASR_LABEL_MBR && (p->bootable || p->mbr_type == 0xef)) {
+        v->critical = true;
+        snprintf(v->reason, sizeof v->reason, "%s", p->bootable ? "active (bootable) MBR partition" : "EFI System (type 0xef)");
+        return;
+    }
+    if (mounted_critical(d, v, v->reason, sizeof v->reason)) {
+        v->critical = true;
+        return;
+    }
+    if (parser_for(v->map.fs_type) == asr_ext_used && ext_boot_content(w, v->reason, sizeof v->reason)) {
+        v->critical = true;
+        return;
+    }
+    snprintf(v->reason, sizeof v->reason, "nothing shows it is needed to boot");
+}
+
+/* ---- per disk ------------------------------------------------------------------------------ */
+
+static void analyze_one(struct asr_disk *d, uint32_t disk_index, const struct asr_partition_desc *p, uint32_t pi,
+                        struct asr_volume_info *v)
+{
+    const struct asr_disk_desc *dd = asr_disk_desc(d);
+    memset(v, 0, sizeof *v);
+    v->disk_index = disk_index;
+    v->partition_number = p ? p->number : 0;
+    v->start_bytes = p ? p->start_bytes : 0;
+    v->size_bytes = p ? p->size_bytes : dd->size_bytes;
+    snprintf(v->type_name, sizeof v->type_name, "%s", p ? asr_disk_type_name(d, pi) : "whole disk");
+    struct asr_window w = {asr_disk_fd(d), asr_disk_path(d), v->start_bytes, v->size_bytes};
+    bool no_fs = false;
+    if (p && dd->label == ASR_LABEL_GPT) {
+        char g[37];
+        guid_string(p->type_guid, g);
+        for (size_t i = 0; i < sizeof whole_gpt_types / sizeof whole_gpt_types[0]; i++)
+            no_fs |= strcmp(g, whole_gpt_types[i]) == 0;
+    }
+    map_volume(&w, no_fs, v);
+    decide_critical(d, p, &w, v);
+    v->capture = v->natural_capture;
+}
+
+int asr_disk_analyze(struct asr_disk *d, uint32_t disk_index, struct asr_volume_info **vols, size_t *count,
+                     struct asr_error *err)
+{
+    const struct asr_disk_desc *dd = asr_disk_desc(d);
+    *vols = NULL;
+    *count = 0;
+    size_t n = dd->label == ASR_LABEL_NONE ? 1 : dd->partition_count;
+    struct asr_volume_info *v = calloc(n + 1, sizeof *v);
+    if (!v)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    if (dd->label == ASR_LABEL_NONE) {
+        analyze_one(d, disk_index, NULL, 0, &v[0]);
+        *count = 1;
+    } else {
+        for (uint32_t i = 0; i < dd->partition_count; i++)
+            if (dd->partitions[i].kind != ASR_PART_EXTENDED) /* the container holds no filesystem */
+                analyze_one(d, disk_index, &dd->partitions[i], i, &v[(*count)++]);
+    }
+    *vols = v;
+    return ASR_OK;
+}
+
+void asr_volume_infos_free(struct asr_volume_info *v, size_t count)
+{
+    for (size_t i = 0; v && i < count; i++)
+        asr_usedmap_free(&v[i].map);
+    free(v);
+}
+
+/* ---- selection ------------------------------------------------------------------------------ */
+
+static int select_item(struct asr_volume_info *v, size_t count, const char *item, struct asr_error *err)
+{
+    unsigned long disk = 0, part;
+    char *end;
+    const char *colon = strchr(item, ':');
+    if (colon) {
+        disk = strtoul(item, &end, 10);
+        if (end != colon)
+            return asr_fail_public(err, ASR_E_ARG, "volume selection '%s': expected DISK:PART or PART", item);
+        item = colon + 1;
+    }
+    part = strtoul(item, &end, 10);
+    if (end == item || (*end && *end != ','))
+        return asr_fail_public(err, ASR_E_ARG, "volume selection '%s': expected DISK:PART or PART", item);
+    for (size_t i = 0; i < count; i++)
+        if (v[i].disk_index == disk && v[i].partition_number == part) {
+            v[i].capture = v[i].natural_capture;
+            snprintf(v[i].reason + strlen(v[i].reason), sizeof v[i].reason - strlen(v[i].reason), "%s",
+                     v[i].critical ? "" : "; selected by --volumes");
+            return ASR_OK;
+        }
+    return asr_fail_public(err, ASR_E_ARG, "volume selection: no volume %lu on disk %lu", part, disk);
+}
+
+int asr_select_volumes(struct asr_volume_info *v, size_t count, const char *selection, struct asr_error *err)
+{
+    if (!selection || !strcmp(selection, "critical")) {
+        for (size_t i = 0; i < count; i++)
+            v[i].capture = v[i].critical ? v[i].natural_capture : ASR_CAPTURE_SKIP;
+        return ASR_OK;
+    }
+    if (!strcmp(selection, "all")) {
+        for (size_t i = 0; i < count; i++)
+            v[i].capture = v[i].natural_capture;
+        return ASR_OK;
+    }
+    for (size_t i = 0; i < count; i++)
+        v[i].capture = ASR_CAPTURE_SKIP;
+    for (const char *item = selection; item && *item;) {
+        while (isspace((unsigned char)*item))
+            item++;
+        int rc = select_item(v, count, item, err);
+        if (rc)
+            return rc;
+        item = strchr(item, ',');
+        item = item ? item + 1 : NULL;
+    }
+    return ASR_OK;
+}

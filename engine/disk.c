@@ -1,0 +1,438 @@
+/* Source disks: opening a block device or a disk image file, its geometry, and its layout as
+ * the image records it — partitions read with libfdisk, plus the raw regions a restored machine
+ * needs byte-exact (sector 0, the post-MBR gap, GPT headers and entry arrays, EBRs). Partitions
+ * are addressed by offset on the whole disk, never through /dev/xxxN nodes, which may not exist. */
+#include "asr_engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libfdisk/libfdisk.h>
+#include <linux/fs.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_GAP_BYTES (64ull << 20) /* beyond this the post-MBR gap is recorded only in part */
+#define MAX_EBRS 4096u
+
+struct asr_disk {
+    int fd;
+    char *path;
+    bool is_block;
+    dev_t rdev;
+    struct asr_disk_desc desc;
+    struct asr_partition_desc *parts;
+    char (*type_names)[64]; /* per partition, as libfdisk names the type */
+    struct asr_region_desc *regions;
+    char warnings[2048];
+};
+
+static void warn(struct asr_disk *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void warn(struct asr_disk *d, const char *fmt, ...)
+{
+    size_t used = strlen(d->warnings);
+    if (used + 2 >= sizeof d->warnings)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->warnings + used, sizeof d->warnings - used - 1, fmt, ap);
+    va_end(ap);
+    strcat(d->warnings, "\n");
+}
+
+/* ---- geometry -------------------------------------------------------------------------- */
+
+static int read_geometry(struct asr_disk *d, struct asr_error *err)
+{
+    struct stat st;
+    if (fstat(d->fd, &st) != 0)
+        return asr_fail_public(err, ASR_E_IO, "cannot stat %s: %s", d->path, strerror(errno));
+    d->desc.logical_sector = 512;
+    d->desc.physical_sector = 512;
+    if (S_ISBLK(st.st_mode)) {
+        uint64_t size = 0;
+        int lss = 0;
+        unsigned int pss = 0;
+        if (ioctl(d->fd, BLKGETSIZE64, &size) != 0 || ioctl(d->fd, BLKSSZGET, &lss) != 0 ||
+            ioctl(d->fd, BLKPBSZGET, &pss) != 0)
+            return asr_fail_public(err, ASR_E_IO, "cannot read the geometry of %s: %s", d->path, strerror(errno));
+        d->is_block = true;
+        d->rdev = st.st_rdev;
+        d->desc.size_bytes = size;
+        d->desc.logical_sector = (uint32_t)lss;
+        d->desc.physical_sector = pss >= (unsigned)lss ? pss : (uint32_t)lss;
+    } else if (S_ISREG(st.st_mode)) {
+        d->desc.size_bytes = (uint64_t)st.st_size;
+    } else {
+        return asr_fail_public(err, ASR_E_ARG, "%s is neither a block device nor a disk image file", d->path);
+    }
+    if (d->desc.size_bytes < d->desc.logical_sector)
+        return asr_fail_public(err, ASR_E_ARG, "%s is too small to be a disk (%llu bytes)", d->path,
+                               (unsigned long long)d->desc.size_bytes);
+    return ASR_OK;
+}
+
+/* ---- GUID strings ---------------------------------------------------------------------- */
+
+/* "C12A7328-F81F-11D2-BA4B-00A0C93EC93B" to the 16 bytes GPT stores (first three fields
+ * little-endian). Returns 0, or -1 when the string is not a GUID. */
+static int guid_to_disk_bytes(const char *s, uint8_t out[16])
+{
+    static const int order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
+    uint8_t be[16];
+    int n = 0;
+    for (const char *p = s; *p && n < 16; p++) {
+        if (*p == '-')
+            continue;
+        unsigned v;
+        if (sscanf(p, "%2x", &v) != 1 || !p[1])
+            return -1;
+        be[n++] = (uint8_t)v;
+        p++;
+    }
+    if (n != 16)
+        return -1;
+    for (int i = 0; i < 16; i++)
+        out[order[i]] = be[i];
+    return 0;
+}
+
+/* ---- raw regions ----------------------------------------------------------------------- */
+
+static int add_region(struct asr_disk *d, uint16_t kind, uint64_t offset, uint64_t length, struct asr_error *err)
+{
+    if (length == 0 || offset >= d->desc.size_bytes)
+        return ASR_OK;
+    if (length > d->desc.size_bytes - offset)
+        length = d->desc.size_bytes - offset;
+    if (d->desc.region_count >= ASR_MAX_REGIONS)
+        return asr_fail_public(err, ASR_E_LIMIT, "%s: more than %u raw regions", d->path, ASR_MAX_REGIONS);
+    /* Regions are capped per record; a long region is recorded as several. */
+    while (length) {
+        uint32_t n = length > ASR_MAX_REGION_SIZE ? ASR_MAX_REGION_SIZE : (uint32_t)length;
+        struct asr_region_desc *grown = realloc(d->regions, (d->desc.region_count + 1) * sizeof *grown);
+        uint8_t *data = malloc(n);
+        if (!grown || !data) {
+            free(data);
+            if (grown)
+                d->regions = grown;
+            return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+        }
+        d->regions = grown;
+        struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
+        int rc = asr_window_read(&whole, offset, data, n, err);
+        if (rc) {
+            free(data);
+            return rc;
+        }
+        d->regions[d->desc.region_count++] = (struct asr_region_desc){kind, offset, n, data};
+        offset += n;
+        length -= n;
+    }
+    return ASR_OK;
+}
+
+/* The EBR chain of an extended partition, walked by hand because libfdisk reports the logical
+ * partitions but not where their EBR sectors lie. Every link is bounds-checked and loops end. */
+static int add_ebrs(struct asr_disk *d, uint64_t ext_start_lba, uint64_t ext_size_lba, struct asr_error *err)
+{
+    uint32_t ss = d->desc.logical_sector;
+    uint8_t sector[512];
+    uint64_t rel = 0;
+    for (unsigned hop = 0; hop < MAX_EBRS; hop++) {
+        uint64_t lba = ext_start_lba + rel;
+        struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
+        if (rel >= ext_size_lba || asr_window_read(&whole, lba * ss, sector, sizeof sector, NULL) != ASR_OK ||
+            sector[510] != 0x55 || sector[511] != 0xaa) {
+            if (hop == 0)
+                warn(d, "extended partition at sector %llu holds no EBR", (unsigned long long)ext_start_lba);
+            return ASR_OK;
+        }
+        int rc = add_region(d, ASR_REGION_EBR, lba * ss, ss, err);
+        if (rc)
+            return rc;
+        const uint8_t *link = sector + 446 + 16;
+        uint32_t next = (uint32_t)link[8] | (uint32_t)link[9] << 8 | (uint32_t)link[10] << 16 | (uint32_t)link[11] << 24;
+        if (link[4] == 0 || next == 0 || next <= rel)
+            return ASR_OK; /* end of chain, or a link backwards: stop rather than loop */
+        rel = next;
+    }
+    warn(d, "EBR chain longer than %u links: the rest is not recorded", MAX_EBRS);
+    return ASR_OK;
+}
+
+static uint64_t label_item_u64(struct fdisk_context *cxt, int id)
+{
+    struct fdisk_labelitem *it = fdisk_new_labelitem();
+    uint64_t v = 0;
+    if (it && fdisk_get_disklabel_item(cxt, id, it) == 0)
+        fdisk_labelitem_get_data_u64(it, &v);
+    fdisk_unref_labelitem(it);
+    return v;
+}
+
+static int add_gpt_regions(struct asr_disk *d, struct fdisk_context *cxt, uint64_t first_part, struct asr_error *err)
+{
+    uint32_t ss = d->desc.logical_sector;
+    uint64_t entries_lba = label_item_u64(cxt, GPT_LABELITEM_ENTRIESLBA);
+    uint64_t count = label_item_u64(cxt, GPT_LABELITEM_ENTRIESALLOC);
+    uint64_t alt_lba = label_item_u64(cxt, GPT_LABELITEM_ALTLBA);
+    uint8_t hdr[512];
+    struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
+    int rc = asr_window_read(&whole, ss, hdr, sizeof hdr, err);
+    if (rc)
+        return rc;
+    uint32_t entry_size = (uint32_t)hdr[84] | (uint32_t)hdr[85] << 8 | (uint32_t)hdr[86] << 16 | (uint32_t)hdr[87] << 24;
+    if (memcmp(hdr, "EFI PART", 8) != 0 || entry_size < 128 || entry_size > 4096)
+        entry_size = 128; /* primary header damaged (libfdisk used the backup): assume the standard size */
+    d->desc.gpt_entry_count = (uint32_t)count;
+    d->desc.gpt_entry_size = entry_size;
+    d->desc.gpt_first_usable_lba = label_item_u64(cxt, GPT_LABELITEM_FIRSTLBA);
+    d->desc.gpt_last_usable_lba = label_item_u64(cxt, GPT_LABELITEM_LASTLBA);
+    uint64_t entries_bytes = (count * entry_size + ss - 1) / ss * ss;
+    if ((rc = add_region(d, ASR_REGION_GPT_HEADER, ss, ss, err)) ||
+        (rc = add_region(d, ASR_REGION_GPT_ENTRIES, entries_lba * ss, entries_bytes, err)))
+        return rc;
+    uint64_t gap_start = (entries_lba * ss) + entries_bytes;
+    if (first_part > gap_start) {
+        uint64_t gap = first_part - gap_start;
+        if (gap > MAX_GAP_BYTES) {
+            warn(d, "gap before the first partition is %llu MiB: only its first %llu MiB are kept",
+                 (unsigned long long)(gap >> 20), (unsigned long long)(MAX_GAP_BYTES >> 20));
+            gap = MAX_GAP_BYTES;
+        }
+        if ((rc = add_region(d, ASR_REGION_GAP, gap_start, gap, err)))
+            return rc;
+    }
+    if (alt_lba > entries_bytes / ss && (alt_lba + 1) * ss <= d->desc.size_bytes) {
+        if ((rc = add_region(d, ASR_REGION_GPT_BACKUP_ENTRIES, alt_lba * ss - entries_bytes, entries_bytes, err)) ||
+            (rc = add_region(d, ASR_REGION_GPT_BACKUP_HEADER, alt_lba * ss, ss, err)))
+            return rc;
+    } else {
+        warn(d, "backup GPT header location %llu is outside the disk", (unsigned long long)alt_lba);
+    }
+    return ASR_OK;
+}
+
+/* ---- partitions -------------------------------------------------------------------------- */
+
+static void fill_partition(struct asr_disk *d, struct fdisk_context *cxt, struct fdisk_partition *pa,
+                           struct asr_partition_desc *p)
+{
+    uint32_t ss = d->desc.logical_sector;
+    memset(p, 0, sizeof *p);
+    p->number = (uint32_t)fdisk_partition_get_partno(pa) + 1;
+    p->start_bytes = (uint64_t)fdisk_partition_get_start(pa) * ss;
+    p->size_bytes = (uint64_t)fdisk_partition_get_size(pa) * ss;
+    p->capture = ASR_CAPTURE_SKIP;
+    const struct fdisk_parttype *t = fdisk_partition_get_type(pa);
+    const char *name = fdisk_partition_get_name(pa);
+    if (name)
+        snprintf(p->name, sizeof p->name, "%s", name);
+    if (d->desc.label == ASR_LABEL_GPT) {
+        p->kind = ASR_PART_GPT;
+        const char *uuid = fdisk_partition_get_uuid(pa);
+        if (t && fdisk_parttype_get_string(t))
+            guid_to_disk_bytes(fdisk_parttype_get_string(t), p->type_guid);
+        if (uuid)
+            guid_to_disk_bytes(uuid, p->part_guid);
+        fdisk_gpt_get_partition_attrs(cxt, fdisk_partition_get_partno(pa), &p->attributes);
+    } else {
+        p->kind = fdisk_partition_is_container(pa) ? ASR_PART_EXTENDED
+                  : fdisk_partition_is_nested(pa)  ? ASR_PART_LOGICAL
+                                                   : ASR_PART_PRIMARY;
+        p->mbr_type = t ? (uint8_t)fdisk_parttype_get_code(t) : 0;
+        p->bootable = fdisk_partition_is_bootable(pa) ? 1 : 0;
+    }
+}
+
+/* libfdisk reports problems (a corrupt primary GPT, say) through its dialog callback; keep
+ * them as warnings instead of letting the library print. */
+static int on_fdisk_ask(struct fdisk_context *cxt, struct fdisk_ask *ask, void *data)
+{
+    (void)cxt;
+    struct asr_disk *d = data;
+    int type = fdisk_ask_get_type(ask);
+    if (type == FDISK_ASKTYPE_WARN || type == FDISK_ASKTYPE_WARNX || type == FDISK_ASKTYPE_INFO) {
+        const char *msg = fdisk_ask_print_get_mesg(ask);
+        if (msg && type != FDISK_ASKTYPE_INFO)
+            warn(d, "partition table: %s", msg);
+    }
+    return 0;
+}
+
+static int check_partitions(struct asr_disk *d, struct asr_error *err)
+{
+    for (uint32_t i = 0; i < d->desc.partition_count; i++) {
+        const struct asr_partition_desc *p = &d->parts[i];
+        if (p->start_bytes > d->desc.size_bytes || p->size_bytes > d->desc.size_bytes - p->start_bytes)
+            return asr_fail_public(err, ASR_E_CORRUPT,
+                                   "%s: partition %u (%llu bytes at %llu) extends past the end of the %llu-byte disk",
+                                   d->path, p->number, (unsigned long long)p->size_bytes,
+                                   (unsigned long long)p->start_bytes, (unsigned long long)d->desc.size_bytes);
+        for (uint32_t j = 0; j < i; j++) {
+            const struct asr_partition_desc *q = &d->parts[j];
+            if (p->kind == ASR_PART_EXTENDED || q->kind == ASR_PART_EXTENDED)
+                continue;
+            if (p->start_bytes < q->start_bytes + q->size_bytes && q->start_bytes < p->start_bytes + p->size_bytes)
+                warn(d, "partitions %u and %u overlap", q->number, p->number);
+        }
+    }
+    return ASR_OK;
+}
+
+static int read_table(struct asr_disk *d, struct fdisk_context *cxt, struct asr_error *err)
+{
+    struct fdisk_table *tb = NULL;
+    if (fdisk_get_partitions(cxt, &tb) != 0)
+        return asr_fail_public(err, ASR_E_CORRUPT, "%s: cannot read the partition table", d->path);
+    size_t n = fdisk_table_get_nents(tb);
+    if (n > ASR_MAX_PARTITIONS)
+        n = ASR_MAX_PARTITIONS;
+    d->parts = calloc(n + 1, sizeof *d->parts);
+    d->type_names = calloc(n + 1, sizeof *d->type_names);
+    if (!d->parts || !d->type_names) {
+        fdisk_unref_table(tb);
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct fdisk_partition *pa = fdisk_table_get_partition(tb, i);
+        if (!pa || !fdisk_partition_is_used(pa))
+            continue;
+        const struct fdisk_parttype *t = fdisk_partition_get_type(pa);
+        const char *tn = t ? fdisk_parttype_get_name(t) : NULL;
+        snprintf(d->type_names[d->desc.partition_count], sizeof d->type_names[0], "%s", tn ? tn : "unknown");
+        fill_partition(d, cxt, pa, &d->parts[d->desc.partition_count++]);
+    }
+    fdisk_unref_table(tb);
+    d->desc.partitions = d->parts;
+    return check_partitions(d, err);
+}
+
+static uint64_t first_partition_start(const struct asr_disk *d)
+{
+    uint64_t first = d->desc.size_bytes;
+    for (uint32_t i = 0; i < d->desc.partition_count; i++)
+        if (d->parts[i].start_bytes < first)
+            first = d->parts[i].start_bytes;
+    return first;
+}
+
+static int read_layout(struct asr_disk *d, struct asr_error *err)
+{
+    struct fdisk_context *cxt = fdisk_new_context();
+    if (!cxt)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    fdisk_set_ask(cxt, on_fdisk_ask, d);
+    int rc = ASR_OK;
+    if (fdisk_assign_device(cxt, d->path, 1) != 0) {
+        rc = asr_fail_public(err, ASR_E_IO, "libfdisk cannot open %s", d->path);
+        goto out;
+    }
+    if (!fdisk_has_label(cxt))
+        goto out; /* a bare filesystem, or nothing: the whole disk is one volume */
+    if (fdisk_is_label(cxt, GPT))
+        d->desc.label = ASR_LABEL_GPT;
+    else if (fdisk_is_label(cxt, DOS))
+        d->desc.label = ASR_LABEL_MBR;
+    else {
+        warn(d, "partition table type %s is not supported: the disk is treated as unpartitioned",
+             fdisk_label_get_name(fdisk_get_label(cxt, NULL)));
+        goto out;
+    }
+    char *id = NULL;
+    if (fdisk_get_disklabel_id(cxt, &id) == 0 && id) {
+        if (d->desc.label == ASR_LABEL_GPT)
+            guid_to_disk_bytes(id, d->desc.disk_id);
+        else {
+            unsigned long sig = strtoul(id, NULL, 16);
+            for (int i = 0; i < 4; i++)
+                d->desc.disk_id[i] = (uint8_t)(sig >> (8 * i));
+        }
+    }
+    free(id);
+    if ((rc = read_table(d, cxt, err)))
+        goto out;
+    rc = add_region(d, ASR_REGION_MBR, 0, d->desc.logical_sector, err);
+    if (!rc && d->desc.label == ASR_LABEL_GPT)
+        rc = add_gpt_regions(d, cxt, first_partition_start(d), err);
+    if (!rc && d->desc.label == ASR_LABEL_MBR) {
+        uint64_t first = first_partition_start(d), gap_end = first > MAX_GAP_BYTES ? MAX_GAP_BYTES : first;
+        rc = add_region(d, ASR_REGION_GAP, d->desc.logical_sector,
+                        gap_end > d->desc.logical_sector ? gap_end - d->desc.logical_sector : 0, err);
+        for (uint32_t i = 0; !rc && i < d->desc.partition_count; i++)
+            if (d->parts[i].kind == ASR_PART_EXTENDED)
+                rc = add_ebrs(d, d->parts[i].start_bytes / d->desc.logical_sector,
+                              d->parts[i].size_bytes / d->desc.logical_sector, err);
+    }
+out:
+    fdisk_unref_context(cxt);
+    d->desc.regions = d->regions;
+    return rc;
+}
+
+/* ---- public ------------------------------------------------------------------------------ */
+
+int asr_disk_open(const char *path, struct asr_disk **out, struct asr_error *err)
+{
+    *out = NULL;
+    struct asr_disk *d = calloc(1, sizeof *d);
+    if (!d || !(d->path = strdup(path))) {
+        free(d);
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    }
+    snprintf(d->desc.source, sizeof d->desc.source, "%s", path);
+    d->fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc = d->fd < 0 ? asr_fail_public(err, ASR_E_IO, "cannot open %s: %s", path, strerror(errno)) : ASR_OK;
+    if (!rc)
+        rc = read_geometry(d, err);
+    if (!rc)
+        rc = read_layout(d, err);
+    if (!rc) {
+        struct asr_error why = {0};
+        if (asr_disk_desc_valid(&d->desc, &why) != ASR_OK)
+            rc = asr_fail_public(err, ASR_E_CORRUPT, "%s: %s", path, why.msg);
+    }
+    if (rc) {
+        asr_disk_close(d);
+        return rc;
+    }
+    *out = d;
+    return ASR_OK;
+}
+
+void asr_disk_close(struct asr_disk *d)
+{
+    if (!d)
+        return;
+    if (d->fd >= 0)
+        close(d->fd);
+    for (uint32_t i = 0; i < d->desc.region_count; i++)
+        free((void *)d->regions[i].data);
+    free(d->regions);
+    free(d->parts);
+    free(d->type_names);
+    free(d->path);
+    free(d);
+}
+
+const struct asr_disk_desc *asr_disk_desc(const struct asr_disk *d) { return &d->desc; }
+int asr_disk_fd(const struct asr_disk *d) { return d->fd; }
+const char *asr_disk_path(const struct asr_disk *d) { return d->path; }
+const char *asr_disk_warnings(const struct asr_disk *d) { return d->warnings; }
+
+const char *asr_disk_type_name(const struct asr_disk *d, uint32_t i)
+{
+    return i < d->desc.partition_count ? d->type_names[i] : "";
+}
+bool asr_disk_is_block(const struct asr_disk *d, dev_t *rdev)
+{
+    if (rdev)
+        *rdev = d->rdev;
+    return d->is_block;
+}
