@@ -70,5 +70,35 @@ run_saving "$mkimage" "$work/disk.img" -o "$work/a.asrimg"
 check "existing image is not overwritten" rc_is 1
 check "refusal names the file" grep -q "a.asrimg already exists" "$work/err.saved"
 
+# layout: the JSON names scripts rely on.
+truncate -s 64M "$work/gpt.img"
+printf 'label: gpt\nstart=2048, size=16MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="EFI"\ntype=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="data"\n' |
+  sfdisk --quiet "$work/gpt.img"
+check "layout exits 0" "$asrimg" layout "$work/gpt.img"
+check "layout --json has the documented fields" sh -c "'$asrimg' layout --json '$work/gpt.img' | python3 -c '
+import json, sys
+disks = json.load(sys.stdin)
+d = disks[0]
+for k in (\"path\", \"size_bytes\", \"logical_sector\", \"physical_sector\", \"label\", \"id\", \"partitions\"):
+    assert k in d, k
+assert d[\"label\"] == \"gpt\" and d[\"size_bytes\"] == 64 << 20
+p = d[\"partitions\"]
+assert len(p) == 2
+for k in (\"number\", \"start_bytes\", \"size_bytes\", \"type\", \"name\", \"fs\", \"used_bytes\", \"critical\", \"reason\", \"capture\"):
+    assert k in p[0], k
+assert p[0][\"critical\"] is True and p[0][\"capture\"] != \"skip\" and p[0][\"name\"] == \"EFI\"
+assert p[1][\"critical\"] is False and p[1][\"capture\"] == \"skip\"
+assert p[0][\"capture\"] in (\"used\", \"full\", \"header\", \"skip\")
+'"
+check "layout --volumes all selects every volume" sh -c "'$asrimg' layout --json --volumes all '$work/gpt.img' | python3 -c '
+import json, sys
+assert all(p[\"capture\"] != \"skip\" for p in json.load(sys.stdin)[0][\"partitions\"])'"
+run_saving "$asrimg" layout "$work/missing.img"
+check "layout of a missing disk exits 1" rc_is 1
+check "layout of a missing disk: one error line naming it" one_error_line "missing.img"
+run_saving "$asrimg" layout --volumes 0:7 "$work/gpt.img"
+check "layout with a bad selection exits 1" rc_is 1
+check "bad selection is named" one_error_line "no volume 7"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
