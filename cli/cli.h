@@ -19,6 +19,10 @@ int cmd_layout(int argc, char **argv);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *cli_bytes(uint64_t n, char *buf, size_t len); /* "1.5 GiB" */
 void cli_uuid(const uint8_t b[16], bool gpt_mixed_endian, char out[37]);
+const char *cli_label_name(uint8_t label);     /* "gpt", "mbr", "none" */
+const char *cli_capture_name(uint8_t capture); /* "used", "full", "header", "skip" */
+/* A disk's identifier as people write it: GPT GUID, MBR "0x1234abcd", or "-". */
+void cli_disk_id(const struct asr_disk_desc *d, char out[37]);
 
 /* JSON emitter: no allocation; commas handled by tracking the first member of each level. */
 struct json {

@@ -4,32 +4,11 @@
 #include <string.h>
 #include <time.h>
 
-static const char *label_name(uint8_t l)
-{
-    return l == ASR_LABEL_MBR ? "mbr" : l == ASR_LABEL_GPT ? "gpt" : "none";
-}
-
-static const char *capture_name(uint8_t c)
-{
-    static const char *const names[] = {"skip", "used", "full", "header"};
-    return c < 4 ? names[c] : "?";
-}
-
 static const char *region_name(uint16_t k)
 {
     static const char *const names[] = {"?", "mbr", "post-mbr-gap", "gpt-header", "gpt-entries",
                                         "gpt-backup-entries", "gpt-backup-header", "ebr", "other"};
     return k < 9 ? names[k] : "?";
-}
-
-static void disk_id(const struct asr_disk_desc *d, char out[37])
-{
-    if (d->label == ASR_LABEL_GPT)
-        cli_uuid(d->disk_id, true, out);
-    else if (d->label == ASR_LABEL_MBR)
-        snprintf(out, 37, "0x%02x%02x%02x%02x", d->disk_id[3], d->disk_id[2], d->disk_id[1], d->disk_id[0]);
-    else
-        snprintf(out, 37, "-");
 }
 
 static double ratio(uint64_t a, uint64_t b)
@@ -78,10 +57,10 @@ static void print_text(const char *path, struct asr_reader *r)
            ratio(i->unique_bytes, i->stored_bytes), ratio(i->data_bytes + i->zero_bytes, i->stored_bytes));
     for (uint32_t d = 0; d < asr_reader_disk_count(r); d++) {
         const struct asr_disk_desc *dk = asr_reader_disk(r, d);
-        disk_id(dk, id);
+        cli_disk_id(dk, id);
         printf("\ndisk %u:     %s, %s (%llu bytes), sectors %u/%u, label %s, id %s\n", d, dk->source,
                cli_bytes(dk->size_bytes, a, sizeof a), (unsigned long long)dk->size_bytes, dk->logical_sector,
-               dk->physical_sector, label_name(dk->label), id);
+               dk->physical_sector, cli_label_name(dk->label), id);
         if (dk->partition_count)
             printf("  %-4s %14s %10s %-8s %-7s %s\n", "#", "start", "size", "type", "capture", "name");
         for (uint32_t p = 0; p < dk->partition_count; p++) {
@@ -92,7 +71,7 @@ static void print_text(const char *path, struct asr_reader *r)
             else
                 snprintf(type, sizeof type, "0x%02x%s", pt->mbr_type, pt->bootable ? "*" : "");
             printf("  %-4u %14llu %10s %-8s %-7s %s\n", pt->number, (unsigned long long)pt->start_bytes,
-                   cli_bytes(pt->size_bytes, b, sizeof b), type, capture_name(pt->capture), pt->name);
+                   cli_bytes(pt->size_bytes, b, sizeof b), type, cli_capture_name(pt->capture), pt->name);
         }
         for (uint32_t g = 0; g < dk->region_count; g++)
             printf("  raw region: %-18s %8u bytes at %llu\n", region_name(dk->regions[g].kind), dk->regions[g].length,
@@ -147,8 +126,8 @@ static void print_json(const char *path, struct asr_reader *r)
         json_u64(&j, "size_bytes", dk->size_bytes);
         json_u64(&j, "logical_sector", dk->logical_sector);
         json_u64(&j, "physical_sector", dk->physical_sector);
-        json_str(&j, "label", label_name(dk->label));
-        disk_id(dk, id);
+        json_str(&j, "label", cli_label_name(dk->label));
+        cli_disk_id(dk, id);
         json_str(&j, "id", id);
         json_arr(&j, "partitions");
         for (uint32_t p = 0; p < dk->partition_count; p++) {
@@ -169,7 +148,7 @@ static void print_json(const char *path, struct asr_reader *r)
                 json_bool(&j, "bootable", pt->bootable);
             }
             json_str(&j, "name", pt->name);
-            json_str(&j, "capture", capture_name(pt->capture));
+            json_str(&j, "capture", cli_capture_name(pt->capture));
             json_end_obj(&j);
         }
         json_end_arr(&j);

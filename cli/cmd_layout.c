@@ -7,27 +7,6 @@
 
 #include "asr_engine.h"
 
-static const char *label_name(uint8_t l)
-{
-    return l == ASR_LABEL_MBR ? "mbr" : l == ASR_LABEL_GPT ? "gpt" : "none";
-}
-
-static const char *capture_name(uint8_t c)
-{
-    static const char *const names[] = {"skip", "used", "full", "header"};
-    return c < 4 ? names[c] : "?";
-}
-
-static void disk_id(const struct asr_disk_desc *d, char out[37])
-{
-    if (d->label == ASR_LABEL_GPT)
-        cli_uuid(d->disk_id, true, out);
-    else if (d->label == ASR_LABEL_MBR)
-        snprintf(out, 37, "0x%02x%02x%02x%02x", d->disk_id[3], d->disk_id[2], d->disk_id[1], d->disk_id[0]);
-    else
-        snprintf(out, 37, "-");
-}
-
 static const struct asr_volume_info *volume_of(const struct asr_volume_info *v, size_t n, uint32_t part)
 {
     for (size_t i = 0; i < n; i++)
@@ -40,9 +19,9 @@ static void print_disk_text(const struct asr_disk *disk, uint32_t index, const s
 {
     const struct asr_disk_desc *d = asr_disk_desc(disk);
     char a[32], b[32], id[37];
-    disk_id(d, id);
+    cli_disk_id(d, id);
     printf("disk %u: %s, %s, sectors %u/%u, label %s, id %s\n", index, asr_disk_path(disk),
-           cli_bytes(d->size_bytes, a, sizeof a), d->logical_sector, d->physical_sector, label_name(d->label), id);
+           cli_bytes(d->size_bytes, a, sizeof a), d->logical_sector, d->physical_sector, cli_label_name(d->label), id);
     printf("  %-3s %14s %10s %-18s %-12s %-6s %10s %-8s %-7s %s\n", "#", "start", "size", "type", "name", "fs", "used",
            "critical", "capture", "reason");
     for (size_t i = 0; i < n; i++) {
@@ -55,7 +34,7 @@ static void print_disk_text(const struct asr_disk *disk, uint32_t index, const s
                (unsigned long long)vi->start_bytes, cli_bytes(vi->size_bytes, a, sizeof a), vi->type_name, name,
                vi->map.fs_type[0] ? vi->map.fs_type : "-",
                vi->natural_capture == ASR_CAPTURE_FULL ? "-" : cli_bytes(asr_ranges_bytes(&vi->map.used), b, sizeof b),
-               vi->critical ? "yes" : "no", capture_name(vi->capture), vi->reason);
+               vi->critical ? "yes" : "no", cli_capture_name(vi->capture), vi->reason);
         if (vi->warning[0])
             printf("      note: %s\n", vi->warning);
     }
@@ -77,8 +56,8 @@ static void print_disk_json(struct json *j, const struct asr_disk *disk, const s
     json_u64(j, "size_bytes", d->size_bytes);
     json_u64(j, "logical_sector", d->logical_sector);
     json_u64(j, "physical_sector", d->physical_sector);
-    json_str(j, "label", label_name(d->label));
-    disk_id(d, id);
+    json_str(j, "label", cli_label_name(d->label));
+    cli_disk_id(d, id);
     json_str(j, "id", id);
     json_arr(j, "partitions");
     uint32_t rows = d->label == ASR_LABEL_NONE ? 1 : d->partition_count;
@@ -111,7 +90,7 @@ static void print_disk_json(struct json *j, const struct asr_disk *disk, const s
                                                                                      : asr_ranges_bytes(&vi->map.used));
         json_bool(j, "critical", vi && vi->critical);
         json_str(j, "reason", vi ? vi->reason : "extended partition: a container for logical partitions");
-        json_str(j, "capture", vi ? capture_name(vi->capture) : "skip");
+        json_str(j, "capture", vi ? cli_capture_name(vi->capture) : "skip");
         json_str(j, "warning", vi ? vi->warning : "");
         json_end_obj(j);
     }

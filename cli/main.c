@@ -58,6 +58,27 @@ void cli_uuid(const uint8_t b[16], bool mixed, char out[37])
     *p = '\0';
 }
 
+const char *cli_label_name(uint8_t l)
+{
+    return l == ASR_LABEL_MBR ? "mbr" : l == ASR_LABEL_GPT ? "gpt" : "none";
+}
+
+const char *cli_capture_name(uint8_t c)
+{
+    static const char *const names[] = {"skip", "used", "full", "header"};
+    return c < 4 ? names[c] : "?";
+}
+
+void cli_disk_id(const struct asr_disk_desc *d, char out[37])
+{
+    if (d->label == ASR_LABEL_GPT)
+        cli_uuid(d->disk_id, true, out);
+    else if (d->label == ASR_LABEL_MBR)
+        snprintf(out, 37, "0x%02x%02x%02x%02x", d->disk_id[3], d->disk_id[2], d->disk_id[1], d->disk_id[0]);
+    else
+        snprintf(out, 37, "-");
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
