@@ -219,22 +219,26 @@ static int decode_disk(struct asr_cursor *c, struct asr_disk_desc *d, struct asr
     d->gpt_last_usable_lba = get_le64(b + 48);
     d->gpt_entry_count = get_le32(b + 56);
     d->gpt_entry_size = get_le32(b + 60);
-    d->partition_count = get_le32(b + 64);
-    d->region_count = get_le32(b + 68);
+    /* The counts reach *d only once the arrays they describe exist, so that no caller, even
+     * one that ignores the error, can walk a count over a missing array. */
+    uint32_t partition_count = get_le32(b + 64);
+    uint32_t region_count = get_le32(b + 68);
     int rc = take_str(c, d->source, ASR_NAME_MAX, err);
     if (rc)
         return rc;
     /* Cap counts by the bytes that could hold them before allocating. */
-    if (d->partition_count > ASR_MAX_PARTITIONS || d->region_count > ASR_MAX_REGIONS ||
-        (uint64_t)d->partition_count * (PART_FIXED + 2) + (uint64_t)d->region_count * REGION_FIXED > c->left)
+    if (partition_count > ASR_MAX_PARTITIONS || region_count > ASR_MAX_REGIONS ||
+        (uint64_t)partition_count * (PART_FIXED + 2) + (uint64_t)region_count * REGION_FIXED > c->left)
         return asr_fail(err, ASR_E_CORRUPT, "layout: %u partitions / %u regions do not fit the section",
-                        d->partition_count, d->region_count);
-    struct asr_partition_desc *parts = calloc(d->partition_count + 1u, sizeof *parts);
-    struct asr_region_desc *regions = calloc(d->region_count + 1u, sizeof *regions);
+                        partition_count, region_count);
+    struct asr_partition_desc *parts = calloc(partition_count + 1u, sizeof *parts);
+    struct asr_region_desc *regions = calloc(region_count + 1u, sizeof *regions);
     d->partitions = parts;
     d->regions = regions;
     if (!parts || !regions)
         return asr_fail(err, ASR_E_NOMEM, "layout: out of memory");
+    d->partition_count = partition_count;
+    d->region_count = region_count;
     for (uint32_t i = 0; i < d->partition_count; i++)
         if ((rc = decode_partition(c, &parts[i], err)))
             return rc;

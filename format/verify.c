@@ -27,7 +27,7 @@ struct verifier {
     uint64_t total_work;  /* for progress */
     uint32_t max_chunk;
     uint64_t seed;
-    bool have_header, seen_layout, seen_volumes;
+    bool have_header, seen_layout, seen_volumes, layout_bad;
     struct asr_layout layout;
     uint64_t next_chunk;
     uint64_t *cursor;     /* per volume: inline extents matched against the index so far */
@@ -213,9 +213,17 @@ static uint64_t check_layout_section(struct verifier *v, uint64_t pos, uint32_t 
     const uint8_t *body = v->section + ASR_SECTION_HEADER_SIZE;
     if (is_layout ? (v->seen_layout || v->seen_volumes) : (!v->seen_layout || v->seen_volumes))
         problem(v, ASR_E_CORRUPT, what, pos, "out of place");
+    else if (!is_layout && v->layout_bad)
+        problem(v, ASR_E_CORRUPT, what, pos, "not checked: the layout section before it is damaged");
     else if (is_layout ? asr_layout_decode_disks(body, (size_t)len, &v->layout, &why)
-                       : asr_layout_decode_volumes(body, (size_t)len, &v->layout, &why))
+                       : asr_layout_decode_volumes(body, (size_t)len, &v->layout, &why)) {
         problem(v, ASR_E_CORRUPT, what, pos, "%s", why.msg);
+        /* A half-decoded layout is no basis for checking volumes against it. */
+        if (is_layout) {
+            asr_layout_free(&v->layout);
+            v->layout_bad = true;
+        }
+    }
     *(is_layout ? &v->seen_layout : &v->seen_volumes) = true;
     covered(v, v->section, (size_t)n);
     return n;

@@ -320,6 +320,7 @@ Test(layout, partition_past_the_end_is_refused)
     cr_assert_null(d);
     cr_assert(strstr(err.msg, "past the end"), "%s", err.msg);
     cr_assert(strstr(err.msg, "partition 1"), "%s", err.msg);
+    free(img);
 }
 
 Test(layout, overlapping_partitions_warn)
@@ -340,6 +341,7 @@ Test(layout, overlapping_partitions_warn)
     cr_assert_eq(asr_disk_open(img, &d, &err), ASR_OK, "%s", err.msg);
     cr_assert(strstr(asr_disk_warnings(d), "overlap"), "warnings: %s", asr_disk_warnings(d));
     asr_disk_close(d);
+    free(img);
 }
 
 Test(layout, not_a_disk)

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer harnesses with clang, ASan and UBSan in build-fuzz/ (configuring it on the
+# first run) and fuzzes each for FUZZ_SECONDS (60 by default), starting from a scratch copy of its
+# seed corpus in fuzz/corpus-work/ so the committed corpus is never written to. Exits non-zero
+# when a harness finds a crash, leak, timeout or out-of-memory; the input that caused it is left
+# in fuzz/corpus-work/artifacts/. Usage: bash fuzz/run.sh [HARNESS...]   (default: image layout)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=${FUZZ_SECONDS:-60}
+build=${FUZZ_BUILD_DIR:-build-fuzz}
+cc=${FUZZ_CC:-$(command -v clang || command -v clang-14 || true)}
+harnesses=("$@")
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(image layout)
+
+if [ -z "$cc" ]; then
+    echo "fuzz/run.sh: clang not found (set FUZZ_CC)" >&2
+    exit 1
+fi
+
+targets=()
+for h in "${harnesses[@]}"; do targets+=("fuzz_$h"); done
+cmake -S . -B "$build" -DCMAKE_C_COMPILER="$cc" -DASRIMG_BUILD_FUZZERS=ON -DASRIMG_BUILD_TESTS=OFF \
+      -DASRIMG_WERROR=ON >/dev/null
+cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >/dev/null
+
+work=fuzz/corpus-work
+failed=()
+for h in "${harnesses[@]}"; do
+    mkdir -p "$work/$h" "$work/artifacts"
+    cp fuzz/corpus/"$h"/* "$work/$h"/
+    echo "== fuzz_$h: ${seconds}s from $(ls "$work/$h" | wc -l) inputs"
+    if ! "$build/fuzz/fuzz_$h" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=262144 -timeout=30 \
+            -print_final_stats=1 -dict="fuzz/$h.dict" -artifact_prefix="$work/artifacts/$h-" "$work/$h"; then
+        failed+=("$h")
+    fi
+done
+
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "fuzz/run.sh: FAILED: ${failed[*]}; reproducers in $work/artifacts/ (see fuzz/README.md)" >&2
+    exit 1
+fi
+echo "fuzz/run.sh: no crash in ${harnesses[*]}"
