@@ -1,8 +1,557 @@
-/* Placeholder: the exfat used-map parser is being written. */
+/* exFAT used-byte map: both boot regions, the FATs, and the cluster-heap clusters the Allocation
+ * Bitmap marks, found through the root directory's FAT chain. Hand-written from Microsoft's exFAT
+ * specification because no Debian library exposes exFAT allocation from a byte window. */
 #include "asr_engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BOOT_REGION_SECTORS 12u /* boot sector, 8 extended boot sectors, OEM, reserved, checksum */
+#define EXFAT_MAX_CLUSTERS 0xFFFFFFF5u
+#define EXFAT_EOC 0xFFFFFFFFu
+#define EXFAT_BAD 0xFFFFFFF7u
+#define DIR_MAX_BYTES (256ull << 20) /* the specification's limit on a directory's size */
+#define FAT_CACHE_BYTES (64u << 10)
+#define READ_PIECE (1u << 20) /* bitmap and directory reads: bounded whatever the volume says */
+
+#define ENTRY_END 0x00
+#define ENTRY_BITMAP 0x81
+#define ENTRY_UPCASE 0x82
+#define ENTRY_LABEL 0x83
+
+struct exfat_geom {
+    uint32_t sector_shift, cluster_shift; /* cluster_shift: log2 of cluster bytes */
+    uint32_t clusters;                    /* ClusterCount: clusters 2 .. clusters + 1 */
+    uint32_t root_cluster;
+    uint32_t fats;
+    uint64_t fat_offset, fat_bytes; /* first FAT and the length of each, in bytes */
+    uint64_t active_fat_offset;
+    uint64_t heap_offset;
+    uint32_t active; /* VolumeFlags.ActiveFat: which FAT and which bitmap are current */
+    uint32_t serial;
+};
+
+/* An Allocation Bitmap or the up-case table, as its root directory entry describes it. */
+struct sys_file {
+    int present;
+    uint32_t first_cluster;
+    uint64_t length;
+};
+
+struct fat_cache {
+    const struct asr_window *w;
+    const struct exfat_geom *g;
+    uint64_t start; /* entry index of buf[0] */
+    uint32_t count; /* entries held; 0: empty */
+    uint8_t buf[FAT_CACHE_BYTES];
+};
+
+/* A FAT chain walk with Brent's cycle detection: a loop is caught within twice its length
+ * rather than after the length cap, which on a large volume would take millions of reads. */
+struct chain {
+    struct fat_cache *fc;
+    const char *what;
+    uint32_t cur, tortoise;
+    uint64_t steps, limit, power, lam;
+};
+
+static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p) | ((uint64_t)le32(p + 4) << 32); }
+
+static uint64_t cluster_offset(const struct exfat_geom *g, uint32_t c)
+{
+    return g->heap_offset + ((uint64_t)(c - 2) << g->cluster_shift);
+}
+
+static int valid_cluster(const struct exfat_geom *g, uint64_t c) { return c >= 2 && c <= (uint64_t)g->clusters + 1; }
+
+/* The specification's boot checksum over sectors 0..10, skipping VolumeFlags (106, 107) and
+ * PercentInUse (112), which change without the checksum being rewritten. */
+static uint32_t boot_checksum(const uint8_t *region, size_t bytes)
+{
+    uint32_t sum = 0;
+    for (size_t i = 0; i < bytes; i++) {
+        if (i == 106 || i == 107 || i == 112)
+            continue;
+        sum = ((sum & 1) ? 0x80000000u : 0) + (sum >> 1) + region[i];
+    }
+    return sum;
+}
+
+/* Checks the fields of the boot sector (first 512 bytes) that place everything else. */
+static int parse_boot_sector(const uint8_t *b, uint64_t window, struct exfat_geom *g, struct asr_error *err)
+{
+    if (memcmp(b, "\xEB\x76\x90", 3) != 0)
+        return asr_fail_public(err, ASR_E_CORRUPT, "exfat: jump instruction not EB 76 90 (boot sector offset 0)");
+    if (memcmp(b + 3, "EXFAT   ", 8) != 0)
+        return asr_fail_public(err, ASR_E_CORRUPT, "exfat: file system name not \"EXFAT   \" (boot sector offset 3)");
+    for (int i = 11; i < 64; i++)
+        if (b[i])
+            return asr_fail_public(err, ASR_E_CORRUPT, "exfat: MustBeZero byte not zero (boot sector offset %d)", i);
+    if (b[510] != 0x55 || b[511] != 0xAA)
+        return asr_fail_public(err, ASR_E_CORRUPT, "exfat: boot signature 55 AA missing (boot sector offset 510)");
+    if (b[105] != 1)
+        return asr_fail_public(err, ASR_E_CORRUPT, "exfat: file system revision %u.%02u unsupported (boot sector offset 104)",
+                               b[105], b[104]);
+    g->sector_shift = b[108];
+    if (g->sector_shift < 9 || g->sector_shift > 12)
+        return asr_fail_public(err, ASR_E_CORRUPT, "exfat: bytes per sector shift %u outside 9..12 (boot sector offset 108)",
+                               g->sector_shift);
+    if (b[109] > 25 - g->sector_shift)
+        return asr_fail_public(err, ASR_E_CORRUPT,
+                               "exfat: sectors per cluster shift %u makes clusters above 32 MiB (boot sector offset 109)",
+                               b[109]);
+    g->cluster_shift = g->sector_shift + b[109];
+    g->fats = b[110];
+    if (g->fats != 1 && g->fats != 2)
+        return asr_fail_public(err, ASR_E_CORRUPT, "exfat: number of FATs %u not 1 or 2 (boot sector offset 110)", g->fats);
+    g->active = le16(b + 106) & 1;
+    if (g->active && g->fats == 1)
+        return asr_fail_public(err, ASR_E_CORRUPT, "exfat: second FAT active on a one-FAT volume (boot sector offset 106)");
+
+    uint32_t ss = g->sector_shift;
+    uint64_t volume_sectors = le64(b + 72);
+    if (volume_sectors > window >> ss)
+        return asr_fail_public(err, ASR_E_CORRUPT,
+                               "exfat: volume length of %llu sectors exceeds its %llu-byte window (boot sector offset 72)",
+                               (unsigned long long)volume_sectors, (unsigned long long)window);
+    if (volume_sectors < (1u << 20) >> ss)
+        return asr_fail_public(err, ASR_E_CORRUPT, "exfat: volume length of %llu sectors below 1 MiB (boot sector offset 72)",
+                               (unsigned long long)volume_sectors);
+    uint64_t fat_sector = le32(b + 80), fat_sectors = le32(b + 84), heap_sector = le32(b + 88);
+    g->clusters = le32(b + 92);
+    g->root_cluster = le32(b + 96);
+    g->serial = le32(b + 100);
+    if (fat_sector < 2 * BOOT_REGION_SECTORS)
+        return asr_fail_public(err, ASR_E_CORRUPT, "exfat: FAT offset %llu inside the boot regions (boot sector offset 80)",
+                               (unsigned long long)fat_sector);
+    if (g->clusters == 0 || g->clusters > EXFAT_MAX_CLUSTERS)
+        return asr_fail_public(err, ASR_E_CORRUPT, "exfat: cluster count %u invalid (boot sector offset 92)", g->clusters);
+    if ((fat_sectors << ss) < ((uint64_t)g->clusters + 2) * 4)
+        return asr_fail_public(err, ASR_E_CORRUPT, "exfat: FAT of %llu sectors too small for %u clusters (boot sector offset 84)",
+                               (unsigned long long)fat_sectors, g->clusters);
+    if (fat_sector + g->fats * fat_sectors > heap_sector)
+        return asr_fail_public(err, ASR_E_CORRUPT,
+                               "exfat: FATs end at sector %llu, past the cluster heap at %llu (boot sector offsets 80-88)",
+                               (unsigned long long)(fat_sector + g->fats * fat_sectors), (unsigned long long)heap_sector);
+    uint64_t heap_end = heap_sector + ((uint64_t)g->clusters << (g->cluster_shift - ss));
+    if (heap_end > volume_sectors)
+        return asr_fail_public(err, ASR_E_CORRUPT,
+                               "exfat: cluster heap ends at sector %llu, past the %llu-sector volume (boot sector offset 92)",
+                               (unsigned long long)heap_end, (unsigned long long)volume_sectors);
+    if (!valid_cluster(g, g->root_cluster))
+        return asr_fail_public(err, ASR_E_CORRUPT,
+                               "exfat: root directory cluster %u outside clusters 2..%llu (boot sector offset 96)",
+                               g->root_cluster, (unsigned long long)g->clusters + 1);
+    g->fat_offset = fat_sector << ss;
+    g->fat_bytes = fat_sectors << ss;
+    g->active_fat_offset = g->fat_offset + g->active * g->fat_bytes;
+    g->heap_offset = heap_sector << ss;
+    return ASR_OK;
+}
+
+/* Reads the main boot region and checks its checksum sector. */
+static int check_boot_region(const struct asr_window *w, const struct exfat_geom *g, struct asr_error *err)
+{
+    size_t sector = (size_t)1 << g->sector_shift, bytes = BOOT_REGION_SECTORS * sector;
+    uint8_t *region = malloc(bytes); /* at most 48 KiB: the shift is validated */
+    if (!region)
+        return asr_fail_public(err, ASR_E_NOMEM, "exfat: out of memory for the boot region");
+    int rc = asr_window_read(w, 0, region, bytes, err);
+    if (rc == ASR_OK) {
+        uint32_t sum = boot_checksum(region, 11 * sector);
+        for (size_t i = 11 * sector; i < bytes && rc == ASR_OK; i += 4)
+            if (le32(region + i) != sum)
+                rc = asr_fail_public(err, ASR_E_CORRUPT,
+                                     "exfat: boot checksum mismatch: computed %08X, sector 11 holds %08X (volume offset %zu)",
+                                     sum, le32(region + i), i);
+    }
+    free(region);
+    return rc;
+}
+
+static int fat_entry(struct fat_cache *fc, uint32_t c, uint32_t *next, struct asr_error *err)
+{
+    if (!fc->count || c < fc->start || c >= fc->start + fc->count) {
+        uint64_t entries = (uint64_t)fc->g->clusters + 2, per = FAT_CACHE_BYTES / 4;
+        fc->start = c / per * per;
+        fc->count = (uint32_t)(entries - fc->start < per ? entries - fc->start : per);
+        int rc = asr_window_read(fc->w, fc->g->active_fat_offset + fc->start * 4, fc->buf, (size_t)fc->count * 4, err);
+        if (rc != ASR_OK) {
+            fc->count = 0;
+            return rc;
+        }
+    }
+    *next = le32(fc->buf + (c - fc->start) * 4);
+    return ASR_OK;
+}
+
+static int chain_start(struct chain *ch, struct fat_cache *fc, const char *what, uint32_t first, uint64_t limit,
+                       struct asr_error *err)
+{
+    *ch = (struct chain){fc, what, first, first, 1, limit, 1, 0};
+    if (!valid_cluster(fc->g, first))
+        return asr_fail_public(err, ASR_E_CORRUPT, "exfat: %s starts at invalid cluster %u", what, first);
+    return ASR_OK;
+}
+
+/* Advances to the next cluster of the chain; *done when the current one ends it. */
+static int chain_next(struct chain *ch, int *done, struct asr_error *err)
+{
+    uint32_t next;
+    int rc = fat_entry(ch->fc, ch->cur, &next, err);
+    if (rc != ASR_OK)
+        return rc;
+    uint64_t where = ch->fc->g->active_fat_offset + (uint64_t)ch->cur * 4;
+    *done = next == EXFAT_EOC;
+    if (*done)
+        return ASR_OK;
+    if (!valid_cluster(ch->fc->g, next))
+        return asr_fail_public(err, ASR_E_CORRUPT, "exfat: %s: cluster %u links to %s %u (FAT entry at volume offset %llu)",
+                               ch->what, ch->cur, next == EXFAT_BAD ? "the bad-cluster mark" : "invalid cluster", next,
+                               (unsigned long long)where);
+    if (next == ch->tortoise)
+        return asr_fail_public(err, ASR_E_CORRUPT,
+                               "exfat: %s: FAT chain loops back to cluster %u (FAT entry at volume offset %llu)",
+                               ch->what, next, (unsigned long long)where);
+    if (++ch->steps > ch->limit)
+        return asr_fail_public(err, ASR_E_CORRUPT, "exfat: %s: FAT chain longer than %llu clusters", ch->what,
+                               (unsigned long long)ch->limit);
+    if (ch->power == ch->lam) {
+        ch->tortoise = next;
+        ch->power *= 2;
+        ch->lam = 0;
+    }
+    ch->lam++;
+    ch->cur = next;
+    return ASR_OK;
+}
+
+/* The label is UTF-16 (at most 11 units); blkid and the rest of asrimg speak UTF-8. */
+static void label_to_utf8(const uint8_t *units, unsigned n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t u = le16(units + 2 * i), low = i + 1 < n ? le16(units + 2 * i + 2) : 0;
+        if (u >= 0xD800 && u < 0xDC00 && low >= 0xDC00 && low < 0xE000) {
+            u = 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00);
+            i++;
+        } else if (u >= 0xD800 && u < 0xE000) {
+            u = 0xFFFD; /* an unpaired surrogate */
+        }
+        uint8_t enc[4];
+        size_t len;
+        if (u < 0x80) {
+            enc[0] = (uint8_t)u;
+            len = 1;
+        } else if (u < 0x800) {
+            enc[0] = (uint8_t)(0xC0 | u >> 6);
+            enc[1] = (uint8_t)(0x80 | (u & 0x3F));
+            len = 2;
+        } else if (u < 0x10000) {
+            enc[0] = (uint8_t)(0xE0 | u >> 12);
+            enc[1] = (uint8_t)(0x80 | ((u >> 6) & 0x3F));
+            enc[2] = (uint8_t)(0x80 | (u & 0x3F));
+            len = 3;
+        } else {
+            enc[0] = (uint8_t)(0xF0 | u >> 18);
+            enc[1] = (uint8_t)(0x80 | ((u >> 12) & 0x3F));
+            enc[2] = (uint8_t)(0x80 | ((u >> 6) & 0x3F));
+            enc[3] = (uint8_t)(0x80 | (u & 0x3F));
+            len = 4;
+        }
+        if (o + len >= cap)
+            break;
+        memcpy(out + o, enc, len);
+        o += len;
+    }
+    out[o] = '\0';
+}
+
+struct root_info {
+    struct sys_file bitmap[2]; /* by BitmapFlags bit 0: the bitmap of FAT 0 or FAT 1 */
+    struct sys_file upcase;
+    char label[64];
+};
+
+static int record_sys_file(struct sys_file *f, const uint8_t *e, const char *what, uint64_t at, struct asr_error *err)
+{
+    if (f->present)
+        return asr_fail_public(err, ASR_E_CORRUPT, "exfat: second %s entry in the root directory (volume offset %llu)", what,
+                               (unsigned long long)at);
+    f->present = 1;
+    f->first_cluster = le32(e + 20);
+    f->length = le64(e + 24);
+    return ASR_OK;
+}
+
+/* Looks at one 32-byte root directory entry at volume offset at; *end at the end marker. */
+static int root_entry(const uint8_t *e, uint64_t at, struct root_info *ri, int *end, struct asr_error *err)
+{
+    switch (e[0]) {
+    case ENTRY_END:
+        *end = 1;
+        return ASR_OK;
+    case ENTRY_BITMAP:
+        return record_sys_file(&ri->bitmap[e[1] & 1], e, e[1] & 1 ? "second allocation bitmap" : "allocation bitmap", at, err);
+    case ENTRY_UPCASE:
+        return record_sys_file(&ri->upcase, e, "up-case table", at, err);
+    case ENTRY_LABEL:
+        if (e[1] > 11)
+            return asr_fail_public(err, ASR_E_CORRUPT, "exfat: volume label of %u characters, more than 11 (volume offset %llu)",
+                                   e[1], (unsigned long long)at + 1);
+        label_to_utf8(e + 2, e[1], ri->label, sizeof ri->label);
+        return ASR_OK;
+    default:
+        return ASR_OK; /* files, deleted entries, GUIDs, vendor entries: none changes the map */
+    }
+}
+
+/* Walks the root directory's whole FAT chain (the root has no NoFatChain flag, so the FAT is
+ * always its authority), reading its entries up to the end marker. */
+static int scan_root(const struct asr_window *w, struct fat_cache *fc, struct root_info *ri, struct asr_error *err)
+{
+    const struct exfat_geom *g = fc->g;
+    uint64_t cluster = 1ull << g->cluster_shift, piece = cluster < READ_PIECE ? cluster : READ_PIECE;
+    uint64_t limit = DIR_MAX_BYTES >> g->cluster_shift; /* at least 8: clusters are at most 32 MiB */
+    if (limit > g->clusters)
+        limit = g->clusters;
+    uint8_t *buf = malloc((size_t)piece);
+    if (!buf)
+        return asr_fail_public(err, ASR_E_NOMEM, "exfat: out of memory for a directory piece");
+    struct chain ch;
+    int rc = chain_start(&ch, fc, "root directory", g->root_cluster, limit, err), end = 0, done = 0;
+    while (rc == ASR_OK && !done) {
+        for (uint64_t off = 0; off < cluster && !end && rc == ASR_OK; off += piece) {
+            uint64_t at = cluster_offset(g, ch.cur) + off;
+            rc = asr_window_read(w, at, buf, (size_t)piece, err);
+            for (uint64_t i = 0; i < piece && !end && rc == ASR_OK; i += 32)
+                rc = root_entry(buf + i, at + i, ri, &end, err);
+        }
+        if (rc == ASR_OK)
+            rc = chain_next(&ch, &done, err);
+    }
+    free(buf);
+    return rc;
+}
+
+/* A system file's clusters, read as one contiguous run from its first cluster, as the Linux
+ * kernel and exfat-fuse read the bitmap and up-case table. */
+static int sys_file_span(const struct exfat_geom *g, const struct sys_file *f, const char *what, uint32_t *count,
+                         struct asr_error *err)
+{
+    uint64_t n = (f->length + (1ull << g->cluster_shift) - 1) >> g->cluster_shift;
+    if (n == 0 || !valid_cluster(g, f->first_cluster) || !valid_cluster(g, f->first_cluster + n - 1))
+        return asr_fail_public(err, ASR_E_CORRUPT, "exfat: %s of %llu bytes at cluster %u lies outside the cluster heap", what,
+                               (unsigned long long)f->length, f->first_cluster);
+    *count = (uint32_t)n;
+    return ASR_OK;
+}
+
+/* Which of the two possible bitmaps exist must match the number of FATs; each must cover the
+ * cluster heap and lie inside it. */
+static int check_bitmaps(const struct exfat_geom *g, struct root_info *ri, struct asr_error *err)
+{
+    uint64_t need = ((uint64_t)g->clusters + 7) / 8;
+    for (uint32_t i = 0; i < 2; i++) {
+        struct sys_file *b = &ri->bitmap[i];
+        if (i < g->fats && !b->present)
+            return asr_fail_public(err, ASR_E_CORRUPT, "exfat: no allocation bitmap %u in the root directory", i);
+        if (i >= g->fats && b->present)
+            return asr_fail_public(err, ASR_E_CORRUPT, "exfat: allocation bitmap for FAT 1 on a one-FAT volume");
+        if (!b->present)
+            continue;
+        if (b->length < need)
+            return asr_fail_public(err, ASR_E_CORRUPT, "exfat: allocation bitmap %u is %llu bytes; %u clusters need %llu", i,
+                                   (unsigned long long)b->length, g->clusters, (unsigned long long)need);
+        uint32_t n;
+        int rc = sys_file_span(g, b, i ? "second allocation bitmap" : "allocation bitmap", &n, err);
+        if (rc != ASR_OK)
+            return rc;
+    }
+    if (!ri->upcase.present)
+        return asr_fail_public(err, ASR_E_CORRUPT, "exfat: no up-case table entry in the root directory");
+    uint32_t n;
+    return sys_file_span(g, &ri->upcase, "up-case table", &n, err);
+}
+
+struct bit_cache {
+    const struct asr_window *w;
+    uint64_t base;  /* volume offset of the bitmap */
+    uint64_t start; /* bitmap byte held in buf[0] */
+    size_t count;
+    uint8_t buf[4096];
+};
+
+static int cluster_marked(struct bit_cache *bc, uint64_t bytes, uint32_t c, int *marked, struct asr_error *err)
+{
+    uint64_t byte = (uint64_t)(c - 2) / 8;
+    if (!bc->count || byte < bc->start || byte >= bc->start + bc->count) {
+        bc->start = byte / sizeof bc->buf * sizeof bc->buf;
+        bc->count = bytes - bc->start < sizeof bc->buf ? (size_t)(bytes - bc->start) : sizeof bc->buf;
+        int rc = asr_window_read(bc->w, bc->base + bc->start, bc->buf, bc->count, err);
+        if (rc != ASR_OK) {
+            bc->count = 0;
+            return rc;
+        }
+    }
+    *marked = (bc->buf[byte - bc->start] >> ((c - 2) % 8)) & 1;
+    return ASR_OK;
+}
+
+/* Fails naming the first cluster of [first, first + n) the bitmap leaves free. */
+static int check_run_marked(struct bit_cache *bc, uint64_t bytes, uint32_t first, uint32_t n, const char *what,
+                            struct asr_error *err)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        int marked, rc = cluster_marked(bc, bytes, first + i, &marked, err);
+        if (rc != ASR_OK)
+            return rc;
+        if (!marked)
+            return asr_fail_public(err, ASR_E_CORRUPT, "exfat: %s cluster %u is free in the allocation bitmap", what, first + i);
+    }
+    return ASR_OK;
+}
+
+/* The copy keeps only clusters the bitmap marks, so the structures needed to read the volume
+ * at all, the root directory, the bitmaps and the up-case table, must be marked. */
+static int check_marked(const struct asr_window *w, struct fat_cache *fc, const struct root_info *ri, struct asr_error *err)
+{
+    const struct exfat_geom *g = fc->g;
+    struct bit_cache *bc = malloc(sizeof *bc);
+    if (!bc)
+        return asr_fail_public(err, ASR_E_NOMEM, "exfat: out of memory");
+    *bc = (struct bit_cache){.w = w, .base = cluster_offset(g, ri->bitmap[g->active].first_cluster)};
+    uint64_t bytes = ((uint64_t)g->clusters + 7) / 8;
+    const struct sys_file *files[3] = {&ri->bitmap[0], &ri->bitmap[1], &ri->upcase};
+    static const char *const names[3] = {"allocation bitmap", "second allocation bitmap", "up-case table"};
+    int rc = ASR_OK;
+    for (int f = 0; f < 3 && rc == ASR_OK; f++) {
+        uint32_t n;
+        if (files[f]->present && (rc = sys_file_span(g, files[f], names[f], &n, err)) == ASR_OK)
+            rc = check_run_marked(bc, bytes, files[f]->first_cluster, n, names[f], err);
+    }
+    struct chain ch;
+    if (rc == ASR_OK)
+        rc = chain_start(&ch, fc, "root directory", g->root_cluster, g->clusters, err);
+    for (int done = 0; rc == ASR_OK && !done;) {
+        rc = check_run_marked(bc, bytes, ch.cur, 1, "root directory", err);
+        if (rc == ASR_OK)
+            rc = chain_next(&ch, &done, err);
+    }
+    free(bc);
+    return rc;
+}
+
+static int add_run(struct asr_ranges *out, const struct exfat_geom *g, uint64_t first, uint64_t n, struct asr_error *err)
+{
+    int rc = asr_ranges_add(out, cluster_offset(g, (uint32_t)first), n << g->cluster_shift);
+    if (rc != ASR_OK)
+        return asr_fail_public(err, rc, "exfat: cannot record used range (%s)", asr_status_name(rc));
+    return ASR_OK;
+}
+
+/* Emits the clusters marked in either bitmap (a TexFAT volume keeps two; a cluster either one
+ * marks is copied), reading the bitmaps in READ_PIECE pieces. */
+static int emit_clusters(const struct asr_window *w, const struct exfat_geom *g, const struct root_info *ri,
+                         struct asr_ranges *out, struct asr_error *err)
+{
+    uint64_t bytes = ((uint64_t)g->clusters + 7) / 8;
+    uint8_t *piece = malloc(READ_PIECE), *other = g->fats == 2 ? malloc(READ_PIECE) : NULL;
+    int rc = ASR_OK;
+    if (!piece || (g->fats == 2 && !other))
+        rc = asr_fail_public(err, ASR_E_NOMEM, "exfat: out of memory for a bitmap piece");
+    uint64_t run_start = 0, run_len = 0;
+    for (uint64_t at = 0; at < bytes && rc == ASR_OK; at += READ_PIECE) {
+        size_t n = bytes - at < READ_PIECE ? (size_t)(bytes - at) : READ_PIECE;
+        rc = asr_window_read(w, cluster_offset(g, ri->bitmap[0].first_cluster) + at, piece, n, err);
+        if (rc == ASR_OK && other) {
+            rc = asr_window_read(w, cluster_offset(g, ri->bitmap[1].first_cluster) + at, other, n, err);
+            for (size_t i = 0; i < n; i++)
+                piece[i] |= other[i];
+        }
+        for (size_t i = 0; i < n && rc == ASR_OK; i++) {
+            if (!piece[i])
+                continue;
+            for (unsigned bit = 0; bit < 8 && rc == ASR_OK; bit++) {
+                uint64_t idx = (at + i) * 8 + bit; /* cluster idx + 2 */
+                if (idx >= g->clusters || !(piece[i] >> bit & 1))
+                    continue;
+                if (run_len && run_start + run_len == idx) {
+                    run_len++;
+                    continue;
+                }
+                if (run_len)
+                    rc = add_run(out, g, run_start + 2, run_len, err);
+                run_start = idx;
+                run_len = 1;
+            }
+        }
+    }
+    if (rc == ASR_OK && run_len)
+        rc = add_run(out, g, run_start + 2, run_len, err);
+    free(piece);
+    free(other);
+    return rc;
+}
+
+static int map_volume(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err)
+{
+    uint8_t boot[512];
+    struct exfat_geom g = {0};
+    int rc = asr_window_read(w, 0, boot, sizeof boot, err);
+    if (rc == ASR_OK)
+        rc = parse_boot_sector(boot, w->size, &g, err);
+    if (rc == ASR_OK)
+        rc = check_boot_region(w, &g, err);
+    if (rc != ASR_OK)
+        return rc;
+
+    struct fat_cache *fc = malloc(sizeof *fc);
+    struct root_info *ri = calloc(1, sizeof *ri);
+    if (!fc || !ri)
+        rc = asr_fail_public(err, ASR_E_NOMEM, "exfat: out of memory");
+    else
+        *fc = (struct fat_cache){.w = w, .g = &g};
+    if (rc == ASR_OK)
+        rc = scan_root(w, fc, ri, err);
+    if (rc == ASR_OK)
+        rc = check_bitmaps(&g, ri, err);
+    if (rc == ASR_OK)
+        rc = check_marked(w, fc, ri, err);
+    /* Both boot regions (main and backup), then every FAT; the gaps the format leaves for
+     * alignment before the FATs and the heap hold nothing. */
+    if (rc == ASR_OK) {
+        int r = asr_ranges_add(&out->used, 0, 2 * BOOT_REGION_SECTORS << g.sector_shift);
+        if (r == ASR_OK)
+            r = asr_ranges_add(&out->used, g.fat_offset, g.fats * g.fat_bytes);
+        if (r != ASR_OK)
+            rc = asr_fail_public(err, r, "exfat: cannot record the boot regions and FATs (%s)", asr_status_name(r));
+    }
+    if (rc == ASR_OK)
+        rc = emit_clusters(w, &g, ri, &out->used, err);
+    if (rc == ASR_OK) {
+        out->block_size = 1u << g.cluster_shift;
+        snprintf(out->fs_type, sizeof out->fs_type, "exfat");
+        snprintf(out->fs_uuid, sizeof out->fs_uuid, "%04X-%04X", g.serial >> 16, g.serial & 0xFFFF);
+        snprintf(out->fs_label, sizeof out->fs_label, "%s", ri->label);
+    }
+    free(fc);
+    free(ri);
+    return rc;
+}
 
 int asr_exfat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err)
 {
-    (void)w, (void)out;
-    return asr_fail_public(err, ASR_E_UNSUPPORTED, "exfat used-map not implemented yet");
+    int rc = map_volume(w, out, err);
+    if (rc != ASR_OK)
+        asr_ranges_free(&out->used);
+    return rc;
 }
