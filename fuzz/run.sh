@@ -3,7 +3,7 @@
 # first run) and fuzzes each for FUZZ_SECONDS (60 by default), starting from a scratch copy of its
 # seed corpus in fuzz/corpus-work/ so the committed corpus is never written to. Exits non-zero
 # when a harness finds a crash, leak, timeout or out-of-memory; the input that caused it is left
-# in fuzz/corpus-work/artifacts/. Usage: bash fuzz/run.sh [HARNESS...]   (default: image layout)
+# in fuzz/corpus-work/artifacts/. Usage: bash fuzz/run.sh [HARNESS...]   (default: all five)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +11,7 @@ seconds=${FUZZ_SECONDS:-60}
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 cc=${FUZZ_CC:-$(command -v clang || command -v clang-14 || true)}
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(image layout)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(image layout fat exfat ntfs)
 
 if [ -z "$cc" ]; then
     echo "fuzz/run.sh: clang not found (set FUZZ_CC)" >&2
@@ -30,8 +30,12 @@ for h in "${harnesses[@]}"; do
     mkdir -p "$work/$h" "$work/artifacts"
     cp fuzz/corpus/"$h"/* "$work/$h"/
     echo "== fuzz_$h: ${seconds}s from $(ls "$work/$h" | wc -l) inputs"
+    dict=()
+    [ -f "fuzz/$h.dict" ] && dict=(-dict="fuzz/$h.dict")
+    # libFuzzer reports each new coverage point on stderr; CI keeps only the summary lines.
     if ! "$build/fuzz/fuzz_$h" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=262144 -timeout=30 \
-            -print_final_stats=1 -dict="fuzz/$h.dict" -artifact_prefix="$work/artifacts/$h-" "$work/$h"; then
+            -print_final_stats=1 "${dict[@]}" -artifact_prefix="$work/artifacts/$h-" "$work/$h" \
+            2> >(grep -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)' >&2); then
         failed+=("$h")
     fi
 done
