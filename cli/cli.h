@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "asr_format.h"
+#include "asr_engine.h"
 
 /* Exit codes: 0 success, 1 the operation failed (bad image, I/O), 2 usage. */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
@@ -15,6 +15,8 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 int cmd_info(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_layout(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *cli_bytes(uint64_t n, char *buf, size_t len); /* "1.5 GiB" */
@@ -23,6 +25,19 @@ const char *cli_label_name(uint8_t label);     /* "gpt", "mbr", "none" */
 const char *cli_capture_name(uint8_t capture); /* "used", "full", "header", "skip" */
 /* A disk's identifier as people write it: GPT GUID, MBR "0x1234abcd", or "-". */
 void cli_disk_id(const struct asr_disk_desc *d, char out[37]);
+
+/* Source disks, analysed, with a volume selection applied across them. */
+struct cli_disks {
+    uint32_t n;
+    struct asr_disk *disk[ASR_MAX_DISKS];
+    struct asr_volume_info *vols[ASR_MAX_DISKS];
+    size_t count[ASR_MAX_DISKS];
+};
+int cli_disks_open(struct cli_disks *s, const char *const *paths, uint32_t n, const char *selection,
+                   struct asr_error *err); /* EXIT_OK or EXIT_FAIL; close either way */
+void cli_disks_close(struct cli_disks *s);
+/* Parses "4G", "4096M", "fat32" (4 GiB - 1), "1048576"; false when it is not a size. */
+bool cli_parse_size(const char *s, uint64_t *out);
 
 /* JSON emitter: no allocation; commas handled by tracking the first member of each level. */
 struct json {

@@ -1,7 +1,9 @@
 /* asrimg: command dispatch and the shared formatting helpers of the command line. */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void usage(FILE *f)
@@ -12,6 +14,11 @@ static void usage(FILE *f)
             "commands:\n"
             "  layout DISK... [--volumes critical|all|LIST] [--json]\n"
             "                          disks, partitions, filesystems, used bytes, critical volumes\n"
+            "  backup DISK... -o IMAGE [--volumes critical|all|LIST] [--level N] [--threads N]\n"
+            "         [--split SIZE|fat32] [--force] [--ignore-read-errors] [--json]\n"
+            "                          image the selected volumes and every disk's layout ('-o -': stdout)\n"
+            "  bench DISK... [--volumes ...] [--level N] [--threads N] [--json]\n"
+            "                          measure read, hash and compression speed; project image size and time\n"
             "  info IMAGE [--json]     format, creator, disks, partitions, volumes, sizes and ratios\n"
             "  verify IMAGE [--json]   check every checksum; exit 0 only if every byte checks out\n"
             "  version                 print the version\n"
@@ -79,6 +86,34 @@ void cli_disk_id(const struct asr_disk_desc *d, char out[37])
         snprintf(out, 37, "-");
 }
 
+bool cli_parse_size(const char *s, uint64_t *out)
+{
+    if (!strcmp(s, "fat32")) {
+        *out = ASR_FAT32_SPLIT_SIZE;
+        return true;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || s[0] == '-')
+        return false;
+    unsigned shift = 0;
+    switch (*end) {
+    case 'K': case 'k': shift = 10; break;
+    case 'M': case 'm': shift = 20; break;
+    case 'G': case 'g': shift = 30; break;
+    case 'T': case 't': shift = 40; break;
+    case 0: break;
+    default: return false;
+    }
+    if (*end && end[1] && strcmp(end + 1, "iB") && strcmp(end + 1, "B"))
+        return false;
+    if (shift && v > (UINT64_MAX >> shift))
+        return false;
+    *out = (uint64_t)v << shift;
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -86,6 +121,10 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "backup"))
+        return cmd_backup(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench"))
+        return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))
         return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "layout"))

@@ -233,6 +233,33 @@ static bool ext_boot_content(const struct asr_window *w, char *why, size_t n)
     return found;
 }
 
+/* Contents that show an NTFS volume is needed to boot Windows, read through the window
+ * (ntfs_lookup.c), so a disk image from another machine is judged like a live disk. A volume whose
+ * directories cannot be read says so in the reason rather than passing silently as data. */
+static bool ntfs_boot_content(const struct asr_window *w, char *why, size_t n)
+{
+    static const struct {
+        const char *path, *why;
+        bool dir;
+    } marks[] = {
+        {"/Windows/System32", "holds \\Windows\\System32: a Windows system volume", true},
+        {"/bootmgr", "holds \\bootmgr: the Windows Boot Manager", false},
+    };
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
+        bool found, dir;
+        struct asr_error err = {0};
+        if (asr_ntfs_lookup(w, marks[i].path, &found, &dir, &err) != ASR_OK) {
+            snprintf(why, n, "nothing shows it is needed to boot (NTFS directories unreadable: %.80s)", err.msg);
+            return false;
+        }
+        if (found && dir == marks[i].dir) {
+            snprintf(why, n, "%s", marks[i].why);
+            return true;
+        }
+    }
+    return false;
+}
+
 static void decide_critical(const struct asr_disk *d, const struct asr_partition_desc *p, const struct asr_window *w,
                             struct asr_volume_info *v)
 {
@@ -260,7 +287,12 @@ static void decide_critical(const struct asr_disk *d, const struct asr_partition
         v->critical = true;
         return;
     }
-    snprintf(v->reason, sizeof v->reason, "nothing shows it is needed to boot");
+    if (!strcmp(v->map.fs_type, "ntfs") && ntfs_boot_content(w, v->reason, sizeof v->reason)) {
+        v->critical = true;
+        return;
+    }
+    if (!v->reason[0])
+        snprintf(v->reason, sizeof v->reason, "nothing shows it is needed to boot");
 }
 
 /* ---- per disk ------------------------------------------------------------------------------ */

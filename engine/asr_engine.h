@@ -69,6 +69,13 @@ int asr_ext_used(const struct asr_window *w, struct asr_usedmap *out, struct asr
 int asr_swap_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 void asr_usedmap_free(struct asr_usedmap *m);
 
+/* Whether path (ASCII names separated by '/' or '\\', compared case-insensitively as Windows
+ * does, e.g. "/Windows/System32") exists on the NTFS volume in w, found through the directory
+ * indexes from the root; *is_dir (may be NULL) says whether it is a directory. ASR_OK with
+ * *found false when it does not exist; otherwise ASR_E_CORRUPT, ASR_E_UNSUPPORTED or
+ * ASR_E_LIMIT saying what stopped the walk. */
+int asr_ntfs_lookup(const struct asr_window *w, const char *path, bool *found, bool *is_dir, struct asr_error *err);
+
 /* ---- source disks ---------------------------------------------------------------------- */
 
 struct asr_disk;
@@ -114,6 +121,73 @@ uint64_t asr_volume_capture_bytes(const struct asr_volume_info *v);
  * (PART alone means on the first disk; 0 is a whole unpartitioned disk). Unselected volumes
  * get capture SKIP. ASR_E_ARG naming the item when one matches nothing. */
 int asr_select_volumes(struct asr_volume_info *v, size_t count, const char *selection, struct asr_error *err);
+
+/* ---- backup ------------------------------------------------------------------------------- */
+
+/* One disk of a backup: the disk and its analysed volumes, selection applied (capture set). */
+struct asr_backup_source {
+    struct asr_disk *disk;
+    const struct asr_volume_info *vols;
+    size_t count;
+};
+
+struct asr_backup_progress {
+    uint64_t done, total;   /* bytes of the selected volumes read so far, and in all */
+    uint32_t volume, volumes; /* 1-based volume being read, of how many */
+    const struct asr_volume_info *info;
+};
+typedef void (*asr_backup_progress_fn)(const struct asr_backup_progress *p, void *ctx);
+
+struct asr_backup_options {
+    int level;             /* zstd level 1..19; 0 stores chunks uncompressed */
+    unsigned threads;      /* compression workers; 0: one per online core */
+    uint32_t avg_chunk;    /* content-defined chunking target, a power of two; 0: 256 KiB */
+    bool ignore_read_errors; /* record unreadable source ranges instead of stopping */
+    asr_backup_progress_fn progress;
+    void *progress_ctx;
+    const volatile int *cancel; /* when it becomes non-zero (a signal), the backup stops */
+    /* Called around each volume's reads (--freeze); after_volume runs whatever happened. */
+    int (*before_volume)(const struct asr_volume_info *v, void *ctx, struct asr_error *err);
+    void (*after_volume)(const struct asr_volume_info *v, void *ctx);
+    void *hook_ctx;
+};
+
+struct asr_backup_stats {
+    uint64_t read_bytes;       /* used bytes read from the sources */
+    uint64_t zero_bytes;       /* of which all-zero, stored as zero extents */
+    uint64_t unreadable_bytes; /* of which unreadable (ignore_read_errors) */
+    uint64_t dedup_bytes;      /* of which found already stored */
+    uint64_t new_bytes;        /* of which went into new chunks */
+    uint64_t stored_bytes;     /* bytes those chunks take in the image */
+    uint64_t chunks, dedup_hits;
+    unsigned threads;
+    bool direct_io;            /* O_DIRECT reads on every source */
+    double seconds;            /* wall time of the data phase */
+    double read_wait_seconds;  /* the producer waited for the device */
+    double chunk_seconds;      /* producer CPU: zero detection, chunking, hashing, dedup */
+    double compress_seconds;   /* summed over workers */
+    double write_seconds;      /* ordered writer, in the image writer */
+    size_t dedup_index_bytes;
+};
+
+/* Reads the selected volumes' captured bytes as a backup would (io_uring, O_DIRECT) and throws
+ * them away: the source's read bandwidth for `asrimg bench`. */
+int asr_backup_read_only(const struct asr_backup_source *src, size_t n, uint64_t *bytes, double *seconds,
+                         struct asr_error *err);
+
+/* Refuses (ASR_E_ARG, naming both) an image that would land on any of the source disks: on a
+ * partition of one, on a filesystem mounted from a loop device over one, or onto one itself.
+ * image_path: where the image will be created; or NULL and image_fd (standard output). */
+int asr_check_image_placement(const char *image_path, int image_fd, struct asr_disk *const *disks, size_t n,
+                              struct asr_error *err);
+
+/* The largest chunk avg_chunk produces: the writer's max_chunk_size must be at least this. */
+uint32_t asr_backup_max_chunk(uint32_t avg_chunk);
+/* Adds every source disk's layout (capture recorded per partition) and the selected volumes to
+ * a fresh writer, then reads, deduplicates, compresses and appends their data. The caller
+ * finishes (or frees) the writer. */
+int asr_backup_run(struct asr_writer *w, const struct asr_backup_source *src, size_t n,
+                   const struct asr_backup_options *opt, struct asr_backup_stats *st, struct asr_error *err);
 
 #ifdef __cplusplus
 }

@@ -189,6 +189,15 @@ size_t asr_chunk_bound(size_t content_len);
 int asr_chunk_encode(const void *content, size_t len, int level, uint64_t seed, void *out,
                      size_t out_cap, struct asr_chunk *c, struct asr_error *err);
 
+/* The same, for a hot loop: one encoder per thread keeps its zstd context (allocating one per
+ * chunk costs more than compressing a small chunk), and takes the content hash the caller has
+ * already computed as its dedup key. */
+struct asr_chunk_encoder;
+int asr_chunk_encoder_new(int level, struct asr_chunk_encoder **out, struct asr_error *err);
+void asr_chunk_encoder_free(struct asr_chunk_encoder *e); /* NULL-safe */
+int asr_chunk_encoder_run(struct asr_chunk_encoder *e, const void *content, size_t len, struct asr_hash128 hash,
+                          void *out, size_t out_cap, struct asr_chunk *c, struct asr_error *err);
+
 /* ---- progress ------------------------------------------------------------------------------ */
 
 typedef void (*asr_progress_fn)(uint64_t done, uint64_t total, void *ctx);

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The main job on a sample disk it makes itself: a GPT disk image with a FAT32 EFI System
-# partition and an ext4 root holding real files, packed into an .asrimg, then shown and verified.
-# (Until the backup engine lands, asrimg-mkimage packs the disk as one full-capture volume.)
+# partition and an ext4 root holding real files, its layout shown, backed up (used clusters only,
+# deduplicated, compressed), then the image shown and verified, and the machine measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build
 scripts/deps.sh test   # mkfs tools for the sample disk
 cmake -S . -B build >/dev/null
-cmake --build build -j"$(nproc)" --target asrimg asrimg-mkimage >/dev/null
+cmake --build build -j"$(nproc)" --target asrimg >/dev/null
 
 work=${ASRIMG_DEMO_DIR:-build/demo}
 rm -rf "$work" && mkdir -p "$work/root"
@@ -28,6 +28,8 @@ mkfs.vfat -F 32 --offset 2048 "$disk" $((64 * 1024)) >/dev/null 2>&1
 echo "sample disk: $disk"
 sfdisk -l "$disk" | sed 's/^/  /'
 
-build/asrimg-mkimage "$disk" -o "$work/sample.asrimg" --force
+build/asrimg layout "$disk"
+build/asrimg backup "$disk" -o "$work/sample.asrimg" --force
 build/asrimg info "$work/sample.asrimg"
 build/asrimg verify "$work/sample.asrimg"
+build/asrimg bench "$disk"

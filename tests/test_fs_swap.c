@@ -1,3 +1,266 @@
+/* Linux swap used-byte maps (asr_swap_used): mkswap's header page at each page size is all that
+ * is kept, and a copy of only that page onto garbage must read back (blkid) with the same UUID
+ * and label; damaged headers and hibernation images are refused, and the disk analysis captures
+ * a swap partition by its header and a hibernated one whole. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-Test(fs_swap, placeholder) { cr_skip_test("not written yet"); }
+#include "asr_engine.h"
+#include "fsfix.h"
+#include "support.h"
+
+static void teardown(void) { scratch_cleanup(); }
+
+TestSuite(fs_swap, .fini = teardown, .timeout = 60);
+
+#define MIB (1ull << 20)
+#define PART_BASE MIB /* sector 2048, where sfdisk puts the first partition */
+#define UUID "2f6d6a4e-5c3b-4a1e-9d2e-0123456789ab"
+#define LABEL "asr-swap"
+
+/* Header fields (union swap_header in the kernel's include/linux/swap.h). */
+#define SWAP_VERSION 1024
+#define SWAP_LAST_PAGE 1028
+#define SWAP_NR_BADPAGES 1032
+
+static void need(const char *tool)
+{
+    if (!fsfix_have(tool))
+        cr_skip_test("%s missing", tool);
+}
+
+/* A swap area of mib MiB made by mkswap at page size page, its pages past the header filled with
+ * garbage as swapped-out pages would be. */
+static char *make_swap(unsigned page, unsigned mib)
+{
+    need("mkswap");
+    char *img = scratch_path("swap.img");
+    cr_assert_eq(fsfix_sh("set -e; rm -f %1$s; head -c %2$uM /dev/urandom > %1$s;"
+                          "mkswap -q -p %3$u -U " UUID " -L " LABEL " %1$s",
+                          img, mib, page),
+                 0, "mkswap -p %u", page);
+    return img;
+}
+
+static void write_at(const char *path, uint64_t off, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0, "open %s", path);
+    cr_assert_eq(pwrite(fd, data, len, (off_t)off), (ssize_t)len);
+    close(fd);
+}
+
+static void put_u32(const char *path, uint64_t off, uint32_t v, bool big)
+{
+    uint8_t b[4];
+    for (int i = 0; i < 4; i++)
+        b[big ? 3 - i : i] = (uint8_t)(v >> 8 * i);
+    write_at(path, off, b, 4);
+}
+
+/* A disk image file: size bytes of garbage with img's bytes at base (the window's start). */
+static char *embed(const char *img, uint64_t base, uint64_t size)
+{
+    char *disk = scratch_path("disk.img");
+    cr_assert_eq(fsfix_sh("set -e; rm -f %1$s; head -c %2$llu /dev/urandom > %1$s;"
+                          "dd if=%3$s of=%1$s bs=64K seek=%4$llu oflag=seek_bytes conv=notrunc status=none",
+                          disk, (unsigned long long)size, img, (unsigned long long)base),
+                 0);
+    return disk;
+}
+
+static int map_swap(const char *disk, uint64_t base, uint64_t size, struct asr_usedmap *m, struct asr_error *err)
+{
+    struct asr_window w = fsfix_window(disk, base, size);
+    int rc = asr_swap_used(&w, m, err);
+    close(w.fd);
+    return rc;
+}
+
+/* blkid's value of tag on path ("" when it has none). */
+static char *blkid_tag(const char *path, const char *tag)
+{
+    char *out = fsfix_sh_out("blkid -p -o value -s %s %s || true", tag, path);
+    cr_assert_not_null(out);
+    out[strcspn(out, "\n")] = '\0';
+    return out;
+}
+
+static void expect_blkid(const char *path, const char *tag, const char *want)
+{
+    char *v = blkid_tag(path, tag);
+    cr_assert_str_eq(v, want, "blkid %s of %s: %s, expected %s", tag, path, v, want);
+    free(v);
+}
+
+/* At each page size mkswap knows: the map is the header page, nothing more, read at a 1 MiB
+ * offset; that page alone on garbage is a swap area blkid names as the original. */
+Test(fs_swap, header_page_alone_keeps_identity)
+{
+    need("blkid");
+    static const unsigned pages[] = {4096, 8192, 16384, 65536};
+    for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+        char *img = make_swap(pages[i], 16), *disk = embed(img, PART_BASE, 18 * MIB);
+        char *target = scratch_path("target.img");
+        struct asr_usedmap m = {0};
+        struct asr_error err = {0};
+        cr_assert_eq(map_swap(disk, PART_BASE, 16 * MIB, &m, &err), ASR_OK, "page %u: %s", pages[i], err.msg);
+        cr_assert_str_eq(m.fs_type, "swap");
+        cr_assert_str_eq(m.fs_uuid, UUID);
+        cr_assert_str_eq(m.fs_label, LABEL);
+        cr_assert_eq(m.block_size, pages[i]);
+        cr_assert_eq(m.used.n, 1);
+        cr_assert_eq(m.used.v[0].offset, 0);
+        cr_assert_eq(m.used.v[0].length, pages[i], "page %u: %llu bytes mapped", pages[i],
+                     (unsigned long long)m.used.v[0].length);
+        cr_log_info("mkswap -p %u, 16 MiB: %llu bytes used", pages[i], (unsigned long long)asr_ranges_bytes(&m.used));
+
+        fsfix_copy_used(disk, PART_BASE, &m.used, target, 16 * MIB);
+        expect_blkid(target, "TYPE", "swap");
+        expect_blkid(target, "UUID", UUID);
+        expect_blkid(target, "LABEL", LABEL);
+        if (fsfix_have("swaplabel"))
+            cr_assert_eq(fsfix_sh("swaplabel %s | grep -qx 'LABEL: " LABEL "'", target), 0);
+        asr_usedmap_free(&m);
+        free(img);
+        free(disk);
+        free(target);
+    }
+}
+
+/* A header written by a big-endian machine (version 1 in its byte order) is a swap area too. */
+Test(fs_swap, big_endian_header)
+{
+    char *img = make_swap(4096, 4);
+    put_u32(img, SWAP_VERSION, 1, true);
+    put_u32(img, SWAP_LAST_PAGE, 1023, true);
+    put_u32(img, SWAP_NR_BADPAGES, 0, true);
+    struct asr_usedmap m = {0};
+    struct asr_error err = {0};
+    cr_assert_eq(map_swap(img, 0, 4 * MIB, &m, &err), ASR_OK, "%s", err.msg);
+    cr_assert_str_eq(m.fs_uuid, UUID);
+    cr_assert_eq(asr_ranges_bytes(&m.used), 4096);
+    asr_usedmap_free(&m);
+    free(img);
+}
+
+/* The old version 0 header ("SWAP-SPACE"): a page bitmap, no names; still one page. */
+Test(fs_swap, version_0_header)
+{
+    char *img = make_swap(4096, 4);
+    write_at(img, 4096 - 10, "SWAP-SPACE", 10);
+    struct asr_usedmap m = {0};
+    struct asr_error err = {0};
+    cr_assert_eq(map_swap(img, 0, 4 * MIB, &m, &err), ASR_OK, "%s", err.msg);
+    cr_assert_str_eq(m.fs_type, "swap");
+    cr_assert_str_eq(m.fs_uuid, "");
+    cr_assert_eq(asr_ranges_bytes(&m.used), 4096);
+    asr_usedmap_free(&m);
+    free(img);
+}
+
+static void expect_refusal(const char *img, uint64_t size, int code, const char *want)
+{
+    struct asr_usedmap m = {0};
+    struct asr_error err = {0};
+    int rc = map_swap(img, 0, size, &m, &err);
+    cr_log_info("refused (%s): %s", asr_status_name(rc), err.msg);
+    cr_assert_eq(rc, code, "asr_swap_used returned %s (%s), expected %s", asr_status_name(rc), err.msg,
+                 asr_status_name(code));
+    cr_assert_not_null(strstr(err.msg, want), "message \"%s\" does not say \"%s\"", err.msg, want);
+    cr_assert_eq(m.used.n, 0);
+    asr_usedmap_free(&m);
+}
+
+Test(fs_swap, refuses_unknown_version)
+{
+    char *img = make_swap(4096, 4);
+    put_u32(img, SWAP_VERSION, 2, false);
+    expect_refusal(img, 4 * MIB, ASR_E_CORRUPT, "header version 2 unknown");
+    free(img);
+}
+
+/* The bad-page list ends where the signature starts: 637 entries in a 4 KiB page, as the
+ * kernel's MAX_SWAP_BADPAGES; one more cannot be a real header. */
+Test(fs_swap, bad_page_count_bounded_by_the_page)
+{
+    char *img = make_swap(4096, 4);
+    put_u32(img, SWAP_NR_BADPAGES, 637, false);
+    struct asr_usedmap m = {0};
+    struct asr_error err = {0};
+    cr_assert_eq(map_swap(img, 0, 4 * MIB, &m, &err), ASR_OK, "%s", err.msg);
+    asr_usedmap_free(&m);
+    put_u32(img, SWAP_NR_BADPAGES, 638, false);
+    expect_refusal(img, 4 * MIB, ASR_E_CORRUPT, "638 bad pages listed, more than the header holds (637)");
+    free(img);
+}
+
+Test(fs_swap, refuses_no_signature)
+{
+    char *img = scratch_path("garbage.img");
+    cr_assert_eq(fsfix_sh("head -c 1M /dev/urandom > %s", img), 0);
+    expect_refusal(img, MIB, ASR_E_CORRUPT, "no SWAPSPACE2 or SWAP-SPACE signature");
+    free(img);
+    img = make_swap(4096, 4);
+    expect_refusal(img, 4095, ASR_E_CORRUPT, "no SWAPSPACE2 or SWAP-SPACE signature"); /* smaller than a page */
+    free(img);
+}
+
+/* Hibernation replaces the signature at the end of the header page (the kernel keeps the
+ * original in the 10 bytes before it): the swap area then holds the memory image, which a
+ * header-only capture would lose. Each signature blkid knows as swsuspend is refused. */
+Test(fs_swap, refuses_hibernation_images)
+{
+    static const char *const sigs[] = {"S1SUSPEND", "S2SUSPEND", "ULSUSPEND", "LINHIB0001"};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        char *img = make_swap(4096, 4);
+        char tail[20] = "SWAPSPACE2";
+        memcpy(tail + 10, sigs[i], strlen(sigs[i]));
+        write_at(img, 4096 - 20, tail, sizeof tail);
+        if (i == 0 && fsfix_have("blkid"))
+            expect_blkid(img, "TYPE", "swsuspend");
+        expect_refusal(img, 4 * MIB, ASR_E_UNSUPPORTED, "holds a hibernation image");
+        free(img);
+    }
+}
+
+/* The disk analysis: a swap partition is captured by its header, a hibernated one whole. blkid
+ * calls a hibernated area "swsuspend", so the analysis never asks asr_swap_used about it: it is
+ * captured whole as a type without a used-map parser. */
+Test(fs_swap, analysis_captures_swap_header_and_hibernated_swap_whole)
+{
+    need("sfdisk");
+    char *img = make_swap(4096, 16), *disk = scratch_path("disk.img");
+    cr_assert_eq(fsfix_sh("set -e; truncate -s 40M %1$s;"
+                          "printf 'label: gpt\\nstart=2048, size=32768, type=swap\\n"
+                          "start=34816, size=32768, type=swap\\n'"
+                          " | sfdisk -q %1$s >/dev/null;"
+                          "dd if=%2$s of=%1$s bs=1M seek=1 conv=notrunc status=none;"
+                          "dd if=%2$s of=%1$s bs=1M seek=17 conv=notrunc status=none;"
+                          "printf 'S1SUSPEND' | dd of=%1$s bs=1 seek=$((17 * 1048576 + 4086)) conv=notrunc status=none",
+                          disk, img),
+                 0);
+    struct asr_disk *d = NULL;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_disk_open(disk, &d, &err), ASR_OK, "%s", err.msg);
+    struct asr_volume_info *v = NULL;
+    size_t n = 0;
+    cr_assert_eq(asr_disk_analyze(d, 0, &v, &n, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(v[0].map.fs_type, "swap");
+    cr_assert_str_eq(v[0].map.fs_uuid, UUID);
+    cr_assert_str_eq(v[0].map.fs_label, LABEL);
+    cr_assert_eq(v[0].natural_capture, ASR_CAPTURE_HEADER, "swap capture %u (%s)", v[0].natural_capture, v[0].warning);
+    cr_assert_eq(asr_ranges_bytes(&v[0].map.used), 4096);
+    cr_log_info("hibernated swap: capture %u, warning: %s", v[1].natural_capture, v[1].warning);
+    cr_assert_eq(v[1].natural_capture, ASR_CAPTURE_FULL);
+    cr_assert_neq(v[1].warning[0], '\0');
+    asr_volume_infos_free(v, n);
+    asr_disk_close(d);
+    free(img);
+    free(disk);
+}

@@ -1,0 +1,145 @@
+/* asrimg bench: what a backup of these disks would cost on this machine, without writing an
+ * image. Two passes over the selected volumes: a read-only pass (the source's bandwidth through
+ * io_uring and O_DIRECT), then the whole pipeline into /dev/null (chunking and hashing on one
+ * core, compression per core, the image size). From these: projected image size and backup time,
+ * and the stage that bounds it. */
+#include "cli.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct bench_result {
+    uint64_t read_bytes;
+    double read_seconds;
+    struct asr_backup_stats st;
+};
+
+static double rate(uint64_t bytes, double seconds)
+{
+    return seconds > 0 ? bytes / seconds / 1e6 : 0;
+}
+
+static int measure(struct cli_disks *d, const struct asr_backup_options *opt, struct bench_result *r,
+                   struct asr_error *err)
+{
+    struct asr_backup_source src[ASR_MAX_DISKS];
+    for (uint32_t i = 0; i < d->n; i++)
+        src[i] = (struct asr_backup_source){d->disk[i], d->vols[i], d->count[i]};
+    int rc = asr_backup_read_only(src, d->n, &r->read_bytes, &r->read_seconds, err);
+    if (rc != ASR_OK)
+        return rc;
+    int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null_fd < 0)
+        return asr_fail_public(err, ASR_E_IO, "cannot open /dev/null");
+    struct asr_writer_options wo = {.max_chunk_size = asr_backup_max_chunk(opt->avg_chunk)};
+    struct asr_writer *w = NULL;
+    rc = asr_writer_create_fd(null_fd, &wo, &w, err);
+    if (rc == ASR_OK)
+        rc = asr_backup_run(w, src, d->n, opt, &r->st, err);
+    if (rc == ASR_OK)
+        rc = asr_writer_finish(w, err);
+    asr_writer_free(w);
+    close(null_fd);
+    return rc;
+}
+
+/* The slowest of: reading; chunking and hashing, which run on one thread; and all CPU work
+ * (chunking, hashing, compressing, writing) spread over the machine's cores, which it shares. */
+static const char *bounding_stage(const struct bench_result *r, double *projected_mbps)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    double cpu_seconds = r->st.chunk_seconds + r->st.compress_seconds + r->st.write_seconds;
+    double read = rate(r->read_bytes, r->read_seconds);
+    double chunk = rate(r->st.read_bytes, r->st.chunk_seconds);
+    double cpu = rate(r->st.read_bytes, cpu_seconds / (double)(cores > 0 ? cores : 1));
+    const char *name = "read";
+    double best = read;
+    if (chunk > 0 && chunk < best)
+        best = chunk, name = "chunk+hash (one thread)";
+    if (cpu > 0 && cpu < best)
+        best = cpu, name = "compression (all cores)";
+    *projected_mbps = best;
+    return name;
+}
+
+static void report(const struct bench_result *r, const struct asr_backup_options *opt, bool as_json)
+{
+    double projected;
+    const char *bound = bounding_stage(r, &projected);
+    uint64_t image = r->st.stored_bytes;
+    double eta = projected > 0 ? r->st.read_bytes / (projected * 1e6) : 0;
+    if (as_json) {
+        struct json j;
+        json_begin(&j, stdout);
+        json_obj(&j, NULL);
+        json_u64(&j, "used_bytes", r->read_bytes);
+        json_dbl(&j, "read_mb_per_s", rate(r->read_bytes, r->read_seconds));
+        json_bool(&j, "direct_io", r->st.direct_io);
+        json_dbl(&j, "chunk_hash_mb_per_s", rate(r->st.read_bytes, r->st.chunk_seconds));
+        json_dbl(&j, "compress_mb_per_s_per_core", rate(r->st.new_bytes, r->st.compress_seconds));
+        json_u64(&j, "threads", r->st.threads);
+        json_u64(&j, "level", (uint64_t)opt->level);
+        json_u64(&j, "projected_image_bytes", image);
+        json_dbl(&j, "projected_seconds", eta);
+        json_dbl(&j, "measured_pipeline_seconds", r->st.seconds);
+        json_str(&j, "bound_by", bound);
+        json_u64(&j, "dedup_bytes", r->st.dedup_bytes);
+        json_u64(&j, "zero_bytes", r->st.zero_bytes);
+        json_end_obj(&j);
+        json_finish(&j);
+        return;
+    }
+    char a[32], b[32];
+    printf("used data:        %s\n", cli_bytes(r->read_bytes, a, sizeof a));
+    printf("read:             %.0f MB/s (%s)\n", rate(r->read_bytes, r->read_seconds),
+           r->st.direct_io ? "io_uring, O_DIRECT" : "io_uring, page cache");
+    printf("chunk + hash:     %.0f MB/s on one core\n", rate(r->st.read_bytes, r->st.chunk_seconds));
+    printf("compress:         %.0f MB/s per core at level %d, %u threads\n",
+           rate(r->st.new_bytes, r->st.compress_seconds), opt->level, r->st.threads);
+    printf("dedup / zero:     %s / %s\n", cli_bytes(r->st.dedup_bytes, a, sizeof a),
+           cli_bytes(r->st.zero_bytes, b, sizeof b));
+    printf("projected image:  %s (%.2fx)\n", cli_bytes(image, a, sizeof a),
+           image ? (double)r->read_bytes / (double)image : 0);
+    printf("projected backup: %.1f s at %.0f MB/s, bound by %s (this run's pipeline took %.1f s)\n", eta, projected,
+           bound, r->st.seconds);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    const char *paths[ASR_MAX_DISKS];
+    uint32_t n = 0;
+    const char *selection = "critical";
+    bool as_json = false;
+    struct asr_backup_options opt = {.level = 3};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            as_json = true;
+        else if (!strcmp(argv[i], "--volumes") && i + 1 < argc)
+            selection = argv[++i];
+        else if (!strcmp(argv[i], "--level") && i + 1 < argc)
+            opt.level = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            opt.threads = (unsigned)atoi(argv[++i]);
+        else if (argv[i][0] == '-' && argv[i][1])
+            return cli_error("bench: unknown option %s", argv[i]), EXIT_USAGE;
+        else if (n < ASR_MAX_DISKS)
+            paths[n++] = argv[i];
+    }
+    if (!n || opt.level < 0 || opt.level > 19 || opt.threads > 256)
+        return cli_error("usage: asrimg bench DISK... [--volumes critical|all|LIST] [--level 0..19] [--threads N] [--json]"),
+               EXIT_USAGE;
+    struct cli_disks d = {0};
+    struct asr_error err = {0};
+    struct bench_result r = {0};
+    int rc = cli_disks_open(&d, paths, n, selection, &err);
+    if (rc == EXIT_OK && measure(&d, &opt, &r, &err) != ASR_OK)
+        rc = EXIT_FAIL;
+    if (rc == EXIT_OK)
+        report(&r, &opt, as_json);
+    else
+        cli_error("bench: %s", err.msg);
+    cli_disks_close(&d);
+    return rc;
+}

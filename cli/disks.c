@@ -1,0 +1,41 @@
+/* The source disks of a command: opened, analysed, and the volume selection applied across all
+ * of them (a selection like "1:2,2:1" spans disks). Shared by layout and backup. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int cli_disks_open(struct cli_disks *s, const char *const *paths, uint32_t n, const char *selection,
+                   struct asr_error *err)
+{
+    *s = (struct cli_disks){.n = n};
+    for (uint32_t i = 0; i < n; i++)
+        if (asr_disk_open(paths[i], &s->disk[i], err) ||
+            asr_disk_analyze(s->disk[i], i, &s->vols[i], &s->count[i], err))
+            return EXIT_FAIL;
+    /* Gather the volumes into one list, apply the selection, scatter back. */
+    size_t total = 0;
+    for (uint32_t i = 0; i < n; i++)
+        total += s->count[i];
+    struct asr_volume_info *all = calloc(total + 1, sizeof *all);
+    if (!all)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory"), EXIT_FAIL;
+    size_t at = 0;
+    for (uint32_t i = 0; i < n; i++)
+        memcpy(all + at, s->vols[i], s->count[i] * sizeof *all), at += s->count[i];
+    int rc = asr_select_volumes(all, total, selection, err) == ASR_OK ? EXIT_OK : EXIT_FAIL;
+    at = 0;
+    for (uint32_t i = 0; i < n; i++)
+        memcpy(s->vols[i], all + at, s->count[i] * sizeof *all), at += s->count[i];
+    free(all);
+    return rc;
+}
+
+void cli_disks_close(struct cli_disks *s)
+{
+    for (uint32_t i = 0; i < s->n; i++) {
+        asr_volume_infos_free(s->vols[i], s->count[i]);
+        asr_disk_close(s->disk[i]);
+    }
+    *s = (struct cli_disks){0};
+}

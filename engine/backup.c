@@ -1,0 +1,703 @@
+/* The backup pipeline: used ranges -> io_uring reads (source.c) -> zero-run detection and
+ * content-defined chunking with XXH3-128 dedup (cdc.c), on the calling thread -> zstd on a pool
+ * of worker threads -> one writer thread appending chunks and extents to the image in order.
+ * Memory is fixed by design: a ring of chunk slots (each one chunk of content and its encoded
+ * form) gives back-pressure between the stages; nothing grows with the data except the dedup
+ * index and the writer's chunk and extent tables (SPEC.md, "Memory"). */
+#include "asr_engine.h"
+#include "cdc.h"
+#include "source.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_AVG_CHUNK (256u << 10)
+#define ZERO_BLOCK 4096u          /* zero runs are found in aligned blocks of this size */
+#define ZERO_RUN_MIN (32u << 10)  /* shorter zero runs stay inside chunks (zstd shrinks them) */
+#define MAX_THREADS 256u
+
+uint32_t asr_backup_max_chunk(uint32_t avg_chunk)
+{
+    return 4 * (avg_chunk ? avg_chunk : DEFAULT_AVG_CHUNK);
+}
+
+/* ---- slots: one chunk (or one zero/unreadable run) on its way to the image ---------------- */
+
+enum slot_state { SLOT_FREE, SLOT_COMPRESS, SLOT_READY };
+enum slot_kind { KIND_NEW, KIND_DUP, KIND_ZERO, KIND_UNREADABLE };
+
+/* Where a slice of the chunk's content lies in its volume. */
+struct piece_ref {
+    uint64_t offset;
+    uint32_t len, chunk_offset;
+};
+
+struct slot {
+    enum slot_state state;
+    enum slot_kind kind;
+    uint32_t volume_id;
+    uint8_t *content;
+    uint32_t len;
+    struct piece_ref *pieces;
+    size_t npieces, cap;
+    struct asr_hash128 hash;
+    uint64_t chunk_id;       /* NEW: the id the writer will give it; DUP: the chunk referred to */
+    uint64_t run_offset, run_len; /* ZERO and UNREADABLE */
+    uint8_t *out;            /* encoded chunk */
+    struct asr_chunk chunk;
+};
+
+struct pipeline {
+    struct asr_writer *w;
+    const struct asr_backup_options *opt;
+    uint64_t seed;
+    int level;
+    uint32_t max_chunk;
+    struct slot *slots;
+    size_t nslots;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv, ready_cv, free_cv;
+    uint64_t produced;  /* slots handed on by the producer (sequence numbers) */
+    uint64_t *queue;    /* sequence numbers waiting for a worker: a ring of nslots */
+    uint64_t q_head, q_tail;
+    uint64_t written;   /* slots the writer has finished */
+    bool closing;       /* the producer is done (or gave up): stages drain and exit */
+    bool failed;
+    struct asr_error fail_err;
+    double compress_seconds, write_seconds;
+    uint64_t stored_bytes; /* writer thread only */
+};
+
+static double mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double thread_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Records the first failure of any stage and wakes everyone so the pipeline unwinds. */
+static void pipeline_fail(struct pipeline *p, const struct asr_error *err)
+{
+    pthread_mutex_lock(&p->mu);
+    if (!p->failed) {
+        p->failed = true;
+        p->fail_err = *err;
+    }
+    pthread_cond_broadcast(&p->work_cv);
+    pthread_cond_broadcast(&p->ready_cv);
+    pthread_cond_broadcast(&p->free_cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- workers: compress NEW chunks ------------------------------------------------------------ */
+
+static void *worker_main(void *arg)
+{
+    struct pipeline *p = arg;
+    struct asr_error err = {0};
+    struct asr_chunk_encoder *enc;
+    if (asr_chunk_encoder_new(p->level, &enc, &err) != ASR_OK) {
+        pipeline_fail(p, &err);
+        return NULL;
+    }
+    double cpu0 = thread_seconds();
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->q_head == p->q_tail && !p->closing && !p->failed)
+            pthread_cond_wait(&p->work_cv, &p->mu);
+        if (p->failed || p->q_head == p->q_tail)
+            break;
+        struct slot *s = &p->slots[p->queue[p->q_head++ % p->nslots] % p->nslots];
+        pthread_mutex_unlock(&p->mu);
+        int rc = asr_chunk_encoder_run(enc, s->content, s->len, s->hash, s->out, asr_chunk_bound(p->max_chunk),
+                                       &s->chunk, &err);
+        pthread_mutex_lock(&p->mu);
+        if (rc != ASR_OK) {
+            pthread_mutex_unlock(&p->mu);
+            pipeline_fail(p, &err);
+            pthread_mutex_lock(&p->mu);
+            break;
+        }
+        s->state = SLOT_READY;
+        pthread_cond_broadcast(&p->ready_cv);
+    }
+    p->compress_seconds += thread_seconds() - cpu0;
+    pthread_mutex_unlock(&p->mu);
+    asr_chunk_encoder_free(enc);
+    return NULL;
+}
+
+/* ---- writer: slots in sequence order into the image ---------------------------------------- */
+
+static int write_slot(struct pipeline *p, struct slot *s, struct asr_error *err)
+{
+    if (s->kind == KIND_ZERO)
+        return asr_writer_add_zero(p->w, s->volume_id, s->run_offset, s->run_len, err);
+    if (s->kind == KIND_UNREADABLE)
+        return asr_writer_add_unreadable(p->w, s->volume_id, s->run_offset, s->run_len, err);
+    uint64_t id = s->chunk_id;
+    if (s->kind == KIND_NEW) {
+        int rc = asr_writer_append_chunk(p->w, &s->chunk, &id, err);
+        if (rc != ASR_OK)
+            return rc;
+        if (id != s->chunk_id) /* the dedup index already handed this id out */
+            return asr_fail_public(err, ASR_E_STATE, "chunk numbering out of step (%llu, expected %llu)",
+                                   (unsigned long long)id, (unsigned long long)s->chunk_id);
+        p->stored_bytes += s->chunk.stored_len;
+    }
+    for (size_t i = 0; i < s->npieces; i++) {
+        const struct piece_ref *r = &s->pieces[i];
+        int rc = asr_writer_add_extent(p->w, s->volume_id, r->offset, r->len, id, r->chunk_offset,
+                                       s->content + r->chunk_offset, err);
+        if (rc != ASR_OK)
+            return rc;
+    }
+    return ASR_OK;
+}
+
+static void *writer_main(void *arg)
+{
+    struct pipeline *p = arg;
+    struct asr_error err = {0};
+    double busy = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        struct slot *s = &p->slots[p->written % p->nslots];
+        while (!p->failed && !(p->written < p->produced && s->state == SLOT_READY) &&
+               !(p->closing && p->written == p->produced))
+            pthread_cond_wait(&p->ready_cv, &p->mu);
+        if (p->failed || p->written == p->produced)
+            break;
+        pthread_mutex_unlock(&p->mu);
+        double t0 = mono_seconds();
+        int rc = write_slot(p, s, &err);
+        busy += mono_seconds() - t0;
+        if (rc != ASR_OK) {
+            pipeline_fail(p, &err);
+            pthread_mutex_lock(&p->mu);
+            break;
+        }
+        pthread_mutex_lock(&p->mu);
+        s->state = SLOT_FREE;
+        p->written++;
+        pthread_cond_broadcast(&p->free_cv);
+    }
+    p->write_seconds = busy;
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* ---- producer: pieces -> zero runs and chunks ------------------------------------------------ */
+
+struct producer {
+    struct pipeline *p;
+    struct asr_cdc cdc;
+    struct asr_dedup *dedup;
+    uint64_t next_chunk_id;
+    uint32_t volume_id;
+    struct slot *cur;        /* the chunk being filled, or NULL */
+    uint64_t zero_offset, zero_len; /* pending zero run */
+    struct asr_backup_stats *st;
+};
+
+/* Waits for the next slot in sequence to be free (back-pressure). */
+static struct slot *acquire_slot(struct pipeline *p, struct asr_error *err)
+{
+    pthread_mutex_lock(&p->mu);
+    struct slot *s = &p->slots[p->produced % p->nslots];
+    while (!p->failed && s->state != SLOT_FREE)
+        pthread_cond_wait(&p->free_cv, &p->mu);
+    bool failed = p->failed;
+    if (failed)
+        *err = p->fail_err;
+    pthread_mutex_unlock(&p->mu);
+    if (failed)
+        return NULL;
+    s->len = 0;
+    s->npieces = 0;
+    s->volume_id = 0;
+    return s;
+}
+
+static void publish(struct pipeline *p, struct slot *s, bool compress)
+{
+    pthread_mutex_lock(&p->mu);
+    s->state = compress ? SLOT_COMPRESS : SLOT_READY;
+    if (compress) {
+        p->queue[p->q_tail++ % p->nslots] = p->produced;
+        pthread_cond_signal(&p->work_cv);
+    } else {
+        pthread_cond_broadcast(&p->ready_cv);
+    }
+    p->produced++;
+    pthread_mutex_unlock(&p->mu);
+}
+
+static int flush_zero(struct producer *pr, struct asr_error *err)
+{
+    if (!pr->zero_len)
+        return ASR_OK;
+    struct slot *s = acquire_slot(pr->p, err);
+    if (!s)
+        return err->code ? err->code : ASR_E_STATE;
+    s->kind = KIND_ZERO;
+    s->volume_id = pr->volume_id;
+    s->run_offset = pr->zero_offset;
+    s->run_len = pr->zero_len;
+    pr->st->zero_bytes += pr->zero_len;
+    pr->zero_len = 0;
+    publish(pr->p, s, false);
+    return ASR_OK;
+}
+
+/* Ends the chunk being filled: hash, dedup, and on to the workers or straight to the writer. */
+static int flush_chunk(struct producer *pr, struct asr_error *err)
+{
+    struct slot *s = pr->cur;
+    if (!s)
+        return ASR_OK;
+    pr->cur = NULL;
+    asr_cdc_reset(&pr->cdc);
+    s->hash = asr_content_hash(pr->p->seed, s->content, s->len);
+    uint64_t found;
+    int hit = asr_dedup_find_or_add(pr->dedup, s->hash, s->len, pr->next_chunk_id, &found);
+    if (hit < 0)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the dedup index");
+    if (hit) {
+        s->kind = KIND_DUP;
+        s->chunk_id = found;
+        pr->st->dedup_bytes += s->len;
+        pr->st->dedup_hits++;
+    } else {
+        s->kind = KIND_NEW;
+        s->chunk_id = pr->next_chunk_id++;
+        pr->st->new_bytes += s->len;
+        pr->st->chunks++;
+    }
+    publish(pr->p, s, !hit);
+    return ASR_OK;
+}
+
+static int add_piece_ref(struct slot *s, uint64_t offset, uint32_t len, struct asr_error *err)
+{
+    if (s->npieces && s->pieces[s->npieces - 1].offset + s->pieces[s->npieces - 1].len == offset) {
+        s->pieces[s->npieces - 1].len += len;
+        return ASR_OK;
+    }
+    if (s->npieces == s->cap) {
+        size_t cap = s->cap * 2;
+        struct piece_ref *v = realloc(s->pieces, cap * sizeof *v);
+        if (!v)
+            return asr_fail_public(err, ASR_E_NOMEM, "out of memory for chunk pieces");
+        s->pieces = v;
+        s->cap = cap;
+    }
+    s->pieces[s->npieces++] = (struct piece_ref){offset, len, s->len};
+    return ASR_OK;
+}
+
+/* Non-zero data at volume offset off: into chunks, cut where the content says. */
+static int feed_data(struct producer *pr, uint64_t off, const uint8_t *data, size_t len, struct asr_error *err)
+{
+    int rc = flush_zero(pr, err);
+    while (rc == ASR_OK && len) {
+        if (!pr->cur) {
+            if (!(pr->cur = acquire_slot(pr->p, err)))
+                return err->code ? err->code : ASR_E_STATE;
+            pr->cur->volume_id = pr->volume_id;
+        }
+        bool cut;
+        size_t take = asr_cdc_feed(&pr->cdc, data, len, &cut);
+        struct slot *s = pr->cur;
+        if ((rc = add_piece_ref(s, off, (uint32_t)take, err)) != ASR_OK)
+            break;
+        /* The one copy of the data: read buffers are recycled while chunks wait for workers. */
+        memcpy(s->content + s->len, data, take);
+        s->len += (uint32_t)take;
+        off += take;
+        data += take;
+        len -= take;
+        if (cut)
+            rc = flush_chunk(pr, err);
+    }
+    return rc;
+}
+
+static bool block_is_zero(const uint8_t *p, size_t n)
+{
+    /* Most data blocks differ from zero in their first bytes: check those before the rest. */
+    if (n >= 16 && (p[0] | p[7] | p[15]))
+        return false;
+    static const uint8_t zero[ZERO_BLOCK];
+    return memcmp(p, zero, n) == 0;
+}
+
+/* Splits a piece into zero runs (aligned blocks, at least ZERO_RUN_MIN long, or continuing a
+ * pending run) and data. */
+static int feed_piece(struct producer *pr, uint64_t off, const uint8_t *data, size_t len, struct asr_error *err)
+{
+    size_t i = 0, data_start = 0;
+    while (i < len) {
+        uint64_t at = off + i;
+        size_t to_boundary = (size_t)(ZERO_BLOCK - at % ZERO_BLOCK) % ZERO_BLOCK;
+        if (to_boundary) { /* unaligned head: data */
+            i += to_boundary < len - i ? to_boundary : len - i;
+            continue;
+        }
+        size_t run = 0;
+        while (i + run + ZERO_BLOCK <= len && block_is_zero(data + i + run, ZERO_BLOCK))
+            run += ZERO_BLOCK;
+        bool continues = run && i == data_start && pr->zero_len && pr->zero_offset + pr->zero_len == at;
+        if (run >= ZERO_RUN_MIN || continues) {
+            int rc = feed_data(pr, off + data_start, data + data_start, i - data_start, err);
+            if (rc != ASR_OK)
+                return rc;
+            if (pr->cur && (rc = flush_chunk(pr, err)) != ASR_OK)
+                return rc;
+            if (!(pr->zero_len && pr->zero_offset + pr->zero_len == at)) {
+                if ((rc = flush_zero(pr, err)) != ASR_OK)
+                    return rc;
+                pr->zero_offset = at;
+            }
+            pr->zero_len += run;
+            i += run;
+            data_start = i;
+        } else {
+            i += run ? run : (ZERO_BLOCK < len - i ? ZERO_BLOCK : len - i);
+        }
+    }
+    return feed_data(pr, off + data_start, data + data_start, len - data_start, err);
+}
+
+static int feed_unreadable(struct producer *pr, uint64_t off, uint64_t len, struct asr_error *err)
+{
+    int rc = flush_zero(pr, err);
+    if (rc == ASR_OK)
+        rc = flush_chunk(pr, err);
+    if (rc != ASR_OK)
+        return rc;
+    struct slot *s = acquire_slot(pr->p, err);
+    if (!s)
+        return err->code ? err->code : ASR_E_STATE;
+    s->kind = KIND_UNREADABLE;
+    s->volume_id = pr->volume_id;
+    s->run_offset = off;
+    s->run_len = len;
+    pr->st->unreadable_bytes += len;
+    publish(pr->p, s, false);
+    return ASR_OK;
+}
+
+/* ---- layout: disks and volumes into the writer ---------------------------------------------- */
+
+static const struct asr_volume_info *volume_for(const struct asr_backup_source *src, uint32_t number)
+{
+    for (size_t i = 0; i < src->count; i++)
+        if (src->vols[i].partition_number == number)
+            return &src->vols[i];
+    return NULL;
+}
+
+/* The disk as recorded: its layout with each partition's capture as selected. */
+static int add_disk(struct asr_writer *w, const struct asr_backup_source *src, struct asr_error *err)
+{
+    struct asr_disk_desc d = *asr_disk_desc(src->disk);
+    struct asr_partition_desc *parts = calloc(d.partition_count + 1u, sizeof *parts);
+    if (!parts)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    for (uint32_t i = 0; i < d.partition_count; i++) {
+        parts[i] = d.partitions[i];
+        const struct asr_volume_info *v = volume_for(src, parts[i].number);
+        parts[i].capture = v ? v->capture : ASR_CAPTURE_SKIP;
+    }
+    d.partitions = parts;
+    int rc = asr_writer_add_disk(w, &d, err);
+    free(parts);
+    return rc;
+}
+
+static int add_volume(struct asr_writer *w, uint32_t disk_index, const struct asr_volume_info *v, uint32_t *id,
+                      struct asr_error *err)
+{
+    struct asr_volume_desc d = {
+        .disk_index = disk_index,
+        .partition_number = v->partition_number,
+        .disk_offset = v->start_bytes,
+        .size_bytes = v->size_bytes,
+        .used_bytes = asr_volume_capture_bytes(v),
+        .block_size = v->map.block_size,
+    };
+    snprintf(d.fs_type, sizeof d.fs_type, "%s", v->map.fs_type);
+    snprintf(d.fs_uuid, sizeof d.fs_uuid, "%s", v->map.fs_uuid);
+    snprintf(d.fs_label, sizeof d.fs_label, "%s", v->map.fs_label);
+    return asr_writer_add_volume(w, &d, id, err);
+}
+
+/* ---- running it -------------------------------------------------------------------------------- */
+
+static int read_volume(struct producer *pr, struct asr_source *src, const struct asr_volume_info *v,
+                       struct asr_backup_progress *prog, struct asr_error *err)
+{
+    const struct asr_backup_options *opt = pr->p->opt;
+    struct asr_range whole = {0, v->size_bytes};
+    const struct asr_range *ranges = v->capture == ASR_CAPTURE_FULL ? &whole : v->map.used.v;
+    size_t count = v->capture == ASR_CAPTURE_FULL ? 1 : v->map.used.n;
+    int rc = asr_source_start(src, v->start_bytes, ranges, count, err);
+    double t_chunk = 0;
+    while (rc == ASR_OK) {
+        if (opt->cancel && *opt->cancel) {
+            rc = asr_fail_public(err, ASR_E_STATE, "interrupted");
+            break;
+        }
+        struct asr_piece piece;
+        if ((rc = asr_source_next(src, &piece, err)) != ASR_OK || piece.len == 0)
+            break;
+        double t0 = thread_seconds();
+        uint64_t off = piece.disk_offset - v->start_bytes;
+        rc = piece.unreadable ? feed_unreadable(pr, off, piece.len, err)
+                              : feed_piece(pr, off, piece.data, piece.len, err);
+        t_chunk += thread_seconds() - t0;
+        pr->st->read_bytes += piece.len;
+        prog->done += piece.len;
+        if (opt->progress)
+            opt->progress(prog, opt->progress_ctx);
+    }
+    if (rc == ASR_OK && (rc = flush_zero(pr, err)) == ASR_OK)
+        rc = flush_chunk(pr, err);
+    pr->st->chunk_seconds += t_chunk;
+    return rc;
+}
+
+static int open_source(const struct asr_backup_source *bs, bool ignore_errors, struct asr_source **out,
+                       struct asr_error *err)
+{
+    const struct asr_disk_desc *d = asr_disk_desc(bs->disk);
+    struct asr_source_config cfg = {
+        .path = asr_disk_path(bs->disk),
+        .fd = asr_disk_fd(bs->disk),
+        .disk_size = d->size_bytes,
+        .probe_unit = d->logical_sector,
+        .ignore_read_errors = ignore_errors,
+    };
+    return asr_source_open(&cfg, out, err);
+}
+
+int asr_backup_read_only(const struct asr_backup_source *src, size_t n, uint64_t *bytes, double *seconds,
+                         struct asr_error *err)
+{
+    *bytes = 0;
+    double t0 = mono_seconds();
+    int rc = ASR_OK;
+    for (size_t i = 0; i < n && rc == ASR_OK; i++) {
+        struct asr_source *source;
+        if ((rc = open_source(&src[i], false, &source, err)) != ASR_OK)
+            break;
+        for (size_t k = 0; k < src[i].count && rc == ASR_OK; k++) {
+            const struct asr_volume_info *v = &src[i].vols[k];
+            if (v->capture == ASR_CAPTURE_SKIP)
+                continue;
+            struct asr_range whole = {0, v->size_bytes};
+            bool full = v->capture == ASR_CAPTURE_FULL;
+            rc = asr_source_start(source, v->start_bytes, full ? &whole : v->map.used.v, full ? 1 : v->map.used.n, err);
+            struct asr_piece piece = {.len = 1};
+            while (rc == ASR_OK && piece.len && (rc = asr_source_next(source, &piece, err)) == ASR_OK)
+                *bytes += piece.len;
+        }
+        asr_source_close(source);
+    }
+    *seconds = mono_seconds() - t0;
+    return rc;
+}
+
+static int produce(struct producer *pr, const struct asr_backup_source *src, size_t n, const uint32_t *ids,
+                   struct asr_error *err)
+{
+    const struct asr_backup_options *opt = pr->p->opt;
+    struct asr_backup_progress prog = {0};
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < src[i].count; k++)
+            if (src[i].vols[k].capture != ASR_CAPTURE_SKIP) {
+                prog.total += asr_volume_capture_bytes(&src[i].vols[k]);
+                prog.volumes++;
+            }
+    pr->st->direct_io = true;
+    size_t vid = 0;
+    int rc = ASR_OK;
+    for (size_t i = 0; i < n && rc == ASR_OK; i++) {
+        struct asr_source *source;
+        if ((rc = open_source(&src[i], opt->ignore_read_errors, &source, err)) != ASR_OK)
+            break;
+        pr->st->direct_io &= asr_source_direct(source);
+        for (size_t k = 0; k < src[i].count && rc == ASR_OK; k++) {
+            const struct asr_volume_info *v = &src[i].vols[k];
+            if (v->capture == ASR_CAPTURE_SKIP)
+                continue;
+            pr->volume_id = ids[vid++];
+            prog.volume++;
+            prog.info = v;
+            if (opt->before_volume && (rc = opt->before_volume(v, opt->hook_ctx, err)) != ASR_OK)
+                break;
+            rc = read_volume(pr, source, v, &prog, err);
+            if (opt->after_volume)
+                opt->after_volume(v, opt->hook_ctx);
+        }
+        pr->st->read_wait_seconds += asr_source_wait_ns(source) / 1e9;
+        asr_source_close(source);
+    }
+    return rc;
+}
+
+static int pipeline_init(struct pipeline *p, struct asr_writer *w, const struct asr_backup_options *opt,
+                         unsigned threads, struct asr_error *err)
+{
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->work_cv, NULL);
+    pthread_cond_init(&p->ready_cv, NULL);
+    pthread_cond_init(&p->free_cv, NULL);
+    p->w = w;
+    p->opt = opt;
+    p->seed = asr_writer_hash_seed(w);
+    p->level = opt->level;
+    p->max_chunk = asr_backup_max_chunk(opt->avg_chunk);
+    /* Enough slots for every worker to hold one while the writer and producer hold others. */
+    p->nslots = 2 * (size_t)threads + 6;
+    p->slots = calloc(p->nslots, sizeof *p->slots);
+    p->queue = calloc(p->nslots, sizeof *p->queue);
+    if (!p->slots || !p->queue)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the pipeline");
+    for (size_t i = 0; i < p->nslots; i++) {
+        struct slot *s = &p->slots[i];
+        s->cap = 64;
+        s->content = malloc(p->max_chunk);
+        s->out = malloc(asr_chunk_bound(p->max_chunk));
+        s->pieces = malloc(s->cap * sizeof *s->pieces);
+        if (!s->content || !s->out || !s->pieces)
+            return asr_fail_public(err, ASR_E_NOMEM, "out of memory for chunk buffers");
+    }
+    return ASR_OK;
+}
+
+static void pipeline_free(struct pipeline *p)
+{
+    for (size_t i = 0; p->slots && i < p->nslots; i++) {
+        free(p->slots[i].content);
+        free(p->slots[i].out);
+        free(p->slots[i].pieces);
+    }
+    free(p->slots);
+    free(p->queue);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->work_cv);
+    pthread_cond_destroy(&p->ready_cv);
+    pthread_cond_destroy(&p->free_cv);
+}
+
+static int check_options(const struct asr_backup_options *opt, struct asr_writer *w, unsigned *threads,
+                         struct asr_error *err)
+{
+    uint32_t avg = opt->avg_chunk ? opt->avg_chunk : DEFAULT_AVG_CHUNK;
+    if (avg < 4096 || (avg & (avg - 1)) || asr_backup_max_chunk(avg) > ASR_MAX_CHUNK_SIZE)
+        return asr_fail_public(err, ASR_E_ARG, "average chunk size %u: a power of two from 4 KiB to %u KiB", avg,
+                               ASR_MAX_CHUNK_SIZE / 4 / 1024);
+    if (asr_backup_max_chunk(avg) > asr_writer_max_chunk_size(w))
+        return asr_fail_public(err, ASR_E_ARG, "chunks up to %u bytes exceed the image's %u-byte limit",
+                               asr_backup_max_chunk(avg), asr_writer_max_chunk_size(w));
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    *threads = opt->threads ? opt->threads : (cores > 0 ? (unsigned)cores : 1);
+    if (*threads > MAX_THREADS)
+        return asr_fail_public(err, ASR_E_ARG, "%u threads: at most %u", *threads, MAX_THREADS);
+    return ASR_OK;
+}
+
+static int add_layout(struct asr_writer *w, const struct asr_backup_source *src, size_t n, uint32_t **ids,
+                      struct asr_error *err)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += src[i].count;
+    *ids = calloc(total + 1, sizeof **ids);
+    if (!*ids)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    int rc = ASR_OK;
+    for (size_t i = 0; i < n && rc == ASR_OK; i++)
+        rc = add_disk(w, &src[i], err);
+    size_t k = 0;
+    for (size_t i = 0; i < n && rc == ASR_OK; i++)
+        for (size_t j = 0; j < src[i].count && rc == ASR_OK; j++)
+            if (src[i].vols[j].capture != ASR_CAPTURE_SKIP)
+                rc = add_volume(w, (uint32_t)i, &src[i].vols[j], &(*ids)[k++], err);
+    return rc;
+}
+
+int asr_backup_run(struct asr_writer *w, const struct asr_backup_source *src, size_t n,
+                   const struct asr_backup_options *opt, struct asr_backup_stats *st, struct asr_error *err)
+{
+    *st = (struct asr_backup_stats){0};
+    unsigned threads = 1;
+    uint32_t *ids = NULL;
+    int rc = check_options(opt, w, &threads, err);
+    if (rc == ASR_OK)
+        rc = add_layout(w, src, n, &ids, err);
+    if (rc != ASR_OK) {
+        free(ids);
+        return rc;
+    }
+    struct pipeline p = {0};
+    struct producer pr = {.p = &p, .st = st};
+    pthread_t writer, workers[MAX_THREADS];
+    unsigned started = 0;
+    bool writer_started = false;
+    double t0 = mono_seconds();
+    rc = pipeline_init(&p, w, opt, threads, err);
+    if (rc == ASR_OK && asr_dedup_new(&pr.dedup) != ASR_OK)
+        rc = asr_fail_public(err, ASR_E_NOMEM, "out of memory for the dedup index");
+    if (rc == ASR_OK) {
+        asr_cdc_init(&pr.cdc, opt->avg_chunk ? opt->avg_chunk : DEFAULT_AVG_CHUNK, p.max_chunk);
+        writer_started = pthread_create(&writer, NULL, writer_main, &p) == 0;
+        while (writer_started && started < threads && pthread_create(&workers[started], NULL, worker_main, &p) == 0)
+            started++;
+        if (!writer_started || started < threads)
+            rc = asr_fail_public(err, ASR_E_NOMEM, "cannot start pipeline threads");
+    }
+    if (rc == ASR_OK)
+        rc = produce(&pr, src, n, ids, err);
+    if (rc != ASR_OK && !p.failed)
+        pipeline_fail(&p, err); /* unwind the other stages */
+    pthread_mutex_lock(&p.mu);
+    p.closing = true;
+    pthread_cond_broadcast(&p.work_cv);
+    pthread_cond_broadcast(&p.ready_cv);
+    pthread_mutex_unlock(&p.mu);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(workers[i], NULL);
+    if (writer_started)
+        pthread_join(writer, NULL);
+    if (rc == ASR_OK && p.failed) { /* a worker or the writer failed first */
+        *err = p.fail_err;
+        rc = err->code ? err->code : ASR_E_IO;
+    }
+    for (size_t i = 0; i < p.nslots && p.slots; i++)
+        if (p.slots[i].state != SLOT_FREE && rc == ASR_OK)
+            rc = asr_fail_public(err, ASR_E_STATE, "pipeline ended with chunks unwritten");
+    st->threads = threads;
+    st->seconds = mono_seconds() - t0;
+    st->compress_seconds = p.compress_seconds;
+    st->write_seconds = p.write_seconds;
+    st->stored_bytes = p.stored_bytes;
+    st->dedup_index_bytes = pr.dedup ? asr_dedup_bytes(pr.dedup) : 0;
+    asr_dedup_free(pr.dedup);
+    pipeline_free(&p);
+    free(ids);
+    return rc;
+}

@@ -1,0 +1,179 @@
+/* Content-defined chunking (a gear rolling hash with FastCDC's normalized cut test) and the
+ * dedup index. Chunk boundaries depend only on nearby content, so a file's chunks are the same
+ * wherever it sits on disk: copies at unaligned positions deduplicate (SPEC.md, "Chunking").
+ * Hand-written: Debian ships no C CDC library, and the loop is a dozen lines. */
+#include "cdc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The gear table is part of the chunking definition (same table, same cuts, so a later backup
+ * of unchanged data chunks the same way): 256 values of splitmix64 from a fixed seed. */
+static uint64_t gear[256];
+
+static void gear_init(void)
+{
+    if (gear[0])
+        return;
+    uint64_t x = 0x6173726967656172ull; /* "asrigear" */
+    for (int i = 0; i < 256; i++) {
+        uint64_t z = (x += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        gear[i] = z ^ (z >> 31);
+    }
+}
+
+/* The top `bits` bits: in a gear hash they depend on the most recent 64 bytes. */
+static uint64_t top_mask(unsigned bits)
+{
+    return bits ? ~0ull << (64 - bits) : 0;
+}
+
+void asr_cdc_init(struct asr_cdc *c, uint32_t avg, uint32_t max)
+{
+    gear_init();
+    unsigned bits = 0;
+    while ((1u << bits) < avg)
+        bits++;
+    c->avg = avg;
+    c->max = max;
+    c->min = avg / 4;
+    /* Normalization level 2: cut two bits harder before avg and two bits easier after, which
+     * narrows the size distribution around avg (FastCDC, Xia et al., USENIX ATC 2016). */
+    c->mask_hard = top_mask(bits + 2);
+    c->mask_easy = top_mask(bits - 2);
+    asr_cdc_reset(c);
+}
+
+void asr_cdc_reset(struct asr_cdc *c)
+{
+    c->fp = 0;
+    c->len = 0;
+}
+
+/* Rolls over p[i..end) looking for a cut under mask; returns the index after the cut byte, or
+ * end when there is none. */
+static size_t roll(uint64_t *fp, const uint8_t *p, size_t i, size_t end, uint64_t mask)
+{
+    uint64_t h = *fp;
+    while (i < end) {
+        h = (h << 1) + gear[p[i++]];
+        if (!(h & mask)) {
+            *fp = h;
+            return i | ((size_t)1 << (sizeof(size_t) * 8 - 1)); /* high bit: a cut */
+        }
+    }
+    *fp = h;
+    return i;
+}
+
+size_t asr_cdc_feed(struct asr_cdc *c, const uint8_t *p, size_t n, bool *cut)
+{
+    const size_t cut_bit = (size_t)1 << (sizeof(size_t) * 8 - 1);
+    size_t i = 0;
+    *cut = false;
+    if (c->len < c->min) { /* no cut can fall below min: skip hashing there */
+        size_t skip = c->min - c->len < n ? c->min - c->len : n;
+        i = skip;
+        c->len += (uint32_t)skip;
+    }
+    while (i < n) {
+        uint32_t limit = c->len < c->avg ? c->avg : c->max;
+        size_t end = i + (limit - c->len < n - i ? limit - c->len : n - i);
+        size_t r = roll(&c->fp, p, i, end, c->len < c->avg ? c->mask_hard : c->mask_easy);
+        size_t stop = r & ~cut_bit;
+        c->len += (uint32_t)(stop - i);
+        i = stop;
+        if ((r & cut_bit) || c->len >= c->max) {
+            *cut = true;
+            asr_cdc_reset(c);
+            return i;
+        }
+    }
+    return n;
+}
+
+/* ---- dedup index ---------------------------------------------------------------------------- */
+
+/* Open addressing with linear probing; the key's low 64 bits are already uniformly spread. An
+ * entry is 32 bytes; the table doubles at 3/4 full, so it holds at most 64 bytes per chunk. */
+struct entry {
+    uint64_t lo, hi;
+    uint64_t id_plus_one; /* 0: empty slot */
+    uint32_t len;
+};
+
+struct asr_dedup {
+    struct entry *v;
+    size_t cap, count; /* cap: a power of two */
+};
+
+int asr_dedup_new(struct asr_dedup **out)
+{
+    struct asr_dedup *d = calloc(1, sizeof *d);
+    if (d) {
+        d->cap = 1u << 14;
+        d->v = calloc(d->cap, sizeof *d->v);
+    }
+    if (!d || !d->v) {
+        asr_dedup_free(d);
+        return ASR_E_NOMEM;
+    }
+    *out = d;
+    return ASR_OK;
+}
+
+void asr_dedup_free(struct asr_dedup *d)
+{
+    if (!d)
+        return;
+    free(d->v);
+    free(d);
+}
+
+static struct entry *slot_for(struct entry *v, size_t cap, uint64_t lo, uint64_t hi, uint32_t len)
+{
+    size_t i = (size_t)lo & (cap - 1);
+    while (v[i].id_plus_one && !(v[i].lo == lo && v[i].hi == hi && v[i].len == len))
+        i = (i + 1) & (cap - 1);
+    return &v[i];
+}
+
+static int grow(struct asr_dedup *d)
+{
+    size_t cap = d->cap * 2;
+    struct entry *v = calloc(cap, sizeof *v);
+    if (!v)
+        return ASR_E_NOMEM;
+    for (size_t i = 0; i < d->cap; i++)
+        if (d->v[i].id_plus_one)
+            *slot_for(v, cap, d->v[i].lo, d->v[i].hi, d->v[i].len) = d->v[i];
+    free(d->v);
+    d->v = v;
+    d->cap = cap;
+    return ASR_OK;
+}
+
+int asr_dedup_find_or_add(struct asr_dedup *d, struct asr_hash128 key, uint32_t len, uint64_t id,
+                          uint64_t *found_id)
+{
+    struct entry *e = slot_for(d->v, d->cap, key.lo, key.hi, len);
+    if (e->id_plus_one) {
+        *found_id = e->id_plus_one - 1;
+        return 1;
+    }
+    if ((d->count + 1) * 4 > d->cap * 3) {
+        if (grow(d) != ASR_OK)
+            return -1;
+        e = slot_for(d->v, d->cap, key.lo, key.hi, len);
+    }
+    *e = (struct entry){key.lo, key.hi, id + 1, len};
+    d->count++;
+    return 0;
+}
+
+size_t asr_dedup_bytes(const struct asr_dedup *d)
+{
+    return d->cap * sizeof *d->v;
+}

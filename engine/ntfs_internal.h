@@ -1,0 +1,103 @@
+/* What the two NTFS readers share (fs_ntfs.c: the used-byte map; ntfs_lookup.c: path lookup for
+ * the critical-volume check): the boot sector's geometry, $MFT's runs, MFT records read through
+ * them with their fixups applied, attributes and runlists. Every value comes from the disk, so
+ * each is checked here against the window, the record or the attribute before it is used.
+ * Private to engine/; not part of asr_engine.h. */
+#ifndef ASR_NTFS_INTERNAL_H
+#define ASR_NTFS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "asr_engine.h"
+
+#define NTFS_MAX_RECORD (64u << 10)
+#define NTFS_FIXUP_STRIDE 512u /* update sequence stride, whatever the sector size */
+
+/* MFT record header flags. */
+#define NTFS_RECORD_IN_USE 0x0001u
+#define NTFS_RECORD_IS_DIRECTORY 0x0002u
+
+static inline uint16_t ntfs_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+static inline uint32_t ntfs_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static inline uint64_t ntfs_le64(const uint8_t *p) { return (uint64_t)ntfs_le32(p) | ((uint64_t)ntfs_le32(p + 4) << 32); }
+
+struct ntfs_geom {
+    uint32_t sector;   /* bytes per sector */
+    uint64_t cluster;  /* bytes per cluster */
+    uint64_t sectors;  /* total sectors: the backup boot sector is the one after them */
+    uint64_t clusters; /* clusters in the volume; clusters * cluster <= the window's size */
+    uint32_t record;   /* bytes per MFT record */
+    uint64_t mft_lcn;
+};
+
+/* A non-resident attribute's allocation: runs of clusters in VCN order, VCNs [0, vcns) mapped,
+ * every run inside the volume. */
+struct ntfs_run {
+    uint64_t vcn, lcn, len;
+};
+
+struct ntfs_runlist {
+    struct ntfs_run *v;
+    size_t n;
+    uint64_t vcns;
+};
+
+/* An attribute inside a record ntfs_read_record checked: p + len stays inside bytes in use, and
+ * len covers the resident (24) or non-resident (64) header. */
+struct ntfs_attr {
+    const uint8_t *p;
+    uint32_t len;
+    bool nonresident;
+};
+
+/* An open volume: the geometry, $MFT's runs, and one record buffer (g.record bytes). */
+struct ntfs_volume {
+    const struct asr_window *w;
+    struct ntfs_geom g;
+    struct ntfs_runlist mft;
+    uint8_t *rec;
+    uint8_t boot[512];
+};
+
+/* Reads and validates the boot sector, then record 0 straight from the $MFT cluster the boot
+ * sector names, for $MFT's own runs. On success v->rec holds record 0; on failure nothing is
+ * left allocated. Close with ntfs_close (also after a failed open). */
+int ntfs_open(struct ntfs_volume *v, const struct asr_window *w, struct asr_error *err);
+void ntfs_close(struct ntfs_volume *v);
+
+/* Reads MFT record rec_no into v->rec, applies its fixups and checks its header (signature,
+ * in use, a base record, sizes, its own number), so attribute walks can trust it. */
+int ntfs_read_record(struct ntfs_volume *v, uint64_t rec_no, struct asr_error *err);
+
+/* Update-sequence fixups of a multi-sector structure (MFT record, index block) of size bytes;
+ * what and no name it in errors. */
+int ntfs_apply_fixups(uint8_t *b, uint32_t size, const char *what, uint64_t no, struct asr_error *err);
+
+/* Finds the first attribute of type named name (ASCII; NULL or "" for unnamed) in record r.
+ * *found is false when there is none; a malformed attribute chain is an error. */
+int ntfs_find_attr(const uint8_t *r, uint64_t rec_no, uint32_t type, const char *name, struct ntfs_attr *a,
+                   bool *found, struct asr_error *err);
+
+/* A resident attribute's value, bounds-checked against the attribute. */
+int ntfs_resident_value(const struct ntfs_attr *a, uint64_t rec_no, const uint8_t **v, uint32_t *n,
+                        struct asr_error *err);
+
+/* The runs of a non-resident attribute that starts at VCN 0 and is neither compressed, encrypted
+ * nor sparse (true of the system files and directory indexes read here). rl->v is malloc'd,
+ * also on failure: the caller frees it. */
+int ntfs_runs(const struct ntfs_attr *a, const struct ntfs_geom *g, uint64_t rec_no, struct ntfs_runlist *rl,
+              struct asr_error *err);
+
+/* Reads [off, off+len) of a non-resident stream through its runs; ASR_E_CORRUPT when that lies
+ * past them. */
+int ntfs_stream_read(const struct asr_window *w, const struct ntfs_geom *g, const struct ntfs_runlist *rl,
+                     uint64_t off, void *buf, size_t len, struct asr_error *err);
+
+#endif

@@ -1,0 +1,341 @@
+/* io_uring reads of used ranges. Neighbouring ranges separated by less than GAP_MAX are
+ * coalesced into one request (reading a small hole costs less than another request), requests
+ * are up to request_size bytes, aligned for O_DIRECT, and depth of them are in flight while
+ * the caller consumes completed ones strictly in order. Liburing's -errno convention stays
+ * inside this file; callers get enum asr_status and a message. */
+#include "source.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ALIGN 4096u           /* O_DIRECT: buffer, offset and length alignment that suits all */
+#define GAP_MAX (64u << 10)   /* unused bytes worth reading through to save a request */
+#define MAX_DEPTH 64u
+
+/* A request covers ranges [first, last] of the plan, from first_skip bytes into range first to
+ * last_end bytes into range last, read as the aligned span [aligned, aligned + aligned_len). */
+struct request {
+    uint8_t *buf;
+    uint64_t aligned, aligned_len;
+    uint64_t start, end; /* disk bytes the ranges need: [start, end) */
+    size_t first, last;
+    uint64_t first_skip, last_end;
+    bool done, failed;
+    int res;             /* bytes read, or -errno */
+    /* Unreadable runs found by probing, in disk order: [bad[i].offset, +length). */
+    struct asr_range *bad;
+    size_t bad_n, bad_cap;
+};
+
+struct asr_source {
+    struct asr_source_config cfg;
+    int direct_fd; /* -1 when O_DIRECT is not possible: reads go through cfg.fd */
+    struct io_uring ring;
+    bool ring_ok;
+    struct request req[MAX_DEPTH];
+    /* The plan: ranges of the current volume. */
+    uint64_t base;
+    const struct asr_range *ranges;
+    size_t count;
+    size_t plan_range;     /* next range to put into a request */
+    uint64_t plan_skip;    /* bytes of it already requested */
+    uint64_t submitted, delivered; /* request sequence numbers */
+    /* Delivery cursor inside request delivered % depth. */
+    size_t cur_range;
+    uint64_t cur_pos;      /* disk offset of the next byte to deliver */
+    bool cur_active;
+    uint64_t wait_ns;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int asr_source_open(const struct asr_source_config *cfg, struct asr_source **out, struct asr_error *err)
+{
+    *out = NULL;
+    struct asr_source *s = calloc(1, sizeof *s);
+    if (!s)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the reader");
+    s->cfg = *cfg;
+    if (!s->cfg.request_size)
+        s->cfg.request_size = 1u << 20;
+    if (!s->cfg.depth)
+        s->cfg.depth = 16;
+    if (s->cfg.depth > MAX_DEPTH)
+        s->cfg.depth = MAX_DEPTH;
+    if (!s->cfg.probe_unit)
+        s->cfg.probe_unit = 512;
+    s->cfg.request_size = (s->cfg.request_size + ALIGN - 1) / ALIGN * ALIGN;
+    /* O_DIRECT keeps a backup from evicting the machine's page cache and skips a copy; tmpfs and
+     * some FUSE filesystems refuse it, and then the ordinary descriptor serves. */
+    s->direct_fd = open(cfg->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+    int rc = io_uring_queue_init(s->cfg.depth, &s->ring, 0);
+    if (rc < 0) {
+        asr_source_close(s);
+        return asr_fail_public(err, ASR_E_IO, "io_uring_queue_init: %s", strerror(-rc));
+    }
+    s->ring_ok = true;
+    for (uint32_t i = 0; i < s->cfg.depth; i++)
+        if (posix_memalign((void **)&s->req[i].buf, ALIGN, s->cfg.request_size + 2 * (size_t)ALIGN)) {
+            asr_source_close(s);
+            return asr_fail_public(err, ASR_E_NOMEM, "out of memory for read buffers");
+        }
+    *out = s;
+    return ASR_OK;
+}
+
+void asr_source_close(struct asr_source *s)
+{
+    if (!s)
+        return;
+    if (s->ring_ok) {
+        /* Requests still in flight (an error stopped the caller) must land before the buffers go. */
+        while (s->submitted > s->delivered) {
+            struct io_uring_cqe *cqe;
+            if (io_uring_wait_cqe(&s->ring, &cqe) < 0)
+                break;
+            io_uring_cqe_seen(&s->ring, cqe);
+            s->delivered++;
+        }
+        io_uring_queue_exit(&s->ring);
+    }
+    for (uint32_t i = 0; i < MAX_DEPTH; i++) {
+        free(s->req[i].buf);
+        free(s->req[i].bad);
+    }
+    if (s->direct_fd >= 0)
+        close(s->direct_fd);
+    free(s);
+}
+
+bool asr_source_direct(const struct asr_source *s)
+{
+    return s->direct_fd >= 0;
+}
+
+uint64_t asr_source_wait_ns(const struct asr_source *s)
+{
+    return s->wait_ns;
+}
+
+int asr_source_start(struct asr_source *s, uint64_t base, const struct asr_range *ranges, size_t count,
+                     struct asr_error *err)
+{
+    if (s->submitted != s->delivered)
+        return asr_fail_public(err, ASR_E_STATE, "reader: previous volume not finished");
+    s->base = base;
+    s->ranges = ranges;
+    s->count = count;
+    s->plan_range = 0;
+    s->plan_skip = 0;
+    s->cur_active = false;
+    return ASR_OK;
+}
+
+/* Builds the next request from the plan; false when the plan is used up. */
+static bool plan_request(struct asr_source *s, struct request *r)
+{
+    if (s->plan_range >= s->count)
+        return false;
+    const struct asr_range *v = s->ranges;
+    uint64_t limit = s->cfg.request_size;
+    r->first = s->plan_range;
+    r->first_skip = s->plan_skip;
+    r->start = s->base + v[r->first].offset + r->first_skip;
+    uint64_t end = r->start;
+    for (;;) {
+        const struct asr_range *g = &v[s->plan_range];
+        uint64_t avail = g->length - s->plan_skip, room = limit - (end - r->start);
+        uint64_t take = avail < room ? avail : room;
+        s->plan_skip += take;
+        end += take;
+        r->last = s->plan_range;
+        r->last_end = s->plan_skip;
+        if (s->plan_skip == g->length) {
+            s->plan_range++;
+            s->plan_skip = 0;
+        }
+        if (take < avail || s->plan_range >= s->count)
+            break;
+        uint64_t next = s->base + v[s->plan_range].offset;
+        if (next - end > GAP_MAX || next + 1 - r->start > limit)
+            break;
+        end = next; /* read through the hole */
+    }
+    r->end = end;
+    r->aligned = r->start / ALIGN * ALIGN;
+    uint64_t aend = (r->end + ALIGN - 1) / ALIGN * ALIGN;
+    r->aligned_len = aend - r->aligned;
+    r->done = r->failed = false;
+    r->bad_n = 0;
+    return true;
+}
+
+static void submit_more(struct asr_source *s)
+{
+    bool any = false;
+    while (s->submitted - s->delivered < s->cfg.depth) {
+        struct request *r = &s->req[s->submitted % s->cfg.depth];
+        if (!plan_request(s, r))
+            break;
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+        if (!sqe)
+            break; /* cannot happen with depth entries; the plan step is then redone never */
+        int fd = s->direct_fd >= 0 ? s->direct_fd : s->cfg.fd;
+        io_uring_prep_read(sqe, fd, r->buf, (unsigned)r->aligned_len, r->aligned);
+        io_uring_sqe_set_data64(sqe, s->submitted);
+        s->submitted++;
+        any = true;
+    }
+    if (any)
+        io_uring_submit(&s->ring);
+}
+
+static int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
+{
+    while (len) {
+        ssize_t n = pread(fd, buf, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO; /* the disk ended before the range did */
+        buf += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+static int add_bad(struct request *r, uint64_t off, uint64_t len)
+{
+    if (r->bad_n && r->bad[r->bad_n - 1].offset + r->bad[r->bad_n - 1].length == off) {
+        r->bad[r->bad_n - 1].length += len;
+        return 0;
+    }
+    if (r->bad_n == r->bad_cap) {
+        size_t cap = r->bad_cap ? r->bad_cap * 2 : 8;
+        struct asr_range *v = realloc(r->bad, cap * sizeof *v);
+        if (!v)
+            return -1;
+        r->bad = v;
+        r->bad_cap = cap;
+    }
+    r->bad[r->bad_n++] = (struct asr_range){off, len};
+    return 0;
+}
+
+/* A failed request, read again unit by unit through the ordinary descriptor: good units land
+ * in the buffer, bad ones become unreadable runs. */
+static int probe(struct asr_source *s, struct request *r, struct asr_error *err)
+{
+    uint64_t unit = s->cfg.probe_unit;
+    for (uint64_t off = r->start / unit * unit; off < r->end; off += unit) {
+        uint64_t len = off + unit <= s->cfg.disk_size ? unit : s->cfg.disk_size - off;
+        if (pread_full(s->cfg.fd, r->buf + (off - r->aligned), (size_t)len, off) == 0)
+            continue;
+        memset(r->buf + (off - r->aligned), 0, (size_t)len);
+        if (add_bad(r, off, len))
+            return asr_fail_public(err, ASR_E_NOMEM, "out of memory recording unreadable ranges");
+    }
+    return ASR_OK;
+}
+
+/* Waits until request r (the oldest) has completed and holds [start, end) or is probed. */
+static int complete_oldest(struct asr_source *s, struct request *r, struct asr_error *err)
+{
+    uint64_t t0 = now_ns();
+    while (!r->done) {
+        struct io_uring_cqe *cqe;
+        int rc = io_uring_wait_cqe(&s->ring, &cqe);
+        if (rc == -EINTR)
+            continue;
+        if (rc < 0)
+            return asr_fail_public(err, ASR_E_IO, "io_uring: %s", strerror(-rc));
+        uint64_t seq = io_uring_cqe_get_data64(cqe);
+        struct request *q = &s->req[seq % s->cfg.depth];
+        q->res = cqe->res;
+        q->done = true;
+        io_uring_cqe_seen(&s->ring, cqe);
+    }
+    s->wait_ns += now_ns() - t0;
+    uint64_t need = r->end - r->aligned;
+    if (r->res >= 0 && (uint64_t)r->res < need) {
+        /* Short read: finish it with ordinary reads (no alignment needed there). */
+        uint64_t got = (uint64_t)r->res;
+        int rc = pread_full(s->cfg.fd, r->buf + got, (size_t)(need - got), r->aligned + got);
+        r->res = rc ? rc : (int)need;
+    }
+    if (r->res < 0) {
+        if (!s->cfg.ignore_read_errors)
+            return asr_fail_public(err, ASR_E_IO, "reading %s at byte %llu (%llu bytes): %s", s->cfg.path,
+                                   (unsigned long long)r->start, (unsigned long long)(r->end - r->start),
+                                   strerror(-r->res));
+        return probe(s, r, err);
+    }
+    return ASR_OK;
+}
+
+/* The first bad run at or after pos within r, or NULL. */
+static const struct asr_range *bad_at_or_after(const struct request *r, uint64_t pos)
+{
+    for (size_t i = 0; i < r->bad_n; i++)
+        if (r->bad[i].offset + r->bad[i].length > pos)
+            return &r->bad[i];
+    return NULL;
+}
+
+int asr_source_next(struct asr_source *s, struct asr_piece *piece, struct asr_error *err)
+{
+    *piece = (struct asr_piece){0};
+    for (;;) {
+        submit_more(s);
+        if (s->delivered == s->submitted)
+            return ASR_OK; /* the volume is done */
+        struct request *r = &s->req[s->delivered % s->cfg.depth];
+        if (!s->cur_active) {
+            int rc = complete_oldest(s, r, err);
+            if (rc != ASR_OK)
+                return rc;
+            s->cur_active = true;
+            s->cur_range = r->first;
+            s->cur_pos = s->base + s->ranges[r->first].offset + r->first_skip;
+        }
+        /* The rest of the current range inside this request. */
+        const struct asr_range *g = &s->ranges[s->cur_range];
+        uint64_t range_end = s->base + g->offset + (s->cur_range == r->last ? r->last_end : g->length);
+        if (s->cur_pos < range_end) {
+            uint64_t pos = s->cur_pos, end = range_end;
+            const struct asr_range *b = bad_at_or_after(r, pos);
+            bool bad = b && b->offset <= pos;
+            if (bad && b->offset + b->length < end)
+                end = b->offset + b->length;
+            else if (!bad && b && b->offset < end)
+                end = b->offset;
+            piece->disk_offset = pos;
+            piece->len = (size_t)(end - pos);
+            piece->unreadable = bad;
+            piece->data = bad ? NULL : r->buf + (pos - r->aligned);
+            s->cur_pos = end;
+            return ASR_OK;
+        }
+        if (s->cur_range < r->last) {
+            s->cur_range++;
+            s->cur_pos = s->base + s->ranges[s->cur_range].offset;
+            continue;
+        }
+        s->cur_active = false; /* request used up: its buffer goes back to the pool */
+        s->delivered++;
+    }
+}

@@ -1,0 +1,46 @@
+/* The read side of a backup: a volume's used ranges read from its disk through io_uring, many
+ * large requests in flight, delivered to the caller in disk order. Internal to the engine. */
+#ifndef ASR_SOURCE_H
+#define ASR_SOURCE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "asr_engine.h"
+
+struct asr_source;
+
+struct asr_source_config {
+    const char *path;        /* the disk; opened again with O_DIRECT when the kernel allows it */
+    int fd;                  /* the disk's ordinary descriptor: fallback reads and error probes */
+    uint64_t disk_size;
+    uint32_t probe_unit;     /* granularity of unreadable ranges (the logical sector size) */
+    bool ignore_read_errors; /* deliver unreadable pieces instead of failing */
+    uint32_t request_size;   /* 0: 1 MiB */
+    uint32_t depth;          /* requests in flight; 0: 16 */
+};
+
+/* What next() hands over: len bytes of the disk at disk_offset, either data (valid until the
+ * next call) or, with ignore_read_errors, a range that could not be read (data NULL). */
+struct asr_piece {
+    uint64_t disk_offset;
+    size_t len;
+    const uint8_t *data;
+    bool unreadable;
+};
+
+int asr_source_open(const struct asr_source_config *cfg, struct asr_source **out, struct asr_error *err);
+void asr_source_close(struct asr_source *s); /* NULL-safe */
+bool asr_source_direct(const struct asr_source *s); /* whether O_DIRECT is in use */
+
+/* Starts reading ranges (volume-relative, sorted, non-overlapping) of the volume at disk offset
+ * base. The ranges must stay valid until next() has delivered the last piece. */
+int asr_source_start(struct asr_source *s, uint64_t base, const struct asr_range *ranges, size_t count,
+                     struct asr_error *err);
+/* The next piece in disk order; piece->len == 0 when the volume is done. A read error stops the
+ * volume with ASR_E_IO naming the disk offset (unless ignore_read_errors). */
+int asr_source_next(struct asr_source *s, struct asr_piece *piece, struct asr_error *err);
+/* Nanoseconds next() spent waiting for the device, for the per-stage report. */
+uint64_t asr_source_wait_ns(const struct asr_source *s);
+
+#endif
