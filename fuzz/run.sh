@@ -25,6 +25,10 @@ cmake -S . -B "$build" -DCMAKE_C_COMPILER="$cc" -DASRIMG_BUILD_FUZZERS=ON -DASRI
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" >/dev/null
 
 work=fuzz/corpus-work
+# Allocation stacks through libraries built without frame pointers need the slow unwinder, so
+# that the narrow suppressions in lsan.supp can see the function that lost the memory.
+export LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 failed=()
 for h in "${harnesses[@]}"; do
     mkdir -p "$work/$h" "$work/artifacts"
