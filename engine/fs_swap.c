@@ -58,14 +58,15 @@ static void fill_names(const uint8_t *page, struct asr_usedmap *out)
 }
 
 /* A hibernation image replaces the swap signature; its pages are the image, which a header-only
- * capture would drop. Named so the caller's warning says why the volume is captured whole. */
-static int is_hibernation(const uint8_t *sig)
+ * capture would drop. Returns the signature's name, so the caller's warning says why the volume
+ * is captured whole; NULL when there is none. */
+static const char *hibernation(const uint8_t *sig)
 {
     static const char *const names[] = {"S1SUSPEND", "S2SUSPEND", "ULSUSPEND", "LINHIB0001"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (memcmp(sig, names[i], strlen(names[i])) == 0)
-            return 1;
-    return 0;
+            return names[i];
+    return NULL;
 }
 
 /* Looks for the signature at each page size in turn; on a match, checks the header and fills
@@ -80,8 +81,10 @@ static int scan(const struct asr_window *w, uint8_t *page, struct asr_usedmap *o
         if (rc != ASR_OK)
             return rc;
         const uint8_t *sig = page + ps - SWAP_SIG_LEN;
-        if (is_hibernation(sig))
-            return asr_fail_public(err, ASR_E_UNSUPPORTED, "swap: holds a hibernation image (signature at offset %u)",
+        const char *hib = hibernation(sig);
+        if (hib)
+            return asr_fail_public(err, ASR_E_UNSUPPORTED,
+                                   "swap: holds a hibernation image (%s signature at offset %u)", hib,
                                    ps - SWAP_SIG_LEN);
         int v1 = memcmp(sig, "SWAPSPACE2", SWAP_SIG_LEN) == 0;
         if (!v1 && memcmp(sig, "SWAP-SPACE", SWAP_SIG_LEN) != 0)

@@ -223,7 +223,9 @@ Test(fs_swap, refuses_hibernation_images)
         write_at(img, 4096 - 20, tail, sizeof tail);
         if (i == 0 && fsfix_have("blkid"))
             expect_blkid(img, "TYPE", "swsuspend");
-        expect_refusal(img, 4 * MIB, ASR_E_UNSUPPORTED, "holds a hibernation image");
+        char want[64];
+        snprintf(want, sizeof want, "holds a hibernation image (%s signature at offset 4086)", sigs[i]);
+        expect_refusal(img, 4 * MIB, ASR_E_UNSUPPORTED, want);
         free(img);
     }
 }
