@@ -47,7 +47,8 @@ static void print_disk_text(const struct asr_disk *disk, uint32_t index, const s
     }
 }
 
-static void print_disk_json(struct json *j, const struct asr_disk *disk, const struct asr_volume_info *v, size_t n)
+static void print_disk_json(struct json *j, const struct asr_disk *disk, const struct asr_volume_info *v, size_t n,
+                            bool extents)
 {
     const struct asr_disk_desc *d = asr_disk_desc(disk);
     char id[37];
@@ -92,6 +93,18 @@ static void print_disk_json(struct json *j, const struct asr_disk *disk, const s
         json_str(j, "reason", vi ? vi->reason : "extended partition: a container for logical partitions");
         json_str(j, "capture", vi ? cli_capture_name(vi->capture) : "skip");
         json_str(j, "warning", vi ? vi->warning : "");
+        /* --extents: the byte ranges a used/header capture reads, relative to the partition, so
+         * scripts (bench/) can read exactly what a backup reads. */
+        if (extents && vi && (vi->capture == ASR_CAPTURE_USED || vi->capture == ASR_CAPTURE_HEADER)) {
+            json_arr(j, "extents");
+            for (size_t e = 0; e < vi->map.used.n; e++) {
+                json_arr(j, NULL);
+                json_u64(j, NULL, vi->map.used.v[e].offset);
+                json_u64(j, NULL, vi->map.used.v[e].length);
+                json_end_arr(j);
+            }
+            json_end_arr(j);
+        }
         json_end_obj(j);
     }
     json_end_arr(j);
@@ -111,13 +124,15 @@ static void print_disk_json(struct json *j, const struct asr_disk *disk, const s
 
 int cmd_layout(int argc, char **argv)
 {
-    bool as_json = false;
+    bool as_json = false, extents = false;
     const char *selection = "critical";
     const char *paths[ASR_MAX_DISKS];
     uint32_t ndisks = 0;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "--json"))
             as_json = true;
+        else if (!strcmp(argv[a], "--extents"))
+            extents = true;
         else if (!strcmp(argv[a], "--volumes") && a + 1 < argc)
             selection = argv[++a];
         else if (argv[a][0] == '-' && argv[a][1])
@@ -128,7 +143,9 @@ int cmd_layout(int argc, char **argv)
             return cli_error("layout: at most %u disks", ASR_MAX_DISKS), EXIT_USAGE;
     }
     if (!ndisks)
-        return cli_error("usage: asrimg layout DISK... [--volumes critical|all|LIST] [--json]"), EXIT_USAGE;
+        return cli_error("usage: asrimg layout DISK... [--volumes critical|all|LIST] [--json [--extents]]"), EXIT_USAGE;
+    if (extents && !as_json)
+        return cli_error("layout: --extents needs --json"), EXIT_USAGE;
     struct asr_disk *disks[ASR_MAX_DISKS] = {0};
     struct asr_volume_info *vols[ASR_MAX_DISKS] = {0};
     size_t counts[ASR_MAX_DISKS] = {0};
@@ -162,7 +179,7 @@ int cmd_layout(int argc, char **argv)
         json_begin(&j, stdout);
         json_arr(&j, NULL);
         for (uint32_t i = 0; i < ndisks; i++)
-            print_disk_json(&j, disks[i], vols[i], counts[i]);
+            print_disk_json(&j, disks[i], vols[i], counts[i], extents);
         json_end_arr(&j);
         json_finish(&j);
     } else {

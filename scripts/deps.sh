@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages asrimg needs to build, test and benchmark, when missing.
-# Idempotent; needs root (apt-get). Usage: scripts/deps.sh [build|test|all]
+# Idempotent; needs root (apt-get). Usage: scripts/deps.sh [build|test|bench|all]
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libzstd-dev libxxhash-dev liburing-dev libfdisk-dev
             libblkid-dev libext2fs-dev ntfs-3g-dev uuid-dev)
 test_pkgs=(libcriterion-dev clang libclang-rt-14-dev zstd fdisk gdisk dosfstools mtools exfatprogs exfat-fuse partclone
            ntfs-3g e2fsprogs python3)
+# bench/run.sh: the baselines it measures against (partclone, zstd, fio), peak RSS (time), and
+# what bench/mkdisk.sh builds its disk with.
+bench_pkgs=(fio partclone zstd time python3 openssl fdisk dosfstools mtools e2fsprogs util-linux)
 
 case "${1:-all}" in
   build) want=("${build_pkgs[@]}") ;;
-  test|all) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+  test) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  bench) want=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  all) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -93,6 +93,18 @@ assert p[0][\"capture\"] in (\"used\", \"full\", \"header\", \"skip\")
 check "layout --volumes all selects every volume" sh -c "'$asrimg' layout --json --volumes all '$work/gpt.img' | python3 -c '
 import json, sys
 assert all(p[\"capture\"] != \"skip\" for p in json.load(sys.stdin)[0][\"partitions\"])'"
+cp "$work/gpt.img" "$work/ext.img"
+mkfs.ext4 -q -F -E offset=$((34816 * 512)) "$work/ext.img" 40M
+check "layout --json --extents: used ranges per used capture, summing to used_bytes" sh -c "'$asrimg' layout --json --extents --volumes all '$work/ext.img' | python3 -c '
+import json, sys
+p = json.load(sys.stdin)[0][\"partitions\"]
+assert p[1][\"capture\"] == \"used\" and \"extents\" not in p[0], p
+e = p[1][\"extents\"]
+assert e and sum(l for o, l in e) == p[1][\"used_bytes\"], e
+assert all(a[0] + a[1] < b[0] for a, b in zip(e, e[1:])) and e[-1][0] + e[-1][1] <= p[1][\"size_bytes\"]
+'"
+run_saving "$asrimg" layout --extents "$work/gpt.img"
+check "layout --extents without --json exits 2" rc_is 2
 run_saving "$asrimg" layout "$work/missing.img"
 check "layout of a missing disk exits 1" rc_is 1
 check "layout of a missing disk: one error line naming it" one_error_line "missing.img"

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Turns one bench/run.sh run into a Markdown section and puts it into the results file, replacing
+the section of the same disk size (so a quick run never overwrites a full one). Prints the section.
+
+Usage: report.py FACTS ROWS MANIFEST RESULTS
+  FACTS     key=value lines: the machine, the tools, the disk
+  ROWS      tab-separated: id, cache (cold|warm), seconds (or "na"), output bytes, peak RSS KiB
+  MANIFEST  bench/mkdisk.sh's description of the disk's content"""
+import re
+import sys
+
+LABELS = {
+    "asrimg-{level}": "`asrimg backup --level {level}`",
+    "asrimg-0": "`asrimg backup --level 0`",
+    "partclone": "`partclone.ext4 -c \\| zstd -T0 -{level}`",
+    "dd": "`dd bs=4M \\| zstd -T0 -{level}`",
+    "zstd-limit": "compression limit: `zstd -T0 -{level}` of the used bytes",
+    "fio-limit": "I/O limit: fio {engine} read of the used bytes",
+    "fio-partition": "fio {engine} read of the partition (same byte count)",
+}
+# The baselines every row is compared with: (row id, cache state or None for "the same as the row").
+BASELINES = [("partclone", None), ("dd", None), ("zstd-limit", "warm"), ("fio-limit", "cold")]
+HEAD = """# asrimg benchmark results
+
+Written by `bench/run.sh` (see `bench/README.md`): one section per disk size, replaced when that
+size is measured again. Every row reads the same ext4 root of the same generated disk; MB/s is
+always the root's used bytes (from `asrimg layout --json --extents`, 1 MB = 10^6 bytes) over
+the row's wall time, so rows compare directly. Ratios are a row's MB/s over the baseline's, at
+the same cache state for partclone and dd, against the warm compression limit and the cold I/O
+limit. Cold: `sync; echo 3 > /proc/sys/vm/drop_caches` just before; warm: straight after the
+cold run, so what it reads is in the page cache. Peak RSS is summed over a pipeline's stages.
+"""
+
+
+def mib(n: float) -> str:
+    return "%.1f MiB" % (n / 2**20)
+
+
+def main() -> int:
+    facts_path, rows_path, manifest_path, results_path = sys.argv[1:5]
+    facts = dict(line.rstrip("\n").split("=", 1) for line in open(facts_path) if "=" in line)
+    level = facts["level"]
+    engine = facts["fio"].split("(")[-1].rstrip(")")
+    used = int(facts["used_bytes"])
+    rows = []
+    for line in open(rows_path):
+        rid, cache, secs, out, rss = line.rstrip("\n").split("\t")
+        rows.append({"id": rid, "cache": cache, "secs": None if secs == "na" else float(secs),
+                     "out": int(out), "rss": int(rss)})
+    mbps = {(r["id"], r["cache"]): used / r["secs"] / 1e6 for r in rows if r["secs"]}
+
+    labels = {k.format(level=level): v.format(level=level, engine=engine) for k, v in LABELS.items()}
+    head = ["run", "cache", "seconds", "MB/s (used)", "output", "used/output", "peak RSS",
+            "× partclone", "× dd", "× zstd limit", "× I/O limit"]
+    table = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    for r in rows:
+        label = labels.get(r["id"], r["id"])
+        if r["secs"] is None:
+            cells = [label, r["cache"], "not available (no `asrimg backup`)"] + ["—"] * (len(head) - 3)
+        else:
+            m = mbps[(r["id"], r["cache"])]
+            cells = [label, r["cache"], "%.2f" % r["secs"], "%.0f" % m,
+                     mib(r["out"]) if r["out"] else "—",
+                     "%.2f" % (used / r["out"]) if r["out"] else "—",
+                     mib(r["rss"] * 1024)]
+            for base, bcache in BASELINES:
+                b = mbps.get((base, bcache or r["cache"]))
+                cells.append("—" if base == r["id"] or not b else "%.2f" % (m / b))
+        table.append("| " + " | ".join(cells) + " |")
+
+    manifest = [line.rstrip() for line in open(manifest_path)]
+    root_size = int(facts["root_size"])
+    section = [
+        "<!-- bench root_mib=%s -->" % facts["root_mib"],
+        "## %s MiB ext4 root, zstd level %s (%s)" % (facts["root_mib"], level, facts["date"]),
+        "",
+        "- Machine: %s, %s cores, %s RAM, %s" % (facts["cpu"], facts["cores"], facts["ram"], facts["kernel"]),
+        "- Storage under the bench directory: %s" % facts["storage"],
+        "- Tools: asrimg %s; zstd %s; partclone %s; %s" % (
+            facts["asrimg"].replace("asrimg ", ""), facts["zstd"],
+            facts["partclone"], facts["fio"]),
+        "- Disk (`bench/mkdisk.sh`, %s): GPT, FAT32 ESP, ext4 root (partition %s) of %s with %s used "
+        "bytes (%.0f%%) in %s extents, read through a loop device" % (
+            facts["disk_params"].rsplit(" script=", 1)[0], facts["root_part"], mib(root_size),
+            "{:,}".format(used), 100 * used / root_size, facts["extents"]),
+        "- Root content:",
+        "",
+        "```",
+        *manifest,
+        "```",
+        "",
+        *table,
+        "",
+    ]
+    if facts.get("asrimg_notes"):
+        section += [facts["asrimg_notes"], ""]
+    section.append("<!-- end -->")
+    text = "\n".join(section) + "\n"
+    print(text)
+
+    try:
+        old = open(results_path).read()
+    except FileNotFoundError:
+        old = ""
+    sections = dict((int(m.group(1)), m.group(0)) for m in
+                    re.finditer(r"<!-- bench root_mib=(\d+) -->.*?<!-- end -->\n", old, re.S))
+    sections[int(facts["root_mib"])] = text
+    with open(results_path, "w") as f:
+        f.write(HEAD)
+        for k in sorted(sections, reverse=True):
+            f.write("\n" + sections[k])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Side-by-side throughput on one generated disk (bench/mkdisk.sh), page cache cold and warm:
+# asrimg backup against partclone.ext4 | zstd and dd | zstd, and against the two limits measured on
+# exactly the used bytes of the same ext4 root: zstd alone (compression) and fio's io_uring read
+# (I/O). Writes a Markdown table to bench/RESULTS.md (one section per disk size) and prints it.
+#
+# Usage, as root:   bench/run.sh                        # 4 GiB root: a few minutes
+#                   BENCH_ROOT_MIB=512 bench/run.sh     # quick: well under a minute
+#   BENCH_DIR      where the disk and the outputs go (default /var/tmp/asrimg-bench; not tmpfs)
+#   ASRIMG         the asrimg executable (default: build-bench/, built here in Release)
+#   BENCH_LEVEL    zstd level of asrimg and of the baselines (default 3)
+#   BENCH_RESULTS  the Markdown file to update (default bench/RESULTS.md)
+#   BENCH_ROOT_MIB, BENCH_FILL_PCT, BENCH_DELETED_PCT, BENCH_SEED, BENCH_FREE: see bench/mkdisk.sh
+set -euo pipefail
+export LC_ALL=C
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+say() { echo "bench: $*" >&2; }
+die() { echo "bench: error: $*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "needs root (loop devices, dropping the page cache)"
+for c in fio partclone.ext4 zstd dd losetup python3 openssl sfdisk mkfs.vfat mkfs.ext4 mcopy debugfs; do
+  command -v "$c" >/dev/null || die "$c not found: run scripts/deps.sh bench"
+done
+[ -x /usr/bin/time ] || die "/usr/bin/time not found (package time): run scripts/deps.sh bench"
+
+bench_dir=${BENCH_DIR:-/var/tmp/asrimg-bench}
+level=${BENCH_LEVEL:-3}
+results=${BENCH_RESULTS:-$here/RESULTS.md}
+root_mib=${BENCH_ROOT_MIB:-4096}
+export BENCH_ROOT_MIB=$root_mib
+mkdir -p "$bench_dir"
+bench_dir=$(cd "$bench_dir" && pwd)
+[ "$(findmnt -no FSTYPE -T "$bench_dir")" != tmpfs ] || die "BENCH_DIR=$bench_dir is tmpfs: a cold read would still come from memory"
+
+# asrimg: the given one, or a Release build of this tree.
+if [ -n "${ASRIMG:-}" ]; then
+  asrimg=$ASRIMG
+else
+  say "building asrimg (Release) in $top/build-bench"
+  cmake -S "$top" -B "$top/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null ||
+    die "cmake configure failed (scripts/deps.sh build; or set ASRIMG=path/to/asrimg)"
+  cmake --build "$top/build-bench" --target asrimg -j"$(nproc)" >/dev/null ||
+    die "cmake build failed (or set ASRIMG=path/to/asrimg)"
+  asrimg=$top/build-bench/asrimg
+fi
+[ -x "$asrimg" ] || die "$asrimg: not an executable"
+# `asrimg backup` rows run only where the command exists; its help line is the test.
+if "$asrimg" help 2>/dev/null | grep -q '^  backup '; then have_backup=1; else have_backup=0; fi
+
+disk=$bench_dir/disk-${root_mib}M.img
+"$here/mkdisk.sh" "$disk"
+
+work=$(mktemp -d "$bench_dir/run.XXXXXX")
+disk_dev="" root_dev=""
+cleanup() {
+  [ -z "$root_dev" ] || losetup -d "$root_dev" || true
+  [ -z "$disk_dev" ] || losetup -d "$disk_dev" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The disk as a whole (for asrimg, which reads the partition table itself) and the root as its own
+# device (for partclone, dd, fio): two read-only loop devices over the same file.
+disk_dev=$(losetup -f --show -r "$disk")
+"$asrimg" layout "$disk_dev" --json --extents --volumes all >"$work/layout.json" ||
+  die "asrimg layout --json --extents failed (an asrimg without --extents?)"
+read -r root_part root_start root_size < <(python3 -c '
+import json, sys
+p = [p for p in json.load(open(sys.argv[1]))[0]["partitions"] if p["name"] == "root"][0]
+print(p["number"], p["start_bytes"], p["size_bytes"])' "$work/layout.json")
+root_dev=$(losetup -f --show -r -o "$root_start" --sizelimit "$root_size" "$disk")
+say "disk $disk_dev, root (partition $root_part) $root_dev"
+
+say "concatenating the root's used extents into $work/used.bin"
+read -r used_bytes extent_count < <("$here/extents.py" "$disk" "$root_part" "$work/used.bin" <"$work/layout.json")
+say "root: $used_bytes used bytes in $extent_count extents"
+
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+warm_up() { cat "$@" >/dev/null; }
+
+# fio with io_uring, or libaio where io_uring is switched off (kernel.io_uring_disabled).
+fio_engine=io_uring
+if ! fio --name=probe --filename="$work/used.bin" --ioengine=io_uring --rw=read --bs=1M --size=1M --direct=1 \
+     --output=/dev/null >/dev/null 2>&1; then
+  fio_engine=libaio
+  say "fio: io_uring unavailable here, using libaio"
+fi
+
+rows=$work/rows.tsv
+: >"$rows"
+# measure ID CACHE COMMAND: runs COMMAND (a pipeline; "$T1", "$T2" prefix its stages with
+# /usr/bin/time) after dropping the page cache or not, and records wall seconds, the size of
+# $work/out, and peak RSS summed over the stages.
+measure() {
+  local id=$1 cache=$2 cmd=$3
+  rm -f "$work"/out* "$work"/rss.*
+  [ "$cache" = cold ] && drop_caches
+  say "$id ($cache)"
+  local t0=$EPOCHREALTIME
+  if ! T1="/usr/bin/time -v -o $work/rss.1" T2="/usr/bin/time -v -o $work/rss.2" OUT=$work/out \
+       bash -c "set -euo pipefail; $cmd" 2>"$work/$id.err"; then
+    tail -5 "$work/$id.err" >&2
+    die "$id ($cache) failed: $cmd"
+  fi
+  local t1=$EPOCHREALTIME
+  local out_bytes=0 rss=0
+  [ -e "$work/out" ] && out_bytes=$(stat -c %s "$work/out")
+  for f in "$work"/rss.*; do
+    rss=$((rss + $(awk -F': ' '/Maximum resident set size/ {print $2}' "$f")))
+  done
+  local secs
+  secs=$(python3 -c "print('%.3f' % ($t1 - $t0))")
+  if [ -e "$work/fio.json" ]; then # fio's own clock and count: it reads whole blocks only
+    read -r secs out_bytes < <(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["jobs"][0]["read"]
+print("%.3f 0" % (int(sys.argv[2]) / r["bw_bytes"]))' "$work/fio.json" "$used_bytes")
+    rm -f "$work/fio.json"
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\n' "$id" "$cache" "$secs" "$out_bytes" "$rss" >>"$rows"
+}
+unavailable() { printf '%s\t%s\tna\t0\t0\n' "$1" "$2" >>"$rows"; }
+
+# asrimg: the root only (--volumes $root_part), as partclone takes it.
+asrimg_notes=""
+for lv in "$level" 0; do
+  id=asrimg-$lv
+  if [ "$have_backup" = 1 ]; then
+    for cache in cold warm; do
+      measure "$id" "$cache" "\$T1 '$asrimg' backup '$disk_dev' -o \$OUT --volumes $root_part --level $lv --json >'$work/$id.json'"
+    done
+    if [ "$lv" = "$level" ]; then # the image just timed must be a good one
+      if "$asrimg" verify "$work/out" >/dev/null 2>&1; then verified=ok; else verified=FAILED; fi
+      asrimg_notes=$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print("asrimg backup --level %s read %d bytes: %d new, %d deduplicated, %d all-zero; %d threads, O_DIRECT %s; asrimg verify of the image: %s."
+      % (sys.argv[2], d["read_bytes"], d["new_bytes"], d["dedup_bytes"], d["zero_bytes"], d["threads"],
+         "yes" if d["direct_io"] else "no", sys.argv[3]))' "$work/$id.json" "$lv" "$verified")
+    fi
+  else
+    unavailable "$id" cold
+    unavailable "$id" warm
+  fi
+done
+for cache in cold warm; do
+  measure partclone "$cache" "\$T1 partclone.ext4 -c -s '$root_dev' -o - -L '$work/partclone.log' | \$T2 zstd -T0 -$level -q -c >\$OUT"
+done
+for cache in cold warm; do
+  measure dd "$cache" "\$T1 dd if='$root_dev' bs=4M status=none | \$T2 zstd -T0 -$level -q -c >\$OUT"
+done
+warm_up "$work/used.bin"
+measure zstd-limit warm "\$T1 zstd -T0 -$level -q -c '$work/used.bin' >\$OUT"
+fio_args="--ioengine=$fio_engine --rw=read --bs=1M --direct=1 --iodepth=16 --output-format=json --output=$work/fio.json"
+measure fio-limit cold "\$T1 fio --name=used $fio_args --filename='$work/used.bin'"
+fio_size=$(( (used_bytes + (1 << 20) - 1) >> 20 << 20 ))
+[ "$fio_size" -le "$root_size" ] || fio_size=$root_size
+measure fio-partition cold "\$T1 fio --name=partition $fio_args --filename='$root_dev' --size=$fio_size"
+
+# The machine, the tools, the disk.
+cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+ram=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+src=$(findmnt -no SOURCE -T "$bench_dir")
+storage="$src ($(findmnt -no FSTYPE -T "$bench_dir"), $(df -h --output=size "$bench_dir" | tail -1 | tr -d ' '))"
+dev=$(lsblk -no PKNAME "$src" 2>/dev/null | head -1 || true)
+[ -n "$dev" ] || dev=$(basename "$src")
+model=$(lsblk -dno MODEL "/dev/$dev" 2>/dev/null | xargs || true)
+rota=$(cat "/sys/block/$dev/queue/rotational" 2>/dev/null || echo "?")
+storage="$storage; device $dev${model:+ ($model)}, rotational=$rota"
+build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$(dirname "$asrimg")/CMakeCache.txt" 2>/dev/null || true)
+{
+  echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "cpu=$cpu"
+  echo "cores=$(nproc)"
+  echo "ram=$ram"
+  echo "kernel=$(uname -sr)"
+  echo "storage=$storage"
+  echo "asrimg=$("$asrimg" version 2>/dev/null)${build_type:+, $build_type build}$([ "$have_backup" = 1 ] || echo ', no backup command')"
+  echo "zstd=$(zstd -V | grep -o 'v[0-9][0-9.]*' | head -1)"
+  echo "partclone=$(partclone.ext4 -v 2>&1 | sed -n 's/^Partclone : //p' | cut -d' ' -f1)"
+  echo "fio=$(fio --version) ($fio_engine)"
+  echo "level=$level"
+  echo "root_mib=$root_mib"
+  echo "root_part=$root_part"
+  echo "root_size=$root_size"
+  echo "used_bytes=$used_bytes"
+  echo "extents=$extent_count"
+  echo "disk_params=$(cat "$disk.params")"
+  echo "asrimg_notes=$asrimg_notes"
+} >"$work/facts"
+
+python3 "$here/report.py" "$work/facts" "$rows" "$disk.manifest" "$results"
+say "results written to $results"
