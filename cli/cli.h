@@ -36,6 +36,8 @@ struct cli_disks {
 int cli_disks_open(struct cli_disks *s, const char *const *paths, uint32_t n, const char *selection,
                    struct asr_error *err); /* EXIT_OK or EXIT_FAIL; close either way */
 void cli_disks_close(struct cli_disks *s);
+/* Parses a decimal number no larger than max; false when it is anything else. */
+bool cli_parse_uint(const char *s, unsigned long max, unsigned long *out);
 /* Parses "4G", "4096M", "fat32" (4 GiB - 1), "1048576"; false when it is not a size. */
 bool cli_parse_size(const char *s, uint64_t *out);
 

@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,17 +32,6 @@ static const char usage_text[] =
     "usage: asrimg backup DISK... -o IMAGE [--volumes critical|all|LIST] [--level N] [--threads N]\n"
     "                     [--split SIZE|fat32] [--force] [--ignore-read-errors] [--json]";
 
-static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || v > max || s[0] == '-')
-        return false;
-    *out = v;
-    return true;
-}
-
 static int parse_args(int argc, char **argv, struct backup_args *a)
 {
     *a = (struct backup_args){.selection = "critical", .opt.level = 3};
@@ -62,11 +50,11 @@ static int parse_args(int argc, char **argv, struct backup_args *a)
         else if (!strcmp(o, "--volumes") && has_value)
             a->selection = argv[++i];
         else if (!strcmp(o, "--level") && has_value) {
-            if (!parse_uint(argv[++i], 19, &v))
+            if (!cli_parse_uint(argv[++i], 19, &v))
                 return cli_error("backup: --level %s: a number from 0 (store) to 19", argv[i]), EXIT_USAGE;
             a->opt.level = (int)v;
         } else if (!strcmp(o, "--threads") && has_value) {
-            if (!parse_uint(argv[++i], 256, &v) || v == 0)
+            if (!cli_parse_uint(argv[++i], 256, &v) || v == 0)
                 return cli_error("backup: --threads %s: a number from 1 to 256", argv[i]), EXIT_USAGE;
             a->opt.threads = (unsigned)v;
         } else if (!strcmp(o, "--avg-chunk") && has_value) {
@@ -127,32 +115,14 @@ static void on_progress(const struct asr_backup_progress *bp, void *ctx)
     progress_update(bp->done, bp->total, &m->p);
 }
 
-static uint64_t image_size(const char *path, uint64_t split)
-{
-    uint64_t total = 0;
-    struct stat st;
-    if (!split)
-        return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
-    for (unsigned part = 1; part <= ASR_MAX_PARTS; part++) {
-        char name[4096];
-        if (part == 1)
-            snprintf(name, sizeof name, "%s", path);
-        else
-            snprintf(name, sizeof name, "%s.%03u", path, part);
-        if (stat(name, &st) != 0)
-            break;
-        total += (uint64_t)st.st_size;
-    }
-    return total;
-}
-
+/* The summary. With the image on standard output, --json goes to stderr so the two never mix. */
 static void report(const struct backup_args *a, const struct asr_backup_stats *st, uint64_t image_bytes)
 {
     double ratio = image_bytes ? (double)st->read_bytes / (double)image_bytes : 0;
     double mbps = st->seconds > 0 ? st->read_bytes / st->seconds / 1e6 : 0;
     if (a->json) {
         struct json j;
-        json_begin(&j, stdout);
+        json_begin(&j, strcmp(a->output, "-") ? stdout : stderr);
         json_obj(&j, NULL);
         json_str(&j, "image", a->output);
         json_u64(&j, "image_bytes", image_bytes);
@@ -240,13 +210,14 @@ static int run(struct backup_args *a, struct cli_disks *disks)
     int brc = asr_backup_run(w, src, disks->n, &a->opt, &st, &err);
     if (brc == ASR_OK)
         brc = asr_writer_finish(w, &err);
+    uint64_t image_bytes = asr_writer_image_bytes(w);
     progress_done(&m.p);
     asr_writer_free(w); /* removes the .partial files of an unfinished image */
     if (brc != ASR_OK) {
         cli_error("backup: %s", err.msg);
         return EXIT_FAIL;
     }
-    report(a, &st, to_stdout ? st.stored_bytes : image_size(a->output, a->split));
+    report(a, &st, image_bytes);
     return EXIT_OK;
 }
 

@@ -6,7 +6,6 @@
 #include "cli.h"
 
 #include <fcntl.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -113,21 +112,27 @@ int cmd_bench(int argc, char **argv)
     const char *selection = "critical";
     bool as_json = false;
     struct asr_backup_options opt = {.level = 3};
+    unsigned long v;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             as_json = true;
         else if (!strcmp(argv[i], "--volumes") && i + 1 < argc)
             selection = argv[++i];
-        else if (!strcmp(argv[i], "--level") && i + 1 < argc)
-            opt.level = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
-            opt.threads = (unsigned)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--level") && i + 1 < argc) {
+            if (!cli_parse_uint(argv[++i], 19, &v))
+                return cli_error("bench: --level %s: a number from 0 (store) to 19", argv[i]), EXIT_USAGE;
+            opt.level = (int)v;
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            if (!cli_parse_uint(argv[++i], 256, &v) || v == 0)
+                return cli_error("bench: --threads %s: a number from 1 to 256", argv[i]), EXIT_USAGE;
+            opt.threads = (unsigned)v;
+        }
         else if (argv[i][0] == '-' && argv[i][1])
             return cli_error("bench: unknown option %s", argv[i]), EXIT_USAGE;
         else if (n < ASR_MAX_DISKS)
             paths[n++] = argv[i];
     }
-    if (!n || opt.level < 0 || opt.level > 19 || opt.threads > 256)
+    if (!n)
         return cli_error("usage: asrimg bench DISK... [--volumes critical|all|LIST] [--level 0..19] [--threads N] [--json]"),
                EXIT_USAGE;
     struct cli_disks d = {0};

@@ -2,7 +2,6 @@
  * its filesystem, used bytes, whether it is critical (and why) and how a backup would take it. */
 #include "cli.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "asr_engine.h"
@@ -146,52 +145,26 @@ int cmd_layout(int argc, char **argv)
         return cli_error("usage: asrimg layout DISK... [--volumes critical|all|LIST] [--json [--extents]]"), EXIT_USAGE;
     if (extents && !as_json)
         return cli_error("layout: --extents needs --json"), EXIT_USAGE;
-    struct asr_disk *disks[ASR_MAX_DISKS] = {0};
-    struct asr_volume_info *vols[ASR_MAX_DISKS] = {0};
-    size_t counts[ASR_MAX_DISKS] = {0};
+    struct cli_disks d;
     struct asr_error err = {0};
-    int rc = EXIT_OK;
-    for (uint32_t i = 0; i < ndisks && rc == EXIT_OK; i++)
-        if (asr_disk_open(paths[i], &disks[i], &err) || asr_disk_analyze(disks[i], i, &vols[i], &counts[i], &err))
-            rc = EXIT_FAIL;
-    /* Selection spans all disks: gather the volumes into one list, apply, scatter back. */
-    size_t total = 0;
-    for (uint32_t i = 0; i < ndisks && rc == EXIT_OK; i++)
-        total += counts[i];
-    struct asr_volume_info *all = rc == EXIT_OK ? calloc(total + 1, sizeof *all) : NULL;
-    if (rc == EXIT_OK && !all)
-        rc = EXIT_FAIL, snprintf(err.msg, sizeof err.msg, "out of memory");
-    if (rc == EXIT_OK) {
-        size_t at = 0;
-        for (uint32_t i = 0; i < ndisks; i++)
-            memcpy(all + at, vols[i], counts[i] * sizeof *all), at += counts[i];
-        if (asr_select_volumes(all, total, selection, &err) != ASR_OK)
-            rc = EXIT_FAIL;
-        at = 0;
-        for (uint32_t i = 0; i < ndisks; i++)
-            memcpy(vols[i], all + at, counts[i] * sizeof *all), at += counts[i];
-    }
-    free(all);
+    int rc = cli_disks_open(&d, paths, ndisks, selection, &err);
     if (rc != EXIT_OK) {
         cli_error("%s", err.msg);
     } else if (as_json) {
         struct json j;
         json_begin(&j, stdout);
         json_arr(&j, NULL);
-        for (uint32_t i = 0; i < ndisks; i++)
-            print_disk_json(&j, disks[i], vols[i], counts[i], extents);
+        for (uint32_t i = 0; i < d.n; i++)
+            print_disk_json(&j, d.disk[i], d.vols[i], d.count[i], extents);
         json_end_arr(&j);
         json_finish(&j);
     } else {
-        for (uint32_t i = 0; i < ndisks; i++) {
+        for (uint32_t i = 0; i < d.n; i++) {
             if (i)
                 putchar('\n');
-            print_disk_text(disks[i], i, vols[i], counts[i]);
+            print_disk_text(d.disk[i], i, d.vols[i], d.count[i]);
         }
     }
-    for (uint32_t i = 0; i < ndisks; i++) {
-        asr_volume_infos_free(vols[i], counts[i]);
-        asr_disk_close(disks[i]);
-    }
+    cli_disks_close(&d);
     return rc;
 }

@@ -86,6 +86,17 @@ void cli_disk_id(const struct asr_disk_desc *d, char out[37])
         snprintf(out, 37, "-");
 }
 
+bool cli_parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || v > max || s[0] == '-')
+        return false;
+    *out = v;
+    return true;
+}
+
 bool cli_parse_size(const char *s, uint64_t *out)
 {
     if (!strcmp(s, "fat32")) {

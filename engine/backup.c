@@ -446,13 +446,22 @@ static int add_volume(struct asr_writer *w, uint32_t disk_index, const struct as
 
 /* ---- running it -------------------------------------------------------------------------------- */
 
+/* The ranges a volume's capture reads: the whole volume (in *whole) or its used map. */
+static const struct asr_range *capture_ranges(const struct asr_volume_info *v, struct asr_range *whole, size_t *count)
+{
+    *whole = (struct asr_range){0, v->size_bytes};
+    bool full = v->capture == ASR_CAPTURE_FULL;
+    *count = full ? 1 : v->map.used.n;
+    return full ? whole : v->map.used.v;
+}
+
 static int read_volume(struct producer *pr, struct asr_source *src, const struct asr_volume_info *v,
                        struct asr_backup_progress *prog, struct asr_error *err)
 {
     const struct asr_backup_options *opt = pr->p->opt;
-    struct asr_range whole = {0, v->size_bytes};
-    const struct asr_range *ranges = v->capture == ASR_CAPTURE_FULL ? &whole : v->map.used.v;
-    size_t count = v->capture == ASR_CAPTURE_FULL ? 1 : v->map.used.n;
+    struct asr_range whole;
+    size_t count;
+    const struct asr_range *ranges = capture_ranges(v, &whole, &count);
     int rc = asr_source_start(src, v->start_bytes, ranges, count, err);
     double t_chunk = 0;
     while (rc == ASR_OK) {
@@ -507,9 +516,10 @@ int asr_backup_read_only(const struct asr_backup_source *src, size_t n, uint64_t
             const struct asr_volume_info *v = &src[i].vols[k];
             if (v->capture == ASR_CAPTURE_SKIP)
                 continue;
-            struct asr_range whole = {0, v->size_bytes};
-            bool full = v->capture == ASR_CAPTURE_FULL;
-            rc = asr_source_start(source, v->start_bytes, full ? &whole : v->map.used.v, full ? 1 : v->map.used.n, err);
+            struct asr_range whole;
+            size_t count;
+            const struct asr_range *ranges = capture_ranges(v, &whole, &count);
+            rc = asr_source_start(source, v->start_bytes, ranges, count, err);
             struct asr_piece piece = {.len = 1};
             while (rc == ASR_OK && piece.len && (rc = asr_source_next(source, &piece, err)) == ASR_OK)
                 *bytes += piece.len;

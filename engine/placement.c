@@ -67,6 +67,14 @@ static dev_t whole_disk(dev_t dev)
 
 static void resolve_dev(dev_t dev, struct chain *c, int depth);
 
+/* A loop device's backing file (false for any other device, or a backing file gone). */
+static bool loop_backing(dev_t disk, struct stat *st)
+{
+    char path[128], backing[4096];
+    snprintf(path, sizeof path, "/sys/dev/block/%u:%u/loop/backing_file", major(disk), minor(disk));
+    return read_sys(path, backing, sizeof backing) && stat(backing, st) == 0 && S_ISREG(st->st_mode);
+}
+
 /* A regular file, and the storage its filesystem lives on. */
 static void resolve_file(const struct stat *st, struct chain *c, int depth)
 {
@@ -81,10 +89,8 @@ static void resolve_dev(dev_t dev, struct chain *c, int depth)
         return;
     dev_t disk = whole_disk(dev);
     chain_add(c, (struct identity){false, disk, 0});
-    char path[128], backing[4096];
-    snprintf(path, sizeof path, "/sys/dev/block/%u:%u/loop/backing_file", major(disk), minor(disk));
     struct stat st;
-    if (read_sys(path, backing, sizeof backing) && stat(backing, &st) == 0 && S_ISREG(st.st_mode))
+    if (loop_backing(disk, &st))
         resolve_file(&st, c, depth + 1);
 }
 
@@ -96,9 +102,7 @@ static void source_identities(const struct asr_disk *d, struct chain *c)
     if (asr_disk_is_block(d, &rdev)) {
         dev_t disk = whole_disk(rdev);
         chain_add(c, (struct identity){false, disk, 0});
-        char path[128], backing[4096];
-        snprintf(path, sizeof path, "/sys/dev/block/%u:%u/loop/backing_file", major(disk), minor(disk));
-        if (read_sys(path, backing, sizeof backing) && stat(backing, &st) == 0 && S_ISREG(st.st_mode))
+        if (loop_backing(disk, &st))
             chain_add(c, (struct identity){true, st.st_dev, st.st_ino});
     } else if (fstat(asr_disk_fd(d), &st) == 0) {
         chain_add(c, (struct identity){true, st.st_dev, st.st_ino});

@@ -184,13 +184,12 @@ static bool plan_request(struct asr_source *s, struct request *r)
 static void submit_more(struct asr_source *s)
 {
     bool any = false;
-    while (s->submitted - s->delivered < s->cfg.depth) {
+    /* A free submission entry first: a request planned without one would be lost. */
+    while (s->submitted - s->delivered < s->cfg.depth && io_uring_sq_space_left(&s->ring) > 0) {
         struct request *r = &s->req[s->submitted % s->cfg.depth];
         if (!plan_request(s, r))
             break;
         struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
-        if (!sqe)
-            break; /* cannot happen with depth entries; the plan step is then redone never */
         int fd = s->direct_fd >= 0 ? s->direct_fd : s->cfg.fd;
         io_uring_prep_read(sqe, fd, r->buf, (unsigned)r->aligned_len, r->aligned);
         io_uring_sqe_set_data64(sqe, s->submitted);

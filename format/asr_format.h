@@ -228,6 +228,8 @@ int asr_writer_create_fd(int fd, const struct asr_writer_options *opt, struct as
 
 uint64_t asr_writer_hash_seed(const struct asr_writer *w);
 uint32_t asr_writer_max_chunk_size(const struct asr_writer *w);
+/* Bytes written so far over all parts, part headers included (after finish: the image's size). */
+uint64_t asr_writer_image_bytes(const struct asr_writer *w);
 
 /* Layout first (all disks, then all volumes); the first chunk or extent seals it. */
 int asr_writer_add_disk(struct asr_writer *w, const struct asr_disk_desc *d, struct asr_error *err);

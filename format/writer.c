@@ -348,6 +348,11 @@ int asr_writer_declare_feature(struct asr_writer *w, enum asr_feature_class cls,
 uint64_t asr_writer_hash_seed(const struct asr_writer *w) { return w->header.hash_seed; }
 uint32_t asr_writer_max_chunk_size(const struct asr_writer *w) { return w->header.max_chunk_size; }
 
+uint64_t asr_writer_image_bytes(const struct asr_writer *w)
+{
+    return w->sink.logical + (uint64_t)w->sink.part * ASR_PART_HEADER_SIZE;
+}
+
 /* ---- layout ------------------------------------------------------------------------------- */
 
 static int copy_disk(struct asr_disk_desc *dst, const struct asr_disk_desc *src)

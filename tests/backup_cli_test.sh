@@ -58,6 +58,7 @@ for k in (\"read_wait_seconds\", \"chunk_hash_seconds\", \"compress_cpu_seconds\
 
 check "backup to a pipe (-o -)" sh -c "'$asrimg' backup '$disk' -o - --volumes all 2>/dev/null | cat > '$work/p.asrimg'"
 check "the piped image verifies" "$asrimg" verify "$work/p.asrimg"
+check "-o - --json: image on stdout, summary on stderr" sh -c "'$asrimg' backup '$disk' -o - --json 2>'$work/pj.json' > '$work/pj.asrimg' && '$asrimg' verify '$work/pj.asrimg' && python3 -c 'import json; json.load(open(\"$work/pj.json\"))'"
 run_saving "$asrimg" backup "$disk" -o - --split 1M
 check "--split with stdout is a usage error" rc_is 2
 
