@@ -1,5 +1,6 @@
 /* Filesystem fixture helpers: see fsfix.h. */
 #include "fsfix.h"
+#include "support.h"
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -100,4 +101,66 @@ void fsfix_check_ranges(const struct asr_ranges *r, uint64_t size)
         cr_assert_leq(r->v[i].offset + r->v[i].length, size, "range %zu past the volume end", i);
         end = r->v[i].offset + r->v[i].length;
     }
+}
+
+void fsfix_need(const char *program)
+{
+    if (!fsfix_have(program))
+        cr_skip_test("%s missing", program);
+}
+
+void fsfix_read_at(const char *path, uint64_t off, void *buf, size_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0, "open %s", path);
+    cr_assert_eq(pread(fd, buf, n, (off_t)off), (ssize_t)n);
+    close(fd);
+}
+
+void fsfix_write_at(const char *path, uint64_t off, const void *buf, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0, "open %s", path);
+    cr_assert_eq(pwrite(fd, buf, n, (off_t)off), (ssize_t)n);
+    close(fd);
+}
+
+uint64_t fsfix_not_covered(const struct asr_ranges *a, const struct asr_ranges *b)
+{
+    uint64_t missing = 0;
+    size_t j = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        uint64_t at = a->v[i].offset, end = at + a->v[i].length;
+        while (at < end) {
+            while (j < b->n && b->v[j].offset + b->v[j].length <= at)
+                j++;
+            if (j == b->n || b->v[j].offset >= end) {
+                missing += end - at;
+                break;
+            }
+            if (b->v[j].offset > at)
+                missing += b->v[j].offset - at;
+            at = b->v[j].offset + b->v[j].length;
+        }
+    }
+    return missing;
+}
+
+bool fsfix_partclone_map(const char *tool, const char *img, struct asr_ranges *out)
+{
+    char *log = scratch_path("partclone.log"), *dom = scratch_path("partclone.domain");
+    bool ok = fsfix_sh("%s -D -q -s %s -O %s -L %s >/dev/null 2>&1", tool, img, dom, log) == 0;
+    FILE *f = ok ? fopen(dom, "r") : NULL;
+    char line[256];
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long long at, len;
+        char status;
+        if (line[0] != '#' && sscanf(line, "%llx %llx %c", &at, &len, &status) == 3 && status == '+')
+            cr_assert_eq(asr_ranges_add(out, at, len), ASR_OK);
+    }
+    if (f)
+        fclose(f);
+    free(log);
+    free(dom);
+    return ok && f;
 }

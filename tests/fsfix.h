@@ -5,6 +5,7 @@
 #define ASR_TEST_FSFIX_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "asr_engine.h"
@@ -16,6 +17,13 @@ char *fsfix_sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Whether a program is on PATH (tests skip, with the reason, when a tool is missing). */
 bool fsfix_have(const char *program);
 
+/* Skips the running test, with the reason, when program is not on PATH. */
+void fsfix_need(const char *program);
+
+/* Exactly n bytes at off of path, read or written (asserting). */
+void fsfix_read_at(const char *path, uint64_t off, void *buf, size_t n);
+void fsfix_write_at(const char *path, uint64_t off, const void *buf, size_t n);
+
 /* Opens path read-only as a window [base, base+size). Close w->fd when done. */
 struct asr_window fsfix_window(const char *path, uint64_t base, uint64_t size);
 
@@ -23,6 +31,14 @@ struct asr_window fsfix_window(const char *path, uint64_t base, uint64_t size);
  * src_base + range offset copied to the same offset. */
 void fsfix_copy_used(const char *src, uint64_t src_base, const struct asr_ranges *used, const char *dst,
                      uint64_t size);
+
+/* Bytes of a not covered by b (both sorted). */
+uint64_t fsfix_not_covered(const struct asr_ranges *a, const struct asr_ranges *b);
+
+/* The blocks partclone (tool: "partclone.fat", "partclone.ntfs", ...) would copy from the
+ * volume in img, from the ddrescue domain log it writes with -D ("+" lines), appended to out in
+ * bytes from the volume's start. false when partclone cannot map the volume. */
+bool fsfix_partclone_map(const char *tool, const char *img, struct asr_ranges *out);
 
 /* Checks ranges are sorted, non-overlapping, inside [0, size). */
 void fsfix_check_ranges(const struct asr_ranges *r, uint64_t size);

@@ -20,12 +20,6 @@ static void teardown(void) { scratch_cleanup(); }
 
 TestSuite(backup, .fini = teardown, .timeout = 300);
 
-static void need(const char *tool)
-{
-    if (!fsfix_have(tool))
-        cr_skip_test("%s missing", tool);
-}
-
 struct run {
     struct asr_disk *disk;
     struct asr_volume_info *vols;
@@ -131,10 +125,10 @@ static char *make_disk(void)
 
 Test(backup, every_volume_reads_back_equal)
 {
-    need("mkfs.ext4");
-    need("mkfs.vfat");
-    need("mkswap");
-    need("mcopy");
+    fsfix_need("mkfs.ext4");
+    fsfix_need("mkfs.vfat");
+    fsfix_need("mkswap");
+    fsfix_need("mcopy");
     char *disk = make_disk(), *image = scratch_path("b.asrimg");
     struct run r;
     backup(disk, "all", image, (struct asr_backup_options){.level = 3, .threads = 2}, &r);
@@ -157,10 +151,10 @@ Test(backup, every_volume_reads_back_equal)
 
 Test(backup, stored_level0_one_thread_and_small_chunks)
 {
-    need("mkfs.ext4");
-    need("mkfs.vfat");
-    need("mkswap");
-    need("mcopy");
+    fsfix_need("mkfs.ext4");
+    fsfix_need("mkfs.vfat");
+    fsfix_need("mkswap");
+    fsfix_need("mcopy");
     char *disk = make_disk(), *image = scratch_path("b0.asrimg");
     struct run r;
     backup(disk, "all", image, (struct asr_backup_options){.level = 0, .threads = 1, .avg_chunk = 4096}, &r);
@@ -209,7 +203,7 @@ Test(backup, chunking_resists_shifts)
  * at most 1.1x the image of the same volume holding one copy. */
 Test(backup, three_unaligned_copies_cost_one, .timeout = 600)
 {
-    need("mkfs.ext4");
+    fsfix_need("mkfs.ext4");
     const char *d = scratch_dir();
     char *one = scratch_path("one.img"), *three = scratch_path("three.img");
     cr_assert_eq(fsfix_sh("set -e; cd %1$s; mkdir -p a b/x b/y b/z;"

@@ -32,29 +32,7 @@ static void teardown(void)
 
 TestSuite(fs_exfat, .fini = teardown, .timeout = 120);
 
-static void need(const char *tool)
-{
-    if (!fsfix_have(tool))
-        cr_skip_test("%s missing", tool);
-}
-
 /* ---- images and files --------------------------------------------------------------------- */
-
-static void read_at(const char *path, uint64_t off, void *buf, size_t n)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    cr_assert_geq(fd, 0, "open %s", path);
-    cr_assert_eq(pread(fd, buf, n, (off_t)off), (ssize_t)n);
-    close(fd);
-}
-
-static void write_at(const char *path, uint64_t off, const void *buf, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    cr_assert_geq(fd, 0, "open %s", path);
-    cr_assert_eq(pwrite(fd, buf, n, (off_t)off), (ssize_t)n);
-    close(fd);
-}
 
 static uint32_t le32(const uint8_t *p)
 {
@@ -76,7 +54,7 @@ struct layout {
 static struct layout read_layout(const char *img)
 {
     uint8_t b[512];
-    read_at(img, 0, b, sizeof b);
+    fsfix_read_at(img, 0, b, sizeof b);
     struct layout l = {.sector = 1ull << b[108], .fats = b[110], .clusters = le32(b + 92), .root = le32(b + 96)};
     l.cluster = l.sector << b[109];
     l.fat = le32(b + 80) * l.sector;
@@ -92,17 +70,17 @@ static uint64_t cluster_at(const struct layout *l, uint32_t c) { return l->heap 
 static void fix_checksum(const char *img)
 {
     uint8_t b[512];
-    read_at(img, 0, b, sizeof b);
+    fsfix_read_at(img, 0, b, sizeof b);
     size_t sector = (size_t)1 << (b[108] >= 9 && b[108] <= 12 ? b[108] : 9);
     uint8_t *region = malloc(12 * sector);
-    read_at(img, 0, region, 12 * sector);
+    fsfix_read_at(img, 0, region, 12 * sector);
     uint32_t sum = 0;
     for (size_t i = 0; i < 11 * sector; i++)
         if (i != 106 && i != 107 && i != 112)
             sum = ((sum & 1) ? 0x80000000u : 0) + (sum >> 1) + region[i];
     for (size_t i = 11 * sector; i < 12 * sector; i += 4)
         put32(region + i, sum);
-    write_at(img, 0, region, 12 * sector);
+    fsfix_write_at(img, 0, region, 12 * sector);
     free(region);
 }
 
@@ -133,9 +111,9 @@ static void make_tree(const char *dir, int small_files, unsigned big_kib)
  * mount also makes unmounting wait for the daemon to write everything back. */
 static void mount_exfat(const char *dev_or_img, bool attach, bool ro)
 {
-    need("mount.exfat-fuse");
-    need("fusermount");
-    need("losetup");
+    fsfix_need("mount.exfat-fuse");
+    fsfix_need("fusermount");
+    fsfix_need("losetup");
     if (geteuid() != 0)
         cr_skip_test("exfat-fuse needs a loop device, and loop devices need root");
     const char *dev = dev_or_img;
@@ -173,47 +151,6 @@ static void populate_mounted(const char *tree)
 
 /* ---- cross-checks -------------------------------------------------------------------------- */
 
-static uint64_t not_covered(const struct asr_ranges *a, const struct asr_ranges *b)
-{
-    uint64_t missing = 0;
-    size_t j = 0;
-    for (size_t i = 0; i < a->n; i++) {
-        uint64_t at = a->v[i].offset, end = at + a->v[i].length;
-        while (at < end) {
-            while (j < b->n && b->v[j].offset + b->v[j].length <= at)
-                j++;
-            if (j == b->n || b->v[j].offset >= end) {
-                missing += end - at;
-                break;
-            }
-            if (b->v[j].offset > at)
-                missing += b->v[j].offset - at;
-            at = b->v[j].offset + b->v[j].length;
-        }
-    }
-    return missing;
-}
-
-/* partclone.exfat's map, from the ddrescue domain log it writes with -D ("+": blocks it copies). */
-static bool partclone_map(const char *img, struct asr_ranges *out)
-{
-    char *log = scratch_path("partclone.log"), *dom = scratch_path("partclone.domain");
-    bool ok = fsfix_sh("partclone.exfat -D -q -s %s -O %s -L %s >/dev/null 2>&1", img, dom, log) == 0;
-    FILE *f = ok ? fopen(dom, "r") : NULL;
-    char line[256];
-    while (f && fgets(line, sizeof line, f)) {
-        unsigned long long at, len;
-        char status;
-        if (line[0] != '#' && sscanf(line, "%llx %llx %c", &at, &len, &status) == 3 && status == '+')
-            cr_assert_eq(asr_ranges_add(out, at, len), ASR_OK);
-    }
-    if (f)
-        fclose(f);
-    free(log);
-    free(dom);
-    return ok && f;
-}
-
 /* partclone.exfat copies everything before the cluster heap, including the alignment gaps
  * mkfs.exfat leaves after the boot regions and after the FATs (1 MiB each by default), which
  * hold nothing: we skip them. In the heap both follow the allocation bitmap. So partclone's map
@@ -223,10 +160,10 @@ static bool cross_check_partclone(const char *img, const struct asr_ranges *ours
     if (!fsfix_have("partclone.exfat"))
         return false; /* the caller skips the test, after freeing, once every other check passed */
     struct asr_ranges theirs = {0};
-    cr_assert(partclone_map(img, &theirs), "partclone.exfat could not map %s", img);
+    cr_assert(fsfix_partclone_map("partclone.exfat", img, &theirs), "partclone.exfat could not map %s", img);
     struct layout l = read_layout(img);
     uint64_t gaps = (l.fat - 24 * l.sector) + (l.heap - l.fat - l.fats * l.fat_bytes);
-    uint64_t only_ours = not_covered(ours, &theirs), only_theirs = not_covered(&theirs, ours);
+    uint64_t only_ours = fsfix_not_covered(ours, &theirs), only_theirs = fsfix_not_covered(&theirs, ours);
     cr_log_info("used bytes: asrimg %llu, partclone.exfat %llu (only asrimg %llu, only partclone %llu; alignment gaps %llu)",
                 (unsigned long long)asr_ranges_bytes(ours), (unsigned long long)asr_ranges_bytes(&theirs),
                 (unsigned long long)only_ours, (unsigned long long)only_theirs, (unsigned long long)gaps);
@@ -267,13 +204,13 @@ struct exfat_case {
 
 static void run_case(const struct exfat_case *c)
 {
-    need("mkfs.exfat");
-    need("fsck.exfat");
+    fsfix_need("mkfs.exfat");
+    fsfix_need("fsck.exfat");
     char *img = scratch_path("exfat.img"), *tree = scratch_path("tree");
     cr_assert_eq(fsfix_sh("truncate -s %llu %s", (unsigned long long)c->size, img), 0);
     make_tree(tree, c->small_files, c->big_kib);
     if (c->sector == 4096) {
-        need("losetup");
+        fsfix_need("losetup");
         if (geteuid() != 0)
             cr_skip_test("a 4096-byte-sector volume needs a loop device, and loop devices need root");
         char *out = fsfix_sh_out("losetup -f --show --sector-size 4096 %s 2>/dev/null", img);
@@ -385,7 +322,7 @@ Test(fs_exfat, volume_inside_a_partition)
 
 Test(fs_exfat, label_and_uuid)
 {
-    need("mkfs.exfat");
+    fsfix_need("mkfs.exfat");
     char *img = scratch_path("label.img");
     cr_assert_eq(fsfix_sh("truncate -s 16M %1$s && mkfs.exfat -L 'Caf\xc3\xa9 Bilder' %1$s >/dev/null", img), 0);
     struct asr_window w = fsfix_window(img, 0, 16 << 20);
@@ -417,33 +354,33 @@ static uint64_t root_entry(const char *img, const struct layout *l, uint8_t type
  * active, the map is the union of both bitmaps. */
 Test(fs_exfat, two_fats_two_bitmaps)
 {
-    need("mkfs.exfat");
+    fsfix_need("mkfs.exfat");
     char *img = scratch_path("texfat.img");
     cr_assert_eq(fsfix_sh("truncate -s 64M %1$s && mkfs.exfat -c 4K %1$s >/dev/null", img), 0);
     struct layout l = read_layout(img);
     cr_assert_geq(l.heap, l.fat + 2 * l.fat_bytes, "no room for a second FAT");
     uint8_t *fat = malloc(l.fat_bytes);
-    read_at(img, l.fat, fat, l.fat_bytes);
+    fsfix_read_at(img, l.fat, fat, l.fat_bytes);
     put32(fat + 4 * 100, 0xFFFFFFFF); /* the second bitmap: one cluster */
-    write_at(img, l.fat, fat, l.fat_bytes);
-    write_at(img, l.fat + l.fat_bytes, fat, l.fat_bytes);
+    fsfix_write_at(img, l.fat, fat, l.fat_bytes);
+    fsfix_write_at(img, l.fat + l.fat_bytes, fat, l.fat_bytes);
     free(fat);
 
     uint64_t entry = root_entry(img, &l, 0x81);
     uint8_t e[32];
-    read_at(img, entry, e, sizeof e);
+    fsfix_read_at(img, entry, e, sizeof e);
     size_t need_bytes = (l.clusters + 7) / 8;
     uint8_t *bitmap = malloc(need_bytes);
-    read_at(img, cluster_at(&l, le32(e + 20)), bitmap, need_bytes);
+    fsfix_read_at(img, cluster_at(&l, le32(e + 20)), bitmap, need_bytes);
     cr_assert_eq(bitmap[(200 - 2) / 8] | bitmap[(100 - 2) / 8], 0, "clusters 100 and 200 not free");
     bitmap[(100 - 2) / 8] |= 1u << ((100 - 2) % 8);
-    write_at(img, cluster_at(&l, le32(e + 20)), bitmap, need_bytes);
+    fsfix_write_at(img, cluster_at(&l, le32(e + 20)), bitmap, need_bytes);
     bitmap[(200 - 2) / 8] |= 1u << ((200 - 2) % 8);
-    write_at(img, cluster_at(&l, 100), bitmap, need_bytes);
+    fsfix_write_at(img, cluster_at(&l, 100), bitmap, need_bytes);
     free(bitmap);
     e[1] = 1; /* BitmapFlags: the bitmap of the second FAT */
     put32(e + 20, 100);
-    write_at(img, root_entry(img, &l, 0x00), e, sizeof e);
+    fsfix_write_at(img, root_entry(img, &l, 0x00), e, sizeof e);
     patch_byte(img, 110, 2);
     fix_checksum(img);
 
@@ -468,7 +405,7 @@ Test(fs_exfat, two_fats_two_bitmaps)
 
 static char *fresh(void)
 {
-    need("mkfs.exfat");
+    fsfix_need("mkfs.exfat");
     char *img = scratch_path("damaged.img");
     cr_assert_eq(fsfix_sh("rm -f %1$s && truncate -s 64M %1$s && mkfs.exfat -c 4K %1$s >/dev/null", img), 0);
     return img;
@@ -493,7 +430,7 @@ static void patch32(const char *img, uint64_t off, uint32_t v)
 {
     uint8_t b[4];
     put32(b, v);
-    write_at(img, off, b, 4);
+    fsfix_write_at(img, off, b, 4);
 }
 
 Test(fs_exfat, boot_checksum_mismatch)
@@ -626,7 +563,7 @@ static uint64_t root_entry(const char *img, const struct layout *l, uint8_t type
 {
     uint8_t e[32];
     for (uint64_t at = cluster_at(l, l->root); at < cluster_at(l, l->root) + l->cluster; at += 32) {
-        read_at(img, at, e, sizeof e);
+        fsfix_read_at(img, at, e, sizeof e);
         if (e[0] == type)
             return at;
     }
@@ -668,9 +605,9 @@ Test(fs_exfat, root_cluster_free_in_the_bitmap)
     char *img = fresh();
     struct layout l = read_layout(img);
     uint8_t e[32], byte;
-    read_at(img, root_entry(img, &l, 0x81), e, sizeof e);
+    fsfix_read_at(img, root_entry(img, &l, 0x81), e, sizeof e);
     uint64_t at = cluster_at(&l, le32(e + 20)) + (l.root - 2) / 8;
-    read_at(img, at, &byte, 1);
+    fsfix_read_at(img, at, &byte, 1);
     patch_byte(img, at, (uint8_t)(byte & ~(1u << ((l.root - 2) % 8))));
     expect_corrupt(img, "root directory cluster");
     free(img);

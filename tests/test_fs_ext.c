@@ -23,19 +23,13 @@ TestSuite(fs_ext, .fini = teardown, .timeout = 180);
 #define PART_BASE MIB /* where sfdisk puts the partition: sector 2048 */
 #define FS_UUID "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
 
-static void need(const char *tool)
-{
-    if (!fsfix_have(tool))
-        cr_skip_test("%s missing", tool);
-}
-
 static void need_ext_tools(const char *mkfs)
 {
-    need(mkfs);
-    need("e2fsck");
-    need("debugfs");
-    need("dumpe2fs");
-    need("sfdisk");
+    fsfix_need(mkfs);
+    fsfix_need("e2fsck");
+    fsfix_need("debugfs");
+    fsfix_need("dumpe2fs");
+    fsfix_need("sfdisk");
 }
 
 /* ---- fixtures ------------------------------------------------------------------------------ */
@@ -91,28 +85,6 @@ static void file_blocks(const char *img, const char *paths, uint64_t bs, uint64_
             cr_assert_eq(asr_ranges_add(out, from, to - from), ASR_OK);
     }
     free(list);
-}
-
-/* Bytes of a not covered by b (both sorted). */
-static uint64_t not_covered(const struct asr_ranges *a, const struct asr_ranges *b)
-{
-    uint64_t missing = 0;
-    size_t j = 0;
-    for (size_t i = 0; i < a->n; i++) {
-        uint64_t at = a->v[i].offset, end = at + a->v[i].length;
-        while (at < end) {
-            while (j < b->n && b->v[j].offset + b->v[j].length <= at)
-                j++;
-            if (j == b->n || b->v[j].offset >= end) {
-                missing += end - at;
-                break;
-            }
-            if (b->v[j].offset > at)
-                missing += b->v[j].offset - at;
-            at = b->v[j].offset + b->v[j].length;
-        }
-    }
-    return missing;
 }
 
 /* a minus b, both sorted. */
@@ -216,31 +188,10 @@ static void dumpe2fs_used(const char *img, uint64_t bs, uint64_t cluster, uint64
     free(out);
 }
 
-/* partclone's map of the same filesystem, from the ddrescue domain log it writes with -D ("+"
- * lines are the blocks it would copy; offsets from the filesystem's start, like ours). */
-static bool partclone_map(const char *img, struct asr_ranges *out)
-{
-    char *log = scratch_path("partclone.log"), *dom = scratch_path("partclone.domain");
-    bool ok = fsfix_sh("partclone.extfs -D -q -s %s -O %s -L %s >/dev/null 2>&1", img, dom, log) == 0;
-    FILE *f = ok ? fopen(dom, "r") : NULL;
-    char line[256];
-    while (f && fgets(line, sizeof line, f)) {
-        unsigned long long at, len;
-        char status;
-        if (line[0] != '#' && sscanf(line, "%llx %llx %c", &at, &len, &status) == 3 && status == '+')
-            cr_assert_eq(asr_ranges_add(out, at, len), ASR_OK);
-    }
-    if (f)
-        fclose(f);
-    free(log);
-    free(dom);
-    return ok && f;
-}
-
 /* Two maps must agree to the byte; logs both sizes first so a failure shows how far apart. */
 static void assert_same_map(const char *who, const struct asr_ranges *ours, const struct asr_ranges *theirs)
 {
-    uint64_t only_ours = not_covered(ours, theirs), only_theirs = not_covered(theirs, ours);
+    uint64_t only_ours = fsfix_not_covered(ours, theirs), only_theirs = fsfix_not_covered(theirs, ours);
     cr_log_info("used bytes: asrimg %llu, %s %llu (only asrimg %llu, only %s %llu)",
                 (unsigned long long)asr_ranges_bytes(ours), who, (unsigned long long)asr_ranges_bytes(theirs),
                 (unsigned long long)only_ours, who, (unsigned long long)only_theirs);
@@ -356,7 +307,7 @@ static void run_case(const struct ext_case *c)
         uint64_t freed_bytes = asr_ranges_bytes(&freed);
         cr_assert_geq(freed_bytes, 1000000, "only %llu bytes of junk left free to test",
                       (unsigned long long)freed_bytes);
-        cr_assert_eq(not_covered(&freed, &m.used), freed_bytes, "the map holds blocks of deleted files");
+        cr_assert_eq(fsfix_not_covered(&freed, &m.used), freed_bytes, "the map holds blocks of deleted files");
         asr_ranges_free(&freed);
     }
 
@@ -373,7 +324,7 @@ static void run_case(const struct ext_case *c)
         crossed = true;
     } else if (fsfix_have("partclone.extfs")) {
         struct asr_ranges theirs = {0};
-        cr_assert(partclone_map(img, &theirs), "partclone.extfs could not map %s", img);
+        cr_assert(fsfix_partclone_map("partclone.extfs", img, &theirs), "partclone.extfs could not map %s", img);
         assert_same_map("partclone.extfs", &m.used, &theirs);
         asr_ranges_free(&theirs);
         crossed = true;

@@ -20,12 +20,6 @@ TestSuite(fs_fat, .fini = teardown, .timeout = 120);
 /* mtools refuses geometries a PC BIOS would not use (4 KiB sectors, huge clusters) unless told. */
 #define MT "MTOOLS_SKIP_CHECK=1 "
 
-static void need(const char *tool)
-{
-    if (!fsfix_have(tool))
-        cr_skip_test("%s missing", tool);
-}
-
 static uint64_t sh_number(const char *cmd)
 {
     char *out = fsfix_sh_out("%s", cmd);
@@ -62,49 +56,6 @@ static void populate(const char *img, const char *tree)
                           MT "mcopy -i %2$s %1$s/late.bin ::/",
                           tree, img),
                  0);
-}
-
-/* Bytes of a not covered by b (both sorted). */
-static uint64_t not_covered(const struct asr_ranges *a, const struct asr_ranges *b)
-{
-    uint64_t missing = 0;
-    size_t j = 0;
-    for (size_t i = 0; i < a->n; i++) {
-        uint64_t at = a->v[i].offset, end = at + a->v[i].length;
-        while (at < end) {
-            while (j < b->n && b->v[j].offset + b->v[j].length <= at)
-                j++;
-            if (j == b->n || b->v[j].offset >= end) {
-                missing += end - at;
-                break;
-            }
-            if (b->v[j].offset > at)
-                missing += b->v[j].offset - at;
-            at = b->v[j].offset + b->v[j].length;
-        }
-    }
-    return missing;
-}
-
-/* partclone's map of the same volume, from the ddrescue domain log it writes with -D ("+" lines
- * are the blocks it would copy). false when partclone cannot map the volume. */
-static bool partclone_map(const char *tool, const char *img, struct asr_ranges *out)
-{
-    char *log = scratch_path("partclone.log"), *dom = scratch_path("partclone.domain");
-    bool ok = fsfix_sh("%s -D -q -s %s -O %s -L %s >/dev/null 2>&1", tool, img, dom, log) == 0;
-    FILE *f = ok ? fopen(dom, "r") : NULL;
-    char line[256];
-    while (f && fgets(line, sizeof line, f)) {
-        unsigned long long at, len;
-        char status;
-        if (line[0] != '#' && sscanf(line, "%llx %llx %c", &at, &len, &status) == 3 && status == '+')
-            cr_assert_eq(asr_ranges_add(out, at, len), ASR_OK);
-    }
-    if (f)
-        fclose(f);
-    free(log);
-    free(dom);
-    return ok && f;
 }
 
 struct fat_case {
@@ -188,8 +139,8 @@ static bool cross_check_partclone(const char *img, const struct asr_ranges *ours
         return true;
     }
     struct asr_ranges theirs = {0};
-    cr_assert(partclone_map("partclone.fat", img, &theirs), "partclone.fat could not map %s", img);
-    uint64_t only_ours = not_covered(ours, &theirs), only_theirs = not_covered(&theirs, ours);
+    cr_assert(fsfix_partclone_map("partclone.fat", img, &theirs), "partclone.fat could not map %s", img);
+    uint64_t only_ours = fsfix_not_covered(ours, &theirs), only_theirs = fsfix_not_covered(&theirs, ours);
     cr_log_info("used bytes: asrimg %llu, partclone.fat %llu (only asrimg %llu, only partclone %llu)",
                 (unsigned long long)asr_ranges_bytes(ours), (unsigned long long)asr_ranges_bytes(&theirs),
                 (unsigned long long)only_ours, (unsigned long long)only_theirs);
@@ -235,9 +186,9 @@ static void check_fsck_count(const char *img, uint64_t used_bytes, uint32_t clus
 
 static void run_case(const struct fat_case *c)
 {
-    need("mkfs.vfat");
-    need("fsck.vfat");
-    need("mcopy");
+    fsfix_need("mkfs.vfat");
+    fsfix_need("fsck.vfat");
+    fsfix_need("mcopy");
     char *img = scratch_path("fat.img"), *tree = scratch_path("tree");
     /* "%.0u" prints nothing for 0: mkfs.vfat then sizes the filesystem to the whole file. */
     cr_assert_eq(fsfix_sh("truncate -s %llu %s && mkfs.vfat %s %s %.0u >/dev/null", (unsigned long long)c->size, img, c->mkfs,
@@ -387,9 +338,9 @@ static void put_le32_at(const char *path, uint64_t off, uint32_t v)
  * FATs still mark it bad, checks clean. */
 Test(fs_fat, bad_clusters_are_not_copied)
 {
-    need("mkfs.vfat");
-    need("fsck.vfat");
-    need("mcopy");
+    fsfix_need("mkfs.vfat");
+    fsfix_need("fsck.vfat");
+    fsfix_need("mcopy");
     char *img = scratch_path("bad.img"), *tree = scratch_path("tree");
     cr_assert_eq(fsfix_sh("truncate -s 16M %1$s && mkfs.vfat -F 16 -s 4 %1$s >/dev/null", img), 0);
     make_tree(tree, 10, 100);
@@ -428,7 +379,7 @@ Test(fs_fat, bad_clusters_are_not_copied)
  * 1000, allocated in the second FAT alone, is used exactly when that FAT is the active one. */
 Test(fs_fat, fat32_active_fat_without_mirroring)
 {
-    need("mkfs.vfat");
+    fsfix_need("mkfs.vfat");
     char *img = scratch_path("mirror.img");
     cr_assert_eq(fsfix_sh("truncate -s 40M %1$s && mkfs.vfat -F 32 -s 1 %1$s >/dev/null", img), 0);
     uint8_t b[512];
@@ -457,7 +408,7 @@ Test(fs_fat, fat32_active_fat_without_mirroring)
 /* A fresh, empty volume to damage; *size is its byte count. */
 static char *fresh(const char *opts, uint64_t size)
 {
-    need("mkfs.vfat");
+    fsfix_need("mkfs.vfat");
     char *img = scratch_path("damaged.img");
     cr_assert_eq(fsfix_sh("rm -f %1$s && truncate -s %2$llu %1$s && mkfs.vfat %3$s %1$s >/dev/null", img,
                           (unsigned long long)size, opts),

@@ -38,29 +38,7 @@ static void teardown(void)
 
 TestSuite(fs_ntfs, .fini = teardown, .timeout = 120);
 
-static void need(const char *tool)
-{
-    if (!fsfix_have(tool))
-        cr_skip_test("%s missing", tool);
-}
-
 /* ---- bytes on disk ------------------------------------------------------------------------ */
-
-static void read_at(const char *path, uint64_t off, void *buf, size_t n)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    cr_assert_geq(fd, 0, "open %s", path);
-    cr_assert_eq(pread(fd, buf, n, (off_t)off), (ssize_t)n);
-    close(fd);
-}
-
-static void write_at(const char *path, uint64_t off, const void *buf, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    cr_assert_geq(fd, 0, "open %s", path);
-    cr_assert_eq(pwrite(fd, buf, n, (off_t)off), (ssize_t)n);
-    close(fd);
-}
 
 static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
@@ -76,7 +54,7 @@ static void put_le(const char *path, uint64_t off, uint64_t v, unsigned bytes)
     uint8_t b[8];
     for (unsigned i = 0; i < bytes; i++)
         b[i] = (uint8_t)(v >> (8 * i));
-    write_at(path, off, b, bytes);
+    fsfix_write_at(path, off, b, bytes);
 }
 
 /* The boot sector fields the tests use to find and damage structures, read independently of the
@@ -89,7 +67,7 @@ struct geom {
 static struct geom read_geom(const char *img, uint64_t base)
 {
     uint8_t b[512];
-    read_at(img, base, b, sizeof b);
+    fsfix_read_at(img, base, b, sizeof b);
     struct geom g = {.sector = le16(b + 11), .sectors = le64(b + 0x28)};
     g.cluster = b[13] <= 0x80 ? (uint64_t)g.sector * b[13] : (uint64_t)g.sector << (256 - b[13]);
     int8_t rs = (int8_t)b[0x40];
@@ -105,7 +83,7 @@ static uint64_t attr_at(const char *img, const struct geom *g, unsigned rec, uin
     uint8_t r[4096];
     cr_assert_leq(g->record, sizeof r);
     uint64_t at = g->mft + (uint64_t)rec * g->record;
-    read_at(img, at, r, g->record);
+    fsfix_read_at(img, at, r, g->record);
     cr_assert_eq(memcmp(r, "FILE", 4), 0, "record %u", rec);
     for (uint32_t a = le16(r + 0x14); a + 8 <= g->record && le32(r + a) != 0xFFFFFFFF; a += le32(r + a + 4)) {
         cr_assert_gt(le32(r + a + 4), 0);
@@ -131,7 +109,7 @@ static uint64_t sh_number(const char *cmd)
  * sector records (mkntfs cannot ask a file for it). */
 static char *make_volume(const char *name, uint64_t size, const char *opts)
 {
-    need("mkntfs");
+    fsfix_need("mkntfs");
     char *img = scratch_path(name);
     cr_assert_eq(fsfix_sh("rm -f %1$s && truncate -s %2$llu %1$s && mkntfs -Q -F -p 2048 -H 255 -S 63 %3$s %1$s "
                           ">/dev/null 2>&1",
@@ -145,7 +123,7 @@ static char *make_volume(const char *name, uint64_t size, const char *opts)
  * get the right answers by reading relative to the partition's start. label "gpt" or "dos". */
 static char *make_disk(const char *vol, uint64_t vol_size, const char *label, const char *type)
 {
-    need("sfdisk");
+    fsfix_need("sfdisk");
     char *disk = scratch_path("disk.img");
     unsigned long long total = PART_START + vol_size + MIB;
     cr_assert_eq(fsfix_sh("set -e; head -c %2$llu /dev/urandom > %1$s;"
@@ -162,8 +140,8 @@ static char *make_disk(const char *vol, uint64_t vol_size, const char *label, co
  * everything to be written back; hence the loop device. Skips when FUSE is unavailable. */
 static void mount_ntfs(const char *img, bool ro)
 {
-    need("ntfs-3g");
-    need("losetup");
+    fsfix_need("ntfs-3g");
+    fsfix_need("losetup");
     if (geteuid() != 0)
         cr_skip_test("ntfs-3g on a loop device needs root");
     char *out = fsfix_sh_out("losetup -f --show %s %s 2>/dev/null", ro ? "-r" : "", img);
@@ -217,18 +195,18 @@ static void set_dirty(const char *vol, bool dirty)
 {
     struct geom g = read_geom(vol, 0);
     uint8_t a[32], f[2], b[512];
-    read_at(vol, 0, b, sizeof b);
+    fsfix_read_at(vol, 0, b, sizeof b);
     uint64_t info = attr_at(vol, &g, 3, 0x70), mirror = le64(b + 0x38) * g.cluster;
-    read_at(vol, info, a, sizeof a);
+    fsfix_read_at(vol, info, a, sizeof a);
     uint64_t flags = info + le16(a + 0x14) + 10;
-    read_at(vol, flags, f, 2);
+    fsfix_read_at(vol, flags, f, 2);
     put_le(vol, flags, dirty ? le16(f) | 1u : le16(f) & ~1u, 2);
     put_le(vol, flags - g.mft + mirror, dirty ? le16(f) | 1u : le16(f) & ~1u, 2);
 }
 
 static void ntfscp(const char *vol, const char *dest)
 {
-    need("ntfscp");
+    fsfix_need("ntfscp");
     char *src = scratch_path("payload");
     cr_assert_eq(fsfix_sh("head -c 5000 /dev/urandom > %s && ntfscp %s %s '%s' >/dev/null 2>&1", src, vol, src, dest), 0,
                  "ntfscp %s", dest);
@@ -236,48 +214,6 @@ static void ntfscp(const char *vol, const char *dest)
 }
 
 /* ---- cross-checks -------------------------------------------------------------------------- */
-
-/* Bytes of a not covered by b (both sorted). */
-static uint64_t not_covered(const struct asr_ranges *a, const struct asr_ranges *b)
-{
-    uint64_t missing = 0;
-    size_t j = 0;
-    for (size_t i = 0; i < a->n; i++) {
-        uint64_t at = a->v[i].offset, end = at + a->v[i].length;
-        while (at < end) {
-            while (j < b->n && b->v[j].offset + b->v[j].length <= at)
-                j++;
-            if (j == b->n || b->v[j].offset >= end) {
-                missing += end - at;
-                break;
-            }
-            if (b->v[j].offset > at)
-                missing += b->v[j].offset - at;
-            at = b->v[j].offset + b->v[j].length;
-        }
-    }
-    return missing;
-}
-
-/* partclone.ntfs's map, from the ddrescue domain log it writes with -D ("+": blocks it copies). */
-static bool partclone_map(const char *img, struct asr_ranges *out)
-{
-    char *log = scratch_path("partclone.log"), *dom = scratch_path("partclone.domain");
-    bool ok = fsfix_sh("partclone.ntfs -D -q -s %s -O %s -L %s >/dev/null 2>&1", img, dom, log) == 0;
-    FILE *f = ok ? fopen(dom, "r") : NULL;
-    char line[256];
-    while (f && fgets(line, sizeof line, f)) {
-        unsigned long long at, len;
-        char status;
-        if (line[0] != '#' && sscanf(line, "%llx %llx %c", &at, &len, &status) == 3 && status == '+')
-            cr_assert_eq(asr_ranges_add(out, at, len), ASR_OK);
-    }
-    if (f)
-        fclose(f);
-    free(log);
-    free(dom);
-    return ok && f;
-}
 
 /* partclone.ntfs (libntfs-3g) maps the clusters $Bitmap marks used, clusters [0, nr_clusters),
  * exactly as we do. It leaves out the backup boot sector: that is the sector after the last one
@@ -290,8 +226,8 @@ static bool cross_check_partclone(const char *vol, const struct asr_ranges *ours
     if (!fsfix_have("partclone.ntfs"))
         return false; /* the caller skips the test, after freeing, once every other check passed */
     struct asr_ranges theirs = {0};
-    cr_assert(partclone_map(vol, &theirs), "partclone.ntfs could not map %s", vol);
-    uint64_t only_ours = not_covered(ours, &theirs), only_theirs = not_covered(&theirs, ours);
+    cr_assert(fsfix_partclone_map("partclone.ntfs", vol, &theirs), "partclone.ntfs could not map %s", vol);
+    uint64_t only_ours = fsfix_not_covered(ours, &theirs), only_theirs = fsfix_not_covered(&theirs, ours);
     cr_log_info("used bytes: asrimg %llu, partclone.ntfs %llu (only asrimg %llu: the backup boot sector; only "
                 "partclone %llu)",
                 (unsigned long long)asr_ranges_bytes(ours), (unsigned long long)asr_ranges_bytes(&theirs),
@@ -364,7 +300,7 @@ static void check_copy(const char *disk, const struct asr_ranges *used, uint64_t
 
 static void run_case(const struct ntfs_case *c)
 {
-    need("ntfsfix");
+    fsfix_need("ntfsfix");
     char *vol = make_volume("vol.img", c->size, c->mkntfs), *tree = scratch_path("tree");
     make_tree(tree, c->small_files, c->big_kib);
     mount_ntfs(vol, false);
@@ -451,7 +387,7 @@ Test(fs_ntfs, label_and_uuid)
     close(w.fd);
     cr_assert_str_eq(m.fs_label, "Caf\xc3\xa9 Bilder");
     uint8_t b[512];
-    read_at(vol, 0, b, sizeof b);
+    fsfix_read_at(vol, 0, b, sizeof b);
     char serial[17];
     snprintf(serial, sizeof serial, "%016llX", (unsigned long long)le64(b + 0x48));
     cr_assert_str_eq(m.fs_uuid, serial);
@@ -472,8 +408,8 @@ static bool has_range(const struct asr_ranges *r, uint64_t off, uint64_t len)
  * kept, and every file reads back (ntfscat, no mount needed) from a copy of only the map. */
 Test(fs_ntfs, volume_shrunk_inside_its_partition)
 {
-    need("ntfsresize");
-    need("ntfscat");
+    fsfix_need("ntfsresize");
+    fsfix_need("ntfscat");
     char *vol = make_volume("shrunk.img", 24 * MIB, "-c 4096");
     for (int i = 0; i < 5; i++) {
         char name[16];
@@ -771,7 +707,7 @@ static uint64_t bitmap_pairs(const char *img, struct geom *g)
     *g = read_geom(img, 0);
     uint64_t data = attr_at(img, g, 6, 0x80);
     uint8_t a[0x48];
-    read_at(img, data, a, sizeof a);
+    fsfix_read_at(img, data, a, sizeof a);
     cr_assert_eq(a[8], 1, "$Bitmap's $DATA is non-resident");
     return data + le16(a + 0x20);
 }
@@ -782,7 +718,7 @@ Test(fs_ntfs, bitmap_run_outside_the_volume)
     struct geom g;
     uint64_t pairs = bitmap_pairs(img, &g);
     uint8_t p[16];
-    read_at(img, pairs, p, sizeof p);
+    fsfix_read_at(img, pairs, p, sizeof p);
     unsigned ls = p[0] & 15, os = p[0] >> 4;
     cr_assert_geq(os, 2);
     put_le(img, pairs + 1 + ls, 0x7FF0, 2); /* LCN 32752 of a 2047-cluster volume */
@@ -831,7 +767,7 @@ Test(fs_ntfs, bitmap_marking_the_boot_sector_free)
     struct geom g;
     uint64_t pairs = bitmap_pairs(img, &g);
     uint8_t p[16];
-    read_at(img, pairs, p, sizeof p);
+    fsfix_read_at(img, pairs, p, sizeof p);
     unsigned ls = p[0] & 15, os = p[0] >> 4;
     uint64_t lcn = 0;
     for (unsigned i = 0; i < os; i++)
@@ -848,7 +784,7 @@ Test(fs_ntfs, torn_mft_record)
     struct geom g = read_geom(img, 0);
     uint64_t end = g.mft + 6ull * g.record + 510;
     uint8_t b[2];
-    read_at(img, end, b, 2);
+    fsfix_read_at(img, end, b, 2);
     put_le(img, end, le16(b) ^ 0x5555, 2);
     expect_refused(img, 0, 8 * MIB, ASR_E_CORRUPT, "MFT record 6: update sequence mismatch");
     free(img);
@@ -906,7 +842,7 @@ Test(fs_ntfs, damaged_mft_records)
     struct geom g = read_geom(img, 0);
     size_t span = 16 * g.record;
     uint8_t *orig = malloc(span), *work = malloc(span);
-    read_at(img, g.mft, orig, span);
+    fsfix_read_at(img, g.mft, orig, span);
     unsigned accepted = 0;
     for (int i = 0; i < 400; i++) {
         memcpy(work, orig, span);
@@ -917,7 +853,7 @@ Test(fs_ntfs, damaged_mft_records)
             size_t at = read_records[r[1 + 2 * k] % 4] * (size_t)g.record + r[2 + 2 * k] % g.record;
             work[at] ^= (uint8_t)(1 + r[7] % 255);
         }
-        write_at(img, g.mft, work, span);
+        fsfix_write_at(img, g.mft, work, span);
         struct asr_window w = fsfix_window(img, 0, 8 * MIB);
         struct asr_usedmap m = {0};
         struct asr_error err = {0};

@@ -27,17 +27,11 @@ TestSuite(fs_swap, .fini = teardown, .timeout = 60);
 #define SWAP_LAST_PAGE 1028
 #define SWAP_NR_BADPAGES 1032
 
-static void need(const char *tool)
-{
-    if (!fsfix_have(tool))
-        cr_skip_test("%s missing", tool);
-}
-
 /* A swap area of mib MiB made by mkswap at page size page, its pages past the header filled with
  * garbage as swapped-out pages would be. */
 static char *make_swap(unsigned page, unsigned mib)
 {
-    need("mkswap");
+    fsfix_need("mkswap");
     char *img = scratch_path("swap.img");
     cr_assert_eq(fsfix_sh("set -e; rm -f %1$s; head -c %2$uM /dev/urandom > %1$s;"
                           "mkswap -q -p %3$u -U " UUID " -L " LABEL " %1$s",
@@ -46,20 +40,12 @@ static char *make_swap(unsigned page, unsigned mib)
     return img;
 }
 
-static void write_at(const char *path, uint64_t off, const void *data, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    cr_assert_geq(fd, 0, "open %s", path);
-    cr_assert_eq(pwrite(fd, data, len, (off_t)off), (ssize_t)len);
-    close(fd);
-}
-
 static void put_u32(const char *path, uint64_t off, uint32_t v, bool big)
 {
     uint8_t b[4];
     for (int i = 0; i < 4; i++)
         b[big ? 3 - i : i] = (uint8_t)(v >> 8 * i);
-    write_at(path, off, b, 4);
+    fsfix_write_at(path, off, b, 4);
 }
 
 /* A disk image file: size bytes of garbage with img's bytes at base (the window's start). */
@@ -101,7 +87,7 @@ static void expect_blkid(const char *path, const char *tag, const char *want)
  * offset; that page alone on garbage is a swap area blkid names as the original. */
 Test(fs_swap, header_page_alone_keeps_identity)
 {
-    need("blkid");
+    fsfix_need("blkid");
     static const unsigned pages[] = {4096, 8192, 16384, 65536};
     for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
         char *img = make_swap(pages[i], 16), *disk = embed(img, PART_BASE, 18 * MIB);
@@ -152,7 +138,7 @@ Test(fs_swap, big_endian_header)
 Test(fs_swap, version_0_header)
 {
     char *img = make_swap(4096, 4);
-    write_at(img, 4096 - 10, "SWAP-SPACE", 10);
+    fsfix_write_at(img, 4096 - 10, "SWAP-SPACE", 10);
     struct asr_usedmap m = {0};
     struct asr_error err = {0};
     cr_assert_eq(map_swap(img, 0, 4 * MIB, &m, &err), ASR_OK, "%s", err.msg);
@@ -220,7 +206,7 @@ Test(fs_swap, refuses_hibernation_images)
         char *img = make_swap(4096, 4);
         char tail[20] = "SWAPSPACE2";
         memcpy(tail + 10, sigs[i], strlen(sigs[i]));
-        write_at(img, 4096 - 20, tail, sizeof tail);
+        fsfix_write_at(img, 4096 - 20, tail, sizeof tail);
         if (i == 0 && fsfix_have("blkid"))
             expect_blkid(img, "TYPE", "swsuspend");
         char want[64];
@@ -235,7 +221,7 @@ Test(fs_swap, refuses_hibernation_images)
  * captured whole as a type without a used-map parser. */
 Test(fs_swap, analysis_captures_swap_header_and_hibernated_swap_whole)
 {
-    need("sfdisk");
+    fsfix_need("sfdisk");
     char *img = make_swap(4096, 16), *disk = scratch_path("disk.img");
     cr_assert_eq(fsfix_sh("set -e; truncate -s 40M %1$s;"
                           "printf 'label: gpt\\nstart=2048, size=32768, type=swap\\n"

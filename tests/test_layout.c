@@ -24,20 +24,6 @@ static void teardown(void)
 
 TestSuite(layout, .fini = teardown, .timeout = 120);
 
-static void need(const char *tool)
-{
-    if (!fsfix_have(tool))
-        cr_skip_test("%s is not installed", tool);
-}
-
-static void raw_read(const char *path, uint64_t off, void *buf, size_t n)
-{
-    int fd = open(path, O_RDONLY);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(pread(fd, buf, n, (off_t)off), (ssize_t)n);
-    close(fd);
-}
-
 static const struct asr_region_desc *region(const struct asr_disk_desc *d, uint16_t kind, unsigned nth)
 {
     for (uint32_t i = 0; i < d->region_count; i++)
@@ -50,7 +36,7 @@ static void region_matches_disk(const char *path, const struct asr_region_desc *
 {
     cr_assert_not_null(r);
     uint8_t *raw = malloc(r->length);
-    raw_read(path, r->offset, raw, r->length);
+    fsfix_read_at(path, r->offset, raw, r->length);
     cr_assert_eq(memcmp(raw, r->data, r->length), 0, "region kind %u at %llu differs from the disk", r->kind,
                  (unsigned long long)r->offset);
     free(raw);
@@ -67,8 +53,8 @@ static const struct asr_volume_info *vol(const struct asr_volume_info *v, size_t
 
 static char *make_gpt_disk(void)
 {
-    need("sfdisk");
-    need("mkfs.ext4");
+    fsfix_need("sfdisk");
+    fsfix_need("mkfs.ext4");
     char *img = scratch_path("gpt.img");
     char *root = scratch_path("rootsrc");
     cr_assert_eq(fsfix_sh("truncate -s 200M %s && sfdisk --quiet %s <<'EOF'\n"
@@ -102,7 +88,7 @@ Test(layout, gpt_fields_match_the_disk)
     cr_assert_eq(dd->size_bytes, 200ull << 20);
     cr_assert_eq(dd->logical_sector, 512);
     uint8_t hdr[512];
-    raw_read(img, 512, hdr, sizeof hdr);
+    fsfix_read_at(img, 512, hdr, sizeof hdr);
     cr_assert_eq(memcmp(dd->disk_id, hdr + 56, 16), 0, "disk GUID as stored in the GPT header");
     cr_assert_eq(dd->disk_id[0], 0x44, "first GUID field little-endian on disk");
     cr_assert_eq(dd->gpt_entry_count, 128);
@@ -110,7 +96,7 @@ Test(layout, gpt_fields_match_the_disk)
     cr_assert_eq(dd->partition_count, 5);
     for (uint32_t i = 0; i < 5; i++) {
         uint8_t entry[128];
-        raw_read(img, 1024 + 128 * i, entry, sizeof entry);
+        fsfix_read_at(img, 1024 + 128 * i, entry, sizeof entry);
         const struct asr_partition_desc *p = &dd->partitions[i];
         cr_assert_eq(p->number, i + 1);
         cr_assert_eq(memcmp(p->type_guid, entry, 16), 0, "partition %u type GUID", i + 1);
@@ -177,7 +163,7 @@ Test(layout, critical_volumes_and_selection)
 
 Test(layout, mbr_with_logical_partitions)
 {
-    need("sfdisk");
+    fsfix_need("sfdisk");
     char *img = scratch_path("mbr.img");
     cr_assert_eq(fsfix_sh("truncate -s 100M %s && sfdisk --quiet %s <<'EOF'\n"
                           "label: dos\n"
@@ -195,7 +181,7 @@ Test(layout, mbr_with_logical_partitions)
     const struct asr_disk_desc *dd = asr_disk_desc(d);
     cr_assert_eq(dd->label, ASR_LABEL_MBR);
     uint8_t mbr[512];
-    raw_read(img, 0, mbr, sizeof mbr);
+    fsfix_read_at(img, 0, mbr, sizeof mbr);
     cr_assert_eq(memcmp(dd->disk_id, mbr + 440, 4), 0, "disk signature as stored at byte 440");
     cr_assert_eq(dd->disk_id[0], 0x78);
     cr_assert_eq(dd->partition_count, 4);
@@ -232,7 +218,7 @@ Test(layout, mbr_with_logical_partitions)
 
 Test(layout, unpartitioned_disk_is_one_volume)
 {
-    need("mkfs.ext4");
+    fsfix_need("mkfs.ext4");
     char *img = scratch_path("bare.img");
     char *src = scratch_path("baresrc");
     cr_assert_eq(fsfix_sh("mkdir -p %s/boot && touch %s/boot/vmlinuz-6.1.0 && truncate -s 64M %s && "
@@ -261,8 +247,8 @@ Test(layout, unpartitioned_disk_is_one_volume)
 
 Test(layout, four_k_native_loop_device)
 {
-    need("losetup");
-    need("sfdisk");
+    fsfix_need("losetup");
+    fsfix_need("sfdisk");
     if (geteuid() != 0)
         cr_skip_test("loop devices need root");
     char *img = scratch_path("4kn.img");
@@ -308,7 +294,7 @@ Test(layout, corrupt_primary_gpt_uses_the_backup)
 
 Test(layout, partition_past_the_end_is_refused)
 {
-    need("sfdisk");
+    fsfix_need("sfdisk");
     char *img = scratch_path("past.img");
     cr_assert_eq(fsfix_sh("truncate -s 100M %s && sfdisk --quiet %s <<'EOF'\nlabel: dos\nstart=2048, size=90MiB, type=83\nEOF\n"
                           "truncate -s 50M %s",
@@ -325,7 +311,7 @@ Test(layout, partition_past_the_end_is_refused)
 
 Test(layout, overlapping_partitions_warn)
 {
-    need("sfdisk");
+    fsfix_need("sfdisk");
     char *img = scratch_path("overlap.img");
     /* sfdisk refuses overlaps, so write the second MBR entry by hand. */
     cr_assert_eq(fsfix_sh("truncate -s 100M %s && sfdisk --quiet %s <<'EOF'\nlabel: dos\nstart=2048, size=40MiB, type=83\n"
