@@ -55,6 +55,20 @@ char *fsfix_sh_out(const char *fmt, ...)
     return out;
 }
 
+uint64_t fsfix_sh_number(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *cmd = vformat(fmt, ap);
+    va_end(ap);
+    char *out = fsfix_sh_out("%s", cmd);
+    cr_assert_not_null(out, "%s", cmd);
+    uint64_t v = strtoull(out, NULL, 10);
+    free(out);
+    free(cmd);
+    return v;
+}
+
 bool fsfix_have(const char *program)
 {
     return fsfix_sh("command -v %s >/dev/null 2>&1", program) == 0;

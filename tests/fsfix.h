@@ -14,6 +14,8 @@
 int fsfix_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Like fsfix_sh but captures stdout into a malloc'd string (NULL on failure). */
 char *fsfix_sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Runs a shell command (printf-style) and returns the number it prints (asserting it ran). */
+uint64_t fsfix_sh_number(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Whether a program is on PATH (tests skip, with the reason, when a tool is missing). */
 bool fsfix_have(const char *program);
 

@@ -84,15 +84,6 @@ static void fix_checksum(const char *img)
     free(region);
 }
 
-static uint64_t sh_number(const char *cmd)
-{
-    char *out = fsfix_sh_out("%s", cmd);
-    cr_assert_not_null(out, "%s", cmd);
-    uint64_t v = strtoull(out, NULL, 10);
-    free(out);
-    return v;
-}
-
 static void make_tree(const char *dir, int small_files, unsigned big_kib)
 {
     cr_assert_eq(fsfix_sh("set -e; mkdir -p %1$s/docs/deep/deeper %1$s/many; cd %1$s;"
@@ -179,10 +170,8 @@ static bool check_dump_count(const char *img, uint64_t used)
 {
     if (!fsfix_have("dump.exfat"))
         return false;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "dump.exfat %s | awk -F: '/Total Clusters/ {t = $2} /Free Clusters/ {f = $2} END {print t - f}'",
+    uint64_t clusters = fsfix_sh_number("dump.exfat %s | awk -F: '/Total Clusters/ {t = $2} /Free Clusters/ {f = $2} END {print t - f}'",
              img);
-    uint64_t clusters = sh_number(cmd);
     struct layout l = read_layout(img);
     uint64_t meta = 24 * l.sector + l.fats * l.fat_bytes;
     cr_assert_eq(used - meta, clusters * l.cluster, "we map %llu heap clusters, dump.exfat counts %llu in use",
@@ -227,9 +216,7 @@ static void run_case(const struct exfat_case *c)
     populate_mounted(tree);
     unmount_all();
     cr_assert_eq(fsfix_sh("fsck.exfat -n %s >/dev/null", img), 0, "the source volume itself is not clean");
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "find %s -type f -printf '%%s\\n' | awk '{s += $1} END {print s + 0}'", tree);
-    uint64_t files = sh_number(cmd);
+    uint64_t files = fsfix_sh_number("find %s -type f -printf '%%s\\n' | awk '{s += $1} END {print s + 0}'", tree);
 
     char *disk = img;
     if (c->base) {

@@ -20,15 +20,6 @@ TestSuite(fs_fat, .fini = teardown, .timeout = 120);
 /* mtools refuses geometries a PC BIOS would not use (4 KiB sectors, huge clusters) unless told. */
 #define MT "MTOOLS_SKIP_CHECK=1 "
 
-static uint64_t sh_number(const char *cmd)
-{
-    char *out = fsfix_sh_out("%s", cmd);
-    cr_assert_not_null(out, "%s", cmd);
-    uint64_t v = strtoull(out, NULL, 10);
-    free(out);
-    return v;
-}
-
 /* A source tree: many small files of varied sizes (some empty or a cluster plus a byte), nested
  * directories, long names, and one large file of big_kib KiB. */
 static void make_tree(const char *dir, int small_files, unsigned big_kib)
@@ -197,9 +188,7 @@ static void run_case(const struct fat_case *c)
     make_tree(tree, c->small_files, c->big_kib);
     populate(img, tree);
     uint64_t fs_bytes = c->fs_kib ? (uint64_t)c->fs_kib << 10 : c->size;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "find %s -type f -printf '%%s\\n' | awk '{s += $1} END {print s + 0}'", tree);
-    uint64_t files = sh_number(cmd);
+    uint64_t files = fsfix_sh_number("find %s -type f -printf '%%s\\n' | awk '{s += $1} END {print s + 0}'", tree);
 
     /* The volume is read where it lies on the disk: embedded at c->base, with garbage around. */
     char *disk = img;

@@ -94,15 +94,6 @@ static uint64_t attr_at(const char *img, const struct geom *g, unsigned rec, uin
     return 0;
 }
 
-static uint64_t sh_number(const char *cmd)
-{
-    char *out = fsfix_sh_out("%s", cmd);
-    cr_assert_not_null(out, "%s", cmd);
-    uint64_t v = strtoull(out, NULL, 10);
-    free(out);
-    return v;
-}
-
 /* ---- volumes and disks --------------------------------------------------------------------- */
 
 /* mkntfs on a file: -Q skips zeroing, -F accepts a file, -p/-H/-S give the geometry a boot
@@ -307,12 +298,9 @@ static void run_case(const struct ntfs_case *c)
     populate_mounted(tree);
     unmount_all();
     cr_assert_eq(fsfix_sh("ntfsfix -n %s >/dev/null", vol), 0, "the source volume itself is not clean");
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "find %s -type f -printf '%%s\\n' | awk '{s += $1} END {print s + 0}'", tree);
-    uint64_t files = sh_number(cmd);
-    snprintf(cmd, sizeof cmd, "find %s -type f -printf '%%s\\n' | awk '{s += int(($1 + %u) / %u) * %u} END {print s + 0}'",
+    uint64_t files = fsfix_sh_number("find %s -type f -printf '%%s\\n' | awk '{s += $1} END {print s + 0}'", tree);
+    uint64_t rounded = fsfix_sh_number("find %s -type f -printf '%%s\\n' | awk '{s += int(($1 + %u) / %u) * %u} END {print s + 0}'",
              tree, c->cluster - 1, c->cluster, c->cluster);
-    uint64_t rounded = sh_number(cmd);
 
     char *disk = make_disk(vol, c->size, c->table, !strcmp(c->table, "gpt") ? BASIC_DATA : "7");
     struct asr_window w = fsfix_window(disk, PART_START, c->size);
