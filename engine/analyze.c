@@ -2,11 +2,10 @@
  * bytes from the filesystem's own metadata (full capture, with the reason, when that is not
  * possible), and ASR's "critical volume" decision (needed to boot) with the reason for it. */
 #include "asr_engine.h"
+#include "fs_ext_internal.h"
 
 #include <blkid/blkid.h>
 #include <ctype.h>
-#include <et/com_err.h>
-#include <ext2fs/ext2fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +60,15 @@ static void probe(const struct asr_window *w, struct asr_usedmap *m)
     if (blkid_probe_set_device(pr, w->fd, (blkid_loff_t)w->base, (blkid_loff_t)w->size) == 0) {
         blkid_probe_enable_superblocks(pr, 1);
         blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_UUID | BLKID_SUBLKS_LABEL);
+        /* libblkid 2.38's prober for OCFS version 1 (Oracle's cluster filesystem of the Linux 2.4
+         * days, never in mainline) copies its MOUNT value out of a 128-byte field on its stack
+         * with a length read from the disk, up to 64 KiB: one crafted sector at 8 KiB makes it
+         * read past its stack, and blkid -p itself dies of SIGSEGV on it (found by fuzz_ext;
+         * corpus/ext/crash-blkid-ocfs-mount-len). Unprobed, such a volume is "no filesystem
+         * recognised" and captured whole, which is what an OCFS volume would get anyway. */
+        static char ocfs[] = "ocfs";
+        char *unsafe[] = {ocfs, NULL};
+        blkid_probe_filter_superblocks_type(pr, BLKID_FLTR_NOTIN, unsafe);
         if (blkid_do_safeprobe(pr) == 0) {
             if (blkid_probe_lookup_value(pr, "TYPE", &v, NULL) == 0)
                 snprintf(m->fs_type, sizeof m->fs_type, "%s", v);
@@ -73,9 +81,12 @@ static void probe(const struct asr_window *w, struct asr_usedmap *m)
     blkid_free_probe(pr);
 }
 
-typedef int (*used_fn)(const struct asr_window *, struct asr_usedmap *, struct asr_error *);
-
-static used_fn parser_for(const char *fs)
+/* blkid's TYPE to the parser of that on-disk format. "ext4dev" is blkid's name for any ext
+ * filesystem flagged test_fs (once the development name of ext4): the same format, read by the
+ * same parser. "swsuspend" is a swap area holding a hibernation image: asr_swap_used reads its
+ * header and refuses it, saying which signature it found, so it is captured whole (see
+ * map_volume). */
+asr_used_fn asr_used_parser(const char *fs)
 {
     if (!strcmp(fs, "vfat"))
         return asr_fat_used;
@@ -83,14 +94,17 @@ static used_fn parser_for(const char *fs)
         return asr_exfat_used;
     if (!strcmp(fs, "ntfs"))
         return asr_ntfs_used;
-    if (!strcmp(fs, "ext2") || !strcmp(fs, "ext3") || !strcmp(fs, "ext4"))
+    if (!strcmp(fs, "ext2") || !strcmp(fs, "ext3") || !strcmp(fs, "ext4") || !strcmp(fs, "ext4dev"))
         return asr_ext_used;
-    if (!strcmp(fs, "swap"))
+    if (!strcmp(fs, "swap") || !strcmp(fs, "swsuspend"))
         return asr_swap_used;
     return NULL;
 }
 
-static void map_volume(const struct asr_window *w, bool no_filesystem_type, struct asr_volume_info *v)
+/* Fills v->map and v->natural_capture, with the reason in v->warning when the capture is whole.
+ * Returns the parser's status (ASR_OK when there was no parser to ask), which decide_critical
+ * uses to know whether the filesystem's metadata can be trusted. */
+static int map_volume(const struct asr_window *w, bool no_filesystem_type, struct asr_volume_info *v)
 {
     probe(w, &v->map);
     char fs[32], uuid[64], label[64];
@@ -101,29 +115,51 @@ static void map_volume(const struct asr_window *w, bool no_filesystem_type, stru
     if (no_filesystem_type) {
         snprintf(v->warning, sizeof v->warning, "%s partitions hold no filesystem: captured whole, zero blocks elided",
                  v->type_name);
-        return;
+        return ASR_OK;
     }
-    used_fn parse = parser_for(fs);
+    asr_used_fn parse = asr_used_parser(fs);
     if (!parse) {
         snprintf(v->warning, sizeof v->warning, "%s: captured whole, zero blocks elided",
                  fs[0] ? "filesystem type not supported for used-block capture" : "no filesystem recognised");
         if (fs[0])
             snprintf(v->warning + strlen(v->warning), sizeof v->warning - strlen(v->warning), " (%s)", fs);
-        return;
+        return ASR_OK;
     }
     struct asr_error why = {0};
-    if (parse(w, &v->map, &why) != ASR_OK) {
+    int rc = parse(w, &v->map, &why);
+    /* A hibernated swap area is captured whole, not by its header. Its pages are the memory image
+     * the machine resumes from, and the header says there is one: restored header-only, the
+     * kernel would try to resume from whatever the restore target held in those pages. At best
+     * it refuses (a compressed image carries a CRC) and the machine boots as after a crash; at
+     * worst (an uncompressed image has none) it runs garbage over every filesystem it had
+     * mounted. Restored whole, with the disks it was hibernated with, it resumes as it would
+     * have. Rewriting the header to plain swap instead would throw the session away behind the
+     * user's back, and a backup never changes what it copies. Correct over small: the cost is
+     * the size of the image, and the warning says where it went. */
+    if (rc == ASR_OK && parse == asr_swap_used && strcmp(fs, "swap") != 0)
+        /* blkid saw a hibernation signature the header parser did not: trust the warier one. */
+        rc = asr_fail_public(&why, ASR_E_UNSUPPORTED, "swap: blkid reports a hibernation image (%s)", fs);
+    if (rc != ASR_OK) {
+        /* Listed by blkid's names, whatever the parser had filled in before it stopped. */
         asr_usedmap_free(&v->map);
-        snprintf(v->warning, sizeof v->warning, "%.31s metadata unusable (%.250s): captured whole", fs, why.msg);
-        return;
+        memcpy(v->map.fs_type, fs, sizeof fs);
+        memcpy(v->map.fs_uuid, uuid, sizeof uuid);
+        memcpy(v->map.fs_label, label, sizeof label);
+        if (rc == ASR_E_UNSUPPORTED && parse == asr_swap_used)
+            snprintf(v->warning, sizeof v->warning,
+                     "%.200s: captured whole, since the machine resumes from these pages", why.msg);
+        else
+            snprintf(v->warning, sizeof v->warning, "%.31s metadata unusable (%.250s): captured whole", fs, why.msg);
+        return rc;
     }
-    v->natural_capture = strcmp(fs, "swap") == 0 ? ASR_CAPTURE_HEADER : ASR_CAPTURE_USED;
+    v->natural_capture = parse == asr_swap_used ? ASR_CAPTURE_HEADER : ASR_CAPTURE_USED;
     /* blkid's view of the names wins where the parser had none. */
     memcpy(v->map.fs_type, fs, sizeof fs);
     if (!v->map.fs_uuid[0])
         memcpy(v->map.fs_uuid, uuid, sizeof uuid);
     if (!v->map.fs_label[0])
         memcpy(v->map.fs_label, label, sizeof label);
+    return ASR_OK;
 }
 
 uint64_t asr_volume_capture_bytes(const struct asr_volume_info *v)
@@ -203,26 +239,57 @@ static int find_kernel(struct ext2_dir_entry *de, int offset, int blocksize, cha
     return 0;
 }
 
-/* Contents that show a Linux filesystem is needed to boot, read with libext2fs (no mount). */
-static bool ext_boot_content(const struct asr_window *w, char *why, size_t n)
+/* libext2fs walks a directory through every block its inode maps, whatever its size says, and
+ * follows indirect blocks without noticing that they repeat: a directory whose triple-indirect
+ * block points a few blocks at each other, over and over, lists one block 256^3 times (1 KiB
+ * blocks: 20 s) or 1024^3 times (4 KiB blocks: hours), and every lookup through it starts over.
+ * A real lookup reads a few inodes and directory blocks (a large /etc is some hundred KiB), so
+ * each gets 16 MiB of reads; past that the window refuses, libext2fs stops, and the reason says
+ * so. Per lookup, not for the whole check, so that one looping directory does not hide an
+ * /etc/fstab elsewhere; nine lookups bound the check to 144 MiB of reads. */
+#define EXT_LOOKUP_READ_LIMIT (16ull << 20)
+
+/* Contents that show a Linux filesystem is needed to boot, read with libext2fs (no mount) through
+ * the same window I/O manager as the used map (fs_ext_internal.h): a directory whose blocks point
+ * past the partition reads nothing from the next one, and the reason then says so. map_rc is what
+ * asr_ext_used said of this volume. */
+static bool ext_boot_content(const struct asr_window *w, int map_rc, char *why, size_t n)
 {
-    char opts[64];
-    snprintf(opts, sizeof opts, "offset=%llu", (unsigned long long)w->base);
-    ext2_filsys fs = NULL;
-    if (ext2fs_open2(w->path, opts, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs) != 0)
+    /* Trust follows the map's checks. A refusal for the filesystem's state (ASR_E_UNSUPPORTED: a
+     * journal to replay, an unclean unmount) means its bitmaps may be stale, not its directories
+     * unreadable: the root filesystem of a disk copied from a running or crashed machine is just
+     * that, and must still be found critical (asr_ext_open checks its structure again). Any other
+     * refusal means the superblock, descriptors or bitmap failed their checks or could not be
+     * read: names found through such metadata are no evidence either way, and libext2fs is not
+     * hardened against it. The volume is then not looked into, and the reason says so, so that
+     * the listing shows why a volume that may be a root filesystem is not selected by default
+     * (its map warning says what failed; --volumes still takes it, whole). */
+    if (map_rc != ASR_OK && map_rc != ASR_E_UNSUPPORTED) {
+        snprintf(why, n, "nothing shows it is needed to boot (ext metadata failed its checks: contents not read)");
         return false;
+    }
+    struct asr_ext_io io;
+    ext2_filsys fs;
+    struct asr_error err = {0};
+    if (asr_ext_open(w, &io, &fs, &err) != ASR_OK) {
+        snprintf(why, n, "nothing shows it is needed to boot (ext contents unreadable: %.90s)", err.msg);
+        return false;
+    }
     static const char *const paths[] = {"/boot/grub", "/boot/grub2", "/loader", "/etc/fstab", "/etc/os-release",
                                         "/grub", "/grub2"};
     bool found = false;
     ext2_ino_t ino;
-    for (size_t i = 0; !found && i < sizeof paths / sizeof paths[0]; i++)
+    for (size_t i = 0; !found && i < sizeof paths / sizeof paths[0]; i++) {
+        io.left = EXT_LOOKUP_READ_LIMIT;
         if (ext2fs_namei(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, paths[i], &ino) == 0) {
             snprintf(why, n, "holds %s", paths[i]);
             found = true;
         }
+    }
     static const char *const kernel_dirs[] = {"/boot", "/"};
     for (size_t i = 0; !found && i < 2; i++) {
         struct boot_dir_scan scan = {false};
+        io.left = EXT_LOOKUP_READ_LIMIT;
         if (ext2fs_namei(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, kernel_dirs[i], &ino) == 0 &&
             ext2fs_dir_iterate(fs, ino, 0, NULL, find_kernel, &scan) == 0 && scan.found) {
             snprintf(why, n, "holds %svmlinuz*", i == 0 ? "/boot/" : "/");
@@ -230,6 +297,10 @@ static bool ext_boot_content(const struct asr_window *w, char *why, size_t n)
         }
     }
     ext2fs_close_free(&fs);
+    /* A name found is evidence even if some other read failed; nothing found after a refused
+     * read is no evidence of absence. */
+    if (!found && io.refused)
+        snprintf(why, n, "nothing shows it is needed to boot (ext directories unreadable: %.90s)", io.why.msg);
     return found;
 }
 
@@ -261,7 +332,7 @@ static bool ntfs_boot_content(const struct asr_window *w, char *why, size_t n)
 }
 
 static void decide_critical(const struct asr_disk *d, const struct asr_partition_desc *p, const struct asr_window *w,
-                            struct asr_volume_info *v)
+                            int map_rc, struct asr_volume_info *v)
 {
     const struct asr_disk_desc *dd = asr_disk_desc(d);
     if (p && dd->label == ASR_LABEL_GPT) {
@@ -283,7 +354,7 @@ static void decide_critical(const struct asr_disk *d, const struct asr_partition
         v->critical = true;
         return;
     }
-    if (parser_for(v->map.fs_type) == asr_ext_used && ext_boot_content(w, v->reason, sizeof v->reason)) {
+    if (asr_used_parser(v->map.fs_type) == asr_ext_used && ext_boot_content(w, map_rc, v->reason, sizeof v->reason)) {
         v->critical = true;
         return;
     }
@@ -315,8 +386,8 @@ static void analyze_one(struct asr_disk *d, uint32_t disk_index, const struct as
         for (size_t i = 0; i < sizeof whole_gpt_types / sizeof whole_gpt_types[0]; i++)
             no_fs |= strcmp(g, whole_gpt_types[i]) == 0;
     }
-    map_volume(&w, no_fs, v);
-    decide_critical(d, p, &w, v);
+    int map_rc = map_volume(&w, no_fs, v);
+    decide_critical(d, p, &w, map_rc, v);
     v->capture = v->natural_capture;
 }
 

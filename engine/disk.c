@@ -329,6 +329,11 @@ static int read_layout(struct asr_disk *d, struct asr_error *err)
     if (!cxt)
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
     fdisk_set_ask(cxt, on_fdisk_ask, d);
+    /* List-only: libfdisk then skips its check for filesystem signatures that a new partition
+     * table would collide with, a full libblkid probe of the disk that a reader does not need,
+     * and which runs libblkid 2.38's OCFS prober, unsafe on crafted input (see probe() in
+     * analyze.c). Otherwise it only silences fdisk's interactive hints. */
+    fdisk_enable_listonly(cxt, 1);
     int rc = ASR_OK;
     if (fdisk_assign_device(cxt, d->path, 1) != 0) {
         rc = asr_fail_public(err, ASR_E_IO, "libfdisk cannot open %s", d->path);

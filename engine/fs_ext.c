@@ -2,8 +2,8 @@
  * inside the window (every read is asr_window_read, so no partition device node, no second open
  * of the disk, and no read past the partition whatever the metadata says), then reads the block
  * bitmap (computing BLOCK_UNINIT groups, per cluster under bigalloc); its set runs become byte
- * ranges. */
-#include "asr_engine.h"
+ * ranges. The opener is shared (fs_ext_internal.h): analyze.c reads directories through it. */
+#include "fs_ext_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -12,7 +12,6 @@
 #include <threads.h>
 
 #include <et/com_err.h>
-#include <ext2fs/ext2fs.h>
 
 /* Features an ext2 or ext3 driver understands, as libblkid defines them: anything beyond these
  * (or the internal journal, for ext3) is what makes blkid call a filesystem ext4. */
@@ -49,18 +48,14 @@
 /* ---- an io_manager onto the window ------------------------------------------------------ */
 
 /* libext2fs's own unix_io reads wherever a block number points (it only knows an "offset="),
- * so a superblock or descriptor claiming blocks past the partition would read the next one.
- * This manager turns every read into asr_window_read and keeps the first refusal's message,
- * which then becomes the error rather than libext2fs's generic "short read". Read-only. */
-struct win_io {
-    const struct asr_window *w;
-    struct asr_error why; /* the first read the window refused */
-    bool refused;
-};
+ * so a superblock, descriptor or directory claiming blocks past the partition would read the
+ * next one. This manager turns every read into asr_window_read and keeps the first refusal's
+ * message (struct asr_ext_io), which then becomes the error rather than libext2fs's generic
+ * "short read". Read-only. */
 
 /* How ext2fs_open2, which knows the device only by name, finds the window: set around that one
  * call on this thread, so parsers on other threads do not see each other's windows. */
-static _Thread_local struct win_io *win_opening;
+static _Thread_local struct asr_ext_io *win_opening;
 
 static struct struct_io_manager win_manager;
 
@@ -107,7 +102,7 @@ static errcode_t win_set_blksize(io_channel io, int blksize)
 /* count > 0: that many blocks; count < 0: -count bytes (libext2fs's convention). */
 static errcode_t win_read_blk64(io_channel io, unsigned long long block, int count, void *data)
 {
-    struct win_io *wi = io->private_data;
+    struct asr_ext_io *wi = io->private_data;
     uint64_t bs = (uint64_t)io->block_size;
     uint64_t len = count < 0 ? (uint64_t)-(int64_t)count : (uint64_t)count * bs;
     struct asr_error why = {0};
@@ -115,8 +110,13 @@ static errcode_t win_read_blk64(io_channel io, unsigned long long block, int cou
     if (block > UINT64_MAX / bs || len > SIZE_MAX)
         rc = asr_fail_public(&why, ASR_E_CORRUPT, "read of block %llu lies outside the %llu-byte volume", block,
                              (unsigned long long)wi->w->size);
+    else if (len > wi->left)
+        rc = asr_fail_public(&why, ASR_E_LIMIT, "read of block %llu passes this walk's read limit (metadata "
+                                                "repeating itself?)", block);
     else
         rc = asr_window_read(wi->w, block * bs, data, (size_t)len, &why);
+    if (rc == ASR_OK && wi->left != UINT64_MAX)
+        wi->left -= len;
     if (rc == ASR_OK)
         return 0;
     if (!wi->refused) /* later failures are usually consequences of the first */
@@ -174,7 +174,7 @@ static struct struct_io_manager win_manager = {
     .write_blk64 = win_write_blk64,
 };
 
-/* ---- the map ---------------------------------------------------------------------------- */
+/* ---- errors and the opening checks, for the map and for analyze.c ----------------------- */
 
 /* libext2fs's error codes have messages only once their com_err table is registered, which the
  * library leaves to its programs (e2fsck does it in main); without it every error would read
@@ -186,23 +186,13 @@ static void load_ext2_messages(void)
     initialize_ext2_error_table();
 }
 
-/* A libext2fs failure; when the window refused a read, that refusal is the real reason. */
-static int fail(struct asr_error *err, const struct win_io *wi, const char *what, errcode_t code)
+int asr_ext_fail(struct asr_error *err, const struct asr_ext_io *wi, const char *what, errcode_t code)
 {
     if (wi->refused)
         return asr_fail_public(err, wi->why.code, "ext: %s: %s", what, wi->why.msg);
     call_once(&ext2_messages_once, load_ext2_messages);
     return asr_fail_public(err, code == EXT2_ET_NO_MEMORY ? ASR_E_NOMEM : ASR_E_CORRUPT, "ext: %s: %s", what,
                            error_message(code));
-}
-
-static int record(struct asr_ranges *r, uint64_t off, uint64_t len, struct asr_error *err)
-{
-    int rc = asr_ranges_add(r, off, len);
-    if (rc != ASR_OK)
-        return asr_fail_public(err, rc, "ext: cannot record used bytes %llu+%llu (%s)", (unsigned long long)off,
-                               (unsigned long long)len, asr_status_name(rc));
-    return ASR_OK;
 }
 
 static uint32_t le32(const uint8_t *p)
@@ -254,6 +244,71 @@ static int check_super(const struct asr_window *w, struct asr_error *err)
     return ASR_OK;
 }
 
+/* What ext2fs_open2 leaves unchecked and every later read depends on. Descriptors pointing
+ * bitmaps or inode tables outside their filesystem (or with bad checksums) make e2fsck fall back
+ * to a backup superblock; here they refuse the filesystem. */
+static int check_desc(ext2_filsys fs, const struct asr_ext_io *wi, struct asr_error *err)
+{
+    errcode_t e = ext2fs_check_desc(fs);
+    if (e)
+        return asr_ext_fail(err, wi, "group descriptors fail their checks", e);
+    /* Neither ext2fs_open2 nor ext2fs_check_desc verifies descriptor checksums (e2fsck does, in
+     * its own pass): a descriptor failing its checksum could flag a group BLOCK_UNINIT and so
+     * drop every block of that group from the map, or point an inode table anywhere. */
+    if (ext2fs_has_group_desc_csum(fs))
+        for (dgrp_t g = 0; g < fs->group_desc_count; g++)
+            if (!ext2fs_group_desc_csum_verify(fs, g))
+                return asr_fail_public(err, ASR_E_CORRUPT,
+                                       "ext: group %u descriptor fails its checksum (stored 0x%04x, computed 0x%04x)",
+                                       (unsigned)g, (unsigned)ext2fs_bg_checksum(fs, g),
+                                       (unsigned)ext2fs_group_desc_csum(fs, g));
+    return ASR_OK;
+}
+
+int asr_ext_open(const struct asr_window *w, struct asr_ext_io *io, ext2_filsys *out, struct asr_error *err)
+{
+    *out = NULL;
+    *io = (struct asr_ext_io){.w = w, .left = UINT64_MAX};
+    if (w->size < SB_OFFSET + SB_SIZE)
+        return asr_fail_public(err, ASR_E_CORRUPT, "ext: %llu-byte volume too small for a superblock",
+                               (unsigned long long)w->size);
+    int rc = check_super(w, err);
+    if (rc != ASR_OK)
+        return rc;
+    /* Read-only (no EXT2_FLAG_RW), 64-bit block numbers. Checksum errors are NOT ignored: a
+     * superblock, descriptor or bitmap failing its checksum must not decide what is left out of
+     * a backup. An external journal lives on another device and is not opened. */
+    ext2_filsys fs = NULL;
+    win_opening = io;
+    /* The name only labels the channel: win_open takes the window from win_opening. It must not
+     * hold a '?', which ext2fs_open2 would take as the start of I/O options. */
+    errcode_t e = ext2fs_open2("window", NULL, EXT2_FLAG_64BITS, 0, 0, &win_manager, &fs);
+    win_opening = NULL;
+    if (e) {
+        if (fs)
+            ext2fs_close_free(&fs);
+        return asr_ext_fail(err, io, "cannot open the filesystem", e);
+    }
+    rc = check_desc(fs, io, err);
+    if (rc != ASR_OK) {
+        ext2fs_close_free(&fs);
+        return rc;
+    }
+    *out = fs;
+    return ASR_OK;
+}
+
+/* ---- the map ---------------------------------------------------------------------------- */
+
+static int record(struct asr_ranges *r, uint64_t off, uint64_t len, struct asr_error *err)
+{
+    int rc = asr_ranges_add(r, off, len);
+    if (rc != ASR_OK)
+        return asr_fail_public(err, rc, "ext: cannot record used bytes %llu+%llu (%s)", (unsigned long long)off,
+                               (unsigned long long)len, asr_status_name(rc));
+    return ASR_OK;
+}
+
 /* Refuses states in which the on-disk bitmap may lag what the filesystem really uses: a journal
  * still to replay (crash, or mounted read-write: ext3/4 set needs_recovery while mounted) would
  * after restore point files at blocks this map left out; an ext2 not cleanly unmounted or any ext
@@ -276,7 +331,7 @@ static int check_state(ext2_filsys fs, struct asr_error *err)
  * search (never bit by bit). Under bigalloc the bitmap has a bit per cluster; libext2fs's
  * search takes and returns block numbers, aligned to clusters, so a run is [set, zero) in
  * blocks either way, clipped to the last block. */
-static int emit_bitmap(ext2_filsys fs, const struct win_io *wi, struct asr_ranges *out, struct asr_error *err)
+static int emit_bitmap(ext2_filsys fs, const struct asr_ext_io *wi, struct asr_ranges *out, struct asr_error *err)
 {
     uint64_t bs = fs->blocksize, count = ext2fs_blocks_count(fs->super);
     blk64_t at = fs->super->s_first_data_block, last = count - 1;
@@ -286,12 +341,12 @@ static int emit_bitmap(ext2_filsys fs, const struct win_io *wi, struct asr_range
         if (e == ENOENT)
             break;
         if (e)
-            return fail(err, wi, "searching the block bitmap", e);
+            return asr_ext_fail(err, wi, "searching the block bitmap", e);
         e = ext2fs_find_first_zero_block_bitmap2(fs->block_map, set, last, &zero);
         if (e == ENOENT)
             zero = count;
         else if (e)
-            return fail(err, wi, "searching the block bitmap", e);
+            return asr_ext_fail(err, wi, "searching the block bitmap", e);
         if (zero > count) /* the last cluster may reach past the last block */
             zero = count;
         if (zero <= set)
@@ -332,30 +387,15 @@ static void fill_names(struct ext2_super_block *s, struct asr_usedmap *out)
     snprintf(out->fs_label, sizeof out->fs_label, "%.*s", (int)n, (const char *)s->s_volume_name);
 }
 
-/* With the filesystem open: state checks, descriptors, bitmap, ranges. */
-static int map_open(ext2_filsys fs, const struct win_io *wi, struct asr_usedmap *out, struct asr_error *err)
+/* With the filesystem open and its structure checked: state, bitmap, ranges. */
+static int map_open(ext2_filsys fs, const struct asr_ext_io *wi, struct asr_usedmap *out, struct asr_error *err)
 {
     int rc = check_state(fs, err);
     if (rc != ASR_OK)
         return rc;
-    /* Descriptors pointing bitmaps or inode tables outside their filesystem (or with bad
-     * checksums) make e2fsck fall back to a backup superblock; here they mean a full capture. */
-    errcode_t e = ext2fs_check_desc(fs);
+    errcode_t e = ext2fs_read_block_bitmap(fs);
     if (e)
-        return fail(err, wi, "group descriptors fail their checks", e);
-    /* Neither ext2fs_open2 nor ext2fs_check_desc verifies descriptor checksums (e2fsck does, in
-     * its own pass): a descriptor failing its checksum could flag a group BLOCK_UNINIT and so
-     * drop every block of that group from the map. */
-    if (ext2fs_has_group_desc_csum(fs))
-        for (dgrp_t g = 0; g < fs->group_desc_count; g++)
-            if (!ext2fs_group_desc_csum_verify(fs, g))
-                return asr_fail_public(err, ASR_E_CORRUPT,
-                                       "ext: group %u descriptor fails its checksum (stored 0x%04x, computed 0x%04x)",
-                                       (unsigned)g, (unsigned)ext2fs_bg_checksum(fs, g),
-                                       (unsigned)ext2fs_group_desc_csum(fs, g));
-    e = ext2fs_read_block_bitmap(fs);
-    if (e)
-        return fail(err, wi, "cannot read the block bitmap", e);
+        return asr_ext_fail(err, wi, "cannot read the block bitmap", e);
     uint64_t head = (uint64_t)fs->super->s_first_data_block * fs->blocksize;
     rc = record(&out->used, 0, head > EXT_HEAD_BYTES ? head : EXT_HEAD_BYTES, err);
     if (rc == ASR_OK)
@@ -369,28 +409,14 @@ static int map_open(ext2_filsys fs, const struct win_io *wi, struct asr_usedmap 
 
 int asr_ext_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err)
 {
-    if (w->size < SB_OFFSET + SB_SIZE)
-        return asr_fail_public(err, ASR_E_CORRUPT, "ext: %llu-byte volume too small for a superblock",
-                               (unsigned long long)w->size);
-    int rc = check_super(w, err);
+    /* No read limit: the map reads one bitmap block per group, and check_super capped the
+     * number of groups. */
+    struct asr_ext_io io;
+    ext2_filsys fs;
+    int rc = asr_ext_open(w, &io, &fs, err);
     if (rc != ASR_OK)
         return rc;
-    /* Read-only (no EXT2_FLAG_RW), 64-bit block numbers. Checksum errors are NOT ignored: a
-     * superblock, descriptor or bitmap failing its checksum must not decide what is left out of
-     * a backup. An external journal lives on another device and is not part of this map. */
-    struct win_io wi = {.w = w};
-    ext2_filsys fs = NULL;
-    win_opening = &wi;
-    /* The name only labels the channel: win_open takes the window from win_opening. It must not
-     * hold a '?', which ext2fs_open2 would take as the start of I/O options. */
-    errcode_t e = ext2fs_open2("window", NULL, EXT2_FLAG_64BITS, 0, 0, &win_manager, &fs);
-    win_opening = NULL;
-    if (e) {
-        if (fs)
-            ext2fs_close_free(&fs);
-        return fail(err, &wi, "cannot open the filesystem", e);
-    }
-    rc = map_open(fs, &wi, out, err);
+    rc = map_open(fs, &io, out, err);
     ext2fs_close_free(&fs);
     if (rc != ASR_OK)
         asr_ranges_free(&out->used);

@@ -68,7 +68,9 @@ static void check_map(const struct asr_usedmap *m, const char *expect_fs, uint64
             abort();
         end = r->offset + r->length;
     }
-    if (m->block_size == 0 || strcmp(m->fs_type, expect_fs) != 0 || !memchr(m->fs_label, 0, sizeof m->fs_label))
+    if (!memchr(m->fs_type, 0, sizeof m->fs_type) || !memchr(m->fs_label, 0, sizeof m->fs_label))
+        abort();
+    if (m->block_size == 0 || (expect_fs ? strcmp(m->fs_type, expect_fs) != 0 : !m->fs_type[0]))
         abort();
 }
 

@@ -1,7 +1,7 @@
-/* Shared by the filesystem-parser harnesses (fuzz_fat.c, fuzz_exfat.c, fuzz_ntfs.c): the input
- * becomes the start of a volume in a sparse temporary file, zero-extended to a fixed window, so
- * that a small input can still describe a large filesystem; and a map the parser accepted is
- * checked for the invariants every used-byte map must keep. */
+/* Shared by the filesystem-parser harnesses (fuzz_fat.c, fuzz_exfat.c, fuzz_ntfs.c, fuzz_ext.c):
+ * the input becomes the start of a volume in a sparse temporary file, zero-extended to a fixed
+ * window, so that a small input can still describe a large filesystem; and a map the parser
+ * accepted is checked for the invariants every used-byte map must keep. */
 #ifndef FUZZ_FS_WINDOW_H
 #define FUZZ_FS_WINDOW_H
 #include <stddef.h>
@@ -14,7 +14,8 @@ typedef int (*fs_parser_fn)(const struct asr_window *w, struct asr_usedmap *out,
 /* Runs parser on a window of window_size bytes holding head (replacing the input's first
  * head_len bytes; head_len may be 0), the rest of data, then zeros. Aborts when the parser's
  * result breaks an invariant: an accepted map must be a sorted, non-empty-range list inside the
- * window with a block size and fs_type == expect_fs; a refusal must leave no ranges and say why. */
+ * window with a block size and fs_type == expect_fs (NULL: any non-empty name, which the harness
+ * checks itself); a refusal must leave no ranges and say why. */
 void fs_window_run(fs_parser_fn parser, const char *expect_fs, uint64_t window_size, const uint8_t *data,
                    size_t size, const uint8_t *head, size_t head_len);
 

@@ -12,16 +12,25 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static char dir[] = "/tmp/asrimg-fuzz-layout-XXXXXX";
 static char path[64];
 
+static void cleanup(void)
+{
+    unlink(path);
+    rmdir(dir);
+}
+
+/* One directory per process, removed at exit (a fuzzing run ends with exit()), so parallel
+ * fuzzers never share the disk file and none is left behind. */
 static void make_path(void)
 {
     if (path[0])
         return;
-    char dir[] = "/tmp/asrimg-fuzz-layout-XXXXXX";
     if (!mkdtemp(dir))
         abort();
     snprintf(path, sizeof path, "%s/disk.img", dir);
+    atexit(cleanup);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

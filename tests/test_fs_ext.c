@@ -1,7 +1,9 @@
 /* ext2/3/4 used-byte maps (asr_ext_used) on filesystems made and filled by Debian's mke2fs -d and
  * debugfs, read at a 1 MiB partition offset of a GPT disk: only the reported ranges are copied
  * onto garbage, then e2fsck and a file-by-file compare judge the copy; partclone.extfs, dumpe2fs
- * and e2fsck's own count cross-check the map; damaged or unclean filesystems must be refused. */
+ * and e2fsck's own count cross-check the map; damaged or unclean filesystems must be refused. The
+ * critical-volume check that looks inside (analyze.c) must read through the same window, trust
+ * only what the map trusts, and stop on directories whose blocks loop. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "asr_engine.h"
@@ -823,4 +826,304 @@ Test(fs_ext, analysis_uses_the_map_or_says_why_not)
     free(img);
     free(dirty);
     free(disk);
+}
+
+/* ---- the critical-volume check looks inside through the same window ---------------------- */
+
+#define FSTAB_MARKER "UUID=asrimg-marker / ext4 defaults 0 1"
+
+/* A filesystem of mib MiB whose only boot mark is /etc/fstab (holding FSTAB_MARKER), in its own
+ * directory block: the analysis calls it critical for that file alone. */
+static char *fs_with_fstab(const char *name, const char *mkfs, const char *opts, unsigned mib)
+{
+    need_ext_tools(mkfs);
+    char *img = scratch_path(name), *tree = scratch_path("fstab-tree");
+    cr_assert_eq(fsfix_sh("set -e; rm -rf %1$s; mkdir -p %1$s/etc %1$s/data; echo '" FSTAB_MARKER "' > %1$s/etc/fstab;"
+                          "head -c 200K /dev/urandom > %1$s/data/file; rm -f %2$s; truncate -s %3$uM %2$s;"
+                          "%4$s -q -F %5$s -d %1$s %2$s",
+                          tree, img, mib, mkfs, opts),
+                 0, "%s %s", mkfs, opts);
+    free(tree);
+    return img;
+}
+
+/* A GPT disk of generic Linux partitions (a type that is not critical by itself) of n_mib[i]
+ * MiB each, back to back from 1 MiB, with img[i] (NULL: none) written at each start. The images
+ * may be larger than their partitions: their tails then land in the next one. */
+static char *gpt_disk(const char *const *img, const unsigned *n_mib, int n)
+{
+    char *disk = scratch_path("analysed.img");
+    unsigned total = 2;
+    char table[512] = "label: gpt\\n";
+    for (int i = 0; i < n; i++) {
+        snprintf(table + strlen(table), sizeof table - strlen(table), "start=%u, size=%u, type=linux\\n",
+                 2048 + (total - 2) * 2048, n_mib[i] * 2048);
+        total += n_mib[i];
+    }
+    cr_assert_eq(fsfix_sh("set -e; rm -f %1$s; truncate -s %2$uM %1$s; printf '%3$s' | sfdisk -q %1$s >/dev/null",
+                          disk, total + 32, table),
+                 0);
+    unsigned at = 1;
+    for (int i = 0; i < n; i++) {
+        if (img[i])
+            cr_assert_eq(fsfix_sh("dd if=%s of=%s bs=1M seek=%u conv=notrunc,sparse status=none", img[i], disk, at), 0);
+        at += n_mib[i];
+    }
+    return disk;
+}
+
+static void analyze(const char *disk, struct asr_disk **d, struct asr_volume_info **v, size_t *n)
+{
+    struct asr_error err = {0};
+    cr_assert_eq(asr_disk_open(disk, d, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_disk_analyze(*d, 0, v, n, &err), ASR_OK, "%s", err.msg);
+    for (size_t i = 0; i < *n; i++)
+        cr_log_info("partition %u: %s, capture %u, critical %d (%s); warning: %s", (*v)[i].partition_number,
+                    (*v)[i].map.fs_type, (*v)[i].natural_capture, (*v)[i].critical, (*v)[i].reason, (*v)[i].warning);
+}
+
+/* Moves the first (only) block of directory dir of the 1 KiB-block ext2 filesystem at byte base
+ * of path to block to, and writes that directory block at disk byte offset copy_at: wherever it
+ * now lies, the directory still lists the same names for a reader that goes there. */
+static void move_dir_block(const char *path, uint64_t base, const char *dir, uint64_t to, uint64_t copy_at)
+{
+    uint64_t from = fsfix_sh_number("debugfs -R 'blocks %s' '%s?offset=%llu' 2>/dev/null", dir, path,
+                                    (unsigned long long)base);
+    cr_assert_gt(from, 0, "debugfs lists no block for %s", dir);
+    uint8_t block[1024];
+    fsfix_read_at(path, base + from * 1024, block, sizeof block);
+    cr_assert_eq(fsfix_sh("debugfs -w -R 'set_inode_field %s block[0] %llu' '%s?offset=%llu' >/dev/null 2>&1", dir,
+                          (unsigned long long)to, path, (unsigned long long)base),
+                 0);
+    fsfix_write_at(path, copy_at, block, sizeof block);
+}
+
+/* libext2fs's own reader (what the content check used to open) follows /etc wherever it points:
+ * here past the partition, into the next one, where it finds the marker. */
+static void unbounded_reader_finds_marker(const char *disk)
+{
+    char *out = fsfix_sh_out("debugfs -R 'cat /etc/fstab' '%s?offset=%llu' 2>/dev/null", disk, PART_BASE);
+    cr_assert_not_null(out);
+    cr_assert_not_null(strstr(out, FSTAB_MARKER), "the fixture is wrong: debugfs reads \"%s\"", out);
+    free(out);
+}
+
+/* A sound superblock whose /etc directory block lies past the end of the filesystem and of its
+ * partition, where the next partition holds a copy of it. The used map does not look at
+ * directories and accepts the volume; the content check must then read only inside the
+ * partition: /etc is unreadable to it, the volume is not called critical for an fstab read from
+ * the neighbour, and the reason names the read the window refused. The third partition, an
+ * intact copy, shows the check finds /etc/fstab when it is there. */
+Test(fs_ext, content_check_never_reads_past_the_partition)
+{
+    char *fs = fs_with_fstab("fs.img", "mkfs.ext2", "-b 1024", 16);
+    const char *imgs[] = {fs, NULL, fs};
+    const unsigned mib[] = {16, 16, 16};
+    char *disk = gpt_disk(imgs, mib, 3);
+    /* Block 16384 + 1000: 1000 KiB into partition 2, which starts right after partition 1. */
+    move_dir_block(disk, PART_BASE, "/etc", 16384 + 1000, PART_BASE + (16384 + 1000) * 1024ull);
+    unbounded_reader_finds_marker(disk);
+
+    struct asr_disk *d;
+    struct asr_volume_info *v;
+    size_t n;
+    analyze(disk, &d, &v, &n);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(v[0].map.fs_type, "ext2");
+    cr_assert_eq(v[0].natural_capture, ASR_CAPTURE_USED, "%s", v[0].warning);
+    cr_assert_not(v[0].critical, "critical for what lies in the next partition: %s", v[0].reason);
+    cr_assert_not_null(strstr(v[0].reason, "nothing shows it is needed to boot (ext directories unreadable: "),
+                       "reason: %s", v[0].reason);
+    cr_assert_not_null(strstr(v[0].reason, "lies outside the 16777216-byte volume"), "reason: %s", v[0].reason);
+    cr_assert(v[2].critical, "the intact copy: %s", v[2].reason);
+    cr_assert_str_eq(v[2].reason, "holds /etc/fstab");
+    asr_volume_infos_free(v, n);
+    asr_disk_close(d);
+    free(fs);
+    free(disk);
+}
+
+/* A superblock claiming more blocks than the partition (a 32 MiB filesystem in 16 MiB), its /etc
+ * block in the part that lies in the next partition. The map refuses the volume, and the content
+ * check does not look inside what the map could not trust: not critical, and the reason says the
+ * contents were not read (the warning says why). */
+Test(fs_ext, content_check_skips_filesystem_larger_than_its_partition)
+{
+    char *fs = fs_with_fstab("fs.img", "mkfs.ext2", "-b 1024", 32);
+    const char *imgs[] = {fs, NULL};
+    const unsigned mib[] = {16, 32};
+    char *disk = gpt_disk(imgs, mib, 2);
+    /* Rewrite partition 2 over the filesystem's tail first, as its own data would be. */
+    cr_assert_eq(fsfix_sh("head -c 16M /dev/urandom | dd of=%s bs=1M seek=17 conv=notrunc status=none", disk), 0);
+    move_dir_block(disk, PART_BASE, "/etc", 20000, PART_BASE + 20000 * 1024ull);
+    unbounded_reader_finds_marker(disk);
+
+    struct asr_disk *d;
+    struct asr_volume_info *v;
+    size_t n;
+    analyze(disk, &d, &v, &n);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(v[0].natural_capture, ASR_CAPTURE_FULL);
+    cr_assert_not_null(strstr(v[0].warning, "more than the 16777216-byte volume"), "warning: %s", v[0].warning);
+    cr_assert_not(v[0].critical, "critical for what lies in the next partition: %s", v[0].reason);
+    cr_assert_str_eq(v[0].reason,
+                     "nothing shows it is needed to boot (ext metadata failed its checks: contents not read)");
+    asr_volume_infos_free(v, n);
+    asr_disk_close(d);
+    free(fs);
+    free(disk);
+}
+
+/* Trust follows the map's checks: a journal to replay (the root of a disk copied from a running
+ * or crashed machine) leaves directories readable, so the volume is still found critical though
+ * it is captured whole; a descriptor failing its checksum is not looked into. */
+Test(fs_ext, content_check_trusts_what_the_map_trusts)
+{
+    char *clean = fs_with_fstab("clean.img", "mkfs.ext4", "-b 1024", 16);
+    char *dirty = scratch_path("dirty.img"), *broken = scratch_path("broken.img");
+    cr_assert_eq(fsfix_sh("set -e; cp --sparse=always %1$s %2$s; cp --sparse=always %1$s %3$s;"
+                          "debugfs -w -R 'feature needs_recovery' %2$s >/dev/null 2>&1",
+                          clean, dirty, broken),
+                 0);
+    /* bg_flags of group 1's descriptor (block 2, 64 bytes each with 64bit) gains INODE_ZEROED
+     * without its checksum: harmless in itself, but the descriptor no longer proves itself. */
+    uint8_t desc[64];
+    fsfix_read_at(broken, 2048 + 64, desc, sizeof desc);
+    desc[0x12] ^= 0x04;
+    fsfix_write_at(broken, 2048 + 64, desc, sizeof desc);
+    const char *imgs[] = {clean, dirty, broken};
+    const unsigned mib[] = {16, 16, 16};
+    char *disk = gpt_disk(imgs, mib, 3);
+
+    struct asr_disk *d;
+    struct asr_volume_info *v;
+    size_t n;
+    analyze(disk, &d, &v, &n);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(v[0].natural_capture, ASR_CAPTURE_USED, "%s", v[0].warning);
+    cr_assert(v[0].critical, "%s", v[0].reason);
+    cr_assert_str_eq(v[0].reason, "holds /etc/fstab");
+    cr_assert_eq(v[1].natural_capture, ASR_CAPTURE_FULL);
+    cr_assert_not_null(strstr(v[1].warning, "journal needs recovery"), "warning: %s", v[1].warning);
+    cr_assert(v[1].critical, "%s", v[1].reason);
+    cr_assert_str_eq(v[1].reason, "holds /etc/fstab");
+    cr_assert_eq(v[2].natural_capture, ASR_CAPTURE_FULL);
+    cr_assert_not_null(strstr(v[2].warning, "group 1 descriptor fails its checksum"), "warning: %s", v[2].warning);
+    cr_assert_not(v[2].critical, "%s", v[2].reason);
+    cr_assert_str_eq(v[2].reason,
+                     "nothing shows it is needed to boot (ext metadata failed its checks: contents not read)");
+    asr_volume_infos_free(v, n);
+    asr_disk_close(d);
+    free(clean);
+    free(dirty);
+    free(broken);
+    free(disk);
+}
+
+/* blkid calls any ext filesystem flagged test_fs "ext4dev": the same format, mapped by the same
+ * parser, its name kept as blkid gives it. */
+Test(fs_ext, analysis_maps_ext4dev)
+{
+    char *fs = fs_with_fstab("fs.img", "mkfs.ext4", "-b 4096", 16);
+    fsfix_need("tune2fs");
+    fsfix_need("blkid");
+    cr_assert_eq(fsfix_sh("tune2fs -E test_fs %s >/dev/null 2>&1", fs), 0);
+    char *type = fsfix_sh_out("blkid -p -o value -s TYPE %s", fs);
+    cr_assert_not_null(type);
+    cr_assert_str_eq(type, "ext4dev\n", "blkid says %s", type);
+    free(type);
+    struct asr_window w = fsfix_window(fs, 0, 16 * MIB);
+    struct asr_usedmap alone = {0};
+    struct asr_error err = {0};
+    cr_assert_eq(asr_ext_used(&w, &alone, &err), ASR_OK, "%s", err.msg);
+    close(w.fd);
+    const char *imgs[] = {fs};
+    const unsigned mib[] = {16};
+    char *disk = gpt_disk(imgs, mib, 1);
+
+    struct asr_disk *d;
+    struct asr_volume_info *v;
+    size_t n;
+    analyze(disk, &d, &v, &n);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(v[0].map.fs_type, "ext4dev");
+    cr_assert_eq(v[0].natural_capture, ASR_CAPTURE_USED, "%s", v[0].warning);
+    cr_assert_eq(v[0].map.block_size, 4096);
+    cr_assert_eq(v[0].map.used.n, alone.used.n);
+    cr_assert_eq(memcmp(v[0].map.used.v, alone.used.v, alone.used.n * sizeof alone.used.v[0]), 0);
+    cr_assert(v[0].critical, "%s", v[0].reason);
+    cr_assert_str_eq(v[0].reason, "holds /etc/fstab");
+    asr_volume_infos_free(v, n);
+    asr_disk_close(d);
+    asr_usedmap_free(&alone);
+    free(fs);
+    free(disk);
+}
+
+/* /boot's triple-indirect block points at a double-indirect block full of pointers to one
+ * indirect block full of pointers to /boot's real directory block: libext2fs would list that
+ * block 256^3 times (1 KiB blocks: 20 s per lookup) or 1024^3 times (4 KiB blocks: hours). Each
+ * lookup stops at its read limit instead, says so when nothing is found, and a lookup elsewhere
+ * (/etc/fstab) still succeeds. */
+static void loop_boot(const char *img, uint32_t bs, uint32_t first_free)
+{
+    uint64_t dir = fsfix_sh_number("debugfs -R 'blocks /boot' %s 2>/dev/null", img);
+    cr_assert_gt(dir, 0);
+    uint32_t t = first_free, d = first_free + 1, i = first_free + 2;
+    const uint32_t chain[][2] = {{t, d}, {d, i}, {i, (uint32_t)dir}};
+    uint8_t *block = malloc(bs);
+    for (size_t k = 0; k < 3; k++) {
+        for (uint32_t at = 0; at < bs; at += 4)
+            for (int b = 0; b < 4; b++)
+                block[at + (uint32_t)b] = (uint8_t)(chain[k][1] >> 8 * b);
+        fsfix_write_at(img, (uint64_t)chain[k][0] * bs, block, bs);
+    }
+    free(block);
+    cr_assert_eq(fsfix_sh("debugfs -w -R 'set_inode_field /boot block[TIND] %u' %s >/dev/null 2>&1", t, img), 0);
+}
+
+Test(fs_ext, content_check_stops_a_directory_looping_through_its_blocks)
+{
+    static const struct {
+        uint32_t bs, first_free;
+        bool fstab;
+    } cases[] = {{1024, 16000, true}, {1024, 16000, false}, {4096, 4000, true}, {4096, 4000, false}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char opts[32];
+        snprintf(opts, sizeof opts, "-b %u", cases[c].bs);
+        char *fs = fs_with_fstab("fs.img", "mkfs.ext2", opts, 16);
+        cr_assert_eq(fsfix_sh("debugfs -w -R 'mkdir /boot' %s >/dev/null 2>&1", fs), 0);
+        if (!cases[c].fstab)
+            cr_assert_eq(fsfix_sh("debugfs -w -R 'rm /etc/fstab' %s >/dev/null 2>&1", fs), 0);
+        loop_boot(fs, cases[c].bs, cases[c].first_free);
+        const char *imgs[] = {fs};
+        const unsigned mib[] = {16};
+        char *disk = gpt_disk(imgs, mib, 1);
+
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        struct asr_disk *d;
+        struct asr_volume_info *v;
+        size_t n;
+        analyze(disk, &d, &v, &n);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        cr_log_info("%u-byte blocks, fstab %d: analysed in %.2f s", cases[c].bs, cases[c].fstab, s);
+        cr_assert_lt(s, 20.0, "the looping directory was walked for %.1f s", s);
+        cr_assert_eq(n, 1);
+        cr_assert_eq(v[0].natural_capture, ASR_CAPTURE_USED, "%s", v[0].warning);
+        if (cases[c].fstab) {
+            cr_assert(v[0].critical, "%s", v[0].reason);
+            cr_assert_str_eq(v[0].reason, "holds /etc/fstab");
+        } else {
+            cr_assert_not(v[0].critical, "%s", v[0].reason);
+            cr_assert_not_null(strstr(v[0].reason, "(ext directories unreadable: read of block "), "%s", v[0].reason);
+            cr_assert_not_null(strstr(v[0].reason, "passes this walk's read limit"), "%s", v[0].reason);
+        }
+        asr_volume_infos_free(v, n);
+        asr_disk_close(d);
+        free(fs);
+        free(disk);
+        scratch_cleanup();
+    }
 }

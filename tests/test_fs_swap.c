@@ -1,7 +1,8 @@
 /* Linux swap used-byte maps (asr_swap_used): mkswap's header page at each page size is all that
  * is kept, and a copy of only that page onto garbage must read back (blkid) with the same UUID
- * and label; damaged headers and hibernation images are refused, and the disk analysis captures
- * a swap partition by its header and a hibernated one whole. */
+ * and label; damaged headers and hibernation images (every signature blkid calls swsuspend) are
+ * refused, and the disk analysis captures a swap partition by its header and a hibernated one
+ * whole, saying why. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -88,7 +89,7 @@ static void expect_blkid(const char *path, const char *tag, const char *want)
 Test(fs_swap, header_page_alone_keeps_identity)
 {
     fsfix_need("blkid");
-    static const unsigned pages[] = {4096, 8192, 16384, 65536};
+    static const unsigned pages[] = {4096, 8192, 16384, 32768, 65536};
     for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
         char *img = make_swap(pages[i], 16), *disk = embed(img, PART_BASE, 18 * MIB);
         char *target = scratch_path("target.img");
@@ -196,18 +197,25 @@ Test(fs_swap, refuses_no_signature)
     free(img);
 }
 
-/* Hibernation replaces the signature at the end of the header page (the kernel keeps the
- * original in the 10 bytes before it): the swap area then holds the memory image, which a
- * header-only capture would lose. Each signature blkid knows as swsuspend is refused. */
+/* Hibernation as the kernel (and uswsusp) leaves it: the signature at the end of the header
+ * page replaced by the hibernation one, the original kept in the 10 bytes before it, and the
+ * memory image in the pages after (here the garbage make_swap left). */
+static void hibernate(const char *img, uint64_t at, unsigned page, const char *sig)
+{
+    char tail[20] = "SWAPSPACE2";
+    memcpy(tail + 10, sig, strlen(sig));
+    fsfix_write_at(img, at + page - sizeof tail, tail, sizeof tail);
+}
+
+/* Each signature blkid knows as swsuspend is refused, saying which and where: the swap area then
+ * holds the memory image, which a header-only capture would lose. */
 Test(fs_swap, refuses_hibernation_images)
 {
     static const char *const sigs[] = {"S1SUSPEND", "S2SUSPEND", "ULSUSPEND", "LINHIB0001"};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
         char *img = make_swap(4096, 4);
-        char tail[20] = "SWAPSPACE2";
-        memcpy(tail + 10, sigs[i], strlen(sigs[i]));
-        fsfix_write_at(img, 4096 - 20, tail, sizeof tail);
-        if (i == 0 && fsfix_have("blkid"))
+        hibernate(img, 0, 4096, sigs[i]);
+        if (fsfix_have("blkid"))
             expect_blkid(img, "TYPE", "swsuspend");
         char want[64];
         snprintf(want, sizeof want, "holds a hibernation image (%s signature at offset 4086)", sigs[i]);
@@ -216,9 +224,43 @@ Test(fs_swap, refuses_hibernation_images)
     }
 }
 
-/* The disk analysis: a swap partition is captured by its header, a hibernated one whole. blkid
- * calls a hibernated area "swsuspend", so the analysis never asks asr_swap_used about it: it is
- * captured whole as a type without a used-map parser. */
+/* At a larger page size too: mkswap -p 16384, hibernated by a kernel with 16 KiB pages. */
+Test(fs_swap, refuses_hibernation_image_at_larger_page_size)
+{
+    char *img = make_swap(16384, 4);
+    hibernate(img, 0, 16384, "S1SUSPEND");
+    if (fsfix_have("blkid"))
+        expect_blkid(img, "TYPE", "swsuspend");
+    expect_refusal(img, 4 * MIB, ASR_E_UNSUPPORTED, "holds a hibernation image (S1SUSPEND signature at offset 16374)");
+    free(img);
+}
+
+/* A valid 4 KiB header does not excuse a hibernation signature where a 64 KiB page would end:
+ * blkid looks at every page size, and so does the parser, the wary way round (a whole capture
+ * costs space; a header-only one of a real image would lose it). */
+Test(fs_swap, hibernation_signature_at_any_page_size_wins)
+{
+    char *img = make_swap(4096, 4);
+    fsfix_write_at(img, 65536 - 10, "LINHIB0001", 10);
+    expect_refusal(img, 4 * MIB, ASR_E_UNSUPPORTED, "holds a hibernation image (LINHIB0001 signature at offset 65526)");
+    free(img);
+}
+
+/* TuxOnIce keeps the swap signature valid and writes its own magic at offset 0; blkid calls that
+ * swsuspend too. */
+Test(fs_swap, refuses_tuxonice_image)
+{
+    char *img = make_swap(4096, 4);
+    fsfix_write_at(img, 0, "\xed\xc3\x02\xe9\x98\x56\xe5\x0c", 8);
+    if (fsfix_have("blkid"))
+        expect_blkid(img, "TYPE", "swsuspend");
+    expect_refusal(img, 4 * MIB, ASR_E_UNSUPPORTED, "holds a hibernation image (TuxOnIce signature at offset 0)");
+    free(img);
+}
+
+/* The disk analysis: a swap partition is captured by its header; a hibernated one, which blkid
+ * calls "swsuspend", goes to the same header parser, is refused there, and is captured whole with
+ * a warning saying why, keeping the names blkid read from its header. */
 Test(fs_swap, analysis_captures_swap_header_and_hibernated_swap_whole)
 {
     fsfix_need("sfdisk");
@@ -228,10 +270,16 @@ Test(fs_swap, analysis_captures_swap_header_and_hibernated_swap_whole)
                           "start=34816, size=32768, type=swap\\n'"
                           " | sfdisk -q %1$s >/dev/null;"
                           "dd if=%2$s of=%1$s bs=1M seek=1 conv=notrunc status=none;"
-                          "dd if=%2$s of=%1$s bs=1M seek=17 conv=notrunc status=none;"
-                          "printf 'S1SUSPEND' | dd of=%1$s bs=1 seek=$((17 * 1048576 + 4086)) conv=notrunc status=none",
+                          "dd if=%2$s of=%1$s bs=1M seek=17 conv=notrunc status=none",
                           disk, img),
                  0);
+    hibernate(disk, 17 * MIB, 4096, "S1SUSPEND");
+    if (fsfix_have("blkid")) {
+        char *type = fsfix_sh_out("blkid -p -O %llu -o value -s TYPE %s", 17 * MIB, disk);
+        cr_assert_not_null(type);
+        cr_assert_str_eq(type, "swsuspend\n", "blkid says %s", type);
+        free(type);
+    }
     struct asr_disk *d = NULL;
     struct asr_error err = {0};
     cr_assert_eq(asr_disk_open(disk, &d, &err), ASR_OK, "%s", err.msg);
@@ -245,8 +293,17 @@ Test(fs_swap, analysis_captures_swap_header_and_hibernated_swap_whole)
     cr_assert_eq(v[0].natural_capture, ASR_CAPTURE_HEADER, "swap capture %u (%s)", v[0].natural_capture, v[0].warning);
     cr_assert_eq(asr_ranges_bytes(&v[0].map.used), 4096);
     cr_log_info("hibernated swap: capture %u, warning: %s", v[1].natural_capture, v[1].warning);
+    cr_assert_str_eq(v[1].map.fs_type, "swsuspend");
+    cr_assert_str_eq(v[1].map.fs_uuid, UUID);
+    cr_assert_str_eq(v[1].map.fs_label, LABEL);
     cr_assert_eq(v[1].natural_capture, ASR_CAPTURE_FULL);
-    cr_assert_neq(v[1].warning[0], '\0');
+    cr_assert_eq(v[1].map.used.n, 0);
+    cr_assert_str_eq(v[1].warning, "swap: holds a hibernation image (S1SUSPEND signature at offset 4086): captured "
+                                   "whole, since the machine resumes from these pages");
+    /* Selected, it is read whole. */
+    cr_assert_eq(asr_select_volumes(v, n, "all", &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_volume_capture_bytes(&v[1]), 16 * MIB);
+    cr_assert_eq(asr_volume_capture_bytes(&v[0]), 4096);
     asr_volume_infos_free(v, n);
     asr_disk_close(d);
     free(img);

@@ -338,3 +338,49 @@ Test(layout, not_a_disk)
     cr_assert(strstr(err.msg, "/nonexistent/disk.img"), "%s", err.msg);
     cr_assert_eq(asr_disk_open("/dev/null", &d, &err), ASR_E_ARG);
 }
+
+/* An OCFS (version 1) volume header whose MOUNT length field says 65535 for a 128-byte field:
+ * libblkid 2.38's prober copies that many bytes off its stack, and blkid -p itself dies of it.
+ * Neither libfdisk's collision check (on the whole disk) nor the per-partition probe may run
+ * that prober: the disk is read, and the volume is "no filesystem recognised", captured whole.
+ * Unpartitioned, then as the first partition of a GPT disk. (The ASan build catches the stray
+ * read itself; elsewhere it may or may not crash, depending on what lies above the stack.) */
+static void write_ocfs_header(const char *path, uint64_t volume)
+{
+    static const uint8_t mount_len[2] = {0xff, 0xff};
+    fsfix_write_at(path, volume + 8192, "OracleCFS", 9);
+    fsfix_write_at(path, volume + 8192 + 8 + 128 + 128, mount_len, sizeof mount_len);
+}
+
+Test(layout, crafted_ocfs_header_is_not_probed)
+{
+    char *bare = scratch_path("ocfs-bare.img"), *gpt = scratch_path("ocfs-gpt.img");
+    cr_assert_eq(fsfix_sh("truncate -s 16M %s", bare), 0);
+    write_ocfs_header(bare, 0);
+    if (fsfix_have("blkid"))
+        cr_log_info("blkid -p on the fixture exits with %d (139: SIGSEGV)",
+                    fsfix_sh("sh -c 'blkid -p %s' >/dev/null 2>&1", bare));
+    fsfix_need("sfdisk");
+    cr_assert_eq(fsfix_sh("truncate -s 20M %s && echo 'start=2048, size=16MiB, type=linux' | sfdisk -q -X gpt %s"
+                          " >/dev/null",
+                          gpt, gpt),
+                 0);
+    write_ocfs_header(gpt, 1 << 20);
+    const char *disks[] = {bare, gpt};
+    for (size_t i = 0; i < 2; i++) {
+        struct asr_disk *d;
+        struct asr_error err = {0};
+        cr_assert_eq(asr_disk_open(disks[i], &d, &err), ASR_OK, "%s", err.msg);
+        struct asr_volume_info *v;
+        size_t n;
+        cr_assert_eq(asr_disk_analyze(d, 0, &v, &n, &err), ASR_OK, "%s", err.msg);
+        cr_assert_eq(n, 1);
+        cr_assert_str_eq(v[0].map.fs_type, "");
+        cr_assert_eq(v[0].natural_capture, ASR_CAPTURE_FULL);
+        cr_assert_not_null(strstr(v[0].warning, "no filesystem recognised"), "%s", v[0].warning);
+        asr_volume_infos_free(v, n);
+        asr_disk_close(d);
+    }
+    free(bare);
+    free(gpt);
+}
