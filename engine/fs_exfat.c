@@ -434,7 +434,7 @@ static int check_marked(const struct asr_window *w, struct fat_cache *fc, const 
     static const char *const names[3] = {"allocation bitmap", "second allocation bitmap", "up-case table"};
     int rc = ASR_OK;
     for (int f = 0; f < 3 && rc == ASR_OK; f++) {
-        uint32_t n;
+        uint32_t n = 0;
         if (files[f]->present && (rc = sys_file_span(g, files[f], names[f], &n, err)) == ASR_OK)
             rc = check_run_marked(bc, bytes, files[f]->first_cluster, n, names[f], err);
     }

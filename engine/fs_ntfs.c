@@ -530,8 +530,8 @@ static int emit_bitmap(const struct asr_window *w, const struct ntfs_geom *g, co
     if (rc == ASR_OK && a.nonresident) {
         rc = scan_nonresident(w, g, &a, &rl, &s, err);
     } else if (rc == ASR_OK) {
-        const uint8_t *v;
-        uint32_t n;
+        const uint8_t *v = NULL;
+        uint32_t n = 0;
         rc = ntfs_resident_value(&a, REC_BITMAP, &v, &n, err);
         if (rc == ASR_OK && n < (g->clusters + 7) / 8)
             rc = asr_fail_public(err, ASR_E_CORRUPT, "ntfs: resident $Bitmap of %u bytes too short for %llu clusters", n,
@@ -584,8 +584,8 @@ static int read_volume_info(const uint8_t *r, struct asr_usedmap *out, struct as
 {
     struct ntfs_attr a;
     bool found;
-    const uint8_t *v;
-    uint32_t n;
+    const uint8_t *v = NULL;
+    uint32_t n = 0;
     int rc = ntfs_find_attr(r, REC_VOLUME, AT_VOLUME_INFORMATION, NULL, &a, &found, err);
     if (rc == ASR_OK && !found)
         rc = asr_fail_public(err, ASR_E_CORRUPT, "ntfs: $Volume has no $VOLUME_INFORMATION attribute");
