@@ -4,9 +4,11 @@ the section of the same disk size (so a quick run never overwrites a full one). 
 
 Usage: report.py FACTS ROWS MANIFEST RESULTS
   FACTS     key=value lines: the machine, the tools, the disk
-  ROWS      tab-separated: id, cache (cold|warm), seconds (or "na"), output bytes, peak RSS KiB
+  ROWS      tab-separated: id, cache (cold|warm), seconds (or "na"), output bytes, peak RSS KiB;
+            one line a run, several runs of a row (BENCH_RUNS rounds) summed up by their median
   MANIFEST  bench/mkdisk.sh's description of the disk's content"""
 import re
+import statistics
 import sys
 
 LABELS = {
@@ -25,10 +27,12 @@ HEAD = """# asrimg benchmark results
 Written by `bench/run.sh` (see `bench/README.md`): one section per disk size, replaced when that
 size is measured again. Every row reads the same ext4 root of the same generated disk; MB/s is
 always the root's used bytes (from `asrimg layout --json --extents`, 1 MB = 10^6 bytes) over
-the row's wall time, so rows compare directly. Ratios are a row's MB/s over the baseline's, at
-the same cache state for partclone and dd, against the warm compression limit and the cold I/O
-limit. Cold: `sync; echo 3 > /proc/sys/vm/drop_caches` just before; warm: straight after the
-cold run, so what it reads is in the page cache. Peak RSS is summed over a pipeline's stages.
+the row's wall time, so rows compare directly. Each row ran once per round, and the rounds
+repeated; seconds and MB/s are the median run, with the slowest and fastest beside it. Ratios
+are medians over medians: a row's MB/s over the baseline's, at the same cache state for
+partclone and dd, against the warm compression limit and the cold I/O limit. Cold: `sync; echo
+3 > /proc/sys/vm/drop_caches` just before; warm: straight after the cold run, so what it reads is
+in the page cache. Peak RSS is summed over a pipeline's stages (the largest of the runs).
 """
 
 
@@ -42,15 +46,21 @@ def main() -> int:
     level = facts["level"]
     engine = facts["fio"].split("(")[-1].rstrip(")")
     used = int(facts["used_bytes"])
-    rows = []
+    runs = {}
     for line in open(rows_path):
         rid, cache, secs, out, rss = line.rstrip("\n").split("\t")
-        rows.append({"id": rid, "cache": cache, "secs": None if secs == "na" else float(secs),
-                     "out": int(out), "rss": int(rss)})
+        runs.setdefault((rid, cache), []).append((None if secs == "na" else float(secs), int(out), int(rss)))
+    rows = []
+    for (rid, cache), rr in runs.items():  # in the order first measured
+        secs = sorted(r[0] for r in rr if r[0] is not None)
+        rows.append({"id": rid, "cache": cache, "n": len(secs),
+                     "secs": statistics.median(secs) if secs else None,
+                     "fastest": secs[0] if secs else None, "slowest": secs[-1] if secs else None,
+                     "out": int(statistics.median(r[1] for r in rr)), "rss": max(r[2] for r in rr)})
     mbps = {(r["id"], r["cache"]): used / r["secs"] / 1e6 for r in rows if r["secs"]}
 
     labels = {k.format(level=level): v.format(level=level, engine=engine) for k, v in LABELS.items()}
-    head = ["run", "cache", "seconds", "MB/s (used)", "output", "used/output", "peak RSS",
+    head = ["run", "cache", "seconds", "MB/s (used)", "MB/s range", "output", "used/output", "peak RSS",
             "× partclone", "× dd", "× zstd limit", "× I/O limit"]
     table = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
     for r in rows:
@@ -60,6 +70,7 @@ def main() -> int:
         else:
             m = mbps[(r["id"], r["cache"])]
             cells = [label, r["cache"], "%.2f" % r["secs"], "%.0f" % m,
+                     "%.0f–%.0f" % (used / r["slowest"] / 1e6, used / r["fastest"] / 1e6),
                      mib(r["out"]) if r["out"] else "—",
                      "%.2f" % (used / r["out"]) if r["out"] else "—",
                      mib(r["rss"] * 1024)]
@@ -72,7 +83,8 @@ def main() -> int:
     root_size = int(facts["root_size"])
     section = [
         "<!-- bench root_mib=%s -->" % facts["root_mib"],
-        "## %s MiB ext4 root, zstd level %s (%s)" % (facts["root_mib"], level, facts["date"]),
+        "## %s MiB ext4 root, zstd level %s, median of %s runs (%s)" % (
+            facts["root_mib"], level, facts.get("runs", "1"), facts["date"]),
         "",
         "- Machine: %s, %s cores, %s RAM, %s" % (facts["cpu"], facts["cores"], facts["ram"], facts["kernel"]),
         "- Storage under the bench directory: %s" % facts["storage"],

@@ -9,6 +9,7 @@
 #   BENCH_DIR      where the disk and the outputs go (default /var/tmp/asrimg-bench; not tmpfs)
 #   ASRIMG         the asrimg executable (default: build-bench/, built here in Release)
 #   BENCH_LEVEL    zstd level of asrimg and of the baselines (default 3)
+#   BENCH_RUNS     rounds of every row; the table shows each row's median (default 3)
 #   BENCH_RESULTS  the Markdown file to update (default bench/RESULTS.md)
 #   BENCH_ROOT_MIB, BENCH_FILL_PCT, BENCH_DELETED_PCT, BENCH_SEED, BENCH_FREE: see bench/mkdisk.sh
 set -euo pipefail
@@ -27,6 +28,8 @@ done
 
 bench_dir=${BENCH_DIR:-/var/tmp/asrimg-bench}
 level=${BENCH_LEVEL:-3}
+runs=${BENCH_RUNS:-3}
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS=$runs: a positive number of rounds"
 results=${BENCH_RESULTS:-$here/RESULTS.md}
 root_mib=${BENCH_ROOT_MIB:-4096}
 export BENCH_ROOT_MIB=$root_mib
@@ -92,7 +95,8 @@ rows=$work/rows.tsv
 : >"$rows"
 # measure ID CACHE COMMAND: runs COMMAND (a pipeline; "$T1", "$T2" prefix its stages with
 # /usr/bin/time) after dropping the page cache or not, and records wall seconds, the size of
-# $work/out, and peak RSS summed over the stages.
+# $work/out (or the image_bytes of $work/out.json, for an image thrown away), and peak RSS summed
+# over the stages.
 measure() {
   local id=$1 cache=$2 cmd=$3
   rm -f "$work"/out* "$work"/rss.*
@@ -107,6 +111,10 @@ measure() {
   local t1=$EPOCHREALTIME
   local out_bytes=0 rss=0
   [ -e "$work/out" ] && out_bytes=$(stat -c %s "$work/out")
+  [ -e "$work/out.json" ] && out_bytes=$(python3 -c '
+import json, sys
+t = open(sys.argv[1]).read()
+print(json.loads(t[t.index("{"):t.rindex("}") + 1])["image_bytes"])' "$work/out.json")
   for f in "$work"/rss.*; do
     rss=$((rss + $(awk -F': ' '/Maximum resident set size/ {print $2}' "$f")))
   done
@@ -123,41 +131,50 @@ print("%.3f 0" % (int(sys.argv[2]) / r["bw_bytes"]))' "$work/fio.json" "$used_by
 }
 unavailable() { printf '%s\t%s\tna\t0\t0\n' "$1" "$2" >>"$rows"; }
 
-# asrimg: the root only (--volumes $root_part), as partclone takes it.
+# One round: every row once. Rounds repeat (BENCH_RUNS) so that each row's median is taken over
+# runs spread through the whole bench: what the host does meanwhile (its own page cache holds the
+# disk file too, so "cold" is cold only inside this machine) falls on every row alike.
+#
+# asrimg: the root only (--volumes $root_part), as partclone takes it. The level-3 image goes to a
+# file like every other row's output. The level-0 image (1.4x smaller than the data, not 4x) is
+# thrown away (`-o -` to /dev/null, its size taken from --json): written to the same disk it
+# would share the bandwidth being measured, and the row is there to show how close the pipeline
+# comes to the I/O limit, which reads and writes nothing else either.
 asrimg_notes=""
-for lv in "$level" 0; do
-  id=asrimg-$lv
-  if [ "$have_backup" = 1 ]; then
-    for cache in cold warm; do
-      measure "$id" "$cache" "\$T1 '$asrimg' backup '$disk_dev' -o \$OUT --volumes $root_part --level $lv --json >'$work/$id.json'"
-    done
-    if [ "$lv" = "$level" ]; then # the image just timed must be a good one
-      if "$asrimg" verify "$work/out" >/dev/null 2>&1; then verified=ok; else verified=FAILED; fi
-      asrimg_notes=$(python3 -c '
+fio_args="--ioengine=$fio_engine --rw=read --bs=1M --direct=1 --iodepth=16 --output-format=json --output=$work/fio.json"
+fio_size=$(( (used_bytes + (1 << 20) - 1) >> 20 << 20 ))
+[ "$fio_size" -le "$root_size" ] || fio_size=$root_size
+for round in $(seq "$runs"); do
+  say "round $round of $runs"
+  for cache in cold warm; do
+    if [ "$have_backup" = 1 ]; then
+      measure "asrimg-$level" "$cache" "\$T1 '$asrimg' backup '$disk_dev' -o \$OUT --volumes $root_part --level $level --json >'$work/asrimg-$level.json'"
+      if [ "$round" = 1 ] && [ "$cache" = cold ]; then # the image just timed must be a good one
+        if "$asrimg" verify "$work/out" >/dev/null 2>&1; then verified=ok; else verified=FAILED; fi
+        asrimg_notes=$(python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
 print("asrimg backup --level %s read %d bytes: %d new, %d deduplicated, %d all-zero; %d threads, O_DIRECT %s; asrimg verify of the image: %s."
       % (sys.argv[2], d["read_bytes"], d["new_bytes"], d["dedup_bytes"], d["zero_bytes"], d["threads"],
-         "yes" if d["direct_io"] else "no", sys.argv[3]))' "$work/$id.json" "$lv" "$verified")
+         "yes" if d["direct_io"] else "no", sys.argv[3]))' "$work/asrimg-$level.json" "$level" "$verified")
+      fi
+      measure asrimg-0 "$cache" "\$T1 '$asrimg' backup '$disk_dev' -o - --volumes $root_part --level 0 --json 2>\$OUT.json >/dev/null"
+    else
+      unavailable "asrimg-$level" "$cache"
+      unavailable asrimg-0 "$cache"
     fi
-  else
-    unavailable "$id" cold
-    unavailable "$id" warm
-  fi
+  done
+  for cache in cold warm; do
+    measure partclone "$cache" "\$T1 partclone.ext4 -c -s '$root_dev' -o - -L '$work/partclone.log' | \$T2 zstd -T0 -$level -q -c >\$OUT"
+  done
+  for cache in cold warm; do
+    measure dd "$cache" "\$T1 dd if='$root_dev' bs=4M status=none | \$T2 zstd -T0 -$level -q -c >\$OUT"
+  done
+  warm_up "$work/used.bin"
+  measure zstd-limit warm "\$T1 zstd -T0 -$level -q -c '$work/used.bin' >\$OUT"
+  measure fio-limit cold "\$T1 fio --name=used $fio_args --filename='$work/used.bin'"
+  measure fio-partition cold "\$T1 fio --name=partition $fio_args --filename='$root_dev' --size=$fio_size"
 done
-for cache in cold warm; do
-  measure partclone "$cache" "\$T1 partclone.ext4 -c -s '$root_dev' -o - -L '$work/partclone.log' | \$T2 zstd -T0 -$level -q -c >\$OUT"
-done
-for cache in cold warm; do
-  measure dd "$cache" "\$T1 dd if='$root_dev' bs=4M status=none | \$T2 zstd -T0 -$level -q -c >\$OUT"
-done
-warm_up "$work/used.bin"
-measure zstd-limit warm "\$T1 zstd -T0 -$level -q -c '$work/used.bin' >\$OUT"
-fio_args="--ioengine=$fio_engine --rw=read --bs=1M --direct=1 --iodepth=16 --output-format=json --output=$work/fio.json"
-measure fio-limit cold "\$T1 fio --name=used $fio_args --filename='$work/used.bin'"
-fio_size=$(( (used_bytes + (1 << 20) - 1) >> 20 << 20 ))
-[ "$fio_size" -le "$root_size" ] || fio_size=$root_size
-measure fio-partition cold "\$T1 fio --name=partition $fio_args --filename='$root_dev' --size=$fio_size"
 
 # The machine, the tools, the disk.
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
@@ -182,6 +199,7 @@ build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$(dirname "$asrimg")/CMake
   echo "partclone=$(partclone.ext4 -v 2>&1 | sed -n 's/^Partclone : //p' | cut -d' ' -f1)"
   echo "fio=$(fio --version) ($fio_engine)"
   echo "level=$level"
+  echo "runs=$runs"
   echo "root_mib=$root_mib"
   echo "root_part=$root_part"
   echo "root_size=$root_size"

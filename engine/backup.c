@@ -1,6 +1,8 @@
 /* The backup pipeline: used ranges -> io_uring reads (source.c) -> zero-run detection and
- * content-defined chunking with XXH3-128 dedup (cdc.c), on the calling thread -> zstd on a pool
- * of worker threads -> one writer thread appending chunks and extents to the image in order.
+ * content-defined chunking (cdc.c), on the calling thread -> XXH3-128 hashing, a dedup lookup and
+ * zstd on a pool of worker threads -> one writer thread appending chunks and extents to the image
+ * in order, and deciding dedup for good. Only zero detection and chunking stay on the producer,
+ * the one stage that cannot be spread over cores (the cut points depend on all bytes before).
  * Memory is fixed by design: a ring of chunk slots (each one chunk of content and its encoded
  * form) gives back-pressure between the stages; nothing grows with the data except the dedup
  * index and the writer's chunk and extent tables (SPEC.md, "Memory"). */
@@ -28,7 +30,7 @@ uint32_t asr_backup_max_chunk(uint32_t avg_chunk)
 /* ---- slots: one chunk (or one zero/unreadable run) on its way to the image ---------------- */
 
 enum slot_state { SLOT_FREE, SLOT_COMPRESS, SLOT_READY };
-enum slot_kind { KIND_NEW, KIND_DUP, KIND_ZERO, KIND_UNREADABLE };
+enum slot_kind { KIND_DATA, KIND_ZERO, KIND_UNREADABLE };
 
 /* Where a slice of the chunk's content lies in its volume. */
 struct piece_ref {
@@ -45,7 +47,8 @@ struct slot {
     struct piece_ref *pieces;
     size_t npieces, cap;
     struct asr_hash128 hash;
-    uint64_t chunk_id;       /* NEW: the id the writer will give it; DUP: the chunk referred to */
+    bool known;              /* a worker found the content already stored, as chunk_id */
+    uint64_t chunk_id;
     uint64_t run_offset, run_len; /* ZERO and UNREADABLE */
     uint8_t *out;            /* encoded chunk */
     struct asr_chunk chunk;
@@ -68,8 +71,14 @@ struct pipeline {
     bool closing;       /* the producer is done (or gave up): stages drain and exit */
     bool failed;
     struct asr_error fail_err;
-    double compress_seconds, write_seconds;
-    uint64_t stored_bytes; /* writer thread only */
+    double hash_seconds, compress_seconds, write_seconds;
+    /* Content hash and length -> chunk id of every chunk written. Workers look chunks up in it
+     * to skip compressing known content; the writer, in order, adds new chunks and has the last
+     * word (a copy that was still in flight when a worker looked becomes a reference then). */
+    struct asr_dedup *dedup;
+    pthread_mutex_t dedup_mu;
+    /* Writer thread only. */
+    uint64_t next_chunk_id, stored_bytes, new_bytes, dedup_bytes, chunks, dedup_hits;
 };
 
 static double mono_seconds(void)
@@ -100,7 +109,22 @@ static void pipeline_fail(struct pipeline *p, const struct asr_error *err)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* ---- workers: compress NEW chunks ------------------------------------------------------------ */
+/* ---- workers: hash chunks, compress those not stored yet ------------------------------------- */
+
+static int hash_and_encode(struct pipeline *p, struct asr_chunk_encoder *enc, struct slot *s, double *hash_seconds,
+                           struct asr_error *err)
+{
+    double t0 = thread_seconds();
+    s->hash = asr_content_hash(p->seed, s->content, s->len);
+    *hash_seconds += thread_seconds() - t0;
+    pthread_mutex_lock(&p->dedup_mu);
+    s->known = asr_dedup_find(p->dedup, s->hash, s->len, &s->chunk_id);
+    pthread_mutex_unlock(&p->dedup_mu);
+    if (s->known)
+        return ASR_OK;
+    return asr_chunk_encoder_run(enc, s->content, s->len, s->hash, s->out, asr_chunk_bound(p->max_chunk), &s->chunk,
+                                 err);
+}
 
 static void *worker_main(void *arg)
 {
@@ -111,7 +135,7 @@ static void *worker_main(void *arg)
         pipeline_fail(p, &err);
         return NULL;
     }
-    double cpu0 = thread_seconds();
+    double cpu0 = thread_seconds(), hash_seconds = 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (p->q_head == p->q_tail && !p->closing && !p->failed)
@@ -120,8 +144,7 @@ static void *worker_main(void *arg)
             break;
         struct slot *s = &p->slots[p->queue[p->q_head++ % p->nslots] % p->nslots];
         pthread_mutex_unlock(&p->mu);
-        int rc = asr_chunk_encoder_run(enc, s->content, s->len, s->hash, s->out, asr_chunk_bound(p->max_chunk),
-                                       &s->chunk, &err);
+        int rc = hash_and_encode(p, enc, s, &hash_seconds, &err);
         pthread_mutex_lock(&p->mu);
         if (rc != ASR_OK) {
             pthread_mutex_unlock(&p->mu);
@@ -132,7 +155,8 @@ static void *worker_main(void *arg)
         s->state = SLOT_READY;
         pthread_cond_broadcast(&p->ready_cv);
     }
-    p->compress_seconds += thread_seconds() - cpu0;
+    p->compress_seconds += thread_seconds() - cpu0 - hash_seconds;
+    p->hash_seconds += hash_seconds;
     pthread_mutex_unlock(&p->mu);
     asr_chunk_encoder_free(enc);
     return NULL;
@@ -147,14 +171,28 @@ static int write_slot(struct pipeline *p, struct slot *s, struct asr_error *err)
     if (s->kind == KIND_UNREADABLE)
         return asr_writer_add_unreadable(p->w, s->volume_id, s->run_offset, s->run_len, err);
     uint64_t id = s->chunk_id;
-    if (s->kind == KIND_NEW) {
+    if (!s->known) {
+        pthread_mutex_lock(&p->dedup_mu);
+        int hit = asr_dedup_find_or_add(p->dedup, s->hash, s->len, p->next_chunk_id, &id);
+        pthread_mutex_unlock(&p->dedup_mu);
+        if (hit < 0)
+            return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the dedup index");
+        s->known = hit;
+    }
+    if (s->known) {
+        p->dedup_bytes += s->len;
+        p->dedup_hits++;
+    } else {
         int rc = asr_writer_append_chunk(p->w, &s->chunk, &id, err);
         if (rc != ASR_OK)
             return rc;
-        if (id != s->chunk_id) /* the dedup index already handed this id out */
+        if (id != p->next_chunk_id) /* the dedup index already handed this id out */
             return asr_fail_public(err, ASR_E_STATE, "chunk numbering out of step (%llu, expected %llu)",
-                                   (unsigned long long)id, (unsigned long long)s->chunk_id);
+                                   (unsigned long long)id, (unsigned long long)p->next_chunk_id);
+        p->next_chunk_id++;
         p->stored_bytes += s->chunk.stored_len;
+        p->new_bytes += s->len;
+        p->chunks++;
     }
     for (size_t i = 0; i < s->npieces; i++) {
         const struct piece_ref *r = &s->pieces[i];
@@ -203,8 +241,6 @@ static void *writer_main(void *arg)
 struct producer {
     struct pipeline *p;
     struct asr_cdc cdc;
-    struct asr_dedup *dedup;
-    uint64_t next_chunk_id;
     uint32_t volume_id;
     struct slot *cur;        /* the chunk being filled, or NULL */
     uint64_t zero_offset, zero_len; /* pending zero run */
@@ -261,32 +297,16 @@ static int flush_zero(struct producer *pr, struct asr_error *err)
     return ASR_OK;
 }
 
-/* Ends the chunk being filled: hash, dedup, and on to the workers or straight to the writer. */
-static int flush_chunk(struct producer *pr, struct asr_error *err)
+/* Ends the chunk being filled and hands it to the workers. */
+static void flush_chunk(struct producer *pr)
 {
     struct slot *s = pr->cur;
     if (!s)
-        return ASR_OK;
+        return;
     pr->cur = NULL;
     asr_cdc_reset(&pr->cdc);
-    s->hash = asr_content_hash(pr->p->seed, s->content, s->len);
-    uint64_t found;
-    int hit = asr_dedup_find_or_add(pr->dedup, s->hash, s->len, pr->next_chunk_id, &found);
-    if (hit < 0)
-        return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the dedup index");
-    if (hit) {
-        s->kind = KIND_DUP;
-        s->chunk_id = found;
-        pr->st->dedup_bytes += s->len;
-        pr->st->dedup_hits++;
-    } else {
-        s->kind = KIND_NEW;
-        s->chunk_id = pr->next_chunk_id++;
-        pr->st->new_bytes += s->len;
-        pr->st->chunks++;
-    }
-    publish(pr->p, s, !hit);
-    return ASR_OK;
+    s->kind = KIND_DATA;
+    publish(pr->p, s, true);
 }
 
 static int add_piece_ref(struct slot *s, uint64_t offset, uint32_t len, struct asr_error *err)
@@ -329,7 +349,7 @@ static int feed_data(struct producer *pr, uint64_t off, const uint8_t *data, siz
         data += take;
         len -= take;
         if (cut)
-            rc = flush_chunk(pr, err);
+            flush_chunk(pr);
     }
     return rc;
 }
@@ -363,8 +383,7 @@ static int feed_piece(struct producer *pr, uint64_t off, const uint8_t *data, si
             int rc = feed_data(pr, off + data_start, data + data_start, i - data_start, err);
             if (rc != ASR_OK)
                 return rc;
-            if (pr->cur && (rc = flush_chunk(pr, err)) != ASR_OK)
-                return rc;
+            flush_chunk(pr);
             if (!(pr->zero_len && pr->zero_offset + pr->zero_len == at)) {
                 if ((rc = flush_zero(pr, err)) != ASR_OK)
                     return rc;
@@ -383,10 +402,9 @@ static int feed_piece(struct producer *pr, uint64_t off, const uint8_t *data, si
 static int feed_unreadable(struct producer *pr, uint64_t off, uint64_t len, struct asr_error *err)
 {
     int rc = flush_zero(pr, err);
-    if (rc == ASR_OK)
-        rc = flush_chunk(pr, err);
     if (rc != ASR_OK)
         return rc;
+    flush_chunk(pr);
     struct slot *s = acquire_slot(pr->p, err);
     if (!s)
         return err->code ? err->code : ASR_E_STATE;
@@ -483,7 +501,7 @@ static int read_volume(struct producer *pr, struct asr_source *src, const struct
             opt->progress(prog, opt->progress_ctx);
     }
     if (rc == ASR_OK && (rc = flush_zero(pr, err)) == ASR_OK)
-        rc = flush_chunk(pr, err);
+        flush_chunk(pr);
     pr->st->chunk_seconds += t_chunk;
     return rc;
 }
@@ -575,6 +593,7 @@ static int pipeline_init(struct pipeline *p, struct asr_writer *w, const struct 
     pthread_cond_init(&p->work_cv, NULL);
     pthread_cond_init(&p->ready_cv, NULL);
     pthread_cond_init(&p->free_cv, NULL);
+    pthread_mutex_init(&p->dedup_mu, NULL);
     p->w = w;
     p->opt = opt;
     p->seed = asr_writer_hash_seed(w);
@@ -584,7 +603,7 @@ static int pipeline_init(struct pipeline *p, struct asr_writer *w, const struct 
     p->nslots = 2 * (size_t)threads + 6;
     p->slots = calloc(p->nslots, sizeof *p->slots);
     p->queue = calloc(p->nslots, sizeof *p->queue);
-    if (!p->slots || !p->queue)
+    if (!p->slots || !p->queue || asr_dedup_new(&p->dedup) != ASR_OK)
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the pipeline");
     for (size_t i = 0; i < p->nslots; i++) {
         struct slot *s = &p->slots[i];
@@ -607,6 +626,8 @@ static void pipeline_free(struct pipeline *p)
     }
     free(p->slots);
     free(p->queue);
+    asr_dedup_free(p->dedup);
+    pthread_mutex_destroy(&p->dedup_mu);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->work_cv);
     pthread_cond_destroy(&p->ready_cv);
@@ -670,8 +691,6 @@ int asr_backup_run(struct asr_writer *w, const struct asr_backup_source *src, si
     bool writer_started = false;
     double t0 = mono_seconds();
     rc = pipeline_init(&p, w, opt, threads, err);
-    if (rc == ASR_OK && asr_dedup_new(&pr.dedup) != ASR_OK)
-        rc = asr_fail_public(err, ASR_E_NOMEM, "out of memory for the dedup index");
     if (rc == ASR_OK) {
         asr_cdc_init(&pr.cdc, opt->avg_chunk ? opt->avg_chunk : DEFAULT_AVG_CHUNK, p.max_chunk);
         writer_started = pthread_create(&writer, NULL, writer_main, &p) == 0;
@@ -702,11 +721,15 @@ int asr_backup_run(struct asr_writer *w, const struct asr_backup_source *src, si
             rc = asr_fail_public(err, ASR_E_STATE, "pipeline ended with chunks unwritten");
     st->threads = threads;
     st->seconds = mono_seconds() - t0;
+    st->hash_seconds = p.hash_seconds;
     st->compress_seconds = p.compress_seconds;
     st->write_seconds = p.write_seconds;
     st->stored_bytes = p.stored_bytes;
-    st->dedup_index_bytes = pr.dedup ? asr_dedup_bytes(pr.dedup) : 0;
-    asr_dedup_free(pr.dedup);
+    st->new_bytes = p.new_bytes;
+    st->dedup_bytes = p.dedup_bytes;
+    st->chunks = p.chunks;
+    st->dedup_hits = p.dedup_hits;
+    st->dedup_index_bytes = p.dedup ? asr_dedup_bytes(p.dedup) : 0;
     pipeline_free(&p);
     free(ids);
     return rc;

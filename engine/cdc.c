@@ -56,12 +56,38 @@ void asr_cdc_reset(struct asr_cdc *c)
  * end when there is none. */
 static size_t roll(uint64_t *fp, const uint8_t *p, size_t i, size_t end, uint64_t mask)
 {
+    const size_t cut = (size_t)1 << (sizeof(size_t) * 8 - 1); /* high bit of the result: a cut */
     uint64_t h = *fp;
-    while (i < end) {
-        h = (h << 1) + gear[p[i++]];
+/* Two bytes into the hash and a cut test after each. The loop-carried chain is what bounds a
+ * gear hash (one shift-add a byte); here it advances two bytes per step, h = 4h + (2g0 + g1),
+ * with the partial sum and the hash after the first byte computed beside it. The hashes, and so
+ * the cuts, are exactly those of the byte-at-a-time definition. */
+#define ROLL_PAIR(k)                                          \
+    do {                                                      \
+        uint64_t g0 = gear[p[i + (k)]], g1 = gear[p[i + (k) + 1]]; \
+        uint64_t h1 = (h << 1) + g0;                          \
+        h = (h << 2) + ((g0 << 1) + g1);                      \
+        if (!(h1 & mask)) {                                   \
+            *fp = h1;                                         \
+            return (i + (k) + 1) | cut;                       \
+        }                                                     \
+        if (!(h & mask)) {                                    \
+            *fp = h;                                          \
+            return (i + (k) + 2) | cut;                       \
+        }                                                     \
+    } while (0)
+    for (; i + 8 <= end; i += 8) {
+        ROLL_PAIR(0);
+        ROLL_PAIR(2);
+        ROLL_PAIR(4);
+        ROLL_PAIR(6);
+    }
+#undef ROLL_PAIR
+    for (; i < end; i++) {
+        h = (h << 1) + gear[p[i]];
         if (!(h & mask)) {
             *fp = h;
-            return i | ((size_t)1 << (sizeof(size_t) * 8 - 1)); /* high bit: a cut */
+            return (i + 1) | cut;
         }
     }
     *fp = h;
@@ -153,6 +179,14 @@ static int grow(struct asr_dedup *d)
     d->v = v;
     d->cap = cap;
     return ASR_OK;
+}
+
+int asr_dedup_find(const struct asr_dedup *d, struct asr_hash128 key, uint32_t len, uint64_t *found_id)
+{
+    const struct entry *e = slot_for(d->v, d->cap, key.lo, key.hi, len);
+    if (e->id_plus_one)
+        *found_id = e->id_plus_one - 1;
+    return e->id_plus_one != 0;
 }
 
 int asr_dedup_find_or_add(struct asr_dedup *d, struct asr_hash128 key, uint32_t len, uint64_t id,

@@ -32,6 +32,8 @@ size_t asr_cdc_feed(struct asr_cdc *c, const uint8_t *p, size_t n, bool *cut);
 struct asr_dedup;
 int asr_dedup_new(struct asr_dedup **out);
 void asr_dedup_free(struct asr_dedup *d); /* NULL-safe */
+/* Looks key up only: 1 and *found_id when present, 0 when absent. */
+int asr_dedup_find(const struct asr_dedup *d, struct asr_hash128 key, uint32_t len, uint64_t *found_id);
 /* Looks key up; when absent, inserts it with id. Returns 1 and sets *found_id when present, 0
  * when inserted, -1 when the table could not grow (out of memory). */
 int asr_dedup_find_or_add(struct asr_dedup *d, struct asr_hash128 key, uint32_t len, uint64_t id,

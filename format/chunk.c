@@ -5,7 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
+#include "xxhash_fast.h"
 #include <zstd.h>
 
 struct asr_hash128 asr_content_hash(uint64_t seed, const void *data, size_t len)

@@ -2,7 +2,7 @@
 #include "internal.h"
 
 #include <stdio.h>
-#include <xxhash.h>
+#include "xxhash_fast.h"
 
 static const char *const status_names[] = {
     [ASR_OK] = "ok",

@@ -6,7 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
+#include "xxhash_fast.h"
 
 static bool extent_is_data(const struct asr_extent *e)
 {

@@ -6,7 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
+#include "xxhash_fast.h"
 
 const uint8_t asr_part_magic[8] = {0x89, 'A', 'S', 'R', '\r', '\n', 0x1a, '\n'};
 

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
+#include "xxhash_fast.h"
 
 #define SINK_BUFFER (1u << 20)
 

@@ -164,6 +164,37 @@ Test(backup, stored_level0_one_thread_and_small_chunks)
     free(image);
 }
 
+/* Cuts do not depend on how the stream arrives: fed a few bytes at a time (the chunker's
+ * byte-at-a-time tail) or in large pieces (its unrolled two-bytes-a-step loop), the same
+ * content cuts at the same places. */
+Test(backup, chunking_ignores_piece_sizes)
+{
+    size_t n = 4u << 20;
+    uint8_t *buf = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = pattern_byte(11, i / 5) ^ (uint8_t)(i * 2654435761u >> 11);
+    uint64_t cuts[2][256];
+    size_t nc[2] = {0, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        struct asr_cdc c;
+        asr_cdc_init(&c, 16u << 10, 64u << 10);
+        size_t pos = 0, step = 0;
+        while (pos < n) {
+            size_t want = pass ? 1 + (step++ * 7) % 13 : 1u << 20;
+            bool cut;
+            pos += asr_cdc_feed(&c, buf + pos, n - pos < want ? n - pos : want, &cut);
+            if (cut && nc[pass] < 256)
+                cuts[pass][nc[pass]++] = pos;
+        }
+    }
+    cr_assert_gt(nc[0], 50, "%zu chunks in 4 MiB", nc[0]);
+    cr_assert_eq(nc[0], nc[1], "%zu cuts fed whole, %zu fed in small pieces", nc[0], nc[1]);
+    for (size_t i = 0; i < nc[0]; i++)
+        cr_assert_eq(cuts[0][i], cuts[1][i], "cut %zu: at %llu fed whole, %llu fed in small pieces", i,
+                     (unsigned long long)cuts[0][i], (unsigned long long)cuts[1][i]);
+    free(buf);
+}
+
 /* A chunk boundary depends only on content: data shifted by an odd number of bytes cuts at
  * the same content positions after the first chunk or two. */
 Test(backup, chunking_resists_shifts)
