@@ -1,8 +1,12 @@
 /* asrimg verify: checks every checksum and structural rule of an image; exit 0 only when every
- * byte that matters checks out. Problems are listed one per line (or in --json). */
+ * byte that matters checks out. Problems are listed one per line (or in --json), and so are the
+ * ranges the source could not read: an image holding them is intact, but it lacks those bytes
+ * and whoever restores it must know which. */
 #include "cli.h"
 
 #include <string.h>
+
+#define UNREADABLE_LINES_MAX 100 /* text output; --json lists every range */
 
 struct verify_out {
     bool json;
@@ -27,6 +31,61 @@ static void on_problem(const struct asr_problem *p, void *ctx)
     json_u64(o->j, "part_offset", p->part_offset);
     json_str(o->j, "message", p->message);
     json_end_obj(o->j);
+}
+
+/* The unreadable extents of every volume, from the index verify has just checked. Nothing (no
+ * JSON keys either) when the image does not open: its problems have been reported already. */
+static void list_unreadable(const char *path, bool as_json, struct json *j)
+{
+    struct asr_reader *r = NULL;
+    if (asr_reader_open(path, &r, NULL) != ASR_OK)
+        return;
+    uint64_t total = 0, ranges = 0, listed = 0;
+    for (uint32_t v = 0; v < asr_reader_volume_count(r); v++) {
+        uint64_t n;
+        const struct asr_extent *e = asr_reader_extents(r, v, &n);
+        for (uint64_t i = 0; i < n; i++)
+            if (e[i].ref == ASR_REF_UNREADABLE) {
+                total += e[i].length;
+                ranges++;
+            }
+    }
+    if (as_json) {
+        json_u64(j, "unreadable_bytes", total);
+        json_arr(j, "unreadable");
+    } else if (ranges) {
+        char b[32];
+        printf("%s: %s in %llu range%s unreadable on the source when imaged, not in the image:\n", path,
+               cli_bytes(total, b, sizeof b), (unsigned long long)ranges, ranges == 1 ? "" : "s");
+    }
+    for (uint32_t v = 0; v < asr_reader_volume_count(r) && ranges; v++) {
+        const struct asr_volume_desc *vd = asr_reader_volume(r, v);
+        uint64_t n;
+        const struct asr_extent *e = asr_reader_extents(r, v, &n);
+        for (uint64_t i = 0; i < n; i++) {
+            if (e[i].ref != ASR_REF_UNREADABLE)
+                continue;
+            if (as_json) {
+                json_obj(j, NULL);
+                json_u64(j, "volume", v);
+                json_u64(j, "offset", e[i].offset);
+                json_u64(j, "length", e[i].length);
+                json_u64(j, "disk", vd->disk_index);
+                json_u64(j, "disk_offset", vd->disk_offset + e[i].offset);
+                json_end_obj(j);
+            } else if (listed++ < UNREADABLE_LINES_MAX) {
+                printf("  unreadable: volume %u offset %llu length %llu (disk %u offset %llu)\n", v,
+                       (unsigned long long)e[i].offset, (unsigned long long)e[i].length, vd->disk_index,
+                       (unsigned long long)(vd->disk_offset + e[i].offset));
+            }
+        }
+    }
+    if (as_json)
+        json_end_arr(j);
+    else if (ranges > UNREADABLE_LINES_MAX)
+        printf("  ... and %llu more ranges (--json lists them all)\n",
+               (unsigned long long)(ranges - UNREADABLE_LINES_MAX));
+    asr_reader_free(r);
 }
 
 int cmd_verify(int argc, char **argv)
@@ -70,6 +129,7 @@ int cmd_verify(int argc, char **argv)
         json_u64(&j, "volumes", rep.volumes);
         json_u64(&j, "bytes_checked", rep.bytes_checked);
         json_u64(&j, "problem_count", rep.problems);
+        list_unreadable(path, true, &j);
         json_end_obj(&j);
         json_finish(&j);
     } else if (rc == ASR_OK) {
@@ -83,5 +143,7 @@ int cmd_verify(int argc, char **argv)
         cli_error("%s: verification failed with %llu problem%s; first: %s", path, (unsigned long long)rep.problems,
                   rep.problems == 1 ? "" : "s", err.msg);
     }
+    if (!o.json)
+        list_unreadable(path, false, NULL);
     return rc == ASR_OK ? EXIT_OK : EXIT_FAIL;
 }

@@ -99,13 +99,21 @@ void asr_source_close(struct asr_source *s)
     if (!s)
         return;
     if (s->ring_ok) {
-        /* Requests still in flight (an error stopped the caller) must land before the buffers go. */
-        while (s->submitted > s->delivered) {
+        /* Requests still in flight (an error stopped the caller) must land before the buffers go.
+         * Only those not done: waiting for the oldest reaps younger completions too, and their
+         * completions will never come again. */
+        uint64_t pending = 0;
+        for (uint64_t seq = s->delivered; seq < s->submitted; seq++)
+            pending += !s->req[seq % s->cfg.depth].done;
+        while (pending) {
             struct io_uring_cqe *cqe;
-            if (io_uring_wait_cqe(&s->ring, &cqe) < 0)
+            int rc = io_uring_wait_cqe(&s->ring, &cqe);
+            if (rc == -EINTR)
+                continue;
+            if (rc < 0)
                 break;
             io_uring_cqe_seen(&s->ring, cqe);
-            s->delivered++;
+            pending--;
         }
         io_uring_queue_exit(&s->ring);
     }
@@ -235,16 +243,27 @@ static int add_bad(struct request *r, uint64_t off, uint64_t len)
     return 0;
 }
 
-/* A failed request, read again unit by unit through the ordinary descriptor: good units land
- * in the buffer, bad ones become unreadable runs. */
+/* A failed request, read again unit by unit: good units land in the buffer, bad ones become
+ * unreadable runs, or stop the volume naming the first of them unless ignore_read_errors. The
+ * O_DIRECT descriptor serves when there is one: a buffered read fails for every sector sharing a
+ * page-cache page with a bad one, which would record good sectors as unreadable. */
 static int probe(struct asr_source *s, struct request *r, struct asr_error *err)
 {
     uint64_t unit = s->cfg.probe_unit;
     for (uint64_t off = r->start / unit * unit; off < r->end; off += unit) {
         uint64_t len = off + unit <= s->cfg.disk_size ? unit : s->cfg.disk_size - off;
-        if (pread_full(s->cfg.fd, r->buf + (off - r->aligned), (size_t)len, off) == 0)
+        uint8_t *at = r->buf + (off - r->aligned);
+        int rc = -EINVAL;
+        if (s->direct_fd >= 0 && len == unit)
+            rc = pread_full(s->direct_fd, at, (size_t)len, off);
+        if (rc == -EINVAL) /* a unit O_DIRECT cannot take: the tail of a disk not sector-sized */
+            rc = pread_full(s->cfg.fd, at, (size_t)len, off);
+        if (rc == 0)
             continue;
-        memset(r->buf + (off - r->aligned), 0, (size_t)len);
+        if (!s->cfg.ignore_read_errors)
+            return asr_fail_public(err, ASR_E_IO, "reading %s at byte %llu: %s", s->cfg.path,
+                                   (unsigned long long)off, strerror(-rc));
+        memset(at, 0, (size_t)len);
         if (add_bad(r, off, len))
             return asr_fail_public(err, ASR_E_NOMEM, "out of memory recording unreadable ranges");
     }
@@ -276,14 +295,9 @@ static int complete_oldest(struct asr_source *s, struct request *r, struct asr_e
         int rc = pread_full(s->cfg.fd, r->buf + got, (size_t)(need - got), r->aligned + got);
         r->res = rc ? rc : (int)need;
     }
-    if (r->res < 0) {
-        if (!s->cfg.ignore_read_errors)
-            return asr_fail_public(err, ASR_E_IO, "reading %s at byte %llu (%llu bytes): %s", s->cfg.path,
-                                   (unsigned long long)r->start, (unsigned long long)(r->end - r->start),
-                                   strerror(-r->res));
-        return probe(s, r, err);
-    }
-    return ASR_OK;
+    /* The failed request may be large: probing names the bad sectors themselves, and when it
+     * finds none (the error came and went) the probe's reads hold the data. */
+    return r->res < 0 ? probe(s, r, err) : ASR_OK;
 }
 
 /* The first bad run at or after pos within r, or NULL. */

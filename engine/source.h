@@ -12,7 +12,7 @@ struct asr_source;
 
 struct asr_source_config {
     const char *path;        /* the disk; opened again with O_DIRECT when the kernel allows it */
-    int fd;                  /* the disk's ordinary descriptor: fallback reads and error probes */
+    int fd;                  /* the disk's ordinary descriptor: fallback reads, and probes O_DIRECT cannot take */
     uint64_t disk_size;
     uint32_t probe_unit;     /* granularity of unreadable ranges (the logical sector size) */
     bool ignore_read_errors; /* deliver unreadable pieces instead of failing */
