@@ -1,21 +1,56 @@
 /* asrimg backup: images the selected volumes of one or more disks, with their whole layout, into
  * an .asrimg (a file, a split set, or standard output). Shows which volumes are taken and why,
- * a progress line on a terminal, and a summary (text or --json). */
+ * a progress line on a terminal, and a summary (text or --json). Warns of volumes mounted
+ * read-write, or with --freeze freezes them while they are read and thaws them on every way out. */
 #include "cli.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 static volatile int interrupted;
+/* The filesystems --freeze holds frozen, for the signal handlers to thaw. */
+static struct asr_freezer *_Atomic frozen;
 
+/* SIGINT, SIGTERM (and SIGTSTP with --freeze): thaw at once, whatever the backup is blocked on,
+ * then stop as usual. */
 static void on_signal(int sig)
 {
     (void)sig;
+    asr_thaw_from_signal(atomic_load(&frozen));
     interrupted = 1;
+}
+
+/* Every other signal that would end the process (a crash, SIGHUP, SIGPIPE from a closed -o -
+ * pipe, ...): thaw, then end as it would have. A fault repeats once the handler returns; a
+ * signal sent with kill() or raise() does not, so it is raised again. */
+static const int fatal_signals[] = {SIGHUP,  SIGQUIT,  SIGILL,  SIGTRAP,   SIGABRT, SIGBUS,    SIGFPE,
+                                    SIGUSR1, SIGSEGV,  SIGUSR2, SIGPIPE,   SIGALRM, SIGSTKFLT, SIGXCPU,
+                                    SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO,    SIGPWR,  SIGSYS};
+static struct sigaction fatal_old[64 + 1];
+
+static void on_fatal(int sig, siginfo_t *info, void *uctx)
+{
+    (void)uctx;
+    asr_thaw_from_signal(atomic_load(&frozen));
+    if (sig > 0 && sig < (int)(sizeof fatal_old / sizeof fatal_old[0]))
+        sigaction(sig, &fatal_old[sig], NULL);
+    if (info->si_code <= 0)
+        raise(sig);
+}
+
+static void catch_fatal_signals(void)
+{
+    struct sigaction sa = {.sa_sigaction = on_fatal, .sa_flags = SA_SIGINFO};
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++)
+        sigaction(fatal_signals[i], &sa, &fatal_old[fatal_signals[i]]);
+    for (int sig = SIGRTMIN; sig <= SIGRTMAX && sig < (int)(sizeof fatal_old / sizeof fatal_old[0]); sig++)
+        sigaction(sig, &sa, &fatal_old[sig]);
 }
 
 struct backup_args {
@@ -24,13 +59,15 @@ struct backup_args {
     const char *output;
     const char *selection;
     uint64_t split;
-    bool force, json, ignore_read_errors;
+    bool force, json, ignore_read_errors, freeze;
     struct asr_backup_options opt;
+    char **warnings; /* for the --json summary, without the "asrimg: warning: " */
+    size_t nwarnings;
 };
 
 static const char usage_text[] =
     "usage: asrimg backup DISK... -o IMAGE [--volumes critical|all|LIST] [--level N] [--threads N]\n"
-    "                     [--split SIZE|fat32] [--force] [--ignore-read-errors] [--json]";
+    "                     [--split SIZE|fat32] [--force] [--ignore-read-errors] [--freeze] [--json]";
 
 static int parse_args(int argc, char **argv, struct backup_args *a)
 {
@@ -43,6 +80,8 @@ static int parse_args(int argc, char **argv, struct backup_args *a)
             a->json = true;
         else if (!strcmp(o, "--force"))
             a->force = true;
+        else if (!strcmp(o, "--freeze"))
+            a->freeze = true;
         else if (!strcmp(o, "--ignore-read-errors"))
             a->opt.ignore_read_errors = true;
         else if (!strcmp(o, "-o") && has_value)
@@ -115,6 +154,147 @@ static void on_progress(const struct asr_backup_progress *bp, void *ctx)
     progress_update(bp->done, bp->total, &m->p);
 }
 
+/* A warning on stderr (unless quiet) and in the --json summary. */
+static void warn(struct backup_args *a, bool quiet, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void warn(struct backup_args *a, bool quiet, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!quiet)
+        fprintf(stderr, "asrimg: warning: %s\n", msg);
+    char **grown = realloc(a->warnings, (a->nwarnings + 1) * sizeof *grown);
+    if (!grown)
+        return;
+    a->warnings = grown;
+    if ((a->warnings[a->nwarnings] = strdup(msg)))
+        a->nwarnings++;
+}
+
+/* Selected volumes mounted read-write: a warning, or with --freeze a note that they will be
+ * frozen. Where they are mounted is looked at again when each is frozen: it may change. */
+static void check_mounts(struct backup_args *a, const struct cli_disks *s, bool quiet)
+{
+    for (uint32_t i = 0; i < s->n; i++)
+        for (size_t k = 0; k < s->count[i]; k++) {
+            const struct asr_volume_info *v = &s->vols[i][k];
+            if (v->capture == ASR_CAPTURE_SKIP)
+                continue;
+            struct asr_mounts m;
+            struct asr_error err = {0};
+            if (asr_volume_mounts(s->disk[i], v, &m, &err) != ASR_OK) {
+                warn(a, quiet, "volume %u (%s): cannot tell whether it is mounted: %s", v->partition_number,
+                     asr_disk_path(s->disk[i]), err.msg);
+                continue;
+            }
+            const struct asr_mount *rw = asr_mounts_writable(&m);
+            if (rw && !a->freeze)
+                warn(a, quiet,
+                     "volume %u (%s) is mounted read-write at %s: the image may be inconsistent; use --freeze or "
+                     "unmount it",
+                     v->partition_number, asr_disk_path(s->disk[i]), rw->point);
+            else if (rw && !quiet)
+                fprintf(stderr, "backup: volume %u (%s) is mounted read-write at %s: frozen while it is read\n",
+                        v->partition_number, asr_disk_path(s->disk[i]), rw->point);
+            asr_mounts_free(&m);
+        }
+}
+
+/* --freeze, around each volume's reads. */
+struct freeze_hooks {
+    struct backup_args *a;
+    struct cli_disks *disks;
+    struct asr_freezer *fz;
+};
+
+/* The volume as this command owns it: the engine hands it over read-only, the map is ours. */
+static struct asr_volume_info *own_volume(struct cli_disks *s, const struct asr_volume_info *v)
+{
+    if (v->disk_index >= s->n)
+        return NULL;
+    for (size_t k = 0; k < s->count[v->disk_index]; k++)
+        if (&s->vols[v->disk_index][k] == v)
+            return &s->vols[v->disk_index][k];
+    return NULL;
+}
+
+static int freeze_volume(const struct asr_volume_info *cv, void *ctx, struct asr_error *err)
+{
+    struct freeze_hooks *h = ctx;
+    if (interrupted)
+        return asr_fail_public(err, ASR_E_STATE, "interrupted");
+    struct asr_volume_info *v = own_volume(h->disks, cv);
+    if (!v)
+        return asr_fail_public(err, ASR_E_ARG, "freeze: a volume that is not one of this backup's");
+    struct asr_disk *d = h->disks->disk[v->disk_index];
+    struct asr_mounts m;
+    int rc = asr_volume_mounts(d, v, &m, err);
+    if (rc == ASR_OK)
+        rc = asr_freeze(h->fz, &m, err);
+    asr_mounts_free(&m);
+    /* The map read before the freeze misses what was allocated since: read it from the frozen state. */
+    if (rc == ASR_OK && asr_frozen_count(h->fz) && (rc = asr_volume_remap(d, v, false, err)) != ASR_OK) {
+        struct asr_error ignored;
+        asr_thaw(h->fz, &ignored); /* after_volume runs only when this succeeds */
+    }
+    /* A signal thaws in the middle of this, and the map may then fail to read (ext's journal to
+     * replay again): the signal is the reason to give. */
+    if (rc != ASR_OK && interrupted)
+        return asr_fail_public(err, ASR_E_STATE, "interrupted");
+    if (rc != ASR_OK) {
+        char msg[sizeof err->msg];
+        memcpy(msg, err->msg, sizeof msg);
+        asr_fail_public(err, (enum asr_status)rc, "volume %u (%s): %s", v->partition_number, asr_disk_path(d), msg);
+    }
+    return rc;
+}
+
+/* Before anything is recorded: a volume captured whole only because it is mounted read-write (an
+ * ext journal to replay makes its bitmaps untrustworthy) is frozen a moment, which leaves it clean,
+ * to read its used map. It is then captured by that map, frozen again and mapped again when it is
+ * read: a frozen root filesystem is not read whole. Freezing fails here as it would there. */
+static int recapture_frozen(struct freeze_hooks *h, struct asr_error *err)
+{
+    struct cli_disks *s = h->disks;
+    for (uint32_t i = 0; i < s->n; i++)
+        for (size_t k = 0; k < s->count[i]; k++) {
+            struct asr_volume_info *v = &s->vols[i][k];
+            if (v->capture != ASR_CAPTURE_FULL)
+                continue;
+            struct asr_mounts m;
+            int rc = asr_volume_mounts(s->disk[i], v, &m, err);
+            if (rc == ASR_OK && asr_mounts_writable(&m) && (rc = asr_freeze(h->fz, &m, err)) == ASR_OK) {
+                rc = asr_volume_remap(s->disk[i], v, true, err);
+                struct asr_error terr = {0};
+                if (asr_thaw(h->fz, &terr) != ASR_OK)
+                    warn(h->a, false, "volume %u (%s): %s", v->partition_number, asr_disk_path(s->disk[i]), terr.msg);
+            }
+            asr_mounts_free(&m);
+            if (interrupted)
+                return asr_fail_public(err, ASR_E_STATE, "interrupted");
+            if (rc != ASR_OK) {
+                char msg[sizeof err->msg];
+                memcpy(msg, err->msg, sizeof msg);
+                return asr_fail_public(err, (enum asr_status)rc, "volume %u (%s): %s", v->partition_number,
+                                       asr_disk_path(s->disk[i]), msg);
+            }
+        }
+    return ASR_OK;
+}
+
+static void thaw_volume(const struct asr_volume_info *v, void *ctx)
+{
+    struct freeze_hooks *h = ctx;
+    struct asr_error err = {0};
+    /* Always on stderr, even when it carries the JSON summary: the machine's state comes first. */
+    if (asr_thaw(h->fz, &err) != ASR_OK)
+        warn(h->a, false, "volume %u (%s): %s", v->partition_number, asr_disk_path(h->disks->disk[v->disk_index]),
+             err.msg);
+}
+
 /* The summary. With the image on standard output, --json goes to stderr so the two never mix. */
 static void report(const struct backup_args *a, const struct asr_backup_stats *st, uint64_t image_bytes)
 {
@@ -142,14 +322,21 @@ static void report(const struct backup_args *a, const struct asr_backup_stats *s
         json_bool(&j, "direct_io", st->direct_io);
         json_obj(&j, "stages");
         json_dbl(&j, "read_wait_seconds", st->read_wait_seconds);
-        json_dbl(&j, "chunk_hash_seconds", st->chunk_seconds);
+        json_dbl(&j, "chunk_seconds", st->chunk_seconds);
+        json_dbl(&j, "hash_cpu_seconds", st->hash_seconds);
         json_dbl(&j, "compress_cpu_seconds", st->compress_seconds);
         json_dbl(&j, "write_seconds", st->write_seconds);
-        json_dbl(&j, "chunk_hash_mb_per_s", st->chunk_seconds > 0 ? st->read_bytes / st->chunk_seconds / 1e6 : 0);
+        json_dbl(&j, "chunk_mb_per_s", st->chunk_seconds > 0 ? st->read_bytes / st->chunk_seconds / 1e6 : 0);
+        json_dbl(&j, "hash_mb_per_s_per_core",
+                 st->hash_seconds > 0 ? (st->new_bytes + st->dedup_bytes) / st->hash_seconds / 1e6 : 0);
         json_dbl(&j, "compress_mb_per_s_per_core",
                  st->compress_seconds > 0 ? st->new_bytes / st->compress_seconds / 1e6 : 0);
         json_end_obj(&j);
         json_u64(&j, "dedup_index_bytes", st->dedup_index_bytes);
+        json_arr(&j, "warnings");
+        for (size_t w = 0; w < a->nwarnings; w++)
+            json_str(&j, NULL, a->warnings[w]);
+        json_end_arr(&j);
         json_end_obj(&j);
         json_finish(&j);
         return;
@@ -178,7 +365,26 @@ static int create_writer(const struct backup_args *a, struct asr_writer **w, str
     return asr_writer_create(a->output, &wo, w, err) ? EXIT_FAIL : EXIT_OK;
 }
 
-static int run(struct backup_args *a, struct cli_disks *disks)
+/* --freeze: the hooks around each volume, and the signal handlers that thaw. */
+static int setup_freeze(struct freeze_hooks *h, struct asr_error *err)
+{
+    if (asr_freezer_new(&h->fz, err) != ASR_OK)
+        return EXIT_FAIL;
+    h->a->opt.before_volume = freeze_volume;
+    h->a->opt.after_volume = thaw_volume;
+    h->a->opt.hook_ctx = h;
+    atomic_store(&frozen, h->fz);
+    catch_fatal_signals();
+    /* A stopped process holding a filesystem frozen hangs everything that writes to it: Ctrl-Z
+     * stops the backup instead, and a backup in the background writes to its terminal. */
+    struct sigaction stop = {.sa_handler = on_signal}, ign = {.sa_handler = SIG_IGN};
+    sigaction(SIGTSTP, &stop, NULL);
+    sigaction(SIGTTOU, &ign, NULL);
+    sigaction(SIGTTIN, &ign, NULL);
+    return EXIT_OK;
+}
+
+static int backup(struct backup_args *a, struct cli_disks *disks, struct freeze_hooks *hooks)
 {
     struct asr_error err = {0};
     bool to_stdout = !strcmp(a->output, "-");
@@ -187,19 +393,25 @@ static int run(struct backup_args *a, struct cli_disks *disks)
         cli_error("%s", err.msg);
         return EXIT_FAIL;
     }
-    if (!a->json || !to_stdout)
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (a->freeze && (setup_freeze(hooks, &err) != EXIT_OK || recapture_frozen(hooks, &err) != ASR_OK)) {
+        cli_error("backup: %s", err.msg);
+        return EXIT_FAIL;
+    }
+    bool quiet = a->json && to_stdout; /* stderr carries the JSON summary only */
+    if (!quiet)
         show_plan(disks);
+    check_mounts(a, disks, quiet);
     struct asr_writer *w = NULL;
     int rc = create_writer(a, &w, &err);
     if (rc != EXIT_OK) {
         cli_error("%s", err.msg);
         return rc;
     }
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     struct meter m = {0};
-    progress_init(&m.p, "backup", a->json && to_stdout);
+    progress_init(&m.p, "backup", quiet);
     a->opt.progress = on_progress;
     a->opt.progress_ctx = &m;
     a->opt.cancel = &interrupted;
@@ -228,7 +440,15 @@ int cmd_backup(int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     struct cli_disks disks = {0};
-    rc = run(&a, &disks);
+    struct freeze_hooks hooks = {&a, &disks, NULL};
+    rc = backup(&a, &disks, &hooks);
+    /* Every path out of backup() has thawed (after_volume, or the hook's own failure path); the
+     * handlers forget the freezer before it goes. */
+    atomic_store(&frozen, NULL);
+    asr_freezer_free(hooks.fz);
     cli_disks_close(&disks);
+    for (size_t i = 0; i < a.nwarnings; i++)
+        free(a.warnings[i]);
+    free(a.warnings);
     return rc;
 }

@@ -61,12 +61,17 @@ struct asr_usedmap {
 /* Each parser fills out->used with every byte the filesystem needs: boot sectors and their
  * backups, allocation metadata, directories, journals, and the clusters its allocation map marks
  * used. On metadata that fails the filesystem's own rules it returns ASR_E_CORRUPT with a message
- * saying what and where; the caller then falls back to a full capture. */
+ * saying what and where; the caller then falls back to a full capture. ASR_E_UNSUPPORTED says
+ * the metadata is sound but cannot give a map: an ext filesystem whose bitmaps may be stale (a
+ * journal to replay), a swap area holding a hibernation image (its pages are the image). */
 int asr_fat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_exfat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_ntfs_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_ext_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_swap_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
+typedef int (*asr_used_fn)(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
+/* The parser above for a libblkid TYPE ("vfat", "ext4", "swsuspend", ...), or NULL. */
+asr_used_fn asr_used_parser(const char *blkid_type);
 void asr_usedmap_free(struct asr_usedmap *m);
 
 /* Whether path (ASCII names separated by '/' or '\\', compared case-insensitively as Windows
@@ -146,7 +151,9 @@ struct asr_backup_options {
     asr_backup_progress_fn progress;
     void *progress_ctx;
     const volatile int *cancel; /* when it becomes non-zero (a signal), the backup stops */
-    /* Called around each volume's reads (--freeze); after_volume runs whatever happened. */
+    /* Called around each volume's reads (--freeze); after_volume runs whatever happened, once
+     * before_volume succeeded. The reads take v's ranges after before_volume returns, so it may
+     * refresh the map of a volume it froze (asr_volume_remap on the caller's own array). */
     int (*before_volume)(const struct asr_volume_info *v, void *ctx, struct asr_error *err);
     void (*after_volume)(const struct asr_volume_info *v, void *ctx);
     void *hook_ctx;
@@ -164,8 +171,9 @@ struct asr_backup_stats {
     bool direct_io;            /* O_DIRECT reads on every source */
     double seconds;            /* wall time of the data phase */
     double read_wait_seconds;  /* the producer waited for the device */
-    double chunk_seconds;      /* producer CPU: zero detection, chunking, hashing, dedup */
-    double compress_seconds;   /* summed over workers */
+    double chunk_seconds;      /* producer CPU: zero detection and chunking (one thread) */
+    double hash_seconds;       /* content hashing, summed over workers */
+    double compress_seconds;   /* worker CPU besides hashing (compression, dedup lookups), summed */
     double write_seconds;      /* ordered writer, in the image writer */
     size_t dedup_index_bytes;
 };
@@ -180,6 +188,67 @@ int asr_backup_read_only(const struct asr_backup_source *src, size_t n, uint64_t
  * image_path: where the image will be created; or NULL and image_fd (standard output). */
 int asr_check_image_placement(const char *image_path, int image_fd, struct asr_disk *const *disks, size_t n,
                               struct asr_error *err);
+
+/* ---- mounted source volumes, and freezing them while they are read (--freeze) -------------- */
+
+/* One mount of a filesystem that lives on a source volume. Mounts sharing dev are one filesystem
+ * seen in several places (bind mounts). */
+struct asr_mount {
+    dev_t dev;         /* the filesystem: mountinfo's major:minor (its superblock) */
+    int id;            /* mountinfo's mount ID */
+    bool read_write;   /* the filesystem is writable: its superblock is, whatever this mount says */
+    bool mount_read_write; /* this mount accepts writes (a read-only bind mount does not) */
+    char fs_type[32];
+    char *point;       /* the mount point */
+};
+
+struct asr_mounts {
+    struct asr_mount *v;
+    size_t n;
+};
+
+/* Finds where volume v of disk d is mounted on this machine (/proc/self/mountinfo), under any
+ * name the kernel gives it: a partition device of the disk, a loop device over the disk's file
+ * or device starting where the volume starts (how a volume of a disk image is mounted when the
+ * kernel does not scan a loop device for partitions), or the disk itself for a whole-disk
+ * volume; and any device stacked on one of those (LVM, dm-crypt, md). *out (zeroed first)
+ * lists every mount found; free with asr_mounts_free. */
+int asr_volume_mounts(const struct asr_disk *d, const struct asr_volume_info *v, struct asr_mounts *out,
+                      struct asr_error *err);
+/* The mount to name for a writable filesystem among m (a read-write one if any), or NULL when
+ * nothing in m is writable. */
+const struct asr_mount *asr_mounts_writable(const struct asr_mounts *m);
+void asr_mounts_free(struct asr_mounts *m); /* NULL-safe */
+
+/* Filesystems frozen (FIFREEZE) while a volume is read, so that what is read is one consistent
+ * state. A freezer holds the filesystems of one volume at a time. While they are frozen a child
+ * process waits on a socket and thaws them if this process dies without doing so (SIGKILL, the
+ * OOM killer): a frozen root filesystem hangs the machine. */
+struct asr_freezer;
+int asr_freezer_new(struct asr_freezer **out, struct asr_error *err);
+void asr_freezer_free(struct asr_freezer *f); /* NULL-safe; thaws what is still frozen */
+/* Freezes every writable filesystem in m, once each however many times it is mounted. When one
+ * cannot be frozen (already frozen, a filesystem that does not support it) it thaws those it
+ * froze and returns ASR_E_IO naming the mount point; nothing is left frozen. */
+int asr_freeze(struct asr_freezer *f, const struct asr_mounts *m, struct asr_error *err);
+/* How many filesystems f holds frozen now. */
+size_t asr_frozen_count(const struct asr_freezer *f);
+/* Thaws what f froze. One already thawed (by asr_thaw_from_signal, or fsfreeze -u) is no error;
+ * ASR_E_IO names one that could not be thawed. */
+int asr_thaw(struct asr_freezer *f, struct asr_error *err);
+/* Thaws what f froze, from a signal handler (async-signal-safe, any thread): the program then
+ * stops as it would without frozen filesystems. asr_thaw must still be called. */
+void asr_thaw_from_signal(struct asr_freezer *f);
+
+/* Reads volume v's used map again (vfat, exfat, ntfs, ext), after dropping the disk's cached
+ * pages of the volume, and replaces v->map.used with it. For a volume just frozen: the map taken
+ * before the freeze misses what was allocated since, and an image of a frozen filesystem is
+ * consistent only with the map read from the frozen state. recapture (before the backup records
+ * the captures): a volume captured whole because its map could not be read (ext's journal to
+ * replay, as on any ext3/4 mounted read-write) becomes a used-map capture when the map reads now;
+ * if it still does not, it stays whole and that is no error. ASR_OK without change for a volume
+ * captured neither way. */
+int asr_volume_remap(const struct asr_disk *d, struct asr_volume_info *v, bool recapture, struct asr_error *err);
 
 /* The largest chunk avg_chunk produces: the writer's max_chunk_size must be at least this. */
 uint32_t asr_backup_max_chunk(uint32_t avg_chunk);

@@ -54,7 +54,7 @@ import json,sys; d=json.load(sys.stdin)
 assert d[\"read_bytes\"] == d[\"new_bytes\"] + d[\"dedup_bytes\"] + d[\"zero_bytes\"], d
 assert d[\"dedup_bytes\"] >= 16 << 20, d  # the 24 MiB copy; ext4 metadata every 8 MiB costs a chunk or two
 assert d[\"image_bytes\"] > 0 and d[\"ratio\"] > 1 and d[\"seconds\"] > 0
-for k in (\"read_wait_seconds\", \"chunk_hash_seconds\", \"compress_cpu_seconds\", \"write_seconds\"): assert k in d[\"stages\"]'"
+for k in (\"read_wait_seconds\", \"chunk_seconds\", \"hash_cpu_seconds\", \"compress_cpu_seconds\", \"write_seconds\"): assert k in d[\"stages\"]'"
 
 check "backup to a pipe (-o -)" sh -c "'$asrimg' backup '$disk' -o - --volumes all 2>/dev/null | cat > '$work/p.asrimg'"
 check "the piped image verifies" "$asrimg" verify "$work/p.asrimg"
