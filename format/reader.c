@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
+#include "xxhash_fast.h"
 #include <zstd.h>
 
 struct asr_reader {

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
+#include "xxhash_fast.h"
 #include <zstd.h>
 
 #define RESYNC_WINDOW (64u << 10)
