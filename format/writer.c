@@ -18,6 +18,7 @@
 #include "xxhash_fast.h"
 
 #define SINK_BUFFER (1u << 20)
+#define WRITEBACK_STEP (8u << 20) /* see sink_write_behind */
 
 /* ---- the output stream ----------------------------------------------------------------- */
 
@@ -27,6 +28,8 @@ struct sink {
     uint64_t split_size; /* 0: one part */
     uint32_t part;       /* current part, 1-based */
     uint64_t in_part;    /* bytes in the current part file, its header included */
+    uint64_t handed_to_disk; /* bytes of the part whose writeback has been started */
+    bool no_writeback;   /* sync_file_range refused (a pipe, a character device) */
     uint8_t uuid[16];
     uint64_t logical;    /* logical bytes written so far */
     XXH3_state_t *stream_hash;
@@ -73,6 +76,7 @@ static int sink_write_part_header(struct sink *s, struct asr_error *err)
     if (rc)
         return asr_fail(err, ASR_E_IO, "writing part %u header: %s", s->part, strerror(-rc));
     s->in_part = ASR_PART_HEADER_SIZE;
+    s->handed_to_disk = 0;
     return ASR_OK;
 }
 
@@ -111,6 +115,30 @@ static int sink_next_part(struct sink *s, struct asr_error *err)
     return sink_write_part_header(s, err);
 }
 
+/* Starts writeback of each full step of the part as soon as it is written, and waits for and
+ * drops from the page cache the step written four steps before. Without it the kernel starts
+ * late, dirty pages pile up until writers are throttled, and the final fsync waits for most of
+ * the image (the bench disk's level-3 backup: 3.7-4.3 s without this, 3.1-3.2 s with it); and a
+ * large image would fill the page cache of the machine being backed up, evicting what its
+ * programs use. Advisory: any failure just turns it off. */
+static void sink_write_behind(struct sink *s)
+{
+    while (!s->no_writeback && s->in_part - s->handed_to_disk >= WRITEBACK_STEP) {
+        uint64_t at = s->handed_to_disk;
+        if (sync_file_range(s->fd, (off_t)at, WRITEBACK_STEP, SYNC_FILE_RANGE_WRITE) != 0) {
+            s->no_writeback = true;
+            break;
+        }
+        s->handed_to_disk += WRITEBACK_STEP;
+        if (at >= 4ull * WRITEBACK_STEP) {
+            off_t old = (off_t)(at - 4ull * WRITEBACK_STEP);
+            sync_file_range(s->fd, old, WRITEBACK_STEP,
+                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+            posix_fadvise(s->fd, old, WRITEBACK_STEP, POSIX_FADV_DONTNEED);
+        }
+    }
+}
+
 /* Write bytes to the part files, starting a new part whenever the current one is full. */
 static int sink_emit(struct sink *s, const uint8_t *p, size_t len, struct asr_error *err)
 {
@@ -127,6 +155,7 @@ static int sink_emit(struct sink *s, const uint8_t *p, size_t len, struct asr_er
         if (rc)
             return asr_fail(err, ASR_E_IO, "writing part %u: %s", s->part, strerror(-rc));
         s->in_part += n;
+        sink_write_behind(s);
         p += n;
         len -= n;
     }
