@@ -4,8 +4,9 @@ the section of the same disk size (so a quick run never overwrites a full one). 
 
 Usage: report.py FACTS ROWS MANIFEST RESULTS
   FACTS     key=value lines: the machine, the tools, the disk
-  ROWS      tab-separated: id, cache (cold|warm), seconds (or "na"), output bytes, peak RSS KiB;
-            one line a run, several runs of a row (BENCH_RUNS rounds) summed up by their median
+  ROWS      tab-separated: id, cache (cold|warm), seconds (or "na"), output bytes, peak RSS KiB,
+            round; one line a run, several runs of a row (BENCH_RUNS rounds) summed up by their
+            median
   MANIFEST  bench/mkdisk.sh's description of the disk's content"""
 import re
 import statistics
@@ -21,7 +22,7 @@ LABELS = {
     "fio-partition": "fio {engine} read of the partition (same byte count)",
 }
 # The baselines every row is compared with: (row id, cache state or None for "the same as the row").
-BASELINES = [("partclone", None), ("dd", None), ("zstd-limit", "warm"), ("fio-limit", "cold")]
+BASELINES = [("partclone", None), ("dd", None), ("zstd-limit", None), ("fio-limit", "cold")]
 HEAD = """# asrimg benchmark results
 
 Written by `bench/run.sh` (see `bench/README.md`): one section per disk size, replaced when that
@@ -30,7 +31,7 @@ always the root's used bytes (from `asrimg layout --json --extents`, 1 MB = 10^6
 the row's wall time, so rows compare directly. Each row ran once per round, and the rounds
 repeated; seconds and MB/s are the median run, with the slowest and fastest beside it. Ratios
 are medians over medians: a row's MB/s over the baseline's, at the same cache state for
-partclone and dd, against the warm compression limit and the cold I/O limit. Cold: `sync; echo
+partclone, dd and the compression limit, against the cold I/O limit. Cold: `sync; echo
 3 > /proc/sys/vm/drop_caches` just before; warm: straight after the cold run, so what it reads is
 in the page cache. Peak RSS is summed over a pipeline's stages (the largest of the runs).
 """
@@ -40,6 +41,20 @@ def mib(n: float) -> str:
     return "%.1f MiB" % (n / 2**20)
 
 
+def paired_ratios(by_round: dict, level: str) -> list:
+    """Median over rounds of a row's speed over its limit's in the same round (seconds inverted)."""
+    out = []
+    for rid, cache, limit, name in [("asrimg-0", "cold", "fio-limit", "level 0 cold / I/O limit"),
+                                     ("asrimg-" + level, "cold", "zstd-limit", "level %s cold / cold compression limit" % level),
+                                     ("asrimg-" + level, "warm", "zstd-limit", "level %s warm / warm compression limit" % level)]:
+        ratios = [by_round[(l, cache, r)] / secs for (i, c, r), secs in by_round.items()
+                  for l in [limit] if i == rid and c == cache and (l, cache, r) in by_round]
+        if ratios:
+            out.append("%s %.2f (%.2f–%.2f, %d rounds)" % (name, statistics.median(ratios), min(ratios), max(ratios),
+                                                            len(ratios)))
+    return out
+
+
 def main() -> int:
     facts_path, rows_path, manifest_path, results_path = sys.argv[1:5]
     facts = dict(line.rstrip("\n").split("=", 1) for line in open(facts_path) if "=" in line)
@@ -47,9 +62,12 @@ def main() -> int:
     engine = facts["fio"].split("(")[-1].rstrip(")")
     used = int(facts["used_bytes"])
     runs = {}
+    by_round = {}  # (id, cache, round) -> seconds
     for line in open(rows_path):
-        rid, cache, secs, out, rss = line.rstrip("\n").split("\t")
+        rid, cache, secs, out, rss, rnd = line.rstrip("\n").split("\t")
         runs.setdefault((rid, cache), []).append((None if secs == "na" else float(secs), int(out), int(rss)))
+        if secs != "na":
+            by_round[(rid, cache, rnd)] = float(secs)
     rows = []
     for (rid, cache), rr in runs.items():  # in the order first measured
         secs = sorted(r[0] for r in rr if r[0] is not None)
@@ -106,6 +124,10 @@ def main() -> int:
     ]
     if facts.get("asrimg_notes"):
         section += [facts["asrimg_notes"], ""]
+    paired = paired_ratios(by_round, level)
+    if paired:
+        section += ["Each limit ran close before the row held against it; the median of those same-round "
+                    "ratios: " + "; ".join(paired) + ".", ""]
     section.append("<!-- end -->")
     text = "\n".join(section) + "\n"
     print(text)

@@ -81,7 +81,6 @@ read -r used_bytes extent_count < <("$here/extents.py" "$disk" "$root_part" "$wo
 say "root: $used_bytes used bytes in $extent_count extents"
 
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-warm_up() { cat "$@" >/dev/null; }
 
 # fio with io_uring, or libaio where io_uring is switched off (kernel.io_uring_disabled).
 fio_engine=io_uring
@@ -100,6 +99,9 @@ rows=$work/rows.tsv
 measure() {
   local id=$1 cache=$2 cmd=$3
   rm -f "$work"/out* "$work"/rss.*
+  # Every run starts with nothing dirty: the last row's output still being written back would
+  # throttle this row's writes (zstd's 1 GB after zstd's 1 GB ran at half speed). Warm stays warm.
+  sync
   [ "$cache" = cold ] && drop_caches
   say "$id ($cache)"
   local t0=$EPOCHREALTIME
@@ -127,9 +129,9 @@ r = json.load(open(sys.argv[1]))["jobs"][0]["read"]
 print("%.3f 0" % (int(sys.argv[2]) / r["bw_bytes"]))' "$work/fio.json" "$used_bytes")
     rm -f "$work/fio.json"
   fi
-  printf '%s\t%s\t%s\t%s\t%s\n' "$id" "$cache" "$secs" "$out_bytes" "$rss" >>"$rows"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$cache" "$secs" "$out_bytes" "$rss" "$round" >>"$rows"
 }
-unavailable() { printf '%s\t%s\tna\t0\t0\n' "$1" "$2" >>"$rows"; }
+unavailable() { printf '%s\t%s\tna\t0\t0\t%s\n' "$1" "$2" "$round" >>"$rows"; }
 
 # One round: every row once. Rounds repeat (BENCH_RUNS) so that each row's median is taken over
 # runs spread through the whole bench: what the host does meanwhile (its own page cache holds the
@@ -144,24 +146,40 @@ asrimg_notes=""
 fio_args="--ioengine=$fio_engine --rw=read --bs=1M --direct=1 --iodepth=16 --output-format=json --output=$work/fio.json"
 fio_size=$(( (used_bytes + (1 << 20) - 1) >> 20 << 20 ))
 [ "$fio_size" -le "$root_size" ] || fio_size=$root_size
+# Each limit runs right before the row held against it, and report.py also takes the median of
+# those per-round ratios: the disk's speed drifts between rounds here, far less within seconds.
+asrimg_row() { # LEVEL CACHE
+  if [ "$have_backup" != 1 ]; then
+    unavailable "asrimg-$1" "$2"
+  elif [ "$1" = 0 ]; then
+    measure asrimg-0 "$2" "\$T1 '$asrimg' backup '$disk_dev' -o - --volumes $root_part --level 0 --json 2>\$OUT.json >/dev/null"
+  else
+    measure "asrimg-$1" "$2" "\$T1 '$asrimg' backup '$disk_dev' -o \$OUT --volumes $root_part --level $1 --json >'$work/asrimg-$1.json'"
+  fi
+}
 for round in $(seq "$runs"); do
   say "round $round of $runs"
+  # A warm run follows its own cold run, which filled the page cache (a cold run in between
+  # would empty it again).
+  measure fio-limit cold "\$T1 fio --name=used $fio_args --filename='$work/used.bin'"
+  asrimg_row 0 cold
+  asrimg_row 0 warm
+  measure fio-partition cold "\$T1 fio --name=partition $fio_args --filename='$root_dev' --size=$fio_size"
+  # The compression limit at both cache states, so a cold row is held against a cold limit: a
+  # cold read costs CPU too (the loop driver fills the page cache), on the cores zstd needs.
   for cache in cold warm; do
-    if [ "$have_backup" = 1 ]; then
-      measure "asrimg-$level" "$cache" "\$T1 '$asrimg' backup '$disk_dev' -o \$OUT --volumes $root_part --level $level --json >'$work/asrimg-$level.json'"
-      if [ "$round" = 1 ] && [ "$cache" = cold ]; then # the image just timed must be a good one
-        if "$asrimg" verify "$work/out" >/dev/null 2>&1; then verified=ok; else verified=FAILED; fi
-        asrimg_notes=$(python3 -c '
+    measure zstd-limit "$cache" "\$T1 zstd -T0 -$level -q -c '$work/used.bin' >\$OUT"
+  done
+  for cache in cold warm; do
+    asrimg_row "$level" "$cache"
+    if [ "$have_backup" = 1 ] && [ "$round" = 1 ] && [ "$cache" = cold ]; then # the image just timed must be a good one
+      if "$asrimg" verify "$work/out" >/dev/null 2>&1; then verified=ok; else verified=FAILED; fi
+      asrimg_notes=$(python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
 print("asrimg backup --level %s read %d bytes: %d new, %d deduplicated, %d all-zero; %d threads, O_DIRECT %s; asrimg verify of the image: %s."
       % (sys.argv[2], d["read_bytes"], d["new_bytes"], d["dedup_bytes"], d["zero_bytes"], d["threads"],
          "yes" if d["direct_io"] else "no", sys.argv[3]))' "$work/asrimg-$level.json" "$level" "$verified")
-      fi
-      measure asrimg-0 "$cache" "\$T1 '$asrimg' backup '$disk_dev' -o - --volumes $root_part --level 0 --json 2>\$OUT.json >/dev/null"
-    else
-      unavailable "asrimg-$level" "$cache"
-      unavailable asrimg-0 "$cache"
     fi
   done
   for cache in cold warm; do
@@ -170,10 +188,6 @@ print("asrimg backup --level %s read %d bytes: %d new, %d deduplicated, %d all-z
   for cache in cold warm; do
     measure dd "$cache" "\$T1 dd if='$root_dev' bs=4M status=none | \$T2 zstd -T0 -$level -q -c >\$OUT"
   done
-  warm_up "$work/used.bin"
-  measure zstd-limit warm "\$T1 zstd -T0 -$level -q -c '$work/used.bin' >\$OUT"
-  measure fio-limit cold "\$T1 fio --name=used $fio_args --filename='$work/used.bin'"
-  measure fio-partition cold "\$T1 fio --name=partition $fio_args --filename='$root_dev' --size=$fio_size"
 done
 
 # The machine, the tools, the disk.
