@@ -139,24 +139,30 @@ void fsfix_write_at(const char *path, uint64_t off, const void *buf, size_t n)
     close(fd);
 }
 
-uint64_t fsfix_not_covered(const struct asr_ranges *a, const struct asr_ranges *b)
+void fsfix_subtract(const struct asr_ranges *a, const struct asr_ranges *b, struct asr_ranges *out)
 {
-    uint64_t missing = 0;
     size_t j = 0;
     for (size_t i = 0; i < a->n; i++) {
         uint64_t at = a->v[i].offset, end = at + a->v[i].length;
         while (at < end) {
             while (j < b->n && b->v[j].offset + b->v[j].length <= at)
                 j++;
-            if (j == b->n || b->v[j].offset >= end) {
-                missing += end - at;
+            uint64_t stop = j == b->n || b->v[j].offset >= end ? end : b->v[j].offset > at ? b->v[j].offset : at;
+            if (stop > at)
+                cr_assert_eq(asr_ranges_add(out, at, stop - at), ASR_OK);
+            if (stop == end)
                 break;
-            }
-            if (b->v[j].offset > at)
-                missing += b->v[j].offset - at;
             at = b->v[j].offset + b->v[j].length;
         }
     }
+}
+
+uint64_t fsfix_not_covered(const struct asr_ranges *a, const struct asr_ranges *b)
+{
+    struct asr_ranges rest = {0};
+    fsfix_subtract(a, b, &rest);
+    uint64_t missing = asr_ranges_bytes(&rest);
+    asr_ranges_free(&rest);
     return missing;
 }
 

@@ -34,7 +34,8 @@ struct asr_window fsfix_window(const char *path, uint64_t base, uint64_t size);
 void fsfix_copy_used(const char *src, uint64_t src_base, const struct asr_ranges *used, const char *dst,
                      uint64_t size);
 
-/* Bytes of a not covered by b (both sorted). */
+/* a minus b into out (all sorted), and the bytes of a not covered by b. */
+void fsfix_subtract(const struct asr_ranges *a, const struct asr_ranges *b, struct asr_ranges *out);
 uint64_t fsfix_not_covered(const struct asr_ranges *a, const struct asr_ranges *b);
 
 /* The blocks partclone (tool: "partclone.fat", "partclone.ntfs", ...) would copy from the

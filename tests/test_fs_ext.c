@@ -90,24 +90,6 @@ static void file_blocks(const char *img, const char *paths, uint64_t bs, uint64_
     free(list);
 }
 
-/* a minus b, both sorted. */
-static void subtract(const struct asr_ranges *a, const struct asr_ranges *b, struct asr_ranges *out)
-{
-    size_t j = 0;
-    for (size_t i = 0; i < a->n; i++) {
-        uint64_t at = a->v[i].offset, end = at + a->v[i].length;
-        while (at < end) {
-            while (j < b->n && b->v[j].offset + b->v[j].length <= at)
-                j++;
-            uint64_t stop = j == b->n || b->v[j].offset >= end ? end : b->v[j].offset > at ? b->v[j].offset : at;
-            cr_assert_eq(asr_ranges_add(out, at, stop - at), ASR_OK);
-            if (stop == end)
-                break;
-            at = b->v[j].offset + b->v[j].length;
-        }
-    }
-}
-
 /* Deletes the junk a fixture was made with, the way a used filesystem frees blocks: debugfs
  * unlinks the files and frees their blocks, leaving their old contents on disk. Then writes one
  * late file that may reuse them. Returns (in freed) the junk's blocks the late file did not take:
@@ -126,7 +108,7 @@ static void delete_junk(const char *img, const char *tree, uint64_t bs, uint64_t
     /* A cluster the late file took is used as a whole, the rest of it included. */
     file_blocks(img, "/late.bin", bs, cluster, &late);
     cr_assert_gt(late.n, 0);
-    subtract(&junk, &late, freed);
+    fsfix_subtract(&junk, &late, freed);
     asr_ranges_free(&junk);
     asr_ranges_free(&late);
 }
