@@ -303,6 +303,26 @@ const char *asr_reader_feature_name(const struct asr_reader *r, enum asr_feature
 /* Read and check one chunk's content (content_len bytes into buf of cap bytes). */
 int asr_reader_read_chunk(struct asr_reader *r, uint64_t chunk_id, void *buf, size_t cap,
                           uint32_t *content_len, struct asr_error *err);
+/* A chunk reader of its own for each thread that decodes chunks of one image at once (the
+ * reader's read_chunk and read_volume share one buffer and are not thread-safe). It reads
+ * through r, which must outlive it, straight into the caller's buffer. */
+struct asr_chunk_reader;
+int asr_chunk_reader_new(const struct asr_reader *r, struct asr_chunk_reader **out, struct asr_error *err);
+void asr_chunk_reader_free(struct asr_chunk_reader *c); /* NULL-safe */
+int asr_chunk_reader_read(struct asr_chunk_reader *c, uint64_t chunk_id, void *buf, size_t cap,
+                          uint32_t *content_len, struct asr_error *err);
+/* Where chunk id's record is stored, for messages ("IMAGE.002 offset 1234"). */
+const char *asr_reader_chunk_where(const struct asr_reader *r, uint64_t chunk_id, char *buf, size_t n);
+
+/* The volume content hash of SPEC.md section 12, computed from the bytes a volume holds
+ * (a restored disk, say), to compare with asr_volume_stats.content_hash. Feed every extent of
+ * the volume in offset order; a data extent with its length bytes of content. */
+struct asr_volume_hasher;
+int asr_volume_hasher_new(uint64_t seed, struct asr_volume_hasher **out, struct asr_error *err);
+void asr_volume_hasher_free(struct asr_volume_hasher *h); /* NULL-safe */
+void asr_volume_hasher_add(struct asr_volume_hasher *h, const struct asr_extent *e, const void *content);
+struct asr_hash128 asr_volume_hasher_digest(const struct asr_volume_hasher *h);
+
 /* Read a byte range of a volume: uncaptured and zero ranges read as zeros. Returns
  * ASR_E_UNREADABLE (buffer still filled, zeros there) if the range touches unreadable data. */
 int asr_reader_read_volume(struct asr_reader *r, uint32_t volume, uint64_t offset, void *buf,

@@ -24,6 +24,42 @@ void asr_volume_hash_extent(void *xxh3_state, const struct asr_extent *e, const 
         XXH3_128bits_update(xxh3_state, content, (size_t)e->length);
 }
 
+struct asr_volume_hasher {
+    XXH3_state_t *state;
+};
+
+int asr_volume_hasher_new(uint64_t seed, struct asr_volume_hasher **out, struct asr_error *err)
+{
+    struct asr_volume_hasher *h = calloc(1, sizeof *h);
+    if (h && !(h->state = XXH3_createState())) {
+        free(h);
+        h = NULL;
+    }
+    *out = h;
+    if (!h)
+        return asr_fail(err, ASR_E_NOMEM, "out of memory for a volume hash");
+    XXH3_128bits_reset_withSeed(h->state, seed);
+    return ASR_OK;
+}
+
+void asr_volume_hasher_free(struct asr_volume_hasher *h)
+{
+    if (h)
+        XXH3_freeState(h->state);
+    free(h);
+}
+
+void asr_volume_hasher_add(struct asr_volume_hasher *h, const struct asr_extent *e, const void *content)
+{
+    asr_volume_hash_extent(h->state, e, content);
+}
+
+struct asr_hash128 asr_volume_hasher_digest(const struct asr_volume_hasher *h)
+{
+    XXH128_hash_t d = XXH3_128bits_digest(h->state);
+    return (struct asr_hash128){d.low64, d.high64};
+}
+
 int asr_index_encode(const struct asr_index *ix, struct asr_buf *out, struct asr_error *err)
 {
     uint8_t *b = asr_buf_extend(out, ASR_INDEX_FIXED);

@@ -17,8 +17,7 @@ struct asr_reader {
     struct asr_index index;
     struct asr_image_info info;
     uint64_t data_start;
-    ZSTD_DCtx *dctx;
-    uint8_t *stored;   /* one chunk as stored: header and data */
+    struct asr_chunk_reader *chunks; /* for read_chunk and read_volume */
     uint8_t *cache;    /* the last chunk's content */
     uint64_t cache_id; /* UINT64_MAX: empty */
     uint32_t cache_len;
@@ -212,11 +211,8 @@ int asr_reader_open(const char *path, struct asr_reader **out, struct asr_error 
     if (!rc)
         rc = open_index(r, err);
     if (!rc) {
-        r->dctx = ZSTD_createDCtx();
-        r->stored = malloc(ASR_CHUNK_HEADER_SIZE + (size_t)r->header.max_chunk_size);
         r->cache = malloc(r->header.max_chunk_size);
-        if (!r->dctx || !r->stored || !r->cache)
-            rc = asr_fail(err, ASR_E_NOMEM, "out of memory");
+        rc = r->cache ? asr_chunk_reader_new(r, &r->chunks, err) : asr_fail(err, ASR_E_NOMEM, "out of memory");
     }
     if (rc) {
         asr_reader_free(r);
@@ -234,8 +230,7 @@ void asr_reader_free(struct asr_reader *r)
     asr_partset_close(r->ps);
     asr_layout_free(&r->layout);
     asr_index_free(&r->index);
-    ZSTD_freeDCtx(r->dctx);
-    free(r->stored);
+    asr_chunk_reader_free(r->chunks);
     free(r->cache);
     free(r);
 }
@@ -273,33 +268,89 @@ const char *asr_reader_feature_name(const struct asr_reader *r, enum asr_feature
     return NULL;
 }
 
-/* Loads chunk id into the cache, checking it against its index entry and its checksums. */
-static int load_chunk(struct asr_reader *r, uint64_t id, struct asr_error *err)
+/* A chunk reader of its own per thread: partset reads are positioned (pread), so any number of
+ * chunk readers share one reader's files; each has its own buffer and zstd context. */
+struct asr_chunk_reader {
+    const struct asr_reader *r;
+    ZSTD_DCtx *dctx;
+    uint8_t *stored; /* one chunk as stored: header and data */
+};
+
+int asr_chunk_reader_new(const struct asr_reader *r, struct asr_chunk_reader **out, struct asr_error *err)
 {
-    if (r->cache_id == id)
-        return ASR_OK;
+    *out = NULL;
+    struct asr_chunk_reader *c = calloc(1, sizeof *c);
+    if (c) {
+        c->r = r;
+        c->dctx = ZSTD_createDCtx();
+        c->stored = malloc(ASR_CHUNK_HEADER_SIZE + (size_t)r->header.max_chunk_size);
+    }
+    if (!c || !c->dctx || !c->stored) {
+        asr_chunk_reader_free(c);
+        return asr_fail(err, ASR_E_NOMEM, "out of memory for a chunk reader");
+    }
+    *out = c;
+    return ASR_OK;
+}
+
+void asr_chunk_reader_free(struct asr_chunk_reader *c)
+{
+    if (!c)
+        return;
+    ZSTD_freeDCtx(c->dctx);
+    free(c->stored);
+    free(c);
+}
+
+const char *asr_reader_chunk_where(const struct asr_reader *r, uint64_t id, char *buf, size_t n)
+{
+    if (id >= r->index.chunk_count) {
+        snprintf(buf, n, "no such chunk");
+        return buf;
+    }
+    return where(r, r->index.chunks[id].offset, buf, n);
+}
+
+/* Reads chunk id into buf (cap bytes), checking it against its index entry and its checksums. */
+int asr_chunk_reader_read(struct asr_chunk_reader *c, uint64_t id, void *buf, size_t cap, uint32_t *content_len,
+                          struct asr_error *err)
+{
+    const struct asr_reader *r = c->r;
     if (id >= r->index.chunk_count)
         return asr_fail(err, ASR_E_ARG, "chunk %llu does not exist", (unsigned long long)id);
     const struct asr_chunk_entry *e = &r->index.chunks[id];
+    if (cap < e->content_len)
+        return asr_fail(err, ASR_E_ARG, "buffer of %zu bytes too small for chunk of %u", cap, e->content_len);
     char at[512];
     struct asr_chunk_header h;
     struct asr_error why = {0};
-    r->cache_id = UINT64_MAX;
-    int rc = asr_partset_read(r->ps, e->offset, r->stored, ASR_CHUNK_HEADER_SIZE + (size_t)e->stored_len, err);
+    int rc = asr_partset_read(r->ps, e->offset, c->stored, ASR_CHUNK_HEADER_SIZE + (size_t)e->stored_len, err);
     if (rc)
         return rc;
-    if (!(rc = asr_chunk_header_decode(r->stored, &h, &why)) &&
+    if (!(rc = asr_chunk_header_decode(c->stored, &h, &why)) &&
         (h.chunk_id != id || h.stored_len != e->stored_len || h.content_len != e->content_len ||
          !asr_hash128_eq(h.content_hash, e->content_hash)))
         rc = asr_fail(&why, ASR_E_CORRUPT, "chunk header disagrees with the index");
     if (!rc)
-        rc = asr_chunk_decode(&h, r->stored + ASR_CHUNK_HEADER_SIZE, r->cache, r->header.max_chunk_size,
-                              r->header.hash_seed, r->dctx, &why);
+        rc = asr_chunk_decode(&h, c->stored + ASR_CHUNK_HEADER_SIZE, buf, cap, r->header.hash_seed, c->dctx, &why);
     if (rc)
         return asr_fail(err, rc, "chunk %llu: %s: %s", (unsigned long long)id, why.msg,
                         where(r, e->offset, at, sizeof at));
+    if (content_len)
+        *content_len = h.content_len;
+    return ASR_OK;
+}
+
+/* Loads chunk id into the cache. */
+static int load_chunk(struct asr_reader *r, uint64_t id, struct asr_error *err)
+{
+    if (r->cache_id == id)
+        return ASR_OK;
+    r->cache_id = UINT64_MAX;
+    int rc = asr_chunk_reader_read(r->chunks, id, r->cache, r->header.max_chunk_size, &r->cache_len, err);
+    if (rc)
+        return rc;
     r->cache_id = id;
-    r->cache_len = h.content_len;
     return ASR_OK;
 }
 
