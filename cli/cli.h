@@ -17,6 +17,9 @@ int cmd_verify(int argc, char **argv);
 int cmd_layout(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+/* verify --against: compares disks with the image (cmd_restore.c). */
+int cmd_verify_against(const char *image, const char *const *targets, size_t n, bool new_ids, bool grow, bool json);
 
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *cli_bytes(uint64_t n, char *buf, size_t len); /* "1.5 GiB" */

@@ -92,9 +92,18 @@ int cmd_verify(int argc, char **argv)
 {
     const char *path = NULL;
     struct verify_out o = {0};
+    const char *against[256];
+    size_t nagainst = 0;
+    bool new_ids = false, grow = false;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "--json"))
             o.json = true;
+        else if (!strcmp(argv[a], "--against") && a + 1 < argc && nagainst < 256)
+            against[nagainst++] = argv[++a];
+        else if (!strcmp(argv[a], "--new-ids"))
+            new_ids = true;
+        else if (!strcmp(argv[a], "--grow"))
+            grow = true;
         else if (argv[a][0] == '-' && argv[a][1])
             return cli_error("verify: unknown option %s", argv[a]), EXIT_USAGE;
         else if (!path)
@@ -103,7 +112,9 @@ int cmd_verify(int argc, char **argv)
             return cli_error("verify: one image at a time"), EXIT_USAGE;
     }
     if (!path)
-        return cli_error("usage: asrimg verify IMAGE [--json]"), EXIT_USAGE;
+        return cli_error("usage: asrimg verify IMAGE [--against DISK ... [--new-ids] [--grow]] [--json]"), EXIT_USAGE;
+    if (nagainst)
+        return cmd_verify_against(path, against, nagainst, new_ids, grow, o.json);
     struct json j;
     o.j = &j;
     if (o.json) {

@@ -20,8 +20,14 @@ static void usage(FILE *f)
             "                          --freeze: freeze a volume mounted read-write while it is read\n"
             "  bench DISK... [--volumes ...] [--level N] [--threads N] [--json]\n"
             "                          measure read, hash and compression speed; project image size and time\n"
+            "  restore IMAGE --to TARGET [--to TARGET ...] [--yes] [--new-ids] [--grow] [--verify]\n"
+            "          [--discard|--zero-unused] [--keep-going] [--threads N] [--json]\n"
+            "                          lay the image onto replacement disks as large or larger (mirrors:\n"
+            "                          several --to for one disk); --to N=TARGET for image disk N\n"
             "  info IMAGE [--json]     format, creator, disks, partitions, volumes, sizes and ratios\n"
             "  verify IMAGE [--json]   check every checksum; exit 0 only if every byte checks out\n"
+            "  verify IMAGE --against DISK... [--new-ids] [--grow] [--json]\n"
+            "                          compare restored disks with the image, naming the first difference\n"
             "  version                 print the version\n"
             "\n"
             "IMAGE is an .asrimg file, or the first part of a split set (IMAGE.002 ... beside it).\n");
@@ -143,6 +149,8 @@ int main(int argc, char **argv)
         return cmd_layout(argc - 1, argv + 1);
     if (!strcmp(cmd, "verify"))
         return cmd_verify(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "restore"))
+        return cmd_restore(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("asrimg %s (image format %u)\n", asr_version(), ASR_FORMAT_VERSION);
         return EXIT_OK;

@@ -88,6 +88,9 @@ struct asr_disk;
 /* Opens a block device or disk image file read-only and reads its layout (libfdisk) and raw
  * boot regions. Partitions are addressed by offset: no partition device nodes are needed. */
 int asr_disk_open(const char *path, struct asr_disk **out, struct asr_error *err);
+/* The same without reading a layout (size and sector sizes only): for a restore target, whose
+ * contents may be anything. */
+int asr_disk_open_bare(const char *path, struct asr_disk **out, struct asr_error *err);
 void asr_disk_close(struct asr_disk *d); /* NULL-safe */
 /* The layout as the image records it: every partition (capture SKIP until planned), regions. */
 const struct asr_disk_desc *asr_disk_desc(const struct asr_disk *d);
@@ -215,6 +218,10 @@ struct asr_mounts {
  * lists every mount found; free with asr_mounts_free. */
 int asr_volume_mounts(const struct asr_disk *d, const struct asr_volume_info *v, struct asr_mounts *out,
                       struct asr_error *err);
+/* Whether anything on this machine uses some byte of disk d: a filesystem mounted from it, from
+ * one of its partitions or from a loop device over any part of it (or over what it is made of),
+ * swap on it, or a device stacked on it. *what then says which, for the refusal. */
+int asr_disk_in_use(const struct asr_disk *d, bool *in_use, char *what, size_t len, struct asr_error *err);
 /* The mount to name for a writable filesystem among m (a read-write one if any), or NULL when
  * nothing in m is writable. */
 const struct asr_mount *asr_mounts_writable(const struct asr_mounts *m);
@@ -257,6 +264,106 @@ uint32_t asr_backup_max_chunk(uint32_t avg_chunk);
  * finishes (or frees) the writer. */
 int asr_backup_run(struct asr_writer *w, const struct asr_backup_source *src, size_t n,
                    const struct asr_backup_options *opt, struct asr_backup_stats *st, struct asr_error *err);
+
+/* ---- restore ------------------------------------------------------------------------------ */
+
+/* A restore: an image and the target disks it will be laid onto, opened and checked. Each image
+ * disk goes to one or more targets (mirrors: all of them receive it in the same pass). */
+struct asr_restore;
+
+struct asr_restore_target_spec {
+    const char *path;    /* block device, or a disk image file (created when it does not exist) */
+    uint32_t disk_index; /* the image disk it receives */
+};
+
+struct asr_restore_target_info {
+    const char *path;
+    uint32_t disk_index;
+    bool is_block;
+    bool create;            /* a file that does not exist yet: made with the disk's size */
+    uint64_t size_bytes;
+    uint32_t logical_sector;
+    char holds[512];        /* what it holds now, for the plan ("gpt, 2 partitions: ...") */
+};
+
+/* Opens the targets and checks, before anything is written, ASR's rules: every image disk has a
+ * target; no target twice; each at least as large as its disk and with the same logical sector
+ * size; none mounted, used as swap or held by another device, or holding the image (a part of
+ * it stored in a filesystem on the target). Block devices are opened O_EXCL and stay so until
+ * asr_restore_free. A refusal (ASR_E_ARG naming the target and the rule) writes nothing.
+ * read_only: open to compare (verify --against), not to write: only the size rule applies. */
+int asr_restore_open(struct asr_reader *r, const char *image_path, const struct asr_restore_target_spec *t, size_t n,
+                     bool read_only, struct asr_restore **out, struct asr_error *err);
+void asr_restore_free(struct asr_restore *rs); /* NULL-safe */
+size_t asr_restore_target_count(const struct asr_restore *rs);
+const struct asr_restore_target_info *asr_restore_target(const struct asr_restore *rs, size_t i);
+
+enum asr_unused { ASR_UNUSED_KEEP = 0, ASR_UNUSED_DISCARD = 1, ASR_UNUSED_ZERO = 2 };
+
+struct asr_restore_progress {
+    uint64_t done, total; /* captured bytes of the image laid down, and in all */
+};
+typedef void (*asr_restore_progress_fn)(const struct asr_restore_progress *p, void *ctx);
+
+struct asr_restore_options {
+    bool new_ids;           /* fresh disk identifier and partition GUIDs */
+    bool grow;              /* extend the last partition to the end of a larger target */
+    bool keep_going;        /* damaged chunks: zero their ranges, list them, go on */
+    bool verify;            /* read everything written back from every target and check it */
+    uint8_t unused;         /* enum asr_unused */
+    unsigned threads;       /* decompression workers; 0: one per online core */
+    asr_restore_progress_fn progress;
+    void *progress_ctx;
+    const volatile int *cancel;
+};
+
+/* A range of a volume that the restore could not lay down from the image. */
+struct asr_restore_range {
+    uint32_t volume;
+    uint64_t offset, length; /* in the volume */
+    uint64_t chunk;          /* the damaged chunk; ASR_REF_UNREADABLE for source read errors */
+};
+
+struct asr_restore_stats {
+    uint64_t data_bytes;      /* captured bytes written from chunks (per target) */
+    uint64_t zero_bytes;      /* captured all-zero bytes (zeroed, or holes in files) */
+    uint64_t region_bytes;    /* raw boot regions written */
+    uint64_t unused_bytes;    /* discarded or zeroed with --discard / --zero-unused */
+    uint64_t chunks_decoded;
+    double seconds;
+    bool direct_io;           /* O_DIRECT writes on every target */
+    bool verified;            /* --verify ran and found every byte right */
+    uint32_t grown_partition; /* --grow: its number, 0 if none */
+    uint64_t grown_from, grown_to; /* bytes */
+    size_t damaged_count, unreadable_count;
+    struct asr_restore_range *damaged;    /* malloc'd; see asr_restore_stats_free */
+    struct asr_restore_range *unreadable; /* ranges the source could not read when imaged */
+};
+void asr_restore_stats_free(struct asr_restore_stats *st);
+
+/* Lays the image onto its targets: every captured byte of every volume, in one pass over the
+ * image (each chunk read and decompressed once per run of extents, written to every target of
+ * its disk), then the raw boot regions and the partition table (libfdisk: backup GPT moved to the
+ * end of a larger disk, new ids, growth), then syncs. A damaged chunk stops the restore with
+ * ASR_E_CORRUPT naming it and the ranges it covers, unless keep_going. */
+int asr_restore_run(struct asr_restore *rs, const struct asr_restore_options *opt, struct asr_restore_stats *st,
+                    struct asr_error *err);
+
+/* A difference found by asr_restore_compare. */
+struct asr_restore_mismatch {
+    const char *target;
+    uint32_t volume;       /* UINT32_MAX: not in a volume (a boot region, the partition table) */
+    uint64_t offset;       /* in the volume, or on the disk */
+    char what[256];
+};
+typedef void (*asr_mismatch_fn)(const struct asr_restore_mismatch *m, void *ctx);
+
+/* Reads every target back and compares it with the image: each captured byte of every volume
+ * (through the volume content hash, then byte by byte to name the first difference), the boot
+ * code, post-MBR gap and EBRs, and the partition table (ids unless new_ids, sizes unless grow).
+ * Calls on_mismatch for each difference; ASR_E_CORRUPT when there was one. */
+int asr_restore_compare(struct asr_restore *rs, bool new_ids, bool grow, asr_mismatch_fn on_mismatch, void *ctx,
+                        struct asr_error *err);
 
 #ifdef __cplusplus
 }

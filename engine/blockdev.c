@@ -41,6 +41,17 @@ static bool sys_dev(const char *path, dev_t *dev)
     return true;
 }
 
+bool asr_blk_size(dev_t dev, uint64_t *bytes)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/sys/dev/block/%u:%u/size", major(dev), minor(dev));
+    uint64_t sectors; /* sysfs counts 512-byte units whatever the sector size */
+    if (!sys_u64(path, &sectors))
+        return false;
+    *bytes = sectors * 512;
+    return true;
+}
+
 dev_t asr_blk_whole_disk(dev_t dev, uint64_t *start)
 {
     if (start)

@@ -28,6 +28,9 @@ static inline struct asr_ident asr_ident_block(dev_t dev)
 /* The first line of a sysfs attribute, newline removed; false when it cannot be read. */
 bool asr_sys_read(const char *path, char *buf, size_t len);
 
+/* A block device's size in bytes; false when sysfs does not say. */
+bool asr_blk_size(dev_t dev, uint64_t *bytes);
+
 /* A partition's whole disk, and the partition's start in bytes in *start (may be NULL). Any
  * other device is its own whole disk, at start 0. */
 dev_t asr_blk_whole_disk(dev_t dev, uint64_t *start);

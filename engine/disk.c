@@ -383,7 +383,7 @@ out:
 
 /* ---- public ------------------------------------------------------------------------------ */
 
-int asr_disk_open(const char *path, struct asr_disk **out, struct asr_error *err)
+static int disk_open(const char *path, bool with_layout, struct asr_disk **out, struct asr_error *err)
 {
     *out = NULL;
     struct asr_disk *d = calloc(1, sizeof *d);
@@ -396,9 +396,9 @@ int asr_disk_open(const char *path, struct asr_disk **out, struct asr_error *err
     int rc = d->fd < 0 ? asr_fail_public(err, ASR_E_IO, "cannot open %s: %s", path, strerror(errno)) : ASR_OK;
     if (!rc)
         rc = read_geometry(d, err);
-    if (!rc)
+    if (!rc && with_layout)
         rc = read_layout(d, err);
-    if (!rc) {
+    if (!rc && with_layout) {
         struct asr_error why = {0};
         if (asr_disk_desc_valid(&d->desc, &why) != ASR_OK)
             rc = asr_fail_public(err, ASR_E_CORRUPT, "%s: %s", path, why.msg);
@@ -409,6 +409,16 @@ int asr_disk_open(const char *path, struct asr_disk **out, struct asr_error *err
     }
     *out = d;
     return ASR_OK;
+}
+
+int asr_disk_open(const char *path, struct asr_disk **out, struct asr_error *err)
+{
+    return disk_open(path, true, out, err);
+}
+
+int asr_disk_open_bare(const char *path, struct asr_disk **out, struct asr_error *err)
+{
+    return disk_open(path, false, out, err);
 }
 
 void asr_disk_close(struct asr_disk *d)

@@ -271,6 +271,79 @@ int asr_volume_mounts(const struct asr_disk *d, const struct asr_volume_info *v,
     return rc;
 }
 
+/* ---- whether a restore target is in use ------------------------------------------------- */
+
+/* Every block device that shows some byte of the disk: the disk, what it is made of, partitions
+ * and loop devices over any part of it; then whatever is stacked on those. */
+static void disk_devices(const struct asr_disk *d, const struct views *s, struct devset *out)
+{
+    uint64_t disk_size = asr_disk_desc(d)->size_bytes;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->v[i].id.is_file)
+            continue;
+        uint64_t size = 0;
+        int64_t first = -s->v[i].base; /* the disk byte its byte 0 shows */
+        if (!asr_blk_size(s->v[i].id.dev, &size))
+            size = UINT64_MAX / 4;
+        if (first < (int64_t)disk_size && first + (int64_t)(size > INT64_MAX / 2 ? INT64_MAX / 2 : size) > 0)
+            devset_add(s->v[i].id.dev, out);
+    }
+    for (size_t i = 0; i < out->n; i++)
+        asr_blk_each_holder(out->v[i], devset_add, out);
+}
+
+static bool swap_on(const struct devset *devs, char *what, size_t len)
+{
+    FILE *f = fopen("/proc/swaps", "re");
+    if (!f)
+        return false;
+    char line[512], name[400];
+    bool found = false;
+    struct stat st;
+    while (!found && fgets(line, sizeof line, f))
+        if (sscanf(line, "%399s", name) == 1 && name[0] == '/' && stat(name, &st) == 0 && S_ISBLK(st.st_mode) &&
+            in_devset(devs, st.st_rdev)) {
+            snprintf(what, len, "%s is in use as swap", name);
+            found = true;
+        }
+    fclose(f);
+    return found;
+}
+
+int asr_disk_in_use(const struct asr_disk *d, bool *in_use, char *what, size_t len, struct asr_error *err)
+{
+    *in_use = false;
+    struct views *s = calloc(1, sizeof *s);
+    struct devset *devs = calloc(1, sizeof *devs);
+    if (!s || !devs) {
+        free(s);
+        free(devs);
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    }
+    collect_views(d, s);
+    disk_devices(d, s, devs);
+    free(s);
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f) {
+        free(devs);
+        return asr_fail_public(err, ASR_E_IO, "/proc/self/mountinfo: %s", strerror(errno));
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    struct mountinfo_line m;
+    while (!*in_use && getline(&line, &cap, f) > 0)
+        if (parse_line(line, &m) && mount_on_volume(devs, &m)) {
+            snprintf(what, len, "a filesystem on it is mounted at %s", m.point);
+            *in_use = true;
+        }
+    free(line);
+    fclose(f);
+    if (!*in_use)
+        *in_use = swap_on(devs, what, len);
+    free(devs);
+    return ASR_OK;
+}
+
 const struct asr_mount *asr_mounts_writable(const struct asr_mounts *m)
 {
     const struct asr_mount *first = NULL;

@@ -1,0 +1,413 @@
+/* asrimg restore: lays an image onto replacement disks, bare metal. Checks every target before
+ * writing anything, shows the plan (which image disk goes where, what each target holds now and
+ * will hold), asks for confirmation (or --yes), then restores with progress on a terminal and a
+ * summary (text or --json). Also `asrimg verify IMAGE --against DISK...`, which compares disks
+ * with an image through the same engine code as restore --verify. */
+#include "cli.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile int interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+struct restore_args {
+    const char *image;
+    struct asr_restore_target_spec to[256];
+    size_t nto;
+    bool explicit_disks, positional;
+    bool yes, json;
+    struct asr_restore_options opt;
+};
+
+static const char usage_text[] =
+    "usage: asrimg restore IMAGE --to TARGET [--to TARGET ...] [--yes] [--new-ids] [--grow] [--verify]\n"
+    "                      [--discard|--zero-unused] [--keep-going] [--threads N] [--json]\n"
+    "  one image disk: every --to target receives it (mirrors, one pass over the image);\n"
+    "  several: --to targets in the image's disk order, or --to N=TARGET (N as `asrimg info` numbers disks)";
+
+/* "N=TARGET" names the image disk; anything else is the next disk in order. */
+static int add_target(struct restore_args *a, const char *v)
+{
+    if (a->nto == sizeof a->to / sizeof a->to[0])
+        return cli_error("restore: too many --to targets"), EXIT_USAGE;
+    const char *eq = strchr(v, '=');
+    unsigned long disk;
+    char num[16];
+    size_t k = eq ? (size_t)(eq - v) : 0;
+    if (eq && k > 0 && k < sizeof num) {
+        memcpy(num, v, k);
+        num[k] = 0;
+        if (cli_parse_uint(num, ASR_MAX_DISKS - 1, &disk)) {
+            a->to[a->nto++] = (struct asr_restore_target_spec){eq + 1, (uint32_t)disk};
+            a->explicit_disks = true;
+            return EXIT_OK;
+        }
+    }
+    a->to[a->nto++] = (struct asr_restore_target_spec){v, 0};
+    a->positional = true;
+    return EXIT_OK;
+}
+
+static int parse_args(int argc, char **argv, struct restore_args *a)
+{
+    *a = (struct restore_args){0};
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        bool has_value = i + 1 < argc;
+        unsigned long v;
+        int rc = EXIT_OK;
+        if (!strcmp(o, "--to") && has_value)
+            rc = add_target(a, argv[++i]);
+        else if (!strcmp(o, "--yes"))
+            a->yes = true;
+        else if (!strcmp(o, "--json"))
+            a->json = true;
+        else if (!strcmp(o, "--new-ids"))
+            a->opt.new_ids = true;
+        else if (!strcmp(o, "--grow"))
+            a->opt.grow = true;
+        else if (!strcmp(o, "--verify"))
+            a->opt.verify = true;
+        else if (!strcmp(o, "--keep-going"))
+            a->opt.keep_going = true;
+        else if (!strcmp(o, "--discard") || !strcmp(o, "--zero-unused")) {
+            if (a->opt.unused)
+                return cli_error("restore: --discard and --zero-unused exclude each other"), EXIT_USAGE;
+            a->opt.unused = o[2] == 'd' ? ASR_UNUSED_DISCARD : ASR_UNUSED_ZERO;
+        } else if (!strcmp(o, "--threads") && has_value && cli_parse_uint(argv[i + 1], 64, &v) && v > 0) {
+            a->opt.threads = (unsigned)v;
+            i++;
+        } else if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+            puts(usage_text);
+            exit(EXIT_OK);
+        } else if (o[0] == '-' && o[1]) {
+            return cli_error("restore: unknown or incomplete option %s\n%s", o, usage_text), EXIT_USAGE;
+        } else if (!a->image) {
+            a->image = o;
+        } else {
+            return cli_error("restore: one image at a time (targets go after --to)"), EXIT_USAGE;
+        }
+        if (rc)
+            return rc;
+    }
+    if (!a->image || !a->nto)
+        return cli_error("%s", usage_text), EXIT_USAGE;
+    if (a->explicit_disks && a->positional)
+        return cli_error("restore: give every --to as N=TARGET, or none"), EXIT_USAGE;
+    return EXIT_OK;
+}
+
+/* Without N=, targets follow the image's disks: one disk takes them all as mirrors. */
+static int map_targets(struct restore_args *a, const struct asr_reader *r)
+{
+    uint32_t disks = asr_reader_disk_count(r);
+    if (a->explicit_disks)
+        return EXIT_OK;
+    if (disks > 1 && a->nto != disks)
+        return cli_error("restore: the image holds %u disks: give one --to per disk in order, or --to N=TARGET", disks),
+               EXIT_FAIL;
+    for (size_t i = 0; i < a->nto; i++)
+        a->to[i].disk_index = disks > 1 ? (uint32_t)i : 0;
+    return EXIT_OK;
+}
+
+/* ---- the plan ------------------------------------------------------------------------------ */
+
+static void print_partitions_after(const struct asr_reader *r, uint32_t disk)
+{
+    const struct asr_disk_desc *d = asr_reader_disk(r, disk);
+    char b[32];
+    for (uint32_t i = 0; i < d->partition_count; i++) {
+        const struct asr_partition_desc *p = &d->partitions[i];
+        const char *fs = "";
+        for (uint32_t v = 0; v < asr_reader_volume_count(r); v++)
+            if (asr_reader_volume(r, v)->disk_index == disk && asr_reader_volume(r, v)->partition_number == p->number)
+                fs = asr_reader_volume(r, v)->fs_type;
+        fprintf(stderr, "      %-3u %12llu %10s  %-6s ", p->number, (unsigned long long)p->start_bytes,
+                cli_bytes(p->size_bytes, b, sizeof b), fs);
+        if (p->capture == ASR_CAPTURE_SKIP)
+            fputs("not in the image: its bytes are left as they are\n", stderr);
+        else
+            fprintf(stderr, "restored (%s)\n", cli_capture_name(p->capture));
+    }
+}
+
+static void print_plan(const char *image, const struct asr_reader *r, const struct asr_restore *rs,
+                       const struct asr_restore_options *opt)
+{
+    char b[32], id[37];
+    fprintf(stderr, "restore %s:\n", image);
+    for (uint32_t d = 0; d < asr_reader_disk_count(r); d++) {
+        const struct asr_disk_desc *dd = asr_reader_disk(r, d);
+        cli_disk_id(dd, id);
+        fprintf(stderr, "  image disk %u: %s, %s, label %s, id %s%s\n", d, dd->source, cli_bytes(dd->size_bytes, b, sizeof b),
+                cli_label_name(dd->label), id, opt->new_ids ? " (new ids will be made)" : "");
+        for (size_t i = 0; i < asr_restore_target_count(rs); i++) {
+            const struct asr_restore_target_info *t = asr_restore_target(rs, i);
+            if (t->disk_index != d)
+                continue;
+            fprintf(stderr, "    -> %s (%s, %s): holds %s\n", t->path,
+                    t->create ? "new file" : t->is_block ? "block device" : "file", cli_bytes(t->size_bytes, b, sizeof b),
+                    t->holds);
+            if (!t->create)
+                fprintf(stderr, "       ALL OF IT WILL BE OVERWRITTEN by this layout:\n");
+        }
+        print_partitions_after(r, d);
+    }
+}
+
+static bool confirmed(bool yes)
+{
+    if (yes)
+        return true;
+    if (!isatty(STDIN_FILENO) || !isatty(STDERR_FILENO))
+        return false;
+    fputs("Type 'yes' to overwrite the targets above: ", stderr);
+    char line[16] = "";
+    return fgets(line, sizeof line, stdin) && !strcmp(line, "yes\n");
+}
+
+/* ---- the summary ---------------------------------------------------------------------------- */
+
+static void json_ranges(struct json *j, const char *key, const struct asr_restore_range *v, size_t n,
+                        const struct asr_reader *r)
+{
+    json_arr(j, key);
+    for (size_t i = 0; i < n; i++) {
+        const struct asr_volume_desc *vd = asr_reader_volume(r, v[i].volume);
+        json_obj(j, NULL);
+        json_u64(j, "volume", v[i].volume);
+        json_u64(j, "offset", v[i].offset);
+        json_u64(j, "length", v[i].length);
+        json_u64(j, "disk", vd->disk_index);
+        json_u64(j, "disk_offset", vd->disk_offset + v[i].offset);
+        if (v[i].chunk != ASR_REF_UNREADABLE)
+            json_u64(j, "chunk", v[i].chunk);
+        json_end_obj(j);
+    }
+    json_end_arr(j);
+}
+
+static void print_json(const struct restore_args *a, const struct asr_reader *r, const struct asr_restore *rs,
+                       const struct asr_restore_stats *st, int rc, const struct asr_error *err)
+{
+    struct json j;
+    json_begin(&j, stdout);
+    json_obj(&j, NULL);
+    json_str(&j, "image", a->image);
+    json_bool(&j, "ok", rc == ASR_OK);
+    if (rc != ASR_OK)
+        json_str(&j, "error", err->msg);
+    json_arr(&j, "targets");
+    for (size_t i = 0; i < asr_restore_target_count(rs); i++) {
+        const struct asr_restore_target_info *t = asr_restore_target(rs, i);
+        json_obj(&j, NULL);
+        json_str(&j, "path", t->path);
+        json_u64(&j, "disk", t->disk_index);
+        json_u64(&j, "size_bytes", t->size_bytes);
+        json_bool(&j, "block_device", t->is_block);
+        json_end_obj(&j);
+    }
+    json_end_arr(&j);
+    json_u64(&j, "bytes_written", st->data_bytes + st->zero_bytes + st->region_bytes);
+    json_u64(&j, "data_bytes", st->data_bytes);
+    json_u64(&j, "zero_bytes", st->zero_bytes);
+    json_u64(&j, "region_bytes", st->region_bytes);
+    json_u64(&j, "unused_bytes", st->unused_bytes);
+    json_u64(&j, "chunks_decoded", st->chunks_decoded);
+    json_dbl(&j, "seconds", st->seconds);
+    json_dbl(&j, "mb_per_s", st->seconds > 0 ? (double)(st->data_bytes + st->zero_bytes) / st->seconds / 1e6 : 0);
+    json_bool(&j, "direct_io", st->direct_io);
+    json_bool(&j, "verified", st->verified);
+    if (st->grown_partition) {
+        json_obj(&j, "grown");
+        json_u64(&j, "partition", st->grown_partition);
+        json_u64(&j, "from_bytes", st->grown_from);
+        json_u64(&j, "to_bytes", st->grown_to);
+        json_bool(&j, "filesystem_grown", false);
+        json_end_obj(&j);
+    }
+    json_ranges(&j, "damaged", st->damaged, st->damaged_count, r);
+    json_ranges(&j, "unreadable", st->unreadable, st->unreadable_count, r);
+    json_end_obj(&j);
+    json_finish(&j);
+}
+
+static void print_ranges(const char *what, const struct asr_restore_range *v, size_t n, const struct asr_reader *r)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct asr_volume_desc *vd = asr_reader_volume(r, v[i].volume);
+        fprintf(stderr, "  %s: volume %u offset %llu length %llu (disk %u offset %llu)", what, v[i].volume,
+                (unsigned long long)v[i].offset, (unsigned long long)v[i].length, vd->disk_index,
+                (unsigned long long)(vd->disk_offset + v[i].offset));
+        if (v[i].chunk != ASR_REF_UNREADABLE)
+            fprintf(stderr, ", chunk %llu", (unsigned long long)v[i].chunk);
+        fputc('\n', stderr);
+    }
+}
+
+static void print_text(const struct asr_reader *r, const struct asr_restore *rs, const struct asr_restore_stats *st)
+{
+    char a[32], b[32];
+    double mbs = st->seconds > 0 ? (double)(st->data_bytes + st->zero_bytes) / st->seconds / 1e6 : 0;
+    fprintf(stderr, "restore: %s laid onto %zu target%s in %.1f s (%.0f MB/s)%s%s\n",
+            cli_bytes(st->data_bytes + st->zero_bytes, a, sizeof a), asr_restore_target_count(rs),
+            asr_restore_target_count(rs) == 1 ? "" : "s", st->seconds, mbs, st->unused_bytes ? ", unused space " : "",
+            st->unused_bytes ? cli_bytes(st->unused_bytes, b, sizeof b) : "");
+    if (st->verified)
+        fprintf(stderr, "restore: verified: every target reads back as the image\n");
+    if (st->grown_partition)
+        fprintf(stderr,
+                "restore: partition %u grown from %s to %s; its filesystem was not grown (grow it with its own "
+                "tool, e.g. resize2fs)\n",
+                st->grown_partition, cli_bytes(st->grown_from, a, sizeof a), cli_bytes(st->grown_to, b, sizeof b));
+    if (st->unreadable_count) {
+        fprintf(stderr, "restore: the source could not read these ranges when imaged; they were zeroed:\n");
+        print_ranges("unreadable", st->unreadable, st->unreadable_count, r);
+    }
+    if (st->damaged_count) {
+        fprintf(stderr, "restore: damaged chunks in the image; these ranges were zeroed:\n");
+        print_ranges("damaged", st->damaged, st->damaged_count, r);
+    }
+}
+
+static void on_progress(const struct asr_restore_progress *p, void *ctx)
+{
+    progress_update(p->done, p->total, ctx);
+}
+
+int cmd_restore(int argc, char **argv)
+{
+    struct restore_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc)
+        return rc;
+    if (!strcmp(a.image, "-"))
+        return cli_error("restore: reading the image from standard input is not supported yet"), EXIT_FAIL;
+    struct asr_error err = {0};
+    struct asr_reader *r = NULL;
+    struct asr_restore *rs = NULL;
+    if (asr_reader_open(a.image, &r, &err) != ASR_OK)
+        return cli_error("%s", err.msg), EXIT_FAIL;
+    if ((rc = map_targets(&a, r)) || asr_restore_open(r, a.image, a.to, a.nto, false, &rs, &err) != ASR_OK) {
+        if (!rc)
+            cli_error("%s", err.msg);
+        asr_reader_free(r);
+        return EXIT_FAIL;
+    }
+    print_plan(a.image, r, rs, &a.opt);
+    if (!confirmed(a.yes)) {
+        cli_error("restore would overwrite the targets above: pass --yes to confirm%s",
+                  isatty(STDIN_FILENO) ? "" : " (no terminal to ask on)");
+        asr_restore_free(rs);
+        asr_reader_free(r);
+        return EXIT_FAIL;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    struct progress pr;
+    progress_init(&pr, "restore", a.json);
+    a.opt.progress = on_progress;
+    a.opt.progress_ctx = &pr;
+    a.opt.cancel = &interrupted;
+    struct asr_restore_stats st;
+    rc = asr_restore_run(rs, &a.opt, &st, &err);
+    progress_done(&pr);
+    if (a.json)
+        print_json(&a, r, rs, &st, rc, &err);
+    else if (!rc)
+        print_text(r, rs, &st);
+    if (rc)
+        cli_error("%s", err.msg);
+    int exit_code = rc || st.damaged_count ? EXIT_FAIL : EXIT_OK;
+    if (!rc && st.damaged_count)
+        cli_error("%zu range%s of the image could not be restored (damaged chunks): listed above", st.damaged_count,
+                  st.damaged_count == 1 ? "" : "s");
+    asr_restore_stats_free(&st);
+    asr_restore_free(rs);
+    asr_reader_free(r);
+    return exit_code;
+}
+
+/* ---- verify --against ------------------------------------------------------------------------ */
+
+struct against_out {
+    struct json *j;
+    uint64_t shown;
+};
+
+static void on_mismatch(const struct asr_restore_mismatch *m, void *ctx)
+{
+    struct against_out *o = ctx;
+    if (o->j) {
+        json_obj(o->j, NULL);
+        json_str(o->j, "target", m->target);
+        if (m->volume != UINT32_MAX)
+            json_u64(o->j, "volume", m->volume);
+        json_u64(o->j, "offset", m->offset);
+        json_str(o->j, "what", m->what);
+        json_end_obj(o->j);
+    } else if (o->shown++ < 100) {
+        if (m->volume == UINT32_MAX)
+            fprintf(stderr, "asrimg: mismatch: %s disk offset %llu: %s\n", m->target, (unsigned long long)m->offset,
+                    m->what);
+        else
+            fprintf(stderr, "asrimg: mismatch: %s volume %u offset %llu: %s\n", m->target, m->volume,
+                    (unsigned long long)m->offset, m->what);
+    }
+}
+
+int cmd_verify_against(const char *image, const char *const *targets, size_t n, bool new_ids, bool grow, bool json)
+{
+    struct restore_args a = {.image = image};
+    for (size_t i = 0; i < n; i++)
+        if (add_target(&a, targets[i]))
+            return EXIT_USAGE;
+    if (a.explicit_disks && a.positional)
+        return cli_error("verify: give every --against as N=DISK, or none"), EXIT_USAGE;
+    struct asr_error err = {0};
+    struct asr_reader *r = NULL;
+    struct asr_restore *rs = NULL;
+    if (asr_reader_open(image, &r, &err) != ASR_OK)
+        return cli_error("%s", err.msg), EXIT_FAIL;
+    int rc = map_targets(&a, r);
+    if (!rc && asr_restore_open(r, NULL, a.to, a.nto, true, &rs, &err) != ASR_OK) {
+        cli_error("%s", err.msg);
+        rc = EXIT_FAIL;
+    }
+    struct json j;
+    struct against_out o = {json ? &j : NULL, 0};
+    if (!rc) {
+        if (json) {
+            json_begin(&j, stdout);
+            json_obj(&j, NULL);
+            json_str(&j, "image", image);
+            json_arr(&j, "mismatches");
+        }
+        int vr = asr_restore_compare(rs, new_ids, grow, on_mismatch, &o, &err);
+        if (json) {
+            json_end_arr(&j);
+            json_bool(&j, "ok", vr == ASR_OK);
+            if (vr)
+                json_str(&j, "error", err.msg);
+            json_end_obj(&j);
+            json_finish(&j);
+        } else if (vr) {
+            cli_error("%s", err.msg);
+        } else {
+            printf("%s: OK: %zu disk%s match the image\n", image, n, n == 1 ? "" : "s");
+        }
+        rc = vr ? EXIT_FAIL : EXIT_OK;
+    }
+    asr_restore_free(rs);
+    asr_reader_free(r);
+    return rc;
+}

@@ -1,0 +1,217 @@
+/* The disk layout of a restore: the raw boot regions written back byte-exact (sector 0 with its
+ * boot code and signature, the post-MBR gap, GPT structures, EBRs), then libfdisk wherever the
+ * table itself must change: a GPT on a larger disk gets its backup header and entries moved to
+ * the real end with fresh CRCs (libfdisk relocates them when it finds them short of the end, and
+ * updates the protective MBR's size), --new-ids gives fresh disk and partition identifiers,
+ * --grow extends the last partition. Everything else of the table stays as the image has it. */
+#include "restore_internal.h"
+
+#include <fcntl.h>
+#include <libfdisk/libfdisk.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+uint64_t asr_restore_table_tail(const struct asr_disk_desc *d, uint64_t target_size)
+{
+    (void)target_size;
+    if (d->label != ASR_LABEL_GPT)
+        return 0;
+    uint64_t ss = d->logical_sector;
+    uint64_t entries = ((uint64_t)d->gpt_entry_count * d->gpt_entry_size + ss - 1) / ss;
+    return (1 + entries) * ss;
+}
+
+static bool same_size(const struct restore_target *t, const struct asr_disk_desc *d)
+{
+    return t->info.size_bytes == d->size_bytes;
+}
+
+static int write_regions(struct restore_target *t, const struct asr_disk_desc *d, struct asr_restore_stats *st,
+                         bool count, struct asr_error *err)
+{
+    for (uint32_t i = 0; i < d->region_count; i++) {
+        const struct asr_region_desc *g = &d->regions[i];
+        bool backup = g->kind == ASR_REGION_GPT_BACKUP_ENTRIES || g->kind == ASR_REGION_GPT_BACKUP_HEADER;
+        if (backup && !same_size(t, d))
+            continue; /* libfdisk writes them at the new end */
+        int rc = asr_target_pwrite(t, g->data, g->length, g->offset, err);
+        if (rc)
+            return rc;
+        if (count)
+            st->region_bytes += g->length;
+    }
+    return ASR_OK;
+}
+
+/* A target that held a GPT keeps its backup header in its last sector; restoring a disk without
+ * a GPT (or a GPT whose end is elsewhere) must not leave that behind for tools to find. */
+static int clear_stale_backup_gpt(struct restore_target *t, const struct asr_disk_desc *d, struct asr_error *err)
+{
+    uint32_t ss = t->info.logical_sector;
+    if (d->label == ASR_LABEL_GPT && !same_size(t, d))
+        return ASR_OK; /* libfdisk writes the new one there */
+    if (d->label == ASR_LABEL_GPT || t->info.size_bytes < 2 * (uint64_t)ss)
+        return ASR_OK;
+    uint8_t *sector = calloc(1, ss);
+    if (!sector)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    int rc = asr_target_read(t, t->info.size_bytes - ss, sector, ss, err);
+    if (!rc && !memcmp(sector, "EFI PART", 8)) {
+        memset(sector, 0, ss);
+        rc = asr_target_pwrite(t, sector, ss, t->info.size_bytes - ss, err);
+    }
+    free(sector);
+    return rc;
+}
+
+static int fdisk_fail(struct asr_error *err, const char *path, const char *what, int e)
+{
+    return asr_fail_public(err, ASR_E_IO, "partition table of %s: %s: %s", path, what, strerror(e < 0 ? -e : e));
+}
+
+static void random_guid(char out[37])
+{
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_upper(u, out);
+}
+
+static int new_ids(struct fdisk_context *cxt, const struct restore_target *t, const struct asr_disk_desc *d,
+                   struct asr_error *err)
+{
+    char id[37];
+    if (d->label == ASR_LABEL_GPT) {
+        random_guid(id);
+    } else {
+        uint32_t sig;
+        uuid_t u;
+        uuid_generate_random(u);
+        memcpy(&sig, u, sizeof sig);
+        snprintf(id, sizeof id, "0x%08x", sig ? sig : 1u);
+    }
+    int e = fdisk_set_disklabel_id_from_string(cxt, id);
+    if (e)
+        return fdisk_fail(err, t->path, "cannot set a new disk identifier", e);
+    if (d->label != ASR_LABEL_GPT)
+        return ASR_OK;
+    for (size_t i = 0; i < fdisk_get_npartitions(cxt); i++) {
+        if (!fdisk_is_partition_used(cxt, i))
+            continue;
+        struct fdisk_partition *pa = fdisk_new_partition();
+        random_guid(id);
+        e = pa ? fdisk_partition_set_uuid(pa, id) : -1;
+        if (!e)
+            e = fdisk_set_partition(cxt, i, pa);
+        fdisk_unref_partition(pa);
+        if (e)
+            return fdisk_fail(err, t->path, "cannot give a partition a new GUID", e);
+    }
+    return ASR_OK;
+}
+
+/* The partition that ends last, extended to the end of the usable space. Logical partitions
+ * would need their extended partition moved too: refused, with the reason. */
+static int grow_last(struct fdisk_context *cxt, const struct restore_target *t, struct asr_restore_stats *st,
+                     struct asr_error *err)
+{
+    size_t last = SIZE_MAX;
+    uint64_t last_end = 0;
+    for (size_t i = 0; i < fdisk_get_npartitions(cxt); i++) {
+        struct fdisk_partition *pa = NULL;
+        if (!fdisk_is_partition_used(cxt, i) || fdisk_get_partition(cxt, i, &pa) != 0)
+            continue;
+        if (fdisk_partition_has_end(pa) && fdisk_partition_get_end(pa) >= last_end) {
+            last_end = fdisk_partition_get_end(pa);
+            last = i;
+        }
+        fdisk_unref_partition(pa);
+    }
+    if (last == SIZE_MAX)
+        return ASR_OK;
+    struct fdisk_partition *pa = NULL;
+    if (fdisk_get_partition(cxt, last, &pa) != 0)
+        return fdisk_fail(err, t->path, "cannot read the last partition", 0);
+    if (fdisk_partition_is_nested(pa) || fdisk_partition_is_container(pa)) {
+        size_t n = fdisk_partition_get_partno(pa) + 1;
+        fdisk_unref_partition(pa);
+        return asr_fail_public(err, ASR_E_UNSUPPORTED,
+                               "--grow: the last partition of %s (%zu) is a logical or extended one; only a primary "
+                               "or GPT partition can be grown",
+                               t->path, n);
+    }
+    uint64_t start = fdisk_partition_get_start(pa), old = fdisk_partition_get_size(pa);
+    fdisk_unref_partition(pa);
+    uint64_t last_lba = fdisk_get_last_lba(cxt);
+    if (last_lba + 1 <= start + old)
+        return ASR_OK;
+    struct fdisk_partition *grown = fdisk_new_partition();
+    int e = grown ? fdisk_partition_set_size(grown, last_lba + 1 - start) : -1;
+    if (!e)
+        e = fdisk_set_partition(cxt, last, grown);
+    fdisk_unref_partition(grown);
+    if (e)
+        return fdisk_fail(err, t->path, "cannot grow the last partition", e);
+    uint64_t ss = t->info.logical_sector;
+    st->grown_partition = (uint32_t)last + 1;
+    st->grown_from = old * ss;
+    st->grown_to = (last_lba + 1 - start) * ss;
+    return ASR_OK;
+}
+
+static int ignore_ask(struct fdisk_context *cxt, struct fdisk_ask *ask, void *data)
+{
+    (void)cxt;
+    (void)ask;
+    (void)data;
+    return 0;
+}
+
+static int rewrite_table(struct restore_target *t, const struct asr_disk_desc *d, const struct asr_restore_options *opt,
+                         struct asr_restore_stats *st, struct asr_error *err)
+{
+    struct fdisk_context *cxt = fdisk_new_context();
+    if (!cxt)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    fdisk_set_ask(cxt, ignore_ask, NULL);
+    /* Through our own descriptor: a block device we hold O_EXCL refuses a second exclusive open. */
+    int rc = ASR_OK, e = fdisk_assign_device_by_fd(cxt, t->fd_buffered, t->path, 0);
+    if (e)
+        rc = fdisk_fail(err, t->path, "libfdisk cannot open it", e);
+    else if (!fdisk_has_label(cxt))
+        rc = asr_fail_public(err, ASR_E_CORRUPT, "partition table of %s: not found after writing it", t->path);
+    if (!rc && opt->new_ids)
+        rc = new_ids(cxt, t, d, err);
+    if (!rc && opt->grow)
+        rc = grow_last(cxt, t, st, err);
+    if (!rc && (e = fdisk_write_disklabel(cxt)))
+        rc = fdisk_fail(err, t->path, "cannot write it", e);
+    /* Writing through libfdisk's own descriptor: ours must not serve stale pages afterwards. */
+    if (e = fdisk_deassign_device(cxt, 1), e && !rc)
+        rc = fdisk_fail(err, t->path, "cannot close it", e);
+    fdisk_unref_context(cxt);
+    if (!rc)
+        posix_fadvise(t->fd_buffered, 0, 0, POSIX_FADV_DONTNEED);
+    return rc;
+}
+
+int asr_restore_layout(struct asr_restore *rs, const struct asr_restore_options *opt, struct asr_restore_stats *st,
+                       struct asr_error *err)
+{
+    for (size_t i = 0; i < rs->n; i++) {
+        struct restore_target *t = &rs->t[i];
+        const struct asr_disk_desc *d = asr_reader_disk(rs->r, t->info.disk_index);
+        int rc = write_regions(t, d, st, i == 0, err);
+        if (!rc)
+            rc = clear_stale_backup_gpt(t, d, err);
+        if (!rc)
+            rc = asr_target_sync(t, err);
+        bool change = d->label != ASR_LABEL_NONE && (opt->new_ids || opt->grow);
+        if (!rc && (change || (d->label == ASR_LABEL_GPT && !same_size(t, d))))
+            rc = rewrite_table(t, d, opt, st, err);
+        if (rc)
+            return rc;
+    }
+    return ASR_OK;
+}

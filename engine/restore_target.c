@@ -1,0 +1,369 @@
+/* Restore targets: opening the disks an image will be laid onto and checking ASR's rules before a
+ * single byte is written (enough targets, none twice, each as large as its disk with the same
+ * sector size, none in use, none holding the image), and what each holds now, for the plan.
+ * Also the plain positioned I/O the other restore modules use on a target. */
+#include "restore_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DIRECT_ALIGN_FILES 4096u /* a safe O_DIRECT alignment for files when statx does not say */
+
+/* ---- plain I/O ------------------------------------------------------------------------------ */
+
+int asr_target_pwrite(struct restore_target *t, const void *buf, size_t len, uint64_t off, struct asr_error *err)
+{
+    const uint8_t *p = buf;
+    while (len) {
+        ssize_t k = pwrite(t->fd_buffered, p, len, (off_t)off);
+        if (k <= 0)
+            return asr_fail_public(err, ASR_E_IO, "cannot write %s at offset %llu: %s", t->path,
+                                   (unsigned long long)off, k < 0 ? strerror(errno) : "no space");
+        p += k;
+        off += (uint64_t)k;
+        len -= (size_t)k;
+    }
+    return ASR_OK;
+}
+
+static int pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+    uint8_t *p = buf;
+    while (len) {
+        ssize_t k = pread(fd, p, len, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return k < 0 ? -errno : -EIO;
+        p += k;
+        off += (uint64_t)k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
+int asr_target_read(struct restore_target *t, uint64_t off, void *buf, size_t len, struct asr_error *err)
+{
+    int rc;
+    if (!t->direct) {
+        rc = pread_all(t->fd_buffered, buf, len, off);
+    } else {
+        /* Widen to the alignment through a bounce buffer; 1 MiB at a time keeps it small. */
+        uint64_t a = t->align;
+        size_t bounce_len = (1u << 20) + 2 * (size_t)a;
+        uint8_t *bounce = aligned_alloc(a < 4096 ? 4096 : a, bounce_len);
+        if (!bounce)
+            return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+        rc = 0;
+        uint8_t *p = buf;
+        while (len && !rc) {
+            uint64_t from = off / a * a;
+            size_t n = len < (1u << 20) ? len : (1u << 20);
+            uint64_t to = (off + n + a - 1) / a * a;
+            if (to > t->info.size_bytes)
+                to = t->info.size_bytes; /* sizes are multiples of the sector size */
+            rc = pread_all(t->fd, bounce, (size_t)(to - from), from);
+            if (!rc) {
+                memcpy(p, bounce + (off - from), n);
+                p += n;
+                off += n;
+                len -= n;
+            }
+        }
+        free(bounce);
+    }
+    if (rc)
+        return asr_fail_public(err, ASR_E_IO, "cannot read %s at offset %llu: %s", t->path, (unsigned long long)off,
+                               strerror(-rc));
+    return ASR_OK;
+}
+
+int asr_target_sync(struct restore_target *t, struct asr_error *err)
+{
+    if (fsync(t->fd_buffered) != 0 || (t->fd != t->fd_buffered && fsync(t->fd) != 0))
+        return asr_fail_public(err, ASR_E_IO, "cannot sync %s: %s", t->path, strerror(errno));
+    return ASR_OK;
+}
+
+/* ---- the plan ------------------------------------------------------------------------------ */
+
+/* "gpt, 2 partitions: 1 EFI System 64.0 MiB, 2 Linux filesystem 190.0 MiB" */
+static void describe_contents(const char *path, char *out, size_t len)
+{
+    struct asr_disk *d;
+    struct asr_error why = {0};
+    if (asr_disk_open(path, &d, &why) != ASR_OK) {
+        snprintf(out, len, "no partition table asrimg can read");
+        return;
+    }
+    const struct asr_disk_desc *dd = asr_disk_desc(d);
+    size_t used = (size_t)snprintf(out, len, "%s, %u partition%s",
+                                   dd->label == ASR_LABEL_GPT ? "gpt" : dd->label == ASR_LABEL_MBR ? "mbr" : "no partition table",
+                                   dd->partition_count, dd->partition_count == 1 ? "" : "s");
+    for (uint32_t i = 0; i < dd->partition_count && used < len; i++)
+        used += (size_t)snprintf(out + used, len - used, "%s %u %s %.1f MiB", i ? "," : ":", dd->partitions[i].number,
+                                 asr_disk_type_name(d, i), (double)dd->partitions[i].size_bytes / (1 << 20));
+    asr_disk_close(d);
+}
+
+/* ---- checks ---------------------------------------------------------------------------------- */
+
+static int identity(const char *path, dev_t *dev, ino_t *ino, bool *exists, struct asr_error *err)
+{
+    struct stat st;
+    *exists = stat(path, &st) == 0;
+    if (!*exists) {
+        if (errno != ENOENT)
+            return asr_fail_public(err, ASR_E_IO, "target %s: %s", path, strerror(errno));
+        *dev = 0;
+        *ino = 0;
+        return ASR_OK;
+    }
+    if (S_ISBLK(st.st_mode)) {
+        *dev = st.st_rdev;
+        *ino = 0;
+    } else if (S_ISREG(st.st_mode)) {
+        *dev = st.st_dev;
+        *ino = st.st_ino;
+    } else {
+        return asr_fail_public(err, ASR_E_ARG, "target %s is neither a block device nor a disk image file", path);
+    }
+    return ASR_OK;
+}
+
+static int check_distinct(const struct asr_restore_target_spec *t, size_t n, struct asr_error *err)
+{
+    dev_t dev[ASR_RESTORE_MAX_TARGETS];
+    ino_t ino[ASR_RESTORE_MAX_TARGETS];
+    bool exists[ASR_RESTORE_MAX_TARGETS];
+    for (size_t i = 0; i < n; i++) {
+        int rc = identity(t[i].path, &dev[i], &ino[i], &exists[i], err);
+        if (rc)
+            return rc;
+        for (size_t j = 0; j < i; j++)
+            if ((exists[i] && exists[j] && dev[i] == dev[j] && ino[i] == ino[j]) ||
+                (!exists[i] && !strcmp(t[i].path, t[j].path)))
+                return asr_fail_public(err, ASR_E_ARG, "target %s is given twice (also as %s)", t[i].path, t[j].path);
+    }
+    return ASR_OK;
+}
+
+static int check_disks_covered(const struct asr_reader *r, const struct asr_restore_target_spec *t, size_t n,
+                               struct asr_error *err)
+{
+    uint32_t disks = asr_reader_disk_count(r);
+    for (size_t i = 0; i < n; i++)
+        if (t[i].disk_index >= disks)
+            return asr_fail_public(err, ASR_E_ARG, "target %s is for disk %u, but the image holds %u disk%s", t[i].path,
+                                   t[i].disk_index, disks, disks == 1 ? "" : "s");
+    for (uint32_t d = 0; d < disks; d++) {
+        bool found = false;
+        for (size_t i = 0; i < n && !found; i++)
+            found = t[i].disk_index == d;
+        if (!found)
+            return asr_fail_public(err, ASR_E_ARG,
+                                   "image disk %u (%s) has no target: give one --to per image disk, or N=TARGET", d,
+                                   asr_reader_disk(r, d)->source);
+    }
+    return ASR_OK;
+}
+
+/* The rules that need the target open: size, sector size, in use, holding the image. */
+static int check_target(struct asr_reader *r, const char *image_path, struct restore_target *t, struct asr_disk *bare,
+                        bool read_only, struct asr_error *err)
+{
+    const struct asr_disk_desc *want = asr_reader_disk(r, t->info.disk_index);
+    const struct asr_disk_desc *have = asr_disk_desc(bare);
+    if (have->size_bytes < want->size_bytes)
+        return asr_fail_public(err, ASR_E_ARG,
+                               "target %s is smaller than the disk it would replace (%llu bytes, image disk %u has "
+                               "%llu): a restore needs a disk at least as large",
+                               t->path, (unsigned long long)have->size_bytes, t->info.disk_index,
+                               (unsigned long long)want->size_bytes);
+    if (t->info.is_block && have->logical_sector != want->logical_sector)
+        return asr_fail_public(err, ASR_E_ARG,
+                               "target %s has %u-byte sectors, image disk %u had %u-byte sectors: partition tables "
+                               "and filesystems count in sectors, so the restore is impossible",
+                               t->path, have->logical_sector, t->info.disk_index, want->logical_sector);
+    if (read_only)
+        return ASR_OK;
+    bool busy;
+    char what[600];
+    int rc = asr_disk_in_use(bare, &busy, what, sizeof what, err);
+    if (rc)
+        return rc;
+    if (busy)
+        return asr_fail_public(err, ASR_E_ARG, "target %s is in use: %s", t->path, what);
+    if (!image_path)
+        return ASR_OK;
+    const struct asr_image_info *info = asr_reader_info(r);
+    for (uint32_t part = 1; part <= info->part_count; part++) {
+        char path[4200];
+        if (part == 1)
+            snprintf(path, sizeof path, "%s", image_path);
+        else
+            snprintf(path, sizeof path, "%s.%03u", image_path, part);
+        struct asr_error why = {0};
+        if (asr_check_image_placement(path, -1, &bare, 1, &why) != ASR_OK)
+            return asr_fail_public(err, ASR_E_ARG, "target %s holds the image being restored (%s)", t->path, path);
+    }
+    return ASR_OK;
+}
+
+/* O_DIRECT where the target allows it, and the alignment its I/O then needs. */
+static int open_for_io(struct restore_target *t, bool read_only, struct asr_error *err)
+{
+    int mode = read_only ? O_RDONLY : O_RDWR;
+    int excl = t->info.is_block && !read_only ? O_EXCL : 0;
+    t->fd = open(t->path, mode | excl | O_DIRECT | O_CLOEXEC);
+    t->direct = t->fd >= 0;
+    if (t->fd < 0 && errno != EBUSY)
+        t->fd = open(t->path, mode | excl | O_CLOEXEC);
+    if (t->fd < 0)
+        return asr_fail_public(err, errno == EBUSY ? ASR_E_ARG : ASR_E_IO, "target %s: %s", t->path,
+                               errno == EBUSY ? "in use (mounted, or held open by another program)" : strerror(errno));
+    /* A second descriptor through the page cache; O_EXCL is per open, so this one is plain. */
+    t->fd_buffered = t->direct ? open(t->path, mode | O_CLOEXEC) : t->fd;
+    if (t->fd_buffered < 0)
+        return asr_fail_public(err, ASR_E_IO, "target %s: %s", t->path, strerror(errno));
+    t->align = t->info.logical_sector;
+    if (!t->info.is_block) {
+        struct statx sx;
+        t->align = DIRECT_ALIGN_FILES;
+        if (statx(t->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 && (sx.stx_mask & STATX_DIOALIGN) &&
+            sx.stx_dio_offset_align >= 512 && sx.stx_dio_offset_align <= 65536)
+            t->align = sx.stx_dio_offset_align;
+        if (t->info.logical_sector > t->align)
+            t->align = t->info.logical_sector;
+    }
+    return ASR_OK;
+}
+
+static int create_file(struct restore_target *t, struct asr_error *err)
+{
+    int fd = open(t->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return asr_fail_public(err, ASR_E_IO, "cannot create target %s: %s", t->path, strerror(errno));
+    int rc = ftruncate(fd, (off_t)t->info.size_bytes) == 0 ? ASR_OK
+             : asr_fail_public(err, ASR_E_IO, "cannot size target %s: %s", t->path, strerror(errno));
+    close(fd);
+    if (rc)
+        unlink(t->path);
+    return rc;
+}
+
+static int open_target(struct asr_reader *r, const char *image_path, struct restore_target *t, bool read_only,
+                       struct asr_error *err)
+{
+    const struct asr_disk_desc *want = asr_reader_disk(r, t->info.disk_index);
+    struct stat st;
+    if (stat(t->path, &st) != 0) {
+        if (read_only)
+            return asr_fail_public(err, ASR_E_IO, "target %s: %s", t->path, strerror(errno));
+        /* A new image file: the original disk's size, sparse, made only when the restore runs. */
+        t->info.create = true;
+        t->info.size_bytes = want->size_bytes;
+        t->info.logical_sector = want->logical_sector;
+        snprintf(t->info.holds, sizeof t->info.holds, "nothing (a new file)");
+        return ASR_OK;
+    }
+    struct asr_disk *bare;
+    int rc = asr_disk_open_bare(t->path, &bare, err);
+    if (rc)
+        return rc;
+    t->info.is_block = asr_disk_is_block(bare, NULL);
+    t->info.size_bytes = asr_disk_desc(bare)->size_bytes;
+    t->info.logical_sector = t->info.is_block ? asr_disk_desc(bare)->logical_sector : want->logical_sector;
+    rc = check_target(r, image_path, t, bare, read_only, err);
+    asr_disk_close(bare);
+    if (rc)
+        return rc;
+    describe_contents(t->path, t->info.holds, sizeof t->info.holds);
+    return open_for_io(t, read_only, err);
+}
+
+/* Runs when the restore begins: a target that is a new file exists only from then on. */
+static int materialize(struct restore_target *t, struct asr_error *err)
+{
+    if (!t->info.create || t->fd >= 0)
+        return ASR_OK;
+    int rc = create_file(t, err);
+    if (!rc)
+        rc = open_for_io(t, false, err);
+    return rc;
+}
+
+int asr_restore_targets_ready(struct asr_restore *rs, struct asr_error *err)
+{
+    for (size_t i = 0; i < rs->n; i++) {
+        int rc = materialize(&rs->t[i], err);
+        if (rc)
+            return rc;
+    }
+    return ASR_OK;
+}
+
+int asr_restore_open(struct asr_reader *r, const char *image_path, const struct asr_restore_target_spec *spec, size_t n,
+                     bool read_only, struct asr_restore **out, struct asr_error *err)
+{
+    *out = NULL;
+    if (n == 0 || n > ASR_RESTORE_MAX_TARGETS)
+        return asr_fail_public(err, ASR_E_ARG, "%zu targets: give between 1 and %u", n, ASR_RESTORE_MAX_TARGETS);
+    int rc = check_disks_covered(r, spec, n, err);
+    if (!rc)
+        rc = check_distinct(spec, n, err);
+    if (rc)
+        return rc;
+    struct asr_restore *rs = calloc(1, sizeof *rs);
+    if (!rs || !(rs->t = calloc(n, sizeof *rs->t))) {
+        free(rs);
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    }
+    rs->r = r;
+    rs->read_only = read_only;
+    for (size_t i = 0; i < n; i++) {
+        rs->t[i].fd = rs->t[i].fd_buffered = -1;
+        rs->t[i].path = strdup(spec[i].path);
+        rs->t[i].info.path = rs->t[i].path;
+        rs->t[i].info.disk_index = spec[i].disk_index;
+        rs->n++;
+        rc = rs->t[i].path ? open_target(r, image_path, &rs->t[i], read_only, err)
+                           : asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+        if (rc) {
+            asr_restore_free(rs);
+            return rc;
+        }
+    }
+    *out = rs;
+    return ASR_OK;
+}
+
+void asr_restore_free(struct asr_restore *rs)
+{
+    if (!rs)
+        return;
+    for (size_t i = 0; i < rs->n; i++) {
+        struct restore_target *t = &rs->t[i];
+        if (t->fd_buffered >= 0 && t->fd_buffered != t->fd)
+            close(t->fd_buffered);
+        if (t->fd >= 0)
+            close(t->fd);
+        free(t->path);
+    }
+    free(rs->t);
+    free(rs);
+}
+
+size_t asr_restore_target_count(const struct asr_restore *rs) { return rs->n; }
+
+const struct asr_restore_target_info *asr_restore_target(const struct asr_restore *rs, size_t i)
+{
+    return i < rs->n ? &rs->t[i].info : NULL;
+}
