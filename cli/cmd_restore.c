@@ -18,6 +18,29 @@ static void on_signal(int sig)
     interrupted = 1;
 }
 
+/* The image: a file or split set, or a stream on standard input. */
+struct image_src {
+    struct asr_reader *r;
+    struct asr_stream *s;
+};
+
+static uint32_t src_disk_count(const struct image_src *m)
+{
+    return m->r ? asr_reader_disk_count(m->r) : asr_stream_disk_count(m->s);
+}
+static const struct asr_disk_desc *src_disk(const struct image_src *m, uint32_t i)
+{
+    return m->r ? asr_reader_disk(m->r, i) : asr_stream_disk(m->s, i);
+}
+static uint32_t src_volume_count(const struct image_src *m)
+{
+    return m->r ? asr_reader_volume_count(m->r) : asr_stream_volume_count(m->s);
+}
+static const struct asr_volume_desc *src_volume(const struct image_src *m, uint32_t i)
+{
+    return m->r ? asr_reader_volume(m->r, i) : asr_stream_volume(m->s, i);
+}
+
 struct restore_args {
     const char *image;
     struct asr_restore_target_spec to[256];
@@ -106,9 +129,9 @@ static int parse_args(int argc, char **argv, struct restore_args *a)
 }
 
 /* Without N=, targets follow the image's disks: one disk takes them all as mirrors. */
-static int map_targets(struct restore_args *a, const struct asr_reader *r)
+static int map_targets(struct restore_args *a, const struct image_src *r)
 {
-    uint32_t disks = asr_reader_disk_count(r);
+    uint32_t disks = src_disk_count(r);
     if (a->explicit_disks)
         return EXIT_OK;
     if (disks > 1 && a->nto != disks)
@@ -121,16 +144,16 @@ static int map_targets(struct restore_args *a, const struct asr_reader *r)
 
 /* ---- the plan ------------------------------------------------------------------------------ */
 
-static void print_partitions_after(const struct asr_reader *r, uint32_t disk)
+static void print_partitions_after(const struct image_src *r, uint32_t disk)
 {
-    const struct asr_disk_desc *d = asr_reader_disk(r, disk);
+    const struct asr_disk_desc *d = src_disk(r, disk);
     char b[32];
     for (uint32_t i = 0; i < d->partition_count; i++) {
         const struct asr_partition_desc *p = &d->partitions[i];
         const char *fs = "";
-        for (uint32_t v = 0; v < asr_reader_volume_count(r); v++)
-            if (asr_reader_volume(r, v)->disk_index == disk && asr_reader_volume(r, v)->partition_number == p->number)
-                fs = asr_reader_volume(r, v)->fs_type;
+        for (uint32_t v = 0; v < src_volume_count(r); v++)
+            if (src_volume(r, v)->disk_index == disk && src_volume(r, v)->partition_number == p->number)
+                fs = src_volume(r, v)->fs_type;
         fprintf(stderr, "      %-3u %12llu %10s  %-6s ", p->number, (unsigned long long)p->start_bytes,
                 cli_bytes(p->size_bytes, b, sizeof b), fs);
         if (p->capture == ASR_CAPTURE_SKIP)
@@ -140,13 +163,13 @@ static void print_partitions_after(const struct asr_reader *r, uint32_t disk)
     }
 }
 
-static void print_plan(const char *image, const struct asr_reader *r, const struct asr_restore *rs,
+static void print_plan(const char *image, const struct image_src *r, const struct asr_restore *rs,
                        const struct asr_restore_options *opt)
 {
     char b[32], id[37];
     fprintf(stderr, "restore %s:\n", image);
-    for (uint32_t d = 0; d < asr_reader_disk_count(r); d++) {
-        const struct asr_disk_desc *dd = asr_reader_disk(r, d);
+    for (uint32_t d = 0; d < src_disk_count(r); d++) {
+        const struct asr_disk_desc *dd = src_disk(r, d);
         cli_disk_id(dd, id);
         fprintf(stderr, "  image disk %u: %s, %s, label %s, id %s%s\n", d, dd->source, cli_bytes(dd->size_bytes, b, sizeof b),
                 cli_label_name(dd->label), id, opt->new_ids ? " (new ids will be made)" : "");
@@ -164,11 +187,11 @@ static void print_plan(const char *image, const struct asr_reader *r, const stru
     }
 }
 
-static bool confirmed(bool yes)
+static bool confirmed(bool yes, bool image_on_stdin)
 {
     if (yes)
         return true;
-    if (!isatty(STDIN_FILENO) || !isatty(STDERR_FILENO))
+    if (image_on_stdin || !isatty(STDIN_FILENO) || !isatty(STDERR_FILENO))
         return false;
     fputs("Type 'yes' to overwrite the targets above: ", stderr);
     char line[16] = "";
@@ -178,11 +201,11 @@ static bool confirmed(bool yes)
 /* ---- the summary ---------------------------------------------------------------------------- */
 
 static void json_ranges(struct json *j, const char *key, const struct asr_restore_range *v, size_t n,
-                        const struct asr_reader *r)
+                        const struct image_src *r)
 {
     json_arr(j, key);
     for (size_t i = 0; i < n; i++) {
-        const struct asr_volume_desc *vd = asr_reader_volume(r, v[i].volume);
+        const struct asr_volume_desc *vd = src_volume(r, v[i].volume);
         json_obj(j, NULL);
         json_u64(j, "volume", v[i].volume);
         json_u64(j, "offset", v[i].offset);
@@ -196,7 +219,7 @@ static void json_ranges(struct json *j, const char *key, const struct asr_restor
     json_end_arr(j);
 }
 
-static void print_json(const struct restore_args *a, const struct asr_reader *r, const struct asr_restore *rs,
+static void print_json(const struct restore_args *a, const struct image_src *r, const struct asr_restore *rs,
                        const struct asr_restore_stats *st, int rc, const struct asr_error *err)
 {
     struct json j;
@@ -241,10 +264,10 @@ static void print_json(const struct restore_args *a, const struct asr_reader *r,
     json_finish(&j);
 }
 
-static void print_ranges(const char *what, const struct asr_restore_range *v, size_t n, const struct asr_reader *r)
+static void print_ranges(const char *what, const struct asr_restore_range *v, size_t n, const struct image_src *r)
 {
     for (size_t i = 0; i < n; i++) {
-        const struct asr_volume_desc *vd = asr_reader_volume(r, v[i].volume);
+        const struct asr_volume_desc *vd = src_volume(r, v[i].volume);
         fprintf(stderr, "  %s: volume %u offset %llu length %llu (disk %u offset %llu)", what, v[i].volume,
                 (unsigned long long)v[i].offset, (unsigned long long)v[i].length, vd->disk_index,
                 (unsigned long long)(vd->disk_offset + v[i].offset));
@@ -254,7 +277,7 @@ static void print_ranges(const char *what, const struct asr_restore_range *v, si
     }
 }
 
-static void print_text(const struct asr_reader *r, const struct asr_restore *rs, const struct asr_restore_stats *st)
+static void print_text(const struct image_src *r, const struct asr_restore *rs, const struct asr_restore_stats *st)
 {
     char a[32], b[32];
     double mbs = st->seconds > 0 ? (double)(st->data_bytes + st->zero_bytes) / st->seconds / 1e6 : 0;
@@ -284,32 +307,42 @@ static void on_progress(const struct asr_restore_progress *p, void *ctx)
     progress_update(p->done, p->total, ctx);
 }
 
+static int open_image(struct restore_args *a, struct image_src *m, struct asr_error *err)
+{
+    if (strcmp(a->image, "-"))
+        return asr_reader_open(a->image, &m->r, err);
+    if (isatty(STDIN_FILENO))
+        return asr_fail_public(err, ASR_E_ARG, "restore -: standard input is a terminal, not an image stream");
+    return asr_stream_open_fd(STDIN_FILENO, "standard input", &m->s, err);
+}
+
 int cmd_restore(int argc, char **argv)
 {
     struct restore_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc)
         return rc;
-    if (!strcmp(a.image, "-"))
-        return cli_error("restore: reading the image from standard input is not supported yet"), EXIT_FAIL;
     struct asr_error err = {0};
-    struct asr_reader *r = NULL;
+    struct image_src m = {0};
     struct asr_restore *rs = NULL;
-    if (asr_reader_open(a.image, &r, &err) != ASR_OK)
-        return cli_error("%s", err.msg), EXIT_FAIL;
-    if ((rc = map_targets(&a, r)) || asr_restore_open(r, a.image, a.to, a.nto, false, &rs, &err) != ASR_OK) {
-        if (!rc)
-            cli_error("%s", err.msg);
-        asr_reader_free(r);
-        return EXIT_FAIL;
+    if (open_image(&a, &m, &err) != ASR_OK) {
+        cli_error("%s", err.msg);
+        goto fail;
     }
-    print_plan(a.image, r, rs, &a.opt);
-    if (!confirmed(a.yes)) {
+    if ((rc = map_targets(&a, &m)))
+        goto fail;
+    rc = m.r ? asr_restore_open(m.r, a.image, a.to, a.nto, false, &rs, &err)
+             : asr_restore_open_stream(m.s, a.to, a.nto, &rs, &err);
+    if (rc) {
+        cli_error("%s", err.msg);
+        goto fail;
+    }
+    print_plan(a.image, &m, rs, &a.opt);
+    if (!confirmed(a.yes, m.s != NULL)) {
         cli_error("restore would overwrite the targets above: pass --yes to confirm%s",
-                  isatty(STDIN_FILENO) ? "" : " (no terminal to ask on)");
-        asr_restore_free(rs);
-        asr_reader_free(r);
-        return EXIT_FAIL;
+                  m.s ? " (the image comes on standard input, so there is no asking)"
+                  : isatty(STDIN_FILENO) ? "" : " (no terminal to ask on)");
+        goto fail;
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -322,9 +355,9 @@ int cmd_restore(int argc, char **argv)
     rc = asr_restore_run(rs, &a.opt, &st, &err);
     progress_done(&pr);
     if (a.json)
-        print_json(&a, r, rs, &st, rc, &err);
+        print_json(&a, &m, rs, &st, rc, &err);
     else if (!rc)
-        print_text(r, rs, &st);
+        print_text(&m, rs, &st);
     if (rc)
         cli_error("%s", err.msg);
     int exit_code = rc || st.damaged_count ? EXIT_FAIL : EXIT_OK;
@@ -333,8 +366,14 @@ int cmd_restore(int argc, char **argv)
                   st.damaged_count == 1 ? "" : "s");
     asr_restore_stats_free(&st);
     asr_restore_free(rs);
-    asr_reader_free(r);
+    asr_reader_free(m.r);
+    asr_stream_free(m.s);
     return exit_code;
+fail:
+    asr_restore_free(rs);
+    asr_reader_free(m.r);
+    asr_stream_free(m.s);
+    return EXIT_FAIL;
 }
 
 /* ---- verify --against ------------------------------------------------------------------------ */
@@ -374,12 +413,12 @@ int cmd_verify_against(const char *image, const char *const *targets, size_t n, 
     if (a.explicit_disks && a.positional)
         return cli_error("verify: give every --against as N=DISK, or none"), EXIT_USAGE;
     struct asr_error err = {0};
-    struct asr_reader *r = NULL;
+    struct image_src m = {0};
     struct asr_restore *rs = NULL;
-    if (asr_reader_open(image, &r, &err) != ASR_OK)
+    if (asr_reader_open(image, &m.r, &err) != ASR_OK)
         return cli_error("%s", err.msg), EXIT_FAIL;
-    int rc = map_targets(&a, r);
-    if (!rc && asr_restore_open(r, NULL, a.to, a.nto, true, &rs, &err) != ASR_OK) {
+    int rc = map_targets(&a, &m);
+    if (!rc && asr_restore_open(m.r, NULL, a.to, a.nto, true, &rs, &err) != ASR_OK) {
         cli_error("%s", err.msg);
         rc = EXIT_FAIL;
     }
@@ -408,6 +447,6 @@ int cmd_verify_against(const char *image, const char *const *targets, size_t n, 
         rc = vr ? EXIT_FAIL : EXIT_OK;
     }
     asr_restore_free(rs);
-    asr_reader_free(r);
+    asr_reader_free(m.r);
     return rc;
 }

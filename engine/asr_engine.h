@@ -294,6 +294,11 @@ struct asr_restore_target_info {
  * read_only: open to compare (verify --against), not to write: only the size rule applies. */
 int asr_restore_open(struct asr_reader *r, const char *image_path, const struct asr_restore_target_spec *t, size_t n,
                      bool read_only, struct asr_restore **out, struct asr_error *err);
+/* The same for an image read from a pipe (`asrimg restore -`), opened and positioned before
+ * its first chunk. Its data is laid as it passes; a chunk used again later is read back from a
+ * target it was already written to. */
+int asr_restore_open_stream(struct asr_stream *s, const struct asr_restore_target_spec *t, size_t n,
+                            struct asr_restore **out, struct asr_error *err);
 void asr_restore_free(struct asr_restore *rs); /* NULL-safe */
 size_t asr_restore_target_count(const struct asr_restore *rs);
 const struct asr_restore_target_info *asr_restore_target(const struct asr_restore *rs, size_t i);

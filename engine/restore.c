@@ -551,12 +551,13 @@ static int lay_unit(struct pass *p, const struct unit *u, const struct slot *slo
     return rc;
 }
 
-static uint64_t captured_total(struct asr_reader *r)
+/* What the progress counts to: the captured bytes; a stream knows only the used bytes ahead. */
+static uint64_t captured_total(const struct asr_restore *rs)
 {
     uint64_t t = 0;
-    for (uint32_t v = 0; v < asr_reader_volume_count(r); v++) {
-        const struct asr_volume_stats *s = asr_reader_volume_stats(r, v);
-        t += s->data_bytes + s->zero_bytes + s->unreadable_bytes;
+    for (uint32_t v = 0; v < img_volume_count(&rs->im); v++) {
+        const struct asr_volume_stats *s = img_volume_stats(rs, v);
+        t += s ? s->data_bytes + s->zero_bytes + s->unreadable_bytes : img_volume(&rs->im, v)->used_bytes;
     }
     return t;
 }
@@ -611,6 +612,193 @@ static int data_pass(struct pass *p, struct asr_error *err)
     return rc;
 }
 
+/* ---- from a pipe ----------------------------------------------------------------------------- */
+
+/* Where a chunk's content went the first time it was laid: a later extent using the same bytes
+ * (dedup) reads them back from that target, since a pipe cannot go back to the chunk. */
+struct placement {
+    uint64_t chunk;
+    uint32_t chunk_offset, length;
+    uint32_t disk;
+    uint64_t disk_offset;
+};
+
+struct stream_state {
+    struct asr_chunk_decoder *dec;
+    uint8_t *content, *copy; /* the newest chunk's content; bytes read back for an older one */
+    uint64_t content_id;     /* UINT64_MAX: none yet */
+    int content_rc;
+    struct asr_error content_err;
+    struct placement *place;
+    size_t nplace, place_cap;
+};
+
+static int remember(struct stream_state *ss, struct placement pl, struct asr_error *err)
+{
+    if (ss->nplace && ss->place[ss->nplace - 1].chunk == pl.chunk &&
+        ss->place[ss->nplace - 1].chunk_offset + ss->place[ss->nplace - 1].length == pl.chunk_offset &&
+        ss->place[ss->nplace - 1].disk == pl.disk &&
+        ss->place[ss->nplace - 1].disk_offset + ss->place[ss->nplace - 1].length == pl.disk_offset) {
+        ss->place[ss->nplace - 1].length += pl.length;
+        return ASR_OK;
+    }
+    if (ss->nplace == ss->place_cap) {
+        size_t c = ss->place_cap ? 2 * ss->place_cap : 1024;
+        struct placement *g = realloc(ss->place, c * sizeof *g);
+        if (!g)
+            return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+        ss->place = g;
+        ss->place_cap = c;
+    }
+    ss->place[ss->nplace++] = pl;
+    return ASR_OK;
+}
+
+static struct restore_target *first_target_of(struct asr_restore *rs, uint32_t disk)
+{
+    for (size_t i = 0; i < rs->n; i++)
+        if (rs->t[i].info.disk_index == disk)
+            return &rs->t[i];
+    return NULL;
+}
+
+/* Reads [chunk_offset, +len) of an older chunk back from where it was laid. false when some of
+ * it was never laid (its chunk was damaged). */
+static int read_back(struct pass *p, struct stream_state *ss, const struct asr_extent *e, bool *found,
+                     struct asr_error *err)
+{
+    *found = false;
+    if (flush_current(&p->m) || reap_until(&p->m, 0))
+        return p->m.rc;
+    size_t lo = 0, hi = ss->nplace; /* placements are in chunk order: find the first of e->ref */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ss->place[mid].chunk < e->ref)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    uint64_t want_from = e->chunk_offset, want_to = e->chunk_offset + e->length, covered = 0;
+    for (size_t i = lo; i < ss->nplace && ss->place[i].chunk == e->ref; i++) {
+        const struct placement *pl = &ss->place[i];
+        uint64_t from = pl->chunk_offset > want_from ? pl->chunk_offset : want_from;
+        uint64_t to = pl->chunk_offset + pl->length < want_to ? pl->chunk_offset + pl->length : want_to;
+        if (from >= to)
+            continue;
+        int rc = asr_target_read(first_target_of(p->rs, pl->disk), pl->disk_offset + (from - pl->chunk_offset),
+                                 ss->copy + (from - want_from), (size_t)(to - from), err);
+        if (rc)
+            return rc;
+        covered += to - from;
+    }
+    *found = covered == e->length;
+    return ASR_OK;
+}
+
+static int record_seen(struct asr_restore *rs, uint32_t v, const struct asr_extent *e, struct asr_error *err)
+{
+    struct extent_list *l = &rs->seen[v];
+    if (l->n == l->cap) {
+        uint64_t c = l->cap ? 2 * l->cap : 256;
+        struct asr_extent *g = realloc(l->v, (size_t)c * sizeof *g);
+        if (!g)
+            return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+        l->v = g;
+        l->cap = c;
+    }
+    l->v[l->n++] = *e;
+    return ASR_OK;
+}
+
+static int lay_streamed(struct pass *p, struct stream_state *ss, uint32_t v, const struct asr_extent *e,
+                        struct asr_error *err)
+{
+    const struct asr_volume_desc *vd = img_volume(&p->rs->im, v);
+    uint64_t at = vd->disk_offset + e->offset;
+    int rc = record_seen(p->rs, v, e, err);
+    if (!rc)
+        rc = select_disk(p, vd->disk_index);
+    if (rc || e->ref == ASR_REF_ZERO) {
+        if (!rc)
+            p->st->zero_bytes += e->length;
+        return rc ? rc : mirror_zero(&p->m, at, e->length);
+    }
+    bool have = false;
+    const uint8_t *src = NULL;
+    struct asr_error why = {0};
+    if (e->ref == ss->content_id && !ss->content_rc) {
+        have = true;
+        src = ss->content + e->chunk_offset;
+        rc = remember(ss, (struct placement){e->ref, e->chunk_offset, (uint32_t)e->length, vd->disk_index, at}, err);
+    } else if (e->ref == ss->content_id) {
+        why = ss->content_err;
+    } else if (e->ref < ASR_REF_UNREADABLE) {
+        rc = read_back(p, ss, e, &have, err);
+        src = ss->copy;
+        snprintf(why.msg, sizeof why.msg, "chunk %llu was damaged where the stream carried it",
+                 (unsigned long long)e->ref);
+    }
+    if (rc)
+        return rc;
+    if (have) {
+        p->st->data_bytes += e->length;
+        return mirror_append(&p->m, at, src, (size_t)e->length);
+    }
+    if (e->ref != ASR_REF_UNREADABLE && !p->opt->keep_going)
+        return asr_fail_public(err, ASR_E_CORRUPT,
+                               "%s; it holds volume %u bytes %llu-%llu (disk %u offset %llu) (--keep-going restores "
+                               "the rest)",
+                               why.msg, v, (unsigned long long)e->offset,
+                               (unsigned long long)(e->offset + e->length - 1), vd->disk_index, (unsigned long long)at);
+    struct asr_restore_range r = {v, e->offset, e->length, e->ref};
+    rc = e->ref == ASR_REF_UNREADABLE ? add_range(&p->st->unreadable, &p->st->unreadable_count, &p->unreadable_cap, r, err)
+                                      : add_range(&p->st->damaged, &p->st->damaged_count, &p->damaged_cap, r, err);
+    return rc ? rc : mirror_zero(&p->m, at, e->length);
+}
+
+/* Chunks are decoded on this thread as they arrive: the pipe is the bound a stream restore
+ * meets first, and one core decodes zstd faster than most networks deliver it. */
+static int stream_pass(struct pass *p, struct asr_error *err)
+{
+    struct asr_stream *s = p->rs->im.s;
+    uint32_t cap = img_info(&p->rs->im)->max_chunk_size;
+    struct stream_state ss = {.content_id = UINT64_MAX};
+    ss.content = malloc(cap);
+    ss.copy = malloc(cap);
+    int rc = ss.content && ss.copy ? asr_chunk_decoder_new(s, &ss.dec, err)
+                                   : asr_fail_public(err, ASR_E_NOMEM, "out of memory for chunk buffers");
+    struct asr_stream_record rec;
+    while (!rc && !(rc = asr_stream_next(s, &rec, err)) && rec.kind != ASR_STREAM_END) {
+        if (p->opt->cancel && *p->opt->cancel) {
+            rc = asr_fail_public(err, ASR_E_IO, "interrupted: the restore is incomplete; run it again");
+            break;
+        }
+        if (rec.kind == ASR_STREAM_CHUNK) {
+            rc = asr_stream_read_chunk_data(s, &rec.chunk, NULL, 0, err);
+            if (!rc) {
+                ss.content_id = rec.chunk.chunk_id;
+                ss.content_err = (struct asr_error){0};
+                ss.content_rc = asr_chunk_decoder_run(ss.dec, &rec.chunk, ss.content, cap, &ss.content_err);
+                p->st->chunks_decoded++;
+            }
+            continue;
+        }
+        for (uint32_t i = 0; i < rec.extent_count && !rc; i++) {
+            rc = lay_streamed(p, &ss, rec.volume_id, &rec.extents[i], err);
+            p->done += rec.extents[i].length;
+        }
+        if (p->opt->progress)
+            p->opt->progress(&(struct asr_restore_progress){p->done, p->total}, p->opt->progress_ctx);
+    }
+    asr_chunk_decoder_free(ss.dec);
+    free(ss.content);
+    free(ss.copy);
+    free(ss.place);
+    if (!rc && (flush_current(&p->m) || reap_until(&p->m, 0)))
+        rc = p->m.rc;
+    return rc;
+}
+
 /* ---- unused space ----------------------------------------------------------------------- */
 
 struct span {
@@ -625,14 +813,14 @@ static int span_cmp(const void *a, const void *b)
 
 /* Everything the restore wrote on target t's disk, sorted: table and boot regions at the start,
  * EBRs and other regions, every extent, and the GPT backup at the end. */
-static int written_spans(struct asr_reader *r, const struct restore_target *t, struct span **out, size_t *n,
+static int written_spans(const struct asr_restore *rs, const struct restore_target *t, struct span **out, size_t *n,
                          struct asr_error *err)
 {
-    const struct asr_disk_desc *d = asr_reader_disk(r, t->info.disk_index);
+    const struct asr_disk_desc *d = img_disk(&rs->im, t->info.disk_index);
     size_t cap = 2 + d->region_count, len = 0;
-    for (uint32_t v = 0; v < asr_reader_volume_count(r); v++) {
+    for (uint32_t v = 0; v < img_volume_count(&rs->im); v++) {
         uint64_t c;
-        if (asr_reader_volume(r, v)->disk_index == t->info.disk_index && asr_reader_extents(r, v, &c))
+        if (img_volume(&rs->im, v)->disk_index == t->info.disk_index && img_extents(rs, v, &c))
             cap += c;
     }
     struct span *s = malloc(cap * sizeof *s);
@@ -644,10 +832,10 @@ static int written_spans(struct asr_reader *r, const struct restore_target *t, s
     uint64_t tail = asr_restore_table_tail(d, t->info.size_bytes);
     if (tail)
         s[len++] = (struct span){t->info.size_bytes - tail, t->info.size_bytes};
-    for (uint32_t v = 0; v < asr_reader_volume_count(r); v++) {
-        const struct asr_volume_desc *vd = asr_reader_volume(r, v);
+    for (uint32_t v = 0; v < img_volume_count(&rs->im); v++) {
+        const struct asr_volume_desc *vd = img_volume(&rs->im, v);
         uint64_t c;
-        const struct asr_extent *e = asr_reader_extents(r, v, &c);
+        const struct asr_extent *e = img_extents(rs, v, &c);
         if (vd->disk_index != t->info.disk_index)
             continue;
         for (uint64_t i = 0; i < c; i++)
@@ -673,7 +861,7 @@ static int clear_unused(struct pass *p, struct restore_target *t, struct asr_err
 {
     struct span *s = NULL;
     size_t n = 0;
-    int rc = written_spans(p->rs->r, t, &s, &n, err);
+    int rc = written_spans(p->rs, t, &s, &n, err);
     if (rc)
         return rc;
     uint64_t ss = t->info.logical_sector, pos = 0;
@@ -745,7 +933,7 @@ int asr_restore_run(struct asr_restore *rs, const struct asr_restore_options *op
     if (rs->read_only)
         return asr_fail_public(err, ASR_E_STATE, "targets were opened read-only");
     double start = now_seconds();
-    struct pass p = {.rs = rs, .opt = opt, .st = st, .total = captured_total(rs->r)};
+    struct pass p = {.rs = rs, .opt = opt, .st = st, .total = captured_total(rs)};
     p.group = calloc(rs->n, sizeof *p.group);
     int rc = p.group ? mirror_init(&p.m, rs->n, err) : asr_fail_public(err, ASR_E_NOMEM, "out of memory");
     if (!rc)
@@ -754,7 +942,7 @@ int asr_restore_run(struct asr_restore *rs, const struct asr_restore_options *op
     for (size_t i = 0; i < rs->n; i++)
         st->direct_io &= rs->t[i].direct;
     if (!rc)
-        rc = data_pass(&p, err);
+        rc = rs->r ? data_pass(&p, err) : stream_pass(&p, err);
     mirror_free(&p.m);
     free(p.group);
     if (!rc)

@@ -15,8 +15,44 @@ struct restore_target {
     uint32_t align;  /* offsets, lengths and buffers of O_DIRECT I/O are multiples of this */
 };
 
-struct asr_restore {
+/* The image a restore reads: a file or split set (the reader, with its index), or a stream from
+ * a pipe, which gives the layout first and its extents only as the data passes. */
+struct restore_image {
     struct asr_reader *r;
+    struct asr_stream *s;
+};
+
+static inline uint32_t img_disk_count(const struct restore_image *im)
+{
+    return im->r ? asr_reader_disk_count(im->r) : asr_stream_disk_count(im->s);
+}
+static inline const struct asr_disk_desc *img_disk(const struct restore_image *im, uint32_t i)
+{
+    return im->r ? asr_reader_disk(im->r, i) : asr_stream_disk(im->s, i);
+}
+static inline uint32_t img_volume_count(const struct restore_image *im)
+{
+    return im->r ? asr_reader_volume_count(im->r) : asr_stream_volume_count(im->s);
+}
+static inline const struct asr_volume_desc *img_volume(const struct restore_image *im, uint32_t i)
+{
+    return im->r ? asr_reader_volume(im->r, i) : asr_stream_volume(im->s, i);
+}
+static inline const struct asr_image_info *img_info(const struct restore_image *im)
+{
+    return im->r ? asr_reader_info(im->r) : asr_stream_info(im->s);
+}
+
+/* Extents of one volume as a streamed restore met them (the reader has its own). */
+struct extent_list {
+    struct asr_extent *v;
+    uint64_t n, cap;
+};
+
+struct asr_restore {
+    struct restore_image im;
+    struct asr_reader *r; /* im.r: NULL for a stream */
+    struct extent_list *seen; /* per volume, for a stream: what --verify compares */
     bool read_only;
     size_t n;
     struct restore_target *t;
@@ -26,6 +62,24 @@ struct asr_restore {
 
 /* restore_target.c: creates the targets that are new files (after the plan was accepted). */
 int asr_restore_targets_ready(struct asr_restore *rs, struct asr_error *err);
+
+/* A volume's extents: the index's, or those a stream has delivered so far. */
+static inline const struct asr_extent *img_extents(const struct asr_restore *rs, uint32_t v, uint64_t *n)
+{
+    if (rs->r)
+        return asr_reader_extents(rs->r, v, n);
+    *n = rs->seen[v].n;
+    return rs->seen[v].v;
+}
+/* A volume's totals and content hash; NULL for a stream that has not reached its end. */
+static inline const struct asr_volume_stats *img_volume_stats(const struct asr_restore *rs, uint32_t v)
+{
+    return rs->r ? asr_reader_volume_stats(rs->r, v) : asr_stream_volume_stats(rs->im.s, v);
+}
+
+/* restore.c */
+int asr_restore_stream_pass(struct asr_restore *rs, const struct asr_restore_options *opt,
+                            struct asr_restore_stats *st, struct asr_error *err);
 
 /* restore_layout.c: raw boot regions byte-exact, then libfdisk where the table must change
  * (a larger GPT disk, new ids, growth). Runs after the data, so that an interrupted restore

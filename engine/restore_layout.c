@@ -201,7 +201,7 @@ int asr_restore_layout(struct asr_restore *rs, const struct asr_restore_options 
 {
     for (size_t i = 0; i < rs->n; i++) {
         struct restore_target *t = &rs->t[i];
-        const struct asr_disk_desc *d = asr_reader_disk(rs->r, t->info.disk_index);
+        const struct asr_disk_desc *d = img_disk(&rs->im, t->info.disk_index);
         int rc = write_regions(t, d, st, i == 0, err);
         if (!rc)
             rc = clear_stale_backup_gpt(t, d, err);

@@ -155,10 +155,10 @@ static int check_distinct(const struct asr_restore_target_spec *t, size_t n, str
     return ASR_OK;
 }
 
-static int check_disks_covered(const struct asr_reader *r, const struct asr_restore_target_spec *t, size_t n,
+static int check_disks_covered(const struct restore_image *r, const struct asr_restore_target_spec *t, size_t n,
                                struct asr_error *err)
 {
-    uint32_t disks = asr_reader_disk_count(r);
+    uint32_t disks = img_disk_count(r);
     for (size_t i = 0; i < n; i++)
         if (t[i].disk_index >= disks)
             return asr_fail_public(err, ASR_E_ARG, "target %s is for disk %u, but the image holds %u disk%s", t[i].path,
@@ -170,16 +170,16 @@ static int check_disks_covered(const struct asr_reader *r, const struct asr_rest
         if (!found)
             return asr_fail_public(err, ASR_E_ARG,
                                    "image disk %u (%s) has no target: give one --to per image disk, or N=TARGET", d,
-                                   asr_reader_disk(r, d)->source);
+                                   img_disk(r, d)->source);
     }
     return ASR_OK;
 }
 
 /* The rules that need the target open: size, sector size, in use, holding the image. */
-static int check_target(struct asr_reader *r, const char *image_path, struct restore_target *t, struct asr_disk *bare,
+static int check_target(const struct restore_image *r, const char *image_path, struct restore_target *t, struct asr_disk *bare,
                         bool read_only, struct asr_error *err)
 {
-    const struct asr_disk_desc *want = asr_reader_disk(r, t->info.disk_index);
+    const struct asr_disk_desc *want = img_disk(r, t->info.disk_index);
     const struct asr_disk_desc *have = asr_disk_desc(bare);
     if (have->size_bytes < want->size_bytes)
         return asr_fail_public(err, ASR_E_ARG,
@@ -203,7 +203,7 @@ static int check_target(struct asr_reader *r, const char *image_path, struct res
         return asr_fail_public(err, ASR_E_ARG, "target %s is in use: %s", t->path, what);
     if (!image_path)
         return ASR_OK;
-    const struct asr_image_info *info = asr_reader_info(r);
+    const struct asr_image_info *info = img_info(r);
     for (uint32_t part = 1; part <= info->part_count; part++) {
         char path[4200];
         if (part == 1)
@@ -259,10 +259,10 @@ static int create_file(struct restore_target *t, struct asr_error *err)
     return rc;
 }
 
-static int open_target(struct asr_reader *r, const char *image_path, struct restore_target *t, bool read_only,
+static int open_target(const struct restore_image *r, const char *image_path, struct restore_target *t, bool read_only,
                        struct asr_error *err)
 {
-    const struct asr_disk_desc *want = asr_reader_disk(r, t->info.disk_index);
+    const struct asr_disk_desc *want = img_disk(r, t->info.disk_index);
     struct stat st;
     if (stat(t->path, &st) != 0) {
         if (read_only)
@@ -310,23 +310,27 @@ int asr_restore_targets_ready(struct asr_restore *rs, struct asr_error *err)
     return ASR_OK;
 }
 
-int asr_restore_open(struct asr_reader *r, const char *image_path, const struct asr_restore_target_spec *spec, size_t n,
-                     bool read_only, struct asr_restore **out, struct asr_error *err)
+static int restore_open(struct restore_image im, const char *image_path, const struct asr_restore_target_spec *spec,
+                        size_t n, bool read_only, struct asr_restore **out, struct asr_error *err)
 {
     *out = NULL;
     if (n == 0 || n > ASR_RESTORE_MAX_TARGETS)
         return asr_fail_public(err, ASR_E_ARG, "%zu targets: give between 1 and %u", n, ASR_RESTORE_MAX_TARGETS);
-    int rc = check_disks_covered(r, spec, n, err);
+    int rc = check_disks_covered(&im, spec, n, err);
     if (!rc)
         rc = check_distinct(spec, n, err);
     if (rc)
         return rc;
     struct asr_restore *rs = calloc(1, sizeof *rs);
-    if (!rs || !(rs->t = calloc(n, sizeof *rs->t))) {
+    if (!rs || !(rs->t = calloc(n, sizeof *rs->t)) ||
+        (im.s && !(rs->seen = calloc(img_volume_count(&im) + 1, sizeof *rs->seen)))) {
+        if (rs)
+            free(rs->t);
         free(rs);
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
     }
-    rs->r = r;
+    rs->im = im;
+    rs->r = im.r;
     rs->read_only = read_only;
     for (size_t i = 0; i < n; i++) {
         rs->t[i].fd = rs->t[i].fd_buffered = -1;
@@ -334,7 +338,7 @@ int asr_restore_open(struct asr_reader *r, const char *image_path, const struct 
         rs->t[i].info.path = rs->t[i].path;
         rs->t[i].info.disk_index = spec[i].disk_index;
         rs->n++;
-        rc = rs->t[i].path ? open_target(r, image_path, &rs->t[i], read_only, err)
+        rc = rs->t[i].path ? open_target(&rs->im, image_path, &rs->t[i], read_only, err)
                            : asr_fail_public(err, ASR_E_NOMEM, "out of memory");
         if (rc) {
             asr_restore_free(rs);
@@ -343,6 +347,18 @@ int asr_restore_open(struct asr_reader *r, const char *image_path, const struct 
     }
     *out = rs;
     return ASR_OK;
+}
+
+int asr_restore_open(struct asr_reader *r, const char *image_path, const struct asr_restore_target_spec *spec, size_t n,
+                     bool read_only, struct asr_restore **out, struct asr_error *err)
+{
+    return restore_open((struct restore_image){r, NULL}, image_path, spec, n, read_only, out, err);
+}
+
+int asr_restore_open_stream(struct asr_stream *s, const struct asr_restore_target_spec *spec, size_t n,
+                            struct asr_restore **out, struct asr_error *err)
+{
+    return restore_open((struct restore_image){NULL, s}, NULL, spec, n, false, out, err);
 }
 
 void asr_restore_free(struct asr_restore *rs)
@@ -357,6 +373,10 @@ void asr_restore_free(struct asr_restore *rs)
             close(t->fd);
         free(t->path);
     }
+    if (rs->seen)
+        for (uint32_t v = 0; v < img_volume_count(&rs->im); v++)
+            free(rs->seen[v].v);
+    free(rs->seen);
     free(rs->t);
     free(rs);
 }

@@ -328,6 +328,100 @@ struct asr_hash128 asr_volume_hasher_digest(const struct asr_volume_hasher *h);
 int asr_reader_read_volume(struct asr_reader *r, uint32_t volume, uint64_t offset, void *buf,
                            size_t len, struct asr_error *err);
 
+/* ---- sequential reader ---------------------------------------------------------------------- */
+
+/* Reads an image front to back from a source that cannot seek: a pipe (`ssh host cat IMAGE |`),
+ * or a split set's parts concatenated in order (`cat IMAGE IMAGE.002 IMAGE.003 |`). The layout
+ * and volume table come first, then chunks and the extent records that place them; each record
+ * is checked as it passes (SPEC.md section 14, "Reading sequentially"). The index and footer come
+ * last, so the image is known to be complete only when asr_stream_next returns ASR_STREAM_END.
+ *
+ * Threads: one thread calls asr_stream_next and asr_stream_read_chunk_data; the chunks it hands
+ * out are decoded on any thread, each with its own asr_chunk_decoder. Descriptions returned by
+ * asr_stream_disk and asr_stream_volume never change and may be read from any thread. */
+#include <sys/types.h> /* ssize_t */
+
+/* Like read(2): up to len bytes into buf; the count read, 0 at the end of input, -errno on
+ * error (-EINTR is retried). */
+typedef ssize_t (*asr_stream_read_fn)(void *ctx, void *buf, size_t len);
+
+struct asr_stream;
+
+/* Reads and checks everything before the first chunk: part header, image header (refusing newer
+ * versions and unknown incompatible features), layout and volume table. name is for messages
+ * ("standard input"); NULL says "image stream". asr_stream_open_fd does not close fd. */
+int asr_stream_open(asr_stream_read_fn fn, void *ctx, const char *name, struct asr_stream **out,
+                    struct asr_error *err);
+int asr_stream_open_fd(int fd, const char *name, struct asr_stream **out, struct asr_error *err);
+void asr_stream_free(struct asr_stream *s); /* NULL-safe */
+
+/* What the header gives is known after open. chunk_count, stored_bytes, unique_bytes, the extent
+ * totals, part_count and image_bytes count what has been read so far, and are the image's at
+ * ASR_STREAM_END. */
+const struct asr_image_info *asr_stream_info(const struct asr_stream *s);
+const char *asr_stream_name(const struct asr_stream *s);
+const char *asr_stream_feature_name(const struct asr_stream *s, enum asr_feature_class cls, unsigned bit);
+uint32_t asr_stream_disk_count(const struct asr_stream *s);
+const struct asr_disk_desc *asr_stream_disk(const struct asr_stream *s, uint32_t i);
+uint32_t asr_stream_volume_count(const struct asr_stream *s);
+const struct asr_volume_desc *asr_stream_volume(const struct asr_stream *s, uint32_t i);
+/* From the index: NULL before ASR_STREAM_END. content_hash lets a restore check end to end what
+ * it wrote (asr_volume_hasher). */
+const struct asr_volume_stats *asr_stream_volume_stats(const struct asr_stream *s, uint32_t i);
+/* Input bytes consumed so far, part headers included (for progress). */
+uint64_t asr_stream_input_bytes(const struct asr_stream *s);
+/* Chunks whose stored bytes failed their checksum as they passed. Each one is also reported as
+ * ASR_E_CORRUPT by asr_chunk_decoder_run; the stream itself goes on to the end. */
+uint64_t asr_stream_damaged_chunks(const struct asr_stream *s);
+
+enum asr_stream_kind { ASR_STREAM_CHUNK = 1, ASR_STREAM_EXTENTS = 2, ASR_STREAM_END = 3 };
+
+/* A chunk record's header, checked. Its stored bytes are still encoded: read them with
+ * asr_stream_read_chunk_data, then decode them on any thread with asr_chunk_decoder_run. */
+struct asr_stream_chunk {
+    uint64_t chunk_id;
+    uint8_t codec; /* enum asr_codec */
+    uint32_t stored_len, content_len;
+    struct asr_hash128 content_hash;
+    uint64_t stored_hash;
+    const uint8_t *stored;   /* set by asr_stream_read_chunk_data */
+    uint64_t logical_offset; /* of the chunk record, for messages */
+};
+
+struct asr_stream_record {
+    enum asr_stream_kind kind;
+    uint64_t logical_offset;       /* where the record starts */
+    struct asr_stream_chunk chunk; /* ASR_STREAM_CHUNK */
+    /* ASR_STREAM_EXTENTS: extents of one volume, in offset order and after every extent of that
+     * volume returned before; data extents refer only to chunks returned before. Valid until the
+     * next asr_stream_next. */
+    uint32_t volume_id;
+    uint32_t extent_count;
+    const struct asr_extent *extents;
+};
+
+/* The next record. After ASR_STREAM_END (a valid index and footer) it returns ASR_STREAM_END
+ * again. Any error ends the stream: ASR_E_INCOMPLETE when the input ends before the footer,
+ * ASR_E_CORRUPT for a damaged or inconsistent record, ASR_E_PARTS for concatenated parts out of
+ * order or of another image, ASR_E_IO from the read function; every later call returns it again. */
+int asr_stream_next(struct asr_stream *s, struct asr_stream_record *rec, struct asr_error *err);
+/* The stored bytes (c->stored_len) of the chunk asr_stream_next just returned, straight into buf
+ * (cap bytes), and c->stored pointed at them; with buf NULL, into the stream's own buffer, valid
+ * until the next asr_stream_next. Once per chunk, before the next asr_stream_next; the bytes of a
+ * chunk not asked for are skipped. */
+int asr_stream_read_chunk_data(struct asr_stream *s, struct asr_stream_chunk *c, void *buf, size_t cap,
+                               struct asr_error *err);
+
+/* Decodes chunks of the stream s: checks the stored hash, the zstd frame's declared size and the
+ * content hash, and writes content_len bytes to out (cap bytes, at least the image's
+ * max_chunk_size suffices). One per thread; it copies what it needs from s, so it may outlive
+ * it. Errors name the chunk and its logical offset. */
+struct asr_chunk_decoder;
+int asr_chunk_decoder_new(const struct asr_stream *s, struct asr_chunk_decoder **out, struct asr_error *err);
+void asr_chunk_decoder_free(struct asr_chunk_decoder *d); /* NULL-safe */
+int asr_chunk_decoder_run(struct asr_chunk_decoder *d, const struct asr_stream_chunk *c, void *out, size_t cap,
+                          struct asr_error *err);
+
 /* ---- verifier ----------------------------------------------------------------------------- */
 
 struct asr_problem {
