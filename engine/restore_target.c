@@ -104,6 +104,11 @@ static void describe_contents(const char *path, char *out, size_t len)
         return;
     }
     const struct asr_disk_desc *dd = asr_disk_desc(d);
+    if (dd->label == ASR_LABEL_NONE) {
+        snprintf(out, len, "no partition table");
+        asr_disk_close(d);
+        return;
+    }
     size_t used = (size_t)snprintf(out, len, "%s, %u partition%s",
                                    dd->label == ASR_LABEL_GPT ? "gpt" : dd->label == ASR_LABEL_MBR ? "mbr" : "no partition table",
                                    dd->partition_count, dd->partition_count == 1 ? "" : "s");

@@ -33,3 +33,16 @@ build/asrimg backup "$disk" -o "$work/sample.asrimg" --force
 build/asrimg info "$work/sample.asrimg"
 build/asrimg verify "$work/sample.asrimg"
 build/asrimg bench "$disk"
+
+# Bare-metal restore onto a replacement disk 1.5x larger, full of garbage, then the checks a
+# person would make: the filesystems' own checkers, the GPT, and a comparison with the image.
+target=$work/replacement-disk.img
+head -c 384M /dev/urandom > "$target"
+build/asrimg restore "$work/sample.asrimg" --to "$target" --yes --verify
+sgdisk -v "$target" | sed -n '/No problems\|Problem/p'
+root_loop=$(losetup -f --show -r -o $((133120 * 512)) --sizelimit $((389120 * 512)) "$target")
+esp_loop=$(losetup -f --show -r -o $((2048 * 512)) --sizelimit $((131072 * 512)) "$target")
+trap 'losetup -d "$root_loop" "$esp_loop" 2>/dev/null' EXIT
+e2fsck -fn "$root_loop" >/dev/null && echo "e2fsck: the restored root is clean"
+fsck.vfat -n "$esp_loop" >/dev/null && echo "fsck.vfat: the restored ESP is clean"
+build/asrimg verify "$work/sample.asrimg" --against "$target"
