@@ -226,9 +226,11 @@ static void print_json(const struct restore_args *a, const struct image_src *r, 
     json_begin(&j, stdout);
     json_obj(&j, NULL);
     json_str(&j, "image", a->image);
-    json_bool(&j, "ok", rc == ASR_OK);
+    json_bool(&j, "ok", rc == ASR_OK && !st->damaged_count);
     if (rc != ASR_OK)
         json_str(&j, "error", err->msg);
+    else if (st->damaged_count)
+        json_str(&j, "error", "damaged chunks: the ranges under \"damaged\" were zeroed, not restored");
     json_arr(&j, "targets");
     for (size_t i = 0; i < asr_restore_target_count(rs); i++) {
         const struct asr_restore_target_info *t = asr_restore_target(rs, i);
@@ -362,8 +364,8 @@ int cmd_restore(int argc, char **argv)
         cli_error("%s", err.msg);
     int exit_code = rc || st.damaged_count ? EXIT_FAIL : EXIT_OK;
     if (!rc && st.damaged_count)
-        cli_error("%zu range%s of the image could not be restored (damaged chunks): listed above", st.damaged_count,
-                  st.damaged_count == 1 ? "" : "s");
+        cli_error("%zu range%s of the image could not be restored (damaged chunks): listed %s", st.damaged_count,
+                  st.damaged_count == 1 ? "" : "s", a.json ? "under \"damaged\"" : "above");
     asr_restore_stats_free(&st);
     asr_restore_free(rs);
     asr_reader_free(m.r);
@@ -442,7 +444,7 @@ int cmd_verify_against(const char *image, const char *const *targets, size_t n, 
         } else if (vr) {
             cli_error("%s", err.msg);
         } else {
-            printf("%s: OK: %zu disk%s match the image\n", image, n, n == 1 ? "" : "s");
+            printf("%s: OK: %zu disk%s the image\n", image, n, n == 1 ? " matches" : "s match");
         }
         rc = vr ? EXIT_FAIL : EXIT_OK;
     }

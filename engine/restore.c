@@ -491,6 +491,9 @@ static int select_disk(struct pass *p, uint32_t disk)
 {
     if (p->m.nt && p->disk == disk)
         return ASR_OK;
+    /* What is staged for the previous disk goes to its targets before the group changes. */
+    if (mirror_switch(&p->m, p->m.t, p->m.nt))
+        return p->m.rc;
     size_t n = 0;
     for (size_t i = 0; i < p->rs->n; i++)
         if (p->rs->t[i].info.disk_index == disk)
@@ -499,22 +502,31 @@ static int select_disk(struct pass *p, uint32_t disk)
     return mirror_switch(&p->m, p->group, n);
 }
 
-/* "volume 1 bytes 1048576-1310719 (disk 0 offset 69206016), ..." for the first few extents of u */
-static void describe_unit(const struct pass *p, const struct unit *u, char *out, size_t len)
+/* "volume 1 offset 1048576 length 262144 (disk 0 offset 69206016), ..." for every extent that uses
+ * chunk `ref`, in any volume: a damaged chunk names everything it would have restored. */
+static void describe_chunk_uses(const struct pass *p, uint64_t ref, char *out, size_t len)
 {
-    uint64_t count;
-    const struct asr_extent *e = asr_reader_extents(p->rs->r, u->volume, &count);
-    const struct asr_volume_desc *v = asr_reader_volume(p->rs->r, u->volume);
-    size_t used = 0;
-    for (uint64_t i = 0; i < u->count && i < 4 && used < len; i++) {
-        const struct asr_extent *x = &e[u->first + i];
-        used += (size_t)snprintf(out + used, len - used, "%svolume %u bytes %llu-%llu (disk %u offset %llu)",
-                                 i ? ", " : "", u->volume, (unsigned long long)x->offset,
-                                 (unsigned long long)(x->offset + x->length - 1), v->disk_index,
-                                 (unsigned long long)(v->disk_offset + x->offset));
+    size_t used = 0, listed = 0, more = 0;
+    out[0] = 0;
+    for (uint32_t v = 0; v < asr_reader_volume_count(p->rs->r); v++) {
+        uint64_t count;
+        const struct asr_extent *e = asr_reader_extents(p->rs->r, v, &count);
+        const struct asr_volume_desc *vd = asr_reader_volume(p->rs->r, v);
+        for (uint64_t i = 0; i < count; i++) {
+            if (e[i].ref != ref)
+                continue;
+            if (listed == 8 || used >= len) {
+                more++;
+                continue;
+            }
+            used += (size_t)snprintf(out + used, len - used, "%svolume %u offset %llu length %llu (disk %u offset %llu)",
+                                     listed++ ? ", " : "", v, (unsigned long long)e[i].offset,
+                                     (unsigned long long)e[i].length, vd->disk_index,
+                                     (unsigned long long)(vd->disk_offset + e[i].offset));
+        }
     }
-    if (u->count > 4 && used < len)
-        snprintf(out + used, len - used, " and %llu more extents", (unsigned long long)(u->count - 4));
+    if (more && used < len)
+        snprintf(out + used, len - used, " and %zu more", more);
 }
 
 static int lay_unit(struct pass *p, const struct unit *u, const struct slot *slot, struct asr_error *err)
@@ -525,8 +537,8 @@ static int lay_unit(struct pass *p, const struct unit *u, const struct slot *slo
     int rc = select_disk(p, v->disk_index);
     bool lost = u->ref == ASR_REF_UNREADABLE || (slot && slot->rc);
     if (slot && slot->rc && !p->opt->keep_going) {
-        char ranges[1024];
-        describe_unit(p, u, ranges, sizeof ranges);
+        char ranges[1536];
+        describe_chunk_uses(p, u->ref, ranges, sizeof ranges);
         return asr_fail_public(err, ASR_E_CORRUPT, "%s; it holds %s (--keep-going restores the rest)", slot->err.msg,
                                ranges);
     }
@@ -746,10 +758,10 @@ static int lay_streamed(struct pass *p, struct stream_state *ss, uint32_t v, con
     }
     if (e->ref != ASR_REF_UNREADABLE && !p->opt->keep_going)
         return asr_fail_public(err, ASR_E_CORRUPT,
-                               "%s; it holds volume %u bytes %llu-%llu (disk %u offset %llu) (--keep-going restores "
-                               "the rest)",
-                               why.msg, v, (unsigned long long)e->offset,
-                               (unsigned long long)(e->offset + e->length - 1), vd->disk_index, (unsigned long long)at);
+                               "%s; it holds volume %u offset %llu length %llu (disk %u offset %llu) and whatever "
+                               "later extents use it (--keep-going restores the rest)",
+                               why.msg, v, (unsigned long long)e->offset, (unsigned long long)e->length,
+                               vd->disk_index, (unsigned long long)at);
     struct asr_restore_range r = {v, e->offset, e->length, e->ref};
     rc = e->ref == ASR_REF_UNREADABLE ? add_range(&p->st->unreadable, &p->st->unreadable_count, &p->unreadable_cap, r, err)
                                       : add_range(&p->st->damaged, &p->st->damaged_count, &p->damaged_cap, r, err);

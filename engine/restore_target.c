@@ -57,8 +57,9 @@ int asr_target_read(struct restore_target *t, uint64_t off, void *buf, size_t le
     } else {
         /* Widen to the alignment through a bounce buffer; 1 MiB at a time keeps it small. */
         uint64_t a = t->align;
-        size_t bounce_len = (1u << 20) + 2 * (size_t)a;
-        uint8_t *bounce = aligned_alloc(a < 4096 ? 4096 : a, bounce_len);
+        size_t mem_align = a < 4096 ? 4096 : (size_t)a;
+        size_t bounce_len = ((1u << 20) + 2 * (size_t)a + mem_align - 1) / mem_align * mem_align;
+        uint8_t *bounce = aligned_alloc(mem_align, bounce_len);
         if (!bounce)
             return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
         rc = 0;

@@ -349,7 +349,8 @@ struct asr_stream;
 
 /* Reads and checks everything before the first chunk: part header, image header (refusing newer
  * versions and unknown incompatible features), layout and volume table. name is for messages
- * ("standard input"); NULL says "image stream". asr_stream_open_fd does not close fd. */
+ * ("standard input"); NULL says "image stream". Besides the errors of asr_stream_next it fails
+ * with ASR_E_NOT_IMAGE or ASR_E_UNSUPPORTED. asr_stream_open_fd does not close fd. */
 int asr_stream_open(asr_stream_read_fn fn, void *ctx, const char *name, struct asr_stream **out,
                     struct asr_error *err);
 int asr_stream_open_fd(int fd, const char *name, struct asr_stream **out, struct asr_error *err);
@@ -408,14 +409,16 @@ int asr_stream_next(struct asr_stream *s, struct asr_stream_record *rec, struct 
 /* The stored bytes (c->stored_len) of the chunk asr_stream_next just returned, straight into buf
  * (cap bytes), and c->stored pointed at them; with buf NULL, into the stream's own buffer, valid
  * until the next asr_stream_next. Once per chunk, before the next asr_stream_next; the bytes of a
- * chunk not asked for are skipped. */
+ * chunk not asked for are skipped. A buffer too small (ASR_E_ARG) or a call out of turn
+ * (ASR_E_STATE) leaves the stream as it was; any other error ends it, as in asr_stream_next. */
 int asr_stream_read_chunk_data(struct asr_stream *s, struct asr_stream_chunk *c, void *buf, size_t cap,
                                struct asr_error *err);
 
 /* Decodes chunks of the stream s: checks the stored hash, the zstd frame's declared size and the
- * content hash, and writes content_len bytes to out (cap bytes, at least the image's
- * max_chunk_size suffices). One per thread; it copies what it needs from s, so it may outlive
- * it. Errors name the chunk and its logical offset. */
+ * content hash, and writes the chunk's content_len bytes to out, which holds cap bytes (the
+ * image's max_chunk_size always suffices). One decoder per thread; it copies what it needs from
+ * s, so it may outlive it. Errors (ASR_E_CORRUPT for damaged data) name the chunk and its logical
+ * offset; they do not affect the stream. */
 struct asr_chunk_decoder;
 int asr_chunk_decoder_new(const struct asr_stream *s, struct asr_chunk_decoder **out, struct asr_error *err);
 void asr_chunk_decoder_free(struct asr_chunk_decoder *d); /* NULL-safe */

@@ -114,9 +114,9 @@ static int read_some(struct asr_stream *s, uint8_t *dst, size_t len, size_t *got
     do
         n = s->read(s->ctx, dst, len);
     while (n == -EINTR);
-    if (n < 0)
+    if (n < 0) /* -errno; anything beyond errno's range is taken as EIO */
         return stop(s, ASR_E_IO, "read error at input offset %llu: %s", (unsigned long long)s->physical,
-                    strerror((int)-n));
+                    strerror(n >= -4095 ? (int)-n : EIO));
     if ((size_t)n > len)
         return stop(s, ASR_E_ARG, "the read function returned %zd bytes for a read of %zu", n, len);
     if (n == 0)

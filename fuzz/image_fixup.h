@@ -1,0 +1,15 @@
+/* Checksum repair for the image fuzz harnesses (fuzz_image.c, fuzz_stream.c): nearly every byte
+ * of an image is under an XXH3 checksum, so without recomputing them almost every mutation stops
+ * at the first checksum check and never reaches the parsers behind it. */
+#ifndef ASR_FUZZ_IMAGE_FIXUP_H
+#define ASR_FUZZ_IMAGE_FIXUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Recomputes, in place, every checksum of a single-part image that the structure lets us find:
+ * part header, image header, each chunk and section up to the index, the chunk table's content
+ * hashes, the whole-stream hash, the index and the footer. Everything else stays as mutated. */
+void fuzz_fix_checksums(uint8_t *img, size_t size);
+
+#endif
