@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Turns one bench/run.sh run into a Markdown section and puts it into the results file, replacing
-the section of the same disk size (so a quick run never overwrites a full one). Prints the section.
+the section of the same disk size (so a quick run never overwrites a full one) and keeping
+bench/restore.sh's sections after the backup ones. Prints the section.
 
 Usage: report.py FACTS ROWS MANIFEST RESULTS
   FACTS     key=value lines: the machine, the tools, the disk
@@ -139,10 +140,14 @@ def main() -> int:
     sections = dict((int(m.group(1)), m.group(0)) for m in
                     re.finditer(r"<!-- bench root_mib=(\d+) -->.*?<!-- end -->\n", old, re.S))
     sections[int(facts["root_mib"])] = text
+    # bench/restore.sh's sections follow the backup ones and are kept as they are.
+    restore = [m.group(0) for m in re.finditer(r"<!-- restore root_mib=\d+ -->.*?<!-- end -->\n", old, re.S)]
     with open(results_path, "w") as f:
         f.write(HEAD)
         for k in sorted(sections, reverse=True):
             f.write("\n" + sections[k])
+        for r in restore:
+            f.write("\n" + r)
     return 0
 
 

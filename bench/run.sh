@@ -17,38 +17,13 @@ export LC_ALL=C
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
-say() { echo "bench: $*" >&2; }
-die() { echo "bench: error: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
-[ "$(id -u)" -eq 0 ] || die "needs root (loop devices, dropping the page cache)"
-for c in fio partclone.ext4 zstd dd losetup python3 openssl sfdisk mkfs.vfat mkfs.ext4 mcopy debugfs; do
-  command -v "$c" >/dev/null || die "$c not found: run scripts/deps.sh bench"
-done
-[ -x /usr/bin/time ] || die "/usr/bin/time not found (package time): run scripts/deps.sh bench"
-
-bench_dir=${BENCH_DIR:-/var/tmp/asrimg-bench}
-level=${BENCH_LEVEL:-3}
-runs=${BENCH_RUNS:-3}
-[[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS=$runs: a positive number of rounds"
-results=${BENCH_RESULTS:-$here/RESULTS.md}
-root_mib=${BENCH_ROOT_MIB:-4096}
-export BENCH_ROOT_MIB=$root_mib
-mkdir -p "$bench_dir"
-bench_dir=$(cd "$bench_dir" && pwd)
-[ "$(findmnt -no FSTYPE -T "$bench_dir")" != tmpfs ] || die "BENCH_DIR=$bench_dir is tmpfs: a cold read would still come from memory"
-
+bench_require fio partclone.ext4 zstd dd losetup python3 openssl sfdisk mkfs.vfat mkfs.ext4 mcopy debugfs
+bench_settings
 # asrimg: the given one, or a Release build of this tree.
-if [ -n "${ASRIMG:-}" ]; then
-  asrimg=$ASRIMG
-else
-  say "building asrimg (Release) in $top/build-bench"
-  cmake -S "$top" -B "$top/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null ||
-    die "cmake configure failed (scripts/deps.sh build; or set ASRIMG=path/to/asrimg)"
-  cmake --build "$top/build-bench" --target asrimg -j"$(nproc)" >/dev/null ||
-    die "cmake build failed (or set ASRIMG=path/to/asrimg)"
-  asrimg=$top/build-bench/asrimg
-fi
-[ -x "$asrimg" ] || die "$asrimg: not an executable"
+bench_asrimg
 # `asrimg backup` rows run only where the command exists; its help line is the test.
 if "$asrimg" help 2>/dev/null | grep -q '^  backup '; then have_backup=1; else have_backup=0; fi
 
@@ -69,10 +44,7 @@ trap cleanup EXIT
 disk_dev=$(losetup -f --show -r "$disk")
 "$asrimg" layout "$disk_dev" --json --extents --volumes all >"$work/layout.json" ||
   die "asrimg layout --json --extents failed (an asrimg without --extents?)"
-read -r root_part root_start root_size < <(python3 -c '
-import json, sys
-p = [p for p in json.load(open(sys.argv[1]))[0]["partitions"] if p["name"] == "root"][0]
-print(p["number"], p["start_bytes"], p["size_bytes"])' "$work/layout.json")
+read -r root_part root_start root_size < <(bench_root_part "$work/layout.json")
 root_dev=$(losetup -f --show -r -o "$root_start" --sizelimit "$root_size" "$disk")
 say "disk $disk_dev, root (partition $root_part) $root_dev"
 
@@ -80,15 +52,8 @@ say "concatenating the root's used extents into $work/used.bin"
 read -r used_bytes extent_count < <("$here/extents.py" "$disk" "$root_part" "$work/used.bin" <"$work/layout.json")
 say "root: $used_bytes used bytes in $extent_count extents"
 
-drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-
 # fio with io_uring, or libaio where io_uring is switched off (kernel.io_uring_disabled).
-fio_engine=io_uring
-if ! fio --name=probe --filename="$work/used.bin" --ioengine=io_uring --rw=read --bs=1M --size=1M --direct=1 \
-     --output=/dev/null >/dev/null 2>&1; then
-  fio_engine=libaio
-  say "fio: io_uring unavailable here, using libaio"
-fi
+fio_engine=$(bench_fio_engine "$work/used.bin")
 
 rows=$work/rows.tsv
 : >"$rows"
@@ -191,27 +156,8 @@ print("asrimg backup --level %s read %d bytes: %d new, %d deduplicated, %d all-z
 done
 
 # The machine, the tools, the disk.
-cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-ram=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
-src=$(findmnt -no SOURCE -T "$bench_dir")
-storage="$src ($(findmnt -no FSTYPE -T "$bench_dir"), $(df -h --output=size "$bench_dir" | tail -1 | tr -d ' '))"
-dev=$(lsblk -no PKNAME "$src" 2>/dev/null | head -1 || true)
-[ -n "$dev" ] || dev=$(basename "$src")
-model=$(lsblk -dno MODEL "/dev/$dev" 2>/dev/null | xargs || true)
-rota=$(cat "/sys/block/$dev/queue/rotational" 2>/dev/null || echo "?")
-storage="$storage; device $dev${model:+ ($model)}, rotational=$rota"
-build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$(dirname "$asrimg")/CMakeCache.txt" 2>/dev/null || true)
 {
-  echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "cpu=$cpu"
-  echo "cores=$(nproc)"
-  echo "ram=$ram"
-  echo "kernel=$(uname -sr)"
-  echo "storage=$storage"
-  echo "asrimg=$("$asrimg" version 2>/dev/null)${build_type:+, $build_type build}$([ "$have_backup" = 1 ] || echo ', no backup command')"
-  echo "zstd=$(zstd -V | grep -o 'v[0-9][0-9.]*' | head -1)"
-  echo "partclone=$(partclone.ext4 -v 2>&1 | sed -n 's/^Partclone : //p' | cut -d' ' -f1)"
-  echo "fio=$(fio --version) ($fio_engine)"
+  bench_facts "$fio_engine" "$([ "$have_backup" = 1 ] || echo ', no backup command')"
   echo "level=$level"
   echo "runs=$runs"
   echo "root_mib=$root_mib"

@@ -1,0 +1,97 @@
+# bench/lib.sh: what bench/run.sh (backup) and bench/restore.sh share. Sourced, never run.
+# The caller has set -euo pipefail, LC_ALL=C, $here (this folder) and $top (the source tree).
+# shellcheck shell=bash disable=SC2154 # here and top are the caller's
+
+say() { echo "bench: $*" >&2; }
+die() { echo "bench: error: $*" >&2; exit 1; }
+
+# bench_require TOOL...: root, every TOOL on the PATH, and /usr/bin/time (peak RSS).
+bench_require() {
+  [ "$(id -u)" -eq 0 ] || die "needs root (loop devices, dropping the page cache)"
+  local c
+  for c in "$@"; do
+    command -v "$c" >/dev/null || die "$c not found: run scripts/deps.sh bench"
+  done
+  [ -x /usr/bin/time ] || die "/usr/bin/time not found (package time): run scripts/deps.sh bench"
+}
+
+# bench_settings: the environment knobs both scripts take, into bench_dir, level, runs, results,
+# root_mib (exported again as BENCH_ROOT_MIB for bench/mkdisk.sh); refuses a tmpfs BENCH_DIR.
+# shellcheck disable=SC2034 # set for the caller
+bench_settings() {
+  bench_dir=${BENCH_DIR:-/var/tmp/asrimg-bench}
+  level=${BENCH_LEVEL:-3}
+  runs=${BENCH_RUNS:-3}
+  [[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS=$runs: a positive number of rounds"
+  results=${BENCH_RESULTS:-$here/RESULTS.md}
+  root_mib=${BENCH_ROOT_MIB:-4096}
+  export BENCH_ROOT_MIB=$root_mib
+  mkdir -p "$bench_dir"
+  bench_dir=$(cd "$bench_dir" && pwd)
+  [ "$(findmnt -no FSTYPE -T "$bench_dir")" != tmpfs ] || die "BENCH_DIR=$bench_dir is tmpfs: a cold read would still come from memory"
+}
+
+# bench_asrimg: $ASRIMG, or a Release build of this tree in build-bench/; sets asrimg.
+bench_asrimg() {
+  if [ -n "${ASRIMG:-}" ]; then
+    asrimg=$ASRIMG
+  else
+    say "building asrimg (Release) in $top/build-bench"
+    cmake -S "$top" -B "$top/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null ||
+      die "cmake configure failed (scripts/deps.sh build; or set ASRIMG=path/to/asrimg)"
+    cmake --build "$top/build-bench" --target asrimg -j"$(nproc)" >/dev/null ||
+      die "cmake build failed (or set ASRIMG=path/to/asrimg)"
+    asrimg=$top/build-bench/asrimg
+  fi
+  [ -x "$asrimg" ] || die "$asrimg: not an executable"
+}
+
+# bench_root_part LAYOUT_JSON: "number start_bytes size_bytes" of the partition named root, from
+# `asrimg layout --json` of the bench disk.
+bench_root_part() {
+  python3 -c '
+import json, sys
+p = [p for p in json.load(open(sys.argv[1]))[0]["partitions"] if p["name"] == "root"][0]
+print(p["number"], p["start_bytes"], p["size_bytes"])' "$1"
+}
+
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+# bench_fio_engine FILE: io_uring, or libaio where io_uring is switched off
+# (kernel.io_uring_disabled); probed with a 1 MiB O_DIRECT read of FILE.
+bench_fio_engine() {
+  if fio --name=probe --filename="$1" --ioengine=io_uring --rw=read --bs=1M --size=1M --direct=1 \
+       --output=/dev/null >/dev/null 2>&1; then
+    echo io_uring
+  else
+    say "fio: io_uring unavailable here, using libaio"
+    echo libaio
+  fi
+}
+
+# bench_facts FIO_ENGINE [ASRIMG_NOTE]: key=value lines describing the machine, the storage under
+# $bench_dir and the tools (asrimg from $asrimg, with ASRIMG_NOTE appended), for the reports.
+bench_facts() {
+  local fio_engine=$1 asrimg_note=${2:-}
+  local cpu ram src storage dev model rota build_type
+  cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+  ram=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+  src=$(findmnt -no SOURCE -T "$bench_dir")
+  storage="$src ($(findmnt -no FSTYPE -T "$bench_dir"), $(df -h --output=size "$bench_dir" | tail -1 | tr -d ' '))"
+  dev=$(lsblk -no PKNAME "$src" 2>/dev/null | head -1 || true)
+  [ -n "$dev" ] || dev=$(basename "$src")
+  model=$(lsblk -dno MODEL "/dev/$dev" 2>/dev/null | xargs || true)
+  rota=$(cat "/sys/block/$dev/queue/rotational" 2>/dev/null || echo "?")
+  storage="$storage; device $dev${model:+ ($model)}, rotational=$rota"
+  build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$(dirname "$asrimg")/CMakeCache.txt" 2>/dev/null || true)
+  echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "cpu=$cpu"
+  echo "cores=$(nproc)"
+  echo "ram=$ram"
+  echo "kernel=$(uname -sr)"
+  echo "storage=$storage"
+  echo "asrimg=$("$asrimg" version 2>/dev/null)${build_type:+, $build_type build}$asrimg_note"
+  echo "zstd=$(zstd -V | grep -o 'v[0-9][0-9.]*' | head -1)"
+  echo "partclone=$(partclone.ext4 -v 2>&1 | sed -n 's/^Partclone : //p' | cut -d' ' -f1)"
+  echo "fio=$(fio --version) ($fio_engine)"
+}

@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# Restore throughput on the generated bench disk (bench/mkdisk.sh, the same disk bench/run.sh backs
+# up), the page cache dropped before every run and every target a new file: asrimg restore of the
+# whole disk onto one target and onto two mirrored targets in one pass, against
+# `zstd -dc | partclone.ext4 -r` of the ext4 root and against the two limits: `zstd -dc` of exactly
+# the root's used bytes (decompression) and fio's sequential O_DIRECT write of as many bytes as the
+# image captured, to a new file beside the targets (I/O). Adds a Restore section to bench/RESULTS.md
+# (one per disk size) and prints it.
+#
+# Usage, as root:   bench/restore.sh                                   # 4 GiB root, 3 rounds
+#                   BENCH_ROOT_MIB=1024 BENCH_RUNS=1 bench/restore.sh  # quick
+#   BENCH_DIR      where the disk, the inputs and the targets go (default /var/tmp/asrimg-bench;
+#                  not tmpfs): the targets are written to the same filesystem the image is read from
+#   ASRIMG         the asrimg executable (default: build-bench/, built here in Release)
+#   BENCH_LEVEL    zstd level of the asrimg image and of the partclone and zstd inputs (default 3)
+#   BENCH_RUNS     rounds of every row; the table shows each row's median (default 3)
+#   BENCH_RESULTS  the Markdown file to update (default bench/RESULTS.md)
+#   BENCH_NOTE     a sentence added to the section as it stands (say, what else ran on the machine)
+#   BENCH_ROOT_MIB, BENCH_FILL_PCT, BENCH_DELETED_PCT, BENCH_SEED, BENCH_FREE: see bench/mkdisk.sh
+set -euo pipefail
+export LC_ALL=C
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+# What else ran meanwhile: the machine's busy CPU time (/proc/stat, in clock ticks) less this
+# script's own and its children's (bash's `times`), and the load average at both ends.
+cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+script_t0=$EPOCHREALTIME
+busy_start=$(cpu_busy)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# The exact command, for the report: the knobs given (taken before bench_settings exports
+# BENCH_ROOT_MIB), then this script.
+command_line=""
+for v in BENCH_DIR ASRIMG BENCH_LEVEL BENCH_RUNS BENCH_RESULTS BENCH_ROOT_MIB BENCH_ESP_MIB BENCH_FILL_PCT \
+         BENCH_DELETED_PCT BENCH_SEED BENCH_FREE; do
+  [ -z "${!v:-}" ] || command_line+="$v=${!v} "
+done
+command_line+="bench/restore.sh"
+
+bench_require fio partclone.ext4 zstd losetup python3 openssl sfdisk mkfs.vfat mkfs.ext4 mcopy debugfs e2fsck truncate
+bench_settings
+bench_asrimg
+"$asrimg" help 2>/dev/null | grep -q '^  restore ' || die "$asrimg has no restore command"
+
+disk=$bench_dir/disk-${root_mib}M.img
+"$here/mkdisk.sh" "$disk"
+
+work=$(mktemp -d "$bench_dir/restore.XXXXXX")
+targets=$work/targets # every target, and fio's file, are made here, on the same filesystem
+disk_dev="" root_dev="" check_dev="" check_file=""
+# detach DEV FILE: detaches loop device DEV if it still reads FILE. Other tests on this machine
+# attach and detach loop devices too: once, one of ours was gone before we detached it, and its
+# number could by then be someone else's.
+detach() {
+  local back
+  back=$(losetup -n -O BACK-FILE "$1" 2>/dev/null || true)
+  if [ "${back% (deleted)}" = "$(realpath "$2")" ]; then
+    losetup -d "$1"
+  else
+    say "$1: no longer over $2 (detached by someone else?), left alone"
+  fi
+}
+cleanup() {
+  [ -z "$check_dev" ] || detach "$check_dev" "$check_file" || true
+  [ -z "$root_dev" ] || detach "$root_dev" "$disk" || true
+  [ -z "$disk_dev" ] || detach "$disk_dev" "$disk" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# ---- the inputs, made once -------------------------------------------------------------------
+# The disk as a whole (asrimg reads the partition table itself) and the root as its own device
+# (partclone), two read-only loop devices over the file: loop devices here get no partitions.
+disk_dev=$(losetup -f --show -r "$disk")
+"$asrimg" layout "$disk_dev" --json --extents --volumes all >"$work/layout.json" ||
+  die "asrimg layout --json --extents failed"
+read -r root_part root_start root_size < <(bench_root_part "$work/layout.json")
+root_dev=$(losetup -f --show -r -o "$root_start" --sizelimit "$root_size" "$disk")
+say "disk $disk_dev, root (partition $root_part) $root_dev"
+
+say "asrimg backup --volumes all --level $level"
+"$asrimg" backup "$disk_dev" -o "$work/bench.asrimg" --volumes all --level "$level" --json >"$work/backup.json" \
+  2>"$work/backup.err" || die "asrimg backup $disk_dev -o $work/bench.asrimg --volumes all --level $level: $(tail -3 "$work/backup.err")"
+"$asrimg" verify "$work/bench.asrimg" >"$work/verify.out" 2>&1 || die "asrimg verify $work/bench.asrimg: $(tail -3 "$work/verify.out")"
+"$asrimg" info "$work/bench.asrimg" --json >"$work/info.json"
+# What a restore of it lays down: every captured byte (data and all-zero extents) of the disk.
+read -r captured_bytes disk_size < <(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(sum(v["data_bytes"] + v["zero_bytes"] for v in d["volumes"]), d["disks"][0]["size_bytes"])' "$work/info.json")
+
+say "partclone.ext4 -c | zstd -T0 -$level of the root"
+partclone.ext4 -c -s "$root_dev" -o - -L "$work/partclone-c.log" 2>"$work/partclone-c.err" |
+  zstd -T0 -"$level" -q -c >"$work/root.pc.zst" || die "partclone.ext4 -c $root_dev | zstd failed: $(tail -3 "$work/partclone-c.err")"
+
+say "zstd -T0 -$level of the root's used bytes"
+read -r used_bytes extent_count < <("$here/extents.py" "$disk" "$root_part" "$work/used.bin" <"$work/layout.json")
+zstd -T0 -"$level" -q -c "$work/used.bin" >"$work/used.zst"
+rm -f "$work/used.bin"
+# Done with the loop devices (the restored targets are checked against the disk file itself).
+detach "$root_dev" "$disk"
+root_dev=""
+detach "$disk_dev" "$disk"
+disk_dev=""
+say "root: $used_bytes used bytes in $extent_count extents; the image captures $captured_bytes bytes of a $disk_size-byte disk"
+
+fio_engine=$(bench_fio_engine "$work/used.zst")
+fio_size=$(( (captured_bytes + (1 << 20) - 1) >> 20 << 20 ))
+
+# ---- the runs ---------------------------------------------------------------------------------
+rows=$work/rows.tsv
+: >"$rows"
+# measure ID BYTES PREPARE COMMAND: deletes every target (a fresh $targets), runs PREPARE, syncs
+# and drops the page cache, then times COMMAND (a pipeline: "$T1", "$T2" prefix its stages with
+# /usr/bin/time) on the wall clock, fio rows on fio's own. Records seconds, BYTES (what its MB/s
+# counts), peak RSS summed over the stages, the round, and asrimg's own clock when it printed one.
+measure() {
+  local id=$1 bytes=$2 prepare=$3 cmd=$4
+  rm -rf "$targets" "$work"/rss.* "$work/out.json" "$work/fio.json"
+  mkdir "$targets"
+  [ -z "$prepare" ] || bash -c "set -euo pipefail; $prepare"
+  drop_caches
+  say "$id (round $round of $runs)"
+  local t0=$EPOCHREALTIME
+  if ! T1="/usr/bin/time -f %M -o $work/rss.1" T2="/usr/bin/time -f %M -o $work/rss.2" OUT=$work/out.json \
+       bash -c "set -euo pipefail; $cmd" 2>"$work/$id.err"; then
+    tail -5 "$work/$id.err" >&2
+    die "$id failed: $cmd"
+  fi
+  local t1=$EPOCHREALTIME
+  local rss=0 f secs own=""
+  for f in "$work"/rss.*; do
+    rss=$((rss + $(tail -1 "$f")))
+  done
+  secs=$(python3 -c "print('%.3f' % ($t1 - $t0))")
+  if [ -e "$work/fio.json" ]; then # fio's own clock: it excludes fio's start-up and file set-up
+    secs=$(python3 -c '
+import json, sys
+w = json.load(open(sys.argv[1]))["jobs"][0]["write"]
+print("%.3f" % (int(sys.argv[2]) / w["bw_bytes"]))' "$work/fio.json" "$bytes")
+  fi
+  if [ -e "$work/out.json" ]; then # asrimg restore --json: it must have restored every captured byte
+    own=$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+if not d["ok"] or d["data_bytes"] + d["zero_bytes"] != int(sys.argv[2]) or d["damaged"] or d["unreadable"]:
+    sys.exit("restore --json: %s" % json.dumps(d))
+print("%.3f %d %s" % (d["seconds"], d["bytes_written"], "yes" if d["direct_io"] else "no"))' "$work/out.json" "$bytes") ||
+      die "$id: asrimg restore did not report a complete restore ($cmd)"
+    cp "$work/out.json" "$work/$id.json"
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$secs" "$bytes" "$rss" "$round" "$own" >>"$rows"
+}
+
+# check_disk TARGET: the target of an asrimg restore holds the disk (bench/restored.py: the
+# partition table and every used extent of both partitions; "bytes extents" into $checked), and
+# its root passes e2fsck -fn.
+check_disk() {
+  checked=$("$here/restored.py" "$work/layout.json" "$disk" "$1") || die "restored $1 is not the bench disk"
+  check_file=$1
+  check_dev=$(losetup -f --show -r -o "$root_start" --sizelimit "$root_size" "$1")
+  e2fsck -fn "$check_dev" >"$work/fsck.out" 2>&1 || die "e2fsck -fn of the root restored in $1: $(tail -3 "$work/fsck.out")"
+  detach "$check_dev" "$1"
+  check_dev=""
+}
+
+checks=""
+restore="\$T1 '$asrimg' restore '$work/bench.asrimg' --yes --json"
+for round in $(seq "$runs"); do
+  say "round $round of $runs"
+  # Each limit runs right before the rows held against it; the report also takes the median of
+  # those same-round ratios.
+  measure write-limit "$captured_bytes" "" \
+    "\$T1 fio --name=write --filename='$targets/fio.img' --ioengine=$fio_engine --rw=write --bs=1M --direct=1 --iodepth=16 --size=$fio_size --fallocate=none --end_fsync=1 --output-format=json --output='$work/fio.json'"
+  measure zstd-limit "$used_bytes" "" "\$T1 zstd -dc -T0 '$work/used.zst' >/dev/null"
+  measure asrimg-1 "$captured_bytes" "" "$restore --to '$targets/a.img' >\$OUT"
+  if [ "$round" = 1 ]; then
+    check_disk "$targets/a.img"
+    checks="one target: ${checked% *} bytes in ${checked#* } extents equal the disk's, partition table equal, e2fsck -fn clean"
+  fi
+  measure asrimg-2 "$captured_bytes" "" "$restore --to '$targets/a.img' --to '$targets/b.img' >\$OUT"
+  if [ "$round" = 1 ]; then
+    check_disk "$targets/a.img"
+    check_disk "$targets/b.img"
+    checks+="; two targets: both the same"
+  fi
+  measure partclone "$used_bytes" "truncate -s $root_size '$targets/root.img'" \
+    "\$T1 zstd -dc '$work/root.pc.zst' | \$T2 partclone.ext4 -r -s - -O '$targets/root.img' -L '$work/partclone-r.log'"
+  if [ "$round" = 1 ]; then
+    checked=$("$here/restored.py" "$work/layout.json" "$disk" "$targets/root.img" --part "$root_part") ||
+      die "partclone's restored root is not the disk's"
+    e2fsck -fn "$targets/root.img" >"$work/fsck.out" 2>&1 || die "e2fsck -fn of partclone's root: $(tail -3 "$work/fsck.out")"
+    checks+="; partclone's root: ${checked% *} bytes in ${checked#* } extents equal, e2fsck -fn clean"
+  fi
+done
+rm -rf "$targets"
+
+# ---- the report -------------------------------------------------------------------------------
+times >"$work/times" # in this shell: user and system time of the script, then of its children
+{
+  bench_facts "$fio_engine"
+  echo "level=$level"
+  echo "runs=$runs"
+  echo "root_mib=$root_mib"
+  echo "root_part=$root_part"
+  echo "root_size=$root_size"
+  echo "used_bytes=$used_bytes"
+  echo "extents=$extent_count"
+  echo "captured_bytes=$captured_bytes"
+  echo "disk_size=$disk_size"
+  echo "image_bytes=$(stat -c %s "$work/bench.asrimg")"
+  echo "partclone_bytes=$(stat -c %s "$work/root.pc.zst")"
+  echo "used_zst_bytes=$(stat -c %s "$work/used.zst")"
+  echo "disk_params=$(cat "$disk.params")"
+  echo "checks=$checks"
+  echo "load=$load_start / $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "other_cpu=$(python3 -c '
+import re, sys
+busy = (int(sys.argv[1]) - int(sys.argv[2])) / int(sys.argv[3])
+ours = sum(int(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", sys.argv[4]))
+print("%.0f %.0f" % (max(0.0, busy - ours), ours))' "$(cpu_busy)" "$busy_start" "$(getconf CLK_TCK)" "$(cat "$work/times")")"
+  echo "note=${BENCH_NOTE:-}"
+  echo "command=$command_line"
+  echo "script_seconds=$(python3 -c "print('%.0f' % ($EPOCHREALTIME - $script_t0))")"
+} >"$work/facts"
+
+python3 "$here/restore_report.py" "$work/facts" "$rows" "$disk.manifest" "$results"
+say "results written to $results"
