@@ -28,6 +28,8 @@
 #define STAGE_BYTES (4u << 20)
 #define STAGE_COUNT 8u
 #define MAX_ALIGN 65536u
+#define PREFETCH_EVERY 64u           /* chunks */
+#define PREFETCH_BYTES (64ull << 20) /* of the image, ahead of the chunk being decoded */
 
 static double now_seconds(void)
 {
@@ -383,6 +385,10 @@ static void *decode_main(void *arg)
         if (d->stop)
             break;
         pthread_mutex_unlock(&d->mu);
+        /* Chunks come in stream order: keep the kernel reading the image ahead of the workers,
+         * or every cold chunk waits for the disk (measured: 1.0 GB/s cold, 1.5 warm). */
+        if (s % PREFETCH_EVERY == 0)
+            asr_reader_prefetch(d->r, d->units[d->seq_unit[s]].ref, PREFETCH_BYTES);
         struct asr_error e = setup;
         int rc = setup_rc ? setup_rc
                           : asr_chunk_reader_read(cr, d->units[d->seq_unit[s]].ref, slot->buf, cap, NULL, &e);

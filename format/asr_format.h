@@ -311,6 +311,9 @@ int asr_chunk_reader_new(const struct asr_reader *r, struct asr_chunk_reader **o
 void asr_chunk_reader_free(struct asr_chunk_reader *c); /* NULL-safe */
 int asr_chunk_reader_read(struct asr_chunk_reader *c, uint64_t chunk_id, void *buf, size_t cap,
                           uint32_t *content_len, struct asr_error *err);
+/* Asks the kernel to read the image ahead, from chunk_id's record on for about `bytes`: a restore
+ * reading chunks in stream order otherwise waits for the disk at every chunk (advice only). */
+void asr_reader_prefetch(const struct asr_reader *r, uint64_t chunk_id, uint64_t bytes);
 /* Where chunk id's record is stored, for messages ("IMAGE.002 offset 1234"). */
 const char *asr_reader_chunk_where(const struct asr_reader *r, uint64_t chunk_id, char *buf, size_t n);
 

@@ -212,6 +212,8 @@ uint64_t asr_partset_file_bytes(const struct asr_partset *ps);
 const uint8_t *asr_partset_uuid(const struct asr_partset *ps);
 const char *asr_partset_path(const struct asr_partset *ps, uint32_t part); /* 1-based */
 int asr_partset_read(struct asr_partset *ps, uint64_t off, void *buf, size_t len, struct asr_error *err);
+/* Asks the kernel to start reading [off, off+len) of the logical stream into the page cache. */
+void asr_partset_prefetch(const struct asr_partset *ps, uint64_t off, uint64_t len);
 /* Which part (1-based) and file offset hold logical byte off. */
 void asr_partset_locate(const struct asr_partset *ps, uint64_t off, uint32_t *part, uint64_t *file_off);
 /* "base" for part 1, "base.NNN" after; caller frees. */

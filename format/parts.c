@@ -264,3 +264,24 @@ int asr_partset_read(struct asr_partset *ps, uint64_t off, void *buf, size_t len
     }
     return ASR_OK;
 }
+
+void asr_partset_prefetch(const struct asr_partset *ps, uint64_t off, uint64_t len)
+{
+    if (off >= ps->logical_size)
+        return;
+    if (len > ps->logical_size - off)
+        len = ps->logical_size - off;
+    while (len) {
+        uint32_t part;
+        uint64_t foff;
+        asr_partset_locate(ps, off, &part, &foff);
+        uint64_t room = ps->parts[part - 1].file_size - foff;
+        uint64_t n = len < room ? len : room;
+        if (n == 0)
+            return;
+        /* Advice only: the reads that follow check everything, so its failure changes nothing. */
+        (void)posix_fadvise(ps->parts[part - 1].fd, (off_t)foff, (off_t)n, POSIX_FADV_WILLNEED);
+        off += n;
+        len -= n;
+    }
+}

@@ -302,6 +302,12 @@ void asr_chunk_reader_free(struct asr_chunk_reader *c)
     free(c);
 }
 
+void asr_reader_prefetch(const struct asr_reader *r, uint64_t chunk_id, uint64_t bytes)
+{
+    if (chunk_id < r->index.chunk_count)
+        asr_partset_prefetch(r->ps, r->index.chunks[chunk_id].offset, bytes);
+}
+
 const char *asr_reader_chunk_where(const struct asr_reader *r, uint64_t id, char *buf, size_t n)
 {
     if (id >= r->index.chunk_count) {
