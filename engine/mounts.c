@@ -237,42 +237,6 @@ static int mounts_add(struct asr_mounts *out, const struct mountinfo_line *m, st
     return ASR_OK;
 }
 
-int asr_volume_mounts(const struct asr_disk *d, const struct asr_volume_info *v, struct asr_mounts *out,
-                      struct asr_error *err)
-{
-    *out = (struct asr_mounts){0};
-    struct views *s = calloc(1, sizeof *s);
-    struct devset *devs = calloc(1, sizeof *devs);
-    if (!s || !devs) {
-        free(s);
-        free(devs);
-        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-    }
-    collect_views(d, s);
-    volume_devices(s, -(int64_t)v->start_bytes, devs);
-    free(s);
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    if (!f) {
-        free(devs);
-        return asr_fail_public(err, ASR_E_IO, "/proc/self/mountinfo: %s", strerror(errno));
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    int rc = ASR_OK;
-    struct mountinfo_line m;
-    while (rc == ASR_OK && getline(&line, &cap, f) > 0)
-        if (parse_line(line, &m) && mount_on_volume(devs, &m))
-            rc = mounts_add(out, &m, err);
-    free(line);
-    fclose(f);
-    free(devs);
-    if (rc != ASR_OK)
-        asr_mounts_free(out);
-    return rc;
-}
-
-/* ---- whether a restore target is in use ------------------------------------------------- */
-
 /* Every block device that shows some byte of the disk: the disk, what it is made of, partitions
  * and loop devices over any part of it; then whatever is stacked on those. */
 static void disk_devices(const struct asr_disk *d, const struct views *s, struct devset *out)
@@ -291,6 +255,62 @@ static void disk_devices(const struct asr_disk *d, const struct views *s, struct
     for (size_t i = 0; i < out->n; i++)
         asr_blk_each_holder(out->v[i], devset_add, out);
 }
+
+/* The devices that show the volume starting at byte `at` of d, or (whole) every device that
+ * shows any byte of d, with what is stacked on them. *out is calloc'd. */
+
+static int devices_of(const struct asr_disk *d, int64_t at, bool whole, struct devset **out, struct asr_error *err)
+{
+    struct views *s = calloc(1, sizeof *s);
+    *out = calloc(1, sizeof **out);
+    if (!s || !*out) {
+        free(s);
+        free(*out);
+        *out = NULL;
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    }
+    collect_views(d, s);
+    if (whole)
+        disk_devices(d, s, *out);
+    else
+        volume_devices(s, at, *out);
+    free(s);
+    return ASR_OK;
+}
+
+/* Every mount of a filesystem on one of devs, appended to out. */
+static int mounts_on(const struct devset *devs, struct asr_mounts *out, struct asr_error *err)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f)
+        return asr_fail_public(err, ASR_E_IO, "/proc/self/mountinfo: %s", strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = ASR_OK;
+    struct mountinfo_line m;
+    while (rc == ASR_OK && getline(&line, &cap, f) > 0)
+        if (parse_line(line, &m) && mount_on_volume(devs, &m))
+            rc = mounts_add(out, &m, err);
+    free(line);
+    fclose(f);
+    if (rc != ASR_OK)
+        asr_mounts_free(out);
+    return rc;
+}
+
+int asr_volume_mounts(const struct asr_disk *d, const struct asr_volume_info *v, struct asr_mounts *out,
+                      struct asr_error *err)
+{
+    *out = (struct asr_mounts){0};
+    struct devset *devs;
+    int rc = devices_of(d, -(int64_t)v->start_bytes, false, &devs, err);
+    if (!rc)
+        rc = mounts_on(devs, out, err);
+    free(devs);
+    return rc;
+}
+
+/* ---- whether a restore target is in use ------------------------------------------------- */
 
 static bool swap_on(const struct devset *devs, char *what, size_t len)
 {
@@ -313,35 +333,20 @@ static bool swap_on(const struct devset *devs, char *what, size_t len)
 int asr_disk_in_use(const struct asr_disk *d, bool *in_use, char *what, size_t len, struct asr_error *err)
 {
     *in_use = false;
-    struct views *s = calloc(1, sizeof *s);
-    struct devset *devs = calloc(1, sizeof *devs);
-    if (!s || !devs) {
-        free(s);
-        free(devs);
-        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    struct devset *devs;
+    struct asr_mounts m = {0};
+    int rc = devices_of(d, 0, true, &devs, err);
+    if (!rc)
+        rc = mounts_on(devs, &m, err);
+    if (!rc && m.n) {
+        snprintf(what, len, "a filesystem on it is mounted at %s", m.v[0].point);
+        *in_use = true;
     }
-    collect_views(d, s);
-    disk_devices(d, s, devs);
-    free(s);
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    if (!f) {
-        free(devs);
-        return asr_fail_public(err, ASR_E_IO, "/proc/self/mountinfo: %s", strerror(errno));
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    struct mountinfo_line m;
-    while (!*in_use && getline(&line, &cap, f) > 0)
-        if (parse_line(line, &m) && mount_on_volume(devs, &m)) {
-            snprintf(what, len, "a filesystem on it is mounted at %s", m.point);
-            *in_use = true;
-        }
-    free(line);
-    fclose(f);
-    if (!*in_use)
+    if (!rc && !*in_use)
         *in_use = swap_on(devs, what, len);
+    asr_mounts_free(&m);
     free(devs);
-    return ASR_OK;
+    return rc;
 }
 
 const struct asr_mount *asr_mounts_writable(const struct asr_mounts *m)

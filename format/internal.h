@@ -81,6 +81,9 @@ size_t asr_image_header_encode(const struct asr_image_header *h, uint8_t *out, s
 /* in holds avail bytes starting at the header. */
 int asr_image_header_decode(const uint8_t *in, size_t avail, struct asr_image_header *h,
                             struct asr_error *err);
+/* The fields of asr_image_info that the image header gives (the reader and the sequential reader
+ * fill the rest from what they have read). */
+void asr_image_info_from_header(const struct asr_image_header *h, struct asr_image_info *i);
 /* ASR_OK, or ASR_E_UNSUPPORTED naming the first unknown incompatible feature. */
 int asr_image_header_check_support(const struct asr_image_header *h, struct asr_error *err);
 

@@ -168,16 +168,7 @@ static void fill_info(struct asr_reader *r)
 {
     struct asr_image_info *i = &r->info;
     const struct asr_image_header *h = &r->header;
-    i->format_version = h->format_version;
-    i->incompat = h->incompat;
-    i->ro_compat = h->ro_compat;
-    i->compat = h->compat;
-    memcpy(i->uuid, h->uuid, 16);
-    i->hash_seed = h->hash_seed;
-    i->created_unix = h->created_unix;
-    i->max_chunk_size = h->max_chunk_size;
-    memcpy(i->creator, h->creator, sizeof i->creator);
-    memcpy(i->creator_version, h->creator_version, sizeof i->creator_version);
+    asr_image_info_from_header(h, i);
     i->part_count = asr_partset_count(r->ps);
     i->split_size = asr_partset_split_size(r->ps);
     i->image_bytes = asr_partset_file_bytes(r->ps);
@@ -191,7 +182,6 @@ static void fill_info(struct asr_reader *r)
         i->zero_bytes += r->index.stats[v].zero_bytes;
         i->unreadable_bytes += r->index.stats[v].unreadable_bytes;
     }
-    i->ro_compat_unknown = (h->ro_compat & ~ASR_KNOWN_RO_COMPAT) != 0;
 }
 
 int asr_reader_open(const char *path, struct asr_reader **out, struct asr_error *err)

@@ -403,3 +403,18 @@ const uint8_t *asr_cursor_take(struct asr_cursor *c, size_t n)
     c->left -= n;
     return p;
 }
+
+void asr_image_info_from_header(const struct asr_image_header *h, struct asr_image_info *i)
+{
+    i->format_version = h->format_version;
+    i->incompat = h->incompat;
+    i->ro_compat = h->ro_compat;
+    i->compat = h->compat;
+    memcpy(i->uuid, h->uuid, 16);
+    i->hash_seed = h->hash_seed;
+    i->created_unix = h->created_unix;
+    i->max_chunk_size = h->max_chunk_size;
+    memcpy(i->creator, h->creator, sizeof i->creator);
+    memcpy(i->creator_version, h->creator_version, sizeof i->creator_version);
+    i->ro_compat_unknown = (h->ro_compat & ~ASR_KNOWN_RO_COMPAT) != 0;
+}

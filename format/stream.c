@@ -390,20 +390,10 @@ static void fill_info(struct asr_stream *s)
 {
     struct asr_image_info *i = &s->info;
     const struct asr_image_header *h = &s->header;
-    i->format_version = h->format_version;
-    i->incompat = h->incompat;
-    i->ro_compat = h->ro_compat;
-    i->compat = h->compat;
-    memcpy(i->uuid, h->uuid, 16);
-    i->hash_seed = h->hash_seed;
-    i->created_unix = h->created_unix;
-    i->max_chunk_size = h->max_chunk_size;
-    memcpy(i->creator, h->creator, sizeof i->creator);
-    memcpy(i->creator_version, h->creator_version, sizeof i->creator_version);
+    asr_image_info_from_header(h, i);
     i->part_count = s->parts;
     i->split_size = s->split_size;
     i->image_bytes = s->physical;
-    i->ro_compat_unknown = (h->ro_compat & ~ASR_KNOWN_RO_COMPAT) != 0;
 }
 
 static int open_all(struct asr_stream *s)
