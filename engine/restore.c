@@ -950,10 +950,13 @@ int asr_restore_run(struct asr_restore *rs, const struct asr_restore_options *op
     *st = (struct asr_restore_stats){0};
     if (rs->read_only)
         return asr_fail_public(err, ASR_E_STATE, "targets were opened read-only");
+    int rc = asr_restore_check_options(rs, opt, err);
+    if (rc)
+        return rc;
     double start = now_seconds();
     struct pass p = {.rs = rs, .opt = opt, .st = st, .total = captured_total(rs)};
     p.group = calloc(rs->n, sizeof *p.group);
-    int rc = p.group ? mirror_init(&p.m, rs->n, err) : asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    rc = p.group ? mirror_init(&p.m, rs->n, err) : asr_fail_public(err, ASR_E_NOMEM, "out of memory");
     if (!rc)
         rc = asr_restore_targets_ready(rs, err);
     st->direct_io = true;

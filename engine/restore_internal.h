@@ -81,6 +81,10 @@ static inline const struct asr_volume_stats *img_volume_stats(const struct asr_r
 int asr_restore_stream_pass(struct asr_restore *rs, const struct asr_restore_options *opt,
                             struct asr_restore_stats *st, struct asr_error *err);
 
+/* restore_layout.c: refuses, before anything is written, options the layout cannot honour
+ * (--grow of a logical partition). */
+int asr_restore_check_options(const struct asr_restore *rs, const struct asr_restore_options *opt,
+                              struct asr_error *err);
 /* restore_layout.c: raw boot regions byte-exact, then libfdisk where the table must change
  * (a larger GPT disk, new ids, growth). Runs after the data, so that an interrupted restore
  * does not leave a table that looks finished. */

@@ -196,6 +196,25 @@ static int rewrite_table(struct restore_target *t, const struct asr_disk_desc *d
     return rc;
 }
 
+int asr_restore_check_options(const struct asr_restore *rs, const struct asr_restore_options *opt,
+                              struct asr_error *err)
+{
+    for (uint32_t d = 0; d < img_disk_count(&rs->im) && opt->grow; d++) {
+        const struct asr_disk_desc *dd = img_disk(&rs->im, d);
+        const struct asr_partition_desc *last = NULL;
+        for (uint32_t i = 0; i < dd->partition_count; i++)
+            if (!last || dd->partitions[i].start_bytes + dd->partitions[i].size_bytes >=
+                             last->start_bytes + last->size_bytes)
+                last = &dd->partitions[i];
+        if (last && (last->kind == ASR_PART_LOGICAL || last->kind == ASR_PART_EXTENDED))
+            return asr_fail_public(err, ASR_E_UNSUPPORTED,
+                                   "--grow: the last partition of image disk %u (%u) is a logical or extended one; "
+                                   "only a primary or GPT partition can be grown (nothing was written)",
+                                   d, last->number);
+    }
+    return ASR_OK;
+}
+
 int asr_restore_layout(struct asr_restore *rs, const struct asr_restore_options *opt, struct asr_restore_stats *st,
                        struct asr_error *err)
 {

@@ -432,6 +432,11 @@ check "mbr restore onto a 1.5x garbage target exits 0" rc_is 0
 check_disk "mbr restored" "$mbr" "$t2" 512 "$mbr_fs"
 check "mbr: sfdisk -d identical including sizes" equal "$(sfdisk -d "$t2" | sed "s|$t2|DISK|g")" \
   "$(sfdisk -d "$mbr" | sed "s|$mbr|DISK|g")"
+sum_before=$(sum_of "$t2")
+restore "$work/mbr.asrimg" --to "$t2" --yes --grow
+check "--grow of a logical last partition: refused" rc_is 1
+check "--grow of a logical last partition: says why" err_has "logical"
+check "--grow of a logical last partition: nothing written" equal "$(sum_of "$t2")" "$sum_before"
 
 # ---- 3. mirrors, --verify, --json --------------------------------------------------------------
 ma=$work/mirror-a.img mb=$work/mirror-b.img
