@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PIECE (8u << 20) /* zero extents are compared this much at a time */
+#define PIECE (8u << 20)   /* zero extents are compared this much at a time */
+#define WINDOW (16u << 20) /* read back in windows this large: extents of a volume lie close together */
 
 struct compare {
     struct asr_restore *rs;
@@ -20,7 +21,34 @@ struct compare {
     uint8_t *buf, *want;
     size_t cap;
     uint64_t mismatches;
+    uint8_t *win; /* WINDOW bytes of the target from win_off, win_len of them valid */
+    uint64_t win_off, win_len;
 };
+
+/* len bytes of the target at `at`: from the window, which a miss moves to start at `at` (one
+ * large read instead of one per extent); or, for what does not fit in a window, c->buf. */
+static int target_bytes(struct compare *c, uint64_t at, size_t len, const uint8_t **p, struct asr_error *err)
+{
+    if (at >= c->win_off && at + len <= c->win_off + c->win_len) {
+        *p = c->win + (at - c->win_off);
+        return ASR_OK;
+    }
+    uint64_t a = c->t->align, from = at / a * a, to = from + WINDOW, end = c->t->info.size_bytes / a * a;
+    if (to > end)
+        to = end; /* what is left, an odd tail of a file, goes through c->buf */
+    if (at + len > to || from >= to) {
+        *p = c->buf;
+        return asr_target_read(c->t, at, c->buf, len, err);
+    }
+    c->win_len = 0;
+    int rc = asr_target_read_aligned(c->t, from, c->win, (size_t)(to - from), err);
+    if (rc)
+        return rc;
+    c->win_off = from;
+    c->win_len = to - from;
+    *p = c->win + (at - from);
+    return ASR_OK;
+}
 
 static void mismatch(struct compare *c, uint32_t volume, uint64_t offset, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -59,10 +87,11 @@ static int zeros_hold(struct compare *c, uint64_t at, uint64_t len, uint64_t *ba
     *bad = UINT64_MAX;
     for (uint64_t done = 0; done < len;) {
         size_t n = len - done < PIECE ? (size_t)(len - done) : PIECE;
-        int rc = asr_target_read(c->t, at + done, c->buf, n, err);
+        const uint8_t *p;
+        int rc = target_bytes(c, at + done, n, &p, err);
         if (rc)
             return rc;
-        size_t z = first_nonzero(c->buf, n);
+        size_t z = first_nonzero(p, n);
         if (z < n) {
             *bad = done + z;
             return ASR_OK;
@@ -82,15 +111,16 @@ static int locate(struct compare *c, uint32_t v, struct asr_error *err)
         if (e[i].ref == ASR_REF_UNREADABLE || e[i].ref == ASR_REF_ZERO)
             continue; /* zero extents were checked in the first pass */
         size_t len = (size_t)e[i].length;
-        int rc = asr_target_read(c->t, vd->disk_offset + e[i].offset, c->buf, len, err);
+        const uint8_t *got;
+        int rc = target_bytes(c, vd->disk_offset + e[i].offset, len, &got, err);
         if (!rc)
             rc = asr_reader_read_volume(c->rs->r, v, e[i].offset, c->want, len, err);
         if (rc)
             return rc;
-        size_t d = first_difference(c->buf, c->want, len);
+        size_t d = first_difference(got, c->want, len);
         if (d < len) {
             mismatch(c, v, e[i].offset + d, "byte differs from the image (0x%02x on the disk, 0x%02x in the image)",
-                     c->buf[d], c->want[d]);
+                     got[d], c->want[d]);
             return ASR_OK;
         }
     }
@@ -112,10 +142,11 @@ static int compare_volume(struct compare *c, uint32_t v, struct asr_error *err)
             asr_volume_hasher_free(h);
             return ASR_OK;
         }
+        const uint8_t *got = NULL;
         if (!rc && e[i].ref < ASR_REF_UNREADABLE)
-            rc = asr_target_read(c->t, at, c->buf, (size_t)e[i].length, err);
+            rc = target_bytes(c, at, (size_t)e[i].length, &got, err);
         if (!rc)
-            asr_volume_hasher_add(h, &e[i], c->buf);
+            asr_volume_hasher_add(h, &e[i], got);
     }
     const struct asr_volume_stats *vs = img_volume_stats(c->rs, v);
     struct asr_hash128 got = asr_volume_hasher_digest(h), want = vs ? vs->content_hash : got;
@@ -212,9 +243,11 @@ int asr_restore_compare(struct asr_restore *rs, bool new_ids, bool grow, asr_mis
         c.cap = PIECE;
     c.buf = malloc(c.cap);
     c.want = malloc(c.cap);
-    int rc = c.buf && c.want ? ASR_OK : asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    c.win = aligned_alloc(65536, WINDOW);
+    int rc = c.buf && c.want && c.win ? ASR_OK : asr_fail_public(err, ASR_E_NOMEM, "out of memory");
     for (size_t i = 0; i < rs->n && !rc; i++) {
         c.t = &rs->t[i];
+        c.win_len = 0;
         const struct asr_disk_desc *d = img_disk(&rs->im, c.t->info.disk_index);
         rc = compare_regions(&c, d, new_ids, err);
         if (!rc)
@@ -225,6 +258,7 @@ int asr_restore_compare(struct asr_restore *rs, bool new_ids, bool grow, asr_mis
     }
     free(c.buf);
     free(c.want);
+    free(c.win);
     if (!rc && c.mismatches)
         rc = asr_fail_public(err, ASR_E_CORRUPT, "%llu difference%s between the disks and the image",
                              (unsigned long long)c.mismatches, c.mismatches == 1 ? "" : "s");

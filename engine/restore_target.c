@@ -49,6 +49,15 @@ static int pread_all(int fd, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
+int asr_target_read_aligned(struct restore_target *t, uint64_t off, void *buf, size_t len, struct asr_error *err)
+{
+    int rc = pread_all(t->direct ? t->fd : t->fd_buffered, buf, len, off);
+    if (rc)
+        return asr_fail_public(err, ASR_E_IO, "cannot read %s at offset %llu: %s", t->path, (unsigned long long)off,
+                               strerror(-rc));
+    return ASR_OK;
+}
+
 int asr_target_read(struct restore_target *t, uint64_t off, void *buf, size_t len, struct asr_error *err)
 {
     int rc;
@@ -68,11 +77,11 @@ int asr_target_read(struct restore_target *t, uint64_t off, void *buf, size_t le
             uint64_t from = off / a * a;
             size_t n = len < (1u << 20) ? len : (1u << 20);
             uint64_t to = (off + n + a - 1) / a * a;
-            if (to > t->info.size_bytes)
-                to = t->info.size_bytes; /* sizes are multiples of the sector size */
-            rc = pread_all(t->fd, bounce, (size_t)(to - from), from);
-            if (!rc) {
+            if (to > t->info.size_bytes / a * a) /* the odd tail of a file: not for O_DIRECT */
+                rc = pread_all(t->fd_buffered, p, n, off);
+            else if (!(rc = pread_all(t->fd, bounce, (size_t)(to - from), from)))
                 memcpy(p, bounce + (off - from), n);
+            if (!rc) {
                 p += n;
                 off += n;
                 len -= n;
