@@ -641,12 +641,43 @@ struct placement {
     uint64_t disk_offset;
 };
 
+/* A chunk on its way through a streamed restore: read from the pipe by the main thread, decoded
+ * by a worker, laid by the main thread. */
+enum { SLOT_FREE, SLOT_FILLED, SLOT_DECODING, SLOT_DECODED };
+
+struct stream_slot {
+    uint8_t *stored, *content;
+    struct asr_stream_chunk chunk;
+    int state;
+    int rc;
+    struct asr_error err;
+};
+
+/* What the pipe delivered, in order, waiting to be laid: a chunk (its slot) or extents. */
+struct stream_item {
+    bool is_chunk;
+    uint64_t seq;
+    uint32_t volume, count;
+    struct asr_extent *extents; /* STREAM_RECORD_MAX of them, allocated once */
+};
+
+#define STREAM_RECORD_MAX 4096u /* extents in one record (SPEC.md section 15) */
+#define STREAM_QUEUE 32u
+
 struct stream_state {
-    struct asr_chunk_decoder *dec;
-    uint8_t *content, *copy; /* the newest chunk's content; bytes read back for an older one */
-    uint64_t content_id;     /* UINT64_MAX: none yet */
-    int content_rc;
-    struct asr_error content_err;
+    struct asr_stream *s;
+    struct stream_slot *slots;
+    size_t nslots;
+    uint64_t next_fill, next_decode; /* chunk sequence numbers */
+    uint64_t newest;                 /* the slot sequence of the chunk laid last; UINT64_MAX: none */
+    struct stream_item q[STREAM_QUEUE];
+    size_t qhead, qlen;
+    bool stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t *threads;
+    size_t nthreads;
+    uint8_t *copy; /* bytes of an older chunk read back from a target */
     struct placement *place;
     size_t nplace, place_cap;
 };
@@ -728,6 +759,18 @@ static int record_seen(struct asr_restore *rs, uint32_t v, const struct asr_exte
     return ASR_OK;
 }
 
+/* The slot holding chunk ref, if it is still in one (decoded: the caller waited for it). */
+static const struct stream_slot *live_slot(struct stream_state *ss, uint64_t ref)
+{
+    const struct stream_slot *found = NULL;
+    pthread_mutex_lock(&ss->mu);
+    for (size_t i = 0; i < ss->nslots && !found; i++)
+        if (ss->slots[i].state != SLOT_FREE && ss->slots[i].chunk.chunk_id == ref)
+            found = &ss->slots[i];
+    pthread_mutex_unlock(&ss->mu);
+    return found;
+}
+
 static int lay_streamed(struct pass *p, struct stream_state *ss, uint32_t v, const struct asr_extent *e,
                         struct asr_error *err)
 {
@@ -744,12 +787,13 @@ static int lay_streamed(struct pass *p, struct stream_state *ss, uint32_t v, con
     bool have = false;
     const uint8_t *src = NULL;
     struct asr_error why = {0};
-    if (e->ref == ss->content_id && !ss->content_rc) {
+    const struct stream_slot *live = live_slot(ss, e->ref);
+    if (live && !live->rc) {
         have = true;
-        src = ss->content + e->chunk_offset;
+        src = live->content + e->chunk_offset;
         rc = remember(ss, (struct placement){e->ref, e->chunk_offset, (uint32_t)e->length, vd->disk_index, at}, err);
-    } else if (e->ref == ss->content_id) {
-        why = ss->content_err;
+    } else if (live) {
+        why = live->err;
     } else if (e->ref < ASR_REF_UNREADABLE) {
         rc = read_back(p, ss, e, &have, err);
         src = ss->copy;
@@ -774,44 +818,217 @@ static int lay_streamed(struct pass *p, struct stream_state *ss, uint32_t v, con
     return rc ? rc : mirror_zero(&p->m, at, e->length);
 }
 
-/* Chunks are decoded on this thread as they arrive: the pipe is the bound a stream restore
- * meets first, and one core decodes zstd faster than most networks deliver it. */
+static void *stream_decode_main(void *arg)
+{
+    struct stream_state *ss = arg;
+    struct asr_chunk_decoder *dec = NULL;
+    struct asr_error setup = {0};
+    int setup_rc = asr_chunk_decoder_new(ss->s, &dec, &setup);
+    uint32_t cap = asr_stream_info(ss->s)->max_chunk_size;
+    pthread_mutex_lock(&ss->mu);
+    for (;;) {
+        struct stream_slot *slot = NULL;
+        while (!ss->stop && !(ss->next_decode < ss->next_fill &&
+                              (slot = &ss->slots[ss->next_decode % ss->nslots])->state == SLOT_FILLED))
+            pthread_cond_wait(&ss->cv, &ss->mu);
+        if (ss->stop)
+            break;
+        ss->next_decode++;
+        slot->state = SLOT_DECODING;
+        pthread_mutex_unlock(&ss->mu);
+        struct asr_error e = setup;
+        int rc = setup_rc ? setup_rc : asr_chunk_decoder_run(dec, &slot->chunk, slot->content, cap, &e);
+        pthread_mutex_lock(&ss->mu);
+        slot->rc = rc;
+        slot->err = e;
+        slot->state = SLOT_DECODED;
+        pthread_cond_broadcast(&ss->cv);
+    }
+    pthread_mutex_unlock(&ss->mu);
+    asr_chunk_decoder_free(dec);
+    return NULL;
+}
+
+static void set_slot_state(struct stream_state *ss, struct stream_slot *slot, int state)
+{
+    pthread_mutex_lock(&ss->mu);
+    slot->state = state;
+    pthread_cond_broadcast(&ss->cv);
+    pthread_mutex_unlock(&ss->mu);
+}
+
+/* A slot the items at the head need and a worker has not decoded yet, or NULL. */
+static struct stream_slot *head_waits_for(struct stream_state *ss, const struct stream_item *it)
+{
+    for (uint32_t i = 0; i < it->count; i++) {
+        uint64_t ref = it->extents[i].ref;
+        if (ref >= ASR_REF_UNREADABLE)
+            continue;
+        pthread_mutex_lock(&ss->mu);
+        struct stream_slot *found = NULL;
+        for (size_t k = 0; k < ss->nslots && !found; k++)
+            if (ss->slots[k].state != SLOT_FREE && ss->slots[k].chunk.chunk_id == ref &&
+                ss->slots[k].state != SLOT_DECODED)
+                found = &ss->slots[k];
+        pthread_mutex_unlock(&ss->mu);
+        if (found)
+            return found;
+    }
+    return NULL;
+}
+
+/* Lays the items at the head of the queue until one waits for a decode. */
+static int lay_ready(struct pass *p, struct stream_state *ss, struct stream_slot **blocked, struct asr_error *err)
+{
+    *blocked = NULL;
+    while (ss->qlen) {
+        struct stream_item *it = &ss->q[ss->qhead];
+        if (it->is_chunk) {
+            /* Everything placed from the previous chunk's slot is laid: later uses read it back.
+             * A chunk no extent used may still be decoding: its slot is freed once it is not. */
+            if (ss->newest != UINT64_MAX) {
+                struct stream_slot *prev = &ss->slots[ss->newest % ss->nslots];
+                pthread_mutex_lock(&ss->mu);
+                bool busy = prev->state != SLOT_DECODED;
+                pthread_mutex_unlock(&ss->mu);
+                if (busy) {
+                    *blocked = prev;
+                    return ASR_OK;
+                }
+                set_slot_state(ss, prev, SLOT_FREE);
+            }
+            ss->newest = it->seq;
+        } else {
+            if ((*blocked = head_waits_for(ss, it)))
+                return ASR_OK;
+            for (uint32_t i = 0; i < it->count; i++) {
+                int rc = lay_streamed(p, ss, it->volume, &it->extents[i], err);
+                if (rc)
+                    return rc;
+                p->done += it->extents[i].length;
+            }
+            if (p->opt->progress)
+                p->opt->progress(&(struct asr_restore_progress){p->done, p->total}, p->opt->progress_ctx);
+        }
+        ss->qhead = (ss->qhead + 1) % STREAM_QUEUE;
+        ss->qlen--;
+    }
+    return ASR_OK;
+}
+
+/* Takes the next record from the pipe into the queue: a chunk's stored bytes into the next slot
+ * (for a worker to decode), extents copied. false in *ended at the stream's end. */
+static int read_record(struct stream_state *ss, bool *ended, struct asr_error *err)
+{
+    struct asr_stream_record rec;
+    int rc = asr_stream_next(ss->s, &rec, err);
+    if (rc || (*ended = rec.kind == ASR_STREAM_END))
+        return rc;
+    struct stream_item *it = &ss->q[(ss->qhead + ss->qlen) % STREAM_QUEUE];
+    it->is_chunk = rec.kind == ASR_STREAM_CHUNK;
+    if (it->is_chunk) {
+        struct stream_slot *slot = &ss->slots[ss->next_fill % ss->nslots];
+        uint32_t cap = asr_stream_info(ss->s)->max_chunk_size;
+        if ((rc = asr_stream_read_chunk_data(ss->s, &rec.chunk, slot->stored, cap, err)))
+            return rc;
+        slot->chunk = rec.chunk;
+        it->seq = ss->next_fill;
+        pthread_mutex_lock(&ss->mu);
+        ss->next_fill++;
+        slot->state = SLOT_FILLED;
+        pthread_cond_broadcast(&ss->cv);
+        pthread_mutex_unlock(&ss->mu);
+    } else {
+        if (rec.extent_count > STREAM_RECORD_MAX)
+            return asr_fail_public(err, ASR_E_CORRUPT, "extent record of %u extents", rec.extent_count);
+        it->volume = rec.volume_id;
+        it->count = rec.extent_count;
+        memcpy(it->extents, rec.extents, rec.extent_count * sizeof *rec.extents);
+    }
+    ss->qlen++;
+    return ASR_OK;
+}
+
+static bool can_read(const struct stream_state *ss)
+{
+    return ss->qlen < STREAM_QUEUE && ss->slots[ss->next_fill % ss->nslots].state == SLOT_FREE;
+}
+
+static void stream_stop(struct stream_state *ss)
+{
+    pthread_mutex_lock(&ss->mu);
+    ss->stop = true;
+    pthread_cond_broadcast(&ss->cv);
+    pthread_mutex_unlock(&ss->mu);
+    for (size_t i = 0; i < ss->nthreads; i++)
+        pthread_join(ss->threads[i], NULL);
+    for (size_t i = 0; ss->slots && i < ss->nslots; i++) {
+        free(ss->slots[i].stored);
+        free(ss->slots[i].content);
+    }
+    for (size_t i = 0; i < STREAM_QUEUE; i++)
+        free(ss->q[i].extents);
+    free(ss->slots);
+    free(ss->threads);
+    free(ss->copy);
+    free(ss->place);
+    pthread_cond_destroy(&ss->cv);
+    pthread_mutex_destroy(&ss->mu);
+}
+
+static int stream_start(struct stream_state *ss, struct asr_stream *s, unsigned threads, struct asr_error *err)
+{
+    *ss = (struct stream_state){.s = s, .newest = UINT64_MAX, .nslots = 2 * (size_t)threads + 3};
+    pthread_mutex_init(&ss->mu, NULL);
+    pthread_cond_init(&ss->cv, NULL);
+    uint32_t cap = asr_stream_info(s)->max_chunk_size;
+    ss->slots = calloc(ss->nslots, sizeof *ss->slots);
+    ss->threads = calloc(threads, sizeof *ss->threads);
+    ss->copy = malloc(cap);
+    bool ok = ss->slots && ss->threads && ss->copy;
+    for (size_t i = 0; ok && i < ss->nslots; i++)
+        ok = (ss->slots[i].stored = malloc(cap)) && (ss->slots[i].content = malloc(cap));
+    for (size_t i = 0; ok && i < STREAM_QUEUE; i++)
+        ok = (ss->q[i].extents = malloc(STREAM_RECORD_MAX * sizeof *ss->q[i].extents)) != NULL;
+    if (!ok)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory for chunk buffers");
+    for (; ss->nthreads < threads; ss->nthreads++)
+        if (pthread_create(&ss->threads[ss->nthreads], NULL, stream_decode_main, ss) != 0)
+            return asr_fail_public(err, ASR_E_NOMEM, "cannot start a decoding thread");
+    return ASR_OK;
+}
+
+/* The main thread reads the pipe and lays; workers decode the chunks in between, so reading,
+ * decoding and writing overlap as in a restore from a file. */
 static int stream_pass(struct pass *p, struct asr_error *err)
 {
-    struct asr_stream *s = p->rs->im.s;
-    uint32_t cap = img_info(&p->rs->im)->max_chunk_size;
-    struct stream_state ss = {.content_id = UINT64_MAX};
-    ss.content = malloc(cap);
-    ss.copy = malloc(cap);
-    int rc = ss.content && ss.copy ? asr_chunk_decoder_new(s, &ss.dec, err)
-                                   : asr_fail_public(err, ASR_E_NOMEM, "out of memory for chunk buffers");
-    struct asr_stream_record rec;
-    while (!rc && !(rc = asr_stream_next(s, &rec, err)) && rec.kind != ASR_STREAM_END) {
+    struct stream_state ss;
+    int rc = stream_start(&ss, p->rs->im.s, worker_count(p->opt->threads), err);
+    bool ended = false;
+    while (!rc) {
         if (p->opt->cancel && *p->opt->cancel) {
             rc = asr_fail_public(err, ASR_E_IO, "interrupted: the restore is incomplete; run it again");
             break;
         }
-        if (rec.kind == ASR_STREAM_CHUNK) {
-            rc = asr_stream_read_chunk_data(s, &rec.chunk, NULL, 0, err);
-            if (!rc) {
-                ss.content_id = rec.chunk.chunk_id;
-                ss.content_err = (struct asr_error){0};
-                ss.content_rc = asr_chunk_decoder_run(ss.dec, &rec.chunk, ss.content, cap, &ss.content_err);
-                p->st->chunks_decoded++;
-            }
+        struct stream_slot *blocked;
+        if ((rc = lay_ready(p, &ss, &blocked, err)))
+            break;
+        if (ended && !ss.qlen)
+            break;
+        if (!ended && can_read(&ss)) {
+            rc = read_record(&ss, &ended, err);
             continue;
         }
-        for (uint32_t i = 0; i < rec.extent_count && !rc; i++) {
-            rc = lay_streamed(p, &ss, rec.volume_id, &rec.extents[i], err);
-            p->done += rec.extents[i].length;
+        if (!blocked) { /* cannot happen: an empty queue leaves the next slot free */
+            rc = asr_fail_public(err, ASR_E_STATE, "restore from a stream: no slot to read into");
+            break;
         }
-        if (p->opt->progress)
-            p->opt->progress(&(struct asr_restore_progress){p->done, p->total}, p->opt->progress_ctx);
+        pthread_mutex_lock(&ss.mu); /* the head waits for a worker */
+        while (blocked->state != SLOT_DECODED)
+            pthread_cond_wait(&ss.cv, &ss.mu);
+        pthread_mutex_unlock(&ss.mu);
     }
-    asr_chunk_decoder_free(ss.dec);
-    free(ss.content);
-    free(ss.copy);
-    free(ss.place);
+    stream_stop(&ss);
     if (!rc && (flush_current(&p->m) || reap_until(&p->m, 0)))
         rc = p->m.rc;
     return rc;
