@@ -77,9 +77,44 @@ static inline const struct asr_volume_stats *img_volume_stats(const struct asr_r
     return rs->r ? asr_reader_volume_stats(rs->r, v) : asr_stream_volume_stats(rs->im.s, v);
 }
 
-/* restore.c */
-int asr_restore_stream_pass(struct asr_restore *rs, const struct asr_restore_options *opt,
-                            struct asr_restore_stats *st, struct asr_error *err);
+/* restore_mirror.c: the mirrored writer. Bytes are appended in disk order (a gap starts a new
+ * run); every target of the current group receives each run. The first failure sticks in the
+ * err given to restore_mirror_new and every later call returns it. */
+struct restore_mirror;
+int restore_mirror_new(size_t max_targets, struct asr_error *err, struct restore_mirror **out);
+void restore_mirror_free(struct restore_mirror *m); /* NULL-safe; waits for writes in flight */
+/* Writes what is staged to the current group, then makes t (nt targets) the group. t is
+ * kept: the caller flushes before it changes the array. */
+int restore_mirror_targets(struct restore_mirror *m, struct restore_target **t, size_t nt);
+int restore_mirror_append(struct restore_mirror *m, uint64_t off, const uint8_t *data, size_t len);
+/* Makes [off, off+len) read as zeros: a hole or BLKZEROOUT where the target can (a new file
+ * already reads as zeros), written zeros where it cannot. */
+int restore_mirror_zero(struct restore_mirror *m, uint64_t off, uint64_t len);
+/* Writes what is staged and waits for every write in flight. */
+int restore_mirror_flush(struct restore_mirror *m);
+
+/* restore.c: one pass of data onto the targets, shared by the file and the pipe passes. */
+struct restore_pass {
+    struct asr_restore *rs;
+    const struct asr_restore_options *opt;
+    struct asr_restore_stats *st;
+    struct restore_mirror *m;
+    struct restore_target **group; /* targets of the current disk */
+    uint32_t disk;
+    bool have_disk;
+    uint64_t done, total;
+    size_t damaged_cap, unreadable_cap;
+};
+/* Sends what follows to the targets of image disk `disk`. */
+int restore_pass_disk(struct restore_pass *p, uint32_t disk);
+/* An extent the image cannot give (a damaged chunk `ref`, or ASR_REF_UNREADABLE): listed in the
+ * stats and zeroed on the targets. */
+int restore_pass_lost(struct restore_pass *p, uint32_t volume, const struct asr_extent *e, uint64_t ref,
+                      struct asr_error *err);
+unsigned restore_worker_count(unsigned asked); /* 0: one per online core */
+
+/* restore_stream.c: the pass from a pipe. */
+int restore_stream_pass(struct restore_pass *p, struct asr_error *err);
 
 /* restore_layout.c: refuses, before anything is written, options the layout cannot honour
  * (--grow of a logical partition). */
