@@ -51,10 +51,11 @@ struct restore_args {
 };
 
 static const char usage_text[] =
-    "usage: asrimg restore IMAGE --to TARGET [--to TARGET ...] [--yes] [--new-ids] [--grow] [--verify]\n"
-    "                      [--discard|--zero-unused] [--keep-going] [--threads N] [--json]\n"
+    "usage: asrimg restore IMAGE|- --to TARGET [--to TARGET ...] [--yes] [--new-ids] [--grow] [--verify]\n"
+    "                        [--discard|--zero-unused] [--keep-going] [--threads N] [--json]\n"
     "  one image disk: every --to target receives it (mirrors, one pass over the image);\n"
-    "  several: --to targets in the image's disk order, or --to N=TARGET (N as `asrimg info` numbers disks)";
+    "  several: --to targets in the image's disk order, or --to N=TARGET (N as `asrimg info` numbers disks);\n"
+    "  IMAGE - reads the image from standard input (a split set's parts concatenated in order)";
 
 /* "N=TARGET" names the image disk; anything else is the next disk in order. */
 static int add_target(struct restore_args *a, const char *v)

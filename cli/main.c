@@ -20,7 +20,7 @@ static void usage(FILE *f)
             "                          --freeze: freeze a volume mounted read-write while it is read\n"
             "  bench DISK... [--volumes ...] [--level N] [--threads N] [--json]\n"
             "                          measure read, hash and compression speed; project image size and time\n"
-            "  restore IMAGE --to TARGET [--to TARGET ...] [--yes] [--new-ids] [--grow] [--verify]\n"
+            "  restore IMAGE|- --to TARGET [--to TARGET ...] [--yes] [--new-ids] [--grow] [--verify]\n"
             "          [--discard|--zero-unused] [--keep-going] [--threads N] [--json]\n"
             "                          lay the image onto replacement disks as large or larger (mirrors:\n"
             "                          several --to for one disk); --to N=TARGET for image disk N\n"
