@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side throughput on one generated disk (bench/mkdisk.sh), page cache cold and warm:
-# asrimg backup against partclone.ext4 | zstd and dd | zstd, and against the two limits measured on
-# exactly the used bytes of the same ext4 root: zstd alone (compression) and fio's io_uring read
-# (I/O). Writes a Markdown table to bench/RESULTS.md (one section per disk size) and prints it.
+# asrimg backup against partclone.ext4 | zstd and dd | zstd, and against the limits measured on
+# exactly the used bytes of the same ext4 root: zstd alone (compression), fio's io_uring read of
+# them copied into one file (I/O), and fio replaying asrimg's own reads of them on the device
+# asrimg reads (I/O, same extents). Writes a Markdown table to bench/RESULTS.md (one section per
+# disk size) and prints it.
 #
 # Usage, as root:   bench/run.sh                        # 4 GiB root: a few minutes
 #                   BENCH_ROOT_MIB=512 bench/run.sh     # quick: well under a minute
@@ -19,6 +21,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
+# What else ran meanwhile: the machine's busy CPU time (/proc/stat, in clock ticks) less this
+# script's own and its children's (bash's `times`), and the load average at both ends.
+cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+script_t0=$EPOCHREALTIME
+busy_start=$(cpu_busy)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 bench_require fio partclone.ext4 zstd dd losetup python3 openssl sfdisk mkfs.vfat mkfs.ext4 mcopy debugfs
 bench_settings
@@ -51,18 +59,24 @@ say "disk $disk_dev, root (partition $root_part) $root_dev"
 say "concatenating the root's used extents into $work/used.bin"
 read -r used_bytes extent_count < <("$here/extents.py" "$disk" "$root_part" "$work/used.bin" <"$work/layout.json")
 say "root: $used_bytes used bytes in $extent_count extents"
+# The reads asrimg's level-0 row makes of the root (it is given $disk_dev, --volumes $root_part),
+# planned as engine/source.c plans them, as a fio iolog of $disk_dev to replay.
+read -r replay_reads replay_bytes replay_used < <("$here/extents.py" --iolog "$disk_dev" "$root_part" "$work/extents.iolog" <"$work/layout.json")
+[ "$replay_used" = "$used_bytes" ] || die "extents.py --iolog: $replay_used used bytes, not $used_bytes"
+say "asrimg's reads of the root: $replay_reads requests, $replay_bytes bytes (gaps read through included)"
 
 # fio with io_uring, or libaio where io_uring is switched off (kernel.io_uring_disabled).
 fio_engine=$(bench_fio_engine "$work/used.bin")
 
 rows=$work/rows.tsv
 : >"$rows"
-# measure ID CACHE COMMAND: runs COMMAND (a pipeline; "$T1", "$T2" prefix its stages with
-# /usr/bin/time) after dropping the page cache or not, and records wall seconds, the size of
+# measure ID CACHE COMMAND [FIO_BYTES]: runs COMMAND (a pipeline; "$T1", "$T2" prefix its stages
+# with /usr/bin/time) after dropping the page cache or not, and records wall seconds, the size of
 # $work/out (or the image_bytes of $work/out.json, for an image thrown away), and peak RSS summed
-# over the stages.
+# over the stages. A fio COMMAND writes $work/fio.json, and its seconds are FIO_BYTES (default:
+# the used bytes) at fio's own rate.
 measure() {
-  local id=$1 cache=$2 cmd=$3
+  local id=$1 cache=$2 cmd=$3 fio_bytes=${4:-$used_bytes}
   rm -f "$work"/out* "$work"/rss.*
   # Every run starts with nothing dirty: the last row's output still being written back would
   # throttle this row's writes (zstd's 1 GB after zstd's 1 GB ran at half speed). Warm stays warm.
@@ -87,11 +101,13 @@ print(json.loads(t[t.index("{"):t.rindex("}") + 1])["image_bytes"])' "$work/out.
   done
   local secs
   secs=$(python3 -c "print('%.3f' % ($t1 - $t0))")
-  if [ -e "$work/fio.json" ]; then # fio's own clock and count: it reads whole blocks only
+  # fio's own clock and rate: it reads whole blocks only (used.bin), and a replay leaves its last
+  # reads, still in flight when the log runs out, out of its count.
+  if [ -e "$work/fio.json" ]; then
     read -r secs out_bytes < <(python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))["jobs"][0]["read"]
-print("%.3f 0" % (int(sys.argv[2]) / r["bw_bytes"]))' "$work/fio.json" "$used_bytes")
+print("%.3f 0" % (int(sys.argv[2]) / r["bw_bytes"]))' "$work/fio.json" "$fio_bytes")
     rm -f "$work/fio.json"
   fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$cache" "$secs" "$out_bytes" "$rss" "$round" >>"$rows"
@@ -111,8 +127,13 @@ asrimg_notes=""
 fio_args="--ioengine=$fio_engine --rw=read --bs=1M --direct=1 --iodepth=16 --output-format=json --output=$work/fio.json"
 fio_size=$(( (used_bytes + (1 << 20) - 1) >> 20 << 20 ))
 [ "$fio_size" -le "$root_size" ] || fio_size=$root_size
-# Each limit runs right before the row held against it, and report.py also takes the median of
-# those per-round ratios: the disk's speed drifts between rounds here, far less within seconds.
+# The same-extents limit: fio replays the iolog (no --rw, --bs: the log gives them) as fast as it
+# can (--replay_no_stall: there are no timestamps to keep), O_DIRECT, 16 in flight, as asrimg.
+replay_args="--ioengine=$fio_engine --direct=1 --iodepth=16 --read_iolog=$work/extents.iolog --replay_no_stall=1 --output-format=json --output=$work/fio.json"
+fio_replay() { measure fio-extents cold "\$T1 fio --name=extents $replay_args" "$replay_bytes"; }
+# Each limit runs close to the row held against it (the replay just before or just after level 0
+# cold, by turns), and report.py also takes the median of those per-round ratios: the disk's
+# speed drifts between rounds here, far less within seconds.
 asrimg_row() { # LEVEL CACHE
   if [ "$have_backup" != 1 ]; then
     unavailable "asrimg-$1" "$2"
@@ -127,8 +148,14 @@ for round in $(seq "$runs"); do
   # A warm run follows its own cold run, which filled the page cache (a cold run in between
   # would empty it again).
   measure fio-limit cold "\$T1 fio --name=used $fio_args --filename='$work/used.bin'"
+  # The replay and level 0 read the same blocks, and a cold read here depends on what ran just
+  # before it (the host's cache of the disk file; on a VM with free page reporting, how long ago
+  # the guest freed the memory its page cache refills, README.md): the two take turns at going
+  # first.
+  [ $((round % 2)) = 0 ] || fio_replay
   asrimg_row 0 cold
   asrimg_row 0 warm
+  [ $((round % 2)) = 1 ] || fio_replay
   measure fio-partition cold "\$T1 fio --name=partition $fio_args --filename='$root_dev' --size=$fio_size"
   # The compression limit at both cache states, so a cold row is held against a cold limit: a
   # cold read costs CPU too (the loop driver fills the page cache), on the cores zstd needs.
@@ -155,7 +182,8 @@ print("asrimg backup --level %s read %d bytes: %d new, %d deduplicated, %d all-z
   done
 done
 
-# The machine, the tools, the disk.
+# The machine, the tools, the disk, and what else ran.
+times >"$work/times" # in this shell: user and system time of the script, then of its children
 {
   bench_facts "$fio_engine" "$([ "$have_backup" = 1 ] || echo ', no backup command')"
   echo "level=$level"
@@ -165,8 +193,17 @@ done
   echo "root_size=$root_size"
   echo "used_bytes=$used_bytes"
   echo "extents=$extent_count"
+  echo "replay_reads=$replay_reads"
+  echo "replay_bytes=$replay_bytes"
   echo "disk_params=$(cat "$disk.params")"
   echo "asrimg_notes=$asrimg_notes"
+  echo "load=$load_start / $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "other_cpu=$(python3 -c '
+import re, sys
+busy = (int(sys.argv[1]) - int(sys.argv[2])) / int(sys.argv[3])
+ours = sum(int(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", sys.argv[4]))
+print("%.0f %.0f" % (max(0.0, busy - ours), ours))' "$(cpu_busy)" "$busy_start" "$(getconf CLK_TCK)" "$(cat "$work/times")")"
+  echo "script_seconds=$(python3 -c "print('%.0f' % ($EPOCHREALTIME - $script_t0))")"
 } >"$work/facts"
 
 python3 "$here/report.py" "$work/facts" "$rows" "$disk.manifest" "$results"
