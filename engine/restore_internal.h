@@ -90,6 +90,9 @@ int restore_mirror_append(struct restore_mirror *m, uint64_t off, const uint8_t 
 /* Makes [off, off+len) read as zeros: a hole or BLKZEROOUT where the target can (a new file
  * already reads as zeros), written zeros where it cannot. */
 int restore_mirror_zero(struct restore_mirror *m, uint64_t off, uint64_t len);
+/* Whether bytes of [off, off+len) of the current group are still staged or being written (a
+ * read of them from a target must wait for restore_mirror_flush). */
+bool restore_mirror_holds(const struct restore_mirror *m, uint64_t off, uint64_t len);
 /* Writes what is staged and waits for every write in flight. */
 int restore_mirror_flush(struct restore_mirror *m);
 

@@ -301,6 +301,16 @@ int restore_mirror_targets(struct restore_mirror *m, struct restore_target **t, 
     return mirror_switch(m, t, nt);
 }
 
+bool restore_mirror_holds(const struct restore_mirror *m, uint64_t off, uint64_t len)
+{
+    for (unsigned i = 0; i < STAGE_COUNT; i++) {
+        const struct stage *s = &m->stages[i];
+        if ((s->pending || s == m->cur) && off < s->base + s->len && s->base + s->lead < off + len)
+            return true;
+    }
+    return false;
+}
+
 int restore_mirror_flush(struct restore_mirror *m)
 {
     if (!flush_current(m))

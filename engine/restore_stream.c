@@ -95,9 +95,7 @@ static int read_back(struct restore_pass *p, struct stream_state *ss, const stru
                      struct asr_error *err)
 {
     *found = false;
-    int rc = restore_mirror_flush(p->m); /* what is read back must be on the target */
-    if (rc)
-        return rc;
+    int rc = ASR_OK;
     size_t lo = 0, hi = ss->nplace; /* placements are in chunk order: find the first of e->ref */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -113,6 +111,11 @@ static int read_back(struct restore_pass *p, struct stream_state *ss, const stru
         uint64_t to = pl->chunk_offset + pl->length < want_to ? pl->chunk_offset + pl->length : want_to;
         if (from >= to)
             continue;
+        /* What is read back must be on the target. Only the current disk's writes can still be
+         * on their way: switching disks flushed the others. */
+        uint64_t at = pl->disk_offset + (from - pl->chunk_offset);
+        if (pl->disk == p->disk && restore_mirror_holds(p->m, at, to - from) && (rc = restore_mirror_flush(p->m)))
+            return rc;
         rc = asr_target_read(first_target_of(p->rs, pl->disk), pl->disk_offset + (from - pl->chunk_offset),
                              ss->copy + (from - want_from), (size_t)(to - from), err);
         if (rc)
