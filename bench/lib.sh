@@ -95,3 +95,16 @@ bench_facts() {
   echo "partclone=$(partclone.ext4 -v 2>&1 | sed -n 's/^Partclone : //p' | cut -d' ' -f1)"
   echo "fio=$(fio --version) ($fio_engine)"
 }
+
+# bench_open_disk DISK WORK: two read-only loop devices over the bench disk file (loop devices here
+# get no partitions): the whole disk in disk_dev, for asrimg, which reads the partition table
+# itself; the ext4 root in root_dev, for partclone, dd and fio. Also the layout asrimg sees, in
+# WORK/layout.json, and root_part, root_start, root_size.
+bench_open_disk() {
+  disk_dev=$(losetup -f --show -r "$1")
+  "$asrimg" layout "$disk_dev" --json --extents --volumes all >"$2/layout.json" ||
+    die "asrimg layout --json --extents failed"
+  read -r root_part root_start root_size < <(bench_root_part "$2/layout.json")
+  root_dev=$(losetup -f --show -r -o "$root_start" --sizelimit "$root_size" "$1")
+  say "disk $disk_dev, root (partition $root_part) $root_dev"
+}

@@ -72,14 +72,7 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- the inputs, made once -------------------------------------------------------------------
-# The disk as a whole (asrimg reads the partition table itself) and the root as its own device
-# (partclone), two read-only loop devices over the file: loop devices here get no partitions.
-disk_dev=$(losetup -f --show -r "$disk")
-"$asrimg" layout "$disk_dev" --json --extents --volumes all >"$work/layout.json" ||
-  die "asrimg layout --json --extents failed"
-read -r root_part root_start root_size < <(bench_root_part "$work/layout.json")
-root_dev=$(losetup -f --show -r -o "$root_start" --sizelimit "$root_size" "$disk")
-say "disk $disk_dev, root (partition $root_part) $root_dev"
+bench_open_disk "$disk" "$work"
 
 say "asrimg backup --volumes all --level $level"
 "$asrimg" backup "$disk_dev" -o "$work/bench.asrimg" --volumes all --level "$level" --json >"$work/backup.json" \

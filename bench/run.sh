@@ -47,14 +47,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The disk as a whole (for asrimg, which reads the partition table itself) and the root as its own
-# device (for partclone, dd, fio): two read-only loop devices over the same file.
-disk_dev=$(losetup -f --show -r "$disk")
-"$asrimg" layout "$disk_dev" --json --extents --volumes all >"$work/layout.json" ||
-  die "asrimg layout --json --extents failed (an asrimg without --extents?)"
-read -r root_part root_start root_size < <(bench_root_part "$work/layout.json")
-root_dev=$(losetup -f --show -r -o "$root_start" --sizelimit "$root_size" "$disk")
-say "disk $disk_dev, root (partition $root_part) $root_dev"
+bench_open_disk "$disk" "$work"
 
 say "concatenating the root's used extents into $work/used.bin"
 read -r used_bytes extent_count < <("$here/extents.py" "$disk" "$root_part" "$work/used.bin" <"$work/layout.json")
