@@ -251,6 +251,24 @@ static int pull(struct asr_stream *s, uint8_t *dst, size_t n)
     return ASR_OK;
 }
 
+/* The rest of a section envelope whose tag is already in raw[0..4): read, checked, and its
+ * content length within [min, max]. */
+static int section_envelope(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTION_HEADER_SIZE], const char *what,
+                            uint64_t min, uint64_t max, struct asr_section_header *h)
+{
+    struct asr_error why = {0};
+    int rc = pull(s, raw + 4, ASR_SECTION_HEADER_SIZE - 4);
+    if (rc)
+        return rc;
+    if (asr_section_header_decode(raw, h, &why))
+        return stop(s, ASR_E_CORRUPT, "%s at logical offset %llu: %s", what, (unsigned long long)at, why.msg);
+    if (h->content_len < min || h->content_len > max)
+        return stop(s, ASR_E_CORRUPT, "%s at logical offset %llu: length %llu out of range (%llu to %llu)", what,
+                    (unsigned long long)at, (unsigned long long)h->content_len, (unsigned long long)min,
+                    (unsigned long long)max);
+    return ASR_OK;
+}
+
 /* A section's envelope (at logical offset at, its first four bytes already in raw) and content:
  * the content is read into *body (malloc'd), grown as its bytes arrive, so that a length the
  * stream does not back up with bytes cannot make it allocate the section's cap. */
@@ -258,17 +276,11 @@ static int read_section(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTI
                         const char *what, uint64_t cap, uint8_t **body, size_t *len)
 {
     struct asr_section_header h;
-    struct asr_error why = {0};
-    int rc = pull(s, raw + 4, ASR_SECTION_HEADER_SIZE - 4);
+    int rc = section_envelope(s, at, raw, what, 0, cap, &h);
     if (rc)
         return rc;
-    if (asr_section_header_decode(raw, &h, &why))
-        return stop(s, ASR_E_CORRUPT, "%s at logical offset %llu: %s", what, (unsigned long long)at, why.msg);
     if (h.tag != tag)
         return stop(s, ASR_E_CORRUPT, "%s at logical offset %llu: wrong section tag", what, (unsigned long long)at);
-    if (h.content_len > cap)
-        return stop(s, ASR_E_CORRUPT, "%s at logical offset %llu: length %llu over the limit of %llu", what,
-                    (unsigned long long)at, (unsigned long long)h.content_len, (unsigned long long)cap);
     size_t n = (size_t)h.content_len, have = 0, room = 0;
     uint8_t *b = NULL;
     do {
@@ -634,14 +646,9 @@ static int extent_record(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECT
     struct asr_section_header h;
     struct asr_error why = {0};
     unsigned long long off = (unsigned long long)at;
-    int rc = pull(s, raw + 4, ASR_SECTION_HEADER_SIZE - 4);
+    int rc = section_envelope(s, at, raw, "extent record", 8 + ASR_EXTENT_SIZE, EXTENT_BODY_MAX, &h);
     if (rc)
         return rc;
-    if (asr_section_header_decode(raw, &h, &why))
-        return stop(s, ASR_E_CORRUPT, "extent record at logical offset %llu: %s", off, why.msg);
-    if (h.content_len < 8 + ASR_EXTENT_SIZE || h.content_len > EXTENT_BODY_MAX)
-        return stop(s, ASR_E_CORRUPT, "extent record at logical offset %llu: length %llu out of range", off,
-                    (unsigned long long)h.content_len);
     if ((rc = pull(s, s->ext_body, (size_t)h.content_len)))
         return rc;
     if (asr_checksum64(s->ext_body, (size_t)h.content_len) != h.content_hash)
@@ -807,16 +814,10 @@ static int footer(struct asr_stream *s, uint64_t index_at, uint64_t index_len, u
 static int index_and_footer(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTION_HEADER_SIZE])
 {
     struct asr_section_header h;
-    struct asr_error why = {0};
     unsigned long long off = (unsigned long long)at;
-    int rc = pull(s, raw + 4, ASR_SECTION_HEADER_SIZE - 4);
+    int rc = section_envelope(s, at, raw, "index", ASR_INDEX_FIXED, ASR_MAX_INDEX_SIZE, &h);
     if (rc)
         return rc;
-    if (asr_section_header_decode(raw, &h, &why))
-        return stop(s, ASR_E_CORRUPT, "index at logical offset %llu: %s", off, why.msg);
-    if (h.content_len < ASR_INDEX_FIXED || h.content_len > ASR_MAX_INDEX_SIZE)
-        return stop(s, ASR_E_CORRUPT, "index at logical offset %llu: length %llu out of range", off,
-                    (unsigned long long)h.content_len);
     XXH128_hash_t sh = XXH3_128bits_digest(s->stream_hash);
     struct index_walk w = {.left = h.content_len, .content = XXH3_createState(), .whole = XXH3_createState()};
     if (!w.content || !w.whole) {
