@@ -1,6 +1,7 @@
 /* Test support: scratch directories, file helpers and the sample-image builder described in
  * support.h. The builder writes through the public writer API only. */
 #include "support.h"
+#include "internal.h" /* asr_writer_declare_feature */
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -310,4 +311,19 @@ int write_sample_image(const char *path, const struct sample_opts *o, struct asr
     free(b.enc);
     free(b.piece_chunk);
     return rc;
+}
+
+char *image_with_feature(enum asr_feature_class cls, unsigned bit, const char *name)
+{
+    char *path = scratch_path("feat.asrimg");
+    struct asr_writer *w;
+    struct asr_error err = {0};
+    struct asr_writer_options o = {.overwrite = 1};
+    cr_assert_eq(asr_writer_create(path, &o, &w, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_writer_declare_feature(w, cls, bit, name), ASR_OK);
+    struct asr_disk_desc d = {.size_bytes = 4096, .logical_sector = 512, .physical_sector = 512};
+    cr_assert_eq(asr_writer_add_disk(w, &d, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_writer_finish(w, &err), ASR_OK, "%s", err.msg);
+    asr_writer_free(w);
+    return path;
 }

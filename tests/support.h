@@ -38,4 +38,8 @@ int write_sample_image(const char *path, const struct sample_opts *o, struct asr
 int sample_expected(uint32_t volume, uint64_t off, int *unreadable);
 uint64_t sample_volume_size(const struct sample_opts *o);
 
+/* A minimal image (one disk, nothing captured) that declares feature bit `bit` of class cls under
+ * name, as a later asrimg would: how this version treats what it does not know. malloc'd path. */
+char *image_with_feature(enum asr_feature_class cls, unsigned bit, const char *name);
+
 #endif

@@ -980,21 +980,6 @@ Test(stream, part_header_must_match_the_first)
 
 /* ---- refusals and misuse ------------------------------------------------------------------ */
 
-static char *image_with_feature(enum asr_feature_class cls, unsigned bit, const char *name)
-{
-    char *path = scratch_path("feat.asrimg");
-    struct asr_writer *w;
-    struct asr_error err = {0};
-    struct asr_writer_options o = {.overwrite = 1};
-    cr_assert_eq(asr_writer_create(path, &o, &w, &err), ASR_OK, "%s", err.msg);
-    cr_assert_eq(asr_writer_declare_feature(w, cls, bit, name), ASR_OK);
-    struct asr_disk_desc d = {.size_bytes = 4096, .logical_sector = 512, .physical_sector = 512};
-    cr_assert_eq(asr_writer_add_disk(w, &d, &err), ASR_OK, "%s", err.msg);
-    cr_assert_eq(asr_writer_finish(w, &err), ASR_OK, "%s", err.msg);
-    asr_writer_free(w);
-    return path;
-}
-
 Test(stream, unknown_incompatible_feature_is_refused)
 {
     char *path = image_with_feature(ASR_FEATURE_INCOMPAT, 9, "quantum-dedup");
