@@ -102,45 +102,6 @@ static int restore(struct asr_reader *r, const char *img, const struct asr_resto
     return rc;
 }
 
-Test(restore, every_captured_byte_on_every_mirror_and_nothing_else)
-{
-    char *img = sample();
-    struct asr_reader *r = open_image(img);
-    char *a = garbage_target("a", asr_reader_disk(r, 0)->size_bytes);
-    char *b = garbage_target("b", asr_reader_disk(r, 0)->size_bytes);
-    char *c = garbage_target("c", asr_reader_disk(r, 1)->size_bytes);
-    struct asr_restore_target_spec t[] = {{a, 0}, {c, 1}, {b, 0}};
-    struct asr_restore_stats st;
-    struct asr_error err = {0};
-    cr_assert_eq(restore(r, img, t, 3, &(struct asr_restore_options){.threads = 2}, &st, &err), ASR_OK, "%s",
-                 err.msg);
-    cr_assert_gt(st.unreadable_count, 0, "the sample has an unreadable range");
-    cr_assert_eq(st.damaged_count, 0);
-    check_target(r, 0, a);
-    check_target(r, 0, b);
-    check_target(r, 1, c);
-    asr_restore_stats_free(&st);
-    asr_reader_free(r);
-    free(a), free(b), free(c), free(img);
-}
-
-Test(restore, one_thread_gives_the_same_bytes)
-{
-    char *img = sample();
-    struct asr_reader *r = open_image(img);
-    char *a = garbage_target("a", asr_reader_disk(r, 0)->size_bytes);
-    char *c = garbage_target("c", asr_reader_disk(r, 1)->size_bytes);
-    struct asr_restore_target_spec t[] = {{a, 0}, {c, 1}};
-    struct asr_restore_stats st;
-    struct asr_error err = {0};
-    cr_assert_eq(restore(r, img, t, 2, &(struct asr_restore_options){.threads = 1}, &st, &err), ASR_OK, "%s", err.msg);
-    check_target(r, 0, a);
-    check_target(r, 1, c);
-    asr_restore_stats_free(&st);
-    asr_reader_free(r);
-    free(a), free(c), free(img);
-}
-
 /* The first data chunk's stored bytes: flip one in the middle. */
 static uint64_t damage_first_chunk(const char *img)
 {
@@ -160,63 +121,113 @@ static uint64_t damage_first_chunk(const char *img)
     return at;
 }
 
-Test(restore, a_damaged_chunk_stops_or_is_listed)
+/* The sample image, open, and a garbage target for each of its disks: a (disk 0) and c (disk 1). */
+struct fixture {
+    char *img, *a, *c;
+    struct asr_reader *r;
+    struct asr_restore_target_spec t[2];
+};
+
+static void fixture_make(struct fixture *f, bool damaged)
 {
-    char *img = sample();
-    damage_first_chunk(img);
-    struct asr_reader *r = open_image(img);
-    char *a = garbage_target("a", asr_reader_disk(r, 0)->size_bytes);
-    char *c = garbage_target("c", asr_reader_disk(r, 1)->size_bytes);
-    struct asr_restore_target_spec t[] = {{a, 0}, {c, 1}};
+    f->img = sample();
+    if (damaged)
+        damage_first_chunk(f->img);
+    f->r = open_image(f->img);
+    f->a = garbage_target("a", asr_reader_disk(f->r, 0)->size_bytes);
+    f->c = garbage_target("c", asr_reader_disk(f->r, 1)->size_bytes);
+    f->t[0] = (struct asr_restore_target_spec){f->a, 0};
+    f->t[1] = (struct asr_restore_target_spec){f->c, 1};
+}
+
+static void fixture_free(struct fixture *f)
+{
+    asr_reader_free(f->r);
+    free(f->img), free(f->a), free(f->c);
+}
+
+Test(restore, every_captured_byte_on_every_mirror_and_nothing_else)
+{
+    struct fixture f;
+    fixture_make(&f, false);
+    char *b = garbage_target("b", asr_reader_disk(f.r, 0)->size_bytes);
+    struct asr_restore_target_spec t[] = {f.t[0], f.t[1], {b, 0}};
     struct asr_restore_stats st;
     struct asr_error err = {0};
-    cr_assert_eq(restore(r, img, t, 2, &(struct asr_restore_options){0}, &st, &err), ASR_E_CORRUPT);
+    cr_assert_eq(restore(f.r, f.img, t, 3, &(struct asr_restore_options){.threads = 2}, &st, &err), ASR_OK, "%s",
+                 err.msg);
+    cr_assert_gt(st.unreadable_count, 0, "the sample has an unreadable range");
+    cr_assert_eq(st.damaged_count, 0);
+    check_target(f.r, 0, f.a);
+    check_target(f.r, 0, b);
+    check_target(f.r, 1, f.c);
+    asr_restore_stats_free(&st);
+    free(b);
+    fixture_free(&f);
+}
+
+Test(restore, one_thread_gives_the_same_bytes)
+{
+    struct fixture f;
+    fixture_make(&f, false);
+    struct asr_restore_stats st;
+    struct asr_error err = {0};
+    cr_assert_eq(restore(f.r, f.img, f.t, 2, &(struct asr_restore_options){.threads = 1}, &st, &err), ASR_OK, "%s",
+                 err.msg);
+    check_target(f.r, 0, f.a);
+    check_target(f.r, 1, f.c);
+    asr_restore_stats_free(&st);
+    fixture_free(&f);
+}
+
+Test(restore, a_damaged_chunk_stops_or_is_listed)
+{
+    struct fixture f;
+    fixture_make(&f, true);
+    struct asr_restore_stats st;
+    struct asr_error err = {0};
+    cr_assert_eq(restore(f.r, f.img, f.t, 2, &(struct asr_restore_options){0}, &st, &err), ASR_E_CORRUPT);
     cr_assert(strstr(err.msg, "chunk 0") && strstr(err.msg, "volume 0 offset 0"), "%s", err.msg);
     asr_restore_stats_free(&st);
-    cr_assert_eq(restore(r, img, t, 2, &(struct asr_restore_options){.keep_going = true}, &st, &err), ASR_OK, "%s",
-                 err.msg);
+    cr_assert_eq(restore(f.r, f.img, f.t, 2, &(struct asr_restore_options){.keep_going = true}, &st, &err), ASR_OK,
+                 "%s", err.msg);
     cr_assert_gt(st.damaged_count, 0);
     cr_assert_eq(st.damaged[0].chunk, 0);
     cr_assert_eq(st.damaged[0].volume, 0);
     asr_restore_stats_free(&st);
-    asr_reader_free(r);
-    free(a), free(c), free(img);
+    fixture_free(&f);
 }
 
 static uint8_t *snapshot(const char *path, size_t *len) { return read_file(path, len); }
 
 Test(restore, refusals_write_nothing)
 {
-    char *img = sample();
-    struct asr_reader *r = open_image(img);
-    uint64_t size0 = asr_reader_disk(r, 0)->size_bytes;
-    char *small = garbage_target("small", size0 - 512);
-    char *a = garbage_target("a", size0);
-    char *c = garbage_target("c", asr_reader_disk(r, 1)->size_bytes);
+    struct fixture f;
+    fixture_make(&f, false);
+    char *small = garbage_target("small", asr_reader_disk(f.r, 0)->size_bytes - 512);
     size_t n0, n1;
-    uint8_t *before_small = snapshot(small, &n0), *before_a = snapshot(a, &n1);
+    uint8_t *before_small = snapshot(small, &n0), *before_a = snapshot(f.a, &n1);
     struct asr_restore *rs = NULL;
     struct asr_error err = {0};
-    struct asr_restore_target_spec too_small[] = {{small, 0}, {c, 1}};
-    cr_assert_eq(asr_restore_open(r, img, too_small, 2, false, &rs, &err), ASR_E_ARG);
+    struct asr_restore_target_spec too_small[] = {{small, 0}, f.t[1]};
+    cr_assert_eq(asr_restore_open(f.r, f.img, too_small, 2, false, &rs, &err), ASR_E_ARG);
     cr_assert(strstr(err.msg, "smaller"), "%s", err.msg);
-    struct asr_restore_target_spec missing_disk[] = {{a, 0}};
-    cr_assert_eq(asr_restore_open(r, img, missing_disk, 1, false, &rs, &err), ASR_E_ARG);
+    cr_assert_eq(asr_restore_open(f.r, f.img, f.t, 1, false, &rs, &err), ASR_E_ARG); /* no target for disk 1 */
     cr_assert(strstr(err.msg, "no target"), "%s", err.msg);
-    struct asr_restore_target_spec twice[] = {{a, 0}, {a, 0}, {c, 1}};
-    cr_assert_eq(asr_restore_open(r, img, twice, 3, false, &rs, &err), ASR_E_ARG);
+    struct asr_restore_target_spec twice[] = {f.t[0], f.t[0], f.t[1]};
+    cr_assert_eq(asr_restore_open(f.r, f.img, twice, 3, false, &rs, &err), ASR_E_ARG);
     cr_assert(strstr(err.msg, "twice"), "%s", err.msg);
-    struct asr_restore_target_spec the_image[] = {{img, 0}, {c, 1}};
-    cr_assert_eq(asr_restore_open(r, img, the_image, 2, false, &rs, &err), ASR_E_ARG);
+    struct asr_restore_target_spec the_image[] = {{f.img, 0}, f.t[1]};
+    cr_assert_eq(asr_restore_open(f.r, f.img, the_image, 2, false, &rs, &err), ASR_E_ARG);
     cr_assert(strstr(err.msg, "smaller") || strstr(err.msg, "holds the image"), "%s", err.msg);
     cr_assert_null(rs);
     size_t m0, m1;
-    uint8_t *after_small = snapshot(small, &m0), *after_a = snapshot(a, &m1);
+    uint8_t *after_small = snapshot(small, &m0), *after_a = snapshot(f.a, &m1);
     cr_assert(m0 == n0 && !memcmp(before_small, after_small, n0));
     cr_assert(m1 == n1 && !memcmp(before_a, after_a, n1));
     free(before_small), free(after_small), free(before_a), free(after_a);
-    asr_reader_free(r);
-    free(small), free(a), free(c), free(img);
+    free(small);
+    fixture_free(&f);
 }
 
 struct first_mismatch {
@@ -238,11 +249,11 @@ static void on_mismatch(const struct asr_restore_mismatch *m, void *ctx)
 
 Test(restore, compare_names_a_changed_byte)
 {
-    char *img = sample();
-    struct asr_reader *r = open_image(img);
-    char *a = garbage_target("a", asr_reader_disk(r, 0)->size_bytes);
-    char *c = garbage_target("c", asr_reader_disk(r, 1)->size_bytes);
-    struct asr_restore_target_spec t[] = {{a, 0}, {c, 1}};
+    struct fixture fx;
+    fixture_make(&fx, false);
+    struct asr_reader *r = fx.r;
+    const char *img = fx.img, *a = fx.a;
+    const struct asr_restore_target_spec *t = fx.t;
     struct asr_restore_stats st;
     struct asr_error err = {0};
     cr_assert_eq(restore(r, img, t, 2, &(struct asr_restore_options){0}, &st, &err), ASR_OK, "%s", err.msg);
@@ -267,6 +278,5 @@ Test(restore, compare_names_a_changed_byte)
     cr_assert_eq(f.volume, 1);
     cr_assert_eq(f.offset, 5000);
     asr_restore_free(rs);
-    asr_reader_free(r);
-    free(a), free(c), free(img);
+    fixture_free(&fx);
 }
