@@ -376,7 +376,7 @@ static int written_spans(const struct asr_restore *rs, const struct restore_targ
     for (uint32_t i = 0; i < d->region_count; i++)
         if (d->regions[i].kind != ASR_REGION_GPT_BACKUP_ENTRIES && d->regions[i].kind != ASR_REGION_GPT_BACKUP_HEADER)
             s[len++] = (struct span){d->regions[i].offset, d->regions[i].offset + d->regions[i].length};
-    uint64_t tail = asr_restore_table_tail(d, t->info.size_bytes);
+    uint64_t tail = asr_restore_table_tail(d);
     if (tail)
         s[len++] = (struct span){t->info.size_bytes - tail, t->info.size_bytes};
     for (uint32_t v = 0; v < img_volume_count(&rs->im); v++) {

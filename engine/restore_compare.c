@@ -163,7 +163,7 @@ static int compare_volume(struct compare *c, uint32_t v, struct asr_error *err)
 
 /* Boot code, the post-MBR gap, EBRs and other raw regions, byte for byte; the GPT structures
  * are compared through the partition table below, as libfdisk may have rewritten them. */
-static int compare_regions(struct compare *c, const struct asr_disk_desc *d, bool new_ids, struct asr_error *err)
+static int compare_regions(struct compare *c, const struct asr_disk_desc *d, struct asr_error *err)
 {
     for (uint32_t i = 0; i < d->region_count; i++) {
         const struct asr_region_desc *g = &d->regions[i];
@@ -179,7 +179,6 @@ static int compare_regions(struct compare *c, const struct asr_disk_desc *d, boo
         if (k < len)
             mismatch(c, UINT32_MAX, g->offset + k, "raw boot region differs from the image");
     }
-    (void)new_ids;
     return ASR_OK;
 }
 
@@ -249,7 +248,7 @@ int asr_restore_compare(struct asr_restore *rs, bool new_ids, bool grow, asr_mis
         c.t = &rs->t[i];
         c.win_len = 0;
         const struct asr_disk_desc *d = img_disk(&rs->im, c.t->info.disk_index);
-        rc = compare_regions(&c, d, new_ids, err);
+        rc = compare_regions(&c, d, err);
         if (!rc)
             compare_table(&c, d, new_ids, grow);
         for (uint32_t v = 0; v < img_volume_count(&rs->im) && !rc; v++)

@@ -128,9 +128,9 @@ int asr_restore_check_options(const struct asr_restore *rs, const struct asr_res
  * does not leave a table that looks finished. */
 int asr_restore_layout(struct asr_restore *rs, const struct asr_restore_options *opt, struct asr_restore_stats *st,
                        struct asr_error *err);
-/* Bytes at the start of disk d that belong to the partition table and boot regions, and at the
- * end of a target of target_size (a GPT's backup), so that --discard and --zero-unused spare them. */
-uint64_t asr_restore_table_tail(const struct asr_disk_desc *d, uint64_t target_size);
+/* Bytes at the end of a target that disk d's partition table takes there (a GPT's backup entries
+ * and header), so that --discard and --zero-unused spare them. */
+uint64_t asr_restore_table_tail(const struct asr_disk_desc *d);
 
 /* restore_target.c: reads exactly len bytes at off from a target, through O_DIRECT when it can
  * (what is on the media, not what the page cache remembers), any alignment. */

@@ -13,9 +13,8 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
-uint64_t asr_restore_table_tail(const struct asr_disk_desc *d, uint64_t target_size)
+uint64_t asr_restore_table_tail(const struct asr_disk_desc *d)
 {
-    (void)target_size;
     if (d->label != ASR_LABEL_GPT)
         return 0;
     uint64_t ss = d->logical_sector;
