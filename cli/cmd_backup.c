@@ -323,6 +323,7 @@ static void report(const struct backup_args *a, const struct asr_backup_stats *s
         json_obj(&j, "stages");
         json_dbl(&j, "read_wait_seconds", st->read_wait_seconds);
         json_dbl(&j, "chunk_seconds", st->chunk_seconds);
+        json_dbl(&j, "scan_cpu_seconds", st->scan_seconds);
         json_dbl(&j, "hash_cpu_seconds", st->hash_seconds);
         json_dbl(&j, "compress_cpu_seconds", st->compress_seconds);
         json_dbl(&j, "write_seconds", st->write_seconds);

@@ -120,6 +120,85 @@ size_t asr_cdc_feed(struct asr_cdc *c, const uint8_t *p, size_t n, bool *cut)
     return n;
 }
 
+#define WINDOW 64u /* bytes a gear hash depends on */
+
+void asr_cdc_scan(const struct asr_cdc *c, const uint8_t *p, size_t n, struct asr_cdc_marks *m)
+{
+    const size_t cut_bit = (size_t)1 << (sizeof(size_t) * 8 - 1);
+    m->n = 0;
+    m->complete_until = n;
+    uint64_t h = 0;
+    size_t i = 0;
+    for (; i < n && i < WINDOW - 1; i++) /* the first window is not whole yet: no candidates */
+        h = (h << 1) + gear[p[i]];
+    while (i < n) {
+        size_t r = roll(&h, p, i, n, c->mask_easy);
+        i = r & ~cut_bit;
+        if (!(r & cut_bit))
+            break;
+        if (m->n == m->cap) { /* the rest is left to the chunker's own rolling */
+            m->complete_until = i - 1;
+            break;
+        }
+        m->v[m->n++] = (struct asr_cdc_mark){(uint32_t)i, !(h & c->mask_hard)};
+    }
+}
+
+/* The first mark with end >= end. */
+static size_t first_mark(const struct asr_cdc_marks *m, size_t end)
+{
+    size_t lo = 0, hi = m->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->v[mid].end < end)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static size_t end_chunk(struct asr_cdc *c, size_t take, bool *cut)
+{
+    *cut = true;
+    asr_cdc_reset(c);
+    return take;
+}
+
+size_t asr_cdc_feed_marked(struct asr_cdc *c, const uint8_t *p, size_t n, const struct asr_cdc_marks *m, size_t at,
+                           bool *cut)
+{
+    /* Marks serve from the first byte whose window lies in p and past min (where hashing of the
+     * chunk starts), up to where the scan is complete; bytes before and after are rolled. */
+    size_t from = WINDOW - 1;
+    if (c->min + from > c->len + from)
+        from = c->min - c->len + from;
+    size_t until = m->complete_until > at ? m->complete_until - at : 0;
+    until = until < n ? until : n;
+    if (from >= until)
+        return asr_cdc_feed(c, p, n, cut);
+    size_t take = asr_cdc_feed(c, p, from, cut);
+    if (*cut)
+        return take;
+    size_t len0 = c->len - from; /* chunk length before p[0] */
+    for (size_t k = first_mark(m, at + from + 1); k < m->n && m->v[k].end <= at + until; k++) {
+        size_t end = m->v[k].end - at, chunk_len = len0 + end;
+        if (chunk_len > c->max)
+            break;
+        if (chunk_len > c->avg || m->v[k].hard) /* the byte at chunk_len - 1 takes the easy test from avg on */
+            return end_chunk(c, end, cut);
+    }
+    if (len0 + until >= c->max)
+        return end_chunk(c, c->max - len0, cut);
+    c->len = (uint32_t)(len0 + until);
+    c->fp = 0;
+    for (size_t i = until - WINDOW; i < until; i++) /* until > from >= 63: a whole window in p */
+        c->fp = (c->fp << 1) + gear[p[i]];
+    if (until == n)
+        return n;
+    return until + asr_cdc_feed(c, p + until, n - until, cut);
+}
+
 /* ---- dedup index ---------------------------------------------------------------------------- */
 
 /* Open addressing with linear probing; the key's low 64 bits are already uniformly spread. An

@@ -27,6 +27,31 @@ void asr_cdc_reset(struct asr_cdc *c);
  * next chunk). Without a cut the return value is n. */
 size_t asr_cdc_feed(struct asr_cdc *c, const uint8_t *p, size_t n, bool *cut);
 
+/* ---- cut candidates found ahead, on other threads ------------------------------------------
+ * The hash at a byte depends only on the 64 bytes ending there (older ones are shifted out), so
+ * whether a byte passes the cut test can be found for a whole read buffer before the chunker
+ * reaches it; only the size rules (min, avg, max) need the chunk's start. A scan lists the bytes
+ * that pass the easy test (the hard one tests more bits, so it passes only where the easy one
+ * does); asr_cdc_feed_marked then cuts exactly where asr_cdc_feed would, without rolling. */
+
+struct asr_cdc_mark {
+    uint32_t end;  /* the byte before this offset passes the easy test: a cut could fall here */
+    uint32_t hard; /* it passes the hard test too */
+};
+
+struct asr_cdc_marks {
+    struct asr_cdc_mark *v; /* ascending end */
+    size_t n, cap;
+    size_t complete_until;  /* every candidate with end <= this is listed (cap may stop a scan) */
+};
+
+/* Lists the candidates of p[0..n) whose 64-byte window lies inside p (end >= 64), up to m->cap. */
+void asr_cdc_scan(const struct asr_cdc *c, const uint8_t *p, size_t n, struct asr_cdc_marks *m);
+/* asr_cdc_feed with the candidates of a scanned buffer: p[0..n) is contiguous in it, starting at
+ * offset `at`. The same return value, cuts and state as asr_cdc_feed. */
+size_t asr_cdc_feed_marked(struct asr_cdc *c, const uint8_t *p, size_t n, const struct asr_cdc_marks *m, size_t at,
+                           bool *cut);
+
 /* ---- the dedup index: content hash and length -> chunk id --------------------------------- */
 
 struct asr_dedup;

@@ -270,6 +270,34 @@ static int probe(struct asr_source *s, struct request *r, struct asr_error *err)
     return ASR_OK;
 }
 
+static void note_completion(struct asr_source *s, struct io_uring_cqe *cqe)
+{
+    uint64_t seq = io_uring_cqe_get_data64(cqe);
+    struct request *q = &s->req[seq % s->cfg.depth];
+    q->res = cqe->res;
+    q->done = true;
+    io_uring_cqe_seen(&s->ring, cqe);
+}
+
+enum asr_peek asr_source_peek(struct asr_source *s, uint64_t request, struct asr_span *span)
+{
+    if (request < s->delivered)
+        return ASR_PEEK_NEVER;
+    if (request >= s->submitted)
+        return ASR_PEEK_NOT_YET;
+    struct io_uring_cqe *cqe;
+    while (io_uring_peek_cqe(&s->ring, &cqe) == 0)
+        note_completion(s, cqe);
+    const struct request *r = &s->req[request % s->cfg.depth];
+    if (!r->done)
+        return ASR_PEEK_NOT_YET;
+    if (r->res < 0 || (uint64_t)r->res < r->end - r->aligned)
+        return ASR_PEEK_NEVER;
+    span->data = r->buf + (r->start - r->aligned);
+    span->len = (size_t)(r->end - r->start);
+    return ASR_PEEK_READY;
+}
+
 /* Waits until request r (the oldest) has completed and holds [start, end) or is probed. */
 static int complete_oldest(struct asr_source *s, struct request *r, struct asr_error *err)
 {
@@ -281,11 +309,7 @@ static int complete_oldest(struct asr_source *s, struct request *r, struct asr_e
             continue;
         if (rc < 0)
             return asr_fail_public(err, ASR_E_IO, "io_uring: %s", strerror(-rc));
-        uint64_t seq = io_uring_cqe_get_data64(cqe);
-        struct request *q = &s->req[seq % s->cfg.depth];
-        q->res = cqe->res;
-        q->done = true;
-        io_uring_cqe_seen(&s->ring, cqe);
+        note_completion(s, cqe);
     }
     s->wait_ns += now_ns() - t0;
     uint64_t need = r->end - r->aligned;
@@ -340,6 +364,8 @@ int asr_source_next(struct asr_source *s, struct asr_piece *piece, struct asr_er
             piece->len = (size_t)(end - pos);
             piece->unreadable = bad;
             piece->data = bad ? NULL : r->buf + (pos - r->aligned);
+            piece->request = s->delivered;
+            piece->request_offset = (size_t)(pos - r->start);
             s->cur_pos = end;
             return ASR_OK;
         }

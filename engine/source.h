@@ -27,7 +27,18 @@ struct asr_piece {
     size_t len;
     const uint8_t *data;
     bool unreadable;
+    uint64_t request;      /* the read that holds it (a sequence number, as asr_source_peek takes) */
+    size_t request_offset; /* where data starts in that read's span */
 };
+
+/* A read that has landed, for scanning on another thread before its pieces are delivered: its
+ * span stays valid until next() has delivered past it. */
+struct asr_span {
+    const uint8_t *data;
+    size_t len;
+};
+
+enum asr_peek { ASR_PEEK_READY, ASR_PEEK_NOT_YET, ASR_PEEK_NEVER };
 
 int asr_source_open(const struct asr_source_config *cfg, struct asr_source **out, struct asr_error *err);
 void asr_source_close(struct asr_source *s); /* NULL-safe */
@@ -40,6 +51,10 @@ int asr_source_start(struct asr_source *s, uint64_t base, const struct asr_range
 /* The next piece in disk order; piece->len == 0 when the volume is done. A read error stops the
  * volume with ASR_E_IO naming the disk offset (unless ignore_read_errors). */
 int asr_source_next(struct asr_source *s, struct asr_piece *piece, struct asr_error *err);
+/* Without waiting: READY with the span of read `request` when it has completed in full; NOT_YET
+ * while it is in flight or not yet issued; NEVER when it was delivered already, or its data will
+ * be mended at delivery (a short or failed read). */
+enum asr_peek asr_source_peek(struct asr_source *s, uint64_t request, struct asr_span *span);
 /* Nanoseconds next() spent waiting for the device, for the per-stage report. */
 uint64_t asr_source_wait_ns(const struct asr_source *s);
 

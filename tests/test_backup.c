@@ -167,6 +167,39 @@ Test(backup, stored_level0_one_thread_and_small_chunks)
     free(image);
 }
 
+/* The pipeline with workers scanning every read ahead (scan_from 1) and with none (the chunker
+ * rolling every byte): the same chunks, so the same image contents, and it reads back equal. */
+Test(backup, scans_ahead_cut_like_rolling_end_to_end)
+{
+    fsfix_need("mkfs.ext4");
+    fsfix_need("mkfs.vfat");
+    fsfix_need("mkswap");
+    fsfix_need("mcopy");
+    char *disk = make_disk(), *scanned = scratch_path("scanned.asrimg"), *rolled = scratch_path("rolled.asrimg");
+    struct run rs, rr;
+    for (uint32_t avg = 16u << 10; avg <= (256u << 10); avg *= 16) {
+        unlink(scanned);
+        unlink(rolled);
+        backup(disk, "all", scanned, (struct asr_backup_options){.level = 0, .avg_chunk = avg, .scan_from = 1}, &rs);
+        backup(disk, "all", rolled, (struct asr_backup_options){.level = 0, .avg_chunk = avg, .scan_from = 8}, &rr);
+        cr_assert_gt(rs.st.scans, 0, "avg %u: no read was scanned ahead", avg);
+        cr_assert_eq(rr.st.scans, 0);
+        cr_assert_eq(rs.st.chunks, rr.st.chunks, "avg %u: %llu chunks scanned, %llu rolled", avg,
+                     (unsigned long long)rs.st.chunks, (unsigned long long)rr.st.chunks);
+        cr_assert_eq(rs.st.stored_bytes, rr.st.stored_bytes);
+        cr_assert_eq(rs.st.dedup_bytes, rr.st.dedup_bytes);
+        cr_assert_eq(rs.st.dedup_hits, rr.st.dedup_hits);
+        cr_log_info("avg %u: %llu chunks, %llu reads scanned ahead", avg, (unsigned long long)rs.st.chunks,
+                    (unsigned long long)rs.st.scans);
+        check_image(scanned, &rs);
+        run_free(&rs);
+        run_free(&rr);
+    }
+    free(disk);
+    free(scanned);
+    free(rolled);
+}
+
 /* Cuts do not depend on how the stream arrives: fed a few bytes at a time (the chunker's
  * byte-at-a-time tail) or in large pieces (its unrolled two-bytes-a-step loop), the same
  * content cuts at the same places. */
@@ -195,6 +228,121 @@ Test(backup, chunking_ignores_piece_sizes)
     for (size_t i = 0; i < nc[0]; i++)
         cr_assert_eq(cuts[0][i], cuts[1][i], "cut %zu: at %llu fed whole, %llu fed in small pieces", i,
                      (unsigned long long)cuts[0][i], (unsigned long long)cuts[1][i]);
+    free(buf);
+}
+
+/* Feeds p[0..len) (at `at` in a scanned read) to a rolling chunker and a marked one and checks
+ * that they agree call by call: the bytes taken, the cut and the whole state. Counts cuts. */
+static void feed_both(struct asr_cdc *rolled, struct asr_cdc *marked, const uint8_t *p, size_t len,
+                      const struct asr_cdc_marks *m, size_t at, size_t *cuts)
+{
+    while (len) {
+        bool cut_r, cut_m;
+        size_t take_r = asr_cdc_feed(rolled, p, len, &cut_r);
+        size_t take_m = asr_cdc_feed_marked(marked, p, len, m, at, &cut_m);
+        cr_assert_eq(take_m, take_r, "at %zu: marked took %zu, rolled %zu", at, take_m, take_r);
+        cr_assert_eq(cut_m, cut_r, "at %zu: cut differs", at);
+        cr_assert(marked->len == rolled->len && marked->fp == rolled->fp, "at %zu: state differs", at);
+        *cuts += cut_r;
+        p += take_r;
+        at += take_r;
+        len -= take_r;
+    }
+}
+
+/* Cut candidates found ahead (asr_cdc_scan, as the workers do for each read) give the very cuts
+ * of rolling every byte, whatever the pieces, the holes between them, the resets (zero runs)
+ * and the scan's cap on candidates (hit on repetitive data). */
+Test(backup, scanned_marks_cut_like_rolling)
+{
+    size_t n = 24u << 20;
+    uint8_t *buf = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = pattern_byte(5, i / 7) ^ (uint8_t)(i * 2654435761u >> 9);
+    memset(buf + (2u << 20), 0x55, 1u << 20);
+    for (size_t i = 5u << 20; i < (5u << 20) + 300000; i++)
+        buf[i] = (uint8_t)(i % 3);
+    memset(buf + (8u << 20), 0, 512u << 10);
+    static const struct {
+        uint32_t avg;
+        size_t cap;
+    } configs[] = {{4u << 10, 64}, {16u << 10, 4096}, {256u << 10, 4096}, {256u << 10, 1}, {64u << 10, 0}};
+    struct asr_cdc_marks m = {.v = malloc(4096 * sizeof *m.v)};
+    for (size_t c = 0; c < sizeof configs / sizeof configs[0]; c++) {
+        struct asr_cdc rolled, marked;
+        asr_cdc_init(&rolled, configs[c].avg, 4 * configs[c].avg);
+        asr_cdc_init(&marked, configs[c].avg, 4 * configs[c].avg);
+        m.cap = configs[c].cap;
+        uint64_t rng = 0x9E3779B97F4A7C15ull * (c + 1);
+        size_t pos = 0, cuts = 0, listed = 0;
+        while (pos < n) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            size_t read = 1 + (size_t)(rng >> 33) % (1u << 20);
+            read = read < n - pos ? read : n - pos;
+            asr_cdc_scan(&marked, buf + pos, read, &m);
+            listed += m.n;
+            for (size_t at = 0; at < read;) {
+                rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+                size_t piece = 1 + (size_t)(rng >> 40) % 300000;
+                piece = piece < read - at ? piece : read - at;
+                if ((rng >> 20) % 4 == 0) { /* a hole read through: not part of the stream */
+                    at += piece % 5000;
+                    continue;
+                }
+                if ((rng >> 24) % 16 == 0) { /* a zero run ended the chunk */
+                    asr_cdc_reset(&rolled);
+                    asr_cdc_reset(&marked);
+                }
+                feed_both(&rolled, &marked, buf + pos + at, piece, &m, at, &cuts);
+                at += piece;
+            }
+            pos += read;
+        }
+        cr_assert_gt(cuts, 20, "avg %u: %zu cuts", configs[c].avg, cuts);
+        cr_assert(configs[c].cap < 4096 || listed > cuts, "avg %u: %zu candidates listed", configs[c].avg, listed);
+    }
+    free(m.v);
+    free(buf);
+}
+
+/* Candidates placed on purpose where the size rules change (the first byte hashed after min, the
+ * switch from the hard to the easy test at avg, the forced cut at max): the marked chunker still
+ * cuts exactly where rolling does. Random placement almost never lands on these bytes. */
+Test(backup, scanned_marks_at_the_size_rules)
+{
+    size_t n = 4u << 20;
+    uint8_t *buf = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = pattern_byte(9, i / 3) ^ (uint8_t)(i * 2654435761u >> 7);
+    struct asr_cdc rolled, marked;
+    asr_cdc_init(&rolled, 4u << 10, 16u << 10);
+    asr_cdc_init(&marked, 4u << 10, 16u << 10);
+    struct asr_cdc_marks m = {.v = malloc(16384 * sizeof *m.v), .cap = 16384};
+    asr_cdc_scan(&marked, buf, n, &m);
+    cr_assert_eq(m.complete_until, n, "the scan stopped at its cap");
+    const size_t places[] = {marked.min + 62, marked.min + 63, marked.min + 64, marked.avg - 1,
+                             marked.avg,      marked.max - 1,  marked.max};
+    size_t cuts = 0, hard = 0, easy_only = 0;
+    for (size_t k = 0; k < m.n && k < 400; k++) {
+        size_t byte = m.v[k].end - 1;
+        hard += m.v[k].hard;
+        easy_only += !m.v[k].hard;
+        for (size_t i = 0; i < sizeof places / sizeof places[0]; i++) {
+            if (byte < places[i] || byte - places[i] + 3 * marked.max > n)
+                continue;
+            size_t start = byte - places[i]; /* the candidate's byte lands at chunk index places[i] */
+            asr_cdc_reset(&rolled);
+            asr_cdc_reset(&marked);
+            for (size_t at = start, step = 0; at < start + 2 * marked.max; step++) {
+                size_t piece = step % 3 == 0 ? 70 : 5000 + step * 977 % 9000;
+                feed_both(&rolled, &marked, buf + at, piece, &m, at, &cuts);
+                at += piece;
+            }
+        }
+    }
+    cr_assert_gt(hard, 10, "%zu candidates passing the hard test", hard);
+    cr_assert_gt(easy_only, 10, "%zu candidates passing only the easy test", easy_only);
+    free(m.v);
     free(buf);
 }
 
