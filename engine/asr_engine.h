@@ -152,7 +152,7 @@ struct asr_backup_options {
     uint32_t avg_chunk;    /* content-defined chunking target, a power of two; 0: 256 KiB */
     bool ignore_read_errors; /* record unreadable source ranges instead of stopping */
     /* Workers look for cut candidates in reads this many ahead of the chunker (engine/backup.c,
-     * queue_scans); 0: the default, 4; 8 or more: never (the chunker rolls every byte itself). The
+     * queue_scans); 0: the default, 2; 8 or more: never (the chunker rolls every byte itself). The
      * image is the same either way: for tests and measurements. */
     unsigned scan_from;
     asr_backup_progress_fn progress;

@@ -24,8 +24,8 @@
 #define ZERO_RUN_MIN (32u << 10)  /* shorter zero runs stay inside chunks (zstd shrinks them) */
 #define MAX_THREADS 256u
 #define SCAN_AHEAD 8u             /* reads scanned ahead of the producer (the source has 16 in flight) */
-#define SCAN_MARKS 4096u
-#define SCAN_FROM 4u              /* ... but only reads this far ahead by default: see queue_scans */          /* candidates a scan lists; past them the producer rolls itself */
+#define SCAN_FROM 2u              /* ... from this many ahead on, by default: see queue_scans */
+#define SCAN_MARKS 4096u          /* candidates a scan lists; past them the producer rolls itself */
 
 uint32_t asr_backup_max_chunk(uint32_t avg_chunk)
 {
@@ -520,12 +520,13 @@ static void enter_request(struct producer *pr, uint64_t request)
 }
 
 /* Hands the reads that have landed ahead of the producer to the workers for scanning, from
- * SCAN_FROM reads ahead on. A scan costs more than rolling (it hashes the bytes below min that
- * rolling skips) plus a hand-off, which pays only when the producer is the bottleneck: then reads
- * pile up and all get scanned. While it keeps up with the device, the reads just ahead of it are
- * the ones just landed, and it rolls them itself. Measured on the 4 GiB bench root, 2 cores:
- * scanning from 1 or 2 ahead cost up to 7% with a cold cache; from 4 ahead, level 0 warm went
- * from 1.87 to 2.13 GB/s and cold stayed within the run-to-run spread. */
+ * SCAN_FROM reads ahead on. The read just after the producer's own is often the one just landed,
+ * the one it would wait for: it rolls that one itself rather than hand it off and wait for the
+ * hand-off. When the producer falls behind (it is the bottleneck), reads pile up and the rest get
+ * scanned. Measured on the 4 GiB bench root (2 cores, level 0, 6 runs each, medians): with the
+ * page cache warm under a loop device, scanning from 1, 2 and 4 ahead gave 2.09, 2.03 and 2.04
+ * GB/s (rolling everything on the producer: 1.91); cold, the spread of the device hid any
+ * difference. */
 static void queue_scans(struct producer *pr, struct asr_source *src)
 {
     struct pipeline *p = pr->p;

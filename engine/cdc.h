@@ -47,6 +47,8 @@ struct asr_cdc_marks {
 
 /* Lists the candidates of p[0..n) whose 64-byte window lies inside p (end >= 64), up to m->cap. */
 void asr_cdc_scan(const struct asr_cdc *c, const uint8_t *p, size_t n, struct asr_cdc_marks *m);
+/* The gear table's value for a byte: for tests that check the scan against the definition. */
+uint64_t asr_cdc_gear(uint8_t byte);
 /* asr_cdc_feed with the candidates of a scanned buffer: p[0..n) is contiguous in it, starting at
  * offset `at`. The same return value, cuts and state as asr_cdc_feed. */
 size_t asr_cdc_feed_marked(struct asr_cdc *c, const uint8_t *p, size_t n, const struct asr_cdc_marks *m, size_t at,

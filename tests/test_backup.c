@@ -305,6 +305,51 @@ Test(backup, scanned_marks_cut_like_rolling)
     free(buf);
 }
 
+/* The scan (four hash chains over a read's quarters) lists exactly the bytes the definition says
+ * pass the easy test, one chain byte by byte, at every read size around the lanes' edges, and
+ * when its cap stops it, a listing that is complete up to where it says. */
+Test(backup, scan_lists_what_the_definition_says)
+{
+    size_t max_n = (1u << 20) + 13;
+    uint8_t *buf = malloc(max_n);
+    for (size_t i = 0; i < max_n; i++)
+        buf[i] = pattern_byte(3, i / 2) ^ (uint8_t)(i * 2654435761u >> 5);
+    memset(buf + 300000, 0x33, 70000); /* a candidate at every byte, or at none */
+    struct asr_cdc c;
+    asr_cdc_init(&c, 4u << 10, 16u << 10);
+    struct asr_cdc_mark *ref = malloc(max_n * sizeof *ref);
+    struct asr_cdc_marks m = {.v = malloc(4096 * sizeof *m.v)};
+    const size_t sizes[] = {0, 1, 63, 64, 65, 255, 256, 257, 258, 259, 260, 1000, 4099, 65536 + 3, max_n};
+    const size_t caps[] = {4096, 1000, 5, 0};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si], nref = 0;
+        uint64_t h = 0;
+        for (size_t i = 0; i < n; i++) {
+            h = (h << 1) + asr_cdc_gear(buf[i]);
+            if (i >= 63 && !(h & c.mask_easy))
+                ref[nref++] = (struct asr_cdc_mark){(uint32_t)(i + 1), !(h & c.mask_hard)};
+        }
+        for (size_t ci = 0; ci < sizeof caps / sizeof caps[0]; ci++) {
+            m.cap = caps[ci];
+            asr_cdc_scan(&c, buf, n, &m);
+            cr_assert_leq(m.complete_until, n);
+            size_t expect = 0;
+            while (expect < nref && ref[expect].end <= m.complete_until)
+                expect++;
+            cr_assert_eq(m.n, expect, "n %zu cap %zu: %zu listed, %zu candidates up to %zu", n, caps[ci], m.n, expect,
+                         m.complete_until);
+            for (size_t k = 0; k < m.n; k++)
+                cr_assert(m.v[k].end == ref[k].end && m.v[k].hard == ref[k].hard, "n %zu cap %zu: mark %zu differs", n,
+                          caps[ci], k);
+            if (nref <= caps[ci] / 4)
+                cr_assert_eq(m.complete_until, n, "n %zu: %zu candidates, cap %zu, not complete", n, nref, caps[ci]);
+        }
+    }
+    free(m.v);
+    free(ref);
+    free(buf);
+}
+
 /* Candidates placed on purpose where the size rules change (the first byte hashed after min, the
  * switch from the hard to the easy test at avg, the forced cut at max): the marked chunker still
  * cuts exactly where rolling does. Random placement almost never lands on these bytes. */
