@@ -151,9 +151,10 @@ struct asr_backup_options {
     unsigned threads;      /* compression workers; 0: one per online core */
     uint32_t avg_chunk;    /* content-defined chunking target, a power of two; 0: 256 KiB */
     bool ignore_read_errors; /* record unreadable source ranges instead of stopping */
-    /* Workers look for cut candidates in reads this many ahead of the chunker (engine/backup.c,
-     * queue_scans); 0: the default, 2; 8 or more: never (the chunker rolls every byte itself). The
-     * image is the same either way: for tests and measurements. */
+    /* Workers look for cut candidates in reads this many ahead of the chunker, which scans the
+     * others itself (engine/backup.c, queue_scans); 0: the default; 8 or more: no scans at all
+     * (the chunker rolls every byte). The image is the same either way: for tests and
+     * measurements. */
     unsigned scan_from;
     asr_backup_progress_fn progress;
     void *progress_ctx;
@@ -180,7 +181,7 @@ struct asr_backup_stats {
     double read_wait_seconds;  /* the producer waited for the device */
     double chunk_seconds;      /* producer CPU: zero detection and chunking (one thread) */
     double scan_seconds;       /* cut candidates found ahead by workers (chunking's rolling hash), summed */
-    uint64_t scans;            /* reads scanned that way */
+    uint64_t scans;            /* reads scanned that way by workers (the chunker scans the others itself) */
     double hash_seconds;       /* content hashing, summed over workers */
     double compress_seconds;   /* worker CPU besides hashing (compression, dedup lookups), summed */
     double write_seconds;      /* ordered writer, in the image writer */
