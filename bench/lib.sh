@@ -99,12 +99,23 @@ bench_facts() {
 # bench_open_disk DISK WORK: two read-only loop devices over the bench disk file (loop devices here
 # get no partitions): the whole disk in disk_dev, for asrimg, which reads the partition table
 # itself; the ext4 root in root_dev, for partclone, dd and fio. Also the layout asrimg sees, in
-# WORK/layout.json, and root_part, root_start, root_size.
+# WORK/layout.json, and root_part, root_start, root_size. With BENCH_LOOP_DIO=1 (the default) the
+# loop devices read their file with O_DIRECT, as a disk has no page cache beneath it (README.md,
+# "Reading the numbers"); loop_dio says what the kernel granted: on, or off.
 bench_open_disk() {
-  disk_dev=$(losetup -f --show -r "$1")
+  local dio=()
+  [ "${BENCH_LOOP_DIO:-1}" = 0 ] || dio=(--direct-io=on)
+  disk_dev=$(losetup -f --show -r "${dio[@]}" "$1")
   "$asrimg" layout "$disk_dev" --json --extents --volumes all >"$2/layout.json" ||
     die "asrimg layout --json --extents failed"
   read -r root_part root_start root_size < <(bench_root_part "$2/layout.json")
-  root_dev=$(losetup -f --show -r -o "$root_start" --sizelimit "$root_size" "$1")
-  say "disk $disk_dev, root (partition $root_part) $root_dev"
+  root_dev=$(losetup -f --show -r "${dio[@]}" -o "$root_start" --sizelimit "$root_size" "$1")
+  loop_dio=off
+  if [ "$(cat "/sys/block/${disk_dev#/dev/}/loop/dio" 2>/dev/null)" = 1 ] &&
+     [ "$(cat "/sys/block/${root_dev#/dev/}/loop/dio" 2>/dev/null)" = 1 ]; then
+    loop_dio=on
+  elif [ ${#dio[@]} -gt 0 ]; then
+    say "the loop devices could not read their file with O_DIRECT: they go through the page cache"
+  fi
+  say "disk $disk_dev, root (partition $root_part) $root_dev, direct I/O $loop_dio"
 }

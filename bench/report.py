@@ -160,9 +160,11 @@ def main() -> int:
             facts["asrimg"].replace("asrimg ", ""), facts["zstd"],
             facts["partclone"], facts["fio"]),
         "- Disk (`bench/mkdisk.sh`, %s): GPT, FAT32 ESP, ext4 root (partition %s) of %s with %s used "
-        "bytes (%.0f%%) in %s extents, read through a loop device" % (
+        "bytes (%.0f%%) in %s extents, read through a loop device %s" % (
             facts["disk_params"].rsplit(" script=", 1)[0], facts["root_part"], mib(root_size),
-            "{:,}".format(used), 100 * used / root_size, facts["extents"]),
+            "{:,}".format(used), 100 * used / root_size, facts["extents"],
+            "with direct I/O (no page cache under it, like a disk)" if facts.get("loop_dio") == "on"
+            else "through the page cache (`BENCH_LOOP_DIO=0`, or direct I/O refused)"),
         *machine_load(facts),
         "- Root content:",
         "",

@@ -151,7 +151,7 @@ for round in $(seq "$runs"); do
   [ $((round % 2)) = 1 ] || fio_replay
   measure fio-partition cold "\$T1 fio --name=partition $fio_args --filename='$root_dev' --size=$fio_size"
   # The compression limit at both cache states, so a cold row is held against a cold limit: a
-  # cold read costs CPU too (the loop driver fills the page cache), on the cores zstd needs.
+  # cold read costs CPU too (filling the page cache), on the cores zstd needs.
   for cache in cold warm; do
     measure zstd-limit "$cache" "\$T1 zstd -T0 -$level -q -c '$work/used.bin' >\$OUT"
   done
@@ -183,6 +183,7 @@ times >"$work/times" # in this shell: user and system time of the script, then o
   echo "runs=$runs"
   echo "root_mib=$root_mib"
   echo "root_part=$root_part"
+  echo "loop_dio=$loop_dio"
   echo "root_size=$root_size"
   echo "used_bytes=$used_bytes"
   echo "extents=$extent_count"
