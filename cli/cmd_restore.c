@@ -307,7 +307,10 @@ static void print_text(const struct image_src *r, const struct asr_restore *rs, 
 
 static void on_progress(const struct asr_restore_progress *p, void *ctx)
 {
-    progress_update(p->done, p->total, ctx);
+    struct progress *pr = ctx;
+    if (p->verifying && strcmp(pr->label, "verify")) /* --verify's read-back: a line of its own */
+        progress_init(pr, "verify", !pr->enabled);
+    progress_update(p->done, p->total, pr);
 }
 
 static int open_image(struct restore_args *a, struct image_src *m, struct asr_error *err)
@@ -434,7 +437,11 @@ int cmd_verify_against(const char *image, const char *const *targets, size_t n, 
             json_str(&j, "image", image);
             json_arr(&j, "mismatches");
         }
-        int vr = asr_restore_compare(rs, new_ids, grow, on_mismatch, &o, &err);
+        struct progress pr;
+        progress_init(&pr, "verify", json);
+        struct asr_compare_options co = {new_ids, grow, on_mismatch, &o, on_progress, &pr};
+        int vr = asr_restore_compare(rs, &co, &err);
+        progress_done(&pr);
         if (json) {
             json_end_arr(&j);
             json_bool(&j, "ok", vr == ASR_OK);

@@ -29,10 +29,12 @@ void progress_update(uint64_t done, uint64_t total, void *ctx)
     if (t - p->last < 0.1 && done < total)
         return;
     p->last = t;
-    double secs = t - p->start, rate = secs > 0 ? done / secs : 0;
+    /* No rate in the first tenth of a second: a few bytes over almost no time say nothing. */
+    double secs = t - p->start, rate = secs >= 0.1 ? done / secs : 0;
     char a[32], b[32];
-    fprintf(stderr, "\r%s: %s / %s  %.0f MB/s", p->label, cli_bytes(done, a, sizeof a), cli_bytes(total, b, sizeof b),
-            rate / 1e6);
+    fprintf(stderr, "\r%s: %s / %s", p->label, cli_bytes(done, a, sizeof a), cli_bytes(total, b, sizeof b));
+    if (rate > 0)
+        fprintf(stderr, "  %.0f MB/s", rate / 1e6);
     if (rate > 0 && total > done)
         fprintf(stderr, "  ETA %.0fs   ", (total - done) / rate);
     else

@@ -314,6 +314,7 @@ enum asr_unused { ASR_UNUSED_KEEP = 0, ASR_UNUSED_DISCARD = 1, ASR_UNUSED_ZERO =
 
 struct asr_restore_progress {
     uint64_t done, total; /* captured bytes of the image laid down, and in all */
+    bool verifying;       /* the read-back pass (--verify, asr_restore_compare): bytes read back */
 };
 typedef void (*asr_restore_progress_fn)(const struct asr_restore_progress *p, void *ctx);
 
@@ -370,12 +371,19 @@ struct asr_restore_mismatch {
 };
 typedef void (*asr_mismatch_fn)(const struct asr_restore_mismatch *m, void *ctx);
 
+struct asr_compare_options {
+    bool new_ids, grow;               /* what a restore with these options changed on purpose */
+    asr_mismatch_fn on_mismatch;      /* each difference */
+    void *mismatch_ctx;
+    asr_restore_progress_fn progress; /* captured bytes read back, over every target */
+    void *progress_ctx;
+};
+
 /* Reads every target back and compares it with the image: each captured byte of every volume
  * (through the volume content hash, then byte by byte to name the first difference), the boot
  * code, post-MBR gap and EBRs, and the partition table (ids unless new_ids, sizes unless grow).
- * Calls on_mismatch for each difference; ASR_E_CORRUPT when there was one. */
-int asr_restore_compare(struct asr_restore *rs, bool new_ids, bool grow, asr_mismatch_fn on_mismatch, void *ctx,
-                        struct asr_error *err);
+ * ASR_E_CORRUPT when there was a difference. */
+int asr_restore_compare(struct asr_restore *rs, const struct asr_compare_options *opt, struct asr_error *err);
 
 #ifdef __cplusplus
 }

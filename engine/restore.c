@@ -338,7 +338,7 @@ static int data_pass(struct restore_pass *p, struct asr_error *err)
         if (slot)
             release(&d, s++);
         if (p->opt->progress)
-            p->opt->progress(&(struct asr_restore_progress){p->done, p->total}, p->opt->progress_ctx);
+            p->opt->progress(&(struct asr_restore_progress){.done = p->done, .total = p->total}, p->opt->progress_ctx);
     }
     decoders_stop(&d);
     free(seq_unit);
@@ -500,7 +500,9 @@ int asr_restore_run(struct asr_restore *rs, const struct asr_restore_options *op
     st->seconds = now_seconds() - start;
     if (!rc && opt->verify) {
         struct asr_error first = {0};
-        rc = asr_restore_compare(rs, opt->new_ids, opt->grow, on_verify_mismatch, &first, err);
+        struct asr_compare_options co = {opt->new_ids, opt->grow, on_verify_mismatch, &first, opt->progress,
+                                         opt->progress_ctx};
+        rc = asr_restore_compare(rs, &co, err);
         if (rc == ASR_E_CORRUPT && first.code)
             rc = asr_fail_public(err, ASR_E_CORRUPT, "verify: %s", first.msg);
         st->verified = rc == ASR_OK;

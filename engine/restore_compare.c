@@ -16,8 +16,8 @@
 struct compare {
     struct asr_restore *rs;
     struct restore_target *t;
-    asr_mismatch_fn fn;
-    void *ctx;
+    const struct asr_compare_options *opt;
+    struct asr_restore_progress progress;
     uint8_t *buf, *want;
     size_t cap;
     uint64_t mismatches;
@@ -61,8 +61,8 @@ static void mismatch(struct compare *c, uint32_t volume, uint64_t offset, const 
     vsnprintf(m.what, sizeof m.what, fmt, ap);
     va_end(ap);
     c->mismatches++;
-    if (c->fn)
-        c->fn(&m, c->ctx);
+    if (c->opt->on_mismatch)
+        c->opt->on_mismatch(&m, c->opt->mismatch_ctx);
 }
 
 static size_t first_difference(const uint8_t *a, const uint8_t *b, size_t n)
@@ -147,6 +147,9 @@ static int compare_volume(struct compare *c, uint32_t v, struct asr_error *err)
             rc = target_bytes(c, at, (size_t)e[i].length, &got, err);
         if (!rc)
             asr_volume_hasher_add(h, &e[i], got);
+        c->progress.done += e[i].length;
+        if (c->opt->progress)
+            c->opt->progress(&c->progress, c->opt->progress_ctx);
     }
     const struct asr_volume_stats *vs = img_volume_stats(c->rs, v);
     struct asr_hash128 got = asr_volume_hasher_digest(h), want = vs ? vs->content_hash : got;
@@ -229,10 +232,23 @@ static void compare_table(struct compare *c, const struct asr_disk_desc *want, b
     asr_disk_close(d);
 }
 
-int asr_restore_compare(struct asr_restore *rs, bool new_ids, bool grow, asr_mismatch_fn on_mismatch, void *ctx,
-                        struct asr_error *err)
+/* What the progress counts to: the captured bytes of every target's volumes. */
+static uint64_t compare_total(const struct asr_restore *rs)
 {
-    struct compare c = {.rs = rs, .fn = on_mismatch, .ctx = ctx};
+    uint64_t total = 0;
+    for (size_t i = 0; i < rs->n; i++)
+        for (uint32_t v = 0; v < img_volume_count(&rs->im); v++) {
+            uint64_t n;
+            const struct asr_extent *e = img_extents(rs, v, &n);
+            for (uint64_t k = 0; e && k < n && img_volume(&rs->im, v)->disk_index == rs->t[i].info.disk_index; k++)
+                total += e[k].length;
+        }
+    return total;
+}
+
+int asr_restore_compare(struct asr_restore *rs, const struct asr_compare_options *opt, struct asr_error *err)
+{
+    struct compare c = {.rs = rs, .opt = opt, .progress = {.total = compare_total(rs), .verifying = true}};
     c.cap = img_info(&rs->im)->max_chunk_size;
     for (uint32_t i = 0; i < img_disk_count(&rs->im); i++)
         for (uint32_t k = 0; k < img_disk(&rs->im, i)->region_count; k++)
@@ -250,7 +266,7 @@ int asr_restore_compare(struct asr_restore *rs, bool new_ids, bool grow, asr_mis
         const struct asr_disk_desc *d = img_disk(&rs->im, c.t->info.disk_index);
         rc = compare_regions(&c, d, err);
         if (!rc)
-            compare_table(&c, d, new_ids, grow);
+            compare_table(&c, d, opt->new_ids, opt->grow);
         for (uint32_t v = 0; v < img_volume_count(&rs->im) && !rc; v++)
             if (img_volume(&rs->im, v)->disk_index == c.t->info.disk_index)
                 rc = compare_volume(&c, v, err);

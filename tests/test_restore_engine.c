@@ -238,6 +238,13 @@ struct first_mismatch {
 
 /* Volume data only: the sample's partition tables are made-up bytes that libfdisk cannot read,
  * so the table comparison always has something to say about them. */
+/* Keeps the last progress report. */
+static void on_progress(const struct asr_restore_progress *p, void *ctx)
+{
+    cr_assert_leq(p->done, p->total);
+    *(struct asr_restore_progress *)ctx = *p;
+}
+
 static void on_mismatch(const struct asr_restore_mismatch *m, void *ctx)
 {
     struct first_mismatch *f = ctx;
@@ -261,7 +268,12 @@ Test(restore, compare_names_a_changed_byte)
     struct asr_restore *rs;
     struct first_mismatch f = {0};
     cr_assert_eq(asr_restore_open(r, img, t, 2, true, &rs, &err), ASR_OK, "%s", err.msg);
-    asr_restore_compare(rs, false, false, on_mismatch, &f, &err);
+    struct asr_restore_progress seen = {0};
+    asr_restore_compare(rs, &(struct asr_compare_options){.on_mismatch = on_mismatch, .mismatch_ctx = &f,
+                                                          .progress = on_progress, .progress_ctx = &seen},
+                        &err);
+    cr_assert(seen.verifying && seen.total > 0 && seen.done == seen.total, "progress %llu of %llu",
+              (unsigned long long)seen.done, (unsigned long long)seen.total);
     cr_assert_eq(f.count, 0, "volume %u offset %llu differs right after the restore", f.volume,
                  (unsigned long long)f.offset);
     asr_restore_free(rs);
@@ -273,7 +285,9 @@ Test(restore, compare_names_a_changed_byte)
     free(b);
     cr_assert_eq(asr_restore_open(r, img, t, 2, true, &rs, &err), ASR_OK, "%s", err.msg);
     f = (struct first_mismatch){0};
-    cr_assert_eq(asr_restore_compare(rs, false, false, on_mismatch, &f, &err), ASR_E_CORRUPT);
+    cr_assert_eq(asr_restore_compare(rs, &(struct asr_compare_options){.on_mismatch = on_mismatch, .mismatch_ctx = &f},
+                                     &err),
+                 ASR_E_CORRUPT);
     cr_assert_eq(f.count, 1);
     cr_assert_eq(f.volume, 1);
     cr_assert_eq(f.offset, 5000);
