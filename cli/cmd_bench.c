@@ -49,7 +49,8 @@ static int measure(struct cli_disks *d, const struct asr_backup_options *opt, st
 static const char *bounding_stage(const struct bench_result *r, double *projected_mbps)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    double cpu_seconds = r->st.chunk_seconds + r->st.scan_seconds + r->st.hash_seconds + r->st.compress_seconds + r->st.write_seconds;
+    double cpu_seconds = r->st.chunk_seconds + r->st.scan_seconds + r->st.hash_seconds + r->st.compress_seconds +
+                         r->st.write_seconds;
     double read = rate(r->read_bytes, r->read_seconds);
     double chunk = rate(r->st.read_bytes, r->st.chunk_seconds);
     double cpu = rate(r->st.read_bytes, cpu_seconds / (double)(cores > 0 ? cores : 1));

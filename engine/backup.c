@@ -2,12 +2,12 @@
  * content-defined chunking (cdc.c), on the calling thread -> XXH3-128 hashing, a dedup lookup and
  * zstd on a pool of worker threads -> one writer thread appending chunks and extents to the image
  * in order, and deciding dedup for good. Chunking is sequential (a cut depends on where the chunk
- * began), but its costly part, the rolling hash over every byte, is not: idle workers scan reads
- * that have landed ahead of the producer for cut candidates (asr_cdc_scan), and the producer only
- * applies the size rules to them. Memory is fixed by design: a ring of chunk slots (each one
- * chunk of content and its encoded form) gives back-pressure between the stages; nothing grows
- * with the data except the dedup index and the writer's chunk and extent tables (SPEC.md,
- * "Memory"). */
+ * began), but its costly part, the rolling hash over every byte, is not: reads are scanned for cut
+ * candidates (asr_cdc_scan) by idle workers when they land ahead of the producer, or by the
+ * producer when it reaches one unscanned, and the producer applies the size rules to the
+ * candidates. Memory is fixed by design: a ring of chunk slots (each one chunk of content and its
+ * encoded form) gives back-pressure between the stages; nothing grows with the data except the
+ * dedup index and the writer's chunk and extent tables (SPEC.md, "Memory"). */
 #include "asr_engine.h"
 #include "cdc.h"
 #include "source.h"
@@ -90,8 +90,8 @@ struct pipeline {
     double hash_seconds, compress_seconds, write_seconds, scan_seconds;
     uint64_t scans_done;
     /* Scans, slot request % SCAN_AHEAD, for reads the producer will reach within SCAN_AHEAD. A
-     * queued scan the producer reaches first is taken back (it rolls those bytes itself rather
-     * than wait); a running one is waited for. Workers take queued scans before chunks. */
+     * queued scan the producer reaches first it runs itself; a running one is waited for.
+     * Workers take queued scans before chunks. */
     struct scan_job scans[SCAN_AHEAD];
     size_t scans_queued;
     pthread_cond_t scan_cv;
@@ -784,7 +784,8 @@ static int pipeline_init(struct pipeline *p, struct asr_writer *w, const struct 
             return asr_fail_public(err, ASR_E_NOMEM, "out of memory for chunk buffers");
     }
     for (size_t i = 0; i < SCAN_AHEAD; i++) {
-        p->scans[i].marks = (struct asr_cdc_marks){.v = calloc(SCAN_MARKS, sizeof(struct asr_cdc_mark)), .cap = SCAN_MARKS};
+        struct asr_cdc_mark *v = calloc(SCAN_MARKS, sizeof *v);
+        p->scans[i].marks = (struct asr_cdc_marks){.v = v, .cap = SCAN_MARKS};
         if (!p->scans[i].marks.v)
             return asr_fail_public(err, ASR_E_NOMEM, "out of memory for scans");
     }

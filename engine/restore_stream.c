@@ -287,7 +287,8 @@ static int lay_ready(struct restore_pass *p, struct stream_state *ss, struct str
                 p->done += it->extents[i].length;
             }
             if (p->opt->progress)
-                p->opt->progress(&(struct asr_restore_progress){.done = p->done, .total = p->total}, p->opt->progress_ctx);
+                p->opt->progress(&(struct asr_restore_progress){.done = p->done, .total = p->total},
+                                 p->opt->progress_ctx);
         }
         ss->qhead = (ss->qhead + 1) % STREAM_QUEUE;
         ss->qlen--;
