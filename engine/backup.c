@@ -542,7 +542,8 @@ static void enter_request(struct producer *pr, struct asr_source *src, uint64_t 
  * SCAN_FROM reads ahead on; the producer scans the rest itself when it reaches them. Four chains
  * scan a byte in less time than one rolls it, so a scan anywhere saves the producer time; one on
  * a worker saves it all. Measured on the 4 GiB bench root (2 cores, level 0, loop device with
- * direct I/O, medians of 5-6 paired runs): 1.9 GB/s rolling on the producer (scans of the single
+ * direct I/O, medians of 5-6 paired runs, before the reads moved to huge pages, which took level 0
+ * to 2.4-2.8 GB/s with scans on the workers): 1.9 GB/s rolling on the producer (scans of the single
  * chain, from 2 ahead, about the same), 2.1 with four chains and the producer scanning too, from
  * 1 or 2 ahead alike within the device's spread; 32 reads in flight instead of 16 changed nothing
  * measurable. */
