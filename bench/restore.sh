@@ -50,6 +50,7 @@ disk=$bench_dir/disk-${root_mib}M.img
 
 work=$(mktemp -d "$bench_dir/restore.XXXXXX")
 targets=$work/targets # every target, and fio's file, are made here, on the same filesystem
+mem_targets=""        # two targets in memory (tmpfs), when there is room: each a device of its own
 disk_dev="" root_dev="" check_dev="" check_file=""
 # detach DEV FILE: detaches loop device DEV if it still reads FILE. Other tests on this machine
 # attach and detach loop devices too: once, one of ours was gone before we detached it, and its
@@ -68,6 +69,7 @@ cleanup() {
   [ -z "$root_dev" ] || detach "$root_dev" "$disk" || true
   [ -z "$disk_dev" ] || detach "$disk_dev" "$disk" || true
   rm -rf "$work"
+  [ -z "$mem_targets" ] || rm -rf "$mem_targets"
 }
 trap cleanup EXIT
 
@@ -101,6 +103,19 @@ disk_dev=""
 say "root: $used_bytes used bytes in $extent_count extents; the image captures $captured_bytes bytes of a $disk_size-byte disk"
 
 fio_engine=$(bench_fio_engine "$work/used.zst")
+
+# Mirroring measured where the targets do not share a device: this machine may have one disk, and
+# two targets on it share its bandwidth. Two tmpfs files are two memory "devices" (the CPU copies
+# into them, so they share the cores instead); allocated before each run, so no page is faulted in
+# while it is timed.
+if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] &&
+   [ "$(df -B1 --output=avail /dev/shm | tail -1)" -gt $((2 * disk_size + (1 << 30))) ]; then
+  mem_targets=$(mktemp -d /dev/shm/asrimg-bench.XXXXXX)
+else
+  say "no room for two targets of $disk_size bytes in /dev/shm: the rows with targets in memory are left out"
+fi
+mem_prepare="rm -f '$mem_targets'/*; fallocate -l $disk_size '$mem_targets/a.img'; fallocate -l $disk_size '$mem_targets/b.img'"
+
 fio_size=$(( (captured_bytes + (1 << 20) - 1) >> 20 << 20 ))
 
 # ---- the runs ---------------------------------------------------------------------------------
@@ -180,6 +195,16 @@ for round in $(seq "$runs"); do
     check_disk "$targets/b.img"
     checks+="; two targets: both the same"
   fi
+  if [ -n "$mem_targets" ]; then
+    measure asrimg-1-mem "$captured_bytes" "$mem_prepare" "$restore --to '$mem_targets/a.img' >\$OUT"
+    measure asrimg-2-mem "$captured_bytes" "$mem_prepare" \
+      "$restore --to '$mem_targets/a.img' --to '$mem_targets/b.img' >\$OUT"
+    if [ "$round" = 1 ]; then
+      check_disk "$mem_targets/a.img"
+      check_disk "$mem_targets/b.img"
+      checks+="; two targets in memory: both the same"
+    fi
+  fi
   measure partclone "$used_bytes" "truncate -s $root_size '$targets/root.img'" \
     "\$T1 zstd -dc '$work/root.pc.zst' | \$T2 partclone.ext4 -r -s - -O '$targets/root.img' -L '$work/partclone-r.log'"
   if [ "$round" = 1 ]; then
@@ -190,6 +215,7 @@ for round in $(seq "$runs"); do
   fi
 done
 rm -rf "$targets"
+[ -z "$mem_targets" ] || rm -f "$mem_targets"/*
 
 # ---- the report -------------------------------------------------------------------------------
 times >"$work/times" # in this shell: user and system time of the script, then of its children

@@ -11,18 +11,20 @@ import re
 import statistics
 import sys
 
-ORDER = ["write-limit", "zstd-limit", "asrimg-1", "asrimg-2", "partclone"]
+ORDER = ["write-limit", "zstd-limit", "asrimg-1", "asrimg-2", "asrimg-1-mem", "asrimg-2-mem", "partclone"]
 LABELS = {
     "write-limit": "write limit: fio {engine} `--rw=write --direct=1 --bs=1M --iodepth=16 --fallocate=none "
                    "--end_fsync=1` to a new file beside the targets",
     "zstd-limit": "decompression limit: `zstd -dc -T0` of the root's used bytes (level {level}) to /dev/null",
     "asrimg-1": "`asrimg restore IMAGE --to A` (one target: a new file, sparse, of the disk's size)",
     "asrimg-2": "`asrimg restore IMAGE --to A --to B` (two mirrored targets, one pass)",
+    "asrimg-1-mem": "the same, one target in memory (a tmpfs file, allocated before the run)",
+    "asrimg-2-mem": "the same, two mirrored targets in memory (two tmpfs files: not sharing a disk)",
     "partclone": "`zstd -dc root.pc.zst \\| partclone.ext4 -r -s - -O ROOT` (the root only, onto a sparse file "
                  "of the root's size)",
 }
 COUNTS = {"write-limit": "captured", "zstd-limit": "root used", "asrimg-1": "captured", "asrimg-2": "captured",
-          "partclone": "root used"}
+          "asrimg-1-mem": "captured", "asrimg-2-mem": "captured", "partclone": "root used"}
 
 
 def mib(n: float) -> str:
@@ -71,7 +73,8 @@ def main() -> int:
         asr = rid.startswith("asrimg")
         cells.append("%.2f" % (m["mbps"] / med["partclone"]["mbps"]) if asr and "partclone" in med else "—")
         cells.append("%.2f" % (m["mbps"] / lower) if rid not in limits else "—")
-        cells.append("%.2f" % (m["secs"] / med["asrimg-1"]["secs"]) if asr else "—")
+        one = "asrimg-1-mem" if rid.endswith("-mem") else "asrimg-1"  # the same kind of target
+        cells.append("%.2f" % (m["secs"] / med[one]["secs"]) if asr and one in med else "—")
         table.append("| " + " | ".join(cells) + " |")
 
     # Same-round ratios: the disk's speed drifts between rounds far more than within one.
@@ -83,6 +86,8 @@ def main() -> int:
         ("two targets / lower limit", lambda r: per_round[("asrimg-2", r)] /
          min(per_round[("write-limit", r)], per_round[("zstd-limit", r)])),
         ("two targets' time / one target's", lambda r: secs_round[("asrimg-2", r)] / secs_round[("asrimg-1", r)]),
+        ("in memory, two targets' time / one target's",
+         lambda r: secs_round[("asrimg-2-mem", r)] / secs_round[("asrimg-1-mem", r)]),
     ]:
         try:
             paired.append("%s %s" % (name, spread([fn(r) for r in rounds])))
@@ -91,7 +96,8 @@ def main() -> int:
 
     # asrimg's own clock (the restore pass, --json "seconds") beside the wall time of the command.
     own = []
-    for rid, what in (("asrimg-1", "one target"), ("asrimg-2", "two targets")):
+    for rid, what in (("asrimg-1", "one target"), ("asrimg-2", "two targets"), ("asrimg-1-mem", "one in memory"),
+                      ("asrimg-2-mem", "two in memory")):
         if rid in runs and runs[rid][0][4]:
             secs = statistics.median(float(r[4].split()[0]) for r in runs[rid])
             written = int(runs[rid][0][4].split()[1])
@@ -109,7 +115,11 @@ def main() -> int:
             lower_name, lower, 100 * x, "met" if x >= 0.9 else "NOT met"))
     if "asrimg-2" in med:
         x = med["asrimg-2"]["secs"] / med["asrimg-1"]["secs"]
-        verdict.append("two mirrored targets well under 2x one target's time: %.2fx" % x)
+        verdict.append("two mirrored targets well under 2x one target's time: %.2fx with both on the bench "
+                       "directory's device" % x)
+    if "asrimg-2-mem" in med and "asrimg-1-mem" in med:
+        x = med["asrimg-2-mem"]["secs"] / med["asrimg-1-mem"]["secs"]
+        verdict.append("%.2fx with each in memory, not sharing a device" % x)
 
     # More than a tenth of the machine's CPU time went to something else: say so.
     other, ours = facts["other_cpu"].split()
@@ -124,7 +134,9 @@ def main() -> int:
             facts["root_mib"], level, runs_n, "" if runs_n == "1" else "s", facts["date"]),
         "",
         "Written by `bench/restore.sh` (see `bench/README.md`). Every run writes new targets on the filesystem "
-        "of the bench directory (deleted before each run, then `sync; echo 3 > /proc/sys/vm/drop_caches`). "
+        "of the bench directory (deleted before each run, then `sync; echo 3 > /proc/sys/vm/drop_caches`), "
+        "but the rows in memory: their targets are tmpfs files in /dev/shm, allocated at the disk's size just "
+        "before the run, so that two mirrored targets do not share one device. "
         "\"Captured\" MB/s: the bytes the image restores (every used extent of the ESP and the root, all-zero "
         "ones included, %s bytes; 1 MB = 10^6 bytes) over the wall time of the whole command (fio: over fio's "
         "own clock). \"Root used\" MB/s: the root's used bytes (%s) over the wall time, because partclone "
