@@ -123,8 +123,8 @@ size_t asr_cdc_feed(struct asr_cdc *c, const uint8_t *p, size_t n, bool *cut)
 
 #define WINDOW 64u /* bytes a gear hash depends on */
 
-/* One hash chain over p[from..to) that starts cold at from: candidates only once its window is
- * whole. For reads too short to split. */
+/* One hash chain over p[0..n), cold at p[0]: candidates only once its window is whole. For reads
+ * too short to split into lanes. */
 static void scan_one_lane(const struct asr_cdc *c, const uint8_t *p, size_t n, struct asr_cdc_marks *m)
 {
     const size_t cut_bit = (size_t)1 << (sizeof(size_t) * 8 - 1);

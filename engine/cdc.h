@@ -45,7 +45,8 @@ struct asr_cdc_marks {
     size_t complete_until;  /* every candidate with end <= this is listed (cap may stop a scan) */
 };
 
-/* Lists the candidates of p[0..n) whose 64-byte window lies inside p (end >= 64), up to m->cap. */
+/* Lists the candidates of p[0..n) whose 64-byte window lies inside p (end >= 64), up to m->cap;
+ * n below 4 GiB (ends are 32-bit). */
 void asr_cdc_scan(const struct asr_cdc *c, const uint8_t *p, size_t n, struct asr_cdc_marks *m);
 /* The gear table's value for a byte: for tests that check the scan against the definition. */
 uint64_t asr_cdc_gear(uint8_t byte);
