@@ -9,6 +9,7 @@
  * less than the disk. The rare edge that is not sector-aligned goes through the page cache after
  * the writes in flight have finished (the kernel writes back and drops cached pages that a later
  * O_DIRECT write overlaps, so the two never race). */
+#include "iobuf.h"
 #include "restore_internal.h"
 
 #include <errno.h>
@@ -19,13 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #define STAGE_BYTES (4u << 20)
 #define STAGE_COUNT 8u
 #define MAX_ALIGN 65536u
-#define HUGE_PAGE (2u << 20)
 
 struct stage;
 
@@ -272,13 +271,9 @@ int restore_mirror_new(size_t max_targets, struct asr_error *err, struct restore
     m->zeros = calloc(1, STAGE_BYTES);
     if (!m->zeros)
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-    /* Huge pages where the kernel gives them, as for backup's reads (engine/source.c): a write
-     * from scattered 4 KiB pages has more segments than a device takes at once, must be split,
-     * and io_uring then hands it to an io-wq thread instead of issuing it directly. */
-    m->arena = aligned_alloc(HUGE_PAGE, (size_t)STAGE_COUNT * STAGE_BYTES);
+    m->arena = asr_iobuf_alloc((size_t)STAGE_COUNT * STAGE_BYTES); /* huge pages: iobuf.c says why */
     if (!m->arena)
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the write stages");
-    madvise(m->arena, (size_t)STAGE_COUNT * STAGE_BYTES, MADV_HUGEPAGE);
     for (unsigned i = 0; i < STAGE_COUNT; i++) {
         m->stages[i].buf = m->arena + (size_t)i * STAGE_BYTES;
         m->stages[i].req = calloc(max_targets, sizeof *m->stages[i].req);

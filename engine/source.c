@@ -5,20 +5,20 @@
  * inside this file; callers get enum asr_status and a message. */
 #include "source.h"
 
+#include "iobuf.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #define ALIGN 4096u           /* O_DIRECT: buffer, offset and length alignment that suits all */
 #define GAP_MAX (64u << 10)   /* unused bytes worth reading through to save a request */
 #define MAX_DEPTH 64u
-#define HUGE (2u << 20)
 
 /* A request covers ranges [first, last] of the plan, from first_skip bytes into range first to
  * last_end bytes into range last, read as the aligned span [aligned, aligned + aligned_len). */
@@ -53,8 +53,7 @@ struct asr_source {
     uint64_t cur_pos;      /* disk offset of the next byte to deliver */
     bool cur_active;
     uint64_t wait_ns;
-    uint8_t *arena;
-    size_t arena_len;
+    uint8_t *arena; /* the requests' buffers, one after another */
 };
 
 static uint64_t now_ns(void)
@@ -89,21 +88,13 @@ int asr_source_open(const struct asr_source_config *cfg, struct asr_source **out
         return asr_fail_public(err, ASR_E_IO, "io_uring_queue_init: %s", strerror(-rc));
     }
     s->ring_ok = true;
-    /* One arena of huge pages where the kernel gives them (THP "madvise" or "always"): a 1 MiB
-     * read into 4 KiB pages scattered in memory is 256 segments, more than a device takes in one
-     * request (a loop device: 128), so the block layer must split it, which it will not do for
-     * io_uring's non-blocking attempt: every read then went to one io-wq thread, one at a time.
-     * Measured on the 4 GiB bench root (loop device, direct I/O): asrimg's reads ran at 1.8-2.2
-     * GB/s against 3.0-3.7 for fio's replay of the same reads; from huge pages, 3.0-3.8, no
-     * io-wq thread. Without huge pages it works as before. */
+    /* One arena for all requests, in huge pages where possible (iobuf.c says why). */
     size_t stride = s->cfg.request_size + 2 * (size_t)ALIGN;
-    s->arena_len = (stride * s->cfg.depth + HUGE - 1) / HUGE * HUGE;
-    s->arena = aligned_alloc(HUGE, s->arena_len);
+    s->arena = asr_iobuf_alloc(stride * s->cfg.depth);
     if (!s->arena) {
         asr_source_close(s);
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory for read buffers");
     }
-    madvise(s->arena, s->arena_len, MADV_HUGEPAGE);
     for (uint32_t i = 0; i < s->cfg.depth; i++)
         s->req[i].buf = s->arena + i * stride;
     *out = s;
