@@ -119,3 +119,26 @@ bench_open_disk() {
   fi
   say "disk $disk_dev, root (partition $root_part) $root_dev, direct I/O $loop_dio"
 }
+
+# bench_clock_start: what else ran meanwhile is measured from here: the machine's busy CPU time
+# (/proc/stat, in clock ticks) less the script's own and its children's (bash's `times`), and the
+# load average at both ends.
+bench_cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+# shellcheck disable=SC2034 # read by bench_clock_facts
+bench_clock_start() {
+  script_t0=$EPOCHREALTIME
+  busy_start=$(bench_cpu_busy)
+  load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+}
+
+# bench_clock_facts TIMES: the facts lines load=, other_cpu= (other core-seconds, ours) and
+# script_seconds=, TIMES holding what `times` printed in the script's own shell just before.
+bench_clock_facts() {
+  echo "load=$load_start / $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "other_cpu=$(python3 -c '
+import re, sys
+busy = (int(sys.argv[1]) - int(sys.argv[2])) / int(sys.argv[3])
+ours = sum(int(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", sys.argv[4]))
+print("%.0f %.0f" % (max(0.0, busy - ours), ours))' "$(bench_cpu_busy)" "$busy_start" "$(getconf CLK_TCK)" "$(cat "$1")")"
+  echo "script_seconds=$(python3 -c "print('%.0f' % ($EPOCHREALTIME - $script_t0))")"
+}

@@ -24,12 +24,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
-# What else ran meanwhile: the machine's busy CPU time (/proc/stat, in clock ticks) less this
-# script's own and its children's (bash's `times`), and the load average at both ends.
-cpu_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
-script_t0=$EPOCHREALTIME
-busy_start=$(cpu_busy)
-load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+bench_clock_start
 
 # The exact command, for the report: the knobs given (taken before bench_settings exports
 # BENCH_ROOT_MIB), then this script.
@@ -235,15 +230,9 @@ times >"$work/times" # in this shell: user and system time of the script, then o
   echo "used_zst_bytes=$(stat -c %s "$work/used.zst")"
   echo "disk_params=$(cat "$disk.params")"
   echo "checks=$checks"
-  echo "load=$load_start / $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "other_cpu=$(python3 -c '
-import re, sys
-busy = (int(sys.argv[1]) - int(sys.argv[2])) / int(sys.argv[3])
-ours = sum(int(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", sys.argv[4]))
-print("%.0f %.0f" % (max(0.0, busy - ours), ours))' "$(cpu_busy)" "$busy_start" "$(getconf CLK_TCK)" "$(cat "$work/times")")"
+  bench_clock_facts "$work/times"
   echo "note=${BENCH_NOTE:-}"
   echo "command=$command_line"
-  echo "script_seconds=$(python3 -c "print('%.0f' % ($EPOCHREALTIME - $script_t0))")"
 } >"$work/facts"
 
 python3 "$here/restore_report.py" "$work/facts" "$rows" "$disk.manifest" "$results"
