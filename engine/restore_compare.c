@@ -238,9 +238,11 @@ static uint64_t compare_total(const struct asr_restore *rs)
     uint64_t total = 0;
     for (size_t i = 0; i < rs->n; i++)
         for (uint32_t v = 0; v < img_volume_count(&rs->im); v++) {
+            if (img_volume(&rs->im, v)->disk_index != rs->t[i].info.disk_index)
+                continue;
             uint64_t n;
             const struct asr_extent *e = img_extents(rs, v, &n);
-            for (uint64_t k = 0; e && k < n && img_volume(&rs->im, v)->disk_index == rs->t[i].info.disk_index; k++)
+            for (uint64_t k = 0; e && k < n; k++)
                 total += e[k].length;
         }
     return total;
