@@ -37,7 +37,7 @@ bench_asrimg() {
     asrimg=$ASRIMG
   else
     say "building asrimg (Release) in $top/build-bench"
-    cmake -S "$top" -B "$top/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null ||
+    cmake -S "$top" -B "$top/build-bench" -DCMAKE_BUILD_TYPE=Release -DASRIMG_BUILD_TESTS=OFF >/dev/null ||
       die "cmake configure failed (scripts/deps.sh build; or set ASRIMG=path/to/asrimg)"
     cmake --build "$top/build-bench" --target asrimg -j"$(nproc)" >/dev/null ||
       die "cmake build failed (or set ASRIMG=path/to/asrimg)"
