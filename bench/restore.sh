@@ -101,17 +101,23 @@ fio_engine=$(bench_fio_engine "$work/used.zst")
 
 # Mirroring measured where the targets do not share a device: this machine may have one disk, and
 # two targets on it share its bandwidth. Two tmpfs files are two memory "devices" (the CPU copies
-# into them, so they share the cores instead); allocated before each run, so no page is faulted in
-# while it is timed.
+# into them, so they share the cores instead). Each is written whole before the run, as a disk's
+# sectors exist before a restore: a page that tmpfs only reserved (fallocate) is cleared at its
+# first write, and on a VM may first be faulted in from the host; measured on one: dd of 2.6 GB
+# into a fallocated tmpfs file 735 MB/s, into the same file once written 2.7 GB/s.
 if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] &&
-   [ "$(df -B1 --output=avail /dev/shm | tail -1)" -gt $((2 * disk_size + (1 << 30))) ]; then
-  mem_targets=$(mktemp -d /dev/shm/asrimg-bench.XXXXXX)
+   [ "$(df -B1 --output=avail /dev/shm | tail -1)" -gt $((2 * disk_size + (1 << 30))) ] &&
+   [ "$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)" -gt $(((2 * disk_size + (4 << 30)) >> 10)) ]; then
+  mem_targets=$(mktemp -d "/dev/shm/asrimg-bench.XXXXXX")
+  for t in a b; do
+    dd if=/dev/zero of="$mem_targets/$t.img" bs=4M count="$disk_size" iflag=count_bytes status=none
+  done
 else
-  say "no room for two targets of $disk_size bytes in /dev/shm: the rows with targets in memory are left out"
+  say "no room for two targets of $disk_size bytes in memory (/dev/shm): the rows in memory are left out"
 fi
-mem_prepare="rm -f '$mem_targets'/*; fallocate -l $disk_size '$mem_targets/a.img'; fallocate -l $disk_size '$mem_targets/b.img'"
 
 fio_size=$(( (captured_bytes + (1 << 20) - 1) >> 20 << 20 ))
+fio_write="--ioengine=$fio_engine --rw=write --bs=1M --direct=1 --iodepth=16 --fallocate=none --end_fsync=1 --output-format=json --output='$work/fio.json'"
 
 # ---- the runs ---------------------------------------------------------------------------------
 rows=$work/rows.tsv
@@ -119,7 +125,8 @@ rows=$work/rows.tsv
 # measure ID BYTES PREPARE COMMAND: deletes every target (a fresh $targets), runs PREPARE, syncs
 # and drops the page cache, then times COMMAND (a pipeline: "$T1", "$T2" prefix its stages with
 # /usr/bin/time) on the wall clock, fio rows on fio's own. Records seconds, BYTES (what its MB/s
-# counts), peak RSS summed over the stages, the round, and asrimg's own clock when it printed one.
+# counts), peak RSS and CPU seconds (user + system) summed over the stages, the round, and asrimg's
+# own clock when it printed one.
 measure() {
   local id=$1 bytes=$2 prepare=$3 cmd=$4
   rm -rf "$targets" "$work"/rss.* "$work/out.json" "$work/fio.json"
@@ -128,21 +135,23 @@ measure() {
   drop_caches
   say "$id (round $round of $runs)"
   local t0=$EPOCHREALTIME
-  if ! T1="/usr/bin/time -f %M -o $work/rss.1" T2="/usr/bin/time -f %M -o $work/rss.2" OUT=$work/out.json \
+  if ! T1="/usr/bin/time -f %M,%U,%S -o $work/rss.1" T2="/usr/bin/time -f %M,%U,%S -o $work/rss.2" OUT=$work/out.json \
        bash -c "set -euo pipefail; $cmd" 2>"$work/$id.err"; then
     tail -5 "$work/$id.err" >&2
     die "$id failed: $cmd"
   fi
   local t1=$EPOCHREALTIME
-  local rss=0 f secs own=""
+  local rss=0 cpu=0 f secs own="" stage
   for f in "$work"/rss.*; do
-    rss=$((rss + $(tail -1 "$f")))
+    IFS=, read -r -a stage < <(tail -1 "$f")
+    rss=$((rss + stage[0]))
+    cpu=$(python3 -c "print('%.2f' % ($cpu + ${stage[1]} + ${stage[2]}))")
   done
   secs=$(python3 -c "print('%.3f' % ($t1 - $t0))")
   if [ -e "$work/fio.json" ]; then # fio's own clock: it excludes fio's start-up and file set-up
     secs=$(python3 -c '
 import json, sys
-w = json.load(open(sys.argv[1]))["jobs"][0]["write"]
+w = json.load(open(sys.argv[1]))["jobs"][0]["write"]  # with --group_reporting: all jobs together
 print("%.3f" % (int(sys.argv[2]) / w["bw_bytes"]))' "$work/fio.json" "$bytes")
   fi
   if [ -e "$work/out.json" ]; then # asrimg restore --json: it must have restored every captured byte
@@ -155,7 +164,7 @@ print("%.3f %d %s" % (d["seconds"], d["bytes_written"], "yes" if d["direct_io"] 
       die "$id: asrimg restore did not report a complete restore ($cmd)"
     cp "$work/out.json" "$work/$id.json"
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$secs" "$bytes" "$rss" "$round" "$own" >>"$rows"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$secs" "$bytes" "$rss" "$cpu" "$round" "$own" >>"$rows"
 }
 
 # check_disk TARGET: the target of an asrimg restore holds the disk (bench/restored.py: the
@@ -177,13 +186,16 @@ for round in $(seq "$runs"); do
   # Each limit runs right before the rows held against it; the report also takes the median of
   # those same-round ratios.
   measure write-limit "$captured_bytes" "" \
-    "\$T1 fio --name=write --filename='$targets/fio.img' --ioengine=$fio_engine --rw=write --bs=1M --direct=1 --iodepth=16 --size=$fio_size --fallocate=none --end_fsync=1 --output-format=json --output='$work/fio.json'"
+    "\$T1 fio $fio_write --size=$fio_size --name=write --filename='$targets/fio.img'"
   measure zstd-limit "$used_bytes" "" "\$T1 zstd -dc -T0 '$work/used.zst' >/dev/null"
   measure asrimg-1 "$captured_bytes" "" "$restore --to '$targets/a.img' >\$OUT"
   if [ "$round" = 1 ]; then
     check_disk "$targets/a.img"
     checks="one target: ${checked% *} bytes in ${checked#* } extents equal the disk's, partition table equal, e2fsck -fn clean"
   fi
+  # What the device takes when two files are written at once, as two mirrored targets on it are.
+  measure write-limit-2 "$((2 * captured_bytes))" "" \
+    "\$T1 fio $fio_write --size=$fio_size --group_reporting --name=a --filename='$targets/fio-a.img' --name=b --filename='$targets/fio-b.img'"
   measure asrimg-2 "$captured_bytes" "" "$restore --to '$targets/a.img' --to '$targets/b.img' >\$OUT"
   if [ "$round" = 1 ]; then
     check_disk "$targets/a.img"
@@ -191,8 +203,11 @@ for round in $(seq "$runs"); do
     checks+="; two targets: both the same"
   fi
   if [ -n "$mem_targets" ]; then
-    measure asrimg-1-mem "$captured_bytes" "$mem_prepare" "$restore --to '$mem_targets/a.img' >\$OUT"
-    measure asrimg-2-mem "$captured_bytes" "$mem_prepare" \
+    measure asrimg-1-mem "$captured_bytes" "" "$restore --to '$mem_targets/a.img' >\$OUT"
+    # In round 1 A is zeroed again first (in place: its pages stay), so the check below shows that
+    # this run wrote it too.
+    measure asrimg-2-mem "$captured_bytes" \
+      "$([ "$round" != 1 ] || echo "dd if=/dev/zero of='$mem_targets/a.img' bs=4M count=$disk_size iflag=count_bytes conv=notrunc status=none")" \
       "$restore --to '$mem_targets/a.img' --to '$mem_targets/b.img' >\$OUT"
     if [ "$round" = 1 ]; then
       check_disk "$mem_targets/a.img"
@@ -210,7 +225,8 @@ for round in $(seq "$runs"); do
   fi
 done
 rm -rf "$targets"
-[ -z "$mem_targets" ] || rm -f "$mem_targets"/*
+[ -z "$mem_targets" ] || rm -rf "$mem_targets"
+mem_targets=""
 
 # ---- the report -------------------------------------------------------------------------------
 times >"$work/times" # in this shell: user and system time of the script, then of its children
