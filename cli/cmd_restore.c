@@ -259,6 +259,7 @@ static void print_json(const struct restore_args *a, const struct image_src *r, 
         json_u64(&j, "from_bytes", st->grown_from);
         json_u64(&j, "to_bytes", st->grown_to);
         json_bool(&j, "filesystem_grown", false);
+        json_bool(&j, "mbr_limit", st->grown_to_mbr_limit);
         json_end_obj(&j);
     }
     json_ranges(&j, "damaged", st->damaged, st->damaged_count, r);
@@ -292,9 +293,12 @@ static void print_text(const struct image_src *r, const struct asr_restore *rs, 
         fprintf(stderr, "restore: verified: every target reads back as the image\n");
     if (st->grown_partition)
         fprintf(stderr,
-                "restore: partition %u grown from %s to %s; its filesystem was not grown (grow it with its own "
+                "restore: partition %u grown from %s to %s%s; its filesystem was not grown (grow it with its own "
                 "tool, e.g. resize2fs)\n",
-                st->grown_partition, cli_bytes(st->grown_from, a, sizeof a), cli_bytes(st->grown_to, b, sizeof b));
+                st->grown_partition, cli_bytes(st->grown_from, a, sizeof a), cli_bytes(st->grown_to, b, sizeof b),
+                st->grown_to_mbr_limit ? ", where an MBR stops addressing sectors (2^32); the rest of the disk "
+                                         "needs a GPT"
+                                       : "");
     if (st->unreadable_count) {
         fprintf(stderr, "restore: the source could not read these ranges when imaged; they were zeroed:\n");
         print_ranges("unreadable", st->unreadable, st->unreadable_count, r);

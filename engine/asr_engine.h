@@ -348,6 +348,7 @@ struct asr_restore_stats {
     bool verified;            /* --verify ran and found every byte right */
     uint32_t grown_partition; /* --grow: its number, 0 if none */
     uint64_t grown_from, grown_to; /* bytes */
+    bool grown_to_mbr_limit;  /* it stops at sector 2^32 - 1, the last an MBR addresses, short of the end */
     size_t damaged_count, unreadable_count;
     struct asr_restore_range *damaged;    /* malloc'd; see asr_restore_stats_free */
     struct asr_restore_range *unreadable; /* ranges the source could not read when imaged */

@@ -165,7 +165,8 @@ static int compare_volume(struct compare *c, uint32_t v, struct asr_error *err)
 }
 
 /* Boot code, the post-MBR gap, EBRs and other raw regions, byte for byte; the GPT structures
- * are compared through the partition table below, as libfdisk may have rewritten them. */
+ * (and, after --grow, the EBRs' entries) are compared through the partition table below, as
+ * libfdisk may have rewritten them. */
 static int compare_regions(struct compare *c, const struct asr_disk_desc *d, struct asr_error *err)
 {
     for (uint32_t i = 0; i < d->region_count; i++) {
@@ -175,6 +176,8 @@ static int compare_regions(struct compare *c, const struct asr_disk_desc *d, str
             continue;
         if (g->kind == ASR_REGION_MBR)
             len = len < 440 ? len : 440; /* signature and table: compared as the table */
+        if (g->kind == ASR_REGION_EBR && c->opt->grow)
+            len = len < 446 ? len : 446; /* --grow rewrote the last logical partition's entry */
         int rc = asr_target_read(c->t, g->offset, c->buf, len, err);
         if (rc)
             return rc;
@@ -216,6 +219,9 @@ static void compare_table(struct compare *c, const struct asr_disk_desc *want, b
     }
     const struct asr_disk_desc *have = asr_disk_desc(d);
     char what[200];
+    struct asr_grow_plan plan = {UINT32_MAX, UINT32_MAX};
+    if (grow)
+        asr_restore_grow_plan(want, &plan, what, sizeof what); /* the restore checked it before writing */
     if (have->label != want->label)
         mismatch(c, UINT32_MAX, 0, "partition table type differs from the image");
     else if (!new_ids && memcmp(have->disk_id, want->disk_id, 16))
@@ -225,7 +231,7 @@ static void compare_table(struct compare *c, const struct asr_disk_desc *want, b
     else
         for (uint32_t i = 0; i < have->partition_count; i++)
             if (!partition_equal(&have->partitions[i], &want->partitions[i], new_ids,
-                                 grow && i + 1 == have->partition_count, what, sizeof what)) {
+                                 grow && (i == plan.data || i == plan.container), what, sizeof what)) {
                 mismatch(c, UINT32_MAX, have->partitions[i].start_bytes, "%s", what);
                 break;
             }

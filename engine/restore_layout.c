@@ -3,9 +3,10 @@
  * table itself must change: a GPT on a larger disk gets its backup header and entries moved to
  * the real end with fresh CRCs (libfdisk relocates them when it finds them short of the end, and
  * updates the protective MBR's size), --new-ids gives fresh disk and partition identifiers,
- * --grow extends the last partition. Everything else of the table stays as the image has it. */
+ * --grow extends the last partition (and the extended one around it). Everything else of the table stays as the image has it. */
 #include "restore_internal.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <libfdisk/libfdisk.h>
 #include <stdio.h>
@@ -110,52 +111,104 @@ static int new_ids(struct fdisk_context *cxt, const struct restore_target *t, co
     return ASR_OK;
 }
 
-/* The partition that ends last, extended to the end of the usable space. Logical partitions
- * would need their extended partition moved too: refused, with the reason. */
-static int grow_last(struct fdisk_context *cxt, const struct restore_target *t, struct asr_restore_stats *st,
-                     struct asr_error *err)
+int asr_restore_grow_plan(const struct asr_disk_desc *d, struct asr_grow_plan *plan, char *why, size_t len)
 {
-    size_t last = SIZE_MAX;
-    uint64_t last_end = 0;
+    plan->data = plan->container = UINT32_MAX;
+    uint64_t data_end = 0;
+    for (uint32_t i = 0; i < d->partition_count; i++) {
+        const struct asr_partition_desc *p = &d->partitions[i];
+        if (p->kind != ASR_PART_EXTENDED && p->start_bytes + p->size_bytes >= data_end) {
+            data_end = p->start_bytes + p->size_bytes;
+            plan->data = i;
+        }
+    }
+    if (plan->data == UINT32_MAX)
+        return ASR_OK;
+    const struct asr_partition_desc *data = &d->partitions[plan->data];
+    for (uint32_t i = 0; i < d->partition_count; i++) {
+        const struct asr_partition_desc *p = &d->partitions[i];
+        bool holds = p->kind == ASR_PART_EXTENDED && data->kind == ASR_PART_LOGICAL &&
+                     p->start_bytes <= data->start_bytes && p->start_bytes + p->size_bytes >= data_end;
+        if (holds)
+            plan->container = i;
+        else if (p->start_bytes + p->size_bytes > data_end) {
+            snprintf(why, len, "partition %u cannot grow: partition %u ends after it", data->number, p->number);
+            return ASR_E_UNSUPPORTED;
+        }
+    }
+    if (data->kind == ASR_PART_LOGICAL && plan->container == UINT32_MAX) {
+        snprintf(why, len, "partition %u is a logical one with no extended partition around it", data->number);
+        return ASR_E_UNSUPPORTED;
+    }
+    return ASR_OK;
+}
+
+/* libfdisk's index of partition `number`, or SIZE_MAX. */
+static size_t fdisk_index_of(struct fdisk_context *cxt, uint32_t number)
+{
     for (size_t i = 0; i < fdisk_get_npartitions(cxt); i++) {
         struct fdisk_partition *pa = NULL;
         if (!fdisk_is_partition_used(cxt, i) || fdisk_get_partition(cxt, i, &pa) != 0)
             continue;
-        if (fdisk_partition_has_end(pa) && fdisk_partition_get_end(pa) >= last_end) {
-            last_end = fdisk_partition_get_end(pa);
-            last = i;
-        }
+        bool found = fdisk_partition_get_partno(pa) + 1 == number;
         fdisk_unref_partition(pa);
+        if (found)
+            return i;
     }
-    if (last == SIZE_MAX)
-        return ASR_OK;
+    return SIZE_MAX;
+}
+
+/* Partition `number` made to end at LBA `end`; its old and new size in sectors. */
+static int extend_to(struct fdisk_context *cxt, const struct restore_target *t, uint32_t number, uint64_t end,
+                     uint64_t *old, uint64_t *now, struct asr_error *err)
+{
+    size_t i = fdisk_index_of(cxt, number);
     struct fdisk_partition *pa = NULL;
-    if (fdisk_get_partition(cxt, last, &pa) != 0)
-        return fdisk_fail(err, t->path, "cannot read the last partition", 0);
-    if (fdisk_partition_is_nested(pa) || fdisk_partition_is_container(pa)) {
-        size_t n = fdisk_partition_get_partno(pa) + 1;
-        fdisk_unref_partition(pa);
-        return asr_fail_public(err, ASR_E_UNSUPPORTED,
-                               "--grow: the last partition of %s (%zu) is a logical or extended one; only a primary "
-                               "or GPT partition can be grown",
-                               t->path, n);
-    }
-    uint64_t start = fdisk_partition_get_start(pa), old = fdisk_partition_get_size(pa);
+    if (i == SIZE_MAX || fdisk_get_partition(cxt, i, &pa) != 0)
+        return asr_fail_public(err, ASR_E_CORRUPT, "partition table of %s: partition %u not found after writing it",
+                               t->path, number);
+    uint64_t start = fdisk_partition_get_start(pa);
+    *old = fdisk_partition_get_size(pa);
     fdisk_unref_partition(pa);
-    uint64_t last_lba = fdisk_get_last_lba(cxt);
-    if (last_lba + 1 <= start + old)
+    *now = end + 1 > start + *old ? end + 1 - start : *old;
+    if (*now == *old)
         return ASR_OK;
     struct fdisk_partition *grown = fdisk_new_partition();
-    int e = grown ? fdisk_partition_set_size(grown, last_lba + 1 - start) : -1;
+    int e = grown ? fdisk_partition_set_size(grown, *now) : -ENOMEM;
     if (!e)
-        e = fdisk_set_partition(cxt, last, grown);
+        e = fdisk_set_partition(cxt, i, grown);
     fdisk_unref_partition(grown);
-    if (e)
-        return fdisk_fail(err, t->path, "cannot grow the last partition", e);
+    return e ? fdisk_fail(err, t->path, "cannot grow the last partition", e) : ASR_OK;
+}
+
+/* --grow: the data partition that ends last (asr_restore_grow_plan) extended to the end of the
+ * usable space, its extended partition first when it is a logical one. An MBR addresses 2^32
+ * sectors at most: on a larger disk the partition ends there. */
+static int grow_last(struct fdisk_context *cxt, const struct restore_target *t, const struct asr_disk_desc *d,
+                     struct asr_restore_stats *st, struct asr_error *err)
+{
+    struct asr_grow_plan plan;
+    char why[160];
+    if (asr_restore_grow_plan(d, &plan, why, sizeof why))
+        return asr_fail_public(err, ASR_E_UNSUPPORTED, "--grow: %s: %s", t->path, why);
+    if (plan.data == UINT32_MAX)
+        return ASR_OK;
+    uint64_t end = fdisk_get_last_lba(cxt), old, now;
+    bool capped = d->label == ASR_LABEL_MBR && end > UINT32_MAX;
+    if (capped)
+        end = UINT32_MAX;
+    int rc = ASR_OK;
+    if (plan.container != UINT32_MAX)
+        rc = extend_to(cxt, t, d->partitions[plan.container].number, end, &old, &now, err);
+    if (!rc)
+        rc = extend_to(cxt, t, d->partitions[plan.data].number, end, &old, &now, err);
+    if (rc || now == old)
+        return rc;
     uint64_t ss = t->info.logical_sector;
-    st->grown_partition = (uint32_t)last + 1;
+    st->grown_partition = d->partitions[plan.data].number;
     st->grown_from = old * ss;
-    st->grown_to = (last_lba + 1 - start) * ss;
+    st->grown_to = now * ss;
+    st->grown_to_mbr_limit = capped;
     return ASR_OK;
 }
 
@@ -183,7 +236,7 @@ static int rewrite_table(struct restore_target *t, const struct asr_disk_desc *d
     if (!rc && opt->new_ids)
         rc = new_ids(cxt, t, d, err);
     if (!rc && opt->grow)
-        rc = grow_last(cxt, t, st, err);
+        rc = grow_last(cxt, t, d, st, err);
     if (!rc && (e = fdisk_write_disklabel(cxt)))
         rc = fdisk_fail(err, t->path, "cannot write it", e);
     /* Writing through libfdisk's own descriptor: ours must not serve stale pages afterwards. */
@@ -199,17 +252,10 @@ int asr_restore_check_options(const struct asr_restore *rs, const struct asr_res
                               struct asr_error *err)
 {
     for (uint32_t d = 0; d < img_disk_count(&rs->im) && opt->grow; d++) {
-        const struct asr_disk_desc *dd = img_disk(&rs->im, d);
-        const struct asr_partition_desc *last = NULL;
-        for (uint32_t i = 0; i < dd->partition_count; i++)
-            if (!last || dd->partitions[i].start_bytes + dd->partitions[i].size_bytes >=
-                             last->start_bytes + last->size_bytes)
-                last = &dd->partitions[i];
-        if (last && (last->kind == ASR_PART_LOGICAL || last->kind == ASR_PART_EXTENDED))
-            return asr_fail_public(err, ASR_E_UNSUPPORTED,
-                                   "--grow: the last partition of image disk %u (%u) is a logical or extended one; "
-                                   "only a primary or GPT partition can be grown (nothing was written)",
-                                   d, last->number);
+        struct asr_grow_plan plan;
+        char why[160];
+        if (asr_restore_grow_plan(img_disk(&rs->im, d), &plan, why, sizeof why))
+            return asr_fail_public(err, ASR_E_UNSUPPORTED, "--grow: image disk %u: %s (nothing was written)", d, why);
     }
     return ASR_OK;
 }

@@ -432,11 +432,51 @@ check "mbr restore onto a 1.5x garbage target exits 0" rc_is 0
 check_disk "mbr restored" "$mbr" "$t2" 512 "$mbr_fs"
 check "mbr: sfdisk -d identical including sizes" equal "$(sfdisk -d "$t2" | sed "s|$t2|DISK|g")" \
   "$(sfdisk -d "$mbr" | sed "s|$mbr|DISK|g")"
-sum_before=$(sum_of "$t2")
-restore "$work/mbr.asrimg" --to "$t2" --yes --grow
-check "--grow of a logical last partition: refused" rc_is 1
-check "--grow of a logical last partition: says why" err_has "logical"
-check "--grow of a logical last partition: nothing written" equal "$(sum_of "$t2")" "$sum_before"
+# --grow where the last partition is a logical one: the extended partition around it grows too.
+tgl=$work/grow-logical.img
+garbage "$tgl" $((mbr_mib * 3 / 2))
+restore "$work/mbr.asrimg" --to "$tgl" --yes --grow --verify
+check "--grow of a logical last partition exits 0 (--verify passes)" rc_is 0
+ends_at() { # DISK END N...: each partition N of DISK ends at byte END
+  local n start size
+  for n in "${@:3}"; do
+    read -r start size < <(util geom "$1" "$n")
+    equal $((start + size)) "$2" || return 1
+  done
+}
+check "--grow of a logical: it and its extended partition end at the target's end" ends_at "$tgl" "$(size_of "$tgl")" 6 2
+check "--grow of a logical: the other partitions unchanged" equal \
+  "$(table_of "$tgl" | grep -v -e '^DISK2 ' -e '^DISK6 ')" "$(table_of "$mbr" | grep -v -e '^DISK2 ' -e '^DISK6 ')"
+check "--grow of a logical: the EBRs where they were" equal "$(util ebrs "$tgl")" "$(util ebrs "$mbr")"
+check "--grow of a logical: sfdisk -V finds no problems" sfdisk -V "$tgl"
+check_partition "--grow of a logical: partition 5" "$mbr" "$tgl" 512 "$mbr_fs" 5
+check_partition "--grow of a logical: partition 6" "$mbr" "$tgl" 512 "$mbr_fs" 6
+check_partition "--grow of a logical: partition 1" "$mbr" "$tgl" 512 "$mbr_fs" 1
+# An MBR addresses 2^32 sectors: on a larger disk (a sparse 3 TiB file) the growth stops there.
+tbig=$work/grow-3t.img
+truncate -s 3T "$tbig"
+restore "$work/mbr.asrimg" --to "$tbig" --yes --grow --verify
+check "--grow onto a 3 TiB target with an MBR exits 0" rc_is 0
+check "--grow with an MBR: the partitions end at sector 2^32 - 1" ends_at "$tbig" $((512 << 32)) 6 2
+check "--grow with an MBR: sfdisk -V finds no problems" sfdisk -V "$tbig"
+check "--grow with an MBR: says where it stopped and why" err_has "where an MBR stops addressing sectors"
+rm -f "$tbig"
+
+# --grow where an extended partition without the last data partition ends after it: refused.
+mbr_ext_after="label: dos
+start=1MiB, size=8MiB, type=83
+start=9MiB, size=7MiB, type=5"
+truncate -s 16M "$work/ext-after.img"
+sfdisk -q "$work/ext-after.img" <<<"$mbr_ext_after" >/dev/null 2>&1
+run_saving "$asrimg" backup "$work/ext-after.img" -o "$work/ext-after.asrimg" --volumes all
+check "an MBR ending in an empty extended partition backs up" rc_is 0
+garbage "$work/ext-after-t.img" 24
+sum_before=$(sum_of "$work/ext-after-t.img")
+restore "$work/ext-after.asrimg" --to "$work/ext-after-t.img" --yes --grow
+check "--grow with an extended partition after the last one: refused" rc_is 1
+check "--grow with an extended partition after the last one: says why" err_has "partition 2 ends after it"
+check "--grow with an extended partition after the last one: nothing written" \
+  equal "$(sum_of "$work/ext-after-t.img")" "$sum_before"
 
 # ---- 3. mirrors, --verify, --json --------------------------------------------------------------
 ma=$work/mirror-a.img mb=$work/mirror-b.img

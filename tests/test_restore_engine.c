@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "asr_engine.h"
+#include "restore_internal.h"
 #include "support.h"
 
 static void teardown(void) { scratch_cleanup(); }
@@ -293,4 +294,78 @@ Test(restore, compare_names_a_changed_byte)
     cr_assert_eq(f.offset, 5000);
     asr_restore_free(rs);
     fixture_free(&fx);
+}
+
+/* --grow's choice, on tables built by hand: the data partition that ends last, with its extended
+ * partition when it is a logical one; refused when another partition ends after it. */
+static struct asr_partition_desc part_at(uint32_t number, enum asr_part_kind kind, uint64_t start_mib,
+                                         uint64_t size_mib)
+{
+    struct asr_partition_desc p = {.number = number, .kind = (uint8_t)kind};
+    p.start_bytes = start_mib << 20;
+    p.size_bytes = size_mib << 20;
+    return p;
+}
+
+static int plan_of(struct asr_partition_desc *parts, uint32_t n, struct asr_grow_plan *plan, char *why, size_t len)
+{
+    struct asr_disk_desc d = {.size_bytes = 64u << 20, .logical_sector = 512, .label = ASR_LABEL_MBR};
+    d.partitions = parts;
+    d.partition_count = n;
+    return asr_restore_grow_plan(&d, plan, why, len);
+}
+
+Test(restore, grow_plan_picks_the_data_partition_that_ends_last)
+{
+    struct asr_grow_plan plan;
+    char why[160] = "";
+    /* GPT numbering need not follow the disk's order: partition 1 is the last one here. */
+    struct asr_partition_desc gpt[] = {part_at(1, ASR_PART_GPT, 40, 20), part_at(2, ASR_PART_GPT, 1, 39)};
+    cr_assert_eq(plan_of(gpt, 2, &plan, why, sizeof why), ASR_OK, "%s", why);
+    cr_assert_eq(plan.data, 0u);
+    cr_assert_eq(plan.container, UINT32_MAX);
+
+    /* A logical partition last: its extended partition (listed before it) grows with it. */
+    struct asr_partition_desc logical[] = {part_at(1, ASR_PART_PRIMARY, 2, 24), part_at(2, ASR_PART_EXTENDED, 26, 30),
+                                           part_at(5, ASR_PART_LOGICAL, 27, 12), part_at(6, ASR_PART_LOGICAL, 40, 16)};
+    cr_assert_eq(plan_of(logical, 4, &plan, why, sizeof why), ASR_OK, "%s", why);
+    cr_assert_eq(plan.data, 3u);
+    cr_assert_eq(plan.container, 1u);
+
+    /* Free space in the extended partition after its last logical one: still the logical one. */
+    logical[1].size_bytes = 36u << 20;
+    cr_assert_eq(plan_of(logical, 4, &plan, why, sizeof why), ASR_OK, "%s", why);
+    cr_assert_eq(plan.data, 3u);
+    cr_assert_eq(plan.container, 1u);
+
+    /* A primary after the extended partition. */
+    struct asr_partition_desc after[] = {part_at(2, ASR_PART_EXTENDED, 2, 20), part_at(5, ASR_PART_LOGICAL, 3, 19),
+                                         part_at(1, ASR_PART_PRIMARY, 22, 10)};
+    cr_assert_eq(plan_of(after, 3, &plan, why, sizeof why), ASR_OK, "%s", why);
+    cr_assert_eq(plan.data, 2u);
+    cr_assert_eq(plan.container, UINT32_MAX);
+
+    struct asr_partition_desc none[] = {part_at(2, ASR_PART_EXTENDED, 2, 20)};
+    cr_assert_eq(plan_of(none, 1, &plan, why, sizeof why), ASR_OK, "%s", why);
+    cr_assert_eq(plan.data, UINT32_MAX, "nothing to grow");
+}
+
+Test(restore, grow_plan_refuses_what_it_cannot_grow)
+{
+    struct asr_grow_plan plan;
+    char why[160] = "";
+    /* An (empty) extended partition after the last data partition. */
+    struct asr_partition_desc ext_after[] = {part_at(1, ASR_PART_PRIMARY, 1, 8), part_at(2, ASR_PART_EXTENDED, 9, 7)};
+    cr_assert_eq(plan_of(ext_after, 2, &plan, why, sizeof why), ASR_E_UNSUPPORTED);
+    cr_assert(strstr(why, "partition 1 cannot grow: partition 2 ends after it"), "%s", why);
+
+    /* An extended partition that ends after a logical one it does not hold. */
+    struct asr_partition_desc apart[] = {part_at(2, ASR_PART_EXTENDED, 30, 10), part_at(5, ASR_PART_LOGICAL, 2, 20)};
+    cr_assert_eq(plan_of(apart, 2, &plan, why, sizeof why), ASR_E_UNSUPPORTED);
+    cr_assert(strstr(why, "partition 2 ends after it"), "%s", why);
+
+    /* A logical partition with no extended partition (a crafted image). */
+    struct asr_partition_desc orphan[] = {part_at(1, ASR_PART_PRIMARY, 1, 8), part_at(5, ASR_PART_LOGICAL, 10, 8)};
+    cr_assert_eq(plan_of(orphan, 2, &plan, why, sizeof why), ASR_E_UNSUPPORTED);
+    cr_assert(strstr(why, "no extended partition around it"), "%s", why);
 }
