@@ -16,6 +16,7 @@
 #   BENCH_RUNS     rounds of every row; the table shows each row's median (default 3)
 #   BENCH_RESULTS  the Markdown file to update (default bench/RESULTS.md)
 #   BENCH_NOTE     a sentence added to the section as it stands (say, what else ran on the machine)
+#   BENCH_MEM_PAIRS  one- and two-target restores in memory run back to back, pairs a round (default 3)
 #   BENCH_ROOT_MIB, BENCH_FILL_PCT, BENCH_DELETED_PCT, BENCH_SEED, BENCH_FREE: see bench/mkdisk.sh
 set -euo pipefail
 export LC_ALL=C
@@ -29,7 +30,7 @@ bench_clock_start
 # The exact command, for the report: the knobs given (taken before bench_settings exports
 # BENCH_ROOT_MIB), then this script.
 command_line=""
-for v in BENCH_DIR ASRIMG BENCH_LEVEL BENCH_RUNS BENCH_RESULTS BENCH_ROOT_MIB BENCH_ESP_MIB BENCH_FILL_PCT \
+for v in BENCH_DIR ASRIMG BENCH_LEVEL BENCH_RUNS BENCH_MEM_PAIRS BENCH_RESULTS BENCH_ROOT_MIB BENCH_ESP_MIB BENCH_FILL_PCT \
          BENCH_DELETED_PCT BENCH_SEED BENCH_FREE; do
   [ -z "${!v:-}" ] || command_line+="$v=${!v} "
 done
@@ -116,6 +117,8 @@ else
   say "no room for two targets of $disk_size bytes in memory (/dev/shm): the rows in memory are left out"
 fi
 
+mem_pairs=${BENCH_MEM_PAIRS:-3}
+[[ "$mem_pairs" =~ ^[1-9][0-9]*$ ]] || die "BENCH_MEM_PAIRS=$mem_pairs: a positive number of pairs"
 fio_size=$(( (captured_bytes + (1 << 20) - 1) >> 20 << 20 ))
 fio_write="--ioengine=$fio_engine --rw=write --bs=1M --direct=1 --iodepth=16 --fallocate=none --end_fsync=1 --output-format=json --output='$work/fio.json'"
 
@@ -202,19 +205,23 @@ for round in $(seq "$runs"); do
     check_disk "$targets/b.img"
     checks+="; two targets: both the same"
   fi
-  if [ -n "$mem_targets" ]; then
+  # In memory, one and two targets back to back, $mem_pairs times a round: quick runs, which the
+  # host's share of the cores sways from one to the next.
+  for pair in $([ -z "$mem_targets" ] || seq "$mem_pairs"); do
+    round=${round%.*}.$pair
     measure asrimg-1-mem "$captured_bytes" "" "$restore --to '$mem_targets/a.img' >\$OUT"
     # In round 1 A is zeroed again first (in place: its pages stay), so the check below shows that
     # this run wrote it too.
     measure asrimg-2-mem "$captured_bytes" \
-      "$([ "$round" != 1 ] || echo "dd if=/dev/zero of='$mem_targets/a.img' bs=4M count=$disk_size iflag=count_bytes conv=notrunc status=none")" \
+      "$([ "$round" != 1.1 ] || echo "dd if=/dev/zero of='$mem_targets/a.img' bs=4M count=$disk_size iflag=count_bytes conv=notrunc status=none")" \
       "$restore --to '$mem_targets/a.img' --to '$mem_targets/b.img' >\$OUT"
-    if [ "$round" = 1 ]; then
+    if [ "$round" = 1.1 ]; then
       check_disk "$mem_targets/a.img"
       check_disk "$mem_targets/b.img"
       checks+="; two targets in memory: both the same"
     fi
-  fi
+  done
+  round=${round%.*}
   measure partclone "$used_bytes" "truncate -s $root_size '$targets/root.img'" \
     "\$T1 zstd -dc '$work/root.pc.zst' | \$T2 partclone.ext4 -r -s - -O '$targets/root.img' -L '$work/partclone-r.log'"
   if [ "$round" = 1 ]; then

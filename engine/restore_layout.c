@@ -3,7 +3,8 @@
  * table itself must change: a GPT on a larger disk gets its backup header and entries moved to
  * the real end with fresh CRCs (libfdisk relocates them when it finds them short of the end, and
  * updates the protective MBR's size), --new-ids gives fresh disk and partition identifiers,
- * --grow extends the last partition (and the extended one around it). Everything else of the table stays as the image has it. */
+ * --grow extends the last partition (and the extended one around it). Everything else of the
+ * table stays as the image has it. */
 #include "restore_internal.h"
 
 #include <errno.h>
