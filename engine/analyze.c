@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 
 /* ---- partition types ------------------------------------------------------------------- */
 
@@ -171,55 +170,24 @@ uint64_t asr_volume_capture_bytes(const struct asr_volume_info *v)
 
 /* ---- critical volumes ---------------------------------------------------------------------- */
 
-/* Is this partition mounted at a boot-critical point on this machine? mountinfo gives the device
- * number; sysfs gives its parent disk and start sector. */
+/* Is this volume mounted at a boot-critical point on this machine, under any name the kernel
+ * gives it (asr_volume_mounts): a partition of the disk, a loop device at its offset, or a device
+ * stacked on it, as a root on LVM or dm-crypt is. */
 static bool mounted_critical(const struct asr_disk *d, const struct asr_volume_info *v, char *why, size_t n)
 {
-    dev_t disk;
-    if (!asr_disk_is_block(d, &disk))
-        return false;
-    FILE *f = fopen("/proc/self/mountinfo", "r");
-    if (!f)
-        return false;
     static const char *const points[] = {"/", "/boot", "/boot/efi", "/usr"};
-    char line[4096];
+    struct asr_mounts m;
+    struct asr_error err = {0};
+    if (asr_volume_mounts(d, v, &m, &err) != ASR_OK)
+        return false;
     bool found = false;
-    while (!found && fgets(line, sizeof line, f)) {
-        unsigned maj, min;
-        char mnt[1024];
-        if (sscanf(line, "%*u %*u %u:%u %*s %1023s", &maj, &min, mnt) != 3)
-            continue;
-        bool point = false;
-        for (size_t i = 0; i < sizeof points / sizeof points[0]; i++)
-            point |= strcmp(mnt, points[i]) == 0;
-        if (!point)
-            continue;
-        if (makedev(maj, min) == disk && v->partition_number == 0) {
-            found = true;
-        } else {
-            char path[128];
-            unsigned long long start = 0;
-            unsigned pmaj = 0, pmin = 0;
-            snprintf(path, sizeof path, "/sys/dev/block/%u:%u/start", maj, min);
-            FILE *s = fopen(path, "r");
-            if (s) {
-                if (fscanf(s, "%llu", &start) != 1)
-                    start = 0;
-                fclose(s);
+    for (size_t i = 0; i < m.n && !found; i++)
+        for (size_t k = 0; k < sizeof points / sizeof points[0] && !found; k++)
+            if (!strcmp(m.v[i].point, points[k])) {
+                found = true;
+                snprintf(why, n, "mounted at %s on this machine", points[k]);
             }
-            snprintf(path, sizeof path, "/sys/dev/block/%u:%u/../dev", maj, min);
-            s = fopen(path, "r");
-            if (s) {
-                if (fscanf(s, "%u:%u", &pmaj, &pmin) != 2)
-                    pmaj = pmin = 0;
-                fclose(s);
-            }
-            found = s && makedev(pmaj, pmin) == disk && start * 512 == v->start_bytes;
-        }
-        if (found)
-            snprintf(why, n, "mounted at %.64s on this machine", mnt);
-    }
-    fclose(f);
+    asr_mounts_free(&m);
     return found;
 }
 

@@ -103,6 +103,22 @@ e = p[1][\"extents\"]
 assert e and sum(l for o, l in e) == p[1][\"used_bytes\"], e
 assert all(a[0] + a[1] < b[0] for a, b in zip(e, e[1:])) and e[-1][0] + e[-1][1] <= p[1][\"size_bytes\"]
 '"
+# A volume mounted at /boot (here read-only, through a loop device at its offset, in a mount
+# namespace of its own) is critical whatever its type says; first, not mounted, it is not.
+check "an unmounted generic data partition is not critical" sh -c "'$asrimg' layout --json '$work/ext.img' | python3 -c '
+import json, sys
+p = json.load(sys.stdin)[0][\"partitions\"][1]
+assert p[\"critical\"] is False, p'"
+if [ -d /boot ] && unshare -m true 2>/dev/null; then
+  check "a partition mounted at /boot is critical, and says so" unshare -m sh -c "mount --make-rprivate / &&
+    mount -o ro,loop,offset=$((34816 * 512)),sizelimit=$((40 << 20)) '$work/ext.img' /boot &&
+    '$asrimg' layout --json '$work/ext.img' | python3 -c '
+import json, sys
+p = json.load(sys.stdin)[0][\"partitions\"][1]
+assert p[\"critical\"] is True and p[\"reason\"] == \"mounted at /boot on this machine\", p'"
+else
+  echo "skip: no mount namespace here (unshare -m) for the mounted-at-/boot check"
+fi
 run_saving "$asrimg" layout --extents "$work/gpt.img"
 check "layout --extents without --json exits 2" rc_is 2
 run_saving "$asrimg" layout "$work/missing.img"
