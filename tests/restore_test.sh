@@ -707,6 +707,29 @@ check "--grow: sgdisk -v finds no problems" sgdisk_clean "$tgrow"
 read -r goff gsize < <(util geom "$tgrow" 9)
 check_volume "--grow: root" "$tgrow" 512 "$goff" "$gsize" ext4 root
 
+# GPT numbers need not follow the disk's order: here partition 1 is the last one, and grows.
+gpt_out_of_order="label: gpt
+1: start=20MiB, size=8MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4
+2: start=1MiB, size=8MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+truncate -s 32M "$work/order.img"
+sfdisk -q "$work/order.img" <<<"$gpt_out_of_order" >/dev/null 2>&1
+head -c 1M "$work/garbage" | dd of="$work/order.img" bs=1M seek=21 conv=notrunc status=none
+run_saving "$asrimg" backup "$work/order.img" -o "$work/order.asrimg" --volumes all
+check "a GPT numbered out of order backs up" rc_is 0
+garbage "$work/order-t.img" 48
+restore "$work/order.asrimg" --to "$work/order-t.img" --yes --grow --verify
+check "--grow of partition 1, last on the disk, exits 0 (--verify passes)" rc_is 0
+order_grown() {
+  local start size
+  read -r start size < <(util geom "$1" 1)
+  equal $(((start + size) / 512 - 1)) "$(last_lba_of "$1")"
+}
+check "--grow of partition 1: it ends at the last usable LBA" order_grown "$work/order-t.img"
+check "--grow of partition 1: partition 2 unchanged" equal "$(table_of "$work/order-t.img" | grep '^DISK2 ')" \
+  "$(table_of "$work/order.img" | grep '^DISK2 ')"
+check "--grow of partition 1: its bytes restored" same_bytes "$work/order.img" "$work/order-t.img" $((21 << 20)) $((1 << 20))
+check "--grow of partition 1: sgdisk -v finds no problems" sgdisk_clean "$work/order-t.img"
+
 tzero=$work/zero.img
 garbage "$tzero" $big_mib
 restore "$work/gpt.asrimg" --to "$tzero" --yes --zero-unused
