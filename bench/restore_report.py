@@ -48,13 +48,14 @@ def main() -> int:
     engine = facts["fio"].split("(")[-1].rstrip(")")
     used = int(facts["used_bytes"])
     captured = int(facts["captured_bytes"])
-    runs = {}  # id -> [(secs, bytes, rss, round, own)]
+    runs = {}  # id -> [(secs, bytes, rss, round, own, cpu)]
     for line in open(rows_path):
         rid, secs, nbytes, rss, cpu, rnd, own = line.rstrip("\n").split("\t")
         runs.setdefault(rid, []).append((float(secs), int(nbytes), int(rss), rnd, own, float(cpu)))
     per_round = {(rid, r[3]): r[1] / r[0] / 1e6 for rid, rr in runs.items() for r in rr}  # MB/s
     secs_round = {(rid, r[3]): r[0] for rid, rr in runs.items() for r in rr}
     cpu_round = {(rid, r[3]): r[5] for rid, rr in runs.items() for r in rr}
+
     # A round is "N", or "N.K" for the K-th of the in-memory pairs measured in round N.
     def rounds_of(*ids):
         have = [{r for rid, r in per_round if rid == i} for i in ids]
