@@ -145,10 +145,13 @@ static int map_targets(struct restore_args *a, const struct image_src *r)
 
 /* ---- the plan ------------------------------------------------------------------------------ */
 
-static void print_partitions_after(const struct image_src *r, uint32_t disk)
+static void print_partitions_after(const struct image_src *r, uint32_t disk, bool grow)
 {
     const struct asr_disk_desc *d = src_disk(r, disk);
-    char b[32];
+    char b[32], why[160];
+    struct asr_grow_plan plan = {UINT32_MAX, UINT32_MAX};
+    if (grow)
+        asr_restore_grow_plan(d, &plan, why, sizeof why); /* checked when the restore opened */
     for (uint32_t i = 0; i < d->partition_count; i++) {
         const struct asr_partition_desc *p = &d->partitions[i];
         const char *fs = "";
@@ -158,9 +161,14 @@ static void print_partitions_after(const struct image_src *r, uint32_t disk)
         fprintf(stderr, "      %-3u %12llu %10s  %-6s ", p->number, (unsigned long long)p->start_bytes,
                 cli_bytes(p->size_bytes, b, sizeof b), fs);
         if (p->capture == ASR_CAPTURE_SKIP)
-            fputs("not in the image: its bytes are left as they are\n", stderr);
+            fputs("not in the image: its bytes are left as they are", stderr);
         else
-            fprintf(stderr, "restored (%s)\n", cli_capture_name(p->capture));
+            fprintf(stderr, "restored (%s)", cli_capture_name(p->capture));
+        if (i == plan.data)
+            fputs("; --grow: to the end of the target (not its filesystem)", stderr);
+        else if (i == plan.container)
+            fputs("; --grow: to the end of the target, around the last partition", stderr);
+        fputc('\n', stderr);
     }
 }
 
@@ -184,7 +192,7 @@ static void print_plan(const char *image, const struct image_src *r, const struc
             if (!t->create)
                 fprintf(stderr, "       ALL OF IT WILL BE OVERWRITTEN by this layout:\n");
         }
-        print_partitions_after(r, d);
+        print_partitions_after(r, d, opt->grow);
     }
 }
 
@@ -344,6 +352,10 @@ int cmd_restore(int argc, char **argv)
     rc = m.r ? asr_restore_open(m.r, a.image, a.to, a.nto, false, &rs, &err)
              : asr_restore_open_stream(m.s, a.to, a.nto, &rs, &err);
     if (rc) {
+        cli_error("%s", err.msg);
+        goto fail;
+    }
+    if (asr_restore_check_options(rs, &a.opt, &err) != ASR_OK) {
         cli_error("%s", err.msg);
         goto fail;
     }

@@ -318,6 +318,15 @@ struct asr_restore_progress {
 };
 typedef void (*asr_restore_progress_fn)(const struct asr_restore_progress *p, void *ctx);
 
+/* What --grow extends on an image disk: the data partition that ends last (an index into
+ * partitions[], UINT32_MAX when there is none) and, when it is a logical one, the extended
+ * partition around it (else UINT32_MAX). Fails (ASR_E_UNSUPPORTED), saying why in `why`, when
+ * another partition ends after it (an extended one holding other partitions, say). */
+struct asr_grow_plan {
+    uint32_t data, container;
+};
+int asr_restore_grow_plan(const struct asr_disk_desc *d, struct asr_grow_plan *plan, char *why, size_t len);
+
 struct asr_restore_options {
     bool new_ids;           /* fresh disk identifier and partition GUIDs */
     bool grow;              /* extend the last partition to the end of a larger target */
@@ -329,6 +338,12 @@ struct asr_restore_options {
     void *progress_ctx;
     const volatile int *cancel;
 };
+
+/* Refuses options the image's layout cannot honour (--grow where asr_restore_grow_plan fails),
+ * saying why; asr_restore_run checks the same before it writes anything, and a caller may check
+ * first, before it shows a plan. */
+int asr_restore_check_options(const struct asr_restore *rs, const struct asr_restore_options *opt,
+                              struct asr_error *err);
 
 /* A range of a volume that the restore could not lay down from the image. */
 struct asr_restore_range {

@@ -119,18 +119,6 @@ unsigned restore_worker_count(unsigned asked); /* 0: one per online core */
 /* restore_stream.c: the pass from a pipe. */
 int restore_stream_pass(struct restore_pass *p, struct asr_error *err);
 
-/* restore_layout.c: what --grow extends on a disk: the data partition that ends last (an index
- * into partitions[], UINT32_MAX when there is none) and, when it is a logical one, the extended
- * partition around it (else UINT32_MAX). Fails, saying why in `why`, when another partition ends
- * after it (an extended one holding other partitions, say). */
-struct asr_grow_plan {
-    uint32_t data, container;
-};
-int asr_restore_grow_plan(const struct asr_disk_desc *d, struct asr_grow_plan *plan, char *why, size_t len);
-/* restore_layout.c: refuses, before anything is written, options the layout cannot honour
- * (--grow where asr_restore_grow_plan fails). */
-int asr_restore_check_options(const struct asr_restore *rs, const struct asr_restore_options *opt,
-                              struct asr_error *err);
 /* restore_layout.c: raw boot regions byte-exact, then libfdisk where the table must change
  * (a larger GPT disk, new ids, growth). Runs after the data, so that an interrupted restore
  * does not leave a table that looks finished. */

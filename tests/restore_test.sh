@@ -437,6 +437,9 @@ tgl=$work/grow-logical.img
 garbage "$tgl" $((mbr_mib * 3 / 2))
 restore "$work/mbr.asrimg" --to "$tgl" --yes --grow --verify
 check "--grow of a logical last partition exits 0 (--verify passes)" rc_is 0
+check "--grow of a logical: the plan says which partitions grow" \
+  sh -c "grep -q '^ *6 .*--grow: to the end of the target (not its filesystem)' '$work/err.saved' &&
+         grep -q '^ *2 .*--grow: to the end of the target, around the last partition' '$work/err.saved'"
 ends_at() { # DISK END N...: each partition N of DISK ends at byte END
   local n start size
   for n in "${@:3}"; do
@@ -475,6 +478,8 @@ sum_before=$(sum_of "$work/ext-after-t.img")
 restore "$work/ext-after.asrimg" --to "$work/ext-after-t.img" --yes --grow
 check "--grow with an extended partition after the last one: refused" rc_is 1
 check "--grow with an extended partition after the last one: says why" err_has "partition 2 ends after it"
+check "--grow with an extended partition after the last one: refused before the plan is shown" \
+  sh -c "! grep -q 'WILL BE OVERWRITTEN' '$work/err.saved'"
 check "--grow with an extended partition after the last one: nothing written" \
   equal "$(sum_of "$work/ext-after-t.img")" "$sum_before"
 
