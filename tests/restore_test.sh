@@ -699,12 +699,12 @@ tgrow=$work/grow.img
 garbage "$tgrow" $big_mib
 restore "$work/gpt.asrimg" --to "$tgrow" --yes --grow
 check "--grow exits 0" rc_is 0
-grown_end() { # DISK: the last partition ends at the last usable LBA
+grown_end() { # DISK N: partition N ends at the last usable LBA
   local ss=512 start size
-  read -r start size < <(util geom "$1" 9)
+  read -r start size < <(util geom "$1" "$2")
   equal $(((start + size) / ss - 1)) "$(last_lba_of "$1")"
 }
-check "--grow: the last partition ends at the last usable LBA" grown_end "$tgrow"
+check "--grow: the last partition ends at the last usable LBA" grown_end "$tgrow" 9
 check "--grow: the last usable LBA is at the target's end" last_lba_at_end "$tgrow" 512
 check "--grow: the other partitions unchanged" equal "$(table_of "$tgrow" | grep -v '^DISK9 ')" \
   "$(table_of "$gpt" | grep -v '^DISK9 ')"
@@ -724,12 +724,7 @@ check "a GPT numbered out of order backs up" rc_is 0
 garbage "$work/order-t.img" 48
 restore "$work/order.asrimg" --to "$work/order-t.img" --yes --grow --verify
 check "--grow of partition 1, last on the disk, exits 0 (--verify passes)" rc_is 0
-order_grown() {
-  local start size
-  read -r start size < <(util geom "$1" 1)
-  equal $(((start + size) / 512 - 1)) "$(last_lba_of "$1")"
-}
-check "--grow of partition 1: it ends at the last usable LBA" order_grown "$work/order-t.img"
+check "--grow of partition 1: it ends at the last usable LBA" grown_end "$work/order-t.img" 1
 check "--grow of partition 1: partition 2 unchanged" equal "$(table_of "$work/order-t.img" | grep '^DISK2 ')" \
   "$(table_of "$work/order.img" | grep '^DISK2 ')"
 check "--grow of partition 1: its bytes restored" same_bytes "$work/order.img" "$work/order-t.img" $((21 << 20)) $((1 << 20))
