@@ -86,6 +86,7 @@ void restore_mirror_free(struct restore_mirror *m); /* NULL-safe; waits for writ
 /* Writes what is staged to the current group, then makes t (nt targets) the group. t is
  * kept: the caller flushes before it changes the array. */
 int restore_mirror_targets(struct restore_mirror *m, struct restore_target **t, size_t nt);
+/* Stages len bytes of data (NULL: zeros) for disk offset off on every target of the group. */
 int restore_mirror_append(struct restore_mirror *m, uint64_t off, const uint8_t *data, size_t len);
 /* Makes [off, off+len) read as zeros: a hole or BLKZEROOUT where the target can (a new file
  * already reads as zeros), written zeros where it cannot. */

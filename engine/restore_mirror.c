@@ -56,7 +56,6 @@ struct restore_mirror {
     struct stage *cur;
     unsigned inflight;
     bool cache_dirty; /* a buffered edge was written since the last sync */
-    uint8_t *zeros;   /* STAGE_BYTES of zeros, for zero ranges a target cannot punch */
     struct asr_error *err;
     int rc;
 };
@@ -188,7 +187,8 @@ static struct stage *free_stage(struct restore_mirror *m)
     }
 }
 
-/* Appends len bytes destined for disk offset off to the stages, writing full ones. */
+/* Appends len bytes destined for disk offset off to the stages, writing full ones; data NULL:
+ * zeros, set in the stage rather than copied from a buffer of them. */
 int restore_mirror_append(struct restore_mirror *m, uint64_t off, const uint8_t *data, size_t len)
 {
     while (len && !m->rc) {
@@ -201,10 +201,14 @@ int restore_mirror_append(struct restore_mirror *m, uint64_t off, const uint8_t 
             m->cur->lead = m->cur->len = (size_t)(off - m->cur->base);
         }
         size_t n = STAGE_BYTES - m->cur->len < len ? STAGE_BYTES - m->cur->len : len;
-        memcpy(m->cur->buf + m->cur->len, data, n);
+        if (data) {
+            memcpy(m->cur->buf + m->cur->len, data, n);
+            data += n;
+        } else {
+            memset(m->cur->buf + m->cur->len, 0, n);
+        }
         m->cur->len += n;
         off += n;
-        data += n;
         len -= n;
         if (m->cur->len == STAGE_BYTES && flush_current(m)) /* ends aligned: STAGE_BYTES is a multiple */
             return m->rc;
@@ -235,7 +239,7 @@ int restore_mirror_zero(struct restore_mirror *m, uint64_t off, uint64_t len)
     /* Some target could not zero it in place: write the zeros to all (harmless for the others). */
     while (written && len && !m->rc) {
         size_t n = len < STAGE_BYTES ? (size_t)len : STAGE_BYTES;
-        restore_mirror_append(m, off, m->zeros, n);
+        restore_mirror_append(m, off, NULL, n);
         off += n;
         len -= n;
     }
@@ -268,9 +272,6 @@ int restore_mirror_new(size_t max_targets, struct asr_error *err, struct restore
     if (e < 0)
         return asr_fail_public(err, ASR_E_IO, "io_uring: %s", strerror(-e));
     m->ring_ready = true;
-    m->zeros = calloc(1, STAGE_BYTES);
-    if (!m->zeros)
-        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
     m->arena = asr_iobuf_alloc((size_t)STAGE_COUNT * STAGE_BYTES); /* huge pages: iobuf.c says why */
     if (!m->arena)
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the write stages");
@@ -296,7 +297,6 @@ void restore_mirror_free(struct restore_mirror *m)
     for (unsigned i = 0; i < STAGE_COUNT; i++)
         free(m->stages[i].req);
     free(m->arena);
-    free(m->zeros);
     free(m);
 }
 
