@@ -152,6 +152,7 @@ static int map_volume(const struct asr_window *w, bool no_filesystem_type, struc
         return rc;
     }
     v->natural_capture = parse == asr_swap_used ? ASR_CAPTURE_HEADER : ASR_CAPTURE_USED;
+    snprintf(v->warning, sizeof v->warning, "%s", v->map.note); /* what the map took beyond its bitmap */
     /* blkid's view of the names wins where the parser had none. */
     memcpy(v->map.fs_type, fs, sizeof fs);
     if (!v->map.fs_uuid[0])
