@@ -265,8 +265,8 @@ void asr_thaw_from_signal(struct asr_freezer *f);
  * pages of the volume, and replaces v->map.used with it. For a volume just frozen: the map taken
  * before the freeze misses what was allocated since, and an image of a frozen filesystem is
  * consistent only with the map read from the frozen state. recapture (before the backup records
- * the captures): a volume captured whole because its map could not be read (ext's journal to
- * replay, as on any ext3/4 mounted read-write) becomes a used-map capture when the map reads now;
+ * the captures): a volume captured whole because its map could not be read (an ext journal the
+ * map cannot replay, on another device say) becomes a used-map capture when the map reads now;
  * if it still does not, it stays whole and that is no error. ASR_OK without change for a volume
  * captured neither way. */
 int asr_volume_remap(const struct asr_disk *d, struct asr_volume_info *v, bool recapture, struct asr_error *err);

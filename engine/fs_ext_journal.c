@@ -194,7 +194,7 @@ static int cmp_tag(const void *a, const void *b)
     const struct tag *x = a, *y = b;
     if (x->target != y->target)
         return x->target < y->target ? -1 : 1;
-    return x->from < y->from ? -1 : x->from > y->from; /* not the order of the log: see resolve */
+    return x->from < y->from ? -1 : x->from > y->from; /* jbd2 journals a block once a transaction */
 }
 
 static int cmp_revoke(const void *a, const void *b)
@@ -227,11 +227,13 @@ static int resolve(struct log *l, uint32_t seq0, struct asr_ext_replay *out)
 {
     ext2_filsys fs = l->fs;
     uint64_t bs = fs->blocksize, count = ext2fs_blocks_count(fs->super);
-    /* Log order within a target: by transaction, then by position after s_start. */
+    /* Transactions counted from the log's first, so that sequence numbers may wrap. */
     for (size_t i = 0; i < l->committed; i++)
         l->tags[i].seq -= seq0;
-    qsort(l->tags, l->committed, sizeof *l->tags, cmp_tag);
-    qsort(l->revokes, l->committed_revokes, sizeof *l->revokes, cmp_revoke);
+    if (l->committed)
+        qsort(l->tags, l->committed, sizeof *l->tags, cmp_tag);
+    if (l->committed_revokes)
+        qsort(l->revokes, l->committed_revokes, sizeof *l->revokes, cmp_revoke);
     out->v = calloc(l->committed ? l->committed : 1, sizeof *out->v);
     if (!out->v)
         return asr_fail_public(l->err, ASR_E_NOMEM, "ext: out of memory reading the journal");
