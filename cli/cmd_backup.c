@@ -253,9 +253,9 @@ static int freeze_volume(const struct asr_volume_info *cv, void *ctx, struct asr
 }
 
 /* Before anything is recorded: a volume captured whole only because it is mounted read-write (an
- * ext journal to replay makes its bitmaps untrustworthy) is frozen a moment, which leaves it clean,
- * to read its used map. It is then captured by that map, frozen again and mapped again when it is
- * read: a frozen root filesystem is not read whole. Freezing fails here as it would there. */
+ * ext journal the map cannot replay makes its bitmaps untrustworthy) is frozen a moment, which
+ * leaves it clean, to read its used map. It is then captured by that map, frozen again and mapped
+ * again when it is read: a frozen root filesystem is not read whole. Freezing fails here as it would there. */
 static int recapture_frozen(struct freeze_hooks *h, struct asr_error *err)
 {
     struct cli_disks *s = h->disks;

@@ -152,6 +152,7 @@ static int map_volume(const struct asr_window *w, bool no_filesystem_type, struc
         return rc;
     }
     v->natural_capture = parse == asr_swap_used ? ASR_CAPTURE_HEADER : ASR_CAPTURE_USED;
+    snprintf(v->warning, sizeof v->warning, "%s", v->map.note); /* what the map took beyond its bitmap */
     /* blkid's view of the names wins where the parser had none. */
     memcpy(v->map.fs_type, fs, sizeof fs);
     if (!v->map.fs_uuid[0])
@@ -223,10 +224,11 @@ static int find_kernel(struct ext2_dir_entry *de, int offset, int blocksize, cha
  * asr_ext_used said of this volume. */
 static bool ext_boot_content(const struct asr_window *w, int map_rc, char *why, size_t n)
 {
-    /* Trust follows the map's checks. A refusal for the filesystem's state (ASR_E_UNSUPPORTED: a
-     * journal to replay, an unclean unmount) means its bitmaps may be stale, not its directories
-     * unreadable: the root filesystem of a disk copied from a running or crashed machine is just
-     * that, and must still be found critical (asr_ext_open checks its structure again). Any other
+    /* Trust follows the map's checks. A refusal for a journal the map cannot replay
+     * (ASR_E_UNSUPPORTED: on another device, fast commits) means its bitmaps may be stale, not its
+     * directories unreadable: the root filesystem of a disk copied from a running or crashed
+     * machine is just that, and must still be found critical (asr_ext_open checks its structure
+     * again). Any other
      * refusal means the superblock, descriptors or bitmap failed their checks or could not be
      * read: names found through such metadata are no evidence either way, and libext2fs is not
      * hardened against it. The volume is then not looked into, and the reason says so, so that

@@ -31,6 +31,8 @@ struct asr_ranges {
  * Returns ASR_OK, ASR_E_ARG (out of order) or ASR_E_NOMEM. len 0 is a no-op. */
 int asr_ranges_add(struct asr_ranges *r, uint64_t off, uint64_t len);
 uint64_t asr_ranges_bytes(const struct asr_ranges *r);
+/* Every byte of a or b into out (empty on entry). ASR_OK or ASR_E_NOMEM. */
+int asr_ranges_union(const struct asr_ranges *a, const struct asr_ranges *b, struct asr_ranges *out);
 void asr_ranges_free(struct asr_ranges *r);
 
 /* ---- a window onto a disk ---------------------------------------------------------------- */
@@ -56,14 +58,19 @@ struct asr_usedmap {
     char fs_type[32];
     char fs_uuid[64];
     char fs_label[64];
+    /* What the parser found and took beyond its allocation map, or the state that made it look
+     * ("" when nothing is worth saying): shown with the volume by layout and backup. */
+    char note[256];
 };
 
 /* Each parser fills out->used with every byte the filesystem needs: boot sectors and their
  * backups, allocation metadata, directories, journals, and the clusters its allocation map marks
  * used. On metadata that fails the filesystem's own rules it returns ASR_E_CORRUPT with a message
  * saying what and where; the caller then falls back to a full capture. ASR_E_UNSUPPORTED says
- * the metadata is sound but cannot give a map: an ext filesystem whose bitmaps may be stale (a
- * journal to replay), a swap area holding a hibernation image (its pages are the image). */
+ * the metadata is sound but cannot give a map: an ext filesystem whose journal to replay this
+ * reader cannot read (on another device, fast commits), a swap area holding a hibernation image
+ * (its pages are the image). Blocks the metadata references are in the map even where the
+ * allocation map calls them free (ext: out->note says what was found). */
 int asr_fat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_exfat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_ntfs_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
@@ -258,8 +265,8 @@ void asr_thaw_from_signal(struct asr_freezer *f);
  * pages of the volume, and replaces v->map.used with it. For a volume just frozen: the map taken
  * before the freeze misses what was allocated since, and an image of a frozen filesystem is
  * consistent only with the map read from the frozen state. recapture (before the backup records
- * the captures): a volume captured whole because its map could not be read (ext's journal to
- * replay, as on any ext3/4 mounted read-write) becomes a used-map capture when the map reads now;
+ * the captures): a volume captured whole because its map could not be read (an ext journal the
+ * map cannot replay, on another device say) becomes a used-map capture when the map reads now;
  * if it still does not, it stays whole and that is no error. ASR_OK without change for a volume
  * captured neither way. */
 int asr_volume_remap(const struct asr_disk *d, struct asr_volume_info *v, bool recapture, struct asr_error *err);

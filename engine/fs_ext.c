@@ -1,8 +1,11 @@
 /* ext2/3/4 used-byte map: libext2fs opens the filesystem through an I/O manager that reads only
  * inside the window (every read is asr_window_read, so no partition device node, no second open
  * of the disk, and no read past the partition whatever the metadata says), then reads the block
- * bitmap (computing BLOCK_UNINIT groups, per cluster under bigalloc); its set runs become byte
- * ranges. The opener is shared (fs_ext_internal.h): analyze.c reads directories through it. */
+ * bitmap (computing BLOCK_UNINIT groups, per cluster under bigalloc); its set runs, together with
+ * every block the metadata references (fs_ext_refs.c: a damaged bitmap may call them free), become
+ * byte ranges. A journal still to replay is read (fs_ext_journal.c) and the filesystem mapped a
+ * second time as the replay will leave it. The opener is shared (fs_ext_internal.h): analyze.c
+ * reads directories through it. */
 #include "fs_ext_internal.h"
 
 #include <errno.h>
@@ -59,6 +62,46 @@ static _Thread_local struct asr_ext_io *win_opening;
 
 static struct struct_io_manager win_manager;
 
+static size_t first_copy(const struct asr_ext_replay *r, uint64_t block)
+{
+    size_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (r->v[mid].target < block)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Lays the journal's copies of the blocks that [off, off+len) covers over what was read there
+ * (io->replay: the filesystem as recovery will leave it). An escaped copy gets its magic back. */
+static int replay_patch(const struct asr_ext_io *io, uint64_t off, uint8_t *data, uint64_t len, struct asr_error *err)
+{
+    static const uint8_t magic[4] = {0xC0, 0x3B, 0x39, 0x98};
+    const struct asr_ext_replay *r = io->replay;
+    if (!r || !r->n || !len)
+        return ASR_OK;
+    uint64_t bs = r->block_size;
+    for (size_t i = first_copy(r, off / bs); i < r->n && r->v[i].target <= (off + len - 1) / bs; i++) {
+        uint64_t at = r->v[i].target * bs, from = off > at ? off : at, to = off + len < at + bs ? off + len : at + bs;
+        int rc = asr_window_read(io->w, r->v[i].from * bs + (from - at), data + (from - off), (size_t)(to - from), err);
+        if (rc != ASR_OK)
+            return rc;
+        for (uint64_t b = from; r->v[i].escaped && b < at + 4 && b < to; b++)
+            data[b - off] = magic[b - at];
+    }
+    return ASR_OK;
+}
+
+/* A read of the filesystem: the window's bytes, with the replayed journal's over them. */
+static int ext_read(const struct asr_ext_io *io, uint64_t off, void *buf, size_t len, struct asr_error *err)
+{
+    int rc = asr_window_read(io->w, off, buf, len, err);
+    return rc == ASR_OK ? replay_patch(io, off, buf, len, err) : rc;
+}
+
 static errcode_t win_open(const char *name, int flags, io_channel *channel)
 {
     if (!win_opening)
@@ -114,7 +157,7 @@ static errcode_t win_read_blk64(io_channel io, unsigned long long block, int cou
         rc = asr_fail_public(&why, ASR_E_LIMIT, "read of block %llu passes this walk's read limit (metadata "
                                                 "repeating itself?)", block);
     else
-        rc = asr_window_read(wi->w, block * bs, data, (size_t)len, &why);
+        rc = ext_read(wi, block * bs, data, (size_t)len, &why);
     if (rc == ASR_OK && wi->left != UINT64_MAX)
         wi->left -= len;
     if (rc == ASR_OK)
@@ -204,10 +247,11 @@ static uint32_t le32(const uint8_t *p)
  * fit the window. libext2fs would otherwise allocate descriptors for every group claimed and
  * fail later with a generic "corrupt superblock" (or, for a filesystem shorter than claimed
  * whose descriptors still fit, map blocks the partition does not have). */
-static int check_super(const struct asr_window *w, struct asr_error *err)
+static int check_super(const struct asr_ext_io *io, struct asr_error *err)
 {
+    const struct asr_window *w = io->w;
     uint8_t sb[SB_SIZE];
-    int rc = asr_window_read(w, SB_OFFSET, sb, sizeof sb, err);
+    int rc = ext_read(io, SB_OFFSET, sb, sizeof sb, err);
     if (rc != ASR_OK)
         return rc;
     if ((sb[SB_MAGIC] | sb[SB_MAGIC + 1] << 8) != EXT2_SUPER_MAGIC)
@@ -265,14 +309,15 @@ static int check_desc(ext2_filsys fs, const struct asr_ext_io *wi, struct asr_er
     return ASR_OK;
 }
 
-int asr_ext_open(const struct asr_window *w, struct asr_ext_io *io, ext2_filsys *out, struct asr_error *err)
+int asr_ext_open_replayed(const struct asr_window *w, const struct asr_ext_replay *replay, struct asr_ext_io *io,
+                          ext2_filsys *out, struct asr_error *err)
 {
     *out = NULL;
-    *io = (struct asr_ext_io){.w = w, .left = UINT64_MAX};
+    *io = (struct asr_ext_io){.w = w, .replay = replay, .left = UINT64_MAX};
     if (w->size < SB_OFFSET + SB_SIZE)
         return asr_fail_public(err, ASR_E_CORRUPT, "ext: %llu-byte volume too small for a superblock",
                                (unsigned long long)w->size);
-    int rc = check_super(w, err);
+    int rc = check_super(io, err);
     if (rc != ASR_OK)
         return rc;
     /* Read-only (no EXT2_FLAG_RW), 64-bit block numbers. Checksum errors are NOT ignored: a
@@ -298,6 +343,11 @@ int asr_ext_open(const struct asr_window *w, struct asr_ext_io *io, ext2_filsys 
     return ASR_OK;
 }
 
+int asr_ext_open(const struct asr_window *w, struct asr_ext_io *io, ext2_filsys *out, struct asr_error *err)
+{
+    return asr_ext_open_replayed(w, NULL, io, out, err);
+}
+
 /* ---- the map ---------------------------------------------------------------------------- */
 
 static int record(struct asr_ranges *r, uint64_t off, uint64_t len, struct asr_error *err)
@@ -309,50 +359,33 @@ static int record(struct asr_ranges *r, uint64_t off, uint64_t len, struct asr_e
     return ASR_OK;
 }
 
-/* Refuses states in which the on-disk bitmap may lag what the filesystem really uses: a journal
- * still to replay (crash, or mounted read-write: ext3/4 set needs_recovery while mounted) would
- * after restore point files at blocks this map left out; an ext2 not cleanly unmounted or any ext
- * with recorded errors needs e2fsck first. The caller then captures the volume whole. */
-static int check_state(ext2_filsys fs, struct asr_error *err)
-{
-    if (ext2fs_has_feature_journal_needs_recovery(fs->super))
-        return asr_fail_public(err, ASR_E_UNSUPPORTED, "ext: journal needs recovery (mounted read-write or not cleanly "
-                                                       "unmounted): on-disk bitmaps may be stale");
-    if (!(fs->super->s_state & EXT2_VALID_FS))
-        return asr_fail_public(err, ASR_E_UNSUPPORTED, "ext: not cleanly unmounted (superblock s_state 0x%04x): "
-                                                       "on-disk bitmaps may be stale", fs->super->s_state);
-    if (fs->super->s_state & EXT2_ERROR_FS)
-        return asr_fail_public(err, ASR_E_CORRUPT, "ext: superblock s_state records filesystem errors (0x%04x): "
-                                                   "e2fsck needed", fs->super->s_state);
-    return ASR_OK;
-}
-
-/* Emits every run of set bits of the block bitmap, found a run at a time with the bitmap's own
- * search (never bit by bit). Under bigalloc the bitmap has a bit per cluster; libext2fs's
+/* Emits every run of set bits of a block bitmap of fs, found a run at a time with the bitmap's
+ * own search (never bit by bit). Under bigalloc the bitmap has a bit per cluster; libext2fs's
  * search takes and returns block numbers, aligned to clusters, so a run is [set, zero) in
  * blocks either way, clipped to the last block. */
-static int emit_bitmap(ext2_filsys fs, const struct asr_ext_io *wi, struct asr_ranges *out, struct asr_error *err)
+static int emit_bitmap(ext2_filsys fs, ext2fs_block_bitmap map, const struct asr_ext_io *wi, struct asr_ranges *out,
+                       struct asr_error *err)
 {
     uint64_t bs = fs->blocksize, count = ext2fs_blocks_count(fs->super);
     blk64_t at = fs->super->s_first_data_block, last = count - 1;
     while (at <= last) {
         blk64_t set, zero;
-        errcode_t e = ext2fs_find_first_set_block_bitmap2(fs->block_map, at, last, &set);
+        errcode_t e = ext2fs_find_first_set_block_bitmap2(map, at, last, &set);
         if (e == ENOENT)
             break;
         if (e)
-            return asr_ext_fail(err, wi, "searching the block bitmap", e);
-        e = ext2fs_find_first_zero_block_bitmap2(fs->block_map, set, last, &zero);
+            return asr_ext_fail(err, wi, "searching a block bitmap", e);
+        e = ext2fs_find_first_zero_block_bitmap2(map, set, last, &zero);
         if (e == ENOENT)
             zero = count;
         else if (e)
-            return asr_ext_fail(err, wi, "searching the block bitmap", e);
+            return asr_ext_fail(err, wi, "searching a block bitmap", e);
         if (zero > count) /* the last cluster may reach past the last block */
             zero = count;
         if (zero <= set)
             return asr_fail_public(err, ASR_E_CORRUPT, "ext: block bitmap search went backwards at block %llu",
                                    (unsigned long long)set);
-        /* The head was added first; a run may start inside it (4 KiB blocks: block 0). */
+        /* The head may have been added first; a run may start inside it (4 KiB blocks: block 0). */
         uint64_t off = set * bs, end = zero * bs;
         if (out->n && off < out->v[out->n - 1].offset + out->v[out->n - 1].length)
             off = out->v[out->n - 1].offset + out->v[out->n - 1].length;
@@ -364,6 +397,85 @@ static int emit_bitmap(ext2_filsys fs, const struct asr_ext_io *wi, struct asr_r
         at = zero;
     }
     return ASR_OK;
+}
+
+/* What a map found beyond the block bitmap, for its note. */
+struct findings {
+    uint64_t extra;        /* bytes the metadata references that the bitmap marks free */
+    uint64_t outside;      /* references past the filesystem (nothing there to capture) */
+    bool bitmap_csum;      /* some block bitmap failed its checksum */
+    uint64_t transactions; /* committed transactions in a journal to replay */
+    uint64_t named;        /* blocks the log names */
+    uint64_t replay_extra; /* bytes the filesystem as replayed adds */
+};
+
+static int unite(struct asr_ranges *into, const struct asr_ranges *more, struct asr_error *err)
+{
+    struct asr_ranges u = {0};
+    int rc = asr_ranges_union(into, more, &u);
+    if (rc != ASR_OK)
+        return asr_fail_public(err, rc, "ext: cannot record used bytes (%s)", asr_status_name(rc));
+    asr_ranges_free(into);
+    *into = u;
+    return ASR_OK;
+}
+
+/* The block bitmap, read even when some group's fails its checksum: with every referenced block
+ * added to it, a bitmap with a known flaw is still a sound map, and whole capture is kept for
+ * metadata that fails its structural checks. */
+static int read_bitmap(ext2_filsys fs, const struct asr_ext_io *wi, struct findings *f, struct asr_error *err)
+{
+    errcode_t e = ext2fs_read_block_bitmap(fs);
+    if (e == EXT2_ET_BLOCK_BITMAP_CSUM_INVALID) {
+        f->bitmap_csum = true;
+        int saved = fs->flags;
+        fs->flags |= EXT2_FLAG_IGNORE_CSUM_ERRORS;
+        e = ext2fs_read_block_bitmap(fs);
+        fs->flags = saved;
+    }
+    return e ? asr_ext_fail(err, wi, "cannot read the block bitmap", e) : ASR_OK;
+}
+
+/* One view of the filesystem: the head, the bitmap's runs and every block the metadata
+ * references, into out. */
+static int map_view(ext2_filsys fs, const struct asr_ext_io *wi, struct asr_ranges *out, struct findings *f,
+                    struct asr_error *err)
+{
+    int rc = read_bitmap(fs, wi, f, err);
+    if (rc != ASR_OK)
+        return rc;
+    uint64_t head = (uint64_t)fs->super->s_first_data_block * fs->blocksize;
+    struct asr_ranges bitmap = {0}, refs = {0};
+    rc = record(&bitmap, 0, head > EXT_HEAD_BYTES ? head : EXT_HEAD_BYTES, err);
+    if (rc == ASR_OK)
+        rc = emit_bitmap(fs, fs->block_map, wi, &bitmap, err);
+    ext2fs_block_bitmap map = NULL;
+    if (rc == ASR_OK) {
+        /* Sparse where it can be: the referenced blocks are mostly long extents. */
+        int saved = fs->default_bitmap_type;
+        fs->default_bitmap_type = EXT2FS_BMAP64_RBTREE;
+        errcode_t e = ext2fs_allocate_block_bitmap(fs, "referenced blocks", &map);
+        fs->default_bitmap_type = saved;
+        if (e)
+            rc = asr_ext_fail(err, wi, "allocating a block bitmap", e);
+    }
+    struct asr_ext_walk walk = {0};
+    if (rc == ASR_OK)
+        rc = asr_ext_walk_refs(fs, wi, map, &walk, err);
+    if (rc == ASR_OK)
+        rc = emit_bitmap(fs, map, wi, &refs, err);
+    if (map)
+        ext2fs_free_block_bitmap(map);
+    uint64_t bitmap_bytes = asr_ranges_bytes(&bitmap);
+    *out = bitmap; /* the caller frees it, whatever happened */
+    if (rc == ASR_OK)
+        rc = unite(out, &refs, err);
+    asr_ranges_free(&refs);
+    if (rc == ASR_OK) {
+        f->extra += asr_ranges_bytes(out) - bitmap_bytes;
+        f->outside += walk.outside;
+    }
+    return rc;
 }
 
 /* blkid's names: ext4 as soon as a feature ext3 lacks is on, else ext3 with a journal. */
@@ -387,38 +499,110 @@ static void fill_names(struct ext2_super_block *s, struct asr_usedmap *out)
     snprintf(out->fs_label, sizeof out->fs_label, "%.*s", (int)n, (const char *)s->s_volume_name);
 }
 
-/* With the filesystem open and its structure checked: state, bitmap, ranges. */
-static int map_open(ext2_filsys fs, const struct asr_ext_io *wi, struct asr_usedmap *out, struct asr_error *err)
+/* The filesystem as its journal's recovery will leave it, mapped too: the replay writes the
+ * blocks the log names (captured, so the copy reads as its source even before recovery), and
+ * the bitmaps and inodes it writes may use blocks the ones on disk do not show yet. */
+static int map_replayed(const struct asr_window *w, ext2_filsys fs, const struct asr_ext_io *wi,
+                        struct asr_ranges *used, struct findings *f, struct asr_error *err)
 {
-    int rc = check_state(fs, err);
+    struct asr_ext_replay r;
+    int rc = asr_ext_journal_replay(fs, wi, &r, err);
     if (rc != ASR_OK)
         return rc;
-    errcode_t e = ext2fs_read_block_bitmap(fs);
-    if (e)
-        return asr_ext_fail(err, wi, "cannot read the block bitmap", e);
-    uint64_t head = (uint64_t)fs->super->s_first_data_block * fs->blocksize;
-    rc = record(&out->used, 0, head > EXT_HEAD_BYTES ? head : EXT_HEAD_BYTES, err);
-    if (rc == ASR_OK)
-        rc = emit_bitmap(fs, wi, &out->used, err);
+    f->transactions = r.transactions;
+    f->named = asr_ranges_bytes(&r.named) / fs->blocksize;
+    if (r.named.n) {
+        uint64_t before = asr_ranges_bytes(used);
+        struct asr_ext_io io;
+        ext2_filsys replayed;
+        struct asr_ranges view = {0};
+        struct asr_error why = {0};
+        rc = asr_ext_open_replayed(w, &r, &io, &replayed, &why);
+        if (rc == ASR_OK) {
+            struct findings g = {0};
+            rc = map_view(replayed, &io, &view, &g, &why);
+            ext2fs_close_free(&replayed);
+        }
+        if (rc != ASR_OK)
+            asr_fail_public(err, rc, "ext: the filesystem as its journal would replay it: %s", why.msg);
+        if (rc == ASR_OK)
+            rc = unite(used, &view, err);
+        if (rc == ASR_OK)
+            rc = unite(used, &r.named, err);
+        asr_ranges_free(&view);
+        f->replay_extra = rc == ASR_OK ? asr_ranges_bytes(used) - before : 0;
+    }
+    asr_ext_replay_free(&r);
+    return rc;
+}
+
+/* Says what the map holds beyond the bitmap on disk, and why it looked ("" when nothing was found
+ * on a clean filesystem). */
+static void write_note(struct ext2_super_block *s, const struct findings *f, uint64_t bs, char *note, size_t n)
+{
+    size_t at = 0;
+    note[0] = '\0';
+#define NOTE(...) (at += (size_t)snprintf(note + at, at < n ? n - at : 0, __VA_ARGS__), at = at < n ? at : n)
+    bool flagged = !(s->s_state & EXT2_VALID_FS) || (s->s_state & EXT2_ERROR_FS) || f->bitmap_csum;
+    if (!(s->s_state & EXT2_VALID_FS))
+        NOTE("not cleanly unmounted; ");
+    if (s->s_state & EXT2_ERROR_FS)
+        NOTE("superblock records errors; ");
+    if (f->bitmap_csum)
+        NOTE("a block bitmap fails its checksum; ");
+    if (f->transactions)
+        NOTE("journal to recover: %llu transactions naming %llu blocks, the filesystem as replayed mapped too "
+             "(+%llu KiB); ",
+             (unsigned long long)f->transactions, (unsigned long long)f->named,
+             (unsigned long long)(f->replay_extra >> 10));
+    else if (ext2fs_has_feature_journal_needs_recovery(s))
+        NOTE("journal flagged for recovery but holds no transaction; ");
+    if (f->extra)
+        NOTE("%llu KiB (%llu blocks) that metadata references but the block bitmap marks free, captured too; ",
+             (unsigned long long)(f->extra >> 10), (unsigned long long)(f->extra / bs));
+    else if (flagged)
+        NOTE("every block the metadata references is marked used in the block bitmap; ");
+    if (f->outside)
+        NOTE("%llu references to blocks outside the filesystem (nothing to capture); ", (unsigned long long)f->outside);
+#undef NOTE
+    if (at >= 2 && note[at - 2] == ';')
+        note[at - 2] = '\0';
+}
+
+/* With the filesystem open and its structure checked: the map of what is on disk, and of what
+ * the journal's recovery will leave when there is a journal to recover. */
+static int map_open(const struct asr_window *w, ext2_filsys fs, const struct asr_ext_io *wi, struct asr_usedmap *out,
+                    struct asr_error *err)
+{
+    struct findings f = {0};
+    int rc = map_view(fs, wi, &out->used, &f, err);
+    if (rc == ASR_OK && ext2fs_has_feature_journal_needs_recovery(fs->super))
+        rc = map_replayed(w, fs, wi, &out->used, &f, err);
     if (rc != ASR_OK)
         return rc;
     out->block_size = (uint32_t)EXT2_CLUSTER_SIZE(fs->super);
     fill_names(fs->super, out);
+    char note[sizeof out->note - 8];
+    write_note(fs->super, &f, fs->blocksize, note, sizeof note);
+    if (note[0])
+        snprintf(out->note, sizeof out->note, "ext: %s", note);
     return ASR_OK;
 }
 
 int asr_ext_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err)
 {
-    /* No read limit: the map reads one bitmap block per group, and check_super capped the
-     * number of groups. */
+    /* No read limit: the map reads each bitmap block, inode table block in use and tree block
+     * once, and check_super capped the number of groups. */
     struct asr_ext_io io;
     ext2_filsys fs;
     int rc = asr_ext_open(w, &io, &fs, err);
     if (rc != ASR_OK)
         return rc;
-    rc = map_open(fs, &io, out, err);
+    rc = map_open(w, fs, &io, out, err);
     ext2fs_close_free(&fs);
-    if (rc != ASR_OK)
+    if (rc != ASR_OK) {
         asr_ranges_free(&out->used);
+        out->note[0] = '\0';
+    }
     return rc;
 }

@@ -43,6 +43,29 @@ uint64_t asr_ranges_bytes(const struct asr_ranges *r)
     return sum;
 }
 
+int asr_ranges_union(const struct asr_ranges *a, const struct asr_ranges *b, struct asr_ranges *out)
+{
+    size_t i = 0, j = 0;
+    uint64_t from = 0, to = 0;
+    bool open = false;
+    while (i < a->n || j < b->n) {
+        const struct asr_range *r = j == b->n || (i < a->n && a->v[i].offset <= b->v[j].offset) ? &a->v[i++] : &b->v[j++];
+        if (open && r->offset <= to) {
+            if (r->offset + r->length > to)
+                to = r->offset + r->length;
+            continue;
+        }
+        if (open && asr_ranges_add(out, from, to - from) != ASR_OK)
+            return ASR_E_NOMEM;
+        from = r->offset;
+        to = r->offset + r->length;
+        open = true;
+    }
+    if (open && asr_ranges_add(out, from, to - from) != ASR_OK)
+        return ASR_E_NOMEM;
+    return ASR_OK;
+}
+
 void asr_ranges_free(struct asr_ranges *r)
 {
     free(r->v);

@@ -583,68 +583,422 @@ Test(fs_ext, refuses_bad_descriptor_checksum)
     }
 }
 
-/* A block bitmap changed without its checksum: a free block flipped to used. */
-Test(fs_ext, refuses_bad_block_bitmap_checksum)
+/* ---- damaged filesystems: the map holds every block the metadata references ------------- */
+
+/* A restored filesystem must read exactly as its source, damaged or not. Each case below damages
+ * a filesystem with e2fsprogs' own tools the way e2fsprogs' test images are damaged (a block
+ * bitmap calling free what a file, directory, extent tree, xattr or symlink still uses, states
+ * that say the bitmaps are not to be trusted), maps it, copies only the mapped bytes onto
+ * garbage, and asks e2fsck -fn and debugfs's rdump about both: same report, same files. */
+
+/* A filesystem holding one of everything that has blocks: a file of 200 KiB (on ext2 with 1 KiB
+ * blocks: indirect and double-indirect blocks), a sparse file of 24 separate blocks (an extent
+ * tree block on ext4), a directory of 300 long names (several blocks, an htree on ext3/4), a
+ * symlink too long for its inode, and an xattr too large for the inode (an xattr block). */
+static char *damage_fs(const char *mkfs, const char *opts, unsigned mib)
 {
-    char *img = small_fs("mkfs.ext4", "-b 1024", 16);
-    char *at =
-        fsfix_sh_out("dumpe2fs %s 2>/dev/null | sed -n 's/^  Block bitmap at \\([0-9]*\\).*/\\1/p' | head -1", img);
-    cr_assert_not_null(at);
-    uint64_t bitmap = strtoull(at, NULL, 10) * 1024;
-    free(at);
-    uint8_t map[1024];
-    int fd = open(img, O_RDONLY | O_CLOEXEC);
-    cr_assert_eq(pread(fd, map, sizeof map, (off_t)bitmap), (ssize_t)sizeof map);
-    close(fd);
-    size_t free_byte = sizeof map;
-    while (free_byte > 0 && map[free_byte - 1] == 0)
-        free_byte--;
-    cr_assert_lt(free_byte, sizeof map, "group 0 has no free block to flip");
-    patch_byte(img, bitmap + free_byte, 0x01);
-    expect_refusal(img, 0, ASR_E_CORRUPT, "Block bitmap checksum does not match bitmap");
+    need_ext_tools(mkfs);
+    char *img = scratch_path("fs.img"), *tree = scratch_path("damage-tree");
+    cr_assert_eq(fsfix_sh("set -e; rm -rf %1$s; mkdir -p %1$s/dir %1$s/d; cd %1$s;"
+                          "head -c 200K /dev/urandom > big; for i in $(seq 1 12); do head -c $((i * 900)) /dev/urandom"
+                          " > d/f$i; done;"
+                          "truncate -s 600K sparse; for i in $(seq 0 23); do head -c 1024 /dev/urandom"
+                          " | dd of=sparse bs=1K seek=$((i * 24)) conv=notrunc status=none; done;"
+                          "for i in $(seq 1 300); do echo $i > dir/an-entry-with-a-rather-long-name-$i; done;"
+                          "ln -s $(printf 'a-long-symlink-target-%%.0s' $(seq 1 8)) long-link;"
+                          "head -c 700 /dev/urandom | base64 -w0 > ../xattr-value;"
+                          "rm -f %2$s; truncate -s %3$uM %2$s; %4$s -q -F %5$s -d %1$s %2$s;"
+                          "debugfs -w -R 'ea_set -f ../xattr-value /d/f3 user.big' %2$s >/dev/null 2>&1",
+                          tree, img, mib, mkfs, opts),
+                 0, "%s %s", mkfs, opts);
+    cr_assert_eq(fsfix_sh("e2fsck -fn %s >/dev/null 2>&1", img), 0, "the fixture is damaged before the damage");
+    free(tree);
+    return img;
+}
+
+/* The block numbers a shell command prints (debugfs's lists), at most max of them. */
+static size_t block_list(const char *cmd, uint64_t *v, size_t max)
+{
+    char *out = fsfix_sh_out("%s", cmd);
+    cr_assert_not_null(out, "%s", cmd);
+    size_t n = 0;
+    for (char *p = out, *end; n < max; p = end) {
+        while (*p && (*p < '0' || *p > '9'))
+            p++;
+        uint64_t b = strtoull(p, &end, 10);
+        if (end == p)
+            break;
+        v[n++] = b;
+    }
+    free(out);
+    cr_assert_gt(n, 0, "no block from: %s", cmd);
+    return n;
+}
+
+/* Marks blocks free in the block bitmap with debugfs (which keeps its checksum and the free counts
+ * right: nothing cheap shows the damage), adding them to freed in bytes. */
+static void free_blocks(const char *img, const uint64_t *v, size_t n, uint64_t bs, struct asr_ranges *freed)
+{
+    char *cmd = scratch_path("freeb.cmd");
+    FILE *f = fopen(cmd, "w");
+    cr_assert_not_null(f);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "freeb %llu\n", (unsigned long long)v[i]);
+    fclose(f);
+    cr_assert_eq(fsfix_sh("debugfs -w -f %s %s >/dev/null 2>&1", cmd, img), 0);
+    free(cmd);
+    struct asr_ranges add = {0}, all = {0};
+    uint64_t sorted[256];
+    cr_assert_leq(n, 256);
+    memcpy(sorted, v, n * sizeof *v);
+    for (size_t i = 1; i < n; i++) /* insertion sort: a few blocks */
+        for (size_t j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+            uint64_t t = sorted[j];
+            sorted[j] = sorted[j - 1];
+            sorted[j - 1] = t;
+        }
+    for (size_t i = 0; i < n; i++)
+        if (!add.n || sorted[i] * bs >= add.v[add.n - 1].offset + add.v[add.n - 1].length)
+            cr_assert_eq(asr_ranges_add(&add, sorted[i] * bs, bs), ASR_OK);
+    cr_assert_eq(asr_ranges_union(freed, &add, &all), ASR_OK);
+    asr_ranges_free(freed);
+    asr_ranges_free(&add);
+    *freed = all;
+}
+
+/* What e2fsck -fn and debugfs's rdump make of img: the checker's report and exit status and
+ * rdump's messages (the image's and directory's names taken out), with the tree in dir. */
+static char *fs_reading(const char *img, const char *dir)
+{
+    cr_assert_eq(fsfix_sh("rm -rf %1$s; mkdir %1$s", dir), 0);
+    char *out = fsfix_sh_out("{ e2fsck -fn %1$s; echo \"e2fsck exit $?\"; debugfs -R 'rdump / %2$s' %1$s; } 2>&1"
+                             " | sed 's|%1$s|IMG|g; s|%2$s|DIR|g'",
+                             img, dir);
+    cr_assert_not_null(out);
+    return out;
+}
+
+/* The copy of img holding only used (on garbage) reads as img does: the same e2fsck report, the
+ * same files. Returns e2fsck's exit status on the source (the damage must show). */
+static int assert_copy_reads_as_source(const char *img, const struct asr_ranges *used)
+{
+    char *copy = scratch_path("copy.img"), *src_dir = scratch_path("src.d"), *copy_dir = scratch_path("copy.d");
+    fsfix_copy_used(img, 0, used, copy, file_size(img));
+    char *a = fs_reading(img, src_dir), *b = fs_reading(copy, copy_dir);
+    cr_log_info("source reads:\n%s", a);
+    cr_assert_str_eq(b, a, "the copy reads differently from its source:\n%s", b);
+    cr_assert_eq(fsfix_sh("diff -r --no-dereference %s %s", src_dir, copy_dir), 0,
+                 "files read back from the copy differ");
+    int rc = fsfix_sh("e2fsck -fn %s >/dev/null 2>&1", img);
+    free(a);
+    free(b);
+    free(copy);
+    free(src_dir);
+    free(copy_dir);
+    return rc;
+}
+
+/* Maps img (asserting success), logs the note, and checks the map holds want. */
+static void map_holding(const char *img, const struct asr_ranges *want, struct asr_usedmap *m)
+{
+    struct asr_window w = fsfix_window(img, 0, file_size(img));
+    struct asr_error err = {0};
+    *m = (struct asr_usedmap){0};
+    cr_assert_eq(asr_ext_used(&w, m, &err), ASR_OK, "%s", err.msg);
+    close(w.fd);
+    fsfix_check_ranges(&m->used, file_size(img));
+    cr_log_info("%s: %llu bytes mapped; note: %s", img, (unsigned long long)asr_ranges_bytes(&m->used), m->note);
+    if (want)
+        cr_assert_eq(fsfix_not_covered(want, &m->used), 0, "the map leaves out %llu bytes the metadata references",
+                     (unsigned long long)fsfix_not_covered(want, &m->used));
+}
+
+struct damage {
+    const char *mkfs, *opts;
+    uint32_t bs;
+    const char *what;    /* shell printing the blocks to mark free ($IMG: the image) */
+    const char *before;  /* shell damaging img first, or NULL */
+};
+
+static void run_damage(const struct damage *d)
+{
+    char *img = damage_fs(d->mkfs, d->opts, 4);
+    if (d->before)
+        cr_assert_eq(fsfix_sh("IMG=%s; %s", img, d->before), 0, "%s", d->before);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "IMG=%s; %s", img, d->what);
+    uint64_t blocks[256];
+    size_t n = block_list(cmd, blocks, 256);
+    struct asr_ranges freed = {0};
+    free_blocks(img, blocks, n, d->bs, &freed);
+    struct asr_usedmap m;
+    map_holding(img, &freed, &m);
+    cr_assert_not_null(strstr(m.note, "that metadata references but the block bitmap marks free, captured too"),
+                       "note: %s", m.note);
+    cr_assert_neq(assert_copy_reads_as_source(img, &m.used), 0, "e2fsck finds nothing wrong with the damage");
+    asr_usedmap_free(&m);
+    asr_ranges_free(&freed);
     free(img);
 }
 
-/* needs_recovery as a crash leaves it: the journal holds updates the bitmaps may not have. */
-Test(fs_ext, refuses_journal_needing_recovery)
+#define EXT4_1K "mkfs.ext4", "-b 1024 -I 256", 1024
+#define EXT2_1K "mkfs.ext2", "-b 1024 -I 256", 1024
+
+Test(fs_ext, damaged_file_blocks_marked_free)
 {
-    char *img = small_fs("mkfs.ext4", "-b 4096", 32);
-    cr_assert_eq(fsfix_sh("debugfs -w -R 'feature needs_recovery' %s >/dev/null 2>&1", img), 0);
-    expect_refusal(img, 0, ASR_E_UNSUPPORTED, "journal needs recovery");
+    run_damage(&(struct damage){EXT4_1K, "debugfs -R 'blocks /big' $IMG 2>/dev/null | cut -d' ' -f1-40", NULL});
+}
+
+/* Every block of a directory with an htree index, its root and leaves. */
+Test(fs_ext, damaged_directory_blocks_marked_free)
+{
+    run_damage(&(struct damage){EXT4_1K, "debugfs -R 'blocks /dir' $IMG 2>/dev/null", NULL});
+}
+
+/* The sparse file's extent tree block, and its first data block. */
+Test(fs_ext, damaged_extent_tree_block_marked_free)
+{
+    run_damage(&(struct damage){EXT4_1K, "debugfs -R 'stat /sparse' $IMG 2>/dev/null | grep -o '(ETB0):[0-9]*';"
+                                         "debugfs -R 'blocks /sparse' $IMG 2>/dev/null | cut -d' ' -f1", NULL});
+}
+
+Test(fs_ext, damaged_xattr_block_marked_free)
+{
+    run_damage(&(struct damage){EXT4_1K, "debugfs -R 'stat /d/f3' $IMG 2>/dev/null | sed -n 's/.*File ACL: \\([0-9]*\\).*/\\1/p'"
+                                         " | grep -v '^0$'", NULL});
+}
+
+Test(fs_ext, damaged_symlink_block_marked_free)
+{
+    run_damage(&(struct damage){EXT4_1K, "debugfs -R 'blocks /long-link' $IMG 2>/dev/null", NULL});
+}
+
+/* ext2's block maps: the indirect and double-indirect blocks of a file, a data block reached only
+ * through them, a directory block, and a long symlink's block. */
+Test(fs_ext, damaged_block_map_marked_free)
+{
+    run_damage(&(struct damage){EXT2_1K, "debugfs -R 'stat /big' $IMG 2>/dev/null | grep -o '(D*IND):[0-9]*';"
+                                         "debugfs -R 'blocks /big' $IMG 2>/dev/null | cut -d' ' -f150;"
+                                         "debugfs -R 'blocks /dir' $IMG 2>/dev/null | cut -d' ' -f2;"
+                                         "debugfs -R 'blocks /long-link' $IMG 2>/dev/null", NULL});
+}
+
+/* Duplicate blocks: a second file's block map made to point at the first one's blocks, which the
+ * bitmap then calls free (e2fsck's pass 1B case). */
+Test(fs_ext, damaged_duplicate_blocks_marked_free)
+{
+    run_damage(&(struct damage){EXT2_1K, "debugfs -R 'blocks /d/f10' $IMG 2>/dev/null | cut -d' ' -f1-3",
+                                "for i in 0 1 2; do b=$(debugfs -R 'blocks /d/f10' $IMG 2>/dev/null | cut -d' ' -f$((i + 1)));"
+                                " debugfs -w -R \"set_inode_field /d/f11 block[$i] $b\" $IMG >/dev/null 2>&1 || exit 1; done"});
+}
+
+/* A directory block whose contents no longer match its checksum (a name changed behind
+ * metadata_csum's back), marked free as well: read through, never skipped. */
+Test(fs_ext, damaged_directory_checksum_and_bitmap)
+{
+    run_damage(&(struct damage){EXT4_1K, "debugfs -R 'blocks /dir' $IMG 2>/dev/null | cut -d' ' -f3",
+                                "b=$(debugfs -R 'blocks /dir' $IMG 2>/dev/null | cut -d' ' -f3);"
+                                " printf 'X' | dd of=$IMG bs=1 seek=$((b * 1024 + 40)) conv=notrunc status=none"});
+}
+
+/* Frees the first ten blocks of /big, as the cases above do, into freed. */
+static void free_some_of_big(const char *img, struct asr_ranges *freed)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "debugfs -R 'blocks /big' %s 2>/dev/null | cut -d' ' -f1-10", img);
+    uint64_t blocks[16];
+    size_t n = block_list(cmd, blocks, 16);
+    free_blocks(img, blocks, n, 1024, freed);
+}
+
+/* States that once made the volume a whole capture (an ext2 not cleanly unmounted, errors the
+ * kernel recorded): now the bitmap plus every referenced block, saying what it saw. With damage
+ * under it, so that the copy shows the walk was done. */
+static void run_state(const char *mkfs, unsigned state, const char *says)
+{
+    char *img = damage_fs(mkfs, "-b 1024 -I 256", 4);
+    struct asr_ranges freed = {0};
+    free_some_of_big(img, &freed);
+    cr_assert_eq(fsfix_sh("debugfs -w -R 'ssv state %u' %s >/dev/null 2>&1", state, img), 0);
+    struct asr_usedmap m;
+    map_holding(img, &freed, &m);
+    cr_assert_not_null(strstr(m.note, says), "note: %s", m.note);
+    cr_assert_not_null(strstr(m.note, "10 KiB (10 blocks) that metadata references but the block bitmap marks free"),
+                       "note: %s", m.note);
+    assert_copy_reads_as_source(img, &m.used);
+    asr_usedmap_free(&m);
+    asr_ranges_free(&freed);
     free(img);
+}
+
+Test(fs_ext, uncleanly_unmounted_ext2_maps_bitmap_and_references)
+{
+    run_state("mkfs.ext2", 0, "not cleanly unmounted");
+}
+
+Test(fs_ext, recorded_errors_map_bitmap_and_references)
+{
+    run_state("mkfs.ext4", 3, "superblock records errors");
+}
+
+/* A block bitmap whose checksum fails, with a used block of /big flipped to free behind it: a
+ * known flaw, not a structure that cannot be read. The map takes the bitmap as it is, plus every
+ * referenced block, and says so. */
+Test(fs_ext, bad_block_bitmap_checksum_maps_bitmap_and_references)
+{
+    char *img = damage_fs("mkfs.ext4", "-b 1024 -I 256", 4);
+    uint64_t bitmap = fsfix_sh_number("dumpe2fs %s 2>/dev/null | sed -n 's/^  Block bitmap at \\([0-9]*\\).*/\\1/p'"
+                                      " | head -1", img);
+    uint64_t blk = fsfix_sh_number("debugfs -R 'blocks /big' %s 2>/dev/null | cut -d' ' -f5", img);
+    uint64_t bit = blk - 1; /* 1 KiB blocks: group 0 starts at block 1 */
+    uint8_t byte;
+    fsfix_read_at(img, bitmap * 1024 + bit / 8, &byte, 1);
+    cr_assert(byte & 1u << (bit % 8), "block %llu is not marked used", (unsigned long long)blk);
+    byte &= (uint8_t)~(1u << (bit % 8));
+    fsfix_write_at(img, bitmap * 1024 + bit / 8, &byte, 1);
+    struct asr_ranges want = {0};
+    cr_assert_eq(asr_ranges_add(&want, blk * 1024, 1024), ASR_OK);
+    struct asr_usedmap m;
+    map_holding(img, &want, &m);
+    cr_assert_not_null(strstr(m.note, "a block bitmap fails its checksum"), "note: %s", m.note);
+    cr_assert_not_null(strstr(m.note, "1 KiB (1 blocks) that metadata references"), "note: %s", m.note);
+    cr_assert_neq(assert_copy_reads_as_source(img, &m.used), 0);
+    asr_usedmap_free(&m);
+    asr_ranges_free(&want);
+    free(img);
+}
+
+/* ---- a journal to recover: the filesystem as the replay leaves it is mapped too ------------ */
+
+/* The copy of img holding only used, and img itself, each recovered and repaired by e2fsck -fy:
+ * they must then read alike too. */
+static void assert_recovered_copy_reads_as_source(const char *img, const struct asr_ranges *used)
+{
+    char *copy = scratch_path("copy.img"), *src = scratch_path("recovered.img");
+    char *src_dir = scratch_path("src.d"), *copy_dir = scratch_path("copy.d");
+    fsfix_copy_used(img, 0, used, copy, file_size(img));
+    cr_assert_eq(fsfix_sh("cp --sparse=always %s %s", img, src), 0);
+    char *fa = fsfix_sh_out("e2fsck -fy %1$s 2>&1 | sed 's|%1$s|IMG|g'", src);
+    char *fb = fsfix_sh_out("e2fsck -fy %1$s 2>&1 | sed 's|%1$s|IMG|g'", copy);
+    cr_assert(fa && fb);
+    cr_log_info("recovery of the source:\n%s", fa);
+    cr_assert_str_eq(fb, fa, "the copy recovers differently from its source:\n%s", fb);
+    char *a = fs_reading(src, src_dir), *b = fs_reading(copy, copy_dir);
+    cr_assert_str_eq(b, a, "the recovered copy reads differently from its recovered source:\n%s", b);
+    cr_assert_eq(fsfix_sh("diff -r --no-dereference %s %s", src_dir, copy_dir), 0,
+                 "files read back from the recovered copy differ");
+    free(fa);
+    free(fb);
+    free(a);
+    free(b);
+    free(copy);
+    free(src);
+    free(src_dir);
+    free(copy_dir);
+}
+
+/* needs_recovery set on a journal that holds nothing (s_start 0): the map of what is on disk. */
+Test(fs_ext, journal_flagged_but_empty_maps_the_disk)
+{
+    char *img = damage_fs("mkfs.ext4", "-b 1024 -I 256", 4);
+    cr_assert_eq(fsfix_sh("debugfs -w -R 'feature needs_recovery' %s >/dev/null 2>&1", img), 0);
+    struct asr_usedmap m;
+    map_holding(img, NULL, &m);
+    cr_assert_str_eq(m.note, "ext: journal flagged for recovery but holds no transaction");
+    assert_copy_reads_as_source(img, &m.used);
+    assert_recovered_copy_reads_as_source(img, &m.used);
+    asr_usedmap_free(&m);
+    free(img);
+}
+
+/* A crash as jbd2 leaves it, written with debugfs: /new's data blocks in place (ordered mode), and
+ * the metadata that makes them /new's (bitmap, inode, directory, descriptors, superblock) only in
+ * a committed transaction of the journal. The bitmap on disk calls /new's blocks free and no inode
+ * on disk references them: only the filesystem as replayed shows them. journal_open's options
+ * choose the tag format (plain, or checksum v3 tags of 16 bytes). */
+static void run_journal_transaction(const char *mkfs_opts, const char *jo_opts)
+{
+    char *img = damage_fs("mkfs.ext4", mkfs_opts, 4), *after = scratch_path("after.img");
+    char *data = scratch_path("new.bin"), *meta = scratch_path("meta.bin"), *cmds = scratch_path("journal.cmd");
+    cr_assert_eq(fsfix_sh("set -e; cp %1$s %2$s; head -c 40K /dev/urandom > %3$s;"
+                          "debugfs -w -R 'write %3$s /new' %2$s >/dev/null 2>&1;"
+                          "data=\" $(debugfs -R 'blocks /new' %2$s 2>/dev/null) \"; list=; rm -f %4$s;"
+                          "for b in $(cmp -l %1$s %2$s | awk '{print int(($1 - 1) / 1024)}' | uniq); do"
+                          "  case \"$data\" in *\" $b \"*) dd if=%2$s of=%1$s bs=1024 skip=$b seek=$b count=1"
+                          "    conv=notrunc status=none;;"
+                          "  *) dd if=%2$s bs=1024 skip=$b count=1 status=none >> %4$s; list=$list${list:+,}$b;; esac;"
+                          "done; printf 'jo %6$s\\njw -b %%s %4$s\\njc\\n' $list > %5$s;"
+                          "debugfs -w -f %5$s %1$s >/dev/null 2>&1",
+                          img, after, data, meta, cmds, jo_opts),
+                 0);
+    cr_assert_neq(fsfix_sh("debugfs -R 'stat /new' %s 2>/dev/null | grep -q Inode:", img), 0,
+                  "the fixture shows /new before recovery");
+    struct asr_ranges want = {0};
+    file_blocks(after, "/new", 1024, 1024, &want);
+    struct asr_usedmap m;
+    map_holding(img, &want, &m);
+    cr_assert_not_null(strstr(m.note, "journal to recover: 1 transactions naming "), "note: %s", m.note);
+    cr_assert_not_null(strstr(m.note, "the filesystem as replayed mapped too (+4"), "note: %s", m.note);
+    assert_copy_reads_as_source(img, &m.used);
+    assert_recovered_copy_reads_as_source(img, &m.used);
+    /* And the recovered copy holds /new. */
+    char *copy = scratch_path("copy.img");
+    cr_assert_eq(fsfix_sh("debugfs -R 'dump /new %s.out' %s >/dev/null 2>&1 && cmp %s.out %s", data, copy, data, data),
+                 0, "/new reads differently after recovery");
+    asr_usedmap_free(&m);
+    asr_ranges_free(&want);
+    free(copy);
+    free(img);
+    free(after);
+    free(data);
+    free(meta);
+    free(cmds);
+}
+
+Test(fs_ext, journal_transaction_replayed_in_the_map)
+{
+    run_journal_transaction("-b 1024 -I 256 -O ^metadata_csum", "");
+}
+
+Test(fs_ext, journal_transaction_with_v3_checksums_replayed_in_the_map)
+{
+    run_journal_transaction("-b 1024 -I 256", "-c -v 3");
 }
 
 /* The real thing: a copy taken while the kernel has the filesystem mounted read-write. */
-Test(fs_ext, refuses_copy_of_mounted_filesystem)
+Test(fs_ext, copy_of_mounted_filesystem_maps_disk_and_journal)
 {
     char *img = small_fs("mkfs.ext4", "-b 4096", 32), *mnt = scratch_path("mnt"), *copy = scratch_path("mounted.img");
     cr_assert_eq(fsfix_sh("mkdir %s", mnt), 0);
     if (fsfix_sh("mount -o loop %s %s 2>/dev/null", img, mnt) != 0)
         cr_skip_test("cannot mount an ext4 loop device here (needs root, loop and ext4 in the kernel)");
-    int rc = fsfix_sh("head -c 100000 /dev/urandom > %s/new && sync && cp --sparse=always %s %s", mnt, img, copy);
+    int rc = fsfix_sh("set -e; for i in $(seq 1 30); do head -c $((i * 5000)) /dev/urandom > %1$s/new$i; done;"
+                      "mkdir %1$s/dir; cp -r %1$s/d %1$s/dir/; sync; cp --sparse=always %2$s %3$s",
+                      mnt, img, copy);
     cr_assert_eq(fsfix_sh("umount %s", mnt), 0);
     cr_assert_eq(rc, 0);
-    expect_refusal(copy, 0, ASR_E_UNSUPPORTED, "journal needs recovery");
+    struct asr_usedmap m;
+    map_holding(copy, NULL, &m);
+    cr_assert_not_null(strstr(m.note, "ext: journal to recover: "), "note: %s", m.note);
+    assert_copy_reads_as_source(copy, &m.used);
+    assert_recovered_copy_reads_as_source(copy, &m.used);
+    asr_usedmap_free(&m);
     free(img);
     free(mnt);
     free(copy);
 }
 
-/* ext2 has no journal: s_state without VALID_FS is all that tells it was not cleanly unmounted. */
-Test(fs_ext, refuses_uncleanly_unmounted_ext2)
+/* A journal this reader cannot replay stays a reason for whole capture: here one whose log start
+ * lies outside the log. */
+Test(fs_ext, refuses_journal_it_cannot_replay)
 {
-    char *img = small_fs("mkfs.ext2", "-b 1024", 16);
-    cr_assert_eq(fsfix_sh("debugfs -w -R 'ssv state 0' %s >/dev/null 2>&1", img), 0);
-    expect_refusal(img, 0, ASR_E_UNSUPPORTED, "not cleanly unmounted");
-    free(img);
-}
-
-/* The kernel recorded errors: e2fsck is needed before bitmaps can be trusted. */
-Test(fs_ext, refuses_filesystem_with_recorded_errors)
-{
-    char *img = small_fs("mkfs.ext4", "-b 1024", 16);
-    cr_assert_eq(fsfix_sh("debugfs -w -R 'ssv state 3' %s >/dev/null 2>&1", img), 0);
-    expect_refusal(img, 0, ASR_E_CORRUPT, "records filesystem errors");
+    char *img = small_fs("mkfs.ext4", "-b 4096", 32);
+    cr_assert_eq(fsfix_sh("debugfs -w -R 'feature needs_recovery' %s >/dev/null 2>&1", img), 0);
+    /* The journal superblock's s_start (offset 28, big-endian) set past its s_maxlen. */
+    uint64_t jsb = fsfix_sh_number("debugfs -R 'bmap <8> 0' %s 2>/dev/null", img) * 4096;
+    const uint8_t start[4] = {0x7f, 0, 0, 0};
+    fsfix_write_at(img, jsb + 28, start, sizeof start);
+    expect_refusal(img, 0, ASR_E_CORRUPT, "journal log starts at block 2130706432, outside its");
     free(img);
 }
 
@@ -763,14 +1117,17 @@ Test(fs_ext, survives_random_metadata_damage_ext4)
 
 /* ---- the disk analysis dispatches to asr_ext_used --------------------------------------- */
 
-/* A GPT disk with a clean ext4 and one whose journal needs recovery: the first is captured by
- * its used map (the very map asr_ext_used gives on its own), the second whole, saying why. */
+/* A GPT disk with a clean ext4 and one whose journal needs a recovery this reader cannot follow
+ * (its log starts outside the log): the first is captured by its used map (the very map
+ * asr_ext_used gives on its own), the second whole, saying why. */
 Test(fs_ext, analysis_uses_the_map_or_says_why_not)
 {
     char *img = small_fs("mkfs.ext4", "-b 4096 -L clean", 32), *dirty = scratch_path("dirty.img");
     char *disk = scratch_path("disk.img");
     cr_assert_eq(fsfix_sh("set -e; cp --sparse=always %1$s %2$s;"
                           "debugfs -w -R 'feature needs_recovery' %2$s >/dev/null 2>&1;"
+                          "j=$(debugfs -R 'bmap <8> 0' %2$s 2>/dev/null);"
+                          "printf '\\177' | dd of=%2$s bs=1 seek=$((j * 4096 + 28)) conv=notrunc status=none;"
                           "truncate -s 66M %3$s;"
                           "printf 'label: gpt\\nstart=2048, size=65536, type=linux\\n"
                           "start=67584, size=65536, type=linux\\n'"
@@ -801,7 +1158,8 @@ Test(fs_ext, analysis_uses_the_map_or_says_why_not)
                 (unsigned long long)asr_ranges_bytes(&v[0].map.used), (unsigned long long)v[0].size_bytes,
                 v[1].natural_capture, v[1].warning);
     cr_assert_eq(v[1].natural_capture, ASR_CAPTURE_FULL);
-    cr_assert_not_null(strstr(v[1].warning, "journal needs recovery"), "warning: %s", v[1].warning);
+    cr_assert_not_null(strstr(v[1].warning, "journal log starts at block 2130706432, outside its"), "warning: %s",
+                       v[1].warning);
     asr_volume_infos_free(v, n);
     asr_disk_close(d);
     asr_usedmap_free(&alone);
@@ -957,8 +1315,9 @@ Test(fs_ext, content_check_skips_filesystem_larger_than_its_partition)
 }
 
 /* Trust follows the map's checks: a journal to replay (the root of a disk copied from a running
- * or crashed machine) leaves directories readable, so the volume is still found critical though
- * it is captured whole; a descriptor failing its checksum is not looked into. */
+ * or crashed machine) leaves directories readable, so the volume is found critical, and captured
+ * by its map with the map's note as its warning; a descriptor failing its checksum is not looked
+ * into. */
 Test(fs_ext, content_check_trusts_what_the_map_trusts)
 {
     char *clean = fs_with_fstab("clean.img", "mkfs.ext4", "-b 1024", 16);
@@ -985,8 +1344,8 @@ Test(fs_ext, content_check_trusts_what_the_map_trusts)
     cr_assert_eq(v[0].natural_capture, ASR_CAPTURE_USED, "%s", v[0].warning);
     cr_assert(v[0].critical, "%s", v[0].reason);
     cr_assert_str_eq(v[0].reason, "holds /etc/fstab");
-    cr_assert_eq(v[1].natural_capture, ASR_CAPTURE_FULL);
-    cr_assert_not_null(strstr(v[1].warning, "journal needs recovery"), "warning: %s", v[1].warning);
+    cr_assert_eq(v[1].natural_capture, ASR_CAPTURE_USED, "%s", v[1].warning);
+    cr_assert_str_eq(v[1].warning, "ext: journal flagged for recovery but holds no transaction");
     cr_assert(v[1].critical, "%s", v[1].reason);
     cr_assert_str_eq(v[1].reason, "holds /etc/fstab");
     cr_assert_eq(v[2].natural_capture, ASR_CAPTURE_FULL);
