@@ -128,7 +128,10 @@ static void show_plan(const struct cli_disks *s)
         fprintf(stderr, "disk %u: %s\n", i, asr_disk_path(s->disk[i]));
         for (size_t k = 0; k < s->count[i]; k++) {
             const struct asr_volume_info *v = &s->vols[i][k];
-            fprintf(stderr, "  %-3u %-6s %-7s %10s  %s\n", v->partition_number, v->map.fs_type[0] ? v->map.fs_type : "-",
+            char number[12] = "-"; /* a disk area has no partition number */
+            if (v->kind == ASR_VOLUME_PARTITION)
+                snprintf(number, sizeof number, "%u", v->partition_number);
+            fprintf(stderr, "  %-3s %-6s %-7s %10s  %s\n", number, v->map.fs_type[0] ? v->map.fs_type : "-",
                     cli_capture_name(v->capture), cli_bytes(asr_volume_capture_bytes(v), a, sizeof a), v->reason);
             if (v->capture != ASR_CAPTURE_SKIP && v->warning[0])
                 fprintf(stderr, "      note: %s\n", v->warning);

@@ -80,8 +80,11 @@ static void print_text(const char *path, struct asr_reader *r)
     for (uint32_t v = 0; v < asr_reader_volume_count(r); v++) {
         const struct asr_volume_desc *vd = asr_reader_volume(r, v);
         const struct asr_volume_stats *s = asr_reader_volume_stats(r, v);
-        printf("\nvolume %u:   disk %u partition %u, fs %s%s%s%s%s, size %s, used %s, captured %s in %llu extents\n", v,
-               vd->disk_index, vd->partition_number, vd->fs_type[0] ? vd->fs_type : "unknown",
+        char where[40] = "area (outside every partition)";
+        if (vd->kind == ASR_VOLUME_PARTITION)
+            snprintf(where, sizeof where, "partition %u", vd->partition_number);
+        printf("\nvolume %u:   disk %u %s, fs %s%s%s%s%s, size %s, used %s, captured %s in %llu extents\n", v,
+               vd->disk_index, where, vd->fs_type[0] ? vd->fs_type : vd->kind == ASR_VOLUME_AREA ? "none" : "unknown",
                vd->fs_label[0] ? " label " : "", vd->fs_label, vd->fs_uuid[0] ? " uuid " : "", vd->fs_uuid,
                cli_bytes(vd->size_bytes, a, sizeof a), cli_bytes(vd->used_bytes, b, sizeof b),
                cli_bytes(s->data_bytes + s->zero_bytes + s->unreadable_bytes, c, sizeof c),
@@ -171,6 +174,7 @@ static void print_json(const char *path, struct asr_reader *r)
         json_obj(&j, NULL);
         json_u64(&j, "disk", vd->disk_index);
         json_u64(&j, "partition", vd->partition_number);
+        json_str(&j, "kind", vd->kind == ASR_VOLUME_AREA ? "area" : "partition");
         json_u64(&j, "disk_offset", vd->disk_offset);
         json_u64(&j, "size_bytes", vd->size_bytes);
         json_u64(&j, "used_bytes", vd->used_bytes);

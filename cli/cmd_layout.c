@@ -9,7 +9,7 @@
 static const struct asr_volume_info *volume_of(const struct asr_volume_info *v, size_t n, uint32_t part)
 {
     for (size_t i = 0; i < n; i++)
-        if (v[i].partition_number == part)
+        if (v[i].kind == ASR_VOLUME_PARTITION && v[i].partition_number == part)
             return &v[i];
     return NULL;
 }
@@ -29,8 +29,10 @@ static void print_disk_text(const struct asr_disk *disk, uint32_t index, const s
         for (uint32_t k = 0; k < d->partition_count; k++)
             if (d->partitions[k].number == vi->partition_number)
                 name = d->partitions[k].name;
-        printf("  %-3u %14llu %10s %-18.18s %-12.12s %-6s %10s %-8s %-7s %s\n", vi->partition_number,
-               (unsigned long long)vi->start_bytes, cli_bytes(vi->size_bytes, a, sizeof a), vi->type_name, name,
+        char number[12] = "-"; /* a disk area has no partition number */
+        if (vi->kind == ASR_VOLUME_PARTITION)
+            snprintf(number, sizeof number, "%u", vi->partition_number);
+        printf("  %-3s %14llu %10s %-18.18s %-12.12s %-6s %10s %-8s %-7s %s\n", number, (unsigned long long)vi->start_bytes, cli_bytes(vi->size_bytes, a, sizeof a), vi->type_name, name,
                vi->map.fs_type[0] ? vi->map.fs_type : "-",
                vi->natural_capture == ASR_CAPTURE_FULL ? "-" : cli_bytes(asr_ranges_bytes(&vi->map.used), b, sizeof b),
                vi->critical ? "yes" : "no", cli_capture_name(vi->capture), vi->reason);
@@ -106,6 +108,18 @@ static void print_disk_json(struct json *j, const struct asr_disk *disk, const s
         }
         json_end_obj(j);
     }
+    json_end_arr(j);
+    json_arr(j, "areas"); /* bytes outside every partition captured like a volume */
+    for (size_t i = 0; i < n; i++)
+        if (v[i].kind == ASR_VOLUME_AREA) {
+            json_obj(j, NULL);
+            json_str(j, "type", v[i].type_name);
+            json_u64(j, "start_bytes", v[i].start_bytes);
+            json_u64(j, "size_bytes", v[i].size_bytes);
+            json_str(j, "capture", cli_capture_name(v[i].capture));
+            json_str(j, "reason", v[i].reason);
+            json_end_obj(j);
+        }
     json_end_arr(j);
     json_arr(j, "warnings");
     const char *w = asr_disk_warnings(disk);

@@ -170,6 +170,12 @@ static void print_partitions_after(const struct image_src *r, uint32_t disk, boo
             fputs("; --grow: to the end of the target, around the last partition", stderr);
         fputc('\n', stderr);
     }
+    for (uint32_t v = 0; v < src_volume_count(r); v++) {
+        const struct asr_volume_desc *vd = src_volume(r, v);
+        if (vd->disk_index == disk && vd->kind == ASR_VOLUME_AREA)
+            fprintf(stderr, "      -   %12llu %10s  -      restored: bytes outside every partition (before the first)\n",
+                    (unsigned long long)vd->disk_offset, cli_bytes(vd->size_bytes, b, sizeof b));
+    }
 }
 
 static void print_plan(const char *image, const struct image_src *r, const struct asr_restore *rs,
@@ -426,6 +432,49 @@ static void on_mismatch(const struct asr_restore_mismatch *m, void *ctx)
     }
 }
 
+/* What a comparison cannot vouch for: bytes the image does not hold. A match says nothing of
+ * them, and saying "matches" without this would claim more than was checked. In JSON (j not
+ * NULL) the partitions not in the image; in text those, the captured bytes compared, and the
+ * rest. */
+static void report_not_compared(struct asr_reader *r, struct json *j)
+{
+    uint64_t captured = 0;
+    bool used_maps = false;
+    for (uint32_t v = 0; v < asr_reader_volume_count(r); v++) {
+        const struct asr_volume_stats *s = asr_reader_volume_stats(r, v);
+        uint64_t held = s->data_bytes + s->zero_bytes + s->unreadable_bytes;
+        captured += held;
+        used_maps |= held < asr_reader_volume(r, v)->size_bytes;
+    }
+    char b[32];
+    if (j)
+        json_arr(j, "partitions_not_compared");
+    else
+        printf("  compared: %s captured in volumes, the raw boot regions and the partition tables\n"
+               "  not compared (not in the image):", cli_bytes(captured, b, sizeof b));
+    for (uint32_t d = 0; d < asr_reader_disk_count(r); d++) {
+        const struct asr_disk_desc *dd = asr_reader_disk(r, d);
+        for (uint32_t i = 0; i < dd->partition_count; i++) {
+            const struct asr_partition_desc *p = &dd->partitions[i];
+            if (p->capture != ASR_CAPTURE_SKIP || p->kind == ASR_PART_EXTENDED)
+                continue;
+            if (!j) {
+                printf(" disk %u partition %u,", d, p->number);
+                continue;
+            }
+            json_obj(j, NULL);
+            json_u64(j, "disk", d);
+            json_u64(j, "partition", p->number);
+            json_end_obj(j);
+        }
+    }
+    if (j)
+        json_end_arr(j);
+    else
+        printf("%s the disks' space outside partitions and recorded regions\n",
+               used_maps ? " free space inside volumes captured by their used blocks," : "");
+}
+
 int cmd_verify_against(const char *image, const char *const *targets, size_t n, bool new_ids, bool grow, bool json)
 {
     struct restore_args a = {.image = image};
@@ -463,12 +512,14 @@ int cmd_verify_against(const char *image, const char *const *targets, size_t n, 
             json_bool(&j, "ok", vr == ASR_OK);
             if (vr)
                 json_str(&j, "error", err.msg);
+            report_not_compared(m.r, &j);
             json_end_obj(&j);
             json_finish(&j);
         } else if (vr) {
             cli_error("%s", err.msg);
         } else {
             printf("%s: OK: %zu disk%s the image\n", image, n, n == 1 ? " matches" : "s match");
+            report_not_compared(m.r, NULL);
         }
         rc = vr ? EXIT_FAIL : EXIT_OK;
     }

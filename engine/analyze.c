@@ -361,13 +361,31 @@ static void analyze_one(struct asr_disk *d, uint32_t disk_index, const struct as
     v->capture = v->natural_capture;
 }
 
+/* The gap before the first partition past its raw region: no filesystem, every byte of it kept
+ * (a boot loader or a tool may have put anything there, and a restore cannot tell). */
+static void analyze_area(uint32_t disk_index, struct asr_range area, struct asr_volume_info *v)
+{
+    memset(v, 0, sizeof *v);
+    v->disk_index = disk_index;
+    v->kind = ASR_VOLUME_AREA;
+    v->start_bytes = area.offset;
+    v->size_bytes = area.length;
+    snprintf(v->type_name, sizeof v->type_name, "pre-partition gap");
+    v->natural_capture = v->capture = ASR_CAPTURE_FULL;
+    v->critical = true;
+    snprintf(v->reason, sizeof v->reason, "part of the disk layout: boot loaders keep code and data before the "
+                                          "first partition");
+}
+
 int asr_disk_analyze(struct asr_disk *d, uint32_t disk_index, struct asr_volume_info **vols, size_t *count,
                      struct asr_error *err)
 {
     const struct asr_disk_desc *dd = asr_disk_desc(d);
     *vols = NULL;
     *count = 0;
-    size_t n = dd->label == ASR_LABEL_NONE ? 1 : dd->partition_count;
+    struct asr_range area;
+    bool has_area = asr_disk_front_area(d, &area);
+    size_t n = (dd->label == ASR_LABEL_NONE ? 1 : dd->partition_count) + has_area;
     struct asr_volume_info *v = calloc(n + 1, sizeof *v);
     if (!v)
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
@@ -379,6 +397,8 @@ int asr_disk_analyze(struct asr_disk *d, uint32_t disk_index, struct asr_volume_
             if (dd->partitions[i].kind != ASR_PART_EXTENDED) /* the container holds no filesystem */
                 analyze_one(d, disk_index, &dd->partitions[i], i, &v[(*count)++]);
     }
+    if (has_area)
+        analyze_area(disk_index, area, &v[(*count)++]);
     *vols = v;
     return ASR_OK;
 }
@@ -407,7 +427,7 @@ static int select_item(struct asr_volume_info *v, size_t count, const char *item
     if (end == item || (*end && *end != ','))
         return asr_fail_public(err, ASR_E_ARG, "volume selection '%s': expected DISK:PART or PART", item);
     for (size_t i = 0; i < count; i++)
-        if (v[i].disk_index == disk && v[i].partition_number == part) {
+        if (v[i].kind == ASR_VOLUME_PARTITION && v[i].disk_index == disk && v[i].partition_number == part) {
             v[i].capture = v[i].natural_capture;
             snprintf(v[i].reason + strlen(v[i].reason), sizeof v[i].reason - strlen(v[i].reason), "%s",
                      v[i].critical ? "" : "; selected by --volumes");
@@ -418,18 +438,12 @@ static int select_item(struct asr_volume_info *v, size_t count, const char *item
 
 int asr_select_volumes(struct asr_volume_info *v, size_t count, const char *selection, struct asr_error *err)
 {
-    if (!selection || !strcmp(selection, "critical")) {
-        for (size_t i = 0; i < count; i++)
-            v[i].capture = v[i].critical ? v[i].natural_capture : ASR_CAPTURE_SKIP;
-        return ASR_OK;
-    }
-    if (!strcmp(selection, "all")) {
-        for (size_t i = 0; i < count; i++)
-            v[i].capture = v[i].natural_capture;
-        return ASR_OK;
-    }
+    bool all = selection && !strcmp(selection, "all"), critical = !selection || !strcmp(selection, "critical");
     for (size_t i = 0; i < count; i++)
-        v[i].capture = ASR_CAPTURE_SKIP;
+        v[i].capture = all || v[i].kind == ASR_VOLUME_AREA || (critical && v[i].critical) ? v[i].natural_capture
+                                                                                           : ASR_CAPTURE_SKIP;
+    if (all || critical)
+        return ASR_OK;
     for (const char *item = selection; item && *item;) {
         while (isspace((unsigned char)*item))
             item++;

@@ -106,6 +106,9 @@ const char *asr_disk_path(const struct asr_disk *d);
 /* Problems met while reading the layout, one per line ("" when none). */
 const char *asr_disk_warnings(const struct asr_disk *d);
 bool asr_disk_is_block(const struct asr_disk *d, dev_t *rdev);
+/* The part of the gap before the first partition that is too large for a raw region (past its
+ * first MiB): captured as a disk area volume. false when there is none. */
+bool asr_disk_front_area(const struct asr_disk *d, struct asr_range *area);
 /* Partition i's type as libfdisk names it ("EFI System", "Linux"). */
 const char *asr_disk_type_name(const struct asr_disk *d, uint32_t i);
 
@@ -113,7 +116,8 @@ const char *asr_disk_type_name(const struct asr_disk *d, uint32_t i);
 
 struct asr_volume_info {
     uint32_t disk_index;
-    uint32_t partition_number; /* 0: the whole (unpartitioned) disk */
+    uint32_t partition_number; /* 0: the whole (unpartitioned) disk, or a disk area */
+    uint8_t kind;              /* enum asr_volume_kind: a partition (or whole disk), or a disk area */
     uint64_t start_bytes, size_bytes;
     char type_name[64];   /* partition type as people know it ("EFI System", "0x83 Linux") */
     struct asr_usedmap map; /* fs type, uuid, label, block size, and used ranges for USED/HEADER */
@@ -134,7 +138,8 @@ uint64_t asr_volume_capture_bytes(const struct asr_volume_info *v);
 
 /* Applies a selection: "critical" (the default), "all", or a comma list of DISK:PART or PART
  * (PART alone means on the first disk; 0 is a whole unpartitioned disk). Unselected volumes
- * get capture SKIP. ASR_E_ARG naming the item when one matches nothing. */
+ * get capture SKIP. Disk areas are part of the disk's layout, as its raw regions are: always
+ * captured, whatever the selection. ASR_E_ARG naming the item when one matches nothing. */
 int asr_select_volumes(struct asr_volume_info *v, size_t count, const char *selection, struct asr_error *err);
 
 /* ---- backup ------------------------------------------------------------------------------- */

@@ -587,7 +587,7 @@ static void drain_scans(struct producer *pr)
 static const struct asr_volume_info *volume_for(const struct asr_backup_source *src, uint32_t number)
 {
     for (size_t i = 0; i < src->count; i++)
-        if (src->vols[i].partition_number == number)
+        if (src->vols[i].kind == ASR_VOLUME_PARTITION && src->vols[i].partition_number == number)
             return &src->vols[i];
     return NULL;
 }
@@ -616,6 +616,7 @@ static int add_volume(struct asr_writer *w, uint32_t disk_index, const struct as
     struct asr_volume_desc d = {
         .disk_index = disk_index,
         .partition_number = v->partition_number,
+        .kind = v->kind,
         .disk_offset = v->start_bytes,
         .size_bytes = v->size_bytes,
         .used_bytes = asr_volume_capture_bytes(v),

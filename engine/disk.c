@@ -16,7 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_GAP_BYTES (64ull << 20) /* beyond this the post-MBR gap is recorded only in part */
+/* The gap before the first partition is a raw region up to here (GRUB's core image, other boot
+ * loaders' sectors: small, and written back with the table); the rest of it, when there is more,
+ * is a disk area captured like a volume (zero elimination, dedup, compression). */
+#define RAW_GAP_END (1ull << 20)
 #define MAX_EBRS 4096u
 
 struct asr_disk {
@@ -28,6 +31,7 @@ struct asr_disk {
     struct asr_partition_desc *parts;
     char (*type_names)[64]; /* per partition, as libfdisk names the type */
     struct asr_region_desc *regions;
+    struct asr_range front_area; /* the gap before the first partition beyond RAW_GAP_END; length 0: none */
     char warnings[2048];
 };
 
@@ -176,7 +180,38 @@ static uint64_t label_item_u64(struct fdisk_context *cxt, int id)
     return v;
 }
 
-static int add_gpt_regions(struct asr_disk *d, struct fdisk_context *cxt, uint64_t first_part, struct asr_error *err)
+static uint64_t first_partition_start(const struct asr_disk *d)
+{
+    uint64_t first = d->desc.size_bytes;
+    for (uint32_t i = 0; i < d->desc.partition_count; i++)
+        if (d->parts[i].start_bytes < first)
+            first = d->parts[i].start_bytes;
+    return first;
+}
+
+/* The bytes between the partition table's own structures (ending at gap_start) and the first
+ * partition: a raw region up to RAW_GAP_END, the rest a disk area. A disk with no partition at
+ * all has no first partition to stop at: its gap is kept up to RAW_GAP_END only, and said. */
+static int add_front_gap(struct asr_disk *d, uint64_t gap_start, struct asr_error *err)
+{
+    bool none = d->desc.partition_count == 0;
+    uint64_t first = first_partition_start(d);
+    if (first <= gap_start)
+        return ASR_OK;
+    uint64_t raw_end = first < RAW_GAP_END ? first : RAW_GAP_END;
+    int rc = raw_end > gap_start ? add_region(d, ASR_REGION_GAP, gap_start, raw_end - gap_start, err) : ASR_OK;
+    uint64_t area_start = raw_end > gap_start ? raw_end : gap_start;
+    if (rc || first <= area_start)
+        return rc;
+    if (none)
+        warn(d, "no partitions: only the first %llu KiB after the partition table are recorded",
+             (unsigned long long)((area_start - gap_start) >> 10));
+    else
+        d->front_area = (struct asr_range){area_start, first - area_start};
+    return ASR_OK;
+}
+
+static int add_gpt_regions(struct asr_disk *d, struct fdisk_context *cxt, struct asr_error *err)
 {
     uint32_t ss = d->desc.logical_sector;
     uint64_t entries_lba = label_item_u64(cxt, GPT_LABELITEM_ENTRIESLBA);
@@ -198,17 +233,8 @@ static int add_gpt_regions(struct asr_disk *d, struct fdisk_context *cxt, uint64
     if ((rc = add_region(d, ASR_REGION_GPT_HEADER, ss, ss, err)) ||
         (rc = add_region(d, ASR_REGION_GPT_ENTRIES, entries_lba * ss, entries_bytes, err)))
         return rc;
-    uint64_t gap_start = (entries_lba * ss) + entries_bytes;
-    if (first_part > gap_start) {
-        uint64_t gap = first_part - gap_start;
-        if (gap > MAX_GAP_BYTES) {
-            warn(d, "gap before the first partition is %llu MiB: only its first %llu MiB are kept",
-                 (unsigned long long)(gap >> 20), (unsigned long long)(MAX_GAP_BYTES >> 20));
-            gap = MAX_GAP_BYTES;
-        }
-        if ((rc = add_region(d, ASR_REGION_GAP, gap_start, gap, err)))
-            return rc;
-    }
+    if ((rc = add_front_gap(d, entries_lba * ss + entries_bytes, err)))
+        return rc;
     if (alt_lba > entries_bytes / ss && (alt_lba + 1) * ss <= d->desc.size_bytes) {
         if ((rc = add_region(d, ASR_REGION_GPT_BACKUP_ENTRIES, alt_lba * ss - entries_bytes, entries_bytes, err)) ||
             (rc = add_region(d, ASR_REGION_GPT_BACKUP_HEADER, alt_lba * ss, ss, err)))
@@ -314,15 +340,6 @@ static int read_table(struct asr_disk *d, struct fdisk_context *cxt, struct asr_
     return check_partitions(d, err);
 }
 
-static uint64_t first_partition_start(const struct asr_disk *d)
-{
-    uint64_t first = d->desc.size_bytes;
-    for (uint32_t i = 0; i < d->desc.partition_count; i++)
-        if (d->parts[i].start_bytes < first)
-            first = d->parts[i].start_bytes;
-    return first;
-}
-
 static int read_layout(struct asr_disk *d, struct asr_error *err)
 {
     struct fdisk_context *cxt = fdisk_new_context();
@@ -365,11 +382,9 @@ static int read_layout(struct asr_disk *d, struct asr_error *err)
         goto out;
     rc = add_region(d, ASR_REGION_MBR, 0, d->desc.logical_sector, err);
     if (!rc && d->desc.label == ASR_LABEL_GPT)
-        rc = add_gpt_regions(d, cxt, first_partition_start(d), err);
+        rc = add_gpt_regions(d, cxt, err);
     if (!rc && d->desc.label == ASR_LABEL_MBR) {
-        uint64_t first = first_partition_start(d), gap_end = first > MAX_GAP_BYTES ? MAX_GAP_BYTES : first;
-        rc = add_region(d, ASR_REGION_GAP, d->desc.logical_sector,
-                        gap_end > d->desc.logical_sector ? gap_end - d->desc.logical_sector : 0, err);
+        rc = add_front_gap(d, d->desc.logical_sector, err);
         for (uint32_t i = 0; !rc && i < d->desc.partition_count; i++)
             if (d->parts[i].kind == ASR_PART_EXTENDED)
                 rc = add_ebrs(d, d->parts[i].start_bytes / d->desc.logical_sector,
@@ -440,6 +455,12 @@ const struct asr_disk_desc *asr_disk_desc(const struct asr_disk *d) { return &d-
 int asr_disk_fd(const struct asr_disk *d) { return d->fd; }
 const char *asr_disk_path(const struct asr_disk *d) { return d->path; }
 const char *asr_disk_warnings(const struct asr_disk *d) { return d->warnings; }
+
+bool asr_disk_front_area(const struct asr_disk *d, struct asr_range *area)
+{
+    *area = d->front_area;
+    return area->length != 0;
+}
 
 const char *asr_disk_type_name(const struct asr_disk *d, uint32_t i)
 {

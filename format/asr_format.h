@@ -59,7 +59,8 @@ int asr_fail_public(struct asr_error *err, enum asr_status code, const char *fmt
  * RO_COMPAT bit lets it read and restore but not append to or rewrite the image; an unknown
  * COMPAT bit is ignored. Bits are never reused. */
 #define ASR_FEATURE_COMPAT_SPLIT (1ull << 0) /* written as a split set */
-#define ASR_KNOWN_INCOMPAT 0ull
+#define ASR_FEATURE_INCOMPAT_AREAS (1ull << 0) /* "disk-areas": volumes of bytes outside partitions */
+#define ASR_KNOWN_INCOMPAT ASR_FEATURE_INCOMPAT_AREAS
 #define ASR_KNOWN_RO_COMPAT 0ull
 #define ASR_KNOWN_COMPAT ASR_FEATURE_COMPAT_SPLIT
 
@@ -137,9 +138,15 @@ struct asr_disk_desc {
     const struct asr_region_desc *regions;
 };
 
+/* What a volume is on its disk. An area (feature "disk-areas") is a run of the disk's bytes
+ * outside every partition that a restore must bring back, too large to be a raw region: the
+ * space before the first partition beyond its first MiB, say. */
+enum asr_volume_kind { ASR_VOLUME_PARTITION = 0, ASR_VOLUME_AREA = 1 };
+
 struct asr_volume_desc {
     uint32_t disk_index;       /* index into the image's disks */
-    uint32_t partition_number; /* 0: the whole disk (no partition table) */
+    uint32_t partition_number; /* 0: the whole disk (no partition table), or an area */
+    uint8_t kind;              /* enum asr_volume_kind */
     uint64_t disk_offset;      /* byte offset of the volume on its disk */
     uint64_t size_bytes;
     uint64_t used_bytes;       /* as the filesystem reported it when imaged */

@@ -160,6 +160,7 @@ struct asr_layout {
     uint32_t volume_count;
     struct asr_volume_desc *volumes;
     uint8_t *body; /* copy of the layout body: region data points into it */
+    uint64_t incompat; /* the image header's incompatible features: which volume kinds may appear */
 };
 int asr_layout_encode_disks(const struct asr_disk_desc *disks, uint32_t n, struct asr_buf *out,
                             struct asr_error *err);
@@ -168,8 +169,9 @@ int asr_layout_encode_volumes(const struct asr_volume_desc *v, uint32_t n, struc
 int asr_layout_decode_disks(const uint8_t *body, size_t len, struct asr_layout *l, struct asr_error *err);
 int asr_layout_decode_volumes(const uint8_t *body, size_t len, struct asr_layout *l,
                               struct asr_error *err);
+/* incompat: the image's incompatible feature bits (an area needs ASR_FEATURE_INCOMPAT_AREAS). */
 int asr_volume_desc_check(const struct asr_volume_desc *v, const struct asr_disk_desc *disks,
-                          uint32_t disk_count, struct asr_error *err);
+                          uint32_t disk_count, uint64_t incompat, struct asr_error *err);
 void asr_layout_free(struct asr_layout *l);
 
 /* index.c: the index body. */

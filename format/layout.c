@@ -86,8 +86,33 @@ int asr_disk_desc_valid(const struct asr_disk_desc *d, struct asr_error *err)
     return ASR_OK;
 }
 
+static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+    return a < b + blen && b < a + alen;
+}
+
+/* An area lies on a partitioned disk, clear of every partition and raw region: its bytes are
+ * the disk's own, and a restore must not lay them over anything else it writes. */
+static int check_area(const struct asr_volume_desc *v, const struct asr_disk_desc *d, uint64_t incompat,
+                      struct asr_error *err)
+{
+    if (!(incompat & ASR_FEATURE_INCOMPAT_AREAS))
+        return asr_fail(err, ASR_E_CORRUPT, "volume: a disk area in an image that does not declare disk-areas");
+    if (v->partition_number != 0 || d->label == ASR_LABEL_NONE)
+        return asr_fail(err, ASR_E_CORRUPT, "volume: a disk area must have partition number 0 on a partitioned disk");
+    for (uint32_t i = 0; i < d->partition_count; i++)
+        if (overlaps(v->disk_offset, v->size_bytes, d->partitions[i].start_bytes, d->partitions[i].size_bytes))
+            return asr_fail(err, ASR_E_CORRUPT, "volume: disk area at %llu overlaps partition %u",
+                            (unsigned long long)v->disk_offset, d->partitions[i].number);
+    for (uint32_t i = 0; i < d->region_count; i++)
+        if (overlaps(v->disk_offset, v->size_bytes, d->regions[i].offset, d->regions[i].length))
+            return asr_fail(err, ASR_E_CORRUPT, "volume: disk area at %llu overlaps raw region %u",
+                            (unsigned long long)v->disk_offset, i);
+    return ASR_OK;
+}
+
 int asr_volume_desc_check(const struct asr_volume_desc *v, const struct asr_disk_desc *disks,
-                          uint32_t disk_count, struct asr_error *err)
+                          uint32_t disk_count, uint64_t incompat, struct asr_error *err)
 {
     if (v->disk_index >= disk_count)
         return asr_fail(err, ASR_E_CORRUPT, "volume: disk index %u out of range", v->disk_index);
@@ -97,6 +122,10 @@ int asr_volume_desc_check(const struct asr_volume_desc *v, const struct asr_disk
                         (unsigned long long)v->size_bytes, (unsigned long long)v->disk_offset, v->disk_index);
     if (v->used_bytes > v->size_bytes)
         return asr_fail(err, ASR_E_CORRUPT, "volume: used bytes exceed its size");
+    if (v->kind > ASR_VOLUME_AREA)
+        return asr_fail(err, ASR_E_CORRUPT, "volume: kind %u unknown", v->kind);
+    if (v->kind == ASR_VOLUME_AREA)
+        return check_area(v, d, incompat, err);
     if (v->partition_number == 0)
         return ASR_OK;
     for (uint32_t i = 0; i < d->partition_count; i++)
@@ -306,6 +335,7 @@ int asr_layout_encode_volumes(const struct asr_volume_desc *v, uint32_t n, struc
         put_le64(b + 16, v[i].size_bytes);
         put_le64(b + 24, v[i].used_bytes);
         put_le32(b + 32, v[i].block_size);
+        b[36] = v[i].kind;
         if (put_str(out, v[i].fs_type, ASR_FSNAME_MAX) || put_str(out, v[i].fs_uuid, ASR_FSNAME_MAX) ||
             put_str(out, v[i].fs_label, ASR_FSNAME_MAX))
             return asr_fail(err, ASR_E_ARG, "volume %u: a name is too long", i);
@@ -337,13 +367,14 @@ int asr_layout_decode_volumes(const uint8_t *body, size_t len, struct asr_layout
         v->size_bytes = get_le64(b + 16);
         v->used_bytes = get_le64(b + 24);
         v->block_size = get_le32(b + 32);
-        if (get_le32(b + 36) != 0)
+        v->kind = b[36];
+        if (b[37] || b[38] || b[39])
             return asr_fail(err, ASR_E_CORRUPT, "volume table: volume %u reserved bytes not zero", i);
         int rc;
         if ((rc = take_str(&c, v->fs_type, ASR_FSNAME_MAX, err)) ||
             (rc = take_str(&c, v->fs_uuid, ASR_FSNAME_MAX, err)) ||
             (rc = take_str(&c, v->fs_label, ASR_FSNAME_MAX, err)) ||
-            (rc = asr_volume_desc_check(v, l->disks, l->disk_count, err)))
+            (rc = asr_volume_desc_check(v, l->disks, l->disk_count, l->incompat, err)))
             return rc;
     }
     if (c.left != 0)

@@ -128,6 +128,7 @@ static int open_layout(struct asr_reader *r, struct asr_error *err)
         return rc;
     off += ASR_SECTION_HEADER_SIZE + len;
     rc = read_section(r, off, ASR_TAG_VOLUMES, "volume table", ASR_MAX_VOLTABLE_SIZE, limit, &body, &len, err);
+    r->layout.incompat = r->header.incompat;
     if (!rc && (rc = asr_layout_decode_volumes(body, (size_t)len, &r->layout, &why)))
         asr_fail(err, rc, "%s", why.msg);
     free(body);

@@ -391,6 +391,7 @@ static int open_layout(struct asr_stream *s)
     if ((rc = pull(s, raw, 4)) ||
         (rc = read_section(s, at, raw, ASR_TAG_VOLUMES, "volume table", ASR_MAX_VOLTABLE_SIZE, &body, &len)))
         return rc;
+    s->layout.incompat = s->header.incompat;
     rc = asr_layout_decode_volumes(body, len, &s->layout, &why);
     free(body);
     if (rc)

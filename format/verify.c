@@ -155,6 +155,7 @@ static uint64_t check_header(struct verifier *v)
     if (memcmp(h.uuid, asr_partset_uuid(v->ps), 16) != 0)
         problem(v, ASR_E_CORRUPT, "image header", 0, "image id differs from the part header's");
     v->have_header = true;
+    v->layout.incompat = h.incompat;
     v->max_chunk = h.max_chunk_size;
     v->seed = h.hash_seed;
     covered(v, v->stored, h.header_len);

@@ -445,7 +445,10 @@ int asr_writer_add_volume(struct asr_writer *w, const struct asr_volume_desc *v,
     if (w->volume_count >= ASR_MAX_VOLUMES)
         return asr_fail(err, ASR_E_LIMIT, "more than %u volumes", ASR_MAX_VOLUMES);
     struct asr_error why = {0};
-    if (asr_volume_desc_check(v, w->disks, w->disk_count, &why))
+    if (v->kind == ASR_VOLUME_AREA && !(w->header.incompat & ASR_FEATURE_INCOMPAT_AREAS) &&
+        asr_writer_declare_feature(w, ASR_FEATURE_INCOMPAT, 0, "disk-areas"))
+        return asr_fail(err, ASR_E_LIMIT, "cannot declare the disk-areas feature");
+    if (asr_volume_desc_check(v, w->disks, w->disk_count, w->header.incompat, &why))
         return asr_fail(err, ASR_E_ARG, "volume %u: %s", w->volume_count, why.msg);
     struct volume_state *grown = realloc(w->volumes, (w->volume_count + 1) * sizeof *grown);
     if (!grown)

@@ -70,3 +70,40 @@ static void check_v1(const char *name, uint32_t parts)
 
 Test(golden, v1_basic) { check_v1("v1-basic.asrimg", 1); }
 Test(golden, v1_split) { check_v1("v1-split.asrimg", 4); }
+
+/* The disk-areas feature (within version 1): the gap before the first partition past its raw
+ * region, as volume 0 of kind area, byte for byte. */
+Test(golden, v1_disk_areas)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/v1-disk-areas.asrimg", GOLDEN_DIR);
+    struct asr_reader *r;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_reader_open(path, &r, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_reader_info(r)->incompat, ASR_FEATURE_INCOMPAT_AREAS);
+    cr_assert_str_eq(asr_reader_feature_name(r, ASR_FEATURE_INCOMPAT, 0), "disk-areas");
+    const struct asr_disk_desc *d = asr_reader_disk(r, 0);
+    cr_assert_eq(d->label, ASR_LABEL_MBR);
+    cr_assert_eq(d->region_count, 2);
+    cr_assert_eq(d->regions[1].kind, ASR_REGION_GAP);
+    cr_assert_eq(d->regions[1].length, 3584);
+    cr_assert_eq(asr_reader_volume_count(r), 2);
+    const struct asr_volume_desc *area = asr_reader_volume(r, 0);
+    cr_assert_eq(area->kind, ASR_VOLUME_AREA);
+    cr_assert_eq(area->partition_number, 0);
+    cr_assert_eq(area->disk_offset, GOLDEN_AREA_START);
+    cr_assert_eq(area->size_bytes, GOLDEN_AREA_SIZE);
+    cr_assert_eq(asr_reader_volume(r, 1)->kind, ASR_VOLUME_PARTITION);
+    cr_assert_eq(asr_reader_volume(r, 1)->partition_number, 1);
+    for (uint32_t v = 0; v < 2; v++) {
+        uint64_t size = asr_reader_volume(r, v)->size_bytes;
+        uint8_t *buf = malloc(size);
+        cr_assert_eq(asr_reader_read_volume(r, v, 0, buf, size, &err), ASR_OK, "%s", err.msg);
+        for (uint64_t off = 0; off < size; off++)
+            if (buf[off] != golden_area_expected(v, off))
+                cr_assert_fail("volume %u byte %llu", v, (unsigned long long)off);
+        free(buf);
+    }
+    asr_reader_free(r);
+    cr_assert_eq(asr_verify(path, NULL, NULL, NULL, NULL, NULL, &err), ASR_OK, "%s", err.msg);
+}

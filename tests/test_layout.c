@@ -384,3 +384,70 @@ Test(layout, crafted_ocfs_header_is_not_probed)
     free(bare);
     free(gpt);
 }
+
+/* The gap before a first partition at 100 MiB: its first MiB is a raw region, the rest a disk
+ * area volume, always captured (whatever --volumes says), found on MBR and GPT alike. */
+static void check_wide_gap(const char *label, uint64_t gap_start)
+{
+    fsfix_need("sfdisk");
+    char *img = scratch_path("widegap.img");
+    cr_assert_eq(fsfix_sh("rm -f %s && truncate -s 160M %s && printf 'label: %s\\nstart=204800, size=20480\\n' | "
+                          "sfdisk --quiet %s",
+                          img, img, label, img),
+                 0);
+    struct asr_disk *d;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_disk_open(img, &d, &err), ASR_OK, "%s", err.msg);
+    const struct asr_disk_desc *dd = asr_disk_desc(d);
+    const struct asr_region_desc *gap = region(dd, ASR_REGION_GAP, 0);
+    cr_assert_not_null(gap, "%s: a raw gap region", label);
+    cr_assert_eq(gap->offset, gap_start, "%s", label);
+    cr_assert_eq(gap->offset + gap->length, 1 << 20, "%s: the raw region stops at 1 MiB", label);
+    cr_assert_null(region(dd, ASR_REGION_GAP, 1), "%s: no more raw gap regions", label);
+    struct asr_range area;
+    cr_assert(asr_disk_front_area(d, &area), "%s", label);
+    cr_assert_eq(area.offset, 1 << 20, "%s", label);
+    cr_assert_eq(area.length, (100ull << 20) - (1 << 20), "%s: the area ends at the first partition", label);
+    cr_assert_str_eq(asr_disk_warnings(d), "", "%s", label);
+
+    struct asr_volume_info *v;
+    size_t n;
+    cr_assert_eq(asr_disk_analyze(d, 0, &v, &n, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(n, 2, "%s: the partition and the area", label);
+    const struct asr_volume_info *a = v[0].kind == ASR_VOLUME_AREA ? &v[0] : &v[1];
+    cr_assert_eq(a->kind, ASR_VOLUME_AREA);
+    cr_assert_eq(a->start_bytes, area.offset);
+    cr_assert_eq(a->size_bytes, area.length);
+    cr_assert_eq(a->natural_capture, ASR_CAPTURE_FULL);
+    const char *selections[] = {"critical", "all", "1", NULL};
+    for (const char **s = selections; *s; s++) {
+        cr_assert_eq(asr_select_volumes(v, n, *s, &err), ASR_OK, "%s", err.msg);
+        cr_assert_eq(a->capture, ASR_CAPTURE_FULL, "%s: the area is captured with --volumes %s", label, *s);
+    }
+    cr_assert_neq(asr_select_volumes(v, n, "0", &err), ASR_OK, "%s: 0 names no volume on a partitioned disk", label);
+    asr_volume_infos_free(v, n);
+    asr_disk_close(d);
+}
+
+Test(layout, wide_gap_becomes_a_disk_area)
+{
+    check_wide_gap("dos", 512);
+    check_wide_gap("gpt", 1024 + 128 * 128);
+}
+
+/* A table with no partition: no first partition to stop at, so the gap is its first MiB only,
+ * and the layout says so. */
+Test(layout, no_partitions_keeps_the_first_mib_and_says_so)
+{
+    fsfix_need("sfdisk");
+    char *img = scratch_path("empty.img");
+    cr_assert_eq(fsfix_sh("truncate -s 64M %s && echo 'label: dos' | sfdisk --quiet %s", img, img), 0);
+    struct asr_disk *d;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_disk_open(img, &d, &err), ASR_OK, "%s", err.msg);
+    struct asr_range area;
+    cr_assert_not(asr_disk_front_area(d, &area));
+    cr_assert_eq(region(asr_disk_desc(d), ASR_REGION_GAP, 0)->length, (1 << 20) - 512);
+    cr_assert(strstr(asr_disk_warnings(d), "no partitions") != NULL, "%s", asr_disk_warnings(d));
+    asr_disk_close(d);
+}

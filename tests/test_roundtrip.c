@@ -275,3 +275,62 @@ Test(roundtrip, writer_rejects_bad_calls)
     asr_writer_free(w);
     free(path);
 }
+
+/* Disk areas (SPEC section 7): the writer declares disk-areas for the first one, and the rules
+ * every reader shares refuse an area over a partition or a raw region, on an unpartitioned disk,
+ * with a partition number, or of an unknown kind. */
+Test(roundtrip, disk_area_rules)
+{
+    char *path = scratch_path("areas.asrimg");
+    struct asr_writer *w;
+    struct asr_error err = {0};
+    struct asr_writer_options o = {.overwrite = 1};
+    cr_assert_eq(asr_writer_create(path, &o, &w, &err), ASR_OK, "%s", err.msg);
+    static uint8_t mbr[512];
+    struct asr_region_desc reg = {ASR_REGION_MBR, 0, 512, mbr};
+    struct asr_partition_desc part = {.number = 1, .kind = ASR_PART_PRIMARY, .mbr_type = 0x83,
+                                      .start_bytes = 4 << 20, .size_bytes = 4 << 20};
+    struct asr_disk_desc mbr_disk = {.size_bytes = 8 << 20, .logical_sector = 512, .physical_sector = 512,
+                                     .label = ASR_LABEL_MBR, .partition_count = 1, .partitions = &part,
+                                     .region_count = 1, .regions = &reg};
+    struct asr_disk_desc bare = {.size_bytes = 8 << 20, .logical_sector = 512, .physical_sector = 512};
+    cr_assert_eq(asr_writer_add_disk(w, &mbr_disk, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_writer_add_disk(w, &bare, &err), ASR_OK, "%s", err.msg);
+    const struct {
+        struct asr_volume_desc v;
+        const char *why;
+    } bad[] = {
+        {{.kind = ASR_VOLUME_AREA, .disk_offset = 3 << 20, .size_bytes = 2 << 20}, "overlaps partition 1"},
+        {{.kind = ASR_VOLUME_AREA, .disk_offset = 0, .size_bytes = 4096}, "overlaps raw region 0"},
+        {{.kind = ASR_VOLUME_AREA, .disk_index = 1, .disk_offset = 4096, .size_bytes = 4096}, "partitioned disk"},
+        {{.kind = ASR_VOLUME_AREA, .partition_number = 1, .disk_offset = 4096, .size_bytes = 4096}, "partition number 0"},
+        {{.kind = 2, .disk_offset = 4096, .size_bytes = 4096}, "kind 2 unknown"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(asr_writer_add_volume(w, &bad[i].v, NULL, &err), ASR_E_ARG, "case %zu accepted", i);
+        cr_assert(strstr(err.msg, bad[i].why), "case %zu: %s", i, err.msg);
+    }
+    struct asr_volume_desc area = {.kind = ASR_VOLUME_AREA, .disk_offset = 1 << 20, .size_bytes = 3 << 20};
+    uint32_t vid;
+    cr_assert_eq(asr_writer_add_volume(w, &area, &vid, &err), ASR_OK, "%s", err.msg);
+    static uint8_t content[5000], enc[10000];
+    memset(content, 0xa5, sizeof content);
+    struct asr_chunk c;
+    uint64_t id;
+    cr_assert_eq(asr_chunk_encode(content, sizeof content, 3, asr_writer_hash_seed(w), enc, sizeof enc, &c, &err), 0);
+    cr_assert_eq(asr_writer_append_chunk(w, &c, &id, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_writer_add_extent(w, vid, 70000, sizeof content, id, 0, content, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_writer_finish(w, &err), ASR_OK, "%s", err.msg);
+    asr_writer_free(w);
+
+    struct asr_reader *r;
+    cr_assert_eq(asr_reader_open(path, &r, &err), ASR_OK, "%s", err.msg);
+    cr_assert_str_eq(asr_reader_feature_name(r, ASR_FEATURE_INCOMPAT, 0), "disk-areas");
+    cr_assert_eq(asr_reader_volume(r, 0)->kind, ASR_VOLUME_AREA);
+    static uint8_t back[5000];
+    cr_assert_eq(asr_reader_read_volume(r, 0, 70000, back, sizeof back, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(memcmp(back, content, sizeof back), 0);
+    asr_reader_free(r);
+    cr_assert_eq(asr_verify(path, NULL, NULL, NULL, NULL, NULL, &err), ASR_OK, "%s", err.msg);
+    free(path);
+}

@@ -4,6 +4,7 @@
 #ifndef ASR_GOLDEN_CONTENT_H
 #define ASR_GOLDEN_CONTENT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 enum golden_kind { G_DATA, G_ZERO, G_UNREADABLE, G_DUP };
@@ -69,6 +70,22 @@ static inline uint8_t golden_expected(uint32_t v, uint64_t off, int *unreadable)
 static inline uint8_t golden_region_byte(unsigned r, uint32_t i)
 {
     return (uint8_t)(i * 31 + r * 7 + (i >> 8));
+}
+
+/* v1-disk-areas.asrimg (feature disk-areas): a 4 MiB MBR disk whose one partition starts at
+ * 2 MiB. Raw regions: sector 0 and the gap's first 3584 bytes; the rest of the gap, [4096, 2 MiB),
+ * is volume 0, a disk area: GOLDEN_AREA_DATA bytes of golden_byte(0, off) at offset 0 and at
+ * GOLDEN_AREA_LATE, zeros between. Volume 1 is partition 1 (1 MiB): GOLDEN_AREA_DATA bytes of
+ * golden_byte(1, off) at 0. Same identity as v1-basic. */
+#define GOLDEN_AREA_START 4096ull
+#define GOLDEN_AREA_SIZE (2 * GOLDEN_MIB - GOLDEN_AREA_START)
+#define GOLDEN_AREA_DATA 20000u
+#define GOLDEN_AREA_LATE (GOLDEN_MIB + 12345)
+
+static inline uint8_t golden_area_expected(uint32_t v, uint64_t off)
+{
+    bool data = off < GOLDEN_AREA_DATA || (v == 0 && off >= GOLDEN_AREA_LATE && off < GOLDEN_AREA_LATE + GOLDEN_AREA_DATA);
+    return data ? golden_byte(v, off) : 0;
 }
 
 #endif

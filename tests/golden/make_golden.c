@@ -128,6 +128,56 @@ static void write_image(const char *path, uint64_t split, int level)
     asr_writer_free(w);
 }
 
+/* Volume v's data at off, GOLDEN_AREA_DATA bytes, as one chunk. */
+static void put_data(struct asr_writer *w, uint32_t v, uint64_t off, struct asr_error *err)
+{
+    static uint8_t buf[GOLDEN_AREA_DATA], enc[2 * GOLDEN_AREA_DATA];
+    for (uint32_t i = 0; i < GOLDEN_AREA_DATA; i++)
+        buf[i] = golden_byte(v, off + i);
+    struct asr_chunk c;
+    uint64_t id;
+    if (asr_chunk_encode(buf, GOLDEN_AREA_DATA, 3, asr_writer_hash_seed(w), enc, sizeof enc, &c, err) ||
+        asr_writer_append_chunk(w, &c, &id, err) || asr_writer_add_extent(w, v, off, GOLDEN_AREA_DATA, id, 0, buf, err))
+        die("area data", err);
+}
+
+static void write_areas_image(const char *path)
+{
+    struct asr_writer_options o = {.max_chunk_size = GOLDEN_V1_CHUNK, .overwrite = 1, .creator_version = "0.1.0",
+                                   .fixed_identity = 1, .hash_seed = GOLDEN_V1_SEED, .created_unix = GOLDEN_V1_CREATED};
+    memcpy(o.uuid, GOLDEN_V1_UUID, 16);
+    struct asr_writer *w;
+    struct asr_error err = {0};
+    if (asr_writer_create(path, &o, &w, &err))
+        die(path, &err);
+    static uint8_t regions[4096];
+    for (uint32_t i = 0; i < sizeof regions; i++)
+        regions[i] = golden_region_byte(i < 512 ? 0 : 1, i);
+    struct asr_region_desc reg[2] = {{ASR_REGION_MBR, 0, 512, regions}, {ASR_REGION_GAP, 512, 3584, regions + 512}};
+    struct asr_partition_desc part = {.number = 1, .kind = ASR_PART_PRIMARY, .mbr_type = 0x83, .bootable = 1,
+                                      .capture = ASR_CAPTURE_FULL, .start_bytes = 2 * GOLDEN_MIB, .size_bytes = GOLDEN_MIB};
+    struct asr_disk_desc d = {.size_bytes = 4 * GOLDEN_MIB, .logical_sector = 512, .physical_sector = 512,
+                              .label = ASR_LABEL_MBR, .disk_id = {0x78, 0x56, 0x34, 0x12}, .partition_count = 1,
+                              .partitions = &part, .region_count = 2, .regions = reg};
+    snprintf(d.source, sizeof d.source, "/dev/golden-areas");
+    struct asr_volume_desc area = {.kind = ASR_VOLUME_AREA, .disk_offset = GOLDEN_AREA_START,
+                                   .size_bytes = GOLDEN_AREA_SIZE, .used_bytes = GOLDEN_AREA_SIZE};
+    struct asr_volume_desc root = {.partition_number = 1, .disk_offset = 2 * GOLDEN_MIB, .size_bytes = GOLDEN_MIB,
+                                   .used_bytes = GOLDEN_MIB};
+    snprintf(root.fs_type, sizeof root.fs_type, "raw");
+    if (asr_writer_add_disk(w, &d, &err) || asr_writer_add_volume(w, &area, NULL, &err) ||
+        asr_writer_add_volume(w, &root, NULL, &err))
+        die("areas layout", &err);
+    put_data(w, 0, 0, &err);
+    if (asr_writer_add_zero(w, 0, GOLDEN_AREA_DATA, GOLDEN_AREA_LATE - GOLDEN_AREA_DATA, &err))
+        die("area zeros", &err);
+    put_data(w, 0, GOLDEN_AREA_LATE, &err);
+    put_data(w, 1, 0, &err);
+    if (asr_writer_finish(w, &err))
+        die("finish", &err);
+    asr_writer_free(w);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -139,5 +189,7 @@ int main(int argc, char **argv)
     write_image(path, 0, 3);
     snprintf(path, sizeof path, "%s/v1-split.asrimg", argv[1]);
     write_image(path, ASR_MIN_SPLIT_SIZE, 0);
+    snprintf(path, sizeof path, "%s/v1-disk-areas.asrimg", argv[1]);
+    write_areas_image(path);
     return 0;
 }
