@@ -104,6 +104,21 @@ static int guid_to_disk_bytes(const char *s, uint8_t out[16])
 
 /* ---- raw regions ----------------------------------------------------------------------- */
 
+/* What a region is, for a read error's message. */
+static const char *region_what(uint16_t kind)
+{
+    switch (kind) {
+    case ASR_REGION_MBR: return "the MBR";
+    case ASR_REGION_GAP: return "the post-MBR gap";
+    case ASR_REGION_GPT_HEADER: return "the GPT header";
+    case ASR_REGION_GPT_ENTRIES: return "the GPT partition entries";
+    case ASR_REGION_GPT_BACKUP_ENTRIES: return "the backup GPT partition entries";
+    case ASR_REGION_GPT_BACKUP_HEADER: return "the backup GPT header";
+    case ASR_REGION_EBR: return "an EBR";
+    default: return "a boot region";
+    }
+}
+
 static int add_region(struct asr_disk *d, uint16_t kind, uint64_t offset, uint64_t length, struct asr_error *err)
 {
     if (length == 0 || offset >= d->desc.size_bytes)
@@ -125,7 +140,7 @@ static int add_region(struct asr_disk *d, uint16_t kind, uint64_t offset, uint64
         }
         d->regions = grown;
         struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
-        int rc = asr_window_read(&whole, offset, data, n, err);
+        int rc = asr_window_read(&whole, region_what(kind), offset, data, n, err);
         if (rc) {
             free(data);
             return rc;
@@ -147,14 +162,18 @@ static int add_ebrs(struct asr_disk *d, uint64_t ext_start_lba, uint64_t ext_siz
     for (unsigned hop = 0; hop < MAX_EBRS; hop++) {
         uint64_t lba = ext_start_lba + rel;
         struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
-        if (rel >= ext_size_lba || asr_window_read(&whole, lba * ss, sector, sizeof sector, NULL) != ASR_OK ||
-            sector[510] != 0x55 || sector[511] != 0xaa) {
+        struct asr_error why = {0};
+        int rc = rel >= ext_size_lba ? ASR_E_CORRUPT : asr_window_read(&whole, "an EBR", lba * ss, sector, sizeof sector, &why);
+        /* A link outside the disk ends the chain; a sector that cannot be read does not: its
+         * logical partitions would be restored without the EBR that describes them. */
+        if (rc == ASR_E_IO)
+            return asr_fail_public(err, rc, "%s", why.msg);
+        if (rc != ASR_OK || sector[510] != 0x55 || sector[511] != 0xaa) {
             if (hop == 0)
                 warn(d, "extended partition at sector %llu holds no EBR", (unsigned long long)ext_start_lba);
             return ASR_OK;
         }
-        int rc = add_region(d, ASR_REGION_EBR, lba * ss, ss, err);
-        if (rc)
+        if ((rc = add_region(d, ASR_REGION_EBR, lba * ss, ss, err)))
             return rc;
         const uint8_t *link = sector + 446 + 16;
         uint32_t next = (uint32_t)link[8] | (uint32_t)link[9] << 8 | (uint32_t)link[10] << 16 | (uint32_t)link[11] << 24;
@@ -184,7 +203,7 @@ static int add_gpt_regions(struct asr_disk *d, struct fdisk_context *cxt, uint64
     uint64_t alt_lba = label_item_u64(cxt, GPT_LABELITEM_ALTLBA);
     uint8_t hdr[512];
     struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
-    int rc = asr_window_read(&whole, ss, hdr, sizeof hdr, err);
+    int rc = asr_window_read(&whole, "the GPT header", ss, hdr, sizeof hdr, err);
     if (rc)
         return rc;
     uint32_t entry_size = (uint32_t)hdr[84] | (uint32_t)hdr[85] << 8 | (uint32_t)hdr[86] << 16 | (uint32_t)hdr[87] << 24;
@@ -334,7 +353,12 @@ static int read_layout(struct asr_disk *d, struct asr_error *err)
      * and which runs libblkid 2.38's OCFS prober, unsafe on crafted input (see probe() in
      * analyze.c). Otherwise it only silences fdisk's interactive hints. */
     fdisk_enable_listonly(cxt, 1);
-    int rc = ASR_OK;
+    /* Sector 0 first: libfdisk says only that it cannot open a disk whose sector 0 fails. */
+    uint8_t sector0[512];
+    struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
+    int rc = asr_window_read(&whole, region_what(ASR_REGION_MBR), 0, sector0, sizeof sector0, err);
+    if (rc)
+        goto out;
     if (fdisk_assign_device(cxt, d->path, 1) != 0) {
         rc = asr_fail_public(err, ASR_E_IO, "libfdisk cannot open %s", d->path);
         goto out;

@@ -114,7 +114,8 @@ static errcode_t win_read_blk64(io_channel io, unsigned long long block, int cou
         rc = asr_fail_public(&why, ASR_E_LIMIT, "read of block %llu passes this walk's read limit (metadata "
                                                 "repeating itself?)", block);
     else
-        rc = asr_window_read(wi->w, block * bs, data, (size_t)len, &why);
+        rc = asr_window_read(wi->w, block * bs == SB_OFFSET ? "the superblock" : wi->what, block * bs, data,
+                             (size_t)len, &why);
     if (rc == ASR_OK && wi->left != UINT64_MAX)
         wi->left -= len;
     if (rc == ASR_OK)
@@ -207,7 +208,7 @@ static uint32_t le32(const uint8_t *p)
 static int check_super(const struct asr_window *w, struct asr_error *err)
 {
     uint8_t sb[SB_SIZE];
-    int rc = asr_window_read(w, SB_OFFSET, sb, sizeof sb, err);
+    int rc = asr_window_read(w, "the superblock", SB_OFFSET, sb, sizeof sb, err);
     if (rc != ASR_OK)
         return rc;
     if ((sb[SB_MAGIC] | sb[SB_MAGIC + 1] << 8) != EXT2_SUPER_MAGIC)
@@ -282,8 +283,10 @@ int asr_ext_open(const struct asr_window *w, struct asr_ext_io *io, ext2_filsys 
     win_opening = io;
     /* The name only labels the channel: win_open takes the window from win_opening. It must not
      * hold a '?', which ext2fs_open2 would take as the start of I/O options. */
+    io->what = "the group descriptors"; /* what it reads besides the superblock */
     errcode_t e = ext2fs_open2("window", NULL, EXT2_FLAG_64BITS, 0, 0, &win_manager, &fs);
     win_opening = NULL;
+    io->what = NULL;
     if (e) {
         if (fs)
             ext2fs_close_free(&fs);
