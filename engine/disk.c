@@ -262,10 +262,13 @@ static void fill_partition(struct asr_disk *d, struct fdisk_context *cxt, struct
             guid_to_disk_bytes(uuid, p->part_guid);
         fdisk_gpt_get_partition_attrs(cxt, fdisk_partition_get_partno(pa), &p->attributes);
     } else {
-        p->kind = fdisk_partition_is_container(pa) ? ASR_PART_EXTENDED
-                  : fdisk_partition_is_nested(pa)  ? ASR_PART_LOGICAL
-                                                   : ASR_PART_PRIMARY;
         p->mbr_type = t ? (uint8_t)fdisk_parttype_get_code(t) : 0;
+        /* By its type too: libfdisk does not count as a container an extended partition whose
+         * first EBR it could not read, and add_ebrs must meet that read error. */
+        bool extended = p->mbr_type == 0x05 || p->mbr_type == 0x0f || p->mbr_type == 0x85;
+        p->kind = fdisk_partition_is_container(pa) || extended ? ASR_PART_EXTENDED
+                  : fdisk_partition_is_nested(pa)              ? ASR_PART_LOGICAL
+                                                               : ASR_PART_PRIMARY;
         p->bootable = fdisk_partition_is_bootable(pa) ? 1 : 0;
     }
 }

@@ -25,8 +25,8 @@ int asr_target_pwrite(struct restore_target *t, const void *buf, size_t len, uin
     while (len) {
         ssize_t k = pwrite(t->fd_buffered, p, len, (off_t)off);
         if (k <= 0)
-            return asr_fail_public(err, ASR_E_IO, "cannot write %s at offset %llu: %s", t->path,
-                                   (unsigned long long)off, k < 0 ? strerror(errno) : "no space");
+            return asr_fail_public(err, ASR_E_IO, "cannot write %s at offset %llu (a write of %zu bytes): %s", t->path,
+                                   (unsigned long long)off, len, k < 0 ? strerror(errno) : "no space");
         p += k;
         off += (uint64_t)k;
         len -= (size_t)k;
