@@ -90,7 +90,8 @@ static int probe_once(const struct asr_window *w, struct asr_usedmap *m)
  * says what and where, which libblkid does not: it reads the first 256 KiB of a volume at once,
  * where most filesystems keep their superblock, descriptors or $MFT. Each used-map parser is
  * asked in turn (each checks its own signature first and reads only what it needs): the first
- * to meet a read error names the structure and the sector. Failing that, the volume's first MiB
+ * to meet a read error names the structure and the sector (not the type: a bad first sector
+ * fails whichever parser asks first). Failing that, the volume's first MiB
  * is read sector by sector to name the bad one, and failing that the volume is named. */
 static bool probe(const struct asr_window *w, struct asr_usedmap *m, char *why, size_t n)
 {
@@ -99,17 +100,14 @@ static bool probe(const struct asr_window *w, struct asr_usedmap *m, char *why, 
         rc = probe_once(w, m);
     if (rc >= -2)
         return true;
-    static const struct {
-        asr_used_fn parse;
-        const char *fs;
-    } parsers[] = {{asr_ntfs_used, "ntfs"}, {asr_exfat_used, "exfat"}, {asr_ext_used, "ext"}, {asr_fat_used, "vfat"}};
+    static const asr_used_fn parsers[] = {asr_ntfs_used, asr_exfat_used, asr_ext_used, asr_fat_used};
     for (size_t i = 0; i < sizeof parsers / sizeof parsers[0]; i++) {
         struct asr_usedmap tried = {0};
         struct asr_error err = {0};
-        int prc = parsers[i].parse(w, &tried, &err);
+        int prc = parsers[i](w, &tried, &err);
         asr_usedmap_free(&tried);
         if (prc == ASR_E_IO) {
-            snprintf(why, n, "cannot probe its filesystem type: %s metadata: %.250s", parsers[i].fs, err.msg);
+            snprintf(why, n, "cannot probe its filesystem type: %.250s", err.msg);
             return false;
         }
     }

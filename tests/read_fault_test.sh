@@ -165,7 +165,7 @@ bad=$((fat_at + (256 << 10) + 1024))
 backup_fails "FAT" "backup: volume 1 of $d: vfat metadata: cannot read the FAT \($d at byte $bad\): Input/output error \(--ignore-read-errors captures it whole\)" \
   "$fat" --bad "$bad:512"
 bad=$((fat_at + 512))
-backup_fails "FAT, first sectors" "backup: volume 1 of $d: cannot probe its filesystem type: vfat metadata: cannot read the FAT \($d at byte $bad\): Input/output error .*" \
+backup_fails "FAT, first sectors" "backup: volume 1 of $d: cannot probe its filesystem type: cannot read the FAT \($d at byte $bad\): Input/output error .*" \
   "$fat" --bad "$bad:512"
 bad=$((ext_at + ext_gd * ext_bs + 512))
 backup_fails "ext4 group descriptors" "backup: volume 1 of $d: .*ext: cannot open the filesystem: cannot read the group descriptors \($d at byte $bad\): Input/output error .*" \
@@ -174,7 +174,7 @@ bad=$((ext_at + ext_bb * ext_bs + 512))
 backup_fails "ext4 block bitmap" "backup: volume 1 of $d: ext4 metadata: ext: cannot read the block bitmap: cannot read $d at byte $bad: Input/output error .*" \
   "$en" --bad "$bad:512"
 bad=$((mft_at + 512))
-backup_fails "NTFS \$MFT" "backup: volume 2 of $d: .*ntfs metadata: cannot read \\\$MFT record 0 \($d at byte $bad\): Input/output error .*" \
+backup_fails "NTFS \$MFT" "backup: volume 2 of $d: .*cannot read \\\$MFT record 0 \($d at byte $bad\): Input/output error .*" \
   "$en" --bad "$bad:512"
 # A volume with no filesystem is read whole, as data.
 bad=$(((1 << 20) + (3 << 20) + 512))
