@@ -257,14 +257,18 @@ static void print_json(const struct restore_args *a, const struct image_src *r, 
         json_end_obj(&j);
     }
     json_end_arr(&j);
-    json_u64(&j, "bytes_written", st->data_bytes + st->zero_bytes + st->region_bytes);
-    json_u64(&j, "data_bytes", st->data_bytes);
-    json_u64(&j, "zero_bytes", st->zero_bytes);
-    json_u64(&j, "region_bytes", st->region_bytes);
-    json_u64(&j, "unused_bytes", st->unused_bytes);
-    json_u64(&j, "chunks_decoded", st->chunks_decoded);
+    /* The counts say what went to the targets: after a failure, what was handed to the writer
+     * may not have reached them, and no count would be true. */
+    if (rc == ASR_OK) {
+        json_u64(&j, "bytes_written", st->data_bytes + st->zero_bytes + st->region_bytes);
+        json_u64(&j, "data_bytes", st->data_bytes);
+        json_u64(&j, "zero_bytes", st->zero_bytes);
+        json_u64(&j, "region_bytes", st->region_bytes);
+        json_u64(&j, "unused_bytes", st->unused_bytes);
+        json_u64(&j, "chunks_decoded", st->chunks_decoded);
+        json_dbl(&j, "mb_per_s", st->seconds > 0 ? (double)(st->data_bytes + st->zero_bytes) / st->seconds / 1e6 : 0);
+    }
     json_dbl(&j, "seconds", st->seconds);
-    json_dbl(&j, "mb_per_s", st->seconds > 0 ? (double)(st->data_bytes + st->zero_bytes) / st->seconds / 1e6 : 0);
     json_bool(&j, "direct_io", st->direct_io);
     json_bool(&j, "verified", st->verified);
     if (st->grown_partition) {

@@ -3,6 +3,7 @@
  * possible), and ASR's "critical volume" decision (needed to boot) with the reason for it. */
 #include "asr_engine.h"
 #include "fs_ext_internal.h"
+#include "readat.h"
 
 #include <blkid/blkid.h>
 #include <ctype.h>
@@ -50,11 +51,14 @@ static void guid_string(const uint8_t b[16], char out[37])
 
 /* ---- probing and used maps --------------------------------------------------------------- */
 
-static void probe(const struct asr_window *w, struct asr_usedmap *m)
+/* Fills m's type, uuid and label as libblkid finds them. Returns libblkid's status: 0 found, 1
+ * nothing found, -1 an error, -2 ambivalent, and below that a read's -errno. */
+static int probe_once(const struct asr_window *w, struct asr_usedmap *m)
 {
+    int rc = -1;
     blkid_probe pr = blkid_new_probe();
     if (!pr)
-        return;
+        return rc;
     const char *v;
     if (blkid_probe_set_device(pr, w->fd, (blkid_loff_t)w->base, (blkid_loff_t)w->size) == 0) {
         blkid_probe_enable_superblocks(pr, 1);
@@ -68,7 +72,8 @@ static void probe(const struct asr_window *w, struct asr_usedmap *m)
         static char ocfs[] = "ocfs";
         char *unsafe[] = {ocfs, NULL};
         blkid_probe_filter_superblocks_type(pr, BLKID_FLTR_NOTIN, unsafe);
-        if (blkid_do_safeprobe(pr) == 0) {
+        rc = blkid_do_safeprobe(pr);
+        if (rc == 0) {
             if (blkid_probe_lookup_value(pr, "TYPE", &v, NULL) == 0)
                 snprintf(m->fs_type, sizeof m->fs_type, "%s", v);
             if (blkid_probe_lookup_value(pr, "UUID", &v, NULL) == 0)
@@ -78,6 +83,44 @@ static void probe(const struct asr_window *w, struct asr_usedmap *m)
         }
     }
     blkid_free_probe(pr);
+    return rc;
+}
+
+/* probe_once, tried again when a read failed (readat.h: it may go away). When it does not, why
+ * says what and where, which libblkid does not: it reads the first 256 KiB of a volume at once,
+ * where most filesystems keep their superblock, descriptors or $MFT. Each used-map parser is
+ * asked in turn (each checks its own signature first and reads only what it needs): the first
+ * to meet a read error names the structure and the sector (not the type: a bad first sector
+ * fails whichever parser asks first). Failing that, the volume's first MiB
+ * is read sector by sector to name the bad one, and failing that the volume is named. */
+static bool probe(const struct asr_window *w, struct asr_usedmap *m, char *why, size_t n)
+{
+    int rc = probe_once(w, m);
+    for (int i = 1; i < ASR_READ_TRIES && rc < -2; i++)
+        rc = probe_once(w, m);
+    if (rc >= -2)
+        return true;
+    static const asr_used_fn parsers[] = {asr_ntfs_used, asr_exfat_used, asr_ext_used, asr_fat_used};
+    for (size_t i = 0; i < sizeof parsers / sizeof parsers[0]; i++) {
+        struct asr_usedmap tried = {0};
+        struct asr_error err = {0};
+        int prc = parsers[i](w, &tried, &err);
+        asr_usedmap_free(&tried);
+        if (prc == ASR_E_IO) {
+            snprintf(why, n, "cannot probe its filesystem type: %.250s", err.msg);
+            return false;
+        }
+    }
+    size_t len = w->size < (1u << 20) ? (size_t)w->size : 1u << 20;
+    uint8_t *head = malloc(len);
+    struct asr_error err = {0};
+    if (head && asr_window_read(w, NULL, 0, head, len, &err) == ASR_E_IO)
+        snprintf(why, n, "cannot probe its filesystem type: %.250s", err.msg);
+    else
+        snprintf(why, n, "cannot probe its filesystem type: a read of %.200s between bytes %llu and %llu failed: %s",
+                 w->path, (unsigned long long)w->base, (unsigned long long)(w->base + w->size), strerror(-rc));
+    free(head);
+    return false;
 }
 
 /* blkid's TYPE to the parser of that on-disk format. "ext4dev" is blkid's name for any ext
@@ -105,7 +148,12 @@ asr_used_fn asr_used_parser(const char *fs)
  * uses to know whether the filesystem's metadata can be trusted. */
 static int map_volume(const struct asr_window *w, bool no_filesystem_type, struct asr_volume_info *v)
 {
-    probe(w, &v->map);
+    if (!probe(w, &v->map, v->read_error, sizeof v->read_error)) {
+        /* Not "no filesystem recognised": the filesystem may be there, behind a bad sector. */
+        snprintf(v->warning, sizeof v->warning, "%.300s: captured whole", v->read_error);
+        v->natural_capture = ASR_CAPTURE_FULL;
+        return ASR_E_IO;
+    }
     char fs[32], uuid[64], label[64];
     memcpy(fs, v->map.fs_type, sizeof fs);
     memcpy(uuid, v->map.fs_uuid, sizeof uuid);
@@ -144,6 +192,8 @@ static int map_volume(const struct asr_window *w, bool no_filesystem_type, struc
         memcpy(v->map.fs_type, fs, sizeof fs);
         memcpy(v->map.fs_uuid, uuid, sizeof uuid);
         memcpy(v->map.fs_label, label, sizeof label);
+        if (rc == ASR_E_IO) /* a read error, not metadata to distrust: a backup stops on it */
+            snprintf(v->read_error, sizeof v->read_error, "%.31s metadata: %.270s", fs, why.msg);
         if (rc == ASR_E_UNSUPPORTED && parse == asr_swap_used)
             snprintf(v->warning, sizeof v->warning,
                      "%.200s: captured whole, since the machine resumes from these pages", why.msg);

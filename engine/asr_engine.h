@@ -47,8 +47,11 @@ struct asr_window {
 };
 
 /* Reads exactly len bytes at off within the window; ASR_E_CORRUPT naming the offset when the
- * range falls outside it (metadata pointing outside its volume), ASR_E_IO on a read error. */
-int asr_window_read(const struct asr_window *w, uint64_t off, void *buf, size_t len, struct asr_error *err);
+ * range falls outside it (metadata pointing outside its volume), ASR_E_IO on a read error, after
+ * reading the failed range again sector by sector, each a few times: the message names what was
+ * read (`what`, "the FAT"; NULL: nothing) and the disk byte of the first sector that still fails. */
+int asr_window_read(const struct asr_window *w, const char *what, uint64_t off, void *buf, size_t len,
+                    struct asr_error *err);
 
 /* ---- used-byte maps ---------------------------------------------------------------------- */
 
@@ -126,6 +129,9 @@ struct asr_volume_info {
     bool critical;
     char reason[160];     /* why critical, or why not */
     char warning[320];    /* why a full capture instead of used clusters, etc. */
+    /* A read error met while probing or mapping the volume ("" when none): it is then captured
+     * whole, and a backup of it stops with this message unless it ignores read errors. */
+    char read_error[320];
 };
 
 /* Probes every partition of d (libblkid), maps its used bytes, and decides whether it is

@@ -851,13 +851,31 @@ static int add_layout(struct asr_writer *w, const struct asr_backup_source *src,
     return rc;
 }
 
+/* A selected volume whose filesystem could not be probed or mapped for a read error stops the
+ * backup before anything is written, naming what could not be read and where, unless read errors
+ * are recorded: it is then captured whole, its unreadable sectors recorded as such. */
+static int check_read_errors(const struct asr_backup_source *src, size_t n, const struct asr_backup_options *opt,
+                             struct asr_error *err)
+{
+    for (size_t i = 0; i < n && !opt->ignore_read_errors; i++)
+        for (size_t k = 0; k < src[i].count; k++) {
+            const struct asr_volume_info *v = &src[i].vols[k];
+            if (v->capture != ASR_CAPTURE_SKIP && v->read_error[0])
+                return asr_fail_public(err, ASR_E_IO, "volume %u of %s: %s (--ignore-read-errors captures it whole)",
+                                       v->partition_number, asr_disk_path(src[i].disk), v->read_error);
+        }
+    return ASR_OK;
+}
+
 int asr_backup_run(struct asr_writer *w, const struct asr_backup_source *src, size_t n,
                    const struct asr_backup_options *opt, struct asr_backup_stats *st, struct asr_error *err)
 {
     *st = (struct asr_backup_stats){0};
     unsigned threads = 1;
     uint32_t *ids = NULL;
-    int rc = check_options(opt, w, &threads, err);
+    int rc = check_read_errors(src, n, opt, err);
+    if (rc == ASR_OK)
+        rc = check_options(opt, w, &threads, err);
     if (rc == ASR_OK)
         rc = add_layout(w, src, n, &ids, err);
     if (rc != ASR_OK) {

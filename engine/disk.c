@@ -108,6 +108,21 @@ static int guid_to_disk_bytes(const char *s, uint8_t out[16])
 
 /* ---- raw regions ----------------------------------------------------------------------- */
 
+/* What a region is, for a read error's message. */
+static const char *region_what(uint16_t kind)
+{
+    switch (kind) {
+    case ASR_REGION_MBR: return "the MBR";
+    case ASR_REGION_GAP: return "the post-MBR gap";
+    case ASR_REGION_GPT_HEADER: return "the GPT header";
+    case ASR_REGION_GPT_ENTRIES: return "the GPT partition entries";
+    case ASR_REGION_GPT_BACKUP_ENTRIES: return "the backup GPT partition entries";
+    case ASR_REGION_GPT_BACKUP_HEADER: return "the backup GPT header";
+    case ASR_REGION_EBR: return "an EBR";
+    default: return "a boot region";
+    }
+}
+
 static int add_region(struct asr_disk *d, uint16_t kind, uint64_t offset, uint64_t length, struct asr_error *err)
 {
     if (length == 0 || offset >= d->desc.size_bytes)
@@ -129,7 +144,7 @@ static int add_region(struct asr_disk *d, uint16_t kind, uint64_t offset, uint64
         }
         d->regions = grown;
         struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
-        int rc = asr_window_read(&whole, offset, data, n, err);
+        int rc = asr_window_read(&whole, region_what(kind), offset, data, n, err);
         if (rc) {
             free(data);
             return rc;
@@ -151,14 +166,18 @@ static int add_ebrs(struct asr_disk *d, uint64_t ext_start_lba, uint64_t ext_siz
     for (unsigned hop = 0; hop < MAX_EBRS; hop++) {
         uint64_t lba = ext_start_lba + rel;
         struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
-        if (rel >= ext_size_lba || asr_window_read(&whole, lba * ss, sector, sizeof sector, NULL) != ASR_OK ||
-            sector[510] != 0x55 || sector[511] != 0xaa) {
+        struct asr_error why = {0};
+        int rc = rel >= ext_size_lba ? ASR_E_CORRUPT : asr_window_read(&whole, "an EBR", lba * ss, sector, sizeof sector, &why);
+        /* A link outside the disk ends the chain; a sector that cannot be read does not: its
+         * logical partitions would be restored without the EBR that describes them. */
+        if (rc == ASR_E_IO)
+            return asr_fail_public(err, rc, "%s", why.msg);
+        if (rc != ASR_OK || sector[510] != 0x55 || sector[511] != 0xaa) {
             if (hop == 0)
                 warn(d, "extended partition at sector %llu holds no EBR", (unsigned long long)ext_start_lba);
             return ASR_OK;
         }
-        int rc = add_region(d, ASR_REGION_EBR, lba * ss, ss, err);
-        if (rc)
+        if ((rc = add_region(d, ASR_REGION_EBR, lba * ss, ss, err)))
             return rc;
         const uint8_t *link = sector + 446 + 16;
         uint32_t next = (uint32_t)link[8] | (uint32_t)link[9] << 8 | (uint32_t)link[10] << 16 | (uint32_t)link[11] << 24;
@@ -219,7 +238,7 @@ static int add_gpt_regions(struct asr_disk *d, struct fdisk_context *cxt, struct
     uint64_t alt_lba = label_item_u64(cxt, GPT_LABELITEM_ALTLBA);
     uint8_t hdr[512];
     struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
-    int rc = asr_window_read(&whole, ss, hdr, sizeof hdr, err);
+    int rc = asr_window_read(&whole, "the GPT header", ss, hdr, sizeof hdr, err);
     if (rc)
         return rc;
     uint32_t entry_size = (uint32_t)hdr[84] | (uint32_t)hdr[85] << 8 | (uint32_t)hdr[86] << 16 | (uint32_t)hdr[87] << 24;
@@ -269,10 +288,13 @@ static void fill_partition(struct asr_disk *d, struct fdisk_context *cxt, struct
             guid_to_disk_bytes(uuid, p->part_guid);
         fdisk_gpt_get_partition_attrs(cxt, fdisk_partition_get_partno(pa), &p->attributes);
     } else {
-        p->kind = fdisk_partition_is_container(pa) ? ASR_PART_EXTENDED
-                  : fdisk_partition_is_nested(pa)  ? ASR_PART_LOGICAL
-                                                   : ASR_PART_PRIMARY;
         p->mbr_type = t ? (uint8_t)fdisk_parttype_get_code(t) : 0;
+        /* By its type too: libfdisk does not count as a container an extended partition whose
+         * first EBR it could not read, and add_ebrs must meet that read error. */
+        bool extended = p->mbr_type == 0x05 || p->mbr_type == 0x0f || p->mbr_type == 0x85;
+        p->kind = fdisk_partition_is_container(pa) || extended ? ASR_PART_EXTENDED
+                  : fdisk_partition_is_nested(pa)              ? ASR_PART_LOGICAL
+                                                               : ASR_PART_PRIMARY;
         p->bootable = fdisk_partition_is_bootable(pa) ? 1 : 0;
     }
 }
@@ -351,7 +373,12 @@ static int read_layout(struct asr_disk *d, struct asr_error *err)
      * and which runs libblkid 2.38's OCFS prober, unsafe on crafted input (see probe() in
      * analyze.c). Otherwise it only silences fdisk's interactive hints. */
     fdisk_enable_listonly(cxt, 1);
-    int rc = ASR_OK;
+    /* Sector 0 first: libfdisk says only that it cannot open a disk whose sector 0 fails. */
+    uint8_t sector0[512];
+    struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
+    int rc = asr_window_read(&whole, region_what(ASR_REGION_MBR), 0, sector0, sizeof sector0, err);
+    if (rc)
+        goto out;
     if (fdisk_assign_device(cxt, d->path, 1) != 0) {
         rc = asr_fail_public(err, ASR_E_IO, "libfdisk cannot open %s", d->path);
         goto out;

@@ -164,7 +164,7 @@ static int check_boot_region(const struct asr_window *w, const struct exfat_geom
     uint8_t *region = malloc(bytes); /* at most 48 KiB: the shift is validated */
     if (!region)
         return asr_fail_public(err, ASR_E_NOMEM, "exfat: out of memory for the boot region");
-    int rc = asr_window_read(w, 0, region, bytes, err);
+    int rc = asr_window_read(w, "the boot region", 0, region, bytes, err);
     if (rc == ASR_OK) {
         uint32_t sum = boot_checksum(region, 11 * sector);
         for (size_t i = 11 * sector; i < bytes && rc == ASR_OK; i += 4)
@@ -183,7 +183,7 @@ static int fat_entry(struct fat_cache *fc, uint32_t c, uint32_t *next, struct as
         uint64_t entries = (uint64_t)fc->g->clusters + 2, per = FAT_CACHE_BYTES / 4;
         fc->start = c / per * per;
         fc->count = (uint32_t)(entries - fc->start < per ? entries - fc->start : per);
-        int rc = asr_window_read(fc->w, fc->g->active_fat_offset + fc->start * 4, fc->buf, (size_t)fc->count * 4, err);
+        int rc = asr_window_read(fc->w, "the FAT", fc->g->active_fat_offset + fc->start * 4, fc->buf, (size_t)fc->count * 4, err);
         if (rc != ASR_OK) {
             fc->count = 0;
             return rc;
@@ -331,7 +331,7 @@ static int scan_root(const struct asr_window *w, struct fat_cache *fc, struct ro
     while (rc == ASR_OK && !done) {
         for (uint64_t off = 0; off < cluster && !end && rc == ASR_OK; off += piece) {
             uint64_t at = cluster_offset(g, ch.cur) + off;
-            rc = asr_window_read(w, at, buf, (size_t)piece, err);
+            rc = asr_window_read(w, "the root directory", at, buf, (size_t)piece, err);
             for (uint64_t i = 0; i < piece && !end && rc == ASR_OK; i += 32)
                 rc = root_entry(buf + i, at + i, ri, &end, err);
         }
@@ -396,7 +396,7 @@ static int cluster_marked(struct bit_cache *bc, uint64_t bytes, uint32_t c, int 
     if (!bc->count || byte < bc->start || byte >= bc->start + bc->count) {
         bc->start = byte / sizeof bc->buf * sizeof bc->buf;
         bc->count = bytes - bc->start < sizeof bc->buf ? (size_t)(bytes - bc->start) : sizeof bc->buf;
-        int rc = asr_window_read(bc->w, bc->base + bc->start, bc->buf, bc->count, err);
+        int rc = asr_window_read(bc->w, "the allocation bitmap", bc->base + bc->start, bc->buf, bc->count, err);
         if (rc != ASR_OK) {
             bc->count = 0;
             return rc;
@@ -471,9 +471,11 @@ static int emit_clusters(const struct asr_window *w, const struct exfat_geom *g,
     uint64_t run_start = 0, run_len = 0;
     for (uint64_t at = 0; at < bytes && rc == ASR_OK; at += READ_PIECE) {
         size_t n = bytes - at < READ_PIECE ? (size_t)(bytes - at) : READ_PIECE;
-        rc = asr_window_read(w, cluster_offset(g, ri->bitmap[0].first_cluster) + at, piece, n, err);
+        rc = asr_window_read(w, "the allocation bitmap", cluster_offset(g, ri->bitmap[0].first_cluster) + at, piece, n,
+                             err);
         if (rc == ASR_OK && other) {
-            rc = asr_window_read(w, cluster_offset(g, ri->bitmap[1].first_cluster) + at, other, n, err);
+            rc = asr_window_read(w, "the second allocation bitmap", cluster_offset(g, ri->bitmap[1].first_cluster) + at,
+                                 other, n, err);
             for (size_t i = 0; i < n; i++)
                 piece[i] |= other[i];
         }
@@ -506,7 +508,7 @@ static int map_volume(const struct asr_window *w, struct asr_usedmap *out, struc
 {
     uint8_t boot[512];
     struct exfat_geom g = {0};
-    int rc = asr_window_read(w, 0, boot, sizeof boot, err);
+    int rc = asr_window_read(w, "the boot sector", 0, boot, sizeof boot, err);
     if (rc == ASR_OK)
         rc = parse_boot_sector(boot, w->size, &g, err);
     if (rc == ASR_OK)

@@ -86,7 +86,8 @@ static int replay_patch(const struct asr_ext_io *io, uint64_t off, uint8_t *data
     uint64_t bs = r->block_size;
     for (size_t i = first_copy(r, off / bs); i < r->n && r->v[i].target <= (off + len - 1) / bs; i++) {
         uint64_t at = r->v[i].target * bs, from = off > at ? off : at, to = off + len < at + bs ? off + len : at + bs;
-        int rc = asr_window_read(io->w, r->v[i].from * bs + (from - at), data + (from - off), (size_t)(to - from), err);
+        int rc = asr_window_read(io->w, "the journal", r->v[i].from * bs + (from - at), data + (from - off),
+                                 (size_t)(to - from), err);
         if (rc != ASR_OK)
             return rc;
         for (uint64_t b = from; r->v[i].escaped && b < at + 4 && b < to; b++)
@@ -96,9 +97,10 @@ static int replay_patch(const struct asr_ext_io *io, uint64_t off, uint8_t *data
 }
 
 /* A read of the filesystem: the window's bytes, with the replayed journal's over them. */
-static int ext_read(const struct asr_ext_io *io, uint64_t off, void *buf, size_t len, struct asr_error *err)
+static int ext_read(const struct asr_ext_io *io, const char *what, uint64_t off, void *buf, size_t len,
+                    struct asr_error *err)
 {
-    int rc = asr_window_read(io->w, off, buf, len, err);
+    int rc = asr_window_read(io->w, what, off, buf, len, err);
     return rc == ASR_OK ? replay_patch(io, off, buf, len, err) : rc;
 }
 
@@ -157,7 +159,8 @@ static errcode_t win_read_blk64(io_channel io, unsigned long long block, int cou
         rc = asr_fail_public(&why, ASR_E_LIMIT, "read of block %llu passes this walk's read limit (metadata "
                                                 "repeating itself?)", block);
     else
-        rc = ext_read(wi, block * bs, data, (size_t)len, &why);
+        rc = ext_read(wi, block * bs == SB_OFFSET ? "the superblock" : wi->what, block * bs, data, (size_t)len,
+                      &why);
     if (rc == ASR_OK && wi->left != UINT64_MAX)
         wi->left -= len;
     if (rc == ASR_OK)
@@ -251,7 +254,7 @@ static int check_super(const struct asr_ext_io *io, struct asr_error *err)
 {
     const struct asr_window *w = io->w;
     uint8_t sb[SB_SIZE];
-    int rc = ext_read(io, SB_OFFSET, sb, sizeof sb, err);
+    int rc = ext_read(io, "the superblock", SB_OFFSET, sb, sizeof sb, err);
     if (rc != ASR_OK)
         return rc;
     if ((sb[SB_MAGIC] | sb[SB_MAGIC + 1] << 8) != EXT2_SUPER_MAGIC)
@@ -327,8 +330,10 @@ int asr_ext_open_replayed(const struct asr_window *w, const struct asr_ext_repla
     win_opening = io;
     /* The name only labels the channel: win_open takes the window from win_opening. It must not
      * hold a '?', which ext2fs_open2 would take as the start of I/O options. */
+    io->what = "the group descriptors"; /* what it reads besides the superblock */
     errcode_t e = ext2fs_open2("window", NULL, EXT2_FLAG_64BITS, 0, 0, &win_manager, &fs);
     win_opening = NULL;
+    io->what = NULL;
     if (e) {
         if (fs)
             ext2fs_close_free(&fs);

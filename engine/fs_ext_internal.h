@@ -39,6 +39,7 @@ struct asr_ext_io {
      * any walk that metadata could make endless. asr_ext_open sets no limit (UINT64_MAX); a
      * caller walking directories sets it before each walk. */
     uint64_t left;
+    const char *what;     /* what libext2fs is reading, for a read error's message (NULL: not said) */
     struct asr_error why; /* the first read the window refused */
     bool refused;
 };

@@ -208,7 +208,7 @@ static int emit_clusters(const struct asr_window *w, const struct fat_geom *g, s
     for (uint64_t first = 0; first < entries && rc == ASR_OK; first += FAT_PIECE_ENTRIES) {
         uint32_t n = entries - first < FAT_PIECE_ENTRIES ? (uint32_t)(entries - first) : FAT_PIECE_ENTRIES;
         size_t bytes = ((size_t)n * g->bits + 7) / 8;
-        rc = asr_window_read(w, g->fat_offset + first * g->bits / 8, piece, bytes, err);
+        rc = asr_window_read(w, "the FAT", g->fat_offset + first * g->bits / 8, piece, bytes, err);
         for (uint32_t i = 0; i < n && rc == ASR_OK; i++) {
             uint64_t c = first + i;
             if (c < 2)
@@ -239,7 +239,7 @@ static int emit_clusters(const struct asr_window *w, const struct fat_geom *g, s
 int asr_fat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err)
 {
     uint8_t boot[512];
-    int rc = asr_window_read(w, 0, boot, sizeof boot, err);
+    int rc = asr_window_read(w, "the boot sector", 0, boot, sizeof boot, err);
     if (rc != ASR_OK)
         return rc;
     struct fat_geom g = {0};

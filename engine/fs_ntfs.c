@@ -213,7 +213,7 @@ int ntfs_runs(const struct ntfs_attr *a, const struct ntfs_geom *g, uint64_t rec
 
 /* Every run lies inside the volume (ntfs_runs), so each read lands inside the window. */
 int ntfs_stream_read(const struct asr_window *w, const struct ntfs_geom *g, const struct ntfs_runlist *rl,
-                     uint64_t off, void *buf, size_t len, struct asr_error *err)
+                     const char *what, uint64_t off, void *buf, size_t len, struct asr_error *err)
 {
     uint8_t *p = buf;
     for (size_t i = 0; i < rl->n && len; i++) {
@@ -221,7 +221,7 @@ int ntfs_stream_read(const struct asr_window *w, const struct ntfs_geom *g, cons
         if (off >= end)
             continue;
         size_t n = end - off < len ? (size_t)(end - off) : len;
-        int rc = asr_window_read(w, rl->v[i].lcn * g->cluster + (off - start), p, n, err);
+        int rc = asr_window_read(w, what, rl->v[i].lcn * g->cluster + (off - start), p, n, err);
         if (rc != ASR_OK)
             return rc;
         p += n;
@@ -265,7 +265,9 @@ static int read_record_via(const struct asr_window *w, const struct ntfs_geom *g
     if (rec_no >= mft->vcns * g->cluster / g->record) /* a division: rec_no may be any 48-bit number */
         return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: MFT record %llu lies past the mapped $MFT",
                                (unsigned long long)rec_no);
-    int rc = ntfs_stream_read(w, g, mft, rec_no * g->record, r, g->record, err);
+    char what[48];
+    snprintf(what, sizeof what, "$MFT record %llu", (unsigned long long)rec_no);
+    int rc = ntfs_stream_read(w, g, mft, what, rec_no * g->record, r, g->record, err);
     if (rc != ASR_OK)
         return rc;
     if (memcmp(r, "FILE", 4) != 0)
@@ -392,7 +394,7 @@ int ntfs_open(struct ntfs_volume *v, const struct asr_window *w, struct asr_erro
 {
     memset(v, 0, sizeof *v);
     v->w = w;
-    int rc = asr_window_read(w, 0, v->boot, sizeof v->boot, err);
+    int rc = asr_window_read(w, "the boot sector", 0, v->boot, sizeof v->boot, err);
     if (rc == ASR_OK)
         rc = parse_boot(v->boot, w->size, &v->g, err);
     if (rc != ASR_OK)
@@ -509,7 +511,7 @@ static int scan_nonresident(const struct asr_window *w, const struct ntfs_geom *
     int rc = ASR_OK;
     for (uint64_t off = 0; off < end && rc == ASR_OK; off += BITMAP_PIECE) {
         size_t n = end - off < BITMAP_PIECE ? (size_t)(end - off) : BITMAP_PIECE;
-        rc = ntfs_stream_read(w, g, rl, off, piece, n, err);
+        rc = ntfs_stream_read(w, g, rl, "$Bitmap", off, piece, n, err);
         if (rc == ASR_OK)
             rc = scan_bytes(s, off * 8, piece, n, err);
     }

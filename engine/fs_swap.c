@@ -125,7 +125,7 @@ int asr_swap_used(const struct asr_window *w, struct asr_usedmap *out, struct as
         uint8_t *page = malloc(len);
         if (!page)
             return asr_fail_public(err, ASR_E_NOMEM, "swap: out of memory for a %zu-byte header", len);
-        rc = asr_window_read(w, 0, page, len, err);
+        rc = asr_window_read(w, "the swap header", 0, page, len, err);
         if (rc == ASR_OK)
             rc = scan(page, len, out, err);
         free(page);

@@ -96,8 +96,8 @@ int ntfs_runs(const struct ntfs_attr *a, const struct ntfs_geom *g, uint64_t rec
               struct asr_error *err);
 
 /* Reads [off, off+len) of a non-resident stream through its runs; ASR_E_CORRUPT when that lies
- * past them. */
+ * past them. `what` names the stream in a read error ("$MFT record 6"). */
 int ntfs_stream_read(const struct asr_window *w, const struct ntfs_geom *g, const struct ntfs_runlist *rl,
-                     uint64_t off, void *buf, size_t len, struct asr_error *err);
+                     const char *what, uint64_t off, void *buf, size_t len, struct asr_error *err);
 
 #endif

@@ -128,7 +128,8 @@ static int visit_block(struct ntfs_volume *v, struct dir_walk *dw, uint64_t vcn,
 {
     if (vcn > dw->alloc_bytes / dw->vcn_unit || dw->alloc_bytes - vcn * dw->vcn_unit < dw->block_size)
         return corrupt(err, dir, "index child VCN past $INDEX_ALLOCATION");
-    int rc = ntfs_stream_read(v->w, &v->g, &dw->alloc, vcn * dw->vcn_unit, dw->block, dw->block_size, err);
+    int rc = ntfs_stream_read(v->w, &v->g, &dw->alloc, "a directory index block", vcn * dw->vcn_unit, dw->block,
+                              dw->block_size, err);
     if (rc != ASR_OK)
         return rc;
     if (memcmp(dw->block, "INDX", 4) != 0)

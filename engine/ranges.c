@@ -1,11 +1,10 @@
 /* Sorted byte-range lists and bounds-checked disk windows: the two primitives every used-map
  * parser builds on. */
 #include "asr_engine.h"
+#include "readat.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 int asr_ranges_add(struct asr_ranges *r, uint64_t off, uint64_t len)
 {
@@ -78,23 +77,22 @@ void asr_usedmap_free(struct asr_usedmap *m)
         asr_ranges_free(&m->used);
 }
 
-int asr_window_read(const struct asr_window *w, uint64_t off, void *buf, size_t len, struct asr_error *err)
+int asr_window_read(const struct asr_window *w, const char *what, uint64_t off, void *buf, size_t len,
+                    struct asr_error *err)
 {
     if (off > w->size || len > w->size - off)
-        return asr_fail_public(err, ASR_E_CORRUPT, "read of %zu bytes at volume offset %llu lies outside the %llu-byte volume",
-                               len, (unsigned long long)off, (unsigned long long)w->size);
-    uint8_t *p = buf;
-    uint64_t at = w->base + off;
-    while (len) {
-        ssize_t n = pread(w->fd, p, len, (off_t)at);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return asr_fail_public(err, ASR_E_IO, "cannot read %s at offset %llu: %s", w->path ? w->path : "disk",
-                                   (unsigned long long)at, n < 0 ? strerror(errno) : "unexpected end of file");
-        p += n;
-        len -= (size_t)n;
-        at += (uint64_t)n;
-    }
-    return ASR_OK;
+        return asr_fail_public(err, ASR_E_CORRUPT, "%s%sread of %zu bytes at volume offset %llu lies outside the "
+                               "%llu-byte volume", what ? what : "", what ? ": " : "", len, (unsigned long long)off,
+                               (unsigned long long)w->size);
+    /* A sector at a time once a read fails: the message names the bad sector itself. */
+    uint64_t bad;
+    int rc = asr_read_located(w->fd, buf, len, w->base + off, 512, &bad);
+    if (rc == 0)
+        return ASR_OK;
+    const char *disk = w->path ? w->path : "disk";
+    if (what)
+        return asr_fail_public(err, ASR_E_IO, "cannot read %s (%s at byte %llu): %s", what, disk,
+                               (unsigned long long)bad, asr_read_strerror(rc));
+    return asr_fail_public(err, ASR_E_IO, "cannot read %s at byte %llu: %s", disk, (unsigned long long)bad,
+                           asr_read_strerror(rc));
 }

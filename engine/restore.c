@@ -503,8 +503,13 @@ int asr_restore_run(struct asr_restore *rs, const struct asr_restore_options *op
         struct asr_compare_options co = {opt->new_ids, opt->grow, on_verify_mismatch, &first, opt->progress,
                                          opt->progress_ctx};
         rc = asr_restore_compare(rs, &co, err);
-        if (rc == ASR_E_CORRUPT && first.code)
+        if (rc == ASR_E_CORRUPT && first.code) {
             rc = asr_fail_public(err, ASR_E_CORRUPT, "verify: %s", first.msg);
+        } else if (rc) { /* a read back that failed: the data was laid, its check was not done */
+            char msg[sizeof err->msg];
+            memcpy(msg, err->msg, sizeof msg);
+            rc = asr_fail_public(err, (enum asr_status)rc, "verify: %.480s", msg);
+        }
         st->verified = rc == ASR_OK;
     }
     return rc;

@@ -60,12 +60,20 @@ struct restore_mirror {
     int rc;
 };
 
-/* The first failure sticks: later writes stop, and it is what the restore reports. */
-static int mirror_fail(struct restore_mirror *m, const char *path, uint64_t off, int e)
+/* The first failure sticks: later writes stop, and it is what the restore reports. A device
+ * fails a write as a whole, so the message gives the whole write: the bad sector is in there. */
+static int mirror_fail(struct restore_mirror *m, const char *path, uint64_t off, size_t len, int e)
 {
     if (!m->rc)
-        m->rc = asr_fail_public(m->err, ASR_E_IO, "cannot write %s at offset %llu: %s", path, (unsigned long long)off,
-                                strerror(e));
+        m->rc = asr_fail_public(m->err, ASR_E_IO, "cannot write %s at offset %llu (a write of %zu bytes): %s", path,
+                                (unsigned long long)off, len, strerror(e));
+    return m->rc;
+}
+
+static int sync_fail(struct restore_mirror *m, const char *path, int e)
+{
+    if (!m->rc)
+        m->rc = asr_fail_public(m->err, ASR_E_IO, "cannot sync %s: %s", path, strerror(e));
     return m->rc;
 }
 
@@ -77,7 +85,7 @@ static void complete(struct restore_mirror *m, struct io_uring_cqe *cqe)
     m->inflight--;
     q->stage->pending--;
     if (res < 0) {
-        mirror_fail(m, q->t->path, q->off, -res);
+        mirror_fail(m, q->t->path, q->off, q->len, -res);
     } else if ((size_t)res < q->len) {
         /* A short write: finish it plainly (what remains is aligned when res is). */
         size_t done = (size_t)res;
@@ -85,7 +93,7 @@ static void complete(struct restore_mirror *m, struct io_uring_cqe *cqe)
         while (done < q->len && !m->rc) {
             ssize_t k = pwrite(fd, q->data + done, q->len - done, (off_t)(q->off + done));
             if (k <= 0)
-                mirror_fail(m, q->t->path, q->off + done,
+                mirror_fail(m, q->t->path, q->off + done, q->len - done,
                             k < 0 ? errno : ENOSPC);
             else
                 done += (size_t)k;
@@ -101,8 +109,11 @@ static int reap_until(struct restore_mirror *m, unsigned left)
         int e = io_uring_wait_cqe(&m->ring, &cqe);
         if (e == -EINTR)
             continue;
-        if (e < 0)
-            return mirror_fail(m, m->nt ? m->t[0]->path : "?", 0, -e);
+        if (e < 0) {
+            if (!m->rc)
+                m->rc = asr_fail_public(m->err, ASR_E_IO, "io_uring: %s", strerror(-e));
+            return m->rc;
+        }
         complete(m, cqe);
     }
     return m->rc;
@@ -114,7 +125,7 @@ static int sync_cache(struct restore_mirror *m)
         return ASR_OK;
     for (size_t i = 0; i < m->nt && !m->rc; i++)
         if (fdatasync(m->t[i]->fd_buffered) != 0)
-            mirror_fail(m, m->t[i]->path, 0, errno);
+            sync_fail(m, m->t[i]->path, errno);
     m->cache_dirty = false;
     return m->rc;
 }

@@ -2,6 +2,7 @@
  * single byte is written (enough targets, none twice, each as large as its disk with the same
  * sector size, none in use, none holding the image), and what each holds now, for the plan.
  * Also the plain positioned I/O the other restore modules use on a target. */
+#include "readat.h"
 #include "restore_internal.h"
 
 #include <errno.h>
@@ -24,8 +25,8 @@ int asr_target_pwrite(struct restore_target *t, const void *buf, size_t len, uin
     while (len) {
         ssize_t k = pwrite(t->fd_buffered, p, len, (off_t)off);
         if (k <= 0)
-            return asr_fail_public(err, ASR_E_IO, "cannot write %s at offset %llu: %s", t->path,
-                                   (unsigned long long)off, k < 0 ? strerror(errno) : "no space");
+            return asr_fail_public(err, ASR_E_IO, "cannot write %s at offset %llu (a write of %zu bytes): %s", t->path,
+                                   (unsigned long long)off, len, k < 0 ? strerror(errno) : "no space");
         p += k;
         off += (uint64_t)k;
         len -= (size_t)k;
@@ -33,36 +34,27 @@ int asr_target_pwrite(struct restore_target *t, const void *buf, size_t len, uin
     return ASR_OK;
 }
 
-static int pread_all(int fd, void *buf, size_t len, uint64_t off)
+/* A failed read is read again a unit at a time (readat.h): an error that goes away is no
+ * error, and one that stays is named at its own sector, not at the start of a large read. */
+static int read_fail(struct restore_target *t, int rc, uint64_t at, struct asr_error *err)
 {
-    uint8_t *p = buf;
-    while (len) {
-        ssize_t k = pread(fd, p, len, (off_t)off);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return k < 0 ? -errno : -EIO;
-        p += k;
-        off += (uint64_t)k;
-        len -= (size_t)k;
-    }
-    return 0;
+    return asr_fail_public(err, ASR_E_IO, "cannot read %s at offset %llu: %s", t->path, (unsigned long long)at,
+                           asr_read_strerror(rc));
 }
 
 int asr_target_read_aligned(struct restore_target *t, uint64_t off, void *buf, size_t len, struct asr_error *err)
 {
-    int rc = pread_all(t->direct ? t->fd : t->fd_buffered, buf, len, off);
-    if (rc)
-        return asr_fail_public(err, ASR_E_IO, "cannot read %s at offset %llu: %s", t->path, (unsigned long long)off,
-                               strerror(-rc));
-    return ASR_OK;
+    uint64_t bad;
+    int rc = asr_read_located(t->direct ? t->fd : t->fd_buffered, buf, len, off, t->align, &bad);
+    return rc ? read_fail(t, rc, bad, err) : ASR_OK;
 }
 
 int asr_target_read(struct restore_target *t, uint64_t off, void *buf, size_t len, struct asr_error *err)
 {
     int rc;
+    uint64_t bad = off;
     if (!t->direct) {
-        rc = pread_all(t->fd_buffered, buf, len, off);
+        rc = asr_read_located(t->fd_buffered, buf, len, off, 512, &bad);
     } else {
         /* Widen to the alignment through a bounce buffer; 1 MiB at a time keeps it small. */
         uint64_t a = t->align;
@@ -78,8 +70,8 @@ int asr_target_read(struct restore_target *t, uint64_t off, void *buf, size_t le
             size_t n = len < (1u << 20) ? len : (1u << 20);
             uint64_t to = (off + n + a - 1) / a * a;
             if (to > t->info.size_bytes / a * a) /* the odd tail of a file: not for O_DIRECT */
-                rc = pread_all(t->fd_buffered, p, n, off);
-            else if (!(rc = pread_all(t->fd, bounce, (size_t)(to - from), from)))
+                rc = asr_read_located(t->fd_buffered, p, n, off, 512, &bad);
+            else if (!(rc = asr_read_located(t->fd, bounce, (size_t)(to - from), from, (uint32_t)a, &bad)))
                 memcpy(p, bounce + (off - from), n);
             if (!rc) {
                 p += n;
@@ -89,10 +81,7 @@ int asr_target_read(struct restore_target *t, uint64_t off, void *buf, size_t le
         }
         free(bounce);
     }
-    if (rc)
-        return asr_fail_public(err, ASR_E_IO, "cannot read %s at offset %llu: %s", t->path, (unsigned long long)off,
-                               strerror(-rc));
-    return ASR_OK;
+    return rc ? read_fail(t, rc, bad, err) : ASR_OK;
 }
 
 int asr_target_sync(struct restore_target *t, struct asr_error *err)

@@ -6,6 +6,7 @@
 #include "source.h"
 
 #include "iobuf.h"
+#include "readat.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -215,23 +216,6 @@ static void submit_more(struct asr_source *s)
         io_uring_submit(&s->ring);
 }
 
-static int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-    while (len) {
-        ssize_t n = pread(fd, buf, len, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return -EIO; /* the disk ended before the range did */
-        buf += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
 static int add_bad(struct request *r, uint64_t off, uint64_t len)
 {
     if (r->bad_n && r->bad[r->bad_n - 1].offset + r->bad[r->bad_n - 1].length == off) {
@@ -250,8 +234,10 @@ static int add_bad(struct request *r, uint64_t off, uint64_t len)
     return 0;
 }
 
-/* A failed request, read again unit by unit: good units land in the buffer, bad ones become
- * unreadable runs, or stop the volume naming the first of them unless ignore_read_errors. The
+/* A failed request, read again unit by unit, each unit a few times (asr_read_tries): good units
+ * land in the buffer, bad ones become unreadable runs, or stop the volume naming the first of
+ * them unless ignore_read_errors. A disk that is gone stops it in any case: every read after it
+ * would fail, and recording the rest of the disk as unreadable, unit by unit, is no backup. The
  * O_DIRECT descriptor serves when there is one: a buffered read fails for every sector sharing a
  * page-cache page with a bad one, which would record good sectors as unreadable. */
 static int probe(struct asr_source *s, struct request *r, struct asr_error *err)
@@ -262,14 +248,20 @@ static int probe(struct asr_source *s, struct request *r, struct asr_error *err)
         uint8_t *at = r->buf + (off - r->aligned);
         int rc = -EINVAL;
         if (s->direct_fd >= 0 && len == unit)
-            rc = pread_full(s->direct_fd, at, (size_t)len, off);
+            rc = asr_read_tries(s->direct_fd, at, (size_t)len, off);
         if (rc == -EINVAL) /* a unit O_DIRECT cannot take: the tail of a disk not sector-sized */
-            rc = pread_full(s->cfg.fd, at, (size_t)len, off);
+            rc = asr_read_tries(s->cfg.fd, at, (size_t)len, off);
         if (rc == 0)
             continue;
+        uint64_t now;
+        if (asr_read_gone(s->cfg.fd, rc, s->cfg.disk_size, &now))
+            return asr_fail_public(err, ASR_E_IO, "reading %s at byte %llu: %s: the disk is gone (its size reads as %llu "
+                                                  "bytes, not %llu)",
+                                   s->cfg.path, (unsigned long long)off, asr_read_strerror(rc), (unsigned long long)now,
+                                   (unsigned long long)s->cfg.disk_size);
         if (!s->cfg.ignore_read_errors)
             return asr_fail_public(err, ASR_E_IO, "reading %s at byte %llu: %s", s->cfg.path,
-                                   (unsigned long long)off, strerror(-rc));
+                                   (unsigned long long)off, asr_read_strerror(rc));
         memset(at, 0, (size_t)len);
         if (add_bad(r, off, len))
             return asr_fail_public(err, ASR_E_NOMEM, "out of memory recording unreadable ranges");
@@ -323,8 +315,8 @@ static int complete_oldest(struct asr_source *s, struct request *r, struct asr_e
     if (r->res >= 0 && (uint64_t)r->res < need) {
         /* Short read: finish it with ordinary reads (no alignment needed there). */
         uint64_t got = (uint64_t)r->res;
-        int rc = pread_full(s->cfg.fd, r->buf + got, (size_t)(need - got), r->aligned + got);
-        r->res = rc ? rc : (int)need;
+        int rc = asr_read_exact(s->cfg.fd, r->buf + got, (size_t)(need - got), r->aligned + got);
+        r->res = rc == 0 ? (int)need : rc < 0 ? rc : -EIO;
     }
     /* The failed request may be large: probing names the bad sectors themselves, and when it
      * finds none (the error came and went) the probe's reads hold the data. */

@@ -1,0 +1,32 @@
+/* Positioned reads of a disk as a demanding user expects them: every byte asked for (a short
+ * read goes on where it stopped), a failed read tried again before it is believed (a failing disk
+ * often reads a sector on the second or third try), a failure named at the first unit that still
+ * fails rather than at the start of a large read, and a disk that went away told from a bad
+ * sector. Shared by the backup's reader (source.c), disk windows (ranges.c) and restore targets
+ * (restore_target.c). Internal to the engine. */
+#ifndef ASR_READAT_H
+#define ASR_READAT_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ASR_READ_TRIES 3 /* reads of a failing unit, in all, before it counts as unreadable */
+#define ASR_READ_ENDED 1 /* what the functions below return when the file ends before the range */
+
+/* len bytes at off, all of them: 0, -errno, or ASR_READ_ENDED. */
+int asr_read_exact(int fd, void *buf, size_t len, uint64_t off);
+/* asr_read_exact, read again while it fails for a reason that may go away, up to ASR_READ_TRIES
+ * times in all. */
+int asr_read_tries(int fd, void *buf, size_t len, uint64_t off);
+/* asr_read_exact; when it fails, read again unit by unit (the last one may be short), each unit
+ * with asr_read_tries: 0 when every unit reads, else the first failing unit's status, its offset
+ * in *bad_at. */
+int asr_read_located(int fd, void *buf, size_t len, uint64_t off, uint32_t unit, uint64_t *bad_at);
+/* What a status of the functions above means, for a message. */
+const char *asr_read_strerror(int rc);
+/* Whether a read that failed with rc means the disk behind fd is gone (unplugged, its driver or
+ * FUSE server gone), not that a sector is bad: by errno, or by its size, which then reads as less
+ * than `size` (or not at all). *now is the size it reads as now. */
+bool asr_read_gone(int fd, int rc, uint64_t size, uint64_t *now);
+
+#endif
