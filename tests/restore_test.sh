@@ -14,7 +14,9 @@
 #     image, no --yes without a terminal, the same target twice, another logical sector size;
 #   - a damaged chunk (stop naming it and its ranges; --keep-going), verify --against;
 #   - 4Kn disks, --new-ids, --grow, --zero-unused, --discard, restore from stdin (one file and a
-#     split set), and idempotence (a second run, and a run after a restore that stopped half way).
+#     split set), and idempotence (a second run, and a run after a restore that stopped half way);
+#   - from stdin, a disk whose files dedup (a block repeated through files, copies of a file): the
+#     bytes of the restore from the file.
 # Usage: restore_test.sh ASRIMG
 # shellcheck disable=SC2154 # loop_at VAR ... assigns VAR
 set -u
@@ -776,6 +778,55 @@ check "a second restore gives the same bytes" equal "$(sum_of "$t1")" "$sum"
 restore "$work/gpt.asrimg" --to "$tbad" --yes
 check "a restore over one that stopped half way exits 0" rc_is 0
 check "a restore over one that stopped half way gives the same bytes" same_file "$tbad" "$t1"
+
+# ---- 9. from a pipe: blocks that dedup ---------------------------------------------------------
+# A chunk laid at many places (one 4 KiB block repeated through a file) and used again after the
+# next chunk was once refused from a pipe as "damaged" (issue 12). Files that dedup on FAT32 and
+# ext4: copies of one file, and files of a 4 KiB block of zeros with a few bytes set.
+make_dedup_content() { # NAME: content NAME (see make_content) of files that dedup
+  local d=$work/content/$1/data i
+  mkdir -p "$d"
+  python3 -c 'import sys
+b = bytearray(4096); b[17] = 0x5a; b[2100] = 0xa5; b[4000] = 1
+sys.stdout.buffer.write(bytes(b) * 512)' >"$d/blocks.bin"
+  head -c 3M /dev/urandom >"$d/random.bin"
+  for i in 1 2 3; do
+    cp "$d/blocks.bin" "$d/blocks-$i.bin"
+    cp "$d/random.bin" "$d/random-$i.bin"
+  done
+  cp -rL /usr/share/doc/e2fsprogs "$d/doc" 2>/dev/null
+}
+dd_script="label: gpt
+start=1MiB, size=40MiB, type=$esp, name=ESP
+size=28MiB, type=$linux, name=root"
+dd_fs="1:fat32:dd-esp:0 2:ext4:dd-root:0"
+make_dedup_content dd-esp
+make_dedup_content dd-root
+ddisk=$work/dedup.img
+truncate -s 72M "$ddisk"
+if make_disk "$ddisk" 512 "$dd_script" "$dd_fs"; then
+  run_saving "$asrimg" backup "$ddisk" -o "$work/dedup.asrimg" --volumes all
+  check "backup of the disk of files that dedup" rc_is 0
+  util walk "$work/dedup.asrimg" >"$work/dedup.map"
+  # The pattern itself: a chunk laid at two places or more while it is the last chunk of the
+  # stream (all a pipe still holds), then used again after a later chunk.
+  check "the image lays a chunk at several places, then uses it again after later chunks" \
+    test "$(awk '$1 == "chunk" { last = $2 } $1 == "extent" && $5 == last { laid[$5]++ }
+                 $1 == "extent" && $5 < last && laid[$5] >= 2 { n++ } END { print n + 0 }' "$work/dedup.map")" -gt 0
+  restore "$work/dedup.asrimg" --to "$work/dd-file.img" --yes
+  check "files that dedup: restore from the file exits 0" rc_is 0
+  check_disk "files that dedup, restored from the file" "$ddisk" "$work/dd-file.img" 512 "$dd_fs"
+  for threads in 1 4; do
+    # shellcheck disable=SC2016 # expanded by that sh
+    run_saving sh -c 'cat "$1" | "$2" restore - --to "$3" --yes --threads "$4"' sh "$work/dedup.asrimg" "$asrimg" \
+      "$work/dd-pipe$threads.img" "$threads"
+    check "files that dedup, from stdin with $threads threads: exits 0" rc_is 0
+    check "files that dedup, from stdin with $threads threads: the bytes of the restore from the file" \
+      same_file "$work/dd-pipe$threads.img" "$work/dd-file.img"
+  done
+else
+  check "making the disk of files that dedup" false
+fi
 
 echo "restore_test: $(($(date +%s) - start_time)) s"
 echo "restore: $pass passed, $fail failed, $skipped skipped"
