@@ -453,6 +453,7 @@ struct run {
     struct asr_restore_stats st;
     uint32_t disks;
     char *target[4];
+    uint8_t state[4]; /* each target's, as the restore left it */
 };
 
 static void run_free(struct run *r)
@@ -494,6 +495,8 @@ static void restore_onto(struct run *r, const char *img, bool piped, size_t cut,
     }
     if (!r->rc)
         r->rc = asr_restore_run(rs, o, &r->st, &r->err);
+    for (uint32_t d = 0; rs && d < r->disks; d++)
+        r->state[d] = asr_restore_target(rs, d)->state;
     asr_restore_free(rs);
     asr_reader_free(rd);
     asr_stream_free(s);
@@ -549,6 +552,8 @@ static void same_both_ways(const char *img, const char *what)
     cr_assert_eq(pipe4.rc, ASR_OK, "%s from a pipe, 4 threads: %s", what, pipe4.err.msg);
     same_targets(&file, &pipe1, what);
     same_targets(&file, &pipe4, what);
+    for (uint32_t d = 0; d < file.disks; d++)
+        cr_assert(file.state[d] == ASR_TARGET_RESTORED && pipe1.state[d] == ASR_TARGET_RESTORED);
     cr_assert_eq(file.st.data_bytes, pipe1.st.data_bytes);
     cr_assert_eq(file.st.unreadable_count, pipe1.st.unreadable_count);
     run_free(&file), run_free(&pipe1), run_free(&pipe4);
@@ -675,4 +680,71 @@ Test(restore, a_damaged_chunk_used_again_from_a_pipe)
     cr_assert(strstr(piped.err.msg, "--keep-going"), "%s", piped.err.msg);
     run_free(&piped);
     free(img);
+}
+
+/* ---- what a failure leaves ---------------------------------------------------------------- */
+
+static bool all_garbage(const char *path)
+{
+    size_t len;
+    uint8_t *b = read_file(path, &len);
+    size_t i = 0;
+    while (i < len && b[i] == garbage(i))
+        i++;
+    free(b);
+    return i == len;
+}
+
+/* A stream cut in its last chunk: the targets are partly written (with one thread, the laying
+ * trails the reading by a few chunks at most: it reached disk 1); the same restore again with
+ * the whole stream gives what the file gives. */
+Test(restore, a_cut_stream_says_what_each_target_holds)
+{
+    char *img = sample();
+    struct asr_reader *r = open_image(img);
+    uint64_t last = asr_reader_info(r)->chunk_count - 1;
+    asr_reader_free(r);
+    struct run file, piped;
+    restore_run(&file, img, "cfile", false, 0, &(struct asr_restore_options){0});
+    cr_assert_eq(file.rc, ASR_OK, "%s", file.err.msg);
+    restore_run(&piped, img, "cpipe", true, chunk_middle(img, last), &(struct asr_restore_options){.threads = 1});
+    cr_assert_eq(piped.rc, ASR_E_INCOMPLETE, "%s", piped.err.msg);
+    cr_assert(strstr(piped.err.msg, "before its footer"), "%s", piped.err.msg);
+    cr_assert(piped.state[0] == ASR_TARGET_PARTIAL && piped.state[1] == ASR_TARGET_PARTIAL, "states %u %u",
+              piped.state[0], piped.state[1]);
+    cr_assert(!all_garbage(piped.target[0]) && !all_garbage(piped.target[1]), "both were written to");
+    restore_onto(&piped, img, true, 0, &(struct asr_restore_options){0});
+    cr_assert_eq(piped.rc, ASR_OK, "%s", piped.err.msg);
+    cr_assert(piped.state[0] == ASR_TARGET_RESTORED && piped.state[1] == ASR_TARGET_RESTORED);
+    same_targets(&file, &piped, "a cut stream, then the whole one");
+    run_free(&file), run_free(&piped);
+    free(img);
+}
+
+/* A damaged chunk stops a restore from the file: the targets it wrote are partly written, one
+ * it never reached untouched; a damaged first chunk stops it before anything is written. */
+Test(restore, a_damaged_chunk_says_what_each_target_holds)
+{
+    char *img = sample();
+    struct asr_reader *r = open_image(img);
+    uint64_t n;
+    uint64_t later = asr_reader_extents(r, 1, &n)[0].ref; /* after volume 0's chunks */
+    asr_reader_free(r);
+    char *copy = scratch_path("first.asrimg");
+    copy_file(img, copy);
+    damage_chunk(img, later);
+    damage_chunk(copy, 0);
+    struct run run;
+    restore_run(&run, img, "dlater", false, 0, &(struct asr_restore_options){0});
+    cr_assert_eq(run.rc, ASR_E_CORRUPT, "%s", run.err.msg);
+    cr_assert_eq(run.state[0], ASR_TARGET_PARTIAL);
+    cr_assert_eq(run.state[1], ASR_TARGET_UNTOUCHED);
+    cr_assert(all_garbage(run.target[1]));
+    run_free(&run);
+    restore_run(&run, copy, "dfirst", false, 0, &(struct asr_restore_options){0});
+    cr_assert_eq(run.rc, ASR_E_CORRUPT, "%s", run.err.msg);
+    cr_assert(run.state[0] == ASR_TARGET_UNTOUCHED && run.state[1] == ASR_TARGET_UNTOUCHED);
+    cr_assert(all_garbage(run.target[0]) && all_garbage(run.target[1]), "nothing was written");
+    run_free(&run);
+    free(img), free(copy);
 }
