@@ -213,6 +213,70 @@ static bool confirmed(bool yes, bool image_on_stdin)
     return fgets(line, sizeof line, stdin) && !strcmp(line, "yes\n");
 }
 
+/* ---- after a failure: what the targets hold ---------------------------------------------- */
+
+/* What the note says of a target, the furthest along last. A disk without a partition table
+ * (a whole-disk filesystem) has none to miss. */
+enum { SAYS_UNTOUCHED, SAYS_PARTIAL, SAYS_PARTIAL_NO_LABEL, SAYS_NO_TABLE, SAYS_RESTORED, SAYS_N };
+static const char *const says_text[SAYS_N] = {"untouched", "partly written, no valid partition table yet",
+                                              "partly written", "data written, no valid partition table yet",
+                                              "restored"};
+
+static int target_says(const struct asr_restore_target_info *t, const struct image_src *m)
+{
+    bool table = src_disk(m, t->disk_index)->label != ASR_LABEL_NONE;
+    switch (t->state) {
+    case ASR_TARGET_PARTIAL: return table ? SAYS_PARTIAL : SAYS_PARTIAL_NO_LABEL;
+    case ASR_TARGET_NO_TABLE: return table ? SAYS_NO_TABLE : SAYS_PARTIAL_NO_LABEL;
+    case ASR_TARGET_RESTORED: return SAYS_RESTORED;
+    default: return SAYS_UNTOUCHED;
+    }
+}
+
+static const char *state_name(uint8_t state)
+{
+    static const char *const names[] = {"untouched", "partial", "no_table", "restored"};
+    return state < sizeof names / sizeof names[0] ? names[state] : "untouched";
+}
+
+/* What a second run needs, after error `code` stopped a restore part way. */
+static const char *rerun_advice(int code)
+{
+    if (interrupted)
+        return "run the same restore again";
+    switch (code) {
+    case ASR_E_INCOMPLETE: return "run the same restore again with the complete image";
+    case ASR_E_PARTS: return "run the same restore again with every part of the image, in order";
+    case ASR_E_CORRUPT: return "run the same restore again from an intact copy of the image";
+    case ASR_E_UNSUPPORTED: return "run the same restore again from the image file";
+    default: return "run the same restore again once the error above is dealt with";
+    }
+}
+
+/* One line after the error, each target's state and what to do: "asrimg: note: /dev/sdb and
+ * /dev/sdc: partly written, no valid partition table yet; run the same restore again with the
+ * complete image". */
+static void print_target_state(const struct asr_restore *rs, const struct image_src *m, int code)
+{
+    size_t n = asr_restore_target_count(rs), count[SAYS_N] = {0};
+    for (size_t i = 0; i < n; i++)
+        count[target_says(asr_restore_target(rs, i), m)]++;
+    fputs("asrimg: note: ", stderr);
+    for (int says = 0; says < SAYS_N; says++) {
+        for (size_t i = 0, k = 0; count[says] && i < n; i++)
+            if (target_says(asr_restore_target(rs, i), m) == says)
+                fprintf(stderr, "%s%s", k++ ? (k == count[says] ? " and " : ", ") : "", asr_restore_target(rs, i)->path);
+        if (count[says])
+            fprintf(stderr, ": %s; ", says_text[says]);
+    }
+    if (count[SAYS_PARTIAL] || count[SAYS_PARTIAL_NO_LABEL] || count[SAYS_NO_TABLE])
+        fprintf(stderr, "%s\n", rerun_advice(code));
+    else if (count[SAYS_RESTORED])
+        fputs("the error came after the restore itself\n", stderr);
+    else
+        fputs("nothing was written\n", stderr);
+}
+
 /* ---- the summary ---------------------------------------------------------------------------- */
 
 static void json_ranges(struct json *j, const char *key, const struct asr_restore_range *v, size_t n,
@@ -254,6 +318,7 @@ static void print_json(const struct restore_args *a, const struct image_src *r, 
         json_u64(&j, "disk", t->disk_index);
         json_u64(&j, "size_bytes", t->size_bytes);
         json_bool(&j, "block_device", t->is_block);
+        json_str(&j, "state", state_name(t->state));
         json_end_obj(&j);
     }
     json_end_arr(&j);
@@ -390,8 +455,10 @@ int cmd_restore(int argc, char **argv)
         print_json(&a, &m, rs, &st, rc, &err);
     else if (!rc)
         print_text(&m, rs, &st);
-    if (rc)
+    if (rc) {
         cli_error("%s", err.msg);
+        print_target_state(rs, &m, rc);
+    }
     int exit_code = rc || st.damaged_count ? EXIT_FAIL : EXIT_OK;
     if (!rc && st.damaged_count)
         cli_error("%zu range%s of the image could not be restored (damaged chunks): listed %s", st.damaged_count,

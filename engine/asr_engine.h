@@ -301,6 +301,14 @@ struct asr_restore_target_spec {
     uint32_t disk_index; /* the image disk it receives */
 };
 
+/* What a target holds as asr_restore_run left it: after a failure, what a second run must do. */
+enum asr_target_state {
+    ASR_TARGET_UNTOUCHED = 0, /* nothing of the image written to it */
+    ASR_TARGET_PARTIAL = 1,   /* some of the image's data; not its partition table, written last */
+    ASR_TARGET_NO_TABLE = 2,  /* all the data; the partition table and boot regions not yet, or not all */
+    ASR_TARGET_RESTORED = 3,  /* the data, the partition table and the boot regions */
+};
+
 struct asr_restore_target_info {
     const char *path;
     uint32_t disk_index;
@@ -309,6 +317,7 @@ struct asr_restore_target_info {
     uint64_t size_bytes;
     uint32_t logical_sector;
     char holds[512];        /* what it holds now, for the plan ("gpt, 2 partitions: ...") */
+    uint8_t state;          /* enum asr_target_state, kept up to date by asr_restore_run */
 };
 
 /* Opens the targets and checks, before anything is written, ASR's rules: every image disk has a
@@ -392,7 +401,8 @@ void asr_restore_stats_free(struct asr_restore_stats *st);
  * image (each chunk read and decompressed once per run of extents, written to every target of
  * its disk), then the raw boot regions and the partition table (libfdisk: backup GPT moved to the
  * end of a larger disk, new ids, growth), then syncs. A damaged chunk stops the restore with
- * ASR_E_CORRUPT naming it and the ranges it covers, unless keep_going. */
+ * ASR_E_CORRUPT naming it and the ranges it covers, unless keep_going. Whatever stops it, each
+ * target's info.state (asr_restore_target) then says what the target holds. */
 int asr_restore_run(struct asr_restore *rs, const struct asr_restore_options *opt, struct asr_restore_stats *st,
                     struct asr_error *err);
 

@@ -445,6 +445,8 @@ void asr_restore_stats_free(struct asr_restore_stats *st)
 static int finish_targets(struct restore_pass *p, struct asr_error *err)
 {
     int rc = ASR_OK;
+    for (size_t i = 0; i < p->rs->n; i++)
+        p->rs->t[i].info.state = ASR_TARGET_NO_TABLE;
     for (size_t i = 0; i < p->rs->n && !rc; i++)
         rc = asr_target_sync(&p->rs->t[i], err);
     if (!rc)
@@ -482,6 +484,8 @@ int asr_restore_run(struct asr_restore *rs, const struct asr_restore_options *op
     int rc = asr_restore_check_options(rs, opt, err);
     if (rc)
         return rc;
+    for (size_t i = 0; i < rs->n; i++)
+        rs->t[i].info.state = ASR_TARGET_UNTOUCHED;
     double start = now_seconds();
     struct restore_pass p = {.rs = rs, .opt = opt, .st = st, .total = captured_total(rs)};
     p.group = calloc(rs->n, sizeof *p.group);

@@ -78,8 +78,9 @@ static inline const struct asr_volume_stats *img_volume_stats(const struct asr_r
 }
 
 /* restore_mirror.c: the mirrored writer. Bytes are appended in disk order (a gap starts a new
- * run); every target of the current group receives each run. The first failure sticks in the
- * err given to restore_mirror_new and every later call returns it. */
+ * run); every target of the current group receives each run, and is marked ASR_TARGET_PARTIAL
+ * from the first write to it. The first failure sticks in the err given to restore_mirror_new
+ * and every later call returns it. */
 struct restore_mirror;
 int restore_mirror_new(size_t max_targets, struct asr_error *err, struct restore_mirror **out);
 void restore_mirror_free(struct restore_mirror *m); /* NULL-safe; waits for writes in flight */

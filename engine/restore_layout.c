@@ -277,6 +277,7 @@ int asr_restore_layout(struct asr_restore *rs, const struct asr_restore_options 
             rc = rewrite_table(t, d, opt, st, err);
         if (rc)
             return rc;
+        t->info.state = ASR_TARGET_RESTORED;
     }
     return ASR_OK;
 }

@@ -149,6 +149,13 @@ static int queue_write(struct restore_mirror *m, struct stage *s, size_t i, int 
     return ASR_OK;
 }
 
+/* From the first write to it, a target no longer holds what it held: a failure says so. */
+static void touch(struct restore_target *t)
+{
+    if (t->info.state == ASR_TARGET_UNTOUCHED)
+        t->info.state = ASR_TARGET_PARTIAL;
+}
+
 /* Writes the stage to every target: the aligned middle with O_DIRECT, an unaligned head or tail
  * through the page cache once nothing is in flight. */
 static int submit_stage(struct restore_mirror *m, struct stage *s)
@@ -162,6 +169,7 @@ static int submit_stage(struct restore_mirror *m, struct stage *s)
         return m->rc;
     for (size_t i = 0; i < m->nt && !m->rc; i++) {
         struct restore_target *t = m->t[i];
+        touch(t);
         if (!t->direct) {
             queue_write(m, s, i, t->fd, first, s->buf + s->lead, (size_t)(end - first));
             continue;
@@ -244,9 +252,13 @@ int restore_mirror_zero(struct restore_mirror *m, uint64_t off, uint64_t len)
     if (flush_current(m) || reap_until(m, 0) || sync_cache(m))
         return m->rc;
     bool written = false;
-    for (size_t i = 0; i < m->nt; i++)
-        if (!m->t[i]->info.create && !zero_out(m->t[i], off, len))
+    for (size_t i = 0; i < m->nt; i++) {
+        if (m->t[i]->info.create)
+            continue;
+        touch(m->t[i]);
+        if (!zero_out(m->t[i], off, len))
             written = true;
+    }
     /* Some target could not zero it in place: write the zeros to all (harmless for the others). */
     while (written && len && !m->rc) {
         size_t n = len < STAGE_BYTES ? (size_t)len : STAGE_BYTES;

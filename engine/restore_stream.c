@@ -10,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Where a chunk's content went the first time it was laid: a later extent using the same bytes
- * (dedup) reads them back from that target, since a pipe cannot go back to the chunk. */
+/* Where bytes of a chunk's content were laid while the chunk was in a slot: a later extent using
+ * them (dedup) reads them back from that target, since a pipe cannot go back to the chunk. The
+ * list is sorted by chunk, then chunk_offset, and a chunk's placements do not overlap: a chunk
+ * laid many times (a block repeated through a file) keeps only the bytes no earlier placement
+ * holds, so the list stays as long as the chunks' pieces and a read-back is a binary search. */
 struct placement {
     uint64_t chunk;
     uint32_t chunk_offset, length;
@@ -58,15 +61,35 @@ struct stream_state {
     uint8_t *copy; /* bytes of an older chunk read back from a target */
     struct placement *place;
     size_t nplace, place_cap;
+    uint64_t *damaged; /* chunks whose stored bytes did not decode, in stream order */
+    size_t ndamaged, damaged_cap;
 };
 
-static int remember(struct stream_state *ss, struct placement pl, struct asr_error *err)
+static uint64_t placement_end(const struct placement *pl) { return (uint64_t)pl->chunk_offset + pl->length; }
+
+/* The first placement after byte `from` of chunk `chunk`'s content: of that chunk and ending
+ * after it, or of a later chunk (the list's order makes this one binary search). */
+static size_t placement_at(const struct stream_state *ss, uint64_t chunk, uint64_t from)
 {
-    if (ss->nplace && ss->place[ss->nplace - 1].chunk == pl.chunk &&
-        ss->place[ss->nplace - 1].chunk_offset + ss->place[ss->nplace - 1].length == pl.chunk_offset &&
-        ss->place[ss->nplace - 1].disk == pl.disk &&
-        ss->place[ss->nplace - 1].disk_offset + ss->place[ss->nplace - 1].length == pl.disk_offset) {
-        ss->place[ss->nplace - 1].length += pl.length;
+    size_t lo = 0, hi = ss->nplace;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct placement *pl = &ss->place[mid];
+        if (pl->chunk < chunk || (pl->chunk == chunk && placement_end(pl) <= from))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Puts pl at index i, or extends the placement before it when pl continues it on the disk. */
+static int insert_placement(struct stream_state *ss, size_t i, struct placement pl, struct asr_error *err)
+{
+    struct placement *prev = i ? &ss->place[i - 1] : NULL;
+    if (prev && prev->chunk == pl.chunk && placement_end(prev) == pl.chunk_offset && prev->disk == pl.disk &&
+        prev->disk_offset + prev->length == pl.disk_offset) {
+        prev->length += pl.length;
         return ASR_OK;
     }
     if (ss->nplace == ss->place_cap) {
@@ -77,8 +100,66 @@ static int remember(struct stream_state *ss, struct placement pl, struct asr_err
         ss->place = g;
         ss->place_cap = c;
     }
-    ss->place[ss->nplace++] = pl;
+    memmove(&ss->place[i + 1], &ss->place[i], (ss->nplace - i) * sizeof *ss->place);
+    ss->place[i] = pl;
+    ss->nplace++;
     return ASR_OK;
+}
+
+/* Notes where the bytes of pl (of the chunk laid last) went: the parts of its range that no
+ * earlier placement of the chunk holds. */
+static int remember(struct stream_state *ss, struct placement pl, struct asr_error *err)
+{
+    if (ss->nplace && ss->place[ss->nplace - 1].chunk > pl.chunk) /* the stream's order forbids it */
+        return asr_fail_public(err, ASR_E_STATE, "restore from a stream: chunk %llu laid after chunk %llu",
+                               (unsigned long long)pl.chunk, (unsigned long long)ss->place[ss->nplace - 1].chunk);
+    uint64_t pos = pl.chunk_offset, to = placement_end(&pl);
+    size_t i = placement_at(ss, pl.chunk, pos);
+    while (pos < to) {
+        const struct placement *next = i < ss->nplace && ss->place[i].chunk == pl.chunk ? &ss->place[i] : NULL;
+        if (next && next->chunk_offset <= pos) { /* already held */
+            pos = placement_end(next);
+            i++;
+            continue;
+        }
+        uint64_t gap_to = next && next->chunk_offset < to ? next->chunk_offset : to;
+        struct placement piece = {pl.chunk, (uint32_t)pos, (uint32_t)(gap_to - pos), pl.disk,
+                                  pl.disk_offset + (pos - pl.chunk_offset)};
+        size_t before = ss->nplace;
+        int rc = insert_placement(ss, i, piece, err);
+        if (rc)
+            return rc;
+        i += ss->nplace - before; /* past the new placement, if it was not merged into the one before */
+        pos = gap_to;
+    }
+    return ASR_OK;
+}
+
+static int note_damaged(struct stream_state *ss, uint64_t chunk, struct asr_error *err)
+{
+    if (ss->ndamaged == ss->damaged_cap) {
+        size_t c = ss->damaged_cap ? 2 * ss->damaged_cap : 64;
+        uint64_t *g = realloc(ss->damaged, c * sizeof *g);
+        if (!g)
+            return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+        ss->damaged = g;
+        ss->damaged_cap = c;
+    }
+    ss->damaged[ss->ndamaged++] = chunk;
+    return ASR_OK;
+}
+
+static bool was_damaged(const struct stream_state *ss, uint64_t chunk)
+{
+    size_t lo = 0, hi = ss->ndamaged;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ss->damaged[mid] < chunk)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < ss->ndamaged && ss->damaged[lo] == chunk;
 }
 
 static struct restore_target *first_target_of(struct asr_restore *rs, uint32_t disk)
@@ -89,40 +170,32 @@ static struct restore_target *first_target_of(struct asr_restore *rs, uint32_t d
     return NULL;
 }
 
-/* Reads [chunk_offset, +len) of an older chunk back from where it was laid. false when some of
- * it was never laid (its chunk was damaged). */
+/* Reads [chunk_offset, +length) of an older chunk back from where its bytes were laid, each byte
+ * from the placement that holds it. *found false when some byte was never laid. */
 static int read_back(struct restore_pass *p, struct stream_state *ss, const struct asr_extent *e, bool *found,
                      struct asr_error *err)
 {
     *found = false;
-    int rc = ASR_OK;
-    size_t lo = 0, hi = ss->nplace; /* placements are in chunk order: find the first of e->ref */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (ss->place[mid].chunk < e->ref)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    uint64_t want_from = e->chunk_offset, want_to = e->chunk_offset + e->length, covered = 0;
-    for (size_t i = lo; i < ss->nplace && ss->place[i].chunk == e->ref; i++) {
-        const struct placement *pl = &ss->place[i];
-        uint64_t from = pl->chunk_offset > want_from ? pl->chunk_offset : want_from;
-        uint64_t to = pl->chunk_offset + pl->length < want_to ? pl->chunk_offset + pl->length : want_to;
-        if (from >= to)
-            continue;
+    uint64_t want_from = e->chunk_offset, want_to = e->chunk_offset + e->length, pos = want_from;
+    for (size_t i = placement_at(ss, e->ref, pos); pos < want_to; i++) {
+        const struct placement *pl = i < ss->nplace ? &ss->place[i] : NULL;
+        if (!pl || pl->chunk != e->ref || pl->chunk_offset > pos)
+            return ASR_OK; /* bytes from pos on were never laid */
+        uint64_t to = placement_end(pl) < want_to ? placement_end(pl) : want_to;
+        uint64_t at = pl->disk_offset + (pos - pl->chunk_offset);
         /* What is read back must be on the target. Only the current disk's writes can still be
          * on their way: switching disks flushed the others. */
-        uint64_t at = pl->disk_offset + (from - pl->chunk_offset);
-        if (pl->disk == p->disk && restore_mirror_holds(p->m, at, to - from) && (rc = restore_mirror_flush(p->m)))
-            return rc;
-        rc = asr_target_read(first_target_of(p->rs, pl->disk), pl->disk_offset + (from - pl->chunk_offset),
-                             ss->copy + (from - want_from), (size_t)(to - from), err);
+        int rc = ASR_OK;
+        if (pl->disk == p->disk && restore_mirror_holds(p->m, at, to - pos))
+            rc = restore_mirror_flush(p->m);
+        if (!rc)
+            rc = asr_target_read(first_target_of(p->rs, pl->disk), at, ss->copy + (pos - want_from),
+                                 (size_t)(to - pos), err);
         if (rc)
             return rc;
-        covered += to - from;
+        pos = to;
     }
-    *found = covered == e->length;
+    *found = true;
     return ASR_OK;
 }
 
@@ -179,6 +252,13 @@ static int lay_streamed(struct restore_pass *p, struct stream_state *ss, uint32_
     } else if (e->ref < ASR_REF_UNREADABLE) {
         rc = read_back(p, ss, e, &have, err);
         src = ss->copy;
+        if (!rc && !have && !was_damaged(ss, e->ref))
+            return asr_fail_public(err, ASR_E_UNSUPPORTED,
+                                   "volume %u offset %llu uses bytes %llu to %llu of chunk %llu, which no extent laid "
+                                   "while the stream carried that chunk, and a pipe cannot go back to it: restore "
+                                   "from the image file",
+                                   v, (unsigned long long)e->offset, (unsigned long long)e->chunk_offset,
+                                   (unsigned long long)(e->chunk_offset + e->length), (unsigned long long)e->ref);
         snprintf(why.msg, sizeof why.msg, "chunk %llu was damaged where the stream carried it",
                  (unsigned long long)e->ref);
     }
@@ -274,6 +354,9 @@ static int lay_ready(struct restore_pass *p, struct stream_state *ss, struct str
                     *blocked = prev;
                     return ASR_OK;
                 }
+                int rc = prev->rc ? note_damaged(ss, prev->chunk.chunk_id, err) : ASR_OK;
+                if (rc)
+                    return rc;
                 set_slot_state(ss, prev, SLOT_FREE);
             }
             ss->newest = it->seq;
@@ -352,6 +435,7 @@ static void stream_stop(struct stream_state *ss)
     free(ss->threads);
     free(ss->copy);
     free(ss->place);
+    free(ss->damaged);
     pthread_cond_destroy(&ss->cv);
     pthread_mutex_destroy(&ss->mu);
 }

@@ -6,7 +6,8 @@
 # records exactly the bad bytes as unreadable (not the whole failed request, nor the good
 # sectors beside them), info and verify say so, verify lists the ranges, and every other byte of
 # the volume reads back equal. Run twice: through O_DIRECT (the engine's normal path) and with
-# O_DIRECT refused (the buffered fallback). Usage: read_error_test.sh ASRIMG ASRIMG-READVOL EIOFS
+# O_DIRECT refused (the buffered fallback). Then a restore from an image with a bad sector says
+# what its target holds. Usage: read_error_test.sh ASRIMG ASRIMG-READVOL EIOFS
 set -u
 asrimg=$1 readvol=$2 eiofs=$3
 skip_all() { echo "SKIP: $1"; exit 77; }
@@ -76,9 +77,10 @@ bad_total=$((len1 + len2))
 if [ "$big" -le 0 ] || [ $((big % 512)) -ne 0 ]; then echo "FAIL: big.bin not found sector-aligned on the disk ($big)"; exit 1; fi
 
 mkdir -p "$mnt"
+served=$disk bads=(--bad "$bad1:$len1" --bad "$bad2:$len2") # what eiofs serves, failing where
 mount_eiofs() { # extra eiofs options
   : >"$work/eiofs.log"
-  "$eiofs" "$disk" "$mnt" -f -s --bad "$bad1:$len1" --bad "$bad2:$len2" --log "$work/eiofs.log" "$@" \
+  "$eiofs" "$served" "$mnt" -f -s "${bads[@]}" --log "$work/eiofs.log" "$@" \
     2>"$work/eiofs.err" &
   fuse_pid=$!
   for _ in $(seq 200); do
@@ -184,6 +186,25 @@ if vol != want:
   rm -f "$work/vol.raw"
   unmount
 done
+
+# (d) A read error in the image a restore reads: one error line, then a note saying what the
+# target holds and what to do. The bad sector is in the middle of the last chunk's stored bytes,
+# so the restore has written the chunks before it.
+img=$work/direct.asrimg
+bad_img=$(py '
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+at = b.rfind(b"ACNK")
+print((at + 64 + struct.unpack_from("<I", b, at + 16)[0] // 2) // 512 * 512)' "$img")
+served=$img bads=(--bad "$bad_img:512")
+mount_eiofs --all-direct
+run_saving asrimg_t restore "$mnt/disk" --to "$work/restored.img" --yes
+unmount
+check "restore from an image with a bad sector fails" rc_is 1
+check "restore: one error line, naming the read error" sh -c \
+  "[ \$(grep -c '^asrimg: error:' '$work/err.saved') -eq 1 ] && grep -q '^asrimg: error: .*Input/output error' '$work/err.saved'"
+check "restore: then a note saying what the target holds and what to do" sh -c \
+  "grep -A1 '^asrimg: error:' '$work/err.saved' | tail -n 1 | grep -qx 'asrimg: note: $work/restored.img: partly written, no valid partition table yet; run the same restore again from an intact copy of the image'"
 
 echo "read_error_test: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -14,7 +14,10 @@
 #     image, no --yes without a terminal, the same target twice, another logical sector size;
 #   - a damaged chunk (stop naming it and its ranges; --keep-going), verify --against;
 #   - 4Kn disks, --new-ids, --grow, --zero-unused, --discard, restore from stdin (one file and a
-#     split set), and idempotence (a second run, and a run after a restore that stopped half way).
+#     split set), and idempotence (a second run, and a run after a restore that stopped half way);
+#   - from stdin, a disk whose files dedup (a block repeated through files, copies of a file): the
+#     bytes of the restore from the file; a failed restore (a cut stream, a damaged chunk, a full
+#     target) says after its error what each target holds and what to do.
 # Usage: restore_test.sh ASRIMG
 # shellcheck disable=SC2154 # loop_at VAR ... assigns VAR
 set -u
@@ -58,6 +61,13 @@ rc_is() { # the saved command's exit status is $1 (else show its stderr)
 err_has() { grep -qF -- "$1" "$work/err.saved" || { head -8 "$work/err.saved" >&2; false; }; }
 err_has_word() { grep -qw -- "$1" "$work/err.saved" || { head -8 "$work/err.saved" >&2; false; }; }
 is_error() { grep -q '^asrimg: error: ' "$work/err.saved" || { head -8 "$work/err.saved" >&2; false; }; }
+note_follows_error() { # one error line, and the note on the line after it
+  if [ "$(grep -c '^asrimg: error: ' "$work/err.saved")" -ne 1 ] ||
+    ! grep -A1 '^asrimg: error: ' "$work/err.saved" | tail -n 1 | grep -q '^asrimg: note: '; then
+    tail -4 "$work/err.saved" >&2
+    false
+  fi
+}
 json_ok() { # a Python expression over d, the JSON object the saved command printed on stdout
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert $1, d" "$work/out.saved"
 }
@@ -492,6 +502,7 @@ check "restore to two mirrors exits 0" rc_is 0
 check "the mirrors are identical" same_file "$ma" "$mb"
 check "a mirror is what a single restore gives" same_file "$ma" "$t1"
 check "--json summary" json_ok 'd["bytes_written"] > 0 and d["seconds"] >= 0 and len(d["targets"]) == 2 and d["damaged"] == [] and d["verified"] is True'
+check "--json: every target restored" json_ok 'all(t["state"] == "restored" for t in d["targets"])'
 check_partition "mirror b: root" "$gpt" "$mb" 512 "$gpt_fs" 9
 check_partition "mirror b: esp" "$gpt" "$mb" 512 "$gpt_fs" 1
 
@@ -617,6 +628,9 @@ garbage "$tbad" $big_mib
 restore "$work/bad.asrimg" --to "$tbad" --yes
 check "damaged chunk: restore exits 1" rc_is 1
 check "damaged chunk: the error names the chunk" err_has_word "chunk $bad_chunk"
+check "damaged chunk: a note follows the error line" note_follows_error
+check "damaged chunk: the note says what the target holds and what to do" \
+  err_has "asrimg: note: $tbad: partly written, no valid partition table yet; run the same restore again from an intact copy of the image"
 check "damaged chunk: the chunk covers several ranges" test "$(wc -l <<<"$bad_ranges")" -ge 2
 check "damaged chunk: the error names the first range" err_has_range "$root_vol" "$bad_range"
 check "damaged chunk: the error names every range of the chunk" err_has_ranges
@@ -777,7 +791,97 @@ restore "$work/gpt.asrimg" --to "$tbad" --yes
 check "a restore over one that stopped half way exits 0" rc_is 0
 check "a restore over one that stopped half way gives the same bytes" same_file "$tbad" "$t1"
 
-# ---- 9. a gap before the first partition larger than a raw region -----------------------------
+# ---- 9. from a pipe: blocks that dedup, a cut stream; what a failed restore leaves ------------
+# A chunk laid at many places (one 4 KiB block repeated through a file) and used again after the
+# next chunk was once refused from a pipe as "damaged" (issue 12). Files that dedup on FAT32 and
+# ext4: copies of one file, and files of a 4 KiB block of zeros with a few bytes set.
+make_dedup_content() { # NAME: content NAME (see make_content) of files that dedup
+  local d=$work/content/$1/data i
+  mkdir -p "$d"
+  python3 -c 'import sys
+b = bytearray(4096); b[17] = 0x5a; b[2100] = 0xa5; b[4000] = 1
+sys.stdout.buffer.write(bytes(b) * 512)' >"$d/blocks.bin"
+  head -c 3M /dev/urandom >"$d/random.bin"
+  for i in 1 2 3; do
+    cp "$d/blocks.bin" "$d/blocks-$i.bin"
+    cp "$d/random.bin" "$d/random-$i.bin"
+  done
+  cp -rL /usr/share/doc/e2fsprogs "$d/doc" 2>/dev/null
+}
+dd_script="label: gpt
+start=1MiB, size=40MiB, type=$esp, name=ESP
+size=28MiB, type=$linux, name=root"
+dd_fs="1:fat32:dd-esp:0 2:ext4:dd-root:0"
+make_dedup_content dd-esp
+make_dedup_content dd-root
+ddisk=$work/dedup.img
+truncate -s 72M "$ddisk"
+if make_disk "$ddisk" 512 "$dd_script" "$dd_fs"; then
+  run_saving "$asrimg" backup "$ddisk" -o "$work/dedup.asrimg" --volumes all
+  check "backup of the disk of files that dedup" rc_is 0
+  util walk "$work/dedup.asrimg" >"$work/dedup.map"
+  # The pattern itself: a chunk laid at two places or more while it is the last chunk of the
+  # stream (all a pipe still holds), then used again after a later chunk.
+  check "the image lays a chunk at several places, then uses it again after later chunks" \
+    test "$(awk '$1 == "chunk" { last = $2 } $1 == "extent" && $5 == last { laid[$5]++ }
+                 $1 == "extent" && $5 < last && laid[$5] >= 2 { n++ } END { print n + 0 }' "$work/dedup.map")" -gt 0
+  restore "$work/dedup.asrimg" --to "$work/dd-file.img" --yes
+  check "files that dedup: restore from the file exits 0" rc_is 0
+  check_disk "files that dedup, restored from the file" "$ddisk" "$work/dd-file.img" 512 "$dd_fs"
+  for threads in 1 4; do
+    # shellcheck disable=SC2016 # expanded by that sh
+    run_saving sh -c 'cat "$1" | "$2" restore - --to "$3" --yes --threads "$4"' sh "$work/dedup.asrimg" "$asrimg" \
+      "$work/dd-pipe$threads.img" "$threads"
+    check "files that dedup, from stdin with $threads threads: exits 0" rc_is 0
+    check "files that dedup, from stdin with $threads threads: the bytes of the restore from the file" \
+      same_file "$work/dd-pipe$threads.img" "$work/dd-file.img"
+  done
+
+  # A stream cut short: one error line, then a note saying what the target holds and what to do;
+  # doing it gives the restore from the file.
+  cut=$(($(size_of "$work/dedup.asrimg") / 2))
+  # shellcheck disable=SC2016 # expanded by that sh
+  run_saving sh -c 'head -c "$1" "$2" | "$3" restore - --to "$4" --yes' sh "$cut" "$work/dedup.asrimg" "$asrimg" \
+    "$work/dd-cut.img"
+  check "a cut stream: exits 1" rc_is 1
+  check "a cut stream: the error says where the stream ended" err_has "image stream ended at logical offset"
+  check "a cut stream: a note follows the error line" note_follows_error
+  check "a cut stream: the note says what the target holds and what to do" err_has \
+    "asrimg: note: $work/dd-cut.img: partly written, no valid partition table yet; run the same restore again with the complete image"
+  # shellcheck disable=SC2016 # expanded by that sh
+  run_saving sh -c 'cat "$1" | "$2" restore - --to "$3" --yes' sh "$work/dedup.asrimg" "$asrimg" "$work/dd-cut.img"
+  check "a cut stream, then the same restore with the complete image: exits 0" rc_is 0
+  check "a cut stream, then the same restore: the bytes of the restore from the file" \
+    same_file "$work/dd-cut.img" "$work/dd-file.img"
+
+  # A target that cannot take the writes (a file on a full tmpfs): the same note.
+  mkdir -p "$work/full"
+  if mount -t tmpfs -o size=4M tmpfs "$work/full"; then
+    restore "$work/dedup.asrimg" --to "$work/full/t.img" --yes --json
+    check "a full target: exits 1" rc_is 1
+    check "a full target: --json says the target is partly written" \
+      json_ok 'd["ok"] is False and d["targets"][0]["state"] == "partial" and "cannot write" in d["error"]'
+    check "a full target: the error names the target" err_has "cannot write $work/full/t.img"
+    check "a full target: a note follows the error line" note_follows_error
+    check "a full target: the note says what the target holds" err_has \
+      "asrimg: note: $work/full/t.img: partly written, no valid partition table yet; run the same restore again once"
+    umount "$work/full"
+  else
+    skip "no tmpfs here"
+  fi
+else
+  check "making the disk of files that dedup" false
+fi
+
+# A damaged chunk met in a stream stops it the same way.
+# shellcheck disable=SC2016 # expanded by that sh
+run_saving sh -c 'cat "$1" | "$2" restore - --to "$3" --yes' sh "$work/bad.asrimg" "$asrimg" "$work/bad-pipe.img"
+check "damaged chunk from stdin: exits 1" rc_is 1
+check "damaged chunk from stdin: names the chunk" err_has_word "chunk $bad_chunk"
+check "damaged chunk from stdin: the note says what the target holds" \
+  err_has "asrimg: note: $work/bad-pipe.img: partly written, no valid partition table yet"
+
+# ---- 10. a gap before the first partition larger than a raw region -----------------------------
 # The first partition at 100 MiB and data at 2 and 70 MiB inside the gap: past its first MiB the
 # gap is a disk area, captured like a volume (zeros elided), restored byte-exact and compared by
 # verify --against, which says what it did not compare. MBR and GPT.

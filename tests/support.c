@@ -313,6 +313,133 @@ int write_sample_image(const char *path, const struct sample_opts *o, struct asr
     return rc;
 }
 
+/* ---- the dedup image ----------------------------------------------------------------------- */
+
+struct dedup_step {
+    int new_chunk; /* 1: append chunk `chunk`; 0: the extent */
+    uint32_t volume;
+    uint64_t offset;
+    uint32_t length;
+    uint32_t chunk, chunk_offset;
+};
+
+static const uint32_t dedup_chunk_len[] = {4096, 16384, 12288, 8192, 4096, 8192, 6000, 4096};
+#define DEDUP_CHUNKS (sizeof dedup_chunk_len / sizeof dedup_chunk_len[0])
+#define DEDUP_STEPS 128
+
+/* Chunks 0 and 4 look like zeros (a block of a file system table with a few bytes set). */
+static uint8_t dedup_chunk_byte(uint32_t c, uint32_t i)
+{
+    if (c == 0 || c == 4)
+        return i == 17 || i == 2048 + c || i == 4000 ? (uint8_t)(0x5a + c) : 0;
+    return pattern_byte(c % 3, (uint64_t)i * 7 + c * 1000);
+}
+
+static size_t dedup_plan(struct dedup_step *s, int gap)
+{
+    size_t n = 0;
+#define NEW(c) (s[n++] = (struct dedup_step){1, 0, 0, 0, (c), 0})
+#define PUT(v, o, l, c, co) (s[n++] = (struct dedup_step){0, (v), (o), (l), (c), (co)})
+    NEW(0);
+    for (uint64_t k = 0; k < 24; k++) /* laid at many places, back to back */
+        PUT(0, 4096 * k, 4096, 0, 0);
+    PUT(0, 98304, 1000, 0, 0); /* once more in two pieces, then inside what is laid */
+    PUT(0, 99304, 3096, 0, 1000);
+    PUT(0, 110000, 3072, 0, 512);
+    NEW(1);
+    PUT(0, 120000, 16384, 1, 0);
+    PUT(0, 140000, 4096, 0, 0); /* used again after the next chunk: read back */
+    PUT(0, 145000, 200, 0, 100);
+    NEW(2); /* laid only in pieces that partly overlap */
+    PUT(0, 150000, 6000, 2, 0);
+    PUT(0, 160000, 8288, 2, 4000);
+    PUT(0, 170000, 7000, 2, 2000);
+    NEW(3);
+    PUT(0, 180000, 8192, 3, 0);
+    PUT(0, 190000, 12288, 2, 0); /* from both pieces */
+    PUT(0, 205000, 2000, 2, 5000);
+    PUT(0, 210000, 96, 0, 4000);
+    PUT(0, 215000, 8384, 1, 8000);
+    PUT(1, 0, 4096, 0, 0); /* from another volume of the disk */
+    PUT(1, 10000, 8092, 3, 100);
+    PUT(2, 0, 4096, 0, 0); /* from another disk */
+    PUT(2, 4096, 4096, 0, 0);
+    NEW(4);
+    for (uint64_t k = 0; k < 8; k++)
+        PUT(2, 8192 + 4096 * k, 4096, 4, 0);
+    NEW(5);
+    PUT(2, 50000, 8192, 5, 0);
+    PUT(2, 60000, 4096, 4, 0);
+    PUT(2, 70000, 12288, 2, 0);
+    PUT(2, 90000, 16384, 1, 0);
+    if (gap) {
+        NEW(6); /* bytes 2000 to 4000 are not laid while it is the last chunk */
+        PUT(2, 110000, 2000, 6, 0);
+        PUT(2, 120000, 2000, 6, 4000);
+        NEW(7);
+        PUT(2, 130000, 4096, 7, 0);
+        PUT(2, 140000, 3000, 6, 1000);
+    }
+#undef NEW
+#undef PUT
+    cr_assert_leq(n, DEDUP_STEPS);
+    return n;
+}
+
+uint8_t dedup_expected(uint32_t v, uint64_t off, int gap, int *captured)
+{
+    struct dedup_step s[DEDUP_STEPS];
+    size_t n = dedup_plan(s, gap);
+    for (size_t i = 0; i < n; i++)
+        if (!s[i].new_chunk && s[i].volume == v && off >= s[i].offset && off < s[i].offset + s[i].length) {
+            *captured = 1;
+            return dedup_chunk_byte(s[i].chunk, s[i].chunk_offset + (uint32_t)(off - s[i].offset));
+        }
+    *captured = 0;
+    return 0;
+}
+
+int write_dedup_image(const char *path, int gap, struct asr_error *err)
+{
+    g_size = 256 * 1024;
+    struct asr_writer_options wo = {.max_chunk_size = 65536, .overwrite = 1, .hash_seed = 7,
+                                    .created_unix = 1700000000};
+    struct asr_writer *w;
+    int rc = asr_writer_create(path, &wo, &w, err);
+    if (rc)
+        return rc;
+    uint8_t *content[DEDUP_CHUNKS] = {0}, *enc = malloc(asr_chunk_bound(65536));
+    cr_assert_not_null(enc);
+    struct dedup_step s[DEDUP_STEPS];
+    size_t n = dedup_plan(s, gap);
+    rc = put_layout(w, g_size, err);
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint32_t c = s[i].chunk;
+        if (!s[i].new_chunk) {
+            rc = asr_writer_add_extent(w, s[i].volume, s[i].offset, s[i].length, c, s[i].chunk_offset,
+                                       content[c] + s[i].chunk_offset, err);
+            continue;
+        }
+        cr_assert(c < DEDUP_CHUNKS && (content[c] = malloc(dedup_chunk_len[c])));
+        for (uint32_t k = 0; k < dedup_chunk_len[c]; k++)
+            content[c][k] = dedup_chunk_byte(c, k);
+        struct asr_chunk ch;
+        uint64_t id = UINT64_MAX;
+        rc = asr_chunk_encode(content[c], dedup_chunk_len[c], 3, asr_writer_hash_seed(w), enc, asr_chunk_bound(65536),
+                              &ch, err);
+        if (!rc)
+            rc = asr_writer_append_chunk(w, &ch, &id, err);
+        cr_assert(rc || id == c, "chunk %u got id %llu", c, (unsigned long long)id);
+    }
+    if (!rc)
+        rc = asr_writer_finish(w, err);
+    asr_writer_free(w);
+    for (size_t c = 0; c < DEDUP_CHUNKS; c++)
+        free(content[c]);
+    free(enc);
+    return rc;
+}
+
 char *image_with_feature(enum asr_feature_class cls, unsigned bit, const char *name)
 {
     char *path = scratch_path("feat.asrimg");

@@ -38,6 +38,16 @@ int write_sample_image(const char *path, const struct sample_opts *o, struct asr
 int sample_expected(uint32_t volume, uint64_t off, int *unreadable);
 uint64_t sample_volume_size(const struct sample_opts *o);
 
+/* An image with the sample's layout (volume_kib 256) whose chunks are used as dedup of repeated
+ * blocks uses them: a mostly-zero 4 KiB chunk laid at many places back to back and inside what
+ * it already covers, chunks laid only in pieces that partly overlap, chunks used again after
+ * later chunks, from another volume and from another disk. Volume v's captured bytes are
+ * dedup_expected(v, off) wherever *captured comes back 1. gap: one extent also uses bytes of a
+ * chunk that no extent laid while that chunk was the last one (valid, but a pipe cannot go back
+ * for them). */
+int write_dedup_image(const char *path, int gap, struct asr_error *err);
+uint8_t dedup_expected(uint32_t volume, uint64_t off, int gap, int *captured);
+
 /* A minimal image (one disk, nothing captured) that declares feature bit `bit` of class cls under
  * name, as a later asrimg would: how this version treats what it does not know. malloc'd path. */
 char *image_with_feature(enum asr_feature_class cls, unsigned bit, const char *name);

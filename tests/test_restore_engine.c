@@ -5,10 +5,16 @@
  * write nothing, and the read-back comparison names a changed byte. The end-to-end checks on
  * real filesystems are tests/restore_test.sh. */
 #include <criterion/criterion.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "asr_engine.h"
+#include "internal.h" /* asr_part_path */
 #include "restore_internal.h"
 #include "support.h"
 
@@ -103,24 +109,41 @@ static int restore(struct asr_reader *r, const char *img, const struct asr_resto
     return rc;
 }
 
-/* The first data chunk's stored bytes: flip one in the middle. */
-static uint64_t damage_first_chunk(const char *img)
+static uint64_t le_at(const uint8_t *b, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = n; i-- > 0;)
+        v = v << 8 | b[i];
+    return v;
+}
+
+/* The middle of chunk `id`'s stored bytes in a single-file image. */
+static uint64_t chunk_middle(const char *img, uint64_t id)
 {
     size_t len;
     uint8_t *b = read_file(img, &len);
     uint64_t at = 0;
-    for (size_t i = 64; i + 64 < len; i++)
-        if (!memcmp(b + i, "ACNK", 4)) {
-            uint32_t stored = (uint32_t)b[i + 16] | (uint32_t)b[i + 17] << 8 | (uint32_t)b[i + 18] << 16 |
-                              (uint32_t)b[i + 19] << 24;
-            at = i + 64 + stored / 2;
-            break;
-        }
-    cr_assert_gt(at, 0, "no chunk record found");
+    for (size_t i = 64; i + 64 < len && !at; i++)
+        if (!memcmp(b + i, "ACNK", 4) && le_at(b + i + 8, 8) == id)
+            at = i + 64 + le_at(b + i + 16, 4) / 2;
+    cr_assert_gt(at, 0, "no record of chunk %llu found", (unsigned long long)id);
+    free(b);
+    return at;
+}
+
+/* Chunk `id`'s stored bytes (of a single-file image): flip one in the middle. */
+static uint64_t damage_chunk(const char *img, uint64_t id)
+{
+    uint64_t at = chunk_middle(img, id);
+    size_t len;
+    uint8_t *b = read_file(img, &len);
     patch_byte(img, at, b[at] ^ 0x40);
     free(b);
     return at;
 }
+
+/* The first data chunk's stored bytes: flip one in the middle. */
+static uint64_t damage_first_chunk(const char *img) { return damage_chunk(img, 0); }
 
 /* The sample image, open, and a garbage target for each of its disks: a (disk 0) and c (disk 1). */
 struct fixture {
@@ -368,4 +391,360 @@ Test(restore, grow_plan_refuses_what_it_cannot_grow)
     struct asr_partition_desc orphan[] = {part_at(1, ASR_PART_PRIMARY, 1, 8), part_at(5, ASR_PART_LOGICAL, 10, 8)};
     cr_assert_eq(plan_of(orphan, 2, &plan, why, sizeof why), ASR_E_UNSUPPORTED);
     cr_assert(strstr(why, "no extended partition around it"), "%s", why);
+}
+
+/* ---- from the file and from a pipe: the same bytes ------------------------------------------- */
+
+static char *golden_image(const char *name)
+{
+    char file[4096], *p = malloc(8192);
+    cr_assert_not_null(p);
+    snprintf(file, sizeof file, "%s", __FILE__);
+    snprintf(p, 8192, "%s/golden/%s", dirname(file), name);
+    return p;
+}
+
+/* An image as a pipe carries it: a split set's parts one after another. */
+static uint8_t *image_bytes(const char *img, size_t *len)
+{
+    uint8_t *all = NULL;
+    *len = 0;
+    for (uint32_t k = 1;; k++) {
+        char *part = asr_part_path(img, k);
+        cr_assert_not_null(part);
+        if (k > 1 && access(part, F_OK) != 0) {
+            free(part);
+            return all;
+        }
+        size_t n;
+        uint8_t *b = read_file(part, &n);
+        all = realloc(all, *len + n);
+        cr_assert_not_null(all);
+        memcpy(all + *len, b, n);
+        *len += n;
+        free(b);
+        free(part);
+    }
+}
+
+struct feeder {
+    int fd;
+    const uint8_t *data;
+    size_t len;
+};
+
+static void *feed(void *arg)
+{
+    struct feeder *f = arg;
+    for (size_t done = 0; done < f->len;) {
+        ssize_t n = write(f->fd, f->data + done, f->len - done < 65536 ? f->len - done : 65536);
+        if (n <= 0)
+            break; /* the restore stopped reading */
+        done += (size_t)n;
+    }
+    close(f->fd);
+    return NULL;
+}
+
+/* One restore of an image onto garbage targets `NAME-DISK`, one per image disk. */
+struct run {
+    int rc;
+    struct asr_error err;
+    struct asr_restore_stats st;
+    uint32_t disks;
+    char *target[4];
+    uint8_t state[4]; /* each target's, as the restore left it */
+};
+
+static void run_free(struct run *r)
+{
+    asr_restore_stats_free(&r->st);
+    for (uint32_t d = 0; d < r->disks; d++)
+        free(r->target[d]);
+}
+
+/* Restores img onto r's targets again: from the file, or (piped) through a pipe fed with its
+ * first `cut` bytes (0: all of them). */
+static void restore_onto(struct run *r, const char *img, bool piped, size_t cut, const struct asr_restore_options *o)
+{
+    struct asr_restore_target_spec t[4];
+    for (uint32_t d = 0; d < r->disks; d++)
+        t[d] = (struct asr_restore_target_spec){r->target[d], d};
+    asr_restore_stats_free(&r->st);
+    r->err = (struct asr_error){0};
+    struct asr_restore *rs = NULL;
+    struct asr_reader *rd = NULL;
+    struct asr_stream *s = NULL;
+    uint8_t *bytes = NULL;
+    int fds[2] = {-1, -1};
+    pthread_t th;
+    struct feeder f;
+    if (!piped) {
+        rd = open_image(img);
+        r->rc = asr_restore_open(rd, img, t, r->disks, false, &rs, &r->err);
+    } else {
+        signal(SIGPIPE, SIG_IGN); /* a restore that stops reading: the feeder sees EPIPE */
+        size_t len;
+        bytes = image_bytes(img, &len);
+        cr_assert_eq(pipe(fds), 0);
+        f = (struct feeder){fds[1], bytes, cut && cut < len ? cut : len};
+        cr_assert_eq(pthread_create(&th, NULL, feed, &f), 0);
+        r->rc = asr_stream_open_fd(fds[0], "pipe", &s, &r->err);
+        if (!r->rc)
+            r->rc = asr_restore_open_stream(s, t, r->disks, &rs, &r->err);
+    }
+    if (!r->rc)
+        r->rc = asr_restore_run(rs, o, &r->st, &r->err);
+    for (uint32_t d = 0; rs && d < r->disks; d++)
+        r->state[d] = asr_restore_target(rs, d)->state;
+    asr_restore_free(rs);
+    asr_reader_free(rd);
+    asr_stream_free(s);
+    if (piped) {
+        close(fds[0]);
+        pthread_join(th, NULL);
+    }
+    free(bytes);
+}
+
+/* The same onto new garbage targets `NAME-DISK`, one per image disk. */
+static void restore_run(struct run *out, const char *img, const char *name, bool piped, size_t cut,
+                        const struct asr_restore_options *o)
+{
+    *out = (struct run){0};
+    struct asr_reader *r = open_image(img);
+    out->disks = asr_reader_disk_count(r);
+    cr_assert_leq(out->disks, 4);
+    for (uint32_t d = 0; d < out->disks; d++) {
+        char n[64];
+        snprintf(n, sizeof n, "%s-%u", name, d);
+        out->target[d] = garbage_target(n, asr_reader_disk(r, d)->size_bytes);
+    }
+    asr_reader_free(r);
+    restore_onto(out, img, piped, cut, o);
+}
+
+static void same_targets(const struct run *a, const struct run *b, const char *what)
+{
+    cr_assert_eq(a->disks, b->disks);
+    for (uint32_t d = 0; d < a->disks; d++) {
+        size_t na, nb;
+        uint8_t *x = read_file(a->target[d], &na), *y = read_file(b->target[d], &nb);
+        cr_assert_eq(na, nb);
+        size_t i = 0;
+        while (i < na && x[i] == y[i])
+            i++;
+        cr_assert_eq(i, na, "%s: disk %u differs at byte %zu (0x%02x from the file, 0x%02x from the pipe)", what, d,
+                     i, x[i], y[i]);
+        free(x), free(y);
+    }
+}
+
+/* Restores img from the file and through a pipe (with 1 and with 4 threads): the same bytes. */
+static void same_both_ways(const char *img, const char *what)
+{
+    struct run file, pipe1, pipe4;
+    restore_run(&file, img, "file", false, 0, &(struct asr_restore_options){.threads = 2});
+    cr_assert_eq(file.rc, ASR_OK, "%s from the file: %s", what, file.err.msg);
+    restore_run(&pipe1, img, "pipe1", true, 0, &(struct asr_restore_options){.threads = 1});
+    cr_assert_eq(pipe1.rc, ASR_OK, "%s from a pipe: %s", what, pipe1.err.msg);
+    restore_run(&pipe4, img, "pipe4", true, 0, &(struct asr_restore_options){.threads = 4});
+    cr_assert_eq(pipe4.rc, ASR_OK, "%s from a pipe, 4 threads: %s", what, pipe4.err.msg);
+    same_targets(&file, &pipe1, what);
+    same_targets(&file, &pipe4, what);
+    for (uint32_t d = 0; d < file.disks; d++)
+        cr_assert(file.state[d] == ASR_TARGET_RESTORED && pipe1.state[d] == ASR_TARGET_RESTORED);
+    cr_assert_eq(file.st.data_bytes, pipe1.st.data_bytes);
+    cr_assert_eq(file.st.unreadable_count, pipe1.st.unreadable_count);
+    run_free(&file), run_free(&pipe1), run_free(&pipe4);
+}
+
+Test(restore, every_sample_image_the_same_from_a_pipe)
+{
+    static const struct sample_opts variants[] = {
+        {.level = 3, .max_chunk = 65536, .volume_kib = 512},
+        {.level = 0},
+        {.level = 1, .max_chunk = 4096, .volume_kib = 256},
+        {.level = 0, .volume_kib = 256, .split_size = ASR_MIN_SPLIT_SIZE},
+    };
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
+        char name[32], what[64];
+        snprintf(name, sizeof name, "v%zu.asrimg", i);
+        snprintf(what, sizeof what, "sample image %zu", i);
+        char *img = scratch_path(name);
+        struct asr_error err = {0};
+        cr_assert_eq(write_sample_image(img, &variants[i], &err), ASR_OK, "%s", err.msg);
+        same_both_ways(img, what);
+        free(img);
+    }
+}
+
+Test(restore, golden_images_the_same_from_a_pipe)
+{
+    static const char *const names[] = {"v1-basic.asrimg", "v1-split.asrimg"};
+    for (size_t i = 0; i < 2; i++) {
+        char *img = golden_image(names[i]);
+        same_both_ways(img, names[i]);
+        free(img);
+    }
+}
+
+/* Every captured byte of the dedup image where it belongs on r's targets. */
+static void check_dedup_targets(const struct run *r, const char *img, int gap)
+{
+    struct asr_reader *rd = open_image(img);
+    for (uint32_t d = 0; d < r->disks; d++) {
+        size_t len;
+        uint8_t *got = read_file(r->target[d], &len);
+        for (uint32_t v = 0; v < asr_reader_volume_count(rd); v++) {
+            const struct asr_volume_desc *vd = asr_reader_volume(rd, v);
+            for (uint64_t off = 0; vd->disk_index == d && off < vd->size_bytes; off++) {
+                int captured;
+                uint8_t want = dedup_expected(v, off, gap, &captured);
+                if (captured && got[vd->disk_offset + off] != want)
+                    cr_assert_fail("volume %u offset %llu: got 0x%02x, want 0x%02x", v, (unsigned long long)off,
+                                   got[vd->disk_offset + off], want);
+            }
+        }
+        free(got);
+    }
+    asr_reader_free(rd);
+}
+
+/* Issue 12: a chunk laid at many places, and used again after the next chunk, failed from a pipe
+ * as "damaged" (the read-back added up its placements and wanted exactly the extent's length). */
+Test(restore, dedup_of_repeated_blocks_the_same_from_a_pipe)
+{
+    char *img = scratch_path("dedup.asrimg");
+    struct asr_error err = {0};
+    cr_assert_eq(write_dedup_image(img, 0, &err), ASR_OK, "%s", err.msg);
+    struct run file;
+    restore_run(&file, img, "dfile", false, 0, &(struct asr_restore_options){0});
+    cr_assert_eq(file.rc, ASR_OK, "%s", file.err.msg);
+    check_dedup_targets(&file, img, 0);
+    run_free(&file);
+    same_both_ways(img, "the dedup image");
+    free(img);
+}
+
+/* Bytes of a chunk that no extent laid while the pipe carried it: refused as what it is (not as
+ * damage), and the file restores. */
+Test(restore, bytes_a_pipe_cannot_go_back_for_are_named)
+{
+    char *img = scratch_path("gap.asrimg");
+    struct asr_error err = {0};
+    cr_assert_eq(write_dedup_image(img, 1, &err), ASR_OK, "%s", err.msg);
+    struct run file, piped;
+    restore_run(&file, img, "gfile", false, 0, &(struct asr_restore_options){0});
+    cr_assert_eq(file.rc, ASR_OK, "%s", file.err.msg);
+    check_dedup_targets(&file, img, 1);
+    restore_run(&piped, img, "gpipe", true, 0, &(struct asr_restore_options){.keep_going = true});
+    cr_assert_eq(piped.rc, ASR_E_UNSUPPORTED, "%s", piped.err.msg);
+    cr_assert(strstr(piped.err.msg, "volume 2 offset 140000 uses bytes 1000 to 4000 of chunk 6") &&
+                  strstr(piped.err.msg, "restore from the image file") && !strstr(piped.err.msg, "damaged"),
+              "%s", piped.err.msg);
+    run_free(&file), run_free(&piped);
+    free(img);
+}
+
+/* A damaged chunk used again after later chunks: from a pipe, --keep-going lists and zeroes the
+ * same ranges as from the file (the read-back knows it was damaged, not never laid). */
+Test(restore, a_damaged_chunk_used_again_from_a_pipe)
+{
+    char *img = sample();
+    struct asr_reader *r = open_image(img);
+    uint64_t n;
+    const struct asr_extent *e = asr_reader_extents(r, 1, &n);
+    uint64_t reused = e[0].ref; /* volume 1's first chunk: its second quarter repeats the first */
+    asr_reader_free(r);
+    damage_chunk(img, reused);
+    struct run file, piped;
+    restore_run(&file, img, "kfile", false, 0, &(struct asr_restore_options){.keep_going = true});
+    cr_assert_eq(file.rc, ASR_OK, "%s", file.err.msg);
+    cr_assert_geq(file.st.damaged_count, 2, "the chunk is used in two places");
+    restore_run(&piped, img, "kpipe", true, 0, &(struct asr_restore_options){.keep_going = true});
+    cr_assert_eq(piped.rc, ASR_OK, "%s", piped.err.msg);
+    same_targets(&file, &piped, "a damaged chunk, --keep-going");
+    cr_assert_eq(piped.st.damaged_count, file.st.damaged_count);
+    for (size_t i = 0; i < file.st.damaged_count; i++) {
+        const struct asr_restore_range *a = &file.st.damaged[i], *b = &piped.st.damaged[i];
+        cr_assert(a->volume == b->volume && a->offset == b->offset && a->length == b->length && a->chunk == b->chunk,
+                  "damaged range %zu: volume %u offset %llu length %llu from the file, volume %u offset %llu length "
+                  "%llu from the pipe",
+                  i, a->volume, (unsigned long long)a->offset, (unsigned long long)a->length, b->volume,
+                  (unsigned long long)b->offset, (unsigned long long)b->length);
+    }
+    run_free(&file), run_free(&piped);
+    restore_run(&piped, img, "spipe", true, 0, &(struct asr_restore_options){0});
+    cr_assert_eq(piped.rc, ASR_E_CORRUPT);
+    cr_assert(strstr(piped.err.msg, "--keep-going"), "%s", piped.err.msg);
+    run_free(&piped);
+    free(img);
+}
+
+/* ---- what a failure leaves ---------------------------------------------------------------- */
+
+static bool all_garbage(const char *path)
+{
+    size_t len;
+    uint8_t *b = read_file(path, &len);
+    size_t i = 0;
+    while (i < len && b[i] == garbage(i))
+        i++;
+    free(b);
+    return i == len;
+}
+
+/* A stream cut in its last chunk: the targets are partly written (with one thread, the laying
+ * trails the reading by a few chunks at most: it reached disk 1); the same restore again with
+ * the whole stream gives what the file gives. */
+Test(restore, a_cut_stream_says_what_each_target_holds)
+{
+    char *img = sample();
+    struct asr_reader *r = open_image(img);
+    uint64_t last = asr_reader_info(r)->chunk_count - 1;
+    asr_reader_free(r);
+    struct run file, piped;
+    restore_run(&file, img, "cfile", false, 0, &(struct asr_restore_options){0});
+    cr_assert_eq(file.rc, ASR_OK, "%s", file.err.msg);
+    restore_run(&piped, img, "cpipe", true, chunk_middle(img, last), &(struct asr_restore_options){.threads = 1});
+    cr_assert_eq(piped.rc, ASR_E_INCOMPLETE, "%s", piped.err.msg);
+    cr_assert(strstr(piped.err.msg, "before its footer"), "%s", piped.err.msg);
+    cr_assert(piped.state[0] == ASR_TARGET_PARTIAL && piped.state[1] == ASR_TARGET_PARTIAL, "states %u %u",
+              piped.state[0], piped.state[1]);
+    cr_assert(!all_garbage(piped.target[0]) && !all_garbage(piped.target[1]), "both were written to");
+    restore_onto(&piped, img, true, 0, &(struct asr_restore_options){0});
+    cr_assert_eq(piped.rc, ASR_OK, "%s", piped.err.msg);
+    cr_assert(piped.state[0] == ASR_TARGET_RESTORED && piped.state[1] == ASR_TARGET_RESTORED);
+    same_targets(&file, &piped, "a cut stream, then the whole one");
+    run_free(&file), run_free(&piped);
+    free(img);
+}
+
+/* A damaged chunk stops a restore from the file: the targets it wrote are partly written, one
+ * it never reached untouched; a damaged first chunk stops it before anything is written. */
+Test(restore, a_damaged_chunk_says_what_each_target_holds)
+{
+    char *img = sample();
+    struct asr_reader *r = open_image(img);
+    uint64_t n;
+    uint64_t later = asr_reader_extents(r, 1, &n)[0].ref; /* after volume 0's chunks */
+    asr_reader_free(r);
+    char *copy = scratch_path("first.asrimg");
+    copy_file(img, copy);
+    damage_chunk(img, later);
+    damage_chunk(copy, 0);
+    struct run run;
+    restore_run(&run, img, "dlater", false, 0, &(struct asr_restore_options){0});
+    cr_assert_eq(run.rc, ASR_E_CORRUPT, "%s", run.err.msg);
+    cr_assert_eq(run.state[0], ASR_TARGET_PARTIAL);
+    cr_assert_eq(run.state[1], ASR_TARGET_UNTOUCHED);
+    cr_assert(all_garbage(run.target[1]));
+    run_free(&run);
+    restore_run(&run, copy, "dfirst", false, 0, &(struct asr_restore_options){0});
+    cr_assert_eq(run.rc, ASR_E_CORRUPT, "%s", run.err.msg);
+    cr_assert(run.state[0] == ASR_TARGET_UNTOUCHED && run.state[1] == ASR_TARGET_UNTOUCHED);
+    cr_assert(all_garbage(run.target[0]) && all_garbage(run.target[1]), "nothing was written");
+    run_free(&run);
+    free(img), free(copy);
 }
