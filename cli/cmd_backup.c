@@ -351,11 +351,22 @@ static void report(const struct backup_args *a, const struct asr_backup_stats *s
                 cli_bytes(st->unreadable_bytes, r, sizeof r));
 }
 
-static int create_writer(const struct backup_args *a, struct asr_writer **w, struct asr_error *err)
+/* The writer removes or replaces files of the image's names (a leftover IMAGE.partial, an older
+ * image's parts): never one of the sources. */
+static int spare_sources(const char *path, void *ctx, struct asr_error *err)
+{
+    const struct cli_disks *s = ctx;
+    return asr_check_replaced_file(path, s->disk, s->n, err);
+}
+
+static int create_writer(const struct backup_args *a, struct cli_disks *disks, struct asr_writer **w,
+                         struct asr_error *err)
 {
     struct asr_writer_options wo = {
         .split_size = a->split,
         .overwrite = a->force,
+        .may_replace = spare_sources,
+        .may_replace_ctx = disks,
         .max_chunk_size = asr_backup_max_chunk(a->opt.avg_chunk),
     };
     if (!strcmp(a->output, "-")) {
@@ -406,7 +417,7 @@ static int backup(struct backup_args *a, struct cli_disks *disks, struct freeze_
         show_plan(disks);
     check_mounts(a, disks, quiet);
     struct asr_writer *w = NULL;
-    int rc = create_writer(a, &w, &err);
+    int rc = create_writer(a, disks, &w, &err);
     if (rc != EXIT_OK) {
         cli_error("%s", err.msg);
         return rc;
