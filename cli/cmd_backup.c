@@ -26,9 +26,9 @@ static void on_signal(int sig)
     interrupted = 1;
 }
 
-/* Every other signal that would end the process (a crash, SIGHUP, SIGPIPE from a closed -o -
- * pipe, ...): thaw, then end as it would have. A fault repeats once the handler returns; a
- * signal sent with kill() or raise() does not, so it is raised again. */
+/* Every other signal that would end the process (a crash, SIGHUP, ...): thaw, then end as it
+ * would have. A fault repeats once the handler returns; a signal sent with kill() or raise()
+ * does not, so it is raised again. */
 static const int fatal_signals[] = {SIGHUP,  SIGQUIT,  SIGILL,  SIGTRAP,   SIGABRT, SIGBUS,    SIGFPE,
                                     SIGUSR1, SIGSEGV,  SIGUSR2, SIGPIPE,   SIGALRM, SIGSTKFLT, SIGXCPU,
                                     SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO,    SIGPWR,  SIGSYS};
@@ -44,13 +44,21 @@ static void on_fatal(int sig, siginfo_t *info, void *uctx)
         raise(sig);
 }
 
+/* A signal that is ignored stays ignored (SIGPIPE and SIGXFSZ, see main.c; SIGHUP under nohup):
+ * it ends nothing, and the filesystems stay frozen through it. */
+static void catch_fatal(int sig, const struct sigaction *sa)
+{
+    if (sigaction(sig, NULL, &fatal_old[sig]) == 0 && fatal_old[sig].sa_handler != SIG_IGN)
+        sigaction(sig, sa, NULL);
+}
+
 static void catch_fatal_signals(void)
 {
     struct sigaction sa = {.sa_sigaction = on_fatal, .sa_flags = SA_SIGINFO};
     for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++)
-        sigaction(fatal_signals[i], &sa, &fatal_old[fatal_signals[i]]);
+        catch_fatal(fatal_signals[i], &sa);
     for (int sig = SIGRTMIN; sig <= SIGRTMAX && sig < (int)(sizeof fatal_old / sizeof fatal_old[0]); sig++)
-        sigaction(sig, &sa, &fatal_old[sig]);
+        catch_fatal(sig, &sa);
 }
 
 struct backup_args {
@@ -354,11 +362,22 @@ static void report(const struct backup_args *a, const struct asr_backup_stats *s
                 cli_bytes(st->unreadable_bytes, r, sizeof r));
 }
 
-static int create_writer(const struct backup_args *a, struct asr_writer **w, struct asr_error *err)
+/* The writer removes or replaces files of the image's names (a leftover IMAGE.partial, an older
+ * image's parts): never one of the sources. */
+static int spare_sources(const char *path, void *ctx, struct asr_error *err)
+{
+    const struct cli_disks *s = ctx;
+    return asr_check_replaced_file(path, s->disk, s->n, err);
+}
+
+static int create_writer(const struct backup_args *a, struct cli_disks *disks, struct asr_writer **w,
+                         struct asr_error *err)
 {
     struct asr_writer_options wo = {
         .split_size = a->split,
         .overwrite = a->force,
+        .may_replace = spare_sources,
+        .may_replace_ctx = disks,
         .max_chunk_size = asr_backup_max_chunk(a->opt.avg_chunk),
     };
     if (!strcmp(a->output, "-")) {
@@ -409,7 +428,7 @@ static int backup(struct backup_args *a, struct cli_disks *disks, struct freeze_
         show_plan(disks);
     check_mounts(a, disks, quiet);
     struct asr_writer *w = NULL;
-    int rc = create_writer(a, &w, &err);
+    int rc = create_writer(a, disks, &w, &err);
     if (rc != EXIT_OK) {
         cli_error("%s", err.msg);
         return rc;

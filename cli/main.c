@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,12 +133,8 @@ bool cli_parse_size(const char *s, uint64_t *out)
     return true;
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "backup"))
         return cmd_backup(argc - 1, argv + 1);
@@ -161,4 +158,29 @@ int main(int argc, char **argv)
     }
     cli_error("unknown command '%s' (see 'asrimg help')", cmd);
     return EXIT_USAGE;
+}
+
+/* Output that did not all arrive (a closed pipe, a full disk) is a failure like any other. */
+static int finish_stdout(int rc)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return rc;
+    if (rc == EXIT_OK)
+        cli_error("writing standard output: %s", errno ? strerror(errno) : "failed");
+    return rc == EXIT_OK ? EXIT_FAIL : rc;
+}
+
+int main(int argc, char **argv)
+{
+    /* A write to a closed pipe, or past the file size limit, fails (EPIPE, EFBIG) instead of
+     * killing the process without a word: the command then says so, removes what it left
+     * unfinished (IMAGE.partial) and exits 1. */
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    return finish_stdout(run(argc, argv));
 }

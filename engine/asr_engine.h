@@ -216,6 +216,10 @@ int asr_backup_read_only(const struct asr_backup_source *src, size_t n, uint64_t
  * image_path: where the image will be created; or NULL and image_fd (standard output). */
 int asr_check_image_placement(const char *image_path, int image_fd, struct asr_disk *const *disks, size_t n,
                               struct asr_error *err);
+/* Refuses (ASR_E_ARG, naming both) removing or replacing path when it is, or leads to, one of the
+ * source disks: its file, the file behind a source loop device, the device itself. A path that
+ * is not there is fine. For the image writer's may_replace, on every name it would remove. */
+int asr_check_replaced_file(const char *path, struct asr_disk *const *disks, size_t n, struct asr_error *err);
 
 /* ---- mounted source volumes, and freezing them while they are read (--freeze) -------------- */
 

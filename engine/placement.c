@@ -4,7 +4,8 @@
  * device, and through stacked devices (LVM, dm-crypt, md) to those under them, so that an image
  * on a filesystem mounted from a loop device over the source disk (its file or its device), or
  * on a partition of the source disk, is caught. With --freeze this also keeps the image out of a
- * filesystem being frozen, where writing it would wait for a thaw that never comes. */
+ * filesystem being frozen, where writing it would wait for a thaw that never comes. And no file the
+ * writer removes or replaces (a leftover IMAGE.partial, an older image's parts) may be a source. */
 #include "asr_engine.h"
 #include "blockdev.h"
 
@@ -100,6 +101,20 @@ static void source_identities(const struct asr_disk *d, struct chain *c)
         chain_add(c, (struct asr_ident){true, st.st_dev, st.st_ino});
 }
 
+/* The first source disk that shares an identity with out, or -1. */
+static int imaged_disk(const struct chain *out, struct asr_disk *const *disks, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct chain src = {0};
+        source_identities(disks[i], &src);
+        for (size_t a = 0; a < src.n; a++)
+            for (size_t b = 0; b < out->n; b++)
+                if (asr_ident_eq(src.v[a], out->v[b]))
+                    return (int)i;
+    }
+    return -1;
+}
+
 int asr_check_image_placement(const char *image_path, int image_fd, struct asr_disk *const *disks, size_t n,
                               struct asr_error *err)
 {
@@ -123,15 +138,28 @@ int asr_check_image_placement(const char *image_path, int image_fd, struct asr_d
         else if (S_ISBLK(st.st_mode))
             resolve_dev(st.st_rdev, &out, 0);
     }
-    for (size_t i = 0; i < n; i++) {
-        struct chain src = {0};
-        source_identities(disks[i], &src);
-        for (size_t a = 0; a < src.n; a++)
-            for (size_t b = 0; b < out.n; b++)
-                if (asr_ident_eq(src.v[a], out.v[b]))
-                    return asr_fail_public(err, ASR_E_ARG,
-                                           "%s: the image would be written onto %s, which is being imaged",
-                                           image_path ? image_path : "standard output", asr_disk_path(disks[i]));
-    }
+    int i = imaged_disk(&out, disks, n);
+    if (i >= 0)
+        return asr_fail_public(err, ASR_E_ARG, "%s: the image would be written onto %s, which is being imaged",
+                               image_path ? image_path : "standard output", asr_disk_path(disks[i]));
+    return ASR_OK;
+}
+
+int asr_check_replaced_file(const char *path, struct asr_disk *const *disks, size_t n, struct asr_error *err)
+{
+    /* Through a symlink: removing only the link would be harmless, but one that leads to a
+     * source is a mistake worth stopping at. */
+    struct stat st;
+    if (stat(path, &st) != 0 && lstat(path, &st) != 0)
+        return ASR_OK;
+    struct chain out = {0};
+    if (S_ISREG(st.st_mode))
+        chain_add(&out, (struct asr_ident){true, st.st_dev, st.st_ino});
+    else if (S_ISBLK(st.st_mode))
+        source_dev(st.st_rdev, &out, 0);
+    int i = imaged_disk(&out, disks, n);
+    if (i >= 0)
+        return asr_fail_public(err, ASR_E_ARG, "%s is (or leads to) %s, which is being imaged: choose another image name",
+                               path, asr_disk_path(disks[i]));
     return ASR_OK;
 }

@@ -213,10 +213,16 @@ typedef void (*asr_progress_fn)(uint64_t done, uint64_t total, void *ctx);
 
 struct asr_writer;
 
+/* Asked before a writer removes or replaces a file that is already there (a leftover .partial, an
+ * older image or its parts): nonzero, with err set, refuses. */
+typedef int (*asr_replace_check_fn)(const char *path, void *ctx, struct asr_error *err);
+
 struct asr_writer_options {
     uint64_t split_size;     /* 0: one file; else every part holds at most this many bytes */
     uint32_t max_chunk_size; /* 0: ASR_DEFAULT_CHUNK_SIZE */
     int overwrite;           /* replace an existing image */
+    asr_replace_check_fn may_replace; /* NULL: any file of the image's names may go */
+    void *may_replace_ctx;
     const char *creator_version; /* NULL: this library's version */
     /* Reproducible output (golden images, tests): take identity from here. */
     int fixed_identity;
@@ -226,7 +232,9 @@ struct asr_writer_options {
 };
 
 /* Write to path.partial (and path.NNN.partial parts when split); asr_writer_finish renames them
- * into place only after the footer is written and synced. */
+ * into place only after the footer is written and synced. Each .partial is a new file of this
+ * writer's: whatever was under its name is removed, never written through; path.partial held by
+ * another live writer is refused (ASR_E_EXISTS), as is an existing image without overwrite. */
 int asr_writer_create(const char *path, const struct asr_writer_options *opt, struct asr_writer **out,
                       struct asr_error *err);
 /* Write a single-part image to an open descriptor (a pipe works: the writer never seeks). */

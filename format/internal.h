@@ -1,6 +1,6 @@
 /* Internal interfaces shared by the format/ modules: the fixed on-disk records (records.c), the
- * layout and index bodies (layout.c, index.c), the split-set byte stream (parts.c) and error
- * helpers (error.c). Nothing here is part of the public API. */
+ * layout and index bodies (layout.c, index.c), the split-set byte stream (parts.c), the files a
+ * writer creates (outfiles.c) and error helpers (error.c). Nothing here is part of the public API. */
 #ifndef ASR_FORMAT_INTERNAL_H
 #define ASR_FORMAT_INTERNAL_H
 
@@ -223,5 +223,17 @@ void asr_partset_prefetch(const struct asr_partset *ps, uint64_t off, uint64_t l
 void asr_partset_locate(const struct asr_partset *ps, uint64_t off, uint32_t *part, uint64_t *file_off);
 /* "base" for part 1, "base.NNN" after; caller frees. */
 char *asr_part_path(const char *base, uint32_t part);
+
+/* outfiles.c: the files of an image written under a name (IMAGE.partial, IMAGE.NNN.partial). */
+struct asr_outfiles;
+/* Claims IMAGE.partial (refused while another writer holds it) and gives its descriptor. */
+int asr_outfiles_open(const char *base, bool overwrite, asr_replace_check_fn may_replace, void *ctx,
+                      struct asr_outfiles **out, int *fd, struct asr_error *err);
+/* Creates the next part's .partial file and gives its descriptor. */
+int asr_outfiles_next(struct asr_outfiles *o, int *fd, struct asr_error *err);
+/* Renames the parts into place, the first last; the caller has synced and closed them. */
+int asr_outfiles_publish(struct asr_outfiles *o, struct asr_error *err);
+/* NULL-safe. Unpublished: removes the .partial files it created. */
+void asr_outfiles_free(struct asr_outfiles *o);
 
 #endif

@@ -1,18 +1,17 @@
 /* The image writer: appends header, layout, volume table, chunks and extent records to a byte
  * stream that is only ever appended to (so a pipe works), cuts it into parts when split, and
  * ends it with the index and footer. A file image is written as NAME.partial and renamed into
- * place only after everything is synced, so an interrupted backup never looks valid. */
+ * place only after everything is synced, so an interrupted backup never looks valid (outfiles.c
+ * owns those files). */
 #include "internal.h"
 #include "le.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "xxhash_fast.h"
@@ -24,7 +23,7 @@
 
 struct sink {
     int fd;
-    char *base;          /* NULL when writing to a caller's descriptor */
+    struct asr_outfiles *files; /* NULL when writing to a caller's descriptor */
     uint64_t split_size; /* 0: one part */
     uint32_t part;       /* current part, 1-based */
     uint64_t in_part;    /* bytes in the current part file, its header included */
@@ -37,18 +36,6 @@ struct sink {
     uint8_t *buf;
     size_t used;
 };
-
-static char *partial_path(const char *base, uint32_t part)
-{
-    char *p = asr_part_path(base, part);
-    if (!p)
-        return NULL;
-    char *q = malloc(strlen(p) + 9);
-    if (q)
-        sprintf(q, "%s.partial", p);
-    free(p);
-    return q;
-}
 
 static int write_all(int fd, const void *data, size_t len)
 {
@@ -97,21 +84,9 @@ static int sink_next_part(struct sink *s, struct asr_error *err)
 {
     int rc = sync_and_close(s->fd, s->part, err);
     s->fd = -1;
-    if (rc)
+    if (rc || (rc = asr_outfiles_next(s->files, &s->fd, err)))
         return rc;
-    if (s->part >= ASR_MAX_PARTS)
-        return asr_fail(err, ASR_E_LIMIT, "more than %u parts: use a larger split size", ASR_MAX_PARTS);
     s->part++;
-    char *path = partial_path(s->base, s->part);
-    if (!path)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
-    s->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (s->fd < 0) {
-        rc = asr_fail(err, ASR_E_IO, "cannot create %s: %s", path, strerror(errno));
-        free(path);
-        return rc;
-    }
-    free(path);
     return sink_write_part_header(s, err);
 }
 
@@ -310,12 +285,6 @@ static int writer_alloc(const struct asr_writer_options *opt, struct asr_writer 
     return ASR_OK;
 }
 
-static bool path_exists(const char *p)
-{
-    struct stat st;
-    return lstat(p, &st) == 0;
-}
-
 int asr_writer_create(const char *path, const struct asr_writer_options *opt, struct asr_writer **out,
                       struct asr_error *err)
 {
@@ -324,19 +293,8 @@ int asr_writer_create(const char *path, const struct asr_writer_options *opt, st
     int rc = writer_alloc(opt, &w, err);
     if (rc)
         return rc;
-    char *second = asr_part_path(path, 2);
-    char *first_partial = partial_path(path, 1);
-    if (!(w->sink.base = strdup(path)) || !second || !first_partial) {
-        rc = asr_fail(err, ASR_E_NOMEM, "out of memory");
-    } else if (!w->overwrite && (path_exists(path) || path_exists(second))) {
-        rc = asr_fail(err, ASR_E_EXISTS, "%s already exists (use --force to replace it)",
-                      path_exists(path) ? path : second);
-    } else if ((w->sink.fd = open(first_partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
-        rc = asr_fail(err, ASR_E_IO, "cannot create %s: %s", first_partial, strerror(errno));
-    }
-    free(second);
-    free(first_partial);
-    if (rc) {
+    if ((rc = asr_outfiles_open(path, w->overwrite, opt ? opt->may_replace : NULL, opt ? opt->may_replace_ctx : NULL,
+                                &w->sink.files, &w->sink.fd, err))) {
         asr_writer_free(w);
         return rc;
     }
@@ -717,46 +675,6 @@ static int write_index_and_footer(struct asr_writer *w, struct asr_error *err)
     return rc;
 }
 
-static int fsync_dir_of(const char *path)
-{
-    char *copy = strdup(path);
-    if (!copy)
-        return -1;
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    free(copy);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-/* Rename parts N..2 first and part 1 last: the image's own name appears only when the whole
- * set is in place. Leftover parts of an older image with more parts are removed. */
-static int publish(struct asr_writer *w, struct asr_error *err)
-{
-    const char *base = w->sink.base;
-    for (uint32_t k = w->sink.part; k >= 1; k--) {
-        char *from = partial_path(base, k), *to = asr_part_path(base, k);
-        int rc = (!from || !to) ? asr_fail(err, ASR_E_NOMEM, "out of memory")
-                 : rename(from, to) != 0 ? asr_fail(err, ASR_E_IO, "cannot rename %s: %s", from, strerror(errno))
-                                         : ASR_OK;
-        free(from);
-        free(to);
-        if (rc)
-            return rc;
-    }
-    for (uint32_t k = w->sink.part + 1; k <= ASR_MAX_PARTS; k++) {
-        char *stale = asr_part_path(base, k);
-        int gone = stale && unlink(stale) != 0 && errno == ENOENT;
-        free(stale);
-        if (gone)
-            break;
-    }
-    fsync_dir_of(base);
-    return ASR_OK;
-}
-
 int asr_writer_finish(struct asr_writer *w, struct asr_error *err)
 {
     if (w->finished || w->failed)
@@ -764,11 +682,11 @@ int asr_writer_finish(struct asr_writer *w, struct asr_error *err)
     int rc = seal(w, err);
     if (!rc)
         rc = write_index_and_footer(w, err);
-    if (!rc && w->sink.base) {
+    if (!rc && w->sink.files) {
         rc = sync_and_close(w->sink.fd, w->sink.part, err);
         w->sink.fd = -1;
         if (!rc)
-            rc = publish(w, err);
+            rc = asr_outfiles_publish(w->sink.files, err);
     }
     if (rc)
         return writer_failed(w, rc);
@@ -780,16 +698,10 @@ void asr_writer_free(struct asr_writer *w)
 {
     if (!w)
         return;
-    if (w->sink.base) {
+    if (w->sink.files) {
         if (w->sink.fd >= 0)
             close(w->sink.fd);
-        if (!w->finished)
-            for (uint32_t k = 1; k <= w->sink.part; k++) {
-                char *p = partial_path(w->sink.base, k);
-                if (p)
-                    unlink(p);
-                free(p);
-            }
+        asr_outfiles_free(w->sink.files); /* an unfinished image's .partial files go */
     }
     for (uint32_t i = 0; i < w->disk_count; i++)
         free_disk(&w->disks[i]);
@@ -803,6 +715,5 @@ void asr_writer_free(struct asr_writer *w)
     free(w->pending);
     free(w->sink.buf);
     XXH3_freeState(w->sink.stream_hash);
-    free(w->sink.base);
     free(w);
 }

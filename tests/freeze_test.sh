@@ -5,7 +5,9 @@
 # a read-only one gets none. With --freeze the filesystem is frozen while its volume is read (a
 # write started then waits until the backup lets go) and thawed afterwards, also when the backup
 # is stopped by SIGTERM, by SIGINT while blocked on a full pipe (the signal handler thaws), by
-# SIGKILL (the guardian process thaws), and when freezing fails (already frozen, vfat).
+# SIGKILL (the guardian process thaws), when the reader of -o - goes away (an error, exit 1) and
+# when freezing fails (already frozen, vfat); a signal ignored when it started (SIGHUP under
+# nohup) stays ignored, neither ending the backup nor thawing.
 #
 # Whether the filesystem is frozen is seen from outside by a write into it: a frozen filesystem
 # holds the writer in uninterruptible sleep, which `timeout` cannot end, so a probe write runs in
@@ -242,10 +244,32 @@ else
   finish_held
 fi
 
-# SIGPIPE (the reader of -o - went away) while frozen: the process dies of it as before, thawed.
+# The reader of -o - gone while frozen: no death by SIGPIPE, the failed write is one error line
+# and exit 1, thawed.
 "$asrimg" backup "$disk" -o - --volumes 1 --freeze --threads 1 2>"$work/err.pipe" | head -c 1048576 >/dev/null
-check "SIGPIPE: the backup dies of it" test "${PIPESTATUS[0]}" -eq 141
-check "SIGPIPE: thawed" write_completes "$mnt" 10
+pipe_rc=${PIPESTATUS[0]}
+check "reader gone: the backup exits 1" test "$pipe_rc" -eq 1
+check "reader gone: one error line, the broken pipe" sh -c "grep -c '^asrimg: error: ' '$work/err.pipe' | grep -qx 1 && grep -q 'Broken pipe' '$work/err.pipe'"
+check "reader gone: thawed" write_completes "$mnt" 10
+
+# A signal the backup was started with ignored (SIGHUP under nohup) stays ignored: it neither
+# ends the backup nor thaws the volume while it is read.
+trap '' HUP
+if start_held "$work/hup.asrimg" --volumes 1; then
+  trap - HUP
+  kill -HUP "$backup"
+  write_completes "$mnt" 2
+  check "ignored SIGHUP: the volume stays frozen" test $? -ne 0
+  check "ignored SIGHUP: the backup goes on" kill -0 "$backup"
+  finish_held
+  check "ignored SIGHUP: the backup exits 0" test $? -eq 0
+  check "ignored SIGHUP: the waiting write got through after it" probe_finished 10
+  check "ignored SIGHUP: the image verifies" "$asrimg" verify "$work/hup.asrimg"
+else
+  trap - HUP
+  fail=$((fail + 1)); echo "FAIL: SIGHUP: the held backup never filled its pipe"; sed 's/^/  err: /' "$work/err.held"
+  finish_held
+fi
 cat "$work/err.pipe" >>"$work/all.err"
 
 # A backup into a file, SIGSTOPped inside its frozen volume: once the process holds the mount

@@ -1,10 +1,13 @@
 /* Round trips through the container: every layout field, every extent kind, chunk reads,
- * random-access volume reads, pipes, split sets, and the writer's refusals. */
+ * random-access volume reads, pipes, split sets, and the writer's refusals and the files it
+ * creates, replaces and removes. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -240,6 +243,115 @@ Test(roundtrip, unfinished_leaves_nothing)
     cr_assert_neq(stat(path, &st), 0);
     free(path);
     free(partial);
+}
+
+static bool file_holds(const char *path, const char *text)
+{
+    size_t n;
+    uint8_t *b = read_file(path, &n);
+    bool same = b && n == strlen(text) && memcmp(b, text, n) == 0;
+    free(b);
+    return same;
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* Whatever is already under a .partial name (a symlink, a hard link) is never written through:
+ * the writer's parts are new files. */
+Test(roundtrip, partial_names_are_never_written_through)
+{
+    char *path = scratch_path("through.asrimg"), *p1 = scratch_path("through.asrimg.partial"),
+         *p2 = scratch_path("through.asrimg.002.partial"), *v1 = scratch_path("victim1"), *v2 = scratch_path("victim2");
+    write_file(v1, "keep 1", 6);
+    write_file(v2, "keep 2", 6);
+    cr_assert_eq(symlink(v1, p1), 0);
+    cr_assert_eq(link(v2, p2), 0);
+    struct asr_error err = {0};
+    struct sample_opts o = {.volume_kib = 256, .split_size = ASR_MIN_SPLIT_SIZE};
+    cr_assert_eq(write_sample_image(path, &o, &err), ASR_OK, "%s", err.msg);
+    cr_assert(file_holds(v1, "keep 1"), "the file behind the symlink is untouched");
+    cr_assert(file_holds(v2, "keep 2"), "the hard-linked file is untouched");
+    cr_assert(!exists(p1) && !exists(p2), "no .partial name is left");
+    cr_assert_eq(asr_verify(path, NULL, NULL, NULL, NULL, NULL, &err), ASR_OK, "%s", err.msg);
+    free(path), free(p1), free(p2), free(v1), free(v2);
+}
+
+/* A .partial someone holds is another writer's: refused and left alone. Once let go it is a
+ * leftover, and replaced. */
+Test(roundtrip, refuses_partial_held_by_another_writer)
+{
+    char *path = scratch_path("held.asrimg"), *partial = scratch_path("held.asrimg.partial");
+    write_file(partial, "held", 4);
+    int fd = open(partial, O_RDONLY);
+    cr_assert(fd >= 0 && flock(fd, LOCK_EX) == 0);
+    struct asr_writer *w = NULL;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_writer_create(path, NULL, &w, &err), ASR_E_EXISTS);
+    cr_assert(strstr(err.msg, "another backup is writing"), "%s", err.msg);
+    cr_assert(file_holds(partial, "held"), "the held file is untouched");
+    close(fd);
+    cr_assert_eq(asr_writer_create(path, NULL, &w, &err), ASR_OK, "%s", err.msg);
+    cr_assert(!file_holds(partial, "held"), "the leftover is replaced by a new file");
+    struct asr_writer *second = NULL;
+    cr_assert_eq(asr_writer_create(path, NULL, &second, &err), ASR_E_EXISTS, "a second writer is refused");
+    asr_writer_free(w);
+    cr_assert(!exists(partial));
+    free(path), free(partial);
+}
+
+struct asked {
+    char paths[8][512];
+    int n;
+};
+
+static int refuse_part3(const char *path, void *ctx, struct asr_error *err)
+{
+    struct asked *a = ctx;
+    if (a->n < 8)
+        snprintf(a->paths[a->n++], sizeof a->paths[0], "%s", path);
+    size_t n = strlen(path);
+    return n > 4 && !strcmp(path + n - 4, ".003") ? asr_fail_public(err, ASR_E_ARG, "not %s", path) : ASR_OK;
+}
+
+static bool was_asked(const struct asked *a, const char *path)
+{
+    for (int i = 0; i < a->n; i++)
+        if (!strcmp(a->paths[i], path))
+            return true;
+    return false;
+}
+
+/* Every file the writer would remove or replace is put to may_replace first: the leftover
+ * .partial, the older image and its parts, extra ones included; one refused stops it before
+ * anything of the older image changes. */
+Test(roundtrip, asks_before_removing_or_replacing)
+{
+    char *path = scratch_path("older.asrimg"), *partial = scratch_path("older.asrimg.partial"),
+         *p2 = scratch_path("older.asrimg.002"), *p3 = scratch_path("older.asrimg.003");
+    write_file(partial, "leftover", 8);
+    write_file(path, "old 1", 5);
+    write_file(p2, "old 2", 5);
+    write_file(p3, "old 3", 5);
+    struct asked asked = {0};
+    struct asr_writer_options o = {.overwrite = 1, .may_replace = refuse_part3, .may_replace_ctx = &asked};
+    struct asr_writer *w;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_writer_create(path, &o, &w, &err), ASR_OK, "%s", err.msg);
+    cr_assert(was_asked(&asked, partial), "asked about the leftover .partial");
+    struct asr_disk_desc d = {.size_bytes = 4096, .logical_sector = 512, .physical_sector = 512};
+    cr_assert_eq(asr_writer_add_disk(w, &d, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_writer_finish(w, &err), ASR_E_ARG);
+    cr_assert(strstr(err.msg, "older.asrimg.003"), "%s", err.msg);
+    cr_assert(was_asked(&asked, path) && was_asked(&asked, p2) && was_asked(&asked, p3));
+    asr_writer_free(w);
+    cr_assert(file_holds(path, "old 1") && file_holds(p2, "old 2") && file_holds(p3, "old 3"),
+              "the older image is as it was");
+    cr_assert(!exists(partial), "the refused image leaves no .partial");
+    free(path), free(partial), free(p2), free(p3);
 }
 
 Test(roundtrip, writer_rejects_bad_calls)
