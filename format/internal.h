@@ -188,6 +188,11 @@ int asr_index_decode(const uint8_t *body, size_t len, const struct asr_layout *l
                      uint64_t data_start, uint64_t index_offset, uint32_t max_chunk,
                      struct asr_index *ix, struct asr_error *err);
 void asr_index_free(struct asr_index *ix);
+/* Section 9's rules for the next extent of a volume, in the stream and in the index alike: after
+ * the previous one (which ended at prev_end), inside the volume, and a data extent inside one of
+ * the chunk_count chunks that precede it, whose content lengths chunk_len gives. */
+int asr_extent_check(const struct asr_extent *e, uint64_t prev_end, uint64_t volume_size, uint64_t chunk_count,
+                     uint32_t (*chunk_len)(const void *ctx, uint64_t id), const void *ctx, struct asr_error *err);
 /* The AEXT record body: volume id, count, extents. */
 int asr_extent_record_decode(const uint8_t *body, size_t len, uint32_t *volume_id,
                              struct asr_extent *out, uint32_t *count, struct asr_error *err);
