@@ -156,8 +156,9 @@ struct asr_volume_desc {
     char fs_label[ASR_FSNAME_MAX + 1];
 };
 
-/* Checks a disk description against the rules the layout section enforces (sector sizes,
- * partitions and raw regions inside the disk, counts within limits). */
+/* Checks a disk description against every rule SPEC.md section 6 states (sector sizes, counts,
+ * partitions and raw regions per label and inside the disk, the partition table held in the raw
+ * regions against the partition records): what the writer records and every reader accepts. */
 int asr_disk_desc_valid(const struct asr_disk_desc *d, struct asr_error *err);
 
 /* ---- chunks and extents ------------------------------------------------------------------ */

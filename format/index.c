@@ -118,21 +118,28 @@ static int decode_chunk_table(struct asr_cursor *c, uint64_t data_start, uint64_
     return ASR_OK;
 }
 
-/* Rules every extent list obeys, inline or in the index: sorted, non-overlapping, inside the
- * volume, and each data extent inside its chunk. prev_end carries across calls. */
-static int check_extent(const struct asr_extent *e, uint64_t *prev_end, uint64_t volume_size,
-                        const struct asr_chunk_entry *chunks, uint64_t chunk_count, struct asr_error *err)
+static uint32_t index_chunk_len(const void *chunks, uint64_t id)
 {
-    if (e->offset < *prev_end || e->offset > volume_size || e->length > volume_size - e->offset)
-        return asr_fail(err, ASR_E_CORRUPT, "extent at volume offset %llu out of order or outside the volume",
-                        (unsigned long long)e->offset);
-    if (extent_is_data(e)) {
-        if (chunks && (e->ref >= chunk_count ||
-                       (uint64_t)e->chunk_offset + e->length > chunks[e->ref].content_len))
-            return asr_fail(err, ASR_E_CORRUPT, "extent at volume offset %llu refers outside chunk %llu",
-                            (unsigned long long)e->offset, (unsigned long long)e->ref);
-    }
-    *prev_end = e->offset + e->length;
+    return ((const struct asr_chunk_entry *)chunks)[id].content_len;
+}
+
+int asr_extent_check(const struct asr_extent *e, uint64_t prev_end, uint64_t volume_size, uint64_t chunk_count,
+                     uint32_t (*chunk_len)(const void *ctx, uint64_t id), const void *ctx, struct asr_error *err)
+{
+    unsigned long long at = (unsigned long long)e->offset;
+    if (e->offset < prev_end)
+        return asr_fail(err, ASR_E_CORRUPT, "extent at %llu overlaps or precedes the one before it", at);
+    if (e->offset > volume_size || e->length > volume_size - e->offset)
+        return asr_fail(err, ASR_E_CORRUPT, "extent at %llu ends past the volume's %llu bytes", at,
+                        (unsigned long long)volume_size);
+    if (!extent_is_data(e))
+        return ASR_OK;
+    if (e->ref >= chunk_count)
+        return asr_fail(err, ASR_E_CORRUPT, "extent at %llu refers to chunk %llu, which is not earlier in the stream",
+                        at, (unsigned long long)e->ref);
+    if ((uint64_t)e->chunk_offset + e->length > chunk_len(ctx, e->ref))
+        return asr_fail(err, ASR_E_CORRUPT, "extent at %llu runs past the end of chunk %llu", at,
+                        (unsigned long long)e->ref);
     return ASR_OK;
 }
 
@@ -161,9 +168,11 @@ static int decode_volume(struct asr_cursor *c, uint32_t v, const struct asr_layo
         struct asr_error why = {0};
         int rc = asr_extent_decode(asr_cursor_take(c, ASR_EXTENT_SIZE), e, &why);
         if (!rc)
-            rc = check_extent(e, &prev_end, layout->volumes[v].size_bytes, ix->chunks, ix->chunk_count, &why);
+            rc = asr_extent_check(e, prev_end, layout->volumes[v].size_bytes, ix->chunk_count, index_chunk_len,
+                                  ix->chunks, &why);
         if (rc)
             return asr_fail(err, rc, "index: volume %u extent %llu: %s", v, (unsigned long long)i, why.msg);
+        prev_end = e->offset + e->length;
         sums[e->ref == ASR_REF_ZERO ? 1 : e->ref == ASR_REF_UNREADABLE ? 2 : 0] += e->length;
     }
     if (sums[0] != s->data_bytes || sums[1] != s->zero_bytes || sums[2] != s->unreadable_bytes)

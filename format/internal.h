@@ -169,9 +169,21 @@ int asr_layout_encode_volumes(const struct asr_volume_desc *v, uint32_t n, struc
 int asr_layout_decode_disks(const uint8_t *body, size_t len, struct asr_layout *l, struct asr_error *err);
 int asr_layout_decode_volumes(const uint8_t *body, size_t len, struct asr_layout *l,
                               struct asr_error *err);
-/* incompat: the image's incompatible feature bits (an area needs ASR_FEATURE_INCOMPAT_AREAS). */
+/* Section 7's rules for one volume (its disk, its partition or its place as a disk area, the raw
+ * regions it must not cover; incompat: the image's incompatible feature bits, since an area needs
+ * disk-areas), and those across the whole table (volumes do not overlap; each captured partition
+ * has one). */
 int asr_volume_desc_check(const struct asr_volume_desc *v, const struct asr_disk_desc *disks,
                           uint32_t disk_count, uint64_t incompat, struct asr_error *err);
+int asr_volume_table_check(const struct asr_disk_desc *disks, uint32_t disk_count,
+                           const struct asr_volume_desc *v, uint32_t n, struct asr_error *err);
+
+/* tables.c: the partition table bytes kept in a disk's raw regions (the MBR in sector 0, valid
+ * GPT headers and their entry arrays) agree with its layout record. Called by
+ * asr_disk_desc_valid once the record's own fields and the regions' places have passed. */
+int asr_disk_tables_check(const struct asr_disk_desc *d, struct asr_error *err);
+/* CRC-32 (IEEE 802.3), the checksum of GPT headers and entry arrays. */
+uint32_t asr_crc32(const void *data, size_t n);
 void asr_layout_free(struct asr_layout *l);
 
 /* index.c: the index body. */
@@ -190,6 +202,11 @@ int asr_index_decode(const uint8_t *body, size_t len, const struct asr_layout *l
                      uint64_t data_start, uint64_t index_offset, uint32_t max_chunk,
                      struct asr_index *ix, struct asr_error *err);
 void asr_index_free(struct asr_index *ix);
+/* Section 9's rules for the next extent of a volume, in the stream and in the index alike: after
+ * the previous one (which ended at prev_end), inside the volume, and a data extent inside one of
+ * the chunk_count chunks that precede it, whose content lengths chunk_len gives. */
+int asr_extent_check(const struct asr_extent *e, uint64_t prev_end, uint64_t volume_size, uint64_t chunk_count,
+                     uint32_t (*chunk_len)(const void *ctx, uint64_t id), const void *ctx, struct asr_error *err);
 /* The AEXT record body: volume id, count, extents. */
 int asr_extent_record_decode(const uint8_t *body, size_t len, uint32_t *volume_id,
                              struct asr_extent *out, uint32_t *count, struct asr_error *err);
@@ -199,6 +216,10 @@ void asr_volume_hash_extent(void *xxh3_state, const struct asr_extent *e, const 
 /* writer.c: makes the image declare a feature (bit set and named), as a future asrimg would;
  * only tests call it, to check how this version treats images from later ones. */
 int asr_writer_declare_feature(struct asr_writer *w, enum asr_feature_class cls, unsigned bit, const char *name);
+/* writer.c: lets the writer record disks and volumes that break the rules of SPEC.md sections 6
+ * and 7, as a buggy or hostile writer would; only tests and the fuzz seed generator call it, to
+ * check that every reader refuses such images. */
+void asr_writer_unchecked_layout(struct asr_writer *w);
 
 /* reader.c: what the verifier cross-checks its sequential scan against. */
 struct asr_reader;

@@ -120,9 +120,10 @@ static int open_layout(struct asr_reader *r, struct asr_error *err)
     uint8_t *body;
     uint64_t len, off = r->header.header_len, limit = r->footer.index_offset;
     struct asr_error why = {0};
+    char at[512];
     int rc = read_section(r, off, ASR_TAG_LAYOUT, "layout section", ASR_MAX_LAYOUT_SIZE, limit, &body, &len, err);
     if (!rc && (rc = asr_layout_decode_disks(body, (size_t)len, &r->layout, &why)))
-        asr_fail(err, rc, "%s", why.msg);
+        asr_fail(err, rc, "layout section: %s: %s", why.msg, where(r, off, at, sizeof at));
     free(body);
     if (rc)
         return rc;
@@ -130,7 +131,7 @@ static int open_layout(struct asr_reader *r, struct asr_error *err)
     rc = read_section(r, off, ASR_TAG_VOLUMES, "volume table", ASR_MAX_VOLTABLE_SIZE, limit, &body, &len, err);
     r->layout.incompat = r->header.incompat;
     if (!rc && (rc = asr_layout_decode_volumes(body, (size_t)len, &r->layout, &why)))
-        asr_fail(err, rc, "%s", why.msg);
+        asr_fail(err, rc, "volume table: %s: %s", why.msg, where(r, off, at, sizeof at));
     free(body);
     r->data_start = off + ASR_SECTION_HEADER_SIZE + len;
     return rc;

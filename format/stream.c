@@ -599,8 +599,13 @@ static int chunk_record(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_CHUNK
     return ASR_OK;
 }
 
-/* Section 9's rules, across records: each extent after the last one of its volume, inside the
- * volume, and a data extent inside a chunk already in the stream. */
+static uint32_t stream_chunk_len(const void *lens, uint64_t id)
+{
+    return ((const uint32_t *)lens)[id];
+}
+
+/* Section 9's rules, across records (asr_extent_check): each extent after the last one of its
+ * volume, inside the volume, and a data extent inside a chunk already in the stream. */
 static int check_extents(struct asr_stream *s, uint64_t at, uint32_t vol, uint32_t count)
 {
     unsigned long long off = (unsigned long long)at;
@@ -610,21 +615,11 @@ static int check_extents(struct asr_stream *s, uint64_t at, uint32_t vol, uint32
     uint64_t size = s->layout.volumes[vol].size_bytes;
     for (uint32_t i = 0; i < count; i++) {
         const struct asr_extent *e = &s->ext[i];
-        unsigned long long eo = (unsigned long long)e->offset;
-        if (e->offset < v->end)
-            return stop(s, ASR_E_CORRUPT, "extent record at logical offset %llu: volume %u extent at %llu "
-                        "overlaps or precedes the one before it", off, vol, eo);
-        if (e->offset > size || e->length > size - e->offset)
-            return stop(s, ASR_E_CORRUPT, "extent record at logical offset %llu: volume %u extent at %llu "
-                        "ends past the volume's %llu bytes", off, vol, eo, (unsigned long long)size);
+        struct asr_error why = {0};
+        int rc = asr_extent_check(e, v->end, size, s->next_chunk, stream_chunk_len, s->chunk_len, &why);
+        if (rc)
+            return stop(s, rc, "extent record at logical offset %llu: volume %u %s", off, vol, why.msg);
         if (e->ref < ASR_REF_UNREADABLE) {
-            if (e->ref >= s->next_chunk)
-                return stop(s, ASR_E_CORRUPT, "extent record at logical offset %llu: volume %u extent at %llu "
-                            "refers to chunk %llu, which is not earlier in the stream", off, vol, eo,
-                            (unsigned long long)e->ref);
-            if ((uint64_t)e->chunk_offset + e->length > s->chunk_len[e->ref])
-                return stop(s, ASR_E_CORRUPT, "extent record at logical offset %llu: volume %u extent at %llu "
-                            "runs past the end of chunk %llu", off, vol, eo, (unsigned long long)e->ref);
             v->stats.data_bytes += e->length;
             s->info.data_bytes += e->length;
         } else if (e->ref == ASR_REF_ZERO) {

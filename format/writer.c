@@ -192,6 +192,7 @@ struct asr_writer {
     uint32_t pending_count;
     uint8_t *pending;
     bool overwrite;
+    bool unchecked_layout; /* asr_writer_unchecked_layout: a test writing what readers must refuse */
 };
 
 static int writer_failed(struct asr_writer *w, int rc)
@@ -332,6 +333,8 @@ int asr_writer_declare_feature(struct asr_writer *w, enum asr_feature_class cls,
     return ASR_OK;
 }
 
+void asr_writer_unchecked_layout(struct asr_writer *w) { w->unchecked_layout = true; }
+
 uint64_t asr_writer_hash_seed(const struct asr_writer *w) { return w->header.hash_seed; }
 uint32_t asr_writer_max_chunk_size(const struct asr_writer *w) { return w->header.max_chunk_size; }
 
@@ -381,7 +384,7 @@ int asr_writer_add_disk(struct asr_writer *w, const struct asr_disk_desc *d, str
     if (w->disk_count >= ASR_MAX_DISKS)
         return asr_fail(err, ASR_E_LIMIT, "more than %u disks", ASR_MAX_DISKS);
     struct asr_error why = {0};
-    if (asr_disk_desc_valid(d, &why))
+    if (!w->unchecked_layout && asr_disk_desc_valid(d, &why))
         return asr_fail(err, ASR_E_ARG, "disk %u: %s", w->disk_count, why.msg);
     struct asr_disk_desc *grown = realloc(w->disks, (w->disk_count + 1) * sizeof *grown);
     if (!grown)
@@ -406,7 +409,7 @@ int asr_writer_add_volume(struct asr_writer *w, const struct asr_volume_desc *v,
     if (v->kind == ASR_VOLUME_AREA && !(w->header.incompat & ASR_FEATURE_INCOMPAT_AREAS) &&
         asr_writer_declare_feature(w, ASR_FEATURE_INCOMPAT, 0, "disk-areas"))
         return asr_fail(err, ASR_E_LIMIT, "cannot declare the disk-areas feature");
-    if (asr_volume_desc_check(v, w->disks, w->disk_count, w->header.incompat, &why))
+    if (!w->unchecked_layout && asr_volume_desc_check(v, w->disks, w->disk_count, w->header.incompat, &why))
         return asr_fail(err, ASR_E_ARG, "volume %u: %s", w->volume_count, why.msg);
     struct volume_state *grown = realloc(w->volumes, (w->volume_count + 1) * sizeof *grown);
     if (!grown)
@@ -442,25 +445,36 @@ static int seal(struct asr_writer *w, struct asr_error *err)
     if (w->sealed)
         return ASR_OK;
     w->sealed = true;
-    int rc = writer_failed(w, sink_write_part_header(&w->sink, err));
-    if (rc)
+    struct asr_volume_desc *descs = calloc(w->volume_count + 1u, sizeof *descs);
+    if (!descs)
+        return writer_failed(w, asr_fail(err, ASR_E_NOMEM, "out of memory"));
+    for (uint32_t i = 0; i < w->volume_count; i++)
+        descs[i] = w->volumes[i].desc;
+    /* Checked before the first byte: the rules across volumes can only be judged once all are in. */
+    struct asr_error why = {0};
+    int rc = w->unchecked_layout ? ASR_OK
+                                 : asr_volume_table_check(w->disks, w->disk_count, descs, w->volume_count, &why);
+    if (rc) {
+        free(descs);
+        return writer_failed(w, asr_fail(err, rc == ASR_E_NOMEM ? rc : ASR_E_ARG, "volume table: %s", why.msg));
+    }
+    rc = writer_failed(w, sink_write_part_header(&w->sink, err));
+    if (rc) {
+        free(descs);
         return rc;
+    }
     uint8_t hdr[ASR_IMAGE_HEADER_MAX];
     size_t n = asr_image_header_encode(&w->header, hdr, sizeof hdr);
     if (n == 0)
-        return asr_fail(err, ASR_E_LIMIT, "image header too large");
-    if ((rc = sink_put(&w->sink, hdr, n, err)))
-        return rc;
+        rc = asr_fail(err, ASR_E_LIMIT, "image header too large");
+    else
+        rc = sink_put(&w->sink, hdr, n, err);
     struct asr_buf body = {0};
-    rc = asr_layout_encode_disks(w->disks, w->disk_count, &body, err);
+    if (!rc)
+        rc = asr_layout_encode_disks(w->disks, w->disk_count, &body, err);
     if (!rc)
         rc = put_section(w, ASR_TAG_LAYOUT, body.data, body.len, err);
     body.len = 0;
-    struct asr_volume_desc *descs = calloc(w->volume_count + 1u, sizeof *descs);
-    if (!rc && !descs)
-        rc = asr_fail(err, ASR_E_NOMEM, "out of memory");
-    for (uint32_t i = 0; !rc && i < w->volume_count; i++)
-        descs[i] = w->volumes[i].desc;
     if (!rc)
         rc = asr_layout_encode_volumes(descs, w->volume_count, &body, err);
     if (!rc)

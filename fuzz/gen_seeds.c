@@ -60,6 +60,58 @@ static void fill_noise(uint8_t *p, size_t n, uint64_t seed)
     }
 }
 
+/* ---- partition table bytes ------------------------------------------------------------------ */
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
+static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v), put16(p + 2, (uint16_t)(v >> 16)); }
+static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)v), put32(p + 4, (uint32_t)(v >> 32)); }
+
+/* One MBR-style partition entry (no CHS) at p. */
+static void mbr_entry(uint8_t *p, uint8_t boot, uint8_t type, uint32_t lba, uint32_t sectors)
+{
+    memset(p, 0, 16);
+    p[0] = boot;
+    p[4] = type;
+    put32(p + 8, lba);
+    put32(p + 12, sectors);
+}
+
+struct gpt_fields {
+    uint64_t first_usable, last_usable;
+    uint32_t entry_count;
+    const uint8_t *disk_guid;
+};
+
+static void gpt_header(uint8_t *h, const struct gpt_fields *g, uint64_t self, uint64_t other, uint64_t entries_lba,
+                       uint32_t entries_crc)
+{
+    memset(h, 0, 512);
+    memcpy(h, "EFI PART", 8);
+    put32(h + 8, 0x00010000);
+    put32(h + 12, 92);
+    put64(h + 24, self);
+    put64(h + 32, other);
+    put64(h + 40, g->first_usable);
+    put64(h + 48, g->last_usable);
+    memcpy(h + 56, g->disk_guid, 16);
+    put64(h + 72, entries_lba);
+    put32(h + 80, g->entry_count);
+    put32(h + 84, 128);
+    put32(h + 88, entries_crc);
+    put32(h + 16, asr_crc32(h, 92));
+}
+
+static void gpt_entry(uint8_t *e, const void *type, uint8_t id, uint64_t first, uint64_t last, const char *name)
+{
+    memcpy(e, type, 16);
+    for (int i = 0; i < 16; i++)
+        e[16 + i] = (uint8_t)(id * 16 + i);
+    put64(e + 32, first);
+    put64(e + 40, last);
+    for (size_t i = 0; name[i] && i < 36; i++)
+        e[56 + 2 * i] = (uint8_t)name[i];
+}
+
 /* ---- images ------------------------------------------------------------------------------- */
 
 struct img {
@@ -148,55 +200,110 @@ static struct asr_partition_desc gpt_part(uint32_t number, uint64_t start, uint6
     return p;
 }
 
-/* A GPT disk of size bytes (512-byte sectors) with n partitions and the five GPT raw regions. */
-static void add_gpt_disk(struct img *m, uint64_t size, const struct asr_partition_desc *parts, uint32_t n)
+/* A GPT disk of size bytes (512-byte sectors) with n partitions: its record and the five GPT raw
+ * regions as a real disk holds them (protective MBR, both headers and entry arrays of 8 entries
+ * at LBAs 2-3 and just before the backup header, CRCs right). */
+struct gpt_disk {
+    struct asr_disk_desc d;
+    struct asr_region_desc r[5];
+    uint8_t mbr[512], hdr[512], entries[1024], bentries[1024], bhdr[512];
+};
+
+static void gpt_seal(uint8_t *h)
 {
-    static uint8_t bytes[4 * KIB];
-    fill_noise(bytes, sizeof bytes, 77);
-    struct asr_region_desc r[5] = {
-        {ASR_REGION_MBR, 0, 512, bytes},
-        {ASR_REGION_GPT_HEADER, 512, 512, bytes + 512},
-        {ASR_REGION_GPT_ENTRIES, 1024, 1024, bytes + 1024},
-        {ASR_REGION_GPT_BACKUP_ENTRIES, size - 1536, 1024, bytes + 2048},
-        {ASR_REGION_GPT_BACKUP_HEADER, size - 512, 512, bytes + 3072},
-    };
-    struct asr_disk_desc d = {.size_bytes = size, .logical_sector = 512, .physical_sector = 512,
-                              .label = ASR_LABEL_GPT, .gpt_first_usable_lba = 6,
-                              .gpt_last_usable_lba = size / 512 - 4, .gpt_entry_count = 8, .gpt_entry_size = 128,
-                              .partition_count = n, .partitions = parts, .region_count = 5, .regions = r};
-    snprintf(d.source, sizeof d.source, "/dev/nvme0n1");
-    for (int i = 0; i < 16; i++)
-        d.disk_id[i] = (uint8_t)(0xd0 + i);
-    check(asr_writer_add_disk(m->w, &d, &err), "gpt disk");
+    put32(h + 16, 0);
+    put32(h + 16, asr_crc32(h, 92));
 }
 
-/* An MBR disk: primary 1, extended 2 holding logical 5 and 6, with MBR, gap and EBR regions. */
+static void gpt_disk(struct gpt_disk *g, uint64_t size, const struct asr_partition_desc *parts, uint32_t n)
+{
+    memset(g, 0, sizeof *g);
+    uint64_t sectors = size / 512;
+    g->d = (struct asr_disk_desc){.size_bytes = size, .logical_sector = 512, .physical_sector = 512,
+                                  .label = ASR_LABEL_GPT, .gpt_first_usable_lba = 6,
+                                  .gpt_last_usable_lba = sectors - 4, .gpt_entry_count = 8, .gpt_entry_size = 128,
+                                  .partition_count = n, .partitions = parts, .region_count = 5, .regions = g->r};
+    snprintf(g->d.source, sizeof g->d.source, "/dev/nvme0n1");
+    for (int i = 0; i < 16; i++)
+        g->d.disk_id[i] = (uint8_t)(0xd0 + i);
+    fill_noise(g->mbr, 440, 77);
+    mbr_entry(g->mbr + 446, 0, 0xee, 1, (uint32_t)(sectors - 1));
+    g->mbr[510] = 0x55, g->mbr[511] = 0xaa;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct asr_partition_desc *p = &parts[i];
+        uint8_t *e = g->entries + 128 * (p->number - 1);
+        gpt_entry(e, p->type_guid, (uint8_t)p->number, p->start_bytes / 512, (p->start_bytes + p->size_bytes) / 512 - 1,
+                  p->name);
+        put64(e + 48, p->attributes);
+    }
+    memcpy(g->bentries, g->entries, sizeof g->entries);
+    struct gpt_fields f = {6, sectors - 4, 8, g->d.disk_id};
+    uint32_t crc = asr_crc32(g->entries, sizeof g->entries);
+    gpt_header(g->hdr, &f, 1, sectors - 1, 2, crc);
+    gpt_header(g->bhdr, &f, sectors - 1, 1, sectors - 3, crc);
+    g->r[0] = (struct asr_region_desc){ASR_REGION_MBR, 0, 512, g->mbr};
+    g->r[1] = (struct asr_region_desc){ASR_REGION_GPT_HEADER, 512, 512, g->hdr};
+    g->r[2] = (struct asr_region_desc){ASR_REGION_GPT_ENTRIES, 1024, 1024, g->entries};
+    g->r[3] = (struct asr_region_desc){ASR_REGION_GPT_BACKUP_ENTRIES, size - 1536, 1024, g->bentries};
+    g->r[4] = (struct asr_region_desc){ASR_REGION_GPT_BACKUP_HEADER, size - 512, 512, g->bhdr};
+}
+
+static void add_gpt_disk(struct img *m, uint64_t size, const struct asr_partition_desc *parts, uint32_t n)
+{
+    static struct gpt_disk g;
+    gpt_disk(&g, size, parts, n);
+    check(asr_writer_add_disk(m->w, &g.d, &err), "gpt disk");
+}
+
+/* An MBR disk: primary 1, extended 2 holding logical 5 and 6, with sector 0 (its table right),
+ * gap and EBR regions. */
+struct mbr_disk {
+    struct asr_disk_desc d;
+    struct asr_partition_desc p[4];
+    struct asr_region_desc r[4];
+    uint8_t sector0[512], gap[1024], ebr[2][512];
+};
+
+static void mbr_disk(struct mbr_disk *m, uint64_t size)
+{
+    memset(m, 0, sizeof *m);
+    uint64_t mib = 1024 * KIB;
+    m->p[0] = (struct asr_partition_desc){.number = 1, .kind = ASR_PART_PRIMARY, .mbr_type = 0x0c, .bootable = 1,
+                                          .capture = ASR_CAPTURE_USED, .start_bytes = mib, .size_bytes = mib};
+    m->p[1] = (struct asr_partition_desc){.number = 2, .kind = ASR_PART_EXTENDED, .mbr_type = 0x05,
+                                          .capture = ASR_CAPTURE_SKIP, .start_bytes = 2 * mib, .size_bytes = 2 * mib};
+    m->p[2] = (struct asr_partition_desc){.number = 5, .kind = ASR_PART_LOGICAL, .mbr_type = 0x83,
+                                          .capture = ASR_CAPTURE_FULL, .start_bytes = 2 * mib + 4 * KIB,
+                                          .size_bytes = mib - 4 * KIB};
+    m->p[3] = (struct asr_partition_desc){.number = 6, .kind = ASR_PART_LOGICAL, .mbr_type = 0x82,
+                                          .capture = ASR_CAPTURE_HEADER, .start_bytes = 3 * mib + 4 * KIB,
+                                          .size_bytes = mib - 4 * KIB};
+    fill_noise(m->sector0, 440, 91);
+    put32(m->sector0 + 440, 0x12345678);
+    mbr_entry(m->sector0 + 446, 0x80, 0x0c, (uint32_t)(mib / 512), (uint32_t)(mib / 512));
+    mbr_entry(m->sector0 + 462, 0, 0x05, (uint32_t)(2 * mib / 512), (uint32_t)(2 * mib / 512));
+    m->sector0[510] = 0x55, m->sector0[511] = 0xaa;
+    fill_noise(m->gap, sizeof m->gap, 92);
+    mbr_entry(m->ebr[0] + 446, 0, 0x83, 8, (uint32_t)((mib - 4 * KIB) / 512));
+    mbr_entry(m->ebr[0] + 462, 0, 0x05, (uint32_t)(mib / 512), (uint32_t)(mib / 512));
+    mbr_entry(m->ebr[1] + 446, 0, 0x82, 8, (uint32_t)((mib - 4 * KIB) / 512));
+    for (int i = 0; i < 2; i++)
+        m->ebr[i][510] = 0x55, m->ebr[i][511] = 0xaa;
+    m->r[0] = (struct asr_region_desc){ASR_REGION_MBR, 0, 512, m->sector0};
+    m->r[1] = (struct asr_region_desc){ASR_REGION_GAP, 512, 1024, m->gap};
+    m->r[2] = (struct asr_region_desc){ASR_REGION_EBR, 2 * mib, 512, m->ebr[0]};
+    m->r[3] = (struct asr_region_desc){ASR_REGION_EBR, 3 * mib, 512, m->ebr[1]};
+    m->d = (struct asr_disk_desc){.size_bytes = size, .logical_sector = 512, .physical_sector = 512,
+                                  .label = ASR_LABEL_MBR, .disk_id = {0x78, 0x56, 0x34, 0x12},
+                                  .partition_count = 4, .partitions = m->p, .region_count = 4, .regions = m->r};
+    snprintf(m->d.source, sizeof m->d.source, "/dev/sda");
+}
+
 static void add_mbr_disk(struct img *m, uint64_t size)
 {
-    static uint8_t bytes[2 * KIB];
-    fill_noise(bytes, sizeof bytes, 91);
-    uint64_t mib = 1024 * KIB;
-    struct asr_partition_desc p[4] = {
-        {.number = 1, .kind = ASR_PART_PRIMARY, .mbr_type = 0x0c, .bootable = 1, .capture = ASR_CAPTURE_USED,
-         .start_bytes = mib, .size_bytes = mib},
-        {.number = 2, .kind = ASR_PART_EXTENDED, .mbr_type = 0x05, .capture = ASR_CAPTURE_SKIP,
-         .start_bytes = 2 * mib, .size_bytes = 2 * mib},
-        {.number = 5, .kind = ASR_PART_LOGICAL, .mbr_type = 0x83, .capture = ASR_CAPTURE_FULL,
-         .start_bytes = 2 * mib + 4 * KIB, .size_bytes = mib - 4 * KIB},
-        {.number = 6, .kind = ASR_PART_LOGICAL, .mbr_type = 0x82, .capture = ASR_CAPTURE_HEADER,
-         .start_bytes = 3 * mib + 4 * KIB, .size_bytes = mib - 4 * KIB},
-    };
-    struct asr_region_desc r[4] = {
-        {ASR_REGION_MBR, 0, 512, bytes},
-        {ASR_REGION_GAP, 512, 1024, bytes + 512},
-        {ASR_REGION_EBR, 2 * mib, 512, bytes + 1536},
-        {ASR_REGION_EBR, 3 * mib, 512, bytes + 1024},
-    };
-    struct asr_disk_desc d = {.size_bytes = size, .logical_sector = 512, .physical_sector = 512,
-                              .label = ASR_LABEL_MBR, .disk_id = {0x78, 0x56, 0x34, 0x12},
-                              .partition_count = 4, .partitions = p, .region_count = 4, .regions = r};
-    snprintf(d.source, sizeof d.source, "/dev/sda");
-    check(asr_writer_add_disk(m->w, &d, &err), "mbr disk");
+    static struct mbr_disk d;
+    mbr_disk(&d, size);
+    check(asr_writer_add_disk(m->w, &d.d, &err), "mbr disk");
 }
 
 static void add_volume(struct img *m, struct asr_volume_desc v)
@@ -372,24 +479,101 @@ static void seed_empty(void)
     img_end(&m);
 }
 
+/* ---- images that break a rule of SPEC.md sections 6 and 7 (every reader refuses them) ---- */
+
+/* Two GPT partitions, both imaged, or the MBR disk with its primary and logicals imaged; bad()
+ * may change anything before the layout is written unchecked, as a buggy or hostile writer would. */
+static struct gpt_disk bad_gpt;
+static struct mbr_disk bad_mbr;
+static struct asr_partition_desc bad_parts[2];
+static struct asr_volume_desc bad_vols[3];
+
+static void seed_bad(const char *name, void (*bad)(uint32_t *nvols), bool mbr)
+{
+    struct img m;
+    img_begin(&m, name, 8 * KIB, 3, 0);
+    asr_writer_unchecked_layout(m.w);
+    uint32_t nvols = 2;
+    if (mbr) {
+        mbr_disk(&bad_mbr, 4096 * KIB);
+        bad_vols[0] = volume(0, 1, 1024 * KIB, 1024 * KIB, "vfat");
+        bad_vols[1] = volume(0, 5, 2052 * KIB, 1020 * KIB, "ext4");
+        bad_vols[2] = volume(0, 6, 3076 * KIB, 1020 * KIB, "swap");
+        nvols = 3;
+    } else {
+        bad_parts[0] = gpt_part(1, 8 * KIB, 128 * KIB, ASR_CAPTURE_USED);
+        bad_parts[1] = gpt_part(2, 136 * KIB, 64 * KIB, ASR_CAPTURE_FULL);
+        gpt_disk(&bad_gpt, 256 * KIB, bad_parts, 2);
+        bad_vols[0] = volume(0, 1, 8 * KIB, 128 * KIB, "vfat");
+        bad_vols[1] = volume(0, 2, 136 * KIB, 64 * KIB, "ext4");
+    }
+    bad(&nvols);
+    check(asr_writer_add_disk(m.w, mbr ? &bad_mbr.d : &bad_gpt.d, &err), "disk");
+    for (uint32_t v = 0; v < nvols; v++)
+        add_volume(&m, bad_vols[v]);
+    for (uint32_t v = 0; v < nvols; v++) {
+        fill_text(buf_a, 2 * KIB, v + 20);
+        put_data(&m, v, 0, buf_a, 2 * KIB);
+    }
+    img_end(&m);
+}
+
+/* Issue 12: partition 0 (the whole disk) on a partitioned disk. */
+static void partition0_on_gpt(uint32_t *n) { (void)n, bad_vols[0].partition_number = 0; }
+
+/* Issue 12: a primary GPT header, its CRC right, whose entry array is 4 TiB away. */
+static void gpt_entries_4tib(uint32_t *n)
+{
+    (void)n;
+    put64(bad_gpt.hdr + 72, 4ull << 31);
+    gpt_seal(bad_gpt.hdr);
+}
+
+/* The records (and volumes) of the two partitions swapped; the GPT entries not. */
+static void gpt_records_swapped(uint32_t *n)
+{
+    (void)n;
+    bad_parts[0].start_bytes = bad_vols[0].disk_offset = 72 * KIB;
+    bad_parts[1].start_bytes = bad_vols[1].disk_offset = 8 * KIB;
+}
+
+static void volumes_overlap(uint32_t *n)
+{
+    bad_vols[2] = bad_vols[1];
+    *n = 3;
+}
+
+static void captured_without_volume(uint32_t *n) { *n = 1; }
+
+/* Sector 0 places partition 1 a MiB after its record. */
+static void mbr_entry_moved(uint32_t *n)
+{
+    (void)n;
+    mbr_entry(bad_mbr.sector0 + 446, 0x80, 0x0c, 4096, 2048);
+}
+
+/* Logical 5 grown over the EBR of logical 6. */
+static void logical_over_ebr(uint32_t *n)
+{
+    (void)n;
+    bad_mbr.p[2].size_bytes = bad_vols[1].size_bytes = 1028 * KIB;
+}
+
+static void seed_bad_images(void)
+{
+    seed_bad("bad-partition0-on-gpt", partition0_on_gpt, false);
+    seed_bad("bad-gpt-entries-4tib", gpt_entries_4tib, false);
+    seed_bad("bad-gpt-records-swapped", gpt_records_swapped, false);
+    seed_bad("bad-volumes-overlap", volumes_overlap, false);
+    seed_bad("bad-captured-without-volume", captured_without_volume, false);
+    seed_bad("bad-mbr-entry-moved", mbr_entry_moved, true);
+    seed_bad("bad-volume-over-ebr", logical_over_ebr, true);
+}
+
 /* ---- the layout seeds: raw disks ----------------------------------------------------------- */
 
 static uint8_t raw[64 * KIB]; /* the disk being built */
 
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8); }
-static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v), put16(p + 2, (uint16_t)(v >> 16)); }
-static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)v), put32(p + 4, (uint32_t)(v >> 32)); }
-
-static uint32_t crc32_ieee(const uint8_t *p, size_t n)
-{
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
-    }
-    return ~c;
-}
 
 static void write_disk(const char *name, size_t size)
 {
@@ -399,16 +583,6 @@ static void write_disk(const char *name, size_t size)
     if (!f || fwrite(raw, 1, size, f) != size || fclose(f) != 0)
         die("%s: %s", path, strerror(errno));
     printf("%s: %zu bytes\n", path, size);
-}
-
-/* One MBR-style partition entry (no CHS) at p. */
-static void mbr_entry(uint8_t *p, uint8_t boot, uint8_t type, uint32_t lba, uint32_t sectors)
-{
-    memset(p, 0, 16);
-    p[0] = boot;
-    p[4] = type;
-    put32(p + 8, lba);
-    put32(p + 12, sectors);
 }
 
 /* A FAT12 filesystem of n sectors at sector s: boot sector, two FATs, root directory. */
@@ -467,36 +641,6 @@ static void seed_mbr_disk(void)
     write_disk("mbr-ebr", sizeof raw);
 }
 
-static void gpt_header(uint8_t *h, uint64_t self, uint64_t other, uint64_t entries_lba, uint32_t entries_crc)
-{
-    memset(h, 0, 512);
-    memcpy(h, "EFI PART", 8);
-    put32(h + 8, 0x00010000);
-    put32(h + 12, 92);
-    put64(h + 24, self);
-    put64(h + 32, other);
-    put64(h + 40, 34);
-    put64(h + 48, 94);
-    for (int i = 0; i < 16; i++)
-        h[56 + i] = (uint8_t)(0xd0 + i);
-    put64(h + 72, entries_lba);
-    put32(h + 80, 128);
-    put32(h + 84, 128);
-    put32(h + 88, entries_crc);
-    put32(h + 16, crc32_ieee(h, 92));
-}
-
-static void gpt_entry(uint8_t *e, const char *type, uint8_t id, uint64_t first, uint64_t last, const char *name)
-{
-    memcpy(e, type, 16);
-    for (int i = 0; i < 16; i++)
-        e[16 + i] = (uint8_t)(id * 16 + i);
-    put64(e + 32, first);
-    put64(e + 40, last);
-    for (size_t i = 0; name[i] && i < 36; i++)
-        e[56 + 2 * i] = (uint8_t)name[i];
-}
-
 /* 128 sectors: protective MBR, GPT with an EFI System partition (FAT12) and a Linux one. */
 static void seed_gpt_disk(void)
 {
@@ -508,10 +652,14 @@ static void seed_gpt_disk(void)
     uint8_t *entries = raw + 2 * 512;
     gpt_entry(entries, esp, 1, 34, 63, "EFI System");
     gpt_entry(entries + 128, linux_fs, 2, 64, 94, "root");
-    uint32_t crc = crc32_ieee(entries, 128 * 128);
+    uint32_t crc = asr_crc32(entries, 128 * 128);
     memcpy(raw + 95 * 512, entries, 128 * 128);
-    gpt_header(raw + 512, 1, 127, 2, crc);
-    gpt_header(raw + 127 * 512, 127, 1, 95, crc);
+    uint8_t guid[16];
+    for (int i = 0; i < 16; i++)
+        guid[i] = (uint8_t)(0xd0 + i);
+    struct gpt_fields g = {34, 94, 128, guid};
+    gpt_header(raw + 512, &g, 1, 127, 2, crc);
+    gpt_header(raw + 127 * 512, &g, 127, 1, 95, crc);
     put_fat12(34, 30, 34);
     write_disk("gpt", sizeof raw);
 }
@@ -547,6 +695,7 @@ int main(int argc, char **argv)
     seed_features("later-version-readable", 0);
     seed_features("later-version-incompat", 1);
     seed_empty();
+    seed_bad_images();
     seed_mbr_disk();
     seed_gpt_disk();
     seed_bare_disk();

@@ -2,6 +2,7 @@
  * support.h. The builder writes through the public writer API only. */
 #include "support.h"
 #include "internal.h" /* asr_writer_declare_feature */
+#include "le.h"
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -253,8 +254,20 @@ static int put_layout(struct asr_writer *w, uint64_t s, struct asr_error *err)
         mbr_parts[i] = (struct asr_partition_desc){.number = numbers[i], .kind = kinds[i], .mbr_type = types[i],
                                                    .bootable = i == 0, .capture = i == 2 ? ASR_CAPTURE_USED : ASR_CAPTURE_SKIP,
                                                    .start_bytes = starts[i], .size_bytes = sizes[i]};
+    /* Sector 0 holds the table the records describe, as on a real disk (SPEC.md section 6). */
+    uint8_t *sector0 = region_bytes + 50000;
+    for (int i = 0; i < 2; i++) {
+        uint8_t *e = sector0 + 446 + 16 * i;
+        memset(e, 0, 16);
+        e[0] = i == 0 ? 0x80 : 0;
+        e[4] = types[i];
+        put_le32(e + 8, (uint32_t)(starts[i] / 512));
+        put_le32(e + 12, (uint32_t)(sizes[i] / 512));
+    }
+    memset(sector0 + 446 + 32, 0, 32);
+    sector0[510] = 0x55, sector0[511] = 0xaa;
     struct asr_region_desc mbr_regions[3] = {
-        {ASR_REGION_MBR, 0, 512, region_bytes + 50000},
+        {ASR_REGION_MBR, 0, 512, sector0},
         {ASR_REGION_GAP, 512, (uint32_t)mib - 512, region_bytes + 512},
         {ASR_REGION_EBR, ext_start, 512, region_bytes + 60000},
     };

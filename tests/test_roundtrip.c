@@ -398,7 +398,9 @@ Test(roundtrip, disk_area_rules)
     struct asr_error err = {0};
     struct asr_writer_options o = {.overwrite = 1};
     cr_assert_eq(asr_writer_create(path, &o, &w, &err), ASR_OK, "%s", err.msg);
-    static uint8_t mbr[512];
+    static uint8_t mbr[512]; /* entry 1: type 0x83 at LBA 8192, 8192 sectors */
+    mbr[446 + 4] = 0x83, mbr[446 + 9] = 0x20, mbr[446 + 13] = 0x20;
+    mbr[510] = 0x55, mbr[511] = 0xaa;
     struct asr_region_desc reg = {ASR_REGION_MBR, 0, 512, mbr};
     struct asr_partition_desc part = {.number = 1, .kind = ASR_PART_PRIMARY, .mbr_type = 0x83,
                                       .start_bytes = 4 << 20, .size_bytes = 4 << 20};
@@ -413,7 +415,7 @@ Test(roundtrip, disk_area_rules)
         const char *why;
     } bad[] = {
         {{.kind = ASR_VOLUME_AREA, .disk_offset = 3 << 20, .size_bytes = 2 << 20}, "overlaps partition 1"},
-        {{.kind = ASR_VOLUME_AREA, .disk_offset = 0, .size_bytes = 4096}, "overlaps raw region 0"},
+        {{.kind = ASR_VOLUME_AREA, .disk_offset = 0, .size_bytes = 4096}, "raw region 0"},
         {{.kind = ASR_VOLUME_AREA, .disk_index = 1, .disk_offset = 4096, .size_bytes = 4096}, "partitioned disk"},
         {{.kind = ASR_VOLUME_AREA, .partition_number = 1, .disk_offset = 4096, .size_bytes = 4096}, "partition number 0"},
         {{.kind = 2, .disk_offset = 4096, .size_bytes = 4096}, "kind 2 unknown"},

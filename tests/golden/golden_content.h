@@ -73,7 +73,7 @@ static inline uint8_t golden_region_byte(unsigned r, uint32_t i)
 }
 
 /* v1-disk-areas.asrimg (feature disk-areas): a 4 MiB MBR disk whose one partition starts at
- * 2 MiB. Raw regions: sector 0 and the gap's first 3584 bytes; the rest of the gap, [4096, 2 MiB),
+ * 2 MiB. Raw regions: sector 0 (its table as the record says) and the gap's first 3584 bytes; the rest of the gap, [4096, 2 MiB),
  * is volume 0, a disk area: GOLDEN_AREA_DATA bytes of golden_byte(0, off) at offset 0 and at
  * GOLDEN_AREA_LATE, zeros between. Volume 1 is partition 1 (1 MiB): GOLDEN_AREA_DATA bytes of
  * golden_byte(1, off) at 0. Same identity as v1-basic. */

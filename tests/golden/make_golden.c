@@ -153,6 +153,13 @@ static void write_areas_image(const char *path)
     static uint8_t regions[4096];
     for (uint32_t i = 0; i < sizeof regions; i++)
         regions[i] = golden_region_byte(i < 512 ? 0 : 1, i);
+    /* Sector 0 holds the table the record describes (SPEC section 6): disk signature, entry 1
+     * (bootable, 0x83, LBA 4096, 2048 sectors), the other entries empty, 55 AA. */
+    static const uint8_t table[] = {0x78, 0x56, 0x34, 0x12, 0, 0, 0x80, 0, 0, 0, 0x83, 0, 0, 0,
+                                    0x00, 0x10, 0, 0, 0x00, 0x08, 0, 0};
+    memcpy(regions + 440, table, sizeof table);
+    memset(regions + 462, 0, 48);
+    regions[510] = 0x55, regions[511] = 0xaa;
     struct asr_region_desc reg[2] = {{ASR_REGION_MBR, 0, 512, regions}, {ASR_REGION_GAP, 512, 3584, regions + 512}};
     struct asr_partition_desc part = {.number = 1, .kind = ASR_PART_PRIMARY, .mbr_type = 0x83, .bootable = 1,
                                       .capture = ASR_CAPTURE_FULL, .start_bytes = 2 * GOLDEN_MIB, .size_bytes = GOLDEN_MIB};
