@@ -152,6 +152,8 @@ static int map_volume(const struct asr_window *w, bool no_filesystem_type, struc
         return rc;
     }
     v->natural_capture = parse == asr_swap_used ? ASR_CAPTURE_HEADER : ASR_CAPTURE_USED;
+    if (why.code == ASR_OK && why.msg[0]) /* what the parser found and took beyond the allocation map (asr_engine.h) */
+        snprintf(v->warning, sizeof v->warning, "%.319s", why.msg);
     /* blkid's view of the names wins where the parser had none. */
     memcpy(v->map.fs_type, fs, sizeof fs);
     if (!v->map.fs_uuid[0])

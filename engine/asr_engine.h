@@ -63,7 +63,10 @@ struct asr_usedmap {
  * used. On metadata that fails the filesystem's own rules it returns ASR_E_CORRUPT with a message
  * saying what and where; the caller then falls back to a full capture. ASR_E_UNSUPPORTED says
  * the metadata is sound but cannot give a map: an ext filesystem whose bitmaps may be stale (a
- * journal to replay), a swap area holding a hibernation image (its pages are the image). */
+ * journal to replay), a swap area holding a hibernation image (its pages are the image). On
+ * success err->msg may hold a note on what the map found and took beyond the allocation map
+ * (NTFS: a dirty volume, clusters its records reference but $Bitmap marks free), shown with the
+ * volume in `layout` and the backup's report; it is empty otherwise. */
 int asr_fat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_exfat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_ntfs_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
