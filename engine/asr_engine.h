@@ -73,7 +73,7 @@ struct asr_usedmap {
  * the metadata is sound but cannot give a map: an ext filesystem whose journal to replay this
  * reader cannot read (on another device, fast commits), a swap area holding a hibernation image
  * (its pages are the image). Blocks the metadata references are in the map even where the
- * allocation map calls them free (ext: out->note says what was found). */
+ * allocation map calls them free (out->note says what was found: ext, ntfs). */
 int asr_fat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_exfat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_ntfs_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);

@@ -1,6 +1,7 @@
 /* NTFS used-byte map: the boot sector, MFT records 0 ($MFT), 3 ($Volume) and 6 ($Bitmap), then
- * the cluster bitmap streamed in bounded pieces; plus the backup boot sector after the last
- * cluster. Also home of the record, attribute and runlist readers ntfs_lookup.c shares
+ * the cluster bitmap streamed in bounded pieces, united with every cluster an in-use MFT record
+ * references (ntfs_refs.c: $Bitmap may have holes, dirty volume or not); plus the backup boot
+ * sector after the last cluster. Also home of the record, attribute and runlist readers ntfs_lookup.c shares
  * (ntfs_internal.h). Hand-written rather than libntfs-3g: the map needs one boot sector, three
  * records and one runlist, all bounds-checked here against the window and covered by
  * fuzz_ntfs.c, while libntfs-3g would need custom device operations to read a window, a new
@@ -580,9 +581,9 @@ static void utf16_to_utf8(const uint8_t *s, uint32_t units, char *out, size_t ca
     out[o] = '\0';
 }
 
-/* Refuses a volume marked dirty: chkdsk is pending, so $Bitmap may disagree with the files.
- * The label is taken on the way (blkid's is used when there is none). */
-static int read_volume_info(const uint8_t *r, struct asr_usedmap *out, struct asr_error *err)
+/* The volume's flags ($VOLUME_INFORMATION), whose dirty bit says chkdsk is pending, and the
+ * label on the way (blkid's is used when there is none). */
+static int read_volume_info(const uint8_t *r, struct asr_usedmap *out, uint16_t *flags, struct asr_error *err)
 {
     struct ntfs_attr a;
     bool found;
@@ -597,10 +598,7 @@ static int read_volume_info(const uint8_t *r, struct asr_usedmap *out, struct as
         rc = asr_fail_public(err, ASR_E_CORRUPT, "ntfs: $VOLUME_INFORMATION of %u bytes too short", n);
     if (rc != ASR_OK)
         return rc;
-    if (le16(v + 10) & VOLUME_IS_DIRTY)
-        return asr_fail_public(err, ASR_E_UNSUPPORTED, "ntfs: volume marked dirty ($Volume flags 0x%04X): chkdsk "
-                                                       "pending, $Bitmap may be stale",
-                               le16(v + 10));
+    *flags = le16(v + 10);
     rc = ntfs_find_attr(r, REC_VOLUME, AT_VOLUME_NAME, NULL, &a, &found, err);
     if (rc == ASR_OK && found && !a.nonresident && ntfs_resident_value(&a, REC_VOLUME, &v, &n, NULL) == ASR_OK)
         utf16_to_utf8(v, n / 2, out->fs_label, sizeof out->fs_label);
@@ -629,27 +627,71 @@ static int add_backup_boot(const struct ntfs_volume *v, struct asr_ranges *used,
     return ASR_OK;
 }
 
-static int map_volume(struct ntfs_volume *v, struct asr_usedmap *out, struct asr_error *err)
+/* What the walk found, for the listing and the backup's report; nothing on a clean volume whose
+ * records reference only clusters $Bitmap marks used. */
+static void describe(const struct ntfs_refs *r, uint16_t flags, uint64_t added, const struct ntfs_geom *g,
+                     char *note, size_t cap)
+{
+    size_t o = 0;
+    note[0] = '\0';
+    if (flags & VOLUME_IS_DIRTY)
+        o += (size_t)snprintf(note + o, cap - o, "marked dirty ($Volume flags 0x%04X); ", flags);
+    if (added)
+        o += (size_t)snprintf(note + o, cap - o, "%llu clusters referenced by MFT records but free in $Bitmap, "
+                                                 "captured too; ",
+                              (unsigned long long)(added / g->cluster));
+    else if (flags & VOLUME_IS_DIRTY)
+        o += (size_t)snprintf(note + o, cap - o, "the %llu in-use MFT records reference no cluster $Bitmap marks "
+                                                 "free; ",
+                              (unsigned long long)r->records);
+    if (o < cap && r->torn)
+        o += (size_t)snprintf(note + o, cap - o, "%llu MFT records failing their update sequence check read anyway; ",
+                              (unsigned long long)r->torn);
+    if (o < cap && r->damaged)
+        o += (size_t)snprintf(note + o, cap - o, "%llu damaged records or attributes taken as far as they parse; ",
+                              (unsigned long long)r->damaged);
+    if (o < cap && r->unmapped)
+        o += (size_t)snprintf(note + o, cap - o, "%llu MFT records past record 0's runs not walked; ",
+                              (unsigned long long)r->unmapped);
+    if (o >= 2 && o < cap)
+        note[o - 2] = '\0'; /* the last "; " */
+}
+
+/* $Bitmap's used clusters, united with every cluster an in-use MFT record references: on a
+ * damaged or dirty volume the two disagree, and the restored copy must read like its source
+ * whichever is right (the walk costs one read of $MFT, which the backup reads anyway). */
+static int map_volume(struct ntfs_volume *v, struct asr_usedmap *out, char *note, size_t cap, struct asr_error *err)
 {
     const struct ntfs_geom *g = &v->g;
+    struct ntfs_refs refs = {0};
+    uint16_t flags = 0;
+    uint64_t added = 0;
     int rc = ntfs_read_record(v, REC_VOLUME, err);
     if (rc == ASR_OK)
-        rc = read_volume_info(v->rec, out, err);
+        rc = read_volume_info(v->rec, out, &flags, err);
     if (rc == ASR_OK)
         rc = ntfs_read_record(v, REC_BITMAP, err);
     if (rc == ASR_OK)
         rc = emit_bitmap(v->w, g, v->rec, &out->used, err);
     if (rc == ASR_OK)
+        rc = ntfs_collect_refs(v, &refs, err);
+    if (rc == ASR_OK)
+        rc = ntfs_merge_refs(&refs, g, &out->used, &added, err);
+    if (rc == ASR_OK)
         rc = add_backup_boot(v, &out->used, err);
+    if (rc == ASR_OK)
+        describe(&refs, flags, added, g, note, cap);
+    ntfs_refs_free(&refs);
     return rc;
 }
 
 int asr_ntfs_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err)
 {
     struct ntfs_volume v;
+    char note[sizeof out->note - 8] = "";
     int rc = ntfs_open(&v, w, err);
     if (rc == ASR_OK)
-        rc = map_volume(&v, out, err);
+        rc = map_volume(&v, out, note, sizeof note, err);
     ntfs_close(&v);
     if (rc != ASR_OK) {
         asr_ranges_free(&out->used);
@@ -659,5 +701,7 @@ int asr_ntfs_used(const struct asr_window *w, struct asr_usedmap *out, struct as
     out->block_size = (uint32_t)v.g.cluster;
     snprintf(out->fs_type, sizeof out->fs_type, "ntfs");
     snprintf(out->fs_uuid, sizeof out->fs_uuid, "%016llX", (unsigned long long)le64(v.boot + 0x48));
+    if (note[0])
+        snprintf(out->note, sizeof out->note, "ntfs: %s", note);
     return ASR_OK;
 }

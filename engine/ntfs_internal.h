@@ -100,4 +100,31 @@ int ntfs_runs(const struct ntfs_attr *a, const struct ntfs_geom *g, uint64_t rec
 int ntfs_stream_read(const struct asr_window *w, const struct ntfs_geom *g, const struct ntfs_runlist *rl,
                      const char *what, uint64_t off, void *buf, size_t len, struct asr_error *err);
 
+/* What the in-use MFT records reference (ntfs_refs.c): runs of clusters, sorted and merged once
+ * collected, plus what the walk met on the way. */
+struct ntfs_extent {
+    uint64_t lcn, len;
+};
+
+struct ntfs_refs {
+    struct ntfs_extent *v;
+    size_t n, cap;
+    uint64_t records;  /* in-use records walked */
+    uint64_t torn;     /* of them, failing their update sequence check: read anyway */
+    uint64_t damaged;  /* records, attribute chains or runlists taken only as far as they parse */
+    uint64_t unmapped; /* records past the runs record 0 maps: not walked */
+};
+
+/* Walks every record of $MFT (through v->mft, up to its initialized size) and collects the
+ * clusters of the non-resident attributes of the in-use ones. Damage inside a record is counted,
+ * not fatal; only a read failure, the memory cap or $MFT's own record failing is. Free r with
+ * ntfs_refs_free, also after a failure. */
+int ntfs_collect_refs(struct ntfs_volume *v, struct ntfs_refs *r, struct asr_error *err);
+void ntfs_refs_free(struct ntfs_refs *r);
+
+/* Replaces used (sorted byte ranges) by its union with r's clusters; *added is the bytes that
+ * were not in used before. */
+int ntfs_merge_refs(const struct ntfs_refs *r, const struct ntfs_geom *g, struct asr_ranges *used, uint64_t *added,
+                    struct asr_error *err);
+
 #endif

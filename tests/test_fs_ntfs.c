@@ -523,8 +523,9 @@ Test(fs_ntfs, windows_system32_makes_a_volume_critical)
 }
 
 /* \bootmgr in a plain NTFS partition (MBR type 0x07, not active): Windows' boot manager, so the
- * volume is needed to boot. Marked dirty it is still critical, and captured whole. ntfscp writes
- * without a mount, so this runs without FUSE. */
+ * volume is needed to boot. Marked dirty it is still critical, and still mapped (its $Bitmap
+ * united with what its records reference), saying so. ntfscp writes without a mount, so this runs
+ * without FUSE. */
 Test(fs_ntfs, bootmgr_makes_a_volume_critical)
 {
     char *vol = make_volume("boot.img", 16 * MIB, "-c 4096");
@@ -540,8 +541,8 @@ Test(fs_ntfs, bootmgr_makes_a_volume_critical)
     disk = make_disk(vol, 16 * MIB, "dos", "7");
     v = analyzed(disk, 1);
     cr_assert(v.critical, "%s", v.reason);
-    cr_assert_eq(v.natural_capture, ASR_CAPTURE_FULL);
-    cr_assert(strstr(v.warning, "dirty"), "%s", v.warning);
+    cr_assert_eq(v.natural_capture, ASR_CAPTURE_USED, "%s", v.warning);
+    cr_assert(strstr(v.warning, "marked dirty"), "%s", v.warning);
     free(disk);
     free(vol);
 }
@@ -781,10 +782,134 @@ Test(fs_ntfs, torn_mft_record)
 Test(fs_ntfs, dirty_volume)
 {
     char *img = fresh();
+    struct asr_window w = fsfix_window(img, 0, 8 * MIB);
+    struct asr_usedmap clean = {0}, dirty = {0};
+    struct asr_error err = {0};
+    cr_assert_eq(asr_ntfs_used(&w, &clean, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(clean.note[0], '\0', "a clean volume gets no note: %s", clean.note);
     set_dirty(img, true);
-    expect_refused(img, 0, 8 * MIB, ASR_E_UNSUPPORTED, "volume marked dirty");
+    cr_assert_eq(asr_ntfs_used(&w, &dirty, &err), ASR_OK, "%s", err.msg);
+    close(w.fd);
+    cr_assert(strstr(dirty.note, "marked dirty ($Volume flags 0x0001)"), "%s", dirty.note);
+    cr_assert(strstr(dirty.note, "reference no cluster $Bitmap marks free"), "%s", dirty.note);
+    cr_assert_eq(fsfix_not_covered(&clean.used, &dirty.used) + fsfix_not_covered(&dirty.used, &clean.used), 0,
+                 "the dirty flag alone changes the map");
+    asr_usedmap_free(&clean);
+    asr_usedmap_free(&dirty);
     free(img);
 }
+
+/* ---- $Bitmap with holes: what the records reference is captured too ------------------------ */
+
+struct nrun {
+    uint64_t vcn, lcn, len;
+};
+
+/* The runs of every non-resident attribute ntfsinfo lists for sel ("-F path" or "-i N"): an
+ * independent reading of the mapping pairs. */
+static size_t runs_of(const char *vol, const char *sel, struct nrun *out, size_t cap)
+{
+    char *s = fsfix_sh_out("ntfsinfo -f %s -v %s 2>/dev/null | awk '/Runlist:/ {r = 1; next} "
+                           "r && /^\t+0x[0-9a-f]+\t+0x[0-9a-f]+\t+0x[0-9a-f]+$/ {print $1, $2, $3; next} {r = 0}'",
+                           sel, vol);
+    cr_assert_not_null(s, "ntfsinfo %s", sel);
+    size_t n = 0;
+    for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
+        cr_assert_lt(n, cap);
+        char *p = line;
+        out[n].vcn = strtoull(p, &p, 0);
+        out[n].lcn = strtoull(p, &p, 0);
+        out[n].len = strtoull(p, &p, 0);
+        n++;
+    }
+    free(s);
+    cr_assert_gt(n, 0, "ntfsinfo lists no runs for %s", sel);
+    return n;
+}
+
+/* Clears the $Bitmap bits of the clusters of every run of sel (found through $Bitmap's own runs);
+ * returns how many were set. */
+static uint64_t free_in_bitmap(const char *vol, const char *sel)
+{
+    struct geom g = read_geom(vol, 0);
+    struct nrun bm[16], r[64];
+    size_t nbm = runs_of(vol, "-i 6", bm, 16), nr = runs_of(vol, sel, r, 64);
+    uint64_t cleared = 0;
+    for (size_t i = 0; i < nr; i++)
+        for (uint64_t c = r[i].lcn; c < r[i].lcn + r[i].len; c++) {
+            uint64_t byte = c / 8, vcn = byte / g.cluster, at = UINT64_MAX;
+            for (size_t k = 0; k < nbm; k++)
+                if (vcn >= bm[k].vcn && vcn < bm[k].vcn + bm[k].len)
+                    at = (bm[k].lcn + vcn - bm[k].vcn) * g.cluster + byte % g.cluster;
+            cr_assert_neq(at, UINT64_MAX, "cluster %llu past $Bitmap's runs", (unsigned long long)c);
+            uint8_t b;
+            fsfix_read_at(vol, at, &b, 1);
+            cleared += b >> (c % 8) & 1;
+            put_le(vol, at, b & ~(1u << (c % 8)), 1);
+        }
+    return cleared;
+}
+
+/* A volume whose $Bitmap marks a file's data and the root directory's index blocks free (dirty
+ * or not): the map takes them anyway, says how many, and a copy of only the map reads exactly
+ * like its source: every file (ntfscat) and ntfsfix's report. */
+static void bitmap_hole_case(bool dirty)
+{
+    fsfix_need("ntfsinfo");
+    fsfix_need("ntfscat");
+    fsfix_need("ntfsfix");
+    char *vol = make_volume("hole.img", 16 * MIB, "-c 4096"), *big = scratch_path("big");
+    cr_assert_eq(fsfix_sh("head -c 300000 /dev/urandom > %s && ntfscp %s %s big.bin", big, vol, big), 0);
+    for (int i = 0; i < 40; i++) { /* enough names for the root index to need blocks */
+        char name[64];
+        snprintf(name, sizeof name, "a-file-with-a-long-name-number-%02d", i);
+        ntfscp(vol, name);
+    }
+    if (dirty)
+        set_dirty(vol, true);
+    uint64_t holes = free_in_bitmap(vol, "-F big.bin");
+    holes += free_in_bitmap(vol, "-F /");
+    cr_assert_geq(holes, 74, "300000 bytes of file and the root's index blocks");
+
+    struct asr_window w = fsfix_window(vol, 0, 16 * MIB);
+    struct asr_usedmap m = {0};
+    struct asr_error err = {0};
+    cr_assert_eq(asr_ntfs_used(&w, &m, &err), ASR_OK, "%s", err.msg);
+    close(w.fd);
+    char want[128];
+    snprintf(want, sizeof want, "%llu clusters referenced by MFT records but free in $Bitmap, captured too",
+             (unsigned long long)holes);
+    cr_assert(strstr(m.note, want), "note \"%s\" lacks \"%s\"", m.note, want);
+    cr_assert_eq(strstr(m.note, "marked dirty") != NULL, dirty, "%s", m.note);
+
+    char *target = scratch_path("target.img");
+    fsfix_copy_used(vol, 0, &m.used, target, 16 * MIB);
+    cr_assert_eq(fsfix_sh("ntfscat -f %1$s big.bin 2>/dev/null | cmp - %2$s && ntfscat -f %3$s big.bin 2>/dev/null | cmp - %2$s", vol, big, target),
+                 0, "big.bin reads back from the copy");
+    cr_assert_eq(fsfix_sh("for i in $(seq -w 0 39); do f=a-file-with-a-long-name-number-$i;"
+                          "ntfscat -f %1$s $f 2>/dev/null > %3$s.a && ntfscat -f %2$s $f 2>/dev/null > %3$s.b && cmp -s %3$s.a %3$s.b || exit 1; done",
+                          vol, target, big),
+                 0, "a small file reads differently from the copy");
+    cr_assert_eq(fsfix_sh("ntfsfix -n %1$s 2>&1 | sed s,%1$s,X, > %3$s.a; ntfsfix -n %2$s 2>&1 | sed s,%2$s,X, > %3$s.b;"
+                          " diff %3$s.a %3$s.b",
+                          vol, target, big),
+                 0, "ntfsfix -n reads the copy differently");
+
+    /* The listing (and the backup's report) says the same. */
+    char *disk = make_disk(vol, 16 * MIB, "gpt", BASIC_DATA);
+    struct asr_volume_info v = analyzed(disk, 1);
+    cr_assert_eq(v.natural_capture, ASR_CAPTURE_USED, "%s", v.warning);
+    cr_assert(strstr(v.warning, want), "%s", v.warning);
+    asr_usedmap_free(&m);
+    free(disk);
+    free(target);
+    free(big);
+    free(vol);
+}
+
+Test(fs_ntfs, bitmap_hole_clean_volume) { bitmap_hole_case(false); }
+
+Test(fs_ntfs, bitmap_hole_dirty_volume) { bitmap_hole_case(true); }
 
 /* Random boot sectors with the NTFS signature: mostly refused early, never a crash (ASan watches). */
 Test(fs_ntfs, random_boot_sectors)
