@@ -106,14 +106,15 @@ static int parse_args(int argc, char **argv, struct restore_args *a)
             if (a->opt.unused)
                 return cli_error("restore: --discard and --zero-unused exclude each other"), EXIT_USAGE;
             a->opt.unused = o[2] == 'd' ? ASR_UNUSED_DISCARD : ASR_UNUSED_ZERO;
-        } else if (!strcmp(o, "--threads") && has_value && cli_parse_uint(argv[i + 1], 64, &v) && v > 0) {
+        } else if (!strcmp(o, "--threads") && has_value) {
+            if (!cli_parse_uint(argv[++i], 64, &v) || v == 0)
+                return cli_error("restore: --threads %s: a number from 1 to 64", argv[i]), EXIT_USAGE;
             a->opt.threads = (unsigned)v;
-            i++;
         } else if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
             puts(usage_text);
             exit(EXIT_OK);
         } else if (o[0] == '-' && o[1]) {
-            return cli_error("restore: unknown or incomplete option %s\n%s", o, usage_text), EXIT_USAGE;
+            return cli_error("restore: unknown or incomplete option %s (see 'asrimg restore --help')", o), EXIT_USAGE;
         } else if (!a->image) {
             a->image = o;
         } else {
