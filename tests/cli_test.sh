@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end checks of the asrimg command: exit codes, one-line errors naming what and where,
-# numbers parsed strictly, valid --json, silence on a pipe.
+# numbers and --to N=TARGET parsed strictly, valid --json, silence on a pipe.
 # Usage: cli_test.sh ASRIMG ASRIMG-MKIMAGE
 set -u
 asrimg=$1 mkimage=$2
@@ -100,6 +100,26 @@ done
 check "backup --split 1MiB is a size" "$asrimg" backup "$work/disk.img" -o "$work/n.asrimg" --split 1MiB
 check "backup --threads 2 --level 1 are numbers" \
   "$asrimg" backup "$work/disk.img" -o "$work/n2.asrimg" --threads 2 --level 1
+
+# --to N=TARGET: N all digits names an image disk, which must exist; anything else is a path
+# (here, relative to $work, where a file "99=t.img" would otherwise be made).
+for to in 99=t.img 1=t.img 007=t.img 99999999999999999999=t.img 0=; do
+  (cd "$work" && run_saving "$asrimg" restore a.asrimg --to "$to" --yes)
+  check "restore --to $to onto a one-disk image exits 2" rc_is 2
+  check "restore --to $to: one error line" one_error_line "$to"
+  check "restore --to $to: no file made" test ! -e "$work/$to" -a ! -e "$work/t.img"
+done
+(cd "$work" && run_saving "$asrimg" restore a.asrimg --to 99=t.img --yes)
+check "restore --to 99=t.img: the error says how to name such a file" grep -qF "given as ./99=t.img" "$work/err.saved"
+(cd "$work" && run_saving "$asrimg" verify a.asrimg --against 1=disk.img)
+check "verify --against 1=DISK of a one-disk image exits 2" rc_is 2
+check "verify --against 1=DISK: one error line" one_error_line "1=disk.img"
+(cd "$work" && run_saving "$asrimg" restore a.asrimg --to ./99=t.img --yes)
+check "restore --to ./99=t.img exits 0" rc_is 0
+check "restore --to ./99=t.img restores into the file 99=t.img" cmp "$work/99=t.img" "$work/disk.img"
+(cd "$work" && run_saving "$asrimg" restore a.asrimg --to 0=t0.img --yes)
+check "restore --to 0=t0.img exits 0" rc_is 0
+check "restore --to 0=t0.img restores image disk 0 into t0.img" cmp "$work/t0.img" "$work/disk.img"
 
 check "split mkimage" "$mkimage" "$work/disk.img" -o "$work/s.asrimg" --split 1048576 --level 0
 check "split verify" "$asrimg" verify "$work/s.asrimg"
