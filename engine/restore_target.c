@@ -1,7 +1,7 @@
 /* Restore targets: opening the disks an image will be laid onto and checking ASR's rules before a
- * single byte is written (enough targets, none twice, each as large as its disk with the same
- * sector size, none in use, none holding the image), and what each holds now, for the plan.
- * Also the plain positioned I/O the other restore modules use on a target. */
+ * single byte is written (enough targets, none twice or sharing storage, each as large as its
+ * disk with the same sector size, none in use, none holding the image), and what each holds now,
+ * for the plan. Also the plain positioned I/O the other restore modules use on a target. */
 #include "restore_internal.h"
 
 #include <errno.h>
@@ -130,44 +130,29 @@ static void describe_contents(const char *path, char *out, size_t len)
 
 /* ---- checks ---------------------------------------------------------------------------------- */
 
-static int identity(const char *path, dev_t *dev, ino_t *ino, bool *exists, struct asr_error *err)
+/* What a restore can write: a block device or a regular file (or a path where one will be made). */
+static int check_kind(const char *path, struct asr_error *err)
 {
     struct stat st;
-    *exists = stat(path, &st) == 0;
-    if (!*exists) {
-        if (errno != ENOENT)
-            return asr_fail_public(err, ASR_E_IO, "target %s: %s", path, strerror(errno));
-        *dev = 0;
-        *ino = 0;
-        return ASR_OK;
-    }
-    if (S_ISBLK(st.st_mode)) {
-        *dev = st.st_rdev;
-        *ino = 0;
-    } else if (S_ISREG(st.st_mode)) {
-        *dev = st.st_dev;
-        *ino = st.st_ino;
-    } else {
+    if (stat(path, &st) != 0)
+        return errno == ENOENT ? ASR_OK : asr_fail_public(err, ASR_E_IO, "target %s: %s", path, strerror(errno));
+    if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode))
         return asr_fail_public(err, ASR_E_ARG, "target %s is neither a block device nor a disk image file", path);
-    }
     return ASR_OK;
 }
 
+/* No target twice, under any name, nor two that share bytes (a loop device over a target file or
+ * over a part of a target device): both would be written, each over the other. */
 static int check_distinct(const struct asr_restore_target_spec *t, size_t n, struct asr_error *err)
 {
-    dev_t dev[ASR_RESTORE_MAX_TARGETS];
-    ino_t ino[ASR_RESTORE_MAX_TARGETS];
-    bool exists[ASR_RESTORE_MAX_TARGETS];
+    const char *paths[ASR_RESTORE_MAX_TARGETS];
     for (size_t i = 0; i < n; i++) {
-        int rc = identity(t[i].path, &dev[i], &ino[i], &exists[i], err);
+        int rc = check_kind(t[i].path, err);
         if (rc)
             return rc;
-        for (size_t j = 0; j < i; j++)
-            if ((exists[i] && exists[j] && dev[i] == dev[j] && ino[i] == ino[j]) ||
-                (!exists[i] && !strcmp(t[i].path, t[j].path)))
-                return asr_fail_public(err, ASR_E_ARG, "target %s is given twice (also as %s)", t[i].path, t[j].path);
+        paths[i] = t[i].path;
     }
-    return ASR_OK;
+    return asr_check_distinct_storage(paths, n, "target", err);
 }
 
 static int check_disks_covered(const struct restore_image *r, const struct asr_restore_target_spec *t, size_t n,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end checks of `asrimg backup` on a real disk image (GPT, FAT32 ESP, ext4 root): verify
 # of the result, stdout to a pipe, split sets, --json, refusals (existing image without --force,
-# image onto the source disk or into a filesystem mounted from it), and an interrupted backup
+# image onto the source disk or into a filesystem mounted from it, one disk given twice under
+# two names or through a loop device), and an interrupted backup
 # (kill -9) that must leave nothing that looks valid. Usage: backup_cli_test.sh ASRIMG
 set -u
 asrimg=$1
@@ -79,6 +80,25 @@ check "the image onto its own source is refused" rc_is 1
 check "that refusal names the source" error_names "being imaged"
 check "the source is untouched" test ! -e "$disk.partial"
 
+# One disk given twice, under any name: refused before anything is read or written, by backup,
+# layout and bench alike (one line, exit 1, no image).
+# twice NAME WORD CMD...: the command was refused naming WORD, and made no image.
+twice() {
+  local name=$1 word=$2; shift 2
+  rm -f "$work/twice.asrimg" "$work/twice.asrimg.partial"
+  run_saving "$@"
+  check "$name: refused" rc_is 1
+  check "$name: one error line" test "$(wc -l <"$work/err.saved")" -eq 1
+  check "$name: the error says '$word'" error_names "$word"
+  check "$name: no image" test ! -e "$work/twice.asrimg" -a ! -e "$work/twice.asrimg.partial"
+}
+ln -s "$disk" "$work/disk-link.img"
+twice "backup D D" "given twice" "$asrimg" backup "$disk" "$disk" -o "$work/twice.asrimg" --volumes all
+twice "backup D and a symlink to D" "given twice" "$asrimg" backup "$disk" "$work/disk-link.img" -o "$work/twice.asrimg"
+twice "backup D ./D" "given twice" "$asrimg" backup "$disk" "$(dirname "$disk")/./disk.img" -o "$work/twice.asrimg"
+twice "layout D D" "given twice" "$asrimg" layout "$disk" "$work/disk-link.img"
+twice "bench D D" "given twice" "$asrimg" bench "$disk" "$disk"
+
 # The image inside a filesystem mounted from a loop device over the source disk file.
 if whole=$(losetup -f --show "$disk" 2>/dev/null); then
   loops+=("$whole")
@@ -97,6 +117,21 @@ if whole=$(losetup -f --show "$disk" 2>/dev/null); then
   fi
   check "backup of a loop device works" "$asrimg" backup "$whole" -o "$work/loop.asrimg" --volumes all
   check "and verifies" "$asrimg" verify "$work/loop.asrimg"
+  # A loop device is the file (or the part of it) it reads; two loop devices over one file are
+  # each other. (A partition and its whole disk resolve the same way; no partition scanning here.)
+  twice "backup of a loop device and its file" "shares storage" \
+    "$asrimg" backup "$whole" "$disk" -o "$work/twice.asrimg" --volumes all
+  twice "backup of a file and a loop device at an offset in it" "shares storage" \
+    "$asrimg" backup "$disk" "$part" -o "$work/twice.asrimg"
+  twice "backup of two loop devices over one file" "shares storage" \
+    "$asrimg" backup "$part" "$whole" -o "$work/twice.asrimg"
+  twice "layout of a loop device and its file" "shares storage" "$asrimg" layout "$work/disk-link.img" "$whole"
+  if other=$(losetup -f --show "$disk" 2>/dev/null); then
+    loops+=("$other")
+    twice "backup of two loop devices over the whole file" "shares storage" \
+      "$asrimg" backup "$whole" "$other" -o "$work/twice.asrimg"
+    losetup -d "$other"
+  fi
 else
   skip "no loop devices"
 fi

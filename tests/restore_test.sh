@@ -11,7 +11,8 @@
 #   - an MBR disk with an extended partition and two logical ones (EBR chain);
 #   - mirrors (--to A --to B, --verify, --json); an image of two disks mapped with --to N=TARGET;
 #   - refusals that must leave the target byte for byte unchanged: smaller, mounted, holding the
-#     image, no --yes without a terminal, the same target twice, another logical sector size;
+#     image, no --yes without a terminal, the same target twice, targets sharing storage (loop
+#     devices over a target or the same file), another logical sector size;
 #   - a damaged chunk (stop naming it and its ranges; --keep-going), verify --against;
 #   - 4Kn disks, --new-ids, --grow, --zero-unused, --discard, restore from stdin (one file and a
 #     split set), and idempotence (a second run, and a run after a restore that stopped half way).
@@ -543,6 +544,49 @@ refused "the same target twice" "$sum" "$tg"
 ln -s "$tg" "$work/refuse-link.img"
 restore "$img" --to "$tg" --to "$work/refuse-link.img" --yes
 refused "the same target twice (through a symlink)" "$sum" "$tg"
+
+# A new file named twice (./ in between): both would be made as one.
+restore "$img" --to "$work/new-twice.img" --to "$work/./new-twice.img" --yes
+check "a new target named twice: exit 1" rc_is 1
+check "a new target named twice: says so" err_has "given twice"
+check "a new target named twice: not created" test ! -e "$work/new-twice.img"
+
+# Targets that share storage: a loop device over a target file (whole, or at an offset inside
+# it), two loop devices over one file, a loop device over a target loop device (as a partition of
+# a target disk would be). Each alone would be a valid target (large enough); together they are
+# refused before the plan is shown, and the target is left unchanged.
+# shared NAME TARGET...: the saved restore onto TARGETs was refused for sharing storage.
+shared() {
+  local name=$1; shift
+  local args=() t
+  for t in "$@"; do args+=(--to "$t"); done
+  restore "$img" "${args[@]}" --yes
+  refused "$name" "$sum" "$tg" "shares storage with"
+  check "$name: refused before the plan is shown" sh -c "! grep -q 'WILL BE OVERWRITTEN' '$work/err.saved'"
+}
+if loop_at lw "$tg" 0 $((mbr_mib * 3 / 2 << 20)) 512 && loop_at lw2 "$tg" 0 $((mbr_mib * 3 / 2 << 20)) 512 &&
+  loop_at loff "$tg" $((16 << 20)) $((mbr_mib + 8 << 20)) 512 &&
+  loop_at lover "$lw" $((8 << 20)) $((mbr_mib + 8 << 20)) 512; then
+  shared "a target file and a loop device over it" "$tg" "$lw"
+  shared "a loop device over a target file, and the file" "$lw" "$tg"
+  shared "a target file and a loop device at an offset inside it" "$tg" "$loff"
+  shared "two loop devices over one file" "$lw" "$lw2"
+  shared "a loop device and a loop device over part of it" "$lw" "$lover"
+  shared "a loop device over a loop device over a target file, and the file" "$tg" "$lover"
+  losetup -d "$lover" && losetup -d "$loff" && losetup -d "$lw2" && losetup -d "$lw"
+  # Two loop devices over disjoint ranges of one file are two disks: mirrors.
+  truncate -s $((2 * mbr_mib << 20)) "$work/halves.img"
+  if loop_at lh1 "$work/halves.img" 0 $((mbr_mib << 20)) 512 &&
+    loop_at lh2 "$work/halves.img" $((mbr_mib << 20)) $((mbr_mib << 20)) 512; then
+    restore "$img" --to "$lh1" --to "$lh2" --yes --verify
+    check "two loop devices over the two halves of one file are two targets" rc_is 0
+    check "the halves are equal" cmp -n $((mbr_mib << 20)) "$work/halves.img" "$work/halves.img" 0 $((mbr_mib << 20))
+    losetup -d "$lh2" && losetup -d "$lh1"
+  fi
+  rm -f "$work/halves.img"
+else
+  skip "loop devices over a target (losetup failed)"
+fi
 
 # The image file itself as the target: an image of 4 MiB of random bytes is larger than its
 # disk, so size is no reason to refuse it.
