@@ -306,9 +306,11 @@ struct asr_restore_target_info {
  * target; no target twice, nor two sharing storage (asr_check_distinct_storage); each at least
  * as large as its disk and with the same logical sector size; none mounted, used as swap or held
  * by another device, or holding the image (a part of it stored in a filesystem on the target).
- * Block devices are opened O_EXCL and stay so until asr_restore_free. A refusal (ASR_E_ARG naming
- * the target and the rule) writes nothing. read_only: open to compare (verify --against), not to
- * write: only the size rule applies. */
+ * Block devices are opened O_EXCL; every target, and what a loop device target reads, is
+ * flock'ed (LOCK_EX) before its checks, so that another asrimg restore or verify --against of it
+ * is refused; both last until asr_restore_free. A refusal (ASR_E_ARG naming the target and the
+ * rule) writes nothing. read_only: open to compare (verify --against), not to write: only the
+ * size rule applies, and the lock is shared (LOCK_SH). */
 int asr_restore_open(struct asr_reader *r, const char *image_path, const struct asr_restore_target_spec *t, size_t n,
                      bool read_only, struct asr_restore **out, struct asr_error *err);
 /* The same for an image read from a pipe (`asrimg restore -`), opened and positioned before

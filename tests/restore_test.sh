@@ -12,7 +12,8 @@
 #   - mirrors (--to A --to B, --verify, --json); an image of two disks mapped with --to N=TARGET;
 #   - refusals that must leave the target byte for byte unchanged: smaller, mounted, holding the
 #     image, no --yes without a terminal, the same target twice, targets sharing storage (loop
-#     devices over a target or the same file), another logical sector size;
+#     devices over a target or the same file), a target another restore holds, another logical
+#     sector size;
 #   - a damaged chunk (stop naming it and its ranges; --keep-going), verify --against;
 #   - 4Kn disks, --new-ids, --grow, --zero-unused, --discard, restore from stdin (one file and a
 #     split set), and idempotence (a second run, and a run after a restore that stopped half way).
@@ -587,6 +588,46 @@ if loop_at lw "$tg" 0 $((mbr_mib * 3 / 2 << 20)) 512 && loop_at lw2 "$tg" 0 $((m
 else
   skip "loop devices over a target (losetup failed)"
 fi
+
+# Two restores of one target at once: the first, from a pipe fed up to its first chunk, holds the
+# target (its plan is shown) while a second restore, verify --against, and a restore onto a loop
+# device over the target are refused, leaving it as it was; then the first finishes as usual.
+tl=$work/locked.img
+garbage "$tl" $((mbr_mib * 3 / 2))
+sum=$(sum_of "$tl")
+first_chunk=$(util walk "$img" | awk '$1 == "chunk" { print $3 - 64; exit }')
+mkfifo "$work/img.fifo"
+( # the writer: the image up to its first chunk, then, once told (or after 2 minutes), the rest
+  trap '' PIPE
+  head -c "$first_chunk" "$img"
+  for _ in $(seq 1200); do [ -e "$work/go" ] && break; sleep 0.1; done
+  tail -c +$((first_chunk + 1)) "$img"
+) >"$work/img.fifo" 2>/dev/null &
+writer=$!
+"$asrimg" restore - --to "$tl" --yes <"$work/img.fifo" >/dev/null 2>"$work/first.err" &
+first=$!
+for _ in $(seq 200); do grep -q 'WILL BE OVERWRITTEN' "$work/first.err" && break; sleep 0.1; done
+check "the first restore holds the target, waiting for its image" grep -q 'WILL BE OVERWRITTEN' "$work/first.err"
+restore "$img" --to "$tl" --yes
+refused "a second restore of a target being restored" "$sum" "$tl" "in use: another asrimg"
+run_saving "$asrimg" verify "$img" --against "$tl"
+check "verify --against a target being restored: exit 1" rc_is 1
+check "verify --against a target being restored: says so" err_has "is being restored by another asrimg"
+if loop_at ll "$tl" 0 $((mbr_mib * 3 / 2 << 20)) 512; then
+  restore "$img" --to "$ll" --yes
+  refused "a restore onto a loop device over a target being restored" "$sum" "$tl" "in use: another asrimg"
+  losetup -d "$ll"
+else
+  skip "a loop device over a target being restored (losetup failed)"
+fi
+touch "$work/go"
+wait "$writer"
+wait "$first"
+echo $? >"$work/rc.saved"
+cp "$work/first.err" "$work/err.saved"
+check "the first restore then finishes: exit 0" rc_is 0
+check "the first restore gives what a restore alone gives" same_file "$tl" "$t2"
+rm -f "$tl"
 
 # The image file itself as the target: an image of 4 MiB of random bytes is larger than its
 # disk, so size is no reason to refuse it.
