@@ -6,8 +6,9 @@
  * over the source disk (its file or its device), or on a partition of the source disk, is caught.
  * With --freeze this also keeps the image out of a filesystem being frozen, where writing it would
  * wait for a thaw that never comes. The disks of one backup, and the targets of one restore, are
- * compared the same way, byte ranges included: a loop device over a target file, or a partition
- * of a source disk, is that storage again and would be read or written twice. */
+ * resolved through partitions and loop devices too (not stacked devices), byte ranges included,
+ * and compared: a loop device over a target file, or a partition of a source disk, is that
+ * storage again and would be read or written twice. */
 #include "asr_engine.h"
 #include "blockdev.h"
 
