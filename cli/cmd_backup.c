@@ -115,7 +115,7 @@ static int parse_args(int argc, char **argv, struct backup_args *a)
                                  ASR_MIN_SPLIT_SIZE),
                        EXIT_USAGE;
         } else if (o[0] == '-' && o[1])
-            return cli_error("backup: unknown option %s\n%s", o, usage_text), EXIT_USAGE;
+            return cli_error("backup: unknown or incomplete option %s (see 'asrimg help')", o), EXIT_USAGE;
         else if (a->ndisks < ASR_MAX_DISKS)
             a->paths[a->ndisks++] = o;
         else

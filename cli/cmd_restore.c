@@ -42,8 +42,10 @@ static const struct asr_volume_desc *src_volume(const struct image_src *m, uint3
 }
 
 struct restore_args {
+    const char *cmd, *to_opt; /* "restore", "--to"; or "verify", "--against": for messages */
     const char *image;
     struct asr_restore_target_spec to[256];
+    const char *arg[256]; /* each --to as given */
     size_t nto;
     bool explicit_disks, positional;
     bool yes, json;
@@ -54,35 +56,43 @@ static const char usage_text[] =
     "usage: asrimg restore IMAGE|- --to TARGET [--to TARGET ...] [--yes] [--new-ids] [--grow] [--verify]\n"
     "                        [--discard|--zero-unused] [--keep-going] [--threads N] [--json]\n"
     "  one image disk: every --to target receives it (mirrors, one pass over the image);\n"
-    "  several: --to targets in the image's disk order, or --to N=TARGET (N as `asrimg info` numbers disks);\n"
+    "  several: --to targets in the image's disk order, or --to N=TARGET (N as `asrimg info` numbers disks;\n"
+    "  a file named N=x is given as ./N=x);\n"
     "  IMAGE - reads the image from standard input (a split set's parts concatenated in order)";
 
-/* "N=TARGET" names the image disk; anything else is the next disk in order. */
+/* "N=TARGET" names image disk N when N is all digits; anything else is the next disk in order. A
+ * file whose name starts with digits and '=' is given with a directory, as ./1=x.img. */
 static int add_target(struct restore_args *a, const char *v)
 {
     if (a->nto == sizeof a->to / sizeof a->to[0])
-        return cli_error("restore: too many --to targets"), EXIT_USAGE;
+        return cli_error("%s: too many %s targets", a->cmd, a->to_opt), EXIT_USAGE;
     const char *eq = strchr(v, '=');
-    unsigned long disk;
-    char num[16];
     size_t k = eq ? (size_t)(eq - v) : 0;
-    if (eq && k > 0 && k < sizeof num) {
-        memcpy(num, v, k);
-        num[k] = 0;
-        if (cli_parse_uint(num, ASR_MAX_DISKS - 1, &disk)) {
-            a->to[a->nto++] = (struct asr_restore_target_spec){eq + 1, (uint32_t)disk};
-            a->explicit_disks = true;
-            return EXIT_OK;
-        }
+    a->arg[a->nto] = v;
+    if (!eq || k == 0 || strspn(v, "0123456789") != k) {
+        a->to[a->nto++] = (struct asr_restore_target_spec){v, 0};
+        a->positional = true;
+        return EXIT_OK;
     }
-    a->to[a->nto++] = (struct asr_restore_target_spec){v, 0};
-    a->positional = true;
+    /* The format's limit here; whether this image has disk N once it is open (map_targets). */
+    unsigned long disk;
+    char num[16] = "";
+    if (k < sizeof num)
+        memcpy(num, v, k);
+    if (k >= sizeof num || !cli_parse_uint(num, ASR_MAX_DISKS - 1, &disk))
+        return cli_error("%s: %s %s: no image disk %.*s (an image holds at most %u; a file named so is given as ./%s)",
+                         a->cmd, a->to_opt, v, (int)k, v, ASR_MAX_DISKS, v),
+               EXIT_USAGE;
+    if (!eq[1])
+        return cli_error("%s: %s %s: no target after '='", a->cmd, a->to_opt, v), EXIT_USAGE;
+    a->to[a->nto++] = (struct asr_restore_target_spec){eq + 1, (uint32_t)disk};
+    a->explicit_disks = true;
     return EXIT_OK;
 }
 
 static int parse_args(int argc, char **argv, struct restore_args *a)
 {
-    *a = (struct restore_args){0};
+    *a = (struct restore_args){.cmd = "restore", .to_opt = "--to"};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         bool has_value = i + 1 < argc;
@@ -106,14 +116,15 @@ static int parse_args(int argc, char **argv, struct restore_args *a)
             if (a->opt.unused)
                 return cli_error("restore: --discard and --zero-unused exclude each other"), EXIT_USAGE;
             a->opt.unused = o[2] == 'd' ? ASR_UNUSED_DISCARD : ASR_UNUSED_ZERO;
-        } else if (!strcmp(o, "--threads") && has_value && cli_parse_uint(argv[i + 1], 64, &v) && v > 0) {
+        } else if (!strcmp(o, "--threads") && has_value) {
+            if (!cli_parse_uint(argv[++i], 64, &v) || v == 0)
+                return cli_error("restore: --threads %s: a number from 1 to 64", argv[i]), EXIT_USAGE;
             a->opt.threads = (unsigned)v;
-            i++;
         } else if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
             puts(usage_text);
             exit(EXIT_OK);
         } else if (o[0] == '-' && o[1]) {
-            return cli_error("restore: unknown or incomplete option %s\n%s", o, usage_text), EXIT_USAGE;
+            return cli_error("restore: unknown or incomplete option %s (see 'asrimg restore --help')", o), EXIT_USAGE;
         } else if (!a->image) {
             a->image = o;
         } else {
@@ -129,10 +140,17 @@ static int parse_args(int argc, char **argv, struct restore_args *a)
     return EXIT_OK;
 }
 
-/* Without N=, targets follow the image's disks: one disk takes them all as mirrors. */
+/* Without N=, targets follow the image's disks: one disk takes them all as mirrors. With N=,
+ * the image must have disk N: usage, not a file named "N=TARGET". */
 static int map_targets(struct restore_args *a, const struct image_src *r)
 {
     uint32_t disks = src_disk_count(r);
+    for (size_t i = 0; a->explicit_disks && i < a->nto; i++)
+        if (a->to[i].disk_index >= disks)
+            return cli_error("%s: %s %s: no image disk %u (the image holds %u, numbered from 0; a file named so is "
+                             "given as ./%s)",
+                             a->cmd, a->to_opt, a->arg[i], a->to[i].disk_index, disks, a->arg[i]),
+                   EXIT_USAGE;
     if (a->explicit_disks)
         return EXIT_OK;
     if (disks > 1 && a->nto != disks)
@@ -418,12 +436,15 @@ int cmd_restore(int argc, char **argv)
     struct asr_error err = {0};
     struct image_src m = {0};
     struct asr_restore *rs = NULL;
+    int fail_code = EXIT_FAIL;
     if (open_image(&a, &m, &err) != ASR_OK) {
         cli_error("%s", err.msg);
         goto fail;
     }
-    if ((rc = map_targets(&a, &m)))
+    if ((rc = map_targets(&a, &m))) {
+        fail_code = rc;
         goto fail;
+    }
     rc = m.r ? asr_restore_open(m.r, a.image, a.to, a.nto, false, &rs, &err)
              : asr_restore_open_stream(m.s, a.to, a.nto, &rs, &err);
     if (rc) {
@@ -472,7 +493,7 @@ fail:
     asr_restore_free(rs);
     asr_reader_free(m.r);
     asr_stream_free(m.s);
-    return EXIT_FAIL;
+    return fail_code;
 }
 
 /* ---- verify --against ------------------------------------------------------------------------ */
@@ -548,7 +569,7 @@ static void report_not_compared(struct asr_reader *r, struct json *j)
 
 int cmd_verify_against(const char *image, const char *const *targets, size_t n, bool new_ids, bool grow, bool json)
 {
-    struct restore_args a = {.image = image};
+    struct restore_args a = {.cmd = "verify", .to_opt = "--against", .image = image};
     for (size_t i = 0; i < n; i++)
         if (add_target(&a, targets[i]))
             return EXIT_USAGE;

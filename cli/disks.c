@@ -1,5 +1,5 @@
-/* The source disks of a command: opened, analysed, and the volume selection applied across all
- * of them (a selection like "1:2,2:1" spans disks). Shared by layout and backup. */
+/* The source disks of a command: each one once, opened, analysed, and the volume selection applied
+ * across all of them (a selection like "1:2,2:1" spans disks). Shared by layout, backup and bench. */
 #include "cli.h"
 
 #include <stdlib.h>
@@ -8,7 +8,12 @@
 int cli_disks_open(struct cli_disks *s, const char *const *paths, uint32_t n, const char *selection,
                    struct asr_error *err)
 {
-    *s = (struct cli_disks){.n = n};
+    *s = (struct cli_disks){0};
+    /* The same disk twice (under two names, or a loop device over another) would be two disks of
+     * the image, each a copy of the other. */
+    if (asr_check_distinct_storage(paths, n, "disk", err) != ASR_OK)
+        return EXIT_FAIL;
+    s->n = n;
     for (uint32_t i = 0; i < n; i++)
         if (asr_disk_open(paths[i], &s->disk[i], err) ||
             asr_disk_analyze(s->disk[i], i, &s->vols[i], &s->count[i], err))

@@ -1,37 +1,37 @@
 /* asrimg: command dispatch and the shared formatting helpers of the command line. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *f)
+static void usage(void)
 {
-    fprintf(f,
-            "usage: asrimg COMMAND [ARGS]\n"
-            "\n"
-            "commands:\n"
-            "  layout DISK... [--volumes critical|all|LIST] [--json]\n"
-            "                          disks, partitions, filesystems, used bytes, critical volumes\n"
-            "  backup DISK... -o IMAGE [--volumes critical|all|LIST] [--level N] [--threads N]\n"
-            "         [--split SIZE|fat32] [--force] [--ignore-read-errors] [--freeze] [--json]\n"
-            "                          image the selected volumes and every disk's layout ('-o -': stdout);\n"
-            "                          --freeze: freeze a volume mounted read-write while it is read\n"
-            "  bench DISK... [--volumes ...] [--level N] [--threads N] [--json]\n"
-            "                          measure read, hash and compression speed; project image size and time\n"
-            "  restore IMAGE|- --to TARGET [--to TARGET ...] [--yes] [--new-ids] [--grow] [--verify]\n"
-            "          [--discard|--zero-unused] [--keep-going] [--threads N] [--json]\n"
-            "                          lay the image onto replacement disks as large or larger (mirrors:\n"
-            "                          several --to for one disk); --to N=TARGET for image disk N\n"
-            "  info IMAGE [--json]     format, creator, disks, partitions, volumes, sizes and ratios\n"
-            "  verify IMAGE [--json]   check every checksum; exit 0 only if every byte checks out\n"
-            "  verify IMAGE --against DISK... [--new-ids] [--grow] [--json]\n"
-            "                          compare restored disks with the image, naming the first difference\n"
-            "  version                 print the version\n"
-            "\n"
-            "IMAGE is an .asrimg file, or the first part of a split set (IMAGE.002 ... beside it).\n");
+    printf("usage: asrimg COMMAND [ARGS]\n"
+           "\n"
+           "commands:\n"
+           "  layout DISK... [--volumes critical|all|LIST] [--json]\n"
+           "                          disks, partitions, filesystems, used bytes, critical volumes\n"
+           "  backup DISK... -o IMAGE [--volumes critical|all|LIST] [--level N] [--threads N]\n"
+           "         [--split SIZE|fat32] [--force] [--ignore-read-errors] [--freeze] [--json]\n"
+           "                          image the selected volumes and every disk's layout ('-o -': stdout);\n"
+           "                          --freeze: freeze a volume mounted read-write while it is read\n"
+           "  bench DISK... [--volumes ...] [--level N] [--threads N] [--json]\n"
+           "                          measure read, hash and compression speed; project image size and time\n"
+           "  restore IMAGE|- --to TARGET [--to TARGET ...] [--yes] [--new-ids] [--grow] [--verify]\n"
+           "          [--discard|--zero-unused] [--keep-going] [--threads N] [--json]\n"
+           "                          lay the image onto replacement disks as large or larger (mirrors:\n"
+           "                          several --to for one disk); --to N=TARGET for image disk N\n"
+           "  info IMAGE [--json]     format, creator, disks, partitions, volumes, sizes and ratios\n"
+           "  verify IMAGE [--json]   check every checksum; exit 0 only if every byte checks out\n"
+           "  verify IMAGE --against DISK... [--new-ids] [--grow] [--json]\n"
+           "                          compare restored disks with the image, naming the first difference\n"
+           "  version                 print the version\n"
+           "\n"
+           "IMAGE is an .asrimg file, or the first part of a split set (IMAGE.002 ... beside it).\n");
 }
 
 void cli_error(const char *fmt, ...)
@@ -94,12 +94,16 @@ void cli_disk_id(const struct asr_disk_desc *d, char out[37])
         snprintf(out, 37, "-");
 }
 
+/* strtoul and strtoull take leading spaces and a sign (and wrap a negative number): a number
+ * here starts with a digit. */
 bool cli_parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
     char *end;
     errno = 0;
+    if (!isdigit((unsigned char)s[0]))
+        return false;
     unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || v > max || s[0] == '-')
+    if (errno || *end || v > max)
         return false;
     *out = v;
     return true;
@@ -113,8 +117,10 @@ bool cli_parse_size(const char *s, uint64_t *out)
     }
     char *end;
     errno = 0;
+    if (!isdigit((unsigned char)s[0]))
+        return false;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || s[0] == '-')
+    if (errno)
         return false;
     unsigned shift = 0;
     switch (*end) {
@@ -135,6 +141,10 @@ bool cli_parse_size(const char *s, uint64_t *out)
 
 static int run(int argc, char **argv)
 {
+    if (argc < 2) {
+        cli_error("no command given (see 'asrimg help')");
+        return EXIT_USAGE;
+    }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "backup"))
         return cmd_backup(argc - 1, argv + 1);
@@ -146,14 +156,14 @@ static int run(int argc, char **argv)
         return cmd_layout(argc - 1, argv + 1);
     if (!strcmp(cmd, "verify"))
         return cmd_verify(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "restore"))
+    if (!strcmp(cmd, "restore"))
         return cmd_restore(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("asrimg %s (image format %u)\n", asr_version(), ASR_FORMAT_VERSION);
         return EXIT_OK;
     }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-        usage(stdout);
+        usage();
         return EXIT_OK;
     }
     cli_error("unknown command '%s' (see 'asrimg help')", cmd);
@@ -178,9 +188,5 @@ int main(int argc, char **argv)
      * unfinished (IMAGE.partial) and exits 1. */
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN);
-    if (argc < 2) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
     return finish_stdout(run(argc, argv));
 }

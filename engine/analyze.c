@@ -7,6 +7,7 @@
 
 #include <blkid/blkid.h>
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -462,19 +463,27 @@ void asr_volume_infos_free(struct asr_volume_info *v, size_t count)
 
 /* ---- selection ------------------------------------------------------------------------------ */
 
+/* A decimal number at s, digits only: strtoul alone would take spaces, a sign (wrapping a
+ * negative number) and overflow to ULONG_MAX. */
+static bool select_number(const char *s, unsigned long *v, char **end)
+{
+    errno = 0;
+    *v = strtoul(s, end, 10);
+    return isdigit((unsigned char)s[0]) && !errno;
+}
+
 static int select_item(struct asr_volume_info *v, size_t count, const char *item, struct asr_error *err)
 {
     unsigned long disk = 0, part;
     char *end;
     const char *colon = strchr(item, ':');
-    if (colon) {
-        disk = strtoul(item, &end, 10);
-        if (end != colon)
+    const char *comma = strchr(item, ',');
+    if (colon && (!comma || colon < comma)) {
+        if (!select_number(item, &disk, &end) || end != colon)
             return asr_fail_public(err, ASR_E_ARG, "volume selection '%s': expected DISK:PART or PART", item);
         item = colon + 1;
     }
-    part = strtoul(item, &end, 10);
-    if (end == item || (*end && *end != ','))
+    if (!select_number(item, &part, &end) || (*end && *end != ','))
         return asr_fail_public(err, ASR_E_ARG, "volume selection '%s': expected DISK:PART or PART", item);
     for (size_t i = 0; i < count; i++)
         if (v[i].kind == ASR_VOLUME_PARTITION && v[i].disk_index == disk && v[i].partition_number == part) {

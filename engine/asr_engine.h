@@ -221,6 +221,15 @@ int asr_check_image_placement(const char *image_path, int image_fd, struct asr_d
  * is not there is fine. For the image writer's may_replace, on every name it would remove. */
 int asr_check_replaced_file(const char *path, struct asr_disk *const *disks, size_t n, struct asr_error *err);
 
+/* Refuses (ASR_E_ARG, naming both) two of paths that are the same storage or show some of the
+ * same bytes: one file or device under two names (a symlink), a loop device and the file or
+ * device it reads (at any offset, through loop devices over loop devices), two loop devices over
+ * overlapping ranges of one file, a partition and its whole disk. Paths that do not exist yet
+ * are the same when they name one directory entry. `what` names them in the message ("disk",
+ * "target"). Stacked devices (LVM, dm-crypt, md) are not followed (a restore finds the devices
+ * under one busy when it opens them O_EXCL). */
+int asr_check_distinct_storage(const char *const *paths, size_t n, const char *what, struct asr_error *err);
+
 /* ---- mounted source volumes, and freezing them while they are read (--freeze) -------------- */
 
 /* One mount of a filesystem that lives on a source volume. Mounts sharing dev are one filesystem
@@ -325,11 +334,14 @@ struct asr_restore_target_info {
 };
 
 /* Opens the targets and checks, before anything is written, ASR's rules: every image disk has a
- * target; no target twice; each at least as large as its disk and with the same logical sector
- * size; none mounted, used as swap or held by another device, or holding the image (a part of
- * it stored in a filesystem on the target). Block devices are opened O_EXCL and stay so until
- * asr_restore_free. A refusal (ASR_E_ARG naming the target and the rule) writes nothing.
- * read_only: open to compare (verify --against), not to write: only the size rule applies. */
+ * target; no target twice, nor two sharing storage (asr_check_distinct_storage); each at least
+ * as large as its disk and with the same logical sector size; none mounted, used as swap or held
+ * by another device, or holding the image (a part of it stored in a filesystem on the target).
+ * Block devices are opened O_EXCL; every target, and what a loop device target reads, is
+ * flock'ed (LOCK_EX) before its checks, so that another asrimg restore or verify --against of it
+ * is refused; both last until asr_restore_free. A refusal (ASR_E_ARG naming the target and the
+ * rule) writes nothing. read_only: open to compare (verify --against), not to write: only the
+ * size rule applies, and the lock is shared (LOCK_SH). */
 int asr_restore_open(struct asr_reader *r, const char *image_path, const struct asr_restore_target_spec *t, size_t n,
                      bool read_only, struct asr_restore **out, struct asr_error *err);
 /* The same for an image read from a pipe (`asrimg restore -`), opened and positioned before

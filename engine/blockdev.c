@@ -1,5 +1,6 @@
-/* sysfs readings about block devices, shared by placement.c and mounts.c (see blockdev.h). Every
- * answer is a best effort: a device that vanishes while it is being read is reported as nothing. */
+/* sysfs readings about block devices, shared by placement.c, mounts.c and restore_target.c (see
+ * blockdev.h). Every answer is a best effort: a device that vanishes while it is being read is
+ * reported as nothing. */
 #include "blockdev.h"
 
 #include <dirent.h>
@@ -73,11 +74,17 @@ dev_t asr_blk_whole_disk(dev_t dev, uint64_t *start)
     return disk;
 }
 
+bool asr_blk_loop_file(dev_t dev, char *path, size_t len)
+{
+    char attr[160];
+    snprintf(attr, sizeof attr, "/sys/dev/block/%u:%u/loop/backing_file", major(dev), minor(dev));
+    return asr_sys_read(attr, path, len);
+}
+
 bool asr_blk_loop(dev_t dev, struct asr_loop *out)
 {
     char path[160], backing[4096];
-    snprintf(path, sizeof path, "/sys/dev/block/%u:%u/loop/backing_file", major(dev), minor(dev));
-    if (!asr_sys_read(path, backing, sizeof backing))
+    if (!asr_blk_loop_file(dev, backing, sizeof backing))
         return false;
     struct stat st;
     if (stat(backing, &st) != 0)

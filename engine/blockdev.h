@@ -1,6 +1,7 @@
 /* What sits on what, as sysfs tells it: partitions and their whole disks, loop devices and the
- * file or device behind them. placement.c asks it where an image would land, mounts.c where a
- * source volume is mounted; one reading of sysfs serves both. Internal to the engine. */
+ * file or device behind them. placement.c asks it where an image would land and which disks are
+ * the same storage, mounts.c where a source volume is mounted, restore_target.c what to lock;
+ * one reading of sysfs serves them all. Internal to the engine. */
 #ifndef ASR_BLOCKDEV_H
 #define ASR_BLOCKDEV_H
 #include <stdbool.h>
@@ -46,6 +47,10 @@ struct asr_loop {
 /* false for anything but a bound loop device, and for one whose backing file is gone (sysfs
  * then shows its old name, which may since name something else). */
 bool asr_blk_loop(dev_t dev, struct asr_loop *out);
+
+/* The name of the file or device a bound loop device reads, as sysfs gives it (it may since
+ * name something else: compare it with asr_blk_loop's backing); false for anything else. */
+bool asr_blk_loop_file(dev_t dev, char *path, size_t len);
 
 /* Calls fn for every loop device that exists now, bound or not, until fn returns false. */
 void asr_blk_each_loop(bool (*fn)(dev_t dev, void *ctx), void *ctx);

@@ -1,16 +1,21 @@
-/* Where an image may go: never onto a disk being imaged (ASR could not save to the system drive
- * either). Both the sources and the image's location are resolved to what they ultimately live
- * on, through partitions to their whole disk, through loop devices to their backing file or
- * device, and through stacked devices (LVM, dm-crypt, md) to those under them, so that an image
- * on a filesystem mounted from a loop device over the source disk (its file or its device), or
- * on a partition of the source disk, is caught. With --freeze this also keeps the image out of a
- * filesystem being frozen, where writing it would wait for a thaw that never comes. And no file the
- * writer removes or replaces (a leftover IMAGE.partial, an older image's parts) may be a source. */
+/* Where an image may go, and which disks are the same storage. An image may never land on a disk
+ * being imaged (ASR could not save to the system drive either). Both the sources and the image's
+ * location are resolved to what they ultimately live on, through partitions to their whole disk,
+ * through loop devices to their backing file or device, and through stacked devices (LVM,
+ * dm-crypt, md) to those under them, so that an image on a filesystem mounted from a loop device
+ * over the source disk (its file or its device), or on a partition of the source disk, is caught.
+ * With --freeze this also keeps the image out of a filesystem being frozen, where writing it would
+ * wait for a thaw that never comes. The disks of one backup, and the targets of one restore, are
+ * resolved through partitions and loop devices too (not stacked devices), byte ranges included,
+ * and compared: a loop device over a target file, or a partition of a source disk, is that
+ * storage again and would be read or written twice. And no file the writer removes or replaces
+ * (a leftover IMAGE.partial, an older image's parts) may be a source. */
 #include "asr_engine.h"
 #include "blockdev.h"
 
 #include <errno.h>
 #include <libgen.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,4 +167,126 @@ int asr_check_replaced_file(const char *path, struct asr_disk *const *disks, siz
         return asr_fail_public(err, ASR_E_ARG, "%s is (or leads to) %s, which is being imaged: choose another image name",
                                path, asr_disk_path(disks[i]));
     return ASR_OK;
+}
+
+/* ---- the same storage under two names -------------------------------------------------------- */
+
+#define MAX_SPANS 32
+
+/* Bytes [from, to) of something storage lives on. */
+struct span {
+    struct asr_ident id;
+    uint64_t from, to;
+};
+
+/* What a path shows: its own bytes first, then the same bytes where they also are (its whole
+ * disk, what a loop device reads); or, for a path that does not exist yet, the directory entry
+ * that will name it. */
+struct shows {
+    struct span v[MAX_SPANS];
+    size_t n;
+    bool missing;
+    struct asr_ident dir;
+    char name[256];
+};
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static void shows_add(struct shows *s, struct asr_ident id, uint64_t from, uint64_t to)
+{
+    if (s->n < MAX_SPANS)
+        s->v[s->n++] = (struct span){id, from, to};
+}
+
+/* Bytes [from, to) of block device dev: the same on its whole disk (a partition starts inside
+ * it) and, for a loop device, in what it reads from its offset on, down to a file or a disk. */
+static void shows_dev(struct shows *s, dev_t dev, uint64_t from, uint64_t to, int depth)
+{
+    uint64_t start;
+    dev_t disk = asr_blk_whole_disk(dev, &start);
+    shows_add(s, asr_ident_block(dev), from, to);
+    from = add_sat(from, start);
+    to = add_sat(to, start);
+    if (disk != dev)
+        shows_add(s, asr_ident_block(disk), from, to);
+    struct asr_loop lo;
+    if (depth > 8 || !asr_blk_loop(disk, &lo))
+        return;
+    from = add_sat(from, lo.offset);
+    to = add_sat(to, lo.offset);
+    if (lo.backing.is_file)
+        shows_add(s, lo.backing, from, to);
+    else
+        shows_dev(s, lo.backing.dev, from, to, depth + 1);
+}
+
+static int shows_of(const char *path, const char *what, struct shows *s, struct asr_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        uint64_t size;
+        if (!S_ISBLK(st.st_mode))
+            shows_add(s, (struct asr_ident){true, st.st_dev, st.st_ino}, 0, UINT64_MAX); /* a file may grow */
+        else
+            shows_dev(s, st.st_rdev, 0, asr_blk_size(st.st_rdev, &size) ? size : UINT64_MAX, 0);
+        return ASR_OK;
+    }
+    if (errno != ENOENT)
+        return asr_fail_public(err, ASR_E_IO, "%s %s: %s", what, path, strerror(errno));
+    s->missing = true;
+    char *dir = strdup(path), *base = strdup(path);
+    if (!dir || !base) {
+        free(dir);
+        free(base);
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    }
+    /* A directory that cannot be reached: the path's own text is all there is to compare. */
+    bool dir_known = stat(dirname(dir), &st) == 0;
+    if (dir_known)
+        s->dir = (struct asr_ident){true, st.st_dev, st.st_ino};
+    snprintf(s->name, sizeof s->name, "%s", dir_known ? basename(base) : path);
+    free(dir);
+    free(base);
+    return ASR_OK;
+}
+
+enum { APART, SAME, OVERLAP };
+
+static int compare_shows(const struct shows *a, const struct shows *b)
+{
+    if (a->missing || b->missing)
+        return a->missing && b->missing && asr_ident_eq(a->dir, b->dir) && !strcmp(a->name, b->name) ? SAME : APART;
+    if (asr_ident_eq(a->v[0].id, b->v[0].id))
+        return SAME;
+    for (size_t i = 0; i < a->n; i++)
+        for (size_t j = 0; j < b->n; j++)
+            if (asr_ident_eq(a->v[i].id, b->v[j].id) && a->v[i].from < b->v[j].to && b->v[j].from < a->v[i].to)
+                return OVERLAP;
+    return APART;
+}
+
+int asr_check_distinct_storage(const char *const *paths, size_t n, const char *what, struct asr_error *err)
+{
+    struct shows *s = calloc(n ? n : 1, sizeof *s);
+    if (!s)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    int rc = ASR_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = shows_of(paths[i], what, &s[i], err);
+        for (size_t j = 0; j < i && !rc; j++) {
+            int c = compare_shows(&s[i], &s[j]);
+            if (c == SAME)
+                rc = asr_fail_public(err, ASR_E_ARG, "%s %s is given twice (also as %s)", what, paths[i], paths[j]);
+            else if (c == OVERLAP)
+                rc = asr_fail_public(err, ASR_E_ARG,
+                                     "%s %s shares storage with %s %s (a loop device, a partition or the file behind "
+                                     "one): give each %s once",
+                                     what, paths[i], what, paths[j], what);
+        }
+    }
+    free(s);
+    return rc;
 }

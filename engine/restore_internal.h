@@ -56,6 +56,8 @@ struct asr_restore {
     bool read_only;
     size_t n;
     struct restore_target *t;
+    int *locks; /* flock'ed descriptors of the targets and what they read (restore_target.c) */
+    size_t nlocks;
 };
 
 #define ASR_RESTORE_MAX_TARGETS 256u

@@ -1,9 +1,11 @@
 /* Restore targets: opening the disks an image will be laid onto and checking ASR's rules before a
- * single byte is written (enough targets, none twice, each as large as its disk with the same
- * sector size, none in use, none holding the image), and what each holds now, for the plan.
- * Also the plain positioned I/O the other restore modules use on a target. */
+ * single byte is written (enough targets, none twice or sharing storage, each as large as its
+ * disk with the same sector size, none in use, none holding the image), locking them for the
+ * whole restore, and what each holds now, for the plan. Also the plain positioned I/O the other
+ * restore modules use on a target. */
 #include "readat.h"
 #include "restore_internal.h"
+#include "blockdev.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -119,44 +122,29 @@ static void describe_contents(const char *path, char *out, size_t len)
 
 /* ---- checks ---------------------------------------------------------------------------------- */
 
-static int identity(const char *path, dev_t *dev, ino_t *ino, bool *exists, struct asr_error *err)
+/* What a restore can write: a block device or a regular file (or a path where one will be made). */
+static int check_kind(const char *path, struct asr_error *err)
 {
     struct stat st;
-    *exists = stat(path, &st) == 0;
-    if (!*exists) {
-        if (errno != ENOENT)
-            return asr_fail_public(err, ASR_E_IO, "target %s: %s", path, strerror(errno));
-        *dev = 0;
-        *ino = 0;
-        return ASR_OK;
-    }
-    if (S_ISBLK(st.st_mode)) {
-        *dev = st.st_rdev;
-        *ino = 0;
-    } else if (S_ISREG(st.st_mode)) {
-        *dev = st.st_dev;
-        *ino = st.st_ino;
-    } else {
+    if (stat(path, &st) != 0)
+        return errno == ENOENT ? ASR_OK : asr_fail_public(err, ASR_E_IO, "target %s: %s", path, strerror(errno));
+    if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode))
         return asr_fail_public(err, ASR_E_ARG, "target %s is neither a block device nor a disk image file", path);
-    }
     return ASR_OK;
 }
 
+/* No target twice, under any name, nor two that share bytes (a loop device over a target file or
+ * over a part of a target device): both would be written, each over the other. */
 static int check_distinct(const struct asr_restore_target_spec *t, size_t n, struct asr_error *err)
 {
-    dev_t dev[ASR_RESTORE_MAX_TARGETS];
-    ino_t ino[ASR_RESTORE_MAX_TARGETS];
-    bool exists[ASR_RESTORE_MAX_TARGETS];
+    const char *paths[ASR_RESTORE_MAX_TARGETS];
     for (size_t i = 0; i < n; i++) {
-        int rc = identity(t[i].path, &dev[i], &ino[i], &exists[i], err);
+        int rc = check_kind(t[i].path, err);
         if (rc)
             return rc;
-        for (size_t j = 0; j < i; j++)
-            if ((exists[i] && exists[j] && dev[i] == dev[j] && ino[i] == ino[j]) ||
-                (!exists[i] && !strcmp(t[i].path, t[j].path)))
-                return asr_fail_public(err, ASR_E_ARG, "target %s is given twice (also as %s)", t[i].path, t[j].path);
+        paths[i] = t[i].path;
     }
-    return ASR_OK;
+    return asr_check_distinct_storage(paths, n, "target", err);
 }
 
 static int check_disks_covered(const struct restore_image *r, const struct asr_restore_target_spec *t, size_t n,
@@ -221,6 +209,109 @@ static int check_target(const struct restore_image *r, const char *image_path, s
     return ASR_OK;
 }
 
+/* ---- locks ---------------------------------------------------------------------------------- */
+
+/* Two asrimg runs on one target would interleave their writes, or compare bytes half written.
+ * O_EXCL keeps a second writer off a block device, but not off a file, nor off the file a loop
+ * device reads: so every target, and every file or device a loop device target reads, is flock'ed
+ * from before its checks until asr_restore_free, exclusively by a restore and shared by verify
+ * --against. (udev, too, leaves a locked block device alone: it does not probe a half-written
+ * partition table.) */
+
+static bool holds_lock(const struct asr_restore *rs, const struct stat *st)
+{
+    struct stat h;
+    for (size_t i = 0; i < rs->nlocks; i++)
+        if (fstat(rs->locks[i], &h) == 0 && h.st_dev == st->st_dev && h.st_ino == st->st_ino)
+            return true;
+    return false;
+}
+
+static int locked_out(const struct asr_restore *rs, const char *target, const char *path, struct asr_error *err)
+{
+    bool same = !strcmp(target, path);
+    if (rs->read_only)
+        return asr_fail_public(err, ASR_E_ARG,
+                               "target %s is being restored by another asrimg%s%s%s: compare it once that is done", target,
+                               same ? "" : " (through ", same ? "" : path, same ? "" : ", which it reads)");
+    return asr_fail_public(err, ASR_E_ARG,
+                           "target %s is in use: another asrimg restore or verify --against holds %s (locked)", target,
+                           same ? "it" : path);
+}
+
+/* Locks fd, open on path (target itself or what it reads), and keeps it in rs->locks; closes it
+ * when this restore holds that lock already (flock would refuse it to us) or cannot keep it. */
+static int lock_fd(struct asr_restore *rs, const char *target, const char *path, int fd, struct asr_error *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || holds_lock(rs, &st)) {
+        close(fd);
+        return ASR_OK;
+    }
+    if (flock(fd, (rs->read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        /* Anything but a lock held elsewhere (a filesystem without locks): the checks still
+         * stand, only this guard is missing. */
+        return e == EWOULDBLOCK ? locked_out(rs, target, path, err) : ASR_OK;
+    }
+    int *grown = realloc(rs->locks, (rs->nlocks + 1) * sizeof *grown);
+    if (!grown) {
+        close(fd);
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    }
+    rs->locks = grown;
+    rs->locks[rs->nlocks++] = fd;
+    return ASR_OK;
+}
+
+/* Locks path; *blk: the device it is, when a block device. expect: what a loop device reads, as
+ * sysfs named it; a name that since means something else (or nothing) is not locked. */
+static int lock_one(struct asr_restore *rs, const char *target, const char *path, const struct asr_ident *expect,
+                    dev_t *blk, struct asr_error *err)
+{
+    *blk = 0;
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return expect ? ASR_OK : asr_fail_public(err, ASR_E_IO, "target %s: %s", path, strerror(e));
+    }
+    struct asr_ident id =
+        S_ISBLK(st.st_mode) ? asr_ident_block(st.st_rdev) : (struct asr_ident){true, st.st_dev, st.st_ino};
+    if (expect && !asr_ident_eq(id, *expect)) {
+        close(fd);
+        return ASR_OK;
+    }
+    if (S_ISBLK(st.st_mode))
+        *blk = st.st_rdev;
+    return lock_fd(rs, target, path, fd, err);
+}
+
+/* The target, then through loop devices what each reads, down to a file or a disk. */
+static int lock_target(struct asr_restore *rs, const char *target, struct asr_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s", target);
+    struct asr_loop lo;
+    const struct asr_ident *expect = NULL;
+    for (int depth = 0; depth <= 8; depth++) {
+        dev_t dev;
+        int rc = lock_one(rs, target, path, expect, &dev, err);
+        if (rc || !dev)
+            return rc;
+        dev = asr_blk_whole_disk(dev, NULL);
+        if (!asr_blk_loop(dev, &lo) || !asr_blk_loop_file(dev, path, sizeof path))
+            return ASR_OK;
+        expect = &lo.backing;
+    }
+    return ASR_OK;
+}
+
+/* ---- opening ---------------------------------------------------------------------------------- */
+
 /* O_DIRECT where the target allows it, and the alignment its I/O then needs. */
 static int open_for_io(struct restore_target *t, bool read_only, struct asr_error *err)
 {
@@ -250,22 +341,26 @@ static int open_for_io(struct restore_target *t, bool read_only, struct asr_erro
     return ASR_OK;
 }
 
-static int create_file(struct restore_target *t, struct asr_error *err)
+/* The new file stays open as its lock. Another asrimg that took it in the instant between its
+ * creation and the lock owns it now: it is refused here, and not removed. */
+static int create_file(struct asr_restore *rs, struct restore_target *t, struct asr_error *err)
 {
     int fd = open(t->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0)
         return asr_fail_public(err, ASR_E_IO, "cannot create target %s: %s", t->path, strerror(errno));
-    int rc = ftruncate(fd, (off_t)t->info.size_bytes) == 0 ? ASR_OK
-             : asr_fail_public(err, ASR_E_IO, "cannot size target %s: %s", t->path, strerror(errno));
-    close(fd);
-    if (rc)
+    if (ftruncate(fd, (off_t)t->info.size_bytes) != 0) {
+        int rc = asr_fail_public(err, ASR_E_IO, "cannot size target %s: %s", t->path, strerror(errno));
+        close(fd);
         unlink(t->path);
-    return rc;
+        return rc;
+    }
+    return lock_fd(rs, t->path, t->path, fd, err);
 }
 
-static int open_target(const struct restore_image *r, const char *image_path, struct restore_target *t, bool read_only,
-                       struct asr_error *err)
+static int open_target(struct asr_restore *rs, const char *image_path, struct restore_target *t, struct asr_error *err)
 {
+    const struct restore_image *r = &rs->im;
+    bool read_only = rs->read_only;
     const struct asr_disk_desc *want = img_disk(r, t->info.disk_index);
     struct stat st;
     if (stat(t->path, &st) != 0) {
@@ -279,7 +374,9 @@ static int open_target(const struct restore_image *r, const char *image_path, st
         return ASR_OK;
     }
     struct asr_disk *bare;
-    int rc = asr_disk_open_bare(t->path, &bare, err);
+    int rc = lock_target(rs, t->path, err);
+    if (!rc)
+        rc = asr_disk_open_bare(t->path, &bare, err);
     if (rc)
         return rc;
     t->info.is_block = asr_disk_is_block(bare, NULL);
@@ -294,11 +391,11 @@ static int open_target(const struct restore_image *r, const char *image_path, st
 }
 
 /* Runs when the restore begins: a target that is a new file exists only from then on. */
-static int materialize(struct restore_target *t, struct asr_error *err)
+static int materialize(struct asr_restore *rs, struct restore_target *t, struct asr_error *err)
 {
     if (!t->info.create || t->fd >= 0)
         return ASR_OK;
-    int rc = create_file(t, err);
+    int rc = create_file(rs, t, err);
     if (!rc)
         rc = open_for_io(t, false, err);
     return rc;
@@ -307,7 +404,7 @@ static int materialize(struct restore_target *t, struct asr_error *err)
 int asr_restore_targets_ready(struct asr_restore *rs, struct asr_error *err)
 {
     for (size_t i = 0; i < rs->n; i++) {
-        int rc = materialize(&rs->t[i], err);
+        int rc = materialize(rs, &rs->t[i], err);
         if (rc)
             return rc;
     }
@@ -342,7 +439,7 @@ static int restore_open(struct restore_image im, const char *image_path, const s
         rs->t[i].info.path = rs->t[i].path;
         rs->t[i].info.disk_index = spec[i].disk_index;
         rs->n++;
-        rc = rs->t[i].path ? open_target(&rs->im, image_path, &rs->t[i], read_only, err)
+        rc = rs->t[i].path ? open_target(rs, image_path, &rs->t[i], err)
                            : asr_fail_public(err, ASR_E_NOMEM, "out of memory");
         if (rc) {
             asr_restore_free(rs);
@@ -377,6 +474,9 @@ void asr_restore_free(struct asr_restore *rs)
             close(t->fd);
         free(t->path);
     }
+    for (size_t i = 0; i < rs->nlocks; i++) /* after the targets' own descriptors: held to the last */
+        close(rs->locks[i]);
+    free(rs->locks);
     if (rs->seen)
         for (uint32_t v = 0; v < img_volume_count(&rs->im); v++)
             free(rs->seen[v].v);

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # End-to-end checks of `asrimg backup` on a real disk image (GPT, FAT32 ESP, ext4 root): verify
 # of the result, stdout to a pipe, split sets, --json, refusals (existing image without --force,
-# image onto the source disk or into a filesystem mounted from it), what is already under the
-# image's names (IMAGE.partial and parts as symlinks or hard links to a source or another file, a
-# killed backup's leftovers), two backups to one image at once, a closed pipe and the file size
-# limit, and an interrupted backup (kill -9) that must leave nothing that looks valid.
+# image onto the source disk or into a filesystem mounted from it, one disk given twice under
+# two names or through a loop device), what is already under the image's names (IMAGE.partial
+# and parts as symlinks or hard links to a source or another file, a killed backup's leftovers),
+# two backups to one image at once, a closed pipe and the file size limit, and an interrupted
+# backup (kill -9) that must leave nothing that looks valid.
 # Usage: backup_cli_test.sh ASRIMG
 set -u
 asrimg=$1
 work=$(mktemp -d /tmp/asrimg-backup-XXXXXX)
 loops=() mnt=""
+# A loop device this test set up and has not detached: it reads a file in $work. One detached
+# already may since be another program's: it is left alone.
+ours() { case $(losetup -n -O BACK-FILE "$1" 2>/dev/null) in "$work"/*) true ;; *) false ;; esac; }
 cleanup() {
   [ -n "$mnt" ] && umount "$mnt" 2>/dev/null
-  for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done
+  for l in "${loops[@]}"; do ! ours "$l" || losetup -d "$l" 2>/dev/null; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -229,6 +233,25 @@ run_saving sh -c "exec '$asrimg' backup '$tiny' --volumes all -o '$work/full.asr
 check "backup --json with its summary onto a full disk: exit 1" rc_is 1
 check "and one error line" one_error_line
 
+# One disk given twice, under any name: refused before anything is read or written, by backup,
+# layout and bench alike (one line, exit 1, no image).
+# twice NAME WORD CMD...: the command was refused naming WORD, and made no image.
+twice() {
+  local name=$1 word=$2; shift 2
+  rm -f "$work/twice.asrimg" "$work/twice.asrimg.partial"
+  run_saving "$@"
+  check "$name: refused" rc_is 1
+  check "$name: one error line" test "$(wc -l <"$work/err.saved")" -eq 1
+  check "$name: the error says '$word'" error_names "$word"
+  check "$name: no image" test ! -e "$work/twice.asrimg" -a ! -e "$work/twice.asrimg.partial"
+}
+ln -s "$disk" "$work/disk-link.img"
+twice "backup D D" "given twice" "$asrimg" backup "$disk" "$disk" -o "$work/twice.asrimg" --volumes all
+twice "backup D and a symlink to D" "given twice" "$asrimg" backup "$disk" "$work/disk-link.img" -o "$work/twice.asrimg"
+twice "backup D ./D" "given twice" "$asrimg" backup "$disk" "$(dirname "$disk")/./disk.img" -o "$work/twice.asrimg"
+twice "layout D D" "given twice" "$asrimg" layout "$disk" "$work/disk-link.img"
+twice "bench D D" "given twice" "$asrimg" bench "$disk" "$disk"
+
 # The image inside a filesystem mounted from a loop device over the source disk file.
 if whole=$(losetup -f --show "$disk" 2>/dev/null); then
   loops+=("$whole")
@@ -258,6 +281,22 @@ if whole=$(losetup -f --show "$disk" 2>/dev/null); then
   run_saving "$asrimg" backup "$tloop" --volumes all -o "$work/ll2.asrimg" --split 4M
   check "split: IMAGE.002.partial a symlink to the source loop device: refused" rc_is 1
   check "the file behind the loop device is untouched" unchanged "$tiny" "$tiny_sum"
+
+  # A loop device is the file (or the part of it) it reads; two loop devices over one file are
+  # each other. (A partition and its whole disk resolve the same way; no partition scanning here.)
+  twice "backup of a loop device and its file" "shares storage" \
+    "$asrimg" backup "$whole" "$disk" -o "$work/twice.asrimg" --volumes all
+  twice "backup of a file and a loop device at an offset in it" "shares storage" \
+    "$asrimg" backup "$disk" "$part" -o "$work/twice.asrimg"
+  twice "backup of two loop devices over one file" "shares storage" \
+    "$asrimg" backup "$part" "$whole" -o "$work/twice.asrimg"
+  twice "layout of a loop device and its file" "shares storage" "$asrimg" layout "$work/disk-link.img" "$whole"
+  if other=$(losetup -f --show "$disk" 2>/dev/null); then
+    loops+=("$other")
+    twice "backup of two loop devices over the whole file" "shares storage" \
+      "$asrimg" backup "$whole" "$other" -o "$work/twice.asrimg"
+    losetup -d "$other"
+  fi
 else
   skip "no loop devices"
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end checks of the asrimg command: exit codes, one-line errors naming what and where,
-# valid --json, silence on a pipe. Usage: cli_test.sh ASRIMG ASRIMG-MKIMAGE
+# numbers and --to N=TARGET parsed strictly, valid --json, silence on a pipe.
+# Usage: cli_test.sh ASRIMG ASRIMG-MKIMAGE
 set -u
 asrimg=$1 mkimage=$2
 work=$(mktemp -d /tmp/asrimg-cli-XXXXXX)
@@ -55,8 +56,70 @@ check "not an image: one error line naming it" one_error_line "text.asrimg"
 
 run_saving "$asrimg" frobnicate
 check "unknown command exits 2" rc_is 2
+check "unknown command: one error line naming it" one_error_line "frobnicate"
+run_saving "$asrimg"
+check "no command exits 2" rc_is 2
+check "no command: one error line, not the whole usage" one_error_line "no command"
+check "no command: nothing on stdout" test ! -s "$work/out.saved"
+for h in help --help; do
+  run_saving "$asrimg" $h
+  check "$h exits 0" rc_is 0
+  check "$h prints the usage on stdout" grep -q "^usage: asrimg COMMAND" "$work/out.saved"
+done
 run_saving "$asrimg" info
 check "missing argument exits 2" rc_is 2
+for cmd in backup restore; do
+  run_saving "$asrimg" $cmd --frobnicate
+  check "$cmd with an unknown option exits 2" rc_is 2
+  check "$cmd with an unknown option: one error line naming it" one_error_line "frobnicate"
+done
+
+# Numbers: digits only, in range. strtoul alone takes spaces, a sign and junk after a unit, and
+# wraps a negative number; every numeric option of every command goes through the same parser.
+# usage_error NAME CMD...: the command exits 2 with one error line and makes no image.
+usage_error() {
+  local name=$1; shift
+  rm -f "$work/n.asrimg" "$work/n.img"
+  run_saving "$@"
+  check "$name: exits 2" rc_is 2
+  check "$name: one error line" one_error_line ""
+  check "$name: makes nothing" test ! -e "$work/n.asrimg" -a ! -e "$work/n.img"
+}
+for v in " 4" "+4" "4x" "" "-1" "99999999999999999999999" "0"; do
+  usage_error "backup --threads '$v'" "$asrimg" backup "$work/disk.img" -o "$work/n.asrimg" --threads "$v"
+  usage_error "bench --threads '$v'" "$asrimg" bench "$work/disk.img" --threads "$v"
+  usage_error "restore --threads '$v'" "$asrimg" restore "$work/a.asrimg" --to "$work/n.img" --yes --threads "$v"
+done
+for v in " 3" "+3" "" "20"; do
+  usage_error "backup --level '$v'" "$asrimg" backup "$work/disk.img" -o "$work/n.asrimg" --level "$v"
+  usage_error "bench --level '$v'" "$asrimg" bench "$work/disk.img" --level "$v"
+done
+for v in " 1M" "+1M" "1Mx" "" "-1M" "99999999999999999999G" "99999999999T"; do
+  usage_error "backup --split '$v'" "$asrimg" backup "$work/disk.img" -o "$work/n.asrimg" --split "$v"
+done
+check "backup --split 1MiB is a size" "$asrimg" backup "$work/disk.img" -o "$work/n.asrimg" --split 1MiB
+check "backup --threads 2 --level 1 are numbers" \
+  "$asrimg" backup "$work/disk.img" -o "$work/n2.asrimg" --threads 2 --level 1
+
+# --to N=TARGET: N all digits names an image disk, which must exist; anything else is a path
+# (here, relative to $work, where a file "99=t.img" would otherwise be made).
+for to in 99=t.img 1=t.img 007=t.img 99999999999999999999=t.img 0=; do
+  (cd "$work" && run_saving "$asrimg" restore a.asrimg --to "$to" --yes)
+  check "restore --to $to onto a one-disk image exits 2" rc_is 2
+  check "restore --to $to: one error line" one_error_line "$to"
+  check "restore --to $to: no file made" test ! -e "$work/$to" -a ! -e "$work/t.img"
+done
+(cd "$work" && run_saving "$asrimg" restore a.asrimg --to 99=t.img --yes)
+check "restore --to 99=t.img: the error says how to name such a file" grep -qF "given as ./99=t.img" "$work/err.saved"
+(cd "$work" && run_saving "$asrimg" verify a.asrimg --against 1=disk.img)
+check "verify --against 1=DISK of a one-disk image exits 2" rc_is 2
+check "verify --against 1=DISK: one error line" one_error_line "1=disk.img"
+(cd "$work" && run_saving "$asrimg" restore a.asrimg --to ./99=t.img --yes)
+check "restore --to ./99=t.img exits 0" rc_is 0
+check "restore --to ./99=t.img restores into the file 99=t.img" cmp "$work/99=t.img" "$work/disk.img"
+(cd "$work" && run_saving "$asrimg" restore a.asrimg --to 0=t0.img --yes)
+check "restore --to 0=t0.img exits 0" rc_is 0
+check "restore --to 0=t0.img restores image disk 0 into t0.img" cmp "$work/t0.img" "$work/disk.img"
 
 check "split mkimage" "$mkimage" "$work/disk.img" -o "$work/s.asrimg" --split 1048576 --level 0
 check "split verify" "$asrimg" verify "$work/s.asrimg"
@@ -127,6 +190,15 @@ check "layout of a missing disk: one error line naming it" one_error_line "missi
 run_saving "$asrimg" layout --volumes 0:7 "$work/gpt.img"
 check "layout with a bad selection exits 1" rc_is 1
 check "bad selection is named" one_error_line "no volume 7"
+for sel in "+1" "0:+1" "-1" "0:-1" "1x" "99999999999999999999999" "18446744073709551617:1"; do
+  run_saving "$asrimg" layout --volumes "$sel" "$work/gpt.img"
+  check "layout --volumes '$sel' exits 1" rc_is 1
+  check "layout --volumes '$sel': one error line" one_error_line "volume selection"
+done
+check "--volumes mixes PART and DISK:PART in any order" \
+  sh -c "'$asrimg' layout --json --volumes '2,0:1' '$work/gpt.img' | python3 -c '
+import json, sys
+assert all(p[\"capture\"] != \"skip\" for p in json.load(sys.stdin)[0][\"partitions\"])'"
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

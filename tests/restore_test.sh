@@ -11,7 +11,9 @@
 #   - an MBR disk with an extended partition and two logical ones (EBR chain);
 #   - mirrors (--to A --to B, --verify, --json); an image of two disks mapped with --to N=TARGET;
 #   - refusals that must leave the target byte for byte unchanged: smaller, mounted, holding the
-#     image, no --yes without a terminal, the same target twice, another logical sector size;
+#     image, no --yes without a terminal, the same target twice, targets sharing storage (loop
+#     devices over a target or the same file), a target another restore holds, another logical
+#     sector size;
 #   - a damaged chunk (stop naming it and its ranges; --keep-going), verify --against;
 #   - 4Kn disks, --new-ids, --grow, --zero-unused, --discard, restore from stdin (one file and a
 #     split set), and idempotence (a second run, and a run after a restore that stopped half way);
@@ -33,10 +35,17 @@ start_time=$(date +%s)
 work=$(mktemp -d /tmp/asrimg-restore-XXXXXX)
 mkdir -p "$work/mnt" "$work/tmnt"
 loops=()
+# A loop device this test set up and has not detached: it reads a file in $work (or such a loop
+# device). One detached already may since be another program's: it is left alone.
+ours() {
+  local b
+  b=$(losetup -n -O BACK-FILE "$1" 2>/dev/null) || return 1
+  case $b in "$work"/*) true ;; /dev/loop*) ours "$b" ;; *) false ;; esac
+}
 cleanup() {
   umount "$work/mnt" 2>/dev/null
   umount "$work/tmnt" 2>/dev/null
-  for ((i = ${#loops[@]} - 1; i >= 0; i--)); do losetup -d "${loops[i]}" 2>/dev/null; done
+  for ((i = ${#loops[@]} - 1; i >= 0; i--)); do ! ours "${loops[i]}" || losetup -d "${loops[i]}" 2>/dev/null; done
   rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
@@ -554,6 +563,89 @@ refused "the same target twice" "$sum" "$tg"
 ln -s "$tg" "$work/refuse-link.img"
 restore "$img" --to "$tg" --to "$work/refuse-link.img" --yes
 refused "the same target twice (through a symlink)" "$sum" "$tg"
+
+# A new file named twice (./ in between): both would be made as one.
+restore "$img" --to "$work/new-twice.img" --to "$work/./new-twice.img" --yes
+check "a new target named twice: exit 1" rc_is 1
+check "a new target named twice: says so" err_has "given twice"
+check "a new target named twice: not created" test ! -e "$work/new-twice.img"
+
+# Targets that share storage: a loop device over a target file (whole, or at an offset inside
+# it), two loop devices over one file, a loop device over a target loop device (as a partition of
+# a target disk would be). Each alone would be a valid target (large enough); together they are
+# refused before the plan is shown, and the target is left unchanged.
+# shared NAME TARGET...: the saved restore onto TARGETs was refused for sharing storage.
+shared() {
+  local name=$1; shift
+  local args=() t
+  for t in "$@"; do args+=(--to "$t"); done
+  restore "$img" "${args[@]}" --yes
+  refused "$name" "$sum" "$tg" "shares storage with"
+  check "$name: refused before the plan is shown" sh -c "! grep -q 'WILL BE OVERWRITTEN' '$work/err.saved'"
+}
+if loop_at lw "$tg" 0 $((mbr_mib * 3 / 2 << 20)) 512 && loop_at lw2 "$tg" 0 $((mbr_mib * 3 / 2 << 20)) 512 &&
+  loop_at loff "$tg" $((16 << 20)) $((mbr_mib + 8 << 20)) 512 &&
+  loop_at lover "$lw" $((8 << 20)) $((mbr_mib + 8 << 20)) 512; then
+  shared "a target file and a loop device over it" "$tg" "$lw"
+  shared "a loop device over a target file, and the file" "$lw" "$tg"
+  shared "a target file and a loop device at an offset inside it" "$tg" "$loff"
+  shared "two loop devices over one file" "$lw" "$lw2"
+  shared "a loop device and a loop device over part of it" "$lw" "$lover"
+  shared "a loop device over a loop device over a target file, and the file" "$tg" "$lover"
+  losetup -d "$lover" && losetup -d "$loff" && losetup -d "$lw2" && losetup -d "$lw"
+  # Two loop devices over disjoint ranges of one file are two disks: mirrors.
+  truncate -s $((2 * mbr_mib << 20)) "$work/halves.img"
+  if loop_at lh1 "$work/halves.img" 0 $((mbr_mib << 20)) 512 &&
+    loop_at lh2 "$work/halves.img" $((mbr_mib << 20)) $((mbr_mib << 20)) 512; then
+    restore "$img" --to "$lh1" --to "$lh2" --yes --verify
+    check "two loop devices over the two halves of one file are two targets" rc_is 0
+    check "the halves are equal" cmp -n $((mbr_mib << 20)) "$work/halves.img" "$work/halves.img" 0 $((mbr_mib << 20))
+    losetup -d "$lh2" && losetup -d "$lh1"
+  fi
+  rm -f "$work/halves.img"
+else
+  skip "loop devices over a target (losetup failed)"
+fi
+
+# Two restores of one target at once: the first, from a pipe fed up to its first chunk, holds the
+# target (its plan is shown) while a second restore, verify --against, and a restore onto a loop
+# device over the target are refused, leaving it as it was; then the first finishes as usual.
+tl=$work/locked.img
+garbage "$tl" $((mbr_mib * 3 / 2))
+sum=$(sum_of "$tl")
+first_chunk=$(util walk "$img" | awk '$1 == "chunk" { print $3 - 64; exit }')
+mkfifo "$work/img.fifo"
+( # the writer: the image up to its first chunk, then, once told (or after 2 minutes), the rest
+  trap '' PIPE
+  head -c "$first_chunk" "$img"
+  for _ in $(seq 1200); do [ -e "$work/go" ] && break; sleep 0.1; done
+  tail -c +$((first_chunk + 1)) "$img"
+) >"$work/img.fifo" 2>/dev/null &
+writer=$!
+"$asrimg" restore - --to "$tl" --yes <"$work/img.fifo" >/dev/null 2>"$work/first.err" &
+first=$!
+for _ in $(seq 200); do grep -q 'WILL BE OVERWRITTEN' "$work/first.err" && break; sleep 0.1; done
+check "the first restore holds the target, waiting for its image" grep -q 'WILL BE OVERWRITTEN' "$work/first.err"
+restore "$img" --to "$tl" --yes
+refused "a second restore of a target being restored" "$sum" "$tl" "in use: another asrimg"
+run_saving "$asrimg" verify "$img" --against "$tl"
+check "verify --against a target being restored: exit 1" rc_is 1
+check "verify --against a target being restored: says so" err_has "is being restored by another asrimg"
+if loop_at ll "$tl" 0 $((mbr_mib * 3 / 2 << 20)) 512; then
+  restore "$img" --to "$ll" --yes
+  refused "a restore onto a loop device over a target being restored" "$sum" "$tl" "in use: another asrimg"
+  losetup -d "$ll"
+else
+  skip "a loop device over a target being restored (losetup failed)"
+fi
+touch "$work/go"
+wait "$writer"
+wait "$first"
+echo $? >"$work/rc.saved"
+cp "$work/first.err" "$work/err.saved"
+check "the first restore then finishes: exit 0" rc_is 0
+check "the first restore gives what a restore alone gives" same_file "$tl" "$t2"
+rm -f "$tl"
 
 # The image file itself as the target: an image of 4 MiB of random bytes is larger than its
 # disk, so size is no reason to refuse it.
