@@ -47,6 +47,10 @@ struct asr_window {
 /* Reads exactly len bytes at off within the window; ASR_E_CORRUPT naming the offset when the
  * range falls outside it (metadata pointing outside its volume), ASR_E_IO on a read error. */
 int asr_window_read(const struct asr_window *w, uint64_t off, void *buf, size_t len, struct asr_error *err);
+/* Asks the kernel to start reading [off, off+len) of the window (clipped to it) ahead of a read:
+ * reads scattered over a disk, such as a directory tree's, are then queued together instead of
+ * waited for one by one. A hint only: nothing changes if it fails. */
+void asr_window_prefetch(const struct asr_window *w, uint64_t off, uint64_t len);
 
 /* ---- used-byte maps ---------------------------------------------------------------------- */
 

@@ -1,6 +1,8 @@
-/* exFAT used-byte map: both boot regions, the FATs, and the cluster-heap clusters the Allocation
- * Bitmap marks, found through the root directory's FAT chain. Hand-written from Microsoft's exFAT
- * specification because no Debian library exposes exFAT allocation from a byte window. */
+/* exFAT used-byte map: both boot regions, the FATs, the cluster-heap clusters the Allocation
+ * Bitmap marks (found through the root directory's FAT chain), and those a bounded walk of the
+ * directory tree finds referenced though the bitmap calls them free (a damaged volume must restore
+ * as it was, damage and all). Hand-written from Microsoft's exFAT specification because no Debian
+ * library exposes exFAT allocation from a byte window. */
 #include "asr_engine.h"
 #include "fs_walk.h"
 
@@ -554,6 +556,8 @@ static int walk_entry(struct exfat_walk *xw, const uint8_t *e, struct set_state 
         if (!valid_cluster(xw->g, first) || !length)
             return ASR_OK;
         struct asr_walk_dir d = {first, (uint8_t)(e[1] & 2), length < DIR_MAX_BYTES ? length : DIR_MAX_BYTES};
+        uint64_t ahead = 1ull << xw->g->cluster_shift;
+        asr_window_prefetch(xw->w, cluster_offset(xw->g, first), ahead < READ_PIECE ? ahead : READ_PIECE);
         return asr_walk_push(&xw->wk, &d, err);
     }
     st->stream_seen |= t == ENTRY_STREAM;

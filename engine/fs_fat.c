@@ -319,8 +319,10 @@ static int walk_entries(struct fat_walk *fw, const uint8_t *buf, size_t n, struc
         uint32_t start = le16(e + 26) | (fw->g->bits == 32 ? (uint32_t)le16(e + 20) << 16 : 0);
         if (!(attr & 0x10))
             rc = walk_file(fw, e, start, le32(e + 28), err);
-        else if (valid_cluster(fw->g, start))
+        else if (valid_cluster(fw->g, start)) {
             rc = asr_walk_push(&fw->wk, &(struct asr_walk_dir){.first = start, .bytes = DIR_MAX_BYTES}, err);
+            asr_window_prefetch(fw->w, fw->g->data_offset + (uint64_t)(start - 2) * fw->g->cluster_bytes, fw->g->cluster_bytes);
+        }
     }
     return rc;
 }

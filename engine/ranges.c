@@ -3,6 +3,7 @@
 #include "asr_engine.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -74,4 +75,13 @@ int asr_window_read(const struct asr_window *w, uint64_t off, void *buf, size_t 
         at += (uint64_t)n;
     }
     return ASR_OK;
+}
+
+void asr_window_prefetch(const struct asr_window *w, uint64_t off, uint64_t len)
+{
+    if (off >= w->size)
+        return;
+    if (len > w->size - off)
+        len = w->size - off;
+    posix_fadvise(w->fd, (off_t)(w->base + off), (off_t)len, POSIX_FADV_WILLNEED);
 }
