@@ -488,7 +488,9 @@ static int walk_alloc(struct exfat_walk *xw, uint32_t first, uint64_t length, in
     }
     uint64_t k = 0, run_first = first, run_n = 0;
     uint32_t c = first, next;
-    int rc = ASR_OK;
+    int rc = ASR_OK, looped = 0;
+    struct asr_walk_loop loop;
+    asr_walk_loop_start(&loop, first);
     while (rc == ASR_OK) {
         if ((rc = asr_walk_spend(&xw->wk, 1, err)) != ASR_OK)
             return rc;
@@ -501,11 +503,13 @@ static int walk_alloc(struct exfat_walk *xw, uint32_t first, uint64_t length, in
         run_n++;
         if (rc != ASR_OK || k == n || (rc = fat_entry(xw->fc, c, &next, err)) != ASR_OK || !valid_cluster(g, next))
             break;
+        if ((looped = asr_walk_loops(&loop, next))) /* a reader goes round the same clusters */
+            break;
         c = next;
     }
     if (rc == ASR_OK)
         rc = check_run(xw, run_first, run_n, what, err);
-    if (rc == ASR_OK && k < n && (uint64_t)c + 1 < end) {
+    if (rc == ASR_OK && !looped && k < n && (uint64_t)c + 1 < end) {
         uint64_t more = n - k < end - c - 1 ? n - k : end - c - 1;
         if ((rc = asr_walk_spend(&xw->wk, more, err)) == ASR_OK)
             rc = check_run(xw, (uint64_t)c + 1, more, what, err);
@@ -576,6 +580,8 @@ static int walk_dir(struct exfat_walk *xw, const struct asr_walk_dir *d, int roo
     struct set_state st = {0};
     uint32_t c = d->first;
     int rc = ASR_OK;
+    struct asr_walk_loop loop;
+    asr_walk_loop_start(&loop, c);
     for (uint64_t k = 0; k < n && rc == ASR_OK; k++) {
         if ((rc = asr_walk_spend(&xw->wk, 1, err)) != ASR_OK || (rc = check_run(xw, c, 1, what, err)) != ASR_OK)
             break;
@@ -586,7 +592,7 @@ static int walk_dir(struct exfat_walk *xw, const struct asr_walk_dir *d, int roo
         }
         uint32_t next = c + 1;
         if (rc != ASR_OK || k + 1 == n || (!d->contiguous && (rc = fat_entry(xw->fc, c, &next, err)) != ASR_OK) ||
-            !valid_cluster(g, next))
+            !valid_cluster(g, next) || asr_walk_loops(&loop, next))
             break;
         c = next;
     }

@@ -276,6 +276,8 @@ static int walk_file(struct fat_walk *fw, const uint8_t *e, uint32_t start, uint
         return ASR_OK;
     uint32_t c = start, last = start, v = 0;
     int rc = ASR_OK, freed = 0;
+    struct asr_walk_loop loop;
+    asr_walk_loop_start(&loop, start);
     while (k < need) {
         if ((rc = asr_walk_spend(&fw->wk, 1, err)) != ASR_OK || (rc = fat_entry(fw->fc, c, &v, err)) != ASR_OK)
             return rc;
@@ -287,6 +289,10 @@ static int walk_file(struct fat_walk *fw, const uint8_t *e, uint32_t start, uint
         }
         if (v >= end_of_chain(g->bits) || !valid_cluster(g, v))
             break;
+        if (asr_walk_loops(&loop, v)) {
+            k = need; /* a reader goes round the same clusters: nothing more to take */
+            break;
+        }
         c = v;
     }
     if (freed) {
@@ -334,6 +340,8 @@ static int walk_dir(struct fat_walk *fw, const struct asr_walk_dir *d, int root,
     uint64_t limit = d->bytes / g->cluster_bytes ? d->bytes / g->cluster_bytes : 1;
     uint32_t c = d->first, v;
     int rc = ASR_OK;
+    struct asr_walk_loop loop;
+    asr_walk_loop_start(&loop, c);
     for (uint64_t k = 0; k < limit && rc == ASR_OK; k++) {
         if ((rc = asr_walk_spend(&fw->wk, 1, err)) != ASR_OK || (rc = fat_entry(fw->fc, c, &v, err)) != ASR_OK)
             return rc;
@@ -347,7 +355,7 @@ static int walk_dir(struct fat_walk *fw, const struct asr_walk_dir *d, int root,
                              err);
         if (rc == ASR_OK)
             rc = walk_entries(fw, fw->buf, (size_t)g->cluster_bytes, err);
-        if (!entry_used(v, g->bits) || v >= end_of_chain(g->bits) || !valid_cluster(g, v))
+        if (!entry_used(v, g->bits) || v >= end_of_chain(g->bits) || !valid_cluster(g, v) || asr_walk_loops(&loop, v))
             break;
         c = v;
     }

@@ -41,6 +41,21 @@ int asr_walk_spend(struct asr_walk *wk, uint64_t n, struct asr_error *err)
 }
 
 /* A multiplicative hash's high bits: cluster numbers are often multiples of a power of two. */
+void asr_walk_loop_start(struct asr_walk_loop *l, uint32_t first) { *l = (struct asr_walk_loop){first, 1, 0}; }
+
+int asr_walk_loops(struct asr_walk_loop *l, uint32_t next)
+{
+    if (next == l->tortoise)
+        return 1;
+    if (l->power == l->lam) {
+        l->tortoise = next;
+        l->power *= 2;
+        l->lam = 0;
+    }
+    l->lam++;
+    return 0;
+}
+
 static size_t slot_of(uint32_t c, size_t slots) { return (size_t)(((uint64_t)c * 0x9E3779B97F4A7C15ull) >> 32) & (slots - 1); }
 
 /* Adds c to the set of seen first clusters; *fresh says whether it was new. */

@@ -39,6 +39,17 @@ struct asr_walk {
     size_t nextra, extra_cap;
 };
 
+/* Loop detection along one cluster chain (Brent's method): a loop is found within twice its
+ * length, so a chain that runs in circles costs little however long the length that bounds it. */
+struct asr_walk_loop {
+    uint32_t tortoise;
+    uint64_t power, lam;
+};
+
+void asr_walk_loop_start(struct asr_walk_loop *l, uint32_t first);
+/* Whether next, the link out of the chain's last cluster, closes a loop. */
+int asr_walk_loops(struct asr_walk_loop *l, uint32_t next);
+
 /* Starts a walk of a volume of `clusters` clusters, with a budget proportional to it. */
 void asr_walk_init(struct asr_walk *wk, const char *fs, uint64_t clusters);
 void asr_walk_free(struct asr_walk *wk);

@@ -421,6 +421,78 @@ static void patch32(const char *img, uint64_t off, uint32_t v)
     fsfix_write_at(img, off, b, 4);
 }
 
+/* ---- the walk is bounded: loops, tangles and wild links end it, fast ----------------------- */
+
+/* Writes a file entry set (file, stream extension, one name entry) at volume offset at. */
+static void put_set(const char *img, uint64_t at, const char *name, bool dir, bool contiguous, uint32_t first,
+                    uint64_t length)
+{
+    uint8_t e[96] = {0};
+    e[0] = 0x85, e[1] = 2, e[4] = dir ? 0x10 : 0x20;
+    e[32] = 0xC0, e[33] = (uint8_t)(1 | (contiguous ? 2 : 0)), e[35] = (uint8_t)strlen(name);
+    put32(e + 32 + 20, first);
+    put32(e + 32 + 24, (uint32_t)length);
+    put32(e + 32 + 28, (uint32_t)(length >> 32));
+    memcpy(e + 32 + 8, e + 32 + 24, 8); /* ValidDataLength */
+    e[64] = 0xC1;
+    for (size_t k = 0; name[k] && k < 15; k++)
+        e[66 + 2 * k] = (uint8_t)name[k];
+    fsfix_write_at(img, at, e, sizeof e);
+}
+
+/* A file whose chain loops on itself with a 1 TiB length, a directory listing the root as its
+ * subdirectory, one whose chain loops, a link out of the volume, a contiguous file running past
+ * the heap's end: mapped, with what is referenced taken. Without loop detection the looping file
+ * alone would spend the walk's budget and the volume be captured whole. */
+Test(fs_exfat, walk_survives_loops_and_wild_links)
+{
+    char *img = fresh();
+    struct layout l = read_layout(img);
+    uint64_t at = root_entry(img, &l, 0x00);
+    put_set(img, at, "loop", false, false, 1000, 1ull << 40);
+    patch32(img, l.fat + 4 * 1000ull, 1000);
+    put_set(img, at + 96, "self", true, false, l.root, l.cluster);
+    put_set(img, at + 192, "dloop", true, false, 1100, 1 << 20);
+    patch32(img, l.fat + 4 * 1100ull, 1101);
+    patch32(img, l.fat + 4 * 1101ull, 1100);
+    put_set(img, at + 288, "far", false, true, 0x7FFFFFF0, 1 << 20);
+    put_set(img, at + 384, "huge", false, true, l.clusters - 4, 1ull << 62);
+
+    struct asr_window w = fsfix_window(img, 0, 64 << 20);
+    struct asr_usedmap m = {0};
+    struct asr_error err = {0};
+    cr_assert_eq(asr_exfat_used(&w, &m, &err), ASR_OK, "%s", err.msg);
+    close(w.fd);
+    fsfix_check_ranges(&m.used, 64 << 20);
+    cr_log_info("%s", m.note);
+    cr_assert(covered(&m.used, cluster_at(&l, 1000), l.cluster), "the looping file's cluster is not captured");
+    cr_assert(covered(&m.used, cluster_at(&l, 1100), 2 * l.cluster), "the looping directory is not captured");
+    cr_assert(covered(&m.used, cluster_at(&l, l.clusters - 4), 6 * l.cluster), "the heap's last clusters are not captured");
+    cr_assert(!covered(&m.used, cluster_at(&l, 1001), l.cluster), "a free cluster nothing references is captured");
+    cr_assert(strstr(m.note, "9 clusters referenced"), "note: \"%s\"", m.note);
+    asr_usedmap_free(&m);
+    free(img);
+}
+
+/* A directory of ten thousand 1 TiB files, all running down one chain through the heap: the walk
+ * stops at its budget, and the volume is captured whole. */
+Test(fs_exfat, walk_refuses_a_tangle)
+{
+    char *img = fresh();
+    struct layout l = read_layout(img);
+    uint8_t *fat = malloc(l.fat_bytes);
+    fsfix_read_at(img, l.fat, fat, l.fat_bytes);
+    for (uint32_t c = 100; c < l.clusters + 2; c++)
+        put32(fat + 4 * (size_t)c, c + 1 < l.clusters + 2 ? c + 1 : 0xFFFFFFFF);
+    fsfix_write_at(img, l.fat, fat, l.fat_bytes);
+    free(fat);
+    put_set(img, root_entry(img, &l, 0x00), "tangle", true, true, 5000, 1 << 20);
+    for (uint64_t at = 0; at + 96 <= 1 << 20; at += 96)
+        put_set(img, cluster_at(&l, 5000) + at, "f", false, false, 100, 1ull << 40);
+    expect_corrupt(img, "cross-linked beyond use");
+    free(img);
+}
+
 Test(fs_exfat, boot_checksum_mismatch)
 {
     char *img = fresh();
@@ -724,8 +796,6 @@ Test(fs_exfat, damaged_bitmap)
     free(img);
     free(tree);
 }
-
-static bool covered(const struct asr_ranges *r, uint64_t off, uint64_t len);
 
 /* The root directory's cluster marked free in the bitmap: captured (it is the root), with a
  * note, rather than the whole volume. */

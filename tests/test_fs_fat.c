@@ -624,6 +624,95 @@ static void expect_corrupt(const char *img, uint64_t window, const char *fragmen
     asr_usedmap_free(&m);
 }
 
+/* ---- the walk is bounded: loops, tangles and wild links end it, fast ----------------------- */
+
+static void put_entry(const char *img, uint64_t at, const char *name, uint8_t attr, uint32_t start, uint32_t size)
+{
+    uint8_t e[32] = {0};
+    memcpy(e, name, 11);
+    e[11] = attr;
+    e[20] = (uint8_t)(start >> 16), e[21] = (uint8_t)(start >> 24);
+    e[26] = (uint8_t)start, e[27] = (uint8_t)(start >> 8);
+    for (int k = 0; k < 4; k++)
+        e[28 + k] = (uint8_t)(size >> (8 * k));
+    fsfix_write_at(img, at, e, sizeof e);
+}
+
+static bool fat_covered(const struct asr_ranges *r, uint64_t off, uint64_t len)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (off >= r->v[i].offset && off + len <= r->v[i].offset + r->v[i].length)
+            return true;
+    return false;
+}
+
+/* A file whose chain loops on itself with a 4 GiB size, a directory that lists itself, one whose
+ * chain loops, links out of the volume, a deep chain of directories: mapped, with what is
+ * referenced taken. Without loop detection the looping file alone would spend the walk's budget
+ * (two million steps on a volume of eight thousand clusters) and the volume be captured whole. */
+Test(fs_fat, walk_survives_loops_and_wild_links)
+{
+    char *img = fresh("-F 16 -s 4", 16 << 20);
+    struct fat_layout l = fat_layout_of(img);
+    uint32_t eoc = 0xFFFF;
+    put_entry(img, l.root, "LOOP    BIN", 0x20, 100, 0xFFFFFFFF);
+    fat_set(img, &l, 100, 100);
+    put_entry(img, l.root + 32, "SELF       ", 0x10, 200, 0);
+    fat_set(img, &l, 200, eoc);
+    put_entry(img, fat_cluster_at(&l, 200), "AGAIN      ", 0x10, 200, 0);
+    put_entry(img, l.root + 64, "DLOOP      ", 0x10, 300, 0);
+    fat_set(img, &l, 300, 301);
+    fat_set(img, &l, 301, 300);
+    put_entry(img, l.root + 96, "FAR     BIN", 0x20, 0xFFF0, 100000);
+    put_entry(img, l.root + 128, "FREE    BIN", 0x20, 400, 3 * (uint32_t)l.cluster);
+    put_entry(img, l.root + 160, "LAST    BIN", 0x20, l.clusters, 100 * (uint32_t)l.cluster);
+    /* 500 directories, each the only entry of the one before. */
+    put_entry(img, l.root + 192, "DEEP       ", 0x10, 1000, 0);
+    for (uint32_t c = 1000; c < 1500; c++) {
+        fat_set(img, &l, c, eoc);
+        if (c + 1 < 1500)
+            put_entry(img, fat_cluster_at(&l, c), "DEEP       ", 0x10, c + 1, 0);
+    }
+    put_entry(img, fat_cluster_at(&l, 1499), "BOTTOM  BIN", 0x20, 2000, 1);
+
+    struct asr_window w = fsfix_window(img, 0, 16 << 20);
+    struct asr_usedmap m = {0};
+    struct asr_error err = {0};
+    cr_assert_eq(asr_fat_used(&w, &m, &err), ASR_OK, "%s", err.msg);
+    close(w.fd);
+    fsfix_check_ranges(&m.used, 16 << 20);
+    cr_log_info("%s", m.note);
+    cr_assert(fat_covered(&m.used, fat_cluster_at(&l, 400), 3 * l.cluster), "FREE.BIN's clusters are not captured");
+    cr_assert(fat_covered(&m.used, fat_cluster_at(&l, l.clusters), l.cluster), "the last cluster is not captured");
+    cr_assert(fat_covered(&m.used, fat_cluster_at(&l, 2000), l.cluster), "a file 500 directories deep is not captured");
+    cr_assert(!fat_covered(&m.used, fat_cluster_at(&l, 2001), l.cluster), "a free cluster nothing references is captured");
+    cr_assert(strstr(m.note, "3 referenced clusters are free"), "note: \"%s\"", m.note);
+    asr_usedmap_free(&m);
+    free(img);
+}
+
+/* Every root entry a 4 GiB file running down one chain through the whole volume: 512 walks of
+ * 8000 clusters cross-linked into one. The walk stops at its budget: metadata that tangled is not
+ * trusted, and the volume is captured whole. */
+Test(fs_fat, walk_refuses_a_tangle)
+{
+    char *img = fresh("-F 16 -s 4", 16 << 20);
+    struct fat_layout l = fat_layout_of(img);
+    uint8_t *fat = calloc(1, l.fat_bytes);
+    fsfix_read_at(img, l.fat, fat, 4);
+    for (uint32_t c = 2; c < l.clusters + 2; c++) {
+        uint32_t v = c + 1 < l.clusters + 2 ? c + 1 : 0xFFFF;
+        fat[2 * c] = (uint8_t)v, fat[2 * c + 1] = (uint8_t)(v >> 8);
+    }
+    for (uint32_t f = 0; f < l.fats; f++)
+        fsfix_write_at(img, l.fat + f * l.fat_bytes, fat, l.fat_bytes);
+    free(fat);
+    for (uint64_t at = l.root; at < l.root + l.root_bytes; at += 32)
+        put_entry(img, at, "TANGLE  BIN", 0x20, 2, 0xFFFFFFFF);
+    expect_corrupt(img, 16 << 20, "cross-linked beyond use");
+    free(img);
+}
+
 Test(fs_fat, bytes_per_sector_1000)
 {
     char *img = fresh("-F 16", 16 << 20);
