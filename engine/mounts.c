@@ -664,9 +664,11 @@ int asr_volume_remap(const struct asr_disk *d, struct asr_volume_info *v, bool r
     asr_ranges_free(&v->map.used);
     v->map.used = m.used;
     v->map.block_size = m.block_size;
+    memcpy(v->map.note, m.note, sizeof v->map.note); /* the damage found frozen, for the summary */
     if (!used) {
         v->capture = v->natural_capture = ASR_CAPTURE_USED;
-        snprintf(v->warning, sizeof v->warning, "used map read with the filesystem frozen (--freeze)");
+        snprintf(v->warning, sizeof v->warning, "used map read with the filesystem frozen (--freeze)%s%.250s",
+                 m.note[0] ? "; " : "", m.note);
     }
     return ASR_OK;
 }
