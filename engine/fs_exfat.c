@@ -682,6 +682,8 @@ static int map_heap(const struct asr_window *w, struct fat_cache *fc, const stru
             rc = asr_fail_public(err, ASR_E_NOMEM, "exfat: out of memory for the directory walk");
         else
             *xw.bc[i] = (struct bit_cache){.w = w, .base = cluster_offset(g, ri->bitmap[i].first_cluster)};
+        /* The walk looks all over the bitmap, which emit_clusters then reads whole anyway. */
+        asr_window_prefetch(w, cluster_offset(g, ri->bitmap[i].first_cluster), xw.bitmap_bytes);
     }
     uint64_t piece = 1ull << g->cluster_shift < READ_PIECE ? 1ull << g->cluster_shift : READ_PIECE;
     if (rc == ASR_OK && !(xw.buf = malloc((size_t)piece)))

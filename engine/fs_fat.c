@@ -452,6 +452,8 @@ static int map_clusters(const struct asr_window *w, const struct fat_geom *g, st
         rc = asr_fail_public(err, ASR_E_NOMEM, "fat: out of memory for the directory walk");
     else
         *fw.fc = (struct fat_cache){.w = w, .g = g};
+    /* The walk follows chains all over the FAT, which emit_clusters then reads whole anyway. */
+    asr_window_prefetch(w, g->fat_offset, (((uint64_t)g->clusters + 2) * g->bits + 7) / 8);
     if (rc == ASR_OK)
         rc = walk_tree(&fw, err);
     asr_walk_finish(&fw.wk);
