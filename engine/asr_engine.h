@@ -71,7 +71,8 @@ struct asr_usedmap {
  * in out->note. On metadata that fails the filesystem's own rules it returns ASR_E_CORRUPT with a message
  * saying what and where; the caller then falls back to a full capture. ASR_E_UNSUPPORTED says
  * the metadata is sound but cannot give a map: an ext filesystem whose bitmaps may be stale (a
- * journal to replay), a swap area holding a hibernation image (its pages are the image). */
+ * journal to replay), a swap area holding a hibernation image (its pages are the image). ASR_E_LIMIT:
+ * a FAT or exFAT directory tree too large for the walk's bookkeeping (millions of directories). */
 int asr_fat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_exfat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_ntfs_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);

@@ -1,7 +1,10 @@
 /* exFAT used-byte map: both boot regions, the FATs, the cluster-heap clusters the Allocation
  * Bitmap marks (found through the root directory's FAT chain), and those a bounded walk of the
  * directory tree finds referenced though the bitmap calls them free (a damaged volume must restore
- * as it was, damage and all). Hand-written from Microsoft's exFAT specification because no Debian
+ * as it was, damage and all). The walk runs on every volume: the format has no cheap check that a
+ * bitmap hole would fail, and it costs little (2 TiB, 10,000 files, cold cache: 43 ms instead of
+ * 23 ms). Only structure that cannot be read at all (boot checksum, geometry, the root's chain,
+ * the bitmap and up-case entries) makes the map fail and the volume be captured whole. Hand-written from Microsoft's exFAT specification because no Debian
  * library exposes exFAT allocation from a byte window. */
 #include "asr_engine.h"
 #include "fs_walk.h"
