@@ -141,7 +141,6 @@ static int map_volume(const struct asr_window *w, bool no_filesystem_type, struc
     if (rc != ASR_OK) {
         /* Listed by blkid's names, whatever the parser had filled in before it stopped. */
         asr_usedmap_free(&v->map);
-        v->map.note[0] = '\0';
         memcpy(v->map.fs_type, fs, sizeof fs);
         memcpy(v->map.fs_uuid, uuid, sizeof uuid);
         memcpy(v->map.fs_label, label, sizeof label);
@@ -153,9 +152,7 @@ static int map_volume(const struct asr_window *w, bool no_filesystem_type, struc
         return rc;
     }
     v->natural_capture = parse == asr_swap_used ? ASR_CAPTURE_HEADER : ASR_CAPTURE_USED;
-    /* Damage the map found and worked around (clusters the directories reference that the
-     * allocation map calls free, captured too) is shown where a whole capture's reason is. */
-    snprintf(v->warning, sizeof v->warning, "%s", v->map.note);
+    snprintf(v->warning, sizeof v->warning, "%s", v->map.note); /* what the map took beyond its bitmap */
     /* blkid's view of the names wins where the parser had none. */
     memcpy(v->map.fs_type, fs, sizeof fs);
     if (!v->map.fs_uuid[0])

@@ -60,19 +60,17 @@ struct asr_usedmap {
     char fs_type[32];
     char fs_uuid[64];
     char fs_label[64];
-    /* What the map took beyond the allocation map, and why: clusters the directories reference
-     * that the map calls free, on a damaged volume ("" when there were none). */
+    /* What the parser found and took beyond its allocation map, or the state that made it look
+     * ("" when nothing is worth saying): shown with the volume by layout and backup. */
     char note[256];
 };
 
 /* Each parser fills out->used with every byte the filesystem needs: boot sectors and their
  * backups, allocation metadata, directories, journals, and the clusters its allocation map marks
- * used, plus (FAT, exFAT) every cluster its directories reference that the map calls free, said
- * in out->note. On metadata that fails the filesystem's own rules it returns ASR_E_CORRUPT with a message
+ * used. On metadata that fails the filesystem's own rules it returns ASR_E_CORRUPT with a message
  * saying what and where; the caller then falls back to a full capture. ASR_E_UNSUPPORTED says
  * the metadata is sound but cannot give a map: an ext filesystem whose bitmaps may be stale (a
- * journal to replay), a swap area holding a hibernation image (its pages are the image). ASR_E_LIMIT:
- * a FAT or exFAT directory tree too large for the walk's bookkeeping (millions of directories). */
+ * journal to replay), a swap area holding a hibernation image (its pages are the image). */
 int asr_fat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_exfat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_ntfs_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);

@@ -57,7 +57,8 @@ void asr_walk_free(struct asr_walk *wk);
 /* Takes n steps from the budget: ASR_E_CORRUPT, saying the tree is too tangled, when spent. */
 int asr_walk_spend(struct asr_walk *wk, uint64_t n, struct asr_error *err);
 
-/* Queues a directory unless one starting at the same cluster was queued before. */
+/* Queues a directory unless one starting at the same cluster was queued before. ASR_E_LIMIT past
+ * millions of directories: the parser's map then fails with it, and the volume is captured whole. */
 int asr_walk_push(struct asr_walk *wk, const struct asr_walk_dir *d, struct asr_error *err);
 /* The next directory to read; 0 when none is left. */
 int asr_walk_pop(struct asr_walk *wk, struct asr_walk_dir *d);

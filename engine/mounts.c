@@ -664,11 +664,12 @@ int asr_volume_remap(const struct asr_disk *d, struct asr_volume_info *v, bool r
     asr_ranges_free(&v->map.used);
     v->map.used = m.used;
     v->map.block_size = m.block_size;
-    memcpy(v->map.note, m.note, sizeof v->map.note); /* the damage found frozen, for the summary */
+    memcpy(v->map.note, m.note, sizeof m.note);
     if (!used) {
         v->capture = v->natural_capture = ASR_CAPTURE_USED;
-        snprintf(v->warning, sizeof v->warning, "used map read with the filesystem frozen (--freeze)%s%.250s",
+        snprintf(v->warning, sizeof v->warning, "used map read with the filesystem frozen (--freeze)%s%s",
                  m.note[0] ? "; " : "", m.note);
-    }
+    } else
+        snprintf(v->warning, sizeof v->warning, "%s", m.note);
     return ASR_OK;
 }
