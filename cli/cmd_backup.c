@@ -165,6 +165,17 @@ static void on_progress(const struct asr_backup_progress *bp, void *ctx)
     progress_update(bp->done, bp->total, &m->p);
 }
 
+/* A warning for the --json summary. */
+static void keep_warning(struct backup_args *a, const char *msg)
+{
+    char **grown = realloc(a->warnings, (a->nwarnings + 1) * sizeof *grown);
+    if (!grown)
+        return;
+    a->warnings = grown;
+    if ((a->warnings[a->nwarnings] = strdup(msg)))
+        a->nwarnings++;
+}
+
 /* A warning on stderr (unless quiet) and in the --json summary. */
 static void warn(struct backup_args *a, bool quiet, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -177,12 +188,25 @@ static void warn(struct backup_args *a, bool quiet, const char *fmt, ...)
     va_end(ap);
     if (!quiet)
         fprintf(stderr, "asrimg: warning: %s\n", msg);
-    char **grown = realloc(a->warnings, (a->nwarnings + 1) * sizeof *grown);
-    if (!grown)
-        return;
-    a->warnings = grown;
-    if ((a->warnings[a->nwarnings] = strdup(msg)))
-        a->nwarnings++;
+    keep_warning(a, msg);
+}
+
+/* Damage the used maps of the imaged volumes worked around (clusters the directories reference
+ * that the allocation map calls free, captured too): the plan showed it, and the summary says it
+ * again, on stderr and in the --json warnings, since the image holds the damage as it was. */
+static void report_damage(struct backup_args *a, const struct cli_disks *s, bool quiet)
+{
+    for (uint32_t i = 0; i < s->n; i++)
+        for (size_t k = 0; k < s->count[i]; k++) {
+            const struct asr_volume_info *v = &s->vols[i][k];
+            if (v->capture == ASR_CAPTURE_SKIP || !v->map.note[0])
+                continue;
+            char msg[1024];
+            snprintf(msg, sizeof msg, "volume %u (%s): %s", v->partition_number, asr_disk_path(s->disk[i]), v->map.note);
+            if (!quiet && !a->json)
+                fprintf(stderr, "backup: note: %s\n", msg);
+            keep_warning(a, msg);
+        }
 }
 
 /* Selected volumes mounted read-write: a warning, or with --freeze a note that they will be
@@ -452,6 +476,7 @@ static int backup(struct backup_args *a, struct cli_disks *disks, struct freeze_
         cli_error("backup: %s", err.msg);
         return EXIT_FAIL;
     }
+    report_damage(a, disks, quiet);
     report(a, &st, image_bytes);
     return EXIT_OK;
 }

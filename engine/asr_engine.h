@@ -52,6 +52,10 @@ struct asr_window {
  * read (`what`, "the FAT"; NULL: nothing) and the disk byte of the first sector that still fails. */
 int asr_window_read(const struct asr_window *w, const char *what, uint64_t off, void *buf, size_t len,
                     struct asr_error *err);
+/* Asks the kernel to start reading [off, off+len) of the window (clipped to it) ahead of a read:
+ * reads scattered over a disk, such as a directory tree's, are then queued together instead of
+ * waited for one by one. A hint only: nothing changes if it fails. */
+void asr_window_prefetch(const struct asr_window *w, uint64_t off, uint64_t len);
 
 /* ---- used-byte maps ---------------------------------------------------------------------- */
 
@@ -73,7 +77,7 @@ struct asr_usedmap {
  * the metadata is sound but cannot give a map: an ext filesystem whose journal to replay this
  * reader cannot read (on another device, fast commits), a swap area holding a hibernation image
  * (its pages are the image). Blocks the metadata references are in the map even where the
- * allocation map calls them free (out->note says what was found: ext, ntfs). */
+ * allocation map calls them free (out->note says what was found: ext, ntfs, fat, exfat). */
 int asr_fat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_exfat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_ntfs_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);

@@ -1,7 +1,13 @@
-/* exFAT used-byte map: both boot regions, the FATs, and the cluster-heap clusters the Allocation
- * Bitmap marks, found through the root directory's FAT chain. Hand-written from Microsoft's exFAT
- * specification because no Debian library exposes exFAT allocation from a byte window. */
+/* exFAT used-byte map: both boot regions, the FATs, the cluster-heap clusters the Allocation
+ * Bitmap marks (found through the root directory's FAT chain), and those a bounded walk of the
+ * directory tree finds referenced though the bitmap calls them free (a damaged volume must restore
+ * as it was, damage and all). The walk runs on every volume: the format has no cheap check that a
+ * bitmap hole would fail, and it costs little (2 TiB, 10,000 files, cold cache: 43 ms instead of
+ * 23 ms). Only structure that cannot be read at all (boot checksum, geometry, the root's chain,
+ * the bitmap and up-case entries) makes the map fail and the volume be captured whole. Hand-written from Microsoft's exFAT specification because no Debian
+ * library exposes exFAT allocation from a byte window. */
 #include "asr_engine.h"
+#include "fs_walk.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -382,17 +388,19 @@ static int check_bitmaps(const struct exfat_geom *g, struct root_info *ri, struc
     return sys_file_span(g, &ri->upcase, "up-case table", &n, err);
 }
 
+/* ---- the directory walk ------------------------------------------------------------------ */
+
 struct bit_cache {
     const struct asr_window *w;
     uint64_t base;  /* volume offset of the bitmap */
     uint64_t start; /* bitmap byte held in buf[0] */
     size_t count;
-    uint8_t buf[4096];
+    uint8_t buf[64 << 10];
 };
 
-static int cluster_marked(struct bit_cache *bc, uint64_t bytes, uint32_t c, int *marked, struct asr_error *err)
+/* Byte `byte` of a bitmap of `bytes` bytes (the caller keeps byte below it). */
+static int bitmap_byte(struct bit_cache *bc, uint64_t bytes, uint64_t byte, uint8_t *v, struct asr_error *err)
 {
-    uint64_t byte = (uint64_t)(c - 2) / 8;
     if (!bc->count || byte < bc->start || byte >= bc->start + bc->count) {
         bc->start = byte / sizeof bc->buf * sizeof bc->buf;
         bc->count = bytes - bc->start < sizeof bc->buf ? (size_t)(bytes - bc->start) : sizeof bc->buf;
@@ -402,66 +410,225 @@ static int cluster_marked(struct bit_cache *bc, uint64_t bytes, uint32_t c, int 
             return rc;
         }
     }
-    *marked = (bc->buf[byte - bc->start] >> ((c - 2) % 8)) & 1;
+    *v = bc->buf[byte - bc->start];
     return ASR_OK;
 }
 
-/* Fails naming the first cluster of [first, first + n) the bitmap leaves free. */
-static int check_run_marked(struct bit_cache *bc, uint64_t bytes, uint32_t first, uint32_t n, const char *what,
-                            struct asr_error *err)
+struct exfat_walk {
+    const struct asr_window *w;
+    const struct exfat_geom *g;
+    struct fat_cache *fc;
+    struct bit_cache *bc[2]; /* one per bitmap: a cluster either marks is captured anyway */
+    uint64_t bitmap_bytes;
+    struct asr_walk wk;
+    uint8_t *buf;  /* one directory piece */
+    char first[64]; /* the first cluster found free, for the note */
+};
+
+/* Of the bitmaps' byte `byte`, the bits either of them sets. */
+static int marked_byte(struct exfat_walk *xw, uint64_t byte, uint8_t *v, struct asr_error *err)
 {
-    for (uint32_t i = 0; i < n; i++) {
-        int marked, rc = cluster_marked(bc, bytes, first + i, &marked, err);
-        if (rc != ASR_OK)
-            return rc;
-        if (!marked)
-            return asr_fail_public(err, ASR_E_CORRUPT, "exfat: %s cluster %u is free in the allocation bitmap", what, first + i);
+    uint8_t other = 0;
+    int rc = bitmap_byte(xw->bc[0], xw->bitmap_bytes, byte, v, err);
+    if (rc == ASR_OK && xw->bc[1])
+        rc = bitmap_byte(xw->bc[1], xw->bitmap_bytes, byte, &other, err);
+    *v |= other;
+    return rc;
+}
+
+static int take_unmarked(struct exfat_walk *xw, uint64_t first, uint64_t n, const char *what, struct asr_error *err)
+{
+    if (!n)
+        return ASR_OK;
+    if (!xw->first[0])
+        snprintf(xw->first, sizeof xw->first, "cluster %llu, of %s", (unsigned long long)first, what);
+    return asr_walk_extra(&xw->wk, first, n, err);
+}
+
+/* Records the clusters of [first, first + n) (inside the heap) that no bitmap marks; whole
+ * bytes of marked clusters are passed over at once. */
+static int check_run(struct exfat_walk *xw, uint64_t first, uint64_t n, const char *what, struct asr_error *err)
+{
+    uint64_t free_first = 0, free_n = 0;
+    int rc = ASR_OK;
+    for (uint64_t i = 0; i < n && rc == ASR_OK;) {
+        uint64_t bit = first - 2 + i;
+        uint8_t v;
+        if ((rc = marked_byte(xw, bit / 8, &v, err)) != ASR_OK)
+            break;
+        if (bit % 8 == 0 && v == 0xFF && n - i >= 8) {
+            rc = take_unmarked(xw, free_first, free_n, what, err);
+            free_n = 0;
+            i += 8;
+            continue;
+        }
+        if (v >> (bit % 8) & 1) {
+            rc = take_unmarked(xw, free_first, free_n, what, err);
+            free_n = 0;
+        } else if (free_n++ == 0) {
+            free_first = first + i;
+        }
+        i++;
     }
-    return ASR_OK;
+    return rc == ASR_OK ? take_unmarked(xw, free_first, free_n, what, err) : rc;
 }
 
-/* The copy keeps only clusters the bitmap marks, so the structures needed to read the volume
- * at all, the root directory, the bitmaps and the up-case table, must be marked. */
-static int check_marked(const struct asr_window *w, struct fat_cache *fc, const struct root_info *ri, struct asr_error *err)
+/* An allocation a directory entry describes: length bytes from cluster first, contiguous
+ * (NoFatChain) or along the FAT chain. A chain that breaks before the length does (an end mark,
+ * a link out of range) goes on contiguously after its last cluster, where a reader or repair that
+ * assumes contiguity looks. Bounded by the heap, the length and the walk's budget. */
+static int walk_alloc(struct exfat_walk *xw, uint32_t first, uint64_t length, int contiguous, const char *what,
+                      struct asr_error *err)
 {
-    const struct exfat_geom *g = fc->g;
-    struct bit_cache *bc = malloc(sizeof *bc);
-    if (!bc)
-        return asr_fail_public(err, ASR_E_NOMEM, "exfat: out of memory");
-    *bc = (struct bit_cache){.w = w, .base = cluster_offset(g, ri->bitmap[g->active].first_cluster)};
-    uint64_t bytes = ((uint64_t)g->clusters + 7) / 8;
+    const struct exfat_geom *g = xw->g;
+    uint64_t n = length ? ((length - 1) >> g->cluster_shift) + 1 : 0, end = (uint64_t)g->clusters + 2;
+    if (!n || !valid_cluster(g, first))
+        return ASR_OK;
+    if (contiguous) {
+        n = n < end - first ? n : end - first;
+        int rc = asr_walk_spend(&xw->wk, n, err);
+        return rc == ASR_OK ? check_run(xw, first, n, what, err) : rc;
+    }
+    uint64_t k = 0, run_first = first, run_n = 0;
+    uint32_t c = first, next;
+    int rc = ASR_OK, looped = 0;
+    struct asr_walk_loop loop;
+    asr_walk_loop_start(&loop, first);
+    while (rc == ASR_OK) {
+        if ((rc = asr_walk_spend(&xw->wk, 1, err)) != ASR_OK)
+            return rc;
+        k++;
+        if (run_first + run_n != c) { /* checked a contiguous stretch at a time */
+            rc = check_run(xw, run_first, run_n, what, err);
+            run_first = c;
+            run_n = 0;
+        }
+        run_n++;
+        if (rc != ASR_OK || k == n || (rc = fat_entry(xw->fc, c, &next, err)) != ASR_OK || !valid_cluster(g, next))
+            break;
+        if ((looped = asr_walk_loops(&loop, next))) /* a reader goes round the same clusters */
+            break;
+        c = next;
+    }
+    if (rc == ASR_OK)
+        rc = check_run(xw, run_first, run_n, what, err);
+    if (rc == ASR_OK && !looped && k < n && (uint64_t)c + 1 < end) {
+        uint64_t more = n - k < end - c - 1 ? n - k : end - c - 1;
+        if ((rc = asr_walk_spend(&xw->wk, more, err)) == ASR_OK)
+            rc = check_run(xw, (uint64_t)c + 1, more, what, err);
+    }
+    return rc;
+}
+
+/* Where a directory's entries stand: the file set being read and whether the end was met. */
+struct set_state {
+    uint32_t secondaries; /* left in the current set */
+    int is_dir, stream_seen, ended;
+};
+
+#define ENTRY_FILE 0x85
+#define ENTRY_STREAM 0xC0
+
+/* One 32-byte entry. A directory's stream extension queues it; any other allocation a secondary
+ * (or a benign primary, such as a vendor's) describes is checked at once. The bitmap and up-case
+ * entries of the root are checked by walk_tree from what scan_root found. */
+static int walk_entry(struct exfat_walk *xw, const uint8_t *e, struct set_state *st, struct asr_error *err)
+{
+    uint8_t t = e[0];
+    if (t == ENTRY_END) {
+        st->ended = 1;
+        return ASR_OK;
+    }
+    if (!(t & 0x80)) { /* unused or deleted */
+        st->secondaries = 0;
+        return ASR_OK;
+    }
+    if (!(t & 0x40)) { /* a primary entry starts a set */
+        st->secondaries = e[1];
+        st->is_dir = t == ENTRY_FILE && (le16(e + 4) & 0x10);
+        st->stream_seen = 0;
+        if (t >= 0xA0 && t <= 0xBF && (le16(e + 4) & 1)) /* benign primary, AllocationPossible */
+            return walk_alloc(xw, le32(e + 20), le64(e + 24), le16(e + 4) & 2, "a vendor entry", err);
+        return ASR_OK;
+    }
+    if (!st->secondaries) /* a secondary entry outside any set: no reader looks at it */
+        return ASR_OK;
+    st->secondaries--;
+    if (!(e[1] & 1)) /* GeneralSecondaryFlags.AllocationPossible */
+        return ASR_OK;
+    uint32_t first = le32(e + 20);
+    uint64_t length = le64(e + 24);
+    if (t == ENTRY_STREAM && st->is_dir && !st->stream_seen) {
+        st->stream_seen = 1;
+        if (!valid_cluster(xw->g, first) || !length)
+            return ASR_OK;
+        struct asr_walk_dir d = {first, (uint8_t)(e[1] & 2), length < DIR_MAX_BYTES ? length : DIR_MAX_BYTES};
+        uint64_t ahead = 1ull << xw->g->cluster_shift;
+        asr_window_prefetch(xw->w, cluster_offset(xw->g, first), ahead < READ_PIECE ? ahead : READ_PIECE);
+        return asr_walk_push(&xw->wk, &d, err);
+    }
+    st->stream_seen |= t == ENTRY_STREAM;
+    return walk_alloc(xw, first, length, e[1] & 2, "a file", err);
+}
+
+/* A directory: each of its clusters checked against the bitmap, and its entries read up to the
+ * end marker. Past the marker its remaining clusters are still checked, not read. A chain that
+ * breaks, or a length that runs out, ends it. */
+static int walk_dir(struct exfat_walk *xw, const struct asr_walk_dir *d, int root, struct asr_error *err)
+{
+    const struct exfat_geom *g = xw->g;
+    uint64_t cluster = 1ull << g->cluster_shift, piece = cluster < READ_PIECE ? cluster : READ_PIECE;
+    uint64_t n = ((d->bytes - 1) >> g->cluster_shift) + 1; /* d->bytes > 0 */
+    const char *what = root ? "the root directory" : "a directory";
+    struct set_state st = {0};
+    uint32_t c = d->first;
+    int rc = ASR_OK;
+    struct asr_walk_loop loop;
+    asr_walk_loop_start(&loop, c);
+    for (uint64_t k = 0; k < n && rc == ASR_OK; k++) {
+        if ((rc = asr_walk_spend(&xw->wk, 1, err)) != ASR_OK || (rc = check_run(xw, c, 1, what, err)) != ASR_OK)
+            break;
+        for (uint64_t off = 0; off < cluster && !st.ended && rc == ASR_OK; off += piece) {
+            rc = asr_window_read(xw->w, "a directory", cluster_offset(g, c) + off, xw->buf, (size_t)piece, err);
+            for (uint64_t i = 0; i < piece && !st.ended && rc == ASR_OK; i += 32)
+                rc = walk_entry(xw, xw->buf + i, &st, err);
+        }
+        uint32_t next = c + 1;
+        if (rc != ASR_OK || k + 1 == n || (!d->contiguous && (rc = fat_entry(xw->fc, c, &next, err)) != ASR_OK) ||
+            !valid_cluster(g, next) || asr_walk_loops(&loop, next))
+            break;
+        c = next;
+    }
+    return rc;
+}
+
+/* Every cluster the volume's metadata references, from the boot sector's root directory down,
+ * with the bitmaps and up-case table the root lists: those no bitmap marks are recorded. */
+static int walk_tree(struct exfat_walk *xw, const struct root_info *ri, struct asr_error *err)
+{
+    const struct exfat_geom *g = xw->g;
     const struct sys_file *files[3] = {&ri->bitmap[0], &ri->bitmap[1], &ri->upcase};
-    static const char *const names[3] = {"allocation bitmap", "second allocation bitmap", "up-case table"};
+    static const char *const names[3] = {"the allocation bitmap", "the second allocation bitmap", "the up-case table"};
     int rc = ASR_OK;
     for (int f = 0; f < 3 && rc == ASR_OK; f++) {
         uint32_t n = 0;
         if (files[f]->present && (rc = sys_file_span(g, files[f], names[f], &n, err)) == ASR_OK)
-            rc = check_run_marked(bc, bytes, files[f]->first_cluster, n, names[f], err);
+            rc = check_run(xw, files[f]->first_cluster, n, names[f], err);
     }
-    struct chain ch;
-    if (rc == ASR_OK)
-        rc = chain_start(&ch, fc, "root directory", g->root_cluster, g->clusters, err);
-    for (int done = 0; rc == ASR_OK && !done;) {
-        rc = check_run_marked(bc, bytes, ch.cur, 1, "root directory", err);
-        if (rc == ASR_OK)
-            rc = chain_next(&ch, &done, err);
-    }
-    free(bc);
+    struct asr_walk_dir d = {.first = g->root_cluster, .bytes = DIR_MAX_BYTES};
+    if (rc == ASR_OK && (rc = asr_walk_push(&xw->wk, &d, err)) == ASR_OK && asr_walk_pop(&xw->wk, &d))
+        rc = walk_dir(xw, &d, 1, err);
+    while (rc == ASR_OK && asr_walk_pop(&xw->wk, &d))
+        rc = walk_dir(xw, &d, 0, err);
     return rc;
 }
 
-static int add_run(struct asr_ranges *out, const struct exfat_geom *g, uint64_t first, uint64_t n, struct asr_error *err)
-{
-    int rc = asr_ranges_add(out, cluster_offset(g, (uint32_t)first), n << g->cluster_shift);
-    if (rc != ASR_OK)
-        return asr_fail_public(err, rc, "exfat: cannot record used range (%s)", asr_status_name(rc));
-    return ASR_OK;
-}
+/* ---- the map ------------------------------------------------------------------------------- */
 
 /* Emits the clusters marked in either bitmap (a TexFAT volume keeps two; a cluster either one
- * marks is copied), reading the bitmaps in READ_PIECE pieces. */
+ * marks is copied), merged with those the walk found, reading the bitmaps in READ_PIECE pieces. */
 static int emit_clusters(const struct asr_window *w, const struct exfat_geom *g, const struct root_info *ri,
-                         struct asr_ranges *out, struct asr_error *err)
+                         struct asr_walk_union *u, struct asr_error *err)
 {
     uint64_t bytes = ((uint64_t)g->clusters + 7) / 8;
     uint8_t *piece = malloc(READ_PIECE), *other = g->fats == 2 ? malloc(READ_PIECE) : NULL;
@@ -491,16 +658,57 @@ static int emit_clusters(const struct asr_window *w, const struct exfat_geom *g,
                     continue;
                 }
                 if (run_len)
-                    rc = add_run(out, g, run_start + 2, run_len, err);
+                    rc = asr_walk_union_add(u, run_start + 2, run_len, err);
                 run_start = idx;
                 run_len = 1;
             }
         }
     }
     if (rc == ASR_OK && run_len)
-        rc = add_run(out, g, run_start + 2, run_len, err);
+        rc = asr_walk_union_add(u, run_start + 2, run_len, err);
+    if (rc == ASR_OK)
+        rc = asr_walk_union_end(u, err);
     free(piece);
     free(other);
+    return rc;
+}
+
+/* Walks the tree (walk_tree), then emits the heap clusters: those the bitmaps mark and those
+ * the walk found referenced but free, saying how many of these in out->note. */
+static int map_heap(const struct asr_window *w, struct fat_cache *fc, const struct root_info *ri, struct asr_usedmap *out,
+                    struct asr_error *err)
+{
+    const struct exfat_geom *g = fc->g;
+    struct exfat_walk xw = {.w = w, .g = g, .fc = fc, .bitmap_bytes = ((uint64_t)g->clusters + 7) / 8};
+    asr_walk_init(&xw.wk, "exfat", g->clusters);
+    int rc = ASR_OK;
+    for (uint32_t i = 0; i < g->fats && rc == ASR_OK; i++) {
+        if (!(xw.bc[i] = malloc(sizeof *xw.bc[i])))
+            rc = asr_fail_public(err, ASR_E_NOMEM, "exfat: out of memory for the directory walk");
+        else
+            *xw.bc[i] = (struct bit_cache){.w = w, .base = cluster_offset(g, ri->bitmap[i].first_cluster)};
+        /* The walk looks all over the bitmap, which emit_clusters then reads whole anyway. */
+        asr_window_prefetch(w, cluster_offset(g, ri->bitmap[i].first_cluster), xw.bitmap_bytes);
+    }
+    uint64_t piece = 1ull << g->cluster_shift < READ_PIECE ? 1ull << g->cluster_shift : READ_PIECE;
+    if (rc == ASR_OK && !(xw.buf = malloc((size_t)piece)))
+        rc = asr_fail_public(err, ASR_E_NOMEM, "exfat: out of memory for a directory piece");
+    if (rc == ASR_OK)
+        rc = walk_tree(&xw, ri, err);
+    uint64_t extra = asr_walk_finish(&xw.wk);
+    struct asr_walk_union u;
+    asr_walk_union_begin(&u, &out->used, &xw.wk, g->heap_offset, 1ull << g->cluster_shift);
+    if (rc == ASR_OK)
+        rc = emit_clusters(w, g, ri, &u, err);
+    if (rc == ASR_OK && extra)
+        snprintf(out->note, sizeof out->note,
+                 "exfat: %llu cluster%s referenced by directory entries %s free in the allocation bitmap (first: %s): "
+                 "captured too",
+                 (unsigned long long)extra, extra == 1 ? "" : "s", extra == 1 ? "is" : "are", xw.first);
+    asr_walk_free(&xw.wk);
+    free(xw.bc[0]);
+    free(xw.bc[1]);
+    free(xw.buf);
     return rc;
 }
 
@@ -526,8 +734,6 @@ static int map_volume(const struct asr_window *w, struct asr_usedmap *out, struc
         rc = scan_root(w, fc, ri, err);
     if (rc == ASR_OK)
         rc = check_bitmaps(&g, ri, err);
-    if (rc == ASR_OK)
-        rc = check_marked(w, fc, ri, err);
     /* Both boot regions (main and backup), then every FAT; the gaps the format leaves for
      * alignment before the FATs and the heap hold nothing. */
     if (rc == ASR_OK) {
@@ -538,7 +744,7 @@ static int map_volume(const struct asr_window *w, struct asr_usedmap *out, struc
             rc = asr_fail_public(err, r, "exfat: cannot record the boot regions and FATs (%s)", asr_status_name(r));
     }
     if (rc == ASR_OK)
-        rc = emit_clusters(w, &g, ri, &out->used, err);
+        rc = map_heap(w, fc, ri, out, err);
     if (rc == ASR_OK) {
         out->block_size = 1u << g.cluster_shift;
         snprintf(out->fs_type, sizeof out->fs_type, "exfat");
@@ -553,7 +759,9 @@ static int map_volume(const struct asr_window *w, struct asr_usedmap *out, struc
 int asr_exfat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err)
 {
     int rc = map_volume(w, out, err);
-    if (rc != ASR_OK)
+    if (rc != ASR_OK) {
         asr_ranges_free(&out->used);
+        out->note[0] = '\0';
+    }
     return rc;
 }

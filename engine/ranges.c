@@ -3,6 +3,7 @@
 #include "asr_engine.h"
 #include "readat.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,4 +96,13 @@ int asr_window_read(const struct asr_window *w, const char *what, uint64_t off, 
                                (unsigned long long)bad, asr_read_strerror(rc));
     return asr_fail_public(err, ASR_E_IO, "cannot read %s at byte %llu: %s", disk, (unsigned long long)bad,
                            asr_read_strerror(rc));
+}
+
+void asr_window_prefetch(const struct asr_window *w, uint64_t off, uint64_t len)
+{
+    if (off >= w->size)
+        return;
+    if (len > w->size - off)
+        len = w->size - off;
+    posix_fadvise(w->fd, (off_t)(w->base + off), (off_t)len, POSIX_FADV_WILLNEED);
 }

@@ -392,6 +392,212 @@ Test(fs_fat, fat32_active_fat_without_mirroring)
     free(img);
 }
 
+/* ---- damaged volumes: every cluster the directories reference is captured ------------------ */
+
+/* Where the tests find a volume's structures, from the BPB as the specification derives them. */
+struct fat_layout {
+    unsigned bits;
+    uint32_t clusters, root_cluster, fats;
+    uint64_t cluster, fat, fat_bytes, root, root_bytes, data;
+};
+
+static struct fat_layout fat_layout_of(const char *img)
+{
+    uint8_t b[512];
+    read_boot(img, b);
+    uint32_t bps = b[11] | b[12] << 8, reserved = b[14] | b[15] << 8, root_entries = b[17] | b[18] << 8;
+    uint32_t fatsz = b[22] | b[23] << 8, total = b[19] | b[20] << 8;
+    if (!fatsz)
+        fatsz = le32_of(b + 36);
+    if (!total)
+        total = le32_of(b + 32);
+    struct fat_layout l = {.fats = b[16], .cluster = (uint64_t)bps * b[13]};
+    l.fat = (uint64_t)reserved * bps;
+    l.fat_bytes = (uint64_t)fatsz * bps;
+    l.root = l.fat + l.fats * l.fat_bytes;
+    l.root_bytes = (uint64_t)root_entries * 32;
+    l.data = l.root + l.root_bytes;
+    l.clusters = (uint32_t)(((uint64_t)total * bps - l.data) / l.cluster);
+    l.bits = l.clusters <= 4084 ? 12 : l.clusters <= 65524 ? 16 : 32;
+    l.root_cluster = l.bits == 32 ? le32_of(b + 44) : 0;
+    return l;
+}
+
+static uint64_t fat_cluster_at(const struct fat_layout *l, uint32_t c) { return l->data + (uint64_t)(c - 2) * l->cluster; }
+
+static uint32_t fat_get(const char *img, const struct fat_layout *l, uint32_t c)
+{
+    uint8_t e[4] = {0};
+    fsfix_read_at(img, l->fat + (uint64_t)c * l->bits / 8, e, l->bits == 32 ? 4 : 2);
+    uint32_t v = le32_of(e);
+    return l->bits == 12 ? (c & 1 ? v >> 4 : v) & 0xFFF : l->bits == 16 ? v : v & 0x0FFFFFFF;
+}
+
+/* Sets cluster c's entry in every FAT copy, as a damaged or carelessly repaired volume has it. */
+static void fat_set(const char *img, const struct fat_layout *l, uint32_t c, uint32_t v)
+{
+    size_t n = l->bits == 32 ? 4 : 2;
+    for (uint32_t f = 0; f < l->fats; f++) {
+        uint64_t at = l->fat + f * l->fat_bytes + (uint64_t)c * l->bits / 8;
+        uint8_t e[4];
+        fsfix_read_at(img, at, e, n);
+        uint32_t old = e[0] | e[1] << 8 | (n == 4 ? (uint32_t)e[2] << 16 | (uint32_t)e[3] << 24 : 0), now;
+        if (l->bits == 12)
+            now = c & 1 ? (old & 0x000F) | (v << 4) : (old & 0xF000) | (v & 0xFFF);
+        else
+            now = l->bits == 16 ? v : (old & 0xF0000000) | v;
+        for (size_t k = 0; k < n; k++)
+            e[k] = (uint8_t)(now >> (8 * k));
+        fsfix_write_at(img, at, e, n);
+    }
+}
+
+/* The clusters of the chain from start, in order (at most cap). */
+static size_t fat_chain(const char *img, const struct fat_layout *l, uint32_t start, uint32_t *v, size_t cap)
+{
+    uint32_t eoc = l->bits == 12 ? 0xFF8 : l->bits == 16 ? 0xFFF8 : 0x0FFFFFF8;
+    size_t n = 0;
+    for (uint32_t c = start; c >= 2 && c < eoc && n < cap; c = fat_get(img, l, c))
+        v[n++] = c;
+    return n;
+}
+
+/* The first cluster of the root directory's entry of this 8.3 name ("BIG     BIN"). */
+static uint32_t root_start(const char *img, const struct fat_layout *l, const char *name)
+{
+    uint64_t at = l->bits == 32 ? fat_cluster_at(l, l->root_cluster) : l->root;
+    uint64_t len = l->bits == 32 ? l->cluster : l->root_bytes;
+    for (uint64_t i = 0; i < len; i += 32) {
+        uint8_t e[32];
+        fsfix_read_at(img, at + i, e, sizeof e);
+        if (!memcmp(e, name, 11))
+            return (uint32_t)(e[26] | e[27] << 8) | (l->bits == 32 ? (uint32_t)(e[20] | e[21] << 8) << 16 : 0);
+    }
+    cr_assert_fail("no root directory entry %.11s", name);
+    return 0;
+}
+
+/* What the tools see on a volume, into the directory view: fsck.vfat -n's report (the volume's
+ * name made neutral) and exit status, and every file mtools and fatcat extract. fatcat reads a
+ * chain that runs into a free FAT entry on contiguously, as recovery tools do. */
+static void fat_view(const char *img, const char *view)
+{
+    cr_assert_eq(fsfix_sh("V=%2$s; mkdir -p $V/mtools $V/fatcat; fsck.vfat -n %1$s >$V/fsck.txt 2>&1; echo \"exit $?\" >>$V/fsck.txt;"
+                          "sed -i 's|%1$s|VOLUME|g' $V/fsck.txt;" MT "mcopy -s -n -i %1$s '::/*' $V/mtools/ >/dev/null 2>&1;"
+                          "echo \"exit $?\" >$V/mtools.exit; fatcat %1$s -x $V/fatcat >/dev/null 2>&1; echo \"exit $?\" >$V/fatcat.exit",
+                          img, view),
+                 0);
+}
+
+static bool same_bytes(const char *a, const char *b, uint64_t off, uint64_t len)
+{
+    uint8_t *x = malloc(len), *y = malloc(len);
+    fsfix_read_at(a, off, x, len);
+    fsfix_read_at(b, off, y, len);
+    bool same = !memcmp(x, y, len);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* A volume damaged four ways, FAT copies alike (nothing a check of the copies against each other
+ * would notice): BIG.BIN's whole chain freed; the DOCS directory's chain freed; LATE.BIN cut
+ * after its second cluster, whose link into the (now free) third stays; CUT.BIN ended after its
+ * first cluster by an end mark, the rest freed. Copied by the map onto garbage, it must read as
+ * the source does: the same fsck.vfat report, the same files through mtools and through fatcat,
+ * and (for CUT.BIN, which no tool here reads past its chain) the clusters its size implies. */
+static void damaged_case(const char *mkfs, uint64_t size)
+{
+    fsfix_need("mkfs.vfat");
+    fsfix_need("fsck.vfat");
+    fsfix_need("mcopy");
+    fsfix_need("fatcat");
+    char *img = scratch_path("damaged.img"), *tree = scratch_path("tree");
+    cr_assert_eq(fsfix_sh("truncate -s %llu %s && mkfs.vfat %s %s >/dev/null", (unsigned long long)size, img, mkfs, img), 0);
+    make_tree(tree, 20, 64);
+    populate(img, tree);
+    cr_assert_eq(fsfix_sh("head -c 20000 /dev/urandom >%1$s/cut.bin && " MT "mcopy -i %2$s %1$s/cut.bin ::/", tree, img), 0);
+    struct fat_layout l = fat_layout_of(img);
+    uint32_t v[4096];
+
+    size_t n = fat_chain(img, &l, root_start(img, &l, "BIG     BIN"), v, 4096);
+    for (size_t i = 0; i < n; i++)
+        fat_set(img, &l, v[i], 0);
+    n = fat_chain(img, &l, root_start(img, &l, "DOCS       "), v, 4096);
+    for (size_t i = 0; i < n; i++)
+        fat_set(img, &l, v[i], 0);
+    n = fat_chain(img, &l, root_start(img, &l, "LATE    BIN"), v, 4096);
+    cr_assert_geq(n, 3, "LATE.BIN has %zu clusters", n);
+    for (size_t i = 2; i < n; i++)
+        fat_set(img, &l, v[i], 0);
+    n = fat_chain(img, &l, root_start(img, &l, "CUT     BIN"), v, 4096);
+    cr_assert_geq(n, 2, "CUT.BIN has %zu clusters", n);
+    fat_set(img, &l, v[0], 0x0FFFFFFF & (l.bits == 12 ? 0xFFF : l.bits == 16 ? 0xFFFF : 0x0FFFFFFF));
+    for (size_t i = 1; i < n; i++)
+        fat_set(img, &l, v[i], 0);
+    cr_assert_neq(fsfix_sh("fsck.vfat -n %s >/dev/null", img), 0, "the damage went unnoticed by fsck.vfat");
+
+    struct asr_window w = fsfix_window(img, 0, size);
+    struct asr_usedmap m = {0};
+    struct asr_error err = {0};
+    cr_assert_eq(asr_fat_used(&w, &m, &err), ASR_OK, "%s", err.msg);
+    close(w.fd);
+    fsfix_check_ranges(&m.used, size);
+    cr_log_info("%s", m.note);
+    cr_assert(strstr(m.note, "free in the FAT") && strstr(m.note, "chains end before"), "note: \"%s\"", m.note);
+
+    char *target = scratch_path("target.img"), *src_view = scratch_path("src.view"), *copy_view = scratch_path("copy.view");
+    fsfix_copy_used(img, 0, &m.used, target, size);
+    fat_view(img, src_view);
+    fat_view(target, copy_view);
+    cr_assert_eq(fsfix_sh("diff -r %s %s", src_view, copy_view), 0, "the copy reads differently from its source");
+    /* The damage is visible, or the comparison above proves nothing: fatcat reads the freed
+     * BIG.BIN whole from the source, contiguously. */
+    cr_assert_eq(fsfix_sh("cmp %s/big.bin %s/fatcat/BIG.BIN", tree, src_view), 0);
+    for (size_t i = 1; i < n; i++)
+        cr_assert(same_bytes(img, target, fat_cluster_at(&l, v[0] + (uint32_t)i), l.cluster),
+                  "CUT.BIN's cluster %zu (%u), implied by its size, differs", i, v[0] + (uint32_t)i);
+    asr_usedmap_free(&m);
+    free(target);
+    free(src_view);
+    free(copy_view);
+    free(img);
+    free(tree);
+}
+
+Test(fs_fat, damaged_fat12) { damaged_case("-F 12", 1440 << 10); }
+
+Test(fs_fat, damaged_fat16) { damaged_case("-F 16 -s 4", 16 << 20); }
+
+Test(fs_fat, damaged_fat32) { damaged_case("-F 32 -s 1", 40 << 20); }
+
+/* The FAT32 root directory's cluster marked free: captured (it is the root), with a note. */
+Test(fs_fat, fat32_root_cluster_free)
+{
+    fsfix_need("mkfs.vfat");
+    fsfix_need("mcopy");
+    char *img = scratch_path("root.img");
+    cr_assert_eq(fsfix_sh("truncate -s 40M %1$s && mkfs.vfat -F 32 -s 1 %1$s >/dev/null && head -c 3000 /dev/urandom >%1$s.f &&"
+                          MT "mcopy -i %1$s %1$s.f ::/file.bin",
+                          img),
+                 0);
+    struct fat_layout l = fat_layout_of(img);
+    fat_set(img, &l, l.root_cluster, 0);
+    struct asr_window w = fsfix_window(img, 0, 40 << 20);
+    struct asr_usedmap m = {0};
+    struct asr_error err = {0};
+    cr_assert_eq(asr_fat_used(&w, &m, &err), ASR_OK, "%s", err.msg);
+    close(w.fd);
+    uint64_t at = fat_cluster_at(&l, l.root_cluster);
+    bool found = false;
+    for (size_t i = 0; i < m.used.n; i++)
+        found |= at >= m.used.v[i].offset && at + l.cluster <= m.used.v[i].offset + m.used.v[i].length;
+    cr_assert(found, "the root directory's cluster is not captured");
+    cr_assert(strstr(m.note, "the root directory at cluster"), "note: \"%s\"", m.note);
+    asr_usedmap_free(&m);
+    free(img);
+}
+
 /* ---- malformed volumes: ASR_E_CORRUPT, never a crash or a read outside the window ------- */
 
 /* A fresh, empty volume to damage; *size is its byte count. */
@@ -416,6 +622,95 @@ static void expect_corrupt(const char *img, uint64_t window, const char *fragmen
     cr_assert(strstr(err.msg, fragment), "message \"%s\" lacks \"%s\"", err.msg, fragment);
     cr_assert_eq(m.used.n, 0, "ranges left behind on failure");
     asr_usedmap_free(&m);
+}
+
+/* ---- the walk is bounded: loops, tangles and wild links end it, fast ----------------------- */
+
+static void put_entry(const char *img, uint64_t at, const char *name, uint8_t attr, uint32_t start, uint32_t size)
+{
+    uint8_t e[32] = {0};
+    memcpy(e, name, 11);
+    e[11] = attr;
+    e[20] = (uint8_t)(start >> 16), e[21] = (uint8_t)(start >> 24);
+    e[26] = (uint8_t)start, e[27] = (uint8_t)(start >> 8);
+    for (int k = 0; k < 4; k++)
+        e[28 + k] = (uint8_t)(size >> (8 * k));
+    fsfix_write_at(img, at, e, sizeof e);
+}
+
+static bool fat_covered(const struct asr_ranges *r, uint64_t off, uint64_t len)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (off >= r->v[i].offset && off + len <= r->v[i].offset + r->v[i].length)
+            return true;
+    return false;
+}
+
+/* A file whose chain loops on itself with a 4 GiB size, a directory that lists itself, one whose
+ * chain loops, links out of the volume, a deep chain of directories: mapped, with what is
+ * referenced taken. Without loop detection the looping file alone would spend the walk's budget
+ * (two million steps on a volume of eight thousand clusters) and the volume be captured whole. */
+Test(fs_fat, walk_survives_loops_and_wild_links)
+{
+    char *img = fresh("-F 16 -s 4", 16 << 20);
+    struct fat_layout l = fat_layout_of(img);
+    uint32_t eoc = 0xFFFF;
+    put_entry(img, l.root, "LOOP    BIN", 0x20, 100, 0xFFFFFFFF);
+    fat_set(img, &l, 100, 100);
+    put_entry(img, l.root + 32, "SELF       ", 0x10, 200, 0);
+    fat_set(img, &l, 200, eoc);
+    put_entry(img, fat_cluster_at(&l, 200), "AGAIN      ", 0x10, 200, 0);
+    put_entry(img, l.root + 64, "DLOOP      ", 0x10, 300, 0);
+    fat_set(img, &l, 300, 301);
+    fat_set(img, &l, 301, 300);
+    put_entry(img, l.root + 96, "FAR     BIN", 0x20, 0xFFF0, 100000);
+    put_entry(img, l.root + 128, "FREE    BIN", 0x20, 400, 3 * (uint32_t)l.cluster);
+    put_entry(img, l.root + 160, "LAST    BIN", 0x20, l.clusters, 100 * (uint32_t)l.cluster);
+    /* 500 directories, each the only entry of the one before. */
+    put_entry(img, l.root + 192, "DEEP       ", 0x10, 1000, 0);
+    for (uint32_t c = 1000; c < 1500; c++) {
+        fat_set(img, &l, c, eoc);
+        if (c + 1 < 1500)
+            put_entry(img, fat_cluster_at(&l, c), "DEEP       ", 0x10, c + 1, 0);
+    }
+    put_entry(img, fat_cluster_at(&l, 1499), "BOTTOM  BIN", 0x20, 2000, 1);
+
+    struct asr_window w = fsfix_window(img, 0, 16 << 20);
+    struct asr_usedmap m = {0};
+    struct asr_error err = {0};
+    cr_assert_eq(asr_fat_used(&w, &m, &err), ASR_OK, "%s", err.msg);
+    close(w.fd);
+    fsfix_check_ranges(&m.used, 16 << 20);
+    cr_log_info("%s", m.note);
+    cr_assert(fat_covered(&m.used, fat_cluster_at(&l, 400), 3 * l.cluster), "FREE.BIN's clusters are not captured");
+    cr_assert(fat_covered(&m.used, fat_cluster_at(&l, l.clusters), l.cluster), "the last cluster is not captured");
+    cr_assert(fat_covered(&m.used, fat_cluster_at(&l, 2000), l.cluster), "a file 500 directories deep is not captured");
+    cr_assert(!fat_covered(&m.used, fat_cluster_at(&l, 2001), l.cluster), "a free cluster nothing references is captured");
+    cr_assert(strstr(m.note, "3 referenced clusters are free"), "note: \"%s\"", m.note);
+    asr_usedmap_free(&m);
+    free(img);
+}
+
+/* Every root entry a 4 GiB file running down one chain through the whole volume: 512 walks of
+ * 8000 clusters cross-linked into one. The walk stops at its budget: metadata that tangled is not
+ * trusted, and the volume is captured whole. */
+Test(fs_fat, walk_refuses_a_tangle)
+{
+    char *img = fresh("-F 16 -s 4", 16 << 20);
+    struct fat_layout l = fat_layout_of(img);
+    uint8_t *fat = calloc(1, l.fat_bytes);
+    fsfix_read_at(img, l.fat, fat, 4);
+    for (uint32_t c = 2; c < l.clusters + 2; c++) {
+        uint32_t v = c + 1 < l.clusters + 2 ? c + 1 : 0xFFFF;
+        fat[2 * c] = (uint8_t)v, fat[2 * c + 1] = (uint8_t)(v >> 8);
+    }
+    for (uint32_t f = 0; f < l.fats; f++)
+        fsfix_write_at(img, l.fat + f * l.fat_bytes, fat, l.fat_bytes);
+    free(fat);
+    for (uint64_t at = l.root; at < l.root + l.root_bytes; at += 32)
+        put_entry(img, at, "TANGLE  BIN", 0x20, 2, 0xFFFFFFFF);
+    expect_corrupt(img, 16 << 20, "cross-linked beyond use");
+    free(img);
 }
 
 Test(fs_fat, bytes_per_sector_1000)
@@ -497,13 +792,6 @@ Test(fs_fat, fat32_root_cluster_out_of_range)
     free(img);
 }
 
-Test(fs_fat, fat32_root_cluster_free)
-{
-    char *img = fresh("-F 32", 40 << 20);
-    put_le32_at(img, 44, 100); /* a free cluster of the fresh volume */
-    expect_corrupt(img, 40 << 20, "marked free");
-    free(img);
-}
 
 Test(fs_fat, missing_boot_signature)
 {
