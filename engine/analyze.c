@@ -3,8 +3,8 @@
  * possible), and ASR's "critical volume" decision (needed to boot) with the reason for it. */
 #include "asr_engine.h"
 #include "fs_ext_internal.h"
+#include "probe.h"
 
-#include <blkid/blkid.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,32 +52,12 @@ static void guid_string(const uint8_t b[16], char out[37])
 
 static void probe(const struct asr_window *w, struct asr_usedmap *m)
 {
-    blkid_probe pr = blkid_new_probe();
-    if (!pr)
+    struct asr_probe found;
+    if (asr_probe_window(w, NULL, &found) != 1)
         return;
-    const char *v;
-    if (blkid_probe_set_device(pr, w->fd, (blkid_loff_t)w->base, (blkid_loff_t)w->size) == 0) {
-        blkid_probe_enable_superblocks(pr, 1);
-        blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_UUID | BLKID_SUBLKS_LABEL);
-        /* libblkid 2.38's prober for OCFS version 1 (Oracle's cluster filesystem of the Linux 2.4
-         * days, never in mainline) copies its MOUNT value out of a 128-byte field on its stack
-         * with a length read from the disk, up to 64 KiB: one crafted sector at 8 KiB makes it
-         * read past its stack, and blkid -p itself dies of SIGSEGV on it (found by fuzz_ext;
-         * corpus/ext/crash-blkid-ocfs-mount-len). Unprobed, such a volume is "no filesystem
-         * recognised" and captured whole, which is what an OCFS volume would get anyway. */
-        static char ocfs[] = "ocfs";
-        char *unsafe[] = {ocfs, NULL};
-        blkid_probe_filter_superblocks_type(pr, BLKID_FLTR_NOTIN, unsafe);
-        if (blkid_do_safeprobe(pr) == 0) {
-            if (blkid_probe_lookup_value(pr, "TYPE", &v, NULL) == 0)
-                snprintf(m->fs_type, sizeof m->fs_type, "%s", v);
-            if (blkid_probe_lookup_value(pr, "UUID", &v, NULL) == 0)
-                snprintf(m->fs_uuid, sizeof m->fs_uuid, "%s", v);
-            if (blkid_probe_lookup_value(pr, "LABEL", &v, NULL) == 0)
-                snprintf(m->fs_label, sizeof m->fs_label, "%s", v);
-        }
-    }
-    blkid_free_probe(pr);
+    memcpy(m->fs_type, found.type, sizeof m->fs_type);
+    memcpy(m->fs_uuid, found.uuid, sizeof m->fs_uuid);
+    memcpy(m->fs_label, found.label, sizeof m->fs_label);
 }
 
 /* blkid's TYPE to the parser of that on-disk format. "ext4dev" is blkid's name for any ext
