@@ -335,6 +335,11 @@ static void analyze_one(struct asr_disk *d, uint32_t disk_index, const struct as
             no_fs |= strcmp(g, whole_gpt_types[i]) == 0;
     }
     int map_rc = map_volume(&w, no_fs, v);
+    const char *whole = p ? NULL : asr_disk_full_capture_reason(d);
+    if (whole && v->natural_capture != ASR_CAPTURE_FULL) {
+        v->natural_capture = ASR_CAPTURE_FULL;
+        snprintf(v->warning, sizeof v->warning, "captured whole, zero blocks elided: %s", whole);
+    }
     decide_critical(d, p, &w, map_rc, v);
     v->capture = v->natural_capture;
 }
