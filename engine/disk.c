@@ -30,7 +30,7 @@ struct asr_disk {
     char (*type_names)[64]; /* per partition, as libfdisk names the type */
     struct asr_region_desc *regions;
     char warnings[2048];
-    char reading[320]; /* which way the layout was read, and why (asr_disk_reading) */
+    char reading[400]; /* which way the layout was read, and why (asr_disk_reading) */
     const char *full_capture; /* asr_disk_full_capture_reason */
 };
 
@@ -450,7 +450,71 @@ static void read_as_whole_disk(struct asr_disk *d, const struct asr_probe *fs, c
     d->desc.label = ASR_LABEL_NONE;
     memset(d->desc.disk_id, 0, sizeof d->desc.disk_id);
     d->warnings[0] = '\0';
-    snprintf(d->reading, sizeof d->reading, "read as a whole-disk %s: sector 0 is %s and %s", fs->type, boot, why);
+    snprintf(d->reading, sizeof d->reading, "read as a whole-disk %.31s: sector 0 is %.47s and %.240s", fs->type, boot, why);
+}
+
+/* A disk libfdisk reads as an MBR: its partitions (read_table), or, by rules 1-4 above, one
+ * whole-disk volume (label none on return). */
+static int read_mbr(struct asr_disk *d, struct fdisk_context *cxt, struct asr_error *err)
+{
+    struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
+    struct asr_probe boot;
+    if (asr_probe_window(&whole, boot_sector_types, &boot) != 1) {
+        snprintf(d->reading, sizeof d->reading, "read as mbr: sector 0 is an MBR, not a filesystem's boot sector");
+        return read_table(d, cxt, err);
+    }
+    char name[48], why[200], reason[240];
+    boot_sector_name(&boot, name, sizeof name);
+    enum mbr_entries e = classify_entries(d, why, sizeof why);
+    if (e != ENTRIES_POSSIBLE) {
+        snprintf(reason, sizeof reason, "its MBR entries are %s%s", e == ENTRIES_EMPTY ? "all empty" : "impossible: ",
+                 e == ENTRIES_EMPTY ? "" : why);
+        read_as_whole_disk(d, &boot, name, reason);
+        return ASR_OK;
+    }
+    int rc = read_table(d, cxt, err);
+    if (rc == ASR_E_CORRUPT) {
+        /* "PATH: partition 5 ... extends past the end ...": the reason without the path. */
+        size_t k = strlen(d->path);
+        const char *what = !err ? "its checks" : strncmp(err->msg, d->path, k) || err->msg[k] != ':' ? err->msg
+                                                                                                      : err->msg + k + 2;
+        snprintf(reason, sizeof reason, "libfdisk's reading of its MBR fails (%.150s)", what);
+        read_as_whole_disk(d, &boot, name, reason);
+        if (err)
+            *err = (struct asr_error){0};
+        return ASR_OK;
+    }
+    if (rc)
+        return rc;
+    uint32_t number = 0;
+    struct asr_probe inside;
+    if (!partition_with_contents(d, &number, &inside)) {
+        read_as_whole_disk(d, &boot, name,
+                           "no partition its MBR entries describe holds anything libblkid recognises "
+                           "(captured whole, so that their bytes are kept too)");
+        d->full_capture = "sector 0 is also an MBR whose entries point inside the disk, at partitions in which "
+                          "nothing is recognised: every byte is kept, whichever reading is right";
+        return ASR_OK;
+    }
+    snprintf(d->reading, sizeof d->reading,
+             "read as mbr: its entries are possible and partition %u holds %s, though sector 0 is also %s", number,
+             inside.type, name);
+    return ASR_OK;
+}
+
+static void read_disk_id(struct asr_disk *d, struct fdisk_context *cxt)
+{
+    char *id = NULL;
+    if (fdisk_get_disklabel_id(cxt, &id) == 0 && id) {
+        if (d->desc.label == ASR_LABEL_GPT)
+            guid_to_disk_bytes(id, d->desc.disk_id);
+        else {
+            unsigned long sig = strtoul(id, NULL, 16);
+            for (int i = 0; i < 4; i++)
+                d->desc.disk_id[i] = (uint8_t)(sig >> (8 * i));
+        }
+    }
+    free(id);
 }
 
 static int read_layout(struct asr_disk *d, struct asr_error *err)
@@ -465,8 +529,6 @@ static int read_layout(struct asr_disk *d, struct asr_error *err)
      * Otherwise it only silences fdisk's interactive hints. */
     fdisk_enable_listonly(cxt, 1);
     int rc = ASR_OK;
-    struct asr_probe boot = {0};
-    char boot_name[48] = "", why[200] = "";
     if (fdisk_assign_device(cxt, d->path, 1) != 0) {
         rc = asr_fail_public(err, ASR_E_IO, "libfdisk cannot open %s", d->path);
         goto out;
@@ -486,61 +548,15 @@ static int read_layout(struct asr_disk *d, struct asr_error *err)
         snprintf(d->reading, sizeof d->reading, "read as a whole disk: its %s partition table is not supported", name);
         goto out;
     }
-    struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
-    bool boot_fs = d->desc.label == ASR_LABEL_MBR && asr_probe_window(&whole, boot_sector_types, &boot) == 1;
-    if (boot_fs) {
-        boot_sector_name(&boot, boot_name, sizeof boot_name);
-        enum mbr_entries e = classify_entries(d, why, sizeof why);
-        char reason[240];
-        snprintf(reason, sizeof reason, "its MBR entries are %s%s", e == ENTRIES_EMPTY ? "all empty" : "impossible: ", why);
-        if (e != ENTRIES_POSSIBLE) {
-            read_as_whole_disk(d, &boot, boot_name, reason);
-            goto out;
-        }
-    }
-    char *id = NULL;
-    if (fdisk_get_disklabel_id(cxt, &id) == 0 && id) {
-        if (d->desc.label == ASR_LABEL_GPT)
-            guid_to_disk_bytes(id, d->desc.disk_id);
-        else {
-            unsigned long sig = strtoul(id, NULL, 16);
-            for (int i = 0; i < 4; i++)
-                d->desc.disk_id[i] = (uint8_t)(sig >> (8 * i));
-        }
-    }
-    free(id);
-    if ((rc = read_table(d, cxt, err)) == ASR_E_CORRUPT && boot_fs) {
-        /* "PATH: partition 5 ... extends past the end ...": the reason without the path. */
-        size_t k = strlen(d->path);
-        const char *what = err && !strncmp(err->msg, d->path, k) && err->msg[k] == ':' ? err->msg + k + 2 : "";
-        snprintf(why, sizeof why, "libfdisk's reading of its MBR fails (%.150s)", err ? what : "");
-        read_as_whole_disk(d, &boot, boot_name, why);
-        if (err)
-            *err = (struct asr_error){0};
-        rc = ASR_OK;
-        goto out;
-    }
-    if (rc)
-        goto out;
-    if (boot_fs) {
-        uint32_t number = 0;
-        struct asr_probe inside;
-        if (!partition_with_contents(d, &number, &inside)) {
-            read_as_whole_disk(d, &boot, boot_name,
-                               "no partition its MBR entries describe holds anything libblkid recognises "
-                               "(captured whole, so that their bytes are kept too)");
-            d->full_capture = "sector 0 is also an MBR whose entries point inside the disk, at partitions in "
-                              "which nothing is recognised: every byte is kept, whichever reading is right";
-            goto out;
-        }
-        snprintf(d->reading, sizeof d->reading,
-                 "read as mbr: its entries are possible and partition %u holds %s, though sector 0 is also %s", number,
-                 inside.type, boot_name);
-    } else if (d->desc.label == ASR_LABEL_MBR) {
-        snprintf(d->reading, sizeof d->reading, "read as mbr: sector 0 is an MBR, not a filesystem's boot sector");
-    } else {
+    read_disk_id(d, cxt);
+    if (d->desc.label == ASR_LABEL_GPT) {
         snprintf(d->reading, sizeof d->reading, "read as gpt: sector 0 is its protective (or hybrid) MBR");
+        rc = read_table(d, cxt, err);
+    } else {
+        rc = read_mbr(d, cxt, err);
     }
+    if (rc || d->desc.label == ASR_LABEL_NONE)
+        goto out;
     rc = add_region(d, ASR_REGION_MBR, 0, d->desc.logical_sector, err);
     if (!rc && d->desc.label == ASR_LABEL_GPT)
         rc = add_gpt_regions(d, cxt, first_partition_start(d), err);
