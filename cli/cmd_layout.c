@@ -1,5 +1,6 @@
-/* asrimg layout: each disk's geometry, partition table and identifiers, and for each partition
- * its filesystem, used bytes, whether it is critical (and why) and how a backup would take it. */
+/* asrimg layout: each disk's geometry, partition table and identifiers, which way its layout was
+ * read and why, and for each partition its filesystem, used bytes, whether it is critical (and
+ * why) and how a backup would take it. */
 #include "cli.h"
 
 #include <string.h>
@@ -21,6 +22,7 @@ static void print_disk_text(const struct asr_disk *disk, uint32_t index, const s
     cli_disk_id(d, id);
     printf("disk %u: %s, %s, sectors %u/%u, label %s, id %s\n", index, asr_disk_path(disk),
            cli_bytes(d->size_bytes, a, sizeof a), d->logical_sector, d->physical_sector, cli_label_name(d->label), id);
+    printf("  %s\n", asr_disk_reading(disk));
     printf("  %-3s %14s %10s %-18s %-12s %-6s %10s %-8s %-7s %s\n", "#", "start", "size", "type", "name", "fs", "used",
            "critical", "capture", "reason");
     for (size_t i = 0; i < n; i++) {
@@ -61,6 +63,7 @@ static void print_disk_json(struct json *j, const struct asr_disk *disk, const s
     json_str(j, "label", cli_label_name(d->label));
     cli_disk_id(d, id);
     json_str(j, "id", id);
+    json_str(j, "reading", asr_disk_reading(disk));
     json_arr(j, "partitions");
     uint32_t rows = d->label == ASR_LABEL_NONE ? 1 : d->partition_count;
     for (uint32_t k = 0; k < rows; k++) {

@@ -163,30 +163,49 @@ static int map_targets(struct restore_args *a, const struct image_src *r)
 
 /* ---- the plan ------------------------------------------------------------------------------ */
 
+/* One row of the plan: a partition, or (number 0) the volume of a disk without a partition table. */
+static void print_row(const struct image_src *r, uint32_t disk, uint32_t number, uint64_t start, uint64_t size,
+                      uint8_t capture, const char *grown)
+{
+    char b[32];
+    const char *fs = "";
+    bool has_volume = false;
+    for (uint32_t v = 0; v < src_volume_count(r); v++)
+        if (src_volume(r, v)->disk_index == disk && src_volume(r, v)->kind == ASR_VOLUME_PARTITION &&
+            src_volume(r, v)->partition_number == number) {
+            fs = src_volume(r, v)->fs_type;
+            has_volume = true;
+        }
+    /* A partition's record says how it was captured; a whole-disk volume has only its volume. */
+    bool in_image = number ? capture != ASR_CAPTURE_SKIP : has_volume;
+    fprintf(stderr, "      %-3u %12llu %10s  %-6s ", number, (unsigned long long)start, cli_bytes(size, b, sizeof b), fs);
+    if (!in_image)
+        fputs("not in the image: its bytes are left as they are", stderr);
+    else if (number == 0)
+        fputs("restored: the one volume of the disk, no partition table", stderr);
+    else
+        fprintf(stderr, "restored (%s)", cli_capture_name(capture));
+    fprintf(stderr, "%s\n", grown);
+}
+
 static void print_partitions_after(const struct image_src *r, uint32_t disk, bool grow)
 {
     const struct asr_disk_desc *d = src_disk(r, disk);
-    char b[32], why[160];
+    char why[160], b[32];
     struct asr_grow_plan plan = {UINT32_MAX, UINT32_MAX};
+    if (d->label == ASR_LABEL_NONE) {
+        /* No partitions to list: the layout is the one volume (or nothing), still worth a row. */
+        print_row(r, disk, 0, 0, d->size_bytes, ASR_CAPTURE_SKIP, "");
+        return;
+    }
     if (grow)
         asr_restore_grow_plan(d, &plan, why, sizeof why); /* checked when the restore opened */
     for (uint32_t i = 0; i < d->partition_count; i++) {
         const struct asr_partition_desc *p = &d->partitions[i];
-        const char *fs = "";
-        for (uint32_t v = 0; v < src_volume_count(r); v++)
-            if (src_volume(r, v)->disk_index == disk && src_volume(r, v)->partition_number == p->number)
-                fs = src_volume(r, v)->fs_type;
-        fprintf(stderr, "      %-3u %12llu %10s  %-6s ", p->number, (unsigned long long)p->start_bytes,
-                cli_bytes(p->size_bytes, b, sizeof b), fs);
-        if (p->capture == ASR_CAPTURE_SKIP)
-            fputs("not in the image: its bytes are left as they are", stderr);
-        else
-            fprintf(stderr, "restored (%s)", cli_capture_name(p->capture));
-        if (i == plan.data)
-            fputs("; --grow: to the end of the target (not its filesystem)", stderr);
-        else if (i == plan.container)
-            fputs("; --grow: to the end of the target, around the last partition", stderr);
-        fputc('\n', stderr);
+        print_row(r, disk, p->number, p->start_bytes, p->size_bytes, p->capture,
+                  i == plan.data        ? "; --grow: to the end of the target (not its filesystem)"
+                  : i == plan.container ? "; --grow: to the end of the target, around the last partition"
+                                        : "");
     }
     for (uint32_t v = 0; v < src_volume_count(r); v++) {
         const struct asr_volume_desc *vd = src_volume(r, v);

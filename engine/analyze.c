@@ -3,9 +3,9 @@
  * possible), and ASR's "critical volume" decision (needed to boot) with the reason for it. */
 #include "asr_engine.h"
 #include "fs_ext_internal.h"
+#include "probe.h"
 #include "readat.h"
 
-#include <blkid/blkid.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -52,38 +52,17 @@ static void guid_string(const uint8_t b[16], char out[37])
 
 /* ---- probing and used maps --------------------------------------------------------------- */
 
-/* Fills m's type, uuid and label as libblkid finds them. Returns libblkid's status: 0 found, 1
- * nothing found, -1 an error, -2 ambivalent, and below that a read's -errno. */
+/* Fills m's type, uuid and label as libblkid finds them. Returns asr_probe_window's status: 1
+ * found, 0 nothing found, -1 an error, -2 ambivalent, and below that a read's -errno. */
 static int probe_once(const struct asr_window *w, struct asr_usedmap *m)
 {
-    int rc = -1;
-    blkid_probe pr = blkid_new_probe();
-    if (!pr)
-        return rc;
-    const char *v;
-    if (blkid_probe_set_device(pr, w->fd, (blkid_loff_t)w->base, (blkid_loff_t)w->size) == 0) {
-        blkid_probe_enable_superblocks(pr, 1);
-        blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_UUID | BLKID_SUBLKS_LABEL);
-        /* libblkid 2.38's prober for OCFS version 1 (Oracle's cluster filesystem of the Linux 2.4
-         * days, never in mainline) copies its MOUNT value out of a 128-byte field on its stack
-         * with a length read from the disk, up to 64 KiB: one crafted sector at 8 KiB makes it
-         * read past its stack, and blkid -p itself dies of SIGSEGV on it (found by fuzz_ext;
-         * corpus/ext/crash-blkid-ocfs-mount-len). Unprobed, such a volume is "no filesystem
-         * recognised" and captured whole, which is what an OCFS volume would get anyway. */
-        static char ocfs[] = "ocfs";
-        char *unsafe[] = {ocfs, NULL};
-        blkid_probe_filter_superblocks_type(pr, BLKID_FLTR_NOTIN, unsafe);
-        rc = blkid_do_safeprobe(pr);
-        if (rc == 0) {
-            if (blkid_probe_lookup_value(pr, "TYPE", &v, NULL) == 0)
-                snprintf(m->fs_type, sizeof m->fs_type, "%s", v);
-            if (blkid_probe_lookup_value(pr, "UUID", &v, NULL) == 0)
-                snprintf(m->fs_uuid, sizeof m->fs_uuid, "%s", v);
-            if (blkid_probe_lookup_value(pr, "LABEL", &v, NULL) == 0)
-                snprintf(m->fs_label, sizeof m->fs_label, "%s", v);
-        }
+    struct asr_probe found;
+    int rc = asr_probe_window(w, NULL, &found);
+    if (rc == 1) {
+        memcpy(m->fs_type, found.type, sizeof m->fs_type);
+        memcpy(m->fs_uuid, found.uuid, sizeof m->fs_uuid);
+        memcpy(m->fs_label, found.label, sizeof m->fs_label);
     }
-    blkid_free_probe(pr);
     return rc;
 }
 
@@ -408,6 +387,11 @@ static void analyze_one(struct asr_disk *d, uint32_t disk_index, const struct as
             no_fs |= strcmp(g, whole_gpt_types[i]) == 0;
     }
     int map_rc = map_volume(&w, no_fs, v);
+    const char *whole = p ? NULL : asr_disk_full_capture_reason(d);
+    if (whole && v->natural_capture != ASR_CAPTURE_FULL) {
+        v->natural_capture = ASR_CAPTURE_FULL;
+        snprintf(v->warning, sizeof v->warning, "captured whole, zero blocks elided: %s", whole);
+    }
     decide_critical(d, p, &w, map_rc, v);
     v->capture = v->natural_capture;
 }

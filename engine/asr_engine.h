@@ -112,6 +112,14 @@ int asr_disk_fd(const struct asr_disk *d);
 const char *asr_disk_path(const struct asr_disk *d);
 /* Problems met while reading the layout, one per line ("" when none). */
 const char *asr_disk_warnings(const struct asr_disk *d);
+/* Which way the layout was read, and why, in one sentence: "read as mbr: ...", "read as gpt: ...",
+ * "read as a whole disk: ..." or, for a filesystem whose boot sector libfdisk takes for an MBR,
+ * "read as a whole-disk vfat: sector 0 is a FAT32 boot sector and its MBR entries are all empty"
+ * (the rule is in disk.c). "" for a disk opened without its layout. */
+const char *asr_disk_reading(const struct asr_disk *d);
+/* Why the whole-disk volume of d must be captured whole, whatever its filesystem's metadata
+ * says (a boot sector that may also be a real MBR: see disk.c), or NULL. */
+const char *asr_disk_full_capture_reason(const struct asr_disk *d);
 bool asr_disk_is_block(const struct asr_disk *d, dev_t *rdev);
 /* The part of the gap before the first partition that is too large for a raw region (past its
  * first MiB): captured as a disk area volume. false when there is none. */
@@ -295,7 +303,8 @@ void asr_thaw_from_signal(struct asr_freezer *f);
  * consistent only with the map read from the frozen state. recapture (before the backup records
  * the captures): a volume captured whole because its map could not be read (an ext journal the
  * map cannot replay, on another device say) becomes a used-map capture when the map reads now;
- * if it still does not, it stays whole and that is no error. ASR_OK without change for a volume
+ * if it still does not, it stays whole and that is no error; a whole-disk volume that the layout
+ * wants whole (asr_disk_full_capture_reason) stays whole. ASR_OK without change for a volume
  * captured neither way. */
 int asr_volume_remap(const struct asr_disk *d, struct asr_volume_info *v, bool recapture, struct asr_error *err);
 

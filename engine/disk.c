@@ -3,6 +3,7 @@
  * needs byte-exact (sector 0, the post-MBR gap, GPT headers and entry arrays, EBRs). Partitions
  * are addressed by offset on the whole disk, never through /dev/xxxN nodes, which may not exist. */
 #include "asr_engine.h"
+#include "probe.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +34,8 @@ struct asr_disk {
     struct asr_region_desc *regions;
     struct asr_range front_area; /* the gap before the first partition beyond RAW_GAP_END; length 0: none */
     char warnings[2048];
+    char reading[400]; /* which way the layout was read, and why (asr_disk_reading) */
+    const char *full_capture; /* asr_disk_full_capture_reason */
 };
 
 static void warn(struct asr_disk *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -47,6 +50,11 @@ static void warn(struct asr_disk *d, const char *fmt, ...)
     vsnprintf(d->warnings + used, sizeof d->warnings - used - 1, fmt, ap);
     va_end(ap);
     strcat(d->warnings, "\n");
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 /* ---- geometry -------------------------------------------------------------------------- */
@@ -180,7 +188,7 @@ static int add_ebrs(struct asr_disk *d, uint64_t ext_start_lba, uint64_t ext_siz
         if ((rc = add_region(d, ASR_REGION_EBR, lba * ss, ss, err)))
             return rc;
         const uint8_t *link = sector + 446 + 16;
-        uint32_t next = (uint32_t)link[8] | (uint32_t)link[9] << 8 | (uint32_t)link[10] << 16 | (uint32_t)link[11] << 24;
+        uint32_t next = le32(link + 8);
         if (link[4] == 0 || next == 0 || next <= rel)
             return ASR_OK; /* end of chain, or a link backwards: stop rather than loop */
         rel = next;
@@ -362,38 +370,179 @@ static int read_table(struct asr_disk *d, struct fdisk_context *cxt, struct asr_
     return check_partitions(d, err);
 }
 
-static int read_layout(struct asr_disk *d, struct asr_error *err)
+/* ---- a filesystem on the whole disk, or a partition table -------------------------------- */
+
+/* Sector 0 ends in 55 AA both in an MBR and in the boot sector of a FAT, exFAT or NTFS volume
+ * made on the whole disk (USB sticks and SD cards formatted as one device, "superfloppies";
+ * mkntfs -F on a disk), and libfdisk reads any such sector as an MBR. The boot code lying where
+ * an MBR keeps its four entries then reads either as an empty table (a disk holding nothing to
+ * capture: the volume silently left out of every backup, and a restore writing "boot regions"
+ * over a filesystem) or as entries of garbage (a sound disk refused as damaged). The kernel,
+ * libblkid and Windows look at the boot sector before trusting the table, and so does this
+ * reader. The rule:
+ *
+ *  1. It applies only where libfdisk found an MBR (a GPT and its protective MBR are left alone)
+ *     and libblkid recognises sector 0 as the boot sector of a vfat, exfat or ntfs volume: its
+ *     superblock probe at offset 0, for those three types only, the filesystems whose boot
+ *     sector carries the MBR's signature (each prober validates the BPB; ntfs reads the MFT).
+ *  2. The disk is one whole-disk volume when the four entries cannot be a partition table: all
+ *     of them unused (type 0), or any of them impossible: a boot flag other than 0x00 or 0x80
+ *     (the kernel's own test; text and code in the boot sector fail it), a used entry of no
+ *     sectors, one starting at sector 0 (over the boot sector itself), one ending past the end
+ *     of the disk, two overlapping; or libfdisk's reading of the table (logical partitions
+ *     through EBRs) failing its checks.
+ *  3. Otherwise the disk is partitioned if any partition the entries describe holds something
+ *     libblkid recognises (a filesystem, swap, LVM, LUKS...): an MBR whose sector also carries a
+ *     BPB (old DOS disks, some factory-formatted media) keeps its partitions.
+ *  4. If none does, the disk is again one whole-disk volume: boot code that happens to pass for
+ *     entries must not hide a filesystem that is recognised behind partitions in which nothing
+ *     is. As either reading could be the right one, that volume is captured whole (every
+ *     nonzero block, asr_disk_full_capture_reason): the filesystem and whatever the partitions
+ *     hold are both kept, and a restore gives the disk back as it was. Correct over small: such
+ *     a disk is rare, and its image says why it is large.
+ * The image records such a disk as any unpartitioned one (label none, volume partition 0), and
+ * asr_disk_reading says which way a disk was read and why. */
+
+static const char *const boot_sector_types[] = {"vfat", "exfat", "ntfs", NULL};
+
+/* "a FAT32 boot sector", "an exFAT boot sector", "an NTFS boot sector". */
+static void boot_sector_name(const struct asr_probe *fs, char *out, size_t n)
 {
-    struct fdisk_context *cxt = fdisk_new_context();
-    if (!cxt)
-        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-    fdisk_set_ask(cxt, on_fdisk_ask, d);
-    /* List-only: libfdisk then skips its check for filesystem signatures that a new partition
-     * table would collide with, a full libblkid probe of the disk that a reader does not need,
-     * and which runs libblkid 2.38's OCFS prober, unsafe on crafted input (see probe() in
-     * analyze.c). Otherwise it only silences fdisk's interactive hints. */
-    fdisk_enable_listonly(cxt, 1);
-    /* Sector 0 first: libfdisk says only that it cannot open a disk whose sector 0 fails. */
-    uint8_t sector0[512];
+    if (!strcmp(fs->type, "vfat"))
+        snprintf(out, n, "a %s boot sector", strncmp(fs->version, "FAT", 3) ? "FAT" : fs->version);
+    else
+        snprintf(out, n, "an %s boot sector", !strcmp(fs->type, "exfat") ? "exFAT" : "NTFS");
+}
+
+enum mbr_entries { ENTRIES_POSSIBLE, ENTRIES_EMPTY, ENTRIES_IMPOSSIBLE };
+
+/* Rule 2 on the four entries of sector 0, as the bytes are; why says what makes them impossible. */
+static enum mbr_entries classify_entries(const struct asr_disk *d, char *why, size_t n)
+{
+    uint8_t s[512];
     struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
-    int rc = asr_window_read(&whole, region_what(ASR_REGION_MBR), 0, sector0, sizeof sector0, err);
+    if (asr_window_read(&whole, region_what(ASR_REGION_MBR), 0, s, sizeof s, NULL) != ASR_OK)
+        return ENTRIES_POSSIBLE; /* libfdisk has just read it: left to the partitioned reading */
+    uint64_t sectors = d->desc.size_bytes / d->desc.logical_sector, start[4], end[4];
+    bool used[4];
+    int nused = 0;
+    for (int i = 0; i < 4; i++) {
+        const uint8_t *e = s + 446 + 16 * i;
+        uint32_t first = le32(e + 8), count = le32(e + 12);
+        used[i] = e[4] != 0;
+        start[i] = first;
+        end[i] = (uint64_t)first + count;
+        if (e[0] != 0x00 && e[0] != 0x80) {
+            snprintf(why, n, "entry %d has boot flag 0x%02x, neither 0x00 nor 0x80", i + 1, e[0]);
+            return ENTRIES_IMPOSSIBLE;
+        }
+        if (!used[i])
+            continue;
+        if (count == 0)
+            snprintf(why, n, "entry %d (type 0x%02x) has no sectors", i + 1, e[4]);
+        else if (first == 0)
+            snprintf(why, n, "entry %d starts at sector 0, over the boot sector", i + 1);
+        else if (end[i] > sectors)
+            snprintf(why, n, "entry %d (%u sectors at sector %u) ends past the disk's %llu sectors", i + 1, count,
+                     first, (unsigned long long)sectors);
+        else
+            why[0] = '\0';
+        for (int j = 0; !why[0] && j < i; j++)
+            if (used[j] && start[i] < end[j] && start[j] < end[i])
+                snprintf(why, n, "entries %d and %d overlap", j + 1, i + 1);
+        if (why[0])
+            return ENTRIES_IMPOSSIBLE;
+        nused++;
+    }
+    return nused ? ENTRIES_POSSIBLE : ENTRIES_EMPTY;
+}
+
+/* Rule 3: the first partition (not an extended one) in which libblkid recognises something. */
+static bool partition_with_contents(const struct asr_disk *d, uint32_t *number, struct asr_probe *found)
+{
+    for (uint32_t i = 0; i < d->desc.partition_count; i++) {
+        const struct asr_partition_desc *p = &d->parts[i];
+        if (p->kind == ASR_PART_EXTENDED)
+            continue;
+        struct asr_window w = {d->fd, d->path, p->start_bytes, p->size_bytes};
+        int rc = asr_probe_window(&w, NULL, found);
+        if (rc == 1 || rc == -2) {
+            if (rc == -2)
+                snprintf(found->type, sizeof found->type, "several signatures");
+            *number = p->number;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Drops what libfdisk made of sector 0: the disk is one volume, the filesystem of its boot
+ * sector. Its warnings went with the table, which is not one. */
+static void read_as_whole_disk(struct asr_disk *d, const struct asr_probe *fs, const char *boot, const char *why)
+{
+    free(d->parts);
+    free(d->type_names);
+    d->parts = NULL;
+    d->type_names = NULL;
+    d->desc.partitions = NULL;
+    d->desc.partition_count = 0;
+    d->desc.label = ASR_LABEL_NONE;
+    memset(d->desc.disk_id, 0, sizeof d->desc.disk_id);
+    d->warnings[0] = '\0';
+    snprintf(d->reading, sizeof d->reading, "read as a whole-disk %.31s: sector 0 is %.47s and %.240s", fs->type, boot, why);
+}
+
+/* A disk libfdisk reads as an MBR: its partitions (read_table), or, by rules 1-4 above, one
+ * whole-disk volume (label none on return). */
+static int read_mbr(struct asr_disk *d, struct fdisk_context *cxt, struct asr_error *err)
+{
+    struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
+    struct asr_probe boot;
+    if (asr_probe_window(&whole, boot_sector_types, &boot) != 1) {
+        snprintf(d->reading, sizeof d->reading, "read as mbr: sector 0 is an MBR, not a filesystem's boot sector");
+        return read_table(d, cxt, err);
+    }
+    char name[48], why[200], reason[240];
+    boot_sector_name(&boot, name, sizeof name);
+    enum mbr_entries e = classify_entries(d, why, sizeof why);
+    if (e != ENTRIES_POSSIBLE) {
+        snprintf(reason, sizeof reason, "its MBR entries are %s%s", e == ENTRIES_EMPTY ? "all empty" : "impossible: ",
+                 e == ENTRIES_EMPTY ? "" : why);
+        read_as_whole_disk(d, &boot, name, reason);
+        return ASR_OK;
+    }
+    int rc = read_table(d, cxt, err);
+    if (rc == ASR_E_CORRUPT) {
+        /* "PATH: partition 5 ... extends past the end ...": the reason without the path. */
+        size_t k = strlen(d->path);
+        const char *what = !err ? "its checks" : strncmp(err->msg, d->path, k) || err->msg[k] != ':' ? err->msg
+                                                                                                      : err->msg + k + 2;
+        snprintf(reason, sizeof reason, "libfdisk's reading of its MBR fails (%.150s)", what);
+        read_as_whole_disk(d, &boot, name, reason);
+        if (err)
+            *err = (struct asr_error){0};
+        return ASR_OK;
+    }
     if (rc)
-        goto out;
-    if (fdisk_assign_device(cxt, d->path, 1) != 0) {
-        rc = asr_fail_public(err, ASR_E_IO, "libfdisk cannot open %s", d->path);
-        goto out;
+        return rc;
+    uint32_t number = 0;
+    struct asr_probe inside;
+    if (!partition_with_contents(d, &number, &inside)) {
+        read_as_whole_disk(d, &boot, name,
+                           "no partition its MBR entries describe holds anything libblkid recognises "
+                           "(captured whole, so that their bytes are kept too)");
+        d->full_capture = "sector 0 is also an MBR whose entries point inside the disk, at partitions in which "
+                          "nothing is recognised: every byte is kept, whichever reading is right";
+        return ASR_OK;
     }
-    if (!fdisk_has_label(cxt))
-        goto out; /* a bare filesystem, or nothing: the whole disk is one volume */
-    if (fdisk_is_label(cxt, GPT))
-        d->desc.label = ASR_LABEL_GPT;
-    else if (fdisk_is_label(cxt, DOS))
-        d->desc.label = ASR_LABEL_MBR;
-    else {
-        warn(d, "partition table type %s is not supported: the disk is treated as unpartitioned",
-             fdisk_label_get_name(fdisk_get_label(cxt, NULL)));
-        goto out;
-    }
+    snprintf(d->reading, sizeof d->reading,
+             "read as mbr: its entries are possible and partition %u holds %s, though sector 0 is also %s", number,
+             inside.type, name);
+    return ASR_OK;
+}
+
+static void read_disk_id(struct asr_disk *d, struct fdisk_context *cxt)
+{
     char *id = NULL;
     if (fdisk_get_disklabel_id(cxt, &id) == 0 && id) {
         if (d->desc.label == ASR_LABEL_GPT)
@@ -405,7 +554,52 @@ static int read_layout(struct asr_disk *d, struct asr_error *err)
         }
     }
     free(id);
-    if ((rc = read_table(d, cxt, err)))
+}
+
+static int read_layout(struct asr_disk *d, struct asr_error *err)
+{
+    struct fdisk_context *cxt = fdisk_new_context();
+    if (!cxt)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    fdisk_set_ask(cxt, on_fdisk_ask, d);
+    /* List-only: libfdisk then skips its check for filesystem signatures that a new partition
+     * table would collide with, a full libblkid probe of the disk that a reader does not need,
+     * and which runs libblkid 2.38's OCFS prober, unsafe on crafted input (see probe.c).
+     * Otherwise it only silences fdisk's interactive hints. */
+    fdisk_enable_listonly(cxt, 1);
+    /* Sector 0 first: libfdisk says only that it cannot open a disk whose sector 0 fails. */
+    uint8_t sector0[512];
+    struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
+    int rc = asr_window_read(&whole, region_what(ASR_REGION_MBR), 0, sector0, sizeof sector0, err);
+    if (rc)
+        goto out;
+    if (fdisk_assign_device(cxt, d->path, 1) != 0) {
+        rc = asr_fail_public(err, ASR_E_IO, "libfdisk cannot open %s", d->path);
+        goto out;
+    }
+    if (!fdisk_has_label(cxt)) {
+        /* a bare filesystem, or nothing: the whole disk is one volume */
+        snprintf(d->reading, sizeof d->reading, "read as a whole disk: sector 0 holds no MBR and there is no GPT");
+        goto out;
+    }
+    if (fdisk_is_label(cxt, GPT))
+        d->desc.label = ASR_LABEL_GPT;
+    else if (fdisk_is_label(cxt, DOS))
+        d->desc.label = ASR_LABEL_MBR;
+    else {
+        const char *name = fdisk_label_get_name(fdisk_get_label(cxt, NULL));
+        warn(d, "partition table type %s is not supported: the disk is treated as unpartitioned", name);
+        snprintf(d->reading, sizeof d->reading, "read as a whole disk: its %s partition table is not supported", name);
+        goto out;
+    }
+    read_disk_id(d, cxt);
+    if (d->desc.label == ASR_LABEL_GPT) {
+        snprintf(d->reading, sizeof d->reading, "read as gpt: sector 0 is its protective (or hybrid) MBR");
+        rc = read_table(d, cxt, err);
+    } else {
+        rc = read_mbr(d, cxt, err);
+    }
+    if (rc || d->desc.label == ASR_LABEL_NONE)
         goto out;
     rc = add_region(d, ASR_REGION_MBR, 0, d->desc.logical_sector, err);
     if (!rc && d->desc.label == ASR_LABEL_GPT)
@@ -482,6 +676,8 @@ const struct asr_disk_desc *asr_disk_desc(const struct asr_disk *d) { return &d-
 int asr_disk_fd(const struct asr_disk *d) { return d->fd; }
 const char *asr_disk_path(const struct asr_disk *d) { return d->path; }
 const char *asr_disk_warnings(const struct asr_disk *d) { return d->warnings; }
+const char *asr_disk_reading(const struct asr_disk *d) { return d->reading; }
+const char *asr_disk_full_capture_reason(const struct asr_disk *d) { return d->full_capture; }
 
 bool asr_disk_front_area(const struct asr_disk *d, struct asr_range *area)
 {

@@ -646,6 +646,8 @@ int asr_volume_remap(const struct asr_disk *d, struct asr_volume_info *v, bool r
     bool used = v->capture == ASR_CAPTURE_USED;
     if (!parse || !(used || (recapture && v->capture == ASR_CAPTURE_FULL)))
         return ASR_OK;
+    if (v->partition_number == 0 && asr_disk_full_capture_reason(d))
+        return ASR_OK; /* whole by the layout's doubt, not for want of a map: stays whole */
     /* The disk's page cache may hold what this process read of the volume before the freeze (and
      * the filesystem wrote through another device, a partition or a loop device, since). */
     int fd = asr_disk_fd(d);

@@ -3,6 +3,7 @@
  * disk with the same sector size, none in use, none holding the image), locking them for the
  * whole restore, and what each holds now, for the plan. Also the plain positioned I/O the other
  * restore modules use on a target. */
+#include "probe.h"
 #include "readat.h"
 #include "restore_internal.h"
 #include "blockdev.h"
@@ -107,7 +108,13 @@ static void describe_contents(const char *path, char *out, size_t len)
     }
     const struct asr_disk_desc *dd = asr_disk_desc(d);
     if (dd->label == ASR_LABEL_NONE) {
-        snprintf(out, len, "no partition table");
+        /* Name a filesystem on the whole disk: "no partition table" alone reads as empty. */
+        struct asr_window whole = {asr_disk_fd(d), path, 0, dd->size_bytes};
+        struct asr_probe fs;
+        if (asr_probe_window(&whole, NULL, &fs) == 1)
+            snprintf(out, len, "no partition table: %s on the whole disk", fs.type);
+        else
+            snprintf(out, len, "no partition table");
         asr_disk_close(d);
         return;
     }

@@ -142,9 +142,9 @@ check "layout --json has the documented fields" sh -c "'$asrimg' layout --json '
 import json, sys
 disks = json.load(sys.stdin)
 d = disks[0]
-for k in (\"path\", \"size_bytes\", \"logical_sector\", \"physical_sector\", \"label\", \"id\", \"partitions\"):
+for k in (\"path\", \"size_bytes\", \"logical_sector\", \"physical_sector\", \"label\", \"id\", \"reading\", \"partitions\"):
     assert k in d, k
-assert d[\"label\"] == \"gpt\" and d[\"size_bytes\"] == 64 << 20
+assert d[\"label\"] == \"gpt\" and d[\"size_bytes\"] == 64 << 20 and d[\"reading\"].startswith(\"read as gpt: \")
 p = d[\"partitions\"]
 assert len(p) == 2
 for k in (\"number\", \"start_bytes\", \"size_bytes\", \"type\", \"name\", \"fs\", \"used_bytes\", \"critical\", \"reason\", \"capture\"):
@@ -181,6 +181,28 @@ p = json.load(sys.stdin)[0][\"partitions\"][1]
 assert p[\"critical\"] is True and p[\"reason\"] == \"mounted at /boot on this machine\", p'"
 else
   echo "skip: no mount namespace here (unshare -m) for the mounted-at-/boot check"
+fi
+# A FAT32 made on the whole disk: sector 0 ends in 55 AA with empty MBR entries, or (Windows XP's
+# boot messages there) impossible ones. Read as the filesystem, saying why, never refused.
+if command -v mkfs.vfat >/dev/null && command -v mcopy >/dev/null; then
+  truncate -s 40M "$work/sf.img"
+  mkfs.vfat -F 32 -s 1 "$work/sf.img" >/dev/null && MTOOLS_SKIP_CHECK=1 mcopy -i "$work/sf.img" /etc/os-release ::/
+  cp "$work/sf.img" "$work/sf-xp.img"
+  printf '\r\nRemove disks or other media.\377\r\nDisk error\377\r\nPress any key to restart\r\n' |
+    dd of="$work/sf-xp.img" bs=1 seek=$((0x1ac)) conv=notrunc status=none
+  for sf in sf sf-xp; do
+    check "layout of a whole-disk FAT32 ($sf): one volume, vfat, and why" sh -c "'$asrimg' layout --json '$work/$sf.img' | python3 -c '
+import json, sys
+d = json.load(sys.stdin)[0]
+assert d[\"label\"] == \"none\", d
+assert d[\"reading\"].startswith(\"read as a whole-disk vfat: sector 0 is a FAT32 boot sector and its MBR entries are \"), d
+p = d[\"partitions\"]
+assert [(v[\"number\"], v[\"fs\"], v[\"size_bytes\"]) for v in p] == [(0, \"vfat\", 40 << 20)] and p[0][\"used_bytes\"] > 0, p
+'"
+  done
+  check "layout text says which way the disk was read" sh -c "'$asrimg' layout '$work/sf-xp.img' | grep -q '^  read as a whole-disk vfat: .*entry 1 has boot flag 0x6f'"
+else
+  echo "skip: no mkfs.vfat or mcopy for the whole-disk FAT32 layout checks"
 fi
 run_saving "$asrimg" layout --extents "$work/gpt.img"
 check "layout --extents without --json exits 2" rc_is 2

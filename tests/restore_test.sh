@@ -20,6 +20,9 @@
 #   - from stdin, a disk whose files dedup (a block repeated through files, copies of a file): the
 #     bytes of the restore from the file; a failed restore (a cut stream, a damaged chunk, a full
 #     target) says after its error what each target holds and what to do.
+#   - FAT12/16/32, exFAT and NTFS made on the whole disk, no partition table (sector 0 a boot
+#     sector that libfdisk takes for an MBR): read, backed up and restored as that filesystem; an
+#     MBR whose sector 0 also carries a BPB stays partitioned.
 # Usage: restore_test.sh ASRIMG
 # shellcheck disable=SC2154 # loop_at VAR ... assigns VAR
 set -u
@@ -92,7 +95,10 @@ equal() { [ "$1" = "$2" ] || { echo "got '$1', expected '$2'" >&2; false; }; }
 # (volume, offset, length, chunk) of a single-file image, read with SPEC sections 3-9 and nothing
 # of asrimg; ebrs DISK: byte offsets of the EBR chain; zeros/hole FILE OFFSET LENGTH: the range
 # reads as zeros / holds no data (SEEK_DATA); flip FILE OFFSET: inverts one byte; ext_free DEV:
-# "offset length" in bytes of the largest free block range of an ext2/3/4 filesystem.
+# "offset length" in bytes of the largest free block range of an ext2/3/4 filesystem;
+# captured_equal IMAGE SRC TARGET: every data and zero extent of an image of one whole-disk
+# volume reads the same on SRC and TARGET; reseal_exfat FILE: exFAT's boot checksum and backup
+# boot region made again after its boot code changed.
 cat >"$work/util.py" <<'EOF'
 import json, os, re, struct, subprocess, sys
 
@@ -105,7 +111,7 @@ def geom(disk, n):
             return
     sys.exit("no partition %s on %s" % (n, disk))
 
-def walk(path):
+def records(path):  # ("chunk", id, offset, stored, content) and ("extent", volume, offset, length, ref)
     with open(path, "rb") as f:
         data = f.read()
     pos = 64 + struct.unpack_from("<I", data, 64 + 4)[0]  # part header, then AHDR of header_len
@@ -113,7 +119,7 @@ def walk(path):
         tag = data[pos:pos + 4]
         if tag == b"ACNK":
             cid, stored, content = struct.unpack_from("<QII", data, pos + 8)
-            print("chunk", cid, pos + 64, stored, content)
+            yield ("chunk", cid, pos + 64, stored, content)
             pos += 64 + stored
         elif tag in (b"ALAY", b"AVOL", b"AEXT"):
             clen = struct.unpack_from("<Q", data, pos + 8)[0]
@@ -121,13 +127,46 @@ def walk(path):
                 vol, count = struct.unpack_from("<II", data, pos + 32)
                 for i in range(count):
                     off, length, ref = struct.unpack_from("<QQQ", data, pos + 40 + 32 * i)
-                    if ref < 0xFFFFFFFFFFFFFFFE:
-                        print("extent", vol, off, length, ref)
+                    yield ("extent", vol, off, length, ref)
             pos += 32 + clen
         elif tag == b"AIDX":
             return
         else:
             sys.exit("unknown record %r at %d" % (tag, pos))
+
+def walk(path):  # chunks, and the extents that have data in a chunk
+    for r in records(path):
+        if r[0] == "chunk" or r[4] < 0xFFFFFFFFFFFFFFFE:
+            print(*r)
+
+def captured_equal(image, src, tgt):  # every captured range (data or zero) of an image of one
+    n = 0                             # whole-disk volume reads the same on SRC and TARGET
+    with open(src, "rb") as a, open(tgt, "rb") as b:
+        for r in records(image):
+            if r[0] != "extent" or r[4] == 0xFFFFFFFFFFFFFFFE:
+                continue
+            if r[1] != 0:
+                sys.exit("volume %d: not an image of one volume" % r[1])
+            a.seek(r[2])
+            b.seek(r[2])
+            if a.read(r[3]) != b.read(r[3]):
+                sys.exit("captured range %d+%d differs" % (r[2], r[3]))
+            n += 1
+    if not n:
+        sys.exit("no captured range")
+    print(n, "ranges equal")
+
+def reseal_exfat(path):  # exFAT's boot checksum (sector 11) and backup boot region, made again
+    with open(path, "r+b") as f:
+        boot = bytearray(f.read(12 * 512))
+        s = 0
+        for i in range(11 * 512):
+            if i not in (106, 107, 112):
+                s = ((0x80000000 if s & 1 else 0) + (s >> 1) + boot[i]) & 0xFFFFFFFF
+        boot[11 * 512:] = struct.pack("<I", s) * 128
+        f.seek(0)
+        f.write(boot)
+        f.write(boot)
 
 def ebrs(disk):
     with open(disk, "rb") as f:
@@ -187,7 +226,8 @@ def ext_free(dev):
     print(best[1] * bs, best[0] * bs)
 
 cmd, args = sys.argv[1], sys.argv[2:]
-{"geom": geom, "walk": walk, "ebrs": ebrs, "zeros": lambda p, o, l: zeros(p, int(o), int(l)),
+{"geom": geom, "walk": walk, "captured_equal": captured_equal, "reseal_exfat": reseal_exfat, "ebrs": ebrs,
+ "zeros": lambda p, o, l: zeros(p, int(o), int(l)),
  "hole": lambda p, o, l: hole(p, int(o), int(l)), "flip": lambda p, o: flip(p, int(o)),
  "ext_free": ext_free}[cmd](*args)
 EOF
@@ -1016,6 +1056,141 @@ wide_gap() { # LABEL SFDISK-LABEL
 }
 wide_gap mbr dos
 wide_gap gpt gpt
+
+# ---- 11. filesystems on the whole disk, no partition table ---------------------------------------
+# A FAT, exFAT or NTFS volume made on the whole device (a USB stick, an SD card, mkntfs -F) ends
+# sector 0 in 55 AA as an MBR does, with its boot code where an MBR keeps its entries: empty, or
+# text and code that read as impossible entries. Each is read as that filesystem, backed up, and
+# restored onto a larger target full of garbage: its checker passes, its files are equal, and
+# every captured range is byte-equal.
+# make_whole NAME FS MiB MKFS...: $work/whole-NAME.img of MiB, made by MKFS (run on the file, with
+# the file last) and filled with content NAME (FS: fat*, exfat or ntfs).
+make_whole() {
+  local name=$1 fs=$2 mib=$3 img=$work/whole-$1.img dev rc=0
+  shift 3
+  truncate -s "${mib}M" "$img" && "$@" "$img" >>"$work/make.log" 2>&1 || return 1
+  [ -d "$work/content/$name" ] || make_content "$name" 1
+  case $fs in
+    fat*) mcopy -s -i "$img" "$work/content/$name/data" ::/ ;;
+    *)
+      loop_at dev "$img" 0 $((mib << 20)) 512 || return 1
+      if [ "$fs" = exfat ]; then fill_mounted "$dev" "$work/content/$name" mount.exfat-fuse; else
+        fill_mounted "$dev" "$work/content/$name" ntfs-3g; fi
+      rc=$?
+      losetup -d "$dev" ;;
+  esac
+  return $rc
+}
+# whole_layout_is IMAGE-FILE BLKID-TYPE: layout reads the file as one whole-disk volume of that type.
+whole_layout_is() {
+  run_saving "$asrimg" layout --json "$1"
+  rc_is 0 && json_ok "(d[0]['label'] == 'none' and d[0]['reading'].startswith('read as a whole-disk $2: sector 0 is ')
+    and [(p['number'], p['start_bytes'], p['fs']) for p in d[0]['partitions']] == [(0, 0, '$2')])"
+}
+# whole_image_is [TYPE]: `asrimg info` (saved) shows one disk, no partition table, no boot
+# regions, and its one volume (partition 0, of TYPE), or none.
+whole_image_is() {
+  local out=$work/out.saved
+  grep -q '^disk 0: .*, label none, id -$' "$out" && ! grep -q -e 'raw region' -e '^disk 1:' "$out" &&
+    if [ -n "$1" ]; then grep -Eq "^volume 0: +disk 0 partition 0, fs $1 " "$out" && ! grep -q '^volume 1:' "$out"
+    else ! grep -q '^volume ' "$out"; fi || { cat "$out" >&2; false; }
+}
+# check_whole NAME FS BLKID-TYPE MiB: layout, backups (default and --volumes all), restore onto a
+# garbage target half as large again, verify --against, and the restored volume checked.
+check_whole() {
+  local name=$1 fs=$2 type=$3 mib=$4 img=$work/whole-$1.img tgt=$work/whole-$1-t.img
+  check "whole $name: layout reads one whole-disk $type volume" whole_layout_is "$img" "$type"
+  run_saving "$asrimg" backup "$img" -o "$work/whole-$name-default.asrimg"
+  check "whole $name: default backup exits 0" rc_is 0
+  check "whole $name: default backup lists the volume" grep -Eq "^  0 +$type " "$work/err.saved"
+  run_saving "$asrimg" info "$work/whole-$name-default.asrimg"
+  check "whole $name: default image: no partition table, no boot regions" whole_image_is ""
+  run_saving "$asrimg" backup "$img" -o "$work/whole-$name.asrimg" --volumes all
+  check "whole $name: backup --volumes all exits 0" rc_is 0
+  run_saving "$asrimg" info "$work/whole-$name.asrimg"
+  check "whole $name: the image holds the whole-disk volume, no boot regions" whole_image_is "$type"
+  garbage "$tgt" $((mib * 3 / 2))
+  restore "$work/whole-$name.asrimg" --to "$tgt" --yes
+  check "whole $name: restore onto a larger garbage target exits 0" rc_is 0
+  check "whole $name: every captured range byte-equal" util captured_equal "$work/whole-$name.asrimg" "$img" "$tgt"
+  check_volume "whole $name restored" "$tgt" 512 0 $((mib << 20)) "$fs" "$name"
+  run_saving "$asrimg" verify "$work/whole-$name.asrimg" --against "$tgt"
+  check "whole $name: verify --against exits 0" rc_is 0
+}
+# NAME FS BLKID-TYPE MiB MKFS...; mkfs.vfat with and without -I (which only matters on a device
+# holding partitions), FAT32 with small and larger clusters.
+whole_disks=(
+  "fat12 fat12 vfat 8 mkfs.vfat -F 12"
+  "fat16 fat16 vfat 32 mkfs.vfat -F 16 -s 4"
+  "fat32 fat32 vfat 40 mkfs.vfat -F 32 -s 1"
+  "fat32-I fat32 vfat 72 mkfs.vfat -I -F 32 -s 2"
+)
+[ -n "$have_exfat" ] && whole_disks+=("exfat exfat exfat 24 mkfs.exfat")
+[ -n "$have_ntfs" ] && whole_disks+=("ntfs ntfs ntfs 16 mkntfs -Q -F -q")
+for spec in "${whole_disks[@]}"; do
+  read -r name fs type mib mkfs <<<"$spec"
+  # shellcheck disable=SC2086 # mkfs is a command and its options
+  if make_whole "$name" "$fs" "$mib" $mkfs; then check_whole "$name" "$fs" "$type" "$mib"; else
+    check "making the whole-disk $name" false; fi
+done
+# Boot code where the entries would be: Windows XP's FAT32 messages, Windows 7's NTFS ones (in
+# both boot sectors, as Windows writes them: mkntfs keeps its backup in the disk's last sector),
+# and exFAT boot code read as an entry past the end of the disk (the report's numbers), its boot
+# checksum made again as Windows makes it.
+if make_whole fat32-xp fat32 40 mkfs.vfat -F 32; then
+  printf '\r\nRemove disks or other media.\377\r\nDisk error\377\r\nPress any key to restart\r\n' |
+    dd of="$work/whole-fat32-xp.img" bs=1 seek=$((0x1ac)) conv=notrunc status=none
+  check_whole fat32-xp fat32 vfat 40
+else
+  check "making the whole-disk fat32-xp" false
+fi
+if [ -n "$have_ntfs" ] && make_whole ntfs-win7 ntfs 16 mkntfs -Q -F -q; then
+  for at in $((0x18a)) $(((16 << 20) - 512 + 0x18a)); do
+    printf 'A disk read error occurred\r\n\0BOOTMGR is missing\r\n\0BOOTMGR is compressed\r\n\0Press Ctrl+Alt+Del to restart\r\n' |
+      dd of="$work/whole-ntfs-win7.img" bs=1 seek="$at" conv=notrunc status=none
+  done
+  check_whole ntfs-win7 ntfs ntfs 16
+fi
+if [ -n "$have_exfat" ] && make_whole exfat-code exfat 24 mkfs.exfat; then
+  printf '\0\040\041\0\007\376\377\377\163\145\144\0\015\012\120\162' |
+    dd of="$work/whole-exfat-code.img" bs=1 seek=446 conv=notrunc status=none
+  util reseal_exfat "$work/whole-exfat-code.img"
+  check_whole exfat-code exfat exfat 24
+fi
+# The plan of a restore lists the volume of a disk without a partition table, in the image or not.
+restore "$work/whole-fat32.asrimg" --to "$work/whole-plan.img" </dev/null
+check "whole-disk plan: refused without --yes" rc_is 1
+check "whole-disk plan: lists the volume to be restored" \
+  grep -Eq '^ +0 +0 +40.0 MiB +vfat +restored: the one volume of the disk' "$work/err.saved"
+restore "$work/whole-fat32-default.asrimg" --to "$work/whole-fat32-t.img" </dev/null
+check "whole-disk plan of a default image: lists the volume as not in the image" \
+  grep -Eq '^ +0 +0 +40.0 MiB +not in the image' "$work/err.saved"
+check "whole-disk plan: says what the target holds" err_has "holds no partition table: vfat on the whole disk"
+
+# The converse: an MBR whose sector 0 also carries a FAT boot sector's BPB (as some old DOS disks
+# do), with filesystems in its partitions, stays partitioned and is restored as such.
+bpb_script="label: dos
+start=1MiB, size=16MiB, type=c
+start=17MiB, size=30MiB, type=5
+start=18MiB, size=29MiB, type=83"
+bpb_fs="1:fat16:bpb-fat:1 5:ext4:bpb-ext:1"
+bpb=$work/bpb-mbr.img
+truncate -s 48M "$bpb" "$work/bpb-src.img"
+if make_disk "$bpb" 512 "$bpb_script" "$bpb_fs" && mkfs.vfat -F 16 "$work/bpb-src.img" >/dev/null &&
+  dd if="$work/bpb-src.img" of="$bpb" bs=440 count=1 conv=notrunc status=none; then
+  check "bpb mbr: blkid sees a FAT boot sector in sector 0" fs_type_is "$bpb" vfat
+  run_saving "$asrimg" layout --json "$bpb"
+  check "bpb mbr: layout reads the MBR and says why" json_ok "(d[0]['label'] == 'mbr' and
+    [p['fs'] for p in d[0]['partitions']] == ['vfat', '', 'ext4'] and 'though sector 0 is also a FAT16' in d[0]['reading'])"
+  run_saving "$asrimg" backup "$bpb" -o "$work/bpb-mbr.asrimg" --volumes all
+  check "bpb mbr: backup exits 0" rc_is 0
+  garbage "$work/bpb-mbr-t.img" 72
+  restore "$work/bpb-mbr.asrimg" --to "$work/bpb-mbr-t.img" --yes
+  check "bpb mbr: restore exits 0" rc_is 0
+  check_disk "bpb mbr restored" "$bpb" "$work/bpb-mbr-t.img" 512 "$bpb_fs"
+else
+  check "making the MBR disk with a BPB in sector 0" false
+fi
 
 echo "restore_test: $(($(date +%s) - start_time)) s"
 echo "restore: $pass passed, $fail failed, $skipped skipped"

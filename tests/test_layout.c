@@ -385,6 +385,280 @@ Test(layout, crafted_ocfs_header_is_not_probed)
     free(gpt);
 }
 
+/* ---- a filesystem on the whole disk: boot sector or MBR (the rule is in disk.c) ---------- */
+
+/* A file of mib MiB made by a shell command run on it ("$IMG" names the file). */
+static char *made_disk(const char *name, unsigned mib, const char *cmd)
+{
+    char *img = scratch_path(name);
+    cr_assert_eq(fsfix_sh("truncate -s %uM %s && IMG=%s && (%s) >/dev/null 2>&1", mib, img, img, cmd), 0, "%s", cmd);
+    return img;
+}
+
+struct whole_case {
+    const char *name, *tool, *mkfs; /* mkfs: a command on "$IMG" */
+    unsigned mib;
+    const char *fs, *boot; /* blkid's TYPE, and how the reading names the boot sector */
+};
+
+static const struct whole_case whole_cases[] = {
+    {"fat12", "mkfs.vfat", "mkfs.vfat -F 12 \"$IMG\"", 4, "vfat", "a FAT12 boot sector"},
+    {"fat16", "mkfs.vfat", "mkfs.vfat -F 16 -s 4 \"$IMG\"", 32, "vfat", "a FAT16 boot sector"},
+    {"fat16-I", "mkfs.vfat", "mkfs.vfat -I \"$IMG\"", 16, "vfat", "a FAT16 boot sector"},
+    {"fat32-s1", "mkfs.vfat", "mkfs.vfat -F 32 -s 1 \"$IMG\"", 40, "vfat", "a FAT32 boot sector"},
+    {"fat32-s8-I", "mkfs.vfat", "mkfs.vfat -I -F 32 -s 8 \"$IMG\"", 300, "vfat", "a FAT32 boot sector"},
+    {"exfat", "mkfs.exfat", "mkfs.exfat \"$IMG\"", 16, "exfat", "an exFAT boot sector"},
+    {"ntfs", "mkntfs", "mkntfs -Q -F -q \"$IMG\"", 16, "ntfs", "an NTFS boot sector"},
+};
+
+/* exFAT's boot checksum covers its boot code, where an MBR's entries would lie: after writing
+ * there, the checksum sector (11) and the backup boot region (12-23) are made again, as Windows
+ * makes them around its own boot code. */
+static void exfat_reseal(const char *img)
+{
+    uint8_t boot[12 * 512];
+    fsfix_read_at(img, 0, boot, sizeof boot);
+    cr_assert_eq(boot[108], 9, "512-byte sectors");
+    uint32_t sum = 0;
+    for (size_t i = 0; i < 11 * 512; i++)
+        if (i != 106 && i != 107 && i != 112)
+            sum = ((sum & 1) ? 0x80000000u : 0) + (sum >> 1) + boot[i];
+    for (size_t i = 0; i < 512; i += 4)
+        memcpy(boot + 11 * 512 + i, &sum, 4);
+    fsfix_write_at(img, 0, boot, sizeof boot);
+    fsfix_write_at(img, sizeof boot, boot, sizeof boot);
+}
+
+/* d was read as one whole-disk volume of filesystem fs, its reading naming boot and why; the
+ * volume's used map comes from the filesystem. */
+static void assert_whole_disk(const char *img, const char *fs, const char *boot, const char *why)
+{
+    struct asr_disk *d;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_disk_open(img, &d, &err), ASR_OK, "%s: %s", img, err.msg);
+    const struct asr_disk_desc *dd = asr_disk_desc(d);
+    cr_assert_eq(dd->label, ASR_LABEL_NONE, "%s: read as a partition table (%s)", img, asr_disk_reading(d));
+    cr_assert_eq(dd->partition_count, 0);
+    cr_assert_eq(dd->region_count, 0, "no boot regions: sector 0 belongs to the filesystem");
+    char want[160];
+    snprintf(want, sizeof want, "read as a whole-disk %s: sector 0 is %s and ", fs, boot);
+    cr_assert_eq(strncmp(asr_disk_reading(d), want, strlen(want)), 0, "%s: %s", img, asr_disk_reading(d));
+    cr_assert_not_null(strstr(asr_disk_reading(d), why), "%s: %s", img, asr_disk_reading(d));
+    cr_assert_str_eq(asr_disk_warnings(d), "");
+    struct asr_volume_info *v;
+    size_t n;
+    cr_assert_eq(asr_disk_analyze(d, 0, &v, &n, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(v[0].partition_number, 0);
+    cr_assert_eq(v[0].start_bytes, 0);
+    cr_assert_eq(v[0].size_bytes, dd->size_bytes);
+    cr_assert_str_eq(v[0].map.fs_type, fs);
+    cr_assert_eq(v[0].natural_capture, ASR_CAPTURE_USED, "%s: %s", img, v[0].warning);
+    cr_assert_gt(asr_ranges_bytes(&v[0].map.used), 0);
+    cr_assert_eq(asr_select_volumes(v, n, "all", &err), ASR_OK);
+    cr_assert_gt(asr_volume_capture_bytes(&v[0]), 0, "a recognised filesystem is never 'nothing to capture'");
+    asr_volume_infos_free(v, n);
+    asr_disk_close(d);
+}
+
+/* mkfs.vfat, mkfs.exfat and mkntfs -F on a whole disk leave sector 0 ending in 55 AA with zeros
+ * where an MBR keeps its entries: libfdisk reads an empty MBR. */
+Test(layout, boot_sector_filesystems_on_the_whole_disk)
+{
+    for (size_t i = 0; i < sizeof whole_cases / sizeof whole_cases[0]; i++) {
+        const struct whole_case *c = &whole_cases[i];
+        if (!fsfix_have(c->tool)) {
+            cr_log_warn("%s: %s not installed, skipped", c->name, c->tool);
+            continue;
+        }
+        char name[64];
+        snprintf(name, sizeof name, "%s.img", c->name);
+        char *img = made_disk(name, c->mib, c->mkfs);
+        uint8_t sig[2];
+        fsfix_read_at(img, 510, sig, 2);
+        cr_assert(sig[0] == 0x55 && sig[1] == 0xaa, "%s: the fixture's sector 0 ends in 55 AA", c->name);
+        assert_whole_disk(img, c->fs, c->boot, "its MBR entries are all empty");
+        free(img);
+    }
+}
+
+/* What lies where an MBR keeps its entries in boot sectors made elsewhere: Windows' messages
+ * (FAT32 by Windows XP, NTFS by Windows 7), boot code read as an entry past the end (the
+ * numbers of the report), and every other impossibility of the rule, one at a time. */
+Test(layout, boot_sector_with_impossible_entries_is_one_volume)
+{
+    fsfix_need("mkfs.vfat");
+    static const char xp[] = "\r\nRemove disks or other media.\xff\r\nDisk error\xff\r\nPress any key to restart\r\n";
+    static const char win7[] = "A disk read error occurred\r\n\0BOOTMGR is missing\r\n\0BOOTMGR is compressed\r\n\0"
+                               "Press Ctrl+Alt+Del to restart\r\n";
+    /* boot flag, type, first sector, sectors */
+    struct entry {
+        uint8_t boot, type;
+        uint32_t first, count;
+    };
+    static const struct {
+        const char *what;
+        struct entry e[4];
+        const char *why;
+    } cases[] = {
+        {"past the end", {{0, 0x07, 6579571, 1917848077}}, "entry 1 (1917848077 sectors at sector 6579571) ends past"},
+        {"no sectors", {{0x80, 0x0c, 2048, 0}}, "entry 1 (type 0x0c) has no sectors"},
+        {"at sector 0", {{0, 0x0c, 2048, 4096}, {0, 0x0c, 0, 8192}}, "entry 2 starts at sector 0"},
+        {"overlapping", {{0, 0x0c, 2048, 8192}, {0, 0x83, 16384, 4096}, {0, 0x83, 8192, 4096}},
+         "entries 1 and 3 overlap"},
+        {"bad boot flag", {{0, 0x0c, 2048, 4096}, {0, 0, 0, 0}, {0, 0, 0, 0}, {0x01, 0, 0, 0}},
+         "entry 4 has boot flag 0x01"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *img = made_disk("entries.img", 32, "mkfs.vfat -F 16 \"$IMG\"");
+        for (int k = 0; k < 4; k++) {
+            uint8_t raw[16] = {cases[i].e[k].boot, 0, 0, 0, cases[i].e[k].type};
+            memcpy(raw + 8, &cases[i].e[k].first, 4);
+            memcpy(raw + 12, &cases[i].e[k].count, 4);
+            fsfix_write_at(img, 446 + 16 * k, raw, sizeof raw);
+        }
+        cr_log_info("%s", cases[i].what);
+        assert_whole_disk(img, "vfat", "a FAT16 boot sector", cases[i].why);
+        free(img);
+    }
+    char *fat32 = made_disk("xp.img", 40, "mkfs.vfat -F 32 \"$IMG\"");
+    fsfix_write_at(fat32, 0x1ac, xp, sizeof xp - 1);
+    assert_whole_disk(fat32, "vfat", "a FAT32 boot sector", "entry 1 has boot flag 0x6f");
+    free(fat32);
+    if (fsfix_have("mkntfs")) {
+        char *ntfs = made_disk("win7.img", 16, "mkntfs -Q -F -q \"$IMG\"");
+        fsfix_write_at(ntfs, 0x18a, win7, sizeof win7 - 1);
+        assert_whole_disk(ntfs, "ntfs", "an NTFS boot sector", "its MBR entries are impossible: entry 1 has boot flag");
+        free(ntfs);
+    }
+    if (fsfix_have("mkfs.exfat")) {
+        char *exfat = made_disk("exfat-garbage.img", 16, "mkfs.exfat \"$IMG\"");
+        uint8_t e[16] = {0x00, 0x20, 0x21, 0x00, 0x07, 0xfe, 0xff, 0xff, 0x73, 0x65, 0x64, 0x00, 0x0d, 0x0a, 0x50, 0x72};
+        fsfix_write_at(exfat, 446, e, sizeof e);
+        exfat_reseal(exfat);
+        assert_whole_disk(exfat, "exfat", "an exFAT boot sector", "entry 1 (");
+        free(exfat);
+    }
+}
+
+/* An extended partition inside the disk whose EBR describes a logical partition past its end:
+ * the entries pass, libfdisk's reading of the chain does not. */
+Test(layout, boot_sector_with_an_impossible_ebr_chain_is_one_volume)
+{
+    fsfix_need("mkfs.vfat");
+    char *img = made_disk("ebr.img", 32, "mkfs.vfat -F 16 \"$IMG\"");
+    uint8_t entry[16] = {0, 0, 0, 0, 0x05}, ebr[512] = {0};
+    uint32_t first = 40000, count = 20000, logical[2] = {1, 100000000};
+    memcpy(entry + 8, &first, 4);
+    memcpy(entry + 12, &count, 4);
+    fsfix_write_at(img, 446, entry, sizeof entry);
+    ebr[446 + 4] = 0x83;
+    memcpy(ebr + 446 + 8, logical, 8);
+    ebr[510] = 0x55, ebr[511] = 0xaa;
+    fsfix_write_at(img, 40000ull * 512, ebr, sizeof ebr);
+    assert_whole_disk(img, "vfat", "a FAT16 boot sector", "libfdisk's reading of its MBR fails (partition 5");
+    free(img);
+}
+
+/* Sector 0 of a partitioned disk overwritten, but for its disk signature and table, by the boot
+ * sector of a FAT16 filesystem the size of the disk (blkid -p calls the disk vfat). */
+static char *mbr_disk_with_bpb(const char *name)
+{
+    fsfix_need("sfdisk");
+    fsfix_need("mkfs.vfat");
+    fsfix_need("blkid");
+    char *img = made_disk(name, 64, "printf 'label: dos\\nstart=2048, size=32MiB, type=c\\nstart=67584, type=83\\n' | "
+                                    "sfdisk -q \"$IMG\"");
+    char *bpb = made_disk("bpb.img", 64, "mkfs.vfat -F 16 \"$IMG\"");
+    cr_assert_eq(fsfix_sh("dd if=%s of=%s bs=440 count=1 conv=notrunc status=none", bpb, img), 0);
+    char *type = fsfix_sh_out("blkid -p -o value -s TYPE %s", img);
+    cr_assert_not_null(type);
+    cr_assert_str_eq(type, "vfat\n", "the fixture's sector 0 is a FAT boot sector");
+    free(type);
+    free(bpb);
+    return img;
+}
+
+/* The converse: an MBR whose sector also carries a BPB, with entries pointing at filesystems,
+ * stays partitioned, and its reading says why. */
+Test(layout, mbr_with_a_bpb_in_sector_0_stays_partitioned)
+{
+    fsfix_need("mkfs.ext4");
+    char *img = mbr_disk_with_bpb("bpb-mbr.img");
+    cr_assert_eq(fsfix_sh("mkfs.vfat --offset 2048 %s 32768 >/dev/null 2>&1 && mkfs.ext4 -q -F -E offset=%d %s 30M",
+                          img, 67584 * 512, img),
+                 0);
+    struct asr_disk *d;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_disk_open(img, &d, &err), ASR_OK, "%s", err.msg);
+    const struct asr_disk_desc *dd = asr_disk_desc(d);
+    cr_assert_eq(dd->label, ASR_LABEL_MBR, "%s", asr_disk_reading(d));
+    cr_assert_eq(dd->partition_count, 2);
+    region_matches_disk(img, region(dd, ASR_REGION_MBR, 0));
+    cr_assert_str_eq(asr_disk_reading(d),
+                     "read as mbr: its entries are possible and partition 1 holds vfat, though sector 0 is also a "
+                     "FAT16 boot sector");
+    struct asr_volume_info *v;
+    size_t n;
+    cr_assert_eq(asr_disk_analyze(d, 0, &v, &n, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(vol(v, n, 1)->map.fs_type, "vfat");
+    cr_assert_str_eq(vol(v, n, 2)->map.fs_type, "ext4");
+    asr_volume_infos_free(v, n);
+    asr_disk_close(d);
+    /* Only the second partition formatted: the table still stands. */
+    cr_assert_eq(fsfix_sh("dd if=/dev/zero of=%s bs=1M seek=1 count=1 conv=notrunc status=none", img), 0);
+    cr_assert_eq(asr_disk_open(img, &d, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_disk_desc(d)->label, ASR_LABEL_MBR, "%s", asr_disk_reading(d));
+    cr_assert_not_null(strstr(asr_disk_reading(d), "partition 2 holds ext4"), "%s", asr_disk_reading(d));
+    asr_disk_close(d);
+    free(img);
+}
+
+/* The same table with nothing recognisable in its partitions: read as the whole-disk vfat, but
+ * captured whole, so that nothing is lost whichever reading is right. */
+Test(layout, bpb_and_entries_pointing_at_nothing_is_captured_whole)
+{
+    char *img = mbr_disk_with_bpb("bpb-empty.img");
+    struct asr_disk *d;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_disk_open(img, &d, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_disk_desc(d)->label, ASR_LABEL_NONE, "%s", asr_disk_reading(d));
+    cr_assert_not_null(strstr(asr_disk_reading(d), "no partition its MBR entries describe holds anything"), "%s",
+                       asr_disk_reading(d));
+    cr_assert_not_null(asr_disk_full_capture_reason(d));
+    struct asr_volume_info *v;
+    size_t n;
+    cr_assert_eq(asr_disk_analyze(d, 0, &v, &n, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(v[0].map.fs_type, "vfat");
+    cr_assert_eq(v[0].natural_capture, ASR_CAPTURE_FULL);
+    cr_assert_not_null(strstr(v[0].warning, "every byte is kept"), "%s", v[0].warning);
+    cr_assert_eq(asr_volume_remap(d, &v[0], true, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(v[0].natural_capture, ASR_CAPTURE_FULL, "--freeze's second map does not shrink it");
+    asr_volume_infos_free(v, n);
+    asr_disk_close(d);
+    free(img);
+}
+
+/* A GPT is left alone, even when its protective MBR carries a FAT boot sector's BPB. */
+Test(layout, gpt_whose_protective_mbr_carries_a_bpb_stays_gpt)
+{
+    fsfix_need("mkfs.vfat");
+    char *img = make_gpt_disk();
+    char *bpb = made_disk("gpt-bpb.img", 200, "mkfs.vfat -F 32 \"$IMG\"");
+    cr_assert_eq(fsfix_sh("dd if=%s of=%s bs=440 count=1 conv=notrunc status=none", bpb, img), 0);
+    struct asr_disk *d;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_disk_open(img, &d, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_disk_desc(d)->label, ASR_LABEL_GPT);
+    cr_assert_eq(asr_disk_desc(d)->partition_count, 5);
+    cr_assert_str_eq(asr_disk_reading(d), "read as gpt: sector 0 is its protective (or hybrid) MBR");
+    asr_disk_close(d);
+    free(bpb);
+    free(img);
+}
+
 /* The gap before a first partition at 100 MiB: its first MiB is a raw region, the rest a disk
  * area volume, always captured (whatever --volumes says), found on MBR and GPT alike. */
 static void check_wide_gap(const char *label, uint64_t gap_start)
