@@ -701,6 +701,7 @@ static void check_wide_gap(const char *label, uint64_t gap_start)
     cr_assert_neq(asr_select_volumes(v, n, "0", &err), ASR_OK, "%s: 0 names no volume on a partitioned disk", label);
     asr_volume_infos_free(v, n);
     asr_disk_close(d);
+    free(img);
 }
 
 Test(layout, wide_gap_becomes_a_disk_area)
@@ -724,4 +725,5 @@ Test(layout, no_partitions_keeps_the_first_mib_and_says_so)
     cr_assert_eq(region(asr_disk_desc(d), ASR_REGION_GAP, 0)->length, (1 << 20) - 512);
     cr_assert(strstr(asr_disk_warnings(d), "no partitions") != NULL, "%s", asr_disk_warnings(d));
     asr_disk_close(d);
+    free(img);
 }
