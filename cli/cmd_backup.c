@@ -199,7 +199,7 @@ static void report_damage(struct backup_args *a, const struct cli_disks *s, bool
     for (uint32_t i = 0; i < s->n; i++)
         for (size_t k = 0; k < s->count[i]; k++) {
             const struct asr_volume_info *v = &s->vols[i][k];
-            if (v->capture == ASR_CAPTURE_SKIP || !v->map.note[0])
+            if (v->capture == ASR_CAPTURE_SKIP || !v->map.damaged)
                 continue;
             char msg[1024];
             snprintf(msg, sizeof msg, "volume %u (%s): %s", v->partition_number, asr_disk_path(s->disk[i]), v->map.note);

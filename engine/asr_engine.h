@@ -68,6 +68,10 @@ struct asr_usedmap {
     /* What the parser found and took beyond its allocation map, or the state that made it look
      * ("" when nothing is worth saying): shown with the volume by layout and backup. */
     char note[256];
+    /* The note tells of damage (metadata that disagrees with itself, or a filesystem marked
+     * unclean, with errors, dirty), not only of a state such as a journal to replay: the backup
+     * then repeats it among its warnings. */
+    bool damaged;
 };
 
 /* Each parser fills out->used with every byte the filesystem needs: boot sectors and their

@@ -705,6 +705,7 @@ static int map_heap(const struct asr_window *w, struct fat_cache *fc, const stru
                  "exfat: %llu cluster%s referenced by directory entries %s free in the allocation bitmap (first: %s): "
                  "captured too",
                  (unsigned long long)extra, extra == 1 ? "" : "s", extra == 1 ? "is" : "are", xw.first);
+    out->damaged = out->note[0] != '\0';
     asr_walk_free(&xw.wk);
     free(xw.bc[0]);
     free(xw.bc[1]);

@@ -591,6 +591,9 @@ static int map_open(const struct asr_window *w, ext2_filsys fs, const struct asr
     write_note(fs->super, &f, fs->blocksize, note, sizeof note);
     if (note[0])
         snprintf(out->note, sizeof out->note, "ext: %s", note);
+    /* A journal to replay is how a mounted or crashed ext3/4 always looks: a note, not damage. */
+    out->damaged = !(fs->super->s_state & EXT2_VALID_FS) || (fs->super->s_state & EXT2_ERROR_FS) || f.bitmap_csum ||
+                   f.extra;
     return ASR_OK;
 }
 

@@ -467,6 +467,7 @@ static int map_clusters(const struct asr_window *w, const struct fat_geom *g, st
         rc = emit_clusters(w, g, &u, &marked, err);
     if (rc == ASR_OK)
         write_note(&fw, u.clusters - marked, out->note, sizeof out->note);
+    out->damaged = out->note[0] != '\0'; /* it only ever tells of clusters the FAT and directories disagree on */
     asr_walk_free(&fw.wk);
     free(fw.fc);
     free(fw.buf);

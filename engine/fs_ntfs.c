@@ -703,5 +703,6 @@ int asr_ntfs_used(const struct asr_window *w, struct asr_usedmap *out, struct as
     snprintf(out->fs_uuid, sizeof out->fs_uuid, "%016llX", (unsigned long long)le64(v.boot + 0x48));
     if (note[0])
         snprintf(out->note, sizeof out->note, "ntfs: %s", note);
+    out->damaged = note[0] != '\0'; /* dirty, or records and $Bitmap disagree: each a flaw */
     return ASR_OK;
 }

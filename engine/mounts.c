@@ -667,6 +667,7 @@ int asr_volume_remap(const struct asr_disk *d, struct asr_volume_info *v, bool r
     v->map.used = m.used;
     v->map.block_size = m.block_size;
     memcpy(v->map.note, m.note, sizeof m.note);
+    v->map.damaged = m.damaged;
     if (!used) {
         v->capture = v->natural_capture = ASR_CAPTURE_USED;
         snprintf(v->warning, sizeof v->warning, "used map read with the filesystem frozen (--freeze)%s%s",
