@@ -1,6 +1,8 @@
-/* Engine-internal: libext2fs opened on a window of a disk. fs_ext.c owns it (the used map);
- * analyze.c uses it to look inside a Linux volume for boot files. Both then read only through
- * asr_window_read, so no metadata, however damaged, makes either read outside the partition. */
+/* Engine-internal: libext2fs opened on a window of a disk. fs_ext_io.c owns the window I/O, the
+ * opener and asr_ext_fail; fs_ext_journal.c the journal reader; fs_ext_refs.c the reference walk;
+ * fs_ext.c the used map, which calls all three. analyze.c uses the opener to look inside a Linux
+ * volume for boot files. All read only through asr_window_read, so no metadata, however damaged,
+ * makes any of them read outside the partition. */
 #ifndef ASR_FS_EXT_INTERNAL_H
 #define ASR_FS_EXT_INTERNAL_H
 
@@ -9,6 +11,12 @@
 #include <ext2fs/ext2fs.h>
 
 #include "asr_engine.h"
+
+/* The first 2 KiB: the 1 KiB boot block (which boot loaders and partition-level signatures may
+ * use) and the primary superblock. With 1 KiB blocks the boot block is block 0, below
+ * s_first_data_block and so in no group and no bitmap; with larger blocks both share block 0,
+ * which the bitmap marks used anyway. Adding them unconditionally costs nothing. */
+#define EXT_HEAD_BYTES 2048u
 
 /* A journal replayed in memory (fs_ext_journal.c): for each block a replay would write, where the
  * journal holds its new contents. Sorted by target, one entry per target (the copy replay writes

@@ -1,7 +1,8 @@
-/* What the two NTFS readers share (fs_ntfs.c: the used-byte map; ntfs_lookup.c: path lookup for
- * the critical-volume check): the boot sector's geometry, $MFT's runs, MFT records read through
- * them with their fixups applied, attributes and runlists. Every value comes from the disk, so
- * each is checked here against the window, the record or the attribute before it is used.
+/* What the NTFS readers share: the boot sector's geometry, $MFT's runs, MFT records read through
+ * them with their fixups applied, attributes and runlists (ntfs_records.c), used by fs_ntfs.c (the
+ * used-byte map), ntfs_refs.c (what in-use records reference, for that map) and ntfs_lookup.c
+ * (path lookup for the critical-volume check). Every value comes from the disk, so each is
+ * checked in ntfs_records.c against the window, the record or the attribute before it is used.
  * Private to engine/; not part of asr_engine.h. */
 #ifndef ASR_NTFS_INTERNAL_H
 #define ASR_NTFS_INTERNAL_H
@@ -94,6 +95,12 @@ int ntfs_resident_value(const struct ntfs_attr *a, uint64_t rec_no, const uint8_
  * also on failure: the caller frees it. */
 int ntfs_runs(const struct ntfs_attr *a, const struct ntfs_geom *g, uint64_t rec_no, struct ntfs_runlist *rl,
               struct asr_error *err);
+
+/* The unnamed $DATA of a system file. A resident value is returned as found (only $Bitmap may
+ * have one, and its caller decides); a non-resident one gets its runs in rl (malloc'd, also on
+ * failure: the caller frees it). */
+int ntfs_data_runs(const uint8_t *r, uint64_t rec_no, const struct ntfs_geom *g, struct ntfs_attr *a,
+                   struct ntfs_runlist *rl, struct asr_error *err);
 
 /* Reads [off, off+len) of a non-resident stream through its runs; ASR_E_CORRUPT when that lies
  * past them. `what` names the stream in a read error ("$MFT record 6"). */
