@@ -331,7 +331,31 @@ static void thaw_volume(const struct asr_volume_info *v, void *ctx)
 }
 
 /* The summary. With the image on standard output, --json goes to stderr so the two never mix. */
-static void report(const struct backup_args *a, const struct asr_backup_stats *st, uint64_t image_bytes)
+/* --json: every volume of every disk and how the backup took it (skip included), with the reason
+ * and the note a whole capture or a damaged map comes with. */
+static void json_volumes(struct json *j, const struct cli_disks *s)
+{
+    json_arr(j, "volumes");
+    for (uint32_t i = 0; i < s->n; i++)
+        for (size_t k = 0; k < s->count[i]; k++) {
+            const struct asr_volume_info *v = &s->vols[i][k];
+            json_obj(j, NULL);
+            json_u64(j, "disk", i);
+            json_u64(j, "partition", v->partition_number);
+            json_str(j, "kind", v->kind == ASR_VOLUME_AREA ? "area" : "partition");
+            json_str(j, "fs", v->map.fs_type);
+            json_str(j, "capture", cli_capture_name(v->capture));
+            json_u64(j, "capture_bytes", asr_volume_capture_bytes(v));
+            json_bool(j, "critical", v->critical);
+            json_str(j, "reason", v->reason);
+            json_str(j, "note", v->warning);
+            json_end_obj(j);
+        }
+    json_end_arr(j);
+}
+
+static void report(const struct backup_args *a, const struct cli_disks *disks, const struct asr_backup_stats *st,
+                   uint64_t image_bytes)
 {
     double ratio = image_bytes ? (double)st->read_bytes / (double)image_bytes : 0;
     double mbps = st->seconds > 0 ? st->read_bytes / st->seconds / 1e6 : 0;
@@ -369,6 +393,7 @@ static void report(const struct backup_args *a, const struct asr_backup_stats *s
                  st->compress_seconds > 0 ? st->new_bytes / st->compress_seconds / 1e6 : 0);
         json_end_obj(&j);
         json_u64(&j, "dedup_index_bytes", st->dedup_index_bytes);
+        json_volumes(&j, disks);
         json_arr(&j, "warnings");
         for (size_t w = 0; w < a->nwarnings; w++)
             json_str(&j, NULL, a->warnings[w]);
@@ -477,7 +502,7 @@ static int backup(struct backup_args *a, struct cli_disks *disks, struct freeze_
         return EXIT_FAIL;
     }
     report_damage(a, disks, quiet);
-    report(a, &st, image_bytes);
+    report(a, disks, &st, image_bytes);
     return EXIT_OK;
 }
 

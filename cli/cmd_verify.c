@@ -94,22 +94,26 @@ int cmd_verify(int argc, char **argv)
     struct verify_out o = {0};
     const char *against[256];
     size_t nagainst = 0;
-    bool new_ids = false, grow = false;
+    bool new_ids = false, grow = false, disks_follow = false;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "--json"))
             o.json = true;
-        else if (!strcmp(argv[a], "--against") && a + 1 < argc && nagainst < 256)
-            against[nagainst++] = argv[++a];
+        else if (!strcmp(argv[a], "--against") && a + 1 < argc)
+            disks_follow = true; /* --against DISK...: this and every later name is a disk */
         else if (!strcmp(argv[a], "--new-ids"))
             new_ids = true;
         else if (!strcmp(argv[a], "--grow"))
             grow = true;
         else if (argv[a][0] == '-' && argv[a][1])
             return cli_error("verify: unknown option %s", argv[a]), EXIT_USAGE;
+        else if (disks_follow && nagainst < sizeof against / sizeof against[0])
+            against[nagainst++] = argv[a];
+        else if (disks_follow)
+            return cli_error("verify: more than %zu disks", sizeof against / sizeof against[0]), EXIT_USAGE;
         else if (!path)
             path = argv[a];
         else
-            return cli_error("verify: one image at a time"), EXIT_USAGE;
+            return cli_error("verify: one image at a time (the disks to compare follow --against)"), EXIT_USAGE;
     }
     if (!path)
         return cli_error("usage: asrimg verify IMAGE [--against DISK ... [--new-ids] [--grow]] [--json]"), EXIT_USAGE;

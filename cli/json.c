@@ -1,6 +1,10 @@
 /* A minimal streaming JSON emitter for --json output: keys and strings escaped, numbers as
- * integers or doubles, nesting tracked so commas land right. */
+ * integers or doubles, nesting tracked so commas land right. Strings come from disks (labels,
+ * partition names, paths) and need not be UTF-8: what is not is written as U+FFFD, so the output
+ * always parses. */
 #include "cli.h"
+
+#include <stdlib.h>
 
 static void put_escaped(FILE *f, const char *s);
 
@@ -17,16 +21,38 @@ static void sep(struct json *j, const char *key)
     }
 }
 
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong forms, no surrogates,
+ * nothing past U+10FFFF), or 0. */
+static int utf8_len(const unsigned char *p)
+{
+    unsigned c = p[0];
+    int n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    for (int i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) || (c == 0xf0 && p[1] < 0x90) ||
+        (c == 0xf4 && p[1] > 0x8f))
+        return 0;
+    return n;
+}
+
 static void put_escaped(FILE *f, const char *s)
 {
     fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        int n = utf8_len(p);
+        if (n == 0) {
+            fputs("\\ufffd", f); /* one replacement per byte that starts no valid sequence */
+            p++;
+            continue;
+        }
         if (*p == '"' || *p == '\\')
             fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
+        else if (*p < 0x20 || *p == 0x7f)
             fprintf(f, "\\u%04x", *p);
         else
-            fputc(*p, f);
+            fwrite(p, 1, (size_t)n, f);
+        p += n;
     }
     fputc('"', f);
 }
@@ -39,10 +65,15 @@ void json_begin(struct json *j, FILE *f)
 
 static void open_level(struct json *j, const char *key, char c)
 {
+    /* asrimg's own output nests a few levels; more than first[] holds is a bug here, not input,
+     * and a silently wrong nesting would give scripts broken JSON. */
+    if (j->depth + 1 >= (int)(sizeof j->first / sizeof j->first[0])) {
+        fputs("asrimg: internal error: JSON nested too deep\n", stderr);
+        abort();
+    }
     sep(j, key);
     fputc(c, j->f);
-    if (j->depth < 31)
-        j->depth++;
+    j->depth++;
     j->first[j->depth] = true;
 }
 

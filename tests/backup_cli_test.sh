@@ -66,6 +66,16 @@ assert d[\"dedup_bytes\"] >= 16 << 20, d  # the 24 MiB copy; ext4 metadata every
 assert d[\"image_bytes\"] > 0 and d[\"ratio\"] > 1 and d[\"seconds\"] > 0
 for k in (\"read_wait_seconds\", \"chunk_seconds\", \"hash_cpu_seconds\", \"compress_cpu_seconds\", \"write_seconds\"): assert k in d[\"stages\"]'"
 
+# --json lists every volume and how it was taken: with the default selection, the same captures
+# as `layout --json` says, and the sum of the captured bytes is what was read.
+check "--json lists every volume and its capture" sh -c "'$asrimg' layout '$disk' --json > '$work/lj.json' &&
+  '$asrimg' backup '$disk' -o '$work/v.asrimg' --json 2>/dev/null | python3 -c '
+import json,sys; d=json.load(sys.stdin); l=json.load(open(\"$work/lj.json\"))
+parts=[p for disk in l for p in disk[\"partitions\"]]
+vols=[v for v in d[\"volumes\"] if v[\"kind\"] == \"partition\"]
+assert sorted((v[\"partition\"], v[\"capture\"]) for v in vols) == sorted((p[\"number\"], p[\"capture\"]) for p in parts), (vols, parts)
+assert sum(v[\"capture_bytes\"] for v in d[\"volumes\"]) == d[\"read_bytes\"], d'"
+
 check "backup to a pipe (-o -)" sh -c "'$asrimg' backup '$disk' -o - --volumes all 2>/dev/null | cat > '$work/p.asrimg'"
 check "the piped image verifies" "$asrimg" verify "$work/p.asrimg"
 check "-o - --json: image on stdout, summary on stderr" sh -c "'$asrimg' backup '$disk' -o - --json 2>'$work/pj.json' > '$work/pj.asrimg' && '$asrimg' verify '$work/pj.asrimg' && python3 -c 'import json; json.load(open(\"$work/pj.json\"))'"

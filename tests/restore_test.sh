@@ -554,6 +554,17 @@ check "--json summary" json_ok 'd["bytes_written"] > 0 and d["seconds"] >= 0 and
 check "--json: every target restored" json_ok 'all(t["state"] == "restored" for t in d["targets"])'
 check_partition "mirror b: root" "$gpt" "$mb" 512 "$gpt_fs" 9
 check_partition "mirror b: esp" "$gpt" "$mb" 512 "$gpt_fs" 1
+# verify --against DISK...: the disks after --against, as README writes it (and --against twice).
+run_saving "$asrimg" verify "$work/gpt.asrimg" --against "$ma" "$mb"
+check "verify IMAGE --against A B: both mirrors match" rc_is 0
+check "verify IMAGE --against A B: says two disks" grep -q "OK: 2 disks match" "$work/out.saved"
+run_saving "$asrimg" verify "$work/gpt.asrimg" --against "$ma" --against "$mb"
+check "verify IMAGE --against A --against B: both mirrors match" rc_is 0
+util flip "$mb" $((root_off + 4096))
+run_saving "$asrimg" verify "$work/gpt.asrimg" --against "$ma" "$mb"
+check "verify IMAGE --against A B: a byte changed on B is found" rc_is 1
+check "verify IMAGE --against A B: ... and named on B" err_has "mismatch: $mb"
+util flip "$mb" $((root_off + 4096))
 
 # ---- an image of two disks, mapped with --to N=TARGET and in order ---------------------------
 run_saving "$asrimg" backup "$gpt" "$mbr" -o "$work/two.asrimg" --volumes all
