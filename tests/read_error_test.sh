@@ -19,24 +19,7 @@ done
 
 work=$(mktemp -d /tmp/asrimg-readerr-XXXXXX)
 mnt=$work/mnt fuse_pid=""
-unmount() {
-  [ -n "$fuse_pid" ] || return 0
-  # A process that just exited may still hold the disk open for a moment: retry before forcing.
-  local tries=0
-  until fusermount3 -u "$mnt" 2>/dev/null; do
-    tries=$((tries + 1))
-    if [ $tries -ge 50 ]; then
-      echo "FAIL: $mnt stays busy; unmounting lazily"; fail=$((fail + 1))
-      fusermount3 -uz "$mnt" 2>/dev/null; kill "$fuse_pid" 2>/dev/null
-      break
-    fi
-    sleep 0.1
-  done
-  wait "$fuse_pid" 2>/dev/null
-  fuse_pid=""
-  # A sanitizer report of the daemon must reach ctest's output.
-  grep -v '^$' "$work/eiofs.err" 2>/dev/null | sed 's/^/  eiofs: /'
-}
+. "$(dirname "$0")/eiofs_lib.sh" # unmount
 cleanup() {
   unmount
   rm -rf "$work"

@@ -25,22 +25,7 @@ done
 work=$(mktemp -d /tmp/asrimg-readfault-XXXXXX)
 mnt=$work/mnt small=$work/small fuse_pid=""
 mkdir -p "$mnt" "$small"
-unmount() {
-  [ -n "$fuse_pid" ] || return 0
-  local tries=0
-  until fusermount3 -u "$mnt" 2>/dev/null; do
-    tries=$((tries + 1))
-    if [ $tries -ge 50 ]; then
-      echo "FAIL: $mnt stays busy; unmounting lazily"; fail=$((fail + 1))
-      fusermount3 -uz "$mnt" 2>/dev/null; kill "$fuse_pid" 2>/dev/null
-      break
-    fi
-    sleep 0.1
-  done
-  wait "$fuse_pid" 2>/dev/null
-  fuse_pid=""
-  grep -v '^$' "$work/eiofs.err" 2>/dev/null | sed 's/^/  eiofs: /' # a sanitizer report reaches ctest
-}
+. "$(dirname "$0")/eiofs_lib.sh" # unmount
 cleanup() {
   unmount
   mountpoint -q "$small" && umount "$small"
