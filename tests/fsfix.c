@@ -117,6 +117,16 @@ void fsfix_check_ranges(const struct asr_ranges *r, uint64_t size)
     }
 }
 
+void fsfix_map(asr_used_fn parse, const char *path, uint64_t size, struct asr_usedmap *m)
+{
+    struct asr_window w = fsfix_window(path, 0, size);
+    struct asr_error err = {0};
+    cr_assert_eq(parse(&w, m, &err), ASR_OK, "%s", err.msg);
+    close(w.fd);
+    fsfix_check_ranges(&m->used, size);
+    cr_log_info("%s", m->note);
+}
+
 void fsfix_need(const char *program)
 {
     if (!fsfix_have(program))

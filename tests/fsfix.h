@@ -45,5 +45,8 @@ bool fsfix_partclone_map(const char *tool, const char *img, struct asr_ranges *o
 
 /* Checks ranges are sorted, non-overlapping, inside [0, size). */
 void fsfix_check_ranges(const struct asr_ranges *r, uint64_t size);
+/* Maps the volume at the start of path (size bytes) with parse, which must succeed; checks the
+ * ranges as above and logs the map's note. */
+void fsfix_map(asr_used_fn parse, const char *path, uint64_t size, struct asr_usedmap *m);
 
 #endif
