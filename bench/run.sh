@@ -48,7 +48,7 @@ say "concatenating the root's used extents into $work/used.bin"
 read -r used_bytes extent_count < <("$here/extents.py" "$disk" "$root_part" "$work/used.bin" <"$work/layout.json")
 say "root: $used_bytes used bytes in $extent_count extents"
 # The reads asrimg's level-0 row makes of the root (it is given $disk_dev, --volumes $root_part),
-# planned as engine/source.c plans them, as a fio iolog of $disk_dev to replay.
+# planned as engine/backup/source.c plans them, as a fio iolog of $disk_dev to replay.
 read -r replay_reads replay_bytes replay_used < <("$here/extents.py" --iolog "$disk_dev" "$root_part" "$work/extents.iolog" <"$work/layout.json")
 [ "$replay_used" = "$used_bytes" ] || die "extents.py --iolog: $replay_used used bytes, not $used_bytes"
 say "asrimg's reads of the root: $replay_reads requests, $replay_bytes bytes (gaps read through included)"

@@ -54,7 +54,7 @@ static int take_str(struct asr_cursor *c, char *dst, size_t max, struct asr_erro
 /* ---- validation shared by writer and reader ------------------------------------------- */
 
 /* Each rule of SPEC.md sections 6 and 7 is checked here and only here: the writer before it
- * records a layout, the capture on the disk it read (engine/disk.c), and the layout and volume
+ * records a layout, the capture on the disk it read (engine/disk/disk.c), and the layout and volume
  * table decoders that the reader, the sequential reader and the verifier all go through. The
  * messages name the rule and the record; callers add the disk or volume number and where. */
 

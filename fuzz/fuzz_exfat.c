@@ -1,4 +1,4 @@
-/* libFuzzer harness for the exFAT used-map parser (engine/fs_exfat.c): the input is the start of
+/* libFuzzer harness for the exFAT used-map parser (engine/fs/fs_exfat.c): the input is the start of
  * a volume, zero-extended to a 16 MiB window. Each input runs as given, then with its boot
  * checksum recomputed, so mutations reach the geometry checks and the root directory walk. */
 #include <string.h>

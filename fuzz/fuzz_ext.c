@@ -1,6 +1,6 @@
-/* libFuzzer harness for the ext2/3/4 readers: the used-map parser (engine/fs_ext.c) and, through
+/* libFuzzer harness for the ext2/3/4 readers: the used-map parser (engine/fs/fs_ext.c) and, through
  * the disk analysis, the critical-volume check that looks for /boot/grub, /etc/fstab and vmlinuz*
- * with libext2fs (engine/analyze.c), both over the window I/O manager. The input is the start of
+ * with libext2fs (engine/analyze/analyze.c), both over the window I/O manager. The input is the start of
  * a volume, zero-extended to a 16 MiB window, analysed as an unpartitioned disk. The seeds
  * (corpus/ext/, written by ext_seeds.py) hold every path the check looks for inside their first
  * 256 KiB; ext.dict has the magics. libext2fs itself is not instrumented: its crashes show as

@@ -1,4 +1,4 @@
-/* libFuzzer harness for the FAT12/16/32 used-map parser (engine/fs_fat.c): the input is the
+/* libFuzzer harness for the FAT12/16/32 used-map parser (engine/fs/fs_fat.c): the input is the
  * start of a volume, zero-extended to a 512 MiB window so that small inputs can still describe
  * FAT32 volumes (65525 clusters or more, even of 4 KiB sectors). replay.c can replay a corpus. */
 #include "fs_window.h"

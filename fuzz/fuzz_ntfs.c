@@ -1,5 +1,5 @@
-/* libFuzzer harness for the NTFS readers: the used-map parser (engine/fs_ntfs.c) and the path
- * lookup of the critical-volume check (engine/ntfs_lookup.c). The input is the start of a volume
+/* libFuzzer harness for the NTFS readers: the used-map parser (engine/fs/fs_ntfs.c) and the path
+ * lookup of the critical-volume check (engine/fs/ntfs_lookup.c). The input is the start of a volume
  * (boot sector, then wherever its MFT, $Bitmap and directory index blocks lie), zero-extended to
  * a 64 MiB window so that the backup boot sector at the end is read from the sparse tail. The
  * seeds (corpus/ntfs/, written by ntfs_seeds.py) hold \Windows\System32 and \bootmgr with

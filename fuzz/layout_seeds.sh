@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Writes the whole-disk seeds of fuzz/corpus/layout/ with the real tools (mkfs.vfat, mtools,
 # sfdisk; no root): 128 KiB disks whose sector 0 is a FAT12 boot sector, one for each way the
-# layout reader can read such a disk (engine/disk.c, "a filesystem on the whole disk"):
+# layout reader can read such a disk (engine/disk/disk.c, "a filesystem on the whole disk"):
 #   whole-fat12           a FAT12 on the whole disk, MBR entries all empty (mkfs.vfat)
 #   whole-fat12-boot-text the same with Windows XP's boot messages where the entries would be
 #   mbr-bpb-fat12         an MBR whose sector 0 also carries the BPB, a FAT12 in partition 1

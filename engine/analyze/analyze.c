@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,26 +102,6 @@ static bool probe(const struct asr_window *w, struct asr_usedmap *m, char *why, 
                  w->path, (unsigned long long)w->base, (unsigned long long)(w->base + w->size), strerror(-rc));
     free(head);
     return false;
-}
-
-/* blkid's TYPE to the parser of that on-disk format. "ext4dev" is blkid's name for any ext
- * filesystem flagged test_fs (once the development name of ext4): the same format, read by the
- * same parser. "swsuspend" is a swap area holding a hibernation image: asr_swap_used reads its
- * header and refuses it, saying which signature it found, so it is captured whole (see
- * map_volume). */
-asr_used_fn asr_used_parser(const char *fs)
-{
-    if (!strcmp(fs, "vfat"))
-        return asr_fat_used;
-    if (!strcmp(fs, "exfat"))
-        return asr_exfat_used;
-    if (!strcmp(fs, "ntfs"))
-        return asr_ntfs_used;
-    if (!strcmp(fs, "ext2") || !strcmp(fs, "ext3") || !strcmp(fs, "ext4") || !strcmp(fs, "ext4dev"))
-        return asr_ext_used;
-    if (!strcmp(fs, "swap") || !strcmp(fs, "swsuspend"))
-        return asr_swap_used;
-    return NULL;
 }
 
 /* Fills v->map and v->natural_capture, with the reason in v->warning when the capture is whole.
@@ -496,5 +477,45 @@ int asr_select_volumes(struct asr_volume_info *v, size_t count, const char *sele
         item = strchr(item, ',');
         item = item ? item + 1 : NULL;
     }
+    return ASR_OK;
+}
+
+/* ---- the used map again, from the frozen state ------------------------------------------- */
+
+int asr_volume_remap(const struct asr_disk *d, struct asr_volume_info *v, bool recapture, struct asr_error *err)
+{
+    /* Swap is never mounted: only filesystems reach here, with the parser analyze.c chose. */
+    asr_used_fn parse = asr_used_parser(v->map.fs_type);
+    bool used = v->capture == ASR_CAPTURE_USED;
+    if (!parse || !(used || (recapture && v->capture == ASR_CAPTURE_FULL)))
+        return ASR_OK;
+    if (v->partition_number == 0 && asr_disk_full_capture_reason(d))
+        return ASR_OK; /* whole by the layout's doubt, not for want of a map: stays whole */
+    /* The disk's page cache may hold what this process read of the volume before the freeze (and
+     * the filesystem wrote through another device, a partition or a loop device, since). */
+    int fd = asr_disk_fd(d);
+    posix_fadvise(fd, (off_t)v->start_bytes, (off_t)v->size_bytes, POSIX_FADV_DONTNEED);
+    struct asr_window w = {.fd = fd, .path = asr_disk_path(d), .base = v->start_bytes, .size = v->size_bytes};
+    struct asr_usedmap m = {0};
+    struct asr_error why = {0};
+    int rc = parse(&w, &m, &why);
+    if (rc != ASR_OK) {
+        asr_usedmap_free(&m);
+        if (!used) /* still unreadable: it stays a whole capture, which is consistent frozen too */
+            return ASR_OK;
+        return asr_fail_public(err, (enum asr_status)rc, "reading its %s metadata again once frozen: %s",
+                               v->map.fs_type, why.msg);
+    }
+    asr_ranges_free(&v->map.used);
+    v->map.used = m.used;
+    v->map.block_size = m.block_size;
+    memcpy(v->map.note, m.note, sizeof m.note);
+    v->map.damaged = m.damaged;
+    if (!used) {
+        v->capture = v->natural_capture = ASR_CAPTURE_USED;
+        snprintf(v->warning, sizeof v->warning, "used map read with the filesystem frozen (--freeze)%s%s",
+                 m.note[0] ? "; " : "", m.note);
+    } else
+        snprintf(v->warning, sizeof v->warning, "%s", m.note);
     return ASR_OK;
 }

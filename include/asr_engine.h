@@ -186,7 +186,7 @@ struct asr_backup_options {
     uint32_t avg_chunk;    /* content-defined chunking target, a power of two; 0: 256 KiB */
     bool ignore_read_errors; /* record unreadable source ranges instead of stopping */
     /* Workers look for cut candidates in reads this many ahead of the chunker, which scans the
-     * others itself (engine/backup.c, queue_scans); 0: the default; 8 or more: no scans at all
+     * others itself (engine/backup/backup.c, queue_scans); 0: the default; 8 or more: no scans at all
      * (the chunker rolls every byte). The image is the same either way: for tests and
      * measurements. */
     unsigned scan_from;
