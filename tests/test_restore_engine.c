@@ -15,7 +15,6 @@
 
 #include "asr_engine.h"
 #include "internal.h" /* asr_part_path */
-#include "restore_internal.h"
 #include "support.h"
 
 static void teardown(void) { scratch_cleanup(); }
