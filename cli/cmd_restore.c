@@ -18,29 +18,6 @@ static void on_signal(int sig)
     interrupted = 1;
 }
 
-/* The image: a file or split set, or a stream on standard input. */
-struct image_src {
-    struct asr_reader *r;
-    struct asr_stream *s;
-};
-
-static uint32_t src_disk_count(const struct image_src *m)
-{
-    return m->r ? asr_reader_disk_count(m->r) : asr_stream_disk_count(m->s);
-}
-static const struct asr_disk_desc *src_disk(const struct image_src *m, uint32_t i)
-{
-    return m->r ? asr_reader_disk(m->r, i) : asr_stream_disk(m->s, i);
-}
-static uint32_t src_volume_count(const struct image_src *m)
-{
-    return m->r ? asr_reader_volume_count(m->r) : asr_stream_volume_count(m->s);
-}
-static const struct asr_volume_desc *src_volume(const struct image_src *m, uint32_t i)
-{
-    return m->r ? asr_reader_volume(m->r, i) : asr_stream_volume(m->s, i);
-}
-
 struct restore_args {
     const char *cmd, *to_opt; /* "restore", "--to"; or "verify", "--against": for messages */
     const char *image;
@@ -142,9 +119,9 @@ static int parse_args(int argc, char **argv, struct restore_args *a)
 
 /* Without N=, targets follow the image's disks: one disk takes them all as mirrors. With N=,
  * the image must have disk N: usage, not a file named "N=TARGET". */
-static int map_targets(struct restore_args *a, const struct image_src *r)
+static int map_targets(struct restore_args *a, const struct asr_image *r)
 {
-    uint32_t disks = src_disk_count(r);
+    uint32_t disks = asr_image_disk_count(r);
     for (size_t i = 0; a->explicit_disks && i < a->nto; i++)
         if (a->to[i].disk_index >= disks)
             return cli_error("%s: %s %s: no image disk %u (the image holds %u, numbered from 0; a file named so is "
@@ -164,16 +141,16 @@ static int map_targets(struct restore_args *a, const struct image_src *r)
 /* ---- the plan ------------------------------------------------------------------------------ */
 
 /* One row of the plan: a partition, or (number 0) the volume of a disk without a partition table. */
-static void print_row(const struct image_src *r, uint32_t disk, uint32_t number, uint64_t start, uint64_t size,
+static void print_row(const struct asr_image *r, uint32_t disk, uint32_t number, uint64_t start, uint64_t size,
                       uint8_t capture, const char *grown)
 {
     char b[32];
     const char *fs = "";
     bool has_volume = false;
-    for (uint32_t v = 0; v < src_volume_count(r); v++)
-        if (src_volume(r, v)->disk_index == disk && src_volume(r, v)->kind == ASR_VOLUME_PARTITION &&
-            src_volume(r, v)->partition_number == number) {
-            fs = src_volume(r, v)->fs_type;
+    for (uint32_t v = 0; v < asr_image_volume_count(r); v++)
+        if (asr_image_volume(r, v)->disk_index == disk && asr_image_volume(r, v)->kind == ASR_VOLUME_PARTITION &&
+            asr_image_volume(r, v)->partition_number == number) {
+            fs = asr_image_volume(r, v)->fs_type;
             has_volume = true;
         }
     /* A partition's record says how it was captured; a whole-disk volume has only its volume. */
@@ -188,9 +165,9 @@ static void print_row(const struct image_src *r, uint32_t disk, uint32_t number,
     fprintf(stderr, "%s\n", grown);
 }
 
-static void print_partitions_after(const struct image_src *r, uint32_t disk, bool grow)
+static void print_partitions_after(const struct asr_image *r, uint32_t disk, bool grow)
 {
-    const struct asr_disk_desc *d = src_disk(r, disk);
+    const struct asr_disk_desc *d = asr_image_disk(r, disk);
     char why[160], b[32];
     struct asr_grow_plan plan = {UINT32_MAX, UINT32_MAX};
     if (d->label == ASR_LABEL_NONE) {
@@ -207,21 +184,21 @@ static void print_partitions_after(const struct image_src *r, uint32_t disk, boo
                   : i == plan.container ? "; --grow: to the end of the target, around the last partition"
                                         : "");
     }
-    for (uint32_t v = 0; v < src_volume_count(r); v++) {
-        const struct asr_volume_desc *vd = src_volume(r, v);
+    for (uint32_t v = 0; v < asr_image_volume_count(r); v++) {
+        const struct asr_volume_desc *vd = asr_image_volume(r, v);
         if (vd->disk_index == disk && vd->kind == ASR_VOLUME_AREA)
             fprintf(stderr, "      -   %12llu %10s  -      restored: bytes outside every partition (before the first)\n",
                     (unsigned long long)vd->disk_offset, cli_bytes(vd->size_bytes, b, sizeof b));
     }
 }
 
-static void print_plan(const char *image, const struct image_src *r, const struct asr_restore *rs,
+static void print_plan(const char *image, const struct asr_image *r, const struct asr_restore *rs,
                        const struct asr_restore_options *opt)
 {
     char b[32], id[37];
     fprintf(stderr, "restore %s:\n", image);
-    for (uint32_t d = 0; d < src_disk_count(r); d++) {
-        const struct asr_disk_desc *dd = src_disk(r, d);
+    for (uint32_t d = 0; d < asr_image_disk_count(r); d++) {
+        const struct asr_disk_desc *dd = asr_image_disk(r, d);
         cli_disk_id(dd, id);
         fprintf(stderr, "  image disk %u: %s, %s, label %s, id %s%s\n", d, dd->source, cli_bytes(dd->size_bytes, b, sizeof b),
                 cli_label_name(dd->label), id, opt->new_ids ? " (new ids will be made)" : "");
@@ -259,9 +236,9 @@ static const char *const says_text[SAYS_N] = {"untouched", "partly written, no v
                                               "partly written", "data written, no valid partition table yet",
                                               "restored"};
 
-static int target_says(const struct asr_restore_target_info *t, const struct image_src *m)
+static int target_says(const struct asr_restore_target_info *t, const struct asr_image *m)
 {
-    bool table = src_disk(m, t->disk_index)->label != ASR_LABEL_NONE;
+    bool table = asr_image_disk(m, t->disk_index)->label != ASR_LABEL_NONE;
     switch (t->state) {
     case ASR_TARGET_PARTIAL: return table ? SAYS_PARTIAL : SAYS_PARTIAL_NO_LABEL;
     case ASR_TARGET_NO_TABLE: return table ? SAYS_NO_TABLE : SAYS_PARTIAL_NO_LABEL;
@@ -293,7 +270,7 @@ static const char *rerun_advice(int code)
 /* One line after the error, each target's state and what to do: "asrimg: note: /dev/sdb and
  * /dev/sdc: partly written, no valid partition table yet; run the same restore again with the
  * complete image". */
-static void print_target_state(const struct asr_restore *rs, const struct image_src *m, int code)
+static void print_target_state(const struct asr_restore *rs, const struct asr_image *m, int code)
 {
     size_t n = asr_restore_target_count(rs), count[SAYS_N] = {0};
     for (size_t i = 0; i < n; i++)
@@ -317,11 +294,11 @@ static void print_target_state(const struct asr_restore *rs, const struct image_
 /* ---- the summary ---------------------------------------------------------------------------- */
 
 static void json_ranges(struct json *j, const char *key, const struct asr_restore_range *v, size_t n,
-                        const struct image_src *r)
+                        const struct asr_image *r)
 {
     json_arr(j, key);
     for (size_t i = 0; i < n; i++) {
-        const struct asr_volume_desc *vd = src_volume(r, v[i].volume);
+        const struct asr_volume_desc *vd = asr_image_volume(r, v[i].volume);
         json_obj(j, NULL);
         json_u64(j, "volume", v[i].volume);
         json_u64(j, "offset", v[i].offset);
@@ -335,7 +312,7 @@ static void json_ranges(struct json *j, const char *key, const struct asr_restor
     json_end_arr(j);
 }
 
-static void print_json(const struct restore_args *a, const struct image_src *r, const struct asr_restore *rs,
+static void print_json(const struct restore_args *a, const struct asr_image *r, const struct asr_restore *rs,
                        const struct asr_restore_stats *st, int rc, const struct asr_error *err)
 {
     struct json j;
@@ -388,10 +365,10 @@ static void print_json(const struct restore_args *a, const struct image_src *r, 
     json_finish(&j);
 }
 
-static void print_ranges(const char *what, const struct asr_restore_range *v, size_t n, const struct image_src *r)
+static void print_ranges(const char *what, const struct asr_restore_range *v, size_t n, const struct asr_image *r)
 {
     for (size_t i = 0; i < n; i++) {
-        const struct asr_volume_desc *vd = src_volume(r, v[i].volume);
+        const struct asr_volume_desc *vd = asr_image_volume(r, v[i].volume);
         fprintf(stderr, "  %s: volume %u offset %llu length %llu (disk %u offset %llu)", what, v[i].volume,
                 (unsigned long long)v[i].offset, (unsigned long long)v[i].length, vd->disk_index,
                 (unsigned long long)(vd->disk_offset + v[i].offset));
@@ -401,7 +378,7 @@ static void print_ranges(const char *what, const struct asr_restore_range *v, si
     }
 }
 
-static void print_text(const struct image_src *r, const struct asr_restore *rs, const struct asr_restore_stats *st)
+static void print_text(const struct asr_image *r, const struct asr_restore *rs, const struct asr_restore_stats *st)
 {
     char a[32], b[32];
     double mbs = st->seconds > 0 ? (double)(st->data_bytes + st->zero_bytes) / st->seconds / 1e6 : 0;
@@ -437,13 +414,13 @@ static void on_progress(const struct asr_restore_progress *p, void *ctx)
     progress_update(p->done, p->total, pr);
 }
 
-static int open_image(struct restore_args *a, struct image_src *m, struct asr_error *err)
+static int open_image(const char *image, struct asr_image **im, struct asr_error *err)
 {
-    if (strcmp(a->image, "-"))
-        return asr_reader_open(a->image, &m->r, err);
+    if (strcmp(image, "-"))
+        return asr_image_open(image, im, err);
     if (isatty(STDIN_FILENO))
         return asr_fail_public(err, ASR_E_ARG, "restore -: standard input is a terminal, not an image stream");
-    return asr_stream_open_fd(STDIN_FILENO, "standard input", &m->s, err);
+    return asr_image_open_stream(STDIN_FILENO, "standard input", im, err);
 }
 
 int cmd_restore(int argc, char **argv)
@@ -453,20 +430,18 @@ int cmd_restore(int argc, char **argv)
     if (rc)
         return rc;
     struct asr_error err = {0};
-    struct image_src m = {0};
+    struct asr_image *m = NULL;
     struct asr_restore *rs = NULL;
     int fail_code = EXIT_FAIL;
-    if (open_image(&a, &m, &err) != ASR_OK) {
+    if (open_image(a.image, &m, &err) != ASR_OK) {
         cli_error("%s", err.msg);
         goto fail;
     }
-    if ((rc = map_targets(&a, &m))) {
+    if ((rc = map_targets(&a, m))) {
         fail_code = rc;
         goto fail;
     }
-    rc = m.r ? asr_restore_open(m.r, a.image, a.to, a.nto, false, &rs, &err)
-             : asr_restore_open_stream(m.s, a.to, a.nto, &rs, &err);
-    if (rc) {
+    if (asr_restore_open_image(m, a.to, a.nto, false, &rs, &err) != ASR_OK) {
         cli_error("%s", err.msg);
         goto fail;
     }
@@ -474,10 +449,10 @@ int cmd_restore(int argc, char **argv)
         cli_error("%s", err.msg);
         goto fail;
     }
-    print_plan(a.image, &m, rs, &a.opt);
-    if (!confirmed(a.yes, m.s != NULL)) {
+    print_plan(a.image, m, rs, &a.opt);
+    if (!confirmed(a.yes, asr_image_is_stream(m))) {
         cli_error("restore would overwrite the targets above: pass --yes to confirm%s",
-                  m.s ? " (the image comes on standard input, so there is no asking)"
+                  asr_image_is_stream(m) ? " (the image comes on standard input, so there is no asking)"
                   : isatty(STDIN_FILENO) ? "" : " (no terminal to ask on)");
         goto fail;
     }
@@ -492,12 +467,12 @@ int cmd_restore(int argc, char **argv)
     rc = asr_restore_run(rs, &a.opt, &st, &err);
     progress_done(&pr);
     if (a.json)
-        print_json(&a, &m, rs, &st, rc, &err);
+        print_json(&a, m, rs, &st, rc, &err);
     else if (!rc)
-        print_text(&m, rs, &st);
+        print_text(m, rs, &st);
     if (rc) {
         cli_error("%s", err.msg);
-        print_target_state(rs, &m, rc);
+        print_target_state(rs, m, rc);
     }
     int exit_code = rc || st.damaged_count ? EXIT_FAIL : EXIT_OK;
     if (!rc && st.damaged_count)
@@ -505,13 +480,11 @@ int cmd_restore(int argc, char **argv)
                   st.damaged_count == 1 ? "" : "s", a.json ? "under \"damaged\"" : "above");
     asr_restore_stats_free(&st);
     asr_restore_free(rs);
-    asr_reader_free(m.r);
-    asr_stream_free(m.s);
+    asr_image_free(m);
     return exit_code;
 fail:
     asr_restore_free(rs);
-    asr_reader_free(m.r);
-    asr_stream_free(m.s);
+    asr_image_free(m);
     return fail_code;
 }
 
@@ -547,15 +520,15 @@ static void on_mismatch(const struct asr_restore_mismatch *m, void *ctx)
  * them, and saying "matches" without this would claim more than was checked. In JSON (j not
  * NULL) the partitions not in the image; in text those, the captured bytes compared, and the
  * rest. */
-static void report_not_compared(struct asr_reader *r, struct json *j)
+static void report_not_compared(const struct asr_image *r, struct json *j)
 {
     uint64_t captured = 0;
     bool used_maps = false;
-    for (uint32_t v = 0; v < asr_reader_volume_count(r); v++) {
-        const struct asr_volume_stats *s = asr_reader_volume_stats(r, v);
+    for (uint32_t v = 0; v < asr_image_volume_count(r); v++) {
+        const struct asr_volume_stats *s = asr_image_volume_stats(r, v);
         uint64_t held = s->data_bytes + s->zero_bytes + s->unreadable_bytes;
         captured += held;
-        used_maps |= held < asr_reader_volume(r, v)->size_bytes;
+        used_maps |= held < asr_image_volume(r, v)->size_bytes;
     }
     char b[32];
     if (j)
@@ -563,8 +536,8 @@ static void report_not_compared(struct asr_reader *r, struct json *j)
     else
         printf("  compared: %s captured in volumes, the raw boot regions and the partition tables\n"
                "  not compared (not in the image):", cli_bytes(captured, b, sizeof b));
-    for (uint32_t d = 0; d < asr_reader_disk_count(r); d++) {
-        const struct asr_disk_desc *dd = asr_reader_disk(r, d);
+    for (uint32_t d = 0; d < asr_image_disk_count(r); d++) {
+        const struct asr_disk_desc *dd = asr_image_disk(r, d);
         for (uint32_t i = 0; i < dd->partition_count; i++) {
             const struct asr_partition_desc *p = &dd->partitions[i];
             if (p->capture != ASR_CAPTURE_SKIP || p->kind == ASR_PART_EXTENDED)
@@ -595,12 +568,12 @@ int cmd_verify_against(const char *image, const char *const *targets, size_t n, 
     if (a.explicit_disks && a.positional)
         return cli_error("verify: give every --against as N=DISK, or none"), EXIT_USAGE;
     struct asr_error err = {0};
-    struct image_src m = {0};
+    struct asr_image *m = NULL;
     struct asr_restore *rs = NULL;
-    if (asr_reader_open(image, &m.r, &err) != ASR_OK)
+    if (asr_image_open(image, &m, &err) != ASR_OK)
         return cli_error("%s", err.msg), EXIT_FAIL;
-    int rc = map_targets(&a, &m);
-    if (!rc && asr_restore_open(m.r, NULL, a.to, a.nto, true, &rs, &err) != ASR_OK) {
+    int rc = map_targets(&a, m);
+    if (!rc && asr_restore_open_image(m, a.to, a.nto, true, &rs, &err) != ASR_OK) {
         cli_error("%s", err.msg);
         rc = EXIT_FAIL;
     }
@@ -623,18 +596,18 @@ int cmd_verify_against(const char *image, const char *const *targets, size_t n, 
             json_bool(&j, "ok", vr == ASR_OK);
             if (vr)
                 json_str(&j, "error", err.msg);
-            report_not_compared(m.r, &j);
+            report_not_compared(m, &j);
             json_end_obj(&j);
             json_finish(&j);
         } else if (vr) {
             cli_error("%s", err.msg);
         } else {
             printf("%s: OK: %zu disk%s the image\n", image, n, n == 1 ? " matches" : "s match");
-            report_not_compared(m.r, NULL);
+            report_not_compared(m, NULL);
         }
         rc = vr ? EXIT_FAIL : EXIT_OK;
     }
     asr_restore_free(rs);
-    asr_reader_free(m.r);
+    asr_image_free(m);
     return rc;
 }

@@ -320,6 +320,29 @@ uint32_t asr_backup_max_chunk(uint32_t avg_chunk);
 int asr_backup_run(struct asr_writer *w, const struct asr_backup_source *src, size_t n,
                    const struct asr_backup_options *opt, struct asr_backup_stats *st, struct asr_error *err);
 
+/* ---- the image a restore reads ------------------------------------------------------------ */
+
+/* An image to restore or compare from, opened once: a file or split set (its index gives every
+ * volume's extents up front), or a stream from a pipe (the layout first, the data and where it
+ * goes only as it passes). A restore, its plan and a comparison read it through these calls,
+ * whichever kind it is. */
+struct asr_image;
+/* An image file, or the first part of a split set (asr_reader_open). */
+int asr_image_open(const char *path, struct asr_image **out, struct asr_error *err);
+/* The stream read from fd, positioned before its first chunk (asr_stream_open_fd: name is for
+ * messages; fd stays open). */
+int asr_image_open_stream(int fd, const char *name, struct asr_image **out, struct asr_error *err);
+void asr_image_free(struct asr_image *im); /* NULL-safe */
+bool asr_image_is_stream(const struct asr_image *im);
+/* For a stream, the counts of asr_image_info grow as it is read (asr_stream_info). */
+const struct asr_image_info *asr_image_info(const struct asr_image *im);
+uint32_t asr_image_disk_count(const struct asr_image *im);
+const struct asr_disk_desc *asr_image_disk(const struct asr_image *im, uint32_t i);
+uint32_t asr_image_volume_count(const struct asr_image *im);
+const struct asr_volume_desc *asr_image_volume(const struct asr_image *im, uint32_t i);
+/* A volume's totals and content hash; NULL for a stream not read to its end. */
+const struct asr_volume_stats *asr_image_volume_stats(const struct asr_image *im, uint32_t i);
+
 /* ---- restore ------------------------------------------------------------------------------ */
 
 /* A restore: an image and the target disks it will be laid onto, opened and checked. Each image
@@ -359,11 +382,15 @@ struct asr_restore_target_info {
  * is refused; both last until asr_restore_free. A refusal (ASR_E_ARG naming the target and the
  * rule) writes nothing. read_only: open to compare (verify --against), not to write: only the
  * size rule applies, and the lock is shared (LOCK_SH). */
+int asr_restore_open_image(struct asr_image *im, const struct asr_restore_target_spec *t, size_t n, bool read_only,
+                           struct asr_restore **out, struct asr_error *err);
+/* The restore keeps im, which the caller frees after asr_restore_free. From a stream (`asrimg
+ * restore -`, never read_only) the data is laid as it passes; a chunk used again later is read
+ * back from a target it was already written to.
+ * The same opener for a caller that holds the reader (image_path as asr_image_open was given
+ * it; NULL leaves out the check that no target holds the image) or the stream itself: */
 int asr_restore_open(struct asr_reader *r, const char *image_path, const struct asr_restore_target_spec *t, size_t n,
                      bool read_only, struct asr_restore **out, struct asr_error *err);
-/* The same for an image read from a pipe (`asrimg restore -`), opened and positioned before
- * its first chunk. Its data is laid as it passes; a chunk used again later is read back from a
- * target it was already written to. */
 int asr_restore_open_stream(struct asr_stream *s, const struct asr_restore_target_spec *t, size_t n,
                             struct asr_restore **out, struct asr_error *err);
 void asr_restore_free(struct asr_restore *rs); /* NULL-safe */

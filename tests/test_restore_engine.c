@@ -15,7 +15,6 @@
 
 #include "asr_engine.h"
 #include "internal.h" /* asr_part_path */
-#include "restore_internal.h"
 #include "support.h"
 
 static void teardown(void) { scratch_cleanup(); }
@@ -557,6 +556,51 @@ static void same_both_ways(const char *img, const char *what)
     cr_assert_eq(file.st.data_bytes, pipe1.st.data_bytes);
     cr_assert_eq(file.st.unreadable_count, pipe1.st.unreadable_count);
     run_free(&file), run_free(&pipe1), run_free(&pipe4);
+}
+
+/* The image source gives one layout whichever way the image comes; a stream, which passes once,
+ * is refused for a comparison (that reads the image at will) before any target is opened. */
+Test(restore, one_image_source_from_a_file_or_a_pipe_and_no_comparison_with_a_pipe)
+{
+    struct fixture fx;
+    fixture_make(&fx, false);
+    struct asr_image *file, *piped;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_image_open(fx.img, &file, &err), ASR_OK, "%s", err.msg);
+    signal(SIGPIPE, SIG_IGN); /* the feeder sees EPIPE once the pipe is closed unread */
+    size_t len;
+    uint8_t *bytes = image_bytes(fx.img, &len);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    struct feeder f = {fds[1], bytes, len};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, feed, &f), 0);
+    cr_assert_eq(asr_image_open_stream(fds[0], "pipe", &piped, &err), ASR_OK, "%s", err.msg);
+    cr_assert(!asr_image_is_stream(file) && asr_image_is_stream(piped));
+    cr_assert_eq(asr_image_info(file)->hash_seed, asr_image_info(piped)->hash_seed);
+    cr_assert_eq(asr_image_disk_count(file), 2);
+    cr_assert_eq(asr_image_disk_count(piped), 2);
+    for (uint32_t d = 0; d < 2; d++)
+        cr_assert_eq(asr_image_disk(file, d)->size_bytes, asr_image_disk(piped, d)->size_bytes);
+    cr_assert_eq(asr_image_volume_count(file), asr_image_volume_count(piped));
+    for (uint32_t v = 0; v < asr_image_volume_count(file); v++) {
+        cr_assert_eq(asr_image_volume(file, v)->disk_offset, asr_image_volume(piped, v)->disk_offset);
+        cr_assert_not_null(asr_image_volume_stats(file, v));
+        cr_assert_null(asr_image_volume_stats(piped, v), "a stream's totals come at its end");
+    }
+    struct asr_restore *rs = NULL;
+    cr_assert_eq(asr_restore_open_image(piped, fx.t, 2, true, &rs, &err), ASR_E_ARG);
+    cr_assert_null(rs);
+    cr_assert_eq(asr_restore_open_image(file, fx.t, 2, true, &rs, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_restore_compare(rs, &(struct asr_compare_options){0}, &err), ASR_E_CORRUPT,
+                 "garbage targets compared as the image");
+    asr_restore_free(rs);
+    asr_image_free(piped);
+    asr_image_free(file);
+    close(fds[0]);
+    pthread_join(th, NULL);
+    free(bytes);
+    fixture_free(&fx);
 }
 
 Test(restore, every_sample_image_the_same_from_a_pipe)

@@ -1,24 +1,20 @@
-/* The data pass of a restore from an image file (or split set), and the restore as a whole:
- * the data, then the layout (restore_layout.c), --discard or --zero-unused, the sync, and
- * --verify (restore_compare.c). Worker threads read and decompress chunks in the order the
- * extents need them (the index gives that order up front); the main thread lays each run of
- * extents through the mirrored writer (restore_mirror.c) onto every target of its disk. */
-#include "restore_internal.h"
+/* A restore as a whole: the data in one pass over the image (restore_file.c from a file,
+ * restore_stream.c from a pipe), then the layout (restore_layout.c), --discard or --zero-unused,
+ * the sync, and --verify (restore_compare.c). */
+#include "image_source.h"
+#include "restore_layout.h"
+#include "restore_pass.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
-
-#define PREFETCH_EVERY 64u           /* chunks */
-#define PREFETCH_BYTES (64ull << 20) /* of the image, ahead of the chunk being decoded */
 
 static double now_seconds(void)
 {
@@ -27,323 +23,15 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* ---- what to decode, in order -------------------------------------------------------------- */
-
-/* A run of a volume's extents that use the same chunk (or one zero or unreadable extent). */
-struct unit {
-    uint32_t volume;
-    uint64_t first, count; /* extents in the index */
-    uint64_t ref;
-};
-
-static int plan_units(struct asr_reader *r, struct unit **out, size_t *n, size_t *ndata, struct asr_error *err)
-{
-    size_t cap = 0, len = 0, data = 0;
-    struct unit *u = NULL;
-    for (uint32_t v = 0; v < asr_reader_volume_count(r); v++) {
-        uint64_t count;
-        const struct asr_extent *e = asr_reader_extents(r, v, &count);
-        for (uint64_t i = 0; i < count;) {
-            uint64_t j = i + 1;
-            while (e[i].ref < ASR_REF_UNREADABLE && j < count && e[j].ref == e[i].ref)
-                j++;
-            if (len == cap) {
-                cap = cap ? 2 * cap : 1024;
-                struct unit *g = realloc(u, cap * sizeof *g);
-                if (!g) {
-                    free(u);
-                    return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the restore plan");
-                }
-                u = g;
-            }
-            u[len++] = (struct unit){v, i, j - i, e[i].ref};
-            data += e[i].ref < ASR_REF_UNREADABLE;
-            i = j;
-        }
-    }
-    *out = u;
-    *n = len;
-    *ndata = data;
-    return ASR_OK;
-}
-
-/* ---- decoding workers ------------------------------------------------------------------- */
-
-struct slot {
-    uint8_t *buf;
-    uint64_t allowed; /* the decode sequence number that may fill it next */
-    uint64_t done;    /* the one it holds */
-    int rc;
-    struct asr_error err;
-};
-
-struct decoders {
-    struct asr_reader *r;
-    const struct unit *units;
-    const size_t *seq_unit; /* data units in order */
-    size_t nseq, next;
-    struct slot *slots;
-    size_t nslots;
-    bool stop;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    pthread_t *threads;
-    size_t nthreads;
-};
-
-static void *decode_main(void *arg)
-{
-    struct decoders *d = arg;
-    struct asr_chunk_reader *cr = NULL;
-    struct asr_error setup = {0};
-    int setup_rc = asr_chunk_reader_new(d->r, &cr, &setup);
-    uint32_t cap = asr_reader_info(d->r)->max_chunk_size;
-    pthread_mutex_lock(&d->mu);
-    while (!d->stop && d->next < d->nseq) {
-        size_t s = d->next++;
-        struct slot *slot = &d->slots[s % d->nslots];
-        while (!d->stop && slot->allowed != s)
-            pthread_cond_wait(&d->cv, &d->mu);
-        if (d->stop)
-            break;
-        pthread_mutex_unlock(&d->mu);
-        /* Chunks come in stream order: keep the kernel reading the image ahead of the workers,
-         * or every cold chunk waits for the disk (measured: 1.0 GB/s cold, 1.5 warm). */
-        if (s % PREFETCH_EVERY == 0)
-            asr_reader_prefetch(d->r, d->units[d->seq_unit[s]].ref, PREFETCH_BYTES);
-        struct asr_error e = setup;
-        int rc = setup_rc ? setup_rc
-                          : asr_chunk_reader_read(cr, d->units[d->seq_unit[s]].ref, slot->buf, cap, NULL, &e);
-        pthread_mutex_lock(&d->mu);
-        slot->rc = rc;
-        slot->err = e;
-        slot->done = s;
-        pthread_cond_broadcast(&d->cv);
-    }
-    pthread_mutex_unlock(&d->mu);
-    asr_chunk_reader_free(cr);
-    return NULL;
-}
-
-static void decoders_stop(struct decoders *d)
-{
-    pthread_mutex_lock(&d->mu);
-    d->stop = true;
-    pthread_cond_broadcast(&d->cv);
-    pthread_mutex_unlock(&d->mu);
-    for (size_t i = 0; i < d->nthreads; i++)
-        pthread_join(d->threads[i], NULL);
-    for (size_t i = 0; i < d->nslots; i++)
-        free(d->slots[i].buf);
-    free(d->slots);
-    free(d->threads);
-    pthread_cond_destroy(&d->cv);
-    pthread_mutex_destroy(&d->mu);
-}
-
-static int decoders_start(struct decoders *d, struct asr_reader *r, const struct unit *u, const size_t *seq_unit,
-                          size_t nseq, unsigned threads, struct asr_error *err)
-{
-    *d = (struct decoders){.r = r, .units = u, .seq_unit = seq_unit, .nseq = nseq};
-    pthread_mutex_init(&d->mu, NULL);
-    pthread_cond_init(&d->cv, NULL);
-    d->nslots = 2 * (size_t)threads + 2;
-    d->slots = calloc(d->nslots, sizeof *d->slots);
-    d->threads = calloc(threads, sizeof *d->threads);
-    if (!d->slots || !d->threads)
-        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-    for (size_t i = 0; i < d->nslots; i++) {
-        d->slots[i].allowed = i;
-        d->slots[i].done = UINT64_MAX;
-        if (!(d->slots[i].buf = malloc(asr_reader_info(r)->max_chunk_size)))
-            return asr_fail_public(err, ASR_E_NOMEM, "out of memory for chunk buffers");
-    }
-    for (; d->nthreads < threads; d->nthreads++)
-        if (pthread_create(&d->threads[d->nthreads], NULL, decode_main, d) != 0)
-            return asr_fail_public(err, ASR_E_NOMEM, "cannot start a decoding thread");
-    return ASR_OK;
-}
-
-static struct slot *decoded(struct decoders *d, size_t s)
-{
-    struct slot *slot = &d->slots[s % d->nslots];
-    pthread_mutex_lock(&d->mu);
-    while (slot->done != s)
-        pthread_cond_wait(&d->cv, &d->mu);
-    pthread_mutex_unlock(&d->mu);
-    return slot;
-}
-
-static void release(struct decoders *d, size_t s)
-{
-    pthread_mutex_lock(&d->mu);
-    d->slots[s % d->nslots].allowed = s + d->nslots;
-    pthread_cond_broadcast(&d->cv);
-    pthread_mutex_unlock(&d->mu);
-}
-
-/* ---- the pass ------------------------------------------------------------------------------- */
-
-static int add_range(struct asr_restore_range **v, size_t *n, size_t *cap, struct asr_restore_range r,
-                     struct asr_error *err)
-{
-    if (*n && (*v)[*n - 1].volume == r.volume && (*v)[*n - 1].chunk == r.chunk &&
-        (*v)[*n - 1].offset + (*v)[*n - 1].length == r.offset) {
-        (*v)[*n - 1].length += r.length;
-        return ASR_OK;
-    }
-    if (*n == *cap) {
-        size_t c = *cap ? 2 * *cap : 16;
-        struct asr_restore_range *g = realloc(*v, c * sizeof *g);
-        if (!g)
-            return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-        *v = g;
-        *cap = c;
-    }
-    (*v)[(*n)++] = r;
-    return ASR_OK;
-}
-
-int restore_pass_disk(struct restore_pass *p, uint32_t disk)
-{
-    if (p->have_disk && p->disk == disk)
-        return ASR_OK;
-    /* What is staged for the previous disk goes to its targets before the group array changes. */
-    int rc = restore_mirror_flush(p->m);
-    if (rc)
-        return rc;
-    size_t n = 0;
-    for (size_t i = 0; i < p->rs->n; i++)
-        if (p->rs->t[i].info.disk_index == disk)
-            p->group[n++] = &p->rs->t[i];
-    p->disk = disk;
-    p->have_disk = true;
-    return restore_mirror_targets(p->m, p->group, n);
-}
-
-int restore_pass_lost(struct restore_pass *p, uint32_t volume, const struct asr_extent *e, uint64_t ref,
-                      struct asr_error *err)
-{
-    const struct asr_volume_desc *vd = img_volume(&p->rs->im, volume);
-    struct asr_restore_range r = {volume, e->offset, e->length, ref};
-    int rc = ref == ASR_REF_UNREADABLE
-                 ? add_range(&p->st->unreadable, &p->st->unreadable_count, &p->unreadable_cap, r, err)
-                 : add_range(&p->st->damaged, &p->st->damaged_count, &p->damaged_cap, r, err);
-    return rc ? rc : restore_mirror_zero(p->m, vd->disk_offset + e->offset, e->length);
-}
-
-/* "volume 1 offset 1048576 length 262144 (disk 0 offset 69206016), ..." for every extent that uses
- * chunk `ref`, in any volume: a damaged chunk names everything it would have restored. */
-static void describe_chunk_uses(const struct restore_pass *p, uint64_t ref, char *out, size_t len)
-{
-    size_t used = 0, listed = 0, more = 0;
-    out[0] = 0;
-    for (uint32_t v = 0; v < asr_reader_volume_count(p->rs->r); v++) {
-        uint64_t count;
-        const struct asr_extent *e = asr_reader_extents(p->rs->r, v, &count);
-        const struct asr_volume_desc *vd = asr_reader_volume(p->rs->r, v);
-        for (uint64_t i = 0; i < count; i++) {
-            if (e[i].ref != ref)
-                continue;
-            if (listed == 8 || used >= len) {
-                more++;
-                continue;
-            }
-            used += (size_t)snprintf(out + used, len - used, "%svolume %u offset %llu length %llu (disk %u offset %llu)",
-                                     listed++ ? ", " : "", v, (unsigned long long)e[i].offset,
-                                     (unsigned long long)e[i].length, vd->disk_index,
-                                     (unsigned long long)(vd->disk_offset + e[i].offset));
-        }
-    }
-    if (more && used < len)
-        snprintf(out + used, len - used, " and %zu more", more);
-}
-
-static int lay_unit(struct restore_pass *p, const struct unit *u, const struct slot *slot, struct asr_error *err)
-{
-    const struct asr_volume_desc *v = asr_reader_volume(p->rs->r, u->volume);
-    uint64_t count;
-    const struct asr_extent *e = asr_reader_extents(p->rs->r, u->volume, &count) + u->first;
-    int rc = restore_pass_disk(p, v->disk_index);
-    if (slot && slot->rc && !p->opt->keep_going) {
-        char ranges[1536];
-        describe_chunk_uses(p, u->ref, ranges, sizeof ranges);
-        return asr_fail_public(err, ASR_E_CORRUPT, "%s; it holds %s (--keep-going restores the rest)", slot->err.msg,
-                               ranges);
-    }
-    for (uint64_t i = 0; i < u->count && !rc; i++) {
-        uint64_t at = v->disk_offset + e[i].offset;
-        if (u->ref == ASR_REF_UNREADABLE || (slot && slot->rc)) {
-            rc = restore_pass_lost(p, u->volume, &e[i], u->ref, err);
-        } else if (u->ref == ASR_REF_ZERO) {
-            rc = restore_mirror_zero(p->m, at, e[i].length);
-            p->st->zero_bytes += e[i].length;
-        } else {
-            rc = restore_mirror_append(p->m, at, slot->buf + e[i].chunk_offset, (size_t)e[i].length);
-            p->st->data_bytes += e[i].length;
-        }
-        p->done += e[i].length;
-    }
-    return rc;
-}
-
 /* What the progress counts to: the captured bytes; a stream knows only the used bytes ahead. */
 static uint64_t captured_total(const struct asr_restore *rs)
 {
     uint64_t t = 0;
-    for (uint32_t v = 0; v < img_volume_count(&rs->im); v++) {
-        const struct asr_volume_stats *s = img_volume_stats(rs, v);
-        t += s ? s->data_bytes + s->zero_bytes + s->unreadable_bytes : img_volume(&rs->im, v)->used_bytes;
+    for (uint32_t v = 0; v < asr_image_volume_count(rs->im); v++) {
+        const struct asr_volume_stats *s = asr_image_volume_stats(rs->im, v);
+        t += s ? s->data_bytes + s->zero_bytes + s->unreadable_bytes : asr_image_volume(rs->im, v)->used_bytes;
     }
     return t;
-}
-
-unsigned restore_worker_count(unsigned asked)
-{
-    if (asked)
-        return asked > 64 ? 64 : asked;
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
-}
-
-static int data_pass(struct restore_pass *p, struct asr_error *err)
-{
-    struct unit *u = NULL;
-    size_t nunits = 0, ndata = 0;
-    int rc = plan_units(p->rs->r, &u, &nunits, &ndata, err);
-    if (rc)
-        return rc;
-    size_t *seq_unit = malloc((ndata ? ndata : 1) * sizeof *seq_unit);
-    if (!seq_unit) {
-        free(u);
-        return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the restore plan");
-    }
-    for (size_t i = 0, k = 0; i < nunits; i++)
-        if (u[i].ref < ASR_REF_UNREADABLE)
-            seq_unit[k++] = i;
-    struct decoders d;
-    rc = decoders_start(&d, p->rs->r, u, seq_unit, ndata, restore_worker_count(p->opt->threads), err);
-    size_t s = 0;
-    for (size_t i = 0; i < nunits && !rc; i++) {
-        if (p->opt->cancel && *p->opt->cancel) {
-            rc = asr_fail_public(err, ASR_E_IO, "interrupted: the restore is incomplete; run it again");
-            break;
-        }
-        const struct slot *slot = NULL;
-        if (u[i].ref < ASR_REF_UNREADABLE) {
-            slot = decoded(&d, s);
-            p->st->chunks_decoded++;
-        }
-        rc = lay_unit(p, &u[i], slot, err);
-        if (slot)
-            release(&d, s++);
-        if (p->opt->progress)
-            p->opt->progress(&(struct asr_restore_progress){.done = p->done, .total = p->total}, p->opt->progress_ctx);
-    }
-    decoders_stop(&d);
-    free(seq_unit);
-    free(u);
-    return rc ? rc : restore_mirror_flush(p->m);
 }
 
 /* ---- unused space ----------------------------------------------------------------------- */
@@ -363,11 +51,11 @@ static int span_cmp(const void *a, const void *b)
 static int written_spans(const struct asr_restore *rs, const struct restore_target *t, struct span **out, size_t *n,
                          struct asr_error *err)
 {
-    const struct asr_disk_desc *d = img_disk(&rs->im, t->info.disk_index);
+    const struct asr_disk_desc *d = asr_image_disk(rs->im, t->info.disk_index);
     size_t cap = 2 + d->region_count, len = 0;
-    for (uint32_t v = 0; v < img_volume_count(&rs->im); v++) {
+    for (uint32_t v = 0; v < asr_image_volume_count(rs->im); v++) {
         uint64_t c;
-        if (img_volume(&rs->im, v)->disk_index == t->info.disk_index && img_extents(rs, v, &c))
+        if (asr_image_volume(rs->im, v)->disk_index == t->info.disk_index && image_extents(rs->im, v, &c))
             cap += c;
     }
     struct span *s = malloc(cap * sizeof *s);
@@ -379,10 +67,10 @@ static int written_spans(const struct asr_restore *rs, const struct restore_targ
     uint64_t tail = asr_restore_table_tail(d);
     if (tail)
         s[len++] = (struct span){t->info.size_bytes - tail, t->info.size_bytes};
-    for (uint32_t v = 0; v < img_volume_count(&rs->im); v++) {
-        const struct asr_volume_desc *vd = img_volume(&rs->im, v);
+    for (uint32_t v = 0; v < asr_image_volume_count(rs->im); v++) {
+        const struct asr_volume_desc *vd = asr_image_volume(rs->im, v);
         uint64_t c;
-        const struct asr_extent *e = img_extents(rs, v, &c);
+        const struct asr_extent *e = image_extents(rs->im, v, &c);
         if (vd->disk_index != t->info.disk_index)
             continue;
         for (uint64_t i = 0; i < c; i++)
@@ -496,7 +184,7 @@ int asr_restore_run(struct asr_restore *rs, const struct asr_restore_options *op
     for (size_t i = 0; i < rs->n; i++)
         st->direct_io &= rs->t[i].direct;
     if (!rc)
-        rc = rs->r ? data_pass(&p, err) : restore_stream_pass(&p, err);
+        rc = asr_image_is_stream(rs->im) ? restore_stream_pass(&p, err) : restore_file_pass(&p, err);
     restore_mirror_free(p.m);
     free(p.group);
     if (!rc)

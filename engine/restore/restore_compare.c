@@ -3,7 +3,8 @@
  * backup computed from the source (SPEC.md section 12), which needs no decompression: a
  * mismatch then costs a second, byte-by-byte pass against the image to name the first wrong
  * byte. Reads go through O_DIRECT where the target allows, so the media is read, not the cache. */
-#include "restore_internal.h"
+#include "image_source.h"
+#include "restore_target.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -102,11 +103,11 @@ static int zeros_hold(struct compare *c, uint64_t at, uint64_t len, uint64_t *ba
 }
 
 /* Byte by byte against the image: names the first wrong byte of the volume. */
-static int locate(struct compare *c, uint32_t v, struct asr_error *err)
+static int locate(struct compare *c, struct asr_reader *r, uint32_t v, struct asr_error *err)
 {
-    const struct asr_volume_desc *vd = img_volume(&c->rs->im, v);
+    const struct asr_volume_desc *vd = asr_image_volume(c->rs->im, v);
     uint64_t n;
-    const struct asr_extent *e = img_extents(c->rs, v, &n);
+    const struct asr_extent *e = image_extents(c->rs->im, v, &n);
     for (uint64_t i = 0; i < n; i++) {
         if (e[i].ref == ASR_REF_UNREADABLE || e[i].ref == ASR_REF_ZERO)
             continue; /* zero extents were checked in the first pass */
@@ -114,7 +115,7 @@ static int locate(struct compare *c, uint32_t v, struct asr_error *err)
         const uint8_t *got;
         int rc = target_bytes(c, vd->disk_offset + e[i].offset, len, &got, err);
         if (!rc)
-            rc = asr_reader_read_volume(c->rs->r, v, e[i].offset, c->want, len, err);
+            rc = asr_reader_read_volume(r, v, e[i].offset, c->want, len, err);
         if (rc)
             return rc;
         size_t d = first_difference(got, c->want, len);
@@ -130,11 +131,11 @@ static int locate(struct compare *c, uint32_t v, struct asr_error *err)
 
 static int compare_volume(struct compare *c, uint32_t v, struct asr_error *err)
 {
-    const struct asr_volume_desc *vd = img_volume(&c->rs->im, v);
+    const struct asr_volume_desc *vd = asr_image_volume(c->rs->im, v);
     uint64_t n;
-    const struct asr_extent *e = img_extents(c->rs, v, &n);
+    const struct asr_extent *e = image_extents(c->rs->im, v, &n);
     struct asr_volume_hasher *h;
-    int rc = asr_volume_hasher_new(img_info(&c->rs->im)->hash_seed, &h, err);
+    int rc = asr_volume_hasher_new(asr_image_info(c->rs->im)->hash_seed, &h, err);
     for (uint64_t i = 0; i < n && !rc; i++) {
         uint64_t at = vd->disk_offset + e[i].offset, bad;
         if (e[i].ref == ASR_REF_ZERO && !(rc = zeros_hold(c, at, e[i].length, &bad, err)) && bad != UINT64_MAX) {
@@ -151,17 +152,18 @@ static int compare_volume(struct compare *c, uint32_t v, struct asr_error *err)
         if (c->opt->progress)
             c->opt->progress(&c->progress, c->opt->progress_ctx);
     }
-    const struct asr_volume_stats *vs = img_volume_stats(c->rs, v);
+    const struct asr_volume_stats *vs = asr_image_volume_stats(c->rs->im, v);
     struct asr_hash128 got = asr_volume_hasher_digest(h), want = vs ? vs->content_hash : got;
     bool same = !rc && got.lo == want.lo && got.hi == want.hi;
     asr_volume_hasher_free(h);
     if (rc || same)
         return rc;
-    if (!c->rs->r) { /* a stream is gone once read: the volume is named, not the byte */
+    struct asr_reader *r = image_reader(c->rs->im);
+    if (!r) { /* a stream is gone once read: the volume is named, not the byte */
         mismatch(c, v, 0, "the volume's content differs from the image's (content hash)");
         return ASR_OK;
     }
-    return locate(c, v, err);
+    return locate(c, r, v, err);
 }
 
 /* Boot code, the post-MBR gap, EBRs and other raw regions, byte for byte; the GPT structures
@@ -243,11 +245,11 @@ static uint64_t compare_total(const struct asr_restore *rs)
 {
     uint64_t total = 0;
     for (size_t i = 0; i < rs->n; i++)
-        for (uint32_t v = 0; v < img_volume_count(&rs->im); v++) {
-            if (img_volume(&rs->im, v)->disk_index != rs->t[i].info.disk_index)
+        for (uint32_t v = 0; v < asr_image_volume_count(rs->im); v++) {
+            if (asr_image_volume(rs->im, v)->disk_index != rs->t[i].info.disk_index)
                 continue;
             uint64_t n;
-            const struct asr_extent *e = img_extents(rs, v, &n);
+            const struct asr_extent *e = image_extents(rs->im, v, &n);
             for (uint64_t k = 0; e && k < n; k++)
                 total += e[k].length;
         }
@@ -257,11 +259,11 @@ static uint64_t compare_total(const struct asr_restore *rs)
 int asr_restore_compare(struct asr_restore *rs, const struct asr_compare_options *opt, struct asr_error *err)
 {
     struct compare c = {.rs = rs, .opt = opt, .progress = {.total = compare_total(rs), .verifying = true}};
-    c.cap = img_info(&rs->im)->max_chunk_size;
-    for (uint32_t i = 0; i < img_disk_count(&rs->im); i++)
-        for (uint32_t k = 0; k < img_disk(&rs->im, i)->region_count; k++)
-            if (img_disk(&rs->im, i)->regions[k].length > c.cap)
-                c.cap = img_disk(&rs->im, i)->regions[k].length;
+    c.cap = asr_image_info(rs->im)->max_chunk_size;
+    for (uint32_t i = 0; i < asr_image_disk_count(rs->im); i++)
+        for (uint32_t k = 0; k < asr_image_disk(rs->im, i)->region_count; k++)
+            if (asr_image_disk(rs->im, i)->regions[k].length > c.cap)
+                c.cap = asr_image_disk(rs->im, i)->regions[k].length;
     if (c.cap < PIECE)
         c.cap = PIECE;
     c.buf = malloc(c.cap);
@@ -271,12 +273,12 @@ int asr_restore_compare(struct asr_restore *rs, const struct asr_compare_options
     for (size_t i = 0; i < rs->n && !rc; i++) {
         c.t = &rs->t[i];
         c.win_len = 0;
-        const struct asr_disk_desc *d = img_disk(&rs->im, c.t->info.disk_index);
+        const struct asr_disk_desc *d = asr_image_disk(rs->im, c.t->info.disk_index);
         rc = compare_regions(&c, d, err);
         if (!rc)
             compare_table(&c, d, opt->new_ids, opt->grow);
-        for (uint32_t v = 0; v < img_volume_count(&rs->im) && !rc; v++)
-            if (img_volume(&rs->im, v)->disk_index == c.t->info.disk_index)
+        for (uint32_t v = 0; v < asr_image_volume_count(rs->im) && !rc; v++)
+            if (asr_image_volume(rs->im, v)->disk_index == c.t->info.disk_index)
                 rc = compare_volume(&c, v, err);
     }
     free(c.buf);

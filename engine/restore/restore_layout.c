@@ -5,7 +5,7 @@
  * updates the protective MBR's size), --new-ids gives fresh disk and partition identifiers,
  * --grow extends the last partition (and the extended one around it). Everything else of the
  * table stays as the image has it. */
-#include "restore_internal.h"
+#include "restore_layout.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -252,10 +252,10 @@ static int rewrite_table(struct restore_target *t, const struct asr_disk_desc *d
 int asr_restore_check_options(const struct asr_restore *rs, const struct asr_restore_options *opt,
                               struct asr_error *err)
 {
-    for (uint32_t d = 0; d < img_disk_count(&rs->im) && opt->grow; d++) {
+    for (uint32_t d = 0; d < asr_image_disk_count(rs->im) && opt->grow; d++) {
         struct asr_grow_plan plan;
         char why[160];
-        if (asr_restore_grow_plan(img_disk(&rs->im, d), &plan, why, sizeof why))
+        if (asr_restore_grow_plan(asr_image_disk(rs->im, d), &plan, why, sizeof why))
             return asr_fail_public(err, ASR_E_UNSUPPORTED, "--grow: image disk %u: %s (nothing was written)", d, why);
     }
     return ASR_OK;
@@ -266,7 +266,7 @@ int asr_restore_layout(struct asr_restore *rs, const struct asr_restore_options 
 {
     for (size_t i = 0; i < rs->n; i++) {
         struct restore_target *t = &rs->t[i];
-        const struct asr_disk_desc *d = img_disk(&rs->im, t->info.disk_index);
+        const struct asr_disk_desc *d = asr_image_disk(rs->im, t->info.disk_index);
         int rc = write_regions(t, d, st, i == 0, err);
         if (!rc)
             rc = clear_stale_backup_gpt(t, d, err);

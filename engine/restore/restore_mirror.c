@@ -10,7 +10,7 @@
  * the writes in flight have finished (the kernel writes back and drops cached pages that a later
  * O_DIRECT write overlaps, so the two never race). */
 #include "iobuf.h"
-#include "restore_internal.h"
+#include "restore_mirror.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -3,7 +3,8 @@
  * the extent records that follow a chunk wait in a queue until the chunks they use are decoded,
  * then go to the mirrored writer in stream order. A pipe cannot go back to a chunk that a later
  * extent uses again (dedup): those bytes are read back from a target they were already laid on. */
-#include "restore_internal.h"
+#include "image_source.h"
+#include "restore_pass.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -199,21 +200,6 @@ static int read_back(struct restore_pass *p, struct stream_state *ss, const stru
     return ASR_OK;
 }
 
-static int record_seen(struct asr_restore *rs, uint32_t v, const struct asr_extent *e, struct asr_error *err)
-{
-    struct extent_list *l = &rs->seen[v];
-    if (l->n == l->cap) {
-        uint64_t c = l->cap ? 2 * l->cap : 256;
-        struct asr_extent *g = realloc(l->v, (size_t)c * sizeof *g);
-        if (!g)
-            return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-        l->v = g;
-        l->cap = c;
-    }
-    l->v[l->n++] = *e;
-    return ASR_OK;
-}
-
 /* The slot holding chunk ref, if it is still in one (decoded: the caller waited for it). */
 static const struct stream_slot *live_slot(struct stream_state *ss, uint64_t ref)
 {
@@ -229,9 +215,9 @@ static const struct stream_slot *live_slot(struct stream_state *ss, uint64_t ref
 static int lay_streamed(struct restore_pass *p, struct stream_state *ss, uint32_t v, const struct asr_extent *e,
                         struct asr_error *err)
 {
-    const struct asr_volume_desc *vd = img_volume(&p->rs->im, v);
+    const struct asr_volume_desc *vd = asr_image_volume(p->rs->im, v);
     uint64_t at = vd->disk_offset + e->offset;
-    int rc = record_seen(p->rs, v, e, err);
+    int rc = image_note_extent(p->rs->im, v, e, err);
     if (!rc)
         rc = restore_pass_disk(p, vd->disk_index);
     if (rc || e->ref == ASR_REF_ZERO) {
@@ -467,7 +453,7 @@ static int stream_start(struct stream_state *ss, struct asr_stream *s, unsigned 
 int restore_stream_pass(struct restore_pass *p, struct asr_error *err)
 {
     struct stream_state ss;
-    int rc = stream_start(&ss, p->rs->im.s, restore_worker_count(p->opt->threads), err);
+    int rc = stream_start(&ss, image_stream(p->rs->im), restore_worker_count(p->opt->threads), err);
     bool ended = false;
     while (!rc) {
         if (p->opt->cancel && *p->opt->cancel) {

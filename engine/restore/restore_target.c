@@ -3,9 +3,10 @@
  * disk with the same sector size, none in use, none holding the image), locking them for the
  * whole restore, and what each holds now, for the plan. Also the plain positioned I/O the other
  * restore modules use on a target. */
+#include "image_source.h"
 #include "probe.h"
 #include "readat.h"
-#include "restore_internal.h"
+#include "restore_target.h"
 #include "blockdev.h"
 
 #include <errno.h>
@@ -154,10 +155,10 @@ static int check_distinct(const struct asr_restore_target_spec *t, size_t n, str
     return asr_check_distinct_storage(paths, n, "target", err);
 }
 
-static int check_disks_covered(const struct restore_image *r, const struct asr_restore_target_spec *t, size_t n,
+static int check_disks_covered(const struct asr_image *im, const struct asr_restore_target_spec *t, size_t n,
                                struct asr_error *err)
 {
-    uint32_t disks = img_disk_count(r);
+    uint32_t disks = asr_image_disk_count(im);
     for (size_t i = 0; i < n; i++)
         if (t[i].disk_index >= disks)
             return asr_fail_public(err, ASR_E_ARG, "target %s is for disk %u, but the image holds %u disk%s", t[i].path,
@@ -169,16 +170,16 @@ static int check_disks_covered(const struct restore_image *r, const struct asr_r
         if (!found)
             return asr_fail_public(err, ASR_E_ARG,
                                    "image disk %u (%s) has no target: give one --to per image disk, or N=TARGET", d,
-                                   img_disk(r, d)->source);
+                                   asr_image_disk(im, d)->source);
     }
     return ASR_OK;
 }
 
 /* The rules that need the target open: size, sector size, in use, holding the image. */
-static int check_target(const struct restore_image *r, const char *image_path, struct restore_target *t, struct asr_disk *bare,
-                        bool read_only, struct asr_error *err)
+static int check_target(const struct asr_image *im, struct restore_target *t, struct asr_disk *bare, bool read_only,
+                        struct asr_error *err)
 {
-    const struct asr_disk_desc *want = img_disk(r, t->info.disk_index);
+    const struct asr_disk_desc *want = asr_image_disk(im, t->info.disk_index);
     const struct asr_disk_desc *have = asr_disk_desc(bare);
     if (have->size_bytes < want->size_bytes)
         return asr_fail_public(err, ASR_E_ARG,
@@ -200,15 +201,16 @@ static int check_target(const struct restore_image *r, const char *image_path, s
         return rc;
     if (busy)
         return asr_fail_public(err, ASR_E_ARG, "target %s is in use: %s", t->path, what);
-    if (!image_path)
+    const char *image_file = image_path(im);
+    if (!image_file)
         return ASR_OK;
-    const struct asr_image_info *info = img_info(r);
+    const struct asr_image_info *info = asr_image_info(im);
     for (uint32_t part = 1; part <= info->part_count; part++) {
         char path[4200];
         if (part == 1)
-            snprintf(path, sizeof path, "%s", image_path);
+            snprintf(path, sizeof path, "%s", image_file);
         else
-            snprintf(path, sizeof path, "%s.%03u", image_path, part);
+            snprintf(path, sizeof path, "%s.%03u", image_file, part);
         struct asr_error why = {0};
         if (asr_check_image_placement(path, -1, &bare, 1, &why) != ASR_OK)
             return asr_fail_public(err, ASR_E_ARG, "target %s holds the image being restored (%s)", t->path, path);
@@ -364,11 +366,10 @@ static int create_file(struct asr_restore *rs, struct restore_target *t, struct 
     return lock_fd(rs, t->path, t->path, fd, err);
 }
 
-static int open_target(struct asr_restore *rs, const char *image_path, struct restore_target *t, struct asr_error *err)
+static int open_target(struct asr_restore *rs, struct restore_target *t, struct asr_error *err)
 {
-    const struct restore_image *r = &rs->im;
     bool read_only = rs->read_only;
-    const struct asr_disk_desc *want = img_disk(r, t->info.disk_index);
+    const struct asr_disk_desc *want = asr_image_disk(rs->im, t->info.disk_index);
     struct stat st;
     if (stat(t->path, &st) != 0) {
         if (read_only)
@@ -389,7 +390,7 @@ static int open_target(struct asr_restore *rs, const char *image_path, struct re
     t->info.is_block = asr_disk_is_block(bare, NULL);
     t->info.size_bytes = asr_disk_desc(bare)->size_bytes;
     t->info.logical_sector = t->info.is_block ? asr_disk_desc(bare)->logical_sector : want->logical_sector;
-    rc = check_target(r, image_path, t, bare, read_only, err);
+    rc = check_target(rs->im, t, bare, read_only, err);
     asr_disk_close(bare);
     if (rc)
         return rc;
@@ -418,27 +419,25 @@ int asr_restore_targets_ready(struct asr_restore *rs, struct asr_error *err)
     return ASR_OK;
 }
 
-static int restore_open(struct restore_image im, const char *image_path, const struct asr_restore_target_spec *spec,
-                        size_t n, bool read_only, struct asr_restore **out, struct asr_error *err)
+int asr_restore_open_image(struct asr_image *im, const struct asr_restore_target_spec *spec, size_t n, bool read_only,
+                           struct asr_restore **out, struct asr_error *err)
 {
     *out = NULL;
     if (n == 0 || n > ASR_RESTORE_MAX_TARGETS)
         return asr_fail_public(err, ASR_E_ARG, "%zu targets: give between 1 and %u", n, ASR_RESTORE_MAX_TARGETS);
-    int rc = check_disks_covered(&im, spec, n, err);
+    if (read_only && asr_image_is_stream(im)) /* a comparison reads the image at will */
+        return asr_fail_public(err, ASR_E_ARG, "an image stream cannot be compared with disks: give the image file");
+    int rc = check_disks_covered(im, spec, n, err);
     if (!rc)
         rc = check_distinct(spec, n, err);
     if (rc)
         return rc;
     struct asr_restore *rs = calloc(1, sizeof *rs);
-    if (!rs || !(rs->t = calloc(n, sizeof *rs->t)) ||
-        (im.s && !(rs->seen = calloc(img_volume_count(&im) + 1, sizeof *rs->seen)))) {
-        if (rs)
-            free(rs->t);
+    if (!rs || !(rs->t = calloc(n, sizeof *rs->t))) {
         free(rs);
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
     }
     rs->im = im;
-    rs->r = im.r;
     rs->read_only = read_only;
     for (size_t i = 0; i < n; i++) {
         rs->t[i].fd = rs->t[i].fd_buffered = -1;
@@ -446,8 +445,7 @@ static int restore_open(struct restore_image im, const char *image_path, const s
         rs->t[i].info.path = rs->t[i].path;
         rs->t[i].info.disk_index = spec[i].disk_index;
         rs->n++;
-        rc = rs->t[i].path ? open_target(rs, image_path, &rs->t[i], err)
-                           : asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+        rc = rs->t[i].path ? open_target(rs, &rs->t[i], err) : asr_fail_public(err, ASR_E_NOMEM, "out of memory");
         if (rc) {
             asr_restore_free(rs);
             return rc;
@@ -457,16 +455,33 @@ static int restore_open(struct restore_image im, const char *image_path, const s
     return ASR_OK;
 }
 
+/* Around a reader or a stream the caller holds: the image made for it goes with the restore. */
+static int open_borrowed(struct asr_reader *r, struct asr_stream *s, const char *image_path,
+                         const struct asr_restore_target_spec *spec, size_t n, bool read_only,
+                         struct asr_restore **out, struct asr_error *err)
+{
+    struct asr_image *im;
+    *out = NULL;
+    int rc = image_borrow(r, s, image_path, &im, err);
+    if (!rc)
+        rc = asr_restore_open_image(im, spec, n, read_only, out, err);
+    if (rc)
+        asr_image_free(im);
+    else
+        (*out)->own_im = true;
+    return rc;
+}
+
 int asr_restore_open(struct asr_reader *r, const char *image_path, const struct asr_restore_target_spec *spec, size_t n,
                      bool read_only, struct asr_restore **out, struct asr_error *err)
 {
-    return restore_open((struct restore_image){r, NULL}, image_path, spec, n, read_only, out, err);
+    return open_borrowed(r, NULL, image_path, spec, n, read_only, out, err);
 }
 
 int asr_restore_open_stream(struct asr_stream *s, const struct asr_restore_target_spec *spec, size_t n,
                             struct asr_restore **out, struct asr_error *err)
 {
-    return restore_open((struct restore_image){NULL, s}, NULL, spec, n, false, out, err);
+    return open_borrowed(NULL, s, NULL, spec, n, false, out, err);
 }
 
 void asr_restore_free(struct asr_restore *rs)
@@ -484,10 +499,8 @@ void asr_restore_free(struct asr_restore *rs)
     for (size_t i = 0; i < rs->nlocks; i++) /* after the targets' own descriptors: held to the last */
         close(rs->locks[i]);
     free(rs->locks);
-    if (rs->seen)
-        for (uint32_t v = 0; v < img_volume_count(&rs->im); v++)
-            free(rs->seen[v].v);
-    free(rs->seen);
+    if (rs->own_im)
+        asr_image_free(rs->im);
     free(rs->t);
     free(rs);
 }
