@@ -16,6 +16,7 @@
 
 #include "asr_engine.h"
 #include "fsfix.h"
+#include "le.h"
 #include "support.h"
 
 static void teardown(void) { scratch_cleanup(); }
@@ -464,7 +465,7 @@ static uint32_t read_le32(const char *path, uint64_t off)
     cr_assert_geq(fd, 0);
     cr_assert_eq(pread(fd, b, 4, (off_t)off), 4);
     close(fd);
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    return get_le32(b);
 }
 
 /* asr_ext_used on img at PART_BASE of a GPT disk, with a window of part bytes (0: img's size),

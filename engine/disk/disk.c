@@ -3,6 +3,7 @@
  * needs byte-exact (sector 0, the post-MBR gap, GPT headers and entry arrays, EBRs). Partitions
  * are addressed by offset on the whole disk, never through /dev/xxxN nodes, which may not exist. */
 #include "asr_engine.h"
+#include "le.h"
 #include "probe.h"
 
 #include <errno.h>
@@ -50,11 +51,6 @@ static void warn(struct asr_disk *d, const char *fmt, ...)
     vsnprintf(d->warnings + used, sizeof d->warnings - used - 1, fmt, ap);
     va_end(ap);
     strcat(d->warnings, "\n");
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 /* ---- geometry -------------------------------------------------------------------------- */
@@ -188,7 +184,7 @@ static int add_ebrs(struct asr_disk *d, uint64_t ext_start_lba, uint64_t ext_siz
         if ((rc = add_region(d, ASR_REGION_EBR, lba * ss, ss, err)))
             return rc;
         const uint8_t *link = sector + 446 + 16;
-        uint32_t next = le32(link + 8);
+        uint32_t next = get_le32(link + 8);
         if (link[4] == 0 || next == 0 || next <= rel)
             return ASR_OK; /* end of chain, or a link backwards: stop rather than loop */
         rel = next;
@@ -249,7 +245,7 @@ static int add_gpt_regions(struct asr_disk *d, struct fdisk_context *cxt, struct
     int rc = asr_window_read(&whole, "the GPT header", ss, hdr, sizeof hdr, err);
     if (rc)
         return rc;
-    uint32_t entry_size = (uint32_t)hdr[84] | (uint32_t)hdr[85] << 8 | (uint32_t)hdr[86] << 16 | (uint32_t)hdr[87] << 24;
+    uint32_t entry_size = get_le32(hdr + 84);
     if (memcmp(hdr, "EFI PART", 8) != 0 || entry_size < 128 || entry_size > 4096)
         entry_size = 128; /* primary header damaged (libfdisk used the backup): assume the standard size */
     d->desc.gpt_entry_count = (uint32_t)count;
@@ -428,7 +424,7 @@ static enum mbr_entries classify_entries(const struct asr_disk *d, char *why, si
     int nused = 0;
     for (int i = 0; i < 4; i++) {
         const uint8_t *e = s + 446 + 16 * i;
-        uint32_t first = le32(e + 8), count = le32(e + 12);
+        uint32_t first = get_le32(e + 8), count = get_le32(e + 12);
         used[i] = e[4] != 0;
         start[i] = first;
         end[i] = (uint64_t)first + count;
