@@ -4,6 +4,7 @@
  * place only after everything is synced, so an interrupted backup never looks valid (outfiles.c
  * owns those files). */
 #include "internal.h"
+#include "io.h"
 #include "le.h"
 
 #include <errno.h>
@@ -37,21 +38,6 @@ struct sink {
     size_t used;
 };
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int sink_write_part_header(struct sink *s, struct asr_error *err)
 {
     uint64_t payload_offset = s->split_size ? (uint64_t)(s->part - 1) * (s->split_size - ASR_PART_HEADER_SIZE) : 0;
@@ -59,9 +45,9 @@ static int sink_write_part_header(struct sink *s, struct asr_error *err)
     memcpy(h.uuid, s->uuid, 16);
     uint8_t raw[ASR_PART_HEADER_SIZE];
     asr_part_header_encode(&h, raw);
-    int rc = write_all(s->fd, raw, sizeof raw);
+    int rc = asr_write_full(s->fd, raw, sizeof raw);
     if (rc)
-        return asr_fail(err, ASR_E_IO, "writing part %u header: %s", s->part, strerror(-rc));
+        return asr_fail(err, ASR_E_IO, "writing part %u header: %s", s->part, strerror(rc < 0 ? -rc : ENOSPC));
     s->in_part = ASR_PART_HEADER_SIZE;
     s->handed_to_disk = 0;
     return ASR_OK;
@@ -126,9 +112,9 @@ static int sink_emit(struct sink *s, const uint8_t *p, size_t len, struct asr_er
         size_t n = len;
         if (s->split_size && n > s->split_size - s->in_part)
             n = (size_t)(s->split_size - s->in_part);
-        int rc = write_all(s->fd, p, n);
+        int rc = asr_write_full(s->fd, p, n);
         if (rc)
-            return asr_fail(err, ASR_E_IO, "writing part %u: %s", s->part, strerror(-rc));
+            return asr_fail(err, ASR_E_IO, "writing part %u: %s", s->part, strerror(rc < 0 ? -rc : ENOSPC));
         s->in_part += n;
         sink_write_behind(s);
         p += n;

@@ -315,7 +315,7 @@ static int complete_oldest(struct asr_source *s, struct request *r, struct asr_e
     if (r->res >= 0 && (uint64_t)r->res < need) {
         /* Short read: finish it with ordinary reads (no alignment needed there). */
         uint64_t got = (uint64_t)r->res;
-        int rc = asr_read_exact(s->cfg.fd, r->buf + got, (size_t)(need - got), r->aligned + got);
+        int rc = asr_pread_full(s->cfg.fd, r->buf + got, (size_t)(need - got), r->aligned + got);
         r->res = rc == 0 ? (int)need : rc < 0 ? rc : -EIO;
     }
     /* The failed request may be large: probing names the bad sectors themselves, and when it
