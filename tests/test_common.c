@@ -1,14 +1,16 @@
 /* common/: the small utilities every folder uses. GUID text in both byte orders and cases against
  * what GPT and blkid show for the same bytes, whole reads and writes through short transfers, the
- * end of a file and a full device. */
+ * end of a file and a full device, the monotonic clock against a sleep. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "guid.h"
 #include "io.h"
 #include "support.h"
@@ -142,4 +144,19 @@ Test(common, io_full_device)
     cr_assert_eq(done, 0);
     cr_assert_eq(asr_write_full(fd, b, sizeof b), -ENOSPC);
     close(fd);
+}
+
+/* ---- clock ----------------------------------------------------------------------------------- */
+
+Test(common, clock_measures_a_sleep_in_both_units)
+{
+    double t0 = asr_now();
+    uint64_t n0 = asr_now_ns();
+    nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+    uint64_t n1 = asr_now_ns();
+    double t1 = asr_now();
+    cr_assert_geq(n1 - n0, 20u * 1000 * 1000);
+    cr_assert_geq(t1 - t0, 0.020);
+    cr_assert_lt(t1 - t0, 5.0);
+    cr_assert_geq(t1 - t0, (double)(n1 - n0) / 1e9, "the two clocks disagree");
 }

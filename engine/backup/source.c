@@ -5,6 +5,7 @@
  * inside this file; callers get enum asr_status and a message. */
 #include "source.h"
 
+#include "clock.h"
 #include "iobuf.h"
 #include "readat.h"
 
@@ -56,13 +57,6 @@ struct asr_source {
     uint64_t wait_ns;
     uint8_t *arena; /* the requests' buffers, one after another */
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 int asr_source_open(const struct asr_source_config *cfg, struct asr_source **out, struct asr_error *err)
 {
@@ -300,7 +294,7 @@ enum asr_peek asr_source_peek(struct asr_source *s, uint64_t request, struct asr
 /* Waits until request r (the oldest) has completed and holds [start, end) or is probed. */
 static int complete_oldest(struct asr_source *s, struct request *r, struct asr_error *err)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = asr_now_ns();
     while (!r->done) {
         struct io_uring_cqe *cqe;
         int rc = io_uring_wait_cqe(&s->ring, &cqe);
@@ -310,7 +304,7 @@ static int complete_oldest(struct asr_source *s, struct request *r, struct asr_e
             return asr_fail_public(err, ASR_E_IO, "io_uring: %s", strerror(-rc));
         note_completion(s, cqe);
     }
-    s->wait_ns += now_ns() - t0;
+    s->wait_ns += asr_now_ns() - t0;
     uint64_t need = r->end - r->aligned;
     if (r->res >= 0 && (uint64_t)r->res < need) {
         /* Short read: finish it with ordinary reads (no alignment needed there). */

@@ -3,6 +3,7 @@
  * --verify (restore_compare.c). Worker threads read and decompress chunks in the order the
  * extents need them (the index gives that order up front); the main thread lays each run of
  * extents through the mirrored writer (restore_mirror.c) onto every target of its disk. */
+#include "clock.h"
 #include "restore_internal.h"
 
 #include <errno.h>
@@ -14,18 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <time.h>
 #include <unistd.h>
 
 #define PREFETCH_EVERY 64u           /* chunks */
 #define PREFETCH_BYTES (64ull << 20) /* of the image, ahead of the chunk being decoded */
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- what to decode, in order -------------------------------------------------------------- */
 
@@ -486,7 +479,7 @@ int asr_restore_run(struct asr_restore *rs, const struct asr_restore_options *op
         return rc;
     for (size_t i = 0; i < rs->n; i++)
         rs->t[i].info.state = ASR_TARGET_UNTOUCHED;
-    double start = now_seconds();
+    double start = asr_now();
     struct restore_pass p = {.rs = rs, .opt = opt, .st = st, .total = captured_total(rs)};
     p.group = calloc(rs->n, sizeof *p.group);
     rc = p.group ? restore_mirror_new(rs->n, err, &p.m) : asr_fail_public(err, ASR_E_NOMEM, "out of memory");
@@ -501,7 +494,7 @@ int asr_restore_run(struct asr_restore *rs, const struct asr_restore_options *op
     free(p.group);
     if (!rc)
         rc = finish_targets(&p, err);
-    st->seconds = now_seconds() - start;
+    st->seconds = asr_now() - start;
     if (!rc && opt->verify) {
         struct asr_error first = {0};
         struct asr_compare_options co = {opt->new_ids, opt->grow, on_verify_mismatch, &first, opt->progress,
