@@ -1,16 +1,19 @@
 /* common/: the small utilities every folder uses. GUID text in both byte orders and cases against
  * what GPT and blkid show for the same bytes, whole reads and writes through short transfers, the
- * end of a file and a full device, the monotonic clock against a sleep. */
+ * end of a file and a full device, the monotonic clock against a sleep, growable arrays keeping
+ * their contents and refusing sizes that overflow. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
+#include "grow.h"
 #include "guid.h"
 #include "io.h"
 #include "support.h"
@@ -159,4 +162,36 @@ Test(common, clock_measures_a_sleep_in_both_units)
     cr_assert_geq(t1 - t0, 0.020);
     cr_assert_lt(t1 - t0, 5.0);
     cr_assert_geq(t1 - t0, (double)(n1 - n0) / 1e9, "the two clocks disagree");
+}
+
+/* ---- grow ------------------------------------------------------------------------------------ */
+
+Test(common, grow_doubles_keeps_contents_and_refuses_overflow)
+{
+    size_t cap = 0;
+    uint32_t *v = asr_grow(NULL, &cap, 1, sizeof *v, 16);
+    cr_assert_not_null(v);
+    cr_assert_eq(cap, 16);
+    for (uint32_t i = 0; i < 1000; i++) {
+        uint32_t *g = asr_grow(v, &cap, i + 1, sizeof *g, 16);
+        cr_assert_not_null(g);
+        v = g;
+        v[i] = i * 3;
+    }
+    cr_assert_eq(cap, 1024, "doubled from 16: %zu", cap);
+    for (uint32_t i = 0; i < 1000; i++)
+        cr_assert_eq(v[i], i * 3);
+    cr_assert_eq(asr_grow(v, &cap, 1024, sizeof *v, 16), v, "room enough: the same array");
+    cr_assert_eq(cap, 1024);
+    /* A jump past twice the capacity doubles as often as it takes. */
+    uint32_t *g = asr_grow(v, &cap, 5000, sizeof *g, 16);
+    cr_assert_not_null(g);
+    v = g;
+    cr_assert_eq(cap, 8192);
+    /* Sizes that overflow are refused without touching the array or its capacity. */
+    cr_assert_null(asr_grow(v, &cap, SIZE_MAX / 2, sizeof *v, 16));
+    cr_assert_null(asr_grow(v, &cap, SIZE_MAX, 1 << 20, 16));
+    cr_assert_eq(cap, 8192);
+    cr_assert_eq(v[999], 999 * 3);
+    free(v);
 }

@@ -11,6 +11,7 @@
 #include "asr_engine.h"
 #include "cdc.h"
 #include "clock.h"
+#include "grow.h"
 #include "source.h"
 
 #include <pthread.h>
@@ -370,14 +371,10 @@ static int add_piece_ref(struct slot *s, uint64_t offset, uint32_t len, struct a
         s->pieces[s->npieces - 1].len += len;
         return ASR_OK;
     }
-    if (s->npieces == s->cap) {
-        size_t cap = s->cap * 2;
-        struct piece_ref *v = realloc(s->pieces, cap * sizeof *v);
-        if (!v)
-            return asr_fail_public(err, ASR_E_NOMEM, "out of memory for chunk pieces");
-        s->pieces = v;
-        s->cap = cap;
-    }
+    struct piece_ref *v = asr_grow(s->pieces, &s->cap, s->npieces + 1, sizeof *v, 64);
+    if (!v)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory for chunk pieces");
+    s->pieces = v;
     s->pieces[s->npieces++] = (struct piece_ref){offset, len, s->len};
     return ASR_OK;
 }

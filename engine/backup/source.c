@@ -6,6 +6,7 @@
 #include "source.h"
 
 #include "clock.h"
+#include "grow.h"
 #include "iobuf.h"
 #include "readat.h"
 
@@ -216,14 +217,10 @@ static int add_bad(struct request *r, uint64_t off, uint64_t len)
         r->bad[r->bad_n - 1].length += len;
         return 0;
     }
-    if (r->bad_n == r->bad_cap) {
-        size_t cap = r->bad_cap ? r->bad_cap * 2 : 8;
-        struct asr_range *v = realloc(r->bad, cap * sizeof *v);
-        if (!v)
-            return -1;
-        r->bad = v;
-        r->bad_cap = cap;
-    }
+    struct asr_range *v = asr_grow(r->bad, &r->bad_cap, r->bad_n + 1, sizeof *v, 8);
+    if (!v)
+        return -1;
+    r->bad = v;
     r->bad[r->bad_n++] = (struct asr_range){off, len};
     return 0;
 }

@@ -11,6 +11,7 @@
  * read with its strides restored anyway, and an attribute chain or runlist that breaks off is
  * taken as far as it parses. Nothing is taken from outside the volume; an over-capture of a
  * damaged record costs bytes, never correctness. */
+#include "grow.h"
 #include "ntfs_internal.h"
 
 #include <stdlib.h>
@@ -72,14 +73,10 @@ static int add_ref(struct ntfs_refs *r, uint64_t lcn, uint64_t len, struct asr_e
             return asr_fail_public(err, ASR_E_LIMIT, "ntfs: MFT records reference more than %u separate cluster runs",
                                    MAX_REFS);
     }
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 1024;
-        struct ntfs_extent *v = realloc(r->v, cap * sizeof *v);
-        if (!v)
-            return nomem(err, "the clusters MFT records reference");
-        r->v = v;
-        r->cap = cap;
-    }
+    struct ntfs_extent *v = asr_grow(r->v, &r->cap, r->n + 1, sizeof *v, 1024);
+    if (!v)
+        return nomem(err, "the clusters MFT records reference");
+    r->v = v;
     r->v[r->n++] = (struct ntfs_extent){lcn, len};
     return ASR_OK;
 }

@@ -4,6 +4,7 @@
  * extents need them (the index gives that order up front); the main thread lays each run of
  * extents through the mirrored writer (restore_mirror.c) onto every target of its disk. */
 #include "clock.h"
+#include "grow.h"
 #include "restore_internal.h"
 
 #include <errno.h>
@@ -40,15 +41,12 @@ static int plan_units(struct asr_reader *r, struct unit **out, size_t *n, size_t
             uint64_t j = i + 1;
             while (e[i].ref < ASR_REF_UNREADABLE && j < count && e[j].ref == e[i].ref)
                 j++;
-            if (len == cap) {
-                cap = cap ? 2 * cap : 1024;
-                struct unit *g = realloc(u, cap * sizeof *g);
-                if (!g) {
-                    free(u);
-                    return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the restore plan");
-                }
-                u = g;
+            struct unit *g = asr_grow(u, &cap, len + 1, sizeof *g, 1024);
+            if (!g) {
+                free(u);
+                return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the restore plan");
             }
+            u = g;
             u[len++] = (struct unit){v, i, j - i, e[i].ref};
             data += e[i].ref < ASR_REF_UNREADABLE;
             i = j;
@@ -185,14 +183,10 @@ static int add_range(struct asr_restore_range **v, size_t *n, size_t *cap, struc
         (*v)[*n - 1].length += r.length;
         return ASR_OK;
     }
-    if (*n == *cap) {
-        size_t c = *cap ? 2 * *cap : 16;
-        struct asr_restore_range *g = realloc(*v, c * sizeof *g);
-        if (!g)
-            return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-        *v = g;
-        *cap = c;
-    }
+    struct asr_restore_range *g = asr_grow(*v, cap, *n + 1, sizeof *g, 16);
+    if (!g)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    *v = g;
     (*v)[(*n)++] = r;
     return ASR_OK;
 }

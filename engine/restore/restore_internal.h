@@ -46,7 +46,8 @@ static inline const struct asr_image_info *img_info(const struct restore_image *
 /* Extents of one volume as a streamed restore met them (the reader has its own). */
 struct extent_list {
     struct asr_extent *v;
-    uint64_t n, cap;
+    uint64_t n;
+    size_t cap;
 };
 
 struct asr_restore {
