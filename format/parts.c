@@ -3,6 +3,7 @@
  * checks that every part is present, in its place, whole, and of this image, and names the part
  * when one is not. */
 #include "internal.h"
+#include "io.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -41,22 +42,6 @@ char *asr_part_path(const char *base, uint32_t part)
     else
         snprintf(p, n, "%s.%03u", base, part);
     return p;
-}
-
-static int read_exact_at(int fd, void *buf, size_t len, uint64_t off)
-{
-    uint8_t *p = buf;
-    while (len) {
-        ssize_t n = pread(fd, p, len, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? -errno : -EIO;
-        p += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
 }
 
 /* Highest N for which "base.NNN" exists beside base (0 if none). Reading the directory rather
@@ -113,13 +98,13 @@ static int open_part(struct asr_partset *ps, uint32_t k, const char *path, struc
     p->file_size = (uint64_t)st.st_size;
     uint8_t raw[ASR_PART_HEADER_SIZE];
     if (p->file_size < sizeof asr_part_magic ||
-        read_exact_at(p->fd, raw, sizeof asr_part_magic, 0) != 0 ||
+        asr_pread_full(p->fd, raw, sizeof asr_part_magic, 0) != 0 ||
         memcmp(raw, asr_part_magic, sizeof asr_part_magic) != 0)
         return asr_fail(err, k > 1 ? ASR_E_PARTS : ASR_E_NOT_IMAGE, "%s is not an asrimg image%s", path,
                         k > 1 ? " part" : " (no magic at offset 0)");
     if (p->file_size < ASR_PART_HEADER_SIZE)
         return asr_fail(err, ASR_E_INCOMPLETE, "%s is truncated inside its part header", path);
-    if (read_exact_at(p->fd, raw, sizeof raw, 0) != 0)
+    if (asr_pread_full(p->fd, raw, sizeof raw, 0) != 0)
         return asr_fail(err, ASR_E_IO, "cannot read %s: %s", path, strerror(errno));
     struct asr_error why = {0};
     int rc = asr_part_header_decode(raw, h, &why);
@@ -254,10 +239,10 @@ int asr_partset_read(struct asr_partset *ps, uint64_t off, void *buf, size_t len
         asr_partset_locate(ps, off, &part, &foff);
         uint64_t room = ps->parts[part - 1].file_size - foff;
         size_t n = len < room ? len : (size_t)room;
-        int rc = read_exact_at(ps->parts[part - 1].fd, p, n, foff);
-        if (rc)
+        int rc = asr_pread_full(ps->parts[part - 1].fd, p, n, foff);
+        if (rc) /* a part shorter than its header said reads as an I/O error */
             return asr_fail(err, ASR_E_IO, "cannot read %s at offset %llu: %s", ps->parts[part - 1].path,
-                            (unsigned long long)foff, strerror(-rc));
+                            (unsigned long long)foff, strerror(rc < 0 ? -rc : EIO));
         p += n;
         off += n;
         len -= n;

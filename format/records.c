@@ -1,9 +1,11 @@
 /* Encoders and decoders of the fixed-layout records of SPEC.md: part header, image header,
  * section envelope, chunk header, footer, extent and chunk-table entries. Each encoder sits
  * beside its decoder so a field's offset is written down in exactly two adjacent places. */
+#include "grow.h"
 #include "internal.h"
 #include "le.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "xxhash_fast.h"
@@ -370,17 +372,13 @@ uint8_t *asr_buf_extend(struct asr_buf *b, size_t n)
 {
     if (b->failed)
         return NULL;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        uint8_t *p = realloc(b->data, cap);
+    if (n > b->cap - b->len) {
+        uint8_t *p = n <= SIZE_MAX - b->len ? asr_grow(b->data, &b->cap, b->len + n, 1, 4096) : NULL;
         if (!p) {
             b->failed = true;
             return NULL;
         }
         b->data = p;
-        b->cap = cap;
     }
     uint8_t *at = b->data + b->len;
     memset(at, 0, n);

@@ -4,6 +4,8 @@
  * place only after everything is synced, so an interrupted backup never looks valid (outfiles.c
  * owns those files). */
 #include "internal.h"
+#include "grow.h"
+#include "io.h"
 #include "le.h"
 
 #include <errno.h>
@@ -37,21 +39,6 @@ struct sink {
     size_t used;
 };
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int sink_write_part_header(struct sink *s, struct asr_error *err)
 {
     uint64_t payload_offset = s->split_size ? (uint64_t)(s->part - 1) * (s->split_size - ASR_PART_HEADER_SIZE) : 0;
@@ -59,9 +46,9 @@ static int sink_write_part_header(struct sink *s, struct asr_error *err)
     memcpy(h.uuid, s->uuid, 16);
     uint8_t raw[ASR_PART_HEADER_SIZE];
     asr_part_header_encode(&h, raw);
-    int rc = write_all(s->fd, raw, sizeof raw);
+    int rc = asr_write_full(s->fd, raw, sizeof raw);
     if (rc)
-        return asr_fail(err, ASR_E_IO, "writing part %u header: %s", s->part, strerror(-rc));
+        return asr_fail(err, ASR_E_IO, "writing part %u header: %s", s->part, strerror(rc < 0 ? -rc : ENOSPC));
     s->in_part = ASR_PART_HEADER_SIZE;
     s->handed_to_disk = 0;
     return ASR_OK;
@@ -126,9 +113,9 @@ static int sink_emit(struct sink *s, const uint8_t *p, size_t len, struct asr_er
         size_t n = len;
         if (s->split_size && n > s->split_size - s->in_part)
             n = (size_t)(s->split_size - s->in_part);
-        int rc = write_all(s->fd, p, n);
+        int rc = asr_write_full(s->fd, p, n);
         if (rc)
-            return asr_fail(err, ASR_E_IO, "writing part %u: %s", s->part, strerror(-rc));
+            return asr_fail(err, ASR_E_IO, "writing part %u: %s", s->part, strerror(rc < 0 ? -rc : ENOSPC));
         s->in_part += n;
         sink_write_behind(s);
         p += n;
@@ -169,7 +156,8 @@ static int sink_put(struct sink *s, const void *data, size_t len, struct asr_err
 struct volume_state {
     struct asr_volume_desc desc;
     struct asr_extent *extents;
-    uint64_t count, cap;
+    uint64_t count;
+    size_t cap;
     uint64_t end;           /* end of the last extent added */
     struct asr_extent run;  /* open run of zero or unreadable bytes, not yet final */
     bool run_open;
@@ -186,7 +174,8 @@ struct asr_writer {
     uint32_t volume_count;
     struct volume_state *volumes;
     struct asr_chunk_entry *chunks;
-    uint64_t chunk_count, chunk_cap;
+    uint64_t chunk_count;
+    size_t chunk_cap;
     /* extents not yet written as an AEXT record; all of one volume */
     uint32_t pending_volume;
     uint32_t pending_count;
@@ -200,21 +189,6 @@ static int writer_failed(struct asr_writer *w, int rc)
     if (rc)
         w->failed = true;
     return rc;
-}
-
-static int grow(void **arr, uint64_t *cap, uint64_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    uint64_t n = *cap ? *cap * 2 : 64;
-    while (n < need)
-        n *= 2;
-    void *p = realloc(*arr, n * elem);
-    if (!p)
-        return -1;
-    *arr = p;
-    *cap = n;
-    return 0;
 }
 
 static void init_header(struct asr_writer *w, const struct asr_writer_options *opt)
@@ -502,8 +476,10 @@ static int finalize_extent(struct asr_writer *w, uint32_t v, const struct asr_ex
                            struct asr_error *err)
 {
     struct volume_state *vs = &w->volumes[v];
-    if (grow((void **)&vs->extents, &vs->cap, vs->count + 1, sizeof *vs->extents))
+    struct asr_extent *extents = asr_grow(vs->extents, &vs->cap, vs->count + 1, sizeof *extents, 64);
+    if (!extents)
         return asr_fail(err, ASR_E_NOMEM, "out of memory for the extent map");
+    vs->extents = extents;
     vs->extents[vs->count++] = *e;
     asr_volume_hash_extent(vs->hash, e, content);
     if (e->ref == ASR_REF_ZERO)
@@ -544,8 +520,13 @@ int asr_writer_append_chunk(struct asr_writer *w, const struct asr_chunk *c, uin
     int rc = seal(w, err);
     if (!rc)
         rc = flush_pending(w, err);
-    if (!rc && grow((void **)&w->chunks, &w->chunk_cap, w->chunk_count + 1, sizeof *w->chunks))
-        rc = asr_fail(err, ASR_E_NOMEM, "out of memory for the chunk table");
+    if (!rc) {
+        struct asr_chunk_entry *chunks = asr_grow(w->chunks, &w->chunk_cap, w->chunk_count + 1, sizeof *chunks, 64);
+        if (chunks)
+            w->chunks = chunks;
+        else
+            rc = asr_fail(err, ASR_E_NOMEM, "out of memory for the chunk table");
+    }
     if (rc)
         return writer_failed(w, rc);
     struct asr_chunk_header h = {c->codec, w->chunk_count, c->stored_len, c->content_len, c->content_hash,

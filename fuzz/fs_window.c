@@ -1,5 +1,6 @@
 /* The temporary volume file and map checks shared by the filesystem-parser harnesses. */
 #include "fs_window.h"
+#include "io.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -31,18 +32,6 @@ static void setup(void)
     atexit(cleanup);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t k = write(fd, p, n);
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 static int write_volume(uint64_t window, const uint8_t *data, size_t size, const uint8_t *head, size_t head_len)
 {
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -51,7 +40,7 @@ static int write_volume(uint64_t window, const uint8_t *data, size_t size, const
     size_t n = size < window ? size : (size_t)window;
     if (head_len > n)
         head_len = n;
-    if (write_all(fd, head, head_len) != 0 || write_all(fd, data + head_len, n - head_len) != 0 ||
+    if (asr_write_full(fd, head, head_len) != 0 || asr_write_full(fd, data + head_len, n - head_len) != 0 ||
         ftruncate(fd, (off_t)window) != 0) {
         close(fd);
         return -1;

@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include "asr_engine.h"
+#include "clock.h"
 #include "fsfix.h"
+#include "le.h"
 #include "support.h"
 
 static char loopdev[64], mountpoint[512];
@@ -35,11 +37,6 @@ TestSuite(fs_exfat, .fini = teardown, .timeout = 120);
 
 /* ---- images and files --------------------------------------------------------------------- */
 
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static void put32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
@@ -56,11 +53,12 @@ static struct layout read_layout(const char *img)
 {
     uint8_t b[512];
     fsfix_read_at(img, 0, b, sizeof b);
-    struct layout l = {.sector = 1ull << b[108], .fats = b[110], .clusters = le32(b + 92), .root = le32(b + 96)};
+    struct layout l = {
+        .sector = 1ull << b[108], .fats = b[110], .clusters = get_le32(b + 92), .root = get_le32(b + 96)};
     l.cluster = l.sector << b[109];
-    l.fat = le32(b + 80) * l.sector;
-    l.fat_bytes = le32(b + 84) * l.sector;
-    l.heap = le32(b + 88) * l.sector;
+    l.fat = get_le32(b + 80) * l.sector;
+    l.fat_bytes = get_le32(b + 84) * l.sector;
+    l.heap = get_le32(b + 88) * l.sector;
     return l;
 }
 
@@ -359,10 +357,10 @@ Test(fs_exfat, two_fats_two_bitmaps)
     fsfix_read_at(img, entry, e, sizeof e);
     size_t need_bytes = (l.clusters + 7) / 8;
     uint8_t *bitmap = malloc(need_bytes);
-    fsfix_read_at(img, cluster_at(&l, le32(e + 20)), bitmap, need_bytes);
+    fsfix_read_at(img, cluster_at(&l, get_le32(e + 20)), bitmap, need_bytes);
     cr_assert_eq(bitmap[(200 - 2) / 8] | bitmap[(100 - 2) / 8], 0, "clusters 100 and 200 not free");
     bitmap[(100 - 2) / 8] |= 1u << ((100 - 2) % 8);
-    fsfix_write_at(img, cluster_at(&l, le32(e + 20)), bitmap, need_bytes);
+    fsfix_write_at(img, cluster_at(&l, get_le32(e + 20)), bitmap, need_bytes);
     bitmap[(200 - 2) / 8] |= 1u << ((200 - 2) % 8);
     fsfix_write_at(img, cluster_at(&l, 100), bitmap, need_bytes);
     free(bitmap);
@@ -664,8 +662,6 @@ struct xfile {
     bool contiguous;
 };
 
-static uint64_t le64_of(const uint8_t *p) { return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32; }
-
 /* The clusters of f, in order (at most cap). */
 static size_t xfile_clusters(const char *img, const struct layout *l, const struct xfile *f, uint32_t *v, size_t cap)
 {
@@ -677,7 +673,7 @@ static size_t xfile_clusters(const char *img, const struct layout *l, const stru
         } else {
             uint8_t e[4];
             fsfix_read_at(img, l->fat + 4ull * c, e, 4);
-            c = le32(e);
+            c = get_le32(e);
         }
     }
     return n;
@@ -702,7 +698,7 @@ static struct xfile find_xfile(const char *img, const struct layout *l, const st
                 got[len++] = (char)d[i + 32 * k + 2 + 2 * u];
         got[len] = '\0';
         if (!strcmp(got, name)) {
-            struct xfile f = {le32(stream + 20), le64_of(stream + 24), stream[1] & 2};
+            struct xfile f = {get_le32(stream + 20), get_le64(stream + 24), stream[1] & 2};
             free(d);
             return f;
         }
@@ -717,7 +713,7 @@ static void clear_bit(const char *img, const struct layout *l, uint32_t c)
 {
     uint8_t e[32], byte;
     fsfix_read_at(img, root_entry(img, l, 0x81), e, sizeof e);
-    uint64_t at = cluster_at(l, le32(e + 20)) + (c - 2) / 8;
+    uint64_t at = cluster_at(l, get_le32(e + 20)) + (c - 2) / 8;
     fsfix_read_at(img, at, &byte, 1);
     patch_byte(img, at, (uint8_t)(byte & ~(1u << ((c - 2) % 8))));
 }
@@ -820,14 +816,13 @@ Test(fs_exfat, huge_volume_with_one_free_directory_cluster)
     struct asr_window w = fsfix_window(img, 0, size);
     struct asr_usedmap m = {0};
     struct asr_error err = {0};
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = asr_now();
     cr_assert_eq(asr_exfat_used(&w, &m, &err), ASR_OK, "%s", err.msg);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double seconds = asr_now() - t0;
     close(w.fd);
     uint64_t used = asr_ranges_bytes(&m.used);
     cr_log_info("2 TiB exFAT, root cluster free in the bitmap: %llu bytes used, mapped in %.3f s: %s",
-                (unsigned long long)used, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, m.note);
+                (unsigned long long)used, seconds, m.note);
     cr_assert(covered(&m.used, cluster_at(&l, l.root), l.cluster), "the root directory's cluster is not captured");
     cr_assert_lt(used, 256ull << 20, "%llu bytes of an empty 2 TiB volume", (unsigned long long)used);
     asr_usedmap_free(&m);
@@ -851,11 +846,11 @@ Test(fs_exfat, random_boot_sectors)
         sector[110] = 1 + (sector[110] & 1);
         put32(sector + 72, 1u << 12); /* 2 MiB */
         put32(sector + 76, 0);
-        put32(sector + 80, 24 + (le32(sector + 80) % 64));
-        put32(sector + 84, 1 + le32(sector + 84) % 64);
-        put32(sector + 88, le32(sector + 80) + 2 * le32(sector + 84) + le32(sector + 88) % 64);
-        put32(sector + 92, 1 + le32(sector + 92) % 4096);
-        put32(sector + 96, 2 + le32(sector + 96) % 16);
+        put32(sector + 80, 24 + (get_le32(sector + 80) % 64));
+        put32(sector + 84, 1 + get_le32(sector + 84) % 64);
+        put32(sector + 88, get_le32(sector + 80) + 2 * get_le32(sector + 84) + get_le32(sector + 88) % 64);
+        put32(sector + 92, 1 + get_le32(sector + 92) % 4096);
+        put32(sector + 96, 2 + get_le32(sector + 96) % 16);
         sector[510] = 0x55, sector[511] = 0xAA;
         write_file(img, sector, sizeof sector);
         cr_assert_eq(truncate(img, 2 << 20), 0);

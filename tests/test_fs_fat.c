@@ -11,6 +11,7 @@
 
 #include "asr_engine.h"
 #include "fsfix.h"
+#include "le.h"
 #include "support.h"
 
 static void teardown(void) { scratch_cleanup(); }
@@ -141,11 +142,6 @@ static bool cross_check_partclone(const char *img, const struct asr_ranges *ours
     return true;
 }
 
-static uint32_t le32_of(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static void read_boot(const char *img, uint8_t b[512])
 {
     int fd = open(img, O_RDONLY | O_CLOEXEC);
@@ -163,7 +159,7 @@ static void check_fsck_count(const char *img, uint64_t used_bytes, uint32_t clus
     uint32_t bps = b[11] | b[12] << 8, reserved = b[14] | b[15] << 8, root = b[17] | b[18] << 8;
     uint32_t fatsz = b[22] | b[23] << 8;
     if (!fatsz)
-        fatsz = le32_of(b + 36);
+        fatsz = get_le32(b + 36);
     uint64_t data = ((uint64_t)reserved + (uint64_t)b[16] * fatsz) * bps + ((uint64_t)root * 32 + bps - 1) / bps * bps;
     char *out = fsfix_sh_out("fsck.vfat -n %s", img);
     cr_assert_not_null(out, "fsck.vfat -n %s failed", img);
@@ -373,7 +369,7 @@ Test(fs_fat, fat32_active_fat_without_mirroring)
     cr_assert_eq(fsfix_sh("truncate -s 40M %1$s && mkfs.vfat -F 32 -s 1 %1$s >/dev/null", img), 0);
     uint8_t b[512];
     read_boot(img, b);
-    uint32_t reserved = b[14] | b[15] << 8, fatsz = le32_of(b + 36);
+    uint32_t reserved = b[14] | b[15] << 8, fatsz = get_le32(b + 36);
     put_le32_at(img, (reserved + (uint64_t)fatsz) * 512 + 4 * 1000, 0x0FFFFFFF);
     uint64_t data = (reserved + 2ull * fatsz) * 512, at = data + (1000 - 2) * 512ull;
     for (int active = -1; active < 2; active++) {
@@ -408,9 +404,9 @@ static struct fat_layout fat_layout_of(const char *img)
     uint32_t bps = b[11] | b[12] << 8, reserved = b[14] | b[15] << 8, root_entries = b[17] | b[18] << 8;
     uint32_t fatsz = b[22] | b[23] << 8, total = b[19] | b[20] << 8;
     if (!fatsz)
-        fatsz = le32_of(b + 36);
+        fatsz = get_le32(b + 36);
     if (!total)
-        total = le32_of(b + 32);
+        total = get_le32(b + 32);
     struct fat_layout l = {.fats = b[16], .cluster = (uint64_t)bps * b[13]};
     l.fat = (uint64_t)reserved * bps;
     l.fat_bytes = (uint64_t)fatsz * bps;
@@ -419,7 +415,7 @@ static struct fat_layout fat_layout_of(const char *img)
     l.data = l.root + l.root_bytes;
     l.clusters = (uint32_t)(((uint64_t)total * bps - l.data) / l.cluster);
     l.bits = l.clusters <= 4084 ? 12 : l.clusters <= 65524 ? 16 : 32;
-    l.root_cluster = l.bits == 32 ? le32_of(b + 44) : 0;
+    l.root_cluster = l.bits == 32 ? get_le32(b + 44) : 0;
     return l;
 }
 
@@ -429,7 +425,7 @@ static uint32_t fat_get(const char *img, const struct fat_layout *l, uint32_t c)
 {
     uint8_t e[4] = {0};
     fsfix_read_at(img, l->fat + (uint64_t)c * l->bits / 8, e, l->bits == 32 ? 4 : 2);
-    uint32_t v = le32_of(e);
+    uint32_t v = get_le32(e);
     return l->bits == 12 ? (c & 1 ? v >> 4 : v) & 0xFFF : l->bits == 16 ? v : v & 0x0FFFFFFF;
 }
 

@@ -14,6 +14,7 @@
 
 #include "asr_engine.h"
 #include "fsfix.h"
+#include "le.h"
 #include "support.h"
 
 #define MIB (1ull << 20)
@@ -40,15 +41,6 @@ TestSuite(fs_ntfs, .fini = teardown, .timeout = 120);
 
 /* ---- bytes on disk ------------------------------------------------------------------------ */
 
-static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p) { return le32(p) | (uint64_t)le32(p + 4) << 32; }
-
 static void put_le(const char *path, uint64_t off, uint64_t v, unsigned bytes)
 {
     uint8_t b[8];
@@ -68,12 +60,12 @@ static struct geom read_geom(const char *img, uint64_t base)
 {
     uint8_t b[512];
     fsfix_read_at(img, base, b, sizeof b);
-    struct geom g = {.sector = le16(b + 11), .sectors = le64(b + 0x28)};
+    struct geom g = {.sector = get_le16(b + 11), .sectors = get_le64(b + 0x28)};
     g.cluster = b[13] <= 0x80 ? (uint64_t)g.sector * b[13] : (uint64_t)g.sector << (256 - b[13]);
     int8_t rs = (int8_t)b[0x40];
     g.record = rs > 0 ? (uint32_t)(rs * g.cluster) : 1u << -rs;
     g.clusters = g.sectors * g.sector / g.cluster;
-    g.mft = le64(b + 0x30) * g.cluster;
+    g.mft = get_le64(b + 0x30) * g.cluster;
     return g;
 }
 
@@ -85,9 +77,10 @@ static uint64_t attr_at(const char *img, const struct geom *g, unsigned rec, uin
     uint64_t at = g->mft + (uint64_t)rec * g->record;
     fsfix_read_at(img, at, r, g->record);
     cr_assert_eq(memcmp(r, "FILE", 4), 0, "record %u", rec);
-    for (uint32_t a = le16(r + 0x14); a + 8 <= g->record && le32(r + a) != 0xFFFFFFFF; a += le32(r + a + 4)) {
-        cr_assert_gt(le32(r + a + 4), 0);
-        if (le32(r + a) == type)
+    for (uint32_t a = get_le16(r + 0x14); a + 8 <= g->record && get_le32(r + a) != 0xFFFFFFFF;
+         a += get_le32(r + a + 4)) {
+        cr_assert_gt(get_le32(r + a + 4), 0);
+        if (get_le32(r + a) == type)
             return at + a;
     }
     cr_assert_fail("record %u has no attribute 0x%X", rec, type);
@@ -187,12 +180,12 @@ static void set_dirty(const char *vol, bool dirty)
     struct geom g = read_geom(vol, 0);
     uint8_t a[32], f[2], b[512];
     fsfix_read_at(vol, 0, b, sizeof b);
-    uint64_t info = attr_at(vol, &g, 3, 0x70), mirror = le64(b + 0x38) * g.cluster;
+    uint64_t info = attr_at(vol, &g, 3, 0x70), mirror = get_le64(b + 0x38) * g.cluster;
     fsfix_read_at(vol, info, a, sizeof a);
-    uint64_t flags = info + le16(a + 0x14) + 10;
+    uint64_t flags = info + get_le16(a + 0x14) + 10;
     fsfix_read_at(vol, flags, f, 2);
-    put_le(vol, flags, dirty ? le16(f) | 1u : le16(f) & ~1u, 2);
-    put_le(vol, flags - g.mft + mirror, dirty ? le16(f) | 1u : le16(f) & ~1u, 2);
+    put_le(vol, flags, dirty ? get_le16(f) | 1u : get_le16(f) & ~1u, 2);
+    put_le(vol, flags - g.mft + mirror, dirty ? get_le16(f) | 1u : get_le16(f) & ~1u, 2);
 }
 
 static void ntfscp(const char *vol, const char *dest)
@@ -377,7 +370,7 @@ Test(fs_ntfs, label_and_uuid)
     uint8_t b[512];
     fsfix_read_at(vol, 0, b, sizeof b);
     char serial[17];
-    snprintf(serial, sizeof serial, "%016llX", (unsigned long long)le64(b + 0x48));
+    snprintf(serial, sizeof serial, "%016llX", (unsigned long long)get_le64(b + 0x48));
     cr_assert_str_eq(m.fs_uuid, serial);
     asr_usedmap_free(&m);
     free(vol);
@@ -698,7 +691,7 @@ static uint64_t bitmap_pairs(const char *img, struct geom *g)
     uint8_t a[0x48];
     fsfix_read_at(img, data, a, sizeof a);
     cr_assert_eq(a[8], 1, "$Bitmap's $DATA is non-resident");
-    return data + le16(a + 0x20);
+    return data + get_le16(a + 0x20);
 }
 
 Test(fs_ntfs, bitmap_run_outside_the_volume)
@@ -774,7 +767,7 @@ Test(fs_ntfs, torn_mft_record)
     uint64_t end = g.mft + 6ull * g.record + 510;
     uint8_t b[2];
     fsfix_read_at(img, end, b, 2);
-    put_le(img, end, le16(b) ^ 0x5555, 2);
+    put_le(img, end, get_le16(b) ^ 0x5555, 2);
     expect_refused(img, 0, 8 * MIB, ASR_E_CORRUPT, "MFT record 6: update sequence mismatch");
     free(img);
 }

@@ -3,6 +3,7 @@
  * possible), and ASR's "critical volume" decision (needed to boot) with the reason for it. */
 #include "asr_engine.h"
 #include "fs_ext_internal.h"
+#include "guid.h"
 #include "probe.h"
 #include "readat.h"
 
@@ -39,17 +40,6 @@ static const char *const whole_gpt_types[] = {
     "21686148-6449-6E6F-744E-656564454649", /* BIOS boot */
     "E3C9E316-0B5C-4DB8-817D-F92DF00215AE", /* Microsoft Reserved */
 };
-
-static void guid_string(const uint8_t b[16], char out[37])
-{
-    static const int order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
-    char *p = out;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *p++ = '-';
-        p += sprintf(p, "%02X", b[order[i]]);
-    }
-}
 
 /* ---- probing and used maps --------------------------------------------------------------- */
 
@@ -317,8 +307,8 @@ static void decide_critical(const struct asr_disk *d, const struct asr_partition
 {
     const struct asr_disk_desc *dd = asr_disk_desc(d);
     if (p && dd->label == ASR_LABEL_GPT) {
-        char g[37];
-        guid_string(p->type_guid, g);
+        char g[ASR_GUID_TEXT];
+        asr_guid_text(p->type_guid, ASR_GUID_GPT | ASR_GUID_UPPER, g);
         for (size_t i = 0; i < sizeof critical_gpt_types / sizeof critical_gpt_types[0]; i++)
             if (strcmp(g, critical_gpt_types[i].guid) == 0) {
                 v->critical = true;
@@ -362,8 +352,8 @@ static void analyze_one(struct asr_disk *d, uint32_t disk_index, const struct as
     struct asr_window w = {asr_disk_fd(d), asr_disk_path(d), v->start_bytes, v->size_bytes};
     bool no_fs = false;
     if (p && dd->label == ASR_LABEL_GPT) {
-        char g[37];
-        guid_string(p->type_guid, g);
+        char g[ASR_GUID_TEXT];
+        asr_guid_text(p->type_guid, ASR_GUID_GPT | ASR_GUID_UPPER, g);
         for (size_t i = 0; i < sizeof whole_gpt_types / sizeof whole_gpt_types[0]; i++)
             no_fs |= strcmp(g, whole_gpt_types[i]) == 0;
     }

@@ -10,6 +10,8 @@
  * dedup index and the writer's chunk and extent tables (SPEC.md, "Memory"). */
 #include "asr_engine.h"
 #include "cdc.h"
+#include "clock.h"
+#include "grow.h"
 #include "source.h"
 
 #include <pthread.h>
@@ -104,13 +106,6 @@ struct pipeline {
     /* Writer thread only. */
     uint64_t next_chunk_id, stored_bytes, new_bytes, dedup_bytes, chunks, dedup_hits;
 };
-
-static double mono_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static double thread_seconds(void)
 {
@@ -274,9 +269,9 @@ static void *writer_main(void *arg)
         if (p->failed || p->written == p->produced)
             break;
         pthread_mutex_unlock(&p->mu);
-        double t0 = mono_seconds();
+        double t0 = asr_now();
         int rc = write_slot(p, s, &err);
-        busy += mono_seconds() - t0;
+        busy += asr_now() - t0;
         if (rc != ASR_OK) {
             pipeline_fail(p, &err);
             pthread_mutex_lock(&p->mu);
@@ -376,14 +371,10 @@ static int add_piece_ref(struct slot *s, uint64_t offset, uint32_t len, struct a
         s->pieces[s->npieces - 1].len += len;
         return ASR_OK;
     }
-    if (s->npieces == s->cap) {
-        size_t cap = s->cap * 2;
-        struct piece_ref *v = realloc(s->pieces, cap * sizeof *v);
-        if (!v)
-            return asr_fail_public(err, ASR_E_NOMEM, "out of memory for chunk pieces");
-        s->pieces = v;
-        s->cap = cap;
-    }
+    struct piece_ref *v = asr_grow(s->pieces, &s->cap, s->npieces + 1, sizeof *v, 64);
+    if (!v)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory for chunk pieces");
+    s->pieces = v;
     s->pieces[s->npieces++] = (struct piece_ref){offset, len, s->len};
     return ASR_OK;
 }
@@ -694,7 +685,7 @@ int asr_backup_read_only(const struct asr_backup_source *src, size_t n, uint64_t
                          struct asr_error *err)
 {
     *bytes = 0;
-    double t0 = mono_seconds();
+    double t0 = asr_now();
     int rc = ASR_OK;
     for (size_t i = 0; i < n && rc == ASR_OK; i++) {
         struct asr_source *source;
@@ -714,7 +705,7 @@ int asr_backup_read_only(const struct asr_backup_source *src, size_t n, uint64_t
         }
         asr_source_close(source);
     }
-    *seconds = mono_seconds() - t0;
+    *seconds = asr_now() - t0;
     return rc;
 }
 
@@ -887,7 +878,7 @@ int asr_backup_run(struct asr_writer *w, const struct asr_backup_source *src, si
     pthread_t writer, workers[MAX_THREADS];
     unsigned started = 0;
     bool writer_started = false;
-    double t0 = mono_seconds();
+    double t0 = asr_now();
     rc = pipeline_init(&p, w, opt, threads, err);
     if (rc == ASR_OK) {
         asr_cdc_init(&pr.cdc, opt->avg_chunk ? opt->avg_chunk : DEFAULT_AVG_CHUNK, p.max_chunk);
@@ -919,7 +910,7 @@ int asr_backup_run(struct asr_writer *w, const struct asr_backup_source *src, si
         if (p.slots[i].state != SLOT_FREE && rc == ASR_OK)
             rc = asr_fail_public(err, ASR_E_STATE, "pipeline ended with chunks unwritten");
     st->threads = threads;
-    st->seconds = mono_seconds() - t0;
+    st->seconds = asr_now() - t0;
     st->hash_seconds = p.hash_seconds;
     st->scan_seconds = p.scan_seconds;
     st->scans = p.scans_done;

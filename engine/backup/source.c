@@ -5,6 +5,8 @@
  * inside this file; callers get enum asr_status and a message. */
 #include "source.h"
 
+#include "clock.h"
+#include "grow.h"
 #include "iobuf.h"
 #include "readat.h"
 
@@ -56,13 +58,6 @@ struct asr_source {
     uint64_t wait_ns;
     uint8_t *arena; /* the requests' buffers, one after another */
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 int asr_source_open(const struct asr_source_config *cfg, struct asr_source **out, struct asr_error *err)
 {
@@ -222,14 +217,10 @@ static int add_bad(struct request *r, uint64_t off, uint64_t len)
         r->bad[r->bad_n - 1].length += len;
         return 0;
     }
-    if (r->bad_n == r->bad_cap) {
-        size_t cap = r->bad_cap ? r->bad_cap * 2 : 8;
-        struct asr_range *v = realloc(r->bad, cap * sizeof *v);
-        if (!v)
-            return -1;
-        r->bad = v;
-        r->bad_cap = cap;
-    }
+    struct asr_range *v = asr_grow(r->bad, &r->bad_cap, r->bad_n + 1, sizeof *v, 8);
+    if (!v)
+        return -1;
+    r->bad = v;
     r->bad[r->bad_n++] = (struct asr_range){off, len};
     return 0;
 }
@@ -300,7 +291,7 @@ enum asr_peek asr_source_peek(struct asr_source *s, uint64_t request, struct asr
 /* Waits until request r (the oldest) has completed and holds [start, end) or is probed. */
 static int complete_oldest(struct asr_source *s, struct request *r, struct asr_error *err)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = asr_now_ns();
     while (!r->done) {
         struct io_uring_cqe *cqe;
         int rc = io_uring_wait_cqe(&s->ring, &cqe);
@@ -310,12 +301,12 @@ static int complete_oldest(struct asr_source *s, struct request *r, struct asr_e
             return asr_fail_public(err, ASR_E_IO, "io_uring: %s", strerror(-rc));
         note_completion(s, cqe);
     }
-    s->wait_ns += now_ns() - t0;
+    s->wait_ns += asr_now_ns() - t0;
     uint64_t need = r->end - r->aligned;
     if (r->res >= 0 && (uint64_t)r->res < need) {
         /* Short read: finish it with ordinary reads (no alignment needed there). */
         uint64_t got = (uint64_t)r->res;
-        int rc = asr_read_exact(s->cfg.fd, r->buf + got, (size_t)(need - got), r->aligned + got);
+        int rc = asr_pread_full(s->cfg.fd, r->buf + got, (size_t)(need - got), r->aligned + got);
         r->res = rc == 0 ? (int)need : rc < 0 ? rc : -EIO;
     }
     /* The failed request may be large: probing names the bad sectors themselves, and when it

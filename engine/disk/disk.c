@@ -3,6 +3,8 @@
  * needs byte-exact (sector 0, the post-MBR gap, GPT headers and entry arrays, EBRs). Partitions
  * are addressed by offset on the whole disk, never through /dev/xxxN nodes, which may not exist. */
 #include "asr_engine.h"
+#include "guid.h"
+#include "le.h"
 #include "probe.h"
 
 #include <errno.h>
@@ -52,11 +54,6 @@ static void warn(struct asr_disk *d, const char *fmt, ...)
     strcat(d->warnings, "\n");
 }
 
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* ---- geometry -------------------------------------------------------------------------- */
 
 static int read_geometry(struct asr_disk *d, struct asr_error *err)
@@ -87,31 +84,6 @@ static int read_geometry(struct asr_disk *d, struct asr_error *err)
         return asr_fail_public(err, ASR_E_ARG, "%s is too small to be a disk (%llu bytes)", d->path,
                                (unsigned long long)d->desc.size_bytes);
     return ASR_OK;
-}
-
-/* ---- GUID strings ---------------------------------------------------------------------- */
-
-/* "C12A7328-F81F-11D2-BA4B-00A0C93EC93B" to the 16 bytes GPT stores (first three fields
- * little-endian). Returns 0, or -1 when the string is not a GUID. */
-static int guid_to_disk_bytes(const char *s, uint8_t out[16])
-{
-    static const int order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
-    uint8_t be[16];
-    int n = 0;
-    for (const char *p = s; *p && n < 16; p++) {
-        if (*p == '-')
-            continue;
-        unsigned v;
-        if (sscanf(p, "%2x", &v) != 1 || !p[1])
-            return -1;
-        be[n++] = (uint8_t)v;
-        p++;
-    }
-    if (n != 16)
-        return -1;
-    for (int i = 0; i < 16; i++)
-        out[order[i]] = be[i];
-    return 0;
 }
 
 /* ---- raw regions ----------------------------------------------------------------------- */
@@ -188,7 +160,7 @@ static int add_ebrs(struct asr_disk *d, uint64_t ext_start_lba, uint64_t ext_siz
         if ((rc = add_region(d, ASR_REGION_EBR, lba * ss, ss, err)))
             return rc;
         const uint8_t *link = sector + 446 + 16;
-        uint32_t next = le32(link + 8);
+        uint32_t next = get_le32(link + 8);
         if (link[4] == 0 || next == 0 || next <= rel)
             return ASR_OK; /* end of chain, or a link backwards: stop rather than loop */
         rel = next;
@@ -249,7 +221,7 @@ static int add_gpt_regions(struct asr_disk *d, struct fdisk_context *cxt, struct
     int rc = asr_window_read(&whole, "the GPT header", ss, hdr, sizeof hdr, err);
     if (rc)
         return rc;
-    uint32_t entry_size = (uint32_t)hdr[84] | (uint32_t)hdr[85] << 8 | (uint32_t)hdr[86] << 16 | (uint32_t)hdr[87] << 24;
+    uint32_t entry_size = get_le32(hdr + 84);
     if (memcmp(hdr, "EFI PART", 8) != 0 || entry_size < 128 || entry_size > 4096)
         entry_size = 128; /* primary header damaged (libfdisk used the backup): assume the standard size */
     d->desc.gpt_entry_count = (uint32_t)count;
@@ -291,9 +263,9 @@ static void fill_partition(struct asr_disk *d, struct fdisk_context *cxt, struct
         p->kind = ASR_PART_GPT;
         const char *uuid = fdisk_partition_get_uuid(pa);
         if (t && fdisk_parttype_get_string(t))
-            guid_to_disk_bytes(fdisk_parttype_get_string(t), p->type_guid);
+            asr_guid_parse(fdisk_parttype_get_string(t), ASR_GUID_GPT, p->type_guid);
         if (uuid)
-            guid_to_disk_bytes(uuid, p->part_guid);
+            asr_guid_parse(uuid, ASR_GUID_GPT, p->part_guid);
         fdisk_gpt_get_partition_attrs(cxt, fdisk_partition_get_partno(pa), &p->attributes);
     } else {
         p->mbr_type = t ? (uint8_t)fdisk_parttype_get_code(t) : 0;
@@ -428,7 +400,7 @@ static enum mbr_entries classify_entries(const struct asr_disk *d, char *why, si
     int nused = 0;
     for (int i = 0; i < 4; i++) {
         const uint8_t *e = s + 446 + 16 * i;
-        uint32_t first = le32(e + 8), count = le32(e + 12);
+        uint32_t first = get_le32(e + 8), count = get_le32(e + 12);
         used[i] = e[4] != 0;
         start[i] = first;
         end[i] = (uint64_t)first + count;
@@ -546,7 +518,7 @@ static void read_disk_id(struct asr_disk *d, struct fdisk_context *cxt)
     char *id = NULL;
     if (fdisk_get_disklabel_id(cxt, &id) == 0 && id) {
         if (d->desc.label == ASR_LABEL_GPT)
-            guid_to_disk_bytes(id, d->desc.disk_id);
+            asr_guid_parse(id, ASR_GUID_GPT, d->desc.disk_id);
         else {
             unsigned long sig = strtoul(id, NULL, 16);
             for (int i = 0; i < 4; i++)

@@ -1,6 +1,7 @@
 /* Sorted byte-range lists and bounds-checked disk windows: the two primitives every used-map
  * parser builds on. */
 #include "asr_engine.h"
+#include "grow.h"
 #include "readat.h"
 
 #include <fcntl.h>
@@ -23,14 +24,10 @@ int asr_ranges_add(struct asr_ranges *r, uint64_t off, uint64_t len)
             return ASR_OK;
         }
     }
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 256;
-        struct asr_range *v = realloc(r->v, cap * sizeof *v);
-        if (!v)
-            return ASR_E_NOMEM;
-        r->v = v;
-        r->cap = cap;
-    }
+    struct asr_range *v = asr_grow(r->v, &r->cap, r->n + 1, sizeof *v, 256);
+    if (!v)
+        return ASR_E_NOMEM;
+    r->v = v;
     r->v[r->n++] = (struct asr_range){off, len};
     return ASR_OK;
 }

@@ -8,24 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int asr_read_exact(int fd, void *buf, size_t len, uint64_t off)
-{
-    uint8_t *p = buf;
-    while (len) {
-        ssize_t n = pread(fd, p, len, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return ASR_READ_ENDED;
-        p += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
 static bool gone_errno(int e)
 {
     return e == ENODEV || e == ENXIO || e == ENOMEDIUM || e == ENOTCONN || e == ESHUTDOWN;
@@ -40,16 +22,16 @@ static bool may_pass(int rc)
 
 int asr_read_tries(int fd, void *buf, size_t len, uint64_t off)
 {
-    int rc = asr_read_exact(fd, buf, len, off);
+    int rc = asr_pread_full(fd, buf, len, off);
     for (int i = 1; i < ASR_READ_TRIES && may_pass(rc); i++)
-        rc = asr_read_exact(fd, buf, len, off);
+        rc = asr_pread_full(fd, buf, len, off);
     return rc;
 }
 
 int asr_read_located(int fd, void *buf, size_t len, uint64_t off, uint32_t unit, uint64_t *bad_at)
 {
     *bad_at = off;
-    int rc = asr_read_exact(fd, buf, len, off);
+    int rc = asr_pread_full(fd, buf, len, off);
     if (rc == 0 || rc == -EINVAL || unit == 0)
         return rc;
     for (size_t done = 0; done < len; done += unit) {
@@ -64,7 +46,7 @@ int asr_read_located(int fd, void *buf, size_t len, uint64_t off, uint32_t unit,
 
 const char *asr_read_strerror(int rc)
 {
-    return rc == ASR_READ_ENDED ? "unexpected end of file" : strerror(-rc);
+    return rc == ASR_IO_SHORT ? "unexpected end of file" : strerror(-rc);
 }
 
 bool asr_read_gone(int fd, int rc, uint64_t size, uint64_t *now)

@@ -10,15 +10,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ASR_READ_TRIES 3 /* reads of a failing unit, in all, before it counts as unreadable */
-#define ASR_READ_ENDED 1 /* what the functions below return when the file ends before the range */
+#include "io.h"
 
-/* len bytes at off, all of them: 0, -errno, or ASR_READ_ENDED. */
-int asr_read_exact(int fd, void *buf, size_t len, uint64_t off);
-/* asr_read_exact, read again while it fails for a reason that may go away, up to ASR_READ_TRIES
+#define ASR_READ_TRIES 3 /* reads of a failing unit, in all, before it counts as unreadable */
+
+/* The functions below read every byte asked for (asr_pread_full of common/io.h) and return as it
+ * does: 0, -errno, or ASR_IO_SHORT when the file ends before the range. */
+
+/* asr_pread_full, read again while it fails for a reason that may go away, up to ASR_READ_TRIES
  * times in all. */
 int asr_read_tries(int fd, void *buf, size_t len, uint64_t off);
-/* asr_read_exact; when it fails, read again unit by unit (the last one may be short), each unit
+/* asr_pread_full; when it fails, read again unit by unit (the last one may be short), each unit
  * with asr_read_tries: 0 when every unit reads, else the first failing unit's status, its offset
  * in *bad_at. */
 int asr_read_located(int fd, void *buf, size_t len, uint64_t off, uint32_t unit, uint64_t *bad_at);

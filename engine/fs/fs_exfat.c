@@ -8,6 +8,7 @@
  * library exposes exFAT allocation from a byte window. */
 #include "asr_engine.h"
 #include "fs_walk.h"
+#include "le.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,15 +63,6 @@ struct chain {
     uint64_t steps, limit, power, lam;
 };
 
-static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p) | ((uint64_t)le32(p + 4) << 32); }
-
 static uint64_t cluster_offset(const struct exfat_geom *g, uint32_t c)
 {
     return g->heap_offset + ((uint64_t)(c - 2) << g->cluster_shift);
@@ -118,12 +110,12 @@ static int parse_boot_sector(const uint8_t *b, uint64_t window, struct exfat_geo
     g->fats = b[110];
     if (g->fats != 1 && g->fats != 2)
         return asr_fail_public(err, ASR_E_CORRUPT, "exfat: number of FATs %u not 1 or 2 (boot sector offset 110)", g->fats);
-    g->active = le16(b + 106) & 1;
+    g->active = get_le16(b + 106) & 1;
     if (g->active && g->fats == 1)
         return asr_fail_public(err, ASR_E_CORRUPT, "exfat: second FAT active on a one-FAT volume (boot sector offset 106)");
 
     uint32_t ss = g->sector_shift;
-    uint64_t volume_sectors = le64(b + 72);
+    uint64_t volume_sectors = get_le64(b + 72);
     if (volume_sectors > window >> ss)
         return asr_fail_public(err, ASR_E_CORRUPT,
                                "exfat: volume length of %llu sectors exceeds its %llu-byte window (boot sector offset 72)",
@@ -131,10 +123,10 @@ static int parse_boot_sector(const uint8_t *b, uint64_t window, struct exfat_geo
     if (volume_sectors < (1u << 20) >> ss)
         return asr_fail_public(err, ASR_E_CORRUPT, "exfat: volume length of %llu sectors below 1 MiB (boot sector offset 72)",
                                (unsigned long long)volume_sectors);
-    uint64_t fat_sector = le32(b + 80), fat_sectors = le32(b + 84), heap_sector = le32(b + 88);
-    g->clusters = le32(b + 92);
-    g->root_cluster = le32(b + 96);
-    g->serial = le32(b + 100);
+    uint64_t fat_sector = get_le32(b + 80), fat_sectors = get_le32(b + 84), heap_sector = get_le32(b + 88);
+    g->clusters = get_le32(b + 92);
+    g->root_cluster = get_le32(b + 96);
+    g->serial = get_le32(b + 100);
     if (fat_sector < 2 * BOOT_REGION_SECTORS)
         return asr_fail_public(err, ASR_E_CORRUPT, "exfat: FAT offset %llu inside the boot regions (boot sector offset 80)",
                                (unsigned long long)fat_sector);
@@ -174,10 +166,10 @@ static int check_boot_region(const struct asr_window *w, const struct exfat_geom
     if (rc == ASR_OK) {
         uint32_t sum = boot_checksum(region, 11 * sector);
         for (size_t i = 11 * sector; i < bytes && rc == ASR_OK; i += 4)
-            if (le32(region + i) != sum)
+            if (get_le32(region + i) != sum)
                 rc = asr_fail_public(err, ASR_E_CORRUPT,
                                      "exfat: boot checksum mismatch: computed %08X, sector 11 holds %08X (volume offset %zu)",
-                                     sum, le32(region + i), i);
+                                     sum, get_le32(region + i), i);
     }
     free(region);
     return rc;
@@ -195,7 +187,7 @@ static int fat_entry(struct fat_cache *fc, uint32_t c, uint32_t *next, struct as
             return rc;
         }
     }
-    *next = le32(fc->buf + (c - fc->start) * 4);
+    *next = get_le32(fc->buf + (c - fc->start) * 4);
     return ASR_OK;
 }
 
@@ -245,7 +237,7 @@ static void label_to_utf8(const uint8_t *units, unsigned n, char *out, size_t ca
 {
     size_t o = 0;
     for (unsigned i = 0; i < n; i++) {
-        uint32_t u = le16(units + 2 * i), low = i + 1 < n ? le16(units + 2 * i + 2) : 0;
+        uint32_t u = get_le16(units + 2 * i), low = i + 1 < n ? get_le16(units + 2 * i + 2) : 0;
         if (u >= 0xD800 && u < 0xDC00 && low >= 0xDC00 && low < 0xE000) {
             u = 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00);
             i++;
@@ -293,8 +285,8 @@ static int record_sys_file(struct sys_file *f, const uint8_t *e, const char *wha
         return asr_fail_public(err, ASR_E_CORRUPT, "exfat: second %s entry in the root directory (volume offset %llu)", what,
                                (unsigned long long)at);
     f->present = 1;
-    f->first_cluster = le32(e + 20);
-    f->length = le64(e + 24);
+    f->first_cluster = get_le32(e + 20);
+    f->length = get_le64(e + 24);
     return ASR_OK;
 }
 
@@ -545,10 +537,10 @@ static int walk_entry(struct exfat_walk *xw, const uint8_t *e, struct set_state 
     }
     if (!(t & 0x40)) { /* a primary entry starts a set */
         st->secondaries = e[1];
-        st->is_dir = t == ENTRY_FILE && (le16(e + 4) & 0x10);
+        st->is_dir = t == ENTRY_FILE && (get_le16(e + 4) & 0x10);
         st->stream_seen = 0;
-        if (t >= 0xA0 && t <= 0xBF && (le16(e + 4) & 1)) /* benign primary, AllocationPossible */
-            return walk_alloc(xw, le32(e + 20), le64(e + 24), le16(e + 4) & 2, "a vendor entry", err);
+        if (t >= 0xA0 && t <= 0xBF && (get_le16(e + 4) & 1)) /* benign primary, AllocationPossible */
+            return walk_alloc(xw, get_le32(e + 20), get_le64(e + 24), get_le16(e + 4) & 2, "a vendor entry", err);
         return ASR_OK;
     }
     if (!st->secondaries) /* a secondary entry outside any set: no reader looks at it */
@@ -556,8 +548,8 @@ static int walk_entry(struct exfat_walk *xw, const uint8_t *e, struct set_state 
     st->secondaries--;
     if (!(e[1] & 1)) /* GeneralSecondaryFlags.AllocationPossible */
         return ASR_OK;
-    uint32_t first = le32(e + 20);
-    uint64_t length = le64(e + 24);
+    uint32_t first = get_le32(e + 20);
+    uint64_t length = get_le64(e + 24);
     if (t == ENTRY_STREAM && st->is_dir && !st->stream_seen) {
         st->stream_seen = 1;
         if (!valid_cluster(xw->g, first) || !length)

@@ -6,6 +6,7 @@
  * them free), become byte ranges. A journal still to replay is read (fs_ext_journal.c) and the
  * filesystem mapped a second time as the replay will leave it. */
 #include "fs_ext_internal.h"
+#include "guid.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -162,10 +163,7 @@ static const char *fs_name(struct ext2_super_block *s)
 static void fill_names(struct ext2_super_block *s, struct asr_usedmap *out)
 {
     snprintf(out->fs_type, sizeof out->fs_type, "%s", fs_name(s));
-    const uint8_t *u = s->s_uuid;
-    snprintf(out->fs_uuid, sizeof out->fs_uuid,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3], u[4],
-             u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+    asr_guid_text(s->s_uuid, 0, out->fs_uuid);
     /* s_volume_name is NUL-padded but not NUL-terminated when all 16 bytes are used. */
     size_t n = strnlen((const char *)s->s_volume_name, EXT2_LABEL_LEN);
     snprintf(out->fs_label, sizeof out->fs_label, "%.*s", (int)n, (const char *)s->s_volume_name);

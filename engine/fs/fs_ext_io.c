@@ -6,6 +6,7 @@
  * readers (fs_ext_internal.h): the used map (fs_ext.c), the journal reader (fs_ext_journal.c),
  * the reference walk (fs_ext_refs.c) and analyze.c's boot-file lookup all read through it. */
 #include "fs_ext_internal.h"
+#include "le.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -224,11 +225,6 @@ int asr_ext_fail(struct asr_error *err, const struct asr_ext_io *wi, const char 
                            error_message(code));
 }
 
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Before libext2fs sizes anything from it: the superblock's blocks count times block size must
  * fit the window. libext2fs would otherwise allocate descriptors for every group claimed and
  * fail later with a generic "corrupt superblock" (or, for a filesystem shorter than claimed
@@ -240,22 +236,22 @@ static int check_super(const struct asr_ext_io *io, struct asr_error *err)
     int rc = ext_read(io, "the superblock", SB_OFFSET, sb, sizeof sb, err);
     if (rc != ASR_OK)
         return rc;
-    if ((sb[SB_MAGIC] | sb[SB_MAGIC + 1] << 8) != EXT2_SUPER_MAGIC)
+    if (get_le16(sb + SB_MAGIC) != EXT2_SUPER_MAGIC)
         return asr_fail_public(err, ASR_E_CORRUPT, "ext: no superblock magic 0xEF53 at volume offset %u",
                                SB_OFFSET + SB_MAGIC);
-    uint32_t log = le32(sb + SB_LOG_BLOCK);
+    uint32_t log = get_le32(sb + SB_LOG_BLOCK);
     if (log > SB_MAX_LOG_BLOCK)
         return asr_fail_public(err, ASR_E_CORRUPT, "ext: superblock block size 1 KiB << %u is not an ext block size",
                                log);
-    bool wide = le32(sb + SB_INCOMPAT) & EXT4_FEATURE_INCOMPAT_64BIT;
-    uint64_t bs = 1024u << log, blocks = le32(sb + SB_BLOCKS_LO);
+    bool wide = get_le32(sb + SB_INCOMPAT) & EXT4_FEATURE_INCOMPAT_64BIT;
+    uint64_t bs = 1024u << log, blocks = get_le32(sb + SB_BLOCKS_LO);
     if (wide)
-        blocks |= (uint64_t)le32(sb + SB_BLOCKS_HI) << 32;
+        blocks |= (uint64_t)get_le32(sb + SB_BLOCKS_HI) << 32;
     if (blocks > w->size / bs)
         return asr_fail_public(err, ASR_E_CORRUPT,
                                "ext: superblock claims %llu blocks of %llu bytes, more than the %llu-byte volume",
                                (unsigned long long)blocks, (unsigned long long)bs, (unsigned long long)w->size);
-    uint64_t first = le32(sb + SB_FIRST_DATA), per_group = le32(sb + SB_BLOCKS_PER_GROUP);
+    uint64_t first = get_le32(sb + SB_FIRST_DATA), per_group = get_le32(sb + SB_BLOCKS_PER_GROUP);
     if (blocks * bs < EXT_HEAD_BYTES || first >= blocks || per_group == 0)
         return asr_fail_public(err, ASR_E_CORRUPT,
                                "ext: superblock claims %llu blocks of %llu bytes, %llu per group, data from "
@@ -263,7 +259,7 @@ static int check_super(const struct asr_ext_io *io, struct asr_error *err)
                                (unsigned long long)blocks, (unsigned long long)bs, (unsigned long long)per_group,
                                (unsigned long long)first);
     /* 32-byte descriptors unless 64bit says otherwise (ext2fs_open2 checks the size itself). */
-    uint64_t desc = wide ? (uint64_t)(sb[SB_DESC_SIZE] | sb[SB_DESC_SIZE + 1] << 8) : 0;
+    uint64_t desc = wide ? get_le16(sb + SB_DESC_SIZE) : 0;
     uint64_t groups = (blocks - first + per_group - 1) / per_group, desc_bytes = groups * (desc > 32 ? desc : 32);
     if (desc_bytes > EXT_MAX_DESC_BYTES)
         return asr_fail_public(err, ASR_E_LIMIT,

@@ -4,6 +4,7 @@
  * (the window I/O manager substitutes those blocks), so that blocks the replayed bitmaps and
  * inodes use are captured though the bitmaps on disk do not show them yet. */
 #include "fs_ext_internal.h"
+#include "grow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -90,17 +91,9 @@ static int read_jblock(struct log *l, uint64_t lblk, uint8_t *buf, blk64_t *phys
     return e ? asr_ext_fail(l->err, l->io, "reading the journal", e) : ASR_OK;
 }
 
-static int grow(void **v, size_t *cap, size_t n, size_t size, struct asr_error *err)
+static int nomem(struct asr_error *err)
 {
-    if (n < *cap)
-        return ASR_OK;
-    size_t c = *cap ? *cap * 2 : 256;
-    void *p = realloc(*v, c * size);
-    if (!p)
-        return asr_fail_public(err, ASR_E_NOMEM, "ext: out of memory reading the journal");
-    *v = p;
-    *cap = c;
-    return ASR_OK;
+    return asr_fail_public(err, ASR_E_NOMEM, "ext: out of memory reading the journal");
 }
 
 static size_t tag_bytes(uint32_t incompat)
@@ -131,9 +124,10 @@ static int read_descriptor(struct log *l, const uint8_t *buf, uint32_t seq, uint
         *at = wrap(l, (uint64_t)*at + 1);
         if (++*steps > l->last - l->first)
             return asr_fail_public(l->err, ASR_E_CORRUPT, "ext: the journal's log is longer than the journal");
-        int rc = grow((void **)&l->tags, &l->cap_tags, l->ntags, sizeof *l->tags, l->err);
-        if (rc != ASR_OK)
-            return rc;
+        struct tag *tags = asr_grow(l->tags, &l->cap_tags, l->ntags + 1, sizeof *tags, 256);
+        if (!tags)
+            return nomem(l->err);
+        l->tags = tags;
         l->tags[l->ntags++] = (struct tag){target, *at, seq, flags & JBD2_FLAG_ESCAPE};
         off += tb + (flags & JBD2_FLAG_SAME_UUID ? 0 : 16);
         if (flags & JBD2_FLAG_LAST_TAG)
@@ -149,9 +143,10 @@ static int read_revoke(struct log *l, const uint8_t *buf, uint32_t seq)
     if (used > bs)
         used = bs;
     for (size_t off = 16; off + rec <= used; off += rec) {
-        int rc = grow((void **)&l->revokes, &l->cap_revokes, l->nrevokes, sizeof *l->revokes, l->err);
-        if (rc != ASR_OK)
-            return rc;
+        struct revoke *revokes = asr_grow(l->revokes, &l->cap_revokes, l->nrevokes + 1, sizeof *revokes, 256);
+        if (!revokes)
+            return nomem(l->err);
+        l->revokes = revokes;
         uint64_t b = rec == 8 ? (uint64_t)be32(buf + off) << 32 | be32(buf + off + 4) : be32(buf + off);
         l->revokes[l->nrevokes++] = (struct revoke){b, seq};
     }

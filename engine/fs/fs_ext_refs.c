@@ -4,6 +4,7 @@
  * tables through libext2fs's inode scan (the inodes e2fsck checks) and parses block maps and
  * extent trees itself, so that each tree block is read once and no damaged tree can loop. */
 #include "fs_ext_internal.h"
+#include "le.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +23,6 @@ struct walk {
     struct asr_ext_walk *out;
     struct asr_error *err;
 };
-
-static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 static void flush(struct walk *w)
 {
@@ -91,7 +86,7 @@ static int walk_indirect(struct walk *w, blk64_t blk, int level)
     uint8_t *buf = w->buf + (size_t)level * w->fs->blocksize;
     int rc = read_tree_block(w, blk, buf);
     for (unsigned i = 0; rc == ASR_OK && i < w->fs->blocksize / 4; i++) {
-        blk64_t p = le32(buf + 4 * i);
+        blk64_t p = get_le32(buf + 4 * i);
         if (p == 0)
             continue;
         if (level == 1)
@@ -107,9 +102,9 @@ static int walk_indirect(struct walk *w, blk64_t blk, int level)
  * node itself was marked by its parent); entries are clipped to the node. */
 static int walk_extent_node(struct walk *w, const uint8_t *node, size_t bytes, int parent_depth)
 {
-    if (le16(node) != EXT3_EXT_MAGIC)
+    if (get_le16(node) != EXT3_EXT_MAGIC)
         return ASR_OK;
-    unsigned entries = le16(node + 2), depth = le16(node + 6);
+    unsigned entries = get_le16(node + 2), depth = get_le16(node + 6);
     if ((int)depth >= parent_depth || depth > EXT_MAX_EXTENT_DEPTH)
         return ASR_OK;
     if (entries > (bytes - 12) / 12)
@@ -117,13 +112,13 @@ static int walk_extent_node(struct walk *w, const uint8_t *node, size_t bytes, i
     for (unsigned i = 0; i < entries; i++) {
         const uint8_t *e = node + 12 + 12 * (size_t)i;
         if (depth == 0) {
-            unsigned len = le16(e + 4);
+            unsigned len = get_le16(e + 4);
             if (len > EXT_INIT_MAX_LEN)
                 len -= EXT_INIT_MAX_LEN;
-            mark(w, (blk64_t)le16(e + 6) << 32 | le32(e + 8), len);
+            mark(w, (blk64_t)get_le16(e + 6) << 32 | get_le32(e + 8), len);
             continue;
         }
-        blk64_t child = (blk64_t)le16(e + 8) << 32 | le32(e + 4);
+        blk64_t child = (blk64_t)get_le16(e + 8) << 32 | get_le32(e + 4);
         if (!follow(w, child))
             continue;
         uint8_t *buf = w->buf + (size_t)depth * w->fs->blocksize;
@@ -155,10 +150,10 @@ static int walk_inode(struct walk *w, ext2_ino_t ino, struct ext2_inode *inode)
         return walk_extent_node(w, iblock, sizeof inode->i_block, EXT_MAX_EXTENT_DEPTH + 1);
     for (int i = 0; i < EXT2_NDIR_BLOCKS; i++)
         if (inode->i_block[i])
-            mark(w, le32(iblock + 4 * i), 1);
+            mark(w, get_le32(iblock + 4 * i), 1);
     static const int levels[] = {[EXT2_IND_BLOCK] = 1, [EXT2_DIND_BLOCK] = 2, [EXT2_TIND_BLOCK] = 3};
     for (int i = EXT2_IND_BLOCK; i <= EXT2_TIND_BLOCK; i++) {
-        blk64_t p = le32(iblock + 4 * i);
+        blk64_t p = get_le32(iblock + 4 * i);
         int rc = p ? walk_indirect(w, p, levels[i]) : ASR_OK;
         if (rc != ASR_OK)
             return rc;

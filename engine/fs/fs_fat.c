@@ -8,6 +8,7 @@
  * mtools are programs, not libraries). */
 #include "asr_engine.h"
 #include "fs_walk.h"
+#include "le.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,13 +40,6 @@ struct fat_geom {
     uint64_t data_offset;  /* bytes: cluster 2 */
 };
 
-static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
 static int is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
 static int corrupt(struct asr_error *err, const char *what)
@@ -60,10 +54,10 @@ static int parse_bpb(const uint8_t *b, uint64_t window, struct fat_geom *g, stru
     char m[200];
     if (b[510] != 0x55 || b[511] != 0xAA)
         return corrupt(err, "boot sector signature 55 AA missing (boot sector offset 510)");
-    uint32_t bps = le16(b + 11), spc = b[13], reserved = le16(b + 14), fats = b[16];
-    uint32_t root_entries = le16(b + 17), media = b[21];
-    uint32_t fatsz16 = le16(b + 22), fatsz32 = le32(b + 36);
-    uint32_t total = le16(b + 19) ? le16(b + 19) : le32(b + 32);
+    uint32_t bps = get_le16(b + 11), spc = b[13], reserved = get_le16(b + 14), fats = b[16];
+    uint32_t root_entries = get_le16(b + 17), media = b[21];
+    uint32_t fatsz16 = get_le16(b + 22), fatsz32 = get_le32(b + 36);
+    uint32_t total = get_le16(b + 19) ? get_le16(b + 19) : get_le32(b + 32);
 
     if (!is_pow2(bps) || bps < 512 || bps > 4096) {
         snprintf(m, sizeof m, "bytes per sector %u invalid (boot sector offset 11)", bps);
@@ -93,7 +87,7 @@ static int parse_bpb(const uint8_t *b, uint64_t window, struct fat_geom *g, stru
     uint64_t volume_bytes = (uint64_t)total * bps;
     if (volume_bytes > window) {
         snprintf(m, sizeof m, "volume of %llu bytes (total sectors, boot sector offset %d) exceeds its %llu-byte window",
-                 (unsigned long long)volume_bytes, le16(b + 19) ? 19 : 32, (unsigned long long)window);
+                 (unsigned long long)volume_bytes, get_le16(b + 19) ? 19 : 32, (unsigned long long)window);
         return corrupt(err, m);
     }
     if ((uint64_t)root_entries * 32 % bps) {
@@ -125,11 +119,11 @@ static int parse_bpb(const uint8_t *b, uint64_t window, struct fat_geom *g, stru
                      (unsigned long long)clusters, FAT32_MAX_CLUSTERS);
             return corrupt(err, m);
         }
-        if (le16(b + 42) != 0) {
+        if (get_le16(b + 42) != 0) {
             snprintf(m, sizeof m, "FAT32 version %u.%u unknown (boot sector offset 42)", b[43], b[42]);
             return corrupt(err, m);
         }
-        g->root_cluster = le32(b + 44);
+        g->root_cluster = get_le32(b + 44);
         if (g->root_cluster < 2 || g->root_cluster > clusters + 1) {
             snprintf(m, sizeof m, "root directory cluster %u outside clusters 2..%llu (boot sector offset 44)",
                      g->root_cluster, (unsigned long long)clusters + 1);
@@ -158,8 +152,8 @@ static int parse_bpb(const uint8_t *b, uint64_t window, struct fat_geom *g, stru
 
     /* FAT32 may disable mirroring (extended flags bit 7): then only the active FAT is current. */
     uint32_t active = 0;
-    if (g->bits == 32 && (le16(b + 40) & 0x80)) {
-        active = le16(b + 40) & 0x0F;
+    if (g->bits == 32 && (get_le16(b + 40) & 0x80)) {
+        active = get_le16(b + 40) & 0x0F;
         if (active >= fats) {
             snprintf(m, sizeof m, "active FAT %u of %u (boot sector offset 40)", active, fats);
             return corrupt(err, m);
@@ -194,13 +188,13 @@ static uint32_t entry_at(const uint8_t *piece, uint32_t i, uint32_t bits)
 {
     switch (bits) {
     case 12: {
-        uint32_t v = le16(piece + i + i / 2);
+        uint32_t v = get_le16(piece + i + i / 2);
         return i & 1 ? v >> 4 : v & 0xFFF;
     }
     case 16:
-        return le16(piece + 2 * (size_t)i);
+        return get_le16(piece + 2 * (size_t)i);
     default:
-        return le32(piece + 4 * (size_t)i) & 0x0FFFFFFFu;
+        return get_le32(piece + 4 * (size_t)i) & 0x0FFFFFFFu;
     }
 }
 
@@ -325,9 +319,9 @@ static int walk_entries(struct fat_walk *fw, const uint8_t *buf, size_t n, struc
             continue; /* free, deleted, a long-name part, a volume label */
         if (!memcmp(e, ".          ", 11) || !memcmp(e, "..         ", 11))
             continue;
-        uint32_t start = le16(e + 26) | (fw->g->bits == 32 ? (uint32_t)le16(e + 20) << 16 : 0);
+        uint32_t start = get_le16(e + 26) | (fw->g->bits == 32 ? (uint32_t)get_le16(e + 20) << 16 : 0);
         if (!(attr & 0x10))
-            rc = walk_file(fw, e, start, le32(e + 28), err);
+            rc = walk_file(fw, e, start, get_le32(e + 28), err);
         else if (valid_cluster(fw->g, start)) {
             rc = asr_walk_push(&fw->wk, &(struct asr_walk_dir){.first = start, .bytes = DIR_MAX_BYTES}, err);
             asr_window_prefetch(fw->w, fw->g->data_offset + (uint64_t)(start - 2) * fw->g->cluster_bytes, fw->g->cluster_bytes);
@@ -503,7 +497,7 @@ int asr_fat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr
      * volume-label entry, which the BPB copy can lag behind. */
     const uint8_t *ext = g.bits == 32 ? boot + 64 : boot + 36;
     if (ext[2] == 0x29 || ext[2] == 0x28) {
-        uint32_t serial = le32(ext + 3);
+        uint32_t serial = get_le32(ext + 3);
         snprintf(out->fs_uuid, sizeof out->fs_uuid, "%04X-%04X", serial >> 16, serial & 0xFFFF);
     }
     return ASR_OK;

@@ -25,10 +25,6 @@
 
 #define VOLUME_IS_DIRTY 0x0001u
 
-#define le16 ntfs_le16
-#define le32 ntfs_le32
-#define le64 ntfs_le64
-
 static int nomem(struct asr_error *err, const char *what)
 {
     return asr_fail_public(err, ASR_E_NOMEM, "ntfs: out of memory for %s", what);
@@ -78,7 +74,7 @@ static int scan_bytes(struct scanner *s, uint64_t first, const uint8_t *b, size_
     int rc = ASR_OK;
     for (size_t i = 0; i < n && rc == ASR_OK;) {
         if (n - i >= 8) {
-            uint64_t word = le64(b + i);
+            uint64_t word = get_le64(b + i);
             if (word == 0 || word == ~0ull) {
                 if (word)
                     rc = scan_mark(s, first + 8 * i, 64, err);
@@ -113,8 +109,8 @@ static bool covered(const struct asr_ranges *r, uint64_t off, uint64_t len)
 static int scan_nonresident(const struct asr_window *w, const struct ntfs_geom *g, const struct ntfs_attr *a,
                             const struct ntfs_runlist *rl, struct scanner *s, struct asr_error *err)
 {
-    uint64_t need = (g->clusters + 7) / 8, alloc = le64(a->p + 0x28), size = le64(a->p + 0x30),
-             init = le64(a->p + 0x38);
+    uint64_t need = (g->clusters + 7) / 8, alloc = get_le64(a->p + 0x28), size = get_le64(a->p + 0x30),
+             init = get_le64(a->p + 0x38);
     if (size < need || alloc < size || init > size)
         return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: $Bitmap sizes (allocated %llu, data %llu, initialized %llu) "
                                                    "invalid for %llu clusters",
@@ -178,9 +174,10 @@ static void utf16_to_utf8(const uint8_t *s, uint32_t units, char *out, size_t ca
 {
     size_t o = 0;
     for (uint32_t i = 0; i < units; i++) {
-        uint32_t c = le16(s + 2 * i);
-        if (c >= 0xD800 && c < 0xDC00 && i + 1 < units && le16(s + 2 * i + 2) >= 0xDC00 && le16(s + 2 * i + 2) < 0xE000)
-            c = 0x10000 + ((c - 0xD800) << 10) + (le16(s + 2 * ++i) - 0xDC00);
+        uint32_t c = get_le16(s + 2 * i);
+        if (c >= 0xD800 && c < 0xDC00 && i + 1 < units && get_le16(s + 2 * i + 2) >= 0xDC00 &&
+            get_le16(s + 2 * i + 2) < 0xE000)
+            c = 0x10000 + ((c - 0xD800) << 10) + (get_le16(s + 2 * ++i) - 0xDC00);
         else if (c >= 0xD800 && c < 0xE000)
             c = '?';
         size_t k = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
@@ -215,7 +212,7 @@ static int read_volume_info(const uint8_t *r, struct asr_usedmap *out, uint16_t 
         rc = asr_fail_public(err, ASR_E_CORRUPT, "ntfs: $VOLUME_INFORMATION of %u bytes too short", n);
     if (rc != ASR_OK)
         return rc;
-    *flags = le16(v + 10);
+    *flags = get_le16(v + 10);
     rc = ntfs_find_attr(r, REC_VOLUME, AT_VOLUME_NAME, NULL, &a, &found, err);
     if (rc == ASR_OK && found && !a.nonresident && ntfs_resident_value(&a, REC_VOLUME, &v, &n, NULL) == ASR_OK)
         utf16_to_utf8(v, n / 2, out->fs_label, sizeof out->fs_label);
@@ -317,7 +314,7 @@ int asr_ntfs_used(const struct asr_window *w, struct asr_usedmap *out, struct as
     }
     out->block_size = (uint32_t)v.g.cluster;
     snprintf(out->fs_type, sizeof out->fs_type, "ntfs");
-    snprintf(out->fs_uuid, sizeof out->fs_uuid, "%016llX", (unsigned long long)le64(v.boot + 0x48));
+    snprintf(out->fs_uuid, sizeof out->fs_uuid, "%016llX", (unsigned long long)get_le64(v.boot + 0x48));
     if (note[0])
         snprintf(out->note, sizeof out->note, "ntfs: %s", note);
     out->damaged = note[0] != '\0'; /* dirty, or records and $Bitmap disagree: each a flaw */

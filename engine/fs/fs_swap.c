@@ -3,6 +3,7 @@
  * the header is parsed here (no library exposes it for a byte window). A swap area holding a
  * hibernation image is refused (ASR_E_UNSUPPORTED), so that it is captured whole. */
 #include "asr_engine.h"
+#include "guid.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,9 +53,7 @@ static void fill_names(const uint8_t *page, struct asr_usedmap *out)
     for (int i = 0; i < 16; i++)
         any |= u[i];
     if (any) /* mkswap without libuuid writes none; blkid then reports none either */
-        snprintf(out->fs_uuid, sizeof out->fs_uuid,
-                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3],
-                 u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+        asr_guid_text(u, 0, out->fs_uuid);
     const char *l = (const char *)page + SWAP_LABEL_OFF;
     snprintf(out->fs_label, sizeof out->fs_label, "%.*s", (int)strnlen(l, 16), l);
 }

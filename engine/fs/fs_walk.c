@@ -3,6 +3,7 @@
  * the used map. Memory grows with the tree and the damage found, never with the volume's size,
  * and stops at fixed caps (the caller then captures the volume whole). */
 #include "fs_walk.h"
+#include "grow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -104,14 +105,10 @@ int asr_walk_push(struct asr_walk *wk, const struct asr_walk_dir *d, struct asr_
     int fresh, rc = seen_add(wk, d->first, &fresh, err);
     if (rc != ASR_OK || !fresh)
         return rc;
-    if (wk->ntodo == wk->todo_cap) {
-        size_t cap = wk->todo_cap ? 2 * wk->todo_cap : 64;
-        struct asr_walk_dir *v = realloc(wk->todo, cap * sizeof *v);
-        if (!v)
-            return asr_fail_public(err, ASR_E_NOMEM, "%s: out of memory for the directory walk", wk->fs);
-        wk->todo = v;
-        wk->todo_cap = cap;
-    }
+    struct asr_walk_dir *todo = asr_grow(wk->todo, &wk->todo_cap, wk->ntodo + 1, sizeof *todo, 64);
+    if (!todo)
+        return asr_fail_public(err, ASR_E_NOMEM, "%s: out of memory for the directory walk", wk->fs);
+    wk->todo = todo;
     wk->todo[wk->ntodo++] = *d;
     return ASR_OK;
 }
@@ -136,18 +133,14 @@ int asr_walk_extra(struct asr_walk *wk, uint64_t first, uint64_t count, struct a
             return ASR_OK;
         }
     }
-    if (wk->nextra == wk->extra_cap) {
-        if (wk->extra_cap >= MAX_EXTRA_RUNS)
-            return asr_fail_public(err, ASR_E_LIMIT,
-                                   "%s: more than %u separate runs of referenced clusters are free in the allocation map",
-                                   wk->fs, MAX_EXTRA_RUNS);
-        size_t cap = wk->extra_cap ? 2 * wk->extra_cap : 64;
-        struct asr_walk_run *v = realloc(wk->extra, cap * sizeof *v);
-        if (!v)
-            return asr_fail_public(err, ASR_E_NOMEM, "%s: out of memory for the directory walk", wk->fs);
-        wk->extra = v;
-        wk->extra_cap = cap;
-    }
+    if (wk->nextra == wk->extra_cap && wk->extra_cap >= MAX_EXTRA_RUNS)
+        return asr_fail_public(err, ASR_E_LIMIT,
+                               "%s: more than %u separate runs of referenced clusters are free in the allocation map",
+                               wk->fs, MAX_EXTRA_RUNS);
+    struct asr_walk_run *extra = asr_grow(wk->extra, &wk->extra_cap, wk->nextra + 1, sizeof *extra, 64);
+    if (!extra)
+        return asr_fail_public(err, ASR_E_NOMEM, "%s: out of memory for the directory walk", wk->fs);
+    wk->extra = extra;
     wk->extra[wk->nextra++] = (struct asr_walk_run){first, count};
     return ASR_OK;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "asr_engine.h"
+#include "le.h"
 
 #define NTFS_MAX_RECORD (64u << 10)
 #define NTFS_FIXUP_STRIDE 512u /* update sequence stride, whatever the sector size */
@@ -19,15 +20,6 @@
 /* MFT record header flags. */
 #define NTFS_RECORD_IN_USE 0x0001u
 #define NTFS_RECORD_IS_DIRECTORY 0x0002u
-
-static inline uint16_t ntfs_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-
-static inline uint32_t ntfs_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static inline uint64_t ntfs_le64(const uint8_t *p) { return (uint64_t)ntfs_le32(p) | ((uint64_t)ntfs_le32(p + 4) << 32); }
 
 struct ntfs_geom {
     uint32_t sector;   /* bytes per sector */

@@ -23,10 +23,6 @@
 #define MAX_NAME 255u              /* NTFS's limit on one name, in UTF-16 units */
 #define MAX_INDEX_BLOCKS (1u << 18) /* 1 GiB of 4 KiB blocks: millions of names in one directory */
 
-#define le16 ntfs_le16
-#define le32 ntfs_le32
-#define le64 ntfs_le64
-
 /* One directory's index: the nodes below the root and the blocks still to visit. The whole tree
  * is visited breadth-first rather than descended by collation order: a descent must compare
  * names the way the volume's $UpCase table does, and a name met on the way with characters
@@ -75,7 +71,7 @@ static bool key_matches(const uint8_t *key, uint32_t key_len, const struct dir_w
     if (units != dw->name_len || FILE_NAME_NAME + 2 * units > key_len)
         return false;
     for (uint32_t i = 0; i < units; i++) {
-        unsigned c = le16(key + FILE_NAME_NAME + 2 * i);
+        unsigned c = get_le16(key + FILE_NAME_NAME + 2 * i);
         if (c >= 0x80 || fold(c) != fold((unsigned char)dw->name[i]))
             return false;
     }
@@ -89,20 +85,20 @@ static int scan_node(struct dir_walk *dw, const uint8_t *n, uint32_t start, uint
     for (uint32_t at = start; !dw->hit;) {
         if (end - at < 16)
             return corrupt(err, dir, "index entries run past their node");
-        uint32_t len = le16(n + at + 8), key_len = le16(n + at + 10), flags = le16(n + at + 12);
+        uint32_t len = get_le16(n + at + 8), key_len = get_le16(n + at + 10), flags = get_le16(n + at + 12);
         uint32_t tail = flags & INDEX_ENTRY_NODE ? 8 : 0;
         if (len < 16 + tail || (len & 7) || len > end - at || key_len > len - 16 - tail)
             return corrupt(err, dir, "index entry length invalid");
         if (flags & INDEX_ENTRY_NODE) {
             if (dw->tail == dw->cap)
                 return corrupt(err, dir, "more index child pointers than index blocks (a loop)");
-            dw->queue[dw->tail++] = le64(n + at + len - 8);
+            dw->queue[dw->tail++] = get_le64(n + at + len - 8);
         }
         if (flags & INDEX_ENTRY_END)
             return ASR_OK;
         if (key_matches(n + at + 16, key_len, dw)) {
             dw->hit = true;
-            dw->ref = le64(n + at);
+            dw->ref = get_le64(n + at);
         }
         at += len;
     }
@@ -115,7 +111,7 @@ static int node_bounds(const uint8_t *base, uint32_t h, uint32_t size, uint32_t 
 {
     if (size - h < 16)
         return corrupt(err, dir, "index header past its node");
-    uint32_t first = le32(base + h), length = le32(base + h + 4);
+    uint32_t first = get_le32(base + h), length = get_le32(base + h + 4);
     if (first < 16 || (first & 7) || length > size - h || first >= length)
         return corrupt(err, dir, "index header sizes invalid");
     *start = h + first;
@@ -137,7 +133,7 @@ static int visit_block(struct ntfs_volume *v, struct dir_walk *dw, uint64_t vcn,
     rc = ntfs_apply_fixups(dw->block, dw->block_size, "index block at VCN", vcn, err);
     if (rc != ASR_OK)
         return rc;
-    if (le64(dw->block + 0x10) != vcn)
+    if (get_le64(dw->block + 0x10) != vcn)
         return corrupt(err, dir, "index block holds another VCN than its parent says");
     uint32_t start, end;
     rc = node_bounds(dw->block, 0x18, dw->block_size, &start, &end, dir, err);
@@ -151,7 +147,7 @@ static int prepare_blocks(struct ntfs_volume *v, struct dir_walk *dw, const uint
 {
     bool found;
     struct ntfs_attr a;
-    dw->block_size = le32(root + 8);
+    dw->block_size = get_le32(root + 8);
     if (dw->block_size < NTFS_FIXUP_STRIDE || dw->block_size > NTFS_MAX_RECORD || (dw->block_size & (dw->block_size - 1)))
         return corrupt(err, dir, "index block size not a power of two in 512..65536");
     /* Index VCNs count clusters, or 512-byte units where a block is smaller than a cluster. */
@@ -191,7 +187,7 @@ static int search_dir(struct ntfs_volume *v, uint64_t dir, struct dir_walk *dw, 
         rc = ntfs_resident_value(&a, dir, &root, &n, err);
     if (rc != ASR_OK)
         return rc;
-    if (n < 0x20 || le32(root) != AT_FILE_NAME)
+    if (n < 0x20 || get_le32(root) != AT_FILE_NAME)
         return corrupt(err, dir, "$INDEX_ROOT does not index file names");
     rc = node_bounds(root, 0x10, n, &start, &end, dir, err);
     if (rc == ASR_OK && (root[0x1C] & LARGE_INDEX))
@@ -220,10 +216,10 @@ static int step(struct ntfs_volume *v, uint64_t *rec_no, const char *name, size_
     uint16_t seq = (uint16_t)(dw.ref >> 48);
     rc = ntfs_read_record(v, next, err);
     /* A sequence number that differs means the entry names a record since reused. */
-    if (rc == ASR_OK && seq && le16(v->rec + 0x10) != seq)
+    if (rc == ASR_OK && seq && get_le16(v->rec + 0x10) != seq)
         rc = asr_fail_public(err, ASR_E_CORRUPT, "ntfs: directory (MFT record %llu): entry for record %llu is stale "
                                                  "(sequence %u, the record has %u)",
-                             (unsigned long long)*rec_no, (unsigned long long)next, seq, le16(v->rec + 0x10));
+                             (unsigned long long)*rec_no, (unsigned long long)next, seq, get_le16(v->rec + 0x10));
     *rec_no = next;
     return rc;
 }
@@ -235,7 +231,7 @@ static int walk(struct ntfs_volume *v, const char *path, bool *found, bool *is_d
     for (const char *p = path; rc == ASR_OK;) {
         while (*p == '/' || *p == '\\')
             p++;
-        bool dir = le16(v->rec + 0x16) & NTFS_RECORD_IS_DIRECTORY;
+        bool dir = get_le16(v->rec + 0x16) & NTFS_RECORD_IS_DIRECTORY;
         if (!*p) {
             *found = true;
             *is_dir = dir;

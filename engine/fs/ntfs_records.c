@@ -24,10 +24,6 @@
 #define ATTR_ENCRYPTED 0x4000u
 #define ATTR_SPARSE 0x8000u
 
-#define le16 ntfs_le16
-#define le32 ntfs_le32
-#define le64 ntfs_le64
-
 static bool is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
 
 static int nomem(struct asr_error *err, const char *what)
@@ -80,11 +76,12 @@ static int parse_boot(const uint8_t *b, uint64_t window, struct ntfs_geom *g, st
 {
     if (memcmp(b + 3, "NTFS    ", 8) != 0)
         return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: OEM id \"NTFS    \" missing (boot sector offset 3)");
-    uint32_t bps = le16(b + 11);
+    uint32_t bps = get_le16(b + 11);
     if (!is_pow2(bps) || bps < 256 || bps > 4096)
         return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: bytes per sector %u invalid (boot sector offset 11)", bps);
     /* FAT's fields must be zero on NTFS (as Windows and ntfs-3g require). */
-    if (le16(b + 0x0E) || b[0x10] || le16(b + 0x11) || le16(b + 0x13) || le16(b + 0x16) || le32(b + 0x20))
+    if (get_le16(b + 0x0E) || b[0x10] || get_le16(b + 0x11) || get_le16(b + 0x13) || get_le16(b + 0x16) ||
+        get_le32(b + 0x20))
         return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: FAT BPB fields not zero (boot sector offsets 0x0E-0x23)");
     int rc = cluster_size(b, bps, &g->cluster, err);
     if (rc == ASR_OK)
@@ -92,14 +89,14 @@ static int parse_boot(const uint8_t *b, uint64_t window, struct ntfs_geom *g, st
     if (rc != ASR_OK)
         return rc;
     g->sector = bps;
-    g->sectors = le64(b + 0x28);
+    g->sectors = get_le64(b + 0x28);
     if (g->sectors == 0 || g->sectors > window / bps)
         return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: %llu sectors of %u bytes (boot sector offset 0x28) do not fit "
                                                    "the %llu-byte volume",
                                (unsigned long long)g->sectors, bps, (unsigned long long)window);
     g->clusters = g->sectors * bps / g->cluster; /* no overflow: at most window bytes */
-    g->mft_lcn = le64(b + 0x30);
-    uint64_t mirr = le64(b + 0x38), rec_clusters = (g->record + g->cluster - 1) / g->cluster;
+    g->mft_lcn = get_le64(b + 0x30);
+    uint64_t mirr = get_le64(b + 0x38), rec_clusters = (g->record + g->cluster - 1) / g->cluster;
     if (g->mft_lcn >= g->clusters || g->clusters - g->mft_lcn < rec_clusters)
         return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: $MFT cluster %llu (boot sector offset 0x30) outside the %llu "
                                                    "clusters of the volume",
@@ -116,13 +113,9 @@ static int parse_boot(const uint8_t *b, uint64_t window, struct ntfs_geom *g, st
 /* An n-byte little-endian two's-complement field (1..8 bytes) as magnitude and sign. */
 static uint64_t signed_field(const uint8_t *p, unsigned n, bool *negative)
 {
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    *negative = p[n - 1] & 0x80;
-    if (*negative && n < 8)
-        v |= ~0ull << (8 * n);
-    return *negative ? ~v + 1 : v;
+    int64_t v = get_le_int(p, n);
+    *negative = v < 0;
+    return *negative ? -(uint64_t)v : (uint64_t)v;
 }
 
 /* One mapping pair at attribute offset at: a header byte (length and offset field sizes), the run
@@ -170,16 +163,16 @@ int ntfs_runs(const struct ntfs_attr *a, const struct ntfs_geom *g, uint64_t rec
     const uint8_t *p = a->p;
     if (!a->nonresident)
         return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: MFT record %llu: attribute 0x%X resident where it must not be",
-                               (unsigned long long)rec_no, le32(p));
-    if (le16(p + 0x0C) & (ATTR_COMPRESSED | ATTR_ENCRYPTED | ATTR_SPARSE))
+                               (unsigned long long)rec_no, get_le32(p));
+    if (get_le16(p + 0x0C) & (ATTR_COMPRESSED | ATTR_ENCRYPTED | ATTR_SPARSE))
         return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: MFT record %llu: attribute 0x%X compressed, encrypted or "
                                                    "sparse (flags 0x%04X)",
-                               (unsigned long long)rec_no, le32(p), le16(p + 0x0C));
-    if (le64(p + 0x10) != 0)
+                               (unsigned long long)rec_no, get_le32(p), get_le16(p + 0x0C));
+    if (get_le64(p + 0x10) != 0)
         return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: MFT record %llu: attribute 0x%X extent starts at VCN %llu, "
                                                    "not 0",
-                               (unsigned long long)rec_no, le32(p), (unsigned long long)le64(p + 0x10));
-    uint32_t at = le16(p + 0x20);
+                               (unsigned long long)rec_no, get_le32(p), (unsigned long long)get_le64(p + 0x10));
+    uint32_t at = get_le16(p + 0x20);
     if (at < 0x40 || at >= a->len)
         return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: MFT record %llu: mapping pairs offset %u outside the %u-byte "
                                                    "attribute",
@@ -195,7 +188,7 @@ int ntfs_runs(const struct ntfs_attr *a, const struct ntfs_geom *g, uint64_t rec
             return rc;
         at += step;
     }
-    uint64_t highest = le64(p + 0x18);
+    uint64_t highest = get_le64(p + 0x18);
     if (rl->n == 0 || highest != vcn - 1)
         return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: MFT record %llu: runs map %llu clusters but the attribute's "
                                                    "last VCN is %llu",
@@ -234,15 +227,15 @@ int ntfs_stream_read(const struct asr_window *w, const struct ntfs_geom *g, cons
  * lie before the first stride's end so that restoring one never overwrites the array. */
 int ntfs_apply_fixups(uint8_t *b, uint32_t size, const char *what, uint64_t no, struct asr_error *err)
 {
-    uint32_t usa = le16(b + 4), count = le16(b + 6);
+    uint32_t usa = get_le16(b + 4), count = get_le16(b + 6);
     if ((usa & 1) || usa < 0x28 || count != size / NTFS_FIXUP_STRIDE + 1 || usa + 2 * count > NTFS_FIXUP_STRIDE - 2)
         return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: %s %llu: update sequence array (offset %u, %u entries) "
                                                    "invalid for %u bytes",
                                what, (unsigned long long)no, usa, count, size);
-    uint16_t usn = le16(b + usa);
+    uint16_t usn = get_le16(b + usa);
     for (uint32_t i = 1; i < count; i++) {
         uint8_t *end = b + i * NTFS_FIXUP_STRIDE - 2;
-        if (le16(end) != usn)
+        if (get_le16(end) != usn)
             return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: %s %llu: update sequence mismatch in stride %u (torn "
                                                        "write)",
                                    what, (unsigned long long)no, i - 1);
@@ -269,19 +262,19 @@ static int read_record_via(const struct asr_window *w, const struct ntfs_geom *g
     rc = ntfs_apply_fixups(r, g->record, "MFT record", rec_no, err);
     if (rc != ASR_OK)
         return rc;
-    uint32_t usa_end = le16(r + 4) + 2u * le16(r + 6), attrs = le16(r + 0x14), used = le32(r + 0x18);
-    if (!(le16(r + 0x16) & NTFS_RECORD_IN_USE))
+    uint32_t usa_end = get_le16(r + 4) + 2u * get_le16(r + 6), attrs = get_le16(r + 0x14), used = get_le32(r + 0x18);
+    if (!(get_le16(r + 0x16) & NTFS_RECORD_IN_USE))
         return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: MFT record %llu not in use", (unsigned long long)rec_no);
-    if (le64(r + 0x20) != 0)
+    if (get_le64(r + 0x20) != 0)
         return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: MFT record %llu is an extension record",
                                (unsigned long long)rec_no);
-    if (le32(r + 0x1C) != g->record || used > g->record || attrs < usa_end || (attrs & 7) || attrs + 8 > used)
+    if (get_le32(r + 0x1C) != g->record || used > g->record || attrs < usa_end || (attrs & 7) || attrs + 8 > used)
         return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: MFT record %llu: header sizes invalid (attributes at %u, %u "
                                                    "bytes in use)",
                                (unsigned long long)rec_no, attrs, used);
-    if (le16(r + 4) >= 0x30 && le32(r + 0x2C) != (uint32_t)rec_no) /* NTFS 3.1 records carry their number */
+    if (get_le16(r + 4) >= 0x30 && get_le32(r + 0x2C) != (uint32_t)rec_no) /* NTFS 3.1 records carry their number */
         return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: MFT record %llu says it is record %u",
-                               (unsigned long long)rec_no, le32(r + 0x2C));
+                               (unsigned long long)rec_no, get_le32(r + 0x2C));
     return ASR_OK;
 }
 
@@ -294,7 +287,7 @@ int ntfs_read_record(struct ntfs_volume *v, uint64_t rec_no, struct asr_error *e
 static bool attr_named(const uint8_t *a, uint32_t len, const char *name)
 {
     size_t want = name ? strlen(name) : 0;
-    uint32_t units = a[9], off = le16(a + 10);
+    uint32_t units = a[9], off = get_le16(a + 10);
     if (units != want)
         return false;
     if (want == 0)
@@ -302,7 +295,7 @@ static bool attr_named(const uint8_t *a, uint32_t len, const char *name)
     if (off > len || 2ull * units > len - off)
         return false; /* a name outside its attribute names nothing we look for */
     for (size_t i = 0; i < want; i++)
-        if (le16(a + off + 2 * i) != (uint8_t)name[i])
+        if (get_le16(a + off + 2 * i) != (uint8_t)name[i])
             return false;
     return true;
 }
@@ -310,16 +303,16 @@ static bool attr_named(const uint8_t *a, uint32_t len, const char *name)
 int ntfs_find_attr(const uint8_t *r, uint64_t rec_no, uint32_t type, const char *name, struct ntfs_attr *a,
                    bool *found, struct asr_error *err)
 {
-    uint32_t used = le32(r + 0x18), at = le16(r + 0x14);
+    uint32_t used = get_le32(r + 0x18), at = get_le16(r + 0x14);
     *found = false;
     for (;;) {
         if (used - at < 4)
             return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: MFT record %llu: attributes run past bytes in use",
                                    (unsigned long long)rec_no);
-        uint32_t t = le32(r + at);
+        uint32_t t = get_le32(r + at);
         if (t == AT_END)
             return ASR_OK;
-        uint32_t len = used - at >= 16 ? le32(r + at + 4) : 0;
+        uint32_t len = used - at >= 16 ? get_le32(r + at + 4) : 0;
         bool nonres = used - at >= 16 && r[at + 8];
         if (len < 24 || (len & 7) || len > used - at || r[at + 8] > 1 || (nonres && len < 0x40))
             return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: MFT record %llu: attribute at offset %u has invalid "
@@ -337,7 +330,7 @@ int ntfs_find_attr(const uint8_t *r, uint64_t rec_no, uint32_t type, const char 
 int ntfs_resident_value(const struct ntfs_attr *a, uint64_t rec_no, const uint8_t **v, uint32_t *n,
                         struct asr_error *err)
 {
-    uint32_t len = le32(a->p + 0x10), off = le16(a->p + 0x14);
+    uint32_t len = get_le32(a->p + 0x10), off = get_le16(a->p + 0x14);
     if (a->nonresident || off > a->len || len > a->len - off)
         return asr_fail_public(err, ASR_E_CORRUPT, "ntfs: MFT record %llu: resident value (%u bytes at %u) outside its "
                                                    "attribute",

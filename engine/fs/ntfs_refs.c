@@ -11,6 +11,7 @@
  * read with its strides restored anyway, and an attribute chain or runlist that breaks off is
  * taken as far as it parses. Nothing is taken from outside the volume; an over-capture of a
  * damaged record costs bytes, never correctness. */
+#include "grow.h"
 #include "ntfs_internal.h"
 
 #include <stdlib.h>
@@ -72,27 +73,12 @@ static int add_ref(struct ntfs_refs *r, uint64_t lcn, uint64_t len, struct asr_e
             return asr_fail_public(err, ASR_E_LIMIT, "ntfs: MFT records reference more than %u separate cluster runs",
                                    MAX_REFS);
     }
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 1024;
-        struct ntfs_extent *v = realloc(r->v, cap * sizeof *v);
-        if (!v)
-            return nomem(err, "the clusters MFT records reference");
-        r->v = v;
-        r->cap = cap;
-    }
+    struct ntfs_extent *v = asr_grow(r->v, &r->cap, r->n + 1, sizeof *v, 1024);
+    if (!v)
+        return nomem(err, "the clusters MFT records reference");
+    r->v = v;
     r->v[r->n++] = (struct ntfs_extent){lcn, len};
     return ASR_OK;
-}
-
-/* An n-byte little-endian two's-complement field (1..8 bytes) as a signed 64-bit value. */
-static int64_t field(const uint8_t *p, unsigned n)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    if (n < 8 && (p[n - 1] & 0x80))
-        v |= ~0ull << (8 * n);
-    return (int64_t)v;
 }
 
 /* The runs of one non-resident attribute extent (any starting VCN; holes, compressed and sparse
@@ -101,7 +87,7 @@ static int64_t field(const uint8_t *p, unsigned n)
 static bool attr_refs(const uint8_t *p, uint32_t len, const struct ntfs_geom *g, struct ntfs_refs *r, int *rc,
                       struct asr_error *err)
 {
-    uint32_t at = ntfs_le16(p + 0x20);
+    uint32_t at = get_le16(p + 0x20);
     if (at < 0x40 || at > len)
         return false;
     uint64_t lcn = 0;
@@ -109,11 +95,11 @@ static bool attr_refs(const uint8_t *p, uint32_t len, const struct ntfs_geom *g,
         unsigned ls = p[at] & 0x0F, os = p[at] >> 4;
         if (ls == 0 || ls > 8 || os > 8 || len - at - 1 < ls + os)
             return false;
-        int64_t n = field(p + at + 1, ls);
+        int64_t n = get_le_int(p + at + 1, ls);
         if (n <= 0)
             return false;
         if (os) { /* no offset field: a hole, nothing on disk */
-            int64_t delta = field(p + at + 1 + ls, os);
+            int64_t delta = get_le_int(p + at + 1 + ls, os);
             if (delta < 0 ? (uint64_t)-(delta + 1) >= lcn : (uint64_t)delta >= g->clusters - lcn)
                 return false;
             lcn = delta < 0 ? lcn - (uint64_t)-(delta + 1) - 1 : lcn + (uint64_t)delta;
@@ -131,7 +117,7 @@ static bool attr_refs(const uint8_t *p, uint32_t len, const struct ntfs_geom *g,
  * whether some stride did not (a torn write). */
 static int lenient_fixups(uint8_t *b, uint32_t size)
 {
-    uint32_t usa = ntfs_le16(b + 4), count = ntfs_le16(b + 6);
+    uint32_t usa = get_le16(b + 4), count = get_le16(b + 6);
     if ((usa & 1) || usa < 0x28 || count != size / NTFS_FIXUP_STRIDE + 1 || usa + 2 * count > NTFS_FIXUP_STRIDE - 2)
         return -1;
     int torn = 0;
@@ -146,11 +132,11 @@ static int lenient_fixups(uint8_t *b, uint32_t size)
 /* One record of the $MFT stream: its non-resident attributes' runs when it is in use. */
 static int record_refs(uint8_t *b, const struct ntfs_geom *g, struct ntfs_refs *r, struct asr_error *err)
 {
-    if (memcmp(b, "FILE", 4) != 0 || !(ntfs_le16(b + 0x16) & NTFS_RECORD_IN_USE))
+    if (memcmp(b, "FILE", 4) != 0 || !(get_le16(b + 0x16) & NTFS_RECORD_IN_USE))
         return ASR_OK; /* never used, deleted, or marked bad by chkdsk ("BAAD"): references nothing */
     r->records++;
     int torn = lenient_fixups(b, g->record);
-    uint32_t at = ntfs_le16(b + 0x14), used = ntfs_le32(b + 0x18);
+    uint32_t at = get_le16(b + 0x14), used = get_le32(b + 0x18);
     if (used > g->record)
         used = g->record;
     if (torn < 0 || at < 0x30 || (at & 7) || at >= used) {
@@ -160,9 +146,9 @@ static int record_refs(uint8_t *b, const struct ntfs_geom *g, struct ntfs_refs *
     r->torn += (uint64_t)torn;
     int rc = ASR_OK;
     while (rc == ASR_OK) {
-        if (used - at < 4 || ntfs_le32(b + at) == AT_END)
+        if (used - at < 4 || get_le32(b + at) == AT_END)
             return ASR_OK;
-        uint32_t len = used - at >= 16 ? ntfs_le32(b + at + 4) : 0;
+        uint32_t len = used - at >= 16 ? get_le32(b + at + 4) : 0;
         if (len < 24 || (len & 7) || len > used - at || b[at + 8] > 1 || (b[at + 8] && len < 0x40)) {
             r->damaged++; /* the chain breaks off here: what came before is taken */
             return ASR_OK;
@@ -188,7 +174,7 @@ int ntfs_collect_refs(struct ntfs_volume *v, struct ntfs_refs *r, struct asr_err
         return rc;
     /* Records past the initialized size read as zeros, and past the runs record 0 maps (an $MFT
      * continued through an attribute list) they cannot be found: both bound the walk. */
-    uint64_t init = ntfs_le64(a.p + 0x38), mapped = v->mft.vcns * g->cluster, bytes = init < mapped ? init : mapped;
+    uint64_t init = get_le64(a.p + 0x38), mapped = v->mft.vcns * g->cluster, bytes = init < mapped ? init : mapped;
     r->unmapped = init > mapped ? (init - mapped) / g->record : 0;
     uint64_t records = bytes / g->record;
     uint8_t *piece = malloc(MFT_PIECE);

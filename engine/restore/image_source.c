@@ -3,6 +3,7 @@
  * volume's extents only as its data passes, noted here by the stream pass for --verify). The
  * restore, its checks and plan, the comparison and the command ask the image; only the two
  * passes that read the data (restore_file.c, restore_stream.c) take the reader or the stream. */
+#include "grow.h"
 #include "image_source.h"
 
 #include <stdlib.h>
@@ -11,7 +12,8 @@
 /* Extents of one volume as a streamed restore met them. */
 struct extent_list {
     struct asr_extent *v;
-    uint64_t n, cap;
+    uint64_t n;
+    size_t cap;
 };
 
 struct asr_image {
@@ -132,14 +134,10 @@ const struct asr_extent *image_extents(const struct asr_image *im, uint32_t v, u
 int image_note_extent(struct asr_image *im, uint32_t v, const struct asr_extent *e, struct asr_error *err)
 {
     struct extent_list *l = &im->seen[v];
-    if (l->n == l->cap) {
-        uint64_t c = l->cap ? 2 * l->cap : 256;
-        struct asr_extent *g = realloc(l->v, (size_t)c * sizeof *g);
-        if (!g)
-            return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-        l->v = g;
-        l->cap = c;
-    }
+    struct asr_extent *g = asr_grow(l->v, &l->cap, l->n + 1, sizeof *g, 256);
+    if (!g)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    l->v = g;
     l->v[l->n++] = *e;
     return ASR_OK;
 }

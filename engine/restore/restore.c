@@ -1,6 +1,7 @@
 /* A restore as a whole: the data in one pass over the image (restore_file.c from a file,
  * restore_stream.c from a pipe), then the layout (restore_layout.c), --discard or --zero-unused,
  * the sync, and --verify (restore_compare.c). */
+#include "clock.h"
 #include "image_source.h"
 #include "restore_layout.h"
 #include "restore_pass.h"
@@ -13,15 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <time.h>
 #include <unistd.h>
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* What the progress counts to: the captured bytes; a stream knows only the used bytes ahead. */
 static uint64_t captured_total(const struct asr_restore *rs)
@@ -174,7 +167,7 @@ int asr_restore_run(struct asr_restore *rs, const struct asr_restore_options *op
         return rc;
     for (size_t i = 0; i < rs->n; i++)
         rs->t[i].info.state = ASR_TARGET_UNTOUCHED;
-    double start = now_seconds();
+    double start = asr_now();
     struct restore_pass p = {.rs = rs, .opt = opt, .st = st, .total = captured_total(rs)};
     p.group = calloc(rs->n, sizeof *p.group);
     rc = p.group ? restore_mirror_new(rs->n, err, &p.m) : asr_fail_public(err, ASR_E_NOMEM, "out of memory");
@@ -189,7 +182,7 @@ int asr_restore_run(struct asr_restore *rs, const struct asr_restore_options *op
     free(p.group);
     if (!rc)
         rc = finish_targets(&p, err);
-    st->seconds = now_seconds() - start;
+    st->seconds = asr_now() - start;
     if (!rc && opt->verify) {
         struct asr_error first = {0};
         struct asr_compare_options co = {opt->new_ids, opt->grow, on_verify_mismatch, &first, opt->progress,

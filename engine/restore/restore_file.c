@@ -2,6 +2,7 @@
  * decompress chunks in the order the extents need them (the index gives that order up front);
  * the main thread lays each run of extents through the mirrored writer (restore_mirror.c) onto
  * every target of its disk. */
+#include "grow.h"
 #include "image_source.h"
 #include "restore_pass.h"
 
@@ -32,15 +33,12 @@ static int plan_units(struct asr_reader *r, struct unit **out, size_t *n, size_t
             uint64_t j = i + 1;
             while (e[i].ref < ASR_REF_UNREADABLE && j < count && e[j].ref == e[i].ref)
                 j++;
-            if (len == cap) {
-                cap = cap ? 2 * cap : 1024;
-                struct unit *g = realloc(u, cap * sizeof *g);
-                if (!g) {
-                    free(u);
-                    return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the restore plan");
-                }
-                u = g;
+            struct unit *g = asr_grow(u, &cap, len + 1, sizeof *g, 1024);
+            if (!g) {
+                free(u);
+                return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the restore plan");
             }
+            u = g;
             u[len++] = (struct unit){v, i, j - i, e[i].ref};
             data += e[i].ref < ASR_REF_UNREADABLE;
             i = j;

@@ -9,6 +9,7 @@
  * less than the disk. The rare edge that is not sector-aligned goes through the page cache after
  * the writes in flight have finished (the kernel writes back and drops cached pages that a later
  * O_DIRECT write overlaps, so the two never race). */
+#include "io.h"
 #include "iobuf.h"
 #include "restore_mirror.h"
 
@@ -88,16 +89,11 @@ static void complete(struct restore_mirror *m, struct io_uring_cqe *cqe)
         mirror_fail(m, q->t->path, q->off, q->len, -res);
     } else if ((size_t)res < q->len) {
         /* A short write: finish it plainly (what remains is aligned when res is). */
-        size_t done = (size_t)res;
+        size_t done = (size_t)res, more;
         int fd = done % q->t->align == 0 ? q->t->fd : q->t->fd_buffered;
-        while (done < q->len && !m->rc) {
-            ssize_t k = pwrite(fd, q->data + done, q->len - done, (off_t)(q->off + done));
-            if (k <= 0)
-                mirror_fail(m, q->t->path, q->off + done, q->len - done,
-                            k < 0 ? errno : ENOSPC);
-            else
-                done += (size_t)k;
-        }
+        int rc = m->rc ? 0 : asr_pwrite_full(fd, q->data + done, q->len - done, q->off + done, &more);
+        if (rc)
+            mirror_fail(m, q->t->path, q->off + done + more, q->len - done - more, rc < 0 ? -rc : ENOSPC);
     }
 }
 

@@ -1,6 +1,7 @@
 /* What the file pass (restore_file.c) and the stream pass (restore_stream.c) share: sending the
  * data to the targets of one disk at a time, listing what the image cannot give, and how many
  * workers decode. */
+#include "grow.h"
 #include "image_source.h"
 #include "restore_pass.h"
 
@@ -15,14 +16,10 @@ static int add_range(struct asr_restore_range **v, size_t *n, size_t *cap, struc
         (*v)[*n - 1].length += r.length;
         return ASR_OK;
     }
-    if (*n == *cap) {
-        size_t c = *cap ? 2 * *cap : 16;
-        struct asr_restore_range *g = realloc(*v, c * sizeof *g);
-        if (!g)
-            return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-        *v = g;
-        *cap = c;
-    }
+    struct asr_restore_range *g = asr_grow(*v, cap, *n + 1, sizeof *g, 16);
+    if (!g)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    *v = g;
     (*v)[(*n)++] = r;
     return ASR_OK;
 }

@@ -3,6 +3,7 @@
  * the extent records that follow a chunk wait in a queue until the chunks they use are decoded,
  * then go to the mirrored writer in stream order. A pipe cannot go back to a chunk that a later
  * extent uses again (dedup): those bytes are read back from a target they were already laid on. */
+#include "grow.h"
 #include "image_source.h"
 #include "restore_pass.h"
 
@@ -93,14 +94,10 @@ static int insert_placement(struct stream_state *ss, size_t i, struct placement 
         prev->length += pl.length;
         return ASR_OK;
     }
-    if (ss->nplace == ss->place_cap) {
-        size_t c = ss->place_cap ? 2 * ss->place_cap : 1024;
-        struct placement *g = realloc(ss->place, c * sizeof *g);
-        if (!g)
-            return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-        ss->place = g;
-        ss->place_cap = c;
-    }
+    struct placement *g = asr_grow(ss->place, &ss->place_cap, ss->nplace + 1, sizeof *g, 1024);
+    if (!g)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    ss->place = g;
     memmove(&ss->place[i + 1], &ss->place[i], (ss->nplace - i) * sizeof *ss->place);
     ss->place[i] = pl;
     ss->nplace++;
@@ -138,14 +135,10 @@ static int remember(struct stream_state *ss, struct placement pl, struct asr_err
 
 static int note_damaged(struct stream_state *ss, uint64_t chunk, struct asr_error *err)
 {
-    if (ss->ndamaged == ss->damaged_cap) {
-        size_t c = ss->damaged_cap ? 2 * ss->damaged_cap : 64;
-        uint64_t *g = realloc(ss->damaged, c * sizeof *g);
-        if (!g)
-            return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-        ss->damaged = g;
-        ss->damaged_cap = c;
-    }
+    uint64_t *g = asr_grow(ss->damaged, &ss->damaged_cap, ss->ndamaged + 1, sizeof *g, 64);
+    if (!g)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    ss->damaged = g;
     ss->damaged[ss->ndamaged++] = chunk;
     return ASR_OK;
 }

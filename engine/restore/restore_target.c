@@ -26,16 +26,11 @@
 
 int asr_target_pwrite(struct restore_target *t, const void *buf, size_t len, uint64_t off, struct asr_error *err)
 {
-    const uint8_t *p = buf;
-    while (len) {
-        ssize_t k = pwrite(t->fd_buffered, p, len, (off_t)off);
-        if (k <= 0)
-            return asr_fail_public(err, ASR_E_IO, "cannot write %s at offset %llu (a write of %zu bytes): %s", t->path,
-                                   (unsigned long long)off, len, k < 0 ? strerror(errno) : "no space");
-        p += k;
-        off += (uint64_t)k;
-        len -= (size_t)k;
-    }
+    size_t done;
+    int rc = asr_pwrite_full(t->fd_buffered, buf, len, off, &done);
+    if (rc)
+        return asr_fail_public(err, ASR_E_IO, "cannot write %s at offset %llu (a write of %zu bytes): %s", t->path,
+                               (unsigned long long)(off + done), len - done, rc < 0 ? strerror(-rc) : "no space");
     return ASR_OK;
 }
 

@@ -3,6 +3,7 @@
  * (there is no restore command yet). Uncaptured, zero and unreadable bytes come out as zeros,
  * as asr_reader_read_volume promises. Usage: asrimg-readvol IMAGE VOLUME OUTPUT */
 #include "asr_format.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,20 +13,6 @@
 #include <unistd.h>
 
 #define STEP (1u << 20)
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 int main(int argc, char **argv)
 {
@@ -58,8 +45,8 @@ int main(int argc, char **argv)
             if (st != ASR_OK && st != ASR_E_UNREADABLE) {
                 fprintf(stderr, "asrimg-readvol: error: %s\n", err.msg);
                 rc = 1;
-            } else if (write_all(fd, buf, n)) {
-                fprintf(stderr, "asrimg-readvol: error: %s: %s\n", argv[3], strerror(errno));
+            } else if ((st = asr_write_full(fd, buf, n)) != 0) {
+                fprintf(stderr, "asrimg-readvol: error: %s: %s\n", argv[3], strerror(st < 0 ? -st : ENOSPC));
                 rc = 1;
             }
         }
