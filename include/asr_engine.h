@@ -166,10 +166,11 @@ int asr_select_volumes(struct asr_volume_info *v, size_t count, const char *sele
 
 /* ---- backup ------------------------------------------------------------------------------- */
 
-/* One disk of a backup: the disk and its analysed volumes, selection applied (capture set). */
+/* One disk of a backup: the disk and its analysed volumes, selection applied (capture set). The
+ * volumes are the caller's: --freeze reads their maps again (asr_backup_freeze_start). */
 struct asr_backup_source {
     struct asr_disk *disk;
-    const struct asr_volume_info *vols;
+    struct asr_volume_info *vols;
     size_t count;
 };
 
@@ -193,10 +194,11 @@ struct asr_backup_options {
     asr_backup_progress_fn progress;
     void *progress_ctx;
     const volatile int *cancel; /* when it becomes non-zero (a signal), the backup stops */
-    /* Called around each volume's reads (--freeze); after_volume runs whatever happened, once
-     * before_volume succeeded. The reads take v's ranges after before_volume returns, so it may
-     * refresh the map of a volume it froze (asr_volume_remap on the caller's own array). */
-    int (*before_volume)(const struct asr_volume_info *v, void *ctx, struct asr_error *err);
+    /* Called around each volume's reads (--freeze: asr_backup_freeze_start sets them); v is in
+     * the source's array. after_volume runs whatever happened, once before_volume succeeded. The
+     * reads take v's ranges after before_volume returns, so it may refresh the map of a volume it
+     * froze (asr_volume_remap). */
+    int (*before_volume)(struct asr_volume_info *v, void *ctx, struct asr_error *err);
     void (*after_volume)(const struct asr_volume_info *v, void *ctx);
     void *hook_ctx;
 };
@@ -311,6 +313,32 @@ void asr_thaw_from_signal(struct asr_freezer *f);
  * wants whole (asr_disk_full_capture_reason) stays whole. ASR_OK without change for a volume
  * captured neither way. */
 int asr_volume_remap(const struct asr_disk *d, struct asr_volume_info *v, bool recapture, struct asr_error *err);
+
+/* ---- backup --freeze: what is frozen, when, and thawing on every way out ------------------ */
+
+struct asr_backup_freeze;
+struct asr_backup_freeze_options {
+    /* Set once SIGINT, SIGTERM or SIGTSTP has thawed: the backup's cancel flag. */
+    volatile int *interrupt;
+    /* A filesystem that could not be thawed: the message names the volume and how to thaw it. */
+    void (*warn)(const char *msg, void *ctx);
+    void *warn_ctx;
+};
+/* Sets up --freeze for a backup of src (as it will be given to asr_backup_run) with opt: opt's
+ * before_volume and after_volume then freeze the writable filesystems on each volume (every mount
+ * asr_volume_mounts finds) just before it is read, read its used map again from the frozen state
+ * (asr_volume_remap, into src's array), and thaw them after, whatever happened. First, before
+ * anything is recorded: a volume captured whole because its map could not be read while mounted
+ * read-write (an ext journal to replay) is frozen a moment to read its map, by which it is then
+ * captured. Until asr_backup_freeze_end the signals that would end or stop the process thaw
+ * first: SIGINT, SIGTERM and SIGTSTP (a stopped process holding a filesystem frozen hangs every
+ * writer) thaw and set *interrupt; the others thaw and end it as they would have, one ignored
+ * stays ignored; SIGTTOU and SIGTTIN are ignored. One at a time per process. Errors name the
+ * volume; on one, nothing is left set up. */
+int asr_backup_freeze_start(const struct asr_backup_source *src, size_t n, const struct asr_backup_freeze_options *fo,
+                            struct asr_backup_options *opt, struct asr_backup_freeze **out, struct asr_error *err);
+/* Puts the signal handlers back and thaws what is still frozen. NULL-safe. */
+void asr_backup_freeze_end(struct asr_backup_freeze *f);
 
 /* The largest chunk avg_chunk produces: the writer's max_chunk_size must be at least this. */
 uint32_t asr_backup_max_chunk(uint32_t avg_chunk);
