@@ -248,7 +248,7 @@ int asr_check_replaced_file(const char *path, struct asr_disk *const *disks, siz
  * under one busy when it opens them O_EXCL). */
 int asr_check_distinct_storage(const char *const *paths, size_t n, const char *what, struct asr_error *err);
 
-/* ---- mounted source volumes, and freezing them while they are read (--freeze) -------------- */
+/* ---- mounted source volumes, and swap: where, and whether in use --------------------------- */
 
 /* One mount of a filesystem that lives on a source volume. Mounts sharing dev are one filesystem
  * seen in several places (bind mounts). */
@@ -283,26 +283,6 @@ int asr_disk_in_use(const struct asr_disk *d, bool *in_use, char *what, size_t l
 const struct asr_mount *asr_mounts_writable(const struct asr_mounts *m);
 void asr_mounts_free(struct asr_mounts *m); /* NULL-safe */
 
-/* Filesystems frozen (FIFREEZE) while a volume is read, so that what is read is one consistent
- * state. A freezer holds the filesystems of one volume at a time. While they are frozen a child
- * process waits on a socket and thaws them if this process dies without doing so (SIGKILL, the
- * OOM killer): a frozen root filesystem hangs the machine. */
-struct asr_freezer;
-int asr_freezer_new(struct asr_freezer **out, struct asr_error *err);
-void asr_freezer_free(struct asr_freezer *f); /* NULL-safe; thaws what is still frozen */
-/* Freezes every writable filesystem in m, once each however many times it is mounted. When one
- * cannot be frozen (already frozen, a filesystem that does not support it) it thaws those it
- * froze and returns ASR_E_IO naming the mount point; nothing is left frozen. */
-int asr_freeze(struct asr_freezer *f, const struct asr_mounts *m, struct asr_error *err);
-/* How many filesystems f holds frozen now. */
-size_t asr_frozen_count(const struct asr_freezer *f);
-/* Thaws what f froze. One already thawed (by asr_thaw_from_signal, or fsfreeze -u) is no error;
- * ASR_E_IO names one that could not be thawed. */
-int asr_thaw(struct asr_freezer *f, struct asr_error *err);
-/* Thaws what f froze, from a signal handler (async-signal-safe, any thread): the program then
- * stops as it would without frozen filesystems. asr_thaw must still be called. */
-void asr_thaw_from_signal(struct asr_freezer *f);
-
 /* Reads volume v's used map again (vfat, exfat, ntfs, ext), after dropping the disk's cached
  * pages of the volume, and replaces v->map.used with it. For a volume just frozen: the map taken
  * before the freeze misses what was allocated since, and an image of a frozen filesystem is
@@ -314,7 +294,7 @@ void asr_thaw_from_signal(struct asr_freezer *f);
  * captured neither way. */
 int asr_volume_remap(const struct asr_disk *d, struct asr_volume_info *v, bool recapture, struct asr_error *err);
 
-/* ---- backup --freeze: what is frozen, when, and thawing on every way out ------------------ */
+/* ---- backup --freeze: what is frozen, when, and thawing on every way out ------------------- */
 
 struct asr_backup_freeze;
 struct asr_backup_freeze_options {

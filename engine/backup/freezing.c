@@ -2,6 +2,7 @@
  * again, and thawing on every way out of the process, signals included. The freezing itself
  * (FIFREEZE, the guardian process) is engine/disk/freeze.c's; the maps are analyze's. */
 #include "asr_engine.h"
+#include "freeze.h"
 
 #include <signal.h>
 #include <stdatomic.h>
@@ -16,7 +17,7 @@ struct asr_backup_freeze {
     struct asr_freezer *fz;
 };
 
-/* ---- signals: thaw first ----------------------------------------------------------------- */
+/* ---- signals: thaw first --------------------------------------------------------------------- */
 
 /* What the handlers thaw and flag; one freezing backup per process. */
 static struct asr_freezer *_Atomic caught;
@@ -101,7 +102,7 @@ static void release_signals(void)
     atomic_store(&caught_interrupt, NULL);
 }
 
-/* ---- around each volume's reads ---------------------------------------------------------- */
+/* ---- around each volume's reads -------------------------------------------------------------- */
 
 static bool interrupted(const struct asr_backup_freeze *f)
 {
@@ -201,7 +202,7 @@ static int recapture(struct asr_backup_freeze *f, struct asr_error *err)
     return ASR_OK;
 }
 
-/* ---- the whole ----------------------------------------------------------------------------- */
+/* ---- the whole ------------------------------------------------------------------------------- */
 
 int asr_backup_freeze_start(const struct asr_backup_source *src, size_t n, const struct asr_backup_freeze_options *fo,
                             struct asr_backup_options *opt, struct asr_backup_freeze **out, struct asr_error *err)
@@ -217,7 +218,8 @@ int asr_backup_freeze_start(const struct asr_backup_source *src, size_t n, const
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
     }
     *f = (struct asr_backup_freeze){.n = n, .fo = *fo};
-    memcpy(f->src, src, n * sizeof *src);
+    if (n)
+        memcpy(f->src, src, n * sizeof *src);
     int rc = asr_freezer_new(&f->fz, err);
     if (rc == ASR_OK) {
         catch_signals(f->fz, f->fo.interrupt);

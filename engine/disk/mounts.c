@@ -106,7 +106,7 @@ static void collect_views(const struct asr_disk *d, struct views *s)
     } while (s->grew && s->n < MAX_VIEWS);
 }
 
-/* ---- mountinfo and swaps, through libmount (which reads their escaped names) ---------------- */
+/* ---- mountinfo and swaps, through libmount (which reads their escaped names) ----------------- */
 
 /* The table libmount reads from path: mountinfo's format, or /proc/swaps' when swaps. Lines it
  * cannot parse are left out, as the kernel never writes one. */
