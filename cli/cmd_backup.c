@@ -1,64 +1,24 @@
 /* asrimg backup: images the selected volumes of one or more disks, with their whole layout, into
  * an .asrimg (a file, a split set, or standard output). Shows which volumes are taken and why,
  * a progress line on a terminal, and a summary (text or --json). Warns of volumes mounted
- * read-write, or with --freeze freezes them while they are read and thaws them on every way out. */
+ * read-write, or with --freeze has them frozen while they are read (engine/backup/freezing.c). */
 #include "cli.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 static volatile int interrupted;
-/* The filesystems --freeze holds frozen, for the signal handlers to thaw. */
-static struct asr_freezer *_Atomic frozen;
 
-/* SIGINT, SIGTERM (and SIGTSTP with --freeze): thaw at once, whatever the backup is blocked on,
- * then stop as usual. */
+/* SIGINT, SIGTERM: stop as usual (with --freeze the engine's handlers thaw first). */
 static void on_signal(int sig)
 {
     (void)sig;
-    asr_thaw_from_signal(atomic_load(&frozen));
     interrupted = 1;
-}
-
-/* Every other signal that would end the process (a crash, SIGHUP, ...): thaw, then end as it
- * would have. A fault repeats once the handler returns; a signal sent with kill() or raise()
- * does not, so it is raised again. */
-static const int fatal_signals[] = {SIGHUP,  SIGQUIT,  SIGILL,  SIGTRAP,   SIGABRT, SIGBUS,    SIGFPE,
-                                    SIGUSR1, SIGSEGV,  SIGUSR2, SIGPIPE,   SIGALRM, SIGSTKFLT, SIGXCPU,
-                                    SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO,    SIGPWR,  SIGSYS};
-static struct sigaction fatal_old[64 + 1];
-
-static void on_fatal(int sig, siginfo_t *info, void *uctx)
-{
-    (void)uctx;
-    asr_thaw_from_signal(atomic_load(&frozen));
-    if (sig > 0 && sig < (int)(sizeof fatal_old / sizeof fatal_old[0]))
-        sigaction(sig, &fatal_old[sig], NULL);
-    if (info->si_code <= 0)
-        raise(sig);
-}
-
-/* A signal that is ignored stays ignored (SIGPIPE and SIGXFSZ, see main.c; SIGHUP under nohup):
- * it ends nothing, and the filesystems stay frozen through it. */
-static void catch_fatal(int sig, const struct sigaction *sa)
-{
-    if (sigaction(sig, NULL, &fatal_old[sig]) == 0 && fatal_old[sig].sa_handler != SIG_IGN)
-        sigaction(sig, sa, NULL);
-}
-
-static void catch_fatal_signals(void)
-{
-    struct sigaction sa = {.sa_sigaction = on_fatal, .sa_flags = SA_SIGINFO};
-    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++)
-        catch_fatal(fatal_signals[i], &sa);
-    for (int sig = SIGRTMIN; sig <= SIGRTMAX && sig < (int)(sizeof fatal_old / sizeof fatal_old[0]); sig++)
-        catch_fatal(sig, &sa);
 }
 
 struct backup_args {
@@ -238,96 +198,11 @@ static void check_mounts(struct backup_args *a, const struct cli_disks *s, bool 
         }
 }
 
-/* --freeze, around each volume's reads. */
-struct freeze_hooks {
-    struct backup_args *a;
-    struct cli_disks *disks;
-    struct asr_freezer *fz;
-};
-
-/* The volume as this command owns it: the engine hands it over read-only, the map is ours. */
-static struct asr_volume_info *own_volume(struct cli_disks *s, const struct asr_volume_info *v)
+/* --freeze: a filesystem that could not be thawed. Always on stderr, even when it carries the
+ * JSON summary: the machine's state comes first. */
+static void freeze_warning(const char *msg, void *ctx)
 {
-    if (v->disk_index >= s->n)
-        return NULL;
-    for (size_t k = 0; k < s->count[v->disk_index]; k++)
-        if (&s->vols[v->disk_index][k] == v)
-            return &s->vols[v->disk_index][k];
-    return NULL;
-}
-
-static int freeze_volume(const struct asr_volume_info *cv, void *ctx, struct asr_error *err)
-{
-    struct freeze_hooks *h = ctx;
-    if (interrupted)
-        return asr_fail_public(err, ASR_E_STATE, "interrupted");
-    struct asr_volume_info *v = own_volume(h->disks, cv);
-    if (!v)
-        return asr_fail_public(err, ASR_E_ARG, "freeze: a volume that is not one of this backup's");
-    struct asr_disk *d = h->disks->disk[v->disk_index];
-    struct asr_mounts m;
-    int rc = asr_volume_mounts(d, v, &m, err);
-    if (rc == ASR_OK)
-        rc = asr_freeze(h->fz, &m, err);
-    asr_mounts_free(&m);
-    /* The map read before the freeze misses what was allocated since: read it from the frozen state. */
-    if (rc == ASR_OK && asr_frozen_count(h->fz) && (rc = asr_volume_remap(d, v, false, err)) != ASR_OK) {
-        struct asr_error ignored;
-        asr_thaw(h->fz, &ignored); /* after_volume runs only when this succeeds */
-    }
-    /* A signal thaws in the middle of this, and the map may then fail to read (ext's journal to
-     * replay again): the signal is the reason to give. */
-    if (rc != ASR_OK && interrupted)
-        return asr_fail_public(err, ASR_E_STATE, "interrupted");
-    if (rc != ASR_OK) {
-        char msg[sizeof err->msg];
-        memcpy(msg, err->msg, sizeof msg);
-        asr_fail_public(err, (enum asr_status)rc, "volume %u (%s): %s", v->partition_number, asr_disk_path(d), msg);
-    }
-    return rc;
-}
-
-/* Before anything is recorded: a volume captured whole only because it is mounted read-write (an
- * ext journal the map cannot replay makes its bitmaps untrustworthy) is frozen a moment, which
- * leaves it clean, to read its used map. It is then captured by that map, frozen again and mapped
- * again when it is read: a frozen root filesystem is not read whole. Freezing fails here as it would there. */
-static int recapture_frozen(struct freeze_hooks *h, struct asr_error *err)
-{
-    struct cli_disks *s = h->disks;
-    for (uint32_t i = 0; i < s->n; i++)
-        for (size_t k = 0; k < s->count[i]; k++) {
-            struct asr_volume_info *v = &s->vols[i][k];
-            if (v->capture != ASR_CAPTURE_FULL)
-                continue;
-            struct asr_mounts m;
-            int rc = asr_volume_mounts(s->disk[i], v, &m, err);
-            if (rc == ASR_OK && asr_mounts_writable(&m) && (rc = asr_freeze(h->fz, &m, err)) == ASR_OK) {
-                rc = asr_volume_remap(s->disk[i], v, true, err);
-                struct asr_error terr = {0};
-                if (asr_thaw(h->fz, &terr) != ASR_OK)
-                    warn(h->a, false, "volume %u (%s): %s", v->partition_number, asr_disk_path(s->disk[i]), terr.msg);
-            }
-            asr_mounts_free(&m);
-            if (interrupted)
-                return asr_fail_public(err, ASR_E_STATE, "interrupted");
-            if (rc != ASR_OK) {
-                char msg[sizeof err->msg];
-                memcpy(msg, err->msg, sizeof msg);
-                return asr_fail_public(err, (enum asr_status)rc, "volume %u (%s): %s", v->partition_number,
-                                       asr_disk_path(s->disk[i]), msg);
-            }
-        }
-    return ASR_OK;
-}
-
-static void thaw_volume(const struct asr_volume_info *v, void *ctx)
-{
-    struct freeze_hooks *h = ctx;
-    struct asr_error err = {0};
-    /* Always on stderr, even when it carries the JSON summary: the machine's state comes first. */
-    if (asr_thaw(h->fz, &err) != ASR_OK)
-        warn(h->a, false, "volume %u (%s): %s", v->partition_number, asr_disk_path(h->disks->disk[v->disk_index]),
-             err.msg);
+    warn(ctx, false, "%s", msg);
 }
 
 /* The summary. With the image on standard output, --json goes to stderr so the two never mix. */
@@ -437,26 +312,7 @@ static int create_writer(const struct backup_args *a, struct cli_disks *disks, s
     return asr_writer_create(a->output, &wo, w, err) ? EXIT_FAIL : EXIT_OK;
 }
 
-/* --freeze: the hooks around each volume, and the signal handlers that thaw. */
-static int setup_freeze(struct freeze_hooks *h, struct asr_error *err)
-{
-    if (asr_freezer_new(&h->fz, err) != ASR_OK)
-        return EXIT_FAIL;
-    h->a->opt.before_volume = freeze_volume;
-    h->a->opt.after_volume = thaw_volume;
-    h->a->opt.hook_ctx = h;
-    atomic_store(&frozen, h->fz);
-    catch_fatal_signals();
-    /* A stopped process holding a filesystem frozen hangs everything that writes to it: Ctrl-Z
-     * stops the backup instead, and a backup in the background writes to its terminal. */
-    struct sigaction stop = {.sa_handler = on_signal}, ign = {.sa_handler = SIG_IGN};
-    sigaction(SIGTSTP, &stop, NULL);
-    sigaction(SIGTTOU, &ign, NULL);
-    sigaction(SIGTTIN, &ign, NULL);
-    return EXIT_OK;
-}
-
-static int backup(struct backup_args *a, struct cli_disks *disks, struct freeze_hooks *hooks)
+static int backup(struct backup_args *a, struct cli_disks *disks, struct asr_backup_freeze **fz)
 {
     struct asr_error err = {0};
     bool to_stdout = !strcmp(a->output, "-");
@@ -468,7 +324,11 @@ static int backup(struct backup_args *a, struct cli_disks *disks, struct freeze_
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    if (a->freeze && (setup_freeze(hooks, &err) != EXIT_OK || recapture_frozen(hooks, &err) != ASR_OK)) {
+    struct asr_backup_source src[ASR_MAX_DISKS];
+    for (uint32_t i = 0; i < disks->n; i++)
+        src[i] = (struct asr_backup_source){disks->disk[i], disks->vols[i], disks->count[i]};
+    struct asr_backup_freeze_options fo = {.interrupt = &interrupted, .warn = freeze_warning, .warn_ctx = a};
+    if (a->freeze && asr_backup_freeze_start(src, disks->n, &fo, &a->opt, fz, &err) != ASR_OK) {
         cli_error("backup: %s", err.msg);
         return EXIT_FAIL;
     }
@@ -487,9 +347,6 @@ static int backup(struct backup_args *a, struct cli_disks *disks, struct freeze_
     a->opt.progress = on_progress;
     a->opt.progress_ctx = &m;
     a->opt.cancel = &interrupted;
-    struct asr_backup_source src[ASR_MAX_DISKS];
-    for (uint32_t i = 0; i < disks->n; i++)
-        src[i] = (struct asr_backup_source){disks->disk[i], disks->vols[i], disks->count[i]};
     struct asr_backup_stats st;
     int brc = asr_backup_run(w, src, disks->n, &a->opt, &st, &err);
     if (brc == ASR_OK)
@@ -513,12 +370,9 @@ int cmd_backup(int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     struct cli_disks disks = {0};
-    struct freeze_hooks hooks = {&a, &disks, NULL};
-    rc = backup(&a, &disks, &hooks);
-    /* Every path out of backup() has thawed (after_volume, or the hook's own failure path); the
-     * handlers forget the freezer before it goes. */
-    atomic_store(&frozen, NULL);
-    asr_freezer_free(hooks.fz);
+    struct asr_backup_freeze *fz = NULL;
+    rc = backup(&a, &disks, &fz);
+    asr_backup_freeze_end(fz);
     cli_disks_close(&disks);
     for (size_t i = 0; i < a.nwarnings; i++)
         free(a.warnings[i]);

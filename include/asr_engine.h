@@ -166,10 +166,11 @@ int asr_select_volumes(struct asr_volume_info *v, size_t count, const char *sele
 
 /* ---- backup ------------------------------------------------------------------------------- */
 
-/* One disk of a backup: the disk and its analysed volumes, selection applied (capture set). */
+/* One disk of a backup: the disk and its analysed volumes, selection applied (capture set). The
+ * volumes are the caller's: --freeze reads their maps again (asr_backup_freeze_start). */
 struct asr_backup_source {
     struct asr_disk *disk;
-    const struct asr_volume_info *vols;
+    struct asr_volume_info *vols;
     size_t count;
 };
 
@@ -193,10 +194,11 @@ struct asr_backup_options {
     asr_backup_progress_fn progress;
     void *progress_ctx;
     const volatile int *cancel; /* when it becomes non-zero (a signal), the backup stops */
-    /* Called around each volume's reads (--freeze); after_volume runs whatever happened, once
-     * before_volume succeeded. The reads take v's ranges after before_volume returns, so it may
-     * refresh the map of a volume it froze (asr_volume_remap on the caller's own array). */
-    int (*before_volume)(const struct asr_volume_info *v, void *ctx, struct asr_error *err);
+    /* Called around each volume's reads (--freeze: asr_backup_freeze_start sets them); v is in
+     * the source's array. after_volume runs whatever happened, once before_volume succeeded. The
+     * reads take v's ranges after before_volume returns, so it may refresh the map of a volume it
+     * froze (asr_volume_remap). */
+    int (*before_volume)(struct asr_volume_info *v, void *ctx, struct asr_error *err);
     void (*after_volume)(const struct asr_volume_info *v, void *ctx);
     void *hook_ctx;
 };
@@ -246,7 +248,7 @@ int asr_check_replaced_file(const char *path, struct asr_disk *const *disks, siz
  * under one busy when it opens them O_EXCL). */
 int asr_check_distinct_storage(const char *const *paths, size_t n, const char *what, struct asr_error *err);
 
-/* ---- mounted source volumes, and freezing them while they are read (--freeze) -------------- */
+/* ---- mounted source volumes, and swap: where, and whether in use --------------------------- */
 
 /* One mount of a filesystem that lives on a source volume. Mounts sharing dev are one filesystem
  * seen in several places (bind mounts). */
@@ -281,26 +283,6 @@ int asr_disk_in_use(const struct asr_disk *d, bool *in_use, char *what, size_t l
 const struct asr_mount *asr_mounts_writable(const struct asr_mounts *m);
 void asr_mounts_free(struct asr_mounts *m); /* NULL-safe */
 
-/* Filesystems frozen (FIFREEZE) while a volume is read, so that what is read is one consistent
- * state. A freezer holds the filesystems of one volume at a time. While they are frozen a child
- * process waits on a socket and thaws them if this process dies without doing so (SIGKILL, the
- * OOM killer): a frozen root filesystem hangs the machine. */
-struct asr_freezer;
-int asr_freezer_new(struct asr_freezer **out, struct asr_error *err);
-void asr_freezer_free(struct asr_freezer *f); /* NULL-safe; thaws what is still frozen */
-/* Freezes every writable filesystem in m, once each however many times it is mounted. When one
- * cannot be frozen (already frozen, a filesystem that does not support it) it thaws those it
- * froze and returns ASR_E_IO naming the mount point; nothing is left frozen. */
-int asr_freeze(struct asr_freezer *f, const struct asr_mounts *m, struct asr_error *err);
-/* How many filesystems f holds frozen now. */
-size_t asr_frozen_count(const struct asr_freezer *f);
-/* Thaws what f froze. One already thawed (by asr_thaw_from_signal, or fsfreeze -u) is no error;
- * ASR_E_IO names one that could not be thawed. */
-int asr_thaw(struct asr_freezer *f, struct asr_error *err);
-/* Thaws what f froze, from a signal handler (async-signal-safe, any thread): the program then
- * stops as it would without frozen filesystems. asr_thaw must still be called. */
-void asr_thaw_from_signal(struct asr_freezer *f);
-
 /* Reads volume v's used map again (vfat, exfat, ntfs, ext), after dropping the disk's cached
  * pages of the volume, and replaces v->map.used with it. For a volume just frozen: the map taken
  * before the freeze misses what was allocated since, and an image of a frozen filesystem is
@@ -311,6 +293,32 @@ void asr_thaw_from_signal(struct asr_freezer *f);
  * wants whole (asr_disk_full_capture_reason) stays whole. ASR_OK without change for a volume
  * captured neither way. */
 int asr_volume_remap(const struct asr_disk *d, struct asr_volume_info *v, bool recapture, struct asr_error *err);
+
+/* ---- backup --freeze: what is frozen, when, and thawing on every way out ------------------- */
+
+struct asr_backup_freeze;
+struct asr_backup_freeze_options {
+    /* Set once SIGINT, SIGTERM or SIGTSTP has thawed: the backup's cancel flag. */
+    volatile int *interrupt;
+    /* A filesystem that could not be thawed: the message names the volume and how to thaw it. */
+    void (*warn)(const char *msg, void *ctx);
+    void *warn_ctx;
+};
+/* Sets up --freeze for a backup of src (as it will be given to asr_backup_run) with opt: opt's
+ * before_volume and after_volume then freeze the writable filesystems on each volume (every mount
+ * asr_volume_mounts finds) just before it is read, read its used map again from the frozen state
+ * (asr_volume_remap, into src's array), and thaw them after, whatever happened. First, before
+ * anything is recorded: a volume captured whole because its map could not be read while mounted
+ * read-write (an ext journal to replay) is frozen a moment to read its map, by which it is then
+ * captured. Until asr_backup_freeze_end the signals that would end or stop the process thaw
+ * first: SIGINT, SIGTERM and SIGTSTP (a stopped process holding a filesystem frozen hangs every
+ * writer) thaw and set *interrupt; the others thaw and end it as they would have, one ignored
+ * stays ignored; SIGTTOU and SIGTTIN are ignored. One at a time per process. Errors name the
+ * volume; on one, nothing is left set up. */
+int asr_backup_freeze_start(const struct asr_backup_source *src, size_t n, const struct asr_backup_freeze_options *fo,
+                            struct asr_backup_options *opt, struct asr_backup_freeze **out, struct asr_error *err);
+/* Puts the signal handlers back and thaws what is still frozen. NULL-safe. */
+void asr_backup_freeze_end(struct asr_backup_freeze *f);
 
 /* The largest chunk avg_chunk produces: the writer's max_chunk_size must be at least this. */
 uint32_t asr_backup_max_chunk(uint32_t avg_chunk);

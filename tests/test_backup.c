@@ -2,9 +2,11 @@
  * mkfs.ext4 -d, backed up through asr_backup_run, then verified and read back through the format
  * reader and compared byte for byte with the source over every captured range. Also the
  * chunker's shift resistance and the dedup requirement (three copies of a 300 MiB
- * incompressible file at unaligned positions cost at most 1.1x one copy). */
+ * incompressible file at unaligned positions cost at most 1.1x one copy). And --freeze's
+ * signal handlers, the engine's only while it freezes. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -457,4 +459,33 @@ Test(backup, three_unaligned_copies_cost_one, .timeout = 600)
     free(three);
     free(img1);
     free(img3);
+}
+
+/* --freeze's signal handlers are the engine's only while it freezes: one freezing backup at a
+ * time, and the program's own handlers are back once it ends (nothing to freeze here). */
+static void interrupt_handler(int sig) { (void)sig; }
+
+Test(backup, freeze_holds_the_signals_only_while_it_lasts)
+{
+    struct sigaction mine = {.sa_handler = interrupt_handler}, saved, now;
+    cr_assert_eq(sigaction(SIGINT, &mine, &saved), 0);
+    volatile int interrupt = 0;
+    struct asr_backup_freeze_options fo = {.interrupt = &interrupt};
+    struct asr_backup_options opt = {0};
+    struct asr_backup_freeze *f, *g;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_backup_freeze_start(NULL, 0, &fo, &opt, &f, &err), ASR_OK, "%s", err.msg);
+    cr_assert(opt.before_volume && opt.after_volume && opt.hook_ctx == f);
+    cr_assert_eq(sigaction(SIGINT, NULL, &now), 0);
+    cr_assert_neq(now.sa_handler, interrupt_handler, "SIGINT thaws first while frozen");
+    cr_assert_eq(asr_backup_freeze_start(NULL, 0, &fo, &opt, &g, &err), ASR_E_STATE, "a second one at once");
+    cr_assert_null(g);
+    raise(SIGINT);
+    cr_assert_eq(interrupt, 1, "SIGINT sets the interrupt flag");
+    asr_backup_freeze_end(f);
+    cr_assert_eq(sigaction(SIGINT, NULL, &now), 0);
+    cr_assert_eq(now.sa_handler, interrupt_handler, "the program's handler is back");
+    cr_assert_eq(asr_backup_freeze_start(NULL, 0, &fo, &opt, &f, &err), ASR_OK, "%s", err.msg);
+    asr_backup_freeze_end(f);
+    sigaction(SIGINT, &saved, NULL);
 }

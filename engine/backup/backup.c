@@ -729,7 +729,7 @@ static int produce(struct producer *pr, const struct asr_backup_source *src, siz
             break;
         pr->st->direct_io &= asr_source_direct(source);
         for (size_t k = 0; k < src[i].count && rc == ASR_OK; k++) {
-            const struct asr_volume_info *v = &src[i].vols[k];
+            struct asr_volume_info *v = &src[i].vols[k];
             if (v->capture == ASR_CAPTURE_SKIP)
                 continue;
             pr->volume_id = ids[vid++];

@@ -1,8 +1,9 @@
-/* Freezing the filesystems on a source volume while it is read (asrimg backup --freeze), with
- * FIFREEZE on each mount point mounts.c found. Freezing must never outlive the backup: a frozen
- * root filesystem hangs the machine, so every way out thaws, down to a child process that thaws
- * if this one is killed outright. */
+/* Freezing the filesystems on a source volume while it is read (asrimg backup --freeze; which and
+ * when is engine/backup/freezing.c's), with FIFREEZE on each mount point mounts.c found.
+ * Freezing must never outlive the backup: a frozen root filesystem hangs the machine, so every
+ * way out thaws, down to a child process that thaws if this one is killed outright. */
 #include "asr_engine.h"
+#include "freeze.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,17 +1,18 @@
 /* Where a source volume is mounted on this machine, and whether a restore target is in use. A
- * volume has as many names as there are devices that start where it starts: a partition of the source disk, a loop device over the disk's file or device at the
- * volume's offset (the kernel here does not scan loop devices for partitions), the disk itself;
- * and filesystems reach it through devices stacked on those (LVM, dm-crypt, md). Freezing them is
- * freeze.c's. */
+ * volume has as many names as there are devices that start where it starts: a partition of the
+ * source disk, a loop device over the disk's file or device at the volume's offset (the kernel
+ * here does not scan loop devices for partitions), the disk itself; and filesystems reach it
+ * through devices stacked on those (LVM, dm-crypt, md). Mounts and swap areas are read from
+ * /proc through libmount. Freezing them is freeze.c's. */
 #include "asr_engine.h"
 #include "blockdev.h"
 
 #include <errno.h>
+#include <libmount/libmount.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 
 /* ---- the names of a volume ----------------------------------------------------------------- */
 
@@ -105,57 +106,28 @@ static void collect_views(const struct asr_disk *d, struct views *s)
     } while (s->grew && s->n < MAX_VIEWS);
 }
 
-/* ---- mountinfo ----------------------------------------------------------------------------- */
+/* ---- mountinfo and swaps, through libmount (which reads their escaped names) ----------------- */
 
-/* mountinfo writes space, tab, newline and backslash in names as \ooo. */
-static void unescape(char *s)
+/* The table libmount reads from path: mountinfo's format, or /proc/swaps' when swaps. Lines it
+ * cannot parse are left out, as the kernel never writes one. */
+static int read_table(const char *path, bool swaps, struct libmnt_table **out, struct asr_error *err)
 {
-    char *o = s;
-    for (char *p = s; *p;) {
-        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
-            *o++ = (char)((p[1] - '0') << 6 | (p[2] - '0') << 3 | (p[3] - '0'));
-            p += 4;
-        } else {
-            *o++ = *p++;
-        }
+    struct libmnt_table *t = mnt_new_table();
+    if (!t)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    int rc = swaps ? mnt_table_parse_swaps(t, path) : mnt_table_parse_file(t, path);
+    if (rc != 0) {
+        mnt_unref_table(t);
+        return asr_fail_public(err, ASR_E_IO, "%s: %s", path, strerror(rc < 0 ? -rc : EINVAL));
     }
-    *o = 0;
+    *out = t;
+    return ASR_OK;
 }
 
-static bool starts_rw(const char *opts)
+/* Whether one of mountinfo's option strings says rw (the kernel writes rw or ro in each). */
+static bool has_rw(const char *opts)
 {
-    return !strncmp(opts, "rw", 2) && (opts[2] == ',' || opts[2] == 0);
-}
-
-struct mountinfo_line {
-    int id;
-    dev_t dev;
-    char *point, *mount_opts, *fs_type, *source, *super_opts;
-};
-
-/* "ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER-OPTIONS", split in place. */
-static bool parse_line(char *line, struct mountinfo_line *m)
-{
-    char *save, *f[6];
-    line[strcspn(line, "\n")] = 0;
-    for (int i = 0; i < 6; i++)
-        if (!(f[i] = strtok_r(i ? NULL : line, " ", &save)))
-            return false;
-    unsigned ma, mi;
-    if (sscanf(f[0], "%d", &m->id) != 1 || sscanf(f[2], "%u:%u", &ma, &mi) != 2)
-        return false;
-    m->dev = makedev(ma, mi);
-    m->point = f[4];
-    m->mount_opts = f[5];
-    char *t;
-    while ((t = strtok_r(NULL, " ", &save)) && strcmp(t, "-"))
-        ;
-    if (!t || !(m->fs_type = strtok_r(NULL, " ", &save)) || !(m->source = strtok_r(NULL, " ", &save)) ||
-        !(m->super_opts = strtok_r(NULL, " ", &save)))
-        return false;
-    unescape(m->point);
-    unescape(m->source);
-    return true;
+    return opts && mnt_optstr_get_option(opts, "rw", NULL, NULL) == 0;
 }
 
 /* The devices whose filesystems live on the volume: those that start where it starts, and those
@@ -197,30 +169,32 @@ static bool in_devset(const struct devset *d, dev_t dev)
 /* mountinfo's major:minor is the superblock's device, which for btrfs is an anonymous one: the
  * mount's source then names the block device. Only /dev paths are looked at, so that a source
  * on a network filesystem never gets a stat that could hang. */
-static bool mount_on_volume(const struct devset *d, const struct mountinfo_line *m)
+static bool mount_on_volume(const struct devset *d, struct libmnt_fs *fs)
 {
-    if (in_devset(d, m->dev))
+    if (in_devset(d, mnt_fs_get_devno(fs)))
         return true;
+    const char *source = mnt_fs_get_source(fs);
     struct stat st;
-    return !strncmp(m->source, "/dev/", 5) && stat(m->source, &st) == 0 && S_ISBLK(st.st_mode) &&
+    return source && !strncmp(source, "/dev/", 5) && stat(source, &st) == 0 && S_ISBLK(st.st_mode) &&
            in_devset(d, st.st_rdev);
 }
 
-static int mounts_add(struct asr_mounts *out, const struct mountinfo_line *m, struct asr_error *err)
+static int mounts_add(struct asr_mounts *out, struct libmnt_fs *fs, struct asr_error *err)
 {
     struct asr_mount *grown = realloc(out->v, (out->n + 1) * sizeof *grown);
     if (!grown)
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
     out->v = grown;
     struct asr_mount *a = &out->v[out->n];
-    *a = (struct asr_mount){.dev = m->dev,
-                            .id = m->id,
-                            .read_write = starts_rw(m->super_opts),
-                            .mount_read_write = starts_rw(m->mount_opts),
-                            .point = strdup(m->point)};
+    const char *type = mnt_fs_get_fstype(fs);
+    *a = (struct asr_mount){.dev = mnt_fs_get_devno(fs),
+                            .id = mnt_fs_get_id(fs),
+                            .read_write = has_rw(mnt_fs_get_fs_options(fs)),
+                            .mount_read_write = has_rw(mnt_fs_get_vfs_options(fs)),
+                            .point = strdup(mnt_fs_get_target(fs))};
     if (!a->point)
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-    snprintf(a->fs_type, sizeof a->fs_type, "%s", m->fs_type);
+    snprintf(a->fs_type, sizeof a->fs_type, "%s", type ? type : "");
     out->n++;
     return ASR_OK;
 }
@@ -269,18 +243,19 @@ static int devices_of(const struct asr_disk *d, int64_t at, bool whole, struct d
 /* Every mount of a filesystem on one of devs, appended to out. */
 static int mounts_on(const struct devset *devs, struct asr_mounts *out, struct asr_error *err)
 {
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    if (!f)
-        return asr_fail_public(err, ASR_E_IO, "/proc/self/mountinfo: %s", strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    int rc = ASR_OK;
-    struct mountinfo_line m;
-    while (rc == ASR_OK && getline(&line, &cap, f) > 0)
-        if (parse_line(line, &m) && mount_on_volume(devs, &m))
-            rc = mounts_add(out, &m, err);
-    free(line);
-    fclose(f);
+    struct libmnt_table *t;
+    int rc = read_table("/proc/self/mountinfo", false, &t, err);
+    if (rc != ASR_OK)
+        return rc;
+    struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+    struct libmnt_fs *fs;
+    if (!it)
+        rc = asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    while (rc == ASR_OK && mnt_table_next_fs(t, it, &fs) == 0)
+        if (mnt_fs_get_target(fs) && mount_on_volume(devs, fs))
+            rc = mounts_add(out, fs, err);
+    mnt_free_iter(it);
+    mnt_unref_table(t);
     if (rc != ASR_OK)
         asr_mounts_free(out);
     return rc;
@@ -300,21 +275,27 @@ int asr_volume_mounts(const struct asr_disk *d, const struct asr_volume_info *v,
 
 /* ---- whether a restore target is in use ------------------------------------------------- */
 
+/* A swap area on one of devs. Only block devices: a swap file lives on a filesystem, which is
+ * mounted. /proc/swaps not readable: nothing found there. */
 static bool swap_on(const struct devset *devs, char *what, size_t len)
 {
-    FILE *f = fopen("/proc/swaps", "re");
-    if (!f)
+    struct libmnt_table *t;
+    struct asr_error ignored;
+    if (read_table("/proc/swaps", true, &t, &ignored) != ASR_OK)
         return false;
-    char line[512], name[400];
+    struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+    struct libmnt_fs *fs;
     bool found = false;
     struct stat st;
-    while (!found && fgets(line, sizeof line, f))
-        if (sscanf(line, "%399s", name) == 1 && name[0] == '/' && stat(name, &st) == 0 && S_ISBLK(st.st_mode) &&
-            in_devset(devs, st.st_rdev)) {
+    while (it && !found && mnt_table_next_fs(t, it, &fs) == 0) {
+        const char *name = mnt_fs_get_source(fs);
+        if (name && name[0] == '/' && stat(name, &st) == 0 && S_ISBLK(st.st_mode) && in_devset(devs, st.st_rdev)) {
             snprintf(what, len, "%s is in use as swap", name);
             found = true;
         }
-    fclose(f);
+    }
+    mnt_free_iter(it);
+    mnt_unref_table(t);
     return found;
 }
 
