@@ -213,6 +213,77 @@ int asr_extent_record_decode(const uint8_t *body, size_t len, uint32_t *volume_i
 /* Feeds one extent into a volume content hash state (descriptor, then content if data). */
 void asr_volume_hash_extent(void *xxh3_state, const struct asr_extent *e, const void *content);
 
+/* scan.c: the record scanner. SPEC.md's record grammar and every rule a record meets in stream
+ * order, for the sequential reader and the image reader (stop at the first problem) and the
+ * verifier (report every problem, resynchronise and go on). Callers bring the bytes and their
+ * logical offset; each check returns ASR_OK or the status of its first problem, which it has
+ * handed to report. In resync mode a record whose extent is known is checked to its end, and a
+ * non-OK return means its extent is not known: resynchronise. */
+enum fmt_scan_mode { FMT_SCAN_STOP, FMT_SCAN_RESYNC };
+/* Where the walk is: FMT_AT_INDEX when a reader goes from the volume table to the index by the
+ * footer, over the data. */
+enum fmt_scan_stage { FMT_AT_HEADER, FMT_AT_LAYOUT, FMT_AT_VOLUMES, FMT_AT_DATA, FMT_AT_INDEX };
+
+struct fmt_problem {
+    int code;
+    const char *what; /* the record: "chunk 3", "extent record" */
+    uint64_t at;      /* its logical offset; UINT64_MAX: no one place */
+    bool alone;       /* the message needs no place (a refused version or feature) */
+    char msg[ASR_ERROR_MSG_MAX];
+};
+typedef void (*fmt_scan_report_fn)(void *ctx, const struct fmt_problem *p);
+
+/* What the scan has seen of one volume, to check its next extents and then the index's copy. */
+struct fmt_scan_volume {
+    uint64_t end;         /* end of its last extent: the next must start at or after it */
+    uint64_t fingerprint; /* sum over its extents of XXH3-64(entry bytes, seed = ordinal) */
+    struct asr_volume_stats stats;
+};
+
+struct fmt_scan {
+    enum fmt_scan_mode mode;
+    fmt_scan_report_fn report;
+    void *ctx;
+    bool failed; /* stop mode: a problem ended the scan */
+    enum fmt_scan_stage stage;
+    bool layout_bad; /* resync mode: the layout did not decode, volumes cannot be checked */
+    struct asr_image_header header;
+    struct asr_layout layout;
+    struct fmt_scan_volume *volumes; /* per volume, once the volume table is in */
+    uint64_t next_chunk;
+    uint32_t *chunk_len; /* content length of each chunk so far (4 bytes a chunk) */
+    uint64_t chunk_cap;
+    char what[48]; /* the chunk being checked, for its problems */
+};
+void fmt_scan_init(struct fmt_scan *sc, enum fmt_scan_mode mode, fmt_scan_report_fn report, void *ctx);
+void fmt_scan_free(struct fmt_scan *sc);
+/* The image header at logical offset 0 (avail bytes at raw), of the image the part header names. */
+int fmt_scan_header(struct fmt_scan *sc, const uint8_t *raw, size_t avail, const uint8_t part_uuid[16]);
+/* A section envelope at at, left bytes before the end of what may hold it (UINT64_MAX: unknown):
+ * the section the grammar wants here, with a content length in its range. */
+int fmt_scan_envelope(struct fmt_scan *sc, const uint8_t raw[ASR_SECTION_HEADER_SIZE], uint64_t at, uint64_t left,
+                      struct asr_section_header *h);
+/* The section's content against its envelope's hash. */
+int fmt_scan_content(struct fmt_scan *sc, const struct asr_section_header *h, const uint8_t *body, uint64_t at);
+/* The layout section's or the volume table's content (tag says which), in its place. */
+int fmt_scan_layout(struct fmt_scan *sc, uint32_t tag, const uint8_t *body, size_t len, uint64_t at);
+/* A chunk header at at, left bytes before the end of the data (UINT64_MAX: unknown). */
+int fmt_scan_chunk(struct fmt_scan *sc, const uint8_t raw[ASR_CHUNK_HEADER_SIZE], uint64_t at, uint64_t left,
+                   struct asr_chunk_header *h);
+/* An extent record's content: decoded into ext (ASR_MAX_EXTENT_RECORD entries) and checked
+ * against section 9's rules across records. */
+int fmt_scan_extents(struct fmt_scan *sc, const uint8_t *body, size_t len, uint64_t at, uint32_t *volume,
+                     struct asr_extent *ext, uint32_t *count);
+/* A record that may not start here (tag: its first four bytes). Returns its status. */
+int fmt_scan_stray(struct fmt_scan *sc, const uint8_t tag[4], uint64_t at);
+/* The end of the data: the layout and the volume table were met. */
+void fmt_scan_finish(struct fmt_scan *sc);
+/* Resynchronising: the next offset after from, before end, where a record with a valid header
+ * starts (end if none). win holds FMT_RESYNC_WINDOW + ASR_CHUNK_HEADER_SIZE bytes. */
+#define FMT_RESYNC_WINDOW (64u << 10)
+struct asr_partset;
+uint64_t fmt_scan_resync(struct asr_partset *ps, uint64_t from, uint64_t end, uint8_t *win);
+
 /* writer.c: makes the image declare a feature (bit set and named), as a future asrimg would;
  * only tests call it, to check how this version treats images from later ones. */
 int asr_writer_declare_feature(struct asr_writer *w, enum asr_feature_class cls, unsigned bit, const char *name);

@@ -11,9 +11,9 @@
 
 struct asr_reader {
     struct asr_partset *ps;
-    struct asr_image_header header;
+    struct fmt_scan sc; /* opening: the records' rules; then header and layout */
+    struct asr_error *err; /* where sc's problem goes while opening */
     struct asr_footer footer;
-    struct asr_layout layout;
     struct asr_index index;
     struct asr_image_info info;
     uint64_t data_start;
@@ -33,35 +33,35 @@ static const char *where(const struct asr_reader *r, uint64_t off, char *buf, si
     return buf;
 }
 
-/* Reads the section at off whose body must end by limit; body is malloc'd. */
-static int read_section(struct asr_reader *r, uint64_t off, uint32_t tag, const char *what, uint64_t cap,
-                        uint64_t limit, uint8_t **body, uint64_t *len, struct asr_error *err)
+/* The scanner's problem, said with the part and file offset where it is. */
+static void scan_problem(void *ctx, const struct fmt_problem *p)
+{
+    const struct asr_reader *r = ctx;
+    char at[512];
+    if (p->alone)
+        asr_fail(r->err, p->code, "%s", p->msg);
+    else
+        asr_fail(r->err, p->code, "%s: %s: %s", p->what, p->msg, where(r, p->at, at, sizeof at));
+}
+
+/* Reads the section at off whose body must end by limit (the one the grammar wants next); body
+ * is malloc'd. */
+static int read_section(struct asr_reader *r, uint64_t off, const char *what, uint64_t limit,
+                        struct asr_section_header *s, uint8_t **body, struct asr_error *err)
 {
     char at[512];
     uint8_t raw[ASR_SECTION_HEADER_SIZE];
-    struct asr_section_header s;
-    struct asr_error why = {0};
     *body = NULL;
     if (off > limit || limit - off < ASR_SECTION_HEADER_SIZE)
         return asr_fail(err, ASR_E_CORRUPT, "%s missing: %s", what, where(r, off, at, sizeof at));
     int rc = asr_partset_read(r->ps, off, raw, sizeof raw, err);
-    if (rc)
+    if (rc || (rc = fmt_scan_envelope(&r->sc, raw, off, limit - off, s)))
         return rc;
-    if ((rc = asr_section_header_decode(raw, &s, &why)))
-        return asr_fail(err, rc, "%s: %s: %s", what, why.msg, where(r, off, at, sizeof at));
-    if (s.tag != tag)
-        return asr_fail(err, ASR_E_CORRUPT, "%s: wrong section tag: %s", what, where(r, off, at, sizeof at));
-    if (s.content_len > cap || s.content_len > limit - off - ASR_SECTION_HEADER_SIZE)
-        return asr_fail(err, ASR_E_CORRUPT, "%s: length %llu out of range: %s", what,
-                        (unsigned long long)s.content_len, where(r, off, at, sizeof at));
-    if (!(*body = malloc(s.content_len ? s.content_len : 1)))
+    if (!(*body = malloc(s->content_len ? s->content_len : 1)))
         return asr_fail(err, ASR_E_NOMEM, "%s: out of memory", what);
-    if ((rc = asr_partset_read(r->ps, off + ASR_SECTION_HEADER_SIZE, *body, s.content_len, err)))
+    if ((rc = asr_partset_read(r->ps, off + ASR_SECTION_HEADER_SIZE, *body, s->content_len, err)))
         return rc;
-    if (asr_checksum64(*body, s.content_len) != s.content_hash)
-        return asr_fail(err, ASR_E_CORRUPT, "%s: checksum mismatch: %s", what, where(r, off, at, sizeof at));
-    *len = s.content_len;
-    return ASR_OK;
+    return fmt_scan_content(&r->sc, s, *body, off);
 }
 
 static int open_footer(struct asr_reader *r, struct asr_error *err)
@@ -101,49 +101,40 @@ static int open_header(struct asr_reader *r, struct asr_error *err)
     uint8_t *raw = malloc(avail ? avail : 1);
     if (!raw)
         return asr_fail(err, ASR_E_NOMEM, "out of memory");
-    struct asr_error why = {0};
     int rc = asr_partset_read(r->ps, 0, raw, avail, err);
-    if (!rc && (rc = asr_image_header_decode(raw, avail, &r->header, &why)))
-        asr_fail(err, rc, "image header: %s: %s", why.msg, asr_partset_path(r->ps, 1));
+    if (!rc)
+        rc = fmt_scan_header(&r->sc, raw, avail, asr_partset_uuid(r->ps));
     free(raw);
-    if (rc)
-        return rc;
-    if ((rc = asr_image_header_check_support(&r->header, err)))
-        return rc;
-    if (memcmp(r->header.uuid, asr_partset_uuid(r->ps), 16) != 0)
-        return asr_fail(err, ASR_E_CORRUPT, "image header and part header disagree on the image id");
-    return ASR_OK;
+    return rc;
 }
 
+/* The layout section and the volume table, after the image header; the data starts after them. */
 static int open_layout(struct asr_reader *r, struct asr_error *err)
 {
-    uint8_t *body;
-    uint64_t len, off = r->header.header_len, limit = r->footer.index_offset;
-    struct asr_error why = {0};
-    char at[512];
-    int rc = read_section(r, off, ASR_TAG_LAYOUT, "layout section", ASR_MAX_LAYOUT_SIZE, limit, &body, &len, err);
-    if (!rc && (rc = asr_layout_decode_disks(body, (size_t)len, &r->layout, &why)))
-        asr_fail(err, rc, "layout section: %s: %s", why.msg, where(r, off, at, sizeof at));
-    free(body);
-    if (rc)
-        return rc;
-    off += ASR_SECTION_HEADER_SIZE + len;
-    rc = read_section(r, off, ASR_TAG_VOLUMES, "volume table", ASR_MAX_VOLTABLE_SIZE, limit, &body, &len, err);
-    r->layout.incompat = r->header.incompat;
-    if (!rc && (rc = asr_layout_decode_volumes(body, (size_t)len, &r->layout, &why)))
-        asr_fail(err, rc, "volume table: %s: %s", why.msg, where(r, off, at, sizeof at));
-    free(body);
-    r->data_start = off + ASR_SECTION_HEADER_SIZE + len;
-    return rc;
+    uint64_t off = r->sc.header.header_len, limit = r->footer.index_offset;
+    for (int k = 0; k < 2; k++) {
+        uint8_t *body;
+        struct asr_section_header s;
+        int rc = read_section(r, off, k ? "volume table" : "layout section", limit, &s, &body, err);
+        if (!rc)
+            rc = fmt_scan_layout(&r->sc, s.tag, body, (size_t)s.content_len, off);
+        free(body);
+        if (rc)
+            return rc;
+        off += ASR_SECTION_HEADER_SIZE + s.content_len;
+    }
+    r->data_start = off;
+    return ASR_OK;
 }
 
 static int open_index(struct asr_reader *r, struct asr_error *err)
 {
     uint8_t *body;
-    uint64_t len, off = r->footer.index_offset;
+    struct asr_section_header s;
+    uint64_t off = r->footer.index_offset;
     struct asr_error why = {0};
-    int rc = read_section(r, off, ASR_TAG_INDEX, "index", ASR_MAX_INDEX_SIZE, off + r->footer.index_length,
-                          &body, &len, err);
+    r->sc.stage = FMT_AT_INDEX;
+    int rc = read_section(r, off, "index", off + r->footer.index_length, &s, &body, err);
     if (!rc) {
         uint8_t env[ASR_SECTION_HEADER_SIZE];
         XXH3_state_t *st = XXH3_createState();
@@ -153,14 +144,14 @@ static int open_index(struct asr_reader *r, struct asr_error *err)
         if (!rc) {
             XXH3_64bits_reset(st);
             XXH3_64bits_update(st, env, sizeof env);
-            XXH3_64bits_update(st, body, len);
+            XXH3_64bits_update(st, body, s.content_len);
             if (XXH3_64bits_digest(st) != r->footer.index_hash)
                 rc = asr_fail(err, ASR_E_CORRUPT, "index does not match the footer's checksum of it");
         }
         XXH3_freeState(st);
     }
-    if (!rc && (rc = asr_index_decode(body, (size_t)len, &r->layout, r->data_start, off, r->header.max_chunk_size,
-                                      &r->index, &why)))
+    if (!rc && (rc = asr_index_decode(body, (size_t)s.content_len, &r->sc.layout, r->data_start, off,
+                                      r->sc.header.max_chunk_size, &r->index, &why)))
         asr_fail(err, rc, "%s", why.msg);
     free(body);
     return rc;
@@ -169,7 +160,7 @@ static int open_index(struct asr_reader *r, struct asr_error *err)
 static void fill_info(struct asr_reader *r)
 {
     struct asr_image_info *i = &r->info;
-    const struct asr_image_header *h = &r->header;
+    const struct asr_image_header *h = &r->sc.header;
     asr_image_info_from_header(h, i);
     i->part_count = asr_partset_count(r->ps);
     i->split_size = asr_partset_split_size(r->ps);
@@ -193,6 +184,8 @@ int asr_reader_open(const char *path, struct asr_reader **out, struct asr_error 
     if (!r)
         return asr_fail(err, ASR_E_NOMEM, "out of memory");
     r->cache_id = UINT64_MAX;
+    r->err = err;
+    fmt_scan_init(&r->sc, FMT_SCAN_STOP, scan_problem, r);
     int rc = asr_partset_open(path, &r->ps, err);
     if (!rc)
         rc = open_footer(r, err);
@@ -203,9 +196,10 @@ int asr_reader_open(const char *path, struct asr_reader **out, struct asr_error 
     if (!rc)
         rc = open_index(r, err);
     if (!rc) {
-        r->cache = malloc(r->header.max_chunk_size);
+        r->cache = malloc(r->sc.header.max_chunk_size);
         rc = r->cache ? asr_chunk_reader_new(r, &r->chunks, err) : asr_fail(err, ASR_E_NOMEM, "out of memory");
     }
+    r->err = NULL;
     if (rc) {
         asr_reader_free(r);
         return rc;
@@ -220,7 +214,7 @@ void asr_reader_free(struct asr_reader *r)
     if (!r)
         return;
     asr_partset_close(r->ps);
-    asr_layout_free(&r->layout);
+    fmt_scan_free(&r->sc);
     asr_index_free(&r->index);
     asr_chunk_reader_free(r->chunks);
     free(r->cache);
@@ -228,17 +222,17 @@ void asr_reader_free(struct asr_reader *r)
 }
 
 const struct asr_image_info *asr_reader_info(const struct asr_reader *r) { return &r->info; }
-uint32_t asr_reader_disk_count(const struct asr_reader *r) { return r->layout.disk_count; }
-uint32_t asr_reader_volume_count(const struct asr_reader *r) { return r->layout.volume_count; }
+uint32_t asr_reader_disk_count(const struct asr_reader *r) { return r->sc.layout.disk_count; }
+uint32_t asr_reader_volume_count(const struct asr_reader *r) { return r->sc.layout.volume_count; }
 
 const struct asr_disk_desc *asr_reader_disk(const struct asr_reader *r, uint32_t i)
 {
-    return i < r->layout.disk_count ? &r->layout.disks[i] : NULL;
+    return i < r->sc.layout.disk_count ? &r->sc.layout.disks[i] : NULL;
 }
 
 const struct asr_volume_desc *asr_reader_volume(const struct asr_reader *r, uint32_t i)
 {
-    return i < r->layout.volume_count ? &r->layout.volumes[i] : NULL;
+    return i < r->sc.layout.volume_count ? &r->sc.layout.volumes[i] : NULL;
 }
 
 const struct asr_volume_stats *asr_reader_volume_stats(const struct asr_reader *r, uint32_t i)
@@ -254,9 +248,9 @@ const struct asr_extent *asr_reader_extents(const struct asr_reader *r, uint32_t
 
 const char *asr_reader_feature_name(const struct asr_reader *r, enum asr_feature_class cls, unsigned bit)
 {
-    for (uint32_t i = 0; i < r->header.feature_count; i++)
-        if (r->header.features[i].cls == cls && r->header.features[i].bit == bit)
-            return r->header.features[i].name;
+    for (uint32_t i = 0; i < r->sc.header.feature_count; i++)
+        if (r->sc.header.features[i].cls == cls && r->sc.header.features[i].bit == bit)
+            return r->sc.header.features[i].name;
     return NULL;
 }
 
@@ -275,7 +269,7 @@ int asr_chunk_reader_new(const struct asr_reader *r, struct asr_chunk_reader **o
     if (c) {
         c->r = r;
         c->dctx = ZSTD_createDCtx();
-        c->stored = malloc(ASR_CHUNK_HEADER_SIZE + (size_t)r->header.max_chunk_size);
+        c->stored = malloc(ASR_CHUNK_HEADER_SIZE + (size_t)r->sc.header.max_chunk_size);
     }
     if (!c || !c->dctx || !c->stored) {
         asr_chunk_reader_free(c);
@@ -330,7 +324,7 @@ int asr_chunk_reader_read(struct asr_chunk_reader *c, uint64_t id, void *buf, si
          !asr_hash128_eq(h.content_hash, e->content_hash)))
         rc = asr_fail(&why, ASR_E_CORRUPT, "chunk header disagrees with the index");
     if (!rc)
-        rc = asr_chunk_decode(&h, c->stored + ASR_CHUNK_HEADER_SIZE, buf, cap, r->header.hash_seed, c->dctx, &why);
+        rc = asr_chunk_decode(&h, c->stored + ASR_CHUNK_HEADER_SIZE, buf, cap, r->sc.header.hash_seed, c->dctx, &why);
     if (rc)
         return asr_fail(err, rc, "chunk %llu: %s: %s", (unsigned long long)id, why.msg,
                         where(r, e->offset, at, sizeof at));
@@ -345,7 +339,7 @@ static int load_chunk(struct asr_reader *r, uint64_t id, struct asr_error *err)
     if (r->cache_id == id)
         return ASR_OK;
     r->cache_id = UINT64_MAX;
-    int rc = asr_chunk_reader_read(r->chunks, id, r->cache, r->header.max_chunk_size, &r->cache_len, err);
+    int rc = asr_chunk_reader_read(r->chunks, id, r->cache, r->sc.header.max_chunk_size, &r->cache_len, err);
     if (rc)
         return rc;
     r->cache_id = id;
@@ -383,9 +377,9 @@ static uint64_t first_extent_after(const struct asr_extent *ext, uint64_t n, uin
 int asr_reader_read_volume(struct asr_reader *r, uint32_t v, uint64_t offset, void *buf, size_t len,
                            struct asr_error *err)
 {
-    if (v >= r->layout.volume_count)
+    if (v >= r->sc.layout.volume_count)
         return asr_fail(err, ASR_E_ARG, "volume %u does not exist", v);
-    uint64_t size = r->layout.volumes[v].size_bytes;
+    uint64_t size = r->sc.layout.volumes[v].size_bytes;
     if (offset > size || len > size - offset)
         return asr_fail(err, ASR_E_ARG, "read of %zu bytes at %llu past the end of volume %u", len,
                         (unsigned long long)offset, v);

@@ -19,15 +19,6 @@
 #define DIRECT_READ (64u << 10)
 #define SECTION_STEP (1u << 20) /* a section's first buffer; it doubles as its bytes arrive */
 #define EXTENT_BODY_MAX (8u + ASR_MAX_EXTENT_RECORD * ASR_EXTENT_SIZE)
-/* The index lists every chunk in 32 bytes within its 1 GiB cap: no image has more chunks. */
-#define MAX_CHUNKS ((ASR_MAX_INDEX_SIZE - ASR_INDEX_FIXED) / ASR_CHUNK_ENTRY_SIZE)
-
-/* What the stream has seen of one volume, to check its extents and then the index's copy. */
-struct volume_seen {
-    uint64_t end;         /* end of its last extent: the next must start at or after it */
-    uint64_t fingerprint; /* sum over its extents of XXH3-64(entry bytes, seed = ordinal) */
-    struct asr_volume_stats stats;
-};
 
 struct asr_stream {
     asr_stream_read_fn read;
@@ -54,16 +45,11 @@ struct asr_stream {
     XXH3_state_t *data_hash;   /* of the pending chunk's stored bytes */
     bool data_hashing;
 
-    struct asr_image_header header;
-    struct asr_layout layout;
+    struct fmt_scan sc; /* the records' rules; header, layout and what the volumes hold so far */
     struct asr_image_info info;
-    struct volume_seen *volumes;
     bool have_stats; /* the index has been read: volume stats are final */
 
     /* records */
-    uint64_t next_chunk;
-    uint32_t *chunk_len; /* content length of each chunk so far */
-    uint64_t chunk_cap;
     XXH3_state_t *table_hash; /* the index's chunk table as the chunk records predict it */
     uint64_t damaged;         /* chunks whose stored bytes failed their checksum in passing */
     struct asr_chunk_header pending; /* the chunk whose stored bytes are next */
@@ -251,37 +237,24 @@ static int pull(struct asr_stream *s, uint8_t *dst, size_t n)
     return ASR_OK;
 }
 
-/* The rest of a section envelope whose tag is already in raw[0..4): read, checked, and its
- * content length within [min, max]. */
-static int section_envelope(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTION_HEADER_SIZE], const char *what,
-                            uint64_t min, uint64_t max, struct asr_section_header *h)
+/* The rest of a section envelope whose tag is already in raw[0..4): read and checked. */
+static int section_envelope(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTION_HEADER_SIZE],
+                            struct asr_section_header *h)
 {
-    struct asr_error why = {0};
     int rc = pull(s, raw + 4, ASR_SECTION_HEADER_SIZE - 4);
-    if (rc)
-        return rc;
-    if (asr_section_header_decode(raw, h, &why))
-        return stop(s, ASR_E_CORRUPT, "%s at logical offset %llu: %s", what, (unsigned long long)at, why.msg);
-    if (h->content_len < min || h->content_len > max)
-        return stop(s, ASR_E_CORRUPT, "%s at logical offset %llu: length %llu out of range (%llu to %llu)", what,
-                    (unsigned long long)at, (unsigned long long)h->content_len, (unsigned long long)min,
-                    (unsigned long long)max);
-    return ASR_OK;
+    return rc ? rc : fmt_scan_envelope(&s->sc, raw, at, UINT64_MAX, h);
 }
 
 /* A section's envelope (at logical offset at, its first four bytes already in raw) and content:
  * the content is read into *body (malloc'd), grown as its bytes arrive, so that a length the
  * stream does not back up with bytes cannot make it allocate the section's cap. */
-static int read_section(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTION_HEADER_SIZE], uint32_t tag,
-                        const char *what, uint64_t cap, uint8_t **body, size_t *len)
+static int read_section(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTION_HEADER_SIZE],
+                        struct asr_section_header *h, uint8_t **body)
 {
-    struct asr_section_header h;
-    int rc = section_envelope(s, at, raw, what, 0, cap, &h);
+    int rc = section_envelope(s, at, raw, h);
     if (rc)
         return rc;
-    if (h.tag != tag)
-        return stop(s, ASR_E_CORRUPT, "%s at logical offset %llu: wrong section tag", what, (unsigned long long)at);
-    size_t n = (size_t)h.content_len, have = 0, room = 0;
+    size_t n = (size_t)h->content_len, have = 0, room = 0;
     uint8_t *b = NULL;
     do {
         if (have == room) {
@@ -292,7 +265,7 @@ static int read_section(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTI
             uint8_t *bigger = realloc(b, room ? room : 1);
             if (!bigger) {
                 free(b);
-                return stop(s, ASR_E_NOMEM, "%s: out of memory", what);
+                return stop(s, ASR_E_NOMEM, "section at logical offset %llu: out of memory", (unsigned long long)at);
             }
             b = bigger;
         }
@@ -302,12 +275,11 @@ static int read_section(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTI
         }
         have = room;
     } while (have < n);
-    if (asr_checksum64(b, n) != h.content_hash) {
+    if ((rc = fmt_scan_content(&s->sc, h, b, at))) {
         free(b);
-        return stop(s, ASR_E_CORRUPT, "%s at logical offset %llu: checksum mismatch", what, (unsigned long long)at);
+        return rc;
     }
     *body = b;
-    *len = n;
     return ASR_OK;
 }
 
@@ -358,52 +330,34 @@ static int open_header(struct asr_stream *s)
     if (!raw)
         return stop(s, ASR_E_NOMEM, "out of memory");
     memcpy(raw, fixed, sizeof fixed);
-    struct asr_error why = {0};
-    if (!(rc = pull(s, raw + sizeof fixed, len - sizeof fixed)) &&
-        (rc = asr_image_header_decode(raw, len, &s->header, &why)))
-        stop(s, rc, "image header at logical offset 0: %s", why.msg);
+    if (!(rc = pull(s, raw + sizeof fixed, len - sizeof fixed)))
+        rc = fmt_scan_header(&s->sc, raw, len, s->part_uuid);
     free(raw);
-    if (rc)
-        return rc;
-    if ((rc = asr_image_header_check_support(&s->header, &why)))
-        return stop(s, rc, "%s", why.msg);
-    if (memcmp(s->header.uuid, s->part_uuid, 16) != 0)
-        return stop(s, ASR_E_CORRUPT, "image header and part header disagree on the image id");
-    return ASR_OK;
+    return rc;
 }
 
+/* The layout section, then the volume table. */
 static int open_layout(struct asr_stream *s)
 {
-    struct asr_error why = {0};
-    uint8_t raw[ASR_SECTION_HEADER_SIZE], *body;
-    size_t len;
-    uint64_t at = s->logical;
-    int rc = pull(s, raw, 4);
-    if (!rc)
-        rc = read_section(s, at, raw, ASR_TAG_LAYOUT, "layout section", ASR_MAX_LAYOUT_SIZE, &body, &len);
-    if (rc)
-        return rc;
-    rc = asr_layout_decode_disks(body, len, &s->layout, &why);
-    free(body);
-    if (rc)
-        return stop(s, rc, "layout section at logical offset %llu: %s", (unsigned long long)at, why.msg);
-    at = s->logical;
-    if ((rc = pull(s, raw, 4)) ||
-        (rc = read_section(s, at, raw, ASR_TAG_VOLUMES, "volume table", ASR_MAX_VOLTABLE_SIZE, &body, &len)))
-        return rc;
-    s->layout.incompat = s->header.incompat;
-    rc = asr_layout_decode_volumes(body, len, &s->layout, &why);
-    free(body);
-    if (rc)
-        return stop(s, rc, "volume table at logical offset %llu: %s", (unsigned long long)at, why.msg);
+    for (int k = 0; k < 2; k++) {
+        uint8_t raw[ASR_SECTION_HEADER_SIZE], *body = NULL;
+        struct asr_section_header h;
+        uint64_t at = s->logical;
+        int rc = pull(s, raw, 4);
+        if (!rc && !(rc = read_section(s, at, raw, &h, &body))) {
+            rc = fmt_scan_layout(&s->sc, h.tag, body, (size_t)h.content_len, at);
+            free(body);
+        }
+        if (rc)
+            return rc;
+    }
     return ASR_OK;
 }
 
 static void fill_info(struct asr_stream *s)
 {
     struct asr_image_info *i = &s->info;
-    const struct asr_image_header *h = &s->header;
-    asr_image_info_from_header(h, i);
+    asr_image_info_from_header(&s->sc.header, i);
     i->part_count = s->parts;
     i->split_size = s->split_size;
     i->image_bytes = s->physical;
@@ -425,10 +379,18 @@ static int open_all(struct asr_stream *s)
     int rc;
     if ((rc = open_part(s)) || (rc = open_header(s)) || (rc = open_layout(s)))
         return rc;
-    if (!(s->volumes = calloc(s->layout.volume_count + 1u, sizeof *s->volumes)))
-        return stop(s, ASR_E_NOMEM, "out of memory");
     fill_info(s);
     return ASR_OK;
+}
+
+/* Every problem the scanner finds ends the stream. */
+static void scan_problem(void *ctx, const struct fmt_problem *p)
+{
+    struct asr_stream *s = ctx;
+    if (p->alone)
+        stop(s, p->code, "%s", p->msg);
+    else
+        stop(s, p->code, "%s at logical offset %llu: %s", p->what, (unsigned long long)p->at, p->msg);
 }
 
 static ssize_t read_fd(void *ctx, void *buf, size_t len)
@@ -447,6 +409,7 @@ static struct asr_stream *stream_new(asr_stream_read_fn fn, void *ctx, const cha
     if (s) {
         s->read = fn;
         s->ctx = ctx;
+        fmt_scan_init(&s->sc, FMT_SCAN_STOP, scan_problem, s);
     }
     return s;
 }
@@ -493,9 +456,7 @@ void asr_stream_free(struct asr_stream *s)
     XXH3_freeState(s->stream_hash);
     XXH3_freeState(s->data_hash);
     XXH3_freeState(s->table_hash);
-    asr_layout_free(&s->layout);
-    free(s->volumes);
-    free(s->chunk_len);
+    fmt_scan_free(&s->sc);
     free(s->chunk_buf);
     free(s->ext_body);
     free(s->ext);
@@ -506,29 +467,29 @@ const struct asr_image_info *asr_stream_info(const struct asr_stream *s) { retur
 const char *asr_stream_name(const struct asr_stream *s) { return s->name; }
 uint64_t asr_stream_input_bytes(const struct asr_stream *s) { return s->physical; }
 uint64_t asr_stream_damaged_chunks(const struct asr_stream *s) { return s->damaged; }
-uint32_t asr_stream_disk_count(const struct asr_stream *s) { return s->layout.disk_count; }
-uint32_t asr_stream_volume_count(const struct asr_stream *s) { return s->layout.volume_count; }
+uint32_t asr_stream_disk_count(const struct asr_stream *s) { return s->sc.layout.disk_count; }
+uint32_t asr_stream_volume_count(const struct asr_stream *s) { return s->sc.layout.volume_count; }
 
 const struct asr_disk_desc *asr_stream_disk(const struct asr_stream *s, uint32_t i)
 {
-    return i < s->layout.disk_count ? &s->layout.disks[i] : NULL;
+    return i < s->sc.layout.disk_count ? &s->sc.layout.disks[i] : NULL;
 }
 
 const struct asr_volume_desc *asr_stream_volume(const struct asr_stream *s, uint32_t i)
 {
-    return i < s->layout.volume_count ? &s->layout.volumes[i] : NULL;
+    return i < s->sc.layout.volume_count ? &s->sc.layout.volumes[i] : NULL;
 }
 
 const struct asr_volume_stats *asr_stream_volume_stats(const struct asr_stream *s, uint32_t i)
 {
-    return s->have_stats && i < s->layout.volume_count ? &s->volumes[i].stats : NULL;
+    return s->have_stats && i < s->sc.layout.volume_count ? &s->sc.volumes[i].stats : NULL;
 }
 
 const char *asr_stream_feature_name(const struct asr_stream *s, enum asr_feature_class cls, unsigned bit)
 {
-    for (uint32_t i = 0; i < s->header.feature_count; i++)
-        if (s->header.features[i].cls == cls && s->header.features[i].bit == bit)
-            return s->header.features[i].name;
+    for (uint32_t i = 0; i < s->sc.header.feature_count; i++)
+        if (s->sc.header.features[i].cls == cls && s->sc.header.features[i].bit == bit)
+            return s->sc.header.features[i].name;
     return NULL;
 }
 
@@ -554,33 +515,9 @@ static int chunk_record(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_CHUNK
                         struct asr_stream_record *rec)
 {
     struct asr_chunk_header h;
-    struct asr_error why = {0};
-    unsigned long long id = (unsigned long long)s->next_chunk, off = (unsigned long long)at;
     int rc = pull(s, raw + 4, ASR_CHUNK_HEADER_SIZE - 4);
-    if (rc)
+    if (rc || (rc = fmt_scan_chunk(&s->sc, raw, at, UINT64_MAX, &h)))
         return rc;
-    if (asr_chunk_header_decode(raw, &h, &why))
-        return stop(s, ASR_E_CORRUPT, "chunk %llu at logical offset %llu: %s", id, off, why.msg);
-    if (h.chunk_id != s->next_chunk)
-        return stop(s, ASR_E_CORRUPT, "chunk at logical offset %llu: numbered %llu, expected chunk %llu", off,
-                    (unsigned long long)h.chunk_id, id);
-    if (h.content_len > s->header.max_chunk_size)
-        return stop(s, ASR_E_CORRUPT, "chunk %llu at logical offset %llu: content length %u over the image's "
-                    "maximum of %u", id, off, h.content_len, s->header.max_chunk_size);
-    if (s->next_chunk == s->chunk_cap) {
-        if (s->chunk_cap >= MAX_CHUNKS)
-            return stop(s, ASR_E_CORRUPT, "chunk %llu at logical offset %llu: more chunks than an index can list",
-                        id, off);
-        uint64_t cap = s->chunk_cap ? s->chunk_cap * 2 : 4096;
-        if (cap > MAX_CHUNKS)
-            cap = MAX_CHUNKS;
-        uint32_t *grown = realloc(s->chunk_len, (size_t)cap * sizeof *grown);
-        if (!grown)
-            return stop(s, ASR_E_NOMEM, "out of memory for %llu chunk lengths", (unsigned long long)cap);
-        s->chunk_len = grown;
-        s->chunk_cap = cap;
-    }
-    s->chunk_len[s->next_chunk++] = h.content_len;
     /* The index's entry for this chunk is known now: hash it, to compare with the index. */
     uint8_t entry[ASR_CHUNK_ENTRY_SIZE];
     asr_chunk_entry_encode(&(struct asr_chunk_entry){at, h.stored_len, h.content_len, h.content_hash}, entry);
@@ -599,61 +536,23 @@ static int chunk_record(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_CHUNK
     return ASR_OK;
 }
 
-static uint32_t stream_chunk_len(const void *lens, uint64_t id)
-{
-    return ((const uint32_t *)lens)[id];
-}
-
-/* Section 9's rules, across records (asr_extent_check): each extent after the last one of its
- * volume, inside the volume, and a data extent inside a chunk already in the stream. */
-static int check_extents(struct asr_stream *s, uint64_t at, uint32_t vol, uint32_t count)
-{
-    unsigned long long off = (unsigned long long)at;
-    if (vol >= s->layout.volume_count)
-        return stop(s, ASR_E_CORRUPT, "extent record at logical offset %llu: volume %u does not exist", off, vol);
-    struct volume_seen *v = &s->volumes[vol];
-    uint64_t size = s->layout.volumes[vol].size_bytes;
-    for (uint32_t i = 0; i < count; i++) {
-        const struct asr_extent *e = &s->ext[i];
-        struct asr_error why = {0};
-        int rc = asr_extent_check(e, v->end, size, s->next_chunk, stream_chunk_len, s->chunk_len, &why);
-        if (rc)
-            return stop(s, rc, "extent record at logical offset %llu: volume %u %s", off, vol, why.msg);
-        if (e->ref < ASR_REF_UNREADABLE) {
-            v->stats.data_bytes += e->length;
-            s->info.data_bytes += e->length;
-        } else if (e->ref == ASR_REF_ZERO) {
-            v->stats.zero_bytes += e->length;
-            s->info.zero_bytes += e->length;
-        } else {
-            v->stats.unreadable_bytes += e->length;
-            s->info.unreadable_bytes += e->length;
-        }
-        v->end = e->offset + e->length;
-        v->fingerprint += XXH3_64bits_withSeed(s->ext_body + 8 + (size_t)i * ASR_EXTENT_SIZE, ASR_EXTENT_SIZE,
-                                               v->stats.extent_count++);
-    }
-    return ASR_OK;
-}
-
 static int extent_record(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTION_HEADER_SIZE],
                          struct asr_stream_record *rec)
 {
     struct asr_section_header h;
-    struct asr_error why = {0};
-    unsigned long long off = (unsigned long long)at;
-    int rc = section_envelope(s, at, raw, "extent record", 8 + ASR_EXTENT_SIZE, EXTENT_BODY_MAX, &h);
-    if (rc)
-        return rc;
-    if ((rc = pull(s, s->ext_body, (size_t)h.content_len)))
-        return rc;
-    if (asr_checksum64(s->ext_body, (size_t)h.content_len) != h.content_hash)
-        return stop(s, ASR_E_CORRUPT, "extent record at logical offset %llu: checksum mismatch", off);
     uint32_t vol, count;
-    if (asr_extent_record_decode(s->ext_body, (size_t)h.content_len, &vol, s->ext, &count, &why))
-        return stop(s, ASR_E_CORRUPT, "extent record at logical offset %llu: %s", off, why.msg);
-    if ((rc = check_extents(s, at, vol, count)))
+    int rc = section_envelope(s, at, raw, &h);
+    if (rc || (rc = pull(s, s->ext_body, (size_t)h.content_len)) ||
+        (rc = fmt_scan_content(&s->sc, &h, s->ext_body, at)) ||
+        (rc = fmt_scan_extents(&s->sc, s->ext_body, (size_t)h.content_len, at, &vol, s->ext, &count)))
         return rc;
+    for (uint32_t i = 0; i < count; i++) {
+        const struct asr_extent *e = &s->ext[i];
+        uint64_t *total = e->ref < ASR_REF_UNREADABLE ? &s->info.data_bytes
+                          : e->ref == ASR_REF_ZERO    ? &s->info.zero_bytes
+                                                      : &s->info.unreadable_bytes;
+        *total += e->length;
+    }
     rec->kind = ASR_STREAM_EXTENTS;
     rec->volume_id = vol;
     rec->extent_count = count;
@@ -707,11 +606,11 @@ static int walk_chunks(struct asr_stream *s, struct index_walk *w, struct asr_ha
     uint64_t chunks = get_le64(b + 8);
     if (get_le32(b + 4) != 0)
         walk_problem(w, "reserved bytes not zero");
-    else if (volumes != s->layout.volume_count)
-        walk_problem(w, "lists %u volumes, the volume table %u", volumes, s->layout.volume_count);
-    else if (chunks != s->next_chunk)
+    else if (volumes != s->sc.layout.volume_count)
+        walk_problem(w, "lists %u volumes, the volume table %u", volumes, s->sc.layout.volume_count);
+    else if (chunks != s->sc.next_chunk)
         walk_problem(w, "lists %llu chunks, the stream holds %llu", (unsigned long long)chunks,
-                     (unsigned long long)s->next_chunk);
+                     (unsigned long long)s->sc.next_chunk);
     /* The stream hash covers damaged chunk data too: such chunks are the decoder's to report, and
      * every other byte before the index has passed a checksum of its own. */
     else if (!asr_hash128_eq(asr_hash128_get(b + 16), stream_hash) && s->damaged == 0)
@@ -740,8 +639,8 @@ static int walk_chunks(struct asr_stream *s, struct index_walk *w, struct asr_ha
 static int walk_volumes(struct asr_stream *s, struct index_walk *w)
 {
     int rc = ASR_OK;
-    for (uint32_t v = 0; v < s->layout.volume_count && !rc && !w->problem[0]; v++) {
-        struct volume_seen *seen = &s->volumes[v];
+    for (uint32_t v = 0; v < s->sc.layout.volume_count && !rc && !w->problem[0]; v++) {
+        struct fmt_scan_volume *seen = &s->sc.volumes[v];
         uint8_t b[ASR_VOLUME_ENTRY_SIZE];
         if (w->left < sizeof b) {
             walk_problem(w, "ends before the entry of volume %u", v);
@@ -796,7 +695,7 @@ static int footer(struct asr_stream *s, uint64_t index_at, uint64_t index_len, u
         return stop(s, ASR_E_CORRUPT, "footer at logical offset %llu: places the index at %llu (%llu bytes), "
                     "it was found at %llu (%llu bytes)", off, (unsigned long long)f.index_offset,
                     (unsigned long long)f.index_length, (unsigned long long)index_at, (unsigned long long)index_len);
-    if (memcmp(f.uuid, s->header.uuid, 16) != 0)
+    if (memcmp(f.uuid, s->sc.header.uuid, 16) != 0)
         return stop(s, ASR_E_CORRUPT, "footer at logical offset %llu belongs to another image", off);
     if (f.part_count != s->parts)
         return stop(s, ASR_E_PARTS, "footer at logical offset %llu: the image has %u parts, the stream held %u",
@@ -811,7 +710,7 @@ static int index_and_footer(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_S
 {
     struct asr_section_header h;
     unsigned long long off = (unsigned long long)at;
-    int rc = section_envelope(s, at, raw, "index", ASR_INDEX_FIXED, ASR_MAX_INDEX_SIZE, &h);
+    int rc = section_envelope(s, at, raw, &h);
     if (rc)
         return rc;
     XXH128_hash_t sh = XXH3_128bits_digest(s->stream_hash);
@@ -864,23 +763,11 @@ static int next_record(struct asr_stream *s, struct asr_stream_record *rec)
         return ASR_OK;
     }
     XXH3_128bits_update(s->stream_hash, raw, 4);
-    unsigned long long off = (unsigned long long)at;
-    switch (tag) {
-    case ASR_TAG_CHUNK:
+    if (tag == ASR_TAG_CHUNK)
         return chunk_record(s, at, raw, rec);
-    case ASR_TAG_EXTENTS:
+    if (tag == ASR_TAG_EXTENTS)
         return extent_record(s, at, raw, rec);
-    case ASR_TAG_HEADER:
-    case ASR_TAG_LAYOUT:
-    case ASR_TAG_VOLUMES:
-        return stop(s, ASR_E_CORRUPT, "record at logical offset %llu: %.4s out of place after the data began", off,
-                    (const char *)raw);
-    case ASR_TAG_FOOTER:
-        return stop(s, ASR_E_CORRUPT, "footer at logical offset %llu without an index before it", off);
-    default:
-        return stop(s, ASR_E_CORRUPT, "unknown or damaged record at logical offset %llu (chunk %llu or an extent "
-                    "record expected)", off, (unsigned long long)s->next_chunk);
-    }
+    return fmt_scan_stray(&s->sc, raw, at);
 }
 
 int asr_stream_next(struct asr_stream *s, struct asr_stream_record *rec, struct asr_error *err)
@@ -912,10 +799,10 @@ int asr_stream_read_chunk_data(struct asr_stream *s, struct asr_stream_chunk *c,
         return asr_fail(err, ASR_E_STATE, "%s: chunk %llu is not the chunk just returned, or its data was read "
                         "already", s->name, (unsigned long long)c->chunk_id);
     if (!buf) {
-        if (!s->chunk_buf && !(s->chunk_buf = malloc(s->header.max_chunk_size)))
+        if (!s->chunk_buf && !(s->chunk_buf = malloc(s->sc.header.max_chunk_size)))
             return asr_fail(err, ASR_E_NOMEM, "%s: out of memory for a chunk buffer", s->name);
         buf = s->chunk_buf;
-        cap = s->header.max_chunk_size;
+        cap = s->sc.header.max_chunk_size;
     }
     if (cap < s->pending_left)
         return asr_fail(err, ASR_E_ARG, "%s: buffer of %zu bytes too small for chunk %llu's %u stored bytes",
@@ -943,7 +830,7 @@ int asr_chunk_decoder_new(const struct asr_stream *s, struct asr_chunk_decoder *
     *out = NULL;
     struct asr_chunk_decoder *d = calloc(1, sizeof *d);
     if (d) {
-        d->seed = s->header.hash_seed;
+        d->seed = s->sc.header.hash_seed;
         d->name = strdup(s->name);
         d->dctx = ZSTD_createDCtx();
     }
