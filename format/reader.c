@@ -10,11 +10,11 @@
 #include <zstd.h>
 
 struct asr_reader {
-    struct asr_partset *ps;
+    struct fmt_partset *ps;
     struct fmt_scan sc; /* opening: the records' rules; then header and layout */
     struct asr_error *err; /* where sc's problem goes while opening */
-    struct asr_footer footer;
-    struct asr_index index;
+    struct fmt_footer footer;
+    struct fmt_index index;
     struct asr_image_info info;
     uint64_t data_start;
     struct asr_chunk_reader *chunks; /* for read_chunk and read_volume */
@@ -28,8 +28,8 @@ static const char *where(const struct asr_reader *r, uint64_t off, char *buf, si
 {
     uint32_t part;
     uint64_t foff;
-    asr_partset_locate(r->ps, off, &part, &foff);
-    snprintf(buf, n, "%s offset %llu", asr_partset_path(r->ps, part), (unsigned long long)foff);
+    fmt_partset_locate(r->ps, off, &part, &foff);
+    snprintf(buf, n, "%s offset %llu", fmt_partset_path(r->ps, part), (unsigned long long)foff);
     return buf;
 }
 
@@ -39,58 +39,58 @@ static void scan_problem(void *ctx, const struct fmt_problem *p)
     const struct asr_reader *r = ctx;
     char at[512];
     if (p->alone)
-        asr_fail(r->err, p->code, "%s", p->msg);
+        fmt_fail(r->err, p->code, "%s", p->msg);
     else
-        asr_fail(r->err, p->code, "%s: %s: %s", p->what, p->msg, where(r, p->at, at, sizeof at));
+        fmt_fail(r->err, p->code, "%s: %s: %s", p->what, p->msg, where(r, p->at, at, sizeof at));
 }
 
 /* Reads the section at off whose body must end by limit (the one the grammar wants next); body
  * is malloc'd. */
 static int read_section(struct asr_reader *r, uint64_t off, const char *what, uint64_t limit,
-                        struct asr_section_header *s, uint8_t **body, struct asr_error *err)
+                        struct fmt_section_header *s, uint8_t **body, struct asr_error *err)
 {
     char at[512];
     uint8_t raw[ASR_SECTION_HEADER_SIZE];
     *body = NULL;
     if (off > limit || limit - off < ASR_SECTION_HEADER_SIZE)
-        return asr_fail(err, ASR_E_CORRUPT, "%s missing: %s", what, where(r, off, at, sizeof at));
-    int rc = asr_partset_read(r->ps, off, raw, sizeof raw, err);
+        return fmt_fail(err, ASR_E_CORRUPT, "%s missing: %s", what, where(r, off, at, sizeof at));
+    int rc = fmt_partset_read(r->ps, off, raw, sizeof raw, err);
     if (rc || (rc = fmt_scan_envelope(&r->sc, raw, off, limit - off, s)))
         return rc;
     if (!(*body = malloc(s->content_len ? s->content_len : 1)))
-        return asr_fail(err, ASR_E_NOMEM, "%s: out of memory", what);
-    if ((rc = asr_partset_read(r->ps, off + ASR_SECTION_HEADER_SIZE, *body, s->content_len, err)))
+        return fmt_fail(err, ASR_E_NOMEM, "%s: out of memory", what);
+    if ((rc = fmt_partset_read(r->ps, off + ASR_SECTION_HEADER_SIZE, *body, s->content_len, err)))
         return rc;
     return fmt_scan_content(&r->sc, s, *body, off);
 }
 
 static int open_footer(struct asr_reader *r, struct asr_error *err)
 {
-    uint64_t size = asr_partset_size(r->ps);
-    const char *last = asr_partset_path(r->ps, asr_partset_count(r->ps));
+    uint64_t size = fmt_partset_size(r->ps);
+    const char *last = fmt_partset_path(r->ps, fmt_partset_count(r->ps));
     uint8_t raw[ASR_FOOTER_SIZE];
     struct asr_error why = {0};
     if (size < ASR_IMAGE_HEADER_FIXED + ASR_FOOTER_SIZE)
-        return asr_fail(err, ASR_E_INCOMPLETE,
+        return fmt_fail(err, ASR_E_INCOMPLETE,
                         "incomplete image: %s holds %llu bytes, too few for a footer (backup interrupted?)",
                         last, (unsigned long long)size);
-    int rc = asr_partset_read(r->ps, size - ASR_FOOTER_SIZE, raw, sizeof raw, err);
+    int rc = fmt_partset_read(r->ps, size - ASR_FOOTER_SIZE, raw, sizeof raw, err);
     if (rc)
         return rc;
-    struct asr_footer *f = &r->footer;
-    if ((rc = asr_footer_decode(raw, f, &why)))
-        return asr_fail(err, rc,
+    struct fmt_footer *f = &r->footer;
+    if ((rc = fmt_footer_decode(raw, f, &why)))
+        return fmt_fail(err, rc,
                         "incomplete image: no valid footer at the end of %s (%s): the backup was interrupted, "
                         "the disk filled up, the copy is truncated or later parts are missing",
                         last, why.msg);
-    if (memcmp(f->uuid, asr_partset_uuid(r->ps), 16) != 0)
-        return asr_fail(err, ASR_E_PARTS, "footer at the end of %s belongs to another image", last);
-    if (f->part_count != asr_partset_count(r->ps))
-        return asr_fail(err, ASR_E_PARTS, "footer says the image has %u parts, %u found beside %s",
-                        f->part_count, asr_partset_count(r->ps), asr_partset_path(r->ps, 1));
+    if (memcmp(f->uuid, fmt_partset_uuid(r->ps), 16) != 0)
+        return fmt_fail(err, ASR_E_PARTS, "footer at the end of %s belongs to another image", last);
+    if (f->part_count != fmt_partset_count(r->ps))
+        return fmt_fail(err, ASR_E_PARTS, "footer says the image has %u parts, %u found beside %s",
+                        f->part_count, fmt_partset_count(r->ps), fmt_partset_path(r->ps, 1));
     if (f->index_length < ASR_SECTION_HEADER_SIZE || f->index_offset > size - ASR_FOOTER_SIZE ||
         f->index_length != size - ASR_FOOTER_SIZE - f->index_offset)
-        return asr_fail(err, ASR_E_CORRUPT, "footer: index position does not match the image size (%s)", last);
+        return fmt_fail(err, ASR_E_CORRUPT, "footer: index position does not match the image size (%s)", last);
     return ASR_OK;
 }
 
@@ -100,10 +100,10 @@ static int open_header(struct asr_reader *r, struct asr_error *err)
                                                                  : ASR_IMAGE_HEADER_MAX;
     uint8_t *raw = malloc(avail ? avail : 1);
     if (!raw)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
-    int rc = asr_partset_read(r->ps, 0, raw, avail, err);
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
+    int rc = fmt_partset_read(r->ps, 0, raw, avail, err);
     if (!rc)
-        rc = fmt_scan_header(&r->sc, raw, avail, asr_partset_uuid(r->ps));
+        rc = fmt_scan_header(&r->sc, raw, avail, fmt_partset_uuid(r->ps));
     free(raw);
     return rc;
 }
@@ -114,7 +114,7 @@ static int open_layout(struct asr_reader *r, struct asr_error *err)
     uint64_t off = r->sc.header.header_len, limit = r->footer.index_offset;
     for (int k = 0; k < 2; k++) {
         uint8_t *body;
-        struct asr_section_header s;
+        struct fmt_section_header s;
         int rc = read_section(r, off, k ? "volume table" : "layout section", limit, &s, &body, err);
         if (!rc)
             rc = fmt_scan_layout(&r->sc, s.tag, body, (size_t)s.content_len, off);
@@ -130,7 +130,7 @@ static int open_layout(struct asr_reader *r, struct asr_error *err)
 static int open_index(struct asr_reader *r, struct asr_error *err)
 {
     uint8_t *body;
-    struct asr_section_header s;
+    struct fmt_section_header s;
     uint64_t off = r->footer.index_offset;
     struct asr_error why = {0};
     r->sc.stage = FMT_AT_INDEX;
@@ -138,21 +138,21 @@ static int open_index(struct asr_reader *r, struct asr_error *err)
     if (!rc) {
         uint8_t env[ASR_SECTION_HEADER_SIZE];
         XXH3_state_t *st = XXH3_createState();
-        rc = asr_partset_read(r->ps, off, env, sizeof env, err);
+        rc = fmt_partset_read(r->ps, off, env, sizeof env, err);
         if (!rc && !st)
-            rc = asr_fail(err, ASR_E_NOMEM, "out of memory");
+            rc = fmt_fail(err, ASR_E_NOMEM, "out of memory");
         if (!rc) {
             XXH3_64bits_reset(st);
             XXH3_64bits_update(st, env, sizeof env);
             XXH3_64bits_update(st, body, s.content_len);
             if (XXH3_64bits_digest(st) != r->footer.index_hash)
-                rc = asr_fail(err, ASR_E_CORRUPT, "index does not match the footer's checksum of it");
+                rc = fmt_fail(err, ASR_E_CORRUPT, "index does not match the footer's checksum of it");
         }
         XXH3_freeState(st);
     }
-    if (!rc && (rc = asr_index_decode(body, (size_t)s.content_len, &r->sc.layout, r->data_start, off,
+    if (!rc && (rc = fmt_index_decode(body, (size_t)s.content_len, &r->sc.layout, r->data_start, off,
                                       r->sc.header.max_chunk_size, &r->index, &why)))
-        asr_fail(err, rc, "%s", why.msg);
+        fmt_fail(err, rc, "%s", why.msg);
     free(body);
     return rc;
 }
@@ -160,11 +160,11 @@ static int open_index(struct asr_reader *r, struct asr_error *err)
 static void fill_info(struct asr_reader *r)
 {
     struct asr_image_info *i = &r->info;
-    const struct asr_image_header *h = &r->sc.header;
-    asr_image_info_from_header(h, i);
-    i->part_count = asr_partset_count(r->ps);
-    i->split_size = asr_partset_split_size(r->ps);
-    i->image_bytes = asr_partset_file_bytes(r->ps);
+    const struct fmt_image_header *h = &r->sc.header;
+    fmt_image_info_from_header(h, i);
+    i->part_count = fmt_partset_count(r->ps);
+    i->split_size = fmt_partset_split_size(r->ps);
+    i->image_bytes = fmt_partset_file_bytes(r->ps);
     i->chunk_count = r->index.chunk_count;
     for (uint64_t c = 0; c < r->index.chunk_count; c++) {
         i->stored_bytes += r->index.chunks[c].stored_len;
@@ -182,11 +182,11 @@ int asr_reader_open(const char *path, struct asr_reader **out, struct asr_error 
     *out = NULL;
     struct asr_reader *r = calloc(1, sizeof *r);
     if (!r)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     r->cache_id = UINT64_MAX;
     r->err = err;
     fmt_scan_init(&r->sc, FMT_SCAN_STOP, scan_problem, r);
-    int rc = asr_partset_open(path, &r->ps, err);
+    int rc = fmt_partset_open(path, &r->ps, err);
     if (!rc)
         rc = open_footer(r, err);
     if (!rc)
@@ -197,7 +197,7 @@ int asr_reader_open(const char *path, struct asr_reader **out, struct asr_error 
         rc = open_index(r, err);
     if (!rc) {
         r->cache = malloc(r->sc.header.max_chunk_size);
-        rc = r->cache ? asr_chunk_reader_new(r, &r->chunks, err) : asr_fail(err, ASR_E_NOMEM, "out of memory");
+        rc = r->cache ? asr_chunk_reader_new(r, &r->chunks, err) : fmt_fail(err, ASR_E_NOMEM, "out of memory");
     }
     r->err = NULL;
     if (rc) {
@@ -213,9 +213,9 @@ void asr_reader_free(struct asr_reader *r)
 {
     if (!r)
         return;
-    asr_partset_close(r->ps);
+    fmt_partset_close(r->ps);
     fmt_scan_free(&r->sc);
-    asr_index_free(&r->index);
+    fmt_index_free(&r->index);
     asr_chunk_reader_free(r->chunks);
     free(r->cache);
     free(r);
@@ -273,7 +273,7 @@ int asr_chunk_reader_new(const struct asr_reader *r, struct asr_chunk_reader **o
     }
     if (!c || !c->dctx || !c->stored) {
         asr_chunk_reader_free(c);
-        return asr_fail(err, ASR_E_NOMEM, "out of memory for a chunk reader");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory for a chunk reader");
     }
     *out = c;
     return ASR_OK;
@@ -291,7 +291,7 @@ void asr_chunk_reader_free(struct asr_chunk_reader *c)
 void asr_reader_prefetch(const struct asr_reader *r, uint64_t chunk_id, uint64_t bytes)
 {
     if (chunk_id < r->index.chunk_count)
-        asr_partset_prefetch(r->ps, r->index.chunks[chunk_id].offset, bytes);
+        fmt_partset_prefetch(r->ps, r->index.chunks[chunk_id].offset, bytes);
 }
 
 const char *asr_reader_chunk_where(const struct asr_reader *r, uint64_t id, char *buf, size_t n)
@@ -309,24 +309,24 @@ int asr_chunk_reader_read(struct asr_chunk_reader *c, uint64_t id, void *buf, si
 {
     const struct asr_reader *r = c->r;
     if (id >= r->index.chunk_count)
-        return asr_fail(err, ASR_E_ARG, "chunk %llu does not exist", (unsigned long long)id);
-    const struct asr_chunk_entry *e = &r->index.chunks[id];
+        return fmt_fail(err, ASR_E_ARG, "chunk %llu does not exist", (unsigned long long)id);
+    const struct fmt_chunk_entry *e = &r->index.chunks[id];
     if (cap < e->content_len)
-        return asr_fail(err, ASR_E_ARG, "buffer of %zu bytes too small for chunk of %u", cap, e->content_len);
+        return fmt_fail(err, ASR_E_ARG, "buffer of %zu bytes too small for chunk of %u", cap, e->content_len);
     char at[512];
-    struct asr_chunk_header h;
+    struct fmt_chunk_header h;
     struct asr_error why = {0};
-    int rc = asr_partset_read(r->ps, e->offset, c->stored, ASR_CHUNK_HEADER_SIZE + (size_t)e->stored_len, err);
+    int rc = fmt_partset_read(r->ps, e->offset, c->stored, ASR_CHUNK_HEADER_SIZE + (size_t)e->stored_len, err);
     if (rc)
         return rc;
-    if (!(rc = asr_chunk_header_decode(c->stored, &h, &why)) &&
+    if (!(rc = fmt_chunk_header_decode(c->stored, &h, &why)) &&
         (h.chunk_id != id || h.stored_len != e->stored_len || h.content_len != e->content_len ||
-         !asr_hash128_eq(h.content_hash, e->content_hash)))
-        rc = asr_fail(&why, ASR_E_CORRUPT, "chunk header disagrees with the index");
+         !fmt_hash128_eq(h.content_hash, e->content_hash)))
+        rc = fmt_fail(&why, ASR_E_CORRUPT, "chunk header disagrees with the index");
     if (!rc)
-        rc = asr_chunk_decode(&h, c->stored + ASR_CHUNK_HEADER_SIZE, buf, cap, r->sc.header.hash_seed, c->dctx, &why);
+        rc = fmt_chunk_decode(&h, c->stored + ASR_CHUNK_HEADER_SIZE, buf, cap, r->sc.header.hash_seed, c->dctx, &why);
     if (rc)
-        return asr_fail(err, rc, "chunk %llu: %s: %s", (unsigned long long)id, why.msg,
+        return fmt_fail(err, rc, "chunk %llu: %s: %s", (unsigned long long)id, why.msg,
                         where(r, e->offset, at, sizeof at));
     if (content_len)
         *content_len = h.content_len;
@@ -353,7 +353,7 @@ int asr_reader_read_chunk(struct asr_reader *r, uint64_t id, void *buf, size_t c
     if (rc)
         return rc;
     if (cap < r->cache_len)
-        return asr_fail(err, ASR_E_ARG, "buffer of %zu bytes too small for chunk of %u", cap, r->cache_len);
+        return fmt_fail(err, ASR_E_ARG, "buffer of %zu bytes too small for chunk of %u", cap, r->cache_len);
     memcpy(buf, r->cache, r->cache_len);
     if (content_len)
         *content_len = r->cache_len;
@@ -378,10 +378,10 @@ int asr_reader_read_volume(struct asr_reader *r, uint32_t v, uint64_t offset, vo
                            struct asr_error *err)
 {
     if (v >= r->sc.layout.volume_count)
-        return asr_fail(err, ASR_E_ARG, "volume %u does not exist", v);
+        return fmt_fail(err, ASR_E_ARG, "volume %u does not exist", v);
     uint64_t size = r->sc.layout.volumes[v].size_bytes;
     if (offset > size || len > size - offset)
-        return asr_fail(err, ASR_E_ARG, "read of %zu bytes at %llu past the end of volume %u", len,
+        return fmt_fail(err, ASR_E_ARG, "read of %zu bytes at %llu past the end of volume %u", len,
                         (unsigned long long)offset, v);
     memset(buf, 0, len);
     const struct asr_extent *ext = r->index.extents[v];
@@ -404,12 +404,12 @@ int asr_reader_read_volume(struct asr_reader *r, uint32_t v, uint64_t offset, vo
         memcpy((uint8_t *)buf + (from - offset), r->cache + e->chunk_offset + (from - e->offset), to - from);
     }
     if (unreadable_at != UINT64_MAX)
-        return asr_fail(err, ASR_E_UNREADABLE, "volume %u offset %llu was unreadable on the source disk", v,
+        return fmt_fail(err, ASR_E_UNREADABLE, "volume %u offset %llu was unreadable on the source disk", v,
                         (unsigned long long)unreadable_at);
     return ASR_OK;
 }
 
 /* For the verifier: the parts of the reader it cross-checks a sequential scan against. */
-const struct asr_index *asr_reader_index(const struct asr_reader *r) { return &r->index; }
-uint64_t asr_reader_data_start(const struct asr_reader *r) { return r->data_start; }
-uint64_t asr_reader_index_offset(const struct asr_reader *r) { return r->footer.index_offset; }
+const struct fmt_index *fmt_reader_index(const struct asr_reader *r) { return &r->index; }
+uint64_t fmt_reader_data_start(const struct asr_reader *r) { return r->data_start; }
+uint64_t fmt_reader_index_offset(const struct asr_reader *r) { return r->footer.index_offset; }

@@ -28,7 +28,7 @@ void fmt_scan_init(struct fmt_scan *sc, enum fmt_scan_mode mode, fmt_scan_report
 
 void fmt_scan_free(struct fmt_scan *sc)
 {
-    asr_layout_free(&sc->layout);
+    fmt_layout_free(&sc->layout);
     free(sc->volumes);
     free(sc->chunk_len);
     sc->volumes = NULL;
@@ -63,7 +63,7 @@ static int problem(struct fmt_scan *sc, int code, const char *what, uint64_t at,
 int fmt_scan_header(struct fmt_scan *sc, const uint8_t *raw, size_t avail, const uint8_t part_uuid[16])
 {
     struct asr_error why = {0};
-    int rc = asr_image_header_decode(raw, avail, &sc->header, &why);
+    int rc = fmt_image_header_decode(raw, avail, &sc->header, &why);
     if (rc) {
         problem(sc, rc, "image header", 0, "%s", why.msg);
         /* Resynchronising goes on to the layout with chunks of any size allowed. */
@@ -72,7 +72,7 @@ int fmt_scan_header(struct fmt_scan *sc, const uint8_t *raw, size_t avail, const
         sc->stage = FMT_AT_LAYOUT;
         return rc;
     }
-    if ((rc = asr_image_header_check_support(&sc->header, &why))) {
+    if ((rc = fmt_image_header_check_support(&sc->header, &why))) {
         /* A version or a feature refused: the message stands alone, no place in the file helps. */
         struct fmt_problem p = {.code = rc, .what = "image header", .alone = true};
         snprintf(p.msg, sizeof p.msg, "%s", why.msg);
@@ -131,13 +131,13 @@ static uint32_t expected_section(const struct fmt_scan *sc, uint32_t tag)
 }
 
 int fmt_scan_envelope(struct fmt_scan *sc, const uint8_t raw[ASR_SECTION_HEADER_SIZE], uint64_t at, uint64_t left,
-                      struct asr_section_header *h)
+                      struct fmt_section_header *h)
 {
     struct asr_error why = {0};
     uint64_t min, max;
     uint32_t want = expected_section(sc, get_le32(raw));
     const char *what = section_what(want, &min, &max);
-    int rc = asr_section_header_decode(raw, h, &why);
+    int rc = fmt_section_header_decode(raw, h, &why);
     if (rc)
         return problem(sc, rc, what, at, "%s", why.msg);
     if (h->tag != want && !(sc->mode == FMT_SCAN_RESYNC && section_what(h->tag, &min, &max)))
@@ -153,10 +153,10 @@ int fmt_scan_envelope(struct fmt_scan *sc, const uint8_t raw[ASR_SECTION_HEADER_
     return ASR_OK;
 }
 
-int fmt_scan_content(struct fmt_scan *sc, const struct asr_section_header *h, const uint8_t *body, uint64_t at)
+int fmt_scan_content(struct fmt_scan *sc, const struct fmt_section_header *h, const uint8_t *body, uint64_t at)
 {
     uint64_t min, max;
-    if (asr_checksum64(body, (size_t)h->content_len) != h->content_hash)
+    if (fmt_checksum64(body, (size_t)h->content_len) != h->content_hash)
         return problem(sc, ASR_E_CORRUPT, section_what(h->tag, &min, &max), at, "checksum mismatch");
     return ASR_OK;
 }
@@ -172,13 +172,13 @@ int fmt_scan_layout(struct fmt_scan *sc, uint32_t tag, const uint8_t *body, size
         rc = problem(sc, ASR_E_CORRUPT, what, at, "out of place");
     else if (!is_layout && sc->layout_bad)
         rc = problem(sc, ASR_E_CORRUPT, what, at, "not checked: the layout section before it is damaged");
-    else if ((rc = is_layout ? asr_layout_decode_disks(body, len, &sc->layout, &why)
-                             : asr_layout_decode_volumes(body, len, &sc->layout, &why))) {
+    else if ((rc = is_layout ? fmt_layout_decode_disks(body, len, &sc->layout, &why)
+                             : fmt_layout_decode_volumes(body, len, &sc->layout, &why))) {
         problem(sc, rc, what, at, "%s", why.msg);
         /* A half-decoded layout is no basis for checking volumes against it. */
         if (is_layout) {
             uint64_t incompat = sc->layout.incompat;
-            asr_layout_free(&sc->layout);
+            fmt_layout_free(&sc->layout);
             sc->layout.incompat = incompat;
             sc->layout_bad = true;
         }
@@ -218,12 +218,12 @@ static int note_chunk(struct fmt_scan *sc, uint64_t id, uint32_t content_len, co
 }
 
 int fmt_scan_chunk(struct fmt_scan *sc, const uint8_t raw[ASR_CHUNK_HEADER_SIZE], uint64_t at, uint64_t left,
-                   struct asr_chunk_header *h)
+                   struct fmt_chunk_header *h)
 {
     struct asr_error why = {0};
     uint64_t expect = sc->next_chunk;
     snprintf(sc->what, sizeof sc->what, "chunk %llu", (unsigned long long)expect);
-    int rc = asr_chunk_header_decode(raw, h, &why);
+    int rc = fmt_chunk_header_decode(raw, h, &why);
     if (rc)
         return problem(sc, rc, sc->what, at, "%s", why.msg);
     if (h->content_len > sc->header.max_chunk_size)
@@ -252,7 +252,7 @@ int fmt_scan_extents(struct fmt_scan *sc, const uint8_t *body, size_t len, uint6
                      struct asr_extent *ext, uint32_t *count)
 {
     struct asr_error why = {0};
-    int rc = asr_extent_record_decode(body, len, volume, ext, count, &why);
+    int rc = fmt_extent_record_decode(body, len, volume, ext, count, &why);
     if (rc) {
         *count = 0;
         return problem(sc, rc, "extent record", at, "%s", why.msg);
@@ -269,7 +269,7 @@ int fmt_scan_extents(struct fmt_scan *sc, const uint8_t *body, size_t len, uint6
         struct asr_extent place = *e;
         if (e->ref < ASR_REF_UNREADABLE && e->ref < sc->next_chunk && sc->chunk_len[e->ref] == LEN_UNKNOWN)
             place.ref = ASR_REF_ZERO; /* its chunk was lost to damage: only its place can be checked */
-        if ((rc = asr_extent_check(&place, v->end, size, sc->next_chunk, scan_chunk_len, sc, &why))) {
+        if ((rc = fmt_extent_check(&place, v->end, size, sc->next_chunk, scan_chunk_len, sc, &why))) {
             problem(sc, rc, "extent record", at, "volume %u %s", vol, why.msg);
             if (sc->mode == FMT_SCAN_STOP)
                 return rc;
@@ -313,24 +313,24 @@ void fmt_scan_finish(struct fmt_scan *sc)
 
 static bool plausible_record(const uint8_t *p, size_t avail)
 {
-    struct asr_chunk_header c;
-    struct asr_section_header s;
+    struct fmt_chunk_header c;
+    struct fmt_section_header s;
     uint32_t tag = get_le32(p);
     if (tag == ASR_TAG_CHUNK && avail >= ASR_CHUNK_HEADER_SIZE)
-        return asr_chunk_header_decode(p, &c, NULL) == ASR_OK;
+        return !fmt_chunk_header_decode(p, &c, NULL);
     if ((tag == ASR_TAG_EXTENTS || tag == ASR_TAG_LAYOUT || tag == ASR_TAG_VOLUMES) &&
         avail >= ASR_SECTION_HEADER_SIZE)
-        return asr_section_header_decode(p, &s, NULL) == ASR_OK;
+        return !fmt_section_header_decode(p, &s, NULL);
     return false;
 }
 
-uint64_t fmt_scan_resync(struct asr_partset *ps, uint64_t from, uint64_t end, uint8_t *win)
+uint64_t fmt_scan_resync(struct fmt_partset *ps, uint64_t from, uint64_t end, uint8_t *win)
 {
     for (uint64_t at = from + 1; at < end;) {
         uint64_t left = end - at;
         size_t n = left < FMT_RESYNC_WINDOW + ASR_CHUNK_HEADER_SIZE ? (size_t)left
                                                                     : FMT_RESYNC_WINDOW + ASR_CHUNK_HEADER_SIZE;
-        if (asr_partset_read(ps, at, win, n, NULL) != ASR_OK)
+        if (fmt_partset_read(ps, at, win, n, NULL))
             return end;
         size_t scan = n > ASR_CHUNK_HEADER_SIZE ? n - ASR_SECTION_HEADER_SIZE + 1 : 1;
         for (size_t i = 0; i < scan && i + 4 <= n; i++)

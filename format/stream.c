@@ -52,7 +52,7 @@ struct asr_stream {
     /* records */
     XXH3_state_t *table_hash; /* the index's chunk table as the chunk records predict it */
     uint64_t damaged;         /* chunks whose stored bytes failed their checksum in passing */
-    struct asr_chunk_header pending; /* the chunk whose stored bytes are next */
+    struct fmt_chunk_header pending; /* the chunk whose stored bytes are next */
     uint64_t pending_at;
     uint32_t pending_left; /* its stored bytes not yet consumed */
     uint8_t *chunk_buf;    /* max_chunk_size bytes, for read_chunk_data with no buffer */
@@ -73,7 +73,7 @@ static int stop(struct asr_stream *s, int code, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     s->failed = true;
-    return asr_fail(&s->fatal, code, "%s: %s", s->name, msg);
+    return fmt_fail(&s->fatal, code, "%s: %s", s->name, msg);
 }
 
 static int incomplete(struct asr_stream *s)
@@ -173,14 +173,14 @@ static int next_part(struct asr_stream *s)
         return rc;
     if (got < sizeof raw)
         return incomplete(s);
-    struct asr_part_header h;
+    struct fmt_part_header h;
     struct asr_error why = {0};
-    if (memcmp(raw, asr_part_magic, sizeof asr_part_magic) != 0)
+    if (memcmp(raw, fmt_part_magic, sizeof fmt_part_magic) != 0)
         return stop(s, ASR_E_PARTS,
                     "no part header at input offset %llu where part %u must begin: parts missing, or not "
                     "concatenated whole and in order",
                     (unsigned long long)at, k);
-    if ((rc = asr_part_header_decode(raw, &h, &why)))
+    if ((rc = fmt_part_header_decode(raw, &h, &why)))
         return stop(s, rc, "part %u header at input offset %llu: %s", k, (unsigned long long)at, why.msg);
     if (memcmp(h.uuid, s->part_uuid, 16) != 0)
         return stop(s, ASR_E_PARTS, "part %u at input offset %llu belongs to another image", k,
@@ -239,7 +239,7 @@ static int pull(struct asr_stream *s, uint8_t *dst, size_t n)
 
 /* The rest of a section envelope whose tag is already in raw[0..4): read and checked. */
 static int section_envelope(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTION_HEADER_SIZE],
-                            struct asr_section_header *h)
+                            struct fmt_section_header *h)
 {
     int rc = pull(s, raw + 4, ASR_SECTION_HEADER_SIZE - 4);
     return rc ? rc : fmt_scan_envelope(&s->sc, raw, at, UINT64_MAX, h);
@@ -249,7 +249,7 @@ static int section_envelope(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_S
  * the content is read into *body (malloc'd), grown as its bytes arrive, so that a length the
  * stream does not back up with bytes cannot make it allocate the section's cap. */
 static int read_section(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTION_HEADER_SIZE],
-                        struct asr_section_header *h, uint8_t **body)
+                        struct fmt_section_header *h, uint8_t **body)
 {
     int rc = section_envelope(s, at, raw, h);
     if (rc)
@@ -294,13 +294,13 @@ static int open_part(struct asr_stream *s)
         return rc;
     if (got == 0)
         return stop(s, ASR_E_INCOMPLETE, "the image stream is empty (did the command sending it fail?)");
-    if (memcmp(raw, asr_part_magic, got < sizeof asr_part_magic ? got : sizeof asr_part_magic) != 0)
+    if (memcmp(raw, fmt_part_magic, got < sizeof fmt_part_magic ? got : sizeof fmt_part_magic) != 0)
         return stop(s, ASR_E_NOT_IMAGE, "not an asrimg image (no magic at its start)");
     if (got < sizeof raw)
         return stop(s, ASR_E_INCOMPLETE, "image stream ended inside its part header, after %zu bytes", got);
-    struct asr_part_header h;
+    struct fmt_part_header h;
     struct asr_error why = {0};
-    if ((rc = asr_part_header_decode(raw, &h, &why)))
+    if ((rc = fmt_part_header_decode(raw, &h, &why)))
         return stop(s, rc, "part header: %s", why.msg);
     if (h.part_number != 1)
         return stop(s, ASR_E_PARTS,
@@ -341,7 +341,7 @@ static int open_layout(struct asr_stream *s)
 {
     for (int k = 0; k < 2; k++) {
         uint8_t raw[ASR_SECTION_HEADER_SIZE], *body = NULL;
-        struct asr_section_header h;
+        struct fmt_section_header h;
         uint64_t at = s->logical;
         int rc = pull(s, raw, 4);
         if (!rc && !(rc = read_section(s, at, raw, &h, &body))) {
@@ -357,7 +357,7 @@ static int open_layout(struct asr_stream *s)
 static void fill_info(struct asr_stream *s)
 {
     struct asr_image_info *i = &s->info;
-    asr_image_info_from_header(&s->sc.header, i);
+    fmt_image_info_from_header(&s->sc.header, i);
     i->part_count = s->parts;
     i->split_size = s->split_size;
     i->image_bytes = s->physical;
@@ -417,7 +417,7 @@ static struct asr_stream *stream_new(asr_stream_read_fn fn, void *ctx, const cha
 static int stream_start(struct asr_stream *s, struct asr_stream **out, struct asr_error *err)
 {
     if (!s)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     if (open_all(s)) {
         int rc = report(s, err);
         asr_stream_free(s);
@@ -432,7 +432,7 @@ int asr_stream_open(asr_stream_read_fn fn, void *ctx, const char *name, struct a
 {
     *out = NULL;
     if (!fn)
-        return asr_fail(err, ASR_E_ARG, "no read function");
+        return fmt_fail(err, ASR_E_ARG, "no read function");
     return stream_start(stream_new(fn, ctx, name), out, err);
 }
 
@@ -514,13 +514,13 @@ static int finish_chunk_data(struct asr_stream *s, uint8_t *dst)
 static int chunk_record(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_CHUNK_HEADER_SIZE],
                         struct asr_stream_record *rec)
 {
-    struct asr_chunk_header h;
+    struct fmt_chunk_header h;
     int rc = pull(s, raw + 4, ASR_CHUNK_HEADER_SIZE - 4);
     if (rc || (rc = fmt_scan_chunk(&s->sc, raw, at, UINT64_MAX, &h)))
         return rc;
     /* The index's entry for this chunk is known now: hash it, to compare with the index. */
     uint8_t entry[ASR_CHUNK_ENTRY_SIZE];
-    asr_chunk_entry_encode(&(struct asr_chunk_entry){at, h.stored_len, h.content_len, h.content_hash}, entry);
+    fmt_chunk_entry_encode(&(struct fmt_chunk_entry){at, h.stored_len, h.content_len, h.content_hash}, entry);
     XXH3_64bits_update(s->table_hash, entry, sizeof entry);
     s->info.chunk_count++;
     s->info.stored_bytes += h.stored_len;
@@ -539,7 +539,7 @@ static int chunk_record(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_CHUNK
 static int extent_record(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTION_HEADER_SIZE],
                          struct asr_stream_record *rec)
 {
-    struct asr_section_header h;
+    struct fmt_section_header h;
     uint32_t vol, count;
     int rc = section_envelope(s, at, raw, &h);
     if (rc || (rc = pull(s, s->ext_body, (size_t)h.content_len)) ||
@@ -613,7 +613,7 @@ static int walk_chunks(struct asr_stream *s, struct index_walk *w, struct asr_ha
                      (unsigned long long)s->sc.next_chunk);
     /* The stream hash covers damaged chunk data too: such chunks are the decoder's to report, and
      * every other byte before the index has passed a checksum of its own. */
-    else if (!asr_hash128_eq(asr_hash128_get(b + 16), stream_hash) && s->damaged == 0)
+    else if (!fmt_hash128_eq(fmt_hash128_get(b + 16), stream_hash) && s->damaged == 0)
         walk_problem(w, "whole-stream checksum mismatch: the bytes before the index are not the ones written");
     else if (chunks > w->left / ASR_CHUNK_ENTRY_SIZE)
         walk_problem(w, "ends inside its chunk table");
@@ -667,7 +667,7 @@ static int walk_volumes(struct asr_stream *s, struct index_walk *w)
         }
         if (!rc && !w->problem[0] && fingerprint != seen->fingerprint)
             walk_problem(w, "volume %u: extents differ from the stream's extent records", v);
-        seen->stats.content_hash = asr_hash128_get(b + 16);
+        seen->stats.content_hash = fmt_hash128_get(b + 16);
     }
     if (!rc && !w->problem[0] && w->left)
         walk_problem(w, "%llu stray bytes at its end", (unsigned long long)w->left);
@@ -684,12 +684,12 @@ static int footer(struct asr_stream *s, uint64_t index_at, uint64_t index_len, u
 {
     uint8_t raw[ASR_FOOTER_SIZE];
     unsigned long long off = (unsigned long long)s->logical;
-    struct asr_footer f;
+    struct fmt_footer f;
     struct asr_error why = {0};
     int rc = pull(s, raw, sizeof raw);
     if (rc)
         return rc;
-    if (asr_footer_decode(raw, &f, &why))
+    if (fmt_footer_decode(raw, &f, &why))
         return stop(s, ASR_E_CORRUPT, "footer at logical offset %llu: %s", off, why.msg);
     if (f.index_offset != index_at || f.index_length != index_len)
         return stop(s, ASR_E_CORRUPT, "footer at logical offset %llu: places the index at %llu (%llu bytes), "
@@ -708,7 +708,7 @@ static int footer(struct asr_stream *s, uint64_t index_at, uint64_t index_len, u
 /* The index, read through without holding it, then the footer: the end of the image. */
 static int index_and_footer(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTION_HEADER_SIZE])
 {
-    struct asr_section_header h;
+    struct fmt_section_header h;
     unsigned long long off = (unsigned long long)at;
     int rc = section_envelope(s, at, raw, &h);
     if (rc)
@@ -796,16 +796,16 @@ int asr_stream_read_chunk_data(struct asr_stream *s, struct asr_stream_chunk *c,
         return report(s, err);
     if (s->pending_left == 0 || c->chunk_id != s->pending.chunk_id ||
         c->logical_offset != s->pending_at)
-        return asr_fail(err, ASR_E_STATE, "%s: chunk %llu is not the chunk just returned, or its data was read "
+        return fmt_fail(err, ASR_E_STATE, "%s: chunk %llu is not the chunk just returned, or its data was read "
                         "already", s->name, (unsigned long long)c->chunk_id);
     if (!buf) {
         if (!s->chunk_buf && !(s->chunk_buf = malloc(s->sc.header.max_chunk_size)))
-            return asr_fail(err, ASR_E_NOMEM, "%s: out of memory for a chunk buffer", s->name);
+            return fmt_fail(err, ASR_E_NOMEM, "%s: out of memory for a chunk buffer", s->name);
         buf = s->chunk_buf;
         cap = s->sc.header.max_chunk_size;
     }
     if (cap < s->pending_left)
-        return asr_fail(err, ASR_E_ARG, "%s: buffer of %zu bytes too small for chunk %llu's %u stored bytes",
+        return fmt_fail(err, ASR_E_ARG, "%s: buffer of %zu bytes too small for chunk %llu's %u stored bytes",
                         s->name, cap, (unsigned long long)c->chunk_id, s->pending_left);
     int rc = finish_chunk_data(s, buf);
     s->info.image_bytes = s->physical;
@@ -836,7 +836,7 @@ int asr_chunk_decoder_new(const struct asr_stream *s, struct asr_chunk_decoder *
     }
     if (!d || !d->name || !d->dctx) {
         asr_chunk_decoder_free(d);
-        return asr_fail(err, ASR_E_NOMEM, "out of memory for a chunk decoder");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory for a chunk decoder");
     }
     *out = d;
     return ASR_OK;
@@ -855,14 +855,14 @@ int asr_chunk_decoder_run(struct asr_chunk_decoder *d, const struct asr_stream_c
                           struct asr_error *err)
 {
     if (!c->stored)
-        return asr_fail(err, ASR_E_ARG, "%s: chunk %llu has no stored bytes: read them first", d->name,
+        return fmt_fail(err, ASR_E_ARG, "%s: chunk %llu has no stored bytes: read them first", d->name,
                         (unsigned long long)c->chunk_id);
-    struct asr_chunk_header h = {c->codec, c->chunk_id, c->stored_len, c->content_len, c->content_hash,
+    struct fmt_chunk_header h = {c->codec, c->chunk_id, c->stored_len, c->content_len, c->content_hash,
                                  c->stored_hash};
     struct asr_error why = {0};
-    int rc = asr_chunk_decode(&h, c->stored, out, cap, d->seed, d->dctx, &why);
+    int rc = fmt_chunk_decode(&h, c->stored, out, cap, d->seed, d->dctx, &why);
     if (rc)
-        return asr_fail(err, rc, "%s: chunk %llu at logical offset %llu: %s", d->name,
+        return fmt_fail(err, rc, "%s: chunk %llu at logical offset %llu: %s", d->name,
                         (unsigned long long)c->chunk_id, (unsigned long long)c->logical_offset, why.msg);
     return ASR_OK;
 }

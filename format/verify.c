@@ -12,9 +12,9 @@
 #include <zstd.h>
 
 struct verifier {
-    struct asr_partset *ps;
+    struct fmt_partset *ps;
     struct asr_reader *r; /* NULL when the image does not open: scan only */
-    const struct asr_index *ix;
+    const struct fmt_index *ix;
     asr_problem_fn on_problem;
     void *problem_ctx;
     asr_progress_fn on_progress;
@@ -49,15 +49,15 @@ static void problem(struct verifier *v, enum asr_status code, const char *what, 
     va_end(ap);
     struct asr_problem p = {code, what, 0, 0, off, msg};
     if (v->ps && off != UINT64_MAX)
-        asr_partset_locate(v->ps, off, &p.part, &p.part_offset);
+        fmt_partset_locate(v->ps, off, &p.part, &p.part_offset);
     else
         p.logical_offset = 0;
     if (v->rep->problems++ == 0) {
         if (p.part)
-            asr_fail(&v->first, code, "%s: %s: %s offset %llu", what, msg, asr_partset_path(v->ps, p.part),
+            fmt_fail(&v->first, code, "%s: %s: %s offset %llu", what, msg, fmt_partset_path(v->ps, p.part),
                      (unsigned long long)p.part_offset);
         else
-            asr_fail(&v->first, code, "%s: %s", what, msg);
+            fmt_fail(&v->first, code, "%s: %s", what, msg);
     }
     if (v->on_problem)
         v->on_problem(&p, v->problem_ctx);
@@ -112,12 +112,12 @@ static uint64_t check_header(struct verifier *v)
 {
     struct asr_error why = {0};
     size_t avail = v->end < ASR_IMAGE_HEADER_MAX ? (size_t)v->end : ASR_IMAGE_HEADER_MAX;
-    if (asr_partset_read(v->ps, 0, v->stored, avail, &why)) {
+    if (fmt_partset_read(v->ps, 0, v->stored, avail, &why)) {
         problem(v, ASR_E_CORRUPT, "image header", 0, "%s", why.msg);
         avail = 0; /* the scanner takes it as damaged and goes on */
     }
-    const struct asr_image_header *h = &v->sc.header;
-    if (fmt_scan_header(&v->sc, v->stored, avail, asr_partset_uuid(v->ps))) {
+    const struct fmt_image_header *h = &v->sc.header;
+    if (fmt_scan_header(&v->sc, v->stored, avail, fmt_partset_uuid(v->ps))) {
         if (size_buffers(v, ASR_MAX_CHUNK_SIZE)) {
             problem(v, ASR_E_NOMEM, "verify", UINT64_MAX, "out of memory");
             return v->end;
@@ -140,11 +140,11 @@ static uint64_t check_header(struct verifier *v)
 
 /* Reads the section at pos into v->section (body after the envelope). 0 when it cannot be
  * framed (reported). */
-static uint64_t read_section(struct verifier *v, uint64_t pos, const char *what, struct asr_section_header *s)
+static uint64_t read_section(struct verifier *v, uint64_t pos, const char *what, struct fmt_section_header *s)
 {
     struct asr_error why = {0};
     uint8_t hdr[ASR_SECTION_HEADER_SIZE];
-    if (v->end - pos < ASR_SECTION_HEADER_SIZE || asr_partset_read(v->ps, pos, hdr, sizeof hdr, &why)) {
+    if (v->end - pos < ASR_SECTION_HEADER_SIZE || fmt_partset_read(v->ps, pos, hdr, sizeof hdr, &why)) {
         problem(v, ASR_E_CORRUPT, what, pos, "%s", why.msg[0] ? why.msg : "truncated");
         return 0;
     }
@@ -161,7 +161,7 @@ static uint64_t read_section(struct verifier *v, uint64_t pos, const char *what,
         v->section_cap = need;
     }
     memcpy(v->section, hdr, sizeof hdr);
-    if (asr_partset_read(v->ps, pos + ASR_SECTION_HEADER_SIZE, v->section + ASR_SECTION_HEADER_SIZE, s->content_len,
+    if (fmt_partset_read(v->ps, pos + ASR_SECTION_HEADER_SIZE, v->section + ASR_SECTION_HEADER_SIZE, s->content_len,
                          &why)) {
         problem(v, ASR_E_IO, what, pos, "%s", why.msg);
         return 0;
@@ -173,7 +173,7 @@ static uint64_t read_section(struct verifier *v, uint64_t pos, const char *what,
 
 static uint64_t check_layout_section(struct verifier *v, uint64_t pos, uint32_t tag)
 {
-    struct asr_section_header s;
+    struct fmt_section_header s;
     uint64_t n = read_section(v, pos, tag == ASR_TAG_LAYOUT ? "layout section" : "volume table", &s);
     if (!n)
         return 0;
@@ -182,7 +182,7 @@ static uint64_t check_layout_section(struct verifier *v, uint64_t pos, uint32_t 
     return n;
 }
 
-static void cross_check_chunk(struct verifier *v, uint64_t pos, const struct asr_chunk_header *h, const char *what)
+static void cross_check_chunk(struct verifier *v, uint64_t pos, const struct fmt_chunk_header *h, const char *what)
 {
     if (!v->ix)
         return;
@@ -190,17 +190,17 @@ static void cross_check_chunk(struct verifier *v, uint64_t pos, const struct asr
         problem(v, ASR_E_CORRUPT, what, pos, "not in the index");
         return;
     }
-    const struct asr_chunk_entry *e = &v->ix->chunks[h->chunk_id];
+    const struct fmt_chunk_entry *e = &v->ix->chunks[h->chunk_id];
     if (e->offset != pos || e->stored_len != h->stored_len || e->content_len != h->content_len ||
-        !asr_hash128_eq(e->content_hash, h->content_hash))
+        !fmt_hash128_eq(e->content_hash, h->content_hash))
         problem(v, ASR_E_CORRUPT, what, pos, "disagrees with its index entry");
 }
 
 static uint64_t check_chunk(struct verifier *v, uint64_t pos)
 {
-    struct asr_chunk_header h;
+    struct fmt_chunk_header h;
     struct asr_error why = {0};
-    if (v->end - pos < ASR_CHUNK_HEADER_SIZE || asr_partset_read(v->ps, pos, v->stored, ASR_CHUNK_HEADER_SIZE, &why)) {
+    if (v->end - pos < ASR_CHUNK_HEADER_SIZE || fmt_partset_read(v->ps, pos, v->stored, ASR_CHUNK_HEADER_SIZE, &why)) {
         char what[48];
         snprintf(what, sizeof what, "chunk %llu", (unsigned long long)v->sc.next_chunk);
         problem(v, ASR_E_CORRUPT, what, pos, "%s", why.msg[0] ? why.msg : "truncated");
@@ -210,7 +210,7 @@ static uint64_t check_chunk(struct verifier *v, uint64_t pos)
         return 0;
     const char *what = v->sc.what;
     uint8_t *stored = v->stored + ASR_CHUNK_HEADER_SIZE;
-    if (asr_partset_read(v->ps, pos + ASR_CHUNK_HEADER_SIZE, stored, h.stored_len, &why)) {
+    if (fmt_partset_read(v->ps, pos + ASR_CHUNK_HEADER_SIZE, stored, h.stored_len, &why)) {
         problem(v, ASR_E_IO, what, pos, "%s", why.msg);
         return 0;
     }
@@ -219,8 +219,8 @@ static uint64_t check_chunk(struct verifier *v, uint64_t pos)
     bool referenced = v->referenced && h.chunk_id < v->ix->chunk_count &&
                       (v->referenced[h.chunk_id / 8] >> (h.chunk_id % 8)) & 1;
     int rc = referenced ? (XXH3_64bits(stored, h.stored_len) == h.stored_hash
-                               ? ASR_OK : asr_fail(&why, ASR_E_CORRUPT, "stored data checksum mismatch"))
-                        : asr_chunk_decode(&h, stored, v->content, v->max_chunk, v->seed, v->dctx, &why);
+                               ? ASR_OK : fmt_fail(&why, ASR_E_CORRUPT, "stored data checksum mismatch"))
+                        : fmt_chunk_decode(&h, stored, v->content, v->max_chunk, v->seed, v->dctx, &why);
     if (rc) {
         problem(v, ASR_E_CORRUPT, what, pos, "%s", why.msg);
         v->stream_valid = false;
@@ -253,7 +253,7 @@ static void cross_check_extents(struct verifier *v, uint64_t pos, uint32_t vol, 
 
 static uint64_t check_extent_record(struct verifier *v, uint64_t pos)
 {
-    struct asr_section_header s;
+    struct fmt_section_header s;
     uint64_t n = read_section(v, pos, "extent record", &s);
     if (!n)
         return 0;
@@ -273,7 +273,7 @@ static void scan_stream(struct verifier *v)
         progress(v, pos);
         uint8_t tagb[4];
         uint64_t n = 0;
-        if (v->end - pos >= 4 && asr_partset_read(v->ps, pos, tagb, 4, NULL) == ASR_OK) {
+        if (v->end - pos >= 4 && !fmt_partset_read(v->ps, pos, tagb, 4, NULL)) {
             uint32_t tag = get_le32(tagb);
             if (tag == ASR_TAG_CHUNK)
                 n = check_chunk(v, pos);
@@ -296,15 +296,15 @@ static void check_against_index(struct verifier *v)
     if (!v->ix)
         return;
     if (v->sc.next_chunk != v->ix->chunk_count)
-        problem(v, ASR_E_CORRUPT, "index", asr_reader_index_offset(v->r), "lists %llu chunks, the stream holds %llu",
+        problem(v, ASR_E_CORRUPT, "index", fmt_reader_index_offset(v->r), "lists %llu chunks, the stream holds %llu",
                 (unsigned long long)v->ix->chunk_count, (unsigned long long)v->sc.next_chunk);
     for (uint32_t vol = 0; vol < v->ix->volume_count; vol++)
         if (v->cursor[vol] != v->ix->stats[vol].extent_count)
-            problem(v, ASR_E_CORRUPT, "index", asr_reader_index_offset(v->r),
+            problem(v, ASR_E_CORRUPT, "index", fmt_reader_index_offset(v->r),
                     "volume %u: %llu extents, the stream's extent records hold %llu", vol,
                     (unsigned long long)v->ix->stats[vol].extent_count, (unsigned long long)v->cursor[vol]);
     XXH128_hash_t h = XXH3_128bits_digest(v->stream);
-    if (v->stream_valid && !asr_hash128_eq((struct asr_hash128){h.low64, h.high64}, v->ix->stream_hash))
+    if (v->stream_valid && !fmt_hash128_eq((struct asr_hash128){h.low64, h.high64}, v->ix->stream_hash))
         problem(v, ASR_E_CORRUPT, "image", UINT64_MAX, "whole-stream checksum mismatch");
 }
 
@@ -337,10 +337,10 @@ static void check_volumes(struct verifier *v, uint64_t done)
                 done += e->length;
                 progress(v, done);
             }
-            asr_volume_hash_extent(st, e, content);
+            fmt_volume_hash_extent(st, e, content);
         }
         XXH128_hash_t h = XXH3_128bits_digest(st);
-        if (ok && !asr_hash128_eq((struct asr_hash128){h.low64, h.high64}, v->ix->stats[vol].content_hash))
+        if (ok && !fmt_hash128_eq((struct asr_hash128){h.low64, h.high64}, v->ix->stats[vol].content_hash))
             problem(v, ASR_E_CORRUPT, what, UINT64_MAX, "content hash mismatch");
         v->rep->volumes++;
     }
@@ -349,21 +349,21 @@ static void check_volumes(struct verifier *v, uint64_t done)
 
 static int prepare(struct verifier *v, const char *path, struct asr_error *err)
 {
-    int rc = asr_partset_open(path, &v->ps, err);
+    int rc = fmt_partset_open(path, &v->ps, err);
     if (rc)
         return rc; /* not an image at all, or a broken split set: one error, no structure list */
     struct asr_error why = {0};
-    if (asr_reader_open(path, &v->r, &why) != ASR_OK)
+    if (asr_reader_open(path, &v->r, &why))
         problem(v, why.code, why.code == ASR_E_INCOMPLETE ? "footer" : "image", UINT64_MAX, "%s", why.msg);
-    v->end = asr_partset_size(v->ps);
+    v->end = fmt_partset_size(v->ps);
     if (v->r) {
         v->rep->complete = true;
-        v->ix = asr_reader_index(v->r);
-        v->end = asr_reader_index_offset(v->r);
+        v->ix = fmt_reader_index(v->r);
+        v->end = fmt_reader_index_offset(v->r);
         v->cursor = calloc(v->ix->volume_count + 1u, sizeof *v->cursor);
         v->referenced = calloc(v->ix->chunk_count / 8 + 1, 1);
         if (!v->cursor || !v->referenced)
-            return asr_fail(err, ASR_E_NOMEM, "out of memory");
+            return fmt_fail(err, ASR_E_NOMEM, "out of memory");
         for (uint32_t vol = 0; vol < v->ix->volume_count; vol++) {
             v->total_work += v->ix->stats[vol].data_bytes;
             for (uint64_t i = 0; i < v->ix->stats[vol].extent_count; i++) {
@@ -375,9 +375,9 @@ static int prepare(struct verifier *v, const char *path, struct asr_error *err)
     } else {
         /* Without a trustworthy index, the footer (if any) still bounds the scan. */
         uint8_t raw[ASR_FOOTER_SIZE];
-        struct asr_footer f;
-        if (v->end >= ASR_FOOTER_SIZE && !asr_partset_read(v->ps, v->end - ASR_FOOTER_SIZE, raw, sizeof raw, NULL) &&
-            !asr_footer_decode(raw, &f, NULL) && f.index_offset < v->end)
+        struct fmt_footer f;
+        if (v->end >= ASR_FOOTER_SIZE && !fmt_partset_read(v->ps, v->end - ASR_FOOTER_SIZE, raw, sizeof raw, NULL) &&
+            !fmt_footer_decode(raw, &f, NULL) && f.index_offset < v->end)
             v->end = f.index_offset;
     }
     v->total_work += v->end;
@@ -386,7 +386,7 @@ static int prepare(struct verifier *v, const char *path, struct asr_error *err)
     v->dctx = ZSTD_createDCtx();
     v->ext = malloc(ASR_MAX_EXTENT_RECORD * sizeof *v->ext);
     if (!v->stream || !v->dctx || !v->ext || size_buffers(v, ASR_IMAGE_HEADER_MAX))
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     XXH3_128bits_reset(v->stream);
     v->stream_valid = true;
     return ASR_OK;
@@ -394,7 +394,7 @@ static int prepare(struct verifier *v, const char *path, struct asr_error *err)
 static void release(struct verifier *v)
 {
     asr_reader_free(v->r);
-    asr_partset_close(v->ps);
+    fmt_partset_close(v->ps);
     fmt_scan_free(&v->sc);
     XXH3_freeState(v->stream);
     ZSTD_freeDCtx(v->dctx);

@@ -74,7 +74,7 @@ Test(damage, flipped_bit_in_each_chunk_is_located)
     cr_assert_eq(write_sample_image(good, &small, &err), ASR_OK, "%s", err.msg);
     struct asr_reader *r;
     cr_assert_eq(asr_reader_open(good, &r, &err), ASR_OK, "%s", err.msg);
-    const struct asr_index *ix = asr_reader_index(r);
+    const struct fmt_index *ix = fmt_reader_index(r);
     size_t n;
     uint8_t *img = read_file(good, &n);
     for (uint64_t c = 0; c < ix->chunk_count; c++) {
@@ -100,7 +100,7 @@ static void expect_incomplete(const char *bad, size_t len)
     struct asr_error err = {0};
     int rc = asr_reader_open(bad, &r, &err);
     cr_assert_null(r);
-    cr_assert_eq(rc, len < sizeof asr_part_magic ? ASR_E_NOT_IMAGE : ASR_E_INCOMPLETE,
+    cr_assert_eq(rc, len < sizeof fmt_part_magic ? ASR_E_NOT_IMAGE : ASR_E_INCOMPLETE,
                  "truncated to %zu bytes: got %s (%s)", len, asr_status_name(rc), err.msg);
 }
 
@@ -131,14 +131,14 @@ Test(damage, truncation_at_section_boundaries)
     cr_assert_eq(asr_reader_open(good, &r, &err), ASR_OK, "%s", err.msg);
     size_t n;
     uint8_t *img = read_file(good, &n);
-    const struct asr_index *ix = asr_reader_index(r);
+    const struct fmt_index *ix = fmt_reader_index(r);
     uint64_t cuts[64], nc = 0;
     cuts[nc++] = ASR_PART_HEADER_SIZE;
     cuts[nc++] = ASR_PART_HEADER_SIZE + get_le32(img + ASR_PART_HEADER_SIZE + 4); /* after the image header */
-    cuts[nc++] = ASR_PART_HEADER_SIZE + asr_reader_data_start(r);
+    cuts[nc++] = ASR_PART_HEADER_SIZE + fmt_reader_data_start(r);
     for (uint64_t c = 0; c < ix->chunk_count && nc < 60; c++)
         cuts[nc++] = ASR_PART_HEADER_SIZE + ix->chunks[c].offset;
-    cuts[nc++] = ASR_PART_HEADER_SIZE + asr_reader_index_offset(r);
+    cuts[nc++] = ASR_PART_HEADER_SIZE + fmt_reader_index_offset(r);
     cuts[nc++] = n - ASR_FOOTER_SIZE;
     asr_reader_free(r);
     for (uint64_t k = 0; k < nc; k++) {
@@ -232,7 +232,7 @@ Test(damage, split_last_part_missing_is_incomplete)
     struct stat st;
     uint32_t k = 2;
     for (;; k++) {
-        char *p = asr_part_path(img, k);
+        char *p = fmt_part_path(img, k);
         if (stat(p, &st) != 0) {
             free(p);
             break;
