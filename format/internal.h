@@ -274,6 +274,10 @@ int fmt_scan_chunk(struct fmt_scan *sc, const uint8_t raw[ASR_CHUNK_HEADER_SIZE]
  * against section 9's rules across records. */
 int fmt_scan_extents(struct fmt_scan *sc, const uint8_t *body, size_t len, uint64_t at, uint32_t *volume,
                      struct asr_extent *ext, uint32_t *count);
+/* The chunk record at logical offset at is chunk id as the index's entry e describes it; if not,
+ * the problem is FMT_CHUNK_DISAGREES. */
+bool fmt_chunk_agrees(const struct fmt_chunk_header *h, uint64_t at, uint64_t id, const struct fmt_chunk_entry *e);
+#define FMT_CHUNK_DISAGREES "chunk header disagrees with its index entry"
 /* A record that may not start here (tag: its first four bytes). Returns its status. */
 int fmt_scan_stray(struct fmt_scan *sc, const uint8_t tag[4], uint64_t at);
 /* The end of the data: the layout and the volume table were met. */

@@ -319,10 +319,8 @@ int asr_chunk_reader_read(struct asr_chunk_reader *c, uint64_t id, void *buf, si
     int rc = fmt_partset_read(r->ps, e->offset, c->stored, ASR_CHUNK_HEADER_SIZE + (size_t)e->stored_len, err);
     if (rc)
         return rc;
-    if (!(rc = fmt_chunk_header_decode(c->stored, &h, &why)) &&
-        (h.chunk_id != id || h.stored_len != e->stored_len || h.content_len != e->content_len ||
-         !fmt_hash128_eq(h.content_hash, e->content_hash)))
-        rc = fmt_fail(&why, ASR_E_CORRUPT, "chunk header disagrees with the index");
+    if (!(rc = fmt_chunk_header_decode(c->stored, &h, &why)) && !fmt_chunk_agrees(&h, e->offset, id, e))
+        rc = fmt_fail(&why, ASR_E_CORRUPT, FMT_CHUNK_DISAGREES);
     if (!rc)
         rc = fmt_chunk_decode(&h, c->stored + ASR_CHUNK_HEADER_SIZE, buf, cap, r->sc.header.hash_seed, c->dctx, &why);
     if (rc)

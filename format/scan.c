@@ -287,6 +287,12 @@ int fmt_scan_extents(struct fmt_scan *sc, const uint8_t *body, size_t len, uint6
     return rc;
 }
 
+bool fmt_chunk_agrees(const struct fmt_chunk_header *h, uint64_t at, uint64_t id, const struct fmt_chunk_entry *e)
+{
+    return h->chunk_id == id && e->offset == at && e->stored_len == h->stored_len &&
+           e->content_len == h->content_len && fmt_hash128_eq(e->content_hash, h->content_hash);
+}
+
 int fmt_scan_stray(struct fmt_scan *sc, const uint8_t tag[4], uint64_t at)
 {
     switch (get_le32(tag)) {

@@ -191,9 +191,8 @@ static void cross_check_chunk(struct verifier *v, uint64_t pos, const struct fmt
         return;
     }
     const struct fmt_chunk_entry *e = &v->ix->chunks[h->chunk_id];
-    if (e->offset != pos || e->stored_len != h->stored_len || e->content_len != h->content_len ||
-        !fmt_hash128_eq(e->content_hash, h->content_hash))
-        problem(v, ASR_E_CORRUPT, what, pos, "disagrees with its index entry");
+    if (!fmt_chunk_agrees(h, pos, h->chunk_id, e))
+        problem(v, ASR_E_CORRUPT, what, pos, FMT_CHUNK_DISAGREES);
 }
 
 static uint64_t check_chunk(struct verifier *v, uint64_t pos)
