@@ -28,10 +28,10 @@ int asr_chunk_encoder_new(int level, struct asr_chunk_encoder **out, struct asr_
 {
     *out = NULL;
     if (level < 0 || level > ZSTD_maxCLevel())
-        return asr_fail(err, ASR_E_ARG, "compression level %d outside 0..%d", level, ZSTD_maxCLevel());
+        return fmt_fail(err, ASR_E_ARG, "compression level %d outside 0..%d", level, ZSTD_maxCLevel());
     struct asr_chunk_encoder *e = calloc(1, sizeof *e);
     if (!e)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory for a chunk encoder");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory for a chunk encoder");
     e->level = level;
     if (level > 0) {
         e->cctx = ZSTD_createCCtx();
@@ -39,7 +39,7 @@ int asr_chunk_encoder_new(int level, struct asr_chunk_encoder **out, struct asr_
             ZSTD_isError(ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_contentSizeFlag, 1)) ||
             ZSTD_isError(ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_checksumFlag, 0))) {
             asr_chunk_encoder_free(e);
-            return asr_fail(err, ASR_E_NOMEM, "zstd: cannot set up a compression context");
+            return fmt_fail(err, ASR_E_NOMEM, "zstd: cannot set up a compression context");
         }
     }
     *out = e;
@@ -58,14 +58,14 @@ int asr_chunk_encoder_run(struct asr_chunk_encoder *e, const void *content, size
                           void *out, size_t out_cap, struct asr_chunk *c, struct asr_error *err)
 {
     if (len == 0 || len > ASR_MAX_CHUNK_SIZE || out_cap < asr_chunk_bound(len))
-        return asr_fail(err, ASR_E_ARG, "chunk of %zu bytes: bad length or output too small", len);
+        return fmt_fail(err, ASR_E_ARG, "chunk of %zu bytes: bad length or output too small", len);
     c->content_len = (uint32_t)len;
     c->content_hash = hash;
     if (e->cctx) {
         /* The frame records its content size: the reader checks it against the header. */
         size_t n = ZSTD_compress2(e->cctx, out, out_cap, content, len);
         if (ZSTD_isError(n))
-            return asr_fail(err, ASR_E_ARG, "zstd: %s", ZSTD_getErrorName(n));
+            return fmt_fail(err, ASR_E_ARG, "zstd: %s", ZSTD_getErrorName(n));
         if (n < len) {
             c->codec = ASR_CODEC_ZSTD;
             c->stored = out;
@@ -84,33 +84,33 @@ int asr_chunk_encode(const void *content, size_t len, int level, uint64_t seed, 
 {
     struct asr_chunk_encoder *e;
     int rc = asr_chunk_encoder_new(level, &e, err);
-    if (rc == ASR_OK) {
+    if (!rc) {
         rc = asr_chunk_encoder_run(e, content, len, asr_content_hash(seed, content, len), out, out_cap, c, err);
         asr_chunk_encoder_free(e);
     }
     return rc;
 }
 
-int asr_chunk_decode(const struct asr_chunk_header *h, const uint8_t *stored, void *out, size_t cap,
+int fmt_chunk_decode(const struct fmt_chunk_header *h, const uint8_t *stored, void *out, size_t cap,
                      uint64_t seed, void *zstd_dctx, struct asr_error *err)
 {
     if (XXH3_64bits(stored, h->stored_len) != h->stored_hash)
-        return asr_fail(err, ASR_E_CORRUPT, "stored data checksum mismatch");
+        return fmt_fail(err, ASR_E_CORRUPT, "stored data checksum mismatch");
     if (cap < h->content_len)
-        return asr_fail(err, ASR_E_ARG, "buffer of %zu bytes too small for %u", cap, h->content_len);
+        return fmt_fail(err, ASR_E_ARG, "buffer of %zu bytes too small for %u", cap, h->content_len);
     if (h->codec == ASR_CODEC_STORED) {
         memcpy(out, stored, h->content_len);
     } else {
         unsigned long long declared = ZSTD_getFrameContentSize(stored, h->stored_len);
         if (declared != h->content_len)
-            return asr_fail(err, ASR_E_CORRUPT, "zstd frame declares %llu bytes, header %u", declared,
+            return fmt_fail(err, ASR_E_CORRUPT, "zstd frame declares %llu bytes, header %u", declared,
                             h->content_len);
         size_t n = ZSTD_decompressDCtx(zstd_dctx, out, h->content_len, stored, h->stored_len);
         if (ZSTD_isError(n) || n != h->content_len)
-            return asr_fail(err, ASR_E_CORRUPT, "zstd: %s", ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short frame");
+            return fmt_fail(err, ASR_E_CORRUPT, "zstd: %s", ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short frame");
     }
     struct asr_hash128 got = asr_content_hash(seed, out, h->content_len);
-    if (!asr_hash128_eq(got, h->content_hash))
-        return asr_fail(err, ASR_E_CORRUPT, "content checksum mismatch");
+    if (!fmt_hash128_eq(got, h->content_hash))
+        return fmt_fail(err, ASR_E_CORRUPT, "content checksum mismatch");
     return ASR_OK;
 }

@@ -39,7 +39,7 @@ int asr_fail_public(struct asr_error *err, enum asr_status code, const char *fmt
     return code;
 }
 
-uint64_t asr_checksum64(const void *data, size_t len)
+uint64_t fmt_checksum64(const void *data, size_t len)
 {
     return XXH3_64bits(data, len);
 }

@@ -13,7 +13,7 @@ static bool extent_is_data(const struct asr_extent *e)
     return e->ref < ASR_REF_UNREADABLE;
 }
 
-void asr_volume_hash_extent(void *xxh3_state, const struct asr_extent *e, const void *content)
+void fmt_volume_hash_extent(void *xxh3_state, const struct asr_extent *e, const void *content)
 {
     uint8_t d[24];
     put_le64(d, e->offset);
@@ -37,7 +37,7 @@ int asr_volume_hasher_new(uint64_t seed, struct asr_volume_hasher **out, struct 
     }
     *out = h;
     if (!h)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory for a volume hash");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory for a volume hash");
     XXH3_128bits_reset_withSeed(h->state, seed);
     return ASR_OK;
 }
@@ -51,7 +51,7 @@ void asr_volume_hasher_free(struct asr_volume_hasher *h)
 
 void asr_volume_hasher_add(struct asr_volume_hasher *h, const struct asr_extent *e, const void *content)
 {
-    asr_volume_hash_extent(h->state, e, content);
+    fmt_volume_hash_extent(h->state, e, content);
 }
 
 struct asr_hash128 asr_volume_hasher_digest(const struct asr_volume_hasher *h)
@@ -60,58 +60,58 @@ struct asr_hash128 asr_volume_hasher_digest(const struct asr_volume_hasher *h)
     return (struct asr_hash128){d.low64, d.high64};
 }
 
-int asr_index_encode(const struct asr_index *ix, struct asr_buf *out, struct asr_error *err)
+int fmt_index_encode(const struct fmt_index *ix, struct fmt_buf *out, struct asr_error *err)
 {
-    uint8_t *b = asr_buf_extend(out, ASR_INDEX_FIXED);
+    uint8_t *b = fmt_buf_extend(out, ASR_INDEX_FIXED);
     if (b) {
         put_le32(b + 0, ix->volume_count);
         put_le64(b + 8, ix->chunk_count);
-        asr_hash128_put(b + 16, ix->stream_hash);
+        fmt_hash128_put(b + 16, ix->stream_hash);
     }
     for (uint64_t i = 0; i < ix->chunk_count && b; i++)
-        if ((b = asr_buf_extend(out, ASR_CHUNK_ENTRY_SIZE)))
-            asr_chunk_entry_encode(&ix->chunks[i], b);
+        if ((b = fmt_buf_extend(out, ASR_CHUNK_ENTRY_SIZE)))
+            fmt_chunk_entry_encode(&ix->chunks[i], b);
     for (uint32_t v = 0; v < ix->volume_count && b; v++) {
         const struct asr_volume_stats *s = &ix->stats[v];
-        if (!(b = asr_buf_extend(out, ASR_VOLUME_ENTRY_SIZE)))
+        if (!(b = fmt_buf_extend(out, ASR_VOLUME_ENTRY_SIZE)))
             break;
         put_le32(b + 0, v);
         put_le64(b + 8, s->extent_count);
-        asr_hash128_put(b + 16, s->content_hash);
+        fmt_hash128_put(b + 16, s->content_hash);
         put_le64(b + 32, s->data_bytes);
         put_le64(b + 40, s->zero_bytes);
         put_le64(b + 48, s->unreadable_bytes);
         for (uint64_t i = 0; i < s->extent_count && b; i++)
-            if ((b = asr_buf_extend(out, ASR_EXTENT_SIZE)))
-                asr_extent_encode(&ix->extents[v][i], b);
+            if ((b = fmt_buf_extend(out, ASR_EXTENT_SIZE)))
+                fmt_extent_encode(&ix->extents[v][i], b);
     }
     if (out->failed)
-        return asr_fail(err, ASR_E_NOMEM, "index: out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "index: out of memory");
     if (out->len > ASR_MAX_INDEX_SIZE)
-        return asr_fail(err, ASR_E_LIMIT, "index: %zu bytes exceed the limit", out->len);
+        return fmt_fail(err, ASR_E_LIMIT, "index: %zu bytes exceed the limit", out->len);
     return ASR_OK;
 }
 
-static int decode_chunk_table(struct asr_cursor *c, uint64_t data_start, uint64_t index_offset,
-                              uint32_t max_chunk, struct asr_index *ix, struct asr_error *err)
+static int decode_chunk_table(struct fmt_cursor *c, uint64_t data_start, uint64_t index_offset,
+                              uint32_t max_chunk, struct fmt_index *ix, struct asr_error *err)
 {
     if (ix->chunk_count > c->left / ASR_CHUNK_ENTRY_SIZE ||
         ix->chunk_count > (index_offset - data_start) / (ASR_CHUNK_HEADER_SIZE + 1))
-        return asr_fail(err, ASR_E_CORRUPT, "index: chunk count %llu impossible for the image size",
+        return fmt_fail(err, ASR_E_CORRUPT, "index: chunk count %llu impossible for the image size",
                         (unsigned long long)ix->chunk_count);
     if (!(ix->chunks = malloc((ix->chunk_count + 1) * sizeof *ix->chunks)))
-        return asr_fail(err, ASR_E_NOMEM, "index: out of memory for %llu chunks",
+        return fmt_fail(err, ASR_E_NOMEM, "index: out of memory for %llu chunks",
                         (unsigned long long)ix->chunk_count);
     uint64_t next_free = data_start;
     for (uint64_t i = 0; i < ix->chunk_count; i++) {
-        struct asr_chunk_entry *e = &ix->chunks[i];
-        asr_chunk_entry_decode(asr_cursor_take(c, ASR_CHUNK_ENTRY_SIZE), e);
+        struct fmt_chunk_entry *e = &ix->chunks[i];
+        fmt_chunk_entry_decode(fmt_cursor_take(c, ASR_CHUNK_ENTRY_SIZE), e);
         if (e->content_len == 0 || e->content_len > max_chunk || e->stored_len == 0 ||
             e->stored_len > e->content_len)
-            return asr_fail(err, ASR_E_CORRUPT, "index: chunk %llu sizes out of range", (unsigned long long)i);
+            return fmt_fail(err, ASR_E_CORRUPT, "index: chunk %llu sizes out of range", (unsigned long long)i);
         if (e->offset < next_free || e->offset > index_offset ||
             index_offset - e->offset < ASR_CHUNK_HEADER_SIZE + (uint64_t)e->stored_len)
-            return asr_fail(err, ASR_E_CORRUPT, "index: chunk %llu offset %llu out of order or range",
+            return fmt_fail(err, ASR_E_CORRUPT, "index: chunk %llu offset %llu out of order or range",
                             (unsigned long long)i, (unsigned long long)e->offset);
         next_free = e->offset + ASR_CHUNK_HEADER_SIZE + e->stored_len;
     }
@@ -120,98 +120,98 @@ static int decode_chunk_table(struct asr_cursor *c, uint64_t data_start, uint64_
 
 static uint32_t index_chunk_len(const void *chunks, uint64_t id)
 {
-    return ((const struct asr_chunk_entry *)chunks)[id].content_len;
+    return ((const struct fmt_chunk_entry *)chunks)[id].content_len;
 }
 
-int asr_extent_check(const struct asr_extent *e, uint64_t prev_end, uint64_t volume_size, uint64_t chunk_count,
+int fmt_extent_check(const struct asr_extent *e, uint64_t prev_end, uint64_t volume_size, uint64_t chunk_count,
                      uint32_t (*chunk_len)(const void *ctx, uint64_t id), const void *ctx, struct asr_error *err)
 {
     unsigned long long at = (unsigned long long)e->offset;
     if (e->offset < prev_end)
-        return asr_fail(err, ASR_E_CORRUPT, "extent at %llu overlaps or precedes the one before it", at);
+        return fmt_fail(err, ASR_E_CORRUPT, "extent at %llu overlaps or precedes the one before it", at);
     if (e->offset > volume_size || e->length > volume_size - e->offset)
-        return asr_fail(err, ASR_E_CORRUPT, "extent at %llu ends past the volume's %llu bytes", at,
+        return fmt_fail(err, ASR_E_CORRUPT, "extent at %llu ends past the volume's %llu bytes", at,
                         (unsigned long long)volume_size);
     if (!extent_is_data(e))
         return ASR_OK;
     if (e->ref >= chunk_count)
-        return asr_fail(err, ASR_E_CORRUPT, "extent at %llu refers to chunk %llu, which is not earlier in the stream",
+        return fmt_fail(err, ASR_E_CORRUPT, "extent at %llu refers to chunk %llu, which is not earlier in the stream",
                         at, (unsigned long long)e->ref);
     if ((uint64_t)e->chunk_offset + e->length > chunk_len(ctx, e->ref))
-        return asr_fail(err, ASR_E_CORRUPT, "extent at %llu runs past the end of chunk %llu", at,
+        return fmt_fail(err, ASR_E_CORRUPT, "extent at %llu runs past the end of chunk %llu", at,
                         (unsigned long long)e->ref);
     return ASR_OK;
 }
 
-static int decode_volume(struct asr_cursor *c, uint32_t v, const struct asr_layout *layout,
-                         struct asr_index *ix, struct asr_error *err)
+static int decode_volume(struct fmt_cursor *c, uint32_t v, const struct fmt_layout *layout,
+                         struct fmt_index *ix, struct asr_error *err)
 {
-    const uint8_t *b = asr_cursor_take(c, ASR_VOLUME_ENTRY_SIZE);
+    const uint8_t *b = fmt_cursor_take(c, ASR_VOLUME_ENTRY_SIZE);
     if (!b)
-        return asr_fail(err, ASR_E_CORRUPT, "index: truncated volume entry %u", v);
+        return fmt_fail(err, ASR_E_CORRUPT, "index: truncated volume entry %u", v);
     struct asr_volume_stats *s = &ix->stats[v];
     s->extent_count = get_le64(b + 8);
-    s->content_hash = asr_hash128_get(b + 16);
+    s->content_hash = fmt_hash128_get(b + 16);
     s->data_bytes = get_le64(b + 32);
     s->zero_bytes = get_le64(b + 40);
     s->unreadable_bytes = get_le64(b + 48);
     if (get_le32(b) != v || get_le32(b + 4) != 0 || get_le64(b + 56) != 0)
-        return asr_fail(err, ASR_E_CORRUPT, "index: volume entry %u malformed", v);
+        return fmt_fail(err, ASR_E_CORRUPT, "index: volume entry %u malformed", v);
     if (s->extent_count > c->left / ASR_EXTENT_SIZE)
-        return asr_fail(err, ASR_E_CORRUPT, "index: volume %u extent count %llu exceeds the index", v,
+        return fmt_fail(err, ASR_E_CORRUPT, "index: volume %u extent count %llu exceeds the index", v,
                         (unsigned long long)s->extent_count);
     if (!(ix->extents[v] = malloc((s->extent_count + 1) * sizeof(struct asr_extent))))
-        return asr_fail(err, ASR_E_NOMEM, "index: out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "index: out of memory");
     uint64_t prev_end = 0, sums[3] = {0, 0, 0};
     for (uint64_t i = 0; i < s->extent_count; i++) {
         struct asr_extent *e = &ix->extents[v][i];
         struct asr_error why = {0};
-        int rc = asr_extent_decode(asr_cursor_take(c, ASR_EXTENT_SIZE), e, &why);
+        int rc = fmt_extent_decode(fmt_cursor_take(c, ASR_EXTENT_SIZE), e, &why);
         if (!rc)
-            rc = asr_extent_check(e, prev_end, layout->volumes[v].size_bytes, ix->chunk_count, index_chunk_len,
+            rc = fmt_extent_check(e, prev_end, layout->volumes[v].size_bytes, ix->chunk_count, index_chunk_len,
                                   ix->chunks, &why);
         if (rc)
-            return asr_fail(err, rc, "index: volume %u extent %llu: %s", v, (unsigned long long)i, why.msg);
+            return fmt_fail(err, rc, "index: volume %u extent %llu: %s", v, (unsigned long long)i, why.msg);
         prev_end = e->offset + e->length;
         sums[e->ref == ASR_REF_ZERO ? 1 : e->ref == ASR_REF_UNREADABLE ? 2 : 0] += e->length;
     }
     if (sums[0] != s->data_bytes || sums[1] != s->zero_bytes || sums[2] != s->unreadable_bytes)
-        return asr_fail(err, ASR_E_CORRUPT, "index: volume %u statistics disagree with its extents", v);
+        return fmt_fail(err, ASR_E_CORRUPT, "index: volume %u statistics disagree with its extents", v);
     return ASR_OK;
 }
 
-int asr_index_decode(const uint8_t *body, size_t len, const struct asr_layout *layout,
+int fmt_index_decode(const uint8_t *body, size_t len, const struct fmt_layout *layout,
                      uint64_t data_start, uint64_t index_offset, uint32_t max_chunk,
-                     struct asr_index *ix, struct asr_error *err)
+                     struct fmt_index *ix, struct asr_error *err)
 {
     memset(ix, 0, sizeof *ix);
     if (len < ASR_INDEX_FIXED || data_start > index_offset)
-        return asr_fail(err, ASR_E_CORRUPT, "index: too short");
+        return fmt_fail(err, ASR_E_CORRUPT, "index: too short");
     ix->volume_count = get_le32(body);
     ix->chunk_count = get_le64(body + 8);
-    ix->stream_hash = asr_hash128_get(body + 16);
+    ix->stream_hash = fmt_hash128_get(body + 16);
     if (get_le32(body + 4) != 0)
-        return asr_fail(err, ASR_E_CORRUPT, "index: reserved bytes not zero");
+        return fmt_fail(err, ASR_E_CORRUPT, "index: reserved bytes not zero");
     if (ix->volume_count != layout->volume_count)
-        return asr_fail(err, ASR_E_CORRUPT, "index: %u volumes, volume table has %u", ix->volume_count,
+        return fmt_fail(err, ASR_E_CORRUPT, "index: %u volumes, volume table has %u", ix->volume_count,
                         layout->volume_count);
-    struct asr_cursor c = {body + ASR_INDEX_FIXED, len - ASR_INDEX_FIXED, "index"};
+    struct fmt_cursor c = {body + ASR_INDEX_FIXED, len - ASR_INDEX_FIXED, "index"};
     int rc = decode_chunk_table(&c, data_start, index_offset, max_chunk, ix, err);
     if (rc)
         return rc;
     ix->stats = calloc(ix->volume_count + 1u, sizeof *ix->stats);
     ix->extents = calloc(ix->volume_count + 1u, sizeof *ix->extents);
     if (!ix->stats || !ix->extents)
-        return asr_fail(err, ASR_E_NOMEM, "index: out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "index: out of memory");
     for (uint32_t v = 0; v < ix->volume_count; v++)
         if ((rc = decode_volume(&c, v, layout, ix, err)))
             return rc;
     if (c.left != 0)
-        return asr_fail(err, ASR_E_CORRUPT, "index: %zu stray bytes at its end", c.left);
+        return fmt_fail(err, ASR_E_CORRUPT, "index: %zu stray bytes at its end", c.left);
     return ASR_OK;
 }
 
-void asr_index_free(struct asr_index *ix)
+void fmt_index_free(struct fmt_index *ix)
 {
     if (!ix)
         return;
@@ -223,17 +223,17 @@ void asr_index_free(struct asr_index *ix)
     memset(ix, 0, sizeof *ix);
 }
 
-int asr_extent_record_decode(const uint8_t *body, size_t len, uint32_t *volume_id,
+int fmt_extent_record_decode(const uint8_t *body, size_t len, uint32_t *volume_id,
                              struct asr_extent *out, uint32_t *count, struct asr_error *err)
 {
     if (len < 8)
-        return asr_fail(err, ASR_E_CORRUPT, "extent record too short");
+        return fmt_fail(err, ASR_E_CORRUPT, "extent record too short");
     *volume_id = get_le32(body);
     *count = get_le32(body + 4);
     if (*count == 0 || *count > ASR_MAX_EXTENT_RECORD || len != 8 + (size_t)*count * ASR_EXTENT_SIZE)
-        return asr_fail(err, ASR_E_CORRUPT, "extent record: count %u does not match its length", *count);
+        return fmt_fail(err, ASR_E_CORRUPT, "extent record: count %u does not match its length", *count);
     for (uint32_t i = 0; i < *count; i++) {
-        int rc = asr_extent_decode(body + 8 + (size_t)i * ASR_EXTENT_SIZE, &out[i], err);
+        int rc = fmt_extent_decode(body + 8 + (size_t)i * ASR_EXTENT_SIZE, &out[i], err);
         if (rc)
             return rc;
     }

@@ -23,12 +23,12 @@ static bool fits(uint64_t start, uint64_t len, uint64_t limit)
     return start <= limit && len <= limit - start;
 }
 
-static int put_str(struct asr_buf *out, const char *s, size_t max)
+static int put_str(struct fmt_buf *out, const char *s, size_t max)
 {
     size_t n = strnlen(s, max + 1);
     if (n > max)
         return -1;
-    uint8_t *p = asr_buf_extend(out, 2 + n);
+    uint8_t *p = fmt_buf_extend(out, 2 + n);
     if (!p)
         return -1;
     put_le16(p, (uint16_t)n);
@@ -36,18 +36,18 @@ static int put_str(struct asr_buf *out, const char *s, size_t max)
     return 0;
 }
 
-static int take_str(struct asr_cursor *c, char *dst, size_t max, struct asr_error *err)
+static int take_str(struct fmt_cursor *c, char *dst, size_t max, struct asr_error *err)
 {
-    const uint8_t *p = asr_cursor_take(c, 2);
+    const uint8_t *p = fmt_cursor_take(c, 2);
     if (!p)
-        return asr_fail(err, ASR_E_CORRUPT, "%s: truncated", c->what);
+        return fmt_fail(err, ASR_E_CORRUPT, "%s: truncated", c->what);
     uint16_t n = get_le16(p);
-    if (n > max || !(p = asr_cursor_take(c, n)))
-        return asr_fail(err, ASR_E_CORRUPT, "%s: string length %u out of range", c->what, n);
+    if (n > max || !(p = fmt_cursor_take(c, n)))
+        return fmt_fail(err, ASR_E_CORRUPT, "%s: string length %u out of range", c->what, n);
     memcpy(dst, p, n);
     dst[n] = '\0';
     if (memchr(dst, '\0', n))
-        return asr_fail(err, ASR_E_CORRUPT, "%s: string holds a NUL byte", c->what);
+        return fmt_fail(err, ASR_E_CORRUPT, "%s: string holds a NUL byte", c->what);
     return ASR_OK;
 }
 
@@ -75,29 +75,29 @@ static int check_disk_fields(const struct asr_disk_desc *d, struct asr_error *er
 {
     if (!is_pow2_in(d->logical_sector, 512, 65536) || !is_pow2_in(d->physical_sector, 512, 65536) ||
         d->physical_sector < d->logical_sector)
-        return asr_fail(err, ASR_E_CORRUPT, "sector sizes %u/%u invalid", d->logical_sector, d->physical_sector);
+        return fmt_fail(err, ASR_E_CORRUPT, "sector sizes %u/%u invalid", d->logical_sector, d->physical_sector);
     if (d->size_bytes < d->logical_sector)
-        return asr_fail(err, ASR_E_CORRUPT, "size %llu smaller than a sector", (unsigned long long)d->size_bytes);
+        return fmt_fail(err, ASR_E_CORRUPT, "size %llu smaller than a sector", (unsigned long long)d->size_bytes);
     if (d->label > ASR_LABEL_GPT)
-        return asr_fail(err, ASR_E_CORRUPT, "label type %u unknown", d->label);
+        return fmt_fail(err, ASR_E_CORRUPT, "label type %u unknown", d->label);
     if (d->partition_count > ASR_MAX_PARTITIONS || d->region_count > ASR_MAX_REGIONS)
-        return asr_fail(err, ASR_E_LIMIT, "%u partitions / %u regions over the limit", d->partition_count,
+        return fmt_fail(err, ASR_E_LIMIT, "%u partitions / %u regions over the limit", d->partition_count,
                         d->region_count);
     if (d->label != ASR_LABEL_GPT && !all_zero(d->disk_id + (d->label == ASR_LABEL_MBR ? 4 : 0),
                                                d->label == ASR_LABEL_MBR ? 12 : 16))
-        return asr_fail(err, ASR_E_CORRUPT, "disk id holds bytes %s", d->label == ASR_LABEL_MBR
+        return fmt_fail(err, ASR_E_CORRUPT, "disk id holds bytes %s", d->label == ASR_LABEL_MBR
                         ? "after the 4-byte MBR signature" : "but the disk has no partition table");
     bool gpt_fields = d->gpt_first_usable_lba || d->gpt_last_usable_lba || d->gpt_entry_count || d->gpt_entry_size;
     if (d->label != ASR_LABEL_GPT)
-        return gpt_fields ? asr_fail(err, ASR_E_CORRUPT, "GPT fields set on a disk with %s", label_name(d->label))
+        return gpt_fields ? fmt_fail(err, ASR_E_CORRUPT, "GPT fields set on a disk with %s", label_name(d->label))
                           : ASR_OK;
     if (!is_pow2_in(d->gpt_entry_size, 128, 4096) || d->gpt_entry_count == 0)
-        return asr_fail(err, ASR_E_CORRUPT, "GPT of %u entries of %u bytes (entries are 128 to 4096 bytes, a power "
+        return fmt_fail(err, ASR_E_CORRUPT, "GPT of %u entries of %u bytes (entries are 128 to 4096 bytes, a power "
                         "of two)", d->gpt_entry_count, d->gpt_entry_size);
     uint64_t sectors = d->size_bytes / d->logical_sector;
     if (d->gpt_first_usable_lba < 2 || d->gpt_first_usable_lba > d->gpt_last_usable_lba ||
         d->gpt_last_usable_lba >= sectors)
-        return asr_fail(err, ASR_E_CORRUPT, "GPT usable LBAs %llu..%llu not inside LBAs 2..%llu of the disk",
+        return fmt_fail(err, ASR_E_CORRUPT, "GPT usable LBAs %llu..%llu not inside LBAs 2..%llu of the disk",
                         (unsigned long long)d->gpt_first_usable_lba, (unsigned long long)d->gpt_last_usable_lba,
                         (unsigned long long)sectors - 1);
     return ASR_OK;
@@ -115,12 +115,12 @@ static int check_area(const struct asr_volume_desc *v, const struct asr_disk_des
                       struct asr_error *err)
 {
     if (!(incompat & ASR_FEATURE_INCOMPAT_AREAS))
-        return asr_fail(err, ASR_E_CORRUPT, "a disk area in an image that does not declare disk-areas");
+        return fmt_fail(err, ASR_E_CORRUPT, "a disk area in an image that does not declare disk-areas");
     if (v->partition_number != 0 || d->label == ASR_LABEL_NONE)
-        return asr_fail(err, ASR_E_CORRUPT, "a disk area must have partition number 0 on a partitioned disk");
+        return fmt_fail(err, ASR_E_CORRUPT, "a disk area must have partition number 0 on a partitioned disk");
     for (uint32_t i = 0; i < d->partition_count; i++)
         if (overlaps(v->disk_offset, v->size_bytes, d->partitions[i].start_bytes, d->partitions[i].size_bytes))
-            return asr_fail(err, ASR_E_CORRUPT, "disk area at %llu overlaps partition %u of disk %u",
+            return fmt_fail(err, ASR_E_CORRUPT, "disk area at %llu overlaps partition %u of disk %u",
                             (unsigned long long)v->disk_offset, d->partitions[i].number, v->disk_index);
     return ASR_OK;
 }
@@ -142,19 +142,19 @@ static int check_partition_kind(const struct asr_disk_desc *d, const struct asr_
 {
     uint32_t n = p->number;
     if (d->label == ASR_LABEL_NONE)
-        return asr_fail(err, ASR_E_CORRUPT, "partition %u on a disk with no partition table", n);
+        return fmt_fail(err, ASR_E_CORRUPT, "partition %u on a disk with no partition table", n);
     if (d->label == ASR_LABEL_GPT) {
         if (p->kind != ASR_PART_GPT || p->mbr_type || p->bootable)
-            return asr_fail(err, ASR_E_CORRUPT, "partition %u is not a GPT entry (kind %u, MBR type 0x%02x, "
+            return fmt_fail(err, ASR_E_CORRUPT, "partition %u is not a GPT entry (kind %u, MBR type 0x%02x, "
                             "bootable %u) on a GPT disk", n, p->kind, p->mbr_type, p->bootable);
         if (n > d->gpt_entry_count)
-            return asr_fail(err, ASR_E_CORRUPT, "partition %u beyond the GPT's %u entries", n, d->gpt_entry_count);
+            return fmt_fail(err, ASR_E_CORRUPT, "partition %u beyond the GPT's %u entries", n, d->gpt_entry_count);
         return ASR_OK;
     }
     if (p->kind == ASR_PART_GPT || !all_zero(p->type_guid, 16) || !all_zero(p->part_guid, 16) || p->attributes)
-        return asr_fail(err, ASR_E_CORRUPT, "partition %u carries GPT fields on an MBR disk", n);
+        return fmt_fail(err, ASR_E_CORRUPT, "partition %u carries GPT fields on an MBR disk", n);
     if ((p->kind == ASR_PART_LOGICAL) != (n > 4))
-        return asr_fail(err, ASR_E_CORRUPT, "partition %u is %s: MBR numbers 1 to 4 are primary or extended, "
+        return fmt_fail(err, ASR_E_CORRUPT, "partition %u is %s: MBR numbers 1 to 4 are primary or extended, "
                         "5 and up logical", n, p->kind == ASR_PART_LOGICAL ? "logical" : "primary or extended");
     return ASR_OK;
 }
@@ -164,26 +164,26 @@ static int check_partition(const struct asr_disk_desc *d, const struct asr_parti
 {
     uint64_t ss = d->logical_sector;
     if (p->kind > ASR_PART_LOGICAL || p->capture > ASR_CAPTURE_HEADER || p->bootable > 1 || p->number == 0)
-        return asr_fail(err, ASR_E_CORRUPT, "partition %u has invalid fields", p->number);
+        return fmt_fail(err, ASR_E_CORRUPT, "partition %u has invalid fields", p->number);
     if (!fits(p->start_bytes, p->size_bytes, d->size_bytes))
-        return asr_fail(err, ASR_E_CORRUPT, "partition %u (%llu bytes at %llu) extends past the end of the disk",
+        return fmt_fail(err, ASR_E_CORRUPT, "partition %u (%llu bytes at %llu) extends past the end of the disk",
                         p->number, (unsigned long long)p->size_bytes, (unsigned long long)p->start_bytes);
     int rc = check_partition_kind(d, p, err);
     if (rc)
         return rc;
     if (p->start_bytes % ss || p->size_bytes % ss)
-        return asr_fail(err, ASR_E_CORRUPT, "partition %u (%llu bytes at %llu) not on %llu-byte sector boundaries",
+        return fmt_fail(err, ASR_E_CORRUPT, "partition %u (%llu bytes at %llu) not on %llu-byte sector boundaries",
                         p->number, (unsigned long long)p->size_bytes, (unsigned long long)p->start_bytes,
                         (unsigned long long)ss);
     uint64_t first = p->start_bytes / ss, end = first + p->size_bytes / ss; /* end: the LBA after it */
     if (d->label == ASR_LABEL_GPT && (first < d->gpt_first_usable_lba || end > d->gpt_last_usable_lba + 1))
-        return asr_fail(err, ASR_E_CORRUPT, "partition %u (LBAs %llu..%llu) outside the GPT's usable LBAs %llu..%llu",
+        return fmt_fail(err, ASR_E_CORRUPT, "partition %u (LBAs %llu..%llu) outside the GPT's usable LBAs %llu..%llu",
                         p->number, (unsigned long long)first, (unsigned long long)end - 1,
                         (unsigned long long)d->gpt_first_usable_lba, (unsigned long long)d->gpt_last_usable_lba);
     if (p->kind == ASR_PART_LOGICAL &&
         (!ext || p->start_bytes < ext->start_bytes ||
          p->start_bytes + p->size_bytes > ext->start_bytes + ext->size_bytes))
-        return asr_fail(err, ASR_E_CORRUPT, "logical partition %u (%llu bytes at %llu) not inside an extended "
+        return fmt_fail(err, ASR_E_CORRUPT, "logical partition %u (%llu bytes at %llu) not inside an extended "
                         "partition", p->number, (unsigned long long)p->size_bytes, (unsigned long long)p->start_bytes);
     return ASR_OK;
 }
@@ -201,7 +201,7 @@ static int check_numbers_unique(const struct asr_disk_desc *d, struct asr_error 
         return ASR_OK;
     uint32_t *n = malloc(d->partition_count * sizeof *n);
     if (!n)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     for (uint32_t i = 0; i < d->partition_count; i++)
         n[i] = d->partitions[i].number;
     qsort(n, d->partition_count, sizeof *n, cmp_u32);
@@ -210,7 +210,7 @@ static int check_numbers_unique(const struct asr_disk_desc *d, struct asr_error 
         if (n[i] == n[i - 1])
             dup = n[i];
     free(n);
-    return dup ? asr_fail(err, ASR_E_CORRUPT, "two partitions numbered %u", dup) : ASR_OK;
+    return dup ? fmt_fail(err, ASR_E_CORRUPT, "two partitions numbered %u", dup) : ASR_OK;
 }
 
 static uint64_t first_partition_start(const struct asr_disk_desc *d)
@@ -231,12 +231,12 @@ static int check_region(const struct asr_disk_desc *d, uint32_t i, const struct 
     uint64_t ss = d->logical_sector;
     if (r->kind < ASR_REGION_MBR || r->kind > ASR_REGION_OTHER || r->length == 0 ||
         r->length > ASR_MAX_REGION_SIZE || !fits(r->offset, r->length, d->size_bytes))
-        return asr_fail(err, ASR_E_CORRUPT, "raw region %u (kind %u, %u bytes at %llu) invalid or outside the disk",
+        return fmt_fail(err, ASR_E_CORRUPT, "raw region %u (kind %u, %u bytes at %llu) invalid or outside the disk",
                         i, r->kind, r->length, off);
     bool gpt_only = r->kind >= ASR_REGION_GPT_HEADER && r->kind <= ASR_REGION_GPT_BACKUP_HEADER;
     if (d->label == ASR_LABEL_NONE || (gpt_only && d->label != ASR_LABEL_GPT) ||
         (r->kind == ASR_REGION_EBR && d->label != ASR_LABEL_MBR))
-        return asr_fail(err, ASR_E_CORRUPT, "raw region %u (kind %u at %llu) on a disk with %s", i, r->kind, off,
+        return fmt_fail(err, ASR_E_CORRUPT, "raw region %u (kind %u at %llu) on a disk with %s", i, r->kind, off,
                         label_name(d->label));
     bool one_sector = r->kind == ASR_REGION_MBR || r->kind == ASR_REGION_GPT_HEADER ||
                       r->kind == ASR_REGION_GPT_BACKUP_HEADER || r->kind == ASR_REGION_EBR;
@@ -245,17 +245,17 @@ static int check_region(const struct asr_disk_desc *d, uint32_t i, const struct 
               : r->kind == ASR_REGION_GAP || r->kind == ASR_REGION_OTHER ? true
               : r->offset % ss == 0;
     if (!at || (one_sector && r->length != ss))
-        return asr_fail(err, ASR_E_CORRUPT, "raw region %u (kind %u, %u bytes at %llu) not where its kind lies",
+        return fmt_fail(err, ASR_E_CORRUPT, "raw region %u (kind %u, %u bytes at %llu) not where its kind lies",
                         i, r->kind, r->length, off);
     if ((r->kind == ASR_REGION_MBR || r->kind == ASR_REGION_GPT_HEADER || r->kind == ASR_REGION_GPT_BACKUP_HEADER) &&
         seen[r->kind]++)
-        return asr_fail(err, ASR_E_CORRUPT, "raw region %u: a second region of kind %u", i, r->kind);
+        return fmt_fail(err, ASR_E_CORRUPT, "raw region %u: a second region of kind %u", i, r->kind);
     if (r->kind == ASR_REGION_GAP && r->offset + r->length > first_partition)
-        return asr_fail(err, ASR_E_CORRUPT, "raw region %u (the gap after sector 0, %u bytes at %llu) runs into the "
+        return fmt_fail(err, ASR_E_CORRUPT, "raw region %u (the gap after sector 0, %u bytes at %llu) runs into the "
                         "first partition", i, r->length, off);
     if (r->kind == ASR_REGION_EBR &&
         (!ext || r->offset < ext->start_bytes || r->offset + r->length > ext->start_bytes + ext->size_bytes))
-        return asr_fail(err, ASR_E_CORRUPT, "raw region %u (an EBR at %llu) not inside an extended partition", i, off);
+        return fmt_fail(err, ASR_E_CORRUPT, "raw region %u (an EBR at %llu) not inside an extended partition", i, off);
     return ASR_OK;
 }
 
@@ -267,7 +267,7 @@ int asr_disk_desc_valid(const struct asr_disk_desc *d, struct asr_error *err)
     uint32_t extended;
     const struct asr_partition_desc *ext = extended_of(d, &extended);
     if (extended > 1)
-        return asr_fail(err, ASR_E_CORRUPT, "%u extended partitions (an MBR holds one)", extended);
+        return fmt_fail(err, ASR_E_CORRUPT, "%u extended partitions (an MBR holds one)", extended);
     for (uint32_t i = 0; i < d->partition_count; i++)
         if ((rc = check_partition(d, &d->partitions[i], ext, err)))
             return rc;
@@ -278,22 +278,22 @@ int asr_disk_desc_valid(const struct asr_disk_desc *d, struct asr_error *err)
     for (uint32_t i = 0; i < d->region_count; i++)
         if ((rc = check_region(d, i, ext, first, seen, err)))
             return rc;
-    return asr_disk_tables_check(d, err);
+    return fmt_disk_tables_check(d, err);
 }
 
-int asr_volume_desc_check(const struct asr_volume_desc *v, const struct asr_disk_desc *disks,
+int fmt_volume_desc_check(const struct asr_volume_desc *v, const struct asr_disk_desc *disks,
                           uint32_t disk_count, uint64_t incompat, struct asr_error *err)
 {
     if (v->disk_index >= disk_count)
-        return asr_fail(err, ASR_E_CORRUPT, "disk index %u out of range", v->disk_index);
+        return fmt_fail(err, ASR_E_CORRUPT, "disk index %u out of range", v->disk_index);
     const struct asr_disk_desc *d = &disks[v->disk_index];
     unsigned long long off = (unsigned long long)v->disk_offset, size = (unsigned long long)v->size_bytes;
     if (!fits(v->disk_offset, v->size_bytes, d->size_bytes) || v->size_bytes == 0)
-        return asr_fail(err, ASR_E_CORRUPT, "%llu bytes at %llu outside disk %u", size, off, v->disk_index);
+        return fmt_fail(err, ASR_E_CORRUPT, "%llu bytes at %llu outside disk %u", size, off, v->disk_index);
     if (v->used_bytes > v->size_bytes)
-        return asr_fail(err, ASR_E_CORRUPT, "used bytes exceed its size");
+        return fmt_fail(err, ASR_E_CORRUPT, "used bytes exceed its size");
     if (v->kind > ASR_VOLUME_AREA)
-        return asr_fail(err, ASR_E_CORRUPT, "volume kind %u unknown", v->kind);
+        return fmt_fail(err, ASR_E_CORRUPT, "volume kind %u unknown", v->kind);
     int rc = v->kind == ASR_VOLUME_AREA ? check_area(v, d, incompat, err) : ASR_OK;
     if (rc)
         return rc;
@@ -303,10 +303,10 @@ int asr_volume_desc_check(const struct asr_volume_desc *v, const struct asr_disk
         /* Partition 0 is the whole disk, so it must be one: on a partitioned disk it would write
          * over the table and every partition. */
         if (d->label != ASR_LABEL_NONE)
-            return asr_fail(err, ASR_E_CORRUPT, "partition 0 (a whole unpartitioned disk) on disk %u, which has %s",
+            return fmt_fail(err, ASR_E_CORRUPT, "partition 0 (a whole unpartitioned disk) on disk %u, which has %s",
                             v->disk_index, label_name(d->label));
         if (v->disk_offset != 0 || v->size_bytes != d->size_bytes)
-            return asr_fail(err, ASR_E_CORRUPT, "partition 0 (the whole disk) is %llu bytes at %llu, disk %u is "
+            return fmt_fail(err, ASR_E_CORRUPT, "partition 0 (the whole disk) is %llu bytes at %llu, disk %u is "
                             "%llu bytes", size, off, v->disk_index, (unsigned long long)d->size_bytes);
     } else {
         const struct asr_partition_desc *p = NULL;
@@ -314,20 +314,20 @@ int asr_volume_desc_check(const struct asr_volume_desc *v, const struct asr_disk
             if (d->partitions[i].number == v->partition_number)
                 p = &d->partitions[i];
         if (!p)
-            return asr_fail(err, ASR_E_CORRUPT, "partition %u not on disk %u", v->partition_number, v->disk_index);
+            return fmt_fail(err, ASR_E_CORRUPT, "partition %u not on disk %u", v->partition_number, v->disk_index);
         if (p->start_bytes != v->disk_offset || p->size_bytes != v->size_bytes)
-            return asr_fail(err, ASR_E_CORRUPT, "%llu bytes at %llu do not match partition %u of disk %u (%llu bytes "
+            return fmt_fail(err, ASR_E_CORRUPT, "%llu bytes at %llu do not match partition %u of disk %u (%llu bytes "
                             "at %llu)", size, off, v->partition_number, v->disk_index,
                             (unsigned long long)p->size_bytes, (unsigned long long)p->start_bytes);
         if (p->kind == ASR_PART_EXTENDED || p->capture == ASR_CAPTURE_SKIP)
-            return asr_fail(err, ASR_E_CORRUPT, "partition %u of disk %u is %s", v->partition_number, v->disk_index,
+            return fmt_fail(err, ASR_E_CORRUPT, "partition %u of disk %u is %s", v->partition_number, v->disk_index,
                             p->kind == ASR_PART_EXTENDED ? "an extended partition, which holds no filesystem"
                                                          : "recorded as not captured (capture skip)");
     }
     for (uint32_t i = 0; i < d->region_count; i++) {
         const struct asr_region_desc *r = &d->regions[i];
         if (r->offset < v->disk_offset + v->size_bytes && v->disk_offset < r->offset + r->length)
-            return asr_fail(err, ASR_E_CORRUPT, "%llu bytes at %llu overlap raw region %u (kind %u, %u bytes at %llu) "
+            return fmt_fail(err, ASR_E_CORRUPT, "%llu bytes at %llu overlap raw region %u (kind %u, %u bytes at %llu) "
                             "of disk %u", size, off, i, r->kind, r->length, (unsigned long long)r->offset,
                             v->disk_index);
     }
@@ -347,14 +347,14 @@ static int cmp_placed(const void *a, const void *b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
-int asr_volume_table_check(const struct asr_disk_desc *disks, uint32_t disk_count,
+int fmt_volume_table_check(const struct asr_disk_desc *disks, uint32_t disk_count,
                            const struct asr_volume_desc *v, uint32_t n, struct asr_error *err)
 {
-    /* Every volume has passed asr_volume_desc_check: its disk exists, it lies inside it, and a
+    /* Every volume has passed fmt_volume_desc_check: its disk exists, it lies inside it, and a
      * partition volume matches a captured partition. */
     struct placed_volume *p = malloc((n + 1u) * sizeof *p);
     uint32_t *captured = calloc(disk_count + 1u, sizeof *captured);
-    int rc = p && captured ? ASR_OK : asr_fail(err, ASR_E_NOMEM, "out of memory");
+    int rc = p && captured ? ASR_OK : fmt_fail(err, ASR_E_NOMEM, "out of memory");
     for (uint32_t i = 0; !rc && i < n; i++) {
         p[i] = (struct placed_volume){v[i].disk_index, i, v[i].disk_offset, v[i].disk_offset + v[i].size_bytes};
         captured[v[i].disk_index] += v[i].kind == ASR_VOLUME_PARTITION && v[i].partition_number != 0;
@@ -364,7 +364,7 @@ int asr_volume_table_check(const struct asr_disk_desc *disks, uint32_t disk_coun
     /* Sorted by start, any overlap shows between neighbours. */
     for (uint32_t k = 1; !rc && k < n; k++)
         if (p[k].disk == p[k - 1].disk && p[k].start < p[k - 1].end)
-            rc = asr_fail(err, ASR_E_CORRUPT, "volumes %u and %u overlap on disk %u",
+            rc = fmt_fail(err, ASR_E_CORRUPT, "volumes %u and %u overlap on disk %u",
                           p[k - 1].id < p[k].id ? p[k - 1].id : p[k].id, p[k - 1].id < p[k].id ? p[k].id : p[k - 1].id,
                           p[k].disk);
     /* Distinct volumes now match distinct captured partitions: counting finds one left out. */
@@ -378,7 +378,7 @@ int asr_volume_table_check(const struct asr_disk_desc *disks, uint32_t disk_coun
             for (uint32_t k = 0; k < n && !has; k++)
                 has = v[k].disk_index == d && v[k].kind == ASR_VOLUME_PARTITION && v[k].partition_number == q->number;
             if (!has)
-                rc = asr_fail(err, ASR_E_CORRUPT, "partition %u of disk %u is recorded as captured but has no volume",
+                rc = fmt_fail(err, ASR_E_CORRUPT, "partition %u of disk %u is recorded as captured but has no volume",
                               q->number, d);
         }
     }
@@ -389,9 +389,9 @@ int asr_volume_table_check(const struct asr_disk_desc *disks, uint32_t disk_coun
 
 /* ---- disks ------------------------------------------------------------------------------- */
 
-static int encode_partition(const struct asr_partition_desc *p, struct asr_buf *out)
+static int encode_partition(const struct asr_partition_desc *p, struct fmt_buf *out)
 {
-    uint8_t *b = asr_buf_extend(out, PART_FIXED);
+    uint8_t *b = fmt_buf_extend(out, PART_FIXED);
     if (!b)
         return -1;
     put_le32(b + 0, p->number);
@@ -407,11 +407,11 @@ static int encode_partition(const struct asr_partition_desc *p, struct asr_buf *
     return put_str(out, p->name, ASR_NAME_MAX);
 }
 
-static int decode_partition(struct asr_cursor *c, struct asr_partition_desc *p, struct asr_error *err)
+static int decode_partition(struct fmt_cursor *c, struct asr_partition_desc *p, struct asr_error *err)
 {
-    const uint8_t *b = asr_cursor_take(c, PART_FIXED);
+    const uint8_t *b = fmt_cursor_take(c, PART_FIXED);
     if (!b)
-        return asr_fail(err, ASR_E_CORRUPT, "truncated partition record");
+        return fmt_fail(err, ASR_E_CORRUPT, "truncated partition record");
     p->number = get_le32(b + 0);
     p->kind = b[4];
     p->mbr_type = b[5];
@@ -425,9 +425,9 @@ static int decode_partition(struct asr_cursor *c, struct asr_partition_desc *p, 
     return take_str(c, p->name, ASR_NAME_MAX, err);
 }
 
-static int encode_region(const struct asr_region_desc *r, struct asr_buf *out)
+static int encode_region(const struct asr_region_desc *r, struct fmt_buf *out)
 {
-    uint8_t *b = asr_buf_extend(out, REGION_FIXED + (size_t)r->length);
+    uint8_t *b = fmt_buf_extend(out, REGION_FIXED + (size_t)r->length);
     if (!b)
         return -1;
     put_le16(b + 0, r->kind);
@@ -438,24 +438,24 @@ static int encode_region(const struct asr_region_desc *r, struct asr_buf *out)
     return 0;
 }
 
-static int decode_region(struct asr_cursor *c, struct asr_region_desc *r, struct asr_error *err)
+static int decode_region(struct fmt_cursor *c, struct asr_region_desc *r, struct asr_error *err)
 {
-    const uint8_t *b = asr_cursor_take(c, REGION_FIXED);
+    const uint8_t *b = fmt_cursor_take(c, REGION_FIXED);
     if (!b)
-        return asr_fail(err, ASR_E_CORRUPT, "truncated raw region record");
+        return fmt_fail(err, ASR_E_CORRUPT, "truncated raw region record");
     r->kind = get_le16(b + 0);
     r->length = get_le32(b + 4);
     r->offset = get_le64(b + 8);
     if (get_le16(b + 2) != 0)
-        return asr_fail(err, ASR_E_CORRUPT, "raw region reserved bytes not zero");
-    if (r->length > ASR_MAX_REGION_SIZE || !(r->data = asr_cursor_take(c, r->length)))
-        return asr_fail(err, ASR_E_CORRUPT, "raw region of %u bytes truncated", r->length);
+        return fmt_fail(err, ASR_E_CORRUPT, "raw region reserved bytes not zero");
+    if (r->length > ASR_MAX_REGION_SIZE || !(r->data = fmt_cursor_take(c, r->length)))
+        return fmt_fail(err, ASR_E_CORRUPT, "raw region of %u bytes truncated", r->length);
     return ASR_OK;
 }
 
-static int encode_disk(const struct asr_disk_desc *d, struct asr_buf *out)
+static int encode_disk(const struct asr_disk_desc *d, struct fmt_buf *out)
 {
-    uint8_t *b = asr_buf_extend(out, DISK_FIXED);
+    uint8_t *b = fmt_buf_extend(out, DISK_FIXED);
     if (!b)
         return -1;
     put_le64(b + 0, d->size_bytes);
@@ -480,18 +480,18 @@ static int encode_disk(const struct asr_disk_desc *d, struct asr_buf *out)
     return 0;
 }
 
-static int decode_disk(struct asr_cursor *c, struct asr_disk_desc *d, struct asr_error *err)
+static int decode_disk(struct fmt_cursor *c, struct asr_disk_desc *d, struct asr_error *err)
 {
-    const uint8_t *b = asr_cursor_take(c, DISK_FIXED);
+    const uint8_t *b = fmt_cursor_take(c, DISK_FIXED);
     if (!b)
-        return asr_fail(err, ASR_E_CORRUPT, "truncated disk record");
+        return fmt_fail(err, ASR_E_CORRUPT, "truncated disk record");
     d->size_bytes = get_le64(b + 0);
     d->logical_sector = get_le32(b + 8);
     d->physical_sector = get_le32(b + 12);
     d->label = b[16];
     for (int i = 17; i < 24; i++)
         if (b[i])
-            return asr_fail(err, ASR_E_CORRUPT, "disk record reserved bytes not zero");
+            return fmt_fail(err, ASR_E_CORRUPT, "disk record reserved bytes not zero");
     memcpy(d->disk_id, b + 24, 16);
     d->gpt_first_usable_lba = get_le64(b + 40);
     d->gpt_last_usable_lba = get_le64(b + 48);
@@ -507,14 +507,14 @@ static int decode_disk(struct asr_cursor *c, struct asr_disk_desc *d, struct asr
     /* Cap counts by the bytes that could hold them before allocating. */
     if (partition_count > ASR_MAX_PARTITIONS || region_count > ASR_MAX_REGIONS ||
         (uint64_t)partition_count * (PART_FIXED + 2) + (uint64_t)region_count * REGION_FIXED > c->left)
-        return asr_fail(err, ASR_E_CORRUPT, "%u partitions / %u regions do not fit the section",
+        return fmt_fail(err, ASR_E_CORRUPT, "%u partitions / %u regions do not fit the section",
                         partition_count, region_count);
     struct asr_partition_desc *parts = calloc(partition_count + 1u, sizeof *parts);
     struct asr_region_desc *regions = calloc(region_count + 1u, sizeof *regions);
     d->partitions = parts;
     d->regions = regions;
     if (!parts || !regions)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     d->partition_count = partition_count;
     d->region_count = region_count;
     for (uint32_t i = 0; i < d->partition_count; i++)
@@ -526,58 +526,58 @@ static int decode_disk(struct asr_cursor *c, struct asr_disk_desc *d, struct asr
     return asr_disk_desc_valid(d, err);
 }
 
-int asr_layout_encode_disks(const struct asr_disk_desc *disks, uint32_t n, struct asr_buf *out,
+int fmt_layout_encode_disks(const struct asr_disk_desc *disks, uint32_t n, struct fmt_buf *out,
                             struct asr_error *err)
 {
-    uint8_t *b = asr_buf_extend(out, 8);
+    uint8_t *b = fmt_buf_extend(out, 8);
     if (b)
         put_le32(b, n);
     for (uint32_t i = 0; i < n && b; i++)
         if (encode_disk(&disks[i], out))
-            return asr_fail(err, ASR_E_NOMEM, "layout: out of memory or a name too long on disk %u", i);
+            return fmt_fail(err, ASR_E_NOMEM, "layout: out of memory or a name too long on disk %u", i);
     if (out->failed)
-        return asr_fail(err, ASR_E_NOMEM, "layout: out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "layout: out of memory");
     if (out->len > ASR_MAX_LAYOUT_SIZE)
-        return asr_fail(err, ASR_E_LIMIT, "layout: %zu bytes exceed the %u-byte limit", out->len,
+        return fmt_fail(err, ASR_E_LIMIT, "layout: %zu bytes exceed the %u-byte limit", out->len,
                         ASR_MAX_LAYOUT_SIZE);
     return ASR_OK;
 }
 
-int asr_layout_decode_disks(const uint8_t *body, size_t len, struct asr_layout *l, struct asr_error *err)
+int fmt_layout_decode_disks(const uint8_t *body, size_t len, struct fmt_layout *l, struct asr_error *err)
 {
     if (len < 8 || len > ASR_MAX_LAYOUT_SIZE)
-        return asr_fail(err, ASR_E_CORRUPT, "length %zu out of range", len);
+        return fmt_fail(err, ASR_E_CORRUPT, "length %zu out of range", len);
     if (!(l->body = malloc(len)))
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     memcpy(l->body, body, len);
-    struct asr_cursor c = {l->body + 8, len - 8, "layout"};
+    struct fmt_cursor c = {l->body + 8, len - 8, "layout"};
     uint32_t n = get_le32(l->body);
     if (n > ASR_MAX_DISKS || get_le32(l->body + 4) != 0)
-        return asr_fail(err, ASR_E_CORRUPT, "disk count %u out of range", n);
+        return fmt_fail(err, ASR_E_CORRUPT, "disk count %u out of range", n);
     if (!(l->disks = calloc(n + 1u, sizeof *l->disks)))
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     for (uint32_t i = 0; i < n; i++) {
-        l->disk_count = i + 1; /* so asr_layout_free releases what was allocated */
+        l->disk_count = i + 1; /* so fmt_layout_free releases what was allocated */
         struct asr_error why = {0};
         int rc = decode_disk(&c, &l->disks[i], &why);
         if (rc)
-            return asr_fail(err, rc, "disk %u: %s", i, why.msg);
+            return fmt_fail(err, rc, "disk %u: %s", i, why.msg);
     }
     if (c.left != 0)
-        return asr_fail(err, ASR_E_CORRUPT, "%zu stray bytes after the last disk", c.left);
+        return fmt_fail(err, ASR_E_CORRUPT, "%zu stray bytes after the last disk", c.left);
     return ASR_OK;
 }
 
 /* ---- volumes ----------------------------------------------------------------------------- */
 
-int asr_layout_encode_volumes(const struct asr_volume_desc *v, uint32_t n, struct asr_buf *out,
+int fmt_layout_encode_volumes(const struct asr_volume_desc *v, uint32_t n, struct fmt_buf *out,
                               struct asr_error *err)
 {
-    uint8_t *b = asr_buf_extend(out, 8);
+    uint8_t *b = fmt_buf_extend(out, 8);
     if (b)
         put_le32(b, n);
     for (uint32_t i = 0; i < n && b; i++) {
-        if (!(b = asr_buf_extend(out, VOLUME_FIXED)))
+        if (!(b = fmt_buf_extend(out, VOLUME_FIXED)))
             break;
         put_le32(b + 0, v[i].disk_index);
         put_le32(b + 4, v[i].partition_number);
@@ -588,29 +588,29 @@ int asr_layout_encode_volumes(const struct asr_volume_desc *v, uint32_t n, struc
         b[36] = v[i].kind;
         if (put_str(out, v[i].fs_type, ASR_FSNAME_MAX) || put_str(out, v[i].fs_uuid, ASR_FSNAME_MAX) ||
             put_str(out, v[i].fs_label, ASR_FSNAME_MAX))
-            return asr_fail(err, ASR_E_ARG, "volume %u: a name is too long", i);
+            return fmt_fail(err, ASR_E_ARG, "volume %u: a name is too long", i);
     }
     if (out->failed)
-        return asr_fail(err, ASR_E_NOMEM, "volume table: out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "volume table: out of memory");
     return ASR_OK;
 }
 
-int asr_layout_decode_volumes(const uint8_t *body, size_t len, struct asr_layout *l, struct asr_error *err)
+int fmt_layout_decode_volumes(const uint8_t *body, size_t len, struct fmt_layout *l, struct asr_error *err)
 {
     if (len < 8 || len > ASR_MAX_VOLTABLE_SIZE)
-        return asr_fail(err, ASR_E_CORRUPT, "length %zu out of range", len);
+        return fmt_fail(err, ASR_E_CORRUPT, "length %zu out of range", len);
     uint32_t n = get_le32(body);
     if (n > ASR_MAX_VOLUMES || (uint64_t)n * (VOLUME_FIXED + 6) > len - 8 || get_le32(body + 4) != 0)
-        return asr_fail(err, ASR_E_CORRUPT, "volume count %u out of range", n);
+        return fmt_fail(err, ASR_E_CORRUPT, "volume count %u out of range", n);
     if (!(l->volumes = calloc(n + 1u, sizeof *l->volumes)))
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     l->volume_count = n;
-    struct asr_cursor c = {body + 8, len - 8, "volume table"};
+    struct fmt_cursor c = {body + 8, len - 8, "volume table"};
     for (uint32_t i = 0; i < n; i++) {
         struct asr_volume_desc *v = &l->volumes[i];
-        const uint8_t *b = asr_cursor_take(&c, VOLUME_FIXED);
+        const uint8_t *b = fmt_cursor_take(&c, VOLUME_FIXED);
         if (!b)
-            return asr_fail(err, ASR_E_CORRUPT, "truncated volume %u", i);
+            return fmt_fail(err, ASR_E_CORRUPT, "truncated volume %u", i);
         v->disk_index = get_le32(b + 0);
         v->partition_number = get_le32(b + 4);
         v->disk_offset = get_le64(b + 8);
@@ -619,21 +619,21 @@ int asr_layout_decode_volumes(const uint8_t *body, size_t len, struct asr_layout
         v->block_size = get_le32(b + 32);
         v->kind = b[36];
         if (b[37] || b[38] || b[39])
-            return asr_fail(err, ASR_E_CORRUPT, "volume %u: reserved bytes not zero", i);
+            return fmt_fail(err, ASR_E_CORRUPT, "volume %u: reserved bytes not zero", i);
         int rc;
         struct asr_error why = {0};
         if ((rc = take_str(&c, v->fs_type, ASR_FSNAME_MAX, &why)) ||
             (rc = take_str(&c, v->fs_uuid, ASR_FSNAME_MAX, &why)) ||
             (rc = take_str(&c, v->fs_label, ASR_FSNAME_MAX, &why)) ||
-            (rc = asr_volume_desc_check(v, l->disks, l->disk_count, l->incompat, &why)))
-            return asr_fail(err, rc, "volume %u: %s", i, why.msg);
+            (rc = fmt_volume_desc_check(v, l->disks, l->disk_count, l->incompat, &why)))
+            return fmt_fail(err, rc, "volume %u: %s", i, why.msg);
     }
     if (c.left != 0)
-        return asr_fail(err, ASR_E_CORRUPT, "%zu stray bytes after the last volume", c.left);
-    return asr_volume_table_check(l->disks, l->disk_count, l->volumes, n, err);
+        return fmt_fail(err, ASR_E_CORRUPT, "%zu stray bytes after the last volume", c.left);
+    return fmt_volume_table_check(l->disks, l->disk_count, l->volumes, n, err);
 }
 
-void asr_layout_free(struct asr_layout *l)
+void fmt_layout_free(struct fmt_layout *l)
 {
     if (!l)
         return;
@@ -644,5 +644,5 @@ void asr_layout_free(struct asr_layout *l)
     free(l->disks);
     free(l->volumes);
     free(l->body);
-    *l = (struct asr_layout){0};
+    *l = (struct fmt_layout){0};
 }

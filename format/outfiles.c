@@ -32,7 +32,7 @@ struct file_id {
     ino_t ino;
 };
 
-struct asr_outfiles {
+struct fmt_outfiles {
     char *base;
     bool overwrite;
     asr_replace_check_fn may_replace;
@@ -45,7 +45,7 @@ struct asr_outfiles {
 
 static char *partial_path(const char *base, uint32_t part)
 {
-    char *p = asr_part_path(base, part);
+    char *p = fmt_part_path(base, part);
     if (!p)
         return NULL;
     char *q = malloc(strlen(p) + 9);
@@ -77,7 +77,7 @@ static bool fd_id(int fd, struct file_id *id)
     return true;
 }
 
-static int check_replace(const struct asr_outfiles *o, const char *path, struct asr_error *err)
+static int check_replace(const struct fmt_outfiles *o, const char *path, struct asr_error *err)
 {
     return o->may_replace ? o->may_replace(path, o->may_replace_ctx, err) : ASR_OK;
 }
@@ -88,28 +88,28 @@ static int remove_name(const char *path, struct asr_error *err)
 {
     if (unlink(path) == 0 || errno == ENOENT)
         return ASR_OK;
-    return asr_fail(err, ASR_E_IO, "cannot remove %s: %s", path, strerror(errno));
+    return fmt_fail(err, ASR_E_IO, "cannot remove %s: %s", path, strerror(errno));
 }
 
 /* An IMAGE.partial that exists: refused when a live writer holds it, else removed. ASR_OK means
  * "look again" (removed, or changed while we looked). */
-static int remove_leftover_first(const struct asr_outfiles *o, const char *path, struct asr_error *err)
+static int remove_leftover_first(const struct fmt_outfiles *o, const char *path, struct asr_error *err)
 {
     struct stat st;
     if (lstat(path, &st) != 0)
-        return errno == ENOENT ? ASR_OK : asr_fail(err, ASR_E_IO, "cannot look at %s: %s", path, strerror(errno));
+        return errno == ENOENT ? ASR_OK : fmt_fail(err, ASR_E_IO, "cannot look at %s: %s", path, strerror(errno));
     int rc = check_replace(o, path, err);
     if (rc)
         return rc;
     if (S_ISDIR(st.st_mode))
-        return asr_fail(err, ASR_E_EXISTS, "%s is a directory", path);
+        return fmt_fail(err, ASR_E_EXISTS, "%s is a directory", path);
     if (!S_ISREG(st.st_mode))
         return remove_name(path, err);
     /* O_NONBLOCK, O_NOCTTY: should the name have become a FIFO or a terminal meanwhile. */
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT || errno == ELOOP ? ASR_OK
-                                                 : asr_fail(err, ASR_E_IO, "cannot open %s: %s", path, strerror(errno));
+                                                 : fmt_fail(err, ASR_E_IO, "cannot open %s: %s", path, strerror(errno));
     struct file_id id;
     if (!fd_id(fd, &id) || id.dev != st.st_dev || id.ino != st.st_ino) {
         close(fd);
@@ -119,8 +119,8 @@ static int remove_leftover_first(const struct asr_outfiles *o, const char *path,
         int e = errno;
         close(fd);
         if (e == EWOULDBLOCK)
-            return asr_fail(err, ASR_E_EXISTS, "another backup is writing %s (%s is in use)", o->base, path);
-        return asr_fail(err, ASR_E_IO, "%s exists and cannot be locked (%s): remove it if no backup is writing it",
+            return fmt_fail(err, ASR_E_EXISTS, "another backup is writing %s (%s is in use)", o->base, path);
+        return fmt_fail(err, ASR_E_IO, "%s exists and cannot be locked (%s): remove it if no backup is writing it",
                         path, strerror(e));
     }
     /* Ours to hold, so no writer is alive behind it: gone, if the name still gives this file. */
@@ -140,11 +140,11 @@ static int lock_created(int fd, const char *path, struct file_id *id)
     return fd_id(fd, id) && names_file(path, *id);
 }
 
-static int claim_first(struct asr_outfiles *o, int *fd_out, struct asr_error *err)
+static int claim_first(struct fmt_outfiles *o, int *fd_out, struct asr_error *err)
 {
     char *path = partial_path(o->base, 1);
     if (!path)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     int rc = ASR_OK;
     *fd_out = -1;
     for (int attempt = 0; !rc && *fd_out < 0 && attempt < CLAIM_ATTEMPTS; attempt++) {
@@ -154,18 +154,18 @@ static int claim_first(struct asr_outfiles *o, int *fd_out, struct asr_error *er
         else if (fd >= 0)
             close(fd);
         else if (errno != EEXIST)
-            rc = asr_fail(err, ASR_E_IO, "cannot create %s: %s", path, strerror(errno));
+            rc = fmt_fail(err, ASR_E_IO, "cannot create %s: %s", path, strerror(errno));
         else
             rc = remove_leftover_first(o, path, err);
     }
     if (!rc && *fd_out < 0)
-        rc = asr_fail(err, ASR_E_IO, "%s keeps changing: is another program writing it?", path);
+        rc = fmt_fail(err, ASR_E_IO, "%s keeps changing: is another program writing it?", path);
     free(path);
     return rc;
 }
 
 /* With IMAGE.partial held, an IMAGE.NNN.partial already there is no live writer's: removed. */
-static int create_part(struct asr_outfiles *o, const char *path, struct file_id *id, int *fd_out,
+static int create_part(struct fmt_outfiles *o, const char *path, struct file_id *id, int *fd_out,
                        struct asr_error *err)
 {
     for (int attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
@@ -174,58 +174,58 @@ static int create_part(struct asr_outfiles *o, const char *path, struct file_id 
             if (!fd_id(fd, id)) {
                 int e = errno;
                 close(fd);
-                return asr_fail(err, ASR_E_IO, "%s: %s", path, strerror(e));
+                return fmt_fail(err, ASR_E_IO, "%s: %s", path, strerror(e));
             }
             *fd_out = fd;
             return ASR_OK;
         }
         struct stat st;
         if (errno != EEXIST)
-            return asr_fail(err, ASR_E_IO, "cannot create %s: %s", path, strerror(errno));
+            return fmt_fail(err, ASR_E_IO, "cannot create %s: %s", path, strerror(errno));
         if (lstat(path, &st) != 0)
             continue;
         if (S_ISDIR(st.st_mode))
-            return asr_fail(err, ASR_E_EXISTS, "%s is a directory", path);
+            return fmt_fail(err, ASR_E_EXISTS, "%s is a directory", path);
         int rc = check_replace(o, path, err);
         if (rc || (rc = remove_name(path, err)))
             return rc;
     }
-    return asr_fail(err, ASR_E_IO, "%s keeps changing: is another program writing it?", path);
+    return fmt_fail(err, ASR_E_IO, "%s keeps changing: is another program writing it?", path);
 }
 
 /* Without overwrite, an image already under the name (its parts 1..parts) is refused. */
-static int refuse_existing(const struct asr_outfiles *o, uint32_t parts, struct asr_error *err)
+static int refuse_existing(const struct fmt_outfiles *o, uint32_t parts, struct asr_error *err)
 {
     int rc = ASR_OK;
     for (uint32_t k = 1; !rc && !o->overwrite && k <= parts; k++) {
-        char *p = asr_part_path(o->base, k);
+        char *p = fmt_part_path(o->base, k);
         if (!p)
-            rc = asr_fail(err, ASR_E_NOMEM, "out of memory");
+            rc = fmt_fail(err, ASR_E_NOMEM, "out of memory");
         else if (exists(p))
-            rc = asr_fail(err, ASR_E_EXISTS, "%s already exists (use --force to replace it)", p);
+            rc = fmt_fail(err, ASR_E_EXISTS, "%s already exists (use --force to replace it)", p);
         free(p);
     }
     return rc;
 }
 
-int asr_outfiles_open(const char *base, bool overwrite, asr_replace_check_fn may_replace, void *ctx,
-                      struct asr_outfiles **out, int *fd, struct asr_error *err)
+int fmt_outfiles_open(const char *base, bool overwrite, asr_replace_check_fn may_replace, void *ctx,
+                      struct fmt_outfiles **out, int *fd, struct asr_error *err)
 {
     *out = NULL;
-    struct asr_outfiles *o = calloc(1, sizeof *o);
+    struct fmt_outfiles *o = calloc(1, sizeof *o);
     if (!o)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     o->lock_fd = -1;
     o->overwrite = overwrite;
     o->may_replace = may_replace;
     o->may_replace_ctx = ctx;
     o->base = strdup(base);
     o->ids = malloc(sizeof *o->ids);
-    int rc = !o->base || !o->ids ? asr_fail(err, ASR_E_NOMEM, "out of memory") : refuse_existing(o, 2, err);
+    int rc = !o->base || !o->ids ? fmt_fail(err, ASR_E_NOMEM, "out of memory") : refuse_existing(o, 2, err);
     if (!rc && !(rc = claim_first(o, fd, err))) {
         o->parts = 1;
         if ((o->lock_fd = fcntl(*fd, F_DUPFD_CLOEXEC, 0)) < 0)
-            rc = asr_fail(err, ASR_E_IO, "%s: %s", base, strerror(errno));
+            rc = fmt_fail(err, ASR_E_IO, "%s: %s", base, strerror(errno));
         else /* again, with the name held: a writer that published meanwhile has done so before */
             rc = refuse_existing(o, 2, err);
         if (rc) {
@@ -234,25 +234,25 @@ int asr_outfiles_open(const char *base, bool overwrite, asr_replace_check_fn may
         }
     }
     if (rc) {
-        asr_outfiles_free(o);
+        fmt_outfiles_free(o);
         return rc;
     }
     *out = o;
     return ASR_OK;
 }
 
-int asr_outfiles_next(struct asr_outfiles *o, int *fd, struct asr_error *err)
+int fmt_outfiles_next(struct fmt_outfiles *o, int *fd, struct asr_error *err)
 {
     *fd = -1;
     if (o->parts >= ASR_MAX_PARTS)
-        return asr_fail(err, ASR_E_LIMIT, "more than %u parts: use a larger split size", ASR_MAX_PARTS);
+        return fmt_fail(err, ASR_E_LIMIT, "more than %u parts: use a larger split size", ASR_MAX_PARTS);
     struct file_id *grown = realloc(o->ids, (o->parts + 1) * sizeof *grown);
     if (!grown)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     o->ids = grown;
     char *path = partial_path(o->base, o->parts + 1);
     if (!path)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     int rc = create_part(o, path, &o->ids[o->parts], fd, err);
     free(path);
     if (!rc)
@@ -276,14 +276,14 @@ static int fsync_dir_of(const char *path)
 
 /* Part k's .partial is still the file this writer created, and what its final name replaces
  * may go. */
-static int check_part(const struct asr_outfiles *o, uint32_t k, struct asr_error *err)
+static int check_part(const struct fmt_outfiles *o, uint32_t k, struct asr_error *err)
 {
-    char *from = partial_path(o->base, k), *to = asr_part_path(o->base, k);
+    char *from = partial_path(o->base, k), *to = fmt_part_path(o->base, k);
     int rc = ASR_OK;
     if (!from || !to)
-        rc = asr_fail(err, ASR_E_NOMEM, "out of memory");
+        rc = fmt_fail(err, ASR_E_NOMEM, "out of memory");
     else if (!names_file(from, o->ids[k - 1]))
-        rc = asr_fail(err, ASR_E_STATE, "%s was replaced or removed while the image was written: not published", from);
+        rc = fmt_fail(err, ASR_E_STATE, "%s was replaced or removed while the image was written: not published", from);
     else if (exists(to))
         rc = check_replace(o, to, err);
     free(from);
@@ -293,16 +293,16 @@ static int check_part(const struct asr_outfiles *o, uint32_t k, struct asr_error
 
 /* Everything publishing renames or removes, checked before anything is: every part, and the
  * parts of an older, longer image after the new set's last (their count in *stale). */
-static int check_publish(const struct asr_outfiles *o, uint32_t *stale, struct asr_error *err)
+static int check_publish(const struct fmt_outfiles *o, uint32_t *stale, struct asr_error *err)
 {
     int rc = refuse_existing(o, o->parts, err);
     for (uint32_t k = 1; !rc && k <= o->parts; k++)
         rc = check_part(o, k, err);
     *stale = 0;
     for (uint32_t k = o->parts + 1; !rc && k <= ASR_MAX_PARTS; k++) {
-        char *p = asr_part_path(o->base, k);
+        char *p = fmt_part_path(o->base, k);
         bool there = p && exists(p);
-        rc = !p ? asr_fail(err, ASR_E_NOMEM, "out of memory") : there ? check_replace(o, p, err) : ASR_OK;
+        rc = !p ? fmt_fail(err, ASR_E_NOMEM, "out of memory") : there ? check_replace(o, p, err) : ASR_OK;
         free(p);
         if (!there)
             break;
@@ -311,11 +311,11 @@ static int check_publish(const struct asr_outfiles *o, uint32_t *stale, struct a
     return rc;
 }
 
-static int rename_part(const struct asr_outfiles *o, uint32_t k, struct asr_error *err)
+static int rename_part(const struct fmt_outfiles *o, uint32_t k, struct asr_error *err)
 {
-    char *from = partial_path(o->base, k), *to = asr_part_path(o->base, k);
-    int rc = !from || !to ? asr_fail(err, ASR_E_NOMEM, "out of memory")
-             : rename(from, to) != 0 ? asr_fail(err, ASR_E_IO, "cannot rename %s: %s", from, strerror(errno))
+    char *from = partial_path(o->base, k), *to = fmt_part_path(o->base, k);
+    int rc = !from || !to ? fmt_fail(err, ASR_E_NOMEM, "out of memory")
+             : rename(from, to) != 0 ? fmt_fail(err, ASR_E_IO, "cannot rename %s: %s", from, strerror(errno))
                                      : ASR_OK;
     free(from);
     free(to);
@@ -324,7 +324,7 @@ static int rename_part(const struct asr_outfiles *o, uint32_t k, struct asr_erro
 
 /* Parts N..2 are renamed first, an older image's extra parts removed, and part 1 renamed last:
  * the image's own name appears only when the whole set is in place. */
-int asr_outfiles_publish(struct asr_outfiles *o, struct asr_error *err)
+int fmt_outfiles_publish(struct fmt_outfiles *o, struct asr_error *err)
 {
     uint32_t stale;
     int rc = check_publish(o, &stale, err);
@@ -332,7 +332,7 @@ int asr_outfiles_publish(struct asr_outfiles *o, struct asr_error *err)
         rc = rename_part(o, k, err);
     /* An older part that cannot be removed does not hold back the complete new image. */
     for (uint32_t k = o->parts + 1; !rc && k <= o->parts + stale; k++) {
-        char *p = asr_part_path(o->base, k);
+        char *p = fmt_part_path(o->base, k);
         if (p)
             unlink(p);
         free(p);
@@ -346,7 +346,7 @@ int asr_outfiles_publish(struct asr_outfiles *o, struct asr_error *err)
     return ASR_OK;
 }
 
-void asr_outfiles_free(struct asr_outfiles *o)
+void fmt_outfiles_free(struct fmt_outfiles *o)
 {
     if (!o)
         return;

@@ -10,11 +10,11 @@
 #include <zstd.h>
 
 struct asr_reader {
-    struct asr_partset *ps;
-    struct asr_image_header header;
-    struct asr_footer footer;
-    struct asr_layout layout;
-    struct asr_index index;
+    struct fmt_partset *ps;
+    struct fmt_scan sc; /* opening: the records' rules; then header and layout */
+    struct asr_error *err; /* where sc's problem goes while opening */
+    struct fmt_footer footer;
+    struct fmt_index index;
     struct asr_image_info info;
     uint64_t data_start;
     struct asr_chunk_reader *chunks; /* for read_chunk and read_volume */
@@ -28,69 +28,69 @@ static const char *where(const struct asr_reader *r, uint64_t off, char *buf, si
 {
     uint32_t part;
     uint64_t foff;
-    asr_partset_locate(r->ps, off, &part, &foff);
-    snprintf(buf, n, "%s offset %llu", asr_partset_path(r->ps, part), (unsigned long long)foff);
+    fmt_partset_locate(r->ps, off, &part, &foff);
+    snprintf(buf, n, "%s offset %llu", fmt_partset_path(r->ps, part), (unsigned long long)foff);
     return buf;
 }
 
-/* Reads the section at off whose body must end by limit; body is malloc'd. */
-static int read_section(struct asr_reader *r, uint64_t off, uint32_t tag, const char *what, uint64_t cap,
-                        uint64_t limit, uint8_t **body, uint64_t *len, struct asr_error *err)
+/* The scanner's problem, said with the part and file offset where it is. */
+static void scan_problem(void *ctx, const struct fmt_problem *p)
+{
+    const struct asr_reader *r = ctx;
+    char at[512];
+    if (p->alone)
+        fmt_fail(r->err, p->code, "%s", p->msg);
+    else
+        fmt_fail(r->err, p->code, "%s: %s: %s", p->what, p->msg, where(r, p->at, at, sizeof at));
+}
+
+/* Reads the section at off whose body must end by limit (the one the grammar wants next); body
+ * is malloc'd. */
+static int read_section(struct asr_reader *r, uint64_t off, const char *what, uint64_t limit,
+                        struct fmt_section_header *s, uint8_t **body, struct asr_error *err)
 {
     char at[512];
     uint8_t raw[ASR_SECTION_HEADER_SIZE];
-    struct asr_section_header s;
-    struct asr_error why = {0};
     *body = NULL;
     if (off > limit || limit - off < ASR_SECTION_HEADER_SIZE)
-        return asr_fail(err, ASR_E_CORRUPT, "%s missing: %s", what, where(r, off, at, sizeof at));
-    int rc = asr_partset_read(r->ps, off, raw, sizeof raw, err);
-    if (rc)
+        return fmt_fail(err, ASR_E_CORRUPT, "%s missing: %s", what, where(r, off, at, sizeof at));
+    int rc = fmt_partset_read(r->ps, off, raw, sizeof raw, err);
+    if (rc || (rc = fmt_scan_envelope(&r->sc, raw, off, limit - off, s)))
         return rc;
-    if ((rc = asr_section_header_decode(raw, &s, &why)))
-        return asr_fail(err, rc, "%s: %s: %s", what, why.msg, where(r, off, at, sizeof at));
-    if (s.tag != tag)
-        return asr_fail(err, ASR_E_CORRUPT, "%s: wrong section tag: %s", what, where(r, off, at, sizeof at));
-    if (s.content_len > cap || s.content_len > limit - off - ASR_SECTION_HEADER_SIZE)
-        return asr_fail(err, ASR_E_CORRUPT, "%s: length %llu out of range: %s", what,
-                        (unsigned long long)s.content_len, where(r, off, at, sizeof at));
-    if (!(*body = malloc(s.content_len ? s.content_len : 1)))
-        return asr_fail(err, ASR_E_NOMEM, "%s: out of memory", what);
-    if ((rc = asr_partset_read(r->ps, off + ASR_SECTION_HEADER_SIZE, *body, s.content_len, err)))
+    if (!(*body = malloc(s->content_len ? s->content_len : 1)))
+        return fmt_fail(err, ASR_E_NOMEM, "%s: out of memory", what);
+    if ((rc = fmt_partset_read(r->ps, off + ASR_SECTION_HEADER_SIZE, *body, s->content_len, err)))
         return rc;
-    if (asr_checksum64(*body, s.content_len) != s.content_hash)
-        return asr_fail(err, ASR_E_CORRUPT, "%s: checksum mismatch: %s", what, where(r, off, at, sizeof at));
-    *len = s.content_len;
-    return ASR_OK;
+    return fmt_scan_content(&r->sc, s, *body, off);
 }
 
 static int open_footer(struct asr_reader *r, struct asr_error *err)
 {
-    uint64_t size = asr_partset_size(r->ps);
-    const char *last = asr_partset_path(r->ps, asr_partset_count(r->ps));
+    uint64_t size = fmt_partset_size(r->ps);
+    const char *last = fmt_partset_path(r->ps, fmt_partset_count(r->ps));
     uint8_t raw[ASR_FOOTER_SIZE];
     struct asr_error why = {0};
     if (size < ASR_IMAGE_HEADER_FIXED + ASR_FOOTER_SIZE)
-        return asr_fail(err, ASR_E_INCOMPLETE,
+        return fmt_fail(err, ASR_E_INCOMPLETE,
                         "incomplete image: %s holds %llu bytes, too few for a footer (backup interrupted?)",
                         last, (unsigned long long)size);
-    int rc = asr_partset_read(r->ps, size - ASR_FOOTER_SIZE, raw, sizeof raw, err);
+    int rc = fmt_partset_read(r->ps, size - ASR_FOOTER_SIZE, raw, sizeof raw, err);
     if (rc)
         return rc;
-    struct asr_footer *f = &r->footer;
-    if ((rc = asr_footer_decode(raw, f, &why)))
-        return asr_fail(err, rc,
+    struct fmt_footer *f = &r->footer;
+    if ((rc = fmt_footer_decode(raw, f, &why)))
+        return fmt_fail(err, rc,
                         "incomplete image: no valid footer at the end of %s (%s): the backup was interrupted, "
                         "the disk filled up, the copy is truncated or later parts are missing",
                         last, why.msg);
-    if (memcmp(f->uuid, asr_partset_uuid(r->ps), 16) != 0)
-        return asr_fail(err, ASR_E_PARTS, "footer at the end of %s belongs to another image", last);
-    if (f->part_count != asr_partset_count(r->ps))
-        return asr_fail(err, ASR_E_PARTS, "footer says the image has %u parts, %u found beside %s",
-                        f->part_count, asr_partset_count(r->ps), asr_partset_path(r->ps, 1));
+    if (memcmp(f->uuid, fmt_partset_uuid(r->ps), 16) != 0)
+        return fmt_fail(err, ASR_E_PARTS, "footer at the end of %s belongs to another image", last);
+    if (f->part_count != fmt_partset_count(r->ps))
+        return fmt_fail(err, ASR_E_PARTS, "footer says the image has %u parts, %u found beside %s",
+                        f->part_count, fmt_partset_count(r->ps), fmt_partset_path(r->ps, 1));
     if (f->index_length < ASR_SECTION_HEADER_SIZE || f->index_offset > size - ASR_FOOTER_SIZE ||
         f->index_length != size - ASR_FOOTER_SIZE - f->index_offset)
-        return asr_fail(err, ASR_E_CORRUPT, "footer: index position does not match the image size (%s)", last);
+        return fmt_fail(err, ASR_E_CORRUPT, "footer: index position does not match the image size (%s)", last);
     return ASR_OK;
 }
 
@@ -100,68 +100,59 @@ static int open_header(struct asr_reader *r, struct asr_error *err)
                                                                  : ASR_IMAGE_HEADER_MAX;
     uint8_t *raw = malloc(avail ? avail : 1);
     if (!raw)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
-    struct asr_error why = {0};
-    int rc = asr_partset_read(r->ps, 0, raw, avail, err);
-    if (!rc && (rc = asr_image_header_decode(raw, avail, &r->header, &why)))
-        asr_fail(err, rc, "image header: %s: %s", why.msg, asr_partset_path(r->ps, 1));
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
+    int rc = fmt_partset_read(r->ps, 0, raw, avail, err);
+    if (!rc)
+        rc = fmt_scan_header(&r->sc, raw, avail, fmt_partset_uuid(r->ps));
     free(raw);
-    if (rc)
-        return rc;
-    if ((rc = asr_image_header_check_support(&r->header, err)))
-        return rc;
-    if (memcmp(r->header.uuid, asr_partset_uuid(r->ps), 16) != 0)
-        return asr_fail(err, ASR_E_CORRUPT, "image header and part header disagree on the image id");
-    return ASR_OK;
+    return rc;
 }
 
+/* The layout section and the volume table, after the image header; the data starts after them. */
 static int open_layout(struct asr_reader *r, struct asr_error *err)
 {
-    uint8_t *body;
-    uint64_t len, off = r->header.header_len, limit = r->footer.index_offset;
-    struct asr_error why = {0};
-    char at[512];
-    int rc = read_section(r, off, ASR_TAG_LAYOUT, "layout section", ASR_MAX_LAYOUT_SIZE, limit, &body, &len, err);
-    if (!rc && (rc = asr_layout_decode_disks(body, (size_t)len, &r->layout, &why)))
-        asr_fail(err, rc, "layout section: %s: %s", why.msg, where(r, off, at, sizeof at));
-    free(body);
-    if (rc)
-        return rc;
-    off += ASR_SECTION_HEADER_SIZE + len;
-    rc = read_section(r, off, ASR_TAG_VOLUMES, "volume table", ASR_MAX_VOLTABLE_SIZE, limit, &body, &len, err);
-    r->layout.incompat = r->header.incompat;
-    if (!rc && (rc = asr_layout_decode_volumes(body, (size_t)len, &r->layout, &why)))
-        asr_fail(err, rc, "volume table: %s: %s", why.msg, where(r, off, at, sizeof at));
-    free(body);
-    r->data_start = off + ASR_SECTION_HEADER_SIZE + len;
-    return rc;
+    uint64_t off = r->sc.header.header_len, limit = r->footer.index_offset;
+    for (int k = 0; k < 2; k++) {
+        uint8_t *body;
+        struct fmt_section_header s;
+        int rc = read_section(r, off, k ? "volume table" : "layout section", limit, &s, &body, err);
+        if (!rc)
+            rc = fmt_scan_layout(&r->sc, s.tag, body, (size_t)s.content_len, off);
+        free(body);
+        if (rc)
+            return rc;
+        off += ASR_SECTION_HEADER_SIZE + s.content_len;
+    }
+    r->data_start = off;
+    return ASR_OK;
 }
 
 static int open_index(struct asr_reader *r, struct asr_error *err)
 {
     uint8_t *body;
-    uint64_t len, off = r->footer.index_offset;
+    struct fmt_section_header s;
+    uint64_t off = r->footer.index_offset;
     struct asr_error why = {0};
-    int rc = read_section(r, off, ASR_TAG_INDEX, "index", ASR_MAX_INDEX_SIZE, off + r->footer.index_length,
-                          &body, &len, err);
+    r->sc.stage = FMT_AT_INDEX;
+    int rc = read_section(r, off, "index", off + r->footer.index_length, &s, &body, err);
     if (!rc) {
         uint8_t env[ASR_SECTION_HEADER_SIZE];
         XXH3_state_t *st = XXH3_createState();
-        rc = asr_partset_read(r->ps, off, env, sizeof env, err);
+        rc = fmt_partset_read(r->ps, off, env, sizeof env, err);
         if (!rc && !st)
-            rc = asr_fail(err, ASR_E_NOMEM, "out of memory");
+            rc = fmt_fail(err, ASR_E_NOMEM, "out of memory");
         if (!rc) {
             XXH3_64bits_reset(st);
             XXH3_64bits_update(st, env, sizeof env);
-            XXH3_64bits_update(st, body, len);
+            XXH3_64bits_update(st, body, s.content_len);
             if (XXH3_64bits_digest(st) != r->footer.index_hash)
-                rc = asr_fail(err, ASR_E_CORRUPT, "index does not match the footer's checksum of it");
+                rc = fmt_fail(err, ASR_E_CORRUPT, "index does not match the footer's checksum of it");
         }
         XXH3_freeState(st);
     }
-    if (!rc && (rc = asr_index_decode(body, (size_t)len, &r->layout, r->data_start, off, r->header.max_chunk_size,
-                                      &r->index, &why)))
-        asr_fail(err, rc, "%s", why.msg);
+    if (!rc && (rc = fmt_index_decode(body, (size_t)s.content_len, &r->sc.layout, r->data_start, off,
+                                      r->sc.header.max_chunk_size, &r->index, &why)))
+        fmt_fail(err, rc, "%s", why.msg);
     free(body);
     return rc;
 }
@@ -169,11 +160,11 @@ static int open_index(struct asr_reader *r, struct asr_error *err)
 static void fill_info(struct asr_reader *r)
 {
     struct asr_image_info *i = &r->info;
-    const struct asr_image_header *h = &r->header;
-    asr_image_info_from_header(h, i);
-    i->part_count = asr_partset_count(r->ps);
-    i->split_size = asr_partset_split_size(r->ps);
-    i->image_bytes = asr_partset_file_bytes(r->ps);
+    const struct fmt_image_header *h = &r->sc.header;
+    fmt_image_info_from_header(h, i);
+    i->part_count = fmt_partset_count(r->ps);
+    i->split_size = fmt_partset_split_size(r->ps);
+    i->image_bytes = fmt_partset_file_bytes(r->ps);
     i->chunk_count = r->index.chunk_count;
     for (uint64_t c = 0; c < r->index.chunk_count; c++) {
         i->stored_bytes += r->index.chunks[c].stored_len;
@@ -191,9 +182,11 @@ int asr_reader_open(const char *path, struct asr_reader **out, struct asr_error 
     *out = NULL;
     struct asr_reader *r = calloc(1, sizeof *r);
     if (!r)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     r->cache_id = UINT64_MAX;
-    int rc = asr_partset_open(path, &r->ps, err);
+    r->err = err;
+    fmt_scan_init(&r->sc, FMT_SCAN_STOP, scan_problem, r);
+    int rc = fmt_partset_open(path, &r->ps, err);
     if (!rc)
         rc = open_footer(r, err);
     if (!rc)
@@ -203,9 +196,10 @@ int asr_reader_open(const char *path, struct asr_reader **out, struct asr_error 
     if (!rc)
         rc = open_index(r, err);
     if (!rc) {
-        r->cache = malloc(r->header.max_chunk_size);
-        rc = r->cache ? asr_chunk_reader_new(r, &r->chunks, err) : asr_fail(err, ASR_E_NOMEM, "out of memory");
+        r->cache = malloc(r->sc.header.max_chunk_size);
+        rc = r->cache ? asr_chunk_reader_new(r, &r->chunks, err) : fmt_fail(err, ASR_E_NOMEM, "out of memory");
     }
+    r->err = NULL;
     if (rc) {
         asr_reader_free(r);
         return rc;
@@ -219,26 +213,26 @@ void asr_reader_free(struct asr_reader *r)
 {
     if (!r)
         return;
-    asr_partset_close(r->ps);
-    asr_layout_free(&r->layout);
-    asr_index_free(&r->index);
+    fmt_partset_close(r->ps);
+    fmt_scan_free(&r->sc);
+    fmt_index_free(&r->index);
     asr_chunk_reader_free(r->chunks);
     free(r->cache);
     free(r);
 }
 
 const struct asr_image_info *asr_reader_info(const struct asr_reader *r) { return &r->info; }
-uint32_t asr_reader_disk_count(const struct asr_reader *r) { return r->layout.disk_count; }
-uint32_t asr_reader_volume_count(const struct asr_reader *r) { return r->layout.volume_count; }
+uint32_t asr_reader_disk_count(const struct asr_reader *r) { return r->sc.layout.disk_count; }
+uint32_t asr_reader_volume_count(const struct asr_reader *r) { return r->sc.layout.volume_count; }
 
 const struct asr_disk_desc *asr_reader_disk(const struct asr_reader *r, uint32_t i)
 {
-    return i < r->layout.disk_count ? &r->layout.disks[i] : NULL;
+    return i < r->sc.layout.disk_count ? &r->sc.layout.disks[i] : NULL;
 }
 
 const struct asr_volume_desc *asr_reader_volume(const struct asr_reader *r, uint32_t i)
 {
-    return i < r->layout.volume_count ? &r->layout.volumes[i] : NULL;
+    return i < r->sc.layout.volume_count ? &r->sc.layout.volumes[i] : NULL;
 }
 
 const struct asr_volume_stats *asr_reader_volume_stats(const struct asr_reader *r, uint32_t i)
@@ -254,9 +248,9 @@ const struct asr_extent *asr_reader_extents(const struct asr_reader *r, uint32_t
 
 const char *asr_reader_feature_name(const struct asr_reader *r, enum asr_feature_class cls, unsigned bit)
 {
-    for (uint32_t i = 0; i < r->header.feature_count; i++)
-        if (r->header.features[i].cls == cls && r->header.features[i].bit == bit)
-            return r->header.features[i].name;
+    for (uint32_t i = 0; i < r->sc.header.feature_count; i++)
+        if (r->sc.header.features[i].cls == cls && r->sc.header.features[i].bit == bit)
+            return r->sc.header.features[i].name;
     return NULL;
 }
 
@@ -275,11 +269,11 @@ int asr_chunk_reader_new(const struct asr_reader *r, struct asr_chunk_reader **o
     if (c) {
         c->r = r;
         c->dctx = ZSTD_createDCtx();
-        c->stored = malloc(ASR_CHUNK_HEADER_SIZE + (size_t)r->header.max_chunk_size);
+        c->stored = malloc(ASR_CHUNK_HEADER_SIZE + (size_t)r->sc.header.max_chunk_size);
     }
     if (!c || !c->dctx || !c->stored) {
         asr_chunk_reader_free(c);
-        return asr_fail(err, ASR_E_NOMEM, "out of memory for a chunk reader");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory for a chunk reader");
     }
     *out = c;
     return ASR_OK;
@@ -297,7 +291,7 @@ void asr_chunk_reader_free(struct asr_chunk_reader *c)
 void asr_reader_prefetch(const struct asr_reader *r, uint64_t chunk_id, uint64_t bytes)
 {
     if (chunk_id < r->index.chunk_count)
-        asr_partset_prefetch(r->ps, r->index.chunks[chunk_id].offset, bytes);
+        fmt_partset_prefetch(r->ps, r->index.chunks[chunk_id].offset, bytes);
 }
 
 const char *asr_reader_chunk_where(const struct asr_reader *r, uint64_t id, char *buf, size_t n)
@@ -315,24 +309,22 @@ int asr_chunk_reader_read(struct asr_chunk_reader *c, uint64_t id, void *buf, si
 {
     const struct asr_reader *r = c->r;
     if (id >= r->index.chunk_count)
-        return asr_fail(err, ASR_E_ARG, "chunk %llu does not exist", (unsigned long long)id);
-    const struct asr_chunk_entry *e = &r->index.chunks[id];
+        return fmt_fail(err, ASR_E_ARG, "chunk %llu does not exist", (unsigned long long)id);
+    const struct fmt_chunk_entry *e = &r->index.chunks[id];
     if (cap < e->content_len)
-        return asr_fail(err, ASR_E_ARG, "buffer of %zu bytes too small for chunk of %u", cap, e->content_len);
+        return fmt_fail(err, ASR_E_ARG, "buffer of %zu bytes too small for chunk of %u", cap, e->content_len);
     char at[512];
-    struct asr_chunk_header h;
+    struct fmt_chunk_header h;
     struct asr_error why = {0};
-    int rc = asr_partset_read(r->ps, e->offset, c->stored, ASR_CHUNK_HEADER_SIZE + (size_t)e->stored_len, err);
+    int rc = fmt_partset_read(r->ps, e->offset, c->stored, ASR_CHUNK_HEADER_SIZE + (size_t)e->stored_len, err);
     if (rc)
         return rc;
-    if (!(rc = asr_chunk_header_decode(c->stored, &h, &why)) &&
-        (h.chunk_id != id || h.stored_len != e->stored_len || h.content_len != e->content_len ||
-         !asr_hash128_eq(h.content_hash, e->content_hash)))
-        rc = asr_fail(&why, ASR_E_CORRUPT, "chunk header disagrees with the index");
+    if (!(rc = fmt_chunk_header_decode(c->stored, &h, &why)) && !fmt_chunk_agrees(&h, e->offset, id, e))
+        rc = fmt_fail(&why, ASR_E_CORRUPT, FMT_CHUNK_DISAGREES);
     if (!rc)
-        rc = asr_chunk_decode(&h, c->stored + ASR_CHUNK_HEADER_SIZE, buf, cap, r->header.hash_seed, c->dctx, &why);
+        rc = fmt_chunk_decode(&h, c->stored + ASR_CHUNK_HEADER_SIZE, buf, cap, r->sc.header.hash_seed, c->dctx, &why);
     if (rc)
-        return asr_fail(err, rc, "chunk %llu: %s: %s", (unsigned long long)id, why.msg,
+        return fmt_fail(err, rc, "chunk %llu: %s: %s", (unsigned long long)id, why.msg,
                         where(r, e->offset, at, sizeof at));
     if (content_len)
         *content_len = h.content_len;
@@ -345,7 +337,7 @@ static int load_chunk(struct asr_reader *r, uint64_t id, struct asr_error *err)
     if (r->cache_id == id)
         return ASR_OK;
     r->cache_id = UINT64_MAX;
-    int rc = asr_chunk_reader_read(r->chunks, id, r->cache, r->header.max_chunk_size, &r->cache_len, err);
+    int rc = asr_chunk_reader_read(r->chunks, id, r->cache, r->sc.header.max_chunk_size, &r->cache_len, err);
     if (rc)
         return rc;
     r->cache_id = id;
@@ -359,7 +351,7 @@ int asr_reader_read_chunk(struct asr_reader *r, uint64_t id, void *buf, size_t c
     if (rc)
         return rc;
     if (cap < r->cache_len)
-        return asr_fail(err, ASR_E_ARG, "buffer of %zu bytes too small for chunk of %u", cap, r->cache_len);
+        return fmt_fail(err, ASR_E_ARG, "buffer of %zu bytes too small for chunk of %u", cap, r->cache_len);
     memcpy(buf, r->cache, r->cache_len);
     if (content_len)
         *content_len = r->cache_len;
@@ -383,11 +375,11 @@ static uint64_t first_extent_after(const struct asr_extent *ext, uint64_t n, uin
 int asr_reader_read_volume(struct asr_reader *r, uint32_t v, uint64_t offset, void *buf, size_t len,
                            struct asr_error *err)
 {
-    if (v >= r->layout.volume_count)
-        return asr_fail(err, ASR_E_ARG, "volume %u does not exist", v);
-    uint64_t size = r->layout.volumes[v].size_bytes;
+    if (v >= r->sc.layout.volume_count)
+        return fmt_fail(err, ASR_E_ARG, "volume %u does not exist", v);
+    uint64_t size = r->sc.layout.volumes[v].size_bytes;
     if (offset > size || len > size - offset)
-        return asr_fail(err, ASR_E_ARG, "read of %zu bytes at %llu past the end of volume %u", len,
+        return fmt_fail(err, ASR_E_ARG, "read of %zu bytes at %llu past the end of volume %u", len,
                         (unsigned long long)offset, v);
     memset(buf, 0, len);
     const struct asr_extent *ext = r->index.extents[v];
@@ -410,12 +402,12 @@ int asr_reader_read_volume(struct asr_reader *r, uint32_t v, uint64_t offset, vo
         memcpy((uint8_t *)buf + (from - offset), r->cache + e->chunk_offset + (from - e->offset), to - from);
     }
     if (unreadable_at != UINT64_MAX)
-        return asr_fail(err, ASR_E_UNREADABLE, "volume %u offset %llu was unreadable on the source disk", v,
+        return fmt_fail(err, ASR_E_UNREADABLE, "volume %u offset %llu was unreadable on the source disk", v,
                         (unsigned long long)unreadable_at);
     return ASR_OK;
 }
 
 /* For the verifier: the parts of the reader it cross-checks a sequential scan against. */
-const struct asr_index *asr_reader_index(const struct asr_reader *r) { return &r->index; }
-uint64_t asr_reader_data_start(const struct asr_reader *r) { return r->data_start; }
-uint64_t asr_reader_index_offset(const struct asr_reader *r) { return r->footer.index_offset; }
+const struct fmt_index *fmt_reader_index(const struct asr_reader *r) { return &r->index; }
+uint64_t fmt_reader_data_start(const struct asr_reader *r) { return r->data_start; }
+uint64_t fmt_reader_index_offset(const struct asr_reader *r) { return r->footer.index_offset; }

@@ -19,15 +19,6 @@
 #define DIRECT_READ (64u << 10)
 #define SECTION_STEP (1u << 20) /* a section's first buffer; it doubles as its bytes arrive */
 #define EXTENT_BODY_MAX (8u + ASR_MAX_EXTENT_RECORD * ASR_EXTENT_SIZE)
-/* The index lists every chunk in 32 bytes within its 1 GiB cap: no image has more chunks. */
-#define MAX_CHUNKS ((ASR_MAX_INDEX_SIZE - ASR_INDEX_FIXED) / ASR_CHUNK_ENTRY_SIZE)
-
-/* What the stream has seen of one volume, to check its extents and then the index's copy. */
-struct volume_seen {
-    uint64_t end;         /* end of its last extent: the next must start at or after it */
-    uint64_t fingerprint; /* sum over its extents of XXH3-64(entry bytes, seed = ordinal) */
-    struct asr_volume_stats stats;
-};
 
 struct asr_stream {
     asr_stream_read_fn read;
@@ -54,19 +45,14 @@ struct asr_stream {
     XXH3_state_t *data_hash;   /* of the pending chunk's stored bytes */
     bool data_hashing;
 
-    struct asr_image_header header;
-    struct asr_layout layout;
+    struct fmt_scan sc; /* the records' rules; header, layout and what the volumes hold so far */
     struct asr_image_info info;
-    struct volume_seen *volumes;
     bool have_stats; /* the index has been read: volume stats are final */
 
     /* records */
-    uint64_t next_chunk;
-    uint32_t *chunk_len; /* content length of each chunk so far */
-    uint64_t chunk_cap;
     XXH3_state_t *table_hash; /* the index's chunk table as the chunk records predict it */
     uint64_t damaged;         /* chunks whose stored bytes failed their checksum in passing */
-    struct asr_chunk_header pending; /* the chunk whose stored bytes are next */
+    struct fmt_chunk_header pending; /* the chunk whose stored bytes are next */
     uint64_t pending_at;
     uint32_t pending_left; /* its stored bytes not yet consumed */
     uint8_t *chunk_buf;    /* max_chunk_size bytes, for read_chunk_data with no buffer */
@@ -87,7 +73,7 @@ static int stop(struct asr_stream *s, int code, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     s->failed = true;
-    return asr_fail(&s->fatal, code, "%s: %s", s->name, msg);
+    return fmt_fail(&s->fatal, code, "%s: %s", s->name, msg);
 }
 
 static int incomplete(struct asr_stream *s)
@@ -187,14 +173,14 @@ static int next_part(struct asr_stream *s)
         return rc;
     if (got < sizeof raw)
         return incomplete(s);
-    struct asr_part_header h;
+    struct fmt_part_header h;
     struct asr_error why = {0};
-    if (memcmp(raw, asr_part_magic, sizeof asr_part_magic) != 0)
+    if (memcmp(raw, fmt_part_magic, sizeof fmt_part_magic) != 0)
         return stop(s, ASR_E_PARTS,
                     "no part header at input offset %llu where part %u must begin: parts missing, or not "
                     "concatenated whole and in order",
                     (unsigned long long)at, k);
-    if ((rc = asr_part_header_decode(raw, &h, &why)))
+    if ((rc = fmt_part_header_decode(raw, &h, &why)))
         return stop(s, rc, "part %u header at input offset %llu: %s", k, (unsigned long long)at, why.msg);
     if (memcmp(h.uuid, s->part_uuid, 16) != 0)
         return stop(s, ASR_E_PARTS, "part %u at input offset %llu belongs to another image", k,
@@ -251,37 +237,24 @@ static int pull(struct asr_stream *s, uint8_t *dst, size_t n)
     return ASR_OK;
 }
 
-/* The rest of a section envelope whose tag is already in raw[0..4): read, checked, and its
- * content length within [min, max]. */
-static int section_envelope(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTION_HEADER_SIZE], const char *what,
-                            uint64_t min, uint64_t max, struct asr_section_header *h)
+/* The rest of a section envelope whose tag is already in raw[0..4): read and checked. */
+static int section_envelope(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTION_HEADER_SIZE],
+                            struct fmt_section_header *h)
 {
-    struct asr_error why = {0};
     int rc = pull(s, raw + 4, ASR_SECTION_HEADER_SIZE - 4);
-    if (rc)
-        return rc;
-    if (asr_section_header_decode(raw, h, &why))
-        return stop(s, ASR_E_CORRUPT, "%s at logical offset %llu: %s", what, (unsigned long long)at, why.msg);
-    if (h->content_len < min || h->content_len > max)
-        return stop(s, ASR_E_CORRUPT, "%s at logical offset %llu: length %llu out of range (%llu to %llu)", what,
-                    (unsigned long long)at, (unsigned long long)h->content_len, (unsigned long long)min,
-                    (unsigned long long)max);
-    return ASR_OK;
+    return rc ? rc : fmt_scan_envelope(&s->sc, raw, at, UINT64_MAX, h);
 }
 
 /* A section's envelope (at logical offset at, its first four bytes already in raw) and content:
  * the content is read into *body (malloc'd), grown as its bytes arrive, so that a length the
  * stream does not back up with bytes cannot make it allocate the section's cap. */
-static int read_section(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTION_HEADER_SIZE], uint32_t tag,
-                        const char *what, uint64_t cap, uint8_t **body, size_t *len)
+static int read_section(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTION_HEADER_SIZE],
+                        struct fmt_section_header *h, uint8_t **body)
 {
-    struct asr_section_header h;
-    int rc = section_envelope(s, at, raw, what, 0, cap, &h);
+    int rc = section_envelope(s, at, raw, h);
     if (rc)
         return rc;
-    if (h.tag != tag)
-        return stop(s, ASR_E_CORRUPT, "%s at logical offset %llu: wrong section tag", what, (unsigned long long)at);
-    size_t n = (size_t)h.content_len, have = 0, room = 0;
+    size_t n = (size_t)h->content_len, have = 0, room = 0;
     uint8_t *b = NULL;
     do {
         if (have == room) {
@@ -292,7 +265,7 @@ static int read_section(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTI
             uint8_t *bigger = realloc(b, room ? room : 1);
             if (!bigger) {
                 free(b);
-                return stop(s, ASR_E_NOMEM, "%s: out of memory", what);
+                return stop(s, ASR_E_NOMEM, "section at logical offset %llu: out of memory", (unsigned long long)at);
             }
             b = bigger;
         }
@@ -302,12 +275,11 @@ static int read_section(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTI
         }
         have = room;
     } while (have < n);
-    if (asr_checksum64(b, n) != h.content_hash) {
+    if ((rc = fmt_scan_content(&s->sc, h, b, at))) {
         free(b);
-        return stop(s, ASR_E_CORRUPT, "%s at logical offset %llu: checksum mismatch", what, (unsigned long long)at);
+        return rc;
     }
     *body = b;
-    *len = n;
     return ASR_OK;
 }
 
@@ -322,13 +294,13 @@ static int open_part(struct asr_stream *s)
         return rc;
     if (got == 0)
         return stop(s, ASR_E_INCOMPLETE, "the image stream is empty (did the command sending it fail?)");
-    if (memcmp(raw, asr_part_magic, got < sizeof asr_part_magic ? got : sizeof asr_part_magic) != 0)
+    if (memcmp(raw, fmt_part_magic, got < sizeof fmt_part_magic ? got : sizeof fmt_part_magic) != 0)
         return stop(s, ASR_E_NOT_IMAGE, "not an asrimg image (no magic at its start)");
     if (got < sizeof raw)
         return stop(s, ASR_E_INCOMPLETE, "image stream ended inside its part header, after %zu bytes", got);
-    struct asr_part_header h;
+    struct fmt_part_header h;
     struct asr_error why = {0};
-    if ((rc = asr_part_header_decode(raw, &h, &why)))
+    if ((rc = fmt_part_header_decode(raw, &h, &why)))
         return stop(s, rc, "part header: %s", why.msg);
     if (h.part_number != 1)
         return stop(s, ASR_E_PARTS,
@@ -358,52 +330,34 @@ static int open_header(struct asr_stream *s)
     if (!raw)
         return stop(s, ASR_E_NOMEM, "out of memory");
     memcpy(raw, fixed, sizeof fixed);
-    struct asr_error why = {0};
-    if (!(rc = pull(s, raw + sizeof fixed, len - sizeof fixed)) &&
-        (rc = asr_image_header_decode(raw, len, &s->header, &why)))
-        stop(s, rc, "image header at logical offset 0: %s", why.msg);
+    if (!(rc = pull(s, raw + sizeof fixed, len - sizeof fixed)))
+        rc = fmt_scan_header(&s->sc, raw, len, s->part_uuid);
     free(raw);
-    if (rc)
-        return rc;
-    if ((rc = asr_image_header_check_support(&s->header, &why)))
-        return stop(s, rc, "%s", why.msg);
-    if (memcmp(s->header.uuid, s->part_uuid, 16) != 0)
-        return stop(s, ASR_E_CORRUPT, "image header and part header disagree on the image id");
-    return ASR_OK;
+    return rc;
 }
 
+/* The layout section, then the volume table. */
 static int open_layout(struct asr_stream *s)
 {
-    struct asr_error why = {0};
-    uint8_t raw[ASR_SECTION_HEADER_SIZE], *body;
-    size_t len;
-    uint64_t at = s->logical;
-    int rc = pull(s, raw, 4);
-    if (!rc)
-        rc = read_section(s, at, raw, ASR_TAG_LAYOUT, "layout section", ASR_MAX_LAYOUT_SIZE, &body, &len);
-    if (rc)
-        return rc;
-    rc = asr_layout_decode_disks(body, len, &s->layout, &why);
-    free(body);
-    if (rc)
-        return stop(s, rc, "layout section at logical offset %llu: %s", (unsigned long long)at, why.msg);
-    at = s->logical;
-    if ((rc = pull(s, raw, 4)) ||
-        (rc = read_section(s, at, raw, ASR_TAG_VOLUMES, "volume table", ASR_MAX_VOLTABLE_SIZE, &body, &len)))
-        return rc;
-    s->layout.incompat = s->header.incompat;
-    rc = asr_layout_decode_volumes(body, len, &s->layout, &why);
-    free(body);
-    if (rc)
-        return stop(s, rc, "volume table at logical offset %llu: %s", (unsigned long long)at, why.msg);
+    for (int k = 0; k < 2; k++) {
+        uint8_t raw[ASR_SECTION_HEADER_SIZE], *body = NULL;
+        struct fmt_section_header h;
+        uint64_t at = s->logical;
+        int rc = pull(s, raw, 4);
+        if (!rc && !(rc = read_section(s, at, raw, &h, &body))) {
+            rc = fmt_scan_layout(&s->sc, h.tag, body, (size_t)h.content_len, at);
+            free(body);
+        }
+        if (rc)
+            return rc;
+    }
     return ASR_OK;
 }
 
 static void fill_info(struct asr_stream *s)
 {
     struct asr_image_info *i = &s->info;
-    const struct asr_image_header *h = &s->header;
-    asr_image_info_from_header(h, i);
+    fmt_image_info_from_header(&s->sc.header, i);
     i->part_count = s->parts;
     i->split_size = s->split_size;
     i->image_bytes = s->physical;
@@ -425,10 +379,18 @@ static int open_all(struct asr_stream *s)
     int rc;
     if ((rc = open_part(s)) || (rc = open_header(s)) || (rc = open_layout(s)))
         return rc;
-    if (!(s->volumes = calloc(s->layout.volume_count + 1u, sizeof *s->volumes)))
-        return stop(s, ASR_E_NOMEM, "out of memory");
     fill_info(s);
     return ASR_OK;
+}
+
+/* Every problem the scanner finds ends the stream. */
+static void scan_problem(void *ctx, const struct fmt_problem *p)
+{
+    struct asr_stream *s = ctx;
+    if (p->alone)
+        stop(s, p->code, "%s", p->msg);
+    else
+        stop(s, p->code, "%s at logical offset %llu: %s", p->what, (unsigned long long)p->at, p->msg);
 }
 
 static ssize_t read_fd(void *ctx, void *buf, size_t len)
@@ -447,6 +409,7 @@ static struct asr_stream *stream_new(asr_stream_read_fn fn, void *ctx, const cha
     if (s) {
         s->read = fn;
         s->ctx = ctx;
+        fmt_scan_init(&s->sc, FMT_SCAN_STOP, scan_problem, s);
     }
     return s;
 }
@@ -454,7 +417,7 @@ static struct asr_stream *stream_new(asr_stream_read_fn fn, void *ctx, const cha
 static int stream_start(struct asr_stream *s, struct asr_stream **out, struct asr_error *err)
 {
     if (!s)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     if (open_all(s)) {
         int rc = report(s, err);
         asr_stream_free(s);
@@ -469,7 +432,7 @@ int asr_stream_open(asr_stream_read_fn fn, void *ctx, const char *name, struct a
 {
     *out = NULL;
     if (!fn)
-        return asr_fail(err, ASR_E_ARG, "no read function");
+        return fmt_fail(err, ASR_E_ARG, "no read function");
     return stream_start(stream_new(fn, ctx, name), out, err);
 }
 
@@ -493,9 +456,7 @@ void asr_stream_free(struct asr_stream *s)
     XXH3_freeState(s->stream_hash);
     XXH3_freeState(s->data_hash);
     XXH3_freeState(s->table_hash);
-    asr_layout_free(&s->layout);
-    free(s->volumes);
-    free(s->chunk_len);
+    fmt_scan_free(&s->sc);
     free(s->chunk_buf);
     free(s->ext_body);
     free(s->ext);
@@ -506,29 +467,29 @@ const struct asr_image_info *asr_stream_info(const struct asr_stream *s) { retur
 const char *asr_stream_name(const struct asr_stream *s) { return s->name; }
 uint64_t asr_stream_input_bytes(const struct asr_stream *s) { return s->physical; }
 uint64_t asr_stream_damaged_chunks(const struct asr_stream *s) { return s->damaged; }
-uint32_t asr_stream_disk_count(const struct asr_stream *s) { return s->layout.disk_count; }
-uint32_t asr_stream_volume_count(const struct asr_stream *s) { return s->layout.volume_count; }
+uint32_t asr_stream_disk_count(const struct asr_stream *s) { return s->sc.layout.disk_count; }
+uint32_t asr_stream_volume_count(const struct asr_stream *s) { return s->sc.layout.volume_count; }
 
 const struct asr_disk_desc *asr_stream_disk(const struct asr_stream *s, uint32_t i)
 {
-    return i < s->layout.disk_count ? &s->layout.disks[i] : NULL;
+    return i < s->sc.layout.disk_count ? &s->sc.layout.disks[i] : NULL;
 }
 
 const struct asr_volume_desc *asr_stream_volume(const struct asr_stream *s, uint32_t i)
 {
-    return i < s->layout.volume_count ? &s->layout.volumes[i] : NULL;
+    return i < s->sc.layout.volume_count ? &s->sc.layout.volumes[i] : NULL;
 }
 
 const struct asr_volume_stats *asr_stream_volume_stats(const struct asr_stream *s, uint32_t i)
 {
-    return s->have_stats && i < s->layout.volume_count ? &s->volumes[i].stats : NULL;
+    return s->have_stats && i < s->sc.layout.volume_count ? &s->sc.volumes[i].stats : NULL;
 }
 
 const char *asr_stream_feature_name(const struct asr_stream *s, enum asr_feature_class cls, unsigned bit)
 {
-    for (uint32_t i = 0; i < s->header.feature_count; i++)
-        if (s->header.features[i].cls == cls && s->header.features[i].bit == bit)
-            return s->header.features[i].name;
+    for (uint32_t i = 0; i < s->sc.header.feature_count; i++)
+        if (s->sc.header.features[i].cls == cls && s->sc.header.features[i].bit == bit)
+            return s->sc.header.features[i].name;
     return NULL;
 }
 
@@ -553,37 +514,13 @@ static int finish_chunk_data(struct asr_stream *s, uint8_t *dst)
 static int chunk_record(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_CHUNK_HEADER_SIZE],
                         struct asr_stream_record *rec)
 {
-    struct asr_chunk_header h;
-    struct asr_error why = {0};
-    unsigned long long id = (unsigned long long)s->next_chunk, off = (unsigned long long)at;
+    struct fmt_chunk_header h;
     int rc = pull(s, raw + 4, ASR_CHUNK_HEADER_SIZE - 4);
-    if (rc)
+    if (rc || (rc = fmt_scan_chunk(&s->sc, raw, at, UINT64_MAX, &h)))
         return rc;
-    if (asr_chunk_header_decode(raw, &h, &why))
-        return stop(s, ASR_E_CORRUPT, "chunk %llu at logical offset %llu: %s", id, off, why.msg);
-    if (h.chunk_id != s->next_chunk)
-        return stop(s, ASR_E_CORRUPT, "chunk at logical offset %llu: numbered %llu, expected chunk %llu", off,
-                    (unsigned long long)h.chunk_id, id);
-    if (h.content_len > s->header.max_chunk_size)
-        return stop(s, ASR_E_CORRUPT, "chunk %llu at logical offset %llu: content length %u over the image's "
-                    "maximum of %u", id, off, h.content_len, s->header.max_chunk_size);
-    if (s->next_chunk == s->chunk_cap) {
-        if (s->chunk_cap >= MAX_CHUNKS)
-            return stop(s, ASR_E_CORRUPT, "chunk %llu at logical offset %llu: more chunks than an index can list",
-                        id, off);
-        uint64_t cap = s->chunk_cap ? s->chunk_cap * 2 : 4096;
-        if (cap > MAX_CHUNKS)
-            cap = MAX_CHUNKS;
-        uint32_t *grown = realloc(s->chunk_len, (size_t)cap * sizeof *grown);
-        if (!grown)
-            return stop(s, ASR_E_NOMEM, "out of memory for %llu chunk lengths", (unsigned long long)cap);
-        s->chunk_len = grown;
-        s->chunk_cap = cap;
-    }
-    s->chunk_len[s->next_chunk++] = h.content_len;
     /* The index's entry for this chunk is known now: hash it, to compare with the index. */
     uint8_t entry[ASR_CHUNK_ENTRY_SIZE];
-    asr_chunk_entry_encode(&(struct asr_chunk_entry){at, h.stored_len, h.content_len, h.content_hash}, entry);
+    fmt_chunk_entry_encode(&(struct fmt_chunk_entry){at, h.stored_len, h.content_len, h.content_hash}, entry);
     XXH3_64bits_update(s->table_hash, entry, sizeof entry);
     s->info.chunk_count++;
     s->info.stored_bytes += h.stored_len;
@@ -599,61 +536,23 @@ static int chunk_record(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_CHUNK
     return ASR_OK;
 }
 
-static uint32_t stream_chunk_len(const void *lens, uint64_t id)
-{
-    return ((const uint32_t *)lens)[id];
-}
-
-/* Section 9's rules, across records (asr_extent_check): each extent after the last one of its
- * volume, inside the volume, and a data extent inside a chunk already in the stream. */
-static int check_extents(struct asr_stream *s, uint64_t at, uint32_t vol, uint32_t count)
-{
-    unsigned long long off = (unsigned long long)at;
-    if (vol >= s->layout.volume_count)
-        return stop(s, ASR_E_CORRUPT, "extent record at logical offset %llu: volume %u does not exist", off, vol);
-    struct volume_seen *v = &s->volumes[vol];
-    uint64_t size = s->layout.volumes[vol].size_bytes;
-    for (uint32_t i = 0; i < count; i++) {
-        const struct asr_extent *e = &s->ext[i];
-        struct asr_error why = {0};
-        int rc = asr_extent_check(e, v->end, size, s->next_chunk, stream_chunk_len, s->chunk_len, &why);
-        if (rc)
-            return stop(s, rc, "extent record at logical offset %llu: volume %u %s", off, vol, why.msg);
-        if (e->ref < ASR_REF_UNREADABLE) {
-            v->stats.data_bytes += e->length;
-            s->info.data_bytes += e->length;
-        } else if (e->ref == ASR_REF_ZERO) {
-            v->stats.zero_bytes += e->length;
-            s->info.zero_bytes += e->length;
-        } else {
-            v->stats.unreadable_bytes += e->length;
-            s->info.unreadable_bytes += e->length;
-        }
-        v->end = e->offset + e->length;
-        v->fingerprint += XXH3_64bits_withSeed(s->ext_body + 8 + (size_t)i * ASR_EXTENT_SIZE, ASR_EXTENT_SIZE,
-                                               v->stats.extent_count++);
-    }
-    return ASR_OK;
-}
-
 static int extent_record(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTION_HEADER_SIZE],
                          struct asr_stream_record *rec)
 {
-    struct asr_section_header h;
-    struct asr_error why = {0};
-    unsigned long long off = (unsigned long long)at;
-    int rc = section_envelope(s, at, raw, "extent record", 8 + ASR_EXTENT_SIZE, EXTENT_BODY_MAX, &h);
-    if (rc)
-        return rc;
-    if ((rc = pull(s, s->ext_body, (size_t)h.content_len)))
-        return rc;
-    if (asr_checksum64(s->ext_body, (size_t)h.content_len) != h.content_hash)
-        return stop(s, ASR_E_CORRUPT, "extent record at logical offset %llu: checksum mismatch", off);
+    struct fmt_section_header h;
     uint32_t vol, count;
-    if (asr_extent_record_decode(s->ext_body, (size_t)h.content_len, &vol, s->ext, &count, &why))
-        return stop(s, ASR_E_CORRUPT, "extent record at logical offset %llu: %s", off, why.msg);
-    if ((rc = check_extents(s, at, vol, count)))
+    int rc = section_envelope(s, at, raw, &h);
+    if (rc || (rc = pull(s, s->ext_body, (size_t)h.content_len)) ||
+        (rc = fmt_scan_content(&s->sc, &h, s->ext_body, at)) ||
+        (rc = fmt_scan_extents(&s->sc, s->ext_body, (size_t)h.content_len, at, &vol, s->ext, &count)))
         return rc;
+    for (uint32_t i = 0; i < count; i++) {
+        const struct asr_extent *e = &s->ext[i];
+        uint64_t *total = e->ref < ASR_REF_UNREADABLE ? &s->info.data_bytes
+                          : e->ref == ASR_REF_ZERO    ? &s->info.zero_bytes
+                                                      : &s->info.unreadable_bytes;
+        *total += e->length;
+    }
     rec->kind = ASR_STREAM_EXTENTS;
     rec->volume_id = vol;
     rec->extent_count = count;
@@ -707,14 +606,14 @@ static int walk_chunks(struct asr_stream *s, struct index_walk *w, struct asr_ha
     uint64_t chunks = get_le64(b + 8);
     if (get_le32(b + 4) != 0)
         walk_problem(w, "reserved bytes not zero");
-    else if (volumes != s->layout.volume_count)
-        walk_problem(w, "lists %u volumes, the volume table %u", volumes, s->layout.volume_count);
-    else if (chunks != s->next_chunk)
+    else if (volumes != s->sc.layout.volume_count)
+        walk_problem(w, "lists %u volumes, the volume table %u", volumes, s->sc.layout.volume_count);
+    else if (chunks != s->sc.next_chunk)
         walk_problem(w, "lists %llu chunks, the stream holds %llu", (unsigned long long)chunks,
-                     (unsigned long long)s->next_chunk);
+                     (unsigned long long)s->sc.next_chunk);
     /* The stream hash covers damaged chunk data too: such chunks are the decoder's to report, and
      * every other byte before the index has passed a checksum of its own. */
-    else if (!asr_hash128_eq(asr_hash128_get(b + 16), stream_hash) && s->damaged == 0)
+    else if (!fmt_hash128_eq(fmt_hash128_get(b + 16), stream_hash) && s->damaged == 0)
         walk_problem(w, "whole-stream checksum mismatch: the bytes before the index are not the ones written");
     else if (chunks > w->left / ASR_CHUNK_ENTRY_SIZE)
         walk_problem(w, "ends inside its chunk table");
@@ -740,8 +639,8 @@ static int walk_chunks(struct asr_stream *s, struct index_walk *w, struct asr_ha
 static int walk_volumes(struct asr_stream *s, struct index_walk *w)
 {
     int rc = ASR_OK;
-    for (uint32_t v = 0; v < s->layout.volume_count && !rc && !w->problem[0]; v++) {
-        struct volume_seen *seen = &s->volumes[v];
+    for (uint32_t v = 0; v < s->sc.layout.volume_count && !rc && !w->problem[0]; v++) {
+        struct fmt_scan_volume *seen = &s->sc.volumes[v];
         uint8_t b[ASR_VOLUME_ENTRY_SIZE];
         if (w->left < sizeof b) {
             walk_problem(w, "ends before the entry of volume %u", v);
@@ -768,7 +667,7 @@ static int walk_volumes(struct asr_stream *s, struct index_walk *w)
         }
         if (!rc && !w->problem[0] && fingerprint != seen->fingerprint)
             walk_problem(w, "volume %u: extents differ from the stream's extent records", v);
-        seen->stats.content_hash = asr_hash128_get(b + 16);
+        seen->stats.content_hash = fmt_hash128_get(b + 16);
     }
     if (!rc && !w->problem[0] && w->left)
         walk_problem(w, "%llu stray bytes at its end", (unsigned long long)w->left);
@@ -785,18 +684,18 @@ static int footer(struct asr_stream *s, uint64_t index_at, uint64_t index_len, u
 {
     uint8_t raw[ASR_FOOTER_SIZE];
     unsigned long long off = (unsigned long long)s->logical;
-    struct asr_footer f;
+    struct fmt_footer f;
     struct asr_error why = {0};
     int rc = pull(s, raw, sizeof raw);
     if (rc)
         return rc;
-    if (asr_footer_decode(raw, &f, &why))
+    if (fmt_footer_decode(raw, &f, &why))
         return stop(s, ASR_E_CORRUPT, "footer at logical offset %llu: %s", off, why.msg);
     if (f.index_offset != index_at || f.index_length != index_len)
         return stop(s, ASR_E_CORRUPT, "footer at logical offset %llu: places the index at %llu (%llu bytes), "
                     "it was found at %llu (%llu bytes)", off, (unsigned long long)f.index_offset,
                     (unsigned long long)f.index_length, (unsigned long long)index_at, (unsigned long long)index_len);
-    if (memcmp(f.uuid, s->header.uuid, 16) != 0)
+    if (memcmp(f.uuid, s->sc.header.uuid, 16) != 0)
         return stop(s, ASR_E_CORRUPT, "footer at logical offset %llu belongs to another image", off);
     if (f.part_count != s->parts)
         return stop(s, ASR_E_PARTS, "footer at logical offset %llu: the image has %u parts, the stream held %u",
@@ -809,9 +708,9 @@ static int footer(struct asr_stream *s, uint64_t index_at, uint64_t index_len, u
 /* The index, read through without holding it, then the footer: the end of the image. */
 static int index_and_footer(struct asr_stream *s, uint64_t at, uint8_t raw[ASR_SECTION_HEADER_SIZE])
 {
-    struct asr_section_header h;
+    struct fmt_section_header h;
     unsigned long long off = (unsigned long long)at;
-    int rc = section_envelope(s, at, raw, "index", ASR_INDEX_FIXED, ASR_MAX_INDEX_SIZE, &h);
+    int rc = section_envelope(s, at, raw, &h);
     if (rc)
         return rc;
     XXH128_hash_t sh = XXH3_128bits_digest(s->stream_hash);
@@ -864,23 +763,11 @@ static int next_record(struct asr_stream *s, struct asr_stream_record *rec)
         return ASR_OK;
     }
     XXH3_128bits_update(s->stream_hash, raw, 4);
-    unsigned long long off = (unsigned long long)at;
-    switch (tag) {
-    case ASR_TAG_CHUNK:
+    if (tag == ASR_TAG_CHUNK)
         return chunk_record(s, at, raw, rec);
-    case ASR_TAG_EXTENTS:
+    if (tag == ASR_TAG_EXTENTS)
         return extent_record(s, at, raw, rec);
-    case ASR_TAG_HEADER:
-    case ASR_TAG_LAYOUT:
-    case ASR_TAG_VOLUMES:
-        return stop(s, ASR_E_CORRUPT, "record at logical offset %llu: %.4s out of place after the data began", off,
-                    (const char *)raw);
-    case ASR_TAG_FOOTER:
-        return stop(s, ASR_E_CORRUPT, "footer at logical offset %llu without an index before it", off);
-    default:
-        return stop(s, ASR_E_CORRUPT, "unknown or damaged record at logical offset %llu (chunk %llu or an extent "
-                    "record expected)", off, (unsigned long long)s->next_chunk);
-    }
+    return fmt_scan_stray(&s->sc, raw, at);
 }
 
 int asr_stream_next(struct asr_stream *s, struct asr_stream_record *rec, struct asr_error *err)
@@ -909,16 +796,16 @@ int asr_stream_read_chunk_data(struct asr_stream *s, struct asr_stream_chunk *c,
         return report(s, err);
     if (s->pending_left == 0 || c->chunk_id != s->pending.chunk_id ||
         c->logical_offset != s->pending_at)
-        return asr_fail(err, ASR_E_STATE, "%s: chunk %llu is not the chunk just returned, or its data was read "
+        return fmt_fail(err, ASR_E_STATE, "%s: chunk %llu is not the chunk just returned, or its data was read "
                         "already", s->name, (unsigned long long)c->chunk_id);
     if (!buf) {
-        if (!s->chunk_buf && !(s->chunk_buf = malloc(s->header.max_chunk_size)))
-            return asr_fail(err, ASR_E_NOMEM, "%s: out of memory for a chunk buffer", s->name);
+        if (!s->chunk_buf && !(s->chunk_buf = malloc(s->sc.header.max_chunk_size)))
+            return fmt_fail(err, ASR_E_NOMEM, "%s: out of memory for a chunk buffer", s->name);
         buf = s->chunk_buf;
-        cap = s->header.max_chunk_size;
+        cap = s->sc.header.max_chunk_size;
     }
     if (cap < s->pending_left)
-        return asr_fail(err, ASR_E_ARG, "%s: buffer of %zu bytes too small for chunk %llu's %u stored bytes",
+        return fmt_fail(err, ASR_E_ARG, "%s: buffer of %zu bytes too small for chunk %llu's %u stored bytes",
                         s->name, cap, (unsigned long long)c->chunk_id, s->pending_left);
     int rc = finish_chunk_data(s, buf);
     s->info.image_bytes = s->physical;
@@ -943,13 +830,13 @@ int asr_chunk_decoder_new(const struct asr_stream *s, struct asr_chunk_decoder *
     *out = NULL;
     struct asr_chunk_decoder *d = calloc(1, sizeof *d);
     if (d) {
-        d->seed = s->header.hash_seed;
+        d->seed = s->sc.header.hash_seed;
         d->name = strdup(s->name);
         d->dctx = ZSTD_createDCtx();
     }
     if (!d || !d->name || !d->dctx) {
         asr_chunk_decoder_free(d);
-        return asr_fail(err, ASR_E_NOMEM, "out of memory for a chunk decoder");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory for a chunk decoder");
     }
     *out = d;
     return ASR_OK;
@@ -968,14 +855,14 @@ int asr_chunk_decoder_run(struct asr_chunk_decoder *d, const struct asr_stream_c
                           struct asr_error *err)
 {
     if (!c->stored)
-        return asr_fail(err, ASR_E_ARG, "%s: chunk %llu has no stored bytes: read them first", d->name,
+        return fmt_fail(err, ASR_E_ARG, "%s: chunk %llu has no stored bytes: read them first", d->name,
                         (unsigned long long)c->chunk_id);
-    struct asr_chunk_header h = {c->codec, c->chunk_id, c->stored_len, c->content_len, c->content_hash,
+    struct fmt_chunk_header h = {c->codec, c->chunk_id, c->stored_len, c->content_len, c->content_hash,
                                  c->stored_hash};
     struct asr_error why = {0};
-    int rc = asr_chunk_decode(&h, c->stored, out, cap, d->seed, d->dctx, &why);
+    int rc = fmt_chunk_decode(&h, c->stored, out, cap, d->seed, d->dctx, &why);
     if (rc)
-        return asr_fail(err, rc, "%s: chunk %llu at logical offset %llu: %s", d->name,
+        return fmt_fail(err, rc, "%s: chunk %llu at logical offset %llu: %s", d->name,
                         (unsigned long long)c->chunk_id, (unsigned long long)c->logical_offset, why.msg);
     return ASR_OK;
 }

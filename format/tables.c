@@ -39,7 +39,7 @@ static void crc32_add(struct crc32 *c, const uint8_t *p, size_t n)
     c->value = v;
 }
 
-uint32_t asr_crc32(const void *data, size_t n)
+uint32_t fmt_crc32(const void *data, size_t n)
 {
     struct crc32 c;
     crc32_init(&c);
@@ -115,10 +115,10 @@ static int check_mbr(const struct asr_disk_desc *d, struct asr_error *err)
 {
     const struct asr_region_desc *r = region_of(d, ASR_REGION_MBR);
     if (!r)
-        return asr_fail(err, ASR_E_CORRUPT, "MBR disk without a raw region holding sector 0");
+        return fmt_fail(err, ASR_E_CORRUPT, "MBR disk without a raw region holding sector 0");
     const uint8_t *b = r->data;
     if (b[510] != 0x55 || b[511] != 0xaa)
-        return asr_fail(err, ASR_E_CORRUPT, "sector 0 holds no MBR (bytes 510-511 are %02x %02x, not 55 aa)", b[510],
+        return fmt_fail(err, ASR_E_CORRUPT, "sector 0 holds no MBR (bytes 510-511 are %02x %02x, not 55 aa)", b[510],
                         b[511]);
     uint64_t ss = d->logical_sector;
     for (uint32_t i = 0; i < d->partition_count; i++) {
@@ -130,7 +130,7 @@ static int check_mbr(const struct asr_disk_desc *d, struct asr_error *err)
         bool boot = e[0] == 0x80;
         if (e[4] != p->mbr_type || boot != (p->bootable == 1) || lba * ss != p->start_bytes ||
             sectors * ss != p->size_bytes)
-            return asr_fail(err, ASR_E_CORRUPT, "partition %u: the MBR entry in sector 0 (type 0x%02x%s, %llu bytes at "
+            return fmt_fail(err, ASR_E_CORRUPT, "partition %u: the MBR entry in sector 0 (type 0x%02x%s, %llu bytes at "
                             "%llu) differs from its record (type 0x%02x%s, %llu bytes at %llu)", p->number, e[4],
                             boot ? ", bootable" : "", (unsigned long long)(sectors * ss),
                             (unsigned long long)(lba * ss),
@@ -188,7 +188,7 @@ static int check_gpt_entries(const struct asr_disk_desc *d, uint16_t kind, const
                            : first != p->start_bytes / ss || last + 1 - first != p->size_bytes / ss ? "place"
                            : NULL;
         if (what)
-            return asr_fail(err, ASR_E_CORRUPT, "partition %u: its record and entry %u of the %s GPT entry array "
+            return fmt_fail(err, ASR_E_CORRUPT, "partition %u: its record and entry %u of the %s GPT entry array "
                             "differ in %s (entry: LBAs %llu..%llu; record: %llu bytes at %llu)", p->number,
                             p->number - 1, which, what, (unsigned long long)first, (unsigned long long)last,
                             (unsigned long long)p->size_bytes, (unsigned long long)p->start_bytes);
@@ -208,42 +208,42 @@ static int check_gpt_header(const struct asr_disk_desc *d, const struct asr_regi
     const char *which = primary ? "primary" : "backup";
     uint64_t ss = d->logical_sector, sectors = d->size_bytes / ss, lba = r->offset / ss;
     if (h.my_lba != lba)
-        return asr_fail(err, ASR_E_CORRUPT, "%s GPT header at LBA %llu says it is at LBA %llu", which,
+        return fmt_fail(err, ASR_E_CORRUPT, "%s GPT header at LBA %llu says it is at LBA %llu", which,
                         (unsigned long long)lba, (unsigned long long)h.my_lba);
     if (h.first_usable != d->gpt_first_usable_lba || h.last_usable != d->gpt_last_usable_lba ||
         h.entry_count != d->gpt_entry_count || h.entry_size != d->gpt_entry_size)
-        return asr_fail(err, ASR_E_CORRUPT, "%s GPT header (usable LBAs %llu..%llu, %u entries of %u bytes) differs "
+        return fmt_fail(err, ASR_E_CORRUPT, "%s GPT header (usable LBAs %llu..%llu, %u entries of %u bytes) differs "
                         "from the disk record (usable LBAs %llu..%llu, %u entries of %u bytes)", which,
                         (unsigned long long)h.first_usable, (unsigned long long)h.last_usable, h.entry_count,
                         h.entry_size, (unsigned long long)d->gpt_first_usable_lba,
                         (unsigned long long)d->gpt_last_usable_lba, d->gpt_entry_count, d->gpt_entry_size);
     if (memcmp(h.disk_guid, d->disk_id, 16) != 0)
-        return asr_fail(err, ASR_E_CORRUPT, "%s GPT header's disk GUID differs from the disk record's", which);
+        return fmt_fail(err, ASR_E_CORRUPT, "%s GPT header's disk GUID differs from the disk record's", which);
     const struct asr_region_desc *other = region_of(d, primary ? ASR_REGION_GPT_BACKUP_HEADER : ASR_REGION_GPT_HEADER);
     if (primary ? other && h.alt_lba != other->offset / ss : h.alt_lba != 1)
-        return asr_fail(err, ASR_E_CORRUPT, "%s GPT header places the %s header at LBA %llu, the image holds it at "
+        return fmt_fail(err, ASR_E_CORRUPT, "%s GPT header places the %s header at LBA %llu, the image holds it at "
                         "LBA %llu", which, primary ? "backup" : "primary", (unsigned long long)h.alt_lba,
                         (unsigned long long)(primary ? other->offset / ss : 1));
     uint64_t bytes = ((uint64_t)h.entry_count * h.entry_size + ss - 1) / ss * ss, n = bytes / ss;
     unsigned long long at = (unsigned long long)h.entries_lba;
     if (h.entries_lba < 2 || h.entries_lba > sectors || n > sectors - h.entries_lba)
-        return asr_fail(err, ASR_E_CORRUPT, "%s GPT header places its entry array (%llu bytes) at LBA %llu, outside "
+        return fmt_fail(err, ASR_E_CORRUPT, "%s GPT header places its entry array (%llu bytes) at LBA %llu, outside "
                         "LBAs 2..%llu of the disk", which, (unsigned long long)bytes, at,
                         (unsigned long long)sectors - 1);
     if (h.entries_lba + n > d->gpt_first_usable_lba && h.entries_lba <= d->gpt_last_usable_lba)
-        return asr_fail(err, ASR_E_CORRUPT, "%s GPT header places its entry array at LBAs %llu..%llu, inside the "
+        return fmt_fail(err, ASR_E_CORRUPT, "%s GPT header places its entry array at LBAs %llu..%llu, inside the "
                         "usable LBAs %llu..%llu", which, at, at + n - 1, (unsigned long long)d->gpt_first_usable_lba,
                         (unsigned long long)d->gpt_last_usable_lba);
     uint16_t kind = primary ? ASR_REGION_GPT_ENTRIES : ASR_REGION_GPT_BACKUP_ENTRIES;
     if (!array_stored(d, kind, h.entries_lba * ss, bytes))
-        return asr_fail(err, ASR_E_CORRUPT, "%s GPT header places its entry array (%llu bytes) at LBA %llu, where the "
+        return fmt_fail(err, ASR_E_CORRUPT, "%s GPT header places its entry array (%llu bytes) at LBA %llu, where the "
                         "image's raw regions of kind %u do not hold it", which, (unsigned long long)bytes, at, kind);
     if (array_crc(d, kind, (uint64_t)h.entry_count * h.entry_size) != h.entries_crc)
         return ASR_OK; /* damaged when imaged, like a damaged header: no table to compare */
     return check_gpt_entries(d, kind, which, err);
 }
 
-int asr_disk_tables_check(const struct asr_disk_desc *d, struct asr_error *err)
+int fmt_disk_tables_check(const struct asr_disk_desc *d, struct asr_error *err)
 {
     if (d->label == ASR_LABEL_MBR)
         return check_mbr(d, err);

@@ -25,7 +25,7 @@
 
 struct sink {
     int fd;
-    struct asr_outfiles *files; /* NULL when writing to a caller's descriptor */
+    struct fmt_outfiles *files; /* NULL when writing to a caller's descriptor */
     uint64_t split_size; /* 0: one part */
     uint32_t part;       /* current part, 1-based */
     uint64_t in_part;    /* bytes in the current part file, its header included */
@@ -42,13 +42,13 @@ struct sink {
 static int sink_write_part_header(struct sink *s, struct asr_error *err)
 {
     uint64_t payload_offset = s->split_size ? (uint64_t)(s->part - 1) * (s->split_size - ASR_PART_HEADER_SIZE) : 0;
-    struct asr_part_header h = {ASR_FORMAT_VERSION, s->part, {0}, s->split_size, payload_offset};
+    struct fmt_part_header h = {ASR_FORMAT_VERSION, s->part, {0}, s->split_size, payload_offset};
     memcpy(h.uuid, s->uuid, 16);
     uint8_t raw[ASR_PART_HEADER_SIZE];
-    asr_part_header_encode(&h, raw);
+    fmt_part_header_encode(&h, raw);
     int rc = asr_write_full(s->fd, raw, sizeof raw);
     if (rc)
-        return asr_fail(err, ASR_E_IO, "writing part %u header: %s", s->part, strerror(rc < 0 ? -rc : ENOSPC));
+        return fmt_fail(err, ASR_E_IO, "writing part %u header: %s", s->part, strerror(rc < 0 ? -rc : ENOSPC));
     s->in_part = ASR_PART_HEADER_SIZE;
     s->handed_to_disk = 0;
     return ASR_OK;
@@ -60,10 +60,10 @@ static int sync_and_close(int fd, uint32_t part, struct asr_error *err)
     if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS) {
         int e = errno;
         close(fd);
-        return asr_fail(err, ASR_E_IO, "syncing part %u: %s", part, strerror(e));
+        return fmt_fail(err, ASR_E_IO, "syncing part %u: %s", part, strerror(e));
     }
     if (close(fd) != 0)
-        return asr_fail(err, ASR_E_IO, "closing part %u: %s", part, strerror(errno));
+        return fmt_fail(err, ASR_E_IO, "closing part %u: %s", part, strerror(errno));
     return ASR_OK;
 }
 
@@ -71,7 +71,7 @@ static int sink_next_part(struct sink *s, struct asr_error *err)
 {
     int rc = sync_and_close(s->fd, s->part, err);
     s->fd = -1;
-    if (rc || (rc = asr_outfiles_next(s->files, &s->fd, err)))
+    if (rc || (rc = fmt_outfiles_next(s->files, &s->fd, err)))
         return rc;
     s->part++;
     return sink_write_part_header(s, err);
@@ -115,7 +115,7 @@ static int sink_emit(struct sink *s, const uint8_t *p, size_t len, struct asr_er
             n = (size_t)(s->split_size - s->in_part);
         int rc = asr_write_full(s->fd, p, n);
         if (rc)
-            return asr_fail(err, ASR_E_IO, "writing part %u: %s", s->part, strerror(rc < 0 ? -rc : ENOSPC));
+            return fmt_fail(err, ASR_E_IO, "writing part %u: %s", s->part, strerror(rc < 0 ? -rc : ENOSPC));
         s->in_part += n;
         sink_write_behind(s);
         p += n;
@@ -167,13 +167,13 @@ struct volume_state {
 
 struct asr_writer {
     struct sink sink;
-    struct asr_image_header header;
+    struct fmt_image_header header;
     bool sealed, finished, failed;
     uint32_t disk_count;
     struct asr_disk_desc *disks;
     uint32_t volume_count;
     struct volume_state *volumes;
-    struct asr_chunk_entry *chunks;
+    struct fmt_chunk_entry *chunks;
     uint64_t chunk_count;
     size_t chunk_cap;
     /* extents not yet written as an AEXT record; all of one volume */
@@ -181,7 +181,7 @@ struct asr_writer {
     uint32_t pending_count;
     uint8_t *pending;
     bool overwrite;
-    bool unchecked_layout; /* asr_writer_unchecked_layout: a test writing what readers must refuse */
+    bool unchecked_layout; /* fmt_writer_unchecked_layout: a test writing what readers must refuse */
 };
 
 static int writer_failed(struct asr_writer *w, int rc)
@@ -193,7 +193,7 @@ static int writer_failed(struct asr_writer *w, int rc)
 
 static void init_header(struct asr_writer *w, const struct asr_writer_options *opt)
 {
-    struct asr_image_header *h = &w->header;
+    struct fmt_image_header *h = &w->header;
     h->format_version = ASR_FORMAT_VERSION;
     h->max_chunk_size = opt->max_chunk_size ? opt->max_chunk_size : ASR_DEFAULT_CHUNK_SIZE;
     snprintf(h->creator, sizeof h->creator, "asrimg");
@@ -220,7 +220,7 @@ static void init_header(struct asr_writer *w, const struct asr_writer_options *o
     }
     if (opt->split_size) {
         h->compat |= ASR_FEATURE_COMPAT_SPLIT;
-        struct asr_feature_name *f = &h->features[h->feature_count++];
+        struct fmt_feature_name *f = &h->features[h->feature_count++];
         f->cls = ASR_FEATURE_COMPAT;
         f->bit = 0;
         snprintf(f->name, sizeof f->name, "split-set");
@@ -233,24 +233,24 @@ static int writer_alloc(const struct asr_writer_options *opt, struct asr_writer 
     if (!opt)
         opt = &defaults;
     if (opt->max_chunk_size > ASR_MAX_CHUNK_SIZE || (opt->max_chunk_size && opt->max_chunk_size < 4096))
-        return asr_fail(err, ASR_E_ARG, "max chunk size %u outside 4096..%u", opt->max_chunk_size,
+        return fmt_fail(err, ASR_E_ARG, "max chunk size %u outside 4096..%u", opt->max_chunk_size,
                         ASR_MAX_CHUNK_SIZE);
     if (opt->split_size && opt->split_size < ASR_MIN_SPLIT_SIZE)
-        return asr_fail(err, ASR_E_ARG, "split size %llu below the minimum of %u bytes",
+        return fmt_fail(err, ASR_E_ARG, "split size %llu below the minimum of %u bytes",
                         (unsigned long long)opt->split_size, ASR_MIN_SPLIT_SIZE);
     struct asr_writer *w = calloc(1, sizeof *w);
     if (!w)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     w->sink.fd = -1;
     w->sink.part = 1;
     w->sink.split_size = opt->split_size;
     w->sink.buf = malloc(SINK_BUFFER);
     w->sink.stream_hash = XXH3_createState();
     w->pending = malloc(8 + (size_t)ASR_MAX_EXTENT_RECORD * ASR_EXTENT_SIZE);
-    w->overwrite = opt->overwrite != 0;
+    w->overwrite = opt->overwrite;
     if (!w->sink.buf || !w->sink.stream_hash || !w->pending) {
         asr_writer_free(w);
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     }
     XXH3_128bits_reset(w->sink.stream_hash);
     w->sink.hashing = true;
@@ -268,7 +268,7 @@ int asr_writer_create(const char *path, const struct asr_writer_options *opt, st
     int rc = writer_alloc(opt, &w, err);
     if (rc)
         return rc;
-    if ((rc = asr_outfiles_open(path, w->overwrite, opt ? opt->may_replace : NULL, opt ? opt->may_replace_ctx : NULL,
+    if ((rc = fmt_outfiles_open(path, w->overwrite, opt ? opt->may_replace : NULL, opt ? opt->may_replace_ctx : NULL,
                                 &w->sink.files, &w->sink.fd, err))) {
         asr_writer_free(w);
         return rc;
@@ -282,7 +282,7 @@ int asr_writer_create_fd(int fd, const struct asr_writer_options *opt, struct as
 {
     *out = NULL;
     if (opt && opt->split_size)
-        return asr_fail(err, ASR_E_ARG, "a split image needs a file name, not a descriptor");
+        return fmt_fail(err, ASR_E_ARG, "a split image needs a file name, not a descriptor");
     struct asr_writer *w;
     int rc = writer_alloc(opt, &w, err);
     if (rc)
@@ -292,22 +292,22 @@ int asr_writer_create_fd(int fd, const struct asr_writer_options *opt, struct as
     return ASR_OK;
 }
 
-int asr_writer_declare_feature(struct asr_writer *w, enum asr_feature_class cls, unsigned bit, const char *name)
+int fmt_writer_declare_feature(struct asr_writer *w, enum asr_feature_class cls, unsigned bit, const char *name)
 {
-    struct asr_image_header *h = &w->header;
+    struct fmt_image_header *h = &w->header;
     if (w->sealed || bit > 63 || cls > ASR_FEATURE_COMPAT || h->feature_count >= ASR_MAX_FEATURE_NAMES || !name ||
         !name[0] || strlen(name) >= sizeof h->features[0].name)
         return ASR_E_ARG;
     uint64_t *set = cls == ASR_FEATURE_INCOMPAT ? &h->incompat : cls == ASR_FEATURE_RO_COMPAT ? &h->ro_compat : &h->compat;
     *set |= 1ull << bit;
-    struct asr_feature_name *f = &h->features[h->feature_count++];
+    struct fmt_feature_name *f = &h->features[h->feature_count++];
     f->cls = (uint8_t)cls;
     f->bit = (uint8_t)bit;
     snprintf(f->name, sizeof f->name, "%s", name);
     return ASR_OK;
 }
 
-void asr_writer_unchecked_layout(struct asr_writer *w) { w->unchecked_layout = true; }
+void fmt_writer_unchecked_layout(struct asr_writer *w) { w->unchecked_layout = true; }
 
 uint64_t asr_writer_hash_seed(const struct asr_writer *w) { return w->header.hash_seed; }
 uint32_t asr_writer_max_chunk_size(const struct asr_writer *w) { return w->header.max_chunk_size; }
@@ -354,19 +354,19 @@ static void free_disk(struct asr_disk_desc *d)
 int asr_writer_add_disk(struct asr_writer *w, const struct asr_disk_desc *d, struct asr_error *err)
 {
     if (w->sealed || w->volume_count)
-        return asr_fail(err, ASR_E_STATE, "disks must be added before volumes and data");
+        return fmt_fail(err, ASR_E_STATE, "disks must be added before volumes and data");
     if (w->disk_count >= ASR_MAX_DISKS)
-        return asr_fail(err, ASR_E_LIMIT, "more than %u disks", ASR_MAX_DISKS);
+        return fmt_fail(err, ASR_E_LIMIT, "more than %u disks", ASR_MAX_DISKS);
     struct asr_error why = {0};
     if (!w->unchecked_layout && asr_disk_desc_valid(d, &why))
-        return asr_fail(err, ASR_E_ARG, "disk %u: %s", w->disk_count, why.msg);
+        return fmt_fail(err, ASR_E_ARG, "disk %u: %s", w->disk_count, why.msg);
     struct asr_disk_desc *grown = realloc(w->disks, (w->disk_count + 1) * sizeof *grown);
     if (!grown)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     w->disks = grown;
     if (copy_disk(&w->disks[w->disk_count], d)) {
         free_disk(&w->disks[w->disk_count]);
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     }
     w->disk_count++;
     return ASR_OK;
@@ -376,24 +376,24 @@ int asr_writer_add_volume(struct asr_writer *w, const struct asr_volume_desc *v,
                           struct asr_error *err)
 {
     if (w->sealed)
-        return asr_fail(err, ASR_E_STATE, "volumes must be added before data");
+        return fmt_fail(err, ASR_E_STATE, "volumes must be added before data");
     if (w->volume_count >= ASR_MAX_VOLUMES)
-        return asr_fail(err, ASR_E_LIMIT, "more than %u volumes", ASR_MAX_VOLUMES);
+        return fmt_fail(err, ASR_E_LIMIT, "more than %u volumes", ASR_MAX_VOLUMES);
     struct asr_error why = {0};
     if (v->kind == ASR_VOLUME_AREA && !(w->header.incompat & ASR_FEATURE_INCOMPAT_AREAS) &&
-        asr_writer_declare_feature(w, ASR_FEATURE_INCOMPAT, 0, "disk-areas"))
-        return asr_fail(err, ASR_E_LIMIT, "cannot declare the disk-areas feature");
-    if (!w->unchecked_layout && asr_volume_desc_check(v, w->disks, w->disk_count, w->header.incompat, &why))
-        return asr_fail(err, ASR_E_ARG, "volume %u: %s", w->volume_count, why.msg);
+        fmt_writer_declare_feature(w, ASR_FEATURE_INCOMPAT, 0, "disk-areas"))
+        return fmt_fail(err, ASR_E_LIMIT, "cannot declare the disk-areas feature");
+    if (!w->unchecked_layout && fmt_volume_desc_check(v, w->disks, w->disk_count, w->header.incompat, &why))
+        return fmt_fail(err, ASR_E_ARG, "volume %u: %s", w->volume_count, why.msg);
     struct volume_state *grown = realloc(w->volumes, (w->volume_count + 1) * sizeof *grown);
     if (!grown)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     w->volumes = grown;
     struct volume_state *vs = &w->volumes[w->volume_count];
     memset(vs, 0, sizeof *vs);
     vs->desc = *v;
     if (!(vs->hash = XXH3_createState()))
-        return asr_fail(err, ASR_E_NOMEM, "out of memory");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     XXH3_128bits_reset_withSeed(vs->hash, w->header.hash_seed);
     if (volume_id)
         *volume_id = w->volume_count;
@@ -404,9 +404,9 @@ int asr_writer_add_volume(struct asr_writer *w, const struct asr_volume_desc *v,
 static int put_section(struct asr_writer *w, uint32_t tag, const uint8_t *body, size_t len,
                        struct asr_error *err)
 {
-    struct asr_section_header s = {tag, 0, len, asr_checksum64(body, len)};
+    struct fmt_section_header s = {tag, 0, len, fmt_checksum64(body, len)};
     uint8_t raw[ASR_SECTION_HEADER_SIZE];
-    asr_section_header_encode(&s, raw);
+    fmt_section_header_encode(&s, raw);
     int rc = sink_put(&w->sink, raw, sizeof raw, err);
     return rc ? rc : sink_put(&w->sink, body, len, err);
 }
@@ -415,22 +415,22 @@ static int put_section(struct asr_writer *w, uint32_t tag, const uint8_t *body, 
 static int seal(struct asr_writer *w, struct asr_error *err)
 {
     if (w->finished || w->failed)
-        return asr_fail(err, ASR_E_STATE, "writer already finished or failed");
+        return fmt_fail(err, ASR_E_STATE, "writer already finished or failed");
     if (w->sealed)
         return ASR_OK;
     w->sealed = true;
     struct asr_volume_desc *descs = calloc(w->volume_count + 1u, sizeof *descs);
     if (!descs)
-        return writer_failed(w, asr_fail(err, ASR_E_NOMEM, "out of memory"));
+        return writer_failed(w, fmt_fail(err, ASR_E_NOMEM, "out of memory"));
     for (uint32_t i = 0; i < w->volume_count; i++)
         descs[i] = w->volumes[i].desc;
     /* Checked before the first byte: the rules across volumes can only be judged once all are in. */
     struct asr_error why = {0};
     int rc = w->unchecked_layout ? ASR_OK
-                                 : asr_volume_table_check(w->disks, w->disk_count, descs, w->volume_count, &why);
+                                 : fmt_volume_table_check(w->disks, w->disk_count, descs, w->volume_count, &why);
     if (rc) {
         free(descs);
-        return writer_failed(w, asr_fail(err, rc == ASR_E_NOMEM ? rc : ASR_E_ARG, "volume table: %s", why.msg));
+        return writer_failed(w, fmt_fail(err, rc == ASR_E_NOMEM ? rc : ASR_E_ARG, "volume table: %s", why.msg));
     }
     rc = writer_failed(w, sink_write_part_header(&w->sink, err));
     if (rc) {
@@ -438,23 +438,23 @@ static int seal(struct asr_writer *w, struct asr_error *err)
         return rc;
     }
     uint8_t hdr[ASR_IMAGE_HEADER_MAX];
-    size_t n = asr_image_header_encode(&w->header, hdr, sizeof hdr);
+    size_t n = fmt_image_header_encode(&w->header, hdr, sizeof hdr);
     if (n == 0)
-        rc = asr_fail(err, ASR_E_LIMIT, "image header too large");
+        rc = fmt_fail(err, ASR_E_LIMIT, "image header too large");
     else
         rc = sink_put(&w->sink, hdr, n, err);
-    struct asr_buf body = {0};
+    struct fmt_buf body = {0};
     if (!rc)
-        rc = asr_layout_encode_disks(w->disks, w->disk_count, &body, err);
+        rc = fmt_layout_encode_disks(w->disks, w->disk_count, &body, err);
     if (!rc)
         rc = put_section(w, ASR_TAG_LAYOUT, body.data, body.len, err);
     body.len = 0;
     if (!rc)
-        rc = asr_layout_encode_volumes(descs, w->volume_count, &body, err);
+        rc = fmt_layout_encode_volumes(descs, w->volume_count, &body, err);
     if (!rc)
         rc = put_section(w, ASR_TAG_VOLUMES, body.data, body.len, err);
     free(descs);
-    asr_buf_free(&body);
+    fmt_buf_free(&body);
     return writer_failed(w, rc);
 }
 
@@ -478,10 +478,10 @@ static int finalize_extent(struct asr_writer *w, uint32_t v, const struct asr_ex
     struct volume_state *vs = &w->volumes[v];
     struct asr_extent *extents = asr_grow(vs->extents, &vs->cap, vs->count + 1, sizeof *extents, 64);
     if (!extents)
-        return asr_fail(err, ASR_E_NOMEM, "out of memory for the extent map");
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory for the extent map");
     vs->extents = extents;
     vs->extents[vs->count++] = *e;
-    asr_volume_hash_extent(vs->hash, e, content);
+    fmt_volume_hash_extent(vs->hash, e, content);
     if (e->ref == ASR_REF_ZERO)
         vs->stats.zero_bytes += e->length;
     else if (e->ref == ASR_REF_UNREADABLE)
@@ -494,7 +494,7 @@ static int finalize_extent(struct asr_writer *w, uint32_t v, const struct asr_ex
             return rc;
     }
     w->pending_volume = v;
-    asr_extent_encode(e, w->pending + 8 + (size_t)w->pending_count * ASR_EXTENT_SIZE);
+    fmt_extent_encode(e, w->pending + 8 + (size_t)w->pending_count * ASR_EXTENT_SIZE);
     w->pending_count++;
     return ASR_OK;
 }
@@ -514,26 +514,26 @@ int asr_writer_append_chunk(struct asr_writer *w, const struct asr_chunk *c, uin
     if (c->codec > ASR_CODEC_ZSTD || c->content_len == 0 || c->content_len > w->header.max_chunk_size ||
         c->stored_len == 0 || c->stored_len > c->content_len ||
         (c->codec == ASR_CODEC_STORED) != (c->stored_len == c->content_len))
-        return asr_fail(err, ASR_E_ARG, "chunk: codec %u with %u stored / %u content bytes is invalid "
+        return fmt_fail(err, ASR_E_ARG, "chunk: codec %u with %u stored / %u content bytes is invalid "
                         "(max chunk %u; zstd chunks must be smaller than their content)",
                         c->codec, c->stored_len, c->content_len, w->header.max_chunk_size);
     int rc = seal(w, err);
     if (!rc)
         rc = flush_pending(w, err);
     if (!rc) {
-        struct asr_chunk_entry *chunks = asr_grow(w->chunks, &w->chunk_cap, w->chunk_count + 1, sizeof *chunks, 64);
+        struct fmt_chunk_entry *chunks = asr_grow(w->chunks, &w->chunk_cap, w->chunk_count + 1, sizeof *chunks, 64);
         if (chunks)
             w->chunks = chunks;
         else
-            rc = asr_fail(err, ASR_E_NOMEM, "out of memory for the chunk table");
+            rc = fmt_fail(err, ASR_E_NOMEM, "out of memory for the chunk table");
     }
     if (rc)
         return writer_failed(w, rc);
-    struct asr_chunk_header h = {c->codec, w->chunk_count, c->stored_len, c->content_len, c->content_hash,
-                                 asr_checksum64(c->stored, c->stored_len)};
+    struct fmt_chunk_header h = {c->codec, w->chunk_count, c->stored_len, c->content_len, c->content_hash,
+                                 fmt_checksum64(c->stored, c->stored_len)};
     uint8_t raw[ASR_CHUNK_HEADER_SIZE];
-    asr_chunk_header_encode(&h, raw);
-    w->chunks[w->chunk_count] = (struct asr_chunk_entry){w->sink.logical, c->stored_len, c->content_len,
+    fmt_chunk_header_encode(&h, raw);
+    w->chunks[w->chunk_count] = (struct fmt_chunk_entry){w->sink.logical, c->stored_len, c->content_len,
                                                          c->content_hash};
     rc = sink_put(&w->sink, raw, sizeof raw, err);
     if (!rc)
@@ -549,11 +549,11 @@ int asr_writer_append_chunk(struct asr_writer *w, const struct asr_chunk *c, uin
 static int check_range(struct asr_writer *w, uint32_t v, uint64_t offset, uint64_t length, struct asr_error *err)
 {
     if (v >= w->volume_count)
-        return asr_fail(err, ASR_E_ARG, "volume %u does not exist", v);
+        return fmt_fail(err, ASR_E_ARG, "volume %u does not exist", v);
     const struct volume_state *vs = &w->volumes[v];
     if (length == 0 || offset < vs->end || offset > vs->desc.size_bytes ||
         length > vs->desc.size_bytes - offset)
-        return asr_fail(err, ASR_E_ARG, "volume %u: extent of %llu bytes at %llu out of order or outside the volume",
+        return fmt_fail(err, ASR_E_ARG, "volume %u: extent of %llu bytes at %llu out of order or outside the volume",
                         v, (unsigned long long)length, (unsigned long long)offset);
     return seal(w, err);
 }
@@ -565,7 +565,7 @@ int asr_writer_add_extent(struct asr_writer *w, uint32_t v, uint64_t offset, uin
     if (rc)
         return rc;
     if (chunk_id >= w->chunk_count || (uint64_t)chunk_offset + length > w->chunks[chunk_id].content_len || !content)
-        return asr_fail(err, ASR_E_ARG, "volume %u: extent at %llu refers outside chunk %llu", v,
+        return fmt_fail(err, ASR_E_ARG, "volume %u: extent at %llu refers outside chunk %llu", v,
                         (unsigned long long)offset, (unsigned long long)chunk_id);
     struct asr_extent e = {offset, length, chunk_id, chunk_offset};
     w->volumes[v].end = offset + length;
@@ -615,15 +615,15 @@ static int write_index_and_footer(struct asr_writer *w, struct asr_error *err)
         rc = close_run(w, v, err);
     if (rc || (rc = flush_pending(w, err)))
         return rc;
-    struct asr_index ix = {.volume_count = w->volume_count, .chunk_count = w->chunk_count, .chunks = w->chunks};
+    struct fmt_index ix = {.volume_count = w->volume_count, .chunk_count = w->chunk_count, .chunks = w->chunks};
     XXH128_hash_t sh = XXH3_128bits_digest(w->sink.stream_hash);
     ix.stream_hash = (struct asr_hash128){sh.low64, sh.high64};
     w->sink.hashing = false;
     ix.stats = calloc(w->volume_count + 1u, sizeof *ix.stats);
     ix.extents = calloc(w->volume_count + 1u, sizeof *ix.extents);
-    struct asr_buf body = {0};
+    struct fmt_buf body = {0};
     if (!ix.stats || !ix.extents) {
-        rc = asr_fail(err, ASR_E_NOMEM, "out of memory");
+        rc = fmt_fail(err, ASR_E_NOMEM, "out of memory");
     } else {
         for (uint32_t v = 0; v < w->volume_count; v++) {
             struct volume_state *vs = &w->volumes[v];
@@ -633,7 +633,7 @@ static int write_index_and_footer(struct asr_writer *w, struct asr_error *err)
             ix.stats[v] = vs->stats;
             ix.extents[v] = vs->extents;
         }
-        rc = asr_index_encode(&ix, &body, err);
+        rc = fmt_index_encode(&ix, &body, err);
     }
     uint64_t index_offset = w->sink.logical;
     if (!rc)
@@ -641,16 +641,16 @@ static int write_index_and_footer(struct asr_writer *w, struct asr_error *err)
     if (!rc) {
         /* index_hash covers the envelope too: recompute it the way the reader will see it. */
         uint8_t env[ASR_SECTION_HEADER_SIZE];
-        struct asr_section_header s = {ASR_TAG_INDEX, 0, body.len, asr_checksum64(body.data, body.len)};
-        asr_section_header_encode(&s, env);
+        struct fmt_section_header s = {ASR_TAG_INDEX, 0, body.len, fmt_checksum64(body.data, body.len)};
+        fmt_section_header_encode(&s, env);
         XXH3_state_t *st = XXH3_createState();
         if (!st) {
-            rc = asr_fail(err, ASR_E_NOMEM, "out of memory");
+            rc = fmt_fail(err, ASR_E_NOMEM, "out of memory");
         } else {
             XXH3_64bits_reset(st);
             XXH3_64bits_update(st, env, sizeof env);
             XXH3_64bits_update(st, body.data, body.len);
-            struct asr_footer f = {ASR_FORMAT_VERSION, index_offset, ASR_SECTION_HEADER_SIZE + body.len, 0, {0},
+            struct fmt_footer f = {ASR_FORMAT_VERSION, index_offset, ASR_SECTION_HEADER_SIZE + body.len, 0, {0},
                                    XXH3_64bits_digest(st)};
             XXH3_freeState(st);
             memcpy(f.uuid, w->header.uuid, 16);
@@ -658,13 +658,13 @@ static int write_index_and_footer(struct asr_writer *w, struct asr_error *err)
             uint64_t end = w->sink.logical + ASR_FOOTER_SIZE;
             f.part_count = w->sink.split_size ? (uint32_t)((end - 1) / (w->sink.split_size - ASR_PART_HEADER_SIZE)) + 1 : 1;
             uint8_t raw[ASR_FOOTER_SIZE];
-            asr_footer_encode(&f, raw);
+            fmt_footer_encode(&f, raw);
             rc = sink_put(&w->sink, raw, sizeof raw, err);
         }
     }
     free(ix.stats);
     free(ix.extents);
-    asr_buf_free(&body);
+    fmt_buf_free(&body);
     if (!rc)
         rc = sink_flush(&w->sink, err);
     return rc;
@@ -673,7 +673,7 @@ static int write_index_and_footer(struct asr_writer *w, struct asr_error *err)
 int asr_writer_finish(struct asr_writer *w, struct asr_error *err)
 {
     if (w->finished || w->failed)
-        return asr_fail(err, ASR_E_STATE, "writer already finished or failed");
+        return fmt_fail(err, ASR_E_STATE, "writer already finished or failed");
     int rc = seal(w, err);
     if (!rc)
         rc = write_index_and_footer(w, err);
@@ -681,7 +681,7 @@ int asr_writer_finish(struct asr_writer *w, struct asr_error *err)
         rc = sync_and_close(w->sink.fd, w->sink.part, err);
         w->sink.fd = -1;
         if (!rc)
-            rc = asr_outfiles_publish(w->sink.files, err);
+            rc = fmt_outfiles_publish(w->sink.files, err);
     }
     if (rc)
         return writer_failed(w, rc);
@@ -696,7 +696,7 @@ void asr_writer_free(struct asr_writer *w)
     if (w->sink.files) {
         if (w->sink.fd >= 0)
             close(w->sink.fd);
-        asr_outfiles_free(w->sink.files); /* an unfinished image's .partial files go */
+        fmt_outfiles_free(w->sink.files); /* an unfinished image's .partial files go */
     }
     for (uint32_t i = 0; i < w->disk_count; i++)
         free_disk(&w->disks[i]);

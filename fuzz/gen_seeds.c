@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "asr_format.h"
-#include "internal.h" /* asr_writer_declare_feature: images from a "later version" */
+#include "internal.h" /* fmt_writer_declare_feature: images from a "later version" */
 
 #define KIB 1024u
 #define SEED_MAX (64u * KIB) /* every seed stays below this */
@@ -98,7 +98,7 @@ static void gpt_header(uint8_t *h, const struct gpt_fields *g, uint64_t self, ui
     put32(h + 80, g->entry_count);
     put32(h + 84, 128);
     put32(h + 88, entries_crc);
-    put32(h + 16, asr_crc32(h, 92));
+    put32(h + 16, fmt_crc32(h, 92));
 }
 
 static void gpt_entry(uint8_t *e, const void *type, uint8_t id, uint64_t first, uint64_t last, const char *name)
@@ -212,7 +212,7 @@ struct gpt_disk {
 static void gpt_seal(uint8_t *h)
 {
     put32(h + 16, 0);
-    put32(h + 16, asr_crc32(h, 92));
+    put32(h + 16, fmt_crc32(h, 92));
 }
 
 static void gpt_disk(struct gpt_disk *g, uint64_t size, const struct asr_partition_desc *parts, uint32_t n)
@@ -238,7 +238,7 @@ static void gpt_disk(struct gpt_disk *g, uint64_t size, const struct asr_partiti
     }
     memcpy(g->bentries, g->entries, sizeof g->entries);
     struct gpt_fields f = {6, sectors - 4, 8, g->d.disk_id};
-    uint32_t crc = asr_crc32(g->entries, sizeof g->entries);
+    uint32_t crc = fmt_crc32(g->entries, sizeof g->entries);
     gpt_header(g->hdr, &f, 1, sectors - 1, 2, crc);
     gpt_header(g->bhdr, &f, sectors - 1, 1, sectors - 3, crc);
     g->r[0] = (struct asr_region_desc){ASR_REGION_MBR, 0, 512, g->mbr};
@@ -458,10 +458,10 @@ static void seed_features(const char *name, int incompat)
 {
     struct img m;
     img_begin(&m, name, 8 * KIB, 3, 0);
-    check(asr_writer_declare_feature(m.w, ASR_FEATURE_COMPAT, 5, "fuzz-compat-names"), "feature");
-    check(asr_writer_declare_feature(m.w, ASR_FEATURE_RO_COMPAT, 63, "fuzz-ro"), "feature");
+    check(fmt_writer_declare_feature(m.w, ASR_FEATURE_COMPAT, 5, "fuzz-compat-names"), "feature");
+    check(fmt_writer_declare_feature(m.w, ASR_FEATURE_RO_COMPAT, 63, "fuzz-ro"), "feature");
     if (incompat)
-        check(asr_writer_declare_feature(m.w, ASR_FEATURE_INCOMPAT, 2, "fuzz-incompat"), "feature");
+        check(fmt_writer_declare_feature(m.w, ASR_FEATURE_INCOMPAT, 2, "fuzz-incompat"), "feature");
     add_bare_disk(&m, 32 * KIB);
     add_volume(&m, volume(0, 0, 0, 32 * KIB, "btrfs"));
     fill_text(buf_a, 3 * KIB, 12);
@@ -492,7 +492,7 @@ static void seed_bad(const char *name, void (*bad)(uint32_t *nvols), bool mbr)
 {
     struct img m;
     img_begin(&m, name, 8 * KIB, 3, 0);
-    asr_writer_unchecked_layout(m.w);
+    fmt_writer_unchecked_layout(m.w);
     uint32_t nvols = 2;
     if (mbr) {
         mbr_disk(&bad_mbr, 4096 * KIB);
@@ -652,7 +652,7 @@ static void seed_gpt_disk(void)
     uint8_t *entries = raw + 2 * 512;
     gpt_entry(entries, esp, 1, 34, 63, "EFI System");
     gpt_entry(entries + 128, linux_fs, 2, 64, 94, "root");
-    uint32_t crc = asr_crc32(entries, 128 * 128);
+    uint32_t crc = fmt_crc32(entries, 128 * 128);
     memcpy(raw + 95 * 512, entries, 128 * 128);
     uint8_t guid[16];
     for (int i = 0; i < 16; i++)

@@ -19,8 +19,8 @@ struct fixed_chunk {
 
 static void fix_section(uint8_t *s, uint64_t body_len)
 {
-    put_le64(s + 16, asr_checksum64(s + ASR_SECTION_HEADER_SIZE, (size_t)body_len));
-    put_le64(s + 24, asr_checksum64(s, 24));
+    put_le64(s + 16, fmt_checksum64(s + ASR_SECTION_HEADER_SIZE, (size_t)body_len));
+    put_le64(s + 24, fmt_checksum64(s, 24));
 }
 
 /* The chunk at c: stored and content hashes, then its header checksum. Returns -1 if it runs past
@@ -47,8 +47,8 @@ static int fix_chunk(uint8_t *c, uint64_t avail, uint64_t seed, ZSTD_DCtx *dctx,
         }
     }
     if (have)
-        asr_hash128_put(c + 24, *content_hash);
-    put_le64(c + 56, asr_checksum64(c, 56));
+        fmt_hash128_put(c + 24, *content_hash);
+    put_le64(c + 56, fmt_checksum64(c, 56));
     return have;
 }
 
@@ -58,8 +58,8 @@ void fuzz_fix_checksums(uint8_t *img, size_t size)
 {
     if (size < ASR_PART_HEADER_SIZE)
         return;
-    memcpy(img, asr_part_magic, sizeof asr_part_magic);
-    put_le64(img + 56, asr_checksum64(img, 56));
+    memcpy(img, fmt_part_magic, sizeof fmt_part_magic);
+    put_le64(img + 56, fmt_checksum64(img, 56));
     uint8_t *L = img + ASR_PART_HEADER_SIZE;
     uint64_t len = size - ASR_PART_HEADER_SIZE;
 
@@ -78,7 +78,7 @@ void fuzz_fix_checksums(uint8_t *img, size_t size)
         uint32_t hlen = get_le32(L + 4);
         seed = get_le64(L + 56);
         if (hlen >= ASR_IMAGE_HEADER_FIXED + 14 && hlen <= end && hlen <= ASR_IMAGE_HEADER_MAX) {
-            put_le64(L + hlen - 8, asr_checksum64(L, hlen - 8));
+            put_le64(L + hlen - 8, fmt_checksum64(L, hlen - 8));
             pos = hlen;
         }
     }
@@ -130,10 +130,10 @@ void fuzz_fix_checksums(uint8_t *img, size_t size)
                     while (k < nfixed && fixed[k].offset < at)
                         k++;
                     if (k < nfixed && fixed[k].offset == at)
-                        asr_hash128_put(e + 16, fixed[k].content_hash);
+                        fmt_hash128_put(e + 16, fixed[k].content_hash);
                 }
                 XXH128_hash_t h = XXH3_128bits(L, (size_t)index_off);
-                asr_hash128_put(body + 16, (struct asr_hash128){h.low64, h.high64});
+                fmt_hash128_put(body + 16, (struct asr_hash128){h.low64, h.high64});
             }
             fix_section(ix, body_len);
             if (footer)
@@ -142,5 +142,5 @@ void fuzz_fix_checksums(uint8_t *img, size_t size)
     }
     free(fixed);
     if (footer)
-        put_le64(footer + 56, asr_checksum64(footer, 56));
+        put_le64(footer + 56, fmt_checksum64(footer, 56));
 }

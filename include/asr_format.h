@@ -5,8 +5,10 @@
 #ifndef ASR_FORMAT_H
 #define ASR_FORMAT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h> /* ssize_t */
 
 #ifdef __cplusplus
 extern "C" {
@@ -221,12 +223,12 @@ typedef int (*asr_replace_check_fn)(const char *path, void *ctx, struct asr_erro
 struct asr_writer_options {
     uint64_t split_size;     /* 0: one file; else every part holds at most this many bytes */
     uint32_t max_chunk_size; /* 0: ASR_DEFAULT_CHUNK_SIZE */
-    int overwrite;           /* replace an existing image */
+    bool overwrite;          /* replace an existing image */
     asr_replace_check_fn may_replace; /* NULL: any file of the image's names may go */
     void *may_replace_ctx;
     const char *creator_version; /* NULL: this library's version */
     /* Reproducible output (golden images, tests): take identity from here. */
-    int fixed_identity;
+    bool fixed_identity;
     uint8_t uuid[16];
     uint64_t hash_seed;
     uint64_t created_unix;
@@ -291,7 +293,7 @@ struct asr_image_info {
     uint64_t data_bytes;    /* sum of data extent lengths (before dedup) */
     uint64_t zero_bytes;
     uint64_t unreadable_bytes;
-    int ro_compat_unknown;  /* an unknown read-only-compatible feature is set */
+    bool ro_compat_unknown; /* an unknown read-only-compatible feature is set */
 };
 
 struct asr_volume_stats {
@@ -358,8 +360,6 @@ int asr_reader_read_volume(struct asr_reader *r, uint32_t volume, uint64_t offse
  * Threads: one thread calls asr_stream_next and asr_stream_read_chunk_data; the chunks it hands
  * out are decoded on any thread, each with its own asr_chunk_decoder. Descriptions returned by
  * asr_stream_disk and asr_stream_volume never change and may be read from any thread. */
-#include <sys/types.h> /* ssize_t */
-
 /* Like read(2): up to len bytes into buf; the count read, 0 at the end of input, -errno on
  * error (-EINTR is retried). */
 typedef ssize_t (*asr_stream_read_fn)(void *ctx, void *buf, size_t len);
@@ -458,7 +458,7 @@ struct asr_problem {
 typedef void (*asr_problem_fn)(const struct asr_problem *p, void *ctx);
 
 struct asr_verify_report {
-    int complete;           /* a valid footer was found */
+    bool complete;          /* a valid footer was found */
     uint64_t structures;    /* structures checked */
     uint64_t chunks;
     uint64_t volumes;

@@ -1,7 +1,7 @@
 /* Test support: scratch directories, file helpers and the sample-image builder described in
  * support.h. The builder writes through the public writer API only. */
 #include "support.h"
-#include "internal.h" /* asr_writer_declare_feature */
+#include "internal.h" /* fmt_writer_declare_feature */
 #include "le.h"
 
 #include <criterion/criterion.h>
@@ -460,7 +460,7 @@ char *image_with_feature(enum asr_feature_class cls, unsigned bit, const char *n
     struct asr_error err = {0};
     struct asr_writer_options o = {.overwrite = 1};
     cr_assert_eq(asr_writer_create(path, &o, &w, &err), ASR_OK, "%s", err.msg);
-    cr_assert_eq(asr_writer_declare_feature(w, cls, bit, name), ASR_OK);
+    cr_assert_eq(fmt_writer_declare_feature(w, cls, bit, name), ASR_OK);
     struct asr_disk_desc d = {.size_bytes = 4096, .logical_sector = 512, .physical_sector = 512};
     cr_assert_eq(asr_writer_add_disk(w, &d, &err), ASR_OK, "%s", err.msg);
     cr_assert_eq(asr_writer_finish(w, &err), ASR_OK, "%s", err.msg);

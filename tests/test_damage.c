@@ -3,6 +3,7 @@
  * reordered, truncated or foreign are refused with the part named; unknown features and newer
  * format versions are handled by their class. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +75,7 @@ Test(damage, flipped_bit_in_each_chunk_is_located)
     cr_assert_eq(write_sample_image(good, &small, &err), ASR_OK, "%s", err.msg);
     struct asr_reader *r;
     cr_assert_eq(asr_reader_open(good, &r, &err), ASR_OK, "%s", err.msg);
-    const struct asr_index *ix = asr_reader_index(r);
+    const struct fmt_index *ix = fmt_reader_index(r);
     size_t n;
     uint8_t *img = read_file(good, &n);
     for (uint64_t c = 0; c < ix->chunk_count; c++) {
@@ -100,7 +101,7 @@ static void expect_incomplete(const char *bad, size_t len)
     struct asr_error err = {0};
     int rc = asr_reader_open(bad, &r, &err);
     cr_assert_null(r);
-    cr_assert_eq(rc, len < sizeof asr_part_magic ? ASR_E_NOT_IMAGE : ASR_E_INCOMPLETE,
+    cr_assert_eq(rc, len < sizeof fmt_part_magic ? ASR_E_NOT_IMAGE : ASR_E_INCOMPLETE,
                  "truncated to %zu bytes: got %s (%s)", len, asr_status_name(rc), err.msg);
 }
 
@@ -131,14 +132,14 @@ Test(damage, truncation_at_section_boundaries)
     cr_assert_eq(asr_reader_open(good, &r, &err), ASR_OK, "%s", err.msg);
     size_t n;
     uint8_t *img = read_file(good, &n);
-    const struct asr_index *ix = asr_reader_index(r);
+    const struct fmt_index *ix = fmt_reader_index(r);
     uint64_t cuts[64], nc = 0;
     cuts[nc++] = ASR_PART_HEADER_SIZE;
     cuts[nc++] = ASR_PART_HEADER_SIZE + get_le32(img + ASR_PART_HEADER_SIZE + 4); /* after the image header */
-    cuts[nc++] = ASR_PART_HEADER_SIZE + asr_reader_data_start(r);
+    cuts[nc++] = ASR_PART_HEADER_SIZE + fmt_reader_data_start(r);
     for (uint64_t c = 0; c < ix->chunk_count && nc < 60; c++)
         cuts[nc++] = ASR_PART_HEADER_SIZE + ix->chunks[c].offset;
-    cuts[nc++] = ASR_PART_HEADER_SIZE + asr_reader_index_offset(r);
+    cuts[nc++] = ASR_PART_HEADER_SIZE + fmt_reader_index_offset(r);
     cuts[nc++] = n - ASR_FOOTER_SIZE;
     asr_reader_free(r);
     for (uint64_t k = 0; k < nc; k++) {
@@ -232,7 +233,7 @@ Test(damage, split_last_part_missing_is_incomplete)
     struct stat st;
     uint32_t k = 2;
     for (;; k++) {
-        char *p = asr_part_path(img, k);
+        char *p = fmt_part_path(img, k);
         if (stat(p, &st) != 0) {
             free(p);
             break;
@@ -329,4 +330,48 @@ Test(damage, not_an_image)
     cr_assert(strstr(err.msg, "nope.asrimg"), "%s", err.msg);
     free(path);
     free(missing);
+}
+
+/* ---- verify walks the records by the rules the sequential reader applies ----------------------- */
+
+static void keep_problem(const struct asr_problem *p, void *ctx)
+{
+    char *all = ctx;
+    size_t used = strlen(all);
+    snprintf(all + used, 8192 - used, "%s: %s\n", p->what, p->message);
+}
+
+/* An image cut before its footer has no index to cross-check against: its extent records are
+ * still held to section 9's rules (here: a data extent naming a chunk not yet in the stream). */
+Test(damage, verify_checks_extent_records_without_an_index)
+{
+    char *good = scratch_path("good.asrimg"), *bad = scratch_path("bad.asrimg");
+    struct asr_error err = {0};
+    cr_assert_eq(write_sample_image(good, &small, &err), ASR_OK, "%s", err.msg);
+    int fd = open(good, O_RDONLY);
+    struct asr_stream *st;
+    cr_assert_eq(asr_stream_open_fd(fd, "good", &st, &err), ASR_OK, "%s", err.msg);
+    struct asr_stream_record rec = {0};
+    uint64_t record = 0;
+    while (!record && asr_stream_next(st, &rec, &err) == ASR_OK && rec.kind != ASR_STREAM_END)
+        if (rec.kind == ASR_STREAM_EXTENTS)
+            record = rec.logical_offset;
+    asr_stream_free(st);
+    close(fd);
+    cr_assert_gt(record, 0, "no extent record");
+    size_t n;
+    uint8_t *img = read_file(good, &n), *aext = img + ASR_PART_HEADER_SIZE + record;
+    put_le64(aext + ASR_SECTION_HEADER_SIZE + 8 + 16, 9999); /* the first extent's chunk */
+    put_le64(aext + 16, XXH3_64bits(aext + ASR_SECTION_HEADER_SIZE, (size_t)get_le64(aext + 8)));
+    put_le64(aext + 24, XXH3_64bits(aext, 24));
+    write_file(bad, img, n - ASR_FOOTER_SIZE);
+    static char problems[8192];
+    problems[0] = '\0';
+    struct asr_verify_report rep;
+    cr_assert_neq(asr_verify(bad, keep_problem, problems, NULL, NULL, &rep, &err), ASR_OK);
+    cr_assert_eq(rep.complete, false);
+    cr_assert(strstr(problems, "refers to chunk 9999, which is not earlier in the stream"), "%s", problems);
+    free(img);
+    free(good);
+    free(bad);
 }

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "asr_engine.h"
-#include "internal.h" /* asr_part_path */
+#include "internal.h" /* fmt_part_path */
 #include "support.h"
 
 static void teardown(void) { scratch_cleanup(); }
@@ -409,7 +409,7 @@ static uint8_t *image_bytes(const char *img, size_t *len)
     uint8_t *all = NULL;
     *len = 0;
     for (uint32_t k = 1;; k++) {
-        char *part = asr_part_path(img, k);
+        char *part = fmt_part_path(img, k);
         cr_assert_not_null(part);
         if (k > 1 && access(part, F_OK) != 0) {
             free(part);

@@ -69,7 +69,7 @@ static void mbr_entry(uint8_t *sector, unsigned i, uint8_t boot, uint8_t type, u
 static void gpt_seal(uint8_t *h)
 {
     put_le32(h + 16, 0);
-    put_le32(h + 16, asr_crc32(h, 92));
+    put_le32(h + 16, fmt_crc32(h, 92));
 }
 
 static void gpt_header(uint8_t *h, uint64_t self, uint64_t other, uint64_t entries_lba, const uint8_t *entries)
@@ -86,7 +86,7 @@ static void gpt_header(uint8_t *h, uint64_t self, uint64_t other, uint64_t entri
     put_le64(h + 72, entries_lba);
     put_le32(h + 80, ENTRIES);
     put_le32(h + 84, 128);
-    put_le32(h + 88, asr_crc32(entries, ARRAY));
+    put_le32(h + 88, fmt_crc32(entries, ARRAY));
     gpt_seal(h);
 }
 
@@ -198,7 +198,7 @@ static int write_layout(const char *path, bool checked, struct asr_error *err)
     if (rc)
         return rc;
     if (!checked)
-        asr_writer_unchecked_layout(w);
+        fmt_writer_unchecked_layout(w);
     rc = asr_writer_add_disk(w, &L.disk, err);
     for (uint32_t v = 0; !rc && v < L.nvols; v++)
         rc = asr_writer_add_volume(w, &L.vols[v], NULL, err);
@@ -624,7 +624,7 @@ Test(rules, gpt_entries_agree_with_the_partition_records)
     /* A valid backup array that disagrees, beside a primary that agrees. */
     gpt_layout();
     put_le64(L.bentries + 128 + 40, SECTORS - 40);
-    put_le32(L.bhdr + 88, asr_crc32(L.bentries, ARRAY));
+    put_le32(L.bhdr + 88, fmt_crc32(L.bentries, ARRAY));
     gpt_seal(L.bhdr);
     refused_everywhere("partition 2: its record and entry 1 of the backup GPT entry array differ in place");
 }
@@ -665,14 +665,14 @@ static void forged_extent_refused(unsigned which, void (*change)(uint8_t *e), co
     change(aext + ASR_SECTION_HEADER_SIZE + 8 + ASR_EXTENT_SIZE * (which - before));
     change(body + ASR_INDEX_FIXED + get_le64(body + 8) * ASR_CHUNK_ENTRY_SIZE + ASR_VOLUME_ENTRY_SIZE +
            ASR_EXTENT_SIZE * which);
-    put_le64(aext + 16, asr_checksum64(aext + ASR_SECTION_HEADER_SIZE, (size_t)get_le64(aext + 8)));
-    put_le64(aext + 24, asr_checksum64(aext, 24));
+    put_le64(aext + 16, fmt_checksum64(aext + ASR_SECTION_HEADER_SIZE, (size_t)get_le64(aext + 8)));
+    put_le64(aext + 24, fmt_checksum64(aext, 24));
     XXH128_hash_t h = XXH3_128bits(l, (size_t)index);
-    asr_hash128_put(body + 16, (struct asr_hash128){h.low64, h.high64});
-    put_le64(ix + 16, asr_checksum64(body, (size_t)get_le64(ix + 8)));
-    put_le64(ix + 24, asr_checksum64(ix, 24));
+    fmt_hash128_put(body + 16, (struct asr_hash128){h.low64, h.high64});
+    put_le64(ix + 16, fmt_checksum64(body, (size_t)get_le64(ix + 8)));
+    put_le64(ix + 24, fmt_checksum64(ix, 24));
     put_le64(end + 48, XXH3_64bits(ix, (size_t)index_len));
-    put_le64(end + 56, asr_checksum64(end, 56));
+    put_le64(end + 56, fmt_checksum64(end, 56));
     write_file(img, f, n);
     free(f);
 

@@ -98,7 +98,7 @@ static void append_file(struct bytes *b, const char *path)
 
 static char *part_path(const char *base, uint32_t k)
 {
-    char *p = asr_part_path(base, k);
+    char *p = fmt_part_path(base, k);
     cr_assert_not_null(p);
     return p;
 }
@@ -306,7 +306,7 @@ static void same_as_reader(const char *path, const struct bytes *img, int short_
         cr_assert_not_null(a);
         cr_assert(a->extent_count == b->extent_count && a->data_bytes == b->data_bytes &&
                       a->zero_bytes == b->zero_bytes && a->unreadable_bytes == b->unreadable_bytes &&
-                      asr_hash128_eq(a->content_hash, b->content_hash),
+                      fmt_hash128_eq(a->content_hash, b->content_hash),
                   "volume %u stats", v);
     }
     cr_assert_eq(next_chunk, ri->chunk_count);
@@ -516,7 +516,7 @@ Test(stream, from_a_pipe_with_worker_threads)
     for (uint64_t c = 0; c < chunks; c++) {
         uint32_t len;
         cr_assert_eq(asr_reader_read_chunk(r, c, buf, max, &len, &err), ASR_OK, "%s", err.msg);
-        cr_assert(asr_hash128_eq(p.hashes[c], asr_content_hash(asr_reader_info(r)->hash_seed, buf, len)),
+        cr_assert(fmt_hash128_eq(p.hashes[c], asr_content_hash(asr_reader_info(r)->hash_seed, buf, len)),
                   "chunk %llu decoded on a worker", (unsigned long long)c);
     }
     free(buf);
@@ -828,14 +828,14 @@ static struct forge forge_golden(void)
 static void fix_section_at(struct forge *f, uint64_t at)
 {
     uint8_t *p = f->L + at;
-    put_le64(p + 16, asr_checksum64(p + ASR_SECTION_HEADER_SIZE, (size_t)get_le64(p + 8)));
-    put_le64(p + 24, asr_checksum64(p, 24));
+    put_le64(p + 16, fmt_checksum64(p + ASR_SECTION_HEADER_SIZE, (size_t)get_le64(p + 8)));
+    put_le64(p + 24, fmt_checksum64(p, 24));
 }
 
 static void fix_footer(struct forge *f)
 {
     uint8_t *end = f->img.data + f->img.len - ASR_FOOTER_SIZE;
-    put_le64(end + 56, asr_checksum64(end, 56));
+    put_le64(end + 56, fmt_checksum64(end, 56));
 }
 
 /* After a change inside the index: its checksums and the footer's hash of it. */
@@ -902,14 +902,14 @@ Test(stream, chunk_numbering_and_size_are_checked)
     struct forge f = forge_golden();
     uint8_t *c = f.L + f.chunk1;
     put_le64(c + 8, 7);
-    put_le64(c + 56, asr_checksum64(c, 56));
+    put_le64(c + 56, fmt_checksum64(c, 56));
     forged_is_refused(&f, ASR_E_CORRUPT, "numbered 7, expected chunk 1");
 
     f = forge_golden();
     c = f.L + f.chunk1;
     cr_assert_eq(c[4], ASR_CODEC_ZSTD);
     put_le32(c + 20, GOLDEN_MIB);
-    put_le64(c + 56, asr_checksum64(c, 56));
+    put_le64(c + 56, fmt_checksum64(c, 56));
     forged_is_refused(&f, ASR_E_CORRUPT, "content length 1048576 over the image's maximum of 32768");
 }
 
@@ -967,7 +967,7 @@ Test(stream, part_header_must_match_the_first)
     struct bytes b = whole_image(p);
     uint8_t *h = b.data + 2 * ASR_MIN_SPLIT_SIZE;
     put_le64(h + 40, get_le64(h + 40) + 1); /* payload_offset */
-    put_le64(h + 56, asr_checksum64(h, 56));
+    put_le64(h + 56, fmt_checksum64(h, 56));
     struct walk w;
     cr_assert_eq(stream_status(&b, 1, &w), ASR_E_PARTS, "%s", w.err.msg);
     cr_assert(strstr(w.err.msg, "part 3 at input offset 131072 disagrees with part 1"), "%s", w.err.msg);
@@ -1017,7 +1017,7 @@ Test(stream, newer_format_version_is_refused)
     uint8_t *h = img.data + ASR_PART_HEADER_SIZE;
     uint32_t len = get_le32(h + 4);
     put_le32(h + 8, ASR_FORMAT_VERSION + 1);
-    put_le64(h + len - 8, asr_checksum64(h, len - 8));
+    put_le64(h + len - 8, fmt_checksum64(h, len - 8));
     struct walk w;
     cr_assert_eq(stream_status(&img, 0, &w), ASR_E_UNSUPPORTED, "%s", w.err.msg);
     cr_assert(strstr(w.err.msg, "newer"), "%s", w.err.msg);
