@@ -13,6 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "disks.h"
+#include "json.h"
+#include "progress.h"
+#include "util.h"
+
 static volatile int interrupted;
 /* The filesystems --freeze holds frozen, for the signal handlers to thaw. */
 static struct asr_freezer *_Atomic frozen;

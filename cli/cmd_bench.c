@@ -9,6 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "disks.h"
+#include "json.h"
+#include "util.h"
+
 struct bench_result {
     uint64_t read_bytes;
     double read_seconds;

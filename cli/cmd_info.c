@@ -4,6 +4,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "json.h"
+#include "util.h"
+
 static const char *region_name(uint16_t k)
 {
     static const char *const names[] = {"?", "mbr", "post-mbr-gap", "gpt-header", "gpt-entries",

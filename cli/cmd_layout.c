@@ -5,7 +5,9 @@
 
 #include <string.h>
 
-#include "asr_engine.h"
+#include "disks.h"
+#include "json.h"
+#include "util.h"
 
 static const struct asr_volume_info *volume_of(const struct asr_volume_info *v, size_t n, uint32_t part)
 {

@@ -1,14 +1,19 @@
 /* asrimg restore: lays an image onto replacement disks, bare metal. Checks every target before
  * writing anything, shows the plan (which image disk goes where, what each target holds now and
  * will hold), asks for confirmation (or --yes), then restores with progress on a terminal and a
- * summary (text or --json). Also `asrimg verify IMAGE --against DISK...`, which compares disks
- * with an image through the same engine code as restore --verify. */
+ * summary (text or --json). */
 #include "cli.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "json.h"
+#include "progress.h"
+#include "targets.h"
+#include "util.h"
 
 static volatile int interrupted;
 
@@ -42,12 +47,8 @@ static const struct asr_volume_desc *src_volume(const struct image_src *m, uint3
 }
 
 struct restore_args {
-    const char *cmd, *to_opt; /* "restore", "--to"; or "verify", "--against": for messages */
     const char *image;
-    struct asr_restore_target_spec to[256];
-    const char *arg[256]; /* each --to as given */
-    size_t nto;
-    bool explicit_disks, positional;
+    struct cli_targets t;
     bool yes, json;
     struct asr_restore_options opt;
 };
@@ -60,46 +61,16 @@ static const char usage_text[] =
     "  a file named N=x is given as ./N=x);\n"
     "  IMAGE - reads the image from standard input (a split set's parts concatenated in order)";
 
-/* "N=TARGET" names image disk N when N is all digits; anything else is the next disk in order. A
- * file whose name starts with digits and '=' is given with a directory, as ./1=x.img. */
-static int add_target(struct restore_args *a, const char *v)
-{
-    if (a->nto == sizeof a->to / sizeof a->to[0])
-        return cli_error("%s: too many %s targets", a->cmd, a->to_opt), EXIT_USAGE;
-    const char *eq = strchr(v, '=');
-    size_t k = eq ? (size_t)(eq - v) : 0;
-    a->arg[a->nto] = v;
-    if (!eq || k == 0 || strspn(v, "0123456789") != k) {
-        a->to[a->nto++] = (struct asr_restore_target_spec){v, 0};
-        a->positional = true;
-        return EXIT_OK;
-    }
-    /* The format's limit here; whether this image has disk N once it is open (map_targets). */
-    unsigned long disk;
-    char num[16] = "";
-    if (k < sizeof num)
-        memcpy(num, v, k);
-    if (k >= sizeof num || !cli_parse_uint(num, ASR_MAX_DISKS - 1, &disk))
-        return cli_error("%s: %s %s: no image disk %.*s (an image holds at most %u; a file named so is given as ./%s)",
-                         a->cmd, a->to_opt, v, (int)k, v, ASR_MAX_DISKS, v),
-               EXIT_USAGE;
-    if (!eq[1])
-        return cli_error("%s: %s %s: no target after '='", a->cmd, a->to_opt, v), EXIT_USAGE;
-    a->to[a->nto++] = (struct asr_restore_target_spec){eq + 1, (uint32_t)disk};
-    a->explicit_disks = true;
-    return EXIT_OK;
-}
-
 static int parse_args(int argc, char **argv, struct restore_args *a)
 {
-    *a = (struct restore_args){.cmd = "restore", .to_opt = "--to"};
+    *a = (struct restore_args){.t = {.cmd = "restore", .opt = "--to"}};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         bool has_value = i + 1 < argc;
         unsigned long v;
         int rc = EXIT_OK;
         if (!strcmp(o, "--to") && has_value)
-            rc = add_target(a, argv[++i]);
+            rc = cli_targets_add(&a->t, argv[++i]);
         else if (!strcmp(o, "--yes"))
             a->yes = true;
         else if (!strcmp(o, "--json"))
@@ -133,31 +104,10 @@ static int parse_args(int argc, char **argv, struct restore_args *a)
         if (rc)
             return rc;
     }
-    if (!a->image || !a->nto)
+    if (!a->image || !a->t.n)
         return cli_error("%s", usage_text), EXIT_USAGE;
-    if (a->explicit_disks && a->positional)
+    if (a->t.explicit_disks && a->t.positional)
         return cli_error("restore: give every --to as N=TARGET, or none"), EXIT_USAGE;
-    return EXIT_OK;
-}
-
-/* Without N=, targets follow the image's disks: one disk takes them all as mirrors. With N=,
- * the image must have disk N: usage, not a file named "N=TARGET". */
-static int map_targets(struct restore_args *a, const struct image_src *r)
-{
-    uint32_t disks = src_disk_count(r);
-    for (size_t i = 0; a->explicit_disks && i < a->nto; i++)
-        if (a->to[i].disk_index >= disks)
-            return cli_error("%s: %s %s: no image disk %u (the image holds %u, numbered from 0; a file named so is "
-                             "given as ./%s)",
-                             a->cmd, a->to_opt, a->arg[i], a->to[i].disk_index, disks, a->arg[i]),
-                   EXIT_USAGE;
-    if (a->explicit_disks)
-        return EXIT_OK;
-    if (disks > 1 && a->nto != disks)
-        return cli_error("restore: the image holds %u disks: give one --to per disk in order, or --to N=TARGET", disks),
-               EXIT_FAIL;
-    for (size_t i = 0; i < a->nto; i++)
-        a->to[i].disk_index = disks > 1 ? (uint32_t)i : 0;
     return EXIT_OK;
 }
 
@@ -429,14 +379,6 @@ static void print_text(const struct image_src *r, const struct asr_restore *rs, 
     }
 }
 
-static void on_progress(const struct asr_restore_progress *p, void *ctx)
-{
-    struct progress *pr = ctx;
-    if (p->verifying && strcmp(pr->label, "verify")) /* --verify's read-back: a line of its own */
-        progress_init(pr, "verify", !pr->enabled);
-    progress_update(p->done, p->total, pr);
-}
-
 static int open_image(struct restore_args *a, struct image_src *m, struct asr_error *err)
 {
     if (strcmp(a->image, "-"))
@@ -460,12 +402,12 @@ int cmd_restore(int argc, char **argv)
         cli_error("%s", err.msg);
         goto fail;
     }
-    if ((rc = map_targets(&a, &m))) {
+    if ((rc = cli_targets_map(&a.t, src_disk_count(&m)))) {
         fail_code = rc;
         goto fail;
     }
-    rc = m.r ? asr_restore_open(m.r, a.image, a.to, a.nto, false, &rs, &err)
-             : asr_restore_open_stream(m.s, a.to, a.nto, &rs, &err);
+    rc = m.r ? asr_restore_open(m.r, a.image, a.t.to, a.t.n, false, &rs, &err)
+             : asr_restore_open_stream(m.s, a.t.to, a.t.n, &rs, &err);
     if (rc) {
         cli_error("%s", err.msg);
         goto fail;
@@ -485,7 +427,7 @@ int cmd_restore(int argc, char **argv)
     signal(SIGTERM, on_signal);
     struct progress pr;
     progress_init(&pr, "restore", a.json);
-    a.opt.progress = on_progress;
+    a.opt.progress = progress_restore;
     a.opt.progress_ctx = &pr;
     a.opt.cancel = &interrupted;
     struct asr_restore_stats st;
@@ -513,128 +455,4 @@ fail:
     asr_reader_free(m.r);
     asr_stream_free(m.s);
     return fail_code;
-}
-
-/* ---- verify --against ------------------------------------------------------------------------ */
-
-struct against_out {
-    struct json *j;
-    uint64_t shown;
-};
-
-static void on_mismatch(const struct asr_restore_mismatch *m, void *ctx)
-{
-    struct against_out *o = ctx;
-    if (o->j) {
-        json_obj(o->j, NULL);
-        json_str(o->j, "target", m->target);
-        if (m->volume != UINT32_MAX)
-            json_u64(o->j, "volume", m->volume);
-        json_u64(o->j, "offset", m->offset);
-        json_str(o->j, "what", m->what);
-        json_end_obj(o->j);
-    } else if (o->shown++ < 100) {
-        if (m->volume == UINT32_MAX)
-            fprintf(stderr, "asrimg: mismatch: %s disk offset %llu: %s\n", m->target, (unsigned long long)m->offset,
-                    m->what);
-        else
-            fprintf(stderr, "asrimg: mismatch: %s volume %u offset %llu: %s\n", m->target, m->volume,
-                    (unsigned long long)m->offset, m->what);
-    }
-}
-
-/* What a comparison cannot vouch for: bytes the image does not hold. A match says nothing of
- * them, and saying "matches" without this would claim more than was checked. In JSON (j not
- * NULL) the partitions not in the image; in text those, the captured bytes compared, and the
- * rest. */
-static void report_not_compared(struct asr_reader *r, struct json *j)
-{
-    uint64_t captured = 0;
-    bool used_maps = false;
-    for (uint32_t v = 0; v < asr_reader_volume_count(r); v++) {
-        const struct asr_volume_stats *s = asr_reader_volume_stats(r, v);
-        uint64_t held = s->data_bytes + s->zero_bytes + s->unreadable_bytes;
-        captured += held;
-        used_maps |= held < asr_reader_volume(r, v)->size_bytes;
-    }
-    char b[32];
-    if (j)
-        json_arr(j, "partitions_not_compared");
-    else
-        printf("  compared: %s captured in volumes, the raw boot regions and the partition tables\n"
-               "  not compared (not in the image):", cli_bytes(captured, b, sizeof b));
-    for (uint32_t d = 0; d < asr_reader_disk_count(r); d++) {
-        const struct asr_disk_desc *dd = asr_reader_disk(r, d);
-        for (uint32_t i = 0; i < dd->partition_count; i++) {
-            const struct asr_partition_desc *p = &dd->partitions[i];
-            if (p->capture != ASR_CAPTURE_SKIP || p->kind == ASR_PART_EXTENDED)
-                continue;
-            if (!j) {
-                printf(" disk %u partition %u,", d, p->number);
-                continue;
-            }
-            json_obj(j, NULL);
-            json_u64(j, "disk", d);
-            json_u64(j, "partition", p->number);
-            json_end_obj(j);
-        }
-    }
-    if (j)
-        json_end_arr(j);
-    else
-        printf("%s the disks' space outside partitions and recorded regions\n",
-               used_maps ? " free space inside volumes captured by their used blocks," : "");
-}
-
-int cmd_verify_against(const char *image, const char *const *targets, size_t n, bool new_ids, bool grow, bool json)
-{
-    struct restore_args a = {.cmd = "verify", .to_opt = "--against", .image = image};
-    for (size_t i = 0; i < n; i++)
-        if (add_target(&a, targets[i]))
-            return EXIT_USAGE;
-    if (a.explicit_disks && a.positional)
-        return cli_error("verify: give every --against as N=DISK, or none"), EXIT_USAGE;
-    struct asr_error err = {0};
-    struct image_src m = {0};
-    struct asr_restore *rs = NULL;
-    if (asr_reader_open(image, &m.r, &err) != ASR_OK)
-        return cli_error("%s", err.msg), EXIT_FAIL;
-    int rc = map_targets(&a, &m);
-    if (!rc && asr_restore_open(m.r, NULL, a.to, a.nto, true, &rs, &err) != ASR_OK) {
-        cli_error("%s", err.msg);
-        rc = EXIT_FAIL;
-    }
-    struct json j;
-    struct against_out o = {json ? &j : NULL, 0};
-    if (!rc) {
-        if (json) {
-            json_begin(&j, stdout);
-            json_obj(&j, NULL);
-            json_str(&j, "image", image);
-            json_arr(&j, "mismatches");
-        }
-        struct progress pr;
-        progress_init(&pr, "verify", json);
-        struct asr_compare_options co = {new_ids, grow, on_mismatch, &o, on_progress, &pr};
-        int vr = asr_restore_compare(rs, &co, &err);
-        progress_done(&pr);
-        if (json) {
-            json_end_arr(&j);
-            json_bool(&j, "ok", vr == ASR_OK);
-            if (vr)
-                json_str(&j, "error", err.msg);
-            report_not_compared(m.r, &j);
-            json_end_obj(&j);
-            json_finish(&j);
-        } else if (vr) {
-            cli_error("%s", err.msg);
-        } else {
-            printf("%s: OK: %zu disk%s the image\n", image, n, n == 1 ? " matches" : "s match");
-            report_not_compared(m.r, NULL);
-        }
-        rc = vr ? EXIT_FAIL : EXIT_OK;
-    }
-    asr_restore_free(rs);
-    asr_reader_free(m.r);
-    return rc;
 }

@@ -1,9 +1,13 @@
 /* Terminal progress: one line on stderr redrawn at most ten times a second with bytes done,
  * total, MB/s and ETA. Silent when stderr is not a terminal, so pipes and logs stay clean. */
-#include "cli.h"
+#include "progress.h"
 
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "util.h"
 
 static double now(void)
 {
@@ -45,4 +49,12 @@ void progress_done(struct progress *p)
 {
     if (p->enabled)
         fputs("\r\033[K", stderr);
+}
+
+void progress_restore(const struct asr_restore_progress *p, void *ctx)
+{
+    struct progress *pr = ctx;
+    if (p->verifying && strcmp(pr->label, "verify")) /* --verify's read-back: a line of its own */
+        progress_init(pr, "verify", !pr->enabled);
+    progress_update(p->done, p->total, pr);
 }
