@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "json.h"
 #include "progress.h"
 #include "targets.h"
@@ -53,59 +54,50 @@ struct restore_args {
     struct asr_restore_options opt;
 };
 
-static const char usage_text[] =
-    "usage: asrimg restore IMAGE|- --to TARGET [--to TARGET ...] [--yes] [--new-ids] [--grow] [--verify]\n"
-    "                        [--discard|--zero-unused] [--keep-going] [--threads N] [--json]\n"
-    "  one image disk: every --to target receives it (mirrors, one pass over the image);\n"
-    "  several: --to targets in the image's disk order, or --to N=TARGET (N as `asrimg info` numbers disks;\n"
-    "  a file named N=x is given as ./N=x);\n"
-    "  IMAGE - reads the image from standard input (a split set's parts concatenated in order)";
-
 static int parse_args(int argc, char **argv, struct restore_args *a)
 {
     *a = (struct restore_args){.t = {.cmd = "restore", .opt = "--to"}};
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        bool has_value = i + 1 < argc;
+    struct cli_args args;
+    cli_args_init(&args, argc, argv);
+    const char *o;
+    for (int opt; (opt = cli_args_next(&args, &o));) {
         unsigned long v;
         int rc = EXIT_OK;
-        if (!strcmp(o, "--to") && has_value)
-            rc = cli_targets_add(&a->t, argv[++i]);
-        else if (!strcmp(o, "--yes"))
-            a->yes = true;
-        else if (!strcmp(o, "--json"))
-            a->json = true;
-        else if (!strcmp(o, "--new-ids"))
-            a->opt.new_ids = true;
-        else if (!strcmp(o, "--grow"))
-            a->opt.grow = true;
-        else if (!strcmp(o, "--verify"))
-            a->opt.verify = true;
-        else if (!strcmp(o, "--keep-going"))
-            a->opt.keep_going = true;
-        else if (!strcmp(o, "--discard") || !strcmp(o, "--zero-unused")) {
+        switch (opt) {
+        case OPT_TO: rc = cli_targets_add(&a->t, o); break;
+        case OPT_YES: a->yes = true; break;
+        case OPT_JSON: a->json = true; break;
+        case OPT_NEW_IDS: a->opt.new_ids = true; break;
+        case OPT_GROW: a->opt.grow = true; break;
+        case OPT_VERIFY: a->opt.verify = true; break;
+        case OPT_KEEP_GOING: a->opt.keep_going = true; break;
+        case OPT_DISCARD:
+        case OPT_ZERO_UNUSED:
             if (a->opt.unused)
                 return cli_error("restore: --discard and --zero-unused exclude each other"), EXIT_USAGE;
-            a->opt.unused = o[2] == 'd' ? ASR_UNUSED_DISCARD : ASR_UNUSED_ZERO;
-        } else if (!strcmp(o, "--threads") && has_value) {
-            if (!cli_parse_uint(argv[++i], 64, &v) || v == 0)
-                return cli_error("restore: --threads %s: a number from 1 to 64", argv[i]), EXIT_USAGE;
+            a->opt.unused = opt == OPT_DISCARD ? ASR_UNUSED_DISCARD : ASR_UNUSED_ZERO;
+            break;
+        case OPT_THREADS:
+            if (!cli_parse_uint(o, 64, &v) || v == 0)
+                return cli_error("restore: --threads %s: a number from 1 to 64", o), EXIT_USAGE;
             a->opt.threads = (unsigned)v;
-        } else if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-            puts(usage_text);
-            exit(EXIT_OK);
-        } else if (o[0] == '-' && o[1]) {
-            return cli_error("restore: unknown or incomplete option %s (see 'asrimg restore --help')", o), EXIT_USAGE;
-        } else if (!a->image) {
+            break;
+        case ARG_WORD:
+            if (a->image)
+                return cli_error("restore: one image at a time (targets go after --to)"), EXIT_USAGE;
             a->image = o;
-        } else {
-            return cli_error("restore: one image at a time (targets go after --to)"), EXIT_USAGE;
+            break;
+        case ARG_HELP: return ARG_HELP;
+        default: return EXIT_USAGE;
         }
         if (rc)
             return rc;
     }
-    if (!a->image || !a->t.n)
-        return cli_error("%s", usage_text), EXIT_USAGE;
+    if (!a->image)
+        return cli_error("restore: no image given: IMAGE, or - for standard input (see 'asrimg restore --help')"),
+               EXIT_USAGE;
+    if (!a->t.n)
+        return cli_error("restore: no target given: --to TARGET (see 'asrimg restore --help')"), EXIT_USAGE;
     if (a->t.explicit_disks && a->t.positional)
         return cli_error("restore: give every --to as N=TARGET, or none"), EXIT_USAGE;
     return EXIT_OK;
@@ -393,7 +385,7 @@ int cmd_restore(int argc, char **argv)
     struct restore_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc)
-        return rc;
+        return rc == ARG_HELP ? EXIT_OK : rc;
     struct asr_error err = {0};
     struct image_src m = {0};
     struct asr_restore *rs = NULL;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "args.h"
 #include "json.h"
 #include "progress.h"
 #include "targets.h"
@@ -228,28 +229,33 @@ int cmd_verify(int argc, char **argv)
     const char *against[256];
     size_t nagainst = 0;
     bool new_ids = false, grow = false, disks_follow = false;
-    for (int a = 1; a < argc; a++) {
-        if (!strcmp(argv[a], "--json"))
+    struct cli_args args;
+    cli_args_init(&args, argc, argv);
+    const char *v;
+    for (int opt; (opt = cli_args_next(&args, &v));) {
+        if (opt == OPT_JSON)
             o.json = true;
-        else if (!strcmp(argv[a], "--against") && a + 1 < argc)
-            disks_follow = true; /* --against DISK...: this and every later name is a disk */
-        else if (!strcmp(argv[a], "--new-ids"))
+        else if (opt == OPT_NEW_IDS)
             new_ids = true;
-        else if (!strcmp(argv[a], "--grow"))
+        else if (opt == OPT_GROW)
             grow = true;
-        else if (argv[a][0] == '-' && argv[a][1])
-            return cli_error("verify: unknown option %s", argv[a]), EXIT_USAGE;
-        else if (disks_follow && nagainst < sizeof against / sizeof against[0])
-            against[nagainst++] = argv[a];
-        else if (disks_follow)
-            return cli_error("verify: more than %zu disks", sizeof against / sizeof against[0]), EXIT_USAGE;
-        else if (!path)
-            path = argv[a];
+        else if (opt == ARG_HELP)
+            return EXIT_OK;
+        else if (opt != ARG_WORD && opt != OPT_AGAINST)
+            return EXIT_USAGE;
+        else if (opt == OPT_AGAINST || disks_follow) {
+            /* --against DISK...: its value and every later word is a disk */
+            disks_follow = true;
+            if (nagainst == sizeof against / sizeof against[0])
+                return cli_error("verify: more than %zu disks", sizeof against / sizeof against[0]), EXIT_USAGE;
+            against[nagainst++] = v;
+        } else if (!path)
+            path = v;
         else
             return cli_error("verify: one image at a time (the disks to compare follow --against)"), EXIT_USAGE;
     }
     if (!path)
-        return cli_error("usage: asrimg verify IMAGE [--against DISK ... [--new-ids] [--grow]] [--json]"), EXIT_USAGE;
+        return cli_error("verify: no image given (see 'asrimg verify --help')"), EXIT_USAGE;
     if (nagainst)
         return verify_against(path, against, nagainst, new_ids, grow, o.json);
     struct json j;

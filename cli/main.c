@@ -8,32 +8,27 @@
 #include <string.h>
 
 #include "asr_engine.h"
+#include "help.h"
 #include "util.h"
 
-static void usage(void)
+/* asrimg help [COMMAND | --man] */
+static int help(int argc, char **argv)
 {
-    printf("usage: asrimg COMMAND [ARGS]\n"
-           "\n"
-           "commands:\n"
-           "  layout DISK... [--volumes critical|all|LIST] [--json]\n"
-           "                          disks, partitions, filesystems, used bytes, critical volumes\n"
-           "  backup DISK... -o IMAGE [--volumes critical|all|LIST] [--level N] [--threads N]\n"
-           "         [--split SIZE|fat32] [--force] [--ignore-read-errors] [--freeze] [--json]\n"
-           "                          image the selected volumes and every disk's layout ('-o -': stdout);\n"
-           "                          --freeze: freeze a volume mounted read-write while it is read\n"
-           "  bench DISK... [--volumes ...] [--level N] [--threads N] [--json]\n"
-           "                          measure read, hash and compression speed; project image size and time\n"
-           "  restore IMAGE|- --to TARGET [--to TARGET ...] [--yes] [--new-ids] [--grow] [--verify]\n"
-           "          [--discard|--zero-unused] [--keep-going] [--threads N] [--json]\n"
-           "                          lay the image onto replacement disks as large or larger (mirrors:\n"
-           "                          several --to for one disk); --to N=TARGET for image disk N\n"
-           "  info IMAGE [--json]     format, creator, disks, partitions, volumes, sizes and ratios\n"
-           "  verify IMAGE [--json]   check every checksum; exit 0 only if every byte checks out\n"
-           "  verify IMAGE --against DISK... [--new-ids] [--grow] [--json]\n"
-           "                          compare restored disks with the image, naming the first difference\n"
-           "  version                 print the version\n"
-           "\n"
-           "IMAGE is an .asrimg file, or the first part of a split set (IMAGE.002 ... beside it).\n");
+    if (argc < 2) {
+        cli_help_overview(stdout);
+        return EXIT_OK;
+    }
+    if (argc > 2)
+        return cli_error("help: one command at a time"), EXIT_USAGE;
+    if (!strcmp(argv[1], "--man")) {
+        cli_help_man(stdout);
+        return EXIT_OK;
+    }
+    const struct cli_command *c = cli_command_find(argv[1]);
+    if (!c)
+        return cli_error("help: unknown command '%s' (see 'asrimg help')", argv[1]), EXIT_USAGE;
+    cli_help_command(stdout, c);
+    return EXIT_OK;
 }
 
 static int run(int argc, char **argv)
@@ -59,10 +54,10 @@ static int run(int argc, char **argv)
         printf("asrimg %s (image format %u)\n", asr_version(), ASR_FORMAT_VERSION);
         return EXIT_OK;
     }
-    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-        usage();
-        return EXIT_OK;
-    }
+    if (!strcmp(cmd, "help"))
+        return help(argc - 1, argv + 1);
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h"))
+        return help(1, argv + 1);
     cli_error("unknown command '%s' (see 'asrimg help')", cmd);
     return EXIT_USAGE;
 }
