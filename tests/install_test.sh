@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# `cmake --install` into a temporary prefix puts the command and its man page in place; the man page is the one the installed command prints (one source: cli/help.c) and
+# `cmake --install` into a temporary prefix puts the command, its man page and its bash completion
+# in place; the man page is the one the installed command prints (one source: cli/help.c) and
 # renders without a warning, documenting every option of every command's --help.
-# Usage: install_test.sh BUILD-DIR
+# Usage: install_test.sh BUILD-DIR COMPLETION-SCRIPT
 set -u
-build=$1
+build=$1 completion=$2
 prefix=$(mktemp -d /tmp/asrimg-install-XXXXXX)
 trap 'rm -rf "$prefix"' EXIT
 pass=0 fail=0
@@ -16,8 +17,10 @@ command -v groff >/dev/null || { echo "skip: no groff (scripts/deps.sh test inst
 
 check "cmake --install --prefix" cmake --install "$build" --prefix "$prefix/usr"
 bin=$prefix/usr/bin/asrimg man8=$prefix/usr/share/man/man8/asrimg.8
+comp=$prefix/usr/share/bash-completion/completions/asrimg
 check "bin/asrimg is installed and runs" "$bin" version
 check "share/man/man8/asrimg.8 is installed" test -s "$man8"
+check "share/bash-completion/completions/asrimg is the completion" cmp "$comp" "$completion"
 check "the man page is what the command prints (asrimg help --man)" sh -c "'$bin' help --man | cmp - '$man8'"
 
 # Rendered: no groff warning (-ww: all of them), and man -l (man-db) says nothing on stderr.
