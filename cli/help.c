@@ -183,23 +183,23 @@ const struct cli_command *cli_command_find(const char *name)
 
 /* ---- text ----------------------------------------------------------------------------------- */
 
-/* The length of the word at p: up to a space outside brackets, so that "[--split SIZE|fat32]"
- * stays on one line. */
-static size_t word_len(const char *p)
+/* The length of the word at p (before end): up to a space outside brackets, so that
+ * "[--split SIZE|fat32]" stays on one line. */
+static size_t word_len(const char *p, const char *end)
 {
     size_t n = 0;
-    for (int depth = 0; p[n] && (p[n] != ' ' || depth > 0); n++)
+    for (int depth = 0; p + n < end && (p[n] != ' ' || depth > 0); n++)
         depth += p[n] == '[' ? 1 : p[n] == ']' && depth > 0 ? -1 : 0;
     return n;
 }
 
-/* Writes text from column `col` on, breaking lines at spaces before WIDTH and starting each new
- * line at column `indent`. Returns the column it ended at. */
-static int wrap(FILE *f, const char *text, int col, int indent)
+/* Writes the n bytes of text from column `col` on, breaking lines at spaces before WIDTH and
+ * starting each new line at column `indent`. Returns the column it ended at. */
+static int wrap_n(FILE *f, const char *text, size_t n, int col, int indent)
 {
     bool first = true; /* of the line, as far as this text goes */
-    for (const char *p = text; *p;) {
-        size_t word = word_len(p);
+    for (const char *p = text, *end = text + n; p < end;) {
+        size_t word = word_len(p, end);
         if (!first && col + 1 + (int)word > WIDTH) {
             fprintf(f, "\n%*s", indent, "");
             col = indent;
@@ -213,23 +213,23 @@ static int wrap(FILE *f, const char *text, int col, int indent)
         col += (int)word;
         first = false;
         p += word;
-        while (*p == ' ')
+        while (p < end && *p == ' ')
             p++;
     }
     return col;
 }
 
+static int wrap(FILE *f, const char *text, int col, int indent)
+{
+    return wrap_n(f, text, strlen(text), col, indent);
+}
+
 static void paragraphs(FILE *f, const char *text, int indent)
 {
-    char para[2048];
     while (*text) {
         size_t n = strcspn(text, "\n");
-        if (n >= sizeof para)
-            n = sizeof para - 1;
-        memcpy(para, text, n);
-        para[n] = '\0';
         fprintf(f, "%*s", indent, "");
-        wrap(f, para, indent, indent);
+        wrap_n(f, text, n, indent, indent);
         fputc('\n', f);
         text += n;
         while (*text == '\n') {
@@ -320,10 +320,10 @@ void cli_help_command(FILE *f, const struct cli_command *c)
 
 /* Text for roff: backslashes and hyphen-minus escaped, no line starting with a control
  * character, one input line per paragraph (roff fills it). */
-static void roff(FILE *f, const char *s)
+static void roff_n(FILE *f, const char *s, size_t n)
 {
     bool line_start = true;
-    for (; *s; s++) {
+    for (const char *end = s + n; s < end; s++) {
         if (line_start && (*s == '.' || *s == '\''))
             fputs("\\&", f);
         line_start = false;
@@ -339,17 +339,17 @@ static void roff(FILE *f, const char *s)
     }
 }
 
+static void roff(FILE *f, const char *s)
+{
+    roff_n(f, s, strlen(s));
+}
+
 static void roff_paragraphs(FILE *f, const char *text)
 {
     for (const char *p = text; *p;) {
         size_t n = strcspn(p, "\n");
-        char para[2048];
-        if (n >= sizeof para)
-            n = sizeof para - 1;
-        memcpy(para, p, n);
-        para[n] = '\0';
         fputs(".PP\n", f);
-        roff(f, para);
+        roff_n(f, p, n);
         fputc('\n', f);
         p += n;
         while (*p == '\n')

@@ -4,7 +4,7 @@
 # line and exit 2. Files only (no loop devices), so it needs no lock.
 # Usage: cli_args_test.sh ASRIMG ASRIMG-MKIMAGE
 set -u
-asrimg=$1 mkimage=$2
+asrimg=$(realpath "$1") mkimage=$(realpath "$2")
 work=$(mktemp -d /tmp/asrimg-args-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 pass=0 fail=0
@@ -50,6 +50,13 @@ for cmd in $commands; do
   # -h wins wherever it stands, even after other arguments.
   run_saving "$asrimg" "$cmd" "$work/nothing" --json -h
   check "$cmd ARG --json -h prints the help" cmp "$work/out.saved" "$work/help.$cmd"
+  # Every option the help lists is one the parser takes, with a value where the help shows one:
+  # parsing stops at the first unknown option, so only then is -h after it reached.
+  for opt in $(sed -n '/^options:/,/^$/p' "$work/help.$cmd" | grep -oE -- '^ +(-[a-z], )?--[a-z-]+(=[A-Z]+)?' |
+               sed 's/.*--/--/; s/=SIZE$/=1M/; s/=N$/=1/; s/=[A-Z]*$/=x/'); do
+    run_saving "$asrimg" "$cmd" "$opt" -h
+    check "$cmd $opt: an option the parser takes" cmp "$work/out.saved" "$work/help.$cmd"
+  done
   usage_error "$cmd --frobnicate" "--frobnicate" "$asrimg" "$cmd" --frobnicate
   usage_error "$cmd -Z" "-Z" "$asrimg" "$cmd" -Z
   usage_error "$cmd --json=1" "--json" "$asrimg" "$cmd" "$work/nothing" --json=1
