@@ -12,6 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
+#include "disks.h"
+#include "json.h"
+#include "progress.h"
+#include "util.h"
+
 static volatile int interrupted;
 
 /* SIGINT, SIGTERM: stop as usual (with --freeze the engine's handlers thaw first). */
@@ -33,56 +39,57 @@ struct backup_args {
     size_t nwarnings;
 };
 
-static const char usage_text[] =
-    "usage: asrimg backup DISK... -o IMAGE [--volumes critical|all|LIST] [--level N] [--threads N]\n"
-    "                     [--split SIZE|fat32] [--force] [--ignore-read-errors] [--freeze] [--json]";
-
 static int parse_args(int argc, char **argv, struct backup_args *a)
 {
     *a = (struct backup_args){.selection = "critical", .opt.level = 3};
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        bool has_value = i + 1 < argc;
+    struct cli_args args;
+    cli_args_init(&args, argc, argv);
+    const char *o;
+    for (int opt; (opt = cli_args_next(&args, &o));) {
         unsigned long v;
-        if (!strcmp(o, "--json"))
-            a->json = true;
-        else if (!strcmp(o, "--force"))
-            a->force = true;
-        else if (!strcmp(o, "--freeze"))
-            a->freeze = true;
-        else if (!strcmp(o, "--ignore-read-errors"))
-            a->opt.ignore_read_errors = true;
-        else if (!strcmp(o, "-o") && has_value)
-            a->output = argv[++i];
-        else if (!strcmp(o, "--volumes") && has_value)
-            a->selection = argv[++i];
-        else if (!strcmp(o, "--level") && has_value) {
-            if (!cli_parse_uint(argv[++i], 19, &v))
-                return cli_error("backup: --level %s: a number from 0 (store) to 19", argv[i]), EXIT_USAGE;
+        switch (opt) {
+        case OPT_JSON: a->json = true; break;
+        case OPT_FORCE: a->force = true; break;
+        case OPT_FREEZE: a->freeze = true; break;
+        case OPT_IGNORE_READ_ERRORS: a->opt.ignore_read_errors = true; break;
+        case OPT_OUTPUT: a->output = o; break;
+        case OPT_VOLUMES: a->selection = o; break;
+        case OPT_LEVEL:
+            if (!cli_parse_uint(o, 19, &v))
+                return cli_error("backup: --level %s: a number from 0 (store) to 19", o), EXIT_USAGE;
             a->opt.level = (int)v;
-        } else if (!strcmp(o, "--threads") && has_value) {
-            if (!cli_parse_uint(argv[++i], 256, &v) || v == 0)
-                return cli_error("backup: --threads %s: a number from 1 to 256", argv[i]), EXIT_USAGE;
+            break;
+        case OPT_THREADS:
+            if (!cli_parse_uint(o, 256, &v) || v == 0)
+                return cli_error("backup: --threads %s: a number from 1 to 256", o), EXIT_USAGE;
             a->opt.threads = (unsigned)v;
-        } else if (!strcmp(o, "--avg-chunk") && has_value) {
+            break;
+        case OPT_AVG_CHUNK: {
             uint64_t size;
-            if (!cli_parse_size(argv[++i], &size) || size > UINT32_MAX)
-                return cli_error("backup: --avg-chunk %s: not a size", argv[i]), EXIT_USAGE;
+            if (!cli_parse_size(o, &size) || size > UINT32_MAX)
+                return cli_error("backup: --avg-chunk %s: not a size", o), EXIT_USAGE;
             a->opt.avg_chunk = (uint32_t)size;
-        } else if (!strcmp(o, "--split") && has_value) {
-            if (!cli_parse_size(argv[++i], &a->split) || a->split < ASR_MIN_SPLIT_SIZE)
-                return cli_error("backup: --split %s: a size of at least %u bytes (or fat32)", argv[i],
-                                 ASR_MIN_SPLIT_SIZE),
+            break;
+        }
+        case OPT_SPLIT:
+            if (!cli_parse_size(o, &a->split) || a->split < ASR_MIN_SPLIT_SIZE)
+                return cli_error("backup: --split %s: a size of at least %u bytes (or fat32)", o, ASR_MIN_SPLIT_SIZE),
                        EXIT_USAGE;
-        } else if (o[0] == '-' && o[1])
-            return cli_error("backup: unknown or incomplete option %s (see 'asrimg help')", o), EXIT_USAGE;
-        else if (a->ndisks < ASR_MAX_DISKS)
+            break;
+        case ARG_WORD:
+            if (a->ndisks == ASR_MAX_DISKS)
+                return cli_error("backup: at most %u disks", ASR_MAX_DISKS), EXIT_USAGE;
             a->paths[a->ndisks++] = o;
-        else
-            return cli_error("backup: at most %u disks", ASR_MAX_DISKS), EXIT_USAGE;
+            break;
+        case ARG_HELP: return ARG_HELP;
+        default: return EXIT_USAGE;
+        }
     }
-    if (!a->ndisks || !a->output)
-        return cli_error("%s", usage_text), EXIT_USAGE;
+    if (!a->ndisks)
+        return cli_error("backup: no disk given (see 'asrimg backup --help')"), EXIT_USAGE;
+    if (!a->output)
+        return cli_error("backup: no image given: -o IMAGE, or -o - for standard output (see 'asrimg backup --help')"),
+               EXIT_USAGE;
     if (!strcmp(a->output, "-") && a->split)
         return cli_error("backup: --split needs a file name, not standard output"), EXIT_USAGE;
     return EXIT_OK;
@@ -368,7 +375,7 @@ int cmd_backup(int argc, char **argv)
     struct backup_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc != EXIT_OK)
-        return rc;
+        return rc == ARG_HELP ? EXIT_OK : rc;
     struct cli_disks disks = {0};
     struct asr_backup_freeze *fz = NULL;
     rc = backup(&a, &disks, &fz);

@@ -9,6 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
+#include "disks.h"
+#include "json.h"
+#include "util.h"
+
 struct bench_result {
     uint64_t read_bytes;
     double read_seconds;
@@ -116,28 +121,33 @@ int cmd_bench(int argc, char **argv)
     bool as_json = false;
     struct asr_backup_options opt = {.level = 3};
     unsigned long v;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
+    const char *val;
+    struct cli_args args;
+    cli_args_init(&args, argc, argv);
+    for (int o; (o = cli_args_next(&args, &val));) {
+        if (o == OPT_JSON)
             as_json = true;
-        else if (!strcmp(argv[i], "--volumes") && i + 1 < argc)
-            selection = argv[++i];
-        else if (!strcmp(argv[i], "--level") && i + 1 < argc) {
-            if (!cli_parse_uint(argv[++i], 19, &v))
-                return cli_error("bench: --level %s: a number from 0 (store) to 19", argv[i]), EXIT_USAGE;
+        else if (o == OPT_VOLUMES)
+            selection = val;
+        else if (o == OPT_LEVEL) {
+            if (!cli_parse_uint(val, 19, &v))
+                return cli_error("bench: --level %s: a number from 0 (store) to 19", val), EXIT_USAGE;
             opt.level = (int)v;
-        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            if (!cli_parse_uint(argv[++i], 256, &v) || v == 0)
-                return cli_error("bench: --threads %s: a number from 1 to 256", argv[i]), EXIT_USAGE;
+        } else if (o == OPT_THREADS) {
+            if (!cli_parse_uint(val, 256, &v) || v == 0)
+                return cli_error("bench: --threads %s: a number from 1 to 256", val), EXIT_USAGE;
             opt.threads = (unsigned)v;
-        }
-        else if (argv[i][0] == '-' && argv[i][1])
-            return cli_error("bench: unknown option %s", argv[i]), EXIT_USAGE;
+        } else if (o == ARG_HELP)
+            return EXIT_OK;
+        else if (o != ARG_WORD)
+            return EXIT_USAGE;
         else if (n < ASR_MAX_DISKS)
-            paths[n++] = argv[i];
+            paths[n++] = val;
+        else
+            return cli_error("bench: at most %u disks", ASR_MAX_DISKS), EXIT_USAGE;
     }
     if (!n)
-        return cli_error("usage: asrimg bench DISK... [--volumes critical|all|LIST] [--level 0..19] [--threads N] [--json]"),
-               EXIT_USAGE;
+        return cli_error("bench: no disk given (see 'asrimg bench --help')"), EXIT_USAGE;
     struct cli_disks d = {0};
     struct asr_error err = {0};
     struct bench_result r = {0};

@@ -4,6 +4,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "args.h"
+#include "json.h"
+#include "util.h"
+
 static const char *region_name(uint16_t k)
 {
     static const char *const names[] = {"?", "mbr", "post-mbr-gap", "gpt-header", "gpt-entries",
@@ -198,18 +202,23 @@ int cmd_info(int argc, char **argv)
 {
     const char *path = NULL;
     bool as_json = false;
-    for (int a = 1; a < argc; a++) {
-        if (!strcmp(argv[a], "--json"))
+    const char *v;
+    struct cli_args args;
+    cli_args_init(&args, argc, argv);
+    for (int opt; (opt = cli_args_next(&args, &v));) {
+        if (opt == OPT_JSON)
             as_json = true;
-        else if (argv[a][0] == '-' && argv[a][1])
-            return cli_error("info: unknown option %s", argv[a]), EXIT_USAGE;
+        else if (opt == ARG_HELP)
+            return EXIT_OK;
+        else if (opt != ARG_WORD)
+            return EXIT_USAGE;
         else if (!path)
-            path = argv[a];
+            path = v;
         else
             return cli_error("info: one image at a time"), EXIT_USAGE;
     }
     if (!path)
-        return cli_error("usage: asrimg info IMAGE [--json]"), EXIT_USAGE;
+        return cli_error("info: no image given (see 'asrimg info --help')"), EXIT_USAGE;
     struct asr_reader *r;
     struct asr_error err = {0};
     if (asr_reader_open(path, &r, &err) != ASR_OK) {

@@ -5,7 +5,10 @@
 
 #include <string.h>
 
-#include "asr_engine.h"
+#include "args.h"
+#include "disks.h"
+#include "json.h"
+#include "util.h"
 
 static const struct asr_volume_info *volume_of(const struct asr_volume_info *v, size_t n, uint32_t part)
 {
@@ -141,25 +144,29 @@ static void print_disk_json(struct json *j, const struct asr_disk *disk, const s
 int cmd_layout(int argc, char **argv)
 {
     bool as_json = false, extents = false;
-    const char *selection = "critical";
+    const char *selection = "critical", *v;
     const char *paths[ASR_MAX_DISKS];
     uint32_t ndisks = 0;
-    for (int a = 1; a < argc; a++) {
-        if (!strcmp(argv[a], "--json"))
+    struct cli_args args;
+    cli_args_init(&args, argc, argv);
+    for (int opt; (opt = cli_args_next(&args, &v));) {
+        if (opt == OPT_JSON)
             as_json = true;
-        else if (!strcmp(argv[a], "--extents"))
+        else if (opt == OPT_EXTENTS)
             extents = true;
-        else if (!strcmp(argv[a], "--volumes") && a + 1 < argc)
-            selection = argv[++a];
-        else if (argv[a][0] == '-' && argv[a][1])
-            return cli_error("layout: unknown option %s", argv[a]), EXIT_USAGE;
+        else if (opt == OPT_VOLUMES)
+            selection = v;
+        else if (opt == ARG_HELP)
+            return EXIT_OK;
+        else if (opt != ARG_WORD)
+            return EXIT_USAGE;
         else if (ndisks < ASR_MAX_DISKS)
-            paths[ndisks++] = argv[a];
+            paths[ndisks++] = v;
         else
             return cli_error("layout: at most %u disks", ASR_MAX_DISKS), EXIT_USAGE;
     }
     if (!ndisks)
-        return cli_error("usage: asrimg layout DISK... [--volumes critical|all|LIST] [--json [--extents]]"), EXIT_USAGE;
+        return cli_error("layout: no disk given (see 'asrimg layout --help')"), EXIT_USAGE;
     if (extents && !as_json)
         return cli_error("layout: --extents needs --json"), EXIT_USAGE;
     struct cli_disks d;

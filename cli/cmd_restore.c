@@ -1,14 +1,20 @@
 /* asrimg restore: lays an image onto replacement disks, bare metal. Checks every target before
  * writing anything, shows the plan (which image disk goes where, what each target holds now and
  * will hold), asks for confirmation (or --yes), then restores with progress on a terminal and a
- * summary (text or --json). Also `asrimg verify IMAGE --against DISK...`, which compares disks
- * with an image through the same engine code as restore --verify. */
+ * summary (text or --json). */
 #include "cli.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "args.h"
+#include "json.h"
+#include "progress.h"
+#include "targets.h"
+#include "util.h"
 
 static volatile int interrupted;
 
@@ -19,122 +25,58 @@ static void on_signal(int sig)
 }
 
 struct restore_args {
-    const char *cmd, *to_opt; /* "restore", "--to"; or "verify", "--against": for messages */
     const char *image;
-    struct asr_restore_target_spec to[256];
-    const char *arg[256]; /* each --to as given */
-    size_t nto;
-    bool explicit_disks, positional;
+    struct cli_targets t;
     bool yes, json;
     struct asr_restore_options opt;
 };
 
-static const char usage_text[] =
-    "usage: asrimg restore IMAGE|- --to TARGET [--to TARGET ...] [--yes] [--new-ids] [--grow] [--verify]\n"
-    "                        [--discard|--zero-unused] [--keep-going] [--threads N] [--json]\n"
-    "  one image disk: every --to target receives it (mirrors, one pass over the image);\n"
-    "  several: --to targets in the image's disk order, or --to N=TARGET (N as `asrimg info` numbers disks;\n"
-    "  a file named N=x is given as ./N=x);\n"
-    "  IMAGE - reads the image from standard input (a split set's parts concatenated in order)";
-
-/* "N=TARGET" names image disk N when N is all digits; anything else is the next disk in order. A
- * file whose name starts with digits and '=' is given with a directory, as ./1=x.img. */
-static int add_target(struct restore_args *a, const char *v)
-{
-    if (a->nto == sizeof a->to / sizeof a->to[0])
-        return cli_error("%s: too many %s targets", a->cmd, a->to_opt), EXIT_USAGE;
-    const char *eq = strchr(v, '=');
-    size_t k = eq ? (size_t)(eq - v) : 0;
-    a->arg[a->nto] = v;
-    if (!eq || k == 0 || strspn(v, "0123456789") != k) {
-        a->to[a->nto++] = (struct asr_restore_target_spec){v, 0};
-        a->positional = true;
-        return EXIT_OK;
-    }
-    /* The format's limit here; whether this image has disk N once it is open (map_targets). */
-    unsigned long disk;
-    char num[16] = "";
-    if (k < sizeof num)
-        memcpy(num, v, k);
-    if (k >= sizeof num || !cli_parse_uint(num, ASR_MAX_DISKS - 1, &disk))
-        return cli_error("%s: %s %s: no image disk %.*s (an image holds at most %u; a file named so is given as ./%s)",
-                         a->cmd, a->to_opt, v, (int)k, v, ASR_MAX_DISKS, v),
-               EXIT_USAGE;
-    if (!eq[1])
-        return cli_error("%s: %s %s: no target after '='", a->cmd, a->to_opt, v), EXIT_USAGE;
-    a->to[a->nto++] = (struct asr_restore_target_spec){eq + 1, (uint32_t)disk};
-    a->explicit_disks = true;
-    return EXIT_OK;
-}
-
 static int parse_args(int argc, char **argv, struct restore_args *a)
 {
-    *a = (struct restore_args){.cmd = "restore", .to_opt = "--to"};
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        bool has_value = i + 1 < argc;
+    *a = (struct restore_args){.t = {.cmd = "restore", .opt = "--to"}};
+    struct cli_args args;
+    cli_args_init(&args, argc, argv);
+    const char *o;
+    for (int opt; (opt = cli_args_next(&args, &o));) {
         unsigned long v;
         int rc = EXIT_OK;
-        if (!strcmp(o, "--to") && has_value)
-            rc = add_target(a, argv[++i]);
-        else if (!strcmp(o, "--yes"))
-            a->yes = true;
-        else if (!strcmp(o, "--json"))
-            a->json = true;
-        else if (!strcmp(o, "--new-ids"))
-            a->opt.new_ids = true;
-        else if (!strcmp(o, "--grow"))
-            a->opt.grow = true;
-        else if (!strcmp(o, "--verify"))
-            a->opt.verify = true;
-        else if (!strcmp(o, "--keep-going"))
-            a->opt.keep_going = true;
-        else if (!strcmp(o, "--discard") || !strcmp(o, "--zero-unused")) {
+        switch (opt) {
+        case OPT_TO: rc = cli_targets_add(&a->t, o); break;
+        case OPT_YES: a->yes = true; break;
+        case OPT_JSON: a->json = true; break;
+        case OPT_NEW_IDS: a->opt.new_ids = true; break;
+        case OPT_GROW: a->opt.grow = true; break;
+        case OPT_VERIFY: a->opt.verify = true; break;
+        case OPT_KEEP_GOING: a->opt.keep_going = true; break;
+        case OPT_DISCARD:
+        case OPT_ZERO_UNUSED:
             if (a->opt.unused)
                 return cli_error("restore: --discard and --zero-unused exclude each other"), EXIT_USAGE;
-            a->opt.unused = o[2] == 'd' ? ASR_UNUSED_DISCARD : ASR_UNUSED_ZERO;
-        } else if (!strcmp(o, "--threads") && has_value) {
-            if (!cli_parse_uint(argv[++i], 64, &v) || v == 0)
-                return cli_error("restore: --threads %s: a number from 1 to 64", argv[i]), EXIT_USAGE;
+            a->opt.unused = opt == OPT_DISCARD ? ASR_UNUSED_DISCARD : ASR_UNUSED_ZERO;
+            break;
+        case OPT_THREADS:
+            if (!cli_parse_uint(o, 64, &v) || v == 0)
+                return cli_error("restore: --threads %s: a number from 1 to 64", o), EXIT_USAGE;
             a->opt.threads = (unsigned)v;
-        } else if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-            puts(usage_text);
-            exit(EXIT_OK);
-        } else if (o[0] == '-' && o[1]) {
-            return cli_error("restore: unknown or incomplete option %s (see 'asrimg restore --help')", o), EXIT_USAGE;
-        } else if (!a->image) {
+            break;
+        case ARG_WORD:
+            if (a->image)
+                return cli_error("restore: one image at a time (targets go after --to)"), EXIT_USAGE;
             a->image = o;
-        } else {
-            return cli_error("restore: one image at a time (targets go after --to)"), EXIT_USAGE;
+            break;
+        case ARG_HELP: return ARG_HELP;
+        default: return EXIT_USAGE;
         }
         if (rc)
             return rc;
     }
-    if (!a->image || !a->nto)
-        return cli_error("%s", usage_text), EXIT_USAGE;
-    if (a->explicit_disks && a->positional)
+    if (!a->image)
+        return cli_error("restore: no image given: IMAGE, or - for standard input (see 'asrimg restore --help')"),
+               EXIT_USAGE;
+    if (!a->t.n)
+        return cli_error("restore: no target given: --to TARGET (see 'asrimg restore --help')"), EXIT_USAGE;
+    if (a->t.explicit_disks && a->t.positional)
         return cli_error("restore: give every --to as N=TARGET, or none"), EXIT_USAGE;
-    return EXIT_OK;
-}
-
-/* Without N=, targets follow the image's disks: one disk takes them all as mirrors. With N=,
- * the image must have disk N: usage, not a file named "N=TARGET". */
-static int map_targets(struct restore_args *a, const struct asr_image *r)
-{
-    uint32_t disks = asr_image_disk_count(r);
-    for (size_t i = 0; a->explicit_disks && i < a->nto; i++)
-        if (a->to[i].disk_index >= disks)
-            return cli_error("%s: %s %s: no image disk %u (the image holds %u, numbered from 0; a file named so is "
-                             "given as ./%s)",
-                             a->cmd, a->to_opt, a->arg[i], a->to[i].disk_index, disks, a->arg[i]),
-                   EXIT_USAGE;
-    if (a->explicit_disks)
-        return EXIT_OK;
-    if (disks > 1 && a->nto != disks)
-        return cli_error("restore: the image holds %u disks: give one --to per disk in order, or --to N=TARGET", disks),
-               EXIT_FAIL;
-    for (size_t i = 0; i < a->nto; i++)
-        a->to[i].disk_index = disks > 1 ? (uint32_t)i : 0;
     return EXIT_OK;
 }
 
@@ -406,14 +348,6 @@ static void print_text(const struct asr_image *r, const struct asr_restore *rs, 
     }
 }
 
-static void on_progress(const struct asr_restore_progress *p, void *ctx)
-{
-    struct progress *pr = ctx;
-    if (p->verifying && strcmp(pr->label, "verify")) /* --verify's read-back: a line of its own */
-        progress_init(pr, "verify", !pr->enabled);
-    progress_update(p->done, p->total, pr);
-}
-
 static int open_image(const char *image, struct asr_image **im, struct asr_error *err)
 {
     if (strcmp(image, "-"))
@@ -428,7 +362,7 @@ int cmd_restore(int argc, char **argv)
     struct restore_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc)
-        return rc;
+        return rc == ARG_HELP ? EXIT_OK : rc;
     struct asr_error err = {0};
     struct asr_image *m = NULL;
     struct asr_restore *rs = NULL;
@@ -437,11 +371,11 @@ int cmd_restore(int argc, char **argv)
         cli_error("%s", err.msg);
         goto fail;
     }
-    if ((rc = map_targets(&a, m))) {
+    if ((rc = cli_targets_map(&a.t, asr_image_disk_count(m)))) {
         fail_code = rc;
         goto fail;
     }
-    if (asr_restore_open_image(m, a.to, a.nto, false, &rs, &err) != ASR_OK) {
+    if (asr_restore_open_image(m, a.t.to, a.t.n, false, &rs, &err) != ASR_OK) {
         cli_error("%s", err.msg);
         goto fail;
     }
@@ -460,7 +394,7 @@ int cmd_restore(int argc, char **argv)
     signal(SIGTERM, on_signal);
     struct progress pr;
     progress_init(&pr, "restore", a.json);
-    a.opt.progress = on_progress;
+    a.opt.progress = progress_restore;
     a.opt.progress_ctx = &pr;
     a.opt.cancel = &interrupted;
     struct asr_restore_stats st;
@@ -486,128 +420,4 @@ fail:
     asr_restore_free(rs);
     asr_image_free(m);
     return fail_code;
-}
-
-/* ---- verify --against ------------------------------------------------------------------------ */
-
-struct against_out {
-    struct json *j;
-    uint64_t shown;
-};
-
-static void on_mismatch(const struct asr_restore_mismatch *m, void *ctx)
-{
-    struct against_out *o = ctx;
-    if (o->j) {
-        json_obj(o->j, NULL);
-        json_str(o->j, "target", m->target);
-        if (m->volume != UINT32_MAX)
-            json_u64(o->j, "volume", m->volume);
-        json_u64(o->j, "offset", m->offset);
-        json_str(o->j, "what", m->what);
-        json_end_obj(o->j);
-    } else if (o->shown++ < 100) {
-        if (m->volume == UINT32_MAX)
-            fprintf(stderr, "asrimg: mismatch: %s disk offset %llu: %s\n", m->target, (unsigned long long)m->offset,
-                    m->what);
-        else
-            fprintf(stderr, "asrimg: mismatch: %s volume %u offset %llu: %s\n", m->target, m->volume,
-                    (unsigned long long)m->offset, m->what);
-    }
-}
-
-/* What a comparison cannot vouch for: bytes the image does not hold. A match says nothing of
- * them, and saying "matches" without this would claim more than was checked. In JSON (j not
- * NULL) the partitions not in the image; in text those, the captured bytes compared, and the
- * rest. */
-static void report_not_compared(const struct asr_image *r, struct json *j)
-{
-    uint64_t captured = 0;
-    bool used_maps = false;
-    for (uint32_t v = 0; v < asr_image_volume_count(r); v++) {
-        const struct asr_volume_stats *s = asr_image_volume_stats(r, v);
-        uint64_t held = s->data_bytes + s->zero_bytes + s->unreadable_bytes;
-        captured += held;
-        used_maps |= held < asr_image_volume(r, v)->size_bytes;
-    }
-    char b[32];
-    if (j)
-        json_arr(j, "partitions_not_compared");
-    else
-        printf("  compared: %s captured in volumes, the raw boot regions and the partition tables\n"
-               "  not compared (not in the image):", cli_bytes(captured, b, sizeof b));
-    for (uint32_t d = 0; d < asr_image_disk_count(r); d++) {
-        const struct asr_disk_desc *dd = asr_image_disk(r, d);
-        for (uint32_t i = 0; i < dd->partition_count; i++) {
-            const struct asr_partition_desc *p = &dd->partitions[i];
-            if (p->capture != ASR_CAPTURE_SKIP || p->kind == ASR_PART_EXTENDED)
-                continue;
-            if (!j) {
-                printf(" disk %u partition %u,", d, p->number);
-                continue;
-            }
-            json_obj(j, NULL);
-            json_u64(j, "disk", d);
-            json_u64(j, "partition", p->number);
-            json_end_obj(j);
-        }
-    }
-    if (j)
-        json_end_arr(j);
-    else
-        printf("%s the disks' space outside partitions and recorded regions\n",
-               used_maps ? " free space inside volumes captured by their used blocks," : "");
-}
-
-int cmd_verify_against(const char *image, const char *const *targets, size_t n, bool new_ids, bool grow, bool json)
-{
-    struct restore_args a = {.cmd = "verify", .to_opt = "--against", .image = image};
-    for (size_t i = 0; i < n; i++)
-        if (add_target(&a, targets[i]))
-            return EXIT_USAGE;
-    if (a.explicit_disks && a.positional)
-        return cli_error("verify: give every --against as N=DISK, or none"), EXIT_USAGE;
-    struct asr_error err = {0};
-    struct asr_image *m = NULL;
-    struct asr_restore *rs = NULL;
-    if (asr_image_open(image, &m, &err) != ASR_OK)
-        return cli_error("%s", err.msg), EXIT_FAIL;
-    int rc = map_targets(&a, m);
-    if (!rc && asr_restore_open_image(m, a.to, a.nto, true, &rs, &err) != ASR_OK) {
-        cli_error("%s", err.msg);
-        rc = EXIT_FAIL;
-    }
-    struct json j;
-    struct against_out o = {json ? &j : NULL, 0};
-    if (!rc) {
-        if (json) {
-            json_begin(&j, stdout);
-            json_obj(&j, NULL);
-            json_str(&j, "image", image);
-            json_arr(&j, "mismatches");
-        }
-        struct progress pr;
-        progress_init(&pr, "verify", json);
-        struct asr_compare_options co = {new_ids, grow, on_mismatch, &o, on_progress, &pr};
-        int vr = asr_restore_compare(rs, &co, &err);
-        progress_done(&pr);
-        if (json) {
-            json_end_arr(&j);
-            json_bool(&j, "ok", vr == ASR_OK);
-            if (vr)
-                json_str(&j, "error", err.msg);
-            report_not_compared(m, &j);
-            json_end_obj(&j);
-            json_finish(&j);
-        } else if (vr) {
-            cli_error("%s", err.msg);
-        } else {
-            printf("%s: OK: %zu disk%s the image\n", image, n, n == 1 ? " matches" : "s match");
-            report_not_compared(m, NULL);
-        }
-        rc = vr ? EXIT_FAIL : EXIT_OK;
-    }
-    asr_restore_free(rs);
-    asr_image_free(m);
-    return rc;
 }

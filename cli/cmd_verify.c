@@ -1,10 +1,18 @@
 /* asrimg verify: checks every checksum and structural rule of an image; exit 0 only when every
  * byte that matters checks out. Problems are listed one per line (or in --json), and so are the
  * ranges the source could not read: an image holding them is intact, but it lacks those bytes
- * and whoever restores it must know which. */
+ * and whoever restores it must know which. With --against DISK..., compares disks with the image
+ * instead, through the same engine code as restore --verify. */
 #include "cli.h"
 
+#include <stdio.h>
 #include <string.h>
+
+#include "args.h"
+#include "json.h"
+#include "progress.h"
+#include "targets.h"
+#include "util.h"
 
 #define UNREADABLE_LINES_MAX 100 /* text output; --json lists every range */
 
@@ -88,6 +96,132 @@ static void list_unreadable(const char *path, bool as_json, struct json *j)
     asr_reader_free(r);
 }
 
+/* ---- --against: disks compared with the image ------------------------------------------------ */
+
+struct against_out {
+    struct json *j;
+    uint64_t shown;
+};
+
+static void on_mismatch(const struct asr_restore_mismatch *m, void *ctx)
+{
+    struct against_out *o = ctx;
+    if (o->j) {
+        json_obj(o->j, NULL);
+        json_str(o->j, "target", m->target);
+        if (m->volume != UINT32_MAX)
+            json_u64(o->j, "volume", m->volume);
+        json_u64(o->j, "offset", m->offset);
+        json_str(o->j, "what", m->what);
+        json_end_obj(o->j);
+    } else if (o->shown++ < 100) {
+        if (m->volume == UINT32_MAX)
+            fprintf(stderr, "asrimg: mismatch: %s disk offset %llu: %s\n", m->target, (unsigned long long)m->offset,
+                    m->what);
+        else
+            fprintf(stderr, "asrimg: mismatch: %s volume %u offset %llu: %s\n", m->target, m->volume,
+                    (unsigned long long)m->offset, m->what);
+    }
+}
+
+/* What a comparison cannot vouch for: bytes the image does not hold. A match says nothing of
+ * them, and saying "matches" without this would claim more than was checked. In JSON (j not
+ * NULL) the partitions not in the image; in text those, the captured bytes compared, and the
+ * rest. */
+static void report_not_compared(const struct asr_image *r, struct json *j)
+{
+    uint64_t captured = 0;
+    bool used_maps = false;
+    for (uint32_t v = 0; v < asr_image_volume_count(r); v++) {
+        const struct asr_volume_stats *s = asr_image_volume_stats(r, v);
+        uint64_t held = s->data_bytes + s->zero_bytes + s->unreadable_bytes;
+        captured += held;
+        used_maps |= held < asr_image_volume(r, v)->size_bytes;
+    }
+    char b[32];
+    if (j)
+        json_arr(j, "partitions_not_compared");
+    else
+        printf("  compared: %s captured in volumes, the raw boot regions and the partition tables\n"
+               "  not compared (not in the image):", cli_bytes(captured, b, sizeof b));
+    for (uint32_t d = 0; d < asr_image_disk_count(r); d++) {
+        const struct asr_disk_desc *dd = asr_image_disk(r, d);
+        for (uint32_t i = 0; i < dd->partition_count; i++) {
+            const struct asr_partition_desc *p = &dd->partitions[i];
+            if (p->capture != ASR_CAPTURE_SKIP || p->kind == ASR_PART_EXTENDED)
+                continue;
+            if (!j) {
+                printf(" disk %u partition %u,", d, p->number);
+                continue;
+            }
+            json_obj(j, NULL);
+            json_u64(j, "disk", d);
+            json_u64(j, "partition", p->number);
+            json_end_obj(j);
+        }
+    }
+    if (j)
+        json_end_arr(j);
+    else
+        printf("%s the disks' space outside partitions and recorded regions\n",
+               used_maps ? " free space inside volumes captured by their used blocks," : "");
+}
+
+static int verify_against(const char *image, const char *const *targets, size_t n, bool new_ids, bool grow, bool json)
+{
+    struct cli_targets t = {.cmd = "verify", .opt = "--against"};
+    for (size_t i = 0; i < n; i++)
+        if (cli_targets_add(&t, targets[i]))
+            return EXIT_USAGE;
+    if (t.explicit_disks && t.positional)
+        return cli_error("verify: give every --against as N=DISK, or none"), EXIT_USAGE;
+    struct asr_error err = {0};
+    struct asr_image *r = NULL;
+    struct asr_restore *rs = NULL;
+    if (asr_image_open(image, &r, &err) != ASR_OK)
+        return cli_error("%s", err.msg), EXIT_FAIL;
+    int rc = cli_targets_map(&t, asr_image_disk_count(r));
+    if (!rc && asr_restore_open_image(r, t.to, t.n, true, &rs, &err) != ASR_OK) {
+        cli_error("%s", err.msg);
+        rc = EXIT_FAIL;
+    }
+    struct json j;
+    struct against_out o = {json ? &j : NULL, 0};
+    if (!rc) {
+        if (json) {
+            json_begin(&j, stdout);
+            json_obj(&j, NULL);
+            json_str(&j, "image", image);
+            json_arr(&j, "mismatches");
+        }
+        struct progress pr;
+        progress_init(&pr, "verify", json);
+        struct asr_compare_options co = {new_ids, grow, on_mismatch, &o, progress_restore, &pr};
+        int vr = asr_restore_compare(rs, &co, &err);
+        progress_done(&pr);
+        if (json) {
+            json_end_arr(&j);
+            json_bool(&j, "ok", vr == ASR_OK);
+            if (vr)
+                json_str(&j, "error", err.msg);
+            report_not_compared(r, &j);
+            json_end_obj(&j);
+            json_finish(&j);
+        } else if (vr) {
+            cli_error("%s", err.msg);
+        } else {
+            printf("%s: OK: %zu disk%s the image\n", image, n, n == 1 ? " matches" : "s match");
+            report_not_compared(r, NULL);
+        }
+        rc = vr ? EXIT_FAIL : EXIT_OK;
+    }
+    asr_restore_free(rs);
+    asr_image_free(r);
+    return rc;
+}
+
+/* ---- the command ---------------------------------------------------------------------------- */
+
 int cmd_verify(int argc, char **argv)
 {
     const char *path = NULL;
@@ -95,30 +229,35 @@ int cmd_verify(int argc, char **argv)
     const char *against[256];
     size_t nagainst = 0;
     bool new_ids = false, grow = false, disks_follow = false;
-    for (int a = 1; a < argc; a++) {
-        if (!strcmp(argv[a], "--json"))
+    struct cli_args args;
+    cli_args_init(&args, argc, argv);
+    const char *v;
+    for (int opt; (opt = cli_args_next(&args, &v));) {
+        if (opt == OPT_JSON)
             o.json = true;
-        else if (!strcmp(argv[a], "--against") && a + 1 < argc)
-            disks_follow = true; /* --against DISK...: this and every later name is a disk */
-        else if (!strcmp(argv[a], "--new-ids"))
+        else if (opt == OPT_NEW_IDS)
             new_ids = true;
-        else if (!strcmp(argv[a], "--grow"))
+        else if (opt == OPT_GROW)
             grow = true;
-        else if (argv[a][0] == '-' && argv[a][1])
-            return cli_error("verify: unknown option %s", argv[a]), EXIT_USAGE;
-        else if (disks_follow && nagainst < sizeof against / sizeof against[0])
-            against[nagainst++] = argv[a];
-        else if (disks_follow)
-            return cli_error("verify: more than %zu disks", sizeof against / sizeof against[0]), EXIT_USAGE;
-        else if (!path)
-            path = argv[a];
+        else if (opt == ARG_HELP)
+            return EXIT_OK;
+        else if (opt != ARG_WORD && opt != OPT_AGAINST)
+            return EXIT_USAGE;
+        else if (opt == OPT_AGAINST || disks_follow) {
+            /* --against DISK...: its value and every later word is a disk */
+            disks_follow = true;
+            if (nagainst == sizeof against / sizeof against[0])
+                return cli_error("verify: more than %zu disks", sizeof against / sizeof against[0]), EXIT_USAGE;
+            against[nagainst++] = v;
+        } else if (!path)
+            path = v;
         else
             return cli_error("verify: one image at a time (the disks to compare follow --against)"), EXIT_USAGE;
     }
     if (!path)
-        return cli_error("usage: asrimg verify IMAGE [--against DISK ... [--new-ids] [--grow]] [--json]"), EXIT_USAGE;
+        return cli_error("verify: no image given (see 'asrimg verify --help')"), EXIT_USAGE;
     if (nagainst)
-        return cmd_verify_against(path, against, nagainst, new_ids, grow, o.json);
+        return verify_against(path, against, nagainst, new_ids, grow, o.json);
     struct json j;
     o.j = &j;
     if (o.json) {

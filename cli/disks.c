@@ -1,9 +1,11 @@
 /* The source disks of a command: each one once, opened, analysed, and the volume selection applied
  * across all of them (a selection like "1:2,2:1" spans disks). Shared by layout, backup and bench. */
-#include "cli.h"
+#include "disks.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "util.h"
 
 int cli_disks_open(struct cli_disks *s, const char *const *paths, uint32_t n, const char *selection,
                    struct asr_error *err)

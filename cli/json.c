@@ -2,7 +2,7 @@
  * integers or doubles, nesting tracked so commas land right. Strings come from disks (labels,
  * partition names, paths) and need not be UTF-8: what is not is written as U+FFFD, so the output
  * always parses. */
-#include "cli.h"
+#include "json.h"
 
 #include <stdlib.h>
 

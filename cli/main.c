@@ -1,142 +1,34 @@
-/* asrimg: command dispatch and the shared formatting helpers of the command line. */
+/* asrimg: command dispatch. The commands live one per file (cmd_*.c); what they share lives in
+ * util.c, json.c, progress.c, disks.c and targets.c, none of which calls back in here. */
 #include "cli.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
-static void usage(void)
-{
-    printf("usage: asrimg COMMAND [ARGS]\n"
-           "\n"
-           "commands:\n"
-           "  layout DISK... [--volumes critical|all|LIST] [--json]\n"
-           "                          disks, partitions, filesystems, used bytes, critical volumes\n"
-           "  backup DISK... -o IMAGE [--volumes critical|all|LIST] [--level N] [--threads N]\n"
-           "         [--split SIZE|fat32] [--force] [--ignore-read-errors] [--freeze] [--json]\n"
-           "                          image the selected volumes and every disk's layout ('-o -': stdout);\n"
-           "                          --freeze: freeze a volume mounted read-write while it is read\n"
-           "  bench DISK... [--volumes ...] [--level N] [--threads N] [--json]\n"
-           "                          measure read, hash and compression speed; project image size and time\n"
-           "  restore IMAGE|- --to TARGET [--to TARGET ...] [--yes] [--new-ids] [--grow] [--verify]\n"
-           "          [--discard|--zero-unused] [--keep-going] [--threads N] [--json]\n"
-           "                          lay the image onto replacement disks as large or larger (mirrors:\n"
-           "                          several --to for one disk); --to N=TARGET for image disk N\n"
-           "  info IMAGE [--json]     format, creator, disks, partitions, volumes, sizes and ratios\n"
-           "  verify IMAGE [--json]   check every checksum; exit 0 only if every byte checks out\n"
-           "  verify IMAGE --against DISK... [--new-ids] [--grow] [--json]\n"
-           "                          compare restored disks with the image, naming the first difference\n"
-           "  version                 print the version\n"
-           "\n"
-           "IMAGE is an .asrimg file, or the first part of a split set (IMAGE.002 ... beside it).\n");
-}
+#include "asr_engine.h"
+#include "help.h"
+#include "util.h"
 
-void cli_error(const char *fmt, ...)
+/* asrimg help [COMMAND | --man] */
+static int help(int argc, char **argv)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("asrimg: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-const char *cli_bytes(uint64_t n, char *buf, size_t len)
-{
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double v = (double)n;
-    unsigned u = 0;
-    while (v >= 1024 && u < 5) {
-        v /= 1024;
-        u++;
+    if (argc < 2) {
+        cli_help_overview(stdout);
+        return EXIT_OK;
     }
-    if (u == 0)
-        snprintf(buf, len, "%llu B", (unsigned long long)n);
-    else
-        snprintf(buf, len, "%.1f %s", v, units[u]);
-    return buf;
-}
-
-void cli_uuid(const uint8_t b[16], bool mixed, char out[37])
-{
-    /* GPT stores the first three GUID fields little-endian. */
-    static const int gpt_order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
-    char *p = out;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *p++ = '-';
-        p += sprintf(p, "%02x", b[mixed ? gpt_order[i] : i]);
+    if (argc > 2)
+        return cli_error("help: one command at a time"), EXIT_USAGE;
+    if (!strcmp(argv[1], "--man")) {
+        cli_help_man(stdout);
+        return EXIT_OK;
     }
-    *p = '\0';
-}
-
-const char *cli_label_name(uint8_t l)
-{
-    return l == ASR_LABEL_MBR ? "mbr" : l == ASR_LABEL_GPT ? "gpt" : "none";
-}
-
-const char *cli_capture_name(uint8_t c)
-{
-    static const char *const names[] = {"skip", "used", "full", "header"};
-    return c < 4 ? names[c] : "?";
-}
-
-void cli_disk_id(const struct asr_disk_desc *d, char out[37])
-{
-    if (d->label == ASR_LABEL_GPT)
-        cli_uuid(d->disk_id, true, out);
-    else if (d->label == ASR_LABEL_MBR)
-        snprintf(out, 37, "0x%02x%02x%02x%02x", d->disk_id[3], d->disk_id[2], d->disk_id[1], d->disk_id[0]);
-    else
-        snprintf(out, 37, "-");
-}
-
-/* strtoul and strtoull take leading spaces and a sign (and wrap a negative number): a number
- * here starts with a digit. */
-bool cli_parse_uint(const char *s, unsigned long max, unsigned long *out)
-{
-    char *end;
-    errno = 0;
-    if (!isdigit((unsigned char)s[0]))
-        return false;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || *end || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-bool cli_parse_size(const char *s, uint64_t *out)
-{
-    if (!strcmp(s, "fat32")) {
-        *out = ASR_FAT32_SPLIT_SIZE;
-        return true;
-    }
-    char *end;
-    errno = 0;
-    if (!isdigit((unsigned char)s[0]))
-        return false;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return false;
-    unsigned shift = 0;
-    switch (*end) {
-    case 'K': case 'k': shift = 10; break;
-    case 'M': case 'm': shift = 20; break;
-    case 'G': case 'g': shift = 30; break;
-    case 'T': case 't': shift = 40; break;
-    case 0: break;
-    default: return false;
-    }
-    if (*end && end[1] && strcmp(end + 1, "iB") && strcmp(end + 1, "B"))
-        return false;
-    if (shift && v > (UINT64_MAX >> shift))
-        return false;
-    *out = (uint64_t)v << shift;
-    return true;
+    const struct cli_command *c = cli_command_find(argv[1]);
+    if (!c)
+        return cli_error("help: unknown command '%s' (see 'asrimg help')", argv[1]), EXIT_USAGE;
+    cli_help_command(stdout, c);
+    return EXIT_OK;
 }
 
 static int run(int argc, char **argv)
@@ -162,10 +54,10 @@ static int run(int argc, char **argv)
         printf("asrimg %s (image format %u)\n", asr_version(), ASR_FORMAT_VERSION);
         return EXIT_OK;
     }
-    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-        usage();
-        return EXIT_OK;
-    }
+    if (!strcmp(cmd, "help"))
+        return help(argc - 1, argv + 1);
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h"))
+        return help(1, argv + 1);
     cli_error("unknown command '%s' (see 'asrimg help')", cmd);
     return EXIT_USAGE;
 }

@@ -1,22 +1,18 @@
 /* Terminal progress: one line on stderr redrawn at most ten times a second with bytes done,
  * total, MB/s and ETA. Silent when stderr is not a terminal, so pipes and logs stay clean. */
-#include "cli.h"
+#include "progress.h"
+#include "clock.h"
+#include "util.h"
 
-#include <time.h>
+#include <stdio.h>
+#include <string.h>
 #include <unistd.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 void progress_init(struct progress *p, const char *label, bool quiet)
 {
     p->enabled = !quiet && isatty(STDERR_FILENO);
     p->label = label;
-    p->start = now();
+    p->start = asr_now();
     p->last = 0;
 }
 
@@ -25,7 +21,7 @@ void progress_update(uint64_t done, uint64_t total, void *ctx)
     struct progress *p = ctx;
     if (!p->enabled)
         return;
-    double t = now();
+    double t = asr_now();
     if (t - p->last < 0.1 && done < total)
         return;
     p->last = t;
@@ -45,4 +41,12 @@ void progress_done(struct progress *p)
 {
     if (p->enabled)
         fputs("\r\033[K", stderr);
+}
+
+void progress_restore(const struct asr_restore_progress *p, void *ctx)
+{
+    struct progress *pr = ctx;
+    if (p->verifying && strcmp(pr->label, "verify")) /* --verify's read-back: a line of its own */
+        progress_init(pr, "verify", !pr->enabled);
+    progress_update(p->done, p->total, pr);
 }

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "json.h"
 
 /* What the emitter writes for one string value, without the quotes. */
 static char *encoded(const char *s)

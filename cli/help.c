@@ -1,0 +1,431 @@
+/* The documentation of asrimg: one table of commands (synopsis, description, options, examples)
+ * printed three ways: the overview (`asrimg help`), a command's full help (`asrimg CMD --help`,
+ * `asrimg help CMD`) and the man page (`asrimg help --man`, built into asrimg.8). The option
+ * parser reads the same table, so an option cannot be parsed and undocumented, or the reverse. */
+#include "help.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "asr_engine.h"
+
+#define WIDTH 100 /* help text wraps here */
+#define OPT_COL 26 /* where an option's help starts */
+
+/* ---- the table ------------------------------------------------------------------------------ */
+
+#define SELECTION_HELP                                                                                                \
+    "which volumes: critical (the default: what the machine needs to boot), all, or a list such as "                 \
+    "1,3 or 0:1,1:2 (PART of the first disk, or DISK:PART; DISK from 0, PART as the partition number, 0 for a "     \
+    "disk without a partition table)"
+
+static const struct cli_option layout_opts[] = {
+    {OPT_VOLUMES, 0, "volumes", "SEL", SELECTION_HELP},
+    {OPT_JSON, 0, "json", NULL, "print the layout as JSON on standard output, for scripts"},
+    {OPT_EXTENTS, 0, "extents", NULL, "with --json: each volume captured by its used blocks lists them as [offset, length] pairs"},
+    {0},
+};
+static const struct cli_example layout_examples[] = {
+    {"layout /dev/sda", "what a backup of /dev/sda would take, and why"},
+    {"layout /dev/nvme0n1 /dev/sdb --volumes all --json", "every volume of two disks, for a script"},
+    {0},
+};
+
+static const struct cli_option backup_opts[] = {
+    {OPT_OUTPUT, 'o', "output", "IMAGE", "the image to write (required); '-' writes it to standard output"},
+    {OPT_VOLUMES, 0, "volumes", "SEL", SELECTION_HELP},
+    {OPT_LEVEL, 0, "level", "N", "zstd level, 0 (store) to 19; default 3"},
+    {OPT_THREADS, 0, "threads", "N", "compression threads, 1 to 256; default: one per core"},
+    {OPT_SPLIT, 0, "split", "SIZE", "write parts of at most SIZE (4G, 700M, 1048576, or fat32 for 4 GiB - 1): IMAGE, "
+                                     "IMAGE.002, ...; not with -o -"},
+    {OPT_FORCE, 0, "force", NULL, "replace an existing IMAGE"},
+    {OPT_IGNORE_READ_ERRORS, 0, "ignore-read-errors", NULL,
+     "record data sectors that stay unreadable as unreadable ranges instead of stopping (never for the partition "
+     "table or boot regions)"},
+    {OPT_FREEZE, 0, "freeze", NULL,
+     "freeze (FIFREEZE) each selected volume mounted read-write while it is read, and thaw it after"},
+    {OPT_JSON, 0, "json", NULL, "print a summary as JSON on standard output: volumes, how each was taken, warnings"},
+    {OPT_AVG_CHUNK, 0, "avg-chunk", "SIZE", "average size of the content-defined chunks (for experiments)"},
+    {0},
+};
+static const struct cli_example backup_examples[] = {
+    {"backup /dev/sda -o /mnt/usb/pc.asrimg", "the volumes /dev/sda needs to boot, and its layout"},
+    {"backup /dev/sda /dev/sdb --volumes all -o pc.asrimg --split fat32",
+     "every volume of two disks, in parts a FAT32 stick can hold"},
+    {"backup /dev/sda -o - | ssh host 'cat >pc.asrimg'", "the image over a pipe"},
+    {0},
+};
+
+static const struct cli_option bench_opts[] = {
+    {OPT_VOLUMES, 0, "volumes", "SEL", SELECTION_HELP},
+    {OPT_LEVEL, 0, "level", "N", "zstd level to measure, 0 (store) to 19; default 3"},
+    {OPT_THREADS, 0, "threads", "N", "compression threads, 1 to 256; default: one per core"},
+    {OPT_JSON, 0, "json", NULL, "print the measurements as JSON on standard output"},
+    {0},
+};
+static const struct cli_example bench_examples[] = {
+    {"bench /dev/sda", "how fast, and how large, a backup of /dev/sda would be"},
+    {0},
+};
+
+static const struct cli_option restore_opts[] = {
+    {OPT_TO, 0, "to", "TARGET",
+     "a disk or file to restore onto (repeat for mirrors, or for each disk of the image in order); N=TARGET: image "
+     "disk N (a file named so is given as ./N=TARGET); a file that does not exist is created"},
+    {OPT_YES, 0, "yes", NULL, "do not ask before overwriting the targets (needed when not on a terminal)"},
+    {OPT_NEW_IDS, 0, "new-ids", NULL, "give the disks and partitions new identifiers instead of the image's"},
+    {OPT_GROW, 0, "grow", NULL,
+     "extend the last partition (and an extended one around it) to the end of a larger target; not its filesystem"},
+    {OPT_VERIFY, 0, "verify", NULL, "read every target back and compare it with the image"},
+    {OPT_DISCARD, 0, "discard", NULL, "discard (TRIM) the space the image does not hold"},
+    {OPT_ZERO_UNUSED, 0, "zero-unused", NULL, "write zeros over the space the image does not hold"},
+    {OPT_KEEP_GOING, 0, "keep-going", NULL, "zero the ranges of a damaged chunk, list them, and go on"},
+    {OPT_THREADS, 0, "threads", "N", "decompression threads, 1 to 64; default: one per core"},
+    {OPT_JSON, 0, "json", NULL, "print a summary as JSON on standard output, with each target's state"},
+    {0},
+};
+static const struct cli_example restore_examples[] = {
+    {"restore /mnt/usb/pc.asrimg --to /dev/sda", "shows the plan, asks, restores"},
+    {"restore pc.asrimg --to /dev/sda --to /dev/sdb --yes --verify", "two mirrors of a one-disk image, read back"},
+    {"restore - --to 1=/dev/sdb --to 0=/dev/sda --yes <pc.asrimg", "from standard input, image disk 1 onto /dev/sdb"},
+    {0},
+};
+
+static const struct cli_option info_opts[] = {
+    {OPT_JSON, 0, "json", NULL, "print it as JSON on standard output"},
+    {0},
+};
+static const struct cli_example info_examples[] = {
+    {"info pc.asrimg", "what the image holds"},
+    {0},
+};
+
+static const struct cli_option verify_opts[] = {
+    {OPT_AGAINST, 0, "against", "DISK",
+     "compare DISK with the image instead; every later argument is a disk too (N=DISK: image disk N)"},
+    {OPT_NEW_IDS, 0, "new-ids", NULL, "with --against: the disks were restored with --new-ids"},
+    {OPT_GROW, 0, "grow", NULL, "with --against: the disks were restored with --grow"},
+    {OPT_JSON, 0, "json", NULL, "print the result as JSON on standard output"},
+    {0},
+};
+static const struct cli_example verify_examples[] = {
+    {"verify pc.asrimg", "is every byte of the image intact?"},
+    {"verify pc.asrimg --against /dev/sda /dev/sdb", "do two restored mirrors hold what the image does?"},
+    {0},
+};
+
+static const struct cli_command commands[] = {
+    {"layout",
+     {"layout DISK... [--volumes critical|all|LIST] [--json [--extents]]"},
+     "disks, partitions, filesystems, used bytes, critical volumes",
+     "Shows each DISK (a block device or an image file) as a backup would see it: its partition table, partitions, "
+     "filesystems and used bytes, which volumes are critical (needed to boot) and why, how each selected volume "
+     "would be captured (used: by its used blocks; full; header), and which way the disk was read and why. A FAT, "
+     "exFAT or NTFS made on the whole disk is read as that filesystem, one volume numbered 0.",
+     layout_opts, layout_examples},
+    {"backup",
+     {"backup DISK... -o IMAGE [--volumes critical|all|LIST] [--level N] [--threads N] [--split SIZE|fat32] "
+      "[--force] [--ignore-read-errors] [--freeze] [--json]"},
+     "image the selected volumes and every disk's layout ('-o -': stdout)",
+     "Images the selected volumes (by default the critical ones) and the layout of every DISK: partition tables, "
+     "boot code and the gap before the first partition. Filesystems asrimg reads (FAT12/16/32, exFAT, NTFS, "
+     "ext2/3/4, swap) are captured by their used blocks, others whole; data is deduplicated in content-defined "
+     "chunks and compressed with zstd on every core.\n\n"
+     "The image is written as IMAGE.partial and renamed when complete. backup refuses to write onto a source disk, "
+     "to replace an image without --force, and a disk given twice. It warns of a volume mounted read-write, which "
+     "--freeze freezes while it is read.",
+     backup_opts, backup_examples},
+    {"bench",
+     {"bench DISK... [--volumes critical|all|LIST] [--level N] [--threads N] [--json]"},
+     "measure read, hash and compression speed; project image size and time",
+     "Measures read, hash and compression speed on this machine and DISK, and projects the image's size, the "
+     "backup's time and the stage that bounds it. Nothing is written.",
+     bench_opts, bench_examples},
+    {"restore",
+     {"restore IMAGE|- --to TARGET [--to TARGET ...] [--yes] [--new-ids] [--grow] [--verify] "
+      "[--discard|--zero-unused] [--keep-going] [--threads N] [--json]"},
+     "lay the image onto replacement disks as large or larger",
+     "Lays the image onto replacement disks at least as large, with the same sector size: boot code, the partition "
+     "table with the same disk and partition ids (new ones with --new-ids), a GPT's backup moved to the end of a "
+     "larger disk, every captured byte. IMAGE - reads the image from standard input (a split set's parts "
+     "concatenated in order).\n\n"
+     "Every target is checked first (size, sector size, not mounted or in use, not holding the image), then the "
+     "plan is shown and confirmed (or --yes). Several --to for a one-disk image are mirrors, written in one pass; "
+     "an image of several disks takes its targets in disk order, or as --to N=TARGET. A failed restore says on a "
+     "note: line what each target holds and what to do next.",
+     restore_opts, restore_examples},
+    {"info",
+     {"info IMAGE [--json]"},
+     "format, creator, disks, partitions, volumes, sizes and ratios",
+     "Shows what IMAGE holds: format, creator, disks, partitions, raw boot regions, volumes, sizes, and dedup and "
+     "compression ratios.",
+     info_opts, info_examples},
+    {"verify",
+     {"verify IMAGE [--json]", "verify IMAGE --against DISK... [--new-ids] [--grow] [--json]"},
+     "check every checksum; with --against, compare restored disks with the image",
+     "Checks every checksum and structure of IMAGE and exits 0 only if every byte that matters checks out; each "
+     "problem is named with its part and offset. Ranges the source could not read when it was imaged "
+     "(backup --ignore-read-errors) are listed.\n\n"
+     "With --against, compares disks restored from IMAGE with it (data, boot regions, partition table), names the "
+     "first difference, and says what it could not compare: partitions and free space the image does not hold.",
+     verify_opts, verify_examples},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+const struct cli_command *cli_command_find(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return NULL;
+}
+
+/* ---- text ----------------------------------------------------------------------------------- */
+
+/* The length of the word at p (before end): up to a space outside brackets, so that
+ * "[--split SIZE|fat32]" stays on one line. */
+static size_t word_len(const char *p, const char *end)
+{
+    size_t n = 0;
+    for (int depth = 0; p + n < end && (p[n] != ' ' || depth > 0); n++)
+        depth += p[n] == '[' ? 1 : p[n] == ']' && depth > 0 ? -1 : 0;
+    return n;
+}
+
+/* Writes the n bytes of text from column `col` on, breaking lines at spaces before WIDTH and
+ * starting each new line at column `indent`. Returns the column it ended at. */
+static int wrap_n(FILE *f, const char *text, size_t n, int col, int indent)
+{
+    bool first = true; /* of the line, as far as this text goes */
+    for (const char *p = text, *end = text + n; p < end;) {
+        size_t word = word_len(p, end);
+        if (!first && col + 1 + (int)word > WIDTH) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+            first = true;
+        }
+        if (!first) {
+            fputc(' ', f);
+            col++;
+        }
+        fwrite(p, 1, word, f);
+        col += (int)word;
+        first = false;
+        p += word;
+        while (p < end && *p == ' ')
+            p++;
+    }
+    return col;
+}
+
+static int wrap(FILE *f, const char *text, int col, int indent)
+{
+    return wrap_n(f, text, strlen(text), col, indent);
+}
+
+static void paragraphs(FILE *f, const char *text, int indent)
+{
+    while (*text) {
+        size_t n = strcspn(text, "\n");
+        fprintf(f, "%*s", indent, "");
+        wrap_n(f, text, n, indent, indent);
+        fputc('\n', f);
+        text += n;
+        while (*text == '\n') {
+            if (text[1] == '\n')
+                fputc('\n', f);
+            text += text[1] == '\n' ? 2 : 1;
+        }
+    }
+}
+
+/* Returns the column it ended at, the line left open. */
+static int synopsis(FILE *f, const char *prefix, const char *form)
+{
+    /* Continuation lines start under the command's first argument. */
+    int indent = (int)(strlen(prefix) + strcspn(form, " ") + 1);
+    fputs(prefix, f);
+    return wrap(f, form, (int)strlen(prefix), indent);
+}
+
+void cli_help_overview(FILE *f)
+{
+    fputs("usage: asrimg COMMAND [ARGS]\n"
+          "       asrimg help [COMMAND]     the commands, or one command in full (also: asrimg COMMAND --help)\n"
+          "\n"
+          "commands:\n",
+          f);
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        int col = 0;
+        for (int k = 0; commands[i].synopsis[k]; k++)
+            col = (k ? fputc('\n', f) : 0, synopsis(f, "  ", commands[i].synopsis[k]));
+        /* The summary beside a short synopsis, else under it. */
+        if (col + 2 > OPT_COL) {
+            fputc('\n', f);
+            col = 0;
+        }
+        fprintf(f, "%*s", OPT_COL - col, "");
+        wrap(f, commands[i].summary, OPT_COL, OPT_COL);
+        fputc('\n', f);
+    }
+    fputs("  version                 print the version\n"
+          "\n"
+          "IMAGE is an .asrimg file, or the first part of a split set (IMAGE.002 ... beside it).\n",
+          f);
+}
+
+static int option_label(char *buf, size_t len, const struct cli_option *o)
+{
+    char s[8] = "    ";
+    if (o->short_name)
+        snprintf(s, sizeof s, "-%c, ", o->short_name);
+    return snprintf(buf, len, "  %s--%s%s%s", s, o->name, o->arg ? "=" : "", o->arg ? o->arg : "");
+}
+
+void cli_help_command(FILE *f, const struct cli_command *c)
+{
+    for (int k = 0; c->synopsis[k]; k++) {
+        synopsis(f, k ? "       asrimg " : "usage: asrimg ", c->synopsis[k]);
+        fputc('\n', f);
+    }
+    fputc('\n', f);
+    paragraphs(f, c->description, 0);
+    fputs("\noptions:\n", f);
+    static const struct cli_option help = {OPT_HELP, 'h', "help", NULL, "print this help and exit"};
+    for (const struct cli_option *o = c->options;; o++) {
+        const struct cli_option *opt = o->id ? o : &help;
+        char label[64];
+        int col = option_label(label, sizeof label, opt);
+        fputs(label, f);
+        if (col + 2 > OPT_COL) {
+            fputc('\n', f);
+            col = 0;
+        }
+        fprintf(f, "%*s", OPT_COL - col, "");
+        wrap(f, opt->help, OPT_COL, OPT_COL);
+        fputc('\n', f);
+        if (!o->id)
+            break;
+    }
+    fputs("\nexamples:\n", f);
+    for (const struct cli_example *e = c->examples; e->line; e++) {
+        fprintf(f, "  asrimg %s\n      ", e->line);
+        wrap(f, e->what, 6, 6);
+        fputc('\n', f);
+    }
+}
+
+/* ---- the man page ----------------------------------------------------------------------------- */
+
+/* Text for roff: backslashes and hyphen-minus escaped, no line starting with a control
+ * character, one input line per paragraph (roff fills it). */
+static void roff_n(FILE *f, const char *s, size_t n)
+{
+    bool line_start = true;
+    for (const char *end = s + n; s < end; s++) {
+        if (line_start && (*s == '.' || *s == '\''))
+            fputs("\\&", f);
+        line_start = false;
+        if (*s == '\\')
+            fputs("\\e", f);
+        else if (*s == '-')
+            fputs("\\-", f);
+        else if (*s == '\n') {
+            fputc('\n', f);
+            line_start = true;
+        } else
+            fputc(*s, f);
+    }
+}
+
+static void roff(FILE *f, const char *s)
+{
+    roff_n(f, s, strlen(s));
+}
+
+static void roff_paragraphs(FILE *f, const char *text)
+{
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        fputs(".PP\n", f);
+        roff_n(f, p, n);
+        fputc('\n', f);
+        p += n;
+        while (*p == '\n')
+            p++;
+    }
+}
+
+static void roff_synopsis(FILE *f, const char *form)
+{
+    fputs(".PP\n.B asrimg\n", f);
+    roff(f, form);
+    fputc('\n', f);
+}
+
+void cli_help_man(FILE *f)
+{
+    fprintf(f, ".\\\" Generated by `asrimg help --man` from cli/help.c: edit that, not this.\n"
+               ".TH ASRIMG 8 \"\" \"asrimg %s\" \"System Administration\"\n"
+               ".nh\n.ad l\n"
+               ".SH NAME\n"
+               "asrimg \\- bare\\-metal disk imaging: back up the volumes a machine needs to boot and its disk layout, "
+               "restore them onto replacement disks\n"
+               ".SH SYNOPSIS\n",
+            asr_version());
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        for (int k = 0; commands[i].synopsis[k]; k++)
+            roff_synopsis(f, commands[i].synopsis[k]);
+    fputs(".PP\n.B asrimg help\n[COMMAND]\n.PP\n.B asrimg version\n", f);
+    fputs(".SH DESCRIPTION\n", f);
+    roff_paragraphs(f, "asrimg images the volumes a Linux machine needs to boot, plus the whole configuration of its "
+                       "disks, into an .asrimg image, and lays that image onto replacement disks of the same size "
+                       "or larger, with the same disk signatures, partitions and data, so that the restored disk "
+                       "boots.\n\n"
+                       "IMAGE is an .asrimg file, or the first part of a split set (IMAGE.002 ... beside it). Every "
+                       "command takes -h or --help; options take their value as --opt=value or --opt value, and -- "
+                       "ends the options.");
+    fputs(".SH COMMANDS\n", f);
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const struct cli_command *c = &commands[i];
+        fprintf(f, ".SS %s\n", c->name);
+        for (int k = 0; c->synopsis[k]; k++)
+            roff_synopsis(f, c->synopsis[k]);
+        roff_paragraphs(f, c->description);
+        for (const struct cli_option *o = c->options; o->id; o++) {
+            fputs(".TP\n", f);
+            if (o->short_name)
+                fprintf(f, "\\fB\\-%c\\fR, ", o->short_name);
+            fputs("\\fB\\-\\-", f);
+            roff(f, o->name);
+            fputs("\\fR", f);
+            if (o->arg) {
+                fputs("=\\fI", f);
+                roff(f, o->arg);
+                fputs("\\fR", f);
+            }
+            fputc('\n', f);
+            roff(f, o->help);
+            fputc('\n', f);
+        }
+        fputs(".PP\nExamples:\n", f);
+        for (const struct cli_example *e = c->examples; e->line; e++) {
+            fputs(".TP\n.B asrimg ", f);
+            roff(f, e->line);
+            fputc('\n', f);
+            roff(f, e->what);
+            fputc('\n', f);
+        }
+    }
+    fputs(".SH EXIT STATUS\n"
+          ".TP\n0\nsuccess\n"
+          ".TP\n1\nthe operation failed (a bad image, a read or write error, a refusal); the error is one line, "
+          "\\fBasrimg: error:\\fR what: where\n"
+          ".TP\n2\na usage error: no or an unknown command, an unknown option, a missing or malformed value\n"
+          ".SH SEE ALSO\n"
+          ".BR sfdisk (8),\n"
+          ".BR sgdisk (8),\n"
+          ".BR partclone (8)\n",
+          f);
+}

@@ -1,0 +1,108 @@
+/* The helpers every command shares: the one-line error, byte counts, identifiers and names as
+ * they are printed, and numbers and sizes parsed strictly. */
+#include "util.h"
+#include "guid.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("asrimg: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+const char *cli_bytes(uint64_t n, char *buf, size_t len)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = (double)n;
+    unsigned u = 0;
+    while (v >= 1024 && u < 5) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, len, "%llu B", (unsigned long long)n);
+    else
+        snprintf(buf, len, "%.1f %s", v, units[u]);
+    return buf;
+}
+
+void cli_uuid(const uint8_t b[16], bool mixed, char out[37])
+{
+    asr_guid_text(b, mixed ? ASR_GUID_GPT : 0, out);
+}
+
+const char *cli_label_name(uint8_t l)
+{
+    return l == ASR_LABEL_MBR ? "mbr" : l == ASR_LABEL_GPT ? "gpt" : "none";
+}
+
+const char *cli_capture_name(uint8_t c)
+{
+    static const char *const names[] = {"skip", "used", "full", "header"};
+    return c < 4 ? names[c] : "?";
+}
+
+void cli_disk_id(const struct asr_disk_desc *d, char out[37])
+{
+    if (d->label == ASR_LABEL_GPT)
+        cli_uuid(d->disk_id, true, out);
+    else if (d->label == ASR_LABEL_MBR)
+        snprintf(out, 37, "0x%02x%02x%02x%02x", d->disk_id[3], d->disk_id[2], d->disk_id[1], d->disk_id[0]);
+    else
+        snprintf(out, 37, "-");
+}
+
+/* strtoul and strtoull take leading spaces and a sign (and wrap a negative number): a number
+ * here starts with a digit. */
+bool cli_parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    if (!isdigit((unsigned char)s[0]))
+        return false;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool cli_parse_size(const char *s, uint64_t *out)
+{
+    if (!strcmp(s, "fat32")) {
+        *out = ASR_FAT32_SPLIT_SIZE;
+        return true;
+    }
+    char *end;
+    errno = 0;
+    if (!isdigit((unsigned char)s[0]))
+        return false;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return false;
+    unsigned shift = 0;
+    switch (*end) {
+    case 'K': case 'k': shift = 10; break;
+    case 'M': case 'm': shift = 20; break;
+    case 'G': case 'g': shift = 30; break;
+    case 'T': case 't': shift = 40; break;
+    case 0: break;
+    default: return false;
+    }
+    if (*end && end[1] && strcmp(end + 1, "iB") && strcmp(end + 1, "B"))
+        return false;
+    if (shift && v > (UINT64_MAX >> shift))
+        return false;
+    *out = (uint64_t)v << shift;
+    return true;
+}

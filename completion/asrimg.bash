@@ -1,0 +1,91 @@
+# bash completion for asrimg: commands, each command's options (as `asrimg COMMAND --help` lists
+# them; tests/completion_test.sh keeps the two in step), and paths: block devices under /dev and
+# files where a disk goes, files where an image goes.
+# Installed as share/bash-completion/completions/asrimg; from a source tree: source it.
+
+_asrimg_commands="layout backup bench restore info verify help version"
+
+# The options of a command, -h/--help included.
+_asrimg_options() {
+    case $1 in
+    layout) echo "--volumes --json --extents --help -h" ;;
+    backup) echo "-o --output --volumes --level --threads --split --force --ignore-read-errors --freeze --json --avg-chunk --help -h" ;;
+    bench) echo "--volumes --level --threads --json --help -h" ;;
+    restore) echo "--to --yes --new-ids --grow --verify --discard --zero-unused --keep-going --threads --json --help -h" ;;
+    info) echo "--json --help -h" ;;
+    verify) echo "--against --new-ids --grow --json --help -h" ;;
+    esac
+}
+
+# Paths for $1: files and directories; with $2 = disk, block devices too, and of /dev nothing else.
+_asrimg_paths() {
+    local cur=$1 kind=${2-} f
+    local IFS=$'\n'
+    if [[ $kind == disk && ( -z $cur || $cur == /dev/* ) ]]; then
+        for f in $(compgen -f -- "${cur:-/dev/}"); do
+            [[ -b $f || ( -d $f && $f == /dev/* ) ]] && COMPREPLY+=("$f")
+        done
+        [[ -n $cur ]] && return
+    fi
+    for f in $(compgen -f -- "$cur"); do
+        [[ -b $f || -c $f ]] || COMPREPLY+=("$f")
+    done
+}
+
+_asrimg() {
+    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
+    COMPREPLY=()
+    # "--to=/dev/s" comes as "--to" "=" "/dev/s" (= breaks words), or "--to" "=" while at the '='.
+    if [[ $cur == = ]]; then
+        cur=""
+    elif [[ $prev == = ]] && ((COMP_CWORD >= 2)); then
+        prev=${COMP_WORDS[COMP_CWORD - 2]}
+    fi
+    if ((COMP_CWORD == 1)); then
+        COMPREPLY=($(compgen -W "$_asrimg_commands --help --version" -- "$cur"))
+        return
+    fi
+    local cmd=${COMP_WORDS[1]}
+    if [[ $cmd == help ]]; then
+        ((COMP_CWORD == 2)) && COMPREPLY=($(compgen -W "${_asrimg_commands% help version}" -- "$cur"))
+        return
+    fi
+    compopt -o filenames 2>/dev/null
+    case $prev in
+    --volumes)
+        COMPREPLY=($(compgen -W "critical all" -- "$cur"))
+        compopt +o filenames 2>/dev/null
+        return ;;
+    --level)
+        COMPREPLY=($(compgen -W "$(echo {0..19})" -- "$cur"))
+        return ;;
+    --split)
+        COMPREPLY=($(compgen -W "fat32 1G 4G" -- "$cur"))
+        return ;;
+    --threads | --avg-chunk)
+        return ;;
+    -o | --output)
+        _asrimg_paths "$cur" file
+        return ;;
+    --to | --against)
+        _asrimg_paths "$cur" disk
+        return ;;
+    esac
+    if [[ $cur == -* ]]; then
+        compopt +o filenames 2>/dev/null
+        COMPREPLY=($(compgen -W "$(_asrimg_options "$cmd")" -- "$cur"))
+        return
+    fi
+    # A word: disks for the commands that read them, and for verify after --against; else images.
+    local w after_against=
+    for w in "${COMP_WORDS[@]:2:COMP_CWORD-2}"; do
+        [[ $w == --against ]] && after_against=1
+    done
+    case $cmd in
+    layout | backup | bench) _asrimg_paths "$cur" disk ;;
+    verify) _asrimg_paths "$cur" ${after_against:+disk} ;;
+    restore | info) _asrimg_paths "$cur" file ;;
+    esac
+}
+
+complete -F _asrimg asrimg
