@@ -15,29 +15,56 @@ static const struct asr_volume_info *volume_of(const struct asr_volume_info *v, 
     return NULL;
 }
 
+enum { L_NUM, L_START, L_SIZE, L_TYPE, L_NAME, L_FS, L_USED, L_CRITICAL, L_CAPTURE, L_REASON, L_COLS };
+
+/* One volume's row: the cells point into buf (number, start, size, used) or at vi and d. */
+static void volume_cells(const struct asr_disk_desc *d, const struct asr_volume_info *vi, char buf[4][32],
+                         const char *cells[L_COLS])
+{
+    const char *name = "";
+    for (uint32_t k = 0; vi->kind == ASR_VOLUME_PARTITION && k < d->partition_count; k++)
+        if (d->partitions[k].number == vi->partition_number)
+            name = d->partitions[k].name;
+    snprintf(buf[0], sizeof buf[0], "-"); /* a disk area has no partition number */
+    if (vi->kind == ASR_VOLUME_PARTITION)
+        snprintf(buf[0], sizeof buf[0], "%u", vi->partition_number);
+    snprintf(buf[1], sizeof buf[1], "%llu", (unsigned long long)vi->start_bytes);
+    cells[L_NUM] = buf[0];
+    cells[L_START] = buf[1];
+    cells[L_SIZE] = cli_bytes(vi->size_bytes, buf[2], sizeof buf[2]);
+    cells[L_TYPE] = vi->type_name;
+    cells[L_NAME] = name;
+    cells[L_FS] = vi->map.fs_type[0] ? vi->map.fs_type : "-";
+    cells[L_USED] = vi->natural_capture == ASR_CAPTURE_FULL ? "-"
+                    : cli_bytes(asr_ranges_bytes(&vi->map.used), buf[3], sizeof buf[3]);
+    cells[L_CRITICAL] = vi->critical ? "yes" : "no";
+    cells[L_CAPTURE] = cli_capture_name(vi->capture);
+    cells[L_REASON] = vi->reason;
+}
+
 static void print_disk_text(const struct asr_disk *disk, uint32_t index, const struct asr_volume_info *v, size_t n)
 {
     const struct asr_disk_desc *d = asr_disk_desc(disk);
-    char a[32], b[32], id[37];
+    char a[32], id[37];
     cli_disk_id(d, id);
     printf("disk %u: %s, %s, sectors %u/%u, label %s, id %s\n", index, asr_disk_path(disk),
            cli_bytes(d->size_bytes, a, sizeof a), d->logical_sector, d->physical_sector, cli_label_name(d->label), id);
     printf("  %s\n", asr_disk_reading(disk));
-    printf("  %-3s %14s %10s %-18s %-12s %-6s %10s %-8s %-7s %s\n", "#", "start", "size", "type", "name", "fs", "used",
-           "critical", "capture", "reason");
+    static const char *const headers[L_COLS] = {"#",    "start", "size",     "type",    "name",
+                                                "fs",   "used",  "critical", "capture", "reason"};
+    struct table t;
+    char buf[4][32];
+    const char *cells[L_COLS];
+    table_init(&t, stdout, "  ", "lrrlolrlll", headers);
+    for (size_t i = 0; i < n; i++) {
+        volume_cells(d, &v[i], buf, cells);
+        table_measure(&t, cells);
+    }
+    table_header(&t);
     for (size_t i = 0; i < n; i++) {
         const struct asr_volume_info *vi = &v[i];
-        const char *name = "";
-        for (uint32_t k = 0; k < d->partition_count; k++)
-            if (d->partitions[k].number == vi->partition_number)
-                name = d->partitions[k].name;
-        char number[12] = "-"; /* a disk area has no partition number */
-        if (vi->kind == ASR_VOLUME_PARTITION)
-            snprintf(number, sizeof number, "%u", vi->partition_number);
-        printf("  %-3s %14llu %10s %-18.18s %-12.12s %-6s %10s %-8s %-7s %s\n", number, (unsigned long long)vi->start_bytes, cli_bytes(vi->size_bytes, a, sizeof a), vi->type_name, name,
-               vi->map.fs_type[0] ? vi->map.fs_type : "-",
-               vi->natural_capture == ASR_CAPTURE_FULL ? "-" : cli_bytes(asr_ranges_bytes(&vi->map.used), b, sizeof b),
-               vi->critical ? "yes" : "no", cli_capture_name(vi->capture), vi->reason);
+        volume_cells(d, vi, buf, cells);
+        table_row(&t, cells);
         if (vi->warning[0])
             printf("      note: %s\n", vi->warning);
     }
