@@ -15,6 +15,14 @@ static const struct asr_volume_info *volume_of(const struct asr_volume_info *v, 
     return NULL;
 }
 
+/* Whether the volume's filesystem gave a used map: a used or header capture reads it, and a
+ * whole capture may have one too (a whole-disk FAT whose sector 0 may also be an MBR). Without
+ * one (no filesystem, none asrimg reads, metadata it cannot trust) nothing says what is used. */
+static bool has_used_map(const struct asr_volume_info *vi)
+{
+    return vi->map.used.n > 0;
+}
+
 enum { L_NUM, L_START, L_SIZE, L_TYPE, L_NAME, L_FS, L_USED, L_CRITICAL, L_CAPTURE, L_REASON, L_COLS };
 
 /* One volume's row: the cells point into buf (number, start, size, used) or at vi and d. */
@@ -35,8 +43,7 @@ static void volume_cells(const struct asr_disk_desc *d, const struct asr_volume_
     cells[L_TYPE] = vi->type_name;
     cells[L_NAME] = name;
     cells[L_FS] = vi->map.fs_type[0] ? vi->map.fs_type : "-";
-    cells[L_USED] = vi->natural_capture == ASR_CAPTURE_FULL ? "-"
-                    : cli_bytes(asr_ranges_bytes(&vi->map.used), buf[3], sizeof buf[3]);
+    cells[L_USED] = has_used_map(vi) ? cli_bytes(asr_ranges_bytes(&vi->map.used), buf[3], sizeof buf[3]) : "-";
     cells[L_CRITICAL] = vi->critical ? "yes" : "no";
     cells[L_CAPTURE] = cli_capture_name(vi->capture);
     cells[L_REASON] = vi->reason;
@@ -118,8 +125,13 @@ static void print_disk_json(struct json *j, const struct asr_disk *disk, const s
         json_str(j, "fs_uuid", vi ? vi->map.fs_uuid : "");
         json_str(j, "fs_label", vi ? vi->map.fs_label : "");
         json_u64(j, "block_size", vi ? vi->map.block_size : 0);
-        json_u64(j, "used_bytes", !vi ? 0 : vi->natural_capture == ASR_CAPTURE_FULL ? vi->size_bytes
-                                                                                     : asr_ranges_bytes(&vi->map.used));
+        /* used_bytes: what the filesystem's map says is in use, null without a map (the text's
+         * "-"); capture_bytes: what a backup with this selection reads (backup --json's key). */
+        if (vi && has_used_map(vi))
+            json_u64(j, "used_bytes", asr_ranges_bytes(&vi->map.used));
+        else
+            json_null(j, "used_bytes");
+        json_u64(j, "capture_bytes", vi ? asr_volume_capture_bytes(vi) : 0);
         json_bool(j, "critical", vi && vi->critical);
         json_str(j, "reason", vi ? vi->reason : "extended partition: a container for logical partitions");
         json_str(j, "capture", vi ? cli_capture_name(vi->capture) : "skip");
@@ -146,6 +158,7 @@ static void print_disk_json(struct json *j, const struct asr_disk *disk, const s
             json_str(j, "type", v[i].type_name);
             json_u64(j, "start_bytes", v[i].start_bytes);
             json_u64(j, "size_bytes", v[i].size_bytes);
+            json_u64(j, "capture_bytes", asr_volume_capture_bytes(&v[i]));
             json_str(j, "capture", cli_capture_name(v[i].capture));
             json_str(j, "reason", v[i].reason);
             json_end_obj(j);

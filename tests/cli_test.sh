@@ -325,6 +325,8 @@ for d in tg:130 tm:100; do
   check "layout $d: whole names and types, in aligned columns" python3 "$work/tables.py" "$asrimg" layout-table "$work/$d.img"
   check "layout $d: the last column wrapped to COLUMNS=$cols, nothing lost" \
     python3 "$work/tables.py" "$asrimg" layout-wrap "$work/$d.img" "$cols"
+  check "layout $d: used_bytes is the used map's (null and '-' without one), capture_bytes what is read" \
+    python3 "$work/tables.py" "$asrimg" layout-used "$work/$d.img"
   "$asrimg" backup "$work/$d.img" -o "$work/$d.asrimg" 2>/dev/null
   check "info $d: whole names and types" python3 "$work/tables.py" "$asrimg" info "$work/$d.asrimg"
   "$asrimg" restore "$work/$d.asrimg" --to "$work/$d-t.img" --yes --json >"$work/$d-r.json" 2>"$work/$d-r.err"
