@@ -72,8 +72,10 @@ static void print_disk_text(const struct asr_disk *disk, uint32_t index, const s
         const struct asr_volume_info *vi = &v[i];
         volume_cells(d, vi, buf, cells);
         table_row(&t, cells);
+        /* The note is about the capture the volume gets when selected: under a skipped one, say
+         * so, since it is what --volumes would bring (a whole capture, damage the map took). */
         if (vi->warning[0])
-            printf("      note: %s\n", vi->warning);
+            printf("      note: %s%s\n", vi->capture == ASR_CAPTURE_SKIP ? "if selected: " : "", vi->warning);
     }
     const char *w = asr_disk_warnings(disk);
     while (*w) {

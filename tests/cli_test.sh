@@ -327,6 +327,8 @@ for d in tg:130 tm:100; do
     python3 "$work/tables.py" "$asrimg" layout-wrap "$work/$d.img" "$cols"
   check "layout $d: used_bytes is the used map's (null and '-' without one), capture_bytes what is read" \
     python3 "$work/tables.py" "$asrimg" layout-used "$work/$d.img"
+  check "layout $d: a note under a skipped volume says it applies if selected" \
+    python3 "$work/tables.py" "$asrimg" layout-notes "$work/$d.img"
   "$asrimg" backup "$work/$d.img" -o "$work/$d.asrimg" 2>/dev/null
   check "info $d: whole names and types" python3 "$work/tables.py" "$asrimg" info "$work/$d.asrimg"
   "$asrimg" restore "$work/$d.asrimg" --to "$work/$d-t.img" --yes --json >"$work/$d-r.json" 2>"$work/$d-r.err"
