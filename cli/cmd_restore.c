@@ -175,12 +175,19 @@ static const struct asr_volume_desc *partition_volume(const struct image_src *r,
     return NULL;
 }
 
-/* Whether the image holds partition p's contents (NULL: the one volume of a disk without a
- * partition table): a partition's record says how it was captured; a whole-disk volume has only
- * its volume. */
-static bool in_image(const struct image_src *r, uint32_t disk, const struct asr_partition_desc *p)
+/* Why a restore leaves the bytes of partition p (NULL: the whole of a disk without a partition
+ * table) as the target holds them, or NULL when it writes them. A partition's record says how it
+ * was captured (skip: not at all, the backup did not select it); a whole-disk volume has only
+ * its volume. An extended partition is written: its EBRs, and the logical partitions in it as
+ * their own rows say. */
+static const char *untouched_why(const struct image_src *r, uint32_t disk, const struct asr_partition_desc *p)
 {
-    return p ? p->capture != ASR_CAPTURE_SKIP : partition_volume(r, disk, 0) != NULL;
+    if (p && (p->capture != ASR_CAPTURE_SKIP || p->kind == ASR_PART_EXTENDED))
+        return NULL;
+    if (!p && partition_volume(r, disk, 0))
+        return NULL;
+    return p ? "not in the image (not selected at backup): recreated in the table, its bytes left as they are"
+             : "not in the image (not selected at backup): its bytes left as they are";
 }
 
 /* A partition's type: as libfdisk names it, else the GPT type GUID or the MBR code. */
@@ -208,7 +215,10 @@ static void plan_cells(const struct image_src *r, uint32_t disk, uint32_t i, con
     const struct asr_volume_desc *vd = area ? area : partition_volume(r, disk, number);
     uint64_t start = area ? area->disk_offset : p ? p->start_bytes : 0;
     uint64_t size = area ? area->size_bytes : p ? p->size_bytes : d->size_bytes;
-    snprintf(buf[0], 200, area ? "-" : "%u", number);
+    if (area)
+        snprintf(buf[0], 200, "-"); /* a disk area has no partition number */
+    else
+        snprintf(buf[0], 200, "%u", number);
     snprintf(buf[1], 200, "%llu", (unsigned long long)start);
     buf[3][0] = '\0';
     if (p) {
@@ -217,11 +227,13 @@ static void plan_cells(const struct image_src *r, uint32_t disk, uint32_t i, con
         if (!buf[3][0])
             snprintf(buf[3], 200, "%s", raw);
     }
+    const char *why = area ? NULL : untouched_why(r, disk, p);
     char restored[32];
     snprintf(restored, sizeof restored, "restored (%s)", p ? cli_capture_name(p->capture) : "");
     const char *what = area                               ? "restored: bytes outside every partition (before the first)"
-                       : !in_image(r, disk, p)            ? "not in the image: its bytes are left as they are"
+                       : why                              ? why
                        : !p                               ? "restored: the one volume of the disk, no partition table"
+                       : p->kind == ASR_PART_EXTENDED     ? "restored: its EBRs (it holds the logical partitions)"
                                                           : restored;
     snprintf(buf[4], 200, "%s%s", what,
              !p                     ? ""
@@ -394,6 +406,37 @@ static void json_ranges(struct json *j, const char *key, const struct asr_restor
     json_end_arr(j);
 }
 
+/* The partitions the restore leaves as the targets hold them (untouched_why), each image disk's
+ * in turn: what the plan says of them, for scripts. */
+static void json_untouched(struct json *j, const struct image_src *r)
+{
+    json_arr(j, "untouched");
+    for (uint32_t disk = 0; disk < src_disk_count(r); disk++) {
+        const struct asr_disk_desc *d = src_disk(r, disk);
+        uint32_t rows = d->label == ASR_LABEL_NONE ? 1 : d->partition_count;
+        for (uint32_t i = 0; i < rows; i++) {
+            const struct asr_partition_desc *p = d->label == ASR_LABEL_NONE ? NULL : &d->partitions[i];
+            const char *why = untouched_why(r, disk, p);
+            if (!why)
+                continue;
+            char name[64] = "", raw[40] = "";
+            if (p)
+                type_text(d, p, name, raw);
+            json_obj(j, NULL);
+            json_u64(j, "disk", disk);
+            json_u64(j, "partition", p ? p->number : 0);
+            json_u64(j, "start_bytes", p ? p->start_bytes : 0);
+            json_u64(j, "size_bytes", p ? p->size_bytes : d->size_bytes);
+            json_str(j, "type", raw);
+            json_str(j, "type_name", name);
+            json_str(j, "name", p ? p->name : "");
+            json_str(j, "why", why);
+            json_end_obj(j);
+        }
+    }
+    json_end_arr(j);
+}
+
 static void print_json(const struct restore_args *a, const struct image_src *r, const struct asr_restore *rs,
                        const struct asr_restore_stats *st, int rc, const struct asr_error *err)
 {
@@ -418,6 +461,7 @@ static void print_json(const struct restore_args *a, const struct image_src *r, 
         json_end_obj(&j);
     }
     json_end_arr(&j);
+    json_untouched(&j, r);
     /* The counts say what went to the targets: after a failure, what was handed to the writer
      * may not have reached them, and no count would be true. */
     if (rc == ASR_OK) {

@@ -1,7 +1,7 @@
 /* Text tables for people (layout, info, the backup and restore plans): every column as wide as
  * its widest cell, so no name or type is ever cut; the last column (free text: a reason, what a
  * restore does) wrapped at spaces to the output's width when it has one, each continuation line
- * starting under that column. Rows are not stored: the caller measures them all, then prints them,
+ * starting under that column, or under each row when the others leave it too little room. Rows are not stored: the caller measures them all, then prints them,
  * building the cells the same way both times. */
 #include "cli.h"
 
@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #define GAP 2          /* spaces between columns */
-#define WRAP_MIN 24    /* narrower than this, the last column is not wrapped: a pipe of words */
+#define WRAP_MIN 24    /* narrower than this, the last column goes on a line of its own */
 
 /* Columns the first len bytes of s take: one per UTF-8 sequence, not per byte. */
 static size_t width_n(const char *s, size_t len)

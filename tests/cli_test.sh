@@ -3,6 +3,7 @@
 # numbers and --to N=TARGET parsed strictly, valid --json, silence on a pipe.
 # Usage: cli_test.sh ASRIMG ASRIMG-MKIMAGE
 set -u
+unset COLUMNS # tables wrap to it: the checks read them one row a line, as on a pipe
 asrimg=$1 mkimage=$2
 work=$(mktemp -d /tmp/asrimg-cli-XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -332,6 +333,10 @@ for d in tg:130 tm:100; do
   "$asrimg" backup "$work/$d.img" -o "$work/$d.asrimg" 2>/dev/null
   check "info $d: whole names and types" python3 "$work/tables.py" "$asrimg" info "$work/$d.asrimg"
   "$asrimg" restore "$work/$d.asrimg" --to "$work/$d-t.img" --yes --json >"$work/$d-r.json" 2>"$work/$d-r.err"
+  check "restore $d: the plan shows each partition's type and name, and what it leaves untouched" \
+    python3 "$work/tables.py" "$asrimg" restore-plan "$work/$d.img" "$work/$d-r.json" "$work/$d-r.err"
+  check "restore --json $d: the partitions left untouched, as the plan says" \
+    python3 "$work/tables.py" "$asrimg" restore-json "$work/$d.img" "$work/$d-r.json" "$work/$d-r.err"
 done
 
 echo "cli: $pass passed, $fail failed"
