@@ -1181,8 +1181,8 @@ check "whole-disk plan: says what the target holds" err_has "holds no partition 
 restore "$work/whole-fat32-default.asrimg" --to "$work/whole-fat32-t.img" --yes --json
 check "whole-disk restore of a default image: exits 0" rc_is 0
 check "whole-disk restore of a default image: --json lists the disk's volume as untouched" \
-  json_ok "[(u['disk'], u['partition'], u['start_bytes'], u['size_bytes'], u['type']) for u in d['untouched']] ==
-    [(0, 0, 0, 40 << 20, '')] and d['untouched'][0]['why'].startswith('not in the image')"
+  json_ok "([(u['disk'], u['partition'], u['start_bytes'], u['size_bytes'], u['type']) for u in d['untouched']] ==
+    [(0, 0, 0, 40 << 20, '')] and d['untouched'][0]['why'].startswith('not in the image'))"
 
 # The converse: an MBR whose sector 0 also carries a FAT boot sector's BPB (as some old DOS disks
 # do), with filesystems in its partitions, stays partitioned and is restored as such.
