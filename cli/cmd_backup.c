@@ -3,6 +3,7 @@
  * a progress line on a terminal, and a summary (text or --json). Warns of volumes mounted
  * read-write, or with --freeze has them frozen while they are read (engine/backup/freezing.c). */
 #include "cli.h"
+#include "table.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -95,19 +96,39 @@ static int parse_args(int argc, char **argv, struct backup_args *a)
     return EXIT_OK;
 }
 
-/* The plan, on stderr: every volume of every disk, taken or not, and why. */
+enum { P_NUM, P_FS, P_CAPTURE, P_BYTES, P_REASON, P_COLS };
+
+static void plan_cells(const struct asr_volume_info *v, char buf[2][32], const char *cells[P_COLS])
+{
+    snprintf(buf[0], sizeof buf[0], "-"); /* a disk area has no partition number */
+    if (v->kind == ASR_VOLUME_PARTITION)
+        snprintf(buf[0], sizeof buf[0], "%u", v->partition_number);
+    cells[P_NUM] = buf[0];
+    cells[P_FS] = v->map.fs_type[0] ? v->map.fs_type : "-";
+    cells[P_CAPTURE] = cli_capture_name(v->capture);
+    cells[P_BYTES] = cli_bytes(asr_volume_capture_bytes(v), buf[1], sizeof buf[1]);
+    cells[P_REASON] = v->reason;
+}
+
+/* The plan, on stderr: every volume of every disk, taken or not, and why (a table without a
+ * header line, its columns sized as layout's are). */
 static void show_plan(const struct cli_disks *s)
 {
-    char a[32];
+    static const char *const headers[P_COLS] = {"#", "fs", "capture", "bytes", "reason"};
+    char buf[2][32];
+    const char *cells[P_COLS];
     for (uint32_t i = 0; i < s->n; i++) {
         fprintf(stderr, "disk %u: %s\n", i, asr_disk_path(s->disk[i]));
+        struct table t;
+        table_init(&t, stderr, "  ", "lllrl", headers);
+        for (size_t k = 0; k < s->count[i]; k++) {
+            plan_cells(&s->vols[i][k], buf, cells);
+            table_measure(&t, cells);
+        }
         for (size_t k = 0; k < s->count[i]; k++) {
             const struct asr_volume_info *v = &s->vols[i][k];
-            char number[12] = "-"; /* a disk area has no partition number */
-            if (v->kind == ASR_VOLUME_PARTITION)
-                snprintf(number, sizeof number, "%u", v->partition_number);
-            fprintf(stderr, "  %-3s %-6s %-7s %10s  %s\n", number, v->map.fs_type[0] ? v->map.fs_type : "-",
-                    cli_capture_name(v->capture), cli_bytes(asr_volume_capture_bytes(v), a, sizeof a), v->reason);
+            plan_cells(v, buf, cells);
+            table_row(&t, cells);
             if (v->capture != ASR_CAPTURE_SKIP && v->warning[0])
                 fprintf(stderr, "      note: %s\n", v->warning);
         }

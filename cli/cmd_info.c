@@ -1,5 +1,6 @@
 /* asrimg info: what an image holds, for people (a table) and scripts (--json). */
 #include "cli.h"
+#include "table.h"
 
 #include <string.h>
 #include <time.h>
@@ -36,6 +37,55 @@ static void print_features(const struct asr_reader *r, const struct asr_image_in
     printf("%s\n", any ? "" : "none");
 }
 
+/* A partition's type for people: as libfdisk names it, else the GPT type GUID in full or the MBR
+ * code; an MBR's code always, with '*' when bootable. */
+static void type_text(const struct asr_disk_desc *dk, const struct asr_partition_desc *pt, char out[96])
+{
+    char guid[37], name[64];
+    cli_uuid(pt->type_guid, true, guid);
+    asr_type_name(dk->label, pt->mbr_type, guid, name, sizeof name);
+    if (dk->label == ASR_LABEL_GPT)
+        snprintf(out, 96, "%s", name[0] ? name : guid);
+    else
+        snprintf(out, 96, "0x%02x%s%s%s", pt->mbr_type, pt->bootable ? "*" : "", name[0] ? " " : "", name);
+}
+
+enum { I_NUM, I_START, I_SIZE, I_TYPE, I_CAPTURE, I_NAME, I_COLS };
+
+static void partition_cells(const struct asr_disk_desc *dk, const struct asr_partition_desc *pt, char buf[4][96],
+                            const char *cells[I_COLS])
+{
+    snprintf(buf[0], 96, "%u", pt->number);
+    snprintf(buf[1], 96, "%llu", (unsigned long long)pt->start_bytes);
+    type_text(dk, pt, buf[3]);
+    cells[I_NUM] = buf[0];
+    cells[I_START] = buf[1];
+    cells[I_SIZE] = cli_bytes(pt->size_bytes, buf[2], 96);
+    cells[I_TYPE] = buf[3];
+    cells[I_CAPTURE] = cli_capture_name(pt->capture);
+    cells[I_NAME] = pt->name;
+}
+
+static void print_partitions(const struct asr_disk_desc *dk)
+{
+    static const char *const headers[I_COLS] = {"#", "start", "size", "type", "capture", "name"};
+    struct table t;
+    char buf[4][96];
+    const char *cells[I_COLS];
+    if (!dk->partition_count)
+        return;
+    table_init(&t, stdout, "  ", "lrrllo", headers);
+    for (uint32_t p = 0; p < dk->partition_count; p++) {
+        partition_cells(dk, &dk->partitions[p], buf, cells);
+        table_measure(&t, cells);
+    }
+    table_header(&t);
+    for (uint32_t p = 0; p < dk->partition_count; p++) {
+        partition_cells(dk, &dk->partitions[p], buf, cells);
+        table_row(&t, cells);
+    }
+}
+
 static void print_text(const char *path, struct asr_reader *r)
 {
     const struct asr_image_info *i = asr_reader_info(r);
@@ -65,18 +115,7 @@ static void print_text(const char *path, struct asr_reader *r)
         printf("\ndisk %u:     %s, %s (%llu bytes), sectors %u/%u, label %s, id %s\n", d, dk->source,
                cli_bytes(dk->size_bytes, a, sizeof a), (unsigned long long)dk->size_bytes, dk->logical_sector,
                dk->physical_sector, cli_label_name(dk->label), id);
-        if (dk->partition_count)
-            printf("  %-4s %14s %10s %-8s %-7s %s\n", "#", "start", "size", "type", "capture", "name");
-        for (uint32_t p = 0; p < dk->partition_count; p++) {
-            const struct asr_partition_desc *pt = &dk->partitions[p];
-            char type[40];
-            if (dk->label == ASR_LABEL_GPT)
-                cli_uuid(pt->type_guid, true, type), type[8] = '\0';
-            else
-                snprintf(type, sizeof type, "0x%02x%s", pt->mbr_type, pt->bootable ? "*" : "");
-            printf("  %-4u %14llu %10s %-8s %-7s %s\n", pt->number, (unsigned long long)pt->start_bytes,
-                   cli_bytes(pt->size_bytes, b, sizeof b), type, cli_capture_name(pt->capture), pt->name);
-        }
+        print_partitions(dk);
         for (uint32_t g = 0; g < dk->region_count; g++)
             printf("  raw region: %-18s %8u bytes at %llu\n", region_name(dk->regions[g].kind), dk->regions[g].length,
                    (unsigned long long)dk->regions[g].offset);

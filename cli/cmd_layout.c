@@ -2,6 +2,7 @@
  * read and why, and for each partition its filesystem, used bytes, whether it is critical (and
  * why) and how a backup would take it. */
 #include "cli.h"
+#include "table.h"
 
 #include <string.h>
 
@@ -18,31 +19,67 @@ static const struct asr_volume_info *volume_of(const struct asr_volume_info *v, 
     return NULL;
 }
 
+/* Whether the volume's filesystem gave a used map: a used or header capture reads it, and a
+ * whole capture may have one too (a whole-disk FAT whose sector 0 may also be an MBR). Without
+ * one (no filesystem, none asrimg reads, metadata it cannot trust) nothing says what is used. */
+static bool has_used_map(const struct asr_volume_info *vi)
+{
+    return vi->map.used.n > 0;
+}
+
+enum { L_NUM, L_START, L_SIZE, L_TYPE, L_NAME, L_FS, L_USED, L_CRITICAL, L_CAPTURE, L_REASON, L_COLS };
+
+/* One volume's row: the cells point into buf (number, start, size, used) or at vi and d. */
+static void volume_cells(const struct asr_disk_desc *d, const struct asr_volume_info *vi, char buf[4][32],
+                         const char *cells[L_COLS])
+{
+    const char *name = "";
+    for (uint32_t k = 0; vi->kind == ASR_VOLUME_PARTITION && k < d->partition_count; k++)
+        if (d->partitions[k].number == vi->partition_number)
+            name = d->partitions[k].name;
+    snprintf(buf[0], sizeof buf[0], "-"); /* a disk area has no partition number */
+    if (vi->kind == ASR_VOLUME_PARTITION)
+        snprintf(buf[0], sizeof buf[0], "%u", vi->partition_number);
+    snprintf(buf[1], sizeof buf[1], "%llu", (unsigned long long)vi->start_bytes);
+    cells[L_NUM] = buf[0];
+    cells[L_START] = buf[1];
+    cells[L_SIZE] = cli_bytes(vi->size_bytes, buf[2], sizeof buf[2]);
+    cells[L_TYPE] = vi->type_name;
+    cells[L_NAME] = name;
+    cells[L_FS] = vi->map.fs_type[0] ? vi->map.fs_type : "-";
+    cells[L_USED] = has_used_map(vi) ? cli_bytes(asr_ranges_bytes(&vi->map.used), buf[3], sizeof buf[3]) : "-";
+    cells[L_CRITICAL] = vi->critical ? "yes" : "no";
+    cells[L_CAPTURE] = cli_capture_name(vi->capture);
+    cells[L_REASON] = vi->reason;
+}
+
 static void print_disk_text(const struct asr_disk *disk, uint32_t index, const struct asr_volume_info *v, size_t n)
 {
     const struct asr_disk_desc *d = asr_disk_desc(disk);
-    char a[32], b[32], id[37];
+    char a[32], id[37];
     cli_disk_id(d, id);
     printf("disk %u: %s, %s, sectors %u/%u, label %s, id %s\n", index, asr_disk_path(disk),
            cli_bytes(d->size_bytes, a, sizeof a), d->logical_sector, d->physical_sector, cli_label_name(d->label), id);
     printf("  %s\n", asr_disk_reading(disk));
-    printf("  %-3s %14s %10s %-18s %-12s %-6s %10s %-8s %-7s %s\n", "#", "start", "size", "type", "name", "fs", "used",
-           "critical", "capture", "reason");
+    static const char *const headers[L_COLS] = {"#",    "start", "size",     "type",    "name",
+                                                "fs",   "used",  "critical", "capture", "reason"};
+    struct table t;
+    char buf[4][32];
+    const char *cells[L_COLS];
+    table_init(&t, stdout, "  ", "lrrlolrlll", headers);
+    for (size_t i = 0; i < n; i++) {
+        volume_cells(d, &v[i], buf, cells);
+        table_measure(&t, cells);
+    }
+    table_header(&t);
     for (size_t i = 0; i < n; i++) {
         const struct asr_volume_info *vi = &v[i];
-        const char *name = "";
-        for (uint32_t k = 0; k < d->partition_count; k++)
-            if (d->partitions[k].number == vi->partition_number)
-                name = d->partitions[k].name;
-        char number[12] = "-"; /* a disk area has no partition number */
-        if (vi->kind == ASR_VOLUME_PARTITION)
-            snprintf(number, sizeof number, "%u", vi->partition_number);
-        printf("  %-3s %14llu %10s %-18.18s %-12.12s %-6s %10s %-8s %-7s %s\n", number, (unsigned long long)vi->start_bytes, cli_bytes(vi->size_bytes, a, sizeof a), vi->type_name, name,
-               vi->map.fs_type[0] ? vi->map.fs_type : "-",
-               vi->natural_capture == ASR_CAPTURE_FULL ? "-" : cli_bytes(asr_ranges_bytes(&vi->map.used), b, sizeof b),
-               vi->critical ? "yes" : "no", cli_capture_name(vi->capture), vi->reason);
+        volume_cells(d, vi, buf, cells);
+        table_row(&t, cells);
+        /* The note is about the capture the volume gets when selected: under a skipped one, say
+         * so, since it is what --volumes would bring (a whole capture, damage the map took). */
         if (vi->warning[0])
-            printf("      note: %s\n", vi->warning);
+            printf("      note: %s%s\n", vi->capture == ASR_CAPTURE_SKIP ? "if selected: " : "", vi->warning);
     }
     const char *w = asr_disk_warnings(disk);
     while (*w) {
@@ -94,8 +131,13 @@ static void print_disk_json(struct json *j, const struct asr_disk *disk, const s
         json_str(j, "fs_uuid", vi ? vi->map.fs_uuid : "");
         json_str(j, "fs_label", vi ? vi->map.fs_label : "");
         json_u64(j, "block_size", vi ? vi->map.block_size : 0);
-        json_u64(j, "used_bytes", !vi ? 0 : vi->natural_capture == ASR_CAPTURE_FULL ? vi->size_bytes
-                                                                                     : asr_ranges_bytes(&vi->map.used));
+        /* used_bytes: what the filesystem's map says is in use, null without a map (the text's
+         * "-"); capture_bytes: what a backup with this selection reads (backup --json's key). */
+        if (vi && has_used_map(vi))
+            json_u64(j, "used_bytes", asr_ranges_bytes(&vi->map.used));
+        else
+            json_null(j, "used_bytes");
+        json_u64(j, "capture_bytes", vi ? asr_volume_capture_bytes(vi) : 0);
         json_bool(j, "critical", vi && vi->critical);
         json_str(j, "reason", vi ? vi->reason : "extended partition: a container for logical partitions");
         json_str(j, "capture", vi ? cli_capture_name(vi->capture) : "skip");
@@ -122,6 +164,7 @@ static void print_disk_json(struct json *j, const struct asr_disk *disk, const s
             json_str(j, "type", v[i].type_name);
             json_u64(j, "start_bytes", v[i].start_bytes);
             json_u64(j, "size_bytes", v[i].size_bytes);
+            json_u64(j, "capture_bytes", asr_volume_capture_bytes(&v[i]));
             json_str(j, "capture", cli_capture_name(v[i].capture));
             json_str(j, "reason", v[i].reason);
             json_end_obj(j);

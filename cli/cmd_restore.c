@@ -3,6 +3,7 @@
  * will hold), asks for confirmation (or --yes), then restores with progress on a terminal and a
  * summary (text or --json). */
 #include "cli.h"
+#include "table.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -82,56 +83,127 @@ static int parse_args(int argc, char **argv, struct restore_args *a)
 
 /* ---- the plan ------------------------------------------------------------------------------ */
 
-/* One row of the plan: a partition, or (number 0) the volume of a disk without a partition table. */
-static void print_row(const struct asr_image *r, uint32_t disk, uint32_t number, uint64_t start, uint64_t size,
-                      uint8_t capture, const char *grown)
+/* The image's volume of partition `number` of a disk (0: of a disk without a partition table),
+ * or NULL. */
+static const struct asr_volume_desc *partition_volume(const struct asr_image *r, uint32_t disk, uint32_t number)
 {
-    char b[32];
-    const char *fs = "";
-    bool has_volume = false;
-    for (uint32_t v = 0; v < asr_image_volume_count(r); v++)
-        if (asr_image_volume(r, v)->disk_index == disk && asr_image_volume(r, v)->kind == ASR_VOLUME_PARTITION &&
-            asr_image_volume(r, v)->partition_number == number) {
-            fs = asr_image_volume(r, v)->fs_type;
-            has_volume = true;
-        }
-    /* A partition's record says how it was captured; a whole-disk volume has only its volume. */
-    bool in_image = number ? capture != ASR_CAPTURE_SKIP : has_volume;
-    fprintf(stderr, "      %-3u %12llu %10s  %-6s ", number, (unsigned long long)start, cli_bytes(size, b, sizeof b), fs);
-    if (!in_image)
-        fputs("not in the image: its bytes are left as they are", stderr);
-    else if (number == 0)
-        fputs("restored: the one volume of the disk, no partition table", stderr);
+    for (uint32_t v = 0; v < asr_image_volume_count(r); v++) {
+        const struct asr_volume_desc *vd = asr_image_volume(r, v);
+        if (vd->disk_index == disk && vd->kind == ASR_VOLUME_PARTITION && vd->partition_number == number)
+            return vd;
+    }
+    return NULL;
+}
+
+/* Why a restore leaves the bytes of partition p (NULL: the whole of a disk without a partition
+ * table) as the target holds them, or NULL when it writes them. A partition's record says how it
+ * was captured (skip: not at all, the backup did not select it); a whole-disk volume has only
+ * its volume. An extended partition is written: its EBRs, and the logical partitions in it as
+ * their own rows say. */
+static const char *untouched_why(const struct asr_image *r, uint32_t disk, const struct asr_partition_desc *p)
+{
+    if (p && (p->capture != ASR_CAPTURE_SKIP || p->kind == ASR_PART_EXTENDED))
+        return NULL;
+    if (!p && partition_volume(r, disk, 0))
+        return NULL;
+    return p ? "not in the image (not selected at backup): recreated in the table, its bytes left as they are"
+             : "not in the image (not selected at backup): its bytes left as they are";
+}
+
+/* A partition's type: as libfdisk names it, else the GPT type GUID or the MBR code. */
+static void type_text(const struct asr_disk_desc *d, const struct asr_partition_desc *p, char *name, char *raw)
+{
+    char guid[37];
+    cli_uuid(p->type_guid, true, guid);
+    asr_type_name(d->label, p->mbr_type, guid, name, 64);
+    if (d->label == ASR_LABEL_GPT)
+        snprintf(raw, 40, "%s", guid);
     else
-        fprintf(stderr, "restored (%s)", cli_capture_name(capture));
-    fprintf(stderr, "%s\n", grown);
+        snprintf(raw, 40, "0x%02x", p->mbr_type);
+}
+
+enum { R_NUM, R_START, R_SIZE, R_TYPE, R_NAME, R_FS, R_WHAT, R_COLS };
+
+/* One row of the plan: partition i of the disk, or (i == partition_count) the volume of a disk
+ * without a partition table, or (area) a disk area; the cells point into buf. */
+static void plan_cells(const struct asr_image *r, uint32_t disk, uint32_t i, const struct asr_volume_desc *area,
+                       const struct asr_grow_plan *plan, char buf[5][200], const char *cells[R_COLS])
+{
+    const struct asr_disk_desc *d = asr_image_disk(r, disk);
+    const struct asr_partition_desc *p = !area && i < d->partition_count ? &d->partitions[i] : NULL;
+    uint32_t number = p ? p->number : 0;
+    const struct asr_volume_desc *vd = area ? area : partition_volume(r, disk, number);
+    uint64_t start = area ? area->disk_offset : p ? p->start_bytes : 0;
+    uint64_t size = area ? area->size_bytes : p ? p->size_bytes : d->size_bytes;
+    if (area)
+        snprintf(buf[0], 200, "-"); /* a disk area has no partition number */
+    else
+        snprintf(buf[0], 200, "%u", number);
+    snprintf(buf[1], 200, "%llu", (unsigned long long)start);
+    buf[3][0] = '\0';
+    if (p) {
+        char raw[40];
+        type_text(d, p, buf[3], raw);
+        if (!buf[3][0])
+            snprintf(buf[3], 200, "%s", raw);
+    }
+    const char *why = area ? NULL : untouched_why(r, disk, p);
+    char restored[32];
+    snprintf(restored, sizeof restored, "restored (%s)", p ? cli_capture_name(p->capture) : "");
+    const char *what = area                               ? "restored: bytes outside every partition (before the first)"
+                       : why                              ? why
+                       : !p                               ? "restored: the one volume of the disk, no partition table"
+                       : p->kind == ASR_PART_EXTENDED     ? "restored: its EBRs (it holds the logical partitions)"
+                                                          : restored;
+    snprintf(buf[4], 200, "%s%s", what,
+             !p                     ? ""
+             : i == plan->data      ? "; --grow: to the end of the target (not its filesystem)"
+             : i == plan->container ? "; --grow: to the end of the target, around the last partition"
+                                    : "");
+    cells[R_NUM] = buf[0];
+    cells[R_START] = buf[1];
+    cells[R_SIZE] = cli_bytes(size, buf[2], 200);
+    cells[R_TYPE] = buf[3];
+    cells[R_NAME] = p ? p->name : "";
+    cells[R_FS] = vd ? vd->fs_type : area ? "-" : "";
+    cells[R_WHAT] = buf[4];
+}
+
+/* The disk's rows: every partition (or the one volume of a disk without a table), then its
+ * areas; measured into t (print false) or printed. */
+static void plan_rows(const struct asr_image *r, uint32_t disk, const struct asr_grow_plan *plan, struct table *t,
+                      bool print)
+{
+    const struct asr_disk_desc *d = asr_image_disk(r, disk);
+    char buf[5][200];
+    const char *cells[R_COLS];
+    uint32_t rows = d->label == ASR_LABEL_NONE ? 1 : d->partition_count;
+    for (uint32_t i = 0; i < rows; i++) {
+        plan_cells(r, disk, d->label == ASR_LABEL_NONE ? d->partition_count : i, NULL, plan, buf, cells);
+        print ? table_row(t, cells) : table_measure(t, cells);
+    }
+    for (uint32_t v = 0; v < asr_image_volume_count(r); v++) {
+        const struct asr_volume_desc *vd = asr_image_volume(r, v);
+        if (vd->disk_index != disk || vd->kind != ASR_VOLUME_AREA)
+            continue;
+        plan_cells(r, disk, UINT32_MAX, vd, plan, buf, cells);
+        print ? table_row(t, cells) : table_measure(t, cells);
+    }
 }
 
 static void print_partitions_after(const struct asr_image *r, uint32_t disk, bool grow)
 {
+    static const char *const headers[R_COLS] = {"#", "start", "size", "type", "name", "fs", "after the restore"};
     const struct asr_disk_desc *d = asr_image_disk(r, disk);
-    char why[160], b[32];
+    char why[160];
     struct asr_grow_plan plan = {UINT32_MAX, UINT32_MAX};
-    if (d->label == ASR_LABEL_NONE) {
-        /* No partitions to list: the layout is the one volume (or nothing), still worth a row. */
-        print_row(r, disk, 0, 0, d->size_bytes, ASR_CAPTURE_SKIP, "");
-        return;
-    }
-    if (grow)
+    if (grow && d->label != ASR_LABEL_NONE)
         asr_restore_grow_plan(d, &plan, why, sizeof why); /* checked when the restore opened */
-    for (uint32_t i = 0; i < d->partition_count; i++) {
-        const struct asr_partition_desc *p = &d->partitions[i];
-        print_row(r, disk, p->number, p->start_bytes, p->size_bytes, p->capture,
-                  i == plan.data        ? "; --grow: to the end of the target (not its filesystem)"
-                  : i == plan.container ? "; --grow: to the end of the target, around the last partition"
-                                        : "");
-    }
-    for (uint32_t v = 0; v < asr_image_volume_count(r); v++) {
-        const struct asr_volume_desc *vd = asr_image_volume(r, v);
-        if (vd->disk_index == disk && vd->kind == ASR_VOLUME_AREA)
-            fprintf(stderr, "      -   %12llu %10s  -      restored: bytes outside every partition (before the first)\n",
-                    (unsigned long long)vd->disk_offset, cli_bytes(vd->size_bytes, b, sizeof b));
-    }
+    struct table t;
+    table_init(&t, stderr, "      ", "lrroool", headers);
+    plan_rows(r, disk, &plan, &t, false);
+    table_header(&t);
+    plan_rows(r, disk, &plan, &t, true);
 }
 
 static void print_plan(const char *image, const struct asr_image *r, const struct asr_restore *rs,
@@ -254,6 +326,37 @@ static void json_ranges(struct json *j, const char *key, const struct asr_restor
     json_end_arr(j);
 }
 
+/* The partitions the restore leaves as the targets hold them (untouched_why), each image disk's
+ * in turn: what the plan says of them, for scripts. */
+static void json_untouched(struct json *j, const struct asr_image *r)
+{
+    json_arr(j, "untouched");
+    for (uint32_t disk = 0; disk < asr_image_disk_count(r); disk++) {
+        const struct asr_disk_desc *d = asr_image_disk(r, disk);
+        uint32_t rows = d->label == ASR_LABEL_NONE ? 1 : d->partition_count;
+        for (uint32_t i = 0; i < rows; i++) {
+            const struct asr_partition_desc *p = d->label == ASR_LABEL_NONE ? NULL : &d->partitions[i];
+            const char *why = untouched_why(r, disk, p);
+            if (!why)
+                continue;
+            char name[64] = "", raw[40] = "";
+            if (p)
+                type_text(d, p, name, raw);
+            json_obj(j, NULL);
+            json_u64(j, "disk", disk);
+            json_u64(j, "partition", p ? p->number : 0);
+            json_u64(j, "start_bytes", p ? p->start_bytes : 0);
+            json_u64(j, "size_bytes", p ? p->size_bytes : d->size_bytes);
+            json_str(j, "type", raw);
+            json_str(j, "type_name", name);
+            json_str(j, "name", p ? p->name : "");
+            json_str(j, "why", why);
+            json_end_obj(j);
+        }
+    }
+    json_end_arr(j);
+}
+
 static void print_json(const struct restore_args *a, const struct asr_image *r, const struct asr_restore *rs,
                        const struct asr_restore_stats *st, int rc, const struct asr_error *err)
 {
@@ -278,6 +381,7 @@ static void print_json(const struct restore_args *a, const struct asr_image *r, 
         json_end_obj(&j);
     }
     json_end_arr(&j);
+    json_untouched(&j, r);
     /* The counts say what went to the targets: after a failure, what was handed to the writer
      * may not have reached them, and no count would be true. */
     if (rc == ASR_OK) {

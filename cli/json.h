@@ -21,6 +21,7 @@ void json_str(struct json *j, const char *key, const char *v);
 void json_u64(struct json *j, const char *key, uint64_t v);
 void json_dbl(struct json *j, const char *key, double v);
 void json_bool(struct json *j, const char *key, bool v);
+void json_null(struct json *j, const char *key);
 void json_finish(struct json *j);
 
 #endif

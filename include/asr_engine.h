@@ -130,6 +130,10 @@ bool asr_disk_is_block(const struct asr_disk *d, dev_t *rdev);
 bool asr_disk_front_area(const struct asr_disk *d, struct asr_range *area);
 /* Partition i's type as libfdisk names it ("EFI System", "Linux"). */
 const char *asr_disk_type_name(const struct asr_disk *d, uint32_t i);
+/* A recorded partition type as libfdisk names it, for an image's partitions (no disk to ask):
+ * the MBR type code, or the GPT type GUID as text ("C12A7328-F81F-11D2-BA4B-00A0C93EC93B", any
+ * case). "" when libfdisk does not know it. */
+void asr_type_name(uint8_t label, uint8_t mbr_type, const char *type_guid, char *out, size_t n);
 
 /* ---- volumes: what each partition holds and how it will be captured ------------------- */
 

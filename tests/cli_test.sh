@@ -3,6 +3,7 @@
 # numbers and --to N=TARGET parsed strictly, valid --json, silence on a pipe.
 # Usage: cli_test.sh ASRIMG ASRIMG-MKIMAGE
 set -u
+unset COLUMNS # tables wrap to it: the checks read them one row a line, as on a pipe
 asrimg=$1 mkimage=$2
 work=$(mktemp -d /tmp/asrimg-cli-XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -221,6 +222,122 @@ check "--volumes mixes PART and DISK:PART in any order" \
   sh -c "'$asrimg' layout --json --volumes '2,0:1' '$work/gpt.img' | python3 -c '
 import json, sys
 assert all(p[\"capture\"] != \"skip\" for p in json.load(sys.stdin)[0][\"partitions\"])'"
+
+# Text tables (layout, info, the restore plan) show every name and type whole, columns sized to
+# them; the last column wraps to COLUMNS. layout's used_bytes is the used map's (null, "-" in
+# text, without one) and capture_bytes what this selection reads; a note under a skipped volume
+# says it applies if selected; restore --json lists the partitions it leaves untouched, as the
+# plan does. A GPT disk (long names, one non-ASCII, a type libfdisk does not know) and an MBR
+# one (long type names, an extended partition).
+truncate -s 64M "$work/tg.img" "$work/tm.img"
+printf '%s\n' 'label: gpt' \
+  'start=2048, size=8MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="EFI System Partition"' \
+  'size=8MiB, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F, name="swap space for hibernation"' \
+  'size=24MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="the root filesystem of this machine!"' \
+  'size=8MiB, type=11111111-2222-3333-4444-555555555555, name="données système"' | sfdisk --quiet "$work/tg.img"
+mkfs.ext4 -q -F -E offset=$((34816 * 512)) "$work/tg.img" 24M
+printf '%s\n' 'label: dos' 'start=2048, size=8MiB, type=83, bootable' 'size=8MiB, type=82' 'size=16MiB, type=ef' \
+  'type=5' 'size=8MiB, type=83' | sfdisk --quiet "$work/tm.img"
+cat >"$work/tables.py" <<'EOF'
+import json, re, subprocess, sys
+asrimg, what, disk = sys.argv[1:4]
+def run(*args, env=None):
+    return subprocess.run([asrimg, *args], capture_output=True, text=True, check=True, env=env).stdout
+def rows(text):  # the header line, and the table's rows by their first cell
+    lines = text.splitlines()
+    head = next(l for l in lines if l.lstrip().startswith("#  "))
+    return head, {l.split()[0]: l for l in lines if re.match(r"^ +[0-9-]+  ", l)}
+def aligned(head, row, col):  # a cell starts (numbers: ends) where its header does, in characters
+    at = head.index(col)
+    if col in ("start", "size"):
+        at += len(col) - 1
+        return row[at] != " " and row[at + 1] == " "
+    return row[at] != " " and row[at - 1] == " "
+def layout(sel):
+    return json.loads(run("layout", "--json", "--volumes", sel, disk))[0]["partitions"], \
+        run("layout", "--volumes", sel, disk)
+for sel in ("critical", "all") if what.startswith("layout") else ():
+    parts, text = layout(sel)
+    head, r = rows(text)
+    for p in parts:
+        if p["type"] == "Extended":  # no volume, no row
+            continue
+        row = r[str(p["number"])]
+        if what == "layout-table":
+            assert p["type"] in row and p["name"] in row, (p["type"], p["name"], row)
+            for col in ("start", "type", "fs", "critical", "capture", "reason"):
+                assert aligned(head, row, col), (col, head, row)
+        if what == "layout-used":  # the used map's bytes, null ("-") without one; what is read
+            used = row[:head.index("used") + 4].split()[-1]
+            assert (p["used_bytes"] is None) == (used == "-"), (p, row)
+            want = 0 if p["capture"] == "skip" else p["size_bytes"] if p["capture"] == "full" else p["used_bytes"]
+            assert p["capture_bytes"] == want, p
+    lines = text.splitlines()
+    for i, l in enumerate(lines if what == "layout-notes" else ()):  # under a skipped volume: if selected
+        if l.startswith("      note: "):
+            k = i - 1
+            while not re.match(r"^ +[0-9-]+  ", lines[k]):
+                k -= 1
+            skipped = lines[k][head.index("capture"):].startswith("skip ")
+            assert l.startswith("      note: if selected: ") == skipped, (lines[k], l)
+if what == "layout-wrap":  # no line wider than COLUMNS, every reason whole once the lines are joined
+    text = run("layout", disk, env={"COLUMNS": sys.argv[4], "PATH": "/usr/bin:/bin"})
+    assert all(len(l) <= int(sys.argv[4]) for l in text.splitlines() if not l.startswith(("disk ", "  read as"))), text
+    flat = " ".join(text.split())
+    for p in json.loads(run("layout", "--json", disk))[0]["partitions"]:
+        assert p["type"] == "Extended" or p["reason"] in flat, (p["reason"], text)
+if what == "info":  # the type as libfdisk names it, else the whole GUID or the MBR code
+    img = json.loads(run("info", "--json", disk))
+    head, r = rows(run("info", disk))
+    known = {"c12a7328-f81f-11d2-ba4b-00a0c93ec93b": "EFI System", "0657fd6d-a4ab-43c4-84e5-0933c84b4f4f":
+             "Linux swap", "0fc63daf-8483-4772-8e79-3d69d8477de4": "Linux filesystem"}
+    for p in img["disks"][0]["partitions"]:
+        row = r[str(p["number"])]
+        assert p["name"] in row and aligned(head, row, "capture"), (p, row)
+        assert known.get(p["type"], p["type"]) in row, (p, row)
+if what.startswith("restore"):  # disk: the source disk; argv[4]: restore --json's output, argv[5]: its stderr
+    src = json.loads(run("layout", "--json", disk))[0]["partitions"]
+    out, plan = json.load(open(sys.argv[4])), open(sys.argv[5]).read()
+    head, r = rows(plan)
+    untouched = [p for p in src if p["capture"] == "skip" and p.get("kind") != "extended"]
+for p in src if what == "restore-plan" else ():
+    row = r[str(p["number"])]
+    assert p["name"] in row and aligned(head, row, "size"), (p, row)
+    assert (p["type"] if p["type"] != "unknown" else p["type_guid"]) in row, (p, row)
+    if p.get("kind") == "extended":
+        assert "restored: its EBRs" in row, row
+    elif p["capture"] == "skip":
+        assert "not in the image (not selected at backup)" in row, row
+    else:
+        assert "restored (" in row, row
+if what == "restore-json":
+    got = out["untouched"]
+    assert [(u["disk"], u["partition"], u["start_bytes"], u["size_bytes"], u["name"]) for u in got] == \
+        [(0, p["number"], p["start_bytes"], p["size_bytes"], p["name"]) for p in untouched], (got, untouched)
+    for u, p in zip(got, untouched):
+        assert u["type"] == p.get("type_guid", p.get("mbr_type")), (u, p)
+        assert u["type_name"] == (p["type"] if p["type"] != "unknown" else ""), (u, p)
+        assert u["why"].startswith("not in the image") and u["why"] in " ".join(plan.split()), (u, plan)
+EOF
+# tm's reasons wrap in their column at 100 columns; tg's rows leave them too little room at 130:
+# each goes on a line of its own.
+for d in tg:130 tm:100; do
+  cols=${d#*:} d=${d%:*}
+  check "layout $d: whole names and types, in aligned columns" python3 "$work/tables.py" "$asrimg" layout-table "$work/$d.img"
+  check "layout $d: the last column wrapped to COLUMNS=$cols, nothing lost" \
+    python3 "$work/tables.py" "$asrimg" layout-wrap "$work/$d.img" "$cols"
+  check "layout $d: used_bytes is the used map's (null and '-' without one), capture_bytes what is read" \
+    python3 "$work/tables.py" "$asrimg" layout-used "$work/$d.img"
+  check "layout $d: a note under a skipped volume says it applies if selected" \
+    python3 "$work/tables.py" "$asrimg" layout-notes "$work/$d.img"
+  "$asrimg" backup "$work/$d.img" -o "$work/$d.asrimg" 2>/dev/null
+  check "info $d: whole names and types" python3 "$work/tables.py" "$asrimg" info "$work/$d.asrimg"
+  "$asrimg" restore "$work/$d.asrimg" --to "$work/$d-t.img" --yes --json >"$work/$d-r.json" 2>"$work/$d-r.err"
+  check "restore $d: the plan shows each partition's type and name, and what it leaves untouched" \
+    python3 "$work/tables.py" "$asrimg" restore-plan "$work/$d.img" "$work/$d-r.json" "$work/$d-r.err"
+  check "restore --json $d: the partitions left untouched, as the plan says" \
+    python3 "$work/tables.py" "$asrimg" restore-json "$work/$d.img" "$work/$d-r.json" "$work/$d-r.err"
+done
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

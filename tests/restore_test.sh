@@ -26,6 +26,7 @@
 # Usage: restore_test.sh ASRIMG
 # shellcheck disable=SC2154 # loop_at VAR ... assigns VAR
 set -u
+unset COLUMNS # tables wrap to it: the checks read them one row a line, as on a pipe
 asrimg=$1
 skip_all() { echo "SKIP: $1"; echo "restore: 0 passed, 0 failed, 1 skipped"; exit 77; }
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (loop devices, mount)"
@@ -1177,6 +1178,11 @@ restore "$work/whole-fat32-default.asrimg" --to "$work/whole-fat32-t.img" </dev/
 check "whole-disk plan of a default image: lists the volume as not in the image" \
   grep -Eq '^ +0 +0 +40.0 MiB +not in the image' "$work/err.saved"
 check "whole-disk plan: says what the target holds" err_has "holds no partition table: vfat on the whole disk"
+restore "$work/whole-fat32-default.asrimg" --to "$work/whole-fat32-t.img" --yes --json
+check "whole-disk restore of a default image: exits 0" rc_is 0
+check "whole-disk restore of a default image: --json lists the disk's volume as untouched" \
+  json_ok "([(u['disk'], u['partition'], u['start_bytes'], u['size_bytes'], u['type']) for u in d['untouched']] ==
+    [(0, 0, 0, 40 << 20, '')] and d['untouched'][0]['why'].startswith('not in the image'))"
 
 # The converse: an MBR whose sector 0 also carries a FAT boot sector's BPB (as some old DOS disks
 # do), with filesystems in its partitions, stays partitioned and is restored as such.

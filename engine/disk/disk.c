@@ -661,6 +661,20 @@ const char *asr_disk_type_name(const struct asr_disk *d, uint32_t i)
 {
     return i < d->desc.partition_count ? d->type_names[i] : "";
 }
+
+/* libfdisk's type tables, without a disk: a label's types are there as soon as a context is. */
+void asr_type_name(uint8_t label, uint8_t mbr_type, const char *type_guid, char *out, size_t n)
+{
+    struct fdisk_context *cxt = label == ASR_LABEL_NONE ? NULL : fdisk_new_context();
+    struct fdisk_label *lb = cxt ? fdisk_get_label(cxt, label == ASR_LABEL_GPT ? "gpt" : "dos") : NULL;
+    struct fdisk_parttype *t = !lb                      ? NULL
+                               : label == ASR_LABEL_GPT ? fdisk_label_get_parttype_from_string(lb, type_guid)
+                                                        : fdisk_label_get_parttype_from_code(lb, mbr_type);
+    const char *name = t ? fdisk_parttype_get_name(t) : NULL;
+    snprintf(out, n, "%s", name ? name : "");
+    fdisk_unref_parttype(t); /* a no-op for the tables' own entries */
+    fdisk_unref_context(cxt);
+}
 bool asr_disk_is_block(const struct asr_disk *d, dev_t *rdev)
 {
     if (rdev)
