@@ -21,9 +21,9 @@ void cli_args_init(struct cli_args *a, int argc, char **argv)
     a->shortopts[s++] = ':';
     a->shortopts[s++] = 'h';
     a->longopts[n++] = (struct option){"help", no_argument, NULL, LONG_BASE + OPT_HELP};
-    for (const struct cli_option *o = a->cmd->options; o->id && n + 1 < sizeof a->longopts / sizeof a->longopts[0]; o++) {
+    for (const struct cli_option *o = a->cmd->options; o->id; o++) { /* fits: help.c asserts so */
         a->longopts[n++] = (struct option){o->name, o->arg ? required_argument : no_argument, NULL, LONG_BASE + o->id};
-        if (o->short_name && s + 3 < sizeof a->shortopts) {
+        if (o->short_name) {
             a->shortopts[s++] = o->short_name;
             if (o->arg)
                 a->shortopts[s++] = ':';

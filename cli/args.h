@@ -21,8 +21,8 @@ struct cli_args {
     int argc;
     char **argv;
     bool options_ended; /* after "--" */
-    struct option longopts[24];
-    char shortopts[24];
+    struct option longopts[CLI_OPTIONS_MAX + 2];   /* and --help, and the end */
+    char shortopts[4 + 2 * CLI_OPTIONS_MAX + 1]; /* "-:h", then a letter and ":" each */
 };
 
 /* argv[0] is the command's name, which must be in the table. */

@@ -25,6 +25,7 @@ static const struct cli_option layout_opts[] = {
     {OPT_EXTENTS, 0, "extents", NULL, "with --json: each volume captured by its used blocks lists them as [offset, length] pairs"},
     {0},
 };
+_Static_assert(sizeof layout_opts / sizeof layout_opts[0] <= CLI_OPTIONS_MAX + 1, "too many layout options");
 static const struct cli_example layout_examples[] = {
     {"layout /dev/sda", "what a backup of /dev/sda would take, and why"},
     {"layout /dev/nvme0n1 /dev/sdb --volumes all --json", "every volume of two disks, for a script"},
@@ -48,6 +49,7 @@ static const struct cli_option backup_opts[] = {
     {OPT_AVG_CHUNK, 0, "avg-chunk", "SIZE", "average size of the content-defined chunks (for experiments)"},
     {0},
 };
+_Static_assert(sizeof backup_opts / sizeof backup_opts[0] <= CLI_OPTIONS_MAX + 1, "too many backup options");
 static const struct cli_example backup_examples[] = {
     {"backup /dev/sda -o /mnt/usb/pc.asrimg", "the volumes /dev/sda needs to boot, and its layout"},
     {"backup /dev/sda /dev/sdb --volumes all -o pc.asrimg --split fat32",
@@ -63,6 +65,7 @@ static const struct cli_option bench_opts[] = {
     {OPT_JSON, 0, "json", NULL, "print the measurements as JSON on standard output"},
     {0},
 };
+_Static_assert(sizeof bench_opts / sizeof bench_opts[0] <= CLI_OPTIONS_MAX + 1, "too many bench options");
 static const struct cli_example bench_examples[] = {
     {"bench /dev/sda", "how fast, and how large, a backup of /dev/sda would be"},
     {0},
@@ -84,6 +87,7 @@ static const struct cli_option restore_opts[] = {
     {OPT_JSON, 0, "json", NULL, "print a summary as JSON on standard output, with each target's state"},
     {0},
 };
+_Static_assert(sizeof restore_opts / sizeof restore_opts[0] <= CLI_OPTIONS_MAX + 1, "too many restore options");
 static const struct cli_example restore_examples[] = {
     {"restore /mnt/usb/pc.asrimg --to /dev/sda", "shows the plan, asks, restores"},
     {"restore pc.asrimg --to /dev/sda --to /dev/sdb --yes --verify", "two mirrors of a one-disk image, read back"},
@@ -95,6 +99,7 @@ static const struct cli_option info_opts[] = {
     {OPT_JSON, 0, "json", NULL, "print it as JSON on standard output"},
     {0},
 };
+_Static_assert(sizeof info_opts / sizeof info_opts[0] <= CLI_OPTIONS_MAX + 1, "too many info options");
 static const struct cli_example info_examples[] = {
     {"info pc.asrimg", "what the image holds"},
     {0},
@@ -108,6 +113,7 @@ static const struct cli_option verify_opts[] = {
     {OPT_JSON, 0, "json", NULL, "print the result as JSON on standard output"},
     {0},
 };
+_Static_assert(sizeof verify_opts / sizeof verify_opts[0] <= CLI_OPTIONS_MAX + 1, "too many verify options");
 static const struct cli_example verify_examples[] = {
     {"verify pc.asrimg", "is every byte of the image intact?"},
     {"verify pc.asrimg --against /dev/sda /dev/sdb", "do two restored mirrors hold what the image does?"},

@@ -31,6 +31,9 @@ enum cli_opt_id {
     OPT_AGAINST,
 };
 
+/* Options of one command at most, --help besides (cli_args holds them in fixed arrays). */
+#define CLI_OPTIONS_MAX 22
+
 struct cli_option {
     int id;           /* enum cli_opt_id */
     char short_name;  /* 0: none */

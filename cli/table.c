@@ -162,9 +162,36 @@ static void print_row(const struct table *t, const char *const *cells, bool head
     }
 }
 
+/* Cells carry names read from disks and images (partition names, labels): a control character in
+ * one would break the row or drive the terminal, so it shows as '?' (one column, as measured). */
+static bool has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    return false;
+}
+
 void table_row(const struct table *t, const char *const *cells)
 {
-    print_row(t, cells, false);
+    const char *cell[TABLE_COLS_MAX];
+    char *copy[TABLE_COLS_MAX] = {0};
+    for (unsigned c = 0; c < t->n; c++) {
+        cell[c] = cells[c];
+        if (!has_control(cells[c]))
+            continue;
+        cell[c] = copy[c] = strdup(cells[c]);
+        if (!copy[c]) {
+            cell[c] = "?";
+            continue;
+        }
+        for (char *p = copy[c]; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = '?';
+    }
+    print_row(t, cell, false);
+    for (unsigned c = 0; c < t->n; c++)
+        free(copy[c]);
 }
 
 void table_header(const struct table *t)

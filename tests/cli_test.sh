@@ -339,5 +339,20 @@ for d in tg:130 tm:100; do
     python3 "$work/tables.py" "$asrimg" restore-json "$work/$d.img" "$work/$d-r.json" "$work/$d-r.err"
 done
 
+# A partition name is bytes from the disk: one holding an escape sequence, a tab or a newline
+# must not reach the terminal as such (it would redraw the screen or forge a row); in text it
+# shows with '?' for each control character, in JSON escaped.
+cp "$work/tg.img" "$work/tc.img"
+sgdisk -c 4:"$(printf 'evil\033[2J\tname\nrow')" "$work/tc.img" >/dev/null
+"$asrimg" layout "$work/tc.img" >"$work/tc.out" 2>&1
+check "layout: no control character of a partition name reaches the terminal" \
+  sh -c "! LC_ALL=C grep -q '[[:cntrl:]]' \"\$1\"" - "$work/tc.out"
+check "layout: the name shows with '?' for its control characters" grep -qF 'evil?[2J?name?row' "$work/tc.out"
+"$asrimg" layout --json "$work/tc.img" >"$work/tc.json"
+check "layout --json: the name whole, escaped" python3 -c '
+import json, sys
+p = json.load(open(sys.argv[1]))[0]["partitions"]
+assert any(x["name"] == "evil\x1b[2J\tname\nrow" for x in p), [x["name"] for x in p]' "$work/tc.json"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
