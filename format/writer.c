@@ -4,8 +4,8 @@
  * place only after everything is synced, so an interrupted backup never looks valid (outfiles.c
  * owns those files). */
 #include "internal.h"
+#include "sink.h"
 #include "grow.h"
-#include "io.h"
 #include "le.h"
 
 #include <errno.h>
@@ -17,139 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 #include "xxhash_fast.h"
-
-#define SINK_BUFFER (1u << 20)
-#define WRITEBACK_STEP (8u << 20) /* see sink_write_behind */
-
-/* ---- the output stream ----------------------------------------------------------------- */
-
-struct sink {
-    int fd;
-    struct fmt_outfiles *files; /* NULL when writing to a caller's descriptor */
-    uint64_t split_size; /* 0: one part */
-    uint32_t part;       /* current part, 1-based */
-    uint64_t in_part;    /* bytes in the current part file, its header included */
-    uint64_t handed_to_disk; /* bytes of the part whose writeback has been started */
-    bool no_writeback;   /* sync_file_range refused (a pipe, a character device) */
-    uint8_t uuid[16];
-    uint64_t logical;    /* logical bytes written so far */
-    XXH3_state_t *stream_hash;
-    bool hashing;
-    uint8_t *buf;
-    size_t used;
-};
-
-static int sink_write_part_header(struct sink *s, struct asr_error *err)
-{
-    uint64_t payload_offset = s->split_size ? (uint64_t)(s->part - 1) * (s->split_size - ASR_PART_HEADER_SIZE) : 0;
-    struct fmt_part_header h = {ASR_FORMAT_VERSION, s->part, {0}, s->split_size, payload_offset};
-    memcpy(h.uuid, s->uuid, 16);
-    uint8_t raw[ASR_PART_HEADER_SIZE];
-    fmt_part_header_encode(&h, raw);
-    int rc = asr_write_full(s->fd, raw, sizeof raw);
-    if (rc)
-        return fmt_fail(err, ASR_E_IO, "writing part %u header: %s", s->part, strerror(rc < 0 ? -rc : ENOSPC));
-    s->in_part = ASR_PART_HEADER_SIZE;
-    s->handed_to_disk = 0;
-    return ASR_OK;
-}
-
-static int sync_and_close(int fd, uint32_t part, struct asr_error *err)
-{
-    /* fsync fails with EINVAL on pipes and character devices: nothing to sync there. */
-    if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS) {
-        int e = errno;
-        close(fd);
-        return fmt_fail(err, ASR_E_IO, "syncing part %u: %s", part, strerror(e));
-    }
-    if (close(fd) != 0)
-        return fmt_fail(err, ASR_E_IO, "closing part %u: %s", part, strerror(errno));
-    return ASR_OK;
-}
-
-static int sink_next_part(struct sink *s, struct asr_error *err)
-{
-    int rc = sync_and_close(s->fd, s->part, err);
-    s->fd = -1;
-    if (rc || (rc = fmt_outfiles_next(s->files, &s->fd, err)))
-        return rc;
-    s->part++;
-    return sink_write_part_header(s, err);
-}
-
-/* Starts writeback of each full step of the part as soon as it is written, and waits for and
- * drops from the page cache the step written four steps before. Without it the kernel starts
- * late, dirty pages pile up until writers are throttled, and the final fsync waits for most of
- * the image (the bench disk's level-3 backup: 3.7-4.3 s without this, 3.1-3.2 s with it); and a
- * large image would fill the page cache of the machine being backed up, evicting what its
- * programs use. Advisory: any failure just turns it off. */
-static void sink_write_behind(struct sink *s)
-{
-    while (!s->no_writeback && s->in_part - s->handed_to_disk >= WRITEBACK_STEP) {
-        uint64_t at = s->handed_to_disk;
-        if (sync_file_range(s->fd, (off_t)at, WRITEBACK_STEP, SYNC_FILE_RANGE_WRITE) != 0) {
-            s->no_writeback = true;
-            break;
-        }
-        s->handed_to_disk += WRITEBACK_STEP;
-        if (at >= 4ull * WRITEBACK_STEP) {
-            off_t old = (off_t)(at - 4ull * WRITEBACK_STEP);
-            sync_file_range(s->fd, old, WRITEBACK_STEP,
-                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
-            posix_fadvise(s->fd, old, WRITEBACK_STEP, POSIX_FADV_DONTNEED);
-        }
-    }
-}
-
-/* Write bytes to the part files, starting a new part whenever the current one is full. */
-static int sink_emit(struct sink *s, const uint8_t *p, size_t len, struct asr_error *err)
-{
-    while (len) {
-        if (s->split_size && s->in_part == s->split_size) {
-            int rc = sink_next_part(s, err);
-            if (rc)
-                return rc;
-        }
-        size_t n = len;
-        if (s->split_size && n > s->split_size - s->in_part)
-            n = (size_t)(s->split_size - s->in_part);
-        int rc = asr_write_full(s->fd, p, n);
-        if (rc)
-            return fmt_fail(err, ASR_E_IO, "writing part %u: %s", s->part, strerror(rc < 0 ? -rc : ENOSPC));
-        s->in_part += n;
-        sink_write_behind(s);
-        p += n;
-        len -= n;
-    }
-    return ASR_OK;
-}
-
-static int sink_flush(struct sink *s, struct asr_error *err)
-{
-    int rc = sink_emit(s, s->buf, s->used, err);
-    s->used = 0;
-    return rc;
-}
-
-static int sink_put(struct sink *s, const void *data, size_t len, struct asr_error *err)
-{
-    if (s->hashing)
-        XXH3_128bits_update(s->stream_hash, data, len);
-    s->logical += len;
-    if (s->used + len <= SINK_BUFFER) {
-        memcpy(s->buf + s->used, data, len);
-        s->used += len;
-        return ASR_OK;
-    }
-    int rc = sink_flush(s, err);
-    if (rc)
-        return rc;
-    if (len >= SINK_BUFFER / 2)
-        return sink_emit(s, data, len, err);
-    memcpy(s->buf, data, len);
-    s->used = len;
-    return ASR_OK;
-}
 
 /* ---- writer state ------------------------------------------------------------------------ */
 
@@ -166,7 +33,7 @@ struct volume_state {
 };
 
 struct asr_writer {
-    struct sink sink;
+    struct fmt_sink sink;
     struct fmt_image_header header;
     bool sealed, finished, failed;
     uint32_t disk_count;
@@ -241,21 +108,13 @@ static int writer_alloc(const struct asr_writer_options *opt, struct asr_writer 
     struct asr_writer *w = calloc(1, sizeof *w);
     if (!w)
         return fmt_fail(err, ASR_E_NOMEM, "out of memory");
-    w->sink.fd = -1;
-    w->sink.part = 1;
-    w->sink.split_size = opt->split_size;
-    w->sink.buf = malloc(SINK_BUFFER);
-    w->sink.stream_hash = XXH3_createState();
     w->pending = malloc(8 + (size_t)ASR_MAX_EXTENT_RECORD * ASR_EXTENT_SIZE);
     w->overwrite = opt->overwrite;
-    if (!w->sink.buf || !w->sink.stream_hash || !w->pending) {
+    init_header(w, opt);
+    if (fmt_sink_init(&w->sink, opt->split_size, w->header.uuid) || !w->pending) {
         asr_writer_free(w);
         return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     }
-    XXH3_128bits_reset(w->sink.stream_hash);
-    w->sink.hashing = true;
-    init_header(w, opt);
-    memcpy(w->sink.uuid, w->header.uuid, 16);
     *out = w;
     return ASR_OK;
 }
@@ -407,8 +266,8 @@ static int put_section(struct asr_writer *w, uint32_t tag, const uint8_t *body, 
     struct fmt_section_header s = {tag, 0, len, fmt_checksum64(body, len)};
     uint8_t raw[ASR_SECTION_HEADER_SIZE];
     fmt_section_header_encode(&s, raw);
-    int rc = sink_put(&w->sink, raw, sizeof raw, err);
-    return rc ? rc : sink_put(&w->sink, body, len, err);
+    int rc = fmt_sink_put(&w->sink, raw, sizeof raw, err);
+    return rc ? rc : fmt_sink_put(&w->sink, body, len, err);
 }
 
 /* Writes the part header, image header, layout and volume table: everything before data. */
@@ -432,7 +291,7 @@ static int seal(struct asr_writer *w, struct asr_error *err)
         free(descs);
         return writer_failed(w, fmt_fail(err, rc == ASR_E_NOMEM ? rc : ASR_E_ARG, "volume table: %s", why.msg));
     }
-    rc = writer_failed(w, sink_write_part_header(&w->sink, err));
+    rc = writer_failed(w, fmt_sink_write_part_header(&w->sink, err));
     if (rc) {
         free(descs);
         return rc;
@@ -442,7 +301,7 @@ static int seal(struct asr_writer *w, struct asr_error *err)
     if (n == 0)
         rc = fmt_fail(err, ASR_E_LIMIT, "image header too large");
     else
-        rc = sink_put(&w->sink, hdr, n, err);
+        rc = fmt_sink_put(&w->sink, hdr, n, err);
     struct fmt_buf body = {0};
     if (!rc)
         rc = fmt_layout_encode_disks(w->disks, w->disk_count, &body, err);
@@ -535,9 +394,9 @@ int asr_writer_append_chunk(struct asr_writer *w, const struct asr_chunk *c, uin
     fmt_chunk_header_encode(&h, raw);
     w->chunks[w->chunk_count] = (struct fmt_chunk_entry){w->sink.logical, c->stored_len, c->content_len,
                                                          c->content_hash};
-    rc = sink_put(&w->sink, raw, sizeof raw, err);
+    rc = fmt_sink_put(&w->sink, raw, sizeof raw, err);
     if (!rc)
-        rc = sink_put(&w->sink, c->stored, c->stored_len, err);
+        rc = fmt_sink_put(&w->sink, c->stored, c->stored_len, err);
     if (rc)
         return writer_failed(w, rc);
     if (chunk_id)
@@ -659,14 +518,14 @@ static int write_index_and_footer(struct asr_writer *w, struct asr_error *err)
             f.part_count = w->sink.split_size ? (uint32_t)((end - 1) / (w->sink.split_size - ASR_PART_HEADER_SIZE)) + 1 : 1;
             uint8_t raw[ASR_FOOTER_SIZE];
             fmt_footer_encode(&f, raw);
-            rc = sink_put(&w->sink, raw, sizeof raw, err);
+            rc = fmt_sink_put(&w->sink, raw, sizeof raw, err);
         }
     }
     free(ix.stats);
     free(ix.extents);
     fmt_buf_free(&body);
     if (!rc)
-        rc = sink_flush(&w->sink, err);
+        rc = fmt_sink_flush(&w->sink, err);
     return rc;
 }
 
@@ -678,8 +537,7 @@ int asr_writer_finish(struct asr_writer *w, struct asr_error *err)
     if (!rc)
         rc = write_index_and_footer(w, err);
     if (!rc && w->sink.files) {
-        rc = sync_and_close(w->sink.fd, w->sink.part, err);
-        w->sink.fd = -1;
+        rc = fmt_sink_close(&w->sink, err);
         if (!rc)
             rc = fmt_outfiles_publish(w->sink.files, err);
     }
@@ -708,7 +566,6 @@ void asr_writer_free(struct asr_writer *w)
     free(w->volumes);
     free(w->chunks);
     free(w->pending);
-    free(w->sink.buf);
-    XXH3_freeState(w->sink.stream_hash);
+    fmt_sink_free(&w->sink);
     free(w);
 }

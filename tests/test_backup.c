@@ -15,6 +15,7 @@
 
 #include "asr_engine.h"
 #include "cdc.h"
+#include "dedup.h"
 #include "fsfix.h"
 #include "support.h"
 
@@ -214,13 +215,13 @@ Test(backup, chunking_ignores_piece_sizes)
     uint64_t cuts[2][256];
     size_t nc[2] = {0, 0};
     for (int pass = 0; pass < 2; pass++) {
-        struct asr_cdc c;
-        asr_cdc_init(&c, 16u << 10, 64u << 10);
+        struct cdc c;
+        cdc_init(&c, 16u << 10, 64u << 10);
         size_t pos = 0, step = 0;
         while (pos < n) {
             size_t want = pass ? 1 + (step++ * 7) % 13 : 1u << 20;
             bool cut;
-            pos += asr_cdc_feed(&c, buf + pos, n - pos < want ? n - pos : want, &cut);
+            pos += cdc_feed(&c, buf + pos, n - pos < want ? n - pos : want, &cut);
             if (cut && nc[pass] < 256)
                 cuts[pass][nc[pass]++] = pos;
         }
@@ -235,13 +236,13 @@ Test(backup, chunking_ignores_piece_sizes)
 
 /* Feeds p[0..len) (at `at` in a scanned read) to a rolling chunker and a marked one and checks
  * that they agree call by call: the bytes taken, the cut and the whole state. Counts cuts. */
-static void feed_both(struct asr_cdc *rolled, struct asr_cdc *marked, const uint8_t *p, size_t len,
-                      const struct asr_cdc_marks *m, size_t at, size_t *cuts)
+static void feed_both(struct cdc *rolled, struct cdc *marked, const uint8_t *p, size_t len,
+                      const struct cdc_marks *m, size_t at, size_t *cuts)
 {
     while (len) {
         bool cut_r, cut_m;
-        size_t take_r = asr_cdc_feed(rolled, p, len, &cut_r);
-        size_t take_m = asr_cdc_feed_marked(marked, p, len, m, at, &cut_m);
+        size_t take_r = cdc_feed(rolled, p, len, &cut_r);
+        size_t take_m = cdc_feed_marked(marked, p, len, m, at, &cut_m);
         cr_assert_eq(take_m, take_r, "at %zu: marked took %zu, rolled %zu", at, take_m, take_r);
         cr_assert_eq(cut_m, cut_r, "at %zu: cut differs", at);
         cr_assert(marked->len == rolled->len && marked->fp == rolled->fp, "at %zu: state differs", at);
@@ -252,7 +253,7 @@ static void feed_both(struct asr_cdc *rolled, struct asr_cdc *marked, const uint
     }
 }
 
-/* Cut candidates found ahead (asr_cdc_scan, as the workers do for each read) give the very cuts
+/* Cut candidates found ahead (cdc_scan, as the workers do for each read) give the very cuts
  * of rolling every byte, whatever the pieces, the holes between them, the resets (zero runs)
  * and the scan's cap on candidates (hit on repetitive data). */
 Test(backup, scanned_marks_cut_like_rolling)
@@ -269,11 +270,11 @@ Test(backup, scanned_marks_cut_like_rolling)
         uint32_t avg;
         size_t cap;
     } configs[] = {{4u << 10, 64}, {16u << 10, 4096}, {256u << 10, 4096}, {256u << 10, 1}, {64u << 10, 0}};
-    struct asr_cdc_marks m = {.v = malloc(4096 * sizeof *m.v)};
+    struct cdc_marks m = {.v = malloc(4096 * sizeof *m.v)};
     for (size_t c = 0; c < sizeof configs / sizeof configs[0]; c++) {
-        struct asr_cdc rolled, marked;
-        asr_cdc_init(&rolled, configs[c].avg, 4 * configs[c].avg);
-        asr_cdc_init(&marked, configs[c].avg, 4 * configs[c].avg);
+        struct cdc rolled, marked;
+        cdc_init(&rolled, configs[c].avg, 4 * configs[c].avg);
+        cdc_init(&marked, configs[c].avg, 4 * configs[c].avg);
         m.cap = configs[c].cap;
         uint64_t rng = 0x9E3779B97F4A7C15ull * (c + 1);
         size_t pos = 0, cuts = 0, listed = 0;
@@ -281,7 +282,7 @@ Test(backup, scanned_marks_cut_like_rolling)
             rng = rng * 6364136223846793005ull + 1442695040888963407ull;
             size_t read = 1 + (size_t)(rng >> 33) % (1u << 20);
             read = read < n - pos ? read : n - pos;
-            asr_cdc_scan(&marked, buf + pos, read, &m);
+            cdc_scan(&marked, buf + pos, read, &m);
             listed += m.n;
             for (size_t at = 0; at < read;) {
                 rng = rng * 6364136223846793005ull + 1442695040888963407ull;
@@ -292,8 +293,8 @@ Test(backup, scanned_marks_cut_like_rolling)
                     continue;
                 }
                 if ((rng >> 24) % 16 == 0) { /* a zero run ended the chunk */
-                    asr_cdc_reset(&rolled);
-                    asr_cdc_reset(&marked);
+                    cdc_reset(&rolled);
+                    cdc_reset(&marked);
                 }
                 feed_both(&rolled, &marked, buf + pos + at, piece, &m, at, &cuts);
                 at += piece;
@@ -317,23 +318,23 @@ Test(backup, scan_lists_what_the_definition_says)
     for (size_t i = 0; i < max_n; i++)
         buf[i] = pattern_byte(3, i / 2) ^ (uint8_t)(i * 2654435761u >> 5);
     memset(buf + 300000, 0x33, 70000); /* a candidate at every byte, or at none */
-    struct asr_cdc c;
-    asr_cdc_init(&c, 4u << 10, 16u << 10);
-    struct asr_cdc_mark *ref = malloc(max_n * sizeof *ref);
-    struct asr_cdc_marks m = {.v = malloc(4096 * sizeof *m.v)};
+    struct cdc c;
+    cdc_init(&c, 4u << 10, 16u << 10);
+    struct cdc_mark *ref = malloc(max_n * sizeof *ref);
+    struct cdc_marks m = {.v = malloc(4096 * sizeof *m.v)};
     const size_t sizes[] = {0, 1, 63, 64, 65, 255, 256, 257, 258, 259, 260, 1000, 4099, 65536 + 3, max_n};
     const size_t caps[] = {4096, 1000, 5, 0};
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
         size_t n = sizes[si], nref = 0;
         uint64_t h = 0;
         for (size_t i = 0; i < n; i++) {
-            h = (h << 1) + asr_cdc_gear(buf[i]);
+            h = (h << 1) + cdc_gear(buf[i]);
             if (i >= 63 && !(h & c.mask_easy))
-                ref[nref++] = (struct asr_cdc_mark){(uint32_t)(i + 1), !(h & c.mask_hard)};
+                ref[nref++] = (struct cdc_mark){(uint32_t)(i + 1), !(h & c.mask_hard)};
         }
         for (size_t ci = 0; ci < sizeof caps / sizeof caps[0]; ci++) {
             m.cap = caps[ci];
-            asr_cdc_scan(&c, buf, n, &m);
+            cdc_scan(&c, buf, n, &m);
             cr_assert_leq(m.complete_until, n);
             size_t expect = 0;
             while (expect < nref && ref[expect].end <= m.complete_until)
@@ -361,11 +362,11 @@ Test(backup, scanned_marks_at_the_size_rules)
     uint8_t *buf = malloc(n);
     for (size_t i = 0; i < n; i++)
         buf[i] = pattern_byte(9, i / 3) ^ (uint8_t)(i * 2654435761u >> 7);
-    struct asr_cdc rolled, marked;
-    asr_cdc_init(&rolled, 4u << 10, 16u << 10);
-    asr_cdc_init(&marked, 4u << 10, 16u << 10);
-    struct asr_cdc_marks m = {.v = malloc(16384 * sizeof *m.v), .cap = 16384};
-    asr_cdc_scan(&marked, buf, n, &m);
+    struct cdc rolled, marked;
+    cdc_init(&rolled, 4u << 10, 16u << 10);
+    cdc_init(&marked, 4u << 10, 16u << 10);
+    struct cdc_marks m = {.v = malloc(16384 * sizeof *m.v), .cap = 16384};
+    cdc_scan(&marked, buf, n, &m);
     cr_assert_eq(m.complete_until, n, "the scan stopped at its cap");
     const size_t places[] = {marked.min + 62, marked.min + 63, marked.min + 64, marked.avg - 1,
                              marked.avg,      marked.max - 1,  marked.max};
@@ -378,8 +379,8 @@ Test(backup, scanned_marks_at_the_size_rules)
             if (byte < places[i] || byte - places[i] + 3 * marked.max > n)
                 continue;
             size_t start = byte - places[i]; /* the candidate's byte lands at chunk index places[i] */
-            asr_cdc_reset(&rolled);
-            asr_cdc_reset(&marked);
+            cdc_reset(&rolled);
+            cdc_reset(&marked);
             for (size_t at = start, step = 0; at < start + 2 * marked.max; step++) {
                 size_t piece = step % 3 == 0 ? 70 : 5000 + step * 977 % 9000;
                 feed_both(&rolled, &marked, buf + at, piece, &m, at, &cuts);
@@ -401,7 +402,7 @@ Test(backup, chunking_resists_shifts)
     uint8_t *buf = malloc(n + 4099);
     for (size_t i = 0; i < n + 4099; i++)
         buf[i] = pattern_byte(7, i / 3) ^ (uint8_t)(i * 2654435761u >> 13);
-    struct asr_cdc c;
+    struct cdc c;
     uint64_t cuts_a[512], cuts_b[512];
     size_t na = 0, nb = 0;
     for (int pass = 0; pass < 2; pass++) {
@@ -409,10 +410,10 @@ Test(backup, chunking_resists_shifts)
         size_t len = n, pos = 0;
         uint64_t *cuts = pass ? cuts_b : cuts_a;
         size_t *nc = pass ? &nb : &na;
-        asr_cdc_init(&c, 64u << 10, 256u << 10);
+        cdc_init(&c, 64u << 10, 256u << 10);
         while (pos < len) {
             bool cut;
-            size_t k = asr_cdc_feed(&c, p + pos, (len - pos) < 100000 ? len - pos : 100000, &cut);
+            size_t k = cdc_feed(&c, p + pos, (len - pos) < 100000 ? len - pos : 100000, &cut);
             pos += k;
             if (cut && *nc < 512)
                 cuts[(*nc)++] = pos + (pass ? 4099 : 0); /* in the coordinates of buf */

@@ -43,12 +43,12 @@ static const char *const whole_gpt_types[] = {
 
 /* ---- probing and used maps --------------------------------------------------------------- */
 
-/* Fills m's type, uuid and label as libblkid finds them. Returns asr_probe_window's status: 1
+/* Fills m's type, uuid and label as libblkid finds them. Returns probe_window's status: 1
  * found, 0 nothing found, -1 an error, -2 ambivalent, and below that a read's -errno. */
 static int probe_once(const struct asr_window *w, struct asr_usedmap *m)
 {
-    struct asr_probe found;
-    int rc = asr_probe_window(w, NULL, &found);
+    struct probe found;
+    int rc = probe_window(w, NULL, &found);
     if (rc == 1) {
         memcpy(m->fs_type, found.type, sizeof m->fs_type);
         memcpy(m->fs_uuid, found.uuid, sizeof m->fs_uuid);
@@ -228,7 +228,7 @@ static bool ext_boot_content(const struct asr_window *w, int map_rc, char *why, 
     /* Trust follows the map's checks. A refusal for a journal the map cannot replay
      * (ASR_E_UNSUPPORTED: on another device, fast commits) means its bitmaps may be stale, not its
      * directories unreadable: the root filesystem of a disk copied from a running or crashed
-     * machine is just that, and must still be found critical (asr_ext_open checks its structure
+     * machine is just that, and must still be found critical (ext_open checks its structure
      * again). Any other
      * refusal means the superblock, descriptors or bitmap failed their checks or could not be
      * read: names found through such metadata are no evidence either way, and libext2fs is not
@@ -239,10 +239,10 @@ static bool ext_boot_content(const struct asr_window *w, int map_rc, char *why, 
         snprintf(why, n, "nothing shows it is needed to boot (ext metadata failed its checks: contents not read)");
         return false;
     }
-    struct asr_ext_io io;
+    struct ext_io io;
     ext2_filsys fs;
     struct asr_error err = {0};
-    if (asr_ext_open(w, &io, &fs, &err) != ASR_OK) {
+    if (ext_open(w, &io, &fs, &err) != ASR_OK) {
         snprintf(why, n, "nothing shows it is needed to boot (ext contents unreadable: %.90s)", err.msg);
         return false;
     }

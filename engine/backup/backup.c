@@ -3,13 +3,14 @@
  * zstd on a pool of worker threads -> one writer thread appending chunks and extents to the image
  * in order, and deciding dedup for good. Chunking is sequential (a cut depends on where the chunk
  * began), but its costly part, the rolling hash over every byte, is not: reads are scanned for cut
- * candidates (asr_cdc_scan) by idle workers when they land ahead of the producer, or by the
+ * candidates (cdc_scan) by idle workers when they land ahead of the producer, or by the
  * producer when it reaches one unscanned, and the producer applies the size rules to the
  * candidates. Memory is fixed by design: a ring of chunk slots (each one chunk of content and its
  * encoded form) gives back-pressure between the stages; nothing grows with the data except the
  * dedup index and the writer's chunk and extent tables (SPEC.md, "Memory"). */
 #include "asr_engine.h"
 #include "cdc.h"
+#include "dedup.h"
 #include "clock.h"
 #include "grow.h"
 #include "source.h"
@@ -68,8 +69,8 @@ enum scan_state { SCAN_EMPTY, SCAN_QUEUED, SCAN_RUNNING, SCAN_DONE };
 struct scan_job {
     enum scan_state state;
     uint64_t request;   /* the source's read sequence number */
-    struct asr_span span;
-    struct asr_cdc_marks marks;
+    struct span span;
+    struct cdc_marks marks;
 };
 
 struct pipeline {
@@ -97,11 +98,11 @@ struct pipeline {
     struct scan_job scans[SCAN_AHEAD];
     size_t scans_queued;
     pthread_cond_t scan_cv;
-    struct asr_cdc scan_params; /* the chunker's sizes and masks, read by the workers */
+    struct cdc scan_params; /* the chunker's sizes and masks, read by the workers */
     /* Content hash and length -> chunk id of every chunk written. Workers look chunks up in it
      * to skip compressing known content; the writer, in order, adds new chunks and has the last
      * word (a copy that was still in flight when a worker looked becomes a reference then). */
-    struct asr_dedup *dedup;
+    struct dedup *dedup;
     pthread_mutex_t dedup_mu;
     /* Writer thread only. */
     uint64_t next_chunk_id, stored_bytes, new_bytes, dedup_bytes, chunks, dedup_hits;
@@ -137,7 +138,7 @@ static int hash_and_encode(struct pipeline *p, struct asr_chunk_encoder *enc, st
     s->hash = asr_content_hash(p->seed, s->content, s->len);
     *hash_seconds += thread_seconds() - t0;
     pthread_mutex_lock(&p->dedup_mu);
-    s->known = asr_dedup_find(p->dedup, s->hash, s->len, &s->chunk_id);
+    s->known = dedup_find(p->dedup, s->hash, s->len, &s->chunk_id);
     pthread_mutex_unlock(&p->dedup_mu);
     if (s->known)
         return ASR_OK;
@@ -162,7 +163,7 @@ static void run_scan(struct pipeline *p, double *scan_seconds)
     p->scans_queued--;
     pthread_mutex_unlock(&p->mu);
     double t0 = thread_seconds();
-    asr_cdc_scan(&p->scan_params, job->span.data, job->span.len, &job->marks);
+    cdc_scan(&p->scan_params, job->span.data, job->span.len, &job->marks);
     *scan_seconds += thread_seconds() - t0;
     pthread_mutex_lock(&p->mu);
     job->state = SCAN_DONE;
@@ -224,7 +225,7 @@ static int write_slot(struct pipeline *p, struct slot *s, struct asr_error *err)
     uint64_t id = s->chunk_id;
     if (!s->known) {
         pthread_mutex_lock(&p->dedup_mu);
-        int hit = asr_dedup_find_or_add(p->dedup, s->hash, s->len, p->next_chunk_id, &id);
+        int hit = dedup_find_or_add(p->dedup, s->hash, s->len, p->next_chunk_id, &id);
         pthread_mutex_unlock(&p->dedup_mu);
         if (hit < 0)
             return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the dedup index");
@@ -291,7 +292,7 @@ static void *writer_main(void *arg)
 
 struct producer {
     struct pipeline *p;
-    struct asr_cdc cdc;
+    struct cdc cdc;
     uint32_t volume_id;
     struct slot *cur;        /* the chunk being filled, or NULL */
     uint64_t zero_offset, zero_len; /* pending zero run */
@@ -299,7 +300,7 @@ struct producer {
     /* The read being fed and its scan, if one was done (else marks is NULL and the chunker rolls). */
     bool in_request;
     uint64_t request, scan_next;
-    const struct asr_cdc_marks *marks;
+    const struct cdc_marks *marks;
     const uint8_t *span;
 };
 
@@ -360,7 +361,7 @@ static void flush_chunk(struct producer *pr)
     if (!s)
         return;
     pr->cur = NULL;
-    asr_cdc_reset(&pr->cdc);
+    cdc_reset(&pr->cdc);
     s->kind = KIND_DATA;
     publish(pr->p, s, true);
 }
@@ -390,8 +391,8 @@ static int feed_data(struct producer *pr, uint64_t off, const uint8_t *data, siz
             pr->cur->volume_id = pr->volume_id;
         }
         bool cut;
-        size_t take = pr->marks ? asr_cdc_feed_marked(&pr->cdc, data, len, pr->marks, (size_t)(data - pr->span), &cut)
-                                : asr_cdc_feed(&pr->cdc, data, len, &cut);
+        size_t take = pr->marks ? cdc_feed_marked(&pr->cdc, data, len, pr->marks, (size_t)(data - pr->span), &cut)
+                                : cdc_feed(&pr->cdc, data, len, &cut);
         struct slot *s = pr->cur;
         if ((rc = add_piece_ref(s, off, (uint32_t)take, err)) != ASR_OK)
             break;
@@ -496,13 +497,13 @@ static unsigned scan_from(const struct pipeline *p)
 /* The producer reached read `request`: older scans go, and its own scan serves if done or
  * running. Otherwise the producer scans the read itself (four chains scan faster than one rolls;
  * only a read mended at delivery, a short or failed one, is rolled). */
-static void enter_request(struct producer *pr, struct asr_source *src, uint64_t request)
+static void enter_request(struct producer *pr, struct source *src, uint64_t request)
 {
     struct pipeline *p = pr->p;
     struct scan_job *j = &p->scans[request % SCAN_AHEAD];
-    struct asr_span span;
+    struct span span;
     bool scans = scan_from(p) < SCAN_AHEAD, mine = false;
-    enum asr_peek ready = scans ? asr_source_peek(src, request, &span) : ASR_PEEK_NEVER;
+    enum asr_peek ready = scans ? source_peek(src, request, &span) : ASR_PEEK_NEVER;
     pthread_mutex_lock(&p->mu);
     release_scans_before(p, request);
     if (j->state == SCAN_QUEUED && j->request == request) {
@@ -517,7 +518,7 @@ static void enter_request(struct producer *pr, struct asr_source *src, uint64_t 
         pthread_cond_wait(&p->scan_cv, &p->mu);
     pthread_mutex_unlock(&p->mu);
     if (mine) {
-        asr_cdc_scan(&p->scan_params, j->span.data, j->span.len, &j->marks);
+        cdc_scan(&p->scan_params, j->span.data, j->span.len, &j->marks);
         pthread_mutex_lock(&p->mu);
         j->state = SCAN_DONE;
         pthread_mutex_unlock(&p->mu);
@@ -538,7 +539,7 @@ static void enter_request(struct producer *pr, struct asr_source *src, uint64_t 
  * chain, from 2 ahead, about the same), 2.1 with four chains and the producer scanning too, from
  * 1 or 2 ahead alike within the device's spread; 32 reads in flight instead of 16 changed nothing
  * measurable. */
-static void queue_scans(struct producer *pr, struct asr_source *src)
+static void queue_scans(struct producer *pr, struct source *src)
 {
     struct pipeline *p = pr->p;
     uint64_t from = scan_from(p);
@@ -546,8 +547,8 @@ static void queue_scans(struct producer *pr, struct asr_source *src)
         pr->scan_next = pr->request + from;
     while (pr->scan_next < pr->request + SCAN_AHEAD) {
         struct scan_job *j = &p->scans[pr->scan_next % SCAN_AHEAD];
-        struct asr_span span;
-        enum asr_peek ready = j->state == SCAN_EMPTY ? asr_source_peek(src, pr->scan_next, &span) : ASR_PEEK_NOT_YET;
+        struct span span;
+        enum asr_peek ready = j->state == SCAN_EMPTY ? source_peek(src, pr->scan_next, &span) : ASR_PEEK_NOT_YET;
         if (ready == ASR_PEEK_NOT_YET)
             break;
         if (ready == ASR_PEEK_READY) {
@@ -630,22 +631,22 @@ static const struct asr_range *capture_ranges(const struct asr_volume_info *v, s
     return full ? whole : v->map.used.v;
 }
 
-static int read_volume(struct producer *pr, struct asr_source *src, const struct asr_volume_info *v,
+static int read_volume(struct producer *pr, struct source *src, const struct asr_volume_info *v,
                        struct asr_backup_progress *prog, struct asr_error *err)
 {
     const struct asr_backup_options *opt = pr->p->opt;
     struct asr_range whole;
     size_t count;
     const struct asr_range *ranges = capture_ranges(v, &whole, &count);
-    int rc = asr_source_start(src, v->start_bytes, ranges, count, err);
+    int rc = source_start(src, v->start_bytes, ranges, count, err);
     double t_chunk = 0;
     while (rc == ASR_OK) {
         if (opt->cancel && *opt->cancel) {
             rc = asr_fail_public(err, ASR_E_STATE, "interrupted");
             break;
         }
-        struct asr_piece piece;
-        if ((rc = asr_source_next(src, &piece, err)) != ASR_OK || piece.len == 0)
+        struct piece piece;
+        if ((rc = source_next(src, &piece, err)) != ASR_OK || piece.len == 0)
             break;
         double t0 = thread_seconds();
         if (!pr->in_request || piece.request != pr->request)
@@ -667,18 +668,18 @@ static int read_volume(struct producer *pr, struct asr_source *src, const struct
     return rc;
 }
 
-static int open_source(const struct asr_backup_source *bs, bool ignore_errors, struct asr_source **out,
+static int open_source(const struct asr_backup_source *bs, bool ignore_errors, struct source **out,
                        struct asr_error *err)
 {
     const struct asr_disk_desc *d = asr_disk_desc(bs->disk);
-    struct asr_source_config cfg = {
+    struct source_config cfg = {
         .path = asr_disk_path(bs->disk),
         .fd = asr_disk_fd(bs->disk),
         .disk_size = d->size_bytes,
         .probe_unit = d->logical_sector,
         .ignore_read_errors = ignore_errors,
     };
-    return asr_source_open(&cfg, out, err);
+    return source_open(&cfg, out, err);
 }
 
 int asr_backup_read_only(const struct asr_backup_source *src, size_t n, uint64_t *bytes, double *seconds,
@@ -688,7 +689,7 @@ int asr_backup_read_only(const struct asr_backup_source *src, size_t n, uint64_t
     double t0 = asr_now();
     int rc = ASR_OK;
     for (size_t i = 0; i < n && rc == ASR_OK; i++) {
-        struct asr_source *source;
+        struct source *source;
         if ((rc = open_source(&src[i], false, &source, err)) != ASR_OK)
             break;
         for (size_t k = 0; k < src[i].count && rc == ASR_OK; k++) {
@@ -698,12 +699,12 @@ int asr_backup_read_only(const struct asr_backup_source *src, size_t n, uint64_t
             struct asr_range whole;
             size_t count;
             const struct asr_range *ranges = capture_ranges(v, &whole, &count);
-            rc = asr_source_start(source, v->start_bytes, ranges, count, err);
-            struct asr_piece piece = {.len = 1};
-            while (rc == ASR_OK && piece.len && (rc = asr_source_next(source, &piece, err)) == ASR_OK)
+            rc = source_start(source, v->start_bytes, ranges, count, err);
+            struct piece piece = {.len = 1};
+            while (rc == ASR_OK && piece.len && (rc = source_next(source, &piece, err)) == ASR_OK)
                 *bytes += piece.len;
         }
-        asr_source_close(source);
+        source_close(source);
     }
     *seconds = asr_now() - t0;
     return rc;
@@ -724,10 +725,10 @@ static int produce(struct producer *pr, const struct asr_backup_source *src, siz
     size_t vid = 0;
     int rc = ASR_OK;
     for (size_t i = 0; i < n && rc == ASR_OK; i++) {
-        struct asr_source *source;
+        struct source *source;
         if ((rc = open_source(&src[i], opt->ignore_read_errors, &source, err)) != ASR_OK)
             break;
-        pr->st->direct_io &= asr_source_direct(source);
+        pr->st->direct_io &= source_direct(source);
         for (size_t k = 0; k < src[i].count && rc == ASR_OK; k++) {
             struct asr_volume_info *v = &src[i].vols[k];
             if (v->capture == ASR_CAPTURE_SKIP)
@@ -741,8 +742,8 @@ static int produce(struct producer *pr, const struct asr_backup_source *src, siz
             if (opt->after_volume)
                 opt->after_volume(v, opt->hook_ctx);
         }
-        pr->st->read_wait_seconds += asr_source_wait_ns(source) / 1e9;
-        asr_source_close(source);
+        pr->st->read_wait_seconds += source_wait_ns(source) / 1e9;
+        source_close(source);
     }
     return rc;
 }
@@ -765,7 +766,7 @@ static int pipeline_init(struct pipeline *p, struct asr_writer *w, const struct 
     p->nslots = 2 * (size_t)threads + 6;
     p->slots = calloc(p->nslots, sizeof *p->slots);
     p->queue = calloc(p->nslots, sizeof *p->queue);
-    if (!p->slots || !p->queue || asr_dedup_new(&p->dedup) != ASR_OK)
+    if (!p->slots || !p->queue || dedup_new(&p->dedup) != ASR_OK)
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the pipeline");
     for (size_t i = 0; i < p->nslots; i++) {
         struct slot *s = &p->slots[i];
@@ -777,8 +778,8 @@ static int pipeline_init(struct pipeline *p, struct asr_writer *w, const struct 
             return asr_fail_public(err, ASR_E_NOMEM, "out of memory for chunk buffers");
     }
     for (size_t i = 0; i < SCAN_AHEAD; i++) {
-        struct asr_cdc_mark *v = calloc(SCAN_MARKS, sizeof *v);
-        p->scans[i].marks = (struct asr_cdc_marks){.v = v, .cap = SCAN_MARKS};
+        struct cdc_mark *v = calloc(SCAN_MARKS, sizeof *v);
+        p->scans[i].marks = (struct cdc_marks){.v = v, .cap = SCAN_MARKS};
         if (!p->scans[i].marks.v)
             return asr_fail_public(err, ASR_E_NOMEM, "out of memory for scans");
     }
@@ -796,7 +797,7 @@ static void pipeline_free(struct pipeline *p)
     free(p->queue);
     for (size_t i = 0; i < SCAN_AHEAD; i++)
         free(p->scans[i].marks.v);
-    asr_dedup_free(p->dedup);
+    dedup_free(p->dedup);
     pthread_mutex_destroy(&p->dedup_mu);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->work_cv);
@@ -881,7 +882,7 @@ int asr_backup_run(struct asr_writer *w, const struct asr_backup_source *src, si
     double t0 = asr_now();
     rc = pipeline_init(&p, w, opt, threads, err);
     if (rc == ASR_OK) {
-        asr_cdc_init(&pr.cdc, opt->avg_chunk ? opt->avg_chunk : DEFAULT_AVG_CHUNK, p.max_chunk);
+        cdc_init(&pr.cdc, opt->avg_chunk ? opt->avg_chunk : DEFAULT_AVG_CHUNK, p.max_chunk);
         p.scan_params = pr.cdc;
         writer_started = pthread_create(&writer, NULL, writer_main, &p) == 0;
         while (writer_started && started < threads && pthread_create(&workers[started], NULL, worker_main, &p) == 0)
@@ -921,7 +922,7 @@ int asr_backup_run(struct asr_writer *w, const struct asr_backup_source *src, si
     st->dedup_bytes = p.dedup_bytes;
     st->chunks = p.chunks;
     st->dedup_hits = p.dedup_hits;
-    st->dedup_index_bytes = p.dedup ? asr_dedup_bytes(p.dedup) : 0;
+    st->dedup_index_bytes = p.dedup ? dedup_memory(p.dedup) : 0;
     pipeline_free(&p);
     free(ids);
     return rc;

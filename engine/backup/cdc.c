@@ -1,5 +1,5 @@
-/* Content-defined chunking (a gear rolling hash with FastCDC's normalized cut test) and the
- * dedup index. Chunk boundaries depend only on nearby content, so a file's chunks are the same
+/* Content-defined chunking (a gear rolling hash with FastCDC's normalized cut test). Chunk
+ * boundaries depend only on nearby content, so a file's chunks are the same
  * wherever it sits on disk: copies at unaligned positions deduplicate (SPEC.md, "Chunking").
  * Hand-written: Debian ships no C CDC library, and the loop is a dozen lines. */
 #include "cdc.h"
@@ -31,7 +31,7 @@ static uint64_t top_mask(unsigned bits)
     return bits ? ~0ull << (64 - bits) : 0;
 }
 
-void asr_cdc_init(struct asr_cdc *c, uint32_t avg, uint32_t max)
+void cdc_init(struct cdc *c, uint32_t avg, uint32_t max)
 {
     gear_init();
     unsigned bits = 0;
@@ -44,10 +44,10 @@ void asr_cdc_init(struct asr_cdc *c, uint32_t avg, uint32_t max)
      * narrows the size distribution around avg (FastCDC, Xia et al., USENIX ATC 2016). */
     c->mask_hard = top_mask(bits + 2);
     c->mask_easy = top_mask(bits - 2);
-    asr_cdc_reset(c);
+    cdc_reset(c);
 }
 
-void asr_cdc_reset(struct asr_cdc *c)
+void cdc_reset(struct cdc *c)
 {
     c->fp = 0;
     c->len = 0;
@@ -95,7 +95,7 @@ static size_t roll(uint64_t *fp, const uint8_t *p, size_t i, size_t end, uint64_
     return i;
 }
 
-size_t asr_cdc_feed(struct asr_cdc *c, const uint8_t *p, size_t n, bool *cut)
+size_t cdc_feed(struct cdc *c, const uint8_t *p, size_t n, bool *cut)
 {
     const size_t cut_bit = (size_t)1 << (sizeof(size_t) * 8 - 1);
     size_t i = 0;
@@ -114,7 +114,7 @@ size_t asr_cdc_feed(struct asr_cdc *c, const uint8_t *p, size_t n, bool *cut)
         i = stop;
         if ((r & cut_bit) || c->len >= c->max) {
             *cut = true;
-            asr_cdc_reset(c);
+            cdc_reset(c);
             return i;
         }
     }
@@ -125,7 +125,7 @@ size_t asr_cdc_feed(struct asr_cdc *c, const uint8_t *p, size_t n, bool *cut)
 
 /* One hash chain over p[0..n), cold at p[0]: candidates only once its window is whole. For reads
  * too short to split into lanes. */
-static void scan_one_lane(const struct asr_cdc *c, const uint8_t *p, size_t n, struct asr_cdc_marks *m)
+static void scan_one_lane(const struct cdc *c, const uint8_t *p, size_t n, struct cdc_marks *m)
 {
     const size_t cut_bit = (size_t)1 << (sizeof(size_t) * 8 - 1);
     uint64_t h = 0;
@@ -141,7 +141,7 @@ static void scan_one_lane(const struct asr_cdc *c, const uint8_t *p, size_t n, s
             m->complete_until = i - 1;
             break;
         }
-        m->v[m->n++] = (struct asr_cdc_mark){(uint32_t)i, !(h & c->mask_hard)};
+        m->v[m->n++] = (struct cdc_mark){(uint32_t)i, !(h & c->mask_hard)};
     }
 }
 
@@ -152,7 +152,7 @@ struct lane {
     uint64_t h;
 };
 
-static void lane_note(const struct asr_cdc *c, struct asr_cdc_marks *m, struct lane *ln, size_t region, size_t room,
+static void lane_note(const struct cdc *c, struct cdc_marks *m, struct lane *ln, size_t region, size_t room,
                       size_t byte)
 {
     if (ln->stop != SIZE_MAX)
@@ -161,13 +161,13 @@ static void lane_note(const struct asr_cdc *c, struct asr_cdc_marks *m, struct l
         ln->stop = byte;
         return;
     }
-    m->v[region + ln->count++] = (struct asr_cdc_mark){(uint32_t)(byte + 1), !(ln->h & c->mask_hard)};
+    m->v[region + ln->count++] = (struct cdc_mark){(uint32_t)(byte + 1), !(ln->h & c->mask_hard)};
 }
 
 #define LANES 4
 
 /* Out of line and cold, so that the scan loop keeps its registers for the four chains. */
-static __attribute__((noinline, cold)) void note_lanes(const struct asr_cdc *c, struct asr_cdc_marks *m,
+static __attribute__((noinline, cold)) void note_lanes(const struct cdc *c, struct cdc_marks *m,
                                                        struct lane *ln, size_t room, size_t i, const uint64_t *hs)
 {
     for (size_t l = 0; l < LANES; l++) {
@@ -177,7 +177,7 @@ static __attribute__((noinline, cold)) void note_lanes(const struct asr_cdc *c, 
     }
 }
 
-void asr_cdc_scan(const struct asr_cdc *c, const uint8_t *p, size_t n, struct asr_cdc_marks *m)
+void cdc_scan(const struct cdc *c, const uint8_t *p, size_t n, struct cdc_marks *m)
 {
     m->n = 0;
     m->complete_until = n;
@@ -225,14 +225,14 @@ void asr_cdc_scan(const struct asr_cdc *c, const uint8_t *p, size_t n, struct as
     }
 }
 
-uint64_t asr_cdc_gear(uint8_t byte)
+uint64_t cdc_gear(uint8_t byte)
 {
     gear_init();
     return gear[byte];
 }
 
 /* The first mark with end >= end. */
-static size_t first_mark(const struct asr_cdc_marks *m, size_t end)
+static size_t first_mark(const struct cdc_marks *m, size_t end)
 {
     size_t lo = 0, hi = m->n;
     while (lo < hi) {
@@ -245,14 +245,14 @@ static size_t first_mark(const struct asr_cdc_marks *m, size_t end)
     return lo;
 }
 
-static size_t end_chunk(struct asr_cdc *c, size_t take, bool *cut)
+static size_t end_chunk(struct cdc *c, size_t take, bool *cut)
 {
     *cut = true;
-    asr_cdc_reset(c);
+    cdc_reset(c);
     return take;
 }
 
-size_t asr_cdc_feed_marked(struct asr_cdc *c, const uint8_t *p, size_t n, const struct asr_cdc_marks *m, size_t at,
+size_t cdc_feed_marked(struct cdc *c, const uint8_t *p, size_t n, const struct cdc_marks *m, size_t at,
                            bool *cut)
 {
     /* Marks serve from the first byte whose window lies in p and past min (where hashing of the
@@ -263,8 +263,8 @@ size_t asr_cdc_feed_marked(struct asr_cdc *c, const uint8_t *p, size_t n, const 
     size_t until = m->complete_until > at ? m->complete_until - at : 0;
     until = until < n ? until : n;
     if (from >= until)
-        return asr_cdc_feed(c, p, n, cut);
-    size_t take = asr_cdc_feed(c, p, from, cut);
+        return cdc_feed(c, p, n, cut);
+    size_t take = cdc_feed(c, p, from, cut);
     if (*cut)
         return take;
     size_t len0 = c->len - from; /* chunk length before p[0] */
@@ -283,97 +283,5 @@ size_t asr_cdc_feed_marked(struct asr_cdc *c, const uint8_t *p, size_t n, const 
         c->fp = (c->fp << 1) + gear[p[i]];
     if (until == n)
         return n;
-    return until + asr_cdc_feed(c, p + until, n - until, cut);
-}
-
-/* ---- dedup index ---------------------------------------------------------------------------- */
-
-/* Open addressing with linear probing; the key's low 64 bits are already uniformly spread. An
- * entry is 32 bytes; the table doubles at 3/4 full, so it holds at most 64 bytes per chunk. */
-struct entry {
-    uint64_t lo, hi;
-    uint64_t id_plus_one; /* 0: empty slot */
-    uint32_t len;
-};
-
-struct asr_dedup {
-    struct entry *v;
-    size_t cap, count; /* cap: a power of two */
-};
-
-int asr_dedup_new(struct asr_dedup **out)
-{
-    struct asr_dedup *d = calloc(1, sizeof *d);
-    if (d) {
-        d->cap = 1u << 14;
-        d->v = calloc(d->cap, sizeof *d->v);
-    }
-    if (!d || !d->v) {
-        asr_dedup_free(d);
-        return ASR_E_NOMEM;
-    }
-    *out = d;
-    return ASR_OK;
-}
-
-void asr_dedup_free(struct asr_dedup *d)
-{
-    if (!d)
-        return;
-    free(d->v);
-    free(d);
-}
-
-static struct entry *slot_for(struct entry *v, size_t cap, uint64_t lo, uint64_t hi, uint32_t len)
-{
-    size_t i = (size_t)lo & (cap - 1);
-    while (v[i].id_plus_one && !(v[i].lo == lo && v[i].hi == hi && v[i].len == len))
-        i = (i + 1) & (cap - 1);
-    return &v[i];
-}
-
-static int grow(struct asr_dedup *d)
-{
-    size_t cap = d->cap * 2;
-    struct entry *v = calloc(cap, sizeof *v);
-    if (!v)
-        return ASR_E_NOMEM;
-    for (size_t i = 0; i < d->cap; i++)
-        if (d->v[i].id_plus_one)
-            *slot_for(v, cap, d->v[i].lo, d->v[i].hi, d->v[i].len) = d->v[i];
-    free(d->v);
-    d->v = v;
-    d->cap = cap;
-    return ASR_OK;
-}
-
-int asr_dedup_find(const struct asr_dedup *d, struct asr_hash128 key, uint32_t len, uint64_t *found_id)
-{
-    const struct entry *e = slot_for(d->v, d->cap, key.lo, key.hi, len);
-    if (e->id_plus_one)
-        *found_id = e->id_plus_one - 1;
-    return e->id_plus_one != 0;
-}
-
-int asr_dedup_find_or_add(struct asr_dedup *d, struct asr_hash128 key, uint32_t len, uint64_t id,
-                          uint64_t *found_id)
-{
-    struct entry *e = slot_for(d->v, d->cap, key.lo, key.hi, len);
-    if (e->id_plus_one) {
-        *found_id = e->id_plus_one - 1;
-        return 1;
-    }
-    if ((d->count + 1) * 4 > d->cap * 3) {
-        if (grow(d) != ASR_OK)
-            return -1;
-        e = slot_for(d->v, d->cap, key.lo, key.hi, len);
-    }
-    *e = (struct entry){key.lo, key.hi, id + 1, len};
-    d->count++;
-    return 0;
-}
-
-size_t asr_dedup_bytes(const struct asr_dedup *d)
-{
-    return d->cap * sizeof *d->v;
+    return until + cdc_feed(c, p + until, n - until, cut);
 }

@@ -14,13 +14,13 @@ struct asr_backup_freeze {
     struct asr_backup_source src[ASR_MAX_DISKS]; /* the caller's, whose volume arrays it changes */
     size_t n;
     struct asr_backup_freeze_options fo;
-    struct asr_freezer *fz;
+    struct freezer *fz;
 };
 
 /* ---- signals: thaw first --------------------------------------------------------------------- */
 
 /* What the handlers thaw and flag; one freezing backup per process. */
-static struct asr_freezer *_Atomic caught;
+static struct freezer *_Atomic caught;
 static volatile int *_Atomic caught_interrupt;
 static atomic_bool in_use;
 
@@ -39,7 +39,7 @@ static void replace(int sig, const struct sigaction *sa)
 static void on_stop(int sig)
 {
     (void)sig;
-    asr_thaw_from_signal(atomic_load(&caught));
+    freezer_thaw_from_signal(atomic_load(&caught));
     volatile int *flag = atomic_load(&caught_interrupt);
     if (flag)
         *flag = 1;
@@ -55,7 +55,7 @@ static const int fatal_signals[] = {SIGHUP,  SIGQUIT,  SIGILL,  SIGTRAP,   SIGAB
 static void on_fatal(int sig, siginfo_t *info, void *uctx)
 {
     (void)uctx;
-    asr_thaw_from_signal(atomic_load(&caught));
+    freezer_thaw_from_signal(atomic_load(&caught));
     if (sig > 0 && sig < (int)(sizeof old_action / sizeof old_action[0]))
         sigaction(sig, &old_action[sig], NULL);
     if (info->si_code <= 0)
@@ -71,7 +71,7 @@ static void catch_fatal(int sig, const struct sigaction *sa)
         replace(sig, sa);
 }
 
-static void catch_signals(struct asr_freezer *fz, volatile int *interrupt)
+static void catch_signals(struct freezer *fz, volatile int *interrupt)
 {
     atomic_store(&caught_interrupt, interrupt);
     atomic_store(&caught, fz);
@@ -151,12 +151,12 @@ static int freeze_volume(struct asr_volume_info *v, void *ctx, struct asr_error 
     struct asr_mounts m;
     int rc = asr_volume_mounts(d, v, &m, err);
     if (rc == ASR_OK)
-        rc = asr_freeze(f->fz, &m, err);
+        rc = freezer_freeze(f->fz, &m, err);
     asr_mounts_free(&m);
     /* The map read before the freeze misses what was allocated since: read it from the frozen state. */
-    if (rc == ASR_OK && asr_frozen_count(f->fz) && (rc = asr_volume_remap(d, v, false, err)) != ASR_OK) {
+    if (rc == ASR_OK && freezer_frozen_count(f->fz) && (rc = asr_volume_remap(d, v, false, err)) != ASR_OK) {
         struct asr_error ignored;
-        asr_thaw(f->fz, &ignored); /* after_volume runs only when this succeeds */
+        freezer_thaw(f->fz, &ignored); /* after_volume runs only when this succeeds */
     }
     /* A signal thaws in the middle of this, and the map may then fail to read (ext's journal to
      * replay again): the signal is the reason to give. */
@@ -169,7 +169,7 @@ static void thaw_volume(const struct asr_volume_info *v, void *ctx)
 {
     struct asr_backup_freeze *f = ctx;
     struct asr_error err = {0};
-    if (asr_thaw(f->fz, &err) != ASR_OK)
+    if (freezer_thaw(f->fz, &err) != ASR_OK)
         thaw_warning(f, v, err.msg);
 }
 
@@ -187,10 +187,10 @@ static int recapture(struct asr_backup_freeze *f, struct asr_error *err)
                 continue;
             struct asr_mounts m;
             int rc = asr_volume_mounts(f->src[i].disk, v, &m, err);
-            if (rc == ASR_OK && asr_mounts_writable(&m) && (rc = asr_freeze(f->fz, &m, err)) == ASR_OK) {
+            if (rc == ASR_OK && asr_mounts_writable(&m) && (rc = freezer_freeze(f->fz, &m, err)) == ASR_OK) {
                 rc = asr_volume_remap(f->src[i].disk, v, true, err);
                 struct asr_error terr = {0};
-                if (asr_thaw(f->fz, &terr) != ASR_OK)
+                if (freezer_thaw(f->fz, &terr) != ASR_OK)
                     thaw_warning(f, v, terr.msg);
             }
             asr_mounts_free(&m);
@@ -220,7 +220,7 @@ int asr_backup_freeze_start(const struct asr_backup_source *src, size_t n, const
     *f = (struct asr_backup_freeze){.n = n, .fo = *fo};
     if (n)
         memcpy(f->src, src, n * sizeof *src);
-    int rc = asr_freezer_new(&f->fz, err);
+    int rc = freezer_new(&f->fz, err);
     if (rc == ASR_OK) {
         catch_signals(f->fz, f->fo.interrupt);
         rc = recapture(f, err);
@@ -241,7 +241,7 @@ void asr_backup_freeze_end(struct asr_backup_freeze *f)
     if (!f)
         return;
     release_signals();
-    asr_freezer_free(f->fz); /* every path out of a backup has thawed already: this is for the rest */
+    freezer_free(f->fz); /* every path out of a backup has thawed already: this is for the rest */
     free(f);
     atomic_store(&in_use, false);
 }

@@ -38,8 +38,8 @@ struct request {
     size_t bad_n, bad_cap;
 };
 
-struct asr_source {
-    struct asr_source_config cfg;
+struct source {
+    struct source_config cfg;
     int direct_fd; /* -1 when O_DIRECT is not possible: reads go through cfg.fd */
     struct io_uring ring;
     bool ring_ok;
@@ -59,10 +59,10 @@ struct asr_source {
     uint8_t *arena; /* the requests' buffers, one after another */
 };
 
-int asr_source_open(const struct asr_source_config *cfg, struct asr_source **out, struct asr_error *err)
+int source_open(const struct source_config *cfg, struct source **out, struct asr_error *err)
 {
     *out = NULL;
-    struct asr_source *s = calloc(1, sizeof *s);
+    struct source *s = calloc(1, sizeof *s);
     if (!s)
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the reader");
     s->cfg = *cfg;
@@ -80,7 +80,7 @@ int asr_source_open(const struct asr_source_config *cfg, struct asr_source **out
     s->direct_fd = open(cfg->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
     int rc = io_uring_queue_init(s->cfg.depth, &s->ring, 0);
     if (rc < 0) {
-        asr_source_close(s);
+        source_close(s);
         return asr_fail_public(err, ASR_E_IO, "io_uring_queue_init: %s", strerror(-rc));
     }
     s->ring_ok = true;
@@ -88,7 +88,7 @@ int asr_source_open(const struct asr_source_config *cfg, struct asr_source **out
     size_t stride = s->cfg.request_size + 2 * (size_t)ALIGN;
     s->arena = asr_iobuf_alloc(stride * s->cfg.depth);
     if (!s->arena) {
-        asr_source_close(s);
+        source_close(s);
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory for read buffers");
     }
     for (uint32_t i = 0; i < s->cfg.depth; i++)
@@ -97,7 +97,7 @@ int asr_source_open(const struct asr_source_config *cfg, struct asr_source **out
     return ASR_OK;
 }
 
-void asr_source_close(struct asr_source *s)
+void source_close(struct source *s)
 {
     if (!s)
         return;
@@ -129,17 +129,17 @@ void asr_source_close(struct asr_source *s)
     free(s);
 }
 
-bool asr_source_direct(const struct asr_source *s)
+bool source_direct(const struct source *s)
 {
     return s->direct_fd >= 0;
 }
 
-uint64_t asr_source_wait_ns(const struct asr_source *s)
+uint64_t source_wait_ns(const struct source *s)
 {
     return s->wait_ns;
 }
 
-int asr_source_start(struct asr_source *s, uint64_t base, const struct asr_range *ranges, size_t count,
+int source_start(struct source *s, uint64_t base, const struct asr_range *ranges, size_t count,
                      struct asr_error *err)
 {
     if (s->submitted != s->delivered)
@@ -154,7 +154,7 @@ int asr_source_start(struct asr_source *s, uint64_t base, const struct asr_range
 }
 
 /* Builds the next request from the plan; false when the plan is used up. */
-static bool plan_request(struct asr_source *s, struct request *r)
+static bool plan_request(struct source *s, struct request *r)
 {
     if (s->plan_range >= s->count)
         return false;
@@ -192,7 +192,7 @@ static bool plan_request(struct asr_source *s, struct request *r)
     return true;
 }
 
-static void submit_more(struct asr_source *s)
+static void submit_more(struct source *s)
 {
     bool any = false;
     /* A free submission entry first: a request planned without one would be lost. */
@@ -225,13 +225,13 @@ static int add_bad(struct request *r, uint64_t off, uint64_t len)
     return 0;
 }
 
-/* A failed request, read again unit by unit, each unit a few times (asr_read_tries): good units
+/* A failed request, read again unit by unit, each unit a few times (read_tries): good units
  * land in the buffer, bad ones become unreadable runs, or stop the volume naming the first of
  * them unless ignore_read_errors. A disk that is gone stops it in any case: every read after it
  * would fail, and recording the rest of the disk as unreadable, unit by unit, is no backup. The
  * O_DIRECT descriptor serves when there is one: a buffered read fails for every sector sharing a
  * page-cache page with a bad one, which would record good sectors as unreadable. */
-static int probe(struct asr_source *s, struct request *r, struct asr_error *err)
+static int probe(struct source *s, struct request *r, struct asr_error *err)
 {
     uint64_t unit = s->cfg.probe_unit;
     for (uint64_t off = r->start / unit * unit; off < r->end; off += unit) {
@@ -239,20 +239,20 @@ static int probe(struct asr_source *s, struct request *r, struct asr_error *err)
         uint8_t *at = r->buf + (off - r->aligned);
         int rc = -EINVAL;
         if (s->direct_fd >= 0 && len == unit)
-            rc = asr_read_tries(s->direct_fd, at, (size_t)len, off);
+            rc = read_tries(s->direct_fd, at, (size_t)len, off);
         if (rc == -EINVAL) /* a unit O_DIRECT cannot take: the tail of a disk not sector-sized */
-            rc = asr_read_tries(s->cfg.fd, at, (size_t)len, off);
+            rc = read_tries(s->cfg.fd, at, (size_t)len, off);
         if (rc == 0)
             continue;
         uint64_t now;
-        if (asr_read_gone(s->cfg.fd, rc, s->cfg.disk_size, &now))
+        if (read_gone(s->cfg.fd, rc, s->cfg.disk_size, &now))
             return asr_fail_public(err, ASR_E_IO, "reading %s at byte %llu: %s: the disk is gone (its size reads as %llu "
                                                   "bytes, not %llu)",
-                                   s->cfg.path, (unsigned long long)off, asr_read_strerror(rc), (unsigned long long)now,
+                                   s->cfg.path, (unsigned long long)off, read_strerror(rc), (unsigned long long)now,
                                    (unsigned long long)s->cfg.disk_size);
         if (!s->cfg.ignore_read_errors)
             return asr_fail_public(err, ASR_E_IO, "reading %s at byte %llu: %s", s->cfg.path,
-                                   (unsigned long long)off, asr_read_strerror(rc));
+                                   (unsigned long long)off, read_strerror(rc));
         memset(at, 0, (size_t)len);
         if (add_bad(r, off, len))
             return asr_fail_public(err, ASR_E_NOMEM, "out of memory recording unreadable ranges");
@@ -260,7 +260,7 @@ static int probe(struct asr_source *s, struct request *r, struct asr_error *err)
     return ASR_OK;
 }
 
-static void note_completion(struct asr_source *s, struct io_uring_cqe *cqe)
+static void note_completion(struct source *s, struct io_uring_cqe *cqe)
 {
     uint64_t seq = io_uring_cqe_get_data64(cqe);
     struct request *q = &s->req[seq % s->cfg.depth];
@@ -269,7 +269,7 @@ static void note_completion(struct asr_source *s, struct io_uring_cqe *cqe)
     io_uring_cqe_seen(&s->ring, cqe);
 }
 
-enum asr_peek asr_source_peek(struct asr_source *s, uint64_t request, struct asr_span *span)
+enum asr_peek source_peek(struct source *s, uint64_t request, struct span *span)
 {
     if (request < s->delivered)
         return ASR_PEEK_NEVER;
@@ -289,7 +289,7 @@ enum asr_peek asr_source_peek(struct asr_source *s, uint64_t request, struct asr
 }
 
 /* Waits until request r (the oldest) has completed and holds [start, end) or is probed. */
-static int complete_oldest(struct asr_source *s, struct request *r, struct asr_error *err)
+static int complete_oldest(struct source *s, struct request *r, struct asr_error *err)
 {
     uint64_t t0 = asr_now_ns();
     while (!r->done) {
@@ -323,9 +323,9 @@ static const struct asr_range *bad_at_or_after(const struct request *r, uint64_t
     return NULL;
 }
 
-int asr_source_next(struct asr_source *s, struct asr_piece *piece, struct asr_error *err)
+int source_next(struct source *s, struct piece *piece, struct asr_error *err)
 {
-    *piece = (struct asr_piece){0};
+    *piece = (struct piece){0};
     for (;;) {
         submit_more(s);
         if (s->delivered == s->submitted)

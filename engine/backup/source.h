@@ -8,9 +8,9 @@
 
 #include "asr_engine.h"
 
-struct asr_source;
+struct source;
 
-struct asr_source_config {
+struct source_config {
     const char *path;        /* the disk; opened again with O_DIRECT when the kernel allows it */
     int fd;                  /* the disk's ordinary descriptor: fallback reads, and probes O_DIRECT cannot take */
     uint64_t disk_size;
@@ -22,40 +22,40 @@ struct asr_source_config {
 
 /* What next() hands over: len bytes of the disk at disk_offset, either data (valid until the
  * next call) or, with ignore_read_errors, a range that could not be read (data NULL). */
-struct asr_piece {
+struct piece {
     uint64_t disk_offset;
     size_t len;
     const uint8_t *data;
     bool unreadable;
-    uint64_t request;      /* the read that holds it (a sequence number, as asr_source_peek takes) */
+    uint64_t request;      /* the read that holds it (a sequence number, as source_peek takes) */
     size_t request_offset; /* where data starts in that read's span */
 };
 
 /* A read that has landed, for scanning on another thread before its pieces are delivered: its
  * span stays valid until next() has delivered past it. */
-struct asr_span {
+struct span {
     const uint8_t *data;
     size_t len;
 };
 
 enum asr_peek { ASR_PEEK_READY, ASR_PEEK_NOT_YET, ASR_PEEK_NEVER };
 
-int asr_source_open(const struct asr_source_config *cfg, struct asr_source **out, struct asr_error *err);
-void asr_source_close(struct asr_source *s); /* NULL-safe */
-bool asr_source_direct(const struct asr_source *s); /* whether O_DIRECT is in use */
+int source_open(const struct source_config *cfg, struct source **out, struct asr_error *err);
+void source_close(struct source *s); /* NULL-safe */
+bool source_direct(const struct source *s); /* whether O_DIRECT is in use */
 
 /* Starts reading ranges (volume-relative, sorted, non-overlapping) of the volume at disk offset
  * base. The ranges must stay valid until next() has delivered the last piece. */
-int asr_source_start(struct asr_source *s, uint64_t base, const struct asr_range *ranges, size_t count,
+int source_start(struct source *s, uint64_t base, const struct asr_range *ranges, size_t count,
                      struct asr_error *err);
 /* The next piece in disk order; piece->len == 0 when the volume is done. A read error stops the
  * volume with ASR_E_IO naming the disk offset (unless ignore_read_errors). */
-int asr_source_next(struct asr_source *s, struct asr_piece *piece, struct asr_error *err);
+int source_next(struct source *s, struct piece *piece, struct asr_error *err);
 /* Without waiting: READY with the span of read `request` when it has completed in full; NOT_YET
  * while it is in flight or not yet issued; NEVER when it was delivered already, or its data will
  * be mended at delivery (a short or failed read). */
-enum asr_peek asr_source_peek(struct asr_source *s, uint64_t request, struct asr_span *span);
+enum asr_peek source_peek(struct source *s, uint64_t request, struct span *span);
 /* Nanoseconds next() spent waiting for the device, for the per-stage report. */
-uint64_t asr_source_wait_ns(const struct asr_source *s);
+uint64_t source_wait_ns(const struct source *s);
 
 #endif

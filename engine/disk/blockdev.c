@@ -13,7 +13,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-bool asr_sys_read(const char *path, char *buf, size_t len)
+bool sys_read(const char *path, char *buf, size_t len)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -29,20 +29,20 @@ bool asr_sys_read(const char *path, char *buf, size_t len)
 static bool sys_u64(const char *path, uint64_t *v)
 {
     char line[64];
-    return asr_sys_read(path, line, sizeof line) && sscanf(line, "%" SCNu64, v) == 1;
+    return sys_read(path, line, sizeof line) && sscanf(line, "%" SCNu64, v) == 1;
 }
 
 static bool sys_dev(const char *path, dev_t *dev)
 {
     char line[64];
     unsigned ma, mi;
-    if (!asr_sys_read(path, line, sizeof line) || sscanf(line, "%u:%u", &ma, &mi) != 2)
+    if (!sys_read(path, line, sizeof line) || sscanf(line, "%u:%u", &ma, &mi) != 2)
         return false;
     *dev = makedev(ma, mi);
     return true;
 }
 
-bool asr_blk_size(dev_t dev, uint64_t *bytes)
+bool blk_size(dev_t dev, uint64_t *bytes)
 {
     char path[96];
     snprintf(path, sizeof path, "/sys/dev/block/%u:%u/size", major(dev), minor(dev));
@@ -53,7 +53,7 @@ bool asr_blk_size(dev_t dev, uint64_t *bytes)
     return true;
 }
 
-dev_t asr_blk_whole_disk(dev_t dev, uint64_t *start)
+dev_t blk_whole_disk(dev_t dev, uint64_t *start)
 {
     if (start)
         *start = 0;
@@ -74,25 +74,25 @@ dev_t asr_blk_whole_disk(dev_t dev, uint64_t *start)
     return disk;
 }
 
-bool asr_blk_loop_file(dev_t dev, char *path, size_t len)
+bool blk_loop_file(dev_t dev, char *path, size_t len)
 {
     char attr[160];
     snprintf(attr, sizeof attr, "/sys/dev/block/%u:%u/loop/backing_file", major(dev), minor(dev));
-    return asr_sys_read(attr, path, len);
+    return sys_read(attr, path, len);
 }
 
-bool asr_blk_loop(dev_t dev, struct asr_loop *out)
+bool blk_loop(dev_t dev, struct loop *out)
 {
     char path[160], backing[4096];
-    if (!asr_blk_loop_file(dev, backing, sizeof backing))
+    if (!blk_loop_file(dev, backing, sizeof backing))
         return false;
     struct stat st;
     if (stat(backing, &st) != 0)
         return false;
     if (S_ISREG(st.st_mode))
-        out->backing = (struct asr_ident){true, st.st_dev, st.st_ino};
+        out->backing = (struct ident){true, st.st_dev, st.st_ino};
     else if (S_ISBLK(st.st_mode))
-        out->backing = asr_ident_block(st.st_rdev);
+        out->backing = ident_block(st.st_rdev);
     else
         return false;
     snprintf(path, sizeof path, "/sys/dev/block/%u:%u/loop/offset", major(dev), minor(dev));
@@ -104,7 +104,7 @@ bool asr_blk_loop(dev_t dev, struct asr_loop *out)
     return true;
 }
 
-void asr_blk_each_loop(bool (*fn)(dev_t dev, void *ctx), void *ctx)
+void blk_each_loop(bool (*fn)(dev_t dev, void *ctx), void *ctx)
 {
     DIR *d = opendir("/sys/block");
     if (!d)
@@ -122,7 +122,7 @@ void asr_blk_each_loop(bool (*fn)(dev_t dev, void *ctx), void *ctx)
     closedir(d);
 }
 
-void asr_blk_each_partition(dev_t disk, bool (*fn)(dev_t part, uint64_t start, void *ctx), void *ctx)
+void blk_each_partition(dev_t disk, bool (*fn)(dev_t part, uint64_t start, void *ctx), void *ctx)
 {
     char dir[128], path[400];
     snprintf(dir, sizeof dir, "/sys/dev/block/%u:%u", major(disk), minor(disk));
@@ -167,12 +167,12 @@ static void each_stacked(dev_t dev, const char *which, bool (*fn)(dev_t dev, voi
     closedir(d);
 }
 
-void asr_blk_each_holder(dev_t dev, bool (*fn)(dev_t dev, void *ctx), void *ctx)
+void blk_each_holder(dev_t dev, bool (*fn)(dev_t dev, void *ctx), void *ctx)
 {
     each_stacked(dev, "holders", fn, ctx);
 }
 
-void asr_blk_each_slave(dev_t dev, bool (*fn)(dev_t dev, void *ctx), void *ctx)
+void blk_each_slave(dev_t dev, bool (*fn)(dev_t dev, void *ctx), void *ctx)
 {
     each_stacked(dev, "slaves", fn, ctx);
 }

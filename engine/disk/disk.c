@@ -378,7 +378,7 @@ static int read_table(struct asr_disk *d, struct fdisk_context *cxt, struct asr_
 static const char *const boot_sector_types[] = {"vfat", "exfat", "ntfs", NULL};
 
 /* "a FAT32 boot sector", "an exFAT boot sector", "an NTFS boot sector". */
-static void boot_sector_name(const struct asr_probe *fs, char *out, size_t n)
+static void boot_sector_name(const struct probe *fs, char *out, size_t n)
 {
     if (!strcmp(fs->type, "vfat"))
         snprintf(out, n, "a %s boot sector", strncmp(fs->version, "FAT", 3) ? "FAT" : fs->version);
@@ -430,14 +430,14 @@ static enum mbr_entries classify_entries(const struct asr_disk *d, char *why, si
 }
 
 /* Rule 3: the first partition (not an extended one) in which libblkid recognises something. */
-static bool partition_with_contents(const struct asr_disk *d, uint32_t *number, struct asr_probe *found)
+static bool partition_with_contents(const struct asr_disk *d, uint32_t *number, struct probe *found)
 {
     for (uint32_t i = 0; i < d->desc.partition_count; i++) {
         const struct asr_partition_desc *p = &d->parts[i];
         if (p->kind == ASR_PART_EXTENDED)
             continue;
         struct asr_window w = {d->fd, d->path, p->start_bytes, p->size_bytes};
-        int rc = asr_probe_window(&w, NULL, found);
+        int rc = probe_window(&w, NULL, found);
         if (rc == 1 || rc == -2) {
             if (rc == -2)
                 snprintf(found->type, sizeof found->type, "several signatures");
@@ -450,7 +450,7 @@ static bool partition_with_contents(const struct asr_disk *d, uint32_t *number, 
 
 /* Drops what libfdisk made of sector 0: the disk is one volume, the filesystem of its boot
  * sector. Its warnings went with the table, which is not one. */
-static void read_as_whole_disk(struct asr_disk *d, const struct asr_probe *fs, const char *boot, const char *why)
+static void read_as_whole_disk(struct asr_disk *d, const struct probe *fs, const char *boot, const char *why)
 {
     free(d->parts);
     free(d->type_names);
@@ -469,8 +469,8 @@ static void read_as_whole_disk(struct asr_disk *d, const struct asr_probe *fs, c
 static int read_mbr(struct asr_disk *d, struct fdisk_context *cxt, struct asr_error *err)
 {
     struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
-    struct asr_probe boot;
-    if (asr_probe_window(&whole, boot_sector_types, &boot) != 1) {
+    struct probe boot;
+    if (probe_window(&whole, boot_sector_types, &boot) != 1) {
         snprintf(d->reading, sizeof d->reading, "read as mbr: sector 0 is an MBR, not a filesystem's boot sector");
         return read_table(d, cxt, err);
     }
@@ -498,7 +498,7 @@ static int read_mbr(struct asr_disk *d, struct fdisk_context *cxt, struct asr_er
     if (rc)
         return rc;
     uint32_t number = 0;
-    struct asr_probe inside;
+    struct probe inside;
     if (!partition_with_contents(d, &number, &inside)) {
         read_as_whole_disk(d, &boot, name,
                            "no partition its MBR entries describe holds anything libblkid recognises "

@@ -25,11 +25,11 @@
 
 #define MAX_FROZEN 16
 
-struct asr_freezer {
+struct freezer {
     /* What a signal handler thaws: each frozen filesystem's mount point directory, -1 when none.
      * Set before FIFREEZE, so that a signal arriving during it finds the filesystem to thaw. */
     atomic_int slot[MAX_FROZEN];
-    /* Handlers running now: asr_thaw closes the directories only once none can still use one. */
+    /* Handlers running now: freezer_thaw closes the directories only once none can still use one. */
     atomic_int in_handler;
     int fd[MAX_FROZEN];
     char *point[MAX_FROZEN];
@@ -39,9 +39,9 @@ struct asr_freezer {
     int guardian_sock; /* our end: a byte says "thawed"; end of file alone says "died" */
 };
 
-int asr_freezer_new(struct asr_freezer **out, struct asr_error *err)
+int freezer_new(struct freezer **out, struct asr_error *err)
 {
-    struct asr_freezer *f = calloc(1, sizeof *f);
+    struct freezer *f = calloc(1, sizeof *f);
     if (!f)
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
     for (size_t i = 0; i < MAX_FROZEN; i++)
@@ -53,7 +53,7 @@ int asr_freezer_new(struct asr_freezer **out, struct asr_error *err)
     return ASR_OK;
 }
 
-size_t asr_frozen_count(const struct asr_freezer *f)
+size_t freezer_frozen_count(const struct freezer *f)
 {
     return f ? f->n : 0;
 }
@@ -102,7 +102,7 @@ static _Noreturn void guardian_main(int rfd, const int *fds, size_t n)
     _exit(0);
 }
 
-static int start_guardian(struct asr_freezer *f, struct asr_error *err)
+static int start_guardian(struct freezer *f, struct asr_error *err)
 {
     /* A socket pair, not a pipe: telling a guardian that died early must not raise SIGPIPE. */
     int p[2];
@@ -123,7 +123,7 @@ static int start_guardian(struct asr_freezer *f, struct asr_error *err)
     return ASR_OK;
 }
 
-static void stop_guardian(struct asr_freezer *f)
+static void stop_guardian(struct freezer *f)
 {
     if (f->guardian < 0)
         return;
@@ -166,7 +166,7 @@ static int open_mount(const struct asr_mount *m, char *why, size_t len)
     return fd;
 }
 
-static void release(struct asr_freezer *f)
+static void release(struct freezer *f)
 {
     for (size_t i = 0; i < f->n; i++) {
         close(f->fd[i]);
@@ -176,7 +176,7 @@ static void release(struct asr_freezer *f)
 }
 
 /* One directory per writable filesystem, from the first of its mounts that opens onto it. */
-static int open_targets(struct asr_freezer *f, const struct asr_mounts *m, struct asr_error *err)
+static int open_targets(struct freezer *f, const struct asr_mounts *m, struct asr_error *err)
 {
     for (size_t i = 0; i < m->n; i++) {
         bool seen = !m->v[i].read_write;
@@ -219,7 +219,7 @@ static const char *freeze_failure(int e)
     }
 }
 
-int asr_freeze(struct asr_freezer *f, const struct asr_mounts *m, struct asr_error *err)
+int freezer_freeze(struct freezer *f, const struct asr_mounts *m, struct asr_error *err)
 {
     if (f->n)
         return asr_fail_public(err, ASR_E_STATE, "freeze: filesystems of another volume are still frozen");
@@ -238,13 +238,13 @@ int asr_freeze(struct asr_freezer *f, const struct asr_mounts *m, struct asr_err
         atomic_store(&f->slot[i], -1);
         asr_fail_public(err, ASR_E_IO, "cannot freeze %s (%s): %s", f->point[i], f->fs_type[i], freeze_failure(e));
         struct asr_error ignored;
-        asr_thaw(f, &ignored);
+        freezer_thaw(f, &ignored);
         return ASR_E_IO;
     }
     return ASR_OK;
 }
 
-int asr_thaw(struct asr_freezer *f, struct asr_error *err)
+int freezer_thaw(struct freezer *f, struct asr_error *err)
 {
     int rc = ASR_OK;
     for (size_t i = 0; i < f->n; i++) {
@@ -263,7 +263,7 @@ int asr_thaw(struct asr_freezer *f, struct asr_error *err)
     return rc;
 }
 
-void asr_thaw_from_signal(struct asr_freezer *f)
+void freezer_thaw_from_signal(struct freezer *f)
 {
     if (!f)
         return;
@@ -278,11 +278,11 @@ void asr_thaw_from_signal(struct asr_freezer *f)
     errno = saved;
 }
 
-void asr_freezer_free(struct asr_freezer *f)
+void freezer_free(struct freezer *f)
 {
     if (!f)
         return;
     struct asr_error ignored;
-    asr_thaw(f, &ignored);
+    freezer_thaw(f, &ignored);
     free(f);
 }

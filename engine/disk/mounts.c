@@ -20,7 +20,7 @@
  * (a loop device's backing) at a positive base, devices over it (partitions, loop devices at an
  * offset) at a negative one. A device is the volume at start S when its base is -S. */
 struct view {
-    struct asr_ident id;
+    struct ident id;
     int64_t base;
 };
 
@@ -32,15 +32,15 @@ struct views {
     bool grew;
 };
 
-static const struct view *views_find(const struct views *s, struct asr_ident id)
+static const struct view *views_find(const struct views *s, struct ident id)
 {
     for (size_t i = 0; i < s->n; i++)
-        if (asr_ident_eq(s->v[i].id, id))
+        if (ident_eq(s->v[i].id, id))
             return &s->v[i];
     return NULL;
 }
 
-static void views_add(struct views *s, struct asr_ident id, int64_t base)
+static void views_add(struct views *s, struct ident id, int64_t base)
 {
     if (views_find(s, id) || s->n == MAX_VIEWS)
         return;
@@ -52,11 +52,11 @@ static void views_add(struct views *s, struct asr_ident id, int64_t base)
 static void add_beneath(struct views *s, dev_t dev, int64_t base, int depth)
 {
     uint64_t start;
-    dev_t disk = asr_blk_whole_disk(dev, &start);
-    views_add(s, asr_ident_block(dev), base);
-    views_add(s, asr_ident_block(disk), base + (int64_t)start);
-    struct asr_loop lo;
-    if (depth > 8 || !asr_blk_loop(disk, &lo))
+    dev_t disk = blk_whole_disk(dev, &start);
+    views_add(s, ident_block(dev), base);
+    views_add(s, ident_block(disk), base + (int64_t)start);
+    struct loop lo;
+    if (depth > 8 || !blk_loop(disk, &lo))
         return;
     int64_t b = base + (int64_t)start + (int64_t)lo.offset;
     if (lo.backing.is_file)
@@ -68,10 +68,10 @@ static void add_beneath(struct views *s, dev_t dev, int64_t base, int depth)
 static bool add_loop_over(dev_t loop, void *ctx)
 {
     struct views *s = ctx;
-    struct asr_loop lo;
+    struct loop lo;
     const struct view *under;
-    if (asr_blk_loop(loop, &lo) && (under = views_find(s, lo.backing)))
-        views_add(s, asr_ident_block(loop), under->base - (int64_t)lo.offset);
+    if (blk_loop(loop, &lo) && (under = views_find(s, lo.backing)))
+        views_add(s, ident_block(loop), under->base - (int64_t)lo.offset);
     return s->n < MAX_VIEWS;
 }
 
@@ -83,7 +83,7 @@ struct partition_ctx {
 static bool add_partition(dev_t part, uint64_t start, void *ctx)
 {
     struct partition_ctx *p = ctx;
-    views_add(p->s, asr_ident_block(part), p->base - (int64_t)start);
+    views_add(p->s, ident_block(part), p->base - (int64_t)start);
     return p->s->n < MAX_VIEWS;
 }
 
@@ -96,13 +96,13 @@ static void collect_views(const struct asr_disk *d, struct views *s)
     if (asr_disk_is_block(d, &rdev))
         add_beneath(s, rdev, 0, 0);
     else if (fstat(asr_disk_fd(d), &st) == 0)
-        views_add(s, (struct asr_ident){true, st.st_dev, st.st_ino}, 0);
+        views_add(s, (struct ident){true, st.st_dev, st.st_ino}, 0);
     do {
         s->grew = false;
-        asr_blk_each_loop(add_loop_over, s);
+        blk_each_loop(add_loop_over, s);
         for (size_t i = 0; i < s->n; i++)
             if (!s->v[i].id.is_file)
-                asr_blk_each_partition(s->v[i].id.dev, add_partition, &(struct partition_ctx){s, s->v[i].base});
+                blk_each_partition(s->v[i].id.dev, add_partition, &(struct partition_ctx){s, s->v[i].base});
     } while (s->grew && s->n < MAX_VIEWS);
 }
 
@@ -155,7 +155,7 @@ static void volume_devices(const struct views *s, int64_t at, struct devset *d)
         if (!s->v[i].id.is_file && s->v[i].base == at)
             devset_add(s->v[i].id.dev, d);
     for (size_t i = 0; i < d->n; i++) /* d grows as holders are found: their holders in turn */
-        asr_blk_each_holder(d->v[i], devset_add, d);
+        blk_each_holder(d->v[i], devset_add, d);
 }
 
 static bool in_devset(const struct devset *d, dev_t dev)
@@ -209,13 +209,13 @@ static void disk_devices(const struct asr_disk *d, const struct views *s, struct
             continue;
         uint64_t size = 0;
         int64_t first = -s->v[i].base; /* the disk byte its byte 0 shows */
-        if (!asr_blk_size(s->v[i].id.dev, &size))
+        if (!blk_size(s->v[i].id.dev, &size))
             size = UINT64_MAX / 4;
         if (first < (int64_t)disk_size && first + (int64_t)(size > INT64_MAX / 2 ? INT64_MAX / 2 : size) > 0)
             devset_add(s->v[i].id.dev, out);
     }
     for (size_t i = 0; i < out->n; i++)
-        asr_blk_each_holder(out->v[i], devset_add, out);
+        blk_each_holder(out->v[i], devset_add, out);
 }
 
 /* The devices that show the volume starting at byte `at` of d, or (whole) every device that

@@ -25,14 +25,14 @@
 #define MAX_CHAIN 16
 
 struct chain {
-    struct asr_ident v[MAX_CHAIN];
+    struct ident v[MAX_CHAIN];
     size_t n;
 };
 
-static void chain_add(struct chain *c, struct asr_ident id)
+static void chain_add(struct chain *c, struct ident id)
 {
     for (size_t i = 0; i < c->n; i++)
-        if (asr_ident_eq(c->v[i], id))
+        if (ident_eq(c->v[i], id))
             return;
     if (c->n < MAX_CHAIN)
         c->v[c->n++] = id;
@@ -53,7 +53,7 @@ static bool resolve_slave(dev_t dev, void *ctx)
 }
 
 /* A regular file, and the storage its filesystem lives on. */
-static void resolve_file(struct asr_ident file, struct chain *c, int depth)
+static void resolve_file(struct ident file, struct chain *c, int depth)
 {
     chain_add(c, file);
     resolve_dev(file.dev, c, depth + 1);
@@ -67,11 +67,11 @@ static void resolve_dev(dev_t dev, struct chain *c, int depth)
 {
     if (depth > 8 || major(dev) == 0) /* 0: tmpfs, overlay and other device-less filesystems */
         return;
-    dev_t disk = asr_blk_whole_disk(dev, NULL);
-    chain_add(c, asr_ident_block(disk));
-    asr_blk_each_slave(disk, resolve_slave, &(struct resolve_ctx){c, depth});
-    struct asr_loop lo;
-    if (!asr_blk_loop(disk, &lo))
+    dev_t disk = blk_whole_disk(dev, NULL);
+    chain_add(c, ident_block(disk));
+    blk_each_slave(disk, resolve_slave, &(struct resolve_ctx){c, depth});
+    struct loop lo;
+    if (!blk_loop(disk, &lo))
         return;
     if (lo.backing.is_file)
         resolve_file(lo.backing, c, depth + 1);
@@ -84,10 +84,10 @@ static void resolve_dev(dev_t dev, struct chain *c, int depth)
  * a disk file does not image the disk the file is stored on. */
 static void source_dev(dev_t dev, struct chain *c, int depth)
 {
-    dev_t disk = asr_blk_whole_disk(dev, NULL);
-    chain_add(c, asr_ident_block(disk));
-    struct asr_loop lo;
-    if (depth > 8 || !asr_blk_loop(disk, &lo))
+    dev_t disk = blk_whole_disk(dev, NULL);
+    chain_add(c, ident_block(disk));
+    struct loop lo;
+    if (depth > 8 || !blk_loop(disk, &lo))
         return;
     if (lo.backing.is_file)
         chain_add(c, lo.backing);
@@ -103,7 +103,7 @@ static void source_identities(const struct asr_disk *d, struct chain *c)
     if (asr_disk_is_block(d, &rdev))
         source_dev(rdev, c, 0);
     else if (fstat(asr_disk_fd(d), &st) == 0)
-        chain_add(c, (struct asr_ident){true, st.st_dev, st.st_ino});
+        chain_add(c, (struct ident){true, st.st_dev, st.st_ino});
 }
 
 /* The first source disk that shares an identity with out, or -1. */
@@ -114,7 +114,7 @@ static int imaged_disk(const struct chain *out, struct asr_disk *const *disks, s
         source_identities(disks[i], &src);
         for (size_t a = 0; a < src.n; a++)
             for (size_t b = 0; b < out->n; b++)
-                if (asr_ident_eq(src.v[a], out->v[b]))
+                if (ident_eq(src.v[a], out->v[b]))
                     return (int)i;
     }
     return -1;
@@ -136,10 +136,10 @@ int asr_check_image_placement(const char *image_path, int image_fd, struct asr_d
             return asr_fail_public(err, ASR_E_IO, "%s: cannot reach its directory: %s", image_path, strerror(errno));
         resolve_dev(st.st_dev, &out, 0);
         if (stat(image_path, &st) == 0 && S_ISREG(st.st_mode))
-            chain_add(&out, (struct asr_ident){true, st.st_dev, st.st_ino});
+            chain_add(&out, (struct ident){true, st.st_dev, st.st_ino});
     } else if (fstat(image_fd, &st) == 0) {
         if (S_ISREG(st.st_mode))
-            resolve_file((struct asr_ident){true, st.st_dev, st.st_ino}, &out, 0);
+            resolve_file((struct ident){true, st.st_dev, st.st_ino}, &out, 0);
         else if (S_ISBLK(st.st_mode))
             resolve_dev(st.st_rdev, &out, 0);
     }
@@ -159,7 +159,7 @@ int asr_check_replaced_file(const char *path, struct asr_disk *const *disks, siz
         return ASR_OK;
     struct chain out = {0};
     if (S_ISREG(st.st_mode))
-        chain_add(&out, (struct asr_ident){true, st.st_dev, st.st_ino});
+        chain_add(&out, (struct ident){true, st.st_dev, st.st_ino});
     else if (S_ISBLK(st.st_mode))
         source_dev(st.st_rdev, &out, 0);
     int i = imaged_disk(&out, disks, n);
@@ -175,7 +175,7 @@ int asr_check_replaced_file(const char *path, struct asr_disk *const *disks, siz
 
 /* Bytes [from, to) of something storage lives on. */
 struct span {
-    struct asr_ident id;
+    struct ident id;
     uint64_t from, to;
 };
 
@@ -186,7 +186,7 @@ struct shows {
     struct span v[MAX_SPANS];
     size_t n;
     bool missing;
-    struct asr_ident dir;
+    struct ident dir;
     char name[256];
 };
 
@@ -195,7 +195,7 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-static void shows_add(struct shows *s, struct asr_ident id, uint64_t from, uint64_t to)
+static void shows_add(struct shows *s, struct ident id, uint64_t from, uint64_t to)
 {
     if (s->n < MAX_SPANS)
         s->v[s->n++] = (struct span){id, from, to};
@@ -206,14 +206,14 @@ static void shows_add(struct shows *s, struct asr_ident id, uint64_t from, uint6
 static void shows_dev(struct shows *s, dev_t dev, uint64_t from, uint64_t to, int depth)
 {
     uint64_t start;
-    dev_t disk = asr_blk_whole_disk(dev, &start);
-    shows_add(s, asr_ident_block(dev), from, to);
+    dev_t disk = blk_whole_disk(dev, &start);
+    shows_add(s, ident_block(dev), from, to);
     from = add_sat(from, start);
     to = add_sat(to, start);
     if (disk != dev)
-        shows_add(s, asr_ident_block(disk), from, to);
-    struct asr_loop lo;
-    if (depth > 8 || !asr_blk_loop(disk, &lo))
+        shows_add(s, ident_block(disk), from, to);
+    struct loop lo;
+    if (depth > 8 || !blk_loop(disk, &lo))
         return;
     from = add_sat(from, lo.offset);
     to = add_sat(to, lo.offset);
@@ -229,9 +229,9 @@ static int shows_of(const char *path, const char *what, struct shows *s, struct 
     if (stat(path, &st) == 0) {
         uint64_t size;
         if (!S_ISBLK(st.st_mode))
-            shows_add(s, (struct asr_ident){true, st.st_dev, st.st_ino}, 0, UINT64_MAX); /* a file may grow */
+            shows_add(s, (struct ident){true, st.st_dev, st.st_ino}, 0, UINT64_MAX); /* a file may grow */
         else
-            shows_dev(s, st.st_rdev, 0, asr_blk_size(st.st_rdev, &size) ? size : UINT64_MAX, 0);
+            shows_dev(s, st.st_rdev, 0, blk_size(st.st_rdev, &size) ? size : UINT64_MAX, 0);
         return ASR_OK;
     }
     if (errno != ENOENT)
@@ -246,7 +246,7 @@ static int shows_of(const char *path, const char *what, struct shows *s, struct 
     /* A directory that cannot be reached: the path's own text is all there is to compare. */
     bool dir_known = stat(dirname(dir), &st) == 0;
     if (dir_known)
-        s->dir = (struct asr_ident){true, st.st_dev, st.st_ino};
+        s->dir = (struct ident){true, st.st_dev, st.st_ino};
     snprintf(s->name, sizeof s->name, "%s", dir_known ? basename(base) : path);
     free(dir);
     free(base);
@@ -258,12 +258,12 @@ enum { APART, SAME, OVERLAP };
 static int compare_shows(const struct shows *a, const struct shows *b)
 {
     if (a->missing || b->missing)
-        return a->missing && b->missing && asr_ident_eq(a->dir, b->dir) && !strcmp(a->name, b->name) ? SAME : APART;
-    if (asr_ident_eq(a->v[0].id, b->v[0].id))
+        return a->missing && b->missing && ident_eq(a->dir, b->dir) && !strcmp(a->name, b->name) ? SAME : APART;
+    if (ident_eq(a->v[0].id, b->v[0].id))
         return SAME;
     for (size_t i = 0; i < a->n; i++)
         for (size_t j = 0; j < b->n; j++)
-            if (asr_ident_eq(a->v[i].id, b->v[j].id) && a->v[i].from < b->v[j].to && b->v[j].from < a->v[i].to)
+            if (ident_eq(a->v[i].id, b->v[j].id) && a->v[i].from < b->v[j].to && b->v[j].from < a->v[i].to)
                 return OVERLAP;
     return APART;
 }

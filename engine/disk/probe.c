@@ -13,7 +13,7 @@ static void copy_value(blkid_probe pr, const char *name, char *out, size_t n)
         snprintf(out, n, "%s", v);
 }
 
-int asr_probe_window(const struct asr_window *w, const char *const *only, struct asr_probe *out)
+int probe_window(const struct asr_window *w, const char *const *only, struct probe *out)
 {
     memset(out, 0, sizeof *out);
     blkid_probe pr = blkid_new_probe();

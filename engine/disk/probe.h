@@ -7,7 +7,7 @@
 
 #include "asr_engine.h"
 
-struct asr_probe {
+struct probe {
     char type[32];    /* blkid's TYPE ("vfat", "ntfs", ...); "" when nothing or several matched */
     char version[32]; /* its VERSION ("FAT32", ...), when it has one */
     char uuid[64];
@@ -19,6 +19,6 @@ struct asr_probe {
  * ones. Returns 1 when one was recognised (out filled), 0 when none was, -2 when several were
  * (blkid calls that ambiguous: something is there, out says nothing), -1 when blkid failed, and
  * below -2 a read's -errno (the caller may try again: readat.h). */
-int asr_probe_window(const struct asr_window *w, const char *const *only, struct asr_probe *out);
+int probe_window(const struct asr_window *w, const char *const *only, struct probe *out);
 
 #endif

@@ -84,15 +84,15 @@ int asr_window_read(const struct asr_window *w, const char *what, uint64_t off, 
                                (unsigned long long)w->size);
     /* A sector at a time once a read fails: the message names the bad sector itself. */
     uint64_t bad;
-    int rc = asr_read_located(w->fd, buf, len, w->base + off, 512, &bad);
+    int rc = read_located(w->fd, buf, len, w->base + off, 512, &bad);
     if (rc == 0)
         return ASR_OK;
     const char *disk = w->path ? w->path : "disk";
     if (what)
         return asr_fail_public(err, ASR_E_IO, "cannot read %s (%s at byte %llu): %s", what, disk,
-                               (unsigned long long)bad, asr_read_strerror(rc));
+                               (unsigned long long)bad, read_strerror(rc));
     return asr_fail_public(err, ASR_E_IO, "cannot read %s at byte %llu: %s", disk, (unsigned long long)bad,
-                           asr_read_strerror(rc));
+                           read_strerror(rc));
 }
 
 void asr_window_prefetch(const struct asr_window *w, uint64_t off, uint64_t len)

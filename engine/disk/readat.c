@@ -20,7 +20,7 @@ static bool may_pass(int rc)
     return rc < 0 && rc != -EINVAL && rc != -EBADF && rc != -EFAULT && !gone_errno(-rc);
 }
 
-int asr_read_tries(int fd, void *buf, size_t len, uint64_t off)
+int read_tries(int fd, void *buf, size_t len, uint64_t off)
 {
     int rc = asr_pread_full(fd, buf, len, off);
     for (int i = 1; i < ASR_READ_TRIES && may_pass(rc); i++)
@@ -28,7 +28,7 @@ int asr_read_tries(int fd, void *buf, size_t len, uint64_t off)
     return rc;
 }
 
-int asr_read_located(int fd, void *buf, size_t len, uint64_t off, uint32_t unit, uint64_t *bad_at)
+int read_located(int fd, void *buf, size_t len, uint64_t off, uint32_t unit, uint64_t *bad_at)
 {
     *bad_at = off;
     int rc = asr_pread_full(fd, buf, len, off);
@@ -36,7 +36,7 @@ int asr_read_located(int fd, void *buf, size_t len, uint64_t off, uint32_t unit,
         return rc;
     for (size_t done = 0; done < len; done += unit) {
         size_t n = len - done < unit ? len - done : unit;
-        if ((rc = asr_read_tries(fd, (uint8_t *)buf + done, n, off + done)) != 0) {
+        if ((rc = read_tries(fd, (uint8_t *)buf + done, n, off + done)) != 0) {
             *bad_at = off + done;
             return rc;
         }
@@ -44,12 +44,12 @@ int asr_read_located(int fd, void *buf, size_t len, uint64_t off, uint32_t unit,
     return 0;
 }
 
-const char *asr_read_strerror(int rc)
+const char *read_strerror(int rc)
 {
     return rc == ASR_IO_SHORT ? "unexpected end of file" : strerror(-rc);
 }
 
-bool asr_read_gone(int fd, int rc, uint64_t size, uint64_t *now)
+bool read_gone(int fd, int rc, uint64_t size, uint64_t *now)
 {
     *now = 0;
     if (rc < 0 && gone_errno(-rc))

@@ -19,16 +19,16 @@
 
 /* asr_pread_full, read again while it fails for a reason that may go away, up to ASR_READ_TRIES
  * times in all. */
-int asr_read_tries(int fd, void *buf, size_t len, uint64_t off);
+int read_tries(int fd, void *buf, size_t len, uint64_t off);
 /* asr_pread_full; when it fails, read again unit by unit (the last one may be short), each unit
- * with asr_read_tries: 0 when every unit reads, else the first failing unit's status, its offset
+ * with read_tries: 0 when every unit reads, else the first failing unit's status, its offset
  * in *bad_at. */
-int asr_read_located(int fd, void *buf, size_t len, uint64_t off, uint32_t unit, uint64_t *bad_at);
+int read_located(int fd, void *buf, size_t len, uint64_t off, uint32_t unit, uint64_t *bad_at);
 /* What a status of the functions above means, for a message. */
-const char *asr_read_strerror(int rc);
+const char *read_strerror(int rc);
 /* Whether a read that failed with rc means the disk behind fd is gone (unplugged, its driver or
  * FUSE server gone), not that a sector is bad: by errno, or by its size, which then reads as less
  * than `size` (or not at all). *now is the size it reads as now. */
-bool asr_read_gone(int fd, int rc, uint64_t size, uint64_t *now);
+bool read_gone(int fd, int rc, uint64_t size, uint64_t *now);
 
 #endif

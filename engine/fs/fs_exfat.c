@@ -412,7 +412,7 @@ struct exfat_walk {
     struct fat_cache *fc;
     struct bit_cache *bc[2]; /* one per bitmap: a cluster either marks is captured anyway */
     uint64_t bitmap_bytes;
-    struct asr_walk wk;
+    struct walk wk;
     uint8_t *buf;  /* one directory piece */
     char first[64]; /* the first cluster found free, for the note */
 };
@@ -434,7 +434,7 @@ static int take_unmarked(struct exfat_walk *xw, uint64_t first, uint64_t n, cons
         return ASR_OK;
     if (!xw->first[0])
         snprintf(xw->first, sizeof xw->first, "cluster %llu, of %s", (unsigned long long)first, what);
-    return asr_walk_extra(&xw->wk, first, n, err);
+    return walk_extra(&xw->wk, first, n, err);
 }
 
 /* Records the clusters of [first, first + n) (inside the heap) that no bitmap marks; whole
@@ -478,16 +478,16 @@ static int walk_alloc(struct exfat_walk *xw, uint32_t first, uint64_t length, in
         return ASR_OK;
     if (contiguous) {
         n = n < end - first ? n : end - first;
-        int rc = asr_walk_spend(&xw->wk, n, err);
+        int rc = walk_spend(&xw->wk, n, err);
         return rc == ASR_OK ? check_run(xw, first, n, what, err) : rc;
     }
     uint64_t k = 0, run_first = first, run_n = 0;
     uint32_t c = first, next;
     int rc = ASR_OK, looped = 0;
-    struct asr_walk_loop loop;
-    asr_walk_loop_start(&loop, first);
+    struct walk_loop loop;
+    walk_loop_start(&loop, first);
     while (rc == ASR_OK) {
-        if ((rc = asr_walk_spend(&xw->wk, 1, err)) != ASR_OK)
+        if ((rc = walk_spend(&xw->wk, 1, err)) != ASR_OK)
             return rc;
         k++;
         if (run_first + run_n != c) { /* checked a contiguous stretch at a time */
@@ -498,7 +498,7 @@ static int walk_alloc(struct exfat_walk *xw, uint32_t first, uint64_t length, in
         run_n++;
         if (rc != ASR_OK || k == n || (rc = fat_entry(xw->fc, c, &next, err)) != ASR_OK || !valid_cluster(g, next))
             break;
-        if ((looped = asr_walk_loops(&loop, next))) /* a reader goes round the same clusters */
+        if ((looped = walk_loops(&loop, next))) /* a reader goes round the same clusters */
             break;
         c = next;
     }
@@ -506,7 +506,7 @@ static int walk_alloc(struct exfat_walk *xw, uint32_t first, uint64_t length, in
         rc = check_run(xw, run_first, run_n, what, err);
     if (rc == ASR_OK && !looped && k < n && (uint64_t)c + 1 < end) {
         uint64_t more = n - k < end - c - 1 ? n - k : end - c - 1;
-        if ((rc = asr_walk_spend(&xw->wk, more, err)) == ASR_OK)
+        if ((rc = walk_spend(&xw->wk, more, err)) == ASR_OK)
             rc = check_run(xw, (uint64_t)c + 1, more, what, err);
     }
     return rc;
@@ -554,10 +554,10 @@ static int walk_entry(struct exfat_walk *xw, const uint8_t *e, struct set_state 
         st->stream_seen = 1;
         if (!valid_cluster(xw->g, first) || !length)
             return ASR_OK;
-        struct asr_walk_dir d = {first, (uint8_t)(e[1] & 2), length < DIR_MAX_BYTES ? length : DIR_MAX_BYTES};
+        struct walk_dir d = {first, (uint8_t)(e[1] & 2), length < DIR_MAX_BYTES ? length : DIR_MAX_BYTES};
         uint64_t ahead = 1ull << xw->g->cluster_shift;
         asr_window_prefetch(xw->w, cluster_offset(xw->g, first), ahead < READ_PIECE ? ahead : READ_PIECE);
-        return asr_walk_push(&xw->wk, &d, err);
+        return walk_push(&xw->wk, &d, err);
     }
     st->stream_seen |= t == ENTRY_STREAM;
     return walk_alloc(xw, first, length, e[1] & 2, "a file", err);
@@ -566,7 +566,7 @@ static int walk_entry(struct exfat_walk *xw, const uint8_t *e, struct set_state 
 /* A directory: each of its clusters checked against the bitmap, and its entries read up to the
  * end marker. Past the marker its remaining clusters are still checked, not read. A chain that
  * breaks, or a length that runs out, ends it. */
-static int walk_dir(struct exfat_walk *xw, const struct asr_walk_dir *d, int root, struct asr_error *err)
+static int walk_dir(struct exfat_walk *xw, const struct walk_dir *d, int root, struct asr_error *err)
 {
     const struct exfat_geom *g = xw->g;
     uint64_t cluster = 1ull << g->cluster_shift, piece = cluster < READ_PIECE ? cluster : READ_PIECE;
@@ -575,10 +575,10 @@ static int walk_dir(struct exfat_walk *xw, const struct asr_walk_dir *d, int roo
     struct set_state st = {0};
     uint32_t c = d->first;
     int rc = ASR_OK;
-    struct asr_walk_loop loop;
-    asr_walk_loop_start(&loop, c);
+    struct walk_loop loop;
+    walk_loop_start(&loop, c);
     for (uint64_t k = 0; k < n && rc == ASR_OK; k++) {
-        if ((rc = asr_walk_spend(&xw->wk, 1, err)) != ASR_OK || (rc = check_run(xw, c, 1, what, err)) != ASR_OK)
+        if ((rc = walk_spend(&xw->wk, 1, err)) != ASR_OK || (rc = check_run(xw, c, 1, what, err)) != ASR_OK)
             break;
         for (uint64_t off = 0; off < cluster && !st.ended && rc == ASR_OK; off += piece) {
             rc = asr_window_read(xw->w, "a directory", cluster_offset(g, c) + off, xw->buf, (size_t)piece, err);
@@ -587,7 +587,7 @@ static int walk_dir(struct exfat_walk *xw, const struct asr_walk_dir *d, int roo
         }
         uint32_t next = c + 1;
         if (rc != ASR_OK || k + 1 == n || (!d->contiguous && (rc = fat_entry(xw->fc, c, &next, err)) != ASR_OK) ||
-            !valid_cluster(g, next) || asr_walk_loops(&loop, next))
+            !valid_cluster(g, next) || walk_loops(&loop, next))
             break;
         c = next;
     }
@@ -607,10 +607,10 @@ static int walk_tree(struct exfat_walk *xw, const struct root_info *ri, struct a
         if (files[f]->present && (rc = sys_file_span(g, files[f], names[f], &n, err)) == ASR_OK)
             rc = check_run(xw, files[f]->first_cluster, n, names[f], err);
     }
-    struct asr_walk_dir d = {.first = g->root_cluster, .bytes = DIR_MAX_BYTES};
-    if (rc == ASR_OK && (rc = asr_walk_push(&xw->wk, &d, err)) == ASR_OK && asr_walk_pop(&xw->wk, &d))
+    struct walk_dir d = {.first = g->root_cluster, .bytes = DIR_MAX_BYTES};
+    if (rc == ASR_OK && (rc = walk_push(&xw->wk, &d, err)) == ASR_OK && walk_pop(&xw->wk, &d))
         rc = walk_dir(xw, &d, 1, err);
-    while (rc == ASR_OK && asr_walk_pop(&xw->wk, &d))
+    while (rc == ASR_OK && walk_pop(&xw->wk, &d))
         rc = walk_dir(xw, &d, 0, err);
     return rc;
 }
@@ -620,7 +620,7 @@ static int walk_tree(struct exfat_walk *xw, const struct root_info *ri, struct a
 /* Emits the clusters marked in either bitmap (a TexFAT volume keeps two; a cluster either one
  * marks is copied), merged with those the walk found, reading the bitmaps in READ_PIECE pieces. */
 static int emit_clusters(const struct asr_window *w, const struct exfat_geom *g, const struct root_info *ri,
-                         struct asr_walk_union *u, struct asr_error *err)
+                         struct walk_union *u, struct asr_error *err)
 {
     uint64_t bytes = ((uint64_t)g->clusters + 7) / 8;
     uint8_t *piece = malloc(READ_PIECE), *other = g->fats == 2 ? malloc(READ_PIECE) : NULL;
@@ -650,16 +650,16 @@ static int emit_clusters(const struct asr_window *w, const struct exfat_geom *g,
                     continue;
                 }
                 if (run_len)
-                    rc = asr_walk_union_add(u, run_start + 2, run_len, err);
+                    rc = walk_union_add(u, run_start + 2, run_len, err);
                 run_start = idx;
                 run_len = 1;
             }
         }
     }
     if (rc == ASR_OK && run_len)
-        rc = asr_walk_union_add(u, run_start + 2, run_len, err);
+        rc = walk_union_add(u, run_start + 2, run_len, err);
     if (rc == ASR_OK)
-        rc = asr_walk_union_end(u, err);
+        rc = walk_union_end(u, err);
     free(piece);
     free(other);
     return rc;
@@ -672,7 +672,7 @@ static int map_heap(const struct asr_window *w, struct fat_cache *fc, const stru
 {
     const struct exfat_geom *g = fc->g;
     struct exfat_walk xw = {.w = w, .g = g, .fc = fc, .bitmap_bytes = ((uint64_t)g->clusters + 7) / 8};
-    asr_walk_init(&xw.wk, "exfat", g->clusters);
+    walk_init(&xw.wk, "exfat", g->clusters);
     int rc = ASR_OK;
     for (uint32_t i = 0; i < g->fats && rc == ASR_OK; i++) {
         if (!(xw.bc[i] = malloc(sizeof *xw.bc[i])))
@@ -687,9 +687,9 @@ static int map_heap(const struct asr_window *w, struct fat_cache *fc, const stru
         rc = asr_fail_public(err, ASR_E_NOMEM, "exfat: out of memory for a directory piece");
     if (rc == ASR_OK)
         rc = walk_tree(&xw, ri, err);
-    uint64_t extra = asr_walk_finish(&xw.wk);
-    struct asr_walk_union u;
-    asr_walk_union_begin(&u, &out->used, &xw.wk, g->heap_offset, 1ull << g->cluster_shift);
+    uint64_t extra = walk_finish(&xw.wk);
+    struct walk_union u;
+    walk_union_begin(&u, &out->used, &xw.wk, g->heap_offset, 1ull << g->cluster_shift);
     if (rc == ASR_OK)
         rc = emit_clusters(w, g, ri, &u, err);
     if (rc == ASR_OK && extra)
@@ -698,7 +698,7 @@ static int map_heap(const struct asr_window *w, struct fat_cache *fc, const stru
                  "captured too",
                  (unsigned long long)extra, extra == 1 ? "" : "s", extra == 1 ? "is" : "are", xw.first);
     out->damaged = out->note[0] != '\0';
-    asr_walk_free(&xw.wk);
+    walk_free(&xw.wk);
     free(xw.bc[0]);
     free(xw.bc[1]);
     free(xw.buf);

@@ -36,7 +36,7 @@ static int record(struct asr_ranges *r, uint64_t off, uint64_t len, struct asr_e
  * own search (never bit by bit). Under bigalloc the bitmap has a bit per cluster; libext2fs's
  * search takes and returns block numbers, aligned to clusters, so a run is [set, zero) in
  * blocks either way, clipped to the last block. */
-static int emit_bitmap(ext2_filsys fs, ext2fs_block_bitmap map, const struct asr_ext_io *wi, struct asr_ranges *out,
+static int emit_bitmap(ext2_filsys fs, ext2fs_block_bitmap map, const struct ext_io *wi, struct asr_ranges *out,
                        struct asr_error *err)
 {
     uint64_t bs = fs->blocksize, count = ext2fs_blocks_count(fs->super);
@@ -47,12 +47,12 @@ static int emit_bitmap(ext2_filsys fs, ext2fs_block_bitmap map, const struct asr
         if (e == ENOENT)
             break;
         if (e)
-            return asr_ext_fail(err, wi, "searching a block bitmap", e);
+            return ext_fail(err, wi, "searching a block bitmap", e);
         e = ext2fs_find_first_zero_block_bitmap2(map, set, last, &zero);
         if (e == ENOENT)
             zero = count;
         else if (e)
-            return asr_ext_fail(err, wi, "searching a block bitmap", e);
+            return ext_fail(err, wi, "searching a block bitmap", e);
         if (zero > count) /* the last cluster may reach past the last block */
             zero = count;
         if (zero <= set)
@@ -96,7 +96,7 @@ static int unite(struct asr_ranges *into, const struct asr_ranges *more, struct 
 /* The block bitmap, read even when some group's fails its checksum: with every referenced block
  * added to it, a bitmap with a known flaw is still a sound map, and whole capture is kept for
  * metadata that fails its structural checks. */
-static int read_bitmap(ext2_filsys fs, const struct asr_ext_io *wi, struct findings *f, struct asr_error *err)
+static int read_bitmap(ext2_filsys fs, const struct ext_io *wi, struct findings *f, struct asr_error *err)
 {
     errcode_t e = ext2fs_read_block_bitmap(fs);
     if (e == EXT2_ET_BLOCK_BITMAP_CSUM_INVALID) {
@@ -106,12 +106,12 @@ static int read_bitmap(ext2_filsys fs, const struct asr_ext_io *wi, struct findi
         e = ext2fs_read_block_bitmap(fs);
         fs->flags = saved;
     }
-    return e ? asr_ext_fail(err, wi, "cannot read the block bitmap", e) : ASR_OK;
+    return e ? ext_fail(err, wi, "cannot read the block bitmap", e) : ASR_OK;
 }
 
 /* One view of the filesystem: the head, the bitmap's runs and every block the metadata
  * references, into out. */
-static int map_view(ext2_filsys fs, const struct asr_ext_io *wi, struct asr_ranges *out, struct findings *f,
+static int map_view(ext2_filsys fs, const struct ext_io *wi, struct asr_ranges *out, struct findings *f,
                     struct asr_error *err)
 {
     int rc = read_bitmap(fs, wi, f, err);
@@ -130,11 +130,11 @@ static int map_view(ext2_filsys fs, const struct asr_ext_io *wi, struct asr_rang
         errcode_t e = ext2fs_allocate_block_bitmap(fs, "referenced blocks", &map);
         fs->default_bitmap_type = saved;
         if (e)
-            rc = asr_ext_fail(err, wi, "allocating a block bitmap", e);
+            rc = ext_fail(err, wi, "allocating a block bitmap", e);
     }
-    struct asr_ext_walk walk = {0};
+    struct ext_walk walk = {0};
     if (rc == ASR_OK)
-        rc = asr_ext_walk_refs(fs, wi, map, &walk, err);
+        rc = ext_walk_refs(fs, wi, map, &walk, err);
     if (rc == ASR_OK)
         rc = emit_bitmap(fs, map, wi, &refs, err);
     if (map)
@@ -172,22 +172,22 @@ static void fill_names(struct ext2_super_block *s, struct asr_usedmap *out)
 /* The filesystem as its journal's recovery will leave it, mapped too: the replay writes the
  * blocks the log names (captured, so the copy reads as its source even before recovery), and
  * the bitmaps and inodes it writes may use blocks the ones on disk do not show yet. */
-static int map_replayed(const struct asr_window *w, ext2_filsys fs, const struct asr_ext_io *wi,
+static int map_replayed(const struct asr_window *w, ext2_filsys fs, const struct ext_io *wi,
                         struct asr_ranges *used, struct findings *f, struct asr_error *err)
 {
-    struct asr_ext_replay r;
-    int rc = asr_ext_journal_replay(fs, wi, &r, err);
+    struct ext_replay r;
+    int rc = ext_journal_replay(fs, wi, &r, err);
     if (rc != ASR_OK)
         return rc;
     f->transactions = r.transactions;
     f->named = asr_ranges_bytes(&r.named) / fs->blocksize;
     if (r.named.n) {
         uint64_t before = asr_ranges_bytes(used);
-        struct asr_ext_io io;
+        struct ext_io io;
         ext2_filsys replayed;
         struct asr_ranges view = {0};
         struct asr_error why = {0};
-        rc = asr_ext_open_replayed(w, &r, &io, &replayed, &why);
+        rc = ext_open_replayed(w, &r, &io, &replayed, &why);
         if (rc == ASR_OK) {
             struct findings g = {0};
             rc = map_view(replayed, &io, &view, &g, &why);
@@ -202,7 +202,7 @@ static int map_replayed(const struct asr_window *w, ext2_filsys fs, const struct
         asr_ranges_free(&view);
         f->replay_extra = rc == ASR_OK ? asr_ranges_bytes(used) - before : 0;
     }
-    asr_ext_replay_free(&r);
+    ext_replay_free(&r);
     return rc;
 }
 
@@ -241,7 +241,7 @@ static void write_note(struct ext2_super_block *s, const struct findings *f, uin
 
 /* With the filesystem open and its structure checked: the map of what is on disk, and of what
  * the journal's recovery will leave when there is a journal to recover. */
-static int map_open(const struct asr_window *w, ext2_filsys fs, const struct asr_ext_io *wi, struct asr_usedmap *out,
+static int map_open(const struct asr_window *w, ext2_filsys fs, const struct ext_io *wi, struct asr_usedmap *out,
                     struct asr_error *err)
 {
     struct findings f = {0};
@@ -266,9 +266,9 @@ int asr_ext_used(const struct asr_window *w, struct asr_usedmap *out, struct asr
 {
     /* No read limit: the map reads each bitmap block, inode table block in use and tree block
      * once, and check_super capped the number of groups. */
-    struct asr_ext_io io;
+    struct ext_io io;
     ext2_filsys fs;
-    int rc = asr_ext_open(w, &io, &fs, err);
+    int rc = ext_open(w, &io, &fs, err);
     if (rc != ASR_OK)
         return rc;
     rc = map_open(w, fs, &io, out, err);

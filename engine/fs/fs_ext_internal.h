@@ -1,5 +1,5 @@
 /* Engine-internal: libext2fs opened on a window of a disk. fs_ext_io.c owns the window I/O, the
- * opener and asr_ext_fail; fs_ext_journal.c the journal reader; fs_ext_refs.c the reference walk;
+ * opener and ext_fail; fs_ext_journal.c the journal reader; fs_ext_refs.c the reference walk;
  * fs_ext.c the used map, which calls all three. analyze.c uses the opener to look inside a Linux
  * volume for boot files. All read only through asr_window_read, so no metadata, however damaged,
  * makes any of them read outside the partition. */
@@ -21,30 +21,30 @@
 /* A journal replayed in memory (fs_ext_journal.c): for each block a replay would write, where the
  * journal holds its new contents. Sorted by target, one entry per target (the copy replay writes
  * last). */
-struct asr_ext_jcopy {
+struct ext_jcopy {
     uint64_t target; /* filesystem block the replay overwrites */
     uint64_t from;   /* filesystem block of the journal holding its contents */
     bool escaped;    /* its first 4 bytes were the journal magic, stored as zeros */
 };
 
-struct asr_ext_replay {
-    struct asr_ext_jcopy *v;
+struct ext_replay {
+    struct ext_jcopy *v;
     size_t n;
     uint32_t block_size;
     uint64_t transactions;  /* committed transactions in the log */
     struct asr_ranges named; /* every block the log names, as filesystem byte ranges */
 };
-void asr_ext_replay_free(struct asr_ext_replay *r); /* NULL-safe */
+void ext_replay_free(struct ext_replay *r); /* NULL-safe */
 
 /* The window's side of an open filesystem. libext2fs's I/O channel points here, so it must
  * outlive the ext2_filsys (a local next to it). */
-struct asr_ext_io {
+struct ext_io {
     const struct asr_window *w;
     /* When set, every read sees the blocks this replay would write as the journal holds them:
      * the filesystem as it will be once the journal is recovered (the used map's second view). */
-    const struct asr_ext_replay *replay;
+    const struct ext_replay *replay;
     /* Bytes libext2fs may still read; past them every read is refused (ASR_E_LIMIT), which ends
-     * any walk that metadata could make endless. asr_ext_open sets no limit (UINT64_MAX); a
+     * any walk that metadata could make endless. ext_open sets no limit (UINT64_MAX); a
      * caller walking directories sets it before each walk. */
     uint64_t left;
     const char *what;     /* what libext2fs is reading, for a read error's message (NULL: not said) */
@@ -59,13 +59,13 @@ struct asr_ext_io {
  * replay, unclean unmount): that makes bitmaps stale, not directories unreadable; the used map
  * checks it itself. On failure *fs is NULL and err says why (the window's refusal, when a read
  * was refused). Close with ext2fs_close_free. */
-int asr_ext_open(const struct asr_window *w, struct asr_ext_io *io, ext2_filsys *fs, struct asr_error *err);
+int ext_open(const struct asr_window *w, struct ext_io *io, ext2_filsys *fs, struct asr_error *err);
 /* The same, reading the filesystem as if its journal had been recovered (replay may be NULL). */
-int asr_ext_open_replayed(const struct asr_window *w, const struct asr_ext_replay *replay, struct asr_ext_io *io,
+int ext_open_replayed(const struct asr_window *w, const struct ext_replay *replay, struct ext_io *io,
                           ext2_filsys *fs, struct asr_error *err);
 
 /* What the reference walk found (fs_ext_refs.c). */
-struct asr_ext_walk {
+struct ext_walk {
     uint64_t inodes;   /* inodes whose blocks were followed */
     uint64_t outside;  /* references to blocks outside the filesystem (not captured: nothing there) */
 };
@@ -80,18 +80,18 @@ struct asr_ext_walk {
  * filesystem, each tree block is followed once however often it is referenced, extent depths
  * must fall. A read the window refuses, or an inode table libext2fs cannot scan, fails the walk
  * (err says why). */
-int asr_ext_walk_refs(ext2_filsys fs, const struct asr_ext_io *io, ext2fs_block_bitmap refs, struct asr_ext_walk *out,
+int ext_walk_refs(ext2_filsys fs, const struct ext_io *io, ext2fs_block_bitmap refs, struct ext_walk *out,
                       struct asr_error *err);
 
 /* Reads the internal journal of fs and, when it holds committed transactions to replay, fills out
  * with what a replay would write (n 0 when there is nothing to replay). ASR_E_UNSUPPORTED for a
  * journal this reader cannot replay (external, fast commits, unknown features), ASR_E_CORRUPT or
  * ASR_E_LIMIT for one whose superblock or log fails its checks. */
-int asr_ext_journal_replay(ext2_filsys fs, const struct asr_ext_io *io, struct asr_ext_replay *out,
+int ext_journal_replay(ext2_filsys fs, const struct ext_io *io, struct ext_replay *out,
                            struct asr_error *err);
 
 /* A libext2fs failure as an asrimg error "ext: WHAT: WHY": when the window refused a read, that
  * refusal is the real reason (libext2fs would only say "short read"). Returns the status. */
-int asr_ext_fail(struct asr_error *err, const struct asr_ext_io *io, const char *what, errcode_t code);
+int ext_fail(struct asr_error *err, const struct ext_io *io, const char *what, errcode_t code);
 
 #endif

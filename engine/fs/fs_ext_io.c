@@ -1,8 +1,8 @@
 /* ext2/3/4 through libext2fs, confined to a window: the I/O manager that turns every read of an
  * open filesystem into asr_window_read (optionally with a replayed journal's blocks laid over
  * them), the opener that checks the superblock and group descriptors before anything is read
- * through them (asr_ext_open, asr_ext_open_replayed), and the error that names the window's
- * refusal rather than libext2fs's "short read" (asr_ext_fail). The lower layer of the ext
+ * through them (ext_open, ext_open_replayed), and the error that names the window's
+ * refusal rather than libext2fs's "short read" (ext_fail). The lower layer of the ext
  * readers (fs_ext_internal.h): the used map (fs_ext.c), the journal reader (fs_ext_journal.c),
  * the reference walk (fs_ext_refs.c) and analyze.c's boot-file lookup all read through it. */
 #include "fs_ext_internal.h"
@@ -37,16 +37,16 @@
 /* libext2fs's own unix_io reads wherever a block number points (it only knows an "offset="),
  * so a superblock, descriptor or directory claiming blocks past the partition would read the
  * next one. This manager turns every read into asr_window_read and keeps the first refusal's
- * message (struct asr_ext_io), which then becomes the error rather than libext2fs's generic
+ * message (struct ext_io), which then becomes the error rather than libext2fs's generic
  * "short read". Read-only. */
 
 /* How ext2fs_open2, which knows the device only by name, finds the window: set around that one
  * call on this thread, so parsers on other threads do not see each other's windows. */
-static _Thread_local struct asr_ext_io *win_opening;
+static _Thread_local struct ext_io *win_opening;
 
 static struct struct_io_manager win_manager;
 
-static size_t first_copy(const struct asr_ext_replay *r, uint64_t block)
+static size_t first_copy(const struct ext_replay *r, uint64_t block)
 {
     size_t lo = 0, hi = r->n;
     while (lo < hi) {
@@ -61,10 +61,10 @@ static size_t first_copy(const struct asr_ext_replay *r, uint64_t block)
 
 /* Lays the journal's copies of the blocks that [off, off+len) covers over what was read there
  * (io->replay: the filesystem as recovery will leave it). An escaped copy gets its magic back. */
-static int replay_patch(const struct asr_ext_io *io, uint64_t off, uint8_t *data, uint64_t len, struct asr_error *err)
+static int replay_patch(const struct ext_io *io, uint64_t off, uint8_t *data, uint64_t len, struct asr_error *err)
 {
     static const uint8_t magic[4] = {0xC0, 0x3B, 0x39, 0x98};
-    const struct asr_ext_replay *r = io->replay;
+    const struct ext_replay *r = io->replay;
     if (!r || !r->n || !len)
         return ASR_OK;
     uint64_t bs = r->block_size;
@@ -81,7 +81,7 @@ static int replay_patch(const struct asr_ext_io *io, uint64_t off, uint8_t *data
 }
 
 /* A read of the filesystem: the window's bytes, with the replayed journal's over them. */
-static int ext_read(const struct asr_ext_io *io, const char *what, uint64_t off, void *buf, size_t len,
+static int ext_read(const struct ext_io *io, const char *what, uint64_t off, void *buf, size_t len,
                     struct asr_error *err)
 {
     int rc = asr_window_read(io->w, what, off, buf, len, err);
@@ -131,7 +131,7 @@ static errcode_t win_set_blksize(io_channel io, int blksize)
 /* count > 0: that many blocks; count < 0: -count bytes (libext2fs's convention). */
 static errcode_t win_read_blk64(io_channel io, unsigned long long block, int count, void *data)
 {
-    struct asr_ext_io *wi = io->private_data;
+    struct ext_io *wi = io->private_data;
     uint64_t bs = (uint64_t)io->block_size;
     uint64_t len = count < 0 ? (uint64_t)-(int64_t)count : (uint64_t)count * bs;
     struct asr_error why = {0};
@@ -216,7 +216,7 @@ static void load_ext2_messages(void)
     initialize_ext2_error_table();
 }
 
-int asr_ext_fail(struct asr_error *err, const struct asr_ext_io *wi, const char *what, errcode_t code)
+int ext_fail(struct asr_error *err, const struct ext_io *wi, const char *what, errcode_t code)
 {
     if (wi->refused)
         return asr_fail_public(err, wi->why.code, "ext: %s: %s", what, wi->why.msg);
@@ -229,7 +229,7 @@ int asr_ext_fail(struct asr_error *err, const struct asr_ext_io *wi, const char 
  * fit the window. libext2fs would otherwise allocate descriptors for every group claimed and
  * fail later with a generic "corrupt superblock" (or, for a filesystem shorter than claimed
  * whose descriptors still fit, map blocks the partition does not have). */
-static int check_super(const struct asr_ext_io *io, struct asr_error *err)
+static int check_super(const struct ext_io *io, struct asr_error *err)
 {
     const struct asr_window *w = io->w;
     uint8_t sb[SB_SIZE];
@@ -273,11 +273,11 @@ static int check_super(const struct asr_ext_io *io, struct asr_error *err)
 /* What ext2fs_open2 leaves unchecked and every later read depends on. Descriptors pointing
  * bitmaps or inode tables outside their filesystem (or with bad checksums) make e2fsck fall back
  * to a backup superblock; here they refuse the filesystem. */
-static int check_desc(ext2_filsys fs, const struct asr_ext_io *wi, struct asr_error *err)
+static int check_desc(ext2_filsys fs, const struct ext_io *wi, struct asr_error *err)
 {
     errcode_t e = ext2fs_check_desc(fs);
     if (e)
-        return asr_ext_fail(err, wi, "group descriptors fail their checks", e);
+        return ext_fail(err, wi, "group descriptors fail their checks", e);
     /* Neither ext2fs_open2 nor ext2fs_check_desc verifies descriptor checksums (e2fsck does, in
      * its own pass): a descriptor failing its checksum could flag a group BLOCK_UNINIT and so
      * drop every block of that group from the map, or point an inode table anywhere. */
@@ -291,11 +291,11 @@ static int check_desc(ext2_filsys fs, const struct asr_ext_io *wi, struct asr_er
     return ASR_OK;
 }
 
-int asr_ext_open_replayed(const struct asr_window *w, const struct asr_ext_replay *replay, struct asr_ext_io *io,
+int ext_open_replayed(const struct asr_window *w, const struct ext_replay *replay, struct ext_io *io,
                           ext2_filsys *out, struct asr_error *err)
 {
     *out = NULL;
-    *io = (struct asr_ext_io){.w = w, .replay = replay, .left = UINT64_MAX};
+    *io = (struct ext_io){.w = w, .replay = replay, .left = UINT64_MAX};
     if (w->size < SB_OFFSET + SB_SIZE)
         return asr_fail_public(err, ASR_E_CORRUPT, "ext: %llu-byte volume too small for a superblock",
                                (unsigned long long)w->size);
@@ -316,7 +316,7 @@ int asr_ext_open_replayed(const struct asr_window *w, const struct asr_ext_repla
     if (e) {
         if (fs)
             ext2fs_close_free(&fs);
-        return asr_ext_fail(err, io, "cannot open the filesystem", e);
+        return ext_fail(err, io, "cannot open the filesystem", e);
     }
     rc = check_desc(fs, io, err);
     if (rc != ASR_OK) {
@@ -327,7 +327,7 @@ int asr_ext_open_replayed(const struct asr_window *w, const struct asr_ext_repla
     return ASR_OK;
 }
 
-int asr_ext_open(const struct asr_window *w, struct asr_ext_io *io, ext2_filsys *out, struct asr_error *err)
+int ext_open(const struct asr_window *w, struct ext_io *io, ext2_filsys *out, struct asr_error *err)
 {
-    return asr_ext_open_replayed(w, NULL, io, out, err);
+    return ext_open_replayed(w, NULL, io, out, err);
 }

@@ -47,7 +47,7 @@ struct revoke {
 
 struct log {
     ext2_filsys fs;
-    const struct asr_ext_io *io;
+    const struct ext_io *io;
     struct ext2_inode inode;
     ext2_ino_t ino;
     uint32_t first, last, incompat;
@@ -63,7 +63,7 @@ static uint32_t be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-void asr_ext_replay_free(struct asr_ext_replay *r)
+void ext_replay_free(struct ext_replay *r)
 {
     if (!r)
         return;
@@ -78,7 +78,7 @@ static int read_jblock(struct log *l, uint64_t lblk, uint8_t *buf, blk64_t *phys
     blk64_t phys = 0;
     errcode_t e = ext2fs_bmap2(l->fs, l->ino, &l->inode, NULL, 0, lblk, NULL, &phys);
     if (e)
-        return asr_ext_fail(l->err, l->io, "mapping a journal block", e);
+        return ext_fail(l->err, l->io, "mapping a journal block", e);
     if (phys < l->fs->super->s_first_data_block || phys >= ext2fs_blocks_count(l->fs->super))
         return asr_fail_public(l->err, ASR_E_CORRUPT, "ext: journal block %llu maps to block %llu, outside the "
                                                       "filesystem",
@@ -88,7 +88,7 @@ static int read_jblock(struct log *l, uint64_t lblk, uint8_t *buf, blk64_t *phys
     if (!buf)
         return ASR_OK;
     e = io_channel_read_blk64(l->fs->io, phys, 1, buf);
-    return e ? asr_ext_fail(l->err, l->io, "reading the journal", e) : ASR_OK;
+    return e ? ext_fail(l->err, l->io, "reading the journal", e) : ASR_OK;
 }
 
 static int nomem(struct asr_error *err)
@@ -218,7 +218,7 @@ static int64_t revoked_at(const struct log *l, uint64_t b, uint32_t seq0)
 
 /* What a replay writes: for each target the copy of the latest transaction that no revocation of
  * the same or a later transaction cancels. Every target named is kept in out->named. */
-static int resolve(struct log *l, uint32_t seq0, struct asr_ext_replay *out)
+static int resolve(struct log *l, uint32_t seq0, struct ext_replay *out)
 {
     ext2_filsys fs = l->fs;
     uint64_t bs = fs->blocksize, count = ext2fs_blocks_count(fs->super);
@@ -252,7 +252,7 @@ static int resolve(struct log *l, uint32_t seq0, struct asr_ext_replay *out)
         rc = read_jblock(l, t->from, NULL, &phys);
         if (rc != ASR_OK)
             return rc;
-        out->v[out->n++] = (struct asr_ext_jcopy){t->target, phys, t->escaped};
+        out->v[out->n++] = (struct ext_jcopy){t->target, phys, t->escaped};
     }
     return ASR_OK;
 }
@@ -298,10 +298,10 @@ static int read_jsb(struct log *l, uint32_t *start, uint32_t *seq)
     return ASR_OK;
 }
 
-int asr_ext_journal_replay(ext2_filsys fs, const struct asr_ext_io *io, struct asr_ext_replay *out,
+int ext_journal_replay(ext2_filsys fs, const struct ext_io *io, struct ext_replay *out,
                            struct asr_error *err)
 {
-    *out = (struct asr_ext_replay){0};
+    *out = (struct ext_replay){0};
     struct log l = {.fs = fs, .io = io, .ino = fs->super->s_journal_inum, .err = err};
     if (ext2fs_has_feature_journal_dev(fs->super) || l.ino == 0)
         return asr_fail_public(err, ASR_E_UNSUPPORTED, "ext: the journal to replay is on another device");
@@ -310,7 +310,7 @@ int asr_ext_journal_replay(ext2_filsys fs, const struct asr_ext_io *io, struct a
     int saved_flags = fs->flags;
     fs->flags |= EXT2_FLAG_IGNORE_CSUM_ERRORS;
     errcode_t e = ext2fs_read_inode(fs, l.ino, &l.inode);
-    int rc = e ? asr_ext_fail(err, io, "reading the journal inode", e) : ASR_OK;
+    int rc = e ? ext_fail(err, io, "reading the journal inode", e) : ASR_OK;
     uint32_t start = 0, seq = 0;
     if (rc == ASR_OK)
         rc = read_jsb(&l, &start, &seq);
@@ -322,6 +322,6 @@ int asr_ext_journal_replay(ext2_filsys fs, const struct asr_ext_io *io, struct a
     free(l.tags);
     free(l.revokes);
     if (rc != ASR_OK)
-        asr_ext_replay_free(out);
+        ext_replay_free(out);
     return rc;
 }

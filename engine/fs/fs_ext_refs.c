@@ -14,13 +14,13 @@
 
 struct walk {
     ext2_filsys fs;
-    const struct asr_ext_io *io;
+    const struct ext_io *io;
     ext2fs_block_bitmap refs;
     ext2fs_block_bitmap seen; /* tree blocks already followed, per block */
     blk64_t first, count;     /* blocks a reference may name: [first, count) */
     uint8_t *buf;             /* one block per tree level */
     blk64_t run, run_len;     /* references waiting to be marked as one range */
-    struct asr_ext_walk *out;
+    struct ext_walk *out;
     struct asr_error *err;
 };
 
@@ -75,7 +75,7 @@ static bool follow(struct walk *w, blk64_t blk)
 static int read_tree_block(struct walk *w, blk64_t blk, uint8_t *buf)
 {
     errcode_t e = io_channel_read_blk64(w->fs->io, blk, 1, buf);
-    return e ? asr_ext_fail(w->err, w->io, "reading a block map or extent tree block", e) : ASR_OK;
+    return e ? ext_fail(w->err, w->io, "reading a block map or extent tree block", e) : ASR_OK;
 }
 
 /* An indirect block of level 1 (pointers to data), 2 or 3. */
@@ -185,12 +185,12 @@ static int scan_inodes(struct walk *w)
     if (!fs->badblocks) {
         errcode_t e = ext2fs_badblocks_list_create(&fs->badblocks, 0);
         if (e)
-            return asr_ext_fail(w->err, w->io, "preparing the inode scan", e);
+            return ext_fail(w->err, w->io, "preparing the inode scan", e);
     }
     ext2_inode_scan scan;
     errcode_t e = ext2fs_open_inode_scan(fs, EXT_SCAN_BUFFER_BLOCKS, &scan);
     if (e)
-        return asr_ext_fail(w->err, w->io, "opening the inode scan", e);
+        return ext_fail(w->err, w->io, "opening the inode scan", e);
     size_t isize = EXT2_INODE_SIZE(fs->super);
     struct ext2_inode *inode = calloc(1, isize > sizeof *inode ? isize : sizeof *inode);
     int rc = inode ? ASR_OK : asr_fail_public(w->err, ASR_E_NOMEM, "ext: out of memory for the inode scan");
@@ -200,7 +200,7 @@ static int scan_inodes(struct walk *w)
         /* An inode failing its checksum, or in a table block that looks like garbage, is still
          * what e2fsck -n goes on with. */
         if (e && e != EXT2_ET_INODE_CSUM_INVALID && e != EXT2_ET_INODE_IS_GARBAGE) {
-            rc = asr_ext_fail(w->err, w->io, "scanning the inode tables", e);
+            rc = ext_fail(w->err, w->io, "scanning the inode tables", e);
             break;
         }
         if (ino == 0)
@@ -212,10 +212,10 @@ static int scan_inodes(struct walk *w)
     return rc;
 }
 
-int asr_ext_walk_refs(ext2_filsys fs, const struct asr_ext_io *io, ext2fs_block_bitmap refs, struct asr_ext_walk *out,
+int ext_walk_refs(ext2_filsys fs, const struct ext_io *io, ext2fs_block_bitmap refs, struct ext_walk *out,
                       struct asr_error *err)
 {
-    *out = (struct asr_ext_walk){0};
+    *out = (struct ext_walk){0};
     struct walk w = {.fs = fs, .io = io, .refs = refs, .first = fs->super->s_first_data_block,
                      .count = ext2fs_blocks_count(fs->super), .out = out, .err = err};
     /* Per block even under bigalloc (a cluster may hold several tree blocks), and sparse: tree
@@ -225,7 +225,7 @@ int asr_ext_walk_refs(ext2_filsys fs, const struct asr_ext_io *io, ext2fs_block_
     errcode_t e = ext2fs_allocate_subcluster_bitmap(fs, "followed tree blocks", &w.seen);
     fs->default_bitmap_type = saved_type;
     if (e)
-        return asr_ext_fail(err, io, "allocating the walk's bitmap", e);
+        return ext_fail(err, io, "allocating the walk's bitmap", e);
     w.buf = malloc((size_t)(EXT_MAX_EXTENT_DEPTH + 1) * fs->blocksize);
     int rc = w.buf ? ASR_OK : asr_fail_public(err, ASR_E_NOMEM, "ext: out of memory for the reference walk");
     /* Checksums decide nothing here: a directory or extent block failing its checksum is still

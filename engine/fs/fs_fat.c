@@ -229,7 +229,7 @@ struct fat_walk {
     const struct fat_geom *g;
     const struct asr_window *w;
     struct fat_cache *fc;
-    struct asr_walk wk;
+    struct walk wk;
     uint8_t *buf; /* one cluster */
     uint64_t free_refs;   /* referenced clusters whose FAT entry is free (or the bad mark) */
     uint64_t short_files; /* files whose chain ends before their size does */
@@ -273,10 +273,10 @@ static int walk_file(struct fat_walk *fw, const uint8_t *e, uint32_t start, uint
         return ASR_OK;
     uint32_t c = start, last = start, v = 0;
     int rc = ASR_OK, freed = 0;
-    struct asr_walk_loop loop;
-    asr_walk_loop_start(&loop, start);
+    struct walk_loop loop;
+    walk_loop_start(&loop, start);
     while (k < need) {
-        if ((rc = asr_walk_spend(&fw->wk, 1, err)) != ASR_OK || (rc = fat_entry(fw->fc, c, &v, err)) != ASR_OK)
+        if ((rc = walk_spend(&fw->wk, 1, err)) != ASR_OK || (rc = fat_entry(fw->fc, c, &v, err)) != ASR_OK)
             return rc;
         k++;
         last = c;
@@ -286,7 +286,7 @@ static int walk_file(struct fat_walk *fw, const uint8_t *e, uint32_t start, uint
         }
         if (v >= end_of_chain(g->bits) || !valid_cluster(g, v))
             break;
-        if (asr_walk_loops(&loop, v)) {
+        if (walk_loops(&loop, v)) {
             k = need; /* a reader goes round the same clusters: nothing more to take */
             break;
         }
@@ -294,13 +294,13 @@ static int walk_file(struct fat_walk *fw, const uint8_t *e, uint32_t start, uint
     }
     if (freed) {
         fw->free_refs++;
-        rc = asr_walk_extra(&fw->wk, last, 1, err);
+        rc = walk_extra(&fw->wk, last, 1, err);
     }
     if (rc == ASR_OK && k < need) {
         fw->short_files++;
         uint64_t from = (uint64_t)last + 1, end = (uint64_t)g->clusters + 2;
         if (from < end)
-            rc = asr_walk_extra(&fw->wk, from, need - k < end - from ? need - k : end - from, err);
+            rc = walk_extra(&fw->wk, from, need - k < end - from ? need - k : end - from, err);
     }
     if (freed || k < need)
         damage(fw, "file", e, start);
@@ -323,7 +323,7 @@ static int walk_entries(struct fat_walk *fw, const uint8_t *buf, size_t n, struc
         if (!(attr & 0x10))
             rc = walk_file(fw, e, start, get_le32(e + 28), err);
         else if (valid_cluster(fw->g, start)) {
-            rc = asr_walk_push(&fw->wk, &(struct asr_walk_dir){.first = start, .bytes = DIR_MAX_BYTES}, err);
+            rc = walk_push(&fw->wk, &(struct walk_dir){.first = start, .bytes = DIR_MAX_BYTES}, err);
             asr_window_prefetch(fw->w, fw->g->data_offset + (uint64_t)(start - 2) * fw->g->cluster_bytes, fw->g->cluster_bytes);
         }
     }
@@ -331,28 +331,28 @@ static int walk_entries(struct fat_walk *fw, const uint8_t *buf, size_t n, struc
 }
 
 /* A directory in the data region: its whole chain, up to the specification's size limit. */
-static int walk_dir(struct fat_walk *fw, const struct asr_walk_dir *d, int root, struct asr_error *err)
+static int walk_dir(struct fat_walk *fw, const struct walk_dir *d, int root, struct asr_error *err)
 {
     const struct fat_geom *g = fw->g;
     uint64_t limit = d->bytes / g->cluster_bytes ? d->bytes / g->cluster_bytes : 1;
     uint32_t c = d->first, v;
     int rc = ASR_OK;
-    struct asr_walk_loop loop;
-    asr_walk_loop_start(&loop, c);
+    struct walk_loop loop;
+    walk_loop_start(&loop, c);
     for (uint64_t k = 0; k < limit && rc == ASR_OK; k++) {
-        if ((rc = asr_walk_spend(&fw->wk, 1, err)) != ASR_OK || (rc = fat_entry(fw->fc, c, &v, err)) != ASR_OK)
+        if ((rc = walk_spend(&fw->wk, 1, err)) != ASR_OK || (rc = fat_entry(fw->fc, c, &v, err)) != ASR_OK)
             return rc;
         if (!entry_used(v, g->bits)) {
             fw->free_refs++;
             damage(fw, root ? "the root directory" : "a directory", NULL, c);
-            if ((rc = asr_walk_extra(&fw->wk, c, 1, err)) != ASR_OK)
+            if ((rc = walk_extra(&fw->wk, c, 1, err)) != ASR_OK)
                 return rc;
         }
         rc = asr_window_read(fw->w, "a directory", g->data_offset + (uint64_t)(c - 2) * g->cluster_bytes, fw->buf, (size_t)g->cluster_bytes,
                              err);
         if (rc == ASR_OK)
             rc = walk_entries(fw, fw->buf, (size_t)g->cluster_bytes, err);
-        if (!entry_used(v, g->bits) || v >= end_of_chain(g->bits) || !valid_cluster(g, v) || asr_walk_loops(&loop, v))
+        if (!entry_used(v, g->bits) || v >= end_of_chain(g->bits) || !valid_cluster(g, v) || walk_loops(&loop, v))
             break;
         c = v;
     }
@@ -372,10 +372,10 @@ static int walk_tree(struct fat_walk *fw, struct asr_error *err)
     }
     /* The FAT32 root is queued like any directory, so that an entry pointing at it is not
      * walked again, and read first. */
-    struct asr_walk_dir d = {.first = g->root_cluster, .bytes = DIR_MAX_BYTES};
-    if (rc == ASR_OK && g->bits == 32 && (rc = asr_walk_push(&fw->wk, &d, err)) == ASR_OK && asr_walk_pop(&fw->wk, &d))
+    struct walk_dir d = {.first = g->root_cluster, .bytes = DIR_MAX_BYTES};
+    if (rc == ASR_OK && g->bits == 32 && (rc = walk_push(&fw->wk, &d, err)) == ASR_OK && walk_pop(&fw->wk, &d))
         rc = walk_dir(fw, &d, 1, err);
-    while (rc == ASR_OK && asr_walk_pop(&fw->wk, &d))
+    while (rc == ASR_OK && walk_pop(&fw->wk, &d))
         rc = walk_dir(fw, &d, 0, err);
     return rc;
 }
@@ -385,7 +385,7 @@ static int walk_tree(struct fat_walk *fw, struct asr_error *err)
 /* Emits the clusters whose FAT entries mark them used, merged with those the walk found, as runs
  * in increasing order, reading the FAT in pieces of FAT_PIECE_ENTRIES entries so memory stays
  * bounded. *marked: how many the FAT marks. */
-static int emit_clusters(const struct asr_window *w, const struct fat_geom *g, struct asr_walk_union *u, uint64_t *marked,
+static int emit_clusters(const struct asr_window *w, const struct fat_geom *g, struct walk_union *u, uint64_t *marked,
                          struct asr_error *err)
 {
     size_t cap = ((size_t)FAT_PIECE_ENTRIES * g->bits + 7) / 8;
@@ -409,15 +409,15 @@ static int emit_clusters(const struct asr_window *w, const struct fat_geom *g, s
                 continue;
             }
             if (run_len)
-                rc = asr_walk_union_add(u, run_start, run_len, err);
+                rc = walk_union_add(u, run_start, run_len, err);
             run_start = c;
             run_len = 1;
         }
     }
     if (rc == ASR_OK && run_len)
-        rc = asr_walk_union_add(u, run_start, run_len, err);
+        rc = walk_union_add(u, run_start, run_len, err);
     if (rc == ASR_OK)
-        rc = asr_walk_union_end(u, err);
+        rc = walk_union_end(u, err);
     free(piece);
     return rc;
 }
@@ -441,7 +441,7 @@ static void write_note(const struct fat_walk *fw, uint64_t added, char *note, si
 static int map_clusters(const struct asr_window *w, const struct fat_geom *g, struct asr_usedmap *out, struct asr_error *err)
 {
     struct fat_walk fw = {.g = g, .w = w};
-    asr_walk_init(&fw.wk, "fat", g->clusters);
+    walk_init(&fw.wk, "fat", g->clusters);
     fw.fc = malloc(sizeof *fw.fc);
     fw.buf = malloc((size_t)g->cluster_bytes); /* at most 128 sectors of 4 KiB: checked */
     int rc = ASR_OK;
@@ -453,16 +453,16 @@ static int map_clusters(const struct asr_window *w, const struct fat_geom *g, st
     asr_window_prefetch(w, g->fat_offset, (((uint64_t)g->clusters + 2) * g->bits + 7) / 8);
     if (rc == ASR_OK)
         rc = walk_tree(&fw, err);
-    asr_walk_finish(&fw.wk);
-    struct asr_walk_union u;
-    asr_walk_union_begin(&u, &out->used, &fw.wk, g->data_offset, g->cluster_bytes);
+    walk_finish(&fw.wk);
+    struct walk_union u;
+    walk_union_begin(&u, &out->used, &fw.wk, g->data_offset, g->cluster_bytes);
     uint64_t marked = 0;
     if (rc == ASR_OK)
         rc = emit_clusters(w, g, &u, &marked, err);
     if (rc == ASR_OK)
         write_note(&fw, u.clusters - marked, out->note, sizeof out->note);
     out->damaged = out->note[0] != '\0'; /* it only ever tells of clusters the FAT and directories disagree on */
-    asr_walk_free(&fw.wk);
+    walk_free(&fw.wk);
     free(fw.fc);
     free(fw.buf);
     return rc;

@@ -19,12 +19,12 @@
 #define MAX_DIRS (1u << 22)
 #define MAX_EXTRA_RUNS (1u << 20)
 
-void asr_walk_init(struct asr_walk *wk, const char *fs, uint64_t clusters)
+void walk_init(struct walk *wk, const char *fs, uint64_t clusters)
 {
-    *wk = (struct asr_walk){.fs = fs, .budget = BUDGET_PER_CLUSTER * (clusters + 2) + BUDGET_SLACK};
+    *wk = (struct walk){.fs = fs, .budget = BUDGET_PER_CLUSTER * (clusters + 2) + BUDGET_SLACK};
 }
 
-void asr_walk_free(struct asr_walk *wk)
+void walk_free(struct walk *wk)
 {
     free(wk->todo);
     free(wk->seen);
@@ -32,7 +32,7 @@ void asr_walk_free(struct asr_walk *wk)
     memset(wk, 0, sizeof *wk);
 }
 
-int asr_walk_spend(struct asr_walk *wk, uint64_t n, struct asr_error *err)
+int walk_spend(struct walk *wk, uint64_t n, struct asr_error *err)
 {
     if (n > wk->budget)
         return asr_fail_public(err, ASR_E_CORRUPT,
@@ -42,9 +42,9 @@ int asr_walk_spend(struct asr_walk *wk, uint64_t n, struct asr_error *err)
 }
 
 /* A multiplicative hash's high bits: cluster numbers are often multiples of a power of two. */
-void asr_walk_loop_start(struct asr_walk_loop *l, uint32_t first) { *l = (struct asr_walk_loop){first, 1, 0}; }
+void walk_loop_start(struct walk_loop *l, uint32_t first) { *l = (struct walk_loop){first, 1, 0}; }
 
-int asr_walk_loops(struct asr_walk_loop *l, uint32_t next)
+int walk_loops(struct walk_loop *l, uint32_t next)
 {
     if (next == l->tortoise)
         return 1;
@@ -60,7 +60,7 @@ int asr_walk_loops(struct asr_walk_loop *l, uint32_t next)
 static size_t slot_of(uint32_t c, size_t slots) { return (size_t)(((uint64_t)c * 0x9E3779B97F4A7C15ull) >> 32) & (slots - 1); }
 
 /* Adds c to the set of seen first clusters; *fresh says whether it was new. */
-static int seen_add(struct asr_walk *wk, uint32_t c, int *fresh, struct asr_error *err)
+static int seen_add(struct walk *wk, uint32_t c, int *fresh, struct asr_error *err)
 {
     if (wk->seen_slots) {
         for (size_t i = slot_of(c, wk->seen_slots);; i = (i + 1) & (wk->seen_slots - 1)) {
@@ -100,12 +100,12 @@ static int seen_add(struct asr_walk *wk, uint32_t c, int *fresh, struct asr_erro
     return ASR_OK;
 }
 
-int asr_walk_push(struct asr_walk *wk, const struct asr_walk_dir *d, struct asr_error *err)
+int walk_push(struct walk *wk, const struct walk_dir *d, struct asr_error *err)
 {
     int fresh, rc = seen_add(wk, d->first, &fresh, err);
     if (rc != ASR_OK || !fresh)
         return rc;
-    struct asr_walk_dir *todo = asr_grow(wk->todo, &wk->todo_cap, wk->ntodo + 1, sizeof *todo, 64);
+    struct walk_dir *todo = asr_grow(wk->todo, &wk->todo_cap, wk->ntodo + 1, sizeof *todo, 64);
     if (!todo)
         return asr_fail_public(err, ASR_E_NOMEM, "%s: out of memory for the directory walk", wk->fs);
     wk->todo = todo;
@@ -113,7 +113,7 @@ int asr_walk_push(struct asr_walk *wk, const struct asr_walk_dir *d, struct asr_
     return ASR_OK;
 }
 
-int asr_walk_pop(struct asr_walk *wk, struct asr_walk_dir *d)
+int walk_pop(struct walk *wk, struct walk_dir *d)
 {
     if (!wk->ntodo)
         return 0;
@@ -121,12 +121,12 @@ int asr_walk_pop(struct asr_walk *wk, struct asr_walk_dir *d)
     return 1;
 }
 
-int asr_walk_extra(struct asr_walk *wk, uint64_t first, uint64_t count, struct asr_error *err)
+int walk_extra(struct walk *wk, uint64_t first, uint64_t count, struct asr_error *err)
 {
     if (!count)
         return ASR_OK;
     if (wk->nextra) { /* clusters found in order, as along a file, extend the last run */
-        struct asr_walk_run *last = &wk->extra[wk->nextra - 1];
+        struct walk_run *last = &wk->extra[wk->nextra - 1];
         if (first >= last->first && first <= last->first + last->count) {
             if (first + count > last->first + last->count)
                 last->count = first + count - last->first;
@@ -137,30 +137,30 @@ int asr_walk_extra(struct asr_walk *wk, uint64_t first, uint64_t count, struct a
         return asr_fail_public(err, ASR_E_LIMIT,
                                "%s: more than %u separate runs of referenced clusters are free in the allocation map",
                                wk->fs, MAX_EXTRA_RUNS);
-    struct asr_walk_run *extra = asr_grow(wk->extra, &wk->extra_cap, wk->nextra + 1, sizeof *extra, 64);
+    struct walk_run *extra = asr_grow(wk->extra, &wk->extra_cap, wk->nextra + 1, sizeof *extra, 64);
     if (!extra)
         return asr_fail_public(err, ASR_E_NOMEM, "%s: out of memory for the directory walk", wk->fs);
     wk->extra = extra;
-    wk->extra[wk->nextra++] = (struct asr_walk_run){first, count};
+    wk->extra[wk->nextra++] = (struct walk_run){first, count};
     return ASR_OK;
 }
 
 static int by_first(const void *a, const void *b)
 {
-    const struct asr_walk_run *x = a, *y = b;
+    const struct walk_run *x = a, *y = b;
     return x->first < y->first ? -1 : x->first > y->first;
 }
 
-uint64_t asr_walk_finish(struct asr_walk *wk)
+uint64_t walk_finish(struct walk *wk)
 {
     if (!wk->nextra)
         return 0;
     qsort(wk->extra, wk->nextra, sizeof *wk->extra, by_first);
     size_t n = 0;
     for (size_t i = 0; i < wk->nextra; i++) {
-        struct asr_walk_run r = wk->extra[i];
+        struct walk_run r = wk->extra[i];
         if (n && r.first <= wk->extra[n - 1].first + wk->extra[n - 1].count) {
-            struct asr_walk_run *last = &wk->extra[n - 1];
+            struct walk_run *last = &wk->extra[n - 1];
             if (r.first + r.count > last->first + last->count)
                 last->count = r.first + r.count - last->first;
         } else {
@@ -174,13 +174,13 @@ uint64_t asr_walk_finish(struct asr_walk *wk)
     return total;
 }
 
-void asr_walk_union_begin(struct asr_walk_union *u, struct asr_ranges *out, const struct asr_walk *wk, uint64_t base,
+void walk_union_begin(struct walk_union *u, struct asr_ranges *out, const struct walk *wk, uint64_t base,
                           uint64_t cluster_bytes)
 {
-    *u = (struct asr_walk_union){.out = out, .wk = wk, .fs = wk->fs, .base = base, .cluster_bytes = cluster_bytes};
+    *u = (struct walk_union){.out = out, .wk = wk, .fs = wk->fs, .base = base, .cluster_bytes = cluster_bytes};
 }
 
-static int flush(struct asr_walk_union *u, struct asr_error *err)
+static int flush(struct walk_union *u, struct asr_error *err)
 {
     if (!u->end)
         return ASR_OK;
@@ -195,7 +195,7 @@ static int flush(struct asr_walk_union *u, struct asr_error *err)
 
 /* Runs come in increasing order of their first cluster, so a run either joins the one being
  * built (touching or overlapping it) or starts after it. */
-static int take(struct asr_walk_union *u, uint64_t first, uint64_t count, struct asr_error *err)
+static int take(struct walk_union *u, uint64_t first, uint64_t count, struct asr_error *err)
 {
     if (u->end && first <= u->end) {
         if (first + count > u->end)
@@ -208,7 +208,7 @@ static int take(struct asr_walk_union *u, uint64_t first, uint64_t count, struct
     return rc;
 }
 
-int asr_walk_union_add(struct asr_walk_union *u, uint64_t first, uint64_t count, struct asr_error *err)
+int walk_union_add(struct walk_union *u, uint64_t first, uint64_t count, struct asr_error *err)
 {
     int rc = ASR_OK;
     while (rc == ASR_OK && u->next < u->wk->nextra && u->wk->extra[u->next].first <= first) {
@@ -218,8 +218,8 @@ int asr_walk_union_add(struct asr_walk_union *u, uint64_t first, uint64_t count,
     return rc == ASR_OK && count ? take(u, first, count, err) : rc;
 }
 
-int asr_walk_union_end(struct asr_walk_union *u, struct asr_error *err)
+int walk_union_end(struct walk_union *u, struct asr_error *err)
 {
-    int rc = asr_walk_union_add(u, UINT64_MAX, 0, err);
+    int rc = walk_union_add(u, UINT64_MAX, 0, err);
     return rc == ASR_OK ? flush(u, err) : rc;
 }

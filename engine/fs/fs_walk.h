@@ -14,65 +14,65 @@
 
 /* A directory still to read: its first cluster, its length in bytes (the walker's own cap when
  * the format records none), and whether its clusters are contiguous rather than chained. */
-struct asr_walk_dir {
+struct walk_dir {
     uint32_t first;
     uint8_t contiguous;
     uint64_t bytes;
 };
 
-struct asr_walk_run {
+struct walk_run {
     uint64_t first, count;
 };
 
-struct asr_walk {
+struct walk {
     const char *fs;   /* "fat" or "exfat": the prefix of every message */
     uint64_t budget;  /* cluster steps left (chain links followed, clusters checked) */
     /* Directories: a stack of those to read, and an open-addressing set of every first cluster
      * ever pushed (0 marks an empty slot: no cluster is numbered 0). */
-    struct asr_walk_dir *todo;
+    struct walk_dir *todo;
     size_t ntodo, todo_cap;
     uint32_t *seen;
     size_t nseen, seen_slots;
     /* Referenced clusters the allocation map leaves free, in the order found; sorted and merged
-     * by asr_walk_finish. */
-    struct asr_walk_run *extra;
+     * by walk_finish. */
+    struct walk_run *extra;
     size_t nextra, extra_cap;
 };
 
 /* Loop detection along one cluster chain (Brent's method): a loop is found within twice its
  * length, so a chain that runs in circles costs little however long the length that bounds it. */
-struct asr_walk_loop {
+struct walk_loop {
     uint32_t tortoise;
     uint64_t power, lam;
 };
 
-void asr_walk_loop_start(struct asr_walk_loop *l, uint32_t first);
+void walk_loop_start(struct walk_loop *l, uint32_t first);
 /* Whether next, the link out of the chain's last cluster, closes a loop. */
-int asr_walk_loops(struct asr_walk_loop *l, uint32_t next);
+int walk_loops(struct walk_loop *l, uint32_t next);
 
 /* Starts a walk of a volume of `clusters` clusters, with a budget proportional to it. */
-void asr_walk_init(struct asr_walk *wk, const char *fs, uint64_t clusters);
-void asr_walk_free(struct asr_walk *wk);
+void walk_init(struct walk *wk, const char *fs, uint64_t clusters);
+void walk_free(struct walk *wk);
 
 /* Takes n steps from the budget: ASR_E_CORRUPT, saying the tree is too tangled, when spent. */
-int asr_walk_spend(struct asr_walk *wk, uint64_t n, struct asr_error *err);
+int walk_spend(struct walk *wk, uint64_t n, struct asr_error *err);
 
 /* Queues a directory unless one starting at the same cluster was queued before. ASR_E_LIMIT past
  * millions of directories: the parser's map then fails with it, and the volume is captured whole. */
-int asr_walk_push(struct asr_walk *wk, const struct asr_walk_dir *d, struct asr_error *err);
+int walk_push(struct walk *wk, const struct walk_dir *d, struct asr_error *err);
 /* The next directory to read; 0 when none is left. */
-int asr_walk_pop(struct asr_walk *wk, struct asr_walk_dir *d);
+int walk_pop(struct walk *wk, struct walk_dir *d);
 
 /* Records clusters [first, first + count) as referenced and to be captured. */
-int asr_walk_extra(struct asr_walk *wk, uint64_t first, uint64_t count, struct asr_error *err);
+int walk_extra(struct walk *wk, uint64_t first, uint64_t count, struct asr_error *err);
 /* Sorts and merges the recorded clusters; returns how many distinct clusters they are. */
-uint64_t asr_walk_finish(struct asr_walk *wk);
+uint64_t walk_finish(struct walk *wk);
 
 /* Emits the union of the runs an allocation map marks (fed in increasing order) and the walk's
  * merged extra clusters into out, as byte ranges. */
-struct asr_walk_union {
+struct walk_union {
     struct asr_ranges *out;
-    const struct asr_walk *wk;
+    const struct walk *wk;
     const char *fs;
     uint64_t base, cluster_bytes;
     size_t next;        /* the first extra run not yet emitted */
@@ -80,9 +80,9 @@ struct asr_walk_union {
     uint64_t clusters;   /* clusters emitted so far */
 };
 
-void asr_walk_union_begin(struct asr_walk_union *u, struct asr_ranges *out, const struct asr_walk *wk, uint64_t base,
+void walk_union_begin(struct walk_union *u, struct asr_ranges *out, const struct walk *wk, uint64_t base,
                           uint64_t cluster_bytes);
-int asr_walk_union_add(struct asr_walk_union *u, uint64_t first, uint64_t count, struct asr_error *err);
-int asr_walk_union_end(struct asr_walk_union *u, struct asr_error *err);
+int walk_union_add(struct walk_union *u, uint64_t first, uint64_t count, struct asr_error *err);
+int walk_union_end(struct walk_union *u, struct asr_error *err);
 
 #endif

@@ -57,7 +57,7 @@ static int written_spans(const struct asr_restore *rs, const struct restore_targ
     for (uint32_t i = 0; i < d->region_count; i++)
         if (d->regions[i].kind != ASR_REGION_GPT_BACKUP_ENTRIES && d->regions[i].kind != ASR_REGION_GPT_BACKUP_HEADER)
             s[len++] = (struct span){d->regions[i].offset, d->regions[i].offset + d->regions[i].length};
-    uint64_t tail = asr_restore_table_tail(d);
+    uint64_t tail = restore_table_tail(d);
     if (tail)
         s[len++] = (struct span){t->info.size_bytes - tail, t->info.size_bytes};
     for (uint32_t v = 0; v < asr_image_volume_count(rs->im); v++) {
@@ -129,13 +129,13 @@ static int finish_targets(struct restore_pass *p, struct asr_error *err)
     for (size_t i = 0; i < p->rs->n; i++)
         p->rs->t[i].info.state = ASR_TARGET_NO_TABLE;
     for (size_t i = 0; i < p->rs->n && !rc; i++)
-        rc = asr_target_sync(&p->rs->t[i], err);
+        rc = target_sync(&p->rs->t[i], err);
     if (!rc)
-        rc = asr_restore_layout(p->rs, p->opt, p->st, err);
+        rc = restore_write_layout(p->rs, p->opt, p->st, err);
     for (size_t i = 0; i < p->rs->n && !rc && p->opt->unused != ASR_UNUSED_KEEP; i++)
         rc = clear_unused(p, &p->rs->t[i], err);
     for (size_t i = 0; i < p->rs->n && !rc; i++) {
-        rc = asr_target_sync(&p->rs->t[i], err);
+        rc = target_sync(&p->rs->t[i], err);
         if (!rc && p->rs->t[i].info.is_block)
             ioctl(p->rs->t[i].fd_buffered, BLKRRPART); /* the kernel rereads the table where it can */
     }
@@ -172,7 +172,7 @@ int asr_restore_run(struct asr_restore *rs, const struct asr_restore_options *op
     p.group = calloc(rs->n, sizeof *p.group);
     rc = p.group ? restore_mirror_new(rs->n, err, &p.m) : asr_fail_public(err, ASR_E_NOMEM, "out of memory");
     if (!rc)
-        rc = asr_restore_targets_ready(rs, err);
+        rc = restore_targets_ready(rs, err);
     st->direct_io = true;
     for (size_t i = 0; i < rs->n; i++)
         st->direct_io &= rs->t[i].direct;

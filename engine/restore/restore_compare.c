@@ -39,10 +39,10 @@ static int target_bytes(struct compare *c, uint64_t at, size_t len, const uint8_
         to = end; /* what is left, an odd tail of a file, goes through c->buf */
     if (at + len > to || from >= to) {
         *p = c->buf;
-        return asr_target_read(c->t, at, c->buf, len, err);
+        return target_read(c->t, at, c->buf, len, err);
     }
     c->win_len = 0;
-    int rc = asr_target_read_aligned(c->t, from, c->win, (size_t)(to - from), err);
+    int rc = target_read_aligned(c->t, from, c->win, (size_t)(to - from), err);
     if (rc)
         return rc;
     c->win_off = from;
@@ -180,7 +180,7 @@ static int compare_regions(struct compare *c, const struct asr_disk_desc *d, str
             len = len < 440 ? len : 440; /* signature and table: compared as the table */
         if (g->kind == ASR_REGION_EBR && c->opt->grow)
             len = len < 446 ? len : 446; /* --grow rewrote the last logical partition's entry */
-        int rc = asr_target_read(c->t, g->offset, c->buf, len, err);
+        int rc = target_read(c->t, g->offset, c->buf, len, err);
         if (rc)
             return rc;
         size_t k = first_difference(c->buf, g->data, len);

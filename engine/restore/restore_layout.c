@@ -15,7 +15,7 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
-uint64_t asr_restore_table_tail(const struct asr_disk_desc *d)
+uint64_t restore_table_tail(const struct asr_disk_desc *d)
 {
     if (d->label != ASR_LABEL_GPT)
         return 0;
@@ -37,7 +37,7 @@ static int write_regions(struct restore_target *t, const struct asr_disk_desc *d
         bool backup = g->kind == ASR_REGION_GPT_BACKUP_ENTRIES || g->kind == ASR_REGION_GPT_BACKUP_HEADER;
         if (backup && !same_size(t, d))
             continue; /* libfdisk writes them at the new end */
-        int rc = asr_target_pwrite(t, g->data, g->length, g->offset, err);
+        int rc = target_pwrite(t, g->data, g->length, g->offset, err);
         if (rc)
             return rc;
         if (count)
@@ -58,10 +58,10 @@ static int clear_stale_backup_gpt(struct restore_target *t, const struct asr_dis
     uint8_t *sector = calloc(1, ss);
     if (!sector)
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-    int rc = asr_target_read(t, t->info.size_bytes - ss, sector, ss, err);
+    int rc = target_read(t, t->info.size_bytes - ss, sector, ss, err);
     if (!rc && !memcmp(sector, "EFI PART", 8)) {
         memset(sector, 0, ss);
-        rc = asr_target_pwrite(t, sector, ss, t->info.size_bytes - ss, err);
+        rc = target_pwrite(t, sector, ss, t->info.size_bytes - ss, err);
     }
     free(sector);
     return rc;
@@ -261,7 +261,7 @@ int asr_restore_check_options(const struct asr_restore *rs, const struct asr_res
     return ASR_OK;
 }
 
-int asr_restore_layout(struct asr_restore *rs, const struct asr_restore_options *opt, struct asr_restore_stats *st,
+int restore_write_layout(struct asr_restore *rs, const struct asr_restore_options *opt, struct asr_restore_stats *st,
                        struct asr_error *err)
 {
     for (size_t i = 0; i < rs->n; i++) {
@@ -271,7 +271,7 @@ int asr_restore_layout(struct asr_restore *rs, const struct asr_restore_options 
         if (!rc)
             rc = clear_stale_backup_gpt(t, d, err);
         if (!rc)
-            rc = asr_target_sync(t, err);
+            rc = target_sync(t, err);
         bool change = d->label != ASR_LABEL_NONE && (opt->new_ids || opt->grow);
         if (!rc && (change || (d->label == ASR_LABEL_GPT && !same_size(t, d))))
             rc = rewrite_table(t, d, opt, st, err);

@@ -171,9 +171,9 @@ static int submit_stage(struct restore_mirror *m, struct stage *s)
             continue;
         }
         if (first < mid_from)
-            m->rc = asr_target_pwrite(t, s->buf + s->lead, (size_t)(mid_from - first), first, m->err);
+            m->rc = target_pwrite(t, s->buf + s->lead, (size_t)(mid_from - first), first, m->err);
         if (!m->rc && mid_to < end && mid_to >= mid_from)
-            m->rc = asr_target_pwrite(t, s->buf + (mid_to - s->base), (size_t)(end - mid_to), mid_to, m->err);
+            m->rc = target_pwrite(t, s->buf + (mid_to - s->base), (size_t)(end - mid_to), mid_to, m->err);
         if (!m->rc && mid_from < mid_to)
             queue_write(m, s, i, t->fd, mid_from, s->buf + (mid_from - s->base), (size_t)(mid_to - mid_from));
     }

@@ -183,7 +183,7 @@ static int read_back(struct restore_pass *p, struct stream_state *ss, const stru
         if (pl->disk == p->disk && restore_mirror_holds(p->m, at, to - pos))
             rc = restore_mirror_flush(p->m);
         if (!rc)
-            rc = asr_target_read(first_target_of(p->rs, pl->disk), at, ss->copy + (pos - want_from),
+            rc = target_read(first_target_of(p->rs, pl->disk), at, ss->copy + (pos - want_from),
                                  (size_t)(to - pos), err);
         if (rc)
             return rc;

@@ -24,7 +24,7 @@
 
 /* ---- plain I/O ------------------------------------------------------------------------------ */
 
-int asr_target_pwrite(struct restore_target *t, const void *buf, size_t len, uint64_t off, struct asr_error *err)
+int target_pwrite(struct restore_target *t, const void *buf, size_t len, uint64_t off, struct asr_error *err)
 {
     size_t done;
     int rc = asr_pwrite_full(t->fd_buffered, buf, len, off, &done);
@@ -39,22 +39,22 @@ int asr_target_pwrite(struct restore_target *t, const void *buf, size_t len, uin
 static int read_fail(struct restore_target *t, int rc, uint64_t at, struct asr_error *err)
 {
     return asr_fail_public(err, ASR_E_IO, "cannot read %s at offset %llu: %s", t->path, (unsigned long long)at,
-                           asr_read_strerror(rc));
+                           read_strerror(rc));
 }
 
-int asr_target_read_aligned(struct restore_target *t, uint64_t off, void *buf, size_t len, struct asr_error *err)
+int target_read_aligned(struct restore_target *t, uint64_t off, void *buf, size_t len, struct asr_error *err)
 {
     uint64_t bad;
-    int rc = asr_read_located(t->direct ? t->fd : t->fd_buffered, buf, len, off, t->align, &bad);
+    int rc = read_located(t->direct ? t->fd : t->fd_buffered, buf, len, off, t->align, &bad);
     return rc ? read_fail(t, rc, bad, err) : ASR_OK;
 }
 
-int asr_target_read(struct restore_target *t, uint64_t off, void *buf, size_t len, struct asr_error *err)
+int target_read(struct restore_target *t, uint64_t off, void *buf, size_t len, struct asr_error *err)
 {
     int rc;
     uint64_t bad = off;
     if (!t->direct) {
-        rc = asr_read_located(t->fd_buffered, buf, len, off, 512, &bad);
+        rc = read_located(t->fd_buffered, buf, len, off, 512, &bad);
     } else {
         /* Widen to the alignment through a bounce buffer; 1 MiB at a time keeps it small. */
         uint64_t a = t->align;
@@ -70,8 +70,8 @@ int asr_target_read(struct restore_target *t, uint64_t off, void *buf, size_t le
             size_t n = len < (1u << 20) ? len : (1u << 20);
             uint64_t to = (off + n + a - 1) / a * a;
             if (to > t->info.size_bytes / a * a) /* the odd tail of a file: not for O_DIRECT */
-                rc = asr_read_located(t->fd_buffered, p, n, off, 512, &bad);
-            else if (!(rc = asr_read_located(t->fd, bounce, (size_t)(to - from), from, (uint32_t)a, &bad)))
+                rc = read_located(t->fd_buffered, p, n, off, 512, &bad);
+            else if (!(rc = read_located(t->fd, bounce, (size_t)(to - from), from, (uint32_t)a, &bad)))
                 memcpy(p, bounce + (off - from), n);
             if (!rc) {
                 p += n;
@@ -84,7 +84,7 @@ int asr_target_read(struct restore_target *t, uint64_t off, void *buf, size_t le
     return rc ? read_fail(t, rc, bad, err) : ASR_OK;
 }
 
-int asr_target_sync(struct restore_target *t, struct asr_error *err)
+int target_sync(struct restore_target *t, struct asr_error *err)
 {
     if (fsync(t->fd_buffered) != 0 || (t->fd != t->fd_buffered && fsync(t->fd) != 0))
         return asr_fail_public(err, ASR_E_IO, "cannot sync %s: %s", t->path, strerror(errno));
@@ -106,8 +106,8 @@ static void describe_contents(const char *path, char *out, size_t len)
     if (dd->label == ASR_LABEL_NONE) {
         /* Name a filesystem on the whole disk: "no partition table" alone reads as empty. */
         struct asr_window whole = {asr_disk_fd(d), path, 0, dd->size_bytes};
-        struct asr_probe fs;
-        if (asr_probe_window(&whole, NULL, &fs) == 1)
+        struct probe fs;
+        if (probe_window(&whole, NULL, &fs) == 1)
             snprintf(out, len, "no partition table: %s on the whole disk", fs.type);
         else
             snprintf(out, len, "no partition table");
@@ -271,7 +271,7 @@ static int lock_fd(struct asr_restore *rs, const char *target, const char *path,
 
 /* Locks path; *blk: the device it is, when a block device. expect: what a loop device reads, as
  * sysfs named it; a name that since means something else (or nothing) is not locked. */
-static int lock_one(struct asr_restore *rs, const char *target, const char *path, const struct asr_ident *expect,
+static int lock_one(struct asr_restore *rs, const char *target, const char *path, const struct ident *expect,
                     dev_t *blk, struct asr_error *err)
 {
     *blk = 0;
@@ -283,9 +283,9 @@ static int lock_one(struct asr_restore *rs, const char *target, const char *path
             close(fd);
         return expect ? ASR_OK : asr_fail_public(err, ASR_E_IO, "target %s: %s", path, strerror(e));
     }
-    struct asr_ident id =
-        S_ISBLK(st.st_mode) ? asr_ident_block(st.st_rdev) : (struct asr_ident){true, st.st_dev, st.st_ino};
-    if (expect && !asr_ident_eq(id, *expect)) {
+    struct ident id =
+        S_ISBLK(st.st_mode) ? ident_block(st.st_rdev) : (struct ident){true, st.st_dev, st.st_ino};
+    if (expect && !ident_eq(id, *expect)) {
         close(fd);
         return ASR_OK;
     }
@@ -299,15 +299,15 @@ static int lock_target(struct asr_restore *rs, const char *target, struct asr_er
 {
     char path[4096];
     snprintf(path, sizeof path, "%s", target);
-    struct asr_loop lo;
-    const struct asr_ident *expect = NULL;
+    struct loop lo;
+    const struct ident *expect = NULL;
     for (int depth = 0; depth <= 8; depth++) {
         dev_t dev;
         int rc = lock_one(rs, target, path, expect, &dev, err);
         if (rc || !dev)
             return rc;
-        dev = asr_blk_whole_disk(dev, NULL);
-        if (!asr_blk_loop(dev, &lo) || !asr_blk_loop_file(dev, path, sizeof path))
+        dev = blk_whole_disk(dev, NULL);
+        if (!blk_loop(dev, &lo) || !blk_loop_file(dev, path, sizeof path))
             return ASR_OK;
         expect = &lo.backing;
     }
@@ -404,7 +404,7 @@ static int materialize(struct asr_restore *rs, struct restore_target *t, struct 
     return rc;
 }
 
-int asr_restore_targets_ready(struct asr_restore *rs, struct asr_error *err)
+int restore_targets_ready(struct asr_restore *rs, struct asr_error *err)
 {
     for (size_t i = 0; i < rs->n; i++) {
         int rc = materialize(rs, &rs->t[i], err);

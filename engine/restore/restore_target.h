@@ -27,16 +27,16 @@ struct asr_restore {
 #define ASR_RESTORE_MAX_TARGETS 256u
 
 /* Creates the targets that are new files (after the plan was accepted). */
-int asr_restore_targets_ready(struct asr_restore *rs, struct asr_error *err);
+int restore_targets_ready(struct asr_restore *rs, struct asr_error *err);
 
 /* Reads exactly len bytes at off from a target, through O_DIRECT when it can (what is on the
  * media, not what the page cache remembers), any alignment. */
-int asr_target_read(struct restore_target *t, uint64_t off, void *buf, size_t len, struct asr_error *err);
+int target_read(struct restore_target *t, uint64_t off, void *buf, size_t len, struct asr_error *err);
 /* The same in one request, for a caller whose off, len and buf are aligned to t->align (and buf
  * to 4096) whenever t->direct. */
-int asr_target_read_aligned(struct restore_target *t, uint64_t off, void *buf, size_t len, struct asr_error *err);
+int target_read_aligned(struct restore_target *t, uint64_t off, void *buf, size_t len, struct asr_error *err);
 /* Writes len bytes at off through the page cache, all of them. */
-int asr_target_pwrite(struct restore_target *t, const void *buf, size_t len, uint64_t off, struct asr_error *err);
-int asr_target_sync(struct restore_target *t, struct asr_error *err);
+int target_pwrite(struct restore_target *t, const void *buf, size_t len, uint64_t off, struct asr_error *err);
+int target_sync(struct restore_target *t, struct asr_error *err);
 
 #endif
