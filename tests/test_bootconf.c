@@ -144,6 +144,7 @@ Test(fstab, rhel_xfs_pseudo_bind_nofail_escapes)
              "proc /proc proc defaults 0 0\n"
              "tmpfs\t/tmp\ttmpfs\tdefaults,size=2G\t0\t0\n"
              "/srv/export /export none bind 0 0\n"
+             "/mnt/data/www /var/www auto rbind 0 0\n"
              "LABEL=My\\040Data /mnt/my\\040data ext4 defaults,nofail 0 2\n"
              "server:/vol /net nfs defaults 0 0\n",
              &e_));
@@ -152,8 +153,8 @@ Test(fstab, rhel_xfs_pseudo_bind_nofail_escapes)
     /* Below /var is system state; the trailing slash is the same mount point. */
     cr_assert_eq(mount_at(bc, "/var/log")->role, BOOTROLE_CRITICAL);
     spec_is(&mount_at(bc, "/var/log")->spec, BOOTSPEC_LV, "rhel", "var_log");
-    for (size_t i = 0; i < 3; i++) {
-        const char *t = (const char *[]){"/proc", "/tmp", "/export"}[i];
+    for (size_t i = 0; i < 4; i++) {
+        const char *t = (const char *[]){"/proc", "/tmp", "/export", "/var/www"}[i];
         cr_assert_eq(mount_at(bc, t)->role, BOOTROLE_IGNORED, "%s", t);
         cr_assert_eq(mount_at(bc, t)->spec.kind, BOOTSPEC_NONE, "%s", t);
     }
@@ -190,12 +191,17 @@ Test(fstab, bad_lines_and_specs_refused)
     static const char *const bad[] = {
         "UUID=xyz-not-hex / ext4 defaults 0 0\n",
         "UUID= / ext4 defaults 0 0\n",
+        "onlyonefield\n",
+        "LABEL=a /a ext4 d 0 0\n# comment\n\ngarbage\n",
+        "LABEL=a /a ext4 d 0 0\nLABEL=b\n",
     };
+    static const char *const where[] = {"entry 1", "entry 1", "line 1", "line 4", "line 2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct bootconf *bc = bc_new();
         struct asr_error err = {0};
         cr_assert_neq(parse(bootconf_fstab, bc, bad[i], &err), 0, "%s", bad[i]);
-        cr_assert(strstr(err.msg, "fstab"), "%s", err.msg);
+        cr_assert(strstr(err.msg, "fstab: "), "%s", err.msg);
+        cr_assert(strstr(err.msg, where[i]), "%s: %s", bad[i], err.msg);
         free(bc);
     }
 }
