@@ -61,8 +61,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < bc->n_arrays; i++)
         check_spec(&bc->arrays[i].spec);
     const struct bootcmdline *k = &bc->cmdline;
-    check_spec(&k->root);
-    check_spec(&k->resume);
+    if (k->have_root)
+        check_spec(&k->root);
+    if (k->have_resume)
+        check_spec(&k->resume);
     for (size_t i = 0; i < k->n_lvs; i++)
         check_spec(&k->lvs[i]);
     for (size_t i = 0; i < k->n_luks; i++)

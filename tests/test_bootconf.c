@@ -255,6 +255,8 @@ Test(mdadm, arrays_with_colon_uuids)
     struct asr_error err = {0};
     cr_assert_neq(parse(bootconf_mdadm, bc, "ARRAY /dev/md2 UUID=1:2:3\n", &err), 0);
     cr_assert(strstr(err.msg, "mdadm.conf: line 1"), "%s", err.msg);
+    /* What was kept of the refused line is never a half-read UUID (found by fuzz_bootconf). */
+    cr_assert_eq(bc->arrays[bc->n_arrays - 1].spec.kind, BOOTSPEC_NONE);
     free(bc);
 }
 
@@ -387,6 +389,8 @@ Test(spec, forms_normalized)
     big[sizeof big - 1] = '\0';
     memcpy(big, "LABEL=", 6);
     cr_assert_eq(bootspec_parse(big, &s, &err), ASR_E_LIMIT);
+    cr_assert_neq(bootspec_parse("UUID=12.4", &s, &err), 0);
+    cr_assert_eq(s.kind, BOOTSPEC_NONE, "a refused spec is not half set");
     cr_assert_neq(bootspec_parse("", &s, &err), 0);
     cr_assert_neq(bootspec_parse("/dev/disk/by-label/a\\x00b", &s, &err), 0);
     cr_assert_neq(bootspec_parse("/dev/mapper/", &s, &err), 0);

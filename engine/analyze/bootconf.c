@@ -255,9 +255,8 @@ static int spec_dev(const char *spec, struct bootspec *out, struct asr_error *er
     return spec_value(out, BOOTSPEC_OTHER, spec, false, spec, err);
 }
 
-int bootspec_parse(const char *spec, struct bootspec *out, struct asr_error *err)
+static int spec_parse(const char *spec, struct bootspec *out, struct asr_error *err)
 {
-    memset(out, 0, sizeof *out);
     if (!spec || !*spec)
         return asr_fail_public(err, ASR_E_CORRUPT, "empty device spec");
     if (strlen(spec) >= BOOTCONF_STR)
@@ -273,6 +272,16 @@ int bootspec_parse(const char *spec, struct bootspec *out, struct asr_error *err
     if (spec[0] == '/')
         return spec_value(out, BOOTSPEC_FILE, spec, false, spec, err);
     return spec_value(out, BOOTSPEC_OTHER, spec, false, spec, err);
+}
+
+/* A refused spec leaves out empty, never half set. */
+int bootspec_parse(const char *spec, struct bootspec *out, struct asr_error *err)
+{
+    memset(out, 0, sizeof *out);
+    int rc = spec_parse(spec, out, err);
+    if (rc)
+        memset(out, 0, sizeof *out);
+    return rc;
 }
 
 static bool set(const char *s)
@@ -630,8 +639,11 @@ static int array_word(struct bootarray *a, const char *w, const char *what, size
                       struct asr_error *err)
 {
     if (strncasecmp(w, "uuid=", 5) == 0) {
-        a->spec.kind = BOOTSPEC_MD_UUID;
-        return uuid_at(a->spec.value, w + 5, true, what, no, err);
+        struct bootspec u = {.kind = BOOTSPEC_MD_UUID};
+        int rc = uuid_at(u.value, w + 5, true, what, no, err);
+        if (!rc)
+            a->spec = u;
+        return rc;
     }
     if (strncasecmp(w, "name=", 5) == 0)
         return puts0(a->name, w + 5, what, err);
