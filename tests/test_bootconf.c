@@ -65,7 +65,6 @@ static const char debian_lvm[] =
 Test(fstab, debian_guided_lvm)
 {
     struct bootconf *bc = bc_new();
-    struct asr_error err = {0};
     OK(parse(bootconf_fstab, bc, debian_lvm, &e_));
     cr_assert_eq(bc->n_mounts, 5);
     const struct bootmount *root = mount_at(bc, "/");
@@ -87,7 +86,6 @@ Test(fstab, debian_guided_lvm)
     const struct bootmount *cd = mount_at(bc, "/media/cdrom0");
     cr_assert_eq(cd->role, BOOTROLE_NOAUTO);
     cr_assert(strstr(cd->why, "noauto"));
-    (void)err;
     free(bc);
 }
 

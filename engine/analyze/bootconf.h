@@ -40,10 +40,9 @@ enum bootspec_kind {
 struct bootspec {
     enum bootspec_kind kind;
     char value[BOOTCONF_STR]; /* the UUID, label, name, path; the VG for BOOTSPEC_LV */
-    char lv[BOOTCONF_STR];    /* the LV for BOOTSPEC_LV; for BOOTSPEC_LV from /dev/mapper, value
-                                 and lv are one reading of a dm name that may also be a
-                                 crypttab name: dm holds it */
-    char dm[BOOTCONF_STR];    /* the dm name when the spec was /dev/mapper/NAME */
+    char lv[BOOTCONF_STR];    /* the LV for BOOTSPEC_LV */
+    char dm[BOOTCONF_STR];    /* /dev/mapper/NAME: NAME as written. "a-b" reads as VG a, LV b,
+                                 but may as well be a crypttab name: it matches either way */
 };
 
 /* Parses spec (as written in fstab, crypttab or on the kernel command line). An empty spec, a
