@@ -267,6 +267,7 @@ static const char grub_cfg[] =
     "\tload_video\n\tinsmod gzio\n"
     "\tsearch --no-floppy --fs-uuid --set=root 0c6b6e3a-1f5d-4b8e-9a3c-2d1e0f9a8b7c\n"
     "\techo\t'Loading Linux 6.1.0-18-amd64 ...'\n"
+    "\techo\t\"Don't stop: a quote of the script's own, not ours to judge\n"
     "\tlinux\t/vmlinuz-6.1.0-18-amd64 root=UUID=5F0C3D2E-8A41-4B6F-9E0A-1C2D3E4F5A6B ro quiet "
     "rd.lvm.lv=vg/root rd.lvm.lv=vg/swap_1 rd.luks.uuid=luks-1d2c3b4a-5f6e-4789-9abc-def012345678"
     " rd.md.uuid=3aab4d2e:5f8b2c11:9d0e7f6a:12345678 resume=/dev/mapper/vg-swap_1 "
@@ -304,7 +305,7 @@ Test(cmdline, loader_entry_and_proc_cmdline)
 {
     struct bootconf *bc = bc_new();
     OK(parse(bootconf_loader_entry, bc,
-             "title Fedora Linux (6.5.6-300.fc39.x86_64) 39 (Workstation Edition)\n"
+             "title Fedora Linux (6.5.6-300.fc39.x86_64) 39 (Workstation Edition) o'clock\n"
              "version 6.5.6-300.fc39.x86_64\nlinux /vmlinuz-6.5.6-300.fc39.x86_64\n"
              "initrd /initramfs-6.5.6-300.fc39.x86_64.img\n"
              "options root=UUID=3f1e2d4c-5b6a-4798-8a9b-0c1d2e3f4a5b ro rootflags=subvol=root "

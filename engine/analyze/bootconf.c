@@ -550,12 +550,24 @@ static int split(struct line *l, const char *what, bool quotes, struct asr_error
     }
 }
 
+static bool first_word_in(const char *line, const char *const *words)
+{
+    line += strspn(line, " \t");
+    size_t n = strcspn(line, " \t\r");
+    for (; *words; words++)
+        if (strlen(*words) == n && strncmp(line, *words, n) == 0)
+            return true;
+    return false;
+}
+
 /* Calls fn for each line of text, split. */
 typedef int (*line_fn)(struct bootconf *bc, struct line *l, const char *what,
                        struct asr_error *err);
 
+/* When set, only lines whose first word is one of these (NULL-terminated) are split: the rest
+ * of a grub.cfg is a shell-like script whose quoting is not ours to judge. */
 static int each_line(struct bootconf *bc, const char *what, const char *text, size_t len,
-                     bool quotes, line_fn fn, struct asr_error *err)
+                     bool quotes, const char *const *keywords, line_fn fn, struct asr_error *err)
 {
     int rc = check_input(what, text, len, err);
     if (rc)
@@ -570,10 +582,12 @@ static int each_line(struct bootconf *bc, const char *what, const char *text, si
         memcpy(l->buf, text + start, end - start); /* check_input bounded it */
         l->buf[end - start] = '\0';
         l->no = no++;
+        start = end + 1;
+        if (keywords && !first_word_in(l->buf, keywords))
+            continue;
         rc = split(l, what, quotes, err);
         if (!rc && l->n)
             rc = fn(bc, l, what, err);
-        start = end + 1;
     }
     free(l);
     return rc;
@@ -630,7 +644,7 @@ static int crypt_line(struct bootconf *bc, struct line *l, const char *what,
 
 int bootconf_crypttab(struct bootconf *bc, const char *text, size_t len, struct asr_error *err)
 {
-    return each_line(bc, "crypttab", text, len, false, crypt_line, err);
+    return each_line(bc, "crypttab", text, len, false, NULL, crypt_line, err);
 }
 
 /* ---- mdadm.conf ---------------------------------------------------------------------------- */
@@ -684,7 +698,7 @@ static int mdadm_line(struct bootconf *bc, struct line *l, const char *what,
 int bootconf_mdadm(struct bootconf *bc, const char *text, size_t len, struct asr_error *err)
 {
     bc->array_open = false;
-    return each_line(bc, "mdadm.conf", text, len, false, mdadm_line, err);
+    return each_line(bc, "mdadm.conf", text, len, false, NULL, mdadm_line, err);
 }
 
 /* ---- kernel command lines ------------------------------------------------------------------ */
@@ -776,7 +790,7 @@ static int cmdline_line(struct bootconf *bc, struct line *l, const char *what,
 
 int bootconf_cmdline(struct bootconf *bc, const char *text, size_t len, struct asr_error *err)
 {
-    return each_line(bc, "kernel command line", text, len, true, cmdline_line, err);
+    return each_line(bc, "kernel command line", text, len, true, NULL, cmdline_line, err);
 }
 
 static int grub_line(struct bootconf *bc, struct line *l, const char *what,
@@ -790,7 +804,8 @@ static int grub_line(struct bootconf *bc, struct line *l, const char *what,
 
 int bootconf_grub(struct bootconf *bc, const char *text, size_t len, struct asr_error *err)
 {
-    return each_line(bc, "grub.cfg", text, len, true, grub_line, err);
+    static const char *const linux_words[] = {"linux", "linux16", "linuxefi", NULL};
+    return each_line(bc, "grub.cfg", text, len, true, linux_words, grub_line, err);
 }
 
 static int entry_line(struct bootconf *bc, struct line *l, const char *what,
@@ -802,5 +817,6 @@ static int entry_line(struct bootconf *bc, struct line *l, const char *what,
 int bootconf_loader_entry(struct bootconf *bc, const char *text, size_t len,
                           struct asr_error *err)
 {
-    return each_line(bc, "loader entry", text, len, true, entry_line, err);
+    static const char *const options[] = {"options", NULL};
+    return each_line(bc, "loader entry", text, len, true, options, entry_line, err);
 }
