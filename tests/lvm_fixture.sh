@@ -1,0 +1,44 @@
+#!/bin/bash
+# Builds real LVM2 physical volumes for test_lvm with lvm2's own tools, without device-mapper:
+# two files on loop devices, one VG with a linear LV, an LV in two segments (lvextend) and an
+# LV striped over both PVs; --driverloaded n keeps lvcreate from asking the kernel for targets
+# it has not got, -an -Zn from activating or zeroing. Leaves in OUT: a.img, b.img (the PVs, after
+# the VG is gone from the loop devices), segs.txt (lvs --segments, PV names as a.img/b.img).
+# Exit 77 (skip) without root, loop devices or lvm2.
+set -euo pipefail
+out=$1
+[[ $(id -u) == 0 ]] && command -v pvcreate >/dev/null && command -v losetup >/dev/null || exit 77
+rm -rf "$out" && mkdir -p "$out/etc"
+work=$(mktemp -d)
+vg=asrlvm$$
+la= lb=
+cleanup() {
+    [[ -n $la || -n $lb ]] && vgremove -f "$vg" >/dev/null 2>&1 || true
+    [[ -n $la ]] && losetup -d "$la" || true
+    [[ -n $lb ]] && losetup -d "$lb" || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+truncate -s 64M "$work/a.img" "$work/b.img"
+la=$(losetup -f --show "$work/a.img") || exit 77
+lb=$(losetup -f --show "$work/b.img") || exit 77
+# Only our two loop devices, no udev, no lvmetad, no devices file, no backups under /etc.
+cat >"$out/etc/lvm.conf" <<CONF
+devices { filter = [ "a|^$la\$|", "a|^$lb\$|", "r|.*|" ] obtain_device_list_from_udev = 0 }
+global { use_lvmetad = 0 }
+activation { udev_sync = 0 udev_rules = 0 monitoring = 0 }
+backup { backup = 0 archive = 0 }
+CONF
+export LVM_SYSTEM_DIR=$out/etc LVM_SUPPRESS_FD_WARNINGS=1
+lvm() { "$@" --driverloaded n >/dev/null 2>>"$out/lvm.log"; }
+lvm pvcreate -y "$la" "$lb"
+lvm vgcreate -y -s 1M "$vg" "$la" "$lb"
+lvm lvcreate -an -Zn -L 8M -n root "$vg" "$la"
+lvm lvcreate -an -Zn -L 3M -n two "$vg" "$la"
+lvm lvcreate -an -Zn -L 2M -n gap "$vg" "$la"
+lvm lvextend -L +5M "$vg/two" "$la"
+lvm lvcreate -an -Zn -i 2 -I 64k -L 12M -n stripe "$vg"
+lvs --driverloaded n --segments --units s --noheadings --nosuffix --separator ';' \
+    -o lv_name,seg_start_pe,seg_size_pe,stripes,stripe_size,seg_pe_ranges "$vg" 2>>"$out/lvm.log" |
+    sed -e "s|$la:|a.img:|g" -e "s|$lb:|b.img:|g" -e 's/^ *//' >"$out/segs.txt"
+cp --sparse=always "$work/a.img" "$work/b.img" "$out/"
