@@ -348,4 +348,13 @@ Test(lvm, text_limits)
     const char *big = "vg { x = 99999999999999999999999 }";
     cr_assert_eq(lvm_parse_metadata(big, strlen(big), &vg, &err), ASR_E_CORRUPT);
     cr_assert(strstr(err.msg, "integer"), "%s", err.msg);
+    /* Items past the cap (a text under LVM_METADATA_MAX can hold half a million): ASR_E_LIMIT. */
+    size_t n = 300000, len = 0;
+    char *many = malloc(2 * n + 32);
+    len += (size_t)sprintf(many, "vg { x = [");
+    for (size_t i = 0; i < n; i++)
+        many[len++] = '1', many[len++] = ',';
+    len += (size_t)sprintf(many + len, "] }");
+    cr_assert_eq(lvm_parse_metadata(many, len, &vg, &err), ASR_E_LIMIT, "%s", err.msg);
+    free(many);
 }

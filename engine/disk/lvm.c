@@ -51,6 +51,7 @@ struct parser {
     const char *p, *end;
     size_t nodes;
     int line;
+    int rc; /* why new_node failed */
     struct asr_error *err;
 };
 
@@ -92,12 +93,12 @@ static void skip_space(struct parser *ps)
 static struct cn *new_node(struct parser *ps, enum cn_kind kind)
 {
     if (++ps->nodes > MAX_NODES) {
-        asr_fail_public(ps->err, ASR_E_LIMIT, "LVM2 metadata: more than %d items: line %d", MAX_NODES, ps->line);
+        ps->rc = asr_fail_public(ps->err, ASR_E_LIMIT, "LVM2 metadata: more than %d items: line %d", MAX_NODES, ps->line);
         return NULL;
     }
     struct cn *n = calloc(1, sizeof *n);
     if (!n)
-        asr_fail_public(ps->err, ASR_E_NOMEM, "LVM2 metadata: out of memory");
+        ps->rc = asr_fail_public(ps->err, ASR_E_NOMEM, "LVM2 metadata: out of memory");
     else
         n->kind = kind;
     return n;
@@ -180,7 +181,7 @@ static int parse_value(struct parser *ps, struct cn *n, int depth)
         while (ps->p < ps->end && *ps->p != ']') {
             struct cn *item = new_node(ps, CN_INT);
             if (!item)
-                return ps->err ? ps->err->code : ASR_E_NOMEM;
+                return ps->rc;
             *tail = item;
             tail = &item->next;
             int rc = parse_value(ps, item, depth + 1);
@@ -217,7 +218,7 @@ static int parse_members(struct parser *ps, struct cn **tail, int depth)
         }
         struct cn *n = new_node(ps, CN_SECTION);
         if (!n)
-            return ps->err ? ps->err->code : ASR_E_NOMEM;
+            return ps->rc;
         *tail = n;
         tail = &n->next;
         int rc = parse_ident(ps, &n->key);
