@@ -152,6 +152,26 @@ Test(lvm, matches_lvs_segments)
     free(a), free(b), free(segs);
 }
 
+/* lvm2's own updates wrapped c.img's text around its 60 KiB metadata area. */
+Test(lvm, wrapped_by_lvm2)
+{
+    char *c = fx("c.img");
+    size_t len;
+    uint8_t *all = read_file(c, &len);
+    const uint8_t *h = all + MDA_OFF;
+    cr_assert_gt(get64(h + 40) + get64(h + 48), get64(h + 32), "the fixture's text does not wrap");
+    free(all);
+    struct lvm_pv_info *p = must_read(c);
+    cr_assert_eq(p->vg.nlvs, 1);
+    const struct lvm_lv *lv = lvm_find_lv(&p->vg, "lv");
+    cr_assert(lv);
+    cr_assert_eq(lv->extents, 1);
+    cr_assert_eq(lv->segs[0].stripes[0].pe, 0);
+    cr_assert_eq(p->vg.pvs[p->this_pv].pe_start, 128); /* --dataalignment 64k */
+    lvm_pv_info_free(p);
+    free(c);
+}
+
 /* ---- damaged copies of a.img's first MiB (label and metadata area) ------------------------ */
 
 struct pvcopy {
