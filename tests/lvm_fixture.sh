@@ -3,7 +3,7 @@
 # two files on loop devices, one VG with a linear LV, an LV in two segments (lvextend) and an
 # LV striped over both PVs; --driverloaded n keeps lvcreate from asking the kernel for targets
 # it has not got, -an -Zn from activating or zeroing. Leaves in OUT: a.img, b.img (the PVs, after
-# the VG is gone from the loop devices), segs.txt (lvs --segments, PV names as a.img/b.img); and
+# the VG is gone from the loop devices; b.img with two metadata copies), segs.txt (lvs --segments, PV names as a.img/b.img); and
 # c.img, a PV with a 60 KiB metadata area in a VG of its own, updated until its circular buffer
 # wraps (the current text runs past the area's end and goes on after its header).
 # Exit 77 (skip) without root, loop devices or lvm2.
@@ -35,7 +35,8 @@ backup { backup = 0 archive = 0 }
 CONF
 export LVM_SYSTEM_DIR=$out/etc LVM_SUPPRESS_FD_WARNINGS=1
 lvm() { "$@" --driverloaded n >/dev/null 2>>"$out/lvm.log"; }
-lvm pvcreate -y "$la" "$lb"
+lvm pvcreate -y "$la"
+lvm pvcreate -y --pvmetadatacopies 2 "$lb" # a second copy at the end of b.img
 lvm vgcreate -y -s 1M "$vg" "$la" "$lb"
 lvm lvcreate -an -Zn -L 8M -n root "$vg" "$la"
 lvm lvcreate -an -Zn -L 3M -n two "$vg" "$la"

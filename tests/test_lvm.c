@@ -152,6 +152,33 @@ Test(lvm, matches_lvs_segments)
     free(a), free(b), free(segs);
 }
 
+/* b.img has two metadata copies (pvcreate --pvmetadatacopies 2): one damaged, the other is read;
+ * both damaged, the first one's error is the answer. */
+Test(lvm, second_copy)
+{
+    char *b = fx("b.img"), *copy = scratch_path("b.img");
+    copy_file(b, copy);
+    size_t len;
+    uint8_t *all = read_file(b, &len);
+    uint64_t text = MDA_OFF + get64(all + MDA_OFF + 40);
+    uint64_t mda2 = len - 1; /* the second area's header: the last one in the PV with the magic */
+    while (mda2 > MDA_OFF && (mda2 % 512 || memcmp(all + mda2 + 4, " LVM2 x[5A%r0N*>", 16)))
+        mda2--;
+    cr_assert_gt(mda2, MDA_OFF, "no second metadata area in b.img");
+    uint64_t text2 = mda2 + get64(all + mda2 + 40);
+    patch_byte(copy, text + 20, all[text + 20] ^ 1);
+    struct lvm_pv_info *p = must_read(copy);
+    cr_assert_eq(p->vg.nlvs, 4);
+    lvm_pv_info_free(p);
+    patch_byte(copy, text2 + 20, all[text2 + 20] ^ 1);
+    struct asr_error err = {0};
+    cr_assert_eq(read_pv(copy, 0, &p, &err), ASR_E_CORRUPT);
+    char want[64];
+    snprintf(want, sizeof want, "bad checksum: byte %llu", (unsigned long long)text); /* the first copy's */
+    cr_assert(strstr(err.msg, want), "'%s' lacks '%s'", err.msg, want);
+    free(all), free(b), free(copy);
+}
+
 /* lvm2's own updates wrapped c.img's text around its 60 KiB metadata area. */
 Test(lvm, wrapped_by_lvm2)
 {

@@ -621,20 +621,46 @@ int lvm_read_pv(const struct asr_window *w, struct lvm_pv_info **out, struct asr
         goto fail;
     }
     p->data_offset = da[0].off;
-    char *text = NULL;
-    size_t len = 0;
-    for (size_t i = 0; i < nma && !text; i++)
-        if ((rc = read_mda(w, ma[i], &text, &len, err)))
+    /* Each metadata area holds a copy: the newest that reads and parses wins, so one damaged
+     * copy is survived; when none does, the first copy's error is the answer. */
+    struct asr_error first = {0};
+    for (size_t i = 0; i < nma; i++) {
+        char *text = NULL;
+        size_t len = 0;
+        struct lvm_vg vg;
+        struct asr_error e = {0};
+        rc = read_mda(w, ma[i], &text, &len, &e);
+        bool had_text = text != NULL;
+        if (!rc && had_text)
+            rc = lvm_parse_metadata(text, len, &vg, &e);
+        free(text);
+        if (rc == ASR_E_IO || rc == ASR_E_NOMEM) {
+            asr_fail_public(err, e.code, "%s", e.msg);
             goto fail;
-    if (!text) {
+        }
+        if (rc) {
+            if (!first.code)
+                first = e;
+            continue;
+        }
+        if (!had_text)
+            continue;
+        if (p->has_vg && vg.seqno <= p->vg.seqno) {
+            lvm_vg_free(&vg);
+            continue;
+        }
+        lvm_vg_free(&p->vg);
+        p->vg = vg;
+        p->has_vg = true;
+    }
+    if (!p->has_vg) {
+        if (first.code) {
+            rc = asr_fail_public(err, first.code, "%s", first.msg);
+            goto fail;
+        }
         *out = p; /* an orphan PV, or every copy of the metadata elsewhere */
         return ASR_OK;
     }
-    rc = lvm_parse_metadata(text, len, &p->vg, err);
-    free(text);
-    if (rc)
-        goto fail;
-    p->has_vg = true;
     for (p->this_pv = 0; p->this_pv < p->vg.npvs; p->this_pv++)
         if (uuid_match(p->vg.pvs[p->this_pv].uuid, p->uuid))
             break;

@@ -75,7 +75,9 @@ struct lvm_area {
     uint64_t stripe_bytes;
 };
 
-/* The PV label and the current VG metadata of the PV in w. ASR_E_CORRUPT when there is no label
+/* The PV label and the current VG metadata of the PV in w: of its metadata areas' copies, the
+ * newest (highest seqno) that reads and parses; when none does, the first one's error.
+ * Other PVs' copies are not compared here (the caller holds them). ASR_E_CORRUPT when there is no label
  * or a checksum or a rule fails, ASR_E_LIMIT for metadata over LVM_METADATA_MAX,
  * ASR_E_UNSUPPORTED naming a segment type this reader does not handle, ASR_E_IO, ASR_E_NOMEM. */
 int lvm_read_pv(const struct asr_window *w, struct lvm_pv_info **out, struct asr_error *err);
