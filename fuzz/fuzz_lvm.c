@@ -1,0 +1,159 @@
+/* libFuzzer harness for the LVM2 reader (engine/disk/lvm.c): the input is the start of a PV,
+ * zero-extended to a 64 MiB window, read twice: as it is, then with its checksums repaired (the
+ * label's, the first metadata area header's and its text's), so that mutations get past them to
+ * the text parser and the extent checks. The input is also parsed as metadata text alone. An
+ * accepted VG's LVs are mapped and every area checked to lie inside its PV's extents.
+ * replay.c can replay a corpus. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io.h"
+#include "lvm.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define WINDOW (64ull << 20)
+#define MAX_INPUT (1u << 20)
+
+static char dir[64], path[96];
+
+static void cleanup(void)
+{
+    if (path[0])
+        unlink(path);
+    if (dir[0])
+        rmdir(dir);
+}
+
+static void setup(void)
+{
+    if (path[0])
+        return;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/asrimg-fuzz-lvm-XXXXXX", tmp && *tmp && strlen(tmp) < 32 ? tmp : "/tmp");
+    if (!mkdtemp(dir))
+        abort();
+    snprintf(path, sizeof path, "%s/pv.img", dir);
+    atexit(cleanup);
+}
+
+static uint32_t crc(const uint8_t *b, size_t n)
+{
+    uint32_t c = 0xf597a6cfu;
+    while (n--) {
+        c ^= *b++;
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return c;
+}
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> 8 * i);
+}
+
+/* The label's, the first metadata area's header and (unwrapped) text checksums recomputed. */
+static void repair(uint8_t *d, size_t n)
+{
+    for (size_t s = 0; s < 4 && (s + 1) * 512 <= n; s++) {
+        uint8_t *l = d + s * 512;
+        if (memcmp(l, "LABELONE", 8))
+            continue;
+        put32(l + 16, crc(l + 20, 492));
+        uint64_t pos = (uint64_t)l[20] | (uint64_t)l[21] << 8;
+        if (pos < 32 || pos + 40 + 32 > 512)
+            return;
+        for (pos += 40; pos + 16 <= 512 && get64(l + pos); pos += 16) /* data areas */
+            ;
+        uint64_t mda = pos + 32 <= 512 ? get64(l + pos + 16) : 0;
+        if (!mda || mda > n || n - mda < 512)
+            return;
+        uint8_t *h = d + mda;
+        uint64_t off = get64(h + 40), len = get64(h + 48);
+        if (off < n - mda && len <= n - mda - off)
+            put32(h + 56, crc(h + off, len));
+        put32(h, crc(h + 4, 508));
+        return;
+    }
+}
+
+static void check(const struct lvm_pv_info *p)
+{
+    const struct lvm_vg *vg = &p->vg;
+    uint64_t ext = vg->extent_size * 512;
+    for (size_t i = 0; i < vg->nlvs; i++) {
+        const struct lvm_lv *lv = &vg->lvs[i];
+        struct lvm_area *a = NULL;
+        size_t n = 0;
+        struct asr_error err = {0};
+        if (lvm_lv_map(vg, lv, &a, &n, &err))
+            abort();
+        for (size_t k = 0; k < n; k++) {
+            if (a[k].pv >= vg->npvs)
+                abort();
+            const struct lvm_pv *pv = &vg->pvs[a[k].pv];
+            uint64_t lo = pv->pe_start * 512, hi = lo + pv->pe_count * ext;
+            if (a[k].pv_off < lo || a[k].pv_off > hi || a[k].len > hi - a[k].pv_off ||
+                a[k].len * a[k].stripe_count != a[k].lv_len)
+                abort();
+        }
+        free(a);
+        uint64_t total = lv->extents * ext;
+        for (uint64_t off = 0; off < total; off += total / 7 + 1) {
+            size_t pv;
+            uint64_t at, contig;
+            if (lvm_lv_locate(vg, lv, off, &pv, &at, &contig, &err) || pv >= vg->npvs || contig == 0)
+                abort();
+        }
+    }
+}
+
+static void run(const uint8_t *d, size_t n)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    if (asr_write_full(fd, d, n) == 0 && ftruncate(fd, (off_t)WINDOW) == 0) {
+        struct asr_window w = {fd, path, 0, WINDOW};
+        struct lvm_pv_info *p = NULL;
+        struct asr_error err = {0};
+        int rc = lvm_read_pv(&w, &p, &err);
+        if (rc == ASR_OK && p->has_vg)
+            check(p);
+        if ((rc == ASR_OK) != (p != NULL) || (rc && !err.msg[0]))
+            abort();
+        lvm_pv_info_free(p);
+    }
+    close(fd);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    setup();
+    if (size > MAX_INPUT)
+        size = MAX_INPUT;
+    run(data, size);
+    uint8_t *copy = malloc(size ? size : 1);
+    if (!copy)
+        return 0;
+    memcpy(copy, data, size);
+    repair(copy, size);
+    run(copy, size);
+    free(copy);
+    struct lvm_vg vg;
+    struct asr_error err = {0};
+    if (lvm_parse_metadata((const char *)data, size, &vg, &err) == ASR_OK)
+        lvm_vg_free(&vg);
+    return 0;
+}
