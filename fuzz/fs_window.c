@@ -1,4 +1,5 @@
-/* The temporary volume file and map checks shared by the filesystem-parser harnesses. */
+/* The temporary volume file (also fuzz_lvm.c's) and the map checks shared by the filesystem-parser
+ * harnesses. */
 #include "fs_window.h"
 #include "io.h"
 
@@ -32,8 +33,10 @@ static void setup(void)
     atexit(cleanup);
 }
 
-static int write_volume(uint64_t window, const uint8_t *data, size_t size, const uint8_t *head, size_t head_len)
+int fs_window_open(uint64_t window, const uint8_t *data, size_t size, const uint8_t *head, size_t head_len,
+                   struct asr_window *w)
 {
+    setup();
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
@@ -45,6 +48,7 @@ static int write_volume(uint64_t window, const uint8_t *data, size_t size, const
         close(fd);
         return -1;
     }
+    *w = (struct asr_window){fd, path, 0, window};
     return fd;
 }
 
@@ -66,11 +70,10 @@ static void check_map(const struct asr_usedmap *m, const char *expect_fs, uint64
 void fs_window_run(fs_parser_fn parser, const char *expect_fs, uint64_t window_size, const uint8_t *data,
                    size_t size, const uint8_t *head, size_t head_len)
 {
-    setup();
-    int fd = write_volume(window_size, data, size, head, head_len);
+    struct asr_window w;
+    int fd = fs_window_open(window_size, data, size, head, head_len, &w);
     if (fd < 0)
         return;
-    struct asr_window w = {fd, path, 0, window_size};
     struct asr_usedmap m = {0};
     struct asr_error err = {0};
     if (parser(&w, &m, &err) == ASR_OK)

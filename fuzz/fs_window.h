@@ -1,4 +1,5 @@
-/* Shared by the filesystem-parser harnesses (fuzz_fat.c, fuzz_exfat.c, fuzz_ntfs.c, fuzz_ext.c):
+/* Shared by the filesystem-parser harnesses (fuzz_fat.c, fuzz_exfat.c, fuzz_ntfs.c, fuzz_ext.c;
+ * fuzz_lvm.c takes the volume file only):
  * the input becomes the start of a volume in a sparse temporary file, zero-extended to a fixed
  * window, so that a small input can still describe a large filesystem; and a map the parser
  * accepted is checked for the invariants every used-byte map must keep. */
@@ -10,6 +11,12 @@
 #include "asr_engine.h"
 
 typedef int (*fs_parser_fn)(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
+
+/* The input (head replacing its first head_len bytes) at the start of a sparse temporary file of
+ * window bytes, one file per process removed at exit: its descriptor, which the caller closes,
+ * with *w a window over all of it; -1 when the file could not be written. */
+int fs_window_open(uint64_t window, const uint8_t *data, size_t size, const uint8_t *head, size_t head_len,
+                   struct asr_window *w);
 
 /* Runs parser on a window of window_size bytes holding head (replacing the input's first
  * head_len bytes; head_len may be 0), the rest of data, then zeros. Aborts when the parser's

@@ -4,41 +4,18 @@
  * the text parser and the extent checks. The input is also parsed as metadata text alone. An
  * accepted VG's LVs are mapped and every area checked to lie inside its PV's extents.
  * replay.c can replay a corpus. */
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "io.h"
+#include "fs_window.h"
 #include "lvm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define WINDOW (64ull << 20)
 #define MAX_INPUT (1u << 20)
-
-static char dir[64], path[96];
-
-static void cleanup(void)
-{
-    if (path[0])
-        unlink(path);
-    if (dir[0])
-        rmdir(dir);
-}
-
-static void setup(void)
-{
-    if (path[0])
-        return;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/asrimg-fuzz-lvm-XXXXXX", tmp && *tmp && strlen(tmp) < 32 ? tmp : "/tmp");
-    if (!mkdtemp(dir))
-        abort();
-    snprintf(path, sizeof path, "%s/pv.img", dir);
-    atexit(cleanup);
-}
 
 static uint32_t crc(const uint8_t *b, size_t n)
 {
@@ -121,26 +98,23 @@ static void check(const struct lvm_pv_info *p)
 
 static void run(const uint8_t *d, size_t n)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    struct asr_window w;
+    int fd = fs_window_open(WINDOW, d, n, NULL, 0, &w);
     if (fd < 0)
         return;
-    if (asr_write_full(fd, d, n) == 0 && ftruncate(fd, (off_t)WINDOW) == 0) {
-        struct asr_window w = {fd, path, 0, WINDOW};
-        struct lvm_pv_info *p = NULL;
-        struct asr_error err = {0};
-        int rc = lvm_read_pv(&w, &p, &err);
-        if (rc == ASR_OK && p->has_vg)
-            check(p);
-        if ((rc == ASR_OK) != (p != NULL) || (rc && !err.msg[0]))
-            abort();
-        lvm_pv_info_free(p);
-    }
+    struct lvm_pv_info *p = NULL;
+    struct asr_error err = {0};
+    int rc = lvm_read_pv(&w, &p, &err);
+    if (rc == ASR_OK && p->has_vg)
+        check(p);
+    if ((rc == ASR_OK) != (p != NULL) || (rc && !err.msg[0]))
+        abort();
+    lvm_pv_info_free(p);
     close(fd);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    setup();
     if (size > MAX_INPUT)
         size = MAX_INPUT;
     run(data, size);
