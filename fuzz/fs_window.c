@@ -48,7 +48,7 @@ int fs_window_open(uint64_t window, const uint8_t *data, size_t size, const uint
         close(fd);
         return -1;
     }
-    *w = (struct asr_window){fd, path, 0, window};
+    *w = (struct asr_window){.fd = fd, .path = path, .base = 0, .size = window};
     return fd;
 }
 

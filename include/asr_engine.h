@@ -37,13 +37,25 @@ void asr_ranges_free(struct asr_ranges *r);
 
 /* ---- a window onto a disk ---------------------------------------------------------------- */
 
+/* How a window that is not one run of one disk reads: a logical volume spread over PVs, an
+ * array striped over members, a decrypted LUKS volume. read gets a range already checked to lie
+ * inside the window and fills every byte or fails as asr_window_read does; prefetch is a hint
+ * and may be NULL. */
+struct asr_window_ops {
+    int (*read)(void *ctx, const char *what, uint64_t off, void *buf, size_t len, struct asr_error *err);
+    void (*prefetch)(void *ctx, uint64_t off, uint64_t len);
+};
+
 /* A volume as a byte window [base, base+size) of an open disk. Every read through it is checked
- * against the window, so a parser fed garbage can never read outside its partition. */
+ * against the window, so a parser fed garbage can never read outside its partition. With ops,
+ * the window is [0, size) of what ops reads (fd and base unused; path names it in messages). */
 struct asr_window {
     int fd;
     const char *path; /* the disk, for libraries that open it themselves (libext2fs) */
     uint64_t base;
     uint64_t size;
+    const struct asr_window_ops *ops; /* NULL: a run of the disk behind fd */
+    void *ctx;                        /* ops' state */
 };
 
 /* Reads exactly len bytes at off within the window; ASR_E_CORRUPT naming the offset when the

@@ -78,7 +78,7 @@ struct asr_window fsfix_window(const char *path, uint64_t base, uint64_t size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     cr_assert_geq(fd, 0, "open %s", path);
-    return (struct asr_window){fd, path, base, size};
+    return (struct asr_window){.fd = fd, .path = path, .base = base, .size = size};
 }
 
 void fsfix_copy_used(const char *src, uint64_t src_base, const struct asr_ranges *used, const char *dst, uint64_t size)

@@ -349,7 +349,7 @@ static void analyze_one(struct asr_disk *d, uint32_t disk_index, const struct as
     v->start_bytes = p ? p->start_bytes : 0;
     v->size_bytes = p ? p->size_bytes : dd->size_bytes;
     snprintf(v->type_name, sizeof v->type_name, "%s", p ? asr_disk_type_name(d, pi) : "whole disk");
-    struct asr_window w = {asr_disk_fd(d), asr_disk_path(d), v->start_bytes, v->size_bytes};
+    struct asr_window w = {.fd = asr_disk_fd(d), .path = asr_disk_path(d), .base = v->start_bytes, .size = v->size_bytes};
     bool no_fs = false;
     if (p && dd->label == ASR_LABEL_GPT) {
         char g[ASR_GUID_TEXT];

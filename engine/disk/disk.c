@@ -123,7 +123,7 @@ static int add_region(struct asr_disk *d, uint16_t kind, uint64_t offset, uint64
             return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
         }
         d->regions = grown;
-        struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
+        struct asr_window whole = {.fd = d->fd, .path = d->path, .base = 0, .size = d->desc.size_bytes};
         int rc = asr_window_read(&whole, region_what(kind), offset, data, n, err);
         if (rc) {
             free(data);
@@ -145,7 +145,7 @@ static int add_ebrs(struct asr_disk *d, uint64_t ext_start_lba, uint64_t ext_siz
     uint64_t rel = 0;
     for (unsigned hop = 0; hop < MAX_EBRS; hop++) {
         uint64_t lba = ext_start_lba + rel;
-        struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
+        struct asr_window whole = {.fd = d->fd, .path = d->path, .base = 0, .size = d->desc.size_bytes};
         struct asr_error why = {0};
         int rc = rel >= ext_size_lba ? ASR_E_CORRUPT : asr_window_read(&whole, "an EBR", lba * ss, sector, sizeof sector, &why);
         /* A link outside the disk ends the chain; a sector that cannot be read does not: its
@@ -217,7 +217,7 @@ static int add_gpt_regions(struct asr_disk *d, struct fdisk_context *cxt, struct
     uint64_t count = label_item_u64(cxt, GPT_LABELITEM_ENTRIESALLOC);
     uint64_t alt_lba = label_item_u64(cxt, GPT_LABELITEM_ALTLBA);
     uint8_t hdr[512];
-    struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
+    struct asr_window whole = {.fd = d->fd, .path = d->path, .base = 0, .size = d->desc.size_bytes};
     int rc = asr_window_read(&whole, "the GPT header", ss, hdr, sizeof hdr, err);
     if (rc)
         return rc;
@@ -392,7 +392,7 @@ enum mbr_entries { ENTRIES_POSSIBLE, ENTRIES_EMPTY, ENTRIES_IMPOSSIBLE };
 static enum mbr_entries classify_entries(const struct asr_disk *d, char *why, size_t n)
 {
     uint8_t s[512];
-    struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
+    struct asr_window whole = {.fd = d->fd, .path = d->path, .base = 0, .size = d->desc.size_bytes};
     if (asr_window_read(&whole, region_what(ASR_REGION_MBR), 0, s, sizeof s, NULL) != ASR_OK)
         return ENTRIES_POSSIBLE; /* libfdisk has just read it: left to the partitioned reading */
     uint64_t sectors = d->desc.size_bytes / d->desc.logical_sector, start[4], end[4];
@@ -436,7 +436,7 @@ static bool partition_with_contents(const struct asr_disk *d, uint32_t *number, 
         const struct asr_partition_desc *p = &d->parts[i];
         if (p->kind == ASR_PART_EXTENDED)
             continue;
-        struct asr_window w = {d->fd, d->path, p->start_bytes, p->size_bytes};
+        struct asr_window w = {.fd = d->fd, .path = d->path, .base = p->start_bytes, .size = p->size_bytes};
         int rc = probe_window(&w, NULL, found);
         if (rc == 1 || rc == -2) {
             if (rc == -2)
@@ -468,7 +468,7 @@ static void read_as_whole_disk(struct asr_disk *d, const struct probe *fs, const
  * whole-disk volume (label none on return). */
 static int read_mbr(struct asr_disk *d, struct fdisk_context *cxt, struct asr_error *err)
 {
-    struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
+    struct asr_window whole = {.fd = d->fd, .path = d->path, .base = 0, .size = d->desc.size_bytes};
     struct probe boot;
     if (probe_window(&whole, boot_sector_types, &boot) != 1) {
         snprintf(d->reading, sizeof d->reading, "read as mbr: sector 0 is an MBR, not a filesystem's boot sector");
@@ -541,7 +541,7 @@ static int read_layout(struct asr_disk *d, struct asr_error *err)
     fdisk_enable_listonly(cxt, 1);
     /* Sector 0 first: libfdisk says only that it cannot open a disk whose sector 0 fails. */
     uint8_t sector0[512];
-    struct asr_window whole = {d->fd, d->path, 0, d->desc.size_bytes};
+    struct asr_window whole = {.fd = d->fd, .path = d->path, .base = 0, .size = d->desc.size_bytes};
     int rc = asr_window_read(&whole, region_what(ASR_REGION_MBR), 0, sector0, sizeof sector0, err);
     if (rc)
         goto out;

@@ -82,6 +82,8 @@ int asr_window_read(const struct asr_window *w, const char *what, uint64_t off, 
         return asr_fail_public(err, ASR_E_CORRUPT, "%s%sread of %zu bytes at volume offset %llu lies outside the "
                                "%llu-byte volume", what ? what : "", what ? ": " : "", len, (unsigned long long)off,
                                (unsigned long long)w->size);
+    if (w->ops)
+        return w->ops->read(w->ctx, what, off, buf, len, err);
     /* A sector at a time once a read fails: the message names the bad sector itself. */
     uint64_t bad;
     int rc = read_located(w->fd, buf, len, w->base + off, 512, &bad);
@@ -101,5 +103,10 @@ void asr_window_prefetch(const struct asr_window *w, uint64_t off, uint64_t len)
         return;
     if (len > w->size - off)
         len = w->size - off;
+    if (w->ops) {
+        if (w->ops->prefetch)
+            w->ops->prefetch(w->ctx, off, len);
+        return;
+    }
     posix_fadvise(w->fd, (off_t)(w->base + off), (off_t)len, POSIX_FADV_WILLNEED);
 }

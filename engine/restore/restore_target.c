@@ -105,7 +105,7 @@ static void describe_contents(const char *path, char *out, size_t len)
     const struct asr_disk_desc *dd = asr_disk_desc(d);
     if (dd->label == ASR_LABEL_NONE) {
         /* Name a filesystem on the whole disk: "no partition table" alone reads as empty. */
-        struct asr_window whole = {asr_disk_fd(d), path, 0, dd->size_bytes};
+        struct asr_window whole = {.fd = asr_disk_fd(d), .path = path, .base = 0, .size = dd->size_bytes};
         struct probe fs;
         if (probe_window(&whole, NULL, &fs) == 1)
             snprintf(out, len, "no partition table: %s on the whole disk", fs.type);
