@@ -326,9 +326,19 @@ static int read_segment(const struct cn *n, const struct lvm_vg *vg, const char 
     const struct cn *type = cn_get(n, "type");
     if (!type || type->kind != CN_STR)
         return asr_fail_public(err, ASR_E_CORRUPT, "LVM2 metadata: %s/%s: no segment type", lv, n->key);
-    if (strcmp(type->s, "striped"))
-        return asr_fail_public(err, ASR_E_UNSUPPORTED, "LVM2 logical volume: %s: segment type '%s' not supported "
-                               "(only linear and striped)", lv, type->s);
+    if (strcmp(type->s, "striped")) {
+        /* A RAID, mirror, thin, cache or snapshot segment names other (hidden) LVs, whose own
+         * segments are striped areas on PVs: recorded by type and left unmapped, so that the rest
+         * of the VG still reads and the caller can capture such an LV's extents whole. */
+        if ((rc = need_u64(n, "start_extent", &s->start_extent, err)) ||
+            (rc = need_u64(n, "extent_count", &s->extent_count, err)))
+            return rc;
+        if (s->extent_count == 0)
+            return asr_fail_public(err, ASR_E_CORRUPT, "LVM2 metadata: %s/%s: no extents", lv, n->key);
+        if (!(s->type = strdup(type->s)))
+            return asr_fail_public(err, ASR_E_NOMEM, "LVM2 metadata: out of memory");
+        return ASR_OK;
+    }
     uint64_t sc;
     if ((rc = need_u64(n, "start_extent", &s->start_extent, err)) ||
         (rc = need_u64(n, "extent_count", &s->extent_count, err)) || (rc = need_u64(n, "stripe_count", &sc, err)))
@@ -465,8 +475,10 @@ void lvm_vg_free(struct lvm_vg *vg)
         struct lvm_lv *lv = &vg->lvs[i];
         for (size_t k = 0; k < lv->nstatus; k++)
             free(lv->status[k]);
-        for (size_t k = 0; k < lv->nsegs; k++)
+        for (size_t k = 0; k < lv->nsegs; k++) {
             free(lv->segs[k].stripes);
+            free(lv->segs[k].type);
+        }
         free(lv->status);
         free(lv->segs);
         free(lv->name);
@@ -690,6 +702,14 @@ void lvm_pv_info_free(struct lvm_pv_info *p)
 
 /* ---- LV bytes on PV bytes ----------------------------------------------------------------- */
 
+const char *lvm_lv_unmapped(const struct lvm_lv *lv)
+{
+    for (size_t i = 0; i < lv->nsegs; i++)
+        if (lv->segs[i].type)
+            return lv->segs[i].type;
+    return NULL;
+}
+
 const struct lvm_lv *lvm_find_lv(const struct lvm_vg *vg, const char *name)
 {
     for (size_t i = 0; i < vg->nlvs; i++)
@@ -712,6 +732,8 @@ int lvm_lv_map(const struct lvm_vg *vg, const struct lvm_lv *lv, struct lvm_area
     uint64_t ext = (uint64_t)vg->extent_size * SECTOR;
     for (size_t i = 0; i < lv->nsegs; i++) {
         const struct lvm_segment *s = &lv->segs[i];
+        if (s->type)
+            continue; /* unmapped: no areas of its own */
         uint64_t area = s->extent_count / s->stripe_count;
         for (uint32_t k = 0; k < s->stripe_count; k++) {
             const struct lvm_pv *pv = &vg->pvs[s->stripes[k].pv];
@@ -739,6 +761,9 @@ int lvm_lv_locate(const struct lvm_vg *vg, const struct lvm_lv *lv, uint64_t lv_
         uint64_t start = s->start_extent * ext, len = s->extent_count * ext;
         if (lv_off < start || lv_off - start >= len)
             continue;
+        if (s->type)
+            return asr_fail_public(err, ASR_E_UNSUPPORTED, "LVM2 logical volume: %s: segment type '%s' not "
+                                   "supported (only linear and striped)", lv->name, s->type);
         uint64_t in = lv_off - start;
         uint32_t k = 0;
         uint64_t at = in, left = len - in;

@@ -4,8 +4,9 @@
  * (liblvm2app is gone, lvm2's own tools need the kernel driver to map an LV) and the kernels
  * asrimg runs on may have none. Every byte read is untrusted: sizes are capped before
  * allocating, checksums checked, references between PVs, LVs and extents bounds-checked.
- * Handles linear and striped segments; refuses every other segment type by name. Internal to
- * the engine. */
+ * Maps linear and striped segments; records every other segment type by name, unmapped (a RAID
+ * or thin LV's data lies in hidden LVs whose segments are striped areas). Internal to the
+ * engine. */
 #ifndef ASR_LVM_H
 #define ASR_LVM_H
 #include <stdbool.h>
@@ -27,6 +28,7 @@ struct lvm_segment {
     uint32_t stripe_count; /* 1: linear */
     uint64_t stripe_size;  /* sectors; 0 when linear */
     struct lvm_stripe *stripes;
+    char *type; /* NULL: striped (linear). Else a type not mapped ("raid1", "thin", ...): no stripes */
 };
 
 struct lvm_lv {
@@ -87,13 +89,18 @@ void lvm_pv_info_free(struct lvm_pv_info *p); /* NULL-safe */
 int lvm_parse_metadata(const char *text, size_t len, struct lvm_vg *vg, struct asr_error *err);
 void lvm_vg_free(struct lvm_vg *vg);
 
-/* The LV's areas on its PVs, in LV order (segment, then stripe): *out (free()) and *n. */
+/* The LV's areas on its PVs, in LV order (segment, then stripe; unmapped segments have none):
+ * *out (free()) and *n. */
 int lvm_lv_map(const struct lvm_vg *vg, const struct lvm_lv *lv, struct lvm_area **out, size_t *n,
                struct asr_error *err);
 /* Where LV byte lv_off lies: PV index, byte on that PV (from the PV's start, pe_start included)
- * and how many bytes from there are contiguous on that PV. ASR_E_ARG past the LV's end. */
+ * and how many bytes from there are contiguous on that PV. ASR_E_ARG past the LV's end,
+ * ASR_E_UNSUPPORTED naming the type in an unmapped segment. */
 int lvm_lv_locate(const struct lvm_vg *vg, const struct lvm_lv *lv, uint64_t lv_off, size_t *pv, uint64_t *pv_off,
                   uint64_t *contig, struct asr_error *err);
+/* The type of the LV's first segment that is not mapped (not linear or striped), or NULL when
+ * every byte of the LV maps onto PVs. */
+const char *lvm_lv_unmapped(const struct lvm_lv *lv);
 /* The LV named name, or NULL. */
 const struct lvm_lv *lvm_find_lv(const struct lvm_vg *vg, const char *name);
 
