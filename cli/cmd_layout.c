@@ -90,8 +90,116 @@ static void print_disk_text(const struct asr_disk *disk, uint32_t index, const s
     }
 }
 
-static void print_disk_json(struct json *j, const struct asr_disk *disk, const struct asr_volume_info *v, size_t n,
-                            bool extents)
+enum { S_NAME, S_ON, S_SIZE, S_TYPE, S_FS, S_USED, S_CRITICAL, S_CAPTURE, S_REASON, S_COLS };
+
+static void stacked_cells(const struct asr_stacked_volume *sv, char buf[3][32], const char *cells[S_COLS])
+{
+    const struct asr_volume_info *vi = &sv->info;
+    snprintf(buf[0], sizeof buf[0], "%u:%u", vi->disk_index, vi->partition_number);
+    cells[S_NAME] = sv->name;
+    cells[S_ON] = buf[0];
+    cells[S_SIZE] = cli_bytes(vi->size_bytes, buf[1], sizeof buf[1]);
+    cells[S_TYPE] = vi->type_name;
+    cells[S_FS] = vi->map.fs_type[0] ? vi->map.fs_type : "-";
+    cells[S_USED] = has_used_map(vi) ? cli_bytes(asr_ranges_bytes(&vi->map.used), buf[2], sizeof buf[2]) : "-";
+    cells[S_CRITICAL] = vi->critical ? "yes" : "no";
+    cells[S_CAPTURE] = cli_capture_name(vi->capture);
+    cells[S_REASON] = vi->reason;
+}
+
+/* The volumes inside storage stacks (LVs), which span disks, after the disks; then what looking
+ * through the stacks and the roots' configuration found wrong. */
+static void print_machine_text(const struct asr_machine *m)
+{
+    const struct asr_stacked_volume *sv;
+    size_t n = asr_machine_stacked(m, &sv);
+    if (n) {
+        static const char *const headers[S_COLS] = {"volume", "on",   "size",     "type",    "fs",
+                                                    "used",   "critical", "capture", "reason"};
+        struct table t;
+        char buf[3][32];
+        const char *cells[S_COLS];
+        printf("\nstorage stacks (\"on\": the disk:partition of the first extent)\n");
+        table_init(&t, stdout, "  ", "llrllrlll", headers);
+        for (size_t i = 0; i < n; i++) {
+            stacked_cells(&sv[i], buf, cells);
+            table_measure(&t, cells);
+        }
+        table_header(&t);
+        for (size_t i = 0; i < n; i++) {
+            stacked_cells(&sv[i], buf, cells);
+            table_row(&t, cells);
+            if (sv[i].info.warning[0])
+                printf("      note: %s%s\n", sv[i].info.capture == ASR_CAPTURE_SKIP ? "if selected: " : "",
+                       sv[i].info.warning);
+        }
+    }
+    const char *w = asr_machine_warnings(m);
+    if (*w)
+        putchar('\n');
+    while (*w) {
+        const char *nl = strchr(w, '\n');
+        int len = nl ? (int)(nl - w) : (int)strlen(w);
+        printf("warning: %.*s\n", len, w);
+        w += len + (nl ? 1 : 0);
+    }
+}
+
+static void print_stacked_json(struct json *j, const struct asr_machine *m, uint32_t disk, bool extents)
+{
+    const struct asr_stacked_volume *sv;
+    size_t n = asr_machine_stacked(m, &sv);
+    json_arr(j, "logical_volumes"); /* the LVs whose first extent is on this disk */
+    for (size_t i = 0; i < n; i++) {
+        const struct asr_volume_info *vi = &sv[i].info;
+        if (vi->disk_index != disk)
+            continue;
+        json_obj(j, NULL);
+        json_str(j, "name", sv[i].name);
+        json_u64(j, "partition", vi->partition_number);
+        json_u64(j, "size_bytes", vi->size_bytes);
+        json_str(j, "type", vi->type_name);
+        json_str(j, "fs", vi->map.fs_type);
+        json_str(j, "fs_uuid", vi->map.fs_uuid);
+        json_str(j, "fs_label", vi->map.fs_label);
+        if (has_used_map(vi))
+            json_u64(j, "used_bytes", asr_ranges_bytes(&vi->map.used));
+        else
+            json_null(j, "used_bytes");
+        json_u64(j, "capture_bytes", asr_volume_capture_bytes(vi));
+        json_bool(j, "critical", vi->critical);
+        json_str(j, "reason", vi->reason);
+        json_str(j, "capture", cli_capture_name(vi->capture));
+        json_str(j, "warning", vi->warning);
+        if (extents && (vi->capture == ASR_CAPTURE_USED || vi->capture == ASR_CAPTURE_HEADER)) {
+            json_arr(j, "extents"); /* in the LV's own bytes */
+            for (size_t e = 0; e < vi->map.used.n; e++) {
+                json_arr(j, NULL);
+                json_u64(j, NULL, vi->map.used.v[e].offset);
+                json_u64(j, NULL, vi->map.used.v[e].length);
+                json_end_arr(j);
+            }
+            json_end_arr(j);
+        }
+        json_end_obj(j);
+    }
+    json_end_arr(j);
+}
+
+static void json_lines(struct json *j, const char *w)
+{
+    while (*w) {
+        const char *nl = strchr(w, '\n');
+        size_t len = nl ? (size_t)(nl - w) : strlen(w);
+        char line[640];
+        snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), w);
+        json_str(j, NULL, line);
+        w += len + (nl ? 1 : 0);
+    }
+}
+
+static void print_disk_json(struct json *j, const struct asr_disk *disk, uint32_t index, const struct asr_volume_info *v,
+                            size_t n, const struct asr_machine *m, bool extents)
 {
     const struct asr_disk_desc *d = asr_disk_desc(disk);
     char id[37];
@@ -170,16 +278,13 @@ static void print_disk_json(struct json *j, const struct asr_disk *disk, const s
             json_end_obj(j);
         }
     json_end_arr(j);
+    print_stacked_json(j, m, index, extents);
+    /* The stacks' and roots' warnings are the machine's, not a disk's: the first disk carries them,
+     * so that the top level stays a list of disks. */
     json_arr(j, "warnings");
-    const char *w = asr_disk_warnings(disk);
-    while (*w) {
-        const char *nl = strchr(w, '\n');
-        size_t len = nl ? (size_t)(nl - w) : strlen(w);
-        char line[512];
-        snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), w);
-        json_str(j, NULL, line);
-        w += len + (nl ? 1 : 0);
-    }
+    json_lines(j, asr_disk_warnings(disk));
+    if (index == 0)
+        json_lines(j, asr_machine_warnings(m));
     json_end_arr(j);
     json_end_obj(j);
 }
@@ -222,7 +327,7 @@ int cmd_layout(int argc, char **argv)
         json_begin(&j, stdout);
         json_arr(&j, NULL);
         for (uint32_t i = 0; i < d.n; i++)
-            print_disk_json(&j, d.disk[i], d.vols[i], d.count[i], extents);
+            print_disk_json(&j, d.disk[i], i, d.vols[i], d.count[i], d.machine, extents);
         json_end_arr(&j);
         json_finish(&j);
     } else {
@@ -231,6 +336,7 @@ int cmd_layout(int argc, char **argv)
                 putchar('\n');
             print_disk_text(d.disk[i], i, d.vols[i], d.count[i]);
         }
+        print_machine_text(d.machine);
     }
     cli_disks_close(&d);
     return rc;

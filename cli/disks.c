@@ -20,6 +20,8 @@ int cli_disks_open(struct cli_disks *s, const char *const *paths, uint32_t n, co
         if (asr_disk_open(paths[i], &s->disk[i], err) ||
             asr_disk_analyze(s->disk[i], i, &s->vols[i], &s->count[i], err))
             return EXIT_FAIL;
+    if (asr_machine_analyze(s->disk, s->vols, s->count, n, &s->machine, err))
+        return EXIT_FAIL;
     /* Gather the volumes into one list, apply the selection, scatter back. */
     size_t total = 0;
     for (uint32_t i = 0; i < n; i++)
@@ -35,11 +37,14 @@ int cli_disks_open(struct cli_disks *s, const char *const *paths, uint32_t n, co
     for (uint32_t i = 0; i < n; i++)
         memcpy(s->vols[i], all + at, s->count[i] * sizeof *all), at += s->count[i];
     free(all);
+    if (rc == EXIT_OK && asr_machine_select(s->machine, selection, err))
+        rc = EXIT_FAIL;
     return rc;
 }
 
 void cli_disks_close(struct cli_disks *s)
 {
+    asr_machine_free(s->machine);
     for (uint32_t i = 0; i < s->n; i++) {
         asr_volume_infos_free(s->vols[i], s->count[i]);
         asr_disk_close(s->disk[i]);

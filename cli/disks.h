@@ -13,6 +13,7 @@ struct cli_disks {
     struct asr_disk *disk[ASR_MAX_DISKS];
     struct asr_volume_info *vols[ASR_MAX_DISKS];
     size_t count[ASR_MAX_DISKS];
+    struct asr_machine *machine; /* the stacks across the disks: LVs, and what the roots need */
 };
 int cli_disks_open(struct cli_disks *s, const char *const *paths, uint32_t n, const char *selection,
                    struct asr_error *err); /* EXIT_OK or EXIT_FAIL; close either way */

@@ -159,7 +159,7 @@ struct asr_volume_info {
     uint8_t capture;      /* enum asr_capture, after selection */
     uint8_t natural_capture; /* what capture would be if selected: USED, FULL or HEADER */
     bool critical;
-    char reason[160];     /* why critical, or why not */
+    char reason[320];     /* why critical, or why not: a chain through the stacks can be long */
     char warning[320];    /* why a full capture instead of used clusters, etc. */
     /* A read error met while probing or mapping the volume ("" when none): it is then captured
      * whole, and a backup of it stops with this message unless it ignores read errors. */
@@ -179,6 +179,41 @@ uint64_t asr_volume_capture_bytes(const struct asr_volume_info *v);
  * get capture SKIP. Disk areas are part of the disk's layout, as its raw regions are: always
  * captured, whatever the selection. ASR_E_ARG naming the item when one matches nothing. */
 int asr_select_volumes(struct asr_volume_info *v, size_t count, const char *selection, struct asr_error *err);
+
+/* ---- the machine: volumes inside storage stacks ------------------------------------------- */
+
+/* All the disks of a backup looked at together, as the machine sees them: the LVM2 volume
+ * groups their PVs make up (a VG may span disks), the logical volumes inside with their
+ * filesystems and used maps, and which of them the machine needs to boot. */
+struct asr_machine;
+
+/* A volume inside a storage stack (an LVM2 logical volume). It is not a volume of the image:
+ * its bytes are taken through the partitions it lies on, whose used maps take its used map
+ * translated onto them (asr_machine_select). info holds its size, filesystem, used map (in
+ * the LV's own bytes), capture, critical decision and why; its disk_index and partition_number
+ * are those of the partition holding its first byte. */
+struct asr_stacked_volume {
+    struct asr_volume_info info;
+    char name[160]; /* "vg0/root", as --volumes names it */
+};
+
+/* After asr_disk_analyze of every disk (vols[i], counts[i] for disks[i]): reads the LVM2 PVs
+ * among the volumes, assembles their VGs, maps each LV's filesystem, and decides which LVs are
+ * critical; the PV partitions holding critical LVs become critical. The volumes are updated in
+ * place and must outlive *out. Problems that leave something out are in asr_machine_warnings. */
+int asr_machine_analyze(struct asr_disk *const *disks, struct asr_volume_info *const *vols, const size_t *counts,
+                        uint32_t n, struct asr_machine **out, struct asr_error *err);
+void asr_machine_free(struct asr_machine *m); /* NULL-safe */
+/* The stacked volumes, in VG then LV order. */
+size_t asr_machine_stacked(const struct asr_machine *m, const struct asr_stacked_volume **v);
+/* Problems found looking through the stacks, one per line ("" when none). */
+const char *asr_machine_warnings(const struct asr_machine *m);
+/* After asr_select_volumes with the same selection: selects the stacked volumes (critical ones
+ * by default, every one with "all", VG/LV items by name, and every LV of a PV partition named
+ * by number), captures the PVs under a selected LV, and sets each PV partition's used map to
+ * its LVM label and metadata plus what its selected LVs capture. ASR_E_ARG naming a VG/LV item
+ * that matches no LV. */
+int asr_machine_select(struct asr_machine *m, const char *selection, struct asr_error *err);
 
 /* ---- backup ------------------------------------------------------------------------------- */
 

@@ -1,7 +1,7 @@
 /* What each partition of a disk holds and how a backup takes it: probing with libblkid, used
  * bytes from the filesystem's own metadata (full capture, with the reason, when that is not
  * possible), and ASR's "critical volume" decision (needed to boot) with the reason for it. */
-#include "asr_engine.h"
+#include "analyze.h"
 #include "fs_ext_internal.h"
 #include "guid.h"
 #include "probe.h"
@@ -97,7 +97,7 @@ static bool probe(const struct asr_window *w, struct asr_usedmap *m, char *why, 
 /* Fills v->map and v->natural_capture, with the reason in v->warning when the capture is whole.
  * Returns the parser's status (ASR_OK when there was no parser to ask), which decide_critical
  * uses to know whether the filesystem's metadata can be trusted. */
-static int map_volume(const struct asr_window *w, bool no_filesystem_type, struct asr_volume_info *v)
+int analyze_map_volume(const struct asr_window *w, bool no_filesystem_type, struct asr_volume_info *v)
 {
     if (!probe(w, &v->map, v->read_error, sizeof v->read_error)) {
         /* Not "no filesystem recognised": the filesystem may be there, behind a bad sector. */
@@ -325,6 +325,11 @@ static void decide_critical(const struct asr_disk *d, const struct asr_partition
         v->critical = true;
         return;
     }
+    analyze_boot_content(w, map_rc, v);
+}
+
+void analyze_boot_content(const struct asr_window *w, int map_rc, struct asr_volume_info *v)
+{
     if (asr_used_parser(v->map.fs_type) == asr_ext_used && ext_boot_content(w, map_rc, v->reason, sizeof v->reason)) {
         v->critical = true;
         return;
@@ -357,7 +362,7 @@ static void analyze_one(struct asr_disk *d, uint32_t disk_index, const struct as
         for (size_t i = 0; i < sizeof whole_gpt_types / sizeof whole_gpt_types[0]; i++)
             no_fs |= strcmp(g, whole_gpt_types[i]) == 0;
     }
-    int map_rc = map_volume(&w, no_fs, v);
+    int map_rc = analyze_map_volume(&w, no_fs, v);
     const char *whole = p ? NULL : asr_disk_full_capture_reason(d);
     if (whole && v->natural_capture != ASR_CAPTURE_FULL) {
         v->natural_capture = ASR_CAPTURE_FULL;
@@ -433,6 +438,9 @@ static int select_item(struct asr_volume_info *v, size_t count, const char *item
     char *end;
     const char *colon = strchr(item, ':');
     const char *comma = strchr(item, ',');
+    const char *slash = strchr(item, '/');
+    if (slash && (!comma || slash < comma))
+        return ASR_OK; /* VG/LV: a volume inside a stack, which asr_machine_select takes */
     if (colon && (!comma || colon < comma)) {
         if (!select_number(item, &disk, &end) || end != colon)
             return asr_fail_public(err, ASR_E_ARG, "volume selection '%s': expected DISK:PART or PART", item);
