@@ -110,6 +110,34 @@ static void plan_cells(const struct asr_volume_info *v, char buf[2][32], const c
     cells[P_REASON] = v->reason;
 }
 
+/* The LVs, after the disks: taken through their PVs (their bytes are counted there), so "bytes"
+ * is what each adds to its PVs' capture. */
+static void show_stacked_plan(const struct asr_machine *m)
+{
+    static const char *const headers[P_COLS] = {"#", "fs", "capture", "bytes", "reason"};
+    const struct asr_stacked_volume *sv;
+    size_t n = asr_machine_stacked(m, &sv);
+    char buf[2][32];
+    const char *cells[P_COLS];
+    if (n) {
+        fprintf(stderr, "logical volumes (taken through their PVs above):\n");
+        struct table t;
+        table_init(&t, stderr, "  ", "lllrl", headers);
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t k = 0; k < n; k++) {
+                plan_cells(&sv[k].info, buf, cells);
+                cells[P_NUM] = sv[k].name;
+                if (pass == 0) {
+                    table_measure(&t, cells);
+                    continue;
+                }
+                table_row(&t, cells);
+                if (sv[k].info.capture != ASR_CAPTURE_SKIP && sv[k].info.warning[0])
+                    fprintf(stderr, "      note: %s\n", sv[k].info.warning);
+            }
+    }
+}
+
 /* The plan, on stderr: every volume of every disk, taken or not, and why (a table without a
  * header line, its columns sized as layout's are). */
 static void show_plan(const struct cli_disks *s)
@@ -133,6 +161,7 @@ static void show_plan(const struct cli_disks *s)
                 fprintf(stderr, "      note: %s\n", v->warning);
         }
     }
+    show_stacked_plan(s->machine);
 }
 
 struct meter {
@@ -255,6 +284,22 @@ static void json_volumes(struct json *j, const struct cli_disks *s)
             json_end_obj(j);
         }
     json_end_arr(j);
+    const struct asr_stacked_volume *sv;
+    size_t n = asr_machine_stacked(s->machine, &sv);
+    json_arr(j, "logical_volumes"); /* taken through their PVs: capture_bytes counted there too */
+    for (size_t k = 0; k < n; k++) {
+        const struct asr_volume_info *v = &sv[k].info;
+        json_obj(j, NULL);
+        json_str(j, "name", sv[k].name);
+        json_str(j, "fs", v->map.fs_type);
+        json_str(j, "capture", cli_capture_name(v->capture));
+        json_u64(j, "capture_bytes", asr_volume_capture_bytes(v));
+        json_bool(j, "critical", v->critical);
+        json_str(j, "reason", v->reason);
+        json_str(j, "note", v->warning);
+        json_end_obj(j);
+    }
+    json_end_arr(j);
 }
 
 static void report(const struct backup_args *a, const struct cli_disks *disks, const struct asr_backup_stats *st,
@@ -363,6 +408,12 @@ static int backup(struct backup_args *a, struct cli_disks *disks, struct asr_bac
     bool quiet = a->json && to_stdout; /* stderr carries the JSON summary only */
     if (!quiet)
         show_plan(disks);
+    for (const char *l = asr_machine_warnings(disks->machine); *l;) { /* what the stacks and roots left open */
+        const char *nl = strchr(l, '\n');
+        int len = nl ? (int)(nl - l) : (int)strlen(l);
+        warn(a, quiet, "%.*s", len, l);
+        l += len + (nl ? 1 : 0);
+    }
     check_mounts(a, disks, quiet);
     struct asr_writer *w = NULL;
     int rc = create_writer(a, disks, &w, &err);

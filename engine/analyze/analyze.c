@@ -485,6 +485,11 @@ int asr_volume_remap(const struct asr_disk *d, struct asr_volume_info *v, bool r
     /* Swap is never mounted: only filesystems reach here, with the parser analyze.c chose. */
     asr_used_fn parse = asr_used_parser(v->map.fs_type);
     bool used = v->capture == ASR_CAPTURE_USED;
+    /* A PV's map is its LVs' maps translated (stacks.c), read before the freeze: kept, it would
+     * miss what the frozen LVs allocated since. Said, not done silently. */
+    if (used && !strcmp(v->map.fs_type, "LVM2_member"))
+        return asr_fail_public(err, ASR_E_UNSUPPORTED, "reading the used maps of its logical volumes again once "
+                               "frozen is not supported yet: back up from a rescue system, or without --freeze");
     if (!parse || !(used || (recapture && v->capture == ASR_CAPTURE_FULL)))
         return ASR_OK;
     if (v->partition_number == 0 && asr_disk_full_capture_reason(d))
