@@ -341,27 +341,29 @@ static int check_items(const struct asr_machine *m, const char *selection, struc
     return ASR_OK;
 }
 
-/* Whether one of the LV's PVs is taken whole: named by number in a selection, or, in the default
+/* Whether a PV the LV lies on is taken whole: named by number in a selection, or, in the default
  * selection, critical for a reason of its own (its type, a mount on this machine), which says
- * nothing of which LVs the machine needs. */
+ * nothing of which of its LVs the machine needs. */
 static bool pv_named(const struct asr_machine *m, const struct lv_slot *l, const char *selection)
 {
     const struct vg_set *s = &m->vgs[l->vg];
     bool critical = !selection || !strcmp(selection, "critical");
-    for (size_t k = 0; k < s->meta->npvs; k++) {
-        const struct asr_volume_info *v = m->pvs[s->slot[k]].vol;
-        if (critical) {
-            if (m->pvs[s->slot[k]].critical_own)
-                return true;
-            continue;
-        }
-        char a[32], b[32];
-        snprintf(a, sizeof a, "%u:%u", v->disk_index, v->partition_number);
-        snprintf(b, sizeof b, "%u", v->partition_number);
-        if (listed(selection, a) || (v->disk_index == 0 && listed(selection, b)))
-            return true;
+    struct lvm_area *a = NULL;
+    size_t na = 0;
+    struct asr_error ignored;
+    bool named = false;
+    if (lvm_lv_map(s->meta, l->lv, &a, &na, &ignored) != ASR_OK)
+        return false;
+    for (size_t k = 0; k < na && !named; k++) {
+        const struct pv_slot *p = &m->pvs[s->slot[a[k].pv]];
+        char full[32], part[32];
+        snprintf(full, sizeof full, "%u:%u", p->vol->disk_index, p->vol->partition_number);
+        snprintf(part, sizeof part, "%u", p->vol->partition_number);
+        named = critical ? p->critical_own
+                         : listed(selection, full) || (p->vol->disk_index == 0 && listed(selection, part));
     }
-    return false;
+    free(a);
+    return named;
 }
 
 static int range_cmp(const void *a, const void *b)
