@@ -1,5 +1,6 @@
 /* libFuzzer harness for the disk layout reader: the input is a whole disk image (MBR, GPT,
- * EBR chains, anything); libfdisk, the EBR walk, probing and the used-map parsers must cope.
+ * EBR chains, anything); libfdisk, the EBR walk, probing, the used-map parsers and the machine's
+ * analysis (LVM stacks, roots' fstab) must cope.
  * Built with replay.c it replays the corpus under any compiler. */
 #include <fcntl.h>
 #include <stdint.h>
@@ -49,8 +50,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (asr_disk_open(path, &d, &err) == ASR_OK) {
         struct asr_volume_info *v = NULL;
         size_t n = 0;
-        if (asr_disk_analyze(d, 0, &v, &n, &err) == ASR_OK)
-            asr_select_volumes(v, n, "all", &err);
+        struct asr_machine *m = NULL;
+        if (asr_disk_analyze(d, 0, &v, &n, &err) == ASR_OK && asr_machine_analyze(&d, &v, &n, 1, &m, &err) == ASR_OK &&
+            asr_select_volumes(v, n, "all", &err) == ASR_OK)
+            asr_machine_select(m, "all", &err);
+        asr_machine_free(m);
         asr_volume_infos_free(v, n);
         asr_disk_close(d);
     }

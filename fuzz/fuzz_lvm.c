@@ -2,8 +2,9 @@
  * zero-extended to a 64 MiB window, read twice: as it is, then with its checksums repaired (the
  * label's, the first metadata area header's and its text's), so that mutations get past them to
  * the text parser and the extent checks. The input is also parsed as metadata text alone. An
- * accepted VG's LVs are mapped and every area checked to lie inside its PV's extents.
- * replay.c can replay a corpus. */
+ * accepted VG's LVs are mapped and every area checked to lie inside its PV's extents; then the
+ * window, as a whole disk, goes through the machine's analysis (engine/analyze/stacks.c,
+ * bootscan.c) and both selections. replay.c can replay a corpus. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,37 @@ static void check(const struct lvm_pv_info *p)
     }
 }
 
+/* The PV as a whole disk of a machine: its VG assembled (complete when it lists this PV alone),
+ * each LV read through its pieced window, probed, mapped and looked into, and both selections
+ * composed into the PV's map, which must stay inside the disk. */
+static void machine(const char *path)
+{
+    struct asr_disk *d = NULL;
+    struct asr_error err = {0};
+    if (asr_disk_open(path, &d, &err) != ASR_OK)
+        return;
+    struct asr_volume_info *v = NULL;
+    size_t n = 0;
+    struct asr_machine *m = NULL;
+    if (asr_disk_analyze(d, 0, &v, &n, &err) == ASR_OK &&
+        asr_machine_analyze(&d, &v, &n, 1, &m, &err) == ASR_OK) {
+        static const char *const selections[] = {"critical", "all"};
+        for (size_t s = 0; s < 2; s++)
+            if (asr_select_volumes(v, n, selections[s], &err) == ASR_OK &&
+                asr_machine_select(m, selections[s], &err) == ASR_OK)
+                for (size_t i = 0; i < n; i++)
+                    for (size_t k = 0; k < v[i].map.used.n; k++) {
+                        const struct asr_range *r = &v[i].map.used.v[k];
+                        if (r->offset > v[i].size_bytes || r->length > v[i].size_bytes - r->offset ||
+                            (k && r->offset <= v[i].map.used.v[k - 1].offset))
+                            abort();
+                    }
+    }
+    asr_machine_free(m);
+    asr_volume_infos_free(v, n);
+    asr_disk_close(d);
+}
+
 static void run(const uint8_t *d, size_t n)
 {
     struct asr_window w;
@@ -105,8 +137,10 @@ static void run(const uint8_t *d, size_t n)
     struct lvm_pv_info *p = NULL;
     struct asr_error err = {0};
     int rc = lvm_read_pv(&w, &p, &err);
-    if (rc == ASR_OK && p->has_vg)
+    if (rc == ASR_OK && p->has_vg) {
         check(p);
+        machine(w.path);
+    }
     if ((rc == ASR_OK) != (p != NULL) || (rc && !err.msg[0]))
         abort();
     lvm_pv_info_free(p);
