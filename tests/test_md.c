@@ -174,7 +174,7 @@ Test(md, reads_each_version_as_mdadm_examines)
     static const struct { int level; const char *opts; } kinds[] = {
         {1, "--level 1 --raid-disks 2 --role 1 --events 4242"},
         {1, "--level 1 --raid-disks 3 --role 2 --bitmap --name web:root"},
-        {0, "--level 0 --raid-disks 2 --role 1 --chunk-kib 128"},
+        {0, "--level 0 --raid-disks 2 --role 1 --chunk-kib 128 --max-dev 383"}, /* a 16-bit word ends the checksum */
         {10, "--level 10 --layout 258 --raid-disks 3 --role 0 --chunk-kib 64 --bitmap"},
         {5, "--level 5 --layout 2 --raid-disks 4 --role 3 --chunk-kib 512 --events 77"},
     };
@@ -184,7 +184,7 @@ Test(md, reads_each_version_as_mdadm_examines)
         for (size_t k = 0; k < KINDS; k++) {
             char name[32];
             snprintf(name, sizeof name, "m%zu-%zu.img", v, k);
-            paths[v][k] = gen_add(name, 24 * MIB + 12345, "--metadata %s %s", versions[v], kinds[k].opts);
+            paths[v][k] = gen_add(name, 24 * MIB + 7 * 512 + 100, "--metadata %s %s", versions[v], kinds[k].opts);
         }
     gen_run();
     for (size_t v = 0; v < 4; v++)

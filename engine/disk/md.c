@@ -356,6 +356,7 @@ static int read_v090(struct place *pl, struct md_member *m)
 
 int md_read_member(const struct asr_window *w, struct md_member *out, struct asr_error *err)
 {
+    *out = (struct md_member){0};
     const char *path = w->path ? w->path : "the volume";
     uint64_t sectors = w->size / SECTOR;
     struct place places[4];
