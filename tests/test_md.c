@@ -129,7 +129,8 @@ static void check_against_mdadm(const char *path, const struct md_member *m)
      * out the kernel's rounding to whole chunks (raid10_size), so it may say up to a chunk more. */
     uint64_t shown = num(field(out, "Array Size")) * 1024;
     if (m->level == 10)
-        cr_assert(shown >= m->array_size && shown - m->array_size < m->chunk, "Array Size %s", field(out, "Array Size"));
+        cr_assert(shown >= m->array_size && shown - m->array_size < m->chunk, "Array Size %s",
+                  field(out, "Array Size"));
     else if (m->level >= 1)
         cr_assert_eq(shown, m->array_size, "Array Size %s", field(out, "Array Size"));
     if (m->version == 90) {
@@ -339,7 +340,8 @@ Test(md, raid10_near2_over_three_members_and_with_one_missing)
     for (size_t r = 0; r < 3; r++) {
         char name[32];
         snprintf(name, sizeof name, "r10-%zu.img", r);
-        paths[r] = gen_add(name, 8 * MIB, "--level 10 --layout 258 --raid-disks 3 --chunk-kib 32 --role %zu --noise %zu "
+        paths[r] = gen_add(name, 8 * MIB,
+                           "--level 10 --layout 258 --raid-disks 3 --chunk-kib 32 --role %zu --noise %zu "
                            "--data-from %s", r, 3 + r, fs);
     }
     gen_run();

@@ -2,6 +2,7 @@
  * they lie, checked as mdadm checks them, the internal bitmap and bad-block log located, and the
  * array's bytes mapped onto the members by the level's layout. Internal to the engine. */
 #include "md.h"
+#include "le.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -25,10 +26,10 @@
 
 enum { NO_SB = -1 }; /* internal: no magic at this place */
 
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint32_t get32be(const uint8_t *p) { return (uint32_t)p[3] | (uint32_t)p[2] << 8 | (uint32_t)p[1] << 16 | (uint32_t)p[0] << 24; }
-static uint64_t get64(const uint8_t *p) { return get32(p) | (uint64_t)get32(p + 4) << 32; }
+static uint32_t get32be(const uint8_t *p)
+{
+    return (uint32_t)p[3] | (uint32_t)p[2] << 8 | (uint32_t)p[1] << 16 | (uint32_t)p[0] << 24;
+}
 
 const char *md_level_name(int level)
 {
@@ -173,14 +174,15 @@ static int read_bitmap(const struct place *pl, struct md_member *m, uint64_t off
     int rc = asr_window_read(pl->w, "md bitmap", off, b, sizeof b, pl->err);
     if (rc)
         return rc;
-    uint32_t version = get32(b + 4), chunk = get32(b + 52);
-    uint64_t sync = get64(b + 40);
-    if (get32(b) != BITMAP_MAGIC)
+    uint32_t version = get_le32(b + 4), chunk = get_le32(b + 52);
+    uint64_t sync = get_le64(b + 40);
+    if (get_le32(b) != BITMAP_MAGIC)
         return fail(pl, ASR_E_CORRUPT, "no bitmap magic at byte %" PRIu64 " (the feature bit says there is one)", off);
     if (version < 3 || version > 5)
         return fail(pl, ASR_E_UNSUPPORTED, "bitmap version %u at byte %" PRIu64, version, off);
     if (chunk < SECTOR || (chunk & (chunk - 1)) || sync > pl->w->size / SECTOR)
-        return fail(pl, ASR_E_CORRUPT, "bitmap at byte %" PRIu64 ": chunk %u bytes over %" PRIu64 " sectors", off, chunk,
+        return fail(pl, ASR_E_CORRUPT, "bitmap at byte %" PRIu64 ": chunk %u bytes over %" PRIu64 " sectors", off,
+                    chunk,
                     sync);
     uint64_t bits = (sync * SECTOR + chunk - 1) / chunk;
     uint64_t bytes = (BITMAP_SB + (bits + 7) / 8 + SECTOR - 1) / SECTOR * SECTOR;
@@ -212,9 +214,9 @@ static uint32_t csum1(const uint8_t *sb, uint32_t max_dev)
     size_t size = SB1_BASE + 2 * (size_t)max_dev, i = 0;
     uint64_t sum = 0;
     for (; size - i >= 4; i += 4)
-        sum += i == 216 ? 0 : get32(sb + i);
+        sum += i == 216 ? 0 : get_le32(sb + i);
     if (size - i == 2)
-        sum += get16(sb + i);
+        sum += get_le16(sb + i);
     return csum_fold(sum);
 }
 
@@ -228,32 +230,32 @@ static int read_v1(struct place *pl, struct md_member *m)
     int rc = asr_window_read(pl->w, "md superblock", pl->off, sb, len, pl->err);
     if (rc)
         return rc;
-    if (get32(sb) != MD_MAGIC)
+    if (get_le32(sb) != MD_MAGIC)
         return NO_SB;
     *m = (struct md_member){.found = true};
-    if (get32(sb + 4) != 1)
-        return fail(pl, ASR_E_UNSUPPORTED, "major version %u", get32(sb + 4));
-    uint32_t max_dev = get32(sb + 220);
+    if (get_le32(sb + 4) != 1)
+        return fail(pl, ASR_E_UNSUPPORTED, "major version %u", get_le32(sb + 4));
+    uint32_t max_dev = get_le32(sb + 220);
     if (max_dev > MD_MAX_DEVS || SB1_BASE + 2 * (size_t)max_dev > len)
         return fail(pl, ASR_E_CORRUPT, "max_dev %u is over %u or passes the device", max_dev, MD_MAX_DEVS);
-    uint32_t want = csum1(sb, max_dev), have = get32(sb + 216);
+    uint32_t want = csum1(sb, max_dev), have = get_le32(sb + 216);
     if (want != have)
         return fail(pl, ASR_E_CORRUPT, "checksum 0x%08x where its contents give 0x%08x", have, want);
-    if (get64(sb + 144) != pl->off / SECTOR)
+    if (get_le64(sb + 144) != pl->off / SECTOR)
         return fail(pl, ASR_E_CORRUPT, "it records super_offset %" PRIu64 " sectors (it is at sector %" PRIu64 ")",
-                    get64(sb + 144), pl->off / SECTOR);
-    m->feature_map = get32(sb + 8);
+                    get_le64(sb + 144), pl->off / SECTOR);
+    m->feature_map = get_le32(sb + 8);
     memcpy(m->uuid, sb + 16, 16);
     uuid_text(m->uuid, m->uuid_text);
     for (size_t i = 0; i < 32 && sb[32 + i]; i++) /* a name goes into messages: no control bytes */
         m->name[i] = sb[32 + i] < 0x20 || sb[32 + i] == 0x7f ? '?' : (char)sb[32 + i];
-    m->ctime = get64(sb + 64) & 0xffffffffffull;
-    m->level = (int32_t)get32(sb + 72);
-    m->layout = get32(sb + 76);
-    m->chunk = (uint64_t)get32(sb + 88) * SECTOR;
-    m->raid_disks = get32(sb + 92);
+    m->ctime = get_le64(sb + 64) & 0xffffffffffull;
+    m->level = (int32_t)get_le32(sb + 72);
+    m->layout = get_le32(sb + 76);
+    m->chunk = (uint64_t)get_le32(sb + 88) * SECTOR;
+    m->raid_disks = get_le32(sb + 92);
     m->reshaping = m->feature_map & FEAT_RESHAPE;
-    uint64_t data_offset = get64(sb + 128), data_size = get64(sb + 136), used = get64(sb + 80);
+    uint64_t data_offset = get_le64(sb + 128), data_size = get_le64(sb + 136), used = get_le64(sb + 80);
     uint64_t limit = pl->w->size / SECTOR;
     if (data_offset > limit || data_size > limit || used > limit)
         return fail(pl, ASR_E_CORRUPT, "data offset %" PRIu64 ", data size %" PRIu64 " or used size %" PRIu64
@@ -261,25 +263,26 @@ static int read_v1(struct place *pl, struct md_member *m)
     m->data_offset = data_offset * SECTOR;
     m->data_size = data_size * SECTOR;
     m->dev_used = used * SECTOR;
-    uint32_t dev_number = get32(sb + 160);
+    uint32_t dev_number = get_le32(sb + 160);
     if (dev_number >= max_dev)
         return fail(pl, ASR_E_CORRUPT, "device number %u has no role (max_dev %u)", dev_number, max_dev);
-    m->role = get16(sb + SB1_BASE + 2 * dev_number);
+    m->role = get_le16(sb + SB1_BASE + 2 * dev_number);
     memcpy(m->dev_uuid, sb + 168, 16);
-    m->events = get64(sb + 200);
+    m->events = get_le64(sb + 200);
     m->super_offset = pl->off;
     m->super_bytes = (SB1_BASE + 2 * (uint64_t)max_dev + SECTOR - 1) / SECTOR * SECTOR;
     if ((rc = check_common(pl, m, MD_MAX_DEVS)))
         return rc;
     if (m->feature_map & FEAT_BITMAP) {
         uint64_t at;
-        if (!relative(pl, (int32_t)get32(sb + 96), &at))
-            return fail(pl, ASR_E_CORRUPT, "bitmap offset %d sectors points outside the device", (int32_t)get32(sb + 96));
+        if (!relative(pl, (int32_t)get_le32(sb + 96), &at))
+            return fail(pl, ASR_E_CORRUPT, "bitmap offset %d sectors points outside the device",
+                        (int32_t)get_le32(sb + 96));
         if ((rc = read_bitmap(pl, m, at, pl->w->size)))
             return rc;
     }
-    uint16_t bbsize = get16(sb + 186);
-    int32_t bboff = (int32_t)get32(sb + 188);
+    uint16_t bbsize = get_le16(sb + 186);
+    int32_t bboff = (int32_t)get_le32(sb + 188);
     if (bbsize && bboff) {
         uint64_t at, bytes = (uint64_t)bbsize * SECTOR;
         if (!relative(pl, bboff, &at) || !fits(pl, at, bytes) || overlaps(at, bytes, m->data_offset, m->data_size) ||
@@ -297,7 +300,7 @@ static uint32_t csum0(const uint8_t *sb)
 {
     uint64_t sum = 0;
     for (size_t i = 0; i < SB0_BYTES; i += 4)
-        sum += i == 38 * 4 ? 0 : get32(sb + i);
+        sum += i == 38 * 4 ? 0 : get_le32(sb + i);
     return csum_fold(sum);
 }
 
@@ -307,14 +310,14 @@ static int read_v090(struct place *pl, struct md_member *m)
     int rc = asr_window_read(pl->w, "md superblock", pl->off, sb, sizeof sb, pl->err);
     if (rc)
         return rc;
-    if (get32be(sb) == MD_MAGIC && get32(sb) != MD_MAGIC) {
+    if (get32be(sb) == MD_MAGIC && get_le32(sb) != MD_MAGIC) {
         *m = (struct md_member){.found = true, .version = 90};
         return fail(pl, ASR_E_UNSUPPORTED, "big-endian byte order (written on another architecture) is not read");
     }
-    if (get32(sb) != MD_MAGIC)
+    if (get_le32(sb) != MD_MAGIC)
         return NO_SB;
     *m = (struct md_member){.found = true, .version = 90};
-#define W(i) get32(sb + 4 * (i))
+#define W(i) get_le32(sb + 4 * (i))
     if (W(1) != 0 || W(2) != 90)
         return fail(pl, ASR_E_UNSUPPORTED, "version %u.%u", W(1), W(2));
     if (csum0(sb) != W(38))
@@ -467,7 +470,8 @@ int md_check_members(const struct md_member *m, size_t n, bool *degraded, struct
                                    a->chunk, a->raid_disks);
         if (b->events != events)
             return asr_fail_public(err, ASR_E_CORRUPT,
-                                   "md array %s: member %zu (role %u) is stale: events %" PRIu64 " where another has %" PRIu64,
+                                   "md array %s: member %zu (role %u) is stale: events %" PRIu64
+                                   " where another has %" PRIu64,
                                    a->uuid_text, i, b->role, b->events, events);
     }
     bool *have = calloc(a->raid_disks ? a->raid_disks : 1, sizeof *have);
@@ -525,8 +529,9 @@ int md_array_locate(const struct md_member *m, size_t n, uint64_t array_off, siz
     } else if (a->level == 10) {
         if (a->layout != 0x102)
             return asr_fail_public(err, ASR_E_UNSUPPORTED,
-                                   "md array %s: raid10 layout near=%u far=%u%s is not mapped (near=2 is)", a->uuid_text,
-                                   a->layout & 255, (a->layout >> 8) & 255, a->layout >> 16 ? " offset" : "");
+                                   "md array %s: raid10 layout near=%u far=%u%s is not mapped (near=2 is)",
+                                   a->uuid_text, a->layout & 255, (a->layout >> 8) & 255,
+                                   a->layout >> 16 ? " offset" : "");
     } else if (a->level != 1) {
         return asr_fail_public(err, ASR_E_UNSUPPORTED, "md array %s: %s arrays are not mapped", a->uuid_text, level);
     }
@@ -555,7 +560,8 @@ int md_array_locate(const struct md_member *m, size_t n, uint64_t array_off, siz
                                array_off);
     if (at > m[i].data_size || len > m[i].data_size - at)
         return asr_fail_public(err, ASR_E_CORRUPT,
-                               "md array %s: byte %" PRIu64 " lies past the data area of member %zu (%" PRIu64 " bytes)",
+                               "md array %s: byte %" PRIu64 " lies past the data area of member %zu (%" PRIu64
+                               " bytes)",
                                a->uuid_text, array_off, i, m[i].data_size);
     *member = i;
     *member_off = m[i].data_offset + at;
