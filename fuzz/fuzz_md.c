@@ -72,13 +72,15 @@ static void check(const struct md_member *m, uint64_t size)
     if (!md_level_name(m->level) || !memchr(m->name, 0, sizeof m->name) || strlen(m->uuid_text) != 35)
         abort();
     if (m->data_size == 0 || !inside(m->data_offset, m->data_size, size) ||
-        !inside(m->super_offset, m->super_bytes, size) || !inside(m->bitmap_offset, m->bitmap_bytes, size) || !inside(m->bblog_offset, m->bblog_bytes, size))
+        !inside(m->super_offset, m->super_bytes, size) || !inside(m->bitmap_offset, m->bitmap_bytes, size) ||
+        !inside(m->bblog_offset, m->bblog_bytes, size))
         abort();
     if (overlap(m->data_offset, m->data_size, m->super_offset, m->super_bytes) ||
         overlap(m->data_offset, m->data_size, m->bitmap_offset, m->bitmap_bytes) ||
-        overlap(m->data_offset, m->data_size, m->bblog_offset, m->bblog_bytes))
+        overlap(m->data_offset, m->data_size, m->bblog_offset, m->bblog_bytes) ||
+        overlap(m->bitmap_offset, m->bitmap_bytes, m->bblog_offset, m->bblog_bytes))
         abort();
-    if (m->role < MD_ROLE_FAULTY && m->role >= m->raid_disks)
+    if (m->role < MD_ROLE_JOURNAL && m->role >= m->raid_disks)
         abort();
     struct asr_error err = {0};
     bool degraded;

@@ -8,7 +8,7 @@ Damage options write what a broken or foreign member looks like, for the reader'
 
 usage: md_gen.py --batch LINES   (each line: the arguments below, for one member)
        md_gen.py FILE --size BYTES [--metadata 1.2|1.1|1.0|0.90] [--level N] [--raid-disks N]
-       [--role N|spare] [--uuid HEX32] [--name NAME] [--events N] [--chunk-kib N] [--layout N]
+       [--role N|spare|journal] [--uuid HEX32] [--name NAME] [--events N] [--chunk-kib N] [--layout N]
        [--data-offset-sectors N] [--bitmap] [--data-from FILE] [--noise SEED]
        [--max-dev N] [--bad-csum] [--big-endian] [--data-offset-past-end] [--role-out-of-range]
 """
@@ -111,11 +111,12 @@ def write_v1(f, a, uuid):
     if a.data_offset_past_end:
         data_offset = size_s + 8
     max_dev = a.max_dev
-    role = 0xFFFF if a.role == "spare" else int(a.role)
+    special = {"spare": 0xFFFF, "journal": 0xFFFD}  # the journal: a raid4/5/6 write journal (1.x only)
+    role = special[a.role] if a.role in special else int(a.role)
     if a.role_out_of_range:
         role = a.raid_disks + 3
-    dev_number = a.raid_disks if a.role == "spare" else int(a.role)
-    feature = 1 if a.bitmap else 0
+    dev_number = a.raid_disks if a.role in special else int(a.role)
+    feature = (1 if a.bitmap else 0) | (512 if a.role == "journal" else 0)
     sb = bytearray(4096)
     struct.pack_into("<IIII16s32sQIIQII", sb, 0, MAGIC, 1, feature, 0, uuid, a.name.encode()[:32],
                      1700000000, a.level & 0xFFFFFFFF, a.layout, used, chunk_s, a.raid_disks)

@@ -438,6 +438,10 @@ static const struct { const char *name, *opts; uint64_t size; } set_members[] = 
     {"far2.img", "--level 10 --layout 513 --raid-disks 2 --role 0", 8 * MIB},
     {"small0.img", "--level 0 --role 1", 6 * MIB},
     {"mirror.img", "--level 1 --role 0", 8 * MIB},
+    {"mirror-small.img", "--level 1 --role 1", 7 * MIB},
+    {"journal.img", "--level 5 --layout 2 --raid-disks 3 --role journal", 8 * MIB},
+    {"raid5-0.img", "--level 5 --layout 2 --raid-disks 3 --role 0", 8 * MIB},
+    {"raid5-1.img", "--level 5 --layout 2 --raid-disks 3 --role 1", 8 * MIB},
 };
 
 static void gen_set(void)
@@ -474,6 +478,16 @@ Test(md, members_of_different_arrays_stale_or_doubled_are_named)
     m[1] = member("b-raid1.img");
     cr_assert_eq(md_check_members(m, 2, &degraded, &err), ASR_E_CORRUPT);
     cr_assert(strstr(err.msg, "member 1 has level 1"), "%s", err.msg);
+    struct md_member mirror[2] = {member("mirror.img"), member("mirror-small.img")};
+    cr_assert_eq(md_check_members(mirror, 2, &degraded, &err), ASR_E_CORRUPT);
+    cr_assert(strstr(err.msg, "member 1 uses 6291456 bytes per device where member 0 uses 7340032"), "%s", err.msg);
+    /* A raid5 write journal holds no data role: it fills none. Two of three roles are enough. */
+    struct md_member r5[3] = {member("raid5-0.img"), member("journal.img"), member("raid5-1.img")};
+    cr_assert_eq(r5[1].role, MD_ROLE_JOURNAL);
+    cr_assert_eq(md_check_members(r5, 3, &degraded, &err), ASR_OK, "%s", err.msg);
+    cr_assert(degraded && strstr(err.msg, "degraded, role 2 missing"), "%s", err.msg);
+    cr_assert_eq(md_check_members(r5, 2, &degraded, &err), ASR_E_CORRUPT);
+    cr_assert(strstr(err.msg, "roles 1, 2 of 3 missing"), "%s", err.msg);
     /* RAID0 without its second half cannot be read; a mirror with one side can. */
     cr_assert_eq(md_check_members(m, 1, &degraded, &err), ASR_E_CORRUPT);
     cr_assert(strstr(err.msg, "role 1 of 2 missing"), "%s", err.msg);

@@ -150,7 +150,7 @@ static int check_common(const struct place *pl, struct md_member *m, uint32_t ma
         return fail(pl, ASR_E_CORRUPT, "chunk size %" PRIu64 " bytes for %s", m->chunk, md_level_name(m->level));
     if (!striped)
         m->chunk = 0;
-    if (m->role < MD_ROLE_FAULTY && m->role >= m->raid_disks)
+    if (m->role < MD_ROLE_JOURNAL && m->role >= m->raid_disks)
         return fail(pl, ASR_E_CORRUPT, "this device's role %u is out of range (%u raid devices)", m->role,
                     m->raid_disks);
     if (!fits(pl, m->data_offset, m->data_size) || m->data_size == 0)
@@ -289,6 +289,8 @@ static int read_v1(struct place *pl, struct md_member *m)
             overlaps(at, bytes, m->super_offset, m->super_bytes))
             return fail(pl, ASR_E_CORRUPT, "bad-block log of %u sectors at %d sectors from it lies outside its room",
                         bbsize, bboff);
+        if (overlaps(at, bytes, m->bitmap_offset, m->bitmap_bytes))
+            return fail(pl, ASR_E_CORRUPT, "bad-block log at %d sectors from it overlaps the bitmap", bboff);
         m->bblog_offset = at;
         m->bblog_bytes = bytes;
     }
@@ -468,6 +470,11 @@ int md_check_members(const struct md_member *m, size_t n, bool *degraded, struct
                                    ", %u devices where member 0 has %d, 0x%x, %" PRIu64 ", %u",
                                    a->uuid_text, i, b->level, b->layout, b->chunk, b->raid_disks, a->level, a->layout,
                                    a->chunk, a->raid_disks);
+        if (a->level >= 1 && a->dev_used != b->dev_used)
+            return asr_fail_public(err, ASR_E_CORRUPT,
+                                   "md array %s: member %zu uses %" PRIu64 " bytes per device where member 0 uses %"
+                                   PRIu64,
+                                   a->uuid_text, i, b->dev_used, a->dev_used);
         if (b->events != events)
             return asr_fail_public(err, ASR_E_CORRUPT,
                                    "md array %s: member %zu (role %u) is stale: events %" PRIu64

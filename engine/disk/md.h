@@ -15,6 +15,7 @@
 
 #define MD_ROLE_SPARE 0xFFFFu  /* 1.x dev_roles value; a 0.90 member not active in sync */
 #define MD_ROLE_FAULTY 0xFFFEu
+#define MD_ROLE_JOURNAL 0xFFFDu /* 1.x: the write journal of a raid4/5/6 array, no data role */
 #define MD_MAX_DEVS 1920       /* 1.x: (4096 - 256) / 2 roles fill the largest superblock */
 
 #define MD_LEVEL_LINEAR (-1)
@@ -30,7 +31,7 @@ struct md_member {
     uint32_t layout;
     uint64_t chunk;     /* bytes; 0 when the level has none */
     uint32_t raid_disks;
-    uint32_t role;      /* 0 .. raid_disks-1, MD_ROLE_SPARE or MD_ROLE_FAULTY */
+    uint32_t role;      /* 0 .. raid_disks-1, MD_ROLE_SPARE, MD_ROLE_FAULTY or MD_ROLE_JOURNAL */
     uint64_t events;
     uint64_t ctime;     /* seconds */
     uint32_t feature_map; /* 1.x feature bits as written */
@@ -61,8 +62,8 @@ int md_read_member(const struct asr_window *w, struct md_member *out, struct asr
 /* Short name of a level ("raid1", "linear", ...), or NULL for one this reader refuses. */
 const char *md_level_name(int level);
 
-/* Whether members[0..n) are members of one array as it stands: same UUID, level, layout, chunk
- * and raid_disks, the same events count (a stale member is named), no role held twice, every
+/* Whether members[0..n) are members of one array as it stands: same UUID, level, layout, chunk,
+ * raid_disks and used size per device, the same events count (a stale member is named), no role held twice, every
  * active role present. ASR_E_CORRUPT naming the first rule broken; missing roles are listed
  * ("roles 1, 3 missing"), and *degraded (may be NULL) is then set instead of failing when the
  * remaining members still hold every byte (RAID1 with one member, RAID10 with one of each
