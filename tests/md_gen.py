@@ -10,7 +10,7 @@ usage: md_gen.py --batch LINES   (each line: the arguments below, for one member
        md_gen.py FILE --size BYTES [--metadata 1.2|1.1|1.0|0.90] [--level N] [--raid-disks N]
        [--role N|spare|journal] [--uuid HEX32] [--name NAME] [--events N] [--chunk-kib N] [--layout N]
        [--data-offset-sectors N] [--bitmap] [--data-from FILE] [--noise SEED]
-       [--max-dev N] [--bad-csum] [--big-endian] [--data-offset-past-end] [--role-out-of-range]
+       [--max-dev N] [--ctime SECONDS] [--over] [--bad-csum] [--big-endian] [--data-offset-past-end] [--role-out-of-range]
 """
 import argparse
 import random
@@ -119,7 +119,7 @@ def write_v1(f, a, uuid):
     feature = (1 if a.bitmap else 0) | (512 if a.role == "journal" else 0)
     sb = bytearray(4096)
     struct.pack_into("<IIII16s32sQIIQII", sb, 0, MAGIC, 1, feature, 0, uuid, a.name.encode()[:32],
-                     1700000000, a.level & 0xFFFFFFFF, a.layout, used, chunk_s, a.raid_disks)
+                     a.ctime, a.level & 0xFFFFFFFF, a.layout, used, chunk_s, a.raid_disks)
     struct.pack_into("<i", sb, 96, bitmap_offset if a.bitmap else 0)
     struct.pack_into("<QQQ", sb, 128, data_offset, data_size, sb_off)
     struct.pack_into("<I", sb, 160, dev_number)
@@ -155,7 +155,7 @@ def write_v090(f, a, uuid):
         size_kib = size_kib // 64 * 64
     w = [0] * 1024
     u = struct.unpack("<4I", uuid)
-    w[0:16] = [MAGIC, 0, 90, 0, 0, u[0], 1700000000, a.level & 0xFFFFFFFF, size_kib, a.raid_disks, a.raid_disks,
+    w[0:16] = [MAGIC, 0, 90, 0, 0, u[0], a.ctime, a.level & 0xFFFFFFFF, size_kib, a.raid_disks, a.raid_disks,
                0, 0, u[1], u[2], u[3]]
     w[32] = 1700000100
     w[33] = 1 | ((1 << 8) if a.bitmap else 0)  # clean, bitmap present
@@ -204,6 +204,8 @@ def main(argv):
     p.add_argument("--bitmap", action="store_true")
     p.add_argument("--data-from")
     p.add_argument("--noise", type=int, help="fill the member with pseudo-random bytes first")
+    p.add_argument("--ctime", type=int, default=1700000000)
+    p.add_argument("--over", action="store_true", help="write over the file as it is (a leftover stays)")
     p.add_argument("--max-dev", type=int, default=384)
     p.add_argument("--bad-csum", action="store_true")
     p.add_argument("--big-endian", action="store_true")
@@ -211,8 +213,10 @@ def main(argv):
     p.add_argument("--role-out-of-range", action="store_true")
     a = p.parse_args(argv)
     uuid = bytes.fromhex(a.uuid)
-    with open(a.file, "wb") as f:
-        if a.noise is not None:
+    with open(a.file, "r+b" if a.over else "wb") as f:
+        if a.over:
+            pass
+        elif a.noise is not None:
             f.write(random.Random(a.noise).randbytes(a.size))
         else:
             f.truncate(a.size)

@@ -197,6 +197,24 @@ Test(md, reads_each_version_as_mdadm_examines)
         }
 }
 
+/* A disk reused for a new array keeps the old array's superblock where the new one's format does
+ * not write: the newer (by creation time) is the member's. */
+Test(md, a_leftover_superblock_of_an_older_array_loses)
+{
+    char *a = gen_add("left-a.img", 8 * MIB, "--metadata 0.90 --level 1 --ctime 1500000000 --uuid %032x", 1);
+    free(gen_add("left-a.img", 8 * MIB, "--metadata 1.2 --level 1 --ctime 1600000000 --over --uuid %032x", 2));
+    char *b = gen_add("left-b.img", 8 * MIB, "--metadata 1.2 --level 0 --ctime 1500000000 --uuid %032x", 3);
+    free(gen_add("left-b.img", 8 * MIB, "--metadata 1.0 --level 1 --ctime 1600000000 --over --uuid %032x", 4));
+    gen_run();
+    struct md_member m = must_read(a);
+    cr_assert_eq(m.version, 120);
+    cr_assert_str_eq(m.uuid_text, "00000000:00000000:00000000:00000002");
+    m = must_read(b);
+    cr_assert_eq(m.version, 100);
+    cr_assert_str_eq(m.uuid_text, "00000000:00000000:00000000:00000004");
+    free(a), free(b);
+}
+
 /* ---- a filesystem through the array -------------------------------------------------------- */
 
 #define FS_SIZE (8 * MIB)
