@@ -78,7 +78,7 @@ static int fail(const struct place *pl, int code, const char *fmt, ...)
                            pl->path, what);
 }
 
-/* [off, off+len) inside the window and clear of [a, a+alen). */
+/* Whether [off, off+len) lies inside the window. */
 static bool fits(const struct place *pl, uint64_t off, uint64_t len)
 {
     return off <= pl->w->size && len <= pl->w->size - off;
@@ -112,10 +112,10 @@ static int array_size(const struct place *pl, struct md_member *m)
         break;
     case 4:
     case 5:
-        over = n < 2 || __builtin_mul_overflow(per, n - 1, &v);
+        over = __builtin_mul_overflow(per, n - 1, &v);
         break;
     case 6:
-        over = n < 3 || __builtin_mul_overflow(per, n - 2, &v);
+        over = __builtin_mul_overflow(per, n - 2, &v);
         break;
     case 0:
         over = __builtin_mul_overflow(m->data_size / m->chunk * m->chunk, n, &v);
@@ -143,8 +143,11 @@ static int check_common(const struct place *pl, struct md_member *m, uint32_t ma
 {
     if (!md_level_name(m->level))
         return fail(pl, ASR_E_UNSUPPORTED, "level %d (%s) is not read", m->level, refused_level_name(m->level));
-    if (m->raid_disks == 0 || m->raid_disks > max_roles)
-        return fail(pl, ASR_E_CORRUPT, "%u raid devices (at most %u)", m->raid_disks, max_roles);
+    /* The fewest devices mdadm creates each level with: parity needs some besides the data. */
+    uint32_t fewest = m->level == 6 ? 4 : m->level >= 4 ? 2 : 1;
+    if (m->raid_disks < fewest || m->raid_disks > max_roles)
+        return fail(pl, ASR_E_CORRUPT, "%u raid devices for %s (%u to %u)", m->raid_disks, md_level_name(m->level),
+                    fewest, max_roles);
     bool striped = m->level == 0 || m->level >= 4;
     if (striped && (m->chunk == 0 || m->chunk % SECTOR || m->chunk > (1ull << 30)))
         return fail(pl, ASR_E_CORRUPT, "chunk size %" PRIu64 " bytes for %s", m->chunk, md_level_name(m->level));
@@ -182,8 +185,7 @@ static int read_bitmap(const struct place *pl, struct md_member *m, uint64_t off
         return fail(pl, ASR_E_UNSUPPORTED, "bitmap version %u at byte %" PRIu64, version, off);
     if (chunk < SECTOR || (chunk & (chunk - 1)) || sync > pl->w->size / SECTOR)
         return fail(pl, ASR_E_CORRUPT, "bitmap at byte %" PRIu64 ": chunk %u bytes over %" PRIu64 " sectors", off,
-                    chunk,
-                    sync);
+                    chunk, sync);
     uint64_t bits = (sync * SECTOR + chunk - 1) / chunk;
     uint64_t bytes = (BITMAP_SB + (bits + 7) / 8 + SECTOR - 1) / SECTOR * SECTOR;
     if (!fits(pl, off, bytes) || off + bytes > limit)
