@@ -115,7 +115,7 @@ static void plan_cells(const struct asr_volume_info *v, char buf[2][32], const c
 static void show_stacked_plan(const struct asr_machine *m)
 {
     static const char *const headers[P_COLS] = {"#", "fs", "capture", "bytes", "reason"};
-    const struct asr_stacked_volume *sv;
+    const struct asr_stacked_volume *const *sv;
     size_t n = asr_machine_stacked(m, &sv);
     char buf[2][32];
     const char *cells[P_COLS];
@@ -125,15 +125,15 @@ static void show_stacked_plan(const struct asr_machine *m)
         table_init(&t, stderr, "  ", "lllrl", headers);
         for (int pass = 0; pass < 2; pass++)
             for (size_t k = 0; k < n; k++) {
-                plan_cells(&sv[k].info, buf, cells);
-                cells[P_NUM] = sv[k].name;
+                plan_cells(&sv[k]->info, buf, cells);
+                cells[P_NUM] = sv[k]->name;
                 if (pass == 0) {
                     table_measure(&t, cells);
                     continue;
                 }
                 table_row(&t, cells);
-                if (sv[k].info.capture != ASR_CAPTURE_SKIP && sv[k].info.warning[0])
-                    fprintf(stderr, "      note: %s\n", sv[k].info.warning);
+                if (sv[k]->info.capture != ASR_CAPTURE_SKIP && sv[k]->info.warning[0])
+                    fprintf(stderr, "      note: %s\n", sv[k]->info.warning);
             }
     }
 }
@@ -284,13 +284,13 @@ static void json_volumes(struct json *j, const struct cli_disks *s)
             json_end_obj(j);
         }
     json_end_arr(j);
-    const struct asr_stacked_volume *sv;
+    const struct asr_stacked_volume *const *sv;
     size_t n = asr_machine_stacked(s->machine, &sv);
     json_arr(j, "logical_volumes"); /* taken through their PVs: capture_bytes counted there too */
     for (size_t k = 0; k < n; k++) {
-        const struct asr_volume_info *v = &sv[k].info;
+        const struct asr_volume_info *v = &sv[k]->info;
         json_obj(j, NULL);
-        json_str(j, "name", sv[k].name);
+        json_str(j, "name", sv[k]->name);
         json_str(j, "fs", v->map.fs_type);
         json_str(j, "capture", cli_capture_name(v->capture));
         json_u64(j, "capture_bytes", asr_volume_capture_bytes(v));

@@ -111,7 +111,7 @@ static void stacked_cells(const struct asr_stacked_volume *sv, char buf[3][32], 
  * through the stacks and the roots' configuration found wrong. */
 static void print_machine_text(const struct asr_machine *m)
 {
-    const struct asr_stacked_volume *sv;
+    const struct asr_stacked_volume *const *sv;
     size_t n = asr_machine_stacked(m, &sv);
     if (n) {
         static const char *const headers[S_COLS] = {"volume", "on",   "size",     "type",    "fs",
@@ -122,16 +122,16 @@ static void print_machine_text(const struct asr_machine *m)
         printf("\nstorage stacks (\"on\": the disk:partition of the first extent)\n");
         table_init(&t, stdout, "  ", "llrllrlll", headers);
         for (size_t i = 0; i < n; i++) {
-            stacked_cells(&sv[i], buf, cells);
+            stacked_cells(sv[i], buf, cells);
             table_measure(&t, cells);
         }
         table_header(&t);
         for (size_t i = 0; i < n; i++) {
-            stacked_cells(&sv[i], buf, cells);
+            stacked_cells(sv[i], buf, cells);
             table_row(&t, cells);
-            if (sv[i].info.warning[0])
-                printf("      note: %s%s\n", sv[i].info.capture == ASR_CAPTURE_SKIP ? "if selected: " : "",
-                       sv[i].info.warning);
+            if (sv[i]->info.warning[0])
+                printf("      note: %s%s\n", sv[i]->info.capture == ASR_CAPTURE_SKIP ? "if selected: " : "",
+                       sv[i]->info.warning);
         }
     }
     const char *w = asr_machine_warnings(m);
@@ -147,15 +147,15 @@ static void print_machine_text(const struct asr_machine *m)
 
 static void print_stacked_json(struct json *j, const struct asr_machine *m, uint32_t disk, bool extents)
 {
-    const struct asr_stacked_volume *sv;
+    const struct asr_stacked_volume *const *sv;
     size_t n = asr_machine_stacked(m, &sv);
     json_arr(j, "logical_volumes"); /* the LVs whose first extent is on this disk */
     for (size_t i = 0; i < n; i++) {
-        const struct asr_volume_info *vi = &sv[i].info;
+        const struct asr_volume_info *vi = &sv[i]->info;
         if (vi->disk_index != disk)
             continue;
         json_obj(j, NULL);
-        json_str(j, "name", sv[i].name);
+        json_str(j, "name", sv[i]->name);
         json_u64(j, "partition", vi->partition_number);
         json_u64(j, "size_bytes", vi->size_bytes);
         json_str(j, "type", vi->type_name);

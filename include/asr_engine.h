@@ -182,19 +182,19 @@ int asr_select_volumes(struct asr_volume_info *v, size_t count, const char *sele
 
 /* ---- the machine: volumes inside storage stacks ------------------------------------------- */
 
-/* All the disks of a backup looked at together, as the machine sees them: the LVM2 volume
- * groups their PVs make up (a VG may span disks), the logical volumes inside with their
- * filesystems and used maps, and which of them the machine needs to boot. */
+/* All the disks of a backup looked at together, as the machine sees them: the md arrays their
+ * members make up, the LVM2 volume groups their PVs make up (a VG may span disks), the volumes
+ * inside with their filesystems and used maps, and which of them the machine needs to boot. */
 struct asr_machine;
 
-/* A volume inside a storage stack (an LVM2 logical volume). It is not a volume of the image:
- * its bytes are taken through the partitions it lies on, whose used maps take its used map
- * translated onto them (asr_machine_select). info holds its size, filesystem, used map (in
- * the LV's own bytes), capture, critical decision and why; its disk_index and partition_number
- * are those of the partition holding its first byte. */
+/* A volume inside a storage stack (an md array, an LVM2 logical volume). It is not a volume of
+ * the image: its bytes are taken through the partitions it lies on, whose used maps take its
+ * used map translated onto them (asr_machine_select). info holds its size, filesystem, used
+ * map (in its own bytes), capture, critical decision and why; its disk_index and
+ * partition_number are those of the partition under its first byte. */
 struct asr_stacked_volume {
     struct asr_volume_info info;
-    char name[160]; /* "vg0/root", as --volumes names it */
+    char name[160]; /* "vg0/root", "md/0": as --volumes names it */
 };
 
 /* After asr_disk_analyze of every disk (vols[i], counts[i] for disks[i]): reads the LVM2 PVs
@@ -204,8 +204,9 @@ struct asr_stacked_volume {
 int asr_machine_analyze(struct asr_disk *const *disks, struct asr_volume_info *const *vols, const size_t *counts,
                         uint32_t n, struct asr_machine **out, struct asr_error *err);
 void asr_machine_free(struct asr_machine *m); /* NULL-safe */
-/* The stacked volumes, in VG then LV order. */
-size_t asr_machine_stacked(const struct asr_machine *m, const struct asr_stacked_volume **v);
+/* The stacked volumes (*v: an array of pointers), each after the volumes under it: md arrays,
+ * then LVs in VG order. */
+size_t asr_machine_stacked(const struct asr_machine *m, const struct asr_stacked_volume *const **v);
 /* Problems found looking through the stacks, one per line ("" when none). */
 const char *asr_machine_warnings(const struct asr_machine *m);
 /* After asr_select_volumes with the same selection: selects the stacked volumes (critical ones

@@ -185,13 +185,13 @@ static void release(struct machine *mc, uint32_t n)
 
 static const struct asr_stacked_volume *lv_named(const struct machine *mc, const struct fixture *f, const char *lv)
 {
-    const struct asr_stacked_volume *v;
+    const struct asr_stacked_volume *const *v;
     size_t n = asr_machine_stacked(mc->m, &v);
     char name[160];
     snprintf(name, sizeof name, "%s/%s", f->vg, lv);
     for (size_t i = 0; i < n; i++)
-        if (!strcmp(v[i].name, name))
-            return &v[i];
+        if (!strcmp(v[i]->name, name))
+            return v[i];
     cr_assert_fail("no LV %s", name);
     return NULL;
 }
@@ -316,7 +316,7 @@ Test(stacks, a_vg_missing_a_pv_is_taken_whole_and_said)
     struct machine mc = {0};
     const char *paths[] = {f.a};
     analyze(&mc, paths, 1);
-    const struct asr_stacked_volume *v;
+    const struct asr_stacked_volume *const *v;
     cr_assert_eq(asr_machine_stacked(mc.m, &v), 0, "no LV of an incomplete VG is read");
     cr_assert(strstr(asr_machine_warnings(mc.m), "is on no disk of this backup"), "%s", asr_machine_warnings(mc.m));
     struct asr_volume_info *pv = pv_of(&mc, 0);

@@ -1,7 +1,7 @@
 /* What the root filesystems on the disks say the machine needs to boot, decided from the disks
  * themselves (a backup usually runs from a rescue system, where nothing of the machine is
- * mounted): every Linux root found (a filesystem holding /etc/fstab, on a partition or inside an
- * LV) has its /etc/fstab, /etc/crypttab and mdadm.conf read, and the kernel command lines of the
+ * mounted): every Linux root found (a filesystem holding /etc/fstab, on a partition, an md array
+ * or inside an LV) has its /etc/fstab, /etc/crypttab and mdadm.conf read, and the kernel command lines of the
  * boot loader configurations found on the disks; each device they name is looked up among the
  * partitions and logical volumes. Needed to boot: /, /boot, /boot/efi, /efi, /usr, /var (and
  * below), swap (header only), the LUKS containers and md members named for them, and every layer
@@ -25,15 +25,15 @@
  * directories): the same kind of bound analyze.c puts on its lookups. */
 #define FILE_READ_LIMIT (16ull << 20)
 
-/* One volume the configuration may name: a partition or an LV. */
+/* One volume the configuration may name: a partition, an md array or an LV (a node). */
 struct candidate {
     struct asr_volume_info *v;
     const struct asr_window *w;
-    size_t lv; /* index in m->lvs, or SIZE_MAX for a partition */
+    size_t node; /* index in m->nodes */
     char name[200];
     char part_uuid[40], part_label[ASR_NAME_MAX + 1];
-    const char *vg, *lvname;
-    struct asr_window own; /* a partition's window (w points here) */
+    const char *vg, *lvname;       /* an LV's */
+    const char *md_uuid, *md_name; /* an array's, or a member partition's (blkid's UUID) */
 };
 
 struct scan {
@@ -87,7 +87,7 @@ static int ext_read_small(const struct asr_window *w, const char *path, size_t c
 
 static int read_conf(const struct candidate *c, const char *path, char **out, size_t *len)
 {
-    if (asr_used_parser(c->v->map.fs_type) != asr_ext_used || c->v->map.damaged)
+    if (!c->w || asr_used_parser(c->v->map.fs_type) != asr_ext_used || c->v->map.damaged)
         return 0;
     return ext_read_small(c->w, path, BOOTCONF_MAX_INPUT, out, len);
 }
@@ -97,15 +97,16 @@ static int read_conf(const struct candidate *c, const char *path, char **out, si
 static struct bootvol_ids ids_of(const struct candidate *c)
 {
     const struct asr_volume_info *v = c->v;
-    bool md = !strcmp(v->map.fs_type, "linux_raid_member");
+    bool member = !strcmp(v->map.fs_type, "linux_raid_member"); /* blkid's UUID is the array's */
     return (struct bootvol_ids){
-        .fs_uuid = md ? NULL : v->map.fs_uuid,
-        .fs_label = md ? NULL : v->map.fs_label,
+        .fs_uuid = member ? NULL : v->map.fs_uuid,
+        .fs_label = member ? NULL : v->map.fs_label,
         .part_uuid = c->part_uuid,
         .part_label = c->part_label,
         .lv_vg = c->vg,
         .lv_name = c->lvname,
-        .md_uuid = md ? v->map.fs_uuid : NULL,
+        .md_uuid = member ? v->map.fs_uuid : c->md_uuid,
+        .md_name = c->md_name,
     };
 }
 
@@ -127,8 +128,7 @@ static void need(struct scan *s, struct candidate *c, const char *why)
         v->critical = true;
         snprintf(v->reason, sizeof v->reason, "%.300s", why);
     }
-    if (c->lv != SIZE_MAX)
-        stacks_need_pvs(s->m, c->lv);
+    stacks_need_below(s->m, c->node);
 }
 
 static void data_volume(struct candidate *c, const char *why)
@@ -248,28 +248,20 @@ static void read_cmdlines(struct scan *s, struct candidate *c)
 
 /* ---- volumes that cannot be looked into ---------------------------------------------------------- */
 
-/* Why v might hold a root (or a volume a root needs) that could not be looked into; NULL when it
- * was looked into, or cannot hold one. */
-static const char *opaque(const struct asr_machine *m, const struct asr_volume_info *v)
+/* Why node i might hold a root (or a volume a root needs) that could not be looked into; NULL
+ * when it was looked into, or cannot hold one. */
+static const char *opaque(const struct asr_machine *m, size_t i)
 {
-    const char *t = v->map.fs_type;
-    if (v->kind != ASR_VOLUME_PARTITION)
-        return NULL;
+    const struct asr_volume_info *v = m->nodes[i]->vol;
+    const char *t = v->map.fs_type, *layer = stacks_opaque(m, i);
+    if (layer)
+        return layer;
     if (v->read_error[0])
         return "a read error";
+    if (!strcmp(t, "LVM2_member") || !strcmp(t, "linux_raid_member"))
+        return NULL; /* a layer the stacks read: what is above it was looked into */
     if (!strcmp(t, "crypto_LUKS"))
         return "a LUKS container, opened without its key";
-    if (!strcmp(t, "linux_raid_member"))
-        return "an md RAID member, whose array asrimg does not assemble yet";
-    if (!strcmp(t, "LVM2_member")) {
-        for (size_t i = 0; i < m->npvs; i++)
-            if (m->pvs[i].vol == v)
-                return !m->pvs[i].info ? "an LVM2 PV whose metadata cannot be read"
-                       : m->pvs[i].vg == SIZE_MAX || !m->vgs[m->pvs[i].vg].complete
-                           ? "an LVM2 PV whose VG is not complete on these disks"
-                           : NULL;
-        return NULL;
-    }
     if (t[0] && !asr_used_parser(t) && strcmp(t, "swsuspend"))
         return "a filesystem asrimg cannot read";
     if (t[0] && asr_used_parser(t) == asr_ext_used && v->warning[0] && strstr(v->warning, "metadata unusable"))
@@ -281,7 +273,7 @@ static void select_opaque(struct scan *s)
 {
     for (size_t i = 0; i < s->n; i++) {
         struct asr_volume_info *v = s->c[i].v;
-        const char *why = s->c[i].lv == SIZE_MAX ? opaque(s->m, v) : NULL;
+        const char *why = opaque(s->m, s->c[i].node);
         if (!why || v->critical)
             continue;
         if (s->any_root && !s->unresolved) {
@@ -292,8 +284,9 @@ static void select_opaque(struct scan *s)
         v->critical = true;
         snprintf(v->reason, sizeof v->reason, "might hold %s: cannot be looked into (%s), so taken as well as "
                  "possible", s->any_root ? "a volume the root needs" : "the root filesystem", why);
-        machine_warn(s->m, "disk %u partition %u: selected since it might hold %s and cannot be looked into (%s); "
-                     "choose volumes with --volumes to leave it out", v->disk_index, v->partition_number,
+        stacks_need_below(s->m, s->c[i].node);
+        machine_warn(s->m, "%s: selected since it might hold %s and cannot be looked into (%s); "
+                     "choose volumes with --volumes to leave it out", s->c[i].name,
                      s->any_root ? "a volume the root's /etc/fstab needs" : "the root filesystem (none was found)",
                      why);
     }
@@ -301,53 +294,48 @@ static void select_opaque(struct scan *s)
 
 /* ---- the scan -------------------------------------------------------------------------------------- */
 
+static void name_partition(const struct asr_machine *m, struct candidate *c)
+{
+    const struct asr_volume_info *v = c->v;
+    const struct asr_disk_desc *dd = asr_disk_desc(m->disks[v->disk_index]);
+    snprintf(c->name, sizeof c->name, "disk %u partition %u", v->disk_index, v->partition_number);
+    for (uint32_t k = 0; k < dd->partition_count; k++) {
+        const struct asr_partition_desc *p = &dd->partitions[k];
+        if (p->number != v->partition_number || dd->label != ASR_LABEL_GPT)
+            continue;
+        char g[ASR_GUID_TEXT];
+        asr_guid_text(p->part_guid, ASR_GUID_GPT, g);
+        snprintf(c->part_uuid, sizeof c->part_uuid, "%s", g);
+        snprintf(c->part_label, sizeof c->part_label, "%s", p->name);
+    }
+    if (dd->label == ASR_LABEL_MBR) /* PARTUUID of an MBR partition: signature-NN */
+        snprintf(c->part_uuid, sizeof c->part_uuid, "%02x%02x%02x%02x-%02x", dd->disk_id[3], dd->disk_id[2],
+                 dd->disk_id[1], dd->disk_id[0], v->partition_number);
+}
+
+/* Every node that reads, as a candidate. */
 static int gather(struct scan *s, struct asr_error *err)
 {
     struct asr_machine *m = s->m;
-    size_t total = m->nlvs;
-    for (uint32_t d = 0; d < m->ndisks; d++)
-        total += m->counts[d];
-    if (!(s->c = calloc(total + 1, sizeof *s->c)))
+    if (!(s->c = calloc(m->nnodes + 1, sizeof *s->c)))
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-    for (uint32_t d = 0; d < m->ndisks; d++) {
-        const struct asr_disk_desc *dd = asr_disk_desc(m->disks[d]);
-        for (size_t i = 0; i < m->counts[d]; i++) {
-            struct asr_volume_info *v = &m->vols[d][i];
-            if (v->kind != ASR_VOLUME_PARTITION)
-                continue;
-            struct candidate *c = &s->c[s->n++];
-            *c = (struct candidate){.v = v, .lv = SIZE_MAX};
-            c->own = (struct asr_window){.fd = asr_disk_fd(m->disks[d]), .path = asr_disk_path(m->disks[d]),
-                                         .base = v->start_bytes, .size = v->size_bytes};
-            c->w = &c->own;
-            snprintf(c->name, sizeof c->name, "disk %u partition %u", d, v->partition_number);
-            for (uint32_t k = 0; k < dd->partition_count; k++) {
-                const struct asr_partition_desc *p = &dd->partitions[k];
-                if (p->number != v->partition_number || dd->label != ASR_LABEL_GPT)
-                    continue;
-                char g[ASR_GUID_TEXT];
-                asr_guid_text(p->part_guid, ASR_GUID_GPT, g);
-                snprintf(c->part_uuid, sizeof c->part_uuid, "%s", g);
-                snprintf(c->part_label, sizeof c->part_label, "%s", p->name);
-            }
-            if (dd->label == ASR_LABEL_MBR) /* PARTUUID of an MBR partition: signature-NN */
-                snprintf(c->part_uuid, sizeof c->part_uuid, "%02x%02x%02x%02x-%02x", dd->disk_id[3], dd->disk_id[2],
-                         dd->disk_id[1], dd->disk_id[0], v->partition_number);
+    for (size_t i = 0; i < m->nnodes; i++) {
+        const struct node *n = m->nodes[i];
+        struct candidate *c = &s->c[s->n++];
+        *c = (struct candidate){.v = n->vol, .w = n->readable ? &n->w : NULL, .node = i};
+        if (n->kind == NODE_PARTITION) {
+            name_partition(m, c);
+        } else if (n->kind == NODE_LV) {
+            c->vg = m->vgs[n->vg].meta->name;
+            c->lvname = n->lv->name;
+            snprintf(c->name, sizeof c->name, "LV %s", n->sv.name);
+        } else {
+            const struct md_member *first = &m->arrays[n->array].members[0];
+            c->md_uuid = first->uuid_text;
+            c->md_name = first->name;
+            snprintf(c->name, sizeof c->name, "array %s", n->sv.name);
         }
     }
-    for (size_t i = 0; i < m->nlvs; i++) {
-        if (!m->lvs[i].mapped)
-            continue;
-        struct candidate *c = &s->c[s->n++];
-        *c = (struct candidate){.v = &m->stacked[i].info, .w = &m->lvs[i].w, .lv = i};
-        c->vg = m->vgs[m->lvs[i].vg].meta->name;
-        c->lvname = m->lvs[i].lv->name;
-        snprintf(c->name, sizeof c->name, "LV %s", m->stacked[i].name);
-    }
-    /* The windows of partitions point into the array: fix them now that it no longer moves. */
-    for (size_t i = 0; i < s->n; i++)
-        if (s->c[i].lv == SIZE_MAX)
-            s->c[i].w = &s->c[i].own;
     return ASR_OK;
 }
 

@@ -1,12 +1,16 @@
-/* The machine's LVM2 stacks, read from the disks themselves: the PVs among the analysed
- * partitions, the volume groups they make up (one VG may span disks), each logical volume read
- * through a window pieced together from its extents, so its filesystem is probed, mapped and
- * judged as a partition's is; and, once selected, each PV partition's used map: its label and
- * metadata areas verbatim, plus the bytes its selected LVs capture, translated onto it.
- * Unallocated extents and unselected LVs are left out. */
+/* The machine's storage stacks, read from the disks themselves: md arrays assembled from their
+ * members, LVM2 volume groups from their PVs (on partitions or on arrays; one VG may span
+ * disks), and each array and logical volume read through a window pieced together from the
+ * volumes under it, so its filesystem is probed, mapped and judged as a partition's is. Once
+ * selected, what each stacked volume captures is pushed down through the layers: an LV's used
+ * bytes onto its PVs' extents, an array's onto every mirror (RAID1) or its stripes (RAID0), until
+ * it lands on partitions, whose used maps then hold their own metadata verbatim (PV label and
+ * metadata areas, md superblocks and bitmaps) plus what the volumes above them capture.
+ * Unallocated extents and unselected volumes are left out. */
 #include "stacks.h"
 
 #include "analyze.h"
+#include "grow.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -35,41 +39,236 @@ void machine_warn(struct asr_machine *m, const char *fmt, ...)
     w[m->wlen] = 0;
 }
 
-/* ---- PVs and VGs ------------------------------------------------------------------------------ */
-
-static const char *vol_name(const struct asr_volume_info *v, char *buf, size_t n)
+static int pieces_add(struct pieces *p, uint64_t off, uint64_t len)
 {
-    snprintf(buf, n, "disk %u partition %u", v->disk_index, v->partition_number);
+    if (!len)
+        return ASR_OK;
+    struct asr_range *v = asr_grow(p->v, &p->cap, p->n + 1, sizeof *v, 256);
+    if (!v)
+        return ASR_E_NOMEM;
+    p->v = v;
+    p->v[p->n++] = (struct asr_range){off, len};
+    return ASR_OK;
+}
+
+static struct node *add_node(struct asr_machine *m, enum node_kind kind, struct asr_error *err)
+{
+    struct node **v = asr_grow(m->nodes, &m->cap, m->nnodes + 1, sizeof *v, 32);
+    struct node *n = calloc(1, sizeof *n);
+    if (!v || !n) {
+        free(n);
+        if (v)
+            m->nodes = v;
+        asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    m->nodes = v;
+    *n = (struct node){.kind = kind, .vg = SIZE_MAX, .array = SIZE_MAX};
+    n->vol = kind == NODE_PARTITION ? NULL : &n->sv.info;
+    m->nodes[m->nnodes++] = n;
+    return n;
+}
+
+static const char *node_name(const struct asr_machine *m, size_t i, char *buf, size_t len)
+{
+    const struct node *n = m->nodes[i];
+    if (n->kind == NODE_PARTITION)
+        snprintf(buf, len, "disk %u partition %u", n->vol->disk_index, n->vol->partition_number);
+    else
+        snprintf(buf, len, "%s %.160s", n->kind == NODE_LV ? "LV" : "array", n->sv.name);
     return buf;
 }
 
-static int collect_pvs(struct asr_machine *m, struct asr_error *err)
+static int add_partitions(struct asr_machine *m, struct asr_error *err)
 {
-    size_t total = 0;
-    for (uint32_t d = 0; d < m->ndisks; d++)
-        total += m->counts[d];
-    if (!(m->pvs = calloc(total + 1, sizeof *m->pvs)))
-        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
     for (uint32_t d = 0; d < m->ndisks; d++)
         for (size_t i = 0; i < m->counts[d]; i++) {
             struct asr_volume_info *v = &m->vols[d][i];
-            if (v->kind != ASR_VOLUME_PARTITION || strcmp(v->map.fs_type, "LVM2_member") || v->read_error[0])
+            if (v->kind != ASR_VOLUME_PARTITION)
                 continue;
-            struct pv_slot *p = &m->pvs[m->npvs++];
-            *p = (struct pv_slot){.vol = v, .vg = SIZE_MAX, .critical_own = v->critical};
-            p->w = (struct asr_window){.fd = asr_disk_fd(m->disks[d]), .path = asr_disk_path(m->disks[d]),
+            struct node *n = add_node(m, NODE_PARTITION, err);
+            if (!n)
+                return err->code;
+            n->vol = v;
+            n->readable = !v->read_error[0];
+            n->critical_own = v->critical;
+            n->w = (struct asr_window){.fd = asr_disk_fd(m->disks[d]), .path = asr_disk_path(m->disks[d]),
                                        .base = v->start_bytes, .size = v->size_bytes};
-            struct asr_error why = {0};
-            int rc = lvm_read_pv(&p->w, &p->info, &why);
-            if (rc == ASR_E_NOMEM)
-                return asr_fail_public(err, rc, "%s", why.msg);
-            if (rc != ASR_OK) {
-                char name[64];
-                snprintf(v->warning, sizeof v->warning, "LVM2 PV unreadable (%.250s): captured whole", why.msg);
-                machine_warn(m, "%s: LVM2 PV unreadable, its logical volumes cannot be looked into: %s",
-                             vol_name(v, name, sizeof name), why.msg);
-            }
         }
+    return ASR_OK;
+}
+
+/* A stacked node's own analysis, once its window reads: filesystem, used map, content. */
+static void look_into(struct node *n, const char *name)
+{
+    window_map_window(&n->map, n->sv.name, &n->w);
+    n->readable = true;
+    (void)name;
+    int map_rc = analyze_map_volume(&n->w, false, n->vol);
+    analyze_boot_content(&n->w, map_rc, n->vol);
+}
+
+/* ---- md arrays ------------------------------------------------------------------------------ */
+
+static void find_members(struct asr_machine *m)
+{
+    for (size_t i = 0; i < m->nnodes; i++) {
+        struct node *n = m->nodes[i];
+        if (!n->readable || strcmp(n->vol->map.fs_type, "linux_raid_member"))
+            continue;
+        struct asr_error why = {0};
+        if (md_read_member(&n->w, &n->member, &why) != ASR_OK) {
+            char name[200];
+            n->member_error = true;
+            n->member.found = false;
+            snprintf(n->vol->warning, sizeof n->vol->warning, "md member unreadable (%.250s): captured whole",
+                     why.msg);
+            machine_warn(m, "%s: md member unreadable, its array cannot be looked into: %s",
+                         node_name(m, i, name, sizeof name), why.msg);
+        }
+    }
+}
+
+/* Where array byte off lies on each copy: RAID1 every active member at its data offset; RAID0
+ * and RAID10 one place (md_array_locate). Calls put(node, member byte, length) per copy. */
+static int array_pieces(struct asr_machine *m, const struct md_set *a, uint64_t off, uint64_t len,
+                        struct asr_error *err)
+{
+    if (a->members[0].level == 1) {
+        for (size_t k = 0; k < a->n; k++)
+            if (a->members[k].role < a->members[k].raid_disks &&
+                pieces_add(&m->nodes[a->member_node[k]]->take, a->members[k].data_offset + off, len))
+                return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+        return ASR_OK;
+    }
+    for (uint64_t end = off + len; off < end;) {
+        size_t k;
+        uint64_t at, contig;
+        int rc = md_array_locate(a->members, a->n, off, &k, &at, &contig, err);
+        if (rc != ASR_OK)
+            return rc;
+        if (contig > end - off)
+            contig = end - off;
+        if (pieces_add(&m->nodes[a->member_node[k]]->take, at, contig))
+            return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+        off += contig;
+    }
+    return ASR_OK;
+}
+
+static int map_array(struct asr_machine *m, struct node *an, const struct md_set *a, struct asr_error *err)
+{
+    for (uint64_t off = 0; off < an->vol->size_bytes;) {
+        size_t k;
+        uint64_t at, contig;
+        int rc = md_array_locate(a->members, a->n, off, &k, &at, &contig, err);
+        if (rc != ASR_OK)
+            return rc;
+        if (contig > an->vol->size_bytes - off)
+            contig = an->vol->size_bytes - off;
+        if ((rc = window_map_add(&an->map, &m->nodes[a->member_node[k]]->w, at, contig, err)) != ASR_OK)
+            return rc;
+        off += contig;
+    }
+    return ASR_OK;
+}
+
+static int assemble_array(struct asr_machine *m, size_t g, struct asr_error *err)
+{
+    struct md_set *a = &m->arrays[g];
+    const struct md_member *first = &a->members[0];
+    bool degraded = false;
+    struct asr_error why = {0};
+    if (md_check_members(a->members, a->n, &degraded, &why) != ASR_OK) {
+        machine_warn(m, "md array %s: %s: its members are captured whole", first->uuid_text, why.msg);
+        return ASR_OK;
+    }
+    if (degraded)
+        machine_warn(m, "md array %s is degraded (%s): read through the members present", first->uuid_text, why.msg);
+    struct node *an = add_node(m, NODE_MD, err);
+    if (!an)
+        return err->code;
+    a->node = m->nnodes - 1;
+    an->array = g;
+    const char *name = strchr(first->name, ':') ? strchr(first->name, ':') + 1 : first->name;
+    snprintf(an->sv.name, sizeof an->sv.name, "md/%s", name[0] ? name : first->uuid_text);
+    struct asr_volume_info *v = an->vol;
+    const struct asr_volume_info *under = m->nodes[a->member_node[0]]->vol;
+    v->kind = ASR_VOLUME_PARTITION;
+    v->disk_index = under->disk_index;
+    v->partition_number = under->partition_number;
+    v->size_bytes = first->array_size;
+    const char *level = md_level_name(first->level);
+    snprintf(v->type_name, sizeof v->type_name, "md %s array (metadata %d.%d)", level ? level : "?",
+             first->version / 100, first->version % 100 / 10);
+    for (size_t k = 0; k < a->n; k++)
+        m->nodes[a->member_node[k]]->array = g;
+    int rc = first->level == 0 || first->level == 1 || first->level == 10 ? map_array(m, an, a, &why) : ASR_E_UNSUPPORTED;
+    if (rc == ASR_E_NOMEM)
+        return asr_fail_public(err, rc, "%s", why.msg);
+    if (rc != ASR_OK) {
+        v->natural_capture = ASR_CAPTURE_FULL;
+        snprintf(v->warning, sizeof v->warning, "%s: the data area of every member captured whole%s", level ? level : "?",
+                 first->level >= 4 && first->level <= 6 ? " (parity must stay consistent)" : "");
+        snprintf(v->reason, sizeof v->reason, "cannot be looked into: %s arrays are not mapped", level ? level : "?");
+        return ASR_OK;
+    }
+    look_into(an, an->sv.name);
+    return ASR_OK;
+}
+
+static int group_arrays(struct asr_machine *m, struct asr_error *err)
+{
+    size_t parts = m->nnodes;
+    if (!(m->arrays = calloc(parts + 1, sizeof *m->arrays)))
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < parts; i++) {
+        struct node *n = m->nodes[i];
+        if (!n->member.found)
+            continue;
+        size_t g = 0;
+        while (g < m->narrays && memcmp(m->arrays[g].members[0].uuid, n->member.uuid, 16))
+            g++;
+        struct md_set *a = &m->arrays[g];
+        if (g == m->narrays) {
+            m->narrays++;
+            a->node = SIZE_MAX;
+            a->members = calloc(parts, sizeof *a->members);
+            a->member_node = calloc(parts, sizeof *a->member_node);
+            if (!a->members || !a->member_node)
+                return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+        }
+        a->members[a->n] = n->member;
+        a->member_node[a->n++] = i;
+    }
+    for (size_t g = 0; g < m->narrays; g++) {
+        int rc = assemble_array(m, g, err);
+        if (rc != ASR_OK)
+            return rc;
+    }
+    return ASR_OK;
+}
+
+/* ---- PVs and VGs ------------------------------------------------------------------------------ */
+
+static int find_pvs(struct asr_machine *m, struct asr_error *err)
+{
+    for (size_t i = 0; i < m->nnodes; i++) {
+        struct node *n = m->nodes[i];
+        if (!n->readable || strcmp(n->vol->map.fs_type, "LVM2_member"))
+            continue;
+        struct asr_error why = {0};
+        int rc = lvm_read_pv(&n->w, &n->pv, &why);
+        if (rc == ASR_E_NOMEM)
+            return asr_fail_public(err, rc, "%s", why.msg);
+        if (rc != ASR_OK) {
+            char name[200];
+            n->pv_error = true;
+            snprintf(n->vol->warning, sizeof n->vol->warning, "LVM2 PV unreadable (%.250s): captured whole", why.msg);
+            machine_warn(m, "%s: LVM2 PV unreadable, its logical volumes cannot be looked into: %s",
+                         node_name(m, i, name, sizeof name), why.msg);
+        }
+    }
     return ASR_OK;
 }
 
@@ -85,32 +284,39 @@ static bool same_pv(const char *dashed, const char *plain)
 
 static int group_vgs(struct asr_machine *m, struct asr_error *err)
 {
-    if (!(m->vgs = calloc(m->npvs + 1, sizeof *m->vgs)))
+    if (!(m->vgs = calloc(m->nnodes + 1, sizeof *m->vgs)))
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-    for (size_t i = 0; i < m->npvs; i++) {
-        struct pv_slot *p = &m->pvs[i];
-        if (!p->info || !p->info->has_vg)
+    for (size_t i = 0; i < m->nnodes; i++) {
+        struct node *n = m->nodes[i];
+        if (!n->pv || !n->pv->has_vg)
             continue;
         size_t g = 0;
-        while (g < m->nvgs && strcmp(m->vgs[g].meta->uuid, p->info->vg.uuid))
+        while (g < m->nvgs && strcmp(m->vgs[g].meta->uuid, n->pv->vg.uuid))
             g++;
         if (g == m->nvgs)
-            m->vgs[m->nvgs++].meta = &p->info->vg;
-        else if (p->info->vg.seqno > m->vgs[g].meta->seqno)
-            m->vgs[g].meta = &p->info->vg; /* a PV that missed the last update holds an older copy */
-        p->vg = g;
+            m->vgs[m->nvgs++].meta = &n->pv->vg;
+        else if (n->pv->vg.seqno > m->vgs[g].meta->seqno)
+            m->vgs[g].meta = &n->pv->vg; /* a PV that missed the last update holds an older copy */
+        n->vg = g;
     }
     for (size_t g = 0; g < m->nvgs; g++) {
         struct vg_set *s = &m->vgs[g];
-        if (!(s->slot = malloc((s->meta->npvs + 1) * sizeof *s->slot)))
+        if (!(s->pv_node = malloc((s->meta->npvs + 1) * sizeof *s->pv_node)))
             return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
         s->complete = true;
         for (size_t k = 0; k < s->meta->npvs; k++) {
-            s->slot[k] = SIZE_MAX;
-            for (size_t i = 0; i < m->npvs; i++)
-                if (m->pvs[i].vg == g && same_pv(s->meta->pvs[k].uuid, m->pvs[i].info->uuid))
-                    s->slot[k] = i;
-            if (s->slot[k] == SIZE_MAX) {
+            s->pv_node[k] = SIZE_MAX;
+            for (size_t i = 0; i < m->nnodes; i++)
+                if (m->nodes[i]->vg == g && same_pv(s->meta->pvs[k].uuid, m->nodes[i]->pv->uuid))
+                    s->pv_node[k] = i;
+            if (s->pv_node[k] != SIZE_MAX && m->nodes[s->pv_node[k]]->kind != NODE_PARTITION) {
+                /* A PV on an array: taken by what its LVs capture, as a PV partition is (land). */
+                struct asr_volume_info *v = m->nodes[s->pv_node[k]]->vol;
+                v->natural_capture = ASR_CAPTURE_USED;
+                snprintf(v->warning, sizeof v->warning, "LVM2 PV of VG %s: its label and metadata, and the bytes its "
+                         "selected logical volumes capture", s->meta->name);
+            }
+            if (s->pv_node[k] == SIZE_MAX) {
                 s->complete = false;
                 const char *seen = s->meta->pvs[k].device;
                 machine_warn(m, "VG %s: its PV %s (last seen on %s) is on no disk of this backup: its logical "
@@ -133,10 +339,10 @@ static bool lv_visible(const struct lvm_lv *lv)
 }
 
 /* The LV's window: every byte located on its PV and added as a piece of that PV's window. */
-static int map_lv(struct asr_machine *m, struct lv_slot *l, uint64_t size, struct asr_error *err)
+static int map_lv(struct asr_machine *m, struct node *l, struct asr_error *err)
 {
     const struct vg_set *s = &m->vgs[l->vg];
-    for (uint64_t off = 0; off < size;) {
+    for (uint64_t off = 0, size = l->vol->size_bytes; off < size;) {
         size_t pv;
         uint64_t at, contig;
         int rc = lvm_lv_locate(s->meta, l->lv, off, &pv, &at, &contig, err);
@@ -144,7 +350,7 @@ static int map_lv(struct asr_machine *m, struct lv_slot *l, uint64_t size, struc
             return rc;
         if (contig > size - off)
             contig = size - off;
-        if ((rc = window_map_add(&l->map, &m->pvs[s->slot[pv]].w, at, contig, err)) != ASR_OK)
+        if ((rc = window_map_add(&l->map, &m->nodes[s->pv_node[pv]]->w, at, contig, err)) != ASR_OK)
             return rc;
         off += contig;
     }
@@ -154,22 +360,23 @@ static int map_lv(struct asr_machine *m, struct lv_slot *l, uint64_t size, struc
 static int analyze_lv(struct asr_machine *m, size_t g, const struct lvm_lv *lv, struct asr_error *err)
 {
     const struct vg_set *s = &m->vgs[g];
-    size_t i = m->nlvs++;
-    struct lv_slot *l = &m->lvs[i];
-    struct asr_stacked_volume *sv = &m->stacked[i];
-    struct asr_volume_info *v = &sv->info;
-    *l = (struct lv_slot){.vg = g, .lv = lv};
+    struct node *l = add_node(m, NODE_LV, err);
+    if (!l)
+        return err->code;
+    l->vg = g;
+    l->lv = lv;
+    struct asr_volume_info *v = l->vol;
     bool visible = lv_visible(lv);
-    snprintf(sv->name, sizeof sv->name, visible ? "%s/%s" : "%s/[%s]", s->meta->name, lv->name);
+    snprintf(l->sv.name, sizeof l->sv.name, visible ? "%s/%s" : "%s/[%s]", s->meta->name, lv->name);
     v->kind = ASR_VOLUME_PARTITION;
     v->size_bytes = lv->extents * s->meta->extent_size * LVM_SECTOR;
-    /* Where it starts, for listings: the partition of its first extent. */
+    /* Where it starts, for listings: the partition under its first extent. */
     struct lvm_area *areas = NULL;
     size_t na = 0;
     if (lvm_lv_map(s->meta, lv, &areas, &na, err) != ASR_OK)
         return err->code;
     if (na) {
-        const struct asr_volume_info *first = m->pvs[s->slot[areas[0].pv]].vol;
+        const struct asr_volume_info *first = m->nodes[s->pv_node[areas[0].pv]]->vol;
         v->disk_index = first->disk_index;
         v->partition_number = first->partition_number;
     }
@@ -189,38 +396,27 @@ static int analyze_lv(struct asr_machine *m, size_t g, const struct lvm_lv *lv, 
         snprintf(v->reason, sizeof v->reason, "part of VG %s: taken with it", s->meta->name);
         if (unmapped)
             machine_warn(m, "LV %s is of type '%s', which asrimg does not map: its extents are captured whole",
-                         sv->name, unmapped);
+                         l->sv.name, unmapped);
         return ASR_OK;
     }
     snprintf(v->type_name, sizeof v->type_name, "LVM2 logical volume");
     struct asr_error why = {0};
-    int rc = map_lv(m, l, v->size_bytes, &why);
+    int rc = map_lv(m, l, &why);
     if (rc == ASR_E_NOMEM)
         return asr_fail_public(err, rc, "%s", why.msg);
-    if (rc != ASR_OK) { /* extents outside their PV's partition: the metadata is not to be trusted */
+    if (rc != ASR_OK) { /* extents outside their PV: the metadata is not to be trusted */
         l->auxiliary = true;
         v->natural_capture = ASR_CAPTURE_FULL;
         snprintf(v->warning, sizeof v->warning, "its extents do not fit its PVs (%.250s): captured whole", why.msg);
-        machine_warn(m, "LV %s: %s", sv->name, why.msg);
+        machine_warn(m, "LV %s: %s", l->sv.name, why.msg);
         return ASR_OK;
     }
-    l->mapped = true;
-    window_map_window(&l->map, sv->name, &l->w);
-    int map_rc = analyze_map_volume(&l->w, false, v);
-    analyze_boot_content(&l->w, map_rc, v);
+    look_into(l, l->sv.name);
     return ASR_OK;
 }
 
 static int analyze_lvs(struct asr_machine *m, struct asr_error *err)
 {
-    size_t total = 0;
-    for (size_t g = 0; g < m->nvgs; g++)
-        if (m->vgs[g].complete)
-            total += m->vgs[g].meta->nlvs;
-    m->stacked = calloc(total + 1, sizeof *m->stacked);
-    m->lvs = calloc(total + 1, sizeof *m->lvs);
-    if (!m->stacked || !m->lvs)
-        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
     for (size_t g = 0; g < m->nvgs; g++)
         for (size_t k = 0; m->vgs[g].complete && k < m->vgs[g].meta->nlvs; k++) {
             int rc = analyze_lv(m, g, &m->vgs[g].meta->lvs[k], err);
@@ -230,17 +426,63 @@ static int analyze_lvs(struct asr_machine *m, struct asr_error *err)
     return ASR_OK;
 }
 
-void stacks_need_pvs(struct asr_machine *m, size_t lv)
+/* ---- the layers under a node ------------------------------------------------------------------- */
+
+/* The nodes directly under node i: an LV's PVs (those its extents lie on, or all of its VG's when
+ * it maps none), an array's members. *out is malloc'd. */
+static size_t parents(const struct asr_machine *m, size_t i, size_t **out)
 {
-    const struct vg_set *s = &m->vgs[m->lvs[lv].vg];
-    for (size_t k = 0; k < s->meta->npvs; k++) {
-        struct asr_volume_info *v = m->pvs[s->slot[k]].vol;
-        if (v->critical)
-            continue;
-        v->critical = true;
-        snprintf(v->reason, sizeof v->reason, "PV of VG %s, which holds LV %.60s (%.60s)", s->meta->name,
-                 m->stacked[lv].name, m->stacked[lv].info.reason);
+    const struct node *n = m->nodes[i];
+    *out = NULL;
+    size_t cnt = 0;
+    if (n->kind == NODE_MD) {
+        const struct md_set *a = &m->arrays[n->array];
+        if ((*out = malloc((a->n + 1) * sizeof **out)))
+            for (size_t k = 0; k < a->n; k++)
+                (*out)[cnt++] = a->member_node[k];
+    } else if (n->kind == NODE_LV) {
+        const struct vg_set *s = &m->vgs[n->vg];
+        if ((*out = malloc((s->meta->npvs + 1) * sizeof **out)))
+            for (size_t k = 0; k < s->meta->npvs; k++)
+                (*out)[cnt++] = s->pv_node[k];
     }
+    return cnt;
+}
+
+void stacks_need_below(struct asr_machine *m, size_t i)
+{
+    size_t *up = NULL, n = parents(m, i, &up);
+    const struct node *child = m->nodes[i];
+    for (size_t k = 0; k < n; k++) {
+        struct node *p = m->nodes[up[k]];
+        if (p->vol->critical)
+            continue;
+        p->vol->critical = true;
+        if (child->kind == NODE_LV)
+            snprintf(p->vol->reason, sizeof p->vol->reason, "PV of VG %s, which holds LV %.60s (%.150s)",
+                     m->vgs[child->vg].meta->name, child->sv.name, child->vol->reason);
+        else
+            snprintf(p->vol->reason, sizeof p->vol->reason, "member of md array %.60s (%.200s)", child->sv.name,
+                     child->vol->reason);
+        stacks_need_below(m, up[k]);
+    }
+    free(up);
+}
+
+const char *stacks_opaque(const struct asr_machine *m, size_t i)
+{
+    const struct node *n = m->nodes[i];
+    if (n->pv_error)
+        return "an LVM2 PV whose metadata cannot be read";
+    if (n->pv && n->pv->has_vg && (n->vg == SIZE_MAX || !m->vgs[n->vg].complete))
+        return "an LVM2 PV whose VG is not complete on these disks";
+    if (n->member_error)
+        return "an md member whose superblock cannot be read";
+    if (n->member.found && (n->array == SIZE_MAX || m->arrays[n->array].node == SIZE_MAX))
+        return "an md member whose array cannot be assembled from these disks";
+    if (n->kind == NODE_MD && !n->readable)
+        return "an md array of a level asrimg does not map";
+    return NULL;
 }
 
 /* ---- the machine ---------------------------------------------------------------------------- */
@@ -253,16 +495,27 @@ int asr_machine_analyze(struct asr_disk *const *disks, struct asr_volume_info *c
     if (!m)
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
     *m = (struct asr_machine){.disks = disks, .vols = vols, .counts = counts, .ndisks = n};
-    int rc = collect_pvs(m, err);
+    int rc = add_partitions(m, err);
+    if (rc == ASR_OK) {
+        find_members(m);
+        rc = group_arrays(m, err);
+    }
+    if (rc == ASR_OK)
+        rc = find_pvs(m, err);
     if (rc == ASR_OK)
         rc = group_vgs(m, err);
     if (rc == ASR_OK)
         rc = analyze_lvs(m, err);
-    for (size_t i = 0; rc == ASR_OK && i < m->nlvs; i++)
-        if (m->stacked[i].info.critical)
-            stacks_need_pvs(m, i);
+    for (size_t i = 0; rc == ASR_OK && i < m->nnodes; i++)
+        if (m->nodes[i]->kind != NODE_PARTITION && m->nodes[i]->vol->critical)
+            stacks_need_below(m, i);
     if (rc == ASR_OK)
         rc = bootscan_analyze(m, err);
+    if (rc == ASR_OK && !(m->stacked = calloc(m->nnodes + 1, sizeof *m->stacked)))
+        rc = asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    for (size_t i = 0; rc == ASR_OK && i < m->nnodes; i++)
+        if (m->nodes[i]->kind != NODE_PARTITION)
+            m->stacked[m->nstacked++] = &m->nodes[i]->sv;
     if (rc != ASR_OK) {
         asr_machine_free(m);
         return rc;
@@ -275,31 +528,38 @@ void asr_machine_free(struct asr_machine *m)
 {
     if (!m)
         return;
-    for (size_t i = 0; i < m->nlvs; i++) {
-        window_map_free(&m->lvs[i].map);
-        asr_usedmap_free(&m->stacked[i].info.map);
+    for (size_t i = 0; i < m->nnodes; i++) {
+        struct node *n = m->nodes[i];
+        window_map_free(&n->map);
+        if (n->kind != NODE_PARTITION)
+            asr_usedmap_free(&n->sv.info.map);
+        lvm_pv_info_free(n->pv);
+        free(n->take.v);
+        free(n);
     }
     for (size_t g = 0; g < m->nvgs; g++)
-        free(m->vgs[g].slot);
-    for (size_t i = 0; i < m->npvs; i++)
-        lvm_pv_info_free(m->pvs[i].info);
-    free(m->pvs);
+        free(m->vgs[g].pv_node);
+    for (size_t g = 0; g < m->narrays; g++) {
+        free(m->arrays[g].members);
+        free(m->arrays[g].member_node);
+    }
+    free(m->nodes);
     free(m->vgs);
-    free(m->lvs);
+    free(m->arrays);
     free(m->stacked);
     free(m->warnings);
     free(m);
 }
 
-size_t asr_machine_stacked(const struct asr_machine *m, const struct asr_stacked_volume **v)
+size_t asr_machine_stacked(const struct asr_machine *m, const struct asr_stacked_volume *const **v)
 {
     *v = m->stacked;
-    return m->nlvs;
+    return m->nstacked;
 }
 
 const char *asr_machine_warnings(const struct asr_machine *m) { return m->warnings ? m->warnings : ""; }
 
-/* ---- selection, and the PVs' used maps ----------------------------------------------------- */
+/* ---- selection ------------------------------------------------------------------------------- */
 
 /* Whether the comma list names item exactly (spaces around items ignored). */
 static bool listed(const char *selection, const char *item)
@@ -319,7 +579,7 @@ static bool listed(const char *selection, const char *item)
     return false;
 }
 
-/* Every VG/LV item of the selection must name an LV. */
+/* Every NAME/NAME item of the selection must name a stacked volume. */
 static int check_items(const struct asr_machine *m, const char *selection, struct asr_error *err)
 {
     for (const char *s = selection; s && *s;) {
@@ -331,39 +591,149 @@ static int check_items(const struct asr_machine *m, const char *selection, struc
             bool found = false;
             char item[200];
             snprintf(item, sizeof item, "%.*s", (int)len, s);
-            for (size_t i = 0; i < m->nlvs && !found; i++)
-                found = listed(item, m->stacked[i].name);
+            for (size_t i = 0; i < m->nstacked && !found; i++)
+                found = listed(item, m->stacked[i]->name);
             if (!found)
-                return asr_fail_public(err, ASR_E_ARG, "volume selection '%s': no logical volume of that name", item);
+                return asr_fail_public(err, ASR_E_ARG, "volume selection '%s': no logical volume or array of that name",
+                                       item);
         }
         s = end ? end + 1 : NULL;
     }
     return ASR_OK;
 }
 
-/* Whether a PV the LV lies on is taken whole: named by number in a selection, or, in the default
- * selection, critical for a reason of its own (its type, a mount on this machine), which says
- * nothing of which of its LVs the machine needs. */
-static bool pv_named(const struct asr_machine *m, const struct lv_slot *l, const char *selection)
+/* Whether node i is taken whole by the selection, or lies on a node that is: a partition named
+ * by number or a stacked volume named by name; in the default selection, a partition critical
+ * for a reason of its own (its type, a mount on this machine), which says nothing of which
+ * volumes above it the machine needs. */
+static bool on_taken(const struct asr_machine *m, size_t i, const char *selection, bool critical)
+{
+    const struct node *n = m->nodes[i];
+    if (n->kind == NODE_PARTITION) {
+        char full[32], part[32];
+        snprintf(full, sizeof full, "%u:%u", n->vol->disk_index, n->vol->partition_number);
+        snprintf(part, sizeof part, "%u", n->vol->partition_number);
+        return critical ? n->critical_own : listed(selection, full) || (n->vol->disk_index == 0 && listed(selection, part));
+    }
+    if (!critical && listed(selection, n->sv.name))
+        return true;
+    bool on = false;
+    if (n->kind == NODE_LV) { /* only the PVs its extents lie on */
+        const struct vg_set *s = &m->vgs[n->vg];
+        struct lvm_area *a = NULL;
+        size_t na = 0;
+        struct asr_error ignored;
+        if (lvm_lv_map(s->meta, n->lv, &a, &na, &ignored) == ASR_OK)
+            for (size_t k = 0; k < na && !on; k++)
+                on = on_taken(m, s->pv_node[a[k].pv], selection, critical);
+        free(a);
+        return on;
+    }
+    size_t *up = NULL, cnt = parents(m, i, &up);
+    for (size_t k = 0; k < cnt && !on; k++)
+        on = on_taken(m, up[k], selection, critical);
+    free(up);
+    return on;
+}
+
+static void choose(struct asr_machine *m, const char *selection)
+{
+    bool all = selection && !strcmp(selection, "all"), critical = !selection || !strcmp(selection, "critical");
+    bool *vg_used = calloc(m->nvgs + 1, sizeof *vg_used);
+    for (size_t i = 0; i < m->nnodes; i++) {
+        struct node *n = m->nodes[i];
+        if (n->kind == NODE_PARTITION)
+            continue;
+        bool take = !n->auxiliary && (all || (critical && n->vol->critical) || on_taken(m, i, selection, critical));
+        n->vol->capture = take ? n->vol->natural_capture : ASR_CAPTURE_SKIP;
+        if (take && n->kind == NODE_LV && vg_used)
+            vg_used[n->vg] = true;
+    }
+    for (size_t i = 0; vg_used && i < m->nnodes; i++) /* what a selected LV needs: its VG's hidden LVs */
+        if (m->nodes[i]->auxiliary && vg_used[m->nodes[i]->vg])
+            m->nodes[i]->vol->capture = ASR_CAPTURE_FULL;
+    free(vg_used);
+}
+
+/* ---- pushing captures down ------------------------------------------------------------------ */
+
+/* Node i's own capture in its own bytes, added to what the volumes above it need. */
+static int own_capture(struct node *n)
+{
+    const struct asr_volume_info *v = n->vol;
+    if (v->capture == ASR_CAPTURE_SKIP)
+        return ASR_OK;
+    if (v->capture == ASR_CAPTURE_FULL)
+        return pieces_add(&n->take, 0, v->size_bytes);
+    for (size_t k = 0; k < v->map.used.n; k++)
+        if (pieces_add(&n->take, v->map.used.v[k].offset, v->map.used.v[k].length))
+            return ASR_E_NOMEM;
+    return ASR_OK;
+}
+
+/* The bytes an LV takes, located on its PVs. An LV with no mapped bytes (a type not mapped)
+ * holds nothing of its own: its data lies in its hidden LVs. */
+static int push_lv(struct asr_machine *m, struct node *l, struct asr_error *err)
 {
     const struct vg_set *s = &m->vgs[l->vg];
-    bool critical = !selection || !strcmp(selection, "critical");
-    struct lvm_area *a = NULL;
-    size_t na = 0;
-    struct asr_error ignored;
-    bool named = false;
-    if (lvm_lv_map(s->meta, l->lv, &a, &na, &ignored) != ASR_OK)
-        return false;
-    for (size_t k = 0; k < na && !named; k++) {
-        const struct pv_slot *p = &m->pvs[s->slot[a[k].pv]];
-        char full[32], part[32];
-        snprintf(full, sizeof full, "%u:%u", p->vol->disk_index, p->vol->partition_number);
-        snprintf(part, sizeof part, "%u", p->vol->partition_number);
-        named = critical ? p->critical_own
-                         : listed(selection, full) || (p->vol->disk_index == 0 && listed(selection, part));
+    if (lvm_lv_unmapped(l->lv))
+        return ASR_OK;
+    for (size_t i = 0; i < l->take.n; i++)
+        for (uint64_t off = l->take.v[i].offset, end = off + l->take.v[i].length; off < end;) {
+            size_t pv;
+            uint64_t at, contig;
+            int rc = lvm_lv_locate(s->meta, l->lv, off, &pv, &at, &contig, err);
+            if (rc != ASR_OK)
+                return rc;
+            if (contig > end - off)
+                contig = end - off;
+            if (pieces_add(&m->nodes[s->pv_node[pv]]->take, at, contig))
+                return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+            off += contig;
+        }
+    return ASR_OK;
+}
+
+/* The bytes an array takes, on its members: mapped levels through their layout (RAID1: every
+ * mirror); RAID10 and the levels not mapped (parity, linear) as every member's whole data area,
+ * which keeps mirrors and parity consistent. */
+static int push_array(struct asr_machine *m, struct node *an, struct asr_error *err)
+{
+    const struct md_set *a = &m->arrays[an->array];
+    int level = a->members[0].level;
+    if (level == 0 || level == 1) {
+        for (size_t i = 0; i < an->take.n; i++) {
+            int rc = array_pieces(m, a, an->take.v[i].offset, an->take.v[i].length, err);
+            if (rc != ASR_OK)
+                return rc;
+        }
+        return ASR_OK;
     }
-    free(a);
-    return named;
+    for (size_t k = 0; an->take.n && k < a->n; k++)
+        if (pieces_add(&m->nodes[a->member_node[k]]->take, a->members[k].data_offset, a->members[k].data_size))
+            return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    return ASR_OK;
+}
+
+/* The volume's own structures, kept verbatim whenever anything of it is captured: a PV's label
+ * and metadata areas (all outside its extents), an md member's superblock, bitmap and bad-block
+ * log (all outside its data area). */
+static int own_metadata(const struct asr_machine *m, const struct node *n, struct pieces *p)
+{
+    uint64_t size = n->vol->size_bytes;
+    if (n->pv && n->vg != SIZE_MAX && m->vgs[n->vg].complete) {
+        const struct lvm_vg *vg = m->vgs[n->vg].meta;
+        const struct lvm_pv *me = &vg->pvs[n->pv->this_pv];
+        uint64_t pe_start = me->pe_start * LVM_SECTOR, pe_end = pe_start + me->pe_count * vg->extent_size * LVM_SECTOR;
+        if (pieces_add(p, 0, pe_start < size ? pe_start : size) || (pe_end < size && pieces_add(p, pe_end, size - pe_end)))
+            return ASR_E_NOMEM;
+    }
+    if (n->member.found && n->array != SIZE_MAX && m->arrays[n->array].node != SIZE_MAX) {
+        uint64_t end = n->member.data_offset + n->member.data_size;
+        if (pieces_add(p, 0, n->member.data_offset) || (end < size && pieces_add(p, end, size - end)))
+            return ASR_E_NOMEM;
+    }
+    return ASR_OK;
 }
 
 static int range_cmp(const void *a, const void *b)
@@ -372,96 +742,48 @@ static int range_cmp(const void *a, const void *b)
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-struct pieces {
-    struct asr_range *v;
-    size_t n, cap;
-};
-
-static int pieces_add(struct pieces *p, uint64_t off, uint64_t len)
+/* A partition under a stack: its used map becomes its metadata plus what the volumes above take. */
+static int land(struct asr_machine *m, struct node *n, struct asr_error *err)
 {
-    if (!len)
+    bool in_stack = (n->pv && n->vg != SIZE_MAX && m->vgs[n->vg].complete) ||
+                    (n->member.found && n->array != SIZE_MAX && m->arrays[n->array].node != SIZE_MAX);
+    if (!in_stack)
         return ASR_OK;
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? 2 * p->cap : 256;
-        struct asr_range *v = realloc(p->v, cap * sizeof *v);
-        if (!v)
-            return ASR_E_NOMEM;
-        p->v = v, p->cap = cap;
+    struct asr_volume_info *v = n->vol;
+    if (v->capture == ASR_CAPTURE_SKIP && n->take.n) { /* a volume above it was selected */
+        v->capture = ASR_CAPTURE_USED;
+        size_t len = strlen(v->reason);
+        snprintf(v->reason + len, sizeof v->reason - len, "; holds a selected volume");
     }
-    p->v[p->n++] = (struct asr_range){off, len};
-    return ASR_OK;
-}
-
-/* The bytes of LV l that its capture takes, located on its PVs: appended to per-PV pieces. */
-static int lv_pieces(const struct asr_machine *m, const struct lv_slot *l, const struct asr_volume_info *v,
-                     struct pieces *per_pv, struct asr_error *err)
-{
-    const struct vg_set *s = &m->vgs[l->vg];
-    if (!l->mapped) { /* whole: every area of its own */
-        struct lvm_area *a = NULL;
-        size_t na = 0;
-        int rc = lvm_lv_map(s->meta, l->lv, &a, &na, err);
-        for (size_t i = 0; rc == ASR_OK && i < na; i++)
-            if (pieces_add(&per_pv[s->slot[a[i].pv]], a[i].pv_off, a[i].len))
-                rc = asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-        free(a);
-        return rc;
-    }
-    struct asr_range whole = {0, v->size_bytes};
-    const struct asr_range *r = v->capture == ASR_CAPTURE_FULL ? &whole : v->map.used.v;
-    size_t nr = v->capture == ASR_CAPTURE_FULL ? 1 : v->map.used.n;
-    for (size_t i = 0; i < nr; i++)
-        for (uint64_t off = r[i].offset, end = r[i].offset + r[i].length; off < end;) {
-            size_t pv;
-            uint64_t at, contig;
-            int rc = lvm_lv_locate(s->meta, l->lv, off, &pv, &at, &contig, err);
-            if (rc != ASR_OK)
-                return rc;
-            if (contig > end - off)
-                contig = end - off;
-            if (pieces_add(&per_pv[s->slot[pv]], at, contig))
-                return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-            off += contig;
-        }
-    return ASR_OK;
-}
-
-/* The PV partition's map: label and metadata (everything outside the extents), then the pieces. */
-static int compose_pv(const struct asr_machine *m, struct pv_slot *p, struct pieces *pc, struct asr_error *err)
-{
-    const struct lvm_vg *vg = m->vgs[p->vg].meta;
-    const struct lvm_pv *me = &vg->pvs[p->info->this_pv];
-    uint64_t pe_start = me->pe_start * LVM_SECTOR;
-    uint64_t pe_end = pe_start + me->pe_count * vg->extent_size * LVM_SECTOR;
-    if (pieces_add(pc, 0, pe_start < p->vol->size_bytes ? pe_start : p->vol->size_bytes) ||
-        (pe_end < p->vol->size_bytes && pieces_add(pc, pe_end, p->vol->size_bytes - pe_end)))
+    if (own_metadata(m, n, &n->take))
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-    qsort(pc->v, pc->n, sizeof *pc->v, range_cmp);
+    qsort(n->take.v, n->take.n, sizeof *n->take.v, range_cmp);
     struct asr_ranges out = {0};
-    for (size_t i = 0; i < pc->n; i++) {
-        uint64_t off = pc->v[i].offset, end = off + pc->v[i].length;
-        if (out.n) {
+    for (size_t i = 0; i < n->take.n; i++) {
+        uint64_t off = n->take.v[i].offset, end = off + n->take.v[i].length;
+        if (end > v->size_bytes)
+            end = v->size_bytes; /* a member's data area reaches no further than the partition */
+        if (off >= end)
+            continue;
+        if (out.n && off <= out.v[out.n - 1].offset + out.v[out.n - 1].length) { /* overlapping or touching */
             struct asr_range *last = &out.v[out.n - 1];
-            uint64_t last_end = last->offset + last->length;
-            if (off <= last_end) { /* overlapping or touching: extend */
-                if (end > last_end)
-                    last->length = end - last->offset;
-                continue;
-            }
+            if (end > last->offset + last->length)
+                last->length = end - last->offset;
+            continue;
         }
         if (asr_ranges_add(&out, off, end - off) != ASR_OK) {
             asr_ranges_free(&out);
             return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
         }
     }
-    asr_ranges_free(&p->vol->map.used);
-    p->vol->map.used = out;
-    p->vol->map.block_size = LVM_SECTOR;
-    p->vol->natural_capture = ASR_CAPTURE_USED;
-    if (p->vol->capture != ASR_CAPTURE_SKIP)
-        p->vol->capture = ASR_CAPTURE_USED;
-    snprintf(p->vol->warning, sizeof p->vol->warning, "LVM2 PV of VG %s: its label and metadata, and the bytes its "
-             "selected logical volumes capture (listed under storage stacks)", vg->name);
+    asr_ranges_free(&v->map.used);
+    v->map.used = out;
+    v->map.block_size = LVM_SECTOR;
+    v->natural_capture = ASR_CAPTURE_USED;
+    if (v->capture != ASR_CAPTURE_SKIP)
+        v->capture = ASR_CAPTURE_USED;
+    snprintf(v->warning, sizeof v->warning, "%s: its own metadata, and the bytes its selected volumes capture "
+             "(listed under storage stacks)", n->pv ? "LVM2 PV" : "md member");
     return ASR_OK;
 }
 
@@ -471,45 +793,22 @@ int asr_machine_select(struct asr_machine *m, const char *selection, struct asr_
     int rc = all || critical ? ASR_OK : check_items(m, selection, err);
     if (rc != ASR_OK)
         return rc;
-    bool *vg_used = calloc(m->nvgs + 1, sizeof *vg_used);
-    struct pieces *per_pv = calloc(m->npvs + 1, sizeof *per_pv);
-    if (!vg_used || !per_pv) {
-        free(vg_used), free(per_pv);
-        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < m->nlvs; i++) {
-        struct lv_slot *l = &m->lvs[i];
-        struct asr_volume_info *v = &m->stacked[i].info;
-        bool take = !l->auxiliary && (all || (critical && v->critical) || pv_named(m, l, selection) ||
-                                      (!critical && listed(selection, m->stacked[i].name)));
-        v->capture = take ? v->natural_capture : ASR_CAPTURE_SKIP;
-        vg_used[l->vg] |= take;
-    }
-    /* What a selected LV needs: its VG's hidden and unmapped LVs whole, and its PVs. */
-    for (size_t i = 0; i < m->nlvs; i++) {
-        struct lv_slot *l = &m->lvs[i];
-        if (l->auxiliary && vg_used[l->vg])
-            m->stacked[i].info.capture = ASR_CAPTURE_FULL;
-        if (m->stacked[i].info.capture == ASR_CAPTURE_SKIP)
+    choose(m, selection);
+    for (size_t i = 0; i < m->nnodes; i++)
+        m->nodes[i]->take.n = 0;
+    /* Top down: each stacked node after every node above it, since nodes come after their parents. */
+    for (size_t i = m->nnodes; rc == ASR_OK && i-- > 0;) {
+        struct node *n = m->nodes[i];
+        if (n->kind == NODE_PARTITION) {
+            rc = land(m, n, err);
             continue;
-        const struct vg_set *s = &m->vgs[l->vg];
-        for (size_t k = 0; k < s->meta->npvs; k++) {
-            struct asr_volume_info *pv = m->pvs[s->slot[k]].vol;
-            if (pv->capture == ASR_CAPTURE_SKIP) {
-                pv->capture = ASR_CAPTURE_USED;
-                size_t len = strlen(pv->reason);
-                snprintf(pv->reason + len, sizeof pv->reason - len, "; holds selected LV %.60s", m->stacked[i].name);
-            }
         }
-        if ((rc = lv_pieces(m, l, &m->stacked[i].info, per_pv, err)) != ASR_OK)
-            break;
+        if (own_capture(n) || (n->take.n && own_metadata(m, n, &n->take)))
+            rc = asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+        else if (n->kind == NODE_LV)
+            rc = push_lv(m, n, err);
+        else
+            rc = push_array(m, n, err);
     }
-    for (size_t i = 0; rc == ASR_OK && i < m->npvs; i++)
-        if (m->pvs[i].vg != SIZE_MAX && m->vgs[m->pvs[i].vg].complete)
-            rc = compose_pv(m, &m->pvs[i], &per_pv[i], err);
-    for (size_t i = 0; i < m->npvs; i++)
-        free(per_pv[i].v);
-    free(per_pv);
-    free(vg_used);
     return rc;
 }

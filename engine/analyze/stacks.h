@@ -1,6 +1,8 @@
-/* The machine's storage stacks as stacks.c assembles them, for the modules that judge what is
- * inside (bootscan.c: roots, their fstab, and what the machine needs to boot). Internal to the
- * engine. */
+/* The machine's storage stacks as stacks.c assembles them, for the module that judges what is
+ * inside (bootscan.c: roots, their fstab, and what the machine needs to boot). Every volume, a
+ * partition of a disk or one inside a stack (an md array, an LVM2 LV), is a node; a stacked
+ * node reads through a window pieced together from its parents' windows, and what it captures
+ * is pushed down onto them until it lands on partitions. Internal to the engine. */
 #ifndef ASR_STACKS_H
 #define ASR_STACKS_H
 #include <stdbool.h>
@@ -8,33 +10,50 @@
 
 #include "asr_engine.h"
 #include "lvm.h"
+#include "md.h"
 #include "window_map.h"
 
-/* A partition of the disks that holds an LVM2 PV. */
-struct pv_slot {
-    struct asr_volume_info *vol;
-    struct asr_window w;       /* the partition */
-    struct lvm_pv_info *info;  /* NULL when its label or metadata could not be read */
-    size_t vg;                 /* index in asr_machine.vgs; SIZE_MAX when in none */
-    bool critical_own;         /* critical before its LVs were looked at (a type, a live mount): all
-                                  its LVs are then taken with it */
+enum node_kind { NODE_PARTITION, NODE_MD, NODE_LV };
+
+/* Byte ranges gathered in any order (sorted and merged when they land on a partition). */
+struct pieces {
+    struct asr_range *v;
+    size_t n, cap;
 };
 
-/* A volume group as its PVs on these disks make it up. */
+struct node {
+    enum node_kind kind;
+    struct asr_volume_info *vol; /* a partition's (the disk's array), or sv.info */
+    struct asr_stacked_volume sv; /* stacked nodes: what asr_machine_stacked lists */
+    struct asr_window w;          /* how to read it: a run of a disk, or map's window */
+    struct window_map map;        /* stacked nodes: pieces of their parents' windows */
+    bool readable;                /* w reads the whole volume (a stacked node may not map) */
+    bool critical_own;            /* partitions: critical before the stacks were looked at */
+    bool auxiliary;               /* LVs: hidden or of a type not mapped, taken whole with the VG */
+    struct pieces take;           /* bytes of it the nodes above need captured */
+    /* As a PV: its label and VG (pv NULL when not a PV, or unreadable: pv_error). */
+    struct lvm_pv_info *pv;
+    bool pv_error;
+    size_t vg; /* index in asr_machine.vgs, SIZE_MAX when in none */
+    /* As an md member (member.found), and the array it is in (index in arrays, SIZE_MAX). */
+    struct md_member member;
+    bool member_error;
+    size_t array;
+    /* An LV: its VG and metadata; an array node: its index in arrays. */
+    const struct lvm_lv *lv;
+};
+
 struct vg_set {
     const struct lvm_vg *meta; /* the newest metadata copy among its PVs */
-    size_t *slot;              /* per meta->pvs[k]: index in asr_machine.pvs, SIZE_MAX when missing */
+    size_t *pv_node;           /* per meta->pvs[k]: the node holding it, SIZE_MAX when missing */
     bool complete;             /* every PV it lists is on these disks */
 };
 
-/* A logical volume (one per asr_machine.stacked entry, same index). */
-struct lv_slot {
-    size_t vg;
-    const struct lvm_lv *lv;
-    bool mapped;         /* its bytes map onto PVs: w reads it */
-    bool auxiliary;      /* hidden, or of a type not mapped: taken whole with its VG */
-    struct window_map map;
-    struct asr_window w;
+struct md_set {
+    size_t *member_node; /* the member nodes, in the order found */
+    struct md_member *members;
+    size_t n;
+    size_t node; /* the array's node, SIZE_MAX when the members do not make an array */
 };
 
 struct asr_machine {
@@ -42,21 +61,25 @@ struct asr_machine {
     struct asr_volume_info *const *vols;
     const size_t *counts;
     uint32_t ndisks;
-    struct pv_slot *pvs;
-    size_t npvs;
+    struct node **nodes; /* partitions first, then each stacked node after its parents */
+    size_t nnodes, cap;
     struct vg_set *vgs;
     size_t nvgs;
-    struct asr_stacked_volume *stacked;
-    struct lv_slot *lvs;
-    size_t nlvs;
+    struct md_set *arrays;
+    size_t narrays;
+    const struct asr_stacked_volume **stacked; /* the stacked nodes' sv, for asr_machine_stacked */
+    size_t nstacked;
     char *warnings;
     size_t wlen;
 };
 
 /* Appends one line to m->warnings (printf-style); out of memory loses the line, not the run. */
 void machine_warn(struct asr_machine *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Marks the PV partitions of the LV's VG critical (when not already), saying which LV needs them. */
-void stacks_need_pvs(struct asr_machine *m, size_t lv);
+/* Marks every node under node i critical (when not already), saying which volume needs it. */
+void stacks_need_below(struct asr_machine *m, size_t i);
+/* Why node i cannot be looked into though it might hold something the machine needs (a
+ * damaged PV, an incomplete VG or array, an md level not mapped), or NULL. */
+const char *stacks_opaque(const struct asr_machine *m, size_t i);
 
 /* What the root filesystems found on the disks say the machine needs to boot (bootscan.c): run
  * by asr_machine_analyze once the stacks are read. */
