@@ -1,0 +1,343 @@
+/* LUKS containers (engine/disk/luks.c) made by cryptsetup itself, without device-mapper: a real
+ * ext4 filesystem encrypted in place offline (`cryptsetup reencrypt --encrypt`; LUKS1 by
+ * `cryptsetup convert` of the result), laid inside a bigger disk file as a partition. The header
+ * must read as `cryptsetup luksDump` shows it; the decrypted window must equal the filesystem
+ * cryptsetup encrypted, be probed and mapped through; and the ciphertext of only the used blocks
+ * with the header area, copied onto garbage, must decrypt to a filesystem that checks clean and
+ * holds the same files. Wrong keys, damaged headers and what the module does not handle are
+ * refused with one line naming what. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fsfix.h"
+#include "luks.h"
+#include "probe.h"
+#include "support.h"
+
+static void teardown(void) { scratch_cleanup(); }
+
+TestSuite(luks, .fini = teardown, .timeout = 120);
+
+#define FS_SIZE (24u << 20)
+#define REDUCE (8u << 20) /* --reduce-device-size: room for the header, data offset REDUCE / 2 */
+#define PART_AT (1u << 20) /* the container's offset in its disk file */
+#define PASS "correct horse"
+#define FAST "--pbkdf pbkdf2 --pbkdf-force-iterations 1000"
+#define TREE "/usr/share/doc/coreutils"
+
+struct vol {
+    char *fs, *enc, *disk, *pw;
+    uint64_t enc_size;
+    struct asr_window part; /* the container as a window of the disk file */
+};
+
+/* fs: an ext4 filesystem; enc: it encrypted in place by cryptsetup; disk: enc between 1 MiB of
+ * garbage on either side. type "luks1" converts a LUKS2 result (cryptsetup cannot encrypt to LUKS1
+ * offline without device-mapper); opts are more options of reencrypt. */
+static void make(struct vol *v, const char *type, const char *opts)
+{
+    fsfix_need("cryptsetup");
+    fsfix_need("mkfs.ext4");
+    v->fs = scratch_path("fs.img");
+    v->enc = scratch_path("enc.img");
+    v->disk = scratch_path("disk.img");
+    v->pw = scratch_path("pw");
+    write_file(v->pw, PASS, strlen(PASS));
+    cr_assert_eq(fsfix_sh("truncate -s %u %s && mkfs.ext4 -q -b 4096 -d %s %s", FS_SIZE, v->fs, TREE, v->fs), 0);
+    cr_assert_eq(fsfix_sh("cp %s %s && truncate -s +%u %s", v->fs, v->enc, REDUCE, v->enc), 0);
+    cr_assert_eq(fsfix_sh("cryptsetup reencrypt -q --encrypt --type luks2 " FAST " --reduce-device-size %u "
+                          "--key-file %s %s %s",
+                          REDUCE, v->pw, opts, v->enc), 0);
+    if (!strcmp(type, "luks1"))
+        cr_assert_eq(fsfix_sh("cryptsetup convert -q --type luks1 %s", v->enc), 0);
+    v->enc_size = (uint64_t)FS_SIZE + REDUCE;
+    cr_assert_eq(fsfix_sh("head -c %u /dev/urandom > %s && cat %s >> %s && head -c %u /dev/urandom >> %s", PART_AT,
+                          v->disk, v->enc, v->disk, PART_AT, v->disk), 0);
+    v->part = fsfix_window(v->disk, PART_AT, v->enc_size);
+}
+
+static void unmake(struct vol *v)
+{
+    close(v->part.fd);
+    free(v->fs), free(v->enc), free(v->disk), free(v->pw);
+}
+
+/* A field of `cryptsetup luksDump FILE`: the first word after the first line matching re. */
+static char *dump_field(const char *file, const char *re)
+{
+    char *s = fsfix_sh_out("cryptsetup luksDump %s | awk '/%s/ { sub(/^[^:]*:[ \\t]*/, \"\"); print $1; exit }'", file, re);
+    cr_assert(s && *s, "luksDump shows %s", re);
+    s[strcspn(s, "\n")] = '\0';
+    return s;
+}
+
+static void check_header_against_luksdump(const struct vol *v, const struct luks_header *h)
+{
+    char *uuid = dump_field(v->enc, "^UUID");
+    cr_assert_str_eq(h->uuid, uuid);
+    free(uuid);
+    if (h->version == 2) {
+        char *label = dump_field(v->enc, "^Label");
+        cr_assert_str_eq(h->label[0] ? h->label : "(no", label);
+        free(label);
+    }
+    char want[80];
+    if (h->version == 2) {
+        char *off = dump_field(v->enc, "^\\toffset:"), *cipher = dump_field(v->enc, "^\\tcipher:"),
+             *sector = dump_field(v->enc, "^\\tsector:");
+        cr_assert_eq(h->data_offset, strtoull(off, NULL, 10));
+        snprintf(want, sizeof want, "%s-%s", h->cipher, h->mode);
+        cr_assert_str_eq(want, cipher);
+        cr_assert_eq(h->sector_size, strtoul(sector, NULL, 10));
+        free(off), free(cipher), free(sector);
+    } else {
+        char *off = dump_field(v->enc, "^Payload offset"), *name = dump_field(v->enc, "^Cipher name"),
+             *mode = dump_field(v->enc, "^Cipher mode"), *bits = dump_field(v->enc, "^MK bits");
+        cr_assert_eq(h->data_offset, strtoull(off, NULL, 10) * 512);
+        cr_assert_str_eq(h->cipher, name);
+        cr_assert_str_eq(h->mode, mode);
+        cr_assert_eq(h->key_size * 8, strtoul(bits, NULL, 10));
+        cr_assert_eq(h->sector_size, 512);
+        free(off), free(name), free(mode), free(bits);
+    }
+    cr_assert_eq(h->header_size, h->data_offset);
+    cr_assert_eq(h->data_size, v->enc_size - h->data_offset, "the data runs to the end of the partition");
+}
+
+/* The whole round: header, key, decrypted window equal to the filesystem, probe, used map, and
+ * the ciphertext of the used blocks alone decrypting to a clean filesystem with the same files. */
+static void round_trip(const char *type, const char *opts, int version, const char *mode, uint32_t sector)
+{
+    struct vol v = {0};
+    make(&v, type, opts);
+    struct luks_header h;
+    struct asr_error err = {0};
+    cr_assert_eq(luks_read_header(&v.part, &h, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(h.version, version);
+    cr_assert_str_eq(h.mode, mode);
+    cr_assert_eq(h.sector_size, sector);
+    check_header_against_luksdump(&v, &h);
+
+    struct luks_key *key = NULL;
+    cr_assert_eq(luks_unlock(&h, PASS, strlen(PASS), &key, &err), ASR_OK, "%s", err.msg);
+    struct luks_volume *lv = NULL;
+    struct asr_window w;
+    cr_assert_eq(luks_volume_open(&v.part, &h, key, "luks-test", &lv, &w, &err), ASR_OK, "%s", err.msg);
+    luks_key_free(key);
+
+    /* The plaintext is the filesystem cryptsetup encrypted, whole and in odd cuts. */
+    uint8_t *want = malloc(FS_SIZE), *got = malloc(FS_SIZE);
+    fsfix_read_at(v.fs, 0, want, FS_SIZE);
+    cr_assert_eq(asr_window_read(&w, NULL, 0, got, FS_SIZE, &err), ASR_OK, "%s", err.msg);
+    size_t diff = 0;
+    while (diff < FS_SIZE && want[diff] == got[diff])
+        diff++;
+    cr_assert_eq(diff, FS_SIZE, "the decrypted volume is the filesystem that was encrypted (from byte %zu)", diff);
+    static const struct { uint64_t off, len; } cuts[] = {{1, 1}, {511, 2}, {4095, 4098}, {12345, 3 * 4096 + 17},
+                                                          {FS_SIZE - 1, 1}, {1 << 20, 1 << 20}};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        memset(got, 0, cuts[i].len);
+        cr_assert_eq(asr_window_read(&w, "a cut", cuts[i].off, got, cuts[i].len, &err), ASR_OK, "%s", err.msg);
+        cr_assert(!memcmp(want + cuts[i].off, got, cuts[i].len), "cut %zu", i);
+    }
+    cr_assert_eq(asr_window_read(&w, "past the end", w.size - 1, got, 2, &err), ASR_E_CORRUPT);
+    free(want), free(got);
+
+    struct probe p;
+    cr_assert_eq(probe_window(&w, NULL, &p), 1, "libblkid sees the filesystem through the decryption");
+    cr_assert_str_eq(p.type, "ext4");
+    struct asr_usedmap m = {0};
+    cr_assert_eq(asr_ext_used(&w, &m, &err), ASR_OK, "%s", err.msg);
+
+    /* The container's header area and the ciphertext of the used sectors, nothing else. */
+    struct asr_ranges keep = {0};
+    cr_assert_eq(asr_ranges_add(&keep, 0, h.header_size), ASR_OK);
+    for (size_t i = 0; i < m.used.n; i++) {
+        uint64_t lo = m.used.v[i].offset / sector * sector;
+        uint64_t hi = (m.used.v[i].offset + m.used.v[i].length + sector - 1) / sector * sector;
+        cr_assert_eq(asr_ranges_add(&keep, h.data_offset + lo, hi - lo), ASR_OK);
+    }
+    cr_assert_lt(asr_ranges_bytes(&keep), v.enc_size / 2, "only the used part is kept");
+    char *copy = scratch_path("copy.img"), *plain = scratch_path("plain.img"), *out = scratch_path("files");
+    fsfix_copy_used(v.enc, 0, &keep, copy, v.enc_size);
+    asr_ranges_free(&keep);
+    asr_usedmap_free(&m);
+    luks_volume_free(lv);
+    luks_header_free(&h);
+
+    /* The copy needs the passphrase again: it holds no key, and no plaintext. */
+    struct asr_window cw = fsfix_window(copy, 0, v.enc_size);
+    cr_assert_eq(luks_read_header(&cw, &h, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(luks_unlock_keyfile(&h, v.pw, &key, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(luks_volume_open(&cw, &h, key, "copy", &lv, &w, &err), ASR_OK, "%s", err.msg);
+    luks_key_free(key);
+    uint8_t *buf = malloc(FS_SIZE);
+    cr_assert_eq(asr_window_read(&w, NULL, 0, buf, FS_SIZE, &err), ASR_OK, "%s", err.msg);
+    write_file(plain, buf, FS_SIZE);
+    free(buf);
+    luks_volume_free(lv);
+    luks_header_free(&h);
+    close(cw.fd);
+    cr_assert_eq(fsfix_sh("e2fsck -fn %s", plain), 0, "the filesystem decrypted from the copy checks clean");
+    cr_assert_eq(fsfix_sh("mkdir %1$s && debugfs -R 'rdump / %1$s' %2$s >/dev/null 2>&1", out, plain), 0);
+    cr_assert_eq(fsfix_sh("rm -rf %1$s/lost+found && diff -r %2$s %1$s", out, TREE), 0, "the same files");
+    free(copy), free(plain), free(out);
+    unmake(&v);
+}
+
+Test(luks, luks2_xts_512) { round_trip("luks2", "--label asr-test", 2, "xts-plain64", 512); }
+Test(luks, luks2_xts_4096) { round_trip("luks2", "--sector-size 4096", 2, "xts-plain64", 4096); }
+Test(luks, luks2_xts_128bit_key) { round_trip("luks2", "--key-size 256", 2, "xts-plain64", 512); }
+Test(luks, luks1_xts) { round_trip("luks1", "", 1, "xts-plain64", 512); }
+Test(luks, luks1_cbc_essiv)
+{
+    round_trip("luks1", "--cipher aes-cbc-essiv:sha256 --key-size 256", 1, "cbc-essiv:sha256", 512);
+}
+Test(luks, luks2_cbc_essiv_4096)
+{
+    round_trip("luks2", "--cipher aes-cbc-essiv:sha256 --key-size 256 --sector-size 4096", 2, "cbc-essiv:sha256", 4096);
+}
+
+static void one_line(const struct asr_error *err, const char *has)
+{
+    cr_assert(err->msg[0] && !strchr(err->msg, '\n'), "one line: %s", err->msg);
+    cr_assert(strstr(err->msg, has), "'%s' names %s", err->msg, has);
+    cr_log_info("refused: %s", err->msg);
+}
+
+Test(luks, wrong_passphrase_gives_no_key)
+{
+    struct vol v = {0};
+    make(&v, "luks2", "");
+    struct luks_header h;
+    struct asr_error err = {0};
+    cr_assert_eq(luks_read_header(&v.part, &h, &err), ASR_OK, "%s", err.msg);
+    struct luks_key *key = (struct luks_key *)&h; /* must be cleared */
+    cr_assert_eq(luks_unlock(&h, "correct horse!", 14, &key, &err), ASR_E_ARG);
+    cr_assert_null(key);
+    one_line(&err, "passphrase");
+    char *bad = scratch_path("bad-key");
+    write_file(bad, PASS "\n", strlen(PASS) + 1); /* a key file is taken whole, newline and all */
+    cr_assert_eq(luks_unlock_keyfile(&h, bad, &key, &err), ASR_E_ARG);
+    cr_assert_null(key);
+    cr_assert_eq(luks_unlock_keyfile(&h, "/nonexistent/key", &key, &err), ASR_E_IO);
+    one_line(&err, "/nonexistent/key");
+    free(bad);
+    luks_header_free(&h);
+    unmake(&v);
+}
+
+/* Patches bytes of the container inside the disk file. */
+static void patch(const struct vol *v, uint64_t off, const void *bytes, size_t n)
+{
+    fsfix_write_at(v->disk, PART_AT + off, bytes, n);
+}
+
+static int read_header_err(const struct vol *v, struct asr_error *err)
+{
+    struct luks_header h;
+    int rc = luks_read_header(&v->part, &h, err);
+    if (rc == ASR_OK)
+        luks_header_free(&h);
+    else
+        cr_assert_null(h.priv);
+    return rc;
+}
+
+Test(luks, damaged_headers)
+{
+    struct vol v = {0};
+    make(&v, "luks2", "");
+    struct asr_error err = {0};
+    uint8_t orig[65536];
+    fsfix_read_at(v.disk, PART_AT, orig, sizeof orig);
+
+    /* The primary's JSON damaged: libcryptsetup takes the secondary copy. */
+    patch(&v, 4096 + 100, "#", 1);
+    cr_assert_eq(read_header_err(&v, &err), ASR_OK, "%s", err.msg);
+    /* Both: the checksums fail. */
+    patch(&v, 16384 + 4096 + 100, "#", 1);
+    cr_assert_eq(read_header_err(&v, &err), ASR_E_CORRUPT);
+    one_line(&err, "checksum");
+    one_line(&err, "disk.img at byte 1048576"); /* the partition named by its disk and place */
+    fsfix_write_at(v.disk, PART_AT, orig, sizeof orig);
+
+    /* The primary's magic gone: found through the secondary. */
+    patch(&v, 0, "XXXX", 4);
+    cr_assert_eq(read_header_err(&v, &err), ASR_OK, "%s", err.msg);
+    patch(&v, 16384, "XXXX", 4);
+    cr_assert_eq(read_header_err(&v, &err), ASR_E_CORRUPT);
+    one_line(&err, "magic");
+    fsfix_write_at(v.disk, PART_AT, orig, sizeof orig);
+
+    /* A huge header size. */
+    static const uint8_t huge[8] = {0, 0, 0x10, 0, 0, 0, 0, 0};
+    patch(&v, 8, huge, 8);
+    cr_assert_eq(read_header_err(&v, &err), ASR_E_CORRUPT);
+    one_line(&err, "header size");
+    fsfix_write_at(v.disk, PART_AT, orig, sizeof orig);
+    cr_assert_eq(read_header_err(&v, &err), ASR_OK, "%s", err.msg);
+
+    /* A window too small for the header it holds. */
+    struct asr_window small = v.part;
+    small.size = 20000;
+    struct luks_header h;
+    cr_assert_eq(luks_read_header(&small, &h, &err), ASR_E_CORRUPT);
+    one_line(&err, "volume");
+    unmake(&v);
+}
+
+Test(luks, damaged_luks1_header)
+{
+    struct vol v = {0};
+    make(&v, "luks1", "");
+    struct asr_error err = {0};
+    /* Keyslot 0's stripes made huge: its material would run far past any header. */
+    static const uint8_t stripes[4] = {0x7f, 0xff, 0xff, 0xff};
+    patch(&v, 208 + 44, stripes, 4);
+    cr_assert_eq(read_header_err(&v, &err), ASR_E_LIMIT);
+    one_line(&err, "keyslot 0");
+    /* The magic gone: nothing to find. */
+    patch(&v, 0, "XXXX", 4);
+    cr_assert_eq(read_header_err(&v, &err), ASR_E_CORRUPT);
+    one_line(&err, "magic");
+    unmake(&v);
+}
+
+Test(luks, refuses_what_it_does_not_handle)
+{
+    fsfix_need("cryptsetup");
+    char *pw = scratch_path("pw"), *f = scratch_path("other.img"), *hdr = scratch_path("hdr.img");
+    write_file(pw, PASS, strlen(PASS));
+    struct asr_error err = {0};
+    struct luks_header h;
+
+    /* A cipher mode with another IV. */
+    cr_assert_eq(fsfix_sh("truncate -s 32M %1$s && cryptsetup luksFormat -q --type luks2 " FAST
+                          " --cipher aes-cbc-plain64 --key-size 256 --key-file %2$s %1$s", f, pw), 0);
+    struct asr_window w = fsfix_window(f, 0, 32u << 20);
+    cr_assert_eq(luks_read_header(&w, &h, &err), ASR_E_UNSUPPORTED, "%s", err.msg);
+    one_line(&err, "aes-cbc-plain64");
+    close(w.fd);
+
+    /* A header made for a data device of its own. */
+    cr_assert_eq(fsfix_sh("truncate -s 16M %1$s && truncate -s 4M %2$s && cryptsetup luksFormat -q --type luks2 " FAST
+                          " --header %2$s --key-file %3$s %1$s", f, hdr, pw), 0);
+    w = fsfix_window(hdr, 0, fsfix_sh_number("stat -c %%s %s", hdr));
+    cr_assert_eq(luks_read_header(&w, &h, &err), ASR_E_UNSUPPORTED, "%s", err.msg);
+    one_line(&err, "detached");
+    close(w.fd);
+
+    /* Not LUKS at all. */
+    cr_assert_eq(fsfix_sh("truncate -s 1M %s.zero", f), 0);
+    char *zero = scratch_path("other.img.zero");
+    w = fsfix_window(zero, 0, 1u << 20);
+    cr_assert_eq(luks_read_header(&w, &h, &err), ASR_E_CORRUPT);
+    one_line(&err, "magic");
+    one_line(&err, "other.img.zero");
+    close(w.fd);
+    free(pw), free(f), free(hdr), free(zero);
+}
