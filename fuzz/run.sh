@@ -3,7 +3,7 @@
 # first run) and fuzzes each for FUZZ_SECONDS (60 by default), starting from a scratch copy of its
 # seed corpus in fuzz/corpus-work/ so the committed corpus is never written to. Exits non-zero
 # when a harness finds a crash, leak, timeout or out-of-memory; the input that caused it is left
-# in fuzz/corpus-work/artifacts/. Usage: bash fuzz/run.sh [HARNESS...]   (default: all eight)
+# in fuzz/corpus-work/artifacts/. Usage: bash fuzz/run.sh [HARNESS...]   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +11,7 @@ seconds=${FUZZ_SECONDS:-60}
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 cc=${FUZZ_CC:-$(command -v clang || command -v clang-14 || true)}
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(image stream layout fat exfat ntfs ext bootconf lvm)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(image stream layout fat exfat ntfs ext bootconf lvm luks)
 
 if [ -z "$cc" ]; then
     echo "fuzz/run.sh: clang not found (set FUZZ_CC)" >&2

@@ -7,6 +7,7 @@
  * holds the same files. Wrong keys, damaged headers and what the module does not handle are
  * refused with one line naming what. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,28 @@ static void check_header_against_luksdump(const struct vol *v, const struct luks
     cr_assert_eq(h->data_size, v->enc_size - h->data_offset, "the data runs to the end of the partition");
 }
 
+struct reader {
+    const struct asr_window *w;
+    const uint8_t *want;
+    int ok;
+};
+
+/* Reads the whole volume in odd-sized pieces, comparing each. */
+static void *read_all(void *arg)
+{
+    struct reader *r = arg;
+    enum { PIECE = 3 * 4096 + 1000 };
+    uint8_t *buf = malloc(PIECE);
+    struct asr_error err = {0};
+    r->ok = 1;
+    for (uint64_t off = 0; off < FS_SIZE && r->ok; off += PIECE) {
+        size_t n = FS_SIZE - off < PIECE ? (size_t)(FS_SIZE - off) : PIECE;
+        r->ok = asr_window_read(r->w, NULL, off, buf, n, &err) == ASR_OK && !memcmp(buf, r->want + off, n);
+    }
+    free(buf);
+    return NULL;
+}
+
 /* The whole round: header, key, decrypted window equal to the filesystem, probe, used map, and
  * the ciphertext of the used blocks alone decrypting to a clean filesystem with the same files. */
 static void round_trip(const char *type, const char *opts, int version, const char *mode, uint32_t sector)
@@ -144,6 +167,17 @@ static void round_trip(const char *type, const char *opts, int version, const ch
         cr_assert(!memcmp(want + cuts[i].off, got, cuts[i].len), "cut %zu", i);
     }
     cr_assert_eq(asr_window_read(&w, "past the end", w.size - 1, got, 2, &err), ASR_E_CORRUPT);
+    /* Several threads at once through one volume. */
+    struct reader r[3];
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) {
+        r[i] = (struct reader){.w = &w, .want = want};
+        cr_assert_eq(pthread_create(&t[i], NULL, read_all, &r[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+        cr_assert(r[i].ok, "thread %d read the volume right", i);
+    }
     free(want), free(got);
 
     struct probe p;
@@ -163,6 +197,9 @@ static void round_trip(const char *type, const char *opts, int version, const ch
     cr_assert_lt(asr_ranges_bytes(&keep), v.enc_size / 2, "only the used part is kept");
     char *copy = scratch_path("copy.img"), *plain = scratch_path("plain.img"), *out = scratch_path("files");
     fsfix_copy_used(v.enc, 0, &keep, copy, v.enc_size);
+    /* Text of a file in the filesystem: in the plaintext, nowhere in what was kept. */
+    cr_assert_gt(fsfix_sh_number("grep -c -a 'Free Software Foundation' %s || true", v.fs), 0);
+    cr_assert_eq(fsfix_sh_number("grep -c -a 'Free Software Foundation' %s || true", copy), 0, "no plaintext kept");
     asr_ranges_free(&keep);
     asr_usedmap_free(&m);
     luks_volume_free(lv);
@@ -273,9 +310,11 @@ Test(luks, damaged_headers)
     one_line(&err, "magic");
     fsfix_write_at(v.disk, PART_AT, orig, sizeof orig);
 
-    /* A huge header size. */
+    /* A huge header size: in the primary, the secondary serves; in both, refused. */
     static const uint8_t huge[8] = {0, 0, 0x10, 0, 0, 0, 0, 0};
     patch(&v, 8, huge, 8);
+    cr_assert_eq(read_header_err(&v, &err), ASR_OK, "%s", err.msg);
+    patch(&v, 16384 + 8, huge, 8);
     cr_assert_eq(read_header_err(&v, &err), ASR_E_CORRUPT);
     one_line(&err, "header size");
     fsfix_write_at(v.disk, PART_AT, orig, sizeof orig);

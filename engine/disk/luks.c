@@ -207,6 +207,12 @@ static bool json_u64(json_object *o, const char *key, uint64_t *out)
     return true;
 }
 
+static const char *jstr(json_object *o)
+{
+    const char *s = o ? json_object_get_string(o) : NULL;
+    return s ? s : "";
+}
+
 /* The one crypt segment's fixed size (0: dynamic, to the end of the window) and, into the memory
  * file, every keyslot's area. */
 static int luks2_json(struct luks_private *p, struct luks_header *h, struct asr_error *err)
@@ -228,17 +234,17 @@ static int luks2_json(struct luks_private *p, struct luks_header *h, struct asr_
         (void)key;
         seg = val;
     }
-    json_object *type, *v;
+    json_object *type = NULL, *v = NULL;
     if (nsegs != 1)
         rc = asr_fail_public(err, ASR_E_UNSUPPORTED, "LUKS2 header: %d data segments (one is handled): %s", nsegs,
                              wname(p->w));
-    else if (!json_object_object_get_ex(seg, "type", &type) || strcmp(json_object_get_string(type), "crypt"))
-        rc = asr_fail_public(err, ASR_E_UNSUPPORTED, "LUKS2 header: a data segment of type %s: %s",
-                             type ? json_object_get_string(type) : "(none)", wname(p->w));
+    else if (!json_object_object_get_ex(seg, "type", &type) || strcmp(jstr(type), "crypt"))
+        rc = asr_fail_public(err, ASR_E_UNSUPPORTED, "LUKS2 header: a data segment of type '%s': %s", jstr(type),
+                             wname(p->w));
     else if (json_object_object_get_ex(seg, "integrity", &v))
         rc = asr_fail_public(err, ASR_E_UNSUPPORTED, "LUKS2 header: authenticated encryption (dm-integrity): %s",
                              wname(p->w));
-    else if (json_object_object_get_ex(seg, "size", &v) && !strcmp(json_object_get_string(v), "dynamic"))
+    else if (json_object_object_get_ex(seg, "size", &v) && !strcmp(jstr(v), "dynamic"))
         h->data_size = 0;
     else if (!json_u64(seg, "size", &h->data_size) || h->data_size == 0)
         rc = asr_fail_public(err, ASR_E_CORRUPT, "LUKS2 header: a data segment without a size: %s", wname(p->w));
@@ -299,7 +305,9 @@ static int describe(struct luks_private *p, struct luks_header *h, uint64_t exte
     if (h->version == 2)
         copy_str(h->label, sizeof h->label, crypt_get_label(p->cd));
     int ks = crypt_get_volume_key_size(p->cd), ss = crypt_get_sector_size(p->cd);
-    h->key_size = ks > 0 ? (uint32_t)ks : 0;
+    if (ks <= 0)
+        return asr_fail_public(err, ASR_E_UNSUPPORTED, "LUKS: no keyslot holds the volume key: %s", wname(w));
+    h->key_size = (uint32_t)ks;
     h->sector_size = ss > 0 ? (uint32_t)ss : 0;
     if (h->sector_size < SECTOR || h->sector_size > 4096 || (h->sector_size & (h->sector_size - 1)))
         return asr_fail_public(err, ASR_E_CORRUPT, "LUKS header: encryption sector of %d bytes: %s", ss, wname(w));
@@ -348,11 +356,12 @@ static int find_extent(const struct asr_window *w, int *version, uint64_t *exten
         return rc;
     struct asr_error first = {0};
     rc = luks_header_extent(buf, sizeof buf, 0, w->size, version, extent, &first);
-    if (rc == ASR_OK || memcmp(buf, LUKS_MAGIC_1ST, LUKS_MAGIC_LEN) == 0 || rc == ASR_E_IO) {
-        if (rc != ASR_OK)
-            asr_fail_public(err, first.code, "%s: %s", first.msg, wname(w));
-        return rc;
-    }
+    if (rc == ASR_OK)
+        return ASR_OK;
+    /* A damaged LUKS2 primary: libcryptsetup falls back to a secondary copy, and so does this. */
+    bool luks1 = !memcmp(buf, LUKS_MAGIC_1ST, LUKS_MAGIC_LEN) && be16(buf + 6) == 1;
+    if (luks1)
+        return asr_fail_public(err, first.code, "%s: %s", first.msg, wname(w));
     for (size_t k = 0; k < N_LUKS2_SIZES && luks2_sizes[k] <= w->size - sizeof buf; k++) {
         if (asr_window_read(w, "the LUKS header", luks2_sizes[k], buf, sizeof buf, err) != ASR_OK)
             return err->code;
