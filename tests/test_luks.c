@@ -370,6 +370,14 @@ Test(luks, refuses_what_it_does_not_handle)
     one_line(&err, "detached");
     close(w.fd);
 
+    /* Encryption begun and not finished (--init-only stops right after writing the header). */
+    cr_assert_eq(fsfix_sh("rm -f %1$s && truncate -s 16M %1$s && cryptsetup reencrypt -q --encrypt --init-only --type luks2 "
+                          FAST " --reduce-device-size 8M --key-file %2$s %1$s", f, pw), 0);
+    w = fsfix_window(f, 0, 16u << 20);
+    cr_assert_eq(luks_read_header(&w, &h, &err), ASR_E_UNSUPPORTED, "%s", err.msg);
+    one_line(&err, "reencryption");
+    close(w.fd);
+
     /* Not LUKS at all. */
     cr_assert_eq(fsfix_sh("truncate -s 1M %s.zero", f), 0);
     char *zero = scratch_path("other.img.zero");

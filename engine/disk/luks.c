@@ -296,9 +296,6 @@ static bool handled_cipher(const char *cipher, const char *mode, uint32_t key_si
 static int describe(struct luks_private *p, struct luks_header *h, uint64_t extent, struct asr_error *err)
 {
     const struct asr_window *w = p->w;
-    if (crypt_reencrypt_status(p->cd, NULL) != CRYPT_REENCRYPT_NONE)
-        return asr_fail_public(err, ASR_E_UNSUPPORTED, "LUKS2: reencryption in progress (finish it with cryptsetup first): %s",
-                               wname(w));
     copy_str(h->uuid, sizeof h->uuid, crypt_get_uuid(p->cd));
     copy_str(h->cipher, sizeof h->cipher, crypt_get_cipher(p->cd));
     copy_str(h->mode, sizeof h->mode, crypt_get_cipher_mode(p->cd));
@@ -416,6 +413,12 @@ int luks_read_header(const struct asr_window *w, struct luks_header *h, struct a
     if (crc < 0) {
         rc = crypt_fail(p, crc == -EINVAL || crc == -ENOENT ? ASR_E_CORRUPT : ASR_E_UNSUPPORTED,
                         version == 1 ? "LUKS1 header" : "LUKS2 header", crc, err);
+        goto fail;
+    }
+    /* Before the segments: during reencryption there are several, and this says why. */
+    if (crypt_reencrypt_status(p->cd, NULL) != CRYPT_REENCRYPT_NONE) {
+        rc = asr_fail_public(err, ASR_E_UNSUPPORTED,
+                             "LUKS2: reencryption in progress (finish it with cryptsetup first): %s", wname(w));
         goto fail;
     }
     if (version == 2) {
