@@ -228,6 +228,12 @@ static void round_trip(const char *type, const char *opts, int version, const ch
 Test(luks, luks2_xts_512) { round_trip("luks2", "--label asr-test", 2, "xts-plain64", 512); }
 Test(luks, luks2_xts_4096) { round_trip("luks2", "--sector-size 4096", 2, "xts-plain64", 4096); }
 Test(luks, luks2_xts_128bit_key) { round_trip("luks2", "--key-size 256", 2, "xts-plain64", 512); }
+/* LUKS2's default key derivation, made cheap (the later options override FAST's). */
+Test(luks, luks2_argon2id)
+{
+    round_trip("luks2", "--pbkdf argon2id --pbkdf-memory 8192 --pbkdf-parallel 1 --pbkdf-force-iterations 4", 2,
+               "xts-plain64", 512);
+}
 Test(luks, luks1_xts) { round_trip("luks1", "", 1, "xts-plain64", 512); }
 Test(luks, luks1_cbc_essiv)
 {
