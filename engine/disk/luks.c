@@ -167,7 +167,8 @@ static void log_to_buffer(int level, const char *msg, void *usrptr)
             o = o < sizeof p->last_error ? o : sizeof p->last_error - 1;
             i += plen;
         } else {
-            p->last_error[o++] = msg[i++];
+            unsigned char c = (unsigned char)msg[i++];
+            p->last_error[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
         }
     }
     while (o && (p->last_error[o - 1] == '.' || p->last_error[o - 1] == ' '))
@@ -213,6 +214,16 @@ static const char *jstr(json_object *o)
     return s ? s : "";
 }
 
+/* An untrusted string for a message: at most 32 characters, control characters as '?'. */
+static const char *shown(const char *s, char buf[static 33])
+{
+    size_t i = 0;
+    for (; s[i] && i < 32; i++)
+        buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    buf[i] = '\0';
+    return buf;
+}
+
 /* The one crypt segment's fixed size (0: dynamic, to the end of the window) and, into the memory
  * file, every keyslot's area. */
 static int luks2_json(struct luks_private *p, struct luks_header *h, struct asr_error *err)
@@ -235,12 +246,13 @@ static int luks2_json(struct luks_private *p, struct luks_header *h, struct asr_
         seg = val;
     }
     json_object *type = NULL, *v = NULL;
+    char shownbuf[33];
     if (nsegs != 1)
         rc = asr_fail_public(err, ASR_E_UNSUPPORTED, "LUKS2 header: %d data segments (one is handled): %s", nsegs,
                              wname(p->w));
     else if (!json_object_object_get_ex(seg, "type", &type) || strcmp(jstr(type), "crypt"))
-        rc = asr_fail_public(err, ASR_E_UNSUPPORTED, "LUKS2 header: a data segment of type '%s': %s", jstr(type),
-                             wname(p->w));
+        rc = asr_fail_public(err, ASR_E_UNSUPPORTED, "LUKS2 header: a data segment of type '%s': %s",
+                             shown(jstr(type), shownbuf), wname(p->w));
     else if (json_object_object_get_ex(seg, "integrity", &v))
         rc = asr_fail_public(err, ASR_E_UNSUPPORTED, "LUKS2 header: authenticated encryption (dm-integrity): %s",
                              wname(p->w));
@@ -258,13 +270,14 @@ static int luks2_json(struct luks_private *p, struct luks_header *h, struct asr_
             break;
         if (!json_object_object_get_ex(slot, "area", &area) || !json_u64(area, "offset", &off) ||
             !json_u64(area, "size", &size)) {
-            rc = asr_fail_public(err, ASR_E_CORRUPT, "LUKS2 header: keyslot %s without an area: %s", name, wname(p->w));
+            rc = asr_fail_public(err, ASR_E_CORRUPT, "LUKS2 header: keyslot %s without an area: %s",
+                                 shown(name, shownbuf), wname(p->w));
         } else if (size > LUKS_HEADER_MAX - total || off > UINT64_MAX - size) {
             rc = asr_fail_public(err, ASR_E_LIMIT, "LUKS2 header: keyslot areas of more than %u MiB: %s",
                                  LUKS_HEADER_MAX >> 20, wname(p->w));
         } else if (off + size > p->w->size) {
             rc = asr_fail_public(err, ASR_E_CORRUPT, "LUKS2 header: keyslot %s ends at byte %" PRIu64 ", past the %" PRIu64
-                                 "-byte volume: %s", name, off + size, p->w->size, wname(p->w));
+                                 "-byte volume: %s", shown(name, shownbuf), off + size, p->w->size, wname(p->w));
         } else {
             total += size;
             rc = copy_area(p, off, size, err);
@@ -276,9 +289,13 @@ static int luks2_json(struct luks_private *p, struct luks_header *h, struct asr_
 
 /* ---- the header ---------------------------------------------------------------------------- */
 
+/* A string of the header, bounded, control characters as '?' (it ends up in messages). */
 static void copy_str(char *dst, size_t cap, const char *src)
 {
     snprintf(dst, cap, "%s", src ? src : "");
+    for (char *c = dst; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
 }
 
 static bool handled_cipher(const char *cipher, const char *mode, uint32_t key_size)
