@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/sha.h>
+
 #include "fsfix.h"
 #include "luks.h"
 #include "probe.h"
@@ -332,6 +334,78 @@ Test(luks, damaged_headers)
     struct luks_header h;
     cr_assert_eq(luks_read_header(&small, &h, &err), ASR_E_CORRUPT);
     one_line(&err, "volume");
+    unmake(&v);
+}
+
+/* Replaces from by to in the JSON of both LUKS2 headers of the container in v (16 KiB each, as
+ * cryptsetup makes them) and recomputes their SHA-256 checksums, as cryptsetup would have
+ * written such a header: what its tools cannot make offline without device-mapper. */
+static void edit_json(const struct vol *v, const char *from, const char *to)
+{
+    enum { HDR = 16384, BIN = 4096 };
+    for (uint64_t at = 0; at <= HDR; at += HDR) {
+        uint8_t h[HDR];
+        fsfix_read_at(v->disk, PART_AT + at, h, HDR);
+        char json[HDR - BIN + 1] = {0}, *hit;
+        memcpy(json, h + BIN, HDR - BIN);
+        cr_assert((hit = strstr(json, from)), "the JSON holds %s", from);
+        size_t head = (size_t)(hit - json), tail = strlen(hit + strlen(from));
+        cr_assert_lt(head + strlen(to) + tail, (size_t)(HDR - BIN));
+        memset(h + BIN, 0, HDR - BIN);
+        memcpy(h + BIN, json, head);
+        memcpy(h + BIN + head, to, strlen(to));
+        memcpy(h + BIN + head + strlen(to), hit + strlen(from), tail);
+        memset(h + 448, 0, 64);
+        SHA256(h, HDR, h + 448);
+        fsfix_write_at(v->disk, PART_AT + at, h, HDR);
+    }
+}
+
+Test(luks, luks2_segment_fields)
+{
+    struct vol v = {0};
+    make(&v, "luks2", "");
+    struct asr_error err = {0};
+    struct luks_header h;
+    uint8_t orig[32768];
+    fsfix_read_at(v.disk, PART_AT, orig, sizeof orig);
+
+    /* A segment of a fixed size ends there, not at the end of the partition. */
+    edit_json(&v, "\"size\":\"dynamic\"", "\"size\":\"20971520\"");
+    cr_assert_eq(luks_read_header(&v.part, &h, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(h.data_size, 20u << 20);
+    struct luks_key *key = NULL;
+    struct luks_volume *lv = NULL;
+    struct asr_window w;
+    cr_assert_eq(luks_unlock(&h, PASS, strlen(PASS), &key, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(luks_volume_open(&v.part, &h, key, "fixed", &lv, &w, &err), ASR_OK, "%s", err.msg);
+    luks_key_free(key);
+    uint8_t want[4096], got[4096];
+    fsfix_read_at(v.fs, (20u << 20) - 4096, want, 4096);
+    cr_assert_eq(asr_window_read(&w, NULL, (20u << 20) - 4096, got, 4096, &err), ASR_OK, "%s", err.msg);
+    cr_assert(!memcmp(want, got, 4096), "the segment's last sector");
+    cr_assert_eq(asr_window_read(&w, "past the segment", 20u << 20, got, 1, &err), ASR_E_CORRUPT);
+    luks_volume_free(lv);
+    luks_header_free(&h);
+    fsfix_write_at(v.disk, PART_AT, orig, sizeof orig);
+
+    /* One that runs past the partition. */
+    edit_json(&v, "\"size\":\"dynamic\"", "\"size\":\"33554432\"");
+    cr_assert_eq(luks_read_header(&v.part, &h, &err), ASR_E_CORRUPT);
+    one_line(&err, "does not fit");
+    fsfix_write_at(v.disk, PART_AT, orig, sizeof orig);
+
+    /* IVs that do not start at 0. */
+    edit_json(&v, "\"iv_tweak\":\"0\"", "\"iv_tweak\":\"8\"");
+    cr_assert_eq(luks_read_header(&v.part, &h, &err), ASR_E_UNSUPPORTED, "%s", err.msg);
+    one_line(&err, "IV offset");
+    fsfix_write_at(v.disk, PART_AT, orig, sizeof orig);
+
+    /* Authenticated encryption (dm-integrity under dm-crypt). */
+    edit_json(&v, "\"sector_size\":512}", "\"sector_size\":512,\"integrity\":{\"type\":\"hmac(sha256)\","
+                  "\"journal_encryption\":\"none\",\"journal_integrity\":\"none\"}}");
+    cr_assert_eq(luks_read_header(&v.part, &h, &err), ASR_E_UNSUPPORTED, "%s", err.msg);
+    one_line(&err, "integrity");
     unmake(&v);
 }
 

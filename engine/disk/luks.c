@@ -247,12 +247,16 @@ static int luks2_json(struct luks_private *p, struct luks_header *h, struct asr_
     }
     json_object *type = NULL, *v = NULL;
     char shownbuf[33];
+    uint64_t tweak = 0; /* crypt_get_iv_offset() is plain mode's only: LUKS2's is here */
     if (nsegs != 1)
         rc = asr_fail_public(err, ASR_E_UNSUPPORTED, "LUKS2 header: %d data segments (one is handled): %s", nsegs,
                              wname(p->w));
     else if (!json_object_object_get_ex(seg, "type", &type) || strcmp(jstr(type), "crypt"))
         rc = asr_fail_public(err, ASR_E_UNSUPPORTED, "LUKS2 header: a data segment of type '%s': %s",
                              shown(jstr(type), shownbuf), wname(p->w));
+    else if (json_object_object_get_ex(seg, "iv_tweak", &v) && (!json_u64(seg, "iv_tweak", &tweak) || tweak != 0))
+        rc = asr_fail_public(err, ASR_E_UNSUPPORTED, "LUKS2 header: an IV offset of '%s' sectors: %s",
+                             shown(jstr(v), shownbuf), wname(p->w));
     else if (json_object_object_get_ex(seg, "integrity", &v))
         rc = asr_fail_public(err, ASR_E_UNSUPPORTED, "LUKS2 header: authenticated encryption (dm-integrity): %s",
                              wname(p->w));
