@@ -190,12 +190,8 @@ static void round_trip(const char *type, const char *opts, int version, const ch
 
     /* The container's header area and the ciphertext of the used sectors, nothing else. */
     struct asr_ranges keep = {0};
-    cr_assert_eq(asr_ranges_add(&keep, 0, h.header_size), ASR_OK);
-    for (size_t i = 0; i < m.used.n; i++) {
-        uint64_t lo = m.used.v[i].offset / sector * sector;
-        uint64_t hi = (m.used.v[i].offset + m.used.v[i].length + sector - 1) / sector * sector;
-        cr_assert_eq(asr_ranges_add(&keep, h.data_offset + lo, hi - lo), ASR_OK);
-    }
+    cr_assert_eq(luks_ciphertext_ranges(&h, &m.used, &keep, &err), ASR_OK, "%s", err.msg);
+    fsfix_check_ranges(&keep, v.enc_size);
     cr_assert_lt(asr_ranges_bytes(&keep), v.enc_size / 2, "only the used part is kept");
     char *copy = scratch_path("copy.img"), *plain = scratch_path("plain.img"), *out = scratch_path("files");
     fsfix_copy_used(v.enc, 0, &keep, copy, v.enc_size);
@@ -251,6 +247,30 @@ static void one_line(const struct asr_error *err, const char *has)
     cr_assert(err->msg[0] && !strchr(err->msg, '\n'), "one line: %s", err->msg);
     cr_assert(strstr(err->msg, has), "'%s' names %s", err->msg, has);
     cr_log_info("refused: %s", err->msg);
+}
+
+/* Plaintext ranges that share or straddle encryption sectors, at the volume's edges. */
+Test(luks, ciphertext_ranges)
+{
+    struct luks_header h = {.sector_size = 4096, .data_offset = 1 << 20, .header_size = 1 << 20, .data_size = 1 << 24};
+    struct asr_ranges used = {0}, out = {0};
+    struct asr_error err = {0};
+    cr_assert_eq(asr_ranges_add(&used, 0, 1), ASR_OK);
+    cr_assert_eq(asr_ranges_add(&used, 100, 10), ASR_OK);           /* the same sector */
+    cr_assert_eq(asr_ranges_add(&used, 4000, 200), ASR_OK);         /* straddles into the next */
+    cr_assert_eq(asr_ranges_add(&used, 8192 + 10, 1), ASR_OK);      /* the one after: touches */
+    cr_assert_eq(asr_ranges_add(&used, 65536, 4096), ASR_OK);       /* aligned */
+    cr_assert_eq(asr_ranges_add(&used, (1 << 24) - 1, 1), ASR_OK);  /* the last byte */
+    cr_assert_eq(luks_ciphertext_ranges(&h, &used, &out, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(out.n, 3);
+    cr_assert(out.v[0].offset == 0 && out.v[0].length == (1 << 20) + 3 * 4096, "header and sectors 0-2");
+    cr_assert(out.v[1].offset == (1 << 20) + 65536 && out.v[1].length == 4096);
+    cr_assert(out.v[2].offset == (1 << 20) + (1 << 24) - 4096 && out.v[2].length == 4096);
+    asr_ranges_free(&out);
+    cr_assert_eq(asr_ranges_add(&used, 1 << 24, 1), ASR_OK); /* past the volume */
+    cr_assert_eq(luks_ciphertext_ranges(&h, &used, &out, &err), ASR_E_ARG);
+    asr_ranges_free(&out);
+    asr_ranges_free(&used);
 }
 
 Test(luks, wrong_passphrase_gives_no_key)

@@ -470,6 +470,30 @@ void luks_header_free(struct luks_header *h)
     memset(h, 0, sizeof *h);
 }
 
+int luks_ciphertext_ranges(const struct luks_header *h, const struct asr_ranges *used, struct asr_ranges *out,
+                           struct asr_error *err)
+{
+    if (asr_ranges_add(out, 0, h->header_size) != ASR_OK)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    const uint64_t ss = h->sector_size;
+    for (size_t i = 0; i < used->n; i++) {
+        const struct asr_range *r = &used->v[i];
+        if (r->offset > h->data_size || r->length > h->data_size - r->offset)
+            return asr_fail_public(err, ASR_E_ARG, "a used range at byte %" PRIu64 " past the %" PRIu64 "-byte LUKS volume",
+                                   r->offset, h->data_size);
+        uint64_t lo = h->data_offset + r->offset / ss * ss;
+        uint64_t hi = h->data_offset + (r->offset + r->length + ss - 1) / ss * ss; /* data_size is whole sectors */
+        /* Two ranges within one sector: the second starts where the first's widening ended. */
+        const struct asr_range *last = out->n ? &out->v[out->n - 1] : NULL;
+        if (last && lo < last->offset + last->length)
+            lo = last->offset + last->length;
+        if (lo < hi && asr_ranges_add(out, lo, hi - lo) != ASR_OK)
+            return asr_fail_public(err, ASR_E_ARG, "used ranges out of order at byte %" PRIu64 " of the LUKS volume",
+                                   r->offset);
+    }
+    return ASR_OK;
+}
+
 /* ---- the key ------------------------------------------------------------------------------- */
 
 /* Secret bytes: page-aligned so mlock covers them alone; wiped and unlocked when freed. */

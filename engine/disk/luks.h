@@ -62,6 +62,14 @@ int luks_volume_open(const struct asr_window *parent, const struct luks_header *
                      const char *path, struct luks_volume **v, struct asr_window *out, struct asr_error *err);
 void luks_volume_free(struct luks_volume *v); /* NULL-safe */
 
+/* What to store of the container for the plaintext ranges `used` of its volume (sorted, as a
+ * used map gives them): the header area [0, data_offset), then each range widened to whole
+ * encryption sectors and moved by data_offset, so that the ciphertext of every used byte is kept
+ * and nothing else; appended to out (empty on entry). ASR_E_ARG for a range past the volume,
+ * ASR_E_NOMEM. */
+int luks_ciphertext_ranges(const struct luks_header *h, const struct asr_ranges *used, struct asr_ranges *out,
+                           struct asr_error *err);
+
 /* The size of the header area libcryptsetup needs copied, from the first bytes of the window
  * (n >= 4096, at byte 0, or a LUKS2 secondary header at its offset `at`): LUKS1's phdr and
  * enabled keyslots' material, LUKS2's two binary headers with their JSON areas. *version 1 or 2.
