@@ -6,7 +6,7 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config libzstd-dev libxxhash-dev liburing-dev libfdisk-dev
             libblkid-dev libmount-dev libext2fs-dev ntfs-3g-dev uuid-dev)
 test_pkgs=(libcriterion-dev clang libclang-rt-14-dev zstd fdisk gdisk dosfstools mtools fatcat exfatprogs exfat-fuse partclone
-           ntfs-3g e2fsprogs python3 libfuse3-dev fuse3 groff-base man-db lvm2)
+           ntfs-3g e2fsprogs python3 libfuse3-dev fuse3 groff-base man-db lvm2 cryptsetup-bin)
 # bench/run.sh: the baselines it measures against (partclone, zstd, fio), peak RSS (time), and
 # what bench/mkdisk.sh builds its disk with.
 bench_pkgs=(fio partclone zstd time python3 openssl fdisk dosfstools mtools e2fsprogs util-linux)

@@ -191,17 +191,23 @@ CONF
     done < <(grep "^lv vg=$vg " "$manifest")
     # Segments in order: the same PV extents, and where they lie on the disks now.
     local start size_pe ranges got=$work/segs.got want=$work/segs.want
-    declare -A idx
+    declare -A idx broken
     : >"$got"
     while IFS=';' read -r lv start size_pe ranges; do
         l=${ranges%%:*}
         local r=${ranges#*:} j=${idx[$lv]:-0}
         local first=${r%-*} last=${r#*-}
         idx[$lv]=$((j + 1))
+        if [[ -z ${cont_of[$l]-} ]]; then # on a PV lvm did not find
+            echo "seg lv=$vg/$lv idx=$j on a missing PV ($ranges)" >>"$got"
+            broken[$vg/$lv]=1
+            continue
+        fi
         local off=$((base_of[$l] + pv_start[$l] + first * ext)) len=$(((last - first + 1) * ext))
         echo "seg lv=$vg/$lv idx=$j pv=${pv_uuid[$l]} pe=$first-$last on=${cont_of[$l]} off=$off len=$len" >>"$got"
         lv_segs[$vg/$lv]+="${cont_of[$l]} $off $len;"
     done < <(lvmr lvs --segments -o lv_name,seg_start_pe,seg_size_pe,seg_pe_ranges -O lv_name,seg_start_pe "$vg")
+    for lv in "${!broken[@]}"; do unset "lv_segs[$lv]"; done
     grep "^seg lv=$vg/" "$manifest" | sort >"$want"
     sort -o "$got" "$got"
     diff "$want" "$got" | sed -n 's/^< /only in the manifest: /p; s/^> /on the disks instead: /p' >"$work/segs.diff"

@@ -41,7 +41,7 @@ shift
 layouts=("$@")
 ((${#layouts[@]})) || layouts=(debian-lvm lvm-two-disks debian-luks-lvm data-partition)
 [[ $(id -u) == 0 ]] || { echo "stack_disks: needs root (loop devices)" >&2; exit 77; }
-for t in losetup sfdisk mkfs.ext4 mkfs.vfat mmd mcopy mkswap pvcreate cryptsetup blkid python3 sha256sum; do
+for t in losetup sfdisk mkfs.ext4 mkfs.vfat mmd mcopy mkswap pvcreate cryptsetup blkid sha256sum; do
     command -v "$t" >/dev/null || { echo "stack_disks: $t not installed" >&2; exit 77; }
 done
 mkdir -p "$out"
@@ -152,14 +152,19 @@ hashes() {
         while read -r sum path; do printf 'file vol=%s sha256=%s path=%s\n' "$1" "$sum" "${path#.}"; done
 }
 
-# fill DIR SRC KIB: copies regular files of SRC (names without spaces) into DIR until KIB KiB.
+# fill DIR SRC KIB: copies regular files of SRC (12 KiB to 2 MiB, names without spaces) into DIR
+# until KIB KiB, under their own paths; the first choice of each SRC is kept for the next layouts.
 fill() {
-    local dir=$1 src=$2 kib=$3
+    local dir=$1 src=$2 kib=$3 cache=$work/cache/${2//\//_}.$3
+    if [[ ! -d $cache ]]; then
+        mkdir -p "$cache"
+        find "$src" -type f -size +12k -size -2048k ! -name '* *' ! -name '*[^-._/+A-Za-z0-9]*' \
+            -printf '%s %p\n' 2>/dev/null | sort -k2 >"$work/fill.list"
+        awk -v max=$((kib * 1024)) '{ t += $1; if (t <= max) print $2 }' "$work/fill.list" |
+            xargs -r -d '\n' cp --parents -t "$cache"
+    fi
     mkdir -p "$dir"
-    find "$src" -type f -size -2048k ! -name '* *' ! -name '*[^-._/+A-Za-z0-9]*' -printf '%s %p\n' 2>/dev/null |
-        sort -k2 >"$work/fill.list"
-    awk -v max=$((kib * 1024)) '{ t += $1; if (t <= max) print $2 }' "$work/fill.list" |
-        xargs -r -d '\n' cp --parents -t "$dir"
+    cp -a "$cache/." "$dir/"
 }
 
 # boot_tree DIR PREFIX ROOTARG: kernel, initrd and grub.cfg as Debian's grub-mkconfig leaves them.
@@ -220,11 +225,9 @@ CONF
 lvmq() { "$@" --driverloaded n >/dev/null 2>>"$work/lvm.log" || { cat "$work/lvm.log" >&2; die "$1 failed"; }; }
 lvmr() { "$@" --driverloaded n --noheadings --nosuffix --units b --separator ';' 2>>"$work/lvm.log"; }
 
-loop_at() { # loop_at FILE OFFSET SIZE -> prints the loop device
-    local l
-    l=$(losetup -f --show -o "$2" --sizelimit "$3" "$1") || die "losetup $1"
-    loops+=("$l")
-    echo "$l"
+loop_at() { # loop_at FILE OFFSET SIZE: LOOP=a loop device over that range
+    LOOP=$(losetup -f --show -o "$2" --sizelimit "$3" "$1") || die "losetup $1"
+    loops+=("$LOOP")
 }
 unloop() {
     local l keep=()
@@ -349,7 +352,8 @@ layout_debian_lvm() {
     new_disk "$disk" 256M "size=40MiB, type=$T_ESP" "size=48MiB, type=$T_LINUX" "type=$T_LVM"
     local s z l pvu
     read -r s z _ < <(part_geom "$disk" 3)
-    l=$(loop_at "$disk" "$s" "$z")
+    loop_at "$disk" "$s" "$z"
+    l=$LOOP
     lvm_conf "$l"
     pv_in[$l]="in=disk:0 part=3" pv_base[$l]=$s cont_file[disk:0]=$disk
     lvmq pvcreate -y "$l"
@@ -374,8 +378,10 @@ layout_lvm_two_disks() {
     local s0 z0 s1 z1 l0 l1 pu0 pu1
     read -r s0 z0 _ < <(part_geom "$d0" 3)
     read -r s1 z1 _ < <(part_geom "$d1" 1)
-    l0=$(loop_at "$d0" "$s0" "$z0")
-    l1=$(loop_at "$d1" "$s1" "$z1")
+    loop_at "$d0" "$s0" "$z0"
+    l0=$LOOP
+    loop_at "$d1" "$s1" "$z1"
+    l1=$LOOP
     lvm_conf "$l0" "$l1"
     pv_in[$l0]="in=disk:0 part=3" pv_base[$l0]=$s0 cont_file[disk:0]=$d0
     pv_in[$l1]="in=disk:1 part=1" pv_base[$l1]=$s1 cont_file[disk:1]=$d1
@@ -410,7 +416,8 @@ layout_debian_luks_lvm() {
     read -r s z _ < <(part_geom "$disk" 3)
     rm -f "$plain"
     truncate -s $((z - 16 * MiB)) "$plain"
-    l=$(loop_at "$plain" 0 $((z - 16 * MiB)))
+    loop_at "$plain" 0 $((z - 16 * MiB))
+    l=$LOOP
     lvm_conf "$l"
     pv_in[$l]="in=luks:sda3_crypt" pv_base[$l]=0 cont_file[luks:sda3_crypt]=$plain
     lvmq pvcreate -y "$l"

@@ -33,6 +33,13 @@ for m in "$work"/*.manifest; do
     fi
 done
 
+# The two disks of lvm-two-disks given the wrong way round (one volume only: the tables and LVM
+# are checked whatever the selection).
+m=$work/lvm-two-disks.manifest
+out=$("$here/stack_check.sh" --volumes swap_1 "$m" "$work/lvm-two-disks-1.img" "$work/lvm-two-disks-0.img" 2>&1)
+[[ $? == 1 && $out == *"FAIL: disk 0 "*"disk id"* && $out == *"FAIL: VG vg0: not found on the PVs"* ]] &&
+    ok "two disks swapped fail the tables and LVM" || bad "two disks swapped: $out"
+
 m=$work/debian-lvm.manifest
 field() { sed -n "s|^$1 .*\<$2=\([^ ]*\).*|\1|p" "$m" | head -1; }
 cp --sparse=always "$work/debian-lvm.img" "$work/copy.img"
