@@ -114,8 +114,11 @@ check_luks() {
     copy=$work/luks.$name
     dd if="${disks[$i]}" of="$copy" bs=1M skip="${pstart[$i:$n]}" count="${psize[$i:$n]}" \
         iflag=skip_bytes,count_bytes conv=sparse status=none || { fail "LUKS $name: cannot read disk $i partition $n"; return; }
-    u=$(cryptsetup luksDump "$copy" 2>/dev/null | awk '$1 == "UUID:" { print $2 }')
+    cryptsetup luksDump "$copy" >"$work/luksdump" 2>&1
+    u=$(awk '$1 == "UUID:" { print $2 }' "$work/luksdump")
     [[ $u == "$(kv uuid "$1")" ]] || { fail "LUKS $name: luksDump says UUID '$u', expected $(kv uuid "$1")"; return; }
+    u=$(awk '/^Data segments:/ { d = 1 } d && $1 == "offset:" { print $2; exit }' "$work/luksdump")
+    [[ $u == "$(kv data_offset "$1")" ]] || fail "LUKS $name: data at $u, expected $(kv data_offset "$1")"
     printf %s "$(kv passphrase "$1")" >"$work/pass"
     if ! cryptsetup reencrypt --decrypt --header "$copy.hdr" --force-offline-reencrypt --key-file "$work/pass" \
         -q "$copy" >"$work/cs.log" 2>&1; then
@@ -190,10 +193,10 @@ CONF
         [[ ${lv_size[$lv]} == "$(kv size "$rec")" ]] || fail "LV $vg/$lv: ${lv_size[$lv]} bytes, expected $(kv size "$rec")"
     done < <(grep "^lv vg=$vg " "$manifest")
     # Segments in order: the same PV extents, and where they lie on the disks now.
-    local start size_pe ranges got=$work/segs.got want=$work/segs.want
+    local ranges got=$work/segs.got want=$work/segs.want
     declare -A idx broken
     : >"$got"
-    while IFS=';' read -r lv start size_pe ranges; do
+    while IFS=";" read -r lv _ _ ranges; do
         l=${ranges%%:*}
         local r=${ranges#*:} j=${idx[$lv]:-0}
         local first=${r%-*} last=${r#*-}

@@ -240,7 +240,7 @@ declare -A pv_in pv_base cont_file
 # lvm_records VG: the vg, pv, lv and seg records of VG; notes every LV's extents in $work/seg.VG-LV
 # as "CONTAINER OFFSET LENGTH" lines (offset within the container file cont_file[CONTAINER]).
 lvm_records() {
-    local vg=$1 name uuid pe_start vg_uuid ext count free lv lv_uuid size start_pe size_pe ranges
+    local vg=$1 name uuid pe_start vg_uuid ext count free lv lv_uuid size size_pe ranges
     IFS=';' read -r vg_uuid ext count free < <(lvmr vgs -o vg_uuid,vg_extent_size,vg_extent_count,vg_free_count "$vg" | sed 's/^ *//')
     echo "vg name=$vg uuid=$vg_uuid extent_size=$ext extent_count=$count free_count=$free"
     declare -A uuid_of start_of
@@ -253,7 +253,7 @@ lvm_records() {
         echo "lv vg=$vg name=$lv uuid=$lv_uuid size=$size segments=$(lvmr lvs --segments -o seg_start "$vg/$lv" | wc -l)"
         rm -f "$work/seg.$vg-$lv"
     done < <(lvmr lvs -o lv_name,lv_uuid,lv_size "$vg" | sed 's/^ *//')
-    while IFS=';' read -r lv start_pe size_pe ranges; do
+    while IFS=";" read -r lv _ size_pe ranges; do
         local pv=${ranges%%:*} r=${ranges#*:}
         local first=${r%-*} last=${r#*-}
         local cont=${pv_in[$pv]#in=}
@@ -297,7 +297,7 @@ UUID=$esp_uuid  /boot/efi       vfat    umask=0077      0       1
 /dev/mapper/vg0-var /var            ext4    defaults        0       2
 /dev/mapper/vg0-swap_1 none            swap    sw              0       0
 "
-    rm -rf "$work/root" "$work/var" "$work/home"
+    rm -rf "${work:?}/root" "${work:?}/var" "${work:?}/home"
     root_tree "$work/root" "$fstab" "$crypttab"
     var_tree "$work/var"
     home_tree "$work/home"
@@ -332,7 +332,7 @@ esp_and_boot() {
     mk_esp "$work/esp.fs" "$z" "$esp_id" "$BU" /grub
     put "$work/esp.fs" "$disk" "$s"
     read -r s z _ < <(part_geom "$disk" "$bn")
-    rm -rf "$work/boot"
+    rm -rf "${work:?}/boot"
     boot_tree "$work/boot" "" "$rootarg" "$BU"
     mk_ext4 "$work/boot.fs" "$z" "$work/boot" "$BU" boot
     put "$work/boot.fs" "$disk" "$s"
@@ -478,7 +478,7 @@ UUID=$vu /var            ext4    defaults        0       2
 # swap was on /dev/sda4 during installation
 UUID=$su none            swap    sw              0       0
 "
-    rm -rf "$work/root" "$work/var" "$work/home"
+    rm -rf "${work:?}/root" "${work:?}/var" "${work:?}/home"
     root_tree "$work/root" "$fstab"
     boot_tree "$work/root/boot" /boot "root=UUID=$ru" "$ru"
     var_tree "$work/var"
