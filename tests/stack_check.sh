@@ -180,7 +180,7 @@ CONF
         l=${pv_dev[$u]-}
         [[ -n $l ]] || { fail "VG $vg: PV $u not found"; continue; }
         [[ ${pv_start[$l]} == "$(kv pe_start "$rec")" ]] || fail "PV $u: data at ${pv_start[$l]}, expected $(kv pe_start "$rec")"
-        [[ ${cont_of[$l]} == "$(kv in "$rec")" ]] || fail "PV $u: found on ${cont_of[$l]}, expected $(kv in "$rec")"
+        [[ ${cont_of[$l]-} == "$(kv in "$rec")" ]] || fail "PV $u: found on ${cont_of[$l]-"no device ($l)"}, expected $(kv in "$rec")"
     done < <(grep "^pv vg=$vg " "$manifest")
     declare -A lv_uuid lv_size
     local lv
