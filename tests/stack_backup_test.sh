@@ -1,0 +1,115 @@
+#!/bin/bash
+# The default backup of disks laid out as installers lay out storage stacks (tests/stack_disks.sh:
+# Debian guided LVM, LVM over two disks with the root in two segments, LUKS2 under LVM, /var,
+# swap and /home partitions), restored onto larger disks full of garbage, must bring back every
+# volume the machine needs (tests/stack_check.sh: tables, PV/VG/LV metadata through lvm2's own
+# tools, e2fsck, every file equal, swap and LUKS headers). Also: `layout --json` decides critical
+# or not for every volume as the manifest says (/home a data volume, its reason saying so), and an
+# LVM layout's image holds only the used blocks of its critical LVs, not the whole PV.
+# Usage: stack_backup_test.sh ASRIMG. Exit 77 when the disks cannot be built here.
+set -u
+asrimg=$1
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d /tmp/asrimg-stackbackup-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+passed=0 failed=0
+ok() { echo "ok: $*"; passed=$((passed + 1)); }
+bad() { echo "FAILED: $*"; failed=$((failed + 1)); }
+
+"$here/stack_disks.sh" "$work" >"$work/build.log" 2>&1
+rc=$?
+((rc == 77)) && { echo "SKIP: stack_disks.sh skipped"; exit 77; }
+((rc == 0)) || { echo "FAILED: stack_disks.sh exit $rc"; cat "$work/build.log"; exit 1; }
+
+# Critical or not, per volume of the manifest, as layout --json says it (a LUKS container holding
+# the root's VG is critical though not looked into: no root is found elsewhere).
+check_layout() {
+    local m=$1 json=$2
+    python3 - "$m" "$json" <<'EOF'
+import json, sys
+manifest, disks = sys.argv[1], json.load(open(sys.argv[2]))
+parts = {(d, p["number"]): p for d, disk in enumerate(disks) for p in disk["partitions"]}
+lvs = {lv["name"]: lv for disk in disks for lv in disk["logical_volumes"]}
+bad = []
+# A VG inside LUKS is not looked into without the key (the container is taken whole instead).
+locked = {l.split(" vg=")[1].split()[0] for l in open(manifest) if l.startswith("pv ") and " in=luks:" in l}
+for line in open(manifest):
+    if not line.startswith("vol "):
+        continue
+    head, _, reason = line.partition(" reason=")
+    f = dict(kv.split("=", 1) for kv in head.split()[1:])
+    kind, _, where = f["at"].partition(":")
+    if kind == "part":
+        d, n = map(int, where.split(":"))
+        got = parts.get((d, n))
+    elif kind == "lv":
+        if where.split("/")[0] in locked:
+            continue
+        got = lvs.get(where)
+    else:
+        continue  # inside LUKS: not looked into without a key
+    want = f["critical"] == "yes"
+    if got is None:
+        bad.append(f"{f['name']}: not listed")
+    elif got["critical"] != want:
+        bad.append(f"{f['name']}: critical {got['critical']}, expected {want} ({got['reason']})")
+    elif not want and "data volume" in reason and not got["reason"].startswith("data volume"):
+        bad.append(f"{f['name']}: reason {got['reason']!r} does not say it is a data volume")
+if bad:
+    print("; ".join(bad))
+    sys.exit(1)
+EOF
+}
+
+for m in "$work"/*.manifest; do
+    name=$(basename "$m" .manifest)
+    mapfile -t imgs < <(sed -n 's/^disk index=[0-9]* file=\([^ ]*\) .*/\1/p' "$m")
+    disks=() targets=()
+    for i in "${imgs[@]}"; do
+        disks+=("$work/$i")
+        t=$work/target-$i
+        # Larger by 32 MiB, and garbage wherever the restore does not write.
+        head -c $(($(stat -c %s "$work/$i") + (32 << 20))) /dev/urandom >"$t"
+        targets+=(--to "$t")
+    done
+    if out=$("$asrimg" layout --json "${disks[@]}" >"$work/$name.json" 2>&1 && check_layout "$m" "$work/$name.json"); then
+        ok "$name: layout decides every volume as the manifest says"
+    else
+        bad "$name: layout: $out"
+    fi
+    if ! "$asrimg" backup "${disks[@]}" -o "$work/$name.asrimg" --json >"$work/$name.backup.json" 2>"$work/$name.err"; then
+        bad "$name: backup failed: $(cat "$work/$name.err")"
+        continue
+    fi
+    if ! "$asrimg" restore "$work/$name.asrimg" "${targets[@]}" --yes >"$work/$name.restore" 2>&1; then
+        bad "$name: restore failed: $(cat "$work/$name.restore")"
+        continue
+    fi
+    tfiles=()
+    for i in "${imgs[@]}"; do tfiles+=("$work/target-$i"); done
+    if out=$("$here/stack_check.sh" "$m" "${tfiles[@]}" 2>&1); then
+        ok "$name: default backup restored onto larger garbage disks: $(tail -1 <<<"$out")"
+    else
+        bad "$name: after restore: $out"
+    fi
+done
+
+# Used blocks, not the whole PV: the LVM partition's capture is its metadata plus the used blocks
+# of root, var and the swap header (the manifest's files are a few MiB), far below its size.
+if python3 - "$work/debian-lvm.backup.json" "$work/debian-lvm.json" <<'EOF'; then
+import json, sys
+backup, layout = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+pv = next(v for v in backup["volumes"] if v["fs"] == "LVM2_member")
+size = next(p["size_bytes"] for p in layout[0]["partitions"] if p["fs"] == "LVM2_member")
+lvs = {lv["name"]: lv for lv in backup["logical_volumes"]}
+assert pv["capture"] == "used" and pv["capture_bytes"] < size // 4, (pv, size)
+assert lvs["vg0/home"]["capture"] == "skip" and lvs["vg0/root"]["capture"] == "used", lvs
+assert lvs["vg0/swap_1"]["capture"] == "header", lvs
+EOF
+    ok "debian-lvm: the PV is captured by its LVs' used blocks, /home left out, swap by its header"
+else
+    bad "debian-lvm: capture sizes (see above)"
+fi
+
+echo "stack_backup: $passed passed, $failed failed"
+((failed == 0))
