@@ -36,6 +36,7 @@ struct backup_args {
     uint64_t split;
     bool force, json, ignore_read_errors, freeze;
     struct asr_backup_options opt;
+    struct cli_keys keys;
     char **warnings; /* for the --json summary, without the "asrimg: warning: " */
     size_t nwarnings;
 };
@@ -48,6 +49,12 @@ static int parse_args(int argc, char **argv, struct backup_args *a)
     const char *o;
     for (int opt; (opt = cli_args_next(&args, &o));) {
         unsigned long v;
+        int krc = EXIT_OK;
+        if (cli_keys_option(&a->keys, opt, o, &krc)) {
+            if (krc != EXIT_OK)
+                return krc;
+            continue;
+        }
         switch (opt) {
         case OPT_JSON: a->json = true; break;
         case OPT_FORCE: a->force = true; break;
@@ -389,7 +396,7 @@ static int backup(struct backup_args *a, struct cli_disks *disks, struct asr_bac
 {
     struct asr_error err = {0};
     bool to_stdout = !strcmp(a->output, "-");
-    if (cli_disks_open(disks, a->paths, a->ndisks, a->selection, &err) != EXIT_OK ||
+    if (cli_disks_open(disks, a->paths, a->ndisks, a->selection, &a->keys, &err) != EXIT_OK ||
         asr_check_image_placement(to_stdout ? NULL : a->output, STDOUT_FILENO, disks->disk, disks->n, &err)) {
         cli_error("%s", err.msg);
         return EXIT_FAIL;

@@ -124,10 +124,15 @@ int cmd_bench(int argc, char **argv)
     const char *val;
     struct cli_args args;
     cli_args_init(&args, argc, argv);
+    struct cli_keys keys = {0};
+    int krc = EXIT_OK;
     for (int o; (o = cli_args_next(&args, &val));) {
         if (o == OPT_JSON)
             as_json = true;
-        else if (o == OPT_VOLUMES)
+        else if (cli_keys_option(&keys, o, val, &krc)) {
+            if (krc != EXIT_OK)
+                return krc;
+        } else if (o == OPT_VOLUMES)
             selection = val;
         else if (o == OPT_LEVEL) {
             if (!cli_parse_uint(val, 19, &v))
@@ -151,7 +156,7 @@ int cmd_bench(int argc, char **argv)
     struct cli_disks d = {0};
     struct asr_error err = {0};
     struct bench_result r = {0};
-    int rc = cli_disks_open(&d, paths, n, selection, &err);
+    int rc = cli_disks_open(&d, paths, n, selection, &keys, &err);
     if (rc == EXIT_OK && measure(&d, &opt, &r, &err) != ASR_OK)
         rc = EXIT_FAIL;
     if (rc == EXIT_OK)

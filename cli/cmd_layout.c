@@ -297,8 +297,13 @@ int cmd_layout(int argc, char **argv)
     uint32_t ndisks = 0;
     struct cli_args args;
     cli_args_init(&args, argc, argv);
+    struct cli_keys keys = {0};
+    int krc = EXIT_OK;
     for (int opt; (opt = cli_args_next(&args, &v));) {
-        if (opt == OPT_JSON)
+        if (cli_keys_option(&keys, opt, v, &krc)) {
+            if (krc != EXIT_OK)
+                return krc;
+        } else if (opt == OPT_JSON)
             as_json = true;
         else if (opt == OPT_EXTENTS)
             extents = true;
@@ -319,7 +324,7 @@ int cmd_layout(int argc, char **argv)
         return cli_error("layout: --extents needs --json"), EXIT_USAGE;
     struct cli_disks d;
     struct asr_error err = {0};
-    int rc = cli_disks_open(&d, paths, ndisks, selection, &err);
+    int rc = cli_disks_open(&d, paths, ndisks, selection, &keys, &err);
     if (rc != EXIT_OK) {
         cli_error("%s", err.msg);
     } else if (as_json) {

@@ -17,10 +17,18 @@
 #define SELECTION_HELP                                                                                                \
     "which volumes: critical (the default: what the machine needs to boot), all, or a list such as "                 \
     "1,3 or 0:1,1:2 (PART of the first disk, or DISK:PART; DISK from 0, PART as the partition number, 0 for a "     \
-    "disk without a partition table)"
+    "disk without a partition table) and names of volumes inside storage stacks (vg0/home, md/0), as layout lists " \
+    "them"
+
+#define KEY_FILE_HELP                                                                                                 \
+    "a key file (read whole, as cryptsetup --key-file) tried on every LUKS container; what an opened one holds is "  \
+    "looked into, and only the ciphertext of its used sectors is stored. Repeatable"
+#define UNLOCK_HELP "ask on the terminal for a passphrase to try on every LUKS container, as --key-file"
 
 static const struct cli_option layout_opts[] = {
     {OPT_VOLUMES, 0, "volumes", "SEL", SELECTION_HELP},
+    {OPT_KEY_FILE, 0, "key-file", "FILE", KEY_FILE_HELP},
+    {OPT_UNLOCK, 0, "unlock", NULL, UNLOCK_HELP},
     {OPT_JSON, 0, "json", NULL, "print the layout as JSON on standard output, for scripts"},
     {OPT_EXTENTS, 0, "extents", NULL, "with --json: each volume captured by its used blocks lists them as [offset, length] pairs"},
     {0},
@@ -35,6 +43,8 @@ static const struct cli_example layout_examples[] = {
 static const struct cli_option backup_opts[] = {
     {OPT_OUTPUT, 'o', "output", "IMAGE", "the image to write (required); '-' writes it to standard output"},
     {OPT_VOLUMES, 0, "volumes", "SEL", SELECTION_HELP},
+    {OPT_KEY_FILE, 0, "key-file", "FILE", KEY_FILE_HELP},
+    {OPT_UNLOCK, 0, "unlock", NULL, UNLOCK_HELP},
     {OPT_LEVEL, 0, "level", "N", "zstd level, 0 (store) to 19; default 3"},
     {OPT_THREADS, 0, "threads", "N", "compression threads, 1 to 256; default: one per core"},
     {OPT_SPLIT, 0, "split", "SIZE", "write parts of at most SIZE (4G, 700M, 1048576, or fat32 for 4 GiB - 1): IMAGE, "
@@ -60,6 +70,8 @@ static const struct cli_example backup_examples[] = {
 
 static const struct cli_option bench_opts[] = {
     {OPT_VOLUMES, 0, "volumes", "SEL", SELECTION_HELP},
+    {OPT_KEY_FILE, 0, "key-file", "FILE", KEY_FILE_HELP},
+    {OPT_UNLOCK, 0, "unlock", NULL, UNLOCK_HELP},
     {OPT_LEVEL, 0, "level", "N", "zstd level to measure, 0 (store) to 19; default 3"},
     {OPT_THREADS, 0, "threads", "N", "compression threads, 1 to 256; default: one per core"},
     {OPT_JSON, 0, "json", NULL, "print the measurements as JSON on standard output"},
@@ -122,7 +134,7 @@ static const struct cli_example verify_examples[] = {
 
 static const struct cli_command commands[] = {
     {"layout",
-     {"layout DISK... [--volumes critical|all|LIST] [--json [--extents]]"},
+     {"layout DISK... [--volumes critical|all|LIST] [--key-file FILE] [--unlock] [--json [--extents]]"},
      "disks, partitions, filesystems, used bytes, critical volumes",
      "Shows each DISK (a block device or an image file) as a backup would see it: its partition table, partitions, "
      "filesystems and used bytes, which volumes are critical (needed to boot) and why, how each selected volume "
@@ -130,7 +142,7 @@ static const struct cli_command commands[] = {
      "exFAT or NTFS made on the whole disk is read as that filesystem, one volume numbered 0.",
      layout_opts, layout_examples},
     {"backup",
-     {"backup DISK... -o IMAGE [--volumes critical|all|LIST] [--level N] [--threads N] [--split SIZE|fat32] "
+     {"backup DISK... -o IMAGE [--volumes critical|all|LIST] [--key-file FILE] [--unlock] [--level N] [--threads N] [--split SIZE|fat32] "
       "[--force] [--ignore-read-errors] [--freeze] [--json]"},
      "image the selected volumes and every disk's layout ('-o -': stdout)",
      "Images the selected volumes (by default the critical ones) and the layout of every DISK: partition tables, "
@@ -142,7 +154,7 @@ static const struct cli_command commands[] = {
      "--freeze freezes while it is read.",
      backup_opts, backup_examples},
     {"bench",
-     {"bench DISK... [--volumes critical|all|LIST] [--level N] [--threads N] [--json]"},
+     {"bench DISK... [--volumes critical|all|LIST] [--key-file FILE] [--unlock] [--level N] [--threads N] [--json]"},
      "measure read, hash and compression speed; project image size and time",
      "Measures read, hash and compression speed on this machine and DISK, and projects the image's size, the "
      "backup's time and the stage that bounds it. Nothing is written.",

@@ -29,6 +29,8 @@ enum cli_opt_id {
     OPT_ZERO_UNUSED,
     OPT_KEEP_GOING,
     OPT_AGAINST,
+    OPT_KEY_FILE,
+    OPT_UNLOCK,
 };
 
 /* Options of one command at most, --help besides (cli_args holds them in fixed arrays). */

@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct asr_volume_info *v = NULL;
         size_t n = 0;
         struct asr_machine *m = NULL;
-        if (asr_disk_analyze(d, 0, &v, &n, &err) == ASR_OK && asr_machine_analyze(&d, &v, &n, 1, &m, &err) == ASR_OK &&
+        if (asr_disk_analyze(d, 0, &v, &n, &err) == ASR_OK && asr_machine_analyze(&d, &v, &n, 1, NULL, &m, &err) == ASR_OK &&
             asr_select_volumes(v, n, "all", &err) == ASR_OK)
             asr_machine_select(m, "all", &err);
         asr_machine_free(m);

@@ -110,7 +110,7 @@ static void machine(const char *path)
     size_t n = 0;
     struct asr_machine *m = NULL;
     if (asr_disk_analyze(d, 0, &v, &n, &err) == ASR_OK &&
-        asr_machine_analyze(&d, &v, &n, 1, &m, &err) == ASR_OK) {
+        asr_machine_analyze(&d, &v, &n, 1, NULL, &m, &err) == ASR_OK) {
         static const char *const selections[] = {"critical", "all"};
         for (size_t s = 0; s < 2; s++)
             if (asr_select_volumes(v, n, selections[s], &err) == ASR_OK &&

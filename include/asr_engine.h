@@ -183,11 +183,12 @@ int asr_select_volumes(struct asr_volume_info *v, size_t count, const char *sele
 /* ---- the machine: volumes inside storage stacks ------------------------------------------- */
 
 /* All the disks of a backup looked at together, as the machine sees them: the md arrays their
- * members make up, the LVM2 volume groups their PVs make up (a VG may span disks), the volumes
+ * members make up, the LUKS containers a key opens, the LVM2 volume groups their PVs make up (a VG may span disks), the volumes
  * inside with their filesystems and used maps, and which of them the machine needs to boot. */
 struct asr_machine;
 
-/* A volume inside a storage stack (an md array, an LVM2 logical volume). It is not a volume of
+/* A volume inside a storage stack (an md array, an opened LUKS container, an LVM2 logical
+ * volume). It is not a volume of
  * the image: its bytes are taken through the partitions it lies on, whose used maps take its
  * used map translated onto them (asr_machine_select). info holds its size, filesystem, used
  * map (in its own bytes), capture, critical decision and why; its disk_index and
@@ -197,12 +198,24 @@ struct asr_stacked_volume {
     char name[160]; /* "vg0/root", "md/0": as --volumes names it */
 };
 
-/* After asr_disk_analyze of every disk (vols[i], counts[i] for disks[i]): reads the LVM2 PVs
- * among the volumes, assembles their VGs, maps each LV's filesystem, and decides which LVs are
- * critical; the PV partitions holding critical LVs become critical. The volumes are updated in
- * place and must outlive *out. Problems that leave something out are in asr_machine_warnings. */
+/* Keys for the LUKS containers: each is tried on every container until one opens it (through
+ * libcryptsetup; the volume key stays in this process's memory, never in the image). */
+struct asr_machine_options {
+    const char *const *key_files; /* files read whole, as cryptsetup's --key-file */
+    size_t n_key_files;
+    const char *passphrase; /* NULL: none */
+    size_t passphrase_len;
+};
+
+/* After asr_disk_analyze of every disk (vols[i], counts[i] for disks[i]): assembles the md
+ * arrays, opens the LUKS containers a key in opt (may be NULL) unlocks, assembles the LVM2 VGs,
+ * maps each stacked volume's filesystem, and decides which volumes are critical from what the
+ * roots found say; the volumes under a critical one become critical. The volumes are updated
+ * in place and must outlive *out. Problems that leave something out are in
+ * asr_machine_warnings. */
 int asr_machine_analyze(struct asr_disk *const *disks, struct asr_volume_info *const *vols, const size_t *counts,
-                        uint32_t n, struct asr_machine **out, struct asr_error *err);
+                        uint32_t n, const struct asr_machine_options *opt, struct asr_machine **out,
+                        struct asr_error *err);
 void asr_machine_free(struct asr_machine *m); /* NULL-safe */
 /* The stacked volumes (*v: an array of pointers), each after the volumes under it: md arrays,
  * then LVs in VG order. */

@@ -26,13 +26,15 @@ rc=$?
 check_layout() {
     local m=$1 json=$2
     python3 - "$m" "$json" <<'EOF'
-import json, sys
+import json, os, sys
 manifest, disks = sys.argv[1], json.load(open(sys.argv[2]))
 parts = {(d, p["number"]): p for d, disk in enumerate(disks) for p in disk["partitions"]}
 lvs = {lv["name"]: lv for disk in disks for lv in disk["logical_volumes"]}
 bad = []
 # A VG inside LUKS is not looked into without the key (the container is taken whole instead).
 locked = {l.split(" vg=")[1].split()[0] for l in open(manifest) if l.startswith("pv ") and " in=luks:" in l}
+if os.environ.get("KEYED", "0") != "0":
+    locked = set()
 for line in open(manifest):
     if not line.startswith("vol "):
         continue
@@ -61,38 +63,50 @@ if bad:
 EOF
 }
 
-for m in "$work"/*.manifest; do
-    name=$(basename "$m" .manifest)
+# One layout: layout --json against the manifest, the default backup, the restore onto larger
+# garbage disks, stack_check.sh. tag names the run; the rest are options for layout and backup.
+run_layout() {
+    local m=$1 tag=$2
+    shift 2
+    local i t out
     mapfile -t imgs < <(sed -n 's/^disk index=[0-9]* file=\([^ ]*\) .*/\1/p' "$m")
-    disks=() targets=()
+    disks=() targets=() tfiles=()
     for i in "${imgs[@]}"; do
         disks+=("$work/$i")
         t=$work/target-$i
         # Larger by 32 MiB, and garbage wherever the restore does not write.
         head -c $(($(stat -c %s "$work/$i") + (32 << 20))) /dev/urandom >"$t"
         targets+=(--to "$t")
+        tfiles+=("$t")
     done
-    if out=$("$asrimg" layout --json "${disks[@]}" >"$work/$name.json" 2>&1 && check_layout "$m" "$work/$name.json"); then
-        ok "$name: layout decides every volume as the manifest says"
+    if out=$("$asrimg" layout --json "$@" "${disks[@]}" >"$work/$tag.json" 2>&1 && KEYED=$# check_layout "$m" "$work/$tag.json"); then
+        ok "$tag: layout decides every volume as the manifest says"
     else
-        bad "$name: layout: $out"
+        bad "$tag: layout: $out"
     fi
-    if ! "$asrimg" backup "${disks[@]}" -o "$work/$name.asrimg" --json >"$work/$name.backup.json" 2>"$work/$name.err"; then
-        bad "$name: backup failed: $(cat "$work/$name.err")"
-        continue
+    if ! "$asrimg" backup "$@" "${disks[@]}" -o "$work/$tag.asrimg" --json >"$work/$tag.backup.json" 2>"$work/$tag.err"; then
+        bad "$tag: backup failed: $(cat "$work/$tag.err")"
+        return
     fi
-    if ! "$asrimg" restore "$work/$name.asrimg" "${targets[@]}" --yes >"$work/$name.restore" 2>&1; then
-        bad "$name: restore failed: $(cat "$work/$name.restore")"
-        continue
+    if ! "$asrimg" restore "$work/$tag.asrimg" "${targets[@]}" --yes >"$work/$tag.restore" 2>&1; then
+        bad "$tag: restore failed: $(cat "$work/$tag.restore")"
+        return
     fi
-    tfiles=()
-    for i in "${imgs[@]}"; do tfiles+=("$work/target-$i"); done
     if out=$("$here/stack_check.sh" "$m" "${tfiles[@]}" 2>&1); then
-        ok "$name: default backup restored onto larger garbage disks: $(tail -1 <<<"$out")"
+        ok "$tag: default backup restored onto larger garbage disks: $(tail -1 <<<"$out")"
     else
-        bad "$name: after restore: $out"
+        bad "$tag: after restore: $out"
     fi
+}
+
+for m in "$work"/*.manifest; do
+    run_layout "$m" "$(basename "$m" .manifest)"
 done
+# The LUKS container opened with its passphrase (a key file holding it): the VG inside is looked
+# into, and only the ciphertext of the used sectors is stored.
+m=$work/debian-luks-lvm.manifest
+printf '%s' "$(sed -n 's/^luks .*passphrase=\([^ ]*\).*/\1/p' "$m")" >"$work/key"
+run_layout "$m" debian-luks-lvm-keyed --key-file "$work/key"
 
 # Used blocks, not the whole PV: the LVM partition's capture is its metadata plus the used blocks
 # of root, var and the swap header (the manifest's files are a few MiB), far below its size.
@@ -109,6 +123,27 @@ EOF
     ok "debian-lvm: the PV is captured by its LVs' used blocks, /home left out, swap by its header"
 else
     bad "debian-lvm: capture sizes (see above)"
+fi
+# Opened, the container is captured as its header and the ciphertext of its used sectors: far
+# less than the whole container taken without the key, and no plaintext of a root file in the image.
+if python3 - "$work/debian-luks-lvm.backup.json" "$work/debian-luks-lvm-keyed.backup.json" <<'EOF'; then
+import json, sys
+whole, keyed = (next(v for v in json.load(open(p))["volumes"] if v["fs"] == "crypto_LUKS") for p in sys.argv[1:])
+assert whole["capture"] == "full" and keyed["capture"] == "used", (whole, keyed)
+assert keyed["capture_bytes"] < whole["capture_bytes"] // 2, (whole, keyed)
+EOF
+    ok "debian-luks-lvm: opened, the container is captured by its used sectors"
+else
+    bad "debian-luks-lvm: capture sizes with and without the key (see above)"
+fi
+# (The same grep finds it in an uncompressed image of the same machine without LUKS.)
+if "$asrimg" backup "$work/debian-luks-lvm.img" --key-file "$work/key" --level 0 -o "$work/plain.asrimg" \
+    >/dev/null 2>&1 && ! grep -q "ID=debian" "$work/plain.asrimg" &&
+    "$asrimg" backup "$work/debian-lvm.img" --level 0 -o "$work/clear.asrimg" >/dev/null 2>&1 &&
+    grep -q "ID=debian" "$work/clear.asrimg"; then
+    ok "debian-luks-lvm: an uncompressed image of the opened container holds no plaintext of /etc/os-release"
+else
+    bad "debian-luks-lvm: the image holds plaintext (or the backup failed)"
 fi
 
 echo "stack_backup: $passed passed, $failed failed"

@@ -171,7 +171,7 @@ static void analyze(struct machine *mc, const char *const *paths, uint32_t n)
         cr_assert_eq(asr_disk_open(paths[i], &mc->disk[i], &err), ASR_OK, "%s", err.msg);
         cr_assert_eq(asr_disk_analyze(mc->disk[i], i, &mc->vols[i], &mc->counts[i], &err), ASR_OK, "%s", err.msg);
     }
-    cr_assert_eq(asr_machine_analyze(mc->disk, mc->vols, mc->counts, n, &mc->m, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_machine_analyze(mc->disk, mc->vols, mc->counts, n, NULL, &mc->m, &err), ASR_OK, "%s", err.msg);
 }
 
 static void release(struct machine *mc, uint32_t n)

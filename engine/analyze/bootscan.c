@@ -261,7 +261,7 @@ static const char *opaque(const struct asr_machine *m, size_t i)
     if (!strcmp(t, "LVM2_member") || !strcmp(t, "linux_raid_member"))
         return NULL; /* a layer the stacks read: what is above it was looked into */
     if (!strcmp(t, "crypto_LUKS"))
-        return "a LUKS container, opened without its key";
+        return NULL; /* opened: what is inside was looked into */
     if (t[0] && !asr_used_parser(t) && strcmp(t, "swsuspend"))
         return "a filesystem asrimg cannot read";
     if (t[0] && asr_used_parser(t) == asr_ext_used && v->warning[0] && strstr(v->warning, "metadata unusable"))
@@ -329,6 +329,8 @@ static int gather(struct scan *s, struct asr_error *err)
             c->vg = m->vgs[n->vg].meta->name;
             c->lvname = n->lv->name;
             snprintf(c->name, sizeof c->name, "LV %s", n->sv.name);
+        } else if (n->kind == NODE_LUKS) {
+            snprintf(c->name, sizeof c->name, "LUKS volume %s", n->sv.name);
         } else {
             const struct md_member *first = &m->arrays[n->array].members[0];
             c->md_uuid = first->uuid_text;

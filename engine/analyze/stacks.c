@@ -1,11 +1,12 @@
 /* The machine's storage stacks, read from the disks themselves: md arrays assembled from their
  * members, LVM2 volume groups from their PVs (on partitions or on arrays; one VG may span
- * disks), and each array and logical volume read through a window pieced together from the
- * volumes under it, so its filesystem is probed, mapped and judged as a partition's is. Once
+ * disks), LUKS containers opened with a key given (decrypted in user space), and each array
+ * and logical volume read through a window pieced together from the volumes under it, so its filesystem is probed, mapped and judged as a partition's is. Once
  * selected, what each stacked volume captures is pushed down through the layers: an LV's used
  * bytes onto its PVs' extents, an array's onto every mirror (RAID1) or its stripes (RAID0), until
- * it lands on partitions, whose used maps then hold their own metadata verbatim (PV label and
- * metadata areas, md superblocks and bitmaps) plus what the volumes above them capture.
+ * an opened LUKS volume's as the ciphertext of the same sectors, until it lands on partitions,
+ * whose used maps then hold their own metadata verbatim (PV label and metadata areas, md
+ * superblocks and bitmaps, LUKS headers and keyslots) plus what the volumes above capture.
  * Unallocated extents and unselected volumes are left out. */
 #include "stacks.h"
 
@@ -63,7 +64,7 @@ static struct node *add_node(struct asr_machine *m, enum node_kind kind, struct 
         return NULL;
     }
     m->nodes = v;
-    *n = (struct node){.kind = kind, .vg = SIZE_MAX, .array = SIZE_MAX};
+    *n = (struct node){.kind = kind, .vg = SIZE_MAX, .array = SIZE_MAX, .opened = SIZE_MAX, .container = SIZE_MAX};
     n->vol = kind == NODE_PARTITION ? NULL : &n->sv.info;
     m->nodes[m->nnodes++] = n;
     return n;
@@ -75,7 +76,8 @@ static const char *node_name(const struct asr_machine *m, size_t i, char *buf, s
     if (n->kind == NODE_PARTITION)
         snprintf(buf, len, "disk %u partition %u", n->vol->disk_index, n->vol->partition_number);
     else
-        snprintf(buf, len, "%s %.160s", n->kind == NODE_LV ? "LV" : "array", n->sv.name);
+        snprintf(buf, len, "%s %.160s", n->kind == NODE_LV ? "LV" : n->kind == NODE_MD ? "array" : "LUKS volume",
+                 n->sv.name);
     return buf;
 }
 
@@ -99,13 +101,18 @@ static int add_partitions(struct asr_machine *m, struct asr_error *err)
 }
 
 /* A stacked node's own analysis, once its window reads: filesystem, used map, content. */
-static void look_into(struct node *n, const char *name)
+static void judge(struct node *n)
 {
-    window_map_window(&n->map, n->sv.name, &n->w);
     n->readable = true;
-    (void)name;
     int map_rc = analyze_map_volume(&n->w, false, n->vol);
     analyze_boot_content(&n->w, map_rc, n->vol);
+}
+
+/* The same, for a node read through its pieced window. */
+static void look_into(struct node *n)
+{
+    window_map_window(&n->map, n->sv.name, &n->w);
+    judge(n);
 }
 
 /* ---- md arrays ------------------------------------------------------------------------------ */
@@ -213,7 +220,7 @@ static int assemble_array(struct asr_machine *m, size_t g, struct asr_error *err
         snprintf(v->reason, sizeof v->reason, "cannot be looked into: %s arrays are not mapped", level ? level : "?");
         return ASR_OK;
     }
-    look_into(an, an->sv.name);
+    look_into(an);
     return ASR_OK;
 }
 
@@ -246,6 +253,82 @@ static int group_arrays(struct asr_machine *m, struct asr_error *err)
         if (rc != ASR_OK)
             return rc;
     }
+    return ASR_OK;
+}
+
+/* ---- LUKS containers --------------------------------------------------------------------------- */
+
+/* The first key of the options that opens the container, or NULL (a wrong key is no error). */
+static struct luks_key *try_keys(const struct asr_machine *m, const struct node *c, struct asr_error *err)
+{
+    const struct asr_machine_options *o = m->opt;
+    struct luks_key *key = NULL;
+    for (size_t k = 0; o && k < o->n_key_files && !key; k++)
+        if (luks_unlock_keyfile(&c->luks, o->key_files[k], &key, err) == ASR_E_NOMEM)
+            return NULL;
+    if (o && o->passphrase && !key)
+        luks_unlock(&c->luks, o->passphrase, o->passphrase_len, &key, err);
+    return key;
+}
+
+static int open_luks(struct asr_machine *m, size_t i, struct asr_error *err)
+{
+    struct node *c = m->nodes[i];
+    char name[200];
+    struct asr_error why = {0};
+    int rc = luks_read_header(&c->w, &c->luks, &why);
+    if (rc == ASR_E_NOMEM)
+        return asr_fail_public(err, rc, "%s", why.msg);
+    if (rc != ASR_OK) {
+        c->luks_error = true;
+        snprintf(c->vol->warning, sizeof c->vol->warning, "LUKS header unusable (%.250s): captured whole", why.msg);
+        machine_warn(m, "%s: LUKS header unusable, what it holds cannot be looked into: %s",
+                     node_name(m, i, name, sizeof name), why.msg);
+        return ASR_OK;
+    }
+    struct luks_key *key = try_keys(m, c, &why);
+    if (!key) {
+        snprintf(c->vol->warning, sizeof c->vol->warning, "LUKS%d container, not opened: its ciphertext captured "
+                 "whole (--key-file or --unlock opens it, and then only its used sectors are stored)", c->luks.version);
+        return ASR_OK;
+    }
+    struct node *l = add_node(m, NODE_LUKS, err);
+    if (!l) {
+        luks_key_free(key);
+        return err->code;
+    }
+    l->container = i;
+    snprintf(l->sv.name, sizeof l->sv.name, "luks/%s", c->luks.uuid);
+    rc = luks_volume_open(&c->w, &c->luks, key, l->sv.name, &l->plain, &l->w, &why);
+    luks_key_free(key);
+    if (rc != ASR_OK) {
+        m->nnodes--; /* not a volume after all */
+        free(l);
+        if (rc == ASR_E_NOMEM)
+            return asr_fail_public(err, rc, "%s", why.msg);
+        machine_warn(m, "%s: the LUKS volume cannot be opened: %s", node_name(m, i, name, sizeof name), why.msg);
+        return ASR_OK;
+    }
+    c->opened = m->nnodes - 1;
+    struct asr_volume_info *v = l->vol;
+    v->kind = ASR_VOLUME_PARTITION;
+    v->disk_index = c->vol->disk_index;
+    v->partition_number = c->vol->partition_number;
+    v->size_bytes = c->luks.data_size;
+    snprintf(v->type_name, sizeof v->type_name, "LUKS%d volume (%.16s-%.24s)", c->luks.version, c->luks.cipher,
+             c->luks.mode);
+    judge(l);
+    return ASR_OK;
+}
+
+static int find_luks(struct asr_machine *m, struct asr_error *err)
+{
+    for (size_t i = 0, n = m->nnodes; i < n; i++)
+        if (m->nodes[i]->readable && !strcmp(m->nodes[i]->vol->map.fs_type, "crypto_LUKS")) {
+            int rc = open_luks(m, i, err);
+            if (rc != ASR_OK)
+                return rc;
+        }
     return ASR_OK;
 }
 
@@ -411,7 +494,7 @@ static int analyze_lv(struct asr_machine *m, size_t g, const struct lvm_lv *lv, 
         machine_warn(m, "LV %s: %s", l->sv.name, why.msg);
         return ASR_OK;
     }
-    look_into(l, l->sv.name);
+    look_into(l);
     return ASR_OK;
 }
 
@@ -445,6 +528,8 @@ static size_t parents(const struct asr_machine *m, size_t i, size_t **out)
         if ((*out = malloc((s->meta->npvs + 1) * sizeof **out)))
             for (size_t k = 0; k < s->meta->npvs; k++)
                 (*out)[cnt++] = s->pv_node[k];
+    } else if (n->kind == NODE_LUKS && (*out = malloc(sizeof **out))) {
+        (*out)[cnt++] = n->container;
     }
     return cnt;
 }
@@ -461,6 +546,9 @@ void stacks_need_below(struct asr_machine *m, size_t i)
         if (child->kind == NODE_LV)
             snprintf(p->vol->reason, sizeof p->vol->reason, "PV of VG %s, which holds LV %.60s (%.150s)",
                      m->vgs[child->vg].meta->name, child->sv.name, child->vol->reason);
+        else if (child->kind == NODE_LUKS)
+            snprintf(p->vol->reason, sizeof p->vol->reason, "LUKS container of %.60s (%.200s)", child->sv.name,
+                     child->vol->reason);
         else
             snprintf(p->vol->reason, sizeof p->vol->reason, "member of md array %.60s (%.200s)", child->sv.name,
                      child->vol->reason);
@@ -482,24 +570,30 @@ const char *stacks_opaque(const struct asr_machine *m, size_t i)
         return "an md member whose array cannot be assembled from these disks";
     if (n->kind == NODE_MD && !n->readable)
         return "an md array of a level asrimg does not map";
+    if (n->readable && !strcmp(n->vol->map.fs_type, "crypto_LUKS") && n->opened == SIZE_MAX)
+        return n->luks_error ? "a LUKS container whose header cannot be read"
+                             : "a LUKS container, opened without its key (--key-file or --unlock)";
     return NULL;
 }
 
 /* ---- the machine ---------------------------------------------------------------------------- */
 
 int asr_machine_analyze(struct asr_disk *const *disks, struct asr_volume_info *const *vols, const size_t *counts,
-                        uint32_t n, struct asr_machine **out, struct asr_error *err)
+                        uint32_t n, const struct asr_machine_options *opt, struct asr_machine **out,
+                        struct asr_error *err)
 {
     *out = NULL;
     struct asr_machine *m = calloc(1, sizeof *m);
     if (!m)
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-    *m = (struct asr_machine){.disks = disks, .vols = vols, .counts = counts, .ndisks = n};
+    *m = (struct asr_machine){.disks = disks, .vols = vols, .counts = counts, .ndisks = n, .opt = opt};
     int rc = add_partitions(m, err);
     if (rc == ASR_OK) {
         find_members(m);
         rc = group_arrays(m, err);
     }
+    if (rc == ASR_OK)
+        rc = find_luks(m, err);
     if (rc == ASR_OK)
         rc = find_pvs(m, err);
     if (rc == ASR_OK)
@@ -531,6 +625,8 @@ void asr_machine_free(struct asr_machine *m)
     for (size_t i = 0; i < m->nnodes; i++) {
         struct node *n = m->nodes[i];
         window_map_free(&n->map);
+        luks_volume_free(n->plain);
+        luks_header_free(&n->luks);
         if (n->kind != NODE_PARTITION)
             asr_usedmap_free(&n->sv.info.map);
         lvm_pv_info_free(n->pv);
@@ -715,6 +811,40 @@ static int push_array(struct asr_machine *m, struct node *an, struct asr_error *
     return ASR_OK;
 }
 
+static int range_cmp(const void *a, const void *b);
+
+/* What an opened LUKS volume takes, as ciphertext sectors of its container (the header and
+ * keyslot areas with them): never a byte of plaintext. */
+static int push_luks(struct asr_machine *m, struct node *l, struct asr_error *err)
+{
+    if (!l->take.n)
+        return ASR_OK;
+    struct node *c = m->nodes[l->container];
+    qsort(l->take.v, l->take.n, sizeof *l->take.v, range_cmp);
+    struct asr_ranges in = {0}, out = {0};
+    int rc = ASR_OK;
+    for (size_t i = 0; rc == ASR_OK && i < l->take.n; i++) {
+        uint64_t off = l->take.v[i].offset, end = off + l->take.v[i].length;
+        if (in.n && off <= in.v[in.n - 1].offset + in.v[in.n - 1].length) {
+            struct asr_range *last = &in.v[in.n - 1];
+            if (end > last->offset + last->length)
+                last->length = end - last->offset;
+            continue;
+        }
+        rc = asr_ranges_add(&in, off, end - off);
+    }
+    if (rc == ASR_OK)
+        rc = luks_ciphertext_ranges(&c->luks, &in, &out, err);
+    else
+        rc = asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    for (size_t i = 0; rc == ASR_OK && i < out.n; i++)
+        if (pieces_add(&c->take, out.v[i].offset, out.v[i].length))
+            rc = asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    asr_ranges_free(&in);
+    asr_ranges_free(&out);
+    return rc;
+}
+
 /* The volume's own structures, kept verbatim whenever anything of it is captured: a PV's label
  * and metadata areas (all outside its extents), an md member's superblock, bitmap and bad-block
  * log (all outside its data area). */
@@ -733,6 +863,11 @@ static int own_metadata(const struct asr_machine *m, const struct node *n, struc
         if (pieces_add(p, 0, n->member.data_offset) || (end < size && pieces_add(p, end, size - end)))
             return ASR_E_NOMEM;
     }
+    if (n->opened != SIZE_MAX) { /* the header and keyslots; whatever follows a fixed-size segment */
+        uint64_t end = n->luks.data_offset + n->luks.data_size;
+        if (pieces_add(p, 0, n->luks.data_offset) || (end < size && pieces_add(p, end, size - end)))
+            return ASR_E_NOMEM;
+    }
     return ASR_OK;
 }
 
@@ -746,7 +881,8 @@ static int range_cmp(const void *a, const void *b)
 static int land(struct asr_machine *m, struct node *n, struct asr_error *err)
 {
     bool in_stack = (n->pv && n->vg != SIZE_MAX && m->vgs[n->vg].complete) ||
-                    (n->member.found && n->array != SIZE_MAX && m->arrays[n->array].node != SIZE_MAX);
+                    (n->member.found && n->array != SIZE_MAX && m->arrays[n->array].node != SIZE_MAX) ||
+                    n->opened != SIZE_MAX;
     if (!in_stack)
         return ASR_OK;
     struct asr_volume_info *v = n->vol;
@@ -783,7 +919,7 @@ static int land(struct asr_machine *m, struct node *n, struct asr_error *err)
     if (v->capture != ASR_CAPTURE_SKIP)
         v->capture = ASR_CAPTURE_USED;
     snprintf(v->warning, sizeof v->warning, "%s: its own metadata, and the bytes its selected volumes capture "
-             "(listed under storage stacks)", n->pv ? "LVM2 PV" : "md member");
+             "(listed under storage stacks)", n->pv ? "LVM2 PV" : n->opened != SIZE_MAX ? "LUKS container" : "md member");
     return ASR_OK;
 }
 
@@ -807,6 +943,8 @@ int asr_machine_select(struct asr_machine *m, const char *selection, struct asr_
             rc = asr_fail_public(err, ASR_E_NOMEM, "out of memory");
         else if (n->kind == NODE_LV)
             rc = push_lv(m, n, err);
+        else if (n->kind == NODE_LUKS)
+            rc = push_luks(m, n, err);
         else
             rc = push_array(m, n, err);
     }

@@ -9,11 +9,12 @@
 #include <stddef.h>
 
 #include "asr_engine.h"
+#include "luks.h"
 #include "lvm.h"
 #include "md.h"
 #include "window_map.h"
 
-enum node_kind { NODE_PARTITION, NODE_MD, NODE_LV };
+enum node_kind { NODE_PARTITION, NODE_MD, NODE_LUKS, NODE_LV };
 
 /* Byte ranges gathered in any order (sorted and merged when they land on a partition). */
 struct pieces {
@@ -41,6 +42,14 @@ struct node {
     size_t array;
     /* An LV: its VG and metadata; an array node: its index in arrays. */
     const struct lvm_lv *lv;
+    /* A LUKS container: its header (luks.version 0 when it did not read), and the node of its
+     * opened volume (SIZE_MAX when no key opened it). An opened volume: its container's node,
+     * and the decrypting window's state (w reads through it). */
+    struct luks_header luks;
+    bool luks_error;
+    size_t opened;
+    size_t container;
+    struct luks_volume *plain;
 };
 
 struct vg_set {
@@ -61,6 +70,7 @@ struct asr_machine {
     struct asr_volume_info *const *vols;
     const size_t *counts;
     uint32_t ndisks;
+    const struct asr_machine_options *opt;
     struct node **nodes; /* partitions first, then each stacked node after its parents */
     size_t nnodes, cap;
     struct vg_set *vgs;
