@@ -1,8 +1,8 @@
 /* Small files read by path from ext2/3/4 (fs_file.h), with libext2fs over the window I/O manager
  * (fs_ext_io.c), as analyze.c's content check reads directories: ext2fs_namei_follow resolves
  * the path from the root, following symbolic links (absolute ones from the filesystem's own root,
- * at most 8 deep), and ext2fs_file_read reads the data whatever maps it
- * (block maps, extents, inline data). Each lookup and each file gets its own read budget
+ * at most 8 deep), and ext2fs_file_read reads the data whatever maps it (block maps, extents,
+ * inline data). Each lookup and each file gets its own read budget
  * (EXT_LOOKUP_READ_LIMIT, plus the file's size), so metadata that repeats itself ends a read
  * instead of running for hours. */
 #include "fs_ext_internal.h"
@@ -31,9 +31,9 @@ struct ext_vol {
 static int ext_file_fail(struct ext_vol *v, struct asr_error *err, const char *what, errcode_t code)
 {
     int rc = ext_fail(err, v->io, what, code);
-    if (rc == ASR_E_LIMIT)
-        err->code = rc = ASR_E_CORRUPT;
-    return rc;
+    if (rc == ASR_E_LIMIT && err)
+        err->code = ASR_E_CORRUPT;
+    return rc == ASR_E_LIMIT ? ASR_E_CORRUPT : rc;
 }
 
 /* The inode at path, its links followed. Missing components (or a file where a directory must
@@ -133,8 +133,9 @@ static int list_entry(struct ext2_dir_entry *de, int offset, int blocksize, char
     (void)offset, (void)blocksize, (void)buf;
     struct list_ctx *c = priv;
     int n = ext2fs_dirent_name_len(de);
-    if ((n == 1 && de->name[0] == '.') || (n == 2 && de->name[0] == '.' && de->name[1] == '.'))
-        return 0;
+    if ((n == 1 && de->name[0] == '.') || (n == 2 && de->name[0] == '.' && de->name[1] == '.') ||
+        memchr(de->name, '\0', (size_t)n))
+        return 0; /* a NUL in a stored name is damage: no path names it */
     char name[EXT2_NAME_LEN + 1];
     memcpy(name, de->name, (size_t)n);
     name[n] = '\0';

@@ -28,7 +28,7 @@ struct fat_vol {
 struct fat_dirent {
     char name[LFN_MAX_PARTS * 13 * 3 + 1]; /* the long name in UTF-8 ("" when none is valid) */
     char short_name[13];                   /* "NAME.EXT", cased as the entry's flags ask */
-    bool short_ascii;                      /* short_name has no byte past ASCII (else '?' there) */
+    bool short_ascii;                      /* short_name has only printable ASCII, no '/' (else '?' there) */
     uint8_t attr;
     uint32_t start, size;
 };
@@ -110,7 +110,7 @@ static void short_name(const uint8_t *e, struct fat_dirent *d)
             d->short_name[o++] = '.';
         if (ch == ' ')
             continue;
-        if (ch >= 0x80 || ch < 0x20) {
+        if (ch >= 0x80 || ch < 0x20 || ch == '/') {
             d->short_ascii = false;
             ch = '?';
         } else if (ch >= 'A' && ch <= 'Z' && (e[12] & (i < 8 ? 0x08 : 0x10))) {

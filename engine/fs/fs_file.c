@@ -5,9 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int fs_vol_open(const struct asr_window *w, const char *fs_type, struct fs_vol **out, struct asr_error *err)
+static int open_reader(const struct asr_window *w, const char *fs_type, struct fs_vol **out, struct asr_error *err)
 {
-    *out = NULL;
     /* The same names as asr_used_parser (fs.c): "ext4dev" is any ext filesystem flagged test_fs. */
     if (!strcmp(fs_type, "ext2") || !strcmp(fs_type, "ext3") || !strcmp(fs_type, "ext4") ||
         !strcmp(fs_type, "ext4dev"))
@@ -16,6 +15,17 @@ int fs_vol_open(const struct asr_window *w, const char *fs_type, struct fs_vol *
         return fs_fat_vol_open(w, out, err);
     return asr_fail_public(err, ASR_E_UNSUPPORTED, "%s: files are not read from this filesystem type",
                            fs_type[0] ? fs_type : "(no type)");
+}
+
+int fs_vol_open(const struct asr_window *w, const char *fs_type, struct fs_vol **out, struct asr_error *err)
+{
+    *out = NULL;
+    int rc = open_reader(w, fs_type, out, err);
+    /* ASR_E_LIMIT says a file is over the caller's cap; a filesystem the reader cannot hold
+     * (ext: group descriptors past 1 GiB) is unreadable here, as corrupt is. */
+    if (rc == ASR_E_LIMIT && err)
+        err->code = ASR_E_CORRUPT;
+    return rc == ASR_E_LIMIT ? ASR_E_CORRUPT : rc;
 }
 
 void fs_vol_close(struct fs_vol *v)
@@ -74,12 +84,27 @@ int fs_vol_read(struct fs_vol *v, const char *path, size_t cap, uint8_t **out, s
     return rc;
 }
 
+struct named {
+    fs_dir_fn fn;
+    void *ctx;
+};
+
+/* Names no sound filesystem holds, and no path can name: empty, or with a '/' (ext and FAT
+ * long names are stored as counted bytes, so damage can put one there). A caller that joins a
+ * listed name to its directory must not be led elsewhere. */
+static int pass_named(void *ctx, const char *name, enum fs_kind kind)
+{
+    const struct named *n = ctx;
+    return !name[0] || strchr(name, '/') ? 0 : n->fn(n->ctx, name, kind);
+}
+
 int fs_vol_list(struct fs_vol *v, const char *path, fs_dir_fn fn, void *ctx, struct asr_error *err)
 {
     char *clean;
+    struct named n = {fn, ctx};
     int rc = clean_path(path, &clean, err);
     if (rc == ASR_OK)
-        rc = v->ops->list(v, clean, fn, ctx, err);
+        rc = v->ops->list(v, clean, pass_named, &n, err);
     free(clean);
     return rc;
 }

@@ -25,8 +25,9 @@
 /* What a directory entry is. A symbolic link is reported as one (ext): fs_read_file follows it. */
 enum fs_kind { FS_KIND_FILE, FS_KIND_DIR, FS_KIND_SYMLINK, FS_KIND_OTHER };
 
-/* Called for each name of a directory, "." and ".." left out: name is NUL-terminated (ext: the
- * bytes as stored; FAT: the long name in UTF-8, else the 8.3 name). Return 0 to go on, anything
+/* Called for each name of a directory, "." and ".." left out: name is NUL-terminated, not empty
+ * and holds no '/' (ext: the bytes as stored; FAT: the long name in UTF-8, else the 8.3 name;
+ * entries whose names break these rules are damage, and left out). Return 0 to go on, anything
  * else to stop the listing (fs_list_dir then returns ASR_OK). */
 typedef int (*fs_dir_fn)(void *ctx, const char *name, enum fs_kind kind);
 
@@ -36,7 +37,8 @@ struct fs_vol;
 
 /* Opens the filesystem in w that blkid named fs_type ("ext4", "vfat", ...): ASR_E_UNSUPPORTED
  * for a type this interface does not read (exfat, ntfs, swap, ...), ASR_E_CORRUPT (or the
- * window's ASR_E_IO) when its superblock or boot sector fails its checks. An ext filesystem
+ * window's ASR_E_IO) when its superblock or boot sector fails its checks or describes more than
+ * this reader holds (ASR_E_LIMIT is kept for files over the cap). An ext filesystem
  * with a journal to recover is read as the recovery will leave it when this reader can replay
  * the journal, else as it stands. */
 int fs_vol_open(const struct asr_window *w, const char *fs_type, struct fs_vol **out, struct asr_error *err);
