@@ -71,7 +71,7 @@ static void assert_refused(const struct vol *v, const char *path, size_t cap, in
     struct asr_error err;
     int got_rc = read_path(v, path, cap, &got, &len, &err);
     cr_assert_eq(got_rc, rc, "%s %s: status %d, expected %d (%s)", v->type, path, got_rc, rc, err.msg);
-    cr_assert_eq(err.code, rc);
+    cr_assert_eq((int)err.code, rc);
     cr_assert(err.msg[0] && !strchr(err.msg, '\n'), "%s %s: message not one line: '%s'", v->type, path, err.msg);
     cr_assert_not_null(strstr(err.msg, path), "message does not name the path: %s", err.msg);
     cr_assert_not_null(strstr(err.msg, says), "message '%s' does not say '%s'", err.msg, says);
