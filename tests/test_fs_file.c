@@ -294,6 +294,31 @@ Test(fs_file, ext_journal_replayed)
     free(v.img);
 }
 
+/* A filesystem too large for the reader to hold (descriptors for 2^32 groups, as test_fs_ext's
+ * refuses_descriptor_table_too_large makes it: only the superblock is read) is unreadable, not
+ * a file over the cap: ASR_E_LIMIT is kept for that. */
+Test(fs_file, ext_too_large_to_open_is_not_over_the_cap)
+{
+    struct vol v = make_ext("-t ext4 -b 1024 -O 64bit", "ext4");
+    static const struct {
+        uint64_t off;
+        uint32_t value;
+    } patch[] = {{1024 + 0x150, 0x100}, {1024 + 0x20, 256}}; /* s_blocks_count_hi, s_blocks_per_group */
+    for (size_t i = 0; i < 2; i++) {
+        uint8_t b[4] = {(uint8_t)patch[i].value, (uint8_t)(patch[i].value >> 8), (uint8_t)(patch[i].value >> 16),
+                        (uint8_t)(patch[i].value >> 24)};
+        fsfix_write_at(v.img, patch[i].off, b, 4);
+    }
+    v.size = 1ull << 51;
+    uint8_t *got;
+    size_t len;
+    struct asr_error err;
+    cr_assert_eq(read_path(&v, "/etc/fstab", CAP, &got, &len, &err), ASR_E_CORRUPT, "%s", err.msg);
+    cr_assert_eq((int)err.code, ASR_E_CORRUPT);
+    cr_assert_not_null(strstr(err.msg, "bytes of group descriptors, more than"), "%s", err.msg);
+    free(v.img);
+}
+
 /* ---- FAT12/16/32 ---------------------------------------------------------------------------- */
 
 /* What an ESP holds: grub.cfg under /EFI/debian, systemd-boot entries with a long name and a
@@ -476,6 +501,23 @@ Test(fs_file, fat_entry_pointing_outside)
     char *src = scratch_path("esp/c.bin");
     assert_reads(&v, "/c.bin", src);
     free(src);
+    free(v.img);
+}
+
+/* A long name holding '/' (damage: the name is stored as counted UTF-16) is left out of a
+ * listing, so that a caller joining a listed name to its directory cannot be led elsewhere;
+ * the other entries are listed as before. */
+Test(fs_file, fat_listing_leaves_out_names_with_a_slash)
+{
+    struct vol v = make_fat("-F 16 -s 1", 16384, 100);
+    char *bytes = fsfix_sh_out("grep -obUaP 'A\\x00r\\x00c\\x00h\\x00 \\x00' %s | cut -d: -f1", v.img);
+    cr_assert(bytes && bytes[0], "no long-name entry for 'Arch Linux.conf'");
+    uint64_t at = strtoull(bytes, NULL, 10) + 8;
+    free(bytes);
+    const uint8_t slash[2] = {'/', 0};
+    fsfix_write_at(v.img, at, slash, 2);
+    static const char *const entries[] = {"f MixedCase-Entry.Conf"};
+    assert_lists(&v, "/loader/entries", entries, 1);
     free(v.img);
 }
 
