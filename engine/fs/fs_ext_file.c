@@ -125,7 +125,11 @@ struct list_ctx {
 
 static enum fs_kind kind_of_mode(uint16_t mode)
 {
-    return LINUX_S_ISREG(mode) ? FS_KIND_FILE : LINUX_S_ISDIR(mode) ? FS_KIND_DIR : LINUX_S_ISLNK(mode) ? FS_KIND_SYMLINK : FS_KIND_OTHER;
+    if (LINUX_S_ISREG(mode))
+        return FS_KIND_FILE;
+    if (LINUX_S_ISDIR(mode))
+        return FS_KIND_DIR;
+    return LINUX_S_ISLNK(mode) ? FS_KIND_SYMLINK : FS_KIND_OTHER;
 }
 
 static int list_entry(struct ext2_dir_entry *de, int offset, int blocksize, char *buf, void *priv)

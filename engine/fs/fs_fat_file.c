@@ -256,7 +256,8 @@ static int lookup(struct fat_vol *v, const char *path, struct fat_dirent *d, str
         if (!n || (n == 1 && name[0] == '.'))
             continue;
         if (!is_dir(d))
-            return asr_fail_public(err, FS_E_NOT_FOUND, "fat: %.200s: not found (%.100s is a file)", path, d->name[0] ? d->name : d->short_name);
+            return asr_fail_public(err, FS_E_NOT_FOUND, "fat: %.200s: not found (%.100s is a file)", path,
+                                   d->name[0] ? d->name : d->short_name);
         if (n == 2 && name[0] == '.' && name[1] == '.') {
             d->start = depth ? up[--depth] : 0;
             continue;
@@ -270,7 +271,8 @@ static int lookup(struct fat_vol *v, const char *path, struct fat_dirent *d, str
             return asr_fail_public(err, FS_E_NOT_FOUND, "fat: %.200s: not found", path);
         if (is_dir(d) && !fat_valid_cluster(&v->g, d->start))
             return asr_fail_public(err, ASR_E_CORRUPT,
-                                   "fat: %.200s: directory entry %.100s points outside the clusters (cluster %u, not in 2..%llu)",
+                                   "fat: %.200s: directory entry %.100s points outside the clusters "
+                                   "(cluster %u, not in 2..%llu)",
                                    path, d->short_name, d->start, (unsigned long long)v->g.clusters + 1);
         up[depth++] = dir; /* at most one per component: check_path bounds them */
     }
@@ -322,7 +324,8 @@ static int read_chain(struct fat_vol *v, const char *path, const struct fat_dire
             return rc;
         if (next >= fat_end_of_chain(g->bits) || !fat_entry_used(next, g->bits) || !fat_valid_cluster(g, next))
             return asr_fail_public(err, ASR_E_CORRUPT,
-                                   "fat: %.200s: its cluster chain ends at cluster %u (FAT entry 0x%X) after %llu of its %llu clusters",
+                                   "fat: %.200s: its cluster chain ends at cluster %u (FAT entry 0x%X) after %llu of "
+                                   "its %llu clusters",
                                    path, c, next, (unsigned long long)k + 1, (unsigned long long)need);
         if (walk_loops(&loop, next))
             return asr_fail_public(err, ASR_E_CORRUPT, "fat: %.200s: its cluster chain loops (cluster %u again)", path,
