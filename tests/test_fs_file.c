@@ -16,7 +16,24 @@
 #include "le.h"
 #include "support.h"
 
-static void teardown(void) { scratch_cleanup(); }
+/* exFAT volumes are filled through exfat-fuse on a loop device (as test_fs_exfat.c does):
+ * whatever is still attached when a test ends is let go here. */
+static char exfat_loop[64], exfat_mnt[512];
+
+static void exfat_unmount(void)
+{
+    if (exfat_mnt[0])
+        fsfix_sh("fusermount -u %s", exfat_mnt);
+    if (exfat_loop[0])
+        fsfix_sh("losetup -d %s", exfat_loop);
+    exfat_mnt[0] = exfat_loop[0] = '\0';
+}
+
+static void teardown(void)
+{
+    exfat_unmount();
+    scratch_cleanup();
+}
 
 TestSuite(fs_file, .fini = teardown, .timeout = 120);
 
@@ -521,6 +538,131 @@ Test(fs_file, fat_listing_leaves_out_names_with_a_slash)
     free(v.img);
 }
 
+/* ---- exFAT ------------------------------------------------------------------------------------ */
+
+/* An ESP-like tree on exFAT, written through exfat-fuse: files that fill whole clusters and end
+ * inside one, nested directories, long and mixed-case names, a file written around a hole
+ * (exfat-fuse then chains it through the FAT instead of marking it contiguous). */
+static struct vol make_exfat(const char *mkfs_opts, unsigned mib)
+{
+    fsfix_need("mkfs.exfat");
+    fsfix_need("mount.exfat-fuse");
+    fsfix_need("fusermount");
+    fsfix_need("losetup");
+    if (geteuid() != 0)
+        cr_skip_test("exfat-fuse needs a loop device, and loop devices need root");
+    char *t = scratch_path("xtree"), *img = scratch_path("exfat.img"), *mnt = scratch_path("xmnt");
+    cr_assert_eq(fsfix_sh("set -e; mkdir -p %1$s/EFI/debian '%1$s/loader/entries' %1$s/d1/d2/d3 %3$s; cd %1$s;"
+                          "head -c 3000 /dev/urandom > EFI/debian/grub.cfg;"
+                          "head -c 300 /dev/urandom > 'loader/entries/Arch Linux.conf';"
+                          "head -c 200 /dev/urandom > loader/entries/MixedCase-Entry.Conf;"
+                          "head -c 65536 /dev/urandom > whole.bin; head -c 1500 /dev/urandom > d1/d2/d3/nested.txt;"
+                          "head -c 700K /dev/urandom > span.bin; head -c 40K /dev/urandom > a.bin;"
+                          "head -c 40K /dev/urandom > b.bin; head -c 200K /dev/urandom > frag.bin;"
+                          "truncate -s %4$uM %2$s; mkfs.exfat %5$s %2$s >/dev/null",
+                          t, img, mnt, mib, mkfs_opts),
+                 0);
+    char *dev = fsfix_sh_out("losetup -f --show %s 2>/dev/null", img);
+    if (!dev)
+        cr_skip_test("losetup cannot attach a loop device here");
+    snprintf(exfat_loop, sizeof exfat_loop, "%.*s", (int)strcspn(dev, "\n"), dev);
+    free(dev);
+    if (fsfix_sh("mount.exfat-fuse %s %s >/dev/null 2>&1", exfat_loop, mnt) != 0) {
+        exfat_unmount();
+        cr_skip_test("mount.exfat-fuse cannot mount here (FUSE unavailable?)");
+    }
+    snprintf(exfat_mnt, sizeof exfat_mnt, "%s", mnt);
+    int rc = fsfix_sh("set -e; cd %1$s; cp -r EFI loader d1 whole.bin span.bin a.bin b.bin %2$s/; sync;"
+                      "rm %2$s/a.bin; sync; cp frag.bin %2$s/; sync", t, mnt);
+    exfat_unmount();
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(fsfix_sh("fsck.exfat -n %s >/dev/null 2>&1", img), 0);
+    free(t);
+    free(mnt);
+    return (struct vol){img, "exfat", file_size(img)};
+}
+
+static void check_exfat(const char *mkfs_opts, unsigned mib)
+{
+    struct vol v = make_exfat(mkfs_opts, mib);
+    char *t = scratch_path("xtree");
+    static const char *const reads[][2] = {
+        {"/EFI/debian/grub.cfg", "EFI/debian/grub.cfg"},
+        {"/efi/DEBIAN/GRUB.cfg", "EFI/debian/grub.cfg"},
+        {"/loader/entries/Arch Linux.conf", "loader/entries/Arch Linux.conf"},
+        {"/loader/entries/mixedcase-entry.conf", "loader/entries/MixedCase-Entry.Conf"},
+        {"/d1/d2/d3/nested.txt", "d1/d2/d3/nested.txt"},
+        {"/d1/d2/../../d1/d2/d3/nested.txt", "d1/d2/d3/nested.txt"},
+        {"/whole.bin", "whole.bin"},
+        {"/span.bin", "span.bin"},
+        {"/b.bin", "b.bin"},
+        {"/frag.bin", "frag.bin"},
+    };
+    for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
+        char src[512];
+        snprintf(src, sizeof src, "%s/%s", t, reads[i][1]);
+        assert_reads(&v, reads[i][0], src);
+    }
+    assert_refused(&v, "/a.bin", CAP, FS_E_NOT_FOUND, "not found");
+    assert_refused(&v, "/whole.bin/x", CAP, FS_E_NOT_FOUND, "not found");
+    assert_refused(&v, "/loader", CAP, FS_E_NOT_FILE, "a directory");
+    assert_refused(&v, "/span.bin", 700 * 1024 - 1, ASR_E_LIMIT, "716800 bytes, over the");
+    static const char *const entries[] = {"f Arch Linux.conf", "f MixedCase-Entry.Conf"};
+    assert_lists(&v, "/loader/entries", entries, 2);
+    static const char *const root[] = {"d EFI", "d loader", "d d1", "f whole.bin", "f span.bin", "f b.bin",
+                                       "f frag.bin"};
+    assert_lists(&v, "/", root, sizeof root / sizeof root[0]);
+    struct listing l = {0};
+    struct asr_error err;
+    cr_assert_eq(list_path(&v, "/span.bin", &l, &err), FS_E_NOT_DIR);
+    free(t);
+    free(v.img);
+}
+
+Test(fs_file, exfat_4k_clusters) { check_exfat("-c 4096", 32); }
+Test(fs_file, exfat_512_byte_clusters) { check_exfat("-c 512", 16); }
+
+/* A stream extension sending a contiguous file past the heap; then the same file, its
+ * NoFatChain flag cleared, chained through a FAT entry pointing back at itself: each is
+ * corruption naming the file, never a read that runs on. */
+Test(fs_file, exfat_damaged_extent_and_chain)
+{
+    struct vol v = make_exfat("-c 4096", 32);
+    uint8_t b[512];
+    fsfix_read_at(v.img, 0, b, sizeof b);
+    uint64_t sector = 1ull << b[108], cluster = sector << b[109];
+    uint64_t fat = get_le32(b + 80) * sector, heap = get_le32(b + 88) * sector;
+    uint32_t root = get_le32(b + 96);
+    /* whole.bin's name entry in the root: its stream extension is the entry before. */
+    uint8_t *dir = malloc(cluster);
+    fsfix_read_at(v.img, heap + (uint64_t)(root - 2) * cluster, dir, cluster);
+    uint64_t at = UINT64_MAX;
+    static const uint8_t name[] = {'w', 0, 'h', 0, 'o', 0, 'l', 0, 'e', 0, '.', 0};
+    for (uint64_t i = 32; i < cluster && at == UINT64_MAX; i += 32)
+        if (dir[i] == 0xC1 && !memcmp(dir + i + 2, name, sizeof name))
+            at = i - 32;
+    cr_assert_neq(at, UINT64_MAX, "no name entry for whole.bin in the root's first cluster");
+    uint8_t stream[32];
+    memcpy(stream, dir + at, sizeof stream);
+    free(dir);
+    cr_assert_eq(stream[0], 0xC0);
+    cr_assert(stream[1] & 2, "whole.bin is not marked contiguous (NoFatChain)");
+    uint64_t entry = heap + (uint64_t)(root - 2) * cluster + at;
+    uint32_t first = get_le32(stream + 20);
+
+    const uint8_t outside[4] = {0xF0, 0xFF, 0xFF, 0x0F};
+    fsfix_write_at(v.img, entry + 20, outside, 4);
+    assert_refused(&v, "/whole.bin", CAP, ASR_E_CORRUPT, "leave the heap");
+
+    fsfix_write_at(v.img, entry + 20, stream + 20, 4);
+    const uint8_t chained = stream[1] & ~2u;
+    fsfix_write_at(v.img, entry + 1, &chained, 1);
+    uint8_t self[4] = {(uint8_t)first, (uint8_t)(first >> 8), (uint8_t)(first >> 16), (uint8_t)(first >> 24)};
+    fsfix_write_at(v.img, fat + 4ull * first, self, 4);
+    assert_refused(&v, "/whole.bin", CAP, ASR_E_CORRUPT, "loops");
+    free(v.img);
+}
+
 /* ---- what the interface does not read ----------------------------------------------------- */
 
 Test(fs_file, unsupported_types_and_garbage)
@@ -528,7 +670,7 @@ Test(fs_file, unsupported_types_and_garbage)
     char *img = scratch_path("zero.img");
     cr_assert_eq(fsfix_sh("truncate -s 4M %s", img), 0);
     struct vol v = {img, "exfat", 4u << 20};
-    static const char *const types[] = {"exfat", "ntfs", "xfs", "btrfs", "swap", ""};
+    static const char *const types[] = {"ntfs", "xfs", "btrfs", "swap", "swsuspend", ""};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         v.type = types[i];
         uint8_t *got;
@@ -538,8 +680,9 @@ Test(fs_file, unsupported_types_and_garbage)
         cr_assert(err.msg[0] && !strchr(err.msg, '\n'));
     }
     /* Types it reads, on zeros: the boot sector or superblock fails its checks. */
-    static const char *const read_types[][2] = {{"vfat", "fat: boot sector signature"}, {"ext4", "ext: no superblock"}};
-    for (size_t i = 0; i < 2; i++) {
+    static const char *const read_types[][2] = {
+        {"vfat", "fat: boot sector signature"}, {"ext4", "ext: no superblock"}, {"exfat", "exfat: "}};
+    for (size_t i = 0; i < 3; i++) {
         v.type = read_types[i][0];
         uint8_t *got;
         size_t len;

@@ -69,34 +69,8 @@ static void lfn_part(struct lfn *l, const uint8_t *e)
     l->have = ord;
 }
 
-/* The long name in UTF-8; "" when it is empty. Unpaired surrogates become '?'. */
-static void lfn_name(const struct lfn *l, char *out)
-{
-    size_t o = 0, n = (size_t)l->parts * 13;
-    for (size_t i = 0; i < n && l->u[i]; i++) {
-        uint32_t c = l->u[i];
-        if (c >= 0xD800 && c < 0xDC00 && i + 1 < n && l->u[i + 1] >= 0xDC00 && l->u[i + 1] < 0xE000)
-            c = 0x10000 + ((c - 0xD800) << 10) + (l->u[++i] - 0xDC00);
-        else if (c >= 0xD800 && c < 0xE000)
-            c = '?';
-        if (c < 0x80) {
-            out[o++] = (char)c;
-        } else if (c < 0x800) {
-            out[o++] = (char)(0xC0 | c >> 6);
-            out[o++] = (char)(0x80 | (c & 0x3F));
-        } else if (c < 0x10000) {
-            out[o++] = (char)(0xE0 | c >> 12);
-            out[o++] = (char)(0x80 | (c >> 6 & 0x3F));
-            out[o++] = (char)(0x80 | (c & 0x3F));
-        } else {
-            out[o++] = (char)(0xF0 | c >> 18);
-            out[o++] = (char)(0x80 | (c >> 12 & 0x3F));
-            out[o++] = (char)(0x80 | (c >> 6 & 0x3F));
-            out[o++] = (char)(0x80 | (c & 0x3F));
-        }
-    }
-    out[o] = '\0';
-}
+/* The long name in UTF-8; "" when it is empty. */
+static void lfn_name(const struct lfn *l, char *out) { fs_utf16_to_utf8(l->u, (size_t)l->parts * 13, out); }
 
 /* The 8.3 name as Linux shows it: lower-case base or extension when byte 12 says so (as
  * Windows stores names like "readme.txt" without a long name). */
@@ -204,23 +178,6 @@ static int each_entry(struct fat_vol *v, uint32_t first, const char *path, entry
     return rc;
 }
 
-/* ASCII letters folded, every other byte compared as it is. */
-static bool same_name(const char *a, const char *b, size_t n)
-{
-    if (strlen(a) != n)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-        if (x >= 'A' && x <= 'Z')
-            x = (unsigned char)(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z')
-            y = (unsigned char)(y - 'A' + 'a');
-        if (x != y)
-            return false;
-    }
-    return true;
-}
-
 struct find {
     const char *name;
     size_t n;
@@ -231,7 +188,7 @@ struct find {
 static int match(void *ctx, const struct fat_dirent *d)
 {
     struct find *f = ctx;
-    if (!same_name(d->name, f->name, f->n) && !(d->short_ascii && same_name(d->short_name, f->name, f->n)))
+    if (!fs_same_name(d->name, f->name, f->n) && !(d->short_ascii && fs_same_name(d->short_name, f->name, f->n)))
         return 0;
     *f->hit = *d;
     f->found = true;

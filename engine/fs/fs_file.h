@@ -2,7 +2,8 @@
  * mounting it: what a root's /etc/fstab, /etc/crypttab, /etc/mdadm/mdadm.conf and
  * /etc/os-release say, and the boot loader's configuration on /boot or an ESP. fs_file.c owns the
  * dispatch by blkid type and the one-shot calls; fs_ext_file.c (ext2/3/4, libext2fs through the
- * window I/O manager) and fs_fat_file.c (FAT12/16/32, long names) each read one format. Every
+ * window I/O manager), fs_fat_file.c (FAT12/16/32, long names) and fs_exfat_file.c each read one
+ * format. Every
  * read goes through the window and is bounded: a file larger than the caller's cap is refused
  * before it is read, and no metadata, however damaged, makes a lookup run on or read outside
  * the volume. Read-only. */
@@ -36,7 +37,7 @@ typedef int (*fs_dir_fn)(void *ctx, const char *name, enum fs_kind kind);
 struct fs_vol;
 
 /* Opens the filesystem in w that blkid named fs_type ("ext4", "vfat", ...): ASR_E_UNSUPPORTED
- * for a type this interface does not read (exfat, ntfs, swap, ...), ASR_E_CORRUPT (or the
+ * for a type this interface does not read (ntfs, swap, ...), ASR_E_CORRUPT (or the
  * window's ASR_E_IO) when its superblock or boot sector fails its checks or describes more than
  * this reader holds (ASR_E_LIMIT is kept for files over the cap). An ext filesystem
  * with a journal to recover is read as the recovery will leave it when this reader can replay
@@ -80,6 +81,15 @@ struct fs_vol {
 
 int fs_ext_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
 int fs_fat_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
+int fs_exfat_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
+
+/* n UTF-16 units (ending early at a 0 unit) as UTF-8 into out, which holds 3 * n + 1 bytes;
+ * unpaired surrogates become '?'. */
+void fs_utf16_to_utf8(const uint16_t *u, size_t n, char *out);
+/* Whether a (NUL-terminated) and the n bytes at b are the same name, ASCII letters folded and
+ * every other byte compared as it is: how FAT and exFAT names are matched (their own rules fold
+ * more, through code pages and the up-case table; the names looked up here are ASCII). */
+bool fs_same_name(const char *a, const char *b, size_t n);
 
 /* The readers see paths made absolute and clean by fs_file.c ("/" or "/a/b", no "." names):
  * names of at most FS_NAME_MAX bytes, at most FS_PATH_MAX_PARTS of them (ASR_E_ARG beyond). */
