@@ -5,7 +5,8 @@
  * bitmap hole would fail, and it costs little (2 TiB, 10,000 files, cold cache: 43 ms instead of
  * 23 ms). Only structure that cannot be read at all (boot checksum, geometry, the root's chain,
  * the bitmap and up-case entries) makes the map fail and the volume be captured whole. Hand-written from Microsoft's exFAT specification because no Debian
- * library exposes exFAT allocation from a byte window. */
+ * library exposes exFAT allocation from a byte window. The boot checks, FAT cache and chain walk
+ * are shared with the path reader (fs_exfat_internal.h, fs_exfat_file.c). */
 #include "asr_engine.h"
 #include "fs_exfat_internal.h"
 #include "fs_walk.h"
