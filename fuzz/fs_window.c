@@ -1,6 +1,7 @@
 /* The temporary volume file (also fuzz_lvm.c's) and the map checks shared by the filesystem-parser
  * harnesses. */
 #include "fs_window.h"
+#include "fs_file.h"
 #include "io.h"
 
 #include <fcntl.h>
@@ -82,4 +83,79 @@ void fs_window_run(fs_parser_fn parser, const char *expect_fs, uint64_t window_s
         abort();
     asr_usedmap_free(&m);
     close(fd);
+}
+
+#define FUZZ_FILE_CAP (64u << 10)
+
+static void check_refusal(int rc, const struct asr_error *err)
+{
+    if ((int)err->code != rc || !err->msg[0] || !memchr(err->msg, 0, sizeof err->msg) || strchr(err->msg, '\n'))
+        abort();
+}
+
+static void check_read(int rc, const uint8_t *buf, size_t len, const struct asr_error *err)
+{
+    if (rc == ASR_OK) {
+        if (!buf || len > FUZZ_FILE_CAP || buf[len] != 0)
+            abort();
+        return;
+    }
+    if (buf || len || (rc != FS_E_NOT_FOUND && rc != FS_E_NOT_FILE && rc != ASR_E_LIMIT && rc != ASR_E_CORRUPT &&
+                       rc != ASR_E_IO && rc != ASR_E_NOMEM))
+        abort();
+    check_refusal(rc, err);
+}
+
+static int check_name(void *ctx, const char *name, enum fs_kind kind)
+{
+    size_t *names = ctx;
+    if (!name[0] || strchr(name, '/') || strlen(name) > 1024 || (unsigned)kind > FS_KIND_OTHER)
+        abort();
+    return ++*names == 10000; /* enough: the listing's own bounds are what is exercised */
+}
+
+static void check_list(int rc, const struct asr_error *err)
+{
+    if (rc == ASR_OK)
+        return;
+    if (rc != FS_E_NOT_FOUND && rc != FS_E_NOT_DIR && rc != ASR_E_CORRUPT && rc != ASR_E_IO && rc != ASR_E_NOMEM)
+        abort();
+    check_refusal(rc, err);
+}
+
+void fs_window_read_files(const struct asr_window *w, const char *fs_type, const char *const *paths, size_t n)
+{
+    struct fs_vol *v;
+    struct asr_error err = {0};
+    int rc = fs_vol_open(w, fs_type, &v, &err);
+    if (rc != ASR_OK) {
+        if (v || rc == ASR_E_LIMIT || rc == ASR_E_UNSUPPORTED)
+            abort();
+        check_refusal(rc, &err);
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *buf;
+        size_t len, names = 0;
+        if (v) {
+            err = (struct asr_error){0};
+            rc = fs_vol_read(v, paths[i], FUZZ_FILE_CAP, &buf, &len, &err);
+            check_read(rc, buf, len, &err);
+            free(buf);
+            err = (struct asr_error){0};
+            check_list(fs_vol_list(v, paths[i], check_name, &names, &err), &err);
+        }
+        /* The one-shot call opens the volume afresh: the same answer (for the first path only:
+         * each call walks the directories again, at the fuzzer's expense). */
+        if (i)
+            continue;
+        uint8_t *again;
+        size_t again_len;
+        struct asr_error err2 = {0};
+        int rc2 = fs_read_file(w, fs_type, paths[i], FUZZ_FILE_CAP, &again, &again_len, &err2);
+        check_read(rc2, again, again_len, &err2);
+        if (v && rc2 != rc)
+            abort();
+        free(again);
+    }
+    fs_vol_close(v);
 }

@@ -2,7 +2,8 @@
  * fuzz_lvm.c takes the volume file only):
  * the input becomes the start of a volume in a sparse temporary file, zero-extended to a fixed
  * window, so that a small input can still describe a large filesystem; and a map the parser
- * accepted is checked for the invariants every used-byte map must keep. */
+ * accepted is checked for the invariants every used-byte map must keep; and the small-file
+ * reader (fs_file.h) run on the same window, its answers checked against its rules. */
 #ifndef FUZZ_FS_WINDOW_H
 #define FUZZ_FS_WINDOW_H
 #include <stddef.h>
@@ -25,5 +26,13 @@ int fs_window_open(uint64_t window, const uint8_t *data, size_t size, const uint
  * checks itself); a refusal must leave no ranges and say why. */
 void fs_window_run(fs_parser_fn parser, const char *expect_fs, uint64_t window_size, const uint8_t *data,
                    size_t size, const uint8_t *head, size_t head_len);
+
+/* Reads each of paths from the filesystem in w as fs_read_file does (engine/fs/fs_file.h), with a
+ * 64 KiB cap, and lists each path as a directory, all through one open volume; the first path
+ * once more through the one-shot call, which must answer the same. Aborts when an answer breaks
+ * the interface's rules: a file longer than the cap or not NUL-terminated, a refusal with a
+ * buffer left, a status outside those documented, a message that is empty or not one line, a
+ * listed name empty or holding '/'. */
+void fs_window_read_files(const struct asr_window *w, const char *fs_type, const char *const *paths, size_t n);
 
 #endif

@@ -1,6 +1,7 @@
-/* libFuzzer harness for the exFAT used-map parser (engine/fs/fs_exfat.c): the input is the start of
- * a volume, zero-extended to a 16 MiB window. Each input runs as given, then with its boot
- * checksum recomputed, so mutations reach the geometry checks and the root directory walk. */
+/* libFuzzer harness for the exFAT used-map parser (engine/fs/fs_exfat.c) and the small-file reader
+ * on the same volume (engine/fs/fs_exfat_file.c): the input is the start of a volume,
+ * zero-extended to a 16 MiB window. Each input runs as given, then with its boot checksum
+ * recomputed, so mutations reach the geometry checks, the root directory walk and the lookups. */
 #include <string.h>
 
 #include "fs_window.h"
@@ -32,11 +33,23 @@ static size_t repair_checksum(const uint8_t *data, size_t size)
     return memcmp(fixed, data, len) ? len : 0;
 }
 
+/* Paths on exfat-damaged.img (mkfs.exfat's own seeds have their root past the first 256 KiB) and
+ * an ESP's. */
+static const char *const paths[] = {"/many/f59.txt", "/docs", "/docs/deep/nested.bin", "/big.bin",
+                                    "/docs/none",    "/EFI/debian/grub.cfg", "/"};
+
+static int used_then_files(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err)
+{
+    int rc = asr_exfat_used(w, out, err);
+    fs_window_read_files(w, "exfat", paths, sizeof paths / sizeof paths[0]);
+    return rc;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fs_window_run(asr_exfat_used, "exfat", WINDOW, data, size, data, 0);
+    fs_window_run(used_then_files, "exfat", WINDOW, data, size, data, 0);
     size_t len = repair_checksum(data, size);
     if (len)
-        fs_window_run(asr_exfat_used, "exfat", WINDOW, data, size, fixed, len);
+        fs_window_run(used_then_files, "exfat", WINDOW, data, size, fixed, len);
     return 0;
 }

@@ -3,7 +3,8 @@
  * with libext2fs (engine/analyze/analyze.c), both over the window I/O manager. The input is the start of
  * a volume, zero-extended to a 16 MiB window, analysed as an unpartitioned disk. The seeds
  * (corpus/ext/, written by ext_seeds.py) hold every path the check looks for inside their first
- * 256 KiB; ext.dict has the magics. libext2fs itself is not instrumented: its crashes show as
+ * 256 KiB; ext.dict has the magics. Then the small-file reader (engine/fs/fs_ext_file.c) reads
+ * and lists a few of those paths. libext2fs itself is not instrumented: its crashes show as
  * signals, its stray reads of heap memory not at all. */
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,11 @@ static int used_then_analysis(const struct asr_window *w, struct asr_usedmap *ou
     }
     asr_volume_infos_free(v, n);
     asr_disk_close(d);
+    /* And the small-file reader (fs_ext_file.c) on the paths the seeds hold: files, a
+     * symlinked directory, directories, a path through a file. */
+    static const char *const paths[] = {"/etc/fstab", "/etc/os-release", "/vmlinuz", "/boot/grub2/x", "/boot",
+                                        "/",          "/etc/fstab/x"};
+    fs_window_read_files(w, "ext4", paths, sizeof paths / sizeof paths[0]);
     return rc;
 }
 

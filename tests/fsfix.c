@@ -194,3 +194,19 @@ bool fsfix_partclone_map(const char *tool, const char *img, struct asr_ranges *o
     free(dom);
     return ok && f;
 }
+
+void fsfix_ext_crash(const char *img, const char *after, unsigned bs, const char *cmds_file, const char *data_paths,
+                     const char *jo_opts)
+{
+    cr_assert_eq(fsfix_sh("set -e; cp %1$s %2$s; debugfs -w -f %3$s %2$s >/dev/null 2>&1;"
+                          "data=\" $(for p in %4$s; do debugfs -R \"blocks $p\" %2$s 2>/dev/null; done) \"; list=;"
+                          "rm -f %1$s.meta;"
+                          "for b in $(cmp -l %1$s %2$s | awk '{print int(($1 - 1) / %6$u)}' | uniq); do"
+                          "  case \"$data\" in *\" $b \"*) dd if=%2$s of=%1$s bs=%6$u skip=$b seek=$b count=1"
+                          "    conv=notrunc status=none;;"
+                          "  *) dd if=%2$s bs=%6$u skip=$b count=1 status=none >> %1$s.meta; list=$list${list:+,}$b;; esac;"
+                          "done; printf 'jo %5$s\\njw -b %%s %1$s.meta\\njc\\n' $list > %1$s.jcmd;"
+                          "debugfs -w -f %1$s.jcmd %1$s >/dev/null 2>&1; rm %1$s.meta %1$s.jcmd",
+                          img, after, cmds_file, data_paths, jo_opts, bs),
+                 0);
+}

@@ -43,6 +43,14 @@ uint64_t fsfix_not_covered(const struct asr_ranges *a, const struct asr_ranges *
  * bytes from the volume's start. false when partclone cannot map the volume. */
 bool fsfix_partclone_map(const char *tool, const char *img, struct asr_ranges *out);
 
+/* A crash as jbd2 leaves it, written with debugfs: the debugfs commands in cmds_file run on a
+ * copy of the ext image img (kept as after), then every block they changed lands in img: the
+ * data blocks of the files named in data_paths (space-separated) in place (ordered mode), every
+ * other block (bitmap, inode, directory, descriptors, superblock) only in one committed
+ * transaction of the journal, written with journal_open's options jo_opts. bs: the block size. */
+void fsfix_ext_crash(const char *img, const char *after, unsigned bs, const char *cmds_file, const char *data_paths,
+                     const char *jo_opts);
+
 /* Checks ranges are sorted, non-overlapping, inside [0, size). */
 void fsfix_check_ranges(const struct asr_ranges *r, uint64_t size);
 /* Maps the volume at the start of path (size bytes) with parse, which must succeed; checks the

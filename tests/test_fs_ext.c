@@ -921,18 +921,9 @@ Test(fs_ext, journal_flagged_but_empty_maps_the_disk)
 static void run_journal_transaction(const char *mkfs_opts, const char *jo_opts)
 {
     char *img = damage_fs("mkfs.ext4", mkfs_opts, 4), *after = scratch_path("after.img");
-    char *data = scratch_path("new.bin"), *meta = scratch_path("meta.bin"), *cmds = scratch_path("journal.cmd");
-    cr_assert_eq(fsfix_sh("set -e; cp %1$s %2$s; head -c 40K /dev/urandom > %3$s;"
-                          "debugfs -w -R 'write %3$s /new' %2$s >/dev/null 2>&1;"
-                          "data=\" $(debugfs -R 'blocks /new' %2$s 2>/dev/null) \"; list=; rm -f %4$s;"
-                          "for b in $(cmp -l %1$s %2$s | awk '{print int(($1 - 1) / 1024)}' | uniq); do"
-                          "  case \"$data\" in *\" $b \"*) dd if=%2$s of=%1$s bs=1024 skip=$b seek=$b count=1"
-                          "    conv=notrunc status=none;;"
-                          "  *) dd if=%2$s bs=1024 skip=$b count=1 status=none >> %4$s; list=$list${list:+,}$b;; esac;"
-                          "done; printf 'jo %6$s\\njw -b %%s %4$s\\njc\\n' $list > %5$s;"
-                          "debugfs -w -f %5$s %1$s >/dev/null 2>&1",
-                          img, after, data, meta, cmds, jo_opts),
-                 0);
+    char *data = scratch_path("new.bin"), *cmds = scratch_path("write.cmd");
+    cr_assert_eq(fsfix_sh("head -c 40K /dev/urandom > %1$s; echo 'write %1$s /new' > %2$s", data, cmds), 0);
+    fsfix_ext_crash(img, after, 1024, cmds, "/new", jo_opts);
     cr_assert_neq(fsfix_sh("debugfs -R 'stat /new' %s 2>/dev/null | grep -q Inode:", img), 0,
                   "the fixture shows /new before recovery");
     struct asr_ranges want = {0};
@@ -953,7 +944,6 @@ static void run_journal_transaction(const char *mkfs_opts, const char *jo_opts)
     free(img);
     free(after);
     free(data);
-    free(meta);
     free(cmds);
 }
 

@@ -209,16 +209,6 @@ static int find_kernel(struct ext2_dir_entry *de, int offset, int blocksize, cha
     return 0;
 }
 
-/* libext2fs walks a directory through every block its inode maps, whatever its size says, and
- * follows indirect blocks without noticing that they repeat: a directory whose triple-indirect
- * block points a few blocks at each other, over and over, lists one block 256^3 times (1 KiB
- * blocks: 20 s) or 1024^3 times (4 KiB blocks: hours), and every lookup through it starts over.
- * A real lookup reads a few inodes and directory blocks (a large /etc is some hundred KiB), so
- * each gets 16 MiB of reads; past that the window refuses, libext2fs stops, and the reason says
- * so. Per lookup, not for the whole check, so that one looping directory does not hide an
- * /etc/fstab elsewhere; nine lookups bound the check to 144 MiB of reads. */
-#define EXT_LOOKUP_READ_LIMIT (16ull << 20)
-
 /* Contents that show a Linux filesystem is needed to boot, read with libext2fs (no mount) through
  * the same window I/O manager as the used map (fs_ext_internal.h): a directory whose blocks point
  * past the partition reads nothing from the next one, and the reason then says so. map_rc is what

@@ -5,8 +5,10 @@
  * bitmap hole would fail, and it costs little (2 TiB, 10,000 files, cold cache: 43 ms instead of
  * 23 ms). Only structure that cannot be read at all (boot checksum, geometry, the root's chain,
  * the bitmap and up-case entries) makes the map fail and the volume be captured whole. Hand-written from Microsoft's exFAT specification because no Debian
- * library exposes exFAT allocation from a byte window. */
+ * library exposes exFAT allocation from a byte window. The boot checks, FAT cache and chain walk
+ * are shared with the path reader (fs_exfat_internal.h, fs_exfat_file.c). */
 #include "asr_engine.h"
+#include "fs_exfat_internal.h"
 #include "fs_walk.h"
 #include "le.h"
 
@@ -16,28 +18,11 @@
 
 #define BOOT_REGION_SECTORS 12u /* boot sector, 8 extended boot sectors, OEM, reserved, checksum */
 #define EXFAT_MAX_CLUSTERS 0xFFFFFFF5u
-#define EXFAT_EOC 0xFFFFFFFFu
 #define EXFAT_BAD 0xFFFFFFF7u
-#define DIR_MAX_BYTES (256ull << 20) /* the specification's limit on a directory's size */
-#define FAT_CACHE_BYTES (64u << 10)
-#define READ_PIECE (1u << 20) /* bitmap and directory reads: bounded whatever the volume says */
 
-#define ENTRY_END 0x00
 #define ENTRY_BITMAP 0x81
 #define ENTRY_UPCASE 0x82
 #define ENTRY_LABEL 0x83
-
-struct exfat_geom {
-    uint32_t sector_shift, cluster_shift; /* cluster_shift: log2 of cluster bytes */
-    uint32_t clusters;                    /* ClusterCount: clusters 2 .. clusters + 1 */
-    uint32_t root_cluster;
-    uint32_t fats;
-    uint64_t fat_offset, fat_bytes; /* first FAT and the length of each, in bytes */
-    uint64_t active_fat_offset;
-    uint64_t heap_offset;
-    uint32_t active; /* VolumeFlags.ActiveFat: which FAT and which bitmap are current */
-    uint32_t serial;
-};
 
 /* An Allocation Bitmap or the up-case table, as its root directory entry describes it. */
 struct sys_file {
@@ -46,29 +31,12 @@ struct sys_file {
     uint64_t length;
 };
 
-struct fat_cache {
-    const struct asr_window *w;
-    const struct exfat_geom *g;
-    uint64_t start; /* entry index of buf[0] */
-    uint32_t count; /* entries held; 0: empty */
-    uint8_t buf[FAT_CACHE_BYTES];
-};
-
-/* A FAT chain walk with Brent's cycle detection: a loop is caught within twice its length
- * rather than after the length cap, which on a large volume would take millions of reads. */
-struct chain {
-    struct fat_cache *fc;
-    const char *what;
-    uint32_t cur, tortoise;
-    uint64_t steps, limit, power, lam;
-};
-
-static uint64_t cluster_offset(const struct exfat_geom *g, uint32_t c)
+uint64_t exfat_cluster_offset(const struct exfat_geom *g, uint32_t c)
 {
     return g->heap_offset + ((uint64_t)(c - 2) << g->cluster_shift);
 }
 
-static int valid_cluster(const struct exfat_geom *g, uint64_t c) { return c >= 2 && c <= (uint64_t)g->clusters + 1; }
+int exfat_valid_cluster(const struct exfat_geom *g, uint64_t c) { return c >= 2 && c <= (uint64_t)g->clusters + 1; }
 
 /* The specification's boot checksum over sectors 0..10, skipping VolumeFlags (106, 107) and
  * PercentInUse (112), which change without the checksum being rewritten. */
@@ -84,7 +52,7 @@ static uint32_t boot_checksum(const uint8_t *region, size_t bytes)
 }
 
 /* Checks the fields of the boot sector (first 512 bytes) that place everything else. */
-static int parse_boot_sector(const uint8_t *b, uint64_t window, struct exfat_geom *g, struct asr_error *err)
+int exfat_parse_boot_sector(const uint8_t *b, uint64_t window, struct exfat_geom *g, struct asr_error *err)
 {
     if (memcmp(b, "\xEB\x76\x90", 3) != 0)
         return asr_fail_public(err, ASR_E_CORRUPT, "exfat: jump instruction not EB 76 90 (boot sector offset 0)");
@@ -144,7 +112,7 @@ static int parse_boot_sector(const uint8_t *b, uint64_t window, struct exfat_geo
         return asr_fail_public(err, ASR_E_CORRUPT,
                                "exfat: cluster heap ends at sector %llu, past the %llu-sector volume (boot sector offset 92)",
                                (unsigned long long)heap_end, (unsigned long long)volume_sectors);
-    if (!valid_cluster(g, g->root_cluster))
+    if (!exfat_valid_cluster(g, g->root_cluster))
         return asr_fail_public(err, ASR_E_CORRUPT,
                                "exfat: root directory cluster %u outside clusters 2..%llu (boot sector offset 96)",
                                g->root_cluster, (unsigned long long)g->clusters + 1);
@@ -156,7 +124,7 @@ static int parse_boot_sector(const uint8_t *b, uint64_t window, struct exfat_geo
 }
 
 /* Reads the main boot region and checks its checksum sector. */
-static int check_boot_region(const struct asr_window *w, const struct exfat_geom *g, struct asr_error *err)
+int exfat_check_boot_region(const struct asr_window *w, const struct exfat_geom *g, struct asr_error *err)
 {
     size_t sector = (size_t)1 << g->sector_shift, bytes = BOOT_REGION_SECTORS * sector;
     uint8_t *region = malloc(bytes); /* at most 48 KiB: the shift is validated */
@@ -175,10 +143,10 @@ static int check_boot_region(const struct asr_window *w, const struct exfat_geom
     return rc;
 }
 
-static int fat_entry(struct fat_cache *fc, uint32_t c, uint32_t *next, struct asr_error *err)
+int exfat_fat_entry(struct exfat_cache *fc, uint32_t c, uint32_t *next, struct asr_error *err)
 {
     if (!fc->count || c < fc->start || c >= fc->start + fc->count) {
-        uint64_t entries = (uint64_t)fc->g->clusters + 2, per = FAT_CACHE_BYTES / 4;
+        uint64_t entries = (uint64_t)fc->g->clusters + 2, per = EXFAT_FAT_CACHE_BYTES / 4;
         fc->start = c / per * per;
         fc->count = (uint32_t)(entries - fc->start < per ? entries - fc->start : per);
         int rc = asr_window_read(fc->w, "the FAT", fc->g->active_fat_offset + fc->start * 4, fc->buf, (size_t)fc->count * 4, err);
@@ -191,27 +159,27 @@ static int fat_entry(struct fat_cache *fc, uint32_t c, uint32_t *next, struct as
     return ASR_OK;
 }
 
-static int chain_start(struct chain *ch, struct fat_cache *fc, const char *what, uint32_t first, uint64_t limit,
+int exfat_chain_start(struct exfat_chain *ch, struct exfat_cache *fc, const char *what, uint32_t first, uint64_t limit,
                        struct asr_error *err)
 {
-    *ch = (struct chain){fc, what, first, first, 1, limit, 1, 0};
-    if (!valid_cluster(fc->g, first))
+    *ch = (struct exfat_chain){fc, what, first, first, 1, limit, 1, 0};
+    if (!exfat_valid_cluster(fc->g, first))
         return asr_fail_public(err, ASR_E_CORRUPT, "exfat: %s starts at invalid cluster %u", what, first);
     return ASR_OK;
 }
 
 /* Advances to the next cluster of the chain; *done when the current one ends it. */
-static int chain_next(struct chain *ch, int *done, struct asr_error *err)
+int exfat_chain_next(struct exfat_chain *ch, int *done, struct asr_error *err)
 {
     uint32_t next;
-    int rc = fat_entry(ch->fc, ch->cur, &next, err);
+    int rc = exfat_fat_entry(ch->fc, ch->cur, &next, err);
     if (rc != ASR_OK)
         return rc;
     uint64_t where = ch->fc->g->active_fat_offset + (uint64_t)ch->cur * 4;
     *done = next == EXFAT_EOC;
     if (*done)
         return ASR_OK;
-    if (!valid_cluster(ch->fc->g, next))
+    if (!exfat_valid_cluster(ch->fc->g, next))
         return asr_fail_public(err, ASR_E_CORRUPT, "exfat: %s: cluster %u links to %s %u (FAT entry at volume offset %llu)",
                                ch->what, ch->cur, next == EXFAT_BAD ? "the bad-cluster mark" : "invalid cluster", next,
                                (unsigned long long)where);
@@ -314,27 +282,27 @@ static int root_entry(const uint8_t *e, uint64_t at, struct root_info *ri, int *
 
 /* Walks the root directory's whole FAT chain (the root has no NoFatChain flag, so the FAT is
  * always its authority), reading its entries up to the end marker. */
-static int scan_root(const struct asr_window *w, struct fat_cache *fc, struct root_info *ri, struct asr_error *err)
+static int scan_root(const struct asr_window *w, struct exfat_cache *fc, struct root_info *ri, struct asr_error *err)
 {
     const struct exfat_geom *g = fc->g;
-    uint64_t cluster = 1ull << g->cluster_shift, piece = cluster < READ_PIECE ? cluster : READ_PIECE;
-    uint64_t limit = DIR_MAX_BYTES >> g->cluster_shift; /* at least 8: clusters are at most 32 MiB */
+    uint64_t cluster = 1ull << g->cluster_shift, piece = cluster < EXFAT_READ_PIECE ? cluster : EXFAT_READ_PIECE;
+    uint64_t limit = EXFAT_DIR_MAX_BYTES >> g->cluster_shift; /* at least 8: clusters are at most 32 MiB */
     if (limit > g->clusters)
         limit = g->clusters;
     uint8_t *buf = malloc((size_t)piece);
     if (!buf)
         return asr_fail_public(err, ASR_E_NOMEM, "exfat: out of memory for a directory piece");
-    struct chain ch;
-    int rc = chain_start(&ch, fc, "root directory", g->root_cluster, limit, err), end = 0, done = 0;
+    struct exfat_chain ch;
+    int rc = exfat_chain_start(&ch, fc, "root directory", g->root_cluster, limit, err), end = 0, done = 0;
     while (rc == ASR_OK && !done) {
         for (uint64_t off = 0; off < cluster && !end && rc == ASR_OK; off += piece) {
-            uint64_t at = cluster_offset(g, ch.cur) + off;
+            uint64_t at = exfat_cluster_offset(g, ch.cur) + off;
             rc = asr_window_read(w, "the root directory", at, buf, (size_t)piece, err);
             for (uint64_t i = 0; i < piece && !end && rc == ASR_OK; i += 32)
                 rc = root_entry(buf + i, at + i, ri, &end, err);
         }
         if (rc == ASR_OK)
-            rc = chain_next(&ch, &done, err);
+            rc = exfat_chain_next(&ch, &done, err);
     }
     free(buf);
     return rc;
@@ -346,7 +314,7 @@ static int sys_file_span(const struct exfat_geom *g, const struct sys_file *f, c
                          struct asr_error *err)
 {
     uint64_t n = (f->length + (1ull << g->cluster_shift) - 1) >> g->cluster_shift;
-    if (n == 0 || !valid_cluster(g, f->first_cluster) || !valid_cluster(g, f->first_cluster + n - 1))
+    if (n == 0 || !exfat_valid_cluster(g, f->first_cluster) || !exfat_valid_cluster(g, f->first_cluster + n - 1))
         return asr_fail_public(err, ASR_E_CORRUPT, "exfat: %s of %llu bytes at cluster %u lies outside the cluster heap", what,
                                (unsigned long long)f->length, f->first_cluster);
     *count = (uint32_t)n;
@@ -409,7 +377,7 @@ static int bitmap_byte(struct bit_cache *bc, uint64_t bytes, uint64_t byte, uint
 struct exfat_walk {
     const struct asr_window *w;
     const struct exfat_geom *g;
-    struct fat_cache *fc;
+    struct exfat_cache *fc;
     struct bit_cache *bc[2]; /* one per bitmap: a cluster either marks is captured anyway */
     uint64_t bitmap_bytes;
     struct walk wk;
@@ -474,7 +442,7 @@ static int walk_alloc(struct exfat_walk *xw, uint32_t first, uint64_t length, in
 {
     const struct exfat_geom *g = xw->g;
     uint64_t n = length ? ((length - 1) >> g->cluster_shift) + 1 : 0, end = (uint64_t)g->clusters + 2;
-    if (!n || !valid_cluster(g, first))
+    if (!n || !exfat_valid_cluster(g, first))
         return ASR_OK;
     if (contiguous) {
         n = n < end - first ? n : end - first;
@@ -496,7 +464,7 @@ static int walk_alloc(struct exfat_walk *xw, uint32_t first, uint64_t length, in
             run_n = 0;
         }
         run_n++;
-        if (rc != ASR_OK || k == n || (rc = fat_entry(xw->fc, c, &next, err)) != ASR_OK || !valid_cluster(g, next))
+        if (rc != ASR_OK || k == n || (rc = exfat_fat_entry(xw->fc, c, &next, err)) != ASR_OK || !exfat_valid_cluster(g, next))
             break;
         if ((looped = walk_loops(&loop, next))) /* a reader goes round the same clusters */
             break;
@@ -517,9 +485,6 @@ struct set_state {
     uint32_t secondaries; /* left in the current set */
     int is_dir, stream_seen, ended;
 };
-
-#define ENTRY_FILE 0x85
-#define ENTRY_STREAM 0xC0
 
 /* One 32-byte entry. A directory's stream extension queues it; any other allocation a secondary
  * (or a benign primary, such as a vendor's) describes is checked at once. The bitmap and up-case
@@ -552,11 +517,11 @@ static int walk_entry(struct exfat_walk *xw, const uint8_t *e, struct set_state 
     uint64_t length = get_le64(e + 24);
     if (t == ENTRY_STREAM && st->is_dir && !st->stream_seen) {
         st->stream_seen = 1;
-        if (!valid_cluster(xw->g, first) || !length)
+        if (!exfat_valid_cluster(xw->g, first) || !length)
             return ASR_OK;
-        struct walk_dir d = {first, (uint8_t)(e[1] & 2), length < DIR_MAX_BYTES ? length : DIR_MAX_BYTES};
+        struct walk_dir d = {first, (uint8_t)(e[1] & 2), length < EXFAT_DIR_MAX_BYTES ? length : EXFAT_DIR_MAX_BYTES};
         uint64_t ahead = 1ull << xw->g->cluster_shift;
-        asr_window_prefetch(xw->w, cluster_offset(xw->g, first), ahead < READ_PIECE ? ahead : READ_PIECE);
+        asr_window_prefetch(xw->w, exfat_cluster_offset(xw->g, first), ahead < EXFAT_READ_PIECE ? ahead : EXFAT_READ_PIECE);
         return walk_push(&xw->wk, &d, err);
     }
     st->stream_seen |= t == ENTRY_STREAM;
@@ -569,7 +534,7 @@ static int walk_entry(struct exfat_walk *xw, const uint8_t *e, struct set_state 
 static int walk_dir(struct exfat_walk *xw, const struct walk_dir *d, int root, struct asr_error *err)
 {
     const struct exfat_geom *g = xw->g;
-    uint64_t cluster = 1ull << g->cluster_shift, piece = cluster < READ_PIECE ? cluster : READ_PIECE;
+    uint64_t cluster = 1ull << g->cluster_shift, piece = cluster < EXFAT_READ_PIECE ? cluster : EXFAT_READ_PIECE;
     uint64_t n = ((d->bytes - 1) >> g->cluster_shift) + 1; /* d->bytes > 0 */
     const char *what = root ? "the root directory" : "a directory";
     struct set_state st = {0};
@@ -581,13 +546,13 @@ static int walk_dir(struct exfat_walk *xw, const struct walk_dir *d, int root, s
         if ((rc = walk_spend(&xw->wk, 1, err)) != ASR_OK || (rc = check_run(xw, c, 1, what, err)) != ASR_OK)
             break;
         for (uint64_t off = 0; off < cluster && !st.ended && rc == ASR_OK; off += piece) {
-            rc = asr_window_read(xw->w, "a directory", cluster_offset(g, c) + off, xw->buf, (size_t)piece, err);
+            rc = asr_window_read(xw->w, "a directory", exfat_cluster_offset(g, c) + off, xw->buf, (size_t)piece, err);
             for (uint64_t i = 0; i < piece && !st.ended && rc == ASR_OK; i += 32)
                 rc = walk_entry(xw, xw->buf + i, &st, err);
         }
         uint32_t next = c + 1;
-        if (rc != ASR_OK || k + 1 == n || (!d->contiguous && (rc = fat_entry(xw->fc, c, &next, err)) != ASR_OK) ||
-            !valid_cluster(g, next) || walk_loops(&loop, next))
+        if (rc != ASR_OK || k + 1 == n || (!d->contiguous && (rc = exfat_fat_entry(xw->fc, c, &next, err)) != ASR_OK) ||
+            !exfat_valid_cluster(g, next) || walk_loops(&loop, next))
             break;
         c = next;
     }
@@ -607,7 +572,7 @@ static int walk_tree(struct exfat_walk *xw, const struct root_info *ri, struct a
         if (files[f]->present && (rc = sys_file_span(g, files[f], names[f], &n, err)) == ASR_OK)
             rc = check_run(xw, files[f]->first_cluster, n, names[f], err);
     }
-    struct walk_dir d = {.first = g->root_cluster, .bytes = DIR_MAX_BYTES};
+    struct walk_dir d = {.first = g->root_cluster, .bytes = EXFAT_DIR_MAX_BYTES};
     if (rc == ASR_OK && (rc = walk_push(&xw->wk, &d, err)) == ASR_OK && walk_pop(&xw->wk, &d))
         rc = walk_dir(xw, &d, 1, err);
     while (rc == ASR_OK && walk_pop(&xw->wk, &d))
@@ -618,22 +583,22 @@ static int walk_tree(struct exfat_walk *xw, const struct root_info *ri, struct a
 /* ---- the map ------------------------------------------------------------------------------- */
 
 /* Emits the clusters marked in either bitmap (a TexFAT volume keeps two; a cluster either one
- * marks is copied), merged with those the walk found, reading the bitmaps in READ_PIECE pieces. */
+ * marks is copied), merged with those the walk found, reading the bitmaps in EXFAT_READ_PIECE pieces. */
 static int emit_clusters(const struct asr_window *w, const struct exfat_geom *g, const struct root_info *ri,
                          struct walk_union *u, struct asr_error *err)
 {
     uint64_t bytes = ((uint64_t)g->clusters + 7) / 8;
-    uint8_t *piece = malloc(READ_PIECE), *other = g->fats == 2 ? malloc(READ_PIECE) : NULL;
+    uint8_t *piece = malloc(EXFAT_READ_PIECE), *other = g->fats == 2 ? malloc(EXFAT_READ_PIECE) : NULL;
     int rc = ASR_OK;
     if (!piece || (g->fats == 2 && !other))
         rc = asr_fail_public(err, ASR_E_NOMEM, "exfat: out of memory for a bitmap piece");
     uint64_t run_start = 0, run_len = 0;
-    for (uint64_t at = 0; at < bytes && rc == ASR_OK; at += READ_PIECE) {
-        size_t n = bytes - at < READ_PIECE ? (size_t)(bytes - at) : READ_PIECE;
-        rc = asr_window_read(w, "the allocation bitmap", cluster_offset(g, ri->bitmap[0].first_cluster) + at, piece, n,
+    for (uint64_t at = 0; at < bytes && rc == ASR_OK; at += EXFAT_READ_PIECE) {
+        size_t n = bytes - at < EXFAT_READ_PIECE ? (size_t)(bytes - at) : EXFAT_READ_PIECE;
+        rc = asr_window_read(w, "the allocation bitmap", exfat_cluster_offset(g, ri->bitmap[0].first_cluster) + at, piece, n,
                              err);
         if (rc == ASR_OK && other) {
-            rc = asr_window_read(w, "the second allocation bitmap", cluster_offset(g, ri->bitmap[1].first_cluster) + at,
+            rc = asr_window_read(w, "the second allocation bitmap", exfat_cluster_offset(g, ri->bitmap[1].first_cluster) + at,
                                  other, n, err);
             for (size_t i = 0; i < n; i++)
                 piece[i] |= other[i];
@@ -667,7 +632,7 @@ static int emit_clusters(const struct asr_window *w, const struct exfat_geom *g,
 
 /* Walks the tree (walk_tree), then emits the heap clusters: those the bitmaps mark and those
  * the walk found referenced but free, saying how many of these in out->note. */
-static int map_heap(const struct asr_window *w, struct fat_cache *fc, const struct root_info *ri, struct asr_usedmap *out,
+static int map_heap(const struct asr_window *w, struct exfat_cache *fc, const struct root_info *ri, struct asr_usedmap *out,
                     struct asr_error *err)
 {
     const struct exfat_geom *g = fc->g;
@@ -678,11 +643,11 @@ static int map_heap(const struct asr_window *w, struct fat_cache *fc, const stru
         if (!(xw.bc[i] = malloc(sizeof *xw.bc[i])))
             rc = asr_fail_public(err, ASR_E_NOMEM, "exfat: out of memory for the directory walk");
         else
-            *xw.bc[i] = (struct bit_cache){.w = w, .base = cluster_offset(g, ri->bitmap[i].first_cluster)};
+            *xw.bc[i] = (struct bit_cache){.w = w, .base = exfat_cluster_offset(g, ri->bitmap[i].first_cluster)};
         /* The walk looks all over the bitmap, which emit_clusters then reads whole anyway. */
-        asr_window_prefetch(w, cluster_offset(g, ri->bitmap[i].first_cluster), xw.bitmap_bytes);
+        asr_window_prefetch(w, exfat_cluster_offset(g, ri->bitmap[i].first_cluster), xw.bitmap_bytes);
     }
-    uint64_t piece = 1ull << g->cluster_shift < READ_PIECE ? 1ull << g->cluster_shift : READ_PIECE;
+    uint64_t piece = 1ull << g->cluster_shift < EXFAT_READ_PIECE ? 1ull << g->cluster_shift : EXFAT_READ_PIECE;
     if (rc == ASR_OK && !(xw.buf = malloc((size_t)piece)))
         rc = asr_fail_public(err, ASR_E_NOMEM, "exfat: out of memory for a directory piece");
     if (rc == ASR_OK)
@@ -711,18 +676,18 @@ static int map_volume(const struct asr_window *w, struct asr_usedmap *out, struc
     struct exfat_geom g = {0};
     int rc = asr_window_read(w, "the boot sector", 0, boot, sizeof boot, err);
     if (rc == ASR_OK)
-        rc = parse_boot_sector(boot, w->size, &g, err);
+        rc = exfat_parse_boot_sector(boot, w->size, &g, err);
     if (rc == ASR_OK)
-        rc = check_boot_region(w, &g, err);
+        rc = exfat_check_boot_region(w, &g, err);
     if (rc != ASR_OK)
         return rc;
 
-    struct fat_cache *fc = malloc(sizeof *fc);
+    struct exfat_cache *fc = malloc(sizeof *fc);
     struct root_info *ri = calloc(1, sizeof *ri);
     if (!fc || !ri)
         rc = asr_fail_public(err, ASR_E_NOMEM, "exfat: out of memory");
     else
-        *fc = (struct fat_cache){.w = w, .g = &g};
+        *fc = (struct exfat_cache){.w = w, .g = &g};
     if (rc == ASR_OK)
         rc = scan_root(w, fc, ri, err);
     if (rc == ASR_OK)

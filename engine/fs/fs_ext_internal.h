@@ -18,6 +18,17 @@
  * which the bitmap marks used anyway. Adding them unconditionally costs nothing. */
 #define EXT_HEAD_BYTES 2048u
 
+/* libext2fs walks a directory through every block its inode maps, whatever its size says, and
+ * follows indirect blocks without noticing that they repeat: a directory whose triple-indirect
+ * block points a few blocks at each other, over and over, lists one block 256^3 times (1 KiB
+ * blocks: 20 s) or 1024^3 times (4 KiB blocks: hours), and every lookup through it starts over.
+ * A real lookup reads a few inodes and directory blocks (a large /etc is some hundred KiB), so
+ * each gets 16 MiB of reads; past that the window refuses, libext2fs stops, and the reason says
+ * so. Per lookup, not for a whole check, so that one looping directory does not hide an
+ * /etc/fstab elsewhere (analyze.c's content check: nine lookups, 144 MiB of reads at most). A
+ * file's own data comes on top (fs_ext_file.c). */
+#define EXT_LOOKUP_READ_LIMIT (16ull << 20)
+
 /* A journal replayed in memory (fs_ext_journal.c): for each block a replay would write, where the
  * journal holds its new contents. Sorted by target, one entry per target (the copy replay writes
  * last). */

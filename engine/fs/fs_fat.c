@@ -5,8 +5,10 @@
  * pass them all (FAT12/16 have no free count, the dirty bits may be clean), and it costs little
  * (FAT32 with 100,000 files in 1,000 directories, cold cache: 66 ms instead of 23 ms). Hand-written
  * because no Debian library exposes FAT allocation maps from a byte window (dosfstools and
- * mtools are programs, not libraries). */
+ * mtools are programs, not libraries). The geometry and FAT entry reads are shared with the path
+ * reader (fs_fat_internal.h, fs_fat_file.c). */
 #include "asr_engine.h"
+#include "fs_fat_internal.h"
 #include "fs_walk.h"
 #include "le.h"
 
@@ -17,28 +19,12 @@
 /* Entries per FAT piece: an even count (so a FAT12 piece starts on a whole byte) giving at most
  * 1 MiB of FAT32, whatever the volume size. */
 #define FAT_PIECE_ENTRIES (1u << 18)
-/* Entries the walk keeps at hand for following chains: an even count, as above (128 KiB of
- * FAT32). Chains of files written in one go run through it sequentially. */
-#define FAT_CACHE_ENTRIES (1u << 15)
-/* The specification's limit on a directory: 65536 entries of 32 bytes. */
-#define DIR_MAX_BYTES (65536u * 32)
 
 /* Microsoft's rule (FAT specification, "FAT type determination"): the cluster count alone
  * decides the FAT type. */
 #define FAT12_MAX_CLUSTERS 4084u
 #define FAT16_MAX_CLUSTERS 65524u
 #define FAT32_MAX_CLUSTERS 0x0FFFFFF5u /* highest cluster number 0x0FFFFFF6, below the bad mark */
-
-struct fat_geom {
-    uint32_t bits; /* 12, 16 or 32 */
-    uint32_t clusters; /* data clusters, numbered 2 .. clusters + 1 */
-    uint32_t root_cluster; /* FAT32 only */
-    uint64_t cluster_bytes;
-    uint64_t fat_offset;   /* bytes: the FAT copy the allocation is read from */
-    uint64_t root_offset;  /* bytes: the FAT12/16 fixed root directory */
-    uint64_t root_bytes;   /* its length (0 on FAT32) */
-    uint64_t data_offset;  /* bytes: cluster 2 */
-};
 
 static int is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
@@ -49,7 +35,7 @@ static int corrupt(struct asr_error *err, const char *what)
 
 /* Validates the BPB in the first 512 bytes of the volume and derives the layout. Every field
  * that decides where a later read goes is checked here, so nothing after it trusts raw input. */
-static int parse_bpb(const uint8_t *b, uint64_t window, struct fat_geom *g, struct asr_error *err)
+int fat_parse_bpb(const uint8_t *b, uint64_t window, struct fat_geom *g, struct asr_error *err)
 {
     char m[200];
     if (b[510] != 0x55 || b[511] != 0xAA)
@@ -174,15 +160,15 @@ static int parse_bpb(const uint8_t *b, uint64_t window, struct fat_geom *g, stru
  * errors (unless a directory entry still references the cluster: the walk takes it then).
  * Everything else, EOC, chain links, and even out-of-range links fsck would repair, is copied:
  * capturing too much is always safe. */
-static int entry_used(uint32_t v, uint32_t bits)
+int fat_entry_used(uint32_t v, uint32_t bits)
 {
     uint32_t bad = bits == 12 ? 0xFF7u : bits == 16 ? 0xFFF7u : 0x0FFFFFF7u;
     return v != 0 && v != bad;
 }
 
-static uint32_t end_of_chain(uint32_t bits) { return bits == 12 ? 0xFF8u : bits == 16 ? 0xFFF8u : 0x0FFFFFF8u; }
+uint32_t fat_end_of_chain(uint32_t bits) { return bits == 12 ? 0xFF8u : bits == 16 ? 0xFFF8u : 0x0FFFFFF8u; }
 
-static int valid_cluster(const struct fat_geom *g, uint64_t c) { return c >= 2 && c <= (uint64_t)g->clusters + 1; }
+int fat_valid_cluster(const struct fat_geom *g, uint64_t c) { return c >= 2 && c <= (uint64_t)g->clusters + 1; }
 
 static uint32_t entry_at(const uint8_t *piece, uint32_t i, uint32_t bits)
 {
@@ -200,15 +186,7 @@ static uint32_t entry_at(const uint8_t *piece, uint32_t i, uint32_t bits)
 
 /* ---- the directory walk ------------------------------------------------------------------ */
 
-struct fat_cache {
-    const struct asr_window *w;
-    const struct fat_geom *g;
-    uint64_t start; /* entry index of buf's first entry: a multiple of FAT_CACHE_ENTRIES */
-    uint32_t count; /* entries held; 0: none */
-    uint8_t buf[FAT_CACHE_ENTRIES * 4];
-};
-
-static int fat_entry(struct fat_cache *fc, uint32_t c, uint32_t *v, struct asr_error *err)
+int fat_entry(struct fat_cache *fc, uint32_t c, uint32_t *v, struct asr_error *err)
 {
     if (!fc->count || c < fc->start || c >= fc->start + fc->count) {
         uint64_t entries = (uint64_t)fc->g->clusters + 2;
@@ -269,7 +247,7 @@ static int walk_file(struct fat_walk *fw, const uint8_t *e, uint32_t start, uint
 {
     const struct fat_geom *g = fw->g;
     uint64_t need = (size + g->cluster_bytes - 1) / g->cluster_bytes, k = 0;
-    if (!need || !valid_cluster(g, start))
+    if (!need || !fat_valid_cluster(g, start))
         return ASR_OK;
     uint32_t c = start, last = start, v = 0;
     int rc = ASR_OK, freed = 0;
@@ -280,11 +258,11 @@ static int walk_file(struct fat_walk *fw, const uint8_t *e, uint32_t start, uint
             return rc;
         k++;
         last = c;
-        if (!entry_used(v, g->bits)) {
+        if (!fat_entry_used(v, g->bits)) {
             freed = 1;
             break;
         }
-        if (v >= end_of_chain(g->bits) || !valid_cluster(g, v))
+        if (v >= fat_end_of_chain(g->bits) || !fat_valid_cluster(g, v))
             break;
         if (walk_loops(&loop, v)) {
             k = need; /* a reader goes round the same clusters: nothing more to take */
@@ -322,7 +300,7 @@ static int walk_entries(struct fat_walk *fw, const uint8_t *buf, size_t n, struc
         uint32_t start = get_le16(e + 26) | (fw->g->bits == 32 ? (uint32_t)get_le16(e + 20) << 16 : 0);
         if (!(attr & 0x10))
             rc = walk_file(fw, e, start, get_le32(e + 28), err);
-        else if (valid_cluster(fw->g, start)) {
+        else if (fat_valid_cluster(fw->g, start)) {
             rc = walk_push(&fw->wk, &(struct walk_dir){.first = start, .bytes = DIR_MAX_BYTES}, err);
             asr_window_prefetch(fw->w, fw->g->data_offset + (uint64_t)(start - 2) * fw->g->cluster_bytes, fw->g->cluster_bytes);
         }
@@ -342,7 +320,7 @@ static int walk_dir(struct fat_walk *fw, const struct walk_dir *d, int root, str
     for (uint64_t k = 0; k < limit && rc == ASR_OK; k++) {
         if ((rc = walk_spend(&fw->wk, 1, err)) != ASR_OK || (rc = fat_entry(fw->fc, c, &v, err)) != ASR_OK)
             return rc;
-        if (!entry_used(v, g->bits)) {
+        if (!fat_entry_used(v, g->bits)) {
             fw->free_refs++;
             damage(fw, root ? "the root directory" : "a directory", NULL, c);
             if ((rc = walk_extra(&fw->wk, c, 1, err)) != ASR_OK)
@@ -352,7 +330,7 @@ static int walk_dir(struct fat_walk *fw, const struct walk_dir *d, int root, str
                              err);
         if (rc == ASR_OK)
             rc = walk_entries(fw, fw->buf, (size_t)g->cluster_bytes, err);
-        if (!entry_used(v, g->bits) || v >= end_of_chain(g->bits) || !valid_cluster(g, v) || walk_loops(&loop, v))
+        if (!fat_entry_used(v, g->bits) || v >= fat_end_of_chain(g->bits) || !fat_valid_cluster(g, v) || walk_loops(&loop, v))
             break;
         c = v;
     }
@@ -401,7 +379,7 @@ static int emit_clusters(const struct asr_window *w, const struct fat_geom *g, s
         rc = asr_window_read(w, "the FAT", g->fat_offset + first * g->bits / 8, piece, bytes, err);
         for (uint32_t i = 0; i < n && rc == ASR_OK; i++) {
             uint64_t c = first + i;
-            if (c < 2 || !entry_used(entry_at(piece, i, g->bits), g->bits))
+            if (c < 2 || !fat_entry_used(entry_at(piece, i, g->bits), g->bits))
                 continue;
             ++*marked;
             if (run_len && run_start + run_len == c) {
@@ -475,7 +453,7 @@ int asr_fat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr
     if (rc != ASR_OK)
         return rc;
     struct fat_geom g = {0};
-    rc = parse_bpb(boot, w->size, &g, err);
+    rc = fat_parse_bpb(boot, w->size, &g, err);
     if (rc != ASR_OK)
         return rc;
     /* Reserved sectors (boot sector, FSInfo, backup boot sector), every FAT copy and the

@@ -1,0 +1,99 @@
+/* Engine-internal: a few small files read by path from a filesystem in a window, without
+ * mounting it: what a root's /etc/fstab, /etc/crypttab, /etc/mdadm/mdadm.conf and
+ * /etc/os-release say, and the boot loader's configuration on /boot or an ESP. fs_file.c owns the
+ * dispatch by blkid type and the one-shot calls; fs_ext_file.c (ext2/3/4, libext2fs through the
+ * window I/O manager), fs_fat_file.c (FAT12/16/32, long names) and fs_exfat_file.c each read one
+ * format. Every
+ * read goes through the window and is bounded: a file larger than the caller's cap is refused
+ * before it is read, and no metadata, however damaged, makes a lookup run on or read outside
+ * the volume. Read-only. */
+#ifndef ASR_FS_FILE_H
+#define ASR_FS_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "asr_engine.h"
+
+/* Beyond enum asr_status: answers about the path rather than failures of the volume. Numbered
+ * well past asr_status's codes, so neither is mistaken for the other (asr_status_name calls
+ * them "unknown error": show err->msg). */
+#define FS_E_NOT_FOUND 100 /* a component of the path does not exist, or is not a directory */
+#define FS_E_NOT_FILE 101  /* fs_read_file: the path is a directory (or a device, a socket...) */
+#define FS_E_NOT_DIR 102   /* fs_list_dir: the path is not a directory */
+
+/* What a directory entry is. A symbolic link is reported as one (ext): fs_read_file follows it. */
+enum fs_kind { FS_KIND_FILE, FS_KIND_DIR, FS_KIND_SYMLINK, FS_KIND_OTHER };
+
+/* Called for each name of a directory, "." and ".." left out: name is NUL-terminated, not empty
+ * and holds no '/' (ext: the bytes as stored; FAT: the long name in UTF-8, else the 8.3 name;
+ * entries whose names break these rules are damage, and left out). Return 0 to go on, anything
+ * else to stop the listing (fs_list_dir then returns ASR_OK). */
+typedef int (*fs_dir_fn)(void *ctx, const char *name, enum fs_kind kind);
+
+/* An open filesystem, for reading several files at the cost of one open (the one-shot calls
+ * below open and close one each time). */
+struct fs_vol;
+
+/* Opens the filesystem in w that blkid named fs_type ("ext4", "vfat", ...): ASR_E_UNSUPPORTED
+ * for a type this interface does not read (ntfs, swap, ...), ASR_E_CORRUPT (or the
+ * window's ASR_E_IO) when its superblock or boot sector fails its checks or describes more than
+ * this reader holds (ASR_E_LIMIT is kept for files over the cap). An ext filesystem
+ * with a journal to recover is read as the recovery will leave it when this reader can replay
+ * the journal, else as it stands. */
+int fs_vol_open(const struct asr_window *w, const char *fs_type, struct fs_vol **out, struct asr_error *err);
+void fs_vol_close(struct fs_vol *v); /* NULL-safe */
+
+/* Reads the regular file at the absolute path (names separated by '/', "." and repeated '/'
+ * ignored, ".." the parent; ext follows symbolic links within the filesystem, absolute ones from
+ * its root, 8 deep at most; FAT compares names ignoring ASCII case) into
+ * *out (malloc'd, NUL-terminated past *len bytes for text parsers; free it). ASR_OK; FS_E_NOT_FOUND;
+ * FS_E_NOT_FILE; ASR_E_LIMIT when the file holds more than cap bytes (nothing read);
+ * ASR_E_CORRUPT when metadata on the way is damaged (a cluster chain that loops or ends early,
+ * an entry pointing outside the volume, symbolic links that loop, a checksum that fails);
+ * ASR_E_IO when the disk fails a read; ASR_E_ARG for a path that is not absolute. err says what
+ * and where in one line in every case but ASR_OK. */
+int fs_vol_read(struct fs_vol *v, const char *path, size_t cap, uint8_t **out, size_t *len, struct asr_error *err);
+
+/* Calls fn for each entry of the directory at the absolute path. ASR_OK; FS_E_NOT_FOUND;
+ * FS_E_NOT_DIR; ASR_E_CORRUPT, ASR_E_IO, ASR_E_ARG as above. */
+int fs_vol_list(struct fs_vol *v, const char *path, fs_dir_fn fn, void *ctx, struct asr_error *err);
+
+/* One-shot: fs_vol_open, then fs_vol_read or fs_vol_list, then fs_vol_close. */
+int fs_read_file(const struct asr_window *w, const char *fs_type, const char *path, size_t cap, uint8_t **out,
+                 size_t *len, struct asr_error *err);
+int fs_list_dir(const struct asr_window *w, const char *fs_type, const char *path, fs_dir_fn fn, void *ctx,
+                struct asr_error *err);
+
+/* ---- the formats' side (fs_ext_file.c, fs_fat_file.c) ---------------------------------- */
+
+struct fs_vol_ops {
+    int (*read)(struct fs_vol *v, const char *path, size_t cap, uint8_t **out, size_t *len, struct asr_error *err);
+    int (*list)(struct fs_vol *v, const char *path, fs_dir_fn fn, void *ctx, struct asr_error *err);
+    void (*close)(struct fs_vol *v);
+};
+
+/* The first member of each format's open volume. */
+struct fs_vol {
+    const struct fs_vol_ops *ops;
+};
+
+int fs_ext_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
+int fs_fat_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
+int fs_exfat_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
+
+/* n UTF-16 units (ending early at a 0 unit) as UTF-8 into out, which holds 3 * n + 1 bytes;
+ * unpaired surrogates become '?'. */
+void fs_utf16_to_utf8(const uint16_t *u, size_t n, char *out);
+/* Whether a (NUL-terminated) and the n bytes at b are the same name, ASCII letters folded and
+ * every other byte compared as it is: how FAT and exFAT names are matched (their own rules fold
+ * more, through code pages and the up-case table; the names looked up here are ASCII). */
+bool fs_same_name(const char *a, const char *b, size_t n);
+
+/* The readers see paths made absolute and clean by fs_file.c ("/" or "/a/b", no "." names):
+ * names of at most FS_NAME_MAX bytes, at most FS_PATH_MAX_PARTS of them (ASR_E_ARG beyond). */
+#define FS_NAME_MAX 255
+#define FS_PATH_MAX_PARTS 64
+
+#endif
