@@ -14,16 +14,12 @@
 
 #include "analyze.h"
 #include "bootconf.h"
-#include "fs_ext_internal.h"
+#include "fs_file.h"
 #include "guid.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Every byte libext2fs may read to find and read one small file (a lookup through a few
- * directories): the same kind of bound analyze.c puts on its lookups. */
-#define FILE_READ_LIMIT (16ull << 20)
 
 /* One volume the configuration may name: a partition, an md array or an LV (a node). */
 struct candidate {
@@ -34,6 +30,8 @@ struct candidate {
     char part_uuid[40], part_label[ASR_NAME_MAX + 1];
     const char *vg, *lvname;       /* an LV's */
     const char *md_uuid, *md_name; /* an array's, or a member partition's (blkid's UUID) */
+    struct fs_vol *fv;             /* its filesystem, opened on the first read */
+    bool fv_failed;
 };
 
 struct scan {
@@ -47,49 +45,32 @@ struct scan {
 
 /* ---- reading a small file -------------------------------------------------------------------- */
 
-/* The file at path in the ext filesystem of w into *out (NUL-terminated, malloc'd), up to cap
- * bytes. 1 when read, 0 when there is no such file, -1 when it cannot be read. */
-static int ext_read_small(const struct asr_window *w, const char *path, size_t cap, char **out, size_t *len)
+/* The file at path of the candidate's filesystem into *out (NUL-terminated, malloc'd), through
+ * engine/fs/fs_file.h (the volume opened once per candidate, its journal replayed once). 1 when
+ * read, 0 when there is no such file or no reader for the filesystem, -1 when it cannot be read. */
+static int read_conf(struct candidate *c, const char *path, char **out, size_t *len)
 {
     *out = NULL;
-    struct ext_io io;
-    ext2_filsys fs;
+    if (!c->w || c->v->map.damaged || c->fv_failed)
+        return c->fv_failed ? -1 : 0;
     struct asr_error err = {0};
-    if (ext_open(w, &io, &fs, &err) != ASR_OK)
-        return -1;
-    io.left = FILE_READ_LIMIT;
-    ext2_ino_t ino;
-    int found = 0;
-    struct ext2_inode inode;
-    if (ext2fs_namei_follow(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, path, &ino) == 0 &&
-        ext2fs_read_inode(fs, ino, &inode) == 0 && LINUX_S_ISREG(inode.i_mode)) {
-        ext2_file_t f;
-        found = -1;
-        if (ext2fs_file_open(fs, ino, 0, &f) == 0) {
-            __u64 size = 0;
-            unsigned got = 0;
-            if (ext2fs_file_get_lsize(f, &size) == 0 && size <= cap && (*out = malloc(size + 1)) &&
-                ext2fs_file_read(f, *out, (unsigned)size, &got) == 0 && got == size) {
-                (*out)[size] = 0;
-                *len = size;
-                found = 1;
-            }
-            ext2fs_file_close(f);
-        }
-        if (found != 1) {
-            free(*out);
-            *out = NULL;
+    if (!c->fv) {
+        int rc = fs_vol_open(c->w, c->v->map.fs_type, &c->fv, &err);
+        if (rc == ASR_E_UNSUPPORTED)
+            return 0;
+        if (rc != ASR_OK) {
+            c->fv_failed = true;
+            return -1;
         }
     }
-    ext2fs_close_free(&fs);
-    return found;
-}
-
-static int read_conf(const struct candidate *c, const char *path, char **out, size_t *len)
-{
-    if (!c->w || asr_used_parser(c->v->map.fs_type) != asr_ext_used || c->v->map.damaged)
+    uint8_t *buf = NULL;
+    int rc = fs_vol_read(c->fv, path, BOOTCONF_MAX_INPUT, &buf, len, &err);
+    if (rc == FS_E_NOT_FOUND || rc == FS_E_NOT_FILE)
         return 0;
-    return ext_read_small(c->w, path, BOOTCONF_MAX_INPUT, out, len);
+    if (rc != ASR_OK)
+        return -1;
+    *out = (char *)buf;
+    return 1;
 }
 
 /* ---- matching specs to volumes ---------------------------------------------------------------- */
@@ -216,33 +197,75 @@ static void need_spec(struct scan *s, const struct bootspec *spec, const char *w
         need(s, c, why);
 }
 
+/* What one boot loader configuration's kernel command lines name, needed to boot. */
+static void need_cmdline(struct scan *s, const char *where)
+{
+    const struct bootcmdline *k = &s->conf->cmdline;
+    if (k->have_root)
+        need_spec(s, &k->root, "root=", where);
+    if (k->have_resume)
+        need_spec(s, &k->resume, "resume=", where);
+    for (size_t j = 0; j < k->n_lvs; j++)
+        need_spec(s, &k->lvs[j], "rd.lvm.lv=", where);
+    for (size_t j = 0; j < k->n_luks; j++)
+        need_spec(s, &k->luks[j], "rd.luks.uuid=", where);
+    for (size_t j = 0; j < k->n_mds; j++)
+        need_spec(s, &k->mds[j], "rd.md.uuid=", where);
+}
+
+static void read_loader_file(struct scan *s, struct candidate *c, const char *path,
+                             int (*parse)(struct bootconf *, const char *, size_t, struct asr_error *))
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (read_conf(c, path, &text, &len) != 1)
+        return;
+    memset(s->conf, 0, sizeof *s->conf);
+    struct asr_error err = {0};
+    char where[256];
+    snprintf(where, sizeof where, "%.90s of %.150s", path, c->name);
+    if (parse(s->conf, text, len, &err) != ASR_OK)
+        machine_warn(s->m, "%s: %s", where, err.msg);
+    free(text);
+    need_cmdline(s, where);
+}
+
+#define LOADER_ENTRIES_MAX 64 /* Boot Loader Specification entries read per directory */
+
+struct entries {
+    char names[LOADER_ENTRIES_MAX][128];
+    size_t n;
+};
+
+static int add_entry(void *ctx, const char *name, enum fs_kind kind)
+{
+    struct entries *e = ctx;
+    size_t len = strlen(name);
+    if (kind == FS_KIND_FILE && len > 5 && len < sizeof e->names[0] && !strcmp(name + len - 5, ".conf"))
+        snprintf(e->names[e->n++], sizeof e->names[0], "%s", name);
+    return e->n < LOADER_ENTRIES_MAX ? 0 : 1;
+}
+
+/* The boot loaders' configurations on the candidate: GRUB's grub.cfg (on a separate /boot, or
+ * under the root's /boot) and the Boot Loader Specification's entries (on the ESP, an XBOOTLDR
+ * partition or /boot), whose kernel command lines name the root and the layers under it. */
 static void read_cmdlines(struct scan *s, struct candidate *c)
 {
     static const char *const grub[] = {"/grub/grub.cfg", "/boot/grub/grub.cfg", "/grub2/grub.cfg",
                                        "/boot/grub2/grub.cfg"};
-    for (size_t i = 0; i < sizeof grub / sizeof grub[0]; i++) {
-        char *text = NULL;
-        size_t len = 0;
-        if (read_conf(c, grub[i], &text, &len) != 1)
-            continue;
-        memset(s->conf, 0, sizeof *s->conf);
+    for (size_t i = 0; i < sizeof grub / sizeof grub[0]; i++)
+        read_loader_file(s, c, grub[i], bootconf_grub);
+    static const char *const dirs[] = {"/loader/entries", "/boot/loader/entries"};
+    for (size_t i = 0; c->fv && i < sizeof dirs / sizeof dirs[0]; i++) {
+        struct entries *e = calloc(1, sizeof *e);
         struct asr_error err = {0};
-        char where[256];
-        snprintf(where, sizeof where, "%s of %.150s", grub[i], c->name);
-        if (bootconf_grub(s->conf, text, len, &err) != ASR_OK)
-            machine_warn(s->m, "%s: %s", where, err.msg);
-        free(text);
-        const struct bootcmdline *k = &s->conf->cmdline;
-        if (k->have_root)
-            need_spec(s, &k->root, "root=", where);
-        if (k->have_resume)
-            need_spec(s, &k->resume, "resume=", where);
-        for (size_t j = 0; j < k->n_lvs; j++)
-            need_spec(s, &k->lvs[j], "rd.lvm.lv=", where);
-        for (size_t j = 0; j < k->n_luks; j++)
-            need_spec(s, &k->luks[j], "rd.luks.uuid=", where);
-        for (size_t j = 0; j < k->n_mds; j++)
-            need_spec(s, &k->mds[j], "rd.md.uuid=", where);
+        if (e && fs_vol_list(c->fv, dirs[i], add_entry, e, &err) == ASR_OK)
+            for (size_t k = 0; k < e->n; k++) {
+                char path[200];
+                snprintf(path, sizeof path, "%s/%s", dirs[i], e->names[k]);
+                read_loader_file(s, c, path, bootconf_loader_entry);
+            }
+        free(e);
     }
 }
 
@@ -366,6 +389,8 @@ int bootscan_analyze(struct asr_machine *m, struct asr_error *err)
         read_cmdlines(&s, &s.c[i]);
     if (rc == ASR_OK)
         select_opaque(&s);
+    for (size_t i = 0; i < s.n; i++)
+        fs_vol_close(s.c[i].fv);
     free(s.conf);
     free(s.c);
     return rc;
