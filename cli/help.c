@@ -21,9 +21,9 @@
     "them"
 
 #define KEY_FILE_HELP                                                                                                 \
-    "a key file (read whole, as cryptsetup --key-file) tried on every LUKS container; what an opened one holds is "  \
+    "a key file (read whole, as cryptsetup reads one) tried on every LUKS container; what an opened one holds is "  \
     "looked into, and only the ciphertext of its used sectors is stored. Repeatable"
-#define UNLOCK_HELP "ask on the terminal for a passphrase to try on every LUKS container, as --key-file"
+#define UNLOCK_HELP "ask on the terminal for a passphrase, tried on every LUKS container like a key file"
 
 static const struct cli_option layout_opts[] = {
     {OPT_VOLUMES, 0, "volumes", "SEL", SELECTION_HELP},

@@ -8,9 +8,9 @@ _asrimg_commands="layout backup bench restore info verify help version"
 # The options of a command, -h/--help included.
 _asrimg_options() {
     case $1 in
-    layout) echo "--volumes --json --extents --help -h" ;;
-    backup) echo "-o --output --volumes --level --threads --split --force --ignore-read-errors --freeze --json --avg-chunk --help -h" ;;
-    bench) echo "--volumes --level --threads --json --help -h" ;;
+    layout) echo "--volumes --key-file --unlock --json --extents --help -h" ;;
+    backup) echo "-o --output --volumes --key-file --unlock --level --threads --split --force --ignore-read-errors --freeze --json --avg-chunk --help -h" ;;
+    bench) echo "--volumes --key-file --unlock --level --threads --json --help -h" ;;
     restore) echo "--to --yes --new-ids --grow --verify --discard --zero-unused --keep-going --threads --json --help -h" ;;
     info) echo "--json --help -h" ;;
     verify) echo "--against --new-ids --grow --json --help -h" ;;
@@ -64,7 +64,7 @@ _asrimg() {
         return ;;
     --threads | --avg-chunk)
         return ;;
-    -o | --output)
+    -o | --output | --key-file)
         _asrimg_paths "$cur" file
         return ;;
     --to | --against)
