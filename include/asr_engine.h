@@ -399,6 +399,9 @@ uint32_t asr_image_disk_count(const struct asr_image *im);
 const struct asr_disk_desc *asr_image_disk(const struct asr_image *im, uint32_t i);
 uint32_t asr_image_volume_count(const struct asr_image *im);
 const struct asr_volume_desc *asr_image_volume(const struct asr_image *im, uint32_t i);
+/* The storage stacks the image records (SPEC.md section 6, feature "stacks"). */
+uint32_t asr_image_stack_count(const struct asr_image *im);
+const struct asr_stack_desc *asr_image_stack(const struct asr_image *im, uint32_t i);
 /* A volume's totals and content hash; NULL for a stream not read to its end. */
 const struct asr_volume_stats *asr_image_volume_stats(const struct asr_image *im, uint32_t i);
 
