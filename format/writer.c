@@ -274,16 +274,16 @@ int asr_writer_add_stack(struct asr_writer *w, const struct asr_stack_desc *s, s
     if (!grown)
         return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     w->stacks = grown;
+    /* The rules judge a stack against the disks and the stacks before it, and its counts before
+     * anything is copied by them: the caller's stack in place first, then the copy. */
     struct asr_stack_desc *st = &w->stacks[w->stack_count];
+    *st = *s;
+    struct asr_error why = {0};
+    if (!w->unchecked_layout && asr_stacks_valid(w->stacks, w->stack_count + 1, w->disks, w->disk_count, &why))
+        return fmt_fail(err, ASR_E_ARG, "%s", why.msg);
     if (fmt_stack_copy(st, s)) {
         fmt_stack_free(st);
         return fmt_fail(err, ASR_E_NOMEM, "out of memory");
-    }
-    /* The rules judge a stack against the disks and the stacks before it: all are in. */
-    struct asr_error why = {0};
-    if (!w->unchecked_layout && asr_stacks_valid(w->stacks, w->stack_count + 1, w->disks, w->disk_count, &why)) {
-        fmt_stack_free(st);
-        return fmt_fail(err, ASR_E_ARG, "%s", why.msg);
     }
     if (!(w->header.incompat & ASR_FEATURE_INCOMPAT_STACKS) &&
         fmt_writer_declare_feature(w, ASR_FEATURE_INCOMPAT, 1, "stacks")) {

@@ -15,15 +15,19 @@ TestSuite(stacks, .fini = teardown);
 
 #define MIB (1ull << 20)
 
-/* Disk 0: 64 MiB without a partition table. Disk 1: 8 MiB MBR, partition 1 (0x83) 4 MiB at 4 MiB. */
+/* Disk 0: 64 MiB without a partition table. Disk 1: 8 MiB MBR, partition 1 (0x83) 4 MiB at 4 MiB,
+ * partition 2 an empty extended one (2 MiB at 1 MiB). */
 static uint8_t mbr[512];
 static struct asr_region_desc mbr_reg = {ASR_REGION_MBR, 0, 512, mbr};
-static struct asr_partition_desc part = {.number = 1, .kind = ASR_PART_PRIMARY, .mbr_type = 0x83,
-                                         .capture = ASR_CAPTURE_USED, .start_bytes = 4 * MIB, .size_bytes = 4 * MIB};
+static struct asr_partition_desc parts[2] = {
+    {.number = 1, .kind = ASR_PART_PRIMARY, .mbr_type = 0x83, .capture = ASR_CAPTURE_USED, .start_bytes = 4 * MIB,
+     .size_bytes = 4 * MIB},
+    {.number = 2, .kind = ASR_PART_EXTENDED, .mbr_type = 0x05, .start_bytes = MIB, .size_bytes = 2 * MIB},
+};
 static struct asr_disk_desc disks[2] = {
     {.source = "bare", .size_bytes = 64 * MIB, .logical_sector = 512, .physical_sector = 512},
     {.source = "mbr", .size_bytes = 8 * MIB, .logical_sector = 512, .physical_sector = 512, .label = ASR_LABEL_MBR,
-     .partition_count = 1, .partitions = &part, .region_count = 1, .regions = &mbr_reg},
+     .partition_count = 2, .partitions = parts, .region_count = 1, .regions = &mbr_reg},
 };
 
 static struct asr_stack_member vg_members[3];
@@ -40,6 +44,7 @@ static void fixture(void)
 {
     memset(mbr, 0, sizeof mbr);
     mbr[446 + 4] = 0x83, mbr[446 + 9] = 0x20, mbr[446 + 13] = 0x20;
+    mbr[462 + 4] = 0x05, mbr[462 + 9] = 0x08, mbr[462 + 13] = 0x10;
     mbr[510] = 0x55, mbr[511] = 0xaa;
     vg_members[0] = (struct asr_stack_member){.on = ASR_MEMBER_PARTITION, .disk = 1, .partition = 1,
                                               .data_offset = MIB, .data_bytes = 3 * MIB, .uuid = "pv-on-disk1-part1"};
@@ -198,7 +203,7 @@ static void break_case(size_t i)
     case 3: stacks[0].name[0] = 0; break;
     case 4: stacks[0].unit_bytes = 1000; break;
     case 5: stacks[0].level = 1; break;
-    case 6: vg_members[0].partition = 2; break;
+    case 6: vg_members[0].partition = 3; break;
     case 7: vg_members[0].disk = 2; break;
     case 8: vg_members[1].disk = 1; break;
     case 9: vg_members[0].data_bytes = 4 * MIB; break;
@@ -224,6 +229,12 @@ static void break_case(size_t i)
     case 29: luks_volume.size_bytes = 7 * MIB; break;
     case 30: stacks[2].level = 3; break;
     case 31: md_members[1] = luks_member; break;
+    case 32: vg_members[0].partition = 2; break;
+    case 33: memset(vg_members[1].uuid, 'u', sizeof vg_members[1].uuid); break;
+    case 34: vg_volumes[1].size_bytes = 8 * MIB + 512; break;
+    case 35: stacks[0].volume_count = 4097; break;
+    case 36: stacks[1].level = 2; break;
+    case 37: stacks[2].volume_count = 2; stacks[2].volumes = vg_volumes; break;
     }
 }
 
@@ -240,7 +251,7 @@ Test(stacks, writer_refuses_broken_stacks)
         {0, "without its name"},
         {0, "extent size 1000"},
         {0, "level 1 on a VG"},
-        {0, "member 0: partition 2 not on disk 1"},
+        {0, "member 0: partition 3 not on disk 1"},
         {0, "member 0: disk 2 not in the layout"},
         {0, "partition 0 (the whole disk) on disk 1"},
         {0, "member 0: data area of 4194304 bytes at 1048576 outside"},
@@ -266,6 +277,12 @@ Test(stacks, writer_refuses_broken_stacks)
         {1, "its volume is larger than its data area"},
         {2, "RAID level 3 unknown"},
         {2, "member 1: lies where member 0 of stack 1 does"},
+        {0, "member 0: partition 2 of disk 1 is an extended partition"},
+        {0, "member 1: uuid too long"},
+        {0, "volume 1: size 8389120 not whole extents"},
+        {0, "volume count 4097 out of range"},
+        {1, "level 2 on a LUKS container"},
+        {2, "an md array with 2 volumes"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fixture();
@@ -285,6 +302,15 @@ Test(stacks, writer_refuses_broken_stacks)
         asr_writer_free(w);
         free(path);
     }
+}
+
+Test(stacks, at_most_256)
+{
+    fixture();
+    struct asr_error err = {0};
+    /* The count is judged before any stack is looked at. */
+    cr_assert_eq(asr_stacks_valid(stacks, ASR_MAX_STACKS + 1, disks, 2, &err), ASR_E_CORRUPT);
+    cr_assert(strstr(err.msg, "257 stacks (at most 256)"), "%s", err.msg);
 }
 
 /* ---- damaged tables, decoded as every reader decodes the layout -------------------------- */
