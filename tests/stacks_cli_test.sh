@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The storage stacks an image records (SPEC.md section 6, feature stacks), as the command shows
 # them: info (text and --json), the restore plan, and --grow's first-boot note for a PV on the
-# grown partition, from the golden v1-stacks image onto files (no loop devices).
-# Usage: stacks_cli_test.sh ASRIMG GOLDEN_DIR
+# grown partition, from the golden v1-stacks image onto files (no loop devices); and what a backup
+# records of the PVs lvm_fixture.sh made with lvm2's tools (when it could make them).
+# Usage: stacks_cli_test.sh ASRIMG GOLDEN_DIR [LVM_FIXTURES]
 set -u
 unset COLUMNS
-asrimg=$1 golden=$2/v1-stacks.asrimg plain=$2/v1-basic.asrimg
+asrimg=$1 golden=$2/v1-stacks.asrimg plain=$2/v1-basic.asrimg fixtures=${3:-}
 work=$(mktemp -d /tmp/asrimg-stacks-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 pass=0 fail=0
@@ -49,6 +50,31 @@ check "the plan shows the PV under its disk" grep -q "disk 0 partition 2: PV of 
 check "the plan says what to run at first boot" grep -q "keeps its size (5.0 MiB of data).*pvresize" "$work/plan"
 check "the plan lists the stacks" grep -q "stack 1: LUKS home_crypt" "$work/plan"
 check "the PVs' bytes came back where they were" "$asrimg" verify "$golden" --against "$work/a.img" "$work/b.img" --grow
+
+if [ -n "$fixtures" ] && [ -f "$fixtures/segs.txt" ]; then
+  cp "$fixtures/a.img" "$fixtures/b.img" "$work/"
+  check "backup of a VG over two PVs" "$asrimg" backup "$work/a.img" "$work/b.img" --volumes all -o "$work/ab.asrimg"
+  # segs.txt is lvm2's own view (lvs --segments): name;start;extents;stripes;stripe size;PV ranges
+  check "the image records the VG as lvm2 made it" sh -c "'$asrimg' info --json '$work/ab.asrimg' | python3 -c '
+import json, sys
+[vg] = json.load(sys.stdin)[\"stacks\"]
+want = {}
+for line in open(\"$fixtures/segs.txt\"):
+    name, start, extents = line.split(\";\")[:3]
+    want[name] = want.get(name, 0) + int(extents) * vg[\"unit_bytes\"]
+assert vg[\"kind\"] == \"lvm2\" and vg[\"name\"].startswith(\"asrlvm\"), vg
+assert [(m[\"on\"], m[\"disk\"], m[\"partition\"]) for m in vg[\"members\"]] == [(\"partition\", 0, 0), (\"partition\", 1, 0)]
+assert all(len(m[\"uuid\"]) == 38 and m[\"data_offset\"] > 0 for m in vg[\"members\"]), vg[\"members\"]
+assert {v[\"name\"]: v[\"size_bytes\"] for v in vg[\"volumes\"]} == want, (vg[\"volumes\"], want)
+assert all(v[\"capture\"] == \"full\" for v in vg[\"volumes\"])
+'"
+  check "backup of one PV of the two" "$asrimg" backup "$work/a.img" --volumes all -o "$work/a.asrimg"
+  check "the other PV is recorded absent, the LVs not looked into" sh -c "'$asrimg' info --json '$work/a.asrimg' | python3 -c '
+import json, sys
+[vg] = json.load(sys.stdin)[\"stacks\"]
+assert [m[\"on\"] for m in vg[\"members\"]] == [\"partition\", \"absent\"] and vg[\"volumes\"] == [], vg
+'"
+fi
 
 echo "stacks cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
