@@ -439,6 +439,14 @@ Test(stacks, damaged_table_refused)
         free(b.p);
     }
 
+    /* Counts the bytes left could hold, whose strings then leave too few: the stack's count check
+     * passes (3 members of at least 34 bytes in 102), member 2's fixed part is cut. */
+    struct body tight = encode(1);
+    put32(tight.p + S0(&tight) + 28, 0); /* no volumes */
+    cr_assert_eq(decode(&tight, M0(&tight) + 102, ASR_FEATURE_INCOMPAT_STACKS, &err), ASR_E_CORRUPT);
+    cr_assert(strstr(err.msg, "stack 0: member 2: truncated"), "%s", err.msg);
+    free(tight.p);
+
     /* Cut anywhere inside the table: refused, never read past the end. */
     for (size_t len = good.table + 1; len < good.len; len++)
         cr_assert_eq(decode(&good, len, ASR_FEATURE_INCOMPAT_STACKS, &err), ASR_E_CORRUPT, "cut at %zu", len);
