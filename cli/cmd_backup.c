@@ -422,9 +422,26 @@ static int backup(struct backup_args *a, struct cli_disks *disks, struct asr_bac
         l += len + (nl ? 1 : 0);
     }
     check_mounts(a, disks, quiet);
+    /* The stacks the image records (SPEC section 6): restore, info and verify show them. */
+    struct asr_stack_desc *stacks = NULL;
+    uint32_t nstacks = 0;
+    char skipped[1024];
+    if (asr_machine_stacks(disks->machine, &stacks, &nstacks, skipped, sizeof skipped, &err) != ASR_OK) {
+        cli_error("backup: %s", err.msg);
+        return EXIT_FAIL;
+    }
+    for (const char *l = skipped; *l;) {
+        const char *nl = strchr(l, '\n');
+        int len = nl ? (int)(nl - l) : (int)strlen(l);
+        warn(a, quiet, "the image does not record this stack (its bytes are captured): %.*s", len, l);
+        l += len + (nl ? 1 : 0);
+    }
+    a->opt.stacks = stacks;
+    a->opt.stack_count = nstacks;
     struct asr_writer *w = NULL;
     int rc = create_writer(a, disks, &w, &err);
     if (rc != EXIT_OK) {
+        asr_machine_stacks_free(stacks, nstacks);
         cli_error("%s", err.msg);
         return rc;
     }
@@ -440,6 +457,9 @@ static int backup(struct backup_args *a, struct cli_disks *disks, struct asr_bac
     uint64_t image_bytes = asr_writer_image_bytes(w);
     progress_done(&m.p);
     asr_writer_free(w); /* removes the .partial files of an unfinished image */
+    asr_machine_stacks_free(stacks, nstacks);
+    a->opt.stacks = NULL;
+    a->opt.stack_count = 0;
     if (brc != ASR_OK) {
         cli_error("backup: %s", err.msg);
         return EXIT_FAIL;

@@ -7,6 +7,7 @@
 
 #include "args.h"
 #include "json.h"
+#include "stacks.h"
 #include "util.h"
 
 static const char *region_name(uint16_t k)
@@ -133,6 +134,12 @@ static void print_text(const char *path, struct asr_reader *r)
                cli_bytes(s->data_bytes + s->zero_bytes + s->unreadable_bytes, c, sizeof c),
                (unsigned long long)s->extent_count);
     }
+    struct cli_stacks st;
+    cli_stacks_from_reader(r, &st);
+    if (st.n) {
+        printf("\n");
+        cli_stacks_print(stdout, &st, "");
+    }
 }
 
 static void print_json(const char *path, struct asr_reader *r)
@@ -233,6 +240,9 @@ static void print_json(const char *path, struct asr_reader *r)
         json_end_obj(&j);
     }
     json_end_arr(&j);
+    struct cli_stacks st;
+    cli_stacks_from_reader(r, &st);
+    cli_stacks_json(&j, &st);
     json_end_obj(&j);
     json_finish(&j);
 }

@@ -13,6 +13,7 @@
 
 #include "args.h"
 #include "json.h"
+#include "stacks.h"
 #include "progress.h"
 #include "targets.h"
 #include "util.h"
@@ -206,9 +207,32 @@ static void print_partitions_after(const struct asr_image *r, uint32_t disk, boo
     plan_rows(r, disk, &plan, &t, true);
 }
 
+/* --grow on image disk `disk`: the partition it extends (*number, 0 when none) and what each
+ * stack on it keeps and needs at first boot, named by the target's partition device when the
+ * target is a block device. */
+static size_t grow_notes(const struct asr_image *r, const struct asr_restore *rs, const struct cli_stacks *st,
+                         uint32_t disk, uint32_t *number, struct cli_grow_note *out, size_t max)
+{
+    const struct asr_disk_desc *d = asr_image_disk(r, disk);
+    struct asr_grow_plan plan = {UINT32_MAX, UINT32_MAX};
+    char why[160], dev[4200] = "";
+    *number = 0;
+    if (d->label == ASR_LABEL_NONE || asr_restore_grow_plan(d, &plan, why, sizeof why) || plan.data == UINT32_MAX)
+        return 0;
+    *number = d->partitions[plan.data].number;
+    for (size_t i = 0; i < asr_restore_target_count(rs); i++) {
+        const struct asr_restore_target_info *t = asr_restore_target(rs, i);
+        if (t->disk_index == disk && t->is_block)
+            cli_partition_device(t->path, *number, dev, sizeof dev);
+    }
+    return cli_stack_grow_notes(st, disk, *number, dev, out, max);
+}
+
 static void print_plan(const char *image, const struct asr_image *r, const struct asr_restore *rs,
                        const struct asr_restore_options *opt)
 {
+    struct cli_stacks st;
+    cli_stacks_from_image(r, &st);
     char b[32], id[37];
     fprintf(stderr, "restore %s:\n", image);
     for (uint32_t d = 0; d < asr_image_disk_count(r); d++) {
@@ -227,6 +251,16 @@ static void print_plan(const char *image, const struct asr_image *r, const struc
                 fprintf(stderr, "       ALL OF IT WILL BE OVERWRITTEN by this layout:\n");
         }
         print_partitions_after(r, d, opt->grow);
+        cli_stacks_print_disk(stderr, &st, d, "      ");
+        struct cli_grow_note notes[16];
+        uint32_t number;
+        size_t n = opt->grow ? grow_notes(r, rs, &st, d, &number, notes, 16) : 0;
+        for (size_t i = 0; i < n; i++)
+            fprintf(stderr, "      --grow: partition %u grows; %s\n", number, notes[i].text);
+    }
+    if (st.n) {
+        fprintf(stderr, "  storage stacks, restored with their members' bytes:\n");
+        cli_stacks_print(stderr, &st, "    ");
     }
 }
 
@@ -357,9 +391,37 @@ static void json_untouched(struct json *j, const struct asr_image *r)
     json_end_arr(j);
 }
 
+/* Under "grown": each stack on the grown partition keeps its size; what to run at first boot. */
+static void json_grow_notes(struct json *j, const struct asr_image *r, const struct asr_restore *rs,
+                            const struct cli_stacks *stacks, uint32_t grown)
+{
+    json_arr(j, "stacks");
+    for (uint32_t d = 0; d < asr_image_disk_count(r); d++) {
+        struct cli_grow_note notes[16];
+        uint32_t number;
+        size_t n = grow_notes(r, rs, stacks, d, &number, notes, 16);
+        for (size_t i = 0; i < n && number == grown; i++) {
+            json_obj(j, NULL);
+            json_u64(j, "disk", d);
+            json_str(j, "stack", notes[i].stack->name);
+            json_str(j, "kind", notes[i].stack->kind == ASR_STACK_LVM_VG ? "lvm2"
+                                : notes[i].stack->kind == ASR_STACK_LUKS ? "luks"
+                                : notes[i].stack->kind == ASR_STACK_MD   ? "md" : "other");
+            json_bool(j, "keeps_size", true);
+            json_u64(j, "data_bytes", notes[i].keeps_bytes);
+            json_str(j, "first_boot", notes[i].command);
+            json_str(j, "note", notes[i].text);
+            json_end_obj(j);
+        }
+    }
+    json_end_arr(j);
+}
+
 static void print_json(const struct restore_args *a, const struct asr_image *r, const struct asr_restore *rs,
                        const struct asr_restore_stats *st, int rc, const struct asr_error *err)
 {
+    struct cli_stacks stacks;
+    cli_stacks_from_image(r, &stacks);
     struct json j;
     json_begin(&j, stdout);
     json_obj(&j, NULL);
@@ -403,10 +465,12 @@ static void print_json(const struct restore_args *a, const struct asr_image *r, 
         json_u64(&j, "to_bytes", st->grown_to);
         json_bool(&j, "filesystem_grown", false);
         json_bool(&j, "mbr_limit", st->grown_to_mbr_limit);
+        json_grow_notes(&j, r, rs, &stacks, st->grown_partition);
         json_end_obj(&j);
     }
     json_ranges(&j, "damaged", st->damaged, st->damaged_count, r);
     json_ranges(&j, "unreadable", st->unreadable, st->unreadable_count, r);
+    cli_stacks_json(&j, &stacks);
     json_end_obj(&j);
     json_finish(&j);
 }
@@ -442,6 +506,17 @@ static void print_text(const struct asr_image *r, const struct asr_restore *rs, 
                 st->grown_to_mbr_limit ? ", where an MBR stops addressing sectors (2^32); the rest of the disk "
                                          "needs a GPT"
                                        : "");
+    if (st->grown_partition) {
+        struct cli_stacks stacks;
+        cli_stacks_from_image(r, &stacks);
+        for (uint32_t d = 0; d < asr_image_disk_count(r); d++) {
+            struct cli_grow_note notes[16];
+            uint32_t number;
+            size_t n = grow_notes(r, rs, &stacks, d, &number, notes, 16);
+            for (size_t i = 0; i < n && number == st->grown_partition; i++)
+                fprintf(stderr, "restore: %s\n", notes[i].text);
+        }
+    }
     if (st->unreadable_count) {
         fprintf(stderr, "restore: the source could not read these ranges when imaged; they were zeroed:\n");
         print_ranges("unreadable", st->unreadable, st->unreadable_count, r);

@@ -86,6 +86,9 @@ int fmt_image_header_decode(const uint8_t *in, size_t avail, struct fmt_image_he
 void fmt_image_info_from_header(const struct fmt_image_header *h, struct asr_image_info *i);
 /* ASR_OK, or ASR_E_UNSUPPORTED naming the first unknown incompatible feature. */
 int fmt_image_header_check_support(const struct fmt_image_header *h, struct asr_error *err);
+/* The same for a reader that knows the incompatible bits `known` (a reader of an earlier version,
+ * for the tests of a new feature). */
+int fmt_image_header_check_known(const struct fmt_image_header *h, uint64_t known, struct asr_error *err);
 
 struct fmt_section_header {
     uint32_t tag;
@@ -159,11 +162,14 @@ struct fmt_layout {
     struct asr_disk_desc *disks;
     uint32_t volume_count;
     struct asr_volume_desc *volumes;
+    uint32_t stack_count; /* feature stacks: the stack table after the disks */
+    struct asr_stack_desc *stacks;
     uint8_t *body; /* copy of the layout body: region data points into it */
     uint64_t incompat; /* the image header's incompatible features: which volume kinds may appear */
 };
-int fmt_layout_encode_disks(const struct asr_disk_desc *disks, uint32_t n, struct fmt_buf *out,
-                            struct asr_error *err);
+/* The layout section: the disks, then (when stack_count > 0, feature stacks) the stack table. */
+int fmt_layout_encode_disks(const struct asr_disk_desc *disks, uint32_t n, const struct asr_stack_desc *stacks,
+                            uint32_t stack_count, struct fmt_buf *out, struct asr_error *err);
 int fmt_layout_encode_volumes(const struct asr_volume_desc *v, uint32_t n, struct fmt_buf *out,
                               struct asr_error *err);
 int fmt_layout_decode_disks(const uint8_t *body, size_t len, struct fmt_layout *l, struct asr_error *err);
@@ -177,6 +183,19 @@ int fmt_volume_desc_check(const struct asr_volume_desc *v, const struct asr_disk
                           uint32_t disk_count, uint64_t incompat, struct asr_error *err);
 int fmt_volume_table_check(const struct asr_disk_desc *disks, uint32_t disk_count,
                            const struct asr_volume_desc *v, uint32_t n, struct asr_error *err);
+
+/* str16 fields (SPEC section 1): put fails (-1) on a string over max bytes or out of memory;
+ * take reads one into dst (max + 1 bytes), refusing a length over max or a NUL inside. */
+int fmt_put_str(struct fmt_buf *out, const char *s, size_t max);
+int fmt_take_str(struct fmt_cursor *c, char *dst, size_t max, struct asr_error *err);
+
+/* stacks.c: the stack table at the end of the layout section (feature stacks). decode reads it
+ * from c (to its end) into l->stacks once l->disks is in, and checks it (asr_stacks_valid). */
+int fmt_stacks_encode(const struct asr_stack_desc *s, uint32_t n, struct fmt_buf *out);
+int fmt_stacks_decode(struct fmt_cursor *c, struct fmt_layout *l, struct asr_error *err);
+/* Deep copy (writer) and release of one stack's arrays. */
+int fmt_stack_copy(struct asr_stack_desc *dst, const struct asr_stack_desc *src);
+void fmt_stack_free(struct asr_stack_desc *s);
 
 /* tables.c: the partition table bytes kept in a disk's raw regions (the MBR in sector 0, valid
  * GPT headers and their entry arrays) agree with its layout record. Called by

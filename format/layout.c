@@ -23,7 +23,7 @@ static bool fits(uint64_t start, uint64_t len, uint64_t limit)
     return start <= limit && len <= limit - start;
 }
 
-static int put_str(struct fmt_buf *out, const char *s, size_t max)
+int fmt_put_str(struct fmt_buf *out, const char *s, size_t max)
 {
     size_t n = strnlen(s, max + 1);
     if (n > max)
@@ -36,7 +36,7 @@ static int put_str(struct fmt_buf *out, const char *s, size_t max)
     return 0;
 }
 
-static int take_str(struct fmt_cursor *c, char *dst, size_t max, struct asr_error *err)
+int fmt_take_str(struct fmt_cursor *c, char *dst, size_t max, struct asr_error *err)
 {
     const uint8_t *p = fmt_cursor_take(c, 2);
     if (!p)
@@ -404,7 +404,7 @@ static int encode_partition(const struct asr_partition_desc *p, struct fmt_buf *
     memcpy(b + 24, p->type_guid, 16);
     memcpy(b + 40, p->part_guid, 16);
     put_le64(b + 56, p->attributes);
-    return put_str(out, p->name, ASR_NAME_MAX);
+    return fmt_put_str(out, p->name, ASR_NAME_MAX);
 }
 
 static int decode_partition(struct fmt_cursor *c, struct asr_partition_desc *p, struct asr_error *err)
@@ -422,7 +422,7 @@ static int decode_partition(struct fmt_cursor *c, struct asr_partition_desc *p, 
     memcpy(p->type_guid, b + 24, 16);
     memcpy(p->part_guid, b + 40, 16);
     p->attributes = get_le64(b + 56);
-    return take_str(c, p->name, ASR_NAME_MAX, err);
+    return fmt_take_str(c, p->name, ASR_NAME_MAX, err);
 }
 
 static int encode_region(const struct asr_region_desc *r, struct fmt_buf *out)
@@ -469,7 +469,7 @@ static int encode_disk(const struct asr_disk_desc *d, struct fmt_buf *out)
     put_le32(b + 60, d->gpt_entry_size);
     put_le32(b + 64, d->partition_count);
     put_le32(b + 68, d->region_count);
-    if (put_str(out, d->source, ASR_NAME_MAX))
+    if (fmt_put_str(out, d->source, ASR_NAME_MAX))
         return -1;
     for (uint32_t i = 0; i < d->partition_count; i++)
         if (encode_partition(&d->partitions[i], out))
@@ -501,7 +501,7 @@ static int decode_disk(struct fmt_cursor *c, struct asr_disk_desc *d, struct asr
      * one that ignores the error, can walk a count over a missing array. */
     uint32_t partition_count = get_le32(b + 64);
     uint32_t region_count = get_le32(b + 68);
-    int rc = take_str(c, d->source, ASR_NAME_MAX, err);
+    int rc = fmt_take_str(c, d->source, ASR_NAME_MAX, err);
     if (rc)
         return rc;
     /* Cap counts by the bytes that could hold them before allocating. */
@@ -526,8 +526,8 @@ static int decode_disk(struct fmt_cursor *c, struct asr_disk_desc *d, struct asr
     return asr_disk_desc_valid(d, err);
 }
 
-int fmt_layout_encode_disks(const struct asr_disk_desc *disks, uint32_t n, struct fmt_buf *out,
-                            struct asr_error *err)
+int fmt_layout_encode_disks(const struct asr_disk_desc *disks, uint32_t n, const struct asr_stack_desc *stacks,
+                            uint32_t stack_count, struct fmt_buf *out, struct asr_error *err)
 {
     uint8_t *b = fmt_buf_extend(out, 8);
     if (b)
@@ -535,6 +535,8 @@ int fmt_layout_encode_disks(const struct asr_disk_desc *disks, uint32_t n, struc
     for (uint32_t i = 0; i < n && b; i++)
         if (encode_disk(&disks[i], out))
             return fmt_fail(err, ASR_E_NOMEM, "layout: out of memory or a name too long on disk %u", i);
+    if (b && stack_count && fmt_stacks_encode(stacks, stack_count, out))
+        return fmt_fail(err, ASR_E_NOMEM, "layout: out of memory or a name too long in the stack table");
     if (out->failed)
         return fmt_fail(err, ASR_E_NOMEM, "layout: out of memory");
     if (out->len > ASR_MAX_LAYOUT_SIZE)
@@ -563,6 +565,8 @@ int fmt_layout_decode_disks(const uint8_t *body, size_t len, struct fmt_layout *
         if (rc)
             return fmt_fail(err, rc, "disk %u: %s", i, why.msg);
     }
+    if (l->incompat & ASR_FEATURE_INCOMPAT_STACKS)
+        return fmt_stacks_decode(&c, l, err);
     if (c.left != 0)
         return fmt_fail(err, ASR_E_CORRUPT, "%zu stray bytes after the last disk", c.left);
     return ASR_OK;
@@ -586,8 +590,8 @@ int fmt_layout_encode_volumes(const struct asr_volume_desc *v, uint32_t n, struc
         put_le64(b + 24, v[i].used_bytes);
         put_le32(b + 32, v[i].block_size);
         b[36] = v[i].kind;
-        if (put_str(out, v[i].fs_type, ASR_FSNAME_MAX) || put_str(out, v[i].fs_uuid, ASR_FSNAME_MAX) ||
-            put_str(out, v[i].fs_label, ASR_FSNAME_MAX))
+        if (fmt_put_str(out, v[i].fs_type, ASR_FSNAME_MAX) || fmt_put_str(out, v[i].fs_uuid, ASR_FSNAME_MAX) ||
+            fmt_put_str(out, v[i].fs_label, ASR_FSNAME_MAX))
             return fmt_fail(err, ASR_E_ARG, "volume %u: a name is too long", i);
     }
     if (out->failed)
@@ -622,9 +626,9 @@ int fmt_layout_decode_volumes(const uint8_t *body, size_t len, struct fmt_layout
             return fmt_fail(err, ASR_E_CORRUPT, "volume %u: reserved bytes not zero", i);
         int rc;
         struct asr_error why = {0};
-        if ((rc = take_str(&c, v->fs_type, ASR_FSNAME_MAX, &why)) ||
-            (rc = take_str(&c, v->fs_uuid, ASR_FSNAME_MAX, &why)) ||
-            (rc = take_str(&c, v->fs_label, ASR_FSNAME_MAX, &why)) ||
+        if ((rc = fmt_take_str(&c, v->fs_type, ASR_FSNAME_MAX, &why)) ||
+            (rc = fmt_take_str(&c, v->fs_uuid, ASR_FSNAME_MAX, &why)) ||
+            (rc = fmt_take_str(&c, v->fs_label, ASR_FSNAME_MAX, &why)) ||
             (rc = fmt_volume_desc_check(v, l->disks, l->disk_count, l->incompat, &why)))
             return fmt_fail(err, rc, "volume %u: %s", i, why.msg);
     }
@@ -643,6 +647,9 @@ void fmt_layout_free(struct fmt_layout *l)
     }
     free(l->disks);
     free(l->volumes);
+    for (uint32_t i = 0; l->stacks && i < l->stack_count; i++)
+        fmt_stack_free(&l->stacks[i]);
+    free(l->stacks);
     free(l->body);
     *l = (struct fmt_layout){0};
 }

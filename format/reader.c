@@ -224,6 +224,12 @@ void asr_reader_free(struct asr_reader *r)
 const struct asr_image_info *asr_reader_info(const struct asr_reader *r) { return &r->info; }
 uint32_t asr_reader_disk_count(const struct asr_reader *r) { return r->sc.layout.disk_count; }
 uint32_t asr_reader_volume_count(const struct asr_reader *r) { return r->sc.layout.volume_count; }
+uint32_t asr_reader_stack_count(const struct asr_reader *r) { return r->sc.layout.stack_count; }
+
+const struct asr_stack_desc *asr_reader_stack(const struct asr_reader *r, uint32_t i)
+{
+    return i < r->sc.layout.stack_count ? &r->sc.layout.stacks[i] : NULL;
+}
 
 const struct asr_disk_desc *asr_reader_disk(const struct asr_reader *r, uint32_t i)
 {

@@ -210,11 +210,16 @@ static const char *feature_name(const struct fmt_image_header *h, unsigned cls, 
 
 int fmt_image_header_check_support(const struct fmt_image_header *h, struct asr_error *err)
 {
+    return fmt_image_header_check_known(h, ASR_KNOWN_INCOMPAT, err);
+}
+
+int fmt_image_header_check_known(const struct fmt_image_header *h, uint64_t known, struct asr_error *err)
+{
     if (h->format_version == 0 || h->format_version > ASR_FORMAT_VERSION)
         return fmt_fail(err, ASR_E_UNSUPPORTED,
                         "image format version %u is newer than this asrimg %s reads (up to %u)",
                         h->format_version, asr_version(), ASR_FORMAT_VERSION);
-    uint64_t unknown = h->incompat & ~ASR_KNOWN_INCOMPAT;
+    uint64_t unknown = h->incompat & ~known;
     if (unknown) {
         unsigned bit = (unsigned)__builtin_ctzll(unknown);
         const char *name = feature_name(h, ASR_FEATURE_INCOMPAT, bit);

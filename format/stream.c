@@ -469,6 +469,12 @@ uint64_t asr_stream_input_bytes(const struct asr_stream *s) { return s->physical
 uint64_t asr_stream_damaged_chunks(const struct asr_stream *s) { return s->damaged; }
 uint32_t asr_stream_disk_count(const struct asr_stream *s) { return s->sc.layout.disk_count; }
 uint32_t asr_stream_volume_count(const struct asr_stream *s) { return s->sc.layout.volume_count; }
+uint32_t asr_stream_stack_count(const struct asr_stream *s) { return s->sc.layout.stack_count; }
+
+const struct asr_stack_desc *asr_stream_stack(const struct asr_stream *s, uint32_t i)
+{
+    return i < s->sc.layout.stack_count ? &s->sc.layout.stacks[i] : NULL;
+}
 
 const struct asr_disk_desc *asr_stream_disk(const struct asr_stream *s, uint32_t i)
 {

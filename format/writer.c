@@ -40,6 +40,8 @@ struct asr_writer {
     struct asr_disk_desc *disks;
     uint32_t volume_count;
     struct volume_state *volumes;
+    uint32_t stack_count;
+    struct asr_stack_desc *stacks;
     struct fmt_chunk_entry *chunks;
     uint64_t chunk_count;
     size_t chunk_cap;
@@ -260,6 +262,38 @@ int asr_writer_add_volume(struct asr_writer *w, const struct asr_volume_desc *v,
     return ASR_OK;
 }
 
+int asr_writer_add_stack(struct asr_writer *w, const struct asr_stack_desc *s, struct asr_error *err)
+{
+    if (w->sealed)
+        return fmt_fail(err, ASR_E_STATE, "stacks must be added before data");
+    if (w->stack_count >= ASR_MAX_STACKS)
+        return fmt_fail(err, ASR_E_LIMIT, "more than %u stacks", ASR_MAX_STACKS);
+    if (!asr_stack_kind_name(s->kind))
+        return fmt_fail(err, ASR_E_ARG, "stack %u: kind %u unknown", w->stack_count, s->kind);
+    struct asr_stack_desc *grown = realloc(w->stacks, (w->stack_count + 1) * sizeof *grown);
+    if (!grown)
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
+    w->stacks = grown;
+    /* The rules judge a stack against the disks and the stacks before it, and its counts before
+     * anything is copied by them: the caller's stack in place first, then the copy. */
+    struct asr_stack_desc *st = &w->stacks[w->stack_count];
+    *st = *s;
+    struct asr_error why = {0};
+    if (!w->unchecked_layout && asr_stacks_valid(w->stacks, w->stack_count + 1, w->disks, w->disk_count, &why))
+        return fmt_fail(err, ASR_E_ARG, "%s", why.msg);
+    if (fmt_stack_copy(st, s)) {
+        fmt_stack_free(st);
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
+    }
+    if (!(w->header.incompat & ASR_FEATURE_INCOMPAT_STACKS) &&
+        fmt_writer_declare_feature(w, ASR_FEATURE_INCOMPAT, 1, "stacks")) {
+        fmt_stack_free(st);
+        return fmt_fail(err, ASR_E_LIMIT, "cannot declare the stacks feature");
+    }
+    w->stack_count++;
+    return ASR_OK;
+}
+
 static int put_section(struct asr_writer *w, uint32_t tag, const uint8_t *body, size_t len,
                        struct asr_error *err)
 {
@@ -304,7 +338,7 @@ static int seal(struct asr_writer *w, struct asr_error *err)
         rc = fmt_sink_put(&w->sink, hdr, n, err);
     struct fmt_buf body = {0};
     if (!rc)
-        rc = fmt_layout_encode_disks(w->disks, w->disk_count, &body, err);
+        rc = fmt_layout_encode_disks(w->disks, w->disk_count, w->stacks, w->stack_count, &body, err);
     if (!rc)
         rc = put_section(w, ASR_TAG_LAYOUT, body.data, body.len, err);
     body.len = 0;
@@ -559,6 +593,9 @@ void asr_writer_free(struct asr_writer *w)
     for (uint32_t i = 0; i < w->disk_count; i++)
         free_disk(&w->disks[i]);
     free(w->disks);
+    for (uint32_t i = 0; i < w->stack_count; i++)
+        fmt_stack_free(&w->stacks[i]);
+    free(w->stacks);
     for (uint32_t v = 0; v < w->volume_count; v++) {
         free(w->volumes[v].extents);
         XXH3_freeState(w->volumes[v].hash);

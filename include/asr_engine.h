@@ -228,6 +228,15 @@ const char *asr_machine_warnings(const struct asr_machine *m);
  * its LVM label and metadata plus what its selected LVs capture. ASR_E_ARG naming a VG/LV item
  * that matches no LV. */
 int asr_machine_select(struct asr_machine *m, const char *selection, struct asr_error *err);
+/* After asr_machine_select: the stacks as an image records them (asr_writer_add_stack, or
+ * asr_backup_options.stacks): one LVM2 stack per VG, its PVs as disk and partition (absent when
+ * on no disk here) with their UUIDs and data areas, its LVs with size, filesystem, capture and
+ * critical decision (mount points are not recorded yet). A VG whose record breaks a rule of the
+ * format is left out, one line each in skipped ("VG vg0: ..."); its bytes are captured all the
+ * same. *out: free with asr_machine_stacks_free. */
+int asr_machine_stacks(const struct asr_machine *m, struct asr_stack_desc **out, uint32_t *count, char *skipped,
+                       size_t skipped_len, struct asr_error *err);
+void asr_machine_stacks_free(struct asr_stack_desc *s, uint32_t n); /* NULL-safe */
 
 /* ---- backup ------------------------------------------------------------------------------- */
 
@@ -266,6 +275,10 @@ struct asr_backup_options {
     int (*before_volume)(struct asr_volume_info *v, void *ctx, struct asr_error *err);
     void (*after_volume)(const struct asr_volume_info *v, void *ctx);
     void *hook_ctx;
+    /* The storage stacks the layout records (asr_machine_stacks), added after the disks; none:
+     * the image is as without the feature. */
+    const struct asr_stack_desc *stacks;
+    uint32_t stack_count;
 };
 
 struct asr_backup_stats {
@@ -413,6 +426,9 @@ uint32_t asr_image_disk_count(const struct asr_image *im);
 const struct asr_disk_desc *asr_image_disk(const struct asr_image *im, uint32_t i);
 uint32_t asr_image_volume_count(const struct asr_image *im);
 const struct asr_volume_desc *asr_image_volume(const struct asr_image *im, uint32_t i);
+/* The storage stacks the image records (SPEC.md section 6, feature "stacks"). */
+uint32_t asr_image_stack_count(const struct asr_image *im);
+const struct asr_stack_desc *asr_image_stack(const struct asr_image *im, uint32_t i);
 /* A volume's totals and content hash; NULL for a stream not read to its end. */
 const struct asr_volume_stats *asr_image_volume_stats(const struct asr_image *im, uint32_t i);
 

@@ -62,7 +62,8 @@ int asr_fail_public(struct asr_error *err, enum asr_status code, const char *fmt
  * COMPAT bit is ignored. Bits are never reused. */
 #define ASR_FEATURE_COMPAT_SPLIT (1ull << 0) /* written as a split set */
 #define ASR_FEATURE_INCOMPAT_AREAS (1ull << 0) /* "disk-areas": volumes of bytes outside partitions */
-#define ASR_KNOWN_INCOMPAT ASR_FEATURE_INCOMPAT_AREAS
+#define ASR_FEATURE_INCOMPAT_STACKS (1ull << 1) /* "stacks": the layout records storage stacks */
+#define ASR_KNOWN_INCOMPAT (ASR_FEATURE_INCOMPAT_AREAS | ASR_FEATURE_INCOMPAT_STACKS)
 #define ASR_KNOWN_RO_COMPAT 0ull
 #define ASR_KNOWN_COMPAT ASR_FEATURE_COMPAT_SPLIT
 
@@ -163,6 +164,70 @@ struct asr_volume_desc {
  * regions against the partition records): what the writer records and every reader accepts. */
 int asr_disk_desc_valid(const struct asr_disk_desc *d, struct asr_error *err);
 
+/* ---- storage stacks (feature "stacks", SPEC.md section 6) -------------------------------- */
+
+/* What the disks' partitions hold beyond a filesystem: an LVM2 volume group over PVs, an md
+ * array over members, a LUKS container. The record lets restore, info and verify show and check
+ * each stack without reading filesystems; the stack's bytes themselves come back because its
+ * members' bytes do. */
+enum asr_stack_kind { ASR_STACK_LVM_VG = 1, ASR_STACK_MD = 2, ASR_STACK_LUKS = 3 };
+
+/* Where a member lies. */
+enum asr_member_on {
+    ASR_MEMBER_PARTITION = 0, /* partition `partition` of disk `disk` (0: the whole unpartitioned disk) */
+    ASR_MEMBER_STACK = 1,     /* volume `volume` of the earlier stack `stack` (LVM inside LUKS) */
+    ASR_MEMBER_ABSENT = 2,    /* on none of the image's disks (a PV the backup was not given) */
+};
+
+#define ASR_STACK_NAME_MAX 127 /* stack and stack volume names (LVM's own limit) */
+#define ASR_MAX_STACKS 256u
+#define ASR_MAX_STACK_MEMBERS 4096u /* per stack */
+#define ASR_MAX_STACK_VOLUMES 4096u /* per stack */
+
+struct asr_stack_member {
+    uint8_t on;                 /* enum asr_member_on */
+    uint32_t disk, partition;   /* ASR_MEMBER_PARTITION; else 0 */
+    uint32_t stack, volume;     /* ASR_MEMBER_STACK; else 0 */
+    uint32_t role;              /* md: slot in the array; else 0 */
+    uint64_t data_offset;       /* from the member's start: LVM pe_start, md data offset, LUKS payload */
+    uint64_t data_bytes;        /* LVM: extent count x extent size; md, LUKS: data area size */
+    char uuid[ASR_FSNAME_MAX + 1]; /* LVM: PV UUID; md: device UUID; LUKS: "" */
+};
+
+struct asr_stack_volume {
+    char name[ASR_STACK_NAME_MAX + 1]; /* LVM: LV name; md, LUKS: "" or the device name */
+    char uuid[ASR_FSNAME_MAX + 1];
+    uint64_t size_bytes, used_bytes;
+    uint8_t capture;                   /* enum asr_capture: how its bytes are in the image */
+    bool critical;                     /* needed to boot, as the backup decided */
+    char fs_type[ASR_FSNAME_MAX + 1];
+    char fs_uuid[ASR_FSNAME_MAX + 1];
+    char fs_label[ASR_FSNAME_MAX + 1];
+    char mount[ASR_NAME_MAX + 1];      /* where the machine mounts it ("/var"), "" if unknown */
+};
+
+struct asr_stack_desc {
+    uint8_t kind;       /* enum asr_stack_kind; a reader keeps kinds it does not know, by number */
+    uint32_t level;     /* md: RAID level; else 0 */
+    uint64_t seqno;     /* LVM: metadata seqno; md: events; else 0 */
+    uint64_t unit_bytes; /* LVM: extent size; md: chunk size; LUKS: sector size */
+    char name[ASR_STACK_NAME_MAX + 1];
+    char uuid[ASR_FSNAME_MAX + 1];
+    uint32_t member_count;
+    const struct asr_stack_member *members;
+    uint32_t volume_count;
+    const struct asr_stack_volume *volumes;
+};
+
+/* "LVM2 VG", "md array", "LUKS", or NULL for a kind this library does not know. */
+const char *asr_stack_kind_name(uint8_t kind);
+/* Checks stacks [0, n) against SPEC.md section 6's rules for them, given the disks they lie on:
+ * counts, names, each member's place (an existing partition or unpartitioned disk, or an
+ * earlier stack's volume; never two members in one place) and its data area inside it, and the
+ * rules of each known kind. Messages name the stack, the record and the field. */
+int asr_stacks_valid(const struct asr_stack_desc *s, uint32_t n, const struct asr_disk_desc *disks,
+                     uint32_t disk_count, struct asr_error *err);
+
 /* ---- chunks and extents ------------------------------------------------------------------ */
 
 enum asr_codec { ASR_CODEC_STORED = 0, ASR_CODEC_ZSTD = 1 };
@@ -253,6 +318,9 @@ uint64_t asr_writer_image_bytes(const struct asr_writer *w);
 int asr_writer_add_disk(struct asr_writer *w, const struct asr_disk_desc *d, struct asr_error *err);
 int asr_writer_add_volume(struct asr_writer *w, const struct asr_volume_desc *v, uint32_t *volume_id,
                           struct asr_error *err);
+/* A storage stack on the disks added so far (copied), before the first chunk or extent. The first
+ * one declares the incompatible feature "stacks"; an image without stacks is as before. */
+int asr_writer_add_stack(struct asr_writer *w, const struct asr_stack_desc *s, struct asr_error *err);
 
 int asr_writer_append_chunk(struct asr_writer *w, const struct asr_chunk *c, uint64_t *chunk_id,
                             struct asr_error *err);
@@ -313,6 +381,9 @@ const struct asr_disk_desc *asr_reader_disk(const struct asr_reader *r, uint32_t
 uint32_t asr_reader_volume_count(const struct asr_reader *r);
 const struct asr_volume_desc *asr_reader_volume(const struct asr_reader *r, uint32_t i);
 const struct asr_volume_stats *asr_reader_volume_stats(const struct asr_reader *r, uint32_t i);
+/* The storage stacks the layout records (none without feature "stacks"). */
+uint32_t asr_reader_stack_count(const struct asr_reader *r);
+const struct asr_stack_desc *asr_reader_stack(const struct asr_reader *r, uint32_t i);
 /* Extents of a volume, sorted by offset. */
 const struct asr_extent *asr_reader_extents(const struct asr_reader *r, uint32_t volume, uint64_t *count);
 /* Name of feature bit `bit` of `cls` as the image declares it, or NULL. */
@@ -385,6 +456,8 @@ uint32_t asr_stream_disk_count(const struct asr_stream *s);
 const struct asr_disk_desc *asr_stream_disk(const struct asr_stream *s, uint32_t i);
 uint32_t asr_stream_volume_count(const struct asr_stream *s);
 const struct asr_volume_desc *asr_stream_volume(const struct asr_stream *s, uint32_t i);
+uint32_t asr_stream_stack_count(const struct asr_stream *s);
+const struct asr_stack_desc *asr_stream_stack(const struct asr_stream *s, uint32_t i);
 /* From the index: NULL before ASR_STREAM_END. content_hash lets a restore check end to end what
  * it wrote (asr_volume_hasher). */
 const struct asr_volume_stats *asr_stream_volume_stats(const struct asr_stream *s, uint32_t i);

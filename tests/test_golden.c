@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "asr_format.h"
+#include "internal.h" /* fmt_image_header_check_known: a reader of an earlier version */
 #include "golden_content.h"
 
 static void check_v1(const char *name, uint32_t parts)
@@ -106,4 +107,145 @@ Test(golden, v1_disk_areas)
     }
     asr_reader_free(r);
     cr_assert_eq(asr_verify(path, NULL, NULL, NULL, NULL, NULL, &err), ASR_OK, "%s", err.msg);
+}
+
+static void check_stacks_layout(uint32_t nstacks, const struct asr_stack_desc *vg, const struct asr_stack_desc *luks)
+{
+    cr_assert_eq(nstacks, 2);
+    cr_assert_eq(vg->kind, ASR_STACK_LVM_VG);
+    cr_assert_str_eq(vg->name, "vg0");
+    cr_assert_str_eq(vg->uuid, "G0ldn1-VG00-aaaa-bbbb-cccc-dddd-eeeeee");
+    cr_assert_eq(vg->seqno, 7);
+    cr_assert_eq(vg->level, 0);
+    cr_assert_eq(vg->unit_bytes, GOLDEN_MIB);
+    cr_assert_eq(vg->member_count, 2);
+    const struct asr_stack_member *m = vg->members;
+    cr_assert_eq(m[0].on, ASR_MEMBER_PARTITION);
+    cr_assert_eq(m[0].disk, 0);
+    cr_assert_eq(m[0].partition, 2);
+    cr_assert_eq(m[0].data_offset, GOLDEN_MIB);
+    cr_assert_eq(m[0].data_bytes, 5 * GOLDEN_MIB);
+    cr_assert_eq(m[0].role, 0);
+    cr_assert_str_eq(m[0].uuid, "G0ldn1-PV00-aaaa-bbbb-cccc-dddd-eeeeee");
+    cr_assert_eq(m[1].on, ASR_MEMBER_PARTITION);
+    cr_assert_eq(m[1].disk, 1);
+    cr_assert_eq(m[1].partition, 0);
+    cr_assert_eq(m[1].data_offset, GOLDEN_MIB);
+    cr_assert_eq(m[1].data_bytes, 3 * GOLDEN_MIB);
+    cr_assert_str_eq(m[1].uuid, "G0ldn1-PV01-aaaa-bbbb-cccc-dddd-eeeeee");
+    cr_assert_eq(vg->volume_count, 3);
+    const struct asr_stack_volume *v = vg->volumes;
+    cr_assert_str_eq(v[0].name, "root");
+    cr_assert_str_eq(v[0].uuid, "G0ldn1-LV00-aaaa-bbbb-cccc-dddd-eeeeee");
+    cr_assert_eq(v[0].size_bytes, 4 * GOLDEN_MIB);
+    cr_assert_eq(v[0].used_bytes, 3000000);
+    cr_assert_eq(v[0].capture, ASR_CAPTURE_USED);
+    cr_assert(v[0].critical);
+    cr_assert_str_eq(v[0].fs_type, "ext4");
+    cr_assert_str_eq(v[0].fs_uuid, "0d15ea5e-0000-4000-8000-00000000000f");
+    cr_assert_str_eq(v[0].fs_label, "root");
+    cr_assert_str_eq(v[0].mount, "/");
+    cr_assert_str_eq(v[1].name, "home");
+    cr_assert_eq(v[1].size_bytes, 3 * GOLDEN_MIB);
+    cr_assert_eq(v[1].used_bytes, 0);
+    cr_assert_eq(v[1].capture, ASR_CAPTURE_SKIP);
+    cr_assert_not(v[1].critical);
+    cr_assert_str_eq(v[1].fs_type, "crypto_LUKS");
+    cr_assert_str_eq(v[1].fs_uuid, "1c0ffee0-0000-4000-8000-000000000001");
+    cr_assert_str_eq(v[1].fs_label, "");
+    cr_assert_str_eq(v[1].mount, "");
+    cr_assert_str_eq(v[2].name, "swap");
+    cr_assert_eq(v[2].size_bytes, GOLDEN_MIB);
+    cr_assert_eq(v[2].used_bytes, 4096);
+    cr_assert_eq(v[2].capture, ASR_CAPTURE_HEADER);
+    cr_assert(v[2].critical);
+    cr_assert_str_eq(v[2].fs_type, "swap");
+    cr_assert_str_eq(v[2].mount, "swap");
+
+    cr_assert_eq(luks->kind, ASR_STACK_LUKS);
+    cr_assert_str_eq(luks->name, "home_crypt");
+    cr_assert_str_eq(luks->uuid, "1c0ffee0-0000-4000-8000-000000000001");
+    cr_assert_eq(luks->seqno, 0);
+    cr_assert_eq(luks->unit_bytes, 512);
+    cr_assert_eq(luks->member_count, 1);
+    cr_assert_eq(luks->members[0].on, ASR_MEMBER_STACK);
+    cr_assert_eq(luks->members[0].stack, 0);
+    cr_assert_eq(luks->members[0].volume, 1);
+    cr_assert_eq(luks->members[0].disk, 0);
+    cr_assert_eq(luks->members[0].data_offset, GOLDEN_MIB);
+    cr_assert_eq(luks->members[0].data_bytes, 2 * GOLDEN_MIB);
+    cr_assert_str_eq(luks->members[0].uuid, "");
+    cr_assert_eq(luks->volume_count, 1);
+    cr_assert_str_eq(luks->volumes[0].name, "");
+    cr_assert_eq(luks->volumes[0].size_bytes, 2 * GOLDEN_MIB);
+    cr_assert_eq(luks->volumes[0].used_bytes, 65536);
+    cr_assert_str_eq(luks->volumes[0].fs_type, "ext4");
+    cr_assert_str_eq(luks->volumes[0].mount, "/home");
+}
+
+/* The stacks feature (within version 1): an LVM2 VG over a partition and a whole disk, a LUKS
+ * container inside one of its LVs; every field of the stack table, through the reader and the
+ * sequential reader, and the volumes' bytes. */
+Test(golden, v1_stacks)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/v1-stacks.asrimg", GOLDEN_DIR);
+    struct asr_reader *r;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_reader_open(path, &r, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_reader_info(r)->incompat, ASR_FEATURE_INCOMPAT_STACKS);
+    cr_assert_str_eq(asr_reader_feature_name(r, ASR_FEATURE_INCOMPAT, 1), "stacks");
+    cr_assert_eq(asr_reader_disk_count(r), 2);
+    const struct asr_disk_desc *d = asr_reader_disk(r, 0);
+    cr_assert_eq(d->label, ASR_LABEL_MBR);
+    cr_assert_eq(d->partition_count, 2);
+    cr_assert_eq(d->partitions[1].mbr_type, 0x8e);
+    cr_assert_eq(asr_reader_disk(r, 1)->label, ASR_LABEL_NONE);
+    cr_assert_eq(asr_reader_disk(r, 1)->size_bytes, GOLDEN_STACKS_DISK1);
+    check_stacks_layout(asr_reader_stack_count(r), asr_reader_stack(r, 0), asr_reader_stack(r, 1));
+    cr_assert_null(asr_reader_stack(r, 2));
+    cr_assert_eq(asr_reader_volume_count(r), 3);
+    for (uint32_t v = 0; v < 3; v++) {
+        uint64_t size = asr_reader_volume(r, v)->size_bytes;
+        uint8_t *buf = malloc(size);
+        cr_assert_eq(asr_reader_read_volume(r, v, 0, buf, size, &err), ASR_OK, "%s", err.msg);
+        for (uint64_t off = 0; off < size; off++)
+            if (buf[off] != golden_area_expected(v, off))
+                cr_assert_fail("volume %u byte %llu", v, (unsigned long long)off);
+        free(buf);
+    }
+    asr_reader_free(r);
+    cr_assert_eq(asr_verify(path, NULL, NULL, NULL, NULL, NULL, &err), ASR_OK, "%s", err.msg);
+
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    struct asr_stream *s;
+    cr_assert_eq(asr_stream_open_fd(fileno(f), "golden", &s, &err), ASR_OK, "%s", err.msg);
+    check_stacks_layout(asr_stream_stack_count(s), asr_stream_stack(s, 0), asr_stream_stack(s, 1));
+    struct asr_stream_record rec;
+    int rc;
+    while ((rc = asr_stream_next(s, &rec, &err)) == ASR_OK && rec.kind != ASR_STREAM_END)
+        ;
+    cr_assert_eq(rc, ASR_OK, "%s", err.msg);
+    asr_stream_free(s);
+    fclose(f);
+}
+
+/* A reader from before the stacks feature refuses the image, naming it: the image header names
+ * incompatible bit 1, and the support check is the one every reader applies to its known bits. */
+Test(golden, v1_stacks_old_reader_refuses_by_name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/v1-stacks.asrimg", GOLDEN_DIR);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    static uint8_t raw[4096];
+    size_t n = fread(raw, 1, sizeof raw, f);
+    fclose(f);
+    struct fmt_image_header h;
+    struct asr_error err = {0};
+    cr_assert_eq(fmt_image_header_decode(raw + 64, n - 64, &h, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(fmt_image_header_check_known(&h, ASR_KNOWN_INCOMPAT, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(fmt_image_header_check_known(&h, ASR_FEATURE_INCOMPAT_AREAS, &err), ASR_E_UNSUPPORTED);
+    cr_assert(strstr(err.msg, "feature 'stacks' (incompatible bit 1)"), "%s", err.msg);
 }

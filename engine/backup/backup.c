@@ -823,8 +823,8 @@ static int check_options(const struct asr_backup_options *opt, struct asr_writer
     return ASR_OK;
 }
 
-static int add_layout(struct asr_writer *w, const struct asr_backup_source *src, size_t n, uint32_t **ids,
-                      struct asr_error *err)
+static int add_layout(struct asr_writer *w, const struct asr_backup_source *src, size_t n,
+                      const struct asr_backup_options *opt, uint32_t **ids, struct asr_error *err)
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
@@ -835,6 +835,8 @@ static int add_layout(struct asr_writer *w, const struct asr_backup_source *src,
     int rc = ASR_OK;
     for (size_t i = 0; i < n && rc == ASR_OK; i++)
         rc = add_disk(w, &src[i], err);
+    for (uint32_t i = 0; i < opt->stack_count && rc == ASR_OK; i++)
+        rc = asr_writer_add_stack(w, &opt->stacks[i], err);
     size_t k = 0;
     for (size_t i = 0; i < n && rc == ASR_OK; i++)
         for (size_t j = 0; j < src[i].count && rc == ASR_OK; j++)
@@ -869,7 +871,7 @@ int asr_backup_run(struct asr_writer *w, const struct asr_backup_source *src, si
     if (rc == ASR_OK)
         rc = check_options(opt, w, &threads, err);
     if (rc == ASR_OK)
-        rc = add_layout(w, src, n, &ids, err);
+        rc = add_layout(w, src, n, opt, &ids, err);
     if (rc != ASR_OK) {
         free(ids);
         return rc;

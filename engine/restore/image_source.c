@@ -118,6 +118,16 @@ const struct asr_volume_desc *asr_image_volume(const struct asr_image *im, uint3
     return im->r ? asr_reader_volume(im->r, i) : asr_stream_volume(im->s, i);
 }
 
+uint32_t asr_image_stack_count(const struct asr_image *im)
+{
+    return im->r ? asr_reader_stack_count(im->r) : asr_stream_stack_count(im->s);
+}
+
+const struct asr_stack_desc *asr_image_stack(const struct asr_image *im, uint32_t i)
+{
+    return im->r ? asr_reader_stack(im->r, i) : asr_stream_stack(im->s, i);
+}
+
 const struct asr_volume_stats *asr_image_volume_stats(const struct asr_image *im, uint32_t i)
 {
     return im->r ? asr_reader_volume_stats(im->r, i) : asr_stream_volume_stats(im->s, i);

@@ -88,4 +88,14 @@ static inline uint8_t golden_area_expected(uint32_t v, uint64_t off)
     return data ? golden_byte(v, off) : 0;
 }
 
+/* v1-stacks.asrimg (feature stacks): disk 0 is an 8 MiB MBR disk (id 0x5eed57ac) with partition
+ * 1 (bootable, 0x83, 1 MiB at 1 MiB, volume 0) and partition 2 (0x8e, 6 MiB at 2 MiB, volume 1);
+ * disk 1 a 4 MiB disk without a partition table (volume 2). Each volume holds GOLDEN_AREA_DATA
+ * bytes of golden_byte(v, off) at 0 (golden_area_expected(v, off)). Stack 0 is LVM2 VG vg0
+ * (1 MiB extents) over PVs on disk 0 partition 2 and the whole of disk 1, with LVs root, home
+ * and swap; stack 1 a LUKS container inside vg0/home. Every field is in make_golden.c and
+ * test_golden.c. */
+#define GOLDEN_STACKS_DISK0 (8 * GOLDEN_MIB)
+#define GOLDEN_STACKS_DISK1 (4 * GOLDEN_MIB)
+
 #endif

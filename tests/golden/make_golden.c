@@ -185,6 +185,104 @@ static void write_areas_image(const char *path)
     asr_writer_free(w);
 }
 
+static void mbr_entry(uint8_t *sector, unsigned n, uint8_t boot, uint8_t type, uint32_t lba, uint32_t count)
+{
+    uint8_t *e = sector + 446 + 16 * (n - 1);
+    memset(e, 0, 16);
+    e[0] = boot;
+    e[4] = type;
+    for (int i = 0; i < 4; i++) {
+        e[8 + i] = (uint8_t)(lba >> (8 * i));
+        e[12 + i] = (uint8_t)(count >> (8 * i));
+    }
+}
+
+/* The stacks of v1-stacks.asrimg (golden_content.h): vg0 over two PVs, LUKS inside vg0/home. */
+static void put_stacks(struct asr_writer *w, struct asr_error *err)
+{
+    static struct asr_stack_member pvs[2] = {
+        {.on = ASR_MEMBER_PARTITION, .disk = 0, .partition = 2, .data_offset = GOLDEN_MIB, .data_bytes = 5 * GOLDEN_MIB,
+         .uuid = "G0ldn1-PV00-aaaa-bbbb-cccc-dddd-eeeeee"},
+        {.on = ASR_MEMBER_PARTITION, .disk = 1, .partition = 0, .data_offset = GOLDEN_MIB, .data_bytes = 3 * GOLDEN_MIB,
+         .uuid = "G0ldn1-PV01-aaaa-bbbb-cccc-dddd-eeeeee"},
+    };
+    static struct asr_stack_volume lvs[3] = {
+        {.name = "root", .uuid = "G0ldn1-LV00-aaaa-bbbb-cccc-dddd-eeeeee", .size_bytes = 4 * GOLDEN_MIB,
+         .used_bytes = 3000000, .capture = ASR_CAPTURE_USED, .critical = true, .fs_type = "ext4",
+         .fs_uuid = "0d15ea5e-0000-4000-8000-00000000000f", .fs_label = "root", .mount = "/"},
+        {.name = "home", .uuid = "G0ldn1-LV01-aaaa-bbbb-cccc-dddd-eeeeee", .size_bytes = 3 * GOLDEN_MIB,
+         .capture = ASR_CAPTURE_SKIP, .fs_type = "crypto_LUKS", .fs_uuid = "1c0ffee0-0000-4000-8000-000000000001"},
+        {.name = "swap", .uuid = "G0ldn1-LV02-aaaa-bbbb-cccc-dddd-eeeeee", .size_bytes = GOLDEN_MIB,
+         .used_bytes = 4096, .capture = ASR_CAPTURE_HEADER, .critical = true, .fs_type = "swap", .mount = "swap"},
+    };
+    static struct asr_stack_member luks_member = {.on = ASR_MEMBER_STACK, .stack = 0, .volume = 1,
+                                                  .data_offset = GOLDEN_MIB, .data_bytes = 2 * GOLDEN_MIB};
+    static struct asr_stack_volume plain = {.size_bytes = 2 * GOLDEN_MIB, .used_bytes = 65536,
+                                            .capture = ASR_CAPTURE_SKIP, .fs_type = "ext4", .mount = "/home"};
+    struct asr_stack_desc vg = {.kind = ASR_STACK_LVM_VG, .seqno = 7, .unit_bytes = GOLDEN_MIB, .name = "vg0",
+                                .uuid = "G0ldn1-VG00-aaaa-bbbb-cccc-dddd-eeeeee", .member_count = 2, .members = pvs,
+                                .volume_count = 3, .volumes = lvs};
+    struct asr_stack_desc luks = {.kind = ASR_STACK_LUKS, .unit_bytes = 512, .name = "home_crypt",
+                                  .uuid = "1c0ffee0-0000-4000-8000-000000000001", .member_count = 1,
+                                  .members = &luks_member, .volume_count = 1, .volumes = &plain};
+    if (asr_writer_add_stack(w, &vg, err) || asr_writer_add_stack(w, &luks, err))
+        die("stacks", err);
+}
+
+static void write_stacks_image(const char *path)
+{
+    struct asr_writer_options o = {.max_chunk_size = GOLDEN_V1_CHUNK, .overwrite = 1, .creator_version = "0.1.0",
+                                   .fixed_identity = 1, .hash_seed = GOLDEN_V1_SEED, .created_unix = GOLDEN_V1_CREATED};
+    memcpy(o.uuid, GOLDEN_V1_UUID, 16);
+    struct asr_writer *w;
+    struct asr_error err = {0};
+    if (asr_writer_create(path, &o, &w, &err))
+        die(path, &err);
+    static uint8_t mbr[512];
+    for (uint32_t i = 0; i < sizeof mbr; i++)
+        mbr[i] = golden_region_byte(0, i);
+    static const uint8_t sig[4] = {0xac, 0x57, 0xed, 0x5e};
+    memcpy(mbr + 440, sig, 4);
+    mbr[444] = mbr[445] = 0;
+    mbr_entry(mbr, 1, 0x80, 0x83, 2048, 2048);
+    mbr_entry(mbr, 2, 0, 0x8e, 4096, 12288);
+    mbr_entry(mbr, 3, 0, 0, 0, 0);
+    mbr_entry(mbr, 4, 0, 0, 0, 0);
+    mbr[510] = 0x55, mbr[511] = 0xaa;
+    struct asr_region_desc reg = {ASR_REGION_MBR, 0, 512, mbr};
+    struct asr_partition_desc parts[2] = {
+        {.number = 1, .kind = ASR_PART_PRIMARY, .mbr_type = 0x83, .bootable = 1, .capture = ASR_CAPTURE_USED,
+         .start_bytes = GOLDEN_MIB, .size_bytes = GOLDEN_MIB},
+        {.number = 2, .kind = ASR_PART_PRIMARY, .mbr_type = 0x8e, .capture = ASR_CAPTURE_USED,
+         .start_bytes = 2 * GOLDEN_MIB, .size_bytes = 6 * GOLDEN_MIB},
+    };
+    struct asr_disk_desc d0 = {.size_bytes = GOLDEN_STACKS_DISK0, .logical_sector = 512, .physical_sector = 512,
+                               .label = ASR_LABEL_MBR, .disk_id = {0xac, 0x57, 0xed, 0x5e}, .partition_count = 2,
+                               .partitions = parts, .region_count = 1, .regions = &reg};
+    struct asr_disk_desc d1 = {.size_bytes = GOLDEN_STACKS_DISK1, .logical_sector = 512, .physical_sector = 4096};
+    snprintf(d0.source, sizeof d0.source, "/dev/golden-stacks");
+    snprintf(d1.source, sizeof d1.source, "/dev/golden-pv");
+    struct asr_volume_desc v[3] = {
+        {.disk_index = 0, .partition_number = 1, .disk_offset = GOLDEN_MIB, .size_bytes = GOLDEN_MIB,
+         .used_bytes = GOLDEN_AREA_DATA, .block_size = 1024, .fs_type = "ext4", .fs_label = "boot"},
+        {.disk_index = 0, .partition_number = 2, .disk_offset = 2 * GOLDEN_MIB, .size_bytes = 6 * GOLDEN_MIB,
+         .used_bytes = GOLDEN_AREA_DATA, .fs_type = "LVM2_member", .fs_uuid = "G0ldn1-PV00-aaaa-bbbb-cccc-dddd-eeeeee"},
+        {.disk_index = 1, .partition_number = 0, .disk_offset = 0, .size_bytes = GOLDEN_STACKS_DISK1,
+         .used_bytes = GOLDEN_AREA_DATA, .fs_type = "LVM2_member", .fs_uuid = "G0ldn1-PV01-aaaa-bbbb-cccc-dddd-eeeeee"},
+    };
+    if (asr_writer_add_disk(w, &d0, &err) || asr_writer_add_disk(w, &d1, &err))
+        die("stacks disks", &err);
+    put_stacks(w, &err);
+    for (uint32_t i = 0; i < 3; i++)
+        if (asr_writer_add_volume(w, &v[i], NULL, &err))
+            die("stacks volumes", &err);
+    for (uint32_t i = 0; i < 3; i++)
+        put_data(w, i, 0, &err);
+    if (asr_writer_finish(w, &err))
+        die("finish", &err);
+    asr_writer_free(w);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -198,5 +296,7 @@ int main(int argc, char **argv)
     write_image(path, ASR_MIN_SPLIT_SIZE, 0);
     snprintf(path, sizeof path, "%s/v1-disk-areas.asrimg", argv[1]);
     write_areas_image(path);
+    snprintf(path, sizeof path, "%s/v1-stacks.asrimg", argv[1]);
+    write_stacks_image(path);
     return 0;
 }
