@@ -78,6 +78,17 @@ EOF
         bad "$tag: backup or restore failed: $(cat "$work/$tag.err" "$work/$tag.restore")"
         continue
     fi
+    if "$asrimg" info --json "$work/$tag.asrimg" | python3 -c '
+import json, sys
+st = json.load(sys.stdin)["stacks"]
+assert len(st) == 1 and st[0]["kind"] == "md" and st[0]["level"] == 1, st
+assert sorted((m["on"], m["disk"], m["partition"], m["role"]) for m in st[0]["members"]) == \
+    [("partition", 0, 2, 0), ("partition", 1, 2, 1)], st
+assert st[0]["volumes"][0]["fs"] == "ext4" and st[0]["volumes"][0]["critical"], st'; then
+        ok "$tag: the image records the array: its members, their roles, the filesystem inside"
+    else
+        bad "$tag: info --json stacks (see above)"
+    fi
     for role in 0 1; do
         m=$work/$tag-restored-$role
         dd if="${tfiles[$role]}" of="$m" bs=1M skip=$((md_start / MiB)) count=$((md_size / MiB)) status=none

@@ -136,6 +136,20 @@ EOF
 else
     bad "debian-luks-lvm: capture sizes with and without the key (see above)"
 fi
+# The image records the stacks, each layer before the ones on it: the container, then the VG whose
+# PV is the container's volume.
+if "$asrimg" info --json "$work/debian-luks-lvm-keyed.asrimg" | python3 -c '
+import json, sys
+st = json.load(sys.stdin)["stacks"]
+assert [s["kind"] for s in st] == ["luks", "lvm2"], st
+assert st[0]["members"][0]["on"] == "partition" and st[0]["members"][0]["partition"] == 3, st
+assert st[1]["name"] == "vg0" and st[1]["members"][0]["on"] == "stack" and st[1]["members"][0]["stack"] == 0, st
+lv = {v["name"]: v for v in st[1]["volumes"]}
+assert lv["root"]["critical"] and lv["home"]["capture"] == "skip", lv'; then
+    ok "debian-luks-lvm: the image records the LUKS container and the VG inside it"
+else
+    bad "debian-luks-lvm: info --json stacks (see above)"
+fi
 # (The same grep finds it in an uncompressed image of the same machine without LUKS.)
 if "$asrimg" backup "$work/debian-luks-lvm.img" --key-file "$work/key" --level 0 -o "$work/plain.asrimg" \
     >/dev/null 2>&1 && ! grep -q "ID=debian" "$work/plain.asrimg" &&

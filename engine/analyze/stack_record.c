@@ -50,7 +50,7 @@ static void place(const struct asr_machine *m, const struct places *p, size_t no
 static void describe(const struct node *n, const char *name, const char *uuid, struct asr_stack_volume *o)
 {
     const struct asr_volume_info *info = n->vol;
-    snprintf(o->name, sizeof o->name, "%s", name);
+    snprintf(o->name, sizeof o->name, "%.127s", name);
     snprintf(o->uuid, sizeof o->uuid, "%s", uuid);
     o->size_bytes = info->size_bytes;
     o->used_bytes = asr_volume_capture_bytes(info);
@@ -81,7 +81,7 @@ static bool array_record(const struct asr_machine *m, const struct places *p, si
     const struct md_member *first = &a->members[0];
     *s = (struct asr_stack_desc){.kind = ASR_STACK_MD, .level = first->level < 0 ? UINT32_MAX : (uint32_t)first->level,
                                  .seqno = first->events, .unit_bytes = first->chunk};
-    snprintf(s->name, sizeof s->name, "%s", an->sv.name);
+    snprintf(s->name, sizeof s->name, "%.127s", an->sv.name);
     snprintf(s->uuid, sizeof s->uuid, "%s", first->uuid_text);
     if (a->n > ASR_MAX_STACK_MEMBERS)
         return false;
@@ -94,7 +94,7 @@ static bool array_record(const struct asr_machine *m, const struct places *p, si
         mb[k].data_offset = a->members[k].data_offset;
         mb[k].data_bytes = a->members[k].data_size;
     }
-    describe(an, an->sv.name, first->uuid_text, (struct asr_stack_volume *)s->volumes);
+    describe(an, "array", first->uuid_text, (struct asr_stack_volume *)s->volumes);
     return true;
 }
 
@@ -103,7 +103,7 @@ static bool luks_record(const struct asr_machine *m, const struct places *p, siz
 {
     const struct node *l = m->nodes[node], *c = m->nodes[l->container];
     *s = (struct asr_stack_desc){.kind = ASR_STACK_LUKS, .unit_bytes = c->luks.sector_size};
-    snprintf(s->name, sizeof s->name, "%s", l->sv.name);
+    snprintf(s->name, sizeof s->name, "%.127s", l->sv.name);
     snprintf(s->uuid, sizeof s->uuid, "%s", c->luks.uuid);
     if (!room(s, 1, 1))
         return !(*nomem = true);
@@ -111,7 +111,7 @@ static bool luks_record(const struct asr_machine *m, const struct places *p, siz
     place(m, p, l->container, mb);
     mb->data_offset = c->luks.data_offset;
     mb->data_bytes = c->luks.data_size;
-    describe(l, l->sv.name, c->luks.uuid, (struct asr_stack_volume *)s->volumes);
+    describe(l, "plaintext", c->luks.uuid, (struct asr_stack_volume *)s->volumes);
     return true;
 }
 
