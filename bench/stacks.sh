@@ -303,17 +303,20 @@ run_speed() { # run_speed CACHE KIND LEVEL: level 3 writes its image beside the 
   [ "$cache" = cold ] && drop_caches
   t0=$EPOCHREALTIME
   if [ "$lvl" = 0 ]; then
-    "$asrimg" backup "$d" --volumes "$sel" -o - --level 0 --json >/dev/null 2>"$work/speed.err" || rc=$?
+    /usr/bin/time -f '%U %S' -o "$work/cpu" "$asrimg" backup "$d" --volumes "$sel" -o - --level 0 --json \
+      >/dev/null 2>"$work/speed.err" || rc=$?
   else
-    "$asrimg" backup "$d" --volumes "$sel" -o "$work/speed.asrimg" --json >"$work/speed.err" 2>&1 || rc=$?
+    /usr/bin/time -f '%U %S' -o "$work/cpu" "$asrimg" backup "$d" --volumes "$sel" -o "$work/speed.asrimg" --json \
+      >"$work/speed.err" 2>&1 || rc=$?
   fi
   t1=$EPOCHREALTIME
   [ "$rc" = 0 ] || { tail -5 "$work/speed.err" >&2; die "asrimg backup --volumes $sel --level $lvl failed"; }
-  python3 - "$cache" "$kind" "$lvl" "$t0" "$t1" "$work/speed.err" >>"$speed" <<'PY'
+  python3 - "$cache" "$kind" "$lvl" "$t0" "$t1" "$work/speed.err" "$(tail -1 "$work/cpu")" >>"$speed" <<'PY'
 import json, sys
-cache, kind, lvl, t0, t1, js = sys.argv[1:]
+cache, kind, lvl, t0, t1, js, cpu = sys.argv[1:]
 t = open(js).read()
 j = json.loads(t[t.index("{"):t.rindex("}") + 1])
+j["cpu_seconds"] = sum(float(x) for x in cpu.split())
 print("\t".join([cache, kind, lvl, "%.4f" % (float(t1) - float(t0)), str(j["image_bytes"]), json.dumps(j, separators=(",", ":"))]))
 PY
 }

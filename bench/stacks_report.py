@@ -97,7 +97,7 @@ def mbs(r):
 def field(key):
     def get(r):
         j = json.loads(r[5])
-        return float(j["stages"][key] if key in j["stages"] else j[key])
+        return float(j[key] if key in j else j["stages"][key])
     return get
 
 
@@ -105,27 +105,35 @@ L.append("Backup speed of the root alone (`--volumes vg0/root` on disk (a), `--v
          "with the image written to a file beside the disks (removed after each run), and level 0 with the image thrown away "
          "(`-o -` to /dev/null: the read path). MB/s is the root's %s used bytes over the command's wall time; cold: page "
          "cache dropped before each run; %d rounds, each running, per level, the LV and the plain partition cold, then both "
-         "warm, the first of the two alternating. The last columns are asrimg's own `--json` clock and stage timings (medians):"
+         "warm, the first of the two alternating. CPU s is asrimg's user + system time (`/usr/bin/time`), which other work on "
+         "the machine sways less than the wall time; the last columns are asrimg's own `--json` clock and stage timings "
+         "(medians throughout):"
          % (format(root_used, ","), runs))
 L.append("")
-L.append("| root on | level | cache | seconds | MB/s (used) | MB/s range | image | × plain | asrimg seconds | read wait s | compress CPU s | write s |")
-L.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+L.append("| root on | level | cache | seconds | MB/s (used) | MB/s range | image | × plain | CPU s | asrimg seconds | read wait s | compress CPU s | write s |")
+L.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 med = statistics.median
 for lvl in ("3", "0"):
     for cache in ("cold", "warm"):
         base = med(pick(cache, "plain", lvl, mbs))
         for kind, label in (("plain", "plain partition 3"), ("lv", "LV vg0/root")):
             v = pick(cache, kind, lvl, mbs)
-            L.append("| %s | %s | %s | %.2f | %.0f | %.0f–%.0f | %s | %.3f | %.2f | %.2f | %.2f | %.2f |"
+            L.append("| %s | %s | %s | %.2f | %.0f | %.0f–%.0f | %s | %.3f | %.2f | %.2f | %.2f | %.2f | %.2f |"
                      % (label, lvl, cache, med(pick(cache, kind, lvl, lambda r: float(r[3]))), med(v), min(v), max(v),
                         mib(med(pick(cache, kind, lvl, lambda r: float(r[4])))), med(v) / base,
+                        med(pick(cache, kind, lvl, field("cpu_seconds"))),
                         med(pick(cache, kind, lvl, field("seconds"))), med(pick(cache, kind, lvl, field("read_wait_seconds"))),
                         med(pick(cache, kind, lvl, field("compress_cpu_seconds"))), med(pick(cache, kind, lvl, field("write_seconds")))))
 L.append("")
 for lvl in ("3", "0"):
     lv, pl = med(pick("cold", "lv", lvl, mbs)), med(pick("cold", "plain", lvl, mbs))
-    L.append("Target, the LV within 10%% of the plain partition, level %s (cold, medians): %.0f against %.0f MB/s, %+.1f%%: %s."
-             % (lvl, lv, pl, (lv / pl - 1) * 100, "met" if lv >= 0.9 * pl else "NOT met"))
+    # The LV and the plain run of a round ran back to back: their ratio shares the round's conditions.
+    pairs = [a / b for a, b in zip(pick("cold", "lv", lvl, mbs), pick("cold", "plain", lvl, mbs))]
+    cpu_lv, cpu_pl = med(pick("cold", "lv", lvl, field("cpu_seconds"))), med(pick("cold", "plain", lvl, field("cpu_seconds")))
+    L.append("Target, the LV within 10%% of the plain partition, level %s (cold, medians): %.0f against %.0f MB/s, %+.1f%%: %s. "
+             "Same-round ratios LV / plain: median %.3f (%s); CPU seconds LV / plain: %.3f."
+             % (lvl, lv, pl, (lv / pl - 1) * 100, "met" if lv >= 0.9 * pl else "NOT met", med(pairs),
+                ", ".join("%.2f" % p for p in pairs), cpu_lv / cpu_pl))
     L.append("")
 if int(other) > 0.1 * int(facts["cores"]) * int(facts["script_seconds"]):
     L.append("Taken with other work running on the machine (%s core-seconds of other CPU over %s s on %s cores): the speed "
