@@ -498,23 +498,31 @@ static void print_text(const struct asr_image *r, const struct asr_restore *rs, 
             st->unused_bytes ? cli_bytes(st->unused_bytes, b, sizeof b) : "");
     if (st->verified)
         fprintf(stderr, "restore: verified: every target reads back as the image\n");
-    if (st->grown_partition)
-        fprintf(stderr,
-                "restore: partition %u grown from %s to %s%s; its filesystem was not grown (grow it with its own "
-                "tool, e.g. resize2fs)\n",
-                st->grown_partition, cli_bytes(st->grown_from, a, sizeof a), cli_bytes(st->grown_to, b, sizeof b),
-                st->grown_to_mbr_limit ? ", where an MBR stops addressing sectors (2^32); the rest of the disk "
-                                         "needs a GPT"
-                                       : "");
     if (st->grown_partition) {
+        /* A partition holding a stack says what the stack needs (pvresize, ...); a plain one that
+         * its filesystem was not grown. */
         struct cli_stacks stacks;
         cli_stacks_from_image(r, &stacks);
-        for (uint32_t d = 0; d < asr_image_disk_count(r); d++) {
-            struct cli_grow_note notes[16];
-            uint32_t number;
-            size_t n = grow_notes(r, rs, &stacks, d, &number, notes, 16);
-            for (size_t i = 0; i < n && number == st->grown_partition; i++)
-                fprintf(stderr, "restore: %s\n", notes[i].text);
+        struct cli_grow_note notes[16];
+        size_t total = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 1)
+                fprintf(stderr, "restore: partition %u grown from %s to %s%s; %s\n", st->grown_partition,
+                        cli_bytes(st->grown_from, a, sizeof a), cli_bytes(st->grown_to, b, sizeof b),
+                        st->grown_to_mbr_limit ? ", where an MBR stops addressing sectors (2^32); the rest of the "
+                                                 "disk needs a GPT"
+                                               : "",
+                        total ? "what it holds keeps its size:"
+                              : "its filesystem was not grown (grow it with its own tool, e.g. resize2fs)");
+            for (uint32_t d = 0; d < asr_image_disk_count(r); d++) {
+                uint32_t number;
+                size_t n = grow_notes(r, rs, &stacks, d, &number, notes, 16);
+                for (size_t i = 0; i < n && number == st->grown_partition; i++)
+                    if (pass == 0)
+                        total++;
+                    else
+                        fprintf(stderr, "restore: %s\n", notes[i].text);
+            }
         }
     }
     if (st->unreadable_count) {

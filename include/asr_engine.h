@@ -196,6 +196,7 @@ struct asr_machine;
 struct asr_stacked_volume {
     struct asr_volume_info info;
     char name[160]; /* "vg0/root", "md/0": as --volumes names it */
+    char mount[ASR_NAME_MAX + 1]; /* where a root's /etc/fstab mounts it ("/var"), "" when none does */
 };
 
 /* Keys for the LUKS containers: each is tried on every container until one opens it (through

@@ -84,8 +84,9 @@ st = json.load(sys.stdin)["stacks"]
 assert len(st) == 1 and st[0]["kind"] == "md" and st[0]["level"] == 1, st
 assert sorted((m["on"], m["disk"], m["partition"], m["role"]) for m in st[0]["members"]) == \
     [("partition", 0, 2, 0), ("partition", 1, 2, 1)], st
-assert st[0]["volumes"][0]["fs"] == "ext4" and st[0]["volumes"][0]["critical"], st'; then
-        ok "$tag: the image records the array: its members, their roles, the filesystem inside"
+assert st[0]["volumes"][0]["fs"] == "ext4" and st[0]["volumes"][0]["critical"], st
+assert st[0]["volumes"][0]["mount"] == "/", st'; then
+        ok "$tag: the image records the array: its members, their roles, the filesystem inside and where it mounts"
     else
         bad "$tag: info --json stacks (see above)"
     fi

@@ -145,8 +145,9 @@ assert [s["kind"] for s in st] == ["luks", "lvm2"], st
 assert st[0]["members"][0]["on"] == "partition" and st[0]["members"][0]["partition"] == 3, st
 assert st[1]["name"] == "vg0" and st[1]["members"][0]["on"] == "stack" and st[1]["members"][0]["stack"] == 0, st
 lv = {v["name"]: v for v in st[1]["volumes"]}
-assert lv["root"]["critical"] and lv["home"]["capture"] == "skip", lv'; then
-    ok "debian-luks-lvm: the image records the LUKS container and the VG inside it"
+assert lv["root"]["critical"] and lv["home"]["capture"] == "skip", lv
+assert (lv["root"]["mount"], lv["var"]["mount"], lv["home"]["mount"], lv["swap_1"]["mount"]) == ("/", "/var", "/home", ""), lv'; then
+    ok "debian-luks-lvm: the image records the LUKS container and the VG inside it, each LV with its mount point"
 else
     bad "debian-luks-lvm: info --json stacks (see above)"
 fi

@@ -50,6 +50,14 @@ check "the plan shows the PV under its disk" grep -q "disk 0 partition 2: PV of 
 check "the plan says what to run at first boot" grep -q "keeps its size (5.0 MiB of data).*pvresize" "$work/plan"
 check "the plan lists the stacks" grep -q "stack 1: LUKS home_crypt" "$work/plan"
 check "the PVs' bytes came back where they were" "$asrimg" verify "$golden" --against "$work/a.img" "$work/b.img" --grow
+truncate -s 16M "$work/c.img"
+truncate -s 4M "$work/d.img"
+truncate -s 8M "$work/plain.img"
+printf 'label: gpt\nstart=2048, type=L\n' | sfdisk -q "$work/plain.img"
+"$asrimg" backup "$work/plain.img" --volumes all -o "$work/plain.asrimg" 2>/dev/null
+truncate -s 16M "$work/plain-big.img"
+check "restore --grow's summary: a plain partition's filesystem was not grown" sh -c "'$asrimg' restore '$work/plain.asrimg' --to '$work/plain-big.img' --grow --yes 2>&1 | grep 'grown from' | grep -q 'its filesystem was not grown'"
+check "restore --grow's summary: the PV keeps its size, no resize2fs for a PV" sh -c "'$asrimg' restore '$golden' --to '$work/c.img' --to '$work/d.img' --grow --yes 2>&1 | grep 'grown from' | grep -q 'what it holds keeps its size:\$' && ! '$asrimg' restore '$golden' --to '$work/c.img' --to '$work/d.img' --grow --yes 2>&1 | grep -q resize2fs"
 
 if [ -n "$fixtures" ] && [ -f "$fixtures/segs.txt" ]; then
   cp "$fixtures/a.img" "$fixtures/b.img" "$work/"

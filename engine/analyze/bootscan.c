@@ -131,6 +131,9 @@ static void resolve_mounts(struct scan *s, const struct candidate *root)
         const char *what = mt->role == BOOTROLE_SWAP ? "swap" : mt->target;
         snprintf(why, sizeof why, "%.60s in /etc/fstab of %.150s", what, root->name);
         struct candidate *c = find(s, &mt->spec);
+        struct node *n = c ? s->m->nodes[c->node] : NULL;
+        if (n && n->kind != NODE_PARTITION && !n->sv.mount[0] && mt->role != BOOTROLE_SWAP)
+            snprintf(n->sv.mount, sizeof n->sv.mount, "%s", mt->target); /* what the image records */
         if (c && mt->role == BOOTROLE_DATA)
             data_volume(c, why);
         else if (c)

@@ -59,6 +59,7 @@ static void describe(const struct node *n, const char *name, const char *uuid, s
     snprintf(o->fs_type, sizeof o->fs_type, "%s", info->map.fs_type);
     snprintf(o->fs_uuid, sizeof o->fs_uuid, "%s", info->map.fs_uuid);
     snprintf(o->fs_label, sizeof o->fs_label, "%s", info->map.fs_label);
+    snprintf(o->mount, sizeof o->mount, "%s", n->sv.mount);
 }
 
 /* Allocates s's members and volumes; false when out of memory. */
