@@ -421,3 +421,32 @@ void fmt_image_info_from_header(const struct fmt_image_header *h, struct asr_ima
     memcpy(i->creator_version, h->creator_version, sizeof i->creator_version);
     i->ro_compat_unknown = (h->ro_compat & ~ASR_KNOWN_RO_COMPAT) != 0;
 }
+
+/* Length-prefixed strings (le16 length, no NUL), as the layout and the stack table write them. */
+int fmt_put_str(struct fmt_buf *out, const char *s, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+    if (n > max)
+        return -1;
+    uint8_t *p = fmt_buf_extend(out, 2 + n);
+    if (!p)
+        return -1;
+    put_le16(p, (uint16_t)n);
+    memcpy(p + 2, s, n);
+    return 0;
+}
+
+int fmt_take_str(struct fmt_cursor *c, char *dst, size_t max, struct asr_error *err)
+{
+    const uint8_t *p = fmt_cursor_take(c, 2);
+    if (!p)
+        return fmt_fail(err, ASR_E_CORRUPT, "%s: truncated", c->what);
+    uint16_t n = get_le16(p);
+    if (n > max || !(p = fmt_cursor_take(c, n)))
+        return fmt_fail(err, ASR_E_CORRUPT, "%s: string length %u out of range", c->what, n);
+    memcpy(dst, p, n);
+    dst[n] = '\0';
+    if (memchr(dst, '\0', n))
+        return fmt_fail(err, ASR_E_CORRUPT, "%s: string holds a NUL byte", c->what);
+    return ASR_OK;
+}

@@ -10,7 +10,7 @@
  * key, md, an unreadable PV, a filesystem asrimg cannot read) is selected whenever the roots found
  * do not account for everything they need, or when no root was found at all: never skipped
  * silently. */
-#include "stacks.h"
+#include "bootscan.h"
 
 #include "analyze.h"
 #include "bootconf.h"

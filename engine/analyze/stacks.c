@@ -578,15 +578,8 @@ const char *stacks_opaque(const struct asr_machine *m, size_t i)
 
 /* ---- the machine ---------------------------------------------------------------------------- */
 
-int asr_machine_analyze(struct asr_disk *const *disks, struct asr_volume_info *const *vols, const size_t *counts,
-                        uint32_t n, const struct asr_machine_options *opt, struct asr_machine **out,
-                        struct asr_error *err)
+int stacks_assemble(struct asr_machine *m, struct asr_error *err)
 {
-    *out = NULL;
-    struct asr_machine *m = calloc(1, sizeof *m);
-    if (!m)
-        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-    *m = (struct asr_machine){.disks = disks, .vols = vols, .counts = counts, .ndisks = n, .opt = opt};
     int rc = add_partitions(m, err);
     if (rc == ASR_OK) {
         find_members(m);
@@ -603,18 +596,16 @@ int asr_machine_analyze(struct asr_disk *const *disks, struct asr_volume_info *c
     for (size_t i = 0; rc == ASR_OK && i < m->nnodes; i++)
         if (m->nodes[i]->kind != NODE_PARTITION && m->nodes[i]->vol->critical)
             stacks_need_below(m, i);
-    if (rc == ASR_OK)
-        rc = bootscan_analyze(m, err);
-    if (rc == ASR_OK && !(m->stacked = calloc(m->nnodes + 1, sizeof *m->stacked)))
-        rc = asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-    for (size_t i = 0; rc == ASR_OK && i < m->nnodes; i++)
+    return rc;
+}
+
+int stacks_list(struct asr_machine *m, struct asr_error *err)
+{
+    if (!(m->stacked = calloc(m->nnodes + 1, sizeof *m->stacked)))
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < m->nnodes; i++)
         if (m->nodes[i]->kind != NODE_PARTITION)
             m->stacked[m->nstacked++] = &m->nodes[i]->sv;
-    if (rc != ASR_OK) {
-        asr_machine_free(m);
-        return rc;
-    }
-    *out = m;
     return ASR_OK;
 }
 

@@ -1,5 +1,6 @@
-/* The machine's storage stacks as stacks.c assembles them, for the module that judges what is
- * inside (bootscan.c: roots, their fstab, and what the machine needs to boot). Every volume, a
+/* The machine's storage stacks as stacks.c assembles them, for the modules that judge what is
+ * inside (bootscan.c: roots, their fstab, and what the machine needs to boot) and record them
+ * (stack_record.c); machine.c runs them in turn. Every volume, a
  * partition of a disk or one inside a stack (an md array, an LVM2 LV), is a node; a stacked
  * node reads through a window pieced together from its parents' windows, and what it captures
  * is pushed down onto them until it lands on partitions. Internal to the engine. */
@@ -91,8 +92,10 @@ void stacks_need_below(struct asr_machine *m, size_t i);
  * damaged PV, an incomplete VG or array, an md level not mapped), or NULL. */
 const char *stacks_opaque(const struct asr_machine *m, size_t i);
 
-/* What the root filesystems found on the disks say the machine needs to boot (bootscan.c): run
- * by asr_machine_analyze once the stacks are read. */
-int bootscan_analyze(struct asr_machine *m, struct asr_error *err);
+/* Reads the stacks of m's disks (m->disks, vols, counts, ndisks, opt set): arrays, LUKS volumes,
+ * VGs and LVs as nodes, each looked into, and the layers under a critical one made critical. */
+int stacks_assemble(struct asr_machine *m, struct asr_error *err);
+/* Lists the stacked nodes for asr_machine_stacked, once the decisions are made. */
+int stacks_list(struct asr_machine *m, struct asr_error *err);
 
 #endif

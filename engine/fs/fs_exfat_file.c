@@ -7,7 +7,7 @@
  * the heap, contiguous clusters past the heap's end, a directory past the specification's size,
  * each ends the read with ASR_E_CORRUPT. */
 #include "fs_exfat_internal.h"
-#include "fs_file.h"
+#include "fs_reader.h"
 #include "le.h"
 
 #include <stdio.h>

@@ -6,7 +6,7 @@
  * (EXT_LOOKUP_READ_LIMIT, plus the file's size), so metadata that repeats itself ends a read
  * instead of running for hours. */
 #include "fs_ext_internal.h"
-#include "fs_file.h"
+#include "fs_reader.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
  * loop detection), ends early or leaves the volume, a directory longer than the specification
  * allows, an entry pointing outside the clusters, each ends the read with ASR_E_CORRUPT. */
 #include "fs_fat_internal.h"
-#include "fs_file.h"
+#include "fs_reader.h"
 #include "fs_walk.h"
 #include "le.h"
 

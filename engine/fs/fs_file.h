@@ -15,26 +15,10 @@
 #include <stdint.h>
 
 #include "asr_engine.h"
+#include "fs_reader.h" /* the statuses, entry kinds and struct fs_vol the readers share */
 
-/* Beyond enum asr_status: answers about the path rather than failures of the volume. Numbered
- * well past asr_status's codes, so neither is mistaken for the other (asr_status_name calls
- * them "unknown error": show err->msg). */
-#define FS_E_NOT_FOUND 100 /* a component of the path does not exist, or is not a directory */
-#define FS_E_NOT_FILE 101  /* fs_read_file: the path is a directory (or a device, a socket...) */
-#define FS_E_NOT_DIR 102   /* fs_list_dir: the path is not a directory */
-
-/* What a directory entry is. A symbolic link is reported as one (ext): fs_read_file follows it. */
-enum fs_kind { FS_KIND_FILE, FS_KIND_DIR, FS_KIND_SYMLINK, FS_KIND_OTHER };
-
-/* Called for each name of a directory, "." and ".." left out: name is NUL-terminated, not empty
- * and holds no '/' (ext: the bytes as stored; FAT: the long name in UTF-8, else the 8.3 name;
- * entries whose names break these rules are damage, and left out). Return 0 to go on, anything
- * else to stop the listing (fs_list_dir then returns ASR_OK). */
-typedef int (*fs_dir_fn)(void *ctx, const char *name, enum fs_kind kind);
-
-/* An open filesystem, for reading several files at the cost of one open (the one-shot calls
- * below open and close one each time). */
-struct fs_vol;
+/* struct fs_vol (fs_reader.h): an open filesystem, for reading several files at the cost of
+ * one open (the one-shot calls below open and close one each time). */
 
 /* Opens the filesystem in w that blkid named fs_type ("ext4", "vfat", ...): ASR_E_UNSUPPORTED
  * for a type this interface does not read (ntfs, swap, ...), ASR_E_CORRUPT (or the
@@ -65,35 +49,5 @@ int fs_read_file(const struct asr_window *w, const char *fs_type, const char *pa
                  size_t *len, struct asr_error *err);
 int fs_list_dir(const struct asr_window *w, const char *fs_type, const char *path, fs_dir_fn fn, void *ctx,
                 struct asr_error *err);
-
-/* ---- the formats' side (fs_ext_file.c, fs_fat_file.c) ---------------------------------- */
-
-struct fs_vol_ops {
-    int (*read)(struct fs_vol *v, const char *path, size_t cap, uint8_t **out, size_t *len, struct asr_error *err);
-    int (*list)(struct fs_vol *v, const char *path, fs_dir_fn fn, void *ctx, struct asr_error *err);
-    void (*close)(struct fs_vol *v);
-};
-
-/* The first member of each format's open volume. */
-struct fs_vol {
-    const struct fs_vol_ops *ops;
-};
-
-int fs_ext_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
-int fs_fat_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
-int fs_exfat_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
-
-/* n UTF-16 units (ending early at a 0 unit) as UTF-8 into out, which holds 3 * n + 1 bytes;
- * unpaired surrogates become '?'. */
-void fs_utf16_to_utf8(const uint16_t *u, size_t n, char *out);
-/* Whether a (NUL-terminated) and the n bytes at b are the same name, ASCII letters folded and
- * every other byte compared as it is: how FAT and exFAT names are matched (their own rules fold
- * more, through code pages and the up-case table; the names looked up here are ASCII). */
-bool fs_same_name(const char *a, const char *b, size_t n);
-
-/* The readers see paths made absolute and clean by fs_file.c ("/" or "/a/b", no "." names):
- * names of at most FS_NAME_MAX bytes, at most FS_PATH_MAX_PARTS of them (ASR_E_ARG beyond). */
-#define FS_NAME_MAX 255
-#define FS_PATH_MAX_PARTS 64
 
 #endif
