@@ -122,6 +122,10 @@ static const struct cli_option verify_opts[] = {
      "compare DISK with the image instead; every later argument is a disk too (N=DISK: image disk N)"},
     {OPT_NEW_IDS, 0, "new-ids", NULL, "with --against: the disks were restored with --new-ids"},
     {OPT_GROW, 0, "grow", NULL, "with --against: the disks were restored with --grow"},
+    {OPT_KEY_FILE, 0, "key-file", "FILE",
+     "with --against: a key file tried on every LUKS container, so that what an opened one holds is checked too. "
+     "Repeatable"},
+    {OPT_UNLOCK, 0, "unlock", NULL, "with --against: " UNLOCK_HELP},
     {OPT_JSON, 0, "json", NULL, "print the result as JSON on standard output"},
     {0},
 };
@@ -185,7 +189,11 @@ static const struct cli_command commands[] = {
      "problem is named with its part and offset. Ranges the source could not read when it was imaged "
      "(backup --ignore-read-errors) are listed.\n\n"
      "With --against, compares disks restored from IMAGE with it (data, boot regions, partition table), names the "
-     "first difference, and says what it could not compare: partitions and free space the image does not hold.",
+     "first difference, and says what it could not compare: partitions and free space the image does not hold. "
+     "The storage stacks the image records are then read from the disks and checked layer by layer: each md array, "
+     "LUKS container and LVM2 volume group found by UUID with its members where the image has them, the same data "
+     "areas, md event count and LVM metadata seqno, and every LV; what a LUKS container holds is checked when "
+     "--key-file or --unlock opens it.",
      verify_opts, verify_examples},
 };
 

@@ -13,7 +13,7 @@ _asrimg_options() {
     bench) echo "--volumes --key-file --unlock --level --threads --json --help -h" ;;
     restore) echo "--to --yes --new-ids --grow --verify --discard --zero-unused --keep-going --threads --json --help -h" ;;
     info) echo "--json --help -h" ;;
-    verify) echo "--against --new-ids --grow --json --help -h" ;;
+    verify) echo "--against --new-ids --grow --key-file --unlock --json --help -h" ;;
     esac
 }
 

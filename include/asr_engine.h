@@ -239,6 +239,27 @@ int asr_machine_stacks(const struct asr_machine *m, struct asr_stack_desc **out,
                        size_t skipped_len, struct asr_error *err);
 void asr_machine_stacks_free(struct asr_stack_desc *s, uint32_t n); /* NULL-safe */
 
+/* One stack an image records, checked on disks restored from it (asr_machine_check_stacks). */
+struct asr_stack_check {
+    uint32_t stack; /* index among the image's stacks */
+    /* ASR_OK: there as recorded; ASR_E_CORRUPT: missing or different; ASR_E_UNSUPPORTED: not
+     * checked (inside a locked LUKS container, or a kind this version does not know). message
+     * says what was found or why. */
+    int status;
+    char message[400];
+};
+typedef void (*asr_stack_check_fn)(void *ctx, const struct asr_stack_check *c);
+/* Whether m's disks, given in the image's disk order, hold the n stacks an image records: each
+ * md array, LUKS container and LVM2 VG found by UUID, its members in the recorded places (the
+ * same disk and partition, or the same volume of the same earlier stack) with the same data
+ * areas, the md level, chunk and event count, the LVM metadata seqno, and every LV by UUID, name
+ * and size. grown: the partitions were grown (a LUKS2 data area may then be larger). A container
+ * no key opened is checked by its header; what it holds is ASR_E_UNSUPPORTED. fn (may be NULL)
+ * is called once per recorded stack, in order. ASR_OK when none is missing or different, else
+ * ASR_E_CORRUPT naming the first one. */
+int asr_machine_check_stacks(const struct asr_machine *m, const struct asr_stack_desc *want, uint32_t n, bool grown,
+                             asr_stack_check_fn fn, void *ctx, struct asr_error *err);
+
 /* ---- backup ------------------------------------------------------------------------------- */
 
 /* One disk of a backup: the disk and its analysed volumes, selection applied (capture set). The

@@ -90,6 +90,13 @@ assert st[0]["volumes"][0]["mount"] == "/", st'; then
     else
         bad "$tag: info --json stacks (see above)"
     fi
+    # verify --against reads the array again from the restored disks, each member in its slot.
+    if "$asrimg" verify "$work/$tag.asrimg" --against "${tfiles[@]}" >"$work/$tag.verify" 2>&1 &&
+        grep -q "^  md array .*: found as recorded: 2 members" "$work/$tag.verify"; then
+        ok "$tag: verify --against finds the array as recorded"
+    else
+        bad "$tag: verify --against: $(cat "$work/$tag.verify")"
+    fi
     for role in 0 1; do
         m=$work/$tag-restored-$role
         dd if="${tfiles[$role]}" of="$m" bs=1M skip=$((md_start / MiB)) count=$((md_size / MiB)) status=none

@@ -97,6 +97,31 @@ run_layout() {
     else
         bad "$tag: after restore: $out"
     fi
+    # verify --against reads the stacks again from the restored disks: every recorded layer is
+    # found as recorded; without a key, what a LUKS container holds is said to be unchecked.
+    "$asrimg" verify "$work/$tag.asrimg" "$@" --json --against "${tfiles[@]}" >"$work/$tag.verify.json" 2>&1
+    if out=$(KEYED=$# python3 - "$work/$tag.asrimg" "$work/$tag.verify.json" "$asrimg" <<'EOF'
+import json, os, subprocess, sys
+v = json.load(open(sys.argv[2]))
+st = json.loads(subprocess.run([sys.argv[3], "info", "--json", sys.argv[1]], capture_output=True).stdout)["stacks"]
+layers = v.get("layers", [])
+assert v["ok"], v
+assert len(layers) == len(st), (layers, st)
+locked = []
+for s, l in zip(st, layers):
+    assert l["uuid"] == s["uuid"], (s, l)
+    if s["kind"] == "luks" and "locked" in l["message"]:
+        locked.append(0)
+    expect = "not_checked" if locked and s["kind"] == "lvm2" else "ok"
+    assert l["result"] == expect, (l, locked)
+assert bool(locked) == (bool(st) and st[0]["kind"] == "luks" and os.environ["KEYED"] == "0"), layers
+print(", ".join(l["kind"] + " " + l["result"] for l in layers))
+EOF
+    ); then
+        ok "$tag: verify --against finds every layer as recorded: $out"
+    else
+        bad "$tag: verify --against layers: $out"
+    fi
 }
 
 for m in "$work"/*.manifest; do
@@ -107,6 +132,32 @@ done
 m=$work/debian-luks-lvm.manifest
 printf '%s' "$(sed -n 's/^luks .*passphrase=\([^ ]*\).*/\1/p' "$m")" >"$work/key"
 run_layout "$m" debian-luks-lvm-keyed --key-file "$work/key"
+# Without the key, verify checks the container by its header and says what it could not check.
+"$asrimg" verify "$work/debian-luks-lvm-keyed.asrimg" --json --against "$work/target-debian-luks-lvm.img" \
+    >"$work/nokey.verify.json" 2>&1
+if out=$(python3 -c '
+import json, sys
+v = json.load(open(sys.argv[1]))
+l = v["layers"]
+assert v["ok"] and [x["result"] for x in l] == ["ok", "not_checked"], v
+assert "locked" in l[0]["message"] and "locked" in l[1]["message"], l' "$work/nokey.verify.json" 2>&1); then
+    ok "debian-luks-lvm: verify --against without the key checks the LUKS header, names the VG inside as not checked"
+else
+    bad "debian-luks-lvm: verify --against without the key: $out"
+fi
+# A restored PV whose metadata area header is damaged: the VG no longer assembles, and verify
+# --against names the layer as well as the first differing byte.
+t=$work/target-debian-lvm.img
+pv=$("$asrimg" layout --json "$t" | python3 -c '
+import json, sys
+print(next(p["start_bytes"] for p in json.load(sys.stdin)[0]["partitions"] if p["fs"] == "LVM2_member"))')
+printf 'garbage!' | dd of="$t" bs=1 seek=$((pv + 4096 + 64)) conv=notrunc status=none
+if ! "$asrimg" verify "$work/debian-lvm.asrimg" --against "$t" >"$work/damaged.out" 2>&1 &&
+    grep -q "LVM2 VG vg0: DIFFERS: not found on the disks" "$work/damaged.out"; then
+    ok "debian-lvm: verify --against names the VG that no longer assembles after its PV's metadata is damaged"
+else
+    bad "debian-lvm: damaged PV metadata: $(cat "$work/damaged.out")"
+fi
 
 # Used blocks, not the whole PV: the LVM partition's capture is its metadata plus the used blocks
 # of root, var and the swap header (the manifest's files are a few MiB), far below its size.
