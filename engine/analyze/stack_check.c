@@ -83,7 +83,33 @@ static int compare_member(struct check *c, const struct asr_stack_desc *w, const
     return ASR_OK;
 }
 
-/* md members are known by their role (slot) in the array. */
+/* Every recorded member, found among f's by what identifies it: an md member by its role (slot)
+ * in the array, a PV by its UUID, a LUKS container by being the only one. */
+static int compare_members(struct check *c, const struct asr_stack_desc *w, const struct asr_stack_desc *f)
+{
+    for (uint32_t k = 0; k < w->member_count; k++) {
+        const struct asr_stack_member *wm = &w->members[k], *fm = NULL;
+        for (uint32_t i = 0; i < f->member_count && !fm; i++)
+            if (w->kind == ASR_STACK_MD ? f->members[i].role == wm->role
+                : w->kind == ASR_STACK_LVM_VG ? !strcmp(f->members[i].uuid, wm->uuid)
+                                              : f->member_count == 1)
+                fm = &f->members[i];
+        char name[96];
+        if (w->kind == ASR_STACK_MD)
+            snprintf(name, sizeof name, "member in slot %u", wm->role);
+        else if (w->kind == ASR_STACK_LVM_VG)
+            snprintf(name, sizeof name, "PV %s", wm->uuid);
+        else
+            snprintf(name, sizeof name, "the container");
+        if (!fm)
+            return differs(c, "%s is missing", name);
+        int rc = compare_member(c, w, wm, fm, name);
+        if (rc)
+            return rc;
+    }
+    return ASR_OK;
+}
+
 static int compare_array(struct check *c, const struct asr_stack_desc *w, const struct asr_stack_desc *f)
 {
     if (w->level != f->level || w->unit_bytes != f->unit_bytes)
@@ -94,20 +120,7 @@ static int compare_array(struct check *c, const struct asr_stack_desc *w, const 
                        (unsigned long long)f->seqno, (unsigned long long)w->seqno);
     if (w->member_count != f->member_count)
         return differs(c, "%u members found, the image records %u", f->member_count, w->member_count);
-    for (uint32_t k = 0; k < w->member_count; k++) {
-        const struct asr_stack_member *wm = &w->members[k], *fm = NULL;
-        for (uint32_t i = 0; i < f->member_count && !fm; i++)
-            if (f->members[i].role == wm->role)
-                fm = &f->members[i];
-        char name[48];
-        snprintf(name, sizeof name, "member in slot %u", wm->role);
-        if (!fm)
-            return differs(c, "no %s", name);
-        int rc = compare_member(c, w, wm, fm, name);
-        if (rc)
-            return rc;
-    }
-    return ASR_OK;
+    return compare_members(c, w, f);
 }
 
 static int compare_luks(struct check *c, const struct asr_stack_desc *w, const struct asr_stack_desc *f)
@@ -115,12 +128,10 @@ static int compare_luks(struct check *c, const struct asr_stack_desc *w, const s
     if (w->unit_bytes != f->unit_bytes)
         return differs(c, "sector size %llu, the image records %llu", (unsigned long long)f->unit_bytes,
                        (unsigned long long)w->unit_bytes);
-    if (w->member_count != 1 || f->member_count != 1)
-        return differs(c, "%u containers found, the image records %u", f->member_count, w->member_count);
-    return compare_member(c, w, &w->members[0], &f->members[0], "the container");
+    return compare_members(c, w, f);
 }
 
-/* PVs are known by their UUID, LVs by theirs. The seqno says the metadata is the copy imaged. */
+/* LVs are known by their UUID. The seqno says the metadata is the copy imaged. */
 static int compare_vg(struct check *c, const struct asr_stack_desc *w, const struct asr_stack_desc *f)
 {
     if (w->seqno != f->seqno || w->unit_bytes != f->unit_bytes)
@@ -130,19 +141,9 @@ static int compare_vg(struct check *c, const struct asr_stack_desc *w, const str
     if (w->member_count != f->member_count || w->volume_count != f->volume_count)
         return differs(c, "%u PVs and %u LVs found, the image records %u and %u", f->member_count, f->volume_count,
                        w->member_count, w->volume_count);
-    for (uint32_t k = 0; k < w->member_count; k++) {
-        const struct asr_stack_member *wm = &w->members[k], *fm = NULL;
-        for (uint32_t i = 0; i < f->member_count && !fm; i++)
-            if (!strcmp(f->members[i].uuid, wm->uuid))
-                fm = &f->members[i];
-        char name[96];
-        snprintf(name, sizeof name, "PV %s", wm->uuid);
-        if (!fm)
-            return differs(c, "%s is missing", name);
-        int rc = compare_member(c, w, wm, fm, name);
-        if (rc)
-            return rc;
-    }
+    int rc = compare_members(c, w, f);
+    if (rc)
+        return rc;
     for (uint32_t k = 0; k < w->volume_count; k++) {
         const struct asr_stack_volume *wv = &w->volumes[k], *fv = NULL;
         for (uint32_t i = 0; i < f->volume_count && !fv; i++)

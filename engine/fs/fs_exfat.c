@@ -52,7 +52,7 @@ static uint32_t boot_checksum(const uint8_t *region, size_t bytes)
 }
 
 /* Checks the fields of the boot sector (first 512 bytes) that place everything else. */
-int exfat_parse_boot_sector(const uint8_t *b, uint64_t window, struct exfat_geom *g, struct asr_error *err)
+static int parse_boot_sector(const uint8_t *b, uint64_t window, struct exfat_geom *g, struct asr_error *err)
 {
     if (memcmp(b, "\xEB\x76\x90", 3) != 0)
         return asr_fail_public(err, ASR_E_CORRUPT, "exfat: jump instruction not EB 76 90 (boot sector offset 0)");
@@ -124,7 +124,7 @@ int exfat_parse_boot_sector(const uint8_t *b, uint64_t window, struct exfat_geom
 }
 
 /* Reads the main boot region and checks its checksum sector. */
-int exfat_check_boot_region(const struct asr_window *w, const struct exfat_geom *g, struct asr_error *err)
+static int check_boot_region(const struct asr_window *w, const struct exfat_geom *g, struct asr_error *err)
 {
     size_t sector = (size_t)1 << g->sector_shift, bytes = BOOT_REGION_SECTORS * sector;
     uint8_t *region = malloc(bytes); /* at most 48 KiB: the shift is validated */
@@ -140,6 +140,17 @@ int exfat_check_boot_region(const struct asr_window *w, const struct exfat_geom 
                                      sum, get_le32(region + i), i);
     }
     free(region);
+    return rc;
+}
+
+int exfat_read_geom(const struct asr_window *w, struct exfat_geom *g, struct asr_error *err)
+{
+    uint8_t boot[512];
+    int rc = asr_window_read(w, "the boot sector", 0, boot, sizeof boot, err);
+    if (rc == ASR_OK)
+        rc = parse_boot_sector(boot, w->size, g, err);
+    if (rc == ASR_OK)
+        rc = check_boot_region(w, g, err);
     return rc;
 }
 
@@ -672,13 +683,8 @@ static int map_heap(const struct asr_window *w, struct exfat_cache *fc, const st
 
 static int map_volume(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err)
 {
-    uint8_t boot[512];
     struct exfat_geom g = {0};
-    int rc = asr_window_read(w, "the boot sector", 0, boot, sizeof boot, err);
-    if (rc == ASR_OK)
-        rc = exfat_parse_boot_sector(boot, w->size, &g, err);
-    if (rc == ASR_OK)
-        rc = exfat_check_boot_region(w, &g, err);
+    int rc = exfat_read_geom(w, &g, err);
     if (rc != ASR_OK)
         return rc;
 

@@ -306,13 +306,8 @@ static const struct fs_vol_ops exfat_vol_ops = {exfat_vol_read, exfat_vol_list, 
 int fs_exfat_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err)
 {
     *out = NULL;
-    uint8_t boot[512];
     struct exfat_geom g = {0};
-    int rc = asr_window_read(w, "the boot sector", 0, boot, sizeof boot, err);
-    if (rc == ASR_OK)
-        rc = exfat_parse_boot_sector(boot, w->size, &g, err);
-    if (rc == ASR_OK)
-        rc = exfat_check_boot_region(w, &g, err);
+    int rc = exfat_read_geom(w, &g, err);
     if (rc != ASR_OK)
         return rc;
     uint64_t cluster = 1ull << g.cluster_shift;

@@ -32,10 +32,10 @@ struct exfat_geom {
     uint32_t serial;
 };
 
-/* Checks the fields of the boot sector (first 512 bytes) that place everything else. */
-int exfat_parse_boot_sector(const uint8_t *b, uint64_t window, struct exfat_geom *g, struct asr_error *err);
-/* Reads the main boot region and checks its checksum sector. */
-int exfat_check_boot_region(const struct asr_window *w, const struct exfat_geom *g, struct asr_error *err);
+/* Reads the boot sector, checks the fields of it that place everything else, then reads the
+ * main boot region and checks its checksum sector: the one way both the used map and the path
+ * reader learn a volume's geometry. */
+int exfat_read_geom(const struct asr_window *w, struct exfat_geom *g, struct asr_error *err);
 
 uint64_t exfat_cluster_offset(const struct exfat_geom *g, uint32_t c);
 int exfat_valid_cluster(const struct exfat_geom *g, uint64_t c);

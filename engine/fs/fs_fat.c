@@ -151,6 +151,9 @@ int fat_parse_bpb(const uint8_t *b, uint64_t window, struct fat_geom *g, struct 
     g->root_offset = ((uint64_t)reserved + (uint64_t)fats * fatsz) * bps;
     g->root_bytes = root_sectors * bps;
     g->data_offset = data_sector * bps;
+    const uint8_t *ext = g->bits == 32 ? b + 64 : b + 36;
+    g->has_serial = ext[2] == 0x29 || ext[2] == 0x28;
+    g->serial = g->has_serial ? get_le32(ext + 3) : 0;
     return ASR_OK;
 }
 
@@ -446,14 +449,17 @@ static int map_clusters(const struct asr_window *w, const struct fat_geom *g, st
     return rc;
 }
 
-int asr_fat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err)
+int fat_read_geom(const struct asr_window *w, struct fat_geom *g, struct asr_error *err)
 {
     uint8_t boot[512];
     int rc = asr_window_read(w, "the boot sector", 0, boot, sizeof boot, err);
-    if (rc != ASR_OK)
-        return rc;
+    return rc == ASR_OK ? fat_parse_bpb(boot, w->size, g, err) : rc;
+}
+
+int asr_fat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err)
+{
     struct fat_geom g = {0};
-    rc = fat_parse_bpb(boot, w->size, &g, err);
+    int rc = fat_read_geom(w, &g, err);
     if (rc != ASR_OK)
         return rc;
     /* Reserved sectors (boot sector, FSInfo, backup boot sector), every FAT copy and the
@@ -473,10 +479,7 @@ int asr_fat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr
     /* The volume serial, formatted as blkid does, when the extended boot signature says the
      * field is there. The label is left to blkid: the authoritative one is the root directory's
      * volume-label entry, which the BPB copy can lag behind. */
-    const uint8_t *ext = g.bits == 32 ? boot + 64 : boot + 36;
-    if (ext[2] == 0x29 || ext[2] == 0x28) {
-        uint32_t serial = get_le32(ext + 3);
-        snprintf(out->fs_uuid, sizeof out->fs_uuid, "%04X-%04X", serial >> 16, serial & 0xFFFF);
-    }
+    if (g.has_serial)
+        snprintf(out->fs_uuid, sizeof out->fs_uuid, "%04X-%04X", g.serial >> 16, g.serial & 0xFFFF);
     return ASR_OK;
 }

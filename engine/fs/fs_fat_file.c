@@ -357,11 +357,8 @@ static const struct fs_vol_ops fat_vol_ops = {fat_vol_read, fat_vol_list, fat_vo
 int fs_fat_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err)
 {
     *out = NULL;
-    uint8_t boot[512];
-    int rc = asr_window_read(w, "the boot sector", 0, boot, sizeof boot, err);
     struct fat_geom g = {0};
-    if (rc == ASR_OK)
-        rc = fat_parse_bpb(boot, w->size, &g, err);
+    int rc = fat_read_geom(w, &g, err);
     if (rc != ASR_OK)
         return rc;
     struct fat_vol *v = calloc(1, sizeof *v);

@@ -4,6 +4,7 @@
 #ifndef ASR_FS_FAT_INTERNAL_H
 #define ASR_FS_FAT_INTERNAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "asr_engine.h"
@@ -24,12 +25,17 @@ struct fat_geom {
     uint64_t root_offset;  /* bytes: the FAT12/16 fixed root directory */
     uint64_t root_bytes;   /* its length (0 on FAT32) */
     uint64_t data_offset;  /* bytes: cluster 2 */
+    bool has_serial;       /* the extended boot signature says the volume serial is there */
+    uint32_t serial;
 };
 
 /* Validates the BPB in b (the volume's first 512 bytes) against a window of `window` bytes and
  * derives the layout: every field that decides where a later read goes is checked here.
  * ASR_E_CORRUPT saying which field fails. */
 int fat_parse_bpb(const uint8_t *b, uint64_t window, struct fat_geom *g, struct asr_error *err);
+/* Reads the boot sector of the volume in w and parses it as above: the one way both the used map
+ * and the path reader learn a volume's geometry. */
+int fat_read_geom(const struct asr_window *w, struct fat_geom *g, struct asr_error *err);
 
 /* Whether FAT entry value v (masked to the FAT's width) marks its cluster as holding data (not
  * free, not the bad mark); the first end-of-chain value; whether c is a data cluster. */
