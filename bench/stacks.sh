@@ -24,6 +24,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
+# shellcheck source=tests/lvm_env.sh
+. "$here/../tests/lvm_env.sh"
 bench_clock_start
 
 bench_require partclone.ext4 partclone.fat32 zstd losetup python3 sfdisk mkfs.ext4 mkswap debugfs \
@@ -76,18 +78,6 @@ put() {
   [ -z "${5:-}" ] || extra=(skip="$4" count="$5")
   dd if="$1" of="$2" bs=4M seek="$3" "${extra[@]}" iflag=skip_bytes,count_bytes oflag=seek_bytes \
     conv=notrunc,sparse status=none
-}
-loop_at() { # loop_at FILE OFFSET SIZE [losetup options]: LOOP=a loop device over that range
-  local f=$1 o=$2 s=$3
-  shift 3
-  LOOP=$(losetup -f --show -o "$o" --sizelimit "$s" "$@" "$f") || die "losetup $f"
-  loops+=("$LOOP")
-}
-unloop() {
-  local l keep=()
-  losetup -d "$1"
-  for l in "${loops[@]}"; do [ "$l" = "$1" ] || keep+=("$l"); done
-  loops=("${keep[@]}")
 }
 # ext4_used FS: bytes in use ((block count - free blocks) x block size), from dumpe2fs.
 ext4_used() {
@@ -176,25 +166,13 @@ swap_hdr=4096
 # Every disk is this size: ESP, /boot, then the PV (or LUKS, or the plain partitions) to the end.
 pv_mib=$((root_mib_lv + SWAP_MIB + HOME_MIB + 64))
 disk_mib=$((1 + 40 + BOOT_MIB + 16 + 32 + pv_mib + 1))
-lvm_conf() {
-  mkdir -p "$work/etc"
-  cat >"$work/etc/lvm.conf" <<CONF
-devices { filter = [ "a|^$1\$|", "r|.*|" ] obtain_device_list_from_udev = 0 }
-global { use_lvmetad = 0 }
-activation { udev_sync = 0 udev_rules = 0 monitoring = 0 }
-backup { backup = 0 archive = 0 }
-CONF
-  export LVM_SYSTEM_DIR=$work/etc LVM_SUPPRESS_FD_WARNINGS=1
-}
-lvmq() { "$@" --driverloaded n >/dev/null 2>>"$work/lvm.log" || { cat "$work/lvm.log" >&2; die "$1 failed"; }; }
-lvmr() { "$@" --driverloaded n --noheadings --nosuffix --units b --separator ';' 2>>"$work/lvm.log"; }
 
 # make_vg FILE BASE SIZE: vg0 on a PV over SIZE bytes of FILE at BASE, LVs root, swap_1, home, each
 # one segment, the filesystems written into their extents; sets lv_off[LV] (offset in FILE).
 declare -A lv_off
 make_vg() {
   local f=$1 base=$2 sz=$3 l pe_start ext lv r
-  loop_at "$f" "$base" "$sz"
+  loop_at "$f" "$base" "$sz" || die "losetup failed"
   l=$LOOP
   lvm_conf "$l"
   lvmq pvcreate -y "$l"
@@ -208,7 +186,7 @@ make_vg() {
     [ "$(grep -o : <<<"$r" | wc -l)" = 1 ] || die "vg0/$lv: not one segment ($r)"
     r=${r#*:}
     lv_off[$lv]=$((base + pe_start + ${r%-*} * ext))
-  done < <(lvmr lvs --segments -o lv_name,seg_pe_ranges vg0 | sed 's/^ *//')
+  done < <(lvmr lvs --segments -o lv_name,seg_pe_ranges vg0)
   unloop "$l"
   put "$work/root.fs" "$f" "${lv_off[root]}"
   put "$work/swap.fs" "$f" "${lv_off[swap_1]}"
@@ -258,7 +236,7 @@ rm -f "$work/swap.fs" "$work/home.fs"
 # Loop devices over the whole disks, read-only, with direct I/O (no page cache beneath, as a disk).
 declare -A dev
 for d in lvm luks plain; do
-  loop_at "$work/$d.img" 0 "$(size "$work/$d.img")" -r --direct-io=on
+  loop_at "$work/$d.img" 0 "$(size "$work/$d.img")" -r --direct-io=on || die "losetup failed"
   dev[$d]=$LOOP
 done
 loop_dio=on

@@ -53,12 +53,10 @@ failures=0
 fail() { echo "stack_check: FAIL: $*"; failures=$((failures + 1)); }
 
 # kv KEY LINE: the value of KEY=... in a manifest record.
+# lvm_conf, lvmr, loop_at
+source "$(dirname "${BASH_SOURCE[0]}")/lvm_env.sh"
 kv() { [[ " $2 " =~ \ $1=([^ ]*)\  ]] && echo "${BASH_REMATCH[1]}"; }
 dev_size() { if [[ -b $1 ]]; then blockdev --getsize64 "$1"; else stat -Lc %s "$1"; fi; }
-loop_ro() { # loop_ro FILE OFFSET SIZE: LOOP=a read-only loop device over that range
-    LOOP=$(losetup -f --show -r -o "$2" --sizelimit "$3" "$1") || return 1
-    loops+=("$LOOP")
-}
 
 # --- partition tables ------------------------------------------------------------------------
 
@@ -131,9 +129,8 @@ check_luks() {
 # --- LVM -------------------------------------------------------------------------------------
 
 declare -A lv_segs # vg/lv -> "CONTAINER OFFSET LENGTH;..." from the restored metadata
-lvmr() { "$@" --driverloaded n --noheadings --nosuffix --units b --separator ';' 2>>"$work/lvm.log" | sed 's/^ *//'; }
 check_lvm() {
-    local vg=$1 rec l cont base size filter="" pvloops=()
+    local vg=$1 rec l cont base size pvloops=()
     declare -A base_of cont_of
     while read -r rec; do
         local in i n
@@ -147,21 +144,13 @@ check_lvm() {
             [[ -n ${cont_file[$cont]-} ]] || { fail "PV $(kv uuid "$rec"): its container $cont could not be opened"; continue; }
             base=0 size=$(dev_size "${cont_file[$cont]}")
         fi
-        loop_ro "${cont_file[$cont]}" "$base" "$size" || { fail "PV $(kv uuid "$rec"): losetup failed"; continue; }
+        loop_at "${cont_file[$cont]}" "$base" "$size" -r || { fail "PV $(kv uuid "$rec"): losetup failed"; continue; }
         l=$LOOP
         base_of[$l]=$base cont_of[$l]=$cont
         pvloops+=("$l")
-        filter+="\"a|^$l\$|\", "
     done < <(grep "^pv vg=$vg " "$manifest")
     ((${#pvloops[@]})) || return
-    mkdir -p "$work/etc"
-    cat >"$work/etc/lvm.conf" <<CONF
-devices { filter = [ $filter"r|.*|" ] obtain_device_list_from_udev = 0 }
-global { use_lvmetad = 0 }
-activation { udev_sync = 0 udev_rules = 0 monitoring = 0 }
-backup { backup = 0 archive = 0 }
-CONF
-    export LVM_SYSTEM_DIR=$work/etc
+    lvm_conf "${pvloops[@]}"
     for l in "${pvloops[@]}"; do
         pvck --driverloaded n "$l" >"$work/pvck.log" 2>&1 || fail "PV on ${cont_of[$l]}: pvck: $(grep -v 'leaked\|WARNING' "$work/pvck.log" | tail -1)"
     done
@@ -235,7 +224,7 @@ vol_dev() {
     [[ -n $regions ]] || return 1
     if [[ $regions != *\;*\;* ]]; then
         read -r cont off len <<<"${regions%;}"
-        loop_ro "${cont_file[$cont]}" "$off" "$len"
+        loop_at "${cont_file[$cont]}" "$off" "$len" -r
         return
     fi
     local f=$work/pieced.$RANDOM at_byte=0
@@ -244,7 +233,7 @@ vol_dev() {
             iflag=skip_bytes,count_bytes oflag=seek_bytes conv=notrunc,sparse status=none || return 1
         at_byte=$((at_byte + len))
     done <<<"$regions"
-    loop_ro "$f" 0 "$at_byte"
+    loop_at "$f" 0 "$at_byte" -r
 }
 
 # files_match VOL DIR: every file record of VOL read back from DIR with the same sha256.

@@ -209,50 +209,26 @@ home_tree() { mkdir -p "$1/user"; fill "$1/user" /usr/share/man/man5 512; }
 
 # --- LVM through loop devices ----------------------------------------------------------------
 
-# lvm_conf LOOP...: an LVM_SYSTEM_DIR that sees only these loop devices and writes nothing under /etc.
-lvm_conf() {
-    local f="" l
-    for l in "$@"; do f+="\"a|^$l\$|\", "; done
-    mkdir -p "$work/etc"
-    cat >"$work/etc/lvm.conf" <<CONF
-devices { filter = [ $f"r|.*|" ] obtain_device_list_from_udev = 0 }
-global { use_lvmetad = 0 }
-activation { udev_sync = 0 udev_rules = 0 monitoring = 0 }
-backup { backup = 0 archive = 0 }
-CONF
-    export LVM_SYSTEM_DIR=$work/etc LVM_SUPPRESS_FD_WARNINGS=1
-}
-lvmq() { "$@" --driverloaded n >/dev/null 2>>"$work/lvm.log" || { cat "$work/lvm.log" >&2; die "$1 failed"; }; }
-lvmr() { "$@" --driverloaded n --noheadings --nosuffix --units b --separator ';' 2>>"$work/lvm.log"; }
-
-loop_at() { # loop_at FILE OFFSET SIZE: LOOP=a loop device over that range
-    LOOP=$(losetup -f --show -o "$2" --sizelimit "$3" "$1") || die "losetup $1"
-    loops+=("$LOOP")
-}
-unloop() {
-    local l keep=()
-    losetup -d "$1"
-    for l in "${loops[@]}"; do [[ $l == "$1" ]] || keep+=("$l"); done
-    loops=("${keep[@]}")
-}
+# lvm_conf, lvmq, lvmr, loop_at, unloop
+source "$(dirname "${BASH_SOURCE[0]}")/lvm_env.sh"
 
 declare -A pv_in pv_base cont_file
 # lvm_records VG: the vg, pv, lv and seg records of VG; notes every LV's extents in $work/seg.VG-LV
 # as "CONTAINER OFFSET LENGTH" lines (offset within the container file cont_file[CONTAINER]).
 lvm_records() {
     local vg=$1 name uuid pe_start vg_uuid ext count free lv lv_uuid size size_pe ranges
-    IFS=';' read -r vg_uuid ext count free < <(lvmr vgs -o vg_uuid,vg_extent_size,vg_extent_count,vg_free_count "$vg" | sed 's/^ *//')
+    IFS=';' read -r vg_uuid ext count free < <(lvmr vgs -o vg_uuid,vg_extent_size,vg_extent_count,vg_free_count "$vg")
     echo "vg name=$vg uuid=$vg_uuid extent_size=$ext extent_count=$count free_count=$free"
     declare -A uuid_of start_of
     while IFS=';' read -r name uuid pe_start; do
         uuid_of[$name]=$uuid start_of[$name]=$pe_start
         echo "pv vg=$vg uuid=$uuid pe_start=$pe_start ${pv_in[$name]}"
-    done < <(lvmr pvs -o pv_name,pv_uuid,pe_start -S "vg_name=$vg" | sed 's/^ *//')
+    done < <(lvmr pvs -o pv_name,pv_uuid,pe_start -S "vg_name=$vg")
     declare -A idx
     while IFS=';' read -r lv lv_uuid size; do
         echo "lv vg=$vg name=$lv uuid=$lv_uuid size=$size segments=$(lvmr lvs --segments -o seg_start "$vg/$lv" | wc -l)"
         rm -f "$work/seg.$vg-$lv"
-    done < <(lvmr lvs -o lv_name,lv_uuid,lv_size "$vg" | sed 's/^ *//')
+    done < <(lvmr lvs -o lv_name,lv_uuid,lv_size "$vg")
     while IFS=";" read -r lv _ size_pe ranges; do
         local pv=${ranges%%:*} r=${ranges#*:}
         local first=${r%-*} last=${r#*-}
@@ -264,7 +240,7 @@ lvm_records() {
         idx[$lv]=$((j + 1))
         echo "seg lv=$vg/$lv idx=$j pv=${uuid_of[$pv]} pe=$first-$last on=$cont off=$off len=$len"
         echo "$cont $off $len" >>"$work/seg.$vg-$lv"
-    done < <(lvmr lvs --segments -o lv_name,seg_start_pe,seg_size_pe,seg_pe_ranges -O lv_name,seg_start_pe "$vg" | sed 's/^ *//')
+    done < <(lvmr lvs --segments -o lv_name,seg_start_pe,seg_size_pe,seg_pe_ranges -O lv_name,seg_start_pe "$vg")
 }
 
 # put_lv IMG VG LV: writes a filesystem image into the LV's extents, segment after segment.
@@ -352,7 +328,7 @@ layout_debian_lvm() {
     new_disk "$disk" 256M "size=40MiB, type=$T_ESP" "size=48MiB, type=$T_LINUX" "type=$T_LVM"
     local s z l pvu
     read -r s z _ < <(part_geom "$disk" 3)
-    loop_at "$disk" "$s" "$z"
+    loop_at "$disk" "$s" "$z" || die "losetup failed"
     l=$LOOP
     lvm_conf "$l"
     pv_in[$l]="in=disk:0 part=3" pv_base[$l]=$s cont_file[disk:0]=$disk
@@ -378,9 +354,9 @@ layout_lvm_two_disks() {
     local s0 z0 s1 z1 l0 l1 pu0 pu1
     read -r s0 z0 _ < <(part_geom "$d0" 3)
     read -r s1 z1 _ < <(part_geom "$d1" 1)
-    loop_at "$d0" "$s0" "$z0"
+    loop_at "$d0" "$s0" "$z0" || die "losetup failed"
     l0=$LOOP
-    loop_at "$d1" "$s1" "$z1"
+    loop_at "$d1" "$s1" "$z1" || die "losetup failed"
     l1=$LOOP
     lvm_conf "$l0" "$l1"
     pv_in[$l0]="in=disk:0 part=3" pv_base[$l0]=$s0 cont_file[disk:0]=$d0
@@ -416,7 +392,7 @@ layout_debian_luks_lvm() {
     read -r s z _ < <(part_geom "$disk" 3)
     rm -f "$plain"
     truncate -s $((z - 16 * MiB)) "$plain"
-    loop_at "$plain" 0 $((z - 16 * MiB))
+    loop_at "$plain" 0 $((z - 16 * MiB)) || die "losetup failed"
     l=$LOOP
     lvm_conf "$l"
     pv_in[$l]="in=luks:sda3_crypt" pv_base[$l]=0 cont_file[luks:sda3_crypt]=$plain
