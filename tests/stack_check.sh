@@ -262,6 +262,18 @@ check_vol() {
         files_match "$name" "$work/mnt"
         umount "$work/mnt"
         ;;
+    xfs)
+        xfs_repair -n "$dev" >"$work/fsck.log" 2>&1 || { fail "$name ($at): xfs_repair -n: $(grep -iv '^phase\|^ *-' "$work/fsck.log" | head -1)"; return; }
+        mount -t xfs -o ro,norecovery,nouuid "$dev" "$work/mnt" || { fail "$name ($at): mount failed"; return; }
+        files_match "$name" "$work/mnt"
+        umount "$work/mnt"
+        ;;
+    btrfs)
+        btrfs check --readonly "$dev" >"$work/fsck.log" 2>&1 || { fail "$name ($at): btrfs check: $(grep -i 'error\|bad\|fail' "$work/fsck.log" | head -1)"; return; }
+        mount -t btrfs -o ro "$dev" "$work/mnt" || { fail "$name ($at): mount failed"; return; }
+        files_match "$name" "$work/mnt"
+        umount "$work/mnt"
+        ;;
     vfat)
         fsck.vfat -n "$dev" >"$work/fsck.log" 2>&1 || { fail "$name ($at): fsck.vfat -n: $(tail -1 "$work/fsck.log")"; return; }
         rm -rf "$work/vfat" && mkdir -p "$work/vfat"

@@ -16,6 +16,11 @@
 #                    root in two segments, one on each PV (lvextend onto the second).
 #   debian-luks-lvm  as debian-lvm, the PV inside LUKS2 (sda3_crypt in crypttab, data offset 16 MiB).
 #   data-partition   no LVM: ESP, root, /var, swap and /home partitions named by UUID in fstab.
+#   rhel-xfs-lvm     as RHEL/Rocky/Alma install: ESP, /boot XFS, PV of VG rhel with LVs root (XFS)
+#                    and swap; Boot Loader Specification entries with rd.lvm.lv= (not in the default
+#                    list: XFS is issue 15's)
+#   fedora-btrfs     as Fedora installs: ESP, /boot ext4, one btrfs with subvolumes root and home
+#                    (zstd compression), rootflags=subvol=root (not in the default list: issue 15)
 #
 # Manifest: one record a line, `TYPE key=value ...`; values have no spaces, except the last key of
 # `vol` (reason=) and of `file` (path=), which take the rest of the line. Lines starting with # are
@@ -30,11 +35,12 @@
 #   lv vg=vg0 name=LV uuid=UUID size=BYTES segments=K
 #   seg lv=vg0/LV idx=J pv=PV_UUID pe=FIRST-LAST on=CONTAINER off=BYTES len=BYTES
 #        (CONTAINER disk:I, off absolute on that disk; or luks:NAME, off in its plaintext)
-#   vol name=NAME fs=ext4|vfat|swap|LVM2_member|crypto_LUKS uuid=UUID at=WHERE critical=yes|no reason=TEXT
+#   vol name=NAME fs=ext4|vfat|xfs|btrfs|swap|LVM2_member|crypto_LUKS uuid=UUID at=WHERE critical=yes|no reason=TEXT
 #        WHERE: part:I:N (partition N of disk I), lv:vg0/LV, or luks:NAME (the whole plaintext of
 #        LUKS volume NAME: the PV inside it). reason keywords: root, /boot,
 #        /boot/efi, /var, swap, PV of vg0, LUKS holding PV of vg0, data volume.
-#   file vol=NAME sha256=HEX path=/PATH                     (every regular file of the volume)
+#   file vol=NAME sha256=HEX path=/PATH                     (every regular file of the volume;
+#        btrfs: paths from the top-level subvolume, /root/etc/fstab)
 set -euo pipefail
 out=$1
 shift
@@ -122,6 +128,28 @@ mk_swap() {
     rm -f "$1"
     truncate -s "$2" "$1"
     mkswap -U "$3" "$1" >/dev/null 2>&1
+}
+
+# mount_rw IMG: mounts a filesystem image read-write at $work/mnt through a loop device.
+mount_rw() {
+    mkdir -p "$work/mnt"
+    loop_at "$1" 0 "$(stat -c %s "$1")" || die "losetup $1"
+    mount "$LOOP" "$work/mnt" || die "mount $1"
+}
+umount_rw() {
+    umount "$work/mnt"
+    unloop "${loops[-1]}"
+}
+
+# mk_xfs IMG SIZE DIR UUID LABEL: mkfs.xfs (its defaults: v5, reflink, sparse inodes), then DIR's
+# files copied in through the kernel's XFS (xfsprogs 6.1's -p protofile takes no directory tree).
+mk_xfs() {
+    rm -f "$1"
+    truncate -s "$2" "$1"
+    mkfs.xfs -q -m uuid="$4" -L "$5" "$1" || die "mkfs.xfs $1"
+    mount_rw "$1"
+    cp -a "$3/." "$work/mnt/"
+    umount_rw
 }
 
 # mk_esp IMG SIZE VOLID BOOT_UUID CFGDIR: FAT32 ESP with Debian's shim-less GRUB stub.
@@ -323,6 +351,16 @@ esp_and_boot() {
 
 # --- layouts --------------------------------------------------------------------------------
 
+# guided_vg0 LOOP: the VG a Debian guided LVM install makes on one PV: root, var, swap_1, home.
+guided_vg0() {
+    lvmq pvcreate -y "$1"
+    lvmq vgcreate -y -s 4M vg0 "$1"
+    lvmq lvcreate -an -Zn -y -L 48M -n root vg0
+    lvmq lvcreate -an -Zn -y -L 16M -n var vg0
+    lvmq lvcreate -an -Zn -y -L 8M -n swap_1 vg0
+    lvmq lvcreate -an -Zn -y -L 16M -n home vg0
+}
+
 layout_debian_lvm() {
     local name=debian-lvm disk=$out/debian-lvm.img m=$work/m
     new_disk "$disk" 256M "size=40MiB, type=$T_ESP" "size=48MiB, type=$T_LINUX" "type=$T_LVM"
@@ -332,12 +370,7 @@ layout_debian_lvm() {
     l=$LOOP
     lvm_conf "$l"
     pv_in[$l]="in=disk:0 part=3" pv_base[$l]=$s cont_file[disk:0]=$disk
-    lvmq pvcreate -y "$l"
-    lvmq vgcreate -y -s 4M vg0 "$l"
-    lvmq lvcreate -an -Zn -y -L 48M -n root vg0
-    lvmq lvcreate -an -Zn -y -L 16M -n var vg0
-    lvmq lvcreate -an -Zn -y -L 8M -n swap_1 vg0
-    lvmq lvcreate -an -Zn -y -L 16M -n home vg0
+    guided_vg0 "$l"
     { echo "layout name=$name"; disk_records 0 "$disk"; lvm_records vg0; } >"$m"
     pvu=$(lvmr pvs -o pv_uuid "$l" | tr -d ' ')
     unloop "$l"
@@ -396,12 +429,7 @@ layout_debian_luks_lvm() {
     l=$LOOP
     lvm_conf "$l"
     pv_in[$l]="in=luks:sda3_crypt" pv_base[$l]=0 cont_file[luks:sda3_crypt]=$plain
-    lvmq pvcreate -y "$l"
-    lvmq vgcreate -y -s 4M vg0 "$l"
-    lvmq lvcreate -an -Zn -y -L 48M -n root vg0
-    lvmq lvcreate -an -Zn -y -L 16M -n var vg0
-    lvmq lvcreate -an -Zn -y -L 8M -n swap_1 vg0
-    lvmq lvcreate -an -Zn -y -L 16M -n home vg0
+    guided_vg0 "$l"
     { echo "layout name=$name"; disk_records 0 "$disk"; lvm_records vg0; } >"$m.lvm"
     pvu=$(lvmr pvs -o pv_uuid "$l" | tr -d ' ')
     unloop "$l"
@@ -490,9 +518,133 @@ UUID=$su none            swap    sw              0       0
     mv "$m" "$out/$name.manifest"
 }
 
+# bls_boot DIR OPTIONS: a /boot as Fedora and RHEL have it: kernel, initramfs, and a Boot Loader
+# Specification entry whose options line is the kernel command line.
+bls_boot() {
+    mkdir -p "$1/loader/entries" "$1/grub2"
+    head -c 2000000 /dev/urandom >"$1/vmlinuz-$KVER"
+    head -c 3000000 /dev/urandom >"$1/initramfs-$KVER.img"
+    printf 'title Linux (%s)\nversion %s\nlinux /vmlinuz-%s\ninitrd /initramfs-%s.img\noptions %s\n' \
+        "$KVER" "$KVER" "$KVER" "$KVER" "$2" >"$1/loader/entries/0123456789abcdef-$KVER.conf"
+    printf 'set timeout=5\nblscfg\n' >"$1/grub2/grub.cfg"
+}
+
+layout_rhel_xfs_lvm() {
+    local name=rhel-xfs-lvm disk=$out/rhel-xfs-lvm.img m=$work/m
+    new_disk "$disk" 720M "size=40MiB, type=$T_ESP" "size=320MiB, type=$T_LINUX" "type=$T_LVM"
+    local s z l pvu bu ru su esp_id eu
+    read -r s z _ < <(part_geom "$disk" 3)
+    loop_at "$disk" "$s" "$z" || die "losetup failed"
+    l=$LOOP
+    lvm_conf "$l"
+    pv_in[$l]="in=disk:0 part=3" pv_base[$l]=$s cont_file[disk:0]=$disk
+    lvmq pvcreate -y "$l"
+    lvmq vgcreate -y -s 4M rhel "$l"
+    lvmq lvcreate -an -Zn -y -L 8M -n swap rhel
+    lvmq lvcreate -an -Zn -y -l 100%FREE -n root rhel
+    { echo "layout name=$name"; disk_records 0 "$disk"; lvm_records rhel; } >"$m"
+    pvu=$(lvmr pvs -o pv_uuid "$l" | tr -d ' ')
+    unloop "$l"
+    bu=$(new_uuid) ru=$(new_uuid) su=$(new_uuid)
+    esp_id=$(od -An -tx4 -N4 /dev/urandom | tr -d ' ')
+    eu=$(echo "${esp_id:0:4}-${esp_id:4:4}" | tr a-f A-F)
+    local fstab="
+#
+# /etc/fstab
+# Created by anaconda
+#
+/dev/mapper/rhel-root   /                       xfs     defaults        0 0
+UUID=$bu /boot                   xfs     defaults        0 0
+UUID=$eu          /boot/efi               vfat    umask=0077,shortname=winnt 0 2
+/dev/mapper/rhel-swap   none                    swap    defaults        0 0
+"
+    rm -rf "${work:?}/root" "${work:?}/boot"
+    root_tree "$work/root" "$fstab"
+    printf 'NAME="Red Hat Enterprise Linux"\nID="rhel"\nVERSION_ID="9.4"\n' >"$work/root/etc/os-release"
+    bls_boot "$work/boot" "root=/dev/mapper/rhel-root ro resume=/dev/mapper/rhel-swap rd.lvm.lv=rhel/root rd.lvm.lv=rhel/swap"
+    read -r s z _ < <(part_geom "$disk" 1)
+    mk_esp "$work/esp.fs" "$z" "$esp_id" "$bu" /grub2
+    put "$work/esp.fs" "$disk" "$s"
+    read -r s z _ < <(part_geom "$disk" 2)
+    mk_xfs "$work/boot.fs" "$z" "$work/boot" "$bu" boot
+    put "$work/boot.fs" "$disk" "$s"
+    mk_xfs "$work/root.fs" "$(lv_size rhel root)" "$work/root" "$ru" root
+    mk_swap "$work/swap.fs" "$(lv_size rhel swap)" "$su"
+    put_lv "$work/root.fs" rhel root
+    put_lv "$work/swap.fs" rhel swap
+    {
+        echo "vol name=esp fs=vfat uuid=$eu at=part:0:1 critical=yes reason=/boot/efi"
+        echo "vol name=boot fs=xfs uuid=$bu at=part:0:2 critical=yes reason=/boot"
+        echo "vol name=pv0 fs=LVM2_member uuid=$pvu at=part:0:3 critical=yes reason=PV of rhel"
+        echo "vol name=root fs=xfs uuid=$ru at=lv:rhel/root critical=yes reason=root"
+        echo "vol name=swap fs=swap uuid=$su at=lv:rhel/swap critical=yes reason=swap"
+        esp_hashes esp "$work/esp.fs"
+        hashes boot "$work/boot"
+        hashes root "$work/root"
+    } >>"$m"
+    mv "$m" "$out/$name.manifest"
+}
+
+layout_fedora_btrfs() {
+    local name=fedora-btrfs disk=$out/fedora-btrfs.img m=$work/m
+    new_disk "$disk" 384M "size=40MiB, type=$T_ESP" "size=64MiB, type=$T_LINUX" "type=$T_LINUX"
+    local s z fu bu esp_id eu
+    fu=$(new_uuid) bu=$(new_uuid)
+    esp_id=$(od -An -tx4 -N4 /dev/urandom | tr -d ' ')
+    eu=$(echo "${esp_id:0:4}-${esp_id:4:4}" | tr a-f A-F)
+    local fstab="
+#
+# /etc/fstab
+# Created by anaconda
+#
+UUID=$fu /                       btrfs   subvol=root,compress=zstd:1 0 0
+UUID=$bu /boot                   ext4    defaults        1 2
+UUID=$eu          /boot/efi               vfat    umask=0077,shortname=winnt 0 2
+UUID=$fu /home                   btrfs   subvol=home,compress=zstd:1 0 0
+"
+    rm -rf "${work:?}/root" "${work:?}/boot" "${work:?}/home"
+    root_tree "$work/root" "$fstab"
+    printf 'NAME="Fedora Linux"\nID=fedora\nVERSION_ID=40\n' >"$work/root/etc/os-release"
+    home_tree "$work/home"
+    bls_boot "$work/boot" "root=UUID=$fu ro rootflags=subvol=root rhgb quiet"
+    read -r s z _ < <(part_geom "$disk" 1)
+    mk_esp "$work/esp.fs" "$z" "$esp_id" "$bu" /grub2
+    put "$work/esp.fs" "$disk" "$s"
+    read -r s z _ < <(part_geom "$disk" 2)
+    mk_ext4 "$work/boot.fs" "$z" "$work/boot" "$bu" boot
+    put "$work/boot.fs" "$disk" "$s"
+    read -r s z _ < <(part_geom "$disk" 3)
+    rm -f "$work/btrfs.fs"
+    truncate -s "$z" "$work/btrfs.fs"
+    mkfs.btrfs -q -U "$fu" -L fedora "$work/btrfs.fs" 2>"$work/mkfs.log" || { cat "$work/mkfs.log" >&2; die "mkfs.btrfs"; }
+    mkdir -p "$work/mnt"
+    loop_at "$work/btrfs.fs" 0 "$z" || die "losetup btrfs"
+    mount -o compress=zstd:1 "$LOOP" "$work/mnt" || die "mount btrfs"
+    btrfs -q subvolume create "$work/mnt/root" >/dev/null
+    btrfs -q subvolume create "$work/mnt/home" >/dev/null
+    cp -a "$work/root/." "$work/mnt/root/"
+    cp -a "$work/home/." "$work/mnt/home/"
+    local files
+    files=$(hashes fedora "$work/mnt")
+    umount "$work/mnt"
+    unloop "$LOOP"
+    put "$work/btrfs.fs" "$disk" "$s"
+    {
+        echo "layout name=$name"
+        disk_records 0 "$disk"
+        echo "vol name=esp fs=vfat uuid=$eu at=part:0:1 critical=yes reason=/boot/efi"
+        echo "vol name=boot fs=ext4 uuid=$bu at=part:0:2 critical=yes reason=/boot"
+        echo "vol name=fedora fs=btrfs uuid=$fu at=part:0:3 critical=yes reason=root"
+        esp_hashes esp "$work/esp.fs"
+        hashes boot "$work/boot"
+        echo "$files"
+    } >"$m"
+    mv "$m" "$out/$name.manifest"
+}
+
 for lay in "${layouts[@]}"; do
     case $lay in
-    debian-lvm | lvm-two-disks | debian-luks-lvm | data-partition) "layout_${lay//-/_}" ;;
+    debian-lvm | lvm-two-disks | debian-luks-lvm | data-partition | rhel-xfs-lvm | fedora-btrfs) "layout_${lay//-/_}" ;;
     *) die "unknown layout $lay" ;;
     esac
     rm -f "$work"/*.fs "$work"/seg.* "$work"/*.img
