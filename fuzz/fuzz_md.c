@@ -98,6 +98,13 @@ static void check(const struct md_member *m, uint64_t size)
         }
         if (i != 0 || len == 0 || at < m->data_offset || !inside(at - m->data_offset, len, m->data_size))
             abort();
+        for (uint32_t copy = 0; copy < md_copies(m); copy++) { /* each copy: here, or said absent */
+            rc = md_array_locate_copy(m, 1, off, copy, &i, &at, &len, &err);
+            if (rc != ASR_OK && !err.msg[0])
+                abort();
+            if (rc == ASR_OK && i == 0 && (len == 0 || at < m->data_offset || !inside(at - m->data_offset, len, m->data_size)))
+                abort();
+        }
     }
 }
 

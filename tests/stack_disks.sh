@@ -518,6 +518,16 @@ UUID=$su none            swap    sw              0       0
     mv "$m" "$out/$name.manifest"
 }
 
+# in_part DISK N MAKER ARG...: a filesystem image the size of partition N made by MAKER IMG SIZE
+# ARG... (mk_esp, mk_ext4, mk_xfs), written into the partition.
+in_part() {
+    local disk=$1 n=$2 mk=$3 s z
+    shift 3
+    read -r s z _ < <(part_geom "$disk" "$n")
+    "$mk" "$work/part$n.fs" "$z" "$@"
+    put "$work/part$n.fs" "$disk" "$s"
+}
+
 # bls_boot DIR OPTIONS: a /boot as Fedora and RHEL have it: kernel, initramfs, and a Boot Loader
 # Specification entry whose options line is the kernel command line.
 bls_boot() {
@@ -562,12 +572,8 @@ UUID=$eu          /boot/efi               vfat    umask=0077,shortname=winnt 0 2
     root_tree "$work/root" "$fstab"
     printf 'NAME="Red Hat Enterprise Linux"\nID="rhel"\nVERSION_ID="9.4"\n' >"$work/root/etc/os-release"
     bls_boot "$work/boot" "root=/dev/mapper/rhel-root ro resume=/dev/mapper/rhel-swap rd.lvm.lv=rhel/root rd.lvm.lv=rhel/swap"
-    read -r s z _ < <(part_geom "$disk" 1)
-    mk_esp "$work/esp.fs" "$z" "$esp_id" "$bu" /grub2
-    put "$work/esp.fs" "$disk" "$s"
-    read -r s z _ < <(part_geom "$disk" 2)
-    mk_xfs "$work/boot.fs" "$z" "$work/boot" "$bu" boot
-    put "$work/boot.fs" "$disk" "$s"
+    in_part "$disk" 1 mk_esp "$esp_id" "$bu" /grub2
+    in_part "$disk" 2 mk_xfs "$work/boot" "$bu" boot
     mk_xfs "$work/root.fs" "$(lv_size rhel root)" "$work/root" "$ru" root
     mk_swap "$work/swap.fs" "$(lv_size rhel swap)" "$su"
     put_lv "$work/root.fs" rhel root
@@ -578,7 +584,7 @@ UUID=$eu          /boot/efi               vfat    umask=0077,shortname=winnt 0 2
         echo "vol name=pv0 fs=LVM2_member uuid=$pvu at=part:0:3 critical=yes reason=PV of rhel"
         echo "vol name=root fs=xfs uuid=$ru at=lv:rhel/root critical=yes reason=root"
         echo "vol name=swap fs=swap uuid=$su at=lv:rhel/swap critical=yes reason=swap"
-        esp_hashes esp "$work/esp.fs"
+        esp_hashes esp "$work/part1.fs"
         hashes boot "$work/boot"
         hashes root "$work/root"
     } >>"$m"
@@ -607,16 +613,12 @@ UUID=$fu /home                   btrfs   subvol=home,compress=zstd:1 0 0
     printf 'NAME="Fedora Linux"\nID=fedora\nVERSION_ID=40\n' >"$work/root/etc/os-release"
     home_tree "$work/home"
     bls_boot "$work/boot" "root=UUID=$fu ro rootflags=subvol=root rhgb quiet"
-    read -r s z _ < <(part_geom "$disk" 1)
-    mk_esp "$work/esp.fs" "$z" "$esp_id" "$bu" /grub2
-    put "$work/esp.fs" "$disk" "$s"
-    read -r s z _ < <(part_geom "$disk" 2)
-    mk_ext4 "$work/boot.fs" "$z" "$work/boot" "$bu" boot
-    put "$work/boot.fs" "$disk" "$s"
+    in_part "$disk" 1 mk_esp "$esp_id" "$bu" /grub2
+    in_part "$disk" 2 mk_ext4 "$work/boot" "$bu" boot
     read -r s z _ < <(part_geom "$disk" 3)
     rm -f "$work/btrfs.fs"
     truncate -s "$z" "$work/btrfs.fs"
-    mkfs.btrfs -q -U "$fu" -L fedora "$work/btrfs.fs" 2>"$work/mkfs.log" || { cat "$work/mkfs.log" >&2; die "mkfs.btrfs"; }
+    mkfs.btrfs -q -U "$fu" -L fedora "$work/btrfs.fs" >"$work/mkfs.log" 2>&1 || { cat "$work/mkfs.log" >&2; die "mkfs.btrfs"; }
     mkdir -p "$work/mnt"
     loop_at "$work/btrfs.fs" 0 "$z" || die "losetup btrfs"
     mount -o compress=zstd:1 "$LOOP" "$work/mnt" || die "mount btrfs"
@@ -635,7 +637,7 @@ UUID=$fu /home                   btrfs   subvol=home,compress=zstd:1 0 0
         echo "vol name=esp fs=vfat uuid=$eu at=part:0:1 critical=yes reason=/boot/efi"
         echo "vol name=boot fs=ext4 uuid=$bu at=part:0:2 critical=yes reason=/boot"
         echo "vol name=fedora fs=btrfs uuid=$fu at=part:0:3 critical=yes reason=root"
-        esp_hashes esp "$work/esp.fs"
+        esp_hashes esp "$work/part1.fs"
         hashes boot "$work/boot"
         echo "$files"
     } >"$m"

@@ -351,7 +351,43 @@ Test(md, raid0_stripes_the_filesystem_over_two_members)
     free(fs);
 }
 
-Test(md, raid10_near2_over_three_members_and_with_one_missing)
+/* Every copy of every byte, as a capture that must land on every mirror sees them: each copy holds
+ * the filesystem's byte, the two copies lie on two members, and a copy on an absent member is
+ * reported as such (the other copy then holds the byte). */
+static void check_every_copy(const char *fs, struct array *a, size_t present_of)
+{
+    struct asr_error err = {0};
+    uint64_t size = FS_SIZE, chunk = 32 << 10;
+    uint8_t *want = malloc(chunk), *got = malloc(chunk);
+    size_t absent = 0;
+    for (uint64_t off = 0; off < size; off += chunk) {
+        fsfix_read_at(fs, off, want, chunk);
+        size_t seen[2];
+        for (uint32_t copy = 0; copy < md_copies(&a->m[0]); copy++) {
+            uint64_t at, len;
+            cr_assert_eq(md_array_locate_copy(a->m, a->n, off, copy, &seen[copy], &at, &len, &err), ASR_OK, "%s",
+                         err.msg);
+            cr_assert_eq(len, chunk, "chunk-aligned offsets run to the chunk's end");
+            if (seen[copy] == a->n) {
+                absent++;
+                continue;
+            }
+            cr_assert_eq(asr_window_read(&a->w[seen[copy]], NULL, at, got, chunk, &err), ASR_OK, "%s", err.msg);
+            cr_assert(!memcmp(want, got, chunk), "copy %u of byte %llu holds the filesystem's bytes", copy,
+                      (unsigned long long)off);
+        }
+        cr_assert(seen[0] != seen[1] || seen[0] == a->n, "the two copies of byte %llu are on two members",
+                  (unsigned long long)off);
+        cr_assert(seen[0] < a->n || seen[1] < a->n, "some member holds byte %llu", (unsigned long long)off);
+    }
+    cr_assert_eq(absent > 0, present_of < 3, "copies on the missing member are said to be absent");
+    uint64_t at, len;
+    size_t i;
+    cr_assert_eq(md_array_locate_copy(a->m, a->n, 0, 2, &i, &at, &len, &err), ASR_E_ARG, "raid10 near=2: two copies");
+    free(want), free(got);
+}
+
+Test(md, raid10_near2_over_three_members_and_with_one_missing_every_copy_located)
 {
     char *fs = make_fs();
     char *paths[3];
@@ -366,6 +402,7 @@ Test(md, raid10_near2_over_three_members_and_with_one_missing)
     struct array a = {.n = 3, .paths = {strdup(paths[0]), strdup(paths[1]), strdup(paths[2])}};
     assemble(&a);
     check_fs_through(fs, &a);
+    check_every_copy(fs, &a, 3);
     disassemble(&a);
     for (size_t gone = 0; gone < 3; gone++) {
         struct array b = {.n = 2};
@@ -374,6 +411,7 @@ Test(md, raid10_near2_over_three_members_and_with_one_missing)
                 b.paths[k++] = strdup(paths[r]);
         assemble(&b);
         check_fs_through(fs, &b);
+        check_every_copy(fs, &b, 2);
         disassemble(&b);
     }
     for (size_t r = 0; r < 3; r++)

@@ -136,8 +136,9 @@ static void find_members(struct asr_machine *m)
     }
 }
 
-/* Where array byte off lies on each copy: RAID1 every active member at its data offset; RAID0
- * and RAID10 one place (md_array_locate). Calls put(node, member byte, length) per copy. */
+/* Adds array bytes [off, off + len) to what each member holding a copy of them takes: RAID1 every
+ * active member at its data offset; RAID0 their one place; RAID10 both copies, on whichever
+ * members are present (md_array_locate_copy). */
 static int array_pieces(struct asr_machine *m, const struct md_set *a, uint64_t off, uint64_t len,
                         struct asr_error *err)
 {
@@ -148,18 +149,19 @@ static int array_pieces(struct asr_machine *m, const struct md_set *a, uint64_t 
                 return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
         return ASR_OK;
     }
-    for (uint64_t end = off + len; off < end;) {
-        size_t k;
-        uint64_t at, contig;
-        int rc = md_array_locate(a->members, a->n, off, &k, &at, &contig, err);
-        if (rc != ASR_OK)
-            return rc;
-        if (contig > end - off)
-            contig = end - off;
-        if (pieces_add(&m->nodes[a->member_node[k]]->take, at, contig))
-            return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-        off += contig;
-    }
+    for (uint32_t copy = 0; copy < md_copies(&a->members[0]); copy++)
+        for (uint64_t at_off = off, end = off + len; at_off < end;) {
+            size_t k;
+            uint64_t at, contig;
+            int rc = md_array_locate_copy(a->members, a->n, at_off, copy, &k, &at, &contig, err);
+            if (rc != ASR_OK)
+                return rc;
+            if (contig > end - at_off)
+                contig = end - at_off;
+            if (k < a->n && pieces_add(&m->nodes[a->member_node[k]]->take, at, contig))
+                return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+            at_off += contig;
+        }
     return ASR_OK;
 }
 
@@ -781,14 +783,13 @@ static int push_lv(struct asr_machine *m, struct node *l, struct asr_error *err)
     return ASR_OK;
 }
 
-/* The bytes an array takes, on its members: mapped levels through their layout (RAID1: every
- * mirror); RAID10 and the levels not mapped (parity, linear) as every member's whole data area,
- * which keeps mirrors and parity consistent. */
+/* The bytes an array takes, on its members: mapped arrays through their layout (RAID1 and RAID10:
+ * every copy); the levels and layouts not mapped (parity, linear, RAID10 far/offset) as every
+ * member's whole data area, which keeps mirrors and parity consistent. */
 static int push_array(struct asr_machine *m, struct node *an, struct asr_error *err)
 {
     const struct md_set *a = &m->arrays[an->array];
-    int level = a->members[0].level;
-    if (level == 0 || level == 1) {
+    if (an->readable) {
         for (size_t i = 0; i < an->take.n; i++) {
             int rc = array_pieces(m, a, an->take.v[i].offset, an->take.v[i].length, err);
             if (rc != ASR_OK)

@@ -520,8 +520,10 @@ int md_check_members(const struct md_member *m, size_t n, bool *degraded, struct
     return rc;
 }
 
-int md_array_locate(const struct md_member *m, size_t n, uint64_t array_off, size_t *member, uint64_t *member_off,
-                    uint64_t *contig, struct asr_error *err)
+/* copy: which copy of the byte (RAID10: 0 or 1, in slot order; RAID0 and RAID1: 0 only), or -1
+ * for the first copy a present member holds. A copy whose member is absent: *member = n. */
+static int locate(const struct md_member *m, size_t n, uint64_t array_off, int copy, size_t *member,
+                  uint64_t *member_off, uint64_t *contig, struct asr_error *err)
 {
     if (n == 0)
         return asr_fail_public(err, ASR_E_ARG, "md: no members");
@@ -558,11 +560,18 @@ int md_array_locate(const struct md_member *m, size_t n, uint64_t array_off, siz
         uint64_t c = array_off / a->chunk, in = array_off % a->chunk;
         uint32_t copies = a->level == 10 ? 2 : 1;
         for (uint32_t k = 0; k < copies && i == n; k++) {
+            if (copy >= 0 && k != (uint32_t)copy)
+                continue;
             uint64_t slot = c * copies + k;
             i = with_role(m, n, (uint32_t)(slot % a->raid_disks));
             at = slot / a->raid_disks * a->chunk + in;
         }
         len = a->chunk - in;
+    }
+    if (i == n && copy >= 0) {
+        *member = n; /* that copy's member is not here */
+        *contig = len;
+        return ASR_OK;
     }
     if (i == n)
         return asr_fail_public(err, ASR_E_CORRUPT, "md array %s: no member present holds byte %" PRIu64, a->uuid_text,
@@ -576,4 +585,23 @@ int md_array_locate(const struct md_member *m, size_t n, uint64_t array_off, siz
     *member_off = m[i].data_offset + at;
     *contig = len;
     return ASR_OK;
+}
+
+int md_array_locate(const struct md_member *m, size_t n, uint64_t array_off, size_t *member, uint64_t *member_off,
+                    uint64_t *contig, struct asr_error *err)
+{
+    return locate(m, n, array_off, -1, member, member_off, contig, err);
+}
+
+int md_array_locate_copy(const struct md_member *m, size_t n, uint64_t array_off, uint32_t copy, size_t *member,
+                         uint64_t *member_off, uint64_t *contig, struct asr_error *err)
+{
+    if (n && copy >= md_copies(&m[0]))
+        return asr_fail_public(err, ASR_E_ARG, "md array %s: no copy %u of a byte", m[0].uuid_text, copy);
+    return locate(m, n, array_off, (int)copy, member, member_off, contig, err);
+}
+
+uint32_t md_copies(const struct md_member *m)
+{
+    return m->level == 10 ? 2 : 1;
 }

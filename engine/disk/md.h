@@ -79,5 +79,13 @@ int md_check_members(const struct md_member *members, size_t n, bool *degraded, 
  * layouts or a reshape, ASR_E_CORRUPT when no present member holds the byte. */
 int md_array_locate(const struct md_member *members, size_t n, uint64_t array_off, size_t *member,
                     uint64_t *member_off, uint64_t *contig, struct asr_error *err);
+/* The same for one copy of the byte: copy < md_copies (RAID10 near=2: the two slots holding it, in
+ * slot order; RAID0: its only place; RAID1: the first active member, as above). A copy whose
+ * member is not present: ASR_OK with *member = n (and *contig as far as that copy runs), so that
+ * a caller writing every copy can skip it. */
+int md_array_locate_copy(const struct md_member *members, size_t n, uint64_t array_off, uint32_t copy, size_t *member,
+                         uint64_t *member_off, uint64_t *contig, struct asr_error *err);
+/* How many copies md_array_locate_copy knows for each byte of the array members[0] is of. */
+uint32_t md_copies(const struct md_member *m);
 
 #endif
