@@ -13,6 +13,7 @@
 
 #include "args.h"
 #include "json.h"
+#include "layers.h"
 #include "stacks.h"
 #include "progress.h"
 #include "targets.h"
@@ -417,8 +418,15 @@ static void json_grow_notes(struct json *j, const struct asr_image *r, const str
     json_end_arr(j);
 }
 
-static void print_json(const struct restore_args *a, const struct asr_image *r, const struct asr_restore *rs,
-                       const struct asr_restore_stats *st, int rc, const struct asr_error *err)
+/* restore --verify: the stacks read again from the targets (layers.c); EXIT_OK when nothing
+ * differs or there is nothing to check. */
+static int verify_layers(const struct restore_args *a, const struct asr_image *r, int rc, struct json *j)
+{
+    return a->opt.verify && rc == ASR_OK ? cli_check_layers(r, &a->t, a->opt.grow, NULL, j) : EXIT_OK;
+}
+
+static int print_json(const struct restore_args *a, const struct asr_image *r, const struct asr_restore *rs,
+                      const struct asr_restore_stats *st, int rc, const struct asr_error *err)
 {
     struct cli_stacks stacks;
     cli_stacks_from_image(r, &stacks);
@@ -426,11 +434,14 @@ static void print_json(const struct restore_args *a, const struct asr_image *r, 
     json_begin(&j, stdout);
     json_obj(&j, NULL);
     json_str(&j, "image", a->image);
-    json_bool(&j, "ok", rc == ASR_OK && !st->damaged_count);
+    int layers = verify_layers(a, r, rc, &j);
+    json_bool(&j, "ok", rc == ASR_OK && !st->damaged_count && layers == EXIT_OK);
     if (rc != ASR_OK)
         json_str(&j, "error", err->msg);
     else if (st->damaged_count)
         json_str(&j, "error", "damaged chunks: the ranges under \"damaged\" were zeroed, not restored");
+    else if (layers != EXIT_OK)
+        json_str(&j, "error", "a storage stack the image records is not on the restored disks as recorded: see \"layers\"");
     json_arr(&j, "targets");
     for (size_t i = 0; i < asr_restore_target_count(rs); i++) {
         const struct asr_restore_target_info *t = asr_restore_target(rs, i);
@@ -473,6 +484,7 @@ static void print_json(const struct restore_args *a, const struct asr_image *r, 
     cli_stacks_json(&j, &stacks);
     json_end_obj(&j);
     json_finish(&j);
+    return layers;
 }
 
 static void print_ranges(const char *what, const struct asr_restore_range *v, size_t n, const struct asr_image *r)
@@ -587,15 +599,18 @@ int cmd_restore(int argc, char **argv)
     struct asr_restore_stats st;
     rc = asr_restore_run(rs, &a.opt, &st, &err);
     progress_done(&pr);
+    int layers = EXIT_OK;
     if (a.json)
-        print_json(&a, m, rs, &st, rc, &err);
-    else if (!rc)
+        layers = print_json(&a, m, rs, &st, rc, &err);
+    else if (!rc) {
         print_text(m, rs, &st);
+        layers = verify_layers(&a, m, rc, NULL);
+    }
     if (rc) {
         cli_error("%s", err.msg);
         print_target_state(rs, m, rc);
     }
-    int exit_code = rc || st.damaged_count ? EXIT_FAIL : EXIT_OK;
+    int exit_code = rc || st.damaged_count || layers ? EXIT_FAIL : EXIT_OK;
     if (!rc && st.damaged_count)
         cli_error("%zu range%s of the image could not be restored (damaged chunks): listed %s", st.damaged_count,
                   st.damaged_count == 1 ? "" : "s", a.json ? "under \"damaged\"" : "above");

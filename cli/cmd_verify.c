@@ -12,6 +12,7 @@
 
 #include "args.h"
 #include "disks.h"
+#include "layers.h"
 #include "json.h"
 #include "progress.h"
 #include "targets.h"
@@ -170,96 +171,6 @@ static void report_not_compared(const struct asr_image *r, struct json *j)
                used_maps ? " free space inside volumes captured by their used blocks," : "");
 }
 
-/* ---- the layers: the image's storage stacks, read again from the disks ---------------------- */
-
-struct layers_out {
-    struct json *j;
-    const struct asr_image *r;
-    const char *round; /* "" or " (mirror 2)" */
-};
-
-static void on_layer(void *ctx, const struct asr_stack_check *c)
-{
-    struct layers_out *o = ctx;
-    const struct asr_stack_desc *s = asr_image_stack(o->r, c->stack);
-    const char *kind = asr_stack_kind_name(s->kind) ? asr_stack_kind_name(s->kind) : "stack";
-    const char *name = s->name[0] ? s->name : s->uuid;
-    if (!o->j) {
-        printf("  %s %s%s: %s%s\n", kind, name, o->round,
-               c->status == ASR_OK ? "" : c->status == ASR_E_UNSUPPORTED ? "" : "DIFFERS: ", c->message);
-        return;
-    }
-    json_obj(o->j, NULL);
-    json_str(o->j, "kind", kind);
-    json_str(o->j, "name", s->name);
-    json_str(o->j, "uuid", s->uuid);
-    json_str(o->j, "result", c->status == ASR_OK ? "ok" : c->status == ASR_E_UNSUPPORTED ? "not_checked" : "differs");
-    json_str(o->j, "message", c->message);
-    json_end_obj(o->j);
-}
-
-/* The k-th target given for each image disk (the last one where fewer were given): mirrors are
- * checked one set at a time. false when k is past every disk's targets. */
-static bool target_set(const struct cli_targets *t, uint32_t disks, size_t k, const char **paths)
-{
-    bool any = false;
-    for (uint32_t d = 0; d < disks; d++) {
-        size_t seen = 0;
-        paths[d] = NULL;
-        for (size_t i = 0; i < t->n; i++)
-            if (t->to[i].disk_index == d) {
-                paths[d] = t->to[i].path;
-                if (seen++ == k) {
-                    any = true;
-                    break;
-                }
-            }
-        if (!paths[d])
-            return false;
-    }
-    return any;
-}
-
-/* Reads the disks' stacks as a backup would and compares them with the image's records. EXIT_OK
- * when none differs (layers not checked do not fail: their reason is printed). */
-static int check_layers(const struct asr_image *r, const struct cli_targets *t, bool grow, struct cli_keys *keys,
-                        struct json *j)
-{
-    uint32_t n = asr_image_stack_count(r), disks = asr_image_disk_count(r);
-    if (!n)
-        return EXIT_OK;
-    if (j)
-        json_arr(j, "layers");
-    else
-        printf("  storage stacks, read again from the disks:\n");
-    struct asr_stack_desc *want = calloc(n, sizeof *want);
-    if (!want)
-        return cli_error("out of memory"), EXIT_FAIL;
-    for (uint32_t i = 0; i < n; i++)
-        want[i] = *asr_image_stack(r, i); /* shallow: members and volumes stay the image's */
-    int rc = EXIT_OK;
-    const char *paths[ASR_MAX_DISKS];
-    for (size_t k = 0; disks <= ASR_MAX_DISKS && target_set(t, disks, k, paths); k++) {
-        struct cli_disks s;
-        struct asr_error err = {0};
-        char round[32] = "";
-        if (k)
-            snprintf(round, sizeof round, " (mirror %zu)", k + 1);
-        struct layers_out o = {j, r, round};
-        if (cli_disks_open(&s, paths, disks, NULL, keys, &err) != EXIT_OK ||
-            asr_machine_check_stacks(s.machine, want, n, grow, on_layer, &o, &err) != ASR_OK) {
-            if (!j)
-                cli_error("%s", err.msg);
-            rc = EXIT_FAIL;
-        }
-        cli_disks_close(&s);
-    }
-    free(want);
-    if (j)
-        json_end_arr(j);
-    return rc;
-}
-
 static int verify_against(const char *image, const char *const *targets, size_t n, bool new_ids, bool grow,
                           struct cli_keys *keys, bool json)
 {
@@ -297,7 +208,7 @@ static int verify_against(const char *image, const char *const *targets, size_t 
         rs = NULL;
         if (json) {
             json_end_arr(&j);
-            int lr = check_layers(r, &t, grow, keys, &j);
+            int lr = cli_check_layers(r, &t, grow, keys, &j);
             json_bool(&j, "ok", vr == ASR_OK && lr == EXIT_OK);
             if (vr)
                 json_str(&j, "error", err.msg);
@@ -310,7 +221,7 @@ static int verify_against(const char *image, const char *const *targets, size_t 
                 cli_error("%s", err.msg);
             else
                 printf("%s: OK: %zu disk%s the image\n", image, n, n == 1 ? " matches" : "s match");
-            int lr = check_layers(r, &t, grow, keys, NULL);
+            int lr = cli_check_layers(r, &t, grow, keys, NULL);
             if (!vr)
                 report_not_compared(r, NULL);
             rc = vr || lr ? EXIT_FAIL : EXIT_OK;

@@ -88,9 +88,16 @@ run_layout() {
         bad "$tag: backup failed: $(cat "$work/$tag.err")"
         return
     fi
-    if ! "$asrimg" restore "$work/$tag.asrimg" "${targets[@]}" --yes >"$work/$tag.restore" 2>&1; then
+    if ! "$asrimg" restore "$work/$tag.asrimg" "${targets[@]}" --yes --verify >"$work/$tag.restore" 2>&1; then
         bad "$tag: restore failed: $(cat "$work/$tag.restore")"
         return
+    fi
+    # restore --verify reads the stacks back from the targets too.
+    if [[ $("$asrimg" info --json "$work/$tag.asrimg" | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["stacks"]))') == 0 ]] ||
+        grep -q "^  storage stacks, read again from the disks:" "$work/$tag.restore"; then
+        ok "$tag: restore --verify checks the stacks on the targets"
+    else
+        bad "$tag: restore --verify said nothing of the stacks: $(cat "$work/$tag.restore")"
     fi
     if out=$("$here/stack_check.sh" "$m" "${tfiles[@]}" 2>&1); then
         ok "$tag: default backup restored onto larger garbage disks: $(tail -1 <<<"$out")"
