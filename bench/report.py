@@ -140,8 +140,9 @@ def map_note(rows: list, by_round: dict, phases: list, level: str) -> list:
     text = ("The map step, timed as `asrimg layout DISK --volumes ROOT` (process start, the partition table, "
             "probing, every volume's used map: the root's, and the ESP's FAT; what a backup does before it "
             "reads data), and as the same command on a sparse copy of the disk with nothing in the root (the "
-            "same without the root's map), medians of %d runs; the difference is the median of the same-round "
-            "differences, as a share of the backup's median wall time: %s." % (
+            "same without the root's map), run in pairs back to back (`BENCH_MAP_PAIRS` a round, either first by "
+            "turns), medians of %d runs; the difference is the median of the differences within a pair, as a "
+            "share of the backup's median wall time: %s." % (
                 max(r["n"] for r in rows if r["id"] == "map"), "; ".join(out)))
     outside = {}
     for rid, cache, secs, rnd in phases:
