@@ -64,7 +64,7 @@ blank_dev=$(losetup -f --show -r "${blank_dio[@]}" "$work/blank.img")
 python3 -c '
 import json, sys
 p = [p for p in json.load(open(sys.argv[1]))[0]["partitions"] if p["number"] == int(sys.argv[2])][0]
-if p.get("capture") != "used":
+if p.get("capture", "used") != "used":
     sys.exit("bench: error: asrimg captures the %s root %s (%s), not its used blocks: this asrimg has no "
              "used map for it" % (sys.argv[3], p.get("capture"), p.get("reason", "")))' "$work/layout.json" "$root_part" "$fs"
 say "concatenating the root's used extents into $work/used.bin"
