@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side throughput on one generated disk (bench/mkdisk.sh), page cache cold and warm:
 # asrimg backup against partclone.<fs> | zstd and dd | zstd, and against the limits measured on
-# exactly the used bytes of the same root (ext4, XFS or btrfs: BENCH_FS): zstd alone (compression), fio's io_uring read of
-# them copied into one file (I/O), and fio replaying asrimg's own reads of them on the device
-# asrimg reads (I/O, same extents); and the map step (`asrimg layout`, which computes the used map
-# a backup starts with) against the backup's time. Writes a Markdown table to bench/RESULTS.md (one
+# exactly the used bytes of the same root (ext4, XFS or btrfs: BENCH_FS): zstd alone
+# (compression), fio's io_uring read of them copied into one file (I/O), and fio replaying
+# asrimg's own reads of them on the device asrimg reads (I/O, same extents); and the map step
+# (`asrimg layout`, which computes the used map a backup starts with) against the backup's time. Writes a Markdown table to bench/RESULTS.md (one
 # section per filesystem and disk size) and prints it.
 #
 # Usage, as root:   bench/run.sh                        # 4 GiB root: a few minutes
@@ -192,17 +192,6 @@ for round in $(seq "$runs"); do
   for cache in cold warm; do
     measure zstd-limit "$cache" "\$T1 zstd -T0 -$level -q -c '$work/used.bin' >\$OUT"
   done
-  # The map step takes a tenth of a second, process start included, and the difference of two
-  # such is noisy: map_pairs pairs a round, the one or the other first by turns, each pair its
-  # own "round" for the same-round differences.
-  for pair in $(seq "$map_pairs"); do
-    this_round=$round
-    round=$round.$pair
-    if [ $((pair % 2)) = 1 ]; then order=("" "$disk_dev" -base "$blank_dev"); else order=(-base "$blank_dev" "" "$disk_dev"); fi
-    for cache in cold warm; do map_row "$cache" "${order[0]}" "${order[1]}"; done
-    for cache in cold warm; do map_row "$cache" "${order[2]}" "${order[3]}"; done
-    round=$this_round
-  done
   for cache in cold warm; do
     asrimg_row "$level" "$cache"
     if [ "$have_backup" = 1 ] && [ "$round" = 1 ] && [ "$cache" = cold ]; then # the image just timed must be a good one
@@ -220,6 +209,18 @@ print("asrimg backup --level %s read %d bytes: %d new, %d deduplicated, %d all-z
   done
   for cache in cold warm; do
     measure dd "$cache" "\$T1 dd if='$root_dev' bs=4M status=none | \$T2 zstd -T0 -$level -q -c >\$OUT"
+  done
+  # Last in the round, so that no limit moves away from the row held against it. The map step
+  # takes a tenth of a second, process start included, and the difference of two such is noisy:
+  # map_pairs pairs a round, the one or the other first by turns, each pair its own "round" for
+  # the same-round differences.
+  for pair in $(seq "$map_pairs"); do
+    this_round=$round
+    round=$round.$pair
+    if [ $((pair % 2)) = 1 ]; then order=("" "$disk_dev" -base "$blank_dev"); else order=(-base "$blank_dev" "" "$disk_dev"); fi
+    for cache in cold warm; do map_row "$cache" "${order[0]}" "${order[1]}"; done
+    for cache in cold warm; do map_row "$cache" "${order[2]}" "${order[3]}"; done
+    round=$this_round
   done
 done
 
