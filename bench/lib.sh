@@ -16,7 +16,9 @@ bench_require() {
 }
 
 # bench_settings: the environment knobs both scripts take, into bench_dir, level, runs, results,
-# root_mib (exported again as BENCH_ROOT_MIB for bench/mkdisk.sh); refuses a tmpfs BENCH_DIR.
+# root_mib and fs (exported again as BENCH_ROOT_MIB and BENCH_FS for bench/mkdisk.sh), disk (the
+# bench disk's path: disk-<size>M.img for ext4, disk-<fs>-<size>M.img otherwise, so that disks of
+# different filesystems never take each other's place); refuses a tmpfs BENCH_DIR.
 # shellcheck disable=SC2034 # set for the caller
 bench_settings() {
   bench_dir=${BENCH_DIR:-/var/tmp/asrimg-bench}
@@ -26,9 +28,22 @@ bench_settings() {
   results=${BENCH_RESULTS:-$here/RESULTS.md}
   root_mib=${BENCH_ROOT_MIB:-4096}
   export BENCH_ROOT_MIB=$root_mib
+  fs=${BENCH_FS:-ext4}
+  case $fs in ext4|xfs|btrfs) ;; *) die "BENCH_FS=$fs: ext4, xfs or btrfs" ;; esac
+  export BENCH_FS=$fs
   mkdir -p "$bench_dir"
   bench_dir=$(cd "$bench_dir" && pwd)
   [ "$(findmnt -no FSTYPE -T "$bench_dir")" != tmpfs ] || die "BENCH_DIR=$bench_dir is tmpfs: a cold read would still come from memory"
+  if [ "$fs" = ext4 ]; then disk=$bench_dir/disk-${root_mib}M.img; else disk=$bench_dir/disk-$fs-${root_mib}M.img; fi
+}
+
+# bench_fs_tools: the tools bench/mkdisk.sh needs to build a root of $fs, beside the common ones.
+bench_fs_tools() {
+  case $fs in
+    ext4) echo mkfs.ext4 debugfs e2fsck ;;
+    xfs) echo mkfs.xfs xfs_repair mount umount tar ;;
+    btrfs) echo mkfs.btrfs btrfs mount umount tar ;;
+  esac
 }
 
 # bench_asrimg: $ASRIMG, or a Release build of this tree in build-bench/; sets asrimg.

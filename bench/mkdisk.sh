@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Builds the benchmark's test disk, a raw image file: GPT, a FAT32 EFI System partition and an ext4
-# root about half full of a realistic mix (system files from /usr, many small text files, ~15%
+# (or XFS, or btrfs: BENCH_FS) root about half full of a realistic mix (system files from /usr, many small text files, ~15%
 # incompressible data, ~15% duplicated files), aged: files deleted after population leave holes
 # among the used blocks and stale data in free space. Same content on every run: seeded, sorted.
 #
 # Usage: bench/mkdisk.sh DISK
-#   BENCH_ROOT_MIB  ext4 root size in MiB (default 4096; 512 for a quick run)
+#   BENCH_FS        the root's filesystem: ext4 (default; filled by mkfs.ext4 -d, aged with debugfs),
+#                   xfs or btrfs (mkfs.xfs / mkfs.btrfs defaults, filled and aged through a read-write
+#                   mount of a loop device: the same files, written in name order, then the same ones
+#                   deleted; btrfs without compression, so every tool compresses the same bytes)
+#   BENCH_ROOT_MIB  root size in MiB (default 4096; 512 for a quick run)
 #   BENCH_ESP_MIB   EFI System partition size in MiB (default 40: FAT32 needs >= 65525 clusters)
 #   BENCH_FILL_PCT  file data as a percentage of the root (default 50)
 #   BENCH_DELETED_PCT  more file data, as a percentage of the root, written then deleted (default 10)
@@ -25,6 +29,8 @@ fill_pct=${BENCH_FILL_PCT:-50}
 deleted_pct=${BENCH_DELETED_PCT:-10}
 seed=${BENCH_SEED:-1}
 free=${BENCH_FREE:-zero}
+fs=${BENCH_FS:-ext4}
+case $fs in ext4|xfs|btrfs) ;; *) die "BENCH_FS=$fs: ext4, xfs or btrfs" ;; esac
 for v in root_mib esp_mib fill_pct deleted_pct seed; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v=${!v}: not a number"
 done
@@ -33,12 +39,17 @@ done
 { [ "$fill_pct" -ge 1 ] && [ "$fill_pct" -le 80 ]; } || die "BENCH_FILL_PCT=$fill_pct: 1 to 80"
 [ $((fill_pct + deleted_pct)) -le 85 ] || die "BENCH_FILL_PCT + BENCH_DELETED_PCT: at most 85"
 case $free in zero|random) ;; *) die "BENCH_FREE=$free: zero or random" ;; esac
-for c in python3 openssl sfdisk mkfs.vfat mkfs.ext4 mmd mcopy losetup debugfs e2fsck; do
+case $fs in
+  ext4) fs_tools="mkfs.ext4 debugfs e2fsck" ;;
+  xfs) fs_tools="mkfs.xfs xfs_repair mount umount tar" ;;
+  btrfs) fs_tools="mkfs.btrfs btrfs mount umount tar" ;;
+esac
+for c in python3 openssl sfdisk mkfs.vfat mmd mcopy losetup $fs_tools; do
   command -v "$c" >/dev/null || die "$c not found: run scripts/deps.sh bench"
 done
 
 # The parameters and this script's own text: a disk built by an older script is rebuilt.
-params="root_mib=$root_mib esp_mib=$esp_mib fill_pct=$fill_pct deleted_pct=$deleted_pct seed=$seed free=$free script=$(sha256sum "$0" | cut -c1-16)"
+params="fs=$fs root_mib=$root_mib esp_mib=$esp_mib fill_pct=$fill_pct deleted_pct=$deleted_pct seed=$seed free=$free script=$(sha256sum "$0" | cut -c1-16)"
 if [ "${BENCH_REBUILD:-0}" != 1 ] && [ -f "$disk" ] && [ -f "$disk.params" ] && [ "$(cat "$disk.params")" = "$params" ]; then
   echo "mkdisk: reusing $disk ($params)" >&2
   exit 0
@@ -47,17 +58,19 @@ rm -f "$disk" "$disk.params" "$disk.manifest"
 
 dir=$(cd "$(dirname "$disk")" && pwd)
 stage=$(mktemp -d "$dir/stage.XXXXXX")
-loop=""
-trap '[ -z "$loop" ] || losetup -d "$loop"; rm -rf "$stage" "$disk.tmp"' EXIT
+loop="" mnt=""
+# Unmounted before anything is removed: rm stays on the stage's own filesystem in any case.
+trap '[ -z "$mnt" ] || umount "$mnt"; [ -z "$loop" ] || losetup -d "$loop"; rm -rf --one-file-system "$stage" "$disk.tmp"' EXIT
 hexseed=$(printf '%s' "asrimg-bench-$seed" | sha256sum | cut -c1-64)
 key=${hexseed:0:32}
 
 echo "mkdisk: filling the root tree ($fill_pct% of $root_mib MiB) in $stage" >&2
 python3 - "$stage" $((root_mib * 1024 * 1024 * fill_pct / 100)) $((root_mib * 1024 * 1024 * deleted_pct / 100)) \
-  "$seed" "$key" >"$stage/manifest" <<'PY'
+  "$seed" "$key" "$fs" >"$stage/manifest" <<'PY'
 import hashlib, math, os, random, stat, subprocess, sys
 
 stage, total, deleted, seed, key = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+fs = sys.argv[6]
 root = os.path.join(stage, "root")
 FIXED_TIME = 1700000000  # 2023-11-14: every file and directory gets it
 want = {"system": total * 60 // 100, "small": total * 10 // 100, "random": total * 15 // 100}
@@ -186,8 +199,8 @@ for rel, _ in sorted(made):
 for k in ("system", "small", "random", "dup"):
     print("%-7s %6d files %10.1f MiB" % (k, got[k][1], got[k][0] / 2**20))
 print("total   %6d files %10.1f MiB" % (sum(got[k][1] for k in want), sum(got[k][0] for k in want) / 2**20))
-print("deleted %6d files %10.1f MiB  (written by mkfs, then deleted: holes and stale data)"
-      % (got["deleted"][1], got["deleted"][0] / 2**20))
+print("deleted %6d files %10.1f MiB  (written by %s, then deleted: holes and stale data)"
+      % (got["deleted"][1], got["deleted"][0] / 2**20, "mkfs" if fs == "ext4" else "a mount"))
 print("content digest (paths and bytes): %s" % digest.hexdigest())
 PY
 
@@ -223,18 +236,61 @@ mmd -i "$disk.tmp@@$((esp_start * 512))" ::/EFI ::/EFI/BOOT ::/EFI/debian
 mcopy -m -i "$disk.tmp@@$((esp_start * 512))" "$stage/esp/BOOTX64.EFI" ::/EFI/BOOT/
 mcopy -m -i "$disk.tmp@@$((esp_start * 512))" "$stage/esp/BOOTX64.EFI" "$stage/esp/grub.cfg" ::/EFI/debian/
 
-echo "mkdisk: mkfs.ext4 -d (populating $root_mib MiB root)" >&2
-# nodiscard: on a file, discard would punch the free space back into holes.
-mkfs.ext4 -q -F -b 4096 -L root -U 5a5a0000-0000-4000-8000-0000000000f2 \
-  -E offset=$((root_start * 512)),hash_seed=5a5a0000-0000-4000-8000-00000000005e,nodiscard \
-  -d "$stage/root" "$disk.tmp" "${root_mib}M"
-if [ -s "$stage/deleted.list" ]; then
-  echo "mkdisk: deleting $(wc -l <"$stage/deleted.list") files with debugfs" >&2
+if [ "$fs" = ext4 ]; then
+  echo "mkdisk: mkfs.ext4 -d (populating $root_mib MiB root)" >&2
+  # nodiscard: on a file, discard would punch the free space back into holes.
+  mkfs.ext4 -q -F -b 4096 -L root -U 5a5a0000-0000-4000-8000-0000000000f2 \
+    -E offset=$((root_start * 512)),hash_seed=5a5a0000-0000-4000-8000-00000000005e,nodiscard \
+    -d "$stage/root" "$disk.tmp" "${root_mib}M"
+  if [ -s "$stage/deleted.list" ]; then
+    echo "mkdisk: deleting $(wc -l <"$stage/deleted.list") files with debugfs" >&2
+    loop=$(losetup -f --show -o $((root_start * 512)) --sizelimit $((root_mib << 20)) "$disk.tmp")
+    debugfs -w -f "$stage/deleted.list" "$loop" >/dev/null 2>"$stage/debugfs.err" || die "debugfs: $(cat "$stage/debugfs.err")"
+    ! grep -v '^debugfs ' "$stage/debugfs.err" | grep -q . || die "debugfs: $(head -3 "$stage/debugfs.err")"
+    # debugfs keeps the counters right; e2fsck proves it (exit 0: clean, 1: fixed something).
+    e2fsck -fy "$loop" >"$stage/fsck.out" 2>&1 || [ $? -eq 1 ] || die "e2fsck: $(tail -3 "$stage/fsck.out")"
+    losetup -d "$loop"
+    loop=""
+  fi
+else
+  # XFS and btrfs have no mkfs -d here (mkfs.btrfs --rootdir would write every file in one go, no
+  # aging): the files go in through a read-write mount, in name order, then the to-be-deleted
+  # ones are removed and the filesystem unmounted cleanly (an XFS log with nothing to replay).
+  # -K: no discard at mkfs, as nodiscard for ext4 (on a file it would punch the free space into
+  # holes); btrfs is mounted nodiscard too (discard=async is the kernel's default where the device
+  # discards). Otherwise mkfs's defaults: XFS v5 with its default AG count and internal log,
+  # btrfs single data and DUP metadata. No compress= mount option, no compression property: the
+  # file data is stored as written, so partclone, dd and asrimg all compress the same bytes.
   loop=$(losetup -f --show -o $((root_start * 512)) --sizelimit $((root_mib << 20)) "$disk.tmp")
-  debugfs -w -f "$stage/deleted.list" "$loop" >/dev/null 2>"$stage/debugfs.err" || die "debugfs: $(cat "$stage/debugfs.err")"
-  ! grep -v '^debugfs ' "$stage/debugfs.err" | grep -q . || die "debugfs: $(head -3 "$stage/debugfs.err")"
-  # debugfs keeps the counters right; e2fsck proves it (exit 0: clean, 1: fixed something).
-  e2fsck -fy "$loop" >"$stage/fsck.out" 2>&1 || [ $? -eq 1 ] || die "e2fsck: $(tail -3 "$stage/fsck.out")"
+  if [ "$fs" = xfs ]; then
+    echo "mkdisk: mkfs.xfs (defaults), then filling the $root_mib MiB root through a mount" >&2
+    out=$(mkfs.xfs -q -f -K -L root -m uuid=5a5a0000-0000-4000-8000-0000000000f2 "$loop" 2>&1) || die "mkfs.xfs: $out"
+    mount_opts=""
+  else
+    echo "mkdisk: mkfs.btrfs (defaults), then filling the $root_mib MiB root through a mount" >&2
+    out=$(mkfs.btrfs -q -f -K -L root -U 5a5a0000-0000-4000-8000-0000000000f2 "$loop" 2>&1) || die "mkfs.btrfs: $out"
+    mount_opts="-o nodiscard"
+  fi
+  mkdir "$stage/mnt"
+  # shellcheck disable=SC2086 # mount_opts is empty or one option
+  mount -t "$fs" $mount_opts "$loop" "$stage/mnt" || die "mount -t $fs $loop failed"
+  mnt=$stage/mnt
+  tar -C "$stage/root" --sort=name -cf - . | tar -C "$mnt" -xf - || die "copying the tree into the $fs root failed"
+  sync -f "$mnt"
+  if [ -s "$stage/deleted.list" ]; then
+    echo "mkdisk: deleting $(wc -l <"$stage/deleted.list") files" >&2
+    (cd "$mnt" && sed -n 's|^rm /||p' "$stage/deleted.list" | xargs -d '\n' rm --) || die "deleting the aging files failed"
+  fi
+  umount "$mnt"
+  mnt=""
+  # The check proves the unmount left a clean filesystem.
+  if [ "$fs" = xfs ]; then
+    xfs_repair -n "$loop" >"$stage/fsck.out" 2>&1 || die "xfs_repair -n: $(tail -3 "$stage/fsck.out")"
+  else
+    btrfs check --readonly "$loop" >"$stage/fsck.out" 2>&1 || die "btrfs check: $(tail -3 "$stage/fsck.out")"
+    # The kernel remembers every btrfs device it scanned; this one goes away with the loop device.
+    btrfs device scan --forget "$loop" 2>/dev/null || true
+  fi
   losetup -d "$loop"
   loop=""
 fi

@@ -37,6 +37,8 @@ done
 command_line+="bench/restore.sh"
 
 bench_require fio partclone.ext4 zstd losetup python3 openssl sfdisk mkfs.vfat mkfs.ext4 mcopy debugfs e2fsck truncate
+# The ext4 root only (mkdisk.sh builds XFS and btrfs roots for run.sh).
+[ "${BENCH_FS:-ext4}" = ext4 ] || die "BENCH_FS=$BENCH_FS: restore.sh measures the ext4 root only"
 bench_settings
 bench_asrimg
 "$asrimg" help 2>/dev/null | grep -q '^  restore ' || die "$asrimg has no restore command"

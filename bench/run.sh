@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Side-by-side throughput on one generated disk (bench/mkdisk.sh), page cache cold and warm:
-# asrimg backup against partclone.ext4 | zstd and dd | zstd, and against the limits measured on
-# exactly the used bytes of the same ext4 root: zstd alone (compression), fio's io_uring read of
-# them copied into one file (I/O), and fio replaying asrimg's own reads of them on the device
-# asrimg reads (I/O, same extents). Writes a Markdown table to bench/RESULTS.md (one section per
-# disk size) and prints it.
+# asrimg backup against partclone.<fs> | zstd and dd | zstd, and against the limits measured on
+# exactly the used bytes of the same root (ext4, XFS or btrfs: BENCH_FS): zstd alone
+# (compression), fio's io_uring read of them copied into one file (I/O), and fio replaying
+# asrimg's own reads of them on the device asrimg reads (I/O, same extents); and the map step
+# (`asrimg layout`, which computes the used map a backup starts with) against the backup's time. Writes a Markdown table to bench/RESULTS.md (one
+# section per filesystem and disk size) and prints it.
 #
 # Usage, as root:   bench/run.sh                        # 4 GiB root: a few minutes
 #                   BENCH_ROOT_MIB=512 bench/run.sh     # quick: well under a minute
@@ -13,6 +14,8 @@
 #   BENCH_LEVEL    zstd level of asrimg and of the baselines (default 3)
 #   BENCH_RUNS     rounds of every row; the table shows each row's median (default 3)
 #   BENCH_RESULTS  the Markdown file to update (default bench/RESULTS.md)
+#   BENCH_FS       the root's filesystem: ext4 (default), xfs or btrfs (partclone.<fs> against it)
+#   BENCH_MAP_PAIRS  how many times a round the map step and its baseline run (default 3)
 #   BENCH_ROOT_MIB, BENCH_FILL_PCT, BENCH_DELETED_PCT, BENCH_SEED, BENCH_FREE: see bench/mkdisk.sh
 set -euo pipefail
 export LC_ALL=C
@@ -23,19 +26,22 @@ top=$(dirname "$here")
 . "$here/lib.sh"
 bench_clock_start
 
-bench_require fio partclone.ext4 zstd dd losetup python3 openssl sfdisk mkfs.vfat mkfs.ext4 mcopy debugfs
 bench_settings
+map_pairs=${BENCH_MAP_PAIRS:-3}
+[[ "$map_pairs" =~ ^[1-9][0-9]*$ ]] || die "BENCH_MAP_PAIRS=$map_pairs: a positive number"
+# shellcheck disable=SC2046 # a list of tool names
+bench_require fio "partclone.$fs" zstd dd losetup python3 openssl sfdisk mkfs.vfat mcopy $(bench_fs_tools)
 # asrimg: the given one, or a Release build of this tree.
 bench_asrimg
 # `asrimg backup` rows run only where the command exists; its help line is the test.
 if "$asrimg" help 2>/dev/null | grep -q '^  backup '; then have_backup=1; else have_backup=0; fi
 
-disk=$bench_dir/disk-${root_mib}M.img
 "$here/mkdisk.sh" "$disk"
 
 work=$(mktemp -d "$bench_dir/run.XXXXXX")
-disk_dev="" root_dev=""
+disk_dev="" root_dev="" blank_dev=""
 cleanup() {
+  [ -z "$blank_dev" ] || losetup -d "$blank_dev" || true
   [ -z "$root_dev" ] || losetup -d "$root_dev" || true
   [ -z "$disk_dev" ] || losetup -d "$disk_dev" || true
   rm -rf "$work"
@@ -43,7 +49,24 @@ cleanup() {
 trap cleanup EXIT
 
 bench_open_disk "$disk" "$work"
+# The map step's baseline: the same disk with nothing in the root (a sparse copy of the partition
+# table, the ESP and the backup table), read through a loop device as the disk is. `asrimg layout`
+# of it does all the command does but the root's map (start, tables, probing, the ESP's FAT).
+disk_bytes=$(stat -c %s "$disk")
+truncate -s "$disk_bytes" "$work/blank.img"
+dd if="$disk" of="$work/blank.img" bs=1M count=$((root_start >> 20)) conv=notrunc,sparse status=none
+dd if="$disk" of="$work/blank.img" bs=1M skip=$(((root_start + root_size) >> 20)) seek=$(((root_start + root_size) >> 20)) \
+  conv=notrunc,sparse status=none
+blank_dio=()
+[ "$loop_dio" = off ] || blank_dio=(--direct-io=on)
+blank_dev=$(losetup -f --show -r "${blank_dio[@]}" "$work/blank.img")
 
+python3 -c '
+import json, sys
+p = [p for p in json.load(open(sys.argv[1]))[0]["partitions"] if p["number"] == int(sys.argv[2])][0]
+if p.get("capture", "used") != "used":
+    sys.exit("bench: error: asrimg captures the %s root %s (%s), not its used blocks: this asrimg has no "
+             "used map for it" % (sys.argv[3], p.get("capture"), p.get("reason", "")))' "$work/layout.json" "$root_part" "$fs"
 say "concatenating the root's used extents into $work/used.bin"
 read -r used_bytes extent_count < <("$here/extents.py" "$disk" "$root_part" "$work/used.bin" <"$work/layout.json")
 say "root: $used_bytes used bytes in $extent_count extents"
@@ -100,6 +123,23 @@ print("%.3f 0" % (int(sys.argv[2]) / r["bw_bytes"]))' "$work/fio.json" "$fio_byt
   fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$cache" "$secs" "$out_bytes" "$rss" "$round" >>"$rows"
 }
+# The map step: `asrimg layout DISK --volumes ROOT` reads the partition table, probes every volume
+# and computes its used map (the root's is the work; the ESP's is a FAT of 40 MiB), as a backup does
+# before it reads any data: its wall time, process start included, bounds the map step from above.
+# The same of the blank-root copy (map-base) leaves out all but the root's map: the difference is the
+# map step itself.
+map_row() { measure "map$2" "$1" "\$T1 '$asrimg' layout '$3' --volumes $root_part >/dev/null"; }
+# phase ID CACHE JSON: asrimg's own clock of its data phase ("seconds" of backup --json), beside the
+# wall time measure() took: the difference is what the backup spends outside reading and
+# compressing (start, the map step, the image's index and trailer).
+phase() {
+  python3 -c '
+import json, sys
+t = open(sys.argv[1]).read()
+print("%s\t%s\t%.3f\t%s" % (sys.argv[2], sys.argv[3], json.loads(t[t.index("{"):t.rindex("}") + 1])["seconds"], sys.argv[4]))' \
+    "$3" "$1" "$2" "$round" >>"$work/phases.tsv"
+}
+: >"$work/phases.tsv"
 unavailable() { printf '%s\t%s\tna\t0\t0\t%s\n' "$1" "$2" "$round" >>"$rows"; }
 
 # One round: every row once. Rounds repeat (BENCH_RUNS) so that each row's median is taken over
@@ -127,8 +167,10 @@ asrimg_row() { # LEVEL CACHE
     unavailable "asrimg-$1" "$2"
   elif [ "$1" = 0 ]; then
     measure asrimg-0 "$2" "\$T1 '$asrimg' backup '$disk_dev' -o - --volumes $root_part --level 0 --json 2>\$OUT.json >/dev/null"
+    phase asrimg-0 "$2" "$work/out.json"
   else
     measure "asrimg-$1" "$2" "\$T1 '$asrimg' backup '$disk_dev' -o \$OUT --volumes $root_part --level $1 --json >'$work/asrimg-$1.json'"
+    phase "asrimg-$1" "$2" "$work/asrimg-$1.json"
   fi
 }
 for round in $(seq "$runs"); do
@@ -163,10 +205,22 @@ print("asrimg backup --level %s read %d bytes: %d new, %d deduplicated, %d all-z
     fi
   done
   for cache in cold warm; do
-    measure partclone "$cache" "\$T1 partclone.ext4 -c -s '$root_dev' -o - -L '$work/partclone.log' | \$T2 zstd -T0 -$level -q -c >\$OUT"
+    measure partclone "$cache" "\$T1 partclone.$fs -c -s '$root_dev' -o - -L '$work/partclone.log' | \$T2 zstd -T0 -$level -q -c >\$OUT"
   done
   for cache in cold warm; do
     measure dd "$cache" "\$T1 dd if='$root_dev' bs=4M status=none | \$T2 zstd -T0 -$level -q -c >\$OUT"
+  done
+  # Last in the round, so that no limit moves away from the row held against it. The map step
+  # takes a tenth of a second, process start included, and the difference of two such is noisy:
+  # map_pairs pairs a round, the one or the other first by turns, each pair its own "round" for
+  # the same-round differences.
+  for pair in $(seq "$map_pairs"); do
+    this_round=$round
+    round=$round.$pair
+    if [ $((pair % 2)) = 1 ]; then order=("" "$disk_dev" -base "$blank_dev"); else order=(-base "$blank_dev" "" "$disk_dev"); fi
+    for cache in cold warm; do map_row "$cache" "${order[0]}" "${order[1]}"; done
+    for cache in cold warm; do map_row "$cache" "${order[2]}" "${order[3]}"; done
+    round=$this_round
   done
 done
 
@@ -175,6 +229,7 @@ times >"$work/times" # in this shell: user and system time of the script, then o
 {
   bench_facts "$fio_engine" "$([ "$have_backup" = 1 ] || echo ', no backup command')"
   echo "level=$level"
+  echo "fs=$fs"
   echo "runs=$runs"
   echo "root_mib=$root_mib"
   echo "root_part=$root_part"
@@ -185,9 +240,12 @@ times >"$work/times" # in this shell: user and system time of the script, then o
   echo "replay_reads=$replay_reads"
   echo "replay_bytes=$replay_bytes"
   echo "disk_params=$(cat "$disk.params")"
+  # partclone's own count of the used bytes, from the last run's log.
+  tr '\r' '\n' <"$work/partclone.log" | awk '/^Space in use:/ {n = $(NF - 1)} /^Block size:/ {b = $3}
+    END {if (n && b) printf "partclone_used=%.0f\n", n * b}'
   echo "asrimg_notes=$asrimg_notes"
   bench_clock_facts "$work/times"
 } >"$work/facts"
 
-python3 "$here/report.py" "$work/facts" "$rows" "$disk.manifest" "$results"
+python3 "$here/report.py" "$work/facts" "$rows" "$disk.manifest" "$results" "$work/phases.tsv"
 say "results written to $results"

@@ -31,6 +31,8 @@ bench_clock_start
 bench_require partclone.ext4 partclone.fat32 zstd losetup python3 sfdisk mkfs.ext4 mkswap debugfs \
   dumpe2fs pvcreate vgcreate lvcreate lvs cryptsetup openssl mkfs.vfat mcopy
 export BENCH_ROOT_MIB=${BENCH_ROOT_MIB:-1024} BENCH_RUNS=${BENCH_RUNS:-5}
+# The ext4 root only (mkdisk.sh builds XFS and btrfs roots for run.sh).
+[ "${BENCH_FS:-ext4}" = ext4 ] || die "BENCH_FS=$BENCH_FS: stacks.sh measures the ext4 root only"
 bench_settings
 bench_asrimg
 
