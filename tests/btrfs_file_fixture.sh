@@ -4,8 +4,9 @@
 #   fedora.img  Fedora's layout: subvolumes root and home at the top level (default subvolume 5),
 #               mounted compress=zstd; /root/etc/lzo and /root/etc/zlib with those compressions
 #               (btrfs property), small inline files, a larger file of regular extents with a
-#               hole, a compressible file with a hole, /root/big with 2000 entries, relative and
-#               absolute symbolic links and a loop, a snapshot of root (snap) taken before
+#               hole, a compressible file with a hole, a compressed file rewritten in its middle,
+#               /root/big with 2000 entries, relative and absolute symbolic links and a loop,
+#               a snapshot of root (snap) taken before
 #               root/etc/fstab changed, a subvolume nested in home (home/nested/file), a
 #               snapshot of home (home-snap) where nested is the empty placeholder a snapshot keeps.
 #   src/        the same files as the top level holds them (src/root/etc/fstab...), for the
@@ -79,6 +80,14 @@ btrfs property set "$mnt/root/etc/zlib" compression zlib
 cp -a --sparse=always "$s/root/." "$mnt/root/"
 cp -a "$s/home/." "$mnt/home/"
 ln -s /etc/fstab "$mnt/root/etc/fstab.abs" # absolute: from the root of the subvolume opened
+# A compressed extent rewritten in its middle: the rest is read through items that take part of
+# it, at an offset into its decompressed bytes.
+text 3000 8 >"$s/root/data/rewritten.txt"
+cp "$s/root/data/rewritten.txt" "$mnt/root/data/rewritten.txt"
+sync
+for f in "$s/root/data/rewritten.txt" "$mnt/root/data/rewritten.txt"; do
+    printf 'REWRITTEN' | dd of="$f" bs=1 seek=70000 conv=notrunc status=none
+done
 ln -s loop.b "$mnt/root/etc/loop.a"
 ln -s loop.a "$mnt/root/etc/loop.b"
 btrfs -q subvolume create "$mnt/home/nested"

@@ -117,6 +117,13 @@ Test(fs_btrfs_file, compression_and_holes_are_in_the_fixture)
         cr_assert_not_null(strstr(dump, want), "no extent with %s", want);
     }
     cr_assert_not_null(strstr(dump, "inline extent"), "no inline extent");
+    free(dump);
+    /* An item taking a compressed extent from an offset into its decompressed bytes. */
+    dump = fsfix_sh_out("btrfs inspect-internal dump-tree -t 256 %s/fedora.img | grep -A1 'extent data offset [1-9]' |"
+                        " grep -c 'extent compression [123]'", FIX);
+    cr_assert(dump && atoi(dump) > 0, "no compressed extent read from an offset");
+    free(dump);
+    dump = fsfix_sh_out("btrfs inspect-internal dump-tree -t 256 %s/fedora.img", FIX);
     cr_assert_not_null(strstr(dump, "extent data disk byte"), "no regular extent");
     free(dump);
     dump = fsfix_sh_out("btrfs inspect-internal dump-tree -t 256 %s/suse.img", FIX);
