@@ -8,7 +8,8 @@
 static uint32_t table[8][256];
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
-static void build_tables(void) {
+static void build_tables(void)
+{
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
         for (int k = 0; k < 8; k++)
@@ -20,7 +21,8 @@ static void build_tables(void) {
             table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xFF];
 }
 
-uint32_t asr_crc32c_update(uint32_t crc, const void *data, size_t len) {
+uint32_t asr_crc32c_update(uint32_t crc, const void *data, size_t len)
+{
     pthread_once(&table_once, build_tables);
     const uint8_t *p = data;
     while (len >= 8) {

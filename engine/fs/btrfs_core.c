@@ -68,7 +68,8 @@ enum {
     HDR_LEVEL = 0x64
 };
 
-int btrfs_key_cmp(const struct btrfs_key *a, const struct btrfs_key *b) {
+int btrfs_key_cmp(const struct btrfs_key *a, const struct btrfs_key *b)
+{
     if (a->objectid != b->objectid)
         return a->objectid < b->objectid ? -1 : 1;
     if (a->type != b->type)
@@ -78,13 +79,15 @@ int btrfs_key_cmp(const struct btrfs_key *a, const struct btrfs_key *b) {
     return 0;
 }
 
-static void read_key(const uint8_t *p, struct btrfs_key *k) {
+static void read_key(const uint8_t *p, struct btrfs_key *k)
+{
     k->objectid = get_le64(p);
     k->type = p[8];
     k->offset = get_le64(p + 9);
 }
 
-const char *btrfs_profile_name(uint64_t type) {
+const char *btrfs_profile_name(uint64_t type)
+{
     switch (type & BTRFS_BLOCK_GROUP_PROFILES) {
     case 0: return "single";
     case BTRFS_BLOCK_GROUP_RAID0: return "RAID0";
@@ -99,7 +102,8 @@ const char *btrfs_profile_name(uint64_t type) {
     }
 }
 
-const char *btrfs_csum_name(uint16_t type, char buf[16]) {
+const char *btrfs_csum_name(uint16_t type, char buf[16])
+{
     static const char *const names[] = {"crc32c", "xxhash64", "sha256", "blake2b"};
     if (type < sizeof names / sizeof names[0])
         return names[type];
@@ -108,7 +112,8 @@ const char *btrfs_csum_name(uint16_t type, char buf[16]) {
 }
 
 /* Stripes holding data (not parity) in one row of the chunk. */
-static uint64_t data_stripes(const struct btrfs_chunk *c) {
+static uint64_t data_stripes(const struct btrfs_chunk *c)
+{
     switch (c->type & BTRFS_BLOCK_GROUP_PROFILES) {
     case BTRFS_BLOCK_GROUP_RAID0: return c->num_stripes;
     case BTRFS_BLOCK_GROUP_RAID10: return c->num_stripes / c->sub_stripes;
@@ -120,7 +125,8 @@ static uint64_t data_stripes(const struct btrfs_chunk *c) {
 
 uint64_t btrfs_stripe_size(const struct btrfs_chunk *c) { return c->length / data_stripes(c); }
 
-unsigned btrfs_chunk_place(const struct btrfs_chunk *c, uint64_t logical, struct btrfs_place *out, uint64_t *run) {
+unsigned btrfs_chunk_place(const struct btrfs_chunk *c, uint64_t logical, struct btrfs_place *out, uint64_t *run)
+{
     uint64_t off = logical - c->logical, profile = c->type & BTRFS_BLOCK_GROUP_PROFILES;
     if (!(profile &
           (BTRFS_BLOCK_GROUP_RAID0 | BTRFS_BLOCK_GROUP_RAID10 | BTRFS_BLOCK_GROUP_RAID5 | BTRFS_BLOCK_GROUP_RAID6))) {
@@ -153,7 +159,8 @@ unsigned btrfs_chunk_place(const struct btrfs_chunk *c, uint64_t logical, struct
     return (unsigned)copies;
 }
 
-const struct btrfs_chunk *btrfs_chunk_find(const struct btrfs_fs *fs, uint64_t logical) {
+const struct btrfs_chunk *btrfs_chunk_find(const struct btrfs_fs *fs, uint64_t logical)
+{
     size_t lo = 0, hi = fs->nchunks;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -170,7 +177,8 @@ const struct btrfs_chunk *btrfs_chunk_find(const struct btrfs_fs *fs, uint64_t l
 
 /* ---- superblock ---------------------------------------------------------------------------- */
 
-static int check_super(struct btrfs_fs *fs, struct asr_error *err) {
+static int check_super(struct btrfs_fs *fs, struct asr_error *err)
+{
     const uint8_t *sb = fs->super;
     if (memcmp(sb + SB_MAGIC, BTRFS_MAGIC, 8) != 0)
         return asr_fail_public(err, ASR_E_CORRUPT, "btrfs: no superblock magic _BHRfS_M (volume offset %u)",
@@ -246,7 +254,8 @@ static int check_super(struct btrfs_fs *fs, struct asr_error *err) {
 /* ---- chunk map ----------------------------------------------------------------------------- */
 
 /* Stripe counts each profile allows. */
-static int profile_ok(uint64_t profile, uint16_t n, uint16_t sub) {
+static int profile_ok(uint64_t profile, uint16_t n, uint16_t sub)
+{
     switch (profile) {
     case 0: return n == 1;
     case BTRFS_BLOCK_GROUP_DUP: return n == 2;
@@ -264,7 +273,8 @@ static int profile_ok(uint64_t profile, uint16_t n, uint16_t sub) {
 /* Parses the chunk item at p (avail bytes) for logical address `logical` into c (stripes
  * allocated); *used: the item's size. where names the item for messages. */
 static int parse_chunk(const struct btrfs_fs *fs, uint64_t logical, const uint8_t *p, size_t avail,
-                       struct btrfs_chunk *c, size_t *used, const char *where, struct asr_error *err) {
+                       struct btrfs_chunk *c, size_t *used, const char *where, struct asr_error *err)
+{
     if (avail < CHUNK_ITEM_SIZE)
         return asr_fail_public(err, ASR_E_CORRUPT, "btrfs: chunk item for logical %llu cut short (%s)",
                                (unsigned long long)logical, where);
@@ -316,7 +326,8 @@ static int parse_chunk(const struct btrfs_fs *fs, uint64_t logical, const uint8_
     return ASR_OK;
 }
 
-static int same_chunk(const struct btrfs_chunk *a, const struct btrfs_chunk *b) {
+static int same_chunk(const struct btrfs_chunk *a, const struct btrfs_chunk *b)
+{
     if (a->logical != b->logical || a->length != b->length || a->type != b->type || a->stripe_len != b->stripe_len ||
         a->num_stripes != b->num_stripes || a->sub_stripes != b->sub_stripes)
         return 0;
@@ -325,7 +336,8 @@ static int same_chunk(const struct btrfs_chunk *a, const struct btrfs_chunk *b) 
 
 /* Inserts c (its stripes then owned by fs) in logical order; the chunk tree repeats the system
  * array's chunks, which must then agree. Overlaps are corrupt. */
-static int add_chunk(struct btrfs_fs *fs, struct btrfs_chunk *c, const char *where, struct asr_error *err) {
+static int add_chunk(struct btrfs_fs *fs, struct btrfs_chunk *c, const char *where, struct asr_error *err)
+{
     size_t at = fs->nchunks;
     while (at > 0 && fs->chunks[at - 1].logical > c->logical)
         at--;
@@ -358,7 +370,8 @@ static int add_chunk(struct btrfs_fs *fs, struct btrfs_chunk *c, const char *whe
 }
 
 /* The superblock's copy of the system chunks, which map the chunk tree itself. */
-static int parse_sys_array(struct btrfs_fs *fs, struct asr_error *err) {
+static int parse_sys_array(struct btrfs_fs *fs, struct asr_error *err)
+{
     uint32_t size = get_le32(fs->super + SB_SYS_ARRAY_SIZE);
     if (size > SYS_ARRAY_MAX)
         return asr_fail_public(err, ASR_E_CORRUPT,
@@ -391,7 +404,8 @@ static int parse_sys_array(struct btrfs_fs *fs, struct asr_error *err) {
     return ASR_OK;
 }
 
-static int chunk_item(void *ctx, const struct btrfs_item *it, struct asr_error *err) {
+static int chunk_item(void *ctx, const struct btrfs_item *it, struct asr_error *err)
+{
     struct btrfs_fs *fs = ctx;
     if (it->key.type != BTRFS_CHUNK_ITEM_KEY)
         return ASR_OK;
@@ -414,14 +428,16 @@ uint32_t btrfs_nritems(const uint8_t *block) { return get_le32(block + HDR_NRITE
 uint8_t btrfs_level(const uint8_t *block) { return block[HDR_LEVEL]; }
 uint64_t btrfs_generation(const uint8_t *block) { return get_le64(block + HDR_GENERATION); }
 
-void btrfs_block_key(const uint8_t *block, uint32_t i, struct btrfs_key *key) {
+void btrfs_block_key(const uint8_t *block, uint32_t i, struct btrfs_key *key)
+{
     uint32_t size = block[HDR_LEVEL] ? BTRFS_KEY_PTR_SIZE : BTRFS_ITEM_SIZE;
     read_key(block + BTRFS_HEADER_SIZE + (size_t)i * size, key);
 }
 
 /* The checks on one copy; where names the copy (logical and device byte). */
 static int check_block(const struct btrfs_fs *fs, uint64_t logical, int level, const uint8_t *b, const char *where,
-                       struct asr_error *err) {
+                       struct asr_error *err)
+{
     uint32_t want = get_le32(b + HDR_CSUM), got = asr_crc32c(b + HDR_FSID, fs->nodesize - HDR_FSID);
     if (want != got)
         return asr_fail_public(err, ASR_E_CORRUPT,
@@ -465,7 +481,8 @@ static int check_block(const struct btrfs_fs *fs, uint64_t logical, int level, c
     return ASR_OK;
 }
 
-int btrfs_read_tree_block(struct btrfs_fs *fs, uint64_t logical, int level, uint8_t *buf, struct asr_error *err) {
+int btrfs_read_tree_block(struct btrfs_fs *fs, uint64_t logical, int level, uint8_t *buf, struct asr_error *err)
+{
     const struct btrfs_chunk *c = btrfs_chunk_find(fs, logical);
     if (!c)
         return asr_fail_public(err, ASR_E_CORRUPT, "btrfs: tree block at logical %llu lies in no chunk",
@@ -512,7 +529,8 @@ int btrfs_read_tree_block(struct btrfs_fs *fs, uint64_t logical, int level, uint
 }
 
 int btrfs_read_logical(struct btrfs_fs *fs, const char *what, uint64_t logical, void *buf, size_t len,
-                       struct asr_error *err) {
+                       struct asr_error *err)
+{
     uint8_t *p = buf;
     while (len) {
         const struct btrfs_chunk *c = btrfs_chunk_find(fs, logical);
@@ -554,7 +572,8 @@ struct search {
 /* Visits the block at logical of level level, whose keys must lie in [lo, hi) (hi NULL: no end);
  * gen: the generation its parent pointer gives (0 for a root: not checked). */
 static int visit(struct search *s, uint64_t logical, int level, uint64_t gen, const struct btrfs_key *lo,
-                 const struct btrfs_key *hi, struct asr_error *err) {
+                 const struct btrfs_key *hi, struct asr_error *err)
+{
     struct btrfs_fs *fs = s->fs;
     if (++s->nodes > fs->max_nodes)
         return asr_fail_public(err, ASR_E_LIMIT, "btrfs: a tree search read more than %llu blocks (at logical %llu)",
@@ -603,7 +622,8 @@ static int visit(struct search *s, uint64_t logical, int level, uint64_t gen, co
 }
 
 int btrfs_search(struct btrfs_fs *fs, uint64_t root, uint8_t level, const struct btrfs_key *min,
-                 const struct btrfs_key *max, btrfs_item_fn fn, void *ctx, struct asr_error *err) {
+                 const struct btrfs_key *max, btrfs_item_fn fn, void *ctx, struct asr_error *err)
+{
     if (level >= BTRFS_MAX_LEVEL)
         return asr_fail_public(err, ASR_E_CORRUPT, "btrfs: tree root at logical %llu of level %u, above %d",
                                (unsigned long long)root, level, BTRFS_MAX_LEVEL - 1);
@@ -624,7 +644,8 @@ struct find_root {
  * bytes_used, last_snapshot, flags (8 bytes each), refs (4), drop_progress (a key), drop_level,
  * level: 239 bytes in the oldest layout. */
 #define ROOT_ITEM_MIN 239u
-static int root_item(void *ctx, const struct btrfs_item *it, struct asr_error *err) {
+static int root_item(void *ctx, const struct btrfs_item *it, struct asr_error *err)
+{
     struct find_root *f = ctx;
     if (it->key.type != BTRFS_ROOT_ITEM_KEY)
         return ASR_OK;
@@ -649,8 +670,8 @@ static int root_item(void *ctx, const struct btrfs_item *it, struct asr_error *e
     return ASR_OK; /* the last one (highest offset) wins */
 }
 
-int btrfs_find_root(struct btrfs_fs *fs, uint64_t objectid, struct btrfs_root *out, bool *found,
-                    struct asr_error *err) {
+int btrfs_find_root(struct btrfs_fs *fs, uint64_t objectid, struct btrfs_root *out, bool *found, struct asr_error *err)
+{
     struct btrfs_key min = {objectid, BTRFS_ROOT_ITEM_KEY, 0}, max = {objectid, BTRFS_ROOT_ITEM_KEY, UINT64_MAX};
     struct find_root f = {out, found};
     *found = false;
@@ -660,7 +681,8 @@ int btrfs_find_root(struct btrfs_fs *fs, uint64_t objectid, struct btrfs_root *o
 
 /* ---- open / close -------------------------------------------------------------------------- */
 
-int btrfs_open(const struct asr_window *w, struct btrfs_fs **out, struct asr_error *err) {
+int btrfs_open(const struct asr_window *w, struct btrfs_fs **out, struct asr_error *err)
+{
     *out = NULL;
     struct btrfs_fs *fs = calloc(1, sizeof *fs);
     if (!fs)
@@ -687,7 +709,8 @@ int btrfs_open(const struct asr_window *w, struct btrfs_fs **out, struct asr_err
     return ASR_OK;
 }
 
-void btrfs_close(struct btrfs_fs *fs) {
+void btrfs_close(struct btrfs_fs *fs)
+{
     if (!fs)
         return;
     for (size_t i = 0; i < fs->nchunks; i++)
