@@ -12,7 +12,8 @@
 #   src/        the same files as the top level holds them (src/root/etc/fstab...), for the
 #               test to compare each with what the reader reads; no absolute links in it.
 #   suse.img    openSUSE's: subvolume @ set as the default, @/var nested in it, @/etc/fstab,
-#               made without no-holes, @/holes with a hole (source: suse-holes).
+#               made without no-holes, @/holes with a hole (source: suse-holes); snapper's
+#               snapshot of @ at @/.snapshots/1/snapshot (.snapshots a subvolume, 1 a directory).
 #   ids.txt     `btrfs subvolume list` of each image, for the test's subvolume listing check.
 # Exit 77 (skip) without root, loop devices or mkfs.btrfs; 1 when the kernel did not compress
 # with each algorithm (the test would then prove nothing about them).
@@ -124,6 +125,10 @@ truncate -s 1000000 "$out/suse-holes"
 head -c 5000 /dev/urandom >>"$out/suse-holes"
 cp --sparse=always "$out/suse-holes" "$mnt/@/holes"
 btrfs subvolume set-default "$mnt/@"
+# snapper's layout: a snapshot in a directory of a subvolume nested in @.
+btrfs -q subvolume create "$mnt/@/.snapshots"
+mkdir "$mnt/@/.snapshots/1"
+btrfs -q subvolume snapshot "$mnt/@" "$mnt/@/.snapshots/1/snapshot"
 sync
 btrfs subvolume list "$mnt" | sed 's/^/suse /' >>"$out/ids.txt"
 detach

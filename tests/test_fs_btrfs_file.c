@@ -228,6 +228,9 @@ Test(fs_btrfs_file, the_default_subvolume_and_nested_ones)
     close_vol(v, &w);
     v = open_vol(img, 5, &w);
     assert_reads(v, "/@/holes", fixture("suse-holes"));
+    cr_assert_eq(fs_vol_read(v, "/@/.snapshots/1/snapshot/etc/fstab", CAP, &got, &len, &err), ASR_OK, "%s", err.msg);
+    cr_assert_str_eq((char *)got, "UUID=5678 / btrfs defaults 0 0\n");
+    free(got);
     close_vol(v, &w);
 }
 
@@ -337,9 +340,10 @@ static void damage_item(const char *copy, uint64_t tree, struct btrfs_key key, d
     struct btrfs_fs *fs;
     struct asr_error err = {0};
     cr_assert_eq(btrfs_open(&w, &fs, &err), ASR_OK, "%s", err.msg);
-    struct btrfs_root r;
-    bool found;
-    cr_assert_eq(btrfs_find_root(fs, tree, &r, &found, &err), ASR_OK, "%s", err.msg);
+    struct btrfs_root r = {.bytenr = fs->root, .level = fs->root_level};
+    bool found = true;
+    if (tree != BTRFS_ROOT_TREE_OBJECTID)
+        cr_assert_eq(btrfs_find_root(fs, tree, &r, &found, &err), ASR_OK, "%s", err.msg);
     cr_assert(found);
     struct found f = {.want = key};
     cr_assert_eq(btrfs_search(fs, r.bytenr, r.level, &key, &key, find_item, &f, &err), ASR_OK, "%s", err.msg);
@@ -375,6 +379,18 @@ static void name_past_item(uint8_t *data, uint32_t size)
 {
     cr_assert_geq(size, 30);
     put_le16(data + 27, (uint16_t)(size + 1));
+}
+
+static void backref_past(uint8_t *data, uint32_t size)
+{
+    cr_assert_geq(size, 18);
+    put_le16(data + 16, (uint16_t)(size - 18 + 1));
+}
+
+static void iref_empty_name(uint8_t *data, uint32_t size)
+{
+    cr_assert_geq(size, 10);
+    put_le16(data + 8, 0);
 }
 
 /* The inode a name of directory dir (of subvolume tree) leads to, from its DIR_INDEX. */
@@ -436,5 +452,27 @@ Test(fs_btrfs_file, a_damaged_item_is_refused_naming_it)
     v = open_vol(copy, 256, &w);
     assert_refused(v, "/etc/fstab", CAP, ASR_E_CORRUPT, "DIR_ITEM");
     close_vol(v, &w);
+
+    /* The subvolume list: a ROOT_BACKREF whose name runs past its item (@/var's, 257 in 256),
+     * then an INODE_REF on a snapshot's way (directory 1 of .snapshots) saying a name of 0 bytes. */
+    struct fs_btrfs_subvol *s;
+    size_t n;
+    copy_file(img, copy);
+    damage_item(copy, BTRFS_ROOT_TREE_OBJECTID, (struct btrfs_key){257, BTRFS_ROOT_BACKREF_KEY, 256}, backref_past);
+    w = fsfix_window(copy, 0, fsfix_sh_number("stat -c %%s %s", copy));
+    struct asr_error err = {0};
+    cr_assert_eq(fs_btrfs_subvols(&w, &s, &n, &err), ASR_E_CORRUPT, "%s", err.msg);
+    cr_assert(strstr(err.msg, "(257 ROOT_BACKREF 256): a name of") && !strchr(err.msg, '\n'), "%s", err.msg);
+    cr_assert_null(s);
+    close(w.fd);
+
+    uint64_t snapshots = entry_ino(img, 256, 256, ".snapshots"); /* a subvolume: its id */
+    uint64_t one = entry_ino(img, snapshots, 256, "1");
+    copy_file(img, copy);
+    damage_item(copy, snapshots, (struct btrfs_key){one, BTRFS_INODE_REF_KEY, 256}, iref_empty_name);
+    w = fsfix_window(copy, 0, fsfix_sh_number("stat -c %%s %s", copy));
+    cr_assert_eq(fs_btrfs_subvols(&w, &s, &n, &err), ASR_E_CORRUPT, "%s", err.msg);
+    cr_assert(strstr(err.msg, "INODE_REF 256): a name of 0 bytes"), "%s", err.msg);
+    close(w.fd);
     free(copy);
 }
