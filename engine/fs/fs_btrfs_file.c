@@ -199,7 +199,7 @@ static int lookup_name(struct btrfs_vol *v, const struct node *dir, const char *
 struct data_ctx {
     struct btrfs_vol *v;
     const char *path;
-    uint64_t tree, ino;
+    uint64_t tree;
     uint8_t *buf;
     uint64_t size;   /* the file's size: bytes past it are not read */
     uint64_t next;   /* where the previous extent ended: extents do not overlap */
@@ -330,7 +330,7 @@ static int read_data(struct btrfs_vol *v, const struct node *n, size_t cap, cons
     if (size > cap)
         return asr_fail_public(err, ASR_E_LIMIT, "btrfs: %.200s: %llu bytes, over the %zu-byte limit", path,
                                (unsigned long long)size, cap);
-    struct data_ctx c = {.v = v, .path = path, .tree = n->tree.objectid, .ino = n->ino, .size = size,
+    struct data_ctx c = {.v = v, .path = path, .tree = n->tree.objectid, .size = size,
                          .budget = 8 * size + (8u << 20)};
     c.buf = calloc(1, (size_t)size + 1);
     c.cbuf = malloc(BTRFS_MAX_UNCOMPRESSED);
