@@ -720,12 +720,18 @@ static int prepend_dir(struct btrfs_vol *v, uint64_t id, uint64_t dirid, char *b
     return rc;
 }
 
+/* The first backref of subvolume id: they were collected in key order, by id. */
 static const struct backref *backref_of(const struct backrefs *b, uint64_t id)
 {
-    for (size_t i = 0; i < b->n; i++)
-        if (b->v[i].id == id)
-            return &b->v[i];
-    return NULL;
+    size_t lo = 0, hi = b->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b->v[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < b->n && b->v[lo].id == id ? &b->v[lo] : NULL;
 }
 
 /* Subvolume id's path from the top level, "/a/b", into *out (malloc'd). */
