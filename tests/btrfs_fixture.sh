@@ -8,6 +8,8 @@
 #
 #   btrfs_fixture.sh make  DIR NAME NDEV SIZE_MIB "MKFS_OPTS" "MOUNT_OPTS"
 #       -> DIR/NAME.0 .. NAME.<NDEV-1> (the devices), DIR/NAME.expect (the expected tree)
+#   btrfs_fixture.sh crash DIR NAME 1 SIZE_MIB
+#       -> as make, plus DIR/NAME.crash.0: the device as a crash after an fsync leaves it
 #   btrfs_fixture.sh check DIR NAME NDEV PREFIX
 #       -> PREFIX.0 .. PREFIX.<NDEV-1> are the copies to judge against DIR/NAME.expect
 # Exit 77 when this machine cannot run it (not root, no loop devices, no btrfs in the kernel).
@@ -89,6 +91,22 @@ make)
   mkdir -p "$dir/$name.expect"
   mount -t btrfs ${mount_opts:+-o "$mount_opts"} "${loops[0]}" "$mnt" 2>/dev/null || skip "cannot mount btrfs here"
   fill "$mnt" "$dir/$name.expect"
+  ;;
+crash)
+  # As make (default mkfs options), then a file written and fsynced after the last commit: the
+  # device copied at that moment (DIR/NAME.crash.0) holds a log tree that mounting replays.
+  size=$5
+  rm -f "$dir/$name.0"
+  truncate -s "${size}M" "$dir/$name.0"
+  mkfs.btrfs -q -f "$dir/$name.0" >/dev/null || { echo "mkfs.btrfs failed" >&2; exit 1; }
+  attach "$dir/$name.0"
+  rm -rf "$dir/$name.expect"
+  mkdir -p "$dir/$name.expect"
+  mount -t btrfs -o commit=300 "${loops[0]}" "$mnt" 2>/dev/null || skip "cannot mount btrfs here"
+  fill "$mnt" "$dir/$name.expect"
+  head -c 2M /dev/urandom > "$dir/$name.expect/fsynced.bin"
+  dd if="$dir/$name.expect/fsynced.bin" of="$mnt/fsynced.bin" bs=1M conv=fsync status=none
+  cp --sparse=always "$dir/$name.0" "$dir/$name.crash.0"
   ;;
 check)
   prefix=$5

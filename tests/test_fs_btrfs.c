@@ -316,6 +316,76 @@ Test(fs_btrfs, raid0_data_two_devices)
     }
 }
 
+/* A crash right after an fsync: the superblock points at a log tree that mounting replays, whose
+ * blocks and the fsynced data no allocation tree records yet. The map then takes the data block
+ * groups whole (and says so); the copy checks clean and, replayed, holds the fsynced file. */
+Test(fs_btrfs, log_tree_after_fsync)
+{
+    const uint64_t size = 160 * MIB;
+    int rc = fsfix_sh("%s crash %s crash 1 160", BTRFS_FIXTURE, scratch_dir());
+    if (rc == 77)
+        cr_skip_test("btrfs fixtures cannot be made here (see the log)");
+    cr_assert_eq(rc, 0);
+    char *dev = dev_path("crash.crash", 0);
+    struct asr_window w = fsfix_window(dev, 0, size);
+    struct btrfs_fs *fs = NULL;
+    struct asr_error err = {0};
+    cr_assert_eq(btrfs_open(&w, &fs, &err), ASR_OK, "%s", err.msg);
+    bool log = fs->log_root != 0;
+    btrfs_close(fs);
+    close(w.fd);
+    if (!log)
+        cr_skip_test("the kernel committed before the copy: no log tree to test");
+    /* The round trip's names: the crash copy is the device, its copy is judged. */
+    cr_assert_eq(fsfix_sh("cd %s && mv crash.crash.0 crashed.0 && mv crash.expect crashed.expect", scratch_dir()), 0);
+    struct asr_usedmap m = {0};
+    round_trip("crashed", 1, size, &m);
+    cr_assert(strstr(m.note, "taken whole: a log tree"), "%s", m.note);
+    char *d = dev_path("crashed", 0);
+    cr_assert_geq(asr_ranges_bytes(&m.used), stripes_of(d, size, ~0ull) + MIB);
+    free(d);
+    free(dev);
+    asr_usedmap_free(&m);
+}
+
+/* A GPT disk: an ESP and a btrfs root. Its files cannot be read by path yet, so the machine's
+ * analysis cannot see it is a root: it must stay selected as a volume that might hold one, now
+ * captured by its used map rather than whole. */
+Test(fs_btrfs, btrfs_root_still_selected_when_not_looked_into)
+{
+    fsfix_need("sfdisk");
+    fsfix_need("mkfs.vfat");
+    char *fs = mkfs_only("root", 128, "");
+    char *disk = scratch_path("disk.img");
+    cr_assert_eq(fsfix_sh("set -e; truncate -s 200M %1$s;"
+                          "printf 'label: gpt\nstart=2048, size=32MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n"
+                          "start=67584, size=128MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' | sfdisk -q %1$s;"
+                          "mkfs.vfat --offset 2048 %1$s 32768 >/dev/null 2>&1;"
+                          "dd if=%2$s of=%1$s bs=1M seek=33 conv=notrunc,sparse status=none",
+                          disk, fs),
+                 0);
+    struct asr_disk *d = NULL;
+    struct asr_volume_info *v = NULL;
+    size_t n = 0;
+    struct asr_machine *m = NULL;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_disk_open(disk, &d, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_disk_analyze(d, 0, &v, &n, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_machine_analyze(&d, &v, &n, 1, NULL, &m, &err), ASR_OK, "%s", err.msg);
+    const struct asr_volume_info *root = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(v[i].map.fs_type, "btrfs"))
+            root = &v[i];
+    cr_assert_not_null(root);
+    cr_assert_eq(root->natural_capture, ASR_CAPTURE_USED, "%s", root->warning);
+    cr_assert(root->critical && strstr(root->reason, "might hold the root"), "%s", root->reason);
+    asr_machine_free(m);
+    asr_volume_infos_free(v, n);
+    asr_disk_close(d);
+    free(disk);
+    free(fs);
+}
+
 /* ---- refusals ------------------------------------------------------------------------------ */
 
 static int map_status(const char *dev, uint64_t size, struct asr_error *err)

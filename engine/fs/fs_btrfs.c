@@ -438,7 +438,7 @@ static void write_note(const struct map *m, struct asr_usedmap *out)
         snprintf(tail, sizeof tail, "%s free in data block groups left out (%s tree)%s", free_txt,
                  m->src == SRC_FREE_SPACE_TREE ? "free-space" : "extent",
                  m->whole_raid56 ? "; RAID5/6 data block groups taken whole" : "");
-    snprintf(out->note, sizeof out->note, "btrfs: %s%s; %s", dev, prof, tail);
+    snprintf(out->note, sizeof out->note, "btrfs: %.32s%.96s; %.118s", dev, prof, tail);
 }
 
 /* The label (up to 255 bytes of UTF-8) cut to what the map holds, never inside a character. */
