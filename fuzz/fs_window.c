@@ -68,6 +68,19 @@ static void check_map(const struct asr_usedmap *m, const char *expect_fs, uint64
         abort();
 }
 
+int fs_window_check(fs_parser_fn parser, const char *expect_fs, const struct asr_window *w)
+{
+    struct asr_usedmap m = {0};
+    struct asr_error err = {0};
+    int rc = parser(w, &m, &err);
+    if (rc == ASR_OK)
+        check_map(&m, expect_fs, w->size);
+    else if (m.used.n != 0 || !err.msg[0])
+        abort();
+    asr_usedmap_free(&m);
+    return rc;
+}
+
 void fs_window_run(fs_parser_fn parser, const char *expect_fs, uint64_t window_size, const uint8_t *data,
                    size_t size, const uint8_t *head, size_t head_len)
 {
@@ -75,13 +88,7 @@ void fs_window_run(fs_parser_fn parser, const char *expect_fs, uint64_t window_s
     int fd = fs_window_open(window_size, data, size, head, head_len, &w);
     if (fd < 0)
         return;
-    struct asr_usedmap m = {0};
-    struct asr_error err = {0};
-    if (parser(&w, &m, &err) == ASR_OK)
-        check_map(&m, expect_fs, window_size);
-    else if (m.used.n != 0 || !err.msg[0])
-        abort();
-    asr_usedmap_free(&m);
+    fs_window_check(parser, expect_fs, &w);
     close(fd);
 }
 

@@ -99,6 +99,9 @@ int asr_exfat_used(const struct asr_window *w, struct asr_usedmap *out, struct a
 int asr_ntfs_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_ext_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_swap_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
+/* btrfs: this device's stripes of every chunk (DUP copies and mirrors included), data block groups
+ * narrowed to their extents; ASR_E_UNSUPPORTED when the chunk tree has no copy on this device. */
+int asr_btrfs_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 typedef int (*asr_used_fn)(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 /* The parser above for a libblkid TYPE ("vfat", "ext4", "swsuspend", ...), or NULL. */
 asr_used_fn asr_used_parser(const char *blkid_type);

@@ -3,7 +3,7 @@
 # Idempotent; needs root (apt-get). Usage: scripts/deps.sh [build|test|bench|all]
 set -euo pipefail
 
-build_pkgs=(build-essential cmake pkg-config libzstd-dev libxxhash-dev liburing-dev libfdisk-dev
+build_pkgs=(build-essential cmake pkg-config libzstd-dev zlib1g-dev liblzo2-dev libxxhash-dev liburing-dev libfdisk-dev
             libblkid-dev libmount-dev libext2fs-dev ntfs-3g-dev uuid-dev
             libcryptsetup-dev libjson-c-dev libssl-dev)
 test_pkgs=(libcriterion-dev clang libclang-rt-14-dev zstd fdisk gdisk dosfstools mtools fatcat exfatprogs exfat-fuse partclone

@@ -2,8 +2,8 @@
  * mounting it: what a root's /etc/fstab, /etc/crypttab, /etc/mdadm/mdadm.conf and
  * /etc/os-release say, and the boot loader's configuration on /boot or an ESP. fs_file.c owns the
  * dispatch by blkid type and the one-shot calls; fs_ext_file.c (ext2/3/4, libext2fs through the
- * window I/O manager), fs_fat_file.c (FAT12/16/32, long names) and fs_exfat_file.c each read one
- * format. Every
+ * window I/O manager), fs_fat_file.c (FAT12/16/32, long names), fs_exfat_file.c and
+ * fs_btrfs_file.c (the top-level subvolume; fs_reader.h opens others) each read one format. Every
  * read goes through the window and is bounded: a file larger than the caller's cap is refused
  * before it is read, and no metadata, however damaged, makes a lookup run on or read outside
  * the volume. Read-only. */
@@ -36,7 +36,9 @@ void fs_vol_close(struct fs_vol *v); /* NULL-safe */
  * FS_E_NOT_FILE; ASR_E_LIMIT when the file holds more than cap bytes (nothing read);
  * ASR_E_CORRUPT when metadata on the way is damaged (a cluster chain that loops or ends early,
  * an entry pointing outside the volume, symbolic links that loop, a checksum that fails);
- * ASR_E_IO when the disk fails a read; ASR_E_ARG for a path that is not absolute. err says what
+ * ASR_E_IO when the disk fails a read; ASR_E_ARG for a path that is not absolute;
+ * ASR_E_UNSUPPORTED when metadata or data on the way lies where the reader cannot read it
+ * (btrfs: only on another device of a multi-device filesystem). err says what
  * and where in one line in every case but ASR_OK. */
 int fs_vol_read(struct fs_vol *v, const char *path, size_t cap, uint8_t **out, size_t *len, struct asr_error *err);
 

@@ -45,6 +45,30 @@ int fs_ext_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_
 int fs_fat_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
 int fs_exfat_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
 
+/* btrfs (fs_btrfs_file.c). fs_btrfs_vol_open opens the top-level subvolume (id 5), as a mount
+ * with subvolid=5 shows it: every other subvolume is a directory there, so Fedora's root
+ * (subvolume "root") is read as /root/etc/fstab. fs_btrfs_vol_open_subvol opens subvolume id
+ * instead ("/" is its root directory, absolute symbolic links resolve in it), or the default
+ * subvolume (set-default's; the top level unless moved) for FS_BTRFS_DEFAULT: FS_E_NOT_FOUND
+ * when no such subvolume exists. ASR_E_UNSUPPORTED for a filesystem (or a file) whose blocks
+ * lie on another of its devices. */
+#define FS_BTRFS_DEFAULT 0
+int fs_btrfs_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
+int fs_btrfs_vol_open_subvol(const struct asr_window *w, uint64_t subvol, struct fs_vol **out,
+                             struct asr_error *err);
+
+/* A subvolume of a btrfs filesystem: what fstab's subvolid= (id) and subvol= (path) name. */
+struct fs_btrfs_subvol {
+    uint64_t id, parent; /* parent: the subvolume holding it (0 for the top level) */
+    char *path;          /* from the top level: "/" for it, "/root", "/home/nested", as subvol= takes them */
+    bool is_default;     /* the default subvolume: mounted when fstab names none */
+};
+/* Every subvolume of the filesystem in w, the top level (id 5, path "/") first, then in id
+ * order, into *out (free with fs_btrfs_subvols_free). Deleted subvolumes not yet cleaned up are
+ * left out. ASR_OK, ASR_E_CORRUPT, ASR_E_IO, ASR_E_UNSUPPORTED, ASR_E_NOMEM. */
+int fs_btrfs_subvols(const struct asr_window *w, struct fs_btrfs_subvol **out, size_t *n, struct asr_error *err);
+void fs_btrfs_subvols_free(struct fs_btrfs_subvol *s, size_t n);
+
 /* n UTF-16 units (ending early at a 0 unit) as UTF-8 into out, which holds 3 * n + 1 bytes;
  * unpaired surrogates become '?'. */
 void fs_utf16_to_utf8(const uint16_t *u, size_t n, char *out);
