@@ -15,6 +15,7 @@
 #include "analyze.h"
 #include "bootconf.h"
 #include "fs_file.h"
+#include "fs_reader.h"
 #include "guid.h"
 
 #include <stdio.h>
@@ -32,6 +33,9 @@ struct candidate {
     const char *md_uuid, *md_name; /* an array's, or a member partition's (blkid's UUID) */
     struct fs_vol *fv;             /* its filesystem, opened on the first read */
     bool fv_failed;
+    /* btrfs: the subvolume holding the root, as a path from the top level ("/root"), which every
+     * path read is under; "" for the filesystem's top level. */
+    char subvol[256];
 };
 
 struct scan {
@@ -63,8 +67,10 @@ static int read_conf(struct candidate *c, const char *path, char **out, size_t *
             return -1;
         }
     }
+    char full[512];
+    snprintf(full, sizeof full, "%s%s", c->subvol, path);
     uint8_t *buf = NULL;
-    int rc = fs_vol_read(c->fv, path, BOOTCONF_MAX_INPUT, &buf, len, &err);
+    int rc = fs_vol_read(c->fv, full, BOOTCONF_MAX_INPUT, &buf, len, &err);
     if (rc == FS_E_NOT_FOUND || rc == FS_E_NOT_FILE)
         return 0;
     if (rc != ASR_OK)
@@ -262,7 +268,9 @@ static void read_cmdlines(struct scan *s, struct candidate *c)
     for (size_t i = 0; c->fv && i < sizeof dirs / sizeof dirs[0]; i++) {
         struct entries *e = calloc(1, sizeof *e);
         struct asr_error err = {0};
-        if (e && fs_vol_list(c->fv, dirs[i], add_entry, e, &err) == ASR_OK)
+        char dir[320];
+        snprintf(dir, sizeof dir, "%s%s", c->subvol, dirs[i]);
+        if (e && fs_vol_list(c->fv, dir, add_entry, e, &err) == ASR_OK)
             for (size_t k = 0; k < e->n; k++) {
                 char path[200];
                 snprintf(path, sizeof path, "%s/%s", dirs[i], e->names[k]);
@@ -290,10 +298,6 @@ static const char *opaque(const struct asr_machine *m, size_t i)
         return NULL; /* opened: what is inside was looked into */
     if (t[0] && !asr_used_parser(t) && strcmp(t, "swsuspend"))
         return "a filesystem asrimg cannot read";
-    /* Mapped by used blocks (fs_btrfs.c), but no reader of its files by path yet (fs_file.c):
-     * whether it holds a root cannot be looked at, so it stays a candidate as before its map. */
-    if (!strcmp(t, "btrfs"))
-        return "a filesystem whose files asrimg cannot read yet";
     if (t[0] && asr_used_parser(t) == asr_ext_used && v->warning[0] && strstr(v->warning, "metadata unusable"))
         return "ext metadata that failed its checks";
     return NULL;
@@ -371,6 +375,34 @@ static int gather(struct scan *s, struct asr_error *err)
     return ASR_OK;
 }
 
+#define BTRFS_ROOT_TRIES 64 /* subvolumes looked into for /etc/fstab, the default one first */
+
+/* A btrfs root usually lies in a subvolume (Fedora's "root", Ubuntu's "@", openSUSE's default
+ * snapshot), not at the top level read_conf looked at first: the default subvolume, then the
+ * others in id order (snapshots of the root hold an /etc/fstab too, and name the same volumes),
+ * until one holds /etc/fstab. Sets c->subvol to it; same results as read_conf. */
+static int read_btrfs_fstab(struct candidate *c, char **text, size_t *len)
+{
+    struct fs_btrfs_subvol *sv = NULL;
+    size_t n = 0;
+    struct asr_error err = {0};
+    if (!c->w || fs_btrfs_subvols(c->w, &sv, &n, &err) != ASR_OK)
+        return 0; /* the top level read (read_conf) already said what the volume allows */
+    int found = 0;
+    for (int pass = 0; pass < 2 && found == 0; pass++) /* the default subvolume, then the others */
+        for (size_t i = 0, tried = 0; i < n && found == 0 && tried < BTRFS_ROOT_TRIES; i++) {
+            if (sv[i].is_default != (pass == 0) || !strcmp(sv[i].path, "/") || strlen(sv[i].path) >= sizeof c->subvol)
+                continue;
+            snprintf(c->subvol, sizeof c->subvol, "%s", sv[i].path);
+            tried++;
+            found = read_conf(c, "/etc/fstab", text, len);
+            if (found != 1)
+                c->subvol[0] = '\0';
+        }
+    fs_btrfs_subvols_free(sv, n);
+    return found;
+}
+
 int bootscan_analyze(struct asr_machine *m, struct asr_error *err)
 {
     struct scan s = {.m = m};
@@ -381,13 +413,18 @@ int bootscan_analyze(struct asr_machine *m, struct asr_error *err)
         char *text = NULL;
         size_t len = 0;
         int found = read_conf(&s.c[i], "/etc/fstab", &text, &len);
+        if (found == 0 && !strcmp(s.c[i].v->map.fs_type, "btrfs"))
+            found = read_btrfs_fstab(&s.c[i], &text, &len);
         if (found < 0) { /* it may be a root, whose fstab would name what it needs */
             machine_warn(m, "%s: whether it holds /etc/fstab cannot be read", s.c[i].name);
             s.unresolved = true;
         }
         if (found == 1) {
             s.any_root = true;
-            need(&s, &s.c[i], "root filesystem: holds /etc/fstab");
+            char why[320];
+            snprintf(why, sizeof why, "root filesystem: holds /etc/fstab%s%.256s", s.c[i].subvol[0] ? " in subvolume " : "",
+                     s.c[i].subvol);
+            need(&s, &s.c[i], why);
             read_root(&s, &s.c[i], text, len);
         }
         free(text);
