@@ -7,7 +7,7 @@ build_pkgs=(build-essential cmake pkg-config libzstd-dev libxxhash-dev liburing-
             libblkid-dev libmount-dev libext2fs-dev ntfs-3g-dev uuid-dev
             libcryptsetup-dev libjson-c-dev libssl-dev)
 test_pkgs=(libcriterion-dev clang libclang-rt-14-dev zstd fdisk gdisk dosfstools mtools fatcat exfatprogs exfat-fuse partclone
-           ntfs-3g e2fsprogs python3 libfuse3-dev fuse3 groff-base man-db lvm2 mdadm
+           ntfs-3g e2fsprogs xfsprogs python3 libfuse3-dev fuse3 groff-base man-db lvm2 mdadm
            cryptsetup-bin)
 # bench/run.sh: the baselines it measures against (partclone, zstd, fio), peak RSS (time), and
 # what bench/mkdisk.sh builds its disk with; bench/stacks.sh also builds LVM and LUKS2 (lvm2, cryptsetup).

@@ -19,6 +19,8 @@ asr_used_fn asr_used_parser(const char *fs)
         return asr_ntfs_used;
     if (!strcmp(fs, "ext2") || !strcmp(fs, "ext3") || !strcmp(fs, "ext4") || !strcmp(fs, "ext4dev"))
         return asr_ext_used;
+    if (!strcmp(fs, "xfs"))
+        return asr_xfs_used;
     if (!strcmp(fs, "swap") || !strcmp(fs, "swsuspend"))
         return asr_swap_used;
     return NULL;
