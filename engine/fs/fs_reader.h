@@ -44,6 +44,7 @@ struct fs_vol {
 int fs_ext_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
 int fs_fat_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
 int fs_exfat_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
+int fs_xfs_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
 
 /* n UTF-16 units (ending early at a 0 unit) as UTF-8 into out, which holds 3 * n + 1 bytes;
  * unpaired surrogates become '?'. */
