@@ -444,7 +444,7 @@ Test(fs_xfs, external_log_refused)
 
 /* A filesystem shut down after its log was written but before its metadata was: the AGFs and
  * bnobt on disk still call the new files' blocks free, so only recovery makes the map right.
- * The map refuses (the volume is then captured whole); once recovered, the same copy checks pass. */
+ * The map refuses (the volume is then captured whole); once recovered, it maps. */
 Test(fs_xfs, dirty_log_refused)
 {
     need_xfs(true);
