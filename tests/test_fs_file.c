@@ -955,6 +955,31 @@ Test(fs_file, xfs_damaged_inode_directory_and_extent)
     free(v.img);
 }
 
+/* What this reader does not read is still a volume it cannot look into (ASR_E_CORRUPT), never
+ * "no reader for the type" (ASR_E_UNSUPPORTED, which bootscan takes as nothing to find): a file
+ * whose data is on the realtime device, a superblock version past 5. v4: no CRC to redo. */
+Test(fs_file, xfs_what_is_not_read_is_corrupt_not_unsupported)
+{
+    struct vol v = make_small_xfs("-m crc=0");
+    uint64_t inode = xfs_db_offset(v.img, "-c 'path /etc/fstab'");
+    uint8_t flags[2];
+    fsfix_read_at(v.img, inode + 90, flags, 2);
+    patch_byte(v.img, inode + 91, flags[1] | 1); /* XFS_DIFLAG_REALTIME */
+    assert_refused(&v, "/etc/fstab", CAP, ASR_E_CORRUPT, "realtime device");
+    patch_byte(v.img, inode + 91, flags[1]);
+    uint8_t version[2];
+    fsfix_read_at(v.img, 100, version, 2);
+    patch_byte(v.img, 101, (uint8_t)((version[1] & 0xF0) | 6));
+    struct asr_window w = fsfix_window(v.img, 0, v.size);
+    struct fs_vol *fv = NULL;
+    struct asr_error err = {0};
+    cr_assert_eq(fs_vol_open(&w, "xfs", &fv, &err), ASR_E_CORRUPT, "%s", err.msg);
+    close(w.fd);
+    cr_assert_eq(err.code, ASR_E_CORRUPT);
+    cr_assert(strstr(err.msg, "superblock version 6"), "%s", err.msg);
+    free(v.img);
+}
+
 /* ---- what the interface does not read ----------------------------------------------------- */
 
 Test(fs_file, unsupported_types_and_garbage)

@@ -317,7 +317,9 @@ static int data_block(struct xfs_vol *v, const struct xinode *ip, const uint8_t 
             pos += len;
             continue;
         }
-        size_t n = b[pos + 8], len = (8 + 1 + n + ft + 2 + 7) / 8 * 8;
+        /* An entry is 16 bytes at least (inode, length, a name byte, tag): its length byte, at
+         * 8, must lie inside the block before it is read. */
+        size_t n = end - pos >= 16 ? b[pos + 8] : 0, len = (8 + 1 + n + ft + 2 + 7) / 8 * 8;
         if (n == 0 || len > end - pos)
             return asr_fail_public(err, ASR_E_CORRUPT, "xfs: directory inode %llu: entry at offset %zu of the block at "
                                    "daddr %llu runs past it",
@@ -516,6 +518,9 @@ static int xfs_vol_read(struct fs_vol *base, const char *path, size_t cap, uint8
     if (rc == ASR_OK && (ip->mode & S_TYPE) != S_REG)
         rc = asr_fail_public(err, FS_E_NOT_FILE, "xfs: %.200s: %s, not a regular file", path,
                              is_dir(ip) ? "a directory" : "a special file");
+    if (rc == ASR_OK && (xfs_be16(ip->raw + 90) & 1)) /* XFS_DIFLAG_REALTIME */
+        rc = asr_fail_public(err, ASR_E_CORRUPT, "xfs: %.200s: its data is on the realtime device, not read here",
+                             path);
     if (rc == ASR_OK && ip->size > cap)
         rc = asr_fail_public(err, ASR_E_LIMIT, "xfs: %.200s: %llu bytes, over the %zu-byte limit", path,
                              (unsigned long long)ip->size, cap);
@@ -610,8 +615,12 @@ int fs_xfs_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_
     *out = NULL;
     struct xfs_geom g;
     int rc = xfs_read_sb(w, &g, err);
+    /* A version or feature not read here is, to this interface, a volume it cannot look into:
+     * ASR_E_UNSUPPORTED would say the type has no reader at all (fs_file.h). */
+    if (rc == ASR_E_UNSUPPORTED && err)
+        err->code = ASR_E_CORRUPT;
     if (rc != ASR_OK)
-        return rc;
+        return rc == ASR_E_UNSUPPORTED ? ASR_E_CORRUPT : rc;
     struct xfs_vol *v = calloc(1, sizeof *v);
     if (!v)
         return asr_fail_public(err, ASR_E_NOMEM, "xfs: out of memory");

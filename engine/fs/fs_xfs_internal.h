@@ -61,7 +61,9 @@ struct xfs_geom {
  * ASR_E_CORRUPT naming the field, ASR_E_UNSUPPORTED for a version or feature not read here. */
 int xfs_read_sb(const struct asr_window *w, struct xfs_geom *g, struct asr_error *err);
 
-/* Whether the v5 checksum (CRC32c, stored little-endian at crc_off) of len bytes at buf holds. */
+/* The v5 checksum of len bytes at buf: CRC32c with the 4 bytes at crc_off, where it is stored
+ * (little-endian), taken as zeros; whether the stored one holds. */
+uint32_t xfs_crc(const uint8_t *buf, size_t len, size_t crc_off);
 bool xfs_crc_ok(const uint8_t *buf, size_t len, size_t crc_off);
 
 /* The byte offset in the window of filesystem block fsb (AG number in the high bits, AG block

@@ -16,15 +16,19 @@
  * tree, zoned devices, ...) changes where things are. */
 #define INCOMPAT_KNOWN 0xFFu
 
-bool xfs_crc_ok(const uint8_t *buf, size_t len, size_t crc_off)
+uint32_t xfs_crc(const uint8_t *buf, size_t len, size_t crc_off)
 {
     static const uint8_t zero[4];
     uint32_t c = ext2fs_crc32c_le(~0u, buf, crc_off);
     c = ext2fs_crc32c_le(c, zero, sizeof zero);
-    c = ext2fs_crc32c_le(c, buf + crc_off + 4, len - crc_off - 4);
-    c = ~c;
+    return ~ext2fs_crc32c_le(c, buf + crc_off + 4, len - crc_off - 4);
+}
+
+bool xfs_crc_ok(const uint8_t *buf, size_t len, size_t crc_off)
+{
     const uint8_t *s = buf + crc_off;
-    return c == ((uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 24);
+    return xfs_crc(buf, len, crc_off) ==
+           ((uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 24);
 }
 
 uint64_t xfs_ag_offset(const struct xfs_geom *g, uint32_t agno)
