@@ -75,14 +75,19 @@ void fs_window_run(fs_parser_fn parser, const char *expect_fs, uint64_t window_s
     int fd = fs_window_open(window_size, data, size, head, head_len, &w);
     if (fd < 0)
         return;
+    fs_window_check(parser, expect_fs, &w);
+    close(fd);
+}
+
+void fs_window_check(fs_parser_fn parser, const char *expect_fs, const struct asr_window *w)
+{
     struct asr_usedmap m = {0};
     struct asr_error err = {0};
-    if (parser(&w, &m, &err) == ASR_OK)
-        check_map(&m, expect_fs, window_size);
+    if (parser(w, &m, &err) == ASR_OK)
+        check_map(&m, expect_fs, w->size);
     else if (m.used.n != 0 || !err.msg[0])
         abort();
     asr_usedmap_free(&m);
-    close(fd);
 }
 
 #define FUZZ_FILE_CAP (64u << 10)

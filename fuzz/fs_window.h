@@ -1,4 +1,5 @@
-/* Shared by the filesystem-parser harnesses (fuzz_fat.c, fuzz_exfat.c, fuzz_ntfs.c, fuzz_ext.c;
+/* Shared by the filesystem-parser harnesses (fuzz_fat.c, fuzz_exfat.c, fuzz_ntfs.c, fuzz_ext.c,
+ * fuzz_xfs.c;
  * fuzz_lvm.c takes the volume file only):
  * the input becomes the start of a volume in a sparse temporary file, zero-extended to a fixed
  * window, so that a small input can still describe a large filesystem; and a map the parser
@@ -26,6 +27,9 @@ int fs_window_open(uint64_t window, const uint8_t *data, size_t size, const uint
  * checks itself); a refusal must leave no ranges and say why. */
 void fs_window_run(fs_parser_fn parser, const char *expect_fs, uint64_t window_size, const uint8_t *data,
                    size_t size, const uint8_t *head, size_t head_len);
+
+/* The same on a window the caller filled (fs_window_open with nothing, then its own writes). */
+void fs_window_check(fs_parser_fn parser, const char *expect_fs, const struct asr_window *w);
 
 /* Reads each of paths from the filesystem in w as fs_read_file does (engine/fs/fs_file.h), with a
  * 64 KiB cap, and lists each path as a directory, all through one open volume; the first path
