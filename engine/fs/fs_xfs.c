@@ -7,11 +7,13 @@
  * pass its CRC and name its own place (block number, AG, UUID). A realtime subvolume or an
  * external log is refused (ASR_E_UNSUPPORTED: captured whole, the reason shown).
  *
- * So is a log that does not end in an unmount record (mounted and not frozen, or not cleanly
- * unmounted): XFS writes metadata back long after logging it, so the AGFs and bnobt on disk
- * can call free the blocks of files written since, and of new inode chunks and directory blocks
- * that recovery expects to find (a copy of such a map with the log did not even mount). A frozen
- * filesystem has a clean log: the backup maps it again once frozen. */
+ * So is a log with anything to recover (mounted and busy, or not cleanly unmounted): XFS writes
+ * metadata back long after logging it, so the AGFs and bnobt on disk can call free the blocks of
+ * files written since, and of new inode chunks and directory blocks that recovery expects to
+ * find (a copy of such a map with the log did not even mount). A log is taken as having nothing
+ * to recover when it ends in an unmount record, or when every record from its tail to its head
+ * logs only the superblock: how XFS covers the log of a frozen (or idle) filesystem, every other
+ * change written back. The backup maps a volume again once frozen. */
 #include "asr_engine.h"
 #include "fs_xfs_internal.h"
 #include "guid.h"
@@ -165,7 +167,7 @@ static int map_ag(struct ag_walk *a, uint32_t agno, struct findings *f, struct a
     return rc;
 }
 
-/* ---- the log's state: clean or not -------------------------------------------------------- */
+/* ---- the log's state: anything to recover or not -------------------------------------------- */
 
 #define XLOG_MAGIC 0xFEEDBABEu
 #define XLOG_UNMOUNT_TRANS 0x20u
@@ -226,30 +228,100 @@ static int log_head(const struct log_view *l, uint64_t *head, struct asr_error *
     return ASR_OK;
 }
 
-/* Whether the last record before the log's head is an unmount record (one operation, flagged
- * XLOG_UNMOUNT_TRANS): a clean log. *found false when no record header lies where one must. */
+#define XLOG_CONTINUE_TRANS 0x04u
+#define XLOG_WAS_CONT_TRANS 0x08u
+#define XFS_LI_BUF 0x123Cu
+#define XFS_TRANS_HEADER_MAGIC 0x5452414Eu /* "TRAN" */
+#define XLOG_MAX_COVER_RECORDS 8u
+
+static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* A record header h: its header blocks and the blocks it spans in all; false when they could
+ * not be a record's. */
+static bool record_size(const uint8_t *h, const struct log_view *l, uint32_t *hblks, uint64_t *span)
+{
+    uint32_t size = xfs_be32(h + 320), len = xfs_be32(h + 12);
+    *hblks = (xfs_be32(h + 8) & 2) && size > XLOG_HEADER_CYCLE_SIZE
+                 ? (size + XLOG_HEADER_CYCLE_SIZE - 1) / XLOG_HEADER_CYCLE_SIZE : 1;
+    *span = *hblks + (len + XFS_BB - 1) / XFS_BB;
+    return *hblks <= 8 && len <= (256u << 10) && *span < l->bbs;
+}
+
+/* Whether the record at at (header h, hblks header blocks, data of at most 32 KiB) holds nothing
+ * but an unmount record, or transactions that log only the superblock: the dummy transactions
+ * with which XFS covers an idle or frozen log, its metadata all written back. Log item formats
+ * are in the writing machine's byte order; anything else (another order, an item of another
+ * kind, a transaction continued across records) is not such a record. */
+static int quiet_record(const struct log_view *l, uint64_t at, uint32_t hblks, const uint8_t *h, bool *quiet,
+                        struct asr_error *err)
+{
+    *quiet = false;
+    uint32_t len = xfs_be32(h + 12), ops = xfs_be32(h + 40);
+    if (len > XLOG_HEADER_CYCLE_SIZE) /* the first header block saves the cycle words of 32 KiB */
+        return ASR_OK;
+    uint8_t *d = malloc(len ? len : 1);
+    if (!d)
+        return asr_fail_public(err, ASR_E_NOMEM, "xfs: out of memory for a log record");
+    int rc = ASR_OK;
+    for (uint32_t i = 0; i * XFS_BB < len && rc == ASR_OK; i++) {
+        rc = log_bb(l, (at + hblks + i) % l->bbs, d + i * XFS_BB, err);
+        memcpy(d + i * XFS_BB, h + 44 + 4 * i, 4); /* the word the cycle number stands in for */
+    }
+    uint32_t regions = 0, p = 0, i = 0;
+    bool ok = rc == ASR_OK;
+    for (; ok && i < ops && p + 12 <= len; i++) {
+        uint32_t n = xfs_be32(d + p + 4), flags = d[p + 9];
+        const uint8_t *x = d + p + 12;
+        if (n > len - p - 12 || (flags & (XLOG_CONTINUE_TRANS | XLOG_WAS_CONT_TRANS)))
+            ok = false;
+        else if (regions)
+            regions--; /* a logged region of the superblock's buffer */
+        else if (d[p + 8] == 0xAA) /* XFS_LOG: the unmount record */
+            ok = (flags & XLOG_UNMOUNT_TRANS) != 0;
+        else if (n >= 16 && (le32(x) & 0xFFFF) == XFS_LI_BUF)
+            ok = (le32(x + 8) | le32(x + 12)) == 0 && (regions = (le32(x) >> 16) - 1) < 16; /* blkno 0 */
+        else
+            ok = n == 0 || (n >= 4 && le32(x) == XFS_TRANS_HEADER_MAGIC);
+        p += 12 + n;
+    }
+    *quiet = ok && i == ops && !regions;
+    free(d);
+    return rc;
+}
+
+/* Whether recovery would change nothing but the superblock: the last record before the log's
+ * head ends a clean unmount, or every record from the tail that record names up to the head is
+ * quiet (quiet_record). *found false when no record header lies where one must. */
 static int log_clean(const struct log_view *l, bool *found, bool *clean, struct asr_error *err)
 {
     *found = *clean = false;
     uint64_t head;
     int rc = log_head(l, &head, err);
     uint8_t bb[XFS_BB];
-    uint64_t back = l->bbs < XLOG_MAX_RECORD_BBS ? l->bbs : XLOG_MAX_RECORD_BBS;
-    for (uint64_t k = 1; rc == ASR_OK && k <= back; k++) {
-        uint64_t at = (head + l->bbs - k) % l->bbs;
-        if ((rc = log_bb(l, at, bb, err)) != ASR_OK || xfs_be32(bb) != XLOG_MAGIC)
-            continue;
-        *found = true;
-        uint32_t size = xfs_be32(bb + 320), hblks = 1;
-        if ((xfs_be32(bb + 8) & 2) && size > XLOG_HEADER_CYCLE_SIZE)
-            hblks = (size + XLOG_HEADER_CYCLE_SIZE - 1) / XLOG_HEADER_CYCLE_SIZE;
-        if (hblks > 8 || xfs_be32(bb + 40) != 1)
-            return ASR_OK;
-        if ((rc = log_bb(l, (at + hblks) % l->bbs, bb, err)) == ASR_OK)
-            *clean = (bb[9] & XLOG_UNMOUNT_TRANS) != 0;
-        return rc;
+    uint64_t back = l->bbs < XLOG_MAX_RECORD_BBS ? l->bbs : XLOG_MAX_RECORD_BBS, at = 0;
+    for (uint64_t k = 1; rc == ASR_OK && k <= back && !*found; k++) {
+        at = (head + l->bbs - k) % l->bbs;
+        rc = log_bb(l, at, bb, err);
+        *found = rc == ASR_OK && xfs_be32(bb) == XLOG_MAGIC;
     }
-    return rc;
+    if (rc != ASR_OK || !*found)
+        return rc;
+    uint64_t pos = xfs_be64(bb + 24) & 0xFFFFFFFFu; /* h_tail_lsn's block */
+    for (uint32_t n = 0; n < XLOG_MAX_COVER_RECORDS && pos < l->bbs; n++) {
+        uint32_t hblks;
+        uint64_t span;
+        bool quiet;
+        if ((rc = log_bb(l, pos, bb, err)) != ASR_OK || xfs_be32(bb) != XLOG_MAGIC || !record_size(bb, l, &hblks, &span))
+            return rc;
+        if ((rc = quiet_record(l, pos, hblks, bb, &quiet, err)) != ASR_OK || !quiet)
+            return rc;
+        pos = (pos + span) % l->bbs;
+        if (pos == head % l->bbs) {
+            *clean = true;
+            return ASR_OK;
+        }
+    }
+    return ASR_OK;
 }
 
 /* ---- the map -------------------------------------------------------------------------------- */
@@ -340,7 +412,7 @@ int asr_xfs_used(const struct asr_window *w, struct asr_usedmap *out, struct asr
                                (unsigned long long)g.logstart);
     if (rc == ASR_OK && !clean)
         return asr_fail_public(err, ASR_E_UNSUPPORTED,
-                               "xfs: the log holds changes not yet written back (mounted and not frozen, or not "
+                               "xfs: the log holds changes not yet written back (mounted and busy, or not "
                                "cleanly unmounted): the free-space btrees on disk are stale until it is recovered");
     struct findings f = {0};
     if (rc == ASR_OK)
