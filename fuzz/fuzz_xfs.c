@@ -20,8 +20,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define REC_HEAD 6
 
 /* Paths of the seeds' tree: files, a symbolic link, directories of each size, misses. */
-static const char *const paths[] = {"/etc/fstab", "/etc/os-release", "/boot/vmlinuz", "/d20", "/d150/entry-with-a-long-name-149",
-                                    "/d150", "/", "/etc/fstab/x", "/usr/none"};
+static const char *const paths[] = {
+    "/etc/fstab", "/etc/os-release", "/boot/vmlinuz", "/d20", "/d150/entry-with-a-long-name-149", "/d150",
+    "/",          "/etc/fstab/x",    "/usr/none"};
 
 static int used_then_files(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err)
 {
@@ -39,7 +40,8 @@ struct sizes {
 static struct sizes sizes_of(const uint8_t *data, size_t size)
 {
     struct sizes z = {0};
-    if (size < REC_HEAD + 264 || xfs_be32(data) != 0 || xfs_be16(data + 4) < 264 || xfs_be32(data + REC_HEAD) != 0x58465342u)
+    if (size < REC_HEAD + 264 || xfs_be32(data) != 0 || xfs_be16(data + 4) < 264 ||
+        xfs_be32(data + REC_HEAD) != 0x58465342u)
         return z;
     const uint8_t *sb = data + REC_HEAD;
     unsigned bl = sb[120], sl = sb[121], il = sb[122], dl = sb[192];

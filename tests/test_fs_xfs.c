@@ -74,18 +74,19 @@ static void unmount_fs(int slot)
  * long; then aged: every third small file deleted, and a late file written into the holes. */
 static void fill(const char *dir)
 {
-    cr_assert_eq(fsfix_sh("set -e; cd %1$s; mkdir -p etc/deep/deeper many;"
-                          "for i in $(seq 1 300); do head -c $(( (i * 7919) %% 9000 )) /dev/urandom > many/f$i; done;"
-                          "head -c 4097 /dev/urandom > 'etc/A long file name.dat'; : > etc/empty;"
-                          "echo 'UUID=0 / xfs defaults 0 0' > etc/fstab;"
-                          "head -c 70000 /dev/urandom > etc/deep/deeper/nested.bin; head -c 3M /dev/urandom > big.bin;"
-                          "truncate -s 2M sparse.bin; head -c 5000 /dev/urandom | dd of=sparse.bin bs=1 seek=1000000"
-                          " conv=notrunc status=none;"
-                          "ln -s big.bin short-link; ln -s $(printf 'a-long-symlink-target-%%.0s' $(seq 1 10)) long-link;"
-                          "sync; for i in $(seq 3 3 300); do rm many/f$i; done; sync;"
-                          "head -c 200000 /dev/urandom > late.bin",
-                          dir),
-                 0);
+    cr_assert_eq(
+        fsfix_sh("set -e; cd %1$s; mkdir -p etc/deep/deeper many;"
+                 "for i in $(seq 1 300); do head -c $(( (i * 7919) %% 9000 )) /dev/urandom > many/f$i; done;"
+                 "head -c 4097 /dev/urandom > 'etc/A long file name.dat'; : > etc/empty;"
+                 "echo 'UUID=0 / xfs defaults 0 0' > etc/fstab;"
+                 "head -c 70000 /dev/urandom > etc/deep/deeper/nested.bin; head -c 3M /dev/urandom > big.bin;"
+                 "truncate -s 2M sparse.bin; head -c 5000 /dev/urandom | dd of=sparse.bin bs=1 seek=1000000"
+                 " conv=notrunc status=none;"
+                 "ln -s big.bin short-link; ln -s $(printf 'a-long-symlink-target-%%.0s' $(seq 1 10)) long-link;"
+                 "sync; for i in $(seq 3 3 300); do rm many/f$i; done; sync;"
+                 "head -c 200000 /dev/urandom > late.bin",
+                 dir),
+        0);
 }
 
 /* Many one-block files, every other one deleted: thousands of free extents, so the bnobt
@@ -104,19 +105,20 @@ static char *make_v4(const char *opts, uint64_t mib, char **tree)
 {
     *tree = scratch_path("tree");
     char *proto = scratch_path("proto"), *img = scratch_path("fs.img");
-    cr_assert_eq(fsfix_sh("set -e; mkdir -p %1$s/etc/deep/deeper %1$s/many; cd %1$s;"
-                          "for i in $(seq 1 40); do head -c $(( (i * 7919) %% 9000 )) /dev/urandom > many/f$i; done;"
-                          "head -c 70000 /dev/urandom > etc/deep/deeper/nested.bin; : > etc/empty;"
-                          "echo 'UUID=0 / xfs defaults 0 0' > etc/fstab; head -c 3M /dev/urandom > big.bin;"
-                          "ln -s big.bin short-link; ln -s $(printf 'a-long-symlink-target-%%.0s' $(seq 1 10)) long-link;"
-                          "gen() { for e in \"$1\"/*; do n=${e##*/};"
-                          " if [ -L \"$e\" ]; then echo \"$n l--777 0 0 $(readlink \"$e\")\";"
-                          " elif [ -d \"$e\" ]; then echo \"$n d--755 0 0\"; gen \"$e\"; echo '$';"
-                          " else echo \"$n ---644 0 0 $e\"; fi; done; };"
-                          "{ echo /dev/null; echo 0 0; echo d--755 0 0; gen %1$s; echo '$'; } > %2$s;"
-                          "truncate -s %3$lluM %4$s; mkfs.xfs -q -f %5$s -p %2$s %4$s 2>/dev/null",
-                          *tree, proto, (unsigned long long)mib, img, opts),
-                 0, "mkfs.xfs %s -p", opts);
+    cr_assert_eq(
+        fsfix_sh("set -e; mkdir -p %1$s/etc/deep/deeper %1$s/many; cd %1$s;"
+                 "for i in $(seq 1 40); do head -c $(( (i * 7919) %% 9000 )) /dev/urandom > many/f$i; done;"
+                 "head -c 70000 /dev/urandom > etc/deep/deeper/nested.bin; : > etc/empty;"
+                 "echo 'UUID=0 / xfs defaults 0 0' > etc/fstab; head -c 3M /dev/urandom > big.bin;"
+                 "ln -s big.bin short-link; ln -s $(printf 'a-long-symlink-target-%%.0s' $(seq 1 10)) long-link;"
+                 "gen() { for e in \"$1\"/*; do n=${e##*/};"
+                 " if [ -L \"$e\" ]; then echo \"$n l--777 0 0 $(readlink \"$e\")\";"
+                 " elif [ -d \"$e\" ]; then echo \"$n d--755 0 0\"; gen \"$e\"; echo '$';"
+                 " else echo \"$n ---644 0 0 $e\"; fi; done; };"
+                 "{ echo /dev/null; echo 0 0; echo d--755 0 0; gen %1$s; echo '$'; } > %2$s;"
+                 "truncate -s %3$lluM %4$s; mkfs.xfs -q -f %5$s -p %2$s %4$s 2>/dev/null",
+                 *tree, proto, (unsigned long long)mib, img, opts),
+        0, "mkfs.xfs %s -p", opts);
     free(proto);
     return img;
 }
@@ -188,11 +190,12 @@ static void run_case(const struct xfs_case *c)
         if (c->frag)
             fragment(dir, c->frag, c->block);
         if (c->reflink)
-            cr_assert_eq(fsfix_sh("set -e; cd %1$s; cp --reflink=always big.bin clone.bin;"
-                                  "cp --reflink=always big.bin clone2.bin;"
-                                  "head -c 100000 /dev/urandom | dd of=clone.bin bs=4096 seek=10 conv=notrunc status=none",
-                                  dir),
-                         0);
+            cr_assert_eq(
+                fsfix_sh("set -e; cd %1$s; cp --reflink=always big.bin clone.bin;"
+                         "cp --reflink=always big.bin clone2.bin;"
+                         "head -c 100000 /dev/urandom | dd of=clone.bin bs=4096 seek=10 conv=notrunc status=none",
+                         dir),
+                0);
         cr_assert_eq(fsfix_sh("sync"), 0);
         want = manifest(dir);
         unmount_fs(0);
@@ -234,9 +237,9 @@ static void run_case(const struct xfs_case *c)
         cr_assert(fsfix_partclone_map("partclone.xfs", img, &theirs), "partclone.xfs could not map %s", img);
         uint64_t only_ours = fsfix_not_covered(&m.used, &theirs), only_theirs = fsfix_not_covered(&theirs, &m.used);
         uint64_t agfl = agfl_blocks(img) * c->block;
-        cr_log_info("used bytes: asrimg %llu, partclone.xfs %llu (only asrimg %llu, AGFL %llu)", (unsigned long long)used,
-                    (unsigned long long)asr_ranges_bytes(&theirs), (unsigned long long)only_ours,
-                    (unsigned long long)agfl);
+        cr_log_info("used bytes: asrimg %llu, partclone.xfs %llu (only asrimg %llu, AGFL %llu)",
+                    (unsigned long long)used, (unsigned long long)asr_ranges_bytes(&theirs),
+                    (unsigned long long)only_ours, (unsigned long long)agfl);
         cr_assert_eq(only_theirs, 0, "partclone.xfs maps %llu bytes asrimg does not", (unsigned long long)only_theirs);
         cr_assert_leq(only_ours, agfl, "asrimg maps %llu bytes partclone.xfs does not, more than the AGFLs' %llu",
                       (unsigned long long)only_ours, (unsigned long long)agfl);

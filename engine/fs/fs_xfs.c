@@ -234,7 +234,10 @@ static int log_head(const struct log_view *l, uint64_t *head, struct asr_error *
 #define XFS_TRANS_HEADER_MAGIC 0x5452414Eu /* "TRAN" */
 #define XLOG_MAX_COVER_RECORDS 8u
 
-static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
 
 /* A record header h: its header blocks and the blocks it spans in all; false when they could
  * not be a record's. */
@@ -311,7 +314,8 @@ static int log_clean(const struct log_view *l, bool *found, bool *clean, struct 
         uint32_t hblks;
         uint64_t span;
         bool quiet;
-        if ((rc = log_bb(l, pos, bb, err)) != ASR_OK || xfs_be32(bb) != XLOG_MAGIC || !record_size(bb, l, &hblks, &span))
+        if ((rc = log_bb(l, pos, bb, err)) != ASR_OK || xfs_be32(bb) != XLOG_MAGIC ||
+            !record_size(bb, l, &hblks, &span))
             return rc;
         if ((rc = quiet_record(l, pos, hblks, bb, &quiet, err)) != ASR_OK || !quiet)
             return rc;

@@ -129,7 +129,8 @@ static int add_extent(struct xfs_vol *v, const struct xinode *ip, struct extents
     uint64_t agbno = e.block & ((1ull << g->agblklog) - 1), at;
     const struct xext *last = x->n ? &x->v[x->n - 1] : NULL;
     if (e.count == 0 || !xfs_fsb_offset(g, e.block, &at) ||
-        agbno + e.count > xfs_ag_blocks(g, (uint32_t)(e.block >> g->agblklog)) || (last && e.off < last->off + last->count))
+        agbno + e.count > xfs_ag_blocks(g, (uint32_t)(e.block >> g->agblklog)) ||
+        (last && e.off < last->off + last->count))
         return asr_fail_public(err, ASR_E_CORRUPT,
                                "xfs: inode %llu: extent of %llu blocks at block %llu (file block %llu) leaves its AG "
                                "or overlaps the one before",
@@ -498,7 +499,8 @@ static int lookup(struct xfs_vol *v, const char *path, struct xinode *ip, struct
  * answers (not found, not a file) name it already. */
 static int name_path(int rc, const char *path, struct asr_error *err)
 {
-    if (rc == ASR_OK || rc >= FS_E_NOT_FOUND || !err || (strnlen(err->msg, 5) == 5 && !strncmp(err->msg + 5, path, strlen(path))))
+    if (rc == ASR_OK || rc >= FS_E_NOT_FOUND || !err ||
+        (strnlen(err->msg, 5) == 5 && !strncmp(err->msg + 5, path, strlen(path))))
         return rc;
     char inner[sizeof err->msg];
     snprintf(inner, sizeof inner, "%s", strncmp(err->msg, "xfs: ", 5) ? err->msg : err->msg + 5);

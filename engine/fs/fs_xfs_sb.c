@@ -126,8 +126,8 @@ static int check_features(const uint8_t *s, struct xfs_geom *g, struct asr_error
     uint16_t version = xfs_be16(s + 100);
     g->v5 = (version & 0xF) == 5;
     if ((version & 0xF) != 4 && !g->v5)
-        return asr_fail_public(err, ASR_E_UNSUPPORTED, "xfs: superblock version %u, not 4 or 5 (sb_versionnum: offset 100)",
-                               version & 0xF);
+        return asr_fail_public(err, ASR_E_UNSUPPORTED,
+                               "xfs: superblock version %u, not 4 or 5 (sb_versionnum: offset 100)", version & 0xF);
     uint32_t features2 = version & XFS_SB_VERSION_MOREBITS ? xfs_be32(s + 200) : 0;
     g->incompat = g->v5 ? xfs_be32(s + 216) : 0;
     if (g->incompat & ~INCOMPAT_KNOWN)
