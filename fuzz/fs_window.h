@@ -1,5 +1,5 @@
 /* Shared by the filesystem-parser harnesses (fuzz_fat.c, fuzz_exfat.c, fuzz_ntfs.c, fuzz_ext.c,
- * fuzz_btrfs.c; fuzz_lvm.c takes the volume file only):
+ * fuzz_xfs.c, fuzz_btrfs.c; fuzz_lvm.c takes the volume file only):
  * the input becomes the start of a volume in a sparse temporary file, zero-extended to a fixed
  * window, so that a small input can still describe a large filesystem; and a map the parser
  * accepted is checked for the invariants every used-byte map must keep; and the small-file

@@ -98,6 +98,10 @@ int asr_fat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr
 int asr_exfat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_ntfs_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_ext_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
+/* XFS: a realtime subvolume, an external log, or a log still to recover (mounted and busy, or
+ * not cleanly unmounted: the free-space btrees on disk are stale until it is; a frozen one has
+ * nothing to recover) is ASR_E_UNSUPPORTED, captured whole with the reason shown. */
+int asr_xfs_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_swap_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 /* btrfs: this device's stripes of every chunk (DUP copies and mirrors included), data block groups
  * narrowed to their extents; ASR_E_UNSUPPORTED when the chunk tree has no copy on this device. */

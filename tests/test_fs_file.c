@@ -1,5 +1,6 @@
-/* Small files read by path without mounting (engine/fs/fs_file.h): ext2/3/4 made by mke2fs -d
- * and FAT12/16/32 made by mkfs.vfat and filled by mtools, every file read back equal to its
+/* Small files read by path without mounting (engine/fs/fs_file.h): ext2/3/4 made by mke2fs -d,
+ * FAT12/16/32 made by mkfs.vfat and filled by mtools, exFAT, XFS v4 (mkfs.xfs -p) and v5 (filled
+ * through a loop mount) with directories of every format, every file read back equal to its
  * source; then each answer that is not a file (not found, too big, a directory, an unsupported
  * type) and damaged metadata on the way (entries pointing outside, chains that loop or end early,
  * symbolic links that loop, directories that repeat their blocks), each with its own status and
@@ -29,9 +30,12 @@ static void exfat_unmount(void)
     exfat_mnt[0] = exfat_loop[0] = '\0';
 }
 
+static void xfs_unmount(void);
+
 static void teardown(void)
 {
     exfat_unmount();
+    xfs_unmount();
     scratch_cleanup();
 }
 
@@ -663,6 +667,319 @@ Test(fs_file, exfat_damaged_extent_and_chain)
     free(v.img);
 }
 
+/* ---- XFS -------------------------------------------------------------------------------------- */
+
+static char xfs_mnt[512];
+
+static void xfs_unmount(void)
+{
+    if (xfs_mnt[0])
+        fsfix_sh("umount %s", xfs_mnt);
+    xfs_mnt[0] = '\0';
+}
+
+/* Directories of every format XFS has, by their entry counts on 4 KiB blocks: short-form (in the
+ * inode), block (one directory block), leaf (data blocks and one leaf block), node (a hash
+ * B+tree of leaves) and, past the extents an inode holds, a B+tree-mapped one. Each holds empty
+ * files and one last file with content, looked up by name. */
+static const struct {
+    const char *name;
+    unsigned entries;
+} xfs_dirs[] = {{"d3", 3}, {"d50", 50}, {"d400", 400}, {"d700", 700}, {"d1500", 1500}, {"d20000", 20000}};
+
+/* v5 is filled through the kernel (a loop mount), as a running system writes it, with what only
+ * a kernel makes: a file whose data fork is a B+tree (more extents than the inode holds), a
+ * file with a hole, one with unwritten (preallocated) extents, a symbolic link whose target is
+ * in a block (longer than the inode holds). Their contents are saved under "xsaved". v4, which
+ * this kernel no longer mounts, is written by mkfs.xfs -p from a protofile of the same tree. */
+static struct vol make_xfs(const char *mkfs_opts, bool v4)
+{
+    fsfix_need("mkfs.xfs");
+    fsfix_need("xfs_db");
+    if (!v4 && geteuid() != 0)
+        cr_skip_test("filling XFS through the kernel needs root (a loop mount)");
+    char *t = scratch_path("tree"), *img = scratch_path("xfs.img"), *mnt = scratch_path("xfsmnt");
+    char *saved = scratch_path("xsaved"), *proto = scratch_path("xfs.proto");
+    make_root_tree(t);
+    for (size_t i = 0; i < sizeof xfs_dirs / sizeof xfs_dirs[0]; i++)
+        cr_assert_eq(fsfix_sh("set -e; mkdir -p %1$s/dirs/%2$s; cd %1$s/dirs/%2$s;"
+                              "seq -f 'entry-with-a-longer-name-%%.0f' 1 %3$u | xargs touch;"
+                              "echo %2$s > entry-with-a-longer-name-%3$u",
+                              t, xfs_dirs[i].name, xfs_dirs[i].entries),
+                     0);
+    if (v4) {
+        cr_assert_eq(fsfix_sh("set -e; gen() { for e in \"$1\"/*; do n=${e##*/};"
+                              " if [ -L \"$e\" ]; then echo \"$n l--777 0 0 $(readlink \"$e\")\";"
+                              " elif [ -p \"$e\" ]; then echo \"$n p--644 0 0\";"
+                              " elif [ -d \"$e\" ]; then echo \"$n d--755 0 0\"; gen \"$e\"; echo '$';"
+                              " else echo \"$n ---644 0 0 $e\"; fi; done; };"
+                              "{ echo /dev/null; echo 0 0; echo d--755 0 0; gen %1$s; echo '$'; } > %2$s;"
+                              "truncate -s 300M %3$s; mkfs.xfs -q -f %4$s -p %2$s %3$s 2>/dev/null",
+                              t, proto, img, mkfs_opts),
+                     0, "mkfs.xfs %s -p", mkfs_opts);
+    } else {
+        cr_assert_eq(fsfix_sh("set -e; truncate -s 300M %1$s; mkfs.xfs -q -f %2$s %1$s; mkdir -p %3$s %4$s;"
+                              "mount -o loop %1$s %3$s",
+                              img, mkfs_opts, mnt, saved),
+                     0, "mkfs.xfs %s and mount", mkfs_opts);
+        snprintf(xfs_mnt, sizeof xfs_mnt, "%s", mnt);
+        int rc = fsfix_sh(
+            "set -e; cp -a %1$s/. %2$s/; cd %2$s;"
+            "for i in $(seq 0 2 200); do head -c 4096 /dev/urandom | dd of=fragmented.bin bs=4096 seek=$i"
+            " conv=notrunc status=none; done;"
+            "truncate -s 900K holes.bin; head -c 5000 /dev/urandom | dd of=holes.bin bs=1 seek=400000 conv=notrunc"
+            " status=none;"
+            "fallocate -l 65536 prealloc.bin; head -c 100 /dev/urandom | dd of=prealloc.bin conv=notrunc status=none;"
+            "n=$(printf 'a-directory-name-that-is-long-%%.0s' 1 2 3 4 5 6); mkdir -p usr/lib/$n/$n/$n;"
+            "cp usr/lib/os-release usr/lib/$n/$n/$n/; ln -s lib/$n/$n/$n/os-release usr/remote-release;"
+            "cp fragmented.bin holes.bin prealloc.bin %3$s/",
+            t, mnt, saved);
+        xfs_unmount();
+        cr_assert_eq(rc, 0);
+    }
+    cr_assert_eq(fsfix_sh("xfs_repair -n %s >/dev/null 2>&1", img), 0);
+    free(t);
+    free(mnt);
+    free(saved);
+    free(proto);
+    return (struct vol){img, "xfs", file_size(img)};
+}
+
+/* What xfs_db says of the inode at path: "print FIELD" (after an optional block of the
+ * directory, dblock BLOCK, as XFS's directory type), its value after " = ". */
+static char *xfs_db_field(const char *img, const char *path, const char *dblock, const char *field)
+{
+    bool v4 = dblock && fsfix_sh("xfs_db -r -c 'version' %s 2>/dev/null | grep -q CRC", img) != 0;
+    char *out = fsfix_sh_out("xfs_db -r -c 'path %s' %s%s%s%s -c 'print %s' %s 2>/dev/null | sed 's/.* = //'", path,
+                             dblock ? "-c 'dblock " : "", dblock ? dblock : "", dblock ? "' -c 'type " : "",
+                             dblock ? (v4 ? "dir2'" : "dir3'") : "", field, img);
+    cr_assert_not_null(out, "xfs_db %s", path);
+    out[strcspn(out, "\n")] = '\0';
+    return out;
+}
+
+struct count {
+    size_t n;
+    bool last_seen;
+    const char *last;
+};
+
+static int count_entry(void *ctx, const char *name, enum fs_kind kind)
+{
+    struct count *c = ctx;
+    cr_assert_eq(kind, FS_KIND_FILE, "%s", name);
+    c->n++;
+    c->last_seen |= !strcmp(name, c->last);
+    return 0;
+}
+
+static void check_xfs(const char *mkfs_opts, bool v4)
+{
+    struct vol v = make_xfs(mkfs_opts, v4);
+    char *t = scratch_path("tree");
+    static const char *const files[] = {"etc/fstab", "etc/crypttab", "etc/one-byte", "etc/mdadm/mdadm.conf",
+                                        "boot/grub/grub.cfg", "a/b/c/d/e/f/deep", "at-cap.bin"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char path[256], src[512];
+        snprintf(path, sizeof path, "/%s", files[i]);
+        snprintf(src, sizeof src, "%s/%s", t, files[i]);
+        assert_reads(&v, path, src);
+    }
+    char *release = scratch_path("tree/usr/lib/os-release");
+    assert_reads(&v, "/etc/os-release", release);
+    assert_reads(&v, "/etc/abs-release", release);
+    assert_reads(&v, "/etc/long-release", release);
+    assert_reads(&v, "/etc/lib/os-release", release);
+    assert_reads(&v, "//etc/./mdadm/../lib/os-release", release);
+
+    /* Every directory format: which one each directory has is what xfs_db says (how many
+     * entries make which format depends on the block sizes and on how the blocks were
+     * allocated), and together they must have all five. Every entry is listed, and the last one
+     * is found by name. */
+    unsigned formats = 0;
+    char *bs = xfs_db_field(v.img, "/", NULL, "core.format"); /* any inode: xfs_db needs one */
+    free(bs);
+    uint64_t leaf_block = (32ull << 30) / fsfix_sh_number("xfs_db -r -c 'sb 0' -c 'print blocksize' %s | sed 's/.* = //'",
+                                                          v.img);
+    char leaf[32];
+    snprintf(leaf, sizeof leaf, "%llu", (unsigned long long)leaf_block);
+    for (size_t i = 0; i < sizeof xfs_dirs / sizeof xfs_dirs[0]; i++) {
+        char path[300], last[64];
+        snprintf(path, sizeof path, "/dirs/%s", xfs_dirs[i].name);
+        char *format = xfs_db_field(v.img, path, NULL, "core.format");
+        unsigned kind = 0; /* 1 short-form, 2 block, 4 leaf, 8 node, 16 B+tree */
+        if (!strcmp(format, "1 (local)")) {
+            kind = 1;
+        } else if (!strcmp(format, "3 (btree)")) {
+            kind = 16;
+        } else if (!strcmp(format, "2 (extents)")) {
+            /* v4's headers have no CRC part: the magic is one level up. */
+            char *magic = xfs_db_field(v.img, path, leaf, v4 ? "lhdr.info.magic" : "lhdr.info.hdr.magic");
+            char *nmagic = xfs_db_field(v.img, path, leaf, v4 ? "nhdr.info.magic" : "nhdr.info.hdr.magic");
+            kind = strstr(magic, "unmapped") ? 2 : !strcmp(magic, v4 ? "0xd2f1" : "0x3df1") ? 4
+                   : !strcmp(nmagic, v4 ? "0xfebe" : "0x3ebe")                            ? 8
+                                                                                           : 0;
+            cr_log_info("%s: leaf magic %s, node magic %s", path, magic, nmagic);
+            free(magic);
+            free(nmagic);
+        }
+        cr_log_info("%s: format %s, kind %u", path, format, kind);
+        cr_assert_neq(kind, 0, "%s: a directory format xfs_db does not show as expected", path);
+        formats |= kind;
+        free(format);
+        snprintf(last, sizeof last, "entry-with-a-longer-name-%u", xfs_dirs[i].entries);
+        struct count c = {0, false, last};
+        struct asr_window w = fsfix_window(v.img, 0, v.size);
+        struct asr_error err = {0};
+        cr_assert_eq(fs_list_dir(&w, "xfs", path, count_entry, &c, &err), ASR_OK, "%s: %s", path, err.msg);
+        close(w.fd);
+        cr_assert_eq(c.n, xfs_dirs[i].entries, "%s lists %zu entries", path, c.n);
+        cr_assert(c.last_seen, "%s: %s not listed", path, last);
+        char src[600];
+        snprintf(src, sizeof src, "%s%s/%s", t, path, last);
+        snprintf(path + strlen(path), sizeof path - strlen(path), "/%s", last);
+        assert_reads(&v, path, src);
+    }
+    cr_assert_eq(formats, 31u, "directory formats made: %#x of 0x1f", formats);
+    if (!v4) {
+        char *saved = scratch_path("xsaved");
+        char *format = xfs_db_field(v.img, "/fragmented.bin", NULL, "core.format");
+        cr_assert_str_eq(format, "3 (btree)", "fragmented.bin: format %s", format);
+        free(format);
+        static const char *const made[] = {"fragmented.bin", "holes.bin", "prealloc.bin"};
+        for (size_t i = 0; i < 3; i++) {
+            char path[64], src[600];
+            snprintf(path, sizeof path, "/%s", made[i]);
+            snprintf(src, sizeof src, "%s/%s", saved, made[i]);
+            assert_reads(&v, path, src);
+        }
+        char *remote = xfs_db_field(v.img, "/usr/remote-release", NULL, "core.format");
+        cr_assert_str_eq(remote, "2 (extents)", "the long symbolic link is in the inode: %s", remote);
+        free(remote);
+        assert_reads(&v, "/usr/remote-release", release);
+        free(saved);
+    }
+
+    assert_refused(&v, "/etc/nothere", CAP, FS_E_NOT_FOUND, "not found");
+    assert_refused(&v, "/nothere/fstab", CAP, FS_E_NOT_FOUND, "not found");
+    assert_refused(&v, "/etc/fstab/x", CAP, FS_E_NOT_FOUND, "not found");
+    assert_refused(&v, "/etc/dangling", CAP, FS_E_NOT_FOUND, "not found");
+    assert_refused(&v, "/dirs/d20000/entry-with-a-longer-name-20001", CAP, FS_E_NOT_FOUND, "not found");
+    assert_refused(&v, "/over-cap.bin", CAP, ASR_E_LIMIT, "1048577 bytes, over the 1048576-byte limit");
+    assert_refused(&v, "/etc/fstab", 10, ASR_E_LIMIT, "over the 10-byte limit");
+    assert_refused(&v, "/etc", CAP, FS_E_NOT_FILE, "a directory");
+    assert_refused(&v, "/", CAP, FS_E_NOT_FILE, "a directory");
+    assert_refused(&v, "/etc/fifo", CAP, FS_E_NOT_FILE, "a special file");
+    assert_refused(&v, "/etc/loop1", CAP, ASR_E_CORRUPT, "symbolic links nest");
+
+    static const char *const grub[] = {"f grub.cfg"};
+    assert_lists(&v, "/boot/grub", grub, 1);
+    static const char *const etc[] = {"f fstab",       "f crypttab",    "f one-byte", "d mdadm",  "l os-release",
+                                      "l abs-release", "l long-release", "l lib",      "l dangling", "l loop1",
+                                      "l loop2",       "o fifo"};
+    assert_lists(&v, "/etc", etc, sizeof etc / sizeof etc[0] - 0);
+    struct listing l = {.stop_after = 2};
+    struct asr_error err;
+    cr_assert_eq(list_path(&v, "/etc", &l, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(l.n, 2, "the listing went on after its callback said stop");
+    cr_assert_eq(list_path(&v, "/etc/fstab", &l, &err), FS_E_NOT_DIR);
+    cr_assert_eq(list_path(&v, "/nothere", &l, &err), FS_E_NOT_FOUND);
+    free(release);
+    free(t);
+    free(v.img);
+}
+
+Test(fs_file, xfs_v5) { check_xfs("", false); }
+Test(fs_file, xfs_v5_1k_blocks_8k_dir_blocks) { check_xfs("-b size=1024 -n size=8192", false); }
+Test(fs_file, xfs_v4) { check_xfs("-m crc=0", true); }
+Test(fs_file, xfs_v4_no_ftype) { check_xfs("-m crc=0 -n ftype=0", true); }
+
+/* A small XFS written by mkfs.xfs -p (no kernel needed): /etc/fstab, and a directory of 60
+ * entries (one directory block) holding another file. */
+static struct vol make_small_xfs(const char *opts)
+{
+    fsfix_need("mkfs.xfs");
+    fsfix_need("xfs_db");
+    char *t = scratch_path("stree"), *proto = scratch_path("s.proto"), *img = scratch_path("small-xfs.img");
+    cr_assert_eq(fsfix_sh("set -e; mkdir -p %1$s/etc %1$s/many; echo 'UUID=1 / xfs defaults 0 0' > %1$s/etc/fstab;"
+                          "seq 1 60 | while read i; do echo $i > %1$s/many/entry-$i; done;"
+                          "{ echo /dev/null; echo 0 0; echo d--755 0 0; echo 'etc d--755 0 0';"
+                          " echo 'fstab ---644 0 0 %1$s/etc/fstab'; echo '$'; echo 'many d--755 0 0';"
+                          " for i in $(seq 1 60); do echo \"entry-$i ---644 0 0 %1$s/many/entry-$i\"; done; echo '$';"
+                          " echo '$'; } > %2$s; truncate -s 300M %3$s; mkfs.xfs -q -f %4$s -p %2$s %3$s 2>/dev/null",
+                          t, proto, img, opts),
+                 0, "mkfs.xfs %s -p", opts);
+    free(t);
+    free(proto);
+    return (struct vol){img, "xfs", file_size(img)};
+}
+
+/* The byte offset xfs_db's stack shows after the commands cmds (e.g. "-c 'path /etc/fstab'"). */
+static uint64_t xfs_db_offset(const char *img, const char *cmds)
+{
+    return fsfix_sh_number("xfs_db -r %s -c stack %s | sed -n 's/.*byte offset \\([0-9]*\\),.*/\\1/p'", cmds, img);
+}
+
+/* Damage on the way to a file, each refused as corruption that names what and where: an inode
+ * and a directory block failing their CRCs (v5), an extent sent past its AG (v4, where no CRC
+ * would catch it first), an inode that is not one. */
+Test(fs_file, xfs_damaged_inode_directory_and_extent)
+{
+    struct vol v = make_small_xfs("");
+    char *src = scratch_path("stree/many/entry-42");
+    assert_reads(&v, "/many/entry-42", src);
+    free(src);
+    uint64_t dirblock = xfs_db_offset(v.img, "-c 'path /many' -c 'dblock 0'");
+    patch_byte(v.img, dirblock + 200, 0x5a);
+    assert_refused(&v, "/many/entry-42", CAP, ASR_E_CORRUPT, "fails its CRC");
+    uint64_t inode = xfs_db_offset(v.img, "-c 'path /etc/fstab'");
+    patch_byte(v.img, inode + 56 + 7, 0x7f); /* di_size's low byte */
+    assert_refused(&v, "/etc/fstab", CAP, ASR_E_CORRUPT, "CRC mismatch");
+    free(v.img);
+
+    v = make_small_xfs("-m crc=0");
+    inode = xfs_db_offset(v.img, "-c 'path /etc/fstab'");
+    uint8_t ext[16];
+    fsfix_read_at(v.img, inode + 100, ext, sizeof ext); /* the one extent, right after a v2 core */
+    ext[8] = 0x7f; /* startblock's high bits: an AG far past the last */
+    fsfix_write_at(v.img, inode + 100, ext, sizeof ext);
+    assert_refused(&v, "/etc/fstab", CAP, ASR_E_CORRUPT, "leaves its AG");
+    patch_byte(v.img, inode, 'X');
+    struct asr_window w = fsfix_window(v.img, 0, v.size);
+    struct asr_error err = {0};
+    uint8_t *got = NULL;
+    size_t len;
+    cr_assert_eq(fs_read_file(&w, "xfs", "/etc/fstab", CAP, &got, &len, &err), ASR_E_CORRUPT);
+    close(w.fd);
+    cr_assert(strstr(err.msg, "not an inode of this filesystem"), "%s", err.msg);
+    free(v.img);
+}
+
+/* What this reader does not read is still a volume it cannot look into (ASR_E_CORRUPT), never
+ * "no reader for the type" (ASR_E_UNSUPPORTED, which bootscan takes as nothing to find): a file
+ * whose data is on the realtime device, a superblock version past 5. v4: no CRC to redo. */
+Test(fs_file, xfs_what_is_not_read_is_corrupt_not_unsupported)
+{
+    struct vol v = make_small_xfs("-m crc=0");
+    uint64_t inode = xfs_db_offset(v.img, "-c 'path /etc/fstab'");
+    uint8_t flags[2];
+    fsfix_read_at(v.img, inode + 90, flags, 2);
+    patch_byte(v.img, inode + 91, flags[1] | 1); /* XFS_DIFLAG_REALTIME */
+    assert_refused(&v, "/etc/fstab", CAP, ASR_E_CORRUPT, "realtime device");
+    patch_byte(v.img, inode + 91, flags[1]);
+    uint8_t version[2];
+    fsfix_read_at(v.img, 100, version, 2);
+    patch_byte(v.img, 101, (uint8_t)((version[1] & 0xF0) | 6));
+    struct asr_window w = fsfix_window(v.img, 0, v.size);
+    struct fs_vol *fv = NULL;
+    struct asr_error err = {0};
+    cr_assert_eq(fs_vol_open(&w, "xfs", &fv, &err), ASR_E_CORRUPT, "%s", err.msg);
+    close(w.fd);
+    cr_assert_eq(err.code, ASR_E_CORRUPT);
+    cr_assert(strstr(err.msg, "superblock version 6"), "%s", err.msg);
+    free(v.img);
+}
+
 /* ---- what the interface does not read ----------------------------------------------------- */
 
 Test(fs_file, unsupported_types_and_garbage)
@@ -670,7 +987,7 @@ Test(fs_file, unsupported_types_and_garbage)
     char *img = scratch_path("zero.img");
     cr_assert_eq(fsfix_sh("truncate -s 4M %s", img), 0);
     struct vol v = {img, "exfat", 4u << 20};
-    static const char *const types[] = {"ntfs", "xfs", "swap", "swsuspend", ""};
+    static const char *const types[] = {"ntfs", "swap", "swsuspend", ""};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         v.type = types[i];
         uint8_t *got;
@@ -682,7 +999,7 @@ Test(fs_file, unsupported_types_and_garbage)
     /* Types it reads, on zeros: the boot sector or superblock fails its checks. */
     static const char *const read_types[][2] = {
         {"vfat", "fat: boot sector signature"}, {"ext4", "ext: no superblock"}, {"exfat", "exfat: "},
-        {"btrfs", "btrfs: no superblock magic"}};
+        {"btrfs", "btrfs: no superblock magic"}, {"xfs", "xfs: superblock magic"}};
     for (size_t i = 0; i < sizeof read_types / sizeof read_types[0]; i++) {
         v.type = read_types[i][0];
         uint8_t *got;

@@ -1,6 +1,7 @@
 /* Disk layout capture on disks made with sfdisk: GPT and MBR fields and identifiers checked
  * against the raw on-disk bytes, raw boot regions byte-exact, EBR chains, unpartitioned disks,
- * 4Kn loop devices, damaged tables, critical-volume decisions and volume selection. */
+ * 4Kn loop devices, damaged tables, critical-volume decisions (an XFS root read through its
+ * fstab too) and volume selection. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -159,6 +160,66 @@ Test(layout, critical_volumes_and_selection)
     asr_volume_infos_free(v, n);
     asr_disk_close(d);
     free(img);
+}
+
+/* A RHEL-like disk: an ESP, /boot and / on XFS, /home on XFS. The root is found by reading its
+ * /etc/fstab through the XFS path reader, and what that fstab names decides: /boot and the ESP
+ * are needed to boot, /home is data. Every XFS is mapped by its used blocks. */
+Test(layout, xfs_root_found_through_its_fstab)
+{
+    fsfix_need("sfdisk");
+    fsfix_need("mkfs.xfs");
+    fsfix_need("mkfs.vfat");
+    char *img = scratch_path("rhel.img"), *dir = scratch_path("rhel");
+    cr_assert_eq(fsfix_sh(
+                     "set -e; mkdir -p %1$s/root/etc; cd %1$s;"
+                     "printf 'UUID=c0ffee00-0000-4000-8000-000000000001 / xfs defaults 0 0\\n"
+                     "UUID=c0ffee00-0000-4000-8000-000000000002 /boot xfs defaults 0 0\\n"
+                     "UUID=1234-ABCD /boot/efi vfat umask=0077 0 2\\n"
+                     "UUID=c0ffee00-0000-4000-8000-000000000003 /home xfs defaults 0 0\\n' > root/etc/fstab;"
+                     "echo 'ID=\"rhel\"' > root/etc/os-release;"
+                     "printf '/dev/null\\n0 0\\nd--755 0 0\\netc d--755 0 0\\nfstab ---644 0 0 %1$s/root/etc/fstab\\n"
+                     "os-release ---644 0 0 %1$s/root/etc/os-release\\n$\\n$\\n' > root.proto;"
+                     "for f in root boot home; do truncate -s 300M $f.fs; done;"
+                     "mkfs.xfs -q -m uuid=c0ffee00-0000-4000-8000-000000000001 -p root.proto root.fs;"
+                     "mkfs.xfs -q -m uuid=c0ffee00-0000-4000-8000-000000000002 boot.fs;"
+                     "mkfs.xfs -q -m uuid=c0ffee00-0000-4000-8000-000000000003 home.fs;"
+                     "rm -f esp.fs; mkfs.vfat -C -i 1234ABCD esp.fs 33792 >/dev/null;"
+                     "truncate -s 1000M %2$s; sfdisk --quiet %2$s <<'EOF'\n"
+                     "label: gpt\n"
+                     "start=2048, size=33MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n"
+                     "size=300MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n"
+                     "size=300MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n"
+                     "size=300MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n"
+                     "EOF\n"
+                     "dd if=esp.fs of=%2$s bs=1M seek=1 conv=notrunc,sparse status=none;"
+                     "dd if=boot.fs of=%2$s bs=1M seek=34 conv=notrunc,sparse status=none;"
+                     "dd if=root.fs of=%2$s bs=1M seek=334 conv=notrunc,sparse status=none;"
+                     "dd if=home.fs of=%2$s bs=1M seek=634 conv=notrunc,sparse status=none",
+                     dir, img),
+                 0);
+    struct asr_disk *d;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_disk_open(img, &d, &err), ASR_OK, "%s", err.msg);
+    struct asr_volume_info *v;
+    size_t n;
+    cr_assert_eq(asr_disk_analyze(d, 0, &v, &n, &err), ASR_OK, "%s", err.msg);
+    struct asr_machine *m;
+    size_t counts[1] = {n};
+    cr_assert_eq(asr_machine_analyze(&d, &v, counts, 1, NULL, &m, &err), ASR_OK, "%s", err.msg);
+    for (uint32_t p = 2; p <= 4; p++) {
+        cr_assert_str_eq(vol(v, n, p)->map.fs_type, "xfs");
+        cr_assert_eq(vol(v, n, p)->natural_capture, ASR_CAPTURE_USED, "partition %u: %s", p, vol(v, n, p)->warning);
+    }
+    cr_assert(vol(v, n, 3)->critical && strstr(vol(v, n, 3)->reason, "/etc/fstab"), "%s", vol(v, n, 3)->reason);
+    cr_assert(vol(v, n, 2)->critical && strstr(vol(v, n, 2)->reason, "/boot"), "%s", vol(v, n, 2)->reason);
+    cr_assert(vol(v, n, 1)->critical, "%s", vol(v, n, 1)->reason);
+    cr_assert(!vol(v, n, 4)->critical && strstr(vol(v, n, 4)->reason, "data volume"), "%s", vol(v, n, 4)->reason);
+    asr_machine_free(m);
+    asr_volume_infos_free(v, n);
+    asr_disk_close(d);
+    free(img);
+    free(dir);
 }
 
 Test(layout, mbr_with_logical_partitions)

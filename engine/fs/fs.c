@@ -21,6 +21,8 @@ asr_used_fn asr_used_parser(const char *fs)
         return asr_ext_used;
     if (!strcmp(fs, "btrfs"))
         return asr_btrfs_used;
+    if (!strcmp(fs, "xfs"))
+        return asr_xfs_used;
     if (!strcmp(fs, "swap") || !strcmp(fs, "swsuspend"))
         return asr_swap_used;
     return NULL;

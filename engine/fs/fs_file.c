@@ -17,6 +17,8 @@ static int open_reader(const struct asr_window *w, const char *fs_type, struct f
         return fs_exfat_vol_open(w, out, err);
     if (!strcmp(fs_type, "btrfs"))
         return fs_btrfs_vol_open(w, out, err);
+    if (!strcmp(fs_type, "xfs"))
+        return fs_xfs_vol_open(w, out, err);
     return asr_fail_public(err, ASR_E_UNSUPPORTED, "%s: files are not read from this filesystem type",
                            fs_type[0] ? fs_type : "(no type)");
 }

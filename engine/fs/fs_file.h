@@ -3,7 +3,8 @@
  * /etc/os-release say, and the boot loader's configuration on /boot or an ESP. fs_file.c owns the
  * dispatch by blkid type and the one-shot calls; fs_ext_file.c (ext2/3/4, libext2fs through the
  * window I/O manager), fs_fat_file.c (FAT12/16/32, long names), fs_exfat_file.c and
- * fs_btrfs_file.c (the top-level subvolume; fs_reader.h opens others) each read one format. Every
+ * fs_btrfs_file.c (the top-level subvolume; fs_reader.h opens others) and
+ * fs_xfs_file.c (XFS v4 and v5) each read one format. Every
  * read goes through the window and is bounded: a file larger than the caller's cap is refused
  * before it is read, and no metadata, however damaged, makes a lookup run on or read outside
  * the volume. Read-only. */
@@ -30,8 +31,8 @@ int fs_vol_open(const struct asr_window *w, const char *fs_type, struct fs_vol *
 void fs_vol_close(struct fs_vol *v); /* NULL-safe */
 
 /* Reads the regular file at the absolute path (names separated by '/', "." and repeated '/'
- * ignored, ".." the parent; ext follows symbolic links within the filesystem, absolute ones from
- * its root, 8 deep at most; FAT compares names ignoring ASCII case) into
+ * ignored, ".." the parent; ext and xfs follow symbolic links within the filesystem, absolute ones
+ * from its root, 8 deep at most; FAT compares names ignoring ASCII case) into
  * *out (malloc'd, NUL-terminated past *len bytes for text parsers; free it). ASR_OK; FS_E_NOT_FOUND;
  * FS_E_NOT_FILE; ASR_E_LIMIT when the file holds more than cap bytes (nothing read);
  * ASR_E_CORRUPT when metadata on the way is damaged (a cluster chain that loops or ends early,

@@ -44,6 +44,7 @@ struct fs_vol {
 int fs_ext_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
 int fs_fat_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
 int fs_exfat_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
+int fs_xfs_vol_open(const struct asr_window *w, struct fs_vol **out, struct asr_error *err);
 
 /* btrfs (fs_btrfs_file.c). fs_btrfs_vol_open opens the top-level subvolume (id 5), as a mount
  * with subvolid=5 shows it: every other subvolume is a directory there, so Fedora's root
