@@ -182,6 +182,20 @@ EOF
 else
     bad "debian-lvm: capture sizes (see above)"
 fi
+# RHEL and Fedora: every XFS and btrfs volume (/boot, the root LV, the btrfs holding the root and
+# /home subvolumes) is captured by its used blocks, not whole.
+if python3 - "$work/rhel-xfs-lvm.backup.json" "$work/fedora-btrfs.backup.json" <<'EOF'; then
+import json, sys
+rhel, fedora = (json.load(open(p)) for p in sys.argv[1:])
+vols = [v for v in rhel["volumes"] + fedora["volumes"] if v["fs"] in ("xfs", "btrfs")]
+lvs = [v for v in rhel["logical_volumes"] if v["fs"] == "xfs"]
+assert len(vols) == 2 and len(lvs) == 1, (vols, lvs)
+assert all(v["capture"] == "used" for v in vols + lvs), vols + lvs
+EOF
+    ok "rhel-xfs-lvm, fedora-btrfs: /boot XFS, the XFS root LV and the btrfs root captured by their used blocks"
+else
+    bad "rhel-xfs-lvm, fedora-btrfs: XFS or btrfs captured whole (see above)"
+fi
 # Opened, the container is captured as its header and the ciphertext of its used sectors: far
 # less than the whole container taken without the key, and no plaintext of a root file in the image.
 if python3 - "$work/debian-luks-lvm.backup.json" "$work/debian-luks-lvm-keyed.backup.json" <<'EOF'; then

@@ -17,10 +17,9 @@
 #   debian-luks-lvm  as debian-lvm, the PV inside LUKS2 (sda3_crypt in crypttab, data offset 16 MiB).
 #   data-partition   no LVM: ESP, root, /var, swap and /home partitions named by UUID in fstab.
 #   rhel-xfs-lvm     as RHEL/Rocky/Alma install: ESP, /boot XFS, PV of VG rhel with LVs root (XFS)
-#                    and swap; Boot Loader Specification entries with rd.lvm.lv= (not in the default
-#                    list: XFS is issue 15's)
+#                    and swap; Boot Loader Specification entries with rd.lvm.lv=
 #   fedora-btrfs     as Fedora installs: ESP, /boot ext4, one btrfs with subvolumes root and home
-#                    (zstd compression), rootflags=subvol=root (not in the default list: issue 15)
+#                    (zstd compression), rootflags=subvol=root
 #
 # Manifest: one record a line, `TYPE key=value ...`; values have no spaces, except the last key of
 # `vol` (reason=) and of `file` (path=), which take the rest of the line. Lines starting with # are
@@ -45,7 +44,7 @@ set -euo pipefail
 out=$1
 shift
 layouts=("$@")
-((${#layouts[@]})) || layouts=(debian-lvm lvm-two-disks debian-luks-lvm data-partition)
+((${#layouts[@]})) || layouts=(debian-lvm lvm-two-disks debian-luks-lvm data-partition rhel-xfs-lvm fedora-btrfs)
 [[ $(id -u) == 0 ]] || { echo "stack_disks: needs root (loop devices)" >&2; exit 77; }
 for t in losetup sfdisk mkfs.ext4 mkfs.vfat mmd mcopy mkswap pvcreate cryptsetup blkid sha256sum; do
     command -v "$t" >/dev/null || { echo "stack_disks: $t not installed" >&2; exit 77; }

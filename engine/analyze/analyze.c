@@ -71,7 +71,8 @@ static bool probe(const struct asr_window *w, struct asr_usedmap *m, char *why, 
         rc = probe_once(w, m);
     if (rc >= -2)
         return true;
-    static const asr_used_fn parsers[] = {asr_ntfs_used, asr_exfat_used, asr_ext_used, asr_fat_used};
+    static const asr_used_fn parsers[] = {asr_ntfs_used, asr_exfat_used, asr_ext_used, asr_xfs_used, asr_btrfs_used,
+                                          asr_fat_used};
     for (size_t i = 0; i < sizeof parsers / sizeof parsers[0]; i++) {
         struct asr_usedmap tried = {0};
         struct asr_error err = {0};
