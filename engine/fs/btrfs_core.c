@@ -644,30 +644,37 @@ struct find_root {
  * bytes_used, last_snapshot, flags (8 bytes each), refs (4), drop_progress (a key), drop_level,
  * level: 239 bytes in the oldest layout. */
 #define ROOT_ITEM_MIN 239u
-static int root_item(void *ctx, const struct btrfs_item *it, struct asr_error *err)
+int btrfs_root_item(const struct btrfs_item *it, struct btrfs_root *out, struct asr_error *err)
 {
-    struct find_root *f = ctx;
-    if (it->key.type != BTRFS_ROOT_ITEM_KEY)
-        return ASR_OK;
     if (it->size < ROOT_ITEM_MIN)
         return asr_fail_public(err, ASR_E_CORRUPT,
                                "btrfs: root item of %u bytes for tree %llu (root tree leaf at logical %llu, item %u)",
                                it->size, (unsigned long long)it->key.objectid, (unsigned long long)it->leaf, it->slot);
     const uint8_t *d = it->data;
-    *f->out = (struct btrfs_root){.objectid = it->key.objectid,
-                                  .key_offset = it->key.offset,
-                                  .generation = get_le64(d + 160),
-                                  .root_dirid = get_le64(d + 168),
-                                  .bytenr = get_le64(d + 176),
-                                  .flags = get_le64(d + 208),
-                                  .refs = get_le32(d + 216),
-                                  .level = d[238]};
-    if (f->out->level >= BTRFS_MAX_LEVEL)
+    *out = (struct btrfs_root){.objectid = it->key.objectid,
+                               .key_offset = it->key.offset,
+                               .generation = get_le64(d + 160),
+                               .root_dirid = get_le64(d + 168),
+                               .bytenr = get_le64(d + 176),
+                               .flags = get_le64(d + 208),
+                               .refs = get_le32(d + 216),
+                               .level = d[238]};
+    if (out->level >= BTRFS_MAX_LEVEL)
         return asr_fail_public(
             err, ASR_E_CORRUPT, "btrfs: root of tree %llu at level %u (root tree leaf at logical %llu, item %u)",
-            (unsigned long long)it->key.objectid, f->out->level, (unsigned long long)it->leaf, it->slot);
-    *f->found = true;
-    return ASR_OK; /* the last one (highest offset) wins */
+            (unsigned long long)it->key.objectid, out->level, (unsigned long long)it->leaf, it->slot);
+    return ASR_OK;
+}
+
+static int root_item(void *ctx, const struct btrfs_item *it, struct asr_error *err)
+{
+    struct find_root *f = ctx;
+    if (it->key.type != BTRFS_ROOT_ITEM_KEY)
+        return ASR_OK;
+    int rc = btrfs_root_item(it, f->out, err);
+    if (rc == ASR_OK)
+        *f->found = true;
+    return rc; /* the last one (highest offset) wins */
 }
 
 int btrfs_find_root(struct btrfs_fs *fs, uint64_t objectid, struct btrfs_root *out, bool *found, struct asr_error *err)

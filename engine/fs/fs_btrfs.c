@@ -1,10 +1,12 @@
 /* btrfs used-byte map of one device: every stripe this device holds of every chunk (so DUP copies
- * and RAID1 mirrors are captured, which partclone.btrfs misses), with data block groups narrowed
- * to their allocated extents, from the free-space tree when it is valid, else from the extent
- * tree; the first MiB (boot area, primary superblock) and the superblock mirrors inside the
- * device. Metadata, system and mixed block groups are taken whole (simple, and safe against log
- * trees whose blocks no allocation tree records), as are RAID5/6 data block groups (parity).
- * Reads through the btrfs core (btrfs_core.c). */
+ * and RAID1 mirrors are captured, which partclone.btrfs misses), each narrowed to its block
+ * group's allocated extents (data and tree blocks alike, at every copy on this device), from the
+ * free-space tree when it is valid, else from the extent tree; the first MiB (boot area, primary
+ * superblock), the superblock mirrors inside the device, and every copy here of the root blocks
+ * the superblock and the root tree name, whatever the accounting says. Taken whole: RAID5/6
+ * block groups (parity), and every block group while a log tree waits to be replayed (its blocks
+ * and the data it logged are in no allocation tree until then) or when the allocation trees are
+ * not on this device. Reads through the btrfs core (btrfs_core.c). */
 #include "asr_engine.h"
 #include "fs_btrfs_internal.h"
 #include "grow.h"
@@ -49,7 +51,7 @@ static int by_offset(const void *a, const void *b)
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-/* How data block groups are narrowed. */
+/* How block groups are narrowed. */
 enum source { SRC_NONE, SRC_FREE_SPACE_TREE, SRC_EXTENT_TREE };
 
 struct map {
@@ -58,22 +60,28 @@ struct map {
     enum source src;
     struct rlist logical; /* SRC_FREE_SPACE_TREE: free ranges; SRC_EXTENT_TREE: used ranges (logical) */
     struct rlist phys;    /* what this device needs */
-    uint64_t left_out;    /* free bytes of data block groups on this device not taken */
+    uint64_t left_out[2]; /* free bytes not taken: [0] data block groups, [1] metadata/system/mixed */
     uint64_t emitted;     /* bytes emit_stripe gave for the stripe at hand */
     uint64_t dev_extents; /* DEV_EXTENT items of this device in the dev tree */
-    size_t whole_raid56;  /* RAID5/6 data chunks taken whole */
-    size_t narrowed;      /* data stripes on this device narrowed */
-    char why_whole[128];  /* why data block groups were taken whole ("" when narrowed) */
+    size_t whole_raid56;  /* RAID5/6 chunks taken whole */
+    size_t narrowed;      /* stripes on this device narrowed */
+    char why_whole[128];  /* why every block group was taken whole ("" when narrowed) */
 };
 
+/* RAID5/6 stripes hold parity the allocation trees say nothing about. */
 static bool narrowable(const struct btrfs_chunk *c)
 {
-    return (c->type & (BTRFS_BLOCK_GROUP_METADATA | BTRFS_BLOCK_GROUP_SYSTEM)) == 0 &&
-           (c->type & BTRFS_BLOCK_GROUP_DATA) && !(c->type & (BTRFS_BLOCK_GROUP_RAID5 | BTRFS_BLOCK_GROUP_RAID6));
+    return !(c->type & (BTRFS_BLOCK_GROUP_RAID5 | BTRFS_BLOCK_GROUP_RAID6));
+}
+
+/* Tree blocks live here (mixed block groups count: a tree block may be anywhere in them). */
+static bool holds_metadata(const struct btrfs_chunk *c)
+{
+    return (c->type & (BTRFS_BLOCK_GROUP_METADATA | BTRFS_BLOCK_GROUP_SYSTEM)) != 0;
 }
 
 /* A logical range [start, start+len) one of the trees gives, checked to lie in one chunk; only
- * data chunks' ranges are kept. */
+ * narrowable chunks' ranges are kept. */
 static int add_logical(struct map *m, uint64_t start, uint64_t len, const struct btrfs_item *it, const char *what,
                        struct asr_error *err)
 {
@@ -131,17 +139,35 @@ static int free_space_item(void *ctx, const struct btrfs_item *it, struct asr_er
     return ASR_OK;
 }
 
+/* EXTENT_ITEM: data extents, and tree blocks without skinny metadata (flag TREE_BLOCK, key
+ * offset the node size); METADATA_ITEM (skinny): a tree block, key offset its level. */
+#define EXTENT_FLAG_TREE_BLOCK 0x2ull
 static int extent_item(void *ctx, const struct btrfs_item *it, struct asr_error *err)
 {
     struct map *m = ctx;
-    if (it->key.type == BTRFS_EXTENT_ITEM_KEY)
-        return add_logical(m, it->key.objectid, it->key.offset, it, "extent", err);
-    if (it->key.type == BTRFS_METADATA_ITEM_KEY)
+    if (it->key.type == BTRFS_EXTENT_ITEM_KEY) {
+        bool tree = it->size >= 24 && (get_le64(it->data + 16) & EXTENT_FLAG_TREE_BLOCK);
+        if (tree && it->key.offset != m->fs->nodesize)
+            return asr_fail_public(
+                err, ASR_E_CORRUPT,
+                "btrfs: tree block extent at logical %llu of %llu bytes, not the node size %u (leaf at logical "
+                "%llu, item %u)",
+                (unsigned long long)it->key.objectid, (unsigned long long)it->key.offset, m->fs->nodesize,
+                (unsigned long long)it->leaf, it->slot);
+        return add_logical(m, it->key.objectid, it->key.offset, it, tree ? "tree block extent" : "extent", err);
+    }
+    if (it->key.type == BTRFS_METADATA_ITEM_KEY) {
+        if (it->key.offset >= BTRFS_MAX_LEVEL)
+            return asr_fail_public(
+                err, ASR_E_CORRUPT, "btrfs: tree block at logical %llu of level %llu (leaf at logical %llu, item %u)",
+                (unsigned long long)it->key.objectid, (unsigned long long)it->key.offset,
+                (unsigned long long)it->leaf, it->slot);
         return add_logical(m, it->key.objectid, m->fs->nodesize, it, "tree block extent", err);
+    }
     return ASR_OK;
 }
 
-/* Gathers what narrows data block groups; a tree with no copy here leaves them whole. */
+/* Gathers what narrows the block groups; a tree with no copy here leaves them whole. */
 static int read_allocation(struct map *m, struct asr_error *err)
 {
     struct btrfs_fs *fs = m->fs;
@@ -198,7 +224,11 @@ static int for_used(struct map *m, const struct btrfs_chunk *c, unsigned stripe,
         i++;
     int rc = ASR_OK;
     for (; i < l->n && l->v[i].offset < end && rc == ASR_OK; i++) {
-        uint64_t s = l->v[i].offset, e = s + l->v[i].length; /* inside c: add_logical checked */
+        /* Each range lay in one chunk when added, but rl_add merges touching ones: a range may
+         * run on into the next chunk (or begin in the one before), and only c's part is c's. */
+        uint64_t s = l->v[i].offset, e = s + l->v[i].length;
+        s = s > c->logical ? s : c->logical;
+        e = e < end ? e : end;
         if (m->src == SRC_EXTENT_TREE) {
             rc = emit(m, c, stripe, s, e - s, err);
         } else {
@@ -247,7 +277,7 @@ static int whole_stripe(struct map *m, const struct btrfs_chunk *c, unsigned i, 
     return rl_add(&m->phys, c->stripes[i].offset, btrfs_stripe_size(c), err);
 }
 
-/* Every stripe of every chunk on this device, data ones narrowed when a source was read. */
+/* Every stripe of every chunk on this device, narrowed when a source was read. */
 static int map_chunks(struct map *m, struct asr_error *err)
 {
     struct btrfs_fs *fs = m->fs;
@@ -255,8 +285,7 @@ static int map_chunks(struct map *m, struct asr_error *err)
     for (size_t k = 0; k < fs->nchunks; k++) {
         const struct btrfs_chunk *c = &fs->chunks[k];
         bool narrow = m->src != SRC_NONE && narrowable(c);
-        if (m->src != SRC_NONE && (c->type & BTRFS_BLOCK_GROUP_DATA) &&
-            (c->type & (BTRFS_BLOCK_GROUP_RAID5 | BTRFS_BLOCK_GROUP_RAID6)) && !(c->type & BTRFS_BLOCK_GROUP_METADATA))
+        if (m->src != SRC_NONE && !narrowable(c))
             m->whole_raid56++;
         for (unsigned i = 0; i < c->num_stripes; i++) {
             if (c->stripes[i].devid != fs->devid)
@@ -281,12 +310,66 @@ static int map_chunks(struct map *m, struct asr_error *err)
             int rc = for_used(m, c, i, &cur, emit_stripe, err);
             if (rc != ASR_OK)
                 return rc;
-            m->left_out += size - m->emitted;
+            m->left_out[holds_metadata(c)] += size - m->emitted;
         }
-        while (cursor < m->logical.n && m->logical.v[cursor].offset < c->logical + c->length)
-            cursor++;
+        while (cursor < m->logical.n &&
+               m->logical.v[cursor].offset + m->logical.v[cursor].length <= c->logical + c->length)
+            cursor++; /* one running on into the next chunk stays for it */
     }
     return ASR_OK;
+}
+
+/* Every copy on this device of the tree block at logical, taken whatever the free-space or extent
+ * tree says of it: a root block left out would lose the whole tree, and reading them cost nothing
+ * more. Copies on other devices are theirs. */
+static int keep_block(struct map *m, uint64_t logical, const char *what, struct asr_error *err)
+{
+    struct btrfs_fs *fs = m->fs;
+    const struct btrfs_chunk *c = btrfs_chunk_find(fs, logical);
+    struct btrfs_place pl[BTRFS_MAX_COPIES];
+    uint64_t run = 0;
+    unsigned n = c ? btrfs_chunk_place(c, logical, pl, &run) : 0;
+    if (!c || run < fs->nodesize)
+        return asr_fail_public(err, ASR_E_CORRUPT,
+                               "btrfs: %s root block at logical %llu lies in no chunk or crosses a stripe's end", what,
+                               (unsigned long long)logical);
+    for (unsigned i = 0; i < n; i++) {
+        if (pl[i].devid != fs->devid)
+            continue;
+        if (pl[i].physical > m->w->size || m->w->size - pl[i].physical < fs->nodesize)
+            return asr_fail_public(err, ASR_E_CORRUPT,
+                                   "btrfs: %s root block at logical %llu lies at device byte %llu, past the %llu-byte "
+                                   "volume",
+                                   what, (unsigned long long)logical, (unsigned long long)pl[i].physical,
+                                   (unsigned long long)m->w->size);
+        int rc = rl_add(&m->phys, pl[i].physical, fs->nodesize, err);
+        if (rc != ASR_OK)
+            return rc;
+    }
+    return ASR_OK;
+}
+
+static int root_tree_item(void *ctx, const struct btrfs_item *it, struct asr_error *err)
+{
+    if (it->key.type != BTRFS_ROOT_ITEM_KEY)
+        return ASR_OK;
+    struct btrfs_root r;
+    int rc = btrfs_root_item(it, &r, err);
+    return rc == ASR_OK ? keep_block(ctx, r.bytenr, "a tree's", err) : rc;
+}
+
+/* The chunk tree's and root tree's root blocks (from the superblock) and every tree's root block
+ * the root tree names. (The superblock's log tree needs nothing here: while there is one, nothing
+ * is narrowed.) */
+static int keep_tree_roots(struct map *m, struct asr_error *err)
+{
+    struct btrfs_fs *fs = m->fs;
+    int rc = keep_block(m, fs->chunk_root, "the chunk tree's", err);
+    if (rc == ASR_OK)
+        rc = keep_block(m, fs->root, "the root tree's", err);
+    if (rc == ASR_OK)
+        rc = btrfs_search(fs, fs->root, fs->root_level, NULL, NULL, root_tree_item, m, err);
+    return rc;
 }
 
 static int dev_extent_item(void *ctx, const struct btrfs_item *it, struct asr_error *err)
@@ -423,22 +506,22 @@ static void human(uint64_t b, char *out, size_t cap)
 static void write_note(const struct map *m, struct asr_usedmap *out)
 {
     const struct btrfs_fs *fs = m->fs;
-    char prof[128], dev[48] = "", free_txt[24], tail[160];
+    char prof[128], dev[48] = "", free_txt[24], meta_txt[24], tail[160];
     profiles(fs, prof, sizeof prof);
     if (fs->num_devices > 1)
         snprintf(dev, sizeof dev, "device %llu of %llu, ", (unsigned long long)fs->devid,
                  (unsigned long long)fs->num_devices);
-    human(m->left_out, free_txt, sizeof free_txt);
+    human(m->left_out[0], free_txt, sizeof free_txt);
+    human(m->left_out[1], meta_txt, sizeof meta_txt);
     if (m->src == SRC_NONE)
-        snprintf(tail, sizeof tail, "data block groups taken whole: %s", m->why_whole);
+        snprintf(tail, sizeof tail, "every block group taken whole: %s", m->why_whole);
     else if (!m->narrowed)
-        snprintf(tail, sizeof tail, "every block group taken whole (none holds data alone%s)",
-                 m->whole_raid56 ? " outside RAID5/6" : "");
+        snprintf(tail, sizeof tail, "every block group taken whole (RAID5/6)");
     else
-        snprintf(tail, sizeof tail, "%s free in data block groups left out (%s tree)%s", free_txt,
-                 m->src == SRC_FREE_SPACE_TREE ? "free-space" : "extent",
-                 m->whole_raid56 ? "; RAID5/6 data block groups taken whole" : "");
-    snprintf(out->note, sizeof out->note, "btrfs: %.32s%.96s; %.118s", dev, prof, tail);
+        snprintf(tail, sizeof tail, "left out %s free in data, %s in metadata block groups (%s tree)%s", free_txt,
+                 meta_txt, m->src == SRC_FREE_SPACE_TREE ? "free-space" : "extent",
+                 m->whole_raid56 ? "; RAID5/6 block groups whole" : "");
+    snprintf(out->note, sizeof out->note, "btrfs: %.32s%.80s; %.134s", dev, prof, tail);
 }
 
 /* The label (up to 255 bytes of UTF-8) cut to what the map holds, never inside a character. */
@@ -476,6 +559,8 @@ static int map_volume(const struct asr_window *w, struct asr_usedmap *out, struc
     for (size_t i = 0; i < 2 && rc == ASR_OK; i++)
         if (mirrors[i] + BTRFS_SUPER_SIZE <= w->size)
             rc = rl_add(&m.phys, mirrors[i], BTRFS_SUPER_SIZE, err);
+    if (rc == ASR_OK && m.src != SRC_NONE)
+        rc = keep_tree_roots(&m, err);
     if (rc == ASR_OK)
         rc = map_chunks(&m, err);
     if (rc == ASR_OK)

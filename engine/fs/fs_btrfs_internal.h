@@ -200,6 +200,8 @@ void btrfs_block_key(const uint8_t *block, uint32_t i, struct btrfs_key *key);
  * at most fs->max_nodes blocks are read (ASR_E_LIMIT). */
 int btrfs_search(struct btrfs_fs *fs, uint64_t root, uint8_t level, const struct btrfs_key *min,
                  const struct btrfs_key *max, btrfs_item_fn fn, void *ctx, struct asr_error *err);
+/* A ROOT_ITEM's fields (size and level checked; ASR_E_CORRUPT naming the item otherwise). */
+int btrfs_root_item(const struct btrfs_item *it, struct btrfs_root *out, struct asr_error *err);
 /* The root of tree objectid from the root tree: the ROOT_ITEM with the highest key offset. */
 int btrfs_find_root(struct btrfs_fs *fs, uint64_t objectid, struct btrfs_root *out, bool *found, struct asr_error *err);
 
