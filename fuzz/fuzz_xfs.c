@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "fs_window.h"
-#include "fs_xfs_internal.h"
+#include "xfs_format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -491,10 +491,11 @@ Test(fs_btrfs, log_tree_after_fsync)
     asr_usedmap_free(&m);
 }
 
-/* A GPT disk: an ESP and a btrfs root. Its files cannot be read by path yet, so the machine's
- * analysis cannot see it is a root: it must stay selected as a volume that might hold one, now
- * captured by its used map rather than whole. */
-Test(fs_btrfs, btrfs_root_still_selected_when_not_looked_into)
+/* A GPT disk: an ESP and a btrfs that holds no root (no /etc/fstab at its top level or in any
+ * subvolume). Its files are read by path, so the machine's analysis looks into it, finds no root
+ * there and says so; it is mapped by its used blocks. (A btrfs root in a subvolume: the
+ * fedora-btrfs layout of tests/stack_backup_test.sh.) */
+Test(fs_btrfs, btrfs_without_a_root_is_looked_into)
 {
     fsfix_need("sfdisk");
     fsfix_need("mkfs.vfat");
@@ -521,7 +522,7 @@ Test(fs_btrfs, btrfs_root_still_selected_when_not_looked_into)
             root = &v[i];
     cr_assert_not_null(root);
     cr_assert_eq(root->natural_capture, ASR_CAPTURE_USED, "%s", root->warning);
-    cr_assert(root->critical && strstr(root->reason, "might hold the root"), "%s", root->reason);
+    cr_assert(!root->critical && strstr(root->reason, "nothing shows it is needed to boot"), "%s", root->reason);
     asr_machine_free(m);
     asr_volume_infos_free(v, n);
     asr_disk_close(d);

@@ -15,7 +15,7 @@
  * logs only the superblock: how XFS covers the log of a frozen (or idle) filesystem, every other
  * change written back. The backup maps a volume again once frozen. */
 #include "asr_engine.h"
-#include "fs_xfs_internal.h"
+#include "xfs_format.h"
 #include "guid.h"
 
 #include <stdio.h>

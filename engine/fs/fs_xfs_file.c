@@ -9,7 +9,7 @@
  * recover is not replayed: the filesystem is read as it stands. Every read goes through the
  * window and counts against a budget per call, so metadata that points at itself ends a read. */
 #include "fs_reader.h"
-#include "fs_xfs_internal.h"
+#include "xfs_format.h"
 
 #include <stdio.h>
 #include <stdlib.h>

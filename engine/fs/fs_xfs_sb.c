@@ -1,9 +1,10 @@
 /* The XFS superblock, read once and checked into the geometry that fs_xfs.c (the used map) and
- * fs_xfs_file.c (the path reader) both place everything by (fs_xfs_internal.h), and the v5
+ * fs_xfs_file.c (the path reader) both place everything by (xfs_format.h), and the v5
  * metadata checksum both verify. */
-#include "fs_xfs_internal.h"
+#include "xfs_format.h"
 
-#include <ext2fs/ext2fs.h> /* ext2fs_crc32c_le: the CRC32c both ext4 and XFS use */
+#include "crc32c.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,9 +20,9 @@
 uint32_t xfs_crc(const uint8_t *buf, size_t len, size_t crc_off)
 {
     static const uint8_t zero[4];
-    uint32_t c = ext2fs_crc32c_le(~0u, buf, crc_off);
-    c = ext2fs_crc32c_le(c, zero, sizeof zero);
-    return ~ext2fs_crc32c_le(c, buf + crc_off + 4, len - crc_off - 4);
+    uint32_t c = asr_crc32c_update(~0u, buf, crc_off);
+    c = asr_crc32c_update(c, zero, sizeof zero);
+    return ~asr_crc32c_update(c, buf + crc_off + 4, len - crc_off - 4);
 }
 
 bool xfs_crc_ok(const uint8_t *buf, size_t len, size_t crc_off)

@@ -3,8 +3,8 @@
  * checksum, filesystem block numbers turned into window offsets, and XFS's big-endian fields.
  * Hand-written from the XFS on-disk format documentation: no Debian library reads XFS from a
  * byte window. Everything reads only through the window. */
-#ifndef ASR_FS_XFS_INTERNAL_H
-#define ASR_FS_XFS_INTERNAL_H
+#ifndef ASR_XFS_FORMAT_H
+#define ASR_XFS_FORMAT_H
 
 #include <stdbool.h>
 #include <stddef.h>
