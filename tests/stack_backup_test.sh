@@ -196,6 +196,19 @@ EOF
 else
     bad "rhel-xfs-lvm, fedora-btrfs: XFS or btrfs captured whole (see above)"
 fi
+# Fedora: the root is the subvolume the boot loader's rootflags=subvol=root names, not the older
+# "old" (a lower id) whose fstab names a /var that is gone: no warning of a missing volume.
+if python3 - "$work/fedora-btrfs.json" <<'EOF'; then
+import json, sys
+disk = json.load(open(sys.argv[1]))[0]
+p = next(p for p in disk["partitions"] if p["fs"] == "btrfs")
+assert p["reason"] == "root filesystem: holds /etc/fstab in subvolume /root", p
+assert not any("/var" in w for w in disk.get("warnings", [])), disk.get("warnings")
+EOF
+    ok "fedora-btrfs: the root is the subvolume rootflags= names"
+else
+    bad "fedora-btrfs: the root subvolume (see above)"
+fi
 # Opened, the container is captured as its header and the ciphertext of its used sectors: far
 # less than the whole container taken without the key, and no plaintext of a root file in the image.
 if python3 - "$work/debian-luks-lvm.backup.json" "$work/debian-luks-lvm-keyed.backup.json" <<'EOF'; then

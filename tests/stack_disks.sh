@@ -19,7 +19,8 @@
 #   rhel-xfs-lvm     as RHEL/Rocky/Alma install: ESP, /boot XFS, PV of VG rhel with LVs root (XFS)
 #                    and swap; Boot Loader Specification entries with rd.lvm.lv=
 #   fedora-btrfs     as Fedora installs: ESP, /boot ext4, one btrfs with subvolumes root and home
-#                    (zstd compression), rootflags=subvol=root
+#                    (zstd compression), rootflags=subvol=root; and an older subvolume "old" holding
+#                    a root whose fstab names a /var that is gone
 #
 # Manifest: one record a line, `TYPE key=value ...`; values have no spaces, except the last key of
 # `vol` (reason=) and of `file` (path=), which take the rest of the line. Lines starting with # are
@@ -621,6 +622,13 @@ UUID=$fu /home                   btrfs   subvol=home,compress=zstd:1 0 0
     mkdir -p "$work/mnt"
     loop_at "$work/btrfs.fs" 0 "$z" || die "losetup btrfs"
     mount -o compress=zstd:1 "$LOOP" "$work/mnt" || die "mount btrfs"
+    # An earlier install's root, kept as a subvolume made before (a lower id than) the live one:
+    # its fstab names a /var that is gone. Only the boot loader's rootflags=subvol=root tells
+    # which root boots.
+    btrfs -q subvolume create "$work/mnt/old" >/dev/null
+    mkdir -p "$work/mnt/old/etc"
+    printf 'UUID=%s / btrfs subvol=old 0 0\nUUID=%s /var ext4 defaults 0 2\n' "$fu" "$(new_uuid)" \
+        >"$work/mnt/old/etc/fstab"
     btrfs -q subvolume create "$work/mnt/root" >/dev/null
     btrfs -q subvolume create "$work/mnt/home" >/dev/null
     cp -a "$work/root/." "$work/mnt/root/"

@@ -36,6 +36,10 @@ struct candidate {
     /* btrfs: the subvolume holding the root, as a path from the top level ("/root"), which every
      * path read is under; "" for the filesystem's top level. */
     char subvol[256];
+    /* btrfs: the subvolume a boot loader's rootflags= (subvol= or subvolid=) names for a root=
+     * resolved to this volume: looked into first. */
+    char hint_path[256];
+    uint64_t hint_id;
 };
 
 struct scan {
@@ -206,10 +210,29 @@ static void need_spec(struct scan *s, const struct bootspec *spec, const char *w
         need(s, c, why);
 }
 
+/* rootflags=subvol=PATH or subvolid=ID (comma-separated mount options) noted on the volume root=
+ * names, for read_btrfs_fstab; the first boot loader entry read that names one wins. */
+static void note_rootflags(struct scan *s, const struct bootcmdline *k)
+{
+    struct candidate *c = find(s, &k->root);
+    if (!c || c->hint_path[0] || c->hint_id)
+        return;
+    char flags[sizeof k->rootflags];
+    snprintf(flags, sizeof flags, "%s", k->rootflags);
+    for (char *save = NULL, *o = strtok_r(flags, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+        if (!strncmp(o, "subvol=", 7) && o[7])
+            snprintf(c->hint_path, sizeof c->hint_path, "%s%.250s", o[7] == '/' ? "" : "/", o + 7);
+        else if (!strncmp(o, "subvolid=", 9))
+            c->hint_id = strtoull(o + 9, NULL, 10);
+    }
+}
+
 /* What one boot loader configuration's kernel command lines name, needed to boot. */
 static void need_cmdline(struct scan *s, const char *where)
 {
     const struct bootcmdline *k = &s->conf->cmdline;
+    if (k->have_root && k->rootflags[0])
+        note_rootflags(s, k);
     if (k->have_root)
         need_spec(s, &k->root, "root=", where);
     if (k->have_resume)
@@ -375,12 +398,21 @@ static int gather(struct scan *s, struct asr_error *err)
     return ASR_OK;
 }
 
-#define BTRFS_ROOT_TRIES 64 /* subvolumes looked into for /etc/fstab, the default one first */
+#define BTRFS_ROOT_TRIES 64 /* subvolumes looked into for /etc/fstab */
+
+/* Whether subvolume v is the one pass p of read_btrfs_fstab looks at: 0, the one rootflags=
+ * names; 1, the default one; 2, every other. */
+static bool in_pass(const struct candidate *c, const struct fs_btrfs_subvol *v, int p)
+{
+    bool named = (c->hint_id && v->id == c->hint_id) || (c->hint_path[0] && !strcmp(v->path, c->hint_path));
+    return p == 0 ? named : p == 1 ? !named && v->is_default : !named && !v->is_default;
+}
 
 /* A btrfs root usually lies in a subvolume (Fedora's "root", Ubuntu's "@", openSUSE's default
- * snapshot), not at the top level read_conf looked at first: the default subvolume, then the
- * others in id order (snapshots of the root hold an /etc/fstab too, and name the same volumes),
- * until one holds /etc/fstab. Sets c->subvol to it; same results as read_conf. */
+ * snapshot), not at the top level read_conf looked at first: the subvolume the boot loader's
+ * rootflags= names, then the default one, then the others in id order (snapshots of the root,
+ * an old install's root, hold an /etc/fstab too), until one holds /etc/fstab. Sets c->subvol to
+ * it; same results as read_conf. */
 static int read_btrfs_fstab(struct candidate *c, char **text, size_t *len)
 {
     struct fs_btrfs_subvol *sv = NULL;
@@ -389,9 +421,9 @@ static int read_btrfs_fstab(struct candidate *c, char **text, size_t *len)
     if (!c->w || fs_btrfs_subvols(c->w, &sv, &n, &err) != ASR_OK)
         return 0; /* the top level read (read_conf) already said what the volume allows */
     int found = 0;
-    for (int pass = 0; pass < 2 && found == 0; pass++) /* the default subvolume, then the others */
-        for (size_t i = 0, tried = 0; i < n && found == 0 && tried < BTRFS_ROOT_TRIES; i++) {
-            if (sv[i].is_default != (pass == 0) || !strcmp(sv[i].path, "/") || strlen(sv[i].path) >= sizeof c->subvol)
+    for (int pass = 0, tried = 0; pass < 3 && found == 0; pass++)
+        for (size_t i = 0; i < n && found == 0 && tried < BTRFS_ROOT_TRIES; i++) {
+            if (!in_pass(c, &sv[i], pass) || !strcmp(sv[i].path, "/") || strlen(sv[i].path) >= sizeof c->subvol)
                 continue;
             snprintf(c->subvol, sizeof c->subvol, "%s", sv[i].path);
             tried++;
@@ -403,34 +435,51 @@ static int read_btrfs_fstab(struct candidate *c, char **text, size_t *len)
     return found;
 }
 
+/* Whether candidate c is a root (holds /etc/fstab: at its top level, or with in_subvol in a btrfs
+ * subvolume); a root is marked needed and its configuration read. read_conf's results. */
+static int find_root(struct scan *s, struct candidate *c, bool in_subvol)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int found = in_subvol ? read_btrfs_fstab(c, &text, &len) : read_conf(c, "/etc/fstab", &text, &len);
+    if (found < 0) { /* it may be a root, whose fstab would name what it needs */
+        machine_warn(s->m, "%s: whether it holds /etc/fstab cannot be read", c->name);
+        s->unresolved = true;
+    }
+    if (found == 1) {
+        s->any_root = true;
+        char why[320];
+        snprintf(why, sizeof why, "root filesystem: holds /etc/fstab%s%.256s", c->subvol[0] ? " in subvolume " : "",
+                 c->subvol);
+        need(s, c, why);
+        if (in_subvol) /* found after the boot loader's root= marked it: this says more */
+            snprintf(c->v->reason, sizeof c->v->reason, "%s", why);
+        read_root(s, c, text, len);
+    }
+    free(text);
+    return found;
+}
+
 int bootscan_analyze(struct asr_machine *m, struct asr_error *err)
 {
     struct scan s = {.m = m};
     int rc = gather(&s, err);
     if (rc == ASR_OK && !(s.conf = calloc(1, sizeof *s.conf)))
         rc = asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-    for (size_t i = 0; rc == ASR_OK && i < s.n; i++) {
-        char *text = NULL;
-        size_t len = 0;
-        int found = read_conf(&s.c[i], "/etc/fstab", &text, &len);
-        if (found == 0 && !strcmp(s.c[i].v->map.fs_type, "btrfs"))
-            found = read_btrfs_fstab(&s.c[i], &text, &len);
-        if (found < 0) { /* it may be a root, whose fstab would name what it needs */
-            machine_warn(m, "%s: whether it holds /etc/fstab cannot be read", s.c[i].name);
-            s.unresolved = true;
-        }
-        if (found == 1) {
-            s.any_root = true;
-            char why[320];
-            snprintf(why, sizeof why, "root filesystem: holds /etc/fstab%s%.256s", s.c[i].subvol[0] ? " in subvolume " : "",
-                     s.c[i].subvol);
-            need(&s, &s.c[i], why);
-            read_root(&s, &s.c[i], text, len);
-        }
-        free(text);
-    }
+    /* Roots at the top of their filesystems; then every boot loader configuration (whose
+     * rootflags= may name a btrfs root's subvolume); then roots in btrfs subvolumes, and the boot
+     * loader files inside those subvolumes. */
+    bool *in_subvol = calloc(s.n + 1, sizeof *in_subvol);
+    if (rc == ASR_OK && !in_subvol)
+        rc = asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    for (size_t i = 0; rc == ASR_OK && i < s.n; i++)
+        in_subvol[i] = find_root(&s, &s.c[i], false) == 0 && !strcmp(s.c[i].v->map.fs_type, "btrfs");
     for (size_t i = 0; rc == ASR_OK && i < s.n; i++)
         read_cmdlines(&s, &s.c[i]);
+    for (size_t i = 0; rc == ASR_OK && i < s.n; i++)
+        if (in_subvol[i] && find_root(&s, &s.c[i], true) == 1)
+            read_cmdlines(&s, &s.c[i]);
+    free(in_subvol);
     if (rc == ASR_OK)
         select_opaque(&s);
     for (size_t i = 0; i < s.n; i++)
