@@ -179,25 +179,34 @@ static struct vol make_ext(const char *mke2fs_opts, const char *type)
     return (struct vol){img, type, file_size(img)};
 }
 
-static void check_ext(const char *mke2fs_opts, const char *type)
+/* Every file of the scratch tree the volume was made from reads back as in the tree, by plain,
+ * symlinked (relative, absolute, long, through a directory link) and unclean paths. The tree's
+ * path and its os-release (*t, *release: free them) are left for the caller's further checks. */
+static void assert_tree_reads(const struct vol *v, char **t, char **release)
 {
-    fsfix_need("mke2fs");
-    struct vol v = make_ext(mke2fs_opts, type);
-    char *t = scratch_path("tree");
+    *t = scratch_path("tree");
     static const char *const files[] = {"etc/fstab", "etc/crypttab", "etc/one-byte", "etc/mdadm/mdadm.conf",
                                         "boot/grub/grub.cfg", "a/b/c/d/e/f/deep", "at-cap.bin"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char path[256], src[512];
         snprintf(path, sizeof path, "/%s", files[i]);
-        snprintf(src, sizeof src, "%s/%s", t, files[i]);
-        assert_reads(&v, path, src);
+        snprintf(src, sizeof src, "%s/%s", *t, files[i]);
+        assert_reads(v, path, src);
     }
-    char *release = scratch_path("tree/usr/lib/os-release");
-    assert_reads(&v, "/etc/os-release", release);
-    assert_reads(&v, "/etc/abs-release", release);
-    assert_reads(&v, "/etc/long-release", release);
-    assert_reads(&v, "/etc/lib/os-release", release);
-    assert_reads(&v, "//etc/./mdadm/../lib/os-release", release);
+    *release = scratch_path("tree/usr/lib/os-release");
+    assert_reads(v, "/etc/os-release", *release);
+    assert_reads(v, "/etc/abs-release", *release);
+    assert_reads(v, "/etc/long-release", *release);
+    assert_reads(v, "/etc/lib/os-release", *release);
+    assert_reads(v, "//etc/./mdadm/../lib/os-release", *release);
+}
+
+static void check_ext(const char *mke2fs_opts, const char *type)
+{
+    fsfix_need("mke2fs");
+    struct vol v = make_ext(mke2fs_opts, type);
+    char *t, *release;
+    assert_tree_reads(&v, &t, &release);
 
     assert_refused(&v, "/etc/nothere", CAP, FS_E_NOT_FOUND, "not found");
     assert_refused(&v, "/nothere/fstab", CAP, FS_E_NOT_FOUND, "not found");
@@ -776,21 +785,8 @@ static int count_entry(void *ctx, const char *name, enum fs_kind kind)
 static void check_xfs(const char *mkfs_opts, bool v4)
 {
     struct vol v = make_xfs(mkfs_opts, v4);
-    char *t = scratch_path("tree");
-    static const char *const files[] = {"etc/fstab", "etc/crypttab", "etc/one-byte", "etc/mdadm/mdadm.conf",
-                                        "boot/grub/grub.cfg", "a/b/c/d/e/f/deep", "at-cap.bin"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char path[256], src[512];
-        snprintf(path, sizeof path, "/%s", files[i]);
-        snprintf(src, sizeof src, "%s/%s", t, files[i]);
-        assert_reads(&v, path, src);
-    }
-    char *release = scratch_path("tree/usr/lib/os-release");
-    assert_reads(&v, "/etc/os-release", release);
-    assert_reads(&v, "/etc/abs-release", release);
-    assert_reads(&v, "/etc/long-release", release);
-    assert_reads(&v, "/etc/lib/os-release", release);
-    assert_reads(&v, "//etc/./mdadm/../lib/os-release", release);
+    char *t, *release;
+    assert_tree_reads(&v, &t, &release);
 
     /* Every directory format: which one each directory has is what xfs_db says (how many
      * entries make which format depends on the block sizes and on how the blocks were
