@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Boots disk images under qemu for the boot tests and waits for a marker on the serial console.
+# KVM when /dev/kvm answers a probe (a KVM guest can hang on some hosts after GRUB), TCG otherwise.
+# Usage:
+#   qemu.sh --firmware bios|uefi|uefi-sb --disk FILE [--disk FILE]... --expect TEXT
+#           [--timeout SECONDS] [--log FILE] [--vars FILE] [--mem MiB] [--fail TEXT] [--until-off]
+# --vars keeps the UEFI variable store in FILE (made from OVMF's template when missing), so boot
+# entries written by one boot are seen by the next. uefi-sb enforces Secure Boot with Microsoft's
+# keys enrolled (OVMF's .ms variables). --until-off also waits for the guest to power off by itself
+# (a guest that writes disks must finish before its disks are read). Exit 0 when TEXT appeared, 1 when --fail TEXT appeared, the
+# guest stopped without TEXT, or the timeout passed (the log's tail is printed).
+set -euo pipefail
+
+firmware=bios timeout=120 log="" vars="" mem=512 expect="" fail="" until_off=0
+disks=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --firmware) firmware=$2; shift 2 ;;
+    --disk) disks+=("$2"); shift 2 ;;
+    --expect) expect=$2; shift 2 ;;
+    --fail) fail=$2; shift 2 ;;
+    --timeout) timeout=$2; shift 2 ;;
+    --log) log=$2; shift 2 ;;
+    --vars) vars=$2; shift 2 ;;
+    --mem) mem=$2; shift 2 ;;
+    --until-off) until_off=1; shift ;;
+    *) echo "qemu.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[ ${#disks[@]} -gt 0 ] && [ -n "$expect" ] || { echo "qemu.sh: --disk and --expect are needed" >&2; exit 2; }
+
+ovmf=/usr/share/OVMF
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+[ -n "$log" ] || log=$scratch/serial.log
+: >"$log"
+
+kvm_works() {
+  [ -w /dev/kvm ] || return 1
+  # A guest with no disk that must reach the firmware and stop: a hang here means KVM is unusable.
+  timeout 20 qemu-system-x86_64 -enable-kvm -machine q35 -m 64 -display none -no-reboot \
+    -serial none -monitor none -kernel /dev/null >/dev/null 2>&1
+  local rc=$?
+  [ $rc -ne 124 ]
+}
+
+args=(-m "$mem" -display none -no-reboot -serial "file:$log" -monitor none -nodefaults -vga none)
+if kvm_works; then
+  args+=(-enable-kvm -cpu host)
+else
+  args+=(-cpu max)
+fi
+
+uefi_vars() {
+  local template=$1
+  if [ -n "$vars" ]; then
+    [ -f "$vars" ] || cp "$template" "$vars"
+    echo "$vars"
+  else
+    cp "$template" "$scratch/vars.fd"
+    echo "$scratch/vars.fd"
+  fi
+}
+
+case "$firmware" in
+  bios) args+=(-machine q35) ;;
+  uefi)
+    args+=(-machine q35
+           -drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf/OVMF_CODE_4M.fd"
+           -drive "if=pflash,format=raw,unit=1,file=$(uefi_vars "$ovmf/OVMF_VARS_4M.fd")") ;;
+  uefi-sb)
+    args+=(-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on
+           -drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf/OVMF_CODE_4M.secboot.fd"
+           -drive "if=pflash,format=raw,unit=1,file=$(uefi_vars "$ovmf/OVMF_VARS_4M.ms.fd")") ;;
+  *) echo "qemu.sh: firmware must be bios, uefi or uefi-sb" >&2; exit 2 ;;
+esac
+i=0
+for d in "${disks[@]}"; do
+  args+=(-drive "file=$d,format=raw,if=none,id=d$i" -device "virtio-blk-pci,drive=d$i,bootindex=$i")
+  i=$((i + 1))
+done
+
+qemu-system-x86_64 "${args[@]}" >"$scratch/qemu.out" 2>&1 &
+pid=$!
+result=1
+deadline=$((SECONDS + timeout))
+while [ $SECONDS -lt $deadline ]; do
+  if [ $until_off -eq 0 ] && grep -qF -- "$expect" "$log" 2>/dev/null; then result=0; break; fi
+  if [ -n "$fail" ] && grep -qF -- "$fail" "$log" 2>/dev/null; then break; fi
+  kill -0 "$pid" 2>/dev/null || { grep -qF -- "$expect" "$log" && result=0; break; }
+  sleep 1
+done
+if [ $until_off -eq 1 ] && kill -0 "$pid" 2>/dev/null; then
+  result=1
+  echo "qemu.sh: the guest did not power off within ${timeout}s" >&2
+fi
+if kill -0 "$pid" 2>/dev/null; then
+  # Give a guest that printed the marker a moment to power off by itself (it may be writing).
+  for _ in 1 2 3 4 5; do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  kill "$pid" 2>/dev/null || true
+fi
+wait "$pid" 2>/dev/null || true
+if [ $result -ne 0 ]; then
+  echo "qemu.sh: '$expect' not seen ($firmware, ${SECONDS}s); serial log tail:" >&2
+  tail -n 30 "$log" >&2
+  cat "$scratch/qemu.out" >&2
+fi
+exit $result
