@@ -37,18 +37,26 @@ trap 'rm -rf "$scratch"' EXIT
 
 kvm_works() {
   [ -w /dev/kvm ] || return 1
-  # A guest with no disk that must reach the firmware and stop: a hang here means KVM is unusable.
-  timeout 20 qemu-system-x86_64 -enable-kvm -machine q35 -m 64 -display none -no-reboot \
-    -serial none -monitor none -kernel /dev/null >/dev/null 2>&1
-  local rc=$?
-  [ $rc -ne 124 ]
+  # A guest that must run and stop: a boot sector writing 1 to the isa-debug-exit port, which ends
+  # qemu with status 3. A hang (timeout) or any other status means KVM is unusable. (qemu given
+  # -kernel /dev/null fails before any guest runs, which proved nothing.)
+  local probe=$scratch/kvm-probe.img rc=0
+  { printf '\xb0\x01\xe6\xf4\xf4\xeb\xfd'; head -c 503 /dev/zero; printf '\x55\xaa'; } >"$probe"
+  truncate -s 1M "$probe"   # SeaBIOS does not boot a one-sector disk
+  timeout 20 qemu-system-x86_64 -enable-kvm -machine q35 -m 64 -display none -no-reboot -nodefaults \
+    -serial none -monitor none -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+    -drive "file=$probe,format=raw,if=none,id=p" -device virtio-blk-pci,drive=p,bootindex=0 \
+    >/dev/null 2>&1 || rc=$?
+  [ $rc -eq 3 ]
 }
 
 args=(-m "$mem" -display none -no-reboot -serial "file:$log" -monitor none -nodefaults -vga none)
 if kvm_works; then
   args+=(-enable-kvm -cpu host)
 else
-  args+=(-cpu max)
+  # qemu64 rather than max: under TCG every extra CPU feature the kernel uses (AVX-512 crypto
+  # self-tests, ...) is emulated; measured about 20% faster to the marker.
+  args+=(-cpu qemu64)
 fi
 
 uefi_vars() {
