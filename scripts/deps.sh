@@ -9,7 +9,7 @@ build_pkgs=(build-essential cmake pkg-config libzstd-dev zlib1g-dev liblzo2-dev 
 test_pkgs=(libcriterion-dev clang libclang-rt-14-dev zstd fdisk gdisk dosfstools mtools fatcat exfatprogs exfat-fuse partclone
            ntfs-3g e2fsprogs python3 libfuse3-dev fuse3 groff-base man-db lvm2 mdadm
            cryptsetup-bin xfsprogs btrfs-progs
-           qemu-system-x86 ovmf grub-pc-bin grub-efi-amd64-bin busybox-static cpio tmux)
+           qemu-system-x86 ovmf grub-pc-bin grub-efi-amd64-bin busybox-static cpio kmod tmux)
 # bench/run.sh: the baselines it measures against (partclone, zstd, fio), peak RSS (time), and
 # what bench/mkdisk.sh builds its disk with; bench/stacks.sh also builds LVM and LUKS2 (lvm2, cryptsetup).
 bench_pkgs=(fio partclone zstd time python3 openssl fdisk dosfstools mtools e2fsprogs util-linux lvm2 cryptsetup-bin

@@ -72,7 +72,7 @@ case "$size" in ''|*[!0-9]*) usage ;; esac
 [ "$size" -ge 64 ] || die "--size $size: at least 64 MiB"
 
 here=$(cd "$(dirname "$0")" && pwd)
-[ -n "$kit" ] || kit=$("$here/../../scripts/bootkit.sh")
+[ -n "$kit" ] || kit=$("$here/../../scripts/bootkit.sh" | tail -n 1)   # it prints its directory last
 kver=$(cd "$kit/boot" && ls vmlinuz-* 2>/dev/null | sed 's/^vmlinuz-//' | sort -V | tail -n 1)
 [ -n "$kver" ] || die "no kernel in $kit/boot"
 moddir=$kit/lib/modules/$kver
