@@ -69,7 +69,8 @@ static size_t make_option(uint8_t *out, uint32_t attrs, const char *desc, const 
     put_le16(out + 4, (uint16_t)plen);
     size_t at = 6 + utf16(out + 6, desc);
     memcpy(out + at, path, plen);
-    memcpy(out + at + plen, opt, olen);
+    if (olen)
+        memcpy(out + at + plen, opt, olen);
     return at + plen + olen;
 }
 

@@ -146,7 +146,8 @@ static inline uint32_t golden_load_option(uint8_t *out, uint32_t attrs, const ch
     end[0] = 0x7f, end[1] = 0xff, end[2] = 4, end[3] = 0;
     size_t plen = 42 + flen + 4;
     p[4] = (uint8_t)plen, p[5] = (uint8_t)(plen >> 8);
-    memcpy(path + plen, optional, optional_len);
+    if (optional_len)
+        memcpy(path + plen, optional, optional_len);
     return (uint32_t)(at + plen + optional_len);
 }
 
