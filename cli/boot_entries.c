@@ -29,9 +29,11 @@ static void check_fallback(struct asr_disk **disk, uint32_t ndisks, struct cli_b
     b->fallback = -1;
     for (uint32_t d = 0; d < ndisks && !b->esp_found; d++) {
         const struct asr_disk_desc *dd = disk[d] ? asr_disk_desc(disk[d]) : NULL;
-        for (uint32_t i = 0; dd && dd->label == ASR_LABEL_GPT && i < dd->partition_count; i++) {
+        for (uint32_t i = 0; dd && i < dd->partition_count; i++) {
             const struct asr_partition_desc *p = &dd->partitions[i];
-            if (memcmp(p->type_guid, esp_type, 16))
+            bool esp = dd->label == ASR_LABEL_GPT ? !memcmp(p->type_guid, esp_type, 16)
+                                                  : dd->label == ASR_LABEL_MBR && p->mbr_type == 0xef;
+            if (!esp)
                 continue;
             b->esp_found = true;
             b->esp_disk = d;
@@ -44,6 +46,26 @@ static void check_fallback(struct asr_disk **disk, uint32_t ndisks, struct cli_b
                 b->fallback = found;
             break;
         }
+    }
+}
+
+void cli_boot_plan(FILE *f, const struct asr_image *m)
+{
+    const struct asr_machine_desc *mc = asr_image_machine(m);
+    const char *dir = asr_efivars_dir();
+    if (!mc || !mc->entry_count) {
+        fprintf(f, "  boot entries: the image records none; the restored disk boots on UEFI through %s\n",
+                CLI_FALLBACK_LOADER);
+        return;
+    }
+    fprintf(f, "  boot entries, made again after the restore in %s%s:\n", dir,
+            asr_efivars_present(dir) ? "" : " (not there: this machine did not boot through UEFI, they cannot be)");
+    for (uint32_t i = 0; i < mc->entry_count; i++) {
+        struct asr_load_option o;
+        struct asr_error err = {0};
+        if (asr_load_option_parse(mc->entries[i].load_option, mc->entries[i].load_option_len, &o, &err) == ASR_OK)
+            fprintf(f, "    Boot%04X %s: on image disk %u partition %u as restored\n", mc->entries[i].number,
+                    o.description, mc->entries[i].disk, mc->entries[i].partition);
     }
 }
 

@@ -28,6 +28,8 @@ struct cli_boot {
     uint32_t esp_disk, esp_partition;
 };
 
+/* For the plan, before anything is written: which entries will be made, and where. */
+void cli_boot_plan(FILE *f, const struct asr_image *m);
 /* Runs after a successful restore onto t's targets. */
 void cli_boot_entries(const struct asr_image *m, const struct cli_targets *t, struct cli_boot *b);
 void cli_boot_print(FILE *f, const struct cli_boot *b);

@@ -587,6 +587,8 @@ int cmd_restore(int argc, char **argv)
         goto fail;
     }
     print_plan(a.image, m, rs, &a.opt);
+    if (a.boot_entries)
+        cli_boot_plan(stderr, m);
     if (!confirmed(a.yes, asr_image_is_stream(m))) {
         cli_error("restore would overwrite the targets above: pass --yes to confirm%s",
                   asr_image_is_stream(m) ? " (the image comes on standard input, so there is no asking)"

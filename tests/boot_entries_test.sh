@@ -126,6 +126,7 @@ assert [n['type'] for n in e['nodes']] == [4, 4, 0x7f], 'the short form'
 assert v['order'] == ['0001', '0000'], v['order']"
 ASRIMG_EFIVARS_DIR=dst "$asrimg" restore "$image" --to target.img --yes --boot-entries >/dev/null 2>restore3.err
 check "the text says the entry is already there" grep -q '^restore: boot entry Boot0001 already there: debian, HD(1,GPT,' restore3.err
+check "the plan says which entries it will make" grep -q '^    Boot0000 debian: on image disk 0 partition 1 as restored$' restore3.err
 
 # Not booted through UEFI: the disk is restored, the entries reported as not made.
 ASRIMG_EFIVARS_DIR=$work/none "$asrimg" restore "$image" --to t2.img --yes --boot-entries 2>none.err >/dev/null

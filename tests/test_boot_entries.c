@@ -660,3 +660,29 @@ Test(efivars, restore_says_why_an_entry_is_not_made)
     free(m);
     remove_dir(dir);
 }
+
+/* A variable of the new machine that does not parse is somebody else's: left as it is, and its
+ * number never taken for ours. */
+Test(efivars, restore_leaves_unparsable_entries_alone)
+{
+    char *dir = temp_dir();
+    make_disk(1 << 20, esp_guid);
+    static const uint8_t junk[9] = {1, 0, 0, 0, 0xff, 0xff, 'x', 0, 0};
+    put_var(dir, "Boot0000", junk, sizeof junk);
+    struct asr_machine_desc *m = recorded();
+    struct asr_boot_restored out[ASR_MAX_BOOT_ENTRIES];
+    bool changed;
+    restore_run(dir, m, out, &changed);
+    cr_assert_eq(out[0].action, ASR_BOOT_CREATED);
+    cr_assert_eq(out[0].number, 1);
+    uint8_t got[64];
+    size_t len;
+    uint32_t attrs;
+    bool found;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_efivar_read(dir, "Boot0000", &attrs, got, sizeof got, &len, &found, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(len, sizeof junk);
+    cr_assert_eq(memcmp(got, junk, sizeof junk), 0);
+    free(m);
+    remove_dir(dir);
+}
