@@ -248,6 +248,17 @@ Test(loadopt, hostile_bytes_are_refused)
         memcpy(bad, opt, n);
         put_le16(bad + desc_end + 2, lens[i]);
         cr_assert_eq(asr_load_option_parse(bad, n, &o, &err), ASR_E_CORRUPT, "node length %u", lens[i]);
+        cr_assert(strstr(err.msg, "out of range"), "node length %u: %s", lens[i], err.msg);
+    }
+    /* an HD() node cut by the end of the list (and of the option): never read past either */
+    {
+        size_t at = desc_end, cut = at + 8;
+        uint8_t *exact = malloc(cut);
+        memcpy(exact, opt, cut);
+        put_le16(exact + 4, 8);
+        cr_assert_eq(asr_load_option_parse(exact, cut, &o, &err), ASR_E_CORRUPT);
+        cr_assert(strstr(err.msg, "length 42 out of range"), "%s", err.msg);
+        free(exact);
     }
     /* an End Entire node before the end of the list */
     memcpy(bad, opt, n);
