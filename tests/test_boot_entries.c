@@ -697,3 +697,25 @@ Test(efivars, restore_leaves_unparsable_entries_alone)
     free(m);
     remove_dir(dir);
 }
+
+/* A variable that cannot be written says which and why; nothing is left half made. */
+Test(efivars, write_failure_is_named)
+{
+    char *dir = temp_dir();
+    char gone[4200];
+    snprintf(gone, sizeof gone, "%s/not-there", dir);
+    static const uint8_t data[2] = {1, 0};
+    struct asr_error err = {0};
+    cr_assert_eq(asr_efivar_write(gone, "BootOrder", 7, data, 2, &err), ASR_E_IO);
+    cr_assert(strstr(err.msg, "not-there/BootOrder-" GLOBAL), "%s", err.msg);
+    make_disk(1 << 20, esp_guid);
+    struct asr_machine_desc *m = recorded();
+    struct asr_boot_restored out[ASR_MAX_BOOT_ENTRIES];
+    const struct asr_disk_desc *targets[1] = {&disk};
+    uint32_t count;
+    bool changed;
+    cr_assert_neq(asr_boot_entries_restore(gone, m, targets, 1, out, &count, &changed, &err), ASR_OK);
+    cr_assert_eq(count_boot_vars(dir), 0);
+    free(m);
+    remove_dir(dir);
+}

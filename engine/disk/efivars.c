@@ -170,16 +170,24 @@ int asr_efivar_write(const char *dir, const char *name, uint32_t attrs, const ui
         /* One write() is one SetVariable(): attributes and data together replace the variable. */
         make_mutable(path);
         int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0 || write(fd, buf, 4 + len) != (ssize_t)(4 + len))
-            rc = asr_fail_public(err, ASR_E_IO, "efivarfs: writing %s: %s", path, strerror(errno));
+        ssize_t w = fd < 0 ? -1 : write(fd, buf, 4 + len);
+        if (w != (ssize_t)(4 + len))
+            rc = asr_fail_public(err, ASR_E_IO, "efivarfs: writing %s: %s", path,
+                                 w < 0 ? strerror(errno) : "the variable was not taken whole");
         if (fd >= 0)
             close(fd);
     } else {
         /* A directory of files in efivarfs format: replaced whole, by rename. */
         snprintf(tmp, sizeof tmp, "%s.asrimg-new", path);
         int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0 || write_all(fd, buf, 4 + len) || close(fd) || rename(tmp, path)) {
-            rc = asr_fail_public(err, ASR_E_IO, "efivars: writing %s: %s", path, strerror(errno));
+        bool ok = fd >= 0 && !write_all(fd, buf, 4 + len);
+        int saved = errno;
+        if (fd >= 0 && close(fd) && ok)
+            ok = false, saved = errno;
+        if (ok && rename(tmp, path))
+            ok = false, saved = errno;
+        if (!ok) {
+            rc = asr_fail_public(err, ASR_E_IO, "efivars: writing %s: %s", path, strerror(saved));
             if (fd >= 0)
                 unlink(tmp);
         }
