@@ -17,6 +17,7 @@
 #include "args.h"
 #include "disks.h"
 #include "json.h"
+#include "machine.h"
 #include "progress.h"
 #include "util.h"
 
@@ -321,7 +322,7 @@ static void json_volumes(struct json *j, const struct cli_disks *s)
 }
 
 static void report(const struct backup_args *a, const struct cli_disks *disks, const struct asr_backup_stats *st,
-                   uint64_t image_bytes)
+                   uint64_t image_bytes, const struct asr_machine_desc *record)
 {
     double ratio = image_bytes ? (double)st->read_bytes / (double)image_bytes : 0;
     double mbps = st->seconds > 0 ? st->read_bytes / st->seconds / 1e6 : 0;
@@ -360,6 +361,7 @@ static void report(const struct backup_args *a, const struct cli_disks *disks, c
         json_end_obj(&j);
         json_u64(&j, "dedup_index_bytes", st->dedup_index_bytes);
         json_volumes(&j, disks);
+        cli_machine_json(&j, record); /* what the image records of the machine, as info shows it */
         json_arr(&j, "warnings");
         for (size_t w = 0; w < a->nwarnings; w++)
             json_str(&j, NULL, a->warnings[w]);
@@ -558,7 +560,7 @@ static int backup_with(struct backup_args *a, struct cli_disks *disks, struct as
         return EXIT_FAIL;
     }
     report_damage(a, disks, quiet);
-    report(a, disks, &st, image_bytes);
+    report(a, disks, &st, image_bytes, record);
     return EXIT_OK;
 }
 

@@ -52,7 +52,11 @@ host=$(hostname | sed 's/[^A-Za-z0-9._-]/_/g')
 
 mkdir images
 check "backup --output-dir" env ASRIMG_EFIVARS_DIR=src "$asrimg" backup disk.img --volumes all --output-dir images --json
-image=$(py "import json; print(json.load(open('$work/chk.out'))['image'])")
+cp "$work/chk.out" backup.json
+image=$(py "import json; print(json.load(open('$work/backup.json'))['image'])")
+check "backup --json: the machine it recorded" py "
+import json; m = json.load(open('$work/backup.json'))['machine']
+assert m['hostname'] == '$host' and [e['number'] for e in m['boot_entries']] == [0], m"
 check "named HOST-YYYYmmdd-HHMMSS.asrimg in DIR, in UTC" py "
 import re, datetime, sys
 m = re.fullmatch(r'images/(.+)-(\d{8}-\d{6})\.asrimg', '$image'); assert m, '$image'
