@@ -8,10 +8,10 @@
 # were not made; an image without entries names the removable-media path and whether the
 # restored ESP holds it. backup --output-dir names images HOST-YYYYmmdd-HHMMSS.asrimg (UTC),
 # split sets too, and never replaces one.
-# Usage: boot_entries_test.sh ASRIMG
+# Usage: boot_entries_test.sh ASRIMG GOLDEN_DIR
 set -u
 unset COLUMNS
-asrimg=$(realpath "$1")
+asrimg=$(realpath "$1") golden=$(realpath "$2")/v1-machine.asrimg
 here=$(cd "$(dirname "$0")" && pwd)
 efivars="python3 $here/efivars.py"
 work=$(mktemp -d /tmp/asrimg-boot-XXXXXX)
@@ -78,6 +78,13 @@ assert e['device_path'].endswith('HD(1,GPT,$ESP,0x800,0x4000)/File(\\\\EFI\\\\de
 "$asrimg" info "$image" >info.txt
 check "info shows the machine and only the ESP's entry" sh -c "grep -q '^machine: *$host, booted with UEFI, 1 boot entry on these disks, BootOrder 0001,0000,0002' info.txt &&
   grep -q 'Boot0000\* debian: disk 0 partition 1, .*File(\\\\EFI\\\\debian\\\\shimx64.efi)' info.txt && ! grep -q Windows info.txt"
+
+# The golden image's record as info shows it: the inactive entry without its '*', optional data.
+"$asrimg" info "$golden" >golden.txt
+check "info: the golden record" sh -c "grep -qx 'machine:    golden-host, booted with UEFI, 2 boot entries on these disks, BootOrder 0003,0001,2001' golden.txt &&
+  grep -qxF '  Boot0003  Linux Boot Manager: disk 0 partition 1, HD(1,GPT,13121110-1514-1716-1819-1a1b1c1d1e1f,0x800,0x1000)/File(\\EFI\\systemd\\systemd-bootx64.efi) (with optional data)' golden.txt"
+check "info: an image without the record" sh -c "'$asrimg' info '$(dirname "$golden")/v1-basic.asrimg' | grep -qx 'machine:    not recorded' &&
+  '$asrimg' info --json '$(dirname "$golden")/v1-basic.asrimg' | python3 -c 'import json,sys; assert json.load(sys.stdin)[\"machine\"] is None'"
 
 # --output-dir never replaces an image: every name of the next seconds is taken.
 py "
