@@ -10,12 +10,14 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "args.h"
 #include "disks.h"
 #include "json.h"
+#include "machine.h"
 #include "progress.h"
 #include "util.h"
 
@@ -32,6 +34,8 @@ struct backup_args {
     const char *paths[ASR_MAX_DISKS];
     uint32_t ndisks;
     const char *output;
+    const char *output_dir;
+    char named[4096]; /* --output-dir: DIR/HOST-YYYYmmdd-HHMMSS.asrimg */
     const char *selection;
     uint64_t split;
     bool force, json, ignore_read_errors, freeze;
@@ -61,6 +65,7 @@ static int parse_args(int argc, char **argv, struct backup_args *a)
         case OPT_FREEZE: a->freeze = true; break;
         case OPT_IGNORE_READ_ERRORS: a->opt.ignore_read_errors = true; break;
         case OPT_OUTPUT: a->output = o; break;
+        case OPT_OUTPUT_DIR: a->output_dir = o; break;
         case OPT_VOLUMES: a->selection = o; break;
         case OPT_LEVEL:
             if (!cli_parse_uint(o, 19, &v))
@@ -95,10 +100,17 @@ static int parse_args(int argc, char **argv, struct backup_args *a)
     }
     if (!a->ndisks)
         return cli_error("backup: no disk given (see 'asrimg backup --help')"), EXIT_USAGE;
-    if (!a->output)
-        return cli_error("backup: no image given: -o IMAGE, or -o - for standard output (see 'asrimg backup --help')"),
+    if (a->output && a->output_dir)
+        return cli_error("backup: -o and --output-dir exclude each other"), EXIT_USAGE;
+    if (a->output_dir && a->force)
+        return cli_error("backup: --output-dir never replaces an image: --force does not apply"), EXIT_USAGE;
+    if (!a->output && !a->output_dir)
+        return cli_error("backup: no image given: -o IMAGE, -o - for standard output, or --output-dir DIR (see "
+                         "'asrimg backup --help')"),
                EXIT_USAGE;
-    if (!strcmp(a->output, "-") && a->split)
+    if (a->output_dir && !a->output_dir[0])
+        return cli_error("backup: --output-dir: an empty name"), EXIT_USAGE;
+    if (a->output && !strcmp(a->output, "-") && a->split)
         return cli_error("backup: --split needs a file name, not standard output"), EXIT_USAGE;
     return EXIT_OK;
 }
@@ -310,7 +322,7 @@ static void json_volumes(struct json *j, const struct cli_disks *s)
 }
 
 static void report(const struct backup_args *a, const struct cli_disks *disks, const struct asr_backup_stats *st,
-                   uint64_t image_bytes)
+                   uint64_t image_bytes, const struct asr_machine_desc *record)
 {
     double ratio = image_bytes ? (double)st->read_bytes / (double)image_bytes : 0;
     double mbps = st->seconds > 0 ? st->read_bytes / st->seconds / 1e6 : 0;
@@ -349,6 +361,7 @@ static void report(const struct backup_args *a, const struct cli_disks *disks, c
         json_end_obj(&j);
         json_u64(&j, "dedup_index_bytes", st->dedup_index_bytes);
         json_volumes(&j, disks);
+        cli_machine_json(&j, record); /* what the image records of the machine, as info shows it */
         json_arr(&j, "warnings");
         for (size_t w = 0; w < a->nwarnings; w++)
             json_str(&j, NULL, a->warnings[w]);
@@ -392,9 +405,87 @@ static int create_writer(const struct backup_args *a, struct cli_disks *disks, s
     return asr_writer_create(a->output, &wo, w, err) ? EXIT_FAIL : EXIT_OK;
 }
 
+/* The machine record (SPEC section 4): the hostname of the machine running the backup (the record
+ * describes the machine whose firmware holds the boot entries, and those are read here), the
+ * firmware it booted with, and on UEFI the entries loading from the disks given. Entries that
+ * cannot be read are warned about; the backup goes on without them. */
+static void machine_record(struct backup_args *a, const struct cli_disks *disks, bool quiet, struct asr_machine_desc *m)
+{
+    memset(m, 0, sizeof *m);
+    cli_hostname(m->hostname, sizeof m->hostname);
+    m->firmware = asr_firmware_booted();
+    if (m->firmware != ASR_FIRMWARE_UEFI)
+        return;
+    const char *dir = asr_efivars_dir();
+    const struct asr_disk_desc *descs[ASR_MAX_DISKS];
+    for (uint32_t i = 0; i < disks->n; i++)
+        descs[i] = asr_disk_desc(disks->disk[i]);
+    char notes[2048];
+    struct asr_error err = {0};
+    if (!asr_efivars_present(dir)) {
+        warn(a, quiet, "UEFI boot entries not recorded: %s is not there", dir);
+        return;
+    }
+    if (asr_boot_entries_collect(dir, descs, disks->n, m, notes, sizeof notes, &err) != ASR_OK) {
+        warn(a, quiet, "UEFI boot entries not recorded: %s", err.msg);
+        m->entry_count = m->boot_order_count = 0;
+        return;
+    }
+    for (const char *l = notes; *l;) {
+        const char *nl = strchr(l, '\n');
+        int len = nl ? (int)(nl - l) : (int)strlen(l);
+        warn(a, quiet, "UEFI boot entry %.*s", len, l);
+        l += len + (nl ? 1 : 0);
+    }
+}
+
+/* --output-dir: DIR/HOST-YYYYmmdd-HHMMSS.asrimg, the time in UTC (a recovery environment has no
+ * time zone, and names then sort in the order the backups were taken). */
+static int name_in_dir(struct backup_args *a, const char *host, struct asr_error *err)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    char stamp[32];
+    if (!gmtime_r(&now, &tm) || !strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm))
+        return asr_fail_public(err, ASR_E_ARG, "backup --output-dir: no time to name the image by");
+    size_t dl = strlen(a->output_dir);
+    int n = snprintf(a->named, sizeof a->named, "%s%s%s-%s.asrimg", a->output_dir,
+                     a->output_dir[dl - 1] == '/' ? "" : "/", host[0] ? host : "unknown", stamp);
+    if (n < 0 || (size_t)n >= sizeof a->named)
+        return asr_fail_public(err, ASR_E_ARG, "backup --output-dir %s: the name is too long", a->output_dir);
+    struct stat st;
+    if (stat(a->output_dir, &st))
+        return asr_fail_public(err, ASR_E_ARG, "backup --output-dir %s: %s", a->output_dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return asr_fail_public(err, ASR_E_ARG, "backup --output-dir %s: not a directory", a->output_dir);
+    a->output = a->named;
+    return ASR_OK;
+}
+
+static int backup_with(struct backup_args *a, struct cli_disks *disks, struct asr_backup_freeze **fz,
+                       struct asr_machine_desc *record);
+
+/* The machine record is large (its boot entries): on the heap. */
 static int backup(struct backup_args *a, struct cli_disks *disks, struct asr_backup_freeze **fz)
 {
+    struct asr_machine_desc *record = calloc(1, sizeof *record);
+    if (!record)
+        return cli_error("out of memory"), EXIT_FAIL;
+    int rc = backup_with(a, disks, fz, record);
+    free(record);
+    return rc;
+}
+
+static int backup_with(struct backup_args *a, struct cli_disks *disks, struct asr_backup_freeze **fz,
+                       struct asr_machine_desc *record)
+{
     struct asr_error err = {0};
+    char host[ASR_HOSTNAME_MAX + 1];
+    cli_hostname(host, sizeof host);
+    if (a->output_dir && name_in_dir(a, host, &err)) {
+        cli_error("%s", err.msg);
+        return EXIT_FAIL;
+    }
     bool to_stdout = !strcmp(a->output, "-");
     if (cli_disks_open(disks, a->paths, a->ndisks, a->selection, &a->keys, &err) != EXIT_OK ||
         asr_check_image_placement(to_stdout ? NULL : a->output, STDOUT_FILENO, disks->disk, disks->n, &err)) {
@@ -438,9 +529,13 @@ static int backup(struct backup_args *a, struct cli_disks *disks, struct asr_bac
     }
     a->opt.stacks = stacks;
     a->opt.stack_count = nstacks;
+    machine_record(a, disks, quiet, record);
     struct asr_writer *w = NULL;
     int rc = create_writer(a, disks, &w, &err);
+    if (rc == EXIT_OK && asr_writer_set_machine(w, record, &err) != ASR_OK)
+        rc = EXIT_FAIL;
     if (rc != EXIT_OK) {
+        asr_writer_free(w);
         asr_machine_stacks_free(stacks, nstacks);
         cli_error("%s", err.msg);
         return rc;
@@ -465,7 +560,7 @@ static int backup(struct backup_args *a, struct cli_disks *disks, struct asr_bac
         return EXIT_FAIL;
     }
     report_damage(a, disks, quiet);
-    report(a, disks, &st, image_bytes);
+    report(a, disks, &st, image_bytes, record);
     return EXIT_OK;
 }
 

@@ -7,6 +7,7 @@
 
 #include "args.h"
 #include "json.h"
+#include "machine.h"
 #include "stacks.h"
 #include "util.h"
 
@@ -102,6 +103,7 @@ static void print_text(const char *path, struct asr_reader *r)
     printf("format:     version %u, written by %s %s on %s\n", i->format_version, i->creator, i->creator_version, when);
     printf("image id:   %s\n", id);
     print_features(r, i);
+    cli_machine_print(stdout, asr_reader_machine(r));
     printf("data:       %s captured: %s data, %s zero, %s unreadable\n",
            cli_bytes(i->data_bytes + i->zero_bytes + i->unreadable_bytes, a, sizeof a),
            cli_bytes(i->data_bytes, b, sizeof b), cli_bytes(i->zero_bytes, c, sizeof c),
@@ -171,6 +173,7 @@ static void print_json(const char *path, struct asr_reader *r)
     json_u64(&j, "unreadable_bytes", i->unreadable_bytes);
     json_dbl(&j, "dedup_ratio", ratio(i->data_bytes, i->unique_bytes));
     json_dbl(&j, "compression_ratio", ratio(i->unique_bytes, i->stored_bytes));
+    cli_machine_json(&j, asr_reader_machine(r));
     json_arr(&j, "disks");
     for (uint32_t d = 0; d < asr_reader_disk_count(r); d++) {
         const struct asr_disk_desc *dk = asr_reader_disk(r, d);

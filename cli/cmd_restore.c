@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "boot_entries.h"
 #include "json.h"
 #include "layers.h"
 #include "stacks.h"
@@ -30,8 +31,9 @@ static void on_signal(int sig)
 struct restore_args {
     const char *image;
     struct cli_targets t;
-    bool yes, json;
+    bool yes, json, boot_entries;
     struct asr_restore_options opt;
+    struct cli_boot boot; /* --boot-entries: what was made */
 };
 
 static int parse_args(int argc, char **argv, struct restore_args *a)
@@ -51,6 +53,7 @@ static int parse_args(int argc, char **argv, struct restore_args *a)
         case OPT_GROW: a->opt.grow = true; break;
         case OPT_VERIFY: a->opt.verify = true; break;
         case OPT_KEEP_GOING: a->opt.keep_going = true; break;
+        case OPT_BOOT_ENTRIES: a->boot_entries = true; break;
         case OPT_DISCARD:
         case OPT_ZERO_UNUSED:
             if (a->opt.unused)
@@ -435,7 +438,7 @@ static int print_json(const struct restore_args *a, const struct asr_image *r, c
     json_obj(&j, NULL);
     json_str(&j, "image", a->image);
     int layers = verify_layers(a, r, rc, &j);
-    json_bool(&j, "ok", rc == ASR_OK && !st->damaged_count && layers == EXIT_OK);
+    json_bool(&j, "ok", rc == ASR_OK && !st->damaged_count && layers == EXIT_OK && !a->boot.failed);
     if (rc != ASR_OK)
         json_str(&j, "error", err->msg);
     else if (st->damaged_count)
@@ -479,6 +482,7 @@ static int print_json(const struct restore_args *a, const struct asr_image *r, c
         json_grow_notes(&j, r, rs, &stacks, st->grown_partition);
         json_end_obj(&j);
     }
+    cli_boot_json(&j, &a->boot);
     json_ranges(&j, "damaged", st->damaged, st->damaged_count, r);
     json_ranges(&j, "unreadable", st->unreadable, st->unreadable_count, r);
     cli_stacks_json(&j, &stacks);
@@ -583,6 +587,8 @@ int cmd_restore(int argc, char **argv)
         goto fail;
     }
     print_plan(a.image, m, rs, &a.opt);
+    if (a.boot_entries)
+        cli_boot_plan(stderr, m);
     if (!confirmed(a.yes, asr_image_is_stream(m))) {
         cli_error("restore would overwrite the targets above: pass --yes to confirm%s",
                   asr_image_is_stream(m) ? " (the image comes on standard input, so there is no asking)"
@@ -599,18 +605,23 @@ int cmd_restore(int argc, char **argv)
     struct asr_restore_stats st;
     rc = asr_restore_run(rs, &a.opt, &st, &err);
     progress_done(&pr);
+    if (rc == ASR_OK && a.boot_entries)
+        cli_boot_entries(m, &a.t, &a.boot);
     int layers = EXIT_OK;
     if (a.json)
         layers = print_json(&a, m, rs, &st, rc, &err);
     else if (!rc) {
         print_text(m, rs, &st);
         layers = verify_layers(&a, m, rc, NULL);
+        cli_boot_print(stderr, &a.boot);
     }
+    if (a.boot.failed)
+        cli_error("restore: the disks are restored, but their UEFI boot entries are not: %s", a.boot.why);
     if (rc) {
         cli_error("%s", err.msg);
         print_target_state(rs, m, rc);
     }
-    int exit_code = rc || st.damaged_count || layers ? EXIT_FAIL : EXIT_OK;
+    int exit_code = rc || st.damaged_count || layers || a.boot.failed ? EXIT_FAIL : EXIT_OK;
     if (!rc && st.damaged_count)
         cli_error("%zu range%s of the image could not be restored (damaged chunks): listed %s", st.damaged_count,
                   st.damaged_count == 1 ? "" : "s", a.json ? "under \"damaged\"" : "above");

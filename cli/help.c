@@ -41,7 +41,10 @@ static const struct cli_example layout_examples[] = {
 };
 
 static const struct cli_option backup_opts[] = {
-    {OPT_OUTPUT, 'o', "output", "IMAGE", "the image to write (required); '-' writes it to standard output"},
+    {OPT_OUTPUT, 'o', "output", "IMAGE", "the image to write (this or --output-dir); '-' writes it to standard output"},
+    {OPT_OUTPUT_DIR, 0, "output-dir", "DIR",
+     "write the image into DIR as HOST-YYYYmmdd-HHMMSS.asrimg (the hostname, and the time in UTC), never over an "
+     "existing one, so regular backups accumulate"},
     {OPT_VOLUMES, 0, "volumes", "SEL", SELECTION_HELP},
     {OPT_KEY_FILE, 0, "key-file", "FILE", KEY_FILE_HELP},
     {OPT_UNLOCK, 0, "unlock", NULL, UNLOCK_HELP},
@@ -65,6 +68,7 @@ static const struct cli_example backup_examples[] = {
     {"backup /dev/sda /dev/sdb --volumes all -o pc.asrimg --split fat32",
      "every volume of two disks, in parts a FAT32 stick can hold"},
     {"backup /dev/sda -o - | ssh host 'cat >pc.asrimg'", "the image over a pipe"},
+    {"backup /dev/nvme0n1 --output-dir /media/RESCUE/images", "pc-20261205-142500.asrimg, say, beside the older ones"},
     {0},
 };
 
@@ -96,6 +100,9 @@ static const struct cli_option restore_opts[] = {
     {OPT_DISCARD, 0, "discard", NULL, "discard (TRIM) the space the image does not hold"},
     {OPT_ZERO_UNUSED, 0, "zero-unused", NULL, "write zeros over the space the image does not hold"},
     {OPT_KEEP_GOING, 0, "keep-going", NULL, "zero the ranges of a damaged chunk, list them, and go on"},
+    {OPT_BOOT_ENTRIES, 0, "boot-entries", NULL,
+     "after the restore, make the UEFI boot entries the image records again, pointing at the restored partitions "
+     "(once, however often the restore runs), first in BootOrder; needs a machine booted through UEFI"},
     {OPT_THREADS, 0, "threads", "N", "decompression threads, 1 to 64; default: one per core"},
     {OPT_JSON, 0, "json", NULL, "print a summary as JSON on standard output, with each target's state"},
     {0},
@@ -105,6 +112,7 @@ static const struct cli_example restore_examples[] = {
     {"restore /mnt/usb/pc.asrimg --to /dev/sda", "shows the plan, asks, restores"},
     {"restore pc.asrimg --to /dev/sda --to /dev/sdb --yes --verify", "two mirrors of a one-disk image, read back"},
     {"restore - --to 1=/dev/sdb --to 0=/dev/sda --yes <pc.asrimg", "from standard input, image disk 1 onto /dev/sdb"},
+    {"restore pc.asrimg --to /dev/nvme0n1 --yes --verify --boot-entries", "and the machine's UEFI boot entries"},
     {0},
 };
 
@@ -147,7 +155,7 @@ static const struct cli_command commands[] = {
      "exFAT or NTFS made on the whole disk is read as that filesystem, one volume numbered 0.",
      layout_opts, layout_examples},
     {"backup",
-     {"backup DISK... -o IMAGE [--volumes critical|all|LIST] [--key-file FILE] [--unlock] [--level N] [--threads N] [--split SIZE|fat32] "
+     {"backup DISK... -o IMAGE|--output-dir DIR [--volumes critical|all|LIST] [--key-file FILE] [--unlock] [--level N] [--threads N] [--split SIZE|fat32] "
       "[--force] [--ignore-read-errors] [--freeze] [--json]"},
      "image the selected volumes and every disk's layout ('-o -': stdout)",
      "Images the selected volumes (by default the critical ones) and the layout of every DISK: partition tables, "
@@ -156,7 +164,10 @@ static const struct cli_command commands[] = {
      "chunks and compressed with zstd on every core.\n\n"
      "The image is written as IMAGE.partial and renamed when complete. backup refuses to write onto a source disk, "
      "to replace an image without --force, and a disk given twice. It warns of a volume mounted read-write, which "
-     "--freeze freezes while it is read.",
+     "--freeze freezes while it is read.\n\n"
+     "The image records the machine: its hostname, whether it booted through UEFI or BIOS, and on UEFI the boot "
+     "entries (Boot####) that load from a partition of DISK, with BootOrder (restore --boot-entries makes them "
+     "again).",
      backup_opts, backup_examples},
     {"bench",
      {"bench DISK... [--volumes critical|all|LIST] [--key-file FILE] [--unlock] [--level N] [--threads N] [--json]"},
@@ -166,7 +177,7 @@ static const struct cli_command commands[] = {
      bench_opts, bench_examples},
     {"restore",
      {"restore IMAGE|- --to TARGET [--to TARGET ...] [--yes] [--new-ids] [--grow] [--verify] "
-      "[--discard|--zero-unused] [--keep-going] [--threads N] [--json]"},
+      "[--discard|--zero-unused] [--keep-going] [--boot-entries] [--threads N] [--json]"},
      "lay the image onto replacement disks as large or larger",
      "Lays the image onto replacement disks at least as large, with the same sector size: boot code, the partition "
      "table with the same disk and partition ids (new ones with --new-ids), a GPT's backup moved to the end of a "
@@ -175,13 +186,19 @@ static const struct cli_command commands[] = {
      "Every target is checked first (size, sector size, not mounted or in use, not holding the image), then the "
      "plan is shown and confirmed (or --yes). Several --to for a one-disk image are mirrors, written in one pass; "
      "an image of several disks takes its targets in disk order, or as --to N=TARGET. A failed restore says on a "
-     "note: line what each target holds and what to do next.",
+     "note: line what each target holds and what to do next.\n\n"
+     "--boot-entries makes the UEFI boot entries the image records again on this machine, each pointing at its "
+     "partition as restored (HD() with the restored partition's number, start, size and GUID, then the recorded "
+     "file), reusing an entry already there for the same partition and file, and puts them first in BootOrder. An "
+     "image without entries boots through the removable-media path \\EFI\\BOOT\\BOOTX64.EFI: restore says whether "
+     "the restored ESP holds it. Without UEFI variables (not booted through UEFI) the disks are restored and the "
+     "entries reported as not made.",
      restore_opts, restore_examples},
     {"info",
      {"info IMAGE [--json]"},
      "format, creator, disks, partitions, volumes, sizes and ratios",
-     "Shows what IMAGE holds: format, creator, disks, partitions, raw boot regions, volumes, sizes, and dedup and "
-     "compression ratios.",
+     "Shows what IMAGE holds: format, creator, the machine it was taken on (hostname, firmware, UEFI boot entries), "
+     "disks, partitions, raw boot regions, volumes, sizes, and dedup and compression ratios.",
      info_opts, info_examples},
     {"verify",
      {"verify IMAGE [--json]", "verify IMAGE --against DISK... [--new-ids] [--grow] [--json]"},

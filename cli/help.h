@@ -31,6 +31,8 @@ enum cli_opt_id {
     OPT_AGAINST,
     OPT_KEY_FILE,
     OPT_UNLOCK,
+    OPT_OUTPUT_DIR,
+    OPT_BOOT_ENTRIES,
 };
 
 /* Options of one command at most, --help besides (cli_args holds them in fixed arrays). */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void cli_error(const char *fmt, ...)
 {
@@ -34,6 +35,21 @@ const char *cli_bytes(uint64_t n, char *buf, size_t len)
     else
         snprintf(buf, len, "%.1f %s", v, units[u]);
     return buf;
+}
+
+void cli_hostname(char *out, size_t len)
+{
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1))
+        host[0] = '\0';
+    size_t n = 0;
+    for (const char *p = host; *p && n + 1 < len; p++, n++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+                  c == '_';
+        out[n] = ok ? c : '_';
+    }
+    out[n] = '\0';
 }
 
 void cli_uuid(const uint8_t b[16], bool mixed, char out[37])

@@ -15,6 +15,9 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *cli_bytes(uint64_t n, char *buf, size_t len); /* "1.5 GiB" */
 void cli_uuid(const uint8_t b[16], bool gpt_mixed_endian, char out[37]);
+/* This machine's hostname (gethostname), every byte but letters, digits, '.', '-' and '_' as
+ * '_', so that it names files (backup --output-dir) and shows as it is; "" when there is none. */
+void cli_hostname(char *out, size_t len);
 const char *cli_label_name(uint8_t label);     /* "gpt", "mbr", "none" */
 const char *cli_capture_name(uint8_t capture); /* "used", "full", "header", "skip" */
 /* A disk's identifier as people write it: GPT GUID, MBR "0x1234abcd", or "-". */

@@ -9,9 +9,9 @@ _asrimg_commands="layout backup bench restore info verify help version"
 _asrimg_options() {
     case $1 in
     layout) echo "--volumes --key-file --unlock --json --extents --help -h" ;;
-    backup) echo "-o --output --volumes --key-file --unlock --level --threads --split --force --ignore-read-errors --freeze --json --avg-chunk --help -h" ;;
+    backup) echo "-o --output --output-dir --volumes --key-file --unlock --level --threads --split --force --ignore-read-errors --freeze --json --avg-chunk --help -h" ;;
     bench) echo "--volumes --key-file --unlock --level --threads --json --help -h" ;;
-    restore) echo "--to --yes --new-ids --grow --verify --discard --zero-unused --keep-going --threads --json --help -h" ;;
+    restore) echo "--to --yes --new-ids --grow --verify --discard --zero-unused --keep-going --boot-entries --threads --json --help -h" ;;
     info) echo "--json --help -h" ;;
     verify) echo "--against --new-ids --grow --key-file --unlock --json --help -h" ;;
     esac
@@ -66,6 +66,9 @@ _asrimg() {
         return ;;
     -o | --output | --key-file)
         _asrimg_paths "$cur" file
+        return ;;
+    --output-dir)
+        COMPREPLY=($(compgen -d -- "$cur"))
         return ;;
     --to | --against)
         _asrimg_paths "$cur" disk

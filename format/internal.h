@@ -75,6 +75,10 @@ struct fmt_image_header {
     char creator_version[ASR_FSNAME_MAX + 1];
     uint32_t feature_count;
     struct fmt_feature_name features[ASR_MAX_FEATURE_NAMES];
+    /* Fields after the feature names (the machine record): encode appends tail_len bytes of tail;
+     * decode sets tail_at to where they start. */
+    const uint8_t *tail;
+    uint32_t tail_len, tail_at;
 };
 /* Returns the encoded length (header_len), or 0 if out_cap is too small. */
 size_t fmt_image_header_encode(const struct fmt_image_header *h, uint8_t *out, size_t out_cap);
@@ -197,6 +201,12 @@ int fmt_stacks_decode(struct fmt_cursor *c, struct fmt_layout *l, struct asr_err
 int fmt_stack_copy(struct asr_stack_desc *dst, const struct asr_stack_desc *src);
 void fmt_stack_free(struct asr_stack_desc *s);
 
+/* machine.c: the machine record after the image header's feature names (feature machine). decode
+ * reads the record at p (avail bytes before the header's checksum), not yet checked against the
+ * layout (asr_machine_valid does that once the disks are in). */
+int fmt_machine_encode(const struct asr_machine_desc *m, struct fmt_buf *out);
+int fmt_machine_decode(const uint8_t *p, size_t avail, struct asr_machine_desc *m, struct asr_error *err);
+
 /* tables.c: the partition table bytes kept in a disk's raw regions (the MBR in sector 0, valid
  * GPT headers and their entry arrays) agree with its layout record. Called by
  * asr_disk_desc_valid once the record's own fields and the regions' places have passed. */
@@ -268,6 +278,7 @@ struct fmt_scan {
     bool layout_bad; /* resync mode: the layout did not decode, volumes cannot be checked */
     struct fmt_image_header header;
     struct fmt_layout layout;
+    struct asr_machine_desc *machine; /* feature machine: the record, once the header is in */
     struct fmt_scan_volume *volumes; /* per volume, once the volume table is in */
     uint64_t next_chunk;
     uint32_t *chunk_len; /* content length of each chunk so far (4 bytes a chunk) */

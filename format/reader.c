@@ -231,6 +231,13 @@ const struct asr_stack_desc *asr_reader_stack(const struct asr_reader *r, uint32
     return i < r->sc.layout.stack_count ? &r->sc.layout.stacks[i] : NULL;
 }
 
+const struct asr_machine_desc *asr_reader_machine(const struct asr_reader *r) { return r->sc.machine; }
+
+const char *asr_reader_hostname(const struct asr_reader *r)
+{
+    return r->sc.machine && r->sc.machine->hostname[0] ? r->sc.machine->hostname : NULL;
+}
+
 const struct asr_disk_desc *asr_reader_disk(const struct asr_reader *r, uint32_t i)
 {
     return i < r->sc.layout.disk_count ? &r->sc.layout.disks[i] : NULL;

@@ -87,6 +87,7 @@ size_t fmt_image_header_encode(const struct fmt_image_header *h, uint8_t *out, s
     size_t need = ASR_IMAGE_HEADER_FIXED + 2 + strlen(h->creator) + 2 + strlen(h->creator_version) + 2 + 8;
     for (uint32_t i = 0; i < h->feature_count; i++)
         need += 3 + strlen(h->features[i].name);
+    need += h->tail_len;
     if (need > out_cap || need > ASR_IMAGE_HEADER_MAX)
         return 0;
     memset(out, 0, need);
@@ -114,6 +115,9 @@ size_t fmt_image_header_encode(const struct fmt_image_header *h, uint8_t *out, s
         memcpy(out + at + 3, f->name, n);
         at += 3 + n;
     }
+    if (h->tail_len)
+        memcpy(out + at, h->tail, h->tail_len);
+    at += h->tail_len;
     put_le64(out + at, fmt_checksum64(out, at));
     return need;
 }
@@ -196,6 +200,7 @@ int fmt_image_header_decode(const uint8_t *in, size_t avail, struct fmt_image_he
         (rc = get_str16(&c, h->creator_version, sizeof h->creator_version, err)) ||
         (rc = decode_feature_names(&c, h, err)))
         return rc;
+    h->tail_at = (uint32_t)(c.p - in);
     /* A later version may append fields before the checksum; this reader ignores them. */
     return ASR_OK;
 }

@@ -29,6 +29,8 @@ void fmt_scan_init(struct fmt_scan *sc, enum fmt_scan_mode mode, fmt_scan_report
 void fmt_scan_free(struct fmt_scan *sc)
 {
     fmt_layout_free(&sc->layout);
+    free(sc->machine);
+    sc->machine = NULL;
     free(sc->volumes);
     free(sc->chunk_len);
     sc->volumes = NULL;
@@ -60,6 +62,25 @@ static int problem(struct fmt_scan *sc, int code, const char *what, uint64_t at,
 
 /* ---- before the data ------------------------------------------------------------------------- */
 
+/* The machine record that follows the feature names when the header declares it. Checked against
+ * the disks when the layout section comes. */
+static int scan_machine(struct fmt_scan *sc, const uint8_t *raw)
+{
+    if (!(sc->header.compat & ASR_FEATURE_COMPAT_MACHINE))
+        return ASR_OK;
+    if (!(sc->machine = malloc(sizeof *sc->machine)))
+        return problem(sc, ASR_E_NOMEM, "image header", 0, "out of memory");
+    struct asr_error why = {0};
+    int rc = fmt_machine_decode(raw + sc->header.tail_at, sc->header.header_len - 8 - sc->header.tail_at,
+                                sc->machine, &why);
+    if (rc) {
+        free(sc->machine);
+        sc->machine = NULL;
+        return problem(sc, rc, "image header", 0, "%s", why.msg);
+    }
+    return ASR_OK;
+}
+
 int fmt_scan_header(struct fmt_scan *sc, const uint8_t *raw, size_t avail, const uint8_t part_uuid[16])
 {
     struct asr_error why = {0};
@@ -86,7 +107,7 @@ int fmt_scan_header(struct fmt_scan *sc, const uint8_t *raw, size_t avail, const
     }
     sc->layout.incompat = sc->header.incompat;
     sc->stage = FMT_AT_LAYOUT;
-    return ASR_OK;
+    return scan_machine(sc, raw);
 }
 
 /* What a section with this tag is called, and the content lengths it may have. */
@@ -183,6 +204,9 @@ int fmt_scan_layout(struct fmt_scan *sc, uint32_t tag, const uint8_t *body, size
             sc->layout_bad = true;
         }
     }
+    if (!rc && is_layout && sc->machine && (rc = asr_machine_valid(sc->machine, sc->layout.disks,
+                                                                     sc->layout.disk_count, &why)))
+        problem(sc, rc, "image header", 0, "%s", why.msg);
     if (!rc && !is_layout && !(sc->volumes = calloc(sc->layout.volume_count + 1u, sizeof *sc->volumes)))
         rc = problem(sc, ASR_E_NOMEM, what, at, "out of memory");
     if (sc->stage <= stage)

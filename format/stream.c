@@ -476,6 +476,8 @@ const struct asr_stack_desc *asr_stream_stack(const struct asr_stream *s, uint32
     return i < s->sc.layout.stack_count ? &s->sc.layout.stacks[i] : NULL;
 }
 
+const struct asr_machine_desc *asr_stream_machine(const struct asr_stream *s) { return s->sc.machine; }
+
 const struct asr_disk_desc *asr_stream_disk(const struct asr_stream *s, uint32_t i)
 {
     return i < s->sc.layout.disk_count ? &s->sc.layout.disks[i] : NULL;

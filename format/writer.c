@@ -42,6 +42,7 @@ struct asr_writer {
     struct volume_state *volumes;
     uint32_t stack_count;
     struct asr_stack_desc *stacks;
+    struct asr_machine_desc *machine; /* feature machine: appended to the image header */
     struct fmt_chunk_entry *chunks;
     uint64_t chunk_count;
     size_t chunk_cap;
@@ -294,6 +295,19 @@ int asr_writer_add_stack(struct asr_writer *w, const struct asr_stack_desc *s, s
     return ASR_OK;
 }
 
+int asr_writer_set_machine(struct asr_writer *w, const struct asr_machine_desc *m, struct asr_error *err)
+{
+    if (w->sealed)
+        return fmt_fail(err, ASR_E_STATE, "the machine record comes before the first chunk or extent");
+    if (!w->machine && !(w->machine = malloc(sizeof *w->machine)))
+        return fmt_fail(err, ASR_E_NOMEM, "out of memory");
+    *w->machine = *m;
+    if (!(w->header.compat & ASR_FEATURE_COMPAT_MACHINE) &&
+        fmt_writer_declare_feature(w, ASR_FEATURE_COMPAT, 1, "machine"))
+        return fmt_fail(err, ASR_E_LIMIT, "cannot declare the machine feature");
+    return ASR_OK;
+}
+
 static int put_section(struct asr_writer *w, uint32_t tag, const uint8_t *body, size_t len,
                        struct asr_error *err)
 {
@@ -325,18 +339,32 @@ static int seal(struct asr_writer *w, struct asr_error *err)
         free(descs);
         return writer_failed(w, fmt_fail(err, rc == ASR_E_NOMEM ? rc : ASR_E_ARG, "volume table: %s", why.msg));
     }
+    /* The machine record names partitions of the disks: judged once they are all in. */
+    if (w->machine && !w->unchecked_layout && asr_machine_valid(w->machine, w->disks, w->disk_count, &why)) {
+        free(descs);
+        return writer_failed(w, fmt_fail(err, ASR_E_ARG, "%s", why.msg));
+    }
     rc = writer_failed(w, fmt_sink_write_part_header(&w->sink, err));
     if (rc) {
         free(descs);
         return rc;
     }
+    struct fmt_buf body = {0};
+    if (w->machine) {
+        if (fmt_machine_encode(w->machine, &body))
+            rc = fmt_fail(err, ASR_E_NOMEM, "out of memory");
+        w->header.tail = body.data;
+        w->header.tail_len = (uint32_t)body.len;
+    }
     uint8_t hdr[ASR_IMAGE_HEADER_MAX];
-    size_t n = fmt_image_header_encode(&w->header, hdr, sizeof hdr);
+    size_t n = rc ? 1 : fmt_image_header_encode(&w->header, hdr, sizeof hdr);
     if (n == 0)
         rc = fmt_fail(err, ASR_E_LIMIT, "image header too large");
-    else
+    else if (!rc)
         rc = fmt_sink_put(&w->sink, hdr, n, err);
-    struct fmt_buf body = {0};
+    w->header.tail = NULL;
+    w->header.tail_len = 0;
+    body.len = 0;
     if (!rc)
         rc = fmt_layout_encode_disks(w->disks, w->disk_count, w->stacks, w->stack_count, &body, err);
     if (!rc)
@@ -596,6 +624,7 @@ void asr_writer_free(struct asr_writer *w)
     for (uint32_t i = 0; i < w->stack_count; i++)
         fmt_stack_free(&w->stacks[i]);
     free(w->stacks);
+    free(w->machine);
     for (uint32_t v = 0; v < w->volume_count; v++) {
         free(w->volumes[v].extents);
         XXH3_freeState(w->volumes[v].hash);

@@ -117,6 +117,11 @@ void asr_usedmap_free(struct asr_usedmap *m);
  * *found false when it does not exist; otherwise ASR_E_CORRUPT, ASR_E_UNSUPPORTED or
  * ASR_E_LIMIT saying what stopped the walk. */
 int asr_ntfs_lookup(const struct asr_window *w, const char *path, bool *found, bool *is_dir, struct asr_error *err);
+/* Whether the filesystem in w that blkid names fs_type ("vfat", "ext4", ...) holds a regular file at
+ * the absolute path (FAT: names compared ignoring ASCII case), read through fs/fs_file.c's path
+ * readers without mounting: restore's check of an ESP's removable-media loader. */
+int asr_fs_file_exists(const struct asr_window *w, const char *fs_type, const char *path, bool *found,
+                       struct asr_error *err);
 
 /* ---- source disks ---------------------------------------------------------------------- */
 
@@ -153,6 +158,61 @@ const char *asr_disk_type_name(const struct asr_disk *d, uint32_t i);
  * the MBR type code, or the GPT type GUID as text ("C12A7328-F81F-11D2-BA4B-00A0C93EC93B", any
  * case). "" when libfdisk does not know it. */
 void asr_type_name(uint8_t label, uint8_t mbr_type, const char *type_guid, char *out, size_t n);
+
+/* ---- UEFI variables and boot entries (efivars.c, boot_entries.c) -------------------------- */
+
+/* The efivarfs directory: $ASRIMG_EFIVARS_DIR when set (tests point it at a directory of files
+ * in efivarfs format: 4 bytes of attributes, then the data), else /sys/firmware/efi/efivars. */
+const char *asr_efivars_dir(void);
+/* Whether dir is there to read (a machine not booted through UEFI has none). */
+bool asr_efivars_present(const char *dir);
+/* The firmware this machine booted with (enum asr_firmware): UEFI when /sys/firmware/efi exists
+ * (or ASRIMG_EFIVARS_DIR is set), BIOS when /sys/firmware exists without it, else unknown. */
+uint8_t asr_firmware_booted(void);
+/* Reads the global variable `name` (its attributes, then at most cap bytes of data into buf):
+ * *found false when there is none; ASR_E_LIMIT when it holds more than cap bytes. */
+int asr_efivar_read(const char *dir, const char *name, uint32_t *attrs, uint8_t *buf, size_t cap, size_t *len,
+                    bool *found, struct asr_error *err);
+/* Sets the global variable `name` (creating it), clearing efivarfs's immutable flag first. */
+int asr_efivar_write(const char *dir, const char *name, uint32_t attrs, const uint8_t *data, size_t len,
+                     struct asr_error *err);
+/* The numbers of dir's Boot#### variables, sorted; ASR_E_LIMIT over cap. */
+int asr_efivar_list_boot(const char *dir, uint16_t *numbers, size_t cap, size_t *count, struct asr_error *err);
+/* Whether an efivarfs file name is a Boot#### variable of the global GUID, and its number. */
+bool asr_efivar_boot_name(const char *file, uint16_t *number);
+/* A device path (one asr_load_option_parse accepted) as text, as efibootmgr shows it
+ * ("HD(1,GPT,...)/File(\EFI\debian\shimx64.efi)"); "?" when it does not fit in n. */
+void asr_efi_path_text(const uint8_t *path, uint32_t len, char *out, size_t n);
+
+/* Backup: m's BootOrder and the Boot#### entries of dir whose HD() node names a GPT partition of
+ * disks (n of them, by position in the image) by its partition GUID; the hostname and firmware
+ * are the caller's. An entry that does not parse or would not fit the record is left out and
+ * named in notes (one line each). */
+int asr_boot_entries_collect(const char *dir, const struct asr_disk_desc *const *disks, uint32_t n,
+                             struct asr_machine_desc *m, char *notes, size_t notes_len, struct asr_error *err);
+
+enum asr_boot_action { ASR_BOOT_NOT_MADE = 0, ASR_BOOT_CREATED = 1, ASR_BOOT_UPDATED = 2, ASR_BOOT_KEPT = 3 };
+
+struct asr_boot_restored {
+    uint16_t recorded;       /* the image's Boot#### */
+    uint16_t number;         /* the machine's Boot#### for it now */
+    uint8_t action;          /* enum asr_boot_action */
+    uint8_t part_guid[16];   /* the restored partition its HD() names */
+    char description[ASR_BOOT_DESC_MAX + 1];
+    char path[512];          /* the device path written, as text */
+    char why[ASR_ERROR_MSG_MAX]; /* ASR_BOOT_NOT_MADE: why */
+};
+
+/* Restore: each of m's entries made again in dir, its HD() node built from targets[e->disk] (the
+ * restored disk's layout, read back from it; NULL when that image disk was not restored): the
+ * partition with the recorded number, its start, size and GUID, then the recorded file path,
+ * as a short-form path. An existing entry with the same HD() GUID and file path is reused
+ * (rewritten only if its description differs), so a second run changes nothing. The entries
+ * are put first in BootOrder, in the recorded BootOrder's order, the rest kept after them. out
+ * holds ASR_MAX_BOOT_ENTRIES. */
+int asr_boot_entries_restore(const char *dir, const struct asr_machine_desc *m,
+                             const struct asr_disk_desc *const *targets, uint32_t n, struct asr_boot_restored *out,
+                             uint32_t *count, bool *order_changed, struct asr_error *err);
 
 /* ---- volumes: what each partition holds and how it will be captured ------------------- */
 
@@ -458,6 +518,7 @@ const struct asr_volume_desc *asr_image_volume(const struct asr_image *im, uint3
 /* The storage stacks the image records (SPEC.md section 6, feature "stacks"). */
 uint32_t asr_image_stack_count(const struct asr_image *im);
 const struct asr_stack_desc *asr_image_stack(const struct asr_image *im, uint32_t i);
+const struct asr_machine_desc *asr_image_machine(const struct asr_image *im); /* NULL: none recorded */
 /* A volume's totals and content hash; NULL for a stream not read to its end. */
 const struct asr_volume_stats *asr_image_volume_stats(const struct asr_image *im, uint32_t i);
 

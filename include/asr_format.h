@@ -61,11 +61,12 @@ int asr_fail_public(struct asr_error *err, enum asr_status code, const char *fmt
  * RO_COMPAT bit lets it read and restore but not append to or rewrite the image; an unknown
  * COMPAT bit is ignored. Bits are never reused. */
 #define ASR_FEATURE_COMPAT_SPLIT (1ull << 0) /* written as a split set */
+#define ASR_FEATURE_COMPAT_MACHINE (1ull << 1) /* "machine": the header records the machine (hostname, UEFI boot entries) */
 #define ASR_FEATURE_INCOMPAT_AREAS (1ull << 0) /* "disk-areas": volumes of bytes outside partitions */
 #define ASR_FEATURE_INCOMPAT_STACKS (1ull << 1) /* "stacks": the layout records storage stacks */
 #define ASR_KNOWN_INCOMPAT (ASR_FEATURE_INCOMPAT_AREAS | ASR_FEATURE_INCOMPAT_STACKS)
 #define ASR_KNOWN_RO_COMPAT 0ull
-#define ASR_KNOWN_COMPAT ASR_FEATURE_COMPAT_SPLIT
+#define ASR_KNOWN_COMPAT (ASR_FEATURE_COMPAT_SPLIT | ASR_FEATURE_COMPAT_MACHINE)
 
 enum asr_feature_class { ASR_FEATURE_INCOMPAT = 0, ASR_FEATURE_RO_COMPAT = 1, ASR_FEATURE_COMPAT = 2 };
 
@@ -228,6 +229,78 @@ const char *asr_stack_kind_name(uint8_t kind);
 int asr_stacks_valid(const struct asr_stack_desc *s, uint32_t n, const struct asr_disk_desc *disks,
                      uint32_t disk_count, struct asr_error *err);
 
+/* ---- the machine record (feature "machine", SPEC.md section 4) ------------------------------ */
+
+/* UEFI load options (EFI_LOAD_OPTION, UEFI 2.10 section 3.1.3) and the device paths in them: the
+ * record keeps a Boot#### variable's bytes, and a restore builds new ones pointing at the
+ * restored ESP. Every byte parsed here comes from efivarfs or an image: untrusted. */
+#define ASR_LOAD_OPTION_MAX 2048u  /* bytes of one Boot#### variable's data the record keeps */
+#define ASR_BOOT_DESC_MAX 255      /* UTF-8 bytes of a description as shown */
+#define ASR_MAX_BOOT_ENTRIES 16u   /* recorded entries */
+#define ASR_MAX_BOOT_ORDER 1024u   /* BootOrder numbers */
+#define ASR_HOSTNAME_MAX 255
+#define ASR_LOAD_OPTION_ACTIVE 0x1u /* LOAD_OPTION_ACTIVE */
+
+/* A hard-drive media device path node (HD(), type 4 subtype 1) with a GPT signature. */
+struct asr_hd_node {
+    uint32_t partition; /* the GPT entry's number, from 1 */
+    uint64_t start_lba, size_lba;
+    uint8_t guid[16];   /* the partition's unique GUID, as GPT stores it */
+};
+
+struct asr_load_option {
+    uint32_t attributes;
+    const uint8_t *desc;  /* the description as stored: UTF-16LE, its NUL included */
+    uint32_t desc_len;
+    char description[ASR_BOOT_DESC_MAX + 1]; /* as UTF-8 for people; a bad code unit shows as '?' */
+    const uint8_t *path;  /* FilePathList: device path nodes ending in End Entire */
+    uint32_t path_len;
+    const uint8_t *optional; /* OptionalData */
+    uint32_t optional_len;
+    bool has_hd;          /* the first path instance holds a GPT HD() node */
+    struct asr_hd_node hd;
+    uint32_t file_at, file_len; /* in path: the nodes after HD() to the end of the first instance */
+};
+
+/* Parses n bytes of a Boot#### variable's data: every length inside n, every device path node at
+ * least 4 bytes and inside the list, the list ending in exactly one End Entire node, the
+ * description NUL-terminated. o points into b. ASR_E_CORRUPT says which rule failed. */
+int asr_load_option_parse(const uint8_t *b, size_t n, struct asr_load_option *o, struct asr_error *err);
+/* An EFI_LOAD_OPTION whose path is the short form HD(hd)/file/End: attributes, the description
+ * as stored (UTF-16LE with its NUL), file_len bytes of device path nodes, optional data. Writes
+ * *len bytes to out (cap bytes); ASR_E_LIMIT when they would not fit. */
+int asr_load_option_build(uint32_t attributes, const uint8_t *desc, uint32_t desc_len, const struct asr_hd_node *hd,
+                          const uint8_t *file, uint32_t file_len, const uint8_t *optional, uint32_t optional_len,
+                          uint8_t *out, size_t cap, size_t *len, struct asr_error *err);
+
+enum asr_firmware { ASR_FIRMWARE_UNKNOWN = 0, ASR_FIRMWARE_BIOS = 1, ASR_FIRMWARE_UEFI = 2 };
+
+/* A UEFI boot entry that loads from a partition of the image's disks. */
+struct asr_boot_entry {
+    uint16_t number;    /* Boot#### */
+    uint32_t disk;      /* the image disk holding the partition its HD() node names */
+    uint32_t partition; /* that partition's number */
+    uint32_t load_option_len;
+    uint8_t load_option[ASR_LOAD_OPTION_MAX]; /* the variable's data, as efivarfs gave it less its attributes */
+};
+
+struct asr_machine_desc {
+    char hostname[ASR_HOSTNAME_MAX + 1]; /* "" when unknown */
+    uint8_t firmware;                    /* enum asr_firmware the machine booted with at backup */
+    uint32_t boot_order_count;
+    uint16_t boot_order[ASR_MAX_BOOT_ORDER]; /* BootOrder as it was (UEFI only) */
+    uint32_t entry_count;
+    struct asr_boot_entry entries[ASR_MAX_BOOT_ENTRIES];
+};
+
+/* "unknown", "BIOS", "UEFI" (NULL for another value). */
+const char *asr_firmware_name(uint8_t firmware);
+/* SPEC.md section 4's rules for the record, given the image's disks: counts, the hostname, entry
+ * numbers distinct, each load option well-formed and its HD() node naming by GUID the GPT
+ * partition the entry names. */
+int asr_machine_valid(const struct asr_machine_desc *m, const struct asr_disk_desc *disks, uint32_t disk_count,
+                      struct asr_error *err);
+
 /* ---- chunks and extents ------------------------------------------------------------------ */
 
 enum asr_codec { ASR_CODEC_STORED = 0, ASR_CODEC_ZSTD = 1 };
@@ -321,6 +394,9 @@ int asr_writer_add_volume(struct asr_writer *w, const struct asr_volume_desc *v,
 /* A storage stack on the disks added so far (copied), before the first chunk or extent. The first
  * one declares the incompatible feature "stacks"; an image without stacks is as before. */
 int asr_writer_add_stack(struct asr_writer *w, const struct asr_stack_desc *s, struct asr_error *err);
+/* The machine record (copied), before the first chunk or extent; checked against the disks when
+ * the layout is sealed. Declares the compatible feature "machine". */
+int asr_writer_set_machine(struct asr_writer *w, const struct asr_machine_desc *m, struct asr_error *err);
 
 int asr_writer_append_chunk(struct asr_writer *w, const struct asr_chunk *c, uint64_t *chunk_id,
                             struct asr_error *err);
@@ -384,6 +460,11 @@ const struct asr_volume_stats *asr_reader_volume_stats(const struct asr_reader *
 /* The storage stacks the layout records (none without feature "stacks"). */
 uint32_t asr_reader_stack_count(const struct asr_reader *r);
 const struct asr_stack_desc *asr_reader_stack(const struct asr_reader *r, uint32_t i);
+/* The machine record (feature "machine"), NULL when the image has none; checked against the
+ * layout like the rest. asr_reader_hostname: its hostname, NULL without a record or when the
+ * record's hostname is empty (an image lister shows such images by file name). */
+const struct asr_machine_desc *asr_reader_machine(const struct asr_reader *r);
+const char *asr_reader_hostname(const struct asr_reader *r);
 /* Extents of a volume, sorted by offset. */
 const struct asr_extent *asr_reader_extents(const struct asr_reader *r, uint32_t volume, uint64_t *count);
 /* Name of feature bit `bit` of `cls` as the image declares it, or NULL. */
@@ -458,6 +539,7 @@ uint32_t asr_stream_volume_count(const struct asr_stream *s);
 const struct asr_volume_desc *asr_stream_volume(const struct asr_stream *s, uint32_t i);
 uint32_t asr_stream_stack_count(const struct asr_stream *s);
 const struct asr_stack_desc *asr_stream_stack(const struct asr_stream *s, uint32_t i);
+const struct asr_machine_desc *asr_stream_machine(const struct asr_stream *s); /* NULL: none */
 /* From the index: NULL before ASR_STREAM_END. content_hash lets a restore check end to end what
  * it wrote (asr_volume_hasher). */
 const struct asr_volume_stats *asr_stream_volume_stats(const struct asr_stream *s, uint32_t i);

@@ -71,6 +71,8 @@ complete restore "$work/pc.asrimg" --to = "$work/pc.i"
 check "restore --to=TARGET: files" same_as "$work/pc.img"
 complete backup "$work/pc.img" -o "$work/s"
 check "backup -o IMAGE: directories too" same_as "$work/sub"
+complete backup "$work/pc.img" --output-dir "$work/"
+check "backup --output-dir DIR: directories only" same_as "$work/sub"
 block=$(for f in /dev/*; do [ -b "$f" ] && echo "$f"; done | head -1)
 char=$(for f in /dev/*; do [ -c "$f" ] && echo "$f"; done | head -1)
 if [ -n "$block" ] && [ -n "$char" ]; then

@@ -70,6 +70,84 @@ static void check_v1(const char *name, uint32_t parts)
 }
 
 Test(golden, v1_basic) { check_v1("v1-basic.asrimg", 1); }
+/* The machine record leaves every other byte's meaning as it was: the same content reads back. */
+Test(golden, v1_machine_content) { check_v1("v1-machine.asrimg", 1); }
+
+static void check_machine(const struct asr_machine_desc *m)
+{
+    cr_assert_not_null(m);
+    static struct asr_machine_desc want;
+    golden_machine(&want);
+    cr_assert_str_eq(m->hostname, GOLDEN_HOSTNAME);
+    cr_assert_eq(m->firmware, ASR_FIRMWARE_UEFI);
+    cr_assert_eq(m->boot_order_count, 3);
+    cr_assert_eq(m->boot_order[0], 0x0003);
+    cr_assert_eq(m->boot_order[1], 0x0001);
+    cr_assert_eq(m->boot_order[2], 0x2001);
+    cr_assert_eq(m->entry_count, 2);
+    for (uint32_t i = 0; i < 2; i++) {
+        const struct asr_boot_entry *e = &m->entries[i];
+        cr_assert_eq(e->number, want.entries[i].number);
+        cr_assert_eq(e->disk, 0);
+        cr_assert_eq(e->partition, 1);
+        cr_assert_eq(e->load_option_len, want.entries[i].load_option_len);
+        cr_assert_eq(memcmp(e->load_option, want.entries[i].load_option, e->load_option_len), 0);
+    }
+    /* and what a restore takes from them */
+    struct asr_load_option o;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_load_option_parse(m->entries[1].load_option, m->entries[1].load_option_len, &o, &err), ASR_OK,
+                 "%s", err.msg);
+    cr_assert_str_eq(o.description, "Linux Boot Manager");
+    cr_assert_eq(o.attributes, 0);
+    cr_assert(o.has_hd);
+    cr_assert_eq(o.hd.partition, 1);
+    cr_assert_eq(o.hd.start_lba, GOLDEN_ESP_START_LBA);
+    cr_assert_eq(o.hd.size_lba, GOLDEN_ESP_SIZE_LBA);
+    cr_assert_eq(o.hd.guid[0], 0x10);
+    cr_assert_eq(o.hd.guid[15], 0x1f);
+    cr_assert_eq(o.optional_len, sizeof golden_optional);
+    cr_assert_eq(memcmp(o.optional, golden_optional, sizeof golden_optional), 0);
+    cr_assert_eq(o.file_len, 4 + 2 * (strlen("\\EFI\\systemd\\systemd-bootx64.efi") + 1));
+}
+
+/* The machine feature (compatible bit 1, within version 1): hostname, firmware, BootOrder and two
+ * boot entries on the ESP, through the reader and the sequential reader alike. */
+Test(golden, v1_machine)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/v1-machine.asrimg", GOLDEN_DIR);
+    struct asr_reader *r;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_reader_open(path, &r, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_reader_info(r)->compat, ASR_FEATURE_COMPAT_MACHINE);
+    cr_assert_eq(asr_reader_info(r)->incompat, 0);
+    cr_assert_str_eq(asr_reader_feature_name(r, ASR_FEATURE_COMPAT, 1), "machine");
+    cr_assert_str_eq(asr_reader_hostname(r), GOLDEN_HOSTNAME);
+    check_machine(asr_reader_machine(r));
+    asr_reader_free(r);
+    cr_assert_eq(asr_verify(path, NULL, NULL, NULL, NULL, NULL, &err), ASR_OK, "%s", err.msg);
+
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    struct asr_stream *s;
+    cr_assert_eq(asr_stream_open_fd(fileno(f), NULL, &s, &err), ASR_OK, "%s", err.msg);
+    check_machine(asr_stream_machine(s));
+    struct asr_stream_record rec;
+    int rc;
+    while ((rc = asr_stream_next(s, &rec, &err)) == ASR_OK && rec.kind != ASR_STREAM_END)
+        ;
+    cr_assert_eq(rc, ASR_OK, "%s", err.msg);
+    asr_stream_free(s);
+    fclose(f);
+
+    /* An image without the record says so: NULL, and no hostname. */
+    snprintf(path, sizeof path, "%s/v1-basic.asrimg", GOLDEN_DIR);
+    cr_assert_eq(asr_reader_open(path, &r, &err), ASR_OK, "%s", err.msg);
+    cr_assert_null(asr_reader_machine(r));
+    cr_assert_null(asr_reader_hostname(r));
+    asr_reader_free(r);
+}
 Test(golden, v1_split) { check_v1("v1-split.asrimg", 4); }
 
 /* The disk-areas feature (within version 1): the gap before the first partition past its raw

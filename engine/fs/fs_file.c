@@ -138,3 +138,19 @@ int fs_list_dir(const struct asr_window *w, const char *fs_type, const char *pat
     fs_vol_close(v);
     return rc;
 }
+
+int asr_fs_file_exists(const struct asr_window *w, const char *fs_type, const char *path, bool *found,
+                       struct asr_error *err)
+{
+    uint8_t *data = NULL;
+    size_t len;
+    *found = false;
+    /* A cap of one byte: a larger file answers ASR_E_LIMIT without being read, and is there. */
+    int rc = fs_read_file(w, fs_type, path, 1, &data, &len, err);
+    free(data);
+    if (rc == ASR_OK || rc == ASR_E_LIMIT) {
+        *found = true;
+        return ASR_OK;
+    }
+    return rc == FS_E_NOT_FOUND || rc == FS_E_NOT_FILE ? ASR_OK : rc;
+}

@@ -128,6 +128,11 @@ const struct asr_stack_desc *asr_image_stack(const struct asr_image *im, uint32_
     return im->r ? asr_reader_stack(im->r, i) : asr_stream_stack(im->s, i);
 }
 
+const struct asr_machine_desc *asr_image_machine(const struct asr_image *im)
+{
+    return im->r ? asr_reader_machine(im->r) : asr_stream_machine(im->s);
+}
+
 const struct asr_volume_stats *asr_image_volume_stats(const struct asr_image *im, uint32_t i)
 {
     return im->r ? asr_reader_volume_stats(im->r, i) : asr_stream_volume_stats(im->s, i);

@@ -6,6 +6,10 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "asr_format.h"
 
 enum golden_kind { G_DATA, G_ZERO, G_UNREADABLE, G_DUP };
 
@@ -97,5 +101,75 @@ static inline uint8_t golden_area_expected(uint32_t v, uint64_t off)
  * test_golden.c. */
 #define GOLDEN_STACKS_DISK0 (8 * GOLDEN_MIB)
 #define GOLDEN_STACKS_DISK1 (4 * GOLDEN_MIB)
+
+
+/* v1-machine.asrimg: the v1-basic content with the machine record (feature machine). Two boot
+ * entries load from the ESP (partition 1, GUID 10..1f): Boot0001 "debian" shimx64.efi, active;
+ * Boot0003 "Linux Boot Manager" systemd-bootx64.efi, inactive, with 10 bytes of optional data.
+ * BootOrder 0003, 0001, 2001 (the last loads from no disk of the image, so it has no entry). The
+ * load options are written out here byte by byte, as the UEFI specification lays them out, not
+ * by the code under test. */
+#define GOLDEN_HOSTNAME "golden-host"
+#define GOLDEN_ESP_START_LBA 2048u
+#define GOLDEN_ESP_SIZE_LBA 4096u
+
+static inline size_t golden_put_utf16(uint8_t *p, const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++, n += 2)
+        p[n] = (uint8_t)*s, p[n + 1] = 0;
+    p[n] = p[n + 1] = 0;
+    return n + 2;
+}
+
+/* An EFI_LOAD_OPTION for HD(1,GPT,10..1f,2048,4096)/File(file)/End, then optional. */
+static inline uint32_t golden_load_option(uint8_t *out, uint32_t attrs, const char *desc, const char *file,
+                                          const uint8_t *optional, uint32_t optional_len)
+{
+    uint8_t *p = out;
+    p[0] = (uint8_t)attrs, p[1] = (uint8_t)(attrs >> 8), p[2] = (uint8_t)(attrs >> 16), p[3] = (uint8_t)(attrs >> 24);
+    size_t at = 6 + golden_put_utf16(p + 6, desc);
+    uint8_t *path = p + at;
+    /* HD(): type 4, subtype 1, length 42 */
+    path[0] = 4, path[1] = 1, path[2] = 42, path[3] = 0;
+    memset(path + 4, 0, 38);
+    path[4] = 1;                                            /* PartitionNumber */
+    path[8] = GOLDEN_ESP_START_LBA & 0xff, path[9] = GOLDEN_ESP_START_LBA >> 8; /* PartitionStart */
+    path[16] = GOLDEN_ESP_SIZE_LBA & 0xff, path[17] = GOLDEN_ESP_SIZE_LBA >> 8; /* PartitionSize */
+    for (int i = 0; i < 16; i++)
+        path[24 + i] = (uint8_t)(0x10 + i);                 /* the ESP's part_guid */
+    path[40] = 2, path[41] = 2;                             /* MBRType GPT, SignatureType GUID */
+    /* File(): type 4, subtype 4, UTF-16 path with its NUL */
+    size_t flen = 4 + golden_put_utf16(path + 42 + 4, file);
+    path[42] = 4, path[43] = 4, path[44] = (uint8_t)flen, path[45] = (uint8_t)(flen >> 8);
+    uint8_t *end = path + 42 + flen;
+    end[0] = 0x7f, end[1] = 0xff, end[2] = 4, end[3] = 0;
+    size_t plen = 42 + flen + 4;
+    p[4] = (uint8_t)plen, p[5] = (uint8_t)(plen >> 8);
+    if (optional_len)
+        memcpy(path + plen, optional, optional_len);
+    return (uint32_t)(at + plen + optional_len);
+}
+
+static const uint8_t golden_optional[10] = {'q', 0, 'u', 0, 'i', 0, 'e', 0, 't', 0};
+
+static inline void golden_machine(struct asr_machine_desc *m)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->hostname, sizeof m->hostname, "%s", GOLDEN_HOSTNAME);
+    m->firmware = ASR_FIRMWARE_UEFI;
+    m->boot_order_count = 3;
+    m->boot_order[0] = 0x0003, m->boot_order[1] = 0x0001, m->boot_order[2] = 0x2001;
+    m->entry_count = 2;
+    m->entries[0].number = 0x0001;
+    m->entries[0].partition = 1;
+    m->entries[0].load_option_len =
+        golden_load_option(m->entries[0].load_option, 1, "debian", "\\EFI\\debian\\shimx64.efi", NULL, 0);
+    m->entries[1].number = 0x0003;
+    m->entries[1].partition = 1;
+    m->entries[1].load_option_len =
+        golden_load_option(m->entries[1].load_option, 0, "Linux Boot Manager", "\\EFI\\systemd\\systemd-bootx64.efi",
+                           golden_optional, sizeof golden_optional);
+}
 
 #endif

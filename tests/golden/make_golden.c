@@ -74,7 +74,7 @@ struct placed {
     uint64_t id;
 };
 
-static void write_image(const char *path, uint64_t split, int level)
+static void write_image(const char *path, uint64_t split, int level, const struct asr_machine_desc *machine)
 {
     struct asr_writer_options o = {.split_size = split, .max_chunk_size = GOLDEN_V1_CHUNK, .overwrite = 1,
                                    .creator_version = "0.1.0", .fixed_identity = 1, .hash_seed = GOLDEN_V1_SEED,
@@ -86,6 +86,8 @@ static void write_image(const char *path, uint64_t split, int level)
         die(path, &err);
     static uint8_t regions[40000], buf[GOLDEN_V1_CHUNK], enc[2 * GOLDEN_V1_CHUNK];
     put_layout(w, &err, regions);
+    if (machine && asr_writer_set_machine(w, machine, &err))
+        die("machine", &err);
     struct placed placed[64];
     unsigned np = 0;
     for (unsigned s = 0; s < GOLDEN_V1_SEGMENTS; s++) {
@@ -291,12 +293,16 @@ int main(int argc, char **argv)
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/v1-basic.asrimg", argv[1]);
-    write_image(path, 0, 3);
+    write_image(path, 0, 3, NULL);
     snprintf(path, sizeof path, "%s/v1-split.asrimg", argv[1]);
-    write_image(path, ASR_MIN_SPLIT_SIZE, 0);
+    write_image(path, ASR_MIN_SPLIT_SIZE, 0, NULL);
     snprintf(path, sizeof path, "%s/v1-disk-areas.asrimg", argv[1]);
     write_areas_image(path);
     snprintf(path, sizeof path, "%s/v1-stacks.asrimg", argv[1]);
     write_stacks_image(path);
+    static struct asr_machine_desc machine;
+    golden_machine(&machine);
+    snprintf(path, sizeof path, "%s/v1-machine.asrimg", argv[1]);
+    write_image(path, 0, 3, &machine);
     return 0;
 }
