@@ -31,6 +31,9 @@ enum cli_opt_id {
     OPT_AGAINST,
     OPT_KEY_FILE,
     OPT_UNLOCK,
+    OPT_ALLOW_OTHER,
+    OPT_CACHE,
+    OPT_DAEMON,
 };
 
 /* Options of one command at most, --help besides (cli_args holds them in fixed arrays). */
