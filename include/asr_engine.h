@@ -474,7 +474,7 @@ const struct asr_volume_stats *asr_image_volume_stats(const struct asr_image *im
 struct asr_view;
 
 struct asr_view_options {
-    uint64_t cache_bytes;     /* decoded chunks kept; 0: ASR_VIEW_DEFAULT_CACHE */
+    uint64_t cache_bytes;     /* decoded chunks kept (the chunks readers hold go over it); 0: ASR_VIEW_DEFAULT_CACHE */
     uint32_t readahead_bytes; /* how far ahead of a sequential reader to decode; 0: 8 MiB */
     uint32_t readahead_threads; /* 0: 2 */
     /* Called (from any thread, one call at a time) with one line naming each damaged chunk. */
@@ -482,7 +482,7 @@ struct asr_view_options {
     void *log_ctx;
 };
 #define ASR_VIEW_DEFAULT_CACHE (256ull << 20)
-#define ASR_VIEW_MIN_CACHE (ASR_MAX_CHUNK_SIZE * 2ull)
+#define ASR_VIEW_MIN_CACHE (ASR_MAX_CHUNK_SIZE * 2ull) /* what asrimg mount accepts: two of the largest chunks */
 
 enum asr_view_kind { ASR_VIEW_DISK = 0, ASR_VIEW_VOLUME = 1 };
 

@@ -536,8 +536,6 @@ int asr_view_open(const struct asr_reader *r, const struct asr_view_options *opt
         v->opt = *opt;
     if (!v->opt.cache_bytes)
         v->opt.cache_bytes = ASR_VIEW_DEFAULT_CACHE;
-    if (v->opt.cache_bytes < ASR_VIEW_MIN_CACHE)
-        v->opt.cache_bytes = ASR_VIEW_MIN_CACHE;
     if (!v->opt.readahead_bytes)
         v->opt.readahead_bytes = 8u << 20;
     if (!v->opt.readahead_threads)
