@@ -183,7 +183,10 @@ static int fuse_arguments(struct fuse_args *fa, const char *image, bool allow_ot
     return 0;
 }
 
-static int serve(const char *image, const char *dir, struct mounted *m, bool allow_other)
+/* Mounts, goes to the background if asked, and only then starts the view: its read-ahead threads
+ * would not survive the fork. */
+static int serve(const char *image, const char *dir, struct mounted *m, const struct asr_view_options *vo,
+                 bool allow_other)
 {
     struct fuse_args fa = FUSE_ARGS_INIT(0, NULL);
     if (fuse_arguments(&fa, image, allow_other)) {
@@ -195,6 +198,7 @@ static int serve(const char *image, const char *dir, struct mounted *m, bool all
     if (!fuse)
         return cli_error("mount: libfuse refused its options: %s", dir), EXIT_FAIL;
     int rc = EXIT_FAIL;
+    struct asr_error err = {0};
     if (fuse_mount(fuse, dir) != 0) {
         cli_error("mount: cannot mount on %s (is /dev/fuse there, fusermount3 installed, DIR a directory?)", dir);
         fuse_destroy(fuse);
@@ -205,6 +209,8 @@ static int serve(const char *image, const char *dir, struct mounted *m, bool all
         cli_error("mount: cannot go to the background: %s", dir);
     } else if (fuse_set_signal_handlers(se) != 0) {
         cli_error("mount: cannot set signal handlers: %s", dir);
+    } else if (asr_view_open(m->r, vo, &m->v, &err) != ASR_OK) {
+        log_damage(err.msg, m);
     } else {
         if (m->daemon)
             openlog("asrimg", LOG_PID, LOG_DAEMON);
@@ -263,15 +269,19 @@ int cmd_mount(int argc, char **argv)
     }
     m.when = (time_t)asr_reader_info(m.r)->created_unix;
     struct asr_view_options vo = {.cache_bytes = cache, .log = log_damage, .log_ctx = &m};
-    if (asr_view_open(m.r, &vo, &m.v, &err) != ASR_OK) {
+    /* The README from a view without read-ahead threads; the one that serves starts in serve(). */
+    struct asr_view *names;
+    if (asr_view_open(m.r, &(struct asr_view_options){.readahead_threads = ASR_VIEW_NO_READAHEAD}, &names, &err) != ASR_OK) {
         cli_error("%s", err.msg);
         goto out;
     }
-    if (!(m.readme = cli_mount_readme(abs_image, abs_dir, m.r, m.v, &m.readme_len))) {
+    m.readme = cli_mount_readme(abs_image, abs_dir, m.r, names, &m.readme_len);
+    asr_view_free(names);
+    if (!m.readme) {
         cli_error("mount: out of memory");
         goto out;
     }
-    rc = serve(abs_image, abs_dir, &m, allow_other);
+    rc = serve(abs_image, abs_dir, &m, &vo, allow_other);
 out:
     asr_view_free(m.v);
     asr_reader_free(m.r);

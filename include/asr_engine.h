@@ -476,12 +476,13 @@ struct asr_view;
 struct asr_view_options {
     uint64_t cache_bytes;     /* decoded chunks kept (the chunks readers hold go over it); 0: ASR_VIEW_DEFAULT_CACHE */
     uint32_t readahead_bytes; /* how far ahead of a sequential reader to decode; 0: 8 MiB */
-    uint32_t readahead_threads; /* 0: 2 */
+    uint32_t readahead_threads; /* 0: 2; ASR_VIEW_NO_READAHEAD: none (threads do not survive a fork) */
     /* Called (from any thread, one call at a time) with one line naming each damaged chunk. */
     void (*log)(const char *line, void *ctx);
     void *log_ctx;
 };
 #define ASR_VIEW_DEFAULT_CACHE (256ull << 20)
+#define ASR_VIEW_NO_READAHEAD UINT32_MAX
 #define ASR_VIEW_MIN_CACHE (ASR_MAX_CHUNK_SIZE * 2ull) /* what asrimg mount accepts: two of the largest chunks */
 
 enum asr_view_kind { ASR_VIEW_DISK = 0, ASR_VIEW_VOLUME = 1 };

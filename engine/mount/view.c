@@ -540,6 +540,8 @@ int asr_view_open(const struct asr_reader *r, const struct asr_view_options *opt
         v->opt.readahead_bytes = 8u << 20;
     if (!v->opt.readahead_threads)
         v->opt.readahead_threads = 2;
+    else if (v->opt.readahead_threads == ASR_VIEW_NO_READAHEAD)
+        v->opt.readahead_threads = 0;
     v->max_chunk = asr_reader_info(r)->max_chunk_size;
     pthread_mutex_init(&v->mu, NULL);
     pthread_mutex_init(&v->logmu, NULL);
@@ -551,7 +553,7 @@ int asr_view_open(const struct asr_reader *r, const struct asr_view_options *opt
         v->nbuckets *= 2;
     v->buckets = calloc(v->nbuckets, sizeof *v->buckets);
     int rc = v->buckets ? build_files(v, err) : asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-    if (!rc && !(v->threads = calloc(v->opt.readahead_threads, sizeof *v->threads)))
+    if (!rc && !(v->threads = calloc(v->opt.readahead_threads + 1, sizeof *v->threads)))
         rc = asr_fail_public(err, ASR_E_NOMEM, "out of memory");
     for (uint32_t i = 0; !rc && i < v->opt.readahead_threads; i++) {
         if (pthread_create(&v->threads[i], NULL, ra_main, v))
