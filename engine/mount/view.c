@@ -47,7 +47,6 @@ struct vdisk {
 struct asr_view {
     const struct asr_reader *r;
     struct asr_view_options opt;
-    uint32_t max_chunk;
     struct vfile *files;
     uint32_t nfiles;
     struct vdisk *disks;
@@ -187,25 +186,22 @@ static void log_line(struct asr_view *v, const char *line)
     pthread_mutex_unlock(&v->logmu);
 }
 
-/* Decodes chunk e->id (e is C_LOADING and pinned by the caller) outside the lock. */
+/* Decodes chunk e->id (e is C_LOADING and pinned by the caller) outside the lock, into a buffer of
+ * exactly its size: buffers of the largest chunk size, shrunk after, left the heap fragmented (the
+ * process held half as much again as the cache). */
 static void load(struct asr_view *v, struct centry *e, bool ahead)
 {
     struct asr_error err = {0};
-    uint8_t *buf = malloc(v->max_chunk ? v->max_chunk : 1);
-    uint32_t len = 0;
+    uint32_t want = asr_reader_chunk_len(v->r, e->id), len = 0;
+    uint8_t *buf = malloc(want ? want : 1);
     int rc;
     if (!buf) {
         rc = asr_fail_public(&err, ASR_E_NOMEM, "out of memory for chunk %llu", (unsigned long long)e->id);
     } else {
         struct asr_chunk_reader *c = take_reader(v, &err);
-        rc = c ? asr_chunk_reader_read(c, e->id, buf, v->max_chunk, &len, &err) : (int)err.code;
+        rc = c ? asr_chunk_reader_read(c, e->id, buf, want, &len, &err) : (int)err.code;
         if (c)
             give_reader(v, c);
-    }
-    if (!rc && len < v->max_chunk) {
-        uint8_t *small = realloc(buf, len ? len : 1);
-        if (small)
-            buf = small;
     }
     char *why = rc ? strdup(err.msg) : NULL;
     if (rc && rc != ASR_E_NOMEM) {
@@ -542,7 +538,6 @@ int asr_view_open(const struct asr_reader *r, const struct asr_view_options *opt
         v->opt.readahead_threads = 2;
     else if (v->opt.readahead_threads == ASR_VIEW_NO_READAHEAD)
         v->opt.readahead_threads = 0;
-    v->max_chunk = asr_reader_info(r)->max_chunk_size;
     pthread_mutex_init(&v->mu, NULL);
     pthread_mutex_init(&v->logmu, NULL);
     pthread_cond_init(&v->changed, NULL);
