@@ -241,8 +241,9 @@ read -r p4off _ < <(part 4)
 check "the open file still reads" sh -c "cmp -n 1048576 -i 0:$p4off - '$src' <&3"
 check "the mount is gone from the mount table" sh -c "! grep -q ' $mnt ' /proc/mounts"
 mount_pid=$(pgrep -f "asrimg mount $img $mnt" | head -1)
+check "the asrimg process still serves the open file" test -n "$mount_pid"
 exec 3<&-
-gone() { for _ in $(seq 50); do [ -z "$mount_pid" ] || ! kill -0 "$mount_pid" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+gone() { for _ in $(seq 50); do kill -0 "$mount_pid" 2>/dev/null || return 0; sleep 0.1; done; return 1; }
 check "the asrimg process ends once the file is closed" gone
 
 "$asrimg" mount "$img" "$mnt" 2>/dev/null &
