@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
+#include <mntent.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -255,12 +256,18 @@ int cmd_mount(int argc, char **argv)
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return cli_error("mount: not a directory: %s", dir), EXIT_FAIL;
+    /* Absolute paths: the daemon runs from /, and README names them. An image realpath cannot
+     * resolve is left to the reader, which says why it cannot open it. */
     char *abs_image = realpath(image, NULL), *abs_dir = realpath(dir, NULL);
     struct mounted m = {.when = time(NULL), .daemon = daemon};
     struct asr_error err = {0};
     int rc = EXIT_FAIL;
-    if (!abs_image || !abs_dir) {
-        cli_error("mount: %s: %s", abs_dir ? image : dir, strerror(errno));
+    if (!abs_dir) {
+        cli_error("mount: %s: %s", dir, strerror(errno));
+        goto out;
+    }
+    if (!abs_image && !(abs_image = strdup(image))) {
+        cli_error("mount: out of memory");
         goto out;
     }
     if (asr_reader_open(abs_image, &m.r, &err) != ASR_OK) {
@@ -313,6 +320,23 @@ static int fusermount(const char *const *args, bool quiet)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* dir is where asrimg mount serves an image (its process alive or killed): /proc/self/mounts
+ * lists it as fuse.asrimg. */
+static bool is_asrimg_mount(const char *dir)
+{
+    char *abs = realpath(dir, NULL); /* a dead mount may not resolve: then as given */
+    if (!abs)
+        abs = strdup(dir);
+    FILE *f = abs ? setmntent("/proc/self/mounts", "r") : NULL;
+    bool found = false;
+    for (struct mntent *e; f && !found && (e = getmntent(f));)
+        found = !strcmp(e->mnt_dir, abs) && !strcmp(e->mnt_type, "fuse.asrimg");
+    if (f)
+        endmntent(f);
+    free(abs);
+    return found;
+}
+
 int cmd_umount(int argc, char **argv)
 {
     const char *dir = NULL, *v;
@@ -330,6 +354,8 @@ int cmd_umount(int argc, char **argv)
     }
     if (!dir)
         return cli_error("umount: no directory given (see 'asrimg umount --help')"), EXIT_USAGE;
+    if (!is_asrimg_mount(dir))
+        return cli_error("umount: %s: not a mount of asrimg mount", dir), EXIT_FAIL;
     const char *plain[] = {"fusermount3", "-u", "--", dir, NULL};
     int rc = fusermount(plain, true);
     if (rc == 0)
@@ -339,7 +365,7 @@ int cmd_umount(int argc, char **argv)
     /* Busy (a file under it still open): detach it now; the last reader's close ends it. */
     const char *lazy[] = {"fusermount3", "-u", "-z", "--", dir, NULL};
     if (fusermount(lazy, false) != 0)
-        return cli_error("umount: %s is not an asrimg mount, or fusermount3 refused it", dir), EXIT_FAIL;
+        return cli_error("umount: fusermount3 could not unmount %s", dir), EXIT_FAIL;
     fprintf(stderr, "asrimg: note: %s was busy: detached; files open under it stay readable until closed\n", dir);
     return EXIT_OK;
 }

@@ -267,6 +267,10 @@ check "an incomplete image is refused" sh -c "! '$asrimg' mount '$work/cut.asrim
 cp "$work/cut.asrimg" "$work/p.asrimg.partial"
 check "a .partial image is refused" sh -c "! '$asrimg' mount '$work/p.asrimg.partial' '$mnt' 2>/dev/null"
 check "DIR not a directory is refused" sh -c "! '$asrimg' mount '$img' '$src' 2>/dev/null"
+check "umount of a directory asrimg does not serve is refused" sh -c "! '$asrimg' umount '$work' 2>'$work/refused' &&
+  grep -q '^asrimg: error: umount: .*not a mount of asrimg mount' '$work/refused'"
+check "a missing image is named" sh -c "! '$asrimg' mount '$work/none.asrimg' '$mnt' 2>'$work/refused' &&
+  grep -q '^asrimg: error: .*none.asrimg: No such file' '$work/refused'"
 check "usage: no directory exits 2" sh -c "'$asrimg' mount '$img' 2>/dev/null; test \$? -eq 2"
 
 echo "mount: $pass passed, $fail failed"
