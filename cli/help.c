@@ -145,6 +145,32 @@ static const struct cli_example verify_examples[] = {
     {0},
 };
 
+static const struct cli_option mount_opts[] = {
+    {OPT_ALLOW_OTHER, 0, "allow-other", NULL,
+     "let other users read the files (FUSE's allow_other; for a user other than root, /etc/fuse.conf must say "
+     "user_allow_other)"},
+    {OPT_CACHE, 0, "cache", "SIZE", "decoded chunks kept in memory, 32M at least; default 256M"},
+    {OPT_DAEMON, 'd', "daemon", NULL, "go to the background once mounted (errors then go to syslog)"},
+    {0},
+};
+_Static_assert(sizeof mount_opts / sizeof mount_opts[0] <= CLI_OPTIONS_MAX + 1, "too many mount options");
+static const struct cli_example mount_examples[] = {
+    {"mount pc.asrimg /mnt/img", "serve the image until Ctrl-C or asrimg umount; DIR/README says what is what"},
+    {"mount pc.asrimg /mnt/img -d && mount -o ro,loop /mnt/img/disk0p2.img /mnt/root",
+     "look into partition 2 as it was imaged"},
+    {"mount pc.asrimg /mnt/img -d && qemu-system-x86_64 -m 2G -drive file=/mnt/img/disk0.img,format=raw,snapshot=on",
+     "boot the backed-up machine in a VM, to prove the backup boots"},
+    {0},
+};
+
+static const struct cli_option umount_opts[] = {
+    {0},
+};
+static const struct cli_example umount_examples[] = {
+    {"umount /mnt/img", "unmount it (also after the asrimg process was killed)"},
+    {0},
+};
+
 static const struct cli_command commands[] = {
     {"layout",
      {"layout DISK... [--volumes critical|all|LIST] [--key-file FILE] [--unlock] [--json [--extents]]"},
@@ -194,6 +220,28 @@ static const struct cli_command commands[] = {
      "the restored ESP holds it. Without UEFI variables (not booted through UEFI) the disks are restored and the "
      "entries reported as not made.",
      restore_opts, restore_examples},
+    {"mount",
+     {"mount IMAGE DIR [--allow-other] [--cache SIZE] [-d|--daemon]"},
+     "browse and boot an image without restoring it (FUSE, read-only)",
+     "Shows what IMAGE holds as read-only files in DIR, until Ctrl-C or asrimg umount DIR: DIR/disk0.img is disk 0 "
+     "as it was (its size, partition table, boot regions and every captured byte at its place; what the image does "
+     "not hold reads as zeros), DIR/disk0p2.img partition 2 alone (disk1... for the other disks of an image), and "
+     "DIR/README which is what (filesystem, label, UUID) and how to open each.\n\n"
+     "mount -o ro,loop DIR/disk0p2.img /mnt then opens a volume (ext2/3/4, FAT, exFAT, NTFS, btrfs; XFS with -o "
+     "ro,norecovery,loop); without root, fuse2fs, ntfs-3g, mount.exfat-fuse and mtools open the files directly. "
+     "qemu-system-x86_64 -drive file=DIR/disk0.img,format=raw,snapshot=on boots the backed-up machine.\n\n"
+     "Reads are served from the image's index: each chunk they need is read once, its checksums checked, and kept "
+     "decoded in a cache of --cache bytes; sequential reads are decoded ahead. A damaged chunk gives I/O errors for "
+     "the ranges it covers, named on standard error, never other bytes. An image still being written (.partial) "
+     "or incomplete is refused. If the asrimg process is killed, asrimg umount DIR (or fusermount3 -u DIR) clears "
+     "the mount.",
+     mount_opts, mount_examples},
+    {"umount",
+     {"umount DIR"},
+     "unmount what asrimg mount serves at DIR",
+     "Unmounts DIR with fusermount3 -u. When a file under DIR is still open, DIR is detached at once (fusermount3 "
+     "-u -z) and the open files stay readable until closed.",
+     umount_opts, umount_examples},
     {"info",
      {"info IMAGE [--json]"},
      "format, creator, disks, partitions, volumes, sizes and ratios",

@@ -33,6 +33,9 @@ enum cli_opt_id {
     OPT_UNLOCK,
     OPT_OUTPUT_DIR,
     OPT_BOOT_ENTRIES,
+    OPT_ALLOW_OTHER,
+    OPT_CACHE,
+    OPT_DAEMON,
 };
 
 /* Options of one command at most, --help besides (cli_args holds them in fixed arrays). */

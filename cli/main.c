@@ -50,6 +50,10 @@ static int run(int argc, char **argv)
         return cmd_verify(argc - 1, argv + 1);
     if (!strcmp(cmd, "restore"))
         return cmd_restore(argc - 1, argv + 1);
+    if (!strcmp(cmd, "mount"))
+        return cmd_mount(argc - 1, argv + 1);
+    if (!strcmp(cmd, "umount"))
+        return cmd_umount(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("asrimg %s (image format %u)\n", asr_version(), ASR_FORMAT_VERSION);
         return EXIT_OK;

@@ -3,7 +3,7 @@
 # files where a disk goes, files where an image goes.
 # Installed as share/bash-completion/completions/asrimg; from a source tree: source it.
 
-_asrimg_commands="layout backup bench restore info verify help version"
+_asrimg_commands="layout backup bench restore mount umount info verify help version"
 
 # The options of a command, -h/--help included.
 _asrimg_options() {
@@ -12,6 +12,8 @@ _asrimg_options() {
     backup) echo "-o --output --output-dir --volumes --key-file --unlock --level --threads --split --force --ignore-read-errors --freeze --json --avg-chunk --help -h" ;;
     bench) echo "--volumes --key-file --unlock --level --threads --json --help -h" ;;
     restore) echo "--to --yes --new-ids --grow --verify --discard --zero-unused --keep-going --boot-entries --threads --json --help -h" ;;
+    mount) echo "--allow-other --cache -d --daemon --help -h" ;;
+    umount) echo "--help -h" ;;
     info) echo "--json --help -h" ;;
     verify) echo "--against --new-ids --grow --key-file --unlock --json --help -h" ;;
     esac
@@ -62,6 +64,9 @@ _asrimg() {
     --split)
         COMPREPLY=($(compgen -W "fat32 1G 4G" -- "$cur"))
         return ;;
+    --cache)
+        COMPREPLY=($(compgen -W "64M 256M 1G" -- "$cur"))
+        return ;;
     --threads | --avg-chunk)
         return ;;
     -o | --output | --key-file)
@@ -88,6 +93,8 @@ _asrimg() {
     layout | backup | bench) _asrimg_paths "$cur" disk ;;
     verify) _asrimg_paths "$cur" ${after_against:+disk} ;;
     restore | info) _asrimg_paths "$cur" file ;;
+    mount) _asrimg_paths "$cur" file ;; # the image, then the directory
+    umount) COMPREPLY=($(compgen -d -- "$cur")) ;;
     esac
 }
 

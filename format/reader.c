@@ -301,6 +301,11 @@ void asr_chunk_reader_free(struct asr_chunk_reader *c)
     free(c);
 }
 
+uint32_t asr_reader_chunk_len(const struct asr_reader *r, uint64_t chunk_id)
+{
+    return chunk_id < r->index.chunk_count ? r->index.chunks[chunk_id].content_len : 0;
+}
+
 void asr_reader_prefetch(const struct asr_reader *r, uint64_t chunk_id, uint64_t bytes)
 {
     if (chunk_id < r->index.chunk_count)

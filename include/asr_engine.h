@@ -522,6 +522,57 @@ const struct asr_machine_desc *asr_image_machine(const struct asr_image *im); /*
 /* A volume's totals and content hash; NULL for a stream not read to its end. */
 const struct asr_volume_stats *asr_image_volume_stats(const struct asr_image *im, uint32_t i);
 
+/* ---- image views (asrimg mount) ------------------------------------------------------------ */
+
+/* Random access to what an image holds, without restoring it: each disk as it was (its size,
+ * the raw boot regions the layout keeps, every captured byte at its place, zeros elsewhere) and
+ * each partition volume alone. A read maps to extents; each chunk it needs is read once, checked
+ * and decoded into a cache bounded by bytes (least recently used chunks go first); sequential
+ * reads make background threads decode the chunks ahead. Any number of threads may read at once.
+ * A damaged chunk fails the reads that touch it (ASR_E_CORRUPT, the chunk named in the message
+ * and once in the log), never gives other bytes; a range unreadable on the source disk when it
+ * was imaged fails with ASR_E_UNREADABLE. */
+struct asr_view;
+
+struct asr_view_options {
+    uint64_t cache_bytes;     /* decoded chunks kept (the chunks readers hold go over it); 0: ASR_VIEW_DEFAULT_CACHE */
+    uint32_t readahead_bytes; /* how far ahead of a sequential reader to decode; 0: 8 MiB */
+    uint32_t readahead_threads; /* 0: 2; ASR_VIEW_NO_READAHEAD: none (threads do not survive a fork) */
+    /* Called (from any thread, one call at a time) with one line naming each damaged chunk. */
+    void (*log)(const char *line, void *ctx);
+    void *log_ctx;
+};
+#define ASR_VIEW_DEFAULT_CACHE (256ull << 20)
+#define ASR_VIEW_NO_READAHEAD UINT32_MAX
+#define ASR_VIEW_MIN_CACHE (ASR_MAX_CHUNK_SIZE * 2ull) /* what asrimg mount accepts: two of the largest chunks */
+
+enum asr_view_kind { ASR_VIEW_DISK = 0, ASR_VIEW_VOLUME = 1 };
+
+struct asr_view_file {
+    char name[48];   /* "disk0.img", "disk0p2.img" */
+    uint8_t kind;    /* enum asr_view_kind */
+    uint32_t disk;   /* its image disk */
+    uint32_t volume; /* ASR_VIEW_VOLUME: its volume */
+    uint64_t size;
+};
+
+struct asr_view_stats {
+    uint64_t cache_bytes, cache_peak; /* decoded bytes held now, at most */
+    uint64_t loads, hits, evictions, damaged, readahead_loads;
+};
+
+/* A view of r's image, which must outlive it (the view reads through its own chunk readers). */
+int asr_view_open(const struct asr_reader *r, const struct asr_view_options *opt, struct asr_view **out,
+                  struct asr_error *err);
+void asr_view_free(struct asr_view *v); /* NULL-safe; stops the read-ahead threads */
+/* Files: one per disk, then one per partition volume, in image order. */
+uint32_t asr_view_file_count(const struct asr_view *v);
+const struct asr_view_file *asr_view_file(const struct asr_view *v, uint32_t i);
+/* len bytes of file i at off, all inside the file (ASR_E_ARG otherwise). On an error the buffer's
+ * contents are undefined: callers must not hand them out. */
+int asr_view_read(struct asr_view *v, uint32_t file, uint64_t off, void *buf, size_t len, struct asr_error *err);
+void asr_view_get_stats(struct asr_view *v, struct asr_view_stats *out);
+
 /* ---- restore ------------------------------------------------------------------------------ */
 
 /* A restore: an image and the target disks it will be laid onto, opened and checked. Each image

@@ -481,6 +481,9 @@ int asr_chunk_reader_new(const struct asr_reader *r, struct asr_chunk_reader **o
 void asr_chunk_reader_free(struct asr_chunk_reader *c); /* NULL-safe */
 int asr_chunk_reader_read(struct asr_chunk_reader *c, uint64_t chunk_id, void *buf, size_t cap,
                           uint32_t *content_len, struct asr_error *err);
+/* Chunk id's content length as the index records it (checked against the chunk when read), 0 for
+ * no such chunk: what a caller keeping chunks of many sizes allocates for one. */
+uint32_t asr_reader_chunk_len(const struct asr_reader *r, uint64_t chunk_id);
 /* Asks the kernel to read the image ahead, from chunk_id's record on for about `bytes`: a restore
  * reading chunks in stream order otherwise waits for the disk at every chunk (advice only). */
 void asr_reader_prefetch(const struct asr_reader *r, uint64_t chunk_id, uint64_t bytes);
