@@ -147,7 +147,7 @@ static const struct cli_example verify_examples[] = {
 static const struct cli_option rescue_make_opts[] = {
     {OPT_SIZE, 0, "size", "SIZE", "create FILE.img of SIZE (4G, 512M) when it does not exist, or resize it"},
     {OPT_DATA_FS, 0, "data-fs", "FS", "the data partition's filesystem: exfat (the default: opens on every system), "
-                                        "ext4, or fat32 (images split as backup --split fat32 does)"},
+                                        "ext4, or fat32 (images on it in parts: backup --split fat32)"},
     {OPT_LABEL, 0, "label", "LABEL", "the data partition's label (default ASRIMG; 1 to 11 letters, digits, - or _)"},
     {OPT_SYSTEM_ROOT, 0, "system-root", "DIR", SYSTEM_ROOT_HELP},
     {OPT_KERNEL_ARGS, 0, "kernel-args", "ARGS", KERNEL_ARGS_HELP},

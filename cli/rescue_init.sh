@@ -94,10 +94,10 @@ n=$(ls /mnt/rescue/images 2>/dev/null | grep -c '\.asrimg$')
 say "ready: $n images in /mnt/rescue/images"
 
 if [ -n "$probe" ]; then
-    # How it booted, for the boot tests: the firmware, and whether Secure Boot is enforced.
-    sb=$(od -An -tu1 -j4 -N1 /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c 2>/dev/null | tr -d ' ')
+    # How it booted, for the boot tests: the firmware, and Secure Boot as the kernel found it.
     if [ -d /sys/firmware/efi ]; then
-        say "firmware: uefi, secure boot $([ "$sb" = 1 ] && echo on || echo off)"
+        sb=$(dmesg | grep -o 'Secure boot [a-z]*' | head -n 1)
+        say "firmware: uefi, ${sb:-Secure boot unknown}, $(ls /sys/firmware/efi/efivars 2>/dev/null | wc -l) variables in efivarfs"
     else
         say "firmware: bios"
     fi

@@ -107,7 +107,7 @@ static int parse_args(int argc, char **argv, bool update, struct make_args *a)
 struct drive {
     const char *path;
     int fd;
-    bool block, created;
+    bool block, created, wrote_table;
     uint64_t size;
     struct rescue_layout lay;
     char esp_dev[64], data_dev[64];
@@ -119,6 +119,10 @@ static void drive_close(struct drive *d, bool failed)
     rescue_loop_detach(d->esp_dev);
     rescue_loop_detach(d->data_dev);
     d->esp_dev[0] = d->data_dev[0] = '\0';
+    /* A real drive's new partitions appear under /dev (sdX1 ...) only once the kernel re-reads
+     * its table; a loop device without partition scanning says EINVAL, which is fine. */
+    if (d->fd >= 0 && d->block && d->wrote_table)
+        ioctl(d->fd, BLKRRPART);
     if (d->fd >= 0)
         close(d->fd);
     d->fd = -1;
@@ -423,6 +427,7 @@ static int make(const struct make_args *a, struct drive *d, struct rescue_env *e
                                isatty(STDIN_FILENO) ? "" : " (no terminal to ask on)");
     if (!d->block && ftruncate(d->fd, (off_t)d->size))
         return asr_fail_public(err, ASR_E_IO, "rescue make: %s: cannot size it: %s", d->path, strerror(errno));
+    d->wrote_table = true;
     if ((rc = rescue_disk_partition(d->fd, d->path, esp, a->data_fs, &d->lay, err)))
         return rc;
     if (fsync(d->fd))
