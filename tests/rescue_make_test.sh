@@ -33,6 +33,7 @@ mkdir "$work/mnt"
 loops=()
 cleanup() {
   mountpoint -q "$work/mnt" 2>/dev/null && umount "$work/mnt"
+  mountpoint -q "$work/initrd/proc" 2>/dev/null && umount "$work/initrd/proc"
   for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done
   rm -rf "$work"
 }
@@ -110,9 +111,12 @@ esp_ok() { # IMAGE ESP_OFFSET ESP_SIZE DATA_GUID ENV
       awk -v a="${pair%%:*}" -v b="${pair#*:}" '$0 == a {sa = NR} $0 == b {sb = NR} END {exit !(sa && sb && sa < sb)}' \
         "$work/initrd/lib/modules/load.list" || { echo "initramfs: ${pair%%:*} not loaded before ${pair#*:}"; ok=1; }
     done
-    # ld.so in the initramfs runs this asrimg with the libraries beside it, nothing from the host.
+    # ld.so in the initramfs runs this asrimg with the libraries beside it, nothing from the host
+    # (/proc as the environment mounts it: an ASan build reads its options and threads there).
+    mount -t proc proc "$work/initrd/proc"
     chroot "$work/initrd" /usr/bin/asrimg --version >"$work/ver" 2>&1 && grep -q "^asrimg " "$work/ver" ||
       { echo "initramfs: asrimg does not run in it:"; cat "$work/ver"; ok=1; }
+    umount "$work/initrd/proc"
   else
     echo "initramfs: not a zstd newc cpio"; ok=1
   fi
@@ -212,10 +216,21 @@ mount.exfat-fuse -o ro "$data" "$work/mnt" 2>/dev/null
 check "update: the image in images/ is byte-equal" cmp "$work/mnt/images/pc.asrimg" "$work/pc.asrimg"
 umount "$work/mnt" 2>/dev/null
 unloop "$data"
-for kind in plain foreign; do
-  truncate -s 300M "$work/$kind.img"
-  [ $kind = foreign ] && printf 'label: gpt\ntype=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, size=100M\ntype=L\n' |
-    sfdisk -q "$work/$kind.img"
+# Unknown disks: no table; a foreign GPT; the layout rescue make writes but no marker on the ESP;
+# a marker naming another data partition.
+for kind in plain foreign unmarked othermarker; do
+  case $kind in
+    plain) truncate -s 300M "$work/$kind.img" ;;
+    foreign) truncate -s 300M "$work/$kind.img"
+             printf 'label: gpt\ntype=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, size=100M\ntype=L\n' | sfdisk -q "$work/$kind.img" ;;
+    unmarked | othermarker)
+      cp --sparse=always "$img" "$work/$kind.img"
+      loop_at esp "$work/$kind.img" "$esp_off" "$esp_size"
+      if [ $kind = unmarked ]; then mdel -i "$esp" ::/asrimg/rescue.conf; else
+        mtype -i "$esp" ::/asrimg/rescue.conf | sed "s/^data=.*/data=00000000-1111-2222-3333-444444444444/" >"$work/m"
+        mcopy -o -i "$esp" "$work/m" ::/asrimg/rescue.conf; fi
+      unloop "$esp" ;;
+  esac
   sum=$(sha256sum <"$work/$kind.img")
   "$asrimg" rescue update "$work/$kind.img" --system-root "$kit" >/dev/null 2>"$work/err"; rc=$?
   check "update of a $kind disk: refused" sh -c "[ $rc -eq 1 ] && grep -q 'not a recovery drive made by asrimg rescue make' '$work/err'"
