@@ -361,12 +361,11 @@ static void show_target(const struct drive *d, const struct make_args *a, uint64
                     "  partition 3: data, %s labelled %s, %s, with images/\n",
             cli_bytes(esp, b1, sizeof b1), a->data_fs, a->label, cli_bytes(d->size - esp - 2 * MIB - GPT_TAIL, b2, sizeof b2));
     if (!d->created) {
-        struct rescue_layout old;
+        struct rescue_layout old = {0};
         struct asr_error ignored;
-        if (rescue_disk_read(d->fd, d->path, &old, &ignored) == ASR_OK || old.part[RESCUE_PART_ESP].number)
-            fprintf(stderr, "  everything on it now is overwritten: its partition table and every partition\n");
-        else
-            fprintf(stderr, "  everything on it now is overwritten\n");
+        bool table = rescue_disk_read(d->fd, d->path, &old, &ignored) == ASR_OK;
+        fprintf(stderr, "  everything on it now is overwritten%s\n",
+                table ? ": its GPT and every partition it lists" : "");
     }
 }
 
