@@ -272,11 +272,7 @@ static bool confirmed(bool yes, bool image_on_stdin)
 {
     if (yes)
         return true;
-    if (image_on_stdin || !isatty(STDIN_FILENO) || !isatty(STDERR_FILENO))
-        return false;
-    fputs("Type 'yes' to overwrite the targets above: ", stderr);
-    char line[16] = "";
-    return fgets(line, sizeof line, stdin) && !strcmp(line, "yes\n");
+    return !image_on_stdin && cli_confirm("Type 'yes' to overwrite the targets above: ");
 }
 
 /* ---- after a failure: what the targets hold ---------------------------------------------- */

@@ -171,6 +171,43 @@ static const struct cli_example umount_examples[] = {
     {0},
 };
 
+#define SYSTEM_ROOT_HELP                                                                                              \
+    "take the kernel (the running one, else the newest in DIR/boot), its modules, shim and GRUB from DIR laid out "    \
+    "like a root filesystem (default /; scripts/bootkit.sh unpacks Debian's into one)"
+#define KERNEL_ARGS_HELP                                                                                              \
+    "more words for the environment's kernel command line, e.g. 'asrimg.probe' (say ready, print asrimg --version, " \
+    "power off) or rescue run's 'asrimg.restore=IMAGE asrimg.target=/dev/sda asrimg.yes'; update keeps them"
+
+static const struct cli_option rescue_make_opts[] = {
+    {OPT_SIZE, 0, "size", "SIZE", "create FILE.img of SIZE (4G, 512M) when it does not exist, or resize it"},
+    {OPT_DATA_FS, 0, "data-fs", "FS", "the data partition's filesystem: exfat (the default: opens on every system), "
+                                        "ext4, or fat32 (images on it in parts: backup --split fat32)"},
+    {OPT_LABEL, 0, "label", "LABEL", "the data partition's label (default ASRIMG; 1 to 11 letters, digits, - or _)"},
+    {OPT_SYSTEM_ROOT, 0, "system-root", "DIR", SYSTEM_ROOT_HELP},
+    {OPT_KERNEL_ARGS, 0, "kernel-args", "ARGS", KERNEL_ARGS_HELP},
+    {OPT_YES, 0, "yes", NULL, "do not ask before overwriting the drive (needed when not on a terminal)"},
+    {OPT_JSON, 0, "json", NULL, "print what was done as JSON on standard output: partitions, environment sizes, times"},
+    {0},
+};
+_Static_assert(sizeof rescue_make_opts / sizeof rescue_make_opts[0] <= CLI_OPTIONS_MAX + 1, "too many rescue make options");
+static const struct cli_example rescue_make_examples[] = {
+    {"rescue make /dev/sdX", "shows what it will overwrite, asks, makes the recovery drive"},
+    {"rescue make rescue.img --size 8G --yes", "a recovery drive as an image file, for a VM or for dd"},
+    {0},
+};
+
+static const struct cli_option rescue_update_opts[] = {
+    {OPT_SYSTEM_ROOT, 0, "system-root", "DIR", SYSTEM_ROOT_HELP},
+    {OPT_KERNEL_ARGS, 0, "kernel-args", "ARGS", KERNEL_ARGS_HELP},
+    {OPT_JSON, 0, "json", NULL, "print what was done as JSON on standard output: environment sizes, times"},
+    {0},
+};
+_Static_assert(sizeof rescue_update_opts / sizeof rescue_update_opts[0] <= CLI_OPTIONS_MAX + 1, "too many rescue update options");
+static const struct cli_example rescue_update_examples[] = {
+    {"rescue update /dev/sdX", "the environment of this asrimg and kernel onto the drive; the images stay"},
+    {0},
+};
+
 static const struct cli_command commands[] = {
     {"layout",
      {"layout DISK... [--volumes critical|all|LIST] [--key-file FILE] [--unlock] [--json [--extents]]"},
@@ -261,6 +298,28 @@ static const struct cli_command commands[] = {
      "areas, md event count and LVM metadata seqno, and every LV; what a LUKS container holds is checked when "
      "--key-file or --unlock opens it.",
      verify_opts, verify_examples},
+    {"rescue make",
+     {"rescue make DRIVE|FILE.img [--size SIZE] [--data-fs exfat|ext4|fat32] [--label LABEL] [--system-root DIR] "
+      "[--kernel-args ARGS] [--yes] [--json]"},
+     "make a drive that boots any PC (BIOS, UEFI, Secure Boot) and restores the images it holds",
+     "Makes DRIVE (a block device, or an image file, created with --size) a recovery drive: a GPT with a BIOS boot "
+     "partition, an EFI system partition holding the recovery environment, and a data partition over the rest "
+     "(exFAT labelled ASRIMG by default) with an images/ directory for backups. It boots on legacy BIOS (GRUB) and "
+     "on UEFI with or without Secure Boot (Debian's signed shim, GRUB and kernel), finds its data partition by its "
+     "partition GUID, and runs `asrimg rescue run` over images/.\n\n"
+     "The environment is a Debian kernel with the storage, USB, RAID/HBA and filesystem modules a PC needs, and an "
+     "initramfs holding busybox, this asrimg and the libraries it runs with. The drive is shown and confirmed (or "
+     "--yes) before anything is written; a mounted or busy drive is refused. Needs losetup, mkfs.vfat, "
+     "mkfs.exfat/mkfs.ext4, mtools, exfat-fuse, grub-mkimage and GRUB's i386-pc files.",
+     rescue_make_opts, rescue_make_examples},
+    {"rescue update",
+     {"rescue update DRIVE|FILE.img [--system-root DIR] [--kernel-args ARGS] [--json]"},
+     "replace the recovery environment on a drive rescue make made; the images stay",
+     "Recognises a drive made by rescue make by the marker on its EFI system partition (asrimg/rescue.conf, with "
+     "the environment's format), writes the environment of this asrimg and kernel beside the old one, switches "
+     "both grub.cfg to it, then removes the old one. The data partition is never opened; a drive without the "
+     "marker is refused untouched.",
+     rescue_update_opts, rescue_update_examples},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -271,6 +330,21 @@ const struct cli_command *cli_command_find(const char *name)
         if (!strcmp(commands[i].name, name))
             return &commands[i];
     return NULL;
+}
+
+bool cli_help_group(FILE *f, const char *group)
+{
+    size_t n = strlen(group);
+    bool any = false;
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strncmp(commands[i].name, group, n) || commands[i].name[n] != ' ')
+            continue;
+        if (!any)
+            fprintf(f, "usage: asrimg %s SUBCOMMAND [ARGS]   (asrimg help %s SUBCOMMAND: one in full)\n\n", group, group);
+        any = true;
+        fprintf(f, "  asrimg %s\n      %s\n", commands[i].name, commands[i].summary);
+    }
+    return any;
 }
 
 /* ---- text ----------------------------------------------------------------------------------- */

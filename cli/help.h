@@ -4,6 +4,7 @@
 #ifndef ASR_CLI_HELP_H
 #define ASR_CLI_HELP_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 /* What a command's parser switches on: one meaning per option across every command. */
@@ -36,6 +37,11 @@ enum cli_opt_id {
     OPT_ALLOW_OTHER,
     OPT_CACHE,
     OPT_DAEMON,
+    OPT_SIZE,
+    OPT_DATA_FS,
+    OPT_LABEL,
+    OPT_SYSTEM_ROOT,
+    OPT_KERNEL_ARGS,
 };
 
 /* Options of one command at most, --help besides (cli_args holds them in fixed arrays). */
@@ -69,5 +75,8 @@ const struct cli_command *cli_command_find(const char *name);
 void cli_help_overview(FILE *f);                                /* asrimg help */
 void cli_help_command(FILE *f, const struct cli_command *cmd); /* asrimg help CMD, CMD --help */
 void cli_help_man(FILE *f);                                     /* asrimg help --man: asrimg.8 */
+/* A command with subcommands ("rescue": the table's "rescue make", "rescue update" ...): their
+ * synopses and summaries. False, printing nothing, when no command is named "GROUP ...". */
+bool cli_help_group(FILE *f, const char *group);
 
 #endif

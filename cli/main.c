@@ -18,15 +18,20 @@ static int help(int argc, char **argv)
         cli_help_overview(stdout);
         return EXIT_OK;
     }
-    if (argc > 2)
-        return cli_error("help: one command at a time"), EXIT_USAGE;
-    if (!strcmp(argv[1], "--man")) {
+    if (argc == 2 && !strcmp(argv[1], "--man")) {
         cli_help_man(stdout);
         return EXIT_OK;
     }
-    const struct cli_command *c = cli_command_find(argv[1]);
+    /* "help rescue make": a subcommand is named by both words; "help rescue", the group. */
+    if (argc == 2 && cli_help_group(stdout, argv[1]))
+        return EXIT_OK;
+    char name[64];
+    if (argc > 3 || (argc == 3 && strcmp(argv[1], "rescue")))
+        return cli_error("help: one command at a time"), EXIT_USAGE;
+    snprintf(name, sizeof name, "%s%s%s", argv[1], argc == 3 ? " " : "", argc == 3 ? argv[2] : "");
+    const struct cli_command *c = cli_command_find(name);
     if (!c)
-        return cli_error("help: unknown command '%s' (see 'asrimg help')", argv[1]), EXIT_USAGE;
+        return cli_error("help: unknown command '%s' (see 'asrimg help')", name), EXIT_USAGE;
     cli_help_command(stdout, c);
     return EXIT_OK;
 }
@@ -54,6 +59,8 @@ static int run(int argc, char **argv)
         return cmd_mount(argc - 1, argv + 1);
     if (!strcmp(cmd, "umount"))
         return cmd_umount(argc - 1, argv + 1);
+    if (!strcmp(cmd, "rescue"))
+        return cmd_rescue(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("asrimg %s (image format %u)\n", asr_version(), ASR_FORMAT_VERSION);
         return EXIT_OK;

@@ -1,5 +1,5 @@
 /* The helpers every command shares: the one-line error, byte counts, identifiers and names as
- * they are printed, and numbers and sizes parsed strictly. */
+ * they are printed, numbers and sizes parsed strictly, and the question before overwriting. */
 #include "util.h"
 #include "guid.h"
 
@@ -121,4 +121,13 @@ bool cli_parse_size(const char *s, uint64_t *out)
         return false;
     *out = (uint64_t)v << shift;
     return true;
+}
+
+bool cli_confirm(const char *prompt)
+{
+    if (!isatty(STDIN_FILENO) || !isatty(STDERR_FILENO))
+        return false;
+    fputs(prompt, stderr);
+    char line[16] = "";
+    return fgets(line, sizeof line, stdin) && !strcmp(line, "yes\n");
 }

@@ -22,6 +22,9 @@ const char *cli_label_name(uint8_t label);     /* "gpt", "mbr", "none" */
 const char *cli_capture_name(uint8_t capture); /* "used", "full", "header", "skip" */
 /* A disk's identifier as people write it: GPT GUID, MBR "0x1234abcd", or "-". */
 void cli_disk_id(const struct asr_disk_desc *d, char out[37]);
+/* Asks prompt on the terminal (standard error) and reads the answer: true only for "yes". False
+ * without asking when standard input or standard error is not a terminal. */
+bool cli_confirm(const char *prompt);
 /* Parses a decimal number no larger than max; false when it is anything else. */
 bool cli_parse_uint(const char *s, unsigned long max, unsigned long *out);
 /* Parses "4G", "4096M", "fat32" (4 GiB - 1), "1048576"; false when it is not a size. */

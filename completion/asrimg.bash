@@ -3,7 +3,7 @@
 # files where a disk goes, files where an image goes.
 # Installed as share/bash-completion/completions/asrimg; from a source tree: source it.
 
-_asrimg_commands="layout backup bench restore mount umount info verify help version"
+_asrimg_commands="layout backup bench restore mount umount info verify rescue help version"
 
 # The options of a command, -h/--help included.
 _asrimg_options() {
@@ -16,6 +16,8 @@ _asrimg_options() {
     umount) echo "--help -h" ;;
     info) echo "--json --help -h" ;;
     verify) echo "--against --new-ids --grow --key-file --unlock --json --help -h" ;;
+    "rescue make") echo "--size --data-fs --label --system-root --kernel-args --yes --json --help -h" ;;
+    "rescue update") echo "--system-root --kernel-args --json --help -h" ;;
     esac
 }
 
@@ -52,6 +54,14 @@ _asrimg() {
         ((COMP_CWORD == 2)) && COMPREPLY=($(compgen -W "${_asrimg_commands% help version}" -- "$cur"))
         return
     fi
+    # rescue's subcommands, then the subcommand's options and words.
+    if [[ $cmd == rescue ]]; then
+        if ((COMP_CWORD == 2)); then
+            COMPREPLY=($(compgen -W "make update" -- "$cur"))
+            return
+        fi
+        cmd="rescue ${COMP_WORDS[2]}"
+    fi
     compopt -o filenames 2>/dev/null
     case $prev in
     --volumes)
@@ -67,7 +77,17 @@ _asrimg() {
     --cache)
         COMPREPLY=($(compgen -W "64M 256M 1G" -- "$cur"))
         return ;;
-    --threads | --avg-chunk)
+    --data-fs)
+        COMPREPLY=($(compgen -W "exfat ext4 fat32" -- "$cur"))
+        compopt +o filenames 2>/dev/null
+        return ;;
+    --size)
+        COMPREPLY=($(compgen -W "1G 4G 8G 16G" -- "$cur"))
+        return ;;
+    --threads | --avg-chunk | --label | --kernel-args)
+        return ;;
+    --system-root)
+        _asrimg_paths "$cur" file
         return ;;
     -o | --output | --key-file)
         _asrimg_paths "$cur" file
@@ -95,6 +115,7 @@ _asrimg() {
     restore | info) _asrimg_paths "$cur" file ;;
     mount) _asrimg_paths "$cur" file ;; # the image, then the directory
     umount) COMPREPLY=($(compgen -d -- "$cur")) ;;
+    "rescue make" | "rescue update") _asrimg_paths "$cur" disk ;;
     esac
 }
 

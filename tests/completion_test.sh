@@ -46,6 +46,18 @@ for cmd in $commands; do
   complete "$cmd" "--"
   check "$cmd --: only long options" offers_none -h -o
 done
+# rescue: its subcommands, then each one's options as its --help lists them.
+complete rescue ""
+check "rescue: its subcommands" same_as make update
+for sub in make update; do
+  opts=$("$asrimg" rescue "$sub" --help | sed -n '/^options:/,/^$/p' | grep -oE '^ +(-[a-zA-Z], )?--[a-z-]+' | tr ',' ' ')
+  complete rescue "$sub" "-"
+  check "rescue $sub -: exactly the options of rescue $sub --help ($(echo $opts))" same_as $opts
+  check "help rescue $sub: the same as rescue $sub --help" \
+    test "$("$asrimg" help rescue "$sub")" = "$("$asrimg" rescue "$sub" --help)"
+done
+complete rescue make x.img --data-fs ""
+check "--data-fs VALUE: exfat, ext4, fat32" same_as exfat ext4 fat32
 complete restore x.asrimg --ke
 check "restore --ke: --keep-going" same_as --keep-going
 
