@@ -8,5 +8,6 @@ int cmd_layout(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_rescue(int argc, char **argv); /* cmd_rescue.c: rescue SUBCOMMAND */
 
 #endif

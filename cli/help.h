@@ -31,6 +31,12 @@ enum cli_opt_id {
     OPT_AGAINST,
     OPT_KEY_FILE,
     OPT_UNLOCK,
+    OPT_IMAGES,
+    OPT_IMAGE,
+    OPT_DRIVE,
+    OPT_TARGET,
+    OPT_NEXT_FILE,
+    OPT_CMDLINE_FILE,
 };
 
 /* Options of one command at most, --help besides (cli_args holds them in fixed arrays). */
@@ -64,5 +70,7 @@ const struct cli_command *cli_command_find(const char *name);
 void cli_help_overview(FILE *f);                                /* asrimg help */
 void cli_help_command(FILE *f, const struct cli_command *cmd); /* asrimg help CMD, CMD --help */
 void cli_help_man(FILE *f);                                     /* asrimg help --man: asrimg.8 */
+/* asrimg help rescue: every command named "GROUP ..." in full; how many there were. */
+int cli_help_group(FILE *f, const char *group);
 
 #endif

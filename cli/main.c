@@ -18,15 +18,20 @@ static int help(int argc, char **argv)
         cli_help_overview(stdout);
         return EXIT_OK;
     }
-    if (argc > 2)
+    if (argc > 3)
         return cli_error("help: one command at a time"), EXIT_USAGE;
-    if (!strcmp(argv[1], "--man")) {
+    if (!strcmp(argv[1], "--man") && argc == 2) {
         cli_help_man(stdout);
         return EXIT_OK;
     }
-    const struct cli_command *c = cli_command_find(argv[1]);
+    /* "help rescue run" names the subcommand; "help rescue" shows them all. */
+    char name[64];
+    snprintf(name, sizeof name, "%s%s%s", argv[1], argc == 3 ? " " : "", argc == 3 ? argv[2] : "");
+    if (argc == 2 && cli_help_group(stdout, argv[1]))
+        return EXIT_OK;
+    const struct cli_command *c = cli_command_find(name);
     if (!c)
-        return cli_error("help: unknown command '%s' (see 'asrimg help')", argv[1]), EXIT_USAGE;
+        return cli_error("help: unknown command '%s' (see 'asrimg help')", name), EXIT_USAGE;
     cli_help_command(stdout, c);
     return EXIT_OK;
 }
@@ -50,6 +55,8 @@ static int run(int argc, char **argv)
         return cmd_verify(argc - 1, argv + 1);
     if (!strcmp(cmd, "restore"))
         return cmd_restore(argc - 1, argv + 1);
+    if (!strcmp(cmd, "rescue"))
+        return cmd_rescue(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("asrimg %s (image format %u)\n", asr_version(), ASR_FORMAT_VERSION);
         return EXIT_OK;
