@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "help.h"
 #include "rescue.h"
 #include "util.h"
 
@@ -22,6 +23,8 @@ int cmd_rescue(int argc, char **argv)
         cli_error("rescue: no subcommand given: images, plan or run (see 'asrimg help rescue')");
         return EXIT_USAGE;
     }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+        return cli_help_group(stdout, "rescue"), EXIT_OK;
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (!strcmp(argv[1], subs[i].name)) {
             /* The option parser and the help know a subcommand as "rescue NAME". */

@@ -3,7 +3,8 @@
 # files where a disk goes, files where an image goes.
 # Installed as share/bash-completion/completions/asrimg; from a source tree: source it.
 
-_asrimg_commands="layout backup bench restore info verify help version"
+_asrimg_commands="layout backup bench restore info verify rescue help version"
+_asrimg_rescue="images plan run"
 
 # The options of a command, -h/--help included.
 _asrimg_options() {
@@ -14,6 +15,10 @@ _asrimg_options() {
     restore) echo "--to --yes --new-ids --grow --verify --discard --zero-unused --keep-going --threads --json --help -h" ;;
     info) echo "--json --help -h" ;;
     verify) echo "--against --new-ids --grow --key-file --unlock --json --help -h" ;;
+    "rescue images") echo "--json --help -h" ;;
+    "rescue plan") echo "--drive --target --json --help -h" ;;
+    "rescue run") echo "--images --image --drive --target --yes --next-file --cmdline-file --json --help -h" ;;
+    rescue) echo "--help -h" ;;
     esac
 }
 
@@ -48,7 +53,16 @@ _asrimg() {
     local cmd=${COMP_WORDS[1]}
     if [[ $cmd == help ]]; then
         ((COMP_CWORD == 2)) && COMPREPLY=($(compgen -W "${_asrimg_commands% help version}" -- "$cur"))
+        ((COMP_CWORD == 3)) && [[ ${COMP_WORDS[2]} == rescue ]] && COMPREPLY=($(compgen -W "$_asrimg_rescue" -- "$cur"))
         return
+    fi
+    if [[ $cmd == rescue ]]; then
+        if ((COMP_CWORD == 2)); then
+            [[ $cur == -* ]] || COMPREPLY=($(compgen -W "$_asrimg_rescue" -- "$cur"))
+            [[ $cur == -* ]] && COMPREPLY=($(compgen -W "$(_asrimg_options rescue)" -- "$cur"))
+            return
+        fi
+        cmd="rescue ${COMP_WORDS[2]}"
     fi
     compopt -o filenames 2>/dev/null
     case $prev in
@@ -67,8 +81,14 @@ _asrimg() {
     -o | --output | --key-file)
         _asrimg_paths "$cur" file
         return ;;
-    --to | --against)
+    --to | --against | --target | --drive)
         _asrimg_paths "$cur" disk
+        return ;;
+    --images)
+        COMPREPLY=($(compgen -d -- "$cur"))
+        return ;;
+    --image | --next-file | --cmdline-file)
+        _asrimg_paths "$cur" file
         return ;;
     esac
     if [[ $cur == -* ]]; then
@@ -84,7 +104,8 @@ _asrimg() {
     case $cmd in
     layout | backup | bench) _asrimg_paths "$cur" disk ;;
     verify) _asrimg_paths "$cur" ${after_against:+disk} ;;
-    restore | info) _asrimg_paths "$cur" file ;;
+    restore | info | "rescue plan") _asrimg_paths "$cur" file ;;
+    "rescue images") COMPREPLY=($(compgen -d -- "$cur")) ;;
     esac
 }
 
