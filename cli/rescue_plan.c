@@ -93,7 +93,7 @@ int rescue_disks(const char *drive, const char *holder, struct rescue_plan *p)
     size_t n = 0;
     while ((e = readdir(d)) && n < RESCUE_DISKS_MAX)
         if (e->d_name[0] != '.' && !not_a_disk(e->d_name) && strlen(e->d_name) < 64)
-            snprintf(names[n++], 64, "%s", e->d_name);
+            snprintf(names[n++], 64, "%.63s", e->d_name);
     closedir(d);
     qsort(names, n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
     for (size_t i = 0; i < n; i++) {
