@@ -68,6 +68,7 @@ struct rescue_disk {
 struct rescue_target {
     uint32_t disk; /* image disk */
     char path[256];
+    bool asked;    /* the user's answer to an ambiguity, not --target */
 };
 
 struct rescue_plan {

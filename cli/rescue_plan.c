@@ -128,7 +128,7 @@ int rescue_add_target(struct rescue_plan *p, const char *v, const char *cmd)
         if (p->to[i].disk == disk)
             return cli_error("%s: --target %s: image disk %lu already has a target (%s)", cmd, v, disk, p->to[i].path),
                    EXIT_USAGE;
-    p->to[p->nto].disk = (uint32_t)disk;
+    p->to[p->nto] = (struct rescue_target){.disk = (uint32_t)disk};
     snprintf(p->to[p->nto].path, sizeof p->to[0].path, "%s", path);
     p->nnamed = ++p->nto;
     return EXIT_OK;
@@ -175,7 +175,7 @@ static int check_target(const struct asr_image *im, struct rescue_plan *p, const
                          t->disk, want->logical_sector),
                EXIT_FAIL;
     c->assigned = (int)t->disk;
-    p->how[t->disk] = "named (--target)";
+    p->how[t->disk] = t->asked ? "chosen when asked" : "named (--target)";
     return EXIT_OK;
 }
 
@@ -214,7 +214,7 @@ static void assign(struct rescue_plan *p, uint32_t d, int i, const char *how)
 {
     p->cand[i].assigned = (int)d;
     p->how[d] = how;
-    p->to[p->nto].disk = d;
+    p->to[p->nto] = (struct rescue_target){.disk = d};
     _Static_assert(sizeof p->to[0].path == sizeof p->cand[0].path, "paths of one size");
     memcpy(p->to[p->nto].path, p->cand[i].path, sizeof p->to[0].path);
     p->nto++;

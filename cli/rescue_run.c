@@ -288,6 +288,7 @@ static bool settle(struct run *r, const struct asr_image *im)
         p->nto = p->nnamed;
         if (rescue_add_target(p, target, "rescue run"))
             return fail(r, "matching the disks", NULL);
+        p->to[p->nto - 1].asked = true;
     }
 }
 

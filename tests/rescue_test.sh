@@ -164,6 +164,20 @@ ASRIMG_RESCUE_DISKS="$small $big $drive" run_saving "$asrimg" rescue plan "$newe
 check "plan: without an exact one, the smallest that fits" json_ok \
   "j['plan'][0]['target'] == '$big' and j['plan'][0]['how'] == 'smallest that fits'"
 
+# An image of two disks (32 MiB, then 64 MiB): the second takes the disk of exactly its size, the
+# first the smallest that fits of the rest; the command names each as N=DEV.
+src2=$work/src2.img
+truncate -s 32M "$src2"
+echo 'label: gpt
+start=2048, size=61440, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "$src2" || exit 1
+"$asrimg" backup "$src2" "$src" --volumes all -o "$work/two.asrimg" 2>"$work/err" || { cat "$work/err"; exit 1; }
+ASRIMG_RESCUE_DISKS="$drive $big $exact" run_saving "$asrimg" rescue plan "$work/two.asrimg" --json
+check "plan, two image disks: exact size first, then the smallest that fits; N=DEV in the command" json_ok \
+  "[(p['target'], p['how']) for p in j['plan']] == [('$big', 'smallest that fits'), ('$exact', 'exact size')] and j['command'].endswith('--to 0=$big --to 1=$exact --verify --yes')"
+ASRIMG_RESCUE_DISKS="$drive $big $exact" run_saving "$asrimg" rescue plan "$work/two.asrimg" --target "1=$big" --json
+check "plan, two image disks, --target 1=DEV: the other disk matched around it" json_ok \
+  "[(p['target'], p['how']) for p in j['plan']] == [('$exact', 'smallest that fits'), ('$big', 'named (--target)')]"
+
 # The drive (200 MiB, large enough) is the only disk: no target.
 ASRIMG_RESCUE_DISKS="$drive $small" run_saving "$asrimg" rescue plan "$newer" --json
 check "plan: the drive is never offered, even when it is the only disk large enough" rc_is 1
@@ -234,12 +248,13 @@ wait_for() { # TEXT: until the pane shows it (30 s at most)
   echo "the pane never showed: $1" >&2; pane | tail -25 >&2; false
 }
 keys() { tmux -S "$tmux_sock" send-keys -t rescue "$@"; }
-start_pane() { # a server of its own each time: one being killed may still answer on its socket
+start_pane() { # [DISKS]; a server of its own each time: one being killed may still answer on its socket
+  local disks=${1:-$drive $big $exact $small}
   tmux -S "$tmux_sock" kill-server 2>/dev/null
   panes=$((panes + 1)) tmux_sock="$work/tmux.$panes.sock"
   : >"$work/next"
   tmux -S "$tmux_sock" new-session -d -s rescue -x 220 -y 60 \
-    "ASRIMG_RESCUE_DISKS='$drive $big $exact $small' '$asrimg' rescue run --images '$images' --cmdline-file /dev/null --next-file '$work/next'; echo EXIT=\$?; sleep 600"
+    "ASRIMG_RESCUE_DISKS='$disks' '$asrimg' rescue run --images '$images' --cmdline-file /dev/null --next-file '$work/next'; echo EXIT=\$?; sleep 600"
 }
 start_pane
 check "interactive: the list, numbered, newest first, and the question" wait_for "Restore which image? [1-2, q to quit]:"
@@ -259,6 +274,21 @@ check "... saying nothing was written" out_has "not confirmed: nothing was writt
 check "... the target untouched, byte for byte" test "$(sum "$exact")" = "$exact_sum"
 check "... the next action is a shell" test "$(cat "$work/next")" = shell
 check "... no report for a no" test -z "$(ls "$images/reports" 2>/dev/null)"
+
+# Two equally good disks: it asks which, and plans with the answer.
+start_pane "$drive $big $big2"
+check "interactive, ambiguous" wait_for "Restore which image?"
+keys 1 Enter
+check "... asks which of the equal disks" wait_for "Which one takes image disk 0? [1-2, q to quit]:"
+pane >"$work/out.saved"
+check "... naming both" grep -qE "^  2\) $big2\$" "$work/out.saved"
+keys 2 Enter
+check "... then confirms" wait_for "Type 'yes' to overwrite the targets above:"
+pane >"$work/out.saved"
+check "... the plan has the disk chosen" out_has "-> $big2 (128.0 MiB, chosen when asked)"
+keys n Enter
+check "... 'n' ends it" wait_for "EXIT=1"
+check "... the chosen disk untouched" test "$(sum "$big2")" = "$big2_sum"
 
 start_pane
 check "interactive, again" wait_for "Restore which image?"
