@@ -19,6 +19,12 @@ void rescue_summary_parse(const char *text, struct rescue_summary *out)
     struct json_object *v;
     out->ok = json_object_object_get_ex(o, "ok", &v) && json_object_get_boolean(v);
     out->verified = json_object_object_get_ex(o, "verified", &v) && json_object_get_boolean(v);
+    if (json_object_object_get_ex(o, "data_bytes", &v))
+        out->bytes += (unsigned long long)json_object_get_int64(v);
+    if (json_object_object_get_ex(o, "zero_bytes", &v))
+        out->bytes += (unsigned long long)json_object_get_int64(v);
+    if (json_object_object_get_ex(o, "seconds", &v))
+        out->seconds = json_object_get_double(v);
     if (json_object_object_get_ex(o, "error", &v))
         snprintf(out->error, sizeof out->error, "%s", json_object_get_string(v));
     out->json = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));

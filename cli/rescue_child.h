@@ -7,6 +7,8 @@
 struct rescue_summary {
     char *json; /* the summary, one JSON object on a line; NULL when there was none */
     bool ok, verified;
+    unsigned long long bytes; /* data and zero bytes laid down */
+    double seconds;
     char error[1024];
 };
 void rescue_summary_parse(const char *text, struct rescue_summary *out);

@@ -384,6 +384,9 @@ static bool restore(struct run *r, const struct asr_image *im)
     free(out);
     r->verified = r->summary.verified;
     if (r->exit_status == 0 && r->summary.ok) {
+        char b[32];
+        fprintf(stderr, "rescue run: restored %s in %.1f s%s\n", cli_bytes(r->summary.bytes, b, sizeof b),
+                r->summary.seconds, r->verified ? "; verified: every target reads back as the image" : "");
         r->ok = true;
         return true;
     }

@@ -291,6 +291,7 @@ check "... 'n' ends it" wait_for "EXIT=1"
 check "... the chosen disk untouched" test "$(sum "$big2")" = "$big2_sum"
 
 start_pane
+tmux -S "$tmux_sock" pipe-pane -t rescue -o "cat >>'$work/pane.raw'" # all it wrote, the progress redrawn too
 check "interactive, again" wait_for "Restore which image?"
 keys 2 Enter
 check "... the older image's plan" wait_for "Type 'yes' to overwrite the targets above:"
@@ -298,6 +299,9 @@ keys yes Enter
 check "... the restore runs and asks about rebooting" wait_for "Reboot now? [Y/n]"
 pane >"$work/out.saved"
 check "... the command was shown" out_has "+ asrimg restore $older --to $exact --verify --yes --json"
+check "... its progress went to the terminal (it runs with --json: the summary is read, the progress shown)" \
+  grep -qaE "restore: [0-9.]+ [KMG]?i?B / [0-9.]+ [KMG]?i?B" "$work/pane.raw"
+check "... and what it did" grep -qE "^rescue run: restored [0-9.]+ [KMG]iB in [0-9.]+ s; verified" "$work/out.saved"
 keys Enter
 check "... and ends" wait_for "EXIT=0"
 check "... the next action is reboot" test "$(cat "$work/next")" = reboot
