@@ -594,10 +594,13 @@ int rescue_run(int argc, char **argv)
     int rc = parse_args(argc, argv, &s);
     if (rc)
         return rc == ARG_HELP ? EXIT_OK : rc;
-    if ((rc = load_settings(&s)))
+    struct run r = {.s = &s, .plan = &plan, .t0 = asr_now(), .started = time(NULL), .exit_status = -1};
+    if ((rc = load_settings(&s))) {
+        r.next = "shell"; /* the init still needs to hear what to do */
+        write_next(&r);
         return rc;
-    struct run r = {.s = &s, .plan = &plan, .interactive = !s.yes, .t0 = asr_now(), .started = time(NULL),
-                    .exit_status = -1};
+    }
+    r.interactive = !s.yes;
     struct rescue_list l = {0};
     bool ok;
     if (r.interactive && !(isatty(STDIN_FILENO) && isatty(STDERR_FILENO)))

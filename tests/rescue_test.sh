@@ -220,6 +220,13 @@ check "... in the report files too" grep -q "FAILED while matching the disks" "$
 check "... the ambiguous disks untouched" test "$(sum "$big2")" = "$big2_sum"
 rm -f "$images/unattended.conf" "$images"/reports/*
 
+# A setting it does not know: refused, and the init still hears "shell".
+echo "asrimg.restore=latest asrimg.yes asrimg.then=explode" >"$work/cmdline-bad"
+run_saving "$asrimg" rescue run --images "$images" --cmdline-file "$work/cmdline-bad" --next-file "$work/next"
+check "run: an unknown setting is a usage error" rc_is 2
+check "... named" err_has "asrimg.then=explode: not a setting"
+check "... and the next action is a shell" test "$(cat "$work/next")" = shell
+
 head -c $((128 << 20)) /dev/urandom >"$work/garbage" && cp "$work/garbage" "$work/big.img"
 echo "BOOT_IMAGE=/vmlinuz quiet asrimg.restore=latest asrimg.yes asrimg.then=poweroff" >"$work/cmdline"
 ASRIMG_RESCUE_DISKS="$drive $small $big" run_saving "$asrimg" rescue run --images "$images" \
