@@ -10,6 +10,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
-int cmd_rescue(int argc, char **argv);
+int cmd_rescue(int argc, char **argv); /* cmd_rescue.c: rescue SUBCOMMAND */
 
 #endif

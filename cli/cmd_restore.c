@@ -594,7 +594,9 @@ int cmd_restore(int argc, char **argv)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     struct progress pr;
-    progress_init(&pr, "restore", a.json);
+    /* With --json too: the summary goes to stdout, the progress to a terminal on stderr (rescue
+     * run reads the one and shows the other). */
+    progress_init(&pr, "restore", false);
     a.opt.progress = progress_restore;
     a.opt.progress_ctx = &pr;
     a.opt.cancel = &interrupted;

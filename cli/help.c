@@ -208,6 +208,48 @@ static const struct cli_example rescue_update_examples[] = {
     {0},
 };
 
+#define RESCUE_DISKS_HELP                                                                                             \
+    "the disks are /sys/block's less loop, ram, zram, sr, fd, nbd, dm- and md devices, or those ASRIMG_RESCUE_DISKS " \
+    "lists (space- or comma-separated)"
+
+static const struct cli_option rescue_images_opts[] = {
+    {OPT_JSON, 0, "json", NULL, "print the list as JSON on standard output"},
+    {0},
+};
+static const struct cli_example rescue_images_examples[] = {
+    {"rescue images /mnt/rescue/images", "the images on the recovery drive, newest first"},
+    {0},
+};
+
+static const struct cli_option rescue_plan_opts[] = {
+    {OPT_DRIVE, 0, "drive", "DEV", "the recovery drive, never a target (default: the disk holding IMAGE)"},
+    {OPT_TARGET, 0, "target", "DEV",
+     "the disk for the next image disk in order, or N=DEV for image disk N; checked like a matched one. Repeatable"},
+    {OPT_JSON, 0, "json", NULL, "print the plan as JSON on standard output"},
+    {0},
+};
+static const struct cli_example rescue_plan_examples[] = {
+    {"rescue plan /mnt/rescue/images/pc-20260101-120000.asrimg", "which disk each image disk would go onto"},
+    {0},
+};
+
+static const struct cli_option rescue_run_opts[] = {
+    {OPT_IMAGES, 0, "images", "DIR", "the images directory on the recovery drive (required)"},
+    {OPT_IMAGE, 0, "image", "NAME", "the image: a file name in DIR, or latest (default: ask, or asrimg.restore=)"},
+    {OPT_DRIVE, 0, "drive", "DEV", "the recovery drive, never a target (default: the disk holding DIR)"},
+    {OPT_TARGET, 0, "target", "DEV", "the disk for the next image disk in order, or N=DEV. Repeatable"},
+    {OPT_YES, 0, "yes", NULL, "unattended: ask nothing (needs the image named)"},
+    {OPT_NEXT_FILE, 0, "next-file", "PATH", "write what to do next (reboot, poweroff or shell) into PATH, for the init"},
+    {OPT_CMDLINE_FILE, 0, "cmdline-file", "PATH", "read the asrimg.* settings from PATH instead of /proc/cmdline"},
+    {OPT_JSON, 0, "json", NULL, "print the report as JSON on standard output (the rest goes to standard error)"},
+    {0},
+};
+static const struct cli_example rescue_run_examples[] = {
+    {"rescue run --images /mnt/rescue/images --next-file /run/asrimg-next", "pick, plan, confirm, restore, report"},
+    {"rescue run --images /mnt/rescue/images --image latest --target /dev/nvme0n1 --yes", "unattended"},
+    {0},
+};
+
 static const struct cli_command commands[] = {
     {"layout",
      {"layout DISK... [--volumes critical|all|LIST] [--key-file FILE] [--unlock] [--json [--extents]]"},
@@ -320,6 +362,42 @@ static const struct cli_command commands[] = {
      "both grub.cfg to it, then removes the old one. The data partition is never opened; a drive without the "
      "marker is refused untouched.",
      rescue_update_opts, rescue_update_examples},
+    {"rescue images",
+     {"rescue images DIR [--json]"},
+     "the images in DIR (the recovery drive's), newest first",
+     "Lists every image in DIR, single files and split sets, newest first (by the time each was taken): file, "
+     "machine, date, disks, size, and whether it opens; a damaged one is listed as damaged. Unfinished ones "
+     "(IMAGE.partial, a split set missing a part, a file cut off before its end) are skipped, each with a line "
+     "saying so. The machine is the HOST of a file named HOST-YYYYmmdd-HHMMSS.asrimg, else unknown.",
+     rescue_images_opts, rescue_images_examples},
+    {"rescue plan",
+     {"rescue plan IMAGE [--drive DEV] [--target [N=]DEV]... [--json]"},
+     "match the image's disks to this machine's disks, ASR-style",
+     "Matches each image disk to a disk here at least as large with the same logical sector size, never the "
+     "recovery drive (--drive, else the disk holding IMAGE), never one disk twice: the disk of exactly its size "
+     "first, else the smallest that fits. Two equally good disks are ambiguous: both are named, and a target must "
+     "be chosen (--target). Targets named with --target pass the same rules; a smaller one is refused naming both "
+     "sizes. Shows the table, what each target holds now (all of it to be overwritten), and the asrimg restore "
+     "command the plan implies; exits 1 when some image disk has no target. Nothing is written. " RESCUE_DISKS_HELP
+     ".",
+     rescue_plan_opts, rescue_plan_examples},
+    {"rescue run",
+     {"rescue run --images DIR [--image NAME|latest] [--drive DEV] [--target [N=]DEV]... [--yes] [--next-file PATH] "
+      "[--cmdline-file PATH] [--json]"},
+     "the recovery environment's restore: pick, plan, confirm, restore, report",
+     "The whole restore as the recovery drive runs it, each step an asrimg command the user could type: lists the "
+     "images (rescue images), lets the user pick one, shows the plan and what will be overwritten (rescue plan), "
+     "asks where two disks are equally good, asks for 'yes' as restore does, then prints and runs asrimg restore "
+     "IMAGE --to ... --verify --yes (with --boot-entries on UEFI firmware), its progress on the terminal. Then it "
+     "writes a report, text and JSON (the image, targets, timings, the verify result, the restore's own --json), "
+     "into DIR/reports/, and asks whether to reboot or open a shell. What to do next (reboot, poweroff or shell) "
+     "goes into --next-file for the init; rescue run never reboots the machine itself. A failure says shell, with "
+     "a report of what failed.\n\n"
+     "Unattended: with --yes (or asrimg.yes) nothing is asked. Settings come from the options, else the kernel "
+     "command line (/proc/cmdline, or --cmdline-file): asrimg.restore=NAME|latest, asrimg.target=DEV[,DEV...], "
+     "asrimg.yes, asrimg.then=poweroff|reboot|shell (default poweroff); else the file DIR/unattended.conf, the "
+     "same keys as key=value lines (the asrimg. prefix optional, # comments). " RESCUE_DISKS_HELP ".",
+     rescue_run_opts, rescue_run_examples},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -42,6 +42,12 @@ enum cli_opt_id {
     OPT_LABEL,
     OPT_SYSTEM_ROOT,
     OPT_KERNEL_ARGS,
+    OPT_IMAGES,
+    OPT_IMAGE,
+    OPT_DRIVE,
+    OPT_TARGET,
+    OPT_NEXT_FILE,
+    OPT_CMDLINE_FILE,
 };
 
 /* Options of one command at most, --help besides (cli_args holds them in fixed arrays). */

@@ -23,5 +23,7 @@ void json_dbl(struct json *j, const char *key, double v);
 void json_bool(struct json *j, const char *key, bool v);
 void json_null(struct json *j, const char *key);
 void json_finish(struct json *j);
+/* text, already JSON (one value, as json-c writes it), as the value of key. */
+void json_raw(struct json *j, const char *key, const char *text);
 
 #endif

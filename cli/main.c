@@ -18,17 +18,17 @@ static int help(int argc, char **argv)
         cli_help_overview(stdout);
         return EXIT_OK;
     }
-    if (argc == 2 && !strcmp(argv[1], "--man")) {
+    if (argc > 3)
+        return cli_error("help: one command at a time"), EXIT_USAGE;
+    if (!strcmp(argv[1], "--man") && argc == 2) {
         cli_help_man(stdout);
         return EXIT_OK;
     }
-    /* "help rescue make": a subcommand is named by both words; "help rescue", the group. */
+    /* "help rescue run" names the subcommand; "help rescue" shows them all. */
+    char name[64];
+    snprintf(name, sizeof name, "%s%s%s", argv[1], argc == 3 ? " " : "", argc == 3 ? argv[2] : "");
     if (argc == 2 && cli_help_group(stdout, argv[1]))
         return EXIT_OK;
-    char name[64];
-    if (argc > 3 || (argc == 3 && strcmp(argv[1], "rescue")))
-        return cli_error("help: one command at a time"), EXIT_USAGE;
-    snprintf(name, sizeof name, "%s%s%s", argv[1], argc == 3 ? " " : "", argc == 3 ? argv[2] : "");
     const struct cli_command *c = cli_command_find(name);
     if (!c)
         return cli_error("help: unknown command '%s' (see 'asrimg help')", name), EXIT_USAGE;

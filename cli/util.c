@@ -11,14 +11,20 @@
 #include <string.h>
 #include <unistd.h>
 
+static char last_error[4096];
+
 void cli_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("asrimg: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "asrimg: error: %s\n", last_error);
+}
+
+const char *cli_last_error(void)
+{
+    return last_error;
 }
 
 const char *cli_bytes(uint64_t n, char *buf, size_t len)

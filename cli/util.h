@@ -13,6 +13,8 @@
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The last message cli_error printed ("" when none): for a report that says what failed. */
+const char *cli_last_error(void);
 const char *cli_bytes(uint64_t n, char *buf, size_t len); /* "1.5 GiB" */
 void cli_uuid(const uint8_t b[16], bool gpt_mixed_endian, char out[37]);
 /* This machine's hostname (gethostname), every byte but letters, digits, '.', '-' and '_' as

@@ -4,6 +4,7 @@
 # Installed as share/bash-completion/completions/asrimg; from a source tree: source it.
 
 _asrimg_commands="layout backup bench restore mount umount info verify rescue help version"
+_asrimg_rescue="make update images plan run"
 
 # The options of a command, -h/--help included.
 _asrimg_options() {
@@ -18,6 +19,10 @@ _asrimg_options() {
     verify) echo "--against --new-ids --grow --key-file --unlock --json --help -h" ;;
     "rescue make") echo "--size --data-fs --label --system-root --kernel-args --yes --json --help -h" ;;
     "rescue update") echo "--system-root --kernel-args --json --help -h" ;;
+    "rescue images") echo "--json --help -h" ;;
+    "rescue plan") echo "--drive --target --json --help -h" ;;
+    "rescue run") echo "--images --image --drive --target --yes --next-file --cmdline-file --json --help -h" ;;
+    rescue) echo "--help -h" ;;
     esac
 }
 
@@ -52,12 +57,13 @@ _asrimg() {
     local cmd=${COMP_WORDS[1]}
     if [[ $cmd == help ]]; then
         ((COMP_CWORD == 2)) && COMPREPLY=($(compgen -W "${_asrimg_commands% help version}" -- "$cur"))
+        ((COMP_CWORD == 3)) && [[ ${COMP_WORDS[2]} == rescue ]] && COMPREPLY=($(compgen -W "$_asrimg_rescue" -- "$cur"))
         return
     fi
-    # rescue's subcommands, then the subcommand's options and words.
     if [[ $cmd == rescue ]]; then
         if ((COMP_CWORD == 2)); then
-            COMPREPLY=($(compgen -W "make update" -- "$cur"))
+            [[ $cur == -* ]] || COMPREPLY=($(compgen -W "$_asrimg_rescue" -- "$cur"))
+            [[ $cur == -* ]] && COMPREPLY=($(compgen -W "$(_asrimg_options rescue)" -- "$cur"))
             return
         fi
         cmd="rescue ${COMP_WORDS[2]}"
@@ -95,8 +101,14 @@ _asrimg() {
     --output-dir)
         COMPREPLY=($(compgen -d -- "$cur"))
         return ;;
-    --to | --against)
+    --to | --against | --target | --drive)
         _asrimg_paths "$cur" disk
+        return ;;
+    --images)
+        COMPREPLY=($(compgen -d -- "$cur"))
+        return ;;
+    --image | --next-file | --cmdline-file)
+        _asrimg_paths "$cur" file
         return ;;
     esac
     if [[ $cur == -* ]]; then
@@ -112,10 +124,11 @@ _asrimg() {
     case $cmd in
     layout | backup | bench) _asrimg_paths "$cur" disk ;;
     verify) _asrimg_paths "$cur" ${after_against:+disk} ;;
-    restore | info) _asrimg_paths "$cur" file ;;
+    restore | info | "rescue plan") _asrimg_paths "$cur" file ;;
     mount) _asrimg_paths "$cur" file ;; # the image, then the directory
     umount) COMPREPLY=($(compgen -d -- "$cur")) ;;
     "rescue make" | "rescue update") _asrimg_paths "$cur" disk ;;
+    "rescue images") COMPREPLY=($(compgen -d -- "$cur")) ;;
     esac
 }
 

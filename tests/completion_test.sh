@@ -37,8 +37,22 @@ check "first word 'ba': backup" same_as backup
 complete "help" ""
 check "help: the commands" offers $(echo "$commands" | grep -vx version)
 
+# rescue's subcommands, each with its own options, as "rescue SUB".
+rescue_subs=$("$asrimg" help | sed -n 's/^  rescue \([a-z]\+\) .*/\1/p' | sort -u)
+check "asrimg help lists rescue's subcommands" test -n "$rescue_subs"
+complete rescue ""
+check "rescue: its subcommands" same_as $rescue_subs
+complete help rescue ""
+check "help rescue: its subcommands" same_as $rescue_subs
+for sub in $rescue_subs; do
+  opts=$("$asrimg" rescue "$sub" --help | sed -n '/^options:/,/^$/p' | grep -oE '^ +(-[a-zA-Z], )?--[a-z-]+' | tr ',' ' ')
+  complete rescue "$sub" "-"
+  check "rescue $sub -: exactly the options of rescue $sub --help ($(echo $opts))" same_as $opts
+done
+
 for cmd in $commands; do
   [ "$cmd" = version ] && continue
+  [ "$cmd" = rescue ] && continue # its subcommands above
   # Every option the command's help lists (-o, --output=IMAGE, -h, --help ...).
   opts=$("$asrimg" "$cmd" --help | sed -n '/^options:/,/^$/p' | grep -oE '^ +(-[a-zA-Z], )?--[a-z-]+' | tr ',' ' ')
   complete "$cmd" "-"
@@ -46,13 +60,8 @@ for cmd in $commands; do
   complete "$cmd" "--"
   check "$cmd --: only long options" offers_none -h -o
 done
-# rescue: its subcommands, then each one's options as its --help lists them.
-complete rescue ""
-check "rescue: its subcommands" same_as make update
-for sub in make update; do
-  opts=$("$asrimg" rescue "$sub" --help | sed -n '/^options:/,/^$/p' | grep -oE '^ +(-[a-zA-Z], )?--[a-z-]+' | tr ',' ' ')
-  complete rescue "$sub" "-"
-  check "rescue $sub -: exactly the options of rescue $sub --help ($(echo $opts))" same_as $opts
+# rescue: each subcommand's help is the same through `help rescue SUB`.
+for sub in $rescue_subs; do
   check "help rescue $sub: the same as rescue $sub --help" \
     test "$("$asrimg" help rescue "$sub")" = "$("$asrimg" rescue "$sub" --help)"
 done
