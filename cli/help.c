@@ -368,7 +368,8 @@ static const struct cli_command commands[] = {
      "Lists every image in DIR, single files and split sets, newest first (by the time each was taken): file, "
      "machine, date, disks, size, and whether it opens; a damaged one is listed as damaged. Unfinished ones "
      "(IMAGE.partial, a split set missing a part, a file cut off before its end) are skipped, each with a line "
-     "saying so. The machine is the HOST of a file named HOST-YYYYmmdd-HHMMSS.asrimg, else unknown.",
+     "saying so. The machine is the hostname the image recorded, else the HOST of a file named "
+     "HOST-YYYYmmdd-HHMMSS.asrimg, else unknown.",
      rescue_images_opts, rescue_images_examples},
     {"rescue plan",
      {"rescue plan IMAGE [--drive DEV] [--target [N=]DEV]... [--json]"},

@@ -48,8 +48,9 @@ struct rescue_list {
 int rescue_list_dir(const char *dir, struct rescue_list *out);
 void rescue_list_free(struct rescue_list *l);
 void rescue_list_print(FILE *f, const struct rescue_list *l, bool numbered);
-/* The machine an image was taken of. Until images record it, from the file name that
- * `backup --output-dir` gives (HOST-YYYYmmdd-HHMMSS.asrimg), else "unknown". */
+/* The machine an image was taken of: the hostname its machine record holds (im, when it opened),
+ * else the HOST of the file name `backup --output-dir` gives (HOST-YYYYmmdd-HHMMSS.asrimg), else
+ * "unknown". */
 void rescue_machine_name(const char *file_name, const struct asr_image *im, char *out, size_t len);
 
 /* ---- the plan (rescue_plan.c) ----------------------------------------------------------------- */

@@ -21,7 +21,11 @@
 /* The one place that knows where the machine's name comes from (see rescue.h). */
 void rescue_machine_name(const char *file_name, const struct asr_image *im, char *out, size_t len)
 {
-    (void)im; /* the per-image machine record, once images carry it */
+    const struct asr_machine_desc *m = im ? asr_image_machine(im) : NULL;
+    if (m && m->hostname[0]) {
+        snprintf(out, len, "%s", m->hostname);
+        return;
+    }
     static const char suffix[] = "-YYYYmmdd-HHMMSS.asrimg";
     size_t n = strlen(file_name), k = sizeof suffix - 1;
     snprintf(out, len, "unknown");
@@ -112,7 +116,7 @@ static int consider(struct rescue_list *l, const char *dir, const char *name, co
         free(e.name);
         return r;
     }
-    rescue_machine_name(name, im, e.machine, sizeof e.machine);
+    rescue_machine_name(name, rc == ASR_OK ? im : NULL, e.machine, sizeof e.machine);
     e.opens = rc == ASR_OK;
     if (e.opens) {
         const struct asr_image_info *info = asr_image_info(im);

@@ -74,6 +74,9 @@ loop_file() { # VAR FILE: a loop device over FILE
 same_file() { cmp -s "$1" "$2" || { echo "$1 and $2 differ" >&2; false; }; }
 
 # ---- the machine's disk, backed up twice ------------------------------------------------------
+# The images record this machine's hostname (their machine record), which names them rather than
+# the HOST of their file names.
+host=$(hostname)
 src=$work/src.img
 truncate -s 64M "$src"
 echo 'label: gpt
@@ -131,7 +134,7 @@ small_sum=$(sum "$small") exact_sum=$(sum "$exact") big2_sum=$(sum "$big2")
 run_saving "$asrimg" rescue images "$images" --json
 check "images --json exits 0" rc_is 0
 check "images: the two that open, newest first, with machine and disk" json_ok \
-  "[i['file'] for i in j['images'] if i['opens']] == ['testhost-20260102-100000.asrimg', 'testhost-20260101-100000.asrimg'] and all(i['machine'] == 'testhost' and i['disk_count'] == 1 and i['disk_bytes'] == [64 << 20] for i in j['images'] if i['opens'])"
+  "[i['file'] for i in j['images'] if i['opens']] == ['testhost-20260102-100000.asrimg', 'testhost-20260101-100000.asrimg'] and all(i['machine'] == '$host' and i['disk_count'] == 1 and i['disk_bytes'] == [64 << 20] for i in j['images'] if i['opens'])"
 check "images: the damaged one is listed as damaged, with why" json_ok \
   "[(i['file'], i['state'], bool(i['error'])) for i in j['images'] if not i['opens']] == [('broken-20260103-100000.asrimg', 'damaged', True)]"
 check "images: .partial and the split set missing a part are skipped, saying why; README.txt is not an image" json_ok \
@@ -237,7 +240,7 @@ check "... the next action is poweroff" test "$(cat "$work/next")" = poweroff
 check "... one text and one JSON report" test "$(ls "$images"/reports/rescue-*.txt | wc -l)$(ls "$images"/reports/rescue-*.json | wc -l)" = 11
 cp "$images"/reports/rescue-*.json "$work/out.saved"
 check "... the JSON report: image, target, verified, timings, the restore's own summary" json_ok \
-  "j['ok'] and j['verified'] and j['image'] == 'testhost-20260102-100000.asrimg' and j['machine'] == 'testhost' and j['targets'] == [{'disk': 0, 'path': '$big'}] and j['restore']['ok'] and j['restore']['verified'] and j['restore']['targets'][0]['state'] == 'restored' and j['restore_seconds'] > 0 and j['next'] == 'poweroff' and j['command'].startswith('asrimg restore ')"
+  "j['ok'] and j['verified'] and j['image'] == 'testhost-20260102-100000.asrimg' and j['machine'] == '$host' and j['targets'] == [{'disk': 0, 'path': '$big'}] and j['restore']['ok'] and j['restore']['verified'] and j['restore']['targets'][0]['state'] == 'restored' and j['restore_seconds'] > 0 and j['next'] == 'poweroff' and j['command'].startswith('asrimg restore ')"
 check "... the text report says restored and verified" grep -q "^result:   restored" "$images"/reports/rescue-*.txt
 restored_part=$(losetup -f --show -r -o $((2048 * 512)) --sizelimit $((120832 * 512)) "$big") && loops+=("$restored_part")
 check "... the restored ext4 is clean (e2fsck -fn)" e2fsck -fn "$restored_part"
@@ -266,7 +269,7 @@ start_pane() { # [DISKS]; a server of its own each time: one being killed may st
 start_pane
 check "interactive: the list, numbered, newest first, and the question" wait_for "Restore which image? [1-2, q to quit]:"
 pane >"$work/out.saved"
-check "... image 1 is the newest" grep -qE "^ +1 +testhost-20260102-100000.asrimg +testhost" "$work/out.saved"
+check "... image 1 is the newest" grep -qE "^ +1 +testhost-20260102-100000.asrimg +$host" "$work/out.saved"
 check "... image 2 the older" grep -qE "^ +2 +testhost-20260101-100000.asrimg" "$work/out.saved"
 check "... the damaged one listed, without a number" grep -qE "^ +- +broken-20260103-100000.asrimg .*damaged" "$work/out.saved"
 keys 1 Enter
