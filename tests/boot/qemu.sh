@@ -4,14 +4,18 @@
 # Usage:
 #   qemu.sh --firmware bios|uefi|uefi-sb --disk FILE [--disk FILE]... --expect TEXT
 #           [--timeout SECONDS] [--log FILE] [--vars FILE] [--mem MiB] [--fail TEXT] [--until-off]
+#           [--snapshot]
 # --vars keeps the UEFI variable store in FILE (made from OVMF's template when missing), so boot
 # entries written by one boot are seen by the next. uefi-sb enforces Secure Boot with Microsoft's
 # keys enrolled (OVMF's .ms variables). --until-off also waits for the guest to power off by itself
-# (a guest that writes disks must finish before its disks are read). Exit 0 when TEXT appeared, 1 when --fail TEXT appeared, the
-# guest stopped without TEXT, or the timeout passed (the log's tail is printed).
+# (a guest that writes disks must finish before its disks are read). --snapshot attaches every disk
+# with snapshot=on: the guest's writes go to a temporary overlay and the files are opened read-only
+# (without it qemu refuses asrimg mount's DIR/disk0.img: "Read-only file system"). Exit 0 when
+# TEXT appeared, 1 when --fail TEXT appeared, the guest stopped without TEXT, or the timeout passed
+# (the log's tail is printed).
 set -euo pipefail
 
-firmware=bios timeout=120 log="" vars="" mem=512 expect="" fail="" until_off=0
+firmware=bios timeout=120 log="" vars="" mem=512 expect="" fail="" until_off=0 snapshot=""
 disks=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -24,6 +28,7 @@ while [ $# -gt 0 ]; do
     --vars) vars=$2; shift 2 ;;
     --mem) mem=$2; shift 2 ;;
     --until-off) until_off=1; shift ;;
+    --snapshot) snapshot=,snapshot=on; shift ;;
     *) echo "qemu.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -84,7 +89,7 @@ case "$firmware" in
 esac
 i=0
 for d in "${disks[@]}"; do
-  args+=(-drive "file=$d,format=raw,if=none,id=d$i" -device "virtio-blk-pci,drive=d$i,bootindex=$i")
+  args+=(-drive "file=$d,format=raw,if=none,id=d$i$snapshot" -device "virtio-blk-pci,drive=d$i,bootindex=$i")
   i=$((i + 1))
 done
 
