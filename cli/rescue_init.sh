@@ -112,6 +112,7 @@ if ! command -v asrimg >/dev/null || ! asrimg rescue run --images /mnt/rescue/im
     shell "asrimg rescue run did not finish"
 fi
 next=$(cat /run/asrimg.next 2>/dev/null)
+say "next: ${next:-shell}"
 sync
 umount /mnt/rescue 2>/dev/null
 case "$next" in

@@ -92,6 +92,8 @@ static int setting(struct settings *s, char *word, const char *from, bool from_k
     } else if (!strcmp(key, "then") && value && then_valid(value)) {
         if (!s->then)
             s->then = value;
+    } else if (from_kernel && (!strcmp(key, "drive") || !strcmp(key, "probe") || !strcmp(key, "shell"))) {
+        /* the environment's /init reads these (cli/rescue_init.sh): the drive rescue make wrote */
     } else {
         return cli_error("rescue run: %s: %s%s%s: not a setting (asrimg.restore=IMAGE|latest, asrimg.target=DEV[,DEV...], "
                          "asrimg.yes, asrimg.then=poweroff|reboot|shell)",

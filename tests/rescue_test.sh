@@ -231,7 +231,8 @@ check "... named" err_has "asrimg.then=explode: not a setting"
 check "... and the next action is a shell" test "$(cat "$work/next")" = shell
 
 head -c $((128 << 20)) /dev/urandom >"$work/garbage" && cp "$work/garbage" "$work/big.img"
-echo "BOOT_IMAGE=/vmlinuz quiet asrimg.restore=latest asrimg.yes asrimg.then=poweroff" >"$work/cmdline"
+# As the recovery environment boots it: the kernel line also holds the drive rescue make wrote (for the init).
+echo "BOOT_IMAGE=/asrimg/vmlinuz quiet asrimg.drive=7a41976d-d389-bd46-87da-d3af9dc802f0 asrimg.restore=latest asrimg.yes asrimg.then=poweroff" >"$work/cmdline"
 ASRIMG_RESCUE_DISKS="$drive $small $big" run_saving "$asrimg" rescue run --images "$images" \
   --cmdline-file "$work/cmdline" --next-file "$work/next"
 check "run (unattended, kernel command line) exits 0" rc_is 0
