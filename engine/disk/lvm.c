@@ -339,7 +339,7 @@ static int read_segment(const struct cn *n, const struct lvm_vg *vg, const char 
             return asr_fail_public(err, ASR_E_NOMEM, "LVM2 metadata: out of memory");
         return ASR_OK;
     }
-    uint64_t sc;
+    uint64_t sc = 0;
     if ((rc = need_u64(n, "start_extent", &s->start_extent, err)) ||
         (rc = need_u64(n, "extent_count", &s->extent_count, err)) || (rc = need_u64(n, "stripe_count", &sc, err)))
         return rc;
@@ -389,7 +389,7 @@ static int read_lv(const struct cn *n, const struct lvm_vg *vg, struct lvm_lv *l
             if (i->kind == CN_STR && !(lv->status[lv->nstatus++] = strdup(i->s)))
                 return asr_fail_public(err, ASR_E_NOMEM, "LVM2 metadata: out of memory");
     }
-    uint64_t count;
+    uint64_t count = 0;
     if ((rc = need_u64(n, "segment_count", &count, err)))
         return rc;
     if (count == 0 || count > cn_count(n))

@@ -243,7 +243,7 @@ static int devices_of(const struct asr_disk *d, int64_t at, bool whole, struct d
 /* Every mount of a filesystem on one of devs, appended to out. */
 static int mounts_on(const struct devset *devs, struct asr_mounts *out, struct asr_error *err)
 {
-    struct libmnt_table *t;
+    struct libmnt_table *t = NULL;
     int rc = read_table("/proc/self/mountinfo", false, &t, err);
     if (rc != ASR_OK)
         return rc;
@@ -279,7 +279,7 @@ int asr_volume_mounts(const struct asr_disk *d, const struct asr_volume_info *v,
  * mounted. /proc/swaps not readable: nothing found there. */
 static bool swap_on(const struct devset *devs, char *what, size_t len)
 {
-    struct libmnt_table *t;
+    struct libmnt_table *t = NULL;
     struct asr_error ignored;
     if (read_table("/proc/swaps", true, &t, &ignored) != ASR_OK)
         return false;

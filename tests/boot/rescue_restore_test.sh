@@ -74,7 +74,7 @@ check "backup --output-dir named the image HOST-YYYYmmdd-HHMMSS.asrimg" \
 check "the image records the UEFI entry of the fixture's ESP only" python3 -c "
 import json, sys
 m = json.load(open('$work/info.json'))['machine']
-e = m['entries']
+e = m['boot_entries']
 sys.exit(not (len(e) == 1 and e[0]['description'] == '$entry_desc'))"
 data_umount
 
