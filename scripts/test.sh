@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds asrimg and runs every test: the Criterion suite with -Werror, the same suite under
 # ASan+UBSan, the fuzz corpus replay, and each libFuzzer harness for a bounded time.
-# Usage: scripts/test.sh            (FUZZ_SECONDS=30 by default: fourteen harnesses, and the whole
+# Usage: scripts/test.sh            (FUZZ_SECONDS=20 by default: fifteen harnesses, and the whole
 #                                   run must stay under 40 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,5 +20,5 @@ cmake --build build-asan -j"$jobs" >/dev/null
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
    ctest --output-on-failure -j"$jobs")
 
-echo "== fuzz (clang, libFuzzer, ${FUZZ_SECONDS:-30}s per harness)"
-FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash fuzz/run.sh
+echo "== fuzz (clang, libFuzzer, ${FUZZ_SECONDS:-20}s per harness)"
+FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash fuzz/run.sh
