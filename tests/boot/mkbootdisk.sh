@@ -11,8 +11,8 @@
 # /boot/asrimg-fixture. Partition GUIDs, the disk GUID and the fs UUID derive from --seed, so the
 # same seed gives the same identities (the bytes differ only in a few directory and inode times).
 # Writes OUT.img.env (shell key=value) for the tests.
-# Needs only Debian packages (scripts/deps.sh) and scripts/bootkit.sh, root (for unshare and
-# mount, below) and no loop device.
+# Needs only Debian packages (scripts/deps.sh) and scripts/bootkit.sh, root (for mount,
+# below) and no loop device.
 #
 # Findings the recovery drive (`asrimg rescue make`) needs too:
 # - Debian's signed grubx64.efi (grub-efi-amd64-signed 2.06-13) is built with prefix "/EFI/debian"
@@ -36,10 +36,11 @@
 #   writes boot.img into the MBR keeping the protective partition table, patching the sector
 #   numbers as grub-install does. One catch: it also guesses a "root device" from the filesystem
 #   holding DIR and stops when GRUB cannot open that device (the host's /dev/vda, or "tmpfs").
-#   DIR is therefore a tmpfs mounted with the image's path as its source, in a private mount
-#   namespace (unshare -m, needs root): the guess is the image itself. grub-install (grub2-common,
-#   not installed) wants a mounted /boot on a partitioned block device, which an offset loop
-#   device is not.
+#   DIR is therefore a tmpfs mounted with the image's path as its source (needs root): the guess
+#   is the image itself. Not in a private mount namespace (unshare -m): that copies every mount
+#   of the machine, and other tests' umounts would then only detach their own copy.
+#   grub-install (grub2-common, not installed) wants a mounted /boot on a partitioned block
+#   device, which an offset loop device is not.
 # - GRUB finds the root by the marker file (search --file), not by fs UUID, so that a root whose fs
 #   UUID changed still boots into the initramfs, which then says ASRIMG-BOOT-FAIL fsuuid mismatch.
 # - Debian 6.1 modules are plain .ko (not .ko.xz), signed (lockdown under Secure Boot accepts them),
@@ -298,13 +299,19 @@ grub-mkimage -O i386-pc -d "$grubpc" -o "$work/pc/core.img" -p /boot/grub -c "$w
   biosdisk part_gpt ext2 search search_fs_file configfile normal linux serial terminal test echo
 printf '(hd0) %s\n' "$img" >"$work/pc/device.map"
 # grub-bios-setup guesses a "root device" from the mount that holds -d DIR and fails unless GRUB
-# can open it; a tmpfs whose source is the image itself, mounted in a private mount namespace,
-# makes that guess the image (hd0), so nothing of the host's disks is looked at.
+# can open it; a tmpfs whose source is the image itself makes that guess the image (hd0), so
+# nothing of the host's disks is looked at. Mounted here, not in a mount namespace of its own: a
+# new namespace copies every mount of the machine, and while it lives another test's umount of a
+# FUSE or loop-mounted filesystem only detaches its own copy, so that filesystem is written back
+# later, behind the test's back (fs_exfat saw an image without its files so).
 mkdir "$work/pc/dir"
-unshare -m sh -c 'mount -t tmpfs "$1" "$2" && cp "$3/core.img" "$4" "$2/" &&
-  exec "$5" -d "$2" -m "$3/device.map" "$1"' sh \
-  "$img" "$work/pc/dir" "$work/pc" "$grubpc/boot.img" "$grubpc/grub-bios-setup" >"$work/pc/setup.out" 2>&1 ||
-  { cat "$work/pc/setup.out" >&2; die "grub-bios-setup failed"; }
+mount -t tmpfs "$img" "$work/pc/dir" || die "cannot mount a tmpfs on $work/pc/dir"
+trap 'mountpoint -q "$work/pc/dir" && umount "$work/pc/dir"; rm -rf "$work"' EXIT
+cp "$work/pc/core.img" "$grubpc/boot.img" "$work/pc/dir/"
+setup_rc=0
+"$grubpc/grub-bios-setup" -d "$work/pc/dir" -m "$work/pc/device.map" "$img" >"$work/pc/setup.out" 2>&1 || setup_rc=$?
+umount "$work/pc/dir"
+[ "$setup_rc" -eq 0 ] || { cat "$work/pc/setup.out" >&2; die "grub-bios-setup failed"; }
 
 # --- the ESP: shim and Debian's signed GRUB, removable path and \EFI\debian -------------------
 esp="$img@@$((esp_start * 512))"
