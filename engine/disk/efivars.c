@@ -224,9 +224,35 @@ int asr_efivar_list_boot(const char *dir, uint16_t *numbers, size_t cap, size_t 
     return ASR_OK;
 }
 
+/* Whether libefivar can format every node of path: it trusts each node type's fixed size rather
+ * than the node's length (fuzz_loadopt found it reading past a short node), so it is given only
+ * paths of the nodes boot entries hold, each of its exact size: PciRoot() (12 bytes), Pci() (6),
+ * HD() (42), File() (a UCS-2 string, even length) and End; any other is shown by its size only. */
+static bool efivar_formats_safely(const uint8_t *path, uint32_t len)
+{
+    for (uint32_t at = 0; at + 4 <= len;) {
+        uint8_t type = path[at], sub = path[at + 1];
+        uint16_t node = (uint16_t)(path[at + 2] | path[at + 3] << 8);
+        if (node < 4 || node > len - at)
+            return false;
+        bool hd = type == 4 && sub == 1 && node == 42;
+        bool file = type == 4 && sub == 4 && node % 2 == 0;
+        bool end = type == 0x7f && node == 4;
+        bool acpi = type == 2 && sub == 1 && node == 12, pci = type == 1 && sub == 1 && node == 6;
+        if (!hd && !file && !end && !acpi && !pci)
+            return false;
+        at += node;
+    }
+    return true;
+}
+
 void asr_efi_path_text(const uint8_t *path, uint32_t len, char *out, size_t n)
 {
     /* The caller's path passed asr_load_option_parse, so every node lies inside len. */
+    if (!efivar_formats_safely(path, len)) {
+        snprintf(out, n, "(a %u-byte device path)", (unsigned)len);
+        return;
+    }
     ssize_t need = efidp_format_device_path(NULL, 0, (const_efidp)path, (ssize_t)len);
     if (need <= 0 || (size_t)need > n || efidp_format_device_path(out, n, (const_efidp)path, (ssize_t)len) < 0)
         snprintf(out, n, "?");
