@@ -376,8 +376,7 @@ int asr_reader_read_chunk(struct asr_reader *r, uint64_t id, void *buf, size_t c
     return ASR_OK;
 }
 
-/* First extent whose end lies past off. */
-static uint64_t first_extent_after(const struct asr_extent *ext, uint64_t n, uint64_t off)
+uint64_t asr_extents_first_after(const struct asr_extent *ext, uint64_t n, uint64_t off)
 {
     uint64_t lo = 0, hi = n;
     while (lo < hi) {
@@ -403,7 +402,7 @@ int asr_reader_read_volume(struct asr_reader *r, uint32_t v, uint64_t offset, vo
     const struct asr_extent *ext = r->index.extents[v];
     uint64_t n = r->index.stats[v].extent_count, end = offset + len;
     uint64_t unreadable_at = UINT64_MAX;
-    for (uint64_t i = first_extent_after(ext, n, offset); i < n && ext[i].offset < end; i++) {
+    for (uint64_t i = asr_extents_first_after(ext, n, offset); i < n && ext[i].offset < end; i++) {
         const struct asr_extent *e = &ext[i];
         uint64_t from = e->offset > offset ? e->offset : offset;
         uint64_t to = e->offset + e->length < end ? e->offset + e->length : end;

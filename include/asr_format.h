@@ -467,6 +467,8 @@ const struct asr_machine_desc *asr_reader_machine(const struct asr_reader *r);
 const char *asr_reader_hostname(const struct asr_reader *r);
 /* Extents of a volume, sorted by offset. */
 const struct asr_extent *asr_reader_extents(const struct asr_reader *r, uint32_t volume, uint64_t *count);
+/* The index of the first of n extents (sorted by offset) whose end lies past off; n when none. */
+uint64_t asr_extents_first_after(const struct asr_extent *ext, uint64_t n, uint64_t off);
 /* Name of feature bit `bit` of `cls` as the image declares it, or NULL. */
 const char *asr_reader_feature_name(const struct asr_reader *r, enum asr_feature_class cls, unsigned bit);
 

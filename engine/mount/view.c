@@ -326,27 +326,13 @@ static void ra_push(struct asr_view *v, uint64_t id)
 
 /* ---- mapping reads to extents ------------------------------------------------------------------ */
 
-/* First extent whose end lies past off. */
-static uint64_t first_extent_after(const struct asr_extent *ext, uint64_t n, uint64_t off)
-{
-    uint64_t lo = 0, hi = n;
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        if (ext[mid].offset + ext[mid].length <= off)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* Chunks of volume vol in [off, off + len) queued for read-ahead (lock held). */
 static void ra_volume(struct asr_view *v, uint32_t vol, uint64_t off, uint64_t len)
 {
     uint64_t n;
     const struct asr_extent *ext = asr_reader_extents(v->r, vol, &n);
     uint64_t last = UINT64_MAX;
-    for (uint64_t i = first_extent_after(ext, n, off); i < n && ext[i].offset < off + len; i++)
+    for (uint64_t i = asr_extents_first_after(ext, n, off); i < n && ext[i].offset < off + len; i++)
         if (ext[i].ref != ASR_REF_ZERO && ext[i].ref != ASR_REF_UNREADABLE && ext[i].ref != last)
             ra_push(v, last = ext[i].ref);
 }
@@ -394,7 +380,7 @@ static int read_piece(struct asr_view *v, uint32_t vol, uint64_t off, uint64_t l
     uint64_t n, end = off + len;
     const struct asr_extent *ext = asr_reader_extents(v->r, vol, &n);
     memset(c->buf + at, 0, len);
-    for (uint64_t i = first_extent_after(ext, n, off); i < n && ext[i].offset < end; i++) {
+    for (uint64_t i = asr_extents_first_after(ext, n, off); i < n && ext[i].offset < end; i++) {
         const struct asr_extent *e = &ext[i];
         uint64_t from = e->offset > off ? e->offset : off;
         uint64_t to = e->offset + e->length < end ? e->offset + e->length : end;
