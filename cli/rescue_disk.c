@@ -171,13 +171,24 @@ int rescue_loop_attach(const char *path, const struct rescue_part *p, char *dev,
     return ASR_OK;
 }
 
-void rescue_loop_detach(const char *dev)
+/* The loop device's page cache is written back before the detach: mtools and mkfs write through
+ * it, and when udev still holds the device open (it probes after every close that wrote), the
+ * kernel only marks it for auto-clear and writes the cache back at udev's last close, which can
+ * come after this program has exited and the user has pulled the drive. */
+int rescue_loop_detach(const char *dev, struct asr_error *err)
 {
     if (!dev[0])
-        return;
+        return ASR_OK;
+    int rc = ASR_OK, fd = open(dev, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd))
+        rc = asr_fail_public(err, ASR_E_IO, "rescue: cannot write back %s before detaching it: %s", dev,
+                             strerror(errno));
+    if (fd >= 0)
+        close(fd);
     struct asr_error ignored;
     const char *argv[] = {"losetup", "--detach", dev, NULL};
     cli_tool_run(argv, "detaching a loop device", NULL, 0, &ignored);
+    return rc;
 }
 
 /* ---- filesystems ------------------------------------------------------------------------------- */

@@ -30,9 +30,10 @@ int rescue_disk_partition(int fd, const char *path, uint64_t esp_bytes, const ch
 /* The layout of a drive rescue make made (the ESP found by its type, data after it). */
 int rescue_disk_read(int fd, const char *path, struct rescue_layout *lay, struct asr_error *err);
 
-/* A loop device over p's bytes of path, its name in dev; detach ignores "" and failures. */
+/* A loop device over p's bytes of path, its name in dev. Detach writes the device's cache back
+ * first (failing if it cannot) and ignores "". */
 int rescue_loop_attach(const char *path, const struct rescue_part *p, char *dev, size_t len, struct asr_error *err);
-void rescue_loop_detach(const char *dev);
+int rescue_loop_detach(const char *dev, struct asr_error *err);
 
 int rescue_mkfs_esp(const char *dev, struct asr_error *err);
 /* fs: "exfat", "ext4" or "fat32"; images/ made on it. */

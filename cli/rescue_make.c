@@ -114,11 +114,18 @@ struct drive {
     char work[64]; /* the environment is built here */
 };
 
-static void drive_close(struct drive *d, bool failed)
+/* Detaches the loops, writes everything they wrote back to the drive, closes it. After a run
+ * that failed the result is ignored; after one that succeeded, a write-back failure fails it:
+ * the drive may not hold what the report says. */
+static int drive_close(struct drive *d, bool failed, struct asr_error *err)
 {
-    rescue_loop_detach(d->esp_dev);
-    rescue_loop_detach(d->data_dev);
+    struct asr_error flush_err = {0};
+    int rc = rescue_loop_detach(d->esp_dev, &flush_err);
+    int rc2 = rescue_loop_detach(d->data_dev, rc ? &(struct asr_error){0} : &flush_err);
+    rc = rc ? rc : rc2;
     d->esp_dev[0] = d->data_dev[0] = '\0';
+    if (!rc && d->fd >= 0 && fsync(d->fd))
+        rc = asr_fail_public(&flush_err, ASR_E_IO, "rescue: %s: cannot write it back: %s", d->path, strerror(errno));
     /* A real drive's new partitions appear under /dev (sdX1 ...) only once the kernel re-reads
      * its table; a loop device without partition scanning says EINVAL, which is fine. */
     if (d->fd >= 0 && d->block && d->wrote_table)
@@ -139,6 +146,9 @@ static void drive_close(struct drive *d, bool failed)
         rmdir(d->work);
         d->work[0] = '\0';
     }
+    if (rc && !failed)
+        *err = flush_err;
+    return failed ? ASR_OK : rc;
 }
 
 static int drive_size(struct drive *d, struct asr_error *err)
@@ -458,7 +468,8 @@ int rescue_make(int argc, char **argv)
     struct report r = {.cmd = "rescue make", .data_fs = a.data_fs, .label = a.label};
     struct asr_error err = {0};
     rc = make(&a, &d, &env, &r, &err);
-    drive_close(&d, rc != ASR_OK);
+    int close_rc = drive_close(&d, rc != ASR_OK, &err);
+    rc = rc ? rc : close_rc;
     if (rc) {
         cli_error("%s", err.msg);
         return EXIT_FAIL;
@@ -568,7 +579,8 @@ int rescue_update(int argc, char **argv)
     struct report r = {.cmd = "rescue update"};
     struct asr_error err = {0};
     rc = update(&a, &d, &env, &r, &err);
-    drive_close(&d, false);
+    int close_rc = drive_close(&d, rc != ASR_OK, &err);
+    rc = rc ? rc : close_rc;
     if (rc) {
         cli_error("%s", err.msg);
         return EXIT_FAIL;

@@ -32,6 +32,7 @@ loop_at() {
 # unloop LOOP: detaches it and drops it from `loops`.
 unloop() {
     local l keep=()
+    blockdev --flushbufs "$1" # written back now, not at udev's last close after the detach
     losetup -d "$1"
     for l in "${loops[@]}"; do [[ $l == "$1" ]] || keep+=("$l"); done
     loops=("${keep[@]}")

@@ -50,7 +50,10 @@ loop_at() { # VAR FILE OFFSET SIZE
   loops+=("$l")
   printf -v "$1" '%s' "$l"
 }
-unloop() { losetup -d "$1"; }
+# The loop device's cache is written back first: mtools writes through it, and when udev still
+# holds the device open, losetup -d only marks it for auto-clear and the cache reaches the file
+# at udev's close, after the test has hashed the file.
+unloop() { blockdev --flushbufs "$1"; losetup -d "$1"; }
 # A value of the --json report: json_get FILE EXPR (python on the parsed object j).
 json_get() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
