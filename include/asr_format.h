@@ -64,7 +64,8 @@ int asr_fail_public(struct asr_error *err, enum asr_status code, const char *fmt
 #define ASR_FEATURE_COMPAT_MACHINE (1ull << 1) /* "machine": the header records the machine (hostname, UEFI boot entries) */
 #define ASR_FEATURE_INCOMPAT_AREAS (1ull << 0) /* "disk-areas": volumes of bytes outside partitions */
 #define ASR_FEATURE_INCOMPAT_STACKS (1ull << 1) /* "stacks": the layout records storage stacks */
-#define ASR_KNOWN_INCOMPAT (ASR_FEATURE_INCOMPAT_AREAS | ASR_FEATURE_INCOMPAT_STACKS)
+#define ASR_FEATURE_INCOMPAT_EXTERNAL (1ull << 2) /* "external-chunks": a store snapshot, chunks in the store */
+#define ASR_KNOWN_INCOMPAT (ASR_FEATURE_INCOMPAT_AREAS | ASR_FEATURE_INCOMPAT_STACKS | ASR_FEATURE_INCOMPAT_EXTERNAL)
 #define ASR_KNOWN_RO_COMPAT 0ull
 #define ASR_KNOWN_COMPAT (ASR_FEATURE_COMPAT_SPLIT | ASR_FEATURE_COMPAT_MACHINE)
 
@@ -370,6 +371,11 @@ struct asr_writer_options {
     uint8_t uuid[16];
     uint64_t hash_seed;
     uint64_t created_unix;
+    /* A store snapshot (feature "external-chunks", SPEC.md section 19.6): chunks are added with
+     * asr_writer_append_external and kept by the store; the stream holds their store ids instead
+     * of chunk records. hash_seed is then used whether fixed_identity is set or not: it must be
+     * the store's, since chunks and their content hashes are shared by every snapshot. */
+    bool external_chunks;
 };
 
 /* Write to path.partial (and path.NNN.partial parts when split); asr_writer_finish renames them
@@ -400,6 +406,10 @@ int asr_writer_set_machine(struct asr_writer *w, const struct asr_machine_desc *
 
 int asr_writer_append_chunk(struct asr_writer *w, const struct asr_chunk *c, uint64_t *chunk_id,
                             struct asr_error *err);
+/* external_chunks only: a chunk the store keeps under store_id (32 bytes); c gives its lengths and
+ * content hash (c->stored is not read). Numbered like appended chunks. */
+int asr_writer_append_external(struct asr_writer *w, const uint8_t store_id[32], const struct asr_chunk *c,
+                               uint64_t *chunk_id, struct asr_error *err);
 /* Extents of one volume are added in increasing, non-overlapping offset order. content is the
  * extent's bytes (length of them): they feed the volume's content hash. */
 int asr_writer_add_extent(struct asr_writer *w, uint32_t volume_id, uint64_t offset, uint64_t length,
@@ -447,8 +457,27 @@ struct asr_volume_stats {
 };
 
 /* Open an image (its first part; the other parts of a split set are found beside it).
- * Checks parts, footer, header, layout and index; chunk data is checked when read. */
+ * Checks parts, footer, header, layout and index; chunk data is checked when read. An image
+ * with feature "external-chunks" is refused here (ASR_E_UNSUPPORTED: "a store snapshot"). */
 int asr_reader_open(const char *path, struct asr_reader **out, struct asr_error *err);
+
+/* Where the chunks of a store snapshot come from (the store, store/). Both calls are thread-safe. */
+struct asr_chunk_source {
+    /* The chunk record store_id names: its 64-byte ACNK header and stored bytes as in SPEC.md
+     * section 8 (chunk_id field 0), into buf of cap bytes; *len its length. where: a place for
+     * messages ("pack P offset O"), filled on success and failure. */
+    int (*fetch)(void *ctx, const uint8_t store_id[32], void *buf, size_t cap, size_t *len, char *where,
+                 size_t where_len, struct asr_error *err);
+    /* true when content is what store_id names (the store's keyed hash of it). */
+    bool (*check)(void *ctx, const uint8_t store_id[32], const void *content, size_t len);
+    void *ctx;
+};
+/* Open a snapshot (an image with feature "external-chunks") whose chunks src serves: every chunk
+ * read is checked against its index entry, its checksums and its store id. src is copied. */
+int asr_reader_open_external(const char *path, const struct asr_chunk_source *src, struct asr_reader **out,
+                             struct asr_error *err);
+/* The store id (32 bytes) of chunk_id in a snapshot; NULL in an image of its own. */
+const uint8_t *asr_reader_store_id(const struct asr_reader *r, uint64_t chunk_id);
 void asr_reader_free(struct asr_reader *r);
 
 const struct asr_image_info *asr_reader_info(const struct asr_reader *r);

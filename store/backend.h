@@ -1,0 +1,60 @@
+/* The object backends of a chunk store (internal to store/): a directory (backend_dir.c) or an
+ * S3 bucket prefix (backend_s3.c). A store sees only these calls, so its layout and rules are the
+ * same on both (SPEC.md section 19). Keys are relative names such as "packs/ab/ab12...".
+ *
+ * Rules every backend keeps:
+ * - put writes an object whole or not at all (a directory: temporary name, fsync, rename, fsync
+ *   of the directory); an object is never visible half-written.
+ * - get of a missing object is ASR_E_NOT_FOUND-like: rc ASR_E_IO with *missing set, so callers
+ *   tell "not there" from "could not read".
+ * - list returns every key under a prefix, in no particular order, with size and modification
+ *   time as the backend's own clock sees them (the lease rule of SPEC.md 19.8 compares those
+ *   times with each other, never with the client's clock).
+ * - errors name the object and, for S3, the HTTP status. */
+#ifndef ASR_STORE_BACKEND_H
+#define ASR_STORE_BACKEND_H
+
+#include "asr_store.h"
+
+struct store_backend;
+
+struct store_object {
+    char *key;      /* malloc'd */
+    uint64_t size;
+    int64_t mtime;  /* unix seconds, the backend's clock */
+};
+
+struct store_backend_ops {
+    /* Writes data (len bytes) as key, replacing any object of that name. */
+    int (*put)(struct store_backend *b, const char *key, const void *data, size_t len, struct asr_error *err);
+    /* Writes the file at path as key (large objects: snapshots). */
+    int (*put_file)(struct store_backend *b, const char *key, const char *path, struct asr_error *err);
+    /* Reads len bytes at offset of key into buf (len 0 and offset 0 with *got: the whole object up
+     * to cap). *got: bytes read. *missing: the object is not there (rc ASR_E_IO). */
+    int (*get)(struct store_backend *b, const char *key, uint64_t offset, void *buf, size_t cap, size_t *got,
+               bool *missing, struct asr_error *err);
+    /* The whole object into the file at path. */
+    int (*get_file)(struct store_backend *b, const char *key, const char *path, bool *missing,
+                    struct asr_error *err);
+    /* Every object under prefix ("packs/", "" for all): *out malloc'd, free with store_objects_free. */
+    int (*list)(struct store_backend *b, const char *prefix, struct store_object **out, size_t *count,
+                struct asr_error *err);
+    /* Removes key; a key that is not there is fine. */
+    int (*del)(struct store_backend *b, const char *key, struct asr_error *err);
+    /* The backend's current time (a directory: the mtime of a file just written; S3: the Date of
+     * a response), for comparisons with list's mtimes. */
+    int (*now)(struct store_backend *b, int64_t *now, struct asr_error *err);
+    void (*close)(struct store_backend *b);
+};
+
+struct store_backend {
+    const struct store_backend_ops *ops;
+    char url[1024]; /* as given, for messages */
+};
+
+int store_backend_dir_open(const char *path, bool create, struct store_backend **out, struct asr_error *err);
+int store_backend_s3_open(const char *url, const struct asr_store_options *opt, struct store_backend **out,
+                          struct asr_error *err);
+void store_objects_free(struct store_object *o, size_t n);
+
+#endif
