@@ -175,7 +175,7 @@ static int prune_host(struct asr_store *s, const struct asr_store_snapshot *snap
             rep->kept++;
             continue;
         }
-        char key[STORE_KEY_NAME_MAX];
+        char key[sizeof snaps[i].name + 16];
         snprintf(key, sizeof key, "snapshots/%s", snaps[i].name);
         if (dry_run || !(rc = s->b->ops->del(s->b, key, err)))
             rep->removed++;

@@ -375,7 +375,8 @@ int store_table_load(struct store_backend *b, struct store_table *t, const uint8
         size_t n = 0;
         if ((rc = b->ops->list(b, "index/", &objs, &n, err)))
             break;
-        qsort(loaded, n_loaded, sizeof *loaded, name_cmp);
+        if (n_loaded)
+            qsort(loaded, n_loaded, sizeof *loaded, name_cmp);
         size_t loaded_before = n_loaded;
         for (size_t i = 0; i < n && !rc; i++) {
             if (loaded_before && bsearch(&objs[i].key, loaded, loaded_before, sizeof *loaded, name_cmp))

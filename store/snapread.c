@@ -97,7 +97,7 @@ int store_snapshot_sizes(struct asr_store *s, struct asr_store_snapshot *snaps, 
         }
         free(ids);
     }
-    if (!rc)
+    if (!rc && total)
         qsort(uses, total, sizeof *uses, use_cmp);
     for (size_t i = 0, j; i < total && !rc; i = j) {
         size_t snaps_using = 0;
