@@ -38,6 +38,10 @@ struct store_config {
 
 struct store_table;
 
+/* The chunk ids (*ids malloc'd, n of them) and data bytes of the snapshot fetched to path. */
+typedef int (*store_read_ids_fn)(struct asr_store *s, const char *path, const char *name, struct asr_store_id **ids,
+                                 uint64_t *n, uint64_t *logical, struct asr_error *err);
+
 struct asr_store {
     struct store_backend *b;
     struct store_config cfg;
@@ -46,6 +50,8 @@ struct asr_store {
     /* The chunk table a snapshot reader uses, loaded at its first fetch. */
     pthread_mutex_t load_lock;
     struct store_table *table;
+    /* How a snapshot's ids are read: the image reader (snapread.c); tests give bare ids. */
+    store_read_ids_fn read_ids;
 };
 
 /* store.c */
@@ -188,11 +194,49 @@ int store_time_parse(const char *text, int64_t *t); /* 0, or -1 when not a TIME 
 /* "HOST/TIME": 0 with host (STORE_HOST_MAX + 1 bytes) and time, or -1. */
 int store_snapshot_name_parse(const char *name, char *host, int64_t *t);
 
-/* snapread.c: the chunk ids snapshot name uses (*ids malloc'd) and its data bytes (logical). */
+/* snapread.c: the chunk ids snapshot name uses (*ids malloc'd) and its data bytes (logical),
+ * through s->read_ids, which store_read_ids_image is unless a test says otherwise. */
+int store_read_ids_image(struct asr_store *s, const char *path, const char *name, struct asr_store_id **ids,
+                         uint64_t *n, uint64_t *logical, struct asr_error *err);
 int store_snapshot_ids(struct asr_store *s, const char *name, struct asr_store_id **ids, uint64_t *n,
                        uint64_t *logical, struct asr_error *err);
 /* Fills logical, stored, unique and chunks of snaps. */
 int store_snapshot_sizes(struct asr_store *s, struct asr_store_snapshot *snaps, size_t n, struct asr_error *err);
+
+/* usage.c: what the snapshots use (gc, verify). */
+struct store_use {
+    struct asr_store_id id;
+    size_t snap; /* in snaps */
+};
+struct store_usage {
+    struct asr_store_snapshot *snaps; /* every snapshot, oldest first, logical and chunks filled */
+    size_t n_snaps;
+    struct store_use *uses; /* sorted by id, then snapshot */
+    size_t n_uses;
+};
+int store_usage_read(struct asr_store *s, struct store_usage *u, struct asr_error *err);
+bool store_usage_has(const struct store_usage *u, const struct asr_store_id *id);
+void store_usage_free(struct store_usage *u);
+
+struct store_pack {
+    uint8_t id[STORE_OID_SIZE];
+    uint64_t size;
+};
+/* The store's packs, sorted by ID. */
+int store_packs_list(struct store_backend *b, struct store_pack **out, size_t *count, struct asr_error *err);
+const struct store_pack *store_packs_find(const struct store_pack *p, size_t n, const uint8_t id[STORE_OID_SIZE]);
+
+/* Every index object, decoded, with its name. */
+struct store_indexes {
+    char **keys;
+    struct store_index *ix;
+    size_t n;
+};
+int store_indexes_read(struct store_backend *b, struct store_indexes *x, struct asr_error *err);
+void store_indexes_free(struct store_indexes *x);
+/* The packs that hold, by any listing, a chunk u uses: sorted, unique. */
+int store_used_packs(const struct store_usage *u, const struct store_indexes *x, uint8_t (**out)[STORE_OID_SIZE],
+                     size_t *count, struct asr_error *err);
 
 /* session.c, for tests: pretends the session's lease was last renewed seconds ago; sets the
  * time its snapshot is named after. */

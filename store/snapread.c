@@ -13,27 +13,15 @@
 #pragma weak asr_reader_open_external
 #pragma weak asr_reader_store_id
 
-int store_snapshot_ids(struct asr_store *s, const char *name, struct asr_store_id **ids, uint64_t *n,
-                       uint64_t *logical, struct asr_error *err)
+int store_read_ids_image(struct asr_store *s, const char *path, const char *name, struct asr_store_id **ids,
+                         uint64_t *n, uint64_t *logical, struct asr_error *err)
 {
-    *ids = NULL;
-    *n = 0;
     if (!asr_reader_open_external || !asr_reader_store_id)
         return store_fail(err, ASR_E_UNSUPPORTED, "%s: this build reads no store snapshots", s->b->url);
-    const char *dir = getenv("TMPDIR");
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/asrimg-snapshot-XXXXXX", dir && *dir ? dir : "/tmp");
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return store_fail(err, ASR_E_IO, "%s: cannot create: %s", path, strerror(errno));
-    close(fd);
-    int rc = asr_store_fetch_snapshot(s, name, path, err);
     struct asr_reader *r = NULL;
     struct asr_chunk_source src;
     store_chunk_source(s, &src);
-    if (!rc)
-        rc = asr_reader_open_external(path, &src, &r, err);
-    unlink(path);
+    int rc = asr_reader_open_external(path, &src, &r, err);
     if (rc)
         return rc;
     const struct asr_image_info *info = asr_reader_info(r);
@@ -62,6 +50,25 @@ int store_snapshot_ids(struct asr_store *s, const char *name, struct asr_store_i
     *ids = out;
     *n = count;
     return ASR_OK;
+}
+
+int store_snapshot_ids(struct asr_store *s, const char *name, struct asr_store_id **ids, uint64_t *n,
+                       uint64_t *logical, struct asr_error *err)
+{
+    *ids = NULL;
+    *n = 0;
+    const char *dir = getenv("TMPDIR");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/asrimg-snapshot-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return store_fail(err, ASR_E_IO, "%s: cannot create: %s", path, strerror(errno));
+    close(fd);
+    int rc = asr_store_fetch_snapshot(s, name, path, err);
+    if (!rc)
+        rc = s->read_ids(s, path, name, ids, n, logical, err);
+    unlink(path);
+    return rc;
 }
 
 struct use {

@@ -340,6 +340,7 @@ int asr_store_open(const char *url, const struct asr_store_options *opt, struct 
     if (!s)
         return store_fail(err, ASR_E_NOMEM, "%s: out of memory", url);
     pthread_mutex_init(&s->load_lock, NULL);
+    s->read_ids = store_read_ids_image;
     int rc = backend_open(url, opt, false, &s->b, err);
     uint8_t *raw = NULL;
     size_t len = 0;
