@@ -227,6 +227,9 @@ static int check_kind(struct asr_reader *r, const char *path, struct asr_error *
     if (!r->sc.external && r->external)
         return fmt_fail(err, ASR_E_ARG, "%s is not a store snapshot (no feature external-chunks): open it as an image",
                         path);
+    if (r->external && (fmt_partset_count(r->ps) != 1 || fmt_partset_split_size(r->ps) ||
+                        (r->sc.header.compat & ASR_FEATURE_COMPAT_SPLIT)))
+        return fmt_fail(err, ASR_E_CORRUPT, "%s: a store snapshot is one part, not a split set", path);
     return ASR_OK;
 }
 

@@ -359,6 +359,28 @@ Test(external, writer_rules)
     free(path);
 }
 
+/* A snapshot is one file: a split set declaring the feature is refused as such. */
+Test(external, split_set_refused)
+{
+    char *path = scratch_path("split.asrimg");
+    struct asr_writer *w;
+    struct asr_error err = {0};
+    struct asr_writer_options o = {.split_size = ASR_MIN_SPLIT_SIZE, .hash_seed = 3};
+    cr_assert_eq(asr_writer_create(path, &o, &w, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(fmt_writer_declare_feature(w, ASR_FEATURE_INCOMPAT, 2, "external-chunks"), ASR_OK);
+    struct asr_disk_desc disk = {.size_bytes = DISK_SIZE, .logical_sector = 512, .physical_sector = 512};
+    cr_assert_eq(asr_writer_add_disk(w, &disk, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(asr_writer_finish(w, &err), ASR_OK, "%s", err.msg);
+    asr_writer_free(w);
+    struct memstore ms = {0};
+    struct asr_chunk_source src = memstore_source(&ms);
+    struct asr_reader *r = NULL;
+    cr_assert_eq(asr_reader_open_external(path, &src, &r, &err), ASR_E_CORRUPT);
+    cr_assert(strstr(err.msg, "one part"), "%s", err.msg);
+    cr_assert_null(r);
+    free(path);
+}
+
 /* A snapshot with nothing captured has an empty store id section. */
 Test(external, no_chunks)
 {
