@@ -445,11 +445,13 @@ static int close_run(struct asr_writer *w, uint32_t v, struct asr_error *err)
     return finalize_extent(w, v, &vs->run, NULL, err);
 }
 
+/* A snapshot records no codec (the store's record has it): only the lengths are checked there. */
 static int check_chunk(const struct asr_writer *w, const struct asr_chunk *c, struct asr_error *err)
 {
-    if (c->codec > ASR_CODEC_ZSTD || c->content_len == 0 || c->content_len > w->header.max_chunk_size ||
-        c->stored_len == 0 || c->stored_len > c->content_len ||
-        (c->codec == ASR_CODEC_STORED) != (c->stored_len == c->content_len))
+    bool codec_ok = w->external || (c->codec <= ASR_CODEC_ZSTD &&
+                                    (c->codec == ASR_CODEC_STORED) == (c->stored_len == c->content_len));
+    if (!codec_ok || c->content_len == 0 || c->content_len > w->header.max_chunk_size ||
+        c->stored_len == 0 || c->stored_len > c->content_len)
         return fmt_fail(err, ASR_E_ARG, "chunk: codec %u with %u stored / %u content bytes is invalid "
                         "(max chunk %u; zstd chunks must be smaller than their content)",
                         c->codec, c->stored_len, c->content_len, w->header.max_chunk_size);

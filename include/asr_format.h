@@ -407,7 +407,9 @@ int asr_writer_set_machine(struct asr_writer *w, const struct asr_machine_desc *
 int asr_writer_append_chunk(struct asr_writer *w, const struct asr_chunk *c, uint64_t *chunk_id,
                             struct asr_error *err);
 /* external_chunks only: a chunk the store keeps under store_id (32 bytes); c gives its lengths and
- * content hash (c->stored is not read). Numbered like appended chunks. */
+ * content hash, which must be those of the record the store holds (c->stored and c->codec are not
+ * read: a chunk the store already had needs only its stored length). Numbered like appended
+ * chunks. asr_writer_append_chunk is refused in a snapshot (ASR_E_STATE), and this in an image. */
 int asr_writer_append_external(struct asr_writer *w, const uint8_t store_id[32], const struct asr_chunk *c,
                                uint64_t *chunk_id, struct asr_error *err);
 /* Extents of one volume are added in increasing, non-overlapping offset order. content is the

@@ -346,10 +346,19 @@ Test(external, writer_rules)
     cr_assert_eq(asr_writer_append_chunk(w, &c, &n, &err), ASR_E_STATE);
     cr_assert_eq(n, 99);
     struct asr_chunk bad = c;
-    bad.stored_len = 50;
+    bad.stored_len = 101;
     cr_assert_eq(asr_writer_append_external(w, id, &bad, &n, &err), ASR_E_ARG);
-    cr_assert_eq(asr_writer_append_external(w, id, &c, &n, &err), ASR_OK, "%s", err.msg);
+    bad.stored_len = 100;
+    bad.content_len = ASR_DEFAULT_CHUNK_SIZE + 1; /* over the snapshot's max chunk size */
+    cr_assert_eq(asr_writer_append_external(w, id, &bad, &n, &err), ASR_E_ARG);
+    /* The codec is the store's business: a stored length below the content's needs no zstd mark. */
+    bad = c;
+    bad.stored_len = 50;
+    bad.codec = 7;
+    cr_assert_eq(asr_writer_append_external(w, id, &bad, &n, &err), ASR_OK, "%s", err.msg);
     cr_assert_eq(n, 0);
+    cr_assert_eq(asr_writer_append_external(w, id, &c, &n, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(n, 1);
     asr_writer_free(w);
     o.external_chunks = false;
     cr_assert_eq(asr_writer_create(path, &o, &w, &err), ASR_OK, "%s", err.msg);
