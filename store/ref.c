@@ -4,7 +4,7 @@
  * once (the reader keeps its descriptor, so nothing is left behind however the process ends),
  * and the reader over it with chunks served by the store. */
 #include "asr_store.h"
-#include "store_internal.h"
+#include "internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -185,7 +185,8 @@ int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_st
     return ASR_OK;
 }
 
-bool asr_store_session_has(struct asr_store_session *ss, const struct asr_store_id *id, uint32_t *content_len)
+bool asr_store_session_has(struct asr_store_session *ss, const struct asr_store_id *id, uint32_t *content_len,
+                           uint32_t *stored_len)
 {
     struct store_loc loc;
     if (!store_table_find(ss->table, id, &loc))
@@ -196,6 +197,8 @@ bool asr_store_session_has(struct asr_store_session *ss, const struct asr_store_
     __atomic_fetch_add(&ss->st.bytes_known, loc.content_len, __ATOMIC_RELAXED);
     if (content_len)
         *content_len = loc.content_len;
+    if (stored_len) /* the table keeps only entries whose record holds at least its header */
+        *stored_len = loc.record_len - STORE_CHUNK_HEADER_SIZE;
     return true;
 }
 

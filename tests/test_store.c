@@ -625,12 +625,12 @@ Test(store, session_put_commit_list_fetch)
     cr_assert_eq(asr_store_session_begin(s, "pc-1.example_x", &ss, &err), ASR_OK, "%s", err.msg);
     cr_assert_eq(count_objects(s, "sessions/"), 1, "the session is announced first");
     for (int i = 0; i < NCHUNKS; i++)
-        cr_assert_not(asr_store_session_has(ss, &c[i].id, NULL));
+        cr_assert_not(asr_store_session_has(ss, &c[i].id, NULL, NULL));
     put_all(ss, c, NCHUNKS);
     put_all(ss, c, 2); /* again: not added twice */
     uint32_t clen = 0;
     for (int i = 0; i < NCHUNKS; i++) {
-        cr_assert(asr_store_session_has(ss, &c[i].id, &clen));
+        cr_assert(asr_store_session_has(ss, &c[i].id, &clen, NULL));
         cr_assert_eq(clen, sizeof c[i].content);
     }
     /* 20 KiB + 64-byte records: a 64 KiB pack closes at its fourth record. */
@@ -672,7 +672,7 @@ Test(store, session_put_commit_list_fetch)
     /* A second session finds every chunk and uploads nothing but its snapshot. */
     cr_assert_eq(asr_store_session_begin(s, "pc2", &ss, &err), ASR_OK, "%s", err.msg);
     for (int i = 0; i < NCHUNKS; i++)
-        cr_assert(asr_store_session_has(ss, &c[i].id, NULL));
+        cr_assert(asr_store_session_has(ss, &c[i].id, NULL, NULL));
     put_all(ss, c, NCHUNKS);
     cr_assert_eq(asr_store_session_commit(ss, m, name, sizeof name, &err), ASR_OK, "%s", err.msg);
     asr_store_session_stats(ss, &st);
@@ -703,7 +703,7 @@ Test(store, interrupted_session_reused)
     /* The uploaded packs' chunks (the first eight) are found; the two of the pack never
      * uploaded are not. */
     for (int i = 0; i < NCHUNKS; i++)
-        cr_assert_eq(asr_store_session_has(ss, &c[i].id, NULL), i < 8, "chunk %d", i);
+        cr_assert_eq(asr_store_session_has(ss, &c[i].id, NULL, NULL), i < 8, "chunk %d", i);
     put_all(ss, c, NCHUNKS);
     struct asr_store_session_stats st;
     asr_store_session_stats(ss, &st);
@@ -802,7 +802,7 @@ Test(store, lapsed_lease_checks_reused_packs)
     struct asr_error err = {0};
     cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK);
     for (int i = 0; i < NCHUNKS; i++)
-        cr_assert(asr_store_session_has(ss, &c[i].id, NULL));
+        cr_assert(asr_store_session_has(ss, &c[i].id, NULL, NULL));
     char key[STORE_KEY_NAME_MAX];
     pack_of(s, &c[5].id, key);
     cr_assert_eq(s->b->ops->del(s->b, key, &err), ASR_OK);
@@ -814,7 +814,7 @@ Test(store, lapsed_lease_checks_reused_packs)
     cr_assert_eq(count_objects(s, "snapshots/"), 1, "no snapshot lacking chunks");
     /* The same with every reused pack there: committed. */
     cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK);
-    cr_assert(asr_store_session_has(ss, &c[0].id, NULL));
+    cr_assert(asr_store_session_has(ss, &c[0].id, NULL, NULL));
     store_session_age(ss, 3600);
     cr_assert_eq(asr_store_session_commit(ss, m, name, sizeof name, &err), ASR_OK, "%s", err.msg);
     asr_store_session_free(ss);
@@ -842,7 +842,7 @@ Test(store, condemned_packs_not_reused)
     struct asr_store_session *ss;
     cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK, "%s", err.msg);
     for (int i = 0; i < NCHUNKS; i++)
-        cr_assert_eq(asr_store_session_has(ss, &c[i].id, NULL), i >= 4, "chunk %d (pack 0 holds 0-3)", i);
+        cr_assert_eq(asr_store_session_has(ss, &c[i].id, NULL, NULL), i >= 4, "chunk %d (pack 0 holds 0-3)", i);
     put_all(ss, c, NCHUNKS);
     struct asr_store_session_stats st;
     asr_store_session_stats(ss, &st);

@@ -192,7 +192,7 @@ Test(store_gc, frees_what_no_snapshot_uses)
     /* The merged index still serves every chunk pc2 uses; P0's chunks are gone from it. */
     struct asr_store_session *ss = begin(s, "pc3");
     for (int i = 0; i < 14; i++)
-        cr_assert_eq(asr_store_session_has(ss, &c[i].id, NULL), i >= 4, "chunk %d", i);
+        cr_assert_eq(asr_store_session_has(ss, &c[i].id, NULL, NULL), i >= 4, "chunk %d", i);
     asr_store_session_free(ss);
     free(c);
     asr_store_close(s);
@@ -208,7 +208,7 @@ Test(store_gc, waits_for_running_backups_and_spares_what_they_used)
     snapshot(s, "pc1", c, 0, 8, a); /* P0 {0-3}, P1 {4-7} */
     struct asr_store_session *late = begin(s, "pc2");
     for (int i = 0; i < 4; i++)
-        cr_assert(asr_store_session_has(late, &c[i].id, NULL));
+        cr_assert(asr_store_session_has(late, &c[i].id, NULL, NULL));
     delete_snapshot(s, a);
     struct asr_store_gc_report rep;
     gc(s, &rep);
@@ -220,7 +220,7 @@ Test(store_gc, waits_for_running_backups_and_spares_what_they_used)
     /* A backup that starts now does not reuse condemned packs. */
     struct asr_store_session *fresh = begin(s, "pc3");
     for (int i = 0; i < 8; i++)
-        cr_assert_not(asr_store_session_has(fresh, &c[i].id, NULL), "chunk %d lies only in a condemned pack", i);
+        cr_assert_not(asr_store_session_has(fresh, &c[i].id, NULL, NULL), "chunk %d lies only in a condemned pack", i);
     asr_store_session_free(fresh);
     finish(late, c, 0, 4, b); /* uses P0 */
     gc(s, &rep);
