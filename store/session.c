@@ -185,13 +185,19 @@ int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_st
     return ASR_OK;
 }
 
+/* Notes that the snapshot reuses a chunk of a pack that was in the store at begin. */
+static void mark_used(struct asr_store_session *ss, const struct store_loc *loc)
+{
+    if (loc->pack < ss->known_packs)
+        __atomic_store_n(&ss->used[loc->pack], 1, __ATOMIC_RELAXED);
+}
+
 bool asr_store_session_has(struct asr_store_session *ss, const struct asr_store_id *id, uint32_t *content_len)
 {
     struct store_loc loc;
     if (!store_table_find(ss->table, id, &loc))
         return false;
-    if (loc.pack < ss->known_packs)
-        __atomic_store_n(&ss->used[loc.pack], 1, __ATOMIC_RELAXED);
+    mark_used(ss, &loc);
     __atomic_fetch_add(&ss->st.chunks_known, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&ss->st.bytes_known, loc.content_len, __ATOMIC_RELAXED);
     if (content_len)
@@ -284,7 +290,9 @@ int asr_store_session_put(struct asr_store_session *ss, const struct asr_store_i
 {
     if (ss->committed)
         return store_fail(err, ASR_E_STATE, "store session: put after commit");
-    if (store_table_find(ss->table, id, NULL)) {
+    struct store_loc known;
+    if (store_table_find(ss->table, id, &known)) {
+        mark_used(ss, &known);
         ss->st.chunks_known++;
         ss->st.bytes_known += c->content_len;
         return ASR_OK;
@@ -335,8 +343,26 @@ static int write_session_index(struct asr_store_session *ss, struct asr_error *e
     return rc;
 }
 
-/* When the lease lapsed, a gc may have deleted packs this snapshot reuses: each must still be
- * there (SPEC.md 19.8). */
+/* The first of n packs (IDs from pack_id) that is not in have (sorted), or -1. */
+static int64_t first_gone(const uint8_t (*have)[STORE_OID_SIZE], size_t m, struct asr_store_session *ss, size_t n,
+                          bool own)
+{
+    for (size_t p = 0; p < n; p++) {
+        uint8_t id[STORE_OID_SIZE];
+        if (own)
+            memcpy(id, ss->packs[p], STORE_OID_SIZE);
+        else if (ss->used[p])
+            store_table_pack_id(ss->table, (uint32_t)p, id);
+        else
+            continue;
+        if (!store_oid_in(have, m, id))
+            return (int64_t)p;
+    }
+    return -1;
+}
+
+/* When the lease lapsed, a gc may have deleted packs this snapshot reuses, and the packs the
+ * session uploaded itself (no snapshot used them yet): each must still be there (SPEC.md 19.8). */
 static int check_reused(struct asr_store_session *ss, struct asr_error *err)
 {
     pthread_mutex_lock(&ss->lock);
@@ -361,18 +387,23 @@ static int check_reused(struct asr_store_session *ss, struct asr_error *err)
     store_objects_free(objs, n);
     if (!have)
         return store_fail(err, ASR_E_NOMEM, "store session: out of memory");
-    qsort(have, m, STORE_OID_SIZE, store_oid_cmp);
-    for (uint32_t p = 0; p < ss->known_packs && !rc; p++) {
+    if (m)
+        qsort(have, m, STORE_OID_SIZE, store_oid_cmp);
+    const uint8_t(*sorted)[STORE_OID_SIZE] = (const uint8_t(*)[STORE_OID_SIZE])have;
+    int64_t reused = first_gone(sorted, m, ss, ss->known_packs, false);
+    int64_t own = reused < 0 ? first_gone(sorted, m, ss, ss->n_packs, true) : -1;
+    if (reused >= 0 || own >= 0) {
         uint8_t id[STORE_OID_SIZE];
-        store_table_pack_id(ss->table, p, id);
-        if (ss->used[p] && !store_oid_in((const uint8_t(*)[STORE_OID_SIZE])have, m, id)) {
-            char hex[STORE_OID_HEX];
-            store_hex(id, sizeof id, hex);
-            rc = store_fail(err, ASR_E_STATE,
-                            "%s: no snapshot made: pack %s, whose chunks this backup reuses, was deleted by gc "
-                            "while the backup was stopped longer than its lease; run the backup again",
-                            ss->b->url, hex);
-        }
+        char hex[STORE_OID_HEX];
+        if (reused >= 0)
+            store_table_pack_id(ss->table, (uint32_t)reused, id);
+        else
+            memcpy(id, ss->packs[own], STORE_OID_SIZE);
+        store_hex(id, sizeof id, hex);
+        rc = store_fail(err, ASR_E_STATE,
+                        "%s: no snapshot made: pack %s, whose chunks this backup %s, was deleted by gc while the "
+                        "backup was stopped longer than its lease; run the backup again",
+                        ss->b->url, hex, reused >= 0 ? "reuses" : "uploaded");
     }
     free(have);
     return rc;

@@ -812,6 +812,19 @@ Test(store, lapsed_lease_checks_reused_packs)
     cr_assert(strstr(err.msg, key + strlen("packs/xx/")) && strstr(err.msg, "deleted by gc"), "%s", err.msg);
     asr_store_session_free(ss);
     cr_assert_eq(count_objects(s, "snapshots/"), 1, "no snapshot lacking chunks");
+    /* Its own packs too: no snapshot used them, so gc could condemn and delete them. */
+    cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK);
+    struct test_chunk *more = make_chunks(s, 50, 5);
+    put_all(ss, more, 5);
+    store_table_free(s->table); /* loaded before these were uploaded: read the index again */
+    s->table = NULL;
+    pack_of(s, &more[0].id, key);
+    cr_assert_eq(s->b->ops->del(s->b, key, &err), ASR_OK);
+    store_session_age(ss, 3600);
+    cr_assert_eq(asr_store_session_commit(ss, m, name, sizeof name, &err), ASR_E_STATE);
+    cr_assert(strstr(err.msg, key + strlen("packs/xx/")) && strstr(err.msg, "uploaded"), "%s", err.msg);
+    asr_store_session_free(ss);
+    free(more);
     /* The same with every reused pack there: committed. */
     cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK);
     cr_assert(asr_store_session_has(ss, &c[0].id, NULL));
