@@ -43,6 +43,7 @@ struct asr_store_session {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stop;
+    int lease_seconds; /* STORE_LEASE_SECONDS; tests shorten it */
     int64_t renewed;   /* CLOCK_BOOTTIME seconds (counts a suspend) of the last renewal */
     int64_t worst_gap; /* the longest time between renewals seen */
 
@@ -86,8 +87,8 @@ static void *lease_thread(void *arg)
     pthread_mutex_lock(&ss->lock);
     while (!ss->stop) {
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += STORE_LEASE_SECONDS;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += ss->lease_seconds;
         int w = 0;
         while (!ss->stop && w != ETIMEDOUT)
             w = pthread_cond_timedwait(&ss->wake, &ss->lock, &until);
@@ -127,6 +128,14 @@ void store_session_age(struct asr_store_session *ss, int64_t seconds)
 
 void store_session_set_start(struct asr_store_session *ss, int64_t t) { ss->start = t; }
 
+void store_session_lease_every(struct asr_store_session *ss, int seconds)
+{
+    pthread_mutex_lock(&ss->lock);
+    ss->lease_seconds = seconds;
+    pthread_cond_signal(&ss->wake);
+    pthread_mutex_unlock(&ss->lock);
+}
+
 int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_store_session **out,
                             struct asr_error *err)
 {
@@ -144,8 +153,13 @@ int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_st
     snprintf(ss->host, sizeof ss->host, "%s", host);
     ss->start = (int64_t)time(NULL);
     pthread_mutex_init(&ss->lock, NULL);
-    pthread_cond_init(&ss->wake, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the wall clock may step meanwhile */
+    pthread_cond_init(&ss->wake, &ca);
+    pthread_condattr_destroy(&ca);
     ss->renewed = boot_seconds();
+    ss->lease_seconds = STORE_LEASE_SECONDS;
 
     uint8_t sid[STORE_OID_SIZE];
     char hex[STORE_OID_HEX];

@@ -835,6 +835,42 @@ Test(store, lapsed_lease_checks_reused_packs)
     asr_store_close(s);
 }
 
+/* The lease: the session object is rewritten while the backup runs (its inode changes: a new
+ * object renamed into place), and removed at the end. */
+Test(store, lease_renewed)
+{
+    struct asr_store *s = make_store("st", STORE_MIN_PACK_TARGET);
+    struct asr_store_session *ss;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK);
+    struct store_object *o;
+    size_t n;
+    cr_assert_eq(s->b->ops->list(s->b, "sessions/", &o, &n, &err), ASR_OK);
+    cr_assert_eq(n, 1);
+    char *path = malloc(strlen(scratch_dir()) + strlen(o[0].key) + 8);
+    sprintf(path, "%s/st/%s", scratch_dir(), o[0].key);
+    store_objects_free(o, n);
+    struct stat before, after;
+    cr_assert_eq(stat(path, &before), 0);
+    size_t len;
+    uint8_t *text = read_file(path, &len);
+    static const char head[] = "asrimg session 1\nhost pc1\nstart ";
+    cr_assert(len > sizeof head && !memcmp(text, head, sizeof head - 1) && text[len - 1] == '\n', "%.*s", (int)len,
+              text);
+    free(text);
+    store_session_lease_every(ss, 1);
+    usleep(2500 * 1000);
+    cr_assert_eq(stat(path, &after), 0);
+    cr_assert_neq(before.st_ino, after.st_ino, "renewed");
+    struct asr_store_session_stats st;
+    asr_store_session_stats(ss, &st);
+    cr_assert_geq(st.requests, 2);
+    asr_store_session_free(ss);
+    cr_assert_neq(stat(path, &after), 0, "gone with the session");
+    free(path);
+    asr_store_close(s);
+}
+
 /* A chunk that lies only in a condemned pack is not reused: the session stores it again. */
 Test(store, condemned_packs_not_reused)
 {
