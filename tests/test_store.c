@@ -380,6 +380,23 @@ Test(store, backend_dir)
     uint8_t *back = read_file(out, &len);
     cr_assert(len == 8 && !memcmp(back, "snapshot", 8));
     free(back), free(f), free(out);
+    /* Whole objects of any size up to a cap, read on without reading a byte twice. */
+    static uint8_t big[200000];
+    fill_random(big, sizeof big, 3);
+    static const size_t sizes[] = {0, 1, 65535, 65536, 65537, 200000};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        cr_assert_eq(b->ops->put(b, "obj", big, sizes[i], &err), ASR_OK);
+        uint8_t *whole;
+        cr_assert_eq(store_get_whole(b, "obj", 1u << 20, &whole, &len, &missing, &err), ASR_OK, "%s", err.msg);
+        cr_assert(len == sizes[i] && !memcmp(whole, big, len), "%zu bytes", sizes[i]);
+        free(whole);
+        cr_assert_eq(store_get_whole(b, "obj", sizes[i], &whole, &len, &missing, &err), ASR_OK, "exactly the cap");
+        free(whole);
+        if (sizes[i]) {
+            cr_assert_eq(store_get_whole(b, "obj", sizes[i] - 1, &whole, &len, &missing, &err), ASR_E_LIMIT);
+            cr_assert_null(whole);
+        }
+    }
     asr_store_close(s);
 }
 
