@@ -169,6 +169,13 @@ int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_st
     /* The order is the rule of SPEC.md 19.8: session object, then condemnations, then index. */
     if (!rc && !(rc = session_write(ss, err)))
         count_request(ss);
+    /* Renewed from now on: reading a large index takes a while too. */
+    if (!rc) {
+        if (pthread_create(&ss->lease, NULL, lease_thread, ss))
+            rc = store_fail(err, ASR_E_NOMEM, "store session: cannot start the lease thread");
+        else
+            ss->lease_running = true;
+    }
     uint8_t(*condemned)[STORE_OID_SIZE] = NULL;
     size_t n_condemned = 0;
     if (!rc)
@@ -185,12 +192,6 @@ int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_st
     }
     if (!rc)
         rc = store_pack_writer_new(&ss->pw, err);
-    if (!rc) {
-        if (pthread_create(&ss->lease, NULL, lease_thread, ss))
-            rc = store_fail(err, ASR_E_NOMEM, "store session: cannot start the lease thread");
-        else
-            ss->lease_running = true;
-    }
     if (rc) {
         asr_store_session_free(ss);
         return rc;
