@@ -86,12 +86,15 @@ static void *lease_thread(void *arg)
     struct asr_store_session *ss = arg;
     pthread_mutex_lock(&ss->lock);
     while (!ss->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += ss->lease_seconds;
+        struct timespec since;
+        clock_gettime(CLOCK_MONOTONIC, &since);
         int w = 0;
-        while (!ss->stop && w != ETIMEDOUT)
+        /* The deadline is taken again at each wake-up: a new lease_seconds counts at once. */
+        while (!ss->stop && w != ETIMEDOUT) {
+            struct timespec until = since;
+            until.tv_sec += ss->lease_seconds;
             w = pthread_cond_timedwait(&ss->wake, &ss->lock, &until);
+        }
         if (ss->stop)
             break;
         pthread_mutex_unlock(&ss->lock);
