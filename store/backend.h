@@ -34,7 +34,8 @@ struct store_backend_ops {
      * where the endpoint lacks it), so two backups of one host in one second keep both snapshots. */
     int (*put_file)(struct store_backend *b, const char *key, const char *path, struct asr_error *err);
     /* Reads up to cap bytes at offset of key into buf; *got: bytes read, fewer than cap only where
-     * the object ends. *missing: the object is not there (rc ASR_E_IO). */
+     * the object ends (an offset at or past its end reads none: ASR_OK, *got 0). *missing: the
+     * object is not there (rc ASR_E_IO). */
     int (*get)(struct store_backend *b, const char *key, uint64_t offset, void *buf, size_t cap, size_t *got,
                bool *missing, struct asr_error *err);
     /* The whole object into the file at path. */

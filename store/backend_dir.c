@@ -46,15 +46,23 @@ static int bad_key(struct store_backend *b, const char *key, struct asr_error *e
     return store_fail(err, ASR_E_ARG, "%s: bad object name \"%s\"", b->url, key);
 }
 
-/* Creates the directories above key (mkdir -p of its parent). */
+static int sync_parent(struct store_backend *b, const char *key, struct asr_error *err);
+
+/* Creates the directories above key (mkdir -p of its parent), each one new synced into its own
+ * parent: an object is only as durable as the directory entries leading to it. */
 static int make_parents(struct store_backend *b, const char *key, struct asr_error *err)
 {
     char path[STORE_KEY_NAME_MAX];
     snprintf(path, sizeof path, "%s", key);
     for (char *c = strchr(path, '/'); c; c = strchr(c + 1, '/')) {
         *c = 0;
-        if (mkdirat(dir_root(b), path, 0755) < 0 && errno != EEXIST)
+        if (mkdirat(dir_root(b), path, 0755) == 0) {
+            int rc = sync_parent(b, path, err);
+            if (rc)
+                return rc;
+        } else if (errno != EEXIST) {
             return store_fail(err, ASR_E_IO, "%s: cannot create %s: %s", b->url, path, strerror(errno));
+        }
         *c = '/';
     }
     return ASR_OK;

@@ -239,8 +239,9 @@ int store_used_packs(const struct store_usage *u, const struct store_indexes *x,
                      size_t *count, struct asr_error *err);
 
 /* session.c, for tests: pretends the session's lease was last renewed seconds ago; sets the
- * time its snapshot is named after. */
+ * time its snapshot is named after; renews the lease every seconds. */
 void store_session_age(struct asr_store_session *ss, int64_t seconds);
 void store_session_set_start(struct asr_store_session *ss, int64_t t);
+void store_session_lease_every(struct asr_store_session *ss, int seconds);
 
 #endif

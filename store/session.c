@@ -43,6 +43,7 @@ struct asr_store_session {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stop;
+    int lease_seconds; /* STORE_LEASE_SECONDS; tests shorten it */
     int64_t renewed;   /* CLOCK_BOOTTIME seconds (counts a suspend) of the last renewal */
     int64_t worst_gap; /* the longest time between renewals seen */
 
@@ -85,12 +86,15 @@ static void *lease_thread(void *arg)
     struct asr_store_session *ss = arg;
     pthread_mutex_lock(&ss->lock);
     while (!ss->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += STORE_LEASE_SECONDS;
+        struct timespec since;
+        clock_gettime(CLOCK_MONOTONIC, &since);
         int w = 0;
-        while (!ss->stop && w != ETIMEDOUT)
+        /* The deadline is taken again at each wake-up: a new lease_seconds counts at once. */
+        while (!ss->stop && w != ETIMEDOUT) {
+            struct timespec until = since;
+            until.tv_sec += ss->lease_seconds;
             w = pthread_cond_timedwait(&ss->wake, &ss->lock, &until);
+        }
         if (ss->stop)
             break;
         pthread_mutex_unlock(&ss->lock);
@@ -127,6 +131,14 @@ void store_session_age(struct asr_store_session *ss, int64_t seconds)
 
 void store_session_set_start(struct asr_store_session *ss, int64_t t) { ss->start = t; }
 
+void store_session_lease_every(struct asr_store_session *ss, int seconds)
+{
+    pthread_mutex_lock(&ss->lock);
+    ss->lease_seconds = seconds;
+    pthread_cond_signal(&ss->wake);
+    pthread_mutex_unlock(&ss->lock);
+}
+
 int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_store_session **out,
                             struct asr_error *err)
 {
@@ -144,8 +156,13 @@ int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_st
     snprintf(ss->host, sizeof ss->host, "%s", host);
     ss->start = (int64_t)time(NULL);
     pthread_mutex_init(&ss->lock, NULL);
-    pthread_cond_init(&ss->wake, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the wall clock may step meanwhile */
+    pthread_cond_init(&ss->wake, &ca);
+    pthread_condattr_destroy(&ca);
     ss->renewed = boot_seconds();
+    ss->lease_seconds = STORE_LEASE_SECONDS;
 
     uint8_t sid[STORE_OID_SIZE];
     char hex[STORE_OID_HEX];
@@ -155,6 +172,13 @@ int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_st
     /* The order is the rule of SPEC.md 19.8: session object, then condemnations, then index. */
     if (!rc && !(rc = session_write(ss, err)))
         count_request(ss);
+    /* Renewed from now on: reading a large index takes a while too. */
+    if (!rc) {
+        if (pthread_create(&ss->lease, NULL, lease_thread, ss))
+            rc = store_fail(err, ASR_E_NOMEM, "store session: cannot start the lease thread");
+        else
+            ss->lease_running = true;
+    }
     uint8_t(*condemned)[STORE_OID_SIZE] = NULL;
     size_t n_condemned = 0;
     if (!rc)
@@ -171,12 +195,6 @@ int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_st
     }
     if (!rc)
         rc = store_pack_writer_new(&ss->pw, err);
-    if (!rc) {
-        if (pthread_create(&ss->lease, NULL, lease_thread, ss))
-            rc = store_fail(err, ASR_E_NOMEM, "store session: cannot start the lease thread");
-        else
-            ss->lease_running = true;
-    }
     if (rc) {
         asr_store_session_free(ss);
         return rc;
@@ -185,14 +203,20 @@ int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_st
     return ASR_OK;
 }
 
+/* Notes that the snapshot reuses a chunk of a pack that was in the store at begin. */
+static void mark_used(struct asr_store_session *ss, const struct store_loc *loc)
+{
+    if (loc->pack < ss->known_packs)
+        __atomic_store_n(&ss->used[loc->pack], 1, __ATOMIC_RELAXED);
+}
+
 bool asr_store_session_has(struct asr_store_session *ss, const struct asr_store_id *id, uint32_t *content_len,
                            uint32_t *stored_len)
 {
     struct store_loc loc;
     if (!store_table_find(ss->table, id, &loc))
         return false;
-    if (loc.pack < ss->known_packs)
-        __atomic_store_n(&ss->used[loc.pack], 1, __ATOMIC_RELAXED);
+    mark_used(ss, &loc);
     __atomic_fetch_add(&ss->st.chunks_known, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&ss->st.bytes_known, loc.content_len, __ATOMIC_RELAXED);
     if (content_len)
@@ -287,7 +311,9 @@ int asr_store_session_put(struct asr_store_session *ss, const struct asr_store_i
 {
     if (ss->committed)
         return store_fail(err, ASR_E_STATE, "store session: put after commit");
-    if (store_table_find(ss->table, id, NULL)) {
+    struct store_loc known;
+    if (store_table_find(ss->table, id, &known)) {
+        mark_used(ss, &known);
         ss->st.chunks_known++;
         ss->st.bytes_known += c->content_len;
         return ASR_OK;
@@ -338,8 +364,26 @@ static int write_session_index(struct asr_store_session *ss, struct asr_error *e
     return rc;
 }
 
-/* When the lease lapsed, a gc may have deleted packs this snapshot reuses: each must still be
- * there (SPEC.md 19.8). */
+/* The first of n packs (IDs from pack_id) that is not in have (sorted), or -1. */
+static int64_t first_gone(const uint8_t (*have)[STORE_OID_SIZE], size_t m, struct asr_store_session *ss, size_t n,
+                          bool own)
+{
+    for (size_t p = 0; p < n; p++) {
+        uint8_t id[STORE_OID_SIZE];
+        if (own)
+            memcpy(id, ss->packs[p], STORE_OID_SIZE);
+        else if (ss->used[p])
+            store_table_pack_id(ss->table, (uint32_t)p, id);
+        else
+            continue;
+        if (!store_oid_in(have, m, id))
+            return (int64_t)p;
+    }
+    return -1;
+}
+
+/* When the lease lapsed, a gc may have deleted packs this snapshot reuses, and the packs the
+ * session uploaded itself (no snapshot used them yet): each must still be there (SPEC.md 19.8). */
 static int check_reused(struct asr_store_session *ss, struct asr_error *err)
 {
     pthread_mutex_lock(&ss->lock);
@@ -364,18 +408,23 @@ static int check_reused(struct asr_store_session *ss, struct asr_error *err)
     store_objects_free(objs, n);
     if (!have)
         return store_fail(err, ASR_E_NOMEM, "store session: out of memory");
-    qsort(have, m, STORE_OID_SIZE, store_oid_cmp);
-    for (uint32_t p = 0; p < ss->known_packs && !rc; p++) {
+    if (m)
+        qsort(have, m, STORE_OID_SIZE, store_oid_cmp);
+    const uint8_t(*sorted)[STORE_OID_SIZE] = (const uint8_t(*)[STORE_OID_SIZE])have;
+    int64_t reused = first_gone(sorted, m, ss, ss->known_packs, false);
+    int64_t own = reused < 0 ? first_gone(sorted, m, ss, ss->n_packs, true) : -1;
+    if (reused >= 0 || own >= 0) {
         uint8_t id[STORE_OID_SIZE];
-        store_table_pack_id(ss->table, p, id);
-        if (ss->used[p] && !store_oid_in((const uint8_t(*)[STORE_OID_SIZE])have, m, id)) {
-            char hex[STORE_OID_HEX];
-            store_hex(id, sizeof id, hex);
-            rc = store_fail(err, ASR_E_STATE,
-                            "%s: no snapshot made: pack %s, whose chunks this backup reuses, was deleted by gc "
-                            "while the backup was stopped longer than its lease; run the backup again",
-                            ss->b->url, hex);
-        }
+        char hex[STORE_OID_HEX];
+        if (reused >= 0)
+            store_table_pack_id(ss->table, (uint32_t)reused, id);
+        else
+            memcpy(id, ss->packs[own], STORE_OID_SIZE);
+        store_hex(id, sizeof id, hex);
+        rc = store_fail(err, ASR_E_STATE,
+                        "%s: no snapshot made: pack %s, whose chunks this backup %s, was deleted by gc while the "
+                        "backup was stopped longer than its lease; run the backup again",
+                        ss->b->url, hex, reused >= 0 ? "reuses" : "uploaded");
     }
     free(have);
     return rc;

@@ -8,16 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The snapshot reader lands with format/'s external-chunks work: until it is linked in, sizes are
- * refused rather than the build broken. TODO(integration): drop this weak reference. */
-#pragma weak asr_reader_open_external
-#pragma weak asr_reader_store_id
-
 int store_read_ids_image(struct asr_store *s, const char *path, const char *name, struct asr_store_id **ids,
                          uint64_t *n, uint64_t *logical, struct asr_error *err)
 {
-    if (!asr_reader_open_external || !asr_reader_store_id)
-        return store_fail(err, ASR_E_UNSUPPORTED, "%s: this build reads no store snapshots", s->b->url);
     struct asr_reader *r = NULL;
     struct asr_chunk_source src;
     store_chunk_source(s, &src);

@@ -117,29 +117,38 @@ int store_get_whole(struct store_backend *b, const char *key, size_t cap, uint8_
 {
     *out = NULL;
     *len = 0;
-    size_t room = 1u << 16;
+    /* Read on from where the last read stopped into a buffer that grows, so a large object costs
+     * a few requests and no byte is read twice; one byte past cap tells a too-large object. */
+    size_t have = 0, room = 0;
+    uint8_t *buf = NULL;
     for (;;) {
-        if (room > cap + 1)
-            room = cap + 1;
-        uint8_t *buf = malloc(room);
-        if (!buf)
+        size_t want = room ? room * 4 : 1u << 16;
+        if (want > cap + 1)
+            want = cap + 1;
+        uint8_t *grown = realloc(buf, want);
+        if (!grown) {
+            free(buf);
             return store_fail(err, ASR_E_NOMEM, "%s: out of memory reading %s", b->url, key);
+        }
+        buf = grown;
+        room = want;
         size_t got = 0;
-        int rc = b->ops->get(b, key, 0, buf, room, &got, missing, err);
+        int rc = b->ops->get(b, key, have, buf + have, room - have, &got, missing, err);
         if (rc) {
             free(buf);
             return rc;
         }
-        if (got < room) {
-            *out = buf;
-            *len = got;
-            return ASR_OK;
-        }
-        free(buf);
-        if (room > cap)
+        have += got;
+        if (have < room)
+            break;
+        if (room > cap) {
+            free(buf);
             return store_fail(err, ASR_E_LIMIT, "%s: %s is larger than %zu bytes", b->url, key, cap);
-        room *= 4;
+        }
     }
+    *out = buf;
+    *len = have;
+    return ASR_OK;
 }
 
 /* ---- config (SPEC.md 19.2) ----------------------------------------------------------------- */

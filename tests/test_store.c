@@ -380,6 +380,23 @@ Test(store, backend_dir)
     uint8_t *back = read_file(out, &len);
     cr_assert(len == 8 && !memcmp(back, "snapshot", 8));
     free(back), free(f), free(out);
+    /* Whole objects of any size up to a cap, read on without reading a byte twice. */
+    static uint8_t big[200000];
+    fill_random(big, sizeof big, 3);
+    static const size_t sizes[] = {0, 1, 65535, 65536, 65537, 200000};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        cr_assert_eq(b->ops->put(b, "obj", big, sizes[i], &err), ASR_OK);
+        uint8_t *whole;
+        cr_assert_eq(store_get_whole(b, "obj", 1u << 20, &whole, &len, &missing, &err), ASR_OK, "%s", err.msg);
+        cr_assert(len == sizes[i] && !memcmp(whole, big, len), "%zu bytes", sizes[i]);
+        free(whole);
+        cr_assert_eq(store_get_whole(b, "obj", sizes[i], &whole, &len, &missing, &err), ASR_OK, "exactly the cap");
+        free(whole);
+        if (sizes[i]) {
+            cr_assert_eq(store_get_whole(b, "obj", sizes[i] - 1, &whole, &len, &missing, &err), ASR_E_LIMIT);
+            cr_assert_null(whole);
+        }
+    }
     asr_store_close(s);
 }
 
@@ -812,6 +829,19 @@ Test(store, lapsed_lease_checks_reused_packs)
     cr_assert(strstr(err.msg, key + strlen("packs/xx/")) && strstr(err.msg, "deleted by gc"), "%s", err.msg);
     asr_store_session_free(ss);
     cr_assert_eq(count_objects(s, "snapshots/"), 1, "no snapshot lacking chunks");
+    /* Its own packs too: no snapshot used them, so gc could condemn and delete them. */
+    cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK);
+    struct test_chunk *more = make_chunks(s, 50, 5);
+    put_all(ss, more, 5);
+    store_table_free(s->table); /* loaded before these were uploaded: read the index again */
+    s->table = NULL;
+    pack_of(s, &more[0].id, key);
+    cr_assert_eq(s->b->ops->del(s->b, key, &err), ASR_OK);
+    store_session_age(ss, 3600);
+    cr_assert_eq(asr_store_session_commit(ss, m, name, sizeof name, &err), ASR_E_STATE);
+    cr_assert(strstr(err.msg, key + strlen("packs/xx/")) && strstr(err.msg, "uploaded"), "%s", err.msg);
+    asr_store_session_free(ss);
+    free(more);
     /* The same with every reused pack there: committed. */
     cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK);
     cr_assert(asr_store_session_has(ss, &c[0].id, NULL, NULL));
@@ -819,6 +849,42 @@ Test(store, lapsed_lease_checks_reused_packs)
     cr_assert_eq(asr_store_session_commit(ss, m, name, sizeof name, &err), ASR_OK, "%s", err.msg);
     asr_store_session_free(ss);
     free(m), free(c);
+    asr_store_close(s);
+}
+
+/* The lease: the session object is rewritten while the backup runs (its inode changes: a new
+ * object renamed into place), and removed at the end. */
+Test(store, lease_renewed)
+{
+    struct asr_store *s = make_store("st", STORE_MIN_PACK_TARGET);
+    struct asr_store_session *ss;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK);
+    struct store_object *o;
+    size_t n;
+    cr_assert_eq(s->b->ops->list(s->b, "sessions/", &o, &n, &err), ASR_OK);
+    cr_assert_eq(n, 1);
+    char *path = malloc(strlen(scratch_dir()) + strlen(o[0].key) + 8);
+    sprintf(path, "%s/st/%s", scratch_dir(), o[0].key);
+    store_objects_free(o, n);
+    struct stat before, after;
+    cr_assert_eq(stat(path, &before), 0);
+    size_t len;
+    uint8_t *text = read_file(path, &len);
+    static const char head[] = "asrimg session 1\nhost pc1\nstart ";
+    cr_assert(len > sizeof head && !memcmp(text, head, sizeof head - 1) && text[len - 1] == '\n', "%.*s", (int)len,
+              text);
+    free(text);
+    store_session_lease_every(ss, 1);
+    usleep(2500 * 1000);
+    cr_assert_eq(stat(path, &after), 0);
+    cr_assert_neq(before.st_ino, after.st_ino, "renewed");
+    struct asr_store_session_stats st;
+    asr_store_session_stats(ss, &st);
+    cr_assert_geq(st.requests, 2);
+    asr_store_session_free(ss);
+    cr_assert_neq(stat(path, &after), 0, "gone with the session");
+    free(path);
     asr_store_close(s);
 }
 

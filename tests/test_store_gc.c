@@ -5,6 +5,7 @@
  * naming each damaged and missing chunk with the snapshots it hurts; list's sizes. */
 #include <criterion/criterion.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,6 +343,110 @@ Test(store_gc, list_sizes_and_compressed_chunks)
     cr_assert_lt(stored[0], CHUNK / 4, "compressed");
     free(snaps);
     verify_clean(s);
+    free(c);
+    asr_store_close(s);
+}
+
+/* Two backups and gc (with prune) at once, in threads on one store: afterwards every snapshot
+ * left reads back whole, and gc run to the end leaves only packs some snapshot uses. */
+struct runner {
+    struct asr_store *s;
+    struct chunk *c;
+    const char *host;
+    int first, rounds, failed;
+    char err[ASR_ERROR_MSG_MAX];
+    volatile int *done;
+};
+
+static void *backups(void *arg)
+{
+    struct runner *r = arg;
+    for (int round = 0; round < r->rounds && !r->failed; round++) {
+        struct asr_store_session *ss;
+        struct asr_error err = {0};
+        char m[PATH_MAX], name[256];
+        snprintf(m, sizeof m, "%s/m-%s", scratch_dir(), r->host);
+        if (asr_store_session_begin(r->s, r->host, &ss, &err)) {
+            r->failed = 1;
+            snprintf(r->err, sizeof r->err, "%s", err.msg);
+            break;
+        }
+        FILE *f = fopen(m, "wb");
+        fwrite("IDS1", 1, 4, f);
+        /* Rounds alternate between two sets of chunks, some shared with the other host: a round
+         * reuses what prune left to gc since the round before last. */
+        int from = r->first + (round % 2) * 10;
+        for (int i = from; i < from + 8 && !r->failed; i++) {
+            if (!asr_store_session_has(ss, &r->c[i].id, NULL) && asr_store_session_put(ss, &r->c[i].id, &r->c[i].c, &err))
+                r->failed = 1;
+            fwrite(r->c[i].id.b, 1, 32, f);
+        }
+        fclose(f);
+        usleep(600 * 1000); /* a backup that lasts: gc runs meanwhile */
+        if (!r->failed && asr_store_session_commit(ss, m, name, sizeof name, &err))
+            r->failed = 1;
+        if (r->failed)
+            snprintf(r->err, sizeof r->err, "%s", err.msg);
+        asr_store_session_free(ss);
+        usleep(400 * 1000 + 10000 * (unsigned)round); /* snapshots a second apart */
+    }
+    __atomic_add_fetch(r->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+Test(store_gc, two_backups_and_gc_at_once, .timeout = 60)
+{
+    struct asr_store *s = make_store();
+    struct chunk *c = chunks(s, 40);
+    volatile int done = 0;
+    struct runner a = {.s = s, .c = c, .host = "pca", .first = 0, .rounds = 4, .done = &done};
+    struct runner b = {.s = s, .c = c, .host = "pcb", .first = 5, .rounds = 4, .done = &done};
+    pthread_t ta, tb;
+    cr_assert_eq(pthread_create(&ta, NULL, backups, &a), 0);
+    cr_assert_eq(pthread_create(&tb, NULL, backups, &b), 0);
+    struct asr_store_keep last1 = {.last = 1};
+    int gcs = 0, failed = 0;
+    char msg[ASR_ERROR_MSG_MAX] = "";
+    while (__atomic_load_n(&done, __ATOMIC_SEQ_CST) < 2 && !failed) {
+        struct asr_store_gc_report rep;
+        struct asr_store_prune_report prep;
+        struct asr_error err = {0};
+        if (asr_store_prune(s, NULL, &last1, false, &prep, &err) || asr_store_gc(s, &rep, &err)) {
+            failed = 1;
+            snprintf(msg, sizeof msg, "%s", err.msg);
+        }
+        gcs++;
+        usleep(200 * 1000);
+    }
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    cr_assert_not(a.failed, "%s", a.err);
+    cr_assert_not(b.failed, "%s", b.err);
+    cr_assert_not(failed, "%s", msg);
+    cr_assert_gt(gcs, 3);
+    verify_clean(s);
+    struct asr_store_gc_report rep;
+    gc(s, &rep);
+    gc(s, &rep);
+    gc(s, &rep);
+    verify_clean(s);
+    cr_assert_eq(count_objects(s, "gc/"), 0);
+    cr_assert_eq(count_objects(s, "sessions/"), 0);
+    /* What is left is what the snapshots use... */
+    struct store_usage u;
+    struct store_indexes x;
+    struct asr_error err = {0};
+    uint8_t(*used)[STORE_OID_SIZE];
+    size_t n_used;
+    cr_assert_eq(store_usage_read(s, &u, &err), ASR_OK);
+    cr_assert_geq(u.n_snaps, 2, "prune keeps the last of each host");
+    cr_assert_eq(store_indexes_read(s->b, &x, &err), ASR_OK);
+    cr_assert_eq(store_used_packs(&u, &x, &used, &n_used, &err), ASR_OK);
+    /* ...and no pack no snapshot uses survived the last gcs. */
+    cr_assert_eq(count_objects(s, "packs/"), n_used);
+    free(used);
+    store_indexes_free(&x);
+    store_usage_free(&u);
     free(c);
     asr_store_close(s);
 }
