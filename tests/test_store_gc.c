@@ -377,7 +377,7 @@ static void *backups(void *arg)
          * reuses what prune left to gc since the round before last. */
         int from = r->first + (round % 2) * 10;
         for (int i = from; i < from + 8 && !r->failed; i++) {
-            if (!asr_store_session_has(ss, &r->c[i].id, NULL) && asr_store_session_put(ss, &r->c[i].id, &r->c[i].c, &err))
+            if (!asr_store_session_has(ss, &r->c[i].id, NULL, NULL) && asr_store_session_put(ss, &r->c[i].id, &r->c[i].c, &err))
                 r->failed = 1;
             fwrite(r->c[i].id.b, 1, 32, f);
         }
