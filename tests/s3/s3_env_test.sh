@@ -121,29 +121,27 @@ got=$(curl -s -o "$work/body" -w '%{http_code}' --netrc-file "$work/netrc.bad" "
 grep -q SignatureDoesNotMatch "$work/body" || fail "wrong secret: no SignatureDoesNotMatch"
 
 if [ "$bench" = --bench ]; then
-  # 200 small objects (4 KiB) with 8 requests in flight, then GET them back
+  # 200 small objects (4 KiB), 8 requests in flight from one curl (--parallel: no process start
+  # per request), then GET them back
   head -c 4096 /dev/urandom >"$work/4k"
-  export work ep
-  one() { curl -sf -o /dev/null --netrc-file "$work/netrc" --aws-sigv4 "aws:amz:$AWS_REGION:s3" \
-    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"; }
-  export -f one
+  one() { curl -sf --netrc-file "$work/netrc" "${sig[@]}" "${unsigned[@]}" "$@"; }
   for op in PUT GET; do
+    for i in $(seq 1 200); do
+      [ $op = PUT ] && printf 'upload-file = "%s"\n' "$work/4k"
+      printf 'url = "%s/%s/small/%s"\noutput = "/dev/null"\n' "$ep" "$bucket" "$i"
+    done >"$work/urls"
     a=$(date +%s.%N)
-    if [ $op = PUT ]; then
-      seq 1 200 | xargs -P 8 -I{} bash -c 'one -T "$work/4k" "$ep/'$bucket'/small/{}"'
-    else
-      seq 1 200 | xargs -P 8 -I{} bash -c 'one "$ep/'$bucket'/small/{}"'
-    fi
+    one --no-progress-meter --parallel --parallel-max 8 -K "$work/urls" || fail "small $op"
     b=$(date +%s.%N)
     echo "small $op: 200 x 4 KiB, 8 in flight: $(rate 200 "$a" "$b") req/s"
   done
   a=$(date +%s.%N)
-  for i in $(seq 1 20); do one "$ep/$bucket/small/$i"; done
+  for i in $(seq 1 20); do one -o /dev/null "$ep/$bucket/small/$i"; done
   b=$(date +%s.%N)
   echo "small GET one at a time: $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.1f", (b - a) * 50 }') ms each (curl start included)"
   head -c $((64 * 1024 * 1024)) /dev/urandom >"$work/64m"
   a=$(date +%s.%N)
-  one -T "$work/64m" "$ep/$bucket/64m"
+  one -o /dev/null -T "$work/64m" "$ep/$bucket/64m"
   b=$(date +%s.%N)
   one -o "$work/64m.back" "$ep/$bucket/64m"
   c=$(date +%s.%N)
