@@ -5,7 +5,8 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libzstd-dev zlib1g-dev liblzo2-dev libxxhash-dev liburing-dev libfdisk-dev
             libblkid-dev libmount-dev libext2fs-dev ntfs-3g-dev uuid-dev
-            libcryptsetup-dev libjson-c-dev libssl-dev libefivar-dev libefiboot-dev libarchive-dev libfuse3-dev fuse3)
+            libcryptsetup-dev libjson-c-dev libssl-dev libefivar-dev libefiboot-dev libarchive-dev libfuse3-dev fuse3
+            libcurl4-openssl-dev)
 test_pkgs=(libcriterion-dev clang libclang-rt-14-dev zstd fdisk gdisk dosfstools mtools fatcat exfatprogs exfat-fuse partclone
            ntfs-3g e2fsprogs python3 groff-base man-db lvm2 mdadm
            cryptsetup-bin xfsprogs btrfs-progs
