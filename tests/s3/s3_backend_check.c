@@ -3,7 +3,10 @@
  * Each check prints one line; the first failure ends the run (exit 1) saying what differed.
  * Also measures small-object PUT/s and GET/s with N requests in flight (N threads on one backend)
  * and 16 MiB PUT and GET throughput.
- * Usage: s3_backend_check s3://BUCKET/PREFIX WORKDIR */
+ * Usage: s3_backend_check s3://BUCKET/PREFIX WORKDIR [--unavailable | --recovers]
+ * --unavailable: the endpoint answers 503 (the shell stopped Swift's object server): an error
+ * naming HTTP 503 after the configured tries. --recovers: the same while the shell restarts the
+ * server: a put_file retried until it passes, then read back equal. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -430,15 +433,63 @@ static void check_bad_urls(void)
     printf("bad URLs and endpoints refused: ok\n");
 }
 
+/* The object server is down: 503 on every try, then an error saying so. */
+static void check_unavailable(void)
+{
+    setenv("ASRIMG_S3_RETRIES", "3", 1);
+    setenv("ASRIMG_S3_BACKOFF_MS", "100", 1);
+    struct store_backend *b = open_backend(g_url, NULL);
+    struct asr_error e = {0};
+    double t0 = asr_now();
+    int rc = b->ops->put(b, "packs/cd/cd34", "abc", 3, &e);
+    double t = asr_now() - t0;
+    CHECK(rc == ASR_E_IO && strstr(e.msg, "packs/cd/cd34") && strstr(e.msg, "HTTP 503") && strstr(e.msg, "3 tries") &&
+              t >= 0.15,
+          "503: rc %d in %.2f s: %s", rc, t, e.msg);
+    printf("server answering 503: %.2f s: %s\n", t, e.msg);
+    b->ops->close(b);
+}
+
+/* The object server comes back while a put_file is retried: the body is sent again whole. */
+static void check_recovers(void)
+{
+    setenv("ASRIMG_S3_RETRIES", "12", 1);
+    setenv("ASRIMG_S3_BACKOFF_MS", "200", 1);
+    struct store_backend *b = open_backend(g_url, NULL);
+    struct asr_error e = {0};
+    char src[4096], dst[4096];
+    snprintf(src, sizeof src, "%s/retry.in", g_work);
+    snprintf(dst, sizeof dst, "%s/retry.out", g_work);
+    write_file(src, (3u << 20) + 5, 11);
+    double t0 = asr_now();
+    OK(b->ops->put_file(b, "snapshots/host/retried", src, &e), &e);
+    double t = asr_now() - t0;
+    bool missing = true;
+    OK(b->ops->get_file(b, "snapshots/host/retried", dst, &missing, &e), &e);
+    CHECK(files_equal(src, dst), "the retried put_file stored other bytes");
+    CHECK(t >= 0.5, "put_file passed in %.2f s: the server was never down", t);
+    printf("server down, back while put_file retries: stored whole after %.2f s: ok\n", t);
+    b->ops->close(b);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: s3_backend_check s3://BUCKET/PREFIX WORKDIR\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: s3_backend_check s3://BUCKET/PREFIX WORKDIR [--unavailable | --recovers]\n");
         return 2;
     }
     g_url = argv[1];
     g_work = argv[2];
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 4) {
+        if (!strcmp(argv[3], "--unavailable"))
+            check_unavailable();
+        else if (!strcmp(argv[3], "--recovers"))
+            check_recovers();
+        else
+            return 2;
+        return 0;
+    }
     check_bad_urls();
     struct store_backend *b = open_backend(g_url, NULL);
     struct asr_error e = {0};
@@ -460,6 +511,6 @@ int main(int argc, char **argv)
     check_wrong_secret();
     check_refused();
     check_credentials_file();
-    printf("s3_backend: ok\n");
+    printf("s3_backend_check: ok\n");
     return 0;
 }

@@ -12,7 +12,15 @@ if ! command -v swift-proxy-server >/dev/null && [ "$(id -u)" -ne 0 ]; then
   exit 77
 fi
 port=${S3_ENV_PORT:-$((18080 + RANDOM % 1000 * 4))}
-work=$(mktemp -d /tmp/asrimg-s3backend.XXXXXX)
+# Swift's objects on tmpfs when it keeps user xattrs (Linux 6.6+; Swift stores metadata in them):
+# removing them from a disk mounted with discard took 9 s of the test's time
+tmp=/tmp
+if [ -w /dev/shm ] && python3 -c 'import os, sys; f = sys.argv[1]; open(f, "w").close()
+try: os.setxattr(f, "user.asrimg", b"1")
+finally: os.unlink(f)' "/dev/shm/asrimg-xattr.$$" 2>/dev/null; then
+  tmp=/dev/shm
+fi
+work=$(mktemp -d "$tmp/asrimg-s3backend.XXXXXX")
 cleanup() { "$here/swift_env.sh" stop "$work/swift" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 t0=$(date +%s.%N)
@@ -20,4 +28,19 @@ eval "$("$here/swift_env.sh" start "$work/swift" "$port")"
 t1=$(date +%s.%N)
 awk -v a="$t0" -v b="$t1" 'BEGIN { printf "swift start: %.1f s\n", b - a }'
 # the bucket is made by the backend itself (store_backend_s3_make_bucket)
+echo "swift directory: $work"
 "$check" "s3://asrimg-backend/stores/one" "$work"
+# A real outage: without its object server the proxy answers 503. Retried, then named; and a
+# put_file that starts during the outage passes once the server is back.
+"$here/swift_env.sh" down "$work/swift" object
+"$check" "s3://asrimg-backend/stores/one" "$work" --unavailable
+"$check" "s3://asrimg-backend/stores/one" "$work" --recovers &
+checker=$!
+sleep 1.5
+"$here/swift_env.sh" up "$work/swift" object
+wait "$checker"
+t2=$(date +%s.%N)
+"$here/swift_env.sh" stop "$work/swift"
+t3=$(date +%s.%N)
+awk -v a="$t2" -v b="$t3" 'BEGIN { printf "swift stop: %.1f s\n", b - a }'
+echo "s3_backend: ok"

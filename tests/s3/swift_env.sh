@@ -9,6 +9,9 @@
 #                                 AWS_ENDPOINT_URL (path-style: the bucket goes in the path)
 #   swift_env.sh stop DIR         stops every process start started (pid files) and removes DIR's
 #                                 state; idempotent
+#   swift_env.sh down DIR SERVER  stops one server (account, container, object) of a running DIR, so
+#                                 that the proxy answers 503 (a real outage for the retry tests)
+#   swift_env.sh up DIR SERVER    starts it again
 # start is idempotent: when DIR's servers already answer, it only prints the lines again.
 # Proxy on PORT (default 18080); account, container and object servers on PORT+1..PORT+3.
 #
@@ -122,6 +125,9 @@ pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_forma
 [app:proxy-server]
 use = egg:swift#proxy
 account_autocreate = true
+# the retry tests stop and restart a server: without this, 10 errors would keep the proxy from
+# trying it again for 60 s
+error_suppression_limit = 100000
 [filter:catch_errors]
 use = egg:swift#catch_errors
 [filter:gatekeeper]
@@ -224,6 +230,26 @@ stop_servers() {
   done
 }
 
+# down DIR SERVER / up DIR SERVER
+server_down() {
+  local dir=${1:?} s=${2:?} pid
+  pid=$(cat "$dir/run/$s.pid")
+  kill -TERM -- "-$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    kill -0 -- "-$pid" 2>/dev/null || { rm -f "$dir/run/$s.pid"; return 0; }
+    sleep 0.1
+  done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  rm -f "$dir/run/$s.pid"
+}
+
+server_up() {
+  local dir=${1:?} s=${2:?}
+  alive "$dir/run/$s.pid" && return 0
+  setsid "swift-$s-server" "$dir/etc/$s-server.conf" -v </dev/null >>"$dir/log/$s.log" 2>&1 &
+  echo $! >"$dir/run/$s.pid"
+}
+
 stop() {
   local dir=${1:?usage: swift_env.sh stop DIR}
   [ -d "$dir" ] || return 0
@@ -236,5 +262,7 @@ case "${1:-}" in
   install) install_pkgs ;;
   start) shift; start "$@" ;;
   stop) shift; stop "$@" ;;
-  *) echo "usage: $0 install | start DIR [PORT] | stop DIR" >&2; exit 2 ;;
+  down) shift; server_down "$@" ;;
+  up) shift; server_up "$@" ;;
+  *) echo "usage: $0 install | start DIR [PORT] | stop DIR | down DIR SERVER | up DIR SERVER" >&2; exit 2 ;;
 esac
