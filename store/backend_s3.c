@@ -282,8 +282,11 @@ int s3_parse_list(const char *xml, size_t len, const char *want, size_t strip, s
         if (!xml_text(v, vl, key) || strlen(key) > S3_KEY_MAX)
             return list_fail(err, "a bad Key", at);
         size_t kl = strlen(key);
-        if (kl <= wl || memcmp(key, want, wl) != 0)
+        if (kl < wl || memcmp(key, want, wl) != 0)
             return list_fail(err, "a Key outside the listed prefix", at);
+        p = ce;
+        if (kl == wl)
+            continue; /* the prefix itself: a "folder" some S3 consoles make, not an object of ours */
         uint64_t size;
         v = xml_find(c, ce, "Size", &vl);
         if (!v || !parse_u64(v, vl, &size))
@@ -302,7 +305,6 @@ int s3_parse_list(const char *xml, size_t len, const char *want, size_t strip, s
         }
         pg->objs = g;
         g[pg->count++] = (struct store_object){.key = k, .size = size, .mtime = mtime};
-        p = ce;
     }
     size_t vl;
     const char *v = xml_find(xml, end, "IsTruncated", &vl);
@@ -657,7 +659,11 @@ static void set_options(const struct s3_backend *b, struct s3_req *r, const char
 {
     CURL *h = r->h;
     curl_easy_setopt(h, CURLOPT_URL, url);
+#if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L); /* a key's "." and ".." are names, not steps */
     curl_easy_setopt(h, CURLOPT_AWS_SIGV4, b->sigv4);
@@ -689,6 +695,14 @@ static void set_options(const struct s3_backend *b, struct s3_req *r, const char
     }
 }
 
+static bool hdr_add(struct curl_slist **list, const char *h)
+{
+    struct curl_slist *t = curl_slist_append(*list, h);
+    if (t)
+        *list = t;
+    return t != NULL;
+}
+
 /* Runs r, retrying what may pass on another try. ASR_OK when an answer came (r->status, r->code
  * say which); an error naming the object when none did or the local side failed. */
 static int perform(struct s3_backend *b, struct s3_req *r, struct asr_error *err)
@@ -697,18 +711,17 @@ static int perform(struct s3_backend *b, struct s3_req *r, struct asr_error *err
     obj_name(b, r->key, name, sizeof name);
     if (build_url(b, r, url, sizeof url) != ASR_OK)
         return asr_fail_public(err, ASR_E_LIMIT, "%s: key too long for S3", name);
-    struct curl_slist *hdrs = NULL, *t;
+    struct curl_slist *hdrs = NULL;
     char sha_hdr[128], range_hdr[100];
     snprintf(sha_hdr, sizeof sha_hdr, "x-amz-content-sha256: %s", r->sha[0] ? r->sha : S3_EMPTY_SHA256);
     snprintf(range_hdr, sizeof range_hdr, "Range: %s", r->range);
-    bool ok = (t = curl_slist_append(hdrs, sha_hdr)) != NULL;
-    hdrs = ok ? t : hdrs;
+    bool ok = hdr_add(&hdrs, sha_hdr);
     if (ok && b->token_hdr[0])
-        ok = (t = curl_slist_append(hdrs, b->token_hdr)) != NULL, hdrs = ok ? t : hdrs;
+        ok = hdr_add(&hdrs, b->token_hdr);
     if (ok && r->range[0])
-        ok = (t = curl_slist_append(hdrs, range_hdr)) != NULL, hdrs = ok ? t : hdrs;
-    if (ok && r->upload) /* curl's default Content-Type for a PUT body would be signed wrong */
-        ok = (t = curl_slist_append(hdrs, "Content-Type: application/octet-stream")) != NULL, hdrs = ok ? t : hdrs;
+        ok = hdr_add(&hdrs, range_hdr);
+    if (ok && r->upload)
+        ok = hdr_add(&hdrs, "Content-Type: application/octet-stream");
     if (!ok) {
         curl_slist_free_all(hdrs);
         return asr_fail_public(err, ASR_E_NOMEM, "%s: out of memory", name);

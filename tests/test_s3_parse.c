@@ -59,6 +59,19 @@ Test(s3_parse, list_page)
     store_objects_free(pg.objs, pg.count);
 }
 
+/* The prefix itself (an S3 console's "folder") is no object of the store: skipped. */
+Test(s3_parse, folder_marker)
+{
+    struct s3_list_page pg = {0};
+    struct asr_error e = {0};
+    cr_assert_eq(parse(PAGE(ENTRY("p/", "0", "2026-12-05T17:50:04Z") ENTRY("p/x", "1", "2026-12-05T17:50:04Z")), "p/", 0,
+                       &pg, &e),
+                 ASR_OK, "%s", e.msg);
+    cr_assert_eq(pg.count, 1);
+    cr_assert_str_eq(pg.objs[0].key, "p/x");
+    store_objects_free(pg.objs, pg.count);
+}
+
 Test(s3_parse, empty_listing)
 {
     struct s3_list_page pg = {0};
@@ -75,7 +88,6 @@ Test(s3_parse, hostile_pages)
         "",
         "<Error><Code>AccessDenied</Code></Error>",
         PAGE(ENTRY("q/x", "1", "2026-12-05T17:50:04Z")),                      /* outside the prefix */
-        PAGE(ENTRY("p/", "1", "2026-12-05T17:50:04Z")),                       /* the prefix itself */
         PAGE(ENTRY("p/x", "-1", "2026-12-05T17:50:04Z")),
         PAGE(ENTRY("p/x", "18446744073709551616", "2026-12-05T17:50:04Z")), /* 2^64 */
         PAGE(ENTRY("p/x", "", "2026-12-05T17:50:04Z")),
