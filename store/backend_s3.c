@@ -13,13 +13,19 @@
  * wants (only A-Za-z0-9-._~ and / bare); query strings are written sorted and encoded, because
  * libcurl 7.88 signs the query as written while servers canonicalize it.
  *
+ * get is one Range request for cap bytes at offset: *got is cap, or less where the object ends
+ * (offset 0 and cap at least its size: the whole object; a range starting at or past the end: 0
+ * bytes, no error). get_file streams the object into the file; put_file streams the file (neither
+ * holds an object in memory).
+ *
  * Payload hash (x-amz-content-sha256, which libcurl 7.88 does not send and servers require): the
  * body's SHA-256 over http, so that the server refuses a body damaged on the way; UNSIGNED-PAYLOAD
  * over https, where TLS already protects it and a file would otherwise be read twice.
  *
  * Failures: 5xx, 429, S3's RequestTimeout, and transport errors (refused or reset connections,
- * timeouts) are retried with exponential backoff and jitter, ASRIMG_S3_RETRIES tries in all
- * (default 6); other answers are final. Messages name the object (s3://bucket/prefix/key), the
+ * timeouts: under 1 KiB/s for ASRIMG_S3_STALL_SECONDS, default 30) are retried with exponential
+ * backoff and jitter, ASRIMG_S3_RETRIES tries in all (default 6, first wait ASRIMG_S3_BACKOFF_MS,
+ * default 250); other answers are final. Messages name the object (s3://bucket/prefix/key), the
  * HTTP status and S3's error Code. Sizes read from the server are capped before anything is
  * allocated for them (error and listing bodies; object bodies go only where the caller said). */
 #include "backend_s3.h"
@@ -54,6 +60,7 @@
 #define S3_TRIES_MAX 30u
 #define S3_BACKOFF_MS_DEFAULT 250u
 #define S3_BACKOFF_CAP_MS 20000u
+#define S3_STALL_S_DEFAULT 30u
 #define S3_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 struct s3_slot {
@@ -71,7 +78,7 @@ struct s3_backend {
     char region[64];
     char access[256], secret[256];
     char token_hdr[4096 + 32]; /* "x-amz-security-token: ..." or "" */
-    unsigned tries, backoff_ms;
+    unsigned tries, backoff_ms, stall_s;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct s3_slot *slots;
@@ -672,9 +679,9 @@ static void set_options(const struct s3_backend *b, struct s3_req *r, const char
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "asrimg/" ASRIMG_VERSION);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    /* a transfer slower than 1 KiB/s for 30 s is a timeout, retried */
+    /* a transfer slower than 1 KiB/s for stall_s seconds (30) is a timeout, retried */
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 30L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)b->stall_s);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->curl_msg);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -1364,6 +1371,7 @@ int store_backend_s3_open(const char *url, const struct asr_store_options *opt, 
     if (rc == ASR_OK) {
         b->tries = env_uint("ASRIMG_S3_RETRIES", S3_TRIES_DEFAULT, 1, S3_TRIES_MAX);
         b->backoff_ms = env_uint("ASRIMG_S3_BACKOFF_MS", S3_BACKOFF_MS_DEFAULT, 0, 60000);
+        b->stall_s = env_uint("ASRIMG_S3_STALL_SECONDS", S3_STALL_S_DEFAULT, 1, 3600);
         b->nslots = opt && opt->requests ? opt->requests : S3_REQUESTS_DEFAULT;
         if (b->nslots > S3_REQUESTS_MAX)
             b->nslots = S3_REQUESTS_MAX;

@@ -8,13 +8,16 @@
  * naming HTTP 503 after the configured tries. --recovers: the same while the shell restarts the
  * server: a put_file retried until it passes, then read back equal. --bench: request rates and
  * throughput for 1 to 16 requests in flight (by hand; the test runs only the figures at 8). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -374,6 +377,39 @@ static void check_refused(void)
     b->ops->close(b);
 }
 
+/* A server that takes the connection and never answers: a timeout, retried, then named. */
+static void check_stalled(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(fd, 16) == 0 &&
+              getsockname(fd, (struct sockaddr *)&sa, &sl) == 0,
+          "listening socket: %s", strerror(errno));
+    char ep[64];
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%u", ntohs(sa.sin_port));
+    setenv("ASRIMG_S3_RETRIES", "2", 1);
+    setenv("ASRIMG_S3_BACKOFF_MS", "100", 1);
+    setenv("ASRIMG_S3_STALL_SECONDS", "1", 1);
+    struct asr_store_options opt = {.endpoint = ep};
+    struct store_backend *b = open_backend(g_url, &opt);
+    unsetenv("ASRIMG_S3_RETRIES");
+    unsetenv("ASRIMG_S3_BACKOFF_MS");
+    unsetenv("ASRIMG_S3_STALL_SECONDS");
+    struct asr_error e = {0};
+    uint8_t buf[16];
+    size_t got;
+    bool missing;
+    double t0 = asr_now();
+    int rc = b->ops->get(b, "index/ee", 0, buf, sizeof buf, &got, &missing, &e);
+    double t = asr_now() - t0;
+    CHECK(rc == ASR_E_IO && !missing && strstr(e.msg, "index/ee") && strstr(e.msg, "2 tries") && t >= 1.5 && t < 10,
+          "stalled server: rc %d in %.2f s: %s", rc, t, e.msg);
+    printf("server that never answers: %.2f s: %s\n", t, e.msg);
+    b->ops->close(b);
+    close(fd);
+}
+
 static void check_credentials_file(void)
 {
     char dir[4096], path[4200];
@@ -585,6 +621,7 @@ int main(int argc, char **argv)
     b->ops->close(b);
     check_wrong_secret();
     check_refused();
+    check_stalled();
     check_credentials_file();
     printf("s3_backend_check: ok\n");
     return 0;
