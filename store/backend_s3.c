@@ -16,7 +16,7 @@
  * get is one Range request for cap bytes at offset: *got is cap, or less where the object ends
  * (offset 0 and cap at least its size: the whole object; a range starting at or past the end: 0
  * bytes, no error). get_file streams the object into the file; put_file streams the file (neither
- * holds an object in memory).
+ * holds an object in memory) and never replaces an object (ASR_E_EXISTS; see put_new).
  *
  * Payload hash (x-amz-content-sha256, which libcurl 7.88 does not send and servers require): the
  * body's SHA-256 over http, so that the server refuses a body damaged on the way; UNSIGNED-PAYLOAD
@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,7 @@ struct s3_backend {
     char access[256], secret[256];
     char token_hdr[4096 + 32]; /* "x-amz-security-token: ..." or "" */
     unsigned tries, backoff_ms, stall_s;
+    atomic_int cond_put; /* If-None-Match on PUT: 0 not known yet, 1 honoured, -1 refused (501) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct s3_slot *slots;
@@ -390,6 +392,7 @@ struct s3_req {
     const char *method;  /* GET PUT DELETE HEAD */
     const char *key;     /* store key; NULL: the bucket */
     const char *query;   /* canonical query, or NULL */
+    bool if_none_match;  /* create only: If-None-Match: * */
     char range[80];      /* Range header value, or "" */
     /* body sent */
     bool upload;
@@ -729,6 +732,8 @@ static int perform(struct s3_backend *b, struct s3_req *r, struct asr_error *err
         ok = hdr_add(&hdrs, range_hdr);
     if (ok && r->upload)
         ok = hdr_add(&hdrs, "Content-Type: application/octet-stream");
+    if (ok && r->if_none_match)
+        ok = hdr_add(&hdrs, "If-None-Match: *");
     if (!ok) {
         curl_slist_free_all(hdrs);
         return asr_fail_public(err, ASR_E_NOMEM, "%s: out of memory", name);
@@ -764,7 +769,11 @@ static int perform(struct s3_backend *b, struct s3_req *r, struct asr_error *err
         } else {
             r->ebody[r->eb_len] = '\0';
             s3_parse_error(r->ebody, r->eb_len, r->code, sizeof r->code, r->message, sizeof r->message);
-            again = r->status >= 500 || r->status == 429 || (r->status == 400 && !strcmp(r->code, "RequestTimeout"));
+            /* 409 ConditionalRequestConflict: two conditional PUTs of one key at once; AWS asks
+             * for a retry (which then meets 412 when the other one won) */
+            again = (r->status >= 500 && r->status != 501) || r->status == 429 ||
+                    (r->status == 400 && !strcmp(r->code, "RequestTimeout")) ||
+                    (r->status == 409 && !strcmp(r->code, "ConditionalRequestConflict"));
         }
         if (!again || r->tries >= b->tries)
             break;
@@ -874,6 +883,51 @@ static int s3_put(struct store_backend *bb, const char *key, const void *data, s
     return rc;
 }
 
+static int exists_fail(const struct s3_backend *b, const char *key, struct asr_error *err)
+{
+    char name[S3_KEY_MAX + 300];
+    obj_name(b, key, name, sizeof name);
+    return asr_fail_public(err, ASR_E_EXISTS, "%s: already exists", name);
+}
+
+/* PUT r (a body to key) only where no object of that name is: ASR_E_EXISTS when one is. With
+ * If-None-Match: * (AWS since 2024, MinIO, Ceph RGW); an endpoint that answers it with 501 (Swift's
+ * s3api) gets a HEAD first from then on, which leaves a window between the two requests. */
+static int put_new(struct s3_backend *b, struct s3_req *r, struct asr_error *err)
+{
+    if (atomic_load(&b->cond_put) >= 0) {
+        r->if_none_match = true;
+        int rc = perform(b, r, err);
+        if (rc != ASR_OK)
+            return rc;
+        if (r->status == 200) {
+            atomic_store(&b->cond_put, 1);
+            return ASR_OK;
+        }
+        if (r->status == 412)
+            return exists_fail(b, r->key, err);
+        if (r->status != 501)
+            return http_fail(b, r, err);
+        atomic_store(&b->cond_put, -1);
+        r->if_none_match = false;
+    }
+    struct s3_req *h = calloc(1, sizeof *h);
+    if (!h)
+        return asr_fail_public(err, ASR_E_NOMEM, "%s: out of memory", b->base.url);
+    *h = (struct s3_req){.method = "HEAD", .key = r->key, .in_fd = -1, .out_fd = -1};
+    int rc = perform(b, h, err);
+    if (rc == ASR_OK && h->status == 200)
+        rc = exists_fail(b, r->key, err);
+    else if (rc == ASR_OK && h->status != 404)
+        rc = http_fail(b, h, err);
+    free(h);
+    if (rc == ASR_OK)
+        rc = perform(b, r, err);
+    if (rc == ASR_OK && r->status != 200)
+        rc = http_fail(b, r, err);
+    return rc;
+}
+
 static int s3_put_file(struct store_backend *bb, const char *key, const char *path, struct asr_error *err)
 {
     struct s3_backend *b = s3_of(bb);
@@ -902,9 +956,7 @@ static int s3_put_file(struct store_backend *bb, const char *key, const char *pa
             rc = asr_fail_public(err, ASR_E_IO, "%s: %s", path, hr < 0 ? strerror(-hr) : "changed while read");
     }
     if (rc == ASR_OK)
-        rc = perform(b, r, err);
-    if (rc == ASR_OK && r->status != 200)
-        rc = http_fail(b, r, err);
+        rc = put_new(b, r, err);
     free(r);
     close(fd);
     return rc;

@@ -160,10 +160,21 @@ static void check_files(struct store_backend *b)
     CHECK(got == sizeof buf && memcmp(buf, want, got) == 0, "range of the 40 MiB object");
     printf("put_file + get_file of %zu bytes byte-equal (%.2f s + %.2f s), range inside it: ok\n", len, t1 - t0,
            t2 - t1);
+    /* put_file never replaces: a second snapshot of that name is refused, the first left whole */
+    write_file(src, 1000, 8);
+    int rc = b->ops->put_file(b, "snapshots/host/big", src, &e);
+    CHECK(rc == ASR_E_EXISTS && strstr(e.msg, "snapshots/host/big"), "put_file over an object: rc %d: %s", rc, e.msg);
+    printf("put_file over an existing object: %s\n", e.msg);
+    OK(b->ops->get(b, "snapshots/host/big", 33000001, buf, sizeof buf, &got, &missing, &e), &e);
+    CHECK(got == sizeof buf && memcmp(buf, want, got) == 0, "the refused put_file changed the object");
+    OK(b->ops->put_file(b, "snapshots/host/small", src, &e), &e);
+    rc = b->ops->put_file(b, "snapshots/host/small", src, &e);
+    CHECK(rc == ASR_E_EXISTS, "second put_file of a new key: rc %d: %s", rc, e.msg);
+    OK(b->ops->del(b, "snapshots/host/small", &e), &e);
     unlink(src);
     unlink(dst);
     /* a file that is not there */
-    int rc = b->ops->put_file(b, "snapshots/host/none", "/nonexistent/file", &e);
+    rc = b->ops->put_file(b, "snapshots/host/none", "/nonexistent/file", &e);
     CHECK(rc == ASR_E_IO && strstr(e.msg, "/nonexistent/file"), "put_file of a missing file: %d %s", rc, e.msg);
 }
 
