@@ -1220,8 +1220,10 @@ static int creds_file(struct s3_backend *b, const char *path, const char *profil
 {
     *found = false;
     FILE *f = fopen(path, "re");
+    if (!f && (errno == ENOENT || errno == ENOTDIR))
+        return ASR_OK;
     if (!f)
-        return errno == ENOENT || errno == ENOTDIR ? ASR_OK : asr_fail_public(err, ASR_E_IO, "%s: %s", path, strerror(errno));
+        return asr_fail_public(err, ASR_E_IO, "%s: %s", path, strerror(errno));
     char line[8192], token[4096] = "";
     bool in = false, have_id = false, have_secret = false;
     size_t total = 0;
