@@ -1,6 +1,7 @@
 /* The store itself: opening one (backend by URL), its config object (SPEC.md 19.2), the key file
  * (made by init, loaded and checked by open), chunk ids (HMAC-SHA-256 with the key), object names,
  * and the small helpers the other store/ modules share (hex, randomness, whole-object reads). */
+#include "backend_s3.h"
 #include "internal.h"
 
 #include <ctype.h>
@@ -284,9 +285,15 @@ static void key_check_of(const uint8_t key[STORE_KEY_SIZE], const uint8_t uuid[1
 static int backend_open(const char *url, const struct asr_store_options *opt, bool create, struct store_backend **b,
                         struct asr_error *err)
 {
-    if (!strncmp(url, "s3://", 5))
-        return store_backend_s3_open(url, opt, b, err);
-    return store_backend_dir_open(url, create, b, err);
+    if (strncmp(url, "s3://", 5))
+        return store_backend_dir_open(url, create, b, err);
+    int rc = store_backend_s3_open(url, opt, b, err);
+    /* store init makes the bucket when it is not there yet (one we own already is fine). */
+    if (!rc && create && (rc = store_backend_s3_make_bucket(*b, err))) {
+        (*b)->ops->close(*b);
+        *b = NULL;
+    }
+    return rc;
 }
 
 int store_init_with(const char *url, const struct asr_store_options *opt, uint32_t pack_target, char *key_path,
