@@ -11,5 +11,8 @@ int cmd_restore(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 int cmd_rescue(int argc, char **argv); /* cmd_rescue.c: rescue SUBCOMMAND */
+int cmd_store(int argc, char **argv);  /* cmd_store.c: store SUBCOMMAND */
+int cmd_export(int argc, char **argv); /* cmd_export.c */
+int cmd_import(int argc, char **argv); /* cmd_export.c */
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "args.h"
 #include "disks.h"
+#include "image_ref.h"
 #include "json.h"
 #include "machine.h"
 #include "progress.h"
@@ -35,7 +36,14 @@ struct backup_args {
     uint32_t ndisks;
     const char *output;
     const char *output_dir;
+    const char *host; /* --host: the snapshot's HOST in a store */
     char named[4096]; /* --output-dir: DIR/HOST-YYYYmmdd-HHMMSS.asrimg */
+    /* -o STORE: the store, this backup's session, and the snapshot being written locally until
+     * the session commits it. */
+    struct asr_store *store;
+    struct asr_store_session *session;
+    char manifest_dir[4096], manifest[4200], snapshot[1400];
+    struct asr_store_session_stats store_st;
     const char *selection;
     uint64_t split;
     bool force, json, ignore_read_errors, freeze;
@@ -66,6 +74,9 @@ static int parse_args(int argc, char **argv, struct backup_args *a)
         case OPT_IGNORE_READ_ERRORS: a->opt.ignore_read_errors = true; break;
         case OPT_OUTPUT: a->output = o; break;
         case OPT_OUTPUT_DIR: a->output_dir = o; break;
+        case OPT_STORE_KEY: setenv("ASRIMG_STORE_KEY_FILE", o, 1); break;
+        case OPT_HOST: a->host = o; break;
+        case OPT_ENDPOINT: setenv("AWS_ENDPOINT_URL", o, 1); break;
         case OPT_VOLUMES: a->selection = o; break;
         case OPT_LEVEL:
             if (!cli_parse_uint(o, 19, &v))
@@ -330,8 +341,19 @@ static void report(const struct backup_args *a, const struct cli_disks *disks, c
         struct json j;
         json_begin(&j, strcmp(a->output, "-") ? stdout : stderr);
         json_obj(&j, NULL);
-        json_str(&j, "image", a->output);
+        json_str(&j, "image", a->store ? a->snapshot : a->output);
         json_u64(&j, "image_bytes", image_bytes);
+        if (a->store) {
+            json_obj(&j, "store");
+            json_str(&j, "url", asr_store_url(a->store));
+            json_str(&j, "snapshot", strstr(a->snapshot, "::") + 2);
+            json_u64(&j, "found_bytes", st->store_bytes);
+            json_u64(&j, "added_bytes", a->store_st.stored_new);
+            json_u64(&j, "added_chunks", a->store_st.chunks_new);
+            json_u64(&j, "packs", a->store_st.packs);
+            json_u64(&j, "requests", a->store_st.requests);
+            json_end_obj(&j);
+        }
         json_u64(&j, "read_bytes", st->read_bytes);
         json_u64(&j, "stored_bytes", st->stored_bytes);
         json_u64(&j, "new_bytes", st->new_bytes);
@@ -374,6 +396,10 @@ static void report(const struct backup_args *a, const struct cli_disks *disks, c
     fprintf(stderr, "backup: %s read in %.1f s (%.0f MB/s), image %s (%.2fx), deduplicated %s, zero %s\n",
             cli_bytes(st->read_bytes, r, sizeof r), st->seconds, mbps, cli_bytes(image_bytes, i, sizeof i), ratio,
             cli_bytes(st->dedup_bytes, d, sizeof d), cli_bytes(st->zero_bytes, z, sizeof z));
+    if (a->store)
+        fprintf(stderr, "backup: snapshot %s: %s already in the store, %s added in %llu packs\n", a->snapshot,
+                cli_bytes(st->store_bytes, r, sizeof r), cli_bytes(a->store_st.stored_new, i, sizeof i),
+                (unsigned long long)a->store_st.packs);
     if (st->unreadable_bytes)
         fprintf(stderr, "backup: warning: %s could not be read and are recorded as unreadable\n",
                 cli_bytes(st->unreadable_bytes, r, sizeof r));
@@ -397,6 +423,11 @@ static int create_writer(const struct backup_args *a, struct cli_disks *disks, s
         .may_replace_ctx = disks,
         .max_chunk_size = asr_backup_max_chunk(a->opt.avg_chunk),
     };
+    if (a->store) { /* the snapshot, written locally, uploaded by the session's commit */
+        wo.external_chunks = true;
+        wo.hash_seed = asr_store_hash_seed(a->store);
+        return asr_writer_create(a->manifest, &wo, w, err) ? EXIT_FAIL : EXIT_OK;
+    }
     if (!strcmp(a->output, "-")) {
         if (isatty(STDOUT_FILENO))
             return asr_fail_public(err, ASR_E_ARG, "refusing to write an image to a terminal"), EXIT_USAGE;
@@ -465,6 +496,56 @@ static int name_in_dir(struct backup_args *a, const char *host, struct asr_error
 static int backup_with(struct backup_args *a, struct cli_disks *disks, struct asr_backup_freeze **fz,
                        struct asr_machine_desc *record);
 
+/* -o STORE: the store opened (its key checked) and this backup's session begun, before any disk
+ * is opened; the snapshot is written in a directory of its own under TMPDIR. */
+static int store_begin(struct backup_args *a, const char *host, struct asr_error *err)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(a->manifest_dir, sizeof a->manifest_dir, "%s/asrimg-backup.XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+    if (!mkdtemp(a->manifest_dir)) {
+        a->manifest_dir[0] = '\0';
+        return asr_fail_public(err, ASR_E_IO, "cannot make a temporary directory for the snapshot: %s",
+                               strerror(errno));
+    }
+    snprintf(a->manifest, sizeof a->manifest, "%s/snapshot.asrimg", a->manifest_dir);
+    int rc = asr_store_open(a->output, NULL, &a->store, err);
+    if (rc == ASR_OK)
+        rc = asr_store_session_begin(a->store, host[0] ? host : "unknown", &a->session, err);
+    a->opt.store = a->store;
+    a->opt.session = a->session;
+    return rc;
+}
+
+static int store_commit(struct backup_args *a, struct asr_error *err)
+{
+    char name[1024];
+    int rc = asr_store_session_commit(a->session, a->manifest, name, sizeof name, err);
+    asr_store_session_stats(a->session, &a->store_st);
+    if (rc == ASR_OK)
+        snprintf(a->snapshot, sizeof a->snapshot, "%s::%s", a->output, name);
+    return rc;
+}
+
+/* Ends what store_begin started, whatever happened: an uncommitted session leaves its packs for
+ * the next backup to reuse. */
+static void store_end(struct backup_args *a)
+{
+    asr_store_session_stats(a->session, &a->store_st);
+    asr_store_session_free(a->session);
+    asr_store_close(a->store);
+    a->session = NULL;
+    a->store = NULL;
+    a->opt.store = NULL;
+    a->opt.session = NULL;
+    if (a->manifest_dir[0]) {
+        unlink(a->manifest);
+        char partial[4300];
+        snprintf(partial, sizeof partial, "%s.partial", a->manifest);
+        unlink(partial);
+        rmdir(a->manifest_dir);
+    }
+}
+
 /* The machine record is large (its boot entries): on the heap. */
 static int backup(struct backup_args *a, struct cli_disks *disks, struct asr_backup_freeze **fz)
 {
@@ -472,6 +553,8 @@ static int backup(struct backup_args *a, struct cli_disks *disks, struct asr_bac
     if (!record)
         return cli_error("out of memory"), EXIT_FAIL;
     int rc = backup_with(a, disks, fz, record);
+    if (a->session || a->store)
+        store_end(a);
     free(record);
     return rc;
 }
@@ -487,8 +570,25 @@ static int backup_with(struct backup_args *a, struct cli_disks *disks, struct as
         return EXIT_FAIL;
     }
     bool to_stdout = !strcmp(a->output, "-");
+    if (a->host && !cli_is_store(a->output)) {
+        cli_error("backup: --host names a snapshot in a store, and -o %s is not one", a->output);
+        return EXIT_USAGE;
+    }
+    if (cli_is_store(a->output)) {
+        if (a->split || a->force) {
+            cli_error("backup: -o %s is a store: --split and --force do not apply", a->output);
+            return EXIT_USAGE;
+        }
+        if (store_begin(a, a->host ? a->host : host, &err) != ASR_OK) {
+            cli_error("backup: %s", err.msg);
+            return EXIT_FAIL;
+        }
+    }
+    char placed[4200];
+    snprintf(placed, sizeof placed, "%s%s", a->output, a->store ? "/config" : "");
+    bool s3 = a->store && !strncmp(a->output, "s3://", 5);
     if (cli_disks_open(disks, a->paths, a->ndisks, a->selection, &a->keys, &err) != EXIT_OK ||
-        asr_check_image_placement(to_stdout ? NULL : a->output, STDOUT_FILENO, disks->disk, disks->n, &err)) {
+        (!s3 && asr_check_image_placement(to_stdout ? NULL : placed, STDOUT_FILENO, disks->disk, disks->n, &err))) {
         cli_error("%s", err.msg);
         return EXIT_FAIL;
     }
@@ -549,6 +649,8 @@ static int backup_with(struct backup_args *a, struct cli_disks *disks, struct as
     int brc = asr_backup_run(w, src, disks->n, &a->opt, &st, &err);
     if (brc == ASR_OK)
         brc = asr_writer_finish(w, &err);
+    if (brc == ASR_OK && a->store)
+        brc = store_commit(a, &err);
     uint64_t image_bytes = asr_writer_image_bytes(w);
     progress_done(&m.p);
     asr_writer_free(w); /* removes the .partial files of an unfinished image */

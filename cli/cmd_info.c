@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "args.h"
+#include "image_ref.h"
 #include "json.h"
 #include "machine.h"
 #include "stacks.h"
@@ -271,16 +272,17 @@ int cmd_info(int argc, char **argv)
     }
     if (!path)
         return cli_error("info: no image given (see 'asrimg info --help')"), EXIT_USAGE;
-    struct asr_reader *r;
+    struct cli_image_ref im;
     struct asr_error err = {0};
-    if (asr_reader_open(path, &r, &err) != ASR_OK) {
+    if (cli_image_ref_open(path, &im, &err) != ASR_OK) {
         cli_error("%s", err.msg);
         return EXIT_FAIL;
     }
+    const char *name = im.ref ? asr_store_ref_name(im.ref) : path;
     if (as_json)
-        print_json(path, r);
+        print_json(name, im.r);
     else
-        print_text(path, r);
-    asr_reader_free(r);
+        print_text(name, im.r);
+    cli_image_ref_close(&im);
     return EXIT_OK;
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "image_ref.h"
 #include "mount_readme.h"
 #include "util.h"
 
@@ -260,6 +261,7 @@ int cmd_mount(int argc, char **argv)
      * resolve is left to the reader, which says why it cannot open it. */
     char *abs_image = realpath(image, NULL), *abs_dir = realpath(dir, NULL);
     struct mounted m = {.when = time(NULL), .daemon = daemon};
+    struct cli_image_ref im = {0};
     struct asr_error err = {0};
     int rc = EXIT_FAIL;
     if (!abs_dir) {
@@ -270,10 +272,11 @@ int cmd_mount(int argc, char **argv)
         cli_error("mount: out of memory");
         goto out;
     }
-    if (asr_reader_open(abs_image, &m.r, &err) != ASR_OK) {
+    if (cli_image_ref_open(abs_image, &im, &err) != ASR_OK) {
         cli_error("%s", err.msg);
         goto out;
     }
+    m.r = im.r;
     m.when = (time_t)asr_reader_info(m.r)->created_unix;
     struct asr_view_options vo = {.cache_bytes = cache, .log = log_damage, .log_ctx = &m};
     /* The README from a view without read-ahead threads; the one that serves starts in serve(). */
@@ -291,7 +294,7 @@ int cmd_mount(int argc, char **argv)
     rc = serve(abs_image, abs_dir, &m, &vo, allow_other);
 out:
     asr_view_free(m.v);
-    asr_reader_free(m.r);
+    cli_image_ref_close(&im);
     free(m.readme);
     free(abs_image);
     free(abs_dir);

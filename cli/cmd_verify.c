@@ -13,6 +13,7 @@
 #include "args.h"
 #include "disks.h"
 #include "layers.h"
+#include "image_ref.h"
 #include "json.h"
 #include "progress.h"
 #include "targets.h"
@@ -49,9 +50,10 @@ static void on_problem(const struct asr_problem *p, void *ctx)
  * JSON keys either) when the image does not open: its problems have been reported already. */
 static void list_unreadable(const char *path, bool as_json, struct json *j)
 {
-    struct asr_reader *r = NULL;
-    if (asr_reader_open(path, &r, NULL) != ASR_OK)
+    struct cli_image_ref im;
+    if (cli_image_ref_open(path, &im, NULL) != ASR_OK)
         return;
+    struct asr_reader *r = im.r;
     uint64_t total = 0, ranges = 0, listed = 0;
     for (uint32_t v = 0; v < asr_reader_volume_count(r); v++) {
         uint64_t n;
@@ -97,7 +99,7 @@ static void list_unreadable(const char *path, bool as_json, struct json *j)
     else if (ranges > UNREADABLE_LINES_MAX)
         printf("  ... and %llu more ranges (--json lists them all)\n",
                (unsigned long long)(ranges - UNREADABLE_LINES_MAX));
-    asr_reader_free(r);
+    cli_image_ref_close(&im);
 }
 
 /* ---- --against: disks compared with the image ------------------------------------------------ */
@@ -290,7 +292,9 @@ int cmd_verify(int argc, char **argv)
     progress_init(&pr, "verify", o.json);
     struct asr_verify_report rep;
     struct asr_error err = {0};
-    int rc = asr_verify(path, on_problem, &o, progress_update, &pr, &rep, &err);
+    int rc = asr_store_is_ref(path)
+                 ? asr_store_verify_snapshot(path, on_problem, &o, progress_update, &pr, &rep, &err)
+                 : asr_verify(path, on_problem, &o, progress_update, &pr, &rep, &err);
     progress_done(&pr);
     if (o.json) {
         json_end_arr(&j);

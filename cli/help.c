@@ -40,8 +40,15 @@ static const struct cli_example layout_examples[] = {
     {0},
 };
 
+#define STORE_KEY_HELP                                                                                                \
+    "the store's key file (default: ASRIMG_STORE_KEY_FILE, else ~/.config/asrimg/store-UUID.key, as store init "     \
+    "wrote it)"
+#define ENDPOINT_HELP "an S3 endpoint other than AWS (default: AWS_ENDPOINT_URL), for s3:// stores"
+
 static const struct cli_option backup_opts[] = {
-    {OPT_OUTPUT, 'o', "output", "IMAGE", "the image to write (this or --output-dir); '-' writes it to standard output"},
+    {OPT_OUTPUT, 'o', "output", "IMAGE|STORE",
+     "the image to write (this or --output-dir); '-' writes it to standard output; a store (a directory store init "
+     "made, or s3://bucket/prefix) takes a snapshot HOST/TIME"},
     {OPT_OUTPUT_DIR, 0, "output-dir", "DIR",
      "write the image into DIR as HOST-YYYYmmdd-HHMMSS.asrimg (the hostname, and the time in UTC), never over an "
      "existing one, so regular backups accumulate"},
@@ -60,6 +67,9 @@ static const struct cli_option backup_opts[] = {
      "freeze (FIFREEZE) each selected volume mounted read-write while it is read, and thaw it after"},
     {OPT_JSON, 0, "json", NULL, "print a summary as JSON on standard output: volumes, how each was taken, warnings"},
     {OPT_AVG_CHUNK, 0, "avg-chunk", "SIZE", "average size of the content-defined chunks (for experiments)"},
+    {OPT_HOST, 0, "host", "HOST", "into a store: the snapshot's HOST (default: this machine's hostname)"},
+    {OPT_STORE_KEY, 0, "store-key", "FILE", STORE_KEY_HELP},
+    {OPT_ENDPOINT, 0, "endpoint", "URL", ENDPOINT_HELP},
     {0},
 };
 _Static_assert(sizeof backup_opts / sizeof backup_opts[0] <= CLI_OPTIONS_MAX + 1, "too many backup options");
@@ -69,6 +79,7 @@ static const struct cli_example backup_examples[] = {
      "every volume of two disks, in parts a FAT32 stick can hold"},
     {"backup /dev/sda -o - | ssh host 'cat >pc.asrimg'", "the image over a pipe"},
     {"backup /dev/nvme0n1 --output-dir /media/RESCUE/images", "pc-20261205-142500.asrimg, say, beside the older ones"},
+    {"backup /dev/sda -o /srv/asrstore", "a snapshot into a store: only chunks it does not hold yet are added"},
     {0},
 };
 
@@ -250,6 +261,87 @@ static const struct cli_example rescue_run_examples[] = {
     {0},
 };
 
+static const struct cli_option store_common_opts[] = {
+    {OPT_STORE_KEY, 0, "store-key", "FILE", STORE_KEY_HELP},
+    {OPT_ENDPOINT, 0, "endpoint", "URL", ENDPOINT_HELP},
+    {OPT_JSON, 0, "json", NULL, "print the result as JSON on standard output"},
+    {0},
+};
+static const struct cli_option store_init_opts[] = {
+    {OPT_STORE_KEY, 0, "store-key", "FILE", "where to write the new key (default: ~/.config/asrimg/store-UUID.key)"},
+    {OPT_ENDPOINT, 0, "endpoint", "URL", ENDPOINT_HELP},
+    {OPT_JSON, 0, "json", NULL, "print the store and its key file as JSON on standard output"},
+    {0},
+};
+static const struct cli_option store_list_opts[] = {
+    {OPT_HOST, 0, "host", "HOST", "only this machine's snapshots"},
+    {OPT_STORE_KEY, 0, "store-key", "FILE", STORE_KEY_HELP},
+    {OPT_ENDPOINT, 0, "endpoint", "URL", ENDPOINT_HELP},
+    {OPT_JSON, 0, "json", NULL, "print the snapshots as JSON on standard output"},
+    {0},
+};
+static const struct cli_option store_prune_opts[] = {
+    {OPT_KEEP_LAST, 0, "keep-last", "N", "keep the newest N snapshots"},
+    {OPT_KEEP_DAILY, 0, "keep-daily", "N", "keep the newest snapshot of each of the newest N days (UTC) that have one"},
+    {OPT_KEEP_WEEKLY, 0, "keep-weekly", "N", "the same per ISO week"},
+    {OPT_KEEP_MONTHLY, 0, "keep-monthly", "N", "the same per month"},
+    {OPT_HOST, 0, "host", "HOST", "only this machine's snapshots (default: each machine's, by the same rules)"},
+    {OPT_DRY_RUN, 0, "dry-run", NULL, "say what would be removed, remove nothing"},
+    {OPT_STORE_KEY, 0, "store-key", "FILE", STORE_KEY_HELP},
+    {OPT_ENDPOINT, 0, "endpoint", "URL", ENDPOINT_HELP},
+    {OPT_JSON, 0, "json", NULL, "print the counts as JSON on standard output"},
+    {0},
+};
+static const struct cli_option store_verify_opts[] = {
+    {OPT_READ_DATA, 0, "read-data", NULL, "read every chunk and check it against its id (default: check they exist)"},
+    {OPT_STORE_KEY, 0, "store-key", "FILE", STORE_KEY_HELP},
+    {OPT_ENDPOINT, 0, "endpoint", "URL", ENDPOINT_HELP},
+    {OPT_JSON, 0, "json", NULL, "print the problems and counts as JSON on standard output"},
+    {0},
+};
+static const struct cli_option move_opts[] = {
+    {OPT_OUTPUT, 'o', "output", "FILE", "the image file to write (or give it after the snapshot)"},
+    {OPT_FORCE, 0, "force", NULL, "replace an existing FILE"},
+    {OPT_HOST, 0, "host", "HOST", "import: the snapshot's HOST (default: the hostname the image records)"},
+    {OPT_STORE_KEY, 0, "store-key", "FILE", STORE_KEY_HELP},
+    {OPT_ENDPOINT, 0, "endpoint", "URL", ENDPOINT_HELP},
+    {OPT_JSON, 0, "json", NULL, "print a summary as JSON on standard output"},
+    {0},
+};
+static const struct cli_example store_init_examples[] = {
+    {"store init /srv/asrstore", "an empty store in a directory, and its key in ~/.config/asrimg"},
+    {"store init s3://backups/asr --endpoint https://s3.example.net", "a store under an S3 bucket prefix"},
+    {0},
+};
+static const struct cli_example store_list_examples[] = {
+    {"store list /srv/asrstore", "every snapshot: logical size, stored size, and bytes no other snapshot shares"},
+    {0},
+};
+static const struct cli_example store_prune_examples[] = {
+    {"store prune /srv/asrstore --keep-daily 7 --keep-weekly 4 --keep-monthly 12", "a week of dailies, ..."},
+    {0},
+};
+static const struct cli_example store_gc_examples[] = {
+    {"store gc /srv/asrstore", "frees what pruned snapshots alone used; safe while backups run"},
+    {0},
+};
+static const struct cli_example store_verify_examples[] = {
+    {"store verify /srv/asrstore --read-data", "reads every chunk; names damaged ones and the snapshots they hurt"},
+    {0},
+};
+static const struct cli_example export_examples[] = {
+    {"export /srv/asrstore::pc/latest -o /media/RESCUE/images/pc.asrimg", "pc's newest snapshot as an image file"},
+    {0},
+};
+static const struct cli_example import_examples[] = {
+    {"import pc.asrimg /srv/asrstore", "the image as a snapshot HOST/TIME of the store"},
+    {0},
+};
+
+#define STORE_REF_HELP                                                                                                \
+    "A snapshot is named STORE::HOST/TIME, STORE::HOST/latest or STORE::latest, and read by restore, verify, info, " \
+    "mount and export. The store's key comes from --store-key, ASRIMG_STORE_KEY_FILE, or the file store init wrote."
+
 static const struct cli_command commands[] = {
     {"layout",
      {"layout DISK... [--volumes critical|all|LIST] [--key-file FILE] [--unlock] [--json [--extents]]"},
@@ -260,7 +352,7 @@ static const struct cli_command commands[] = {
      "exFAT or NTFS made on the whole disk is read as that filesystem, one volume numbered 0.",
      layout_opts, layout_examples},
     {"backup",
-     {"backup DISK... -o IMAGE|--output-dir DIR [--volumes critical|all|LIST] [--key-file FILE] [--unlock] [--level N] [--threads N] [--split SIZE|fat32] "
+     {"backup DISK... -o IMAGE|STORE|--output-dir DIR [--volumes critical|all|LIST] [--key-file FILE] [--unlock] [--level N] [--threads N] [--split SIZE|fat32] "
       "[--force] [--ignore-read-errors] [--freeze] [--json]"},
      "image the selected volumes and every disk's layout ('-o -': stdout)",
      "Images the selected volumes (by default the critical ones) and the layout of every DISK: partition tables, "
@@ -272,7 +364,10 @@ static const struct cli_command commands[] = {
      "--freeze freezes while it is read.\n\n"
      "The image records the machine: its hostname, whether it booted through UEFI or BIOS, and on UEFI the boot "
      "entries (Boot####) that load from a partition of DISK, with BootOrder (restore --boot-entries makes them "
-     "again).",
+     "again).\n\n"
+     "Into a store (-o STORE), the backup is a snapshot named HOST/TIME: chunks the store already holds, from this "
+     "machine's earlier snapshots or from other machines, are neither compressed nor uploaded again; restore, "
+     "verify, info, mount and export read it as STORE::HOST/TIME (or STORE::HOST/latest).",
      backup_opts, backup_examples},
     {"bench",
      {"bench DISK... [--volumes critical|all|LIST] [--key-file FILE] [--unlock] [--level N] [--threads N] [--json]"},
@@ -399,6 +494,58 @@ static const struct cli_command commands[] = {
      "asrimg.yes, asrimg.then=poweroff|reboot|shell (default poweroff); else the file DIR/unattended.conf, the "
      "same keys as key=value lines (the asrimg. prefix optional, # comments). " RESCUE_DISKS_HELP ".",
      rescue_run_opts, rescue_run_examples},
+    {"store init",
+     {"store init STORE [--store-key FILE] [--endpoint URL] [--json]"},
+     "make an empty chunk store (a directory, or s3://bucket/prefix) and its key",
+     "Makes an empty store: a directory (which must not exist or be empty) or a prefix of an S3 bucket, and a new "
+     "random key, written to --store-key or ~/.config/asrimg/store-UUID.key (mode 0600, never overwritten). Chunks "
+     "are identified in the store by HMAC-SHA-256 with that key: every machine that backs up into the store or "
+     "restores from it needs a copy of the key file, and without it no snapshot can be read. S3 credentials come "
+     "from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or ~/.aws/credentials, the region from AWS_REGION.\n\n"
+     STORE_REF_HELP,
+     store_init_opts, store_init_examples},
+    {"store list",
+     {"store list STORE [--host HOST] [--json]"},
+     "the snapshots of a store, with their sizes",
+     "Lists the snapshots, oldest first: name (HOST/TIME), time, logical size (the data of its volumes), stored size "
+     "(the compressed chunks it uses) and unique size (what only it uses: what removing it would free).\n\n"
+     STORE_REF_HELP,
+     store_list_opts, store_list_examples},
+    {"store prune",
+     {"store prune STORE --keep-last N|--keep-daily N|--keep-weekly N|--keep-monthly N... [--host HOST] [--dry-run]"},
+     "remove the snapshots no keep rule keeps",
+     "For each machine (or only --host), keeps every snapshot one of the rules keeps and removes the others: "
+     "--keep-last N the newest N, --keep-daily N the newest of each of the newest N days (UTC) that have one, "
+     "likewise per ISO week and per month. At least one rule is needed. Their chunks stay until store gc.",
+     store_prune_opts, store_prune_examples},
+    {"store gc",
+     {"store gc STORE [--json]"},
+     "free the chunks no snapshot uses",
+     "Condemns the packs no snapshot uses, and deletes the packs an earlier gc condemned once every backup that was "
+     "running then has ended (a backup that stops without a word counts as ended 30 minutes after its last sign of "
+     "life), sparing any a snapshot has come to use. No lock: backups and gc run at the same time and lose nothing "
+     "(SPEC.md section 19.8). Run it regularly, after prune.",
+     store_common_opts, store_gc_examples},
+    {"store verify",
+     {"store verify STORE [--read-data] [--json]"},
+     "check that every chunk every snapshot uses is there (--read-data: and intact)",
+     "Reads every snapshot and checks that each chunk it uses is listed in a pack that exists; with --read-data, "
+     "reads every chunk and checks its checksums and its content against its id. Names each missing or damaged "
+     "chunk with the snapshots it hurts; exit 1 when any.",
+     store_verify_opts, store_verify_examples},
+    {"export",
+     {"export STORE::SNAPSHOT -o FILE [--force] [--json]"},
+     "a snapshot as a self-contained image file",
+     "Writes the snapshot as an image file holding its chunks (compressed again at zstd level 3), with the same "
+     "layout, volumes and volume content hashes, checked as it is written: the recovery drive, or a copy to hand "
+     "to someone.\n\n" STORE_REF_HELP,
+     move_opts, export_examples},
+    {"import",
+     {"import FILE STORE [--json]"},
+     "an image file as a snapshot of a store",
+     "Adds the image to the store as a snapshot HOST/TIME (the hostname the image records), storing only the "
+     "chunks the store does not hold yet; every volume's content hash is checked on the way.",
+     move_opts, import_examples},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -48,6 +48,15 @@ enum cli_opt_id {
     OPT_TARGET,
     OPT_NEXT_FILE,
     OPT_CMDLINE_FILE,
+    OPT_STORE_KEY,
+    OPT_ENDPOINT,
+    OPT_HOST,
+    OPT_KEEP_LAST,
+    OPT_KEEP_DAILY,
+    OPT_KEEP_WEEKLY,
+    OPT_KEEP_MONTHLY,
+    OPT_DRY_RUN,
+    OPT_READ_DATA,
 };
 
 /* Options of one command at most, --help besides (cli_args holds them in fixed arrays). */

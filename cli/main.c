@@ -24,7 +24,7 @@ static int help(int argc, char **argv)
         cli_help_man(stdout);
         return EXIT_OK;
     }
-    /* "help rescue run" names the subcommand; "help rescue" shows them all. */
+    /* "help rescue run" names the subcommand; "help rescue" shows them all (store likewise). */
     char name[64];
     snprintf(name, sizeof name, "%s%s%s", argv[1], argc == 3 ? " " : "", argc == 3 ? argv[2] : "");
     if (argc == 2 && cli_help_group(stdout, argv[1]))
@@ -61,6 +61,12 @@ static int run(int argc, char **argv)
         return cmd_umount(argc - 1, argv + 1);
     if (!strcmp(cmd, "rescue"))
         return cmd_rescue(argc - 1, argv + 1);
+    if (!strcmp(cmd, "store"))
+        return cmd_store(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export"))
+        return cmd_export(argc - 1, argv + 1);
+    if (!strcmp(cmd, "import"))
+        return cmd_import(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("asrimg %s (image format %u)\n", asr_version(), ASR_FORMAT_VERSION);
         return EXIT_OK;

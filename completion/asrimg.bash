@@ -3,14 +3,15 @@
 # files where a disk goes, files where an image goes.
 # Installed as share/bash-completion/completions/asrimg; from a source tree: source it.
 
-_asrimg_commands="layout backup bench restore mount umount info verify rescue help version"
+_asrimg_commands="layout backup bench restore mount umount info verify rescue store export import help version"
 _asrimg_rescue="make update images plan run"
+_asrimg_store="init list prune gc verify"
 
 # The options of a command, -h/--help included.
 _asrimg_options() {
     case $1 in
     layout) echo "--volumes --key-file --unlock --json --extents --help -h" ;;
-    backup) echo "-o --output --output-dir --volumes --key-file --unlock --level --threads --split --force --ignore-read-errors --freeze --json --avg-chunk --help -h" ;;
+    backup) echo "-o --output --output-dir --volumes --key-file --unlock --level --threads --split --force --ignore-read-errors --freeze --json --avg-chunk --host --store-key --endpoint --help -h" ;;
     bench) echo "--volumes --key-file --unlock --level --threads --json --help -h" ;;
     restore) echo "--to --yes --new-ids --grow --verify --discard --zero-unused --keep-going --boot-entries --threads --json --help -h" ;;
     mount) echo "--allow-other --cache -d --daemon --help -h" ;;
@@ -23,6 +24,13 @@ _asrimg_options() {
     "rescue plan") echo "--drive --target --json --help -h" ;;
     "rescue run") echo "--images --image --drive --target --yes --next-file --cmdline-file --json --help -h" ;;
     rescue) echo "--help -h" ;;
+    "store init") echo "--store-key --endpoint --json --help -h" ;;
+    "store list") echo "--host --store-key --endpoint --json --help -h" ;;
+    "store prune") echo "--keep-last --keep-daily --keep-weekly --keep-monthly --host --dry-run --store-key --endpoint --json --help -h" ;;
+    "store gc") echo "--store-key --endpoint --json --help -h" ;;
+    "store verify") echo "--read-data --store-key --endpoint --json --help -h" ;;
+    store) echo "--help -h" ;;
+    export | import) echo "-o --output --force --host --store-key --endpoint --json --help -h" ;;
     esac
 }
 
@@ -58,15 +66,18 @@ _asrimg() {
     if [[ $cmd == help ]]; then
         ((COMP_CWORD == 2)) && COMPREPLY=($(compgen -W "${_asrimg_commands% help version}" -- "$cur"))
         ((COMP_CWORD == 3)) && [[ ${COMP_WORDS[2]} == rescue ]] && COMPREPLY=($(compgen -W "$_asrimg_rescue" -- "$cur"))
+        ((COMP_CWORD == 3)) && [[ ${COMP_WORDS[2]} == store ]] && COMPREPLY=($(compgen -W "$_asrimg_store" -- "$cur"))
         return
     fi
-    if [[ $cmd == rescue ]]; then
+    if [[ $cmd == rescue || $cmd == store ]]; then
+        local subs=$_asrimg_rescue
+        [[ $cmd == store ]] && subs=$_asrimg_store
         if ((COMP_CWORD == 2)); then
-            [[ $cur == -* ]] || COMPREPLY=($(compgen -W "$_asrimg_rescue" -- "$cur"))
-            [[ $cur == -* ]] && COMPREPLY=($(compgen -W "$(_asrimg_options rescue)" -- "$cur"))
+            [[ $cur == -* ]] || COMPREPLY=($(compgen -W "$subs" -- "$cur"))
+            [[ $cur == -* ]] && COMPREPLY=($(compgen -W "$(_asrimg_options "$cmd")" -- "$cur"))
             return
         fi
-        cmd="rescue ${COMP_WORDS[2]}"
+        cmd="$cmd ${COMP_WORDS[2]}"
     fi
     compopt -o filenames 2>/dev/null
     case $prev in
@@ -90,12 +101,12 @@ _asrimg() {
     --size)
         COMPREPLY=($(compgen -W "1G 4G 8G 16G" -- "$cur"))
         return ;;
-    --threads | --avg-chunk | --label | --kernel-args)
+    --threads | --avg-chunk | --label | --kernel-args | --host | --endpoint | --keep-last | --keep-daily | --keep-weekly | --keep-monthly)
         return ;;
     --system-root)
         _asrimg_paths "$cur" file
         return ;;
-    -o | --output | --key-file)
+    -o | --output | --key-file | --store-key)
         _asrimg_paths "$cur" file
         return ;;
     --output-dir)
@@ -129,6 +140,7 @@ _asrimg() {
     umount) COMPREPLY=($(compgen -d -- "$cur")) ;;
     "rescue make" | "rescue update") _asrimg_paths "$cur" disk ;;
     "rescue images") COMPREPLY=($(compgen -d -- "$cur")) ;;
+    store\ * | export | import) _asrimg_paths "$cur" file ;; # stores are directories, images files
     esac
 }
 

@@ -92,11 +92,13 @@ int fmt_index_encode(const struct fmt_index *ix, struct fmt_buf *out, struct asr
     return ASR_OK;
 }
 
+/* An image's chunk records tile its data in id order; a snapshot's chunks are all named by its
+ * one store id section at data_start, 32 bytes each. */
 static int decode_chunk_table(struct fmt_cursor *c, uint64_t data_start, uint64_t index_offset,
-                              uint32_t max_chunk, struct fmt_index *ix, struct asr_error *err)
+                              uint32_t max_chunk, bool external, struct fmt_index *ix, struct asr_error *err)
 {
-    if (ix->chunk_count > c->left / ASR_CHUNK_ENTRY_SIZE ||
-        ix->chunk_count > (index_offset - data_start) / (ASR_CHUNK_HEADER_SIZE + 1))
+    uint64_t least = external ? ASR_STORE_ID_SIZE : ASR_CHUNK_HEADER_SIZE + 1;
+    if (ix->chunk_count > c->left / ASR_CHUNK_ENTRY_SIZE || ix->chunk_count > (index_offset - data_start) / least)
         return fmt_fail(err, ASR_E_CORRUPT, "index: chunk count %llu impossible for the image size",
                         (unsigned long long)ix->chunk_count);
     if (!(ix->chunks = malloc((ix->chunk_count + 1) * sizeof *ix->chunks)))
@@ -109,6 +111,12 @@ static int decode_chunk_table(struct fmt_cursor *c, uint64_t data_start, uint64_
         if (e->content_len == 0 || e->content_len > max_chunk || e->stored_len == 0 ||
             e->stored_len > e->content_len)
             return fmt_fail(err, ASR_E_CORRUPT, "index: chunk %llu sizes out of range", (unsigned long long)i);
+        if (external) {
+            if (e->offset != data_start)
+                return fmt_fail(err, ASR_E_CORRUPT, "index: chunk %llu offset %llu is not the store id section's (%llu)",
+                                (unsigned long long)i, (unsigned long long)e->offset, (unsigned long long)data_start);
+            continue;
+        }
         if (e->offset < next_free || e->offset > index_offset ||
             index_offset - e->offset < ASR_CHUNK_HEADER_SIZE + (uint64_t)e->stored_len)
             return fmt_fail(err, ASR_E_CORRUPT, "index: chunk %llu offset %llu out of order or range",
@@ -181,7 +189,7 @@ static int decode_volume(struct fmt_cursor *c, uint32_t v, const struct fmt_layo
 }
 
 int fmt_index_decode(const uint8_t *body, size_t len, const struct fmt_layout *layout,
-                     uint64_t data_start, uint64_t index_offset, uint32_t max_chunk,
+                     uint64_t data_start, uint64_t index_offset, uint32_t max_chunk, bool external,
                      struct fmt_index *ix, struct asr_error *err)
 {
     memset(ix, 0, sizeof *ix);
@@ -196,7 +204,7 @@ int fmt_index_decode(const uint8_t *body, size_t len, const struct fmt_layout *l
         return fmt_fail(err, ASR_E_CORRUPT, "index: %u volumes, volume table has %u", ix->volume_count,
                         layout->volume_count);
     struct fmt_cursor c = {body + ASR_INDEX_FIXED, len - ASR_INDEX_FIXED, "index"};
-    int rc = decode_chunk_table(&c, data_start, index_offset, max_chunk, ix, err);
+    int rc = decode_chunk_table(&c, data_start, index_offset, max_chunk, external, ix, err);
     if (rc)
         return rc;
     ix->stats = calloc(ix->volume_count + 1u, sizeof *ix->stats);

@@ -33,6 +33,8 @@
 #define ASR_TAG_EXTENTS ASR_TAG('A', 'E', 'X', 'T')
 #define ASR_TAG_INDEX ASR_TAG('A', 'I', 'D', 'X')
 #define ASR_TAG_FOOTER ASR_TAG('A', 'E', 'N', 'D')
+#define ASR_TAG_IDS ASR_TAG('A', 'S', 'I', 'D') /* a store snapshot's chunk ids (feature external-chunks) */
+#define ASR_STORE_ID_SIZE 32u
 
 extern const uint8_t fmt_part_magic[8];
 
@@ -226,9 +228,10 @@ struct fmt_index {
 };
 int fmt_index_encode(const struct fmt_index *ix, struct fmt_buf *out, struct asr_error *err);
 /* Validates against limits: chunk entries inside [data_start, index_offset), extents inside
- * their volume and their chunk. */
+ * their volume and their chunk. external (a store snapshot): data_start is the store id
+ * section's offset, which every chunk entry names, and the section fills the data. */
 int fmt_index_decode(const uint8_t *body, size_t len, const struct fmt_layout *layout,
-                     uint64_t data_start, uint64_t index_offset, uint32_t max_chunk,
+                     uint64_t data_start, uint64_t index_offset, uint32_t max_chunk, bool external,
                      struct fmt_index *ix, struct asr_error *err);
 void fmt_index_free(struct fmt_index *ix);
 /* Section 9's rules for the next extent of a volume, in the stream and in the index alike: after
@@ -276,6 +279,7 @@ struct fmt_scan {
     bool failed; /* stop mode: a problem ended the scan */
     enum fmt_scan_stage stage;
     bool layout_bad; /* resync mode: the layout did not decode, volumes cannot be checked */
+    bool external;   /* the header declares external-chunks: the data is one store id section */
     struct fmt_image_header header;
     struct fmt_layout layout;
     struct asr_machine_desc *machine; /* feature machine: the record, once the header is in */
@@ -304,6 +308,9 @@ int fmt_scan_chunk(struct fmt_scan *sc, const uint8_t raw[ASR_CHUNK_HEADER_SIZE]
  * against section 9's rules across records. */
 int fmt_scan_extents(struct fmt_scan *sc, const uint8_t *body, size_t len, uint64_t at, uint32_t *volume,
                      struct asr_extent *ext, uint32_t *count);
+/* A store snapshot's store id section (its data): chunk_count ids of 32 bytes. The chunks it
+ * lists count as met; the index comes next. */
+int fmt_scan_ids(struct fmt_scan *sc, const uint8_t *body, size_t len, uint64_t at);
 /* The chunk record at logical offset at is chunk id as the index's entry e describes it; if not,
  * the problem is FMT_CHUNK_DISAGREES. */
 bool fmt_chunk_agrees(const struct fmt_chunk_header *h, uint64_t at, uint64_t id, const struct fmt_chunk_entry *e);

@@ -1,6 +1,8 @@
 /* The image reader: opens an image by its footer, checks header, layout, volume table and
  * index against each other and against the file sizes, then serves chunks and volume byte
- * ranges with every chunk's checksums verified on the way. */
+ * ranges with every chunk's checksums verified on the way. A store snapshot (feature
+ * external-chunks) is opened the same way with a chunk source: its chunks are fetched from the
+ * store by the ids its store id section lists, and checked like an image's plus against the id. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -17,11 +19,28 @@ struct asr_reader {
     struct fmt_index index;
     struct asr_image_info info;
     uint64_t data_start;
+    bool external;                /* a store snapshot: chunks come from src */
+    struct asr_chunk_source src;
+    uint8_t *ids;                 /* its store id section's content: 32 bytes a chunk */
+    uint64_t ids_len;
     struct asr_chunk_reader *chunks; /* for read_chunk and read_volume */
     uint8_t *cache;    /* the last chunk's content */
     uint64_t cache_id; /* UINT64_MAX: empty */
     uint32_t cache_len;
 };
+
+/* Chunk id's store id in hex, for messages (hex holds 65 bytes). */
+static const char *store_hex(const struct asr_reader *r, uint64_t id, char *hex)
+{
+    static const char digits[] = "0123456789abcdef";
+    const uint8_t *p = r->ids + id * ASR_STORE_ID_SIZE;
+    for (unsigned i = 0; i < ASR_STORE_ID_SIZE; i++) {
+        hex[2 * i] = digits[p[i] >> 4];
+        hex[2 * i + 1] = digits[p[i] & 15];
+    }
+    hex[2 * ASR_STORE_ID_SIZE] = 0;
+    return hex;
+}
 
 /* "part 2 offset 1234 (logical 5678)" for messages */
 static const char *where(const struct asr_reader *r, uint64_t off, char *buf, size_t n)
@@ -127,6 +146,23 @@ static int open_layout(struct asr_reader *r, struct asr_error *err)
     return ASR_OK;
 }
 
+/* A snapshot's data is its store id section, from the volume table's end to the index. */
+static int open_ids(struct asr_reader *r, struct asr_error *err)
+{
+    struct fmt_section_header s;
+    uint64_t off = r->data_start, limit = r->footer.index_offset;
+    char at[512];
+    int rc = read_section(r, off, "store id section", limit, &s, &r->ids, err);
+    if (rc)
+        return rc;
+    r->ids_len = s.content_len;
+    if (off + ASR_SECTION_HEADER_SIZE + s.content_len != limit)
+        return fmt_fail(err, ASR_E_CORRUPT, "store id section: ends %llu bytes before the index: %s",
+                        (unsigned long long)(limit - off - ASR_SECTION_HEADER_SIZE - s.content_len),
+                        where(r, off, at, sizeof at));
+    return fmt_scan_ids(&r->sc, r->ids, (size_t)s.content_len, off);
+}
+
 static int open_index(struct asr_reader *r, struct asr_error *err)
 {
     uint8_t *body;
@@ -151,8 +187,11 @@ static int open_index(struct asr_reader *r, struct asr_error *err)
         XXH3_freeState(st);
     }
     if (!rc && (rc = fmt_index_decode(body, (size_t)s.content_len, &r->sc.layout, r->data_start, off,
-                                      r->sc.header.max_chunk_size, &r->index, &why)))
+                                      r->sc.header.max_chunk_size, r->external, &r->index, &why)))
         fmt_fail(err, rc, "%s", why.msg);
+    if (!rc && r->external && r->index.chunk_count * ASR_STORE_ID_SIZE != r->ids_len)
+        rc = fmt_fail(err, ASR_E_CORRUPT, "index lists %llu chunks, the store id section %llu ids",
+                      (unsigned long long)r->index.chunk_count, (unsigned long long)(r->ids_len / ASR_STORE_ID_SIZE));
     free(body);
     return rc;
 }
@@ -177,7 +216,25 @@ static void fill_info(struct asr_reader *r)
     }
 }
 
-int asr_reader_open(const char *path, struct asr_reader **out, struct asr_error *err)
+/* Which reader opens the image: a snapshot's chunks are in its store, so only a reader given
+ * the store opens one, and such a reader opens nothing else. */
+static int check_kind(struct asr_reader *r, const char *path, struct asr_error *err)
+{
+    if (r->sc.external && !r->external)
+        return fmt_fail(err, ASR_E_UNSUPPORTED,
+                        "%s is a store snapshot (feature external-chunks): its chunks are in the store; open it as "
+                        "STORE::SNAPSHOT", path);
+    if (!r->sc.external && r->external)
+        return fmt_fail(err, ASR_E_ARG, "%s is not a store snapshot (no feature external-chunks): open it as an image",
+                        path);
+    if (r->external && (fmt_partset_count(r->ps) != 1 || fmt_partset_split_size(r->ps) ||
+                        (r->sc.header.compat & ASR_FEATURE_COMPAT_SPLIT)))
+        return fmt_fail(err, ASR_E_CORRUPT, "%s: a store snapshot is one part, not a split set", path);
+    return ASR_OK;
+}
+
+static int open_image(const char *path, const struct asr_chunk_source *src, struct asr_reader **out,
+                      struct asr_error *err)
 {
     *out = NULL;
     struct asr_reader *r = calloc(1, sizeof *r);
@@ -185,6 +242,10 @@ int asr_reader_open(const char *path, struct asr_reader **out, struct asr_error 
         return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     r->cache_id = UINT64_MAX;
     r->err = err;
+    if (src) {
+        r->external = true;
+        r->src = *src;
+    }
     fmt_scan_init(&r->sc, FMT_SCAN_STOP, scan_problem, r);
     int rc = fmt_partset_open(path, &r->ps, err);
     if (!rc)
@@ -192,7 +253,11 @@ int asr_reader_open(const char *path, struct asr_reader **out, struct asr_error 
     if (!rc)
         rc = open_header(r, err);
     if (!rc)
+        rc = check_kind(r, path, err);
+    if (!rc)
         rc = open_layout(r, err);
+    if (!rc && r->external)
+        rc = open_ids(r, err);
     if (!rc)
         rc = open_index(r, err);
     if (!rc) {
@@ -209,6 +274,25 @@ int asr_reader_open(const char *path, struct asr_reader **out, struct asr_error 
     return ASR_OK;
 }
 
+int asr_reader_open(const char *path, struct asr_reader **out, struct asr_error *err)
+{
+    return open_image(path, NULL, out, err);
+}
+
+int asr_reader_open_external(const char *path, const struct asr_chunk_source *src, struct asr_reader **out,
+                             struct asr_error *err)
+{
+    *out = NULL;
+    if (!src || !src->fetch || !src->check)
+        return fmt_fail(err, ASR_E_ARG, "a store snapshot needs a chunk source with fetch and check");
+    return open_image(path, src, out, err);
+}
+
+const uint8_t *asr_reader_store_id(const struct asr_reader *r, uint64_t chunk_id)
+{
+    return r->external && chunk_id < r->index.chunk_count ? r->ids + chunk_id * ASR_STORE_ID_SIZE : NULL;
+}
+
 void asr_reader_free(struct asr_reader *r)
 {
     if (!r)
@@ -218,6 +302,7 @@ void asr_reader_free(struct asr_reader *r)
     fmt_index_free(&r->index);
     asr_chunk_reader_free(r->chunks);
     free(r->cache);
+    free(r->ids);
     free(r);
 }
 
@@ -308,7 +393,7 @@ uint32_t asr_reader_chunk_len(const struct asr_reader *r, uint64_t chunk_id)
 
 void asr_reader_prefetch(const struct asr_reader *r, uint64_t chunk_id, uint64_t bytes)
 {
-    if (chunk_id < r->index.chunk_count)
+    if (chunk_id < r->index.chunk_count && !r->external) /* a snapshot's file holds no chunk */
         fmt_partset_prefetch(r->ps, r->index.chunks[chunk_id].offset, bytes);
 }
 
@@ -318,7 +403,47 @@ const char *asr_reader_chunk_where(const struct asr_reader *r, uint64_t id, char
         snprintf(buf, n, "no such chunk");
         return buf;
     }
+    if (r->external) {
+        char hex[2 * ASR_STORE_ID_SIZE + 1];
+        snprintf(buf, n, "store id %s", store_hex(r, id, hex));
+        return buf;
+    }
     return where(r, r->index.chunks[id].offset, buf, n);
+}
+
+/* A snapshot's chunk id, from the store: the record the source fetches is checked as an image's
+ * chunk record is (numbered 0, as the store keeps it, and wherever it lies), then its content
+ * against the store id. */
+static int read_external(struct asr_chunk_reader *c, uint64_t id, const struct fmt_chunk_entry *e, void *buf,
+                         size_t cap, struct asr_error *err)
+{
+    const struct asr_reader *r = c->r;
+    const uint8_t *sid = r->ids + id * ASR_STORE_ID_SIZE;
+    char hex[2 * ASR_STORE_ID_SIZE + 1], place[256] = "";
+    struct fmt_chunk_header h;
+    struct asr_error why = {0};
+    size_t cap_rec = ASR_CHUNK_HEADER_SIZE + (size_t)r->sc.header.max_chunk_size, len = 0;
+    int rc = r->src.fetch(r->src.ctx, sid, c->stored, cap_rec, &len, place, sizeof place, &why);
+    place[sizeof place - 1] = 0;
+    if (rc)
+        return fmt_fail(err, rc, "chunk %llu (store id %s): %s%s%s", (unsigned long long)id, store_hex(r, id, hex),
+                        why.msg[0] ? why.msg : "cannot be fetched", place[0] ? ": " : "", place);
+    if (len < ASR_CHUNK_HEADER_SIZE || len > cap_rec)
+        rc = fmt_fail(&why, ASR_E_CORRUPT, "record of %zu bytes", len);
+    else if (!(rc = fmt_chunk_header_decode(c->stored, &h, &why)) &&
+             (h.chunk_id != 0 || h.stored_len != e->stored_len || h.content_len != e->content_len ||
+              !fmt_hash128_eq(h.content_hash, e->content_hash)))
+        rc = fmt_fail(&why, ASR_E_CORRUPT, FMT_CHUNK_DISAGREES);
+    else if (!rc && len != ASR_CHUNK_HEADER_SIZE + (size_t)h.stored_len)
+        rc = fmt_fail(&why, ASR_E_CORRUPT, "record of %zu bytes for %u stored bytes", len, h.stored_len);
+    if (!rc)
+        rc = fmt_chunk_decode(&h, c->stored + ASR_CHUNK_HEADER_SIZE, buf, cap, r->sc.header.hash_seed, c->dctx, &why);
+    if (!rc && !r->src.check(r->src.ctx, sid, buf, h.content_len))
+        rc = fmt_fail(&why, ASR_E_CORRUPT, "content does not match its id");
+    if (rc)
+        return fmt_fail(err, rc, "chunk %llu (store id %s): %s: %s", (unsigned long long)id, store_hex(r, id, hex),
+                        why.msg, place[0] ? place : "the store");
+    return ASR_OK;
 }
 
 /* Reads chunk id into buf (cap bytes), checking it against its index entry and its checksums. */
@@ -331,6 +456,12 @@ int asr_chunk_reader_read(struct asr_chunk_reader *c, uint64_t id, void *buf, si
     const struct fmt_chunk_entry *e = &r->index.chunks[id];
     if (cap < e->content_len)
         return fmt_fail(err, ASR_E_ARG, "buffer of %zu bytes too small for chunk of %u", cap, e->content_len);
+    if (r->external) {
+        int rc = read_external(c, id, e, buf, cap, err);
+        if (!rc && content_len)
+            *content_len = e->content_len;
+        return rc;
+    }
     char at[512];
     struct fmt_chunk_header h;
     struct asr_error why = {0};

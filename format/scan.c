@@ -106,6 +106,7 @@ int fmt_scan_header(struct fmt_scan *sc, const uint8_t *raw, size_t avail, const
             return rc;
     }
     sc->layout.incompat = sc->header.incompat;
+    sc->external = (sc->header.incompat & ASR_FEATURE_INCOMPAT_EXTERNAL) != 0;
     sc->stage = FMT_AT_LAYOUT;
     return scan_machine(sc, raw);
 }
@@ -129,6 +130,9 @@ static const char *section_what(uint32_t tag, uint64_t *min, uint64_t *max)
         *min = ASR_INDEX_FIXED;
         *max = ASR_MAX_INDEX_SIZE;
         return "index";
+    case ASR_TAG_IDS:
+        *max = MAX_CHUNKS * ASR_STORE_ID_SIZE;
+        return "store id section";
     default:
         *max = 0;
         return NULL;
@@ -136,7 +140,7 @@ static const char *section_what(uint32_t tag, uint64_t *min, uint64_t *max)
 }
 
 /* The section the grammar wants at this stage: the layout, the volume table, then extent records
- * or the index. */
+ * or the index (a store snapshot: its one store id section, then the index). */
 static uint32_t expected_section(const struct fmt_scan *sc, uint32_t tag)
 {
     switch (sc->stage) {
@@ -147,6 +151,8 @@ static uint32_t expected_section(const struct fmt_scan *sc, uint32_t tag)
     case FMT_AT_INDEX:
         return ASR_TAG_INDEX;
     default:
+        if (sc->external)
+            return ASR_TAG_IDS;
         return tag == ASR_TAG_INDEX ? ASR_TAG_INDEX : ASR_TAG_EXTENTS;
     }
 }
@@ -311,6 +317,19 @@ int fmt_scan_extents(struct fmt_scan *sc, const uint8_t *body, size_t len, uint6
     return rc;
 }
 
+int fmt_scan_ids(struct fmt_scan *sc, const uint8_t *body, size_t len, uint64_t at)
+{
+    (void)body;
+    if (sc->stage != FMT_AT_DATA || !sc->external)
+        return problem(sc, ASR_E_CORRUPT, "store id section", at, "out of place");
+    sc->stage = FMT_AT_INDEX;
+    if (len % ASR_STORE_ID_SIZE)
+        return problem(sc, ASR_E_CORRUPT, "store id section", at, "length %zu is not a whole number of %u-byte ids",
+                       len, ASR_STORE_ID_SIZE);
+    sc->next_chunk = len / ASR_STORE_ID_SIZE;
+    return ASR_OK;
+}
+
 bool fmt_chunk_agrees(const struct fmt_chunk_header *h, uint64_t at, uint64_t id, const struct fmt_chunk_entry *e)
 {
     return h->chunk_id == id && e->offset == at && e->stored_len == h->stored_len &&
@@ -327,6 +346,9 @@ int fmt_scan_stray(struct fmt_scan *sc, const uint8_t tag[4], uint64_t at)
     case ASR_TAG_FOOTER:
         return problem(sc, ASR_E_CORRUPT, "footer", at, "without an index before it");
     default:
+        if (sc->external)
+            return problem(sc, ASR_E_CORRUPT, "unknown or damaged record", at,
+                           "a store snapshot holds only its store id section before the index");
         return problem(sc, ASR_E_CORRUPT, "unknown or damaged record", at, "chunk %llu or an extent record expected",
                        (unsigned long long)sc->next_chunk);
     }
@@ -337,6 +359,8 @@ void fmt_scan_finish(struct fmt_scan *sc)
     if (sc->stage < FMT_AT_DATA)
         problem(sc, ASR_E_CORRUPT, sc->stage == FMT_AT_VOLUMES ? "volume table" : "layout section", UINT64_MAX,
                 "missing");
+    else if (sc->external && sc->stage == FMT_AT_DATA)
+        problem(sc, ASR_E_CORRUPT, "store id section", UINT64_MAX, "missing");
 }
 
 /* ---- resynchronisation ------------------------------------------------------------------------ */

@@ -333,6 +333,9 @@ static int open_header(struct asr_stream *s)
     if (!(rc = pull(s, raw + sizeof fixed, len - sizeof fixed)))
         rc = fmt_scan_header(&s->sc, raw, len, s->part_uuid);
     free(raw);
+    if (!rc && s->sc.external)
+        return stop(s, ASR_E_UNSUPPORTED, "a store snapshot (feature external-chunks): its chunks are in the store, "
+                    "which a sequential read cannot fetch; open it as STORE::SNAPSHOT");
     return rc;
 }
 

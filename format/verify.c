@@ -1,7 +1,9 @@
 /* The verifier: walks the logical stream from its first byte to the index, checking every
  * structure it meets (so every byte is covered by some checksum), cross-checks what it saw with
  * the index, and recomputes each volume's content hash. It reports each bad structure with its
- * location and carries on past damage by resynchronising on the next valid record. */
+ * location and carries on past damage by resynchronising on the next valid record. A store
+ * snapshot's walk meets its store id section where an image has chunks; its chunks are read
+ * from the store, each damaged one reported by id and place, and the rest checked regardless. */
 #include "internal.h"
 #include "le.h"
 
@@ -12,6 +14,7 @@
 #include <zstd.h>
 
 struct verifier {
+    const struct asr_chunk_source *src; /* a store snapshot's chunks; NULL for an image */
     struct fmt_partset *ps;
     struct asr_reader *r; /* NULL when the image does not open: scan only */
     const struct fmt_index *ix;
@@ -28,6 +31,7 @@ struct verifier {
     struct fmt_scan sc;   /* the record walk, resynchronising after damage */
     uint64_t *cursor;     /* per volume: inline extents matched against the index so far */
     uint8_t *referenced;  /* bitmap: chunks some extent uses (content checked in the volume pass) */
+    uint8_t *fetched;     /* snapshot, per chunk: 0 not yet read, 1 good, 2 damaged (reported once) */
     XXH3_state_t *stream;
     bool stream_valid;
     ZSTD_DCtx *dctx;
@@ -263,6 +267,21 @@ static uint64_t check_extent_record(struct verifier *v, uint64_t pos)
     return n;
 }
 
+/* A snapshot's store id section: one id for each chunk of the index. */
+static uint64_t check_ids(struct verifier *v, uint64_t pos)
+{
+    struct fmt_section_header s;
+    uint64_t n = read_section(v, pos, "store id section", &s);
+    if (!n)
+        return 0;
+    fmt_scan_ids(&v->sc, v->section + ASR_SECTION_HEADER_SIZE, (size_t)s.content_len, pos);
+    if (v->ix && s.content_len != v->ix->chunk_count * ASR_STORE_ID_SIZE)
+        problem(v, ASR_E_CORRUPT, "store id section", pos, "holds %llu bytes for the index's %llu chunks",
+                (unsigned long long)s.content_len, (unsigned long long)v->ix->chunk_count);
+    covered(v, v->section, (size_t)n);
+    return n;
+}
+
 /* ---- passes ---------------------------------------------------------------------------------- */
 
 static void scan_stream(struct verifier *v)
@@ -274,7 +293,11 @@ static void scan_stream(struct verifier *v)
         uint64_t n = 0;
         if (v->end - pos >= 4 && !fmt_partset_read(v->ps, pos, tagb, 4, NULL)) {
             uint32_t tag = get_le32(tagb);
-            if (tag == ASR_TAG_CHUNK)
+            if (v->sc.external && tag == ASR_TAG_IDS)
+                n = check_ids(v, pos);
+            else if (v->sc.external && (tag == ASR_TAG_CHUNK || tag == ASR_TAG_EXTENTS))
+                fmt_scan_stray(&v->sc, tagb, pos);
+            else if (tag == ASR_TAG_CHUNK)
                 n = check_chunk(v, pos);
             else if (tag == ASR_TAG_EXTENTS)
                 n = check_extent_record(v, pos);
@@ -297,7 +320,7 @@ static void check_against_index(struct verifier *v)
     if (v->sc.next_chunk != v->ix->chunk_count)
         problem(v, ASR_E_CORRUPT, "index", fmt_reader_index_offset(v->r), "lists %llu chunks, the stream holds %llu",
                 (unsigned long long)v->ix->chunk_count, (unsigned long long)v->sc.next_chunk);
-    for (uint32_t vol = 0; vol < v->ix->volume_count; vol++)
+    for (uint32_t vol = 0; vol < v->ix->volume_count && !v->sc.external; vol++)
         if (v->cursor[vol] != v->ix->stats[vol].extent_count)
             problem(v, ASR_E_CORRUPT, "index", fmt_reader_index_offset(v->r),
                     "volume %u: %llu extents, the stream's extent records hold %llu", vol,
@@ -305,6 +328,27 @@ static void check_against_index(struct verifier *v)
     XXH128_hash_t h = XXH3_128bits_digest(v->stream);
     if (v->stream_valid && !fmt_hash128_eq((struct asr_hash128){h.low64, h.high64}, v->ix->stream_hash))
         problem(v, ASR_E_CORRUPT, "image", UINT64_MAX, "whole-stream checksum mismatch");
+}
+
+/* Chunk id's content into v->content, or false with the problem reported. A snapshot's damaged
+ * chunk is reported once, however many extents use it. */
+static bool read_content(struct verifier *v, uint64_t id, const char *what)
+{
+    if (v->fetched && v->fetched[id] == 2)
+        return false;
+    struct asr_error why = {0};
+    uint32_t len;
+    if (asr_reader_read_chunk(v->r, id, v->content, v->max_chunk, &len, &why)) {
+        problem(v, why.code, what, v->fetched ? UINT64_MAX : v->ix->chunks[id].offset, "%s", why.msg);
+        if (v->fetched)
+            v->fetched[id] = 2;
+        return false;
+    }
+    if (v->fetched && !v->fetched[id]) {
+        v->fetched[id] = 1;
+        v->rep->chunks++;
+    }
+    return true;
 }
 
 static void check_volumes(struct verifier *v, uint64_t done)
@@ -321,22 +365,23 @@ static void check_volumes(struct verifier *v, uint64_t done)
         snprintf(what, sizeof what, "volume %u", vol);
         XXH3_128bits_reset_withSeed(st, v->seed);
         bool ok = true;
-        for (uint64_t i = 0; i < v->ix->stats[vol].extent_count && ok; i++) {
+        for (uint64_t i = 0; i < v->ix->stats[vol].extent_count; i++) {
             const struct asr_extent *e = &v->ix->extents[vol][i];
             const uint8_t *content = NULL;
             if (e->ref < ASR_REF_UNREADABLE) {
-                struct asr_error why = {0};
-                uint32_t len;
-                if (asr_reader_read_chunk(v->r, e->ref, v->content, v->max_chunk, &len, &why)) {
-                    problem(v, why.code, what, v->ix->chunks[e->ref].offset, "%s", why.msg);
+                /* A snapshot goes on past a damaged chunk, to name every other one. */
+                if (!read_content(v, e->ref, what)) {
                     ok = false;
-                    break;
+                    if (!v->fetched)
+                        break;
+                    continue;
                 }
                 content = v->content + e->chunk_offset;
                 done += e->length;
                 progress(v, done);
             }
-            fmt_volume_hash_extent(st, e, content);
+            if (ok)
+                fmt_volume_hash_extent(st, e, content);
         }
         XXH128_hash_t h = XXH3_128bits_digest(st);
         if (ok && !fmt_hash128_eq((struct asr_hash128){h.low64, h.high64}, v->ix->stats[vol].content_hash))
@@ -344,6 +389,27 @@ static void check_volumes(struct verifier *v, uint64_t done)
         v->rep->volumes++;
     }
     XXH3_freeState(st);
+    /* A snapshot's chunks that no extent uses are in the store all the same: check them too, as
+     * an image's are checked in its walk. */
+    for (uint64_t id = 0; v->fetched && id < v->ix->chunk_count; id++)
+        if (!((v->referenced[id / 8] >> (id % 8)) & 1))
+            read_content(v, id, "chunk table");
+}
+
+/* Whether the image at ps declares external-chunks (-1: its header does not decode; the walk
+ * reports that). */
+static int is_snapshot(struct verifier *v)
+{
+    uint64_t size = fmt_partset_size(v->ps);
+    size_t avail = size < ASR_IMAGE_HEADER_MAX ? (size_t)size : ASR_IMAGE_HEADER_MAX;
+    uint8_t *raw = malloc(avail ? avail : 1);
+    struct fmt_image_header *h = malloc(sizeof *h);
+    int snap = -1;
+    if (raw && h && !fmt_partset_read(v->ps, 0, raw, avail, NULL) && !fmt_image_header_decode(raw, avail, h, NULL))
+        snap = (h->incompat & ASR_FEATURE_INCOMPAT_EXTERNAL) != 0;
+    free(raw);
+    free(h);
+    return snap;
 }
 
 static int prepare(struct verifier *v, const char *path, struct asr_error *err)
@@ -351,8 +417,16 @@ static int prepare(struct verifier *v, const char *path, struct asr_error *err)
     int rc = fmt_partset_open(path, &v->ps, err);
     if (rc)
         return rc; /* not an image at all, or a broken split set: one error, no structure list */
+    int snap = is_snapshot(v);
+    if (snap == 1 && !v->src)
+        return fmt_fail(err, ASR_E_UNSUPPORTED,
+                        "%s is a store snapshot (feature external-chunks): its chunks are in the store; verify it "
+                        "as STORE::SNAPSHOT", path);
+    if (snap == 0 && v->src)
+        return fmt_fail(err, ASR_E_ARG, "%s is not a store snapshot (no feature external-chunks): verify it as an image",
+                        path);
     struct asr_error why = {0};
-    if (asr_reader_open(path, &v->r, &why))
+    if (v->src ? asr_reader_open_external(path, v->src, &v->r, &why) : asr_reader_open(path, &v->r, &why))
         problem(v, why.code, why.code == ASR_E_INCOMPLETE ? "footer" : "image", UINT64_MAX, "%s", why.msg);
     v->end = fmt_partset_size(v->ps);
     if (v->r) {
@@ -361,7 +435,9 @@ static int prepare(struct verifier *v, const char *path, struct asr_error *err)
         v->end = fmt_reader_index_offset(v->r);
         v->cursor = calloc(v->ix->volume_count + 1u, sizeof *v->cursor);
         v->referenced = calloc(v->ix->chunk_count / 8 + 1, 1);
-        if (!v->cursor || !v->referenced)
+        if (v->src)
+            v->fetched = calloc(v->ix->chunk_count + 1, 1);
+        if (!v->cursor || !v->referenced || (v->src && !v->fetched))
             return fmt_fail(err, ASR_E_NOMEM, "out of memory");
         for (uint32_t vol = 0; vol < v->ix->volume_count; vol++) {
             v->total_work += v->ix->stats[vol].data_bytes;
@@ -401,15 +477,17 @@ static void release(struct verifier *v)
     free(v->content);
     free(v->cursor);
     free(v->referenced);
+    free(v->fetched);
     free(v->section);
     free(v->ext);
 }
 
-int asr_verify(const char *path, asr_problem_fn on_problem, void *problem_ctx, asr_progress_fn on_progress,
-               void *progress_ctx, struct asr_verify_report *report, struct asr_error *err)
+static int verify_image(const char *path, const struct asr_chunk_source *src, asr_problem_fn on_problem,
+                        void *problem_ctx, asr_progress_fn on_progress, void *progress_ctx,
+                        struct asr_verify_report *report, struct asr_error *err)
 {
     struct asr_verify_report local;
-    struct verifier v = {.on_problem = on_problem, .problem_ctx = problem_ctx, .on_progress = on_progress,
+    struct verifier v = {.src = src, .on_problem = on_problem, .problem_ctx = problem_ctx, .on_progress = on_progress,
                          .progress_ctx = progress_ctx, .rep = report ? report : &local};
     memset(v.rep, 0, sizeof *v.rep);
     fmt_scan_init(&v.sc, FMT_SCAN_RESYNC, scan_problem, &v);
@@ -432,4 +510,22 @@ int asr_verify(const char *path, asr_problem_fn on_problem, void *problem_ctx, a
     if (err)
         *err = v.first;
     return v.first.code ? (int)v.first.code : ASR_E_CORRUPT;
+}
+
+int asr_verify(const char *path, asr_problem_fn on_problem, void *problem_ctx, asr_progress_fn on_progress,
+               void *progress_ctx, struct asr_verify_report *report, struct asr_error *err)
+{
+    return verify_image(path, NULL, on_problem, problem_ctx, on_progress, progress_ctx, report, err);
+}
+
+int asr_verify_external(const char *path, const struct asr_chunk_source *src, asr_problem_fn on_problem,
+                        void *problem_ctx, asr_progress_fn on_progress, void *progress_ctx,
+                        struct asr_verify_report *report, struct asr_error *err)
+{
+    if (!src || !src->fetch || !src->check) {
+        if (report)
+            memset(report, 0, sizeof *report);
+        return fmt_fail(err, ASR_E_ARG, "a store snapshot needs a chunk source with fetch and check");
+    }
+    return verify_image(path, src, on_problem, problem_ctx, on_progress, progress_ctx, report, err);
 }

@@ -1,6 +1,7 @@
 /* The image writer: appends header, layout, volume table, chunks and extent records to a byte
  * stream that is only ever appended to (so a pipe works), cuts it into parts when split, and
- * ends it with the index and footer. A file image is written as NAME.partial and renamed into
+ * ends it with the index and footer. A store snapshot (feature external-chunks) holds, instead
+ * of chunks and extent records, one section of the chunks' store ids. A file image is written as NAME.partial and renamed into
  * place only after everything is synced, so an interrupted backup never looks valid (outfiles.c
  * owns those files). */
 #include "internal.h"
@@ -51,6 +52,9 @@ struct asr_writer {
     uint32_t pending_count;
     uint8_t *pending;
     bool overwrite;
+    bool external;    /* a store snapshot: chunks are store ids, kept for the store id section */
+    uint8_t *ids;     /* ASR_STORE_ID_SIZE bytes a chunk */
+    size_t ids_cap;   /* in chunks */
     bool unchecked_layout; /* fmt_writer_unchecked_layout: a test writing what readers must refuse */
 };
 
@@ -88,6 +92,9 @@ static void init_header(struct asr_writer *w, const struct asr_writer_options *o
         h->hash_seed = get_le64(rnd + 16);
         h->created_unix = (uint64_t)time(NULL);
     }
+    /* A snapshot's chunks and their content hashes are shared by every snapshot of the store. */
+    if (opt->external_chunks)
+        h->hash_seed = opt->hash_seed;
     if (opt->split_size) {
         h->compat |= ASR_FEATURE_COMPAT_SPLIT;
         struct fmt_feature_name *f = &h->features[h->feature_count++];
@@ -108,12 +115,19 @@ static int writer_alloc(const struct asr_writer_options *opt, struct asr_writer 
     if (opt->split_size && opt->split_size < ASR_MIN_SPLIT_SIZE)
         return fmt_fail(err, ASR_E_ARG, "split size %llu below the minimum of %u bytes",
                         (unsigned long long)opt->split_size, ASR_MIN_SPLIT_SIZE);
+    if (opt->split_size && opt->external_chunks)
+        return fmt_fail(err, ASR_E_ARG, "a store snapshot is a single part: it cannot be split");
     struct asr_writer *w = calloc(1, sizeof *w);
     if (!w)
         return fmt_fail(err, ASR_E_NOMEM, "out of memory");
     w->pending = malloc(8 + (size_t)ASR_MAX_EXTENT_RECORD * ASR_EXTENT_SIZE);
     w->overwrite = opt->overwrite;
+    w->external = opt->external_chunks;
     init_header(w, opt);
+    if (w->external && fmt_writer_declare_feature(w, ASR_FEATURE_INCOMPAT, 2, "external-chunks")) {
+        asr_writer_free(w);
+        return fmt_fail(err, ASR_E_LIMIT, "cannot declare the external-chunks feature");
+    }
     if (fmt_sink_init(&w->sink, opt->split_size, w->header.uuid) || !w->pending) {
         asr_writer_free(w);
         return fmt_fail(err, ASR_E_NOMEM, "out of memory");
@@ -409,6 +423,8 @@ static int finalize_extent(struct asr_writer *w, uint32_t v, const struct asr_ex
         vs->stats.unreadable_bytes += e->length;
     else
         vs->stats.data_bytes += e->length;
+    if (w->external)
+        return ASR_OK; /* a snapshot's extents are in its index only */
     if (w->pending_count && (w->pending_volume != v || w->pending_count == ASR_MAX_EXTENT_RECORD)) {
         int rc = flush_pending(w, err);
         if (rc)
@@ -429,15 +445,23 @@ static int close_run(struct asr_writer *w, uint32_t v, struct asr_error *err)
     return finalize_extent(w, v, &vs->run, NULL, err);
 }
 
-int asr_writer_append_chunk(struct asr_writer *w, const struct asr_chunk *c, uint64_t *chunk_id,
-                            struct asr_error *err)
+/* A snapshot records no codec (the store's record has it): only the lengths are checked there. */
+static int check_chunk(const struct asr_writer *w, const struct asr_chunk *c, struct asr_error *err)
 {
-    if (c->codec > ASR_CODEC_ZSTD || c->content_len == 0 || c->content_len > w->header.max_chunk_size ||
-        c->stored_len == 0 || c->stored_len > c->content_len ||
-        (c->codec == ASR_CODEC_STORED) != (c->stored_len == c->content_len))
+    bool codec_ok = w->external || (c->codec <= ASR_CODEC_ZSTD &&
+                                    (c->codec == ASR_CODEC_STORED) == (c->stored_len == c->content_len));
+    if (!codec_ok || c->content_len == 0 || c->content_len > w->header.max_chunk_size ||
+        c->stored_len == 0 || c->stored_len > c->content_len)
         return fmt_fail(err, ASR_E_ARG, "chunk: codec %u with %u stored / %u content bytes is invalid "
                         "(max chunk %u; zstd chunks must be smaller than their content)",
                         c->codec, c->stored_len, c->content_len, w->header.max_chunk_size);
+    return ASR_OK;
+}
+
+/* Room for one more chunk in the chunk table, after the layout is out and the pending extents
+ * (which refer only to earlier chunks) are written. */
+static int next_chunk_slot(struct asr_writer *w, struct asr_error *err)
+{
     int rc = seal(w, err);
     if (!rc)
         rc = flush_pending(w, err);
@@ -448,8 +472,17 @@ int asr_writer_append_chunk(struct asr_writer *w, const struct asr_chunk *c, uin
         else
             rc = fmt_fail(err, ASR_E_NOMEM, "out of memory for the chunk table");
     }
-    if (rc)
-        return writer_failed(w, rc);
+    return writer_failed(w, rc);
+}
+
+int asr_writer_append_chunk(struct asr_writer *w, const struct asr_chunk *c, uint64_t *chunk_id,
+                            struct asr_error *err)
+{
+    if (w->external)
+        return fmt_fail(err, ASR_E_STATE, "a store snapshot holds no chunks: add them with asr_writer_append_external");
+    int rc = check_chunk(w, c, err);
+    if (rc || (rc = next_chunk_slot(w, err)))
+        return rc;
     struct fmt_chunk_header h = {c->codec, w->chunk_count, c->stored_len, c->content_len, c->content_hash,
                                  fmt_checksum64(c->stored, c->stored_len)};
     uint8_t raw[ASR_CHUNK_HEADER_SIZE];
@@ -461,6 +494,27 @@ int asr_writer_append_chunk(struct asr_writer *w, const struct asr_chunk *c, uin
         rc = fmt_sink_put(&w->sink, c->stored, c->stored_len, err);
     if (rc)
         return writer_failed(w, rc);
+    if (chunk_id)
+        *chunk_id = w->chunk_count;
+    w->chunk_count++;
+    return ASR_OK;
+}
+
+int asr_writer_append_external(struct asr_writer *w, const uint8_t store_id[32], const struct asr_chunk *c,
+                               uint64_t *chunk_id, struct asr_error *err)
+{
+    if (!w->external)
+        return fmt_fail(err, ASR_E_STATE, "only a store snapshot (external_chunks) refers to chunks by store id");
+    int rc = check_chunk(w, c, err);
+    if (rc || (rc = next_chunk_slot(w, err)))
+        return rc;
+    uint8_t *ids = asr_grow(w->ids, &w->ids_cap, w->chunk_count + 1, ASR_STORE_ID_SIZE, 64);
+    if (!ids)
+        return writer_failed(w, fmt_fail(err, ASR_E_NOMEM, "out of memory for the store ids"));
+    w->ids = ids;
+    memcpy(w->ids + w->chunk_count * ASR_STORE_ID_SIZE, store_id, ASR_STORE_ID_SIZE);
+    /* Its offset, the store id section's, is known at the end. */
+    w->chunks[w->chunk_count] = (struct fmt_chunk_entry){0, c->stored_len, c->content_len, c->content_hash};
     if (chunk_id)
         *chunk_id = w->chunk_count;
     w->chunk_count++;
@@ -536,6 +590,16 @@ static int write_index_and_footer(struct asr_writer *w, struct asr_error *err)
         rc = close_run(w, v, err);
     if (rc || (rc = flush_pending(w, err)))
         return rc;
+    if (w->external) {
+        /* The chunks' store ids, where a file image has its chunk records: every chunk's entry
+         * names this section. */
+        static const uint8_t none[1];
+        for (uint64_t i = 0; i < w->chunk_count; i++)
+            w->chunks[i].offset = w->sink.logical;
+        if ((rc = put_section(w, ASR_TAG_IDS, w->ids ? w->ids : none, (size_t)w->chunk_count * ASR_STORE_ID_SIZE,
+                              err)))
+            return rc;
+    }
     struct fmt_index ix = {.volume_count = w->volume_count, .chunk_count = w->chunk_count, .chunks = w->chunks};
     XXH128_hash_t sh = XXH3_128bits_digest(w->sink.stream_hash);
     ix.stream_hash = (struct asr_hash128){sh.low64, sh.high64};
@@ -631,6 +695,7 @@ void asr_writer_free(struct asr_writer *w)
     }
     free(w->volumes);
     free(w->chunks);
+    free(w->ids);
     free(w->pending);
     fmt_sink_free(&w->sink);
     free(w);

@@ -1,6 +1,9 @@
-/* libFuzzer harness for the .asrimg reader and verifier: the input is an image file. Each input is
- * tried as given, then again with every checksum recomputed, so that mutations reach the parsers
- * behind the checksums. Built with replay.c it replays the corpus under any compiler. */
+/* libFuzzer harness for the .asrimg reader and verifier: the input is an image file, or a store
+ * snapshot with its chunk records (SNAP_MAGIC, the snapshot's length as a u32, the snapshot, then
+ * records as fuzz_fix_snapshot takes them), read through asr_reader_open_external and
+ * asr_verify_external with a fake store serving those records. Each input is tried as given, then
+ * again with every checksum recomputed, so that mutations reach the parsers behind the checksums.
+ * Built with replay.c it replays the corpus under any compiler. */
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -8,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <xxhash.h>
 
 #include "asr_format.h"
 #include "image_fixup.h"
@@ -19,6 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define PIECE (64u << 10)          /* one volume read */
 #define MAX_CHUNK_READS 8u
 #define MAX_EXTENT_READS 64u
+#define SNAP_MAGIC "ASRSNAP1"
+#define SNAP_HEAD 12u /* magic, snapshot length */
 
 static char dir[64];
 static char path[96];
@@ -168,10 +175,88 @@ static void on_progress(uint64_t done, uint64_t total, void *ctx)
     (void)done, (void)total, (void)ctx;
 }
 
-static void exercise(void)
+/* ---- the fake store of a snapshot input ---------------------------------------------------- */
+
+struct fake_store {
+    const uint8_t *recs;
+    size_t len;
+};
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static int fake_fetch(void *ctx, const uint8_t id[32], void *out, size_t cap, size_t *len, char *where,
+                      size_t where_len, struct asr_error *err)
+{
+    const struct fake_store *fs = ctx;
+    unsigned k = 0;
+    for (size_t at = 0; fs->len - at >= 36; k++) {
+        uint32_t n = le32(fs->recs + at + 32);
+        if (n > fs->len - at - 36)
+            break;
+        if (memcmp(fs->recs + at, id, 32) == 0) {
+            snprintf(where, where_len, "fake record %u", k);
+            if (n > cap)
+                return asr_fail_public(err, ASR_E_CORRUPT, "record of %u bytes over %zu", n, cap);
+            memcpy(out, fs->recs + at + 36, n);
+            *len = n;
+            return ASR_OK;
+        }
+        at += 36 + (size_t)n;
+    }
+    snprintf(where, where_len, "fake store (%u records)", k);
+    return asr_fail_public(err, ASR_E_CORRUPT, "missing");
+}
+
+/* The fake keyed hash: an id's first 8 bytes are XXH3-64 of the content, little-endian. */
+static bool fake_check(void *ctx, const uint8_t id[32], const void *content, size_t len)
+{
+    (void)ctx;
+    uint64_t h = XXH3_64bits(content, len);
+    for (int i = 0; i < 8; i++)
+        if (id[i] != (uint8_t)(h >> (8 * i)))
+            return false;
+    return true;
+}
+
+static void touch_snapshot(const struct asr_reader *r)
+{
+    char where[128];
+    uint64_t count = asr_reader_info(r)->chunk_count;
+    for (uint64_t id = 0; id < count && id < MAX_CHUNK_READS; id++) {
+        const uint8_t *sid = asr_reader_store_id(r, id);
+        if (sid)
+            sink += sid[31];
+        touch_string(asr_reader_chunk_where(r, id, where, sizeof where), sizeof where);
+    }
+    asr_reader_prefetch(r, 0, 1 << 20);
+}
+
+static void exercise_external(const struct fake_store *fs)
+{
+    struct asr_chunk_source src = {fake_fetch, fake_check, (void *)fs};
+    struct asr_reader *r = NULL;
+    struct asr_error err = {0};
+    if (asr_reader_open_external(path, &src, &r, &err) == ASR_OK) {
+        touch_layout(r);
+        touch_snapshot(r);
+        read_volumes(r);
+        read_chunks(r);
+        asr_reader_free(r);
+    } else {
+        touch_string(err.msg, ASR_ERROR_MSG_MAX);
+    }
+    struct asr_verify_report rep;
+    asr_verify_external(path, &src, on_problem, NULL, on_progress, NULL, &rep, &err);
+}
+
+static void exercise(const struct fake_store *fs)
 {
     struct asr_reader *r = NULL;
     struct asr_error err = {0};
+    exercise_external(fs);
     if (asr_reader_open(path, &r, &err) == ASR_OK) {
         const struct asr_image_info *info = asr_reader_info(r);
         touch_string(info->creator, ASR_FSNAME_MAX);
@@ -188,24 +273,49 @@ static void exercise(void)
     asr_verify(path, on_problem, NULL, on_progress, NULL, &rep, &err);
 }
 
+/* A snapshot input's parts: the snapshot and its records (none for an image). */
+static void split_input(const uint8_t *data, size_t size, size_t *img_at, size_t *img_len, struct fake_store *fs)
+{
+    *img_at = 0;
+    *img_len = size;
+    fs->recs = NULL;
+    fs->len = 0;
+    if (size < SNAP_HEAD || memcmp(data, SNAP_MAGIC, 8) != 0)
+        return;
+    uint32_t n = le32(data + 8);
+    if (n > size - SNAP_HEAD)
+        return;
+    *img_at = SNAP_HEAD;
+    *img_len = n;
+    fs->recs = data + SNAP_HEAD + n;
+    fs->len = size - SNAP_HEAD - n;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     setup();
-    if (write_image(data, size))
-        exercise();
+    size_t at, len;
+    struct fake_store fs;
+    split_input(data, size, &at, &len, &fs);
+    if (write_image(data + at, len))
+        exercise(&fs);
     uint8_t *copy = malloc(size ? size : 1);
     if (!copy)
         return 0;
     memcpy(copy, data, size);
-    fuzz_fix_checksums(copy, size);
+    if (fs.recs)
+        fuzz_fix_snapshot(copy + at, len, copy + at + len, fs.len);
+    else
+        fuzz_fix_checksums(copy, size);
+    split_input(copy, size, &at, &len, &fs);
     /* ASRIMG_FUZZ_FIXED=FILE keeps the repaired image, for reproducing with `asrimg verify`. */
     FILE *f = keep_fixed && *keep_fixed ? fopen(keep_fixed, "wb") : NULL;
     if (f) {
-        fwrite(copy, 1, size, f);
+        fwrite(copy + at, 1, len, f);
         fclose(f);
     }
-    if (memcmp(copy, data, size) != 0 && write_image(copy, size))
-        exercise();
+    if (memcmp(copy, data, size) != 0 && write_image(copy + at, len))
+        exercise(&fs);
     free(copy);
     return 0;
 }

@@ -10,8 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "asr_format.h"
-#include "internal.h" /* fmt_writer_declare_feature: images from a "later version" */
+#include "internal.h" /* fmt_writer_declare_feature: images from a "later version"; chunk records */
 
 #define KIB 1024u
 #define SEED_MAX (64u * KIB) /* every seed stays below this */
@@ -165,6 +167,81 @@ static uint64_t put_data(struct img *m, uint32_t v, uint64_t off, const uint8_t 
             first = id;
     }
     return first;
+}
+
+/* ---- a store snapshot ------------------------------------------------------------------------- */
+
+static uint8_t snap_recs[64 * KIB]; /* the records fuzz_image.c's fake store serves */
+static size_t snap_recs_len;
+
+/* content as one chunk kept by the fake store (id: XXH3-64 of the content, then zeros), placed
+ * at volume offset off. */
+static uint64_t put_external(struct img *m, uint32_t v, uint64_t off, const uint8_t *content, size_t n)
+{
+    static uint8_t enc[ASR_MAX_CHUNK_SIZE / 256];
+    struct asr_chunk c;
+    uint64_t id;
+    uint8_t sid[32] = {0};
+    uint64_t h = XXH3_64bits(content, n);
+    for (int i = 0; i < 8; i++)
+        sid[i] = (uint8_t)(h >> (8 * i));
+    check(asr_chunk_encode(content, n, m->level, asr_writer_hash_seed(m->w), enc, sizeof enc, &c, &err), "encode");
+    size_t len = ASR_CHUNK_HEADER_SIZE + c.stored_len;
+    if (snap_recs_len + 36 + len > sizeof snap_recs)
+        die("snapshot records too large for a seed");
+    uint8_t *e = snap_recs + snap_recs_len;
+    memcpy(e, sid, 32);
+    put32(e + 32, (uint32_t)len);
+    struct fmt_chunk_header ch = {c.codec, 0, c.stored_len, c.content_len, c.content_hash,
+                                  XXH3_64bits(c.stored, c.stored_len)};
+    fmt_chunk_header_encode(&ch, e + 36);
+    memcpy(e + 36 + ASR_CHUNK_HEADER_SIZE, c.stored, c.stored_len);
+    snap_recs_len += 36 + len;
+    check(asr_writer_append_external(m->w, sid, &c, &id, &err), "append external");
+    check(asr_writer_add_extent(m->w, v, off, n, id, 0, content, &err), "add extent");
+    return id;
+}
+
+static void add_bare_disk(struct img *m, uint64_t size);
+static struct asr_volume_desc volume(uint32_t disk, uint32_t part, uint64_t off, uint64_t size, const char *fs);
+static void add_volume(struct img *m, struct asr_volume_desc v);
+
+/* A store snapshot (feature external-chunks) with its records, as fuzz_image.c reads it: "ASRSNAP1",
+ * the snapshot's length (u32), the snapshot, the records. The snapshot alone is snapshot-bare. */
+static void seed_snapshot(void)
+{
+    struct img m = {.level = 3, .max_chunk = 16 * KIB};
+    struct asr_writer_options o = {.max_chunk_size = 16 * KIB, .overwrite = 1, .creator_version = "0.1.0",
+                                   .fixed_identity = 1, .hash_seed = 0xf0221e5eedull, .created_unix = 1790000000,
+                                   .external_chunks = 1};
+    memcpy(o.uuid, "asrimg-fuzz-seed", 16);
+    snprintf(m.path, sizeof m.path, "%s/image/snapshot-bare.asrimg", outdir);
+    check(asr_writer_create(m.path, &o, &m.w, &err), m.path);
+    add_bare_disk(&m, 256 * KIB);
+    add_volume(&m, volume(0, 0, 0, 256 * KIB, "ext4"));
+    static uint8_t text[8 * KIB], noise[3 * KIB];
+    fill_text(text, sizeof text, 5);
+    uint64_t first = put_external(&m, 0, 0, text, sizeof text);
+    check(asr_writer_add_zero(m.w, 0, 8 * KIB, 56 * KIB, &err), "zero");
+    fill_noise(noise, sizeof noise, 6);
+    put_external(&m, 0, 64 * KIB, noise, sizeof noise);
+    check(asr_writer_add_extent(m.w, 0, 128 * KIB, 2000, first, 100, text + 100, &err), "reference");
+    check(asr_writer_add_unreadable(m.w, 0, 200 * KIB, 4 * KIB, &err), "unreadable");
+    img_end(&m);
+    FILE *f = fopen(m.path, "rb");
+    static uint8_t snap[SEED_MAX];
+    size_t n = f ? fread(snap, 1, sizeof snap, f) : 0;
+    if (f)
+        fclose(f);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/image/snapshot.asrimg", outdir);
+    uint8_t head[12] = "ASRSNAP1";
+    put32(head + 8, (uint32_t)n);
+    FILE *out = fopen(path, "wb");
+    if (!n || !out || fwrite(head, 1, sizeof head, out) != sizeof head || fwrite(snap, 1, n, out) != n ||
+        fwrite(snap_recs, 1, snap_recs_len, out) != snap_recs_len || fclose(out))
+        die("%s: cannot write", path);
+    printf("%s: %zu bytes\n", path, sizeof head + n + snap_recs_len);
 }
 
 /* ---- disk descriptions ---------------------------------------------------------------------- */
@@ -695,6 +772,7 @@ int main(int argc, char **argv)
     seed_features("later-version-readable", 0);
     seed_features("later-version-incompat", 1);
     seed_empty();
+    seed_snapshot();
     seed_bad_images();
     seed_mbr_disk();
     seed_gpt_disk();

@@ -52,9 +52,55 @@ static int fix_chunk(uint8_t *c, uint64_t avail, uint64_t seed, ZSTD_DCtx *dctx,
     return have;
 }
 
-/* Footer first (it places the index), then the records from the image header on, then the index
- * and the footer, whose checksums cover what came before. */
+/* The record of a snapshot's store id, or NULL: recs as fuzz_fix_snapshot has it. */
+static uint8_t *find_record(uint8_t *recs, size_t len, const uint8_t *id, uint64_t *rec_len)
+{
+    for (size_t at = 0; recs && len - at >= 36;) {
+        uint32_t n = get_le32(recs + at + 32);
+        if (n > len - at - 36)
+            return NULL;
+        if (memcmp(recs + at, id, 32) == 0) {
+            *rec_len = n;
+            return recs + at + 36;
+        }
+        at += 36 + (size_t)n;
+    }
+    return NULL;
+}
+
+static void fix_records(uint8_t *recs, size_t len, uint64_t seed)
+{
+    ZSTD_DCtx *dctx = ZSTD_createDCtx();
+    uint8_t *scratch = malloc(FIXUP_MAX_CONTENT);
+    for (size_t at = 0; len - at >= 36;) {
+        uint32_t n = get_le32(recs + at + 32);
+        if (n > len - at - 36)
+            break;
+        struct asr_hash128 h;
+        fix_chunk(recs + at + 36, n, seed, dctx, scratch, &h);
+        at += 36 + (size_t)n;
+    }
+    ZSTD_freeDCtx(dctx);
+    free(scratch);
+}
+
+static void fix_image(uint8_t *img, size_t size, uint8_t *recs, size_t recs_len);
+
 void fuzz_fix_checksums(uint8_t *img, size_t size)
+{
+    fix_image(img, size, NULL, 0);
+}
+
+void fuzz_fix_snapshot(uint8_t *img, size_t size, uint8_t *recs, size_t recs_len)
+{
+    uint64_t seed = size >= ASR_PART_HEADER_SIZE + ASR_IMAGE_HEADER_FIXED ? get_le64(img + ASR_PART_HEADER_SIZE + 56) : 0;
+    fix_records(recs, recs_len, seed);
+    fix_image(img, size, recs, recs_len);
+}
+
+/* Footer first (it places the index), then the records from the image header on, then the index
+ * and the footer, whose checksums cover what came before. recs: a snapshot's chunk records. */
+static void fix_image(uint8_t *img, size_t size, uint8_t *recs, size_t recs_len)
 {
     if (size < ASR_PART_HEADER_SIZE)
         return;
@@ -87,6 +133,8 @@ void fuzz_fix_checksums(uint8_t *img, size_t size)
     struct fixed_chunk *fixed = malloc(capfixed * sizeof *fixed);
     ZSTD_DCtx *dctx = ZSTD_createDCtx();
     uint8_t *scratch = malloc(FIXUP_MAX_CONTENT);
+    const uint8_t *ids = NULL; /* a snapshot's store id section */
+    uint64_t id_count = 0;
     while (pos && end - pos >= 4) {
         uint32_t tag = get_le32(L + pos);
         if (tag == ASR_TAG_CHUNK) {
@@ -97,13 +145,17 @@ void fuzz_fix_checksums(uint8_t *img, size_t size)
             if (rc && fixed && nfixed < capfixed)
                 fixed[nfixed++] = f; /* in increasing offset order */
             pos += ASR_CHUNK_HEADER_SIZE + get_le32(L + pos + 16);
-        } else if (tag == ASR_TAG_LAYOUT || tag == ASR_TAG_VOLUMES || tag == ASR_TAG_EXTENTS) {
+        } else if (tag == ASR_TAG_LAYOUT || tag == ASR_TAG_VOLUMES || tag == ASR_TAG_EXTENTS || tag == ASR_TAG_IDS) {
             if (end - pos < ASR_SECTION_HEADER_SIZE)
                 break;
             uint64_t body = get_le64(L + pos + 8);
             if (body > end - pos - ASR_SECTION_HEADER_SIZE)
                 break;
             fix_section(L + pos, body);
+            if (tag == ASR_TAG_IDS) {
+                ids = L + pos + ASR_SECTION_HEADER_SIZE;
+                id_count = body / ASR_STORE_ID_SIZE;
+            }
             pos += ASR_SECTION_HEADER_SIZE + body;
         } else {
             break;
@@ -131,6 +183,13 @@ void fuzz_fix_checksums(uint8_t *img, size_t size)
                         k++;
                     if (k < nfixed && fixed[k].offset == at)
                         fmt_hash128_put(e + 16, fixed[k].content_hash);
+                }
+                /* A snapshot's chunk i is the record its store id names. */
+                for (uint64_t i = 0; recs && i < count && i < fits && i < id_count && i < 4096; i++) {
+                    uint64_t n;
+                    const uint8_t *rec = find_record(recs, recs_len, ids + i * ASR_STORE_ID_SIZE, &n);
+                    if (rec && n >= ASR_CHUNK_HEADER_SIZE)
+                        memcpy(body + ASR_INDEX_FIXED + i * ASR_CHUNK_ENTRY_SIZE + 16, rec + 24, 16);
                 }
                 XXH128_hash_t h = XXH3_128bits(L, (size_t)index_off);
                 fmt_hash128_put(body + 16, (struct asr_hash128){h.low64, h.high64});

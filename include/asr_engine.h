@@ -11,6 +11,9 @@
 
 #include "asr_format.h"
 
+struct asr_store;         /* include/asr_store.h */
+struct asr_store_session;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -368,6 +371,11 @@ struct asr_backup_options {
      * the image is as without the feature. */
     const struct asr_stack_desc *stacks;
     uint32_t stack_count;
+    /* Into a chunk store (include/asr_store.h): chunks are identified by the store's keyed hash,
+     * those it holds are referenced without being compressed, the others go into its packs, and
+     * the writer (external_chunks, with the store's seed) names them by id. NULL: an image file. */
+    struct asr_store *store;
+    struct asr_store_session *session;
 };
 
 struct asr_backup_stats {
@@ -389,6 +397,7 @@ struct asr_backup_stats {
     double compress_seconds;   /* worker CPU besides hashing (compression, dedup lookups), summed */
     double write_seconds;      /* ordered writer, in the image writer */
     size_t dedup_index_bytes;
+    uint64_t store_bytes;      /* of dedup_bytes, found in the store (earlier snapshots) */
 };
 
 /* Reads the selected volumes' captured bytes as a backup would (io_uring, O_DIRECT) and throws
@@ -502,7 +511,8 @@ int asr_backup_run(struct asr_writer *w, const struct asr_backup_source *src, si
  * goes only as it passes). A restore, its plan and a comparison read it through these calls,
  * whichever kind it is. */
 struct asr_image;
-/* An image file, or the first part of a split set (asr_reader_open). */
+/* An image file, or the first part of a split set (asr_reader_open); or a store snapshot,
+ * "STORE::HOST/TIME" (asr_store_ref_open). */
 int asr_image_open(const char *path, struct asr_image **out, struct asr_error *err);
 /* The stream read from fd, positioned before its first chunk (asr_stream_open_fd: name is for
  * messages; fd stays open). */

@@ -407,7 +407,9 @@ int asr_writer_set_machine(struct asr_writer *w, const struct asr_machine_desc *
 int asr_writer_append_chunk(struct asr_writer *w, const struct asr_chunk *c, uint64_t *chunk_id,
                             struct asr_error *err);
 /* external_chunks only: a chunk the store keeps under store_id (32 bytes); c gives its lengths and
- * content hash (c->stored is not read). Numbered like appended chunks. */
+ * content hash, which must be those of the record the store holds (c->stored and c->codec are not
+ * read: a chunk the store already had needs only its stored length). Numbered like appended
+ * chunks. asr_writer_append_chunk is refused in a snapshot (ASR_E_STATE), and this in an image. */
 int asr_writer_append_external(struct asr_writer *w, const uint8_t store_id[32], const struct asr_chunk *c,
                                uint64_t *chunk_id, struct asr_error *err);
 /* Extents of one volume are added in increasing, non-overlapping offset order. content is the
@@ -473,7 +475,12 @@ struct asr_chunk_source {
     void *ctx;
 };
 /* Open a snapshot (an image with feature "external-chunks") whose chunks src serves: every chunk
- * read is checked against its index entry, its checksums and its store id. src is copied. */
+ * read is checked against its index entry, its checksums and its store id. src is copied. An
+ * image of its own is refused (ASR_E_ARG). Chunk reads fetch the record into the chunk reader's
+ * buffer (64 + max_chunk_size bytes), so fetch runs on every thread that reads chunks; a
+ * damaged record or content that check refuses is ASR_E_CORRUPT naming the chunk, its store id
+ * and the place fetch gave. asr_reader_chunk_where says "store id HEX"; asr_reader_prefetch does
+ * nothing. */
 int asr_reader_open_external(const char *path, const struct asr_chunk_source *src, struct asr_reader **out,
                              struct asr_error *err);
 /* The store id (32 bytes) of chunk_id in a snapshot; NULL in an image of its own. */
@@ -663,6 +670,15 @@ struct asr_verify_report {
 int asr_verify(const char *path, asr_problem_fn on_problem, void *problem_ctx,
                asr_progress_fn on_progress, void *progress_ctx, struct asr_verify_report *report,
                struct asr_error *err);
+/* The same for a store snapshot (feature "external-chunks") whose chunks src serves: the walk of
+ * the snapshot file (header, layout, volume table, store id section, index, footer, stream hash),
+ * then every chunk read through src (checked as asr_reader_open_external's reads are; a damaged
+ * or missing one is reported once, by its id and the place fetch names, and the check goes on)
+ * and every volume content hash recomputed. asr_verify refuses a snapshot (ASR_E_UNSUPPORTED), and
+ * this an image (ASR_E_ARG), without calling on_problem. */
+int asr_verify_external(const char *path, const struct asr_chunk_source *src, asr_problem_fn on_problem,
+                        void *problem_ctx, asr_progress_fn on_progress, void *progress_ctx,
+                        struct asr_verify_report *report, struct asr_error *err);
 
 /* Version string of this library ("0.1.0"). */
 const char *asr_version(void);

@@ -69,9 +69,11 @@ struct asr_store_session;
  * index, leaving out chunks gc has condemned. */
 int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_store_session **out,
                             struct asr_error *err);
-/* Whether the store (or this session) already holds id; its content length when it does.
- * Thread-safe with respect to other lookups and to asr_store_session_put. */
-bool asr_store_session_has(struct asr_store_session *ss, const struct asr_store_id *id, uint32_t *content_len);
+/* Whether the store (or this session) already holds id; its content length and the stored
+ * length of its record (a snapshot's chunk table names both) when it does. Thread-safe with
+ * respect to other lookups and to asr_store_session_put. */
+bool asr_store_session_has(struct asr_store_session *ss, const struct asr_store_id *id, uint32_t *content_len,
+                           uint32_t *stored_len);
 /* Adds a new chunk (as encoded by asr_chunk_encode, with the store's seed) to the current pack;
  * a full pack is uploaded. A chunk already held is not added again (ASR_OK). Called from one
  * thread (the backup's ordered writer). */
@@ -156,6 +158,25 @@ int asr_store_verify(struct asr_store *s, bool read_data, asr_store_problem_fn p
 
 /* "STORE::SNAPSHOT" split at its last "::": true and both parts (caller frees) when it is one. */
 bool asr_store_split_ref(const char *ref, char **store, char **snapshot);
+
+/* A snapshot named "STORE::HOST/TIME" opened for reading in one call (store options from the
+ * environment: ASRIMG_STORE_KEY_FILE, AWS_*): the store, the snapshot fetched into a temporary
+ * file (removed at once; the reader keeps it open) and its reader. HOST/TIME may be "HOST/latest"
+ * or "latest" (the newest snapshot, of HOST or of any host). */
+struct asr_store_ref;
+int asr_store_ref_open(const char *ref, struct asr_store_ref **out, struct asr_error *err);
+struct asr_reader *asr_store_ref_reader(struct asr_store_ref *r);
+struct asr_store *asr_store_ref_store(struct asr_store_ref *r);
+const char *asr_store_ref_name(const struct asr_store_ref *r); /* "STORE::HOST/TIME", resolved */
+/* Closes the reader, then the store. */
+void asr_store_ref_free(struct asr_store_ref *r); /* NULL-safe */
+/* asr_verify for a snapshot "STORE::HOST/TIME": its structure, every chunk it uses read from the
+ * store and checked against its id, every volume's content hash (asr_verify_external). */
+int asr_store_verify_snapshot(const char *ref, asr_problem_fn on_problem, void *problem_ctx,
+                              asr_progress_fn on_progress, void *progress_ctx, struct asr_verify_report *report,
+                              struct asr_error *err);
+/* True when ref names a store snapshot rather than an image file (it contains "::"). */
+bool asr_store_is_ref(const char *ref);
 
 #ifdef __cplusplus
 }

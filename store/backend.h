@@ -10,7 +10,9 @@
  * - list returns every key under a prefix, in no particular order, with size and modification
  *   time as the backend's own clock sees them (the lease rule of SPEC.md 19.8 compares those
  *   times with each other, never with the client's clock).
- * - errors name the object and, for S3, the HTTP status. */
+ * - errors name the object and, for S3, the HTTP status.
+ * - every call is thread-safe: restore threads fetch chunks at once, and a session's lease thread
+ *   rewrites its session object while the backup uploads packs. */
 #ifndef ASR_STORE_BACKEND_H
 #define ASR_STORE_BACKEND_H
 
@@ -27,10 +29,13 @@ struct store_object {
 struct store_backend_ops {
     /* Writes data (len bytes) as key, replacing any object of that name. */
     int (*put)(struct store_backend *b, const char *key, const void *data, size_t len, struct asr_error *err);
-    /* Writes the file at path as key (large objects: snapshots). */
+    /* Writes the file at path as key (large objects: snapshots). Never replaces an object: when key
+     * is there, ASR_E_EXISTS (the directory backend links; S3: If-None-Match: *, or a HEAD first
+     * where the endpoint lacks it), so two backups of one host in one second keep both snapshots. */
     int (*put_file)(struct store_backend *b, const char *key, const char *path, struct asr_error *err);
-    /* Reads len bytes at offset of key into buf (len 0 and offset 0 with *got: the whole object up
-     * to cap). *got: bytes read. *missing: the object is not there (rc ASR_E_IO). */
+    /* Reads up to cap bytes at offset of key into buf; *got: bytes read, fewer than cap only where
+     * the object ends (an offset at or past its end reads none: ASR_OK, *got 0). *missing: the
+     * object is not there (rc ASR_E_IO). */
     int (*get)(struct store_backend *b, const char *key, uint64_t offset, void *buf, size_t cap, size_t *got,
                bool *missing, struct asr_error *err);
     /* The whole object into the file at path. */

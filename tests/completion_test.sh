@@ -37,22 +37,24 @@ check "first word 'ba': backup" same_as backup
 complete "help" ""
 check "help: the commands" offers $(echo "$commands" | grep -vx version)
 
-# rescue's subcommands, each with its own options, as "rescue SUB".
-rescue_subs=$("$asrimg" help | sed -n 's/^  rescue \([a-z]\+\) .*/\1/p' | sort -u)
-check "asrimg help lists rescue's subcommands" test -n "$rescue_subs"
-complete rescue ""
-check "rescue: its subcommands" same_as $rescue_subs
-complete help rescue ""
-check "help rescue: its subcommands" same_as $rescue_subs
-for sub in $rescue_subs; do
-  opts=$("$asrimg" rescue "$sub" --help | sed -n '/^options:/,/^$/p' | grep -oE '^ +(-[a-zA-Z], )?--[a-z-]+' | tr ',' ' ')
-  complete rescue "$sub" "-"
-  check "rescue $sub -: exactly the options of rescue $sub --help ($(echo $opts))" same_as $opts
+# The subcommands of rescue and store, each with its own options, as "GROUP SUB".
+for group in rescue store; do
+  subs=$("$asrimg" help | sed -n "s/^  $group \([a-z]\+\) .*/\1/p" | sort -u)
+  check "asrimg help lists $group's subcommands" test -n "$subs"
+  complete $group ""
+  check "$group: its subcommands" same_as $subs
+  complete help $group ""
+  check "help $group: its subcommands" same_as $subs
+  for sub in $subs; do
+    opts=$("$asrimg" $group "$sub" --help | sed -n '/^options:/,/^$/p' | grep -oE '^ +(-[a-zA-Z], )?--[a-z-]+' | tr ',' ' ')
+    complete $group "$sub" "-"
+    check "$group $sub -: exactly the options of $group $sub --help ($(echo $opts))" same_as $opts
+  done
 done
 
 for cmd in $commands; do
   [ "$cmd" = version ] && continue
-  [ "$cmd" = rescue ] && continue # its subcommands above
+  [ "$cmd" = rescue ] || [ "$cmd" = store ] && continue # their subcommands above
   # Every option the command's help lists (-o, --output=IMAGE, -h, --help ...).
   opts=$("$asrimg" "$cmd" --help | sed -n '/^options:/,/^$/p' | grep -oE '^ +(-[a-zA-Z], )?--[a-z-]+' | tr ',' ' ')
   complete "$cmd" "-"
@@ -60,10 +62,11 @@ for cmd in $commands; do
   complete "$cmd" "--"
   check "$cmd --: only long options" offers_none -h -o
 done
-# rescue: each subcommand's help is the same through `help rescue SUB`.
-for sub in $rescue_subs; do
-  check "help rescue $sub: the same as rescue $sub --help" \
-    test "$("$asrimg" help rescue "$sub")" = "$("$asrimg" rescue "$sub" --help)"
+# rescue and store: each subcommand's help is the same through `help GROUP SUB`.
+for gs in rescue:make rescue:update rescue:images rescue:plan rescue:run store:init store:list store:prune store:gc store:verify; do
+  group=${gs%%:*} sub=${gs#*:}
+  check "help $group $sub: the same as $group $sub --help" \
+    test "$("$asrimg" help $group "$sub")" = "$("$asrimg" $group "$sub" --help)"
 done
 complete rescue make x.img --data-fs ""
 check "--data-fs VALUE: exfat, ext4, fat32" same_as exfat ext4 fat32

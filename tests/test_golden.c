@@ -8,14 +8,17 @@
 #include "asr_format.h"
 #include "internal.h" /* fmt_image_header_check_known: a reader of an earlier version */
 #include "golden_content.h"
+#include "memstore.h"
 
-static void check_v1(const char *name, uint32_t parts)
+/* src: a store snapshot's chunks (v1-external). */
+static void check_v1_from(const char *name, uint32_t parts, const struct asr_chunk_source *src)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", GOLDEN_DIR, name);
     struct asr_reader *r;
     struct asr_error err = {0};
-    cr_assert_eq(asr_reader_open(path, &r, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(src ? asr_reader_open_external(path, src, &r, &err) : asr_reader_open(path, &r, &err), ASR_OK, "%s",
+                 err.msg);
     const struct asr_image_info *i = asr_reader_info(r);
     cr_assert_eq(i->format_version, 1);
     cr_assert_eq(memcmp(i->uuid, GOLDEN_V1_UUID, 16), 0);
@@ -66,10 +69,51 @@ static void check_v1(const char *name, uint32_t parts)
         free(buf);
     }
     asr_reader_free(r);
-    cr_assert_eq(asr_verify(path, NULL, NULL, NULL, NULL, NULL, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(src ? asr_verify_external(path, src, NULL, NULL, NULL, NULL, NULL, &err)
+                     : asr_verify(path, NULL, NULL, NULL, NULL, NULL, &err),
+                 ASR_OK, "%s", err.msg);
 }
 
+static void check_v1(const char *name, uint32_t parts) { check_v1_from(name, parts, NULL); }
+
 Test(golden, v1_basic) { check_v1("v1-basic.asrimg", 1); }
+
+/* The external-chunks feature (incompatible bit 2, within version 1): the v1-basic content as a
+ * store snapshot, its chunk records (as a store keeps them) in v1-external.records, read through
+ * the test's in-memory store. */
+Test(golden, v1_external)
+{
+    static struct memstore ms;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/v1-external.records", GOLDEN_DIR);
+    cr_assert_eq(memstore_load(&ms, path), 0);
+    struct asr_chunk_source src = memstore_source(&ms);
+    check_v1_from("v1-external.asrimg", 1, &src);
+    snprintf(path, sizeof path, "%s/v1-external.asrimg", GOLDEN_DIR);
+    struct asr_reader *r;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_reader_open_external(path, &src, &r, &err), ASR_OK, "%s", err.msg);
+    const struct asr_image_info *i = asr_reader_info(r);
+    cr_assert_eq(i->incompat, ASR_FEATURE_INCOMPAT_EXTERNAL);
+    cr_assert_str_eq(asr_reader_feature_name(r, ASR_FEATURE_INCOMPAT, 2), "external-chunks");
+    cr_assert_eq(i->chunk_count, ms.count, "one record for each chunk");
+    for (uint64_t c = 0; c < i->chunk_count; c++)
+        cr_assert_not_null(memstore_find(&ms, asr_reader_store_id(r, c)));
+    asr_reader_free(r);
+    cr_assert_eq(asr_reader_open(path, &r, &err), ASR_E_UNSUPPORTED);
+    memstore_free(&ms);
+    /* A reader from before the feature refuses it by name. */
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    static uint8_t raw[4096];
+    size_t n = fread(raw, 1, sizeof raw, f);
+    fclose(f);
+    struct fmt_image_header h;
+    cr_assert_eq(fmt_image_header_decode(raw + 64, n - 64, &h, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(fmt_image_header_check_known(&h, ASR_FEATURE_INCOMPAT_AREAS | ASR_FEATURE_INCOMPAT_STACKS, &err),
+                 ASR_E_UNSUPPORTED);
+    cr_assert(strstr(err.msg, "feature 'external-chunks' (incompatible bit 2)"), "%s", err.msg);
+}
 /* The machine record leaves every other byte's meaning as it was: the same content reads back. */
 Test(golden, v1_machine_content) { check_v1("v1-machine.asrimg", 1); }
 

@@ -9,6 +9,7 @@
  * encoded form) gives back-pressure between the stages; nothing grows with the data except the
  * dedup index and the writer's chunk and extent tables (SPEC.md, "Memory"). */
 #include "asr_engine.h"
+#include "asr_store.h"
 #include "cdc.h"
 #include "dedup.h"
 #include "clock.h"
@@ -57,6 +58,11 @@ struct slot {
     struct asr_hash128 hash;
     bool known;              /* a worker found the content already stored, as chunk_id */
     uint64_t chunk_id;
+    /* Into a store: the content's store id, and whether the store already holds it (with the
+     * stored length of its record there), so that it is neither compressed nor uploaded. */
+    struct asr_store_id sid;
+    bool in_store;
+    uint32_t store_stored_len;
     uint64_t run_offset, run_len; /* ZERO and UNREADABLE */
     uint8_t *out;            /* encoded chunk */
     struct asr_chunk chunk;
@@ -105,7 +111,7 @@ struct pipeline {
     struct dedup *dedup;
     pthread_mutex_t dedup_mu;
     /* Writer thread only. */
-    uint64_t next_chunk_id, stored_bytes, new_bytes, dedup_bytes, chunks, dedup_hits;
+    uint64_t next_chunk_id, stored_bytes, new_bytes, dedup_bytes, chunks, dedup_hits, store_bytes;
 };
 
 static double thread_seconds(void)
@@ -140,8 +146,21 @@ static int hash_and_encode(struct pipeline *p, struct asr_chunk_encoder *enc, st
     pthread_mutex_lock(&p->dedup_mu);
     s->known = dedup_find(p->dedup, s->hash, s->len, &s->chunk_id);
     pthread_mutex_unlock(&p->dedup_mu);
+    s->in_store = false;
     if (s->known)
         return ASR_OK;
+    if (p->opt->session) {
+        t0 = thread_seconds();
+        asr_store_chunk_id(p->opt->store, s->content, s->len, &s->sid);
+        *hash_seconds += thread_seconds() - t0;
+        uint32_t len = 0;
+        s->in_store = asr_store_session_has(p->opt->session, &s->sid, &len, &s->store_stored_len) && len == s->len;
+        if (s->in_store) { /* the record's lengths and content hash, for the snapshot's chunk table */
+            s->chunk = (struct asr_chunk){.content_len = s->len, .stored_len = s->store_stored_len,
+                                          .content_hash = s->hash};
+            return ASR_OK;
+        }
+    }
     return asr_chunk_encoder_run(enc, s->content, s->len, s->hash, s->out, asr_chunk_bound(p->max_chunk), &s->chunk,
                                  err);
 }
@@ -216,6 +235,31 @@ static void *worker_main(void *arg)
 
 /* ---- writer: slots in sequence order into the image ---------------------------------------- */
 
+/* A chunk new to this snapshot, into a store: uploaded unless the store holds it already, then
+ * named in the snapshot by its store id. */
+static int store_chunk(struct pipeline *p, struct slot *s, uint64_t *id, struct asr_error *err)
+{
+    int rc = ASR_OK;
+    if (s->in_store) {
+        p->dedup_bytes += s->len;
+        p->dedup_hits++;
+        p->store_bytes += s->len;
+    } else {
+        rc = asr_store_session_put(p->opt->session, &s->sid, &s->chunk, err);
+        p->stored_bytes += s->chunk.stored_len;
+        p->new_bytes += s->len;
+        p->chunks++;
+    }
+    if (rc == ASR_OK)
+        rc = asr_writer_append_external(p->w, s->sid.b, &s->chunk, id, err);
+    if (rc == ASR_OK && *id != p->next_chunk_id)
+        rc = asr_fail_public(err, ASR_E_STATE, "chunk numbering out of step (%llu, expected %llu)",
+                             (unsigned long long)*id, (unsigned long long)p->next_chunk_id);
+    if (rc == ASR_OK)
+        p->next_chunk_id++;
+    return rc;
+}
+
 static int write_slot(struct pipeline *p, struct slot *s, struct asr_error *err)
 {
     if (s->kind == KIND_ZERO)
@@ -234,6 +278,10 @@ static int write_slot(struct pipeline *p, struct slot *s, struct asr_error *err)
     if (s->known) {
         p->dedup_bytes += s->len;
         p->dedup_hits++;
+    } else if (p->opt->session) {
+        int rc = store_chunk(p, s, &id, err);
+        if (rc != ASR_OK)
+            return rc;
     } else {
         int rc = asr_writer_append_chunk(p->w, &s->chunk, &id, err);
         if (rc != ASR_OK)
@@ -924,6 +972,7 @@ int asr_backup_run(struct asr_writer *w, const struct asr_backup_source *src, si
     st->dedup_bytes = p.dedup_bytes;
     st->chunks = p.chunks;
     st->dedup_hits = p.dedup_hits;
+    st->store_bytes = p.store_bytes;
     st->dedup_index_bytes = p.dedup ? dedup_memory(p.dedup) : 0;
     pipeline_free(&p);
     free(ids);

@@ -3,6 +3,7 @@
  * volume's extents only as its data passes, noted here by the stream pass for --verify). The
  * restore, its checks and plan, the comparison and the command ask the image; only the two
  * passes that read the data (restore_file.c, restore_stream.c) take the reader or the stream. */
+#include "asr_store.h"
 #include "grow.h"
 #include "image_source.h"
 
@@ -21,6 +22,7 @@ struct asr_image {
     struct asr_stream *s; /* a stream; NULL for a file */
     char *path;           /* the file's, or NULL */
     bool owned;           /* r or s is closed with the image */
+    struct asr_store_ref *ref; /* a store snapshot: owns r and its store */
     struct extent_list *seen; /* per volume, for a stream */
 };
 
@@ -52,10 +54,24 @@ int image_borrow(struct asr_reader *r, struct asr_stream *s, const char *path, s
     return wrap(r, s, path, false, out, err);
 }
 
+/* STORE::SNAPSHOT: the snapshot's reader, chunks read from the store. */
+static int open_snapshot(const char *ref, struct asr_image **out, struct asr_error *err)
+{
+    struct asr_store_ref *sr = NULL;
+    int rc = asr_store_ref_open(ref, &sr, err);
+    if (!rc && (rc = wrap(asr_store_ref_reader(sr), NULL, asr_store_ref_name(sr), false, out, err)))
+        asr_store_ref_free(sr);
+    if (!rc)
+        (*out)->ref = sr;
+    return rc;
+}
+
 int asr_image_open(const char *path, struct asr_image **out, struct asr_error *err)
 {
     struct asr_reader *r = NULL;
     *out = NULL;
+    if (asr_store_is_ref(path))
+        return open_snapshot(path, out, err);
     int rc = asr_reader_open(path, &r, err);
     if (!rc && (rc = wrap(r, NULL, path, true, out, err)))
         asr_reader_free(r);
@@ -84,6 +100,7 @@ void asr_image_free(struct asr_image *im)
         asr_reader_free(im->r);
         asr_stream_free(im->s);
     }
+    asr_store_ref_free(im->ref);
     free(im->path);
     free(im);
 }

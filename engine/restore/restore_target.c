@@ -3,6 +3,7 @@
  * disk with the same sector size, none in use, none holding the image), locking them for the
  * whole restore, and what each holds now, for the plan. Also the plain positioned I/O the other
  * restore modules use on a target. */
+#include "asr_store.h"
 #include "image_source.h"
 #include "probe.h"
 #include "readat.h"
@@ -170,6 +171,25 @@ static int check_disks_covered(const struct asr_image *im, const struct asr_rest
     return ASR_OK;
 }
 
+/* A snapshot's chunks are in its store: a directory store must not lie on the target (an S3
+ * store cannot). */
+static int store_not_on_target(const char *ref, const struct restore_target *t, struct asr_disk *bare,
+                               struct asr_error *err)
+{
+    char *url = NULL, *snap = NULL;
+    int rc = ASR_OK;
+    if (asr_store_split_ref(ref, &url, &snap) && strncmp(url, "s3://", 5)) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/config", url);
+        struct asr_error why = {0};
+        if (asr_check_image_placement(path, -1, &bare, 1, &why) != ASR_OK)
+            rc = asr_fail_public(err, ASR_E_ARG, "target %s holds the store being restored from (%s)", t->path, url);
+    }
+    free(url);
+    free(snap);
+    return rc;
+}
+
 /* The rules that need the target open: size, sector size, in use, holding the image. */
 static int check_target(const struct asr_image *im, struct restore_target *t, struct asr_disk *bare, bool read_only,
                         struct asr_error *err)
@@ -199,6 +219,8 @@ static int check_target(const struct asr_image *im, struct restore_target *t, st
     const char *image_file = image_path(im);
     if (!image_file)
         return ASR_OK;
+    if (asr_store_is_ref(image_file))
+        return store_not_on_target(image_file, t, bare, err);
     const struct asr_image_info *info = asr_image_info(im);
     for (uint32_t part = 1; part <= info->part_count; part++) {
         char path[4200];

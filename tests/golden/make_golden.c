@@ -7,6 +7,7 @@
 
 #include "asr_format.h"
 #include "golden_content.h"
+#include "memstore.h"
 
 static int die(const char *what, const struct asr_error *e)
 {
@@ -74,11 +75,13 @@ struct placed {
     uint64_t id;
 };
 
-static void write_image(const char *path, uint64_t split, int level, const struct asr_machine_desc *machine)
+/* store: a store snapshot (feature external-chunks) whose chunk records go there. */
+static void write_image(const char *path, uint64_t split, int level, const struct asr_machine_desc *machine,
+                        struct memstore *store)
 {
     struct asr_writer_options o = {.split_size = split, .max_chunk_size = GOLDEN_V1_CHUNK, .overwrite = 1,
                                    .creator_version = "0.1.0", .fixed_identity = 1, .hash_seed = GOLDEN_V1_SEED,
-                                   .created_unix = GOLDEN_V1_CREATED};
+                                   .created_unix = GOLDEN_V1_CREATED, .external_chunks = store != NULL};
     memcpy(o.uuid, GOLDEN_V1_UUID, 16);
     struct asr_writer *w;
     struct asr_error err = {0};
@@ -115,8 +118,15 @@ static void write_image(const char *path, uint64_t split, int level, const struc
                 struct asr_chunk c;
                 uint64_t id;
                 rc = asr_chunk_encode(buf, n, level, asr_writer_hash_seed(w), enc, sizeof enc, &c, &err);
-                if (!rc)
+                if (!rc && store) {
+                    uint8_t sid[32];
+                    memstore_id(buf, n, sid);
+                    if (memstore_put(store, sid, &c))
+                        die("out of memory", &err);
+                    rc = asr_writer_append_external(w, sid, &c, &id, &err);
+                } else if (!rc) {
                     rc = asr_writer_append_chunk(w, &c, &id, &err);
+                }
                 if (!rc)
                     rc = asr_writer_add_extent(w, g->volume, at, n, id, 0, buf, &err);
                 placed[np++] = (struct placed){g->volume, at, id};
@@ -293,9 +303,9 @@ int main(int argc, char **argv)
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/v1-basic.asrimg", argv[1]);
-    write_image(path, 0, 3, NULL);
+    write_image(path, 0, 3, NULL, NULL);
     snprintf(path, sizeof path, "%s/v1-split.asrimg", argv[1]);
-    write_image(path, ASR_MIN_SPLIT_SIZE, 0, NULL);
+    write_image(path, ASR_MIN_SPLIT_SIZE, 0, NULL, NULL);
     snprintf(path, sizeof path, "%s/v1-disk-areas.asrimg", argv[1]);
     write_areas_image(path);
     snprintf(path, sizeof path, "%s/v1-stacks.asrimg", argv[1]);
@@ -303,6 +313,15 @@ int main(int argc, char **argv)
     static struct asr_machine_desc machine;
     golden_machine(&machine);
     snprintf(path, sizeof path, "%s/v1-machine.asrimg", argv[1]);
-    write_image(path, 0, 3, &machine);
+    write_image(path, 0, 3, &machine, NULL);
+    static struct memstore store;
+    snprintf(path, sizeof path, "%s/v1-external.asrimg", argv[1]);
+    write_image(path, 0, 3, NULL, &store);
+    snprintf(path, sizeof path, "%s/v1-external.records", argv[1]);
+    if (memstore_save(&store, path)) {
+        struct asr_error err = {0};
+        die(path, &err);
+    }
+    memstore_free(&store);
     return 0;
 }

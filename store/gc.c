@@ -1,0 +1,310 @@
+/* gc (SPEC.md 19.8): frees the packs no snapshot uses without ever waiting a fixed time. Phase 1
+ * deletes the packs an earlier gc condemned once every session running at that condemnation has
+ * ended (re-reading the snapshots first: a backup may have committed one that uses them), merges
+ * the index objects without them and drops the condemnation; phase 2 condemns the packs no
+ * snapshot uses now (write gc/ID, list the sessions, rewrite gc/ID with them). */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "grow.h"
+
+struct sessions {
+    uint8_t (*running)[STORE_OID_SIZE]; /* sorted */
+    size_t n;
+};
+
+/* Sessions whose lease is younger than STORE_LEASE_EXPIRY by the store's clock; older ones are
+ * deleted (a crashed backup's). */
+static int read_sessions(struct store_backend *b, int64_t now, struct sessions *ss, struct asr_store_gc_report *rep,
+                         struct asr_error *err)
+{
+    struct store_object *o;
+    size_t n;
+    int rc = b->ops->list(b, "sessions/", &o, &n, err);
+    if (rc)
+        return rc;
+    ss->running = malloc((n ? n : 1) * STORE_OID_SIZE);
+    ss->n = 0;
+    if (!ss->running)
+        rc = store_fail(err, ASR_E_NOMEM, "gc: out of memory");
+    for (size_t i = 0; i < n && !rc; i++) {
+        const char *id = o[i].key + strlen("sessions/");
+        if (o[i].mtime >= now - STORE_LEASE_EXPIRY) {
+            if (!store_hex_parse(id, ss->running[ss->n], STORE_OID_SIZE)) {
+                ss->n++;
+                rep->sessions_running++;
+            }
+        } else if (!(rc = b->ops->del(b, o[i].key, err))) {
+            rep->sessions_expired++;
+        }
+    }
+    store_objects_free(o, n);
+    if (!rc && ss->n)
+        qsort(ss->running, ss->n, STORE_OID_SIZE, store_oid_cmp);
+    return rc;
+}
+
+static int new_name(const char *dir, char key[STORE_KEY_NAME_MAX], struct asr_error *err)
+{
+    uint8_t oid[STORE_OID_SIZE];
+    char hex[STORE_OID_HEX];
+    int rc = store_random(oid, sizeof oid, err);
+    store_hex(oid, sizeof oid, hex);
+    snprintf(key, STORE_KEY_NAME_MAX, "%s%s", dir, hex);
+    return rc;
+}
+
+/* One index object of every listing whose pack exists (duplicates of one id in one pack
+ * dropped), written before the objects it replaces are deleted. */
+static int merge_index(struct store_backend *b, struct asr_error *err)
+{
+    struct store_indexes x;
+    int rc = store_indexes_read(b, &x, err);
+    if (rc)
+        return rc;
+    /* Listed after reading the index: a pack is uploaded before any index lists it, so a listed
+     * pack that is absent here was deleted. */
+    struct store_pack *packs = NULL;
+    size_t n_packs = 0;
+    struct store_table *t = NULL;
+    struct store_index m = {0};
+    size_t ecap = 0;
+    if ((rc = store_packs_list(b, &packs, &n_packs, err)) || (rc = store_table_new(&t, err)))
+        goto out;
+    for (size_t i = 0; i < x.n && !rc; i++) {
+        const struct store_index *ix = &x.ix[i];
+        for (uint64_t j = 0; j < ix->count && !rc; j++) {
+            const struct store_ientry *e = &ix->entries[j];
+            if (!store_packs_find(packs, n_packs, ix->packs[e->pack]))
+                continue;
+            /* The table dedups ids; a second listing of an id in another pack is kept too. */
+            int64_t p = store_table_pack(t, ix->packs[e->pack]);
+            struct store_loc loc;
+            if (p < 0) {
+                rc = store_fail(err, ASR_E_NOMEM, "gc: out of memory");
+                break;
+            }
+            if (store_table_find(t, &e->id, &loc) && loc.pack == (uint32_t)p)
+                continue;
+            struct store_ientry *g = asr_grow(m.entries, &ecap, m.count + 1, sizeof *g, 1024);
+            if (!g) {
+                rc = store_fail(err, ASR_E_NOMEM, "gc: out of memory");
+                break;
+            }
+            m.entries = g;
+            m.entries[m.count] = *e;
+            m.entries[m.count++].pack = (uint32_t)p;
+            loc = (struct store_loc){.pack = (uint32_t)p};
+            if (store_table_insert(t, &e->id, &loc) < 0)
+                rc = store_fail(err, ASR_E_NOMEM, "gc: out of memory");
+        }
+    }
+    if (!rc && m.count) {
+        m.pack_count = store_table_pack_count(t);
+        if (!(m.packs = malloc(m.pack_count * (size_t)STORE_OID_SIZE)))
+            rc = store_fail(err, ASR_E_NOMEM, "gc: out of memory");
+        for (uint32_t p = 0; p < m.pack_count && !rc; p++)
+            store_table_pack_id(t, p, m.packs[p]);
+        uint8_t *raw = NULL;
+        size_t len = 0;
+        char key[STORE_KEY_NAME_MAX];
+        if (!rc && !(rc = store_index_encode(&m, &raw, &len, err)) && !(rc = new_name("index/", key, err)))
+            rc = b->ops->put(b, key, raw, len, err);
+        free(raw);
+    }
+    for (size_t i = 0; i < x.n && !rc; i++)
+        rc = b->ops->del(b, x.keys[i], err);
+out:
+    store_index_free(&m);
+    store_table_free(t);
+    free(packs);
+    store_indexes_free(&x);
+    return rc;
+}
+
+/* The packs some snapshot uses now (read afresh). */
+static int used_now(struct asr_store *s, uint8_t (**used)[STORE_OID_SIZE], size_t *n_used, struct asr_error *err)
+{
+    struct store_usage u;
+    struct store_indexes x;
+    int rc = store_usage_read(s, &u, err);
+    if (rc)
+        return rc;
+    if (!(rc = store_indexes_read(s->b, &x, err))) {
+        rc = store_used_packs(&u, &x, used, n_used, err);
+        store_indexes_free(&x);
+    }
+    store_usage_free(&u);
+    return rc;
+}
+
+struct condemnation {
+    char *key;
+    struct store_condemn c;
+};
+
+static void condemnations_free(struct condemnation *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(c[i].key);
+        store_condemn_free(&c[i].c);
+    }
+    free(c);
+}
+
+/* Phase 1: the condemnations whose sessions have all ended, their packs deleted where still unused. */
+static int phase1(struct asr_store *s, int64_t now, const struct sessions *ss, struct asr_store_gc_report *rep,
+                  struct asr_error *err)
+{
+    struct store_backend *b = s->b;
+    struct store_object *o;
+    size_t n;
+    int rc = b->ops->list(b, "gc/", &o, &n, err);
+    if (rc)
+        return rc;
+    struct condemnation *ready = calloc(n ? n : 1, sizeof *ready);
+    size_t n_ready = 0;
+    if (!ready)
+        rc = store_fail(err, ASR_E_NOMEM, "gc: out of memory");
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint8_t *raw;
+        size_t len;
+        bool missing = false;
+        struct store_condemn c;
+        struct asr_error e2 = {0};
+        if ((rc = store_get_whole(b, o[i].key, STORE_MAX_OBJECT, &raw, &len, &missing, err))) {
+            if (missing)
+                rc = ASR_OK; /* another gc finished it */
+            continue;
+        }
+        if ((rc = store_condemn_decode(raw, len, &c, &e2)))
+            store_fail(err, rc, "%s: %s: %s", b->url, o[i].key, e2.msg);
+        free(raw);
+        if (rc)
+            break;
+        bool waiting = false;
+        if (!(c.flags & STORE_CONDEMN_SESSIONS_LISTED)) {
+            /* A gc between its two writes, or one that died there: dropped only when long dead
+             * (dropping a condemnation frees nothing, it only lets backups reuse its packs). */
+            waiting = o[i].mtime >= now - STORE_LEASE_EXPIRY;
+            if (!waiting) {
+                store_condemn_free(&c);
+                rc = b->ops->del(b, o[i].key, err);
+                continue;
+            }
+        }
+        for (uint64_t j = 0; j < c.session_count && !waiting; j++)
+            waiting = store_oid_in((const uint8_t(*)[STORE_OID_SIZE])ss->running, ss->n, c.sessions[j]);
+        if (waiting) {
+            rep->packs_waiting += c.pack_count;
+            store_condemn_free(&c);
+            continue;
+        }
+        ready[n_ready].key = o[i].key;
+        o[i].key = NULL;
+        ready[n_ready++].c = c;
+    }
+    store_objects_free(o, n);
+    uint8_t(*used)[STORE_OID_SIZE] = NULL;
+    size_t n_used = 0;
+    struct store_pack *packs = NULL;
+    size_t n_packs = 0;
+    if (!rc && n_ready)
+        rc = used_now(s, &used, &n_used, err);
+    if (!rc && n_ready)
+        rc = store_packs_list(b, &packs, &n_packs, err);
+    uint64_t deleted = 0;
+    for (size_t i = 0; i < n_ready && !rc; i++)
+        for (uint64_t j = 0; j < ready[i].c.pack_count && !rc; j++) {
+            const uint8_t *id = ready[i].c.packs[j];
+            const struct store_pack *p = store_packs_find(packs, n_packs, id);
+            if (!p || store_oid_in((const uint8_t(*)[STORE_OID_SIZE])used, n_used, id))
+                continue; /* gone already, or a snapshot made since uses it */
+            char key[STORE_KEY_NAME_MAX];
+            store_pack_name(id, key);
+            if (!(rc = b->ops->del(b, key, err))) {
+                deleted++;
+                rep->bytes_deleted += p->size;
+            }
+        }
+    rep->packs_deleted += deleted;
+    if (!rc && deleted)
+        rc = merge_index(b, err);
+    for (size_t i = 0; i < n_ready && !rc; i++)
+        rc = b->ops->del(b, ready[i].key, err);
+    free(used);
+    free(packs);
+    condemnations_free(ready, n_ready);
+    return rc;
+}
+
+/* Phase 2: condemn the packs no snapshot uses that no condemnation names yet. */
+static int phase2(struct asr_store *s, struct asr_store_gc_report *rep, struct asr_error *err)
+{
+    struct store_backend *b = s->b;
+    uint8_t(*used)[STORE_OID_SIZE] = NULL, (*condemned)[STORE_OID_SIZE] = NULL;
+    size_t n_used = 0, n_condemned = 0, n_packs = 0;
+    struct store_pack *packs = NULL;
+    struct store_condemn c = {0};
+    int rc = used_now(s, &used, &n_used, err);
+    if (!rc)
+        rc = store_condemned_packs(b, &condemned, &n_condemned, err);
+    if (!rc)
+        rc = store_packs_list(b, &packs, &n_packs, err);
+    if (!rc && !(c.packs = malloc((n_packs ? n_packs : 1) * (size_t)STORE_OID_SIZE)))
+        rc = store_fail(err, ASR_E_NOMEM, "gc: out of memory");
+    for (size_t i = 0; i < n_packs && !rc; i++)
+        if (!store_oid_in((const uint8_t(*)[STORE_OID_SIZE])used, n_used, packs[i].id) &&
+            !store_oid_in((const uint8_t(*)[STORE_OID_SIZE])condemned, n_condemned, packs[i].id))
+            memcpy(c.packs[c.pack_count++], packs[i].id, STORE_OID_SIZE);
+    char key[STORE_KEY_NAME_MAX];
+    uint8_t *raw = NULL;
+    size_t len;
+    if (!rc && c.pack_count && !(rc = new_name("gc/", key, err)) && !(rc = store_condemn_encode(&c, &raw, &len, err)))
+        rc = b->ops->put(b, key, raw, len, err);
+    free(raw);
+    raw = NULL;
+    if (!rc && c.pack_count) {
+        /* Listed after the condemnation is written: a session announced later read it. */
+        struct store_object *o = NULL;
+        size_t n = 0;
+        if (!(rc = b->ops->list(b, "sessions/", &o, &n, err))) {
+            if (!(c.sessions = malloc((n ? n : 1) * (size_t)STORE_OID_SIZE)))
+                rc = store_fail(err, ASR_E_NOMEM, "gc: out of memory");
+            for (size_t i = 0; i < n && !rc; i++)
+                if (!store_hex_parse(o[i].key + strlen("sessions/"), c.sessions[c.session_count], STORE_OID_SIZE))
+                    c.session_count++;
+        }
+        store_objects_free(o, n);
+        c.flags = STORE_CONDEMN_SESSIONS_LISTED;
+        if (!rc && !(rc = store_condemn_encode(&c, &raw, &len, err)))
+            rc = b->ops->put(b, key, raw, len, err);
+        free(raw);
+    }
+    if (!rc)
+        rep->packs_condemned = c.pack_count;
+    store_condemn_free(&c);
+    free(used);
+    free(condemned);
+    free(packs);
+    return rc;
+}
+
+int asr_store_gc(struct asr_store *s, struct asr_store_gc_report *rep, struct asr_error *err)
+{
+    memset(rep, 0, sizeof *rep);
+    int64_t now;
+    struct sessions ss = {0};
+    int rc = s->b->ops->now(s->b, &now, err);
+    if (!rc)
+        rc = read_sessions(s->b, now, &ss, rep, err);
+    if (!rc)
+        rc = phase1(s, now, &ss, rep, err);
+    if (!rc)
+        rc = phase2(s, rep, err);
+    free(ss.running);
+    return rc;
+}

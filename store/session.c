@@ -1,0 +1,537 @@
+/* Backup sessions (SPEC.md 19.4, 19.6, 19.8): a session object announced first and renewed by a
+ * lease thread, the condemnations and then the index read into a chunk table (condemned packs left
+ * out), new chunks packed and each full pack uploaded with an index object of its own, and at
+ * commit one index object for the session's packs (the per-pack ones removed), a check that the
+ * packs it reused still exist when its lease lapsed, and the snapshot, uploaded last under a name
+ * nobody holds. Packs are built and uploaded by separate functions so the upload can move to a
+ * thread. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "grow.h"
+
+struct asr_store_session {
+    struct asr_store *s;
+    struct store_backend *b;
+    char host[STORE_HOST_MAX + 1];
+    char session_key[STORE_KEY_NAME_MAX];
+    int64_t start; /* the snapshot's time: the client's clock at begin, UTC */
+
+    struct store_table *table;
+    uint32_t known_packs; /* packs numbered below this were in the store at begin */
+    uint8_t *used;        /* per known pack: this snapshot reuses a chunk of it */
+
+    struct store_pack_writer *pw;
+    int64_t cur_pack; /* the table's number of pw's pack once it holds a chunk, else -1 */
+
+    /* Every pack this session uploaded, and their entries, for its index at commit. */
+    uint8_t (*packs)[STORE_OID_SIZE];
+    size_t n_packs, packs_cap;
+    struct store_ientry *entries;
+    size_t n_entries, entries_cap;
+    char (*pack_index)[STORE_KEY_NAME_MAX]; /* the per-pack index objects */
+    size_t pack_index_cap;
+
+    /* The lease: the thread rewrites the session object every STORE_LEASE_SECONDS. */
+    pthread_t lease;
+    bool lease_running;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stop;
+    int lease_seconds; /* STORE_LEASE_SECONDS; tests shorten it */
+    int64_t renewed;   /* CLOCK_BOOTTIME seconds (counts a suspend) of the last renewal */
+    int64_t worst_gap; /* the longest time between renewals seen */
+
+    struct asr_store_session_stats st;
+    bool committed;
+};
+
+/* The lease thread makes requests too. */
+static void count_request(struct asr_store_session *ss) { __atomic_fetch_add(&ss->st.requests, 1, __ATOMIC_RELAXED); }
+
+static int64_t boot_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+static void session_text(const struct asr_store_session *ss, char *out, size_t n)
+{
+    snprintf(out, n, "asrimg session 1\nhost %s\nstart %lld\n", ss->host, (long long)ss->start);
+}
+
+static int session_write(struct asr_store_session *ss, struct asr_error *err)
+{
+    char text[160];
+    session_text(ss, text, sizeof text);
+    return ss->b->ops->put(ss->b, ss->session_key, text, strlen(text), err);
+}
+
+/* Notes a renewal at now, keeping the longest gap between two. Called with lock held. */
+static void renewed_at(struct asr_store_session *ss, int64_t now)
+{
+    if (now - ss->renewed > ss->worst_gap)
+        ss->worst_gap = now - ss->renewed;
+    ss->renewed = now;
+}
+
+static void *lease_thread(void *arg)
+{
+    struct asr_store_session *ss = arg;
+    pthread_mutex_lock(&ss->lock);
+    while (!ss->stop) {
+        struct timespec since;
+        clock_gettime(CLOCK_MONOTONIC, &since);
+        int w = 0;
+        /* The deadline is taken again at each wake-up: a new lease_seconds counts at once. */
+        while (!ss->stop && w != ETIMEDOUT) {
+            struct timespec until = since;
+            until.tv_sec += ss->lease_seconds;
+            w = pthread_cond_timedwait(&ss->wake, &ss->lock, &until);
+        }
+        if (ss->stop)
+            break;
+        pthread_mutex_unlock(&ss->lock);
+        struct asr_error err = {0};
+        /* A failed renewal is only a lapse: the commit then checks what gc could have taken. */
+        int rc = session_write(ss, &err);
+        pthread_mutex_lock(&ss->lock);
+        count_request(ss);
+        if (!rc)
+            renewed_at(ss, boot_seconds());
+    }
+    pthread_mutex_unlock(&ss->lock);
+    return NULL;
+}
+
+static void lease_stop(struct asr_store_session *ss)
+{
+    if (!ss->lease_running)
+        return;
+    pthread_mutex_lock(&ss->lock);
+    ss->stop = true;
+    pthread_cond_signal(&ss->wake);
+    pthread_mutex_unlock(&ss->lock);
+    pthread_join(ss->lease, NULL);
+    ss->lease_running = false;
+}
+
+void store_session_age(struct asr_store_session *ss, int64_t seconds)
+{
+    pthread_mutex_lock(&ss->lock);
+    ss->renewed -= seconds;
+    pthread_mutex_unlock(&ss->lock);
+}
+
+void store_session_set_start(struct asr_store_session *ss, int64_t t) { ss->start = t; }
+
+void store_session_lease_every(struct asr_store_session *ss, int seconds)
+{
+    pthread_mutex_lock(&ss->lock);
+    ss->lease_seconds = seconds;
+    pthread_cond_signal(&ss->wake);
+    pthread_mutex_unlock(&ss->lock);
+}
+
+int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_store_session **out,
+                            struct asr_error *err)
+{
+    *out = NULL;
+    if (!host || !store_host_valid(host))
+        return store_fail(err, ASR_E_ARG,
+                          "host name \"%s\": 1 to 63 of A-Z a-z 0-9 . _ -, not starting with a dot (give --host)",
+                          host ? host : "");
+    struct asr_store_session *ss = calloc(1, sizeof *ss);
+    if (!ss)
+        return store_fail(err, ASR_E_NOMEM, "store session: out of memory");
+    ss->s = s;
+    ss->b = s->b;
+    ss->cur_pack = -1;
+    snprintf(ss->host, sizeof ss->host, "%s", host);
+    ss->start = (int64_t)time(NULL);
+    pthread_mutex_init(&ss->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the wall clock may step meanwhile */
+    pthread_cond_init(&ss->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    ss->renewed = boot_seconds();
+    ss->lease_seconds = STORE_LEASE_SECONDS;
+
+    uint8_t sid[STORE_OID_SIZE];
+    char hex[STORE_OID_HEX];
+    int rc = store_random(sid, sizeof sid, err);
+    store_hex(sid, sizeof sid, hex);
+    snprintf(ss->session_key, sizeof ss->session_key, "sessions/%s", hex);
+    /* The order is the rule of SPEC.md 19.8: session object, then condemnations, then index. */
+    if (!rc && !(rc = session_write(ss, err)))
+        count_request(ss);
+    /* Renewed from now on: reading a large index takes a while too. */
+    if (!rc) {
+        if (pthread_create(&ss->lease, NULL, lease_thread, ss))
+            rc = store_fail(err, ASR_E_NOMEM, "store session: cannot start the lease thread");
+        else
+            ss->lease_running = true;
+    }
+    uint8_t(*condemned)[STORE_OID_SIZE] = NULL;
+    size_t n_condemned = 0;
+    if (!rc)
+        rc = store_condemned_packs(ss->b, &condemned, &n_condemned, err);
+    if (!rc)
+        rc = store_table_new(&ss->table, err);
+    if (!rc)
+        rc = store_table_load(ss->b, ss->table, (const uint8_t(*)[STORE_OID_SIZE])condemned, n_condemned, NULL, err);
+    free(condemned);
+    if (!rc) {
+        ss->known_packs = store_table_pack_count(ss->table);
+        if (!(ss->used = calloc(ss->known_packs + 1, 1)))
+            rc = store_fail(err, ASR_E_NOMEM, "store session: out of memory");
+    }
+    if (!rc)
+        rc = store_pack_writer_new(&ss->pw, err);
+    if (rc) {
+        asr_store_session_free(ss);
+        return rc;
+    }
+    *out = ss;
+    return ASR_OK;
+}
+
+/* Notes that the snapshot reuses a chunk of a pack that was in the store at begin. */
+static void mark_used(struct asr_store_session *ss, const struct store_loc *loc)
+{
+    if (loc->pack < ss->known_packs)
+        __atomic_store_n(&ss->used[loc->pack], 1, __ATOMIC_RELAXED);
+}
+
+bool asr_store_session_has(struct asr_store_session *ss, const struct asr_store_id *id, uint32_t *content_len,
+                           uint32_t *stored_len)
+{
+    struct store_loc loc;
+    if (!store_table_find(ss->table, id, &loc))
+        return false;
+    mark_used(ss, &loc);
+    __atomic_fetch_add(&ss->st.chunks_known, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&ss->st.bytes_known, loc.content_len, __ATOMIC_RELAXED);
+    if (content_len)
+        *content_len = loc.content_len;
+    if (stored_len) /* the table keeps only entries whose record holds at least its header */
+        *stored_len = loc.record_len - STORE_CHUNK_HEADER_SIZE;
+    return true;
+}
+
+/* Uploads one finished pack (data, len bytes) and its own index object (SPEC.md 19.4: a backup
+ * interrupted later leaves its chunks findable). I/O only, so it can move to a thread. */
+static int pack_upload(struct asr_store_session *ss, const uint8_t id[STORE_OID_SIZE], const uint8_t *data,
+                       size_t len, const struct store_entry *entries, size_t count, char index_key[STORE_KEY_NAME_MAX],
+                       struct asr_error *err)
+{
+    char key[STORE_KEY_NAME_MAX];
+    store_pack_name(id, key);
+    int rc = ss->b->ops->put(ss->b, key, data, len, err);
+    if (rc)
+        return rc;
+    count_request(ss);
+    struct store_ientry *ie = malloc(count * sizeof *ie);
+    if (!ie)
+        return store_fail(err, ASR_E_NOMEM, "store session: out of memory");
+    for (size_t i = 0; i < count; i++)
+        ie[i] = (struct store_ientry){.id = entries[i].id,
+                                      .pack = 0,
+                                      .record_len = entries[i].record_len,
+                                      .offset = entries[i].offset,
+                                      .content_len = entries[i].content_len};
+    uint8_t packs[1][STORE_OID_SIZE];
+    memcpy(packs[0], id, STORE_OID_SIZE);
+    struct store_index ix = {.pack_count = 1, .packs = packs, .count = count, .entries = ie};
+    uint8_t *raw = NULL, oid[STORE_OID_SIZE];
+    size_t raw_len = 0;
+    char hex[STORE_OID_HEX];
+    if (!(rc = store_index_encode(&ix, &raw, &raw_len, err)) && !(rc = store_random(oid, sizeof oid, err))) {
+        store_hex(oid, sizeof oid, hex);
+        snprintf(index_key, STORE_KEY_NAME_MAX, "index/%s", hex);
+        if (!(rc = ss->b->ops->put(ss->b, index_key, raw, raw_len, err)))
+            count_request(ss);
+    }
+    free(raw);
+    free(ie);
+    return rc;
+}
+
+/* Closes the current pack, uploads it, and keeps its entries for the session's index. */
+static int pack_flush(struct asr_store_session *ss, struct asr_error *err)
+{
+    size_t count = store_pack_count(ss->pw);
+    if (!count)
+        return ASR_OK;
+    const uint8_t *data;
+    size_t len;
+    int rc = store_pack_finish(ss->pw, &data, &len, err);
+    if (rc)
+        return rc;
+    uint8_t(*packs)[STORE_OID_SIZE] = asr_grow(ss->packs, &ss->packs_cap, ss->n_packs + 1, STORE_OID_SIZE, 16);
+    if (packs)
+        ss->packs = packs;
+    size_t idx_cap = ss->pack_index_cap;
+    char(*pix)[STORE_KEY_NAME_MAX] =
+        packs ? asr_grow(ss->pack_index, &idx_cap, ss->n_packs + 1, STORE_KEY_NAME_MAX, 16) : NULL;
+    if (pix) {
+        ss->pack_index = pix;
+        ss->pack_index_cap = idx_cap;
+    }
+    struct store_ientry *ie = pix ? asr_grow(ss->entries, &ss->entries_cap, ss->n_entries + count, sizeof *ie, 256)
+                                  : NULL;
+    if (!ie)
+        return store_fail(err, ASR_E_NOMEM, "store session: out of memory");
+    ss->entries = ie;
+    const struct store_entry *e = store_pack_entries(ss->pw);
+    if ((rc = pack_upload(ss, store_pack_id(ss->pw), data, len, e, count, ss->pack_index[ss->n_packs], err)))
+        return rc;
+    memcpy(ss->packs[ss->n_packs], store_pack_id(ss->pw), STORE_OID_SIZE);
+    for (size_t i = 0; i < count; i++)
+        ie[ss->n_entries++] = (struct store_ientry){.id = e[i].id,
+                                                    .pack = (uint32_t)ss->n_packs,
+                                                    .record_len = e[i].record_len,
+                                                    .offset = e[i].offset,
+                                                    .content_len = e[i].content_len};
+    ss->n_packs++;
+    ss->st.packs++;
+    ss->cur_pack = -1;
+    return store_pack_writer_reset(ss->pw, err);
+}
+
+int asr_store_session_put(struct asr_store_session *ss, const struct asr_store_id *id, const struct asr_chunk *c,
+                          struct asr_error *err)
+{
+    if (ss->committed)
+        return store_fail(err, ASR_E_STATE, "store session: put after commit");
+    struct store_loc known;
+    if (store_table_find(ss->table, id, &known)) {
+        mark_used(ss, &known);
+        ss->st.chunks_known++;
+        ss->st.bytes_known += c->content_len;
+        return ASR_OK;
+    }
+    uint64_t offset = store_pack_records_len(ss->pw);
+    int rc = store_pack_add(ss->pw, id, c, err);
+    if (rc)
+        return rc;
+    if (ss->cur_pack < 0 && (ss->cur_pack = store_table_pack(ss->table, store_pack_id(ss->pw))) < 0)
+        return store_fail(err, ASR_E_NOMEM, "store session: out of memory");
+    struct store_loc loc = {.pack = (uint32_t)ss->cur_pack,
+                            .record_len = STORE_CHUNK_HEADER_SIZE + c->stored_len,
+                            .content_len = c->content_len,
+                            .offset = offset};
+    if (store_table_insert(ss->table, id, &loc) < 0)
+        return store_fail(err, ASR_E_NOMEM, "store session: out of memory");
+    ss->st.chunks_new++;
+    ss->st.bytes_new += c->content_len;
+    ss->st.stored_new += c->stored_len;
+    if (store_pack_records_len(ss->pw) >= ss->s->cfg.pack_target)
+        return pack_flush(ss, err);
+    return ASR_OK;
+}
+
+/* The session's packs in one index object; the per-pack ones then go (one pack: its own stays). */
+static int write_session_index(struct asr_store_session *ss, struct asr_error *err)
+{
+    if (ss->n_packs <= 1)
+        return ASR_OK;
+    struct store_index ix = {.pack_count = (uint32_t)ss->n_packs,
+                             .packs = ss->packs,
+                             .count = ss->n_entries,
+                             .entries = ss->entries};
+    uint8_t *raw = NULL, oid[STORE_OID_SIZE];
+    size_t len = 0;
+    char hex[STORE_OID_HEX], key[STORE_KEY_NAME_MAX];
+    int rc = store_index_encode(&ix, &raw, &len, err);
+    if (!rc && !(rc = store_random(oid, sizeof oid, err))) {
+        store_hex(oid, sizeof oid, hex);
+        snprintf(key, sizeof key, "index/%s", hex);
+        if (!(rc = ss->b->ops->put(ss->b, key, raw, len, err)))
+            count_request(ss);
+    }
+    free(raw);
+    for (size_t i = 0; i < ss->n_packs && !rc; i++)
+        if (!(rc = ss->b->ops->del(ss->b, ss->pack_index[i], err)))
+            count_request(ss);
+    return rc;
+}
+
+/* The first of n packs (IDs from pack_id) that is not in have (sorted), or -1. */
+static int64_t first_gone(const uint8_t (*have)[STORE_OID_SIZE], size_t m, struct asr_store_session *ss, size_t n,
+                          bool own)
+{
+    for (size_t p = 0; p < n; p++) {
+        uint8_t id[STORE_OID_SIZE];
+        if (own)
+            memcpy(id, ss->packs[p], STORE_OID_SIZE);
+        else if (ss->used[p])
+            store_table_pack_id(ss->table, (uint32_t)p, id);
+        else
+            continue;
+        if (!store_oid_in(have, m, id))
+            return (int64_t)p;
+    }
+    return -1;
+}
+
+/* When the lease lapsed, a gc may have deleted packs this snapshot reuses, and the packs the
+ * session uploaded itself (no snapshot used them yet): each must still be there (SPEC.md 19.8). */
+static int check_reused(struct asr_store_session *ss, struct asr_error *err)
+{
+    pthread_mutex_lock(&ss->lock);
+    renewed_at(ss, boot_seconds());
+    bool lapsed = ss->worst_gap > STORE_LEASE_EXPIRY - 2 * STORE_LEASE_SECONDS;
+    pthread_mutex_unlock(&ss->lock);
+    if (!lapsed)
+        return ASR_OK;
+    struct store_object *objs = NULL;
+    size_t n = 0;
+    int rc = ss->b->ops->list(ss->b, "packs/", &objs, &n, err);
+    if (rc)
+        return rc;
+    count_request(ss);
+    uint8_t(*have)[STORE_OID_SIZE] = malloc((n ? n : 1) * STORE_OID_SIZE);
+    size_t m = 0;
+    for (size_t i = 0; have && i < n; i++) {
+        const char *slash = strrchr(objs[i].key, '/');
+        if (slash && !store_hex_parse(slash + 1, have[m], STORE_OID_SIZE))
+            m++;
+    }
+    store_objects_free(objs, n);
+    if (!have)
+        return store_fail(err, ASR_E_NOMEM, "store session: out of memory");
+    if (m)
+        qsort(have, m, STORE_OID_SIZE, store_oid_cmp);
+    const uint8_t(*sorted)[STORE_OID_SIZE] = (const uint8_t(*)[STORE_OID_SIZE])have;
+    int64_t reused = first_gone(sorted, m, ss, ss->known_packs, false);
+    int64_t own = reused < 0 ? first_gone(sorted, m, ss, ss->n_packs, true) : -1;
+    if (reused >= 0 || own >= 0) {
+        uint8_t id[STORE_OID_SIZE];
+        char hex[STORE_OID_HEX];
+        if (reused >= 0)
+            store_table_pack_id(ss->table, (uint32_t)reused, id);
+        else
+            memcpy(id, ss->packs[own], STORE_OID_SIZE);
+        store_hex(id, sizeof id, hex);
+        rc = store_fail(err, ASR_E_STATE,
+                        "%s: no snapshot made: pack %s, whose chunks this backup %s, was deleted by gc while the "
+                        "backup was stopped longer than its lease; run the backup again",
+                        ss->b->url, hex, reused >= 0 ? "reuses" : "uploaded");
+    }
+    free(have);
+    return rc;
+}
+
+/* Uploads the snapshot as HOST/TIME, TIME the session's start or the first free second after. */
+static int upload_snapshot(struct asr_store_session *ss, const char *manifest_path, char *name, size_t name_len,
+                           struct asr_error *err)
+{
+    char prefix[16 + STORE_HOST_MAX];
+    snprintf(prefix, sizeof prefix, "snapshots/%s/", ss->host);
+    struct store_object *objs = NULL;
+    size_t n = 0;
+    int rc = ss->b->ops->list(ss->b, prefix, &objs, &n, err);
+    if (rc)
+        return rc;
+    count_request(ss);
+    int64_t t = ss->start;
+    for (int tries = 0; tries < 3600; tries++, t++) {
+        char when[STORE_TIME_TEXT], key[STORE_KEY_NAME_MAX];
+        store_time_format(t, when);
+        snprintf(key, sizeof key, "%s%s", prefix, when);
+        bool taken = false;
+        for (size_t i = 0; i < n && !taken; i++)
+            taken = !strcmp(objs[i].key, key);
+        if (taken)
+            continue;
+        /* A directory store never replaces an object here (ASR_E_EXISTS): another backup of
+         * this host took the name since the listing. */
+        rc = ss->b->ops->put_file(ss->b, key, manifest_path, err);
+        if (rc == ASR_E_EXISTS)
+            continue;
+        if (!rc) {
+            count_request(ss);
+            snprintf(name, name_len, "%s/%s", ss->host, when);
+        }
+        break;
+    }
+    store_objects_free(objs, n);
+    return rc;
+}
+
+int asr_store_session_commit(struct asr_store_session *ss, const char *manifest_path, char *name, size_t name_len,
+                             struct asr_error *err)
+{
+    if (ss->committed)
+        return store_fail(err, ASR_E_STATE, "store session: committed twice");
+    int rc = pack_flush(ss, err);
+    if (!rc)
+        rc = write_session_index(ss, err);
+    if (!rc)
+        rc = check_reused(ss, err);
+    if (!rc)
+        rc = upload_snapshot(ss, manifest_path, name, name_len, err);
+    if (rc)
+        return rc;
+    ss->committed = true;
+    lease_stop(ss);
+    struct asr_error ignored = {0};
+    /* A session object left behind only makes gc wait for its lease to expire. */
+    if (!ss->b->ops->del(ss->b, ss->session_key, &ignored))
+        count_request(ss);
+    return ASR_OK;
+}
+
+void asr_store_session_free(struct asr_store_session *ss)
+{
+    if (!ss)
+        return;
+    lease_stop(ss);
+    if (!ss->committed && ss->session_key[0]) {
+        struct asr_error ignored = {0};
+        ss->b->ops->del(ss->b, ss->session_key, &ignored);
+    }
+    store_table_free(ss->table);
+    store_pack_writer_free(ss->pw);
+    free(ss->used);
+    free(ss->packs);
+    free(ss->entries);
+    free(ss->pack_index);
+    pthread_cond_destroy(&ss->wake);
+    pthread_mutex_destroy(&ss->lock);
+    free(ss);
+}
+
+void asr_store_session_stats(const struct asr_store_session *ss, struct asr_store_session_stats *st)
+{
+    *st = ss->st;
+    st->chunks_known = __atomic_load_n(&ss->st.chunks_known, __ATOMIC_RELAXED);
+    st->bytes_known = __atomic_load_n(&ss->st.bytes_known, __ATOMIC_RELAXED);
+    st->requests = __atomic_load_n(&ss->st.requests, __ATOMIC_RELAXED);
+}
+
+int asr_store_fetch_snapshot(struct asr_store *s, const char *name, const char *path, struct asr_error *err)
+{
+    char host[STORE_HOST_MAX + 1], key[STORE_KEY_NAME_MAX];
+    int64_t t;
+    if (store_snapshot_name_parse(name, host, &t) < 0)
+        return store_fail(err, ASR_E_ARG, "%s: \"%s\" is not a snapshot name (HOST/YYYYmmddTHHMMSSZ)", s->b->url,
+                          name);
+    snprintf(key, sizeof key, "snapshots/%s", name);
+    bool missing = false;
+    struct asr_error e2 = {0};
+    int rc = s->b->ops->get_file(s->b, key, path, &missing, &e2);
+    if (rc && missing)
+        return store_fail(err, ASR_E_ARG, "%s: no snapshot %s", s->b->url, name);
+    if (rc)
+        return store_fail(err, rc, "%s", e2.msg);
+    return ASR_OK;
+}

@@ -1,0 +1,413 @@
+/* Index objects (SPEC.md 19.4): encoding, decoding with every count checked against the object's
+ * size before anything is allocated, and the chunk table loaded from them: id -> pack, offset and
+ * lengths, an open-addressing hash table behind a reader-writer lock (restore threads look up in
+ * parallel; a backup's writer inserts). */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "grow.h"
+#include "le.h"
+
+#define INDEX_TAG "ASIX"
+
+/* ---- index objects ------------------------------------------------------------------------- */
+
+int store_index_encode(const struct store_index *ix, uint8_t **out, size_t *len, struct asr_error *err)
+{
+    *out = NULL;
+    if (ix->count > (STORE_MAX_OBJECT - STORE_INDEX_HEADER_SIZE) / STORE_INDEX_ENTRY_SIZE)
+        return store_fail(err, ASR_E_LIMIT, "index object: %llu entries", (unsigned long long)ix->count);
+    size_t n = STORE_INDEX_HEADER_SIZE + (size_t)ix->pack_count * STORE_OID_SIZE +
+               (size_t)ix->count * STORE_INDEX_ENTRY_SIZE + 8;
+    uint8_t *b = calloc(1, n);
+    if (!b)
+        return store_fail(err, ASR_E_NOMEM, "index object: out of memory");
+    memcpy(b, INDEX_TAG, 4);
+    put_le32(b + 4, STORE_INDEX_VERSION);
+    put_le32(b + 8, ix->pack_count);
+    put_le64(b + 16, ix->count);
+    uint8_t *p = b + STORE_INDEX_HEADER_SIZE;
+    for (uint32_t i = 0; i < ix->pack_count; i++, p += STORE_OID_SIZE)
+        memcpy(p, ix->packs[i], STORE_OID_SIZE);
+    for (uint64_t i = 0; i < ix->count; i++, p += STORE_INDEX_ENTRY_SIZE) {
+        const struct store_ientry *e = &ix->entries[i];
+        memcpy(p, e->id.b, 32);
+        put_le32(p + 32, e->pack);
+        put_le32(p + 36, e->record_len);
+        put_le64(p + 40, e->offset);
+        put_le32(p + 48, e->content_len);
+    }
+    put_le64(p, XXH3_64bits(b, n - 8));
+    *out = b;
+    *len = n;
+    return ASR_OK;
+}
+
+static bool zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+int store_index_decode(const uint8_t *in, size_t len, struct store_index *ix, struct asr_error *err)
+{
+    memset(ix, 0, sizeof *ix);
+    if (len < STORE_INDEX_HEADER_SIZE + 8 || memcmp(in, INDEX_TAG, 4))
+        return store_fail(err, ASR_E_CORRUPT, "not an index object (tag ASIX)");
+    uint32_t version = get_le32(in + 4);
+    if (version != STORE_INDEX_VERSION)
+        return store_fail(err, ASR_E_UNSUPPORTED, "index object version %u (this asrimg reads version %u)", version,
+                          STORE_INDEX_VERSION);
+    if (get_le64(in + len - 8) != XXH3_64bits(in, len - 8))
+        return store_fail(err, ASR_E_CORRUPT, "index object checksum mismatch");
+    if (!zero(in + 12, 4) || !zero(in + 24, 8))
+        return store_fail(err, ASR_E_CORRUPT, "index object: reserved bytes not zero");
+    uint32_t pack_count = get_le32(in + 8);
+    uint64_t count = get_le64(in + 16);
+    size_t body = len - STORE_INDEX_HEADER_SIZE - 8;
+    if (pack_count > body / STORE_OID_SIZE)
+        return store_fail(err, ASR_E_CORRUPT, "index object: %u packs in %zu bytes", pack_count, len);
+    size_t rest = body - (size_t)pack_count * STORE_OID_SIZE;
+    if (count > rest / STORE_INDEX_ENTRY_SIZE || count * STORE_INDEX_ENTRY_SIZE != rest)
+        return store_fail(err, ASR_E_CORRUPT, "index object: %llu entries and %u packs do not fill %zu bytes",
+                          (unsigned long long)count, pack_count, len);
+    ix->packs = malloc(pack_count ? (size_t)pack_count * STORE_OID_SIZE : 1);
+    ix->entries = malloc(count ? (size_t)count * sizeof *ix->entries : 1);
+    if (!ix->packs || !ix->entries) {
+        store_index_free(ix);
+        return store_fail(err, ASR_E_NOMEM, "index object: out of memory for %llu entries", (unsigned long long)count);
+    }
+    ix->pack_count = pack_count;
+    ix->count = count;
+    const uint8_t *p = in + STORE_INDEX_HEADER_SIZE;
+    memcpy(ix->packs, p, (size_t)pack_count * STORE_OID_SIZE);
+    p += (size_t)pack_count * STORE_OID_SIZE;
+    for (uint64_t i = 0; i < count; i++, p += STORE_INDEX_ENTRY_SIZE) {
+        struct store_ientry *e = &ix->entries[i];
+        memcpy(e->id.b, p, 32);
+        e->pack = get_le32(p + 32);
+        e->record_len = get_le32(p + 36);
+        e->offset = get_le64(p + 40);
+        e->content_len = get_le32(p + 48);
+        const char *bad = NULL;
+        if (e->pack >= pack_count)
+            bad = "a pack outside the pack table";
+        else if (!zero(p + 52, 4))
+            bad = "reserved bytes not zero";
+        else if (e->content_len == 0 || e->content_len > ASR_MAX_CHUNK_SIZE)
+            bad = "a content length out of range";
+        else if (e->record_len <= STORE_CHUNK_HEADER_SIZE || e->record_len - STORE_CHUNK_HEADER_SIZE > e->content_len)
+            bad = "a record length out of range";
+        else if (e->offset > UINT64_MAX - e->record_len)
+            bad = "an offset out of range";
+        if (bad) {
+            store_index_free(ix);
+            return store_fail(err, ASR_E_CORRUPT, "index object entry %llu: %s", (unsigned long long)i, bad);
+        }
+    }
+    return ASR_OK;
+}
+
+void store_index_free(struct store_index *ix)
+{
+    free(ix->packs);
+    free(ix->entries);
+    memset(ix, 0, sizeof *ix);
+}
+
+int store_index_get(struct store_backend *b, const char *key, struct store_index *ix, bool *missing,
+                    struct asr_error *err)
+{
+    uint8_t *raw;
+    size_t len;
+    memset(ix, 0, sizeof *ix);
+    int rc = store_get_whole(b, key, STORE_MAX_OBJECT, &raw, &len, missing, err);
+    if (rc)
+        return rc;
+    struct asr_error e2 = {0};
+    if ((rc = store_index_decode(raw, len, ix, &e2)))
+        store_fail(err, rc, "%s: %s: %s", b->url, key, e2.msg);
+    free(raw);
+    return rc;
+}
+
+/* ---- the chunk table ----------------------------------------------------------------------- */
+
+struct table_entry {
+    struct asr_store_id id;
+    struct store_loc loc;
+};
+
+struct store_table {
+    pthread_rwlock_t lock;
+    uint64_t seed;               /* hashing ids is seeded: a hostile index cannot pile them in one place */
+    struct table_entry *entries; /* dense, in insertion order */
+    size_t count, cap;
+    uint32_t *slots; /* entry number + 1; 0 is empty. Power-of-two size, at most half full. */
+    size_t nslots;
+    uint8_t (*packs)[STORE_OID_SIZE];
+    size_t pack_count, pack_cap;
+    uint32_t *pack_slots; /* the same for pack IDs */
+    size_t npack_slots;
+};
+
+int store_table_new(struct store_table **out, struct asr_error *err)
+{
+    struct store_table *t = calloc(1, sizeof *t);
+    if (!t)
+        return store_fail(err, ASR_E_NOMEM, "chunk table: out of memory");
+    int rc = store_random(&t->seed, sizeof t->seed, err);
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    pthread_rwlock_init(&t->lock, NULL);
+    *out = t;
+    return ASR_OK;
+}
+
+void store_table_free(struct store_table *t)
+{
+    if (!t)
+        return;
+    pthread_rwlock_destroy(&t->lock);
+    free(t->entries);
+    free(t->slots);
+    free(t->packs);
+    free(t->pack_slots);
+    free(t);
+}
+
+static size_t slot_of(const struct store_table *t, const void *key, size_t klen, size_t nslots)
+{
+    return (size_t)XXH3_64bits_withSeed(key, klen, t->seed) & (nslots - 1);
+}
+
+/* Rebuilds slots (nslots of them) for the n keys of size klen at stride in base. */
+static uint32_t *rehash(const struct store_table *t, const uint8_t *base, size_t stride, size_t klen, size_t n,
+                        size_t nslots)
+{
+    uint32_t *slots = calloc(nslots, sizeof *slots);
+    if (!slots)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t s = slot_of(t, base + i * stride, klen, nslots);
+        while (slots[s])
+            s = (s + 1) & (nslots - 1);
+        slots[s] = (uint32_t)(i + 1);
+    }
+    return slots;
+}
+
+/* Finds key among n keys at stride in base through slots: its number, or -1 and *free_slot. */
+static int64_t probe(const struct store_table *t, const uint32_t *slots, size_t nslots, const uint8_t *base,
+                     size_t stride, const void *key, size_t klen, size_t *free_slot)
+{
+    if (!nslots)
+        return -1;
+    size_t s = slot_of(t, key, klen, nslots);
+    while (slots[s]) {
+        size_t i = slots[s] - 1;
+        if (!memcmp(base + i * stride, key, klen))
+            return (int64_t)i;
+        s = (s + 1) & (nslots - 1);
+    }
+    if (free_slot)
+        *free_slot = s;
+    return -1;
+}
+
+/* Room for one more key: slots at most half full. */
+static int grow_slots(const struct store_table *t, uint32_t **slots, size_t *nslots, const uint8_t *base,
+                      size_t stride, size_t klen, size_t n)
+{
+    if (n + 1 <= *nslots / 2)
+        return 0;
+    if (n >= UINT32_MAX - 1)
+        return -1;
+    size_t want = *nslots ? *nslots * 2 : 1024;
+    uint32_t *s = rehash(t, base, stride, klen, n, want);
+    if (!s)
+        return -1;
+    free(*slots);
+    *slots = s;
+    *nslots = want;
+    return 0;
+}
+
+static int64_t pack_locked(struct store_table *t, const uint8_t id[STORE_OID_SIZE])
+{
+    size_t free_slot = 0;
+    int64_t i = probe(t, t->pack_slots, t->npack_slots, (const uint8_t *)t->packs, STORE_OID_SIZE, id,
+                      STORE_OID_SIZE, &free_slot);
+    if (i >= 0)
+        return i;
+    if (grow_slots(t, &t->pack_slots, &t->npack_slots, (const uint8_t *)t->packs, STORE_OID_SIZE, STORE_OID_SIZE,
+                   t->pack_count) < 0)
+        return -1;
+    uint8_t(*p)[STORE_OID_SIZE] = asr_grow(t->packs, &t->pack_cap, t->pack_count + 1, STORE_OID_SIZE, 64);
+    if (!p)
+        return -1;
+    t->packs = p;
+    probe(t, t->pack_slots, t->npack_slots, (const uint8_t *)t->packs, STORE_OID_SIZE, id, STORE_OID_SIZE,
+          &free_slot);
+    memcpy(t->packs[t->pack_count], id, STORE_OID_SIZE);
+    t->pack_slots[free_slot] = (uint32_t)(t->pack_count + 1);
+    return (int64_t)t->pack_count++;
+}
+
+int64_t store_table_pack(struct store_table *t, const uint8_t id[STORE_OID_SIZE])
+{
+    pthread_rwlock_wrlock(&t->lock);
+    int64_t n = pack_locked(t, id);
+    pthread_rwlock_unlock(&t->lock);
+    return n;
+}
+
+void store_table_pack_id(struct store_table *t, uint32_t num, uint8_t out[STORE_OID_SIZE])
+{
+    pthread_rwlock_rdlock(&t->lock);
+    if (num < t->pack_count)
+        memcpy(out, t->packs[num], STORE_OID_SIZE);
+    else
+        memset(out, 0, STORE_OID_SIZE);
+    pthread_rwlock_unlock(&t->lock);
+}
+
+uint32_t store_table_pack_count(struct store_table *t)
+{
+    pthread_rwlock_rdlock(&t->lock);
+    uint32_t n = (uint32_t)t->pack_count;
+    pthread_rwlock_unlock(&t->lock);
+    return n;
+}
+
+int store_table_insert(struct store_table *t, const struct asr_store_id *id, const struct store_loc *loc)
+{
+    pthread_rwlock_wrlock(&t->lock);
+    int rc = 0;
+    size_t free_slot = 0;
+    const size_t stride = sizeof *t->entries;
+    if (probe(t, t->slots, t->nslots, (const uint8_t *)t->entries, stride, id->b, 32, &free_slot) < 0) {
+        struct table_entry *e = NULL;
+        if (grow_slots(t, &t->slots, &t->nslots, (const uint8_t *)t->entries, stride, 32, t->count) < 0 ||
+            !(e = asr_grow(t->entries, &t->cap, t->count + 1, stride, 1024))) {
+            rc = -1;
+        } else {
+            t->entries = e;
+            probe(t, t->slots, t->nslots, (const uint8_t *)t->entries, stride, id->b, 32, &free_slot);
+            e[t->count] = (struct table_entry){.id = *id, .loc = *loc};
+            t->slots[free_slot] = (uint32_t)(t->count + 1);
+            t->count++;
+            rc = 1;
+        }
+    }
+    pthread_rwlock_unlock(&t->lock);
+    return rc;
+}
+
+bool store_table_find(struct store_table *t, const struct asr_store_id *id, struct store_loc *loc)
+{
+    pthread_rwlock_rdlock(&t->lock);
+    int64_t i = probe(t, t->slots, t->nslots, (const uint8_t *)t->entries, sizeof *t->entries, id->b, 32, NULL);
+    if (i >= 0 && loc)
+        *loc = t->entries[i].loc;
+    pthread_rwlock_unlock(&t->lock);
+    return i >= 0;
+}
+
+uint64_t store_table_count(struct store_table *t)
+{
+    pthread_rwlock_rdlock(&t->lock);
+    uint64_t n = t->count;
+    pthread_rwlock_unlock(&t->lock);
+    return n;
+}
+
+/* One index object's entries into t, those of excluded packs left out. */
+static int table_add_index(struct store_table *t, const struct store_index *ix,
+                           const uint8_t (*exclude)[STORE_OID_SIZE], size_t n_exclude, struct asr_error *err)
+{
+    int64_t *num = malloc((ix->pack_count ? ix->pack_count : 1) * sizeof *num);
+    if (!num)
+        return store_fail(err, ASR_E_NOMEM, "chunk table: out of memory");
+    int rc = ASR_OK;
+    for (uint32_t p = 0; p < ix->pack_count && !rc; p++) {
+        num[p] = store_oid_in(exclude, n_exclude, ix->packs[p]) ? -2 : store_table_pack(t, ix->packs[p]);
+        if (num[p] == -1)
+            rc = store_fail(err, ASR_E_NOMEM, "chunk table: out of memory");
+    }
+    for (uint64_t i = 0; i < ix->count && !rc; i++) {
+        const struct store_ientry *e = &ix->entries[i];
+        if (num[e->pack] < 0)
+            continue;
+        struct store_loc loc = {.pack = (uint32_t)num[e->pack],
+                                .record_len = e->record_len,
+                                .content_len = e->content_len,
+                                .offset = e->offset};
+        if (store_table_insert(t, &e->id, &loc) < 0)
+            rc = store_fail(err, ASR_E_NOMEM, "chunk table: out of memory");
+    }
+    free(num);
+    return rc;
+}
+
+static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int store_table_load(struct store_backend *b, struct store_table *t, const uint8_t (*exclude)[STORE_OID_SIZE],
+                     size_t n_exclude, uint64_t *objects, struct asr_error *err)
+{
+    /* gc merges index objects (writes the merged one, then removes the old ones): one removed
+     * between the listing and its read is in an object a new listing shows. */
+    char **loaded = NULL;
+    size_t n_loaded = 0, cap = 0;
+    int rc = ASR_OK;
+    bool again = true;
+    for (int round = 0; again && !rc; round++) {
+        again = false;
+        struct store_object *objs = NULL;
+        size_t n = 0;
+        if ((rc = b->ops->list(b, "index/", &objs, &n, err)))
+            break;
+        if (n_loaded)
+            qsort(loaded, n_loaded, sizeof *loaded, name_cmp);
+        size_t loaded_before = n_loaded;
+        for (size_t i = 0; i < n && !rc; i++) {
+            if (loaded_before && bsearch(&objs[i].key, loaded, loaded_before, sizeof *loaded, name_cmp))
+                continue;
+            struct store_index ix;
+            bool missing = false;
+            if ((rc = store_index_get(b, objs[i].key, &ix, &missing, err))) {
+                if (missing && round < 8) {
+                    again = true;
+                    rc = ASR_OK;
+                }
+                continue;
+            }
+            rc = table_add_index(t, &ix, exclude, n_exclude, err);
+            store_index_free(&ix);
+            char **l = rc ? NULL : asr_grow(loaded, &cap, n_loaded + 1, sizeof *loaded, 64);
+            if (!rc && (!l || !(l[n_loaded] = strdup(objs[i].key)))) {
+                if (l)
+                    loaded = l;
+                rc = store_fail(err, ASR_E_NOMEM, "chunk table: out of memory");
+            } else if (!rc) {
+                loaded = l;
+                n_loaded++;
+            }
+        }
+        store_objects_free(objs, n);
+    }
+    for (size_t i = 0; i < n_loaded; i++)
+        free(loaded[i]);
+    free(loaded);
+    if (objects)
+        *objects = n_loaded;
+    return rc;
+}

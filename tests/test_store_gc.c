@@ -1,0 +1,452 @@
+/* gc and verify of the chunk store (SPEC.md 19.8, 19.5) on a directory. Snapshots here are bare
+ * lists of chunk ids (the store reads them through a test reader, s->read_ids), so the rules are
+ * tested apart from the image format: what gc condemns, what it deletes and when it waits for a
+ * running backup, a backup that reused a condemned pack sparing it, the index merged, and verify
+ * naming each damaged and missing chunk with the snapshots it hurts; list's sizes. */
+#include <criterion/criterion.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "asr_store.h"
+#include "internal.h"
+#include "support.h"
+
+static void teardown(void) { scratch_cleanup(); }
+
+TestSuite(store_gc, .fini = teardown);
+
+#define CHUNK (20u << 10)
+
+/* A snapshot file: "IDS1" and the ids. */
+static int read_ids(struct asr_store *s, const char *path, const char *name, struct asr_store_id **ids, uint64_t *n,
+                    uint64_t *logical, struct asr_error *err)
+{
+    (void)s;
+    size_t len;
+    uint8_t *b = read_file(path, &len);
+    if (len < 4 || memcmp(b, "IDS1", 4) || (len - 4) % 32) {
+        free(b);
+        return asr_fail_public(err, ASR_E_CORRUPT, "%s: not a test snapshot", name);
+    }
+    *n = (len - 4) / 32;
+    *ids = malloc((*n ? *n : 1) * 32);
+    memcpy(*ids, b + 4, *n * 32);
+    *logical = *n * CHUNK;
+    free(b);
+    return ASR_OK;
+}
+
+static struct asr_store *make_store(void)
+{
+    char *dir = scratch_path("st"), key[PATH_MAX + 8];
+    snprintf(key, sizeof key, "%s.key", dir);
+    struct asr_store_options opt = {.key_file = key};
+    struct asr_error err = {0};
+    cr_assert_eq(store_init_with(dir, &opt, STORE_MIN_PACK_TARGET, NULL, 0, &err), ASR_OK, "%s", err.msg);
+    struct asr_store *s;
+    cr_assert_eq(asr_store_open(dir, &opt, &s, &err), ASR_OK, "%s", err.msg);
+    s->read_ids = read_ids;
+    free(dir);
+    return s;
+}
+
+struct chunk {
+    uint8_t content[CHUNK], out[CHUNK + 1024];
+    struct asr_chunk c;
+    struct asr_store_id id;
+};
+
+/* n chunks of 20 KiB: random (stored as they are, so that four fill a 64 KiB pack), or
+ * compressible (zstd). */
+static struct chunk *make_chunks(struct asr_store *s, int n, bool compressible)
+{
+    struct chunk *c = calloc((size_t)n, sizeof *c);
+    for (int i = 0; i < n; i++) {
+        uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15ull + 11;
+        for (size_t j = 0; j < CHUNK; j++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            c[i].content[j] = (uint8_t)(compressible ? (j / 64) ^ (uint64_t)i : x);
+        }
+        struct asr_error err = {0};
+        cr_assert_eq(asr_chunk_encode(c[i].content, CHUNK, 3, asr_store_hash_seed(s), c[i].out, sizeof c[i].out,
+                                      &c[i].c, &err),
+                     ASR_OK);
+        asr_store_chunk_id(s, c[i].content, CHUNK, &c[i].id);
+    }
+    return c;
+}
+
+static struct chunk *chunks(struct asr_store *s, int n) { return make_chunks(s, n, false); }
+
+static struct asr_store_session *begin(struct asr_store *s, const char *host)
+{
+    struct asr_store_session *ss;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_store_session_begin(s, host, &ss, &err), ASR_OK, "%s", err.msg);
+    return ss;
+}
+
+/* Puts chunks [from, to) and commits a snapshot of them; its name in name. */
+static void finish(struct asr_store_session *ss, struct chunk *c, int from, int to, char name[256])
+{
+    struct asr_error err = {0};
+    char *m = scratch_path("manifest");
+    FILE *f = fopen(m, "wb");
+    fwrite("IDS1", 1, 4, f);
+    for (int i = from; i < to; i++) {
+        cr_assert_eq(asr_store_session_put(ss, &c[i].id, &c[i].c, &err), ASR_OK, "%s", err.msg);
+        fwrite(c[i].id.b, 1, 32, f);
+    }
+    fclose(f);
+    cr_assert_eq(asr_store_session_commit(ss, m, name, 256, &err), ASR_OK, "%s", err.msg);
+    asr_store_session_free(ss);
+    free(m);
+}
+
+static void snapshot(struct asr_store *s, const char *host, struct chunk *c, int from, int to, char name[256])
+{
+    finish(begin(s, host), c, from, to, name);
+}
+
+static size_t count_objects(struct asr_store *s, const char *prefix)
+{
+    struct store_object *o;
+    size_t n;
+    struct asr_error err = {0};
+    cr_assert_eq(s->b->ops->list(s->b, prefix, &o, &n, &err), ASR_OK);
+    store_objects_free(o, n);
+    return n;
+}
+
+static void gc(struct asr_store *s, struct asr_store_gc_report *rep)
+{
+    struct asr_error err = {0};
+    cr_assert_eq(asr_store_gc(s, rep, &err), ASR_OK, "%s", err.msg);
+}
+
+static void delete_snapshot(struct asr_store *s, const char *name)
+{
+    char key[300];
+    struct asr_error err = {0};
+    snprintf(key, sizeof key, "snapshots/%s", name);
+    cr_assert_eq(s->b->ops->del(s->b, key, &err), ASR_OK);
+}
+
+struct problems {
+    int n;
+    char what[8][256], snaps[8][512];
+    struct asr_store_id id[8];
+};
+
+static void on_problem(const char *what, const struct asr_store_id *id, const char *snaps, void *ctx)
+{
+    struct problems *p = ctx;
+    if (p->n < 8) {
+        snprintf(p->what[p->n], 256, "%s", what);
+        snprintf(p->snaps[p->n], 512, "%s", snaps);
+        p->id[p->n] = *id;
+    }
+    p->n++;
+}
+
+/* Every chunk of every snapshot reads back through verify --read-data. */
+static void verify_clean(struct asr_store *s)
+{
+    struct problems p = {0};
+    struct asr_store_verify_report rep;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_store_verify(s, true, on_problem, &p, &rep, &err), ASR_OK, "%s; first: %s", err.msg, p.what[0]);
+    cr_assert_eq(p.n, 0);
+}
+
+/* Pack i of 4-chunk packs: chunks [4i, 4i+4) as put in order by one session. */
+Test(store_gc, frees_what_no_snapshot_uses)
+{
+    struct asr_store *s = make_store();
+    struct chunk *c = chunks(s, 16);
+    char a[256], b[256];
+    snapshot(s, "pc1", c, 0, 10, a);  /* packs P0 {0-3}, P1 {4-7}, P2 {8,9} */
+    snapshot(s, "pc2", c, 5, 14, b);  /* reuses 5-9; packs P3 {10-13} */
+    cr_assert_eq(count_objects(s, "packs/"), 4);
+    verify_clean(s);
+    struct asr_store_gc_report rep;
+    gc(s, &rep);
+    cr_assert_eq(rep.packs_condemned, 0, "every pack is used");
+    delete_snapshot(s, a); /* prune */
+    gc(s, &rep);
+    cr_assert_eq(rep.packs_condemned, 1, "P0 only: P1 and P2 hold chunks pc2 uses");
+    cr_assert_eq(rep.packs_deleted, 0, "never in the gc that condemns");
+    cr_assert_eq(count_objects(s, "gc/"), 1);
+    gc(s, &rep);
+    cr_assert_eq(rep.packs_deleted, 1);
+    cr_assert_eq(rep.bytes_deleted, 4 * 64 + c[0].c.stored_len + c[1].c.stored_len + c[2].c.stored_len +
+                                        c[3].c.stored_len + 4 * 48 + 64);
+    cr_assert_eq(rep.packs_condemned, 0);
+    cr_assert_eq(count_objects(s, "packs/"), 3);
+    cr_assert_eq(count_objects(s, "gc/"), 0);
+    cr_assert_eq(count_objects(s, "index/"), 1, "the index merged into one object");
+    verify_clean(s);
+    /* The merged index still serves every chunk pc2 uses; P0's chunks are gone from it. */
+    struct asr_store_session *ss = begin(s, "pc3");
+    for (int i = 0; i < 14; i++)
+        cr_assert_eq(asr_store_session_has(ss, &c[i].id, NULL, NULL), i >= 4, "chunk %d", i);
+    asr_store_session_free(ss);
+    free(c);
+    asr_store_close(s);
+}
+
+/* A backup running when gc condemns is waited for; it reused a condemned pack (it read the index
+ * before the condemnation), so its snapshot spares that pack. */
+Test(store_gc, waits_for_running_backups_and_spares_what_they_used)
+{
+    struct asr_store *s = make_store();
+    struct chunk *c = chunks(s, 12);
+    char a[256], b[256];
+    snapshot(s, "pc1", c, 0, 8, a); /* P0 {0-3}, P1 {4-7} */
+    struct asr_store_session *late = begin(s, "pc2");
+    for (int i = 0; i < 4; i++)
+        cr_assert(asr_store_session_has(late, &c[i].id, NULL, NULL));
+    delete_snapshot(s, a);
+    struct asr_store_gc_report rep;
+    gc(s, &rep);
+    cr_assert_eq(rep.packs_condemned, 2);
+    cr_assert_eq(rep.sessions_running, 1);
+    gc(s, &rep);
+    cr_assert_eq(rep.packs_deleted, 0, "pc2's backup is still running");
+    cr_assert_eq(rep.packs_waiting, 2);
+    /* A backup that starts now does not reuse condemned packs. */
+    struct asr_store_session *fresh = begin(s, "pc3");
+    for (int i = 0; i < 8; i++)
+        cr_assert_not(asr_store_session_has(fresh, &c[i].id, NULL, NULL), "chunk %d lies only in a condemned pack", i);
+    asr_store_session_free(fresh);
+    finish(late, c, 0, 4, b); /* uses P0 */
+    gc(s, &rep);
+    cr_assert_eq(rep.packs_deleted, 1, "P1 deleted, P0 spared: the new snapshot uses it");
+    cr_assert_eq(count_objects(s, "packs/"), 1);
+    verify_clean(s);
+    free(c);
+    asr_store_close(s);
+}
+
+/* An interrupted backup's packs are freed once its session is over; an expired session object is
+ * removed. */
+Test(store_gc, interrupted_backup_freed)
+{
+    struct asr_store *s = make_store();
+    struct chunk *c = chunks(s, 8);
+    struct asr_store_session *ss = begin(s, "pc1");
+    struct asr_error err = {0};
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(asr_store_session_put(ss, &c[i].id, &c[i].c, &err), ASR_OK);
+    asr_store_session_free(ss);
+    cr_assert_eq(count_objects(s, "packs/"), 2);
+    /* A session object a crashed backup left an hour ago. */
+    char *old = scratch_path("st/sessions/00112233445566778899aabbccddeeff");
+    write_file(old, "x", 1);
+    cr_assert_eq(system("touch -d '1 hour ago' \"$(ls -d /tmp/asrimg-test-*/st/sessions/00112233445566778899aabbccddeeff | head -1)\""), 0);
+    struct asr_store_gc_report rep;
+    gc(s, &rep);
+    cr_assert_eq(rep.sessions_expired, 1);
+    cr_assert_eq(rep.sessions_running, 0);
+    cr_assert_eq(rep.packs_condemned, 2);
+    gc(s, &rep);
+    cr_assert_eq(rep.packs_deleted, 2);
+    cr_assert_eq(count_objects(s, "packs/"), 0);
+    cr_assert_eq(count_objects(s, "index/"), 0);
+    free(old), free(c);
+    asr_store_close(s);
+}
+
+Test(store_gc, verify_names_damaged_and_missing_chunks)
+{
+    struct asr_store *s = make_store();
+    struct chunk *c = chunks(s, 10);
+    char a[256], b[256];
+    snapshot(s, "pc1", c, 0, 8, a);   /* P0 {0-3}, P1 {4-7} */
+    snapshot(s, "pc2", c, 2, 10, b);  /* P2 {8,9} */
+    verify_clean(s);
+    struct asr_error err = {0};
+    cr_assert_eq(store_load_table(s, &err), ASR_OK);
+    struct store_loc loc;
+    uint8_t pid[STORE_OID_SIZE];
+    char key[STORE_KEY_NAME_MAX], path[PATH_MAX + 300];
+    /* Damage a byte of chunk 2's stored bytes (P0, used by both), remove P1. */
+    cr_assert(store_table_find(s->table, &c[2].id, &loc));
+    store_table_pack_id(s->table, loc.pack, pid);
+    store_pack_name(pid, key);
+    snprintf(path, sizeof path, "%s/st/%s", scratch_dir(), key);
+    size_t len;
+    uint8_t *pack = read_file(path, &len);
+    patch_byte(path, loc.offset + 64 + 10, (uint8_t)(pack[loc.offset + 64 + 10] ^ 1));
+    free(pack);
+    cr_assert(store_table_find(s->table, &c[5].id, &loc));
+    store_table_pack_id(s->table, loc.pack, pid);
+    store_pack_name(pid, key);
+    cr_assert_eq(s->b->ops->del(s->b, key, &err), ASR_OK);
+    char p1hex[STORE_OID_HEX];
+    store_hex(pid, sizeof pid, p1hex);
+
+    struct problems p = {0};
+    struct asr_store_verify_report rep;
+    cr_assert_eq(asr_store_verify(s, false, on_problem, &p, &rep, &err), ASR_E_CORRUPT);
+    cr_assert_eq(rep.missing, 4, "the four chunks of P1");
+    cr_assert_eq(rep.damaged, 0, "without --read-data nothing is read");
+    cr_assert_eq(p.n, 4);
+    for (int i = 0; i < 4; i++) {
+        cr_assert(strstr(p.what[i], p1hex) && strstr(p.what[i], "missing"), "%s", p.what[i]);
+        char both[600];
+        snprintf(both, sizeof both, "%s, %s", a, b);
+        cr_assert_str_eq(p.snaps[i], both, "chunks 4-7 are in both snapshots");
+    }
+    memset(&p, 0, sizeof p);
+    cr_assert_eq(asr_store_verify(s, true, on_problem, &p, &rep, &err), ASR_E_CORRUPT);
+    cr_assert(strstr(err.msg, "4 chunks missing, 1 damaged"), "%s", err.msg);
+    cr_assert_eq(rep.snapshots, 2);
+    cr_assert_eq(rep.chunks, 10);
+    int damaged = -1;
+    for (int i = 0; i < p.n; i++)
+        if (strstr(p.what[i], "damaged"))
+            damaged = i;
+    cr_assert_geq(damaged, 0);
+    cr_assert_eq(memcmp(p.id[damaged].b, c[2].id.b, 32), 0);
+    cr_assert(strstr(p.what[damaged], "stored bytes are damaged"), "%s", p.what[damaged]);
+    free(c);
+    asr_store_close(s);
+}
+
+Test(store_gc, list_sizes_and_compressed_chunks)
+{
+    struct asr_store *s = make_store();
+    struct chunk *c = make_chunks(s, 10, true);
+    char a[256], b[256];
+    snapshot(s, "pc1", c, 0, 6, a);
+    sleep(1); /* distinct seconds: sorted by time */
+    snapshot(s, "pc2", c, 4, 10, b);
+    struct asr_store_snapshot *snaps;
+    size_t n;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_store_list(s, NULL, true, &snaps, &n, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(n, 2);
+    uint64_t stored[10];
+    for (int i = 0; i < 10; i++)
+        stored[i] = c[i].c.stored_len;
+    cr_assert_str_eq(snaps[0].name, a);
+    cr_assert_eq(snaps[0].chunks, 6);
+    cr_assert_eq(snaps[0].logical, 6 * CHUNK);
+    cr_assert_eq(snaps[0].stored, stored[0] + stored[1] + stored[2] + stored[3] + stored[4] + stored[5]);
+    cr_assert_eq(snaps[0].unique, stored[0] + stored[1] + stored[2] + stored[3]);
+    cr_assert_eq(snaps[1].unique, stored[6] + stored[7] + stored[8] + stored[9]);
+    cr_assert_lt(stored[0], CHUNK / 4, "compressed");
+    free(snaps);
+    verify_clean(s);
+    free(c);
+    asr_store_close(s);
+}
+
+/* Two backups and gc (with prune) at once, in threads on one store: afterwards every snapshot
+ * left reads back whole, and gc run to the end leaves only packs some snapshot uses. */
+struct runner {
+    struct asr_store *s;
+    struct chunk *c;
+    const char *host;
+    int first, rounds, failed;
+    char err[ASR_ERROR_MSG_MAX];
+    volatile int *done;
+};
+
+static void *backups(void *arg)
+{
+    struct runner *r = arg;
+    for (int round = 0; round < r->rounds && !r->failed; round++) {
+        struct asr_store_session *ss;
+        struct asr_error err = {0};
+        char m[PATH_MAX], name[256];
+        snprintf(m, sizeof m, "%s/m-%s", scratch_dir(), r->host);
+        if (asr_store_session_begin(r->s, r->host, &ss, &err)) {
+            r->failed = 1;
+            snprintf(r->err, sizeof r->err, "%s", err.msg);
+            break;
+        }
+        FILE *f = fopen(m, "wb");
+        fwrite("IDS1", 1, 4, f);
+        /* Rounds alternate between two sets of chunks, some shared with the other host: a round
+         * reuses what prune left to gc since the round before last. */
+        int from = r->first + (round % 2) * 10;
+        for (int i = from; i < from + 8 && !r->failed; i++) {
+            if (!asr_store_session_has(ss, &r->c[i].id, NULL, NULL) && asr_store_session_put(ss, &r->c[i].id, &r->c[i].c, &err))
+                r->failed = 1;
+            fwrite(r->c[i].id.b, 1, 32, f);
+        }
+        fclose(f);
+        usleep(600 * 1000); /* a backup that lasts: gc runs meanwhile */
+        if (!r->failed && asr_store_session_commit(ss, m, name, sizeof name, &err))
+            r->failed = 1;
+        if (r->failed)
+            snprintf(r->err, sizeof r->err, "%s", err.msg);
+        asr_store_session_free(ss);
+        usleep(400 * 1000 + 10000 * (unsigned)round); /* snapshots a second apart */
+    }
+    __atomic_add_fetch(r->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+Test(store_gc, two_backups_and_gc_at_once, .timeout = 60)
+{
+    struct asr_store *s = make_store();
+    struct chunk *c = chunks(s, 40);
+    volatile int done = 0;
+    struct runner a = {.s = s, .c = c, .host = "pca", .first = 0, .rounds = 4, .done = &done};
+    struct runner b = {.s = s, .c = c, .host = "pcb", .first = 5, .rounds = 4, .done = &done};
+    pthread_t ta, tb;
+    cr_assert_eq(pthread_create(&ta, NULL, backups, &a), 0);
+    cr_assert_eq(pthread_create(&tb, NULL, backups, &b), 0);
+    struct asr_store_keep last1 = {.last = 1};
+    int gcs = 0, failed = 0;
+    char msg[ASR_ERROR_MSG_MAX] = "";
+    while (__atomic_load_n(&done, __ATOMIC_SEQ_CST) < 2 && !failed) {
+        struct asr_store_gc_report rep;
+        struct asr_store_prune_report prep;
+        struct asr_error err = {0};
+        if (asr_store_prune(s, NULL, &last1, false, &prep, &err) || asr_store_gc(s, &rep, &err)) {
+            failed = 1;
+            snprintf(msg, sizeof msg, "%s", err.msg);
+        }
+        gcs++;
+        usleep(200 * 1000);
+    }
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    cr_assert_not(a.failed, "%s", a.err);
+    cr_assert_not(b.failed, "%s", b.err);
+    cr_assert_not(failed, "%s", msg);
+    cr_assert_gt(gcs, 3);
+    verify_clean(s);
+    struct asr_store_gc_report rep;
+    gc(s, &rep);
+    gc(s, &rep);
+    gc(s, &rep);
+    verify_clean(s);
+    cr_assert_eq(count_objects(s, "gc/"), 0);
+    cr_assert_eq(count_objects(s, "sessions/"), 0);
+    /* What is left is what the snapshots use... */
+    struct store_usage u;
+    struct store_indexes x;
+    struct asr_error err = {0};
+    uint8_t(*used)[STORE_OID_SIZE];
+    size_t n_used;
+    cr_assert_eq(store_usage_read(s, &u, &err), ASR_OK);
+    cr_assert_geq(u.n_snaps, 2, "prune keeps the last of each host");
+    cr_assert_eq(store_indexes_read(s->b, &x, &err), ASR_OK);
+    cr_assert_eq(store_used_packs(&u, &x, &used, &n_used, &err), ASR_OK);
+    /* ...and no pack no snapshot uses survived the last gcs. */
+    cr_assert_eq(count_objects(s, "packs/"), n_used);
+    free(used);
+    store_indexes_free(&x);
+    store_usage_free(&u);
+    free(c);
+    asr_store_close(s);
+}
