@@ -55,6 +55,7 @@ struct store_backend_ops {
 struct store_backend {
     const struct store_backend_ops *ops;
     char url[1024]; /* as given, for messages */
+    bool remote;    /* each request costs a round trip: chunks are read in pack windows (windows.c) */
 };
 
 int store_backend_dir_open(const char *path, bool create, struct store_backend **out, struct asr_error *err);

@@ -1403,6 +1403,7 @@ int store_backend_s3_open(const char *url, const struct asr_store_options *opt, 
     if (!b)
         return asr_fail_public(err, ASR_E_NOMEM, "%s: out of memory", url);
     b->base.ops = &s3_ops;
+    b->base.remote = true;
     strcpy(b->base.url, url);
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);

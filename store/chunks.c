@@ -2,6 +2,7 @@
  * store's index (loaded at the first fetch), read as record_len bytes at their offset in their
  * pack; the reader checks the record and, through check, its content against the id. */
 #include "internal.h"
+#include "windows.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,10 @@ int store_load_table(struct asr_store *s, struct asr_error *err)
     if (!s->table) {
         struct store_table *t = NULL;
         if (!(rc = store_table_new(&t, err)) && (rc = store_table_load(s->b, t, NULL, 0, NULL, err))) {
+            store_table_free(t);
+            t = NULL;
+        }
+        if (!rc && s->b->remote && !s->windows && (rc = store_windows_new(&s->windows, err))) {
             store_table_free(t);
             t = NULL;
         }
@@ -54,7 +59,10 @@ static int source_fetch(void *ctx, const uint8_t store_id[32], void *buf, size_t
     size_t got = 0;
     bool missing = false;
     struct asr_error e2 = {0};
-    if ((rc = s->b->ops->get(s->b, key, loc.offset, buf, loc.record_len, &got, &missing, &e2))) {
+    rc = s->windows ? store_windows_read(s->windows, s->b, loc.pack, key, loc.offset, buf, loc.record_len, &got,
+                                         &missing, &e2)
+                    : s->b->ops->get(s->b, key, loc.offset, buf, loc.record_len, &got, &missing, &e2);
+    if (rc) {
         if (missing)
             return store_fail(err, ASR_E_CORRUPT, "%s: chunk %s is missing: pack %s is not in the store", s->b->url,
                               hex, pack_hex);

@@ -50,6 +50,7 @@ struct asr_store {
     /* The chunk table a snapshot reader uses, loaded at its first fetch. */
     pthread_mutex_t load_lock;
     struct store_table *table;
+    struct store_windows *windows; /* a remote store's pack windows, made with the table */
     /* How a snapshot's ids are read: the image reader (snapread.c); tests give bare ids. */
     store_read_ids_fn read_ids;
 };

@@ -3,6 +3,7 @@
  * and the small helpers the other store/ modules share (hex, randomness, whole-object reads). */
 #include "backend_s3.h"
 #include "internal.h"
+#include "windows.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -395,6 +396,7 @@ void asr_store_close(struct asr_store *s)
     if (s->b)
         s->b->ops->close(s->b);
     store_table_free(s->table);
+    store_windows_free(s->windows);
     pthread_mutex_destroy(&s->load_lock);
     OPENSSL_cleanse(s->key, sizeof s->key);
     free(s);
