@@ -245,4 +245,8 @@ void store_session_age(struct asr_store_session *ss, int64_t seconds);
 void store_session_set_start(struct asr_store_session *ss, int64_t t);
 void store_session_lease_every(struct asr_store_session *ss, int seconds);
 
+/* snapfile.c: a snapshot's stream to and from the object the store keeps (one zstd frame). */
+int store_snapshot_pack(const char *from, const char *to, struct asr_error *err);
+int store_snapshot_unpack(const char *from, const char *to, const char *name, struct asr_error *err);
+
 #endif

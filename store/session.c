@@ -8,10 +8,12 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "grow.h"
 
@@ -430,9 +432,10 @@ static int check_reused(struct asr_store_session *ss, struct asr_error *err)
     return rc;
 }
 
-/* Uploads the snapshot as HOST/TIME, TIME the session's start or the first free second after. */
-static int upload_snapshot(struct asr_store_session *ss, const char *manifest_path, char *name, size_t name_len,
-                           struct asr_error *err)
+/* Uploads the snapshot (packed_path: compressed, snapfile.c) as HOST/TIME, TIME the session's
+ * start or the first free second after. */
+static int upload_packed(struct asr_store_session *ss, const char *packed_path, char *name, size_t name_len,
+                         struct asr_error *err)
 {
     char prefix[16 + STORE_HOST_MAX];
     snprintf(prefix, sizeof prefix, "snapshots/%s/", ss->host);
@@ -454,7 +457,7 @@ static int upload_snapshot(struct asr_store_session *ss, const char *manifest_pa
             continue;
         /* A directory store never replaces an object here (ASR_E_EXISTS): another backup of
          * this host took the name since the listing. */
-        rc = ss->b->ops->put_file(ss->b, key, manifest_path, err);
+        rc = ss->b->ops->put_file(ss->b, key, packed_path, err);
         if (rc == ASR_E_EXISTS)
             continue;
         if (!rc) {
@@ -464,6 +467,19 @@ static int upload_snapshot(struct asr_store_session *ss, const char *manifest_pa
         break;
     }
     store_objects_free(objs, n);
+    return rc;
+}
+
+static int upload_snapshot(struct asr_store_session *ss, const char *manifest_path, char *name, size_t name_len,
+                           struct asr_error *err)
+{
+    char packed[PATH_MAX];
+    if (snprintf(packed, sizeof packed, "%s.zst", manifest_path) >= (int)sizeof packed)
+        return store_fail(err, ASR_E_ARG, "%s: a path too long", manifest_path);
+    int rc = store_snapshot_pack(manifest_path, packed, err);
+    if (!rc)
+        rc = upload_packed(ss, packed, name, name_len, err);
+    unlink(packed);
     return rc;
 }
 
@@ -526,12 +542,18 @@ int asr_store_fetch_snapshot(struct asr_store *s, const char *name, const char *
         return store_fail(err, ASR_E_ARG, "%s: \"%s\" is not a snapshot name (HOST/YYYYmmddTHHMMSSZ)", s->b->url,
                           name);
     snprintf(key, sizeof key, "snapshots/%s", name);
+    char packed[PATH_MAX];
+    if (snprintf(packed, sizeof packed, "%s.zst", path) >= (int)sizeof packed)
+        return store_fail(err, ASR_E_ARG, "%s: a path too long", path);
     bool missing = false;
     struct asr_error e2 = {0};
-    int rc = s->b->ops->get_file(s->b, key, path, &missing, &e2);
+    int rc = s->b->ops->get_file(s->b, key, packed, &missing, &e2);
     if (rc && missing)
-        return store_fail(err, ASR_E_ARG, "%s: no snapshot %s", s->b->url, name);
-    if (rc)
-        return store_fail(err, rc, "%s", e2.msg);
-    return ASR_OK;
+        rc = store_fail(err, ASR_E_ARG, "%s: no snapshot %s", s->b->url, name);
+    else if (rc)
+        rc = store_fail(err, rc, "%s", e2.msg);
+    else
+        rc = store_snapshot_unpack(packed, path, name, err);
+    unlink(packed);
+    return rc;
 }
