@@ -150,6 +150,7 @@ rw_dev=""
 chg_dev=$(losetup -f --show -r -o "$root_start" --sizelimit "$root_size" "$work/changed.img")
 e2fsck -fn "$chg_dev" >"$work/e2fsck.out" 2>&1 || { tail -5 "$work/e2fsck.out" >&2; die "the changed root is not clean"; }
 losetup -d "$chg_dev"
+chg_dev="" # detached: the number may be another program's by now, cleanup must not detach it
 dio=()
 [ "$loop_dio" = off ] || dio=(--direct-io=on)
 chg_dev=$(losetup -f --show -r "${dio[@]}" "$work/changed.img")
@@ -296,7 +297,8 @@ vals = {"read_bytes": j["read_bytes"], "seconds": j["seconds"], "threads": j["th
         "found_bytes": s["found_bytes"], "added_bytes": s["added_bytes"], "added_chunks": s["added_chunks"],
         "packs": s["packs"], "requests": s["requests"], "hash_cpu": g["hash_cpu_seconds"],
         "read_wait": g["read_wait_seconds"], "compress_cpu": g["compress_cpu_seconds"],
-        "scan_cpu": g["scan_cpu_seconds"], "chunk_seconds": g["chunk_seconds"]}
+        "scan_cpu": g["scan_cpu_seconds"], "chunk_seconds": g["chunk_seconds"],
+        "write_seconds": g["write_seconds"]}
 for k, v in vals.items():
     print("%s\t%s\t%s\t%s" % (sys.argv[2], sys.argv[3], k, v))
 EOF
@@ -557,8 +559,10 @@ for kind in kinds:
         f"{thr:.0f} threads, {hash_core:.2f} s a core, against {io_s:.2f} s for the I/O limit to read the same bytes: "
         f"{'it fits beside the reads (off the critical path)' if hash_core < io_s else 'more than the reads take: on the critical path'}; "
         f"with the content-defined chunking ({scan_core:.2f} s a core) the workers' CPU is {hash_core + scan_core:.2f} s a "
-        f"core, against the data phase's {med(i, 'seconds'):.2f} s ({med(i, 'read_wait'):.2f} s of it waiting for reads) and "
-        f"the command's {med(i, 'secs'):.2f} s.")
+        f"core, against the data phase's {med(i, 'seconds'):.2f} s, in which the producer thread waited "
+        f"{med(i, 'read_wait'):.2f} s for reads and spent {med(i, 'chunk_seconds'):.2f} s of CPU on zero detection and "
+        f"chunking (one thread), and the ordered writer {med(i, 'write_seconds'):.2f} s; the command took "
+        f"{med(i, 'secs'):.2f} s.")
 cz = int(facts["changed_zstd"])
 added = "; ".join(f"the {kname[k]} backup added {med(f'{k}-changed', 'added_bytes') / MiB:.2f} MiB of chunks "
                   f"({med(f'{k}-changed', 'added_bytes') / cz:.2f}x; the store grew {med(f'{k}-changed', 'grew') / MiB:.2f} MiB, "
