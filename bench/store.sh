@@ -218,10 +218,34 @@ timed() {
   sync
   drop_caches
   say "$id (round $round)"
+  local c0 c1
+  c0=$(swift_cpu)
   local t0=$EPOCHREALTIME
   "$@" >"$work/$id.json" 2>"$work/$id.err" || { tail -5 "$work/$id.err" >&2; die "$id failed: $*"; }
   local t1=$EPOCHREALTIME
+  c1=$(swift_cpu)
   rec "$id" secs "$(python3 -c "print('%.3f' % ($t1 - $t0))")"
+  rec "$id" swift_cpu "$(python3 -c "print('%.2f' % ($c1 - $c0))")"
+}
+
+# swift_cpu: the CPU seconds (user + system) Swift's servers have used so far: every process of the
+# sessions swift_env.sh started them in (setsid: the session id is the server's pid). Not the
+# script's children, so bench_clock_facts counts them as other work.
+swift_cpu() {
+  [ -n "$swift_up" ] || { echo 0; return; }
+  python3 - "$work/swift/run" "$(getconf CLK_TCK)" <<'EOF'
+import glob, os, sys
+sids = {int(open(f).read()) for f in glob.glob(sys.argv[1] + "/*.pid")}
+t = 0
+for st in glob.glob("/proc/[0-9]*/stat"):
+    try:
+        f = open(st).read().rsplit(")", 1)[1].split()
+    except OSError:
+        continue
+    if int(f[3]) in sids:  # field 6, the session
+        t += int(f[11]) + int(f[12])  # utime, stime
+print(t / int(sys.argv[2]))
+EOF
 }
 
 # store_objects KIND URL: "<objects> <bytes> <packs> <index objects> <snapshots>" the store holds
@@ -470,7 +494,8 @@ out += [f"`{facts['command']}`. The root alone (`--volumes {facts['root_part']}`
         f"objects add up to after the backup less before (packs, index objects, the snapshot, as the backend lists them), "
         f"beside `--json` store.added_bytes (the new chunks' stored bytes).", ""]
 out += ["- Machine: %s, %s cores, %s RAM, %s; storage %s; load %s; CPU time meanwhile: %s core-seconds outside the "
-        "script's processes, its own %s, over %s s" % (facts["cpu"], facts["cores"], facts["ram"], facts["kernel"],
+        "script's processes (Swift's servers, in sessions of their own, among them: see below; and the loop devices' "
+        "kernel threads), its own %s, over %s s" % (facts["cpu"], facts["cores"], facts["ram"], facts["kernel"],
         facts["storage"], facts["load"], *facts["other_cpu"].split(), facts["script_seconds"]),
         "- Tools: %s; %s; zstd %s; loop devices with direct I/O: %s" % (facts["asrimg"], facts["fio"], facts["zstd"], facts["loop_dio"]),
         "- Disk: `bench/mkdisk.sh` (%s)" % facts["disk_params"], ""]
@@ -559,7 +584,9 @@ for kind in kinds:
         f"{thr:.0f} threads, {hash_core:.2f} s a core, against {io_s:.2f} s for the I/O limit to read the same bytes: "
         f"{'it fits beside the reads (off the critical path)' if hash_core < io_s else 'more than the reads take: on the critical path'}; "
         f"with the content-defined chunking ({scan_core:.2f} s a core) the workers' CPU is {hash_core + scan_core:.2f} s a "
-        f"core, against the data phase's {med(i, 'seconds'):.2f} s, in which the producer thread waited "
+        f"core, {'more than' if hash_core + scan_core > io_s else 'less than'} the reads take: "
+        f"{'on ' + format(thr, '.0f') + ' cores the re-backup is CPU-bound, at best ' + format(100 * io_s / (hash_core + scan_core), '.0f') + '% of the limit with every stage overlapped, before start, map step and commit' if hash_core + scan_core > io_s else 'the CPU work fits beside the reads'}; "
+        f"the data phase took {med(i, 'seconds'):.2f} s, in which the producer thread waited "
         f"{med(i, 'read_wait'):.2f} s for reads and spent {med(i, 'chunk_seconds'):.2f} s of CPU on zero detection and "
         f"chunking (one thread), and the ordered writer {med(i, 'write_seconds'):.2f} s; the command took "
         f"{med(i, 'secs'):.2f} s.")
@@ -592,7 +619,20 @@ if "s3" in kinds:
                          f"{med(f'dir-{step}', 'requests'):.0f}.")
     x = per_round(lambda r: rows["dir-restore"]["secs"][r] / rows["s3-restore"]["secs"][r], "dir-restore", "s3-restore")
     facts_out.append(f"- S3 against the directory store, restore: {statistics.median(x) * 100:.0f}% of its speed "
-                     f"({rng([v * 100 for v in x], '%.0f')}%), target at least 80%: {verdict(statistics.median(x) >= 0.8)}.")
+                     f"({rng([v * 100 for v in x], '%.0f')}%), target at least 80%: {verdict(statistics.median(x) >= 0.8)}. "
+                     f"A restore fetches each chunk with a ranged GET of its record in the pack (`store/chunks.c` "
+                     f"source_fetch), one in flight per decoding thread (`engine/restore/restore_file.c`, one thread a "
+                     f"core): at least {med('s3-again', 'snap_chunks'):,.0f} GETs in {med('s3-restore', 'secs'):.1f} s, "
+                     f"{med('s3-again', 'snap_chunks') / med('s3-restore', 'secs'):.0f} a second or more, while Swift's "
+                     f"servers used {med('s3-restore', 'swift_cpu'):.1f} CPU seconds"
+                     + (f"; with `--threads {facts['s3_threads']}` {med('s3-restore-t', 'secs'):.1f} s "
+                        f"({med('s3-again', 'snap_chunks') / med('s3-restore-t', 'secs'):.0f} GETs a second or more, Swift "
+                        f"{med('s3-restore-t', 'swift_cpu'):.1f} CPU seconds)" if has("s3-restore-t") else "")
+                     + ". The bound is Swift's request rate (one proxy worker; SPEC.md 19.9 measured 87–105 small GETs a "
+                     "second here), not its bandwidth: packs make a backup's PUTs few, but a restore still reads chunk by chunk.")
+    facts_out.append(f"- Swift's servers' CPU during the S3 backups (they share the 2 cores with asrimg's compression): "
+                     f"first {med('s3-first', 'swift_cpu'):.1f} s against asrimg's {med('s3-first', 'compress_cpu') + med('s3-first', 'hash_cpu'):.1f} s "
+                     f"of compression and hashing, again {med('s3-again', 'swift_cpu'):.1f} s, changed {med('s3-changed', 'swift_cpu'):.1f} s.")
     facts_out.append(f"- Objects after the first backup (SPEC.md 19.9): {med('s3-first', 'objects'):.0f} in the S3 store "
                      f"({med('s3-first', 'obj_packs'):.0f} packs, {med('s3-first', 'obj_index'):.0f} index objects, "
                      f"{med('s3-first', 'obj_snapshots'):.0f} snapshot, and config), {med('dir-first', 'objects'):.0f} in the "
