@@ -1,4 +1,4 @@
-/* Snapshots: their names (HOST/TIME), the listing with sizes, the keep rules of prune (SPEC.md
+/* Snapshots: the listing with sizes, the keep rules of prune (SPEC.md
  * 19.7: a pure function over one host's snapshots, on the UTC calendar with ISO weeks) and prune
  * itself, which deletes snapshots only (gc frees their chunks). */
 #include "internal.h"
@@ -9,52 +9,6 @@
 #include <time.h>
 
 #include "grow.h"
-
-void store_time_format(int64_t t, char out[STORE_TIME_TEXT])
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!gmtime_r(&tt, &tm) || !strftime(out, STORE_TIME_TEXT, "%Y%m%dT%H%M%SZ", &tm))
-        snprintf(out, STORE_TIME_TEXT, "19700101T000000Z");
-}
-
-int store_time_parse(const char *text, int64_t *t)
-{
-    if (strlen(text) != STORE_TIME_TEXT - 1 || text[8] != 'T' || text[15] != 'Z')
-        return -1;
-    int f[6];
-    static const int at[6] = {0, 4, 6, 9, 11, 13}, len[6] = {4, 2, 2, 2, 2, 2};
-    for (int i = 0; i < 6; i++) {
-        f[i] = 0;
-        for (int j = 0; j < len[i]; j++) {
-            char c = text[at[i] + j];
-            if (c < '0' || c > '9')
-                return -1;
-            f[i] = f[i] * 10 + (c - '0');
-        }
-    }
-    struct tm tm = {.tm_year = f[0] - 1900, .tm_mon = f[1] - 1, .tm_mday = f[2], .tm_hour = f[3],
-                    .tm_min = f[4], .tm_sec = f[5]};
-    time_t tt = timegm(&tm);
-    char back[STORE_TIME_TEXT];
-    store_time_format((int64_t)tt, back);
-    if (strcmp(back, text)) /* 20261341T..., a 61st second: not a time */
-        return -1;
-    *t = (int64_t)tt;
-    return 0;
-}
-
-int store_snapshot_name_parse(const char *name, char *host, int64_t *t)
-{
-    const char *slash = strchr(name, '/');
-    if (!slash || (size_t)(slash - name) > STORE_HOST_MAX)
-        return -1;
-    memcpy(host, name, (size_t)(slash - name));
-    host[slash - name] = 0;
-    if (!store_host_valid(host) || store_time_parse(slash + 1, t) < 0)
-        return -1;
-    return 0;
-}
 
 static int snap_cmp(const void *a, const void *b)
 {

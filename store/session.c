@@ -533,27 +533,3 @@ void asr_store_session_stats(const struct asr_store_session *ss, struct asr_stor
     st->bytes_known = __atomic_load_n(&ss->st.bytes_known, __ATOMIC_RELAXED);
     st->requests = __atomic_load_n(&ss->st.requests, __ATOMIC_RELAXED);
 }
-
-int asr_store_fetch_snapshot(struct asr_store *s, const char *name, const char *path, struct asr_error *err)
-{
-    char host[STORE_HOST_MAX + 1], key[STORE_KEY_NAME_MAX];
-    int64_t t;
-    if (store_snapshot_name_parse(name, host, &t) < 0)
-        return store_fail(err, ASR_E_ARG, "%s: \"%s\" is not a snapshot name (HOST/YYYYmmddTHHMMSSZ)", s->b->url,
-                          name);
-    snprintf(key, sizeof key, "snapshots/%s", name);
-    char packed[PATH_MAX];
-    if (snprintf(packed, sizeof packed, "%s.zst", path) >= (int)sizeof packed)
-        return store_fail(err, ASR_E_ARG, "%s: a path too long", path);
-    bool missing = false;
-    struct asr_error e2 = {0};
-    int rc = s->b->ops->get_file(s->b, key, packed, &missing, &e2);
-    if (rc && missing)
-        rc = store_fail(err, ASR_E_ARG, "%s: no snapshot %s", s->b->url, name);
-    else if (rc)
-        rc = store_fail(err, rc, "%s", e2.msg);
-    else
-        rc = store_snapshot_unpack(packed, path, name, err);
-    unlink(packed);
-    return rc;
-}

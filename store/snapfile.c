@@ -2,13 +2,16 @@
  * zstd frame. Most of a snapshot is tables that compress well (extents, the layout's raw regions,
  * often a megabyte of zeros before the first partition), while the chunk ids in it do not; a
  * re-backup of an unchanged disk adds only its snapshot, so its size is what that backup costs.
- * Reading caps the decompressed size: the bytes come from the store, untrusted. */
+ * Reading caps the decompressed size: the bytes come from the store, untrusted. Also the fetch of
+ * a snapshot by name into a local file. */
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #define SNAPSHOT_LEVEL 3
@@ -106,5 +109,29 @@ int store_snapshot_unpack(const char *from, const char *to, const char *name, st
     ZSTD_freeDCtx(dc);
     free(ib);
     free(ob);
+    return rc;
+}
+
+int asr_store_fetch_snapshot(struct asr_store *s, const char *name, const char *path, struct asr_error *err)
+{
+    char host[STORE_HOST_MAX + 1], key[STORE_KEY_NAME_MAX];
+    int64_t t;
+    if (store_snapshot_name_parse(name, host, &t) < 0)
+        return store_fail(err, ASR_E_ARG, "%s: \"%s\" is not a snapshot name (HOST/YYYYmmddTHHMMSSZ)", s->b->url,
+                          name);
+    snprintf(key, sizeof key, "snapshots/%s", name);
+    char packed[PATH_MAX];
+    if (snprintf(packed, sizeof packed, "%s.zst", path) >= (int)sizeof packed)
+        return store_fail(err, ASR_E_ARG, "%s: a path too long", path);
+    bool missing = false;
+    struct asr_error e2 = {0};
+    int rc = s->b->ops->get_file(s->b, key, packed, &missing, &e2);
+    if (rc && missing)
+        rc = store_fail(err, ASR_E_ARG, "%s: no snapshot %s", s->b->url, name);
+    else if (rc)
+        rc = store_fail(err, rc, "%s", e2.msg);
+    else
+        rc = store_snapshot_unpack(packed, path, name, err);
+    unlink(packed);
     return rc;
 }

@@ -1,24 +1,20 @@
 /* The store itself: opening one (backend by URL), its config object (SPEC.md 19.2), the key file
- * (made by init, loaded and checked by open), chunk ids (HMAC-SHA-256 with the key), object names,
- * and the small helpers the other store/ modules share (hex, randomness, whole-object reads). */
+ * (made by init, loaded and checked by open) and chunk ids (HMAC-SHA-256 with the key); the small
+ * helpers every store/ module shares are in shared.c. */
 #include "backend_s3.h"
 #include "internal.h"
 #include "windows.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <xxhash.h>
 
 #include "guid.h"
@@ -27,131 +23,6 @@
 
 static const char config_magic[8] = {'A', 'S', 'R', 'S', 'T', 'O', 'R', 'E'};
 static const char key_check_text[] = "asrimg store key check"; /* 22 bytes, no NUL */
-
-/* ---- small shared helpers ------------------------------------------------------------------ */
-
-int store_random(void *buf, size_t len, struct asr_error *err)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = getrandom((char *)buf + got, len - got, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return store_fail(err, ASR_E_IO, "store: no random bytes: %s", strerror(errno));
-        got += (size_t)n;
-    }
-    return ASR_OK;
-}
-
-void store_hex(const uint8_t *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = 0;
-}
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-int store_hex_parse(const char *s, uint8_t *out, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        int hi = hex_digit(s[2 * i]), lo = hi < 0 ? -1 : hex_digit(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return s[2 * n] ? -1 : 0;
-}
-
-void store_pack_name(const uint8_t id[STORE_OID_SIZE], char out[STORE_KEY_NAME_MAX])
-{
-    char hex[STORE_OID_HEX];
-    store_hex(id, STORE_OID_SIZE, hex);
-    snprintf(out, STORE_KEY_NAME_MAX, "packs/%.2s/%s", hex, hex);
-}
-
-bool store_host_valid(const char *host)
-{
-    size_t n = strlen(host);
-    if (n < 1 || n > STORE_HOST_MAX || host[0] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)host[i];
-        if (!(isascii(c) && (isalnum(c) || c == '.' || c == '_' || c == '-')))
-            return false;
-    }
-    return true;
-}
-
-void store_hmac(const uint8_t key[STORE_KEY_SIZE], const void *a, size_t alen, const void *b, size_t blen,
-                uint8_t out[32])
-{
-    unsigned int n = 32;
-    if (!b) {
-        /* One call, no shared state: thread-safe, and the fast path for chunk ids. */
-        HMAC(EVP_sha256(), key, STORE_KEY_SIZE, a, alen, out, &n);
-        return;
-    }
-    uint8_t *joined = malloc(alen + blen);
-    if (joined) {
-        memcpy(joined, a, alen);
-        memcpy(joined + alen, b, blen);
-        HMAC(EVP_sha256(), key, STORE_KEY_SIZE, joined, alen + blen, out, &n);
-        free(joined);
-    } else {
-        memset(out, 0, 32); /* matches nothing a real key makes; the caller's check fails */
-    }
-}
-
-int store_get_whole(struct store_backend *b, const char *key, size_t cap, uint8_t **out, size_t *len, bool *missing,
-                    struct asr_error *err)
-{
-    *out = NULL;
-    *len = 0;
-    /* Read on from where the last read stopped into a buffer that grows, so a large object costs
-     * a few requests and no byte is read twice; one byte past cap tells a too-large object. */
-    size_t have = 0, room = 0;
-    uint8_t *buf = NULL;
-    for (;;) {
-        size_t want = room ? room * 4 : 1u << 16;
-        if (want > cap + 1)
-            want = cap + 1;
-        uint8_t *grown = realloc(buf, want);
-        if (!grown) {
-            free(buf);
-            return store_fail(err, ASR_E_NOMEM, "%s: out of memory reading %s", b->url, key);
-        }
-        buf = grown;
-        room = want;
-        size_t got = 0;
-        int rc = b->ops->get(b, key, have, buf + have, room - have, &got, missing, err);
-        if (rc) {
-            free(buf);
-            return rc;
-        }
-        have += got;
-        if (have < room)
-            break;
-        if (room > cap) {
-            free(buf);
-            return store_fail(err, ASR_E_LIMIT, "%s: %s is larger than %zu bytes", b->url, key, cap);
-        }
-    }
-    *out = buf;
-    *len = have;
-    return ASR_OK;
-}
 
 /* ---- config (SPEC.md 19.2) ----------------------------------------------------------------- */
 
@@ -429,11 +300,4 @@ bool asr_store_split_ref(const char *ref, char **store, char **snapshot)
     *store = a;
     *snapshot = b;
     return true;
-}
-
-void store_objects_free(struct store_object *o, size_t n)
-{
-    for (size_t i = 0; i < n && o; i++)
-        free(o[i].key);
-    free(o);
 }
