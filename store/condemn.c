@@ -90,6 +90,22 @@ bool store_oid_in(const uint8_t (*sorted)[STORE_OID_SIZE], size_t n, const uint8
     return n && bsearch(id, sorted, n, STORE_OID_SIZE, store_oid_cmp);
 }
 
+int store_condemn_get(struct store_backend *b, const char *key, struct store_condemn *c, bool *missing,
+                      struct asr_error *err)
+{
+    uint8_t *raw;
+    size_t len;
+    struct asr_error e2 = {0};
+    *missing = false;
+    int rc = store_get_whole(b, key, STORE_MAX_OBJECT, &raw, &len, missing, err);
+    if (rc)
+        return *missing ? ASR_OK : rc;
+    if ((rc = store_condemn_decode(raw, len, c, &e2)))
+        store_fail(err, rc, "%s: %s: %s", b->url, key, e2.msg);
+    free(raw);
+    return rc;
+}
+
 int store_condemned_packs(struct store_backend *b, uint8_t (**out)[STORE_OID_SIZE], size_t *count,
                           struct asr_error *err)
 {
@@ -100,21 +116,10 @@ int store_condemned_packs(struct store_backend *b, uint8_t (**out)[STORE_OID_SIZ
     uint8_t(*ids)[STORE_OID_SIZE] = NULL;
     int rc = b->ops->list(b, "gc/", &objs, &n, err);
     for (size_t i = 0; i < n && !rc; i++) {
-        uint8_t *raw;
-        size_t len;
-        bool missing = false;
         struct store_condemn c;
-        struct asr_error e2 = {0};
-        if ((rc = store_get_whole(b, objs[i].key, STORE_MAX_OBJECT, &raw, &len, &missing, err))) {
-            if (missing)
-                rc = ASR_OK; /* a gc finished with it: its packs are gone or spared */
-            continue;
-        }
-        if ((rc = store_condemn_decode(raw, len, &c, &e2)))
-            store_fail(err, rc, "%s: %s: %s", b->url, objs[i].key, e2.msg);
-        free(raw);
-        if (rc)
-            break;
+        bool missing = false;
+        if ((rc = store_condemn_get(b, objs[i].key, &c, &missing, err)) || missing)
+            continue; /* missing: a gc finished with it: its packs are gone or spared */
         uint8_t(*grown)[STORE_OID_SIZE] =
             c.pack_count ? asr_grow(ids, &cap, have + (size_t)c.pack_count, STORE_OID_SIZE, 256) : ids;
         if (c.pack_count && !grown) {

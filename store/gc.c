@@ -170,21 +170,10 @@ static int phase1(struct asr_store *s, int64_t now, const struct sessions *ss, s
     if (!ready)
         rc = store_fail(err, ASR_E_NOMEM, "gc: out of memory");
     for (size_t i = 0; i < n && !rc; i++) {
-        uint8_t *raw;
-        size_t len;
-        bool missing = false;
         struct store_condemn c;
-        struct asr_error e2 = {0};
-        if ((rc = store_get_whole(b, o[i].key, STORE_MAX_OBJECT, &raw, &len, &missing, err))) {
-            if (missing)
-                rc = ASR_OK; /* another gc finished it */
-            continue;
-        }
-        if ((rc = store_condemn_decode(raw, len, &c, &e2)))
-            store_fail(err, rc, "%s: %s: %s", b->url, o[i].key, e2.msg);
-        free(raw);
-        if (rc)
-            break;
+        bool missing = false;
+        if ((rc = store_condemn_get(b, o[i].key, &c, &missing, err)) || missing)
+            continue; /* missing: another gc finished it */
         bool waiting = false;
         if (!(c.flags & STORE_CONDEMN_SESSIONS_LISTED)) {
             /* A gc between its two writes, or one that died there: dropped only when long dead

@@ -175,6 +175,9 @@ struct store_condemn {
 };
 int store_condemn_encode(const struct store_condemn *c, uint8_t **out, size_t *len, struct asr_error *err);
 int store_condemn_decode(const uint8_t *in, size_t len, struct store_condemn *c, struct asr_error *err);
+/* The condemnation object key read and decoded; *missing (ASR_OK) when it is not there. */
+int store_condemn_get(struct store_backend *b, const char *key, struct store_condemn *c, bool *missing,
+                      struct asr_error *err);
 void store_condemn_free(struct store_condemn *c);
 /* Every pack any condemnation of the store names, sorted, duplicates removed. */
 int store_condemned_packs(struct store_backend *b, uint8_t (**out)[STORE_OID_SIZE], size_t *count,
