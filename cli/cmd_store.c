@@ -64,11 +64,19 @@ static int parse(int argc, char **argv, const char *cmd, struct store_args *a)
     }
     if (!a->url)
         return cli_error("%s: no store given (see 'asrimg help %s')", cmd, cmd), EXIT_USAGE;
+    if (!strcmp(cmd, "store prune") && !a->keep.last && !a->keep.daily && !a->keep.weekly && !a->keep.monthly)
+        return cli_error("store prune: no --keep-* rule given: it would remove every snapshot"), EXIT_USAGE;
     return EXIT_OK;
 }
 
-static int open_store(const struct store_args *a, struct asr_store **s)
+/* The arguments parsed and the store opened: *s NULL (and the exit code returned) when there is
+ * nothing more to do (--help, a usage error, a store that does not open). */
+static int begin(int argc, char **argv, const char *cmd, struct store_args *a, struct asr_store **s)
 {
+    *s = NULL;
+    int rc = parse(argc, argv, cmd, a);
+    if (rc)
+        return rc == ARG_HELP ? EXIT_OK : rc;
     struct asr_error err = {0};
     if (asr_store_open(a->url, NULL, s, &err) != ASR_OK) {
         cli_error("%s", err.msg);
@@ -118,11 +126,9 @@ static void time_text(int64_t t, char *buf, size_t len)
 static int store_list(int argc, char **argv)
 {
     struct store_args a;
-    int rc = parse(argc, argv, "store list", &a);
-    if (rc)
-        return rc == ARG_HELP ? EXIT_OK : rc;
     struct asr_store *s;
-    if ((rc = open_store(&a, &s)))
+    int rc = begin(argc, argv, "store list", &a, &s);
+    if (!s)
         return rc;
     struct asr_store_snapshot *v = NULL;
     size_t n = 0;
@@ -171,13 +177,9 @@ static int store_list(int argc, char **argv)
 static int store_prune(int argc, char **argv)
 {
     struct store_args a;
-    int rc = parse(argc, argv, "store prune", &a);
-    if (rc)
-        return rc == ARG_HELP ? EXIT_OK : rc;
-    if (!a.keep.last && !a.keep.daily && !a.keep.weekly && !a.keep.monthly)
-        return cli_error("store prune: no --keep-* rule given: it would remove every snapshot"), EXIT_USAGE;
     struct asr_store *s;
-    if ((rc = open_store(&a, &s)))
+    int rc = begin(argc, argv, "store prune", &a, &s);
+    if (!s)
         return rc;
     struct asr_store_prune_report rep = {0};
     struct asr_error err = {0};
@@ -206,11 +208,9 @@ static int store_prune(int argc, char **argv)
 static int store_gc(int argc, char **argv)
 {
     struct store_args a;
-    int rc = parse(argc, argv, "store gc", &a);
-    if (rc)
-        return rc == ARG_HELP ? EXIT_OK : rc;
     struct asr_store *s;
-    if ((rc = open_store(&a, &s)))
+    int rc = begin(argc, argv, "store gc", &a, &s);
+    if (!s)
         return rc;
     struct asr_store_gc_report rep = {0};
     struct asr_error err = {0};
@@ -273,11 +273,9 @@ static void on_problem(const char *what, const struct asr_store_id *id, const ch
 static int store_verify(int argc, char **argv)
 {
     struct store_args a;
-    int rc = parse(argc, argv, "store verify", &a);
-    if (rc)
-        return rc == ARG_HELP ? EXIT_OK : rc;
     struct asr_store *s;
-    if ((rc = open_store(&a, &s)))
+    int rc = begin(argc, argv, "store verify", &a, &s);
+    if (!s)
         return rc;
     struct json j;
     struct problems p = {a.json ? &j : NULL, 0};

@@ -1,6 +1,13 @@
 # tests/store_lib.sh: the disks the chunk store tests back up and the checks of what they restore,
 # shared by store_test.sh (a directory store) and s3/store_s3_test.sh (an S3 store). Sourced; the
 # caller sets asrimg and work ($work/mnt exists) and uses MTOOLS_SKIP_CHECK=1.
+pass=0 fail=0
+check() { # name, then a command that must succeed
+  local name=$1; shift
+  if "$@" >"$work/out" 2>"$work/err"; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: $name"; sed 's/^/  out: /' "$work/out" | head -5; sed 's/^/  err: /' "$work/err" | head -8; fi
+}
+json_get() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 # A GPT with an ESP (FAT16) and an ext4 root full of files.
 make_disk() { # IMAGE SEED: a disk whose ext4 holds 48 MiB of random files and some text
   local img=$1 c=$work/content-$2

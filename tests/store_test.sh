@@ -31,13 +31,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 export MTOOLS_SKIP_CHECK=1 TMPDIR=$work
-pass=0 fail=0
-check() { # name, then a command that must succeed
-  local name=$1; shift
-  if "$@" >"$work/out" 2>"$work/err"; then pass=$((pass + 1)); else
-    fail=$((fail + 1)); echo "FAIL: $name"; sed 's/^/  out: /' "$work/out" | head -5; sed 's/^/  err: /' "$work/err" | head -8; fi
-}
-json_get() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
 # shellcheck source=tests/store_lib.sh
 . "$(dirname "$0")/store_lib.sh"
