@@ -79,27 +79,39 @@ int asr_store_reader_open(struct asr_store *s, const char *manifest_path, struct
     return asr_reader_open_external(manifest_path, &src, out, err);
 }
 
-int asr_store_ref_open(const char *ref, struct asr_store_ref **out, struct asr_error *err)
+/* STORE::SNAPSHOT: the store opened and the snapshot's name resolved ("latest"); name receives
+ * "STORE::HOST/TIME". On failure *s is closed and NULL. */
+static int open_ref(const char *ref, struct asr_store **s, char *snap_out, size_t snap_len, char *name,
+                    size_t name_len, struct asr_error *err)
 {
-    *out = NULL;
+    *s = NULL;
     char *url = NULL, *snap = NULL;
-    if (!asr_store_split_ref(ref, &url, &snap) || !url[0] || !snap[0]) {
-        free(url);
-        free(snap);
-        return asr_fail_public(err, ASR_E_ARG, "%s: not STORE::SNAPSHOT (a snapshot is named HOST/TIME, or latest)",
-                               ref);
-    }
-    struct asr_store_ref *r = calloc(1, sizeof *r);
-    char resolved[512];
-    int rc = r ? asr_store_open(url, NULL, &r->store, err) : asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    int rc = asr_store_split_ref(ref, &url, &snap) && url[0] && snap[0]
+                 ? asr_store_open(url, NULL, s, err)
+                 : asr_fail_public(err, ASR_E_ARG,
+                                   "%s: not STORE::SNAPSHOT (a snapshot is named HOST/TIME, or latest)", ref);
     if (rc == ASR_OK)
-        rc = resolve(r->store, snap, resolved, sizeof resolved, err);
-    if (rc == ASR_OK) {
-        snprintf(r->name, sizeof r->name, "%s::%s", url, resolved);
-        rc = fetch_and_open(r, resolved, err);
+        rc = resolve(*s, snap, snap_out, snap_len, err);
+    if (rc == ASR_OK)
+        snprintf(name, name_len, "%s::%s", url, snap_out);
+    if (rc != ASR_OK) {
+        asr_store_close(*s);
+        *s = NULL;
     }
     free(url);
     free(snap);
+    return rc;
+}
+
+int asr_store_ref_open(const char *ref, struct asr_store_ref **out, struct asr_error *err)
+{
+    *out = NULL;
+    struct asr_store_ref *r = calloc(1, sizeof *r);
+    char resolved[512];
+    int rc = r ? open_ref(ref, &r->store, resolved, sizeof resolved, r->name, sizeof r->name, err)
+               : asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+    if (rc == ASR_OK)
+        rc = fetch_and_open(r, resolved, err);
     if (rc != ASR_OK) {
         asr_store_ref_free(r);
         return rc;
@@ -113,13 +125,9 @@ int asr_store_verify_snapshot(const char *ref, asr_problem_fn on_problem, void *
                               struct asr_error *err)
 {
     *report = (struct asr_verify_report){0};
-    char *url = NULL, *snap = NULL, resolved[512], path[4096];
-    struct asr_store *s = NULL;
-    int rc = asr_store_split_ref(ref, &url, &snap) && url[0] && snap[0]
-                 ? asr_store_open(url, NULL, &s, err)
-                 : asr_fail_public(err, ASR_E_ARG, "%s: not STORE::SNAPSHOT", ref);
-    if (rc == ASR_OK)
-        rc = resolve(s, snap, resolved, sizeof resolved, err);
+    char resolved[512], name[1300], path[4096];
+    struct asr_store *s;
+    int rc = open_ref(ref, &s, resolved, sizeof resolved, name, sizeof name, err);
     if (rc == ASR_OK && (rc = fetch_temp(s, resolved, path, sizeof path, err)) == ASR_OK) {
         struct asr_chunk_source src;
         store_chunk_source(s, &src);
@@ -127,8 +135,6 @@ int asr_store_verify_snapshot(const char *ref, asr_problem_fn on_problem, void *
         unlink(path);
     }
     asr_store_close(s);
-    free(url);
-    free(snap);
     return rc;
 }
 
