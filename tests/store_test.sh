@@ -84,7 +84,9 @@ check "the imported snapshot restores" restore_ok "$store::${snap1%%/*}/latest" 
 check "a key of another store: refused, naming the key" sh -c "! '$asrimg' store list '$store' --store-key '$work/key2' 2>'$work/e' && grep -qi key '$work/e'"
 check "store verify --read-data: clean" "$asrimg" store verify "$store" --read-data
 cp -a "$store" "$work/damaged"
-pack=$(find "$work/damaged/packs" -type f | sort | head -1)
+# The oldest pack: the first backup's, which every snapshot of a uses (pack names are random, so
+# the first by name may hold only what a later backup added, which snap1 does not use).
+pack=$(find "$work/damaged/packs" -type f -printf '%T@ %p\n' | sort -n | head -1 | cut -d' ' -f2-)
 printf '\xff' | dd of="$pack" bs=1 seek=100 conv=notrunc status=none
 check "a damaged chunk: store verify names it and its snapshots" sh -c "! '$asrimg' store verify '$work/damaged' --read-data --json >'$work/v.json'; python3 -c 'import json; j=json.load(open(\"$work/v.json\")); p=j[\"problems\"]; assert p and all(x[\"snapshots\"] for x in p), p'"
 check "a damaged chunk: restore fails, naming the chunk" sh -c "rm -f '$work/t2.img'; truncate -s 300M '$work/t2.img'; ! '$asrimg' restore '$work/damaged::$snap1' --to '$work/t2.img' --yes 2>'$work/e' && grep -q 'chunk' '$work/e'"
