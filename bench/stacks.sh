@@ -40,10 +40,11 @@ disk=$bench_dir/disk-${root_mib}M.img
 "$here/mkdisk.sh" "$disk"
 
 work=$(mktemp -d "$bench_dir/stacks.XXXXXX")
+source "$here/../tests/loop_lib.sh"
 loops=()
 cleanup() {
   local l
-  for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
+  detach_ours "$work" "${loops[@]}"
   if [ -n "${BENCH_KEEP:-}" ]; then say "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT

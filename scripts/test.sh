@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds asrimg and runs every test: the Criterion suite with -Werror, the same suite under
 # ASan+UBSan, the fuzz corpus replay, and each libFuzzer harness for a bounded time.
-# Usage: scripts/test.sh            (FUZZ_SECONDS=20 by default: fifteen harnesses, and the whole
-#                                   run must stay under 40 minutes on 2 cores)
+# Usage: scripts/test.sh            (FUZZ_SECONDS=20 by default: sixteen harnesses, one per core at
+#                                   a time, and the whole run must stay under 40 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh all

@@ -11,12 +11,10 @@ set -u
 asrimg=$1
 work=$(mktemp -d /tmp/asrimg-backup-XXXXXX)
 loops=() mnt=""
-# A loop device this test set up and has not detached: it reads a file in $work. One detached
-# already may since be another program's: it is left alone.
-ours() { case $(losetup -n -O BACK-FILE "$1" 2>/dev/null) in "$work"/*) true ;; *) false ;; esac; }
+source "$(dirname "${BASH_SOURCE[0]}")/loop_lib.sh"
 cleanup() {
   [ -n "$mnt" ] && umount "$mnt" 2>/dev/null
-  for l in "${loops[@]}"; do ! ours "$l" || losetup -d "$l" 2>/dev/null; done
+  detach_ours "$work" "${loops[@]}"
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -14,7 +14,7 @@
 #       -> PREFIX.0 .. PREFIX.<NDEV-1> are the copies to judge against DIR/NAME.expect
 # Exit 77 when this machine cannot run it (not root, no loop devices, no btrfs in the kernel).
 set -u
-cmd=$1 dir=$2 name=$3 ndev=$4
+cmd=$1 dir=$(cd "$2" && pwd) name=$3 ndev=$4
 skip() { echo "SKIP: $1" >&2; exit 77; }
 [ "$(id -u)" -eq 0 ] || skip "needs root (loop devices, mount)"
 for tool in mkfs.btrfs btrfs losetup mount umount diff; do
@@ -22,13 +22,14 @@ for tool in mkfs.btrfs btrfs losetup mount umount diff; do
 done
 
 mnt=$(mktemp -d "$dir/mnt.XXXXXX")
+source "$(dirname "${BASH_SOURCE[0]}")/loop_lib.sh"
 loops=()
 cleanup() {
   mountpoint -q "$mnt" && umount "$mnt"
   for l in "${loops[@]}"; do
-    btrfs device scan --forget "$l" >/dev/null 2>&1
-    losetup -d "$l" 2>/dev/null
+    ! loop_ours "$dir" "$l" || btrfs device scan --forget "$l" >/dev/null 2>&1
   done
+  detach_ours "$dir" "${loops[@]}"
   rmdir "$mnt" 2>/dev/null
 }
 trap cleanup EXIT

@@ -24,10 +24,11 @@ done
 
 work=$(mktemp -d /tmp/asrimg-damaged-XXXXXX)
 mkdir -p "$work/mnt"
+source "$(dirname "${BASH_SOURCE[0]}")/loop_lib.sh"
 loops=()
 cleanup() {
   umount "$work/mnt" 2>/dev/null || fusermount -u "$work/mnt" 2>/dev/null
-  for ((i = ${#loops[@]} - 1; i >= 0; i--)); do losetup -d "${loops[i]}" 2>/dev/null; done
+  detach_ours "$work" "${loops[@]}"
   rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT

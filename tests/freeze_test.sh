@@ -25,6 +25,7 @@ for tool in losetup mount umount fsfreeze sfdisk mkfs.ext4 python3; do
 done
 
 work=$(mktemp -d /tmp/asrimg-freeze-XXXXXX)
+source "$(dirname "${BASH_SOURCE[0]}")/loop_lib.sh"
 loops=() mounts=() pids=()
 cleanup() {
   # Thaw first: a frozen filesystem blocks umount, and any process writing to it.
@@ -32,7 +33,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[i]}" 2>/dev/null; done
-  for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done
+  detach_ours "$work" "${loops[@]}"
   rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT

@@ -13,11 +13,12 @@ out=$1
 rm -rf "$out" && mkdir -p "$out/etc"
 work=$(mktemp -d)
 vg=asrlvm$$
+source "$(dirname "${BASH_SOURCE[0]}")/loop_lib.sh"
 la= lb= lc=
 cleanup() {
     [[ -n $la || -n $lb ]] && vgremove -f "$vg" >/dev/null 2>&1 || true
     [[ -n $lc ]] && vgremove -f "${vg}w" >/dev/null 2>&1 || true
-    for l in $la $lb $lc; do losetup -d "$l" || true; done
+    detach_ours "$work" $la $lb $lc
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -27,12 +27,13 @@ done
 
 work=$(mktemp -d /tmp/asrimg-mount-XXXXXX)
 mkdir -p "$work/mnt" "$work/vol" "$work/fill"
+source "$(dirname "${BASH_SOURCE[0]}")/loop_lib.sh"
 loops=() pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for d in "$work/vol" "$work/fill"; do umount "$d" 2>/dev/null || fusermount3 -u "$d" 2>/dev/null; done
   for d in "$work"/mnt*; do fusermount3 -u -z "$d" 2>/dev/null; done
-  for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done
+  detach_ours "$work" "${loops[@]}"
   rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT

@@ -15,11 +15,12 @@ for tool in losetup mount umount swapon swapoff mkswap mknod sfdisk mkfs.ext4 fs
 done
 
 work=$(mktemp -d "/tmp/asrimg mounts-XXXXXX")
+source "$(dirname "${BASH_SOURCE[0]}")/loop_lib.sh"
 loops=() swaps=() mounts=()
 cleanup() {
   for m in "${mounts[@]}"; do fsfreeze -u "$m" 2>/dev/null; umount "$m" 2>/dev/null; done
   for s in "${swaps[@]}"; do swapoff "$s" 2>/dev/null; done
-  for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done
+  detach_ours "$work" "${loops[@]}"
   rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT

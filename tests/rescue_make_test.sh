@@ -30,11 +30,12 @@ kit=${ASRIMG_BOOTKIT:-/var/cache/asrimg/bootkit}
 
 work=$(mktemp -d /tmp/asrimg-rescue-make-XXXXXX)
 mkdir "$work/mnt"
+source "$(dirname "${BASH_SOURCE[0]}")/loop_lib.sh"
 loops=()
 cleanup() {
   mountpoint -q "$work/mnt" 2>/dev/null && umount "$work/mnt"
   mountpoint -q "$work/initrd/proc" 2>/dev/null && umount "$work/initrd/proc"
-  for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done
+  detach_ours "$work" "${loops[@]}"
   rm -rf "$work"
 }
 trap cleanup EXIT

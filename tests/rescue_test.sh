@@ -30,16 +30,12 @@ work=$(mktemp -d /tmp/asrimg-rescue-XXXXXX)
 mkdir -p "$work/mnt" "$work/drive" "$work/files"
 loops=()
 tmux_sock="$work/tmux.0.sock" panes=0
-ours() {
-  local b
-  b=$(losetup -n -O BACK-FILE "$1" 2>/dev/null) || return 1
-  case $b in "$work"/*) true ;; /dev/loop*) ours "$b" ;; *) false ;; esac
-}
+source "$(dirname "${BASH_SOURCE[0]}")/loop_lib.sh"
 cleanup() {
   for s in "$work"/tmux.*.sock; do [ -S "$s" ] && tmux -S "$s" kill-server 2>/dev/null; done
   umount "$work/mnt" 2>/dev/null
   umount "$work/drive" 2>/dev/null
-  for ((i = ${#loops[@]} - 1; i >= 0; i--)); do ! ours "${loops[i]}" || losetup -d "${loops[i]}" 2>/dev/null; done
+  detach_ours "$work" "${loops[@]}"
   rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT

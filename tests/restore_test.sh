@@ -39,17 +39,11 @@ start_time=$(date +%s)
 work=$(mktemp -d /tmp/asrimg-restore-XXXXXX)
 mkdir -p "$work/mnt" "$work/tmnt"
 loops=()
-# A loop device this test set up and has not detached: it reads a file in $work (or such a loop
-# device). One detached already may since be another program's: it is left alone.
-ours() {
-  local b
-  b=$(losetup -n -O BACK-FILE "$1" 2>/dev/null) || return 1
-  case $b in "$work"/*) true ;; /dev/loop*) ours "$b" ;; *) false ;; esac
-}
+source "$(dirname "${BASH_SOURCE[0]}")/loop_lib.sh"
 cleanup() {
   umount "$work/mnt" 2>/dev/null
   umount "$work/tmnt" 2>/dev/null
-  for ((i = ${#loops[@]} - 1; i >= 0; i--)); do ! ours "${loops[i]}" || losetup -d "${loops[i]}" 2>/dev/null; done
+  detach_ours "$work" "${loops[@]}"
   rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT

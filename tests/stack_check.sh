@@ -40,11 +40,12 @@ done
 
 work=$(mktemp -d /tmp/asrimg-stackcheck-XXXXXX)
 mkdir -p "$work/mnt"
+source "$(dirname "${BASH_SOURCE[0]}")/loop_lib.sh"
 loops=()
 cleanup() {
     local l
     mountpoint -q "$work/mnt" && umount "$work/mnt"
-    for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done
+    detach_ours "$work" "${loops[@]}"
     rm -rf "$work"
 }
 trap cleanup EXIT

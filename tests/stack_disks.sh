@@ -53,10 +53,11 @@ done
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 work=$(mktemp -d /tmp/asrimg-stack-XXXXXX)
+source "$(dirname "${BASH_SOURCE[0]}")/loop_lib.sh"
 loops=()
 cleanup() {
     local l
-    for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
+    detach_ours "$work" "${loops[@]}"
     rm -rf "$work"
 }
 trap cleanup EXIT
