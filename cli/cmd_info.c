@@ -274,7 +274,7 @@ int cmd_info(int argc, char **argv)
         return cli_error("info: no image given (see 'asrimg info --help')"), EXIT_USAGE;
     struct cli_image_ref im;
     struct asr_error err = {0};
-    if (cli_image_ref_open(path, &im, &err) != ASR_OK) {
+    if (cli_image_ref_open_lazy(path, &im, &err) != ASR_OK) {
         cli_error("%s", err.msg);
         return EXIT_FAIL;
     }

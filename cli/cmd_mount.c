@@ -272,7 +272,7 @@ int cmd_mount(int argc, char **argv)
         cli_error("mount: out of memory");
         goto out;
     }
-    if (cli_image_ref_open(abs_image, &im, &err) != ASR_OK) {
+    if (cli_image_ref_open_lazy(abs_image, &im, &err) != ASR_OK) {
         cli_error("%s", err.msg);
         goto out;
     }

@@ -6,15 +6,25 @@
 #include <string.h>
 #include <unistd.h>
 
-int cli_image_ref_open(const char *path, struct cli_image_ref *out, struct asr_error *err)
+static int open_ref(const char *path, bool lazy, struct cli_image_ref *out, struct asr_error *err)
 {
     *out = (struct cli_image_ref){0};
     if (!asr_store_is_ref(path))
-        return asr_reader_open(path, &out->r, err);
+        return lazy ? asr_reader_open_lazy(path, &out->r, err) : asr_reader_open(path, &out->r, err);
     int rc = asr_store_ref_open(path, &out->ref, err);
     if (rc == ASR_OK)
         out->r = asr_store_ref_reader(out->ref);
     return rc;
+}
+
+int cli_image_ref_open(const char *path, struct cli_image_ref *out, struct asr_error *err)
+{
+    return open_ref(path, false, out, err);
+}
+
+int cli_image_ref_open_lazy(const char *path, struct cli_image_ref *out, struct asr_error *err)
+{
+    return open_ref(path, true, out, err);
 }
 
 void cli_image_ref_close(struct cli_image_ref *im)

@@ -11,6 +11,9 @@ struct cli_image_ref {
 };
 
 int cli_image_ref_open(const char *path, struct cli_image_ref *out, struct asr_error *err);
+/* The same with an image's index left in the file (asr_reader_open_lazy): for commands that look
+ * up ranges (mount, info), not for those walking every extent. */
+int cli_image_ref_open_lazy(const char *path, struct cli_image_ref *out, struct asr_error *err);
 void cli_image_ref_close(struct cli_image_ref *im);
 
 /* Whether -o names a chunk store: an s3:// URL, or a directory holding a store's config. */

@@ -94,34 +94,49 @@ int fmt_index_encode(const struct fmt_index *ix, struct fmt_buf *out, struct asr
 
 /* An image's chunk records tile its data in id order; a snapshot's chunks are all named by its
  * one store id section at data_start, 32 bytes each. */
-static int decode_chunk_table(struct fmt_cursor *c, uint64_t data_start, uint64_t index_offset,
-                              uint32_t max_chunk, bool external, struct fmt_index *ix, struct asr_error *err)
+int fmt_chunk_entry_check(const struct fmt_chunk_entry *e, uint64_t i, const struct fmt_index_bounds *b,
+                          uint64_t *next_free, struct asr_error *err)
 {
-    uint64_t least = external ? ASR_STORE_ID_SIZE : ASR_CHUNK_HEADER_SIZE + 1;
-    if (ix->chunk_count > c->left / ASR_CHUNK_ENTRY_SIZE || ix->chunk_count > (index_offset - data_start) / least)
+    if (e->content_len == 0 || e->content_len > b->max_chunk || e->stored_len == 0 || e->stored_len > e->content_len)
+        return fmt_fail(err, ASR_E_CORRUPT, "index: chunk %llu sizes out of range", (unsigned long long)i);
+    if (b->external) {
+        if (e->offset != b->data_start)
+            return fmt_fail(err, ASR_E_CORRUPT, "index: chunk %llu offset %llu is not the store id section's (%llu)",
+                            (unsigned long long)i, (unsigned long long)e->offset, (unsigned long long)b->data_start);
+        return ASR_OK;
+    }
+    if (e->offset < *next_free || e->offset > b->index_offset ||
+        b->index_offset - e->offset < ASR_CHUNK_HEADER_SIZE + (uint64_t)e->stored_len)
+        return fmt_fail(err, ASR_E_CORRUPT, "index: chunk %llu offset %llu out of order or range",
+                        (unsigned long long)i, (unsigned long long)e->offset);
+    *next_free = e->offset + ASR_CHUNK_HEADER_SIZE + e->stored_len;
+    return ASR_OK;
+}
+
+int fmt_chunk_count_check(uint64_t chunk_count, uint64_t bytes_left, const struct fmt_index_bounds *b,
+                          struct asr_error *err)
+{
+    uint64_t least = b->external ? ASR_STORE_ID_SIZE : ASR_CHUNK_HEADER_SIZE + 1;
+    if (chunk_count > bytes_left / ASR_CHUNK_ENTRY_SIZE || chunk_count > (b->index_offset - b->data_start) / least)
         return fmt_fail(err, ASR_E_CORRUPT, "index: chunk count %llu impossible for the image size",
-                        (unsigned long long)ix->chunk_count);
+                        (unsigned long long)chunk_count);
+    return ASR_OK;
+}
+
+static int decode_chunk_table(struct fmt_cursor *c, const struct fmt_index_bounds *b, struct fmt_index *ix,
+                              struct asr_error *err)
+{
+    int rc = fmt_chunk_count_check(ix->chunk_count, c->left, b, err);
+    if (rc)
+        return rc;
     if (!(ix->chunks = malloc((ix->chunk_count + 1) * sizeof *ix->chunks)))
         return fmt_fail(err, ASR_E_NOMEM, "index: out of memory for %llu chunks",
                         (unsigned long long)ix->chunk_count);
-    uint64_t next_free = data_start;
+    uint64_t next_free = b->data_start;
     for (uint64_t i = 0; i < ix->chunk_count; i++) {
-        struct fmt_chunk_entry *e = &ix->chunks[i];
-        fmt_chunk_entry_decode(fmt_cursor_take(c, ASR_CHUNK_ENTRY_SIZE), e);
-        if (e->content_len == 0 || e->content_len > max_chunk || e->stored_len == 0 ||
-            e->stored_len > e->content_len)
-            return fmt_fail(err, ASR_E_CORRUPT, "index: chunk %llu sizes out of range", (unsigned long long)i);
-        if (external) {
-            if (e->offset != data_start)
-                return fmt_fail(err, ASR_E_CORRUPT, "index: chunk %llu offset %llu is not the store id section's (%llu)",
-                                (unsigned long long)i, (unsigned long long)e->offset, (unsigned long long)data_start);
-            continue;
-        }
-        if (e->offset < next_free || e->offset > index_offset ||
-            index_offset - e->offset < ASR_CHUNK_HEADER_SIZE + (uint64_t)e->stored_len)
-            return fmt_fail(err, ASR_E_CORRUPT, "index: chunk %llu offset %llu out of order or range",
-                            (unsigned long long)i, (unsigned long long)e->offset);
-        next_free = e->offset + ASR_CHUNK_HEADER_SIZE + e->stored_len;
+        fmt_chunk_entry_decode(fmt_cursor_take(c, ASR_CHUNK_ENTRY_SIZE), &ix->chunks[i]);
+        if ((rc = fmt_chunk_entry_check(&ix->chunks[i], i, b, &next_free, err)))
+            return rc;
     }
     return ASR_OK;
 }
@@ -151,13 +166,9 @@ int fmt_extent_check(const struct asr_extent *e, uint64_t prev_end, uint64_t vol
     return ASR_OK;
 }
 
-static int decode_volume(struct fmt_cursor *c, uint32_t v, const struct fmt_layout *layout,
-                         struct fmt_index *ix, struct asr_error *err)
+int fmt_volume_entry_decode(const uint8_t b[ASR_VOLUME_ENTRY_SIZE], uint32_t v, uint64_t bytes_left,
+                            struct asr_volume_stats *s, struct asr_error *err)
 {
-    const uint8_t *b = fmt_cursor_take(c, ASR_VOLUME_ENTRY_SIZE);
-    if (!b)
-        return fmt_fail(err, ASR_E_CORRUPT, "index: truncated volume entry %u", v);
-    struct asr_volume_stats *s = &ix->stats[v];
     s->extent_count = get_le64(b + 8);
     s->content_hash = fmt_hash128_get(b + 16);
     s->data_bytes = get_le64(b + 32);
@@ -165,27 +176,52 @@ static int decode_volume(struct fmt_cursor *c, uint32_t v, const struct fmt_layo
     s->unreadable_bytes = get_le64(b + 48);
     if (get_le32(b) != v || get_le32(b + 4) != 0 || get_le64(b + 56) != 0)
         return fmt_fail(err, ASR_E_CORRUPT, "index: volume entry %u malformed", v);
-    if (s->extent_count > c->left / ASR_EXTENT_SIZE)
+    if (s->extent_count > bytes_left / ASR_EXTENT_SIZE)
         return fmt_fail(err, ASR_E_CORRUPT, "index: volume %u extent count %llu exceeds the index", v,
                         (unsigned long long)s->extent_count);
+    return ASR_OK;
+}
+
+int fmt_volume_extent_next(struct fmt_volume_walk *w, const uint8_t raw[ASR_EXTENT_SIZE], struct asr_extent *e,
+                           struct asr_error *err)
+{
+    struct asr_error why = {0};
+    int rc = fmt_extent_decode(raw, e, &why);
+    if (!rc)
+        rc = fmt_extent_check(e, w->prev_end, w->volume_size, w->chunk_count, w->chunk_len, w->chunk_ctx, &why);
+    if (rc)
+        return fmt_fail(err, rc, "index: volume %u extent %llu: %s", w->volume, (unsigned long long)w->done, why.msg);
+    w->prev_end = e->offset + e->length;
+    w->sums[e->ref == ASR_REF_ZERO ? 1 : e->ref == ASR_REF_UNREADABLE ? 2 : 0] += e->length;
+    w->done++;
+    return ASR_OK;
+}
+
+int fmt_volume_walk_end(const struct fmt_volume_walk *w, const struct asr_volume_stats *s, struct asr_error *err)
+{
+    if (w->sums[0] != s->data_bytes || w->sums[1] != s->zero_bytes || w->sums[2] != s->unreadable_bytes)
+        return fmt_fail(err, ASR_E_CORRUPT, "index: volume %u statistics disagree with its extents", w->volume);
+    return ASR_OK;
+}
+
+static int decode_volume(struct fmt_cursor *c, uint32_t v, const struct fmt_layout *layout,
+                         struct fmt_index *ix, struct asr_error *err)
+{
+    const uint8_t *b = fmt_cursor_take(c, ASR_VOLUME_ENTRY_SIZE);
+    if (!b)
+        return fmt_fail(err, ASR_E_CORRUPT, "index: truncated volume entry %u", v);
+    struct asr_volume_stats *s = &ix->stats[v];
+    int rc = fmt_volume_entry_decode(b, v, c->left, s, err);
+    if (rc)
+        return rc;
     if (!(ix->extents[v] = malloc((s->extent_count + 1) * sizeof(struct asr_extent))))
         return fmt_fail(err, ASR_E_NOMEM, "index: out of memory");
-    uint64_t prev_end = 0, sums[3] = {0, 0, 0};
-    for (uint64_t i = 0; i < s->extent_count; i++) {
-        struct asr_extent *e = &ix->extents[v][i];
-        struct asr_error why = {0};
-        int rc = fmt_extent_decode(fmt_cursor_take(c, ASR_EXTENT_SIZE), e, &why);
-        if (!rc)
-            rc = fmt_extent_check(e, prev_end, layout->volumes[v].size_bytes, ix->chunk_count, index_chunk_len,
-                                  ix->chunks, &why);
-        if (rc)
-            return fmt_fail(err, rc, "index: volume %u extent %llu: %s", v, (unsigned long long)i, why.msg);
-        prev_end = e->offset + e->length;
-        sums[e->ref == ASR_REF_ZERO ? 1 : e->ref == ASR_REF_UNREADABLE ? 2 : 0] += e->length;
-    }
-    if (sums[0] != s->data_bytes || sums[1] != s->zero_bytes || sums[2] != s->unreadable_bytes)
-        return fmt_fail(err, ASR_E_CORRUPT, "index: volume %u statistics disagree with its extents", v);
-    return ASR_OK;
+    struct fmt_volume_walk w = {.volume = v, .volume_size = layout->volumes[v].size_bytes,
+                                .chunk_count = ix->chunk_count, .chunk_len = index_chunk_len, .chunk_ctx = ix->chunks};
+    for (uint64_t i = 0; i < s->extent_count; i++)
+        if ((rc = fmt_volume_extent_next(&w, fmt_cursor_take(c, ASR_EXTENT_SIZE), &ix->extents[v][i], err)))
+            return rc;
+    return fmt_volume_walk_end(&w, s, err);
 }
 
 int fmt_index_decode(const uint8_t *body, size_t len, const struct fmt_layout *layout,
@@ -204,7 +240,8 @@ int fmt_index_decode(const uint8_t *body, size_t len, const struct fmt_layout *l
         return fmt_fail(err, ASR_E_CORRUPT, "index: %u volumes, volume table has %u", ix->volume_count,
                         layout->volume_count);
     struct fmt_cursor c = {body + ASR_INDEX_FIXED, len - ASR_INDEX_FIXED, "index"};
-    int rc = decode_chunk_table(&c, data_start, index_offset, max_chunk, external, ix, err);
+    struct fmt_index_bounds b = {data_start, index_offset, max_chunk, external};
+    int rc = decode_chunk_table(&c, &b, ix, err);
     if (rc)
         return rc;
     ix->stats = calloc(ix->volume_count + 1u, sizeof *ix->stats);

@@ -234,6 +234,57 @@ int fmt_index_decode(const uint8_t *body, size_t len, const struct fmt_layout *l
                      uint64_t data_start, uint64_t index_offset, uint32_t max_chunk, bool external,
                      struct fmt_index *ix, struct asr_error *err);
 void fmt_index_free(struct fmt_index *ix);
+/* The index's entries one at a time, for the decoder above and for the lazy index
+ * (index_lazy.c), which checks them in one pass without keeping them. */
+struct fmt_index_bounds {
+    uint64_t data_start, index_offset;
+    uint32_t max_chunk;
+    bool external;
+};
+int fmt_chunk_count_check(uint64_t chunk_count, uint64_t bytes_left, const struct fmt_index_bounds *b,
+                          struct asr_error *err);
+/* Entry i, after the one that ended at *next_free (start: data_start), which it moves on. */
+int fmt_chunk_entry_check(const struct fmt_chunk_entry *e, uint64_t i, const struct fmt_index_bounds *b,
+                          uint64_t *next_free, struct asr_error *err);
+/* Volume entry v, with bytes_left of the index after it for its extents. */
+int fmt_volume_entry_decode(const uint8_t b[ASR_VOLUME_ENTRY_SIZE], uint32_t v, uint64_t bytes_left,
+                            struct asr_volume_stats *s, struct asr_error *err);
+/* A volume's extents in order: each decoded and checked against the one before, its volume and
+ * chunk_len (a bound of each chunk's content length), summed for the end's check of the totals. */
+struct fmt_volume_walk {
+    uint32_t volume;
+    uint64_t volume_size, chunk_count;
+    uint32_t (*chunk_len)(const void *ctx, uint64_t id);
+    const void *chunk_ctx;
+    uint64_t prev_end, done, sums[3];
+};
+int fmt_volume_extent_next(struct fmt_volume_walk *w, const uint8_t raw[ASR_EXTENT_SIZE], struct asr_extent *e,
+                           struct asr_error *err);
+int fmt_volume_walk_end(const struct fmt_volume_walk *w, const struct asr_volume_stats *s, struct asr_error *err);
+
+/* index_lazy.c: the index read in place (asr_reader_open_lazy). fmt_lazy_open makes one pass over
+ * it with the same rules as fmt_index_decode and both checksums, and fills ix's counts, stream
+ * hash and statistics only (chunks and extents stay NULL); sums: the chunks' stored and content
+ * bytes. The lookups are thread-safe and check what they read again. */
+struct fmt_lazy_index;
+struct fmt_lazy_args {
+    struct fmt_partset *ps;
+    const uint8_t *envelope;                  /* the index section's 32 bytes, checked */
+    const struct fmt_section_header *header;  /* and decoded */
+    uint64_t content_at;                      /* logical offset of its content */
+    uint64_t index_hash;                      /* the footer's checksum of the section */
+    const struct fmt_layout *layout;
+    struct fmt_index_bounds bounds;
+    int (*content_hashed)(void *ctx, uint64_t hash); /* the envelope's content checksum against hash */
+    void *ctx;
+};
+int fmt_lazy_open(const struct fmt_lazy_args *a, struct fmt_index *ix, uint64_t sums[2], struct fmt_lazy_index **out,
+                  struct asr_error *err);
+void fmt_lazy_free(struct fmt_lazy_index *li); /* NULL-safe */
+int fmt_lazy_chunk(struct fmt_lazy_index *li, uint64_t id, struct fmt_chunk_entry *e, struct asr_error *err);
+/* Up to max extents of volume v from the first that ends past off, in order; *n of them. */
+int fmt_lazy_extents(struct fmt_lazy_index *li, uint32_t v, uint64_t off, struct asr_extent *out, size_t max,
+                     size_t *n, struct asr_error *err);
 /* Section 9's rules for the next extent of a volume, in the stream and in the index alike: after
  * the previous one (which ended at prev_end), inside the volume, and a data extent inside one of
  * the chunk_count chunks that precede it, whose content lengths chunk_len gives. */
@@ -299,6 +350,8 @@ int fmt_scan_envelope(struct fmt_scan *sc, const uint8_t raw[ASR_SECTION_HEADER_
                       struct fmt_section_header *h);
 /* The section's content against its envelope's hash. */
 int fmt_scan_content(struct fmt_scan *sc, const struct fmt_section_header *h, const uint8_t *body, uint64_t at);
+/* The same, for content hashed as it streamed by: hash is its XXH3-64. */
+int fmt_scan_content_hash(struct fmt_scan *sc, const struct fmt_section_header *h, uint64_t hash, uint64_t at);
 /* The layout section's or the volume table's content (tag says which), in its place. */
 int fmt_scan_layout(struct fmt_scan *sc, uint32_t tag, const uint8_t *body, size_t len, uint64_t at);
 /* A chunk header at at, left bytes before the end of the data (UINT64_MAX: unknown). */

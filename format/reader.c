@@ -16,7 +16,9 @@ struct asr_reader {
     struct fmt_scan sc; /* opening: the records' rules; then header and layout */
     struct asr_error *err; /* where sc's problem goes while opening */
     struct fmt_footer footer;
-    struct fmt_index index;
+    struct fmt_index index;   /* a lazy reader's holds only counts and statistics */
+    struct fmt_lazy_index *lazy; /* the index read in place (asr_reader_open_lazy), else NULL */
+    uint64_t lazy_sums[2];       /* its chunks' stored and content bytes */
     struct asr_image_info info;
     uint64_t data_start;
     bool external;                /* a store snapshot: chunks come from src */
@@ -196,6 +198,50 @@ static int open_index(struct asr_reader *r, struct asr_error *err)
     return rc;
 }
 
+/* The envelope's content checksum, for the lazy pass (it sees the content go by). */
+static int lazy_content_hashed(void *ctx, uint64_t hash)
+{
+    struct asr_reader *r = ctx;
+    struct fmt_section_header s;
+    uint8_t env[ASR_SECTION_HEADER_SIZE];
+    struct asr_error why = {0};
+    if (fmt_partset_read(r->ps, r->footer.index_offset, env, sizeof env, &why) ||
+        fmt_section_header_decode(env, &s, &why))
+        return fmt_fail(r->err, ASR_E_CORRUPT, "index: %s", why.msg[0] ? why.msg : "envelope changed");
+    return fmt_scan_content_hash(&r->sc, &s, hash, r->footer.index_offset);
+}
+
+/* The index checked in one pass and left in the image (index_lazy.c). */
+static int open_index_lazy(struct asr_reader *r, struct asr_error *err)
+{
+    uint8_t env[ASR_SECTION_HEADER_SIZE];
+    struct fmt_section_header s;
+    uint64_t off = r->footer.index_offset;
+    r->sc.stage = FMT_AT_INDEX;
+    int rc = fmt_partset_read(r->ps, off, env, sizeof env, err);
+    if (!rc)
+        rc = fmt_scan_envelope(&r->sc, env, off, r->footer.index_length, &s);
+    if (rc)
+        return rc;
+    struct fmt_lazy_args a = {
+        .ps = r->ps, .envelope = env, .header = &s, .content_at = off + ASR_SECTION_HEADER_SIZE,
+        .index_hash = r->footer.index_hash, .layout = &r->sc.layout,
+        .bounds = {r->data_start, off, r->sc.header.max_chunk_size, false},
+        .content_hashed = lazy_content_hashed, .ctx = r};
+    return fmt_lazy_open(&a, &r->index, r->lazy_sums, &r->lazy, err);
+}
+
+/* Chunk id's index entry, from memory or, lazily, from the image. */
+static int chunk_entry(const struct asr_reader *r, uint64_t id, struct fmt_chunk_entry *e, struct asr_error *err)
+{
+    if (r->lazy)
+        return fmt_lazy_chunk(r->lazy, id, e, err);
+    if (id >= r->index.chunk_count)
+        return fmt_fail(err, ASR_E_ARG, "chunk %llu does not exist", (unsigned long long)id);
+    *e = r->index.chunks[id];
+    return ASR_OK;
+}
+
 static void fill_info(struct asr_reader *r)
 {
     struct asr_image_info *i = &r->info;
@@ -205,7 +251,9 @@ static void fill_info(struct asr_reader *r)
     i->split_size = fmt_partset_split_size(r->ps);
     i->image_bytes = fmt_partset_file_bytes(r->ps);
     i->chunk_count = r->index.chunk_count;
-    for (uint64_t c = 0; c < r->index.chunk_count; c++) {
+    i->stored_bytes = r->lazy_sums[0];
+    i->unique_bytes = r->lazy_sums[1];
+    for (uint64_t c = 0; !r->lazy && c < r->index.chunk_count; c++) {
         i->stored_bytes += r->index.chunks[c].stored_len;
         i->unique_bytes += r->index.chunks[c].content_len;
     }
@@ -233,7 +281,7 @@ static int check_kind(struct asr_reader *r, const char *path, struct asr_error *
     return ASR_OK;
 }
 
-static int open_image(const char *path, const struct asr_chunk_source *src, struct asr_reader **out,
+static int open_image(const char *path, const struct asr_chunk_source *src, bool lazy, struct asr_reader **out,
                       struct asr_error *err)
 {
     *out = NULL;
@@ -259,7 +307,7 @@ static int open_image(const char *path, const struct asr_chunk_source *src, stru
     if (!rc && r->external)
         rc = open_ids(r, err);
     if (!rc)
-        rc = open_index(r, err);
+        rc = lazy && !r->external ? open_index_lazy(r, err) : open_index(r, err);
     if (!rc) {
         r->cache = malloc(r->sc.header.max_chunk_size);
         rc = r->cache ? asr_chunk_reader_new(r, &r->chunks, err) : fmt_fail(err, ASR_E_NOMEM, "out of memory");
@@ -276,7 +324,12 @@ static int open_image(const char *path, const struct asr_chunk_source *src, stru
 
 int asr_reader_open(const char *path, struct asr_reader **out, struct asr_error *err)
 {
-    return open_image(path, NULL, out, err);
+    return open_image(path, NULL, false, out, err);
+}
+
+int asr_reader_open_lazy(const char *path, struct asr_reader **out, struct asr_error *err)
+{
+    return open_image(path, NULL, true, out, err);
 }
 
 int asr_reader_open_external(const char *path, const struct asr_chunk_source *src, struct asr_reader **out,
@@ -285,7 +338,7 @@ int asr_reader_open_external(const char *path, const struct asr_chunk_source *sr
     *out = NULL;
     if (!src || !src->fetch || !src->check)
         return fmt_fail(err, ASR_E_ARG, "a store snapshot needs a chunk source with fetch and check");
-    return open_image(path, src, out, err);
+    return open_image(path, src, false, out, err);
 }
 
 const uint8_t *asr_reader_store_id(const struct asr_reader *r, uint64_t chunk_id)
@@ -300,6 +353,7 @@ void asr_reader_free(struct asr_reader *r)
     fmt_partset_close(r->ps);
     fmt_scan_free(&r->sc);
     fmt_index_free(&r->index);
+    fmt_lazy_free(r->lazy);
     asr_chunk_reader_free(r->chunks);
     free(r->cache);
     free(r->ids);
@@ -340,9 +394,27 @@ const struct asr_volume_stats *asr_reader_volume_stats(const struct asr_reader *
 
 const struct asr_extent *asr_reader_extents(const struct asr_reader *r, uint32_t v, uint64_t *count)
 {
-    *count = v < r->index.volume_count ? r->index.stats[v].extent_count : 0;
-    return v < r->index.volume_count ? r->index.extents[v] : NULL;
+    bool have = v < r->index.volume_count && !r->lazy;
+    *count = have ? r->index.stats[v].extent_count : 0;
+    return have ? r->index.extents[v] : NULL;
 }
+
+int asr_reader_extents_at(const struct asr_reader *r, uint32_t v, uint64_t off, struct asr_extent *out, size_t max,
+                          size_t *n, struct asr_error *err)
+{
+    *n = 0;
+    if (r->lazy)
+        return fmt_lazy_extents(r->lazy, v, off, out, max, n, err);
+    if (v >= r->index.volume_count)
+        return fmt_fail(err, ASR_E_ARG, "volume %u does not exist", v);
+    const struct asr_extent *ext = r->index.extents[v];
+    uint64_t count = r->index.stats[v].extent_count;
+    for (uint64_t i = asr_extents_first_after(ext, count, off); i < count && *n < max; i++)
+        out[(*n)++] = ext[i];
+    return ASR_OK;
+}
+
+bool asr_reader_is_lazy(const struct asr_reader *r) { return r->lazy != NULL; }
 
 const char *asr_reader_feature_name(const struct asr_reader *r, enum asr_feature_class cls, unsigned bit)
 {
@@ -388,19 +460,25 @@ void asr_chunk_reader_free(struct asr_chunk_reader *c)
 
 uint32_t asr_reader_chunk_len(const struct asr_reader *r, uint64_t chunk_id)
 {
-    return chunk_id < r->index.chunk_count ? r->index.chunks[chunk_id].content_len : 0;
+    struct fmt_chunk_entry e;
+    struct asr_error err = {0};
+    return chunk_entry(r, chunk_id, &e, &err) ? 0 : e.content_len;
 }
 
 void asr_reader_prefetch(const struct asr_reader *r, uint64_t chunk_id, uint64_t bytes)
 {
-    if (chunk_id < r->index.chunk_count && !r->external) /* a snapshot's file holds no chunk */
-        fmt_partset_prefetch(r->ps, r->index.chunks[chunk_id].offset, bytes);
+    struct fmt_chunk_entry e;
+    struct asr_error err = {0};
+    if (!r->external && !chunk_entry(r, chunk_id, &e, &err)) /* a snapshot's file holds no chunk */
+        fmt_partset_prefetch(r->ps, e.offset, bytes);
 }
 
 const char *asr_reader_chunk_where(const struct asr_reader *r, uint64_t id, char *buf, size_t n)
 {
-    if (id >= r->index.chunk_count) {
-        snprintf(buf, n, "no such chunk");
+    struct fmt_chunk_entry e;
+    struct asr_error err = {0};
+    if (chunk_entry(r, id, &e, &err)) {
+        snprintf(buf, n, "%s", err.msg);
         return buf;
     }
     if (r->external) {
@@ -408,7 +486,7 @@ const char *asr_reader_chunk_where(const struct asr_reader *r, uint64_t id, char
         snprintf(buf, n, "store id %s", store_hex(r, id, hex));
         return buf;
     }
-    return where(r, r->index.chunks[id].offset, buf, n);
+    return where(r, e.offset, buf, n);
 }
 
 /* A snapshot's chunk id, from the store: the record the source fetches is checked as an image's
@@ -451,13 +529,15 @@ int asr_chunk_reader_read(struct asr_chunk_reader *c, uint64_t id, void *buf, si
                           struct asr_error *err)
 {
     const struct asr_reader *r = c->r;
-    if (id >= r->index.chunk_count)
-        return fmt_fail(err, ASR_E_ARG, "chunk %llu does not exist", (unsigned long long)id);
-    const struct fmt_chunk_entry *e = &r->index.chunks[id];
+    struct fmt_chunk_entry entry;
+    int rc = chunk_entry(r, id, &entry, err);
+    if (rc)
+        return rc;
+    const struct fmt_chunk_entry *e = &entry;
     if (cap < e->content_len)
         return fmt_fail(err, ASR_E_ARG, "buffer of %zu bytes too small for chunk of %u", cap, e->content_len);
     if (r->external) {
-        int rc = read_external(c, id, e, buf, cap, err);
+        rc = read_external(c, id, e, buf, cap, err);
         if (!rc && content_len)
             *content_len = e->content_len;
         return rc;
@@ -465,7 +545,7 @@ int asr_chunk_reader_read(struct asr_chunk_reader *c, uint64_t id, void *buf, si
     char at[512];
     struct fmt_chunk_header h;
     struct asr_error why = {0};
-    int rc = fmt_partset_read(r->ps, e->offset, c->stored, ASR_CHUNK_HEADER_SIZE + (size_t)e->stored_len, err);
+    rc = fmt_partset_read(r->ps, e->offset, c->stored, ASR_CHUNK_HEADER_SIZE + (size_t)e->stored_len, err);
     if (rc)
         return rc;
     if (!(rc = fmt_chunk_header_decode(c->stored, &h, &why)) && !fmt_chunk_agrees(&h, e->offset, id, e))
@@ -520,6 +600,58 @@ uint64_t asr_extents_first_after(const struct asr_extent *ext, uint64_t n, uint6
     return lo;
 }
 
+int asr_reader_walk_extents(const struct asr_reader *r, uint32_t v, uint64_t off, uint64_t len, asr_extent_fn fn,
+                            void *ctx, struct asr_error *err)
+{
+    enum { BATCH = 64 };
+    struct asr_extent batch[BATCH];
+    uint64_t end = off + len, pos = off;
+    size_t n = 0;
+    do {
+        int rc = asr_reader_extents_at(r, v, pos, batch, BATCH, &n, err);
+        for (size_t i = 0; !rc && i < n && batch[i].offset < end; i++) {
+            uint64_t from = batch[i].offset > pos ? batch[i].offset : pos;
+            uint64_t to = batch[i].offset + batch[i].length < end ? batch[i].offset + batch[i].length : end;
+            rc = fn(&batch[i], from, to, ctx);
+            pos = to;
+        }
+        if (rc)
+            return rc;
+    } while (n == BATCH && batch[BATCH - 1].offset < end && pos < end);
+    return ASR_OK;
+}
+
+struct volume_read {
+    struct asr_reader *r;
+    uint32_t v;
+    uint64_t offset;
+    uint8_t *buf;
+    uint64_t unreadable_at; /* UINT64_MAX: none */
+    struct asr_error *err;
+};
+
+static int read_extent(const struct asr_extent *e, uint64_t from, uint64_t to, void *ctx)
+{
+    struct volume_read *vr = ctx;
+    struct asr_reader *r = vr->r;
+    if (e->ref == ASR_REF_ZERO)
+        return ASR_OK;
+    if (e->ref == ASR_REF_UNREADABLE) {
+        if (vr->unreadable_at == UINT64_MAX)
+            vr->unreadable_at = from;
+        return ASR_OK;
+    }
+    int rc = load_chunk(r, e->ref, vr->err);
+    if (rc)
+        return rc;
+    uint64_t in = e->chunk_offset + (from - e->offset);
+    if (in > r->cache_len || to - from > r->cache_len - in) /* a lazy index checks this only now */
+        return fmt_fail(vr->err, ASR_E_CORRUPT, "volume %u extent at %llu runs past the end of chunk %llu", vr->v,
+                        (unsigned long long)e->offset, (unsigned long long)e->ref);
+    memcpy(vr->buf + (from - vr->offset), r->cache + in, to - from);
+    return ASR_OK;
+}
+
 int asr_reader_read_volume(struct asr_reader *r, uint32_t v, uint64_t offset, void *buf, size_t len,
                            struct asr_error *err)
 {
@@ -530,28 +662,13 @@ int asr_reader_read_volume(struct asr_reader *r, uint32_t v, uint64_t offset, vo
         return fmt_fail(err, ASR_E_ARG, "read of %zu bytes at %llu past the end of volume %u", len,
                         (unsigned long long)offset, v);
     memset(buf, 0, len);
-    const struct asr_extent *ext = r->index.extents[v];
-    uint64_t n = r->index.stats[v].extent_count, end = offset + len;
-    uint64_t unreadable_at = UINT64_MAX;
-    for (uint64_t i = asr_extents_first_after(ext, n, offset); i < n && ext[i].offset < end; i++) {
-        const struct asr_extent *e = &ext[i];
-        uint64_t from = e->offset > offset ? e->offset : offset;
-        uint64_t to = e->offset + e->length < end ? e->offset + e->length : end;
-        if (e->ref == ASR_REF_ZERO)
-            continue;
-        if (e->ref == ASR_REF_UNREADABLE) {
-            if (unreadable_at == UINT64_MAX)
-                unreadable_at = from;
-            continue;
-        }
-        int rc = load_chunk(r, e->ref, err);
-        if (rc)
-            return rc;
-        memcpy((uint8_t *)buf + (from - offset), r->cache + e->chunk_offset + (from - e->offset), to - from);
-    }
-    if (unreadable_at != UINT64_MAX)
+    struct volume_read vr = {r, v, offset, buf, UINT64_MAX, err};
+    int rc = asr_reader_walk_extents(r, v, offset, len, read_extent, &vr, err);
+    if (rc)
+        return rc;
+    if (vr.unreadable_at != UINT64_MAX)
         return fmt_fail(err, ASR_E_UNREADABLE, "volume %u offset %llu was unreadable on the source disk", v,
-                        (unsigned long long)unreadable_at);
+                        (unsigned long long)vr.unreadable_at);
     return ASR_OK;
 }
 

@@ -180,12 +180,17 @@ int fmt_scan_envelope(struct fmt_scan *sc, const uint8_t raw[ASR_SECTION_HEADER_
     return ASR_OK;
 }
 
-int fmt_scan_content(struct fmt_scan *sc, const struct fmt_section_header *h, const uint8_t *body, uint64_t at)
+int fmt_scan_content_hash(struct fmt_scan *sc, const struct fmt_section_header *h, uint64_t hash, uint64_t at)
 {
     uint64_t min, max;
-    if (fmt_checksum64(body, (size_t)h->content_len) != h->content_hash)
+    if (hash != h->content_hash)
         return problem(sc, ASR_E_CORRUPT, section_what(h->tag, &min, &max), at, "checksum mismatch");
     return ASR_OK;
+}
+
+int fmt_scan_content(struct fmt_scan *sc, const struct fmt_section_header *h, const uint8_t *body, uint64_t at)
+{
+    return fmt_scan_content_hash(sc, h, fmt_checksum64(body, (size_t)h->content_len), at);
 }
 
 int fmt_scan_layout(struct fmt_scan *sc, uint32_t tag, const uint8_t *body, size_t len, uint64_t at)

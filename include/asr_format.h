@@ -462,6 +462,14 @@ struct asr_volume_stats {
  * Checks parts, footer, header, layout and index; chunk data is checked when read. An image
  * with feature "external-chunks" is refused here (ASR_E_UNSUPPORTED: "a store snapshot"). */
 int asr_reader_open(const char *path, struct asr_reader **out, struct asr_error *err);
+/* The same, with the index left in the image: it is checked in one pass as asr_reader_open checks
+ * it (every rule, both checksums) but only its statistics stay in memory; chunk entries and
+ * extents are read back in blocks when asked for (asr_reader_extents_at), so a reader of a 1 TiB
+ * image takes a few MiB. asr_reader_extents gives such a reader nothing: it is for `mount`, `info`
+ * and other callers that look up ranges, not for a restore or verify walking every extent. A store
+ * snapshot opens as asr_reader_open_external opens it (eagerly). */
+int asr_reader_open_lazy(const char *path, struct asr_reader **out, struct asr_error *err);
+bool asr_reader_is_lazy(const struct asr_reader *r);
 
 /* Where the chunks of a store snapshot come from (the store, store/). Both calls are thread-safe. */
 struct asr_chunk_source {
@@ -501,8 +509,18 @@ const struct asr_stack_desc *asr_reader_stack(const struct asr_reader *r, uint32
  * record's hostname is empty (an image lister shows such images by file name). */
 const struct asr_machine_desc *asr_reader_machine(const struct asr_reader *r);
 const char *asr_reader_hostname(const struct asr_reader *r);
-/* Extents of a volume, sorted by offset. */
+/* Extents of a volume, sorted by offset (NULL and 0 from a lazy reader). */
 const struct asr_extent *asr_reader_extents(const struct asr_reader *r, uint32_t volume, uint64_t *count);
+/* Up to max extents of a volume, in order, from the first whose end lies past off: *n of them (0:
+ * none left). Any reader, lazy or not; thread-safe. A lazy reader reads them from the image and
+ * checks them again: ASR_E_CORRUPT if the image changed, or an I/O error. */
+int asr_reader_extents_at(const struct asr_reader *r, uint32_t volume, uint64_t off, struct asr_extent *out,
+                          size_t max, size_t *n, struct asr_error *err);
+/* fn for each extent of a volume over [off, off + len), in order, with the part of it inside the
+ * range, [from, to); a nonzero return stops the walk and is returned (fn sets err itself). */
+typedef int (*asr_extent_fn)(const struct asr_extent *e, uint64_t from, uint64_t to, void *ctx);
+int asr_reader_walk_extents(const struct asr_reader *r, uint32_t volume, uint64_t off, uint64_t len,
+                            asr_extent_fn fn, void *ctx, struct asr_error *err);
 /* The index of the first of n extents (sorted by offset) whose end lies past off; n when none. */
 uint64_t asr_extents_first_after(const struct asr_extent *ext, uint64_t n, uint64_t off);
 /* Name of feature bit `bit` of `cls` as the image declares it, or NULL. */

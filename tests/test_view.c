@@ -17,7 +17,9 @@ TestSuite(view, .fini = teardown);
 
 static const struct sample_opts opts = {.level = 3, .max_chunk = 65536, .volume_kib = 512};
 
-static struct asr_reader *sample(bool damaged)
+/* The sample image (chunk 0 damaged if asked), opened by the eager reader; *lazy, when given, is
+ * a lazy reader of the same file (asr_reader_open_lazy). */
+static struct asr_reader *sample2(bool damaged, struct asr_reader **lazy)
 {
     char *img = scratch_path("v.asrimg");
     struct asr_error err = {0};
@@ -36,9 +38,13 @@ static struct asr_reader *sample(bool damaged)
     }
     struct asr_reader *r;
     cr_assert_eq(asr_reader_open(img, &r, &err), ASR_OK, "%s", err.msg);
+    if (lazy)
+        cr_assert_eq(asr_reader_open_lazy(img, lazy, &err), ASR_OK, "%s", err.msg);
     free(img);
     return r;
 }
+
+static struct asr_reader *sample(bool damaged) { return sample2(damaged, NULL); }
 
 /* Byte off of volume v as the image holds it: its extents' bytes, zeros outside them. *bad: an
  * unreadable range; *chunk: the chunk holding it (UINT64_MAX: none). */
@@ -240,4 +246,29 @@ Test(view, damaged_chunk_fails_only_its_ranges)
     cr_assert_eq(seen.lines, (int)st.damaged);
     asr_view_free(v);
     asr_reader_free(r);
+}
+
+/* A lazy reader under the view (what `asrimg mount` opens): the same bytes, the same damage, from
+ * many threads at once; the eager reader of the same file is the oracle. */
+Test(view, over_a_lazy_reader)
+{
+    for (int damaged = 0; damaged < 2; damaged++) {
+        struct asr_reader *lazy, *r = sample2(damaged, &lazy);
+        struct asr_view *v;
+        struct asr_error err = {0};
+        const struct asr_view_options o = {.cache_bytes = 4 * 65536};
+        cr_assert_eq(asr_view_open(lazy, &o, &v, &err), ASR_OK, "%s", err.msg);
+        check_all(v, r, damaged ? 4096 : 12345, damaged ? 0 : UINT64_MAX);
+        pthread_t t[8];
+        struct reader_arg a[8];
+        for (unsigned k = 0; !damaged && k < 8; k++) {
+            a[k] = (struct reader_arg){v, r, k * 7919 + 5};
+            cr_assert_eq(pthread_create(&t[k], NULL, random_reads, &a[k]), 0);
+        }
+        for (unsigned k = 0; !damaged && k < 8; k++)
+            pthread_join(t[k], NULL);
+        asr_view_free(v);
+        asr_reader_free(lazy);
+        asr_reader_free(r);
+    }
 }

@@ -326,15 +326,28 @@ static void ra_push(struct asr_view *v, uint64_t id)
 
 /* ---- mapping reads to extents ------------------------------------------------------------------ */
 
-/* Chunks of volume vol in [off, off + len) queued for read-ahead (lock held). */
+struct ra_ctx {
+    struct asr_view *v;
+    uint64_t last; /* the chunk queued last: extents in a row often share one */
+};
+
+static int ra_extent(const struct asr_extent *e, uint64_t from, uint64_t to, void *arg)
+{
+    struct ra_ctx *c = arg;
+    (void)from;
+    (void)to;
+    if (e->ref != ASR_REF_ZERO && e->ref != ASR_REF_UNREADABLE && e->ref != c->last)
+        ra_push(c->v, c->last = e->ref);
+    return ASR_OK;
+}
+
+/* Chunks of volume vol in [off, off + len) queued for read-ahead (lock held). Advice: an index
+ * block that cannot be read now is the real read's to report. */
 static void ra_volume(struct asr_view *v, uint32_t vol, uint64_t off, uint64_t len)
 {
-    uint64_t n;
-    const struct asr_extent *ext = asr_reader_extents(v->r, vol, &n);
-    uint64_t last = UINT64_MAX;
-    for (uint64_t i = asr_extents_first_after(ext, n, off); i < n && ext[i].offset < off + len; i++)
-        if (ext[i].ref != ASR_REF_ZERO && ext[i].ref != ASR_REF_UNREADABLE && ext[i].ref != last)
-            ra_push(v, last = ext[i].ref);
+    struct ra_ctx c = {v, UINT64_MAX};
+    struct asr_error err = {0};
+    asr_reader_walk_extents(v->r, vol, off, len, ra_extent, &c, &err);
 }
 
 /* The part of [off, off + len) of a file that lies in each volume: fn(volume, volume offset,
@@ -368,46 +381,54 @@ static int ra_piece(struct asr_view *v, uint32_t vol, uint64_t voff, uint64_t le
 }
 
 struct read_ctx {
+    struct asr_view *v;
+    uint32_t vol;
+    uint64_t off; /* of the piece in its volume, read into buf + at */
     uint8_t *buf;
     struct asr_error *err;
     uint64_t unreadable_at; /* UINT64_MAX: none */
     uint32_t unreadable_vol;
 };
 
+static int read_extent(const struct asr_extent *e, uint64_t from, uint64_t to, void *arg)
+{
+    struct read_ctx *c = arg;
+    if (e->ref == ASR_REF_ZERO)
+        return ASR_OK;
+    if (e->ref == ASR_REF_UNREADABLE) {
+        if (c->unreadable_at == UINT64_MAX) {
+            c->unreadable_at = from;
+            c->unreadable_vol = c->vol;
+        }
+        return ASR_OK;
+    }
+    struct centry *ce;
+    int rc = get_chunk(c->v, e->ref, false, &ce, c->err);
+    if (rc)
+        return rc;
+    uint64_t in = e->chunk_offset + (from - e->offset);
+    if (in > ce->len || to - from > ce->len - in)
+        rc = asr_fail_public(c->err, ASR_E_CORRUPT, "chunk %llu: shorter than volume %u's extent at %llu",
+                             (unsigned long long)e->ref, c->vol, (unsigned long long)e->offset);
+    else
+        memcpy(c->buf + (from - c->off), ce->data + in, to - from);
+    put_chunk(c->v, ce);
+    return rc;
+}
+
 static int read_piece(struct asr_view *v, uint32_t vol, uint64_t off, uint64_t len, uint64_t at, void *arg)
 {
     struct read_ctx *c = arg;
-    uint64_t n, end = off + len;
-    const struct asr_extent *ext = asr_reader_extents(v->r, vol, &n);
-    memset(c->buf + at, 0, len);
-    for (uint64_t i = asr_extents_first_after(ext, n, off); i < n && ext[i].offset < end; i++) {
-        const struct asr_extent *e = &ext[i];
-        uint64_t from = e->offset > off ? e->offset : off;
-        uint64_t to = e->offset + e->length < end ? e->offset + e->length : end;
-        if (e->ref == ASR_REF_ZERO)
-            continue;
-        if (e->ref == ASR_REF_UNREADABLE) {
-            if (c->unreadable_at == UINT64_MAX) {
-                c->unreadable_at = from;
-                c->unreadable_vol = vol;
-            }
-            continue;
-        }
-        struct centry *ce;
-        int rc = get_chunk(v, e->ref, false, &ce, c->err);
-        if (rc)
-            return rc;
-        uint64_t in = e->chunk_offset + (from - e->offset);
-        if (in > ce->len || to - from > ce->len - in)
-            rc = asr_fail_public(c->err, ASR_E_CORRUPT, "chunk %llu: shorter than volume %u's extent at %llu",
-                                 (unsigned long long)e->ref, vol, (unsigned long long)e->offset);
-        else
-            memcpy(c->buf + at + (from - off), ce->data + in, to - from);
-        put_chunk(v, ce);
-        if (rc)
-            return rc;
-    }
-    return ASR_OK;
+    struct read_ctx piece = *c;
+    piece.v = v;
+    piece.vol = vol;
+    piece.off = off;
+    piece.buf = c->buf + at;
+    memset(piece.buf, 0, len);
+    int rc = asr_reader_walk_extents(v->r, vol, off, len, read_extent, &piece, c->err);
+    c->unreadable_at = piece.unreadable_at;
+    c->unreadable_vol = piece.unreadable_vol;
+    return rc;
 }
 
 /* The raw regions of the disk over [off, off + len): the layout's bytes, as a restore writes them. */
