@@ -5,8 +5,9 @@
 # that of a real backup of that much used data (32 bytes a chunk and an extent: 256 MiB for 1 TiB)
 # while the file stays small; it is made once and kept in BENCH_DIR. Every round, page cache
 # dropped first:
-#   - mount: `asrimg mount IMAGE DIR -d` wall time until it returns (mounted), the FUSE process's
-#            peak RSS (VmHWM) right then;
+#   - mount: `asrimg mount IMAGE DIR -d` wall time until it returns (mounted) and its peak RSS (GNU
+#            time's maximum resident set: the command, which opens the image and checks the index
+#            before it forks), then the FUSE process's peak RSS (VmHWM, counted from the fork);
 #   - reads: 64 reads of 4 KiB of disk0.img at random chunks, each checked (a chunk's first 8 bytes
 #            are its number), and the FUSE process's peak RSS after them;
 #   - info:  `asrimg info IMAGE --json`, wall time and peak RSS (GNU time's maximum resident set).
@@ -70,10 +71,11 @@ measure() {
   local build=$1 bin=$2 t0 t1 pid
   drop_caches
   t0=$(now)
-  "$bin" mount "$image" "$mnt" -d || die "$bin mount failed"
+  /usr/bin/time -f '%M' -o "$work/rss" "$bin" mount "$image" "$mnt" -d || die "$bin mount failed"
   t1=$(now)
   pid=$(pgrep -f "mount $image $mnt" | head -1)
-  row "$build" mount "$(secs "$t0" "$t1")" "$(hwm "$pid")"
+  row "$build" mount "$(secs "$t0" "$t1")" "$(tail -1 "$work/rss")"
+  row "$build" served 0 "$(hwm "$pid")"
   t0=$(now)
   python3 - "$mnt/disk0.img" "$((gib << 30))" <<'EOF' || die "reads of $mnt/disk0.img differ"
 import os, random, struct, sys
@@ -137,12 +139,18 @@ out = [f"## Mount, lazy open (issue 17): synthetic {gib} GiB image, median of {f
        f"has). Page cache dropped before each row; the reads are 64 random 4 KiB reads of disk0.img, each checked.", "",
        "| build | row | median | range | peak RSS |", "| --- | --- | --- | --- | --- |"]
 for b, name in builds:
-    for i, what in (("mount", "`asrimg mount -d` (returns once mounted)"), ("reads", "64 random 4 KiB reads, checked"),
+    for i, what in (("mount", "`asrimg mount -d` (returns once mounted; the command's peak RSS)"),
+                    ("served", "the FUSE process it leaves, peak RSS from its fork"),
+                    ("reads", "64 random 4 KiB reads, checked (the FUSE process's peak RSS after)"),
                     ("info", "`asrimg info --json`")):
-        out.append(f"| {name} | {what} | {med(b, i, 0):.3f} s | {rng(b, i)} | {med(b, i, 1) / 1024:.1f} MiB |")
-ok = med("this", "mount", 0) < 2 and med("this", "reads", 1) / 1024 < 16
+        t = "" if i == "served" else f"{med(b, i, 0):.3f} s"
+        r = "" if i == "served" else rng(b, i)
+        out.append(f"| {name} | {what} | {t} | {r} | {med(b, i, 1) / 1024:.1f} MiB |")
+ok = med("this", "mount", 0) < 2 and max(med("this", "mount", 1), med("this", "served", 1)) / 1024 < 16
 out += ["", f"Target: mounting a 1 TiB image in under 2 s with a few MiB: {'met' if ok else 'NOT met'} on this "
-        f"{gib} GiB image. Machine: {facts.get('cpu', '?')}, {facts.get('ram', '?')}; storage {facts.get('storage', '?')}; "
+        f"{gib} GiB image (time and peak RSS of the mount command and of the FUSE process it leaves). After reads, "
+        f"the FUSE process also holds the chunks it decoded (64 of 256 KiB here: 16 MiB), in its cache of at most "
+        f"--cache bytes (256 MiB by default). Machine: {facts.get('cpu', '?')}, {facts.get('ram', '?')}; storage {facts.get('storage', '?')}; "
         f"load {facts.get('load', '?')}.", ""]
 text = open(sys.argv[3]).read() if __import__("os").path.exists(sys.argv[3]) else ""
 pat = re.compile(r"^## Mount, lazy open \(issue 17\): synthetic %d GiB .*?(?=^## |\Z)" % gib, re.S | re.M)

@@ -40,18 +40,6 @@ static void print_features(const struct asr_reader *r, const struct asr_image_in
     printf("%s\n", any ? "" : "none");
 }
 
-/* A partition's type for people: as libfdisk names it, else the GPT type GUID in full or the MBR
- * code; an MBR's code always, with '*' when bootable. */
-static void type_text(const struct asr_disk_desc *dk, const struct asr_partition_desc *pt, char out[96])
-{
-    char guid[37], name[64];
-    cli_uuid(pt->type_guid, true, guid);
-    asr_type_name(dk->label, pt->mbr_type, guid, name, sizeof name);
-    if (dk->label == ASR_LABEL_GPT)
-        snprintf(out, 96, "%s", name[0] ? name : guid);
-    else
-        snprintf(out, 96, "0x%02x%s%s%s", pt->mbr_type, pt->bootable ? "*" : "", name[0] ? " " : "", name);
-}
 
 enum { I_NUM, I_START, I_SIZE, I_TYPE, I_CAPTURE, I_NAME, I_COLS };
 
@@ -60,7 +48,7 @@ static void partition_cells(const struct asr_disk_desc *dk, const struct asr_par
 {
     snprintf(buf[0], 96, "%u", pt->number);
     snprintf(buf[1], 96, "%llu", (unsigned long long)pt->start_bytes);
-    type_text(dk, pt, buf[3]);
+    cli_part_type(dk, pt, buf[3]);
     cells[I_NUM] = buf[0];
     cells[I_START] = buf[1];
     cells[I_SIZE] = cli_bytes(pt->size_bytes, buf[2], 96);

@@ -75,11 +75,19 @@ static void describe_file(FILE *f, const struct asr_reader *r, const struct asr_
     const struct asr_volume_desc *vd = asr_reader_volume(r, vf->volume);
     const struct asr_disk_desc *d = asr_reader_disk(r, vd->disk_index);
     uint8_t capture = ASR_CAPTURE_FULL;
+    char fs[128];
+    snprintf(fs, sizeof fs, "fs %s", vd->fs_type[0] ? vd->fs_type : "unknown");
     for (uint32_t p = 0; p < d->partition_count; p++)
-        if (d->partitions[p].number == vd->partition_number)
+        if (d->partitions[p].number == vd->partition_number) {
             capture = d->partitions[p].capture;
-    fprintf(f, "%s\n    partition %u of disk %u: fs %s%s%s%s%s, size %s, used %s, captured %s\n", vf->name,
-            vd->partition_number, vd->disk_index, vd->fs_type[0] ? vd->fs_type : "unknown",
+            if (!vd->fs_type[0]) { /* a BIOS boot partition, say: no filesystem, its type says what it is */
+                char type[96];
+                cli_part_type(d, &d->partitions[p], type);
+                snprintf(fs, sizeof fs, "no filesystem (type %s)", type);
+            }
+        }
+    fprintf(f, "%s\n    partition %u of disk %u: %s%s%s%s%s, size %s, used %s, captured %s\n", vf->name,
+            vd->partition_number, vd->disk_index, fs,
             vd->fs_label[0] ? ", label " : "", vd->fs_label, vd->fs_uuid[0] ? ", uuid " : "", vd->fs_uuid,
             cli_bytes(vd->size_bytes, a, sizeof a), cli_bytes(vd->used_bytes, b, sizeof b), cli_capture_name(capture));
     if (capture == ASR_CAPTURE_USED)

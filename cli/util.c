@@ -137,3 +137,14 @@ bool cli_confirm(const char *prompt)
     char line[16] = "";
     return fgets(line, sizeof line, stdin) && !strcmp(line, "yes\n");
 }
+
+void cli_part_type(const struct asr_disk_desc *dk, const struct asr_partition_desc *pt, char out[96])
+{
+    char guid[37], name[64];
+    cli_uuid(pt->type_guid, true, guid);
+    asr_type_name(dk->label, pt->mbr_type, guid, name, sizeof name);
+    if (dk->label == ASR_LABEL_GPT)
+        snprintf(out, 96, "%s", name[0] ? name : guid);
+    else
+        snprintf(out, 96, "0x%02x%s%s%s", pt->mbr_type, pt->bootable ? "*" : "", name[0] ? " " : "", name);
+}

@@ -17,6 +17,9 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *cli_last_error(void);
 const char *cli_bytes(uint64_t n, char *buf, size_t len); /* "1.5 GiB" */
 void cli_uuid(const uint8_t b[16], bool gpt_mixed_endian, char out[37]);
+/* A partition's type for people: as libfdisk names it, else the GPT type GUID in full or the MBR
+ * code; an MBR's code always, with '*' when bootable. */
+void cli_part_type(const struct asr_disk_desc *dk, const struct asr_partition_desc *pt, char out[96]);
 /* This machine's hostname (gethostname), every byte but letters, digits, '.', '-' and '_' as
  * '_', so that it names files (backup --output-dir) and shows as it is; "" when there is none. */
 void cli_hostname(char *out, size_t len);

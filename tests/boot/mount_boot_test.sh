@@ -51,6 +51,10 @@ got=$(cd "$mnt" && echo *)
 want="README disk0.img disk0p$BIOS_PARTNUM.img disk0p$ESP_PARTNUM.img disk0p$ROOT_PARTNUM.img"
 [ "$got" = "$want" ] && ok "default backup holds the BIOS boot partition, ESP and root: $got" ||
   bad "DIR lists '$got', expected '$want'"
+# README: the BIOS boot partition has no filesystem; its type says what it is.
+grep -A1 "^disk0p$BIOS_PARTNUM.img" "$mnt/README" | grep -q 'no filesystem (type BIOS boot)' &&
+  ok "README: disk0p$BIOS_PARTNUM.img is a BIOS boot partition without a filesystem" ||
+  bad "README: $(grep -A1 "^disk0p$BIOS_PARTNUM.img" "$mnt/README" | tail -1)"
 [ "$(stat -c %a "$mnt/disk0.img")" = 444 ] && ok "disk0.img is read-only (0444)" ||
   bad "disk0.img mode $(stat -c %a "$mnt/disk0.img")"
 
