@@ -141,6 +141,19 @@ static int decode_chunk_table(struct fmt_cursor *c, const struct fmt_index_bound
     return ASR_OK;
 }
 
+uint64_t asr_extents_first_after(const struct asr_extent *ext, uint64_t n, uint64_t off)
+{
+    uint64_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (ext[mid].offset + ext[mid].length <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static uint32_t index_chunk_len(const void *chunks, uint64_t id)
 {
     return ((const struct fmt_chunk_entry *)chunks)[id].content_len;

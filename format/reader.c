@@ -587,19 +587,6 @@ int asr_reader_read_chunk(struct asr_reader *r, uint64_t id, void *buf, size_t c
     return ASR_OK;
 }
 
-uint64_t asr_extents_first_after(const struct asr_extent *ext, uint64_t n, uint64_t off)
-{
-    uint64_t lo = 0, hi = n;
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        if (ext[mid].offset + ext[mid].length <= off)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 int asr_reader_walk_extents(const struct asr_reader *r, uint32_t v, uint64_t off, uint64_t len, asr_extent_fn fn,
                             void *ctx, struct asr_error *err)
 {
