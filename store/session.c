@@ -26,7 +26,8 @@
 #define UPLOADS_IN_FLIGHT 3
 
 /* A finished pack handed to the upload threads: the writer that built it (its buffer and entries,
- * valid until it is reset) and the name of its index object. */
+ * valid until it is reset) and the name of its index object. Without a writer: the object key to
+ * delete (the commit's removal of the per-pack index objects, a round trip each). */
 struct upload {
     struct store_pack_writer *pw;
     const uint8_t *data;
@@ -227,16 +228,21 @@ static void *upload_thread(void *arg)
         bool skip = ss->up_rc != ASR_OK; /* the session cannot commit: save the requests */
         pthread_mutex_unlock(&ss->up_mu);
         struct asr_error err = {0};
-        int rc = skip ? ASR_OK : pack_upload(ss, &u, &err);
+        int rc = ASR_OK;
+        if (!skip && u.pw)
+            rc = pack_upload(ss, &u, &err);
+        else if (!skip && !(rc = ss->b->ops->del(ss->b, u.index_key, &err)))
+            count_request(ss);
         pthread_mutex_lock(&ss->up_mu);
         if (rc && !ss->up_rc) {
             ss->up_rc = rc;
             ss->up_err = err;
             __atomic_store_n(&ss->up_failed, 1, __ATOMIC_RELEASE);
         }
-        if (!rc && !skip)
+        if (!rc && !skip && u.pw)
             __atomic_fetch_add(&ss->st.packs, 1, __ATOMIC_RELAXED);
-        ss->spare[ss->n_spare++] = u.pw;
+        if (u.pw)
+            ss->spare[ss->n_spare++] = u.pw;
         ss->in_flight--;
         pthread_cond_broadcast(&ss->up_done);
     }
@@ -280,6 +286,36 @@ static void uploads_stop(struct asr_store_session *ss)
     ss->n_uploaders = 0;
 }
 
+/* Waits, with up_mu held, while UPLOADS_IN_FLIGHT are out; the first upload error, if any. */
+static int wait_room(struct asr_store_session *ss)
+{
+    while (ss->in_flight == UPLOADS_IN_FLIGHT && !ss->up_rc)
+        pthread_cond_wait(&ss->up_done, &ss->up_mu);
+    return ss->up_rc;
+}
+
+/* Queues u, with up_mu held and room for it. */
+static void push(struct asr_store_session *ss, const struct upload *u)
+{
+    ss->queue[(ss->q_head + ss->q_len) % UPLOADS_IN_FLIGHT] = *u;
+    ss->q_len++;
+    ss->in_flight++;
+    pthread_cond_signal(&ss->up_work);
+}
+
+/* Queues the deletion of key beside the other requests in flight. */
+static int queue_delete(struct asr_store_session *ss, const char *key, struct asr_error *err)
+{
+    struct upload u = {0};
+    snprintf(u.index_key, sizeof u.index_key, "%s", key);
+    pthread_mutex_lock(&ss->up_mu);
+    int rc = wait_room(ss);
+    if (!rc)
+        push(ss, &u);
+    pthread_mutex_unlock(&ss->up_mu);
+    return rc ? upload_error(ss, err) : ASR_OK;
+}
+
 /* Queues the finished pack of ss->pw (data, len bytes) for upload, waiting while
  * UPLOADS_IN_FLIGHT are out, and gives ss->pw a new pack to fill: a writer back from its upload,
  * else a new one. */
@@ -287,9 +323,7 @@ static int hand_off(struct asr_store_session *ss, const uint8_t *data, size_t le
                     struct asr_error *err)
 {
     pthread_mutex_lock(&ss->up_mu);
-    while (ss->in_flight == UPLOADS_IN_FLIGHT && !ss->up_rc)
-        pthread_cond_wait(&ss->up_done, &ss->up_mu);
-    int rc = ss->up_rc;
+    int rc = wait_room(ss);
     struct store_pack_writer *next = !rc && ss->n_spare ? ss->spare[--ss->n_spare] : NULL;
     pthread_mutex_unlock(&ss->up_mu);
     if (rc)
@@ -301,13 +335,10 @@ static int hand_off(struct asr_store_session *ss, const uint8_t *data, size_t le
         if (next)
             ss->spare[ss->n_spare++] = next;
     } else {
-        struct upload *u = &ss->queue[(ss->q_head + ss->q_len) % UPLOADS_IN_FLIGHT];
-        *u = (struct upload){.pw = ss->pw, .data = data, .len = len};
-        snprintf(u->index_key, sizeof u->index_key, "%s", index_key);
-        ss->q_len++;
-        ss->in_flight++;
+        struct upload u = {.pw = ss->pw, .data = data, .len = len};
+        snprintf(u.index_key, sizeof u.index_key, "%s", index_key);
+        push(ss, &u);
         ss->pw = next;
-        pthread_cond_signal(&ss->up_work);
     }
     pthread_mutex_unlock(&ss->up_mu);
     return rc;
@@ -493,7 +524,8 @@ int asr_store_session_put(struct asr_store_session *ss, const struct asr_store_i
     return ASR_OK;
 }
 
-/* The session's packs in one index object; the per-pack ones then go (one pack: its own stays). */
+/* The session's packs in one index object; the per-pack ones then go (one pack: its own stays),
+ * deleted by the upload threads, two at a time, each a round trip to a remote store. */
 static int write_session_index(struct asr_store_session *ss, struct asr_error *err)
 {
     if (ss->n_packs <= 1)
@@ -514,9 +546,8 @@ static int write_session_index(struct asr_store_session *ss, struct asr_error *e
     }
     free(raw);
     for (size_t i = 0; i < ss->n_packs && !rc; i++)
-        if (!(rc = ss->b->ops->del(ss->b, ss->pack_index[i], err)))
-            count_request(ss);
-    return rc;
+        rc = queue_delete(ss, ss->pack_index[i], err);
+    return rc ? rc : uploads_wait(ss, err);
 }
 
 /* The first of n packs (IDs from pack_id) that is not in have (sorted), or -1. */

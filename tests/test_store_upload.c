@@ -1,7 +1,8 @@
 /* A backup session's pack uploads (store/session.c, SPEC.md 19.4, 19.8) through a backend that
- * wraps a directory store: it can make one put fail, slow every pack PUT down, counts the puts in
- * flight at once, and checks at each index object's put that every pack it names is already
- * there. Uploads overlap; a failed upload fails the next put or the commit with the object named,
+ * wraps a directory store: it can make one put or delete fail, slows every pack PUT and index
+ * object delete down, counts those in flight at once, and checks at each index object's put that
+ * every pack it names is already there. Uploads overlap, and so do the commit's deletes of the
+ * per-pack index objects; a failed upload fails the next put or the commit with the object named,
  * and no snapshot is made; a session freed with uploads in flight lets them finish; chunks of a
  * pack still uploading are found by the session; the stats count every request. */
 #include <criterion/criterion.h>
@@ -29,8 +30,10 @@ struct wrap {
     const char *fail_prefix; /* the fail_at-th put of a key starting so fails (0: none) */
     unsigned fail_at, seen;
     char failed_key[STORE_KEY_NAME_MAX];
-    unsigned delay_ms;      /* each pack PUT takes this long */
+    unsigned delay_ms;      /* each pack PUT, and each delete of an index object, takes this long */
     unsigned now, most;     /* pack PUTs in flight, the most at once */
+    unsigned del_now, del_most; /* deletes of index objects, the same */
+    unsigned fail_del;      /* the fail_del-th delete of an index object fails (0: none) */
     unsigned puts, dels, put_files, lists;
     unsigned orphans;       /* index objects put while a pack they name was not there */
 };
@@ -116,8 +119,25 @@ static int wrap_list(struct store_backend *b, const char *prefix, struct store_o
 
 static int wrap_del(struct store_backend *b, const char *key, struct asr_error *err)
 {
-    count(wrap_of(b), &wrap_of(b)->dels);
-    return wrap_of(b)->inner->ops->del(wrap_of(b)->inner, key, err);
+    struct wrap *w = wrap_of(b);
+    bool index = !strncmp(key, "index/", 6);
+    pthread_mutex_lock(&w->mu);
+    unsigned n = ++w->dels;
+    bool fail = index && w->fail_del && n == w->fail_del;
+    if (fail)
+        snprintf(w->failed_key, sizeof w->failed_key, "%s", key);
+    if (index && ++w->del_now > w->del_most)
+        w->del_most = w->del_now;
+    pthread_mutex_unlock(&w->mu);
+    if (index && w->delay_ms)
+        usleep(w->delay_ms * 1000);
+    int rc = fail ? asr_fail_public(err, ASR_E_IO, "wrap: cannot delete %s: injected failure", key)
+                  : w->inner->ops->del(w->inner, key, err);
+    pthread_mutex_lock(&w->mu);
+    if (index)
+        w->del_now--;
+    pthread_mutex_unlock(&w->mu);
+    return rc;
 }
 
 static int wrap_now(struct store_backend *b, int64_t *now, struct asr_error *err)
@@ -251,6 +271,7 @@ Test(store_upload, packs_upload_at_once)
     asr_store_session_stats(ss, &st);
     asr_store_session_free(ss);
     cr_assert_geq(w.most, 2, "two pack uploads at once (the most: %u)", w.most);
+    cr_assert_geq(w.del_most, 2, "the per-pack index objects deleted two at once (the most: %u)", w.del_most);
     cr_assert_eq(w.orphans, 0, "an index object named a pack not uploaded yet");
     cr_assert_eq(st.packs, 7);
     cr_assert_eq(st.chunks_new, 26);
@@ -320,6 +341,28 @@ static void failing_upload(const char *prefix, unsigned fail_at)
 Test(store_upload, failed_pack_upload_fails_the_session) { failing_upload("packs/", 2); }
 Test(store_upload, failed_last_pack_upload_fails_the_commit) { failing_upload("packs/", 4); }
 Test(store_upload, failed_index_upload_fails_the_session) { failing_upload("index/", 1); }
+
+/* The commit's removal of a per-pack index object fails: the commit fails naming it, and makes no
+ * snapshot. */
+Test(store_upload, failed_delete_fails_the_commit)
+{
+    struct wrap w = {.fail_del = 2};
+    struct asr_store *s = make_store(&w);
+    struct chunk *c = make_chunks(s, 10);
+    struct asr_store_session *ss;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK, "%s", err.msg);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(asr_store_session_put(ss, &c[i].id, &c[i].c, &err), ASR_OK, "%s", err.msg);
+    char *m = manifest(), name[256];
+    cr_assert_eq(asr_store_session_commit(ss, m, name, sizeof name, &err), ASR_E_IO);
+    cr_assert(w.failed_key[0] && strstr(err.msg, w.failed_key) && strstr(err.msg, "injected failure"), "%s",
+              err.msg);
+    asr_store_session_free(ss);
+    cr_assert_eq(count_objects(s, "snapshots/"), 0, "no snapshot");
+    close_store(s, &w);
+    free(m), free(c);
+}
 
 /* A session freed without a commit (an error elsewhere, an interrupt) while packs upload: the
  * uploads finish, with their index objects, and the next backup reuses them. */
