@@ -20,8 +20,10 @@
  * writer, and with it the whole pipeline (on S3 the servers' own CPU shares the machine too).
  * Two threads keep two PUTs in flight; at most UPLOADS_IN_FLIGHT finished packs wait or upload at
  * once (each keeps its buffer, so memory stays under UPLOADS_IN_FLIGHT + 1 packs), and the writer
- * waits only when that many are out. The directory store gains from it too: its put syncs each
- * file, which a thread overlaps with the compression as well (bench/RESULTS.md, "Chunk store"). */
+ * waits only when that many are out. A directory store uploads the same way: its put writes and
+ * syncs a 16 MiB file, which then overlaps the compression too, and measured it did not hurt
+ * (first backup of the 1 GiB bench disk, three alternated rounds on the loaded 2-core machine:
+ * median 3.86 s against 4.10 s with the put on the writer thread). */
 #define UPLOAD_THREADS 2
 #define UPLOADS_IN_FLIGHT 3
 
