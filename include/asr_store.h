@@ -75,17 +75,19 @@ int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_st
 bool asr_store_session_has(struct asr_store_session *ss, const struct asr_store_id *id, uint32_t *content_len,
                            uint32_t *stored_len);
 /* Adds a new chunk (as encoded by asr_chunk_encode, with the store's seed) to the current pack;
- * a full pack is uploaded. A chunk already held is not added again (ASR_OK). Called from one
- * thread (the backup's ordered writer). */
+ * a full pack goes to the session's upload threads (this waits only while three are out). A chunk
+ * already held is not added again (ASR_OK). An upload that failed is reported here, by every call
+ * after it, naming the object. Called from one thread (the backup's ordered writer). */
 int asr_store_session_put(struct asr_store_session *ss, const struct asr_store_id *id, const struct asr_chunk *c,
                           struct asr_error *err);
-/* Uploads the last pack and the session's index, checks that nothing this snapshot uses has been
+/* Uploads the last pack, waits for every upload (the first that failed fails the commit, and no
+ * snapshot is made), uploads the session's index, checks that nothing this snapshot uses has been
  * deleted meanwhile, then stores the snapshot file at manifest_path as HOST/TIME and ends the
  * session. name receives "HOST/TIME". */
 int asr_store_session_commit(struct asr_store_session *ss, const char *manifest_path, char *name, size_t name_len,
                              struct asr_error *err);
-/* Ends a session without a snapshot (NULL-safe); what it uploaded is reused by the next backup
- * or freed by gc. */
+/* Ends a session without a snapshot (NULL-safe), after the uploads it handed off have finished;
+ * what it uploaded is reused by the next backup or freed by gc. */
 void asr_store_session_free(struct asr_store_session *ss);
 
 struct asr_store_session_stats {

@@ -243,10 +243,12 @@ int store_used_packs(const struct store_usage *u, const struct store_indexes *x,
                      size_t *count, struct asr_error *err);
 
 /* session.c, for tests: pretends the session's lease was last renewed seconds ago; sets the
- * time its snapshot is named after; renews the lease every seconds. */
+ * time its snapshot is named after; renews the lease every seconds; waits for the packs handed to
+ * the upload threads so far (their first error, if any). */
 void store_session_age(struct asr_store_session *ss, int64_t seconds);
 void store_session_set_start(struct asr_store_session *ss, int64_t t);
 void store_session_lease_every(struct asr_store_session *ss, int seconds);
+int store_session_uploads_wait(struct asr_store_session *ss, struct asr_error *err);
 
 /* snapfile.c: a snapshot's stream to and from the object the store keeps (one zstd frame). */
 int store_snapshot_pack(const char *from, const char *to, struct asr_error *err);

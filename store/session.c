@@ -1,10 +1,9 @@
 /* Backup sessions (SPEC.md 19.4, 19.6, 19.8): a session object announced first and renewed by a
  * lease thread, the condemnations and then the index read into a chunk table (condemned packs left
- * out), new chunks packed and each full pack uploaded with an index object of its own, and at
- * commit one index object for the session's packs (the per-pack ones removed), a check that the
- * packs it reused still exist when its lease lapsed, and the snapshot, uploaded last under a name
- * nobody holds. Packs are built and uploaded by separate functions so the upload can move to a
- * thread. */
+ * out), new chunks packed and each full pack handed to upload threads, which upload it and then an
+ * index object of its own, and at commit, once every upload is done, one index object for the
+ * session's packs (the per-pack ones removed), a check that the packs it reused still exist when
+ * its lease lapsed, and the snapshot, uploaded last under a name nobody holds. */
 #include "internal.h"
 
 #include <errno.h>
@@ -17,6 +16,27 @@
 
 #include "grow.h"
 
+/* Packs upload while the next one fills: a PUT of 16 MiB would otherwise stall the backup's
+ * writer, and with it the whole pipeline (on S3 the servers' own CPU shares the machine too).
+ * Two threads keep two PUTs in flight; at most UPLOADS_IN_FLIGHT finished packs wait or upload at
+ * once (each keeps its buffer, so memory stays under UPLOADS_IN_FLIGHT + 1 packs), and the writer
+ * waits only when that many are out. A directory store uploads the same way: its put writes and
+ * syncs a 16 MiB file, which then overlaps the compression too, and measured it did not hurt
+ * (first backup of the 1 GiB bench disk, three alternated rounds on the loaded 2-core machine:
+ * median 3.86 s against 4.10 s with the put on the writer thread). */
+#define UPLOAD_THREADS 2
+#define UPLOADS_IN_FLIGHT 3
+
+/* A finished pack handed to the upload threads: the writer that built it (its buffer and entries,
+ * valid until it is reset) and the name of its index object. Without a writer: the object key to
+ * delete (the commit's removal of the per-pack index objects, a round trip each). */
+struct upload {
+    struct store_pack_writer *pw;
+    const uint8_t *data;
+    size_t len;
+    char index_key[STORE_KEY_NAME_MAX];
+};
+
 struct asr_store_session {
     struct asr_store *s;
     struct store_backend *b;
@@ -28,10 +48,26 @@ struct asr_store_session {
     uint32_t known_packs; /* packs numbered below this were in the store at begin */
     uint8_t *used;        /* per known pack: this snapshot reuses a chunk of it */
 
-    struct store_pack_writer *pw;
+    struct store_pack_writer *pw; /* the pack being filled */
     int64_t cur_pack; /* the table's number of pw's pack once it holds a chunk, else -1 */
 
-    /* Every pack this session uploaded, and their entries, for its index at commit. */
+    /* Uploads: a queue of finished packs, served by the upload threads in order. The first
+     * upload that fails is kept (up_err) and every later one skipped; put and commit report it. */
+    pthread_t uploader[UPLOAD_THREADS];
+    int n_uploaders;
+    pthread_mutex_t up_mu;
+    pthread_cond_t up_work, up_done;
+    struct upload queue[UPLOADS_IN_FLIGHT];
+    size_t q_head, q_len;
+    unsigned in_flight;                                 /* queued or uploading */
+    struct store_pack_writer *spare[UPLOADS_IN_FLIGHT]; /* writers back from their upload */
+    size_t n_spare;
+    bool up_stop;
+    int up_failed; /* atomic: up_rc is set, read without up_mu at every put */
+    int up_rc;
+    struct asr_error up_err;
+
+    /* Every pack this session handed to the uploads, and their entries, for its index at commit. */
     uint8_t (*packs)[STORE_OID_SIZE];
     size_t n_packs, packs_cap;
     struct store_ientry *entries;
@@ -141,6 +177,175 @@ void store_session_lease_every(struct asr_store_session *ss, int seconds)
     pthread_mutex_unlock(&ss->lock);
 }
 
+/* ---- uploads ------------------------------------------------------------------------------- */
+
+/* Uploads one finished pack and then its own index object (SPEC.md 19.4: a backup interrupted
+ * later leaves its chunks findable; an index never names a pack that is not there yet). Runs on
+ * an upload thread. */
+static int pack_upload(struct asr_store_session *ss, const struct upload *u, struct asr_error *err)
+{
+    const uint8_t *id = store_pack_id(u->pw);
+    char key[STORE_KEY_NAME_MAX];
+    store_pack_name(id, key);
+    int rc = ss->b->ops->put(ss->b, key, u->data, u->len, err);
+    if (rc)
+        return rc;
+    count_request(ss);
+    size_t count = store_pack_count(u->pw);
+    const struct store_entry *entries = store_pack_entries(u->pw);
+    struct store_ientry *ie = malloc(count * sizeof *ie);
+    if (!ie)
+        return store_fail(err, ASR_E_NOMEM, "store session: out of memory");
+    for (size_t i = 0; i < count; i++)
+        ie[i] = (struct store_ientry){.id = entries[i].id,
+                                      .pack = 0,
+                                      .record_len = entries[i].record_len,
+                                      .offset = entries[i].offset,
+                                      .content_len = entries[i].content_len};
+    uint8_t packs[1][STORE_OID_SIZE];
+    memcpy(packs[0], id, STORE_OID_SIZE);
+    struct store_index ix = {.pack_count = 1, .packs = packs, .count = count, .entries = ie};
+    uint8_t *raw = NULL;
+    size_t raw_len = 0;
+    if (!(rc = store_index_encode(&ix, &raw, &raw_len, err)) &&
+        !(rc = ss->b->ops->put(ss->b, u->index_key, raw, raw_len, err)))
+        count_request(ss);
+    free(raw);
+    free(ie);
+    return rc;
+}
+
+static void *upload_thread(void *arg)
+{
+    struct asr_store_session *ss = arg;
+    pthread_mutex_lock(&ss->up_mu);
+    for (;;) {
+        while (!ss->q_len && !ss->up_stop)
+            pthread_cond_wait(&ss->up_work, &ss->up_mu);
+        if (!ss->q_len) /* stopping, and nothing left to upload */
+            break;
+        struct upload u = ss->queue[ss->q_head];
+        ss->q_head = (ss->q_head + 1) % UPLOADS_IN_FLIGHT;
+        ss->q_len--;
+        bool skip = ss->up_rc != ASR_OK; /* the session cannot commit: save the requests */
+        pthread_mutex_unlock(&ss->up_mu);
+        struct asr_error err = {0};
+        int rc = ASR_OK;
+        if (!skip && u.pw)
+            rc = pack_upload(ss, &u, &err);
+        else if (!skip && !(rc = ss->b->ops->del(ss->b, u.index_key, &err)))
+            count_request(ss);
+        pthread_mutex_lock(&ss->up_mu);
+        if (rc && !ss->up_rc) {
+            ss->up_rc = rc;
+            ss->up_err = err;
+            __atomic_store_n(&ss->up_failed, 1, __ATOMIC_RELEASE);
+        }
+        if (!rc && !skip && u.pw)
+            __atomic_fetch_add(&ss->st.packs, 1, __ATOMIC_RELAXED);
+        if (u.pw)
+            ss->spare[ss->n_spare++] = u.pw;
+        ss->in_flight--;
+        pthread_cond_broadcast(&ss->up_done);
+    }
+    pthread_mutex_unlock(&ss->up_mu);
+    return NULL;
+}
+
+/* The first upload error, if any (copied into err). */
+static int upload_error(struct asr_store_session *ss, struct asr_error *err)
+{
+    if (!__atomic_load_n(&ss->up_failed, __ATOMIC_ACQUIRE))
+        return ASR_OK;
+    pthread_mutex_lock(&ss->up_mu);
+    int rc = ss->up_rc;
+    *err = ss->up_err;
+    pthread_mutex_unlock(&ss->up_mu);
+    return rc;
+}
+
+/* Waits until every pack handed off is uploaded (or skipped after a failure). */
+static int uploads_wait(struct asr_store_session *ss, struct asr_error *err)
+{
+    pthread_mutex_lock(&ss->up_mu);
+    while (ss->in_flight)
+        pthread_cond_wait(&ss->up_done, &ss->up_mu);
+    pthread_mutex_unlock(&ss->up_mu);
+    return upload_error(ss, err);
+}
+
+int store_session_uploads_wait(struct asr_store_session *ss, struct asr_error *err) { return uploads_wait(ss, err); }
+
+/* Lets the upload threads finish what was handed off, and joins them. */
+static void uploads_stop(struct asr_store_session *ss)
+{
+    pthread_mutex_lock(&ss->up_mu);
+    ss->up_stop = true;
+    pthread_cond_broadcast(&ss->up_work);
+    pthread_mutex_unlock(&ss->up_mu);
+    for (int i = 0; i < ss->n_uploaders; i++)
+        pthread_join(ss->uploader[i], NULL);
+    ss->n_uploaders = 0;
+}
+
+/* Waits, with up_mu held, while UPLOADS_IN_FLIGHT are out; the first upload error, if any. */
+static int wait_room(struct asr_store_session *ss)
+{
+    while (ss->in_flight == UPLOADS_IN_FLIGHT && !ss->up_rc)
+        pthread_cond_wait(&ss->up_done, &ss->up_mu);
+    return ss->up_rc;
+}
+
+/* Queues u, with up_mu held and room for it. */
+static void push(struct asr_store_session *ss, const struct upload *u)
+{
+    ss->queue[(ss->q_head + ss->q_len) % UPLOADS_IN_FLIGHT] = *u;
+    ss->q_len++;
+    ss->in_flight++;
+    pthread_cond_signal(&ss->up_work);
+}
+
+/* Queues the deletion of key beside the other requests in flight. */
+static int queue_delete(struct asr_store_session *ss, const char *key, struct asr_error *err)
+{
+    struct upload u = {0};
+    snprintf(u.index_key, sizeof u.index_key, "%s", key);
+    pthread_mutex_lock(&ss->up_mu);
+    int rc = wait_room(ss);
+    if (!rc)
+        push(ss, &u);
+    pthread_mutex_unlock(&ss->up_mu);
+    return rc ? upload_error(ss, err) : ASR_OK;
+}
+
+/* Queues the finished pack of ss->pw (data, len bytes) for upload, waiting while
+ * UPLOADS_IN_FLIGHT are out, and gives ss->pw a new pack to fill: a writer back from its upload,
+ * else a new one. */
+static int hand_off(struct asr_store_session *ss, const uint8_t *data, size_t len, const char *index_key,
+                    struct asr_error *err)
+{
+    pthread_mutex_lock(&ss->up_mu);
+    int rc = wait_room(ss);
+    struct store_pack_writer *next = !rc && ss->n_spare ? ss->spare[--ss->n_spare] : NULL;
+    pthread_mutex_unlock(&ss->up_mu);
+    if (rc)
+        return upload_error(ss, err);
+    /* Only this thread queues: the room found above stays. */
+    rc = next ? store_pack_writer_reset(next, err) : store_pack_writer_new(&next, err);
+    pthread_mutex_lock(&ss->up_mu);
+    if (rc) {
+        if (next)
+            ss->spare[ss->n_spare++] = next;
+    } else {
+        struct upload u = {.pw = ss->pw, .data = data, .len = len};
+        snprintf(u.index_key, sizeof u.index_key, "%s", index_key);
+        push(ss, &u);
+        ss->pw = next;
+    }
+    pthread_mutex_unlock(&ss->up_mu);
+    return rc;
+}
+
 int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_store_session **out,
                             struct asr_error *err)
 {
@@ -165,6 +370,9 @@ int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_st
     pthread_condattr_destroy(&ca);
     ss->renewed = boot_seconds();
     ss->lease_seconds = STORE_LEASE_SECONDS;
+    pthread_mutex_init(&ss->up_mu, NULL);
+    pthread_cond_init(&ss->up_work, NULL);
+    pthread_cond_init(&ss->up_done, NULL);
 
     uint8_t sid[STORE_OID_SIZE];
     char hex[STORE_OID_HEX];
@@ -197,6 +405,12 @@ int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_st
     }
     if (!rc)
         rc = store_pack_writer_new(&ss->pw, err);
+    for (int i = 0; !rc && i < UPLOAD_THREADS; i++) {
+        if (pthread_create(&ss->uploader[i], NULL, upload_thread, ss))
+            rc = store_fail(err, ASR_E_NOMEM, "store session: cannot start an upload thread");
+        else
+            ss->n_uploaders++;
+    }
     if (rc) {
         asr_store_session_free(ss);
         return rc;
@@ -228,45 +442,8 @@ bool asr_store_session_has(struct asr_store_session *ss, const struct asr_store_
     return true;
 }
 
-/* Uploads one finished pack (data, len bytes) and its own index object (SPEC.md 19.4: a backup
- * interrupted later leaves its chunks findable). I/O only, so it can move to a thread. */
-static int pack_upload(struct asr_store_session *ss, const uint8_t id[STORE_OID_SIZE], const uint8_t *data,
-                       size_t len, const struct store_entry *entries, size_t count, char index_key[STORE_KEY_NAME_MAX],
-                       struct asr_error *err)
-{
-    char key[STORE_KEY_NAME_MAX];
-    store_pack_name(id, key);
-    int rc = ss->b->ops->put(ss->b, key, data, len, err);
-    if (rc)
-        return rc;
-    count_request(ss);
-    struct store_ientry *ie = malloc(count * sizeof *ie);
-    if (!ie)
-        return store_fail(err, ASR_E_NOMEM, "store session: out of memory");
-    for (size_t i = 0; i < count; i++)
-        ie[i] = (struct store_ientry){.id = entries[i].id,
-                                      .pack = 0,
-                                      .record_len = entries[i].record_len,
-                                      .offset = entries[i].offset,
-                                      .content_len = entries[i].content_len};
-    uint8_t packs[1][STORE_OID_SIZE];
-    memcpy(packs[0], id, STORE_OID_SIZE);
-    struct store_index ix = {.pack_count = 1, .packs = packs, .count = count, .entries = ie};
-    uint8_t *raw = NULL, oid[STORE_OID_SIZE];
-    size_t raw_len = 0;
-    char hex[STORE_OID_HEX];
-    if (!(rc = store_index_encode(&ix, &raw, &raw_len, err)) && !(rc = store_random(oid, sizeof oid, err))) {
-        store_hex(oid, sizeof oid, hex);
-        snprintf(index_key, STORE_KEY_NAME_MAX, "index/%s", hex);
-        if (!(rc = ss->b->ops->put(ss->b, index_key, raw, raw_len, err)))
-            count_request(ss);
-    }
-    free(raw);
-    free(ie);
-    return rc;
-}
-
-/* Closes the current pack, uploads it, and keeps its entries for the session's index. */
+/* Closes the current pack, keeps its entries for the session's index, and hands it to the
+ * uploads. */
 static int pack_flush(struct asr_store_session *ss, struct asr_error *err)
 {
     size_t count = store_pack_count(ss->pw);
@@ -292,20 +469,26 @@ static int pack_flush(struct asr_store_session *ss, struct asr_error *err)
     if (!ie)
         return store_fail(err, ASR_E_NOMEM, "store session: out of memory");
     ss->entries = ie;
-    const struct store_entry *e = store_pack_entries(ss->pw);
-    if ((rc = pack_upload(ss, store_pack_id(ss->pw), data, len, e, count, ss->pack_index[ss->n_packs], err)))
+    uint8_t oid[STORE_OID_SIZE];
+    char hex[STORE_OID_HEX];
+    if ((rc = store_random(oid, sizeof oid, err)))
         return rc;
+    store_hex(oid, sizeof oid, hex);
+    snprintf(ss->pack_index[ss->n_packs], STORE_KEY_NAME_MAX, "index/%s", hex);
     memcpy(ss->packs[ss->n_packs], store_pack_id(ss->pw), STORE_OID_SIZE);
+    const struct store_entry *e = store_pack_entries(ss->pw);
     for (size_t i = 0; i < count; i++)
-        ie[ss->n_entries++] = (struct store_ientry){.id = e[i].id,
-                                                    .pack = (uint32_t)ss->n_packs,
-                                                    .record_len = e[i].record_len,
-                                                    .offset = e[i].offset,
-                                                    .content_len = e[i].content_len};
+        ie[ss->n_entries + i] = (struct store_ientry){.id = e[i].id,
+                                                      .pack = (uint32_t)ss->n_packs,
+                                                      .record_len = e[i].record_len,
+                                                      .offset = e[i].offset,
+                                                      .content_len = e[i].content_len};
+    if ((rc = hand_off(ss, data, len, ss->pack_index[ss->n_packs], err)))
+        return rc;
+    ss->n_entries += count;
     ss->n_packs++;
-    ss->st.packs++;
     ss->cur_pack = -1;
-    return store_pack_writer_reset(ss->pw, err);
+    return ASR_OK;
 }
 
 int asr_store_session_put(struct asr_store_session *ss, const struct asr_store_id *id, const struct asr_chunk *c,
@@ -313,6 +496,9 @@ int asr_store_session_put(struct asr_store_session *ss, const struct asr_store_i
 {
     if (ss->committed)
         return store_fail(err, ASR_E_STATE, "store session: put after commit");
+    int rc = upload_error(ss, err);
+    if (rc)
+        return rc;
     struct store_loc known;
     if (store_table_find(ss->table, id, &known)) {
         mark_used(ss, &known);
@@ -321,7 +507,7 @@ int asr_store_session_put(struct asr_store_session *ss, const struct asr_store_i
         return ASR_OK;
     }
     uint64_t offset = store_pack_records_len(ss->pw);
-    int rc = store_pack_add(ss->pw, id, c, err);
+    rc = store_pack_add(ss->pw, id, c, err);
     if (rc)
         return rc;
     if (ss->cur_pack < 0 && (ss->cur_pack = store_table_pack(ss->table, store_pack_id(ss->pw))) < 0)
@@ -340,7 +526,8 @@ int asr_store_session_put(struct asr_store_session *ss, const struct asr_store_i
     return ASR_OK;
 }
 
-/* The session's packs in one index object; the per-pack ones then go (one pack: its own stays). */
+/* The session's packs in one index object; the per-pack ones then go (one pack: its own stays),
+ * deleted by the upload threads, two at a time, each a round trip to a remote store. */
 static int write_session_index(struct asr_store_session *ss, struct asr_error *err)
 {
     if (ss->n_packs <= 1)
@@ -361,9 +548,8 @@ static int write_session_index(struct asr_store_session *ss, struct asr_error *e
     }
     free(raw);
     for (size_t i = 0; i < ss->n_packs && !rc; i++)
-        if (!(rc = ss->b->ops->del(ss->b, ss->pack_index[i], err)))
-            count_request(ss);
-    return rc;
+        rc = queue_delete(ss, ss->pack_index[i], err);
+    return rc ? rc : uploads_wait(ss, err);
 }
 
 /* The first of n packs (IDs from pack_id) that is not in have (sorted), or -1. */
@@ -488,7 +674,12 @@ int asr_store_session_commit(struct asr_store_session *ss, const char *manifest_
 {
     if (ss->committed)
         return store_fail(err, ASR_E_STATE, "store session: committed twice");
-    int rc = pack_flush(ss, err);
+    /* Every pack and its index object are there before the session's index names them. */
+    int rc = upload_error(ss, err);
+    if (!rc)
+        rc = pack_flush(ss, err);
+    if (!rc)
+        rc = uploads_wait(ss, err);
     if (!rc)
         rc = write_session_index(ss, err);
     if (!rc)
@@ -510,6 +701,8 @@ void asr_store_session_free(struct asr_store_session *ss)
 {
     if (!ss)
         return;
+    /* What was handed off still uploads (the next backup reuses it), under the lease. */
+    uploads_stop(ss);
     lease_stop(ss);
     if (!ss->committed && ss->session_key[0]) {
         struct asr_error ignored = {0};
@@ -517,12 +710,17 @@ void asr_store_session_free(struct asr_store_session *ss)
     }
     store_table_free(ss->table);
     store_pack_writer_free(ss->pw);
+    for (size_t i = 0; i < ss->n_spare; i++)
+        store_pack_writer_free(ss->spare[i]);
     free(ss->used);
     free(ss->packs);
     free(ss->entries);
     free(ss->pack_index);
     pthread_cond_destroy(&ss->wake);
     pthread_mutex_destroy(&ss->lock);
+    pthread_cond_destroy(&ss->up_work);
+    pthread_cond_destroy(&ss->up_done);
+    pthread_mutex_destroy(&ss->up_mu);
     free(ss);
 }
 
@@ -532,4 +730,5 @@ void asr_store_session_stats(const struct asr_store_session *ss, struct asr_stor
     st->chunks_known = __atomic_load_n(&ss->st.chunks_known, __ATOMIC_RELAXED);
     st->bytes_known = __atomic_load_n(&ss->st.bytes_known, __ATOMIC_RELAXED);
     st->requests = __atomic_load_n(&ss->st.requests, __ATOMIC_RELAXED);
+    st->packs = __atomic_load_n(&ss->st.packs, __ATOMIC_RELAXED);
 }

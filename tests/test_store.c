@@ -650,7 +650,9 @@ Test(store, session_put_commit_list_fetch)
         cr_assert(asr_store_session_has(ss, &c[i].id, &clen, NULL));
         cr_assert_eq(clen, sizeof c[i].content);
     }
-    /* 20 KiB + 64-byte records: a 64 KiB pack closes at its fourth record. */
+    /* 20 KiB + 64-byte records: a 64 KiB pack closes at its fourth record. Full packs upload on
+     * threads of their own: once those are done, each is there with its index object. */
+    cr_assert_eq(store_session_uploads_wait(ss, &err), ASR_OK, "%s", err.msg);
     cr_assert_eq(count_objects(s, "packs/"), 2);
     cr_assert_eq(count_objects(s, "index/"), 2, "one index object per uploaded pack");
     char *m = manifest("manifest", 1), name[256];
@@ -833,6 +835,7 @@ Test(store, lapsed_lease_checks_reused_packs)
     cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK);
     struct test_chunk *more = make_chunks(s, 50, 5);
     put_all(ss, more, 5);
+    cr_assert_eq(store_session_uploads_wait(ss, &err), ASR_OK, "%s", err.msg);
     store_table_free(s->table); /* loaded before these were uploaded: read the index again */
     s->table = NULL;
     pack_of(s, &more[0].id, key);
