@@ -393,8 +393,18 @@ uint32_t asr_reader_chunk_len(const struct asr_reader *r, uint64_t chunk_id)
 
 void asr_reader_prefetch(const struct asr_reader *r, uint64_t chunk_id, uint64_t bytes)
 {
-    if (chunk_id < r->index.chunk_count && !r->external) /* a snapshot's file holds no chunk */
+    if (chunk_id >= r->index.chunk_count)
+        return;
+    if (!r->external) {
         fmt_partset_prefetch(r->ps, r->index.chunks[chunk_id].offset, bytes);
+        return;
+    }
+    if (!r->src.prefetch) /* a snapshot's file holds no chunk: its store may read ahead */
+        return;
+    uint64_t n = 0, sum = 0;
+    while (chunk_id + n < r->index.chunk_count && sum < bytes)
+        sum += ASR_CHUNK_HEADER_SIZE + (uint64_t)r->index.chunks[chunk_id + n++].stored_len;
+    r->src.prefetch(r->src.ctx, r->ids + chunk_id * ASR_STORE_ID_SIZE, (size_t)n);
 }
 
 const char *asr_reader_chunk_where(const struct asr_reader *r, uint64_t id, char *buf, size_t n)
