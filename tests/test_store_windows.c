@@ -10,7 +10,7 @@
 
 #include "windows.h"
 
-#define PACK_BYTES (20u << 20)
+#define PACK_BYTES (5u * STORE_WINDOW_BYTES / 2) /* two windows and a half */
 
 struct fake {
     struct store_backend base;
@@ -99,7 +99,7 @@ Test(store_windows, sequential_records_take_one_request_per_window)
         cr_assert_eq(got, 300000);
         cr_assert(!memcmp(buf, f->pack + off, got), "bytes at %llu", (unsigned long long)off);
     }
-    /* 20 MiB in 8 MiB windows, each starting at the record that did not fit the last: 3. */
+    /* Two windows and a half, each window starting at the record that did not fit the last: 3. */
     cr_assert_eq(f->gets, 3, "%u requests", f->gets);
     free(buf);
     store_windows_free(ws);
@@ -240,7 +240,7 @@ Test(store_windows, fetched_ahead_windows_serve_the_reads_without_new_requests)
     size_t n;
     struct store_want *w = wants(0, PACK_BYTES, &n);
     store_windows_prefetch(ws, &f->base, w, n);
-    /* 20 MiB of records: windows of 8, 8 and 4 MiB, fetched before any read. */
+    /* Two windows and a half of records: three windows, fetched before any read. */
     cr_assert_eq(wait_gets(f, 3), 3, "%u requests ahead", gets_of(f));
     uint8_t *buf = malloc(RECORD);
     for (size_t i = 0; i < n; i++)
@@ -274,7 +274,7 @@ Test(store_windows, a_fetch_ahead_ends_at_the_last_record_asked_for)
 Test(store_windows, a_failed_fetch_ahead_does_not_fail_a_read_that_does_not_need_it)
 {
     struct fake *f = fake_new(PACK_BYTES);
-    f->fail_from = 8u << 20; /* every request reaching past 8 MiB fails */
+    f->fail_from = STORE_WINDOW_BYTES; /* every request reaching past the first window fails */
     f->fail_left = -1;
     struct store_windows *ws;
     struct asr_error err = {0};
@@ -283,15 +283,15 @@ Test(store_windows, a_failed_fetch_ahead_does_not_fail_a_read_that_does_not_need
     struct store_want *w = wants(0, PACK_BYTES, &n);
     store_windows_prefetch(ws, &f->base, w, n);
     wait_gets(f, 3);
-    cr_assert_geq(f->failed, 2, "the fetches ahead past 8 MiB were not tried (%u)", f->failed);
+    cr_assert_geq(f->failed, 2, "the fetches ahead past the first window were not tried (%u)", f->failed);
     uint8_t *buf = malloc(RECORD);
-    for (uint64_t off = 0; off < (8u << 20); off += RECORD)
+    for (uint64_t off = 0; off < STORE_WINDOW_BYTES; off += RECORD)
         cr_assert_eq(read_record(ws, f, off, buf, &err), ASR_OK, "record at %llu: %s", (unsigned long long)off,
                      err.msg);
     /* A read that needs a window whose fetch ahead failed fetches it again, and reports its own
      * failure. */
     unsigned before = gets_of(f);
-    cr_assert_neq(read_record(ws, f, 8u << 20, buf, &err), ASR_OK);
+    cr_assert_neq(read_record(ws, f, STORE_WINDOW_BYTES, buf, &err), ASR_OK);
     cr_assert(strstr(err.msg, "HTTP 500"), "%s", err.msg);
     cr_assert_gt(gets_of(f), before, "the read did not fetch its window again");
     free(buf);
@@ -303,8 +303,8 @@ Test(store_windows, a_failed_fetch_ahead_does_not_fail_a_read_that_does_not_need
 Test(store_windows, a_read_retries_a_window_whose_fetch_ahead_failed)
 {
     struct fake *f = fake_new(PACK_BYTES);
-    f->fail_from = 8u << 20;
-    f->fail_left = 1; /* the first request past 8 MiB fails, as a fetch ahead */
+    f->fail_from = STORE_WINDOW_BYTES;
+    f->fail_left = 1; /* the first request past the first window fails, as a fetch ahead */
     struct store_windows *ws;
     struct asr_error err = {0};
     cr_assert_eq(store_windows_new(&ws, &err), ASR_OK);
@@ -325,14 +325,14 @@ Test(store_windows, a_read_retries_a_window_whose_fetch_ahead_failed)
 
 Test(store_windows, fetches_ahead_hold_a_bounded_number_of_windows)
 {
-    struct fake *f = fake_new(64u << 20);
+    struct fake *f = fake_new(8 * (size_t)STORE_WINDOW_BYTES);
     struct store_windows *ws;
     struct asr_error err = {0};
     cr_assert_eq(store_windows_new(&ws, &err), ASR_OK);
     size_t n;
-    struct store_want *w = wants(0, 64u << 20, &n);
+    struct store_want *w = wants(0, 8 * (uint64_t)STORE_WINDOW_BYTES, &n);
     store_windows_prefetch(ws, &f->base, w, n);
-    /* 64 MiB asked for, but no more windows fetched ahead than may wait unread. */
+    /* Eight windows asked for, but no more windows fetched ahead than may wait unread. */
     cr_assert_eq(wait_gets(f, STORE_WINDOWS_AHEAD), STORE_WINDOWS_AHEAD, "%u windows fetched ahead", gets_of(f));
     /* Reading the first window frees its place: the next one is fetched, and only it. */
     uint8_t *buf = malloc(RECORD);
@@ -341,7 +341,7 @@ Test(store_windows, fetches_ahead_hold_a_bounded_number_of_windows)
     cr_assert_eq(wait_gets(f, STORE_WINDOWS_AHEAD + 1), STORE_WINDOWS_AHEAD + 1, "%u requests", gets_of(f));
     /* Advice for other records frees the windows the old advice filled: they are fetched too. */
     size_t n2;
-    struct store_want *w2 = wants(48u << 20, 64u << 20, &n2);
+    struct store_want *w2 = wants(6 * (uint64_t)STORE_WINDOW_BYTES, 8 * (uint64_t)STORE_WINDOW_BYTES, &n2);
     store_windows_prefetch(ws, &f->base, w2, n2);
     cr_assert_eq(wait_gets(f, STORE_WINDOWS_AHEAD + 3), STORE_WINDOWS_AHEAD + 3, "%u requests", gets_of(f));
     for (size_t i = 0; i < n2; i++)
