@@ -185,7 +185,7 @@ int store_windows_read(struct store_windows *ws, struct store_backend *b, uint32
             /* A window queued to be fetched ahead is fetched now, as it was planned: the fetch
              * ahead of the next one then starts where it ends. */
             uint64_t start = off;
-            size_t want = STORE_WINDOW_BYTES;
+            size_t want = len > STORE_READ_WINDOW_BYTES ? len : STORE_READ_WINDOW_BYTES;
             take_queued(ws, pack, off, len, &start, &want);
             if ((rc = load(ws, w, b, pack, key, start, want, false, missing, err)))
                 break;

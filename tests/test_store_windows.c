@@ -86,12 +86,13 @@ static void fake_free(struct fake *f)
 
 Test(store_windows, sequential_records_take_one_request_per_window)
 {
-    struct fake *f = fake_new(PACK_BYTES);
+    const size_t pack_bytes = 5u * STORE_READ_WINDOW_BYTES / 2;
+    struct fake *f = fake_new(pack_bytes);
     struct store_windows *ws;
     struct asr_error err = {0};
     cr_assert_eq(store_windows_new(&ws, &err), ASR_OK);
     uint8_t *buf = malloc(300000);
-    for (uint64_t off = 0; off + 300000 <= PACK_BYTES; off += 300000) {
+    for (uint64_t off = 0; off + 300000 <= pack_bytes; off += 300000) {
         size_t got;
         bool missing;
         cr_assert_eq(store_windows_read(ws, &f->base, 0, "packs/aa/one", off, buf, 300000, &got, &missing, &err),
