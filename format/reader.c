@@ -473,6 +473,25 @@ void asr_reader_prefetch(const struct asr_reader *r, uint64_t chunk_id, uint64_t
         fmt_partset_prefetch(r->ps, e.offset, bytes);
 }
 
+void asr_reader_prefetch_chunks(const struct asr_reader *r, const uint64_t *chunk_ids, size_t n, uint64_t bytes)
+{
+    if (!r->external || !r->src.prefetch || !n)
+        return;
+    uint8_t *ids = malloc(n * ASR_STORE_ID_SIZE);
+    if (!ids)
+        return; /* advice only */
+    size_t k = 0;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n && sum < bytes; i++) {
+        if (chunk_ids[i] >= r->index.chunk_count)
+            continue;
+        memcpy(ids + k++ * ASR_STORE_ID_SIZE, r->ids + chunk_ids[i] * ASR_STORE_ID_SIZE, ASR_STORE_ID_SIZE);
+        sum += ASR_CHUNK_HEADER_SIZE + (uint64_t)r->index.chunks[chunk_ids[i]].stored_len;
+    }
+    r->src.prefetch(r->src.ctx, ids, k);
+    free(ids);
+}
+
 const char *asr_reader_chunk_where(const struct asr_reader *r, uint64_t id, char *buf, size_t n)
 {
     struct fmt_chunk_entry e;

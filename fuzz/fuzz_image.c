@@ -237,7 +237,7 @@ static void touch_snapshot(const struct asr_reader *r)
 
 static void exercise_external(const struct fake_store *fs)
 {
-    struct asr_chunk_source src = {fake_fetch, fake_check, (void *)fs};
+    struct asr_chunk_source src = {.fetch = fake_fetch, .check = fake_check, .ctx = (void *)fs};
     struct asr_reader *r = NULL;
     struct asr_error err = {0};
     if (asr_reader_open_external(path, &src, &r, &err) == ASR_OK) {

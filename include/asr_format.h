@@ -481,6 +481,9 @@ struct asr_chunk_source {
     /* true when content is what store_id names (the store's keyed hash of it). */
     bool (*check)(void *ctx, const uint8_t store_id[32], const void *content, size_t len);
     void *ctx;
+    /* Optional (NULL: none) advice: the n records named by store_ids (32 bytes each, in the order
+     * the reader will ask for them) are wanted soon; fetch may then find them fetched already. */
+    void (*prefetch)(void *ctx, const uint8_t *store_ids, size_t n);
 };
 /* Open a snapshot (an image with feature "external-chunks") whose chunks src serves: every chunk
  * read is checked against its index entry, its checksums and its store id. src is copied. An
@@ -488,7 +491,7 @@ struct asr_chunk_source {
  * buffer (64 + max_chunk_size bytes), so fetch runs on every thread that reads chunks; a
  * damaged record or content that check refuses is ASR_E_CORRUPT naming the chunk, its store id
  * and the place fetch gave. asr_reader_chunk_where says "store id HEX"; asr_reader_prefetch does
- * nothing. */
+ * nothing: asr_reader_prefetch_chunks gives src's prefetch the chunks a reader will read next. */
 int asr_reader_open_external(const char *path, const struct asr_chunk_source *src, struct asr_reader **out,
                              struct asr_error *err);
 /* The store id (32 bytes) of chunk_id in a snapshot; NULL in an image of its own. */
@@ -543,6 +546,10 @@ uint32_t asr_reader_chunk_len(const struct asr_reader *r, uint64_t chunk_id);
 /* Asks the kernel to read the image ahead, from chunk_id's record on for about `bytes`: a restore
  * reading chunks in stream order otherwise waits for the disk at every chunk (advice only). */
 void asr_reader_prefetch(const struct asr_reader *r, uint64_t chunk_id, uint64_t bytes);
+/* A snapshot's reader: tells its chunk source (its prefetch) that chunk_ids (n of them) will be
+ * read next, in that order, up to the one whose records add up to about `bytes` (advice only; an
+ * image's reader does nothing: asr_reader_prefetch is its advice). */
+void asr_reader_prefetch_chunks(const struct asr_reader *r, const uint64_t *chunk_ids, size_t n, uint64_t bytes);
 /* Where chunk id's record is stored, for messages ("IMAGE.002 offset 1234"). */
 const char *asr_reader_chunk_where(const struct asr_reader *r, uint64_t chunk_id, char *buf, size_t n);
 

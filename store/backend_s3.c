@@ -687,6 +687,10 @@ static void set_options(const struct s3_backend *b, struct s3_req *r, const char
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)b->stall_s);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->curl_msg);
+    /* A pack window is megabytes: 16 KiB (curl's default) reads would be a thousand receive
+     * calls and callbacks each */
+    if (r->sink == SINK_BUF || r->sink == SINK_FD)
+        curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L << 10);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);

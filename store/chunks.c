@@ -5,6 +5,7 @@
 #include "windows.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -82,9 +83,47 @@ static bool source_check(void *ctx, const uint8_t store_id[32], const void *cont
     return CRYPTO_memcmp(id.b, store_id, 32) == 0;
 }
 
+/* The records store_ids name, where the table has them, handed to the pack windows to fetch
+ * ahead (a directory store reads each record when asked: nothing to do). Advice only: an id the
+ * table lacks is left out, and the fetch of its chunk says so. */
+static void source_prefetch(void *ctx, const uint8_t *store_ids, size_t n)
+{
+    struct asr_store *s = ctx;
+    struct asr_error err = {0};
+    if (!n || store_load_table(s, &err) || !s->windows)
+        return;
+    struct store_want *want = malloc(n * sizeof *want);
+    if (!want)
+        return;
+    size_t k = 0;
+    uint32_t named = UINT32_MAX;
+    char key[STORE_KEY_NAME_MAX] = "";
+    for (size_t i = 0; i < n; i++) {
+        struct asr_store_id id;
+        struct store_loc loc;
+        memcpy(id.b, store_ids + i * ASR_STORE_ID_SIZE, sizeof id.b);
+        if (!store_table_find(s->table, &id, &loc))
+            continue;
+        if (loc.pack != named) {
+            uint8_t pack[STORE_OID_SIZE];
+            store_table_pack_id(s->table, loc.pack, pack);
+            store_pack_name(pack, key);
+            named = loc.pack;
+        }
+        if (strlen(key) >= sizeof want[k].key)
+            continue;
+        want[k] = (struct store_want){.pack = loc.pack, .len = loc.record_len, .off = loc.offset};
+        memcpy(want[k].key, key, strlen(key) + 1);
+        k++;
+    }
+    store_windows_prefetch(s->windows, s->b, want, k);
+    free(want);
+}
+
 void store_chunk_source(struct asr_store *s, struct asr_chunk_source *out)
 {
     out->fetch = source_fetch;
     out->check = source_check;
+    out->prefetch = source_prefetch;
     out->ctx = s;
 }

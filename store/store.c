@@ -264,10 +264,10 @@ void asr_store_close(struct asr_store *s)
 {
     if (!s)
         return;
+    store_windows_free(s->windows); /* first: its fetches ahead use the backend */
     if (s->b)
         s->b->ops->close(s->b);
     store_table_free(s->table);
-    store_windows_free(s->windows);
     pthread_mutex_destroy(&s->load_lock);
     OPENSSL_cleanse(s->key, sizeof s->key);
     free(s);

@@ -92,7 +92,7 @@ static bool check(void *ctx, const uint8_t id[32], const void *content, size_t l
 
 struct asr_chunk_source memstore_source(struct memstore *m)
 {
-    return (struct asr_chunk_source){fetch, check, m};
+    return (struct asr_chunk_source){.fetch = fetch, .check = check, .ctx = m};
 }
 
 void memstore_free(struct memstore *m)

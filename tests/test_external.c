@@ -671,3 +671,68 @@ Test(external, verify_clean_and_damaged)
     cr_assert_eq(rep.problems, 3);
     free_pair(&p);
 }
+
+/* ---- advice to the store ---------------------------------------------------------------------- */
+
+/* The memstore's source, with a prefetch that keeps what it was told. */
+struct advised {
+    struct asr_chunk_source inner;
+    uint8_t ids[8][32];
+    size_t n, calls;
+};
+
+static int advised_fetch(void *ctx, const uint8_t id[32], void *buf, size_t cap, size_t *len, char *where,
+                         size_t where_len, struct asr_error *err)
+{
+    struct advised *a = ctx;
+    return a->inner.fetch(a->inner.ctx, id, buf, cap, len, where, where_len, err);
+}
+
+static bool advised_check(void *ctx, const uint8_t id[32], const void *content, size_t len)
+{
+    struct advised *a = ctx;
+    return a->inner.check(a->inner.ctx, id, content, len);
+}
+
+static void advised_prefetch(void *ctx, const uint8_t *store_ids, size_t n)
+{
+    struct advised *a = ctx;
+    a->calls++;
+    a->n = n < 8 ? n : 8;
+    memcpy(a->ids, store_ids, a->n * 32);
+}
+
+/* asr_reader_prefetch_chunks names the chunks to the store in the order given (a restore's, which
+ * may go back to a chunk stored long before), up to the bytes asked for; an image's reader, and
+ * asr_reader_prefetch of a snapshot, name none. */
+Test(external, prefetch_names_the_chunks_in_the_order_given)
+{
+    struct pair p;
+    write_pair(&p);
+    struct advised a = {.inner = p.src};
+    struct asr_chunk_source src = {.fetch = advised_fetch, .check = advised_check, .ctx = &a,
+                                   .prefetch = advised_prefetch};
+    struct asr_reader *r;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_reader_open_external(p.snap, &src, &r, &err), ASR_OK, "%s", err.msg);
+    cr_assert_geq(asr_reader_info(r)->chunk_count, 3);
+    const uint64_t order[] = {2, 0, 1, 99};
+    asr_reader_prefetch_chunks(r, order, 4, UINT64_MAX);
+    cr_assert_eq(a.calls, 1);
+    cr_assert_eq(a.n, 3, "%zu ids (a chunk that does not exist is left out)", a.n);
+    for (size_t i = 0; i < 3; i++)
+        cr_assert(!memcmp(a.ids[i], asr_reader_store_id(r, order[i]), 32), "id %zu", i);
+    /* bytes: the chunks until their records reach it, the one that reaches it included */
+    asr_reader_prefetch_chunks(r, order, 3, 1);
+    cr_assert_eq(a.n, 1);
+    cr_assert(!memcmp(a.ids[0], asr_reader_store_id(r, 2), 32));
+    asr_reader_prefetch(r, 0, UINT64_MAX);
+    cr_assert_eq(a.calls, 2);
+    asr_reader_free(r);
+    struct asr_reader *img;
+    cr_assert_eq(asr_reader_open(p.image, &img, &err), ASR_OK, "%s", err.msg);
+    asr_reader_prefetch_chunks(img, order, 3, UINT64_MAX);
+    asr_reader_free(img);
+    cr_assert_eq(a.calls, 2);
+    free_pair(&p);
+}

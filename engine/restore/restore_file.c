@@ -12,6 +12,7 @@
 
 #define PREFETCH_EVERY 64u           /* chunks */
 #define PREFETCH_BYTES (64ull << 20) /* of the image, ahead of the chunk being decoded */
+#define PREFETCH_CHUNKS 1024u        /* at most, named to a snapshot's store at a time */
 
 /* ---- what to decode, in order -------------------------------------------------------------- */
 
@@ -74,6 +75,20 @@ struct decoders {
     size_t nthreads;
 };
 
+/* Chunks come in stream order: keep the kernel reading the image ahead of the workers, or every
+ * cold chunk waits for the disk (measured: 1.0 GB/s cold, 1.5 warm). A snapshot's store is told
+ * the very chunks that come next, in the order they do (an extent may use a chunk stored long
+ * before), so that it fetches them while the workers decode. */
+static void prefetch(const struct decoders *d, size_t s)
+{
+    asr_reader_prefetch(d->r, d->units[d->seq_unit[s]].ref, PREFETCH_BYTES);
+    uint64_t next[PREFETCH_CHUNKS];
+    size_t n = 0;
+    for (size_t i = s; i < d->nseq && n < PREFETCH_CHUNKS; i++)
+        next[n++] = d->units[d->seq_unit[i]].ref;
+    asr_reader_prefetch_chunks(d->r, next, n, PREFETCH_BYTES);
+}
+
 static void *decode_main(void *arg)
 {
     struct decoders *d = arg;
@@ -90,10 +105,8 @@ static void *decode_main(void *arg)
         if (d->stop)
             break;
         pthread_mutex_unlock(&d->mu);
-        /* Chunks come in stream order: keep the kernel reading the image ahead of the workers,
-         * or every cold chunk waits for the disk (measured: 1.0 GB/s cold, 1.5 warm). */
         if (s % PREFETCH_EVERY == 0)
-            asr_reader_prefetch(d->r, d->units[d->seq_unit[s]].ref, PREFETCH_BYTES);
+            prefetch(d, s);
         struct asr_error e = setup;
         int rc = setup_rc ? setup_rc
                           : asr_chunk_reader_read(cr, d->units[d->seq_unit[s]].ref, slot->buf, cap, NULL, &e);
