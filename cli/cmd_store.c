@@ -230,6 +230,7 @@ static int store_gc(int argc, char **argv)
         json_u64(&j, "packs_waiting", rep.packs_waiting);
         json_u64(&j, "sessions_running", rep.sessions_running);
         json_u64(&j, "sessions_expired", rep.sessions_expired);
+        json_u64(&j, "temporaries_removed", rep.temporaries_removed);
         json_end_obj(&j);
         json_finish(&j);
     } else {
@@ -240,6 +241,9 @@ static int store_gc(int argc, char **argv)
         if (rep.packs_waiting)
             printf(", %llu waiting for %llu running backup%s to end", (unsigned long long)rep.packs_waiting,
                    (unsigned long long)rep.sessions_running, rep.sessions_running == 1 ? "" : "s");
+        if (rep.temporaries_removed)
+            printf(", %llu unfinished file%s of crashed backups removed", (unsigned long long)rep.temporaries_removed,
+                   rep.temporaries_removed == 1 ? "" : "s");
         printf("\n");
         if (rep.packs_condemned)
             printf("store gc: condemned packs are deleted by the next gc once the backups running now have ended\n");

@@ -144,6 +144,7 @@ int asr_store_prune(struct asr_store *s, const char *host, const struct asr_stor
 struct asr_store_gc_report {
     uint64_t packs_condemned, packs_deleted, bytes_deleted, packs_waiting;
     uint64_t sessions_running, sessions_expired;
+    uint64_t temporaries_removed; /* unfinished files of crashed writers (a directory store's tmp/) */
 };
 int asr_store_gc(struct asr_store *s, struct asr_store_gc_report *rep, struct asr_error *err);
 

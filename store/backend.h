@@ -49,6 +49,10 @@ struct store_backend_ops {
     /* The backend's current time (a directory: the mtime of a file just written; S3: the Date of
      * a response), for comparisons with list's mtimes. */
     int (*now)(struct store_backend *b, int64_t *now, struct asr_error *err);
+    /* Removes what crashed writers left behind that nothing has written to since older_than (the
+     * backend's clock): the directory backend's unfinished tmp/ files. NULL where writes leave
+     * nothing behind (S3 objects appear whole or not at all). */
+    int (*sweep)(struct store_backend *b, int64_t older_than, uint64_t *removed, struct asr_error *err);
     void (*close)(struct store_backend *b);
 };
 

@@ -386,6 +386,31 @@ static void dir_close(struct store_backend *b)
     free(b);
 }
 
+/* A put writes tmp/RANDOM and renames it; a writer killed in between leaves it. One untouched
+ * since older_than belongs to no live put: a put writes its file in one go (its mtime moves with
+ * every write), and one stopped for longer than that loses its file and fails, never writes a
+ * wrong object. */
+static int dir_sweep(struct store_backend *b, int64_t older_than, uint64_t *removed, struct asr_error *err)
+{
+    *removed = 0;
+    int fd = openat(dir_root(b), "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? ASR_OK : store_fail(err, ASR_E_IO, "%s: cannot list tmp/: %s", b->url, strerror(errno));
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return store_fail(err, ASR_E_NOMEM, "%s: cannot list tmp/", b->url);
+    }
+    struct dirent *e;
+    struct stat st;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' && !fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode) &&
+            (int64_t)st.st_mtim.tv_sec < older_than && !unlinkat(dirfd(d), e->d_name, 0))
+            (*removed)++;
+    closedir(d);
+    return ASR_OK;
+}
+
 static const struct store_backend_ops dir_ops = {
     .put = dir_put,
     .put_file = dir_put_file,
@@ -394,6 +419,7 @@ static const struct store_backend_ops dir_ops = {
     .list = dir_list,
     .del = dir_del,
     .now = dir_now,
+    .sweep = dir_sweep,
     .close = dir_close,
 };
 

@@ -290,6 +290,8 @@ int asr_store_gc(struct asr_store *s, struct asr_store_gc_report *rep, struct as
     int rc = s->b->ops->now(s->b, &now, err);
     if (!rc)
         rc = read_sessions(s->b, now, &ss, rep, err);
+    if (!rc && s->b->ops->sweep) /* a crashed writer's files: untouched for as long as a lease lapses */
+        rc = s->b->ops->sweep(s->b, now - STORE_LEASE_EXPIRY, &rep->temporaries_removed, err);
     if (!rc)
         rc = phase1(s, now, &ss, rep, err);
     if (!rc)

@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "asr_store.h"
@@ -449,4 +452,26 @@ Test(store_gc, two_backups_and_gc_at_once, .timeout = 60)
     store_usage_free(&u);
     free(c);
     asr_store_close(s);
+}
+
+/* A crashed writer's unfinished file in tmp/ goes once nothing has written to it for as long as a
+ * lease lapses; one written to since (a live put's) stays. */
+Test(store_gc, removes_unfinished_files_of_crashed_writers)
+{
+    struct asr_store *s = make_store();
+    char *stale = scratch_path("st/tmp/0123456789abcdef"), *live = scratch_path("st/tmp/fedcba9876543210");
+    write_file(stale, "half a pack", 11);
+    write_file(live, "a pack being written", 20);
+    time_t then = time(NULL) - STORE_LEASE_EXPIRY - 60;
+    struct timespec old[2] = {{.tv_sec = then}, {.tv_sec = then}};
+    cr_assert_eq(utimensat(AT_FDCWD, stale, old, 0), 0);
+    struct asr_store_gc_report rep;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_store_gc(s, &rep, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(rep.temporaries_removed, 1);
+    cr_assert_neq(access(stale, F_OK), 0, "the stale file is gone");
+    cr_assert_eq(access(live, F_OK), 0, "the live one stays");
+    asr_store_close(s);
+    free(stale);
+    free(live);
 }
