@@ -229,7 +229,7 @@ int fmt_lazy_open(const struct fmt_lazy_args *a, struct fmt_index *ix, uint64_t 
         int bad = pass_content(&p, li, a->layout, ix, sums, &why);
         rc = pass_drain(&p);
         if (!rc)
-            rc = a->content_hashed(a->ctx, XXH3_64bits_digest(p.content));
+            rc = fmt_scan_content_hash(a->sc, a->header, XXH3_64bits_digest(p.content), a->content_at - ASR_SECTION_HEADER_SIZE);
         if (!rc && XXH3_64bits_digest(p.section) != a->index_hash)
             rc = fmt_fail(err, ASR_E_CORRUPT, "index does not match the footer's checksum of it");
         if (!rc && bad)

@@ -267,6 +267,7 @@ int fmt_volume_walk_end(const struct fmt_volume_walk *w, const struct asr_volume
  * hash and statistics only (chunks and extents stay NULL); sums: the chunks' stored and content
  * bytes. The lookups are thread-safe and check what they read again. */
 struct fmt_lazy_index;
+struct fmt_scan;
 struct fmt_lazy_args {
     struct fmt_partset *ps;
     const uint8_t *envelope;                  /* the index section's 32 bytes, checked */
@@ -275,8 +276,7 @@ struct fmt_lazy_args {
     uint64_t index_hash;                      /* the footer's checksum of the section */
     const struct fmt_layout *layout;
     struct fmt_index_bounds bounds;
-    int (*content_hashed)(void *ctx, uint64_t hash); /* the envelope's content checksum against hash */
-    void *ctx;
+    struct fmt_scan *sc;                      /* says a content checksum mismatch as the reader does */
 };
 int fmt_lazy_open(const struct fmt_lazy_args *a, struct fmt_index *ix, uint64_t sums[2], struct fmt_lazy_index **out,
                   struct asr_error *err);

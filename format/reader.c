@@ -198,19 +198,6 @@ static int open_index(struct asr_reader *r, struct asr_error *err)
     return rc;
 }
 
-/* The envelope's content checksum, for the lazy pass (it sees the content go by). */
-static int lazy_content_hashed(void *ctx, uint64_t hash)
-{
-    struct asr_reader *r = ctx;
-    struct fmt_section_header s;
-    uint8_t env[ASR_SECTION_HEADER_SIZE];
-    struct asr_error why = {0};
-    if (fmt_partset_read(r->ps, r->footer.index_offset, env, sizeof env, &why) ||
-        fmt_section_header_decode(env, &s, &why))
-        return fmt_fail(r->err, ASR_E_CORRUPT, "index: %s", why.msg[0] ? why.msg : "envelope changed");
-    return fmt_scan_content_hash(&r->sc, &s, hash, r->footer.index_offset);
-}
-
 /* The index checked in one pass and left in the image (index_lazy.c). */
 static int open_index_lazy(struct asr_reader *r, struct asr_error *err)
 {
@@ -226,8 +213,7 @@ static int open_index_lazy(struct asr_reader *r, struct asr_error *err)
     struct fmt_lazy_args a = {
         .ps = r->ps, .envelope = env, .header = &s, .content_at = off + ASR_SECTION_HEADER_SIZE,
         .index_hash = r->footer.index_hash, .layout = &r->sc.layout,
-        .bounds = {r->data_start, off, r->sc.header.max_chunk_size, false},
-        .content_hashed = lazy_content_hashed, .ctx = r};
+        .bounds = {r->data_start, off, r->sc.header.max_chunk_size, false}, .sc = &r->sc};
     return fmt_lazy_open(&a, &r->index, r->lazy_sums, &r->lazy, err);
 }
 
