@@ -18,6 +18,9 @@
 #define LAZY_CACHED 32u           /* blocks kept of each kind */
 #define PASS_BUFFER (1u << 20)    /* the pass reads the index this much at a time */
 
+/* A block is LAZY_BLOCK entries of either kind, read with one size. */
+_Static_assert(ASR_CHUNK_ENTRY_SIZE == ASR_EXTENT_SIZE, "chunk entries and extents are read alike");
+
 struct lazy_block {
     bool full;
     uint32_t volume; /* extent blocks; UINT32_MAX for chunk entry blocks */
