@@ -43,9 +43,10 @@ mkdir -p "$work/mnt"
 source "$(dirname "${BASH_SOURCE[0]}")/loop_lib.sh"
 loops=()
 cleanup() {
-    local l
+    local l d
     mountpoint -q "$work/mnt" && umount "$work/mnt"
     detach_ours "$work" "${loops[@]}"
+    for d in "${disks[@]}"; do detach_ours "$(realpath -m -- "$d")" "${loops[@]}"; done # the caller's disks
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -58,6 +58,7 @@ loops=()
 cleanup() {
     local l
     detach_ours "$work" "${loops[@]}"
+    detach_ours "$out" "${loops[@]}" # the disks it builds are in OUT
     rm -rf "$work"
 }
 trap cleanup EXIT
