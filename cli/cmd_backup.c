@@ -16,6 +16,7 @@
 
 #include "args.h"
 #include "disks.h"
+#include "guid.h"
 #include "image_ref.h"
 #include "json.h"
 #include "machine.h"
@@ -44,6 +45,12 @@ struct backup_args {
     struct asr_store_session *session;
     char manifest_dir[4096], manifest[4200], snapshot[1400];
     struct asr_store_session_stats store_st;
+    /* Into a store: the re-backup hints read from hints_path and recorded anew (NULL: none,
+     * --no-hints or no place for them). */
+    struct asr_backup_hints *hints;
+    char hints_path[4096];
+    uint64_t hints_loaded;
+    bool no_hints;
     const char *selection;
     uint64_t split;
     bool force, json, ignore_read_errors, freeze;
@@ -76,6 +83,7 @@ static int parse_args(int argc, char **argv, struct backup_args *a)
         case OPT_OUTPUT_DIR: a->output_dir = o; break;
         case OPT_STORE_KEY: setenv("ASRIMG_STORE_KEY_FILE", o, 1); break;
         case OPT_HOST: a->host = o; break;
+        case OPT_NO_HINTS: a->no_hints = true; break;
         case OPT_ENDPOINT: setenv("AWS_ENDPOINT_URL", o, 1); break;
         case OPT_VOLUMES: a->selection = o; break;
         case OPT_LEVEL:
@@ -121,6 +129,8 @@ static int parse_args(int argc, char **argv, struct backup_args *a)
                EXIT_USAGE;
     if (a->output_dir && !a->output_dir[0])
         return cli_error("backup: --output-dir: an empty name"), EXIT_USAGE;
+    if (a->no_hints && !(a->output && cli_is_store(a->output)))
+        return cli_error("backup: --no-hints applies to a backup into a store"), EXIT_USAGE;
     if (a->output && !strcmp(a->output, "-") && a->split)
         return cli_error("backup: --split needs a file name, not standard output"), EXIT_USAGE;
     return EXIT_OK;
@@ -352,6 +362,10 @@ static void report(const struct backup_args *a, const struct cli_disks *disks, c
             json_u64(&j, "added_chunks", a->store_st.chunks_new);
             json_u64(&j, "packs", a->store_st.packs);
             json_u64(&j, "requests", a->store_st.requests);
+            json_str(&j, "hints_file", a->hints ? a->hints_path : "");
+            json_u64(&j, "hints_loaded", a->hints_loaded);
+            json_u64(&j, "hinted_chunks", st->hinted_chunks);
+            json_u64(&j, "hinted_bytes", st->hinted_bytes);
             json_end_obj(&j);
         }
         json_u64(&j, "read_bytes", st->read_bytes);
@@ -372,6 +386,7 @@ static void report(const struct backup_args *a, const struct cli_disks *disks, c
         json_dbl(&j, "read_wait_seconds", st->read_wait_seconds);
         json_dbl(&j, "chunk_seconds", st->chunk_seconds);
         json_dbl(&j, "scan_cpu_seconds", st->scan_seconds);
+        json_dbl(&j, "hint_check_cpu_seconds", st->verify_seconds);
         json_dbl(&j, "hash_cpu_seconds", st->hash_seconds);
         json_dbl(&j, "compress_cpu_seconds", st->compress_seconds);
         json_dbl(&j, "write_seconds", st->write_seconds);
@@ -400,6 +415,9 @@ static void report(const struct backup_args *a, const struct cli_disks *disks, c
         fprintf(stderr, "backup: snapshot %s: %s already in the store, %s added in %llu packs\n", a->snapshot,
                 cli_bytes(st->store_bytes, r, sizeof r), cli_bytes(a->store_st.stored_new, i, sizeof i),
                 (unsigned long long)a->store_st.packs);
+    if (a->store && st->hinted_bytes)
+        fprintf(stderr, "backup: %s unchanged since the last backup into the store (checked against its hints)\n",
+                cli_bytes(st->hinted_bytes, r, sizeof r));
     if (st->unreadable_bytes)
         fprintf(stderr, "backup: warning: %s could not be read and are recorded as unreadable\n",
                 cli_bytes(st->unreadable_bytes, r, sizeof r));
@@ -496,6 +514,52 @@ static int name_in_dir(struct backup_args *a, const char *host, struct asr_error
 static int backup_with(struct backup_args *a, struct cli_disks *disks, struct asr_backup_freeze **fz,
                        struct asr_machine_desc *record);
 
+/* Where this machine keeps its re-backup hints for the store: ASRIMG_CACHE_DIR, else
+ * $XDG_CACHE_HOME/asrimg, else ~/.cache/asrimg; one file per store and HOST. False: nowhere. */
+static bool hints_path(const struct backup_args *a, const char *host, char *out, size_t n)
+{
+    const char *dir = getenv("ASRIMG_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char base[4096];
+    if (dir && dir[0])
+        snprintf(base, sizeof base, "%s", dir);
+    else if (xdg && xdg[0] == '/')
+        snprintf(base, sizeof base, "%s/asrimg", xdg);
+    else if (home && home[0] == '/')
+        snprintf(base, sizeof base, "%s/.cache/asrimg", home);
+    else
+        return false;
+    uint8_t uuid[16];
+    char text[ASR_GUID_TEXT], safe[ASR_HOSTNAME_MAX + 1];
+    asr_store_uuid(a->store, uuid);
+    asr_guid_text(uuid, 0, text);
+    snprintf(safe, sizeof safe, "%s", host);
+    for (char *c = safe; *c; c++)
+        if (*c == '/')
+            *c = '_';
+    return (size_t)snprintf(out, n, "%s/hints-%s-%s.bin", base, text, safe) < n;
+}
+
+/* The hints the last backup of this HOST into the store left: a file that cannot be used is said
+ * and left out (this backup then hashes every byte and writes a new one). */
+static int hints_begin(struct backup_args *a, const char *host, struct asr_error *err)
+{
+    if (a->no_hints || !hints_path(a, host, a->hints_path, sizeof a->hints_path))
+        return ASR_OK;
+    static const char label[] = "asrimg re-backup hints, version 1";
+    struct asr_store_id check;
+    asr_store_chunk_id(a->store, label, sizeof label - 1, &check);
+    uint32_t avg = a->opt.avg_chunk ? a->opt.avg_chunk : asr_backup_max_chunk(0) / 4;
+    int rc = asr_backup_hints_new(check.b, avg, &a->hints, err);
+    if (rc != ASR_OK)
+        return rc;
+    struct asr_error herr = {0};
+    if (asr_backup_hints_read(a->hints, a->hints_path, &herr) != ASR_OK)
+        warn(a, false, "re-backup hints not used: %s", herr.msg);
+    a->hints_loaded = asr_backup_hints_loaded(a->hints);
+    a->opt.hints = a->hints;
+    return ASR_OK;
+}
+
 /* -o STORE: the store opened (its key checked) and this backup's session begun, before any disk
  * is opened; the snapshot is written in a directory of its own under TMPDIR. */
 static int store_begin(struct backup_args *a, const char *host, struct asr_error *err)
@@ -511,6 +575,8 @@ static int store_begin(struct backup_args *a, const char *host, struct asr_error
     int rc = asr_store_open(a->output, NULL, &a->store, err);
     if (rc == ASR_OK)
         rc = asr_store_session_begin(a->store, host[0] ? host : "unknown", &a->session, err);
+    if (rc == ASR_OK)
+        rc = hints_begin(a, host[0] ? host : "unknown", err);
     a->opt.store = a->store;
     a->opt.session = a->session;
     return rc;
@@ -523,6 +589,9 @@ static int store_commit(struct backup_args *a, struct asr_error *err)
     asr_store_session_stats(a->session, &a->store_st);
     if (rc == ASR_OK)
         snprintf(a->snapshot, sizeof a->snapshot, "%s::%s", a->output, name);
+    struct asr_error herr = {0};
+    if (rc == ASR_OK && a->hints && asr_backup_hints_write(a->hints, a->hints_path, &herr) != ASR_OK)
+        warn(a, false, "re-backup hints not saved (the next backup hashes every byte): %s", herr.msg);
     return rc;
 }
 
@@ -533,6 +602,9 @@ static void store_end(struct backup_args *a)
     asr_store_session_stats(a->session, &a->store_st);
     asr_store_session_free(a->session);
     asr_store_close(a->store);
+    asr_backup_hints_free(a->hints);
+    a->hints = NULL;
+    a->opt.hints = NULL;
     a->session = NULL;
     a->store = NULL;
     a->opt.store = NULL;

@@ -69,6 +69,9 @@ static const struct cli_option backup_opts[] = {
     {OPT_AVG_CHUNK, 0, "avg-chunk", "SIZE", "average size of the content-defined chunks (for experiments)"},
     {OPT_HOST, 0, "host", "HOST", "into a store: the snapshot's HOST (default: this machine's hostname)"},
     {OPT_STORE_KEY, 0, "store-key", "FILE", STORE_KEY_HELP},
+    {OPT_NO_HINTS, 0, "no-hints", NULL,
+     "into a store: hash and chunk every byte again instead of checking it against what the last backup of this "
+     "machine into the store recorded (~/.cache/asrimg, or ASRIMG_CACHE_DIR); and record nothing"},
     {OPT_ENDPOINT, 0, "endpoint", "URL", ENDPOINT_HELP},
     {0},
 };

@@ -57,6 +57,7 @@ enum cli_opt_id {
     OPT_KEEP_MONTHLY,
     OPT_DRY_RUN,
     OPT_READ_DATA,
+    OPT_NO_HINTS,
 };
 
 /* Options of one command at most, --help besides (cli_args holds them in fixed arrays). */

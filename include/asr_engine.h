@@ -376,6 +376,9 @@ struct asr_backup_options {
      * the writer (external_chunks, with the store's seed) names them by id. NULL: an image file. */
     struct asr_store *store;
     struct asr_store_session *session;
+    /* With a store: what the last backup of this machine into it recorded (read), and where this
+     * one's chunks are recorded (asr_backup_hints_write after the commit). NULL: none. */
+    struct asr_backup_hints *hints;
 };
 
 struct asr_backup_stats {
@@ -398,7 +401,29 @@ struct asr_backup_stats {
     double write_seconds;      /* ordered writer, in the image writer */
     size_t dedup_index_bytes;
     uint64_t store_bytes;      /* of dedup_bytes, found in the store (earlier snapshots) */
+    uint64_t hinted_chunks, hinted_bytes; /* chunks found unchanged through the hints */
+    double verify_seconds;     /* producer CPU checking bytes against hints (one thread) */
 };
+
+/* ---- re-backup hints (engine/backup/hints.c, SPEC.md section 19.10) --------------------------
+ * A file private to the machine that lets a backup into a store skip chunking and the store's
+ * keyed hash of the bytes that did not change since the last backup: per volume, where that
+ * backup's chunks began and ended, an XXH3-128 of their bytes under a seed only the file holds,
+ * and their store ids. Bytes are still read, and checked against it. */
+#define ASR_BACKUP_HINTS_CHECK 32 /* bytes of the store check: asr_store_chunk_id of a fixed text */
+struct asr_backup_hints;
+/* Empty hints for a store (its check) and chunk size, with a new private seed. */
+int asr_backup_hints_new(const uint8_t store_check[ASR_BACKUP_HINTS_CHECK], uint32_t avg_chunk,
+                         struct asr_backup_hints **out, struct asr_error *err);
+/* Loads path's hints into h; a missing file leaves h empty (ASR_OK). A file made for another
+ * store, key or chunk size (ASR_E_ARG), or damaged (ASR_E_CORRUPT...), leaves h empty too, with
+ * the error naming the file: the backup may go on without it. */
+int asr_backup_hints_read(struct asr_backup_hints *h, const char *path, struct asr_error *err);
+/* Chunks loaded from the file. */
+uint64_t asr_backup_hints_loaded(const struct asr_backup_hints *h);
+/* Writes what asr_backup_run recorded to path (atomically, mode 0600, directories 0700). */
+int asr_backup_hints_write(const struct asr_backup_hints *h, const char *path, struct asr_error *err);
+void asr_backup_hints_free(struct asr_backup_hints *h);
 
 /* Reads the selected volumes' captured bytes as a backup would (io_uring, O_DIRECT) and throws
  * them away: the source's read bandwidth for `asrimg bench`. */

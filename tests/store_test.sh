@@ -30,7 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-export MTOOLS_SKIP_CHECK=1 TMPDIR=$work
+export MTOOLS_SKIP_CHECK=1 TMPDIR=$work ASRIMG_CACHE_DIR=$work/cache
 
 # shellcheck source=tests/store_lib.sh
 . "$(dirname "$0")/store_lib.sh"

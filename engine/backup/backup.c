@@ -14,6 +14,8 @@
 #include "dedup.h"
 #include "clock.h"
 #include "grow.h"
+#include "hints.h"
+#include "le.h"
 #include "source.h"
 
 #include <pthread.h>
@@ -56,6 +58,12 @@ struct slot {
     struct piece_ref *pieces;
     size_t npieces, cap;
     struct asr_hash128 hash;
+    /* Re-backup hints: hinted, the bytes matched a hint, whose hashes and store id it took;
+     * cut, the chunker ended the chunk (not a zero run, an unreadable range or the volume's
+     * end), so a later backup may take a hint from it; verify, its hash for that. */
+    bool hinted, cut;
+    struct asr_hash128 verify;
+    uint8_t vkey[HINT_KEY_SIZE]; /* its volume's hint key (a copy: the producer moves on) */
     bool known;              /* a worker found the content already stored, as chunk_id */
     uint64_t chunk_id;
     /* Into a store: the content's store id, and whether the store already holds it (with the
@@ -110,6 +118,9 @@ struct pipeline {
      * word (a copy that was still in flight when a worker looked becomes a reference then). */
     struct dedup *dedup;
     pthread_mutex_t dedup_mu;
+    /* Into a store with hints (opt->hints): the private seed of their verify hashes. */
+    struct asr_backup_hints *hints;
+    uint64_t hint_seed;
     /* Writer thread only. */
     uint64_t next_chunk_id, stored_bytes, new_bytes, dedup_bytes, chunks, dedup_hits, store_bytes;
 };
@@ -141,20 +152,36 @@ static int hash_and_encode(struct pipeline *p, struct asr_chunk_encoder *enc, st
                            struct asr_error *err)
 {
     double t0 = thread_seconds();
-    s->hash = asr_content_hash(p->seed, s->content, s->len);
+    if (!s->hinted) { /* a hinted chunk's hashes and store id are the hint's */
+        s->hash = asr_content_hash(p->seed, s->content, s->len);
+        if (p->hints)
+            s->verify = asr_content_hash(p->hint_seed, s->content, s->len);
+    }
     *hash_seconds += thread_seconds() - t0;
     pthread_mutex_lock(&p->dedup_mu);
     s->known = dedup_find(p->dedup, s->hash, s->len, &s->chunk_id);
     pthread_mutex_unlock(&p->dedup_mu);
     s->in_store = false;
-    if (s->known)
+    if (s->known && !(p->hints && !s->hinted))
         return ASR_OK;
     if (p->opt->session) {
         t0 = thread_seconds();
-        asr_store_chunk_id(p->opt->store, s->content, s->len, &s->sid);
+        if (!s->hinted) /* also for a chunk known here: the hints record its store id */
+            asr_store_chunk_id(p->opt->store, s->content, s->len, &s->sid);
         *hash_seconds += thread_seconds() - t0;
+        if (s->known)
+            return ASR_OK;
         uint32_t len = 0;
         s->in_store = asr_store_session_has(p->opt->session, &s->sid, &len, &s->store_stored_len) && len == s->len;
+        if (!s->in_store && s->hinted) {
+            /* The store no longer holds the hint's chunk (gc freed it): nothing is uploaded under
+             * an id the bytes were not hashed to here and now. */
+            t0 = thread_seconds();
+            asr_store_chunk_id(p->opt->store, s->content, s->len, &s->sid);
+            *hash_seconds += thread_seconds() - t0;
+            s->in_store = asr_store_session_has(p->opt->session, &s->sid, &len, &s->store_stored_len) &&
+                          len == s->len;
+        }
         if (s->in_store) { /* the record's lengths and content hash, for the snapshot's chunk table */
             s->chunk = (struct asr_chunk){.content_len = s->len, .stored_len = s->store_stored_len,
                                           .content_hash = s->hash};
@@ -301,6 +328,10 @@ static int write_slot(struct pipeline *p, struct slot *s, struct asr_error *err)
         if (rc != ASR_OK)
             return rc;
     }
+    if (p->hints && s->cut) {
+        struct hint h = {s->pieces[0].offset, s->len, s->verify, s->hash, s->sid};
+        return hints_record(p->hints, s->vkey, &h, err);
+    }
     return ASR_OK;
 }
 
@@ -350,6 +381,18 @@ struct producer {
     uint64_t request, scan_next;
     const struct cdc_marks *marks;
     const uint8_t *span;
+    /* Re-backup hints of the volume being read (NULL: none), and its key. While spec is set, the
+     * chunk being filled follows that hint: it takes the hint's length of bytes without the
+     * chunker, then they are checked (end_speculation). Bytes a hint did not match are chunked
+     * again from a scratch copy (rechunk), without hints below no_spec_until. */
+    const struct hint_list *hints;
+    uint8_t vkey[HINT_KEY_SIZE];
+    const struct hint *spec;
+    uint64_t no_spec_until;
+    bool rolling;
+    uint8_t *scratch;
+    struct piece_ref *left;
+    size_t left_cap;
 };
 
 /* Waits for the next slot in sequence to be free (back-pressure). */
@@ -402,7 +445,7 @@ static int flush_zero(struct producer *pr, struct asr_error *err)
     return ASR_OK;
 }
 
-/* Ends the chunk being filled and hands it to the workers. */
+/* Hands the chunk being filled to the workers. */
 static void flush_chunk(struct producer *pr)
 {
     struct slot *s = pr->cur;
@@ -428,6 +471,103 @@ static int add_piece_ref(struct slot *s, uint64_t offset, uint32_t len, struct a
     return ASR_OK;
 }
 
+static int feed_data(struct producer *pr, uint64_t off, const uint8_t *data, size_t len, struct asr_error *err);
+
+/* The chunk being filled stopped following its hint before the hint's length, or its bytes
+ * differ: they are chunked as the chunker would have from the chunk's start. A cut inside them
+ * ends the chunk there, and the bytes after it are fed again, without hints; without a cut the
+ * chunk goes on, the chunker having rolled its bytes. */
+static int rechunk(struct producer *pr, struct asr_error *err)
+{
+    struct slot *s = pr->cur;
+    pr->spec = NULL;
+    cdc_reset(&pr->cdc);
+    bool cut = false;
+    size_t n = s->len, c = cdc_feed(&pr->cdc, s->content, n, &cut);
+    if (!cut)
+        return ASR_OK;
+    size_t nleft = 0, keep = 0;
+    for (size_t i = 0; i < s->npieces; i++) {
+        struct piece_ref *r = &s->pieces[i];
+        if (r->chunk_offset + r->len <= c) {
+            keep = i + 1;
+            continue;
+        }
+        uint32_t skip = r->chunk_offset < c ? (uint32_t)(c - r->chunk_offset) : 0;
+        struct piece_ref *v = asr_grow(pr->left, &pr->left_cap, nleft + 1, sizeof *v, 64);
+        if (!v)
+            return asr_fail_public(err, ASR_E_NOMEM, "out of memory for chunk pieces");
+        pr->left = v;
+        v[nleft++] = (struct piece_ref){r->offset + skip, r->len - skip, (uint32_t)(r->chunk_offset + skip - c)};
+        if (skip) {
+            r->len = skip;
+            keep = i + 1;
+        }
+    }
+    memcpy(pr->scratch, s->content + c, n - c);
+    s->npieces = keep;
+    s->len = (uint32_t)c;
+    s->cut = true;
+    flush_chunk(pr);
+    if (!nleft)
+        return ASR_OK;
+    pr->no_spec_until = pr->left[nleft - 1].offset + pr->left[nleft - 1].len;
+    pr->rolling = true;
+    int rc = ASR_OK;
+    for (size_t i = 0; i < nleft && rc == ASR_OK; i++)
+        rc = feed_data(pr, pr->left[i].offset, pr->scratch + pr->left[i].chunk_offset, pr->left[i].len, err);
+    pr->rolling = false;
+    return rc;
+}
+
+/* The chunk has taken its hint's length of bytes: if they are the bytes the hint hashed, the
+ * chunker would cut here again, and the chunk keeps the hint's content hash and store id. */
+static int end_speculation(struct producer *pr, struct asr_error *err)
+{
+    struct slot *s = pr->cur;
+    const struct hint *h = pr->spec;
+    double t0 = thread_seconds();
+    struct asr_hash128 v = asr_content_hash(pr->p->hint_seed, s->content, s->len);
+    pr->st->verify_seconds += thread_seconds() - t0;
+    if (v.lo != h->verify.lo || v.hi != h->verify.hi)
+        return rechunk(pr, err);
+    pr->spec = NULL;
+    s->hinted = s->cut = true;
+    s->hash = h->content;
+    s->verify = h->verify;
+    s->sid = h->sid;
+    pr->st->hinted_chunks++;
+    pr->st->hinted_bytes += s->len;
+    flush_chunk(pr);
+    return ASR_OK;
+}
+
+/* Ends the chunk being filled where something other than the chunker ends it: a zero run, an
+ * unreadable range, the volume's end. */
+static int end_chunk(struct producer *pr, struct asr_error *err)
+{
+    if (pr->spec) {
+        int rc = rechunk(pr, err);
+        if (rc != ASR_OK)
+            return rc;
+    }
+    flush_chunk(pr);
+    return ASR_OK;
+}
+
+/* Takes up to len bytes into the chunk being filled: as its hint says, or as the chunker cuts. */
+static size_t take_bytes(struct producer *pr, const uint8_t *data, size_t len, bool *cut)
+{
+    *cut = false;
+    if (pr->spec) {
+        size_t want = pr->spec->len - pr->cur->len;
+        return len < want ? len : want;
+    }
+    if (pr->marks && !pr->rolling)
+        return cdc_feed_marked(&pr->cdc, data, len, pr->marks, (size_t)(data - pr->span), cut);
+    return cdc_feed(&pr->cdc, data, len, cut);
+}
+
 /* Non-zero data at volume offset off: into chunks, cut where the content says. */
 static int feed_data(struct producer *pr, uint64_t off, const uint8_t *data, size_t len, struct asr_error *err)
 {
@@ -437,10 +577,12 @@ static int feed_data(struct producer *pr, uint64_t off, const uint8_t *data, siz
             if (!(pr->cur = acquire_slot(pr->p, err)))
                 return err->code ? err->code : ASR_E_STATE;
             pr->cur->volume_id = pr->volume_id;
+            memcpy(pr->cur->vkey, pr->vkey, HINT_KEY_SIZE);
+            pr->cur->hinted = pr->cur->cut = false;
+            pr->spec = off >= pr->no_spec_until ? hints_at(pr->hints, off) : NULL;
         }
         bool cut;
-        size_t take = pr->marks ? cdc_feed_marked(&pr->cdc, data, len, pr->marks, (size_t)(data - pr->span), &cut)
-                                : cdc_feed(&pr->cdc, data, len, &cut);
+        size_t take = take_bytes(pr, data, len, &cut);
         struct slot *s = pr->cur;
         if ((rc = add_piece_ref(s, off, (uint32_t)take, err)) != ASR_OK)
             break;
@@ -450,8 +592,12 @@ static int feed_data(struct producer *pr, uint64_t off, const uint8_t *data, siz
         off += take;
         data += take;
         len -= take;
-        if (cut)
+        if (pr->spec && s->len == pr->spec->len) {
+            rc = end_speculation(pr, err);
+        } else if (cut) {
+            s->cut = true;
             flush_chunk(pr);
+        }
     }
     return rc;
 }
@@ -483,9 +629,10 @@ static int feed_piece(struct producer *pr, uint64_t off, const uint8_t *data, si
         bool continues = run && i == data_start && pr->zero_len && pr->zero_offset + pr->zero_len == at;
         if (run >= ZERO_RUN_MIN || continues) {
             int rc = feed_data(pr, off + data_start, data + data_start, i - data_start, err);
+            if (rc == ASR_OK)
+                rc = end_chunk(pr, err);
             if (rc != ASR_OK)
                 return rc;
-            flush_chunk(pr);
             if (!(pr->zero_len && pr->zero_offset + pr->zero_len == at)) {
                 if ((rc = flush_zero(pr, err)) != ASR_OK)
                     return rc;
@@ -504,9 +651,10 @@ static int feed_piece(struct producer *pr, uint64_t off, const uint8_t *data, si
 static int feed_unreadable(struct producer *pr, uint64_t off, uint64_t len, struct asr_error *err)
 {
     int rc = flush_zero(pr, err);
+    if (rc == ASR_OK)
+        rc = end_chunk(pr, err);
     if (rc != ASR_OK)
         return rc;
-    flush_chunk(pr);
     struct slot *s = acquire_slot(pr->p, err);
     if (!s)
         return err->code ? err->code : ASR_E_STATE;
@@ -550,7 +698,8 @@ static void enter_request(struct producer *pr, struct source *src, uint64_t requ
     struct pipeline *p = pr->p;
     struct scan_job *j = &p->scans[request % SCAN_AHEAD];
     struct span span;
-    bool scans = scan_from(p) < SCAN_AHEAD, mine = false;
+    /* With hints, most bytes are never chunked: scanning them ahead would be work thrown away. */
+    bool scans = !pr->hints && scan_from(p) < SCAN_AHEAD, mine = false;
     enum asr_peek ready = scans ? source_peek(src, request, &span) : ASR_PEEK_NEVER;
     pthread_mutex_lock(&p->mu);
     release_scans_before(p, request);
@@ -590,6 +739,8 @@ static void enter_request(struct producer *pr, struct source *src, uint64_t requ
 static void queue_scans(struct producer *pr, struct source *src)
 {
     struct pipeline *p = pr->p;
+    if (pr->hints)
+        return;
     uint64_t from = scan_from(p);
     if (pr->scan_next < pr->request + from)
         pr->scan_next = pr->request + from;
@@ -711,7 +862,7 @@ static int read_volume(struct producer *pr, struct source *src, const struct asr
     }
     drain_scans(pr);
     if (rc == ASR_OK && (rc = flush_zero(pr, err)) == ASR_OK)
-        flush_chunk(pr);
+        rc = end_chunk(pr, err);
     pr->st->chunk_seconds += t_chunk;
     return rc;
 }
@@ -758,6 +909,25 @@ int asr_backup_read_only(const struct asr_backup_source *src, size_t n, uint64_t
     return rc;
 }
 
+/* What identifies a volume from one backup to the next, for its hints: its disk's identity and
+ * size, where it lies on it, and its filesystem's UUID. */
+static void volume_key(const struct asr_backup_source *src, const struct asr_volume_info *v,
+                       uint8_t key[HINT_KEY_SIZE])
+{
+    const struct asr_disk_desc *d = asr_disk_desc(src->disk);
+    uint8_t b[16 + 8 + 4 + 1 + 8 + 8 + sizeof v->map.fs_uuid] = {0};
+    memcpy(b, d->disk_id, 16);
+    put_le64(b + 16, d->size_bytes);
+    put_le32(b + 24, v->partition_number);
+    b[28] = v->kind;
+    put_le64(b + 29, v->start_bytes);
+    put_le64(b + 37, v->size_bytes);
+    memcpy(b + 45, v->map.fs_uuid, strnlen(v->map.fs_uuid, sizeof v->map.fs_uuid));
+    struct asr_hash128 h = asr_content_hash(0, b, sizeof b);
+    put_le64(key, h.lo);
+    put_le64(key + 8, h.hi);
+}
+
 static int produce(struct producer *pr, const struct asr_backup_source *src, size_t n, const uint32_t *ids,
                    struct asr_error *err)
 {
@@ -782,6 +952,9 @@ static int produce(struct producer *pr, const struct asr_backup_source *src, siz
             if (v->capture == ASR_CAPTURE_SKIP)
                 continue;
             pr->volume_id = ids[vid++];
+            volume_key(&src[i], v, pr->vkey);
+            pr->hints = hints_for_volume(pr->p->hints, pr->vkey);
+            pr->no_spec_until = 0;
             prog.volume++;
             prog.info = v;
             if (opt->before_volume && (rc = opt->before_volume(v, opt->hook_ctx, err)) != ASR_OK)
@@ -810,6 +983,8 @@ static int pipeline_init(struct pipeline *p, struct asr_writer *w, const struct 
     p->seed = asr_writer_hash_seed(w);
     p->level = opt->level;
     p->max_chunk = asr_backup_max_chunk(opt->avg_chunk);
+    p->hints = opt->session ? opt->hints : NULL;
+    p->hint_seed = p->hints ? hints_seed(p->hints) : 0;
     /* Enough slots for every worker to hold one while the writer and producer hold others. */
     p->nslots = 2 * (size_t)threads + 6;
     p->slots = calloc(p->nslots, sizeof *p->slots);
@@ -864,6 +1039,9 @@ static int check_options(const struct asr_backup_options *opt, struct asr_writer
     if (asr_backup_max_chunk(avg) > asr_writer_max_chunk_size(w))
         return asr_fail_public(err, ASR_E_ARG, "chunks up to %u bytes exceed the image's %u-byte limit",
                                asr_backup_max_chunk(avg), asr_writer_max_chunk_size(w));
+    if (opt->hints && hints_avg_chunk(opt->hints) != avg)
+        return asr_fail_public(err, ASR_E_ARG, "re-backup hints made for %u-byte chunks, not %u",
+                               hints_avg_chunk(opt->hints), avg);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     *threads = opt->threads ? opt->threads : (cores > 0 ? (unsigned)cores : 1);
     if (*threads > MAX_THREADS)
@@ -931,6 +1109,8 @@ int asr_backup_run(struct asr_writer *w, const struct asr_backup_source *src, si
     bool writer_started = false;
     double t0 = asr_now();
     rc = pipeline_init(&p, w, opt, threads, err);
+    if (rc == ASR_OK && p.hints && !(pr.scratch = malloc(p.max_chunk)))
+        rc = asr_fail_public(err, ASR_E_NOMEM, "out of memory for chunk buffers");
     if (rc == ASR_OK) {
         cdc_init(&pr.cdc, opt->avg_chunk ? opt->avg_chunk : DEFAULT_AVG_CHUNK, p.max_chunk);
         p.scan_params = pr.cdc;
@@ -975,6 +1155,8 @@ int asr_backup_run(struct asr_writer *w, const struct asr_backup_source *src, si
     st->store_bytes = p.store_bytes;
     st->dedup_index_bytes = p.dedup ? dedup_memory(p.dedup) : 0;
     pipeline_free(&p);
+    free(pr.scratch);
+    free(pr.left);
     free(ids);
     return rc;
 }

@@ -1,0 +1,403 @@
+/* Re-backup hints (SPEC.md section 19.10): a file private to the machine that says, per volume,
+ * where the last backup into a store cut its chunks, what each chunk's bytes hashed to under a
+ * seed only this file knows, and the chunk's store id. The pipeline (backup.c) checks the bytes at
+ * the same offset against the hint with one XXH3 pass instead of running the chunker and the
+ * store's HMAC over them. The file is read as untrusted bytes like an image: a damaged one is
+ * refused with what and where, and the backup then runs without it. Hand-written: it is our own
+ * small format, serialized field by field with the little-endian helpers. */
+#include "hints.h"
+
+#include "grow.h"
+#include "io.h"
+#include "le.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#define HINTS_MAGIC "ASRHINT"        /* 8 bytes with its NUL */
+#define HINTS_VERSION 1u
+#define HINTS_HEADER 64u
+#define HINTS_VOLUME 32u
+#define HINTS_ENTRY 80u
+#define HINTS_TRAILER 8u
+#define HINTS_MAX_VOLUMES 4096u
+#define HINTS_MAX_FILE (1ull << 30) /* about 13 million chunks: over 3 TiB at the default size */
+
+struct asr_backup_hints {
+    uint8_t store_check[ASR_STORE_ID_SIZE];
+    uint32_t avg_chunk;
+    uint64_t seed;
+    /* What the last backup left (loaded), and what this one records (written). */
+    struct hint_list *old;
+    size_t nold;
+    struct hint *old_entries;
+    struct hint_list *rec;
+    size_t nrec, rec_cap;
+    struct hint **rec_entries; /* per recorded volume, with its capacity */
+    size_t *rec_entries_cap;
+};
+
+static int random_seed(uint64_t *seed, struct asr_error *err)
+{
+    uint8_t b[8];
+    size_t got = 0;
+    while (got < sizeof b) {
+        ssize_t n = getrandom(b + got, sizeof b - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return asr_fail_public(err, ASR_E_IO, "re-backup hints: no random bytes: %s", strerror(errno));
+        got += (size_t)n;
+    }
+    *seed = get_le64(b);
+    return ASR_OK;
+}
+
+int asr_backup_hints_new(const uint8_t store_check[ASR_BACKUP_HINTS_CHECK], uint32_t avg_chunk,
+                         struct asr_backup_hints **out, struct asr_error *err)
+{
+    *out = NULL;
+    struct asr_backup_hints *h = calloc(1, sizeof *h);
+    if (!h)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory for re-backup hints");
+    memcpy(h->store_check, store_check, ASR_STORE_ID_SIZE);
+    h->avg_chunk = avg_chunk;
+    int rc = random_seed(&h->seed, err);
+    if (rc != ASR_OK) {
+        free(h);
+        return rc;
+    }
+    *out = h;
+    return ASR_OK;
+}
+
+static void free_old(struct asr_backup_hints *h)
+{
+    free(h->old);
+    free(h->old_entries);
+    h->old = NULL;
+    h->old_entries = NULL;
+    h->nold = 0;
+}
+
+void asr_backup_hints_free(struct asr_backup_hints *h)
+{
+    if (!h)
+        return;
+    free_old(h);
+    for (size_t i = 0; i < h->nrec; i++)
+        free(h->rec_entries[i]);
+    free(h->rec);
+    free(h->rec_entries);
+    free(h->rec_entries_cap);
+    free(h);
+}
+
+uint64_t asr_backup_hints_loaded(const struct asr_backup_hints *h)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; h && i < h->nold; i++)
+        n += h->old[i].n;
+    return n;
+}
+
+uint64_t hints_seed(const struct asr_backup_hints *h) { return h->seed; }
+
+uint32_t hints_avg_chunk(const struct asr_backup_hints *h) { return h->avg_chunk; }
+
+const struct hint_list *hints_for_volume(const struct asr_backup_hints *h, const uint8_t key[HINT_KEY_SIZE])
+{
+    for (size_t i = 0; h && i < h->nold; i++)
+        if (!memcmp(h->old[i].key, key, HINT_KEY_SIZE))
+            return h->old[i].n ? &h->old[i] : NULL;
+    return NULL;
+}
+
+const struct hint *hints_at(const struct hint_list *l, uint64_t offset)
+{
+    size_t lo = 0, hi = l ? l->n : 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (l->v[mid].offset < offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return l && lo < l->n && l->v[lo].offset == offset ? &l->v[lo] : NULL;
+}
+
+int hints_record(struct asr_backup_hints *h, const uint8_t key[HINT_KEY_SIZE], const struct hint *e,
+                 struct asr_error *err)
+{
+    if (!h->nrec || memcmp(h->rec[h->nrec - 1].key, key, HINT_KEY_SIZE)) {
+        struct hint_list *v = asr_grow(h->rec, &h->rec_cap, h->nrec + 1, sizeof *v, 8);
+        if (!v)
+            return asr_fail_public(err, ASR_E_NOMEM, "out of memory for re-backup hints");
+        h->rec = v;
+        size_t cap = h->rec_cap;
+        struct hint **ev = realloc(h->rec_entries, cap * sizeof *ev);
+        size_t *cv = ev ? realloc(h->rec_entries_cap, cap * sizeof *cv) : NULL;
+        if (ev)
+            h->rec_entries = ev;
+        if (!cv)
+            return asr_fail_public(err, ASR_E_NOMEM, "out of memory for re-backup hints");
+        h->rec_entries_cap = cv;
+        h->rec[h->nrec] = (struct hint_list){.n = 0};
+        memcpy(h->rec[h->nrec].key, key, HINT_KEY_SIZE);
+        h->rec_entries[h->nrec] = NULL;
+        h->rec_entries_cap[h->nrec] = 0;
+        h->nrec++;
+    }
+    size_t i = h->nrec - 1;
+    struct hint_list *l = &h->rec[i];
+    if (l->n && e->offset < l->v[l->n - 1].offset + l->v[l->n - 1].len)
+        return asr_fail_public(err, ASR_E_STATE, "re-backup hints: chunk at %llu recorded out of order",
+                               (unsigned long long)e->offset);
+    struct hint *v = asr_grow(h->rec_entries[i], &h->rec_entries_cap[i], l->n + 1, sizeof *v, 1024);
+    if (!v)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory for re-backup hints");
+    h->rec_entries[i] = v;
+    v[l->n] = *e;
+    l->v = v;
+    l->n++;
+    return ASR_OK;
+}
+
+/* ---- the file ---------------------------------------------------------------------------------- */
+
+static void put_hash(uint8_t *p, struct asr_hash128 x)
+{
+    put_le64(p, x.lo);
+    put_le64(p + 8, x.hi);
+}
+
+static struct asr_hash128 get_hash(const uint8_t *p) { return (struct asr_hash128){get_le64(p), get_le64(p + 8)}; }
+
+static void put_entry(uint8_t *p, const struct hint *e)
+{
+    put_le64(p, e->offset);
+    put_le32(p + 8, e->len);
+    put_le32(p + 12, 0);
+    put_hash(p + 16, e->verify);
+    put_hash(p + 32, e->content);
+    memcpy(p + 48, e->sid.b, ASR_STORE_ID_SIZE);
+}
+
+static void get_entry(const uint8_t *p, struct hint *e)
+{
+    e->offset = get_le64(p);
+    e->len = get_le32(p + 8);
+    e->verify = get_hash(p + 16);
+    e->content = get_hash(p + 32);
+    memcpy(e->sid.b, p + 48, ASR_STORE_ID_SIZE);
+}
+
+/* The rules an entry of a volume keeps: a chunk's length, ascending, apart, flags zero. */
+static int check_entry(const uint8_t *p, const struct hint *e, const struct hint *prev, uint32_t max_len,
+                       const char *where, uint64_t at, struct asr_error *err)
+{
+    if (get_le32(p + 12))
+        return asr_fail_public(err, ASR_E_CORRUPT, "%s: entry at byte %llu: unknown flags", where,
+                               (unsigned long long)at);
+    if (!e->len || e->len > max_len)
+        return asr_fail_public(err, ASR_E_CORRUPT, "%s: entry at byte %llu: length %u outside 1..%u", where,
+                               (unsigned long long)at, e->len, max_len);
+    if (e->offset > UINT64_MAX - e->len || (prev && e->offset < prev->offset + prev->len))
+        return asr_fail_public(err, ASR_E_CORRUPT, "%s: entry at byte %llu: offset %llu out of order", where,
+                               (unsigned long long)at, (unsigned long long)e->offset);
+    return ASR_OK;
+}
+
+static int parse_header(struct asr_backup_hints *h, const uint8_t *buf, size_t len, const char *where,
+                        uint32_t *nvol, uint64_t *nent, struct asr_error *err)
+{
+    if (len < HINTS_HEADER + HINTS_TRAILER || memcmp(buf, HINTS_MAGIC, 8))
+        return asr_fail_public(err, ASR_E_CORRUPT, "%s: not a re-backup hints file", where);
+    if (len > HINTS_MAX_FILE)
+        return asr_fail_public(err, ASR_E_LIMIT, "%s: %zu bytes, more than %llu", where, len,
+                               (unsigned long long)HINTS_MAX_FILE);
+    if (XXH3_64bits(buf, len - HINTS_TRAILER) != get_le64(buf + len - HINTS_TRAILER))
+        return asr_fail_public(err, ASR_E_CORRUPT, "%s: checksum mismatch", where);
+    if (get_le32(buf + 8) != HINTS_VERSION)
+        return asr_fail_public(err, ASR_E_UNSUPPORTED, "%s: version %u (this asrimg writes %u)", where,
+                               get_le32(buf + 8), HINTS_VERSION);
+    if (memcmp(buf + 24, h->store_check, ASR_STORE_ID_SIZE))
+        return asr_fail_public(err, ASR_E_ARG, "%s: made for another store or key", where);
+    if (get_le32(buf + 12) != h->avg_chunk)
+        return asr_fail_public(err, ASR_E_ARG, "%s: made with %u-byte average chunks, not %u", where,
+                               get_le32(buf + 12), h->avg_chunk);
+    *nvol = get_le32(buf + 56);
+    if (*nvol > HINTS_MAX_VOLUMES || get_le32(buf + 60))
+        return asr_fail_public(err, ASR_E_CORRUPT, "%s: %u volumes (at most %u) or reserved bytes set", where,
+                               *nvol, HINTS_MAX_VOLUMES);
+    uint64_t body = len - HINTS_HEADER - HINTS_TRAILER - (uint64_t)*nvol * HINTS_VOLUME;
+    if (len < HINTS_HEADER + HINTS_TRAILER + (uint64_t)*nvol * HINTS_VOLUME || body % HINTS_ENTRY)
+        return asr_fail_public(err, ASR_E_CORRUPT, "%s: %zu bytes do not hold %u volumes and whole entries", where,
+                               len, *nvol);
+    *nent = body / HINTS_ENTRY;
+    return ASR_OK;
+}
+
+int hints_parse(struct asr_backup_hints *h, const uint8_t *buf, size_t len, const char *where,
+                struct asr_error *err)
+{
+    uint32_t nvol = 0;
+    uint64_t nent = 0;
+    int rc = parse_header(h, buf, len, where, &nvol, &nent, err);
+    if (rc != ASR_OK)
+        return rc;
+    uint64_t seed = get_le64(buf + 16);
+    struct hint_list *vols = calloc(nvol + 1u, sizeof *vols);
+    struct hint *ents = calloc(nent + 1, sizeof *ents);
+    if (!vols || !ents) {
+        free(vols);
+        free(ents);
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory for re-backup hints");
+    }
+    const uint8_t *vt = buf + HINTS_HEADER, *et = vt + (size_t)nvol * HINTS_VOLUME;
+    uint64_t next = 0;
+    uint32_t max_len = asr_backup_max_chunk(h->avg_chunk);
+    for (uint32_t i = 0; i < nvol && rc == ASR_OK; i++) {
+        const uint8_t *p = vt + (size_t)i * HINTS_VOLUME;
+        uint64_t first = get_le64(p + 16), count = get_le64(p + 24);
+        if (first != next || count > nent - next) {
+            rc = asr_fail_public(err, ASR_E_CORRUPT, "%s: volume %u: entries %llu+%llu do not follow on", where, i,
+                                 (unsigned long long)first, (unsigned long long)count);
+            break;
+        }
+        memcpy(vols[i].key, p, HINT_KEY_SIZE);
+        vols[i].v = ents + first;
+        vols[i].n = (size_t)count;
+        for (uint64_t k = first; k < first + count && rc == ASR_OK; k++) {
+            get_entry(et + k * HINTS_ENTRY, &ents[k]);
+            rc = check_entry(et + k * HINTS_ENTRY, &ents[k], k > first ? &ents[k - 1] : NULL, max_len, where,
+                             HINTS_HEADER + (uint64_t)nvol * HINTS_VOLUME + k * HINTS_ENTRY, err);
+        }
+        next = first + count;
+    }
+    if (rc == ASR_OK && next != nent)
+        rc = asr_fail_public(err, ASR_E_CORRUPT, "%s: %llu entries belong to no volume", where,
+                             (unsigned long long)(nent - next));
+    if (rc != ASR_OK) {
+        free(vols);
+        free(ents);
+        return rc;
+    }
+    free_old(h);
+    h->old = vols;
+    h->nold = nvol;
+    h->old_entries = ents;
+    h->seed = seed;
+    return ASR_OK;
+}
+
+int asr_backup_hints_read(struct asr_backup_hints *h, const char *path, struct asr_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? ASR_OK
+                               : asr_fail_public(err, ASR_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    int rc = ASR_OK;
+    uint8_t *buf = NULL;
+    if (fstat(fd, &st) < 0)
+        rc = asr_fail_public(err, ASR_E_IO, "%s: %s", path, strerror(errno));
+    else if ((uint64_t)st.st_size > HINTS_MAX_FILE)
+        rc = asr_fail_public(err, ASR_E_LIMIT, "%s: %lld bytes, more than %llu", path, (long long)st.st_size,
+                             (unsigned long long)HINTS_MAX_FILE);
+    else if (!(buf = malloc((size_t)st.st_size + 1)))
+        rc = asr_fail_public(err, ASR_E_NOMEM, "out of memory for re-backup hints");
+    else if (asr_pread_full(fd, buf, (size_t)st.st_size, 0))
+        rc = asr_fail_public(err, ASR_E_IO, "%s: cannot read", path);
+    else
+        rc = hints_parse(h, buf, (size_t)st.st_size, path, err);
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+static uint8_t *serialize(const struct asr_backup_hints *h, size_t *len, struct asr_error *err)
+{
+    uint64_t nent = 0;
+    for (size_t i = 0; i < h->nrec; i++)
+        nent += h->rec[i].n;
+    uint64_t size = HINTS_HEADER + (uint64_t)h->nrec * HINTS_VOLUME + nent * HINTS_ENTRY + HINTS_TRAILER;
+    if (h->nrec > HINTS_MAX_VOLUMES || size > HINTS_MAX_FILE) {
+        asr_fail_public(err, ASR_E_LIMIT, "re-backup hints: %zu volumes and %llu chunks are more than a file holds",
+                        h->nrec, (unsigned long long)nent);
+        return NULL;
+    }
+    uint8_t *b = calloc(1, (size_t)size);
+    if (!b) {
+        asr_fail_public(err, ASR_E_NOMEM, "out of memory for re-backup hints");
+        return NULL;
+    }
+    memcpy(b, HINTS_MAGIC, 8);
+    put_le32(b + 8, HINTS_VERSION);
+    put_le32(b + 12, h->avg_chunk);
+    put_le64(b + 16, h->seed);
+    memcpy(b + 24, h->store_check, ASR_STORE_ID_SIZE);
+    put_le32(b + 56, (uint32_t)h->nrec);
+    uint8_t *vt = b + HINTS_HEADER, *et = vt + h->nrec * HINTS_VOLUME;
+    uint64_t first = 0;
+    for (size_t i = 0; i < h->nrec; i++) {
+        memcpy(vt + i * HINTS_VOLUME, h->rec[i].key, HINT_KEY_SIZE);
+        put_le64(vt + i * HINTS_VOLUME + 16, first);
+        put_le64(vt + i * HINTS_VOLUME + 24, h->rec[i].n);
+        for (size_t k = 0; k < h->rec[i].n; k++)
+            put_entry(et + (first + k) * HINTS_ENTRY, &h->rec[i].v[k]);
+        first += h->rec[i].n;
+    }
+    put_le64(b + size - HINTS_TRAILER, XXH3_64bits(b, (size_t)size - HINTS_TRAILER));
+    *len = (size_t)size;
+    return b;
+}
+
+/* mkdir -p of the directories above path, private to the user: the file says what was stored. */
+static int make_private_dirs(const char *path, struct asr_error *err)
+{
+    char dir[PATH_MAX];
+    if ((size_t)snprintf(dir, sizeof dir, "%s", path) >= sizeof dir)
+        return asr_fail_public(err, ASR_E_ARG, "%s: path too long", path);
+    for (char *c = strchr(dir + 1, '/'); c; c = strchr(c + 1, '/')) {
+        *c = 0;
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+            return asr_fail_public(err, ASR_E_IO, "%s: cannot create: %s", dir, strerror(errno));
+        *c = '/';
+    }
+    return ASR_OK;
+}
+
+int asr_backup_hints_write(const struct asr_backup_hints *h, const char *path, struct asr_error *err)
+{
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid()) >= sizeof tmp)
+        return asr_fail_public(err, ASR_E_ARG, "%s: path too long", path);
+    size_t len = 0;
+    uint8_t *b = serialize(h, &len, err);
+    if (!b)
+        return err->code;
+    int rc = make_private_dirs(path, err);
+    int fd = rc == ASR_OK ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+    if (rc == ASR_OK && fd < 0)
+        rc = asr_fail_public(err, ASR_E_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    if (rc == ASR_OK && (asr_write_full(fd, b, len) || fsync(fd) < 0))
+        rc = asr_fail_public(err, ASR_E_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    if (fd >= 0 && close(fd) < 0 && rc == ASR_OK)
+        rc = asr_fail_public(err, ASR_E_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    if (rc == ASR_OK && rename(tmp, path) < 0)
+        rc = asr_fail_public(err, ASR_E_IO, "%s: cannot replace: %s", path, strerror(errno));
+    if (rc != ASR_OK && fd >= 0)
+        unlink(tmp);
+    free(b);
+    return rc;
+}

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Re-backup hints (SPEC.md section 19.10) end to end, on a real ext4 in a directory store:
+#   - the first backup records them (a private file); an unchanged re-backup takes its chunks from
+#     them and adds nothing;
+#   - bytes changed behind the filesystem's back (written into files' blocks on the disk, no
+#     metadata touched: a flipped byte, a zero run, a range over blocks) are found: the snapshot
+#     compares equal with the disk, restores fsck-clean with every file equal, and holds exactly
+#     the chunks a backup without hints makes (which then adds nothing);
+#   - chunks gc freed since are hashed and uploaded again, the store verifies with --read-data;
+#   - a disk of two volumes (FAT and ext4) keeps hints for each;
+#   - a damaged hints file, or one of another store, is said and not used; the backup still works.
+# Usage: hints_test.sh ASRIMG
+set -u
+asrimg=$1
+skip_all() { echo "SKIP: $1"; echo "hints: 0 passed, 0 failed, 1 skipped"; exit 77; }
+[ "$(id -u)" -eq 0 ] || skip_all "needs root (loop mounts)"
+for tool in mkfs.ext4 mkfs.vfat mcopy sfdisk debugfs e2fsck python3 cmp mount; do
+  command -v "$tool" >/dev/null || skip_all "$tool not installed"
+done
+
+work=$(mktemp -d /tmp/asrimg-hints-XXXXXX)
+mkdir -p "$work/mnt" "$work/mnt2"
+cleanup() {
+  umount "$work/mnt" "$work/mnt2" 2>/dev/null
+  [ -n "${KEEP:-}" ] || rm -rf --one-file-system "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+export TMPDIR=$work ASRIMG_STORE_KEY_FILE=$work/store.key ASRIMG_CACHE_DIR=$work/cache/asrimg
+
+pass=0 fail=0
+check() { # name, then a command that must succeed
+  local name=$1; shift
+  if "$@" >"$work/out" 2>"$work/err"; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL: $name"; sed 's/^/  out: /' "$work/out" | head -5; sed 's/^/  err: /' "$work/err" | head -8; fi
+}
+json_get() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+# An unpartitioned ext4 of random files and text, 4 KiB blocks.
+c=$work/content
+mkdir -p "$c/data" "$c/etc"
+for i in $(seq 1 10); do head -c $((3 << 20)) /dev/urandom >"$c/data/blob$i.bin"; done
+seq 1 300000 >"$c/etc/numbers.txt"
+disk=$work/disk.img
+truncate -s 96M "$disk"
+mkfs.ext4 -q -F -b 4096 -d "$c" "$disk" || exit 1
+
+# Writes the bytes of SRC into FILE's blocks on the disk at FILE_OFFSET, block by block where
+# debugfs says they lie: the filesystem's metadata (sizes, times, checksums) is not touched.
+write_behind() { # FILE_IN_FS FILE_OFFSET SRC
+  local file=$1 off=$2 src=$3 len done=0 n blk
+  len=$(stat -c %s "$src")
+  while [ "$done" -lt "$len" ]; do
+    n=$((4096 - (off + done) % 4096)); [ $n -gt $((len - done)) ] && n=$((len - done))
+    blk=$(debugfs -R "bmap $file $(((off + done) / 4096))" "$disk" 2>/dev/null) || return 1
+    [ "$blk" -gt 0 ] || return 1
+    dd if="$src" of="$disk" bs=1 skip=$done seek=$((blk * 4096 + (off + done) % 4096)) count=$n conv=notrunc \
+      status=none || return 1
+    done=$((done + n))
+  done
+}
+
+store=$work/store
+backup() { # JSON [options...]
+  local out=$1; shift
+  "$asrimg" backup "$disk" --volumes all -o "$store" --avg-chunk 16K --json "$@" >"$out"
+}
+hints_file() { ls "$ASRIMG_CACHE_DIR"/hints-*.bin 2>/dev/null | head -1; }
+# The snapshot compares equal with the disk, and restores fsck-clean with every file equal to the
+# disk's own (mounted read-only: what the changed blocks hold now).
+snapshot_ok() { # JSON
+  local ref rc=0
+  ref=$store::$(json_get "$1" 'j["store"]["snapshot"]')
+  "$asrimg" verify "$ref" --against "$disk" >/dev/null || { echo "verify --against differs"; return 1; }
+  rm -f "$work/t.img"; truncate -s 96M "$work/t.img"
+  "$asrimg" restore "$ref" --to "$work/t.img" --yes >/dev/null 2>&1 || { echo "restore failed"; return 1; }
+  e2fsck -fn "$work/t.img" >/dev/null 2>&1 || { echo "restored ext4 not clean"; return 1; }
+  mount -o ro,loop "$disk" "$work/mnt" || return 1
+  mount -o ro,loop "$work/t.img" "$work/mnt2" || { umount "$work/mnt"; return 1; }
+  diff -r "$work/mnt" "$work/mnt2" >/dev/null || { echo "files differ"; rc=1; }
+  umount "$work/mnt" "$work/mnt2"
+  return $rc
+}
+
+check "store init" "$asrimg" store init "$store"
+check "first backup" backup "$work/b1.json"
+check "first backup: no hints yet" test "$(json_get "$work/b1.json" 'j["store"]["hints_loaded"]')" = 0
+check "first backup: hints recorded, the file 0600 in a 0700 directory" sh -c \
+  "f=\$(ls '$ASRIMG_CACHE_DIR'/hints-*.bin) && [ \"\$(stat -c %a \"\$f\")\" = 600 ] &&
+   [ \"\$(stat -c %a '$ASRIMG_CACHE_DIR')\" = 700 ] && [ \"\$(stat -c %a '$work/cache')\" = 700 ]"
+
+check "unchanged re-backup" backup "$work/b2.json"
+read_bytes=$(json_get "$work/b2.json" 'j["read_bytes"] - j["zero_bytes"]')
+hinted=$(json_get "$work/b2.json" 'j["store"]["hinted_bytes"]')
+check "unchanged: 95% of the non-zero bytes read came from hints ($hinted of $read_bytes)" \
+  test $((hinted * 100)) -ge $((read_bytes * 95))
+check "unchanged: nothing added" test "$(json_get "$work/b2.json" 'j["store"]["added_chunks"]')" = 0
+check "unchanged: the snapshot equals the disk" snapshot_ok "$work/b2.json"
+
+# ---- bytes changed behind the filesystem's back --------------------------------------------------
+printf '\x5a' >"$work/byte"
+head -c $((128 << 10)) /dev/zero >"$work/zeros"
+head -c 9000 /dev/urandom >"$work/random"
+check "change blob3: one byte" write_behind /data/blob3.bin $(((1 << 20) + 123)) "$work/byte"
+check "change blob5: a 128 KiB zero run" write_behind /data/blob5.bin $((512 << 10)) "$work/zeros"
+check "change blob7: 9000 bytes over three blocks" write_behind /data/blob7.bin $(((2 << 20) + 1000)) "$work/random"
+check "change blob9: its last bytes" write_behind /data/blob9.bin $(((3 << 20) - 9000)) "$work/random"
+check "changed disk: its ext4 is still clean" e2fsck -fn "$disk"
+check "backup of the changed disk" backup "$work/b3.json"
+hinted=$(json_get "$work/b3.json" 'j["store"]["hinted_bytes"]')
+check "changed: most bytes came from hints ($hinted of $read_bytes)" test $((hinted * 100)) -ge $((read_bytes * 80))
+check "changed: chunks were added" test "$(json_get "$work/b3.json" 'j["store"]["added_chunks"]')" -gt 0
+check "changed: the snapshot equals the changed disk" snapshot_ok "$work/b3.json"
+check "a backup without hints" backup "$work/b4.json" --no-hints
+check "without hints: no hints taken" test "$(json_get "$work/b4.json" 'j["store"]["hinted_bytes"]')" = 0
+check "without hints: the same chunks (nothing added)" \
+  test "$(json_get "$work/b4.json" 'j["store"]["added_chunks"]')" = 0
+snap_sizes() { # JSON: the snapshot's chunks and stored bytes, as store list says
+  "$asrimg" store list "$store" --json | python3 -c "import json,sys
+n = json.load(open(sys.argv[1]))['store']['snapshot']
+print([(s['chunks'], s['stored_bytes']) for s in json.load(sys.stdin)['snapshots'] if s['name'] == n])" "$1"
+}
+check "without hints: as many chunks, as many bytes" test "$(snap_sizes "$work/b4.json")" = "$(snap_sizes "$work/b3.json")"
+
+# ---- chunks gc freed are uploaded again under the ids their bytes hash to ----------------------------
+cp "$(hints_file)" "$work/hints.keep"
+check "every snapshot removed" find "$store/snapshots" -type f -delete
+check "gc" sh -c "'$asrimg' store gc '$store' >/dev/null && '$asrimg' store gc '$store' >/dev/null"
+cp "$work/hints.keep" "$(hints_file)"
+check "backup after gc, with the old hints" backup "$work/b5.json"
+check "after gc: everything was added again" test "$(json_get "$work/b5.json" 'j["store"]["added_bytes"]')" -gt $((20 << 20))
+check "after gc: the store verifies, data read" "$asrimg" store verify "$store" --read-data
+check "after gc: the snapshot equals the disk" snapshot_ok "$work/b5.json"
+
+# ---- hints that cannot be used ---------------------------------------------------------------------
+f=$(hints_file)
+python3 - "$f" <<'EOF'
+import sys
+b = bytearray(open(sys.argv[1], 'rb').read()); b[200] ^= 1; open(sys.argv[1], 'wb').write(b)
+EOF
+check "damaged hints: backup works, says so" sh -c "'$asrimg' backup '$disk' --volumes all -o '$store' --avg-chunk 16K --json \
+  >'$work/b6.json' 2>'$work/b6.err' && grep -q 're-backup hints not used: .*hints-.*: checksum mismatch' '$work/b6.err'"
+check "damaged hints: none taken" test "$(json_get "$work/b6.json" 'j["store"]["hinted_bytes"]')" = 0
+check "damaged hints: replaced by good ones" sh -c "'$asrimg' backup '$disk' --volumes all -o '$store' --avg-chunk 16K \
+  --json >'$work/b7.json' 2>'$work/b7.err' && ! grep -q 're-backup hints' '$work/b7.err'"
+check "other chunk size: said, not used" sh -c "'$asrimg' backup '$disk' --volumes all -o '$store' --json \
+  >'$work/b8.json' 2>'$work/b8.err' && grep -q 'made with 16384-byte average chunks' '$work/b8.err'"
+mine=$(hints_file)
+"$asrimg" store init "$work/other" --store-key "$work/other.key" >/dev/null
+export ASRIMG_STORE_KEY_FILE=$work/other.key
+"$asrimg" backup "$disk" --volumes all -o "$work/other" --avg-chunk 16K >/dev/null 2>&1
+theirs=$(ls "$ASRIMG_CACHE_DIR"/hints-*.bin | grep -vx "$mine" | head -1)
+check "another store: hints of its own" test -n "$theirs"
+cp "$mine" "${theirs:-$work/none}"
+check "another store's hints: said, not used" sh -c "'$asrimg' backup '$disk' --volumes all -o '$work/other' --avg-chunk 16K \
+  --json >'$work/b9.json' 2>'$work/b9.err' && grep -q 'another store or key' '$work/b9.err'"
+export ASRIMG_STORE_KEY_FILE=$work/store.key
+# ---- two volumes: each its own hints ------------------------------------------------------------------
+two=$work/two.img
+truncate -s 64M "$two"
+printf 'label: gpt\nstart=2048, size=32768, type=uefi\nsize=90112, type=linux\n' | sfdisk -q "$two"
+truncate -s 16M "$work/esp" && mkfs.vfat -F 16 "$work/esp" >/dev/null &&
+  MTOOLS_SKIP_CHECK=1 mcopy -i "$work/esp" "$c/data/blob1.bin" ::/ && dd if="$work/esp" of="$two" bs=1M seek=1 conv=notrunc status=none
+truncate -s 44M "$work/root" && mkfs.ext4 -q -F -b 4096 -d "$c/etc" "$work/root" &&
+  dd if="$work/root" of="$two" bs=1M seek=17 conv=notrunc status=none
+backup_two() { "$asrimg" backup "$two" --volumes all -o "$store" --host two --json >"$1"; }
+check "two volumes: first backup" backup_two "$work/t1.json"
+check "two volumes: re-backup" backup_two "$work/t2.json"
+hinted=$(json_get "$work/t2.json" 'j["store"]["hinted_bytes"]')
+check "two volumes: both volumes' bytes came from hints ($hinted)" test "$hinted" -ge $(((3 << 20) + (1 << 20)))
+check "two volumes: the snapshot equals the disk" "$asrimg" verify "$store::$(json_get "$work/t2.json" 'j["store"]["snapshot"]')" \
+  --against "$two"
+
+check "--no-hints outside a store: refused" sh -c "! '$asrimg' backup '$disk' -o '$work/x.asrimg' --no-hints 2>/dev/null"
+
+echo "hints: $pass passed, $fail failed"
+[ "$fail" = 0 ]
