@@ -59,6 +59,8 @@ fi
 
 "$here/mkdisk.sh" "$disk"
 work=$(mktemp -d "$bench_dir/store.XXXXXX")
+# Re-backup hints (SPEC.md 19.10) of every store the bench makes, beside them.
+export ASRIMG_CACHE_DIR=$work/cache
 mkdir -p "$work/mnt"
 disk_dev="" root_dev="" chg_dev="" rw_dev="" swift_up=""
 cleanup() {
@@ -322,7 +324,8 @@ vals = {"read_bytes": j["read_bytes"], "seconds": j["seconds"], "threads": j["th
         "packs": s["packs"], "requests": s["requests"], "hash_cpu": g["hash_cpu_seconds"],
         "read_wait": g["read_wait_seconds"], "compress_cpu": g["compress_cpu_seconds"],
         "scan_cpu": g["scan_cpu_seconds"], "chunk_seconds": g["chunk_seconds"],
-        "write_seconds": g["write_seconds"]}
+        "write_seconds": g["write_seconds"], "hinted_bytes": s["hinted_bytes"],
+        "hint_cpu": g["hint_check_cpu_seconds"]}
 for k, v in vals.items():
     print("%s\t%s\t%s\t%s" % (sys.argv[2], sys.argv[3], k, v))
 EOF
@@ -381,6 +384,11 @@ print(json.load(open(sys.argv[1]))["read_mb_per_s"] * 1e6)' "$work/abench.json")
     backup_row "$kind-first" "$kind" "$url" "$disk_dev"
     limit "limit-$kind"
     backup_row "$kind-again" "$kind" "$url" "$disk_dev"
+    # The same re-backup without hints (directory store): what they save, in the same round.
+    if [ "$kind" = dir ]; then
+      limit "limit-nohints"
+      backup_row "dir-nohints" "$kind" "$url" "$disk_dev" --no-hints
+    fi
     # What the re-backup's snapshot object holds: the layout's raw regions (stored as they are,
     # SPEC.md section 5), the chunk table and store ids, the extents.
     "$asrimg" info "$url::bench/latest" --json >"$work/snap.json"
@@ -518,10 +526,13 @@ out.append("")
 out += ["| backup, cold | store | median s | MB/s [data phase] | range MB/s | × I/O limit (same round) | store.added_bytes | "
         "store grew | added chunks | packs | requests | objects after | hash CPU s | chunking CPU s | read wait s | compress CPU s |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-what = {"first": "first, into the empty store", "again": "again, unchanged disk", "changed": f"after changing {facts['change_pct']}% of the files"}
+what = {"first": "first, into the empty store", "again": "again, unchanged disk (with hints)",
+        "nohints": "again, unchanged disk, `--no-hints`", "changed": f"after changing {facts['change_pct']}% of the files"}
 for kind in kinds:
-    for step in ("first", "again", "changed"):
+    for step in ("first", "again", "nohints", "changed"):
         i = f"{kind}-{step}"
+        if not has(i):
+            continue
         rates = per_round(lambda r: rate(i, r), i)
         drates = per_round(lambda r: data_rate(i, r), i)
         xl = per_round(lambda r: rate(i, r) / limit_used(kind, r), i, f"limit-{kind}")
@@ -589,7 +600,18 @@ for kind in kinds:
         f"the data phase took {med(i, 'seconds'):.2f} s, in which the producer thread waited "
         f"{med(i, 'read_wait'):.2f} s for reads and spent {med(i, 'chunk_seconds'):.2f} s of CPU on zero detection and "
         f"chunking (one thread), and the ordered writer {med(i, 'write_seconds'):.2f} s; the command took "
-        f"{med(i, 'secs'):.2f} s.")
+        f"{med(i, 'secs'):.2f} s. Hints (SPEC.md 19.10) covered {med(i, 'hinted_bytes') / 1e6:,.0f} MB of the "
+        f"{med(i, 'read_bytes') / 1e6:,.0f} MB read, checked with {med(i, 'hint_cpu'):.2f} CPU s of XXH3 on the reading "
+        f"thread; the hashing and chunking above is what they left.")
+if has("dir-nohints"):
+    i = "dir-nohints"
+    xl = per_round(lambda r: rate(i, r) / limit_used("nohints", r), i, "limit-nohints")
+    x = per_round(lambda r: rows[i]["secs"][r] / rows["dir-again"]["secs"][r], i, "dir-again")
+    facts_out.append(
+        f"- The same re-backup into the directory store with `--no-hints`, in the same rounds: "
+        f"{statistics.median(xl) * 100:.0f}% of the cold I/O limit measured just before it ({rng([v * 100 for v in xl], '%.0f')}%), "
+        f"{med(i, 'secs'):.2f} s; hashing {med(i, 'hash_cpu'):.2f} CPU s and chunking {med(i, 'scan_cpu'):.2f} s; "
+        f"with hints the command is {statistics.median(x):.2f}x as fast.")
 cz = int(facts["changed_zstd"])
 added = "; ".join(f"the {kname[k]} backup added {med(f'{k}-changed', 'added_bytes') / MiB:.2f} MiB of chunks "
                   f"({med(f'{k}-changed', 'added_bytes') / cz:.2f}x; the store grew {med(f'{k}-changed', 'grew') / MiB:.2f} MiB, "
