@@ -421,7 +421,8 @@ int asr_backup_hints_new(const uint8_t store_check[ASR_BACKUP_HINTS_CHECK], uint
 int asr_backup_hints_read(struct asr_backup_hints *h, const char *path, struct asr_error *err);
 /* Chunks loaded from the file. */
 uint64_t asr_backup_hints_loaded(const struct asr_backup_hints *h);
-/* Writes what asr_backup_run recorded to path (atomically, mode 0600, directories 0700). */
+/* Writes what asr_backup_run recorded to path (renamed into place, not synced: a file a crash
+ * damages is refused and costs only speed; mode 0600, directories 0700). */
 int asr_backup_hints_write(const struct asr_backup_hints *h, const char *path, struct asr_error *err);
 void asr_backup_hints_free(struct asr_backup_hints *h);
 
