@@ -141,8 +141,8 @@ times >"$work/times"
   echo "command=$command_line"
 } >"$work/facts"
 
-python3 - "$work/facts" "$rows" "$results" <<'EOF'
-import re, statistics, sys, time
+python3 - "$work/facts" "$rows" >"$work/section.md" <<'EOF'
+import statistics, sys, time
 facts = dict(l.rstrip("\n").split("=", 1) for l in open(sys.argv[1]) if "=" in l)
 rows = {}
 for l in open(sys.argv[2]):
@@ -172,11 +172,7 @@ out = [title + time.strftime(" (%Y-%m-%d %H:%M UTC)", time.gmtime()), "",
        f"dd reads the volume file at {100 * dd_rate / rs_rate:.0f}% of restore's rate (captured bytes per second; "
        f"target: at least 50%). Machine: {facts.get('cpu', '?')}, {facts.get('ram', '?')}; storage {facts.get('storage', '?')}; "
        f"load {facts.get('load', '?')}.", ""]
-text = open(sys.argv[3]).read() if __import__("os").path.exists(sys.argv[3]) else ""
-pat = re.compile(r"^## Mount \(issue 17\): %d MiB .*?(?=^## |\Z)" % root, re.S | re.M)
-section = "\n".join(out) + "\n"
-text = pat.sub(lambda m: section, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + section
-open(sys.argv[3], "w").write(text)
-print(section)
+print("\n".join(out))
 EOF
+python3 "$here/results_merge.py" "$results" "## Mount (issue 17): $root_mib MiB " "$work/section.md"
 say "results written to $results"

@@ -117,10 +117,10 @@ times >"$work/times"
 } >"$work/facts"
 "$asrimg" info "$image" --json >"$work/info.json"
 
-python3 - "$work/facts" "$rows" "$results" "$work/info.json" <<'EOF'
-import json, re, statistics, sys, time
+python3 - "$work/facts" "$rows" "$work/info.json" >"$work/section.md" <<'EOF'
+import json, statistics, sys, time
 facts = dict(l.rstrip("\n").split("=", 1) for l in open(sys.argv[1]) if "=" in l)
-info = json.load(open(sys.argv[4]))
+info = json.load(open(sys.argv[3]))
 rows = {}
 for l in open(sys.argv[2]):
     b, i, s, k, r = l.rstrip("\n").split("\t")
@@ -152,11 +152,7 @@ out += ["", f"Target: mounting a 1 TiB image in under 2 s with a few MiB: {'met'
         f"the FUSE process also holds the chunks it decoded (64 of 256 KiB here: 16 MiB), in its cache of at most "
         f"--cache bytes (256 MiB by default). Machine: {facts.get('cpu', '?')}, {facts.get('ram', '?')}; storage {facts.get('storage', '?')}; "
         f"load {facts.get('load', '?')}.", ""]
-text = open(sys.argv[3]).read() if __import__("os").path.exists(sys.argv[3]) else ""
-pat = re.compile(r"^## Mount, lazy open \(issue 17\): synthetic %d GiB .*?(?=^## |\Z)" % gib, re.S | re.M)
-section = "\n".join(out) + "\n"
-text = pat.sub(lambda m: section, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + section
-open(sys.argv[3], "w").write(text)
-print(section)
+print("\n".join(out))
 EOF
+python3 "$here/results_merge.py" "$results" "## Mount, lazy open (issue 17): synthetic $gib GiB " "$work/section.md"
 say "results written to $results"

@@ -342,22 +342,5 @@ section=$work/section.md
 } >>"$work/facts"
 "$here/stacks_report.py" "$work" >"$section"
 
-# Replace this script's section of RESULTS.md (or append it).
-python3 - "$results" "$section" <<'PY'
-import sys
-res, sec = sys.argv[1], open(sys.argv[2]).read()
-try:
-    text = open(res).read()
-except FileNotFoundError:
-    text = ""
-lines = text.split("\n")
-out, skip = [], False
-for l in lines:
-    if l.startswith("## "):
-        skip = l.startswith("## Stacks (issue 14)")
-    if not skip:
-        out.append(l)
-text = "\n".join(out).rstrip("\n") + "\n\n" + sec
-open(res, "w").write(text)
-PY
-cat "$section"
+# Replace this script's section of RESULTS.md: it always goes last.
+python3 "$here/results_merge.py" --at-end "$results" "## Stacks (issue 14)" "$section"

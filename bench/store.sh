@@ -462,8 +462,8 @@ times >"$work/times"
   echo "command=$command_line"
 } >"$work/facts"
 
-python3 - "$work/facts" "$rows" "$results" <<'EOF'
-import os, re, statistics, sys, time
+python3 - "$work/facts" "$rows" >"$work/section.md" <<'EOF'
+import statistics, sys, time
 facts = dict(l.rstrip("\n").split("=", 1) for l in open(sys.argv[1]) if "=" in l)
 rows = {}  # id -> key -> {round: value}
 for l in open(sys.argv[2]):
@@ -656,11 +656,7 @@ if "s3" in kinds:
                      f"{med('s3-first', 'obj_snapshots'):.0f} snapshot, and config), {med('dir-first', 'objects'):.0f} in the "
                      f"directory store, for {used / MiB:.0f} MiB of used bytes and {med('dir-first', 'added_chunks'):.0f} chunks.")
 out += facts_out + [""]
-text = open(sys.argv[3]).read() if os.path.exists(sys.argv[3]) else ""
-pat = re.compile(r"^## Chunk store \(issue 18\): %s MiB .*?(?=^## |\Z)" % facts["root_mib"], re.S | re.M)
-section = "\n".join(out) + "\n"
-text = pat.sub(lambda m: section, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + section
-open(sys.argv[3], "w").write(text)
-print(section)
+print("\n".join(out))
 EOF
+python3 "$here/results_merge.py" "$results" "## Chunk store (issue 18): $root_mib MiB " "$work/section.md"
 say "results written to $results"

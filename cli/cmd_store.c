@@ -85,6 +85,30 @@ static int begin(int argc, char **argv, const char *cmd, struct store_args *a, s
     return EXIT_OK;
 }
 
+/* Closes the store a subcommand opened with begin(), rc what its call on the store returned: the
+ * exit code, with the call's error said if it failed. */
+static int end(struct asr_store *s, int rc, const struct asr_error *err)
+{
+    asr_store_close(s);
+    if (rc == ASR_OK)
+        return EXIT_OK;
+    cli_error("%s", err->msg);
+    return EXIT_FAIL;
+}
+
+/* A subcommand's --json report: one object on stdout, closed by report_end. */
+static void report_begin(struct json *j)
+{
+    json_begin(j, stdout);
+    json_obj(j, NULL);
+}
+
+static void report_end(struct json *j)
+{
+    json_end_obj(j);
+    json_finish(j);
+}
+
 static int store_init(int argc, char **argv)
 {
     struct store_args a;
@@ -100,12 +124,10 @@ static int store_init(int argc, char **argv)
     }
     if (a.json) {
         struct json j;
-        json_begin(&j, stdout);
-        json_obj(&j, NULL);
+        report_begin(&j);
         json_str(&j, "store", a.url);
         json_str(&j, "key_file", key);
-        json_end_obj(&j);
-        json_finish(&j);
+        report_end(&j);
     } else {
         printf("store %s made; its key is in %s\n", a.url, key);
         printf("Every machine that backs up into it or restores from it needs a copy of that key file (in the\n"
@@ -133,15 +155,12 @@ static int store_list(int argc, char **argv)
     struct asr_store_snapshot *v = NULL;
     size_t n = 0;
     struct asr_error err = {0};
-    if (asr_store_list(s, a.host, true, &v, &n, &err) != ASR_OK) {
-        cli_error("%s", err.msg);
-        asr_store_close(s);
-        return EXIT_FAIL;
-    }
+    rc = asr_store_list(s, a.host, true, &v, &n, &err);
+    if (rc != ASR_OK)
+        return end(s, rc, &err);
     if (a.json) {
         struct json j;
-        json_begin(&j, stdout);
-        json_obj(&j, NULL);
+        report_begin(&j);
         json_str(&j, "store", a.url);
         json_arr(&j, "snapshots");
         for (size_t i = 0; i < n; i++) {
@@ -156,8 +175,7 @@ static int store_list(int argc, char **argv)
             json_end_obj(&j);
         }
         json_end_arr(&j);
-        json_end_obj(&j);
-        json_finish(&j);
+        report_end(&j);
     } else if (!n) {
         printf("%s: no snapshot%s%s\n", a.url, a.host ? " of " : "", a.host ? a.host : "");
     } else {
@@ -170,8 +188,7 @@ static int store_list(int argc, char **argv)
         }
     }
     free(v);
-    asr_store_close(s);
-    return EXIT_OK;
+    return end(s, ASR_OK, NULL);
 }
 
 static int store_prune(int argc, char **argv)
@@ -183,21 +200,16 @@ static int store_prune(int argc, char **argv)
         return rc;
     struct asr_store_prune_report rep = {0};
     struct asr_error err = {0};
-    rc = asr_store_prune(s, a.host, &a.keep, a.dry_run, &rep, &err);
-    asr_store_close(s);
-    if (rc != ASR_OK) {
-        cli_error("%s", err.msg);
-        return EXIT_FAIL;
-    }
+    rc = end(s, asr_store_prune(s, a.host, &a.keep, a.dry_run, &rep, &err), &err);
+    if (rc != EXIT_OK)
+        return rc;
     if (a.json) {
         struct json j;
-        json_begin(&j, stdout);
-        json_obj(&j, NULL);
+        report_begin(&j);
         json_u64(&j, "kept", rep.kept);
         json_u64(&j, "removed", rep.removed);
         json_bool(&j, "dry_run", a.dry_run);
-        json_end_obj(&j);
-        json_finish(&j);
+        report_end(&j);
     } else {
         printf("store prune: %zu snapshot%s kept, %zu %s%s\n", rep.kept, rep.kept == 1 ? "" : "s", rep.removed,
                a.dry_run ? "would be removed" : "removed", a.dry_run ? "" : " (store gc frees their chunks)");
@@ -214,16 +226,12 @@ static int store_gc(int argc, char **argv)
         return rc;
     struct asr_store_gc_report rep = {0};
     struct asr_error err = {0};
-    rc = asr_store_gc(s, &rep, &err);
-    asr_store_close(s);
-    if (rc != ASR_OK) {
-        cli_error("%s", err.msg);
-        return EXIT_FAIL;
-    }
+    rc = end(s, asr_store_gc(s, &rep, &err), &err);
+    if (rc != EXIT_OK)
+        return rc;
     if (a.json) {
         struct json j;
-        json_begin(&j, stdout);
-        json_obj(&j, NULL);
+        report_begin(&j);
         json_u64(&j, "packs_deleted", rep.packs_deleted);
         json_u64(&j, "bytes_deleted", rep.bytes_deleted);
         json_u64(&j, "packs_condemned", rep.packs_condemned);
@@ -231,8 +239,7 @@ static int store_gc(int argc, char **argv)
         json_u64(&j, "sessions_running", rep.sessions_running);
         json_u64(&j, "sessions_expired", rep.sessions_expired);
         json_u64(&j, "temporaries_removed", rep.temporaries_removed);
-        json_end_obj(&j);
-        json_finish(&j);
+        report_end(&j);
     } else {
         char b[32];
         printf("store gc: %llu pack%s deleted (%s), %llu condemned", (unsigned long long)rep.packs_deleted,
@@ -284,8 +291,7 @@ static int store_verify(int argc, char **argv)
     struct json j;
     struct problems p = {a.json ? &j : NULL, 0};
     if (a.json) {
-        json_begin(&j, stdout);
-        json_obj(&j, NULL);
+        report_begin(&j);
         json_str(&j, "store", a.url);
         json_arr(&j, "problems");
     }
@@ -304,8 +310,7 @@ static int store_verify(int argc, char **argv)
         json_u64(&j, "bytes_read", rep.bytes_read);
         json_u64(&j, "damaged", rep.damaged);
         json_u64(&j, "missing", rep.missing);
-        json_end_obj(&j);
-        json_finish(&j);
+        report_end(&j);
     } else if (rc == ASR_OK) {
         char b[32];
         printf("%s: OK: %llu snapshots, %llu chunks in %llu packs%s%s\n", a.url, (unsigned long long)rep.snapshots,

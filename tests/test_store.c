@@ -17,6 +17,7 @@
 #include "asr_store.h"
 #include "internal.h"
 #include "le.h"
+#include "storefix.h"
 #include "support.h"
 #include <xxhash.h>
 
@@ -24,71 +25,17 @@ static void teardown(void) { scratch_cleanup(); }
 
 TestSuite(store, .fini = teardown);
 
-/* A new store at scratch/name with its key beside it; small packs so tests fill several. */
-static struct asr_store *make_store(const char *name, uint32_t pack_target)
-{
-    char *dir = scratch_path(name), key[PATH_MAX + 8];
-    snprintf(key, sizeof key, "%s.key", dir);
-    struct asr_store_options opt = {.key_file = key};
-    struct asr_error err = {0};
-    char got_key[PATH_MAX];
-    cr_assert_eq(store_init_with(dir, &opt, pack_target, got_key, sizeof got_key, &err), ASR_OK, "%s", err.msg);
-    cr_assert_str_eq(got_key, key);
-    struct asr_store *s;
-    cr_assert_eq(asr_store_open(dir, &opt, &s, &err), ASR_OK, "%s", err.msg);
-    free(dir);
-    return s;
-}
-
 static int open_with_key(const char *dir, const char *key, struct asr_store **s, struct asr_error *err)
 {
     struct asr_store_options opt = {.key_file = key};
     return asr_store_open(dir, &opt, s, err);
 }
 
-static void fill_random(void *buf, size_t n, uint32_t seed)
-{
-    uint8_t *b = buf;
-    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        b[i] = (uint8_t)x;
-    }
-}
-
-/* Chunk i of a test: 20 KiB of content made from seed i, encoded stored (level 0). */
-struct test_chunk {
-    uint8_t content[20 << 10];
-    uint8_t out[(20 << 10) + 1024];
-    struct asr_chunk c;
-    struct asr_store_id id;
-};
-
-static void make_chunk(struct asr_store *s, uint32_t i, struct test_chunk *t)
-{
-    struct asr_error err = {0};
-    fill_random(t->content, sizeof t->content, i);
-    cr_assert_eq(asr_chunk_encode(t->content, sizeof t->content, 0, asr_store_hash_seed(s), t->out, sizeof t->out,
-                                  &t->c, &err),
-                 ASR_OK, "%s", err.msg);
-    asr_store_chunk_id(s, t->content, sizeof t->content, &t->id);
-}
-
-static size_t count_objects(struct asr_store *s, const char *prefix)
-{
-    struct store_object *o;
-    size_t n;
-    struct asr_error err = {0};
-    cr_assert_eq(s->b->ops->list(s->b, prefix, &o, &n, &err), ASR_OK, "%s", err.msg);
-    store_objects_free(o, n);
-    return n;
-}
-
 /* ---- init, open, keys, config ------------------------------------------------------------ */
 
 Test(store, init_and_open)
 {
-    struct asr_store *s = make_store("st", STORE_DEFAULT_PACK_TARGET);
+    struct asr_store *s = storefix_store("st", STORE_DEFAULT_PACK_TARGET);
     char *dir = scratch_path("st"), key[PATH_MAX + 8];
     snprintf(key, sizeof key, "%s.key", dir);
     struct stat st;
@@ -96,7 +43,7 @@ Test(store, init_and_open)
     cr_assert_eq(st.st_mode & 0777, 0600, "key file mode %o", st.st_mode & 0777);
     cr_assert_eq(st.st_size, 65);
     cr_assert_str_eq(asr_store_url(s), dir);
-    cr_assert_eq(count_objects(s, ""), 1, "a new store holds its config only");
+    cr_assert_eq(storefix_count(s, ""), 1, "a new store holds its config only");
     asr_store_close(s);
 
     /* Again on the same store, or into a directory that is not empty: refused, nothing changed. */
@@ -154,8 +101,8 @@ Test(store, default_key_file_and_env)
 
 Test(store, key_of_another_store_refused)
 {
-    asr_store_close(make_store("a", STORE_DEFAULT_PACK_TARGET));
-    asr_store_close(make_store("b", STORE_DEFAULT_PACK_TARGET));
+    asr_store_close(storefix_store("a", STORE_DEFAULT_PACK_TARGET));
+    asr_store_close(storefix_store("b", STORE_DEFAULT_PACK_TARGET));
     char *a = scratch_path("a"), *bkey = scratch_path("b.key"), *garbage = scratch_path("g.key");
     struct asr_store *s = NULL;
     struct asr_error err = {0};
@@ -189,7 +136,7 @@ static void magic(uint8_t *b) { b[0] = 'X'; }
 
 Test(store, config_corruption_refused)
 {
-    asr_store_close(make_store("st", STORE_DEFAULT_PACK_TARGET));
+    asr_store_close(storefix_store("st", STORE_DEFAULT_PACK_TARGET));
     char *dir = scratch_path("st"), *key = scratch_path("st.key"), *config = scratch_path("st/config");
     size_t len;
     uint8_t *good = read_file(config, &len);
@@ -288,11 +235,11 @@ static void *hash_all(void *arg)
 /* Thread-safety (four threads give the ids one thread gives) and speed: prints MB/s. */
 Test(store, chunk_id_threads_and_speed)
 {
-    struct asr_store *s = make_store("st", STORE_DEFAULT_PACK_TARGET);
+    struct asr_store *s = storefix_store("st", STORE_DEFAULT_PACK_TARGET);
     size_t len = 64u << 20;
     uint8_t *data = malloc(len);
     cr_assert_not_null(data);
-    fill_random(data, len, 1);
+    storefix_fill(data, len, 1);
     struct hash_job one = {.s = s, .data = data, .len = len, .chunk = 256u << 10};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -336,7 +283,7 @@ Test(store, split_ref)
 
 Test(store, backend_dir)
 {
-    struct asr_store *s = make_store("st", STORE_DEFAULT_PACK_TARGET);
+    struct asr_store *s = storefix_store("st", STORE_DEFAULT_PACK_TARGET);
     struct store_backend *b = s->b;
     struct asr_error err = {0};
     cr_assert_eq(b->ops->put(b, "a/b/c", "one", 3, &err), ASR_OK, "%s", err.msg);
@@ -357,7 +304,7 @@ Test(store, backend_dir)
     write_file(f, "snapshot", 8);
     cr_assert_eq(b->ops->put_file(b, "snapshots/h/t", f, &err), ASR_OK, "%s", err.msg);
     cr_assert_eq(b->ops->put_file(b, "snapshots/h/t", f, &err), ASR_E_EXISTS);
-    cr_assert_eq(count_objects(s, "tmp/"), 0, "no temporary file is left");
+    cr_assert_eq(storefix_count(s, "tmp/"), 0, "no temporary file is left");
     struct store_object *o;
     size_t n;
     cr_assert_eq(b->ops->list(b, "a/", &o, &n, &err), ASR_OK);
@@ -382,7 +329,7 @@ Test(store, backend_dir)
     free(back), free(f), free(out);
     /* Whole objects of any size up to a cap, read on without reading a byte twice. */
     static uint8_t big[200000];
-    fill_random(big, sizeof big, 3);
+    storefix_fill(big, sizeof big, 3);
     static const size_t sizes[] = {0, 1, 65535, 65536, 65537, 200000};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         cr_assert_eq(b->ops->put(b, "obj", big, sizes[i], &err), ASR_OK);
@@ -403,14 +350,14 @@ Test(store, backend_dir)
 /* ---- packs ---------------------------------------------------------------------------------- */
 
 /* A pack of n test chunks; *data malloc'd. */
-static uint8_t *build_pack(struct asr_store *s, int n, size_t *len, struct test_chunk *chunks,
+static uint8_t *build_pack(struct asr_store *s, int n, size_t *len, struct storefix_chunk *chunks,
                            uint8_t id[STORE_OID_SIZE])
 {
     struct store_pack_writer *pw;
     struct asr_error err = {0};
     cr_assert_eq(store_pack_writer_new(&pw, &err), ASR_OK);
     for (int i = 0; i < n; i++) {
-        make_chunk(s, (uint32_t)i, &chunks[i]);
+        storefix_chunk(s, (uint32_t)i, 0, false, &chunks[i]);
         cr_assert_eq(store_pack_add(pw, &chunks[i].id, &chunks[i].c, &err), ASR_OK, "%s", err.msg);
     }
     const uint8_t *data;
@@ -437,8 +384,8 @@ static int decode_pack(const uint8_t *p, size_t len, struct store_entry **e, str
 
 Test(store, pack_round_trip)
 {
-    struct asr_store *s = make_store("st", STORE_DEFAULT_PACK_TARGET);
-    static struct test_chunk chunks[3];
+    struct asr_store *s = storefix_store("st", STORE_DEFAULT_PACK_TARGET);
+    static struct storefix_chunk chunks[3];
     uint8_t id[STORE_OID_SIZE];
     size_t len;
     uint8_t *p = build_pack(s, 3, &len, chunks, id);
@@ -606,45 +553,29 @@ Test(store, index_hostile)
 
 #define NCHUNKS 10 /* 20 KiB each into 64 KiB packs: two full packs of four, and two chunks */
 
-static struct test_chunk *make_chunks(struct asr_store *s, uint32_t first, int n)
-{
-    struct test_chunk *c = calloc((size_t)n, sizeof *c);
-    cr_assert_not_null(c);
-    for (int i = 0; i < n; i++)
-        make_chunk(s, first + (uint32_t)i, &c[i]);
-    return c;
-}
-
-static void put_all(struct asr_store_session *ss, struct test_chunk *c, int n)
-{
-    struct asr_error err = {0};
-    for (int i = 0; i < n; i++)
-        cr_assert_eq(asr_store_session_put(ss, &c[i].id, &c[i].c, &err), ASR_OK, "%s", err.msg);
-}
-
 static char *manifest(const char *name, uint32_t seed)
 {
     char *path = scratch_path(name);
     uint8_t b[3000];
-    fill_random(b, sizeof b, seed);
+    storefix_fill(b, sizeof b, seed);
     write_file(path, b, sizeof b);
     return path;
 }
 
 Test(store, session_put_commit_list_fetch)
 {
-    struct asr_store *s = make_store("st", STORE_MIN_PACK_TARGET);
-    struct test_chunk *c = make_chunks(s, 0, NCHUNKS);
+    struct asr_store *s = storefix_store("st", STORE_MIN_PACK_TARGET);
+    struct storefix_chunk *c = storefix_chunks(s, 0, NCHUNKS, 0, false);
     struct asr_store_session *ss;
     struct asr_error err = {0};
     cr_assert_eq(asr_store_session_begin(s, "bad host", &ss, &err), ASR_E_ARG);
     cr_assert_eq(asr_store_session_begin(s, ".hidden", &ss, &err), ASR_E_ARG);
-    cr_assert_eq(asr_store_session_begin(s, "pc-1.example_x", &ss, &err), ASR_OK, "%s", err.msg);
-    cr_assert_eq(count_objects(s, "sessions/"), 1, "the session is announced first");
+    ss = storefix_begin(s, "pc-1.example_x");
+    cr_assert_eq(storefix_count(s, "sessions/"), 1, "the session is announced first");
     for (int i = 0; i < NCHUNKS; i++)
         cr_assert_not(asr_store_session_has(ss, &c[i].id, NULL, NULL));
-    put_all(ss, c, NCHUNKS);
-    put_all(ss, c, 2); /* again: not added twice */
+    storefix_put(ss, c, NCHUNKS);
+    storefix_put(ss, c, 2); /* again: not added twice */
     uint32_t clen = 0;
     for (int i = 0; i < NCHUNKS; i++) {
         cr_assert(asr_store_session_has(ss, &c[i].id, &clen, NULL));
@@ -653,8 +584,8 @@ Test(store, session_put_commit_list_fetch)
     /* 20 KiB + 64-byte records: a 64 KiB pack closes at its fourth record. Full packs upload on
      * threads of their own: once those are done, each is there with its index object. */
     cr_assert_eq(store_session_uploads_wait(ss, &err), ASR_OK, "%s", err.msg);
-    cr_assert_eq(count_objects(s, "packs/"), 2);
-    cr_assert_eq(count_objects(s, "index/"), 2, "one index object per uploaded pack");
+    cr_assert_eq(storefix_count(s, "packs/"), 2);
+    cr_assert_eq(storefix_count(s, "index/"), 2, "one index object per uploaded pack");
     char *m = manifest("manifest", 1), name[256];
     cr_assert_eq(asr_store_session_commit(ss, m, name, sizeof name, &err), ASR_OK, "%s", err.msg);
     struct asr_store_session_stats st;
@@ -665,10 +596,10 @@ Test(store, session_put_commit_list_fetch)
     cr_assert_eq(st.stored_new, NCHUNKS * sizeof c[0].content);
     cr_assert_eq(st.packs, 3);
     cr_assert_eq(st.chunks_known, 2 + NCHUNKS);
-    cr_assert_eq(count_objects(s, "packs/"), 3);
-    cr_assert_eq(count_objects(s, "index/"), 1, "the session's index replaces its per-pack ones");
-    cr_assert_eq(count_objects(s, "sessions/"), 0, "the session object goes at the end");
-    cr_assert_eq(count_objects(s, "tmp/"), 0);
+    cr_assert_eq(storefix_count(s, "packs/"), 3);
+    cr_assert_eq(storefix_count(s, "index/"), 1, "the session's index replaces its per-pack ones");
+    cr_assert_eq(storefix_count(s, "sessions/"), 0, "the session object goes at the end");
+    cr_assert_eq(storefix_count(s, "tmp/"), 0);
     cr_assert(!strncmp(name, "pc-1.example_x/", 15) && strlen(name) == 15 + 16, "%s", name);
 
     struct asr_store_snapshot *snaps;
@@ -689,49 +620,48 @@ Test(store, session_put_commit_list_fetch)
     cr_assert_eq(asr_store_fetch_snapshot(s, "../config", back, &err), ASR_E_ARG);
 
     /* A second session finds every chunk and uploads nothing but its snapshot. */
-    cr_assert_eq(asr_store_session_begin(s, "pc2", &ss, &err), ASR_OK, "%s", err.msg);
+    ss = storefix_begin(s, "pc2");
     for (int i = 0; i < NCHUNKS; i++)
         cr_assert(asr_store_session_has(ss, &c[i].id, NULL, NULL));
-    put_all(ss, c, NCHUNKS);
+    storefix_put(ss, c, NCHUNKS);
     cr_assert_eq(asr_store_session_commit(ss, m, name, sizeof name, &err), ASR_OK, "%s", err.msg);
     asr_store_session_stats(ss, &st);
     asr_store_session_free(ss);
     cr_assert_eq(st.chunks_new, 0);
     cr_assert_eq(st.packs, 0);
-    cr_assert_eq(count_objects(s, "packs/"), 3);
-    cr_assert_eq(count_objects(s, "index/"), 1);
+    cr_assert_eq(storefix_count(s, "packs/"), 3);
+    cr_assert_eq(storefix_count(s, "index/"), 1);
     free(b1), free(b2), free(back), free(m), free(c);
     asr_store_close(s);
 }
 
 Test(store, interrupted_session_reused)
 {
-    struct asr_store *s = make_store("st", STORE_MIN_PACK_TARGET);
-    struct test_chunk *c = make_chunks(s, 100, NCHUNKS);
-    struct asr_store_session *ss;
+    struct asr_store *s = storefix_store("st", STORE_MIN_PACK_TARGET);
+    struct storefix_chunk *c = storefix_chunks(s, 100, NCHUNKS, 0, false);
     struct asr_error err = {0};
-    cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK, "%s", err.msg);
-    put_all(ss, c, NCHUNKS);
+    struct asr_store_session *ss = storefix_begin(s, "pc1");
+    storefix_put(ss, c, NCHUNKS);
     asr_store_session_free(ss); /* interrupted: no commit */
-    cr_assert_eq(count_objects(s, "snapshots/"), 0, "no snapshot that looks complete");
-    cr_assert_eq(count_objects(s, "sessions/"), 0);
-    cr_assert_eq(count_objects(s, "packs/"), 2);
-    cr_assert_eq(count_objects(s, "index/"), 2);
+    cr_assert_eq(storefix_count(s, "snapshots/"), 0, "no snapshot that looks complete");
+    cr_assert_eq(storefix_count(s, "sessions/"), 0);
+    cr_assert_eq(storefix_count(s, "packs/"), 2);
+    cr_assert_eq(storefix_count(s, "index/"), 2);
 
-    cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK, "%s", err.msg);
+    ss = storefix_begin(s, "pc1");
     /* The uploaded packs' chunks (the first eight) are found; the two of the pack never
      * uploaded are not. */
     for (int i = 0; i < NCHUNKS; i++)
         cr_assert_eq(asr_store_session_has(ss, &c[i].id, NULL, NULL), i < 8, "chunk %d", i);
-    put_all(ss, c, NCHUNKS);
+    storefix_put(ss, c, NCHUNKS);
     struct asr_store_session_stats st;
     asr_store_session_stats(ss, &st);
     cr_assert_eq(st.chunks_new, 2);
     char *m = manifest("m", 2), name[256];
     cr_assert_eq(asr_store_session_commit(ss, m, name, sizeof name, &err), ASR_OK, "%s", err.msg);
     asr_store_session_free(ss);
-    cr_assert_eq(count_objects(s, "packs/"), 3, "nothing uploaded twice");
-    cr_assert_eq(count_objects(s, "index/"), 3, "the leftover per-pack index objects stay for gc to merge");
+    cr_assert_eq(storefix_count(s, "packs/"), 3, "nothing uploaded twice");
+    cr_assert_eq(storefix_count(s, "index/"), 3, "the leftover per-pack index objects stay for gc to merge");
     free(m), free(c);
     asr_store_close(s);
 }
@@ -740,7 +670,7 @@ Test(store, interrupted_session_reused)
  * is overwritten. */
 Test(store, snapshot_names_never_clash)
 {
-    struct asr_store *s = make_store("st", STORE_MIN_PACK_TARGET);
+    struct asr_store *s = storefix_store("st", STORE_MIN_PACK_TARGET);
     struct asr_error err = {0};
     int64_t t0;
     cr_assert_eq(store_time_parse("20261205T100000Z", &t0), 0);
@@ -768,7 +698,7 @@ Test(store, snapshot_names_never_clash)
         cr_assert_str_eq(name, want[i]);
         asr_store_session_free(ss[i]);
     }
-    cr_assert_eq(count_objects(s, "snapshots/"), 4);
+    cr_assert_eq(storefix_count(s, "snapshots/"), 4);
     size_t len;
     uint8_t *b = read_file(taken, &len);
     cr_assert(len == 5 && !memcmp(b, "other", 5), "the snapshot there before is untouched");
@@ -798,12 +728,11 @@ static void pack_of(struct asr_store *s, const struct asr_store_id *id, char key
 }
 
 /* One committed snapshot of chunks c[0..n). */
-static void backup(struct asr_store *s, const char *host, struct test_chunk *c, int n)
+static void backup(struct asr_store *s, const char *host, struct storefix_chunk *c, int n)
 {
-    struct asr_store_session *ss;
     struct asr_error err = {0};
-    cr_assert_eq(asr_store_session_begin(s, host, &ss, &err), ASR_OK, "%s", err.msg);
-    put_all(ss, c, n);
+    struct asr_store_session *ss = storefix_begin(s, host);
+    storefix_put(ss, c, n);
     char *m = manifest("m", 9), name[256];
     cr_assert_eq(asr_store_session_commit(ss, m, name, sizeof name, &err), ASR_OK, "%s", err.msg);
     asr_store_session_free(ss);
@@ -814,12 +743,11 @@ static void backup(struct asr_store *s, const char *host, struct test_chunk *c, 
  * commit fails naming it and makes no snapshot. Renewed in time, the check is not needed. */
 Test(store, lapsed_lease_checks_reused_packs)
 {
-    struct asr_store *s = make_store("st", STORE_MIN_PACK_TARGET);
-    struct test_chunk *c = make_chunks(s, 0, NCHUNKS);
+    struct asr_store *s = storefix_store("st", STORE_MIN_PACK_TARGET);
+    struct storefix_chunk *c = storefix_chunks(s, 0, NCHUNKS, 0, false);
     backup(s, "pc1", c, NCHUNKS);
-    struct asr_store_session *ss;
     struct asr_error err = {0};
-    cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK);
+    struct asr_store_session *ss = storefix_begin(s, "pc1");
     for (int i = 0; i < NCHUNKS; i++)
         cr_assert(asr_store_session_has(ss, &c[i].id, NULL, NULL));
     char key[STORE_KEY_NAME_MAX];
@@ -830,11 +758,11 @@ Test(store, lapsed_lease_checks_reused_packs)
     cr_assert_eq(asr_store_session_commit(ss, m, name, sizeof name, &err), ASR_E_STATE);
     cr_assert(strstr(err.msg, key + strlen("packs/xx/")) && strstr(err.msg, "deleted by gc"), "%s", err.msg);
     asr_store_session_free(ss);
-    cr_assert_eq(count_objects(s, "snapshots/"), 1, "no snapshot lacking chunks");
+    cr_assert_eq(storefix_count(s, "snapshots/"), 1, "no snapshot lacking chunks");
     /* Its own packs too: no snapshot used them, so gc could condemn and delete them. */
-    cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK);
-    struct test_chunk *more = make_chunks(s, 50, 5);
-    put_all(ss, more, 5);
+    ss = storefix_begin(s, "pc1");
+    struct storefix_chunk *more = storefix_chunks(s, 50, 5, 0, false);
+    storefix_put(ss, more, 5);
     cr_assert_eq(store_session_uploads_wait(ss, &err), ASR_OK, "%s", err.msg);
     store_table_free(s->table); /* loaded before these were uploaded: read the index again */
     s->table = NULL;
@@ -846,7 +774,7 @@ Test(store, lapsed_lease_checks_reused_packs)
     asr_store_session_free(ss);
     free(more);
     /* The same with every reused pack there: committed. */
-    cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK);
+    ss = storefix_begin(s, "pc1");
     cr_assert(asr_store_session_has(ss, &c[0].id, NULL, NULL));
     store_session_age(ss, 3600);
     cr_assert_eq(asr_store_session_commit(ss, m, name, sizeof name, &err), ASR_OK, "%s", err.msg);
@@ -859,10 +787,9 @@ Test(store, lapsed_lease_checks_reused_packs)
  * object renamed into place), and removed at the end. */
 Test(store, lease_renewed)
 {
-    struct asr_store *s = make_store("st", STORE_MIN_PACK_TARGET);
-    struct asr_store_session *ss;
+    struct asr_store *s = storefix_store("st", STORE_MIN_PACK_TARGET);
     struct asr_error err = {0};
-    cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK);
+    struct asr_store_session *ss = storefix_begin(s, "pc1");
     struct store_object *o;
     size_t n;
     cr_assert_eq(s->b->ops->list(s->b, "sessions/", &o, &n, &err), ASR_OK);
@@ -897,8 +824,8 @@ Test(store, lease_renewed)
 /* A chunk that lies only in a condemned pack is not reused: the session stores it again. */
 Test(store, condemned_packs_not_reused)
 {
-    struct asr_store *s = make_store("st", STORE_MIN_PACK_TARGET);
-    struct test_chunk *c = make_chunks(s, 0, NCHUNKS);
+    struct asr_store *s = storefix_store("st", STORE_MIN_PACK_TARGET);
+    struct storefix_chunk *c = storefix_chunks(s, 0, NCHUNKS, 0, false);
     backup(s, "pc1", c, NCHUNKS);
     char key[STORE_KEY_NAME_MAX];
     pack_of(s, &c[0].id, key);
@@ -911,11 +838,10 @@ Test(store, condemned_packs_not_reused)
     cr_assert_eq(store_condemn_encode(&cd, &raw, &len, &err), ASR_OK);
     cr_assert_eq(s->b->ops->put(s->b, "gc/0123456789abcdef0123456789abcdef", raw, len, &err), ASR_OK);
     free(raw);
-    struct asr_store_session *ss;
-    cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK, "%s", err.msg);
+    struct asr_store_session *ss = storefix_begin(s, "pc1");
     for (int i = 0; i < NCHUNKS; i++)
         cr_assert_eq(asr_store_session_has(ss, &c[i].id, NULL, NULL), i >= 4, "chunk %d (pack 0 holds 0-3)", i);
-    put_all(ss, c, NCHUNKS);
+    storefix_put(ss, c, NCHUNKS);
     struct asr_store_session_stats st;
     asr_store_session_stats(ss, &st);
     cr_assert_eq(st.chunks_new, 4);
@@ -931,8 +857,8 @@ Test(store, condemned_packs_not_reused)
 Test(store, condemnation_round_trip)
 {
     uint8_t packs[3][STORE_OID_SIZE], sessions[2][STORE_OID_SIZE];
-    fill_random(packs, sizeof packs, 5);
-    fill_random(sessions, sizeof sessions, 6);
+    storefix_fill(packs, sizeof packs, 5);
+    storefix_fill(sessions, sizeof sessions, 6);
     struct store_condemn c = {.flags = 1, .pack_count = 3, .session_count = 2, .packs = packs, .sessions = sessions},
                          back;
     uint8_t *raw;
@@ -959,7 +885,7 @@ Test(store, condemnation_round_trip)
 
 struct fetch_job {
     struct asr_chunk_source src;
-    struct test_chunk *c;
+    struct storefix_chunk *c;
     int n, bad;
 };
 
@@ -983,8 +909,8 @@ static void *fetch_all(void *arg)
 
 Test(store, chunk_source)
 {
-    struct asr_store *s = make_store("st", STORE_MIN_PACK_TARGET);
-    struct test_chunk *c = make_chunks(s, 0, NCHUNKS);
+    struct asr_store *s = storefix_store("st", STORE_MIN_PACK_TARGET);
+    struct storefix_chunk *c = storefix_chunks(s, 0, NCHUNKS, 0, false);
     backup(s, "pc1", c, NCHUNKS);
     asr_store_close(s); /* a reader opens the store afresh */
     char *dir = scratch_path("st"), *key = scratch_path("st.key");

@@ -16,13 +16,12 @@
 
 #include "asr_store.h"
 #include "internal.h"
+#include "storefix.h"
 #include "support.h"
 
 static void teardown(void) { scratch_cleanup(); }
 
 TestSuite(store_gc, .fini = teardown);
-
-#define CHUNK (20u << 10)
 
 /* A snapshot file: "IDS1" and the ids. */
 static int read_ids(struct asr_store *s, const char *path, const char *name, struct asr_store_id **ids, uint64_t *n,
@@ -38,63 +37,21 @@ static int read_ids(struct asr_store *s, const char *path, const char *name, str
     *n = (len - 4) / 32;
     *ids = malloc((*n ? *n : 1) * 32);
     memcpy(*ids, b + 4, *n * 32);
-    *logical = *n * CHUNK;
+    *logical = *n * STOREFIX_CHUNK;
     free(b);
     return ASR_OK;
 }
 
+/* A store of 64 KiB packs whose snapshots are test snapshots. */
 static struct asr_store *make_store(void)
 {
-    char *dir = scratch_path("st"), key[PATH_MAX + 8];
-    snprintf(key, sizeof key, "%s.key", dir);
-    struct asr_store_options opt = {.key_file = key};
-    struct asr_error err = {0};
-    cr_assert_eq(store_init_with(dir, &opt, STORE_MIN_PACK_TARGET, NULL, 0, &err), ASR_OK, "%s", err.msg);
-    struct asr_store *s;
-    cr_assert_eq(asr_store_open(dir, &opt, &s, &err), ASR_OK, "%s", err.msg);
+    struct asr_store *s = storefix_store("st", STORE_MIN_PACK_TARGET);
     s->read_ids = read_ids;
-    free(dir);
     return s;
 }
 
-struct chunk {
-    uint8_t content[CHUNK], out[CHUNK + 1024];
-    struct asr_chunk c;
-    struct asr_store_id id;
-};
-
-/* n chunks of 20 KiB: random (stored as they are, so that four fill a 64 KiB pack), or
- * compressible (zstd). */
-static struct chunk *make_chunks(struct asr_store *s, int n, bool compressible)
-{
-    struct chunk *c = calloc((size_t)n, sizeof *c);
-    for (int i = 0; i < n; i++) {
-        uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15ull + 11;
-        for (size_t j = 0; j < CHUNK; j++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            c[i].content[j] = (uint8_t)(compressible ? (j / 64) ^ (uint64_t)i : x);
-        }
-        struct asr_error err = {0};
-        cr_assert_eq(asr_chunk_encode(c[i].content, CHUNK, 3, asr_store_hash_seed(s), c[i].out, sizeof c[i].out,
-                                      &c[i].c, &err),
-                     ASR_OK);
-        asr_store_chunk_id(s, c[i].content, CHUNK, &c[i].id);
-    }
-    return c;
-}
-
-static struct chunk *chunks(struct asr_store *s, int n) { return make_chunks(s, n, false); }
-
-static struct asr_store_session *begin(struct asr_store *s, const char *host)
-{
-    struct asr_store_session *ss;
-    struct asr_error err = {0};
-    cr_assert_eq(asr_store_session_begin(s, host, &ss, &err), ASR_OK, "%s", err.msg);
-    return ss;
-}
-
 /* Puts chunks [from, to) and commits a snapshot of them; its name in name. */
-static void finish(struct asr_store_session *ss, struct chunk *c, int from, int to, char name[256])
+static void finish(struct asr_store_session *ss, struct storefix_chunk *c, int from, int to, char name[256])
 {
     struct asr_error err = {0};
     char *m = scratch_path("manifest");
@@ -110,19 +67,9 @@ static void finish(struct asr_store_session *ss, struct chunk *c, int from, int 
     free(m);
 }
 
-static void snapshot(struct asr_store *s, const char *host, struct chunk *c, int from, int to, char name[256])
+static void snapshot(struct asr_store *s, const char *host, struct storefix_chunk *c, int from, int to, char name[256])
 {
-    finish(begin(s, host), c, from, to, name);
-}
-
-static size_t count_objects(struct asr_store *s, const char *prefix)
-{
-    struct store_object *o;
-    size_t n;
-    struct asr_error err = {0};
-    cr_assert_eq(s->b->ops->list(s->b, prefix, &o, &n, &err), ASR_OK);
-    store_objects_free(o, n);
-    return n;
+    finish(storefix_begin(s, host), c, from, to, name);
 }
 
 static void gc(struct asr_store *s, struct asr_store_gc_report *rep)
@@ -170,11 +117,11 @@ static void verify_clean(struct asr_store *s)
 Test(store_gc, frees_what_no_snapshot_uses)
 {
     struct asr_store *s = make_store();
-    struct chunk *c = chunks(s, 16);
+    struct storefix_chunk *c = storefix_chunks(s, 0, 16, 3, false);
     char a[256], b[256];
     snapshot(s, "pc1", c, 0, 10, a);  /* packs P0 {0-3}, P1 {4-7}, P2 {8,9} */
     snapshot(s, "pc2", c, 5, 14, b);  /* reuses 5-9; packs P3 {10-13} */
-    cr_assert_eq(count_objects(s, "packs/"), 4);
+    cr_assert_eq(storefix_count(s, "packs/"), 4);
     verify_clean(s);
     struct asr_store_gc_report rep;
     gc(s, &rep);
@@ -183,18 +130,18 @@ Test(store_gc, frees_what_no_snapshot_uses)
     gc(s, &rep);
     cr_assert_eq(rep.packs_condemned, 1, "P0 only: P1 and P2 hold chunks pc2 uses");
     cr_assert_eq(rep.packs_deleted, 0, "never in the gc that condemns");
-    cr_assert_eq(count_objects(s, "gc/"), 1);
+    cr_assert_eq(storefix_count(s, "gc/"), 1);
     gc(s, &rep);
     cr_assert_eq(rep.packs_deleted, 1);
     cr_assert_eq(rep.bytes_deleted, 4 * 64 + c[0].c.stored_len + c[1].c.stored_len + c[2].c.stored_len +
                                         c[3].c.stored_len + 4 * 48 + 64);
     cr_assert_eq(rep.packs_condemned, 0);
-    cr_assert_eq(count_objects(s, "packs/"), 3);
-    cr_assert_eq(count_objects(s, "gc/"), 0);
-    cr_assert_eq(count_objects(s, "index/"), 1, "the index merged into one object");
+    cr_assert_eq(storefix_count(s, "packs/"), 3);
+    cr_assert_eq(storefix_count(s, "gc/"), 0);
+    cr_assert_eq(storefix_count(s, "index/"), 1, "the index merged into one object");
     verify_clean(s);
     /* The merged index still serves every chunk pc2 uses; P0's chunks are gone from it. */
-    struct asr_store_session *ss = begin(s, "pc3");
+    struct asr_store_session *ss = storefix_begin(s, "pc3");
     for (int i = 0; i < 14; i++)
         cr_assert_eq(asr_store_session_has(ss, &c[i].id, NULL, NULL), i >= 4, "chunk %d", i);
     asr_store_session_free(ss);
@@ -207,10 +154,10 @@ Test(store_gc, frees_what_no_snapshot_uses)
 Test(store_gc, waits_for_running_backups_and_spares_what_they_used)
 {
     struct asr_store *s = make_store();
-    struct chunk *c = chunks(s, 12);
+    struct storefix_chunk *c = storefix_chunks(s, 0, 12, 3, false);
     char a[256], b[256];
     snapshot(s, "pc1", c, 0, 8, a); /* P0 {0-3}, P1 {4-7} */
-    struct asr_store_session *late = begin(s, "pc2");
+    struct asr_store_session *late = storefix_begin(s, "pc2");
     for (int i = 0; i < 4; i++)
         cr_assert(asr_store_session_has(late, &c[i].id, NULL, NULL));
     delete_snapshot(s, a);
@@ -222,14 +169,14 @@ Test(store_gc, waits_for_running_backups_and_spares_what_they_used)
     cr_assert_eq(rep.packs_deleted, 0, "pc2's backup is still running");
     cr_assert_eq(rep.packs_waiting, 2);
     /* A backup that starts now does not reuse condemned packs. */
-    struct asr_store_session *fresh = begin(s, "pc3");
+    struct asr_store_session *fresh = storefix_begin(s, "pc3");
     for (int i = 0; i < 8; i++)
         cr_assert_not(asr_store_session_has(fresh, &c[i].id, NULL, NULL), "chunk %d lies only in a condemned pack", i);
     asr_store_session_free(fresh);
     finish(late, c, 0, 4, b); /* uses P0 */
     gc(s, &rep);
     cr_assert_eq(rep.packs_deleted, 1, "P1 deleted, P0 spared: the new snapshot uses it");
-    cr_assert_eq(count_objects(s, "packs/"), 1);
+    cr_assert_eq(storefix_count(s, "packs/"), 1);
     verify_clean(s);
     free(c);
     asr_store_close(s);
@@ -240,13 +187,11 @@ Test(store_gc, waits_for_running_backups_and_spares_what_they_used)
 Test(store_gc, interrupted_backup_freed)
 {
     struct asr_store *s = make_store();
-    struct chunk *c = chunks(s, 8);
-    struct asr_store_session *ss = begin(s, "pc1");
-    struct asr_error err = {0};
-    for (int i = 0; i < 8; i++)
-        cr_assert_eq(asr_store_session_put(ss, &c[i].id, &c[i].c, &err), ASR_OK);
+    struct storefix_chunk *c = storefix_chunks(s, 0, 8, 3, false);
+    struct asr_store_session *ss = storefix_begin(s, "pc1");
+    storefix_put(ss, c, 8);
     asr_store_session_free(ss);
-    cr_assert_eq(count_objects(s, "packs/"), 2);
+    cr_assert_eq(storefix_count(s, "packs/"), 2);
     /* A session object a crashed backup left an hour ago. */
     char *old = scratch_path("st/sessions/00112233445566778899aabbccddeeff");
     write_file(old, "x", 1);
@@ -258,8 +203,8 @@ Test(store_gc, interrupted_backup_freed)
     cr_assert_eq(rep.packs_condemned, 2);
     gc(s, &rep);
     cr_assert_eq(rep.packs_deleted, 2);
-    cr_assert_eq(count_objects(s, "packs/"), 0);
-    cr_assert_eq(count_objects(s, "index/"), 0);
+    cr_assert_eq(storefix_count(s, "packs/"), 0);
+    cr_assert_eq(storefix_count(s, "index/"), 0);
     free(old), free(c);
     asr_store_close(s);
 }
@@ -267,7 +212,7 @@ Test(store_gc, interrupted_backup_freed)
 Test(store_gc, verify_names_damaged_and_missing_chunks)
 {
     struct asr_store *s = make_store();
-    struct chunk *c = chunks(s, 10);
+    struct storefix_chunk *c = storefix_chunks(s, 0, 10, 3, false);
     char a[256], b[256];
     snapshot(s, "pc1", c, 0, 8, a);   /* P0 {0-3}, P1 {4-7} */
     snapshot(s, "pc2", c, 2, 10, b);  /* P2 {8,9} */
@@ -324,7 +269,7 @@ Test(store_gc, verify_names_damaged_and_missing_chunks)
 Test(store_gc, list_sizes_and_compressed_chunks)
 {
     struct asr_store *s = make_store();
-    struct chunk *c = make_chunks(s, 10, true);
+    struct storefix_chunk *c = storefix_chunks(s, 0, 10, 3, true);
     char a[256], b[256];
     snapshot(s, "pc1", c, 0, 6, a);
     sleep(1); /* distinct seconds: sorted by time */
@@ -339,11 +284,11 @@ Test(store_gc, list_sizes_and_compressed_chunks)
         stored[i] = c[i].c.stored_len;
     cr_assert_str_eq(snaps[0].name, a);
     cr_assert_eq(snaps[0].chunks, 6);
-    cr_assert_eq(snaps[0].logical, 6 * CHUNK);
+    cr_assert_eq(snaps[0].logical, 6 * STOREFIX_CHUNK);
     cr_assert_eq(snaps[0].stored, stored[0] + stored[1] + stored[2] + stored[3] + stored[4] + stored[5]);
     cr_assert_eq(snaps[0].unique, stored[0] + stored[1] + stored[2] + stored[3]);
     cr_assert_eq(snaps[1].unique, stored[6] + stored[7] + stored[8] + stored[9]);
-    cr_assert_lt(stored[0], CHUNK / 4, "compressed");
+    cr_assert_lt(stored[0], STOREFIX_CHUNK / 4, "compressed");
     free(snaps);
     verify_clean(s);
     free(c);
@@ -354,7 +299,7 @@ Test(store_gc, list_sizes_and_compressed_chunks)
  * left reads back whole, and gc run to the end leaves only packs some snapshot uses. */
 struct runner {
     struct asr_store *s;
-    struct chunk *c;
+    struct storefix_chunk *c;
     const char *host;
     int first, rounds, failed;
     char err[ASR_ERROR_MSG_MAX];
@@ -400,7 +345,7 @@ static void *backups(void *arg)
 Test(store_gc, two_backups_and_gc_at_once, .timeout = 60)
 {
     struct asr_store *s = make_store();
-    struct chunk *c = chunks(s, 40);
+    struct storefix_chunk *c = storefix_chunks(s, 0, 40, 3, false);
     volatile int done = 0;
     struct runner a = {.s = s, .c = c, .host = "pca", .first = 0, .rounds = 4, .done = &done};
     struct runner b = {.s = s, .c = c, .host = "pcb", .first = 5, .rounds = 4, .done = &done};
@@ -433,8 +378,8 @@ Test(store_gc, two_backups_and_gc_at_once, .timeout = 60)
     gc(s, &rep);
     gc(s, &rep);
     verify_clean(s);
-    cr_assert_eq(count_objects(s, "gc/"), 0);
-    cr_assert_eq(count_objects(s, "sessions/"), 0);
+    cr_assert_eq(storefix_count(s, "gc/"), 0);
+    cr_assert_eq(storefix_count(s, "sessions/"), 0);
     /* What is left is what the snapshots use... */
     struct store_usage u;
     struct store_indexes x;
@@ -446,7 +391,7 @@ Test(store_gc, two_backups_and_gc_at_once, .timeout = 60)
     cr_assert_eq(store_indexes_read(s->b, &x, &err), ASR_OK);
     cr_assert_eq(store_used_packs(&u, &x, &used, &n_used, &err), ASR_OK);
     /* ...and no pack no snapshot uses survived the last gcs. */
-    cr_assert_eq(count_objects(s, "packs/"), n_used);
+    cr_assert_eq(storefix_count(s, "packs/"), n_used);
     free(used);
     store_indexes_free(&x);
     store_usage_free(&u);

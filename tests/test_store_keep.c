@@ -10,6 +10,7 @@
 
 #include "asr_store.h"
 #include "internal.h"
+#include "storefix.h"
 #include "support.h"
 
 static void teardown(void) { scratch_cleanup(); }
@@ -126,14 +127,8 @@ static bool exists(const char *store, const char *name)
 
 static struct asr_store *store_with_snapshots(char **dir)
 {
+    struct asr_store *s = storefix_store("st", STORE_DEFAULT_PACK_TARGET);
     *dir = scratch_path("st");
-    char key[PATH_MAX];
-    snprintf(key, sizeof key, "%s.key", *dir);
-    struct asr_store_options opt = {.key_file = key};
-    struct asr_error err = {0};
-    cr_assert_eq(asr_store_init(*dir, &opt, NULL, 0, &err), ASR_OK, "%s", err.msg);
-    struct asr_store *s;
-    cr_assert_eq(asr_store_open(*dir, &opt, &s, &err), ASR_OK, "%s", err.msg);
     char name[128];
     for (size_t i = 0; i < NDAYS; i++) {
         snprintf(name, sizeof name, "a/%s", days[i]);

@@ -15,13 +15,12 @@
 
 #include "asr_store.h"
 #include "internal.h"
+#include "storefix.h"
 #include "support.h"
 
 static void teardown(void) { scratch_cleanup(); }
 
 TestSuite(store_upload, .fini = teardown);
-
-#define CHUNK (20u << 10) /* four records fill a 64 KiB pack */
 
 struct wrap {
     struct store_backend base;
@@ -156,14 +155,7 @@ static const struct store_backend_ops wrap_ops = {.put = wrap_put,
 /* A new directory store with 64 KiB packs, its backend wrapped by w. */
 static struct asr_store *make_store(struct wrap *w)
 {
-    char *dir = scratch_path("st"), key[PATH_MAX + 8];
-    snprintf(key, sizeof key, "%s.key", dir);
-    struct asr_store_options opt = {.key_file = key};
-    struct asr_error err = {0};
-    cr_assert_eq(store_init_with(dir, &opt, STORE_MIN_PACK_TARGET, NULL, 0, &err), ASR_OK, "%s", err.msg);
-    struct asr_store *s;
-    cr_assert_eq(asr_store_open(dir, &opt, &s, &err), ASR_OK, "%s", err.msg);
-    free(dir);
+    struct asr_store *s = storefix_store("st", STORE_MIN_PACK_TARGET);
     pthread_mutex_init(&w->mu, NULL);
     w->inner = s->b;
     w->base.ops = &wrap_ops;
@@ -180,42 +172,6 @@ static void close_store(struct asr_store *s, struct wrap *w)
     pthread_mutex_destroy(&w->mu);
 }
 
-struct chunk {
-    uint8_t content[CHUNK], out[CHUNK + 1024];
-    struct asr_chunk c;
-    struct asr_store_id id;
-};
-
-/* n chunks of random content, stored as they are (level 0). */
-static struct chunk *make_chunks(struct asr_store *s, int n)
-{
-    struct chunk *c = calloc((size_t)n, sizeof *c);
-    cr_assert_not_null(c);
-    for (int i = 0; i < n; i++) {
-        uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15ull + 7;
-        for (size_t j = 0; j < CHUNK; j++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            c[i].content[j] = (uint8_t)x;
-        }
-        struct asr_error err = {0};
-        cr_assert_eq(asr_chunk_encode(c[i].content, CHUNK, 0, asr_store_hash_seed(s), c[i].out, sizeof c[i].out,
-                                      &c[i].c, &err),
-                     ASR_OK, "%s", err.msg);
-        asr_store_chunk_id(s, c[i].content, CHUNK, &c[i].id);
-    }
-    return c;
-}
-
-static size_t count_objects(struct asr_store *s, const char *prefix)
-{
-    struct store_object *o;
-    size_t n;
-    struct asr_error err = {0};
-    cr_assert_eq(s->b->ops->list(s->b, prefix, &o, &n, &err), ASR_OK, "%s", err.msg);
-    store_objects_free(o, n);
-    return n;
-}
-
 static char *manifest(void)
 {
     char *path = scratch_path("manifest");
@@ -225,7 +181,7 @@ static char *manifest(void)
 
 /* Every chunk of c[0..n) (those with want[i] set, want NULL: all) read back from the store,
  * opened afresh, equal to its content. */
-static void readable(struct chunk *c, int n, const bool *want)
+static void readable(struct storefix_chunk *c, int n, const bool *want)
 {
     char *dir = scratch_path("st"), *key = scratch_path("st.key");
     struct asr_store_options opt = {.key_file = key};
@@ -234,15 +190,15 @@ static void readable(struct chunk *c, int n, const bool *want)
     cr_assert_eq(asr_store_open(dir, &opt, &s, &err), ASR_OK, "%s", err.msg);
     struct asr_chunk_source src;
     store_chunk_source(s, &src);
-    uint8_t *buf = malloc(CHUNK + 64);
+    uint8_t *buf = malloc(STOREFIX_CHUNK + 64);
     for (int i = 0; i < n; i++) {
         if (want && !want[i])
             continue;
         size_t len = 0;
         char where[128];
-        cr_assert_eq(src.fetch(src.ctx, c[i].id.b, buf, CHUNK + 64, &len, where, sizeof where, &err), ASR_OK,
+        cr_assert_eq(src.fetch(src.ctx, c[i].id.b, buf, STOREFIX_CHUNK + 64, &len, where, sizeof where, &err), ASR_OK,
                      "chunk %d: %s", i, err.msg);
-        cr_assert(len == CHUNK + 64 && !memcmp(buf + 64, c[i].content, CHUNK), "chunk %d", i);
+        cr_assert(len == STOREFIX_CHUNK + 64 && !memcmp(buf + 64, c[i].content, STOREFIX_CHUNK), "chunk %d", i);
     }
     free(buf), free(dir), free(key);
     asr_store_close(s);
@@ -255,10 +211,9 @@ Test(store_upload, packs_upload_at_once)
 {
     struct wrap w = {.delay_ms = 100};
     struct asr_store *s = make_store(&w);
-    struct chunk *c = make_chunks(s, 26); /* six full packs and two chunks */
-    struct asr_store_session *ss;
+    struct storefix_chunk *c = storefix_chunks(s, 0, 26, 0, false); /* six full packs and two chunks */
     struct asr_error err = {0};
-    cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK, "%s", err.msg);
+    struct asr_store_session *ss = storefix_begin(s, "pc1");
     for (int i = 0; i < 26; i++) {
         cr_assert_eq(asr_store_session_put(ss, &c[i].id, &c[i].c, &err), ASR_OK, "%s", err.msg);
         /* Already found, though its pack may be filling or uploading still: not added twice. */
@@ -276,14 +231,14 @@ Test(store_upload, packs_upload_at_once)
     cr_assert_eq(st.packs, 7);
     cr_assert_eq(st.chunks_new, 26);
     cr_assert_eq(st.chunks_known, 26 + 26);
-    cr_assert_eq(st.stored_new, 26ull * CHUNK);
+    cr_assert_eq(st.stored_new, 26ull * STOREFIX_CHUNK);
     /* Counted: every put (session object, 7 packs and their index objects, the session's index),
      * delete (the per-pack index objects, the session object), the snapshot's listing and put. */
     cr_assert_eq(w.puts, 1 + 7 + 7 + 1);
     cr_assert_eq(st.requests, w.puts + w.dels + w.put_files + 1);
-    cr_assert_eq(count_objects(s, "packs/"), 7);
-    cr_assert_eq(count_objects(s, "index/"), 1);
-    cr_assert_eq(count_objects(s, "snapshots/"), 1);
+    cr_assert_eq(storefix_count(s, "packs/"), 7);
+    cr_assert_eq(storefix_count(s, "index/"), 1);
+    cr_assert_eq(storefix_count(s, "snapshots/"), 1);
     close_store(s, &w);
     readable(c, 26, NULL);
     free(m), free(c);
@@ -297,10 +252,9 @@ static void failing_upload(const char *prefix, unsigned fail_at)
 {
     struct wrap w = {.fail_prefix = prefix, .fail_at = fail_at, .delay_ms = 20};
     struct asr_store *s = make_store(&w);
-    struct chunk *c = make_chunks(s, 14);
-    struct asr_store_session *ss;
+    struct storefix_chunk *c = storefix_chunks(s, 0, 14, 0, false);
     struct asr_error err = {0};
-    cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK, "%s", err.msg);
+    struct asr_store_session *ss = storefix_begin(s, "pc1");
     int rc = ASR_OK;
     for (int i = 0; i < 14 && !rc; i++)
         rc = asr_store_session_put(ss, &c[i].id, &c[i].c, &err);
@@ -319,8 +273,8 @@ static void failing_upload(const char *prefix, unsigned fail_at)
     cr_assert_eq(asr_store_session_commit(ss, m, name, sizeof name, &again), ASR_E_IO);
     cr_assert_str_eq(again.msg, first);
     asr_store_session_free(ss);
-    cr_assert_eq(count_objects(s, "snapshots/"), 0, "no snapshot");
-    cr_assert_eq(count_objects(s, "sessions/"), 0);
+    cr_assert_eq(storefix_count(s, "snapshots/"), 0, "no snapshot");
+    cr_assert_eq(storefix_count(s, "sessions/"), 0);
     cr_assert_eq(w.orphans, 0, "an index object named a pack not uploaded");
     /* What did upload serves the next backup: every chunk the index objects name is readable;
      * those of the failed object are not named. */
@@ -348,18 +302,16 @@ Test(store_upload, failed_delete_fails_the_commit)
 {
     struct wrap w = {.fail_del = 2};
     struct asr_store *s = make_store(&w);
-    struct chunk *c = make_chunks(s, 10);
-    struct asr_store_session *ss;
+    struct storefix_chunk *c = storefix_chunks(s, 0, 10, 0, false);
     struct asr_error err = {0};
-    cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK, "%s", err.msg);
-    for (int i = 0; i < 10; i++)
-        cr_assert_eq(asr_store_session_put(ss, &c[i].id, &c[i].c, &err), ASR_OK, "%s", err.msg);
+    struct asr_store_session *ss = storefix_begin(s, "pc1");
+    storefix_put(ss, c, 10);
     char *m = manifest(), name[256];
     cr_assert_eq(asr_store_session_commit(ss, m, name, sizeof name, &err), ASR_E_IO);
     cr_assert(w.failed_key[0] && strstr(err.msg, w.failed_key) && strstr(err.msg, "injected failure"), "%s",
               err.msg);
     asr_store_session_free(ss);
-    cr_assert_eq(count_objects(s, "snapshots/"), 0, "no snapshot");
+    cr_assert_eq(storefix_count(s, "snapshots/"), 0, "no snapshot");
     close_store(s, &w);
     free(m), free(c);
 }
@@ -370,18 +322,15 @@ Test(store_upload, free_lets_uploads_finish)
 {
     struct wrap w = {.delay_ms = 100};
     struct asr_store *s = make_store(&w);
-    struct chunk *c = make_chunks(s, 13);
-    struct asr_store_session *ss;
-    struct asr_error err = {0};
-    cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK, "%s", err.msg);
-    for (int i = 0; i < 13; i++)
-        cr_assert_eq(asr_store_session_put(ss, &c[i].id, &c[i].c, &err), ASR_OK, "%s", err.msg);
+    struct storefix_chunk *c = storefix_chunks(s, 0, 13, 0, false);
+    struct asr_store_session *ss = storefix_begin(s, "pc1");
+    storefix_put(ss, c, 13);
     asr_store_session_free(ss);
     cr_assert_eq(w.now, 0);
-    cr_assert_eq(count_objects(s, "packs/"), 3);
-    cr_assert_eq(count_objects(s, "index/"), 3);
-    cr_assert_eq(count_objects(s, "sessions/"), 0);
-    cr_assert_eq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(storefix_count(s, "packs/"), 3);
+    cr_assert_eq(storefix_count(s, "index/"), 3);
+    cr_assert_eq(storefix_count(s, "sessions/"), 0);
+    ss = storefix_begin(s, "pc1");
     for (int i = 0; i < 13; i++)
         cr_assert_eq(asr_store_session_has(ss, &c[i].id, NULL, NULL), i < 12, "chunk %d", i);
     asr_store_session_free(ss);

@@ -84,13 +84,27 @@ static void fake_free(struct fake *f)
     free(f);
 }
 
+/* A set of windows to read through (asserting it is made). */
+static struct store_windows *windows(void)
+{
+    struct store_windows *ws;
+    struct asr_error err = {0};
+    cr_assert_eq(store_windows_new(&ws, &err), ASR_OK, "%s", err.msg);
+    return ws;
+}
+
+static void done(struct store_windows *ws, struct fake *f)
+{
+    store_windows_free(ws);
+    fake_free(f);
+}
+
 Test(store_windows, sequential_records_take_one_request_per_window)
 {
     const size_t pack_bytes = 5u * STORE_READ_WINDOW_BYTES / 2;
     struct fake *f = fake_new(pack_bytes);
-    struct store_windows *ws;
+    struct store_windows *ws = windows();
     struct asr_error err = {0};
-    cr_assert_eq(store_windows_new(&ws, &err), ASR_OK);
     uint8_t *buf = malloc(300000);
     for (uint64_t off = 0; off + 300000 <= pack_bytes; off += 300000) {
         size_t got;
@@ -103,16 +117,14 @@ Test(store_windows, sequential_records_take_one_request_per_window)
     /* Two windows and a half, each window starting at the record that did not fit the last: 3. */
     cr_assert_eq(f->gets, 3, "%u requests", f->gets);
     free(buf);
-    store_windows_free(ws);
-    fake_free(f);
+    done(ws, f);
 }
 
 Test(store_windows, a_pack_that_ends_early_gives_a_short_read_once)
 {
     struct fake *f = fake_new(1000);
-    struct store_windows *ws;
+    struct store_windows *ws = windows();
     struct asr_error err = {0};
-    cr_assert_eq(store_windows_new(&ws, &err), ASR_OK);
     uint8_t buf[4096];
     size_t got = 99;
     bool missing;
@@ -120,16 +132,14 @@ Test(store_windows, a_pack_that_ends_early_gives_a_short_read_once)
     cr_assert_eq(got, 100);
     cr_assert(!memcmp(buf, f->pack + 900, 100));
     cr_assert_eq(f->gets, 1);
-    store_windows_free(ws);
-    fake_free(f);
+    done(ws, f);
 }
 
 Test(store_windows, a_missing_pack_says_so)
 {
     struct fake *f = fake_new(1000);
-    struct store_windows *ws;
+    struct store_windows *ws = windows();
     struct asr_error err = {0};
-    cr_assert_eq(store_windows_new(&ws, &err), ASR_OK);
     uint8_t buf[64];
     size_t got;
     bool missing = false;
@@ -138,8 +148,7 @@ Test(store_windows, a_missing_pack_says_so)
     /* The failed window is free again: the next read of the good pack works. */
     cr_assert_eq(store_windows_read(ws, &f->base, 0, "packs/aa/one", 0, buf, 64, &got, &missing, &err), ASR_OK);
     cr_assert(!memcmp(buf, f->pack, 64));
-    store_windows_free(ws);
-    fake_free(f);
+    done(ws, f);
 }
 
 struct reader {
@@ -171,9 +180,7 @@ static void *read_random(void *arg)
 Test(store_windows, threads_share_windows_and_read_right_bytes)
 {
     struct fake *f = fake_new(PACK_BYTES);
-    struct store_windows *ws;
-    struct asr_error err = {0};
-    cr_assert_eq(store_windows_new(&ws, &err), ASR_OK);
+    struct store_windows *ws = windows();
     pthread_t t[8];
     struct reader r[8];
     for (int i = 0; i < 8; i++) {
@@ -184,8 +191,7 @@ Test(store_windows, threads_share_windows_and_read_right_bytes)
         pthread_join(t[i], NULL);
         cr_assert_eq(r[i].bad, 0, "thread %d read wrong bytes %d times", i, r[i].bad);
     }
-    store_windows_free(ws);
-    fake_free(f);
+    done(ws, f);
 }
 
 /* ---- fetches ahead -------------------------------------------------------------------------- */
@@ -222,6 +228,14 @@ static struct store_want *wants(uint64_t from, uint64_t to, size_t *n)
     return w;
 }
 
+/* wants(from, to) given to ws as advice; the advice returned, calloc'd. */
+static struct store_want *fetch_ahead(struct store_windows *ws, struct fake *f, uint64_t from, uint64_t to, size_t *n)
+{
+    struct store_want *w = wants(from, to, n);
+    store_windows_prefetch(ws, &f->base, w, *n);
+    return w;
+}
+
 static int read_record(struct store_windows *ws, struct fake *f, uint64_t off, uint8_t *buf, struct asr_error *err)
 {
     size_t got;
@@ -235,12 +249,10 @@ static int read_record(struct store_windows *ws, struct fake *f, uint64_t off, u
 Test(store_windows, fetched_ahead_windows_serve_the_reads_without_new_requests)
 {
     struct fake *f = fake_new(PACK_BYTES);
-    struct store_windows *ws;
+    struct store_windows *ws = windows();
     struct asr_error err = {0};
-    cr_assert_eq(store_windows_new(&ws, &err), ASR_OK);
     size_t n;
-    struct store_want *w = wants(0, PACK_BYTES, &n);
-    store_windows_prefetch(ws, &f->base, w, n);
+    struct store_want *w = fetch_ahead(ws, f, 0, PACK_BYTES, &n);
     /* Two windows and a half of records: three windows, fetched before any read. */
     cr_assert_eq(wait_gets(f, 3), 3, "%u requests ahead", gets_of(f));
     uint8_t *buf = malloc(RECORD);
@@ -250,8 +262,7 @@ Test(store_windows, fetched_ahead_windows_serve_the_reads_without_new_requests)
     cr_assert_eq(gets_of(f), 3, "the reads made %u requests more", gets_of(f) - 3);
     free(buf);
     free(w);
-    store_windows_free(ws);
-    fake_free(f);
+    done(ws, f);
 }
 
 Test(store_windows, a_fetch_ahead_ends_at_the_last_record_asked_for)
@@ -259,17 +270,13 @@ Test(store_windows, a_fetch_ahead_ends_at_the_last_record_asked_for)
     /* The records end 100 KiB before the pack does (its entry table and trailer): no window
      * reaches past them, even where they end short of a window. */
     struct fake *f = fake_new(10 * RECORD + (100u << 10));
-    struct store_windows *ws;
-    struct asr_error err = {0};
-    cr_assert_eq(store_windows_new(&ws, &err), ASR_OK);
+    struct store_windows *ws = windows();
     size_t n;
-    struct store_want *w = wants(0, 10 * RECORD, &n);
-    store_windows_prefetch(ws, &f->base, w, n);
+    struct store_want *w = fetch_ahead(ws, f, 0, 10 * RECORD, &n);
     cr_assert_eq(wait_gets(f, 1), 1);
     cr_assert_eq(f->max_end, 10 * RECORD, "a request reached byte %llu", (unsigned long long)f->max_end);
     free(w);
-    store_windows_free(ws);
-    fake_free(f);
+    done(ws, f);
 }
 
 Test(store_windows, a_failed_fetch_ahead_does_not_fail_a_read_that_does_not_need_it)
@@ -277,12 +284,10 @@ Test(store_windows, a_failed_fetch_ahead_does_not_fail_a_read_that_does_not_need
     struct fake *f = fake_new(PACK_BYTES);
     f->fail_from = STORE_WINDOW_BYTES; /* every request reaching past the first window fails */
     f->fail_left = -1;
-    struct store_windows *ws;
+    struct store_windows *ws = windows();
     struct asr_error err = {0};
-    cr_assert_eq(store_windows_new(&ws, &err), ASR_OK);
     size_t n;
-    struct store_want *w = wants(0, PACK_BYTES, &n);
-    store_windows_prefetch(ws, &f->base, w, n);
+    struct store_want *w = fetch_ahead(ws, f, 0, PACK_BYTES, &n);
     wait_gets(f, 3);
     cr_assert_geq(f->failed, 2, "the fetches ahead past the first window were not tried (%u)", f->failed);
     uint8_t *buf = malloc(RECORD);
@@ -297,8 +302,7 @@ Test(store_windows, a_failed_fetch_ahead_does_not_fail_a_read_that_does_not_need
     cr_assert_gt(gets_of(f), before, "the read did not fetch its window again");
     free(buf);
     free(w);
-    store_windows_free(ws);
-    fake_free(f);
+    done(ws, f);
 }
 
 Test(store_windows, a_read_retries_a_window_whose_fetch_ahead_failed)
@@ -306,12 +310,10 @@ Test(store_windows, a_read_retries_a_window_whose_fetch_ahead_failed)
     struct fake *f = fake_new(PACK_BYTES);
     f->fail_from = STORE_WINDOW_BYTES;
     f->fail_left = 1; /* the first request past the first window fails, as a fetch ahead */
-    struct store_windows *ws;
+    struct store_windows *ws = windows();
     struct asr_error err = {0};
-    cr_assert_eq(store_windows_new(&ws, &err), ASR_OK);
     size_t n;
-    struct store_want *w = wants(0, PACK_BYTES, &n);
-    store_windows_prefetch(ws, &f->base, w, n);
+    struct store_want *w = fetch_ahead(ws, f, 0, PACK_BYTES, &n);
     wait_gets(f, 3);
     cr_assert_eq(f->failed, 1, "no fetch ahead failed (%u)", f->failed);
     uint8_t *buf = malloc(RECORD);
@@ -320,19 +322,16 @@ Test(store_windows, a_read_retries_a_window_whose_fetch_ahead_failed)
                      (unsigned long long)w[i].off, err.msg);
     free(buf);
     free(w);
-    store_windows_free(ws);
-    fake_free(f);
+    done(ws, f);
 }
 
 Test(store_windows, fetches_ahead_hold_a_bounded_number_of_windows)
 {
     struct fake *f = fake_new(8 * (size_t)STORE_WINDOW_BYTES);
-    struct store_windows *ws;
+    struct store_windows *ws = windows();
     struct asr_error err = {0};
-    cr_assert_eq(store_windows_new(&ws, &err), ASR_OK);
     size_t n;
-    struct store_want *w = wants(0, 8 * (uint64_t)STORE_WINDOW_BYTES, &n);
-    store_windows_prefetch(ws, &f->base, w, n);
+    struct store_want *w = fetch_ahead(ws, f, 0, 8 * (uint64_t)STORE_WINDOW_BYTES, &n);
     /* Eight windows asked for, but no more windows fetched ahead than may wait unread. */
     cr_assert_eq(wait_gets(f, STORE_WINDOWS_AHEAD), STORE_WINDOWS_AHEAD, "%u windows fetched ahead", gets_of(f));
     /* Reading the first window frees its place: the next one is fetched, and only it. */
@@ -342,8 +341,7 @@ Test(store_windows, fetches_ahead_hold_a_bounded_number_of_windows)
     cr_assert_eq(wait_gets(f, STORE_WINDOWS_AHEAD + 1), STORE_WINDOWS_AHEAD + 1, "%u requests", gets_of(f));
     /* Advice for other records frees the windows the old advice filled: they are fetched too. */
     size_t n2;
-    struct store_want *w2 = wants(6 * (uint64_t)STORE_WINDOW_BYTES, 8 * (uint64_t)STORE_WINDOW_BYTES, &n2);
-    store_windows_prefetch(ws, &f->base, w2, n2);
+    struct store_want *w2 = fetch_ahead(ws, f, 6 * (uint64_t)STORE_WINDOW_BYTES, 8 * (uint64_t)STORE_WINDOW_BYTES, &n2);
     cr_assert_eq(wait_gets(f, STORE_WINDOWS_AHEAD + 3), STORE_WINDOWS_AHEAD + 3, "%u requests", gets_of(f));
     for (size_t i = 0; i < n2; i++)
         cr_assert_eq(read_record(ws, f, w2[i].off, buf, &err), ASR_OK, "%s", err.msg);
@@ -351,20 +349,16 @@ Test(store_windows, fetches_ahead_hold_a_bounded_number_of_windows)
     free(buf);
     free(w2);
     free(w);
-    store_windows_free(ws);
-    fake_free(f);
+    done(ws, f);
 }
 
 Test(store_windows, free_waits_for_the_fetches_in_flight)
 {
     struct fake *f = fake_new(PACK_BYTES);
     f->delay_ms = 300;
-    struct store_windows *ws;
-    struct asr_error err = {0};
-    cr_assert_eq(store_windows_new(&ws, &err), ASR_OK);
+    struct store_windows *ws = windows();
     size_t n;
-    struct store_want *w = wants(0, PACK_BYTES, &n);
-    store_windows_prefetch(ws, &f->base, w, n);
+    struct store_want *w = fetch_ahead(ws, f, 0, PACK_BYTES, &n);
     for (int i = 0; i < 500 && !gets_of(f); i++)
         usleep(1000);
     cr_assert_gt(gets_of(f), 0, "nothing fetched ahead");
