@@ -176,6 +176,24 @@ static void mark_group_metadata(struct walk *w)
         mark(w, fs->super->s_mmp_block, 1);
 }
 
+/* The scan reads the inode tables 64 blocks at a time, each read waited for; asked for all at
+ * once, the kernel fetches them in large reads in parallel. On the 4 GiB bench root (28 MiB of
+ * tables) a cold `asrimg layout` took 0.57 s before and 0.13-0.16 s after. Only the part of each
+ * table in use: the scan skips the rest too (uninit_bg, metadata_csum). */
+static void prefetch_inode_tables(const struct walk *w)
+{
+    ext2_filsys fs = w->fs;
+    uint64_t isize = EXT2_INODE_SIZE(fs->super), per_group = fs->super->s_inodes_per_group;
+    bool csum = ext2fs_has_group_desc_csum(fs);
+    for (dgrp_t g = 0; g < fs->group_desc_count; g++) {
+        if (csum && ext2fs_bg_flags_test(fs, g, EXT2_BG_INODE_UNINIT))
+            continue;
+        uint64_t unused = csum ? ext2fs_bg_itable_unused(fs, g) : 0;
+        uint64_t used = unused < per_group ? per_group - unused : 0;
+        asr_window_prefetch(w->io->w, (uint64_t)ext2fs_inode_table_loc(fs, g) * fs->blocksize, used * isize);
+    }
+}
+
 static int scan_inodes(struct walk *w)
 {
     ext2_filsys fs = w->fs;
@@ -187,6 +205,7 @@ static int scan_inodes(struct walk *w)
         if (e)
             return ext_fail(w->err, w->io, "preparing the inode scan", e);
     }
+    prefetch_inode_tables(w);
     ext2_inode_scan scan;
     errcode_t e = ext2fs_open_inode_scan(fs, EXT_SCAN_BUFFER_BLOCKS, &scan);
     if (e)
