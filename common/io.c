@@ -2,6 +2,7 @@
 #include "io.h"
 
 #include <errno.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 int asr_pread_full(int fd, void *buf, size_t len, uint64_t off)
@@ -53,6 +54,22 @@ int asr_write_full(int fd, const void *buf, size_t len)
             return n < 0 ? -errno : ASR_IO_SHORT;
         p += n;
         len -= (size_t)n;
+    }
+    return 0;
+}
+
+int asr_random_full(void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = getrandom((char *)buf + got, len - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO;
+        got += (size_t)n;
     }
     return 0;
 }

@@ -1,4 +1,4 @@
-/* Whole transfers through the system calls that may do part of one: every byte asked for, a short
+/* Whole transfers through the system calls that may do part of one (reads, writes, random bytes): every byte asked for, a short
  * transfer continued where it stopped, EINTR retried. The callers decide what a failure means
  * (one disk read retried, a target write named in a message); these only say which it was. */
 #ifndef ASR_IO_H
@@ -18,5 +18,8 @@ int asr_pwrite_full(int fd, const void *buf, size_t len, uint64_t off, size_t *d
 /* len bytes of buf at the file position (a pipe, a file written in order): 0, -errno, or
  * ASR_IO_SHORT. */
 int asr_write_full(int fd, const void *buf, size_t len);
+/* len random bytes from the kernel (getrandom), short returns continued, EINTR retried: 0 or
+ * -errno. */
+int asr_random_full(void *buf, size_t len);
 
 #endif

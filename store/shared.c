@@ -2,13 +2,13 @@
  * snapshot names (HOST/TIME), HMAC-SHA-256, whole-object reads, listings freed. They call nothing
  * else of store/, so that every module may use them without an import circle. */
 #include "internal.h"
+#include "io.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -16,16 +16,8 @@
 
 int store_random(void *buf, size_t len, struct asr_error *err)
 {
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = getrandom((char *)buf + got, len - got, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return store_fail(err, ASR_E_IO, "store: no random bytes: %s", strerror(errno));
-        got += (size_t)n;
-    }
-    return ASR_OK;
+    int e = asr_random_full(buf, len);
+    return e ? store_fail(err, ASR_E_IO, "store: no random bytes: %s", strerror(-e)) : ASR_OK;
 }
 
 void store_hex(const uint8_t *b, size_t n, char *out)

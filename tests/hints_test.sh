@@ -28,13 +28,9 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 export TMPDIR=$work ASRIMG_STORE_KEY_FILE=$work/store.key ASRIMG_CACHE_DIR=$work/cache/asrimg
 
-pass=0 fail=0
-check() { # name, then a command that must succeed
-  local name=$1; shift
-  if "$@" >"$work/out" 2>"$work/err"; then pass=$((pass + 1)); else
-    fail=$((fail + 1)); echo "FAIL: $name"; sed 's/^/  out: /' "$work/out" | head -5; sed 's/^/  err: /' "$work/err" | head -8; fi
-}
-json_get() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
+# check and json_get
+# shellcheck source=tests/store_lib.sh
+. "$(dirname "$0")/store_lib.sh"
 
 # An unpartitioned ext4 of random files and text, 4 KiB blocks.
 c=$work/content

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,15 +48,9 @@ struct asr_backup_hints {
 static int random_seed(uint64_t *seed, struct asr_error *err)
 {
     uint8_t b[8];
-    size_t got = 0;
-    while (got < sizeof b) {
-        ssize_t n = getrandom(b + got, sizeof b - got, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return asr_fail_public(err, ASR_E_IO, "re-backup hints: no random bytes: %s", strerror(errno));
-        got += (size_t)n;
-    }
+    int e = asr_random_full(b, sizeof b);
+    if (e)
+        return asr_fail_public(err, ASR_E_IO, "re-backup hints: no random bytes: %s", strerror(-e));
     *seed = get_le64(b);
     return ASR_OK;
 }
