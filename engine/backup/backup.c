@@ -25,18 +25,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_AVG_CHUNK (256u << 10)
 #define ZERO_BLOCK 4096u          /* zero runs are found in aligned blocks of this size */
 #define ZERO_RUN_MIN (32u << 10)  /* shorter zero runs stay inside chunks (zstd shrinks them) */
 #define MAX_THREADS 256u
 #define SCAN_AHEAD 8u             /* reads scanned ahead of the producer (the source has 16 in flight) */
 #define SCAN_FROM 1u              /* ... from this many ahead on, by default: see queue_scans */
 #define SCAN_MARKS 4096u          /* candidates a scan lists; past them the producer rolls itself */
-
-uint32_t asr_backup_max_chunk(uint32_t avg_chunk)
-{
-    return 4 * (avg_chunk ? avg_chunk : DEFAULT_AVG_CHUNK);
-}
 
 /* ---- slots: one chunk (or one zero/unreadable run) on its way to the image ---------------- */
 
@@ -1032,7 +1026,7 @@ static void pipeline_free(struct pipeline *p)
 static int check_options(const struct asr_backup_options *opt, struct asr_writer *w, unsigned *threads,
                          struct asr_error *err)
 {
-    uint32_t avg = opt->avg_chunk ? opt->avg_chunk : DEFAULT_AVG_CHUNK;
+    uint32_t avg = opt->avg_chunk ? opt->avg_chunk : CDC_DEFAULT_AVG;
     if (avg < 4096 || (avg & (avg - 1)) || asr_backup_max_chunk(avg) > ASR_MAX_CHUNK_SIZE)
         return asr_fail_public(err, ASR_E_ARG, "average chunk size %u: a power of two from 4 KiB to %u KiB", avg,
                                ASR_MAX_CHUNK_SIZE / 4 / 1024);
@@ -1112,7 +1106,7 @@ int asr_backup_run(struct asr_writer *w, const struct asr_backup_source *src, si
     if (rc == ASR_OK && p.hints && !(pr.scratch = malloc(p.max_chunk)))
         rc = asr_fail_public(err, ASR_E_NOMEM, "out of memory for chunk buffers");
     if (rc == ASR_OK) {
-        cdc_init(&pr.cdc, opt->avg_chunk ? opt->avg_chunk : DEFAULT_AVG_CHUNK, p.max_chunk);
+        cdc_init(&pr.cdc, opt->avg_chunk ? opt->avg_chunk : CDC_DEFAULT_AVG, p.max_chunk);
         p.scan_params = pr.cdc;
         writer_started = pthread_create(&writer, NULL, writer_main, &p) == 0;
         while (writer_started && started < threads && pthread_create(&workers[started], NULL, worker_main, &p) == 0)

@@ -3,10 +3,17 @@
  * wherever it sits on disk: copies at unaligned positions deduplicate (SPEC.md, "Chunking").
  * Hand-written: Debian ships no C CDC library, and the loop is a dozen lines. */
 #include "cdc.h"
+#include "asr_engine.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The largest chunk a backup at this average makes (asr_engine.h): the chunker's max. */
+uint32_t asr_backup_max_chunk(uint32_t avg_chunk)
+{
+    return 4 * (avg_chunk ? avg_chunk : CDC_DEFAULT_AVG);
+}
 
 /* The gear table is part of the chunking definition (same table, same cuts, so a later backup
  * of unchanged data chunks the same way): 256 values of splitmix64 from a fixed seed. */

@@ -8,6 +8,8 @@
 
 #include "asr_format.h"
 
+#define CDC_DEFAULT_AVG (256u << 10) /* the average chunk size when none is asked for */
+
 /* ---- the chunker: FastCDC-style gear hash with normalized chunking ------------------------ */
 
 struct cdc {
