@@ -383,7 +383,6 @@ struct producer {
     uint8_t vkey[HINT_KEY_SIZE];
     const struct hint *spec;
     uint64_t no_spec_until;
-    bool rolling;
     uint8_t *scratch;
     struct piece_ref *left;
     size_t left_cap;
@@ -506,11 +505,9 @@ static int rechunk(struct producer *pr, struct asr_error *err)
     if (!nleft)
         return ASR_OK;
     pr->no_spec_until = pr->left[nleft - 1].offset + pr->left[nleft - 1].len;
-    pr->rolling = true;
     int rc = ASR_OK;
     for (size_t i = 0; i < nleft && rc == ASR_OK; i++)
         rc = feed_data(pr, pr->left[i].offset, pr->scratch + pr->left[i].chunk_offset, pr->left[i].len, err);
-    pr->rolling = false;
     return rc;
 }
 
@@ -557,7 +554,7 @@ static size_t take_bytes(struct producer *pr, const uint8_t *data, size_t len, b
         size_t want = pr->spec->len - pr->cur->len;
         return len < want ? len : want;
     }
-    if (pr->marks && !pr->rolling)
+    if (pr->marks) /* never with hints: a volume with hints is not scanned ahead */
         return cdc_feed_marked(&pr->cdc, data, len, pr->marks, (size_t)(data - pr->span), cut);
     return cdc_feed(&pr->cdc, data, len, cut);
 }
