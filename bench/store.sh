@@ -24,7 +24,7 @@
 #                      bench/run.sh (README.md)
 #   BENCH_CHANGE_PCT   the share of the root's files rewritten for the "changed" rows (default 1)
 #   BENCH_S3=0         leave out the S3 store (no Swift needed)
-#   BENCH_S3_PORT      the local Swift's proxy port (default 18380; it uses the next three too)
+#   BENCH_S3_PORT      the local Swift's proxy port (default 18380; it uses the next four too)
 #   BENCH_S3_THREADS   restore --threads of a diagnostic S3 restore in round 1 (default 8; 0: none)
 #   BENCH_DIAG_CHUNK   --avg-chunk of a diagnostic first and changed backup in round 1 (default 64K; 0: none)
 set -euo pipefail
