@@ -487,7 +487,7 @@ title = f"## Chunk store (issue 18): {facts['root_mib']} MiB ext4 root, zstd lev
 out += [title + time.strftime(" (%Y-%m-%d %H:%M UTC)", time.gmtime()), ""]
 out += [f"`{facts['command']}`. The root alone (`--volumes {facts['root_part']}`, {used:,} used bytes), into a new "
         f"directory store and a new S3 store (`s3://bench/rN`, OpenStack Swift {facts['swift']} with s3api on localhost, "
-        f"`tests/s3/swift_env.sh`: one proxy worker, one replica, its disk the bench directory's) every round; page cache "
+        f"`tests/s3/swift_env.sh`: each server one process, memcached behind the proxy, one replica, its disk the bench directory's) every round; page cache "
         f"dropped before every row. Backup MB/s: the bytes it read (`--json` read_bytes, the used bytes) over the "
         f"command's wall time, start, map step and snapshot upload included (in brackets: over asrimg's own `seconds`, the "
         f"data phase); restore MB/s: the image's captured bytes ({cap:,}) over wall time. \"Store grew\": what the store's "
