@@ -44,10 +44,11 @@
 # - PUT with If-None-Match (conditional create): 501 NotImplemented, also for an absent key.
 # - ListObjectsV2 prefix/max-keys/continuation-token work; bucket names need >= 3 characters.
 #
-# Measured (2-core machine, load average ~5 from other jobs; s3_env_test.sh --bench):
-#   start 7.5-9 s from an empty DIR (0.2 s when already up), stop 3-5 s;
-#   4 KiB objects, 8 in flight from one curl: PUT 54-66/s, GET 87-105/s; one at a time with curl
-#   start 60-115 ms; 64 MiB PUT 156-160 MiB/s, GET 135-147 MiB/s.
+# Measured (2-core machine; s3_env_test.sh --bench): with the settings above (load average ~2,
+# one run): start 6.4 s, stop 2.7 s; 4 KiB objects, 8 in flight from one curl: PUT 155/s, GET
+# 335/s; one GET at a time with curl start 33 ms; 64 MiB PUT 204 MiB/s, GET 265 MiB/s. Before
+# them (no memcached, workers = 1, 64 KiB proxy chunks; load average ~5, two runs): start 7.5-9 s,
+# stop 3-5 s; PUT 54-66/s, GET 87-105/s; 60-115 ms; 64 MiB PUT 156-160 MiB/s, GET 135-147 MiB/s.
 set -euo pipefail
 
 pkgs=(swift swift-proxy swift-account swift-container swift-object python3-swift memcached)
