@@ -24,7 +24,7 @@
 #                      bench/run.sh (README.md)
 #   BENCH_CHANGE_PCT   the share of the root's files rewritten for the "changed" rows (default 1)
 #   BENCH_S3=0         leave out the S3 store (no Swift needed)
-#   BENCH_S3_PORT      the local Swift's proxy port (default 18380; it uses the next three too)
+#   BENCH_S3_PORT      the local Swift's proxy port (default 18380; it uses the next four too)
 #   BENCH_S3_THREADS   restore --threads of a diagnostic S3 restore in round 1 (default 8; 0: none)
 #   BENCH_DIAG_CHUNK   --avg-chunk of a diagnostic first and changed backup in round 1 (default 64K; 0: none)
 set -euo pipefail
@@ -495,7 +495,7 @@ title = f"## Chunk store (issue 18): {facts['root_mib']} MiB ext4 root, zstd lev
 out += [title + time.strftime(" (%Y-%m-%d %H:%M UTC)", time.gmtime()), ""]
 out += [f"`{facts['command']}`. The root alone (`--volumes {facts['root_part']}`, {used:,} used bytes), into a new "
         f"directory store and a new S3 store (`s3://bench/rN`, OpenStack Swift {facts['swift']} with s3api on localhost, "
-        f"`tests/s3/swift_env.sh`: one proxy worker, one replica, its disk the bench directory's) every round; page cache "
+        f"`tests/s3/swift_env.sh`: each server one process, memcached behind the proxy, one replica, its disk the bench directory's) every round; page cache "
         f"dropped before every row. Backup MB/s: the bytes it read (`--json` read_bytes, the used bytes) over the "
         f"command's wall time, start, map step and snapshot upload included (in brackets: over asrimg's own `seconds`, the "
         f"data phase); restore MB/s: the image's captured bytes ({cap:,}) over wall time. \"Store grew\": what the store's "

@@ -11,8 +11,9 @@ test_pkgs=(libcriterion-dev clang libclang-rt-14-dev zstd fdisk gdisk dosfstools
            ntfs-3g e2fsprogs python3 groff-base man-db lvm2 mdadm
            cryptsetup-bin xfsprogs btrfs-progs
            qemu-system-x86 ovmf grub-pc-bin grub-efi-amd64-bin busybox-static cpio kmod tmux
-           swift swift-proxy swift-account swift-container swift-object python3-swift)
-# tests/s3/swift_env.sh runs Swift with s3api on localhost for the S3 chunk store tests (issue 18).
+           swift swift-proxy swift-account swift-container swift-object python3-swift memcached)
+# tests/s3/swift_env.sh runs Swift with s3api (and a memcached behind its proxy) on localhost for
+# the S3 chunk store tests (issue 18).
 # bench/run.sh: the baselines it measures against (partclone, zstd, fio), peak RSS (time), and
 # what bench/mkdisk.sh builds its disk with; bench/stacks.sh also builds LVM and LUKS2 (lvm2, cryptsetup).
 bench_pkgs=(fio partclone zstd time python3 openssl fdisk dosfstools mtools e2fsprogs util-linux lvm2 cryptsetup-bin
@@ -38,7 +39,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-# Daemon packages (swift-*, rsyslog) start their services from their maintainer scripts through
+# Daemon packages (swift-*, memcached, rsyslog) start their services from their maintainer scripts through
 # invoke-rc.d; a policy-rc.d answering 101 forbids it, so installing needs no systemd and starts
 # nothing (the tests start what they need themselves).
 policy=/usr/sbin/policy-rc.d

@@ -12,7 +12,7 @@ if ! command -v swift-proxy-server >/dev/null && [ "$(id -u)" -ne 0 ]; then
   echo "s3_env: SKIP: Swift is not installed and installing it needs root (scripts/deps.sh test)"
   exit 77
 fi
-port=${S3_ENV_PORT:-$((18080 + RANDOM % 1000 * 4))}
+port=${S3_ENV_PORT:-$((18080 + RANDOM % 1000 * 5))}
 
 work=$(mktemp -d /tmp/asrimg-s3env.XXXXXX)
 dir="$work/swift"
@@ -149,6 +149,23 @@ if [ "$bench" = --bench ]; then
   echo "64 MiB PUT: $(rate 64 "$a" "$b") MiB/s, GET: $(rate 64 "$b" "$c") MiB/s"
 fi
 
+# The proxy caches account and container info (and tempauth its tokens) in the memcached that
+# start runs beside it: after the requests above it holds entries (without it, every object
+# request would HEAD the account and container servers again).
+mc_items() {
+  local line n=""
+  exec 3<>"/dev/tcp/127.0.0.1/$((port + 4))" || return 1
+  printf 'stats\r\nquit\r\n' >&3
+  while IFS= read -r -t 5 line <&3; do
+    case $line in "STAT curr_items "*) n=${line#STAT curr_items }; n=${n%$'\r'} ;; END*) break ;; esac
+  done
+  exec 3<&-
+  echo "${n:-0}"
+}
+items=$(mc_items) || fail "no memcached on port $((port + 4))"
+[ "$items" -gt 0 ] || fail "memcached holds no entries: the proxy does not use it"
+mc_pid=$(cat "$dir/run/memcached.pid")
+
 t0=$(date +%s.%N)
 "$env_sh" stop "$dir"
 t1=$(date +%s.%N)
@@ -158,5 +175,6 @@ if pgrep -f "$dir/etc" >/dev/null; then
   pgrep -af "$dir/etc" >&2
   fail "processes left after stop"
 fi
+! kill -0 "$mc_pid" 2>/dev/null || fail "memcached left after stop"
 "$env_sh" stop "$dir" || fail "second stop"
 echo "s3_env: ok"

@@ -13,14 +13,30 @@
 #                                 that the proxy answers 503 (a real outage for the retry tests)
 #   swift_env.sh up DIR SERVER    starts it again
 # start is idempotent: when DIR's servers already answer, it only prints the lines again.
-# Proxy on PORT (default 18080); account, container and object servers on PORT+1..PORT+3.
+# Proxy on PORT (default 18080); account, container and object servers on PORT+1..PORT+3,
+# memcached on PORT+4 (so two instances need ports at least 5 apart).
+#
+# Tuned as one would deploy Swift for large objects on one small machine (the S3 store's packs are
+# 16 MiB; the servers share 2 cores with asrimg in bench/store.sh), each setting kept for what it
+# measurably saved (Swift's CPU seconds per byte moved, PUT and GET of 16 MiB objects with 2 in
+# flight, and in bench/store.sh's S3 backup and restore):
+# - memcached behind the proxy (Debian's memcached, started and stopped here like the servers):
+#   without it every object request made the proxy HEAD the account and the container server
+#   (their info is cached in memcached for 60 s): the account and container servers took 18% of
+#   Swift's CPU in a restore (with the polling below), now almost none.
+# - workers = 0: each server serves in its one process. With workers = 1 a parent process waits
+#   for its worker in eventlet's waitpid loop, polling every 10 ms: 0.5 CPU seconds every 10 s
+#   for the four servers while idle, taken from asrimg on a 2-core machine. One process each is
+#   still one core each, as before.
+# - the proxy's object_chunk_size and client_chunk_size (below).
+# Left as they are: one replica, the objects on the given directory's disk with Swift's fsync on
+# every PUT, and access logging below WARNING (it is not written; no syslog runs).
 #
 # Facts found (Swift 2.30.1, curl 7.88.1; tests/s3/s3_env_test.sh checks each one):
 # - Auth: tempauth maps S3 credentials: the access key is "account:user" ("asrimg:ci"), the secret
 #   is the tempauth key. The colon means curl's `--user KEY:SECRET` splits it wrongly: give user
 #   and secret apart (CURLOPT_USERNAME/CURLOPT_PASSWORD, or netrc as here). tempauth needs a
-#   cache object: the memcache middleware points at a closed port, tempauth checks the signature
-#   on every request; no memcached runs.
+#   cache object (the memcache middleware); s3api checks the signature on every request.
 # - libcurl 7.88's SigV4 sends no x-amz-content-sha256 and s3api refuses requests without it
 #   (400): send the body's SHA-256 or UNSIGNED-PAYLOAD (both pass; a wrong hash: 400 BadDigest).
 # - libcurl 7.88 signs the query as written; s3api canonicalizes it: write it sorted by name and
@@ -28,13 +44,14 @@
 # - PUT with If-None-Match (conditional create): 501 NotImplemented, also for an absent key.
 # - ListObjectsV2 prefix/max-keys/continuation-token work; bucket names need >= 3 characters.
 #
-# Measured (2-core machine, load average ~5 from other jobs; s3_env_test.sh --bench):
-#   start 7.5-9 s from an empty DIR (0.2 s when already up), stop 3-5 s;
-#   4 KiB objects, 8 in flight from one curl: PUT 54-66/s, GET 87-105/s; one at a time with curl
-#   start 60-115 ms; 64 MiB PUT 156-160 MiB/s, GET 135-147 MiB/s.
+# Measured (2-core machine; s3_env_test.sh --bench): with the settings above (load average ~2,
+# one run): start 6.4 s, stop 2.7 s; 4 KiB objects, 8 in flight from one curl: PUT 155/s, GET
+# 335/s; one GET at a time with curl start 33 ms; 64 MiB PUT 204 MiB/s, GET 265 MiB/s. Before
+# them (no memcached, workers = 1, 64 KiB proxy chunks; load average ~5, two runs): start 7.5-9 s,
+# stop 3-5 s; PUT 54-66/s, GET 87-105/s; 60-115 ms; 64 MiB PUT 156-160 MiB/s, GET 135-147 MiB/s.
 set -euo pipefail
 
-pkgs=(swift swift-proxy swift-account swift-container swift-object python3-swift)
+pkgs=(swift swift-proxy swift-account swift-container swift-object python3-swift memcached)
 region=us-east-1
 account=asrimg
 user=ci
@@ -63,7 +80,21 @@ install_pkgs() {
   [ $rc -eq 0 ] || die "apt-get install failed ($rc)"
 }
 
-servers=(account container object proxy)
+servers=(memcached account container object proxy)
+
+# launch DIR SERVER: starts one server in a session of its own (stop kills the whole process group:
+# the server and its workers), its pid in DIR/run/SERVER.pid
+launch() {
+  local dir=$1 s=$2 port
+  port=$(cat "$dir/run/port")
+  if [ "$s" = memcached ]; then
+    # TCP only (-U 0), one thread and 64 MiB: it holds a few account, container and token entries
+    setsid memcached -l 127.0.0.1 -p $((port + 4)) -U 0 -t 1 -m 64 -u "$(id -un)" </dev/null >>"$dir/log/$s.log" 2>&1 &
+  else
+    setsid "swift-$s-server" "$dir/etc/$s-server.conf" -v </dev/null >>"$dir/log/$s.log" 2>&1 &
+  fi
+  echo $! >"$dir/run/$s.pid"
+}
 
 # s3 env lines for eval
 print_env() {
@@ -103,7 +134,7 @@ user = $runas
 swift_dir = $dir/etc
 devices = $dir/srv
 mount_check = false
-workers = 1
+workers = 0
 log_name = SERVER
 log_level = WARNING
 log_address = $dir/log/no-syslog
@@ -128,6 +159,13 @@ account_autocreate = true
 # the retry tests stop and restart a server: without this, 10 errors would keep the proxy from
 # trying it again for 60 s
 error_suppression_limit = 100000
+# Bodies pass through the proxy in pieces of this size (default 64 KiB): at 256 KiB its CPU per
+# byte moved fell by ~20% (PUT and GET of 16 MiB objects, 2 in flight); 512 KiB and 1 MiB cost
+# more than the default (eventlet writes a large piece to the socket in many partial sends).
+# The object server's disk_chunk_size and network_chunk_size stay at 64 KiB for the same reason:
+# 1 MiB made its GETs ~25% dearer and PUTs no cheaper.
+object_chunk_size = 262144
+client_chunk_size = 262144
 [filter:catch_errors]
 use = egg:swift#catch_errors
 [filter:gatekeeper]
@@ -138,7 +176,7 @@ use = egg:swift#healthcheck
 use = egg:swift#proxy_logging
 [filter:cache]
 use = egg:swift#memcache
-memcache_servers = 127.0.0.1:1
+memcache_servers = 127.0.0.1:$((port + 4))
 [filter:listing_formats]
 use = egg:swift#listing_formats
 [filter:s3api]
@@ -191,11 +229,8 @@ start() {
   write_conf "$dir" "$port"
   build_rings "$dir" "$port"
   echo "$port" >"$dir/run/port"
-  for s in "${servers[@]}"; do
-    # own session: stop kills the whole process group (the server and its worker)
-    setsid "swift-$s-server" "$dir/etc/$s-server.conf" -v </dev/null >"$dir/log/$s.log" 2>&1 &
-    echo $! >"$dir/run/$s.pid"
-  done
+  rm -f "$dir"/log/*.log
+  for s in "${servers[@]}"; do launch "$dir" "$s"; done
 
   for _ in $(seq 1 200); do
     answers "$port" "$dir" && { print_env "$port"; return 0; }
@@ -246,8 +281,7 @@ server_down() {
 server_up() {
   local dir=${1:?} s=${2:?}
   alive "$dir/run/$s.pid" && return 0
-  setsid "swift-$s-server" "$dir/etc/$s-server.conf" -v </dev/null >>"$dir/log/$s.log" 2>&1 &
-  echo $! >"$dir/run/$s.pid"
+  launch "$dir" "$s"
 }
 
 stop() {
