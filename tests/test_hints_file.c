@@ -51,19 +51,6 @@ static void write_sample(const char *path, struct asr_backup_hints **keep)
         asr_backup_hints_free(h);
 }
 
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert(f);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    rewind(f);
-    uint8_t *b = malloc(*len);
-    cr_assert_eq(fread(b, 1, *len, f), *len);
-    fclose(f);
-    return b;
-}
-
 static void spit(const char *path, const uint8_t *b, size_t len, bool repair)
 {
     uint8_t *c = malloc(len);
@@ -190,7 +177,7 @@ Test(hints_file, every_rule_a_damaged_file_breaks_is_named)
     char *path = scratch_path("h.bin"), *bad = scratch_path("bad.bin");
     write_sample(path, NULL);
     size_t len;
-    uint8_t *good = slurp(path, &len);
+    uint8_t *good = read_file(path, &len);
     cr_assert_eq(len, (size_t)ENTRY(4) + 8);
     for (size_t i = 0; i < sizeof damages / sizeof damages[0]; i++) {
         const struct damage *d = &damages[i];
