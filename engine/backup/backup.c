@@ -156,11 +156,12 @@ static int hash_and_encode(struct pipeline *p, struct asr_chunk_encoder *enc, st
     s->known = dedup_find(p->dedup, s->hash, s->len, &s->chunk_id);
     pthread_mutex_unlock(&p->dedup_mu);
     s->in_store = false;
-    if (s->known && !(p->hints && !s->hinted))
+    bool record_sid = p->hints && !s->hinted; /* the hints record every chunk's store id */
+    if (s->known && !record_sid)
         return ASR_OK;
     if (p->opt->session) {
         t0 = thread_seconds();
-        if (!s->hinted) /* also for a chunk known here: the hints record its store id */
+        if (!s->hinted)
             asr_store_chunk_id(p->opt->store, s->content, s->len, &s->sid);
         *hash_seconds += thread_seconds() - t0;
         if (s->known)

@@ -39,10 +39,16 @@ struct asr_backup_hints {
     struct hint_list *old;
     size_t nold;
     struct hint *old_entries;
-    struct hint_list *rec;
+    /* Recorded as the file lays them out: volumes naming their run of one entry table. */
+    struct rec_volume *rec;
     size_t nrec, rec_cap;
-    struct hint **rec_entries; /* per recorded volume, with its capacity */
-    size_t *rec_entries_cap;
+    struct hint *rec_entries;
+    size_t nrec_entries, rec_entries_cap;
+};
+
+struct rec_volume {
+    uint8_t key[HINT_KEY_SIZE];
+    size_t first, n;
 };
 
 static int random_seed(uint64_t *seed, struct asr_error *err)
@@ -87,11 +93,8 @@ void asr_backup_hints_free(struct asr_backup_hints *h)
     if (!h)
         return;
     free_old(h);
-    for (size_t i = 0; i < h->nrec; i++)
-        free(h->rec_entries[i]);
     free(h->rec);
     free(h->rec_entries);
-    free(h->rec_entries_cap);
     free(h);
 }
 
@@ -132,36 +135,25 @@ int hints_record(struct asr_backup_hints *h, const uint8_t key[HINT_KEY_SIZE], c
                  struct asr_error *err)
 {
     if (!h->nrec || memcmp(h->rec[h->nrec - 1].key, key, HINT_KEY_SIZE)) {
-        struct hint_list *v = asr_grow(h->rec, &h->rec_cap, h->nrec + 1, sizeof *v, 8);
+        struct rec_volume *v = asr_grow(h->rec, &h->rec_cap, h->nrec + 1, sizeof *v, 8);
         if (!v)
             return asr_fail_public(err, ASR_E_NOMEM, "out of memory for re-backup hints");
         h->rec = v;
-        size_t cap = h->rec_cap;
-        struct hint **ev = realloc(h->rec_entries, cap * sizeof *ev);
-        size_t *cv = ev ? realloc(h->rec_entries_cap, cap * sizeof *cv) : NULL;
-        if (ev)
-            h->rec_entries = ev;
-        if (!cv)
-            return asr_fail_public(err, ASR_E_NOMEM, "out of memory for re-backup hints");
-        h->rec_entries_cap = cv;
-        h->rec[h->nrec] = (struct hint_list){.n = 0};
-        memcpy(h->rec[h->nrec].key, key, HINT_KEY_SIZE);
-        h->rec_entries[h->nrec] = NULL;
-        h->rec_entries_cap[h->nrec] = 0;
+        v[h->nrec] = (struct rec_volume){.first = h->nrec_entries};
+        memcpy(v[h->nrec].key, key, HINT_KEY_SIZE);
         h->nrec++;
     }
-    size_t i = h->nrec - 1;
-    struct hint_list *l = &h->rec[i];
-    if (l->n && e->offset < l->v[l->n - 1].offset + l->v[l->n - 1].len)
+    struct rec_volume *vol = &h->rec[h->nrec - 1];
+    const struct hint *last = vol->n ? &h->rec_entries[h->nrec_entries - 1] : NULL;
+    if (last && e->offset < last->offset + last->len)
         return asr_fail_public(err, ASR_E_STATE, "re-backup hints: chunk at %llu recorded out of order",
                                (unsigned long long)e->offset);
-    struct hint *v = asr_grow(h->rec_entries[i], &h->rec_entries_cap[i], l->n + 1, sizeof *v, 1024);
+    struct hint *v = asr_grow(h->rec_entries, &h->rec_entries_cap, h->nrec_entries + 1, sizeof *v, 1024);
     if (!v)
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory for re-backup hints");
-    h->rec_entries[i] = v;
-    v[l->n] = *e;
-    l->v = v;
-    l->n++;
+    h->rec_entries = v;
+    v[h->nrec_entries++] = *e;
+    vol->n++;
     return ASR_OK;
 }
 
@@ -320,9 +312,7 @@ int asr_backup_hints_read(struct asr_backup_hints *h, const char *path, struct a
 
 static uint8_t *serialize(const struct asr_backup_hints *h, size_t *len, struct asr_error *err)
 {
-    uint64_t nent = 0;
-    for (size_t i = 0; i < h->nrec; i++)
-        nent += h->rec[i].n;
+    uint64_t nent = h->nrec_entries;
     uint64_t size = HINTS_HEADER + (uint64_t)h->nrec * HINTS_VOLUME + nent * HINTS_ENTRY + HINTS_TRAILER;
     if (h->nrec > HINTS_MAX_VOLUMES || size > HINTS_MAX_FILE) {
         asr_fail_public(err, ASR_E_LIMIT, "re-backup hints: %zu volumes and %llu chunks are more than a file holds",
@@ -341,15 +331,13 @@ static uint8_t *serialize(const struct asr_backup_hints *h, size_t *len, struct 
     memcpy(b + 24, h->store_check, ASR_STORE_ID_SIZE);
     put_le32(b + 56, (uint32_t)h->nrec);
     uint8_t *vt = b + HINTS_HEADER, *et = vt + h->nrec * HINTS_VOLUME;
-    uint64_t first = 0;
     for (size_t i = 0; i < h->nrec; i++) {
         memcpy(vt + i * HINTS_VOLUME, h->rec[i].key, HINT_KEY_SIZE);
-        put_le64(vt + i * HINTS_VOLUME + 16, first);
+        put_le64(vt + i * HINTS_VOLUME + 16, h->rec[i].first);
         put_le64(vt + i * HINTS_VOLUME + 24, h->rec[i].n);
-        for (size_t k = 0; k < h->rec[i].n; k++)
-            put_entry(et + (first + k) * HINTS_ENTRY, &h->rec[i].v[k]);
-        first += h->rec[i].n;
     }
+    for (size_t k = 0; k < h->nrec_entries; k++)
+        put_entry(et + k * HINTS_ENTRY, &h->rec_entries[k]);
     put_le64(b + size - HINTS_TRAILER, XXH3_64bits(b, (size_t)size - HINTS_TRAILER));
     *len = (size_t)size;
     return b;
