@@ -44,11 +44,13 @@ kvm_works() {
   [ -w /dev/kvm ] || return 1
   # A guest that must run and stop: a boot sector writing 1 to the isa-debug-exit port, which ends
   # qemu with status 3. A hang (timeout) or any other status means KVM is unusable. (qemu given
-  # -kernel /dev/null fails before any guest runs, which proved nothing.)
+  # -kernel /dev/null fails before any guest runs, which proved nothing.) With the CPU the boots
+  # use: on a nested host whose KVM refuses an MSR of -cpu host (seen: "failed to set MSR 0x10a",
+  # qemu aborting), the default CPU passed the probe and every boot then failed.
   local probe=$scratch/kvm-probe.img rc=0
   { printf '\xb0\x01\xe6\xf4\xf4\xeb\xfd'; head -c 503 /dev/zero; printf '\x55\xaa'; } >"$probe"
   truncate -s 1M "$probe"   # SeaBIOS does not boot a one-sector disk
-  timeout 20 qemu-system-x86_64 -enable-kvm -machine q35 -m 64 -display none -no-reboot -nodefaults \
+  timeout 20 qemu-system-x86_64 -enable-kvm -cpu host -machine q35 -m 64 -display none -no-reboot -nodefaults \
     -serial none -monitor none -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
     -drive "file=$probe,format=raw,if=none,id=p" -device virtio-blk-pci,drive=p,bootindex=0 \
     >/dev/null 2>&1 || rc=$?
