@@ -78,6 +78,45 @@ static int read_tree_block(struct walk *w, blk64_t blk, uint8_t *buf)
     return e ? ext_fail(w->err, w->io, "reading a block map or extent tree block", e) : ASR_OK;
 }
 
+/* The children of a tree block are read one after another, each waited for: asked for first, in
+ * runs of adjacent blocks, the kernel reads them together. The resize inode's double indirect
+ * block names the 511 reserved descriptor blocks of the bench root (4 KiB blocks): read one by
+ * one they were 0.03 s of a cold map step of 0.07 s. A hint only: what is read is unchanged. */
+struct prefetch_run {
+    const struct walk *w;
+    blk64_t start, len;
+};
+
+static void prefetch_flush(struct prefetch_run *r)
+{
+    if (r->len > 1) /* a single block is read as soon as it would arrive */
+        asr_window_prefetch(r->w->io->w, (uint64_t)r->start * r->w->fs->blocksize,
+                            (uint64_t)r->len * r->w->fs->blocksize);
+    r->len = 0;
+}
+
+static void prefetch_add(struct prefetch_run *r, blk64_t blk)
+{
+    if (blk < r->w->first || blk >= r->w->count)
+        return;
+    if (r->len && blk == r->start + r->len) {
+        r->len++;
+        return;
+    }
+    prefetch_flush(r);
+    r->start = blk;
+    r->len = 1;
+}
+
+static void prefetch_indirect_children(const struct walk *w, const uint8_t *buf)
+{
+    struct prefetch_run r = {.w = w};
+    for (unsigned i = 0; i < w->fs->blocksize / 4; i++)
+        if (get_le32(buf + 4 * i))
+            prefetch_add(&r, get_le32(buf + 4 * i));
+    prefetch_flush(&r);
+}
+
 /* An indirect block of level 1 (pointers to data), 2 or 3. */
 static int walk_indirect(struct walk *w, blk64_t blk, int level)
 {
@@ -85,6 +124,8 @@ static int walk_indirect(struct walk *w, blk64_t blk, int level)
         return ASR_OK;
     uint8_t *buf = w->buf + (size_t)level * w->fs->blocksize;
     int rc = read_tree_block(w, blk, buf);
+    if (rc == ASR_OK && level > 1)
+        prefetch_indirect_children(w, buf);
     for (unsigned i = 0; rc == ASR_OK && i < w->fs->blocksize / 4; i++) {
         blk64_t p = get_le32(buf + 4 * i);
         if (p == 0)
@@ -109,6 +150,14 @@ static int walk_extent_node(struct walk *w, const uint8_t *node, size_t bytes, i
         return ASR_OK;
     if (entries > (bytes - 12) / 12)
         entries = (unsigned)((bytes - 12) / 12);
+    if (depth > 0) {
+        struct prefetch_run r = {.w = w};
+        for (unsigned i = 0; i < entries; i++) {
+            const uint8_t *e = node + 12 + 12 * (size_t)i;
+            prefetch_add(&r, (blk64_t)get_le16(e + 8) << 32 | get_le32(e + 4));
+        }
+        prefetch_flush(&r);
+    }
     for (unsigned i = 0; i < entries; i++) {
         const uint8_t *e = node + 12 + 12 * (size_t)i;
         if (depth == 0) {
