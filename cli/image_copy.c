@@ -25,6 +25,7 @@ static int copy_layout(struct asr_reader *r, struct asr_writer *w, uint32_t **id
 
 struct copy {
     struct asr_reader *r;
+    struct asr_chunk_reader *cr;
     struct asr_writer *w;
     cli_append_fn append;
     void *ctx;
@@ -42,9 +43,12 @@ static int load(struct copy *c, uint64_t id, struct asr_error *err)
         return ASR_OK;
     c->buf_id = UNMAPPED;
     size_t cap = asr_reader_info(c->r)->max_chunk_size;
-    int rc = asr_reader_read_chunk(c->r, id, c->buf, cap, &c->buf_len, err);
+    struct asr_chunk record;
+    int rc = asr_chunk_reader_read_record(c->cr, id, c->buf, cap, &record, err);
+    if (rc == ASR_OK)
+        c->buf_len = record.content_len;
     if (rc == ASR_OK && c->map[id] == UNMAPPED) {
-        rc = c->append(c->w, c->buf, c->buf_len, &c->map[id], c->ctx, err);
+        rc = c->append(c->w, c->buf, c->buf_len, &record, &c->map[id], c->ctx, err);
         c->st->chunks++;
     }
     if (rc == ASR_OK)
@@ -103,6 +107,8 @@ int cli_image_copy(struct asr_reader *r, struct asr_writer *w, cli_append_fn app
     uint32_t *ids = NULL;
     struct copy c = {.r = r, .w = w, .append = append, .ctx = ctx, .buf_id = UNMAPPED, .st = st};
     int rc = copy_layout(r, w, &ids, err);
+    if (rc == ASR_OK)
+        rc = asr_chunk_reader_new(r, &c.cr, err);
     if (rc == ASR_OK) {
         c.map = malloc((info->chunk_count + 1) * sizeof *c.map);
         c.buf = malloc(info->max_chunk_size);
@@ -115,6 +121,7 @@ int cli_image_copy(struct asr_reader *r, struct asr_writer *w, cli_append_fn app
     uint64_t done = 0, total = info->data_bytes;
     for (uint32_t v = 0; v < asr_reader_volume_count(r) && rc == ASR_OK; v++, st->volumes++)
         rc = copy_volume(&c, v, ids[v], &done, progress, progress_ctx, total, err);
+    asr_chunk_reader_free(c.cr);
     free(c.map);
     free(c.buf);
     free(ids);

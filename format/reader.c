@@ -498,7 +498,7 @@ const char *asr_reader_chunk_where(const struct asr_reader *r, uint64_t id, char
  * chunk record is (numbered 0, as the store keeps it, and wherever it lies), then its content
  * against the store id. */
 static int read_external(struct asr_chunk_reader *c, uint64_t id, const struct fmt_chunk_entry *e, void *buf,
-                         size_t cap, struct asr_error *err)
+                         size_t cap, struct fmt_chunk_header *hout, struct asr_error *err)
 {
     const struct asr_reader *r = c->r;
     const uint8_t *sid = r->ids + id * ASR_STORE_ID_SIZE;
@@ -526,12 +526,14 @@ static int read_external(struct asr_chunk_reader *c, uint64_t id, const struct f
     if (rc)
         return fmt_fail(err, rc, "chunk %llu (store id %s): %s: %s", (unsigned long long)id, store_hex(r, id, hex),
                         why.msg, place[0] ? place : "the store");
+    *hout = h;
     return ASR_OK;
 }
 
-/* Reads chunk id into buf (cap bytes), checking it against its index entry and its checksums. */
-int asr_chunk_reader_read(struct asr_chunk_reader *c, uint64_t id, void *buf, size_t cap, uint32_t *content_len,
-                          struct asr_error *err)
+/* Reads chunk id into buf (cap bytes), checking it against its index entry and its checksums;
+ * *hout is the header of its record, whose stored bytes stay in c->stored until the next read. */
+static int read_checked(struct asr_chunk_reader *c, uint64_t id, void *buf, size_t cap, struct fmt_chunk_header *hout,
+                        struct asr_error *err)
 {
     const struct asr_reader *r = c->r;
     struct fmt_chunk_entry entry;
@@ -541,12 +543,8 @@ int asr_chunk_reader_read(struct asr_chunk_reader *c, uint64_t id, void *buf, si
     const struct fmt_chunk_entry *e = &entry;
     if (cap < e->content_len)
         return fmt_fail(err, ASR_E_ARG, "buffer of %zu bytes too small for chunk of %u", cap, e->content_len);
-    if (r->external) {
-        rc = read_external(c, id, e, buf, cap, err);
-        if (!rc && content_len)
-            *content_len = e->content_len;
-        return rc;
-    }
+    if (r->external)
+        return read_external(c, id, e, buf, cap, hout, err);
     char at[512];
     struct fmt_chunk_header h;
     struct asr_error why = {0};
@@ -560,8 +558,30 @@ int asr_chunk_reader_read(struct asr_chunk_reader *c, uint64_t id, void *buf, si
     if (rc)
         return fmt_fail(err, rc, "chunk %llu: %s: %s", (unsigned long long)id, why.msg,
                         where(r, e->offset, at, sizeof at));
-    if (content_len)
+    *hout = h;
+    return ASR_OK;
+}
+
+int asr_chunk_reader_read(struct asr_chunk_reader *c, uint64_t id, void *buf, size_t cap, uint32_t *content_len,
+                          struct asr_error *err)
+{
+    struct fmt_chunk_header h;
+    int rc = read_checked(c, id, buf, cap, &h, err);
+    if (!rc && content_len)
         *content_len = h.content_len;
+    return rc;
+}
+
+int asr_chunk_reader_read_record(struct asr_chunk_reader *c, uint64_t id, void *buf, size_t cap,
+                                 struct asr_chunk *record, struct asr_error *err)
+{
+    struct fmt_chunk_header h;
+    int rc = read_checked(c, id, buf, cap, &h, err);
+    if (rc)
+        return rc;
+    *record = (struct asr_chunk){.codec = h.codec, .stored = c->stored + ASR_CHUNK_HEADER_SIZE,
+                                 .stored_len = h.stored_len, .content_len = h.content_len,
+                                 .content_hash = h.content_hash};
     return ASR_OK;
 }
 

@@ -540,6 +540,12 @@ int asr_chunk_reader_new(const struct asr_reader *r, struct asr_chunk_reader **o
 void asr_chunk_reader_free(struct asr_chunk_reader *c); /* NULL-safe */
 int asr_chunk_reader_read(struct asr_chunk_reader *c, uint64_t chunk_id, void *buf, size_t cap,
                           uint32_t *content_len, struct asr_error *err);
+/* The same, and the record the content came from, checked as a read checks it: *record's codec,
+ * lengths and content hash (seeded with the image's hash_seed), and its stored bytes, which point
+ * into c and stay valid until c's next read. A copy into another image with the same seed can
+ * append the record as it is, without compressing the content again. */
+int asr_chunk_reader_read_record(struct asr_chunk_reader *c, uint64_t chunk_id, void *buf, size_t cap,
+                                 struct asr_chunk *record, struct asr_error *err);
 /* Chunk id's content length as the index records it (checked against the chunk when read), 0 for
  * no such chunk: what a caller keeping chunks of many sizes allocates for one. */
 uint32_t asr_reader_chunk_len(const struct asr_reader *r, uint64_t chunk_id);

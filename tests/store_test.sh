@@ -5,6 +5,7 @@
 #   - a re-backup of the unchanged disk adds almost nothing; after changing some files, about what
 #     changed;
 #   - export to an image file and import back: the same disk either way, and import adds nothing;
+#     import into a new store (zstd and stored records kept as they are) restores the same disk;
 #   - a key of another store refused; a damaged and a missing chunk named with their snapshots;
 #   - prune --keep-last, then gc in two steps; a backup running across a gc (stopped with SIGSTOP
 #     while gc condemns and tries to delete) still restores; two backups and a gc at once;
@@ -78,6 +79,12 @@ packs_before=$(find "$store/packs" -type f | wc -l)
 check "import adds a snapshot" sh -c "'$asrimg' import '$work/exported.asrimg' '$store' --host pca --json >'$work/i.json' && '$asrimg' store list '$store' --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[\"snapshots\"]))' | grep -qx 4"
 check "import: no pack added" test "$(find "$store/packs" -type f | wc -l)" = "$packs_before"
 check "the imported snapshot restores" restore_ok "$store::${snap1%%/*}/latest" a
+# Into a store that holds none of it: the file's records go in as they are (zstd and, from a level 0
+# image, stored ones), each with its content hash under that store's seed.
+check "import into a new store: its records read and check" sh -c "'$asrimg' store init '$work/store2' --store-key '$work/store2.key' >/dev/null && ASRIMG_STORE_KEY_FILE='$work/store2.key' '$asrimg' import '$work/exported.asrimg' '$work/store2' --host pce && ASRIMG_STORE_KEY_FILE='$work/store2.key' '$asrimg' store verify '$work/store2' --read-data"
+check "the new store's snapshot restores the same disk" sh -c "rm -f '$work/target.img'; truncate -s 300M '$work/target.img'; ASRIMG_STORE_KEY_FILE='$work/store2.key' '$asrimg' restore '$work/store2::pce/latest' --to '$work/target.img' --yes && cmp '$work/target.img' '$work/from-store.img'"
+check "a level 0 image imports and restores the same disk" sh -c "'$asrimg' backup '$work/a.img' --volumes all --level 0 -o '$work/level0.asrimg' && ASRIMG_STORE_KEY_FILE='$work/store2.key' '$asrimg' import '$work/level0.asrimg' '$work/store2' --host pcf && ASRIMG_STORE_KEY_FILE='$work/store2.key' '$asrimg' store verify '$work/store2' --read-data && rm -f '$work/target.img' && truncate -s 300M '$work/target.img' && ASRIMG_STORE_KEY_FILE='$work/store2.key' '$asrimg' restore '$work/store2::pcf/latest' --to '$work/target.img' --yes && cmp '$work/target.img' '$work/from-store.img'"
+rm -rf "$work/store2" "$work/level0.asrimg"
 
 # ---- another key, damage -----------------------------------------------------------------------
 "$asrimg" store init "$work/store2" --store-key "$work/key2" >/dev/null 2>&1
