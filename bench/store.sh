@@ -577,6 +577,7 @@ for kind in kinds:
     i = f"{kind}-again"
     xl = per_round(lambda r: rate(i, r) / limit_used(kind, r), i, f"limit-{kind}")
     xd = per_round(lambda r: data_rate(i, r) / limit_used(kind, r), i, f"limit-{kind}")
+    xa = per_round(lambda r: rate(i, r) / (rows["abench"]["rate"][r] / 1e6), i, "abench")
     thr = med(i, "threads")
     hash_core, scan_core = med(i, "hash_cpu") / thr, med(i, "scan_cpu") / thr
     io_s = statistics.median(used / limit_used(kind, r) / 1e6 for r in rows[f"limit-{kind}"]["rate"])
@@ -585,6 +586,9 @@ for kind in kinds:
         f"- Re-backup of the unchanged disk, {kname[kind]}: {statistics.median(xl) * 100:.0f}% of the cold I/O limit "
         f"(same-round median; {rng([x * 100 for x in xl], '%.0f')}%), target at least 90%: {verdict(statistics.median(xl) >= 0.9)}; "
         f"over its data phase alone (asrimg's `seconds`, without start, map step and commit) {statistics.median(xd) * 100:.0f}%. "
+        f"Against asrimg's own read-only pass of the same reads (`asrimg bench`, a second reference, since fio's replay "
+        f"at 16 in flight {'reads slower than asrimg' if statistics.median(ab) > statistics.median(lim) else 'is the faster'} "
+        f"in this run) the command ran at {statistics.median(xa) * 100:.0f}%. "
         f"It added {med(i, 'added_bytes') / MiB:.2f} MiB of chunks and the store grew by {med(i, 'grew') / MiB:.2f} MiB, "
         f"target at most 1 MiB: {verdict(med(i, 'grew') <= MiB)} (the added chunks alone: "
         f"{verdict(med(i, 'added_bytes') <= MiB)}). What it grew by is the snapshot object, {snap:,.0f} bytes: "
