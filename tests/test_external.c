@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
+#include <zstd.h>
 
 #include "internal.h"
 #include "le.h"
@@ -283,6 +284,47 @@ Test(external, chunk_readers_on_threads)
     }
     cr_assert_geq(p.ms.fetches, 4 * 50 * 4);
     asr_reader_free(r);
+    free_pair(&p);
+}
+
+/* A record read with its content is the one the image or store holds, checked: its lengths and
+ * content hash are the content's, and its stored bytes give the content (what export copies). */
+static void records_match_content(struct asr_reader *r)
+{
+    struct asr_chunk_reader *c;
+    struct asr_error err = {0};
+    static uint8_t buf[65536], out[65536];
+    cr_assert_eq(asr_chunk_reader_new(r, &c, &err), ASR_OK, "%s", err.msg);
+    for (uint32_t id = 0; id < 4; id++) {
+        struct asr_chunk rec;
+        cr_assert_eq(asr_chunk_reader_read_record(c, id, buf, sizeof buf, &rec, &err), ASR_OK, "%s", err.msg);
+        cr_assert_eq(rec.content_len, chunk_len[id]);
+        cr_assert_eq(buf[rec.content_len - 1], content_byte(id, rec.content_len - 1));
+        struct asr_hash128 h = asr_content_hash(SEED, buf, rec.content_len);
+        cr_assert(h.lo == rec.content_hash.lo && h.hi == rec.content_hash.hi, "chunk %u: content hash", id);
+        cr_assert_eq(rec.codec, id == 1 ? ASR_CODEC_STORED : ASR_CODEC_ZSTD, "chunk %u: codec %u", id, rec.codec);
+        size_t n = rec.stored_len;
+        if (rec.codec == ASR_CODEC_ZSTD)
+            n = ZSTD_decompress(out, sizeof out, rec.stored, rec.stored_len);
+        else
+            memcpy(out, rec.stored, rec.stored_len);
+        cr_assert_eq(n, rec.content_len, "chunk %u", id);
+        cr_assert_eq(memcmp(out, buf, n), 0, "chunk %u: the stored bytes give the content", id);
+    }
+    asr_chunk_reader_free(c);
+}
+
+Test(external, records_read_with_their_content)
+{
+    struct pair p;
+    write_pair(&p);
+    struct asr_reader *snap = open_snap(&p), *img;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_reader_open(p.image, &img, &err), ASR_OK, "%s", err.msg);
+    records_match_content(snap);
+    records_match_content(img);
+    asr_reader_free(snap);
+    asr_reader_free(img);
     free_pair(&p);
 }
 
