@@ -54,7 +54,7 @@ static int parse(int argc, char **argv, const char *cmd, struct move_args *a)
     return EXIT_OK;
 }
 
-/* ---- export: a chunk of the snapshot, compressed into the image file ------------------------- */
+/* ---- export: a chunk of the snapshot, its record copied into the image file ------------------ */
 
 /* The snapshot's record as it is: the file keeps the snapshot's hash seed, so its content hash
  * holds, and the chunk is not compressed again (export ran 3x faster on the bench disk). */
