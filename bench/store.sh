@@ -325,7 +325,8 @@ vals = {"read_bytes": j["read_bytes"], "seconds": j["seconds"], "threads": j["th
         "read_wait": g["read_wait_seconds"], "compress_cpu": g["compress_cpu_seconds"],
         "scan_cpu": g["scan_cpu_seconds"], "chunk_seconds": g["chunk_seconds"],
         "write_seconds": g["write_seconds"], "hinted_bytes": s["hinted_bytes"],
-        "hint_cpu": g["hint_check_cpu_seconds"]}
+        "hint_cpu": g["hint_check_cpu_seconds"], "patched_chunks": s["patched_chunks"],
+        "patched_bytes": s["patched_bytes"]}
 for k, v in vals.items():
     print("%s\t%s\t%s\t%s" % (sys.argv[2], sys.argv[3], k, v))
 EOF
@@ -627,9 +628,13 @@ line = (f"- After changing {int(facts['files_changed']):,} of {int(facts['files_
         f"place through a read-write loop mount (bench/README.md), whose new content is {cz / MiB:.2f} MiB as "
         f"`tar | zstd -3 | wc -c`: {added}. The root's used 4 KiB blocks that differ from the disk's (the files' and the "
         f"metadata the kernel wrote: inode times, journal, superblock) are {int(facts['blocks_changed']) / MiB:.2f} MiB, "
-        f"{int(facts['blocks_zstd']) / MiB:.2f} MiB as zstd -3. The backup stores each whole chunk in which any byte "
-        f"changed: {med('dir-changed', 'added_chunks'):.0f} chunks for {int(facts['files_changed']):,} files scattered over "
-        f"the disk.")
+        f"{int(facts['blocks_zstd']) / MiB:.2f} MiB as zstd -3. Of the chunks in which a byte changed, "
+        f"{med('dir-changed', 'patched_chunks'):.0f} were kept as patches (SPEC.md 19.10: their "
+        f"{med('dir-changed', 'patched_bytes') / MiB:.2f} MiB of changed 4 KiB blocks stored as chunks of their own, the "
+        f"rest left in the chunks they were); the others, more than half changed or not recorded in the hints (a chunk "
+        f"ended by a zero run, such as the journal's new blocks), were stored whole: "
+        f"{med('dir-changed', 'added_chunks'):.0f} chunks added in all, for {int(facts['files_changed']):,} files "
+        f"scattered over the disk.")
 if has("avg-changed"):
     line += (f" With `--avg-chunk {facts['diag_chunk']}` (diagnostic, round 1, a directory store of its own, first "
              f"backup {med('avg-first', 'added_bytes') / MiB:.0f} MiB in {med('avg-first', 'added_chunks'):.0f} chunks) "

@@ -84,6 +84,7 @@ static int parse_args(int argc, char **argv, struct backup_args *a)
         case OPT_STORE_KEY: setenv("ASRIMG_STORE_KEY_FILE", o, 1); break;
         case OPT_HOST: a->host = o; break;
         case OPT_NO_HINTS: a->no_hints = true; break;
+        case OPT_NO_PATCHES: a->opt.no_patches = true; break;
         case OPT_ENDPOINT: setenv("AWS_ENDPOINT_URL", o, 1); break;
         case OPT_VOLUMES: a->selection = o; break;
         case OPT_LEVEL:
@@ -129,8 +130,8 @@ static int parse_args(int argc, char **argv, struct backup_args *a)
                EXIT_USAGE;
     if (a->output_dir && !a->output_dir[0])
         return cli_error("backup: --output-dir: an empty name"), EXIT_USAGE;
-    if (a->no_hints && !(a->output && cli_is_store(a->output)))
-        return cli_error("backup: --no-hints applies to a backup into a store"), EXIT_USAGE;
+    if ((a->no_hints || a->opt.no_patches) && !(a->output && cli_is_store(a->output)))
+        return cli_error("backup: --no-hints and --no-patches apply to a backup into a store"), EXIT_USAGE;
     if (a->output && !strcmp(a->output, "-") && a->split)
         return cli_error("backup: --split needs a file name, not standard output"), EXIT_USAGE;
     return EXIT_OK;
@@ -366,6 +367,8 @@ static void report(const struct backup_args *a, const struct cli_disks *disks, c
             json_u64(&j, "hints_loaded", a->hints_loaded);
             json_u64(&j, "hinted_chunks", st->hinted_chunks);
             json_u64(&j, "hinted_bytes", st->hinted_bytes);
+            json_u64(&j, "patched_chunks", st->patched_chunks);
+            json_u64(&j, "patched_bytes", st->patched_bytes);
             json_end_obj(&j);
         }
         json_u64(&j, "read_bytes", st->read_bytes);
@@ -418,6 +421,9 @@ static void report(const struct backup_args *a, const struct cli_disks *disks, c
     if (a->store && st->hinted_bytes)
         fprintf(stderr, "backup: %s unchanged since the last backup into the store (checked against its hints)\n",
                 cli_bytes(st->hinted_bytes, r, sizeof r));
+    if (a->store && st->patched_chunks)
+        fprintf(stderr, "backup: %llu changed chunks kept as patches of what they were: %s of changed blocks stored\n",
+                (unsigned long long)st->patched_chunks, cli_bytes(st->patched_bytes, r, sizeof r));
     if (st->unreadable_bytes)
         fprintf(stderr, "backup: warning: %s could not be read and are recorded as unreadable\n",
                 cli_bytes(st->unreadable_bytes, r, sizeof r));

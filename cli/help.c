@@ -72,6 +72,9 @@ static const struct cli_option backup_opts[] = {
     {OPT_NO_HINTS, 0, "no-hints", NULL,
      "into a store: hash and chunk every byte again instead of checking it against what the last backup of this "
      "machine into the store recorded (~/.cache/asrimg, or ASRIMG_CACHE_DIR); and record nothing"},
+    {OPT_NO_PATCHES, 0, "no-patches", NULL,
+     "into a store, with hints: store a chunk whose bytes changed since the last backup as new chunks, not as a "
+     "patch of the chunk it was (a patch stores only its changed 4 KiB blocks)"},
     {OPT_ENDPOINT, 0, "endpoint", "URL", ENDPOINT_HELP},
     {0},
 };

@@ -58,6 +58,7 @@ enum cli_opt_id {
     OPT_DRY_RUN,
     OPT_READ_DATA,
     OPT_NO_HINTS,
+    OPT_NO_PATCHES,
 };
 
 /* Options of one command at most, --help besides (cli_args holds them in fixed arrays). */

@@ -11,7 +11,7 @@ _asrimg_store="init list prune gc verify"
 _asrimg_options() {
     case $1 in
     layout) echo "--volumes --key-file --unlock --json --extents --help -h" ;;
-    backup) echo "-o --output --output-dir --volumes --key-file --unlock --level --threads --split --force --ignore-read-errors --freeze --json --avg-chunk --host --store-key --no-hints --endpoint --help -h" ;;
+    backup) echo "-o --output --output-dir --volumes --key-file --unlock --level --threads --split --force --ignore-read-errors --freeze --json --avg-chunk --host --store-key --no-hints --no-patches --endpoint --help -h" ;;
     bench) echo "--volumes --key-file --unlock --level --threads --json --help -h" ;;
     restore) echo "--to --yes --new-ids --grow --verify --discard --zero-unused --keep-going --boot-entries --threads --json --help -h" ;;
     mount) echo "--allow-other --cache -d --daemon --help -h" ;;

@@ -3,8 +3,8 @@
  * then again with its checksum repaired (so that mutations reach the rules behind it), by hints
  * made for the store check and chunk size the input names (so that those checks pass too). A
  * refusal must say why; what is accepted must keep the rules the pipeline relies on: every
- * volume's chunks ascending and apart, each no longer than the largest chunk, and found again by
- * its offset. */
+ * volume's chunks ascending and apart, each no longer than the largest chunk, found again by its
+ * offset, and a patch exactly as long as its blocks not from the base. */
 #include "hints.h"
 
 #include <stdint.h>
@@ -29,6 +29,16 @@ static void check_accepted(const struct asr_backup_hints *h, uint32_t avg, const
             if (k && l->v[k].offset < l->v[k - 1].offset + l->v[k - 1].len)
                 abort();
             if (hints_at(l, l->v[k].offset) != &l->v[k])
+                abort();
+            uint64_t patched = 0; /* a patch is exactly the blocks not from the base */
+            for (size_t b = 0; b < hint_block_count(l->v[k].offset, l->v[k].len); b++) {
+                uint32_t from, to;
+                hint_block_range(l->v[k].offset, l->v[k].len, b, &from, &to);
+                if (from >= to || to > l->v[k].len)
+                    abort();
+                patched += l->v[k].blocks[b].from & HINT_FROM_BASE ? 0 : to - from;
+            }
+            if (patched != (l->v[k].flags & HINT_PATCHED ? l->v[k].patch_len : 0))
                 abort();
         }
     }

@@ -379,6 +379,10 @@ struct asr_backup_options {
     /* With a store: what the last backup of this machine into it recorded (read), and where this
      * one's chunks are recorded (asr_backup_hints_write after the commit). NULL: none. */
     struct asr_backup_hints *hints;
+    /* With hints: a chunk whose bytes changed since is not stored again whole when at most half of
+     * its 4 KiB blocks changed; its extents keep the rest in the chunk it was (SPEC.md 19.10,
+     * patches). true: such chunks are chunked again as without hints. */
+    bool no_patches;
 };
 
 struct asr_backup_stats {
@@ -402,6 +406,7 @@ struct asr_backup_stats {
     size_t dedup_index_bytes;
     uint64_t store_bytes;      /* of dedup_bytes, found in the store (earlier snapshots) */
     uint64_t hinted_chunks, hinted_bytes; /* chunks found unchanged through the hints */
+    uint64_t patched_chunks, patched_bytes; /* chunks that changed, kept as patches; their changed bytes */
     double verify_seconds;     /* producer CPU checking bytes against hints (one thread) */
 };
 

@@ -4,8 +4,12 @@
 #     them and adds nothing;
 #   - bytes changed behind the filesystem's back (written into files' blocks on the disk, no
 #     metadata touched: a flipped byte, a zero run, a range over blocks) are found: the snapshot
-#     compares equal with the disk, restores fsck-clean with every file equal, and holds exactly
-#     the chunks a backup without hints makes (which then adds nothing);
+#     compares equal with the disk and restores fsck-clean with every file equal;
+#   - chunks with few changed blocks are kept as patches: an unchanged backup after takes them
+#     from hints and adds nothing, a patch changed again is patched again, and gc keeps the chunks
+#     patches use when no other snapshot uses them;
+#   - with --no-patches, the snapshot holds exactly the chunks a backup without hints makes (which
+#     then adds nothing);
 #   - chunks gc freed since are hashed and uploaded again, the store verifies with --read-data;
 #   - a disk of two volumes (FAT and ext4) keeps hints for each;
 #   - a damaged hints file, or one of another store, is said and not used; the backup still works.
@@ -56,10 +60,22 @@ write_behind() { # FILE_IN_FS FILE_OFFSET SRC
   done
 }
 
+# Inverts the byte at FILE_OFFSET of FILE on the disk, behind the filesystem's back (writing a
+# fixed byte would change nothing where the file already held it).
+flip_behind() { # FILE_IN_FS FILE_OFFSET
+  local blk
+  blk=$(debugfs -R "bmap $1 $(($2 / 4096))" "$disk" 2>/dev/null) || return 1
+  [ "$blk" -gt 0 ] || return 1
+  python3 -c 'import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0xff]))' \
+    "$disk" $((blk * 4096 + $2 % 4096))
+}
+
 store=$work/store
 backup() { # JSON [options...]
   local out=$1; shift
-  "$asrimg" backup "$disk" --volumes all -o "$store" --avg-chunk 16K --json "$@" >"$out"
+  "$asrimg" backup "$disk" --volumes all -o "$store" --avg-chunk 64K --json "$@" >"$out"
 }
 hints_file() { ls "$ASRIMG_CACHE_DIR"/hints-*.bin 2>/dev/null | head -1; }
 # The snapshot compares equal with the disk, and restores fsck-clean with every file equal to the
@@ -94,19 +110,44 @@ check "unchanged: nothing added" test "$(json_get "$work/b2.json" 'j["store"]["a
 check "unchanged: the snapshot equals the disk" snapshot_ok "$work/b2.json"
 
 # ---- bytes changed behind the filesystem's back --------------------------------------------------
-printf '\x5a' >"$work/byte"
 head -c $((128 << 10)) /dev/zero >"$work/zeros"
 head -c 9000 /dev/urandom >"$work/random"
-check "change blob3: one byte" write_behind /data/blob3.bin $(((1 << 20) + 123)) "$work/byte"
+check "change blob3: one byte" flip_behind /data/blob3.bin $(((1 << 20) + 123))
 check "change blob5: a 128 KiB zero run" write_behind /data/blob5.bin $((512 << 10)) "$work/zeros"
 check "change blob7: 9000 bytes over three blocks" write_behind /data/blob7.bin $(((2 << 20) + 1000)) "$work/random"
 check "change blob9: its last bytes" write_behind /data/blob9.bin $(((3 << 20) - 9000)) "$work/random"
 check "changed disk: its ext4 is still clean" e2fsck -fn "$disk"
+# The store and its hints as they are now, for the --no-patches backups below.
+cp -a "$store" "$work/store-np" && cp "$(hints_file)" "$work/hints.np"
 check "backup of the changed disk" backup "$work/b3.json"
 hinted=$(json_get "$work/b3.json" 'j["store"]["hinted_bytes"]')
 check "changed: most bytes came from hints ($hinted of $read_bytes)" test $((hinted * 100)) -ge $((read_bytes * 80))
 check "changed: chunks were added" test "$(json_get "$work/b3.json" 'j["store"]["added_chunks"]')" -gt 0
+check "changed: some kept as patches" test "$(json_get "$work/b3.json" 'j["store"]["patched_chunks"]')" -gt 0
 check "changed: the snapshot equals the changed disk" snapshot_ok "$work/b3.json"
+
+# ---- patches -----------------------------------------------------------------------------------------
+check "unchanged after patches" backup "$work/p1.json"
+check "unchanged after patches: nothing added" test "$(json_get "$work/p1.json" 'j["store"]["added_chunks"]')" = 0
+hinted=$(json_get "$work/p1.json" 'j["store"]["hinted_bytes"]')
+check "unchanged after patches: 95% from hints ($hinted of $read_bytes)" test $((hinted * 100)) -ge $((read_bytes * 95))
+check "unchanged after patches: the snapshot equals the disk" snapshot_ok "$work/p1.json"
+check "change blob3 again, the next block" flip_behind /data/blob3.bin $(((1 << 20) + 4096 + 7))
+check "a patch changed again" backup "$work/p2.json"
+check "a patch changed again: patched" test "$(json_get "$work/p2.json" 'j["store"]["patched_chunks"]')" -gt 0
+check "a patch changed again: the snapshot equals the disk" snapshot_ok "$work/p2.json"
+last=$(json_get "$work/p2.json" 'j["store"]["snapshot"]')
+check "all snapshots but the last removed" find "$store/snapshots" -type f ! -path "*/$last" -delete
+check "gc twice" sh -c "'$asrimg' store gc '$store' >/dev/null && '$asrimg' store gc '$store' >/dev/null"
+check "after gc: the store verifies, data read" "$asrimg" store verify "$store" --read-data
+check "after gc: the patched snapshot equals the disk" snapshot_ok "$work/p2.json"
+
+# ---- without patches, the chunks of a backup without hints --------------------------------------------
+cp "$(hints_file)" "$work/hints.main"
+mv "$store" "$work/store-main" && mv "$work/store-np" "$store" && cp "$work/hints.np" "$(hints_file)"
+check "backup without patches" backup "$work/n3.json" --no-patches
+check "without patches: none" test "$(json_get "$work/n3.json" 'j["store"]["patched_chunks"]')" = 0
+check "without patches: the snapshot equals the disk" snapshot_ok "$work/n3.json"
 check "a backup without hints" backup "$work/b4.json" --no-hints
 check "without hints: no hints taken" test "$(json_get "$work/b4.json" 'j["store"]["hinted_bytes"]')" = 0
 check "without hints: the same chunks (nothing added)" \
@@ -116,7 +157,8 @@ snap_sizes() { # JSON: the snapshot's chunks and stored bytes, as store list say
 n = json.load(open(sys.argv[1]))['store']['snapshot']
 print([(s['chunks'], s['stored_bytes']) for s in json.load(sys.stdin)['snapshots'] if s['name'] == n])" "$1"
 }
-check "without hints: as many chunks, as many bytes" test "$(snap_sizes "$work/b4.json")" = "$(snap_sizes "$work/b3.json")"
+check "without hints: as many chunks, as many bytes" test "$(snap_sizes "$work/b4.json")" = "$(snap_sizes "$work/n3.json")"
+rm -rf "$store" && mv "$work/store-main" "$store" && cp "$work/hints.main" "$(hints_file)"
 
 # ---- chunks gc freed are uploaded again under the ids their bytes hash to ----------------------------
 cp "$(hints_file)" "$work/hints.keep"
@@ -134,21 +176,21 @@ python3 - "$f" <<'EOF'
 import sys
 b = bytearray(open(sys.argv[1], 'rb').read()); b[200] ^= 1; open(sys.argv[1], 'wb').write(b)
 EOF
-check "damaged hints: backup works, says so" sh -c "'$asrimg' backup '$disk' --volumes all -o '$store' --avg-chunk 16K --json \
+check "damaged hints: backup works, says so" sh -c "'$asrimg' backup '$disk' --volumes all -o '$store' --avg-chunk 64K --json \
   >'$work/b6.json' 2>'$work/b6.err' && grep -q 're-backup hints not used: .*hints-.*: checksum mismatch' '$work/b6.err'"
 check "damaged hints: none taken" test "$(json_get "$work/b6.json" 'j["store"]["hinted_bytes"]')" = 0
-check "damaged hints: replaced by good ones" sh -c "'$asrimg' backup '$disk' --volumes all -o '$store' --avg-chunk 16K \
+check "damaged hints: replaced by good ones" sh -c "'$asrimg' backup '$disk' --volumes all -o '$store' --avg-chunk 64K \
   --json >'$work/b7.json' 2>'$work/b7.err' && ! grep -q 're-backup hints' '$work/b7.err'"
 check "other chunk size: said, not used" sh -c "'$asrimg' backup '$disk' --volumes all -o '$store' --json \
-  >'$work/b8.json' 2>'$work/b8.err' && grep -q 'made with 16384-byte average chunks' '$work/b8.err'"
+  >'$work/b8.json' 2>'$work/b8.err' && grep -q 'made with 65536-byte average chunks' '$work/b8.err'"
 mine=$(hints_file)
 "$asrimg" store init "$work/other" --store-key "$work/other.key" >/dev/null
 export ASRIMG_STORE_KEY_FILE=$work/other.key
-"$asrimg" backup "$disk" --volumes all -o "$work/other" --avg-chunk 16K >/dev/null 2>&1
+"$asrimg" backup "$disk" --volumes all -o "$work/other" --avg-chunk 64K >/dev/null 2>&1
 theirs=$(ls "$ASRIMG_CACHE_DIR"/hints-*.bin | grep -vx "$mine" | head -1)
 check "another store: hints of its own" test -n "$theirs"
 cp "$mine" "${theirs:-$work/none}"
-check "another store's hints: said, not used" sh -c "'$asrimg' backup '$disk' --volumes all -o '$work/other' --avg-chunk 16K \
+check "another store's hints: said, not used" sh -c "'$asrimg' backup '$disk' --volumes all -o '$work/other' --avg-chunk 64K \
   --json >'$work/b9.json' 2>'$work/b9.err' && grep -q 'another store or key' '$work/b9.err'"
 export ASRIMG_STORE_KEY_FILE=$work/store.key
 # ---- two volumes: each its own hints ------------------------------------------------------------------

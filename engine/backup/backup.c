@@ -7,7 +7,11 @@
  * producer when it reaches one unscanned, and the producer applies the size rules to the
  * candidates. Memory is fixed by design: a ring of chunk slots (each one chunk of content and its
  * encoded form) gives back-pressure between the stages; nothing grows with the data except the
- * dedup index and the writer's chunk and extent tables (SPEC.md, "Memory"). */
+ * dedup index and the writer's chunk and extent tables (SPEC.md, "Memory"). Into a store with
+ * re-backup hints (hints.c), the producer takes a hinted chunk's bytes without chunking them and
+ * checks them; a chunk whose bytes changed in at most half its 4 KiB blocks becomes a patch: its
+ * extents point into the chunk it was for the blocks that did not change, and only the others
+ * are stored, as a chunk of their own (SPEC.md 19.10). */
 #include "asr_engine.h"
 #include "asr_store.h"
 #include "cdc.h"
@@ -24,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #define ZERO_BLOCK 4096u          /* zero runs are found in aligned blocks of this size */
 #define ZERO_RUN_MIN (32u << 10)  /* shorter zero runs stay inside chunks (zstd shrinks them) */
@@ -68,6 +73,16 @@ struct slot {
     uint64_t run_offset, run_len; /* ZERO and UNREADABLE */
     uint8_t *out;            /* encoded chunk */
     struct asr_chunk chunk;
+    /* With hints: the content's blocks (hint_block_count of them), recorded for the next backup. */
+    struct hint_block *blocks;
+    /* Patched: the region is its hint's base chunk (base: its content hash, store id, length) but
+     * for the blocks not from it, which make up the patch chunk (patch, plen bytes); the chunk
+     * fields above (hash, sid, known, chunk...) then describe the patch. */
+    bool patched;
+    struct hint base;
+    uint32_t base_stored_len;
+    uint8_t *patch;
+    uint32_t plen;
 };
 
 /* ---- scans: cut candidates of a read that landed ahead of the producer -------------------- */
@@ -142,18 +157,65 @@ static void pipeline_fail(struct pipeline *p, const struct asr_error *err)
 
 /* ---- workers: hash chunks, compress those not stored yet ------------------------------------- */
 
+/* The content's blocks, hashed for the next backup's hints, each from the chunk itself. */
+static void hash_blocks(const struct pipeline *p, struct slot *s)
+{
+    uint64_t off = s->pieces[0].offset;
+    size_t n = hint_block_count(off, s->len);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t a, b;
+        hint_block_range(off, s->len, i, &a, &b);
+        s->blocks[i] = (struct hint_block){XXH3_64bits_withSeed(s->content + a, b - a, p->hint_seed), HINT_FROM_BASE};
+    }
+}
+
+/* A patched slot's patch: its blocks not from the base, one after another. */
+static void gather_patch(struct slot *s)
+{
+    uint64_t off = s->pieces[0].offset;
+    size_t n = hint_block_count(off, s->len);
+    uint32_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t a, b;
+        hint_block_range(off, s->len, i, &a, &b);
+        if (!(s->blocks[i].from & HINT_FROM_BASE)) {
+            memcpy(s->patch + k, s->content + a, b - a);
+            k += b - a;
+        }
+    }
+    s->plen = k;
+}
+
+/* Whether the store still holds a patched slot's base (with its stored length). */
+static bool base_in_store(const struct pipeline *p, struct slot *s)
+{
+    uint32_t len = 0;
+    return asr_store_session_has(p->opt->session, &s->base.sid, &len, &s->base_stored_len) && len == s->base.len;
+}
+
 static int hash_and_encode(struct pipeline *p, struct asr_chunk_encoder *enc, struct slot *s, double *hash_seconds,
                            struct asr_error *err)
 {
+    /* A hint's patched region (the producer checked its own patches' bases): when gc freed the
+     * base since, the region is stored whole. */
+    if (s->patched && s->hinted && !base_in_store(p, s))
+        s->patched = s->hinted = false;
     double t0 = thread_seconds();
-    if (!s->hinted) { /* a hinted chunk's hashes and store id are the hint's */
-        s->hash = asr_content_hash(p->seed, s->content, s->len);
-        if (p->hints)
-            s->verify = asr_content_hash(p->hint_seed, s->content, s->len);
+    if (p->hints && !s->hinted) {
+        s->verify = asr_content_hash(p->hint_seed, s->content, s->len);
+        if (!s->patched && s->cut) /* a patch's blocks were hashed when it was made */
+            hash_blocks(p, s);
     }
+    if (s->patched)
+        gather_patch(s);
+    /* The chunk this slot stores: the region's content, or its patch. */
+    const uint8_t *data = s->patched ? s->patch : s->content;
+    uint32_t dlen = s->patched ? s->plen : s->len;
+    if (!s->hinted) /* a hinted chunk's hashes and store id are the hint's */
+        s->hash = asr_content_hash(p->seed, data, dlen);
     *hash_seconds += thread_seconds() - t0;
     pthread_mutex_lock(&p->dedup_mu);
-    s->known = dedup_find(p->dedup, s->hash, s->len, &s->chunk_id);
+    s->known = dedup_find(p->dedup, s->hash, dlen, &s->chunk_id);
     pthread_mutex_unlock(&p->dedup_mu);
     s->in_store = false;
     bool record_sid = p->hints && !s->hinted; /* the hints record every chunk's store id */
@@ -162,29 +224,27 @@ static int hash_and_encode(struct pipeline *p, struct asr_chunk_encoder *enc, st
     if (p->opt->session) {
         t0 = thread_seconds();
         if (!s->hinted)
-            asr_store_chunk_id(p->opt->store, s->content, s->len, &s->sid);
+            asr_store_chunk_id(p->opt->store, data, dlen, &s->sid);
         *hash_seconds += thread_seconds() - t0;
         if (s->known)
             return ASR_OK;
         uint32_t len = 0;
-        s->in_store = asr_store_session_has(p->opt->session, &s->sid, &len, &s->store_stored_len) && len == s->len;
+        s->in_store = asr_store_session_has(p->opt->session, &s->sid, &len, &s->store_stored_len) && len == dlen;
         if (!s->in_store && s->hinted) {
             /* The store no longer holds the hint's chunk (gc freed it): nothing is uploaded under
              * an id the bytes were not hashed to here and now. */
             t0 = thread_seconds();
-            asr_store_chunk_id(p->opt->store, s->content, s->len, &s->sid);
+            asr_store_chunk_id(p->opt->store, data, dlen, &s->sid);
             *hash_seconds += thread_seconds() - t0;
-            s->in_store = asr_store_session_has(p->opt->session, &s->sid, &len, &s->store_stored_len) &&
-                          len == s->len;
+            s->in_store = asr_store_session_has(p->opt->session, &s->sid, &len, &s->store_stored_len) && len == dlen;
         }
         if (s->in_store) { /* the record's lengths and content hash, for the snapshot's chunk table */
-            s->chunk = (struct asr_chunk){.content_len = s->len, .stored_len = s->store_stored_len,
+            s->chunk = (struct asr_chunk){.content_len = dlen, .stored_len = s->store_stored_len,
                                           .content_hash = s->hash};
             return ASR_OK;
         }
     }
-    return asr_chunk_encoder_run(enc, s->content, s->len, s->hash, s->out, asr_chunk_bound(p->max_chunk), &s->chunk,
-                                 err);
+    return asr_chunk_encoder_run(enc, data, dlen, s->hash, s->out, asr_chunk_bound(p->max_chunk), &s->chunk, err);
 }
 
 /* Called and returns with p->mu held: scans the oldest queued read. */
@@ -257,19 +317,19 @@ static void *worker_main(void *arg)
 
 /* ---- writer: slots in sequence order into the image ---------------------------------------- */
 
-/* A chunk new to this snapshot, into a store: uploaded unless the store holds it already, then
- * named in the snapshot by its store id. */
-static int store_chunk(struct pipeline *p, struct slot *s, uint64_t *id, struct asr_error *err)
+/* A chunk new to this snapshot (len bytes of content), into a store: uploaded unless the store
+ * holds it already, then named in the snapshot by its store id. */
+static int store_chunk(struct pipeline *p, struct slot *s, uint32_t len, uint64_t *id, struct asr_error *err)
 {
     int rc = ASR_OK;
     if (s->in_store) {
-        p->dedup_bytes += s->len;
+        p->dedup_bytes += len;
         p->dedup_hits++;
-        p->store_bytes += s->len;
+        p->store_bytes += len;
     } else {
         rc = asr_store_session_put(p->opt->session, &s->sid, &s->chunk, err);
         p->stored_bytes += s->chunk.stored_len;
-        p->new_bytes += s->len;
+        p->new_bytes += len;
         p->chunks++;
     }
     if (rc == ASR_OK)
@@ -282,26 +342,135 @@ static int store_chunk(struct pipeline *p, struct slot *s, uint64_t *id, struct 
     return rc;
 }
 
+/* A patched slot's base: named in the snapshot the first time (then found by its content hash),
+ * counted as found in the store for the bytes the region takes from it. */
+static int add_base(struct pipeline *p, struct slot *s, uint64_t *id, struct asr_error *err)
+{
+    pthread_mutex_lock(&p->dedup_mu);
+    int hit = dedup_find_or_add(p->dedup, s->base.content, s->base.len, p->next_chunk_id, id);
+    pthread_mutex_unlock(&p->dedup_mu);
+    if (hit < 0)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the dedup index");
+    p->dedup_bytes += s->len - s->plen;
+    p->store_bytes += s->len - s->plen;
+    if (hit)
+        return ASR_OK;
+    struct asr_chunk c = {.content_len = s->base.len, .stored_len = s->base_stored_len,
+                          .content_hash = s->base.content};
+    int rc = asr_writer_append_external(p->w, s->base.sid.b, &c, id, err);
+    if (rc == ASR_OK && *id != p->next_chunk_id)
+        rc = asr_fail_public(err, ASR_E_STATE, "chunk numbering out of step (%llu, expected %llu)",
+                             (unsigned long long)*id, (unsigned long long)p->next_chunk_id);
+    if (rc == ASR_OK)
+        p->next_chunk_id++;
+    return rc;
+}
+
+/* Extents of a patched slot being gathered: a run is extended while the next bytes follow on in
+ * the volume and in the same chunk. */
+struct extent_run {
+    uint64_t offset, len, chunk_id;
+    uint32_t chunk_offset;
+    const uint8_t *content;
+};
+
+static int flush_run(struct pipeline *p, const struct slot *s, struct extent_run *r, struct asr_error *err)
+{
+    int rc = r->len ? asr_writer_add_extent(p->w, s->volume_id, r->offset, r->len, r->chunk_id, r->chunk_offset,
+                                            r->content, err)
+                    : ASR_OK;
+    r->len = 0;
+    return rc;
+}
+
+static int extend_run(struct pipeline *p, const struct slot *s, struct extent_run *r, const struct extent_run *next,
+                      struct asr_error *err)
+{
+    if (r->len && r->chunk_id == next->chunk_id && r->offset + r->len == next->offset &&
+        r->chunk_offset + r->len == next->chunk_offset) {
+        r->len += next->len;
+        return ASR_OK;
+    }
+    int rc = flush_run(p, s, r, err);
+    *r = *next;
+    return rc;
+}
+
+/* A patched slot's extents, in volume order: its pieces cut at its blocks, the bytes from the
+ * base pointing where they lie in it, the others into the patch. */
+static int add_patched_extents(struct pipeline *p, const struct slot *s, uint64_t base_id, uint64_t patch_id,
+                               struct asr_error *err)
+{
+    uint64_t off = s->pieces[0].offset;
+    size_t n = hint_block_count(off, s->len), k = 0;
+    uint32_t in_patch = 0;
+    struct extent_run run = {0};
+    int rc = ASR_OK;
+    for (size_t i = 0; i < n && rc == ASR_OK; i++) {
+        uint32_t a, b;
+        hint_block_range(off, s->len, i, &a, &b);
+        bool from_base = s->blocks[i].from & HINT_FROM_BASE;
+        for (uint32_t at = a; at < b && rc == ASR_OK;) {
+            while (k + 1 < s->npieces && s->pieces[k].chunk_offset + s->pieces[k].len <= at)
+                k++;
+            const struct piece_ref *r = &s->pieces[k];
+            uint32_t end = b < r->chunk_offset + r->len ? b : r->chunk_offset + r->len;
+            struct extent_run next = {r->offset + (at - r->chunk_offset), end - at, from_base ? base_id : patch_id,
+                                      from_base ? at : in_patch + (at - a), s->content + at};
+            rc = extend_run(p, s, &run, &next, err);
+            at = end;
+        }
+        if (!from_base)
+            in_patch += b - a;
+    }
+    return rc == ASR_OK ? flush_run(p, s, &run, err) : rc;
+}
+
+/* What the next backup's hints say of a region the chunker ended. */
+static int record_hint(struct pipeline *p, const struct slot *s, struct asr_error *err)
+{
+    struct hint h = {.offset = s->pieces[0].offset, .len = s->len, .verify = s->verify, .blocks = s->blocks};
+    if (s->patched) {
+        h.flags = HINT_PATCHED;
+        h.content = s->base.content;
+        h.sid = s->base.sid;
+        h.patch_content = s->hash;
+        h.patch_len = s->plen;
+        h.patch_sid = s->sid;
+    } else {
+        h.content = s->hash;
+        h.sid = s->sid;
+    }
+    return hints_record(p->hints, s->vkey, &h, err);
+}
+
 static int write_slot(struct pipeline *p, struct slot *s, struct asr_error *err)
 {
     if (s->kind == KIND_ZERO)
         return asr_writer_add_zero(p->w, s->volume_id, s->run_offset, s->run_len, err);
     if (s->kind == KIND_UNREADABLE)
         return asr_writer_add_unreadable(p->w, s->volume_id, s->run_offset, s->run_len, err);
+    uint64_t base_id = 0;
+    if (s->patched) {
+        int rc = add_base(p, s, &base_id, err);
+        if (rc != ASR_OK)
+            return rc;
+    }
+    uint32_t len = s->patched ? s->plen : s->len; /* of the chunk the slot stores */
     uint64_t id = s->chunk_id;
     if (!s->known) {
         pthread_mutex_lock(&p->dedup_mu);
-        int hit = dedup_find_or_add(p->dedup, s->hash, s->len, p->next_chunk_id, &id);
+        int hit = dedup_find_or_add(p->dedup, s->hash, len, p->next_chunk_id, &id);
         pthread_mutex_unlock(&p->dedup_mu);
         if (hit < 0)
             return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the dedup index");
         s->known = hit;
     }
     if (s->known) {
-        p->dedup_bytes += s->len;
+        p->dedup_bytes += len;
         p->dedup_hits++;
     } else if (p->opt->session) {
-        int rc = store_chunk(p, s, &id, err);
+        int rc = store_chunk(p, s, len, &id, err);
         if (rc != ASR_OK)
             return rc;
     } else {
@@ -316,18 +485,20 @@ static int write_slot(struct pipeline *p, struct slot *s, struct asr_error *err)
         p->new_bytes += s->len;
         p->chunks++;
     }
-    for (size_t i = 0; i < s->npieces; i++) {
-        const struct piece_ref *r = &s->pieces[i];
-        int rc = asr_writer_add_extent(p->w, s->volume_id, r->offset, r->len, id, r->chunk_offset,
-                                       s->content + r->chunk_offset, err);
+    if (s->patched) {
+        int rc = add_patched_extents(p, s, base_id, id, err);
         if (rc != ASR_OK)
             return rc;
+    } else {
+        for (size_t i = 0; i < s->npieces; i++) {
+            const struct piece_ref *r = &s->pieces[i];
+            int rc = asr_writer_add_extent(p->w, s->volume_id, r->offset, r->len, id, r->chunk_offset,
+                                           s->content + r->chunk_offset, err);
+            if (rc != ASR_OK)
+                return rc;
+        }
     }
-    if (p->hints && s->cut) {
-        struct hint h = {s->pieces[0].offset, s->len, s->verify, s->hash, s->sid};
-        return hints_record(p->hints, s->vkey, &h, err);
-    }
-    return ASR_OK;
+    return p->hints && s->cut ? record_hint(p, s, err) : ASR_OK;
 }
 
 static void *writer_main(void *arg)
@@ -512,24 +683,62 @@ static int rechunk(struct producer *pr, struct asr_error *err)
     return rc;
 }
 
+/* The chunk took its hint's length of bytes and they differ from the hint's: it becomes a patch
+ * of the hint's base chunk when the store still holds that and at most half its bytes, in 4 KiB
+ * blocks, are not the base's now (a block the last backup already took from a patch counts as
+ * not the base's: a region names two chunks at most). The blocks hashed here are the new bytes'. */
+static bool try_patch(struct producer *pr, const struct hint *h)
+{
+    struct pipeline *p = pr->p;
+    struct slot *s = pr->cur;
+    if (p->opt->no_patches)
+        return false;
+    size_t n = hint_block_count(h->offset, h->len);
+    uint64_t changed = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t a, b;
+        hint_block_range(h->offset, h->len, i, &a, &b);
+        uint64_t x = XXH3_64bits_withSeed(s->content + a, b - a, p->hint_seed);
+        bool same = x == h->blocks[i].hash && (h->blocks[i].from & HINT_FROM_BASE);
+        s->blocks[i] = (struct hint_block){x, same ? HINT_FROM_BASE : 0};
+        changed += same ? 0 : b - a;
+    }
+    s->base = (struct hint){.len = h->len, .content = h->content, .sid = h->sid};
+    if (!changed || changed > h->len / 2 || !base_in_store(p, s))
+        return false;
+    s->patched = s->cut = true;
+    s->plen = (uint32_t)changed;
+    pr->st->patched_chunks++;
+    pr->st->patched_bytes += changed;
+    return true;
+}
+
 /* The chunk has taken its hint's length of bytes: if they are the bytes the hint hashed, the
- * chunker would cut here again, and the chunk keeps the hint's content hash and store id. */
+ * chunker would cut here again, and the chunk keeps the hint's chunks (its content hash and
+ * store id, or its base and patch) and blocks. If not, a patch or the chunker decides. */
 static int end_speculation(struct producer *pr, struct asr_error *err)
 {
     struct slot *s = pr->cur;
     const struct hint *h = pr->spec;
     double t0 = thread_seconds();
     struct asr_hash128 v = asr_content_hash(pr->p->hint_seed, s->content, s->len);
+    bool same = v.lo == h->verify.lo && v.hi == h->verify.hi, patched = !same && try_patch(pr, h);
     pr->st->verify_seconds += thread_seconds() - t0;
-    if (v.lo != h->verify.lo || v.hi != h->verify.hi)
+    if (!same && !patched)
         return rechunk(pr, err);
     pr->spec = NULL;
-    s->hinted = s->cut = true;
-    s->hash = h->content;
-    s->verify = h->verify;
-    s->sid = h->sid;
-    pr->st->hinted_chunks++;
-    pr->st->hinted_bytes += s->len;
+    if (same) {
+        s->hinted = s->cut = true;
+        s->verify = h->verify;
+        memcpy(s->blocks, h->blocks, hint_block_count(h->offset, h->len) * sizeof *s->blocks);
+        s->patched = h->flags & HINT_PATCHED;
+        s->base = (struct hint){.len = h->len, .content = h->content, .sid = h->sid};
+        s->hash = s->patched ? h->patch_content : h->content;
+        s->sid = s->patched ? h->patch_sid : h->sid;
+        s->plen = s->patched ? h->patch_len : 0;
+        pr->st->hinted_chunks++;
+        pr->st->hinted_bytes += s->len;
+    }
     flush_chunk(pr);
     return ASR_OK;
 }
@@ -570,7 +779,7 @@ static int feed_data(struct producer *pr, uint64_t off, const uint8_t *data, siz
                 return err->code ? err->code : ASR_E_STATE;
             pr->cur->volume_id = pr->volume_id;
             memcpy(pr->cur->vkey, pr->vkey, HINT_KEY_SIZE);
-            pr->cur->hinted = pr->cur->cut = false;
+            pr->cur->hinted = pr->cur->cut = pr->cur->patched = false;
             pr->spec = off >= pr->no_spec_until ? hints_at(pr->hints, off) : NULL;
         }
         bool cut;
@@ -989,7 +1198,11 @@ static int pipeline_init(struct pipeline *p, struct asr_writer *w, const struct 
         s->content = malloc(p->max_chunk);
         s->out = malloc(asr_chunk_bound(p->max_chunk));
         s->pieces = malloc(s->cap * sizeof *s->pieces);
-        if (!s->content || !s->out || !s->pieces)
+        if (p->hints) { /* a chunk's blocks, and room for a patch of it */
+            s->blocks = malloc(hint_block_count(HINT_BLOCK - 1, p->max_chunk) * sizeof *s->blocks);
+            s->patch = malloc(p->max_chunk);
+        }
+        if (!s->content || !s->out || !s->pieces || (p->hints && (!s->blocks || !s->patch)))
             return asr_fail_public(err, ASR_E_NOMEM, "out of memory for chunk buffers");
     }
     for (size_t i = 0; i < SCAN_AHEAD; i++) {
@@ -1007,6 +1220,8 @@ static void pipeline_free(struct pipeline *p)
         free(p->slots[i].content);
         free(p->slots[i].out);
         free(p->slots[i].pieces);
+        free(p->slots[i].blocks);
+        free(p->slots[i].patch);
     }
     free(p->slots);
     free(p->queue);

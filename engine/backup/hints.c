@@ -1,6 +1,7 @@
 /* Re-backup hints (SPEC.md section 19.10): a file private to the machine that says, per volume,
- * where the last backup into a store cut its chunks, what each chunk's bytes hashed to under a
- * seed only this file knows, and the chunk's store id. The pipeline (backup.c) checks the bytes at
+ * where the last backup into a store cut its chunks, what each chunk's bytes (and each of its
+ * 4 KiB blocks) hashed to under a seed only this file knows, and the chunk's store id (or, for a
+ * patched region, its base's and its patch's). The pipeline (backup.c) checks the bytes at
  * the same offset against the hint with one XXH3 pass instead of running the chunker and the
  * store's HMAC over them. The file is read as untrusted bytes like an image: a damaged one is
  * refused with what and where, and the backup then runs without it. Hand-written: it is our own
@@ -23,10 +24,11 @@
 #include <xxhash.h>
 
 #define HINTS_MAGIC "ASRHINT"        /* 8 bytes with its NUL */
-#define HINTS_VERSION 1u
+#define HINTS_VERSION 2u
 #define HINTS_HEADER 64u
 #define HINTS_VOLUME 32u
-#define HINTS_ENTRY 80u
+#define HINTS_ENTRY 136u
+#define HINTS_BLOCK 9u
 #define HINTS_TRAILER 8u
 #define HINTS_MAX_VOLUMES 4096u
 #define HINTS_MAX_FILE (1ull << 30) /* about 13 million chunks: over 3 TiB at the default size */
@@ -39,11 +41,14 @@ struct asr_backup_hints {
     struct hint_list *old;
     size_t nold;
     struct hint *old_entries;
+    struct hint_block *old_blocks;
     /* Recorded as the file lays them out: volumes naming their run of one entry table. */
     struct rec_volume *rec;
     size_t nrec, rec_cap;
     struct hint *rec_entries;
     size_t nrec_entries, rec_entries_cap;
+    struct hint_block *rec_blocks; /* the entries' blocks one after another */
+    size_t nrec_blocks, rec_blocks_cap;
 };
 
 struct rec_volume {
@@ -83,8 +88,10 @@ static void free_old(struct asr_backup_hints *h)
 {
     free(h->old);
     free(h->old_entries);
+    free(h->old_blocks);
     h->old = NULL;
     h->old_entries = NULL;
+    h->old_blocks = NULL;
     h->nold = 0;
 }
 
@@ -95,6 +102,7 @@ void asr_backup_hints_free(struct asr_backup_hints *h)
     free_old(h);
     free(h->rec);
     free(h->rec_entries);
+    free(h->rec_blocks);
     free(h);
 }
 
@@ -148,11 +156,19 @@ int hints_record(struct asr_backup_hints *h, const uint8_t key[HINT_KEY_SIZE], c
     if (last && e->offset < last->offset + last->len)
         return asr_fail_public(err, ASR_E_STATE, "re-backup hints: chunk at %llu recorded out of order",
                                (unsigned long long)e->offset);
+    size_t nb = hint_block_count(e->offset, e->len);
     struct hint *v = asr_grow(h->rec_entries, &h->rec_entries_cap, h->nrec_entries + 1, sizeof *v, 1024);
-    if (!v)
+    struct hint_block *b =
+        v ? asr_grow(h->rec_blocks, &h->rec_blocks_cap, h->nrec_blocks + nb, sizeof *b, 65536) : NULL;
+    if (v)
+        h->rec_entries = v;
+    if (!b)
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory for re-backup hints");
-    h->rec_entries = v;
-    v[h->nrec_entries++] = *e;
+    h->rec_blocks = b;
+    memcpy(b + h->nrec_blocks, e->blocks, nb * sizeof *b);
+    v[h->nrec_entries] = *e;
+    v[h->nrec_entries++].blocks = NULL; /* the recorded blocks move as the table grows: by position */
+    h->nrec_blocks += nb;
     vol->n++;
     return ASR_OK;
 }
@@ -171,28 +187,46 @@ static void put_entry(uint8_t *p, const struct hint *e)
 {
     put_le64(p, e->offset);
     put_le32(p + 8, e->len);
-    put_le32(p + 12, 0);
+    put_le32(p + 12, e->flags);
     put_hash(p + 16, e->verify);
     put_hash(p + 32, e->content);
     memcpy(p + 48, e->sid.b, ASR_STORE_ID_SIZE);
+    put_hash(p + 80, e->patch_content);
+    put_le32(p + 96, e->patch_len);
+    put_le32(p + 100, 0);
+    memcpy(p + 104, e->patch_sid.b, ASR_STORE_ID_SIZE);
 }
 
 static void get_entry(const uint8_t *p, struct hint *e)
 {
     e->offset = get_le64(p);
     e->len = get_le32(p + 8);
+    e->flags = get_le32(p + 12);
     e->verify = get_hash(p + 16);
     e->content = get_hash(p + 32);
     memcpy(e->sid.b, p + 48, ASR_STORE_ID_SIZE);
+    e->patch_content = get_hash(p + 80);
+    e->patch_len = get_le32(p + 96);
+    memcpy(e->patch_sid.b, p + 104, ASR_STORE_ID_SIZE);
 }
 
-/* The rules an entry of a volume keeps: a chunk's length, ascending, apart, flags zero. */
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+/* The rules an entry of a volume keeps: a chunk's length, ascending, apart, known flags, a patch's
+ * fields set only for a patched region (its length checked against its blocks, check_blocks). */
 static int check_entry(const uint8_t *p, const struct hint *e, const struct hint *prev, uint32_t max_len,
                        const char *where, uint64_t at, struct asr_error *err)
 {
-    if (get_le32(p + 12))
-        return asr_fail_public(err, ASR_E_CORRUPT, "%s: entry at byte %llu: unknown flags", where,
-                               (unsigned long long)at);
+    if (e->flags & ~HINT_PATCHED || get_le32(p + 100) ||
+        (!(e->flags & HINT_PATCHED) && !all_zero(p + 80, 24 + ASR_STORE_ID_SIZE)))
+        return asr_fail_public(err, ASR_E_CORRUPT, "%s: entry at byte %llu: unknown flags or reserved bytes set",
+                               where, (unsigned long long)at);
     if (!e->len || e->len > max_len)
         return asr_fail_public(err, ASR_E_CORRUPT, "%s: entry at byte %llu: length %u outside 1..%u", where,
                                (unsigned long long)at, e->len, max_len);
@@ -203,7 +237,7 @@ static int check_entry(const uint8_t *p, const struct hint *e, const struct hint
 }
 
 static int parse_header(struct asr_backup_hints *h, const uint8_t *buf, size_t len, const char *where,
-                        uint32_t *nvol, uint64_t *nent, struct asr_error *err)
+                        uint32_t *nvol, struct asr_error *err)
 {
     if (len < HINTS_HEADER + HINTS_TRAILER || memcmp(buf, HINTS_MAGIC, 8))
         return asr_fail_public(err, ASR_E_CORRUPT, "%s: not a re-backup hints file", where);
@@ -224,11 +258,50 @@ static int parse_header(struct asr_backup_hints *h, const uint8_t *buf, size_t l
     if (*nvol > HINTS_MAX_VOLUMES || get_le32(buf + 60))
         return asr_fail_public(err, ASR_E_CORRUPT, "%s: %u volumes (at most %u) or reserved bytes set", where,
                                *nvol, HINTS_MAX_VOLUMES);
-    uint64_t body = len - HINTS_HEADER - HINTS_TRAILER - (uint64_t)*nvol * HINTS_VOLUME;
-    if (len < HINTS_HEADER + HINTS_TRAILER + (uint64_t)*nvol * HINTS_VOLUME || body % HINTS_ENTRY)
-        return asr_fail_public(err, ASR_E_CORRUPT, "%s: %zu bytes do not hold %u volumes and whole entries", where,
-                               len, *nvol);
-    *nent = body / HINTS_ENTRY;
+    if (len < HINTS_HEADER + HINTS_TRAILER + (uint64_t)*nvol * HINTS_VOLUME)
+        return asr_fail_public(err, ASR_E_CORRUPT, "%s: %zu bytes do not hold %u volumes", where, len, *nvol);
+    return ASR_OK;
+}
+
+/* An entry's blocks: each from its base or not, all from it unless the region is patched, and a
+ * patch exactly as long as the blocks not from the base. */
+static int check_blocks(const struct hint *e, const char *where, uint64_t at, struct asr_error *err)
+{
+    size_t n = hint_block_count(e->offset, e->len);
+    uint64_t patched = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t a, b;
+        hint_block_range(e->offset, e->len, i, &a, &b);
+        if (e->blocks[i].from & ~HINT_FROM_BASE)
+            return asr_fail_public(err, ASR_E_CORRUPT, "%s: block at byte %llu: unknown flags", where,
+                                   (unsigned long long)(at + i * HINTS_BLOCK));
+        if (!(e->blocks[i].from & HINT_FROM_BASE))
+            patched += b - a;
+    }
+    bool is_patch = e->flags & HINT_PATCHED;
+    if (is_patch ? !patched || patched != e->patch_len : patched != 0)
+        return asr_fail_public(err, ASR_E_CORRUPT, "%s: blocks at byte %llu: %llu bytes not from the base, for %s",
+                               where, (unsigned long long)at, (unsigned long long)patched,
+                               is_patch ? "the patch's length" : "a region that is not patched");
+    return ASR_OK;
+}
+
+/* The volume table: each volume's entries follow the last one's; the entries' count. */
+static int parse_volumes(const uint8_t *vt, uint32_t nvol, uint64_t max_entries, struct hint_list *vols,
+                         uint64_t *nent, const char *where, struct asr_error *err)
+{
+    uint64_t next = 0;
+    for (uint32_t i = 0; i < nvol; i++) {
+        const uint8_t *p = vt + (size_t)i * HINTS_VOLUME;
+        uint64_t first = get_le64(p + 16), count = get_le64(p + 24);
+        if (first != next || count > max_entries - next)
+            return asr_fail_public(err, ASR_E_CORRUPT, "%s: volume %u: entries %llu+%llu do not follow on", where, i,
+                                   (unsigned long long)first, (unsigned long long)count);
+        memcpy(vols[i].key, p, HINT_KEY_SIZE);
+        vols[i].n = (size_t)count;
+        next = first + count;
+    }
+    *nent = next;
     return ASR_OK;
 }
 
@@ -236,51 +309,55 @@ int hints_parse(struct asr_backup_hints *h, const uint8_t *buf, size_t len, cons
                 struct asr_error *err)
 {
     uint32_t nvol = 0;
-    uint64_t nent = 0;
-    int rc = parse_header(h, buf, len, where, &nvol, &nent, err);
+    int rc = parse_header(h, buf, len, where, &nvol, err);
     if (rc != ASR_OK)
         return rc;
-    uint64_t seed = get_le64(buf + 16);
+    uint64_t seed = get_le64(buf + 16), nent = 0, fixed = HINTS_HEADER + (uint64_t)nvol * HINTS_VOLUME + HINTS_TRAILER;
     struct hint_list *vols = calloc(nvol + 1u, sizeof *vols);
-    struct hint *ents = calloc(nent + 1, sizeof *ents);
-    if (!vols || !ents) {
-        free(vols);
-        free(ents);
+    struct hint *ents = NULL;
+    struct hint_block *blocks = NULL;
+    if (!vols)
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory for re-backup hints");
-    }
-    const uint8_t *vt = buf + HINTS_HEADER, *et = vt + (size_t)nvol * HINTS_VOLUME;
-    uint64_t next = 0;
+    rc = parse_volumes(buf + HINTS_HEADER, nvol, (len - fixed) / HINTS_ENTRY, vols, &nent, where, err);
+    if (rc == ASR_OK && !(ents = calloc(nent + 1, sizeof *ents)))
+        rc = asr_fail_public(err, ASR_E_NOMEM, "out of memory for re-backup hints");
     uint32_t max_len = asr_backup_max_chunk(h->avg_chunk);
+    uint64_t nblocks = 0, k = 0;
     for (uint32_t i = 0; i < nvol && rc == ASR_OK; i++) {
-        const uint8_t *p = vt + (size_t)i * HINTS_VOLUME;
-        uint64_t first = get_le64(p + 16), count = get_le64(p + 24);
-        if (first != next || count > nent - next) {
-            rc = asr_fail_public(err, ASR_E_CORRUPT, "%s: volume %u: entries %llu+%llu do not follow on", where, i,
-                                 (unsigned long long)first, (unsigned long long)count);
-            break;
+        vols[i].v = ents + k;
+        for (uint64_t end = k + vols[i].n; k < end && rc == ASR_OK; k++) {
+            uint64_t at = HINTS_HEADER + (uint64_t)nvol * HINTS_VOLUME + k * HINTS_ENTRY;
+            get_entry(buf + at, &ents[k]);
+            rc = check_entry(buf + at, &ents[k], k > end - vols[i].n ? &ents[k - 1] : NULL, max_len, where, at, err);
+            nblocks += rc == ASR_OK ? hint_block_count(ents[k].offset, ents[k].len) : 0;
         }
-        memcpy(vols[i].key, p, HINT_KEY_SIZE);
-        vols[i].v = ents + first;
-        vols[i].n = (size_t)count;
-        for (uint64_t k = first; k < first + count && rc == ASR_OK; k++) {
-            get_entry(et + k * HINTS_ENTRY, &ents[k]);
-            rc = check_entry(et + k * HINTS_ENTRY, &ents[k], k > first ? &ents[k - 1] : NULL, max_len, where,
-                             HINTS_HEADER + (uint64_t)nvol * HINTS_VOLUME + k * HINTS_ENTRY, err);
-        }
-        next = first + count;
     }
-    if (rc == ASR_OK && next != nent)
-        rc = asr_fail_public(err, ASR_E_CORRUPT, "%s: %llu entries belong to no volume", where,
-                             (unsigned long long)(nent - next));
+    uint64_t at = fixed - HINTS_TRAILER + nent * HINTS_ENTRY;
+    if (rc == ASR_OK && (nblocks > (len - fixed) / HINTS_BLOCK || len != at + nblocks * HINTS_BLOCK + HINTS_TRAILER))
+        rc = asr_fail_public(err, ASR_E_CORRUPT, "%s: %zu bytes do not hold %llu entries and their %llu blocks", where,
+                             len, (unsigned long long)nent, (unsigned long long)nblocks);
+    if (rc == ASR_OK && !(blocks = calloc(nblocks + 1, sizeof *blocks)))
+        rc = asr_fail_public(err, ASR_E_NOMEM, "out of memory for re-backup hints");
+    for (uint64_t e = 0, b = 0; e < nent && rc == ASR_OK; e++) {
+        size_t n = hint_block_count(ents[e].offset, ents[e].len);
+        for (size_t i = 0; i < n; i++)
+            blocks[b + i] = (struct hint_block){get_le64(buf + at + (b + i) * HINTS_BLOCK),
+                                                buf[at + (b + i) * HINTS_BLOCK + 8]};
+        ents[e].blocks = blocks + b;
+        rc = check_blocks(&ents[e], where, at + b * HINTS_BLOCK, err);
+        b += n;
+    }
     if (rc != ASR_OK) {
         free(vols);
         free(ents);
+        free(blocks);
         return rc;
     }
     free_old(h);
     h->old = vols;
     h->nold = nvol;
     h->old_entries = ents;
+    h->old_blocks = blocks;
     h->seed = seed;
     return ASR_OK;
 }
@@ -312,8 +389,9 @@ int asr_backup_hints_read(struct asr_backup_hints *h, const char *path, struct a
 
 static uint8_t *serialize(const struct asr_backup_hints *h, size_t *len, struct asr_error *err)
 {
-    uint64_t nent = h->nrec_entries;
-    uint64_t size = HINTS_HEADER + (uint64_t)h->nrec * HINTS_VOLUME + nent * HINTS_ENTRY + HINTS_TRAILER;
+    uint64_t nent = h->nrec_entries, nblocks = h->nrec_blocks;
+    uint64_t et = HINTS_HEADER + (uint64_t)h->nrec * HINTS_VOLUME, bt = et + nent * HINTS_ENTRY;
+    uint64_t size = bt + nblocks * HINTS_BLOCK + HINTS_TRAILER;
     if (h->nrec > HINTS_MAX_VOLUMES || size > HINTS_MAX_FILE) {
         asr_fail_public(err, ASR_E_LIMIT, "re-backup hints: %zu volumes and %llu chunks are more than a file holds",
                         h->nrec, (unsigned long long)nent);
@@ -330,14 +408,18 @@ static uint8_t *serialize(const struct asr_backup_hints *h, size_t *len, struct 
     put_le64(b + 16, h->seed);
     memcpy(b + 24, h->store_check, ASR_STORE_ID_SIZE);
     put_le32(b + 56, (uint32_t)h->nrec);
-    uint8_t *vt = b + HINTS_HEADER, *et = vt + h->nrec * HINTS_VOLUME;
+    uint8_t *vt = b + HINTS_HEADER;
     for (size_t i = 0; i < h->nrec; i++) {
         memcpy(vt + i * HINTS_VOLUME, h->rec[i].key, HINT_KEY_SIZE);
         put_le64(vt + i * HINTS_VOLUME + 16, h->rec[i].first);
         put_le64(vt + i * HINTS_VOLUME + 24, h->rec[i].n);
     }
     for (size_t k = 0; k < h->nrec_entries; k++)
-        put_entry(et + k * HINTS_ENTRY, &h->rec_entries[k]);
+        put_entry(b + et + k * HINTS_ENTRY, &h->rec_entries[k]);
+    for (size_t k = 0; k < h->nrec_blocks; k++) {
+        put_le64(b + bt + k * HINTS_BLOCK, h->rec_blocks[k].hash);
+        b[bt + k * HINTS_BLOCK + 8] = h->rec_blocks[k].from;
+    }
     put_le64(b + size - HINTS_TRAILER, XXH3_64bits(b, (size_t)size - HINTS_TRAILER));
     *len = (size_t)size;
     return b;

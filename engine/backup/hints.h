@@ -11,15 +11,48 @@
 #define HINT_KEY_SIZE 16
 _Static_assert(ASR_BACKUP_HINTS_CHECK == ASR_STORE_ID_SIZE, "the store check is a store id");
 
-/* One chunk of an earlier backup that ended where the chunker cut it: the same bytes from the
- * same offset end there again. */
-struct hint {
-    uint64_t offset;           /* of its first byte in the volume */
-    uint32_t len;
-    struct asr_hash128 verify; /* asr_content_hash(the file's private seed, content) */
-    struct asr_hash128 content; /* asr_content_hash(the store's seed, content) */
-    struct asr_store_id sid;
+/* The hashes of a chunk's bytes in 4 KiB blocks of the volume's grid: a patch (below) keeps the
+ * blocks that did not change in the chunk it was, and stores only the others. */
+#define HINT_BLOCK 4096u
+#define HINT_FROM_BASE 1u /* hint_block.from: the block's bytes are the base chunk's */
+#define HINT_PATCHED 1u   /* hint.flags: the region is its base chunk patched */
+
+struct hint_block {
+    uint64_t hash; /* XXH3-64 of the block's bytes under the file's private seed */
+    uint8_t from;  /* HINT_FROM_BASE or 0 */
 };
+
+/* A region of an earlier backup's volume that the chunker ended (the same bytes from the same
+ * offset end there again). Either one chunk, or (HINT_PATCHED) its base chunk, whose bytes it
+ * was when first stored, with the blocks that changed since taken from a patch chunk. */
+struct hint {
+    uint64_t offset;            /* of its first byte in the volume */
+    uint32_t len;
+    uint32_t flags;             /* HINT_PATCHED */
+    struct asr_hash128 verify;  /* asr_content_hash(the file's private seed, the region's bytes) */
+    struct asr_hash128 content; /* asr_content_hash(the store's seed, the base chunk's content) */
+    struct asr_store_id sid;    /* the base chunk's store id */
+    /* HINT_PATCHED: the patch chunk, the blocks not from the base one after another */
+    struct asr_hash128 patch_content;
+    uint32_t patch_len;
+    struct asr_store_id patch_sid;
+    const struct hint_block *blocks; /* hint_block_count(offset, len) of them */
+};
+
+/* The blocks of a region of len bytes from volume offset `offset`: its bytes cut where the volume
+ * offset of the first byte plus the position is a multiple of HINT_BLOCK. */
+static inline size_t hint_block_count(uint64_t offset, uint32_t len)
+{
+    return (size_t)((offset % HINT_BLOCK + len + HINT_BLOCK - 1) / HINT_BLOCK);
+}
+
+/* Block i's bytes: [*start, *end) of the region. */
+static inline void hint_block_range(uint64_t offset, uint32_t len, size_t i, uint32_t *start, uint32_t *end)
+{
+    uint64_t skew = offset % HINT_BLOCK, s = (uint64_t)i * HINT_BLOCK, e = s + HINT_BLOCK;
+    *start = (uint32_t)(s > skew ? s - skew : 0);
+    *end = (uint32_t)(e - skew < len ? e - skew : len);
+}
 
 /* One volume's hints, ascending and apart. */
 struct hint_list {
@@ -36,7 +69,8 @@ const struct hint *hints_at(const struct hint_list *l, uint64_t offset);
 uint32_t hints_avg_chunk(const struct asr_backup_hints *h);
 /* The private seed verify hashes use. */
 uint64_t hints_seed(const struct asr_backup_hints *h);
-/* Adds a chunk of this backup (called in volume and offset order, from one thread). */
+/* Adds a region of this backup, with its blocks (called in volume and offset order, from one
+ * thread). */
 int hints_record(struct asr_backup_hints *h, const uint8_t key[HINT_KEY_SIZE], const struct hint *e,
                  struct asr_error *err);
 /* Parses a hints file's bytes into h (empty before): for asr_backup_hints_read and the fuzzer. */
