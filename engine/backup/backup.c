@@ -317,6 +317,19 @@ static void *worker_main(void *arg)
 
 /* ---- writer: slots in sequence order into the image ---------------------------------------- */
 
+/* A chunk the store keeps, named in the snapshot by its store id as the next chunk number. */
+static int name_external(struct pipeline *p, const struct asr_store_id *sid, const struct asr_chunk *c, uint64_t *id,
+                         struct asr_error *err)
+{
+    int rc = asr_writer_append_external(p->w, sid->b, c, id, err);
+    if (rc == ASR_OK && *id != p->next_chunk_id)
+        rc = asr_fail_public(err, ASR_E_STATE, "chunk numbering out of step (%llu, expected %llu)",
+                             (unsigned long long)*id, (unsigned long long)p->next_chunk_id);
+    if (rc == ASR_OK)
+        p->next_chunk_id++;
+    return rc;
+}
+
 /* A chunk new to this snapshot (len bytes of content), into a store: uploaded unless the store
  * holds it already, then named in the snapshot by its store id. */
 static int store_chunk(struct pipeline *p, struct slot *s, uint32_t len, uint64_t *id, struct asr_error *err)
@@ -332,14 +345,7 @@ static int store_chunk(struct pipeline *p, struct slot *s, uint32_t len, uint64_
         p->new_bytes += len;
         p->chunks++;
     }
-    if (rc == ASR_OK)
-        rc = asr_writer_append_external(p->w, s->sid.b, &s->chunk, id, err);
-    if (rc == ASR_OK && *id != p->next_chunk_id)
-        rc = asr_fail_public(err, ASR_E_STATE, "chunk numbering out of step (%llu, expected %llu)",
-                             (unsigned long long)*id, (unsigned long long)p->next_chunk_id);
-    if (rc == ASR_OK)
-        p->next_chunk_id++;
-    return rc;
+    return rc == ASR_OK ? name_external(p, &s->sid, &s->chunk, id, err) : rc;
 }
 
 /* A patched slot's base: named in the snapshot the first time (then found by its content hash),
@@ -357,13 +363,7 @@ static int add_base(struct pipeline *p, struct slot *s, uint64_t *id, struct asr
         return ASR_OK;
     struct asr_chunk c = {.content_len = s->base.len, .stored_len = s->base_stored_len,
                           .content_hash = s->base.content};
-    int rc = asr_writer_append_external(p->w, s->base.sid.b, &c, id, err);
-    if (rc == ASR_OK && *id != p->next_chunk_id)
-        rc = asr_fail_public(err, ASR_E_STATE, "chunk numbering out of step (%llu, expected %llu)",
-                             (unsigned long long)*id, (unsigned long long)p->next_chunk_id);
-    if (rc == ASR_OK)
-        p->next_chunk_id++;
-    return rc;
+    return name_external(p, &s->base.sid, &c, id, err);
 }
 
 /* Extents of a patched slot being gathered: a run is extended while the next bytes follow on in
