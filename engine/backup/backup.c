@@ -206,7 +206,7 @@ static int hash_and_encode(struct pipeline *p, struct asr_chunk_encoder *enc, st
         if (!s->patched && s->cut) /* a patch's blocks were hashed when it was made */
             hash_blocks(p, s);
     }
-    if (s->patched)
+    if (s->patched && !s->hinted) /* a hint's patch is gathered only if its bytes are needed */
         gather_patch(s);
     /* The chunk this slot stores: the region's content, or its patch. */
     const uint8_t *data = s->patched ? s->patch : s->content;
@@ -233,6 +233,8 @@ static int hash_and_encode(struct pipeline *p, struct asr_chunk_encoder *enc, st
         if (!s->in_store && s->hinted) {
             /* The store no longer holds the hint's chunk (gc freed it): nothing is uploaded under
              * an id the bytes were not hashed to here and now. */
+            if (s->patched)
+                gather_patch(s);
             t0 = thread_seconds();
             asr_store_chunk_id(p->opt->store, data, dlen, &s->sid);
             *hash_seconds += thread_seconds() - t0;
@@ -693,15 +695,16 @@ static bool try_patch(struct producer *pr, const struct hint *h)
     struct slot *s = pr->cur;
     if (p->opt->no_patches)
         return false;
+    hash_blocks(p, s); /* the chunk starts at the hint's offset and has its length */
     size_t n = hint_block_count(h->offset, h->len);
     uint64_t changed = 0;
     for (size_t i = 0; i < n; i++) {
+        if (s->blocks[i].hash == h->blocks[i].hash && (h->blocks[i].from & HINT_FROM_BASE))
+            continue;
         uint32_t a, b;
         hint_block_range(h->offset, h->len, i, &a, &b);
-        uint64_t x = XXH3_64bits_withSeed(s->content + a, b - a, p->hint_seed);
-        bool same = x == h->blocks[i].hash && (h->blocks[i].from & HINT_FROM_BASE);
-        s->blocks[i] = (struct hint_block){x, same ? HINT_FROM_BASE : 0};
-        changed += same ? 0 : b - a;
+        s->blocks[i].from = 0;
+        changed += b - a;
     }
     s->base = (struct hint){.len = h->len, .content = h->content, .sid = h->sid};
     if (!changed || changed > h->len / 2 || !base_in_store(p, s))
