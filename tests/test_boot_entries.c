@@ -310,6 +310,28 @@ Test(loadopt, description_shown_safely)
     cr_assert_str_eq(o.description, "O??K\xf0\x9f\x98\x80");
 }
 
+/* libefivar mangles File() names it cannot convert (fuzz_loadopt: a non-ASCII name with bytes after
+ * its NUL made it memcpy a negative size), so such a path is shown by its size, never passed on. */
+Test(loadopt, unusual_file_names_shown_by_size)
+{
+    uint8_t path[256];
+    char text[512], by_size[64];
+    size_t plen = make_path(path, false, 1, 2048, 16384, esp_guid, "\\EFI\\x.efi");
+    snprintf(by_size, sizeof by_size, "(a %zu-byte device path)", plen);
+    size_t name = 42 + 4; /* the File() node's first UCS-2 unit */
+    asr_efi_path_text(path, (uint32_t)plen, text, sizeof text);
+    cr_assert(strstr(text, "File(\\EFI\\x.efi)"), "%s", text);
+
+    put_le16(path + name + 2, 0x555c); /* a CJK character */
+    asr_efi_path_text(path, (uint32_t)plen, text, sizeof text);
+    cr_assert_str_eq(text, by_size);
+
+    make_path(path, false, 1, 2048, 16384, esp_guid, "\\EFI\\x.efi");
+    put_le16(path + name + 8, 0); /* a NUL in place of the second backslash, "x.efi" still after it */
+    asr_efi_path_text(path, (uint32_t)plen, text, sizeof text);
+    cr_assert_str_eq(text, by_size);
+}
+
 /* ---- the machine record ------------------------------------------------------------------------ */
 
 static struct asr_machine_desc *one_entry_machine(void)

@@ -224,10 +224,26 @@ int asr_efivar_list_boot(const char *dir, uint16_t *numbers, size_t cap, size_t 
     return ASR_OK;
 }
 
+/* Whether a File() node's name is printable ASCII ended by its NUL, with nothing but NULs after:
+ * libefivar's UCS-2 conversion mishandles anything else (fuzz_loadopt found a non-ASCII name with
+ * bytes after its NUL make it memcpy a negative size, and non-ASCII names come out as garbage). */
+static bool file_name_plain(const uint8_t *name, uint32_t len)
+{
+    bool ended = false;
+    for (uint32_t i = 0; i + 1 < len; i += 2) {
+        uint16_t c = (uint16_t)(name[i] | name[i + 1] << 8);
+        if (c == 0)
+            ended = true;
+        else if (ended || c < 0x20 || c > 0x7e)
+            return false;
+    }
+    return ended;
+}
+
 /* Whether libefivar can format every node of path: it trusts each node type's fixed size rather
  * than the node's length (fuzz_loadopt found it reading past a short node), so it is given only
  * paths of the nodes boot entries hold, each of its exact size: PciRoot() (12 bytes), Pci() (6),
- * HD() (42), File() (a UCS-2 string, even length) and End; any other is shown by its size only. */
+ * HD() (42), File() (a plain name, see above) and End; any other is shown by its size only. */
 static bool efivar_formats_safely(const uint8_t *path, uint32_t len)
 {
     for (uint32_t at = 0; at + 4 <= len;) {
@@ -236,7 +252,7 @@ static bool efivar_formats_safely(const uint8_t *path, uint32_t len)
         if (node < 4 || node > len - at)
             return false;
         bool hd = type == 4 && sub == 1 && node == 42;
-        bool file = type == 4 && sub == 4 && node % 2 == 0;
+        bool file = type == 4 && sub == 4 && node % 2 == 0 && file_name_plain(path + at + 4, node - 4u);
         bool end = type == 0x7f && node == 4;
         bool acpi = type == 2 && sub == 1 && node == 12, pci = type == 1 && sub == 1 && node == 6;
         if (!hd && !file && !end && !acpi && !pci)
