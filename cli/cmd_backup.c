@@ -377,6 +377,7 @@ static void report(const struct backup_args *a, const struct cli_disks *disks, c
         json_u64(&j, "dedup_bytes", st->dedup_bytes);
         json_u64(&j, "zero_bytes", st->zero_bytes);
         json_u64(&j, "unreadable_bytes", st->unreadable_bytes);
+        json_u64(&j, "cleared_bytes", st->cleared_bytes);
         json_u64(&j, "chunks", st->chunks);
         json_u64(&j, "dedup_hits", st->dedup_hits);
         json_dbl(&j, "ratio", ratio);

@@ -22,6 +22,19 @@ static const struct asr_volume_info *volume_of(const struct asr_volume_info *v, 
 /* Whether the volume's filesystem gave a used map: a used or header capture reads it, and a
  * whole capture may have one too (a whole-disk FAT whose sector 0 may also be an MBR). Without
  * one (no filesystem, none asrimg reads, metadata it cannot trust) nothing says what is used. */
+/* Byte ranges as [offset, length] pairs. */
+static void json_ranges(struct json *j, const char *name, const struct asr_ranges *r)
+{
+    json_arr(j, name);
+    for (size_t e = 0; e < r->n; e++) {
+        json_arr(j, NULL);
+        json_u64(j, NULL, r->v[e].offset);
+        json_u64(j, NULL, r->v[e].length);
+        json_end_arr(j);
+    }
+    json_end_arr(j);
+}
+
 static bool has_used_map(const struct asr_volume_info *vi)
 {
     return vi->map.used.n > 0;
@@ -166,20 +179,15 @@ static void print_stacked_json(struct json *j, const struct asr_machine *m, uint
             json_u64(j, "used_bytes", asr_ranges_bytes(&vi->map.used));
         else
             json_null(j, "used_bytes");
+        json_u64(j, "cleared_bytes", asr_ranges_bytes(&vi->map.cleared));
         json_u64(j, "capture_bytes", asr_volume_capture_bytes(vi));
         json_bool(j, "critical", vi->critical);
         json_str(j, "reason", vi->reason);
         json_str(j, "capture", cli_capture_name(vi->capture));
         json_str(j, "warning", vi->warning);
         if (extents && (vi->capture == ASR_CAPTURE_USED || vi->capture == ASR_CAPTURE_HEADER)) {
-            json_arr(j, "extents"); /* in the LV's own bytes */
-            for (size_t e = 0; e < vi->map.used.n; e++) {
-                json_arr(j, NULL);
-                json_u64(j, NULL, vi->map.used.v[e].offset);
-                json_u64(j, NULL, vi->map.used.v[e].length);
-                json_end_arr(j);
-            }
-            json_end_arr(j);
+            json_ranges(j, "extents", &vi->map.used); /* in the LV's own bytes */
+            json_ranges(j, "cleared", &vi->map.cleared);
         }
         json_end_obj(j);
     }
@@ -245,6 +253,9 @@ static void print_disk_json(struct json *j, const struct asr_disk *disk, uint32_
             json_u64(j, "used_bytes", asr_ranges_bytes(&vi->map.used));
         else
             json_null(j, "used_bytes");
+        /* cleared_bytes: bytes the filesystem holds but never reads in its state (an empty ext
+         * journal's log), not in used_bytes: a used capture records them as zeros unread. */
+        json_u64(j, "cleared_bytes", vi ? asr_ranges_bytes(&vi->map.cleared) : 0);
         json_u64(j, "capture_bytes", vi ? asr_volume_capture_bytes(vi) : 0);
         json_bool(j, "critical", vi && vi->critical);
         json_str(j, "reason", vi ? vi->reason : "extended partition: a container for logical partitions");
@@ -253,14 +264,8 @@ static void print_disk_json(struct json *j, const struct asr_disk *disk, uint32_
         /* --extents: the byte ranges a used/header capture reads, relative to the partition, so
          * scripts (bench/) can read exactly what a backup reads. */
         if (extents && vi && (vi->capture == ASR_CAPTURE_USED || vi->capture == ASR_CAPTURE_HEADER)) {
-            json_arr(j, "extents");
-            for (size_t e = 0; e < vi->map.used.n; e++) {
-                json_arr(j, NULL);
-                json_u64(j, NULL, vi->map.used.v[e].offset);
-                json_u64(j, NULL, vi->map.used.v[e].length);
-                json_end_arr(j);
-            }
-            json_end_arr(j);
+            json_ranges(j, "extents", &vi->map.used);
+            json_ranges(j, "cleared", &vi->map.cleared); /* captured as zeros, not read */
         }
         json_end_obj(j);
     }

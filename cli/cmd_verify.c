@@ -203,7 +203,7 @@ static int verify_against(const char *image, const char *const *targets, size_t 
         }
         struct progress pr;
         progress_init(&pr, "verify", json);
-        struct asr_compare_options co = {new_ids, grow, on_mismatch, &o, progress_restore, &pr};
+        struct asr_compare_options co = {new_ids, grow, on_mismatch, &o, progress_restore, &pr, asr_fs_cleared};
         int vr = asr_restore_compare(rs, &co, &err);
         progress_done(&pr);
         asr_restore_free(rs); /* the disks are read again below, as a backup reads them */

@@ -76,6 +76,10 @@ void asr_window_prefetch(const struct asr_window *w, uint64_t off, uint64_t len)
 
 struct asr_usedmap {
     struct asr_ranges used; /* byte ranges of the volume that hold data or metadata */
+    /* Byte ranges the filesystem holds but, in the state it is in, never reads (an ext journal's
+     * log when the journal is empty): not in used, captured as zeros without reading them. A
+     * restore writes the zeros, so nothing left on the target can be taken for them. */
+    struct asr_ranges cleared;
     uint32_t block_size;    /* the filesystem's allocation unit (cluster) */
     char fs_type[32];
     char fs_uuid[64];
@@ -101,6 +105,9 @@ int asr_fat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr
 int asr_exfat_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_ntfs_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 int asr_ext_used(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
+/* An ext2/3/4 filesystem's cleared ranges found from its state alone (the journal empty, the
+ * filesystem clean), as asr_ext_used finds them. */
+int asr_ext_cleared(const struct asr_window *w, struct asr_ranges *out, struct asr_error *err);
 /* XFS: a realtime subvolume, an external log, or a log still to recover (mounted and busy, or
  * not cleanly unmounted: the free-space btrees on disk are stale until it is; a frozen one has
  * nothing to recover) is ASR_E_UNSUPPORTED, captured whole with the reason shown. */
@@ -112,6 +119,10 @@ int asr_btrfs_used(const struct asr_window *w, struct asr_usedmap *out, struct a
 typedef int (*asr_used_fn)(const struct asr_window *w, struct asr_usedmap *out, struct asr_error *err);
 /* The parser above for a libblkid TYPE ("vfat", "ext4", "swsuspend", ...), or NULL. */
 asr_used_fn asr_used_parser(const char *blkid_type);
+/* The cleared ranges (asr_usedmap) a volume's filesystem of this type has in the state it is in
+ * now, found from that state alone: an ext filesystem's empty journal's log; out stays empty for
+ * other types. For comparing a disk with an image taken of it. */
+int asr_fs_cleared(const struct asr_window *w, const char *fs_type, struct asr_ranges *out, struct asr_error *err);
 void asr_usedmap_free(struct asr_usedmap *m);
 
 /* Whether path (ASCII names separated by '/' or '\\', compared case-insensitively as Windows
@@ -389,6 +400,7 @@ struct asr_backup_stats {
     uint64_t read_bytes;       /* used bytes read from the sources */
     uint64_t zero_bytes;       /* of which all-zero, stored as zero extents */
     uint64_t unreadable_bytes; /* of which unreadable (ignore_read_errors) */
+    uint64_t cleared_bytes;    /* not read: the maps' cleared ranges, stored as zero extents */
     uint64_t dedup_bytes;      /* of which found already stored */
     uint64_t new_bytes;        /* of which went into new chunks */
     uint64_t stored_bytes;     /* bytes those chunks take in the image */
@@ -752,6 +764,10 @@ struct asr_compare_options {
     void *mismatch_ctx;
     asr_restore_progress_fn progress; /* captured bytes read back, over every target */
     void *progress_ctx;
+    /* A disk compared with an image taken of it (verify --against): its volumes' cleared ranges as
+     * their filesystems say now (asr_fs_cleared), where the image holds zeros the disk need not.
+     * NULL (a restored disk, which has the zeros): every zero extent is checked. */
+    int (*cleared)(const struct asr_window *w, const char *fs_type, struct asr_ranges *out, struct asr_error *err);
 };
 
 /* Reads every target back and compares it with the image: each captured byte of every volume

@@ -209,6 +209,18 @@ def flip(path, off):
         f.seek(off)
         f.write(bytes([b[0] ^ 0xFF]))
 
+def ext_log(dev):  # "offset length" of each run of an ext journal's log: its blocks but the first
+    out = subprocess.check_output(["debugfs", "-R", "stat <8>", dev], stderr=subprocess.DEVNULL, text=True)
+    bs = int(re.search(r"^Block size:\s+(\d+)", subprocess.check_output(
+        ["dumpe2fs", "-h", dev], stderr=subprocess.DEVNULL, text=True), re.M).group(1))
+    runs = re.search(r"^(?:BLOCKS|EXTENTS):\n(.*)$", out, re.M).group(1)
+    for a, b, p in re.findall(r"\((\d+)(?:-(\d+))?\):(\d+)", runs):  # (IND), (ETB0) are not the log
+        a, b, p = int(a), int(b or a), int(p)
+        if a == 0:
+            a, p = 1, p + 1
+        if a <= b:
+            print(p * bs, (b - a + 1) * bs)
+
 def ext_free(dev):
     out = subprocess.check_output(["dumpe2fs", dev], stderr=subprocess.DEVNULL, text=True)
     bs = int(re.search(r"^Block size:\s+(\d+)", out, re.M).group(1))
@@ -221,7 +233,7 @@ def ext_free(dev):
     print(best[1] * bs, best[0] * bs)
 
 cmd, args = sys.argv[1], sys.argv[2:]
-{"geom": geom, "walk": walk, "captured_equal": captured_equal, "reseal_exfat": reseal_exfat, "ebrs": ebrs,
+{"ext_log": ext_log, "geom": geom, "walk": walk, "captured_equal": captured_equal, "reseal_exfat": reseal_exfat, "ebrs": ebrs,
  "zeros": lambda p, o, l: zeros(p, int(o), int(l)),
  "hole": lambda p, o, l: hole(p, int(o), int(l)), "flip": lambda p, o: flip(p, int(o)),
  "ext_free": ext_free}[cmd](*args)
@@ -451,6 +463,22 @@ check "source gpt: sgdisk -v finds no problems" sgdisk_clean "$gpt"
 check_volumes "source gpt" "$gpt" "$gpt" 512 "$gpt_fs"
 check_volumes "source mbr" "$mbr" "$mbr" 512 "$mbr_fs"
 
+# The ext4 root mounted and a file touched: the kernel writes through its journal and leaves the
+# transaction in the log at unmount (s_start 0, an empty journal): that log is captured as zeros.
+read -r root_off root_size < <(util geom "$gpt" 9)
+loop_at dev "$gpt" "$root_off" "$root_size" 512
+mount "$dev" "$work/mnt" && touch "$work/mnt/data" && sync && umount "$work/mnt"
+util ext_log "$dev" >"$work/root.log"
+losetup -d "$dev"
+log_nonzero() { # FILE: whether some byte of the root's journal log on FILE (the GPT disk's geometry) is not zero
+  local off len
+  while read -r off len; do util zeros "$1" $((root_off + off)) "$len" 2>/dev/null || return 0; done <"$work/root.log"
+  return 1
+}
+log_zero() { ! log_nonzero "$1"; }
+check "source gpt: the root's journal log holds the kernel's transactions" log_nonzero "$gpt"
+run_saving "$asrimg" layout "$gpt" --json --volumes all
+check "layout: the root's journal log is cleared" json_ok "[p['cleared_bytes'] for p in d[0]['partitions'] if p['number'] == 9] == [sum(int(l.split()[1]) for l in open('$work/root.log'))]"
 run_saving "$asrimg" backup "$gpt" -o "$work/gpt.asrimg" --volumes all
 check "backup of the GPT disk" rc_is 0
 run_saving "$asrimg" backup "$mbr" -o "$work/mbr.asrimg" --volumes all
@@ -477,6 +505,11 @@ check "space after the last partition is left untouched" same_bytes "$work/garba
 
 run_saving "$asrimg" verify "$work/gpt.asrimg" --against "$t1"
 check "verify --against a good restore exits 0" rc_is 0
+# The root's journal log: zeros on the restored disk (written over the garbage), while the source
+# keeps its old transactions, which verify --against the source does not count against it.
+check "the restored root's journal log reads as zeros" log_zero "$t1"
+run_saving "$asrimg" verify "$work/gpt.asrimg" --against "$gpt"
+check "verify --against the source, whose journal log is not zeros, exits 0" rc_is 0
 
 # ---- 2. MBR with an extended partition and logical ones ---------------------------------------
 t2=$work/t2.img

@@ -186,7 +186,9 @@ static void assert_same_map(const char *who, const struct asr_ranges *ours, cons
     cr_assert_eq(only_theirs, 0, "%s maps %llu bytes asrimg does not", who, (unsigned long long)only_theirs);
 }
 
-/* Copies only the used ranges of the partition onto garbage and lets e2fsck and debugfs judge. */
+/* Copies only the used ranges of the partition onto garbage and lets e2fsck and debugfs judge.
+ * The cleared ranges hold garbage too (a restore writes zeros there): neither e2fsck nor the
+ * reads may care. */
 static void check_copy(const char *disk, uint64_t part, const struct asr_ranges *used, const char *tree)
 {
     char *target = scratch_path("target.img"), *out = scratch_path("readback");
@@ -214,6 +216,43 @@ struct ext_case {
     bool junk;            /* files deleted after creation */
     bool partclone_fails; /* partclone 0.3.23 cannot map it (see the case) */
 };
+
+/* A fixture's journal is empty (mkfs and debugfs leave nothing to recover): its log, every block
+ * of the journal inode but the first (debugfs's list, in logical order), is what the map clears,
+ * and nothing else. Without a journal nothing is cleared. */
+static void check_cleared(const char *img, const struct ext_case *c, const struct asr_usedmap *m)
+{
+    fsfix_check_ranges(&m->cleared, (uint64_t)c->fs_mib << 20);
+    cr_assert_eq(fsfix_not_covered(&m->cleared, &m->used), asr_ranges_bytes(&m->cleared), "cleared bytes are used too");
+    struct asr_ranges log = {0};
+    if (!strstr(c->features, "-has_journal") && strcmp(c->mkfs, "mkfs.ext2") != 0) {
+        /* debugfs's stat lists the journal inode's runs as (logical[-last]):physical[-last], its
+         * tree and indirect blocks as (ETB...) or (IND) and the like: those are not the log. */
+        char *runs = fsfix_sh_out("debugfs -R 'stat <8>' %s 2>/dev/null | sed -n '/^\\(BLOCKS\\|EXTENTS\\):/{n;p}' |"
+                                  " tr ',' '\\n' | grep -E '^ *\\([0-9]' | sed 's/[():-]/ /g'", img);
+        cr_assert_not_null(runs);
+        for (char *line = strtok(runs, "\n"); line; line = strtok(NULL, "\n")) {
+            unsigned long long n[4];
+            int k = sscanf(line, "%llu %llu %llu %llu", &n[0], &n[1], &n[2], &n[3]);
+            cr_assert(k == 4 || k == 2, "debugfs run: %s", line);
+            uint64_t first = n[0], last = k == 4 ? n[1] : n[0], phys = k == 4 ? n[2] : n[1];
+            if (first == 0) /* the journal superblock */
+                first = 1, phys++;
+            struct asr_ranges one = {0}, u = {0};
+            if (first <= last)
+                cr_assert_eq(asr_ranges_add(&one, phys * c->block, (last - first + 1) * c->block), ASR_OK);
+            cr_assert_eq(asr_ranges_union(&log, &one, &u), ASR_OK); /* in any order */
+            asr_ranges_free(&log);
+            asr_ranges_free(&one);
+            log = u;
+        }
+        free(runs);
+        cr_assert_gt(asr_ranges_bytes(&log), 0);
+        cr_assert_not_null(strstr(m->note, "journal empty: its log, "), "note: %s", m->note);
+    }
+    assert_same_map("the journal's log (cleared)", &m->cleared, &log);
+    asr_ranges_free(&log);
+}
 
 static void check_features(const char *img, const struct ext_case *c)
 {
@@ -272,7 +311,11 @@ static void run_case(const struct ext_case *c)
     cr_assert_str_eq(m.fs_label, "asr-label");
     cr_assert_eq(m.block_size, c->cluster);
     fsfix_check_ranges(&m.used, fs_size); /* nothing past the filesystem, though the partition is larger */
-    uint64_t used = asr_ranges_bytes(&m.used);
+    check_cleared(img, c, &m);
+    /* What the filesystem holds: used, and the empty journal's log, cleared. */
+    struct asr_ranges held = {0};
+    cr_assert_eq(asr_ranges_union(&m.used, &m.cleared, &held), ASR_OK);
+    uint64_t used = asr_ranges_bytes(&held);
     cr_log_info("%s %s: %u MiB, %llu bytes used in %zu ranges", c->mkfs, c->opts, c->fs_mib, (unsigned long long)used,
                 m.used.n);
 
@@ -286,7 +329,7 @@ static void run_case(const struct ext_case *c)
     /* Block by block against dumpe2fs's free lists. */
     struct asr_ranges dump = {0};
     dumpe2fs_used(img, c->block, c->cluster, fs_size, &dump);
-    assert_same_map("dumpe2fs", &m.used, &dump);
+    assert_same_map("dumpe2fs", &held, &dump);
     asr_ranges_free(&dump);
 
     /* The deleted files' blocks still hold their data; none of it is needed. */
@@ -294,7 +337,7 @@ static void run_case(const struct ext_case *c)
         uint64_t freed_bytes = asr_ranges_bytes(&freed);
         cr_assert_geq(freed_bytes, 1000000, "only %llu bytes of junk left free to test",
                       (unsigned long long)freed_bytes);
-        cr_assert_eq(fsfix_not_covered(&freed, &m.used), freed_bytes, "the map holds blocks of deleted files");
+        cr_assert_eq(fsfix_not_covered(&freed, &held), freed_bytes, "the map holds blocks of deleted files");
         asr_ranges_free(&freed);
     }
 
@@ -312,11 +355,12 @@ static void run_case(const struct ext_case *c)
     } else if (fsfix_have("partclone.extfs")) {
         struct asr_ranges theirs = {0};
         cr_assert(fsfix_partclone_map("partclone.extfs", img, &theirs), "partclone.extfs could not map %s", img);
-        assert_same_map("partclone.extfs", &m.used, &theirs);
+        assert_same_map("partclone.extfs", &held, &theirs);
         asr_ranges_free(&theirs);
         crossed = true;
     }
     asr_usedmap_free(&m);
+    asr_ranges_free(&held);
     free(disk);
     free(img);
     free(tree);
@@ -907,6 +951,7 @@ Test(fs_ext, journal_flagged_but_empty_maps_the_disk)
     struct asr_usedmap m;
     map_holding(img, NULL, &m);
     cr_assert_str_eq(m.note, "ext: journal flagged for recovery but holds no transaction");
+    cr_assert_eq(m.cleared.n, 0, "a journal flagged for recovery keeps its log");
     assert_copy_reads_as_source(img, &m.used);
     assert_recovered_copy_reads_as_source(img, &m.used);
     asr_usedmap_free(&m);
@@ -932,6 +977,7 @@ static void run_journal_transaction(const char *mkfs_opts, const char *jo_opts)
     map_holding(img, &want, &m);
     cr_assert_not_null(strstr(m.note, "journal to recover: 1 transactions naming "), "note: %s", m.note);
     cr_assert_not_null(strstr(m.note, "the filesystem as replayed mapped too (+4"), "note: %s", m.note);
+    cr_assert_eq(m.cleared.n, 0, "a journal to recover keeps its log");
     assert_copy_reads_as_source(img, &m.used);
     assert_recovered_copy_reads_as_source(img, &m.used);
     /* And the recovered copy holds /new. */
@@ -972,8 +1018,47 @@ Test(fs_ext, copy_of_mounted_filesystem_maps_disk_and_journal)
     struct asr_usedmap m;
     map_holding(copy, NULL, &m);
     cr_assert_not_null(strstr(m.note, "ext: journal to recover: "), "note: %s", m.note);
+    cr_assert_eq(m.cleared.n, 0, "a mounted filesystem's journal keeps its log");
     assert_copy_reads_as_source(copy, &m.used);
     assert_recovered_copy_reads_as_source(copy, &m.used);
+    asr_usedmap_free(&m);
+    free(img);
+    free(mnt);
+    free(copy);
+}
+
+/* Unmounted after the kernel wrote through its journal: the log holds old transactions, s_start
+ * is 0, and the map clears the log. A copy of the used bytes with garbage in the log (worse than
+ * a restore, which writes zeros there) is clean for e2fsck, mounts, takes writes and is clean
+ * again: neither reads the old log. */
+Test(fs_ext, unmounted_filesystem_clears_its_journals_old_log)
+{
+    char *img = small_fs("mkfs.ext4", "-b 4096", 32), *mnt = scratch_path("mnt"), *copy = scratch_path("copy.img");
+    cr_assert_eq(fsfix_sh("mkdir %s", mnt), 0);
+    if (fsfix_sh("mount -o loop %s %s 2>/dev/null", img, mnt) != 0)
+        cr_skip_test("cannot mount an ext4 loop device here (needs root, loop and ext4 in the kernel)");
+    int rc = fsfix_sh("set -e; for i in $(seq 1 30); do head -c $((i * 5000)) /dev/urandom > %1$s/new$i; done;"
+                      "mkdir %1$s/dir; cp -r %1$s/d %1$s/dir/; sync", mnt);
+    cr_assert_eq(fsfix_sh("umount %s", mnt), 0);
+    cr_assert_eq(rc, 0);
+    char *logdump = fsfix_sh_out("debugfs -R 'logdump' %s 2>&1", img);
+    cr_assert(logdump && strstr(logdump, "Journal starts at block 0"), "%s", logdump ? logdump : "");
+    free(logdump);
+    struct asr_usedmap m;
+    map_holding(img, NULL, &m);
+    cr_assert_gt(asr_ranges_bytes(&m.cleared), 1u << 20, "note: %s", m.note);
+    uint64_t old_log = fsfix_sh_number("debugfs -R 'cat <8>' %s 2>/dev/null | tail -c +4097 | tr -d '\\000' | wc -c",
+                                       img);
+    cr_assert_gt(old_log, 0, "the kernel left nothing in the log: nothing to test");
+    assert_copy_reads_as_source(img, &m.used);
+    fsfix_copy_used(img, 0, &m.used, copy, file_size(img));
+    cr_assert_eq(fsfix_sh("mount -o loop %s %s", copy, mnt), 0, "the copy does not mount");
+    rc = fsfix_sh("set -e; for i in $(seq 1 20); do head -c 70000 /dev/urandom > %1$s/more$i; done; rm %1$s/new1; sync",
+                  mnt);
+    cr_assert_eq(fsfix_sh("umount %s", mnt), 0);
+    cr_assert_eq(rc, 0, "the mounted copy did not take writes");
+    cr_assert_eq(fsfix_sh("e2fsck -fn %1$s >/dev/null 2>&1 || e2fsck -fn %1$s", copy), 0,
+                 "the copy is damaged after a mount and writes");
     asr_usedmap_free(&m);
     free(img);
     free(mnt);

@@ -501,7 +501,9 @@ int asr_volume_remap(const struct asr_disk *d, struct asr_volume_info *v, bool r
                                v->map.fs_type, why.msg);
     }
     asr_ranges_free(&v->map.used);
+    asr_ranges_free(&v->map.cleared);
     v->map.used = m.used;
+    v->map.cleared = m.cleared;
     v->map.block_size = m.block_size;
     memcpy(v->map.note, m.note, sizeof m.note);
     v->map.damaged = m.damaged;

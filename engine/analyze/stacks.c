@@ -757,6 +757,12 @@ static int own_capture(struct node *n)
     for (size_t k = 0; k < v->map.used.n; k++)
         if (pieces_add(&n->take, v->map.used.v[k].offset, v->map.used.v[k].length))
             return ASR_E_NOMEM;
+    /* Cleared ranges are read like used ones below a stack: the volume that holds them (a PV, an
+     * md member) records no cleared ranges of its own, and a restore must not leave there what
+     * its target held. */
+    for (size_t k = 0; k < v->map.cleared.n; k++)
+        if (pieces_add(&n->take, v->map.cleared.v[k].offset, v->map.cleared.v[k].length))
+            return ASR_E_NOMEM;
     return ASR_OK;
 }
 

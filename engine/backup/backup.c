@@ -606,7 +606,6 @@ static int flush_zero(struct producer *pr, struct asr_error *err)
     s->volume_id = pr->volume_id;
     s->run_offset = pr->zero_offset;
     s->run_len = pr->zero_len;
-    pr->st->zero_bytes += pr->zero_len;
     pr->zero_len = 0;
     publish(pr->p, s, false);
     return ASR_OK;
@@ -815,6 +814,22 @@ static bool block_is_zero(const uint8_t *p, size_t n)
     return memcmp(p, zero, n) == 0;
 }
 
+/* len zero bytes at volume offset at, after everything fed before: they end the chunk being
+ * filled and join the pending zero run when they continue it. */
+static int add_zero_run(struct producer *pr, uint64_t at, uint64_t len, struct asr_error *err)
+{
+    int rc = end_chunk(pr, err);
+    if (rc != ASR_OK)
+        return rc;
+    if (!(pr->zero_len && pr->zero_offset + pr->zero_len == at)) {
+        if ((rc = flush_zero(pr, err)) != ASR_OK)
+            return rc;
+        pr->zero_offset = at;
+    }
+    pr->zero_len += len;
+    return ASR_OK;
+}
+
 /* Splits a piece into zero runs (aligned blocks, at least ZERO_RUN_MIN long, or continuing a
  * pending run) and data. */
 static int feed_piece(struct producer *pr, uint64_t off, const uint8_t *data, size_t len, struct asr_error *err)
@@ -834,15 +849,10 @@ static int feed_piece(struct producer *pr, uint64_t off, const uint8_t *data, si
         if (run >= ZERO_RUN_MIN || continues) {
             int rc = feed_data(pr, off + data_start, data + data_start, i - data_start, err);
             if (rc == ASR_OK)
-                rc = end_chunk(pr, err);
+                rc = add_zero_run(pr, at, run, err);
             if (rc != ASR_OK)
                 return rc;
-            if (!(pr->zero_len && pr->zero_offset + pr->zero_len == at)) {
-                if ((rc = flush_zero(pr, err)) != ASR_OK)
-                    return rc;
-                pr->zero_offset = at;
-            }
-            pr->zero_len += run;
+            pr->st->zero_bytes += run;
             i += run;
             data_start = i;
         } else {
@@ -1014,7 +1024,8 @@ static int add_volume(struct asr_writer *w, uint32_t disk_index, const struct as
         .kind = v->kind,
         .disk_offset = v->start_bytes,
         .size_bytes = v->size_bytes,
-        .used_bytes = asr_volume_capture_bytes(v),
+        /* A used capture's cleared bytes are the filesystem's too, captured as zeros. */
+        .used_bytes = asr_volume_capture_bytes(v) + (v->capture == ASR_CAPTURE_USED ? asr_ranges_bytes(&v->map.cleared) : 0),
         .block_size = v->map.block_size,
     };
     snprintf(d.fs_type, sizeof d.fs_type, "%s", v->map.fs_type);
@@ -1034,13 +1045,28 @@ static const struct asr_range *capture_ranges(const struct asr_volume_info *v, s
     return full ? whole : v->map.used.v;
 }
 
+/* The volume's cleared ranges (asr_usedmap) that start before volume offset `to` and were not
+ * fed yet: zero runs, in their place among the pieces read. */
+static int feed_cleared(struct producer *pr, const struct asr_ranges *cleared, size_t *next, uint64_t to,
+                        struct asr_error *err)
+{
+    int rc = ASR_OK;
+    for (; rc == ASR_OK && *next < cleared->n && cleared->v[*next].offset < to; (*next)++) {
+        rc = add_zero_run(pr, cleared->v[*next].offset, cleared->v[*next].length, err);
+        pr->st->cleared_bytes += cleared->v[*next].length;
+    }
+    return rc;
+}
+
 static int read_volume(struct producer *pr, struct source *src, const struct asr_volume_info *v,
                        struct asr_backup_progress *prog, struct asr_error *err)
 {
     const struct asr_backup_options *opt = pr->p->opt;
     struct asr_range whole;
-    size_t count;
+    size_t count, next_cleared = 0;
     const struct asr_range *ranges = capture_ranges(v, &whole, &count);
+    static const struct asr_ranges none;
+    const struct asr_ranges *cleared = v->capture == ASR_CAPTURE_USED ? &v->map.cleared : &none;
     int rc = source_start(src, v->start_bytes, ranges, count, err);
     double t_chunk = 0;
     while (rc == ASR_OK) {
@@ -1056,8 +1082,10 @@ static int read_volume(struct producer *pr, struct source *src, const struct asr
             enter_request(pr, src, piece.request);
         queue_scans(pr, src);
         uint64_t off = piece.disk_offset - v->start_bytes;
-        rc = piece.unreadable ? feed_unreadable(pr, off, piece.len, err)
-                              : feed_piece(pr, off, piece.data, piece.len, err);
+        rc = feed_cleared(pr, cleared, &next_cleared, off, err);
+        if (rc == ASR_OK)
+            rc = piece.unreadable ? feed_unreadable(pr, off, piece.len, err)
+                                  : feed_piece(pr, off, piece.data, piece.len, err);
         t_chunk += thread_seconds() - t0;
         pr->st->read_bytes += piece.len;
         prog->done += piece.len;
@@ -1065,6 +1093,8 @@ static int read_volume(struct producer *pr, struct source *src, const struct asr
             opt->progress(prog, opt->progress_ctx);
     }
     drain_scans(pr);
+    if (rc == ASR_OK)
+        rc = feed_cleared(pr, cleared, &next_cleared, UINT64_MAX, err);
     if (rc == ASR_OK && (rc = flush_zero(pr, err)) == ASR_OK)
         rc = end_chunk(pr, err);
     pr->st->chunk_seconds += t_chunk;

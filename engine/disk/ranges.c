@@ -71,8 +71,10 @@ void asr_ranges_free(struct asr_ranges *r)
 
 void asr_usedmap_free(struct asr_usedmap *m)
 {
-    if (m)
+    if (m) {
         asr_ranges_free(&m->used);
+        asr_ranges_free(&m->cleared);
+    }
 }
 
 int asr_window_read(const struct asr_window *w, const char *what, uint64_t off, void *buf, size_t len,

@@ -27,3 +27,9 @@ asr_used_fn asr_used_parser(const char *fs)
         return asr_swap_used;
     return NULL;
 }
+
+int asr_fs_cleared(const struct asr_window *w, const char *fs_type, struct asr_ranges *out, struct asr_error *err)
+{
+    *out = (struct asr_ranges){0};
+    return asr_used_parser(fs_type) == asr_ext_used ? asr_ext_cleared(w, out, err) : ASR_OK;
+}

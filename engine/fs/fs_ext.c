@@ -80,6 +80,8 @@ struct findings {
     uint64_t transactions; /* committed transactions in a journal to replay */
     uint64_t named;        /* blocks the log names */
     uint64_t replay_extra; /* bytes the filesystem as replayed adds */
+    uint64_t cleared;      /* bytes of an empty journal's log, left unread */
+    char log_kept[160];    /* why an empty journal's log is read all the same */
 };
 
 static int unite(struct asr_ranges *into, const struct asr_ranges *more, struct asr_error *err)
@@ -206,6 +208,86 @@ static int map_replayed(const struct asr_window *w, ext2_filsys fs, const struct
     return rc;
 }
 
+/* ---- an empty journal's log ------------------------------------------------------------ */
+
+/* Whether the state lets an empty journal's log go unread: cleanly unmounted (or frozen, which
+ * flushes the journal and clears the recovery flag), no errors recorded, nothing to recover. */
+static bool state_clean(struct ext2_super_block *s) /* libext2fs takes it non-const */
+{
+    return (s->s_state & EXT2_VALID_FS) && !(s->s_state & EXT2_ERROR_FS) &&
+           !ext2fs_has_feature_journal_needs_recovery(s);
+}
+
+/* used less cut (both sorted and apart) into out, empty on entry. */
+static int subtract(const struct asr_ranges *used, const struct asr_ranges *cut, struct asr_ranges *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < used->n; i++) {
+        uint64_t at = used->v[i].offset, end = at + used->v[i].length;
+        while (k < cut->n && cut->v[k].offset + cut->v[k].length <= at)
+            k++;
+        for (size_t j = k; j < cut->n && cut->v[j].offset < end; j++) {
+            int rc = cut->v[j].offset > at ? asr_ranges_add(out, at, cut->v[j].offset - at) : ASR_OK;
+            if (rc != ASR_OK)
+                return rc;
+            if (cut->v[j].offset + cut->v[j].length > at)
+                at = cut->v[j].offset + cut->v[j].length;
+        }
+        int rc = end > at ? asr_ranges_add(out, at, end - at) : ASR_OK;
+        if (rc != ASR_OK)
+            return rc;
+    }
+    return ASR_OK;
+}
+
+/* Moves an empty journal's log from used to cleared. A journal whose superblock or map fails its
+ * checks keeps its log in used, read as before (the note says why); so does a log not wholly in
+ * use, which a sound filesystem never has. */
+static int clear_dead_log(ext2_filsys fs, const struct ext_io *wi, struct asr_usedmap *out, struct findings *f,
+                          struct asr_error *err)
+{
+    struct asr_ranges log = {0}, rest = {0};
+    struct asr_error why = {0};
+    int rc = ext_journal_dead_log(fs, wi, &log, &why);
+    if (rc == ASR_E_NOMEM)
+        return asr_fail_public(err, rc, "%s", why.msg);
+    if (rc != ASR_OK)
+        snprintf(f->log_kept, sizeof f->log_kept, "%.150s", why.msg);
+    if (rc == ASR_OK && log.n)
+        rc = subtract(&out->used, &log, &rest);
+    if (rc == ASR_E_NOMEM) {
+        asr_ranges_free(&log);
+        return asr_fail_public(err, rc, "ext: out of memory");
+    }
+    uint64_t bytes = asr_ranges_bytes(&log);
+    if (rc == ASR_OK && bytes && asr_ranges_bytes(&out->used) - asr_ranges_bytes(&rest) == bytes) {
+        asr_ranges_free(&out->used);
+        out->used = rest;
+        out->cleared = log;
+        f->cleared = bytes;
+        return ASR_OK;
+    }
+    if (rc == ASR_OK && bytes)
+        snprintf(f->log_kept, sizeof f->log_kept, "the block bitmap marks part of it free");
+    asr_ranges_free(&rest);
+    asr_ranges_free(&log);
+    return ASR_OK;
+}
+
+int asr_ext_cleared(const struct asr_window *w, struct asr_ranges *out, struct asr_error *err)
+{
+    *out = (struct asr_ranges){0};
+    struct ext_io io;
+    ext2_filsys fs;
+    int rc = ext_open(w, &io, &fs, err);
+    if (rc != ASR_OK)
+        return rc;
+    if (state_clean(fs->super))
+        rc = ext_journal_dead_log(fs, &io, out, err);
+    ext2fs_close_free(&fs);
+    return rc;
+}
+
 /* Says what the map holds beyond the bitmap on disk, and why it looked ("" when nothing was found
  * on a clean filesystem). */
 static void write_note(struct ext2_super_block *s, const struct findings *f, uint64_t bs, char *note, size_t n)
@@ -234,6 +316,11 @@ static void write_note(struct ext2_super_block *s, const struct findings *f, uin
         NOTE("every block the metadata references is marked used in the block bitmap; ");
     if (f->outside)
         NOTE("%llu references to blocks outside the filesystem (nothing to capture); ", (unsigned long long)f->outside);
+    if (f->cleared)
+        NOTE("journal empty: its log, %llu KiB, captured as zeros without reading it (jbd2 never reads it); ",
+             (unsigned long long)(f->cleared >> 10));
+    else if (f->log_kept[0])
+        NOTE("journal log captured as it is: %s; ", f->log_kept);
 #undef NOTE
     if (at >= 2 && note[at - 2] == ';')
         note[at - 2] = '\0';
@@ -248,6 +335,8 @@ static int map_open(const struct asr_window *w, ext2_filsys fs, const struct ext
     int rc = map_view(fs, wi, &out->used, &f, err);
     if (rc == ASR_OK && ext2fs_has_feature_journal_needs_recovery(fs->super))
         rc = map_replayed(w, fs, wi, &out->used, &f, err);
+    if (rc == ASR_OK && state_clean(fs->super) && !f.bitmap_csum && !f.extra)
+        rc = clear_dead_log(fs, wi, out, &f, err);
     if (rc != ASR_OK)
         return rc;
     out->block_size = (uint32_t)EXT2_CLUSTER_SIZE(fs->super);
@@ -275,6 +364,7 @@ int asr_ext_used(const struct asr_window *w, struct asr_usedmap *out, struct asr
     ext2fs_close_free(&fs);
     if (rc != ASR_OK) {
         asr_ranges_free(&out->used);
+        asr_ranges_free(&out->cleared);
         out->note[0] = '\0';
     }
     return rc;

@@ -101,6 +101,14 @@ int ext_walk_refs(ext2_filsys fs, const struct ext_io *io, ext2fs_block_bitmap r
 int ext_journal_replay(ext2_filsys fs, const struct ext_io *io, struct ext_replay *out,
                            struct asr_error *err);
 
+/* The byte ranges of the internal journal's log (every block of it but its superblock) when the
+ * journal is empty: the filesystem not flagged for recovery and the journal superblock's s_start
+ * 0. jbd2, in the kernel and in e2fsck, then reads the superblock alone, and a mount starts a
+ * new log over the old one, so those bytes are never read. out stays empty otherwise (no journal,
+ * an external one, a journal to recover, unknown jbd2 features); an error when the journal's
+ * superblock or map fails its checks. */
+int ext_journal_dead_log(ext2_filsys fs, const struct ext_io *io, struct asr_ranges *out, struct asr_error *err);
+
 /* A libext2fs failure as an asrimg error "ext: WHAT: WHY": when the window refused a read, that
  * refusal is the real reason (libext2fs would only say "short read"). Returns the status. */
 int ext_fail(struct asr_error *err, const struct ext_io *io, const char *what, errcode_t code);

@@ -284,6 +284,7 @@ static int read_jsb(struct log *l, uint32_t *start, uint32_t *seq)
                                "ext: journal superblock says %u-byte blocks, %u of them, log from %u: not a journal "
                                "of %llu blocks of %llu bytes",
                                jbs, maxlen, l->first, (unsigned long long)blocks, (unsigned long long)bs);
+    l->last = maxlen;
     if (*start == 0)
         return ASR_OK;
     if (l->incompat & JBD2_INCOMPAT_FAST_COMMIT)
@@ -291,7 +292,6 @@ static int read_jsb(struct log *l, uint32_t *start, uint32_t *seq)
     if (l->incompat & ~JBD2_INCOMPAT_KNOWN)
         return asr_fail_public(l->err, ASR_E_UNSUPPORTED, "ext: the journal has unknown features 0x%x to replay",
                                l->incompat & ~JBD2_INCOMPAT_KNOWN);
-    l->last = maxlen;
     if (*start < l->first || *start >= l->last)
         return asr_fail_public(l->err, ASR_E_CORRUPT, "ext: journal log starts at block %u, outside its %u..%u",
                                *start, l->first, l->last - 1);
@@ -325,3 +325,121 @@ int ext_journal_replay(ext2_filsys fs, const struct ext_io *io, struct ext_repla
         ext_replay_free(out);
     return rc;
 }
+
+/* ---- an empty journal's log --------------------------------------------------------------- */
+
+/* The log's blocks as they come from the inode's map, in logical order (runs of adjacent ones
+ * merged); sorted by ext_journal_dead_log. A damaged map could make libext2fs's walk endless
+ * (indirect or index blocks naming one block over and over): the walk stops, and the log is
+ * kept, at a tree block beyond what a map of maxlen blocks needs, or a logical block that does
+ * not follow the one before. */
+struct log_walk {
+    uint64_t maxlen, fs_blocks, first_data, bs, tree_blocks, tree_budget;
+    int64_t last; /* the last logical block seen */
+    struct asr_range *v;
+    size_t n, cap;
+    int rc;
+};
+
+static int log_block(ext2_filsys fs, blk64_t *blocknr, e2_blkcnt_t blockcnt, blk64_t ref_blk, int ref_offset,
+                     void *priv)
+{
+    (void)ref_blk, (void)ref_offset;
+    struct log_walk *lw = priv;
+    if (blockcnt < 0) { /* an indirect or extent index block: metadata, kept */
+        if (++lw->tree_blocks > lw->tree_budget) {
+            lw->rc = ASR_E_LIMIT;
+            return BLOCK_ABORT;
+        }
+        return 0;
+    }
+    if (blockcnt <= lw->last) {
+        lw->rc = ASR_E_CORRUPT;
+        return BLOCK_ABORT;
+    }
+    lw->last = blockcnt;
+    if (blockcnt == 0) /* the journal superblock: read at every mount, kept */
+        return 0;
+    if ((uint64_t)blockcnt >= lw->maxlen) /* past the log */
+        return BLOCK_ABORT;
+    uint64_t b = *blocknr, bs = fs->blocksize;
+    if (b < lw->first_data || b >= lw->fs_blocks) {
+        lw->rc = ASR_E_CORRUPT;
+        return BLOCK_ABORT;
+    }
+    if (lw->n && lw->v[lw->n - 1].offset + lw->v[lw->n - 1].length == b * bs) {
+        lw->v[lw->n - 1].length += bs;
+        return 0;
+    }
+    struct asr_range *v = asr_grow(lw->v, &lw->cap, lw->n + 1, sizeof *v, 16);
+    if (!v) {
+        lw->rc = ASR_E_NOMEM;
+        return BLOCK_ABORT;
+    }
+    lw->v = v;
+    lw->v[lw->n++] = (struct asr_range){b * bs, bs};
+    return 0;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+    const struct asr_range *x = a, *y = b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* The log's runs, sorted, into out; ASR_E_CORRUPT when two overlap (a journal mapping a block
+ * twice is not one whose log may be left out). */
+static int sorted_log(struct log_walk *lw, struct asr_ranges *out, struct asr_error *err)
+{
+    qsort(lw->v, lw->n, sizeof *lw->v, cmp_range);
+    for (size_t i = 0; i < lw->n; i++) {
+        if (out->n && lw->v[i].offset < out->v[out->n - 1].offset + out->v[out->n - 1].length)
+            return asr_fail_public(err, ASR_E_CORRUPT, "ext: the journal maps block %llu twice",
+                                   (unsigned long long)(lw->v[i].offset / lw->bs));
+        if (asr_ranges_add(out, lw->v[i].offset, lw->v[i].length) != ASR_OK)
+            return nomem(err);
+    }
+    return ASR_OK;
+}
+
+int ext_journal_dead_log(ext2_filsys fs, const struct ext_io *io, struct asr_ranges *out, struct asr_error *err)
+{
+    *out = (struct asr_ranges){0};
+    struct log l = {.fs = fs, .io = io, .ino = fs->super->s_journal_inum, .err = err};
+    if (!ext2fs_has_feature_journal(fs->super) || ext2fs_has_feature_journal_dev(fs->super) || l.ino == 0 ||
+        ext2fs_has_feature_journal_needs_recovery(fs->super))
+        return ASR_OK;
+    errcode_t e = ext2fs_read_inode(fs, l.ino, &l.inode);
+    if (e)
+        return ext_fail(err, io, "reading the journal inode", e);
+    uint32_t start = 0, seq = 0;
+    int rc = read_jsb(&l, &start, &seq);
+    /* Features jbd2 may add could give s_start another meaning: only known ones (fast commits
+     * are replayed only from a log that is not empty either). */
+    if (rc != ASR_OK || start || (l.incompat & ~(JBD2_INCOMPAT_KNOWN | JBD2_INCOMPAT_FAST_COMMIT)))
+        return rc;
+    /* A block map of maxlen blocks needs one indirect block per bs/4 of them and one double
+     * indirect per (bs/4)^2, an extent tree far fewer: twice that, and a few, is ample. */
+    uint64_t per = fs->blocksize / 4;
+    struct log_walk lw = {.maxlen = l.last, .fs_blocks = ext2fs_blocks_count(fs->super),
+                          .first_data = fs->super->s_first_data_block, .bs = fs->blocksize,
+                          .tree_budget = 2 * (l.last / per + l.last / (per * per)) + 16, .last = -1};
+    e = ext2fs_block_iterate3(fs, l.ino, BLOCK_FLAG_READ_ONLY, NULL, log_block, &lw);
+    if (lw.rc == ASR_E_NOMEM)
+        rc = nomem(err);
+    else if (lw.rc == ASR_E_LIMIT)
+        rc = asr_fail_public(err, ASR_E_CORRUPT, "ext: the journal's block map has more tree blocks than its "
+                                                 "%llu blocks need", (unsigned long long)l.last);
+    else if (lw.rc)
+        rc = asr_fail_public(err, ASR_E_CORRUPT, "ext: the journal maps a block outside the filesystem, or "
+                                                 "its blocks out of order");
+    else if (e)
+        rc = ext_fail(err, io, "walking the journal inode's blocks", e);
+    else
+        rc = sorted_log(&lw, out, err);
+    free(lw.v);
+    if (rc != ASR_OK)
+        asr_ranges_free(out);
+    return rc;
+}
+

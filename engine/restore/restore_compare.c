@@ -102,6 +102,50 @@ static int zeros_hold(struct compare *c, uint64_t at, uint64_t len, uint64_t *ba
     return ASR_OK;
 }
 
+/* The volume's cleared ranges as the disk's own filesystem says (opt->cleared): a backup of an ext
+ * filesystem whose journal is empty holds zeros for its log, which the source disk does not (and
+ * which its filesystem never reads). Empty without opt->cleared, and when the disk's filesystem
+ * says nothing of the kind: then every zero extent is checked. */
+static void disk_cleared(struct compare *c, const struct asr_volume_desc *vd, struct asr_ranges *out)
+{
+    *out = (struct asr_ranges){0};
+    if (!c->opt->cleared)
+        return;
+    struct asr_window w = {.fd = c->t->fd_buffered, .path = c->t->path, .base = vd->disk_offset,
+                           .size = vd->size_bytes};
+    struct asr_error why = {0};
+    if (c->opt->cleared(&w, vd->fs_type, out, &why) != ASR_OK)
+        asr_ranges_free(out);
+}
+
+/* zeros_hold over a zero extent (volume bytes [off, off+len)) but for the disk's cleared ranges;
+ * *bad is the first non-zero byte from off. */
+static int zero_extent_holds(struct compare *c, uint64_t base, uint64_t off, uint64_t len,
+                             const struct asr_ranges *cleared, uint64_t *bad, struct asr_error *err)
+{
+    *bad = UINT64_MAX;
+    size_t k = 0;
+    for (uint64_t at = off, end = off + len; at < end;) {
+        while (k < cleared->n && cleared->v[k].offset + cleared->v[k].length <= at)
+            k++;
+        bool inside = k < cleared->n && cleared->v[k].offset <= at;
+        uint64_t stop = inside ? cleared->v[k].offset + cleared->v[k].length
+                               : k < cleared->n && cleared->v[k].offset < end ? cleared->v[k].offset : end;
+        if (stop > end)
+            stop = end;
+        if (!inside) {
+            int rc = zeros_hold(c, base + at, stop - at, bad, err);
+            if (rc || *bad != UINT64_MAX) {
+                if (*bad != UINT64_MAX)
+                    *bad += at - off;
+                return rc;
+            }
+        }
+        at = stop;
+    }
+    return ASR_OK;
+}
+
 /* Byte by byte against the image: names the first wrong byte of the volume. */
 static int locate(struct compare *c, struct asr_reader *r, uint32_t v, struct asr_error *err)
 {
@@ -136,11 +180,16 @@ static int compare_volume(struct compare *c, uint32_t v, struct asr_error *err)
     const struct asr_extent *e = image_extents(c->rs->im, v, &n);
     struct asr_volume_hasher *h;
     int rc = asr_volume_hasher_new(asr_image_info(c->rs->im)->hash_seed, &h, err);
+    struct asr_ranges cleared;
+    disk_cleared(c, vd, &cleared);
     for (uint64_t i = 0; i < n && !rc; i++) {
         uint64_t at = vd->disk_offset + e[i].offset, bad;
-        if (e[i].ref == ASR_REF_ZERO && !(rc = zeros_hold(c, at, e[i].length, &bad, err)) && bad != UINT64_MAX) {
+        if (e[i].ref == ASR_REF_ZERO &&
+            !(rc = zero_extent_holds(c, vd->disk_offset, e[i].offset, e[i].length, &cleared, &bad, err)) &&
+            bad != UINT64_MAX) {
             mismatch(c, v, e[i].offset + bad, "should read as zeros");
             asr_volume_hasher_free(h);
+            asr_ranges_free(&cleared);
             return ASR_OK;
         }
         const uint8_t *got = NULL;
@@ -152,6 +201,7 @@ static int compare_volume(struct compare *c, uint32_t v, struct asr_error *err)
         if (c->opt->progress)
             c->opt->progress(&c->progress, c->opt->progress_ctx);
     }
+    asr_ranges_free(&cleared);
     const struct asr_volume_stats *vs = asr_image_volume_stats(c->rs->im, v);
     struct asr_hash128 got = asr_volume_hasher_digest(h), want = vs ? vs->content_hash : got;
     bool same = !rc && got.lo == want.lo && got.hi == want.hi;
