@@ -481,6 +481,13 @@ static int check_block(const struct btrfs_fs *fs, uint64_t logical, int level, c
     return ASR_OK;
 }
 
+/* A block or byte with no copy on this device: on a filesystem of several devices, the others hold
+ * it (BTRFS_E_ELSEWHERE); on one of a single device, its chunk names a device that cannot exist. */
+static int elsewhere_status(const struct btrfs_fs *fs)
+{
+    return fs->num_devices < 2 ? ASR_E_CORRUPT : BTRFS_E_ELSEWHERE;
+}
+
 int btrfs_read_tree_block(struct btrfs_fs *fs, uint64_t logical, int level, uint8_t *buf, struct asr_error *err)
 {
     const struct btrfs_chunk *c = btrfs_chunk_find(fs, logical);
@@ -522,7 +529,7 @@ int btrfs_read_tree_block(struct btrfs_fs *fs, uint64_t logical, int level, uint
     for (unsigned i = 0; i < n && o < sizeof devs - 24; i++)
         o += (size_t)snprintf(devs + o, sizeof devs - o, "%s%llu", i ? ", " : "", (unsigned long long)pl[i].devid);
     return asr_fail_public(
-        err, BTRFS_E_ELSEWHERE,
+        err, elsewhere_status(fs),
         "btrfs: tree block at logical %llu is only on device%s %s, not on this one (device %llu of %llu)",
         (unsigned long long)logical, n == 1 ? "" : "s", devs, (unsigned long long)fs->devid,
         (unsigned long long)fs->num_devices);
@@ -543,7 +550,7 @@ int btrfs_read_logical(struct btrfs_fs *fs, const char *what, uint64_t logical, 
         while (i < n && pl[i].devid != fs->devid)
             i++;
         if (i == n)
-            return asr_fail_public(err, BTRFS_E_ELSEWHERE,
+            return asr_fail_public(err, elsewhere_status(fs),
                                    "btrfs: %s at logical %llu is only on device %llu, not on this one (device %llu)",
                                    what ? what : "data", (unsigned long long)logical, (unsigned long long)pl[0].devid,
                                    (unsigned long long)fs->devid);

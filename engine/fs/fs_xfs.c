@@ -56,7 +56,7 @@ static int record(struct asr_ranges *r, uint64_t off, uint64_t len, struct asr_e
 /* One free extent of the leaf at agbno: the used blocks before it become a range. */
 static int free_extent(struct ag_walk *a, uint32_t agbno, uint32_t start, uint32_t count, struct asr_error *err)
 {
-    if (count == 0 || start < a->next || start < a->header_blocks || count > a->length - start)
+    if (count == 0 || start < a->next || start < a->header_blocks || start >= a->length || count > a->length - start)
         return asr_fail_public(err, ASR_E_CORRUPT,
                                "xfs: AG %u: free extent %u+%u out of order, over the AG headers or past the AG's %u "
                                "blocks (bnobt block %u)",
