@@ -385,7 +385,10 @@ static size_t dedup_plan(struct dedup_step *s, int gap)
     PUT(2, 60000, 4096, 4, 0);
     PUT(2, 70000, 12288, 2, 0);
     PUT(2, 90000, 16384, 1, 0);
-    if (gap) {
+    if (gap == 2) /* a patched region's shape: runs alternating between two chunks, back to back */
+        for (uint64_t k = 0; k < 8; k++)
+            PUT(2, 150000 + 4096 * k, 4096, k % 2 ? 5 : 4, k % 2 ? 4096 * (uint32_t)(k / 2 % 2) : 0);
+    if (gap == 1) {
         NEW(6); /* bytes 2000 to 4000 are not laid while it is the last chunk */
         PUT(2, 110000, 2000, 6, 0);
         PUT(2, 120000, 2000, 6, 4000);

@@ -44,7 +44,8 @@ uint64_t sample_volume_size(const struct sample_opts *o);
  * later chunks, from another volume and from another disk. Volume v's captured bytes are
  * dedup_expected(v, off) wherever *captured comes back 1. gap: one extent also uses bytes of a
  * chunk that no extent laid while that chunk was the last one (valid, but a pipe cannot go back
- * for them). */
+ * for them). gap 2 instead: eight runs alternating between two chunks, as a patched region's
+ * extents alternate between its base and its patch (SPEC.md 19.10). */
 int write_dedup_image(const char *path, int gap, struct asr_error *err);
 uint8_t dedup_expected(uint32_t volume, uint64_t off, int gap, int *captured);
 

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define PREFETCH_EVERY 64u           /* chunks */
 #define PREFETCH_BYTES (64ull << 20) /* of the image, ahead of the chunk being decoded */
@@ -16,38 +17,65 @@
 
 /* ---- what to decode, in order -------------------------------------------------------------- */
 
-/* A run of a volume's extents that use the same chunk (or one zero or unreadable extent). */
+/* A run of a volume's extents that use the same chunk (or one zero or unreadable extent). A data
+ * unit takes its chunk from decode number `seq`: a new one, or one of the two before it when
+ * that decoded the same chunk. A patched region (SPEC.md 19.10) alternates between its base
+ * chunk and its patch, run by run: each is then decoded once, not once per run. */
 struct unit {
     uint32_t volume;
     uint64_t first, count; /* extents in the index */
     uint64_t ref;
+    size_t seq;            /* data units: the decode it lays */
 };
 
-static int plan_units(struct asr_reader *r, struct unit **out, size_t *n, size_t *ndata, struct asr_error *err)
+#define REUSE_BACK 2 /* how many decodes back a data unit may take its chunk from */
+
+static int add_unit(struct unit **u, size_t *cap, size_t *len, struct unit add, struct asr_error *err)
 {
-    size_t cap = 0, len = 0, data = 0;
+    struct unit *g = asr_grow(*u, cap, *len + 1, sizeof *g, 1024);
+    if (!g)
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the restore plan");
+    *u = g;
+    g[(*len)++] = add;
+    return ASR_OK;
+}
+
+/* The units in order, each data unit given its decode; *nseq decodes. */
+static int plan_units(struct asr_reader *r, struct unit **out, size_t *n, size_t *nseq, struct asr_error *err)
+{
+    size_t cap = 0, len = 0, seqs = 0;
+    uint64_t recent[REUSE_BACK] = {0}; /* recent[k]: the chunk of decode seqs - 1 - k */
     struct unit *u = NULL;
     for (uint32_t v = 0; v < asr_reader_volume_count(r); v++) {
         uint64_t count;
         const struct asr_extent *e = asr_reader_extents(r, v, &count);
         for (uint64_t i = 0; i < count;) {
-            uint64_t j = i + 1;
-            while (e[i].ref < ASR_REF_UNREADABLE && j < count && e[j].ref == e[i].ref)
+            uint64_t j = i + 1, ref = e[i].ref;
+            while (ref < ASR_REF_UNREADABLE && j < count && e[j].ref == ref)
                 j++;
-            struct unit *g = asr_grow(u, &cap, len + 1, sizeof *g, 1024);
-            if (!g) {
-                free(u);
-                return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the restore plan");
+            size_t seq = 0;
+            if (ref < ASR_REF_UNREADABLE) {
+                size_t k = 0;
+                while (k < REUSE_BACK && k < seqs && recent[k] != ref)
+                    k++;
+                if (k < REUSE_BACK && k < seqs) {
+                    seq = seqs - 1 - k;
+                } else {
+                    memmove(recent + 1, recent, (REUSE_BACK - 1) * sizeof *recent);
+                    recent[0] = ref;
+                    seq = seqs++;
+                }
             }
-            u = g;
-            u[len++] = (struct unit){v, i, j - i, e[i].ref};
-            data += e[i].ref < ASR_REF_UNREADABLE;
+            if (add_unit(&u, &cap, &len, (struct unit){v, i, j - i, ref, seq}, err) != ASR_OK) {
+                free(u);
+                return err->code;
+            }
             i = j;
         }
     }
     *out = u;
     *n = len;
-    *ndata = data;
+    *nseq = seqs;
     return ASR_OK;
 }
 
@@ -240,21 +268,31 @@ int restore_file_pass(struct restore_pass *p, struct asr_error *err)
 {
     struct asr_reader *r = image_reader(p->rs->im);
     struct unit *u = NULL;
-    size_t nunits = 0, ndata = 0;
-    int rc = plan_units(r, &u, &nunits, &ndata, err);
+    size_t nunits = 0, nseq = 0;
+    int rc = plan_units(r, &u, &nunits, &nseq, err);
     if (rc)
         return rc;
-    size_t *seq_unit = malloc((ndata ? ndata : 1) * sizeof *seq_unit);
-    if (!seq_unit) {
+    /* seq_unit: the unit each decode is for; last_use: the last unit laying it, after which its
+     * slot goes back to the workers. A decode is reused only before the second one after it is
+     * made, so the main thread, waiting for a decode, holds at most the one before it: the slots
+     * (2 per worker, and 2) always leave the workers room. */
+    size_t *seq_unit = malloc((nseq ? nseq : 1) * sizeof *seq_unit);
+    size_t *last_use = malloc((nseq ? nseq : 1) * sizeof *last_use);
+    if (!seq_unit || !last_use) {
         free(u);
+        free(seq_unit);
+        free(last_use);
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the restore plan");
     }
-    for (size_t i = 0, k = 0; i < nunits; i++)
-        if (u[i].ref < ASR_REF_UNREADABLE)
+    for (size_t i = 0, k = 0; i < nunits; i++) {
+        if (u[i].ref >= ASR_REF_UNREADABLE)
+            continue;
+        if (u[i].seq == k)
             seq_unit[k++] = i;
+        last_use[u[i].seq] = i;
+    }
     struct decoders d;
-    rc = decoders_start(&d, r, u, seq_unit, ndata, restore_worker_count(p->opt->threads), err);
-    size_t s = 0;
+    rc = decoders_start(&d, r, u, seq_unit, nseq, restore_worker_count(p->opt->threads), err);
     for (size_t i = 0; i < nunits && !rc; i++) {
         if (p->opt->cancel && *p->opt->cancel) {
             rc = asr_fail_public(err, ASR_E_IO, "interrupted: the restore is incomplete; run it again");
@@ -262,17 +300,18 @@ int restore_file_pass(struct restore_pass *p, struct asr_error *err)
         }
         const struct slot *slot = NULL;
         if (u[i].ref < ASR_REF_UNREADABLE) {
-            slot = decoded(&d, s);
-            p->st->chunks_decoded++;
+            slot = decoded(&d, u[i].seq);
+            p->st->chunks_decoded += seq_unit[u[i].seq] == i;
         }
         rc = lay_unit(p, r, &u[i], slot, err);
-        if (slot)
-            release(&d, s++);
+        if (slot && last_use[u[i].seq] == i)
+            release(&d, u[i].seq);
         if (p->opt->progress)
             p->opt->progress(&(struct asr_restore_progress){.done = p->done, .total = p->total}, p->opt->progress_ctx);
     }
     decoders_stop(&d);
     free(seq_unit);
+    free(last_use);
     free(u);
     return rc ? rc : restore_mirror_flush(p->m);
 }
