@@ -557,6 +557,10 @@ struct producer {
     uint8_t vkey[HINT_KEY_SIZE];
     const struct hint *spec;
     uint64_t no_spec_until;
+    /* With patches: the chunk the chunker fills ends, at the latest, where the next hint's region
+     * starts (region_end), so that bytes which changed are chunked within their own regions and
+     * the unchanged region after them is taken from its hint, not stored again in a new chunk. */
+    uint64_t region_end;
     uint8_t *scratch;
     struct piece_ref *left;
     size_t left_cap;
@@ -650,8 +654,15 @@ static int rechunk(struct producer *pr, struct asr_error *err)
     cdc_reset(&pr->cdc);
     bool cut = false;
     size_t n = s->len, c = cdc_feed(&pr->cdc, s->content, n, &cut);
-    if (!cut)
+    if (!cut) {
+        /* With patches, bytes that reach the next hint's region end there (take_bytes). */
+        const struct piece_ref *last = &s->pieces[s->npieces - 1];
+        if (last->offset + last->len == pr->region_end) {
+            s->cut = true;
+            flush_chunk(pr);
+        }
         return ASR_OK;
+    }
     size_t nleft = 0, keep = 0;
     for (size_t i = 0; i < s->npieces; i++) {
         struct piece_ref *r = &s->pieces[i];
@@ -758,13 +769,22 @@ static int end_chunk(struct producer *pr, struct asr_error *err)
     return ASR_OK;
 }
 
-/* Takes up to len bytes into the chunk being filled: as its hint says, or as the chunker cuts. */
-static size_t take_bytes(struct producer *pr, const uint8_t *data, size_t len, bool *cut)
+/* Takes up to len bytes at volume offset off into the chunk being filled: as its hint says, or
+ * as the chunker cuts, and then no further than the next hint's region (*cut set there too). */
+static size_t take_bytes(struct producer *pr, uint64_t off, const uint8_t *data, size_t len, bool *cut)
 {
     *cut = false;
     if (pr->spec) {
         size_t want = pr->spec->len - pr->cur->len;
         return len < want ? len : want;
+    }
+    if (pr->region_end <= off) /* the used ranges jumped past it: the next one */
+        pr->region_end = pr->p->opt->no_patches ? UINT64_MAX : hints_next_start(pr->hints, off);
+    if (pr->region_end - off <= len) {
+        size_t n = (size_t)(pr->region_end - off);
+        size_t c = cdc_feed(&pr->cdc, data, n, cut);
+        *cut = true; /* the chunker's cut, or the region's end */
+        return c;
     }
     if (pr->marks) /* never with hints: a volume with hints is not scanned ahead */
         return cdc_feed_marked(&pr->cdc, data, len, pr->marks, (size_t)(data - pr->span), cut);
@@ -783,9 +803,10 @@ static int feed_data(struct producer *pr, uint64_t off, const uint8_t *data, siz
             memcpy(pr->cur->vkey, pr->vkey, HINT_KEY_SIZE);
             pr->cur->hinted = pr->cur->cut = pr->cur->patched = false;
             pr->spec = off >= pr->no_spec_until ? hints_at(pr->hints, off) : NULL;
+            pr->region_end = pr->p->opt->no_patches ? UINT64_MAX : hints_next_start(pr->hints, off);
         }
         bool cut;
-        size_t take = take_bytes(pr, data, len, &cut);
+        size_t take = take_bytes(pr, off, data, len, &cut);
         struct slot *s = pr->cur;
         if ((rc = add_piece_ref(s, off, (uint32_t)take, err)) != ASR_OK)
             break;

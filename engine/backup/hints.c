@@ -126,7 +126,8 @@ const struct hint_list *hints_for_volume(const struct asr_backup_hints *h, const
     return NULL;
 }
 
-const struct hint *hints_at(const struct hint_list *l, uint64_t offset)
+/* The first hint at or after offset, or NULL. */
+static const struct hint *hints_from(const struct hint_list *l, uint64_t offset)
 {
     size_t lo = 0, hi = l ? l->n : 0;
     while (lo < hi) {
@@ -136,7 +137,19 @@ const struct hint *hints_at(const struct hint_list *l, uint64_t offset)
         else
             hi = mid;
     }
-    return l && lo < l->n && l->v[lo].offset == offset ? &l->v[lo] : NULL;
+    return l && lo < l->n ? &l->v[lo] : NULL;
+}
+
+const struct hint *hints_at(const struct hint_list *l, uint64_t offset)
+{
+    const struct hint *h = hints_from(l, offset);
+    return h && h->offset == offset ? h : NULL;
+}
+
+uint64_t hints_next_start(const struct hint_list *l, uint64_t offset)
+{
+    const struct hint *h = offset < UINT64_MAX ? hints_from(l, offset + 1) : NULL;
+    return h ? h->offset : UINT64_MAX;
 }
 
 int hints_record(struct asr_backup_hints *h, const uint8_t key[HINT_KEY_SIZE], const struct hint *e,

@@ -65,6 +65,8 @@ struct hint_list {
 const struct hint_list *hints_for_volume(const struct asr_backup_hints *h, const uint8_t key[HINT_KEY_SIZE]);
 /* The hint for a chunk starting at offset, or NULL. */
 const struct hint *hints_at(const struct hint_list *l, uint64_t offset);
+/* Where the first hint after offset starts (UINT64_MAX: none). */
+uint64_t hints_next_start(const struct hint_list *l, uint64_t offset);
 /* The average chunk size the hints were made with (the backup must chunk the same way). */
 uint32_t hints_avg_chunk(const struct asr_backup_hints *h);
 /* The private seed verify hashes use. */
