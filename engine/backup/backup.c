@@ -769,6 +769,13 @@ static int end_chunk(struct producer *pr, struct asr_error *err)
     return ASR_OK;
 }
 
+/* Where the region of the first hint after volume offset off starts: with patches, the chunker's
+ * chunks end there at the latest (region_end). */
+static uint64_t next_region(const struct producer *pr, uint64_t off)
+{
+    return pr->p->opt->no_patches ? UINT64_MAX : hints_next_start(pr->hints, off);
+}
+
 /* Takes up to len bytes at volume offset off into the chunk being filled: as its hint says, or
  * as the chunker cuts, and then no further than the next hint's region (*cut set there too). */
 static size_t take_bytes(struct producer *pr, uint64_t off, const uint8_t *data, size_t len, bool *cut)
@@ -779,7 +786,7 @@ static size_t take_bytes(struct producer *pr, uint64_t off, const uint8_t *data,
         return len < want ? len : want;
     }
     if (pr->region_end <= off) /* the used ranges jumped past it: the next one */
-        pr->region_end = pr->p->opt->no_patches ? UINT64_MAX : hints_next_start(pr->hints, off);
+        pr->region_end = next_region(pr, off);
     if (pr->region_end - off <= len) {
         size_t n = (size_t)(pr->region_end - off);
         size_t c = cdc_feed(&pr->cdc, data, n, cut);
@@ -803,7 +810,7 @@ static int feed_data(struct producer *pr, uint64_t off, const uint8_t *data, siz
             memcpy(pr->cur->vkey, pr->vkey, HINT_KEY_SIZE);
             pr->cur->hinted = pr->cur->cut = pr->cur->patched = false;
             pr->spec = off >= pr->no_spec_until ? hints_at(pr->hints, off) : NULL;
-            pr->region_end = pr->p->opt->no_patches ? UINT64_MAX : hints_next_start(pr->hints, off);
+            pr->region_end = next_region(pr, off);
         }
         bool cut;
         size_t take = take_bytes(pr, off, data, len, &cut);
@@ -1046,7 +1053,8 @@ static int add_volume(struct asr_writer *w, uint32_t disk_index, const struct as
         .disk_offset = v->start_bytes,
         .size_bytes = v->size_bytes,
         /* A used capture's cleared bytes are the filesystem's too, captured as zeros. */
-        .used_bytes = asr_volume_capture_bytes(v) + (v->capture == ASR_CAPTURE_USED ? asr_ranges_bytes(&v->map.cleared) : 0),
+        .used_bytes = asr_volume_capture_bytes(v) +
+                      (v->capture == ASR_CAPTURE_USED ? asr_ranges_bytes(&v->map.cleared) : 0),
         .block_size = v->map.block_size,
     };
     snprintf(d.fs_type, sizeof d.fs_type, "%s", v->map.fs_type);
