@@ -627,12 +627,12 @@ line = (f"- After changing {int(facts['files_changed']):,} of {int(facts['files_
         f"{int(facts['bytes_total']):,} bytes, {100 * int(facts['bytes_changed']) / int(facts['bytes_total']):.2f}%), rewritten in "
         f"place through a read-write loop mount (bench/README.md), whose new content is {cz / MiB:.2f} MiB as "
         f"`tar | zstd -3 | wc -c`: {added}. The root's used 4 KiB blocks that differ from the disk's (the files' and the "
-        f"metadata the kernel wrote: inode times, journal, superblock) are {int(facts['blocks_changed']) / MiB:.2f} MiB, "
+        f"metadata the kernel wrote: inode times, bitmaps, the superblocks; not the journal's log, which is not read when the journal is empty) are {int(facts['blocks_changed']) / MiB:.2f} MiB, "
         f"{int(facts['blocks_zstd']) / MiB:.2f} MiB as zstd -3. Of the chunks in which a byte changed, "
         f"{med('dir-changed', 'patched_chunks'):.0f} were kept as patches (SPEC.md 19.10: their "
         f"{med('dir-changed', 'patched_bytes') / MiB:.2f} MiB of changed 4 KiB blocks stored as chunks of their own, the "
         f"rest left in the chunks they were); the others, more than half changed or not recorded in the hints (a chunk "
-        f"ended by a zero run, such as the journal's new blocks), were stored whole: "
+        f"ended by a zero run, or new data where a zero run was), were stored whole: "
         f"{med('dir-changed', 'added_chunks'):.0f} chunks added in all, for {int(facts['files_changed']):,} files "
         f"scattered over the disk.")
 if has("avg-changed"):
