@@ -15,6 +15,7 @@
 
 #include "asr_engine.h"
 #include "internal.h" /* fmt_part_path */
+#include "restore_plan.h"
 #include "support.h"
 
 static void teardown(void) { scratch_cleanup(); }
@@ -671,28 +672,120 @@ Test(restore, dedup_of_repeated_blocks_the_same_from_a_pipe)
     free(img);
 }
 
-/* Runs alternating between two chunks (a patched region: base, patch, base...) decode each chunk
- * once, not once a run: the eight runs cost two decodes more than the image without them. */
-Test(restore, alternating_runs_decode_each_chunk_once)
+/* Chunks the image's extents use, each counted once. */
+static uint64_t distinct_chunks(const char *img)
 {
-    char *plain = scratch_path("dedup0.asrimg"), *alt = scratch_path("dedup2.asrimg");
-    struct asr_error err = {0};
-    cr_assert_eq(write_dedup_image(plain, 0, &err), ASR_OK, "%s", err.msg);
-    cr_assert_eq(write_dedup_image(alt, 2, &err), ASR_OK, "%s", err.msg);
-    for (unsigned threads = 1; threads <= 3; threads += 2) {
-        struct run a, b;
-        restore_run(&a, plain, "p", false, 0, &(struct asr_restore_options){.threads = threads});
-        restore_run(&b, alt, "a", false, 0, &(struct asr_restore_options){.threads = threads});
-        cr_assert_eq(a.rc, ASR_OK, "%s", a.err.msg);
-        cr_assert_eq(b.rc, ASR_OK, "%s", b.err.msg);
-        check_dedup_targets(&b, alt, 2);
-        cr_assert_eq(b.st.chunks_decoded, a.st.chunks_decoded + 2, "%llu decodes, %llu without the runs",
-                     (unsigned long long)b.st.chunks_decoded, (unsigned long long)a.st.chunks_decoded);
-        run_free(&a), run_free(&b);
+    struct asr_reader *r = open_image(img);
+    uint64_t chunks = asr_reader_info(r)->chunk_count, n = 0;
+    bool *seen = calloc(chunks ? chunks : 1, sizeof *seen);
+    cr_assert_not_null(seen);
+    for (uint32_t v = 0; v < asr_reader_volume_count(r); v++) {
+        uint64_t count;
+        const struct asr_extent *e = asr_reader_extents(r, v, &count);
+        for (uint64_t i = 0; i < count; i++)
+            if (e[i].ref < chunks && !seen[e[i].ref])
+                seen[e[i].ref] = true, n++;
     }
-    same_both_ways(alt, "the alternating runs");
-    free(plain);
-    free(alt);
+    free(seen);
+    asr_reader_free(r);
+    return n;
+}
+
+/* A chunk used again after other chunks (a file stored twice; a patched region's runs alternating
+ * between its base and its patch) is decoded once, kept for its later runs: with 1 and 3 workers,
+ * every byte right, and the same from a pipe. */
+Test(restore, a_chunk_used_again_later_is_decoded_once)
+{
+    for (int gap = 0; gap <= 2; gap++) {
+        char name[32];
+        snprintf(name, sizeof name, "dedup%d.asrimg", gap);
+        char *img = scratch_path(name);
+        struct asr_error err = {0};
+        cr_assert_eq(write_dedup_image(img, gap, &err), ASR_OK, "%s", err.msg);
+        uint64_t distinct = distinct_chunks(img);
+        for (unsigned threads = 1; threads <= 3; threads += 2) {
+            struct run a;
+            restore_run(&a, img, "k", false, 0, &(struct asr_restore_options){.threads = threads});
+            cr_assert_eq(a.rc, ASR_OK, "%s", a.err.msg);
+            check_dedup_targets(&a, img, gap);
+            cr_assert_eq(a.st.chunks_decoded, distinct, "gap %d: %llu decodes of %llu chunks", gap,
+                         (unsigned long long)a.st.chunks_decoded, (unsigned long long)distinct);
+            run_free(&a);
+        }
+        if (gap != 1) /* gap 1 leaves bytes a pipe cannot go back for (the test after this one) */
+            same_both_ways(img, "chunks used again later");
+        free(img);
+    }
+}
+
+/* The plan under budgets from none to all: run by run, a kept run finds its chunk in its place
+ * (copied there after its decode's last run, freed after its last kept run), a place is filled
+ * only when free, the places hold at most the budget and one chunk more; no budget decodes more
+ * than none, and one for everything decodes each chunk once. */
+static uint64_t check_plan(struct asr_reader *r, uint64_t budget)
+{
+    struct restore_plan pl;
+    struct asr_error err = {0};
+    cr_assert_eq(restore_plan_make(r, budget, &pl, &err), ASR_OK, "%s", err.msg);
+    uint64_t *holds = malloc((pl.places ? pl.places : 1) * sizeof *holds), held = 0, decodes = 0;
+    cr_assert_not_null(holds);
+    for (uint32_t k = 0; k < pl.places; k++)
+        holds[k] = UINT64_MAX;
+    for (size_t i = 0; i < pl.nunits; i++) {
+        const struct plan_unit *u = &pl.units[i];
+        if (u->ref >= ASR_REF_UNREADABLE)
+            continue;
+        if (u->kept != PLAN_NOT_KEPT) {
+            cr_assert_lt(u->kept, pl.places);
+            cr_assert_eq(holds[u->kept], u->ref, "run %zu: place %u holds chunk %llu, not %llu", i, u->kept,
+                         (unsigned long long)holds[u->kept], (unsigned long long)u->ref);
+            if (!u->keep_after)
+                held -= asr_reader_chunk_len(r, u->ref), holds[u->kept] = UINT64_MAX;
+            continue;
+        }
+        cr_assert_lt(u->seq, pl.nseq);
+        cr_assert_eq(pl.units[pl.seq_unit[u->seq]].ref, u->ref, "run %zu: decode %zu is another chunk's", i, u->seq);
+        cr_assert_leq(pl.seq_unit[u->seq], i);
+        cr_assert_leq(u->seq, decodes, "run %zu takes a decode not made yet", i);
+        decodes += pl.seq_unit[u->seq] == i;
+        uint32_t k = pl.keep_to[u->seq];
+        if (pl.last_use[u->seq] == i && k != PLAN_NOT_KEPT) {
+            cr_assert_lt(k, pl.places);
+            cr_assert_eq(holds[k], UINT64_MAX, "run %zu: place %u still holds chunk %llu", i, k,
+                         (unsigned long long)holds[k]);
+            holds[k] = u->ref;
+            held += asr_reader_chunk_len(r, u->ref);
+            cr_assert_leq(held, budget + asr_reader_info(r)->max_chunk_size, "run %zu: %llu bytes kept", i,
+                          (unsigned long long)held);
+        }
+    }
+    cr_assert_eq(decodes, pl.nseq);
+    free(holds);
+    restore_plan_free(&pl);
+    return decodes;
+}
+
+Test(restore, plans_keep_chunks_where_they_lay_them_within_the_budget)
+{
+    for (int gap = 0; gap <= 2; gap++) {
+        char *img = scratch_path("plan.asrimg");
+        struct asr_error err = {0};
+        cr_assert_eq(write_dedup_image(img, gap, &err), ASR_OK, "%s", err.msg);
+        struct asr_reader *r = open_image(img);
+        const uint64_t budgets[] = {0, 4096, 8192, 12288, 20000, 40000, 64ull << 20};
+        uint64_t none = 0, decodes = 0;
+        for (size_t b = 0; b < sizeof budgets / sizeof *budgets; b++) {
+            decodes = check_plan(r, budgets[b]);
+            if (!b)
+                none = decodes;
+            cr_assert_leq(decodes, none, "gap %d: budget %llu decodes %llu, none %llu", gap,
+                          (unsigned long long)budgets[b], (unsigned long long)decodes, (unsigned long long)none);
+        }
+        cr_assert_lt(decodes, none, "gap %d: keeping saves decodes", gap);
+        cr_assert_eq(decodes, distinct_chunks(img), "gap %d: a budget for all decodes each chunk once", gap);
+        asr_reader_free(r);
+        free(img);
+    }
 }
 
 /* Bytes of a chunk that no extent laid while the pipe carried it: refused as what it is (not as

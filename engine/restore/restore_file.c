@@ -1,10 +1,11 @@
-/* The data pass of a restore from an image file (or split set). Worker threads read and
- * decompress chunks in the order the extents need them (the index gives that order up front);
- * the main thread lays each run of extents through the mirrored writer (restore_mirror.c) onto
- * every target of its disk. */
-#include "grow.h"
+/* The data pass of a restore from an image file (or split set) or a snapshot. Worker threads
+ * read and decompress chunks in the order the extents need them (the index gives that order up
+ * front, restore_plan.c which decodes it takes); the main thread lays each run of extents through
+ * the mirrored writer (restore_mirror.c) onto every target of its disk, taking a chunk used
+ * again later from the kept ones. */
 #include "image_source.h"
 #include "restore_pass.h"
+#include "restore_plan.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -14,70 +15,7 @@
 #define PREFETCH_EVERY 64u           /* chunks */
 #define PREFETCH_BYTES (64ull << 20) /* of the image, ahead of the chunk being decoded */
 #define PREFETCH_CHUNKS 1024u        /* at most, named to a snapshot's store at a time */
-
-/* ---- what to decode, in order -------------------------------------------------------------- */
-
-/* A run of a volume's extents that use the same chunk (or one zero or unreadable extent). A data
- * unit takes its chunk from decode number `seq`: a new one, or one of the two before it when
- * that decoded the same chunk. A patched region (SPEC.md 19.10) alternates between its base
- * chunk and its patch, run by run: each is then decoded once, not once per run. */
-struct unit {
-    uint32_t volume;
-    uint64_t first, count; /* extents in the index */
-    uint64_t ref;
-    size_t seq;            /* data units: the decode it lays */
-};
-
-#define REUSE_BACK 2 /* how many decodes back a data unit may take its chunk from */
-
-static int add_unit(struct unit **u, size_t *cap, size_t *len, struct unit add, struct asr_error *err)
-{
-    struct unit *g = asr_grow(*u, cap, *len + 1, sizeof *g, 1024);
-    if (!g)
-        return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the restore plan");
-    *u = g;
-    g[(*len)++] = add;
-    return ASR_OK;
-}
-
-/* The units in order, each data unit given its decode; *nseq decodes. */
-static int plan_units(struct asr_reader *r, struct unit **out, size_t *n, size_t *nseq, struct asr_error *err)
-{
-    size_t cap = 0, len = 0, seqs = 0;
-    uint64_t recent[REUSE_BACK] = {0}; /* recent[k]: the chunk of decode seqs - 1 - k */
-    struct unit *u = NULL;
-    for (uint32_t v = 0; v < asr_reader_volume_count(r); v++) {
-        uint64_t count;
-        const struct asr_extent *e = asr_reader_extents(r, v, &count);
-        for (uint64_t i = 0; i < count;) {
-            uint64_t j = i + 1, ref = e[i].ref;
-            while (ref < ASR_REF_UNREADABLE && j < count && e[j].ref == ref)
-                j++;
-            size_t seq = 0;
-            if (ref < ASR_REF_UNREADABLE) {
-                size_t k = 0;
-                while (k < REUSE_BACK && k < seqs && recent[k] != ref)
-                    k++;
-                if (k < REUSE_BACK && k < seqs) {
-                    seq = seqs - 1 - k;
-                } else {
-                    memmove(recent + 1, recent, (REUSE_BACK - 1) * sizeof *recent);
-                    recent[0] = ref;
-                    seq = seqs++;
-                }
-            }
-            if (add_unit(&u, &cap, &len, (struct unit){v, i, j - i, ref, seq}, err) != ASR_OK) {
-                free(u);
-                return err->code;
-            }
-            i = j;
-        }
-    }
-    *out = u;
-    *n = len;
-    *nseq = seqs;
-    return ASR_OK;
-}
+#define KEEP_BYTES (64ull << 20)     /* decoded chunks kept for a later run (restore_plan.c) */
 
 /* ---- decoding workers ------------------------------------------------------------------- */
 
@@ -91,7 +29,7 @@ struct slot {
 
 struct decoders {
     struct asr_reader *r;
-    const struct unit *units;
+    const struct plan_unit *units;
     const size_t *seq_unit; /* data units in order */
     size_t nseq, next;
     struct slot *slots;
@@ -165,7 +103,7 @@ static void decoders_stop(struct decoders *d)
     pthread_mutex_destroy(&d->mu);
 }
 
-static int decoders_start(struct decoders *d, struct asr_reader *r, const struct unit *u, const size_t *seq_unit,
+static int decoders_start(struct decoders *d, struct asr_reader *r, const struct plan_unit *u, const size_t *seq_unit,
                           size_t nseq, unsigned threads, struct asr_error *err)
 {
     *d = (struct decoders){.r = r, .units = u, .seq_unit = seq_unit, .nseq = nseq};
@@ -235,7 +173,7 @@ static void describe_chunk_uses(const struct asr_reader *r, uint64_t ref, char *
         snprintf(out + used, len - used, " and %zu more", more);
 }
 
-static int lay_unit(struct restore_pass *p, const struct asr_reader *r, const struct unit *u, const struct slot *slot,
+static int lay_unit(struct restore_pass *p, const struct asr_reader *r, const struct plan_unit *u, const struct slot *slot,
                     struct asr_error *err)
 {
     const struct asr_volume_desc *v = asr_reader_volume(r, u->volume);
@@ -264,54 +202,91 @@ static int lay_unit(struct restore_pass *p, const struct asr_reader *r, const st
     return rc;
 }
 
+/* The decoded chunks the plan keeps for a later run, each in its place. */
+struct kept {
+    struct slot *place;
+    uint32_t n;
+};
+
+/* Decode s's chunk copied into place k after its last run (a damaged chunk as its error). */
+static int keep_decode(struct kept *kp, const struct asr_reader *r, uint32_t k, uint64_t ref, const struct slot *from,
+                       struct asr_error *err)
+{
+    struct slot *to = &kp->place[k];
+    to->rc = from->rc;
+    to->err = from->err;
+    if (from->rc)
+        return ASR_OK;
+    uint32_t len = asr_reader_chunk_len(r, ref);
+    if (!(to->buf = malloc(len ? len : 1)))
+        return asr_fail_public(err, ASR_E_NOMEM, "out of memory for a chunk kept for later");
+    memcpy(to->buf, from->buf, len);
+    return ASR_OK;
+}
+
+static void kept_drop(struct kept *kp, uint32_t k)
+{
+    free(kp->place[k].buf);
+    kp->place[k].buf = NULL;
+}
+
+static void kept_free(struct kept *kp)
+{
+    for (uint32_t k = 0; k < kp->n; k++)
+        kept_drop(kp, k);
+    free(kp->place);
+}
+
+/* Lays run i of the plan: from its decode (whose slot goes back to the workers after its last
+ * run, its chunk first copied to its place when the plan keeps it) or from a kept chunk. */
+static int lay_run(struct restore_pass *p, struct asr_reader *r, const struct restore_plan *pl, size_t i,
+                   struct decoders *d, struct kept *kp, struct asr_error *err)
+{
+    const struct plan_unit *u = &pl->units[i];
+    if (u->ref >= ASR_REF_UNREADABLE)
+        return lay_unit(p, r, u, NULL, err);
+    if (u->kept != PLAN_NOT_KEPT) {
+        int rc = lay_unit(p, r, u, &kp->place[u->kept], err);
+        if (!u->keep_after)
+            kept_drop(kp, u->kept);
+        return rc;
+    }
+    const struct slot *slot = decoded(d, u->seq);
+    p->st->chunks_decoded += pl->seq_unit[u->seq] == i;
+    int rc = lay_unit(p, r, u, slot, err);
+    if (pl->last_use[u->seq] == i) {
+        if (!rc && pl->keep_to[u->seq] != PLAN_NOT_KEPT)
+            rc = keep_decode(kp, r, pl->keep_to[u->seq], u->ref, slot, err);
+        release(d, u->seq);
+    }
+    return rc;
+}
+
 int restore_file_pass(struct restore_pass *p, struct asr_error *err)
 {
     struct asr_reader *r = image_reader(p->rs->im);
-    struct unit *u = NULL;
-    size_t nunits = 0, nseq = 0;
-    int rc = plan_units(r, &u, &nunits, &nseq, err);
+    struct restore_plan pl;
+    int rc = restore_plan_make(r, KEEP_BYTES, &pl, err);
     if (rc)
         return rc;
-    /* seq_unit: the unit each decode is for; last_use: the last unit laying it, after which its
-     * slot goes back to the workers. A decode is reused only before the second one after it is
-     * made, so the main thread, waiting for a decode, holds at most the one before it: the slots
-     * (2 per worker, and 2) always leave the workers room. */
-    size_t *seq_unit = malloc((nseq ? nseq : 1) * sizeof *seq_unit);
-    size_t *last_use = malloc((nseq ? nseq : 1) * sizeof *last_use);
-    if (!seq_unit || !last_use) {
-        free(u);
-        free(seq_unit);
-        free(last_use);
+    struct kept kp = {.place = calloc(pl.places ? pl.places : 1, sizeof *kp.place), .n = pl.places};
+    if (!kp.place) {
+        restore_plan_free(&pl);
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the restore plan");
     }
-    for (size_t i = 0, k = 0; i < nunits; i++) {
-        if (u[i].ref >= ASR_REF_UNREADABLE)
-            continue;
-        if (u[i].seq == k)
-            seq_unit[k++] = i;
-        last_use[u[i].seq] = i;
-    }
     struct decoders d;
-    rc = decoders_start(&d, r, u, seq_unit, nseq, restore_worker_count(p->opt->threads), err);
-    for (size_t i = 0; i < nunits && !rc; i++) {
+    rc = decoders_start(&d, r, pl.units, pl.seq_unit, pl.nseq, restore_worker_count(p->opt->threads), err);
+    for (size_t i = 0; i < pl.nunits && !rc; i++) {
         if (p->opt->cancel && *p->opt->cancel) {
             rc = asr_fail_public(err, ASR_E_IO, "interrupted: the restore is incomplete; run it again");
             break;
         }
-        const struct slot *slot = NULL;
-        if (u[i].ref < ASR_REF_UNREADABLE) {
-            slot = decoded(&d, u[i].seq);
-            p->st->chunks_decoded += seq_unit[u[i].seq] == i;
-        }
-        rc = lay_unit(p, r, &u[i], slot, err);
-        if (slot && last_use[u[i].seq] == i)
-            release(&d, u[i].seq);
+        rc = lay_run(p, r, &pl, i, &d, &kp, err);
         if (p->opt->progress)
             p->opt->progress(&(struct asr_restore_progress){.done = p->done, .total = p->total}, p->opt->progress_ctx);
     }
     decoders_stop(&d);
-    free(seq_unit);
-    free(last_use);
-    free(u);
+    kept_free(&kp);
+    restore_plan_free(&pl);
     return rc ? rc : restore_mirror_flush(p->m);
 }
