@@ -203,8 +203,10 @@ static int verify_against(const char *image, const char *const *targets, size_t 
         }
         struct progress pr;
         progress_init(&pr, "verify", json);
-        struct asr_compare_options co = {new_ids, grow, on_mismatch, &o, progress_restore, &pr, asr_fs_cleared};
+        struct cli_cleared *cl = cli_cleared_open(r, &t, keys);
+        struct asr_compare_options co = {new_ids, grow, on_mismatch, &o, progress_restore, &pr, cli_cleared, cl};
         int vr = asr_restore_compare(rs, &co, &err);
+        cli_cleared_close(cl);
         progress_done(&pr);
         asr_restore_free(rs); /* the disks are read again below, as a backup reads them */
         rs = NULL;

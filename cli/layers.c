@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "util.h"
 
@@ -92,4 +93,66 @@ int cli_check_layers(const struct asr_image *r, const struct cli_targets *t, boo
     if (j)
         json_end_arr(j);
     return rc;
+}
+
+/* ---- cleared ranges of the disks compared (verify --against) ------------------------------- */
+
+struct cli_cleared {
+    struct cli_disks set[8]; /* one per set of targets (mirrors), as cli_check_layers walks them */
+    bool opened[8];
+    size_t n;
+};
+
+struct cli_cleared *cli_cleared_open(const struct asr_image *r, const struct cli_targets *t, struct cli_keys *keys)
+{
+    uint32_t disks = asr_image_disk_count(r);
+    struct cli_cleared *c = calloc(1, sizeof *c);
+    if (!c || !asr_image_stack_count(r) || disks > ASR_MAX_DISKS)
+        return c;
+    const char *paths[ASR_MAX_DISKS];
+    for (size_t k = 0; k < sizeof c->set / sizeof *c->set && target_set(t, disks, k, paths); k++, c->n++) {
+        struct asr_error err = {0};
+        c->opened[k] = cli_disks_open(&c->set[k], paths, disks, "all", keys, &err) == EXIT_OK;
+        if (!c->opened[k])
+            cli_disks_close(&c->set[k]);
+    }
+    return c;
+}
+
+/* A stack's volume on the disk w reads: its cleared ranges as its set of disks has them. */
+static const struct asr_ranges *stacked_cleared(const struct cli_cleared *c, const struct asr_volume_desc *vd,
+                                                const char *path)
+{
+    for (size_t k = 0; c && k < c->n; k++) {
+        const struct cli_disks *s = &c->set[k];
+        if (!c->opened[k] || vd->disk_index >= s->n || strcmp(asr_disk_path(s->disk[vd->disk_index]), path))
+            continue;
+        for (size_t i = 0; i < s->count[vd->disk_index]; i++)
+            if (s->vols[vd->disk_index][i].partition_number == vd->partition_number)
+                return &s->vols[vd->disk_index][i].map.cleared;
+    }
+    return NULL;
+}
+
+int cli_cleared(void *ctx, const struct asr_volume_desc *vd, const struct asr_window *w, struct asr_ranges *out,
+                struct asr_error *err)
+{
+    const struct asr_ranges *have = stacked_cleared(ctx, vd, w->path);
+    if (!have || !have->n)
+        return asr_fs_cleared(w, vd->fs_type, out, err);
+    *out = (struct asr_ranges){0};
+    for (size_t i = 0; i < have->n; i++)
+        if (asr_ranges_add(out, have->v[i].offset, have->v[i].length) != ASR_OK) {
+            asr_ranges_free(out);
+            return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+        }
+    return ASR_OK;
+}
+
+void cli_cleared_close(struct cli_cleared *c)
+{
+    for (size_t k = 0; c && k < c->n; k++)
+        if (c->opened[k])
+            cli_disks_close(&c->set[k]);
+    free(c);
 }

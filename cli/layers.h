@@ -18,4 +18,15 @@
 int cli_check_layers(const struct asr_image *r, const struct cli_targets *t, bool grow, struct cli_keys *keys,
                      struct json *j);
 
+/* verify --against a machine's own disks: the cleared ranges of their volumes, for
+ * asr_compare_options.cleared. A partition's own filesystem says them (asr_fs_cleared); a PV's or
+ * md member's are those of the volumes above it, read from the disks as a backup reads them
+ * (every volume selected). NULL-safe close; opening never fails the verify: without the stacks
+ * (a LUKS key not given, a VG incomplete) their zeros are checked. */
+struct cli_cleared;
+struct cli_cleared *cli_cleared_open(const struct asr_image *r, const struct cli_targets *t, struct cli_keys *keys);
+int cli_cleared(void *ctx, const struct asr_volume_desc *vd, const struct asr_window *w, struct asr_ranges *out,
+                struct asr_error *err);
+void cli_cleared_close(struct cli_cleared *c);
+
 #endif

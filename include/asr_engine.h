@@ -764,10 +764,14 @@ struct asr_compare_options {
     void *mismatch_ctx;
     asr_restore_progress_fn progress; /* captured bytes read back, over every target */
     void *progress_ctx;
-    /* A disk compared with an image taken of it (verify --against): its volumes' cleared ranges as
-     * their filesystems say now (asr_fs_cleared), where the image holds zeros the disk need not.
-     * NULL (a restored disk, which has the zeros): every zero extent is checked. */
-    int (*cleared)(const struct asr_window *w, const char *fs_type, struct asr_ranges *out, struct asr_error *err);
+    /* A disk compared with an image taken of it (verify --against): the cleared ranges of the
+     * image's volume vd, which w reads on the disk, as the disk's filesystems say now (for a
+     * partition's own filesystem asr_fs_cleared; for a PV or md member, those of the volumes
+     * above it), where the image holds zeros the disk need not. NULL (a restored disk, which has
+     * the zeros): every zero extent is checked. */
+    int (*cleared)(void *ctx, const struct asr_volume_desc *vd, const struct asr_window *w, struct asr_ranges *out,
+                   struct asr_error *err);
+    void *cleared_ctx;
 };
 
 /* Reads every target back and compares it with the image: each captured byte of every volume

@@ -63,6 +63,70 @@ if bad:
 EOF
 }
 
+# root_log MANIFEST zero|nonzero DISKFILE...: whether the log of vg0/root's ext4 journal (its
+# blocks but the first, as debugfs lists the journal inode's) reads as zeros, or holds something,
+# on the disks given in the manifest's order. Exit 2 when vg0/root is not on the disks themselves
+# (inside LUKS) or not ext4.
+root_log() {
+    python3 - "$work" "$@" <<'EOF'
+import os, re, subprocess, sys
+work, manifest, mode, disks = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+segs = sorted((int(f["idx"]), f["on"], int(f["off"]), int(f["len"])) for f in
+              (dict(kv.split("=", 1) for kv in l.split()[1:]) for l in open(manifest) if l.startswith("seg lv=vg0/root ")))
+if not segs or any(not on.startswith("disk:") for _, on, _, _ in segs):
+    sys.exit(2)
+lv = os.path.join(work, "root-lv.img")
+with open(lv, "wb") as out:
+    for _, on, off, length in segs:
+        with open(disks[int(on[5:])], "rb") as d:
+            d.seek(off)
+            out.write(d.read(length))
+try:
+    st = subprocess.run(["debugfs", "-R", "stat <8>", lv], capture_output=True, text=True).stdout
+    head = subprocess.run(["dumpe2fs", "-h", lv], capture_output=True, text=True).stdout
+    bs = re.search(r"^Block size:\s+(\d+)", head, re.M)
+    runs = re.search(r"^(?:BLOCKS|EXTENTS):\n(.*)$", st, re.M)
+    if not bs or not runs:
+        sys.exit(2)
+    bs, nonzero, logged = int(bs.group(1)), 0, 0
+    with open(lv, "rb") as f:
+        for a, b, p in re.findall(r"\((\d+)(?:-(\d+))?\):(\d+)", runs.group(1)):
+            a, b, p = int(a), int(b or a), int(p)
+            if a == 0:
+                a, p = 1, p + 1
+            if a > b:
+                continue
+            f.seek(p * bs)
+            data = f.read((b - a + 1) * bs)
+            logged += len(data)
+            nonzero += len(data) - data.count(0)
+finally:
+    os.unlink(lv)
+print(f"{logged} bytes of log, {nonzero} not zero")
+sys.exit(0 if logged and (nonzero == 0) == (mode == "zero") else 1)
+EOF
+}
+
+# What a backup captures as zeros without reading it: each captured partition's own filesystem's
+# cleared ranges, and below LVM those of its captured LVs (an empty ext4 journal's log), as layout
+# --json lists them; an LV inside LUKS has its log read (zeros of plaintext are not zeros of
+# ciphertext).
+cleared_expected() {
+    python3 - "$1" "$2" "$3" <<'EOF'
+import json, sys
+manifest, layout, backup = sys.argv[1:]
+disks, got = json.load(open(layout)), json.load(open(backup))["cleared_bytes"]
+in_luks = {l.split(" vg=")[1].split()[0] for l in open(manifest) if l.startswith("pv ") and " in=luks:" in l}
+stack_fs = {"LVM2_member", "linux_raid_member", "crypto_LUKS"}
+want = sum(p["cleared_bytes"] for d in disks for p in d["partitions"]
+           if p["capture"] == "used" and p["fs"] not in stack_fs)
+below = sum(lv["cleared_bytes"] for d in disks for lv in d["logical_volumes"]
+            if lv["capture"] != "skip" and lv["name"].split("/")[0] not in in_luks)
+print(f"{got} bytes cleared, {below} of them from LVs")
+sys.exit(0 if got == want + below else 1)
+EOF
+}
+
 # One layout: layout --json against the manifest, the default backup, the restore onto larger
 # garbage disks, stack_check.sh. tag names the run; the rest are options for layout and backup.
 run_layout() {
@@ -88,6 +152,23 @@ run_layout() {
         bad "$tag: backup failed: $(cat "$work/$tag.err")"
         return
     fi
+    if out=$(cleared_expected "$m" "$work/$tag.json" "$work/$tag.backup.json"); then
+        ok "$tag: the backup captured the cleared ranges of its volumes and LVs as zeros: $out"
+    else
+        bad "$tag: cleared bytes: $out"
+    fi
+    # The root LV's journal log holds the kernel's transaction (stack_disks.sh journal_written):
+    # verify --against the source disks finds the image's zeros there as its filesystem allows.
+    if out=$(root_log "$m" nonzero "${disks[@]}"); then
+        ok "$tag: the source root LV's journal log holds its old transaction: $out"
+        if out=$("$asrimg" verify "$work/$tag.asrimg" "$@" --against "${disks[@]}" 2>&1); then
+            ok "$tag: verify --against the source disks passes"
+        else
+            bad "$tag: verify --against the source disks: $out"
+        fi
+    elif [[ $? != 2 ]]; then
+        bad "$tag: the source root LV's journal log: $out"
+    fi
     if ! "$asrimg" restore "$work/$tag.asrimg" "${targets[@]}" --yes --verify >"$work/$tag.restore" 2>&1; then
         bad "$tag: restore failed: $(cat "$work/$tag.restore")"
         return
@@ -103,6 +184,12 @@ run_layout() {
         ok "$tag: default backup restored onto larger garbage disks: $(tail -1 <<<"$out")"
     else
         bad "$tag: after restore: $out"
+    fi
+    # Below LVM (not below LUKS) the log was captured as zeros: zeros over the garbage.
+    if out=$(root_log "$m" zero "${tfiles[@]}"); then
+        ok "$tag: the restored root LV's journal log reads as zeros: $out"
+    elif [[ $? != 2 ]]; then
+        bad "$tag: the restored root LV's journal log: $out"
     fi
     # verify --against reads the stacks again from the restored disks: every recorded layer is
     # found as recorded; without a key, what a LUKS container holds is said to be unchecked.

@@ -6,7 +6,9 @@
  * bytes onto its PVs' extents, an array's onto every mirror (RAID1) or its stripes (RAID0), until
  * an opened LUKS volume's as the ciphertext of the same sectors, until it lands on partitions,
  * whose used maps then hold their own metadata verbatim (PV label and metadata areas, md
- * superblocks and bitmaps, LUKS headers and keyslots) plus what the volumes above capture.
+ * superblocks and bitmaps, LUKS headers and keyslots) plus what the volumes above capture, and
+ * whose cleared ranges what those volumes' filesystems never read (an empty ext journal's log),
+ * which a backup records as zeros (read instead through LUKS and onto parity arrays).
  * Unallocated extents and unselected volumes are left out. */
 #include "stacks.h"
 
@@ -136,16 +138,22 @@ static void find_members(struct asr_machine *m)
     }
 }
 
-/* Adds array bytes [off, off + len) to what each member holding a copy of them takes: RAID1 every
- * active member at its data offset; RAID0 their one place; RAID10 both copies, on whichever
- * members are present (md_array_locate_copy). */
-static int array_pieces(struct asr_machine *m, const struct md_set *a, uint64_t off, uint64_t len,
+/* What node n takes, or what it clears. */
+static struct pieces *pieces_of(struct node *n, bool clear)
+{
+    return clear ? &n->clear : &n->take;
+}
+
+/* Adds array bytes [off, off + len) to what each member holding a copy of them takes (or clears):
+ * RAID1 every active member at its data offset; RAID0 their one place; RAID10 both copies, on
+ * whichever members are present (md_array_locate_copy). */
+static int array_pieces(struct asr_machine *m, const struct md_set *a, uint64_t off, uint64_t len, bool clear,
                         struct asr_error *err)
 {
     if (a->members[0].level == 1) {
         for (size_t k = 0; k < a->n; k++)
             if (a->members[k].role < a->members[k].raid_disks &&
-                pieces_add(&m->nodes[a->member_node[k]]->take, a->members[k].data_offset + off, len))
+                pieces_add(pieces_of(m->nodes[a->member_node[k]], clear), a->members[k].data_offset + off, len))
                 return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
         return ASR_OK;
     }
@@ -158,7 +166,7 @@ static int array_pieces(struct asr_machine *m, const struct md_set *a, uint64_t 
                 return rc;
             if (contig > end - at_off)
                 contig = end - at_off;
-            if (k < a->n && pieces_add(&m->nodes[a->member_node[k]]->take, at, contig))
+            if (k < a->n && pieces_add(pieces_of(m->nodes[a->member_node[k]], clear), at, contig))
                 return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
             at_off += contig;
         }
@@ -624,6 +632,7 @@ void asr_machine_free(struct asr_machine *m)
             asr_usedmap_free(&n->sv.info.map);
         lvm_pv_info_free(n->pv);
         free(n->take.v);
+        free(n->clear.v);
         free(n);
     }
     for (size_t g = 0; g < m->nvgs; g++)
@@ -757,35 +766,38 @@ static int own_capture(struct node *n)
     for (size_t k = 0; k < v->map.used.n; k++)
         if (pieces_add(&n->take, v->map.used.v[k].offset, v->map.used.v[k].length))
             return ASR_E_NOMEM;
-    /* Cleared ranges are read like used ones below a stack: the volume that holds them (a PV, an
-     * md member) records no cleared ranges of its own, and a restore must not leave there what
-     * its target held. */
+    /* Cleared ranges go down the stack as cleared ranges of the partitions under it (zeros in an
+     * LV are zeros in its PV extents and on every mirror), but through LUKS as ciphertext read
+     * (push_luks). */
     for (size_t k = 0; k < v->map.cleared.n; k++)
-        if (pieces_add(&n->take, v->map.cleared.v[k].offset, v->map.cleared.v[k].length))
+        if (pieces_add(&n->clear, v->map.cleared.v[k].offset, v->map.cleared.v[k].length))
             return ASR_E_NOMEM;
     return ASR_OK;
 }
 
-/* The bytes an LV takes, located on its PVs. An LV with no mapped bytes (a type not mapped)
- * holds nothing of its own: its data lies in its hidden LVs. */
+/* The bytes an LV takes (or clears), located on its PVs. An LV with no mapped bytes (a type not
+ * mapped) holds nothing of its own: its data lies in its hidden LVs. */
 static int push_lv(struct asr_machine *m, struct node *l, struct asr_error *err)
 {
     const struct vg_set *s = &m->vgs[l->vg];
     if (lvm_lv_unmapped(l->lv))
         return ASR_OK;
-    for (size_t i = 0; i < l->take.n; i++)
-        for (uint64_t off = l->take.v[i].offset, end = off + l->take.v[i].length; off < end;) {
-            size_t pv;
-            uint64_t at, contig;
-            int rc = lvm_lv_locate(s->meta, l->lv, off, &pv, &at, &contig, err);
-            if (rc != ASR_OK)
-                return rc;
-            if (contig > end - off)
-                contig = end - off;
-            if (pieces_add(&m->nodes[s->pv_node[pv]]->take, at, contig))
-                return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-            off += contig;
-        }
+    for (int clear = 0; clear < 2; clear++) {
+        const struct pieces *p = pieces_of(l, clear);
+        for (size_t i = 0; i < p->n; i++)
+            for (uint64_t off = p->v[i].offset, end = off + p->v[i].length; off < end;) {
+                size_t pv;
+                uint64_t at, contig;
+                int rc = lvm_lv_locate(s->meta, l->lv, off, &pv, &at, &contig, err);
+                if (rc != ASR_OK)
+                    return rc;
+                if (contig > end - off)
+                    contig = end - off;
+                if (pieces_add(pieces_of(m->nodes[s->pv_node[pv]], clear), at, contig))
+                    return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
+                off += contig;
+            }
+    }
     return ASR_OK;
 }
 
@@ -796,14 +808,17 @@ static int push_array(struct asr_machine *m, struct node *an, struct asr_error *
 {
     const struct md_set *a = &m->arrays[an->array];
     if (an->readable) {
-        for (size_t i = 0; i < an->take.n; i++) {
-            int rc = array_pieces(m, a, an->take.v[i].offset, an->take.v[i].length, err);
-            if (rc != ASR_OK)
-                return rc;
-        }
+        for (int clear = 0; clear < 2; clear++)
+            for (size_t i = 0; i < pieces_of(an, clear)->n; i++) {
+                const struct asr_range *r = &pieces_of(an, clear)->v[i];
+                int rc = array_pieces(m, a, r->offset, r->length, clear, err);
+                if (rc != ASR_OK)
+                    return rc;
+            }
         return ASR_OK;
     }
-    for (size_t k = 0; an->take.n && k < a->n; k++)
+    /* Cleared ranges are not zeroed on a parity array's members: its data areas go whole. */
+    for (size_t k = 0; (an->take.n || an->clear.n) && k < a->n; k++)
         if (pieces_add(&m->nodes[a->member_node[k]]->take, a->members[k].data_offset, a->members[k].data_size))
             return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
     return ASR_OK;
@@ -812,9 +827,13 @@ static int push_array(struct asr_machine *m, struct node *an, struct asr_error *
 static int range_cmp(const void *a, const void *b);
 
 /* What an opened LUKS volume takes, as ciphertext sectors of its container (the header and
- * keyslot areas with them): never a byte of plaintext. */
+ * keyslot areas with them): never a byte of plaintext. Its cleared ranges are taken too: zeros
+ * of plaintext are not zeros of ciphertext. */
 static int push_luks(struct asr_machine *m, struct node *l, struct asr_error *err)
 {
+    for (size_t i = 0; i < l->clear.n; i++)
+        if (pieces_add(&l->take, l->clear.v[i].offset, l->clear.v[i].length))
+            return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
     if (!l->take.n)
         return ASR_OK;
     struct node *c = m->nodes[l->container];
@@ -875,7 +894,53 @@ static int range_cmp(const void *a, const void *b)
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-/* A partition under a stack: its used map becomes its metadata plus what the volumes above take. */
+/* p's pieces sorted and merged where they overlap or touch, cut at limit, as ranges. */
+static int merged(struct pieces *p, uint64_t limit, struct asr_ranges *out)
+{
+    *out = (struct asr_ranges){0};
+    if (!p->n)
+        return ASR_OK;
+    qsort(p->v, p->n, sizeof *p->v, range_cmp);
+    for (size_t i = 0; i < p->n; i++) {
+        uint64_t off = p->v[i].offset, end = off + p->v[i].length;
+        if (end > limit)
+            end = limit; /* a member's data area reaches no further than the partition */
+        if (off >= end)
+            continue;
+        if (out->n && off <= out->v[out->n - 1].offset + out->v[out->n - 1].length) {
+            struct asr_range *last = &out->v[out->n - 1];
+            if (end > last->offset + last->length)
+                last->length = end - last->offset;
+            continue;
+        }
+        if (asr_ranges_add(out, off, end - off) != ASR_OK)
+            return ASR_E_NOMEM;
+    }
+    return ASR_OK;
+}
+
+/* The parts of sorted ranges a outside sorted ranges b. */
+static int outside(const struct asr_ranges *a, const struct asr_ranges *b, struct asr_ranges *out)
+{
+    *out = (struct asr_ranges){0};
+    size_t k = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        uint64_t off = a->v[i].offset, end = off + a->v[i].length;
+        while (k < b->n && b->v[k].offset + b->v[k].length <= off)
+            k++;
+        for (size_t j = k; off < end && j < b->n && b->v[j].offset < end; j++) {
+            if (b->v[j].offset > off && asr_ranges_add(out, off, b->v[j].offset - off) != ASR_OK)
+                return ASR_E_NOMEM;
+            off = b->v[j].offset + b->v[j].length;
+        }
+        if (off < end && asr_ranges_add(out, off, end - off) != ASR_OK)
+            return ASR_E_NOMEM;
+    }
+    return ASR_OK;
+}
+
+/* A partition under a stack: its used map becomes its metadata plus what the volumes above take,
+ * its cleared ranges what they clear (where nothing above takes the same bytes). */
 static int land(struct asr_machine *m, struct node *n, struct asr_error *err)
 {
     bool in_stack = (n->pv && n->vg != SIZE_MAX && m->vgs[n->vg].complete) ||
@@ -884,34 +949,24 @@ static int land(struct asr_machine *m, struct node *n, struct asr_error *err)
     if (!in_stack)
         return ASR_OK;
     struct asr_volume_info *v = n->vol;
-    if (v->capture == ASR_CAPTURE_SKIP && n->take.n) { /* a volume above it was selected */
+    if (v->capture == ASR_CAPTURE_SKIP && (n->take.n || n->clear.n)) { /* a volume above it was selected */
         v->capture = ASR_CAPTURE_USED;
         size_t len = strlen(v->reason);
         snprintf(v->reason + len, sizeof v->reason - len, "; holds a selected volume");
     }
-    if (own_metadata(m, n, &n->take))
+    struct asr_ranges used = {0}, clear = {0}, cleared = {0};
+    if (own_metadata(m, n, &n->take) || merged(&n->take, v->size_bytes, &used) ||
+        merged(&n->clear, v->size_bytes, &clear) || outside(&clear, &used, &cleared)) {
+        asr_ranges_free(&used);
+        asr_ranges_free(&clear);
+        asr_ranges_free(&cleared);
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-    qsort(n->take.v, n->take.n, sizeof *n->take.v, range_cmp);
-    struct asr_ranges out = {0};
-    for (size_t i = 0; i < n->take.n; i++) {
-        uint64_t off = n->take.v[i].offset, end = off + n->take.v[i].length;
-        if (end > v->size_bytes)
-            end = v->size_bytes; /* a member's data area reaches no further than the partition */
-        if (off >= end)
-            continue;
-        if (out.n && off <= out.v[out.n - 1].offset + out.v[out.n - 1].length) { /* overlapping or touching */
-            struct asr_range *last = &out.v[out.n - 1];
-            if (end > last->offset + last->length)
-                last->length = end - last->offset;
-            continue;
-        }
-        if (asr_ranges_add(&out, off, end - off) != ASR_OK) {
-            asr_ranges_free(&out);
-            return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-        }
     }
+    asr_ranges_free(&clear);
     asr_ranges_free(&v->map.used);
-    v->map.used = out;
+    asr_ranges_free(&v->map.cleared);
+    v->map.used = used;
+    v->map.cleared = cleared;
     v->map.block_size = LVM_SECTOR;
     v->natural_capture = ASR_CAPTURE_USED;
     if (v->capture != ASR_CAPTURE_SKIP)
@@ -929,7 +984,7 @@ int asr_machine_select(struct asr_machine *m, const char *selection, struct asr_
         return rc;
     choose(m, selection);
     for (size_t i = 0; i < m->nnodes; i++)
-        m->nodes[i]->take.n = 0;
+        m->nodes[i]->take.n = m->nodes[i]->clear.n = 0;
     /* Top down: each stacked node after every node above it, since nodes come after their parents. */
     for (size_t i = m->nnodes; rc == ASR_OK && i-- > 0;) {
         struct node *n = m->nodes[i];

@@ -33,6 +33,7 @@ struct node {
     bool critical_own;            /* partitions: critical before the stacks were looked at */
     bool auxiliary;               /* LVs: hidden or of a type not mapped, taken whole with the VG */
     struct pieces take;           /* bytes of it the nodes above need captured */
+    struct pieces clear;          /* bytes of it the nodes above capture as zeros (their cleared ranges) */
     /* As a PV: its label and VG (pv NULL when not a PV, or unreadable: pv_error). */
     struct lvm_pv_info *pv;
     bool pv_error;

@@ -187,7 +187,7 @@ int asr_restore_run(struct asr_restore *rs, const struct asr_restore_options *op
         struct asr_error first = {0};
         /* The restored disks hold the image's zeros: no cleared ranges are taken on trust. */
         struct asr_compare_options co = {opt->new_ids, opt->grow, on_verify_mismatch, &first, opt->progress,
-                                         opt->progress_ctx, NULL};
+                                         opt->progress_ctx, NULL, NULL};
         rc = asr_restore_compare(rs, &co, err);
         if (rc == ASR_E_CORRUPT && first.code) {
             rc = asr_fail_public(err, ASR_E_CORRUPT, "verify: %s", first.msg);

@@ -102,10 +102,11 @@ static int zeros_hold(struct compare *c, uint64_t at, uint64_t len, uint64_t *ba
     return ASR_OK;
 }
 
-/* The volume's cleared ranges as the disk's own filesystem says (opt->cleared): a backup of an ext
+/* The volume's cleared ranges as the disk's own filesystems say (opt->cleared): a backup of an ext
  * filesystem whose journal is empty holds zeros for its log, which the source disk does not (and
- * which its filesystem never reads). Empty without opt->cleared, and when the disk's filesystem
- * says nothing of the kind: then every zero extent is checked. */
+ * which its filesystem never reads), also when the filesystem is in an LV on this partition.
+ * Empty without opt->cleared, and when the disk's filesystems say nothing of the kind: then every
+ * zero extent is checked. */
 static void disk_cleared(struct compare *c, const struct asr_volume_desc *vd, struct asr_ranges *out)
 {
     *out = (struct asr_ranges){0};
@@ -114,7 +115,7 @@ static void disk_cleared(struct compare *c, const struct asr_volume_desc *vd, st
     struct asr_window w = {.fd = c->t->fd_buffered, .path = c->t->path, .base = vd->disk_offset,
                            .size = vd->size_bytes};
     struct asr_error why = {0};
-    if (c->opt->cleared(&w, vd->fs_type, out, &why) != ASR_OK)
+    if (c->opt->cleared(c->opt->cleared_ctx, vd, &w, out, &why) != ASR_OK)
         asr_ranges_free(out);
 }
 
