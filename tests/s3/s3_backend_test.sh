@@ -11,7 +11,7 @@ if ! command -v swift-proxy-server >/dev/null && [ "$(id -u)" -ne 0 ]; then
   echo "s3_backend: SKIP: Swift is not installed and installing it needs root (scripts/deps.sh test)"
   exit 77
 fi
-port=${S3_ENV_PORT:-$((18080 + RANDOM % 1000 * 5))}
+port=${S3_ENV_PORT:-$((20080 + RANDOM % 200 * 5))} # each S3 test its own range: ctest runs them at once
 # Swift's objects on tmpfs when it keeps user xattrs (Linux 6.6+; Swift stores metadata in them):
 # removing them from a disk mounted with discard took 9 s of the test's time
 tmp=/tmp

@@ -12,7 +12,7 @@ if ! command -v swift-proxy-server >/dev/null && [ "$(id -u)" -ne 0 ]; then
   echo "s3_env: SKIP: Swift is not installed and installing it needs root (scripts/deps.sh test)"
   exit 77
 fi
-port=${S3_ENV_PORT:-$((18080 + RANDOM % 1000 * 5))}
+port=${S3_ENV_PORT:-$((18080 + RANDOM % 200 * 5))} # each S3 test its own range: ctest runs them at once
 
 work=$(mktemp -d /tmp/asrimg-s3env.XXXXXX)
 dir="$work/swift"

@@ -15,7 +15,7 @@ for tool in sfdisk mkfs.ext4 mkfs.vfat mcopy e2fsck python3 cmp mount losetup; d
 done
 work=$(mktemp -d /tmp/asrimg-store-s3-XXXXXX)
 mkdir -p "$work/mnt" "$work/fuse"
-port=${S3_ENV_PORT:-$((19080 + RANDOM % 500 * 5))}
+port=${S3_ENV_PORT:-$((22080 + RANDOM % 200 * 5))} # each S3 test its own range: ctest runs them at once
 cleanup() {
   umount "$work/mnt" 2>/dev/null
   fusermount3 -u -z "$work/fuse" 2>/dev/null

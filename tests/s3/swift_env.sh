@@ -226,6 +226,12 @@ start() {
   fi
   stop_servers "$dir"
   install_pkgs
+  # Another server on one of the ports would answer for ours (or keep ours from binding): said as
+  # that, not as a Swift that misbehaves.
+  local p
+  for p in $(seq "$port" $((port + 4))); do
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || die "port $p is in use: give another PORT"
+  done
   write_conf "$dir" "$port"
   build_rings "$dir" "$port"
   echo "$port" >"$dir/run/port"
