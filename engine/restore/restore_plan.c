@@ -37,6 +37,7 @@ struct planner {
     struct place place[KEEP_PLACES];
     uint32_t used_places, nheld;
     uint64_t budget, held;
+    uint64_t chunks; /* place_of's entries: data extents refer below it (the reader checks) */
 };
 
 static int no_memory(struct asr_error *err)
@@ -72,7 +73,7 @@ static int group_runs(struct planner *pl, struct asr_error *err)
 static void find_next_uses(struct planner *pl)
 {
     struct restore_plan *p = pl->p;
-    uint64_t chunks = asr_reader_info(pl->r)->chunk_count;
+    uint64_t chunks = pl->chunks = asr_reader_info(pl->r)->chunk_count;
     if (!pl->budget || !chunks || p->nunits >= PLAN_NOT_KEPT || chunks > SIZE_MAX / sizeof *pl->place_of ||
         !(pl->place_of = malloc((size_t)chunks * sizeof *pl->place_of)) ||
         !(pl->next_use = malloc((p->nunits ? p->nunits : 1) * sizeof *pl->next_use))) {
@@ -219,7 +220,7 @@ static int assign_sources(struct planner *pl, struct asr_error *err)
             p->last_use[u->seq] = i;
             continue;
         }
-        if (pl->budget && pl->place_of[u->ref] != PLAN_NOT_KEPT) {
+        if (pl->budget && u->ref < pl->chunks && pl->place_of[u->ref] != PLAN_NOT_KEPT) {
             from_kept(pl, i);
             continue;
         }
@@ -229,7 +230,7 @@ static int assign_sources(struct planner *pl, struct asr_error *err)
         u->seq = s;
         if (nrecent == REUSE_BACK) {
             size_t old = recent[REUSE_BACK - 1], last = p->last_use[old];
-            if (pl->budget && pl->next_use[last] != NONE)
+            if (pl->budget && pl->next_use[last] != NONE) /* so its chunk is below chunks */
                 keep(pl, p->units[last].ref, old, last, pl->next_use[last]);
         } else {
             nrecent++;
