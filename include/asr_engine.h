@@ -36,6 +36,9 @@ int asr_ranges_add(struct asr_ranges *r, uint64_t off, uint64_t len);
 uint64_t asr_ranges_bytes(const struct asr_ranges *r);
 /* Every byte of a or b into out (empty on entry). ASR_OK or ASR_E_NOMEM. */
 int asr_ranges_union(const struct asr_ranges *a, const struct asr_ranges *b, struct asr_ranges *out);
+/* The bytes of a not in cut (both sorted, their ranges apart) into out (empty on entry). ASR_OK or
+ * ASR_E_NOMEM. */
+int asr_ranges_minus(const struct asr_ranges *a, const struct asr_ranges *cut, struct asr_ranges *out);
 void asr_ranges_free(struct asr_ranges *r);
 
 /* ---- a window onto a disk ---------------------------------------------------------------- */

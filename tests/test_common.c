@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "asr_engine.h"
 #include "clock.h"
 #include "crc32c.h"
 #include "grow.h"
@@ -217,5 +218,44 @@ Test(common, crc32c_known_values_and_pieces)
         uint32_t c = asr_crc32c_update(~0u, buf, split);
         c = asr_crc32c_update(c, buf + split, sizeof buf - split);
         cr_assert_eq(~c, whole, "split at %zu", split);
+    }
+}
+
+/* asr_ranges_minus (engine/disk/ranges.c): against a byte map of random sorted ranges and cuts,
+ * touching, overlapping several, covering all, and none. */
+static void random_ranges(struct asr_ranges *r, bool *map, unsigned *seed, unsigned span)
+{
+    for (unsigned at = (unsigned)rand_r(seed) % 8; at < span;) {
+        unsigned len = 1 + (unsigned)rand_r(seed) % 12;
+        if (at + len > span)
+            len = span - at;
+        cr_assert_eq(asr_ranges_add(r, at, len), ASR_OK);
+        for (unsigned i = at; i < at + len; i++)
+            map[i] = true;
+        at += len + (unsigned)rand_r(seed) % 10; /* 0: touching, merged by asr_ranges_add */
+    }
+}
+
+Test(common, ranges_minus_matches_a_byte_map)
+{
+    enum { SPAN = 200 };
+    unsigned seed = 18;
+    for (int round = 0; round < 500; round++) {
+        bool in_a[SPAN] = {false}, in_cut[SPAN] = {false};
+        struct asr_ranges a = {0}, cut = {0}, out = {0};
+        random_ranges(&a, in_a, &seed, SPAN);
+        if (round % 5)
+            random_ranges(&cut, in_cut, &seed, round % 7 ? SPAN : 40);
+        cr_assert_eq(asr_ranges_minus(&a, &cut, &out), ASR_OK);
+        bool got[SPAN] = {false};
+        for (size_t i = 0; i < out.n; i++) {
+            cr_assert(out.v[i].length > 0 && out.v[i].offset + out.v[i].length <= SPAN);
+            cr_assert(i == 0 || out.v[i].offset > out.v[i - 1].offset + out.v[i - 1].length, "ranges apart");
+            for (uint64_t b = out.v[i].offset; b < out.v[i].offset + out.v[i].length; b++)
+                got[b] = true;
+        }
+        for (unsigned b = 0; b < SPAN; b++)
+            cr_assert_eq(got[b], in_a[b] && !in_cut[b], "round %d byte %u", round, b);
+        asr_ranges_free(&a), asr_ranges_free(&cut), asr_ranges_free(&out);
     }
 }

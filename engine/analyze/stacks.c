@@ -919,26 +919,6 @@ static int merged(struct pieces *p, uint64_t limit, struct asr_ranges *out)
     return ASR_OK;
 }
 
-/* The parts of sorted ranges a outside sorted ranges b. */
-static int outside(const struct asr_ranges *a, const struct asr_ranges *b, struct asr_ranges *out)
-{
-    *out = (struct asr_ranges){0};
-    size_t k = 0;
-    for (size_t i = 0; i < a->n; i++) {
-        uint64_t off = a->v[i].offset, end = off + a->v[i].length;
-        while (k < b->n && b->v[k].offset + b->v[k].length <= off)
-            k++;
-        for (size_t j = k; off < end && j < b->n && b->v[j].offset < end; j++) {
-            if (b->v[j].offset > off && asr_ranges_add(out, off, b->v[j].offset - off) != ASR_OK)
-                return ASR_E_NOMEM;
-            off = b->v[j].offset + b->v[j].length;
-        }
-        if (off < end && asr_ranges_add(out, off, end - off) != ASR_OK)
-            return ASR_E_NOMEM;
-    }
-    return ASR_OK;
-}
-
 /* A partition under a stack: its used map becomes its metadata plus what the volumes above take,
  * its cleared ranges what they clear (where nothing above takes the same bytes). */
 static int land(struct asr_machine *m, struct node *n, struct asr_error *err)
@@ -956,7 +936,7 @@ static int land(struct asr_machine *m, struct node *n, struct asr_error *err)
     }
     struct asr_ranges used = {0}, clear = {0}, cleared = {0};
     if (own_metadata(m, n, &n->take) || merged(&n->take, v->size_bytes, &used) ||
-        merged(&n->clear, v->size_bytes, &clear) || outside(&clear, &used, &cleared)) {
+        merged(&n->clear, v->size_bytes, &clear) || asr_ranges_minus(&clear, &used, &cleared)) {
         asr_ranges_free(&used);
         asr_ranges_free(&clear);
         asr_ranges_free(&cleared);

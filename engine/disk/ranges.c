@@ -63,6 +63,25 @@ int asr_ranges_union(const struct asr_ranges *a, const struct asr_ranges *b, str
     return ASR_OK;
 }
 
+int asr_ranges_minus(const struct asr_ranges *a, const struct asr_ranges *cut, struct asr_ranges *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        uint64_t at = a->v[i].offset, end = at + a->v[i].length;
+        while (k < cut->n && cut->v[k].offset + cut->v[k].length <= at)
+            k++;
+        for (size_t j = k; j < cut->n && cut->v[j].offset < end; j++) {
+            if (cut->v[j].offset > at && asr_ranges_add(out, at, cut->v[j].offset - at) != ASR_OK)
+                return ASR_E_NOMEM;
+            if (cut->v[j].offset + cut->v[j].length > at)
+                at = cut->v[j].offset + cut->v[j].length;
+        }
+        if (end > at && asr_ranges_add(out, at, end - at) != ASR_OK)
+            return ASR_E_NOMEM;
+    }
+    return ASR_OK;
+}
+
 void asr_ranges_free(struct asr_ranges *r)
 {
     free(r->v);

@@ -218,28 +218,6 @@ static bool state_clean(struct ext2_super_block *s) /* libext2fs takes it non-co
            !ext2fs_has_feature_journal_needs_recovery(s);
 }
 
-/* used less cut (both sorted and apart) into out, empty on entry. */
-static int subtract(const struct asr_ranges *used, const struct asr_ranges *cut, struct asr_ranges *out)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < used->n; i++) {
-        uint64_t at = used->v[i].offset, end = at + used->v[i].length;
-        while (k < cut->n && cut->v[k].offset + cut->v[k].length <= at)
-            k++;
-        for (size_t j = k; j < cut->n && cut->v[j].offset < end; j++) {
-            int rc = cut->v[j].offset > at ? asr_ranges_add(out, at, cut->v[j].offset - at) : ASR_OK;
-            if (rc != ASR_OK)
-                return rc;
-            if (cut->v[j].offset + cut->v[j].length > at)
-                at = cut->v[j].offset + cut->v[j].length;
-        }
-        int rc = end > at ? asr_ranges_add(out, at, end - at) : ASR_OK;
-        if (rc != ASR_OK)
-            return rc;
-    }
-    return ASR_OK;
-}
-
 /* Moves an empty journal's log from used to cleared. A journal whose superblock or map fails its
  * checks keeps its log in used, read as before (the note says why); so does a log not wholly in
  * use, which a sound filesystem never has. */
@@ -254,7 +232,7 @@ static int clear_dead_log(ext2_filsys fs, const struct ext_io *wi, struct asr_us
     if (rc != ASR_OK)
         snprintf(f->log_kept, sizeof f->log_kept, "%.150s", why.msg);
     if (rc == ASR_OK && log.n)
-        rc = subtract(&out->used, &log, &rest);
+        rc = asr_ranges_minus(&out->used, &log, &rest);
     if (rc == ASR_E_NOMEM) {
         asr_ranges_free(&log);
         return asr_fail_public(err, rc, "ext: out of memory");
