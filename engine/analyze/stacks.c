@@ -826,6 +826,31 @@ static int push_array(struct asr_machine *m, struct node *an, struct asr_error *
 
 static int range_cmp(const void *a, const void *b);
 
+/* p's pieces sorted and merged where they overlap or touch, cut at limit, as ranges. */
+static int merged(struct pieces *p, uint64_t limit, struct asr_ranges *out)
+{
+    *out = (struct asr_ranges){0};
+    if (!p->n)
+        return ASR_OK;
+    qsort(p->v, p->n, sizeof *p->v, range_cmp);
+    for (size_t i = 0; i < p->n; i++) {
+        uint64_t off = p->v[i].offset, end = off + p->v[i].length;
+        if (end > limit)
+            end = limit; /* a member's data area reaches no further than the partition */
+        if (off >= end)
+            continue;
+        if (out->n && off <= out->v[out->n - 1].offset + out->v[out->n - 1].length) {
+            struct asr_range *last = &out->v[out->n - 1];
+            if (end > last->offset + last->length)
+                last->length = end - last->offset;
+            continue;
+        }
+        if (asr_ranges_add(out, off, end - off) != ASR_OK)
+            return ASR_E_NOMEM;
+    }
+    return ASR_OK;
+}
+
 /* What an opened LUKS volume takes, as ciphertext sectors of its container (the header and
  * keyslot areas with them): never a byte of plaintext. Its cleared ranges are taken too: zeros
  * of plaintext are not zeros of ciphertext. */
@@ -837,19 +862,8 @@ static int push_luks(struct asr_machine *m, struct node *l, struct asr_error *er
     if (!l->take.n)
         return ASR_OK;
     struct node *c = m->nodes[l->container];
-    qsort(l->take.v, l->take.n, sizeof *l->take.v, range_cmp);
     struct asr_ranges in = {0}, out = {0};
-    int rc = ASR_OK;
-    for (size_t i = 0; rc == ASR_OK && i < l->take.n; i++) {
-        uint64_t off = l->take.v[i].offset, end = off + l->take.v[i].length;
-        if (in.n && off <= in.v[in.n - 1].offset + in.v[in.n - 1].length) {
-            struct asr_range *last = &in.v[in.n - 1];
-            if (end > last->offset + last->length)
-                last->length = end - last->offset;
-            continue;
-        }
-        rc = asr_ranges_add(&in, off, end - off);
-    }
+    int rc = merged(&l->take, UINT64_MAX, &in);
     if (rc == ASR_OK)
         rc = luks_ciphertext_ranges(&c->luks, &in, &out, err);
     else
@@ -892,31 +906,6 @@ static int range_cmp(const void *a, const void *b)
 {
     const struct asr_range *x = a, *y = b;
     return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
-/* p's pieces sorted and merged where they overlap or touch, cut at limit, as ranges. */
-static int merged(struct pieces *p, uint64_t limit, struct asr_ranges *out)
-{
-    *out = (struct asr_ranges){0};
-    if (!p->n)
-        return ASR_OK;
-    qsort(p->v, p->n, sizeof *p->v, range_cmp);
-    for (size_t i = 0; i < p->n; i++) {
-        uint64_t off = p->v[i].offset, end = off + p->v[i].length;
-        if (end > limit)
-            end = limit; /* a member's data area reaches no further than the partition */
-        if (off >= end)
-            continue;
-        if (out->n && off <= out->v[out->n - 1].offset + out->v[out->n - 1].length) {
-            struct asr_range *last = &out->v[out->n - 1];
-            if (end > last->offset + last->length)
-                last->length = end - last->offset;
-            continue;
-        }
-        if (asr_ranges_add(out, off, end - off) != ASR_OK)
-            return ASR_E_NOMEM;
-    }
-    return ASR_OK;
 }
 
 /* A partition under a stack: its used map becomes its metadata plus what the volumes above take,

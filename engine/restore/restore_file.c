@@ -1,8 +1,8 @@
 /* The data pass of a restore from an image file (or split set) or a snapshot. Worker threads
  * read and decompress chunks in the order the extents need them (the index gives that order up
- * front, restore_plan.c which decodes it takes); the main thread lays each run of extents through
- * the mirrored writer (restore_mirror.c) onto every target of its disk, taking a chunk used
- * again later from the kept ones. */
+ * front; restore_plan.c says which runs need a decode and which take a kept chunk); the main
+ * thread lays each run of extents through the mirrored writer (restore_mirror.c) onto every
+ * target of its disk. */
 #include "image_source.h"
 #include "restore_pass.h"
 #include "restore_plan.h"
@@ -109,6 +109,9 @@ static int decoders_start(struct decoders *d, struct asr_reader *r, const struct
     *d = (struct decoders){.r = r, .units = u, .seq_unit = seq_unit, .nseq = nseq};
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
+    /* A run takes its chunk from one of the two decodes before it at most (restore_plan.c), so the
+     * main thread, waiting for a decode, holds at most the one before it: 2 slots a worker, and 2,
+     * always leave the workers room. */
     d->nslots = 2 * (size_t)threads + 2;
     d->slots = calloc(d->nslots, sizeof *d->slots);
     d->threads = calloc(threads, sizeof *d->threads);
@@ -208,11 +211,19 @@ struct kept {
     uint32_t n;
 };
 
-/* Decode s's chunk copied into place k after its last run (a damaged chunk as its error). */
+static void kept_drop(struct kept *kp, uint32_t k)
+{
+    free(kp->place[k].buf);
+    kp->place[k].buf = NULL;
+}
+
+/* Chunk ref, decoded in from, copied into place k after its decode's last run (a damaged chunk as
+ * its error). The plan fills a place only when it is free; freeing first costs nothing. */
 static int keep_decode(struct kept *kp, const struct asr_reader *r, uint32_t k, uint64_t ref, const struct slot *from,
                        struct asr_error *err)
 {
     struct slot *to = &kp->place[k];
+    kept_drop(kp, k);
     to->rc = from->rc;
     to->err = from->err;
     if (from->rc)
@@ -222,12 +233,6 @@ static int keep_decode(struct kept *kp, const struct asr_reader *r, uint32_t k, 
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory for a chunk kept for later");
     memcpy(to->buf, from->buf, len);
     return ASR_OK;
-}
-
-static void kept_drop(struct kept *kp, uint32_t k)
-{
-    free(kp->place[k].buf);
-    kp->place[k].buf = NULL;
 }
 
 static void kept_free(struct kept *kp)
