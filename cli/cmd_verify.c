@@ -203,7 +203,7 @@ static int verify_against(const char *image, const char *const *targets, size_t 
         }
         struct progress pr;
         progress_init(&pr, "verify", json);
-        struct cli_cleared *cl = cli_cleared_open(r, &t, keys);
+        struct cli_cleared *cl = cli_cleared_open(r, &t);
         struct asr_compare_options co = {new_ids, grow, on_mismatch, &o, progress_restore, &pr, cli_cleared, cl};
         int vr = asr_restore_compare(rs, &co, &err);
         cli_cleared_close(cl);

@@ -103,7 +103,7 @@ struct cli_cleared {
     size_t n;
 };
 
-struct cli_cleared *cli_cleared_open(const struct asr_image *r, const struct cli_targets *t, struct cli_keys *keys)
+struct cli_cleared *cli_cleared_open(const struct asr_image *r, const struct cli_targets *t)
 {
     uint32_t disks = asr_image_disk_count(r);
     struct cli_cleared *c = calloc(1, sizeof *c);
@@ -112,7 +112,7 @@ struct cli_cleared *cli_cleared_open(const struct asr_image *r, const struct cli
     const char *paths[ASR_MAX_DISKS];
     for (size_t k = 0; k < sizeof c->set / sizeof *c->set && target_set(t, disks, k, paths); k++, c->n++) {
         struct asr_error err = {0};
-        c->opened[k] = cli_disks_open(&c->set[k], paths, disks, "all", keys, &err) == EXIT_OK;
+        c->opened[k] = cli_disks_open(&c->set[k], paths, disks, "all", NULL, &err) == EXIT_OK;
         if (!c->opened[k])
             cli_disks_close(&c->set[k]);
     }

@@ -21,10 +21,11 @@ int cli_check_layers(const struct asr_image *r, const struct cli_targets *t, boo
 /* verify --against a machine's own disks: the cleared ranges of their volumes, for
  * asr_compare_options.cleared. A partition's own filesystem says them (asr_fs_cleared); a PV's or
  * md member's are those of the volumes above it, read from the disks as a backup reads them
- * (every volume selected). NULL-safe close; opening never fails the verify: without the stacks
- * (a LUKS key not given, a VG incomplete) their zeros are checked. */
+ * (every volume selected). No key is used: below LUKS nothing is cleared (stacks.c). NULL-safe
+ * close; opening never fails the verify: without the stacks (a VG incomplete) their zeros are
+ * checked. */
 struct cli_cleared;
-struct cli_cleared *cli_cleared_open(const struct asr_image *r, const struct cli_targets *t, struct cli_keys *keys);
+struct cli_cleared *cli_cleared_open(const struct asr_image *r, const struct cli_targets *t);
 int cli_cleared(void *ctx, const struct asr_volume_desc *vd, const struct asr_window *w, struct asr_ranges *out,
                 struct asr_error *err);
 void cli_cleared_close(struct cli_cleared *c);

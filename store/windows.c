@@ -133,10 +133,9 @@ static struct window *reusable(struct store_windows *ws, bool for_read)
  * when the GET reads to its end; a window never does (the pack's entry table and trailer follow its
  * records), so that MD5 is wasted: measured, three quarters of the object server's CPU on 16 MiB
  * GETs (20 GETs: 0.64 CPU s from byte 0, 0.17 from byte 1), taken from the cores a restore
- * decodes on. A pack's first record starts with
- * the tag ACNK (SPEC.md 19.3, section 8), so a window from byte 0 asks from byte 4 and writes the
- * tag itself. Nothing is trusted the less: the record's checks cover the rest, and the tag's own
- * bytes are read by `store verify --read-data`. */
+ * decodes on. A pack's first record starts with the tag ACNK (SPEC.md 19.3, section 8), so a
+ * window from byte 0 asks from byte 4 and writes the tag itself. Nothing is trusted the less: the
+ * record's checks cover the rest, and the tag's own bytes are read by `store verify --read-data`. */
 static int get_window(struct store_backend *b, const char *key, uint64_t off, uint8_t *buf, size_t want, size_t *got,
                       bool *missing, struct asr_error *err)
 {
