@@ -456,6 +456,46 @@ int write_dedup_image(const char *path, int gap, struct asr_error *err)
     return rc;
 }
 
+/* Chunks of random sizes appended first, then volume 0 laid in 1 KiB extents, each from a chunk
+ * and offset drawn from seed: chunks used again at every distance, for the restore's plan. */
+int write_random_reuse_image(const char *path, unsigned seed, struct asr_error *err)
+{
+    enum { CHUNKS = 14, PIECE = 1024 };
+    g_size = 256 * 1024;
+    struct asr_writer_options wo = {.max_chunk_size = 65536, .overwrite = 1, .hash_seed = 7,
+                                    .created_unix = 1700000000};
+    struct asr_writer *w;
+    int rc = asr_writer_create(path, &wo, &w, err);
+    if (rc)
+        return rc;
+    uint8_t *content[CHUNKS] = {0}, *enc = malloc(asr_chunk_bound(65536));
+    uint32_t len[CHUNKS];
+    cr_assert_not_null(enc);
+    rc = put_layout(w, g_size, err);
+    for (uint32_t c = 0; c < CHUNKS && !rc; c++) {
+        len[c] = 2 * PIECE + (uint32_t)rand_r(&seed) % (30 * PIECE);
+        cr_assert_not_null(content[c] = malloc(len[c]));
+        for (uint32_t k = 0; k < len[c]; k++)
+            content[c][k] = pattern_byte(c % 3, (uint64_t)k * 5 + c * 777);
+        struct asr_chunk ch;
+        uint64_t id = UINT64_MAX;
+        rc = asr_chunk_encode(content[c], len[c], 1, asr_writer_hash_seed(w), enc, asr_chunk_bound(65536), &ch, err);
+        if (!rc)
+            rc = asr_writer_append_chunk(w, &ch, &id, err);
+    }
+    for (uint64_t off = 0; off + PIECE <= g_size && !rc; off += PIECE) {
+        uint32_t c = (uint32_t)rand_r(&seed) % CHUNKS, at = (uint32_t)rand_r(&seed) % (len[c] - PIECE);
+        rc = asr_writer_add_extent(w, 0, off, PIECE, c, at, content[c] + at, err);
+    }
+    if (!rc)
+        rc = asr_writer_finish(w, err);
+    asr_writer_free(w);
+    for (size_t c = 0; c < CHUNKS; c++)
+        free(content[c]);
+    free(enc);
+    return rc;
+}
+
 char *image_with_feature(enum asr_feature_class cls, unsigned bit, const char *name)
 {
     char *path = scratch_path("feat.asrimg");

@@ -48,6 +48,8 @@ uint64_t sample_volume_size(const struct sample_opts *o);
  * extents alternate between its base and its patch (SPEC.md 19.10). */
 int write_dedup_image(const char *path, int gap, struct asr_error *err);
 uint8_t dedup_expected(uint32_t volume, uint64_t off, int gap, int *captured);
+/* Volume 0 of 256 KiB in 1 KiB extents from 14 chunks drawn with seed (support.c). */
+int write_random_reuse_image(const char *path, unsigned seed, struct asr_error *err);
 
 /* A minimal image (one disk, nothing captured) that declares feature bit `bit` of class cls under
  * name, as a later asrimg would: how this version treats what it does not know. malloc'd path. */

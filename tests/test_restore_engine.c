@@ -788,6 +788,62 @@ Test(restore, plans_keep_chunks_where_they_lay_them_within_the_budget)
     }
 }
 
+/* Every data extent of the image's disk 0 on the target path: the bytes of its chunk. */
+static void check_extents(const char *img, const char *path)
+{
+    struct asr_reader *r = open_image(img);
+    struct asr_chunk_reader *cr;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_chunk_reader_new(r, &cr, &err), ASR_OK, "%s", err.msg);
+    uint32_t cap = asr_reader_info(r)->max_chunk_size;
+    uint8_t *chunk = malloc(cap);
+    size_t len;
+    uint8_t *got = read_file(path, &len);
+    cr_assert(chunk && got);
+    for (uint32_t v = 0; v < asr_reader_volume_count(r); v++) {
+        const struct asr_volume_desc *vd = asr_reader_volume(r, v);
+        uint64_t n;
+        const struct asr_extent *e = asr_reader_extents(r, v, &n);
+        for (uint64_t k = 0; vd->disk_index == 0 && k < n; k++) {
+            if (e[k].ref >= ASR_REF_UNREADABLE)
+                continue;
+            cr_assert_eq(asr_chunk_reader_read(cr, e[k].ref, chunk, cap, NULL, &err), ASR_OK, "%s", err.msg);
+            cr_assert_leq(vd->disk_offset + e[k].offset + e[k].length, len);
+            cr_assert(!memcmp(got + vd->disk_offset + e[k].offset, chunk + e[k].chunk_offset, e[k].length),
+                      "volume %u extent at %llu", v, (unsigned long long)e[k].offset);
+        }
+    }
+    free(got);
+    free(chunk);
+    asr_chunk_reader_free(cr);
+    asr_reader_free(r);
+}
+
+/* The same checks on chunks used again at random distances, under budgets of a few chunks: the
+ * plan gives kept chunks up and fills their places again (a place given up before it was filled
+ * is free only once the chunk before it was freed). */
+Test(restore, plans_of_random_reuse_keep_chunks_where_they_lay_them)
+{
+    char *img = scratch_path("reuse.asrimg");
+    for (unsigned seed = 1; seed <= 40; seed++) {
+        struct asr_error err = {0};
+        cr_assert_eq(write_random_reuse_image(img, seed, &err), ASR_OK, "%s", err.msg);
+        struct asr_reader *r = open_image(img);
+        uint64_t none = check_plan(r, 0);
+        for (uint64_t budget = 8192; budget <= 131072; budget += 8192)
+            cr_assert_leq(check_plan(r, budget), none, "seed %u budget %llu", seed, (unsigned long long)budget);
+        cr_assert_eq(check_plan(r, 64ull << 20), distinct_chunks(img), "seed %u", seed);
+        asr_reader_free(r);
+    }
+    struct run a;
+    restore_run(&a, img, "reuse", false, 0, &(struct asr_restore_options){.threads = 2});
+    cr_assert_eq(a.rc, ASR_OK, "%s", a.err.msg);
+    cr_assert_eq(a.st.chunks_decoded, distinct_chunks(img));
+    check_extents(img, a.target[0]);
+    run_free(&a);
+    free(img);
+}
+
 /* Bytes of a chunk that no extent laid while the pipe carried it: refused as what it is (not as
  * damage), and the file restores. */
 Test(restore, bytes_a_pipe_cannot_go_back_for_are_named)

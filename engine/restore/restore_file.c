@@ -208,6 +208,7 @@ static int lay_unit(struct restore_pass *p, const struct asr_reader *r, const st
 /* The decoded chunks the plan keeps for a later run, each in its place. */
 struct kept {
     struct slot *place;
+    uint64_t *holds; /* the chunk each place holds, checked against the plan's before it is laid */
     uint32_t n;
 };
 
@@ -215,6 +216,7 @@ static void kept_drop(struct kept *kp, uint32_t k)
 {
     free(kp->place[k].buf);
     kp->place[k].buf = NULL;
+    kp->holds[k] = UINT64_MAX;
 }
 
 /* Chunk ref, decoded in from, copied into place k after its decode's last run (a damaged chunk as
@@ -224,6 +226,7 @@ static int keep_decode(struct kept *kp, const struct asr_reader *r, uint32_t k, 
 {
     struct slot *to = &kp->place[k];
     kept_drop(kp, k);
+    kp->holds[k] = ref;
     to->rc = from->rc;
     to->err = from->err;
     if (from->rc)
@@ -237,9 +240,10 @@ static int keep_decode(struct kept *kp, const struct asr_reader *r, uint32_t k, 
 
 static void kept_free(struct kept *kp)
 {
-    for (uint32_t k = 0; k < kp->n; k++)
+    for (uint32_t k = 0; kp->place && kp->holds && k < kp->n; k++)
         kept_drop(kp, k);
     free(kp->place);
+    free(kp->holds);
 }
 
 /* Lays run i of the plan: from its decode (whose slot goes back to the workers after its last
@@ -251,6 +255,10 @@ static int lay_run(struct restore_pass *p, struct asr_reader *r, const struct re
     if (u->ref >= ASR_REF_UNREADABLE)
         return lay_unit(p, r, u, NULL, err);
     if (u->kept != PLAN_NOT_KEPT) {
+        if (kp->holds[u->kept] != u->ref) /* never laid as another chunk's bytes */
+            return asr_fail_public(err, ASR_E_STATE, "restore plan: kept place %u holds chunk %llu, not %llu (a bug in asrimg: "
+                                   "please report it)", u->kept,
+                                   (unsigned long long)kp->holds[u->kept], (unsigned long long)u->ref);
         int rc = lay_unit(p, r, u, &kp->place[u->kept], err);
         if (!u->keep_after)
             kept_drop(kp, u->kept);
@@ -274,8 +282,12 @@ int restore_file_pass(struct restore_pass *p, struct asr_error *err)
     int rc = restore_plan_make(r, KEEP_BYTES, &pl, err);
     if (rc)
         return rc;
-    struct kept kp = {.place = calloc(pl.places ? pl.places : 1, sizeof *kp.place), .n = pl.places};
-    if (!kp.place) {
+    struct kept kp = {.place = calloc(pl.places ? pl.places : 1, sizeof *kp.place),
+                      .holds = malloc((pl.places ? pl.places : 1) * sizeof *kp.holds), .n = pl.places};
+    for (uint32_t k = 0; kp.holds && k < kp.n; k++)
+        kp.holds[k] = UINT64_MAX;
+    if (!kp.place || !kp.holds) {
+        kept_free(&kp);
         restore_plan_free(&pl);
         return asr_fail_public(err, ASR_E_NOMEM, "out of memory for the restore plan");
     }

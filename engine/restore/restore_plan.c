@@ -117,20 +117,28 @@ static size_t add_decode(struct planner *pl, size_t run, struct asr_error *err)
     return p->nseq++;
 }
 
+/* Place k holds no chunk from now on; the pass frees it after run `after`. */
+static void vacate(struct planner *pl, uint32_t k, size_t after)
+{
+    struct place *x = &pl->place[k];
+    pl->place_of[x->ref] = PLAN_NOT_KEPT;
+    x->free_after = after;
+    pl->held -= x->len;
+    pl->nheld--;
+}
+
 /* The kept chunk in place k is given up after its keeper (its decode is not copied, or its last
  * run frees it): the run that would have used it decodes it again. */
 static void give_up(struct planner *pl, uint32_t k)
 {
     struct place *x = &pl->place[k];
     if (x->by_decode) {
-        pl->p->keep_to[x->keeper] = PLAN_NOT_KEPT; /* never filled: free as it was before */
+        pl->p->keep_to[x->keeper] = PLAN_NOT_KEPT;
+        vacate(pl, k, x->free_after); /* never filled: free since its last chunk */
     } else {
         pl->p->units[x->keeper].keep_after = false;
-        x->free_after = x->keeper;
+        vacate(pl, k, x->keeper);
     }
-    pl->place_of[x->ref] = PLAN_NOT_KEPT;
-    pl->held -= x->len;
-    pl->nheld--;
 }
 
 /* A place not in use that the pass has freed by run `by` (a decode's chunk is copied after its
@@ -172,7 +180,9 @@ static bool keep(struct planner *pl, uint64_t ref, size_t s, size_t last, size_t
     uint32_t k = free_place(pl, last);
     if (k == PLAN_NOT_KEPT)
         return false;
-    pl->place[k] = (struct place){.ref = ref, .next = next, .len = len, .by_decode = true, .keeper = s};
+    /* free_after stays: given up before it is filled, the place is free from where it was. */
+    pl->place[k] = (struct place){.ref = ref, .next = next, .len = len, .by_decode = true, .keeper = s,
+                                  .free_after = pl->place[k].free_after};
     pl->place_of[ref] = k;
     pl->held += len;
     pl->nheld++;
@@ -187,7 +197,6 @@ static void from_kept(struct planner *pl, size_t run)
     struct plan_unit *u = &pl->p->units[run];
     uint32_t k = pl->place_of[u->ref];
     u->kept = k;
-    pl->p->kept_runs++;
     if (pl->next_use[run] != NONE) {
         pl->place[k].next = pl->next_use[run];
         pl->place[k].by_decode = false;
@@ -195,10 +204,7 @@ static void from_kept(struct planner *pl, size_t run)
         u->keep_after = true;
     } else {
         u->keep_after = false;
-        pl->place_of[u->ref] = PLAN_NOT_KEPT;
-        pl->place[k].free_after = run;
-        pl->held -= pl->place[k].len;
-        pl->nheld--;
+        vacate(pl, k, run);
     }
 }
 

@@ -31,7 +31,6 @@ struct restore_plan {
     size_t *last_use;   /* decode -> the last run laying it: its slot goes back to the workers then */
     uint32_t *keep_to;  /* decode -> the place its chunk is copied to after last_use, or PLAN_NOT_KEPT */
     uint32_t places;    /* places for kept chunks the plan uses; each holds one chunk at a time */
-    uint64_t kept_runs; /* data runs laid from kept chunks */
 };
 
 /* The plan for r's extents, volume by volume; kept chunks add up to at most keep_bytes at once. */
