@@ -262,7 +262,7 @@ static int quiet_record(const struct log_view *l, uint64_t at, uint32_t hblks, c
     uint32_t len = xfs_be32(h + 12), ops = xfs_be32(h + 40);
     if (len > XLOG_HEADER_CYCLE_SIZE) /* the first header block saves the cycle words of 32 KiB */
         return ASR_OK;
-    uint8_t *d = malloc(len ? len : 1);
+    uint8_t *d = malloc(len ? (len + XFS_BB - 1) / XFS_BB * XFS_BB : 1); /* read in whole basic blocks */
     if (!d)
         return asr_fail_public(err, ASR_E_NOMEM, "xfs: out of memory for a log record");
     int rc = ASR_OK;
