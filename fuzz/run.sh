@@ -11,7 +11,7 @@ seconds=${FUZZ_SECONDS:-60}
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 cc=${FUZZ_CC:-$(command -v clang || command -v clang-14 || true)}
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(image stream layout fat exfat ntfs ext xfs btrfs btrfs_file bootconf lvm md luks loadopt store hints)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(image stream layout fat exfat ntfs ext xfs btrfs btrfs_file bootconf lvm md luks loadopt store hints s3)
 
 if [ -z "$cc" ]; then
     echo "fuzz/run.sh: clang not found (set FUZZ_CC)" >&2

@@ -46,6 +46,11 @@ struct store_backend_ops {
                 struct asr_error *err);
     /* Removes key; a key that is not there is fine. */
     int (*del)(struct store_backend *b, const char *key, struct asr_error *err);
+    /* Removes keys (n of them) in as few requests as the backend can, adding those it made to
+     * *requests; keys not there are fine. After an error some may be gone; the message names one
+     * that is not. NULL where one del a key is as quick (a directory): use store_del_many. */
+    int (*del_many)(struct store_backend *b, const char *const *keys, size_t n, uint64_t *requests,
+                    struct asr_error *err);
     /* The backend's current time (a directory: the mtime of a file just written; S3: the Date of
      * a response), for comparisons with list's mtimes. */
     int (*now)(struct store_backend *b, int64_t *now, struct asr_error *err);

@@ -22,6 +22,11 @@
  * body's SHA-256 over http, so that the server refuses a body damaged on the way; UNSIGNED-PAYLOAD
  * over https, where TLS already protects it and a file would otherwise be read twice.
  *
+ * Batch deletes (del_many): DeleteObjects (POST ?delete), up to 1000 keys a request, quiet (the
+ * answer lists only the keys it could not delete). An endpoint that answers 501 NotImplemented
+ * (or 405) gets single DELETEs from then on. gc frees thousands of packs at a time and a backup
+ * removes one index object per pack it uploaded: one request each was a round trip each.
+ *
  * Failures: 5xx, 429, S3's RequestTimeout, and transport errors (refused or reset connections,
  * timeouts: under 1 KiB/s for ASRIMG_S3_STALL_SECONDS, default 30) are retried with exponential
  * backoff and jitter, ASRIMG_S3_RETRIES tries in all (default 6, first wait ASRIMG_S3_BACKOFF_MS,
@@ -63,6 +68,7 @@
 #define S3_BACKOFF_MS_DEFAULT 250u
 #define S3_BACKOFF_CAP_MS 20000u
 #define S3_STALL_S_DEFAULT 30u
+#define S3_DELETE_BATCH_MAX 1000u       /* DeleteObjects' limit on keys a request */
 #define S3_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 /* libcurl is loaded when the first S3 store is opened, not linked: it and the two dozen shared
@@ -97,6 +103,8 @@ struct s3_backend {
     char token_hdr[4096 + 32]; /* "x-amz-security-token: ..." or "" */
     unsigned tries, backoff_ms, stall_s;
     atomic_int cond_put; /* If-None-Match on PUT: 0 not known yet, 1 honoured, -1 refused (501) */
+    atomic_int batch_del; /* DeleteObjects: 0 not known yet, 1 honoured, -1 refused (501, 405) */
+    unsigned delete_batch; /* keys a DeleteObjects request takes (ASRIMG_S3_DELETE_BATCH, 1: none) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct s3_slot *slots;
@@ -343,6 +351,14 @@ int s3_parse_list(const char *xml, size_t len, const char *want, size_t strip, s
     return ASR_OK;
 }
 
+/* Only printable ASCII reaches a message. */
+static void printable(char *s)
+{
+    for (; *s; s++)
+        if (!isprint((unsigned char)*s))
+            *s = '?';
+}
+
 void s3_parse_error(const char *xml, size_t len, char *code, size_t code_len, char *msg, size_t msg_len)
 {
     const char *end = xml + len;
@@ -356,16 +372,73 @@ void s3_parse_error(const char *xml, size_t len, char *code, size_t code_len, ch
         if (!xml_get(xml, end, "Message", msg, msg_len))
             msg[0] = '\0';
     }
-    /* only printable ASCII reaches a message */
-    for (char *s = code; code_len && *s; s++)
-        if (!isprint((unsigned char)*s))
-            *s = '?';
-    for (char *s = msg; msg_len && *s; s++)
-        if (!isprint((unsigned char)*s))
-            *s = '?';
+    if (code_len)
+        printable(code);
+    if (msg_len)
+        printable(msg);
+}
+
+int s3_parse_delete_result(const char *xml, size_t len, char *key, size_t key_len, char *code, size_t code_len,
+                           char *msg, size_t msg_len, struct asr_error *err)
+{
+    const char *end = xml + len;
+    if (key_len)
+        key[0] = '\0';
+    /* the root whole: "<DeleteResult .../>", or "<DeleteResult ...>" ... "</DeleteResult>" */
+    const char *root = memmem(xml, len, "<DeleteResult", strlen("<DeleteResult"));
+    const char *gt = root ? memchr(root, '>', (size_t)(end - root)) : NULL;
+    const char *close = gt ? memmem(gt, (size_t)(end - gt), "</DeleteResult>", strlen("</DeleteResult>")) : NULL;
+    if (!gt || (gt[-1] != '/' && !close))
+        return asr_fail_public(err, ASR_E_CORRUPT, "the answer to a batch delete is not a whole DeleteResult");
+    for (const char *p = gt; close && (p = memmem(p, (size_t)(close - p), "<Error>", 7)) != NULL;) {
+        size_t vl;
+        const char *e = xml_find(p, close, "Error", &vl);
+        char c[64];
+        if (!e || !xml_get(e, e + vl, "Code", c, sizeof c))
+            return asr_fail_public(err, ASR_E_CORRUPT, "a batch delete's answer has an <Error> cut or without a Code");
+        p = e + vl;
+        if (!strcmp(c, "NoSuchKey")) /* deleting what is not there is what was asked */
+            continue;
+        if (key_len && !xml_get(e, e + vl, "Key", key, key_len))
+            snprintf(key, key_len, "?");
+        s3_parse_error(e, vl, code, code_len, msg, msg_len);
+        if (key_len)
+            printable(key);
+        return ASR_OK;
+    }
+    return ASR_OK;
 }
 
 /* ---- encoding ------------------------------------------------------------------------------- */
+
+/* Appends n bytes of s to the text *buf (len, cap; kept NUL-ended). */
+static bool text_add(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    char *g = asr_grow(*buf, cap, *len + n + 1, 1, 4096);
+    if (!g)
+        return false;
+    *buf = g;
+    memcpy(g + *len, s, n);
+    *len += n;
+    g[*len] = '\0';
+    return true;
+}
+
+/* s as XML text (&, <, >, ", ' as entities) appended to *buf; false when out of memory or s holds
+ * a control character, which XML 1.0 cannot carry. */
+static bool xml_add(char **buf, size_t *len, size_t *cap, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        const char *ent = c == '&' ? "&amp;" : c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '"' ? "&quot;"
+                        : c == '\'' ? "&apos;" : NULL;
+        if (c < 0x20 || c == 0x7f)
+            return false;
+        if (!(ent ? text_add(buf, len, cap, ent, strlen(ent)) : text_add(buf, len, cap, s, 1)))
+            return false;
+    }
+    return true;
+}
 
 /* s percent-encoded as SigV4 wants (A-Za-z0-9-._~ bare; / too when keep_slash) into out. */
 static bool uri_encode(const char *s, bool keep_slash, char *out, size_t out_len)
@@ -405,9 +478,10 @@ enum s3_sink { SINK_NONE, SINK_BUF, SINK_FD, SINK_MEM };
 
 struct s3_req {
     /* what */
-    const char *method;  /* GET PUT DELETE HEAD */
+    const char *method;  /* GET PUT POST DELETE HEAD */
     const char *key;     /* store key; NULL: the bucket */
     const char *query;   /* canonical query, or NULL */
+    const char *content_md5; /* Content-MD5 header value (base64), or NULL */
     bool if_none_match;  /* create only: If-None-Match: * */
     char range[80];      /* Range header value, or "" */
     /* body sent */
@@ -718,6 +792,8 @@ static void set_options(const struct s3_backend *b, struct s3_req *r, const char
         lc.easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
         lc.easy_setopt(h, CURLOPT_SEEKDATA, r);
         lc.easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->in_len);
+        if (strcmp(r->method, "PUT") != 0) /* a body with another method: DeleteObjects' POST */
+            lc.easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->method);
     } else if (strcmp(r->method, "HEAD") == 0) {
         lc.easy_setopt(h, CURLOPT_NOBODY, 1L);
     } else if (strcmp(r->method, "GET") != 0) {
@@ -742,7 +818,7 @@ static int perform(struct s3_backend *b, struct s3_req *r, struct asr_error *err
     if (build_url(b, r, url, sizeof url) != ASR_OK)
         return asr_fail_public(err, ASR_E_LIMIT, "%s: key too long for S3", name);
     struct curl_slist *hdrs = NULL;
-    char sha_hdr[128], range_hdr[100];
+    char sha_hdr[128], range_hdr[100], md5_hdr[64];
     snprintf(sha_hdr, sizeof sha_hdr, "x-amz-content-sha256: %s", r->sha[0] ? r->sha : S3_EMPTY_SHA256);
     snprintf(range_hdr, sizeof range_hdr, "Range: %s", r->range);
     bool ok = hdr_add(&hdrs, sha_hdr);
@@ -752,6 +828,10 @@ static int perform(struct s3_backend *b, struct s3_req *r, struct asr_error *err
         ok = hdr_add(&hdrs, range_hdr);
     if (ok && r->upload)
         ok = hdr_add(&hdrs, "Content-Type: application/octet-stream");
+    if (ok && r->content_md5) {
+        snprintf(md5_hdr, sizeof md5_hdr, "Content-MD5: %s", r->content_md5);
+        ok = hdr_add(&hdrs, md5_hdr);
+    }
     if (ok && r->if_none_match)
         ok = hdr_add(&hdrs, "If-None-Match: *");
     if (!ok) {
@@ -1135,6 +1215,100 @@ static int s3_del(struct store_backend *bb, const char *key, struct asr_error *e
     return rc;
 }
 
+/* The DeleteObjects body for keys (n of them, the store's prefix before each) into *body; false
+ * when out of memory or a key cannot be written in XML. */
+static bool delete_body(const struct s3_backend *b, const char *const *keys, size_t n, char **body, size_t *len)
+{
+    static const char head[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+                               "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>";
+    static const char open[] = "<Object><Key>", close[] = "</Key></Object>", tail[] = "</Delete>";
+    size_t cap = 0;
+    *body = NULL;
+    *len = 0;
+    bool ok = text_add(body, len, &cap, head, strlen(head));
+    for (size_t i = 0; ok && i < n; i++)
+        ok = text_add(body, len, &cap, open, strlen(open)) && xml_add(body, len, &cap, b->prefix) &&
+             xml_add(body, len, &cap, keys[i]) && text_add(body, len, &cap, close, strlen(close));
+    return ok && text_add(body, len, &cap, tail, strlen(tail));
+}
+
+/* One DeleteObjects request for keys (n of them). *refused: the endpoint does not do batch
+ * deletes (501, 405, NotImplemented), nothing deleted, and ASR_OK. */
+static int delete_batch(struct s3_backend *b, const char *const *keys, size_t n, bool *refused, struct asr_error *err)
+{
+    char *body = NULL, md5_b64[32];
+    size_t len = 0;
+    unsigned char md5[16];
+    unsigned md5_len = 0;
+    *refused = false;
+    if (!delete_body(b, keys, n, &body, &len) || !EVP_Digest(body, len, md5, &md5_len, EVP_md5(), NULL) ||
+        md5_len != sizeof md5) {
+        free(body); /* a key XML cannot carry, or no MD5 here (a FIPS build): one DELETE each */
+        *refused = true;
+        return ASR_OK;
+    }
+    EVP_EncodeBlock((unsigned char *)md5_b64, md5, sizeof md5);
+    struct s3_req *r = calloc(1, sizeof *r);
+    int rc = r ? ASR_OK : asr_fail_public(err, ASR_E_NOMEM, "%s: out of memory", b->base.url);
+    if (rc == ASR_OK) {
+        *r = (struct s3_req){.method = "POST", .key = NULL, .query = "delete=", .content_md5 = md5_b64,
+                             .upload = true, .data = (const uint8_t *)body, .in_fd = -1, .in_len = len,
+                             .sink = SINK_MEM, .mem_max = S3_LIST_BODY_MAX, .out_fd = -1};
+        strcpy(r->sha, "UNSIGNED-PAYLOAD");
+        if (!b->https && sha256_hex(body, len, r->sha) != ASR_OK)
+            rc = asr_fail_public(err, ASR_E_NOMEM, "%s: cannot hash", b->base.url);
+    }
+    if (rc == ASR_OK)
+        rc = perform(b, r, err);
+    if (rc == ASR_OK && (r->status == 501 || r->status == 405 || !strcmp(r->code, "NotImplemented"))) {
+        *refused = true;
+    } else if (rc == ASR_OK && r->status != 200) {
+        r->key = keys[0]; /* the message names the first of the batch */
+        rc = http_fail(b, r, err);
+    } else if (rc == ASR_OK) {
+        char key[S3_KEY_MAX], code[64], msg[200];
+        rc = s3_parse_delete_result(r->mem ? r->mem : "", r->mem_len, key, sizeof key, code, sizeof code, msg,
+                                    sizeof msg, err);
+        if (rc == ASR_OK && key[0])
+            rc = asr_fail_public(err, ASR_E_IO, "s3://%s/%s: cannot delete: %s%s%s", b->bucket, key, code,
+                                 msg[0] ? ": " : "", msg);
+        else if (rc != ASR_OK) {
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            rc = asr_fail_public(err, rc, "s3://%s/%s: %s", b->bucket, b->prefix, why);
+        }
+    }
+    if (r)
+        free(r->mem);
+    free(r);
+    free(body);
+    return rc;
+}
+
+static int s3_del_many(struct store_backend *bb, const char *const *keys, size_t n, uint64_t *requests,
+                       struct asr_error *err)
+{
+    struct s3_backend *b = s3_of(bb);
+    for (size_t i = 0; i < n; i++)
+        if (!key_ok(keys[i]))
+            return bad_key(b, keys[i], err);
+    int rc = ASR_OK;
+    for (size_t at = 0; at < n && rc == ASR_OK;) {
+        size_t k = n - at < b->delete_batch ? n - at : b->delete_batch;
+        bool singles = k == 1 || atomic_load(&b->batch_del) < 0;
+        if (!singles) {
+            rc = delete_batch(b, keys + at, k, &singles, err);
+            (*requests)++;
+            if (rc == ASR_OK)
+                atomic_store(&b->batch_del, singles ? -1 : 1);
+        }
+        for (size_t i = 0; singles && i < k && rc == ASR_OK; i++, (*requests)++)
+            rc = s3_del(bb, keys[at + i], err);
+        at += k;
+    }
+    return rc;
+}
+
 static int s3_now(struct store_backend *bb, int64_t *now, struct asr_error *err)
 {
     struct s3_backend *b = s3_of(bb);
@@ -1177,6 +1351,7 @@ static const struct store_backend_ops s3_ops = {
     .get_file = s3_get_file,
     .list = s3_list,
     .del = s3_del,
+    .del_many = s3_del_many,
     .now = s3_now,
     .close = s3_close,
 };
@@ -1455,6 +1630,7 @@ int store_backend_s3_open(const char *url, const struct asr_store_options *opt, 
         b->tries = env_uint("ASRIMG_S3_RETRIES", S3_TRIES_DEFAULT, 1, S3_TRIES_MAX);
         b->backoff_ms = env_uint("ASRIMG_S3_BACKOFF_MS", S3_BACKOFF_MS_DEFAULT, 0, 60000);
         b->stall_s = env_uint("ASRIMG_S3_STALL_SECONDS", S3_STALL_S_DEFAULT, 1, 3600);
+        b->delete_batch = env_uint("ASRIMG_S3_DELETE_BATCH", S3_DELETE_BATCH_MAX, 1, S3_DELETE_BATCH_MAX);
         b->nslots = opt && opt->requests ? opt->requests : S3_REQUESTS_DEFAULT;
         if (b->nslots > S3_REQUESTS_MAX)
             b->nslots = S3_REQUESTS_MAX;

@@ -25,6 +25,12 @@ int s3_parse_list(const char *xml, size_t len, const char *want, size_t strip, s
                   struct asr_error *err);
 /* S3's <Error> body: its Code and Message, decoded and cut to fit ("" when absent). */
 void s3_parse_error(const char *xml, size_t len, char *code, size_t code_len, char *msg, size_t msg_len);
+/* A DeleteObjects answer (<DeleteResult>, quiet): ASR_OK with key "" when it lists no error other
+ * than NoSuchKey (deleting what is not there is what was asked); else ASR_OK with the first other
+ * <Error>'s Key, Code and Message, decoded, printable and cut to fit. ASR_E_CORRUPT for a body that
+ * is not a DeleteResult, or an <Error> without a Code. */
+int s3_parse_delete_result(const char *xml, size_t len, char *key, size_t key_len, char *code, size_t code_len,
+                           char *msg, size_t msg_len, struct asr_error *err);
 /* An ISO 8601 UTC time as S3 writes LastModified ("2026-12-05T17:50:04.000Z"): unix seconds. */
 int s3_parse_time(const char *s, size_t len, int64_t *out);
 

@@ -2,7 +2,8 @@
  * deletes the packs an earlier gc condemned once every session running at that condemnation has
  * ended (re-reading the snapshots first: a backup may have committed one that uses them), merges
  * the index objects without them and drops the condemnation; phase 2 condemns the packs no
- * snapshot uses now (write gc/ID, list the sessions, rewrite gc/ID with them). */
+ * snapshot uses now (write gc/ID, list the sessions, rewrite gc/ID with them). Objects go in batch
+ * deletes (S3: a thousand a request): a gc may free thousands of packs. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -27,20 +28,24 @@ static int read_sessions(struct store_backend *b, int64_t now, struct sessions *
     if (rc)
         return rc;
     ss->running = malloc((n ? n : 1) * STORE_OID_SIZE);
+    const char **expired = malloc((n ? n : 1) * sizeof *expired);
+    size_t n_expired = 0;
     ss->n = 0;
-    if (!ss->running)
+    if (!ss->running || !expired)
         rc = store_fail(err, ASR_E_NOMEM, "gc: out of memory");
     for (size_t i = 0; i < n && !rc; i++) {
         const char *id = o[i].key + strlen("sessions/");
-        if (o[i].mtime >= now - STORE_LEASE_EXPIRY) {
-            if (!store_hex_parse(id, ss->running[ss->n], STORE_OID_SIZE)) {
-                ss->n++;
-                rep->sessions_running++;
-            }
-        } else if (!(rc = b->ops->del(b, o[i].key, err))) {
-            rep->sessions_expired++;
-        }
+        if (o[i].mtime < now - STORE_LEASE_EXPIRY)
+            expired[n_expired++] = o[i].key;
+        else if (!store_hex_parse(id, ss->running[ss->n], STORE_OID_SIZE))
+            ss->n++;
     }
+    uint64_t requests = 0;
+    if (!rc && !(rc = store_del_many(b, expired, n_expired, &requests, err))) {
+        rep->sessions_running = ss->n;
+        rep->sessions_expired = n_expired;
+    }
+    free(expired);
     store_objects_free(o, n);
     if (!rc && ss->n)
         qsort(ss->running, ss->n, STORE_OID_SIZE, store_oid_cmp);
@@ -115,8 +120,9 @@ static int merge_index(struct store_backend *b, struct asr_error *err)
             rc = b->ops->put(b, key, raw, len, err);
         free(raw);
     }
-    for (size_t i = 0; i < x.n && !rc; i++)
-        rc = b->ops->del(b, x.keys[i], err);
+    uint64_t requests = 0;
+    if (!rc)
+        rc = store_del_many(b, (const char *const *)x.keys, x.n, &requests, err);
 out:
     store_index_free(&m);
     store_table_free(t);
@@ -153,6 +159,39 @@ static void condemnations_free(struct condemnation *c, size_t n)
         store_condemn_free(&c[i].c);
     }
     free(c);
+}
+
+/* The packs of the ready condemnations that still exist (packs, listed) and no snapshot uses
+ * (used), in one batch delete; counted in rep once gone. */
+static int delete_condemned(struct store_backend *b, const struct condemnation *ready, size_t n_ready,
+                            const uint8_t (*used)[STORE_OID_SIZE], size_t n_used, const struct store_pack *packs,
+                            size_t n_packs, struct asr_store_gc_report *rep, struct asr_error *err)
+{
+    char(*names)[STORE_KEY_NAME_MAX] = malloc((n_packs ? n_packs : 1) * sizeof *names);
+    const char **keys = malloc((n_packs ? n_packs : 1) * sizeof *keys);
+    bool *taken = calloc(n_packs ? n_packs : 1, sizeof *taken); /* per listed pack: in keys */
+    uint64_t k = 0, bytes = 0, requests = 0;
+    int rc = names && keys && taken ? ASR_OK : store_fail(err, ASR_E_NOMEM, "gc: out of memory");
+    for (size_t i = 0; i < n_ready && !rc; i++)
+        for (uint64_t j = 0; j < ready[i].c.pack_count; j++) {
+            const uint8_t *id = ready[i].c.packs[j];
+            const struct store_pack *p = store_packs_find(packs, n_packs, id);
+            if (!p || taken[p - packs] || store_oid_in(used, n_used, id))
+                continue; /* gone already (or condemned twice), or a snapshot made since uses it */
+            taken[p - packs] = true;
+            store_pack_name(id, names[k]);
+            keys[k] = names[k];
+            bytes += p->size;
+            k++;
+        }
+    if (!rc && !(rc = store_del_many(b, keys, k, &requests, err))) {
+        rep->packs_deleted += k;
+        rep->bytes_deleted += bytes;
+    }
+    free(taken);
+    free(keys);
+    free(names);
+    return rc;
 }
 
 /* Phase 1: the condemnations whose sessions have all ended, their packs deleted where still unused. */
@@ -205,25 +244,20 @@ static int phase1(struct asr_store *s, int64_t now, const struct sessions *ss, s
         rc = used_now(s, &used, &n_used, err);
     if (!rc && n_ready)
         rc = store_packs_list(b, &packs, &n_packs, err);
-    uint64_t deleted = 0;
-    for (size_t i = 0; i < n_ready && !rc; i++)
-        for (uint64_t j = 0; j < ready[i].c.pack_count && !rc; j++) {
-            const uint8_t *id = ready[i].c.packs[j];
-            const struct store_pack *p = store_packs_find(packs, n_packs, id);
-            if (!p || store_oid_in((const uint8_t(*)[STORE_OID_SIZE])used, n_used, id))
-                continue; /* gone already, or a snapshot made since uses it */
-            char key[STORE_KEY_NAME_MAX];
-            store_pack_name(id, key);
-            if (!(rc = b->ops->del(b, key, err))) {
-                deleted++;
-                rep->bytes_deleted += p->size;
-            }
-        }
-    rep->packs_deleted += deleted;
-    if (!rc && deleted)
+    if (!rc)
+        rc = delete_condemned(b, ready, n_ready, (const uint8_t(*)[STORE_OID_SIZE])used, n_used, packs, n_packs,
+                              rep, err);
+    if (!rc && rep->packs_deleted)
         rc = merge_index(b, err);
-    for (size_t i = 0; i < n_ready && !rc; i++)
-        rc = b->ops->del(b, ready[i].key, err);
+    const char **keys = malloc((n_ready ? n_ready : 1) * sizeof *keys);
+    if (!rc && !keys)
+        rc = store_fail(err, ASR_E_NOMEM, "gc: out of memory");
+    for (size_t i = 0; !rc && i < n_ready; i++)
+        keys[i] = ready[i].key;
+    uint64_t requests = 0;
+    if (!rc)
+        rc = store_del_many(b, keys, n_ready, &requests, err);
+    free(keys);
     free(used);
     free(packs);
     condemnations_free(ready, n_ready);

@@ -69,6 +69,10 @@ bool store_host_valid(const char *host);
 /* HMAC-SHA-256 of a || b with key (b may be NULL). */
 void store_hmac(const uint8_t key[STORE_KEY_SIZE], const void *a, size_t alen, const void *b, size_t blen,
                 uint8_t out[32]);
+/* Removes keys (n of them; those not there are fine) with the backend's del_many, else one del
+ * each; *requests grows by the requests made. */
+int store_del_many(struct store_backend *b, const char *const *keys, size_t n, uint64_t *requests,
+                   struct asr_error *err);
 /* An object read whole into a malloc'd buffer, refused when larger than cap. *missing as get's. */
 int store_get_whole(struct store_backend *b, const char *key, size_t cap, uint8_t **out, size_t *len, bool *missing,
                     struct asr_error *err);

@@ -119,21 +119,28 @@ static int prune_host(struct asr_store *s, const struct asr_store_snapshot *snap
                       const struct asr_store_keep *rules, bool dry_run, struct asr_store_prune_report *rep,
                       struct asr_error *err)
 {
-    bool *keep = calloc(n, sizeof *keep);
-    if (!keep)
-        return store_fail(err, ASR_E_NOMEM, "prune: out of memory");
-    asr_store_keep_select(snaps, n, rules, keep);
-    int rc = ASR_OK;
+    typedef char snapshot_key[sizeof snaps->name + 16];
+    bool *keep = calloc(n ? n : 1, sizeof *keep);
+    snapshot_key *names = malloc((n ? n : 1) * sizeof *names);
+    const char **keys = malloc((n ? n : 1) * sizeof *keys);
+    int rc = keep && names && keys ? ASR_OK : store_fail(err, ASR_E_NOMEM, "prune: out of memory");
+    if (!rc)
+        asr_store_keep_select(snaps, n, rules, keep);
+    size_t k = 0;
     for (size_t i = 0; i < n && !rc; i++) {
-        if (keep[i]) {
-            rep->kept++;
+        if (keep[i])
             continue;
-        }
-        char key[sizeof snaps[i].name + 16];
-        snprintf(key, sizeof key, "snapshots/%s", snaps[i].name);
-        if (dry_run || !(rc = s->b->ops->del(s->b, key, err)))
-            rep->removed++;
+        snprintf(names[k], sizeof names[k], "snapshots/%s", snaps[i].name);
+        keys[k] = names[k];
+        k++;
     }
+    uint64_t requests = 0;
+    if (!rc && (dry_run || !(rc = store_del_many(s->b, keys, k, &requests, err)))) {
+        rep->kept += n - k;
+        rep->removed += k;
+    }
+    free(keys);
+    free(names);
     free(keep);
     return rc;
 }

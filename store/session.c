@@ -28,8 +28,7 @@
 #define UPLOADS_IN_FLIGHT 3
 
 /* A finished pack handed to the upload threads: the writer that built it (its buffer and entries,
- * valid until it is reset) and the name of its index object. Without a writer: the object key to
- * delete (the commit's removal of the per-pack index objects, a round trip each). */
+ * valid until it is reset) and the name of its index object. */
 struct upload {
     struct store_pack_writer *pw;
     const uint8_t *data;
@@ -231,20 +230,17 @@ static void *upload_thread(void *arg)
         pthread_mutex_unlock(&ss->up_mu);
         struct asr_error err = {0};
         int rc = ASR_OK;
-        if (!skip && u.pw)
+        if (!skip)
             rc = pack_upload(ss, &u, &err);
-        else if (!skip && !(rc = ss->b->ops->del(ss->b, u.index_key, &err)))
-            count_request(ss);
         pthread_mutex_lock(&ss->up_mu);
         if (rc && !ss->up_rc) {
             ss->up_rc = rc;
             ss->up_err = err;
             __atomic_store_n(&ss->up_failed, 1, __ATOMIC_RELEASE);
         }
-        if (!rc && !skip && u.pw)
+        if (!rc && !skip)
             __atomic_fetch_add(&ss->st.packs, 1, __ATOMIC_RELAXED);
-        if (u.pw)
-            ss->spare[ss->n_spare++] = u.pw;
+        ss->spare[ss->n_spare++] = u.pw;
         ss->in_flight--;
         pthread_cond_broadcast(&ss->up_done);
     }
@@ -303,19 +299,6 @@ static void push(struct asr_store_session *ss, const struct upload *u)
     ss->q_len++;
     ss->in_flight++;
     pthread_cond_signal(&ss->up_work);
-}
-
-/* Queues the deletion of key beside the other requests in flight. */
-static int queue_delete(struct asr_store_session *ss, const char *key, struct asr_error *err)
-{
-    struct upload u = {0};
-    snprintf(u.index_key, sizeof u.index_key, "%s", key);
-    pthread_mutex_lock(&ss->up_mu);
-    int rc = wait_room(ss);
-    if (!rc)
-        push(ss, &u);
-    pthread_mutex_unlock(&ss->up_mu);
-    return rc ? upload_error(ss, err) : ASR_OK;
 }
 
 /* Queues the finished pack of ss->pw (data, len bytes) for upload, waiting while
@@ -527,7 +510,7 @@ int asr_store_session_put(struct asr_store_session *ss, const struct asr_store_i
 }
 
 /* The session's packs in one index object; the per-pack ones then go (one pack: its own stays),
- * deleted by the upload threads, two at a time, each a round trip to a remote store. */
+ * in one batch delete (S3: one request a thousand). */
 static int write_session_index(struct asr_store_session *ss, struct asr_error *err)
 {
     if (ss->n_packs <= 1)
@@ -547,9 +530,17 @@ static int write_session_index(struct asr_store_session *ss, struct asr_error *e
             count_request(ss);
     }
     free(raw);
-    for (size_t i = 0; i < ss->n_packs && !rc; i++)
-        rc = queue_delete(ss, ss->pack_index[i], err);
-    return rc ? rc : uploads_wait(ss, err);
+    const char **keys = rc ? NULL : malloc(ss->n_packs * sizeof *keys);
+    if (!rc && !keys)
+        rc = store_fail(err, ASR_E_NOMEM, "store session: out of memory");
+    for (size_t i = 0; keys && i < ss->n_packs; i++)
+        keys[i] = ss->pack_index[i];
+    uint64_t requests = 0;
+    if (!rc)
+        rc = store_del_many(ss->b, keys, ss->n_packs, &requests, err);
+    __atomic_fetch_add(&ss->st.requests, requests, __ATOMIC_RELAXED);
+    free(keys);
+    return rc;
 }
 
 /* The first of n packs (IDs from pack_id) that is not in have (sorted), or -1. */

@@ -1,6 +1,6 @@
 /* The small helpers every store/ module shares (SPEC.md section 19): random bytes, hex, object and
- * snapshot names (HOST/TIME), HMAC-SHA-256, whole-object reads, listings freed. They call nothing
- * else of store/, so that every module may use them without an import circle. */
+ * snapshot names (HOST/TIME), HMAC-SHA-256, whole-object reads, batch deletes, listings freed.
+ * They call nothing else of store/, so that every module may use them without an import circle. */
 #include "internal.h"
 #include "io.h"
 
@@ -88,6 +88,17 @@ void store_hmac(const uint8_t key[STORE_KEY_SIZE], const void *a, size_t alen, c
     } else {
         memset(out, 0, 32); /* matches nothing a real key makes; the caller's check fails */
     }
+}
+
+int store_del_many(struct store_backend *b, const char *const *keys, size_t n, uint64_t *requests,
+                   struct asr_error *err)
+{
+    if (b->ops->del_many)
+        return n ? b->ops->del_many(b, keys, n, requests, err) : ASR_OK;
+    int rc = ASR_OK;
+    for (size_t i = 0; i < n && rc == ASR_OK; i++, (*requests)++)
+        rc = b->ops->del(b, keys[i], err);
+    return rc;
 }
 
 int store_get_whole(struct store_backend *b, const char *key, size_t cap, uint8_t **out, size_t *len, bool *missing,

@@ -170,6 +170,62 @@ Test(s3_parse, error_body)
     cr_assert_str_eq(code, "");
 }
 
+/* parse_delete_result on text (a copy of exactly its bytes, no NUL after): rc; key, code, msg. */
+static int delete_result(const char *text, char *key, size_t key_len, char *code, char *msg)
+{
+    size_t len;
+    char *p = exact(text, &len);
+    struct asr_error e = {0};
+    int rc = s3_parse_delete_result(p, len, key, key_len, code, 16, msg, 32, &e);
+    if (rc != ASR_OK)
+        cr_assert(strstr(e.msg, "batch delete"), "the error says what was read: %s", e.msg);
+    free(p);
+    return rc;
+}
+
+Test(s3_parse, delete_result)
+{
+    char key[24], code[16], msg[32];
+    /* Swift's answer when every key went: an empty root */
+    cr_assert_eq(delete_result("<?xml version='1.0' encoding='UTF-8'?>\n<DeleteResult "
+                               "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>", key, sizeof key, code, msg),
+                 ASR_OK);
+    cr_assert_str_eq(key, "");
+    /* keys that were not there are what was asked; the first other error is named, cut to fit */
+    cr_assert_eq(delete_result("<DeleteResult><Error><Key>p/gone</Key><Code>NoSuchKey</Code></Error>"
+                               "<Deleted><Key>p/a</Key></Deleted>"
+                               "<Error><Key>p/packs/ab/ab&amp;\x01"
+                               "cdefghijklmnopqrstuvwxyz</Key><Code>AccessDenied</Code>"
+                               "<Message>Access Denied</Message></Error>"
+                               "<Error><Key>p/second</Key><Code>InternalError</Code></Error></DeleteResult>",
+                               key, sizeof key, code, msg),
+                 ASR_OK);
+    cr_assert_str_eq(key, "p/packs/ab/ab&?cdefghij");
+    cr_assert_str_eq(code, "AccessDenied");
+    cr_assert_str_eq(msg, "Access Denied");
+    cr_assert_eq(delete_result("<DeleteResult><Error><Key>p/gone</Key><Code>NoSuchKey</Code></Error></DeleteResult>",
+                               key, sizeof key, code, msg),
+                 ASR_OK);
+    cr_assert_str_eq(key, "");
+    /* an error without its key is still an error */
+    cr_assert_eq(delete_result("<DeleteResult><Error><Code>SlowDown</Code></Error></DeleteResult>", key, sizeof key,
+                               code, msg),
+                 ASR_OK);
+    cr_assert_str_eq(key, "?");
+    cr_assert_str_eq(code, "SlowDown");
+    /* not a whole answer: never taken for "all deleted" */
+    const char *bad[] = {"",
+                         "<html>502 Bad Gateway</html>",
+                         "<DeleteResult",
+                         "<DeleteResult>",
+                         "<DeleteResult><Error><Key>p/a</Key><Code>AccessDenied</Code>",
+                         "<DeleteResult><Error><Key>p/a</Key><Code>AccessDenied</Code></DeleteResult>",
+                         "<DeleteResult><Error><Key>p/a</Key></Error></DeleteResult>",
+                         "<Error><Code>AccessDenied</Code></Error>"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_assert_eq(delete_result(bad[i], key, sizeof key, code, msg), ASR_E_CORRUPT, "%s", bad[i]);
+}
+
 Test(s3_parse, times)
 {
     int64_t t;

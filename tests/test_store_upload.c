@@ -29,11 +29,11 @@ struct wrap {
     const char *fail_prefix; /* the fail_at-th put of a key starting so fails (0: none) */
     unsigned fail_at, seen;
     char failed_key[STORE_KEY_NAME_MAX];
-    unsigned delay_ms;      /* each pack PUT, and each delete of an index object, takes this long */
+    unsigned delay_ms;      /* each pack PUT takes this long */
     unsigned now, most;     /* pack PUTs in flight, the most at once */
-    unsigned del_now, del_most; /* deletes of index objects, the same */
     unsigned fail_del;      /* the fail_del-th delete of an index object fails (0: none) */
     unsigned puts, dels, put_files, lists;
+    unsigned batches, batched; /* del_many calls (one request each, as S3's), and the keys they held */
     unsigned orphans;       /* index objects put while a pack they name was not there */
 };
 
@@ -125,17 +125,25 @@ static int wrap_del(struct store_backend *b, const char *key, struct asr_error *
     bool fail = index && w->fail_del && n == w->fail_del;
     if (fail)
         snprintf(w->failed_key, sizeof w->failed_key, "%s", key);
-    if (index && ++w->del_now > w->del_most)
-        w->del_most = w->del_now;
     pthread_mutex_unlock(&w->mu);
-    if (index && w->delay_ms)
-        usleep(w->delay_ms * 1000);
-    int rc = fail ? asr_fail_public(err, ASR_E_IO, "wrap: cannot delete %s: injected failure", key)
-                  : w->inner->ops->del(w->inner, key, err);
+    return fail ? asr_fail_public(err, ASR_E_IO, "wrap: cannot delete %s: injected failure", key)
+                : w->inner->ops->del(w->inner, key, err);
+}
+
+/* A batch delete: one request, as S3's DeleteObjects; each key goes through wrap_del (its failure
+ * and counts). */
+static int wrap_del_many(struct store_backend *b, const char *const *keys, size_t n, uint64_t *requests,
+                         struct asr_error *err)
+{
+    struct wrap *w = wrap_of(b);
     pthread_mutex_lock(&w->mu);
-    if (index)
-        w->del_now--;
+    w->batches++;
+    w->batched += (unsigned)n;
     pthread_mutex_unlock(&w->mu);
+    (*requests)++;
+    int rc = ASR_OK;
+    for (size_t i = 0; i < n && rc == ASR_OK; i++)
+        rc = wrap_del(b, keys[i], err);
     return rc;
 }
 
@@ -150,6 +158,7 @@ static const struct store_backend_ops wrap_ops = {.put = wrap_put,
                                                   .get_file = wrap_get_file,
                                                   .list = wrap_list,
                                                   .del = wrap_del,
+                                                  .del_many = wrap_del_many,
                                                   .now = wrap_now};
 
 /* A new directory store with 64 KiB packs, its backend wrapped by w. */
@@ -206,7 +215,8 @@ static void readable(struct storefix_chunk *c, int n, const bool *want)
 
 /* Pack PUTs that take 100 ms each: two are in flight at once, the writer goes on meanwhile, the
  * chunks of packs still uploading are found, and at commit every pack and index object is there,
- * each index object written after the packs it names. The stats count every request made. */
+ * each index object written after the packs it names, and the per-pack ones go in one batch
+ * delete. The stats count every request made. */
 Test(store_upload, packs_upload_at_once)
 {
     struct wrap w = {.delay_ms = 100};
@@ -226,16 +236,19 @@ Test(store_upload, packs_upload_at_once)
     asr_store_session_stats(ss, &st);
     asr_store_session_free(ss);
     cr_assert_geq(w.most, 2, "two pack uploads at once (the most: %u)", w.most);
-    cr_assert_geq(w.del_most, 2, "the per-pack index objects deleted two at once (the most: %u)", w.del_most);
+    cr_assert_eq(w.batches, 1, "the per-pack index objects deleted in one batch (batches: %u)", w.batches);
+    cr_assert_eq(w.batched, 7, "the batch held the 7 per-pack index objects (it held %u)", w.batched);
     cr_assert_eq(w.orphans, 0, "an index object named a pack not uploaded yet");
     cr_assert_eq(st.packs, 7);
     cr_assert_eq(st.chunks_new, 26);
     cr_assert_eq(st.chunks_known, 26 + 26);
     cr_assert_eq(st.stored_new, 26ull * STOREFIX_CHUNK);
     /* Counted: every put (session object, 7 packs and their index objects, the session's index),
-     * delete (the per-pack index objects, the session object), the snapshot's listing and put. */
+     * delete (one batch of the per-pack index objects, the session object), the snapshot's
+     * listing and put. */
     cr_assert_eq(w.puts, 1 + 7 + 7 + 1);
-    cr_assert_eq(st.requests, w.puts + w.dels + w.put_files + 1);
+    cr_assert_eq(w.dels, 7 + 1);
+    cr_assert_eq(st.requests, w.puts + 1 + 1 + w.put_files + 1);
     cr_assert_eq(storefix_count(s, "packs/"), 7);
     cr_assert_eq(storefix_count(s, "index/"), 1);
     cr_assert_eq(storefix_count(s, "snapshots/"), 1);
