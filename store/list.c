@@ -114,20 +114,21 @@ void asr_store_keep_select(const struct asr_store_snapshot *snaps, size_t n, con
     keep_periods(snaps, n, rules->monthly, month_of, keep);
 }
 
-/* Deletes, among snaps[0..n) (one host's, oldest first), those the rules do not keep. */
-static int prune_host(struct asr_store *s, const struct asr_store_snapshot *snaps, size_t n,
-                      const struct asr_store_keep *rules, bool dry_run, struct asr_store_prune_report *rep,
-                      struct asr_error *err)
+/* Deletes the snapshots keep[] does not keep, every host's in one batch delete (a fleet's prune
+ * is then a request a thousand snapshots, not one a host). */
+static int remove_unkept(struct asr_store *s, const struct asr_store_snapshot *snaps, size_t n, const bool *keep,
+                         bool dry_run, struct asr_store_prune_report *rep, struct asr_error *err)
 {
     typedef char snapshot_key[sizeof snaps->name + 16];
-    bool *keep = calloc(n ? n : 1, sizeof *keep);
     snapshot_key *names = malloc((n ? n : 1) * sizeof *names);
     const char **keys = malloc((n ? n : 1) * sizeof *keys);
-    int rc = keep && names && keys ? ASR_OK : store_fail(err, ASR_E_NOMEM, "prune: out of memory");
-    if (!rc)
-        asr_store_keep_select(snaps, n, rules, keep);
+    if (!names || !keys) {
+        free(names);
+        free(keys);
+        return store_fail(err, ASR_E_NOMEM, "prune: out of memory");
+    }
     size_t k = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (keep[i])
             continue;
         snprintf(names[k], sizeof names[k], "snapshots/%s", snaps[i].name);
@@ -135,13 +136,13 @@ static int prune_host(struct asr_store *s, const struct asr_store_snapshot *snap
         k++;
     }
     uint64_t requests = 0;
-    if (!rc && (dry_run || !(rc = store_del_many(s->b, keys, k, &requests, err)))) {
-        rep->kept += n - k;
-        rep->removed += k;
+    int rc = dry_run ? ASR_OK : store_del_many(s->b, keys, k, &requests, err);
+    if (!rc) {
+        rep->kept = n - k;
+        rep->removed = k;
     }
     free(keys);
     free(names);
-    free(keep);
     return rc;
 }
 
@@ -163,13 +164,19 @@ int asr_store_prune(struct asr_store *s, const char *host, const struct asr_stor
     int rc = list_names(s, host, &snaps, &n, err);
     if (rc)
         return rc;
-    /* Host by host, each host's snapshots oldest first. */
+    /* The rules hold host by host, each host's snapshots oldest first. */
     qsort(snaps, n, sizeof *snaps, host_cmp);
-    for (size_t i = 0, j; i < n && !rc; i = j) {
+    bool *keep = calloc(n ? n : 1, sizeof *keep);
+    if (!keep)
+        rc = store_fail(err, ASR_E_NOMEM, "prune: out of memory");
+    for (size_t i = 0, j; keep && i < n; i = j) {
         for (j = i + 1; j < n && !strcmp(snaps[j].host, snaps[i].host); j++)
             ;
-        rc = prune_host(s, snaps + i, j - i, rules, dry_run, rep, err);
+        asr_store_keep_select(snaps + i, j - i, rules, keep + i);
     }
+    if (!rc)
+        rc = remove_unkept(s, snaps, n, keep, dry_run, rep, err);
+    free(keep);
     free(snaps);
     return rc;
 }
