@@ -216,6 +216,11 @@ struct store_use {
     struct asr_store_id id;
     size_t snap; /* in snaps */
 };
+/* snapread.c: the chunk ids of snaps[0..n) as (id, snapshot) pairs sorted by id, then snapshot
+ * (*uses malloc'd), each snapshot's logical and chunks filled; several snapshots are read at once.
+ * The first failure in snapshot order is the error. */
+int store_uses_read(struct asr_store *s, struct asr_store_snapshot *snaps, size_t n, struct store_use **uses,
+                    size_t *n_uses, struct asr_error *err);
 struct store_usage {
     struct asr_store_snapshot *snaps; /* every snapshot, oldest first, logical and chunks filled */
     size_t n_snaps;

@@ -1,12 +1,20 @@
 /* Reading snapshots for the store's own bookkeeping: the chunk ids a snapshot uses (through the
- * image reader of format/, asr_reader_open_external) and the sizes `store list` shows. */
+ * image reader of format/, asr_reader_open_external), those of many snapshots read at once (gc,
+ * verify and `store list` read every snapshot of the store), and the sizes `store list` shows. */
 #include "internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "grow.h"
+
+/* Snapshots read at once: each is a GET and a decompression, on S3 a round trip, and a fleet's
+ * store holds thousands. As many as the S3 backend's default requests in flight. */
+#define SNAPSHOT_READERS 8
 
 int store_read_ids_image(struct asr_store *s, const char *path, const char *name, struct asr_store_id **ids,
                          uint64_t *n, uint64_t *logical, struct asr_error *err)
@@ -64,41 +72,102 @@ int store_snapshot_ids(struct asr_store *s, const char *name, struct asr_store_i
     return rc;
 }
 
-struct use {
-    struct asr_store_id id;
-    size_t snap;
-};
-
 static int use_cmp(const void *a, const void *b)
 {
-    const struct use *x = a, *y = b;
+    const struct store_use *x = a, *y = b;
     int c = memcmp(x->id.b, y->id.b, ASR_STORE_ID_SIZE);
     return c ? c : (x->snap > y->snap) - (x->snap < y->snap);
 }
 
-int store_snapshot_sizes(struct asr_store *s, struct asr_store_snapshot *snaps, size_t n, struct asr_error *err)
+/* store_uses_read's readers: each takes the next snapshot, reads its ids and appends them. */
+struct uses_job {
+    struct asr_store *s;
+    struct asr_store_snapshot *snaps;
+    size_t n, next;
+    pthread_mutex_t mu;
+    struct store_use *uses;
+    size_t n_uses, cap;
+    int rc;
+    size_t failed; /* the snapshot err names (the first in order that failed) */
+    struct asr_error err;
+};
+
+/* Appends snapshot i's ids (count of them) to the job's uses; under j->mu. */
+static int append_uses(struct uses_job *j, size_t i, const struct asr_store_id *ids, uint64_t count,
+                       struct asr_error *err)
 {
-    int rc = store_load_table(s, err);
-    struct use *uses = NULL;
-    size_t total = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        struct asr_store_id *ids;
-        uint64_t count;
-        if ((rc = store_snapshot_ids(s, snaps[i].name, &ids, &count, &snaps[i].logical, err)))
-            break;
-        snaps[i].chunks = count;
-        struct use *u = count ? realloc(uses, (total + count) * sizeof *uses) : uses;
-        if (count && !u) {
-            rc = store_fail(err, ASR_E_NOMEM, "store list: out of memory");
-        } else {
-            uses = u;
-            for (uint64_t j = 0; j < count; j++)
-                uses[total++] = (struct use){.id = ids[j], .snap = i};
+    if (!count)
+        return ASR_OK;
+    struct store_use *grown = asr_grow(j->uses, &j->cap, j->n_uses + count, sizeof *j->uses, 1024);
+    if (!grown)
+        return store_fail(err, ASR_E_NOMEM, "%s: out of memory for the snapshots' chunks", j->s->b->url);
+    j->uses = grown;
+    for (uint64_t k = 0; k < count; k++)
+        j->uses[j->n_uses++] = (struct store_use){.id = ids[k], .snap = i};
+    return ASR_OK;
+}
+
+static void *uses_reader(void *arg)
+{
+    struct uses_job *j = arg;
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        size_t i = j->rc || j->next >= j->n ? j->n : j->next++;
+        pthread_mutex_unlock(&j->mu);
+        if (i >= j->n)
+            return NULL;
+        struct asr_store_id *ids = NULL;
+        uint64_t count = 0, logical = 0;
+        struct asr_error e = {0};
+        int rc = store_snapshot_ids(j->s, j->snaps[i].name, &ids, &count, &logical, &e);
+        pthread_mutex_lock(&j->mu);
+        if (!rc) {
+            j->snaps[i].logical = logical;
+            j->snaps[i].chunks = count;
+            rc = append_uses(j, i, ids, count, &e);
         }
+        if (rc && (!j->rc || i < j->failed)) {
+            j->rc = rc;
+            j->failed = i;
+            j->err = e;
+        }
+        pthread_mutex_unlock(&j->mu);
         free(ids);
     }
-    if (!rc && total)
-        qsort(uses, total, sizeof *uses, use_cmp);
+}
+
+int store_uses_read(struct asr_store *s, struct asr_store_snapshot *snaps, size_t n, struct store_use **uses,
+                    size_t *n_uses, struct asr_error *err)
+{
+    struct uses_job j = {.s = s, .snaps = snaps, .n = n};
+    pthread_mutex_init(&j.mu, NULL);
+    pthread_t tid[SNAPSHOT_READERS];
+    size_t started = 0;
+    while (started < SNAPSHOT_READERS && started + 1 < n && !pthread_create(&tid[started], NULL, uses_reader, &j))
+        started++;
+    uses_reader(&j); /* this thread reads too (all of them when no thread could start) */
+    for (size_t t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    pthread_mutex_destroy(&j.mu);
+    if (j.rc) {
+        free(j.uses);
+        *err = j.err;
+        return j.rc;
+    }
+    if (j.n_uses)
+        qsort(j.uses, j.n_uses, sizeof *j.uses, use_cmp);
+    *uses = j.uses;
+    *n_uses = j.n_uses;
+    return ASR_OK;
+}
+
+int store_snapshot_sizes(struct asr_store *s, struct asr_store_snapshot *snaps, size_t n, struct asr_error *err)
+{
+    struct store_use *uses = NULL;
+    size_t total = 0;
+    int rc = store_load_table(s, err);
+    if (!rc)
+        rc = store_uses_read(s, snaps, n, &uses, &total, err);
     for (size_t i = 0, j; i < total && !rc; i = j) {
         size_t snaps_using = 0;
         for (j = i; j < total && !memcmp(uses[j].id.b, uses[i].id.b, ASR_STORE_ID_SIZE); j++)

@@ -8,36 +8,12 @@
 
 #include "grow.h"
 
-static int use_cmp(const void *a, const void *b)
-{
-    const struct store_use *x = a, *y = b;
-    int c = memcmp(x->id.b, y->id.b, ASR_STORE_ID_SIZE);
-    return c ? c : (x->snap > y->snap) - (x->snap < y->snap);
-}
-
 int store_usage_read(struct asr_store *s, struct store_usage *u, struct asr_error *err)
 {
     memset(u, 0, sizeof *u);
     int rc = asr_store_list(s, NULL, false, &u->snaps, &u->n_snaps, err);
-    size_t cap = 0;
-    for (size_t i = 0; i < u->n_snaps && !rc; i++) {
-        struct asr_store_id *ids;
-        uint64_t count;
-        if ((rc = store_snapshot_ids(s, u->snaps[i].name, &ids, &count, &u->snaps[i].logical, err)))
-            break;
-        u->snaps[i].chunks = count;
-        struct store_use *grown = count ? asr_grow(u->uses, &cap, u->n_uses + count, sizeof *u->uses, 1024) : u->uses;
-        if (count && !grown) {
-            rc = store_fail(err, ASR_E_NOMEM, "%s: out of memory for the snapshots' chunks", s->b->url);
-        } else {
-            u->uses = grown;
-            for (uint64_t j = 0; j < count; j++)
-                u->uses[u->n_uses++] = (struct store_use){.id = ids[j], .snap = i};
-        }
-        free(ids);
-    }
-    if (!rc && u->n_uses)
-        qsort(u->uses, u->n_uses, sizeof *u->uses, use_cmp);
+    if (!rc)
+        rc = store_uses_read(s, u->snaps, u->n_snaps, &u->uses, &u->n_uses, err);
     if (rc)
         store_usage_free(u);
     return rc;

@@ -295,6 +295,70 @@ Test(store_gc, list_sizes_and_compressed_chunks)
     asr_store_close(s);
 }
 
+/* Snapshot i of n uses chunks [i, i + 3): its host is "hNN" (NN = i). */
+static int host_number(const char *name)
+{
+    return (name[1] - '0') * 10 + (name[2] - '0');
+}
+
+/* Twenty snapshots, read several at once by list, gc and verify: each snapshot's sizes come out
+ * as one at a time would give them, and gc keeps every pack. With two snapshots damaged, gc,
+ * verify and list fail naming the first of them in order, and gc condemns and deletes nothing. */
+Test(store_gc, many_snapshots_read_at_once)
+{
+    enum { N = 20 };
+    struct asr_store *s = make_store();
+    struct storefix_chunk *c = storefix_chunks(s, 0, N + 2, 3, true);
+    char name[N][256], host[8];
+    for (int i = 0; i < N; i++) {
+        snprintf(host, sizeof host, "h%02d", i);
+        snapshot(s, host, c, i, i + 3, name[i]);
+    }
+    struct asr_store_snapshot *snaps;
+    size_t n;
+    struct asr_error err = {0};
+    cr_assert_eq(asr_store_list(s, NULL, true, &snaps, &n, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(n, N);
+    for (size_t k = 0; k < n; k++) {
+        int i = host_number(snaps[k].name);
+        cr_assert_str_eq(snaps[k].name, name[i]);
+        cr_assert_eq(snaps[k].chunks, 3);
+        cr_assert_eq(snaps[k].logical, 3 * STOREFIX_CHUNK);
+        cr_assert_eq(snaps[k].stored, c[i].c.stored_len + c[i + 1].c.stored_len + c[i + 2].c.stored_len, "%s",
+                     snaps[k].name);
+        /* chunk j is used by snapshots j-2..j: only the first and the last have one of their own */
+        uint64_t unique = i == 0 ? c[0].c.stored_len : i == N - 1 ? c[N + 1].c.stored_len : 0;
+        cr_assert_eq(snaps[k].unique, unique, "%s", snaps[k].name);
+    }
+    free(snaps);
+    struct asr_store_gc_report rep;
+    gc(s, &rep);
+    cr_assert_eq(rep.packs_condemned, 0, "every pack is used");
+    verify_clean(s);
+
+    size_t packs = storefix_count(s, "packs/");
+    for (int i = 5; i <= 13; i += 8) {
+        char key[300];
+        snprintf(key, sizeof key, "snapshots/%s", name[i]);
+        cr_assert_eq(s->b->ops->put(s->b, key, "not zstd", 8, &err), ASR_OK, "%s", err.msg);
+    }
+    delete_snapshot(s, name[0]); /* chunk 0's pack would be free, but gc cannot know it */
+    cr_assert_eq(asr_store_gc(s, &rep, &err), ASR_E_CORRUPT);
+    cr_assert(strstr(err.msg, name[5]) && strstr(err.msg, "damaged"), "%s", err.msg);
+    cr_assert_eq(storefix_count(s, "gc/"), 0, "nothing condemned");
+    cr_assert_eq(storefix_count(s, "packs/"), packs, "nothing deleted");
+    struct problems p = {0};
+    struct asr_store_verify_report vrep;
+    err = (struct asr_error){0};
+    cr_assert_neq(asr_store_verify(s, false, on_problem, &p, &vrep, &err), ASR_OK);
+    cr_assert(strstr(err.msg, name[5]), "%s", err.msg);
+    err = (struct asr_error){0};
+    cr_assert_eq(asr_store_list(s, NULL, true, &snaps, &n, &err), ASR_E_CORRUPT);
+    cr_assert(strstr(err.msg, name[5]), "%s", err.msg);
+    free(c);
+    asr_store_close(s);
+}
+
 /* Two backups and gc (with prune) at once, in threads on one store: afterwards every snapshot
  * left reads back whole, and gc run to the end leaves only packs some snapshot uses. */
 struct runner {
