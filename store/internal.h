@@ -69,6 +69,13 @@ bool store_host_valid(const char *host);
 /* HMAC-SHA-256 of a || b with key (b may be NULL). */
 void store_hmac(const uint8_t key[STORE_KEY_SIZE], const void *a, size_t alen, const void *b, size_t blen,
                 uint8_t out[32]);
+/* Runs one(ctx, i, err) for every i in [0, n) on up to threads threads at once (the caller's
+ * among them), each taking the next i; one must be thread-safe. After a failure no new i starts,
+ * and the error is that of the lowest i that failed. For work that is a round trip each to a
+ * remote store: reading every snapshot or index object. */
+#define STORE_PARALLEL_READS 8 /* as many as the S3 backend's default requests in flight */
+int store_parallel(size_t n, unsigned threads, int (*one)(void *ctx, size_t i, struct asr_error *err), void *ctx,
+                   struct asr_error *err);
 /* Removes keys (n of them; those not there are fine) with the backend's del_many, else one del
  * each; *requests grows by the requests made. */
 int store_del_many(struct store_backend *b, const char *const *keys, size_t n, uint64_t *requests,

@@ -1,11 +1,12 @@
 /* The small helpers every store/ module shares (SPEC.md section 19): random bytes, hex, object and
- * snapshot names (HOST/TIME), HMAC-SHA-256, whole-object reads, batch deletes, listings freed.
- * They call nothing else of store/, so that every module may use them without an import circle. */
+ * snapshot names (HOST/TIME), HMAC-SHA-256, whole-object reads, batch deletes, work spread over
+ * threads, listings freed. They call nothing else of store/, so that every module may use them without an import circle. */
 #include "internal.h"
 #include "io.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,56 @@ void store_hmac(const uint8_t key[STORE_KEY_SIZE], const void *a, size_t alen, c
     } else {
         memset(out, 0, 32); /* matches nothing a real key makes; the caller's check fails */
     }
+}
+
+/* store_parallel's state, shared by its threads. */
+struct parallel {
+    size_t n, next;
+    int (*one)(void *ctx, size_t i, struct asr_error *err);
+    void *ctx;
+    pthread_mutex_t mu;
+    int rc;
+    size_t failed; /* the i whose error err holds */
+    struct asr_error err;
+};
+
+static void *parallel_worker(void *arg)
+{
+    struct parallel *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        size_t i = p->rc || p->next >= p->n ? p->n : p->next++;
+        pthread_mutex_unlock(&p->mu);
+        if (i >= p->n)
+            return NULL;
+        struct asr_error e = {0};
+        int rc = p->one(p->ctx, i, &e);
+        pthread_mutex_lock(&p->mu);
+        if (rc && (!p->rc || i < p->failed)) {
+            p->rc = rc;
+            p->failed = i;
+            p->err = e;
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+int store_parallel(size_t n, unsigned threads, int (*one)(void *ctx, size_t i, struct asr_error *err), void *ctx,
+                   struct asr_error *err)
+{
+    struct parallel p = {.n = n, .one = one, .ctx = ctx};
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_t tid[64];
+    size_t started = 0, most = threads < 64 ? threads : 64;
+    while (started + 1 < most && started + 1 < n && !pthread_create(&tid[started], NULL, parallel_worker, &p))
+        started++;
+    parallel_worker(&p); /* the caller works too (alone when no thread could start) */
+    for (size_t t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    pthread_mutex_destroy(&p.mu);
+    if (p.rc)
+        *err = p.err;
+    return p.rc;
 }
 
 int store_del_many(struct store_backend *b, const char *const *keys, size_t n, uint64_t *requests,

@@ -4,6 +4,7 @@
  * parallel; a backup's writer inserts). */
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -360,54 +361,88 @@ static int table_add_index(struct store_table *t, const struct store_index *ix,
 
 static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* store_table_load's work for one listing: each index object not loaded yet read, added to the
+ * table and its name kept, under mu; one gone since the listing asks for another round. */
+struct load_job {
+    struct store_backend *b;
+    struct store_table *t;
+    const uint8_t (*exclude)[STORE_OID_SIZE];
+    size_t n_exclude;
+    const struct store_object *objs;
+    const size_t *todo; /* numbers in objs */
+    bool last_round;
+    pthread_mutex_t mu;
+    bool again;
+    char **loaded;
+    size_t n_loaded, cap;
+};
+
+static int load_one(void *ctx, size_t i, struct asr_error *err)
+{
+    struct load_job *j = ctx;
+    const char *key = j->objs[j->todo[i]].key;
+    struct store_index ix;
+    bool missing = false;
+    int rc = store_index_get(j->b, key, &ix, &missing, err);
+    if (rc) {
+        if (!missing || j->last_round)
+            return rc;
+        pthread_mutex_lock(&j->mu);
+        j->again = true;
+        pthread_mutex_unlock(&j->mu);
+        return ASR_OK;
+    }
+    pthread_mutex_lock(&j->mu);
+    rc = table_add_index(j->t, &ix, j->exclude, j->n_exclude, err);
+    char **l = rc ? NULL : asr_grow(j->loaded, &j->cap, j->n_loaded + 1, sizeof *j->loaded, 64);
+    if (l)
+        j->loaded = l;
+    if (!rc && (!l || !(j->loaded[j->n_loaded] = strdup(key))))
+        rc = store_fail(err, ASR_E_NOMEM, "chunk table: out of memory");
+    else if (!rc)
+        j->n_loaded++;
+    pthread_mutex_unlock(&j->mu);
+    store_index_free(&ix);
+    return rc;
+}
+
 int store_table_load(struct store_backend *b, struct store_table *t, const uint8_t (*exclude)[STORE_OID_SIZE],
                      size_t n_exclude, uint64_t *objects, struct asr_error *err)
 {
     /* gc merges index objects (writes the merged one, then removes the old ones): one removed
-     * between the listing and its read is in an object a new listing shows. */
-    char **loaded = NULL;
-    size_t n_loaded = 0, cap = 0;
+     * between the listing and its read is in an object a new listing shows. The objects are read
+     * STORE_PARALLEL_READS at once: a fleet's store holds an index object a backup until gc
+     * merges them, and each is a round trip. */
+    struct load_job j = {.b = b, .t = t, .exclude = exclude, .n_exclude = n_exclude, .again = true};
+    pthread_mutex_init(&j.mu, NULL);
     int rc = ASR_OK;
-    bool again = true;
-    for (int round = 0; again && !rc; round++) {
-        again = false;
+    for (int round = 0; j.again && !rc; round++) {
+        j.again = false;
         struct store_object *objs = NULL;
-        size_t n = 0;
+        size_t n = 0, n_todo = 0;
         if ((rc = b->ops->list(b, "index/", &objs, &n, err)))
             break;
-        if (n_loaded)
-            qsort(loaded, n_loaded, sizeof *loaded, name_cmp);
-        size_t loaded_before = n_loaded;
-        for (size_t i = 0; i < n && !rc; i++) {
-            if (loaded_before && bsearch(&objs[i].key, loaded, loaded_before, sizeof *loaded, name_cmp))
-                continue;
-            struct store_index ix;
-            bool missing = false;
-            if ((rc = store_index_get(b, objs[i].key, &ix, &missing, err))) {
-                if (missing && round < 8) {
-                    again = true;
-                    rc = ASR_OK;
-                }
-                continue;
-            }
-            rc = table_add_index(t, &ix, exclude, n_exclude, err);
-            store_index_free(&ix);
-            char **l = rc ? NULL : asr_grow(loaded, &cap, n_loaded + 1, sizeof *loaded, 64);
-            if (!rc && (!l || !(l[n_loaded] = strdup(objs[i].key)))) {
-                if (l)
-                    loaded = l;
-                rc = store_fail(err, ASR_E_NOMEM, "chunk table: out of memory");
-            } else if (!rc) {
-                loaded = l;
-                n_loaded++;
-            }
-        }
+        if (j.n_loaded)
+            qsort(j.loaded, j.n_loaded, sizeof *j.loaded, name_cmp);
+        size_t *todo = malloc((n ? n : 1) * sizeof *todo);
+        if (!todo)
+            rc = store_fail(err, ASR_E_NOMEM, "chunk table: out of memory");
+        for (size_t i = 0; todo && i < n; i++)
+            if (!j.n_loaded || !bsearch(&objs[i].key, j.loaded, j.n_loaded, sizeof *j.loaded, name_cmp))
+                todo[n_todo++] = i;
+        j.objs = objs;
+        j.todo = todo;
+        j.last_round = round >= 8;
+        if (!rc)
+            rc = store_parallel(n_todo, STORE_PARALLEL_READS, load_one, &j, err);
+        free(todo);
         store_objects_free(objs, n);
     }
-    for (size_t i = 0; i < n_loaded; i++)
-        free(loaded[i]);
-    free(loaded);
+    pthread_mutex_destroy(&j.mu);
+    for (size_t i = 0; i < j.n_loaded; i++)
+        free(j.loaded[i]);
+    free(j.loaded);
     if (objects)
-        *objects = n_loaded;
+        *objects = j.n_loaded;
     return rc;
 }

@@ -12,10 +12,6 @@
 
 #include "grow.h"
 
-/* Snapshots read at once: each is a GET and a decompression, on S3 a round trip, and a fleet's
- * store holds thousands. As many as the S3 backend's default requests in flight. */
-#define SNAPSHOT_READERS 8
-
 int store_read_ids_image(struct asr_store *s, const char *path, const char *name, struct asr_store_id **ids,
                          uint64_t *n, uint64_t *logical, struct asr_error *err)
 {
@@ -79,17 +75,13 @@ static int use_cmp(const void *a, const void *b)
     return c ? c : (x->snap > y->snap) - (x->snap < y->snap);
 }
 
-/* store_uses_read's readers: each takes the next snapshot, reads its ids and appends them. */
+/* store_uses_read's work: every snapshot's ids appended to uses, under mu. */
 struct uses_job {
     struct asr_store *s;
     struct asr_store_snapshot *snaps;
-    size_t n, next;
     pthread_mutex_t mu;
     struct store_use *uses;
     size_t n_uses, cap;
-    int rc;
-    size_t failed; /* the snapshot err names (the first in order that failed) */
-    struct asr_error err;
 };
 
 /* Appends snapshot i's ids (count of them) to the job's uses; under j->mu. */
@@ -107,52 +99,33 @@ static int append_uses(struct uses_job *j, size_t i, const struct asr_store_id *
     return ASR_OK;
 }
 
-static void *uses_reader(void *arg)
+static int read_uses(void *ctx, size_t i, struct asr_error *err)
 {
-    struct uses_job *j = arg;
-    for (;;) {
+    struct uses_job *j = ctx;
+    struct asr_store_id *ids = NULL;
+    uint64_t count = 0, logical = 0;
+    int rc = store_snapshot_ids(j->s, j->snaps[i].name, &ids, &count, &logical, err);
+    if (!rc) {
         pthread_mutex_lock(&j->mu);
-        size_t i = j->rc || j->next >= j->n ? j->n : j->next++;
+        j->snaps[i].logical = logical;
+        j->snaps[i].chunks = count;
+        rc = append_uses(j, i, ids, count, err);
         pthread_mutex_unlock(&j->mu);
-        if (i >= j->n)
-            return NULL;
-        struct asr_store_id *ids = NULL;
-        uint64_t count = 0, logical = 0;
-        struct asr_error e = {0};
-        int rc = store_snapshot_ids(j->s, j->snaps[i].name, &ids, &count, &logical, &e);
-        pthread_mutex_lock(&j->mu);
-        if (!rc) {
-            j->snaps[i].logical = logical;
-            j->snaps[i].chunks = count;
-            rc = append_uses(j, i, ids, count, &e);
-        }
-        if (rc && (!j->rc || i < j->failed)) {
-            j->rc = rc;
-            j->failed = i;
-            j->err = e;
-        }
-        pthread_mutex_unlock(&j->mu);
-        free(ids);
     }
+    free(ids);
+    return rc;
 }
 
 int store_uses_read(struct asr_store *s, struct asr_store_snapshot *snaps, size_t n, struct store_use **uses,
                     size_t *n_uses, struct asr_error *err)
 {
-    struct uses_job j = {.s = s, .snaps = snaps, .n = n};
+    struct uses_job j = {.s = s, .snaps = snaps};
     pthread_mutex_init(&j.mu, NULL);
-    pthread_t tid[SNAPSHOT_READERS];
-    size_t started = 0;
-    while (started < SNAPSHOT_READERS && started + 1 < n && !pthread_create(&tid[started], NULL, uses_reader, &j))
-        started++;
-    uses_reader(&j); /* this thread reads too (all of them when no thread could start) */
-    for (size_t t = 0; t < started; t++)
-        pthread_join(tid[t], NULL);
+    int rc = store_parallel(n, STORE_PARALLEL_READS, read_uses, &j, err);
     pthread_mutex_destroy(&j.mu);
-    if (j.rc) {
+    if (rc) {
         free(j.uses);
-        *err = j.err;
-        return j.rc;
+        return rc;
     }
     if (j.n_uses)
         qsort(j.uses, j.n_uses, sizeof *j.uses, use_cmp);

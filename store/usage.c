@@ -86,6 +86,23 @@ const struct store_pack *store_packs_find(const struct store_pack *p, size_t n, 
     return n ? bsearch(&key, p, n, sizeof *p, pack_cmp) : NULL;
 }
 
+/* store_indexes_read's work: index object i of the listing into ix[i] (present[i]). */
+struct indexes_job {
+    struct store_backend *b;
+    const struct store_object *o;
+    struct store_index *ix;
+    bool *present;
+};
+
+static int read_index(void *ctx, size_t i, struct asr_error *err)
+{
+    struct indexes_job *j = ctx;
+    bool missing = false;
+    int rc = store_index_get(j->b, j->o[i].key, &j->ix[i], &missing, err);
+    j->present[i] = !rc;
+    return rc && missing ? ASR_OK : rc; /* merged by another gc meanwhile: its entries are in the new object */
+}
+
 int store_indexes_read(struct store_backend *b, struct store_indexes *x, struct asr_error *err)
 {
     memset(x, 0, sizeof *x);
@@ -96,18 +113,19 @@ int store_indexes_read(struct store_backend *b, struct store_indexes *x, struct 
         return rc;
     x->keys = calloc(n ? n : 1, sizeof *x->keys);
     x->ix = calloc(n ? n : 1, sizeof *x->ix);
-    if (!x->keys || !x->ix)
+    bool *present = calloc(n ? n : 1, sizeof *present);
+    if (!x->keys || !x->ix || !present)
         rc = store_fail(err, ASR_E_NOMEM, "%s: out of memory reading the index", b->url);
-    for (size_t i = 0; i < n && !rc; i++) {
-        bool missing = false;
-        if ((rc = store_index_get(b, o[i].key, &x->ix[x->n], &missing, err))) {
-            if (missing)
-                rc = ASR_OK; /* merged by another gc meanwhile: its entries are in the new object */
-            continue;
+    struct indexes_job j = {.b = b, .o = o, .ix = x->ix, .present = present};
+    if (!rc)
+        rc = store_parallel(n, STORE_PARALLEL_READS, read_index, &j, err);
+    for (size_t i = 0; present && x->ix && x->keys && i < n; i++) /* in listing order, not the missing */
+        if (present[i]) {
+            x->ix[x->n] = x->ix[i];
+            x->keys[x->n++] = o[i].key;
+            o[i].key = NULL;
         }
-        x->keys[x->n++] = o[i].key;
-        o[i].key = NULL;
-    }
+    free(present);
     store_objects_free(o, n);
     if (rc)
         store_indexes_free(x);

@@ -666,6 +666,39 @@ Test(store, interrupted_session_reused)
     asr_store_close(s);
 }
 
+/* Twenty interrupted sessions leave a pack and an index object each; a session reads them all
+ * (several at once) and finds every chunk. With two of them damaged, a session refuses to begin,
+ * naming one of the two. */
+Test(store, many_index_objects_read_at_once)
+{
+    enum { SESSIONS = 20, PER = 4 }; /* four chunks fill a pack here */
+    struct asr_store *s = storefix_store("st", STORE_MIN_PACK_TARGET);
+    struct storefix_chunk *c = storefix_chunks(s, 300, SESSIONS * PER, 0, false);
+    for (int k = 0; k < SESSIONS; k++) {
+        struct asr_store_session *ss = storefix_begin(s, "pc1");
+        storefix_put(ss, c + k * PER, PER);
+        asr_store_session_free(ss);
+    }
+    cr_assert_eq(storefix_count(s, "index/"), SESSIONS);
+    struct asr_store_session *ss = storefix_begin(s, "pc1");
+    for (int i = 0; i < SESSIONS * PER; i++)
+        cr_assert(asr_store_session_has(ss, &c[i].id, NULL, NULL), "chunk %d", i);
+    asr_store_session_free(ss);
+
+    struct store_object *o = NULL;
+    size_t n = 0;
+    struct asr_error err = {0};
+    cr_assert_eq(s->b->ops->list(s->b, "index/", &o, &n, &err), ASR_OK);
+    cr_assert_eq(n, SESSIONS);
+    for (size_t k = 3; k <= 11; k += 8)
+        cr_assert_eq(s->b->ops->put(s->b, o[k].key, "ASIX damaged", 12, &err), ASR_OK, "%s", err.msg);
+    cr_assert_neq(asr_store_session_begin(s, "pc1", &ss, &err), ASR_OK);
+    cr_assert(strstr(err.msg, o[3].key) || strstr(err.msg, o[11].key), "%s", err.msg);
+    store_objects_free(o, n);
+    free(c);
+    asr_store_close(s);
+}
+
 /* Backups of one host started in the same second: each takes the next free second, and nothing
  * is overwritten. */
 Test(store, snapshot_names_never_clash)
