@@ -1,6 +1,7 @@
 /* The small helpers every store/ module shares (SPEC.md section 19): random bytes, hex, object and
  * snapshot names (HOST/TIME), HMAC-SHA-256, whole-object reads, batch deletes, work spread over
- * threads, listings freed. They call nothing else of store/, so that every module may use them without an import circle. */
+ * threads, listings freed. They call nothing else of store/, so that every module may use them
+ * without an import circle. */
 #include "internal.h"
 #include "io.h"
 
