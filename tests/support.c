@@ -415,20 +415,40 @@ uint8_t dedup_expected(uint32_t v, uint64_t off, int gap, int *captured)
     return 0;
 }
 
-int write_dedup_image(const char *path, int gap, struct asr_error *err)
+/* A writer of a 256 KiB disk's image (64 KiB chunks at most, hash seed 7), its layout put. */
+static int small_image_writer(const char *path, struct asr_writer **w, struct asr_error *err)
 {
     g_size = 256 * 1024;
     struct asr_writer_options wo = {.max_chunk_size = 65536, .overwrite = 1, .hash_seed = 7,
                                     .created_unix = 1700000000};
+    int rc = asr_writer_create(path, &wo, w, err);
+    if (!rc && (rc = put_layout(*w, g_size, err))) {
+        asr_writer_free(*w);
+        *w = NULL;
+    }
+    return rc;
+}
+
+/* data (len bytes, at most 64 KiB) encoded at level into enc and appended to w: its number in *id. */
+static int append_small_chunk(struct asr_writer *w, const uint8_t *data, uint32_t len, int level, uint8_t *enc,
+                              uint64_t *id, struct asr_error *err)
+{
+    struct asr_chunk ch;
+    *id = UINT64_MAX;
+    int rc = asr_chunk_encode(data, len, level, asr_writer_hash_seed(w), enc, asr_chunk_bound(65536), &ch, err);
+    return rc ? rc : asr_writer_append_chunk(w, &ch, id, err);
+}
+
+int write_dedup_image(const char *path, int gap, struct asr_error *err)
+{
     struct asr_writer *w;
-    int rc = asr_writer_create(path, &wo, &w, err);
+    int rc = small_image_writer(path, &w, err);
     if (rc)
         return rc;
     uint8_t *content[DEDUP_CHUNKS] = {0}, *enc = malloc(asr_chunk_bound(65536));
     cr_assert_not_null(enc);
     struct dedup_step s[DEDUP_STEPS];
     size_t n = dedup_plan(s, gap);
-    rc = put_layout(w, g_size, err);
     for (size_t i = 0; i < n && !rc; i++) {
         uint32_t c = s[i].chunk;
         if (!s[i].new_chunk) {
@@ -439,12 +459,8 @@ int write_dedup_image(const char *path, int gap, struct asr_error *err)
         cr_assert(c < DEDUP_CHUNKS && (content[c] = malloc(dedup_chunk_len[c])));
         for (uint32_t k = 0; k < dedup_chunk_len[c]; k++)
             content[c][k] = dedup_chunk_byte(c, k);
-        struct asr_chunk ch;
-        uint64_t id = UINT64_MAX;
-        rc = asr_chunk_encode(content[c], dedup_chunk_len[c], 3, asr_writer_hash_seed(w), enc, asr_chunk_bound(65536),
-                              &ch, err);
-        if (!rc)
-            rc = asr_writer_append_chunk(w, &ch, &id, err);
+        uint64_t id;
+        rc = append_small_chunk(w, content[c], dedup_chunk_len[c], 3, enc, &id, err);
         cr_assert(rc || id == c, "chunk %u got id %llu", c, (unsigned long long)id);
     }
     if (!rc)
@@ -461,27 +477,20 @@ int write_dedup_image(const char *path, int gap, struct asr_error *err)
 int write_random_reuse_image(const char *path, unsigned seed, struct asr_error *err)
 {
     enum { CHUNKS = 14, PIECE = 1024 };
-    g_size = 256 * 1024;
-    struct asr_writer_options wo = {.max_chunk_size = 65536, .overwrite = 1, .hash_seed = 7,
-                                    .created_unix = 1700000000};
     struct asr_writer *w;
-    int rc = asr_writer_create(path, &wo, &w, err);
+    int rc = small_image_writer(path, &w, err);
     if (rc)
         return rc;
     uint8_t *content[CHUNKS] = {0}, *enc = malloc(asr_chunk_bound(65536));
     uint32_t len[CHUNKS];
     cr_assert_not_null(enc);
-    rc = put_layout(w, g_size, err);
     for (uint32_t c = 0; c < CHUNKS && !rc; c++) {
         len[c] = 2 * PIECE + (uint32_t)rand_r(&seed) % (30 * PIECE);
         cr_assert_not_null(content[c] = malloc(len[c]));
         for (uint32_t k = 0; k < len[c]; k++)
             content[c][k] = pattern_byte(c % 3, (uint64_t)k * 5 + c * 777);
-        struct asr_chunk ch;
-        uint64_t id = UINT64_MAX;
-        rc = asr_chunk_encode(content[c], len[c], 1, asr_writer_hash_seed(w), enc, asr_chunk_bound(65536), &ch, err);
-        if (!rc)
-            rc = asr_writer_append_chunk(w, &ch, &id, err);
+        uint64_t id;
+        rc = append_small_chunk(w, content[c], len[c], 1, enc, &id, err);
     }
     for (uint64_t off = 0; off + PIECE <= g_size && !rc; off += PIECE) {
         uint32_t c = (uint32_t)rand_r(&seed) % CHUNKS, at = (uint32_t)rand_r(&seed) % (len[c] - PIECE);
