@@ -431,23 +431,39 @@ static bool lv_visible(const struct lvm_lv *lv)
     return false;
 }
 
-/* The LV's window: every byte located on its PV and added as a piece of that PV's window. */
-static int map_lv(struct asr_machine *m, struct node *l, struct asr_error *err)
+/* A run of an LV's bytes on one of its PVs: len bytes at the PV's offset at. */
+typedef int (*pv_run_fn)(struct node *pv, uint64_t at, uint64_t len, void *ctx, struct asr_error *err);
+
+/* Calls take for each run of the LV's bytes [off, end) on its PVs, in order. */
+static int lv_pv_runs(struct asr_machine *m, const struct node *l, uint64_t off, uint64_t end, pv_run_fn take,
+                      void *ctx, struct asr_error *err)
 {
     const struct vg_set *s = &m->vgs[l->vg];
-    for (uint64_t off = 0, size = l->vol->size_bytes; off < size;) {
+    while (off < end) {
         size_t pv;
         uint64_t at, contig;
         int rc = lvm_lv_locate(s->meta, l->lv, off, &pv, &at, &contig, err);
         if (rc != ASR_OK)
             return rc;
-        if (contig > size - off)
-            contig = size - off;
-        if ((rc = window_map_add(&l->map, &m->nodes[s->pv_node[pv]]->w, at, contig, err)) != ASR_OK)
+        if (contig > end - off)
+            contig = end - off;
+        if ((rc = take(m->nodes[s->pv_node[pv]], at, contig, ctx, err)) != ASR_OK)
             return rc;
         off += contig;
     }
     return ASR_OK;
+}
+
+static int map_run(struct node *pv, uint64_t at, uint64_t len, void *ctx, struct asr_error *err)
+{
+    struct node *l = ctx;
+    return window_map_add(&l->map, &pv->w, at, len, err);
+}
+
+/* The LV's window: every byte located on its PV and added as a piece of that PV's window. */
+static int map_lv(struct asr_machine *m, struct node *l, struct asr_error *err)
+{
+    return lv_pv_runs(m, l, 0, l->vol->size_bytes, map_run, l, err);
 }
 
 static int analyze_lv(struct asr_machine *m, size_t g, const struct lvm_lv *lv, struct asr_error *err)
@@ -775,28 +791,25 @@ static int own_capture(struct node *n)
     return ASR_OK;
 }
 
+static int push_run(struct node *pv, uint64_t at, uint64_t len, void *ctx, struct asr_error *err)
+{
+    const int *clear = ctx;
+    return pieces_add(pieces_of(pv, *clear), at, len) ? asr_fail_public(err, ASR_E_NOMEM, "out of memory") : ASR_OK;
+}
+
 /* The bytes an LV takes (or clears), located on its PVs. An LV with no mapped bytes (a type not
  * mapped) holds nothing of its own: its data lies in its hidden LVs. */
 static int push_lv(struct asr_machine *m, struct node *l, struct asr_error *err)
 {
-    const struct vg_set *s = &m->vgs[l->vg];
     if (lvm_lv_unmapped(l->lv))
         return ASR_OK;
     for (int clear = 0; clear < 2; clear++) {
         const struct pieces *p = pieces_of(l, clear);
-        for (size_t i = 0; i < p->n; i++)
-            for (uint64_t off = p->v[i].offset, end = off + p->v[i].length; off < end;) {
-                size_t pv;
-                uint64_t at, contig;
-                int rc = lvm_lv_locate(s->meta, l->lv, off, &pv, &at, &contig, err);
-                if (rc != ASR_OK)
-                    return rc;
-                if (contig > end - off)
-                    contig = end - off;
-                if (pieces_add(pieces_of(m->nodes[s->pv_node[pv]], clear), at, contig))
-                    return asr_fail_public(err, ASR_E_NOMEM, "out of memory");
-                off += contig;
-            }
+        for (size_t i = 0; i < p->n; i++) {
+            int rc = lv_pv_runs(m, l, p->v[i].offset, p->v[i].offset + p->v[i].length, push_run, &clear, err);
+            if (rc != ASR_OK)
+                return rc;
+        }
     }
     return ASR_OK;
 }
