@@ -1232,9 +1232,11 @@ static bool delete_body(const struct s3_backend *b, const char *const *keys, siz
     return ok && text_add(body, len, &cap, tail, strlen(tail));
 }
 
-/* One DeleteObjects request for keys (n of them). *refused: the endpoint does not do batch
- * deletes (501, 405, NotImplemented), nothing deleted, and ASR_OK. */
-static int delete_batch(struct s3_backend *b, const char *const *keys, size_t n, bool *refused, struct asr_error *err)
+/* One DeleteObjects request for keys (n of them), counted in *requests once sent. *refused: the
+ * endpoint does not do batch deletes (501, 405, NotImplemented) or the keys cannot be sent so,
+ * nothing deleted, and ASR_OK. */
+static int delete_batch(struct s3_backend *b, const char *const *keys, size_t n, bool *refused, uint64_t *requests,
+                        struct asr_error *err)
 {
     char *body = NULL, md5_b64[32];
     size_t len = 0;
@@ -1258,8 +1260,10 @@ static int delete_batch(struct s3_backend *b, const char *const *keys, size_t n,
         if (!b->https && sha256_hex(body, len, r->sha) != ASR_OK)
             rc = asr_fail_public(err, ASR_E_NOMEM, "%s: cannot hash", b->base.url);
     }
-    if (rc == ASR_OK)
+    if (rc == ASR_OK) {
         rc = perform(b, r, err);
+        (*requests)++;
+    }
     if (rc == ASR_OK && (r->status == 501 || r->status == 405 || !strcmp(r->code, "NotImplemented"))) {
         *refused = true;
     } else if (rc == ASR_OK && r->status != 200) {
@@ -1297,9 +1301,9 @@ static int s3_del_many(struct store_backend *bb, const char *const *keys, size_t
         size_t k = n - at < b->delete_batch ? n - at : b->delete_batch;
         bool singles = k == 1 || atomic_load(&b->batch_del) < 0;
         if (!singles) {
-            rc = delete_batch(b, keys + at, k, &singles, err);
-            (*requests)++;
-            if (rc == ASR_OK)
+            uint64_t sent = *requests;
+            rc = delete_batch(b, keys + at, k, &singles, requests, err);
+            if (rc == ASR_OK && *requests > sent) /* the endpoint's answer, not keys XML cannot carry */
                 atomic_store(&b->batch_del, singles ? -1 : 1);
         }
         for (size_t i = 0; singles && i < k && rc == ASR_OK; i++, (*requests)++)
