@@ -2,8 +2,10 @@
  * deletes the packs an earlier gc condemned once every session running at that condemnation has
  * ended (re-reading the snapshots first: a backup may have committed one that uses them), merges
  * the index objects without them and drops the condemnation; phase 2 condemns the packs no
- * snapshot uses now (write gc/ID, list the sessions, rewrite gc/ID with them). Objects go in batch
- * deletes (S3: a thousand a request): a gc may free thousands of packs. */
+ * snapshot uses, by phase 1's reading if it made one (write gc/ID, list the sessions, rewrite gc/ID
+ * with them). Objects go in batch
+ * deletes (S3: a thousand a request): a gc may free thousands of packs. Every snapshot is read once
+ * per gc, and so is every index object before the merge: a fleet's store holds thousands of each. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -62,14 +64,11 @@ static int new_name(const char *dir, char key[STORE_KEY_NAME_MAX], struct asr_er
     return rc;
 }
 
-/* One index object of every listing whose pack exists (duplicates of one id in one pack
- * dropped), written before the objects it replaces are deleted. */
-static int merge_index(struct store_backend *b, struct asr_error *err)
+/* One index object of every listing of x (read before the condemned packs were deleted) whose
+ * pack exists (duplicates of one id in one pack dropped), written before the objects x read are
+ * deleted; index objects written since are not in x and stay. */
+static int merge_index(struct store_backend *b, const struct store_indexes *x, struct asr_error *err)
 {
-    struct store_indexes x;
-    int rc = store_indexes_read(b, &x, err);
-    if (rc)
-        return rc;
     /* Listed after reading the index: a pack is uploaded before any index lists it, so a listed
      * pack that is absent here was deleted. */
     struct store_pack *packs = NULL;
@@ -77,10 +76,11 @@ static int merge_index(struct store_backend *b, struct asr_error *err)
     struct store_table *t = NULL;
     struct store_index m = {0};
     size_t ecap = 0;
-    if ((rc = store_packs_list(b, &packs, &n_packs, err)) || (rc = store_table_new(&t, err)))
+    int rc = store_packs_list(b, &packs, &n_packs, err);
+    if (rc || (rc = store_table_new(&t, err)))
         goto out;
-    for (size_t i = 0; i < x.n && !rc; i++) {
-        const struct store_index *ix = &x.ix[i];
+    for (size_t i = 0; i < x->n && !rc; i++) {
+        const struct store_index *ix = &x->ix[i];
         for (uint64_t j = 0; j < ix->count && !rc; j++) {
             const struct store_ientry *e = &ix->entries[j];
             if (!store_packs_find(packs, n_packs, ix->packs[e->pack]))
@@ -122,28 +122,11 @@ static int merge_index(struct store_backend *b, struct asr_error *err)
     }
     uint64_t requests = 0;
     if (!rc)
-        rc = store_del_many(b, (const char *const *)x.keys, x.n, &requests, err);
+        rc = store_del_many(b, (const char *const *)x->keys, x->n, &requests, err);
 out:
     store_index_free(&m);
     store_table_free(t);
     free(packs);
-    store_indexes_free(&x);
-    return rc;
-}
-
-/* The packs some snapshot uses now (read afresh). */
-static int used_now(struct asr_store *s, uint8_t (**used)[STORE_OID_SIZE], size_t *n_used, struct asr_error *err)
-{
-    struct store_usage u;
-    struct store_indexes x;
-    int rc = store_usage_read(s, &u, err);
-    if (rc)
-        return rc;
-    if (!(rc = store_indexes_read(s->b, &x, err))) {
-        rc = store_used_packs(&u, &x, used, n_used, err);
-        store_indexes_free(&x);
-    }
-    store_usage_free(&u);
     return rc;
 }
 
@@ -194,9 +177,11 @@ static int delete_condemned(struct store_backend *b, const struct condemnation *
     return rc;
 }
 
-/* Phase 1: the condemnations whose sessions have all ended, their packs deleted where still unused. */
+/* Phase 1: the condemnations whose sessions have all ended, their packs deleted where still unused.
+ * When it read the snapshots (some condemnation was ready), what they use is left in u (*read set)
+ * for phase 2. */
 static int phase1(struct asr_store *s, int64_t now, const struct sessions *ss, struct asr_store_gc_report *rep,
-                  struct asr_error *err)
+                  struct store_usage *u, bool *read, struct asr_error *err)
 {
     struct store_backend *b = s->b;
     struct store_object *o;
@@ -240,15 +225,19 @@ static int phase1(struct asr_store *s, int64_t now, const struct sessions *ss, s
     size_t n_used = 0;
     struct store_pack *packs = NULL;
     size_t n_packs = 0;
-    if (!rc && n_ready)
-        rc = used_now(s, &used, &n_used, err);
+    struct store_indexes x = {0};
+    if (!rc && n_ready && !(rc = store_usage_read(s, u, err)))
+        *read = true;
+    if (!rc && n_ready && !(rc = store_indexes_read(b, &x, err)))
+        rc = store_used_packs(u, &x, &used, &n_used, err);
     if (!rc && n_ready)
         rc = store_packs_list(b, &packs, &n_packs, err);
     if (!rc)
         rc = delete_condemned(b, ready, n_ready, (const uint8_t(*)[STORE_OID_SIZE])used, n_used, packs, n_packs,
                               rep, err);
     if (!rc && rep->packs_deleted)
-        rc = merge_index(b, err);
+        rc = merge_index(b, &x, err);
+    store_indexes_free(&x);
     const char **keys = malloc((n_ready ? n_ready : 1) * sizeof *keys);
     if (!rc && !keys)
         rc = store_fail(err, ASR_E_NOMEM, "gc: out of memory");
@@ -264,15 +253,37 @@ static int phase1(struct asr_store *s, int64_t now, const struct sessions *ss, s
     return rc;
 }
 
-/* Phase 2: condemn the packs no snapshot uses that no condemnation names yet. */
-static int phase2(struct asr_store *s, struct asr_store_gc_report *rep, struct asr_error *err)
+/* The packs that the chunks u names lie in, by the index objects as they are now. */
+static int packs_of(struct asr_store *s, const struct store_usage *u, uint8_t (**used)[STORE_OID_SIZE],
+                    size_t *n_used, struct asr_error *err)
+{
+    struct store_indexes x;
+    int rc = store_indexes_read(s->b, &x, err);
+    if (!rc) {
+        rc = store_used_packs(u, &x, used, n_used, err);
+        store_indexes_free(&x);
+    }
+    return rc;
+}
+
+/* Phase 2: condemn the packs no snapshot uses that no condemnation names yet. u: the snapshots as
+ * phase 1 read them, if it did. A snapshot committed since then is not in it, and a pack only it
+ * uses is condemned; that is safe (SPEC.md 19.8): the gc that would delete the pack first waits
+ * for every session running at the condemnation to end and then reads the snapshots afresh, so it
+ * spares the pack; meanwhile backups only upload its chunks again. */
+static int phase2(struct asr_store *s, const struct store_usage *u, struct asr_store_gc_report *rep,
+                  struct asr_error *err)
 {
     struct store_backend *b = s->b;
     uint8_t(*used)[STORE_OID_SIZE] = NULL, (*condemned)[STORE_OID_SIZE] = NULL;
     size_t n_used = 0, n_condemned = 0, n_packs = 0;
     struct store_pack *packs = NULL;
     struct store_condemn c = {0};
-    int rc = used_now(s, &used, &n_used, err);
+    struct store_usage fresh = {0};
+    int rc = u ? ASR_OK : store_usage_read(s, &fresh, err);
+    if (!rc)
+        rc = packs_of(s, u ? u : &fresh, &used, &n_used, err);
+    store_usage_free(&fresh);
     if (!rc)
         rc = store_condemned_packs(b, &condemned, &n_condemned, err);
     if (!rc)
@@ -321,15 +332,19 @@ int asr_store_gc(struct asr_store *s, struct asr_store_gc_report *rep, struct as
     memset(rep, 0, sizeof *rep);
     int64_t now;
     struct sessions ss = {0};
+    struct store_usage u;
+    bool read = false;
     int rc = s->b->ops->now(s->b, &now, err);
     if (!rc)
         rc = read_sessions(s->b, now, &ss, rep, err);
     if (!rc && s->b->ops->sweep) /* a crashed writer's files: untouched for as long as a lease lapses */
         rc = s->b->ops->sweep(s->b, now - STORE_LEASE_EXPIRY, &rep->temporaries_removed, err);
     if (!rc)
-        rc = phase1(s, now, &ss, rep, err);
+        rc = phase1(s, now, &ss, rep, &u, &read, err);
     if (!rc)
-        rc = phase2(s, rep, err);
+        rc = phase2(s, read ? &u : NULL, rep, err);
+    if (read)
+        store_usage_free(&u);
     free(ss.running);
     return rc;
 }

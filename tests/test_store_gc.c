@@ -1,7 +1,8 @@
 /* gc and verify of the chunk store (SPEC.md 19.8, 19.5) on a directory. Snapshots here are bare
  * lists of chunk ids (the store reads them through a test reader, s->read_ids), so the rules are
  * tested apart from the image format: what gc condemns, what it deletes and when it waits for a
- * running backup, a backup that reused a condemned pack sparing it, the index merged, and verify
+ * running backup, a backup that reused a condemned pack sparing it, a snapshot committed during a
+ * gc sparing its packs, each snapshot read once a gc, the index merged, and verify
  * naming each damaged and missing chunk with the snapshots it hurts; list's sizes. */
 #include <criterion/criterion.h>
 
@@ -355,6 +356,115 @@ Test(store_gc, many_snapshots_read_at_once)
     err = (struct asr_error){0};
     cr_assert_eq(asr_store_list(s, NULL, true, &snaps, &n, &err), ASR_E_CORRUPT);
     cr_assert(strstr(err.msg, name[5]), "%s", err.msg);
+    free(c);
+    asr_store_close(s);
+}
+
+/* read_ids counted; once the hook_at-th read is done, hook runs (once, on the reading thread). */
+static struct {
+    pthread_mutex_t mu;
+    unsigned reads, hook_at;
+    void (*hook)(void);
+} counted = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int read_ids_counted(struct asr_store *s, const char *path, const char *name, struct asr_store_id **ids,
+                            uint64_t *n, uint64_t *logical, struct asr_error *err)
+{
+    int rc = read_ids(s, path, name, ids, n, logical, err);
+    pthread_mutex_lock(&counted.mu);
+    void (*hook)(void) = ++counted.reads == counted.hook_at ? counted.hook : NULL;
+    if (hook)
+        counted.hook = NULL;
+    pthread_mutex_unlock(&counted.mu);
+    if (hook)
+        hook();
+    return rc;
+}
+
+static unsigned reads_during_gc(struct asr_store *s, struct asr_store_gc_report *rep)
+{
+    counted.reads = 0;
+    gc(s, rep);
+    return counted.reads;
+}
+
+/* A gc reads each snapshot once, also when it deletes (phase 1 reads them before deleting, phase 2
+ * condemns by the same reading), and frees the same packs as before. */
+Test(store_gc, reads_each_snapshot_once)
+{
+    struct asr_store *s = make_store();
+    s->read_ids = read_ids_counted;
+    struct storefix_chunk *c = storefix_chunks(s, 0, 16, 3, false);
+    char name[4][256];
+    snapshot(s, "pc0", c, 0, 4, name[0]); /* P0 */
+    snapshot(s, "pc1", c, 4, 8, name[1]); /* P1 */
+    snapshot(s, "pc2", c, 8, 12, name[2]); /* P2 */
+    snapshot(s, "pc3", c, 12, 16, name[3]); /* P3 */
+    delete_snapshot(s, name[0]);
+    struct asr_store_gc_report rep;
+    cr_assert_eq(reads_during_gc(s, &rep), 3, "nothing to delete: phase 2 alone reads");
+    cr_assert_eq(rep.packs_condemned, 1);
+    delete_snapshot(s, name[1]);
+    cr_assert_eq(reads_during_gc(s, &rep), 2, "each of the two snapshots left, once");
+    cr_assert_eq(rep.packs_deleted, 1, "P0");
+    cr_assert_eq(rep.packs_condemned, 1, "P1, by the snapshots phase 1 read");
+    cr_assert_eq(reads_during_gc(s, &rep), 2);
+    cr_assert_eq(rep.packs_deleted, 1, "P1");
+    cr_assert_eq(rep.packs_condemned, 0);
+    cr_assert_eq(storefix_count(s, "packs/"), 2);
+    verify_clean(s);
+    free(c);
+    asr_store_close(s);
+}
+
+/* The backup the hook makes in the middle of a gc: a snapshot of chunks 8-11, which lie in a pack
+ * no snapshot used when the gc read them. */
+static struct {
+    struct asr_store *s;
+    struct storefix_chunk *c;
+    char name[256];
+} during;
+
+static void backup_during_gc(void)
+{
+    struct asr_store_session *ss = storefix_begin(during.s, "pc3");
+    for (int i = 8; i < 12; i++)
+        cr_assert(asr_store_session_has(ss, &during.c[i].id, NULL, NULL), "chunk %d reused", i);
+    finish(ss, during.c, 8, 12, during.name);
+}
+
+/* A snapshot committed after a gc read the snapshots (a backup that reused an unused pack) may see
+ * that pack condemned by that gc, whose phase 2 goes by phase 1's reading; the next gc reads the
+ * snapshots again before it deletes and spares the pack (SPEC.md 19.8), and nothing is lost. */
+Test(store_gc, snapshot_made_during_gc_spared)
+{
+    struct asr_store *s = make_store();
+    s->read_ids = read_ids_counted;
+    struct storefix_chunk *c = storefix_chunks(s, 0, 12, 3, false);
+    char a[256], q[256], p[256];
+    snapshot(s, "pc1", c, 0, 4, a); /* A {0-3}, kept */
+    snapshot(s, "pc0", c, 4, 8, q); /* Q {4-7} */
+    delete_snapshot(s, q);
+    struct asr_store_gc_report rep;
+    gc(s, &rep);
+    cr_assert_eq(rep.packs_condemned, 1, "Q");
+    snapshot(s, "pc2", c, 8, 12, p); /* P {8-11}: unused once pruned, not condemned */
+    delete_snapshot(s, p);
+    during.s = s;
+    during.c = c;
+    counted.hook_at = 1; /* phase 1's reading: the one snapshot left, pc1's */
+    counted.hook = backup_during_gc;
+    cr_assert_eq(reads_during_gc(s, &rep), 1, "the snapshot made during it was not read");
+    cr_assert_null(counted.hook, "the backup ran");
+    cr_assert_eq(rep.packs_deleted, 1, "Q");
+    cr_assert_eq(rep.packs_condemned, 1, "P: the gc read the snapshots before the backup used it");
+    cr_assert_eq(storefix_count(s, "packs/"), 2, "A and P");
+    gc(s, &rep);
+    cr_assert_eq(rep.packs_deleted, 0, "P spared: the snapshot made during the last gc uses it");
+    cr_assert_eq(rep.packs_condemned, 0);
+    cr_assert_eq(storefix_count(s, "packs/"), 2);
+    cr_assert_eq(storefix_count(s, "gc/"), 0);
+    verify_clean(s);
     free(c);
     asr_store_close(s);
 }
