@@ -411,14 +411,22 @@ static void report(const struct backup_args *a, const struct cli_disks *disks, c
         json_finish(&j);
         return;
     }
-    char r[32], i[32], d[32], z[32];
-    fprintf(stderr, "backup: %s read in %.1f s (%.0f MB/s), image %s (%.2fx), deduplicated %s, zero %s\n",
-            cli_bytes(st->read_bytes, r, sizeof r), st->seconds, mbps, cli_bytes(image_bytes, i, sizeof i), ratio,
-            cli_bytes(st->dedup_bytes, d, sizeof d), cli_bytes(st->zero_bytes, z, sizeof z));
-    if (a->store)
-        fprintf(stderr, "backup: snapshot %s: %s already in the store, %s added in %llu packs\n", a->snapshot,
-                cli_bytes(st->store_bytes, r, sizeof r), cli_bytes(a->store_st.stored_new, i, sizeof i),
-                (unsigned long long)a->store_st.packs);
+    char r[32], i[32], d[32], z[32], n[32];
+    if (a->store) {
+        /* The data's bytes as read (new, found, repeated, zero) apart from what the new ones take
+         * stored: a ratio over the snapshot object alone would mean nothing. */
+        fprintf(stderr, "backup: %s read in %.1f s (%.0f MB/s): %s new, %s already in the store, %s repeated, %s zero\n",
+                cli_bytes(st->read_bytes, r, sizeof r), st->seconds, mbps, cli_bytes(st->new_bytes, n, sizeof n),
+                cli_bytes(st->store_bytes, i, sizeof i), cli_bytes(st->dedup_bytes - st->store_bytes, d, sizeof d),
+                cli_bytes(st->zero_bytes, z, sizeof z));
+        fprintf(stderr, "backup: snapshot %s: the new data stored as %s in %llu packs; snapshot object %s\n",
+                a->snapshot, cli_bytes(a->store_st.stored_new, n, sizeof n), (unsigned long long)a->store_st.packs,
+                cli_bytes(image_bytes, i, sizeof i));
+    } else {
+        fprintf(stderr, "backup: %s read in %.1f s (%.0f MB/s), image %s (%.2fx), deduplicated %s, zero %s\n",
+                cli_bytes(st->read_bytes, r, sizeof r), st->seconds, mbps, cli_bytes(image_bytes, i, sizeof i), ratio,
+                cli_bytes(st->dedup_bytes, d, sizeof d), cli_bytes(st->zero_bytes, z, sizeof z));
+    }
     if (a->store && st->hinted_bytes)
         fprintf(stderr, "backup: %s unchanged since the last backup into the store (checked against its hints)\n",
                 cli_bytes(st->hinted_bytes, r, sizeof r));
