@@ -308,10 +308,17 @@ int cmd_verify(int argc, char **argv)
         json_u64(&j, "chunks", rep.chunks);
         json_u64(&j, "volumes", rep.volumes);
         json_u64(&j, "bytes_checked", rep.bytes_checked);
+        if (asr_store_is_ref(path))
+            json_u64(&j, "store_bytes_checked", rep.store_bytes);
         json_u64(&j, "problem_count", rep.problems);
         list_unreadable(path, true, &j);
         json_end_obj(&j);
         json_finish(&j);
+    } else if (rc == ASR_OK && asr_store_is_ref(path)) {
+        char b[32], c[32];
+        printf("%s: OK: %llu structures (%s), %llu chunks (%s read from the store), %llu volumes\n", path,
+               (unsigned long long)rep.structures, cli_bytes(rep.bytes_checked, b, sizeof b),
+               (unsigned long long)rep.chunks, cli_bytes(rep.store_bytes, c, sizeof c), (unsigned long long)rep.volumes);
     } else if (rc == ASR_OK) {
         char b[32];
         printf("%s: OK: %llu structures, %llu chunks, %llu volumes, %s checked\n", path,

@@ -347,6 +347,7 @@ static bool read_content(struct verifier *v, uint64_t id, const char *what)
     if (v->fetched && !v->fetched[id]) {
         v->fetched[id] = 1;
         v->rep->chunks++;
+        v->rep->store_bytes += v->ix->chunks[id].stored_len;
     }
     return true;
 }

@@ -690,6 +690,7 @@ struct asr_verify_report {
     uint64_t chunks;
     uint64_t volumes;
     uint64_t bytes_checked; /* logical stream bytes covered by a good checksum */
+    uint64_t store_bytes;   /* a store snapshot: its good chunks' stored bytes, read from the store */
     uint64_t problems;
 };
 

@@ -52,6 +52,7 @@ check "backup: the random data was added (>= 48 MiB)" test "$added1" -ge $((48 <
 check "store list: one snapshot" sh -c "'$asrimg' store list '$store' --json >'$work/l.json' && [ \"\$(python3 -c 'import json;print(len(json.load(open(\"$work/l.json\"))[\"snapshots\"]))')\" = 1 ]"
 check "restore STORE::SNAPSHOT: fsck clean, files equal" restore_ok "$store::$snap1" a
 check "verify STORE::SNAPSHOT" "$asrimg" verify "$store::$snap1"
+check "verify STORE::SNAPSHOT read every chunk's stored bytes from the store, as list counts them" sh -c "'$asrimg' verify '$store::$snap1' --json >'$work/v1.json' && python3 -c 'import json; v=json.load(open(\"$work/v1.json\")); l=json.load(open(\"$work/l.json\"))[\"snapshots\"][0]; assert v[\"chunks\"] == l[\"chunks\"] and v[\"store_bytes_checked\"] == l[\"stored_bytes\"] > 0, (v, l)'"
 check "info STORE::HOST/latest names the snapshot" sh -c "'$asrimg' info '$store::${snap1%%/*}/latest' | grep -q '${snap1#*/}'"
 
 # ---- re-backup: unchanged, then changed --------------------------------------------------------

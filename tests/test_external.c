@@ -688,6 +688,11 @@ Test(external, verify_clean_and_damaged)
     uint8_t *raw = read_file(p.snap, &len);
     cr_assert_eq(rep.bytes_checked, get_le64(raw + len - ASR_FOOTER_SIZE + 8), "every byte before the index");
     free(raw);
+    uint64_t stored = 0;
+    for (size_t i = 0; i < p.ms.count; i++)
+        stored += p.ms.recs[i].len - ASR_CHUNK_HEADER_SIZE;
+    cr_assert_eq(p.ms.count, 4);
+    cr_assert_eq(rep.store_bytes, stored, "every chunk's stored bytes, read from the store");
 
     /* Chunks 0 (used by both volumes) and 1 (volume 0 too) and 3 (used by none) damaged: each named
      * once, by its id and its place, the check going on past each; the volume content hashes that
