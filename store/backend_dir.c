@@ -132,6 +132,56 @@ static int tmp_commit(struct store_backend *b, const char *tmp, int fd, const ch
     return rc;
 }
 
+#define DIRECT_ALIGN 4096u          /* offsets, lengths and memory of O_DIRECT writes: suits 512 and 4Kn disks */
+#define DIRECT_PIECE (4u << 20)      /* bytes a direct write takes at once, through a bounce buffer */
+#define DIRECT_MIN (2 * DIRECT_PIECE) /* smaller objects go through the page cache */
+
+/* The first bulk bytes of data (a multiple of DIRECT_ALIGN) written to fd, opened O_DIRECT, in
+ * DIRECT_PIECE writes through the aligned bounce buffer; how many went in whole pieces (fewer where
+ * a write is refused, EINVAL on a filesystem without O_DIRECT, or cut short). */
+static size_t write_direct(int fd, const uint8_t *data, size_t bulk, void *bounce)
+{
+    size_t done = 0;
+    while (done < bulk) {
+        size_t n = bulk - done < DIRECT_PIECE ? bulk - done : DIRECT_PIECE;
+        memcpy(bounce, data + done, n);
+        ssize_t w = write(fd, bounce, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w != (ssize_t)n)
+            break;
+        done += n;
+    }
+    return done;
+}
+
+/* Writes the new file fd, with O_DIRECT where the filesystem takes it: a pack is written once and
+ * not read back soon, and through the page cache its copy and writeback cost the CPU the backup
+ * compresses on. Measured on the 2-core machine, the first backup of the bench disk into a
+ * directory store (36 packs of 16 MiB): 1.7-2.2 s of system CPU and 6.0-6.5 s through the page
+ * cache, 0.8-0.9 s and 5.3-6.0 s direct. The aligned bulk goes direct from an aligned bounce
+ * buffer (the caller's memory need not be aligned); the odd tail, and everything where O_DIRECT
+ * is refused (FUSE, some filesystems), through the page cache. 0, or a negative errno or
+ * ASR_IO_SHORT. */
+static int write_new_file(int fd, const uint8_t *data, size_t len)
+{
+    size_t done = 0;
+    int flags = len >= DIRECT_MIN ? fcntl(fd, F_GETFL) : -1;
+    void *bounce = NULL;
+    if (flags >= 0 && !posix_memalign(&bounce, DIRECT_ALIGN, DIRECT_PIECE) &&
+        fcntl(fd, F_SETFL, flags | O_DIRECT) == 0) {
+        done = write_direct(fd, data, len / DIRECT_ALIGN * DIRECT_ALIGN, bounce);
+        /* The rest through the page cache, from where the whole direct pieces end. */
+        if (fcntl(fd, F_SETFL, flags) != 0 || lseek(fd, (off_t)done, SEEK_SET) < 0) {
+            int e = errno;
+            free(bounce);
+            return -e;
+        }
+    }
+    free(bounce);
+    return asr_write_full(fd, data + done, len - done);
+}
+
 static int dir_put(struct store_backend *b, const char *key, const void *data, size_t len, struct asr_error *err)
 {
     if (!key_valid(key))
@@ -140,7 +190,7 @@ static int dir_put(struct store_backend *b, const char *key, const void *data, s
     int fd, rc = tmp_create(b, tmp, &fd, err);
     if (rc)
         return rc;
-    int w = asr_write_full(fd, data, len);
+    int w = write_new_file(fd, data, len);
     if (w) {
         close(fd);
         unlinkat(dir_root(b), tmp, 0);
