@@ -105,8 +105,46 @@ static int tmp_create(struct store_backend *b, char tmp[64], int *fd, struct asr
     return ASR_OK;
 }
 
+/* Whether linkat's errno says the filesystem has no hard links (exFAT, FAT; FUSE ones say so
+ * with EPERM or ENOSYS). */
+static bool no_hard_links(int e) { return e == EPERM || e == EOPNOTSUPP || e == ENOSYS; }
+
+/* Moves tmp to key unless key exists (ASR_E_EXISTS), where the filesystem has no hard links to
+ * do it in one step (nor, like exfat-fuse, renameat2's RENAME_NOREPLACE): whoever publishes key
+ * first takes tmp/claim+KEY ('/' as '+', which no key holds) with O_EXCL, checks that key is
+ * still absent, renames tmp over it and drops the claim. Two writers of one key never both get
+ * the claim, and one that comes after the other published finds key there; readers never see key
+ * but whole. A writer killed holding the claim leaves it in tmp/, where gc's sweep removes it
+ * once a lease has lapsed (19.1): until then that key stays free, never taken. */
+static int publish_claimed(struct store_backend *b, const char *tmp, const char *key, struct asr_error *err)
+{
+    char claim[STORE_KEY_NAME_MAX + 16];
+    snprintf(claim, sizeof claim, "tmp/claim+%s", key);
+    for (char *c = claim + strlen("tmp/claim+"); *c; c++)
+        if (*c == '/')
+            *c = '+';
+    int fd = openat(dir_root(b), claim, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return errno == EEXIST ? store_fail(err, ASR_E_EXISTS, "%s: %s is being written", b->url, key)
+                               : store_fail(err, ASR_E_IO, "%s: cannot write %s: %s", b->url, claim, strerror(errno));
+    close(fd);
+    struct stat st;
+    int rc = ASR_OK;
+    if (!fstatat(dir_root(b), key, &st, AT_SYMLINK_NOFOLLOW))
+        rc = store_fail(err, ASR_E_EXISTS, "%s: %s already exists", b->url, key);
+    else if (errno != ENOENT)
+        rc = store_fail(err, ASR_E_IO, "%s: cannot check %s: %s", b->url, key, strerror(errno));
+    else if (renameat(dir_root(b), tmp, dir_root(b), key) < 0)
+        rc = store_fail(err, ASR_E_IO, "%s: cannot write %s: %s", b->url, key, strerror(errno));
+    else
+        rc = sync_parent(b, key, err);
+    unlinkat(dir_root(b), claim, 0);
+    return rc;
+}
+
 /* Syncs and closes the temporary file fd, then moves it to key: renamed (replacing) or linked
- * (never replacing: ASR_E_EXISTS). The temporary name is gone either way. */
+ * (never replacing: ASR_E_EXISTS; publish_claimed where hard links are not to be had). The
+ * temporary name is gone either way. */
 static int tmp_commit(struct store_backend *b, const char *tmp, int fd, const char *key, bool replace,
                       struct asr_error *err)
 {
@@ -122,11 +160,13 @@ static int tmp_commit(struct store_backend *b, const char *tmp, int fd, const ch
         else
             return sync_parent(b, key, err);
     } else if (!rc) {
-        if (linkat(dir_root(b), tmp, dir_root(b), key, 0) < 0)
+        if (linkat(dir_root(b), tmp, dir_root(b), key, 0) == 0)
+            rc = sync_parent(b, key, err);
+        else if (no_hard_links(errno))
+            rc = publish_claimed(b, tmp, key, err);
+        else
             rc = errno == EEXIST ? store_fail(err, ASR_E_EXISTS, "%s: %s already exists", b->url, key)
                                  : store_fail(err, ASR_E_IO, "%s: cannot write %s: %s", b->url, key, strerror(errno));
-        else
-            rc = sync_parent(b, key, err);
     }
     unlinkat(dir_root(b), tmp, 0);
     return rc;

@@ -196,7 +196,8 @@ Test(store_gc, interrupted_backup_freed)
     /* A session object a crashed backup left an hour ago. */
     char *old = scratch_path("st/sessions/00112233445566778899aabbccddeeff");
     write_file(old, "x", 1);
-    cr_assert_eq(system("touch -d '1 hour ago' \"$(ls -d /tmp/asrimg-test-*/st/sessions/00112233445566778899aabbccddeeff | head -1)\""), 0);
+    struct timespec hour_ago[2] = {{.tv_sec = time(NULL) - 3600}, {.tv_sec = time(NULL) - 3600}};
+    cr_assert_eq(utimensat(AT_FDCWD, old, hour_ago, 0), 0);
     struct asr_store_gc_report rep;
     gc(s, &rep);
     cr_assert_eq(rep.sessions_expired, 1);
