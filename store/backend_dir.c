@@ -115,7 +115,8 @@ static bool no_hard_links(int e) { return e == EPERM || e == EOPNOTSUPP || e == 
  * still absent, renames tmp over it and drops the claim. Two writers of one key never both get
  * the claim, and one that comes after the other published finds key there; readers never see key
  * but whole. A writer killed holding the claim leaves it in tmp/, where gc's sweep removes it
- * once a lease has lapsed (19.1): until then that key stays free, never taken. */
+ * once a lease has lapsed (19.1): until then nobody takes that key (a backup takes the next
+ * second's name). */
 static int publish_claimed(struct store_backend *b, const char *tmp, const char *key, struct asr_error *err)
 {
     char claim[STORE_KEY_NAME_MAX + 16];
