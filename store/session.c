@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -329,6 +330,42 @@ static int hand_off(struct asr_store_session *ss, const uint8_t *data, size_t le
     return rc;
 }
 
+/* A directory store on exFAT or FAT (names compared without case) would put a host whose name
+ * differs from another's only by case into the other's directory, where list, prune and restore
+ * take its snapshots for the other host's: prune would weigh two machines' snapshots as one's.
+ * Refused before anything is written. An object store, or a filesystem that tells the two apart,
+ * does not find the other host's snapshot under this host's spelling. */
+static int host_distinct(struct store_backend *b, const char *host, struct asr_error *err)
+{
+    if (b->remote)
+        return ASR_OK;
+    struct store_object *o;
+    size_t n, len = strlen(host);
+    int rc = b->ops->list(b, "snapshots/", &o, &n, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const char *h = o[i].key + strlen("snapshots/"), *slash = strchr(h, '/');
+        if (!slash || (size_t)(slash - h) != len || strncasecmp(h, host, len) || !strncmp(h, host, len))
+            continue;
+        char key[STORE_KEY_NAME_MAX];
+        uint8_t byte;
+        size_t got = 0;
+        bool missing = false;
+        struct asr_error probe = {0};
+        snprintf(key, sizeof key, "snapshots/%s%s", host, slash);
+        if (!b->ops->get(b, key, 0, &byte, 1, &got, &missing, &probe) && got == 1)
+            rc = store_fail(err, ASR_E_ARG,
+                            "%s: host \"%s\" and the store's host \"%.*s\" differ only by case, which the filesystem "
+                            "under the store does not tell apart: back up as \"%.*s\" (--host), or give this machine "
+                            "another name",
+                            b->url, host, (int)len, h, (int)len, h);
+        break; /* one snapshot of that spelling tells */
+    }
+    store_objects_free(o, n);
+    return rc;
+}
+
 int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_store_session **out,
                             struct asr_error *err)
 {
@@ -362,6 +399,8 @@ int asr_store_session_begin(struct asr_store *s, const char *host, struct asr_st
     int rc = store_random(sid, sizeof sid, err);
     store_hex(sid, sizeof sid, hex);
     snprintf(ss->session_key, sizeof ss->session_key, "sessions/%s", hex);
+    if (!rc)
+        rc = host_distinct(ss->b, host, err);
     /* The order is the rule of SPEC.md 19.8: session object, then condemnations, then index. */
     if (!rc && !(rc = session_write(ss, err)))
         count_request(ss);

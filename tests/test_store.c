@@ -750,6 +750,33 @@ Test(store, many_index_objects_read_at_once)
     asr_store_close(s);
 }
 
+/* On a filesystem that tells names apart by case (the scratch directory's, ext4 here), hosts
+ * "pc1" and "PC1" are two machines, each with its snapshot. (store_exfat checks that exFAT, which
+ * does not, refuses the second.) */
+Test(store, host_names_by_case)
+{
+    struct asr_store *s = storefix_store("st", STORE_MIN_PACK_TARGET);
+    struct asr_error err = {0};
+    static const char *const hosts[2] = {"pc1", "PC1"};
+    for (int i = 0; i < 2; i++) {
+        struct asr_store_session *ss;
+        cr_assert_eq(asr_store_session_begin(s, hosts[i], &ss, &err), ASR_OK, "%s: %s", hosts[i], err.msg);
+        char *m = manifest("m", (uint32_t)i), name[256];
+        cr_assert_eq(asr_store_session_commit(ss, m, name, sizeof name, &err), ASR_OK, "%s", err.msg);
+        asr_store_session_free(ss);
+        free(m);
+    }
+    for (int i = 0; i < 2; i++) {
+        struct asr_store_snapshot *snaps;
+        size_t n;
+        cr_assert_eq(asr_store_list(s, hosts[i], false, &snaps, &n, &err), ASR_OK, "%s", err.msg);
+        cr_assert_eq(n, 1, "%s: %zu snapshots", hosts[i], n);
+        cr_assert(!strncmp(snaps[0].name, hosts[i], 3) && snaps[0].name[3] == '/', "%s", snaps[0].name);
+        free(snaps);
+    }
+    asr_store_close(s);
+}
+
 /* Backups of one host started in the same second: each takes the next free second, and nothing
  * is overwritten. */
 Test(store, snapshot_names_never_clash)
