@@ -101,7 +101,17 @@ check "first backup: hints recorded, the file 0600 in a 0700 directory" sh -c \
   "f=\$(ls '$ASRIMG_CACHE_DIR'/hints-*.bin) && [ \"\$(stat -c %a \"\$f\")\" = 600 ] &&
    [ \"\$(stat -c %a '$ASRIMG_CACHE_DIR')\" = 700 ] && [ \"\$(stat -c %a '$work/cache')\" = 700 ]"
 
+# Hints files of stores or hosts no longer backed up from here, and things that are not one.
+cache=$ASRIMG_CACHE_DIR
+echo x >"$cache/hints-gone-pcx.bin" && touch -d '100 days ago' "$cache/hints-gone-pcx.bin"
+echo x >"$cache/hints-recent-pcx.bin" && touch -d '10 days ago' "$cache/hints-recent-pcx.bin"
+echo x >"$cache/notes-old.bin" && touch -d '100 days ago' "$cache/notes-old.bin"
+ln -s "$cache/notes-old.bin" "$cache/hints-link-pcx.bin" && touch -h -d '100 days ago' "$cache/hints-link-pcx.bin"
 check "unchanged re-backup" backup "$work/b2.json"
+check "a hints file no backup wrote for 90 days removed, nothing else" sh -c \
+  "[ ! -e '$cache/hints-gone-pcx.bin' ] && [ -e '$cache/hints-recent-pcx.bin' ] && [ -e '$cache/notes-old.bin' ] &&
+   [ -L '$cache/hints-link-pcx.bin' ] && [ \"\$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"store\"][\"stale_hints_removed\"])' '$work/b2.json')\" = 1 ]"
+rm -f "$cache/hints-recent-pcx.bin" "$cache/notes-old.bin" "$cache/hints-link-pcx.bin"
 read_bytes=$(json_get "$work/b2.json" 'j["read_bytes"] - j["zero_bytes"]')
 hinted=$(json_get "$work/b2.json" 'j["store"]["hinted_bytes"]')
 check "unchanged: 95% of the non-zero bytes read came from hints ($hinted of $read_bytes)" \
