@@ -13,7 +13,11 @@
 #              (BENCH_CHANGE_PCT; through a read-write loop mount, made once before the rounds),
 #              its added bytes against `tar | zstd -3 | wc -c` of the changed files' new content;
 #   - restore: the latest snapshot (the changed disk) from each store to a new file, beside
-#              `asrimg restore` of a single-file image (`backup -o FILE`) of the same disk.
+#              `asrimg restore` of a single-file image (`backup -o FILE`) of the same disk;
+#   - own core: the first backup and its restore again, into a new store of each kind, with Swift's
+#              servers on the last CPU and asrimg on the others (taskset), so that the S3 server
+#              takes no CPU from the client, as a server on a machine of its own would not: what the
+#              two backends cost the client, side by side (needs 2 CPUs or more).
 # Backup MB/s count the bytes the backup read (its --json read_bytes: the root's used bytes) over
 # the command's wall time; restore MB/s the image's captured bytes. Adds a "Chunk store" section
 # to bench/RESULTS.md (one per disk size) and prints it.
@@ -27,6 +31,7 @@
 #   BENCH_S3_PORT      the local Swift's proxy port (default 18380; it uses the next four too)
 #   BENCH_S3_THREADS   restore --threads of a diagnostic S3 restore in round 1 (default 8; 0: none)
 #   BENCH_DIAG_CHUNK   --avg-chunk of a diagnostic first and changed backup in round 1 (default 64K; 0: none)
+#   BENCH_OWN_CORE=0   leave out the own-core rows
 set -euo pipefail
 export LC_ALL=C
 
@@ -37,7 +42,7 @@ top=$(dirname "$here")
 bench_clock_start
 
 command_line=""
-for v in BENCH_DIR ASRIMG BENCH_LEVEL BENCH_RUNS BENCH_RESULTS BENCH_ROOT_MIB BENCH_LOOP_DIO BENCH_CHANGE_PCT BENCH_S3; do
+for v in BENCH_DIR ASRIMG BENCH_LEVEL BENCH_RUNS BENCH_RESULTS BENCH_ROOT_MIB BENCH_LOOP_DIO BENCH_CHANGE_PCT BENCH_S3 BENCH_OWN_CORE; do
   [ -z "${!v:-}" ] || command_line+="$v=${!v} "
 done
 command_line+="bench/store.sh"
@@ -158,13 +163,17 @@ dio=()
 chg_dev=$(losetup -f --show -r "${dio[@]}" "$work/changed.img")
 "$asrimg" layout "$chg_dev" --json --extents --volumes all >"$work/changed-layout.json" || die "asrimg layout of the changed disk failed"
 # restored.py compares every used extent of every partition: the root's alone here.
-python3 -c '
+root_only() { # LAYOUT OUT
+  python3 -c '
 import json, sys
 l = json.load(open(sys.argv[1]))
 for p in l[0]["partitions"]:
     if p["number"] != int(sys.argv[2]) and "extents" in p:
         p["extents"] = []
-json.dump(l, open(sys.argv[3], "w"))' "$work/changed-layout.json" "$root_part" "$work/check-layout.json"
+json.dump(l, open(sys.argv[3], "w"))' "$1" "$root_part" "$2"
+}
+root_only "$work/changed-layout.json" "$work/check-layout.json"
+root_only "$work/layout.json" "$work/check-layout-disk.json"
 # For context: the 4 KiB blocks of the root's used extents (the disk's or its copy's) that differ
 # between the two (the files' and the metadata the kernel wrote), and those blocks as zstd -3.
 blocks_changed=$(python3 - "$work/layout.json" "$work/changed-layout.json" "$root_part" "$root_start" "$disk" \
@@ -235,10 +244,15 @@ timed() {
 # script's children, so bench_clock_facts counts them as other work.
 swift_cpu() {
   [ -n "$swift_up" ] || { echo 0; return; }
-  python3 - "$work/swift/run" "$(getconf CLK_TCK)" <<'EOF'
+  swift_procs cpu
+}
+
+# swift_procs cpu|pids: the CPU seconds so far of every process in Swift's sessions, or their pids.
+swift_procs() {
+  python3 - "$1" "$work/swift/run" "$(getconf CLK_TCK)" <<'EOF'
 import glob, os, sys
-sids = {int(open(f).read()) for f in glob.glob(sys.argv[1] + "/*.pid")}
-t = 0
+sids = {int(open(f).read()) for f in glob.glob(sys.argv[2] + "/*.pid")}
+t, pids = 0, []
 for st in glob.glob("/proc/[0-9]*/stat"):
     try:
         f = open(st).read().rsplit(")", 1)[1].split()
@@ -246,8 +260,15 @@ for st in glob.glob("/proc/[0-9]*/stat"):
         continue
     if int(f[3]) in sids:  # field 6, the session
         t += int(f[11]) + int(f[12])  # utime, stime
-print(t / int(sys.argv[2]))
+        pids.append(st.split("/")[2])
+print(t / int(sys.argv[3]) if sys.argv[1] == "cpu" else "\n".join(pids))
 EOF
+}
+
+# swift_pin CPULIST: every thread of Swift's servers (memcached's too) onto those CPUs.
+swift_pin() {
+  local pid
+  for pid in $(swift_procs pids); do taskset -a -c -p "$1" "$pid" >/dev/null; done
 }
 
 # store_objects KIND URL: "<objects> <bytes> <packs> <index objects> <snapshots>" the store holds
@@ -313,7 +334,7 @@ backup_row() {
   local id=$1 kind=$2 url=$3 dev=$4 before
   shift 4
   read -r before _ < <(store_objects "$kind" "$url" | awk '{print $2}')
-  timed "$id" "$asrimg" backup "$dev" -o "$url" --volumes "$root_part" --level "$level" --host bench --json "$@"
+  timed "$id" "${pin[@]}" "$asrimg" backup "$dev" -o "$url" --volumes "$root_part" --level "$level" --host bench --json "$@"
   python3 - "$work/$id.json" >>"$rows" "$id" "$round" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))
@@ -341,14 +362,18 @@ EOF
   rec "$id" obj_snapshots "$snaps"
 }
 
-restore_row() { # ID REF [OPTION...]: a timed restore of REF to a new file; round 1 checks it against the changed disk
+# restore_row ID REF [OPTION...]: a timed restore of REF to a new file; round 1 checks it against
+# the disk in restored_from (LAYOUT DISK: the changed disk unless set otherwise).
+restored_from=("$work/check-layout.json" "$work/changed.img")
+pin=() # the command that runs asrimg on the CPUs of the own-core rows, while they run
+restore_row() {
   local id=$1 ref=$2
   shift 2
   rm -f "$work/restored.img"
-  timed "$id" "$asrimg" restore "$ref" --to "$work/restored.img" --yes --json "$@"
+  timed "$id" "${pin[@]}" "$asrimg" restore "$ref" --to "$work/restored.img" --yes --json "$@"
   if [ "$round" = 1 ]; then
-    "$here/restored.py" "$work/check-layout.json" "$work/changed.img" "$work/restored.img" >/dev/null ||
-      die "$id: the restored disk is not the changed disk"
+    "$here/restored.py" "${restored_from[@]}" "$work/restored.img" >/dev/null ||
+      die "$id: the restored disk is not ${restored_from[1]}"
   fi
   rm -f "$work/restored.img"
 }
@@ -366,6 +391,9 @@ print(json.load(open(sys.argv[1]))["jobs"][0]["read"]["bw_bytes"])' "$work/fio.j
 kinds=(dir)
 [ "$s3" = 1 ] && kinds+=(s3)
 s3_threads=${BENCH_S3_THREADS:-8}
+cpus=$(nproc)
+own_core=${BENCH_OWN_CORE:-1}
+[ "$s3" = 1 ] && [ "$cpus" -ge 2 ] || own_core=0
 diag_chunk=${BENCH_DIAG_CHUNK:-64K}
 for round in $(seq "$runs"); do
   say "round $round of $runs"
@@ -419,6 +447,24 @@ EOF2
     backup_row avg-changed dir "$url" "$chg_dev" --avg-chunk "$diag_chunk"
     rm -rf "$url"
   fi
+  # The own-core rows: the first backup and its restore again, Swift's servers on the last CPU and
+  # asrimg on the others, in both stores (both kinds alike, so their ratio is the client's).
+  if [ "$own_core" = 1 ]; then
+    swift_pin "$((cpus - 1))"
+    pin=(taskset -c "0-$((cpus - 2))")
+    restored_from=("$work/check-layout-disk.json" "$disk")
+    for kind in "${order[@]}"; do
+      if [ "$kind" = dir ]; then url=$work/dirstore-own; else url=s3://bench/own$round; fi
+      export ASRIMG_STORE_KEY_FILE=$work/$kind-own-$round.key
+      "$asrimg" store init "$url" >/dev/null 2>"$work/init.err" || die "store init $url: $(tail -2 "$work/init.err")"
+      backup_row "$kind-own-first" "$kind" "$url" "$disk_dev"
+      restore_row "$kind-own-restore" "$url::bench/latest"
+      [ "$kind" = s3 ] || rm -rf "$url"
+    done
+    swift_pin "0-$((cpus - 1))"
+    pin=()
+    restored_from=("$work/check-layout.json" "$work/changed.img")
+  fi
   unset ASRIMG_STORE_KEY_FILE
   # The single-file image of the changed disk, and its restore.
   rm -f "$work/image.asrimg"
@@ -454,6 +500,8 @@ times >"$work/times"
   echo "changed_zstd=$changed_zstd"
   echo "s3=$s3"
   echo "s3_threads=$s3_threads"
+  echo "own_core=$own_core"
+  echo "cpus=$cpus"
   echo "diag_chunk=$diag_chunk"
   echo "blocks_changed=$blocks_changed"
   echo "blocks_zstd=$blocks_zstd"
@@ -568,8 +616,27 @@ if has("s3-restore-t"):
                f"{rng(rr(i), '%.0f')} | {statistics.median(x):.2f} |")
 out.append("")
 out.append("Every restored file was checked in round 1 against the changed disk by `bench/restored.py` (the partition "
-           "table and every used extent of the root, byte for byte).")
+           "table and every used extent of the root, byte for byte)" + (", the own-core rows' against the disk" if has("s3-own-first") else "") + ".")
 out.append("")
+
+# The own-core rows: both backends with Swift on a CPU of its own.
+own_rows = has("s3-own-first") and has("dir-own-first")
+if own_rows:
+    ncpu = int(facts["cpus"])
+    asr_cpus = "CPU 0" if ncpu == 2 else f"CPUs 0–{ncpu - 2}"
+    out += [f"With the S3 server on a CPU of its own: Swift's servers (memcached too) on CPU {ncpu - 1} and asrimg on "
+            f"{asr_cpus} (`taskset`), the first backup of the disk into a new store of each kind and the restore of that "
+            f"snapshot, every round, as a server on a machine of its own takes no CPU from its clients; both stores alike, "
+            f"so the ratio is what the two backends cost asrimg.", "",
+            "| row, cold | directory store s | S3 store s | range s (dir / S3) | S3 / directory (same round) | Swift CPU s |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for step, label in (("first", "first backup, into the empty store"), ("restore", "restore of that snapshot to a new file")):
+        d, s3r = f"dir-own-{step}", f"s3-own-{step}"
+        x = per_round(lambda r: rows[d]["secs"][r] / rows[s3r]["secs"][r], d, s3r)
+        out.append(f"| {label} | {med(d, 'secs'):.2f} | {med(s3r, 'secs'):.2f} | {rng(vals(d, 'secs'), '%.2f')} / "
+                   f"{rng(vals(s3r, 'secs'), '%.2f')} | {statistics.median(x) * 100:.0f}% ({rng([v * 100 for v in x], '%.0f')}%) | "
+                   f"{med(s3r, 'swift_cpu'):.1f} |")
+    out.append("")
 
 # Facts against the targets.
 def verdict(ok): return "met" if ok else "**NOT met**"
@@ -667,6 +734,13 @@ if "s3" in kinds:
     facts_out.append(f"- Swift's servers' CPU during the S3 backups (they share the 2 cores with asrimg's compression): "
                      f"first {med('s3-first', 'swift_cpu'):.1f} s against asrimg's {med('s3-first', 'compress_cpu') + med('s3-first', 'hash_cpu'):.1f} s "
                      f"of compression and hashing, again {med('s3-again', 'swift_cpu'):.1f} s, changed {med('s3-changed', 'swift_cpu'):.1f} s.")
+    if own_rows:
+        for step, label in (("first", "first backup"), ("restore", "restore")):
+            x = per_round(lambda r: rows[f"dir-own-{step}"]["secs"][r] / rows[f"s3-own-{step}"]["secs"][r],
+                          f"dir-own-{step}", f"s3-own-{step}")
+            facts_out.append(f"- S3 against the directory store with the S3 server on a CPU of its own (above), {label}: "
+                             f"{statistics.median(x) * 100:.0f}% of its speed (same-round median, "
+                             f"{rng([v * 100 for v in x], '%.0f')}%), target at least 80%: {verdict(statistics.median(x) >= 0.8)}.")
     facts_out.append(f"- Objects after the first backup (SPEC.md 19.9): {med('s3-first', 'objects'):.0f} in the S3 store "
                      f"({med('s3-first', 'obj_packs'):.0f} packs, {med('s3-first', 'obj_index'):.0f} index objects, "
                      f"{med('s3-first', 'obj_snapshots'):.0f} snapshot, and config), {med('dir-first', 'objects'):.0f} in the "
