@@ -1,6 +1,7 @@
 /* Chunks by store id for a snapshot reader (asr_reader_open_external, SPEC.md 19.5): found in the
- * store's index (loaded at the first fetch), read as record_len bytes at their offset in their
- * pack; the reader checks the record and, through check, its content against the id. */
+ * store's index (loaded at the first fetch; for a handle that serves one snapshot, its chunks'
+ * entries alone), read as record_len bytes at their offset in their pack; the reader checks the
+ * record and, through check, its content against the id. */
 #include "internal.h"
 #include "windows.h"
 
@@ -10,13 +11,29 @@
 
 #include <openssl/crypto.h>
 
+void store_expect(struct asr_store *s, struct asr_store_id *ids, size_t n)
+{
+    pthread_mutex_lock(&s->load_lock);
+    if (s->table || s->expect)
+        free(ids);
+    else {
+        s->expect = ids;
+        s->n_expect = n;
+    }
+    pthread_mutex_unlock(&s->load_lock);
+}
+
 int store_load_table(struct asr_store *s, struct asr_error *err)
 {
     pthread_mutex_lock(&s->load_lock);
     int rc = ASR_OK;
     if (!s->table) {
         struct store_table *t = NULL;
-        if (!(rc = store_table_new(&t, err)) && (rc = store_table_load(s->b, t, NULL, 0, NULL, err))) {
+        if (!(rc = store_table_new(&t, err)) && s->expect && store_table_expect(t, s->expect, s->n_expect) < 0)
+            rc = store_fail(err, ASR_E_NOMEM, "chunk table: out of memory for %zu chunks", s->n_expect);
+        if (!rc)
+            rc = store_table_load(s->b, t, NULL, 0, NULL, err);
+        if (rc) {
             store_table_free(t);
             t = NULL;
         }
@@ -25,6 +42,10 @@ int store_load_table(struct asr_store *s, struct asr_error *err)
             t = NULL;
         }
         s->table = t;
+        if (t) { /* the table holds them now */
+            free(s->expect);
+            s->expect = NULL;
+        }
     }
     pthread_mutex_unlock(&s->load_lock);
     return rc;

@@ -50,6 +50,10 @@ struct asr_store {
     /* The chunk table a snapshot reader uses, loaded at its first fetch. */
     pthread_mutex_t load_lock;
     struct store_table *table;
+    /* A handle that serves one snapshot (ref.c): the chunks it uses, the only ones its table
+     * loads (store_expect); NULL: every chunk of the store. */
+    struct asr_store_id *expect;
+    size_t n_expect;
     struct store_windows *windows; /* a remote store's pack windows, made with the table */
     /* How a snapshot's ids are read: the image reader (snapread.c); tests give bare ids. */
     store_read_ids_fn read_ids;
@@ -165,6 +169,10 @@ void store_table_pack_id(struct store_table *t, uint32_t num, uint8_t out[STORE_
 uint32_t store_table_pack_count(struct store_table *t);
 /* 1: added; 0: id was there (kept as it was); -1: out of memory. */
 int store_table_insert(struct store_table *t, const struct asr_store_id *id, const struct store_loc *loc);
+/* Before store_table_load: the table keeps only these n chunks (each found where the first index
+ * object listing it says), and numbers only their packs; the others are never held. 0, or -1
+ * when out of memory. */
+int store_table_expect(struct store_table *t, const struct asr_store_id *ids, size_t n);
 bool store_table_find(struct store_table *t, const struct asr_store_id *id, struct store_loc *loc);
 uint64_t store_table_count(struct store_table *t);
 /* Loads every index object of the store into t, leaving out the entries in the packs of exclude
@@ -201,6 +209,10 @@ int store_oid_cmp(const void *a, const void *b);
 void store_chunk_source(struct asr_store *s, struct asr_chunk_source *out);
 /* Loads the store's chunk table now (else the first fetch does). */
 int store_load_table(struct asr_store *s, struct asr_error *err);
+/* Before the table loads: s serves one snapshot, whose chunks are ids (n of them; s takes them,
+ * malloc'd): the table holds theirs alone, so that reading a snapshot of a fleet's store takes
+ * memory for its own chunks, not for every chunk the store holds. Ignored once it has loaded. */
+void store_expect(struct asr_store *s, struct asr_store_id *ids, size_t n);
 
 /* list.c: snapshot names. TIME is YYYYmmddTHHMMSSZ, UTC. */
 #define STORE_TIME_TEXT 17
@@ -213,6 +225,9 @@ int store_snapshot_name_parse(const char *name, char *host, int64_t *t);
  * through s->read_ids, which store_read_ids_image is unless a test says otherwise. */
 int store_read_ids_image(struct asr_store *s, const char *path, const char *name, struct asr_store_id **ids,
                          uint64_t *n, uint64_t *logical, struct asr_error *err);
+/* The same from an open snapshot reader r (name for messages). */
+int store_reader_ids(struct asr_store *s, const struct asr_reader *r, const char *name, struct asr_store_id **ids,
+                     uint64_t *n, struct asr_error *err);
 int store_snapshot_ids(struct asr_store *s, const char *name, struct asr_store_id **ids, uint64_t *n,
                        uint64_t *logical, struct asr_error *err);
 /* Fills logical, stored, unique and chunks of snaps. */

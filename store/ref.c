@@ -60,6 +60,19 @@ static int fetch_temp(struct asr_store *s, const char *snap, char *path, size_t 
     return rc;
 }
 
+/* The store handle serves snapshot snap alone: its table is to hold the chunks of snap (read
+ * from reader r, or else from the fetched snapshot at path), not every chunk of the store. */
+static int expect_snapshot(struct asr_store *s, const struct asr_reader *r, const char *path, const char *snap,
+                           struct asr_error *err)
+{
+    struct asr_store_id *ids = NULL;
+    uint64_t n = 0;
+    int rc = r ? store_reader_ids(s, r, snap, &ids, &n, err) : s->read_ids(s, path, snap, &ids, &n, NULL, err);
+    if (rc == ASR_OK)
+        store_expect(s, ids, n);
+    return rc;
+}
+
 static int fetch_and_open(struct asr_store_ref *r, const char *snap, struct asr_error *err)
 {
     char path[4096];
@@ -68,6 +81,8 @@ static int fetch_and_open(struct asr_store_ref *r, const char *snap, struct asr_
         rc = asr_store_reader_open(r->store, path, &r->reader, err);
         unlink(path);
     }
+    if (rc == ASR_OK)
+        rc = expect_snapshot(r->store, r->reader, NULL, snap, err);
     return rc;
 }
 
@@ -131,6 +146,9 @@ int asr_store_verify_snapshot(const char *ref, asr_problem_fn on_problem, void *
     if (rc == ASR_OK && (rc = fetch_temp(s, resolved, path, sizeof path, err)) == ASR_OK) {
         struct asr_chunk_source src;
         store_chunk_source(s, &src);
+        /* A snapshot whose ids cannot be read is left to asr_verify_external to report as it
+         * reports every problem (the table then holds every chunk). */
+        (void)expect_snapshot(s, NULL, path, resolved, &(struct asr_error){0});
         rc = asr_verify_external(path, &src, on_problem, problem_ctx, on_progress, progress_ctx, report, err);
         unlink(path);
     }

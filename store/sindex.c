@@ -56,9 +56,10 @@ static bool zero(const uint8_t *p, size_t n)
     return true;
 }
 
-int store_index_decode(const uint8_t *in, size_t len, struct store_index *ix, struct asr_error *err)
+/* The header, checksum and sizes of an index object: its pack and entry counts. */
+static int index_head(const uint8_t *in, size_t len, uint32_t *pack_count_out, uint64_t *count_out,
+                      struct asr_error *err)
 {
-    memset(ix, 0, sizeof *ix);
     if (len < STORE_INDEX_HEADER_SIZE + 8 || memcmp(in, INDEX_TAG, 4))
         return store_fail(err, ASR_E_CORRUPT, "not an index object (tag ASIX)");
     uint32_t version = get_le32(in + 4);
@@ -78,6 +79,43 @@ int store_index_decode(const uint8_t *in, size_t len, struct store_index *ix, st
     if (count > rest / STORE_INDEX_ENTRY_SIZE || count * STORE_INDEX_ENTRY_SIZE != rest)
         return store_fail(err, ASR_E_CORRUPT, "index object: %llu entries and %u packs do not fill %zu bytes",
                           (unsigned long long)count, pack_count, len);
+    *pack_count_out = pack_count;
+    *count_out = count;
+    return ASR_OK;
+}
+
+/* Entry i of an index object whose head index_head checked: decoded into e, or what is wrong with it. */
+static const char *index_entry(const uint8_t *in, uint32_t pack_count, uint64_t i, struct store_ientry *e)
+{
+    const uint8_t *p = in + STORE_INDEX_HEADER_SIZE + (size_t)pack_count * STORE_OID_SIZE + i * STORE_INDEX_ENTRY_SIZE;
+    memcpy(e->id.b, p, 32);
+    e->pack = get_le32(p + 32);
+    e->record_len = get_le32(p + 36);
+    e->offset = get_le64(p + 40);
+    e->content_len = get_le32(p + 48);
+    if (e->pack >= pack_count)
+        return "a pack outside the pack table";
+    if (!zero(p + 52, 4))
+        return "reserved bytes not zero";
+    if (e->content_len == 0 || e->content_len > ASR_MAX_CHUNK_SIZE)
+        return "a content length out of range";
+    if (e->record_len <= STORE_CHUNK_HEADER_SIZE || e->record_len - STORE_CHUNK_HEADER_SIZE > e->content_len)
+        return "a record length out of range";
+    if (e->offset > UINT64_MAX - e->record_len)
+        return "an offset out of range";
+    return NULL;
+}
+
+static const uint8_t *index_pack(const uint8_t *in, uint32_t p) { return in + STORE_INDEX_HEADER_SIZE + (size_t)p * STORE_OID_SIZE; }
+
+int store_index_decode(const uint8_t *in, size_t len, struct store_index *ix, struct asr_error *err)
+{
+    memset(ix, 0, sizeof *ix);
+    uint32_t pack_count;
+    uint64_t count;
+    int rc = index_head(in, len, &pack_count, &count, err);
+    if (rc)
+        return rc;
     ix->packs = malloc(pack_count ? (size_t)pack_count * STORE_OID_SIZE : 1);
     ix->entries = malloc(count ? (size_t)count * sizeof *ix->entries : 1);
     if (!ix->packs || !ix->entries) {
@@ -86,27 +124,9 @@ int store_index_decode(const uint8_t *in, size_t len, struct store_index *ix, st
     }
     ix->pack_count = pack_count;
     ix->count = count;
-    const uint8_t *p = in + STORE_INDEX_HEADER_SIZE;
-    memcpy(ix->packs, p, (size_t)pack_count * STORE_OID_SIZE);
-    p += (size_t)pack_count * STORE_OID_SIZE;
-    for (uint64_t i = 0; i < count; i++, p += STORE_INDEX_ENTRY_SIZE) {
-        struct store_ientry *e = &ix->entries[i];
-        memcpy(e->id.b, p, 32);
-        e->pack = get_le32(p + 32);
-        e->record_len = get_le32(p + 36);
-        e->offset = get_le64(p + 40);
-        e->content_len = get_le32(p + 48);
-        const char *bad = NULL;
-        if (e->pack >= pack_count)
-            bad = "a pack outside the pack table";
-        else if (!zero(p + 52, 4))
-            bad = "reserved bytes not zero";
-        else if (e->content_len == 0 || e->content_len > ASR_MAX_CHUNK_SIZE)
-            bad = "a content length out of range";
-        else if (e->record_len <= STORE_CHUNK_HEADER_SIZE || e->record_len - STORE_CHUNK_HEADER_SIZE > e->content_len)
-            bad = "a record length out of range";
-        else if (e->offset > UINT64_MAX - e->record_len)
-            bad = "an offset out of range";
+    memcpy(ix->packs, index_pack(in, 0), (size_t)pack_count * STORE_OID_SIZE);
+    for (uint64_t i = 0; i < count; i++) {
+        const char *bad = index_entry(in, pack_count, i, &ix->entries[i]);
         if (bad) {
             store_index_free(ix);
             return store_fail(err, ASR_E_CORRUPT, "index object entry %llu: %s", (unsigned long long)i, bad);
@@ -140,6 +160,9 @@ int store_index_get(struct store_backend *b, const char *key, struct store_index
 
 /* ---- the chunk table ----------------------------------------------------------------------- */
 
+/* The pack of an expected chunk no index object has listed yet (store_table_expect). */
+#define PACK_PENDING UINT32_MAX
+
 struct table_entry {
     struct asr_store_id id;
     struct store_loc loc;
@@ -156,6 +179,7 @@ struct store_table {
     size_t pack_count, pack_cap;
     uint32_t *pack_slots; /* the same for pack IDs */
     size_t npack_slots;
+    bool expected; /* only the chunks store_table_expect named are kept */
 };
 
 int store_table_new(struct store_table **out, struct asr_error *err)
@@ -289,38 +313,57 @@ uint32_t store_table_pack_count(struct store_table *t)
     return n;
 }
 
+static int64_t entry_locked(const struct store_table *t, const struct asr_store_id *id)
+{
+    return probe(t, t->slots, t->nslots, (const uint8_t *)t->entries, sizeof *t->entries, id->b, 32, NULL);
+}
+
+static int insert_locked(struct store_table *t, const struct asr_store_id *id, const struct store_loc *loc)
+{
+    size_t free_slot = 0;
+    const size_t stride = sizeof *t->entries;
+    if (probe(t, t->slots, t->nslots, (const uint8_t *)t->entries, stride, id->b, 32, &free_slot) >= 0)
+        return 0;
+    struct table_entry *e = NULL;
+    if (grow_slots(t, &t->slots, &t->nslots, (const uint8_t *)t->entries, stride, 32, t->count) < 0 ||
+        !(e = asr_grow(t->entries, &t->cap, t->count + 1, stride, 1024)))
+        return -1;
+    t->entries = e;
+    probe(t, t->slots, t->nslots, (const uint8_t *)t->entries, stride, id->b, 32, &free_slot);
+    e[t->count] = (struct table_entry){.id = *id, .loc = *loc};
+    t->slots[free_slot] = (uint32_t)(t->count + 1);
+    t->count++;
+    return 1;
+}
+
 int store_table_insert(struct store_table *t, const struct asr_store_id *id, const struct store_loc *loc)
 {
     pthread_rwlock_wrlock(&t->lock);
-    int rc = 0;
-    size_t free_slot = 0;
-    const size_t stride = sizeof *t->entries;
-    if (probe(t, t->slots, t->nslots, (const uint8_t *)t->entries, stride, id->b, 32, &free_slot) < 0) {
-        struct table_entry *e = NULL;
-        if (grow_slots(t, &t->slots, &t->nslots, (const uint8_t *)t->entries, stride, 32, t->count) < 0 ||
-            !(e = asr_grow(t->entries, &t->cap, t->count + 1, stride, 1024))) {
-            rc = -1;
-        } else {
-            t->entries = e;
-            probe(t, t->slots, t->nslots, (const uint8_t *)t->entries, stride, id->b, 32, &free_slot);
-            e[t->count] = (struct table_entry){.id = *id, .loc = *loc};
-            t->slots[free_slot] = (uint32_t)(t->count + 1);
-            t->count++;
-            rc = 1;
-        }
-    }
+    int rc = insert_locked(t, id, loc);
     pthread_rwlock_unlock(&t->lock);
     return rc;
+}
+
+int store_table_expect(struct store_table *t, const struct asr_store_id *ids, size_t n)
+{
+    pthread_rwlock_wrlock(&t->lock);
+    t->expected = true;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc >= 0; i++)
+        rc = insert_locked(t, &ids[i], &(struct store_loc){.pack = PACK_PENDING});
+    pthread_rwlock_unlock(&t->lock);
+    return rc < 0 ? -1 : 0;
 }
 
 bool store_table_find(struct store_table *t, const struct asr_store_id *id, struct store_loc *loc)
 {
     pthread_rwlock_rdlock(&t->lock);
-    int64_t i = probe(t, t->slots, t->nslots, (const uint8_t *)t->entries, sizeof *t->entries, id->b, 32, NULL);
-    if (i >= 0 && loc)
+    int64_t i = entry_locked(t, id);
+    bool found = i >= 0 && t->entries[i].loc.pack != PACK_PENDING;
+    if (found && loc)
         *loc = t->entries[i].loc;
     pthread_rwlock_unlock(&t->lock);
-    return i >= 0;
+    return found;
 }
 
 uint64_t store_table_count(struct store_table *t)
@@ -331,31 +374,80 @@ uint64_t store_table_count(struct store_table *t)
     return n;
 }
 
-/* One index object's entries into t, those of excluded packs left out. */
-static int table_add_index(struct store_table *t, const struct store_index *ix,
-                           const uint8_t (*exclude)[STORE_OID_SIZE], size_t n_exclude, struct asr_error *err)
+/* Where entry e of an index object goes in t: the number of its slot to fill (an expected chunk
+ * not listed yet), -1 to insert it, or -2 to leave it out (excluded pack, a chunk not expected,
+ * one listed already). */
+enum { PACK_EXCLUDED = -2, PACK_UNNUMBERED = -3 };
+static int64_t entry_place(const struct store_table *t, const struct store_ientry *e, const int64_t *num)
 {
-    int64_t *num = malloc((ix->pack_count ? ix->pack_count : 1) * sizeof *num);
+    if (num[e->pack] == PACK_EXCLUDED)
+        return -2;
+    if (!t->expected)
+        return -1;
+    int64_t i = entry_locked(t, &e->id);
+    return i >= 0 && t->entries[i].loc.pack == PACK_PENDING ? i : -2;
+}
+
+/* The entries of an index object (raw, its head checked: pack_count packs, count entries) into
+ * t, those of excluded packs left out; when t expects chunks, only theirs, and only the packs
+ * they are in numbered. Straight from the object's bytes: a fleet's store holds millions of
+ * entries, and a decoded copy would double what loading them takes. */
+static int table_add_raw(struct store_table *t, const uint8_t *raw, uint32_t pack_count, uint64_t count,
+                         const uint8_t (*exclude)[STORE_OID_SIZE], size_t n_exclude, struct asr_error *err)
+{
+    int64_t *num = malloc((pack_count ? pack_count : 1) * sizeof *num);
     if (!num)
         return store_fail(err, ASR_E_NOMEM, "chunk table: out of memory");
-    int rc = ASR_OK;
-    for (uint32_t p = 0; p < ix->pack_count && !rc; p++) {
-        num[p] = store_oid_in(exclude, n_exclude, ix->packs[p]) ? -2 : store_table_pack(t, ix->packs[p]);
-        if (num[p] == -1)
-            rc = store_fail(err, ASR_E_NOMEM, "chunk table: out of memory");
+    pthread_rwlock_wrlock(&t->lock);
+    bool nomem = false;
+    for (uint32_t p = 0; p < pack_count && !nomem; p++) {
+        const uint8_t *id = index_pack(raw, p);
+        num[p] = store_oid_in(exclude, n_exclude, id) ? PACK_EXCLUDED : t->expected ? PACK_UNNUMBERED : pack_locked(t, id);
+        nomem = num[p] == -1;
     }
-    for (uint64_t i = 0; i < ix->count && !rc; i++) {
-        const struct store_ientry *e = &ix->entries[i];
-        if (num[e->pack] < 0)
+    for (uint64_t i = 0; i < count && !nomem; i++) {
+        struct store_ientry e;
+        index_entry(raw, pack_count, i, &e);
+        int64_t slot = entry_place(t, &e, num);
+        if (slot == -2)
             continue;
-        struct store_loc loc = {.pack = (uint32_t)num[e->pack],
-                                .record_len = e->record_len,
-                                .content_len = e->content_len,
-                                .offset = e->offset};
-        if (store_table_insert(t, &e->id, &loc) < 0)
-            rc = store_fail(err, ASR_E_NOMEM, "chunk table: out of memory");
+        if (num[e.pack] == PACK_UNNUMBERED && (num[e.pack] = pack_locked(t, index_pack(raw, e.pack))) < 0) {
+            nomem = true;
+            break;
+        }
+        struct store_loc loc = {
+            .pack = (uint32_t)num[e.pack], .record_len = e.record_len, .content_len = e.content_len, .offset = e.offset};
+        if (slot >= 0)
+            t->entries[slot].loc = loc;
+        else
+            nomem = insert_locked(t, &e.id, &loc) < 0;
     }
+    pthread_rwlock_unlock(&t->lock);
     free(num);
+    return nomem ? store_fail(err, ASR_E_NOMEM, "chunk table: out of memory") : ASR_OK;
+}
+
+/* An index object read for the table: its head and every entry checked before any is added. */
+static int index_get_raw(struct store_backend *b, const char *key, uint8_t **raw, uint32_t *pack_count,
+                         uint64_t *count, bool *missing, struct asr_error *err)
+{
+    size_t len;
+    int rc = store_get_whole(b, key, STORE_MAX_OBJECT, raw, &len, missing, err);
+    if (rc)
+        return rc;
+    struct asr_error e2 = {0};
+    rc = index_head(*raw, len, pack_count, count, &e2);
+    for (uint64_t i = 0; !rc && i < *count; i++) {
+        struct store_ientry e;
+        const char *bad = index_entry(*raw, *pack_count, i, &e);
+        if (bad)
+            rc = store_fail(&e2, ASR_E_CORRUPT, "index object entry %llu: %s", (unsigned long long)i, bad);
+    }
+    if (rc) {
+        store_fail(err, rc, "%s: %s: %s", b->url, key, e2.msg);
+        free(*raw);
+        *raw = NULL;
+    }
     return rc;
 }
 
@@ -381,9 +473,11 @@ static int load_one(void *ctx, size_t i, struct asr_error *err)
 {
     struct load_job *j = ctx;
     const char *key = j->objs[j->todo[i]].key;
-    struct store_index ix;
+    uint8_t *raw = NULL;
+    uint32_t pack_count = 0;
+    uint64_t count = 0;
     bool missing = false;
-    int rc = store_index_get(j->b, key, &ix, &missing, err);
+    int rc = index_get_raw(j->b, key, &raw, &pack_count, &count, &missing, err);
     if (rc) {
         if (!missing || j->last_round)
             return rc;
@@ -393,7 +487,7 @@ static int load_one(void *ctx, size_t i, struct asr_error *err)
         return ASR_OK;
     }
     pthread_mutex_lock(&j->mu);
-    rc = table_add_index(j->t, &ix, j->exclude, j->n_exclude, err);
+    rc = table_add_raw(j->t, raw, pack_count, count, j->exclude, j->n_exclude, err);
     char **l = rc ? NULL : asr_grow(j->loaded, &j->cap, j->n_loaded + 1, sizeof *j->loaded, 64);
     if (l)
         j->loaded = l;
@@ -402,7 +496,7 @@ static int load_one(void *ctx, size_t i, struct asr_error *err)
     else if (!rc)
         j->n_loaded++;
     pthread_mutex_unlock(&j->mu);
-    store_index_free(&ix);
+    free(raw);
     return rc;
 }
 

@@ -12,6 +12,28 @@
 
 #include "grow.h"
 
+int store_reader_ids(struct asr_store *s, const struct asr_reader *r, const char *name, struct asr_store_id **ids,
+                     uint64_t *n, struct asr_error *err)
+{
+    uint64_t count = asr_reader_info(r)->chunk_count;
+    struct asr_store_id *out = malloc((count ? count : 1) * sizeof *out);
+    if (!out)
+        return store_fail(err, ASR_E_NOMEM, "%s: %s: out of memory for %llu chunk ids", s->b->url, name,
+                          (unsigned long long)count);
+    for (uint64_t i = 0; i < count; i++) {
+        const uint8_t *id = asr_reader_store_id(r, i);
+        if (!id) {
+            free(out);
+            return store_fail(err, ASR_E_CORRUPT, "%s: %s: chunk %llu has no store id", s->b->url, name,
+                              (unsigned long long)i);
+        }
+        memcpy(out[i].b, id, ASR_STORE_ID_SIZE);
+    }
+    *ids = out;
+    *n = count;
+    return ASR_OK;
+}
+
 int store_read_ids_image(struct asr_store *s, const char *path, const char *name, struct asr_store_id **ids,
                          uint64_t *n, uint64_t *logical, struct asr_error *err)
 {
@@ -21,32 +43,11 @@ int store_read_ids_image(struct asr_store *s, const char *path, const char *name
     int rc = asr_reader_open_external(path, &src, &r, err);
     if (rc)
         return rc;
-    const struct asr_image_info *info = asr_reader_info(r);
-    uint64_t count = info->chunk_count;
-    struct asr_store_id *out = malloc((count ? count : 1) * sizeof *out);
-    if (!out) {
-        asr_reader_free(r);
-        return store_fail(err, ASR_E_NOMEM, "%s: %s: out of memory for %llu chunk ids", s->b->url, name,
-                          (unsigned long long)count);
-    }
-    for (uint64_t i = 0; i < count && !rc; i++) {
-        const uint8_t *id = asr_reader_store_id(r, i);
-        if (!id)
-            rc = store_fail(err, ASR_E_CORRUPT, "%s: %s: chunk %llu has no store id", s->b->url, name,
-                            (unsigned long long)i);
-        else
-            memcpy(out[i].b, id, ASR_STORE_ID_SIZE);
-    }
-    if (logical)
-        *logical = info->data_bytes;
+    rc = store_reader_ids(s, r, name, ids, n, err);
+    if (!rc && logical)
+        *logical = asr_reader_info(r)->data_bytes;
     asr_reader_free(r);
-    if (rc) {
-        free(out);
-        return rc;
-    }
-    *ids = out;
-    *n = count;
-    return ASR_OK;
+    return rc;
 }
 
 int store_snapshot_ids(struct asr_store *s, const char *name, struct asr_store_id **ids, uint64_t *n,

@@ -268,6 +268,7 @@ void asr_store_close(struct asr_store *s)
     if (s->b)
         s->b->ops->close(s->b);
     store_table_free(s->table);
+    free(s->expect);
     pthread_mutex_destroy(&s->load_lock);
     OPENSSL_cleanse(s->key, sizeof s->key);
     free(s);

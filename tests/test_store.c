@@ -1079,3 +1079,59 @@ Test(store, chunk_source)
     free(path), free(dir), free(key), free(c);
     asr_store_close(s);
 }
+
+/* A handle that serves one snapshot (store_expect, as STORE::SNAPSHOT opens it) holds the chunks
+ * of that snapshot alone, and numbers only their packs: the other machine's chunks, though in
+ * the same index objects' store, are never held. Its own chunks read as from a full table; one
+ * it does not name reads as one the store lacks. */
+Test(store, handle_for_one_snapshot_holds_its_chunks)
+{
+    struct asr_store *s = storefix_store("st", STORE_MIN_PACK_TARGET);
+    struct storefix_chunk *mine = storefix_chunks(s, 500, NCHUNKS, 0, false);
+    struct storefix_chunk *other = storefix_chunks(s, 600, NCHUNKS, 0, false);
+    backup(s, "pc1", mine, NCHUNKS);
+    backup(s, "pc2", other, NCHUNKS);
+    asr_store_close(s);
+    char *dir = scratch_path("st"), *key = scratch_path("st.key");
+    struct asr_error err = {0};
+
+    /* Every chunk, for comparison: both machines' chunks, in six packs. */
+    cr_assert_eq(open_with_key(dir, key, &s, &err), ASR_OK);
+    cr_assert_eq(store_load_table(s, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(store_table_count(s->table), 2 * NCHUNKS);
+    cr_assert_eq(store_table_pack_count(s->table), 6);
+    asr_store_close(s);
+
+    /* Five of pc1's chunks (four in one pack, one in the next) and an id the store lacks. */
+    cr_assert_eq(open_with_key(dir, key, &s, &err), ASR_OK);
+    struct asr_store_id *ids = malloc(6 * sizeof *ids);
+    for (int i = 0; i < 5; i++)
+        ids[i] = mine[i].id;
+    memset(ids[5].b, 0xab, sizeof ids[5].b);
+    store_expect(s, ids, 6);
+    struct asr_chunk_source src;
+    store_chunk_source(s, &src);
+    uint8_t buf[64 << 10];
+    size_t len;
+    char where[128];
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(src.fetch(src.ctx, mine[i].id.b, buf, sizeof buf, &len, where, sizeof where, &err), ASR_OK,
+                     "%s", err.msg);
+        cr_assert(len == 64 + sizeof mine[i].content && !memcmp(buf + 64, mine[i].content, len - 64), "chunk %d", i);
+    }
+    cr_assert_eq(store_table_count(s->table), 6, "the five chunks and the one no index object lists");
+    cr_assert_eq(store_table_pack_count(s->table), 2, "only the packs of the chunks it holds");
+    cr_assert_eq(src.fetch(src.ctx, ids[5].b, buf, sizeof buf, &len, where, sizeof where, &err), ASR_E_CORRUPT);
+    cr_assert(strstr(err.msg, "abababab") && strstr(err.msg, "no index object lists it"), "%s", err.msg);
+    for (int i = 5; i < NCHUNKS; i++)
+        cr_assert_not(store_table_find(s->table, &mine[i].id, NULL), "chunk %d is not its snapshot's", i);
+    for (int i = 0; i < NCHUNKS; i++)
+        cr_assert_not(store_table_find(s->table, &other[i].id, NULL), "pc2's chunk %d", i);
+    /* Once loaded, the table stays as it is. */
+    struct asr_store_id *later = malloc(sizeof *later);
+    *later = other[0].id;
+    store_expect(s, later, 1);
+    cr_assert_not(store_table_find(s->table, &other[0].id, NULL));
+    asr_store_close(s);
+    free(dir), free(key), free(mine), free(other);
+}
