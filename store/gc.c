@@ -64,9 +64,9 @@ static int new_name(const char *dir, char key[STORE_KEY_NAME_MAX], struct asr_er
     return rc;
 }
 
-/* One index object of every listing of x (read before the condemned packs were deleted) whose
- * pack exists (duplicates of one id in one pack dropped), written before the objects x read are
- * deleted; index objects written since are not in x and stay. */
+/* Index objects (store_index_put_parts) of every listing of x (read before the condemned packs were
+ * deleted) whose pack exists (duplicates of one id in one pack dropped), written before the objects
+ * x read are deleted; index objects written since are not in x and stay. */
 static int merge_index(struct store_backend *b, const struct store_indexes *x, struct asr_error *err)
 {
     /* Listed after reading the index: a pack is uploaded before any index lists it, so a listed
@@ -113,12 +113,9 @@ static int merge_index(struct store_backend *b, const struct store_indexes *x, s
             rc = store_fail(err, ASR_E_NOMEM, "gc: out of memory");
         for (uint32_t p = 0; p < m.pack_count && !rc; p++)
             store_table_pack_id(t, p, m.packs[p]);
-        uint8_t *raw = NULL;
-        size_t len = 0;
-        char key[STORE_KEY_NAME_MAX];
-        if (!rc && !(rc = store_index_encode(&m, &raw, &len, err)) && !(rc = new_name("index/", key, err)))
-            rc = b->ops->put(b, key, raw, len, err);
-        free(raw);
+        uint64_t puts = 0;
+        if (!rc)
+            rc = store_index_put_parts(b, &m, &puts, err);
     }
     uint64_t requests = 0;
     if (!rc)

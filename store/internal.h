@@ -179,6 +179,14 @@ uint64_t store_table_count(struct store_table *t);
  * (sorted, n_exclude IDs). *objects: the index objects read (may be NULL). */
 int store_table_load(struct store_backend *b, struct store_table *t, const uint8_t (*exclude)[STORE_OID_SIZE],
                      size_t n_exclude, uint64_t *objects, struct asr_error *err);
+/* The entries of m as new index objects of at most store_index_part entries each (256 Ki: 14 MiB
+ * objects; tests make it smaller), each with a pack table of the packs its own entries are in:
+ * a reader holds an index object whole while it reads it, several at once, and one for millions
+ * of chunks would pass the cap on it (STORE_MAX_OBJECT). *puts counts the objects put. */
+#define STORE_INDEX_PART (256u << 10)
+extern uint64_t store_index_part;
+int store_index_put_parts(struct store_backend *b, const struct store_index *m, uint64_t *puts,
+                          struct asr_error *err);
 /* The index object of a store key ("index/ID") read and decoded. */
 int store_index_get(struct store_backend *b, const char *key, struct store_index *ix, bool *missing,
                     struct asr_error *err);

@@ -548,8 +548,9 @@ int asr_store_session_put(struct asr_store_session *ss, const struct asr_store_i
     return ASR_OK;
 }
 
-/* The session's packs in one index object; the per-pack ones then go (one pack: its own stays),
- * in one batch delete (S3: one request a thousand). */
+/* The session's packs in one index object (a backup of millions of new chunks: several,
+ * store_index_put_parts); the per-pack ones then go (one pack: its own stays), in one batch
+ * delete (S3: one request a thousand). */
 static int write_session_index(struct asr_store_session *ss, struct asr_error *err)
 {
     if (ss->n_packs <= 1)
@@ -558,17 +559,9 @@ static int write_session_index(struct asr_store_session *ss, struct asr_error *e
                              .packs = ss->packs,
                              .count = ss->n_entries,
                              .entries = ss->entries};
-    uint8_t *raw = NULL, oid[STORE_OID_SIZE];
-    size_t len = 0;
-    char hex[STORE_OID_HEX], key[STORE_KEY_NAME_MAX];
-    int rc = store_index_encode(&ix, &raw, &len, err);
-    if (!rc && !(rc = store_random(oid, sizeof oid, err))) {
-        store_hex(oid, sizeof oid, hex);
-        snprintf(key, sizeof key, "index/%s", hex);
-        if (!(rc = ss->b->ops->put(ss->b, key, raw, len, err)))
-            count_request(ss);
-    }
-    free(raw);
+    uint64_t puts = 0;
+    int rc = store_index_put_parts(ss->b, &ix, &puts, err);
+    __atomic_fetch_add(&ss->st.requests, puts, __ATOMIC_RELAXED);
     const char **keys = rc ? NULL : malloc(ss->n_packs * sizeof *keys);
     if (!rc && !keys)
         rc = store_fail(err, ASR_E_NOMEM, "store session: out of memory");

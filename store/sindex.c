@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,6 +156,57 @@ int store_index_get(struct store_backend *b, const char *key, struct store_index
     if ((rc = store_index_decode(raw, len, ix, &e2)))
         store_fail(err, rc, "%s: %s: %s", b->url, key, e2.msg);
     free(raw);
+    return rc;
+}
+
+/* ---- index objects in parts ------------------------------------------------------------ */
+
+uint64_t store_index_part = STORE_INDEX_PART;
+
+/* Entries [from, to) of m written as an index object of their own, its pack table the packs they
+ * use (renumbered; local_of and seen_in: scratch of m.pack_count each, seen_in[p] the part that
+ * numbered pack p last, plus one). */
+static int put_index_part(struct store_backend *b, const struct store_index *m, uint64_t from, uint64_t to,
+                          uint32_t *local_of, uint64_t *seen_in, struct asr_error *err)
+{
+    struct store_index part = {.count = to - from};
+    part.packs = malloc((size_t)m->pack_count * STORE_OID_SIZE);
+    part.entries = malloc((size_t)part.count * sizeof *part.entries);
+    int rc = part.packs && part.entries ? ASR_OK : store_fail(err, ASR_E_NOMEM, "index object: out of memory");
+    for (uint64_t i = from; i < to && !rc; i++) {
+        uint32_t p = m->entries[i].pack;
+        if (seen_in[p] != from + 1) {
+            seen_in[p] = from + 1;
+            local_of[p] = part.pack_count;
+            memcpy(part.packs[part.pack_count++], m->packs[p], STORE_OID_SIZE);
+        }
+        part.entries[i - from] = m->entries[i];
+        part.entries[i - from].pack = local_of[p];
+    }
+    uint8_t *raw = NULL, oid[STORE_OID_SIZE];
+    size_t len = 0;
+    char hex[STORE_OID_HEX], key[STORE_KEY_NAME_MAX];
+    if (!rc && !(rc = store_index_encode(&part, &raw, &len, err)) && !(rc = store_random(oid, sizeof oid, err))) {
+        store_hex(oid, sizeof oid, hex);
+        snprintf(key, sizeof key, "index/%s", hex);
+        rc = b->ops->put(b, key, raw, len, err);
+    }
+    free(raw);
+    store_index_free(&part);
+    return rc;
+}
+
+int store_index_put_parts(struct store_backend *b, const struct store_index *m, uint64_t *puts,
+                          struct asr_error *err)
+{
+    uint32_t *local_of = malloc((m->pack_count ? m->pack_count : 1) * sizeof *local_of);
+    uint64_t *seen_in = calloc(m->pack_count ? m->pack_count : 1, sizeof *seen_in);
+    int rc = local_of && seen_in ? ASR_OK : store_fail(err, ASR_E_NOMEM, "index object: out of memory");
+    uint64_t per = store_index_part ? store_index_part : 1;
+    for (uint64_t from = 0; from < m->count && !rc; from += per, ++*puts)
+        rc = put_index_part(b, m, from, from + per < m->count ? from + per : m->count, local_of, seen_in, err);
+    free(local_of);
+    free(seen_in);
     return rc;
 }
 

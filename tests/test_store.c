@@ -1104,11 +1104,12 @@ Test(store, handle_for_one_snapshot_holds_its_chunks)
 
     /* Five of pc1's chunks (four in one pack, one in the next) and an id the store lacks. */
     cr_assert_eq(open_with_key(dir, key, &s, &err), ASR_OK);
-    struct asr_store_id *ids = malloc(6 * sizeof *ids);
+    struct asr_store_id *ids = malloc(6 * sizeof *ids), unknown;
     for (int i = 0; i < 5; i++)
         ids[i] = mine[i].id;
-    memset(ids[5].b, 0xab, sizeof ids[5].b);
-    store_expect(s, ids, 6);
+    memset(unknown.b, 0xab, sizeof unknown.b);
+    ids[5] = unknown;
+    store_expect(s, ids, 6); /* s takes ids */
     struct asr_chunk_source src;
     store_chunk_source(s, &src);
     uint8_t buf[64 << 10];
@@ -1121,7 +1122,7 @@ Test(store, handle_for_one_snapshot_holds_its_chunks)
     }
     cr_assert_eq(store_table_count(s->table), 6, "the five chunks and the one no index object lists");
     cr_assert_eq(store_table_pack_count(s->table), 2, "only the packs of the chunks it holds");
-    cr_assert_eq(src.fetch(src.ctx, ids[5].b, buf, sizeof buf, &len, where, sizeof where, &err), ASR_E_CORRUPT);
+    cr_assert_eq(src.fetch(src.ctx, unknown.b, buf, sizeof buf, &len, where, sizeof where, &err), ASR_E_CORRUPT);
     cr_assert(strstr(err.msg, "abababab") && strstr(err.msg, "no index object lists it"), "%s", err.msg);
     for (int i = 5; i < NCHUNKS; i++)
         cr_assert_not(store_table_find(s->table, &mine[i].id, NULL), "chunk %d is not its snapshot's", i);
@@ -1134,4 +1135,45 @@ Test(store, handle_for_one_snapshot_holds_its_chunks)
     cr_assert_not(store_table_find(s->table, &other[0].id, NULL));
     asr_store_close(s);
     free(dir), free(key), free(mine), free(other);
+}
+
+/* A backup's own index object at its end is written in parts of at most store_index_part entries
+ * (a backup of millions of new chunks would pass an index object's cap), each with the packs its
+ * entries are in; the per-pack ones go as before, and the next backup finds every chunk. */
+Test(store, session_index_written_in_parts)
+{
+    struct asr_store *s = storefix_store("st", STORE_MIN_PACK_TARGET);
+    struct storefix_chunk *c = storefix_chunks(s, 700, NCHUNKS, 0, false);
+    struct asr_error err = {0};
+    store_index_part = 3;
+    struct asr_store_session *ss = storefix_begin(s, "pc1");
+    storefix_put(ss, c, NCHUNKS);
+    char *m = manifest("m", 3), name[256];
+    int rc = asr_store_session_commit(ss, m, name, sizeof name, &err);
+    store_index_part = STORE_INDEX_PART;
+    cr_assert_eq(rc, ASR_OK, "%s", err.msg);
+    asr_store_session_free(ss);
+    cr_assert_eq(storefix_count(s, "packs/"), 3);
+    struct store_object *o = NULL;
+    size_t n = 0;
+    cr_assert_eq(s->b->ops->list(s->b, "index/", &o, &n, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(n, 4, "ten entries in parts of three, the per-pack objects gone");
+    uint64_t entries = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct store_index ix;
+        bool missing = false;
+        cr_assert_eq(store_index_get(s->b, o[i].key, &ix, &missing, &err), ASR_OK, "%s", err.msg);
+        cr_assert(ix.count >= 1 && ix.count <= 3);
+        cr_assert(ix.pack_count >= 1 && ix.pack_count <= 2, "%s: %u packs", o[i].key, ix.pack_count);
+        entries += ix.count;
+        store_index_free(&ix);
+    }
+    store_objects_free(o, n);
+    cr_assert_eq(entries, NCHUNKS);
+    ss = storefix_begin(s, "pc1");
+    for (int i = 0; i < NCHUNKS; i++)
+        cr_assert(asr_store_session_has(ss, &c[i].id, NULL, NULL), "chunk %d", i);
+    asr_store_session_free(ss);
+    free(m), free(c);
+    asr_store_close(s);
 }

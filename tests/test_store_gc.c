@@ -150,6 +150,54 @@ Test(store_gc, frees_what_no_snapshot_uses)
     asr_store_close(s);
 }
 
+/* gc's merge writes index objects of at most store_index_part entries, each with a pack table
+ * of the packs its own entries are in: one object for a fleet's store would pass the cap on an
+ * object read whole. The parts serve every chunk as one object did. */
+Test(store_gc, merged_index_written_in_parts)
+{
+    struct asr_store *s = make_store();
+    struct storefix_chunk *c = storefix_chunks(s, 0, 16, 3, false);
+    char a[256], b[256];
+    snapshot(s, "pc1", c, 0, 10, a); /* packs P0 {0-3}, P1 {4-7}, P2 {8,9} */
+    snapshot(s, "pc2", c, 5, 14, b); /* reuses 5-9; packs P3 {10-13} */
+    delete_snapshot(s, a);
+    struct asr_store_gc_report rep;
+    gc(s, &rep); /* condemns P0 */
+    store_index_part = 3;
+    gc(s, &rep); /* deletes P0 and merges: chunks 4-13, ten entries */
+    store_index_part = STORE_INDEX_PART;
+    cr_assert_eq(rep.packs_deleted, 1);
+    struct store_object *o = NULL;
+    size_t n = 0;
+    struct asr_error err = {0};
+    cr_assert_eq(s->b->ops->list(s->b, "index/", &o, &n, &err), ASR_OK, "%s", err.msg);
+    cr_assert_eq(n, 4, "ten entries in parts of three");
+    uint64_t entries = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct store_index ix;
+        bool missing = false;
+        cr_assert_eq(store_index_get(s->b, o[i].key, &ix, &missing, &err), ASR_OK, "%s", err.msg);
+        cr_assert(ix.count >= 1 && ix.count <= 3, "%s: %llu entries", o[i].key, (unsigned long long)ix.count);
+        entries += ix.count;
+        bool used[8] = {false};
+        for (uint64_t k = 0; k < ix.count; k++)
+            used[ix.entries[k].pack] = true;
+        for (uint32_t p = 0; p < ix.pack_count; p++)
+            cr_assert(used[p], "%s: pack %u of its table is not one its entries are in", o[i].key, p);
+        cr_assert_leq(ix.pack_count, 2, "three entries in pack order span at most two packs");
+        store_index_free(&ix);
+    }
+    store_objects_free(o, n);
+    cr_assert_eq(entries, 10);
+    verify_clean(s);
+    struct asr_store_session *ss = storefix_begin(s, "pc3");
+    for (int i = 0; i < 14; i++)
+        cr_assert_eq(asr_store_session_has(ss, &c[i].id, NULL, NULL), i >= 4, "chunk %d", i);
+    asr_store_session_free(ss);
+    free(c);
+    asr_store_close(s);
+}
+
 /* A backup running when gc condemns is waited for; it reused a condemned pack (it read the index
  * before the condemnation), so its snapshot spares that pack. */
 Test(store_gc, waits_for_running_backups_and_spares_what_they_used)
