@@ -109,14 +109,23 @@ static const char *index_entry(const uint8_t *in, uint32_t pack_count, uint64_t 
 
 static const uint8_t *index_pack(const uint8_t *in, uint32_t p) { return in + STORE_INDEX_HEADER_SIZE + (size_t)p * STORE_OID_SIZE; }
 
-int store_index_decode(const uint8_t *in, size_t len, struct store_index *ix, struct asr_error *err)
+/* The whole object checked (head, then every entry): its pack and entry counts. */
+static int index_check(const uint8_t *in, size_t len, uint32_t *pack_count, uint64_t *count, struct asr_error *err)
 {
-    memset(ix, 0, sizeof *ix);
-    uint32_t pack_count;
-    uint64_t count;
-    int rc = index_head(in, len, &pack_count, &count, err);
-    if (rc)
-        return rc;
+    int rc = index_head(in, len, pack_count, count, err);
+    for (uint64_t i = 0; !rc && i < *count; i++) {
+        struct store_ientry e;
+        const char *bad = index_entry(in, *pack_count, i, &e);
+        if (bad)
+            rc = store_fail(err, ASR_E_CORRUPT, "index object entry %llu: %s", (unsigned long long)i, bad);
+    }
+    return rc;
+}
+
+/* A checked object (index_check) decoded into ix. */
+static int index_decode_checked(const uint8_t *in, uint32_t pack_count, uint64_t count, struct store_index *ix,
+                                struct asr_error *err)
+{
     ix->packs = malloc(pack_count ? (size_t)pack_count * STORE_OID_SIZE : 1);
     ix->entries = malloc(count ? (size_t)count * sizeof *ix->entries : 1);
     if (!ix->packs || !ix->entries) {
@@ -126,14 +135,18 @@ int store_index_decode(const uint8_t *in, size_t len, struct store_index *ix, st
     ix->pack_count = pack_count;
     ix->count = count;
     memcpy(ix->packs, index_pack(in, 0), (size_t)pack_count * STORE_OID_SIZE);
-    for (uint64_t i = 0; i < count; i++) {
-        const char *bad = index_entry(in, pack_count, i, &ix->entries[i]);
-        if (bad) {
-            store_index_free(ix);
-            return store_fail(err, ASR_E_CORRUPT, "index object entry %llu: %s", (unsigned long long)i, bad);
-        }
-    }
+    for (uint64_t i = 0; i < count; i++)
+        index_entry(in, pack_count, i, &ix->entries[i]);
     return ASR_OK;
+}
+
+int store_index_decode(const uint8_t *in, size_t len, struct store_index *ix, struct asr_error *err)
+{
+    memset(ix, 0, sizeof *ix);
+    uint32_t pack_count;
+    uint64_t count;
+    int rc = index_check(in, len, &pack_count, &count, err);
+    return rc ? rc : index_decode_checked(in, pack_count, count, ix, err);
 }
 
 void store_index_free(struct store_index *ix)
@@ -143,18 +156,34 @@ void store_index_free(struct store_index *ix)
     memset(ix, 0, sizeof *ix);
 }
 
+/* Index object key read whole and checked (index_check); a failure names the store and key. */
+static int index_get_raw(struct store_backend *b, const char *key, uint8_t **raw, uint32_t *pack_count,
+                         uint64_t *count, bool *missing, struct asr_error *err)
+{
+    size_t len;
+    int rc = store_get_whole(b, key, STORE_MAX_OBJECT, raw, &len, missing, err);
+    if (rc)
+        return rc;
+    struct asr_error e2 = {0};
+    if ((rc = index_check(*raw, len, pack_count, count, &e2))) {
+        store_fail(err, rc, "%s: %s: %s", b->url, key, e2.msg);
+        free(*raw);
+        *raw = NULL;
+    }
+    return rc;
+}
+
 int store_index_get(struct store_backend *b, const char *key, struct store_index *ix, bool *missing,
                     struct asr_error *err)
 {
     uint8_t *raw;
-    size_t len;
+    uint32_t pack_count;
+    uint64_t count;
     memset(ix, 0, sizeof *ix);
-    int rc = store_get_whole(b, key, STORE_MAX_OBJECT, &raw, &len, missing, err);
+    int rc = index_get_raw(b, key, &raw, &pack_count, &count, missing, err);
     if (rc)
         return rc;
-    struct asr_error e2 = {0};
-    if ((rc = store_index_decode(raw, len, ix, &e2)))
-        store_fail(err, rc, "%s: %s: %s", b->url, key, e2.msg);
+    rc = index_decode_checked(raw, pack_count, count, ix, err);
     free(raw);
     return rc;
 }
@@ -170,7 +199,7 @@ static int put_index_part(struct store_backend *b, const struct store_index *m, 
                           uint32_t *local_of, uint64_t *seen_in, struct asr_error *err)
 {
     struct store_index part = {.count = to - from};
-    part.packs = malloc((size_t)m->pack_count * STORE_OID_SIZE);
+    part.packs = malloc((size_t)(m->pack_count < part.count ? m->pack_count : part.count) * STORE_OID_SIZE);
     part.entries = malloc((size_t)part.count * sizeof *part.entries);
     int rc = part.packs && part.entries ? ASR_OK : store_fail(err, ASR_E_NOMEM, "index object: out of memory");
     for (uint64_t i = from; i < to && !rc; i++) {
@@ -426,18 +455,20 @@ uint64_t store_table_count(struct store_table *t)
     return n;
 }
 
-/* Where entry e of an index object goes in t: the number of its slot to fill (an expected chunk
- * not listed yet), -1 to insert it, or -2 to leave it out (excluded pack, a chunk not expected,
- * one listed already). */
+/* A pack of an index object, beside its number in the table: */
 enum { PACK_EXCLUDED = -2, PACK_UNNUMBERED = -3 };
+/* Where entry e of an index object goes in t: the number of its entry to fill (an expected chunk
+ * not listed yet), PLACE_INSERT, or PLACE_SKIP (excluded pack, a chunk not expected, one listed
+ * already). */
+enum { PLACE_INSERT = -1, PLACE_SKIP = -2 };
 static int64_t entry_place(const struct store_table *t, const struct store_ientry *e, const int64_t *num)
 {
     if (num[e->pack] == PACK_EXCLUDED)
-        return -2;
+        return PLACE_SKIP;
     if (!t->expected)
-        return -1;
+        return PLACE_INSERT;
     int64_t i = entry_locked(t, &e->id);
-    return i >= 0 && t->entries[i].loc.pack == PACK_PENDING ? i : -2;
+    return i >= 0 && t->entries[i].loc.pack == PACK_PENDING ? i : PLACE_SKIP;
 }
 
 /* The entries of an index object (raw, its head checked: pack_count packs, count entries) into
@@ -461,7 +492,7 @@ static int table_add_raw(struct store_table *t, const uint8_t *raw, uint32_t pac
         struct store_ientry e;
         index_entry(raw, pack_count, i, &e);
         int64_t slot = entry_place(t, &e, num);
-        if (slot == -2)
+        if (slot == PLACE_SKIP)
             continue;
         if (num[e.pack] == PACK_UNNUMBERED && (num[e.pack] = pack_locked(t, index_pack(raw, e.pack))) < 0) {
             nomem = true;
@@ -479,29 +510,6 @@ static int table_add_raw(struct store_table *t, const uint8_t *raw, uint32_t pac
     return nomem ? store_fail(err, ASR_E_NOMEM, "chunk table: out of memory") : ASR_OK;
 }
 
-/* An index object read for the table: its head and every entry checked before any is added. */
-static int index_get_raw(struct store_backend *b, const char *key, uint8_t **raw, uint32_t *pack_count,
-                         uint64_t *count, bool *missing, struct asr_error *err)
-{
-    size_t len;
-    int rc = store_get_whole(b, key, STORE_MAX_OBJECT, raw, &len, missing, err);
-    if (rc)
-        return rc;
-    struct asr_error e2 = {0};
-    rc = index_head(*raw, len, pack_count, count, &e2);
-    for (uint64_t i = 0; !rc && i < *count; i++) {
-        struct store_ientry e;
-        const char *bad = index_entry(*raw, *pack_count, i, &e);
-        if (bad)
-            rc = store_fail(&e2, ASR_E_CORRUPT, "index object entry %llu: %s", (unsigned long long)i, bad);
-    }
-    if (rc) {
-        store_fail(err, rc, "%s: %s: %s", b->url, key, e2.msg);
-        free(*raw);
-        *raw = NULL;
-    }
-    return rc;
-}
 
 static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
