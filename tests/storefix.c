@@ -82,3 +82,29 @@ size_t storefix_count(struct asr_store *s, const char *prefix)
     store_objects_free(o, n);
     return n;
 }
+
+size_t storefix_index_objects(struct asr_store *s, uint64_t max_entries, uint32_t max_packs, uint64_t *entries)
+{
+    struct store_object *o = NULL;
+    size_t n = 0;
+    struct asr_error err = {0};
+    cr_assert_eq(s->b->ops->list(s->b, "index/", &o, &n, &err), ASR_OK, "%s", err.msg);
+    *entries = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct store_index ix;
+        bool missing = false;
+        cr_assert_eq(store_index_get(s->b, o[i].key, &ix, &missing, &err), ASR_OK, "%s", err.msg);
+        cr_assert(ix.count >= 1 && ix.count <= max_entries, "%s: %llu entries", o[i].key, (unsigned long long)ix.count);
+        cr_assert(ix.pack_count >= 1 && ix.pack_count <= max_packs, "%s: %u packs", o[i].key, ix.pack_count);
+        bool *used = calloc(ix.pack_count, sizeof *used);
+        for (uint64_t k = 0; k < ix.count; k++)
+            used[ix.entries[k].pack] = true;
+        for (uint32_t p = 0; p < ix.pack_count; p++)
+            cr_assert(used[p], "%s: pack %u of its table is not one its entries are in", o[i].key, p);
+        free(used);
+        *entries += ix.count;
+        store_index_free(&ix);
+    }
+    store_objects_free(o, n);
+    return n;
+}

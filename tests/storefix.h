@@ -40,5 +40,9 @@ void storefix_put(struct asr_store_session *ss, const struct storefix_chunk *c, 
 
 /* How many objects the store's backend lists under prefix. */
 size_t storefix_count(struct asr_store *s, const char *prefix);
+/* How many index objects the store holds, each read and checked (asserting): 1 to max_entries
+ * entries, 1 to max_packs packs in its table, every one of them a pack its entries are in;
+ * *entries: their entries in all. */
+size_t storefix_index_objects(struct asr_store *s, uint64_t max_entries, uint32_t max_packs, uint64_t *entries);
 
 #endif
